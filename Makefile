@@ -1,0 +1,31 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ocplan check examples/mx1-8oam-air.yaml; test $$? -le 1
+	$(BIN)/ocplan topology examples/mx1-8oam-air.yaml
+	$(BIN)/ocplan check examples/nf5698g7-mi300x.yaml; test $$? -le 1
+	$(BIN)/ocplan topology examples/nf5698g7-mi300x.yaml
+	$(BIN)/ocplan check examples/ubb-1024-liquid.yaml; test $$? -le 1
+	$(BIN)/ocplan topology examples/ubb-1024-liquid.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,442 @@
+"""Schemas of catalog entries: accelerators, CPUs, NICs, fabrics, baseboards, servers, models.
+
+Each entry is one YAML file with a ``kind`` and an ``id``, validated by the model here.
+Every entry carries ``sources``: the documents its numbers come from. A source lists
+the top-level fields it backs in ``covers`` (``["*"]`` for all), and a catalog test fails
+when a numeric field is backed by no source.
+
+Quantities are written with units (``"80 GB"``, ``"450 GB/s"``) and stored as SI floats;
+see :mod:`ocplan.units`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from ocplan.catalog.fields import (
+    Bandwidth,
+    BitRate,
+    Bytes,
+    Count,
+    FlopRate,
+    Frequency,
+    Id,
+    Length,
+    Power,
+    Spec,
+    Time,
+    Voltage,
+)
+
+__all__ = [
+    "KINDS",
+    "Accelerator",
+    "Baseboard",
+    "CatalogEntry",
+    "Cpu",
+    "Fabric",
+    "HostInterface",
+    "ModelArch",
+    "MoeSpec",
+    "Nic",
+    "PeakFlops",
+    "Precision",
+    "Server",
+    "Source",
+    "TopologyKind",
+]
+
+Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
+Cooling = Literal["air", "liquid"]
+OamVersion = Literal["1.0", "1.1", "1.5", "2.0"]
+TopologyKind = Literal[
+    "fully_connected",
+    "hybrid_cube_mesh_6",
+    "hybrid_cube_mesh_8",
+    "almost_fully_connected",
+    "fc_hcm_combined",
+    "hypercube_4d",
+    "switch",
+    "torus",
+    "pcie_switch",
+]
+
+
+class Source(Spec):
+    """A document that backs some of an entry's numbers."""
+
+    title: Annotated[str, Field(min_length=3, max_length=300)]
+    url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    locator: Annotated[str, Field(max_length=300)] | None = None
+    """Table, section, page or figure inside the document."""
+    covers: tuple[str, ...] = ("*",)
+    """Top-level fields of the entry this source backs; ``"*"`` means all of them."""
+
+
+class Entry(Spec):
+    """Fields every catalog entry has."""
+
+    id: Id
+    name: Annotated[str, Field(min_length=2, max_length=120)]
+    sources: Annotated[tuple[Source, ...], Field(min_length=1)]
+    notes: str | None = None
+
+
+class PeakFlops(Spec):
+    """Dense (no sparsity) peak compute per chip, per data type of the matrix inputs."""
+
+    fp64: FlopRate | None = None
+    fp32: FlopRate | None = None
+    tf32: FlopRate | None = None
+    bf16: FlopRate | None = None
+    fp16: FlopRate | None = None
+    fp8: FlopRate | None = None
+    int8: FlopRate | None = None
+    fp4: FlopRate | None = None
+
+    def get(self, precision: str) -> float | None:
+        """Peak for ``precision``, or ``None`` when the chip has no such unit."""
+        value = getattr(self, precision, None)
+        assert value is None or isinstance(value, float)
+        return value
+
+
+class Memory(Spec):
+    """Device memory and on-chip SRAM."""
+
+    hbm_capacity: Bytes
+    hbm_bandwidth: Bandwidth
+    hbm_type: Annotated[str, Field(max_length=20)]
+    sram: Bytes | None = None
+    """Last-level on-chip memory (L2, Infinity Cache, SRAM)."""
+
+
+class ScaleUp(Spec):
+    """The chip's own scale-up ports (NVLink, xGMI, integrated RoCE, ICI, HCCS ...)."""
+
+    fabric: Annotated[str, Field(min_length=2, max_length=40)]
+    ports: Annotated[int, Field(ge=1, le=256, strict=True)]
+    lanes_per_port: Annotated[int, Field(ge=1, le=32, strict=True)]
+    lane_rate: BitRate
+    """Raw SerDes signalling rate of one lane (e.g. ``"112 Gb/s"`` PAM4)."""
+    port_bandwidth: Bandwidth
+    """Bandwidth of one port, per direction, as the vendor states it."""
+    usable_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Share of ``port_bandwidth`` left for payload after link-level CRC/protocol
+    overhead, where the vendor states it (MI300X xGMI: 48 of 64 GB/s)."""
+
+
+class HostInterface(Spec):
+    """The link to the host CPU."""
+
+    kind: Literal["pcie", "cxl", "nvlink-c2c"]
+    gen: Annotated[int, Field(ge=1, le=7, strict=True)] | None = None
+    lanes: Annotated[int, Field(ge=1, le=64, strict=True)] = 16
+    bandwidth: Bandwidth | None = None
+    """Per direction; required for links that are not PCIe/CXL of a known generation."""
+
+
+class IntegratedNic(Spec):
+    """Scale-out ports built into the accelerator (Gaudi's RoCE, TPU's DCN via host)."""
+
+    ports: Annotated[int, Field(ge=1, le=64, strict=True)]
+    port_bandwidth: Bandwidth
+    protocol: Literal["roce", "ethernet", "infiniband"]
+
+
+class AcceleratorPower(Spec):
+    """Module power envelope."""
+
+    tdp: Power
+    rail: Voltage
+    """Main input rail of the module (12 V, 48 V or 54 V class)."""
+    air_max_tdp: Power | None = None
+    """Highest module power the vendor rates for air cooling, when it differs from ``tdp``."""
+
+
+class Accelerator(Entry):
+    """An accelerator module (OAM, SXM, PCIe card, TPU chip, NPU module)."""
+
+    kind: Literal["accelerator"]
+    vendor: Annotated[str, Field(min_length=2, max_length=40)]
+    form_factor: Literal["oam", "sxm", "pcie", "tpu", "npu-module", "superchip"]
+    oam_version: OamVersion | None = None
+    launch_year: Annotated[int, Field(ge=2010, le=2035, strict=True)]
+    dies: Annotated[int, Field(ge=1, le=16, strict=True)] = 1
+    """Compute dies seen as separate devices (MI250X: 2 GCDs)."""
+    peak_flops: PeakFlops
+    memory: Memory
+    scale_up: ScaleUp | None = None
+    host: HostInterface
+    integrated_nic: IntegratedNic | None = None
+    power: AcceleratorPower
+    cooling: Annotated[tuple[Cooling, ...], Field(min_length=1)]
+    default_server: Id | None = None
+    """Server id that ``ocplan estimate --chip ID`` assumes when no system file is given."""
+
+    @model_validator(mode="after")
+    def _oam_version_only_for_oam(self) -> Accelerator:
+        if self.form_factor == "oam" and self.oam_version is None:
+            raise ValueError("an OAM module needs oam_version (one of 1.0, 1.1, 1.5, 2.0)")
+        if self.form_factor != "oam" and self.oam_version is not None:
+            raise ValueError(f"oam_version is only for form_factor 'oam', not "
+                             f"'{self.form_factor}'")
+        if self.peak_flops.bf16 is None and self.peak_flops.fp16 is None \
+                and self.peak_flops.int8 is None:
+            raise ValueError("peak_flops needs at least one of bf16, fp16, int8")
+        return self
+
+
+class SpecIntRate(Spec):
+    """SPECrate2017_int_base as published on spec.org."""
+
+    value: Annotated[float, Field(gt=0, le=100_000)]
+    sockets: Literal[1, 2]
+    results: Annotated[int, Field(ge=1, strict=True)] = 1
+    """Number of published results the value is the median of."""
+
+
+class Cpu(Entry):
+    """A host CPU; one or two of them make an OCM compute module."""
+
+    kind: Literal["cpu"]
+    vendor: Annotated[str, Field(min_length=2, max_length=40)]
+    codename: str
+    isa: Literal["x86-64", "arm64", "riscv64"]
+    launch_year: Annotated[int, Field(ge=2010, le=2035, strict=True)]
+    cores: Annotated[int, Field(ge=1, le=1024, strict=True)]
+    threads: Annotated[int, Field(ge=1, le=2048, strict=True)]
+    base_clock: Frequency
+    boost_clock: Frequency | None = None
+    l3: Bytes | None = None
+    memory_channels: Annotated[int, Field(ge=1, le=32, strict=True)]
+    memory_type: Annotated[str, Field(max_length=40)]
+    memory_bandwidth: Bandwidth
+    """Theoretical per socket: channels x MT/s x 8 B."""
+    pcie_lanes: Annotated[int, Field(ge=1, le=512, strict=True)]
+    """Lanes per socket usable for devices in a two-socket system."""
+    pcie_gen: Annotated[int, Field(ge=1, le=7, strict=True)]
+    cxl: str | None = None
+    tdp: Power | None = None
+    socket: str | None = None
+    specrate2017_int_base: SpecIntRate | None = None
+
+
+class Nic(Entry):
+    """A scale-out network adapter."""
+
+    kind: Literal["nic"]
+    vendor: Annotated[str, Field(min_length=2, max_length=40)]
+    protocol: Literal["infiniband", "ethernet", "roce", "slingshot"]
+    ports: Annotated[int, Field(ge=1, le=8, strict=True)] = 1
+    port_bandwidth: Bandwidth
+    """Line rate of one port, per direction (``"400 Gb/s"``)."""
+    host: HostInterface
+    power: Power | None = None
+
+
+class Switch(Spec):
+    """A scale-out switch ASIC/box."""
+
+    name: str
+    radix: Annotated[int, Field(ge=4, le=1024, strict=True)]
+    """Ports at the fabric's link rate."""
+    power: Power | None = None
+
+
+class Fabric(Entry):
+    """A scale-out network technology at one link rate, with its switch and default NIC."""
+
+    kind: Literal["fabric"]
+    protocol: Literal["infiniband", "roce", "ethernet", "slingshot", "dcn"]
+    link_bandwidth: Bandwidth
+    """Line rate of one port, per direction."""
+    switch: Switch
+    hop_latency: Time
+    """One switch traversal plus wire, one way."""
+    nic: Id | None = None
+    """Default NIC for this fabric."""
+    achievable_fraction: Annotated[float, Field(gt=0, le=1)]
+    """Fraction of line rate a large collective reaches per NIC (measured, see sources)."""
+
+
+class HostUplink(Spec):
+    """PCIe switches between the baseboard and the host (UBB host interface board)."""
+
+    pcie_gen: Annotated[int, Field(ge=1, le=7, strict=True)]
+    lanes: Annotated[int, Field(ge=1, le=1024, strict=True)]
+    """Lanes from the board's switches up to the host CPUs."""
+    switch_lanes: Annotated[int, Field(ge=0, le=4096, strict=True)] = 0
+    """Total lanes of the board's PCIe switches (0: modules wire straight to the CPUs)."""
+
+
+class Baseboard(Entry):
+    """A board (or rack domain) that joins accelerator modules by a scale-up topology."""
+
+    kind: Literal["baseboard"]
+    standard: Literal["ubb", "hgx", "nvl", "tpu", "gaudi", "amd-ubb", "pcie", "custom"]
+    spec_version: str | None = None
+    slots: Count
+    topology: TopologyKind
+    links_per_pair: Annotated[int, Field(ge=1, le=16, strict=True)] = 1
+    """Parallel ports on each module-to-module edge (Gaudi: 3)."""
+    torus_dims: tuple[Count, ...] | None = None
+    max_lanes_per_link: Annotated[int, Field(ge=1, le=32, strict=True)] = 16
+    max_lane_rate: BitRate
+    """Highest SerDes rate the board's channels and connectors carry per lane."""
+    host_uplink: HostUplink | None = None
+    expansion_ports: Annotated[int, Field(ge=0, le=64, strict=True)] = 0
+    slot_power_max: Power
+    """Highest module power a slot delivers."""
+    rail: Voltage
+    """Module supply rail."""
+    in_switch_reduction: bool = False
+    """The switch plane reduces in the network (NVLink SHARP on third-gen NVSwitch+)."""
+
+    @model_validator(mode="after")
+    def _torus_needs_dims(self) -> Baseboard:
+        if self.topology == "torus":
+            if not self.torus_dims:
+                raise ValueError("topology 'torus' needs torus_dims, e.g. [4, 4, 4]")
+            product = 1
+            for d in self.torus_dims:
+                product *= d
+            if product != self.slots:
+                raise ValueError(f"torus_dims multiply to {product}, not slots = {self.slots}")
+        elif self.torus_dims is not None:
+            raise ValueError(f"torus_dims is only for topology 'torus', not '{self.topology}'")
+        return self
+
+
+class HostModule(Spec):
+    """Host CPUs: sockets on a motherboard, or OCM compute modules."""
+
+    cpu: Id
+    sockets: Annotated[int, Field(ge=1, le=64, strict=True)]
+    form: Literal["socket", "ocm"] = "socket"
+
+
+class NicSlot(Spec):
+    nic: Id
+    count: Annotated[int, Field(ge=0, le=128, strict=True)]
+    attach: Literal["cpu", "pcie-switch"] = "pcie-switch"
+    """Where the NICs hang: straight on CPU lanes or behind the board's PCIe switches."""
+
+
+class PowerSupplies(Spec):
+    count: Annotated[int, Field(ge=1, le=64, strict=True)]
+    rating: Power
+    """Output of one supply."""
+    redundancy: Literal["N", "N+1", "N+2", "N+N"]
+
+
+class Server(Entry):
+    """A server (or rack-scale domain such as NVL72) built on one baseboard."""
+
+    kind: Literal["server"]
+    vendor: Annotated[str, Field(min_length=2, max_length=40)]
+    baseboard: Id
+    accelerator: Id | None = None
+    """Module the server ships with; a system file may populate an OAM server with another."""
+    accelerators: Count | None = None
+    """Populated modules (default: every baseboard slot)."""
+    hosts: Annotated[int, Field(ge=1, le=128, strict=True)] = 1
+    """Host nodes (compute trays) in the server; NVL72 racks and TPU slices have many."""
+    host: HostModule
+    nics: tuple[NicSlot, ...] = ()
+    default_fabric: Id | None = None
+    power_supplies: PowerSupplies
+    other_power: Power
+    """Fans, drives, BMC, switches and conversion losses: all but modules, CPUs, NICs."""
+    cooling: Cooling
+    air_module_power_max: Power | None = None
+    """Highest module power the air-cooled chassis removes per slot."""
+    height: Length | None = None
+    height_u: Annotated[float, Field(gt=0, le=60)] | None = None
+
+
+class MoeSpec(Spec):
+    """Mixture-of-experts layers."""
+
+    num_experts: Count
+    top_k: Count
+    expert_ffn: Count
+    shared_experts: Annotated[int, Field(ge=0, le=64, strict=True)] = 0
+    layer_freq: Count = 1
+    """Every k-th layer (after the leading dense ones) is MoE."""
+    first_dense_layers: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0
+
+    @model_validator(mode="after")
+    def _top_k_le_experts(self) -> MoeSpec:
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k = {self.top_k} exceeds num_experts = {self.num_experts}")
+        return self
+
+
+class MlaSpec(Spec):
+    """Multi-head latent attention (DeepSeek-V2/V3) projection ranks."""
+
+    q_lora_rank: Count
+    kv_lora_rank: Count
+    qk_nope_head_dim: Count
+    qk_rope_head_dim: Count
+    v_head_dim: Count
+
+
+class ModelArch(Entry):
+    """A transformer language model's shape."""
+
+    kind: Literal["model"]
+    family: Annotated[str, Field(min_length=2, max_length=40)]
+    n_layers: Count
+    hidden: Count
+    n_heads: Count
+    n_kv_heads: Count
+    head_dim: Count | None = None
+    """Width of one head; default hidden / n_heads."""
+    ffn_hidden: Count | None = None
+    """Dense MLP width (gated width for swiglu); may be absent when every layer is MoE."""
+    mlp: Literal["gelu", "swiglu"]
+    vocab: Count
+    max_seq_len: Count
+    tied_embeddings: bool = False
+    moe: MoeSpec | None = None
+    mla: MlaSpec | None = None
+    published_params: Annotated[float, Field(gt=0, le=1e14)] | None = None
+    """Total parameter count as the source states it (checked against our count)."""
+
+    @model_validator(mode="after")
+    def _shape_is_consistent(self) -> ModelArch:
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads = {self.n_heads} is not a multiple of "
+                             f"n_kv_heads = {self.n_kv_heads}")
+        if self.head_dim is None and self.hidden % self.n_heads:
+            raise ValueError(f"hidden = {self.hidden} is not divisible by n_heads = "
+                             f"{self.n_heads}; give head_dim")
+        dense_layers_exist = self.moe is None or self.moe.first_dense_layers > 0 \
+            or self.moe.layer_freq > 1
+        if dense_layers_exist and self.ffn_hidden is None:
+            raise ValueError("ffn_hidden is required when the model has dense MLP layers")
+        return self
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim if self.head_dim is not None else self.hidden // self.n_heads
+
+
+CatalogEntry = Annotated[
+    Accelerator | Cpu | Nic | Fabric | Baseboard | Server | ModelArch,
+    Field(discriminator="kind"),
+]
+
+KINDS: dict[str, type[Entry]] = {
+    "accelerator": Accelerator,
+    "cpu": Cpu,
+    "nic": Nic,
+    "fabric": Fabric,
+    "baseboard": Baseboard,
+    "server": Server,
+    "model": ModelArch,
+}

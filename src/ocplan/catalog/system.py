@@ -1,0 +1,212 @@
+"""System files: a cluster composed from catalog ids, and its resolution into entries.
+
+A system YAML names a server, how many of them, the scale-out fabric and rack limits::
+
+    name: 1,024-OAM liquid-cooled cluster
+    server: nf5698g7
+    accelerator: mi300x          # populate the OAM server with this module
+    servers: 128
+    cooling: liquid
+    scale_out: {fabric: roce-400g, nics_per_server: 8, topology: rail-optimized-fat-tree}
+    rack: {servers_per_rack: 4, power_limit: 60 kW}
+
+:func:`load_system` validates the file and resolves every id against the catalog,
+reporting all problems at once. The result, :class:`System`, holds the entries
+themselves, so later stages never look ids up again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from ocplan.catalog.catalog import Catalog
+from ocplan.catalog.fields import Count, Id, Power, Spec
+from ocplan.catalog.loader import load_yaml, validate_as
+from ocplan.catalog.schema import Accelerator, Baseboard, Cpu, Fabric, Nic, Server
+from ocplan.errors import Problem, SpecError
+
+__all__ = ["System", "SystemSpec", "load_system", "resolve_system", "system_for_chip"]
+
+ScaleOutTopology = Literal["rail-optimized-fat-tree", "fat-tree", "none"]
+
+
+class ScaleOutSpec(Spec):
+    fabric: Id
+    nic: Id | None = None
+    """NIC model; default: the server's NIC, else the fabric's default NIC."""
+    nics_per_server: Annotated[int, Field(ge=0, le=1024, strict=True)] | None = None
+    topology: ScaleOutTopology = "rail-optimized-fat-tree"
+    oversubscription: Annotated[float, Field(ge=1, le=64)] = 1.0
+    """Leaf downlink to uplink bandwidth ratio (1 = non-blocking)."""
+
+
+class RackSpec(Spec):
+    servers_per_rack: Annotated[int, Field(ge=1, le=256, strict=True)]
+    power_limit: Power
+
+
+class FacilitySpec(Spec):
+    pue: Annotated[float, Field(ge=1.0, le=3.0)] = 1.2
+    """Power usage effectiveness: facility power / IT power."""
+
+
+class SystemSpec(Spec):
+    """A cluster of identical servers joined by a scale-out fabric."""
+
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    server: Id
+    accelerator: Id | None = None
+    accelerators_per_server: Count | None = None
+    servers: Count
+    cooling: Literal["air", "liquid"] | None = None
+    slice_dims: tuple[Count, ...] | None = None
+    """For torus pods: the slice's torus shape (its product is the chips per server)."""
+    scale_out: ScaleOutSpec | None = None
+    rack: RackSpec | None = None
+    facility: FacilitySpec = FacilitySpec()
+
+
+@dataclass(frozen=True)
+class System:
+    """A system with every id resolved to its catalog entry."""
+
+    spec: SystemSpec
+    source: str
+    server: Server
+    baseboard: Baseboard
+    accelerator: Accelerator
+    cpu: Cpu
+    fabric: Fabric | None
+    nic: Nic | None
+    server_nics: tuple[tuple[Nic, int, str], ...]
+    """(NIC, count, attach) as installed in each server (compute NICs)."""
+
+    @property
+    def chips_per_server(self) -> int:
+        if self.spec.slice_dims:
+            product = 1
+            for d in self.spec.slice_dims:
+                product *= d
+            return product
+        return (self.spec.accelerators_per_server or self.server.accelerators
+                or self.baseboard.slots)
+
+    @property
+    def num_servers(self) -> int:
+        return self.spec.servers
+
+    @property
+    def num_chips(self) -> int:
+        return self.chips_per_server * self.num_servers
+
+    @property
+    def cooling(self) -> str:
+        return self.spec.cooling or self.server.cooling
+
+    @property
+    def nics_per_server(self) -> int:
+        if self.spec.scale_out and self.spec.scale_out.nics_per_server is not None:
+            return self.spec.scale_out.nics_per_server
+        return sum(count for _, count, _ in self.server_nics)
+
+    @property
+    def torus_dims(self) -> tuple[int, ...] | None:
+        if self.baseboard.topology != "torus":
+            return None
+        return self.spec.slice_dims or self.baseboard.torus_dims
+
+
+def _lookup(catalog: Catalog, kind: type[Any], entry_id: str, source: str, field: str,
+            problems: list[Problem]) -> Any:
+    try:
+        return catalog.get(kind, entry_id, source, field)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def resolve_system(spec: SystemSpec, catalog: Catalog, source: str) -> System:
+    """Resolve every id of ``spec``; raise SpecError listing all unknown ids."""
+    problems: list[Problem] = []
+    server: Server | None = _lookup(catalog, Server, spec.server, source, "server", problems)
+    accel_id = spec.accelerator or (server.accelerator if server else None)
+    accelerator: Accelerator | None = None
+    if accel_id is not None:
+        accelerator = _lookup(catalog, Accelerator, accel_id, source, "accelerator", problems)
+    elif server is not None:
+        problems.append(Problem(source, "accelerator", f"server '{server.id}' ships without "
+                                "modules; name the accelerator to populate it with"))
+    fabric: Fabric | None = None
+    nic: Nic | None = None
+    if spec.scale_out is not None:
+        fabric = _lookup(catalog, Fabric, spec.scale_out.fabric, source, "scale_out.fabric",
+                         problems)
+        if spec.scale_out.nic is not None:
+            nic = _lookup(catalog, Nic, spec.scale_out.nic, source, "scale_out.nic", problems)
+    elif server is not None and server.default_fabric:
+        fabric = catalog.get(Fabric, server.default_fabric)
+    if problems or server is None or accelerator is None:
+        raise SpecError(problems)
+    baseboard = catalog.get(Baseboard, server.baseboard)
+    cpu = catalog.get(Cpu, server.host.cpu)
+    server_nics = tuple((catalog.get(Nic, slot.nic), slot.count, slot.attach)
+                        for slot in server.nics)
+    if nic is None and server_nics:
+        nic = server_nics[0][0]
+    if nic is None and fabric is not None and fabric.nic:
+        nic = catalog.get(Nic, fabric.nic)
+    if spec.slice_dims is not None and baseboard.topology != "torus":
+        raise SpecError.one(source, "slice_dims", f"only for torus boards; server "
+                                                  f"'{server.id}' has a '{baseboard.topology}' "
+                                                  "board", list(spec.slice_dims))
+    return System(spec, source, server, baseboard, accelerator, cpu, fabric, nic, server_nics)
+
+
+def load_system(path: str | Path, catalog: Catalog) -> System:
+    """Read, validate and resolve a system YAML file."""
+    path = Path(path)
+    data = load_yaml(path)
+    spec = validate_as(SystemSpec, data, str(path))
+    return resolve_system(spec, catalog, str(path))
+
+
+def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
+                    source: str = "--chip") -> System:
+    """The system a chip id alone implies: its default server, enough of them for
+    ``num_chips``, on the server's default fabric."""
+    accelerator = catalog.accelerator(chip, source, "chip")
+    if accelerator.default_server is None:
+        raise SpecError.one(source, "chip", "this accelerator has no default server in the "
+                                            "catalog; give --system FILE", chip)
+    server = catalog.server(accelerator.default_server)
+    baseboard = catalog.get(Baseboard, server.baseboard)
+    per_server = server.accelerators or baseboard.slots
+    slice_dims: tuple[int, ...] | None = None
+    servers = max(1, -(-num_chips // per_server))
+    if baseboard.topology == "torus" and num_chips <= per_server:
+        # A TPU slice smaller than the pod: the smallest torus shape that holds it.
+        slice_dims = _slice_shape(num_chips, len(baseboard.torus_dims or (1,)))
+        servers = 1
+    spec = SystemSpec(
+        name=f"{num_chips} x {chip}", server=server.id, accelerator=chip, servers=servers,
+        slice_dims=slice_dims,
+        accelerators_per_server=None if slice_dims else min(per_server, num_chips),
+    )
+    return resolve_system(spec, catalog, source)
+
+
+def _slice_shape(n: int, ndims: int) -> tuple[int, ...]:
+    """Near-cubic torus dims whose product is n (powers of two split evenly)."""
+    dims = [1] * ndims
+    remaining = n
+    i = 0
+    while remaining > 1:
+        factor = 2 if remaining % 2 == 0 else remaining
+        dims[i % ndims] *= factor
+        remaining //= factor
+        i += 1
+    return tuple(sorted(dims, reverse=True))

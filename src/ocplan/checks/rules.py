@@ -1,0 +1,289 @@
+"""Compliance rules: each takes a resolved System and returns its findings.
+
+A rule id names what it checks (``OAM-RAIL-POWER``); the severity is ``error`` (the
+composition violates a spec or cannot work), ``warning`` (it works with a penalty) or
+``info``. ``section`` cites the spec or datasheet the limit comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from ocplan.catalog.system import System
+from ocplan.checks.limits import AIR_GUIDANCE_W, rail_limit
+from ocplan.topology.builders import ports_needed
+from ocplan.topology.cluster import PCIE_LANE_Bps, fat_tree_shape, nic_Bps
+from ocplan.topology.power import power_budget, psu_capacity_W
+from ocplan.units import format_quantity
+
+__all__ = ["RULES", "Finding", "Rule", "Severity", "run_rules"]
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: Severity
+    message: str
+    section: str
+    subject: str
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+Rule = Callable[[System], list[Finding]]
+
+
+def _w(value: float) -> str:
+    return format_quantity(value, "W")
+
+
+def oam_rail_power(system: System) -> list[Finding]:
+    """Module TDP over the limit of its main power rail for its OAM version."""
+    acc = system.accelerator
+    if acc.form_factor != "oam" or acc.oam_version is None:
+        return []
+    limit = rail_limit(acc.oam_version, acc.power.rail)
+    if limit is None:
+        return [Finding("OAM-RAIL-POWER", "error",
+                        f"{acc.id}: a {acc.power.rail:g} V main rail is outside every rail "
+                        f"window of OAM {acc.oam_version}",
+                        f"OAM v{acc.oam_version} power rails", acc.id)]
+    if acc.power.tdp > limit.max_tdp_W:
+        return [Finding("OAM-RAIL-POWER", "error",
+                        f"{acc.id}: TDP {_w(acc.power.tdp)} exceeds the {limit.rail} rail limit "
+                        f"of {_w(limit.max_tdp_W)} for OAM {acc.oam_version}",
+                        limit.section, acc.id)]
+    return []
+
+
+def air_cooling(system: System) -> list[Finding]:
+    """Module TDP over the air-cooling limit in an air-cooled chassis."""
+    if system.cooling != "air":
+        return []
+    acc = system.accelerator
+    findings = []
+    if "air" not in acc.cooling:
+        findings.append(Finding("AIR-COOLING", "error",
+                                f"{acc.id} is offered for {', '.join(acc.cooling)} cooling only; "
+                                f"the system is air-cooled", f"{acc.name} datasheet", acc.id))
+    candidates = [
+        (system.server.air_module_power_max, f"{system.server.name} air-cooled slot rating"),
+        (acc.power.air_max_tdp, f"{acc.name} air-cooled rating"),
+    ]
+    if acc.oam_version in AIR_GUIDANCE_W:
+        candidates.append((AIR_GUIDANCE_W[acc.oam_version],
+                           f"OAM v{acc.oam_version} cooling guidance"))
+    limits = [(v, src) for v, src in candidates if v is not None]
+    if limits:
+        limit, src = min(limits, key=lambda item: item[0])
+        if acc.power.tdp > limit:
+            findings.append(Finding(
+                "AIR-COOLING", "error",
+                f"{acc.id}: TDP {_w(acc.power.tdp)} exceeds the air-cooling limit of "
+                f"{_w(limit)} per module; use liquid cooling or a lower power profile",
+                src, system.server.id))
+    return findings
+
+
+def slot_power(system: System) -> list[Finding]:
+    """Module TDP over what a baseboard slot delivers."""
+    acc, board = system.accelerator, system.baseboard
+    if acc.power.tdp > board.slot_power_max:
+        return [Finding("SLOT-POWER", "error",
+                        f"{acc.id}: TDP {_w(acc.power.tdp)} exceeds the {_w(board.slot_power_max)}"
+                        f" a {board.id} slot delivers", f"{board.name} slot power", board.id)]
+    return []
+
+
+def board_slots(system: System) -> list[Finding]:
+    """More modules than baseboard slots."""
+    board = system.baseboard
+    n = system.chips_per_server
+    if n > board.slots:
+        return [Finding("BOARD-SLOTS", "error",
+                        f"{n} modules per server but baseboard {board.id} has {board.slots} slots",
+                        f"{board.name}", board.id)]
+    return []
+
+
+def topology_ports(system: System) -> list[Finding]:
+    """A topology that needs more scale-up ports than the module has."""
+    acc, board = system.accelerator, system.baseboard
+    have = acc.scale_up.ports if acc.scale_up else 0
+    need = ports_needed(board.topology, min(system.chips_per_server, board.slots),
+                        board.links_per_pair, system.torus_dims, have)
+    if need > have:
+        return [Finding("TOPOLOGY-PORTS", "error",
+                        f"{board.topology} on {board.id} needs {need} scale-up ports per module; "
+                        f"{acc.id} has {have}",
+                        "OAM v1.5 §9.2 (intra-board topologies)", acc.id)]
+    return []
+
+
+def link_rate(system: System) -> list[Finding]:
+    """Links whose lane count or SerDes rate the module or the board cannot carry."""
+    acc, board = system.accelerator, system.baseboard
+    up = acc.scale_up
+    if up is None or board.topology in ("pcie_switch",):
+        return []
+    findings = []
+    if up.lanes_per_port > board.max_lanes_per_link:
+        findings.append(Finding(
+            "LINK-LANES", "error",
+            f"{acc.id} ports are x{up.lanes_per_port}; {board.id} routes at most "
+            f"x{board.max_lanes_per_link} per link", "OAM v1.5 §2.3 (x16 ports, x8 halves)",
+            board.id))
+    if up.lane_rate > board.max_lane_rate * 1.001:
+        findings.append(Finding(
+            "LINK-RATE", "error",
+            f"{acc.id} SerDes signal at {format_quantity(up.lane_rate, 'b/s')} per lane; "
+            f"{board.id} channels carry at most {format_quantity(board.max_lane_rate, 'b/s')}",
+            "OAM connector class (Mirror Mezz 56G / Mirror Mezz Pro 112G)", board.id))
+    return findings
+
+
+def host_lanes(system: System) -> list[Finding]:
+    """Host PCIe/CXL lanes oversubscribed by the accelerators and NICs hung on them."""
+    acc, board, cpu = system.accelerator, system.baseboard, system.cpu
+    sockets = system.server.host.sockets
+    cpu_lanes = cpu.pcie_lanes * sockets
+    accel_lanes = system.chips_per_server * (acc.host.lanes if acc.host.kind != "nvlink-c2c"
+                                             else 0)
+    nic_cpu = sum(n.host.lanes * c for n, c, a in system.server_nics if a == "cpu")
+    nic_sw = sum(n.host.lanes * c for n, c, a in system.server_nics if a == "pcie-switch")
+    uplink = board.host_uplink
+    findings: list[Finding] = []
+    section = f"{cpu.name}: {cpu.pcie_lanes} PCIe Gen{cpu.pcie_gen} lanes per socket"
+    if uplink is not None and uplink.switch_lanes > 0:
+        downstream = uplink.switch_lanes - uplink.lanes
+        behind = accel_lanes + nic_sw
+        if behind > downstream:
+            findings.append(Finding(
+                "HOST-LANES", "error",
+                f"{behind} device lanes behind {board.id}'s PCIe switches, which have "
+                f"{downstream} downstream lanes", f"{board.name} host interface", board.id))
+        cpu_demand = uplink.lanes + nic_cpu
+        if behind > 2 * uplink.lanes:
+            findings.append(Finding(
+                "HOST-LANES", "warning",
+                f"host path oversubscribed {behind / uplink.lanes:.1f}:1 ({behind} device "
+                f"lanes share {uplink.lanes} uplink lanes)", f"{board.name} host interface",
+                board.id))
+    else:
+        cpu_demand = accel_lanes + nic_cpu + nic_sw
+    if cpu_demand > cpu_lanes:
+        findings.append(Finding(
+            "HOST-LANES", "error",
+            f"{cpu_demand} lanes hung on {sockets} x {cpu.id} which offer {cpu_lanes}",
+            section, system.server.id))
+    return findings
+
+
+def nic_host_bandwidth(system: System) -> list[Finding]:
+    """A NIC whose PCIe link is slower than its line rate."""
+    findings = []
+    for nic, count, _ in system.server_nics:
+        if count == 0 or nic.host.gen is None:
+            continue
+        pcie = PCIE_LANE_Bps[nic.host.gen] * nic.host.lanes
+        line = nic.ports * nic.port_bandwidth
+        if pcie < line:
+            findings.append(Finding(
+                "NIC-PCIE", "warning",
+                f"{nic.id}: PCIe Gen{nic.host.gen} x{nic.host.lanes} carries "
+                f"{format_quantity(pcie, 'B/s')} per direction, below its "
+                f"{format_quantity(line, 'B/s')} line rate", "PCI-SIG rates", nic.id))
+    return findings
+
+
+def server_power(system: System) -> list[Finding]:
+    """Server nameplate power over what its supplies deliver with redundancy held back."""
+    budget = power_budget(system)
+    psu = system.server.power_supplies
+    capacity = psu_capacity_W(psu.count, psu.rating, psu.redundancy)
+    findings = []
+    if budget.server_W > capacity:
+        findings.append(Finding(
+            "SERVER-POWER", "error",
+            f"server draws {_w(budget.server_W)} at TDP; {psu.count} x {_w(psu.rating)} supplies "
+            f"({psu.redundancy}) deliver {_w(capacity)}",
+            f"{system.server.name} power supplies", system.server.id))
+    if budget.unknown:
+        findings.append(Finding("POWER-UNKNOWN", "info",
+                                "no power figure for " + ", ".join(budget.unknown) +
+                                " (counted as 0 W)", "catalog", system.server.id))
+    return findings
+
+
+def rack_power(system: System) -> list[Finding]:
+    """Rack power over the rack limit."""
+    rack = system.spec.rack
+    if rack is None:
+        return []
+    budget = power_budget(system)
+    per_rack = min(rack.servers_per_rack, system.num_servers) * budget.server_W
+    if per_rack > rack.power_limit:
+        return [Finding("RACK-POWER", "error",
+                        f"{min(rack.servers_per_rack, system.num_servers)} servers per rack draw "
+                        f"{_w(per_rack)}; the rack limit is {_w(rack.power_limit)}",
+                        "system rack limit", system.spec.name)]
+    return []
+
+
+def scale_out_fabric(system: System) -> list[Finding]:
+    """Scale-out fabric shape: switch tiers and NIC speed against the fabric's links."""
+    fabric = system.fabric
+    endpoints, _ = nic_Bps(system)
+    if fabric is None or system.num_servers == 1 or endpoints == 0:
+        if system.num_servers > 1 and (fabric is None or endpoints == 0):
+            return [Finding("SCALE-OUT", "error",
+                            f"{system.num_servers} servers but no scale-out "
+                            f"{'fabric' if fabric is None else 'NICs'} to join them",
+                            "system scale_out", system.spec.name)]
+        return []
+    spec = system.spec.scale_out
+    rails = endpoints if spec is None or spec.topology == "rail-optimized-fat-tree" else 1
+    shape = fat_tree_shape(endpoints * system.num_servers, rails, fabric.switch.radix,
+                           spec.oversubscription if spec else 1.0)
+    findings = []
+    if shape.tiers > 2:
+        findings.append(Finding(
+            "SCALE-OUT-TIERS", "warning",
+            f"{shape.endpoints} endpoints exceed a two-tier fat tree of radix-{shape.radix} "
+            f"switches; a third tier adds latency and switches",
+            f"{fabric.switch.name} radix {fabric.switch.radix}", fabric.id))
+    nic = system.nic
+    if nic is not None and nic.port_bandwidth > fabric.link_bandwidth * 1.001:
+        findings.append(Finding(
+            "NIC-RATE", "warning",
+            f"{nic.id} ports run at {format_quantity(nic.port_bandwidth * 8, 'b/s')} but "
+            f"{fabric.id} links at {format_quantity(fabric.link_bandwidth * 8, 'b/s')}: "
+            "NICs train down", f"{fabric.name}", fabric.id))
+    return findings
+
+
+RULES: tuple[Rule, ...] = (
+    oam_rail_power,
+    air_cooling,
+    slot_power,
+    board_slots,
+    topology_ports,
+    link_rate,
+    host_lanes,
+    nic_host_bandwidth,
+    server_power,
+    rack_power,
+    scale_out_fabric,
+)
+
+
+def run_rules(system: System) -> list[Finding]:
+    """Every rule's findings, errors first."""
+    order = {"error": 0, "warning": 1, "info": 2}
+    findings = [f for rule in RULES for f in rule(system)]
+    return sorted(findings, key=lambda f: (order[f.severity], f.rule))

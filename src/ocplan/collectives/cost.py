@@ -1,0 +1,99 @@
+"""Time of one collective on a system, picking the fastest algorithm as NCCL/RCCL do.
+
+Candidates per call:
+
+- inside one scale-up domain: ring / direct (full mesh) at the group's busbw, and, for
+  all-reduce on switch planes with in-network reduction, NVLS;
+- across domains: hierarchical (reduce-scatter inside the domain, all-reduce of the
+  1/n_in shard across domains rail by rail, all-gather inside), with the cross-domain
+  step as ring or double binary tree, against a flat ring over all ranks limited by the
+  slower tier.
+
+``nbytes`` is the per-rank buffer (see :mod:`ocplan.collectives.algorithms`). Groups
+are given by size ``n`` and member ``stride`` (see :func:`~ocplan.collectives.fabric.placement`).
+All functions accept numpy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ocplan.collectives import algorithms as alg
+from ocplan.collectives.fabric import CommFabric, placement
+
+__all__ = ["all_gather", "all_reduce", "all_to_all", "bus_bandwidth", "reduce_scatter",
+           "send_recv"]
+
+Num = Any
+
+
+def all_reduce(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
+    """All-reduce of an ``nbytes`` vector over ``n`` ranks ``stride`` apart."""
+    n_in, n_out = placement(n, stride, fab.domain)
+    up = fab.up_Bps(n_in, stride)
+    a_up, a_out = fab.up_alpha_s, fab.out_alpha_s
+    t_ring = alg.ring_all_reduce(nbytes, n_in, up, a_up)
+    if fab.nvls_Bps > 0:
+        t_nvls = alg.nvls_all_reduce(nbytes, n_in, fab.nvls_Bps, a_up)
+        t_in = np.minimum(t_ring, np.where(n_in > 2, t_nvls, np.inf))
+    else:
+        t_in = t_ring
+    shard = nbytes / n_in
+    t_cross = np.minimum(alg.ring_all_reduce(shard, n_out, fab.out_Bps, a_out),
+                         alg.tree_all_reduce(shard, n_out, fab.out_Bps, a_out))
+    t_hier = 2 * alg.ring_all_gather(nbytes, n_in, up, a_up) + t_cross
+    t_flat = alg.ring_all_reduce(nbytes, n_in * n_out, np.minimum(up, fab.out_Bps), a_out)
+    return np.where(n_out > 1, np.minimum(t_hier, t_flat), t_in)
+
+
+def all_gather(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
+    """All-gather producing ``nbytes`` on every rank (each contributes ``nbytes/n``)."""
+    n_in, n_out = placement(n, stride, fab.domain)
+    up = fab.up_Bps(n_in, stride)
+    t_in = alg.ring_all_gather(nbytes, n_in, up, fab.up_alpha_s)
+    t_cross = alg.ring_all_gather(nbytes / n_in, n_out, fab.out_Bps, fab.out_alpha_s)
+    t_flat = alg.ring_all_gather(nbytes, n_in * n_out, np.minimum(up, fab.out_Bps),
+                                 fab.out_alpha_s)
+    return np.where(n_out > 1, np.minimum(t_in + t_cross, t_flat), t_in)
+
+
+def reduce_scatter(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
+    """Reduce-scatter of an ``nbytes`` input (the mirror image of all-gather)."""
+    return all_gather(fab, nbytes, n, stride)
+
+
+def all_to_all(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
+    """All-to-all where each rank sends ``nbytes`` in total, ``nbytes/n`` to each rank.
+
+    The share for members in the same domain moves over scale-up while the rest moves
+    over the rank's scale-out link at the same time; the slower side sets the time.
+    """
+    n_in, n_out = placement(n, stride, fab.domain)
+    up = fab.up_Bps(n_in, stride)
+    n_all = n_in * n_out
+    t_up = np.where(n_in > 1, (n_in - 1) / n_all * nbytes / up + fab.up_alpha_s, 0.0)
+    t_out = np.where(n_out > 1, (n_all - n_in) / n_all * nbytes / fab.out_Bps
+                     + fab.out_alpha_s, 0.0)
+    return np.maximum(t_up, t_out)
+
+
+def send_recv(fab: CommFabric, nbytes: Num, crosses_domain: Num) -> Num:
+    """Point-to-point transfer of ``nbytes`` to a neighbour (pipeline stages)."""
+    up = fab.up_Bps(2, 1)
+    return np.where(crosses_domain, nbytes / fab.out_Bps + fab.out_alpha_s,
+                    nbytes / up + fab.up_alpha_s)
+
+
+def bus_bandwidth(fab: CommFabric, op: str, nbytes: float, n: int, stride: int = 1) -> float:
+    """nccl-tests bus bandwidth the model predicts for one collective (B/s)."""
+    if op == "all_reduce":
+        t, factor = all_reduce(fab, nbytes, n, stride), 2 * (n - 1) / n
+    elif op in ("all_gather", "reduce_scatter"):
+        t, factor = all_gather(fab, nbytes, n, stride), (n - 1) / n
+    elif op == "all_to_all":
+        t, factor = all_to_all(fab, nbytes, n, stride), (n - 1) / n
+    else:
+        raise AssertionError(f"unknown collective {op}")
+    return float(factor * nbytes / t)

@@ -1,0 +1,173 @@
+"""What the collective model needs from a system: the two tiers of its network.
+
+A parallel group of ``n`` ranks whose consecutive members are ``stride`` ranks apart
+(Megatron orders ranks tp, cp, ep/dp, pp from the inside out) places ``n_in`` members in
+each scale-up domain and spans ``n_out`` domains (:func:`placement`).
+
+Scale-up bandwidth of a group is read off the board graph: the smallest, over the
+group's members, of the bandwidth of the member's links to other members (a switch
+plane gives each member its full scale-up bandwidth). That is what a ring, or a direct
+exchange on a full mesh, can drive per rank.
+
+Protocol efficiencies are measured constants, each checked in tests against
+``../shared/reference/hardware.md`` §8 (nccl-tests / rccl-tests all_reduce_perf busbw):
+
+- :data:`RING_EFFICIENCY` = 0.80: NCCL ring busbw / per-GPU NVLink rate. H100 ring
+  ~370 of 450 GB/s = 0.82 (NVIDIA, nccl-tests#212); A100 231.6 of 300 = 0.77 (Azure
+  ND A100 v4).
+- :data:`DIRECT_EFFICIENCY` = 0.94: RCCL on MI300X's 8-way xGMI mesh, 316.8 GB/s busbw
+  of 7 x 48 = 336 GB/s usable (Azure ND MI300X v5; AMD ROCm blog).
+- :data:`NVLS_EFFICIENCY` = 0.61: NVLink SHARP all-reduce on HGX H100, 478.9 GB/s busbw
+  = 1.75 x 0.61 x 450 GB/s (Azure ND H100 v5). Checked on H200 (480.0) and H800 (215).
+- scale-out: each fabric's ``achievable_fraction`` (catalog, measured per NIC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from ocplan.catalog.system import System
+from ocplan.topology.cluster import board_graph, chip_port_Bps, chip_scale_out_Bps, pcie_Bps
+
+__all__ = [
+    "DIRECT_EFFICIENCY",
+    "NVLS_EFFICIENCY",
+    "RING_EFFICIENCY",
+    "SCALE_OUT_SOFTWARE_LATENCY_S",
+    "SCALE_UP_STEP_LATENCY_S",
+    "CommFabric",
+    "comm_fabric",
+    "placement",
+]
+
+RING_EFFICIENCY = 0.80
+DIRECT_EFFICIENCY = 0.94
+NVLS_EFFICIENCY = 0.61
+#: Per-step latency of a scale-up collective (NCCL LL128/Simple on NVLink: a few us per
+#: all-reduce at 8 ranks, nccl-tests small-message times); 1 us per step.
+SCALE_UP_STEP_LATENCY_S = 1.0e-6
+#: NIC, PCIe and proxy-thread latency per scale-out step on top of switch hops (NCCL
+#: inter-node small-message latency is ~10 us for two-step rings; 4 us per step).
+SCALE_OUT_SOFTWARE_LATENCY_S = 4.0e-6
+
+Num = Any
+
+
+@dataclass(frozen=True)
+class CommFabric:
+    """Per-rank bandwidths and latencies of a system's scale-up and scale-out tiers."""
+
+    domain: int
+    """Chips in one scale-up domain."""
+    topology: str
+    up_group_Bps: dict[tuple[int, int], float] = field(repr=False)
+    """(members in the domain, stride) -> per-rank busbw of the best ring/direct scheme."""
+    up_chip_Bps: float
+    """All scale-up bandwidth of one chip, per direction (after link efficiency)."""
+    nvls_Bps: float
+    """Per-rank all-reduce rate with in-switch reduction (0 when the board has none)."""
+    up_alpha_s: float
+    out_Bps: float
+    """Scale-out bandwidth per chip, per direction, after the fabric's efficiency."""
+    out_alpha_s: float
+
+    def up_Bps(self, n_in: Num, stride: Num) -> Num:
+        """Per-rank scale-up busbw for groups of ``n_in`` members ``stride`` apart."""
+        n_arr, s_arr = np.broadcast_arrays(np.asarray(n_in), np.asarray(stride))
+        if n_arr.ndim == 0:
+            return self._lookup(int(n_arr), int(s_arr))
+        out = np.empty(n_arr.shape)
+        for key in set(zip(n_arr.ravel().tolist(), s_arr.ravel().tolist(), strict=True)):
+            out[(n_arr == key[0]) & (s_arr == key[1])] = self._lookup(*key)
+        return out
+
+    def _lookup(self, n_in: int, stride: int) -> float:
+        if n_in <= 1:
+            return np.inf
+        value = self.up_group_Bps.get((n_in, stride))
+        if value is None:
+            value = self.up_group_Bps.get((n_in, 1), self.up_chip_Bps)
+        return float(value)
+
+
+def placement(n: Num, stride: Num, domain: int) -> tuple[Num, Num]:
+    """(members per scale-up domain, domains spanned) of a group of ``n`` ranks whose
+    members are ``stride`` ranks apart, ranks filling domains of ``domain`` chips in
+    order."""
+    n = np.asarray(n)
+    stride = np.asarray(stride)
+    per_domain = np.where(stride < domain, np.maximum(domain // np.maximum(stride, 1), 1), 1)
+    n_in = np.minimum(n, per_domain)
+    n_out = np.ceil(n / n_in)
+    return n_in, n_out
+
+
+def _group_Bps(board: nx.Graph, members: list[int], topology: str, port_eff: float) -> float:
+    if topology == "switch":
+        sw = board["sw"]
+        return min(sw[m]["bandwidth_Bps"] for m in members) * port_eff
+    member_set = set(members)
+    worst = np.inf
+    for m in members:
+        total = sum(d["bandwidth_Bps"] for peer, d in board[m].items() if peer in member_set)
+        worst = min(worst, total)
+    return float(worst) * port_eff
+
+
+def comm_fabric(system: System) -> CommFabric:
+    """Build (and cache per system) the two-tier view used by every collective."""
+    return _comm_fabric_cached(system)
+
+
+@lru_cache(maxsize=64)
+def _comm_fabric_cached(system: System) -> CommFabric:
+    accel, board_spec = system.accelerator, system.baseboard
+    domain = system.chips_per_server
+    topology = board_spec.topology if accel.scale_up is not None else "pcie_switch"
+    usable = accel.scale_up.usable_fraction if accel.scale_up else 1.0
+    groups: dict[tuple[int, int], float] = {}
+    if topology == "pcie_switch":
+        # Peers meet through PCIe switches and the host: a ring runs at the slot rate,
+        # halved because every hop of the ring crosses a shared switch uplink.
+        gen = accel.host.gen or 4
+        chip = pcie_Bps(gen, accel.host.lanes) * RING_EFFICIENCY / 2
+        for n_in in _divisors(domain):
+            for stride in _divisors(domain):
+                if n_in * stride <= domain:
+                    groups[(n_in, stride)] = chip
+        up_chip, nvls = chip, 0.0
+    else:
+        board = board_graph(system)
+        eff = DIRECT_EFFICIENCY if topology == "fully_connected" else RING_EFFICIENCY
+        for n_in in _divisors(domain):
+            for stride in _divisors(domain):
+                if n_in * stride <= domain and n_in > 1:
+                    members = [i * stride for i in range(n_in)]
+                    groups[(n_in, stride)] = _group_Bps(board, members, topology, eff * usable)
+        ports = accel.scale_up.ports if accel.scale_up else 0
+        raw_chip = ports * chip_port_Bps(accel, board_spec) * usable
+        up_chip = raw_chip * eff
+        nvls = raw_chip * NVLS_EFFICIENCY if board_spec.in_switch_reduction else 0.0
+    fabric = system.fabric
+    out_eff = fabric.achievable_fraction if fabric is not None else 1.0
+    hops = 4 if system.num_servers > 1 else 2  # leaf-spine-leaf: 3 switches, 4 links
+    out_alpha = SCALE_OUT_SOFTWARE_LATENCY_S + (fabric.hop_latency * hops if fabric else 0.0)
+    return CommFabric(
+        domain=domain,
+        topology=topology,
+        up_group_Bps=groups,
+        up_chip_Bps=up_chip,
+        nvls_Bps=nvls,
+        up_alpha_s=SCALE_UP_STEP_LATENCY_S,
+        out_Bps=chip_scale_out_Bps(system) * out_eff,
+        out_alpha_s=out_alpha,
+    )
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]

@@ -1,0 +1,1 @@
+"""Topology graphs: scale-up builders, whole-cluster graphs, their measures and power."""

@@ -1,0 +1,77 @@
+"""Power of servers, racks and clusters at nameplate (TDP) load.
+
+Server power = modules x module TDP + CPU sockets x CPU TDP + NICs x NIC power + the
+server's ``other_power`` (fans, drives, BMC, PCIe switches, conversion losses), all at
+TDP: the envelope the power supplies, racks and facility must carry. Scale-out switch
+power is counted per cluster from the fabric's switch entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ocplan.catalog.system import System
+from ocplan.topology.cluster import fat_tree_shape, nic_Bps
+
+__all__ = ["PowerBudget", "power_budget", "psu_capacity_W"]
+
+
+@dataclass(frozen=True)
+class PowerBudget:
+    """Nameplate power by part, watts."""
+
+    modules_W: float
+    cpus_W: float
+    nics_W: float
+    other_W: float
+    server_W: float
+    servers: int
+    switches_W: float
+    it_W: float
+    """All servers plus scale-out switches."""
+    facility_W: float
+    """IT power times PUE."""
+    unknown: tuple[str, ...]
+    """Parts whose power the catalog does not give (counted as zero)."""
+
+
+def psu_capacity_W(count: int, rating_W: float, redundancy: str) -> float:
+    """Power the supplies deliver with the redundancy held in reserve.
+
+    N: all supplies; N+1 / N+2: one / two in reserve; N+N: half in reserve.
+    """
+    reserve = {"N": 0, "N+1": 1, "N+2": 2, "N+N": count // 2}[redundancy]
+    return max(0, count - reserve) * rating_W
+
+
+def power_budget(system: System) -> PowerBudget:
+    """Nameplate power of one server, of all servers and of the whole cluster."""
+    unknown: list[str] = []
+    modules = system.chips_per_server * system.accelerator.power.tdp
+    cpu_tdp = system.cpu.tdp
+    if cpu_tdp is None:
+        unknown.append(f"cpu {system.cpu.id}")
+        cpu_tdp = 0.0
+    cpus = system.server.host.sockets * cpu_tdp
+    nics = 0.0
+    for nic, count, _ in system.server_nics:
+        if nic.power is None:
+            unknown.append(f"nic {nic.id}")
+        nics += count * (nic.power or 0.0)
+    other = system.server.other_power
+    server = modules + cpus + nics + other
+    switches = 0.0
+    endpoints, _ = nic_Bps(system)
+    fabric = system.fabric
+    if fabric is not None and endpoints and system.num_servers > 1:
+        spec = system.spec.scale_out
+        rails = endpoints if spec is None or spec.topology == "rail-optimized-fat-tree" else 1
+        shape = fat_tree_shape(endpoints * system.num_servers, rails, fabric.switch.radix,
+                               spec.oversubscription if spec else 1.0)
+        count = shape.rails * shape.leaves_per_rail + shape.spines
+        if fabric.switch.power is None:
+            unknown.append(f"switch {fabric.switch.name}")
+        switches = count * (fabric.switch.power or 0.0)
+    it = server * system.num_servers + switches
+    return PowerBudget(modules, cpus, nics, other, server, system.num_servers, switches, it,
+                       it * system.spec.facility.pue, tuple(unknown))

@@ -1,0 +1,140 @@
+"""Memory formulas: activations per layer and model states per ZeRO stage.
+
+Activations follow V. Korthikanti et al., "Reducing Activation Recomputation in Large
+Transformer Models", MLSys 2023 (arXiv:2205.05198), §4 and Table 2, with 16-bit
+activations and 1-byte dropout masks. For a GPT layer (MHA, GeLU MLP of width 4h,
+dropout) the bytes of one layer for micro-batch b, sequence s, hidden h, heads a and
+tensor-parallel size t are
+
+====================================  ===========================================
+no parallelism                        ``s*b*h*(34 + 5*a*s/h)``                  (eq. 1)
+tensor parallel                       ``s*b*h*(10 + 24/t + 5*a*s/(h*t))``       (eq. 2)
+tensor + sequence parallel            ``s*b*h/t*(34 + 5*a*s/h)``                (eq. 4)
++ selective recompute                 ``s*b*h/t*34`` (``s*b*h*(10 + 24/t)`` w/o SP) (eq. 6)
+full recompute                        ``2*s*b*h/t`` (``2*s*b*h`` without SP)
+====================================  ===========================================
+
+:func:`korthikanti_layer_bytes` is that table verbatim. :func:`layer_activation_bytes`
+generalizes the same accounting term by term to GQA/MLA attention widths, SwiGLU and
+MoE MLPs, optional dropout and flash attention, and reduces exactly to the table for a
+GPT layer (a unit test checks it).
+
+Model states follow S. Rajbhandari et al., "ZeRO: Memory Optimizations Toward Training
+Trillion Parameter Models", SC'20 (arXiv:1910.02054), §3 / Figure 1: mixed-precision
+Adam holds 2 bytes of parameters, 2 of gradients and K = 12 of optimizer state (fp32
+master weights, momentum and variance) per parameter, and stages 1/2/3 partition the
+optimizer states / + gradients / + parameters over the N_d data-parallel ranks.
+
+All functions accept floats or numpy arrays (search evaluates many layouts at once).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ocplan.workloads.shape import ModelShape
+
+__all__ = [
+    "ACT_BYTES",
+    "GRAD_BYTES",
+    "MASK_BYTES",
+    "OPTIMIZER_BYTES",
+    "PARAM_BYTES",
+    "korthikanti_layer_bytes",
+    "layer_activation_bytes",
+    "model_state_bytes",
+]
+
+#: ZeRO paper §3: fp16/bf16 parameters and gradients, K = 12 bytes of Adam state.
+PARAM_BYTES = 2.0
+GRAD_BYTES = 2.0
+OPTIMIZER_BYTES = 12.0
+#: Korthikanti §4.1: activations stored in 16-bit, dropout masks in one byte.
+ACT_BYTES = 2.0
+MASK_BYTES = 1.0
+
+Num = Any  # float or numpy array
+
+
+def korthikanti_layer_bytes(s: Num, b: Num, h: Num, a: Num, t: Num = 1,
+                            sp: Num = False, recompute: str = "none") -> Num:
+    """Activation bytes of one GPT layer, Korthikanti et al. 2022 Table 2 (verbatim).
+
+    Parameters
+    ----------
+    s, b, h, a
+        Sequence length, micro-batch size, hidden size, attention heads.
+    t
+        Tensor-parallel size.
+    sp
+        Sequence parallelism on (``t > 1``).
+    recompute
+        ``"none"``, ``"selective"`` or ``"full"``.
+    """
+    sp_ = np.asarray(sp, dtype=bool)
+    if recompute == "full":
+        return np.where(sp_, 2 * s * b * h / t, 2 * s * b * h)
+    if recompute == "selective":
+        return np.where(sp_, s * b * h * 34 / t, s * b * h * (10 + 24 / t))
+    assert recompute == "none", recompute
+    return np.where(sp_, s * b * h / t * (34 + 5 * a * s / h),
+                    s * b * h * (10 + 24 / t + 5 * a * s / (h * t)))
+
+
+def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, cp: Num,
+                           recompute_full: Num, recompute_selective: Num, flash: bool,
+                           moe_layer: bool, ep_tokens_factor: Num = 1.0) -> Num:
+    """Activation bytes one chip stores for one layer of one micro-batch.
+
+    The terms of Korthikanti §4.1 per token, in bytes (2-byte values, 1-byte masks):
+
+    - replicated across TP unless SP: two LayerNorm inputs ``2*2h``, QKV input ``2h``,
+      MLP input ``2h``, and two dropout masks ``2*h`` (when the recipe uses dropout);
+    - sharded by TP: Q ``2*a*d_qk``, K ``2*k*d_qk``, V ``2*k*d_v``, attention output
+      ``2*a*d_v``; MLP: first-layer output(s) ``2*(m-1)*f`` and activation output ``2*f``
+      (GeLU: 8h + 8h at f = 4h); MoE: the same per routed copy of the token (top-k) and
+      per shared expert, plus the dispatched input ``2h`` per copy;
+    - attention scores (not with flash attention, and dropped by selective recompute):
+      ``5*a*s`` per token (softmax 2, dropout mask 1, dropout output 2).
+
+    ``cp`` context-parallel ranks each hold ``s/cp`` tokens. Full recompute keeps only
+    the layer input (``2h``, divided by t with SP). ``recompute_*`` and ``sp`` may be
+    boolean arrays.
+    """
+    h, a, k = shape.hidden, shape.n_heads, shape.n_kv_heads
+    d_qk, d_v = shape.qk_dim, shape.v_dim
+    tokens = s * b / cp
+    mask = MASK_BYTES if shape.dropout else 0.0
+    replicated = ACT_BYTES * (2 * h + h + h) + 2 * mask * h
+    attn = ACT_BYTES * (a * d_qk + k * d_qk + k * d_v + a * d_v)
+    if moe_layer:
+        m, f = shape.mlp_mats, shape.moe_ffn
+        per_copy = ACT_BYTES * (h + (m - 1) * f + f)
+        mlp = (shape.moe_top_k * ep_tokens_factor + shape.moe_shared) * per_copy
+    else:
+        m, f = shape.mlp_mats, shape.ffn
+        mlp = ACT_BYTES * ((m - 1) * f + f)
+    scores = 0.0 if flash else 5.0 * a * (s / cp)
+    sp_ = np.asarray(sp, dtype=bool)
+    stored = np.where(sp_, (replicated + attn + mlp) / t, replicated + (attn + mlp) / t)
+    scores_stored = np.where(np.asarray(recompute_selective, dtype=bool), 0.0, scores / t)
+    full_input = np.where(sp_, ACT_BYTES * h / t, ACT_BYTES * h)
+    per_token = np.where(np.asarray(recompute_full, dtype=bool), full_input,
+                         stored + scores_stored)
+    return tokens * per_token
+
+
+def model_state_bytes(params: Num, zero_stage: Num, dp: Num) -> tuple[Num, Num, Num]:
+    """(parameter, gradient, optimizer) bytes per chip for ``params`` parameters held by
+    a data-parallel group of ``dp`` ranks under ZeRO ``zero_stage`` (ZeRO paper Fig. 1):
+
+    stage 0: ``2P, 2P, 12P``; 1: ``2P, 2P, 12P/N_d``; 2: ``2P, 2P/N_d, 12P/N_d``;
+    3: ``2P/N_d, 2P/N_d, 12P/N_d``.
+    """
+    z = np.asarray(zero_stage)
+    params_b = np.where(z >= 3, PARAM_BYTES * params / dp, PARAM_BYTES * params)
+    grads_b = np.where(z >= 2, GRAD_BYTES * params / dp, GRAD_BYTES * params)
+    optim_b = np.where(z >= 1, OPTIMIZER_BYTES * params / dp, OPTIMIZER_BYTES * params)
+    return params_b, grads_b, optim_b

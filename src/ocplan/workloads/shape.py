@@ -1,0 +1,176 @@
+"""A transformer's shape as plain numbers, and its parameter counts.
+
+:class:`ModelShape` is what every formula reads. It is built from a catalog
+:class:`~ocplan.catalog.schema.ModelArch` (or from a row of the validation CSV) and
+adds the derived quantities: attention widths, MLP matrix count, MoE layer count.
+
+Parameter counts (norms and biases are left out: under 0.1 % of any model here):
+
+- attention, standard/GQA: ``h*a*d`` (Q) + ``2*h*k*d`` (K, V) + ``a*d*h`` (O);
+- attention, MLA (DeepSeek-V2/V3, arXiv:2412.19437 §2.1.1): ``h*r_q + r_q*a*(d_n + d_r)
+  + h*(r_kv + d_r) + r_kv*a*(d_n + d_v) + a*d_v*h``;
+- MLP: ``m*h*f`` with m = 2 (GeLU-shaped) or 3 (SwiGLU);
+- MoE layer: ``E*m*h*f_e`` routed + ``S*m*h*f_e`` shared + ``h*E`` router;
+- embeddings ``V*h``, plus the LM head ``V*h`` when untied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ocplan.catalog.schema import ModelArch
+
+__all__ = ["ModelShape"]
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Shape numbers of a decoder-only transformer (counts, not bytes)."""
+
+    name: str
+    n_layers: int
+    hidden: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    ffn: int
+    """Dense MLP width (0 when every layer is MoE)."""
+    mlp_mats: int
+    """2 for GeLU-shaped MLPs, 3 for SwiGLU."""
+    vocab: int
+    tied_embeddings: bool = False
+    moe_experts: int = 0
+    moe_top_k: int = 0
+    moe_ffn: int = 0
+    moe_shared: int = 0
+    moe_layer_freq: int = 1
+    moe_first_dense: int = 0
+    mla_q_rank: int = 0
+    mla_kv_rank: int = 0
+    mla_nope_dim: int = 0
+    mla_rope_dim: int = 0
+    mla_v_dim: int = 0
+    dropout: bool = False
+    """Whether the recipe keeps dropout masks (GPT-era recipes); Korthikanti counts them."""
+
+    @classmethod
+    def from_arch(cls, arch: ModelArch) -> ModelShape:
+        moe, mla = arch.moe, arch.mla
+        return cls(
+            name=arch.id,
+            n_layers=arch.n_layers,
+            hidden=arch.hidden,
+            n_heads=arch.n_heads,
+            n_kv_heads=arch.n_kv_heads,
+            head_dim=arch.head_size,
+            ffn=arch.ffn_hidden or 0,
+            mlp_mats=3 if arch.mlp == "swiglu" else 2,
+            vocab=arch.vocab,
+            tied_embeddings=arch.tied_embeddings,
+            moe_experts=moe.num_experts if moe else 0,
+            moe_top_k=moe.top_k if moe else 0,
+            moe_ffn=moe.expert_ffn if moe else 0,
+            moe_shared=moe.shared_experts if moe else 0,
+            moe_layer_freq=moe.layer_freq if moe else 1,
+            moe_first_dense=moe.first_dense_layers if moe else 0,
+            mla_q_rank=mla.q_lora_rank if mla else 0,
+            mla_kv_rank=mla.kv_lora_rank if mla else 0,
+            mla_nope_dim=mla.qk_nope_head_dim if mla else 0,
+            mla_rope_dim=mla.qk_rope_head_dim if mla else 0,
+            mla_v_dim=mla.v_head_dim if mla else 0,
+            dropout=arch.mlp == "gelu",
+        )
+
+    # ---- derived widths -------------------------------------------------------------
+
+    @property
+    def is_moe(self) -> bool:
+        return self.moe_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.mla_kv_rank > 0
+
+    @property
+    def n_moe_layers(self) -> int:
+        """MoE layers: every ``moe_layer_freq``-th layer after the leading dense ones."""
+        if not self.is_moe:
+            return 0
+        rest = self.n_layers - self.moe_first_dense
+        return (rest + self.moe_layer_freq - 1) // self.moe_layer_freq
+
+    @property
+    def n_dense_layers(self) -> int:
+        return self.n_layers - self.n_moe_layers
+
+    @property
+    def qk_dim(self) -> int:
+        """Width of one head's query/key vector (MLA: no-RoPE + RoPE parts)."""
+        return self.mla_nope_dim + self.mla_rope_dim if self.is_mla else self.head_dim
+
+    @property
+    def v_dim(self) -> int:
+        return self.mla_v_dim if self.is_mla else self.head_dim
+
+    @property
+    def kv_width(self) -> int:
+        """Width of the K (or V) tensor per token: k * d (MLA: expanded per head)."""
+        return self.n_kv_heads * self.v_dim
+
+    # ---- parameter counts ------------------------------------------------------------
+
+    @property
+    def attn_params(self) -> int:
+        h, a, k, d = self.hidden, self.n_heads, self.n_kv_heads, self.head_dim
+        if self.is_mla:
+            rq, rkv = self.mla_q_rank, self.mla_kv_rank
+            dn, dr, dv = self.mla_nope_dim, self.mla_rope_dim, self.mla_v_dim
+            q = (h * rq + rq * a * (dn + dr)) if rq else h * a * (dn + dr)
+            return q + h * (rkv + dr) + rkv * a * (dn + dv) + a * dv * h
+        return h * a * d + 2 * h * k * d + a * d * h
+
+    @property
+    def dense_mlp_params(self) -> int:
+        return self.mlp_mats * self.hidden * self.ffn
+
+    @property
+    def expert_params(self) -> int:
+        """One routed (or shared) expert."""
+        return self.mlp_mats * self.hidden * self.moe_ffn
+
+    @property
+    def moe_layer_params(self) -> int:
+        """Routed + shared experts + router of one MoE layer."""
+        return ((self.moe_experts + self.moe_shared) * self.expert_params
+                + self.hidden * self.moe_experts)
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab * self.hidden
+
+    @property
+    def head_params(self) -> int:
+        """LM head (0 when tied to the input embedding)."""
+        return 0 if self.tied_embeddings else self.vocab * self.hidden
+
+    @property
+    def total_params(self) -> int:
+        layers = (self.n_layers * self.attn_params + self.n_dense_layers * self.dense_mlp_params
+                  + self.n_moe_layers * self.moe_layer_params)
+        return layers + self.embedding_params + self.head_params
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token touches (routed experts: top-k of them)."""
+        moe_active = ((self.moe_top_k + self.moe_shared) * self.expert_params
+                      + self.hidden * self.moe_experts)
+        layers = (self.n_layers * self.attn_params + self.n_dense_layers * self.dense_mlp_params
+                  + self.n_moe_layers * moe_active)
+        return layers + self.embedding_params + self.head_params
+
+    @property
+    def matmul_params_per_token(self) -> int:
+        """Active parameters used in matmuls: active minus the input embedding lookup,
+        plus the LM head when tied (it is still a matmul)."""
+        return self.active_params - self.embedding_params + (
+            self.vocab * self.hidden if self.tied_embeddings else 0)
