@@ -314,19 +314,19 @@ class HostModule(Spec):
     """Host CPUs: sockets on a motherboard, or OCM compute modules."""
 
     cpu: Id
-    sockets: Annotated[int, Field(ge=1, le=64, strict=True)]
+    sockets: Annotated[int, Field(ge=1, le=8192, strict=True)]
     form: Literal["socket", "ocm"] = "socket"
 
 
 class NicSlot(Spec):
     nic: Id
-    count: Annotated[int, Field(ge=0, le=128, strict=True)]
+    count: Annotated[int, Field(ge=0, le=8192, strict=True)]
     attach: Literal["cpu", "pcie-switch"] = "pcie-switch"
     """Where the NICs hang: straight on CPU lanes or behind the board's PCIe switches."""
 
 
 class PowerSupplies(Spec):
-    count: Annotated[int, Field(ge=1, le=64, strict=True)]
+    count: Annotated[int, Field(ge=1, le=4096, strict=True)]
     rating: Power
     """Output of one supply."""
     redundancy: Literal["N", "N+1", "N+2", "N+N"]
@@ -342,7 +342,7 @@ class Server(Entry):
     """Module the server ships with; a system file may populate an OAM server with another."""
     accelerators: Count | None = None
     """Populated modules (default: every baseboard slot)."""
-    hosts: Annotated[int, Field(ge=1, le=128, strict=True)] = 1
+    hosts: Annotated[int, Field(ge=1, le=4096, strict=True)] = 1
     """Host nodes (compute trays) in the server; NVL72 racks and TPU slices have many."""
     host: HostModule
     nics: tuple[NicSlot, ...] = ()

@@ -63,8 +63,9 @@ def power_budget(system: System) -> PowerBudget:
     switches = 0.0
     endpoints, _ = nic_Bps(system)
     fabric = system.fabric
-    if fabric is not None and endpoints and system.num_servers > 1:
-        spec = system.spec.scale_out
+    spec = system.spec.scale_out
+    if fabric is not None and endpoints and system.num_servers > 1 and not (
+            spec is not None and spec.topology == "none"):
         rails = endpoints if spec is None or spec.topology == "rail-optimized-fat-tree" else 1
         shape = fat_tree_shape(endpoints * system.num_servers, rails, fabric.switch.radix,
                                spec.oversubscription if spec else 1.0)

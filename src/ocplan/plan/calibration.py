@@ -1,0 +1,97 @@
+"""Calibration: the handful of fitted efficiencies the engine uses, per chip family.
+
+The values live in ``calibration.json`` beside this module, written by
+``scripts/fit_calibration.py`` from ``../shared/validation/training_dev.csv`` (the fit
+report is ``docs/calibration.md``). A family groups chips of one micro-architecture
+(``hopper`` = H100/H200/H800/H20); a chip outside every family gets ``default``.
+
+Per family:
+
+- ``gemm``: achieved / peak dense matmul rate for large GEMMs in 16-bit;
+- ``gemm_8bit``: the same for fp8/int8 GEMMs, relative to the 8-bit peak;
+- ``attention``: achieved / 16-bit peak for flash-attention score and value matmuls.
+
+Global (framework behaviour, not hardware):
+
+- ``tp_overlap``, ``ep_overlap``, ``dp_overlap``: fraction of tensor-parallel,
+  expert all-to-all and data-parallel communication hidden behind compute;
+- ``kernel_overhead_s``: fixed cost per GEMM kernel (launch and tail).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["CALIBRATION_FILE", "Calibration", "FamilyCalibration", "load_calibration"]
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+
+
+@dataclass(frozen=True)
+class FamilyCalibration:
+    gemm: float = 0.75
+    gemm_8bit: float = 0.60
+    attention: float = 0.55
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            assert 0.05 <= value <= 1.0, f"calibration {name} = {value} out of (0.05, 1]"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    families: dict[str, FamilyCalibration] = field(
+        default_factory=lambda: {"default": FamilyCalibration()})
+    members: dict[str, str] = field(default_factory=dict)
+    """Chip id -> family."""
+    tp_overlap: float = 0.3
+    ep_overlap: float = 0.3
+    dp_overlap: float = 0.8
+    kernel_overhead_s: float = 5e-6
+
+    def family_of(self, chip: str) -> str:
+        return self.members.get(chip, "default")
+
+    def for_chip(self, chip: str) -> FamilyCalibration:
+        return self.families.get(self.family_of(chip), self.families["default"])
+
+    def with_values(self, **changes: float) -> Calibration:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "families": {k: asdict(v) for k, v in sorted(self.families.items())},
+            "members": dict(sorted(self.members.items())),
+            "tp_overlap": self.tp_overlap,
+            "ep_overlap": self.ep_overlap,
+            "dp_overlap": self.dp_overlap,
+            "kernel_overhead_s": self.kernel_overhead_s,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Calibration:
+        families_raw = data["families"]
+        members_raw = data["members"]
+        assert isinstance(families_raw, dict)
+        assert isinstance(members_raw, dict)
+        families = {k: FamilyCalibration(**v) for k, v in families_raw.items()}
+        assert "default" in families
+        return cls(
+            families=families,
+            members={str(k): str(v) for k, v in members_raw.items()},
+            tp_overlap=float(data["tp_overlap"]),  # type: ignore[arg-type]
+            ep_overlap=float(data["ep_overlap"]),  # type: ignore[arg-type]
+            dp_overlap=float(data["dp_overlap"]),  # type: ignore[arg-type]
+            kernel_overhead_s=float(data["kernel_overhead_s"]),  # type: ignore[arg-type]
+        )
+
+
+@lru_cache(maxsize=4)
+def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
+    """The committed calibration (defaults when the file is absent)."""
+    if not path.exists():
+        return Calibration()
+    return Calibration.from_json(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,319 @@
+"""The training-step model: one implementation of the physics, over arrays of layouts.
+
+:func:`evaluate` takes a workload, a system and layout fields that are ints or numpy
+arrays (one element per candidate layout) and returns every term of the step time and
+memory as arrays. :func:`ocplan.plan.estimate.estimate` is the one-layout case, and the
+search evaluates thousands of layouts in one call of the same function.
+
+Step time (per optimizer step, slowest pipeline stage):
+
+``step = (m + (p-1)/v) * t_mb + pp_comm + dp_exposed + optimizer``
+
+- ``m = B / (dp * b)`` micro-batches of ``b`` sequences; ``(p-1)/v`` the 1F1B
+  (interleaved) bubble in micro-batch times (Narayanan et al. SC'21, §2.2);
+- ``t_mb``: forward + backward (+ recompute) of the stage's ``ceil(L/p)`` layers for one
+  micro-batch, plus exposed TP, EP and CP communication, plus the LM head on the last
+  stage;
+- per layer, time = GEMMs / (peak * eta_gemm) + kernel overhead + attention /
+  (peak16 * eta_attn) + elementwise bytes / (HBM bandwidth * eta_mem). Backward costs
+  2x the GEMM FLOPs and 2.5x the flash-attention FLOPs (FlashAttention-2 backward
+  runs five matmuls to the forward's two; Dao 2023 §3.1.2);
+- communication: see :mod:`ocplan.collectives.cost`; overlap fractions are calibrated.
+
+Memory per chip: ZeRO model states (:func:`~ocplan.workloads.memory.model_state_bytes`)
+plus activations (:func:`~ocplan.workloads.memory.layer_activation_bytes`) of the micro-
+batches in flight on the first stage (p for 1F1B, times ``1 + (p-1)/(p*v)`` when
+interleaved; Korthikanti et al. §4.2.3), logits, fp8 weight copies and a fixed reserve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ocplan.catalog.system import System
+from ocplan.collectives import cost
+from ocplan.collectives.fabric import CommFabric, comm_fabric, placement
+from ocplan.plan.calibration import Calibration, FamilyCalibration
+from ocplan.topology.cluster import pcie_Bps
+from ocplan.workloads.memory import (
+    ACT_BYTES,
+    GRAD_BYTES,
+    PARAM_BYTES,
+    layer_activation_bytes,
+    model_state_bytes,
+)
+from ocplan.workloads.workload import Workload
+
+__all__ = ["HBM_EFFICIENCY", "RESERVED_BYTES", "SystemModel", "evaluate", "system_model"]
+
+Num = Any
+
+#: Achieved / peak HBM bandwidth for streaming elementwise kernels (STREAM-like copy
+#: kernels reach 80-90 % of peak on H100/MI300X: ROCm and NVIDIA bandwidth tests).
+HBM_EFFICIENCY = 0.80
+#: Memory the framework keeps outside tensors: CUDA/ROCm context, NCCL buffers and
+#: allocator fragmentation (Megatron and PyTorch report 1-3 GB): 2 GiB.
+RESERVED_BYTES = 2.0 * 2**30
+#: Elementwise traffic per token per layer, in units of hidden x activation bytes
+#: (forward): two LayerNorms (read + write, 4h), two residual adds (read 2, write 1:
+#: 6h) and rotary/bias/dropout (2h).
+ELEMENTWISE_H = 12.0
+#: Bytes the optimizer step moves per locally owned parameter: fp32 master, momentum,
+#: variance read and written (24), gradient read (2) and 16-bit parameter written (2).
+OPTIMIZER_RW_BYTES = 28.0
+#: Fraction of steady-state pipeline send/receive left on the critical path (Megatron
+#: batches isend/irecv with the next compute; warm-up and cool-down transfers are not).
+PP_EXPOSED = 0.5
+#: FlashAttention-2 backward / forward FLOPs (five matmuls against two; Dao 2023).
+ATTN_BWD_FACTOR = 2.5
+#: Layers of saved activations resident in HBM under host offload (compute + copy).
+OFFLOAD_RESIDENT_LAYERS = 2.0
+#: Bytes per logit kept for the loss (fp32 cross-entropy over the vocabulary).
+LOGIT_BYTES = 4.0
+
+
+@dataclass(frozen=True)
+class SystemModel:
+    """Numbers of one system that the step model reads."""
+
+    chip: str
+    peak: dict[str, float]
+    hbm_Bps: float
+    hbm_bytes: float
+    host_Bps: float
+    """Host link (PCIe / C2C) bandwidth per direction, for activation offload."""
+    fabric: CommFabric
+    domain: int
+
+
+@lru_cache(maxsize=64)
+def system_model(system: System) -> SystemModel:
+    acc = system.accelerator
+    peaks = {p: v for p in ("bf16", "fp16", "fp8", "int8")
+             if (v := acc.peak_flops.get(p)) is not None}
+    return SystemModel(
+        chip=acc.id,
+        peak=peaks,
+        hbm_Bps=acc.memory.hbm_bandwidth,
+        hbm_bytes=acc.memory.hbm_capacity,
+        host_Bps=acc.host.bandwidth or pcie_Bps(acc.host.gen or 4, acc.host.lanes),
+        fabric=comm_fabric(system),
+        domain=system.chips_per_server,
+    )
+
+
+def _peaks(sm: SystemModel, precision: str) -> tuple[float, float]:
+    """(GEMM peak at the workload's precision, 16-bit peak for attention and the head)."""
+    p16 = sm.peak.get("bf16") or sm.peak.get("fp16")
+    gemm = sm.peak.get(precision)
+    if gemm is None:  # a chip without that unit runs the GEMMs at its 16-bit rate
+        gemm = p16
+    if p16 is None:
+        p16 = gemm
+    assert gemm is not None and p16 is not None, f"{sm.chip} has no usable peak"
+    return gemm, p16
+
+
+def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Num, dp: Num,
+             cp: Num, ep: Num, vpp: Num, mb: Num, zero: Num, rc_full: Num, rc_sel: Num,
+             sp: Num, offload: Num = False) -> dict[str, Num]:
+    """Every term of step time (s) and memory (bytes per chip) for the given layouts.
+
+    Layout fields broadcast against each other; booleans ``rc_full``, ``rc_sel``, ``sp``
+    select full/selective recompute and sequence parallelism; ``offload`` keeps saved
+    activations in host memory (HBM then holds only each layer's input, as with full
+    recompute, and the copies over the host link overlap with compute).
+    """
+    m_ = wl.model
+    fam: FamilyCalibration = cal.for_chip(sm.chip)
+    fab = sm.fabric
+    s, B = float(wl.seq_len), float(wl.global_batch)
+    h, a = float(m_.hidden), float(m_.n_heads)
+    L, Lm = float(m_.n_layers), float(m_.n_moe_layers)
+    V = float(m_.vocab)
+    eight_bit = wl.precision in ("fp8", "int8")
+    peak_gemm, peak16 = _peaks(sm, wl.precision)
+    eta_gemm = fam.gemm_8bit if eight_bit else fam.gemm
+    rate_gemm = peak_gemm * eta_gemm
+    rate_attn = peak16 * fam.attention
+    rate_head = peak16 * fam.gemm
+    hbm = sm.hbm_Bps * HBM_EFFICIENCY
+
+    tp = np.asarray(tp, dtype=float)
+    pp = np.asarray(pp, dtype=float)
+    dp = np.asarray(dp, dtype=float)
+    cp = np.asarray(cp, dtype=float)
+    ep = np.asarray(ep, dtype=float)
+    vpp = np.asarray(vpp, dtype=float)
+    mb = np.asarray(mb, dtype=float)
+    zero = np.asarray(zero)
+    rc_full = np.asarray(rc_full, dtype=bool)
+    rc_sel = np.asarray(rc_sel, dtype=bool) & ~rc_full
+    sp = np.asarray(sp, dtype=bool) & (tp > 1)
+    offload = np.asarray(offload, dtype=bool) & ~rc_full
+    t_sp = np.where(sp, tp, 1.0)
+
+    micro = np.floor(B / (dp * mb))
+    tokens = mb * s / cp                              # tokens per chip per micro-batch
+    layers_stage = np.ceil(L / pp)
+    moe_frac = Lm / L
+
+    # ---- compute per layer, one micro-batch, per chip ------------------------------
+    attn_params = float(m_.attn_params)
+    dense_mlp = float(m_.dense_mlp_params)
+    moe_active = float((m_.moe_top_k + m_.moe_shared) * m_.expert_params
+                       + m_.hidden * m_.moe_experts)
+    mlp_params = (1 - moe_frac) * dense_mlp + moe_frac * moe_active
+    gemm_flops = 2 * tokens * (attn_params + mlp_params) / tp
+    attn_flops = tokens * s * a * (m_.qk_dim + m_.v_dim) / tp   # causal: half of 2*2*s*s
+    kernels = 4.0 + (1.0 if m_.mlp_mats == 3 else 0.0)
+    t_gemm = gemm_flops / rate_gemm + kernels * cal.kernel_overhead_s
+    t_attn = attn_flops / rate_attn
+    ffn_width = (1 - moe_frac) * m_.ffn + moe_frac * (m_.moe_top_k + m_.moe_shared) * m_.moe_ffn
+    elem_bytes = tokens * ACT_BYTES * (ELEMENTWISE_H * h / t_sp + m_.mlp_mats * ffn_width / tp)
+    moe_permute = moe_frac * tokens * m_.moe_top_k * h * ACT_BYTES * 4 / t_sp
+    t_elem = (elem_bytes + moe_permute) / hbm
+    t_fwd = t_gemm + t_attn + t_elem
+    t_bwd = 2 * t_gemm + ATTN_BWD_FACTOR * t_attn + 2 * t_elem
+    t_recompute = np.where(rc_full, t_fwd, np.where(rc_sel, t_attn, 0.0))
+
+    # ---- communication per layer ---------------------------------------------------
+    act_full = tokens * h * ACT_BYTES                 # one activation of the micro-batch
+    tp_colls = 4.0 * (1 - moe_frac) + moe_frac * (2.0 + (2.0 if m_.moe_shared else 0.0))
+    t_ag = cost.all_gather(fab, act_full, tp, 1)
+    t_ar = cost.all_reduce(fab, act_full, tp, 1)
+    t_tp = np.where(tp > 1, np.where(sp, 2 * tp_colls * t_ag, tp_colls * t_ar), 0.0)
+    tp_exposed = (1 - cal.tp_overlap) * t_tp
+
+    a2a_bytes = tokens / t_sp * m_.moe_top_k * h * ACT_BYTES
+    t_a2a = np.where(ep > 1, 4 * cost.all_to_all(fab, a2a_bytes, ep, 1), 0.0) * moe_frac
+    ep_exposed = (1 - cal.ep_overlap) * t_a2a
+
+    kv_bytes = tokens * 2 * m_.kv_width * ACT_BYTES / np.minimum(tp, m_.n_kv_heads)
+    cp_in, cp_out = _placement(fab, cp, tp)
+    t_cp_step = cost.send_recv(fab, kv_bytes, cp_out > 1)
+    t_cp_f = (cp - 1) * t_cp_step
+    cp_exposed = np.where(cp > 1, np.maximum(0.0, t_cp_f - t_attn)
+                          + np.maximum(0.0, 2 * t_cp_f - ATTN_BWD_FACTOR * t_attn), 0.0)
+
+    # Offloaded activations go to the host in forward and come back in backward.
+    act_kept = layer_activation_bytes(m_, s, mb, tp, sp, cp, False, rc_sel, True, False)
+    t_offload = act_kept / sm.host_Bps
+    offload_exposed = np.where(offload, np.maximum(0.0, t_offload - t_fwd)
+                               + np.maximum(0.0, t_offload - t_bwd), 0.0)
+    t_layer = t_fwd + t_bwd + t_recompute + tp_exposed + ep_exposed + cp_exposed \
+        + offload_exposed
+    head_flops = 2 * tokens * h * V / tp
+    t_head = 3 * head_flops / rate_head + 3 * tokens * V / tp * LOGIT_BYTES / hbm
+    t_mb = layers_stage * t_layer + t_head
+
+    # ---- pipeline --------------------------------------------------------------------
+    bubble_frac = (pp - 1) / vpp
+    t_compute_mb = layers_stage * (t_fwd + t_bwd) + t_head
+    p2p_bytes = act_full / t_sp
+    _, pp_out = _placement(fab, pp, tp * cp * dp)
+    t_p2p = np.where(pp > 1, cost.send_recv(fab, p2p_bytes, pp_out > 1), 0.0)
+    pp_comm = 2 * vpp * t_p2p * (micro + pp - 1) * PP_EXPOSED
+
+    # ---- data parallel and optimizer -------------------------------------------------
+    expert_params_layer = float(m_.moe_experts * m_.expert_params)
+    nonexpert_layer = attn_params + (1 - moe_frac) * dense_mlp + moe_frac * (
+        m_.moe_shared * m_.expert_params + m_.hidden * m_.moe_experts)
+    edge = float(max(m_.embedding_params, m_.head_params))   # first/last stage extra
+    p_dense = (layers_stage * nonexpert_layer + edge) / tp
+    p_expert = layers_stage * moe_frac * expert_params_layer / ep
+    dp_dense = dp * cp
+    dp_expert = np.maximum(1.0, dp * cp * tp / ep)
+    grad_bytes = GRAD_BYTES * p_dense
+    grad_bytes_e = GRAD_BYTES * p_expert
+    rs = cost.reduce_scatter(fab, grad_bytes, dp_dense, tp) + np.where(
+        p_expert > 0, cost.reduce_scatter(fab, grad_bytes_e, dp_expert, ep), 0.0)
+    ag = cost.all_gather(fab, PARAM_BYTES * p_dense, dp_dense, tp) + np.where(
+        p_expert > 0, cost.all_gather(fab, PARAM_BYTES * p_expert, dp_expert, ep), 0.0)
+    ar = cost.all_reduce(fab, grad_bytes, dp_dense, tp) + np.where(
+        p_expert > 0, cost.all_reduce(fab, grad_bytes_e, dp_expert, ep), 0.0)
+    t_bwd_mb = layers_stage * t_bwd
+    t_fwd_mb = layers_stage * t_fwd
+    window_b = cal.dp_overlap * t_bwd_mb
+    window_f = cal.dp_overlap * t_fwd_mb
+    dp_z0 = np.maximum(0.0, ar - window_b)
+    dp_z12 = np.maximum(0.0, rs - window_b) + np.maximum(0.0, ag - window_f)
+    # ZeRO-3 / FSDP: gather parameters for forward and backward and reduce-scatter
+    # gradients in every micro-batch, overlapped layer by layer with compute.
+    fsdp_mb = 2 * ag + rs
+    dp_z3 = micro * np.maximum(0.0, fsdp_mb - cal.dp_overlap * t_compute_mb) \
+        + fsdp_mb / np.maximum(layers_stage, 1.0)
+    single = dp_dense * 1.0 <= 1
+    dp_exposed = np.where(single, 0.0, np.where(zero >= 3, dp_z3,
+                                                np.where(zero >= 1, dp_z12, dp_z0)))
+    owned = np.where(zero >= 1, (p_dense / dp_dense + p_expert / dp_expert),
+                     p_dense + p_expert)
+    t_opt = owned * OPTIMIZER_RW_BYTES / hbm
+
+    pipeline = (micro + bubble_frac) * t_mb
+    bubble = bubble_frac * t_mb
+    step = pipeline + pp_comm + dp_exposed + t_opt
+
+    # ---- memory ----------------------------------------------------------------------
+    pb_d, gb_d, ob_d = model_state_bytes(p_dense, zero, dp_dense)
+    pb_e, gb_e, ob_e = model_state_bytes(p_expert, zero, dp_expert)
+    weights = pb_d + pb_e
+    grads = gb_d + gb_e
+    optim = ob_d + ob_e
+    ep_tokens = np.ones_like(ep)
+    act_dense = layer_activation_bytes(m_, s, mb, tp, sp, cp, rc_full, rc_sel, True, False)
+    act_moe = layer_activation_bytes(m_, s, mb, tp, sp, cp, rc_full, rc_sel, True, True,
+                                     ep_tokens) if m_.is_moe else 0.0
+    act_layer = (1 - moe_frac) * act_dense + moe_frac * act_moe
+    in_flight = np.minimum(pp, micro) * (1 + (pp - 1) / (pp * vpp))
+    # Offloaded: HBM holds the layer being computed and the one being copied.
+    activations = np.where(offload, OFFLOAD_RESIDENT_LAYERS * act_layer,
+                           act_layer * layers_stage * in_flight)
+    logits = tokens * V / tp * LOGIT_BYTES
+    memory = weights + grads + optim + activations + logits + RESERVED_BYTES
+
+    # ---- totals ----------------------------------------------------------------------
+    chips = tp * pp * dp * cp
+    tokens_step = B * s
+    tps_chip = tokens_step / step / chips
+    mfu = tps_chip * wl.model_flops_per_token / peak_gemm
+    hw_flops_mb = layers_stage * (3 * gemm_flops + (1 + ATTN_BWD_FACTOR) * attn_flops) \
+        + np.where(rc_full, layers_stage * (gemm_flops + attn_flops),
+                   np.where(rc_sel, layers_stage * attn_flops, 0.0)) + 3 * head_flops
+    hfu = hw_flops_mb * micro / step / peak_gemm
+    compute = micro * t_compute_mb
+    return {
+        "step_s": step,
+        "tokens_per_s_per_chip": tps_chip,
+        "mfu": mfu,
+        "hfu": hfu,
+        "compute_s": compute,
+        "recompute_s": micro * layers_stage * t_recompute,
+        "tp_comm_s": micro * layers_stage * tp_exposed,
+        "cp_comm_s": micro * layers_stage * cp_exposed,
+        "ep_comm_s": micro * layers_stage * ep_exposed,
+        "pp_comm_s": pp_comm,
+        "dp_comm_s": dp_exposed,
+        "bubble_s": bubble,
+        "optimizer_s": t_opt,
+        "weights_bytes": weights,
+        "grads_bytes": grads,
+        "optimizer_bytes": optim,
+        "activations_bytes": activations,
+        "logits_bytes": logits,
+        "reserved_bytes": np.full_like(step, RESERVED_BYTES),
+        "memory_bytes": memory,
+        "capacity_bytes": np.full_like(step, sm.hbm_bytes),
+        "micro_batches": micro,
+        "gemm_time_share": micro * layers_stage * t_gemm * 3 / step,
+        "attn_time_share": micro * layers_stage * t_attn * (1 + ATTN_BWD_FACTOR) / step,
+        "elementwise_time_share": micro * layers_stage * t_elem * 3 / step,
+    }
+
+
+def _placement(fab: CommFabric, n: Num, stride: Num) -> tuple[Num, Num]:
+    return placement(n, stride, fab.domain)

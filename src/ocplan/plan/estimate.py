@@ -1,0 +1,157 @@
+"""``estimate(workload, plan, system) -> Estimate``: one layout, fully explained.
+
+The estimate is the one-candidate case of :func:`ocplan.plan.engine.evaluate`. A
+layout that cannot run (indivisible shapes, out of memory) is a result with
+``feasible=False`` and a reason, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ocplan.catalog.system import System
+from ocplan.errors import Infeasible
+from ocplan.plan.calibration import Calibration, load_calibration
+from ocplan.plan.engine import evaluate, system_model
+from ocplan.plan.plan import Plan
+from ocplan.topology.power import power_budget
+from ocplan.workloads.workload import Workload
+
+__all__ = ["Estimate", "MemoryBreakdown", "TimeBreakdown", "estimate"]
+
+
+@dataclass(frozen=True)
+class TimeBreakdown:
+    """Seconds per optimizer step on the slowest pipeline stage.
+
+    ``compute_s`` is forward + backward of every micro-batch; the other terms are what
+    adds to it: recompute, exposed (not overlapped) communication by kind, the pipeline
+    bubble and the optimizer step. They sum to the step time.
+    """
+
+    compute_s: float
+    recompute_s: float
+    tp_comm_s: float
+    cp_comm_s: float
+    ep_comm_s: float
+    pp_comm_s: float
+    dp_comm_s: float
+    bubble_s: float
+    optimizer_s: float
+
+    @property
+    def total_s(self) -> float:
+        return sum(asdict(self).values())
+
+    def dominant(self) -> str:
+        """The largest term other than compute, or ``"compute"`` when compute is over
+        half the step."""
+        terms = asdict(self)
+        if terms["compute_s"] >= 0.5 * self.total_s:
+            return "compute"
+        terms.pop("compute_s")
+        return max(terms, key=lambda k: terms[k]).removesuffix("_s")
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes per chip at the peak of a step (first pipeline stage)."""
+
+    weights_bytes: float
+    grads_bytes: float
+    optimizer_bytes: float
+    activations_bytes: float
+    logits_bytes: float
+    reserved_bytes: float
+    capacity_bytes: float
+
+    @property
+    def total_bytes(self) -> float:
+        return (self.weights_bytes + self.grads_bytes + self.optimizer_bytes
+                + self.activations_bytes + self.logits_bytes + self.reserved_bytes)
+
+    @property
+    def fits(self) -> bool:
+        return self.total_bytes <= self.capacity_bytes
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Result of one estimate."""
+
+    feasible: bool
+    reason: str | None
+    plan: Plan
+    chips: int
+    step_s: float
+    tokens_per_s: float
+    tokens_per_s_per_chip: float
+    mfu: float
+    hfu: float
+    time: TimeBreakdown | None
+    memory: MemoryBreakdown | None
+    bound: str
+    power_W: float
+    """IT power of the chips' share of the system at TDP."""
+
+    def time_to_train_s(self, tokens: float) -> float:
+        """Wall time to train on ``tokens`` tokens at this throughput."""
+        return tokens / self.tokens_per_s if self.tokens_per_s > 0 else float("inf")
+
+    def energy_J(self, tokens: float, pue: float = 1.0) -> float:
+        """Facility energy to train on ``tokens`` tokens (TDP power x time x PUE)."""
+        return self.power_W * pue * self.time_to_train_s(tokens)
+
+    def cost(self, tokens: float, price_per_chip_hour: float) -> float:
+        """Cost to train on ``tokens`` tokens at a price per chip-hour."""
+        return self.chips * price_per_chip_hour * self.time_to_train_s(tokens) / 3600.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["plan"] = self.plan.as_dict()
+        if self.time is not None:
+            data["time"]["total_s"] = self.time.total_s
+        if self.memory is not None:
+            data["memory"]["total_bytes"] = self.memory.total_bytes
+        return data
+
+
+def _infeasible(plan: Plan, reason: str, memory: MemoryBreakdown | None = None) -> Estimate:
+    return Estimate(False, reason, plan, plan.chips, 0.0, 0.0, 0.0, 0.0, 0.0, None, memory,
+                    "infeasible", 0.0)
+
+
+def estimate(workload: Workload, plan: Plan, system: System,
+             calibration: Calibration | None = None) -> Estimate:
+    """Estimate one training step of ``workload`` laid out by ``plan`` on ``system``.
+
+    Returns an infeasible Estimate (with the reason) when the layout cannot run;
+    raises SpecError only for bad input.
+    """
+    cal = calibration or load_calibration()
+    try:
+        plan.check(workload)
+    except Infeasible as exc:
+        return _infeasible(plan, str(exc))
+    sm = system_model(system)
+    r = evaluate(workload, sm, cal, tp=plan.tp, pp=plan.pp, dp=plan.dp, cp=plan.cp,
+                 ep=plan.ep, vpp=plan.vpp, mb=plan.micro_batch, zero=plan.zero,
+                 rc_full=plan.recompute == "full", rc_sel=plan.recompute == "selective",
+                 sp=plan.sp, offload=plan.offload)
+    f = {k: float(v) for k, v in r.items()}
+    memory = MemoryBreakdown(f["weights_bytes"], f["grads_bytes"], f["optimizer_bytes"],
+                             f["activations_bytes"], f["logits_bytes"], f["reserved_bytes"],
+                             f["capacity_bytes"])
+    if not memory.fits:
+        return _infeasible(plan, f"memory: needs {memory.total_bytes / 1e9:.1f} GB per chip, "
+                                 f"{system.accelerator.id} has "
+                                 f"{memory.capacity_bytes / 1e9:.1f} GB", memory)
+    time = TimeBreakdown(f["compute_s"], f["recompute_s"], f["tp_comm_s"], f["cp_comm_s"],
+                         f["ep_comm_s"], f["pp_comm_s"], f["dp_comm_s"], f["bubble_s"],
+                         f["optimizer_s"])
+    budget = power_budget(system)
+    power = budget.it_W * plan.chips / system.num_chips
+    return Estimate(True, None, plan, plan.chips, f["step_s"],
+                    f["tokens_per_s_per_chip"] * plan.chips, f["tokens_per_s_per_chip"],
+                    f["mfu"], f["hfu"], time, memory, time.dominant(), power)

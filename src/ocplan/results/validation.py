@@ -1,0 +1,230 @@
+"""Predict published training runs and compare: the ``ocplan validate`` job.
+
+Reads the canonical layout of ``../shared/validation/training_dev.csv`` (see its
+README): model shape, chips, parallel layout and the measured tokens/s per chip. Each
+row becomes a (workload, plan, system) triple; the system is the chip's default server
+on the fabric the row names. A row that cannot be read or modelled is a case with status
+``error`` and its reason, never skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ocplan.catalog.catalog import Catalog
+from ocplan.catalog.schema import Baseboard, Fabric
+from ocplan.catalog.system import System, SystemSpec, resolve_system
+from ocplan.catalog.system import ScaleOutSpec
+from ocplan.errors import OcplanError, SpecError
+from ocplan.plan.calibration import Calibration
+from ocplan.plan.estimate import Estimate, estimate
+from ocplan.plan.plan import Plan
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import Workload
+
+__all__ = ["Case", "Summary", "read_cases", "run_validation", "summarize"]
+
+REQUIRED = ("case_id", "model", "n_layers", "hidden_size", "n_heads", "mlp", "seq_len", "chip",
+            "num_chips", "precision", "tp", "pp", "dp", "cp", "global_batch",
+            "measured_tokens_per_s_per_chip")
+
+#: Fabric id for a row's ``scale_out`` (protocol, per-NIC Gb/s).
+FABRICS = {("IB", 200): "ib-hdr-200g", ("IB", 400): "ib-ndr-400g", ("IB", 800): "ib-xdr-800g",
+           ("ROCE", 100): "roce-100g", ("ROCE", 200): "roce-200g", ("ROCE", 400): "roce-400g",
+           ("ROCE", 800): "roce-800g", ("RDMA", 400): "roce-400g"}
+#: Vocabulary assumed when a row leaves it empty (GPT-2 BPE padded to 51200 by Megatron).
+DEFAULT_VOCAB = 51200
+
+
+@dataclass(frozen=True)
+class Case:
+    case_id: str
+    source: str
+    chip: str
+    model: str
+    measured_tokens_per_s_per_chip: float
+    predicted_tokens_per_s_per_chip: float | None
+    error_pct: float | None
+    status: str
+    reason: str | None
+    confidence: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        keys = ("case_id", "measured_tokens_per_s_per_chip", "predicted_tokens_per_s_per_chip",
+                "error_pct", "status", "reason")
+        data = asdict(self)
+        return {k: data[k] for k in keys}
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    failed: int
+    median_abs_error_pct: float
+    p90_abs_error_pct: float
+    max_abs_error_pct: float
+    mean_signed_error_pct: float
+
+
+def _int(row: dict[str, str], key: str, default: int | None = None) -> int:
+    text = (row.get(key) or "").strip()
+    if not text:
+        if default is None:
+            raise ValueError(f"column '{key}' is empty")
+        return default
+    return int(text)
+
+
+def shape_from_row(row: dict[str, str]) -> ModelShape:
+    """The model shape of a validation row (MLA rows keep the row's head columns)."""
+    hidden, heads = _int(row, "hidden_size"), _int(row, "n_heads")
+    experts = _int(row, "moe_num_experts", 0)
+    return ModelShape(
+        name=row["model"],
+        n_layers=_int(row, "n_layers"),
+        hidden=hidden,
+        n_heads=heads,
+        n_kv_heads=_int(row, "n_kv_heads", heads),
+        head_dim=_int(row, "head_dim", hidden // heads),
+        ffn=_int(row, "ffn_hidden", 0),
+        mlp_mats=3 if row["mlp"].strip() == "swiglu" else 2,
+        vocab=_int(row, "vocab_size", DEFAULT_VOCAB),
+        moe_experts=experts,
+        moe_top_k=_int(row, "moe_top_k", 0),
+        moe_ffn=_int(row, "moe_expert_ffn", 0),
+        moe_shared=_int(row, "moe_shared_experts", 0),
+        moe_layer_freq=_int(row, "moe_layer_freq", 1),
+        moe_first_dense=_int(row, "moe_first_dense_layers", 0),
+        dropout=row["mlp"].strip() == "gelu",
+    )
+
+
+def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
+    tp = _int(row, "tp")
+    dp = _int(row, "dp")
+    micro = _int(row, "micro_batch", 1)
+    recompute = (row.get("recompute") or "").strip() or "none"
+    offload = "offload" in (row.get("measured_from") or "")
+    sp_text = (row.get("sequence_parallel") or "").strip()
+    # Unstated SP: Megatron/NeMo recipes turn it on with TP (the README's inference rule).
+    sp = sp_text == "yes" or (sp_text == "" and tp > 1)
+    zero = _int(row, "zero_stage", 1)
+    return Plan(tp=tp, pp=_int(row, "pp"), dp=dp, cp=_int(row, "cp"), ep=_int(row, "ep", 1),
+                vpp=_int(row, "vpp", 1), micro_batch=micro, zero=zero,
+                recompute=recompute,  # type: ignore[arg-type]
+                sequence_parallel=sp, offload=offload)
+
+
+def system_from_row(row: dict[str, str], catalog: Catalog) -> System:
+    """The chip's default server, enough of them, on the fabric the row names."""
+    chip = row["chip"].strip()
+    n = _int(row, "num_chips")
+    acc = catalog.accelerator(chip, "csv", "chip")
+    if acc.default_server is None:
+        raise SpecError.one("csv", "chip", "no default server in the catalog", chip)
+    server = catalog.server(acc.default_server)
+    board = catalog.get(Baseboard, server.baseboard)
+    per_server = server.accelerators or board.slots
+    scale_out = None
+    match = re.search(r"(\d+)x(\d+)G-(IB|RoCE|RDMA)", row.get("scale_out") or "")
+    if match:
+        nics, gbps, proto = int(match[1]), int(match[2]), match[3].upper()
+        fabric_id = FABRICS.get((proto, gbps))
+        per_node = _int(row, "chips_per_node", per_server)
+        if fabric_id and fabric_id in catalog.entries["fabric"]:
+            fabric = catalog.get(Fabric, fabric_id)
+            scale_out = ScaleOutSpec(fabric=fabric.id, nic=None if server.nics else fabric.nic,
+                                     nics_per_server=nics * max(1, per_server // per_node))
+    slice_dims = None
+    servers = max(1, math.ceil(n / per_server))
+    if board.topology == "torus":
+        from ocplan.catalog.system import _slice_shape
+
+        slice_n = min(n, per_server)
+        slice_dims = _slice_shape(slice_n, len(board.torus_dims or (1,)))
+        servers = max(1, math.ceil(n / slice_n))
+    spec = SystemSpec(name=f"{row['case_id']}: {n} x {chip}", server=server.id,
+                      accelerator=chip, servers=servers, slice_dims=slice_dims,
+                      scale_out=scale_out)
+    return resolve_system(spec, catalog, "csv")
+
+
+def read_cases(path: Path) -> list[dict[str, str]]:
+    """Rows of a validation CSV; SpecError when the file or its header is wrong."""
+    if not path.exists():
+        raise SpecError.one(str(path), "", "file not found")
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise SpecError.one(str(path), "header", f"missing columns: "
+                                                         f"{', '.join(missing)}")
+            return list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SpecError.one(str(path), "", f"cannot read CSV: {exc}") from None
+
+
+def predict_row(row: dict[str, str], catalog: Catalog,
+                calibration: Calibration | None = None) -> tuple[Estimate, Workload]:
+    shape = shape_from_row(row)
+    workload = Workload(shape, _int(row, "seq_len"), _int(row, "global_batch"),
+                        row["precision"].strip())
+    plan = plan_from_row(row, shape)
+    system = system_from_row(row, catalog)
+    if (row.get("recompute") or "").strip():
+        return estimate(workload, plan, system, calibration), workload
+    # Recompute not stated: take the cheapest setting that fits, as recipes do.
+    result = estimate(workload, plan, system, calibration)
+    for level in ("selective", "full"):
+        if result.feasible:
+            break
+        result = estimate(workload, replace(plan, recompute=level), system, calibration)
+    return result, workload
+
+
+def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
+                   calibration: Calibration | None = None) -> list[Case]:
+    cases = []
+    for row in rows:
+        measured = float(row.get("measured_tokens_per_s_per_chip") or "nan")
+        base = dict(case_id=row.get("case_id", "?"), source=(row.get("source") or "")
+                    .split(",")[0].split("'")[0].strip() or "?",
+                    chip=row.get("chip", "?"), model=row.get("model", "?"),
+                    measured_tokens_per_s_per_chip=measured,
+                    confidence=row.get("confidence", ""))
+        try:
+            est, _ = predict_row(row, catalog, calibration)
+        except (OcplanError, ValueError, KeyError) as exc:
+            reason = "; ".join(p.line() for p in exc.problems) if isinstance(exc, SpecError) \
+                else str(exc)
+            cases.append(Case(**base, predicted_tokens_per_s_per_chip=None, error_pct=None,
+                              status="error", reason=reason))
+            continue
+        if not est.feasible:
+            cases.append(Case(**base, predicted_tokens_per_s_per_chip=None, error_pct=None,
+                              status="infeasible", reason=est.reason))
+            continue
+        pred = est.tokens_per_s_per_chip
+        cases.append(Case(**base, predicted_tokens_per_s_per_chip=pred,
+                          error_pct=100.0 * (pred - measured) / measured, status="ok",
+                          reason=None))
+    return cases
+
+
+def summarize(cases: list[Case]) -> Summary:
+    errs = np.array([c.error_pct for c in cases if c.error_pct is not None], dtype=float)
+    failed = sum(c.status != "ok" for c in cases)
+    if errs.size == 0:
+        nan = float("nan")
+        return Summary(len(cases), failed, nan, nan, nan, nan)
+    abs_e = np.abs(errs)
+    return Summary(len(cases), failed, float(np.median(abs_e)), float(np.percentile(abs_e, 90)),
+                   float(abs_e.max()), float(errs.mean()))

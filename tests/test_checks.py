@@ -1,0 +1,783 @@
+"""Compliance rules: for every rule a system that breaks it and one that passes.
+
+Every system here is built from a small user catalog written to ``tmp_path`` (ids start
+with ``t-``), so the expected numbers follow from the YAML values written below and not
+from the built-in catalog. The baseline system meets every rule:
+
+- module: OAM 1.5, 600 W on 54 V, 7 x16 ports at 56 Gb/s, PCIe Gen5 x16;
+- board: 8-slot fully connected UBB, x16 links up to 112 Gb/s, 1000 W slots,
+  PCIe switches with 576 lanes and 128 uplink lanes;
+- server: 2 x t-cpu (80 lanes, 300 W each), 8 x t-nic (400 Gb/s, Gen5 x16, 25 W) behind
+  the board switches, 4 x 3000 W supplies N+1, 2000 W other power, air, 700 W per slot;
+- system: 16 servers on t-fab (400 Gb/s, radix 64), 4 servers per 40 kW rack.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.system import load_system
+from ocplan.checks.rules import RULES, Finding, run_rules
+from ocplan.cli.main import main
+
+SOURCE = [{"title": "ocplan test fixture", "covers": ["*"]}]
+
+# Nameplate power of the baseline server, from the values written below:
+# 8 modules x 600 W + 2 CPUs x 300 W + 8 NICs x 25 W + 2000 W other.
+BASE_SERVER_W = 8 * 600 + 2 * 300 + 8 * 25 + 2000  # 7600 W
+
+
+def _accelerator() -> dict[str, Any]:
+    return {
+        "kind": "accelerator", "id": "t-oam", "name": "Test OAM module", "vendor": "Test",
+        "form_factor": "oam", "oam_version": "1.5", "launch_year": 2024,
+        "peak_flops": {"bf16": "500 TFLOP/s"},
+        "memory": {"hbm_capacity": "96 GB", "hbm_bandwidth": "3 TB/s", "hbm_type": "HBM3"},
+        "scale_up": {"fabric": "test-link", "ports": 7, "lanes_per_port": 16,
+                     "lane_rate": "56 Gb/s", "port_bandwidth": "50 GB/s"},
+        "host": {"kind": "pcie", "gen": 5, "lanes": 16},
+        "power": {"tdp": "600 W", "rail": "54 V"},
+        "cooling": ["air", "liquid"],
+        "sources": SOURCE,
+    }
+
+
+def _baseboard() -> dict[str, Any]:
+    return {
+        "kind": "baseboard", "id": "t-ubb", "name": "Test UBB 8 fully connected",
+        "standard": "ubb", "slots": 8, "topology": "fully_connected",
+        "max_lanes_per_link": 16, "max_lane_rate": "112 Gb/s",
+        "host_uplink": {"pcie_gen": 5, "lanes": 128, "switch_lanes": 576},
+        "slot_power_max": "1000 W", "rail": "54 V",
+        "sources": SOURCE,
+    }
+
+
+def _cpu() -> dict[str, Any]:
+    return {
+        "kind": "cpu", "id": "t-cpu", "name": "Test CPU", "vendor": "Test",
+        "codename": "Testlake", "isa": "x86-64", "launch_year": 2024, "cores": 64,
+        "threads": 128, "base_clock": "2 GHz", "memory_channels": 8,
+        "memory_type": "DDR5-4800", "memory_bandwidth": "307.2 GB/s", "pcie_lanes": 80,
+        "pcie_gen": 5, "tdp": "300 W",
+        "sources": SOURCE,
+    }
+
+
+def _nic(nic_id: str = "t-nic", rate: str = "400 Gb/s", gen: int = 5) -> dict[str, Any]:
+    return {
+        "kind": "nic", "id": nic_id, "name": f"Test NIC {rate}", "vendor": "Test",
+        "protocol": "roce", "ports": 1, "port_bandwidth": rate,
+        "host": {"kind": "pcie", "gen": gen, "lanes": 16}, "power": "25 W",
+        "sources": SOURCE,
+    }
+
+
+def _fabric() -> dict[str, Any]:
+    return {
+        "kind": "fabric", "id": "t-fab", "name": "Test RoCE 400G", "protocol": "roce",
+        "link_bandwidth": "400 Gb/s",
+        "switch": {"name": "Test switch", "radix": 64, "power": "1000 W"},
+        "hop_latency": "1 us", "nic": "t-nic", "achievable_fraction": 0.9,
+        "sources": SOURCE,
+    }
+
+
+def _server() -> dict[str, Any]:
+    return {
+        "kind": "server", "id": "t-srv", "name": "Test 8-OAM server", "vendor": "Test",
+        "baseboard": "t-ubb", "accelerator": "t-oam", "accelerators": 8,
+        "host": {"cpu": "t-cpu", "sockets": 2},
+        "nics": [{"nic": "t-nic", "count": 8, "attach": "pcie-switch"}],
+        "default_fabric": "t-fab",
+        "power_supplies": {"count": 4, "rating": "3000 W", "redundancy": "N+1"},
+        "other_power": "2000 W", "cooling": "air", "air_module_power_max": "700 W",
+        "sources": SOURCE,
+    }
+
+
+def _system() -> dict[str, Any]:
+    return {
+        "name": "test cluster", "server": "t-srv", "servers": 16,
+        "scale_out": {"fabric": "t-fab", "nics_per_server": 8},
+        "rack": {"servers_per_rack": 4, "power_limit": "40 kW"},
+    }
+
+
+def _entries() -> dict[str, dict[str, Any]]:
+    return {"accelerator": _accelerator(), "baseboard": _baseboard(), "cpu": _cpu(),
+            "nic": _nic(), "fabric": _fabric(), "server": _server()}
+
+
+Edit = Callable[[dict[str, dict[str, Any]], dict[str, Any]], None]
+
+
+def _write(tmp_path: Path, edit: Edit | None = None,
+           extra: list[dict[str, Any]] = ()) -> tuple[Path, Path]:
+    """Write the (edited) test catalog and system; return (catalog dir, system file)."""
+    entries = copy.deepcopy(_entries())
+    system = _system()
+    if edit is not None:
+        edit(entries, system)
+    folder = tmp_path / "catalog"
+    folder.mkdir(exist_ok=True)
+    for entry in [*entries.values(), *extra]:
+        (folder / f"{entry['id']}.yaml").write_text(yaml.safe_dump(entry), encoding="utf-8")
+    path = tmp_path / "system.yaml"
+    path.write_text(yaml.safe_dump(system), encoding="utf-8")
+    return folder, path
+
+
+def _findings(tmp_path: Path, edit: Edit | None = None,
+              extra: list[dict[str, Any]] = ()) -> list[Finding]:
+    folder, path = _write(tmp_path, edit, extra)
+    catalog = load_catalog([folder], use_env=False)
+    return run_rules(load_system(path, catalog))
+
+
+def _of(findings: list[Finding], rule: str, severity: str | None = None) -> list[Finding]:
+    return [f for f in findings if f.rule == rule and (severity is None or f.severity == severity)]
+
+
+# ---- the baseline --------------------------------------------------------------------
+
+
+def test_baseline_meets_every_rule(tmp_path: Path) -> None:
+    assert _findings(tmp_path) == []
+
+
+def test_every_rule_is_covered_here() -> None:
+    # A rule added to RULES without a test below should be noticed.
+    names = {rule.__name__ for rule in RULES}
+    assert names == {"oam_rail_power", "air_cooling", "slot_power", "board_slots",
+                     "topology_ports", "link_rate", "host_lanes", "nic_host_bandwidth",
+                     "server_power", "rack_power", "scale_out_fabric"}
+
+
+# ---- OAM-RAIL-POWER ------------------------------------------------------------------
+
+
+def test_oam_rail_power_over_oam10_48v_limit(tmp_path: Path) -> None:
+    # OAM 1.0 on a 48/54 V rail: 700 W at most.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["oam_version"] = "1.0"
+        e["accelerator"]["power"]["tdp"] = "701 W"
+
+    found = _of(_findings(tmp_path, edit), "OAM-RAIL-POWER")
+    assert [f.severity for f in found] == ["error"]
+    assert "700 W" in found[0].message
+    assert found[0].subject == "t-oam"
+
+
+def test_oam_rail_power_at_oam10_limit_passes(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["oam_version"] = "1.0"
+        e["accelerator"]["power"]["tdp"] = "700 W"
+        s["cooling"] = "liquid"
+
+    assert _of(_findings(tmp_path, edit), "OAM-RAIL-POWER") == []
+
+
+def test_oam_rail_power_12v_limit_is_350w(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["oam_version"] = "1.0"
+        e["accelerator"]["power"] = {"tdp": "400 W", "rail": "12 V"}
+
+    found = _of(_findings(tmp_path, edit), "OAM-RAIL-POWER", "error")
+    assert len(found) == 1
+    assert "350 W" in found[0].message
+
+
+def test_oam_rail_voltage_outside_every_window(tmp_path: Path) -> None:
+    # OAM 1.5 has only the 44-59.5 V main rail; 24 V is in no window.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["power"]["rail"] = "24 V"
+
+    found = _of(_findings(tmp_path, edit), "OAM-RAIL-POWER", "error")
+    assert len(found) == 1
+    assert "24 V" in found[0].message
+
+
+def test_oam_rail_power_ignores_non_oam_modules(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["form_factor"] = "sxm"
+        del e["accelerator"]["oam_version"]
+        e["accelerator"]["power"]["rail"] = "24 V"
+
+    assert _of(_findings(tmp_path, edit), "OAM-RAIL-POWER") == []
+
+
+# ---- AIR-COOLING ---------------------------------------------------------------------
+
+
+def test_air_cooling_over_chassis_slot_rating(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["power"]["tdp"] = "701 W"
+
+    found = _of(_findings(tmp_path, edit), "AIR-COOLING")
+    assert [f.severity for f in found] == ["error"]
+    assert "700 W" in found[0].message
+
+
+def test_air_cooling_at_chassis_slot_rating_passes(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["power"]["tdp"] = "700 W"
+
+    assert _of(_findings(tmp_path, edit), "AIR-COOLING") == []
+
+
+def test_air_cooling_takes_the_lowest_limit(tmp_path: Path) -> None:
+    # Chassis 700 W, module air rating 500 W: 550 W is over the module's own rating.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["power"]["tdp"] = "550 W"
+        e["accelerator"]["power"]["air_max_tdp"] = "500 W"
+
+    found = _of(_findings(tmp_path, edit), "AIR-COOLING", "error")
+    assert len(found) == 1
+    assert "500 W" in found[0].message
+
+
+def test_air_cooling_oam10_guidance(tmp_path: Path) -> None:
+    # OAM 1.0 guidance is about 440 W in air, below the chassis' 700 W.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["oam_version"] = "1.0"
+        e["accelerator"]["power"]["tdp"] = "450 W"
+
+    found = _of(_findings(tmp_path, edit), "AIR-COOLING", "error")
+    assert len(found) == 1
+    assert "440 W" in found[0].message
+
+
+def test_air_cooling_liquid_only_module_in_air_chassis(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["cooling"] = ["liquid"]
+
+    found = _of(_findings(tmp_path, edit), "AIR-COOLING", "error")
+    assert len(found) == 1
+    assert "liquid" in found[0].message
+
+
+def test_air_cooling_not_checked_when_system_is_liquid(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["power"]["tdp"] = "900 W"
+        e["accelerator"]["cooling"] = ["liquid"]
+        s["cooling"] = "liquid"
+
+    assert _of(_findings(tmp_path, edit), "AIR-COOLING") == []
+
+
+# ---- SLOT-POWER ----------------------------------------------------------------------
+
+
+def test_slot_power_over_board_slot(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["slot_power_max"] = "599 W"
+
+    found = _of(_findings(tmp_path, edit), "SLOT-POWER")
+    assert [f.severity for f in found] == ["error"]
+    assert found[0].subject == "t-ubb"
+
+
+def test_slot_power_at_board_slot_passes(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["slot_power_max"] = "600 W"
+
+    assert _of(_findings(tmp_path, edit), "SLOT-POWER") == []
+
+
+# ---- BOARD-SLOTS ---------------------------------------------------------------------
+
+
+def test_board_slots_more_modules_than_slots(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["accelerators_per_server"] = 9
+
+    found = _of(_findings(tmp_path, edit), "BOARD-SLOTS")
+    assert [f.severity for f in found] == ["error"]
+    assert "9 modules" in found[0].message
+    assert "8 slots" in found[0].message
+
+
+def test_board_slots_partly_populated_passes(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["accelerators_per_server"] = 4
+
+    assert _of(_findings(tmp_path, edit), "BOARD-SLOTS") == []
+
+
+# ---- TOPOLOGY-PORTS ------------------------------------------------------------------
+
+
+def test_topology_ports_fully_connected_8_needs_7(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["scale_up"]["ports"] = 6
+
+    found = _of(_findings(tmp_path, edit), "TOPOLOGY-PORTS")
+    assert [f.severity for f in found] == ["error"]
+    assert "needs 7" in found[0].message
+    assert "has 6" in found[0].message
+
+
+def test_topology_ports_fully_connected_7_needs_6(tmp_path: Path) -> None:
+    # Seven modules fully connected: each needs 7 - 1 = 6 ports.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["scale_up"]["ports"] = 6
+        s["accelerators_per_server"] = 7
+
+    assert _of(_findings(tmp_path, edit), "TOPOLOGY-PORTS") == []
+
+
+def test_topology_ports_links_per_pair_multiply(tmp_path: Path) -> None:
+    # Three ports per peer (Gaudi style): 7 peers x 3 = 21 ports.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["links_per_pair"] = 3
+        e["accelerator"]["scale_up"]["ports"] = 20
+
+    found = _of(_findings(tmp_path, edit), "TOPOLOGY-PORTS", "error")
+    assert len(found) == 1
+    assert "needs 21" in found[0].message
+
+
+def test_topology_ports_module_without_scale_up(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        del e["accelerator"]["scale_up"]
+
+    found = _of(_findings(tmp_path, edit), "TOPOLOGY-PORTS", "error")
+    assert len(found) == 1
+    assert "has 0" in found[0].message
+
+
+def test_topology_ports_hybrid_cube_mesh_needs_6(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["topology"] = "hybrid_cube_mesh_6"
+        e["accelerator"]["scale_up"]["ports"] = 6
+
+    assert _of(_findings(tmp_path, edit), "TOPOLOGY-PORTS") == []
+
+
+# ---- LINK-LANES / LINK-RATE ----------------------------------------------------------
+
+
+def test_link_lanes_wider_than_board(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["max_lanes_per_link"] = 8
+
+    findings = _findings(tmp_path, edit)
+    found = _of(findings, "LINK-LANES")
+    assert [f.severity for f in found] == ["error"]
+    assert "x16" in found[0].message
+    assert "x8" in found[0].message
+    assert _of(findings, "LINK-RATE") == []
+
+
+def test_link_lanes_equal_width_passes(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["scale_up"]["lanes_per_port"] = 8
+        e["baseboard"]["max_lanes_per_link"] = 8
+
+    assert _of(_findings(tmp_path, edit), "LINK-LANES") == []
+
+
+def test_link_rate_faster_than_board(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["scale_up"]["lane_rate"] = "112 Gb/s"
+        e["baseboard"]["max_lane_rate"] = "56 Gb/s"
+
+    findings = _findings(tmp_path, edit)
+    found = _of(findings, "LINK-RATE")
+    assert [f.severity for f in found] == ["error"]
+    assert _of(findings, "LINK-LANES") == []
+
+
+def test_link_rate_equal_to_board_passes(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["scale_up"]["lane_rate"] = "112 Gb/s"
+
+    assert _of(_findings(tmp_path, edit), "LINK-RATE") == []
+
+
+# ---- HOST-LANES ----------------------------------------------------------------------
+
+
+def test_host_lanes_error_behind_board_switches(tmp_path: Path) -> None:
+    # 8 x16 modules + 8 x16 NICs = 256 lanes behind switches of 256 lanes, 128 of
+    # which go up to the CPUs: 128 downstream lanes.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["host_uplink"]["switch_lanes"] = 256
+
+    found = _of(_findings(tmp_path, edit), "HOST-LANES", "error")
+    assert len(found) == 1
+    assert "256 device lanes" in found[0].message
+    assert "128 downstream" in found[0].message
+
+
+def test_host_lanes_warning_oversubscribed_uplink(tmp_path: Path) -> None:
+    # 256 device lanes over 64 uplink lanes: 4:1, above the 2:1 the rule allows.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["host_uplink"]["lanes"] = 64
+
+    findings = _findings(tmp_path, edit)
+    found = _of(findings, "HOST-LANES", "warning")
+    assert len(found) == 1
+    assert "4.0:1" in found[0].message
+    assert _of(findings, "HOST-LANES", "error") == []
+
+
+def test_host_lanes_two_to_one_is_not_a_warning(tmp_path: Path) -> None:
+    # The baseline: 256 device lanes over 128 uplink lanes, exactly 2:1.
+    assert _of(_findings(tmp_path), "HOST-LANES") == []
+
+
+def test_host_lanes_error_on_cpu_without_board_switches(tmp_path: Path) -> None:
+    # No board switches: 8 x 16 + 8 x 16 = 256 lanes straight on 2 x 80 = 160 CPU lanes.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["host_uplink"]["switch_lanes"] = 0
+
+    found = _of(_findings(tmp_path, edit), "HOST-LANES", "error")
+    assert len(found) == 1
+    assert "256 lanes" in found[0].message
+    assert "160" in found[0].message
+    assert found[0].subject == "t-srv"
+
+
+def test_host_lanes_cpu_enough_without_board_switches(tmp_path: Path) -> None:
+    # 256 lanes on 2 x 128 = 256 CPU lanes: exactly enough.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["host_uplink"]["switch_lanes"] = 0
+        e["cpu"]["pcie_lanes"] = 128
+
+    assert _of(_findings(tmp_path, edit), "HOST-LANES") == []
+
+
+def test_host_lanes_cpu_attached_nics_add_to_uplink(tmp_path: Path) -> None:
+    # 128 uplink lanes + 8 x16 NICs on the CPUs = 256 lanes > 160.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"]["nics"][0]["attach"] = "cpu"
+
+    found = _of(_findings(tmp_path, edit), "HOST-LANES", "error")
+    assert len(found) == 1
+    assert "256 lanes" in found[0].message
+
+
+# ---- NIC-PCIE ------------------------------------------------------------------------
+
+
+def test_nic_pcie_gen4_x16_below_400g(tmp_path: Path) -> None:
+    # Gen4 x16 = 31.5 GB/s per direction < 400 Gb/s = 50 GB/s.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["nic"]["host"]["gen"] = 4
+
+    found = _of(_findings(tmp_path, edit), "NIC-PCIE")
+    assert [f.severity for f in found] == ["warning"]
+    assert found[0].subject == "t-nic"
+
+
+def test_nic_pcie_gen4_x16_carries_200g(tmp_path: Path) -> None:
+    # 200 Gb/s = 25 GB/s fits in Gen4 x16.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["nic"]["host"]["gen"] = 4
+        e["nic"]["port_bandwidth"] = "200 Gb/s"
+
+    assert _of(_findings(tmp_path, edit), "NIC-PCIE") == []
+
+
+# ---- SERVER-POWER --------------------------------------------------------------------
+
+
+def test_server_power_over_n_plus_n_supplies(tmp_path: Path) -> None:
+    # 4 x 3000 W in N+N deliver 6000 W < 7600 W.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"]["power_supplies"]["redundancy"] = "N+N"
+
+    found = _of(_findings(tmp_path, edit), "SERVER-POWER")
+    assert [f.severity for f in found] == ["error"]
+    assert "7.6 kW" in found[0].message
+    assert "6 kW" in found[0].message
+
+
+def test_server_power_exactly_at_capacity_passes(tmp_path: Path) -> None:
+    # 4 x 1900 W with no redundancy = 7600 W = the server's draw.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"]["power_supplies"] = {"count": 4, "rating": f"{BASE_SERVER_W // 4} W",
+                                         "redundancy": "N"}
+
+    assert _of(_findings(tmp_path, edit), "SERVER-POWER") == []
+
+
+def test_server_power_one_watt_over(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"]["power_supplies"] = {"count": 4, "rating": f"{BASE_SERVER_W // 4} W",
+                                         "redundancy": "N"}
+        e["server"]["other_power"] = "2001 W"
+
+    assert len(_of(_findings(tmp_path, edit), "SERVER-POWER", "error")) == 1
+
+
+def test_power_unknown_is_info(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        del e["nic"]["power"]
+
+    findings = _findings(tmp_path, edit)
+    found = _of(findings, "POWER-UNKNOWN")
+    assert [f.severity for f in found] == ["info"]
+    assert "t-nic" in found[0].message
+    assert _of(findings, "SERVER-POWER") == []
+
+
+# ---- RACK-POWER ----------------------------------------------------------------------
+
+
+def test_rack_power_over_limit(tmp_path: Path) -> None:
+    # 4 servers x 7600 W = 30.4 kW > 30 kW.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["rack"]["power_limit"] = "30 kW"
+
+    found = _of(_findings(tmp_path, edit), "RACK-POWER")
+    assert [f.severity for f in found] == ["error"]
+    assert "30.4 kW" in found[0].message
+
+
+def test_rack_power_at_limit_passes(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["rack"]["power_limit"] = f"{4 * BASE_SERVER_W} W"
+
+    assert _of(_findings(tmp_path, edit), "RACK-POWER") == []
+
+
+def test_rack_power_counts_only_servers_that_exist(tmp_path: Path) -> None:
+    # Room for 8 per rack but only 2 servers: 2 x 7600 W = 15.2 kW < 20 kW.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["servers"] = 2
+        s["rack"] = {"servers_per_rack": 8, "power_limit": "20 kW"}
+
+    assert _of(_findings(tmp_path, edit), "RACK-POWER") == []
+
+
+# ---- SCALE-OUT / SCALE-OUT-TIERS / NIC-RATE ------------------------------------------
+
+
+def test_scale_out_servers_without_fabric(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        del s["scale_out"]
+        del e["server"]["default_fabric"]
+
+    found = _of(_findings(tmp_path, edit), "SCALE-OUT")
+    assert [f.severity for f in found] == ["error"]
+    assert "16 servers" in found[0].message
+
+
+def test_scale_out_servers_without_nics(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"]["nics"] = []
+        del s["scale_out"]["nics_per_server"]
+
+    found = _of(_findings(tmp_path, edit), "SCALE-OUT", "error")
+    assert len(found) == 1
+    assert "NICs" in found[0].message
+
+
+def test_scale_out_topology_none_joins_nothing(tmp_path: Path) -> None:
+    # 16 servers with no scale-out network are 16 islands, not one system.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["scale_out"]["topology"] = "none"
+
+    assert len(_of(_findings(tmp_path, edit), "SCALE-OUT", "error")) == 1
+
+
+def test_scale_out_single_server_needs_no_fabric(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["servers"] = 1
+        del s["scale_out"]
+        del e["server"]["default_fabric"]
+
+    assert _of(_findings(tmp_path, edit), "SCALE-OUT") == []
+
+
+def test_scale_out_integrated_nics_join_servers(tmp_path: Path) -> None:
+    # No server NICs, but the modules have their own scale-out ports (Gaudi style).
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"]["nics"] = []
+        del s["scale_out"]["nics_per_server"]
+        e["accelerator"]["integrated_nic"] = {"ports": 1, "port_bandwidth": "400 Gb/s",
+                                              "protocol": "roce"}
+
+    assert _of(_findings(tmp_path, edit), "SCALE-OUT") == []
+
+
+def _plain_fat_tree(radix: int, servers: int) -> Edit:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["fabric"]["switch"]["radix"] = radix
+        s["servers"] = servers
+        s["scale_out"]["topology"] = "fat-tree"
+        del s["rack"]
+
+    return edit
+
+
+def test_scale_out_tiers_beyond_two_tier_capacity(tmp_path: Path) -> None:
+    # A non-blocking two-tier fat tree of radix 16 holds 16**2 / 2 = 128 endpoints;
+    # 17 servers x 8 NICs = 136.
+    found = _of(_findings(tmp_path, _plain_fat_tree(16, 17)), "SCALE-OUT-TIERS")
+    assert [f.severity for f in found] == ["warning"]
+    assert "136 endpoints" in found[0].message
+
+
+def test_scale_out_tiers_at_two_tier_capacity_passes(tmp_path: Path) -> None:
+    # 16 servers x 8 NICs = 128 = 16**2 / 2.
+    assert _of(_findings(tmp_path, _plain_fat_tree(16, 16)), "SCALE-OUT-TIERS") == []
+
+
+def test_nic_rate_faster_than_fabric(tmp_path: Path) -> None:
+    # 800 Gb/s NICs (Gen6 x16 carries them) on 400 Gb/s links.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"]["nics"][0]["nic"] = "t-nic800"
+
+    extra = [_nic("t-nic800", "800 Gb/s", gen=6)]
+    findings = _findings(tmp_path, edit, extra)
+    found = _of(findings, "NIC-RATE")
+    assert [f.severity for f in found] == ["warning"]
+    assert "800 Gb/s" in found[0].message
+    assert _of(findings, "NIC-PCIE") == []
+
+
+def test_nic_rate_slower_nic_passes(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["nic"]["port_bandwidth"] = "200 Gb/s"
+
+    assert _of(_findings(tmp_path, edit), "NIC-RATE") == []
+
+
+# ---- ordering ------------------------------------------------------------------------
+
+
+def test_findings_sorted_errors_first(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["nic"]["host"]["gen"] = 4                      # NIC-PCIE warning
+        del e["fabric"]["switch"]["power"]               # POWER-UNKNOWN info
+        e["baseboard"]["slot_power_max"] = "500 W"       # SLOT-POWER error
+        e["baseboard"]["max_lanes_per_link"] = 8         # LINK-LANES error
+
+    findings = _findings(tmp_path, edit)
+    order = {"error": 0, "warning": 1, "info": 2}
+    keys = [(order[f.severity], f.rule) for f in findings]
+    assert keys == sorted(keys)
+    assert [f.rule for f in findings] == ["LINK-LANES", "SLOT-POWER", "NIC-PCIE",
+                                          "POWER-UNKNOWN"]
+
+
+# ---- CLI -----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_env_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OCPLAN_CATALOG", raising=False)
+
+
+def _cli_json(capsys: pytest.CaptureFixture[str], folder: Path,
+              path: Path) -> tuple[int, dict[str, Any]]:
+    code = main(["--catalog", str(folder), "check", str(path), "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_cli_check_clean_system_exits_0(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    folder, path = _write(tmp_path)
+    code, data = _cli_json(capsys, folder, path)
+    assert code == 0
+    assert data == {"system": "test cluster", "file": str(path), "errors": 0,
+                    "warnings": 0, "findings": []}
+
+
+def test_cli_check_warnings_only_exits_0(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["nic"]["host"]["gen"] = 4
+
+    folder, path = _write(tmp_path, edit)
+    code, data = _cli_json(capsys, folder, path)
+    assert code == 0
+    assert data["errors"] == 0
+    assert data["warnings"] == 1
+    assert [f["rule"] for f in data["findings"]] == ["NIC-PCIE"]
+
+
+def test_cli_check_errors_exit_1_json_shape(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["slot_power_max"] = "500 W"           # SLOT-POWER error
+        e["server"]["power_supplies"]["redundancy"] = "N+N"  # SERVER-POWER error
+        e["nic"]["host"]["gen"] = 4                          # NIC-PCIE warning
+
+    folder, path = _write(tmp_path, edit)
+    code, data = _cli_json(capsys, folder, path)
+    assert code == 1
+    assert set(data) == {"system", "file", "errors", "warnings", "findings"}
+    assert data["system"] == "test cluster"
+    assert data["file"] == str(path)
+    assert data["errors"] == 2
+    assert data["warnings"] == 1
+    for f in data["findings"]:
+        assert set(f) == {"rule", "severity", "message", "section", "subject"}
+        assert all(isinstance(v, str) and v for v in f.values())
+    assert [(f["rule"], f["severity"]) for f in data["findings"]] == [
+        ("SERVER-POWER", "error"), ("SLOT-POWER", "error"), ("NIC-PCIE", "warning")]
+    assert data["errors"] == sum(f["severity"] == "error" for f in data["findings"])
+
+
+def test_cli_check_table_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["slot_power_max"] = "500 W"
+
+    folder, path = _write(tmp_path, edit)
+    code = main(["--catalog", str(folder), "check", str(path)])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "SLOT-POWER" in text
+    assert "1 error(s), 0 warning(s)" in text
+
+
+def test_cli_check_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["server"] = "t-srvv"
+
+    folder, path = _write(tmp_path, edit)
+    code = main(["--catalog", str(folder), "check", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "did you mean 't-srv'" in captured.err
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(("example", "code"), [
+    ("mx1-8oam-air.yaml", 0),
+    ("ubb-1024-liquid.yaml", 0),
+    # 750 W MI300X modules in the 700 W air-cooled NF5698G7 slots.
+    ("nf5698g7-mi300x.yaml", 1),
+])
+def test_cli_check_examples(example: str, code: int,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / example
+    assert main(["check", str(path), "--format", "json"]) == code
+    data = json.loads(capsys.readouterr().out)
+    assert (data["errors"] > 0) == (code == 1)
+
+
+def test_nf5698g7_mi300x_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    # MI300X: 750 W; NF5698G7: 700 W slots and air rating; 6 x 3200 W N+N = 9600 W
+    # against 8 x 750 + 2 x 350 (Xeon 8592+) + 8 x 25 (ConnectX-7) + 3100 = 10000 W.
+    path = Path(__file__).resolve().parents[1] / "examples" / "nf5698g7-mi300x.yaml"
+    main(["check", str(path), "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    errors = {f["rule"] for f in data["findings"] if f["severity"] == "error"}
+    assert errors == {"AIR-COOLING", "SLOT-POWER", "SERVER-POWER"}
+    server = next(f for f in data["findings"] if f["rule"] == "SERVER-POWER")
+    assert "10 kW" in server["message"]
+    assert "9.6 kW" in server["message"]
