@@ -575,7 +575,7 @@ def test_process_several_problems(tmp_path: Path) -> None:
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert lines == [
-        f"{path}: servers = 0: must be at least 1",
+        f"{path}: servers = 0: must be at least 1 and at most 1000000",
         f"{path}: cooling = 'water': not allowed; expected one of 'air' or 'liquid'",
     ]
 

@@ -489,6 +489,14 @@ def test_nic_pcie_gen4_x16_carries_200g(tmp_path: Path) -> None:
     assert _of(_findings(tmp_path, edit), "NIC-PCIE") == []
 
 
+def test_nic_pcie_checks_the_scale_out_nic_override(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["scale_out"]["nic"] = "t-nic-gen4"
+
+    extra = [_nic("t-nic-gen4", "400 Gb/s", gen=4)]
+    assert len(_of(_findings(tmp_path, edit, extra), "NIC-PCIE", "warning")) == 1
+
+
 # ---- SERVER-POWER --------------------------------------------------------------------
 
 

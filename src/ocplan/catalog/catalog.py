@@ -158,7 +158,7 @@ def _read_dirs(dirs: Sequence[Path]) -> Catalog:
                 problems.extend(exc.problems)
                 continue
             except ValidationError as exc:
-                problems.extend(problems_from_validation(str(path), exc))
+                problems.extend(problems_from_validation(str(path), exc, union=KINDS))
                 continue
             kind = cast(str, getattr(entry, "kind"))  # noqa: B009
             previous = files.get((kind, entry.id))

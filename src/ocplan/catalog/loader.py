@@ -7,13 +7,18 @@ can print them one per line without a traceback.
 
 from __future__ import annotations
 
+import difflib
+import types
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic.fields import FieldInfo
 
 from ocplan.errors import Problem, SpecError
+from ocplan.units import DIMENSIONS, Dimension, format_quantity
 
 __all__ = ["load_yaml", "problems_from_validation", "validate_as"]
 
@@ -30,9 +35,15 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     mapping: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a mapping key must be a plain value, not a {type(key).__name__}",
+                key_node.start_mark) from None
         if key in mapping:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark)
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node)
     return mapping
 
@@ -50,14 +61,17 @@ def load_yaml(path: Path) -> dict[str, Any]:
         When the file is missing, unreadable, not YAML, or not a mapping.
     """
     source = str(path)
-    if not path.exists():
-        raise SpecError.one(source, "", "file not found")
-    if path.is_dir():
-        raise SpecError.one(source, "", "is a directory, expected a YAML file")
     try:
+        if not path.exists():
+            raise SpecError.one(source, "", "file not found")
+        if path.is_dir():
+            raise SpecError.one(source, "", "is a directory, expected a YAML file")
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError.one(source, "", f"cannot read file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError.one(source, "", f"cannot read file: not UTF-8 text ({exc.reason} at "
+                                        f"byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise SpecError.one(source, "", f"cannot read file: {exc.strerror or exc}") from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
@@ -73,15 +87,21 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def _field_path(loc: tuple[int | str, ...], literal_last: bool = False) -> str:
+    """Dotted path of ``loc``; ``literal_last`` keeps the last item as the user wrote it
+    (an unknown key may contain anything, even the characters of pydantic's tags)."""
     parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
+    for n, item in enumerate(loc):
+        if isinstance(item, int) and not (literal_last and n == len(loc) - 1):
             parts.append(f"[{item}]")
-        elif "[" in item or item.startswith("function-"):
+            continue
+        item = str(item)
+        if not (literal_last and n == len(loc) - 1) and (
+                "[" in item or item.startswith("function-")):
             continue  # pydantic's internal tags for unions and validators
-        else:
-            parts.append(("." if parts else "") + item)
+        if not item.isprintable() or not item:
+            item = repr(item)  # a key with a newline must not break the one-line rule
+        parts.append(("." if parts else "") + item)
     return "".join(parts)
 
 
@@ -92,31 +112,194 @@ def _clean_message(msg: str) -> str:
     return msg
 
 
-def problems_from_validation(source: str, exc: ValidationError, prefix: str = "") -> list[Problem]:
-    """Turn a pydantic ValidationError into one Problem per error."""
+# --- what is allowed at a field: read back from the schema -----------------------------
+
+_ID_PATTERN = r"^[a-z0-9][a-z0-9._+-]*$"
+_BOUNDS = (("gt", "greater than"), ("ge", "at least"), ("lt", "less than"), ("le", "at most"))
+
+
+def _unwrap(tp: Any) -> tuple[Any, list[Any]]:
+    """Strip ``Annotated`` and ``X | None`` from a type; return it and the metadata found."""
+    meta: list[Any] = []
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp, *extra = get_args(tp)
+            for m in extra:
+                meta.extend(m.metadata if isinstance(m, FieldInfo) else [m])
+            continue
+        if origin in (Union, types.UnionType):
+            members = [a for a in get_args(tp) if a is not type(None)]
+            if len(members) == 1:
+                tp = members[0]
+                continue
+        return tp, meta
+
+
+def _schema_at(model: Any, loc: Sequence[int | str]) -> tuple[Any, list[Any]]:
+    """The type at ``loc`` inside ``model`` and its constraints; ``(None, [])`` if unknown."""
+    tp, meta = _unwrap(model)
+    for item in loc:
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(item, str) \
+                and item in tp.model_fields:
+            info = tp.model_fields[item]
+            tp, meta = _unwrap(info.annotation)
+            meta = list(info.metadata) + meta
+        elif isinstance(item, int) and get_origin(tp) in (tuple, list):
+            args = [a for a in get_args(tp) if a is not Ellipsis]
+            if not args:
+                return None, []
+            tp, meta = _unwrap(args[0])
+        else:
+            return None, []
+    return tp, meta
+
+
+def _dimension(meta: list[Any]) -> Dimension | None:
+    """The unit dimension of a quantity field (its validator accepts 1 SI unit as 1.0)."""
+    for m in meta:
+        if isinstance(m, BeforeValidator):
+            for dim in DIMENSIONS.values():
+                try:
+                    if m.func(f"1 {dim.si_unit}") == 1.0:
+                        return dim
+                except (ValueError, TypeError):
+                    continue
+    return None
+
+
+def _limit(value: Any, dim: Dimension | None) -> str:
+    if dim is not None:
+        return format_quantity(float(value), dim.si_unit)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return str(value)
+
+
+def _bounds(meta: list[Any]) -> str:
+    """``"at least 1 and at most 64"`` from a field's constraints, or ``""``."""
+    dim = _dimension(meta)
+    parts = [f"{word} {_limit(getattr(m, attr), dim)}" for attr, word in _BOUNDS
+             for m in meta if getattr(m, attr, None) is not None]
+    return " and ".join(parts)
+
+
+def _describe(tp: Any, meta: list[Any]) -> str:
+    """What a field accepts, in words, or ``""`` when the schema does not say."""
+    dim = _dimension(meta)
+    if dim is not None:
+        return dim.describe()
+    bounds = _bounds(meta)
+    bounds = f" ({bounds})" if bounds else ""
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return f"an integer{bounds}"
+    if tp is float:
+        return f"a number{bounds}"
+    if tp is str:
+        if any(getattr(m, "pattern", None) == _ID_PATTERN for m in meta):
+            return "an id of lower-case letters, digits and . _ + - (e.g. 'mi300x')"
+        return "text"
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return "a mapping with fields " + ", ".join(tp.model_fields)
+    if get_origin(tp) in (tuple, list):
+        args = [a for a in get_args(tp) if a is not Ellipsis]
+        item = _describe(*_unwrap(args[0])) if args else ""
+        return f"a list, each item {item}" if item else "a list"
+    return ""
+
+
+_TYPE_ERRORS = frozenset({
+    "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type",
+    "bool_parsing", "string_type", "model_type", "model_attributes_type", "dict_type",
+    "tuple_type", "list_type", "string_pattern_mismatch",
+})
+
+
+def _message(kind: str, err: Any, model: Any, loc: tuple[int | str, ...], msg: str) -> str:
+    """A message saying what is allowed, from the schema at ``loc`` when it is known."""
+    if model is None:
+        return msg
+    if kind == "extra_forbidden":
+        parent, _ = _schema_at(model, loc[:-1])
+        if isinstance(parent, type) and issubclass(parent, BaseModel):
+            names = list(parent.model_fields)
+            close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            return f"unknown field{hint} (allowed: {', '.join(names)})"
+        return msg
+    tp, meta = _schema_at(model, loc)
+    if tp is None:
+        return msg
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bounds = _bounds(meta)
+        return f"must be {bounds}" if bounds else msg
+    desc = _describe(tp, meta)
+    if not desc:
+        return msg
+    if kind == "missing":
+        return f"required field is missing; expected {desc}"
+    if kind in _TYPE_ERRORS:
+        return f"expected {desc}"
+    return msg
+
+
+def problems_from_validation(source: str, exc: ValidationError, prefix: str = "",
+                             model: Any = None,
+                             union: Mapping[str, Any] | None = None) -> list[Problem]:
+    """Turn a pydantic ValidationError into one Problem per error.
+
+    ``model`` (the validated class) or ``union`` (a discriminated union's classes by tag,
+    the tag being the first item of each error's location) lets the messages say what
+    the schema allows at each field.
+    """
     problems: list[Problem] = []
-    for err in exc.errors(include_url=False):
-        path = _field_path(tuple(err["loc"]))
+    errors = exc.errors(include_url=False)
+    all_locs = [tuple(e["loc"]) for e in errors]
+    for err in errors:
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        if kind == "too_short" and any(o[:len(loc)] == loc for o in all_locs
+                                       if len(o) > len(loc)):
+            continue  # a list left short by its bad items: the items' lines say it all
+        schema = model
+        if union is not None and loc and isinstance(loc[0], str) and loc[0] in union:
+            schema, loc = union[loc[0]], loc[1:]
+        path = _field_path(loc, literal_last=kind in ("extra_forbidden", "invalid_key"))
         if prefix:
             path = f"{prefix}.{path}" if path else prefix
-        msg = _clean_message(err["msg"])
-        kind = err["type"]
+        msg = _message(kind, err, schema, loc, _clean_message(err["msg"]))
         value: object = err.get("input")
-        if kind == "extra_forbidden":
+        ctx = err.get("ctx", {})
+        if kind == "extra_forbidden" and schema is None:
             msg = "unknown field (not in the schema)"
+        elif kind == "invalid_key":
+            msg = "field names must be strings"
+            value = None
         elif kind == "missing":
-            msg = "required field is missing"
+            msg = msg if schema is not None else "required field is missing"
             value = None
         elif kind == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "")
-            msg = f"not allowed; expected one of {expected}"
+            msg = f"not allowed; expected one of {ctx.get('expected', '')}"
+        elif kind in ("too_short", "too_long"):
+            limit = ctx.get("min_length" if kind == "too_short" else "max_length")
+            msg = (f"needs {'at least' if kind == 'too_short' else 'at most'} {limit} "
+                   f"item(s), got {ctx.get('actual_length')}")
+        elif kind in ("string_too_short", "string_too_long"):
+            limit = ctx.get("min_length" if kind == "string_too_short" else "max_length")
+            msg = (f"must have {'at least' if kind == 'string_too_short' else 'at most'} "
+                   f"{limit} character(s)")
         elif kind == "union_tag_invalid":
-            expected = err.get("ctx", {}).get("expected_tags", "")
+            expected = ctx.get("expected_tags", "")
             msg = f"unknown kind; expected one of {expected}"
             path = f"{prefix}.kind" if prefix else "kind"
-            value = err.get("ctx", {}).get("tag")
+            value = ctx.get("tag")
         elif kind == "union_tag_not_found":
-            msg = "required field 'kind' is missing"
+            tags = f"; expected one of {', '.join(map(repr, union))}" if union else ""
+            msg = f"required field 'kind' is missing{tags}"
             path = f"{prefix}.kind" if prefix else "kind"
             value = None
         if isinstance(value, (dict, list)):
@@ -130,4 +313,4 @@ def validate_as(model: type[M], data: Any, source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(problems_from_validation(source, exc)) from None
+        raise SpecError(problems_from_validation(source, exc, model=model)) from None

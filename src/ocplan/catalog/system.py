@@ -155,6 +155,13 @@ def resolve_system(spec: SystemSpec, catalog: Catalog, source: str) -> System:
     cpu = catalog.get(Cpu, server.host.cpu)
     server_nics = tuple((catalog.get(Nic, slot.nic), slot.count, slot.attach)
                         for slot in server.nics)
+    if nic is not None and spec.scale_out is not None:
+        # The system names its own scale-out NIC: it replaces the server's NICs.
+        count = spec.scale_out.nics_per_server
+        if count is None:
+            count = sum(c for _, c, _ in server_nics)
+        attach = server_nics[0][2] if server_nics else "pcie-switch"
+        server_nics = ((nic, count, attach),) if count else ()
     if nic is None and server_nics:
         nic = server_nics[0][0]
     if nic is None and fabric is not None and fabric.nic:

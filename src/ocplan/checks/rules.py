@@ -241,12 +241,12 @@ def scale_out_fabric(system: System) -> list[Finding]:
     endpoints, _ = nic_Bps(system)
     spec = system.spec.scale_out
     # topology "none": no scale-out network, as cluster_graph and summarize read it.
-    no_network = fabric is None or (spec is not None and spec.topology == "none")
-    if no_network or system.num_servers == 1 or endpoints == 0:
-        if system.num_servers > 1 and (no_network or endpoints == 0):
+    no_network = spec is not None and spec.topology == "none"
+    if fabric is None or no_network or system.num_servers == 1 or endpoints == 0:
+        if system.num_servers > 1 and (fabric is None or no_network or endpoints == 0):
             return [Finding("SCALE-OUT", "error",
                             f"{system.num_servers} servers but no scale-out "
-                            f"{'fabric' if no_network else 'NICs'} to join them",
+                            f"{'fabric' if fabric is None or no_network else 'NICs'} to join them",
                             "system scale_out", system.spec.name)]
         return []
     rails = endpoints if spec is None or spec.topology == "rail-optimized-fat-tree" else 1

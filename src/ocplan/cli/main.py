@@ -20,7 +20,12 @@ from rich.table import Table
 
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
-from ocplan.catalog.system import load_system
+from ocplan.catalog.system import load_system, system_for_chip
+from ocplan.plan.estimate import Estimate, estimate
+from ocplan.plan.plan import Plan
+from ocplan.results.validation import read_cases, run_validation, summarize as summarize_cases
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import Workload
 from ocplan.checks.rules import run_rules
 from ocplan.errors import SpecError
 from ocplan.topology.analysis import summarize
@@ -227,6 +232,143 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
         table.add_row(k, v)
     out.print(table)
     out.print("[dim]bandwidths are per direction[/dim]")
+
+
+class Recompute(StrEnum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+@app.command("estimate")
+@handles_bad_input
+def estimate_cmd(
+    model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
+    chip: Annotated[str | None, typer.Option(help="Accelerator id; implies its default "
+                                                  "server and fabric.")] = None,
+    chips: Annotated[int, typer.Option(min=1, help="Number of chips.")] = 8,
+    global_batch: Annotated[int, typer.Option(min=1, help="Sequences per step.")] = 512,
+    seq_len: Annotated[int, typer.Option(min=1, help="Tokens per sequence.")] = 4096,
+    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
+    tp: Annotated[int, typer.Option(min=1)] = 1,
+    pp: Annotated[int, typer.Option(min=1)] = 1,
+    cp: Annotated[int, typer.Option(min=1)] = 1,
+    ep: Annotated[int, typer.Option(min=1)] = 1,
+    vpp: Annotated[int, typer.Option(min=1)] = 1,
+    micro_batch: Annotated[int, typer.Option(min=1)] = 1,
+    zero: Annotated[int, typer.Option(min=0, max=3)] = 1,
+    recompute: Recompute = Recompute.none,
+    sequence_parallel: Annotated[bool, typer.Option(help="Megatron SP with tp > 1.")] = True,
+    system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
+    train_tokens: Annotated[float | None, typer.Option(
+        help="Tokens to train on, for time, energy and cost to train.")] = None,
+    price: Annotated[float | None, typer.Option(help="Price per chip-hour.")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Estimate step time, throughput, MFU and memory of one parallel layout."""
+    cat = _catalog()
+    arch = cat.model(model, "--model", "model")
+    if system is not None:
+        sysm = load_system(system, cat)
+    elif chip is not None:
+        sysm = system_for_chip(cat, chip, chips)
+    else:
+        raise SpecError.one("--chip", "chip", "give --chip ID or --system FILE")
+    if chips % (tp * pp * cp):
+        raise SpecError.one("--chips", "chips", f"not divisible by tp x pp x cp = "
+                                                f"{tp * pp * cp}", chips)
+    workload = Workload(ModelShape.from_arch(arch), seq_len, global_batch, precision)
+    plan = Plan(tp=tp, pp=pp, dp=chips // (tp * pp * cp), cp=cp, ep=ep, vpp=vpp,
+                micro_batch=micro_batch, zero=zero, recompute=recompute.value,
+                sequence_parallel=sequence_parallel)
+    result = estimate(workload, plan, sysm)
+    pue = sysm.spec.facility.pue
+    extra: dict[str, float] = {}
+    if train_tokens is not None and result.feasible:
+        extra["time_to_train_s"] = result.time_to_train_s(train_tokens)
+        extra["energy_to_train_J"] = result.energy_J(train_tokens, pue)
+        if price is not None:
+            extra["cost_to_train"] = result.cost(train_tokens, price)
+    if fmt is Format.json:
+        _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name})
+        return
+    _print_estimate(result, f"{model} on {sysm.spec.name}", extra)
+
+
+def _print_estimate(result: Estimate, title: str, extra: dict[str, float]) -> None:
+    if not result.feasible:
+        out.print(f"[bold]{title}[/bold]: [red]infeasible[/red]: {result.reason}")
+        return
+    table = Table(title=title, show_header=False)
+    table.add_column("measure", style="bold")
+    table.add_column("value")
+    p = result.plan
+    table.add_row("layout", f"tp={p.tp} pp={p.pp} dp={p.dp} cp={p.cp} ep={p.ep} vpp={p.vpp} "
+                            f"mb={p.micro_batch} zero={p.zero} recompute={p.recompute}"
+                            f"{' sp' if p.sp else ''}")
+    table.add_row("step time", _q(result.step_s, "s"))
+    table.add_row("tokens/s", f"{result.tokens_per_s:,.0f} ({result.tokens_per_s_per_chip:,.1f}"
+                              " per chip)")
+    table.add_row("MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
+    table.add_row("bound", result.bound)
+    assert result.time is not None and result.memory is not None
+    for key, value in result.time.__dict__.items():
+        share = value / result.step_s if result.step_s else 0.0
+        table.add_row(f"  {key.removesuffix('_s')}", f"{_q(value, 's')} ({share:.1%})")
+    mem = result.memory
+    table.add_row("memory per chip", f"{_q(mem.total_bytes, 'B')} of {_q(mem.capacity_bytes, 'B')}")
+    for key in ("weights_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes",
+                "logits_bytes", "reserved_bytes"):
+        table.add_row(f"  {key.removesuffix('_bytes')}", _q(getattr(mem, key), "B"))
+    table.add_row("power (IT, TDP)", _q(result.power_W, "W"))
+    if "time_to_train_s" in extra:
+        table.add_row("time to train", f"{extra['time_to_train_s'] / 86400:.2f} days")
+        table.add_row("energy to train", f"{extra['energy_to_train_J'] / 3.6e9:,.0f} MWh")
+    if "cost_to_train" in extra:
+        table.add_row("cost to train", f"{extra['cost_to_train']:,.0f}")
+    out.print(table)
+
+
+@app.command()
+@handles_bad_input
+def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
+             fmt: FormatOpt = Format.table) -> None:
+    """Predict published training runs and report the error of each and overall."""
+    cases = run_validation(read_cases(file), _catalog())
+    summary = summarize_cases(cases)
+    if fmt is Format.json:
+        _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases]})
+        return
+    table = Table(title=f"ocplan validate {file.name}")
+    for col in ("case", "chip", "model", "measured tok/s/chip", "predicted", "error %",
+                "status"):
+        table.add_column(col)
+    for c in cases:
+        table.add_row(c.case_id, c.chip, c.model[:28], f"{c.measured_tokens_per_s_per_chip:,.1f}",
+                      "-" if c.predicted_tokens_per_s_per_chip is None
+                      else f"{c.predicted_tokens_per_s_per_chip:,.1f}",
+                      "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
+                      c.status if c.reason is None else f"{c.status}: {c.reason}")
+    out.print(table)
+    for key, title in (("chip", "by chip"), ("source", "by source")):
+        groups: dict[str, list[float]] = {}
+        for c in cases:
+            if c.error_pct is not None:
+                groups.setdefault(getattr(c, key), []).append(c.error_pct)
+        gt = Table(title=f"error {title}")
+        for col in (key, "n", "median |error| %", "mean signed %"):
+            gt.add_column(col)
+        for name, errs in sorted(groups.items()):
+            abs_sorted = sorted(abs(e) for e in errs)
+            median = abs_sorted[len(abs_sorted) // 2] if len(abs_sorted) % 2 else \
+                (abs_sorted[len(abs_sorted) // 2 - 1] + abs_sorted[len(abs_sorted) // 2]) / 2
+            gt.add_row(name[:50], str(len(errs)), f"{median:.1f}",
+                       f"{sum(errs) / len(errs):+.1f}")
+        out.print(gt)
+    out.print(f"n={summary.n} failed={summary.failed} median |error| "
+              f"{summary.median_abs_error_pct:.1f}% p90 {summary.p90_abs_error_pct:.1f}% "
+              f"max {summary.max_abs_error_pct:.1f}% mean signed "
+              f"{summary.mean_signed_error_pct:+.1f}%")
 
 
 def main(argv: list[str] | None = None) -> int:

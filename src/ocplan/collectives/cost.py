@@ -6,8 +6,8 @@ Candidates per call:
   all-reduce on switch planes with in-network reduction, NVLS;
 - across domains: hierarchical (reduce-scatter inside the domain, all-reduce of the
   1/n_in shard across domains rail by rail, all-gather inside), with the cross-domain
-  step as ring or double binary tree, against a flat ring over all ranks limited by the
-  slower tier.
+  step as ring or double binary tree, against a flat multi-channel ring over all ranks
+  limited by the slower of scale-up and the domain's combined NIC rate.
 
 ``nbytes`` is the per-rank buffer (see :mod:`ocplan.collectives.algorithms`). Groups
 are given by size ``n`` and member ``stride`` (see :func:`~ocplan.collectives.fabric.placement`).
@@ -44,8 +44,17 @@ def all_reduce(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
     t_cross = np.minimum(alg.ring_all_reduce(shard, n_out, fab.out_Bps, a_out),
                          alg.tree_all_reduce(shard, n_out, fab.out_Bps, a_out))
     t_hier = 2 * alg.ring_all_gather(nbytes, n_in, up, a_up) + t_cross
-    t_flat = alg.ring_all_reduce(nbytes, n_in * n_out, np.minimum(up, fab.out_Bps), a_out)
+    t_flat = alg.ring_all_reduce(nbytes, n_in * n_out, _striped(fab, up, n_in), a_out)
     return np.where(n_out > 1, np.minimum(t_hier, t_flat), t_in)
+
+
+def _striped(fab: CommFabric, up: Num, n_in: Num) -> Num:
+    """Per-rank rate of a ring over several domains run as ``n_in`` channels, each
+    crossing between domains on a different member's NIC (NCCL rings on rail-optimized
+    fabrics): the ring moves at the slower of the scale-up rate and the domain's
+    combined scale-out rate ``n_in * out`` (nccl-tests multi-node busbw ~ NICs x NIC
+    rate per node, hardware.md §8)."""
+    return np.minimum(up, n_in * fab.out_Bps)
 
 
 def all_gather(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
@@ -54,7 +63,7 @@ def all_gather(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
     up = fab.up_Bps(n_in, stride)
     t_in = alg.ring_all_gather(nbytes, n_in, up, fab.up_alpha_s)
     t_cross = alg.ring_all_gather(nbytes / n_in, n_out, fab.out_Bps, fab.out_alpha_s)
-    t_flat = alg.ring_all_gather(nbytes, n_in * n_out, np.minimum(up, fab.out_Bps),
+    t_flat = alg.ring_all_gather(nbytes, n_in * n_out, _striped(fab, up, n_in),
                                  fab.out_alpha_s)
     return np.where(n_out > 1, np.minimum(t_in + t_cross, t_flat), t_in)
 

@@ -51,9 +51,11 @@ NVLS_EFFICIENCY = 0.61
 #: Per-step latency of a scale-up collective (NCCL LL128/Simple on NVLink: a few us per
 #: all-reduce at 8 ranks, nccl-tests small-message times); 1 us per step.
 SCALE_UP_STEP_LATENCY_S = 1.0e-6
-#: NIC, PCIe and proxy-thread latency per scale-out step on top of switch hops (NCCL
-#: inter-node small-message latency is ~10 us for two-step rings; 4 us per step).
-SCALE_OUT_SOFTWARE_LATENCY_S = 4.0e-6
+#: NIC, PCIe and proxy latency per scale-out ring step on top of the switch hop. Large
+#: collectives pipeline chunks, so a step costs little: 248 nodes x 8 H200 reach ~350
+#: of ~369 GB/s (nccl-tests#283), i.e. ~2.4 ms over 3,966 ring steps, ~0.6 us each
+#: beyond the wire, which is what is taken.
+SCALE_OUT_SOFTWARE_LATENCY_S = 0.6e-6
 
 Num = Any
 
@@ -124,7 +126,7 @@ def comm_fabric(system: System) -> CommFabric:
     return _comm_fabric_cached(system)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=4096)
 def _comm_fabric_cached(system: System) -> CommFabric:
     accel, board_spec = system.accelerator, system.baseboard
     domain = system.chips_per_server
@@ -155,7 +157,7 @@ def _comm_fabric_cached(system: System) -> CommFabric:
         nvls = raw_chip * NVLS_EFFICIENCY if board_spec.in_switch_reduction else 0.0
     fabric = system.fabric
     out_eff = fabric.achievable_fraction if fabric is not None else 1.0
-    hops = 4 if system.num_servers > 1 else 2  # leaf-spine-leaf: 3 switches, 4 links
+    hops = 1  # a ring step stays on its rail: one leaf switch between neighbours
     out_alpha = SCALE_OUT_SOFTWARE_LATENCY_S + (fabric.hop_latency * hops if fabric else 0.0)
     return CommFabric(
         domain=domain,

@@ -15,7 +15,9 @@ Global (framework behaviour, not hardware):
 
 - ``tp_overlap``, ``ep_overlap``, ``dp_overlap``: fraction of tensor-parallel,
   expert all-to-all and data-parallel communication hidden behind compute;
-- ``kernel_overhead_s``: fixed cost per GEMM kernel (launch and tail).
+- ``kernel_overhead_s``: fixed cost per kernel launch (launch gap and tail);
+- ``elementwise_h``: HBM traffic of the non-GEMM kernels per token per layer, in units of
+  hidden x 2 bytes (norms, residuals, rotary, bias, dropout; fewer when fused).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class Calibration:
     tp_overlap: float = 0.3
     ep_overlap: float = 0.3
     dp_overlap: float = 0.8
-    kernel_overhead_s: float = 5e-6
+    kernel_overhead_s: float = 4e-6
+    elementwise_h: float = 12.0
 
     def family_of(self, chip: str) -> str:
         return self.members.get(chip, "default")
@@ -69,6 +72,7 @@ class Calibration:
             "ep_overlap": self.ep_overlap,
             "dp_overlap": self.dp_overlap,
             "kernel_overhead_s": self.kernel_overhead_s,
+            "elementwise_h": self.elementwise_h,
         }
 
     @classmethod
@@ -86,6 +90,7 @@ class Calibration:
             ep_overlap=float(data["ep_overlap"]),  # type: ignore[arg-type]
             dp_overlap=float(data["dp_overlap"]),  # type: ignore[arg-type]
             kernel_overhead_s=float(data["kernel_overhead_s"]),  # type: ignore[arg-type]
+            elementwise_h=float(data.get("elementwise_h", 12.0)),  # type: ignore[arg-type]
         )
 
 

@@ -52,16 +52,16 @@ __all__ = ["HBM_EFFICIENCY", "RESERVED_BYTES", "SystemModel", "evaluate", "syste
 
 Num = Any
 
+#: Kernels one layer's forward launches: two norms, QKV, rotary, attention, output
+#: projection, two residual adds, up/gate, activation, down, and bias/dropout/cast
+#: kernels; backward launches about twice as many (charged through the 2x GEMM term).
+KERNELS_PER_LAYER = 16.0
 #: Achieved / peak HBM bandwidth for streaming elementwise kernels (STREAM-like copy
 #: kernels reach 80-90 % of peak on H100/MI300X: ROCm and NVIDIA bandwidth tests).
 HBM_EFFICIENCY = 0.80
 #: Memory the framework keeps outside tensors: CUDA/ROCm context, NCCL buffers and
 #: allocator fragmentation (Megatron and PyTorch report 1-3 GB): 2 GiB.
 RESERVED_BYTES = 2.0 * 2**30
-#: Elementwise traffic per token per layer, in units of hidden x activation bytes
-#: (forward): two LayerNorms (read + write, 4h), two residual adds (read 2, write 1:
-#: 6h) and rotary/bias/dropout (2h).
-ELEMENTWISE_H = 12.0
 #: Bytes the optimizer step moves per locally owned parameter: fp32 master, momentum,
 #: variance read and written (24), gradient read (2) and 16-bit parameter written (2).
 OPTIMIZER_RW_BYTES = 28.0
@@ -70,10 +70,14 @@ OPTIMIZER_RW_BYTES = 28.0
 PP_EXPOSED = 0.5
 #: FlashAttention-2 backward / forward FLOPs (five matmuls against two; Dao 2023).
 ATTN_BWD_FACTOR = 2.5
-#: Layers of saved activations resident in HBM under host offload (compute + copy).
-OFFLOAD_RESIDENT_LAYERS = 2.0
-#: Bytes per logit kept for the loss (fp32 cross-entropy over the vocabulary).
-LOGIT_BYTES = 4.0
+#: 8-bit training saves GEMM inputs as their 8-bit casts (Transformer Engine).
+FP8_GEMM_INPUT_BYTES = 1.0
+#: Layers of saved activations resident in HBM under host offload: the layer being
+#: computed; copies to and from the host stream per tensor as it is produced or needed.
+OFFLOAD_RESIDENT_LAYERS = 1.0
+#: Bytes per logit kept for the loss: 16-bit logits; fused cross-entropy kernels
+#: (Megatron's vocab-parallel CE, MaxText's) upcast block by block, not the whole tensor.
+LOGIT_BYTES = 2.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class SystemModel:
     domain: int
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=4096)
 def system_model(system: System) -> SystemModel:
     acc = system.accelerator
     peaks = {p: v for p in ("bf16", "fp16", "fp8", "int8")
@@ -170,11 +174,10 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     mlp_params = (1 - moe_frac) * dense_mlp + moe_frac * moe_active
     gemm_flops = 2 * tokens * (attn_params + mlp_params) / tp
     attn_flops = tokens * s * a * (m_.qk_dim + m_.v_dim) / tp   # causal: half of 2*2*s*s
-    kernels = 4.0 + (1.0 if m_.mlp_mats == 3 else 0.0)
-    t_gemm = gemm_flops / rate_gemm + kernels * cal.kernel_overhead_s
+    t_gemm = gemm_flops / rate_gemm + KERNELS_PER_LAYER * cal.kernel_overhead_s
     t_attn = attn_flops / rate_attn
     ffn_width = (1 - moe_frac) * m_.ffn + moe_frac * (m_.moe_top_k + m_.moe_shared) * m_.moe_ffn
-    elem_bytes = tokens * ACT_BYTES * (ELEMENTWISE_H * h / t_sp + m_.mlp_mats * ffn_width / tp)
+    elem_bytes = tokens * ACT_BYTES * (cal.elementwise_h * h / t_sp + m_.mlp_mats * ffn_width / tp)
     moe_permute = moe_frac * tokens * m_.moe_top_k * h * ACT_BYTES * 4 / t_sp
     t_elem = (elem_bytes + moe_permute) / hbm
     t_fwd = t_gemm + t_attn + t_elem
@@ -265,9 +268,11 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     grads = gb_d + gb_e
     optim = ob_d + ob_e
     ep_tokens = np.ones_like(ep)
-    act_dense = layer_activation_bytes(m_, s, mb, tp, sp, cp, rc_full, rc_sel, True, False)
+    g_in = FP8_GEMM_INPUT_BYTES if eight_bit else ACT_BYTES
+    act_dense = layer_activation_bytes(m_, s, mb, tp, sp, cp, rc_full, rc_sel, True, False,
+                                       gemm_input_bytes=g_in)
     act_moe = layer_activation_bytes(m_, s, mb, tp, sp, cp, rc_full, rc_sel, True, True,
-                                     ep_tokens) if m_.is_moe else 0.0
+                                     ep_tokens, gemm_input_bytes=g_in) if m_.is_moe else 0.0
     act_layer = (1 - moe_frac) * act_dense + moe_frac * act_moe
     in_flight = np.minimum(pp, micro) * (1 + (pp - 1) / (pp * vpp))
     # Offloaded: HBM holds the layer being computed and the one being copied.

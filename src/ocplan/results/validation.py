@@ -172,22 +172,40 @@ def read_cases(path: Path) -> list[dict[str, str]]:
         raise SpecError.one(str(path), "", f"cannot read CSV: {exc}") from None
 
 
-def predict_row(row: dict[str, str], catalog: Catalog,
-                calibration: Calibration | None = None) -> tuple[Estimate, Workload]:
+@dataclass(frozen=True)
+class Prepared:
+    """A row turned into model inputs (reused across calibration evaluations)."""
+
+    workload: Workload
+    plan: Plan
+    system: System
+    recompute_stated: bool
+
+
+def prepare_row(row: dict[str, str], catalog: Catalog) -> Prepared:
     shape = shape_from_row(row)
     workload = Workload(shape, _int(row, "seq_len"), _int(row, "global_batch"),
                         row["precision"].strip())
-    plan = plan_from_row(row, shape)
-    system = system_from_row(row, catalog)
-    if (row.get("recompute") or "").strip():
-        return estimate(workload, plan, system, calibration), workload
+    return Prepared(workload, plan_from_row(row, shape), system_from_row(row, catalog),
+                    bool((row.get("recompute") or "").strip()))
+
+
+def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Estimate:
+    result = estimate(p.workload, p.plan, p.system, calibration)
+    if p.recompute_stated:
+        return result
     # Recompute not stated: take the cheapest setting that fits, as recipes do.
-    result = estimate(workload, plan, system, calibration)
     for level in ("selective", "full"):
         if result.feasible:
             break
-        result = estimate(workload, replace(plan, recompute=level), system, calibration)
-    return result, workload
+        result = estimate(p.workload, replace(p.plan, recompute=level), p.system, calibration)
+    return result
+
+
+def predict_row(row: dict[str, str], catalog: Catalog,
+                calibration: Calibration | None = None) -> tuple[Estimate, Workload]:
+    prepared = prepare_row(row, catalog)
+    return predict_prepared(prepared, calibration), prepared.workload
 
 
 def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,

@@ -72,14 +72,14 @@ def board_graph(system: System) -> nx.Graph:
     if kind == "fully_connected":
         return builders.fully_connected(n, port, board.links_per_pair)
     if kind in ("hybrid_cube_mesh_6", "hybrid_cube_mesh_8"):
-        return builders.hybrid_cube_mesh(port, 6 if kind.endswith("6") else 8)
+        return _populated(builders.hybrid_cube_mesh(port, 6 if kind.endswith("6") else 8), n)
     if kind == "almost_fully_connected":
-        return builders.almost_fully_connected(port)
+        return _populated(builders.almost_fully_connected(port), n)
     if kind == "fc_hcm_combined":
         return (builders.fully_connected(n, port) if ports >= 7
-                else builders.hybrid_cube_mesh(port, 6))
+                else _populated(builders.hybrid_cube_mesh(port, 6), n))
     if kind == "hypercube_4d":
-        return builders.hypercube(4, port, board.links_per_pair)
+        return _populated(builders.hypercube(4, port, board.links_per_pair), n)
     if kind == "switch":
         return builders.switch(n, ports * port, ports)
     if kind == "torus":
@@ -87,6 +87,12 @@ def board_graph(system: System) -> nx.Graph:
         assert dims is not None
         return builders.torus(dims, port)
     raise AssertionError(f"unhandled topology {kind}")
+
+
+def _populated(graph: nx.Graph, n: int) -> nx.Graph:
+    """A fixed-shape board graph cut down to its first ``n`` (populated) slots."""
+    keep = [v for v, d in graph.nodes(data=True) if d["kind"] != "chip" or v < n]
+    return graph if len(keep) == graph.number_of_nodes() else graph.subgraph(keep).copy()
 
 
 def nic_Bps(system: System) -> tuple[int, float]:

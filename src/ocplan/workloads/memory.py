@@ -85,7 +85,8 @@ def korthikanti_layer_bytes(s: Num, b: Num, h: Num, a: Num, t: Num = 1,
 
 def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, cp: Num,
                            recompute_full: Num, recompute_selective: Num, flash: bool,
-                           moe_layer: bool, ep_tokens_factor: Num = 1.0) -> Num:
+                           moe_layer: bool, ep_tokens_factor: Num = 1.0,
+                           gemm_input_bytes: float = ACT_BYTES) -> Num:
     """Activation bytes one chip stores for one layer of one micro-batch.
 
     The terms of Korthikanti §4.1 per token, in bytes (2-byte values, 1-byte masks):
@@ -101,21 +102,24 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
 
     ``cp`` context-parallel ranks each hold ``s/cp`` tokens. Full recompute keeps only
     the layer input (``2h``, divided by t with SP). ``recompute_*`` and ``sp`` may be
-    boolean arrays.
+    boolean arrays. ``gemm_input_bytes`` is the width of the tensors saved only as GEMM
+    inputs (QKV and MLP inputs, attention output, activation output): 1 in fp8 training,
+    where Transformer Engine saves the 8-bit cast for the backward GEMM.
     """
     h, a, k = shape.hidden, shape.n_heads, shape.n_kv_heads
     d_qk, d_v = shape.qk_dim, shape.v_dim
     tokens = s * b / cp
     mask = MASK_BYTES if shape.dropout else 0.0
-    replicated = ACT_BYTES * (2 * h + h + h) + 2 * mask * h
-    attn = ACT_BYTES * (a * d_qk + k * d_qk + k * d_v + a * d_v)
+    g = gemm_input_bytes
+    replicated = ACT_BYTES * 2 * h + g * (h + h) + 2 * mask * h
+    attn = ACT_BYTES * (a * d_qk + k * d_qk + k * d_v) + g * a * d_v
     if moe_layer:
         m, f = shape.mlp_mats, shape.moe_ffn
-        per_copy = ACT_BYTES * (h + (m - 1) * f + f)
+        per_copy = g * h + ACT_BYTES * (m - 1) * f + g * f
         mlp = (shape.moe_top_k * ep_tokens_factor + shape.moe_shared) * per_copy
     else:
         m, f = shape.mlp_mats, shape.ffn
-        mlp = ACT_BYTES * ((m - 1) * f + f)
+        mlp = ACT_BYTES * (m - 1) * f + g * f
     scores = 0.0 if flash else 5.0 * a * (s / cp)
     sp_ = np.asarray(sp, dtype=bool)
     stored = np.where(sp_, (replicated + attn + mlp) / t, replicated + (attn + mlp) / t)

@@ -1,0 +1,65 @@
+"""Collective bus bandwidths against measured nccl-tests / rccl-tests figures.
+
+Measured values: ../shared/reference/hardware.md §8 (all_reduce_perf busbw at 8 GB).
+"""
+
+import pytest
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.system import system_for_chip
+from ocplan.collectives import cost
+from ocplan.collectives.fabric import comm_fabric, placement
+
+MEASURED = [
+    # chip, ranks, measured busbw GB/s, source
+    ("a100-sxm-80gb", 8, 231.6, "Azure ND A100 v4, NCCL 2.18.5"),
+    ("h100-sxm-80gb", 8, 478.9, "Azure ND H100 v5, NVLS"),
+    ("h200-sxm-141gb", 8, 480.0, "Azure ND H200 v5, NVLS"),
+    ("h800-sxm-80gb", 8, 215.0, "NVIDIA/nccl#1374"),
+    ("mi300x", 8, 316.8, "Azure ND MI300X v5, RCCL 2.22.3"),
+    ("a100-sxm-80gb", 64, 192.0, "DGX A100 8 x 200G HDR multi-node, NVIDIA/nccl#812"),
+    ("h100-sxm-80gb", 64, 377.5, "8 x 400G NDR, 370-385 GB/s, nccl-tests#290"),
+    ("h200-sxm-141gb", 1984, 350.0, "248 nodes x 8 H200, nccl-tests#283"),
+]
+
+
+@pytest.fixture(scope="module")
+def catalog():  # type: ignore[no-untyped-def]
+    return load_catalog()
+
+
+@pytest.mark.parametrize(("chip", "ranks", "measured", "source"), MEASURED)
+def test_all_reduce_busbw_within_15_percent(catalog, chip: str, ranks: int,  # type: ignore[no-untyped-def]
+                                            measured: float, source: str) -> None:
+    fab = comm_fabric(system_for_chip(catalog, chip, ranks))
+    predicted = cost.bus_bandwidth(fab, "all_reduce", 8e9, ranks) / 1e9
+    assert abs(predicted - measured) / measured <= 0.15, (source, predicted)
+
+
+def test_placement_of_groups() -> None:
+    # tp=8 inside an 8-chip server; a dp group with stride 8 spans 4 servers.
+    assert [int(x) for x in placement(8, 1, 8)] == [8, 1]
+    assert [int(x) for x in placement(4, 8, 8)] == [1, 4]
+    assert [int(x) for x in placement(16, 2, 8)] == [4, 4]
+
+
+def test_small_messages_are_latency_bound(catalog) -> None:  # type: ignore[no-untyped-def]
+    fab = comm_fabric(system_for_chip(catalog, "h100-sxm-80gb", 64))
+    small = cost.bus_bandwidth(fab, "all_reduce", 64e3, 64)
+    large = cost.bus_bandwidth(fab, "all_reduce", 8e9, 64)
+    assert small < 0.2 * large
+
+
+def test_fully_connected_subgroup_uses_only_its_links(catalog) -> None:  # type: ignore[no-untyped-def]
+    """On an 8-way xGMI mesh a pair has one link; eight ranks have seven each."""
+    fab = comm_fabric(system_for_chip(catalog, "mi300x", 8))
+    pair = cost.bus_bandwidth(fab, "all_reduce", 1e9, 2)
+    full = cost.bus_bandwidth(fab, "all_reduce", 1e9, 8)
+    assert full / pair == pytest.approx(7, rel=0.05)
+
+
+def test_all_to_all_slower_across_servers(catalog) -> None:  # type: ignore[no-untyped-def]
+    fab = comm_fabric(system_for_chip(catalog, "h100-sxm-80gb", 64))
+    inside = float(cost.all_to_all(fab, 1e9, 8, 1))
+    across = float(cost.all_to_all(fab, 1e9, 16, 1))
+    assert across > 3 * inside

@@ -1,0 +1,169 @@
+"""The training-step engine: consistency, physical monotonicity, infeasibility."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.system import system_for_chip
+from ocplan.plan.calibration import load_calibration
+from ocplan.plan.engine import evaluate, system_model
+from ocplan.plan.estimate import estimate
+from ocplan.plan.plan import Plan
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import Workload
+
+CAT = load_catalog()
+LLAMA70 = ModelShape.from_arch(CAT.model("llama3-70b"))
+MIXTRAL = ModelShape.from_arch(CAT.model("mixtral-8x7b"))
+H100_64 = system_for_chip(CAT, "h100-sxm-80gb", 64)
+CAL = load_calibration()
+
+layouts = st.fixed_dictionaries({
+    "tp": st.sampled_from([1, 2, 4, 8]),
+    "pp": st.sampled_from([1, 2, 4]),
+    "cp": st.sampled_from([1, 2]),
+    "mb": st.sampled_from([1, 2]),
+    "zero": st.sampled_from([0, 1, 2, 3]),
+    "recompute": st.sampled_from(["none", "selective", "full"]),
+    "sp": st.booleans(),
+})
+
+
+def _plan(d: dict, chips: int = 64) -> Plan:  # type: ignore[type-arg]
+    dp = chips // (d["tp"] * d["pp"] * d["cp"])
+    return Plan(tp=d["tp"], pp=d["pp"], dp=dp, cp=d["cp"], micro_batch=d["mb"],
+                zero=d["zero"], recompute=d["recompute"], sequence_parallel=d["sp"])
+
+
+def _eval(plan: Plan, wl: Workload, sm=None):  # type: ignore[no-untyped-def]
+    sm = sm or system_model(H100_64)
+    return evaluate(wl, sm, CAL, tp=plan.tp, pp=plan.pp, dp=plan.dp, cp=plan.cp, ep=plan.ep,
+                    vpp=plan.vpp, mb=plan.micro_batch, zero=plan.zero,
+                    rc_full=plan.recompute == "full", rc_sel=plan.recompute == "selective",
+                    sp=plan.sp)
+
+
+def test_breakdown_sums_to_step() -> None:
+    wl = Workload(LLAMA70, 4096, 256, "bf16")
+    est = estimate(wl, Plan(tp=8, pp=4, dp=2, vpp=5, recompute="full"), H100_64)
+    assert est.feasible
+    assert est.time is not None
+    assert est.time.total_s == pytest.approx(est.step_s, rel=1e-12)
+    assert est.tokens_per_s == pytest.approx(256 * 4096 / est.step_s)
+    assert 0.05 < est.mfu < 0.8
+
+
+def test_mfu_uses_palm_model_flops() -> None:
+    wl = Workload(LLAMA70, 4096, 256, "bf16")
+    est = estimate(wl, Plan(tp=8, pp=4, dp=2, recompute="full"), H100_64)
+    n = LLAMA70.matmul_params_per_token
+    flops = 6 * n + 12 * 80 * 4096 * 64 * 128
+    assert est.mfu == pytest.approx(est.tokens_per_s_per_chip * flops / 989.4e12, rel=1e-9)
+
+
+def test_out_of_memory_is_a_result_with_reason() -> None:
+    wl = Workload(LLAMA70, 8192, 64, "bf16")
+    est = estimate(wl, Plan(tp=1, pp=1, dp=64, zero=0), H100_64)
+    assert not est.feasible
+    assert est.reason is not None
+    assert est.reason.startswith("memory")
+    assert est.memory is not None
+    assert est.memory.total_bytes > est.memory.capacity_bytes
+
+
+def test_indivisible_layout_is_a_result_with_reason() -> None:
+    wl = Workload(LLAMA70, 4096, 100, "bf16")
+    est = estimate(wl, Plan(tp=8, pp=1, dp=8, micro_batch=3), H100_64)
+    assert not est.feasible
+    assert est.reason is not None
+    assert "batch" in est.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(d=layouts)
+def test_tp1_has_no_tp_traffic(d: dict) -> None:  # type: ignore[type-arg]
+    d = d | {"tp": 1}
+    plan = _plan(d)
+    r = _eval(plan, Workload(LLAMA70, 4096, 512, "bf16"))
+    assert float(r["tp_comm_s"]) == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(d=layouts, factor=st.floats(1.0, 16.0))
+def test_more_bandwidth_never_slows_a_step(d: dict, factor: float) -> None:  # type: ignore[type-arg]
+    sm = system_model(H100_64)
+    fab = sm.fabric
+    faster = replace(sm, hbm_Bps=sm.hbm_Bps * factor, fabric=replace(
+        fab, up_group_Bps={k: v * factor for k, v in fab.up_group_Bps.items()},
+        up_chip_Bps=fab.up_chip_Bps * factor, nvls_Bps=fab.nvls_Bps * factor,
+        out_Bps=fab.out_Bps * factor))
+    plan = _plan(d)
+    wl = Workload(LLAMA70, 4096, 512, "bf16")
+    base = float(_eval(plan, wl, sm)["step_s"])
+    fast = float(_eval(plan, wl, faster)["step_s"])
+    assert fast <= base * (1 + 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=layouts, doublings=st.integers(1, 4))
+def test_more_chips_at_fixed_per_chip_work_never_lower_throughput(
+        d: dict, doublings: int) -> None:  # type: ignore[type-arg]
+    """Scale dp and the global batch together: per-chip work stays fixed."""
+    plan = _plan(d, chips=64)
+    wl = Workload(LLAMA70, 4096, 64 * plan.dp, "bf16")
+    small = estimate(wl, plan, system_for_chip(CAT, "h100-sxm-80gb", 64))
+    k = 2**doublings
+    big_plan = replace(plan, dp=plan.dp * k)
+    big_wl = Workload(LLAMA70, 4096, 64 * plan.dp * k, "bf16")
+    big = estimate(big_wl, big_plan, system_for_chip(CAT, "h100-sxm-80gb", 64 * k))
+    if small.feasible:
+        assert big.feasible
+        assert big.tokens_per_s >= small.tokens_per_s * (1 - 1e-12)
+
+
+def test_scalar_and_vectorized_agree() -> None:
+    """One implementation: evaluating arrays of layouts equals evaluating each alone."""
+    rng = np.random.default_rng(7)
+    n = 400
+    wl = Workload(MIXTRAL, 4096, 1024, "bf16")
+    sm = system_model(H100_64)
+    cols = {
+        "tp": rng.choice([1, 2, 4, 8], n), "pp": rng.choice([1, 2, 4], n),
+        "cp": rng.choice([1, 2], n), "ep": rng.choice([1, 2, 4, 8], n),
+        "vpp": rng.choice([1, 2], n), "mb": rng.choice([1, 2, 4], n),
+        "zero": rng.choice([0, 1, 2, 3], n),
+        "rc_full": rng.random(n) < 0.3, "rc_sel": rng.random(n) < 0.3,
+        "sp": rng.random(n) < 0.5,
+    }
+    dp = 64 // (cols["tp"] * cols["pp"] * cols["cp"])
+    vec = evaluate(wl, sm, CAL, dp=dp, **cols)
+    for i in range(0, n, 7):
+        one = evaluate(wl, sm, CAL, dp=int(dp[i]), **{k: v[i].item() for k, v in cols.items()})
+        for key in ("step_s", "memory_bytes", "tp_comm_s", "ep_comm_s", "dp_comm_s", "mfu"):
+            assert float(one[key]) == pytest.approx(float(vec[key][i]), rel=1e-9, abs=0.0)
+
+
+def test_moe_expert_parallel_adds_all_to_all() -> None:
+    wl = Workload(MIXTRAL, 4096, 256, "bf16")
+    no_ep = estimate(wl, Plan(tp=2, pp=4, dp=8, ep=1, recompute="full"), H100_64)
+    ep8 = estimate(wl, Plan(tp=2, pp=4, dp=8, ep=8, recompute="full"), H100_64)
+    assert no_ep.time is not None
+    assert ep8.time is not None
+    assert no_ep.time.ep_comm_s == 0.0
+    assert ep8.time.ep_comm_s > 0.0
+    assert ep8.memory is not None
+    assert no_ep.memory is not None
+    assert ep8.memory.weights_bytes < no_ep.memory.weights_bytes
+
+
+def test_pipeline_bubble_shrinks_with_interleaving() -> None:
+    wl = Workload(LLAMA70, 4096, 64, "bf16")
+    flat = estimate(wl, Plan(tp=8, pp=8, dp=1, vpp=1, recompute="full"), H100_64)
+    inter = estimate(wl, Plan(tp=8, pp=8, dp=1, vpp=5, recompute="full"), H100_64)
+    assert flat.time is not None
+    assert inter.time is not None
+    assert inter.time.bubble_s < flat.time.bubble_s

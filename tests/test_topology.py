@@ -1,0 +1,466 @@
+"""Topology summaries, fat-tree shapes and power budgets of example and small systems.
+
+Expected values are worked out from the catalog YAML (read raw and parsed with
+:mod:`ocplan.units`) or from the test entries written here, by the reasoning in each
+comment: which links cross a cut, how many endpoints a leaf serves, what a supply set
+delivers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pytest
+import yaml
+
+from ocplan import units
+from ocplan.catalog.catalog import BUILTIN_DIR, Catalog, load_catalog
+from ocplan.catalog.system import System, load_system
+from ocplan.cli.main import main
+from ocplan.topology.analysis import TopologySummary, summarize
+from ocplan.topology.cluster import board_graph, cluster_graph, fat_tree_shape
+from ocplan.topology.power import power_budget, psu_capacity_W
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SOURCE = [{"title": "ocplan test fixture", "covers": ["*"]}]
+GB = 1e9
+
+
+def _yaml(kind_dir: str, entry_id: str) -> dict[str, Any]:
+    data = yaml.safe_load((BUILTIN_DIR / kind_dir / f"{entry_id}.yaml").read_text("utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _q(text: str, dim: units.Dimension) -> float:
+    return units.parse_quantity(text, dim)
+
+
+@pytest.fixture(autouse=True)
+def _no_env_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OCPLAN_CATALOG", raising=False)
+
+
+@pytest.fixture(scope="module")
+def builtin() -> Catalog:
+    return load_catalog(use_env=False)
+
+
+def _example(name: str, catalog: Catalog) -> System:
+    return load_system(EXAMPLES / name, catalog)
+
+
+# ---- test entries --------------------------------------------------------------------
+
+
+def _module(ports: int = 7, lane_rate: str = "56 Gb/s") -> dict[str, Any]:
+    return {
+        "kind": "accelerator", "id": "t-oam", "name": "Test OAM module", "vendor": "Test",
+        "form_factor": "oam", "oam_version": "1.5", "launch_year": 2024,
+        "peak_flops": {"bf16": "500 TFLOP/s"},
+        "memory": {"hbm_capacity": "96 GB", "hbm_bandwidth": "3 TB/s", "hbm_type": "HBM3"},
+        "scale_up": {"fabric": "test-link", "ports": ports, "lanes_per_port": 16,
+                     "lane_rate": lane_rate, "port_bandwidth": "50 GB/s"},
+        "host": {"kind": "pcie", "gen": 5, "lanes": 16},
+        "power": {"tdp": "600 W", "rail": "54 V"},
+        "cooling": ["air", "liquid"],
+        "sources": SOURCE,
+    }
+
+
+def _board(topology: str = "fully_connected", lane_rate: str = "112 Gb/s") -> dict[str, Any]:
+    return {
+        "kind": "baseboard", "id": "t-ubb", "name": "Test UBB", "standard": "ubb",
+        "slots": 8, "topology": topology, "max_lanes_per_link": 16,
+        "max_lane_rate": lane_rate,
+        "host_uplink": {"pcie_gen": 5, "lanes": 128, "switch_lanes": 576},
+        "slot_power_max": "1000 W", "rail": "54 V",
+        "sources": SOURCE,
+    }
+
+
+def _cpu() -> dict[str, Any]:
+    return {
+        "kind": "cpu", "id": "t-cpu", "name": "Test CPU", "vendor": "Test",
+        "codename": "Testlake", "isa": "x86-64", "launch_year": 2024, "cores": 64,
+        "threads": 128, "base_clock": "2 GHz", "memory_channels": 8,
+        "memory_type": "DDR5-4800", "memory_bandwidth": "307.2 GB/s", "pcie_lanes": 80,
+        "pcie_gen": 5, "tdp": "300 W",
+        "sources": SOURCE,
+    }
+
+
+def _nic() -> dict[str, Any]:
+    return {
+        "kind": "nic", "id": "t-nic", "name": "Test NIC 400G", "vendor": "Test",
+        "protocol": "roce", "ports": 1, "port_bandwidth": "400 Gb/s",
+        "host": {"kind": "pcie", "gen": 5, "lanes": 16}, "power": "25 W",
+        "sources": SOURCE,
+    }
+
+
+def _fabric(radix: int = 64) -> dict[str, Any]:
+    return {
+        "kind": "fabric", "id": "t-fab", "name": "Test RoCE 400G", "protocol": "roce",
+        "link_bandwidth": "400 Gb/s",
+        "switch": {"name": "Test switch", "radix": radix, "power": "1000 W"},
+        "hop_latency": "1 us", "nic": "t-nic", "achievable_fraction": 0.9,
+        "sources": SOURCE,
+    }
+
+
+def _server(board: str = "t-ubb") -> dict[str, Any]:
+    return {
+        "kind": "server", "id": "t-srv", "name": "Test 8-OAM server", "vendor": "Test",
+        "baseboard": board, "accelerator": "t-oam",
+        "host": {"cpu": "t-cpu", "sockets": 2},
+        "nics": [{"nic": "t-nic", "count": 8, "attach": "pcie-switch"}],
+        "default_fabric": "t-fab",
+        "power_supplies": {"count": 4, "rating": "3000 W", "redundancy": "N+1"},
+        "other_power": "2000 W", "cooling": "liquid",
+        "sources": SOURCE,
+    }
+
+
+# 8 x 600 W + 2 x 300 W + 8 x 25 W + 2000 W, from the entries above.
+SERVER_W = 8 * 600 + 2 * 300 + 8 * 25 + 2000
+
+
+def _system(tmp_path: Path, entries: list[dict[str, Any]], spec: dict[str, Any]) -> System:
+    folder = tmp_path / "catalog"
+    folder.mkdir(exist_ok=True)
+    for entry in entries:
+        (folder / f"{entry['kind']}-{entry['id']}.yaml").write_text(
+            yaml.safe_dump(copy.deepcopy(entry)), encoding="utf-8")
+    path = tmp_path / "system.yaml"
+    path.write_text(yaml.safe_dump({"name": "test system", **spec}), encoding="utf-8")
+    return load_system(path, load_catalog([folder], use_env=False))
+
+
+def _one_server(tmp_path: Path, module: dict[str, Any] | None = None,
+                board: dict[str, Any] | None = None, board_id: str = "t-ubb",
+                **spec: Any) -> System:
+    entries = [module or _module(), _cpu(), _nic(), _fabric(), _server(board_id)]
+    if board is not None or board_id == "t-ubb":
+        entries.append(board or _board())
+    return _system(tmp_path, entries, {"server": "t-srv", "servers": 1, **spec})
+
+
+# ---- boards --------------------------------------------------------------------------
+
+
+def test_fully_connected_8_bisection_is_16_links(tmp_path: Path) -> None:
+    # Split 4 | 4: every one of the 4 x 4 = 16 cross pairs has one 50 GB/s link.
+    summary = summarize(_one_server(tmp_path))
+    assert summary.board_bisection_Bps == pytest.approx(16 * 50 * GB)
+    assert summary.bisection_Bps == pytest.approx(16 * 50 * GB)
+    assert summary.scale_up_Bps_per_chip == pytest.approx(7 * 50 * GB)
+    assert summary.diameter_hops == 1
+
+
+def test_fully_connected_8_mi355x_from_yaml(builtin: Catalog) -> None:
+    # The 1024-OAM example: MI355X on the AMD MI350 UBB (fully connected, 8 slots).
+    acc = _yaml("accelerators", "mi355x")["scale_up"]
+    board = _yaml("baseboards", "amd-mi350-ubb")
+    assert board["topology"] == "fully_connected"
+    assert board["slots"] == 8
+    # The board carries the module's lanes at full rate: no training down.
+    assert _q(acc["lane_rate"], units.BITRATE) <= _q(board["max_lane_rate"], units.BITRATE)
+    assert acc["lanes_per_port"] <= board["max_lanes_per_link"]
+    port = _q(acc["port_bandwidth"], units.BANDWIDTH)
+    summary = summarize(_example("ubb-1024-liquid.yaml", builtin))
+    assert summary.scale_up_port_Bps == pytest.approx(port)
+    assert summary.board_bisection_Bps == pytest.approx(16 * port)
+    assert summary.scale_up_Bps_per_chip == pytest.approx(acc["ports"] * port)
+
+
+def test_mx1_gaudi_board(builtin: Catalog) -> None:
+    # Gaudi HL-205: one 100GbE port per peer on an 8-card fully connected board.
+    port = _q(_yaml("accelerators", "gaudi")["scale_up"]["port_bandwidth"], units.BANDWIDTH)
+    assert port == pytest.approx(12.5 * GB)
+    summary = summarize(_example("mx1-8oam-air.yaml", builtin))
+    assert summary.chips == 8
+    assert summary.servers == 1
+    assert summary.board_bisection_Bps == pytest.approx(16 * port)
+    assert summary.scale_up_Bps_per_chip == pytest.approx(7 * port)
+    assert summary.diameter_hops == 1
+
+
+def test_nf5698g7_mi300x_board_uses_raw_xgmi_rate(builtin: Catalog) -> None:
+    # Topology reports the vendor's raw 64 GB/s per port (usable_fraction is applied by
+    # the collective models, not here).
+    port = _q(_yaml("accelerators", "mi300x")["scale_up"]["port_bandwidth"], units.BANDWIDTH)
+    summary = summarize(_example("nf5698g7-mi300x.yaml", builtin))
+    assert summary.board_bisection_Bps == pytest.approx(16 * port)
+
+
+@pytest.mark.parametrize(("board_id", "ports", "cut_links"), [
+    # HCM, 6 ports: quads {0-3}, {4-7} joined by 4 doubled edges i--i+4: 8 links.
+    ("ubb-1.5-hcm6", 6, 8),
+    # HCM, 8 ports: every edge doubled; the quad cut is again the 4 cross edges x 2.
+    ("ubb-1.5-hcm8", 8, 8),
+    # K8 minus the matching {i, i+4}: a 4 | 4 split cuts 16 pairs, at most the 4
+    # matching pairs of which are missing: 12 links.
+    ("ubb-1.5-afc", 6, 12),
+])
+def test_oam_board_bisection(tmp_path: Path, board_id: str, ports: int,
+                             cut_links: int) -> None:
+    summary = summarize(_one_server(tmp_path, module=_module(ports), board_id=board_id))
+    assert summary.board_topology == _yaml("baseboards", board_id)["topology"]
+    assert summary.board_bisection_Bps == pytest.approx(cut_links * 50 * GB)
+    assert summary.scale_up_Bps_per_chip == pytest.approx(ports * 50 * GB)
+    assert summary.diameter_hops == 2
+
+
+def test_hybrid_cube_mesh_partly_populated(tmp_path: Path) -> None:
+    # Four modules in slots 0-3 of a 6-port HCM board: one quad, all four chips one hop
+    # apart; a 2 | 2 split {0,1} | {2,3} cuts (0,2), (0,3), (1,2), (1,3): 4 links.
+    system = _one_server(tmp_path, module=_module(6), board_id="ubb-1.5-hcm6",
+                         accelerators_per_server=4)
+    board = board_graph(system)
+    chips = [n for n, d in board.nodes(data=True) if d["kind"] == "chip"]
+    assert sorted(chips) == [0, 1, 2, 3]
+    summary = summarize(system)
+    assert summary.chips == 4
+    assert summary.board_bisection_Bps == pytest.approx(4 * 50 * GB)
+    assert summary.diameter_hops == 1
+
+
+def test_module_trains_down_on_slower_board(tmp_path: Path) -> None:
+    # 112 Gb/s SerDes on a board whose channels carry 56 Gb/s: ports run at half rate.
+    system = _one_server(tmp_path, module=_module(lane_rate="112 Gb/s"),
+                         board=_board(lane_rate="56 Gb/s"))
+    summary = summarize(system)
+    assert summary.scale_up_port_Bps == pytest.approx(25 * GB)
+    assert summary.board_bisection_Bps == pytest.approx(16 * 25 * GB)
+
+
+def test_dgx_h100_nvswitch(tmp_path: Path, builtin: Catalog) -> None:
+    # 18 NVLink4 ports of 25 GB/s per direction each into a non-blocking switch plane.
+    up = _yaml("accelerators", "h100-sxm-80gb")["scale_up"]
+    assert up["ports"] == 18
+    port = _q(up["port_bandwidth"], units.BANDWIDTH)
+    assert port == pytest.approx(25 * GB)
+    path = tmp_path / "dgx.yaml"
+    path.write_text("name: one DGX H100\nserver: dgx-h100\nservers: 1\n", encoding="utf-8")
+    summary = summarize(load_system(path, builtin))
+    assert summary.board_topology == "switch"
+    assert summary.scale_up_Bps_per_chip == pytest.approx(18 * 25 * GB)
+    # Four chips on each side, each with its full 450 GB/s into the switch.
+    assert summary.board_bisection_Bps == pytest.approx(4 * 18 * 25 * GB)
+    assert summary.diameter_hops == 2  # chip - switch - chip
+
+
+# ---- clusters ------------------------------------------------------------------------
+
+
+def test_1024_cluster_summary(builtin: Catalog) -> None:
+    system = _example("ubb-1024-liquid.yaml", builtin)
+    summary = summarize(system)
+    assert summary.chips == 1024
+    assert (summary.servers, summary.chips_per_server) == (128, 8)
+    # chip - nic - leaf - spine - leaf - nic - chip
+    assert summary.diameter_hops == 6
+    # roce-400g: radix 128. 128 NICs per rail; a non-blocking leaf serves 64 of them and
+    # sends 64 up: 2 leaves per rail, 8 x 2 x 64 = 1024 up ports / 128 = 8 spines.
+    radix = _yaml("fabrics", "roce-400g")["switch"]["radix"]
+    assert radix == 128
+    assert summary.scale_out_tiers == 2
+    assert summary.scale_out_switches == 8 * 2 + 8
+    # Half the servers (64 x 8 NICs of 400 Gb/s = 50 GB/s) face the other half through a
+    # non-blocking fabric.
+    nic = _q(_yaml("nics", "amd-pollara-400")["port_bandwidth"], units.BANDWIDTH)
+    assert summary.bisection_Bps == pytest.approx(64 * 8 * nic)
+    assert summary.scale_out_Bps_per_chip == pytest.approx(nic)
+
+
+def _cluster(tmp_path: Path, radix: int, servers: int, topology: str) -> System:
+    entries = [_module(), _board(), _cpu(), _nic(), _fabric(radix), _server()]
+    return _system(tmp_path, entries, {
+        "server": "t-srv", "servers": servers,
+        "scale_out": {"fabric": "t-fab", "nics_per_server": 8, "topology": topology}})
+
+
+def test_rail_optimized_radix_64_vs_128(tmp_path: Path) -> None:
+    # 128 servers x 8 NICs on radix 64: a leaf serves 32 of a rail's 128 NICs -> 4 leaves
+    # per rail, 32 leaves x 32 up ports = 1024 / 64 = 16 spines: 48 switches.
+    summary = summarize(_cluster(tmp_path, 64, 128, "rail-optimized-fat-tree"))
+    assert summary.scale_out_tiers == 2
+    assert summary.scale_out_switches == 8 * 4 + 16
+    assert summary.diameter_hops == 6
+    budget = power_budget(_cluster(tmp_path, 64, 128, "rail-optimized-fat-tree"))
+    assert budget.switches_W == pytest.approx(48 * 1000)
+    assert budget.it_W == pytest.approx(128 * SERVER_W + 48 * 1000)
+
+
+def test_plain_fat_tree_on_one_switch(tmp_path: Path) -> None:
+    # 16 servers x 8 NICs = 128 endpoints on one radix-128 switch: chip-nic-sw-nic-chip.
+    summary = summarize(_cluster(tmp_path, 128, 16, "fat-tree"))
+    assert summary.scale_out_tiers == 1
+    assert summary.scale_out_switches == 1
+    assert summary.diameter_hops == 4
+
+
+def test_plain_fat_tree_two_tiers(tmp_path: Path) -> None:
+    # 128 endpoints on radix 64: 4 leaves of 32 down / 32 up, 128 up ports / 64 = 2 spines.
+    summary = summarize(_cluster(tmp_path, 64, 16, "fat-tree"))
+    assert summary.scale_out_tiers == 2
+    assert summary.scale_out_switches == 4 + 2
+    assert summary.diameter_hops == 6
+
+
+def test_no_scale_out_network(tmp_path: Path) -> None:
+    # topology "none": servers stay islands and no switches are bought.
+    system = _cluster(tmp_path, 64, 4, "none")
+    summary = summarize(system)
+    assert summary.scale_out_tiers == 0
+    assert summary.scale_out_switches == 0
+    assert summary.diameter_hops == -1
+    assert summary.bisection_Bps == 0
+    budget = power_budget(system)
+    assert budget.switches_W == 0
+    assert budget.it_W == pytest.approx(4 * SERVER_W)
+
+
+def test_cluster_graph_rails(tmp_path: Path) -> None:
+    # Rail-optimized: NIC k of every server reaches only rail k's leaves.
+    graph = cluster_graph(_cluster(tmp_path, 64, 4, "rail-optimized-fat-tree"))
+    for s in range(4):
+        for k in range(8):
+            leaves = [n for n in graph[("nic", s, k)] if n[0] == "leaf"]
+            assert leaves
+            assert all(leaf[1] == k for leaf in leaves)
+    chips = [n for n, d in graph.nodes(data=True) if d.get("kind") == "chip"]
+    assert len(chips) == 32
+    assert nx.is_connected(graph)
+
+
+# ---- fat_tree_shape ------------------------------------------------------------------
+
+
+def test_fat_tree_shape_rail_optimized_radix_64() -> None:
+    shape = fat_tree_shape(128 * 8, 8, 64)
+    assert (shape.leaves_per_rail, shape.spines, shape.tiers) == (4, 16, 2)
+    assert (shape.down_per_leaf, shape.up_per_leaf) == (32, 32)
+
+
+def test_fat_tree_shape_rail_optimized_radix_128() -> None:
+    shape = fat_tree_shape(128 * 8, 8, 128)
+    assert (shape.leaves_per_rail, shape.spines, shape.tiers) == (2, 8, 2)
+
+
+@pytest.mark.parametrize("radix", [16, 64, 128])
+def test_fat_tree_two_tier_limit_is_half_radix_squared(radix: int) -> None:
+    # A non-blocking two-tier tree of radix k: k leaves of k/2 endpoints, k/2 spines.
+    full = fat_tree_shape(radix * radix // 2, 1, radix)
+    assert (full.tiers, full.leaves_per_rail, full.spines) == (2, radix, radix // 2)
+    assert fat_tree_shape(radix * radix // 2 + 1, 1, radix).tiers == 3
+
+
+def test_fat_tree_two_tier_limit_with_rails() -> None:
+    # Eight rails of radix 64 share the 64 spine ports per spine: 8 x 256 = 2048 NICs.
+    assert fat_tree_shape(8 * 256, 8, 64).tiers == 2
+    assert fat_tree_shape(8 * 257, 8, 64).tiers == 3
+
+
+def test_fat_tree_single_switch() -> None:
+    shape = fat_tree_shape(64, 1, 64)
+    assert (shape.tiers, shape.leaves_per_rail, shape.spines) == (1, 1, 0)
+
+
+def test_fat_tree_oversubscribed() -> None:
+    # 3:1 on radix 64: a leaf serves 48 endpoints and sends 16 up; 960 = 20 x 48
+    # endpoints need 20 leaves, 20 x 16 = 320 up ports / 64 = 5 spines.
+    shape = fat_tree_shape(960, 1, 64, oversubscription=3.0)
+    assert (shape.down_per_leaf, shape.up_per_leaf) == (48, 16)
+    assert (shape.leaves_per_rail, shape.spines, shape.tiers) == (20, 5, 2)
+
+
+# ---- power ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("redundancy", "usable"), [
+    ("N", 4), ("N+1", 3), ("N+2", 2), ("N+N", 2)])
+def test_psu_capacity(redundancy: str, usable: int) -> None:
+    assert psu_capacity_W(4, 3000.0, redundancy) == pytest.approx(usable * 3000.0)
+
+
+def test_psu_capacity_n_plus_n_six_supplies() -> None:
+    # 3 + 3 supplies of 3.2 kW: one feed's three carry the load.
+    assert psu_capacity_W(6, 3200.0, "N+N") == pytest.approx(9600.0)
+
+
+def test_server_power_budget_vs_supplies(tmp_path: Path) -> None:
+    system = _one_server(tmp_path)
+    budget = power_budget(system)
+    assert budget.modules_W == pytest.approx(8 * 600)
+    assert budget.cpus_W == pytest.approx(2 * 300)
+    assert budget.nics_W == pytest.approx(8 * 25)
+    assert budget.server_W == pytest.approx(SERVER_W)
+    assert budget.unknown == ()
+    # 4 x 3000 W: N+1 holds 9000 W (enough), N+N 6000 W (not enough).
+    assert budget.server_W <= psu_capacity_W(4, 3000.0, "N+1")
+    assert budget.server_W > psu_capacity_W(4, 3000.0, "N+N")
+    # One server on its own buys no scale-out switch.
+    assert budget.switches_W == 0
+    assert budget.facility_W == pytest.approx(SERVER_W * 1.2)
+
+
+def test_cluster_power_counts_switches(tmp_path: Path) -> None:
+    # 16 servers x 8 NICs on radix 64, rail-optimized: 8 rails of one leaf (16 NICs
+    # each, 16 up) and 8 x 16 / 64 = 2 spines: 10 switches of 1000 W.
+    budget = power_budget(_cluster(tmp_path, 64, 16, "rail-optimized-fat-tree"))
+    assert budget.switches_W == pytest.approx(10 * 1000)
+    assert budget.it_W == pytest.approx(16 * SERVER_W + 10 * 1000)
+
+
+def test_dgx_h100_power_matches_published_max(tmp_path: Path, builtin: Catalog) -> None:
+    # NVIDIA: 10.2 kW system maximum; six 3.3 kW supplies in 4 + 2.
+    path = tmp_path / "dgx.yaml"
+    path.write_text("name: one DGX H100\nserver: dgx-h100\nservers: 1\n", encoding="utf-8")
+    system = load_system(path, builtin)
+    budget = power_budget(system)
+    assert budget.server_W == pytest.approx(10_200)
+    psu = system.server.power_supplies
+    assert psu_capacity_W(psu.count, psu.rating, psu.redundancy) == pytest.approx(4 * 3300)
+
+
+def test_1024_cluster_power(builtin: Catalog) -> None:
+    # From the YAML: 8 x MI355X + 2 x EPYC 9575F + other power; Pollara NICs and the
+    # Tomahawk 5 switch give no power figure.
+    acc = _q(_yaml("accelerators", "mi355x")["power"]["tdp"], units.POWER)
+    cpu = _q(_yaml("cpus", "epyc-9575f")["tdp"], units.POWER)
+    server = _yaml("servers", "amd-mi355x-platform")
+    other = _q(server["other_power"], units.POWER)
+    system = _example("ubb-1024-liquid.yaml", builtin)
+    budget = power_budget(system)
+    expected = 8 * acc + server["host"]["sockets"] * cpu + other
+    assert budget.server_W == pytest.approx(expected)
+    assert budget.it_W == pytest.approx(128 * expected)
+    assert budget.facility_W == pytest.approx(128 * expected * 1.15)
+    assert set(budget.unknown) == {"nic amd-pollara-400",
+                                   f"switch {_yaml('fabrics', 'roce-400g')['switch']['name']}"}
+
+
+# ---- CLI -----------------------------------------------------------------------------
+
+
+def test_cli_topology_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["topology", str(EXAMPLES / "ubb-1024-liquid.yaml"), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    fields = set(TopologySummary.__dataclass_fields__)
+    assert set(data) == fields | {"server_power_W", "it_power_W", "facility_power_W"}
+    assert data["diameter_hops"] == 6
+    assert data["chips"] == 1024
+    assert data["it_power_W"] == pytest.approx(128 * data["server_power_W"])
+
+
+def test_cli_topology_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["topology", str(EXAMPLES / "mx1-8oam-air.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "fully_connected" in out
+    assert "1 hops" in out
