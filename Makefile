@@ -19,6 +19,9 @@ demo: $(STAMP)
 	$(BIN)/ocplan topology examples/nf5698g7-mi300x.yaml
 	$(BIN)/ocplan check examples/ubb-1024-liquid.yaml; test $$? -le 1
 	$(BIN)/ocplan topology examples/ubb-1024-liquid.yaml
+	$(BIN)/ocplan estimate --model gpt3-175b --system examples/ubb-1024-liquid.yaml \
+	    --chips 1024 --global-batch 1536 --seq-len 2048 --precision fp8 \
+	    --tp 8 --pp 8 --vpp 6 --micro-batch 1 --zero 1 --train-tokens 300e9 --price 2.0
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -138,6 +138,12 @@ def main(argv: list[str]) -> int:
         lines.append(f"| {chip} | {arr.size} | {np.median(np.abs(arr)):.1f} | "
                      f"{arr.mean():+.1f} |")
     REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model_doc = ROOT / "docs" / "model.md"
+    text = model_doc.read_text(encoding="utf-8")
+    start, end = "<!-- calibration:start -->", "<!-- calibration:end -->"
+    body = "\n".join(lines[2:])
+    text = text[: text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
+    model_doc.write_text(text, encoding="utf-8")
     print("\n".join(lines))
     return 0
 

@@ -359,6 +359,21 @@ def test_nan_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "3" in line
 
 
+def test_value_is_echoed_verbatim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = system(tmp_path, servers=":smile: [bold]x[/bold]")
+    (line,) = bad(*run(capsys, "check", path), path)
+    assert line.startswith(f"{path}: servers = ':smile: [bold]x[/bold]': expected an integer")
+
+
+def test_control_characters_stay_escaped(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = system(tmp_path, rack={"servers_per_rack": 2, "power_limit": "80 k\x07W"})
+    (line,) = bad(*run(capsys, "check", path), path)
+    assert "\x07" not in line
+    assert line.startswith(f"{path}: rack.power_limit = '80 k\\x07W': unit 'k\\x07W' is not "
+                           "power")
+
+
 def test_slice_dims_on_non_torus_board(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     path = system(tmp_path, slice_dims=[2, 4])

@@ -182,7 +182,7 @@ def parse_quantity(text: object, dim: Dimension) -> float:
         raise UnitError(f"missing unit: expected {dim.describe()}")
     factor = _unit_factor(unit, dim)
     if factor is None:
-        raise UnitError(f"unit '{unit}' is not {dim.name}: expected {dim.describe()}")
+        raise UnitError(f"unit {unit!r} is not {dim.name}: expected {dim.describe()}")
     value = float(number) * factor
     if not math.isfinite(value):
         raise UnitError(f"not a finite number: expected {dim.describe()}")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import difflib
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
@@ -159,9 +159,10 @@ def _dimension(meta: list[Any]) -> Dimension | None:
     """The unit dimension of a quantity field (its validator accepts 1 SI unit as 1.0)."""
     for m in meta:
         if isinstance(m, BeforeValidator):
+            parse = cast(Callable[[Any], Any], m.func)
             for dim in DIMENSIONS.values():
                 try:
-                    if m.func(f"1 {dim.si_unit}") == 1.0:
+                    if parse(f"1 {dim.si_unit}") == 1.0:
                         return dim
                 except (ValueError, TypeError):
                     continue
@@ -221,6 +222,10 @@ _TYPE_ERRORS = frozenset({
 
 def _message(kind: str, err: Any, model: Any, loc: tuple[int | str, ...], msg: str) -> str:
     """A message saying what is allowed, from the schema at ``loc`` when it is known."""
+    if kind == "extra_forbidden":
+        msg = "unknown field (not in the schema)"
+    elif kind == "missing":
+        msg = "required field is missing"
     if model is None:
         return msg
     if kind == "extra_forbidden":
@@ -274,13 +279,10 @@ def problems_from_validation(source: str, exc: ValidationError, prefix: str = ""
         msg = _message(kind, err, schema, loc, _clean_message(err["msg"]))
         value: object = err.get("input")
         ctx = err.get("ctx", {})
-        if kind == "extra_forbidden" and schema is None:
-            msg = "unknown field (not in the schema)"
-        elif kind == "invalid_key":
+        if kind == "invalid_key":
             msg = "field names must be strings"
             value = None
         elif kind == "missing":
-            msg = msg if schema is not None else "required field is missing"
             value = None
         elif kind == "literal_error":
             msg = f"not allowed; expected one of {ctx.get('expected', '')}"

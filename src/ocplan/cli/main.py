@@ -47,7 +47,7 @@ def handles_bad_input(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except SpecError as exc:
             for problem in exc.problems:
-                err.print(problem.line(), markup=False, highlight=False)
+                err.print(problem.line(), markup=False, highlight=False, emoji=False)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -258,6 +258,8 @@ def estimate_cmd(
     micro_batch: Annotated[int, typer.Option(min=1)] = 1,
     zero: Annotated[int, typer.Option(min=0, max=3)] = 1,
     recompute: Recompute = Recompute.none,
+    recompute_layers: Annotated[int | None, typer.Option(
+        min=0, help="With --recompute full: layers per stage to recompute.")] = None,
     sequence_parallel: Annotated[bool, typer.Option(help="Megatron SP with tp > 1.")] = True,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(
@@ -277,10 +279,13 @@ def estimate_cmd(
     if chips % (tp * pp * cp):
         raise SpecError.one("--chips", "chips", f"not divisible by tp x pp x cp = "
                                                 f"{tp * pp * cp}", chips)
+    if chips > sysm.num_chips:
+        raise SpecError.one("--chips", "chips", f"the system has {sysm.num_chips} chips",
+                            chips)
     workload = Workload(ModelShape.from_arch(arch), seq_len, global_batch, precision)
     plan = Plan(tp=tp, pp=pp, dp=chips // (tp * pp * cp), cp=cp, ep=ep, vpp=vpp,
                 micro_batch=micro_batch, zero=zero, recompute=recompute.value,
-                sequence_parallel=sequence_parallel)
+                sequence_parallel=sequence_parallel, recompute_layers=recompute_layers)
     result = estimate(workload, plan, sysm)
     pue = sysm.spec.facility.pue
     extra: dict[str, float] = {}

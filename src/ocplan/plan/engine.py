@@ -127,8 +127,10 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
              sp: Num, offload: Num = False) -> dict[str, Num]:
     """Every term of step time (s) and memory (bytes per chip) for the given layouts.
 
-    Layout fields broadcast against each other; booleans ``rc_full``, ``rc_sel``, ``sp``
-    select full/selective recompute and sequence parallelism; ``offload`` keeps saved
+    Layout fields broadcast against each other. ``rc_full`` is the fraction of each
+    stage's layers recomputed in full (Megatron ``--recompute-num-layers``; 1 = all,
+    booleans accepted); booleans ``rc_sel`` and ``sp`` select selective recompute (when
+    no layer is fully recomputed) and sequence parallelism; ``offload`` keeps saved
     activations in host memory (HBM then holds only each layer's input, as with full
     recompute, and the copies over the host link overlap with compute).
     """
@@ -155,10 +157,10 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     vpp = np.asarray(vpp, dtype=float)
     mb = np.asarray(mb, dtype=float)
     zero = np.asarray(zero)
-    rc_full = np.asarray(rc_full, dtype=bool)
-    rc_sel = np.asarray(rc_sel, dtype=bool) & ~rc_full
+    rc_full = np.clip(np.asarray(rc_full, dtype=float), 0.0, 1.0)
+    rc_sel = np.asarray(rc_sel, dtype=bool) & (rc_full == 0)
     sp = np.asarray(sp, dtype=bool) & (tp > 1)
-    offload = np.asarray(offload, dtype=bool) & ~rc_full
+    offload = np.asarray(offload, dtype=bool) & (rc_full == 0)
     t_sp = np.where(sp, tp, 1.0)
 
     micro = np.floor(B / (dp * mb))
@@ -182,7 +184,7 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     t_elem = (elem_bytes + moe_permute) / hbm
     t_fwd = t_gemm + t_attn + t_elem
     t_bwd = 2 * t_gemm + ATTN_BWD_FACTOR * t_attn + 2 * t_elem
-    t_recompute = np.where(rc_full, t_fwd, np.where(rc_sel, t_attn, 0.0))
+    t_recompute = rc_full * t_fwd + np.where(rc_sel, t_attn, 0.0)
 
     # ---- communication per layer ---------------------------------------------------
     act_full = tokens * h * ACT_BYTES                 # one activation of the micro-batch
@@ -269,11 +271,13 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     optim = ob_d + ob_e
     ep_tokens = np.ones_like(ep)
     g_in = FP8_GEMM_INPUT_BYTES if eight_bit else ACT_BYTES
-    act_dense = layer_activation_bytes(m_, s, mb, tp, sp, cp, rc_full, rc_sel, True, False,
+    act_dense = layer_activation_bytes(m_, s, mb, tp, sp, cp, False, rc_sel, True, False,
                                        gemm_input_bytes=g_in)
-    act_moe = layer_activation_bytes(m_, s, mb, tp, sp, cp, rc_full, rc_sel, True, True,
+    act_moe = layer_activation_bytes(m_, s, mb, tp, sp, cp, False, rc_sel, True, True,
                                      ep_tokens, gemm_input_bytes=g_in) if m_.is_moe else 0.0
-    act_layer = (1 - moe_frac) * act_dense + moe_frac * act_moe
+    act_input = layer_activation_bytes(m_, s, mb, tp, sp, cp, True, False, True, False)
+    act_layer = rc_full * act_input + (1 - rc_full) * (
+        (1 - moe_frac) * act_dense + moe_frac * act_moe)
     in_flight = np.minimum(pp, micro) * (1 + (pp - 1) / (pp * vpp))
     # Offloaded: HBM holds the layer being computed and the one being copied.
     activations = np.where(offload, OFFLOAD_RESIDENT_LAYERS * act_layer,
@@ -287,8 +291,8 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     tps_chip = tokens_step / step / chips
     mfu = tps_chip * wl.model_flops_per_token / peak_gemm
     hw_flops_mb = layers_stage * (3 * gemm_flops + (1 + ATTN_BWD_FACTOR) * attn_flops) \
-        + np.where(rc_full, layers_stage * (gemm_flops + attn_flops),
-                   np.where(rc_sel, layers_stage * attn_flops, 0.0)) + 3 * head_flops
+        + rc_full * layers_stage * (gemm_flops + attn_flops) \
+        + np.where(rc_sel, layers_stage * attn_flops, 0.0) + 3 * head_flops
     hfu = hw_flops_mb * micro / step / peak_gemm
     compute = micro * t_compute_mb
     return {

@@ -137,7 +137,8 @@ def estimate(workload: Workload, plan: Plan, system: System,
     sm = system_model(system)
     r = evaluate(workload, sm, cal, tp=plan.tp, pp=plan.pp, dp=plan.dp, cp=plan.cp,
                  ep=plan.ep, vpp=plan.vpp, mb=plan.micro_batch, zero=plan.zero,
-                 rc_full=plan.recompute == "full", rc_sel=plan.recompute == "selective",
+                 rc_full=plan.recompute_fraction(workload.model.n_layers),
+                 rc_sel=plan.recompute == "selective",
                  sp=plan.sp, offload=plan.offload)
     f = {k: float(v) for k, v in r.items()}
     memory = MemoryBreakdown(f["weights_bytes"], f["grads_bytes"], f["optimizer_bytes"],

@@ -37,6 +37,17 @@ class Plan:
     """Megatron sequence parallelism (only meaningful with tp > 1)."""
     offload: bool = False
     """Keep saved activations in host memory (MaxText/JAX offload remat policies)."""
+    recompute_layers: int | None = None
+    """With ``recompute="full"``: layers per stage recomputed (None = all of them)."""
+
+    def recompute_fraction(self, n_layers: int) -> float:
+        """Fraction of a stage's layers recomputed in full."""
+        if self.recompute != "full":
+            return 0.0
+        if self.recompute_layers is None:
+            return 1.0
+        per_stage = -(-n_layers // self.pp)
+        return min(1.0, self.recompute_layers / per_stage)
 
     def __post_init__(self) -> None:
         problems = []
@@ -48,6 +59,11 @@ class Plan:
                                                           "1,000,000", value))
         if self.zero not in (0, 1, 2, 3):
             problems.append(Problem("argument", "zero", "must be 0, 1, 2 or 3", self.zero))
+        if self.recompute_layers is not None and (
+                isinstance(self.recompute_layers, bool)
+                or not isinstance(self.recompute_layers, int) or self.recompute_layers < 0):
+            problems.append(Problem("argument", "recompute_layers", "must be a whole number "
+                                    ">= 0", self.recompute_layers))
         if self.recompute not in RECOMPUTE:
             problems.append(Problem("argument", "recompute",
                                     f"expected one of {', '.join(RECOMPUTE)}", self.recompute))

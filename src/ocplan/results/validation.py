@@ -192,14 +192,20 @@ def prepare_row(row: dict[str, str], catalog: Catalog) -> Prepared:
 
 def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Estimate:
     result = estimate(p.workload, p.plan, p.system, calibration)
-    if p.recompute_stated:
+    if p.recompute_stated or result.feasible:
         return result
-    # Recompute not stated: take the cheapest setting that fits, as recipes do.
-    for level in ("selective", "full"):
-        if result.feasible:
-            break
-        result = estimate(p.workload, replace(p.plan, recompute=level), p.system, calibration)
-    return result
+    # Recompute not stated: recompute the fewest layers per stage that make the step fit
+    # (Megatron's --recompute-num-layers, as recipes tune it). Memory is linear in the
+    # number of recomputed layers, so one interpolation finds it.
+    full = estimate(p.workload, replace(p.plan, recompute="full"), p.system, calibration)
+    if not full.feasible or result.memory is None or full.memory is None:
+        return full
+    per_stage = -(-p.workload.model.n_layers // p.plan.pp)
+    excess = result.memory.total_bytes - result.memory.capacity_bytes
+    saved_per_layer = (result.memory.total_bytes - full.memory.total_bytes) / per_stage
+    layers = min(per_stage, math.ceil(excess / saved_per_layer))
+    return estimate(p.workload, replace(p.plan, recompute="full", recompute_layers=layers),
+                    p.system, calibration)
 
 
 def predict_row(row: dict[str, str], catalog: Catalog,
