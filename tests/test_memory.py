@@ -5,7 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocplan.workloads.memory import korthikanti_layer_bytes, layer_activation_bytes, model_state_bytes
+from ocplan.workloads.memory import (
+    korthikanti_layer_bytes,
+    layer_activation_bytes,
+    model_state_bytes,
+)
 from ocplan.workloads.shape import ModelShape
 
 
@@ -113,6 +117,6 @@ def test_zero_paper_example_7_5b_on_64_gpus() -> None:
 
 def test_model_state_vectorized() -> None:
     stages = np.array([0, 1, 2, 3])
-    p, g, o = model_state_bytes(1e9, stages, 8)
+    p, g, _o = model_state_bytes(1e9, stages, 8)
     assert p.tolist() == [2e9, 2e9, 2e9, 2e9 / 8]
     assert g.tolist() == [2e9, 2e9, 2e9 / 8, 2e9 / 8]

@@ -220,7 +220,7 @@ _TYPE_ERRORS = frozenset({
 })
 
 
-def _message(kind: str, err: Any, model: Any, loc: tuple[int | str, ...], msg: str) -> str:
+def _message(kind: str, model: Any, loc: tuple[int | str, ...], msg: str) -> str:
     """A message saying what is allowed, from the schema at ``loc`` when it is known."""
     if kind == "extra_forbidden":
         msg = "unknown field (not in the schema)"
@@ -276,7 +276,7 @@ def problems_from_validation(source: str, exc: ValidationError, prefix: str = ""
         path = _field_path(loc, literal_last=kind in ("extra_forbidden", "invalid_key"))
         if prefix:
             path = f"{prefix}.{path}" if path else prefix
-        msg = _message(kind, err, schema, loc, _clean_message(err["msg"]))
+        msg = _message(kind, schema, loc, _clean_message(err["msg"]))
         value: object = err.get("input")
         ctx = err.get("ctx", {})
         if kind == "invalid_key":

@@ -21,16 +21,17 @@ from rich.table import Table
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
 from ocplan.catalog.system import load_system, system_for_chip
-from ocplan.plan.estimate import Estimate, estimate
-from ocplan.plan.plan import Plan
-from ocplan.results.validation import read_cases, run_validation, summarize as summarize_cases
-from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import Workload
 from ocplan.checks.rules import run_rules
 from ocplan.errors import SpecError
+from ocplan.plan.estimate import Estimate, estimate
+from ocplan.plan.plan import Plan
+from ocplan.results.validation import read_cases, run_validation
+from ocplan.results.validation import summarize as summarize_cases
 from ocplan.topology.analysis import summarize
 from ocplan.topology.power import power_budget
 from ocplan.units import format_quantity
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import Workload
 
 __all__ = ["app", "main"]
 
@@ -316,7 +317,8 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float]) -> No
                               " per chip)")
     table.add_row("MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
     table.add_row("bound", result.bound)
-    assert result.time is not None and result.memory is not None
+    assert result.time is not None
+    assert result.memory is not None
     for key, value in result.time.__dict__.items():
         share = value / result.step_s if result.step_s else 0.0
         table.add_row(f"  {key.removesuffix('_s')}", f"{_q(value, 's')} ({share:.1%})")

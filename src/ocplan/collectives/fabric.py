@@ -112,7 +112,7 @@ def placement(n: Num, stride: Num, domain: int) -> tuple[Num, Num]:
 def _group_Bps(board: nx.Graph, members: list[int], topology: str, port_eff: float) -> float:
     if topology == "switch":
         sw = board["sw"]
-        return min(sw[m]["bandwidth_Bps"] for m in members) * port_eff
+        return float(min(sw[m]["bandwidth_Bps"] for m in members) * port_eff)
     member_set = set(members)
     worst = np.inf
     for m in members:

@@ -118,7 +118,8 @@ def _peaks(sm: SystemModel, precision: str) -> tuple[float, float]:
         gemm = p16
     if p16 is None:
         p16 = gemm
-    assert gemm is not None and p16 is not None, f"{sm.chip} has no usable peak"
+    assert gemm is not None, f"{sm.chip} has no usable peak"
+    assert p16 is not None
     return gemm, p16
 
 
@@ -199,7 +200,7 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     ep_exposed = (1 - cal.ep_overlap) * t_a2a
 
     kv_bytes = tokens * 2 * m_.kv_width * ACT_BYTES / np.minimum(tp, m_.n_kv_heads)
-    cp_in, cp_out = _placement(fab, cp, tp)
+    _cp_in, cp_out = _placement(fab, cp, tp)
     t_cp_step = cost.send_recv(fab, kv_bytes, cp_out > 1)
     t_cp_f = (cp - 1) * t_cp_step
     cp_exposed = np.where(cp > 1, np.maximum(0.0, t_cp_f - t_attn)

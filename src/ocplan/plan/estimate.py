@@ -42,7 +42,7 @@ class TimeBreakdown:
 
     @property
     def total_s(self) -> float:
-        return sum(asdict(self).values())
+        return float(sum(asdict(self).values()))
 
     def dominant(self) -> str:
         """The largest term other than compute, or ``"compute"`` when compute is over

@@ -15,13 +15,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.schema import Baseboard, Fabric
-from ocplan.catalog.system import System, SystemSpec, resolve_system
-from ocplan.catalog.system import ScaleOutSpec
+from ocplan.catalog.system import ScaleOutSpec, System, SystemSpec, resolve_system
 from ocplan.errors import OcplanError, SpecError
 from ocplan.plan.calibration import Calibration
 from ocplan.plan.estimate import Estimate, estimate
@@ -219,11 +219,11 @@ def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
     cases = []
     for row in rows:
         measured = float(row.get("measured_tokens_per_s_per_chip") or "nan")
-        base = dict(case_id=row.get("case_id", "?"), source=(row.get("source") or "")
-                    .split(",")[0].split("'")[0].strip() or "?",
-                    chip=row.get("chip", "?"), model=row.get("model", "?"),
-                    measured_tokens_per_s_per_chip=measured,
-                    confidence=row.get("confidence", ""))
+        base: dict[str, Any] = dict(
+            case_id=row.get("case_id", "?"),
+            source=(row.get("source") or "").split(",")[0].split("'")[0].strip() or "?",
+            chip=row.get("chip", "?"), model=row.get("model", "?"),
+            measured_tokens_per_s_per_chip=measured, confidence=row.get("confidence", ""))
         try:
             est, _ = predict_row(row, catalog, calibration)
         except (OcplanError, ValueError, KeyError) as exc:

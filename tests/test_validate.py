@@ -1,0 +1,133 @@
+"""`ocplan validate` against the published runs, and `ocplan estimate` end to end."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ocplan.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
+needs_dev = pytest.mark.skipif(not DEV.exists(),
+                               reason="../shared/validation not beside the checkout")
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:  # type: ignore[type-arg]
+    out = subprocess.run([sys.executable, "-m", "ocplan.cli.main", "validate", str(DEV),
+                          "--format", "json"], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+@needs_dev
+def test_validate_json_shape(report: dict) -> None:  # type: ignore[type-arg]
+    assert set(report) == {"summary", "cases"}
+    assert set(report["summary"]) == {"n", "failed", "median_abs_error_pct", "p90_abs_error_pct",
+                                      "max_abs_error_pct", "mean_signed_error_pct"}
+    for case in report["cases"]:
+        assert set(case) == {"case_id", "measured_tokens_per_s_per_chip",
+                             "predicted_tokens_per_s_per_chip", "error_pct", "status", "reason"}
+        assert case["status"] in ("ok", "infeasible", "error")
+        if case["status"] == "ok":
+            want = 100 * (case["predicted_tokens_per_s_per_chip"]
+                          - case["measured_tokens_per_s_per_chip"]) \
+                / case["measured_tokens_per_s_per_chip"]
+            assert case["error_pct"] == pytest.approx(want)
+
+
+@needs_dev
+def test_every_published_run_is_predicted_within_goal(report: dict) -> None:  # type: ignore[type-arg]
+    """Issue 3 acceptance: all 69 predicted, median |error| <= 10 %, p90 <= 25 %."""
+    s = report["summary"]
+    assert s["n"] == 69
+    assert s["failed"] == 0
+    assert all(c["status"] == "ok" for c in report["cases"])
+    assert s["median_abs_error_pct"] <= 10.0
+    assert s["p90_abs_error_pct"] <= 25.0
+    errs = sorted(abs(c["error_pct"]) for c in report["cases"])
+    assert s["max_abs_error_pct"] == pytest.approx(errs[-1])
+    assert s["median_abs_error_pct"] == pytest.approx(errs[34])
+
+
+def test_validate_counts_unmodellable_rows(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    header = ("case_id,source,model,n_layers,hidden_size,n_heads,n_kv_heads,head_dim,ffn_hidden,"
+              "mlp,vocab_size,seq_len,chip,num_chips,chips_per_node,scale_out,precision,tp,pp,"
+              "dp,cp,ep,vpp,sequence_parallel,zero_stage,micro_batch,global_batch,recompute,"
+              "measured_tokens_per_s_per_chip")
+    shape = "GPT,24,2048,16,16,,8192,gelu,51200,2048"
+    good = f"X1,s,{shape},h100-sxm-80gb,8,8,8x400G-IB,bf16,1,1,8,1,1,,no,1,1,64,full,30000"
+    bad_chip = f"X2,s,{shape},h100-sxm-8gb,8,8,,bf16,1,1,8,1,1,,no,1,1,64,full,30000"
+    big = "GPT,96,12288,96,96,,49152,gelu,51200,2048"
+    oom = f"X3,s,{big},h100-sxm-80gb,8,8,,bf16,1,1,8,1,1,,no,0,1,64,none,100"
+    path = tmp_path / "runs.csv"
+    path.write_text("\n".join([header, good, bad_chip, oom]) + "\n")
+    assert main(["validate", str(path), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    status = {c["case_id"]: c for c in data["cases"]}
+    assert status["X1"]["status"] == "ok"
+    assert status["X2"]["status"] == "error"
+    assert "did you mean" in status["X2"]["reason"]
+    assert status["X3"]["status"] == "infeasible"
+    assert status["X3"]["reason"].startswith("memory")
+    assert data["summary"]["failed"] == 2
+    assert data["summary"]["n"] == 3
+
+
+def test_estimate_json(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["estimate", "--model", "llama3-70b", "--chip", "h100-sxm-80gb", "--chips", "64",
+               "--global-batch", "128", "--seq-len", "8192", "--precision", "fp8", "--tp", "4",
+               "--pp", "4", "--cp", "2", "--vpp", "5", "--train-tokens", "1e12", "--price", "2",
+               "--format", "json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["feasible"] is True
+    assert data["plan"]["dp"] == 2
+    assert data["time"]["total_s"] == pytest.approx(data["step_s"])
+    assert data["tokens_per_s"] == pytest.approx(128 * 8192 / data["step_s"])
+    assert data["time_to_train_s"] == pytest.approx(1e12 / data["tokens_per_s"])
+    assert data["cost_to_train"] == pytest.approx(64 * 2 * data["time_to_train_s"] / 3600)
+    assert math.isfinite(data["energy_to_train_J"])
+    assert data["memory"]["total_bytes"] <= data["memory"]["capacity_bytes"]
+
+
+def test_estimate_on_system_file(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["estimate", "--model", "gpt3-175b", "--system",
+               str(ROOT / "examples" / "ubb-1024-liquid.yaml"), "--chips", "1024",
+               "--global-batch", "1536", "--seq-len", "2048", "--tp", "8", "--pp", "8",
+               "--vpp", "6", "--precision", "fp8", "--format", "json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["feasible"] is True
+    assert data["chips"] == 1024
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--model", "llama3-70c", "--chip", "h100-sxm-80gb"], "did you mean"),
+        (["--model", "llama3-70b", "--chip", "h100-sxm-80gb", "--chips", "64", "--tp", "3"],
+         "not divisible"),
+        (["--model", "llama3-70b", "--chip", "h100-sxm-80gb", "--precision", "fp7"], "precision"),
+        (["--model", "llama3-70b"], "--chip"),
+    ],
+)
+def test_estimate_bad_input(args: list[str], fragment: str,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", *args]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_estimate_infeasible_is_a_result(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["estimate", "--model", "llama3-405b", "--chip", "h100-sxm-80gb", "--chips", "8",
+               "--global-batch", "8", "--seq-len", "8192", "--format", "json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["feasible"] is False
+    assert data["reason"].startswith("memory")
