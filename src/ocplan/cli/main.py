@@ -16,6 +16,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ocplan.catalog.catalog import Catalog, load_catalog
@@ -25,6 +26,7 @@ from ocplan.checks.rules import run_rules
 from ocplan.errors import SpecError
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import Plan
+from ocplan.plan.search import search
 from ocplan.results.validation import read_cases, run_validation
 from ocplan.results.validation import summarize as summarize_cases
 from ocplan.topology.analysis import summarize
@@ -317,6 +319,9 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float]) -> No
                               " per chip)")
     table.add_row("MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
     table.add_row("bound", result.bound)
+    family = result.calibration_family
+    table.add_row("calibration", family if family != "default" else
+                  "default (no published run of this chip was fitted: treat with care)")
     assert result.time is not None
     assert result.memory is not None
     for key, value in result.time.__dict__.items():
@@ -334,6 +339,69 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float]) -> No
     if "cost_to_train" in extra:
         table.add_row("cost to train", f"{extra['cost_to_train']:,.0f}")
     out.print(table)
+
+
+@app.command("search")
+@handles_bad_input
+def search_cmd(
+    model: Annotated[str, typer.Option(help="Model id.")],
+    chip: Annotated[str | None, typer.Option(help="Accelerator id (default server).")] = None,
+    chips: Annotated[int, typer.Option(min=1, help="Chips to lay the job out on.")] = 8,
+    global_batch: Annotated[int, typer.Option(min=1)] = 512,
+    seq_len: Annotated[int, typer.Option(min=1)] = 4096,
+    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
+    objective: Annotated[str, typer.Option(
+        help="throughput, time, cost or energy.")] = "throughput",
+    top: Annotated[int, typer.Option(min=1, max=1000, help="Layouts to list.")] = 5,
+    system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
+    train_tokens: Annotated[float | None, typer.Option(help="Tokens to train on.")] = None,
+    price: Annotated[float, typer.Option(help="Price per chip-hour (cost).")] = 1.0,
+    offload: Annotated[bool, typer.Option(help="Also try host activation offload.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Search the parallel layouts of a training job for the best one."""
+    cat = _catalog()
+    arch = cat.model(model, "--model", "model")
+    if system is not None:
+        sysm = load_system(system, cat)
+    elif chip is not None:
+        sysm = system_for_chip(cat, chip, chips)
+    else:
+        raise SpecError.one("--chip", "chip", "give --chip ID or --system FILE")
+    workload = Workload(ModelShape.from_arch(arch), seq_len, global_batch, precision)
+    with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True,
+                  disable=fmt is Format.json or not err.is_terminal) as bar:
+        task = bar.add_task("search", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = search(workload, sysm, chips, objective=objective, top_k=top,
+                        train_tokens=train_tokens, price_per_chip_hour=price,
+                        allow_offload=offload, progress=tick)
+    if fmt is Format.json:
+        _print_json(result.as_json())
+        return
+    out.print(f"[bold]{model}[/bold] on {chips} x {sysm.accelerator.id} "
+              f"({sysm.spec.name}), objective {objective}: {result.space_size:,} layouts, "
+              f"{result.evaluated:,} evaluated, {result.feasible:,} fit, "
+              f"{result.elapsed_s:.2f} s")
+    pruned = ", ".join(f"{k} {v:,}" for k, v in sorted(result.pruned.items()))
+    out.print(f"pruned: {pruned}")
+    table = Table(title=f"top {len(result.top)}")
+    for col in ("#", "layout", "tok/s/chip", "MFU", "step", "memory", "bound"):
+        table.add_column(col)
+    for i, e in enumerate(result.top, 1):
+        p = e.plan
+        assert e.memory is not None
+        rc = p.recompute + (f"({p.recompute_layers})" if p.recompute_layers else "")
+        layout = (f"tp{p.tp} pp{p.pp} dp{p.dp} cp{p.cp} ep{p.ep} v{p.vpp} mb{p.micro_batch} "
+                  f"z{p.zero} rc={rc}{' sp' if p.sp else ''}{' offload' if p.offload else ''}")
+        table.add_row(str(i), layout, f"{e.tokens_per_s_per_chip:,.1f}", f"{e.mfu:.1%}",
+                      _q(e.step_s, "s"), _q(e.memory.total_bytes, "B"), e.bound)
+    out.print(table)
+    out.print(result.why)
 
 
 @app.command()

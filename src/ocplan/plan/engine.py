@@ -125,7 +125,8 @@ def _peaks(sm: SystemModel, precision: str) -> tuple[float, float]:
 
 def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Num, dp: Num,
              cp: Num, ep: Num, vpp: Num, mb: Num, zero: Num, rc_full: Num, rc_sel: Num,
-             sp: Num, offload: Num = False) -> dict[str, Num]:
+             sp: Num, offload: Num = False, tp_overlap: Num = True,
+             dp_overlap: Num = True) -> dict[str, Num]:
     """Every term of step time (s) and memory (bytes per chip) for the given layouts.
 
     Layout fields broadcast against each other. ``rc_full`` is the fraction of each
@@ -133,7 +134,9 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     booleans accepted); booleans ``rc_sel`` and ``sp`` select selective recompute (when
     no layer is fully recomputed) and sequence parallelism; ``offload`` keeps saved
     activations in host memory (HBM then holds only each layer's input, as with full
-    recompute, and the copies over the host link overlap with compute).
+    recompute, and the copies over the host link overlap with compute). ``tp_overlap``
+    and ``dp_overlap`` switch the framework's communication overlap on (the calibrated
+    fraction is hidden) or off (all of it is exposed).
     """
     m_ = wl.model
     fam: FamilyCalibration = cal.for_chip(sm.chip)
@@ -193,7 +196,9 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     t_ag = cost.all_gather(fab, act_full, tp, 1)
     t_ar = cost.all_reduce(fab, act_full, tp, 1)
     t_tp = np.where(tp > 1, np.where(sp, 2 * tp_colls * t_ag, tp_colls * t_ar), 0.0)
-    tp_exposed = (1 - cal.tp_overlap) * t_tp
+    o_tp = np.where(np.asarray(tp_overlap, dtype=bool), cal.tp_overlap, 0.0)
+    o_dp = np.where(np.asarray(dp_overlap, dtype=bool), cal.dp_overlap, 0.0)
+    tp_exposed = (1 - o_tp) * t_tp
 
     a2a_bytes = tokens / t_sp * m_.moe_top_k * h * ACT_BYTES
     t_a2a = np.where(ep > 1, 4 * cost.all_to_all(fab, a2a_bytes, ep, 1), 0.0) * moe_frac
@@ -244,14 +249,14 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
         p_expert > 0, cost.all_reduce(fab, grad_bytes_e, dp_expert, ep), 0.0)
     t_bwd_mb = layers_stage * t_bwd
     t_fwd_mb = layers_stage * t_fwd
-    window_b = cal.dp_overlap * t_bwd_mb
-    window_f = cal.dp_overlap * t_fwd_mb
+    window_b = o_dp * t_bwd_mb
+    window_f = o_dp * t_fwd_mb
     dp_z0 = np.maximum(0.0, ar - window_b)
     dp_z12 = np.maximum(0.0, rs - window_b) + np.maximum(0.0, ag - window_f)
     # ZeRO-3 / FSDP: gather parameters for forward and backward and reduce-scatter
     # gradients in every micro-batch, overlapped layer by layer with compute.
     fsdp_mb = 2 * ag + rs
-    dp_z3 = micro * np.maximum(0.0, fsdp_mb - cal.dp_overlap * t_compute_mb) \
+    dp_z3 = micro * np.maximum(0.0, fsdp_mb - o_dp * t_compute_mb) \
         + fsdp_mb / np.maximum(layers_stage, 1.0)
     single = dp_dense * 1.0 <= 1
     dp_exposed = np.where(single, 0.0, np.where(zero >= 3, dp_z3,

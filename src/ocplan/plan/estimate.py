@@ -94,6 +94,8 @@ class Estimate:
     bound: str
     power_W: float
     """IT power of the chips' share of the system at TDP."""
+    calibration_family: str = "default"
+    """Calibration family used for the chip (``default``: no measured runs fitted it)."""
 
     def time_to_train_s(self, tokens: float) -> float:
         """Wall time to train on ``tokens`` tokens at this throughput."""
@@ -139,7 +141,8 @@ def estimate(workload: Workload, plan: Plan, system: System,
                  ep=plan.ep, vpp=plan.vpp, mb=plan.micro_batch, zero=plan.zero,
                  rc_full=plan.recompute_fraction(workload.model.n_layers),
                  rc_sel=plan.recompute == "selective",
-                 sp=plan.sp, offload=plan.offload)
+                 sp=plan.sp, offload=plan.offload, tp_overlap=plan.tp_overlap,
+                 dp_overlap=plan.dp_overlap)
     f = {k: float(v) for k, v in r.items()}
     memory = MemoryBreakdown(f["weights_bytes"], f["grads_bytes"], f["optimizer_bytes"],
                              f["activations_bytes"], f["logits_bytes"], f["reserved_bytes"],
@@ -155,4 +158,5 @@ def estimate(workload: Workload, plan: Plan, system: System,
     power = budget.it_W * plan.chips / system.num_chips
     return Estimate(True, None, plan, plan.chips, f["step_s"],
                     f["tokens_per_s_per_chip"] * plan.chips, f["tokens_per_s_per_chip"],
-                    f["mfu"], f["hfu"], time, memory, time.dominant(), power)
+                    f["mfu"], f["hfu"], time, memory, time.dominant(), power,
+                    cal.family_of(system.accelerator.id))

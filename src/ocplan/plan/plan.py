@@ -39,6 +39,10 @@ class Plan:
     """Keep saved activations in host memory (MaxText/JAX offload remat policies)."""
     recompute_layers: int | None = None
     """With ``recompute="full"``: layers per stage recomputed (None = all of them)."""
+    tp_overlap: bool = True
+    """Overlap tensor-parallel communication with compute (the calibrated share)."""
+    dp_overlap: bool = True
+    """Overlap data-parallel gradient/parameter communication with compute."""
 
     def recompute_fraction(self, n_layers: int) -> float:
         """Fraction of a stage's layers recomputed in full."""

@@ -1,0 +1,240 @@
+"""Search: the best parallel layout for a job on a system, over a declared space.
+
+Every candidate of :func:`~ocplan.plan.space.training_space` that survives the
+constraints is evaluated by the same vectorized engine the scalar estimate uses
+(:func:`ocplan.plan.engine.evaluate`), in chunks. Layouts that do not fit in memory are
+counted as pruned by ``"memory"``. The top candidates are re-evaluated one by one with
+:func:`~ocplan.plan.estimate.estimate` to give their full breakdowns (and the two paths
+are asserted to agree).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ocplan.catalog.system import System
+from ocplan.errors import SpecError
+from ocplan.plan.calibration import Calibration, load_calibration
+from ocplan.plan.engine import evaluate, system_model
+from ocplan.plan.estimate import Estimate, estimate
+from ocplan.plan.plan import Plan
+from ocplan.plan.space import Columns, training_space
+from ocplan.topology.power import power_budget
+from ocplan.workloads.workload import Workload
+
+__all__ = ["OBJECTIVES", "SearchResult", "pareto_front", "search"]
+
+Objective = Literal["throughput", "time", "cost", "energy"]
+OBJECTIVES: tuple[str, ...] = ("throughput", "time", "cost", "energy")
+#: Candidates evaluated per vectorized call (bounds memory to a few hundred MB).
+CHUNK = 50_000
+#: Tokens assumed for time/energy/cost objectives when none are given (1 trillion).
+DEFAULT_TRAIN_TOKENS = 1e12
+
+_RECOMPUTE_NAMES = {0: "none", 1: "selective", 2: "full", 3: "full"}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    objective: str
+    best: Estimate | None
+    top: tuple[Estimate, ...]
+    space_size: int
+    pruned: dict[str, int]
+    evaluated: int
+    feasible: int
+    elapsed_s: float
+    why: str
+    pareto: tuple[dict[str, float], ...]
+    """Non-dominated layouts for (step time, memory per chip), both minimized."""
+
+    def as_json(self) -> dict[str, Any]:
+        def row(e: Estimate) -> dict[str, Any]:
+            assert e.memory is not None
+            return e.plan.as_dict() | {
+                "tokens_per_s_per_chip": e.tokens_per_s_per_chip, "mfu": e.mfu,
+                "step_s": e.step_s, "memory_bytes_per_chip": e.memory.total_bytes,
+                "bound": e.bound, "time": asdict(e.time) if e.time else None}
+        return {
+            "objective": self.objective,
+            "best": row(self.best) if self.best else None,
+            "top": [row(e) for e in self.top],
+            "space_size": self.space_size,
+            "pruned": self.pruned,
+            "evaluated": self.evaluated,
+            "feasible": self.feasible,
+            "elapsed_s": self.elapsed_s,
+            "why": self.why,
+            "pareto": list(self.pareto),
+        }
+
+
+def pareto_front(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Indices of the points not dominated when minimizing both ``a`` and ``b``."""
+    order = np.lexsort((b, a))
+    front = []
+    best_b = math.inf
+    for i in order:
+        if b[i] < best_b:
+            front.append(i)
+            best_b = b[i]
+    return np.asarray(front, dtype=np.int64)
+
+
+def _eval_columns(wl: Workload, system: System, cal: Calibration, c: Columns,
+                  rc_full: np.ndarray) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = evaluate(
+        wl, system_model(system), cal, tp=c["tp"], pp=c["pp"], dp=c["dp"], cp=c["cp"],
+        ep=c["ep"], vpp=c["vpp"], mb=c["mb"], zero=c["zero"], rc_full=rc_full,
+        rc_sel=c["recompute"] == 1, sp=c["sp"] == 1, offload=c["offload"] == 1,
+        tp_overlap=c["tp_overlap"] == 1, dp_overlap=c["dp_overlap"] == 1)
+    return out
+
+
+def _auto_recompute(wl: Workload, system: System, cal: Calibration, c: Columns,
+                    base: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of layers to recompute for the ``auto`` rows, and which rows are kept
+    (auto equal to none is a duplicate; not fitting even with full recompute drops)."""
+    auto = c["recompute"] == 3
+    full = _eval_columns(wl, system, cal, c, np.ones(len(auto)))
+    cap = base["capacity_bytes"]
+    m0, m1 = base["memory_bytes"], full["memory_bytes"]
+    per_stage = np.ceil(wl.model.n_layers / c["pp"])
+    saved = np.maximum((m0 - m1) / per_stage, 1.0)
+    layers = np.clip(np.ceil((m0 - cap) / saved), 1, per_stage)
+    frac = np.where(auto, layers / per_stage, 0.0)
+    keep = ~auto | ((m0 > cap) & (m1 <= cap))
+    return frac, keep
+
+
+def _plan_of(c: Columns, i: int, frac: float, n_layers: int) -> Plan:
+    rc = int(c["recompute"][i])
+    per_stage = -(-n_layers // int(c["pp"][i]))
+    layers = round(frac * per_stage) if rc == 3 else None
+    return Plan(tp=int(c["tp"][i]), pp=int(c["pp"][i]), dp=int(c["dp"][i]),
+                cp=int(c["cp"][i]), ep=int(c["ep"][i]), vpp=int(c["vpp"][i]),
+                micro_batch=int(c["mb"][i]), zero=int(c["zero"][i]),
+                recompute=_RECOMPUTE_NAMES[rc],  # type: ignore[arg-type]
+                sequence_parallel=bool(c["sp"][i]), offload=bool(c["offload"][i]),
+                recompute_layers=layers, tp_overlap=bool(c["tp_overlap"][i]),
+                dp_overlap=bool(c["dp_overlap"][i]))
+
+
+def search(workload: Workload, system: System, chips: int, *,
+           objective: str = "throughput", top_k: int = 5,
+           train_tokens: float | None = None, price_per_chip_hour: float = 1.0,
+           calibration: Calibration | None = None, allow_offload: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> SearchResult:
+    """Find the best layouts of ``workload`` on ``chips`` chips of ``system``.
+
+    Parameters
+    ----------
+    objective
+        ``throughput`` (max tokens/s), ``time`` (min time to train ``train_tokens``),
+        ``cost`` (min chips x price x time) or ``energy`` (min TDP energy).
+    allow_offload
+        Also try keeping activations in host memory (host memory capacity is not in the
+        catalog, so this is off unless asked for).
+    progress
+        Called with (done, total) candidates after each evaluated chunk.
+    """
+    if objective not in OBJECTIVES:
+        raise SpecError.one("--objective", "objective", f"expected one of "
+                                                        f"{', '.join(OBJECTIVES)}", objective)
+    if not 1 <= top_k <= 1000:
+        raise SpecError.one("--top", "top", "must be between 1 and 1000", top_k)
+    if chips > system.num_chips:
+        raise SpecError.one("--chips", "chips", f"the system has {system.num_chips} chips",
+                            chips)
+    t0 = time.perf_counter()
+    cal = calibration or load_calibration()
+    m = workload.model
+    space = training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
+                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
+                           global_batch=workload.global_batch,
+                           domain=system.chips_per_server, experts=m.moe_experts,
+                           offload=allow_offload)
+    cols, pruned = space.candidates()
+    n = len(cols["tp"])
+    step = np.full(n, np.inf)
+    mem = np.full(n, np.inf)
+    frac_all = np.zeros(n)
+    fits = np.zeros(n, dtype=bool)
+    for start in range(0, n, CHUNK):
+        sl = slice(start, min(n, start + CHUNK))
+        c = {k: v[sl] for k, v in cols.items()}
+        base_rc = (c["recompute"] == 2).astype(float)
+        base = _eval_columns(workload, system, cal, c, base_rc)
+        frac, keep = _auto_recompute(workload, system, cal, c, base)
+        auto = c["recompute"] == 3
+        # auto rows that fit without recompute are the none rows again: duplicates.
+        dup = auto & (base["memory_bytes"] <= base["capacity_bytes"])
+        if auto.any():
+            redo = _eval_columns(workload, system, cal, c, np.where(auto, frac, base_rc))
+            base = {k: np.where(auto, redo[k], v) for k, v in base.items()}
+        frac_all[sl] = np.where(auto, frac, base_rc)
+        ok = keep & (base["memory_bytes"] <= base["capacity_bytes"])
+        step[sl] = np.where(ok, base["step_s"], np.inf)
+        mem[sl] = base["memory_bytes"]
+        fits[sl] = ok
+        pruned["duplicate"] = pruned.get("duplicate", 0) + int(dup.sum())
+        pruned["memory"] = pruned.get("memory", 0) + int((~ok & ~dup).sum())
+        if progress is not None:
+            progress(sl.stop, n)
+    feasible = int(fits.sum())
+    tokens = train_tokens or DEFAULT_TRAIN_TOKENS
+    with np.errstate(divide="ignore"):
+        tps = workload.tokens_per_step / step
+        inv = np.where(tps > 0, 1.0 / np.where(tps > 0, tps, 1.0), np.inf)
+    power = power_budget(system).it_W * chips / system.num_chips
+    score = {"throughput": -tps, "time": tokens * inv,
+             "cost": chips * price_per_chip_hour * tokens * inv / 3600.0,
+             "energy": power * tokens * inv}[objective]
+    order = np.argsort(score, kind="stable")[: min(top_k, feasible)]
+    top = tuple(estimate(workload, _plan_of(cols, int(i), frac_all[i], m.n_layers), system, cal)
+                for i in order)
+    for i, e in zip(order, top, strict=True):
+        assert e.feasible, "a searched layout failed its scalar estimate"
+        assert math.isclose(e.step_s, step[i], rel_tol=1e-9), "scalar and vectorized disagree"
+    front_idx = pareto_front(step[fits], mem[fits]) if feasible else np.array([], dtype=int)
+    fit_idx = np.flatnonzero(fits)
+    pareto = tuple({"step_s": float(step[fit_idx[j]]),
+                    "memory_bytes_per_chip": float(mem[fit_idx[j]]),
+                    "plan_index": int(fit_idx[j])} for j in front_idx[:50])
+    return SearchResult(objective, top[0] if top else None, top, space.size, pruned, n,
+                        feasible, time.perf_counter() - t0, _why(top), pareto)
+
+
+def _why(top: tuple[Estimate, ...]) -> str:
+    """One paragraph on the winner: what dominates its step, and what the runner-up
+    loses on."""
+    if not top:
+        return "No layout fits: every candidate was pruned (see 'pruned')."
+    best = top[0]
+    assert best.time is not None
+    terms = asdict(best.time)
+    total = best.step_s
+    big = sorted(terms.items(), key=lambda kv: -kv[1])[:3]
+    parts = ", ".join(f"{k.removesuffix('_s')} {v / total:.0%}" for k, v in big if v > 0)
+    p = best.plan
+    text = (f"The best layout (tp={p.tp}, pp={p.pp}, dp={p.dp}, cp={p.cp}, ep={p.ep}, "
+            f"vpp={p.vpp}, micro-batch {p.micro_batch}, ZeRO-{p.zero}, recompute "
+            f"{p.recompute}) reaches {best.tokens_per_s_per_chip:,.1f} tokens/s per chip at "
+            f"{best.mfu:.1%} MFU; its step is {parts}.")
+    if len(top) > 1:
+        runner = top[1]
+        assert runner.time is not None
+        diffs = {k: getattr(runner.time, k) - v for k, v in terms.items()}
+        worst = max(diffs, key=lambda k: diffs[k])
+        changed = [f"{k}={getattr(runner.plan, k)}" for k in p.as_dict()
+                   if getattr(runner.plan, k) != getattr(p, k)]
+        text += (f" The runner-up ({', '.join(changed) or 'same sizes'}) is "
+                 f"{runner.step_s / best.step_s - 1:.1%} slower, mostly in "
+                 f"{worst.removesuffix('_s')} (+{diffs[worst] * 1e3:.1f} ms per step).")
+    return text
