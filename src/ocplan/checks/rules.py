@@ -14,7 +14,7 @@ from typing import Literal
 from ocplan.catalog.system import System
 from ocplan.checks.limits import AIR_GUIDANCE_W, rail_limit
 from ocplan.topology.builders import ports_needed
-from ocplan.topology.cluster import PCIE_LANE_Bps, fat_tree_shape, nic_Bps
+from ocplan.topology.cluster import PCIE_LANE_Bps, nic_Bps, scale_out_shape
 from ocplan.topology.power import power_budget, psu_capacity_W
 from ocplan.units import format_quantity
 
@@ -249,9 +249,8 @@ def scale_out_fabric(system: System) -> list[Finding]:
                             f"{'fabric' if fabric is None or no_network else 'NICs'} to join them",
                             "system scale_out", system.spec.name)]
         return []
-    rails = endpoints if spec is None or spec.topology == "rail-optimized-fat-tree" else 1
-    shape = fat_tree_shape(endpoints * system.num_servers, rails, fabric.switch.radix,
-                           spec.oversubscription if spec else 1.0)
+    shape = scale_out_shape(system)
+    assert shape is not None
     findings = []
     if shape.tiers > 2:
         findings.append(Finding(

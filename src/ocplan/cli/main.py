@@ -21,7 +21,7 @@ from rich.table import Table
 
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
-from ocplan.catalog.system import load_system, system_for_chip
+from ocplan.catalog.system import System, load_system, system_for_chip
 from ocplan.checks.rules import run_rules
 from ocplan.errors import SpecError
 from ocplan.plan.estimate import Estimate, estimate
@@ -237,6 +237,15 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
     out.print("[dim]bandwidths are per direction[/dim]")
 
 
+def _job_system(cat: Catalog, chip: str | None, system: Path | None, chips: int) -> System:
+    """The system a job runs on: a system file, or a chip's default server and fabric."""
+    if system is not None:
+        return load_system(system, cat)
+    if chip is not None:
+        return system_for_chip(cat, chip, chips)
+    raise SpecError.one("--chip", "chip", "give --chip ID or --system FILE")
+
+
 class Recompute(StrEnum):
     none = "none"
     selective = "selective"
@@ -273,12 +282,7 @@ def estimate_cmd(
     """Estimate step time, throughput, MFU and memory of one parallel layout."""
     cat = _catalog()
     arch = cat.model(model, "--model", "model")
-    if system is not None:
-        sysm = load_system(system, cat)
-    elif chip is not None:
-        sysm = system_for_chip(cat, chip, chips)
-    else:
-        raise SpecError.one("--chip", "chip", "give --chip ID or --system FILE")
+    sysm = _job_system(cat, chip, system, chips)
     if chips % (tp * pp * cp):
         raise SpecError.one("--chips", "chips", f"not divisible by tp x pp x cp = "
                                                 f"{tp * pp * cp}", chips)
@@ -362,12 +366,7 @@ def search_cmd(
     """Search the parallel layouts of a training job for the best one."""
     cat = _catalog()
     arch = cat.model(model, "--model", "model")
-    if system is not None:
-        sysm = load_system(system, cat)
-    elif chip is not None:
-        sysm = system_for_chip(cat, chip, chips)
-    else:
-        raise SpecError.one("--chip", "chip", "give --chip ID or --system FILE")
+    sysm = _job_system(cat, chip, system, chips)
     workload = Workload(ModelShape.from_arch(arch), seq_len, global_batch, precision)
     with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,

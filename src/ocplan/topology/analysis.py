@@ -21,8 +21,7 @@ from ocplan.topology.cluster import (
     chip_port_Bps,
     chip_scale_out_Bps,
     cluster_graph,
-    fat_tree_shape,
-    nic_Bps,
+    scale_out_shape,
 )
 
 __all__ = ["TopologySummary", "bisection_Bps", "chip_diameter", "summarize"]
@@ -130,17 +129,8 @@ def summarize(system: System) -> TopologySummary:
         bis = board_bis
     sources = [("chip", 0, i) for i in range(min(system.chips_per_server, 8))] or [first]
     diameter = chip_diameter(graph, sources, chip_set)
-    tiers, switches = 0, 0
-    endpoints, _ = nic_Bps(system)
-    if system.fabric is not None and endpoints and not (
-            system.spec.scale_out and system.spec.scale_out.topology == "none"):
-        spec = system.spec.scale_out
-        rails = endpoints if spec is None or spec.topology == "rail-optimized-fat-tree" else 1
-        shape = fat_tree_shape(endpoints * system.num_servers, rails,
-                               system.fabric.switch.radix,
-                               spec.oversubscription if spec else 1.0)
-        tiers = shape.tiers
-        switches = shape.rails * shape.leaves_per_rail + shape.spines
+    shape = scale_out_shape(system)
+    tiers, switches = (shape.tiers, shape.switches) if shape else (0, 0)
     links = sum(d.get("links", 1) for _, _, d in graph.edges(data=True))
     return TopologySummary(
         name=system.spec.name,

@@ -28,6 +28,7 @@ __all__ = [
     "fat_tree_shape",
     "nic_Bps",
     "pcie_Bps",
+    "scale_out_shape",
 ]
 
 #: Usable bandwidth per lane per direction of PCIe generations, bytes/s, after line
@@ -132,6 +133,10 @@ class FatTreeShape:
     spines: int
     tiers: int
 
+    @property
+    def switches(self) -> int:
+        return self.rails * self.leaves_per_rail + self.spines
+
 
 def fat_tree_shape(endpoints: int, rails: int, radix: int,
                    oversubscription: float = 1.0) -> FatTreeShape:
@@ -158,6 +163,20 @@ def fat_tree_shape(endpoints: int, rails: int, radix: int,
     return FatTreeShape(rails, endpoints, radix, down, up, leaves, spines, tiers)
 
 
+def scale_out_shape(system: System) -> FatTreeShape | None:
+    """The fat tree that joins the system's NICs, or None when it has no scale-out network
+    (no fabric, no NICs, or ``topology: none``). Rail-optimized trees have one rail per NIC
+    of a server."""
+    spec = system.spec.scale_out
+    fabric = system.fabric
+    endpoints, _ = nic_Bps(system)
+    if fabric is None or endpoints == 0 or (spec is not None and spec.topology == "none"):
+        return None
+    rail_optimized = spec is None or spec.topology == "rail-optimized-fat-tree"
+    return fat_tree_shape(endpoints * system.num_servers, endpoints if rail_optimized else 1,
+                          fabric.switch.radix, spec.oversubscription if spec else 1.0)
+
+
 def cluster_graph(system: System) -> nx.Graph:
     """The whole system: every server's board plus NICs and the scale-out fat tree."""
     graph = nx.Graph()
@@ -178,19 +197,15 @@ def _board_name(server: int, node: Any) -> tuple[Any, ...]:
 
 
 def _add_scale_out(graph: nx.Graph, system: System) -> None:
-    spec = system.spec.scale_out
-    fabric = system.fabric
-    if fabric is None or (spec is not None and spec.topology == "none"):
+    shape = scale_out_shape(system)
+    if shape is None:
         return
+    assert system.fabric is not None
     nics, nic_bw = nic_Bps(system)
-    if nics == 0:
-        return
     n = system.chips_per_server
+    spec = system.spec.scale_out
     rail_optimized = spec is None or spec.topology == "rail-optimized-fat-tree"
-    oversub = spec.oversubscription if spec is not None else 1.0
-    rails = nics if rail_optimized else 1
-    shape = fat_tree_shape(system.num_servers * nics, rails, fabric.switch.radix, oversub)
-    port_Bps = fabric.link_bandwidth
+    port_Bps = system.fabric.link_bandwidth
     for s in range(system.num_servers):
         for k in range(nics):
             nic = ("nic", s, k)

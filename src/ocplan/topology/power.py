@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ocplan.catalog.system import System
-from ocplan.topology.cluster import fat_tree_shape, nic_Bps
+from ocplan.topology.cluster import scale_out_shape
 
 __all__ = ["PowerBudget", "power_budget", "psu_capacity_W"]
 
@@ -61,15 +61,10 @@ def power_budget(system: System) -> PowerBudget:
     other = system.server.other_power
     server = modules + cpus + nics + other
     switches = 0.0
-    endpoints, _ = nic_Bps(system)
     fabric = system.fabric
-    spec = system.spec.scale_out
-    if fabric is not None and endpoints and system.num_servers > 1 and not (
-            spec is not None and spec.topology == "none"):
-        rails = endpoints if spec is None or spec.topology == "rail-optimized-fat-tree" else 1
-        shape = fat_tree_shape(endpoints * system.num_servers, rails, fabric.switch.radix,
-                               spec.oversubscription if spec else 1.0)
-        count = shape.rails * shape.leaves_per_rail + shape.spines
+    shape = scale_out_shape(system) if system.num_servers > 1 else None
+    if shape is not None and fabric is not None:
+        count = shape.switches
         if fabric.switch.power is None:
             unknown.append(f"switch {fabric.switch.name}")
         switches = count * (fabric.switch.power or 0.0)
