@@ -63,3 +63,19 @@ def test_all_to_all_slower_across_servers(catalog) -> None:  # type: ignore[no-u
     inside = float(cost.all_to_all(fab, 1e9, 8, 1))
     across = float(cost.all_to_all(fab, 1e9, 16, 1))
     assert across > 3 * inside
+
+
+def test_oversubscribed_fabric_slows_cross_leaf_collectives(catalog) -> None:  # type: ignore[no-untyped-def]
+    from ocplan.catalog.system import ScaleOutSpec, SystemSpec, resolve_system
+
+    def busbw(oversub: float, servers: int) -> float:
+        spec = SystemSpec(name="t", server="dgx-h100", servers=servers,
+                          scale_out=ScaleOutSpec(fabric="ib-ndr-400g", nics_per_server=8,
+                                                 oversubscription=oversub))
+        fab = comm_fabric(resolve_system(spec, catalog, "test"))
+        return cost.bus_bandwidth(fab, "all_reduce", 8e9, servers * 8)
+
+    # 128 servers need 4 leaves per rail on radix-64 switches: uplinks are shared.
+    assert busbw(2.0, 128) < 0.6 * busbw(1.0, 128)
+    # 16 servers fit under one leaf per rail: oversubscription does not matter.
+    assert busbw(2.0, 16) == pytest.approx(busbw(1.0, 16))

@@ -6,7 +6,8 @@ Candidates per call:
   all-reduce on switch planes with in-network reduction, NVLS;
 - across domains: hierarchical (reduce-scatter inside the domain, all-reduce of the
   1/n_in shard across domains rail by rail, all-gather inside), with the cross-domain
-  step as ring or double binary tree, against a flat multi-channel ring over all ranks
+  step as ring, double binary tree or halving-doubling, against a flat multi-channel ring
+  over all ranks
   limited by the slower of scale-up and the domain's combined NIC rate.
 
 ``nbytes`` is the per-rank buffer (see :mod:`ocplan.collectives.algorithms`). Groups
@@ -41,8 +42,9 @@ def all_reduce(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
     else:
         t_in = t_ring
     shard = nbytes / n_in
-    t_cross = np.minimum(alg.ring_all_reduce(shard, n_out, fab.out_Bps, a_out),
-                         alg.tree_all_reduce(shard, n_out, fab.out_Bps, a_out))
+    t_cross = np.minimum(np.minimum(alg.ring_all_reduce(shard, n_out, fab.out_Bps, a_out),
+                                    alg.tree_all_reduce(shard, n_out, fab.out_Bps, a_out)),
+                         alg.halving_doubling_all_reduce(shard, n_out, fab.out_Bps, a_out))
     t_hier = 2 * alg.ring_all_gather(nbytes, n_in, up, a_up) + t_cross
     t_flat = alg.ring_all_reduce(nbytes, n_in * n_out, _striped(fab, up, n_in), a_out)
     return np.where(n_out > 1, np.minimum(t_hier, t_flat), t_in)

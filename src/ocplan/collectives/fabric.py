@@ -32,7 +32,13 @@ import networkx as nx
 import numpy as np
 
 from ocplan.catalog.system import System
-from ocplan.topology.cluster import board_graph, chip_port_Bps, chip_scale_out_Bps, pcie_Bps
+from ocplan.topology.cluster import (
+    board_graph,
+    chip_port_Bps,
+    chip_scale_out_Bps,
+    pcie_Bps,
+    scale_out_shape,
+)
 
 __all__ = [
     "DIRECT_EFFICIENCY",
@@ -157,6 +163,13 @@ def _comm_fabric_cached(system: System) -> CommFabric:
         nvls = raw_chip * NVLS_EFFICIENCY if board_spec.in_switch_reduction else 0.0
     fabric = system.fabric
     out_eff = fabric.achievable_fraction if fabric is not None else 1.0
+    # Link sharing: a server's NICs are shared evenly by its chips (chip_scale_out_Bps),
+    # and traffic leaving a leaf shares its uplinks: an oversubscribed tree divides the
+    # per-chip rate by the oversubscription once the servers outgrow one leaf.
+    shape = scale_out_shape(system)
+    spec = system.spec.scale_out
+    if shape is not None and spec is not None and shape.leaves_per_rail > 1:
+        out_eff /= spec.oversubscription
     hops = 1  # a ring step stays on its rail: one leaf switch between neighbours
     out_alpha = SCALE_OUT_SOFTWARE_LATENCY_S + (fabric.hop_latency * hops if fabric else 0.0)
     return CommFabric(
