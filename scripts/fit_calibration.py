@@ -2,7 +2,10 @@
 
 Usage::
 
-    .venv/bin/python scripts/fit_calibration.py [../shared/validation/training_dev.csv]
+    .venv/bin/python scripts/fit_calibration.py [CSV] [FOLDS]
+
+With FOLDS (e.g. 5), also runs a K-fold cross-validation first: each run is predicted by
+a calibration fitted without it, and the held-out errors go into the report.
 
 Fits, by minimizing the sum of squared log errors of tokens/s per chip plus a weak
 pull towards physically reasonable priors (so a parameter no case constrains stays at
@@ -20,6 +23,7 @@ import math
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -52,6 +56,8 @@ PRIOR = FamilyCalibration(gemm=0.70, gemm_8bit=0.55, attention=0.50)
 PRIOR_GLOBAL = {"tp_overlap": 0.5, "ep_overlap": 0.5, "dp_overlap": 0.7,
                 "kernel_overhead_s": 4e-6, "elementwise_h": 12.0}
 PRIOR_WEIGHT = 0.02
+FULL_MAXFEV = 3000
+FOLD_MAXFEV = 1500
 #: No dense GEMM or attention kernel sustains more than 90 % of the datasheet peak
 #: (cuBLAS/rocBLAS large-GEMM benchmarks peak at 80-90 %); fits are capped there.
 MAX_EFFICIENCY = 0.90
@@ -94,23 +100,37 @@ def main(argv: list[str]) -> int:
     rows = read_cases(csv_path)
     measured = np.array([float(r["measured_tokens_per_s_per_chip"]) for r in rows])
     prepared = [prepare_row(r, catalog) for r in rows]
-    start = _unpack(_pack(replace(Calibration(), **PRIOR_GLOBAL)))
-    x0 = _pack(start)
-    prior = x0.copy()
+    prior = _pack(_unpack(_pack(replace(Calibration(), **PRIOR_GLOBAL))))
 
-    def objective(x: np.ndarray) -> float:
-        cal = _unpack(x)
-        errs = []
-        for prep, meas in zip(prepared, measured, strict=True):
-            est = predict_prepared(prep, cal)
-            pred = est.tokens_per_s_per_chip if est.feasible else 1e-3 * meas
-            errs.append(math.log(pred / meas))
-        e = np.array(errs)
-        reg = np.log(np.maximum(x, 1e-9) / np.maximum(prior, 1e-9))
-        return float(np.sum(e**2) + PRIOR_WEIGHT * np.sum(reg**2))
+    def fit(indices: list[int], maxfev: int) -> tuple[np.ndarray, Any]:
+        def objective(x: np.ndarray) -> float:
+            cal = _unpack(x)
+            errs = []
+            for i in indices:
+                est = predict_prepared(prepared[i], cal)
+                pred = est.tokens_per_s_per_chip if est.feasible else 1e-3 * measured[i]
+                errs.append(math.log(pred / measured[i]))
+            e = np.array(errs)
+            reg = np.log(np.maximum(x, 1e-9) / np.maximum(prior, 1e-9))
+            return float(np.sum(e**2) + PRIOR_WEIGHT * np.sum(reg**2))
 
-    result = minimize(objective, x0, method="Powell",
-                      options={"maxfev": 3000, "xtol": 1e-3, "ftol": 1e-6})
+        res = minimize(objective, prior.copy(), method="Powell",
+                       options={"maxfev": maxfev, "xtol": 1e-3, "ftol": 1e-6})
+        return res.x, res
+
+    folds = int(argv[2]) if len(argv) > 2 else 0
+    held_out: list[float] = []
+    for k in range(folds):
+        # Case i is in fold i % folds: every run is predicted once by a fit without it.
+        train = [i for i in range(len(rows)) if i % folds != k]
+        x_k, _ = fit(train, FOLD_MAXFEV)
+        cal_k = _unpack(x_k)
+        for i in range(k, len(rows), folds):
+            est = predict_prepared(prepared[i], cal_k)
+            pred = est.tokens_per_s_per_chip if est.feasible else float("nan")
+            held_out.append(100.0 * (pred - measured[i]) / measured[i])
+        print(f"fold {k + 1}/{folds} done", file=sys.stderr)
+    _, result = fit(list(range(len(rows))), FULL_MAXFEV)
     cal = _unpack(result.x)
     CALIBRATION_FILE.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
     cases = run_validation(rows, catalog, cal)
@@ -127,6 +147,14 @@ def main(argv: list[str]) -> int:
     lines += ["", "| global | value |", "|---|---|"]
     for k in PRIOR_GLOBAL:
         lines.append(f"| {k} | {getattr(cal, k):.4g} |")
+    if held_out:
+        ho = np.abs(np.array(held_out))
+        lines += ["", "## Cross-validation", "",
+                  f"{folds}-fold: each run predicted by a calibration fitted without it "
+                  f"(case i in fold i mod {folds}; {FOLD_MAXFEV} evaluations per fold). "
+                  f"Held-out median |error| {np.nanmedian(ho):.1f} %, p90 "
+                  f"{np.nanpercentile(ho, 90):.1f} %, max {np.nanmax(ho):.1f} %, "
+                  f"mean signed {np.nanmean(held_out):+.1f} %."]
     lines += ["", "## Residuals", "",
               f"n = {summary.n}, failed = {summary.failed}, median |error| "
               f"{summary.median_abs_error_pct:.1f} %, p90 {summary.p90_abs_error_pct:.1f} %, "
