@@ -19,21 +19,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ocplan import api
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
-from ocplan.catalog.system import System, load_system, system_for_chip
+from ocplan.catalog.system import load_system
 from ocplan.checks.rules import run_rules
 from ocplan.errors import SpecError
-from ocplan.plan.estimate import Estimate, estimate
-from ocplan.plan.plan import Plan
-from ocplan.plan.search import search
+from ocplan.plan.estimate import Estimate
+from ocplan.plan.search import OBJECTIVES
 from ocplan.results.validation import read_cases, run_validation
 from ocplan.results.validation import summarize as summarize_cases
 from ocplan.topology.analysis import summarize
 from ocplan.topology.power import power_budget
 from ocplan.units import format_quantity
-from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import Workload
+from ocplan.workloads.workload import PRECISIONS
 
 __all__ = ["app", "main"]
 
@@ -237,13 +236,18 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
     out.print("[dim]bandwidths are per direction[/dim]")
 
 
-def _job_system(cat: Catalog, chip: str | None, system: Path | None, chips: int) -> System:
-    """The system a job runs on: a system file, or a chip's default server and fabric."""
-    if system is not None:
-        return load_system(system, cat)
-    if chip is not None:
-        return system_for_chip(cat, chip, chips)
-    raise SpecError.one("--chip", "chip", "give --chip ID or --system FILE")
+def _precision(value: str) -> Any:
+    if value not in PRECISIONS:
+        raise SpecError.one("--precision", "precision", f"expected one of "
+                                                        f"{', '.join(PRECISIONS)}", value)
+    return value
+
+
+def _objective(value: str) -> Any:
+    if value not in OBJECTIVES:
+        raise SpecError.one("--objective", "objective", f"expected one of "
+                                                        f"{', '.join(OBJECTIVES)}", value)
+    return value
 
 
 class Recompute(StrEnum):
@@ -280,20 +284,12 @@ def estimate_cmd(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Estimate step time, throughput, MFU and memory of one parallel layout."""
-    cat = _catalog()
-    arch = cat.model(model, "--model", "model")
-    sysm = _job_system(cat, chip, system, chips)
-    if chips % (tp * pp * cp):
-        raise SpecError.one("--chips", "chips", f"not divisible by tp x pp x cp = "
-                                                f"{tp * pp * cp}", chips)
-    if chips > sysm.num_chips:
-        raise SpecError.one("--chips", "chips", f"the system has {sysm.num_chips} chips",
-                            chips)
-    workload = Workload(ModelShape.from_arch(arch), seq_len, global_batch, precision)
-    plan = Plan(tp=tp, pp=pp, dp=chips // (tp * pp * cp), cp=cp, ep=ep, vpp=vpp,
-                micro_batch=micro_batch, zero=zero, recompute=recompute.value,
-                sequence_parallel=sequence_parallel, recompute_layers=recompute_layers)
-    result = estimate(workload, plan, sysm)
+    req = api.EstimateRequest(
+        model=model, chip=chip, chips=chips, global_batch=global_batch, seq_len=seq_len,
+        precision=_precision(precision), tp=tp, pp=pp, cp=cp, ep=ep, vpp=vpp,
+        micro_batch=micro_batch, zero=zero, recompute=recompute.value,
+        recompute_layers=recompute_layers, sequence_parallel=sequence_parallel)
+    result, sysm, _ = api.run_estimate(_catalog(), req, system)
     pue = sysm.spec.facility.pue
     extra: dict[str, float] = {}
     if train_tokens is not None and result.feasible:
@@ -365,9 +361,11 @@ def search_cmd(
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
     cat = _catalog()
-    arch = cat.model(model, "--model", "model")
-    sysm = _job_system(cat, chip, system, chips)
-    workload = Workload(ModelShape.from_arch(arch), seq_len, global_batch, precision)
+    req = api.SearchRequest(model=model, chip=chip, chips=chips, global_batch=global_batch,
+                            seq_len=seq_len, precision=_precision(precision),
+                            objective=_objective(objective), top_k=top,
+                            train_tokens=train_tokens, price_per_chip_hour=price)
+    sysm = api.job_system(cat, chip, system, chips)
     with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
                   disable=fmt is Format.json or not err.is_terminal) as bar:
@@ -376,9 +374,7 @@ def search_cmd(
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = search(workload, sysm, chips, objective=objective, top_k=top,
-                        train_tokens=train_tokens, price_per_chip_hour=price,
-                        allow_offload=offload, progress=tick)
+        result = api.run_search(cat, req, system, progress=tick, allow_offload=offload)
     if fmt is Format.json:
         _print_json(result.as_json())
         return
@@ -443,6 +439,154 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
               f"{summary.median_abs_error_pct:.1f}% p90 {summary.p90_abs_error_pct:.1f}% "
               f"max {summary.max_abs_error_pct:.1f}% mean signed "
               f"{summary.mean_signed_error_pct:+.1f}%")
+
+
+@app.command("sweep")
+@handles_bad_input
+def sweep_cmd(
+    file: Annotated[Path, typer.Argument(metavar="SWEEP.yaml")],
+    backend: Annotated[str, typer.Option(help="local (process pool) or ray (remote tasks "
+                                              "on a Ray cluster).")] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join (host:port or auto); with --backend ray.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Parallel tasks (default: CPUs of this machine or of the cluster).")
+    ] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Results store, an SQLAlchemy URL (default sqlite:///ocplan.db).")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Run a grid of layout searches, skipping those already stored; exit 1 if any
+    task failed."""
+    from ocplan.store.db import open_store
+    from ocplan.sweep.runner import check_options, run_sweep
+    from ocplan.sweep.spec import expand_sweep, load_sweep
+
+    check_options(backend, address, workers)
+    sweep = load_sweep(file)
+    cat = _catalog()
+    total = len(expand_sweep(sweep, cat))  # the whole grid is checked before the store opens
+    with open_store(db) as store, Progress(
+            TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True,
+            disable=fmt is Format.json or not err.is_terminal) as bar:
+        task = bar.add_task("sweep", total=total)
+
+        def tick(done: int, todo: int) -> None:
+            bar.update(task, completed=done, total=todo)
+
+        report = run_sweep(sweep, store, backend, address, workers, catalog=cat,
+                           progress=tick)
+        summaries = report.summaries(store)
+        url = store.url
+    counts = report.counts()
+    if fmt is Format.json:
+        _print_json({"sweep": report.name, "db": url, "backend": backend} | counts
+                    | {"elapsed_s": report.elapsed_s,
+                       "results": [s.as_json() for s in summaries]})
+    else:
+        out.print(f"[bold]sweep {report.name}[/bold] ({file}) into {url}: "
+                  f"{counts['tasks']} tasks, {counts['skipped']} already stored, "
+                  f"{counts['ran']} run, {counts['failed']} failed "
+                  f"({report.elapsed_s:.1f} s, backend {backend})")
+        table = Table(title="best layout per task")
+        for col in ("#", "model", "hardware", "chips", "status", "best layout",
+                    "tok/s/chip", "MFU", "step"):
+            table.add_column(col)
+        for i, s in enumerate(summaries, 1):
+            b = s.best
+            if b is None:
+                layout = s.error if s.error else "no layout fits"
+                table.add_row(str(i), s.task.workload.model.name, s.task.hardware,
+                              str(s.task.chips), s.status, layout, "-", "-", "-")
+                continue
+            rc = "" if b["recompute"] == "none" else f" rc={b['recompute']}"
+            layout = (f"tp{b['tp']} pp{b['pp']} dp{b['dp']} cp{b['cp']} ep{b['ep']} "
+                      f"v{b['vpp']} mb{b['micro_batch']} z{b['zero']}{rc}")
+            table.add_row(str(i), s.task.workload.model.name, s.task.hardware,
+                          str(s.task.chips), s.status, layout,
+                          f"{b['tokens_per_s_per_chip']:,.1f}", f"{b['mfu']:.1%}",
+                          _q(b["step_s"], "s"))
+        out.print(table)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_bad_input
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    db: Annotated[str | None, typer.Option(help="Scenarios database URL.")] = None,
+    token: Annotated[str | None, typer.Option(
+        help="Required on every request; mandatory when not bound to loopback.")] = None,
+) -> None:
+    """Run the web workbench (http://HOST:PORT/, API docs at /docs)."""
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        raise SpecError.one("--host", "host", "binding beyond loopback needs --token", host)
+    import uvicorn
+
+    from ocplan.web.app import create_app
+
+    app_ = create_app(db, token=token, catalog_dirs=state.catalog_dirs)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
+@handles_bad_input
+def report(
+    model: Annotated[str, typer.Option(help="Model id.")],
+    out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
+    chip: Annotated[str | None, typer.Option(help="Accelerator id.")] = None,
+    chips: Annotated[int, typer.Option(min=1)] = 8,
+    global_batch: Annotated[int, typer.Option(min=1)] = 512,
+    seq_len: Annotated[int, typer.Option(min=1)] = 4096,
+    precision: Annotated[str, typer.Option()] = "bf16",
+    tp: Annotated[int, typer.Option(min=1)] = 1,
+    pp: Annotated[int, typer.Option(min=1)] = 1,
+    cp: Annotated[int, typer.Option(min=1)] = 1,
+    vpp: Annotated[int, typer.Option(min=1)] = 1,
+    micro_batch: Annotated[int, typer.Option(min=1)] = 1,
+    zero: Annotated[int, typer.Option(min=0, max=3)] = 1,
+    recompute: Recompute = Recompute.none,
+    system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
+    run_search: Annotated[bool, typer.Option(
+        "--search", help="Search the layouts and report the best one.")] = False,
+) -> None:
+    """Write a self-contained HTML report (plots work offline)."""
+    from ocplan.reports.html import render_report
+    from ocplan.web.app import plotly_js_path
+
+    cat = _catalog()
+    search_json = None
+    req = api.EstimateRequest(
+        model=model, chip=chip, chips=chips, global_batch=global_batch, seq_len=seq_len,
+        precision=_precision(precision), tp=tp, pp=pp, cp=cp, vpp=vpp,
+        micro_batch=micro_batch, zero=zero, recompute=recompute.value)
+    if run_search:
+        found = api.run_search(cat, api.SearchRequest(
+            model=model, chip=chip, chips=chips, global_batch=global_batch, seq_len=seq_len,
+            precision=req.precision, top_k=10), system)
+        search_json = found.as_json()
+        if found.best is not None:
+            b = found.best.plan
+            req = req.model_copy(update=dict(
+                tp=b.tp, pp=b.pp, cp=b.cp, ep=b.ep, vpp=b.vpp, micro_batch=b.micro_batch,
+                zero=b.zero, recompute=b.recompute, recompute_layers=b.recompute_layers,
+                sequence_parallel=b.sequence_parallel))
+    result, sysm, workload = api.run_estimate(cat, req, system)
+    page = render_report(f"ocplan report: {model} on {sysm.spec.name}", result,
+                         api.pipeline_timeline(result, workload), api.topology_report(sysm),
+                         search_json, plotly_js_path())
+    tmp = out_file.with_name(out_file.name + ".part")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(out_file)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SpecError.one(str(out_file), "--out", f"cannot write the report: {exc}") from None
+    out.print(f"wrote {out_file} ({len(page) / 1e6:.1f} MB)")
 
 
 def main(argv: list[str] | None = None) -> int:

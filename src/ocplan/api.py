@@ -1,0 +1,165 @@
+"""The façade the CLI, the web workbench and notebooks share.
+
+Requests are pydantic models (unknown fields are errors) so that a JSON body, a YAML
+file and CLI flags all go through the same validation and the same one-line messages.
+Nothing here computes: it resolves ids and calls the engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from ocplan.catalog.catalog import Catalog
+from ocplan.catalog.fields import Count, Id, Spec
+from ocplan.catalog.loader import validate_as
+from ocplan.catalog.system import System, SystemSpec, load_system, resolve_system, system_for_chip
+from ocplan.checks.rules import Finding, run_rules
+from ocplan.errors import SpecError
+from ocplan.plan.estimate import Estimate, estimate
+from ocplan.plan.plan import Plan
+from ocplan.plan.schedule import one_f_one_b
+from ocplan.plan.search import SearchResult, search
+from ocplan.topology.analysis import summarize
+from ocplan.topology.power import power_budget
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import Workload
+
+__all__ = [
+    "EstimateRequest",
+    "SearchRequest",
+    "check_system",
+    "job_system",
+    "pipeline_timeline",
+    "run_estimate",
+    "run_search",
+    "system_from_mapping",
+    "topology_report",
+]
+
+#: Micro-batches drawn in a pipeline timeline at most (the rest repeat the pattern).
+TIMELINE_MAX_MICRO_BATCHES = 32
+
+
+class JobRequest(Spec):
+    """A training job on chips of a catalog accelerator or of a system."""
+
+    model: Id
+    chip: Id | None = None
+    system: dict[str, Any] | None = None
+    """A system mapping (the content of a system YAML file)."""
+    chips: Count
+    global_batch: Count
+    seq_len: Count
+    precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+
+
+class EstimateRequest(JobRequest):
+    tp: Count = 1
+    pp: Count = 1
+    cp: Count = 1
+    ep: Count = 1
+    vpp: Count = 1
+    micro_batch: Count = 1
+    zero: Annotated[int, Field(ge=0, le=3, strict=True)] = 1
+    recompute: Literal["none", "selective", "full"] = "none"
+    recompute_layers: Annotated[int, Field(ge=0, strict=True)] | None = None
+    sequence_parallel: bool = True
+
+
+class SearchRequest(JobRequest):
+    objective: Literal["throughput", "time", "cost", "energy"] = "throughput"
+    top_k: Annotated[int, Field(ge=1, le=100, strict=True)] = 5
+    train_tokens: Annotated[float, Field(gt=0, le=1e16)] | None = None
+    price_per_chip_hour: Annotated[float, Field(ge=0, le=1e6)] = 1.0
+
+
+def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> System:
+    """Validate and resolve a system given as a mapping (a parsed YAML or JSON body)."""
+    spec = validate_as(SystemSpec, data, source)
+    return resolve_system(spec, catalog, source)
+
+
+def job_system(catalog: Catalog, chip: str | None, system: Path | dict[str, Any] | None,
+               chips: int) -> System:
+    """The system a job runs on: a system file or mapping, or a chip's default server."""
+    if isinstance(system, Path):
+        resolved = load_system(system, catalog)
+    elif system is not None:
+        resolved = system_from_mapping(system, catalog)
+    elif chip is not None:
+        resolved = system_for_chip(catalog, chip, chips)
+    else:
+        raise SpecError.one("--chip", "chip", "give a chip id or a system")
+    if chips > resolved.num_chips:
+        raise SpecError.one("--chips", "chips", f"the system has {resolved.num_chips} chips",
+                            chips)
+    return resolved
+
+
+def _workload(catalog: Catalog, req: JobRequest) -> Workload:
+    arch = catalog.model(req.model, "request", "model")
+    return Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch, req.precision)
+
+
+def run_estimate(catalog: Catalog, req: EstimateRequest,
+                 system_file: Path | None = None) -> tuple[Estimate, System, Workload]:
+    """Estimate the layout of an EstimateRequest."""
+    system = job_system(catalog, req.chip, system_file or req.system, req.chips)
+    if req.chips % (req.tp * req.pp * req.cp):
+        raise SpecError.one("request", "chips", f"not divisible by tp x pp x cp = "
+                                                f"{req.tp * req.pp * req.cp}", req.chips)
+    plan = Plan(tp=req.tp, pp=req.pp, dp=req.chips // (req.tp * req.pp * req.cp), cp=req.cp,
+                ep=req.ep, vpp=req.vpp, micro_batch=req.micro_batch, zero=req.zero,
+                recompute=req.recompute, recompute_layers=req.recompute_layers,
+                sequence_parallel=req.sequence_parallel)
+    workload = _workload(catalog, req)
+    return estimate(workload, plan, system), system, workload
+
+
+def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = None,
+               progress: Any = None, allow_offload: bool = False) -> SearchResult:
+    """Search the layouts of a SearchRequest."""
+    system = job_system(catalog, req.chip, system_file or req.system, req.chips)
+    return search(_workload(catalog, req), system, req.chips, objective=req.objective,
+                  top_k=req.top_k, train_tokens=req.train_tokens,
+                  price_per_chip_hour=req.price_per_chip_hour, progress=progress,
+                  allow_offload=allow_offload)
+
+
+def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, Any]]:
+    """Gantt events (stage, micro-batch, chunk, F/B, start, end) of the estimate's
+    pipeline: one micro-batch's compute (and recompute) split 1:2 between forward and
+    backward (the GEMM ratio), at most TIMELINE_MAX_MICRO_BATCHES micro-batches."""
+    if not result.feasible or result.time is None:
+        return []
+    p = result.plan
+    m = p.micro_batches(workload)
+    shown = min(m, TIMELINE_MAX_MICRO_BATCHES)
+    if p.vpp > 1:
+        shown = max(p.pp, shown - shown % p.pp)
+    per_mb = (result.time.compute_s + result.time.recompute_s) / m
+    events, _ = one_f_one_b(p.pp, shown, per_mb / 3, 2 * per_mb / 3, p.vpp)
+    return [dict(stage=e.stage, micro_batch=e.micro_batch, chunk=e.chunk, kind=e.kind,
+                 start_s=e.start_s, end_s=e.end_s) for e in events]
+
+
+def check_system(system: System) -> list[Finding]:
+    return run_rules(system)
+
+
+def topology_report(system: System) -> dict[str, Any]:
+    """Topology summary, power and a drawable board graph."""
+    from ocplan.topology.cluster import board_graph
+
+    summary = summarize(system)
+    budget = power_budget(system)
+    board = board_graph(system)
+    nodes = [{"id": str(n), "kind": d.get("kind", "chip")} for n, d in board.nodes(data=True)]
+    edges = [{"source": str(a), "target": str(b), "links": d["links"],
+              "bandwidth_Bps": d["bandwidth_Bps"]} for a, b, d in board.edges(data=True)]
+    return summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
+                                "facility_power_W": budget.facility_W,
+                                "board": {"nodes": nodes, "edges": edges}}

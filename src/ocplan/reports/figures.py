@@ -1,0 +1,135 @@
+"""Plotly figure specs (plain dicts) for estimates, searches and topologies.
+
+The web workbench and the HTML report draw the same figures from these dicts with
+``Plotly.newPlot(div, fig.data, fig.layout)``; no plotting code is duplicated in
+JavaScript and nothing here computes a model number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from ocplan.plan.estimate import Estimate
+
+__all__ = ["breakdown_figure", "memory_figure", "pareto_figure", "timeline_figure",
+           "topology_figure"]
+
+Figure = dict[str, Any]
+
+_TIME_COLORS = {
+    "compute": "#4c78a8", "recompute": "#9ecae9", "tp_comm": "#f58518", "cp_comm": "#ffbf79",
+    "ep_comm": "#e45756", "pp_comm": "#ff9d98", "dp_comm": "#54a24b", "bubble": "#bab0ac",
+    "optimizer": "#b279a2",
+}
+_MEMORY_COLORS = {
+    "weights": "#4c78a8", "grads": "#72b7b2", "optimizer": "#b279a2",
+    "activations": "#f58518", "logits": "#eeca3b", "reserved": "#bab0ac",
+}
+
+
+def breakdown_figure(result: Estimate) -> Figure:
+    """Stacked bar of the step time by term (seconds)."""
+    assert result.time is not None
+    data = [{"type": "bar", "name": k.removesuffix("_s"), "x": ["step"], "y": [v],
+             "marker": {"color": _TIME_COLORS[k.removesuffix("_s")]},
+             "hovertemplate": f"{k.removesuffix('_s')}: %{{y:.4g}} s<extra></extra>"}
+            for k, v in asdict(result.time).items()]
+    return {"data": data, "layout": {"barmode": "stack", "title": {
+        "text": f"Step time {result.step_s:.3g} s (bound: {result.bound})"},
+        "yaxis": {"title": {"text": "seconds"}}, "height": 380}}
+
+
+def memory_figure(result: Estimate) -> Figure:
+    """Stacked bar of memory per chip against the HBM capacity line."""
+    assert result.memory is not None
+    mem = asdict(result.memory)
+    cap = mem.pop("capacity_bytes") / 1e9
+    data: list[dict[str, Any]] = [
+        {"type": "bar", "name": k.removesuffix("_bytes"), "x": ["per chip"], "y": [v / 1e9],
+         "marker": {"color": _MEMORY_COLORS[k.removesuffix("_bytes")]}}
+        for k, v in mem.items()]
+    data.append({"type": "scatter", "mode": "lines", "name": "HBM capacity",
+                 "x": ["per chip", "per chip"], "y": [0, cap],
+                 "line": {"color": "#d62728", "dash": "dash"}})
+    return {"data": data, "layout": {
+        "barmode": "stack", "title": {"text": f"Memory {result.memory.total_bytes / 1e9:.1f} of "
+                                              f"{cap:.0f} GB"},
+        "yaxis": {"title": {"text": "GB"}},
+        "shapes": [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": cap, "y1": cap,
+                    "line": {"color": "#d62728", "dash": "dash"}}], "height": 380}}
+
+
+def timeline_figure(events: list[dict[str, Any]]) -> Figure:
+    """Gantt chart of micro-batches per pipeline stage (forward and backward)."""
+    data = []
+    for kind, color in (("F", "#4c78a8"), ("B", "#f58518")):
+        mine = [e for e in events if e["kind"] == kind]
+        data.append({
+            "type": "bar", "orientation": "h", "name": "forward" if kind == "F" else "backward",
+            "y": [f"stage {e['stage']}" for e in mine],
+            "x": [e["end_s"] - e["start_s"] for e in mine],
+            "base": [e["start_s"] for e in mine],
+            "text": [str(e["micro_batch"]) for e in mine], "textposition": "inside",
+            "marker": {"color": color}})
+    return {"data": data, "layout": {
+        "title": {"text": "Pipeline timeline (micro-batches per stage)"}, "barmode": "overlay",
+        "xaxis": {"title": {"text": "seconds"}},
+        "yaxis": {"autorange": "reversed"}, "height": 120 + 30 * max(
+            1, len({e["stage"] for e in events}))}}
+
+
+def pareto_figure(search_json: dict[str, Any]) -> Figure:
+    """Step time against memory per chip of the top layouts, with the Pareto front."""
+    top = search_json.get("top", [])
+    front = search_json.get("pareto", [])
+    data = [
+        {"type": "scatter", "mode": "markers", "name": "top layouts",
+         "x": [t["memory_bytes_per_chip"] / 1e9 for t in top], "y": [t["step_s"] for t in top],
+         "text": [f"tp{t['tp']} pp{t['pp']} dp{t['dp']} cp{t['cp']} mb{t['micro_batch']}"
+                  for t in top]},
+        {"type": "scatter", "mode": "lines+markers", "name": "Pareto front",
+         "x": [p["memory_bytes_per_chip"] / 1e9 for p in front],
+         "y": [p["step_s"] for p in front]},
+    ]
+    return {"data": data, "layout": {"title": {"text": "Step time vs memory per chip"},
+                                     "xaxis": {"title": {"text": "memory per chip (GB)"}},
+                                     "yaxis": {"title": {"text": "step time (s)"}},
+                                     "height": 400}}
+
+
+def topology_figure(report: dict[str, Any]) -> Figure:
+    """The board graph drawn on a circle (chips) with switches in the middle."""
+    nodes = report["board"]["nodes"]
+    chips = [n for n in nodes if n["kind"] == "chip"]
+    pos: dict[str, tuple[float, float]] = {}
+    for i, n in enumerate(chips):
+        angle = 2 * math.pi * i / max(1, len(chips))
+        pos[n["id"]] = (math.cos(angle), math.sin(angle))
+    others = [n for n in nodes if n["kind"] != "chip"]
+    for j, n in enumerate(others):
+        pos[n["id"]] = (0.3 * (j - (len(others) - 1) / 2), 0.0)
+    edge_x: list[float | None] = []
+    edge_y: list[float | None] = []
+    for e in report["board"]["edges"]:
+        (x0, y0), (x1, y1) = pos[e["source"]], pos[e["target"]]
+        edge_x += [x0, x1, None]
+        edge_y += [y0, y1, None]
+    data = [
+        {"type": "scatter", "mode": "lines", "name": "links", "x": edge_x, "y": edge_y,
+         "line": {"color": "#999", "width": 1}, "hoverinfo": "skip"},
+        {"type": "scatter", "mode": "markers+text", "name": "modules",
+         "x": [pos[n["id"]][0] for n in chips], "y": [pos[n["id"]][1] for n in chips],
+         "text": [n["id"] for n in chips], "textposition": "top center",
+         "marker": {"size": 16, "color": "#4c78a8"}},
+        {"type": "scatter", "mode": "markers+text", "name": "switches",
+         "x": [pos[n["id"]][0] for n in others], "y": [pos[n["id"]][1] for n in others],
+         "text": [n["id"] for n in others], "marker": {"size": 20, "color": "#f58518",
+                                                        "symbol": "square"}},
+    ]
+    return {"data": data, "layout": {
+        "title": {"text": f"Board: {report['board_topology']} "
+                          f"({report['chips_per_server']} modules)"},
+        "xaxis": {"visible": False}, "yaxis": {"visible": False, "scaleanchor": "x"},
+        "showlegend": False, "height": 420}}

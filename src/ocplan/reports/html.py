@@ -1,0 +1,77 @@
+"""A self-contained HTML report: Plotly inlined, data inlined, no network needed."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from ocplan.plan.estimate import Estimate
+from ocplan.reports.figures import (
+    breakdown_figure,
+    memory_figure,
+    pareto_figure,
+    timeline_figure,
+    topology_figure,
+)
+
+__all__ = ["render_report"]
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
+.fig {{ margin: 1em 0; }}
+</style>
+<script>{plotly}</script>
+</head><body>
+<h1>{title}</h1>
+{summary}
+{figures}
+<script>
+const FIGURES = {data};
+for (const [id, fig] of Object.entries(FIGURES)) {{
+  Plotly.newPlot(id, fig.data, fig.layout, {{displayModeBar: false, staticPlot: false}});
+}}
+</script>
+</body></html>
+"""
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def render_report(title: str, result: Estimate, timeline: list[dict[str, Any]],
+                  topology: dict[str, Any], search_json: dict[str, Any] | None,
+                  plotly_js: Path) -> str:
+    """The report page as one string (write it to a file)."""
+    figures: dict[str, Any] = {}
+    rows: list[tuple[str, str]] = []
+    p = result.plan
+    rows.append(("layout", f"tp={p.tp} pp={p.pp} dp={p.dp} cp={p.cp} ep={p.ep} vpp={p.vpp} "
+                           f"micro-batch={p.micro_batch} ZeRO-{p.zero} recompute={p.recompute}"))
+    if result.feasible:
+        rows += [("step time", f"{result.step_s:.4g} s"),
+                 ("tokens/s per chip", f"{result.tokens_per_s_per_chip:,.1f}"),
+                 ("MFU", f"{result.mfu:.1%}"), ("bound", result.bound),
+                 ("calibration", result.calibration_family)]
+        figures["breakdown"] = breakdown_figure(result)
+        figures["memory"] = memory_figure(result)
+        if timeline:
+            figures["timeline"] = timeline_figure(timeline)
+    else:
+        rows.append(("infeasible", result.reason or ""))
+    figures["topology"] = topology_figure(topology)
+    if search_json is not None:
+        figures["pareto"] = pareto_figure(search_json)
+        rows.append(("search", search_json.get("why", "")))
+    divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
+    return _PAGE.format(title=html.escape(title), plotly=plotly_js.read_text(encoding="utf-8"),
+                        summary=_table(rows), figures=divs,
+                        data=json.dumps(figures).replace("</", "<\\/"))

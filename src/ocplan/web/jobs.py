@@ -1,0 +1,94 @@
+"""Background jobs for long requests (searches): progress to poll, and cancellation."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Cancelled", "Job", "JobRunner"]
+
+
+class Cancelled(Exception):
+    """Raised inside a job's progress callback once the job has been cancelled."""
+
+
+@dataclass
+class Job:
+    id: str
+    status: str = "queued"
+    """queued, running, done, cancelled or error."""
+    done: int = 0
+    total: int = 0
+    result: dict[str, Any] | None = None
+    error: list[str] | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "done": self.done, "total": self.total,
+                "result": self.result, "error": self.error}
+
+
+class JobRunner:
+    """Runs jobs on a small thread pool; keeps the most recent ones for polling."""
+
+    def __init__(self, workers: int = 2, keep: int = 200) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocplan-job")
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def submit(self, work: Callable[[Callable[[int, int], None]], dict[str, Any]],
+               on_error: Callable[[Exception], list[str] | None]) -> Job:
+        """Run ``work(progress)``; ``on_error`` turns an expected exception into message
+        lines (None re-raises it as a bug)."""
+        job = Job(uuid.uuid4().hex)
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > self._keep:
+                self._jobs.pop(next(iter(self._jobs)))
+
+        def progress(done: int, total: int) -> None:
+            if job.cancel.is_set():
+                raise Cancelled
+            job.done, job.total = done, total
+
+        def run() -> None:
+            if job.cancel.is_set():
+                job.status = "cancelled"
+                return
+            job.status = "running"
+            try:
+                job.result = work(progress)
+                job.status = "done"
+            except Cancelled:
+                job.status = "cancelled"
+            except Exception as exc:
+                lines = on_error(exc)
+                job.status = "error"
+                job.error = lines or [f"internal error: {type(exc).__name__}"]
+                if lines is None:
+                    raise
+
+        self._pool.submit(run)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> Job | None:
+        job = self.get(job_id)
+        if job is not None:
+            job.cancel.set()
+            if job.status == "queued":
+                job.status = "cancelled"
+        return job
+
+    def shutdown(self) -> None:
+        for job in list(self._jobs.values()):
+            job.cancel.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
