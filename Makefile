@@ -24,7 +24,7 @@ demo: $(STAMP)
 	    --tp 8 --pp 8 --vpp 6 --micro-batch 1 --zero 1 --train-tokens 300e9 --price 2.0
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 
 test: $(STAMP) lint
