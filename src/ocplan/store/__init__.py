@@ -1,0 +1,14 @@
+"""Stored results: a content-addressed SQL table of computed searches (see :mod:`.db`)."""
+
+from ocplan.store.db import (
+    DEFAULT_URL,
+    Store,
+    StoredResult,
+    Transaction,
+    canonical_json,
+    content_key,
+    open_store,
+)
+
+__all__ = ["DEFAULT_URL", "Store", "StoredResult", "Transaction", "canonical_json",
+           "content_key", "open_store"]

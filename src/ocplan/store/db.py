@@ -1,0 +1,296 @@
+"""A content-addressed store of computed results (SQLite by default, any SQLAlchemy URL).
+
+One table, ``results``, holds one row per distinct computation:
+
+========== ==========================================================================
+key        SHA-256 of the canonical JSON of the inputs and the code version (the
+           primary key: the same question asked twice is answered once)
+kind       what was computed (``"search"``)
+inputs     the inputs as JSON (what the key hashes, less the code version)
+result     the result as JSON, without timings, so equal inputs give equal rows
+elapsed_s  how long the computation took (kept apart from the result)
+code       the code version that computed it (:func:`ocplan.version.code_version`)
+sweep      the name of the sweep that first computed it, if any
+created_at when it was stored (UTC)
+========== ==========================================================================
+
+Writes are transactional: :meth:`Store.put` inserts one row or none, and
+:meth:`Store.transaction` groups several puts that are committed together or not at
+all. A put of a key already stored is ignored (insert-or-ignore), so reruns and
+concurrent writers never duplicate a row.
+
+``open_store(None)`` opens ``sqlite:///ocplan.db`` in the working directory;
+PostgreSQL works by URL (``postgresql+psycopg://user@host/db``) with its driver
+installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Float,
+    String,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from ocplan.errors import SpecError
+from ocplan.version import code_version
+
+__all__ = ["DEFAULT_URL", "Store", "StoredResult", "Transaction", "canonical_json",
+           "content_key", "open_store", "to_json"]
+
+DEFAULT_URL = "sqlite:///ocplan.db"
+_IN_CHUNK = 500
+"""Keys per ``IN (...)`` query (well under SQLite's bound-parameter limit)."""
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _ResultRow(_Base):
+    __tablename__ = "results"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    elapsed_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    code: Mapped[str] = mapped_column(String(80))
+    sweep: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# ---- canonical JSON and keys ----------------------------------------------------------
+
+def to_json(value: Any) -> Any:
+    """``value`` as plain JSON data: dicts with string keys, lists, str, int, finite
+    float, bool and None. Tuples become lists; numpy scalars become Python numbers;
+    non-finite floats become the strings ``"Infinity"``, ``"-Infinity"`` and ``"NaN"``
+    (JSON has no such numbers, PostgreSQL rejects them).
+
+    Raises
+    ------
+    TypeError
+        For anything else (a bug in the caller: results must be plain data).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return float(value)
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"JSON object keys must be strings, not {type(k).__name__}")
+            out[k] = to_json(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item) and getattr(value, "shape", None) == ():
+        return to_json(item())
+    raise TypeError(f"not JSON data: {type(value).__name__}")
+
+
+def canonical_json(value: Any) -> str:
+    """The one text of ``value``: sorted keys, no spaces, ASCII, finite numbers only."""
+    return json.dumps(to_json(value), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True, allow_nan=False)
+
+
+def content_key(inputs: Mapping[str, Any], code: str | None = None) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``inputs`` and the code version ``code``
+    (default: the running code's :func:`~ocplan.version.code_version`)."""
+    text = canonical_json({"code": code_version() if code is None else code,
+                           "inputs": inputs})
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+# ---- rows -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One stored row."""
+
+    key: str
+    kind: str
+    inputs: dict[str, Any]
+    result: dict[str, Any]
+    elapsed_s: float | None
+    code: str
+    sweep: str | None
+    created_at: datetime
+
+    @classmethod
+    def _of(cls, row: _ResultRow) -> StoredResult:
+        return cls(row.key, row.kind, row.inputs, row.result, row.elapsed_s, row.code,
+                   row.sweep, row.created_at)
+
+
+class Transaction:
+    """Puts that are committed together when the ``with`` block ends, or not at all."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def put(self, key: str, *, kind: str, inputs: Mapping[str, Any],
+            result: Mapping[str, Any], elapsed_s: float | None = None,
+            code: str | None = None, sweep: str | None = None) -> bool:
+        """Insert a row unless ``key`` is stored; True when this call inserted it.
+
+        ``inputs`` and ``result`` are stored as their canonical JSON (so what is read
+        back equals ``json.loads(canonical_json(x))``).
+        """
+        if not (len(key) == 64 and all(c in "0123456789abcdef" for c in key)):
+            raise ValueError(f"a key is 64 lower-case hex digits, got {key!r}")
+        values: dict[str, Any] = {
+            "key": key, "kind": kind,
+            "inputs": json.loads(canonical_json(inputs)),
+            "result": json.loads(canonical_json(result)),
+            "elapsed_s": elapsed_s, "code": code_version() if code is None else code,
+            "sweep": sweep, "created_at": datetime.now(UTC),
+        }
+        session = self._session
+        dialect = session.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            stmt = insert(_ResultRow).values(**values).on_conflict_do_nothing(
+                index_elements=["key"])
+            return bool(getattr(session.execute(stmt), "rowcount", 0))
+        # Other databases: insert inside a savepoint; a duplicate key rolls back only it.
+        try:
+            with session.begin_nested():
+                session.add(_ResultRow(**values))
+        except IntegrityError:
+            return False
+        return True
+
+
+class Store:
+    """Results by key in one SQL database. Use :func:`open_store` to make one."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def url(self) -> str:
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Group puts: all are committed when the block ends, none if it raises."""
+        with Session(self._engine) as session, session.begin():
+            yield Transaction(session)
+
+    def put(self, key: str, *, kind: str, inputs: Mapping[str, Any],
+            result: Mapping[str, Any], elapsed_s: float | None = None,
+            code: str | None = None, sweep: str | None = None) -> bool:
+        """Store one row in its own transaction (see :meth:`Transaction.put`)."""
+        with self.transaction() as tx:
+            return tx.put(key, kind=kind, inputs=inputs, result=result,
+                          elapsed_s=elapsed_s, code=code, sweep=sweep)
+
+    def get(self, key: str) -> StoredResult | None:
+        with Session(self._engine) as session:
+            row = session.get(_ResultRow, key)
+            return None if row is None else StoredResult._of(row)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, StoredResult]:
+        """The stored rows among ``keys``, by key."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, StoredResult] = {}
+        with Session(self._engine) as session:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start:start + _IN_CHUNK]
+                for row in session.scalars(select(_ResultRow).where(_ResultRow.key.in_(chunk))):
+                    found[row.key] = StoredResult._of(row)
+        return found
+
+    def stored_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` are stored."""
+        wanted = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        with Session(self._engine) as session:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start:start + _IN_CHUNK]
+                found.update(session.scalars(
+                    select(_ResultRow.key).where(_ResultRow.key.in_(chunk))))
+        return found
+
+    def rows(self, sweep: str | None = None) -> list[StoredResult]:
+        """Every stored row (or those first stored by sweep ``sweep``), by key."""
+        stmt = select(_ResultRow).order_by(_ResultRow.key)
+        if sweep is not None:
+            stmt = stmt.where(_ResultRow.sweep == sweep)
+        with Session(self._engine) as session:
+            return [StoredResult._of(r) for r in session.scalars(stmt)]
+
+    def count(self) -> int:
+        with Session(self._engine) as session:
+            return int(session.scalar(select(func.count()).select_from(_ResultRow)) or 0)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.close()
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and create, if needed) the results store at SQLAlchemy URL ``url``
+    (default ``sqlite:///ocplan.db``).
+
+    Raises
+    ------
+    SpecError
+        When the URL is malformed, its driver is missing or the database cannot be
+        opened (naming ``--db``).
+    """
+    url = DEFAULT_URL if url is None else url
+    try:
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        _Base.metadata.create_all(engine)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise SpecError.one("--db", "db", f"not a usable database URL ({exc}); expected e.g. "
+                                          "sqlite:///ocplan.db or postgresql+psycopg://host/db",
+                            url) from None
+    except ModuleNotFoundError as exc:
+        raise SpecError.one("--db", "db", f"the driver for this database is not installed "
+                                          f"({exc.name})", url) from None
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise SpecError.one("--db", "db", f"cannot open the database: {reason}", url) from None
+    return Store(engine)

@@ -1,0 +1,239 @@
+"""Run a sweep: skip what is stored, compute the rest in parallel, store as results come.
+
+:func:`run_sweep` expands the grid (checking all of it first), asks the store which
+keys it already holds, and sends the other tasks to a backend:
+
+- ``local``: a pool of worker processes on this machine (``workers``, default one per
+  CPU);
+- ``ray``: Ray remote tasks on an existing cluster (``ray.init(address=...)``, see
+  :mod:`ocplan.sweep.ray_backend`).
+
+Each result is stored, in its own transaction, as soon as it arrives; a sweep killed
+midway loses only its in-flight tasks and the next run picks up the rest. A task that
+raises is reported as failed and not stored, so a rerun tries it again. Both backends
+run the same :func:`run_task`, and a stored result leaves out the search's wall time
+(kept in the ``elapsed_s`` column), so equal inputs give equal rows on either.
+
+Testing hook: the environment variable ``OCPLAN_SWEEP_TASK_DELAY_S`` (seconds, read
+by :func:`run_sweep` in the driver and passed to every task) makes each task sleep
+that long before its search, so that a sweep can be interrupted reliably midway.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ocplan.catalog.catalog import Catalog, load_catalog
+from ocplan.errors import SpecError
+from ocplan.plan.search import search
+from ocplan.store.db import Store, StoredResult, to_json
+from ocplan.sweep.spec import Sweep, SweepSpec, SweepTask, expand_sweep
+from ocplan.version import code_version, source_digest
+
+__all__ = ["BACKENDS", "DELAY_ENV", "SweepReport", "TaskOutput", "TaskSummary",
+           "check_options", "run_sweep", "run_task"]
+
+BACKENDS: tuple[str, ...] = ("local", "ray")
+DELAY_ENV = "OCPLAN_SWEEP_TASK_DELAY_S"
+KIND = "search"
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """What a worker sends back: the search result as JSON data, its wall time, and
+    the digest of the worker's code (a worker running other code is a failed task)."""
+
+    result: dict[str, Any]
+    elapsed_s: float
+    source: str
+
+
+#: Called with (task, output, None) on success or (task, None, error message) on failure.
+OnDone = Callable[[SweepTask, TaskOutput | None, str | None], None]
+
+
+def run_task(task: SweepTask, delay_s: float = 0.0) -> TaskOutput:
+    """Run one task's search (in a worker process). The result is
+    :meth:`~ocplan.plan.search.SearchResult.as_json` less ``elapsed_s``."""
+    if delay_s > 0:
+        time.sleep(delay_s)
+    result = search(task.workload, task.system, task.chips, objective=task.objective,
+                    top_k=task.top_k).as_json()
+    elapsed = float(result.pop("elapsed_s"))
+    return TaskOutput(to_json(result), elapsed, source_digest())
+
+
+Status = Literal["stored", "new", "failed"]
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """One task of a finished sweep, for display: its status and best layout."""
+
+    task: SweepTask
+    status: Status
+    """``stored`` (found in the store, not run), ``new`` (run now) or ``failed``."""
+    error: str | None
+    best: dict[str, Any] | None
+    """The best layout with its figures (None when failed or nothing fits)."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.task.key, "model": self.task.workload.model.name,
+                "hardware": self.task.hardware, "chip": self.task.system.accelerator.id,
+                "chips": self.task.chips, "status": self.status, "error": self.error,
+                "best": self.best}
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep did: its tasks, which were already stored, run now, or failed."""
+
+    name: str
+    backend: str
+    tasks: tuple[SweepTask, ...]
+    skipped: frozenset[str]
+    """Keys found in the store (not run)."""
+    ran: frozenset[str]
+    """Keys computed and stored by this run."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Key to error message, for tasks that raised (not stored)."""
+    elapsed_s: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {"tasks": len(self.tasks), "skipped": len(self.skipped), "ran": len(self.ran),
+                "failed": len(self.failed)}
+
+    def summaries(self, store: Store) -> list[TaskSummary]:
+        """Each task in grid order with its stored best layout."""
+        stored = store.get_many(t.key for t in self.tasks)
+        out: list[TaskSummary] = []
+        for t in self.tasks:
+            row: StoredResult | None = stored.get(t.key)
+            status: Status = ("failed" if t.key in self.failed
+                              else "new" if t.key in self.ran else "stored")
+            best = row.result.get("best") if row is not None else None
+            out.append(TaskSummary(t, status, self.failed.get(t.key), best))
+        return out
+
+
+def _delay_from_env() -> float:
+    text = os.environ.get(DELAY_ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        delay = float(text)
+    except ValueError:
+        delay = math.nan
+    if not 0 <= delay <= 3600:
+        raise SpecError.one(DELAY_ENV, "", "expected a number of seconds between 0 and 3600",
+                            text)
+    return delay
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _run_local(tasks: Sequence[SweepTask], workers: int, delay_s: float,
+               on_done: OnDone) -> None:
+    # spawn: fresh interpreters, as on a Ray cluster (no state inherited from the driver).
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx)
+    try:
+        pending: dict[Future[TaskOutput], SweepTask] = {
+            pool.submit(run_task, t, delay_s): t for t in tasks}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                task = pending.pop(fut)
+                try:
+                    output = fut.result()
+                except BrokenProcessPool as exc:
+                    on_done(task, None, f"worker process died ({exc})")
+                except Exception as exc:
+                    on_done(task, None, _error_text(exc))
+                else:
+                    on_done(task, output, None)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_options(backend: str, address: str | None, workers: int | None) -> None:
+    """Raise SpecError for an unknown backend, bad workers, or an address without Ray."""
+    if backend not in BACKENDS:
+        raise SpecError.one("--backend", "backend", f"expected one of {', '.join(BACKENDS)}",
+                            backend)
+    if workers is not None and not 1 <= workers <= 10_000:
+        raise SpecError.one("--workers", "workers", "must be between 1 and 10,000", workers)
+    if address is not None and backend != "ray":
+        raise SpecError.one("--address", "address", "only for --backend ray", address)
+    _delay_from_env()
+
+
+def run_sweep(sweep: Sweep | SweepSpec, store: Store, backend: str = "local",
+              address: str | None = None, workers: int | None = None, *,
+              catalog: Catalog | None = None,
+              progress: Callable[[int, int], None] | None = None) -> SweepReport:
+    """Run every task of ``sweep`` not yet in ``store``; store each result as it comes.
+
+    Parameters
+    ----------
+    backend
+        ``local`` (process pool) or ``ray`` (remote tasks on a Ray cluster).
+    address
+        Ray only: the cluster to join (``host:port`` of its GCS, or ``auto``); None
+        joins the cluster named by ``RAY_ADDRESS`` or starts a local one.
+    workers
+        local: worker processes (default: CPUs); ray: tasks in flight at once (default:
+        the cluster's CPUs).
+    progress
+        Called with (finished, to run) after each task.
+
+    Raises
+    ------
+    SpecError
+        For a bad grid (before anything runs), an unknown backend, bad workers, or a
+        Ray cluster that cannot be reached.
+    """
+    t0 = time.perf_counter()
+    check_options(backend, address, workers)
+    delay_s = _delay_from_env()
+    sweep = sweep if isinstance(sweep, Sweep) else Sweep(sweep)
+    code, source = code_version(), source_digest()
+    tasks = expand_sweep(sweep, catalog if catalog is not None else load_catalog(), code)
+    stored = store.stored_keys(t.key for t in tasks)
+    todo = [t for t in tasks if t.key not in stored]
+    ran: set[str] = set()
+    failed: dict[str, str] = {}
+
+    def on_done(task: SweepTask, output: TaskOutput | None, error: str | None) -> None:
+        if output is not None and output.source != source:
+            error = (f"the worker runs other ocplan code (source digest {output.source}, "
+                     f"this driver {source}): install the same code on both")
+            output = None
+        if output is None:
+            failed[task.key] = error or "failed"
+        else:
+            store.put(task.key, kind=KIND, inputs=task.inputs, result=output.result,
+                      elapsed_s=output.elapsed_s, code=code, sweep=sweep.spec.name)
+            ran.add(task.key)
+        if progress is not None:
+            progress(len(ran) + len(failed), len(todo))
+
+    if todo:
+        if backend == "local":
+            _run_local(todo, workers or os.cpu_count() or 1, delay_s, on_done)
+        else:
+            from ocplan.sweep.ray_backend import run_ray
+            run_ray(todo, on_done, address=address, workers=workers, delay_s=delay_s)
+    return SweepReport(sweep.spec.name, backend, tuple(tasks), frozenset(stored),
+                       frozenset(ran), failed, time.perf_counter() - t0)

@@ -1,0 +1,412 @@
+"""Sweeps end to end, on real components: SQLite files, a process pool, a local Ray
+cluster on 127.0.0.1, and the ``ocplan sweep`` command killed with SIGKILL midway.
+
+Every run stores into its own SQLite file; the rows of a clean local run are the
+reference the Ray run and the killed-then-resumed run must equal exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.cli.main import main
+from ocplan.errors import SpecError
+from ocplan.store.db import open_store
+from ocplan.sweep.runner import DELAY_ENV, SweepReport, run_sweep
+from ocplan.sweep.spec import Sweep, SweepSpec, expand_sweep, load_sweep
+from ocplan.version import CODE_VERSION_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+#: 2 models x 2 chips x 2 sizes: 8 searches of well under a second each.
+SWEEP: dict[str, Any] = {
+    "name": "tiny",
+    "models": ["llama3-8b", "llama2-7b"],
+    "chips": ["h100-sxm-80gb", "mi300x"],
+    "cluster_sizes": [8, 16],
+    "global_batch": 64,
+    "seq_len": 2048,
+    "precision": "bf16",
+    "objective": "throughput",
+    "top_k": 2,
+}
+N_TASKS = 8
+
+Rows = dict[str, tuple[dict[str, Any], dict[str, Any]]]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clean_env() -> Iterator[None]:
+    """No user catalog, no task delay, and a pinned code version: the source digest
+    would change under a developer who edits the model while these tests run, and
+    every run here (in-process, subprocess, Ray driver) must key tasks alike."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("OCPLAN_CATALOG", raising=False)
+        mp.delenv(DELAY_ENV, raising=False)
+        mp.setenv(CODE_VERSION_ENV, "test-sweep")
+        yield
+
+
+def write_sweep(folder: Path, filename: str = "sweep.yaml", **changes: Any) -> Path:
+    data = dict(SWEEP)
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    path = folder / filename
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def db_rows(db: Path) -> Rows:
+    """key -> (inputs, result), read with sqlite3 itself."""
+    with sqlite3.connect(db) as con:
+        return {k: (json.loads(i), json.loads(r))
+                for k, i, r in con.execute("SELECT key, inputs, result FROM results")}
+
+
+def db_count(db: Path) -> tuple[int, int]:
+    """(rows, distinct keys); (0, 0) while the table does not exist yet."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            n, distinct = con.execute("SELECT count(*), count(DISTINCT key) "
+                                      "FROM results").fetchone()
+            return int(n), int(distinct)
+    except sqlite3.OperationalError:
+        return 0, 0
+
+
+def ocplan_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``ocplan ARGS`` as a separate process in its own session (so that it and its
+    worker processes can be killed as one group)."""
+    return subprocess.Popen([sys.executable, "-m", "ocplan.cli.main", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=os.environ | (env or {}), start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, SweepReport]:
+    """A clean local run of the tiny sweep: (sweep file, its SQLite file, report)."""
+    folder = tmp_path_factory.mktemp("clean")
+    sweep_file = write_sweep(folder)
+    db = folder / "clean.db"
+    with open_store(f"sqlite:///{db}") as store:
+        report = run_sweep(load_sweep(sweep_file), store, "local", workers=2)
+    return sweep_file, db, report
+
+
+# ---- (a) local backend, resumable ------------------------------------------------------
+
+def test_local_sweep_stores_one_row_per_task_and_a_rerun_runs_nothing(
+        clean: tuple[Path, Path, SweepReport]) -> None:
+    sweep_file, db, report = clean
+    assert report.counts() == {"tasks": N_TASKS, "skipped": 0, "ran": N_TASKS, "failed": 0}
+    rows = db_rows(db)
+    assert set(rows) == {t.key for t in report.tasks}
+    assert db_count(db) == (N_TASKS, N_TASKS)
+    for task in report.tasks:
+        inputs, result = rows[task.key]
+        assert inputs == task.inputs
+        assert (inputs["model"], inputs["chip"], inputs["chips"]) == \
+            (task.workload.model.name, task.hardware, task.chips)
+        assert "elapsed_s" not in result
+        assert result["objective"] == "throughput"
+        assert len(result["top"]) <= 2
+    # the grid is models x chips x sizes, in file order
+    assert [(t.workload.model.name, t.hardware, t.chips) for t in report.tasks] == [
+        (m, c, n) for m in SWEEP["models"] for c in SWEEP["chips"]
+        for n in SWEEP["cluster_sizes"]]
+    with open_store(f"sqlite:///{db}") as store:
+        again = run_sweep(load_sweep(sweep_file), store, "local", workers=2)
+        assert again.counts() == {"tasks": N_TASKS, "skipped": N_TASKS, "ran": 0, "failed": 0}
+        assert all(s.status == "stored" for s in again.summaries(store))
+        assert [r.sweep for r in store.rows()] == ["tiny"] * N_TASKS
+        timed = [r.elapsed_s for r in store.rows()]
+        assert all(t is not None and t > 0 for t in timed)
+        assert {r.code for r in store.rows()} == {"test-sweep"}
+    assert db_rows(db) == rows
+    assert db_count(db) == (N_TASKS, N_TASKS)
+
+
+def test_a_grown_sweep_runs_only_the_new_tasks(clean: tuple[Path, Path, SweepReport],
+                                               tmp_path: Path) -> None:
+    _, db, _ = clean
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(db, copy)
+    grown = write_sweep(tmp_path, cluster_sizes=[8, 16, 32], models=["llama3-8b"])
+    with open_store(f"sqlite:///{copy}") as store:
+        report = run_sweep(load_sweep(grown), store, "local", workers=2)
+    # llama3-8b on 2 chips x {8, 16} were stored; x 32 is new
+    assert report.counts() == {"tasks": 6, "skipped": 4, "ran": 2, "failed": 0}
+    assert db_count(copy) == (N_TASKS + 2, N_TASKS + 2)
+
+
+# ---- (b) the Ray backend on a real local cluster ----------------------------------------
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes of session ``sid`` (the cluster this test started, nothing else)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A real single-node Ray cluster on 127.0.0.1 (2 CPUs, 100 MB object store).
+
+    Started with ``ray start --head --block`` in a session of its own and stopped by
+    SIGTERM to that process (it then drains and stops its daemons), with SIGKILL to
+    any process left in that session after. ``ray stop`` is not used: it would stop
+    every Ray cluster on the machine, not only this one.
+    """
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'ocplan[ray]')")
+    ray_exe = Path(sys.executable).with_name("ray")
+    exe = str(ray_exe) if ray_exe.exists() else shutil.which("ray")
+    if exe is None:
+        pytest.skip("Ray is importable but its 'ray' command is not on PATH")
+    # a short temp dir: Ray's socket paths must stay under 107 characters
+    temp = Path(tempfile.mkdtemp(prefix="ocray"))
+    port, client, dash, agent, metrics, env_agent = _free_ports(6)
+    log_path = temp / "ray-start.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [exe, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+         "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}",
+         "--object-store-memory=100000000", "--disable-usage-stats",
+         f"--ray-client-server-port={client}", f"--dashboard-port={dash}",
+         f"--dashboard-agent-listen-port={agent}", f"--metrics-export-port={metrics}",
+         f"--runtime-env-agent-port={env_agent}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=os.environ | {"RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the Ray head did not start:\n" + log_path.read_text()[-3000:])
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=60)
+        for pid in _session_pids(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_backend_stores_the_same_rows_as_local(
+        clean: tuple[Path, Path, SweepReport], ray_cluster: str, tmp_path: Path) -> None:
+    import ray
+
+    sweep_file, clean_db, _ = clean
+    db = tmp_path / "ray.db"
+    with open_store(f"sqlite:///{db}") as store:
+        report = run_sweep(load_sweep(sweep_file), store, "ray", address=ray_cluster)
+        assert report.counts() == {"tasks": N_TASKS, "skipped": 0, "ran": N_TASKS,
+                                   "failed": 0}, report.failed
+        assert not ray.is_initialized()  # the driver left the cluster when done
+        # resumable on Ray too: nothing new to run (and no need to join the cluster)
+        again = run_sweep(load_sweep(sweep_file), store, "ray", address=ray_cluster)
+        assert again.counts()["ran"] == 0
+    ray_rows, local_rows = db_rows(db), db_rows(clean_db)
+    assert set(ray_rows) == set(local_rows)
+    for key, (inputs, result) in local_rows.items():
+        assert ray_rows[key][0] == inputs
+        assert ray_rows[key][1] == result, f"{inputs['model']} on {inputs['chips']} x " \
+                                           f"{inputs['chip']} differs between backends"
+    # byte for byte, as stored
+    with sqlite3.connect(db) as a, sqlite3.connect(clean_db) as b:
+        query = "SELECT key, kind, inputs, result, code FROM results ORDER BY key"
+        assert a.execute(query).fetchall() == b.execute(query).fetchall()
+
+
+def test_ray_backend_reports_an_unreachable_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'ocplan[ray]')")
+    (port,) = _free_ports(1)  # nothing listens there
+    sweep_file = write_sweep(tmp_path, cluster_sizes=[8], models=["llama3-8b"],
+                             chips=["mi300x"])
+    with open_store(f"sqlite:///{tmp_path / 'x.db'}") as store:
+        with pytest.raises(SpecError) as info:
+            run_sweep(load_sweep(sweep_file), store, "ray", address=f"127.0.0.1:{port}")
+        assert store.count() == 0
+    (problem,) = info.value.problems
+    assert (problem.source, problem.field) == ("--address", "address")
+    assert "no Ray cluster answers there" in problem.message
+
+
+# ---- (c) SIGKILL midway, then resume -----------------------------------------------------
+
+def test_a_killed_sweep_resumes_to_the_clean_result(
+        clean: tuple[Path, Path, SweepReport], tmp_path: Path) -> None:
+    sweep_file, clean_db, _ = clean
+    db = tmp_path / "killed.db"
+    url = f"sqlite:///{db}"
+    # each task sleeps 0.5 s first, so 8 tasks on 2 workers take ~2 s after start-up
+    proc = ocplan_cmd("sweep", str(sweep_file), "--db", url, "--workers", "2",
+                      env={DELAY_ENV: "0.5"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            n, _ = db_count(db)
+            if n >= 1:
+                break
+            assert proc.poll() is None, f"the sweep ended before any row was seen: " \
+                                        f"{proc.communicate()}"
+            assert time.monotonic() < deadline, "no row stored in 120 s"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    n_killed, distinct = db_count(db)
+    assert 1 <= n_killed < N_TASKS, n_killed
+    assert distinct == n_killed
+    partial = db_rows(db)
+
+    resumed = ocplan_cmd("sweep", str(sweep_file), "--db", url, "--format", "json")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    summary = json.loads(out)
+    assert {k: summary[k] for k in ("tasks", "skipped", "ran", "failed")} == \
+        {"tasks": N_TASKS, "skipped": n_killed, "ran": N_TASKS - n_killed, "failed": 0}
+    assert sorted(r["status"] for r in summary["results"]) == \
+        sorted(["stored"] * n_killed + ["new"] * (N_TASKS - n_killed))
+
+    assert db_count(db) == (N_TASKS, N_TASKS)  # every task exactly once
+    rows = db_rows(db)
+    assert rows == db_rows(clean_db)
+    assert all(rows[k] == v for k, v in partial.items())  # stored rows were kept as they were
+
+
+# ---- the command's output and bad input ---------------------------------------------------
+
+def test_sweep_command_table_and_json(clean: tuple[Path, Path, SweepReport], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    sweep_file, clean_db, report = clean
+    db = tmp_path / "cli.db"
+    shutil.copyfile(clean_db, db)
+    assert main(["sweep", str(sweep_file), "--db", f"sqlite:///{db}"]) == 0
+    text = capsys.readouterr().out
+    assert f"{N_TASKS} tasks, {N_TASKS} already stored, 0 run, 0 failed" in text
+    assert "best layout per task" in text
+    assert main(["sweep", str(sweep_file), "--db", f"sqlite:///{db}", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["sweep"] == "tiny"
+    assert [r["key"] for r in data["results"]] == [t.key for t in report.tasks]
+    rows = db_rows(clean_db)
+    for r in data["results"]:
+        assert r["best"] == rows[r["key"]][1]["best"]
+
+
+@pytest.mark.parametrize(("changes", "field", "value"), [
+    ({"models": ["llama3-8b", "no-such-model"]}, "models[1]", "no-such-model"),
+    ({"chips": ["h100-sxm-80gb", "h100-sxm"]}, "chips[1]", "h100-sxm"),
+    ({"systems": ["x.yaml"]}, "", None),  # both chips and systems
+    ({"precision": "fp4"}, "precision", "fp4"),
+    ({"objective": "speed"}, "objective", "speed"),
+    ({"cluster_sizes": []}, "cluster_sizes", None),
+    ({"cluster_sizes": [8, 8]}, "cluster_sizes", 8),
+    ({"top_k": 0}, "top_k", 0),
+    ({"colour": "blue"}, "colour", "blue"),
+    ({"name": None}, "name", None),
+])
+def test_bad_sweep_files_exit_2_and_write_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any],
+        field: str, value: Any) -> None:
+    sweep_file = write_sweep(tmp_path, **changes)
+    db = tmp_path / "never.db"
+    rc = main(["sweep", str(sweep_file), "--db", f"sqlite:///{db}"])
+    cap = capsys.readouterr()
+    assert rc == 2
+    assert cap.out == ""
+    lines = cap.err.strip().splitlines()
+    assert lines
+    assert all(line.startswith(str(sweep_file)) for line in lines), lines
+    assert any(f": {field}" in line for line in lines) if field else True
+    if value is not None:
+        assert any(repr(value) in line or str(value) in line for line in lines), lines
+    assert not db.exists()
+
+
+def test_bad_options_exit_2(clean: tuple[Path, Path, SweepReport], tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    sweep_file = clean[0]
+    db = tmp_path / "never.db"
+    for args, flag in ((["--backend", "spark"], "--backend"),
+                       (["--address", "127.0.0.1:1"], "--address"),
+                       (["--db", "nope://"], "--db")):
+        rc = main(["sweep", str(sweep_file), "--db", f"sqlite:///{db}", *args])
+        cap = capsys.readouterr()
+        assert rc == 2, args
+        assert cap.err.startswith(flag), cap.err
+    assert not db.exists()
+    missing = tmp_path / "missing.yaml"
+    assert main(["sweep", str(missing)]) == 2
+    assert capsys.readouterr().err.startswith(f"{missing}: file not found")
+
+
+def test_system_file_sweeps(tmp_path: Path) -> None:
+    system = ROOT / "examples" / "ubb-1024-liquid.yaml"
+    catalog = load_catalog()
+    spec = SweepSpec.model_validate(SWEEP | {"chips": None, "systems": [str(system)]})
+    tasks = expand_sweep(spec, catalog)
+    assert [(t.hardware, t.chips) for t in tasks] == [(str(system), n) for _ in SWEEP["models"]
+                                                      for n in SWEEP["cluster_sizes"]]
+    assert all(t.inputs["chip"] == "mi355x" for t in tasks)
+    # relative to the sweep file; a size larger than the system is reported, with the file
+    local = tmp_path / "sys.yaml"
+    shutil.copyfile(system, local)
+    sweep_file = write_sweep(tmp_path, chips=None, systems=["sys.yaml"],
+                             cluster_sizes=[8, 100_000])
+    with pytest.raises(SpecError) as info:
+        expand_sweep(load_sweep(sweep_file), catalog)
+    (problem,) = info.value.problems
+    assert (problem.source, problem.field, problem.value) == \
+        (str(sweep_file), "cluster_sizes[1]", 100_000)
+    bad = write_sweep(tmp_path, "bad.yaml", chips=None, systems=["nowhere.yaml"])
+    with pytest.raises(SpecError) as info:
+        expand_sweep(load_sweep(bad), catalog)
+    assert info.value.problems[0].field == "systems[0]"
+    assert any("file not found" in p.message for p in info.value.problems)
+    # the same grid from a Sweep gives the same keys as from its spec
+    assert [t.key for t in expand_sweep(Sweep(spec), catalog)] == [t.key for t in tasks]
