@@ -789,3 +789,23 @@ def test_nf5698g7_mi300x_errors(capsys: pytest.CaptureFixture[str]) -> None:
     server = next(f for f in data["findings"] if f["rule"] == "SERVER-POWER")
     assert "10 kW" in server["message"]
     assert "9.6 kW" in server["message"]
+
+
+def test_air_cooling_unknown_rating_warns(tmp_path: Path) -> None:
+    # No chassis slot rating, no module air rating, no OAM guidance (v1.5): say so.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"].pop("air_module_power_max", None)
+        e["accelerator"]["oam_version"] = "1.5"
+
+    found = _of(_findings(tmp_path, edit), "AIR-COOLING")
+    assert [f.severity for f in found] == ["warning"]
+    assert "no air-cooling rating" in found[0].message
+
+
+def test_air_cooling_in_a_liquid_chassis_is_an_error(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"]["cooling"] = "liquid"
+        s["cooling"] = "air"
+
+    found = _of(_findings(tmp_path, edit), "AIR-COOLING", "error")
+    assert any("liquid-cooled chassis" in f.message for f in found)

@@ -83,18 +83,19 @@ def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> 
 
 
 def job_system(catalog: Catalog, chip: str | None, system: Path | dict[str, Any] | None,
-               chips: int) -> System:
-    """The system a job runs on: a system file or mapping, or a chip's default server."""
+               chips: int, source: str = "request") -> System:
+    """The system a job runs on: a system file or mapping, or a chip's default server.
+    ``source`` names the input in error lines (``"--chip"`` from the CLI)."""
     if isinstance(system, Path):
         resolved = load_system(system, catalog)
     elif system is not None:
         resolved = system_from_mapping(system, catalog)
     elif chip is not None:
-        resolved = system_for_chip(catalog, chip, chips)
+        resolved = system_for_chip(catalog, chip, chips, source)
     else:
-        raise SpecError.one("--chip", "chip", "give a chip id or a system")
+        raise SpecError.one(source, "chip", "give a chip id or a system")
     if chips > resolved.num_chips:
-        raise SpecError.one("--chips", "chips", f"the system has {resolved.num_chips} chips",
+        raise SpecError.one(source, "chips", f"the system has {resolved.num_chips} chips",
                             chips)
     return resolved
 
@@ -104,12 +105,12 @@ def _workload(catalog: Catalog, req: JobRequest) -> Workload:
     return Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch, req.precision)
 
 
-def run_estimate(catalog: Catalog, req: EstimateRequest,
-                 system_file: Path | None = None) -> tuple[Estimate, System, Workload]:
+def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | None = None,
+                 source: str = "request") -> tuple[Estimate, System, Workload]:
     """Estimate the layout of an EstimateRequest."""
-    system = job_system(catalog, req.chip, system_file or req.system, req.chips)
+    system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
     if req.chips % (req.tp * req.pp * req.cp):
-        raise SpecError.one("request", "chips", f"not divisible by tp x pp x cp = "
+        raise SpecError.one(source, "chips", f"not divisible by tp x pp x cp = "
                                                 f"{req.tp * req.pp * req.cp}", req.chips)
     plan = Plan(tp=req.tp, pp=req.pp, dp=req.chips // (req.tp * req.pp * req.cp), cp=req.cp,
                 ep=req.ep, vpp=req.vpp, micro_batch=req.micro_batch, zero=req.zero,
@@ -120,9 +121,10 @@ def run_estimate(catalog: Catalog, req: EstimateRequest,
 
 
 def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = None,
-               progress: Any = None, allow_offload: bool = False) -> SearchResult:
+               progress: Any = None, allow_offload: bool = False,
+               source: str = "request") -> SearchResult:
     """Search the layouts of a SearchRequest."""
-    system = job_system(catalog, req.chip, system_file or req.system, req.chips)
+    system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
     return search(_workload(catalog, req), system, req.chips, objective=req.objective,
                   top_k=req.top_k, train_tokens=req.train_tokens,
                   price_per_chip_hour=req.price_per_chip_hour, progress=progress,

@@ -78,7 +78,18 @@ def air_cooling(system: System) -> list[Finding]:
     if acc.oam_version in AIR_GUIDANCE_W:
         candidates.append((AIR_GUIDANCE_W[acc.oam_version],
                            f"OAM v{acc.oam_version} cooling guidance"))
+    if system.server.cooling == "liquid":
+        findings.append(Finding("AIR-COOLING", "error",
+                                f"{system.server.id} is a liquid-cooled chassis; it has no "
+                                "air-cooled configuration", f"{system.server.name} datasheet",
+                                system.server.id))
     limits = [(v, src) for v, src in candidates if v is not None]
+    if not limits:
+        findings.append(Finding(
+            "AIR-COOLING", "warning",
+            f"{acc.id}: no air-cooling rating is known for a {_w(acc.power.tdp)} module in "
+            f"{system.server.id}; verify the chassis can remove it", "catalog",
+            system.server.id))
     if limits:
         limit, src = min(limits, key=lambda item: item[0])
         if acc.power.tdp > limit:

@@ -289,7 +289,7 @@ def estimate_cmd(
         precision=_precision(precision), tp=tp, pp=pp, cp=cp, ep=ep, vpp=vpp,
         micro_batch=micro_batch, zero=zero, recompute=recompute.value,
         recompute_layers=recompute_layers, sequence_parallel=sequence_parallel)
-    result, sysm, _ = api.run_estimate(_catalog(), req, system)
+    result, sysm, _ = api.run_estimate(_catalog(), req, system, "--chip")
     pue = sysm.spec.facility.pue
     extra: dict[str, float] = {}
     if train_tokens is not None and result.feasible:
@@ -365,7 +365,7 @@ def search_cmd(
                             seq_len=seq_len, precision=_precision(precision),
                             objective=_objective(objective), top_k=top,
                             train_tokens=train_tokens, price_per_chip_hour=price)
-    sysm = api.job_system(cat, chip, system, chips)
+    sysm = api.job_system(cat, chip, system, chips, "--chip")
     with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
                   disable=fmt is Format.json or not err.is_terminal) as bar:
@@ -374,7 +374,8 @@ def search_cmd(
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = api.run_search(cat, req, system, progress=tick, allow_offload=offload)
+        result = api.run_search(cat, req, system, progress=tick, allow_offload=offload,
+                                source="--chip")
     if fmt is Format.json:
         _print_json(result.as_json())
         return

@@ -7,7 +7,8 @@ each scale-up domain and spans ``n_out`` domains (:func:`placement`).
 Scale-up bandwidth of a group is read off the board graph: the smallest, over the
 group's members, of the bandwidth of the member's links to other members (a switch
 plane gives each member its full scale-up bandwidth). That is what a ring, or a direct
-exchange on a full mesh, can drive per rank.
+exchange on a full mesh, can drive per rank. Members with no direct link to each other
+(a torus group at stride > 1) use routed paths: twice the widest link over the hop count.
 
 Protocol efficiencies are measured constants, each checked in tests against
 ``../shared/reference/hardware.md`` §8 (nccl-tests / rccl-tests all_reduce_perf busbw):
@@ -121,10 +122,18 @@ def _group_Bps(board: nx.Graph, members: list[int], topology: str, port_eff: flo
         return float(min(sw[m]["bandwidth_Bps"] for m in members) * port_eff)
     member_set = set(members)
     worst = np.inf
-    for m in members:
+    for i, m in enumerate(members):
         total = sum(d["bandwidth_Bps"] for peer, d in board[m].items() if peer in member_set)
+        if total == 0:
+            # Members that are not neighbours (a torus group at stride > 1) talk over
+            # routed paths: a bidirectional ring whose every hop crosses `hops` links,
+            # each link shared by that many hops of the ring.
+            nxt = members[(i + 1) % len(members)]
+            hops = nx.shortest_path_length(board, m, nxt)
+            widest = max(d["bandwidth_Bps"] for _, d in board[m].items())
+            total = 2 * widest / max(1, hops)
         worst = min(worst, total)
-    return float(worst) * port_eff
+    return float(worst * port_eff)
 
 
 def comm_fabric(system: System) -> CommFabric:

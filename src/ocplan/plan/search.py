@@ -42,6 +42,18 @@ _RECOMPUTE_NAMES = {0: "none", 1: "selective", 2: "full", 3: "full"}
 
 @dataclass(frozen=True)
 class SearchResult:
+    """What a search found, and how every layout of the space was accounted for.
+
+    ``space_size`` is the full cartesian product of the axes. ``pruned`` counts, by
+    reason, the layouts removed before evaluation (the space's constraints, in units of
+    full-space points) and after it: ``"memory"`` (does not fit, even with the fewest
+    layers recomputed for ``auto``) and, within ``"duplicate"``, ``auto`` recompute
+    rows equal to the none or full rows. ``evaluated`` counts the layouts left by the
+    constraints, each run through the engine; ``feasible`` those that fit. So
+    ``sum(pruned.values()) + feasible == space_size`` and ``feasible <= evaluated``;
+    ``evaluated - feasible`` of the pruned layouts were counted after evaluation.
+    """
+
     objective: str
     best: Estimate | None
     top: tuple[Estimate, ...]
@@ -76,12 +88,13 @@ class SearchResult:
 
 
 def pareto_front(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Indices of the points not dominated when minimizing both ``a`` and ``b``."""
+    """Indices of the points not dominated when minimizing both ``a`` and ``b`` (of
+    equal points, one)."""
     order = np.lexsort((b, a))
-    front = []
+    front: list[int] = []
     best_b = math.inf
     for i in order:
-        if b[i] < best_b:
+        if b[i] < best_b or not front:  # the first point is on the front, even at b = inf
             front.append(i)
             best_b = b[i]
     return np.asarray(front, dtype=np.int64)
@@ -98,19 +111,35 @@ def _eval_columns(wl: Workload, system: System, cal: Calibration, c: Columns,
 
 
 def _auto_recompute(wl: Workload, system: System, cal: Calibration, c: Columns,
-                    base: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Fraction of layers to recompute for the ``auto`` rows, and which rows are kept
-    (auto equal to none is a duplicate; not fitting even with full recompute drops)."""
+                    base: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fraction of layers to recompute for the ``auto`` rows, which rows are kept, and
+    which are duplicates: auto equal to none (fits without recompute) or to full (needs
+    every layer recomputed). Auto not fitting even with full recompute is dropped."""
     auto = c["recompute"] == 3
-    full = _eval_columns(wl, system, cal, c, np.ones(len(auto)))
-    cap = base["capacity_bytes"]
-    m0, m1 = base["memory_bytes"], full["memory_bytes"]
-    per_stage = np.ceil(wl.model.n_layers / c["pp"])
+    frac = np.zeros(len(auto))
+    keep = ~auto
+    dup = np.zeros(len(auto), dtype=bool)
+    if not auto.any():
+        return frac, keep, dup
+    sub = {k: v[auto] for k, v in c.items()}
+    full = _eval_columns(wl, system, cal, sub, np.ones(len(sub["tp"])))
+    cap = base["capacity_bytes"][auto]
+    m0, m1 = base["memory_bytes"][auto], full["memory_bytes"]
+    per_stage = np.ceil(wl.model.n_layers / sub["pp"])
     saved = np.maximum((m0 - m1) / per_stage, 1.0)
     layers = np.clip(np.ceil((m0 - cap) / saved), 1, per_stage)
-    frac = np.where(auto, layers / per_stage, 0.0)
-    keep = ~auto | ((m0 > cap) & (m1 <= cap))
-    return frac, keep
+    frac[auto] = layers / per_stage
+    fits0, fits1 = m0 <= cap, m1 <= cap
+    keep[auto] = ~fits0 & fits1 & (layers < per_stage)
+    dup[auto] = fits0 | (fits1 & (layers >= per_stage))
+    return frac, keep, dup
+
+
+def _replace_rows(values: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """``values`` with the ``rows`` (a mask) replaced by ``new`` (one per masked row)."""
+    out = np.array(np.broadcast_to(values, rows.shape), dtype=np.result_type(values, new))
+    out[rows] = new
+    return out
 
 
 def _plan_of(c: Columns, i: int, frac: float, n_layers: int) -> Plan:
@@ -171,13 +200,13 @@ def search(workload: Workload, system: System, chips: int, *,
         c = {k: v[sl] for k, v in cols.items()}
         base_rc = (c["recompute"] == 2).astype(float)
         base = _eval_columns(workload, system, cal, c, base_rc)
-        frac, keep = _auto_recompute(workload, system, cal, c, base)
-        auto = c["recompute"] == 3
-        # auto rows that fit without recompute are the none rows again: duplicates.
-        dup = auto & (base["memory_bytes"] <= base["capacity_bytes"])
+        # auto rows equal to the none or full rows are duplicates (see _auto_recompute).
+        frac, keep, dup = _auto_recompute(workload, system, cal, c, base)
+        auto = keep & (c["recompute"] == 3)
         if auto.any():
-            redo = _eval_columns(workload, system, cal, c, np.where(auto, frac, base_rc))
-            base = {k: np.where(auto, redo[k], v) for k, v in base.items()}
+            redo = _eval_columns(workload, system, cal, {k: v[auto] for k, v in c.items()},
+                                 frac[auto])
+            base = {k: _replace_rows(v, auto, redo[k]) for k, v in base.items()}
         frac_all[sl] = np.where(auto, frac, base_rc)
         ok = keep & (base["memory_bytes"] <= base["capacity_bytes"])
         step[sl] = np.where(ok, base["step_s"], np.inf)

@@ -62,27 +62,68 @@ class SearchSpace:
         for axis in self.axes:
             values = np.asarray(axis.values, dtype=np.int64)
             remaining //= len(values)
-            cols = {k: np.repeat(v, len(values)) for k, v in cols.items()}
-            cols[axis.name] = np.tile(values, n)
-            n *= len(values)
+            grown = _Grown(cols, len(values), {axis.name: np.tile(values, n)})
             for name, fn in self.derived.items():
                 if name not in cols:
                     with contextlib.suppress(KeyError):  # inputs not all present yet
-                        cols[name] = fn(cols)
+                        grown[name] = fn(grown)
             still: list[Constraint] = []
             for c in pending:
-                if all(a in cols for a in c.axes):
-                    keep = np.asarray(c.keep(cols), dtype=bool)
+                if all(a in grown for a in c.axes):
+                    keep = np.asarray(c.keep(grown), dtype=bool)
                     dropped = int((~keep).sum())
                     if dropped:
                         pruned[c.reason] = pruned.get(c.reason, 0) + dropped * remaining
-                        cols = {k: v[keep] for k, v in cols.items()}
-                        n = int(keep.sum())
+                        grown.filter(keep)
                 else:
                     still.append(c)
             pending = still
+            cols = grown.columns()
+            n = len(cols[axis.name])
         assert not pending, f"constraints on unknown axes: {[c.reason for c in pending]}"
         return cols, pruned
+
+
+class _Grown(dict[str, np.ndarray]):
+    """The columns of one growth step, row ``i * k + j`` pairing earlier row ``i`` with
+    value ``j`` of the new axis. The new axis and derived columns are held in full; the
+    earlier columns are gathered only when a constraint reads them (and in full once the
+    step's constraints have pruned), so pruned rows are never built for every column."""
+
+    def __init__(self, base: Columns, k: int, fresh: Columns) -> None:
+        super().__init__(fresh)
+        self.base = base
+        self.k = k
+        self.parent: np.ndarray | None = None  # earlier row of each row, once pruned
+
+    def _gather(self, values: np.ndarray) -> np.ndarray:
+        if self.parent is None:
+            return np.repeat(values, self.k)
+        gathered: np.ndarray = values[self.parent]
+        return gathered
+
+    def __missing__(self, key: str) -> np.ndarray:
+        if key not in self.base:
+            raise KeyError(key)
+        value = self[key] = self._gather(self.base[key])
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self.base
+
+    def filter(self, keep: np.ndarray) -> None:
+        if self.parent is None:
+            n = len(next(iter(self.base.values()))) if self.base else 1
+            self.parent = np.repeat(np.arange(n), self.k)
+        self.parent = self.parent[keep]
+        for key in list(dict.keys(self)):
+            dict.__setitem__(self, key, dict.__getitem__(self, key)[keep])
+
+    def columns(self) -> Columns:
+        out = {k: dict.__getitem__(self, k) if dict.__contains__(self, k) else self._gather(v)
+               for k, v in self.base.items()}
+        out.update((k, v) for k, v in self.items() if k not in out)
+        return out
 
 
 def _divisors(n: int, limit: int | None = None) -> tuple[int, ...]:
@@ -112,7 +153,10 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         Axis("pp", _divisors(chips, n_layers)),
         Axis("cp", _divisors(chips, max_cp)),
         Axis("ep", _divisors(experts, chips) if experts else (1,)),
-        Axis("vpp", tuple(sorted(set(_divisors(n_layers)) | set(range(1, 9))))),
+        # Every interleave depth whose chunks hold at least one layer each (the "layers"
+        # constraint): stages may be uneven, as in Plan.check, so vpp need not divide the
+        # layers per stage (published runs use e.g. 94 layers at pp=4, vpp=12).
+        Axis("vpp", tuple(range(1, n_layers + 1))),
         Axis("mb", _divisors(global_batch)),
         Axis("zero", (0, 1, 2, 3)),
         Axis("recompute", tuple(RECOMPUTE_CODES.values())),

@@ -51,7 +51,7 @@ def memory_figure(result: Estimate) -> Figure:
          "marker": {"color": _MEMORY_COLORS[k.removesuffix("_bytes")]}}
         for k, v in mem.items()]
     data.append({"type": "scatter", "mode": "lines", "name": "HBM capacity",
-                 "x": ["per chip", "per chip"], "y": [0, cap],
+                 "x": ["per chip", "per chip"], "y": [cap, cap],
                  "line": {"color": "#d62728", "dash": "dash"}})
     return {"data": data, "layout": {
         "barmode": "stack", "title": {"text": f"Memory {result.memory.total_bytes / 1e9:.1f} of "
@@ -76,7 +76,7 @@ def timeline_figure(events: list[dict[str, Any]]) -> Figure:
     return {"data": data, "layout": {
         "title": {"text": "Pipeline timeline (micro-batches per stage)"}, "barmode": "overlay",
         "xaxis": {"title": {"text": "seconds"}},
-        "yaxis": {"autorange": "reversed"}, "height": 120 + 30 * max(
+        "yaxis": {"autorange": "reversed"}, "height": 200 + 30 * max(
             1, len({e["stage"] for e in events}))}}
 
 

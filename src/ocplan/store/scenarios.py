@@ -52,8 +52,10 @@ class Scenario:
 
 
 def _scenario(row: _Row) -> Scenario:
-    return Scenario(row.id, row.name, row.kind, row.request, row.result,
-                    row.created_at.isoformat())
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite keeps no offset: every row was written in UTC
+        created = created.replace(tzinfo=UTC)
+    return Scenario(row.id, row.name, row.kind, row.request, row.result, created.isoformat())
 
 
 class ScenarioStore:

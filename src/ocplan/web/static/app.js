@@ -1,0 +1,721 @@
+// ocplan workbench: a thin client of the JSON API under /api.
+//
+// No formulas and no model constants live here: every number and every figure spec
+// comes from the server; figures are drawn as given with Plotly.newPlot(div, data,
+// layout). Bad input is sent as typed so that the API's one-line messages (field and
+// value) are what the user sees.
+"use strict";
+
+(function () {
+  const TOKEN = new URLSearchParams(location.search).get("token");
+  const TABS = ["catalog", "composer", "estimate", "search", "scenarios"];
+  const POLL_MS = 250;
+
+  // ---- small helpers ---------------------------------------------------------------
+
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+  /** Build an element; attrs may hold properties (className, onclick, ...), children
+   *  are nodes or strings (set as text, never parsed as HTML). */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null) continue;
+      if (k.startsWith("data-") || k === "for" || k === "colspan") node.setAttribute(k, v);
+      else node[k] = v;
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : String(c));
+    }
+    return node;
+  }
+
+  /** Replace a node's children (arrays are flattened; null and false are skipped). */
+  function put(node, ...children) {
+    node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  }
+
+  class ApiError extends Error {
+    constructor(status, lines) {
+      super(lines.join("\n"));
+      this.status = status;
+      this.lines = lines;
+    }
+  }
+
+  /** Call the API; resolves to the parsed JSON, rejects with ApiError(status, lines). */
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (TOKEN) headers.Authorization = "Bearer " + TOKEN;
+    const opts = { method, headers };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, opts);
+    } catch (exc) {
+      throw new ApiError(0, ["cannot reach the ocplan server: " + exc.message]);
+    }
+    let data = null;
+    try {
+      data = await resp.json();
+    } catch (_) {
+      data = null;
+    }
+    if (!resp.ok) {
+      let lines = data && data.detail;
+      if (!Array.isArray(lines)) lines = [lines ? String(lines) : "HTTP " + resp.status];
+      lines = lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l)));
+      throw new ApiError(resp.status, lines);
+    }
+    return data;
+  }
+
+  function showErrors(box, err) {
+    put(box);
+    if (!err) {
+      box.hidden = true;
+      return;
+    }
+    let lines = err instanceof ApiError ? err.lines : [String((err && err.message) || err)];
+    if (err.status === 401) lines = lines.concat(["open the workbench as /?token=TOKEN"]);
+    if (err.status === 413) lines = lines.concat(["the request is larger than the server accepts"]);
+    box.append(el("ul", {}, lines.map((l) => el("li", {}, l))));
+    box.hidden = false;
+  }
+
+  // Display formatting only (thousands separators, 4 significant digits, SI prefixes
+  // for the unit a field's name carries); no model arithmetic.
+  const PREFIXES = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+  const UNITS = [[/_per_s$/, ""], [/_Bps(_|$)/, "B/s"], [/_bytes(_|$)/, "B"], [/_W$/, "W"],
+    [/_s$/, "s"]];
+
+  function fmtNum(v) {
+    if (Number.isInteger(v) && Math.abs(v) < 1e15) return v.toLocaleString("en-US");
+    if (v !== 0 && Math.abs(v) < 1e-3) return v.toExponential(3);
+    return v.toLocaleString("en-US", { maximumSignificantDigits: 4 });
+  }
+
+  function fmtValue(key, v) {
+    if (v === null || v === undefined) return "–";
+    if (typeof v === "boolean") return v ? "yes" : "no";
+    if (typeof v === "number") {
+      const unit = (UNITS.find(([re]) => re.test(key)) || [null, ""])[1];
+      if (!unit) return fmtNum(v);
+      if (unit === "s") return fmtNum(v) + " s";
+      for (const [scale, prefix] of PREFIXES) {
+        if (Math.abs(v) >= scale) return fmtNum(v / scale) + " " + prefix + unit;
+      }
+      return fmtNum(v) + " " + unit;
+    }
+    if (Array.isArray(v)) return v.map((x) => fmtValue(key, x)).join(", ");
+    if (typeof v === "object") {
+      return Object.entries(v).map(([k, x]) => k + "=" + fmtValue(k, x)).join(" ");
+    }
+    return String(v);
+  }
+
+  const isScalar = (v) => v === null || typeof v !== "object";
+
+  /** A two-column table of a mapping's fields (nested mappings on one line). */
+  function kvTable(obj, skip) {
+    const rows = Object.entries(obj || {}).filter(([k]) => !(skip || []).includes(k));
+    return el("table", { className: "kv" }, rows.map(([k, v]) =>
+      el("tr", { "data-key": k }, el("th", {}, k), el("td", {}, fmtValue(k, v)))));
+  }
+
+  /** A nested rendering of a catalog entry's fields. */
+  function valueNode(key, v) {
+    if (isScalar(v)) return document.createTextNode(fmtValue(key, v));
+    if (Array.isArray(v)) {
+      if (v.every(isScalar)) return document.createTextNode(v.map((x) => fmtValue(key, x)).join(", "));
+      return el("div", {}, v.map((x) => valueNode(key, x)));
+    }
+    return el("table", { className: "kv" }, Object.entries(v).map(([k, x]) =>
+      el("tr", {}, el("th", {}, k), el("td", {}, valueNode(k, x)))));
+  }
+
+  function draw(div, fig) {
+    if (!fig) {
+      Plotly.purge(div);
+      put(div);
+      return Promise.resolve();
+    }
+    return Plotly.newPlot(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
+  }
+
+  function debounce(fn, ms) {
+    let timer = null;
+    return () => {
+      clearTimeout(timer);
+      timer = setTimeout(fn, ms);
+    };
+  }
+
+  function setOptions(select, entries, placeholder) {
+    const keep = select.value;
+    put(select,
+      el("option", { value: "" }, placeholder),
+      entries.map((e) => el("option", { value: e.id }, e.id + " — " + e.name)));
+    select.value = keep;
+  }
+
+  function coerce(raw, type) {
+    if (type === "int") return /^[+-]?\d+$/.test(raw) ? Number(raw) : raw;
+    if (type === "float") {
+      const n = Number(raw);
+      return Number.isFinite(n) ? n : raw;
+    }
+    if (type === "bool") return raw === "true";
+    return raw;
+  }
+
+  // ---- tabs ------------------------------------------------------------------------
+
+  function showTab(name) {
+    if (!TABS.includes(name)) name = TABS[0];
+    for (const t of TABS) {
+      $("#tab-" + t).classList.toggle("active", t === name);
+      $(`#tabs button[data-tab="${t}"]`).classList.toggle("active", t === name);
+    }
+    history.replaceState(null, "", location.pathname + location.search + "#" + name);
+    for (const div of $$("#tab-" + name + " .js-plotly-plot")) Plotly.Plots.resize(div);
+    if (name === "scenarios") loadScenarios();
+  }
+
+  // ---- catalog ---------------------------------------------------------------------
+
+  let catalog = [];
+  const byKind = {};
+
+  const entriesOf = (kind) => catalog.filter((e) => e.kind === kind);
+
+  async function loadCatalog() {
+    catalog = await api("GET", "api/catalog");
+    const kinds = [...new Set(catalog.map((e) => e.kind))];
+    const kindSel = $("#cat-kind");
+    put(kindSel, kinds.map((k) =>
+      el("option", { value: k }, k + " (" + entriesOf(k).length + ")")));
+    setOptions($("#sys-server"), entriesOf("server"), "— pick a server —");
+    setOptions($("#sys-accelerator"), entriesOf("accelerator"), "(server's own)");
+    setOptions($("#sys-fabric"), entriesOf("fabric"), "(server's default)");
+    setOptions($("#sys-nic"), entriesOf("nic"), "(default)");
+    for (const p of ["est", "srch"]) {
+      setOptions($("#" + p + "-model"), entriesOf("model"), "— pick a model —");
+      setOptions($("#" + p + "-chip"), entriesOf("accelerator"), "— pick an accelerator —");
+    }
+    await listKind();
+  }
+
+  async function listKind() {
+    const kind = $("#cat-kind").value;
+    if (!kind) return;
+    if (!byKind[kind]) byKind[kind] = await api("GET", "api/catalog?kind=" + encodeURIComponent(kind));
+    const needle = $("#cat-filter").value.trim().toLowerCase();
+    const shown = byKind[kind].filter((e) =>
+      !needle || e.id.toLowerCase().includes(needle) || e.name.toLowerCase().includes(needle));
+    put($("#cat-list"), shown.map((e) =>
+      el("li", { "data-id": e.id, onclick: () => showEntry(e.id) },
+        el("span", { className: "id" }, e.id), " ", el("span", { className: "muted" }, e.name))));
+  }
+
+  async function showEntry(id) {
+    for (const li of $$("#cat-list li")) li.classList.toggle("selected", li.dataset.id === id);
+    const box = $("#cat-entry");
+    let entry;
+    try {
+      entry = await api("GET", "api/catalog/" + encodeURIComponent(id));
+    } catch (exc) {
+      put(box, el("div", { className: "errors" }));
+      showErrors(box.firstChild, exc);
+      return;
+    }
+    const fields = Object.fromEntries(Object.entries(entry).filter(
+      ([k]) => !["id", "name", "kind", "sources", "notes"].includes(k)));
+    put(box,
+      el("h2", {}, entry.name),
+      el("p", { className: "muted" }, el("code", {}, entry.id), " · " + entry.kind),
+      valueNode("", fields),
+      entry.notes ? el("p", { className: "notes" }, entry.notes) : null,
+      el("h3", {}, "Sources"),
+      el("ol", { className: "sources", id: "cat-sources" }, entry.sources.map((s) => el("li", {},
+        s.url ? el("a", { href: s.url, target: "_blank", rel: "noopener" }, s.title) : s.title,
+        s.locator ? el("span", { className: "muted" }, " — " + s.locator) : null,
+        el("div", { className: "muted" }, "covers: " + s.covers.join(", "))))));
+  }
+
+  // ---- system composer -------------------------------------------------------------
+
+  let sysSeq = 0;
+  let lastSystem = null;
+
+  /** The system mapping the composer describes (what a system YAML file holds). */
+  function composerMapping() {
+    const v = (id) => $("#" + id).value.trim();
+    const m = {};
+    if (v("sys-server")) m.server = v("sys-server");
+    m.name = v("sys-name") || (v("sys-servers") || "?") + " x " + (v("sys-server") || "?");
+    if (v("sys-accelerator")) m.accelerator = v("sys-accelerator");
+    if (v("sys-servers")) m.servers = coerce(v("sys-servers"), "int");
+    if (v("sys-cooling")) m.cooling = v("sys-cooling");
+    const so = {};
+    if (v("sys-fabric")) so.fabric = v("sys-fabric");
+    if (v("sys-nic")) so.nic = v("sys-nic");
+    if (v("sys-nics")) so.nics_per_server = coerce(v("sys-nics"), "int");
+    if (v("sys-topology")) so.topology = v("sys-topology");
+    if (v("sys-oversub")) so.oversubscription = coerce(v("sys-oversub"), "float");
+    if (Object.keys(so).length) m.scale_out = so;
+    const rack = {};
+    if (v("sys-rack-servers")) rack.servers_per_rack = coerce(v("sys-rack-servers"), "int");
+    if (v("sys-rack-power")) rack.power_limit = v("sys-rack-power");
+    if (Object.keys(rack).length) m.rack = rack;
+    if (v("sys-pue")) m.facility = { pue: coerce(v("sys-pue"), "float") };
+    return m;
+  }
+
+  function setComposer(m) {
+    const set = (id, value) => { $("#" + id).value = value === undefined || value === null ? "" : String(value); };
+    const so = m.scale_out || {};
+    const rack = m.rack || {};
+    set("sys-name", m.name);
+    set("sys-server", m.server);
+    set("sys-accelerator", m.accelerator);
+    set("sys-servers", m.servers);
+    set("sys-cooling", m.cooling);
+    set("sys-fabric", so.fabric);
+    set("sys-nic", so.nic);
+    set("sys-nics", so.nics_per_server);
+    set("sys-topology", so.topology);
+    set("sys-oversub", so.oversubscription);
+    set("sys-rack-servers", rack.servers_per_rack);
+    set("sys-rack-power", rack.power_limit);
+    set("sys-pue", (m.facility || {}).pue);
+    updateComposer();
+  }
+
+  async function updateComposer() {
+    const seq = ++sysSeq;
+    const mapping = composerMapping();
+    const status = $("#sys-status");
+    status.dataset.state = "busy";
+    if (!mapping.server) {
+      lastSystem = null;
+      showErrors($("#sys-errors"), null);
+      status.textContent = "Pick a server to check a composition.";
+      put($("#findings tbody"));
+      put($("#topo-summary"));
+      draw($("#plot-topology"), null);
+      status.dataset.state = "idle";
+      return;
+    }
+    status.textContent = "checking…";
+    const [check, topo] = await Promise.allSettled([
+      api("POST", "api/check", mapping), api("POST", "api/topology", mapping)]);
+    if (seq !== sysSeq) return; // a newer edit is on its way
+    const failed = [check, topo].filter((r) => r.status === "rejected").map((r) => r.reason);
+    if (failed.length) {
+      const lines = [...new Set(failed.flatMap((e) => (e instanceof ApiError ? e.lines : [String(e)])))];
+      showErrors($("#sys-errors"), new ApiError(failed[0].status, lines));
+    } else {
+      showErrors($("#sys-errors"), null);
+    }
+    if (check.status === "fulfilled") {
+      const c = check.value;
+      status.textContent = c.system + ": " + fmtNum(c.chips) + " chips — " + c.errors +
+        " errors, " + c.warnings + " warnings, " + c.findings.length + " findings";
+      put($("#findings tbody"), c.findings.map((f) =>
+        el("tr", { className: "sev-" + f.severity, "data-rule": f.rule },
+          el("td", {}, f.rule), el("td", { className: "sev" }, f.severity),
+          el("td", {}, f.message), el("td", {}, f.section))));
+    } else {
+      status.textContent = "The composition has input errors (see above).";
+      put($("#findings tbody"));
+    }
+    if (topo.status === "fulfilled") {
+      put($("#topo-summary"), kvTable(topo.value, ["board", "figures"]));
+      await draw($("#plot-topology"), topo.value.figures.topology);
+    } else {
+      put($("#topo-summary"));
+      draw($("#plot-topology"), null);
+    }
+    lastSystem = check.status === "fulfilled" && topo.status === "fulfilled"
+      ? { request: mapping, check: check.value, topology: topo.value } : null;
+    if (seq === sysSeq) status.dataset.state = "ready";
+  }
+
+  async function saveSystem() {
+    const out = $("#sys-saved");
+    if (!lastSystem) {
+      out.textContent = "nothing to save: the composition does not check";
+      return;
+    }
+    const t = Object.fromEntries(Object.entries(lastSystem.topology).filter(
+      ([k]) => !["board", "figures"].includes(k)));
+    const result = {
+      chips: lastSystem.check.chips, errors: lastSystem.check.errors,
+      warnings: lastSystem.check.warnings, findings: lastSystem.check.findings, ...t,
+      figures: { topology: lastSystem.topology.figures.topology },
+    };
+    await saveScenario($("#sys-save-name").value, "system", lastSystem.request, result, out);
+  }
+
+  // ---- estimate and search forms ---------------------------------------------------
+
+  /** A request from a form's data-field inputs (blank ones left to the API's defaults)
+   *  plus the hardware: the composed system or a chip. */
+  function jobRequest(prefix) {
+    const req = {};
+    for (const input of $$("#" + prefix + "-form [data-field]")) {
+      const raw = input.value.trim();
+      if (raw === "" || input.dataset.field === "chip") continue;
+      req[input.dataset.field] = coerce(raw, input.dataset.type);
+    }
+    const hw = $(`input[name="${prefix}-hw"]:checked`).value;
+    if (hw === "chip") {
+      const chip = $("#" + prefix + "-chip").value;
+      if (chip) req.chip = chip;
+    } else if ($("#sys-server").value) {
+      req.system = composerMapping();
+    }
+    return req;
+  }
+
+  function setJobForm(prefix, req) {
+    for (const input of $$("#" + prefix + "-form [data-field]")) {
+      const v = req[input.dataset.field];
+      input.value = v === undefined || v === null ? "" : String(v);
+    }
+    const hw = req.system ? "system" : "chip";
+    $(`input[name="${prefix}-hw"][value="${hw}"]`).checked = true;
+    if (req.system) setComposer(req.system);
+  }
+
+  async function saveScenario(name, kind, request, result, out) {
+    out.textContent = "saving…";
+    try {
+      const s = await api("POST", "api/scenarios", { name, kind, request, result });
+      out.textContent = "saved “" + s.name + "”";
+      out.dataset.savedId = s.id;
+    } catch (exc) {
+      out.textContent = "";
+      put(out, el("span", { className: "errors" }, exc.lines ? exc.lines.join("; ") : String(exc)));
+    }
+  }
+
+  // ---- estimate --------------------------------------------------------------------
+
+  let lastEstimate = null;
+
+  async function runEstimate(ev) {
+    ev.preventDefault();
+    const req = jobRequest("est");
+    const status = $("#est-status");
+    status.textContent = "estimating…";
+    status.dataset.state = "busy";
+    $("#est-run").disabled = true;
+    $("#est-saved").textContent = "";
+    try {
+      const res = await api("POST", "api/estimate", req);
+      lastEstimate = { request: req, result: res };
+      showErrors($("#est-errors"), null);
+      await renderEstimate(res);
+      $("#est-save").disabled = false;
+    } catch (exc) {
+      lastEstimate = null;
+      $("#est-save").disabled = true;
+      showErrors($("#est-errors"), exc);
+      status.textContent = "The estimate failed (see above).";
+      put($("#est-summary"));
+      for (const id of ["breakdown", "memory", "timeline"]) draw($("#plot-" + id), null);
+    } finally {
+      $("#est-run").disabled = false;
+      status.dataset.state = "ready";
+    }
+  }
+
+  async function renderEstimate(res) {
+    const status = $("#est-status");
+    status.textContent = res.feasible
+      ? res.system + ": step " + fmtValue("step_s", res.step_s) + ", " + res.bound + "-bound"
+      : res.system + ": infeasible — " + (res.reason || "");
+    put($("#est-summary"),
+      kvTable(res, ["figures", "timeline", "time", "memory"]));
+    const figs = res.figures || {};
+    for (const id of ["breakdown", "memory", "timeline"]) await draw($("#plot-" + id), figs[id]);
+  }
+
+  function saveEstimate() {
+    if (!lastEstimate) return;
+    // The pipeline timeline is redrawn by running the estimate again: it is by far the
+    // largest part of a result and the scenario keeps the numbers and the small figures.
+    const result = Object.fromEntries(Object.entries(lastEstimate.result).filter(([k]) => k !== "timeline"));
+    result.figures = Object.fromEntries(Object.entries(result.figures || {}).filter(([k]) => k !== "timeline"));
+    return saveScenario($("#est-save-name").value, "estimate", lastEstimate.request, result,
+      $("#est-saved"));
+  }
+
+  // ---- search ----------------------------------------------------------------------
+
+  let job = null;
+  let lastSearch = null;
+
+  async function startSearch(ev) {
+    ev.preventDefault();
+    if (job) await cancelSearch();
+    const req = jobRequest("srch");
+    lastSearch = null;
+    $("#srch-save").disabled = true;
+    $("#srch-saved").textContent = "";
+    renderSearch(null);
+    let started;
+    try {
+      started = await api("POST", "api/search", req);
+    } catch (exc) {
+      showErrors($("#srch-errors"), exc);
+      $("#srch-status").textContent = "The search did not start (see above).";
+      return;
+    }
+    showErrors($("#srch-errors"), null);
+    job = { id: started.id, request: req };
+    $("#srch-cancel").disabled = false;
+    $("#srch-start").disabled = true;
+    showJob(started);
+    setTimeout(() => poll(started.id), POLL_MS);
+  }
+
+  function showJob(j) {
+    const bar = $("#srch-progress");
+    bar.max = Math.max(j.total, 1);
+    bar.value = j.done;
+    $("#srch-progress-text").textContent = j.total ? fmtNum(j.done) + " / " + fmtNum(j.total) : "";
+    const status = $("#srch-status");
+    status.textContent = "search " + j.status;
+    status.dataset.state = j.status;
+  }
+
+  async function poll(id) {
+    if (!job || job.id !== id) return;
+    let j;
+    try {
+      j = await api("GET", "api/jobs/" + encodeURIComponent(id));
+    } catch (exc) {
+      showErrors($("#srch-errors"), exc);
+      finishJob();
+      return;
+    }
+    if (!job || job.id !== id) return;
+    showJob(j);
+    if (j.status === "done") {
+      lastSearch = { request: job.request, result: j.result };
+      renderSearch(j.result);
+      $("#srch-save").disabled = false;
+      finishJob();
+    } else if (j.status === "error") {
+      showErrors($("#srch-errors"), new ApiError(422, j.error || ["the search failed"]));
+      finishJob();
+    } else if (j.status === "cancelled") {
+      finishJob();
+    } else {
+      setTimeout(() => poll(id), POLL_MS);
+    }
+  }
+
+  function finishJob() {
+    job = null;
+    $("#srch-cancel").disabled = true;
+    $("#srch-start").disabled = false;
+  }
+
+  async function cancelSearch() {
+    if (!job) return;
+    const id = job.id;
+    try {
+      showJob(await api("DELETE", "api/jobs/" + encodeURIComponent(id)));
+    } catch (exc) {
+      showErrors($("#srch-errors"), exc);
+    }
+    // polling goes on until the job reports cancelled (or done, if it won the race)
+  }
+
+  function renderSearch(result) {
+    const table = $("#srch-top");
+    if (!result) {
+      put(table.tHead);
+      put(table.tBodies[0]);
+      $("#srch-why").textContent = "";
+      draw($("#plot-pareto"), null);
+      return;
+    }
+    const top = result.top || [];
+    const cols = top.length ? Object.keys(top[0]).filter((k) => isScalar(top[0][k])) : [];
+    put(table.tHead, el("tr", {}, el("th", {}, "#"), cols.map((c) => el("th", {}, c))));
+    put(table.tBodies[0], top.map((t, i) => el("tr", {},
+      el("td", { className: "num" }, String(i + 1)),
+      cols.map((c) => el("td", { className: typeof t[c] === "number" ? "num" : "" }, fmtValue(c, t[c]))))));
+    $("#srch-why").textContent = result.why || "";
+    $("#srch-status").textContent = "search done: " + fmtNum(result.space_size) + " layouts, " +
+      fmtNum(result.evaluated) + " evaluated, " + fmtNum(result.feasible) + " fit, " +
+      fmtValue("elapsed_s", result.elapsed_s);
+    draw($("#plot-pareto"), (result.figures || {}).pareto);
+  }
+
+  function saveSearch() {
+    if (!lastSearch) return;
+    return saveScenario($("#srch-save-name").value, "search", lastSearch.request,
+      lastSearch.result, $("#srch-saved"));
+  }
+
+  // ---- scenarios -------------------------------------------------------------------
+
+  async function loadScenarios() {
+    let list;
+    try {
+      list = await api("GET", "api/scenarios");
+    } catch (exc) {
+      showErrors($("#scn-errors"), exc);
+      return;
+    }
+    showErrors($("#scn-errors"), null);
+    $("#scn-status").textContent = list.length + " saved";
+    put($("#scn-list"), list.slice().reverse().map((s) => el("tr", { "data-id": s.id },
+      el("td", {}, el("input", { type: "checkbox", className: "scn-pick", value: s.id, onchange: pickChanged })),
+      el("td", { className: "scn-name" }, s.name),
+      el("td", {}, s.kind),
+      el("td", {}, new Date(s.created_at).toLocaleString()),
+      el("td", {},
+        el("button", { type: "button", className: "scn-open", onclick: () => openScenarios([s.id]) }, "Open"), " ",
+        s.kind === "search" ? null
+          : el("button", { type: "button", className: "scn-load", onclick: () => loadScenario(s) }, "Load"), " ",
+        el("button", { type: "button", className: "scn-delete", onclick: () => deleteScenario(s.id) }, "Delete")))));
+    pickChanged();
+  }
+
+  let pickOrder = []; // scenario ids in the order they were ticked: left pane first
+
+  function picked() {
+    const ticked = $$(".scn-pick").filter((c) => c.checked).map((c) => c.value);
+    pickOrder = pickOrder.filter((id) => ticked.includes(id))
+      .concat(ticked.filter((id) => !pickOrder.includes(id)));
+    return pickOrder;
+  }
+
+  function pickChanged() {
+    $("#scn-compare").disabled = picked().length !== 2;
+  }
+
+  async function deleteScenario(id) {
+    try {
+      await api("DELETE", "api/scenarios/" + encodeURIComponent(id));
+    } catch (exc) {
+      showErrors($("#scn-errors"), exc);
+    }
+    await loadScenarios();
+  }
+
+  function loadScenario(s) {
+    if (s.kind === "system") {
+      setComposer(s.request);
+      showTab("composer");
+    } else if (s.kind === "estimate") {
+      setJobForm("est", s.request);
+      showTab("estimate");
+    }
+  }
+
+  /** The headline numbers of a saved result, flattened for a side-by-side table. */
+  function metricsOf(s) {
+    const r = s.result || {};
+    const scalars = (o, prefix) => Object.entries(o || {}).filter(([, v]) => isScalar(v))
+      .map(([k, v]) => [prefix + k, v]);
+    if (s.kind === "search") {
+      return Object.fromEntries([...scalars(r, ""), ...scalars(r.best, "best.")]
+        .filter(([k]) => k !== "why"));
+    }
+    return Object.fromEntries([...scalars(r, ""), ...scalars(r.plan, "plan.")]);
+  }
+
+  function requestSummary(req) {
+    const shown = Object.fromEntries(Object.entries(req || {}).filter(([k]) => k !== "system"));
+    if (req && req.system) shown.system = req.system.name || req.system.server;
+    return shown;
+  }
+
+  async function openScenarios(ids) {
+    let items;
+    try {
+      items = await Promise.all(ids.map((id) => api("GET", "api/scenarios/" + encodeURIComponent(id))));
+    } catch (exc) {
+      showErrors($("#scn-errors"), exc);
+      return;
+    }
+    const panes = $("#scn-panes");
+    const plots = [];
+    put(panes, items.map((s) => {
+      const figs = Object.entries((s.result || {}).figures || {}).map(([name, fig]) => {
+        const div = el("div", { className: "plot", "data-figure": name });
+        plots.push([div, fig]);
+        return div;
+      });
+      return el("div", { className: "scn-pane", "data-id": s.id },
+        el("h3", {}, s.name),
+        el("p", { className: "muted" }, s.kind + " · saved " + new Date(s.created_at).toLocaleString()),
+        el("h4", {}, "Request"), kvTable(s.kind === "system" ? s.request : requestSummary(s.request)),
+        el("h4", {}, "Result"), kvTable(metricsOf(s)),
+        figs);
+    }));
+    put($("#scn-diff"));
+    if (items.length === 2) {
+      const [a, b] = items.map(metricsOf);
+      const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+      put($("#scn-diff"), el("h3", {}, "Side by side"), el("table", { className: "grid", id: "scn-diff-table" },
+        el("thead", {}, el("tr", {}, el("th", {}, ""), items.map((s) => el("th", {}, s.name)))),
+        el("tbody", {}, keys.map((k) => el("tr", { "data-key": k }, el("th", {}, k),
+          el("td", { className: "num" }, fmtValue(k, a[k])),
+          el("td", { className: "num" }, fmtValue(k, b[k])))))));
+    }
+    for (const [div, fig] of plots) await draw(div, fig);
+  }
+
+  // ---- start -----------------------------------------------------------------------
+
+  async function init() {
+    for (const b of $$("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
+    showTab(location.hash.slice(1));
+    $("#cat-kind").addEventListener("change", listKind);
+    $("#cat-filter").addEventListener("input", listKind);
+    const recheck = debounce(updateComposer, 250);
+    for (const type of ["input", "change"]) {
+      $("#sys-form").addEventListener(type, (ev) => {
+        if (ev.target.id === "sys-save-name") return;
+        sysSeq += 1; // answers to checks already on their way are now stale
+        $("#sys-status").dataset.state = "pending"; // until the debounced check answers
+        recheck();
+      });
+    }
+    $("#sys-form").addEventListener("submit", (ev) => ev.preventDefault());
+    $("#sys-save").addEventListener("click", saveSystem);
+    $("#est-form").addEventListener("submit", runEstimate);
+    $("#est-save").addEventListener("click", saveEstimate);
+    $("#srch-form").addEventListener("submit", startSearch);
+    $("#srch-cancel").addEventListener("click", cancelSearch);
+    $("#srch-save").addEventListener("click", saveSearch);
+    $("#scn-refresh").addEventListener("click", loadScenarios);
+    $("#scn-compare").addEventListener("click", () => openScenarios(picked()));
+    try {
+      const health = await api("GET", "api/health");
+      $("#health").textContent = "server " + health.status;
+      await loadCatalog();
+    } catch (exc) {
+      $("#health").textContent = "server unreachable";
+      showErrors($("#global-errors"), exc);
+    }
+    document.body.dataset.ready = "1";
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,47 @@
+"""Shared fixtures: a real uvicorn server for the web workbench tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+ServeApp = Callable[[Any], str]
+
+
+@pytest.fixture(scope="session")
+def serve() -> Iterator[ServeApp]:
+    """``serve(app)`` runs the ASGI app on a free port of 127.0.0.1 in a background
+    thread and returns its base URL (``http://127.0.0.1:PORT``). Every server started
+    this way stops at the end of the session."""
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app: Any) -> str:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", loop="asyncio", http="h11",
+                                ws="none", lifespan="on", access_log=False)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                                  name=f"uvicorn-{port}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive(), "the server thread died while starting"
+            assert time.monotonic() < deadline, "the server did not start in 20 s"
+            time.sleep(0.01)
+        running.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, _ in running:
+        server.should_exit = True
+    for _, thread in running:
+        thread.join(timeout=10)

@@ -1,0 +1,359 @@
+"""The workbench in headless Chromium (Playwright), against a real server.
+
+Compose the 1,024-accelerator example cluster, see its findings, estimate GPT-3 175B on
+it, see the charts render, save the scenario, reload and find it again; browse the
+catalog; run and cancel a search; compare two scenarios; open an ``ocplan report`` page
+with every network request blocked. Screenshots of each step go to test-artifacts/.
+
+Only the system's Chromium is used (never a downloaded browser); without
+/usr/bin/chromium the tests are skipped (``make test`` installs it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import yaml
+
+from ocplan.cli.main import main
+from ocplan.web.app import create_app
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Route
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="no /usr/bin/chromium: install Debian's chromium package (make test does)")
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+EXAMPLE_FILE = ROOT / "examples" / "ubb-1024-liquid.yaml"
+EXAMPLE: dict[str, Any] = yaml.safe_load(EXAMPLE_FILE.read_text(encoding="utf-8"))
+TOKEN = "browser-token"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def base(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    db = tmp_path_factory.mktemp("browser") / "scenarios.db"
+    return str(serve(create_app(f"sqlite:///{db}")))
+
+
+class Watch:
+    """What a page did that it should not: requests off its allowed origin, JS errors."""
+
+    def __init__(self, allowed: str) -> None:
+        self.allowed = allowed
+        self.blocked: list[str] = []
+        self.errors: list[str] = []
+
+    def route(self, route: Route) -> None:
+        if route.request.url.startswith(self.allowed):
+            route.continue_()
+        else:
+            self.blocked.append(route.request.url)
+            route.abort()
+
+
+def open_page(browser: Browser, allowed: str) -> tuple[Page, Watch]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    watch = Watch(allowed)
+    context.route("**/*", watch.route)
+    page = context.new_page()
+    page.on("pageerror", lambda exc: watch.errors.append(str(exc)))
+    page.on("console", lambda msg: watch.errors.append(msg.text) if msg.type == "error"
+            and "Failed to load resource" not in msg.text else None)
+    return page, watch
+
+
+@pytest.fixture
+def workbench(browser: Browser, base: str) -> Iterator[Page]:
+    """A fresh browser context on the workbench; no request may leave the server."""
+    page, watch = open_page(browser, base)
+    page.goto(base + "/")
+    page.wait_for_selector('body[data-ready="1"]')
+    yield page
+    page.context.close()
+    assert watch.blocked == [], "the page tried to reach the network"
+    assert watch.errors == []
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def plot_rendered(page: Page, div: str) -> int:
+    """Wait for Plotly's SVG in the div; return how many bar or scatter points it drew."""
+    page.wait_for_selector(f"{div} .main-svg")
+    points: int = page.locator(f"{div} .point, {div} .scatterlayer .trace path").count()
+    return points
+
+
+def api(base: str, method: str, path: str, body: Any = None) -> Any:
+    with httpx.Client(base_url=base, timeout=60) as c:
+        resp = c.request(method, path, json=body)
+        assert resp.status_code < 300, resp.text
+        return resp.json()
+
+
+# ---- the main flow ---------------------------------------------------------------------
+
+def compose_example(page: Page) -> None:
+    page.click('#tabs button[data-tab="composer"]')
+    rack = EXAMPLE["rack"]
+    so = EXAMPLE["scale_out"]
+    page.fill("#sys-name", EXAMPLE["name"])
+    page.select_option("#sys-server", EXAMPLE["server"])
+    page.select_option("#sys-accelerator", EXAMPLE["accelerator"])
+    page.fill("#sys-servers", str(EXAMPLE["servers"]))
+    page.select_option("#sys-cooling", EXAMPLE["cooling"])
+    page.select_option("#sys-fabric", so["fabric"])
+    page.select_option("#sys-nic", so["nic"])
+    page.fill("#sys-nics", str(so["nics_per_server"]))
+    page.select_option("#sys-topology", so["topology"])
+    page.fill("#sys-rack-servers", str(rack["servers_per_rack"]))
+    page.fill("#sys-rack-power", rack["power_limit"])
+    page.fill("#sys-pue", str(EXAMPLE["facility"]["pue"]))
+    page.wait_for_selector('#sys-status[data-state="ready"]')
+
+
+def test_compose_estimate_save_reload(workbench: Page, base: str) -> None:
+    page = workbench
+    shot(page, "01-workbench-opened")
+
+    # compose the 1,024-accelerator cluster: findings and board drawing from the API
+    compose_example(page)
+    check = api(base, "POST", "/api/check", EXAMPLE)
+    status = page.inner_text("#sys-status")
+    assert "1,024 chips" in status
+    assert f"{check['errors']} errors, {check['warnings']} warnings" in status
+    rows = page.locator("#findings tbody tr")
+    assert rows.count() == len(check["findings"]) > 0
+    for i, f in enumerate(check["findings"]):
+        cells = [c.strip() for c in rows.nth(i).locator("td").all_inner_texts()]
+        assert cells == [f["rule"], f["severity"], f["message"], f["section"]]
+    assert page.locator("#sys-errors").is_hidden()
+    assert plot_rendered(page, "#plot-topology") > 0
+    assert "1024" in page.inner_text("#topo-summary").replace(",", "")
+    page.fill("#sys-save-name", "the 1,024 cluster")
+    page.click("#sys-save")
+    page.wait_for_selector("#sys-saved[data-saved-id]")
+    system_id = page.get_attribute("#sys-saved", "data-saved-id")
+    assert api(base, "GET", f"/api/scenarios/{system_id}")["request"] == EXAMPLE
+    shot(page, "02-composer-1024-cluster")
+
+    # a bad value shows the API's one-line message; fixing it clears it
+    page.fill("#sys-servers", "many")
+    page.wait_for_selector('#sys-status[data-state="ready"]')
+    assert "servers = 'many'" in page.inner_text("#sys-errors")
+    shot(page, "03-composer-bad-input")
+    page.fill("#sys-servers", str(EXAMPLE["servers"]))
+    page.wait_for_selector('#sys-status[data-state="ready"]')
+    assert page.locator("#sys-errors").is_hidden()
+
+    # estimate GPT-3 175B on the composed system
+    page.click('#tabs button[data-tab="estimate"]')
+    page.select_option("#est-model", "gpt3-175b")
+    page.check('input[name="est-hw"][value="system"]')
+    for field, value in (("chips", 1024), ("global-batch", 1536), ("seq-len", 2048),
+                         ("tp", 8), ("pp", 8), ("vpp", 6)):
+        page.fill(f"#est-{field}", str(value))
+    page.select_option("#est-precision", "fp8")
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    assert page.locator("#est-errors").is_hidden()
+    est = api(base, "POST", "/api/estimate", {
+        "model": "gpt3-175b", "system": EXAMPLE, "chips": 1024, "global_batch": 1536,
+        "seq_len": 2048, "precision": "fp8", "tp": 8, "pp": 8, "vpp": 6})
+    breakdown = est["figures"]["breakdown"]
+    assert plot_rendered(page, "#plot-breakdown") > 0
+    traces = page.locator("#plot-breakdown .barlayer .trace")
+    assert traces.count() == len(breakdown["data"])
+    assert page.locator("#plot-breakdown .barlayer .point path").count() > 0
+    assert page.text_content("#plot-breakdown .gtitle") == breakdown["layout"]["title"]["text"]
+    assert plot_rendered(page, "#plot-memory") > 0
+    assert plot_rendered(page, "#plot-timeline") > 0
+    assert page.inner_text("#est-summary tr[data-key=bound] td") == est["bound"]
+    shot(page, "04-estimate-charts")
+
+    # save it, reload the page, find it in the scenarios list
+    name = "GPT-3 175B on 1,024 x MI355X"
+    page.fill("#est-save-name", name)
+    page.click("#est-save")
+    page.wait_for_selector("#est-saved[data-saved-id]")
+    saved_id = page.get_attribute("#est-saved", "data-saved-id")
+    shot(page, "05-estimate-saved")
+    page.reload()
+    page.wait_for_selector('body[data-ready="1"]')
+    page.click('#tabs button[data-tab="scenarios"]')
+    row = page.locator(f'#scn-list tr[data-id="{saved_id}"]')
+    row.wait_for()
+    assert row.locator(".scn-name").inner_text() == name
+    assert "estimate" in row.inner_text()
+    stored = api(base, "GET", f"/api/scenarios/{saved_id}")
+    assert stored["request"]["system"]["server"] == EXAMPLE["server"]
+    assert stored["result"]["step_s"] == est["step_s"]
+    shot(page, "06-scenarios-after-reload")
+
+    # open it: its numbers and charts come back from the store
+    row.locator(".scn-open").click()
+    pane = page.locator(".scn-pane")
+    pane.wait_for()
+    assert plot_rendered(page, '.scn-pane [data-figure="breakdown"]') > 0
+    shot(page, "07-scenario-opened")
+
+
+def test_catalog_browser(workbench: Page, base: str) -> None:
+    page = workbench
+    servers = api(base, "GET", "/api/catalog?kind=server")
+    page.select_option("#cat-kind", "server")
+    page.wait_for_function(f"document.querySelectorAll('#cat-list li').length == {len(servers)}")
+    page.fill("#cat-filter", "mi355x")
+    page.click('#cat-list li[data-id="amd-mi355x-platform"]')
+    entry = api(base, "GET", "/api/catalog/amd-mi355x-platform")
+    page.wait_for_selector("#cat-sources li")
+    assert page.inner_text("#cat-entry h2") == entry["name"]
+    sources = page.locator("#cat-sources li")
+    assert sources.count() == len(entry["sources"])
+    assert entry["sources"][0]["title"] in sources.first.inner_text()
+    shot(page, "08-catalog-entry")
+
+
+def test_search_progress_cancel_and_pareto(workbench: Page, base: str) -> None:
+    page = workbench
+    page.click('#tabs button[data-tab="search"]')
+    page.select_option("#srch-model", "gpt3-175b")
+    page.check('input[name="srch-hw"][value="chip"]')
+    page.select_option("#srch-chip", "mi355x")
+    for field, value in (("chips", 1024), ("global-batch", 1536), ("seq-len", 2048),
+                         ("top-k", 5)):
+        page.fill(f"#srch-{field}", str(value))
+    page.select_option("#srch-precision", "fp8")
+
+    page.click("#srch-start")
+    page.wait_for_function("document.querySelector('#srch-progress').value > 0")
+    shot(page, "09-search-progress")
+    page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
+    progress = page.locator("#srch-progress")
+    assert progress.get_attribute("value") == progress.get_attribute("max")
+    assert page.locator("#srch-top tbody tr").count() == 5
+    assert plot_rendered(page, "#plot-pareto") > 0
+    assert page.inner_text("#srch-why")
+    shot(page, "10-search-done")
+    page.fill("#srch-save-name", "search gpt3-175b")
+    page.click("#srch-save")
+    page.wait_for_selector("#srch-saved[data-saved-id]")
+
+    page.click("#srch-start")
+    page.click("#srch-cancel")
+    page.wait_for_selector('#srch-status[data-state="cancelled"]')
+    assert page.is_enabled("#srch-start")
+    shot(page, "11-search-cancelled")
+
+    # bad input: the API's messages, and no job
+    page.fill("#srch-top-k", "0")
+    page.click("#srch-start")
+    page.wait_for_selector("#srch-errors:not([hidden])")
+    assert "top_k = 0" in page.inner_text("#srch-errors")
+
+
+def test_compare_two_scenarios(workbench: Page, base: str) -> None:
+    page = workbench
+    ids = []
+    for tp in (1, 2):
+        req = {"model": "llama3-8b", "chip": "mi300x", "chips": 8, "global_batch": 64,
+               "seq_len": 4096, "tp": tp}
+        est = api(base, "POST", "/api/estimate", req)
+        est.pop("timeline")
+        est["figures"].pop("timeline")
+        ids.append(api(base, "POST", "/api/scenarios", {
+            "name": f"llama3-8b tp{tp}", "kind": "estimate", "request": req,
+            "result": est})["id"])
+    page.click('#tabs button[data-tab="scenarios"]')
+    for i in ids:
+        page.locator(f'#scn-list tr[data-id="{i}"] .scn-pick').check()
+    page.click("#scn-compare")
+    page.wait_for_selector("#scn-diff-table")
+    panes = page.locator(".scn-pane")
+    assert panes.count() == 2
+    assert [panes.nth(i).locator("h3").inner_text() for i in range(2)] == [
+        "llama3-8b tp1", "llama3-8b tp2"]
+    for i in range(2):
+        assert plot_rendered(page, f'.scn-pane:nth-child({i + 1}) [data-figure="breakdown"]')
+        assert plot_rendered(page, f'.scn-pane:nth-child({i + 1}) [data-figure="memory"]')
+    tp_row = page.locator('#scn-diff-table tr[data-key="plan.tp"] td').all_inner_texts()
+    assert tp_row == ["1", "2"]
+    step = page.locator('#scn-diff-table tr[data-key="step_s"] td').all_inner_texts()
+    assert len(step) == 2
+    assert step[0] != step[1]
+    shot(page, "12-scenarios-compared")
+
+    # load one back into the estimate form
+    page.locator(f'#scn-list tr[data-id="{ids[1]}"] .scn-load').click()
+    page.wait_for_selector("#tab-estimate.active")
+    assert page.input_value("#est-tp") == "2"
+    assert page.input_value("#est-model") == "llama3-8b"
+    assert page.is_checked('input[name="est-hw"][value="chip"]')
+
+
+def test_workbench_with_a_token(browser: Browser, serve: Any, tmp_path: Path) -> None:
+    base = serve(create_app(f"sqlite:///{tmp_path / 's.db'}", token=TOKEN))
+    page, watch = open_page(browser, base)
+    assert page.goto(base + "/").status == 401  # type: ignore[union-attr]
+    page.goto(f"{base}/?token={TOKEN}")
+    page.wait_for_selector('body[data-ready="1"]')
+    assert page.inner_text("#health") == "server ok"
+    assert page.locator("#cat-list li").count() > 0
+    assert page.locator("#global-errors").is_hidden()
+    shot(page, "13-token")
+    page.context.close()
+    assert watch.blocked == []
+    assert watch.errors == []
+
+
+# ---- the HTML report, offline ----------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "args", "figures"), [
+    ("report-estimate", ["--model", "gpt3-175b", "--system", str(EXAMPLE_FILE),
+                         "--chips", "1024", "--global-batch", "1536", "--seq-len", "2048",
+                         "--precision", "fp8", "--tp", "8", "--pp", "8", "--vpp", "6"],
+     ["breakdown", "memory", "timeline", "topology"]),
+    ("report-search", ["--model", "llama3-8b", "--chip", "mi355x", "--chips", "64",
+                       "--global-batch", "256", "--seq-len", "4096", "--search"],
+     ["breakdown", "memory", "timeline", "topology", "pareto"]),
+])
+def test_report_renders_offline(browser: Browser, tmp_path: Path, name: str,
+                                args: list[str], figures: list[str]) -> None:
+    out = tmp_path / f"{name}.html"
+    assert main(["report", *args, "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=", html), "the report must inline its scripts"
+    page, watch = open_page(browser, "file://")
+    page.goto(out.as_uri())
+    for fig in figures:
+        assert plot_rendered(page, f"#{fig}") > 0, fig
+    assert page.locator(".fig").count() == len(figures)
+    shot(page, f"14-{name}")
+    page.context.close()
+    assert watch.blocked == [], "the report tried to reach the network"
+    assert watch.errors == []

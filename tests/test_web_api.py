@@ -1,0 +1,460 @@
+"""The workbench JSON API against a real uvicorn server on 127.0.0.1 (httpx as client).
+
+Every endpoint, its bad input (422 with one-line messages naming the field and the
+value), unknown ids (404), the token guard (401), the body cap (413), and concurrency:
+50 simultaneous estimates, 50 simultaneous scenario saves into a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from ocplan.catalog.schema import KINDS
+from ocplan.web.app import MAX_BODY_BYTES, create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+STATIC = ROOT / "src" / "ocplan" / "web" / "static"
+EXAMPLE: dict[str, Any] = yaml.safe_load(
+    (ROOT / "examples" / "ubb-1024-liquid.yaml").read_text(encoding="utf-8"))
+ESTIMATE: dict[str, Any] = {"model": "gpt3-175b", "system": EXAMPLE, "chips": 1024,
+                            "global_batch": 1536, "seq_len": 2048, "precision": "fp8",
+                            "tp": 8, "pp": 8, "vpp": 6}
+SMALL_SEARCH: dict[str, Any] = {"model": "llama3-8b", "chip": "mi355x", "chips": 64,
+                                "global_batch": 256, "seq_len": 4096, "top_k": 3}
+#: About 2 s of search on two cores: long enough to cancel while it runs.
+LONG_SEARCH: dict[str, Any] = {"model": "gpt3-175b", "system": EXAMPLE, "chips": 1024,
+                               "global_batch": 1536, "seq_len": 2048, "precision": "fp8"}
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def base(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    db = tmp_path_factory.mktemp("web-api") / "scenarios.db"
+    # one job worker: a second search waits queued, which the cancel test relies on
+    return str(serve(create_app(f"sqlite:///{db}", job_workers=1)))
+
+
+@pytest.fixture
+def client(base: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base, timeout=60) as c:
+        yield c
+
+
+def bad(resp: httpx.Response, *needles: str, status: int = 422) -> list[str]:
+    """Assert an error answer: ``{"detail": [one-line messages]}`` naming each needle."""
+    assert resp.status_code == status, resp.text
+    lines = resp.json()["detail"]
+    assert isinstance(lines, list)
+    assert lines
+    for line in lines:
+        assert isinstance(line, str)
+        assert "\n" not in line
+        assert line.strip() == line
+        assert line
+    for needle in needles:
+        assert any(needle in line for line in lines), (needle, lines)
+    return lines
+
+
+def wait_job(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = client.get(f"/api/jobs/{job_id}")
+        assert resp.status_code == 200, resp.text
+        job: dict[str, Any] = resp.json()
+        if job["status"] in ("done", "cancelled", "error"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
+# ---- pages, static files, docs ---------------------------------------------------------
+
+def test_health(client: httpx.Client) -> None:
+    resp = client.get("/api/health")
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok"}
+
+
+def test_pages_and_static_files_are_local(client: httpx.Client) -> None:
+    index = client.get("/")
+    assert index.status_code == 200
+    assert index.headers["content-type"].startswith("text/html")
+    assert "static/app.js" in index.text
+    assert "static/plotly.min.js" in index.text
+    for name in ("app.js", "style.css"):
+        resp = client.get(f"/static/{name}")
+        assert resp.status_code == 200
+        assert resp.text == (STATIC / name).read_text(encoding="utf-8")
+    plotly = client.get("/static/plotly.min.js")
+    assert plotly.status_code == 200
+    assert "javascript" in plotly.headers["content-type"]
+    assert len(plotly.content) > 1_000_000
+    assert "newPlot" in plotly.text
+    # offline: no page asset names another host (no CDN)
+    for name in ("index.html", "app.js", "style.css"):
+        assert "://" not in (STATIC / name).read_text(encoding="utf-8"), name
+    assert client.get("/static/nope.js").status_code == 404
+
+
+def test_openapi_docs(client: httpx.Client) -> None:
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/health", "/api/catalog", "/api/catalog/{entry_id}", "/api/check",
+                 "/api/topology", "/api/estimate", "/api/search", "/api/jobs/{job_id}",
+                 "/api/scenarios", "/api/scenarios/{scenario_id}"):
+        assert path in paths
+
+
+# ---- catalog ---------------------------------------------------------------------------
+
+def test_catalog_lists_every_kind_with_sources(client: httpx.Client) -> None:
+    every = client.get("/api/catalog").json()
+    total = 0
+    for kind in KINDS:
+        resp = client.get("/api/catalog", params={"kind": kind})
+        assert resp.status_code == 200
+        entries = resp.json()
+        assert entries, kind
+        assert all(e["kind"] == kind for e in entries)
+        assert all(e["sources"] and e["sources"][0]["title"] for e in entries)
+        assert [e["id"] for e in entries] == sorted(e["id"] for e in entries)
+        total += len(entries)
+    assert len(every) == total
+
+
+def test_catalog_entry(client: httpx.Client) -> None:
+    resp = client.get("/api/catalog/mi355x")
+    assert resp.status_code == 200
+    entry = resp.json()
+    assert entry["kind"] == "accelerator"
+    assert entry["form_factor"] == "oam"
+    assert all("title" in s and "covers" in s for s in entry["sources"])
+
+
+def test_catalog_bad_input(client: httpx.Client) -> None:
+    bad(client.get("/api/catalog", params={"kind": "gizmo"}), "kind = 'gizmo'", "accelerator")
+    bad(client.get("/api/catalog/mi999"), "id = 'mi999'")
+
+
+# ---- check and topology ----------------------------------------------------------------
+
+def test_check_example(client: httpx.Client) -> None:
+    resp = client.post("/api/check", json=EXAMPLE)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["system"] == EXAMPLE["name"]
+    assert body["chips"] == 1024
+    assert body["errors"] == sum(f["severity"] == "error" for f in body["findings"]) == 0
+    assert body["warnings"] == sum(f["severity"] == "warning" for f in body["findings"])
+    assert body["findings"]
+    for f in body["findings"]:
+        assert set(f) >= {"rule", "severity", "message", "section"}
+        assert f["severity"] in ("error", "warning", "info")
+
+
+def test_check_finds_errors(client: httpx.Client) -> None:
+    # eight 13 kW servers under a 40 kW rack limit: valid input, a broken composition
+    body = client.post("/api/check", json=EXAMPLE | {
+        "rack": {"servers_per_rack": 8, "power_limit": "40 kW"}}).json()
+    assert body["errors"] >= 1
+    assert "RACK-POWER" in [f["rule"] for f in body["findings"] if f["severity"] == "error"]
+
+
+@pytest.mark.parametrize(("change", "needles"), [
+    ({"servers": -3}, ["servers = -3"]),
+    ({"server": "nope"}, ["server = 'nope'"]),
+    ({"servers": "many", "cooling": "water"}, ["servers = 'many'", "cooling = 'water'"]),
+    ({"colour": "red"}, ["colour"]),
+    ({"scale_out": {"fabric": "roce-9000g"}}, ["scale_out.fabric = 'roce-9000g'"]),
+    ({"rack": {"servers_per_rack": 4, "power_limit": "80 parsecs"}},
+     ["rack.power_limit = '80 parsecs'"]),
+])
+def test_check_and_topology_bad_input(client: httpx.Client, change: dict[str, Any],
+                                      needles: list[str]) -> None:
+    for path in ("/api/check", "/api/topology"):
+        bad(client.post(path, json=EXAMPLE | change), *needles)
+
+
+def test_check_needs_a_mapping(client: httpx.Client) -> None:
+    bad(client.post("/api/check", json=[1, 2]))
+    bad(client.post("/api/check", json=EXAMPLE | {"server": None}), "server")
+
+
+def test_topology_example(client: httpx.Client) -> None:
+    resp = client.post("/api/topology", json=EXAMPLE)
+    assert resp.status_code == 200
+    topo = resp.json()
+    assert (topo["chips"], topo["servers"], topo["chips_per_server"]) == (1024, 128, 8)
+    fig = topo["figures"]["topology"]
+    assert {t["name"] for t in fig["data"]} >= {"links", "modules"}
+    modules = next(t for t in fig["data"] if t["name"] == "modules")
+    assert len(modules["x"]) == 8
+    assert topo["board"]["nodes"]
+    assert topo["board"]["edges"]
+
+
+# ---- estimate --------------------------------------------------------------------------
+
+def test_estimate_example(client: httpx.Client) -> None:
+    resp = client.post("/api/estimate", json=ESTIMATE)
+    assert resp.status_code == 200, resp.text
+    est = resp.json()
+    assert est["feasible"] is True
+    assert est["system"] == EXAMPLE["name"]
+    plan = est["plan"]
+    assert (plan["tp"], plan["pp"], plan["dp"], plan["vpp"]) == (8, 8, 16, 6)
+    assert est["step_s"] > 0
+    assert est["memory"]["total_bytes"] <= est["memory"]["capacity_bytes"]
+    assert est["timeline"]
+    assert set(est["timeline"][0]) == {"stage", "micro_batch", "chunk", "kind", "start_s",
+                                       "end_s"}
+    figs = est["figures"]
+    assert set(figs) == {"breakdown", "memory", "timeline"}
+    # the breakdown figure draws the estimate's own numbers, one bar per time term
+    bars = {t["name"]: t["y"][0] for t in figs["breakdown"]["data"]}
+    for name, value in bars.items():
+        assert value == est["time"][f"{name}_s"]
+    # memory bars per term, and the capacity drawn at the capacity (not from 0 up to it)
+    memory = {t["name"]: t for t in figs["memory"]["data"]}
+    for name, trace in memory.items():
+        if name != "HBM capacity":
+            assert trace["y"] == [est["memory"][f"{name}_bytes"] / 1e9]
+    assert memory["HBM capacity"]["y"] == [est["memory"]["capacity_bytes"] / 1e9] * 2
+    assert {t["name"] for t in figs["timeline"]["data"]} == {"forward", "backward"}
+
+
+def test_estimate_on_a_chip(client: httpx.Client) -> None:
+    resp = client.post("/api/estimate", json={
+        "model": "llama3-8b", "chip": "mi300x", "chips": 8, "global_batch": 64,
+        "seq_len": 4096, "tp": 2, "zero": 1, "recompute": "selective",
+        "sequence_parallel": False})
+    assert resp.status_code == 200, resp.text
+    est = resp.json()
+    assert est["feasible"]
+    assert est["plan"]["dp"] == 4
+
+
+def test_estimate_infeasible_has_a_reason_and_no_figures(client: httpx.Client) -> None:
+    resp = client.post("/api/estimate", json={
+        "model": "gpt3-175b", "chip": "mi300x", "chips": 8, "global_batch": 8,
+        "seq_len": 2048})
+    assert resp.status_code == 200, resp.text
+    est = resp.json()
+    assert est["feasible"] is False
+    assert est["reason"]
+    assert est["figures"] == {}
+    assert est["timeline"] == []
+
+
+@pytest.mark.parametrize(("change", "needles"), [
+    ({"tp": "x"}, ["tp = 'x'"]),
+    ({"chips": 0}, ["chips = 0"]),
+    ({"model": "gpt-99"}, ["model = 'gpt-99'"]),
+    ({"precision": "fp7"}, ["precision = 'fp7'"]),
+    ({"zero": 4, "recompute": "some"}, ["zero = 4", "recompute = 'some'"]),
+    ({"colour": 1}, ["colour"]),
+    ({"chips": 1000}, ["chips = 1000", "divisible"]),
+    ({"chips": 2048, "pp": 16}, ["chips = 2048", "1024 chips"]),
+    ({"system": EXAMPLE | {"servers": 0}}, ["servers = 0"]),
+    ({"system": None}, ["chip"]),
+])
+def test_estimate_bad_input(client: httpx.Client, change: dict[str, Any],
+                            needles: list[str]) -> None:
+    bad(client.post("/api/estimate", json=ESTIMATE | change), *needles)
+
+
+def test_estimate_missing_fields(client: httpx.Client) -> None:
+    lines = bad(client.post("/api/estimate", json={"chip": "mi300x"}), "model", "chips",
+                "global_batch", "seq_len")
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize("path", ["/api/check", "/api/topology", "/api/estimate",
+                                  "/api/search", "/api/scenarios"])
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b'{"model": "gpt3-175b",'])
+def test_malformed_json(client: httpx.Client, path: str, body: bytes) -> None:
+    lines = bad(client.post(path, content=body, headers={"content-type": "application/json"}),
+                "not JSON")
+    assert len(lines) == 1
+
+
+# ---- search jobs -----------------------------------------------------------------------
+
+def test_search_job(client: httpx.Client) -> None:
+    resp = client.post("/api/search", json=SMALL_SEARCH)
+    assert resp.status_code == 202, resp.text
+    started = resp.json()
+    assert started["status"] in ("queued", "running")
+    assert set(started) >= {"id", "status", "done", "total", "result"}
+    job = wait_job(client, started["id"])
+    assert job["status"] == "done", job
+    assert job["total"] > 0
+    assert job["done"] == job["total"]
+    result = job["result"]
+    assert 1 <= len(result["top"]) <= 3
+    assert result["best"] == result["top"][0]
+    assert result["why"]
+    pareto = result["figures"]["pareto"]
+    top = next(t for t in pareto["data"] if t["name"] == "top layouts")
+    assert top["y"] == [t["step_s"] for t in result["top"]]
+
+
+def test_search_cancel(client: httpx.Client) -> None:
+    running = client.post("/api/search", json=LONG_SEARCH).json()
+    queued = client.post("/api/search", json=LONG_SEARCH).json()
+    # the server has one job worker: the second search waits and is cancelled at once
+    resp = client.delete(f"/api/jobs/{queued['id']}")
+    assert resp.status_code == 200
+    assert resp.json()["status"] == "cancelled"
+    assert client.delete(f"/api/jobs/{running['id']}").status_code == 200
+    assert wait_job(client, running["id"])["status"] == "cancelled"
+    job = wait_job(client, queued["id"])
+    assert job["status"] == "cancelled"
+    assert job["result"] is None
+
+
+@pytest.mark.parametrize(("change", "needles"), [
+    ({"top_k": 0}, ["top_k = 0"]),
+    ({"objective": "speed"}, ["objective = 'speed'"]),
+    ({"chip": "mi999"}, ["chip = 'mi999'"]),
+    ({"chip": None, "system": EXAMPLE, "chips": 2048}, ["chips = 2048"]),
+    ({"chip": None}, ["chip"]),
+    ({"train_tokens": -5}, ["train_tokens = -5"]),
+    ({"tp": 2}, ["tp"]),
+])
+def test_search_bad_input_fails_before_the_job(client: httpx.Client, change: dict[str, Any],
+                                               needles: list[str]) -> None:
+    bad(client.post("/api/search", json=SMALL_SEARCH | change), *needles)
+
+
+def test_unknown_job(client: httpx.Client) -> None:
+    bad(client.get("/api/jobs/no-such-job"), "no-such-job", status=404)
+    bad(client.delete("/api/jobs/no-such-job"), "no-such-job", status=404)
+
+
+# ---- scenarios -------------------------------------------------------------------------
+
+def test_scenarios_round_trip(client: httpx.Client) -> None:
+    est = client.post("/api/estimate", json=ESTIMATE).json()
+    result = {k: v for k, v in est.items() if k != "timeline"}
+    result["figures"] = {k: v for k, v in est["figures"].items() if k != "timeline"}
+    resp = client.post("/api/scenarios", json={"name": "gpt3 on the 1,024 cluster",
+                                               "kind": "estimate", "request": ESTIMATE,
+                                               "result": result})
+    assert resp.status_code == 201, resp.text
+    saved = resp.json()
+    assert saved["name"] == "gpt3 on the 1,024 cluster"
+    assert saved["request"] == ESTIMATE
+    assert saved["result"] == result
+    assert saved["created_at"]
+    listed = client.get("/api/scenarios").json()
+    assert saved["id"] in [s["id"] for s in listed]
+    assert client.get(f"/api/scenarios/{saved['id']}").json() == saved
+    resp = client.delete(f"/api/scenarios/{saved['id']}")
+    assert resp.status_code == 200
+    assert resp.json() == {"deleted": saved["id"]}
+    bad(client.get(f"/api/scenarios/{saved['id']}"), saved["id"], status=404)
+    bad(client.delete(f"/api/scenarios/{saved['id']}"), saved["id"], status=404)
+    assert saved["id"] not in [s["id"] for s in client.get("/api/scenarios").json()]
+
+
+@pytest.mark.parametrize(("body", "needles"), [
+    ({"name": "", "kind": "estimate", "request": {}, "result": {}}, ["name = ''"]),
+    ({"name": "x", "kind": "poem", "request": {}, "result": {}}, ["kind = 'poem'"]),
+    ({"name": "x", "kind": "search", "request": [1], "result": {}}, ["request"]),
+    ({"name": "x", "kind": "search", "request": {}}, ["result"]),
+    ({"name": "x" * 201, "kind": "search", "request": {}, "result": {}}, ["name"]),
+    ({"name": "x", "kind": "search", "request": {}, "result": {}, "extra": 1}, ["extra"]),
+])
+def test_scenario_bad_input(client: httpx.Client, body: dict[str, Any],
+                            needles: list[str]) -> None:
+    bad(client.post("/api/scenarios", json=body), *needles)
+
+
+def test_unknown_scenario(client: httpx.Client) -> None:
+    bad(client.get("/api/scenarios/nope"), "nope", status=404)
+    bad(client.delete("/api/scenarios/nope"), "nope", status=404)
+
+
+# ---- safety: token and body cap --------------------------------------------------------
+
+def test_token_required_when_set(serve: Any, tmp_path: Path) -> None:
+    base = serve(create_app(f"sqlite:///{tmp_path / 's.db'}", token=TOKEN))
+    with httpx.Client(base_url=base, timeout=30) as c:
+        for path in ("/api/health", "/api/catalog", "/", "/static/app.js",
+                     "/static/plotly.min.js", "/api/scenarios"):
+            bad(c.get(path), "token", status=401)
+            bad(c.get(path, headers={"Authorization": "Bearer wrong"}), "token", status=401)
+            bad(c.get(path, params={"token": "wrong"}), "token", status=401)
+        bad(c.post("/api/check", json=EXAMPLE), "token", status=401)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert c.get("/api/health", headers=auth).json() == {"status": "ok"}
+        assert c.get("/api/health", params={"token": TOKEN}).status_code == 200
+        assert c.get("/", params={"token": TOKEN}).status_code == 200
+        assert c.get("/static/app.js", params={"token": TOKEN}).status_code == 200
+        assert c.post("/api/check", json=EXAMPLE, headers=auth).json()["chips"] == 1024
+
+
+def test_oversized_body(client: httpx.Client) -> None:
+    big = EXAMPLE | {"name": "x" * (MAX_BODY_BYTES + 10)}
+    bad(client.post("/api/check", json=big), "request body over", status=413)
+    bad(client.post("/api/scenarios", json={"name": "big", "kind": "system", "request": big,
+                                            "result": {}}), "request body over", status=413)
+    # without Content-Length (chunked), the body is counted as it arrives
+    payload = b"x" * (MAX_BODY_BYTES + 10)
+    chunks = (payload[i:i + 65536] for i in range(0, len(payload), 65536))
+    resp = client.post("/api/estimate", content=chunks,
+                       headers={"content-type": "application/json"})
+    assert "content-length" not in resp.request.headers
+    bad(resp, "request body over", status=413)
+    # a body just under the cap is read (and judged on its content)
+    bad(client.post("/api/check", json=EXAMPLE | {"name": "x" * (MAX_BODY_BYTES - 1000)}),
+        "name")
+
+
+# ---- concurrency -----------------------------------------------------------------------
+
+def test_50_concurrent_estimates(base: str) -> None:
+    def one(i: int) -> httpx.Response:
+        with httpx.Client(base_url=base, timeout=120) as c:
+            return c.post("/api/estimate", json=ESTIMATE | {"micro_batch": 1 + i % 2})
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(one, range(50)))
+    assert [r.status_code for r in answers] == [200] * 50
+    steps = {r.json()["plan"]["micro_batch"]: set() for r in answers}
+    for r in answers:
+        steps[r.json()["plan"]["micro_batch"]].add(r.json()["step_s"])
+    assert set(steps) == {1, 2}
+    assert all(len(s) == 1 for s in steps.values())  # same request, same answer
+
+
+def test_50_concurrent_scenario_saves(serve: Any, tmp_path: Path) -> None:
+    db = tmp_path / "scenarios.db"
+    base = serve(create_app(f"sqlite:///{db}"))
+
+    def save(i: int) -> httpx.Response:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            return c.post("/api/scenarios", json={
+                "name": f"scenario {i}", "kind": "estimate",
+                "request": ESTIMATE | {"micro_batch": i + 1}, "result": {"i": i}})
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(save, range(50)))
+    assert [r.status_code for r in answers] == [201] * 50
+    assert len({r.json()["id"] for r in answers}) == 50
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT name FROM scenarios").fetchall()
+    assert sorted(name for (name,) in rows) == sorted(f"scenario {i}" for i in range(50))
+    with httpx.Client(base_url=base, timeout=60) as c:
+        assert len(c.get("/api/scenarios").json()) == 50
