@@ -54,7 +54,7 @@ from ocplan.errors import SpecError
 from ocplan.version import code_version
 
 __all__ = ["DEFAULT_URL", "Store", "StoredResult", "Transaction", "canonical_json",
-           "content_key", "open_store", "to_json"]
+           "content_key", "open_engine", "open_store", "to_json"]
 
 DEFAULT_URL = "sqlite:///ocplan.db"
 _IN_CHUNK = 500
@@ -262,14 +262,16 @@ class Store:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (the workbench) proceed while a sweep writes; writers wait.
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA busy_timeout = 30000")
     cursor.close()
 
 
-def open_store(url: str | None = None) -> Store:
-    """Open (and create, if needed) the results store at SQLAlchemy URL ``url``
-    (default ``sqlite:///ocplan.db``).
+def open_engine(url: str | None, tables: type[DeclarativeBase]) -> Engine:
+    """An engine for SQLAlchemy URL ``url`` (default ``sqlite:///ocplan.db``) with the
+    tables of ``tables`` created if missing.
 
     Raises
     ------
@@ -279,10 +281,12 @@ def open_store(url: str | None = None) -> Store:
     """
     url = DEFAULT_URL if url is None else url
     try:
-        engine = create_engine(url)
+        sqlite_file = url.startswith("sqlite")
+        engine = create_engine(url, connect_args={"check_same_thread": False}
+                               if sqlite_file else {})
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        _Base.metadata.create_all(engine)
+        tables.metadata.create_all(engine)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise SpecError.one("--db", "db", f"not a usable database URL ({exc}); expected e.g. "
                                           "sqlite:///ocplan.db or postgresql+psycopg://host/db",
@@ -293,4 +297,10 @@ def open_store(url: str | None = None) -> Store:
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise SpecError.one("--db", "db", f"cannot open the database: {reason}", url) from None
-    return Store(engine)
+    return engine
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and create, if needed) the results store at SQLAlchemy URL ``url``
+    (default ``sqlite:///ocplan.db``); see :func:`open_engine` for errors."""
+    return Store(open_engine(url, _Base))

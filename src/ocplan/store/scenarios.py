@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, String, create_engine, event, select
+from sqlalchemy import JSON, DateTime, String, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ocplan.errors import SpecError
+from ocplan.store.db import open_engine
 
 __all__ = ["Scenario", "ScenarioStore", "open_scenarios"]
 
@@ -64,7 +63,6 @@ class ScenarioStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
-        _Base.metadata.create_all(engine)
 
     def save(self, name: str, kind: str, request: dict[str, Any],
              result: dict[str, Any]) -> Scenario:
@@ -97,20 +95,4 @@ class ScenarioStore:
 
 def open_scenarios(url: str | None) -> ScenarioStore:
     """Open (creating the table if needed) the scenarios of the database at ``url``."""
-    url = url or "sqlite:///ocplan.db"
-    try:
-        engine = create_engine(url, connect_args={"check_same_thread": False}
-                               if url.startswith("sqlite") else {})
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise SpecError.one("--db", "db", f"not a usable database URL ({exc})", url) from None
-    if url.startswith("sqlite"):
-        @event.listens_for(engine, "connect")
-        def _wal(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=5000")
-            cur.close()
-    try:
-        return ScenarioStore(engine)
-    except SQLAlchemyError as exc:
-        raise SpecError.one("--db", "db", f"cannot open the database: {exc}", url) from None
+    return ScenarioStore(open_engine(url, _Base))
