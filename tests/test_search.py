@@ -386,3 +386,44 @@ def test_pareto_front_keeps_exactly_the_non_dominated(points: list[tuple[float, 
         assert not any(dominates(j, i) for j in range(len(points))), points[i]
     for i in set(range(len(points))) - chosen:
         assert any(a[j] <= a[i] and b[j] <= b[i] for j in chosen), points[i]
+
+
+# ---- chip counts, power and memory constraints --------------------------------------
+
+
+def test_chip_counts_power_and_headroom() -> None:
+    """Cost prefers fewer chips when scaling is imperfect; a power cap prunes counts;
+    memory headroom only removes layouts."""
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.catalog.system import system_for_chip
+    from ocplan.plan.search import search
+    from ocplan.topology.power import power_budget
+    from ocplan.workloads.shape import ModelShape
+    from ocplan.workloads.workload import Workload
+
+    cat = load_catalog()
+    system = system_for_chip(cat, "h100-sxm-80gb", 64)
+    wl = Workload(ModelShape.from_arch(cat.model("llama3-8b")), 4096, 256, "bf16")
+    counts = (16, 32, 64)
+    fast = search(wl, system, 64, chip_counts=counts, objective="throughput", top_k=1)
+    cheap = search(wl, system, 64, chip_counts=counts, objective="cost", top_k=1)
+    assert fast.best is not None
+    assert cheap.best is not None
+    assert fast.best.chips == 64                  # the most chips give the most tokens/s
+    # cost = chips x time: the cheapest layout can use no more chips than the fastest
+    assert cheap.best.chips <= fast.best.chips
+    cost = lambda e: e.chips / e.tokens_per_s    # noqa: E731 - per token, price 1
+    assert cost(cheap.best) <= cost(fast.best) * (1 + 1e-12)
+
+    per_chip = power_budget(system).it_W / system.num_chips
+    capped = search(wl, system, 64, chip_counts=counts, max_power_W=per_chip * 40, top_k=1)
+    assert capped.best is not None
+    assert capped.best.chips <= 32
+    assert capped.pruned["power"] > 0
+
+    loose = search(wl, system, 64, top_k=1)
+    tight = search(wl, system, 64, top_k=1, memory_headroom=0.5)
+    assert tight.feasible < loose.feasible
+    assert tight.best is not None
+    assert tight.best.memory is not None
+    assert tight.best.memory.total_bytes <= 0.5 * tight.best.memory.capacity_bytes

@@ -74,6 +74,10 @@ class SearchRequest(JobRequest):
     top_k: Annotated[int, Field(ge=1, le=100, strict=True)] = 5
     train_tokens: Annotated[float, Field(gt=0, le=1e16)] | None = None
     price_per_chip_hour: Annotated[float, Field(ge=0, le=1e6)] = 1.0
+    chip_counts: tuple[Count, ...] | None = None
+    """Chip counts to compare (each at most ``chips``); default just ``chips``."""
+    max_power_W: Annotated[float, Field(gt=0, le=1e10)] | None = None
+    memory_headroom: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
 
 def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> System:
@@ -128,7 +132,8 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
     return search(_workload(catalog, req), system, req.chips, objective=req.objective,
                   top_k=req.top_k, train_tokens=req.train_tokens,
                   price_per_chip_hour=req.price_per_chip_hour, progress=progress,
-                  allow_offload=allow_offload)
+                  allow_offload=allow_offload, chip_counts=req.chip_counts,
+                  max_power_W=req.max_power_W, memory_headroom=req.memory_headroom)
 
 
 def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from ocplan.results.validation import read_cases, run_validation
 from ocplan.results.validation import summarize as summarize_cases
 from ocplan.topology.analysis import summarize
 from ocplan.topology.power import power_budget
-from ocplan.units import format_quantity
+from ocplan.units import POWER, UnitError, format_quantity, parse_quantity
 from ocplan.workloads.workload import PRECISIONS
 
 __all__ = ["app", "main"]
@@ -243,6 +243,28 @@ def _precision(value: str) -> Any:
     return value
 
 
+def _counts(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise SpecError.one("--chip-counts", "chip_counts", "expected positive whole numbers "
+                                                            "separated by commas", text)
+    return counts
+
+
+def _power(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_quantity(text, POWER)
+    except UnitError as exc:
+        raise SpecError.one("--max-power", "max_power", str(exc), text) from None
+
+
 def _objective(value: str) -> Any:
     if value not in OBJECTIVES:
         raise SpecError.one("--objective", "objective", f"expected one of "
@@ -357,6 +379,12 @@ def search_cmd(
     train_tokens: Annotated[float | None, typer.Option(help="Tokens to train on.")] = None,
     price: Annotated[float, typer.Option(help="Price per chip-hour (cost).")] = 1.0,
     offload: Annotated[bool, typer.Option(help="Also try host activation offload.")] = False,
+    chip_counts: Annotated[str | None, typer.Option(
+        help="Comma-separated chip counts to compare, each <= --chips.")] = None,
+    max_power: Annotated[str | None, typer.Option(
+        help="Most IT power allowed, with a unit (e.g. '2 MW').")] = None,
+    memory_headroom: Annotated[float, typer.Option(
+        min=0.0, max=0.99, help="Fraction of HBM to keep free.")] = 0.0,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
@@ -364,7 +392,10 @@ def search_cmd(
     req = api.SearchRequest(model=model, chip=chip, chips=chips, global_batch=global_batch,
                             seq_len=seq_len, precision=_precision(precision),
                             objective=_objective(objective), top_k=top,
-                            train_tokens=train_tokens, price_per_chip_hour=price)
+                            train_tokens=train_tokens, price_per_chip_hour=price,
+                            chip_counts=_counts(chip_counts),
+                            max_power_W=_power(max_power),
+                            memory_headroom=memory_headroom)
     sysm = api.job_system(cat, chip, system, chips, "--chip")
     with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
@@ -392,7 +423,8 @@ def search_cmd(
         p = e.plan
         assert e.memory is not None
         rc = p.recompute + (f"({p.recompute_layers})" if p.recompute_layers else "")
-        layout = (f"tp{p.tp} pp{p.pp} dp{p.dp} cp{p.cp} ep{p.ep} v{p.vpp} mb{p.micro_batch} "
+        layout = (f"{p.chips} chips: tp{p.tp} pp{p.pp} dp{p.dp} cp{p.cp} ep{p.ep} v{p.vpp} "
+                  f"mb{p.micro_batch} "
                   f"z{p.zero} rc={rc}{' sp' if p.sp else ''}{' offload' if p.offload else ''}")
         table.add_row(str(i), layout, f"{e.tokens_per_s_per_chip:,.1f}", f"{e.mfu:.1%}",
                       _q(e.step_s, "s"), _q(e.memory.total_bytes, "B"), e.bound)

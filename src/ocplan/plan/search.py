@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -155,34 +155,23 @@ def _plan_of(c: Columns, i: int, frac: float, n_layers: int) -> Plan:
                 dp_overlap=bool(c["dp_overlap"][i]))
 
 
-def search(workload: Workload, system: System, chips: int, *,
-           objective: str = "throughput", top_k: int = 5,
-           train_tokens: float | None = None, price_per_chip_hour: float = 1.0,
-           calibration: Calibration | None = None, allow_offload: bool = False,
-           progress: Callable[[int, int], None] | None = None) -> SearchResult:
-    """Find the best layouts of ``workload`` on ``chips`` chips of ``system``.
+@dataclass(frozen=True)
+class _Evaluated:
+    """The evaluated space of one chip count."""
 
-    Parameters
-    ----------
-    objective
-        ``throughput`` (max tokens/s), ``time`` (min time to train ``train_tokens``),
-        ``cost`` (min chips x price x time) or ``energy`` (min TDP energy).
-    allow_offload
-        Also try keeping activations in host memory (host memory capacity is not in the
-        catalog, so this is off unless asked for).
-    progress
-        Called with (done, total) candidates after each evaluated chunk.
-    """
-    if objective not in OBJECTIVES:
-        raise SpecError.one("--objective", "objective", f"expected one of "
-                                                        f"{', '.join(OBJECTIVES)}", objective)
-    if not 1 <= top_k <= 1000:
-        raise SpecError.one("--top", "top", "must be between 1 and 1000", top_k)
-    if chips > system.num_chips:
-        raise SpecError.one("--chips", "chips", f"the system has {system.num_chips} chips",
-                            chips)
-    t0 = time.perf_counter()
-    cal = calibration or load_calibration()
+    chips: int
+    cols: Columns
+    step: np.ndarray
+    mem: np.ndarray
+    frac: np.ndarray
+    fits: np.ndarray
+    pruned: dict[str, int]
+    size: int
+
+
+def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips: int,
+                    allow_offload: bool, memory_headroom: float,
+                    progress: Callable[[int, int], None] | None) -> _Evaluated:
     m = workload.model
     space = training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
                            n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
@@ -208,7 +197,8 @@ def search(workload: Workload, system: System, chips: int, *,
                                  frac[auto])
             base = {k: _replace_rows(v, auto, redo[k]) for k, v in base.items()}
         frac_all[sl] = np.where(auto, frac, base_rc)
-        ok = keep & (base["memory_bytes"] <= base["capacity_bytes"])
+        usable = base["capacity_bytes"] * (1.0 - memory_headroom)
+        ok = keep & (base["memory_bytes"] <= usable)
         step[sl] = np.where(ok, base["step_s"], np.inf)
         mem[sl] = base["memory_bytes"]
         fits[sl] = ok
@@ -216,28 +206,110 @@ def search(workload: Workload, system: System, chips: int, *,
         pruned["memory"] = pruned.get("memory", 0) + int((~ok & ~dup).sum())
         if progress is not None:
             progress(sl.stop, n)
-    feasible = int(fits.sum())
+    return _Evaluated(chips, cols, step, mem, frac_all, fits, pruned, space.size)
+
+
+def search(workload: Workload, system: System, chips: int, *,
+           objective: str = "throughput", top_k: int = 5,
+           train_tokens: float | None = None, price_per_chip_hour: float = 1.0,
+           calibration: Calibration | None = None, allow_offload: bool = False,
+           chip_counts: Sequence[int] | None = None, max_power_W: float | None = None,
+           memory_headroom: float = 0.0,
+           progress: Callable[[int, int], None] | None = None) -> SearchResult:
+    """Find the best layouts of ``workload`` on ``chips`` chips of ``system``.
+
+    Parameters
+    ----------
+    objective
+        ``throughput`` (max tokens/s), ``time`` (min time to train ``train_tokens``),
+        ``cost`` (min chips x price x time) or ``energy`` (min TDP energy).
+    allow_offload
+        Also try keeping activations in host memory (host memory capacity is not in the
+        catalog, so this is off unless asked for).
+    chip_counts
+        Chip counts to search over (each at most ``chips``); default ``[chips]``. With
+        several, cost and energy objectives can prefer fewer chips.
+    max_power_W
+        Counts whose IT power at TDP (the chips' share of the system, switches included)
+        exceeds this are pruned as ``power``.
+    memory_headroom
+        Fraction of HBM to keep free (0.1 = layouts must fit in 90 % of it).
+    progress
+        Called with (done, total) candidates after each evaluated chunk.
+    """
+    if objective not in OBJECTIVES:
+        raise SpecError.one("--objective", "objective", f"expected one of "
+                                                        f"{', '.join(OBJECTIVES)}", objective)
+    if not 1 <= top_k <= 1000:
+        raise SpecError.one("--top", "top", "must be between 1 and 1000", top_k)
+    if not 0.0 <= memory_headroom < 1.0:
+        raise SpecError.one("--memory-headroom", "memory_headroom", "must be in [0, 1)",
+                            memory_headroom)
+    counts = sorted(set(chip_counts or [chips]))
+    for count in [chips, *counts]:
+        if not 1 <= count <= system.num_chips:
+            raise SpecError.one("--chips", "chips", f"must be between 1 and the system's "
+                                                    f"{system.num_chips} chips", count)
+    t0 = time.perf_counter()
+    cal = calibration or load_calibration()
+    m = workload.model
     tokens = train_tokens or DEFAULT_TRAIN_TOKENS
-    with np.errstate(divide="ignore"):
-        tps = workload.tokens_per_step / step
-        inv = np.where(tps > 0, 1.0 / np.where(tps > 0, tps, 1.0), np.inf)
-    power = power_budget(system).it_W * chips / system.num_chips
-    score = {"throughput": -tps, "time": tokens * inv,
-             "cost": chips * price_per_chip_hour * tokens * inv / 3600.0,
-             "energy": power * tokens * inv}[objective]
-    order = np.argsort(score, kind="stable")[: min(top_k, feasible)]
-    top = tuple(estimate(workload, _plan_of(cols, int(i), frac_all[i], m.n_layers), system, cal)
-                for i in order)
-    for i, e in zip(order, top, strict=True):
+    it_W = power_budget(system).it_W
+    parts: list[_Evaluated] = []
+    pruned: dict[str, int] = {}
+    scores: list[np.ndarray] = []
+    size = 0
+    for count in counts:
+        power = it_W * count / system.num_chips
+        if max_power_W is not None and power > max_power_W:
+            m_ = workload.model
+            sp = training_space(chips=count, n_layers=m_.n_layers, n_heads=m_.n_heads,
+                                n_kv_heads=m_.n_kv_heads, seq_len=workload.seq_len,
+                                global_batch=workload.global_batch,
+                                domain=system.chips_per_server, experts=m_.moe_experts,
+                                offload=allow_offload)
+            pruned["power"] = pruned.get("power", 0) + sp.size
+            size += sp.size
+            continue
+        ev = _evaluate_space(workload, system, cal, count, allow_offload, memory_headroom,
+                             progress)
+        parts.append(ev)
+        size += ev.size
+        for k, v in ev.pruned.items():
+            pruned[k] = pruned.get(k, 0) + v
+        with np.errstate(divide="ignore"):
+            tps = workload.tokens_per_step / ev.step
+            inv = np.where(tps > 0, 1.0 / np.where(tps > 0, tps, 1.0), np.inf)
+        scores.append({"throughput": -tps, "time": tokens * inv,
+                       "cost": count * price_per_chip_hour * tokens * inv / 3600.0,
+                       "energy": power * tokens * inv}[objective])
+    evaluated = sum(len(ev.step) for ev in parts)
+    feasible = sum(int(ev.fits.sum()) for ev in parts)
+    if parts:
+        all_scores = np.concatenate(scores)
+        which = np.concatenate([np.full(len(ev.step), j) for j, ev in enumerate(parts)])
+        index = np.concatenate([np.arange(len(ev.step)) for ev in parts])
+        order = np.argsort(all_scores, kind="stable")[: min(top_k, feasible)]
+    else:
+        which = index = order = np.array([], dtype=np.int64)
+    top_list = []
+    for o in order:
+        ev, i = parts[int(which[o])], int(index[o])
+        e = estimate(workload, _plan_of(ev.cols, i, ev.frac[i], m.n_layers), system, cal)
         assert e.feasible, "a searched layout failed its scalar estimate"
-        assert math.isclose(e.step_s, step[i], rel_tol=1e-9), "scalar and vectorized disagree"
-    front_idx = pareto_front(step[fits], mem[fits]) if feasible else np.array([], dtype=int)
-    fit_idx = np.flatnonzero(fits)
-    pareto = tuple({"step_s": float(step[fit_idx[j]]),
-                    "memory_bytes_per_chip": float(mem[fit_idx[j]]),
-                    "plan_index": int(fit_idx[j])} for j in front_idx[:50])
-    return SearchResult(objective, top[0] if top else None, top, space.size, pruned, n,
-                        feasible, time.perf_counter() - t0, _why(top), pareto)
+        assert math.isclose(e.step_s, ev.step[i], rel_tol=1e-9), "scalar and vectorized disagree"
+        top_list.append(e)
+    top = tuple(top_list)
+    pareto: list[dict[str, float]] = []
+    if feasible:
+        steps = np.concatenate([ev.step[ev.fits] for ev in parts])
+        mems = np.concatenate([ev.mem[ev.fits] for ev in parts])
+        n_chips = np.concatenate([np.full(int(ev.fits.sum()), ev.chips) for ev in parts])
+        for j in pareto_front(steps, mems)[:50]:
+            pareto.append({"step_s": float(steps[j]), "memory_bytes_per_chip": float(mems[j]),
+                           "chips": int(n_chips[j])})
+    return SearchResult(objective, top[0] if top else None, top, size, pruned, evaluated,
+                        feasible, time.perf_counter() - t0, _why(top), tuple(pareto))
 
 
 def _why(top: tuple[Estimate, ...]) -> str:
