@@ -337,10 +337,10 @@ def test_workbench_with_a_token(browser: Browser, serve: Any, tmp_path: Path) ->
     ("report-estimate", ["--model", "gpt3-175b", "--system", str(EXAMPLE_FILE),
                          "--chips", "1024", "--global-batch", "1536", "--seq-len", "2048",
                          "--precision", "fp8", "--tp", "8", "--pp", "8", "--vpp", "6"],
-     ["breakdown", "memory", "timeline", "topology"]),
+     ["breakdown", "memory", "timeline", "topology", "cluster"]),
     ("report-search", ["--model", "llama3-8b", "--chip", "mi355x", "--chips", "64",
                        "--global-batch", "256", "--seq-len", "4096", "--search"],
-     ["breakdown", "memory", "timeline", "topology", "pareto"]),
+     ["breakdown", "memory", "timeline", "topology", "cluster", "pareto"]),
 ])
 def test_report_renders_offline(browser: Browser, tmp_path: Path, name: str,
                                 args: list[str], figures: list[str]) -> None:

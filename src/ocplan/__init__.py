@@ -1,1 +1,44 @@
-"""ocplan."""
+"""ocplan: a digital twin of open-standard (OCP OAM/UBB/OCM) AI systems.
+
+The public API::
+
+    from ocplan import load_catalog, system_for_chip, ModelShape, Workload, Plan, estimate
+
+    cat = load_catalog()
+    system = system_for_chip(cat, "h100-sxm-80gb", 64)
+    wl = Workload(ModelShape.from_arch(cat.model("llama3-70b")), 8192, 128, "fp8")
+    result = estimate(wl, Plan(tp=4, pp=4, dp=2, cp=2, vpp=5), system)
+    result.tokens_per_s_per_chip, result.mfu, result.time, result.memory
+"""
+
+from ocplan.catalog.catalog import Catalog, load_catalog
+from ocplan.catalog.system import System, load_system, system_for_chip
+from ocplan.checks.rules import Finding, run_rules
+from ocplan.errors import Infeasible, OcplanError, SpecError
+from ocplan.plan.estimate import Estimate, estimate
+from ocplan.plan.plan import Plan
+from ocplan.plan.search import SearchResult, search
+from ocplan.version import __version__
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import Workload
+
+__all__ = [
+    "Catalog",
+    "Estimate",
+    "Finding",
+    "Infeasible",
+    "ModelShape",
+    "OcplanError",
+    "Plan",
+    "SearchResult",
+    "SpecError",
+    "System",
+    "Workload",
+    "__version__",
+    "estimate",
+    "load_catalog",
+    "load_system",
+    "run_rules",
+    "search",
+    "system_for_chip",
+]

@@ -169,4 +169,41 @@ def topology_report(system: System) -> dict[str, Any]:
               "bandwidth_Bps": d["bandwidth_Bps"]} for a, b, d in board.edges(data=True)]
     return summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
                                 "facility_power_W": budget.facility_W,
-                                "board": {"nodes": nodes, "edges": edges}}
+                                "board": {"nodes": nodes, "edges": edges},
+                                "cluster": _cluster_view(system)}
+
+
+#: Servers drawn in the cluster view at most (the fabric pattern repeats beyond).
+CLUSTER_VIEW_MAX_SERVERS = 32
+
+
+def _cluster_view(system: System) -> dict[str, Any]:
+    """Servers, leaf and spine switches and the links between them (server level)."""
+    from ocplan.topology.cluster import cluster_graph, scale_out_shape
+
+    shape = scale_out_shape(system)
+    if shape is None or system.num_servers == 1:
+        return {"nodes": [], "edges": [], "servers_shown": 0}
+    shown = min(system.num_servers, CLUSTER_VIEW_MAX_SERVERS)
+    graph = cluster_graph(system)
+    node_of: dict[Any, str] = {}
+    for node in graph.nodes:
+        if node[0] in ("chip", "nic", "sw") and node[1] < shown:
+            node_of[node] = f"server {node[1]}"
+        elif node[0] == "leaf":
+            node_of[node] = f"leaf {node[1]}.{node[2]}"
+        elif node[0] == "spine":
+            node_of[node] = f"spine {node[1]}"
+    edges: dict[tuple[str, str], float] = {}
+    for a, b, d in graph.edges(data=True):
+        na, nb = node_of.get(a), node_of.get(b)
+        if na is None or nb is None or na == nb:
+            continue
+        key = (min(na, nb), max(na, nb))
+        edges[key] = edges.get(key, 0.0) + d["bandwidth_Bps"]
+    used = {n for pair in edges for n in pair}
+    kinds = {name: name.split(" ")[0] for name in used}
+    return {"nodes": [{"id": n, "kind": kinds[n]} for n in sorted(used)],
+            "edges": [{"source": a, "target": b, "bandwidth_Bps": bw}
+                      for (a, b), bw in sorted(edges.items())],
+            "servers_shown": shown}

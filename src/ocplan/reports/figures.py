@@ -13,8 +13,8 @@ from typing import Any
 
 from ocplan.plan.estimate import Estimate
 
-__all__ = ["breakdown_figure", "memory_figure", "pareto_figure", "timeline_figure",
-           "topology_figure"]
+__all__ = ["breakdown_figure", "cluster_figure", "memory_figure", "pareto_figure",
+           "timeline_figure", "topology_figure"]
 
 Figure = dict[str, Any]
 
@@ -133,3 +133,38 @@ def topology_figure(report: dict[str, Any]) -> Figure:
                           f"({report['chips_per_server']} modules)"},
         "xaxis": {"visible": False}, "yaxis": {"visible": False, "scaleanchor": "x"},
         "showlegend": False, "height": 420}}
+
+
+def cluster_figure(report: dict[str, Any]) -> Figure:
+    """Servers (bottom), leaf switches (middle) and spines (top) with their links."""
+    view = report["cluster"]
+    rows = {"server": 0.0, "leaf": 1.0, "spine": 2.0}
+    by_kind: dict[str, list[str]] = {k: [] for k in rows}
+    for n in view["nodes"]:
+        by_kind[n["kind"]].append(n["id"])
+    pos: dict[str, tuple[float, float]] = {}
+    for kind, names in by_kind.items():
+        for i, name in enumerate(names):
+            pos[name] = ((i + 0.5) / max(1, len(names)), rows[kind])
+    edge_x: list[float | None] = []
+    edge_y: list[float | None] = []
+    for e in view["edges"]:
+        (x0, y0), (x1, y1) = pos[e["source"]], pos[e["target"]]
+        edge_x += [x0, x1, None]
+        edge_y += [y0, y1, None]
+    colors = {"server": "#4c78a8", "leaf": "#f58518", "spine": "#54a24b"}
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines", "name": "links", "x": edge_x, "y": edge_y,
+         "line": {"color": "#bbb", "width": 0.5}, "hoverinfo": "skip"}]
+    for kind, names in by_kind.items():
+        data.append({"type": "scatter", "mode": "markers",
+                     "name": {"server": "servers", "leaf": "leaves", "spine": "spines"}[kind],
+                     "x": [pos[n][0] for n in names], "y": [pos[n][1] for n in names],
+                     "text": names, "hoverinfo": "text",
+                     "marker": {"size": 10, "color": colors[kind], "symbol": "square"}})
+    title = (f"Cluster: {report['servers']} servers, {report['scale_out_switches']} switches "
+             f"({report['scale_out_tiers']} tiers); first {view['servers_shown']} servers drawn")
+    return {"data": data, "layout": {
+        "title": {"text": title}, "xaxis": {"visible": False},
+        "yaxis": {"tickvals": [0, 1, 2], "ticktext": ["servers", "leaves", "spines"]},
+        "height": 380}}

@@ -10,6 +10,7 @@ from typing import Any
 from ocplan.plan.estimate import Estimate
 from ocplan.reports.figures import (
     breakdown_figure,
+    cluster_figure,
     memory_figure,
     pareto_figure,
     timeline_figure,
@@ -68,6 +69,8 @@ def render_report(title: str, result: Estimate, timeline: list[dict[str, Any]],
     else:
         rows.append(("infeasible", result.reason or ""))
     figures["topology"] = topology_figure(topology)
+    if topology.get("cluster", {}).get("nodes"):
+        figures["cluster"] = cluster_figure(topology)
     if search_json is not None:
         figures["pareto"] = pareto_figure(search_json)
         rows.append(("search", search_json.get("why", "")))

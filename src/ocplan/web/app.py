@@ -139,7 +139,10 @@ def create_app(db_url: str | None = None, token: str | None = None,
     async def topology(request: Request) -> dict[str, Any]:
         system = api.system_from_mapping(await _json_body(request, "system"), catalog())
         report = api.topology_report(system)
-        return report | {"figures": {"topology": figures_.topology_figure(report)}}
+        figs = {"topology": figures_.topology_figure(report)}
+        if report["cluster"]["nodes"]:
+            figs["cluster"] = figures_.cluster_figure(report)
+        return report | {"figures": figs}
 
     # ---- estimate and search ---------------------------------------------------------
 

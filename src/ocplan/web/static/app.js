@@ -336,11 +336,13 @@
       put($("#findings tbody"));
     }
     if (topo.status === "fulfilled") {
-      put($("#topo-summary"), kvTable(topo.value, ["board", "figures"]));
+      put($("#topo-summary"), kvTable(topo.value, ["board", "cluster", "figures"]));
       await draw($("#plot-topology"), topo.value.figures.topology);
+      await draw($("#plot-cluster"), topo.value.figures.cluster || null);
     } else {
       put($("#topo-summary"));
       draw($("#plot-topology"), null);
+      draw($("#plot-cluster"), null);
     }
     lastSystem = check.status === "fulfilled" && topo.status === "fulfilled"
       ? { request: mapping, check: check.value, topology: topo.value } : null;
@@ -354,7 +356,7 @@
       return;
     }
     const t = Object.fromEntries(Object.entries(lastSystem.topology).filter(
-      ([k]) => !["board", "figures"].includes(k)));
+      ([k]) => !["board", "cluster", "figures"].includes(k)));
     const result = {
       chips: lastSystem.check.chips, errors: lastSystem.check.errors,
       warnings: lastSystem.check.warnings, findings: lastSystem.check.findings, ...t,
