@@ -464,3 +464,27 @@ def test_cli_topology_table(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "fully_connected" in out
     assert "1 hops" in out
+
+
+def test_cluster_graph_has_cpus_and_latency_on_every_link() -> None:
+    import yaml
+
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.catalog.system import SystemSpec, resolve_system
+    from ocplan.topology.cluster import cluster_graph
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples"
+                           / "ubb-1024-liquid.yaml").read_text())
+    data["servers"] = 4
+    cat = load_catalog()
+    system = resolve_system(SystemSpec.model_validate(data), cat, "test")
+    graph = cluster_graph(system)
+    cpus = [n for n, d in graph.nodes(data=True) if d["kind"] == "cpu"]
+    assert len(cpus) == 4 * system.server.host.sockets
+    assert all(d["latency_s"] > 0 for _, _, d in graph.edges(data=True))
+    fabric_hops = {d["latency_s"] for _, _, d in graph.edges(data=True)
+                   if d["tier"] == "scale-out"}
+    assert fabric_hops == {system.fabric.hop_latency}
+    # every chip reaches its host CPU over PCIe
+    assert all(any(nb[0] == "cpu" for nb in graph[("chip", s, i)])
+               for s in range(4) for i in range(8))

@@ -2,9 +2,10 @@
 
 :func:`board_graph` builds one server's scale-up graph from its baseboard and module;
 :func:`cluster_graph` joins ``servers`` copies through NICs and a (rail-optimized) fat
-tree. Node names are tuples: ``("chip", s, i)``, ``("sw", s)``, ``("nic", s, k)``,
-``("leaf", rail, j)``, ``("spine", j)``. Edge attributes are ``links`` and
-``bandwidth_Bps`` (per direction), plus ``tier`` = ``"scale-up"`` or ``"scale-out"``.
+tree. Node names are tuples: ``("chip", s, i)``, ``("sw", s)``, ``("cpu", s, k)``,
+``("nic", s, k)``, ``("leaf", rail, j)``, ``("spine", j)``. Edge attributes are ``links``,
+``bandwidth_Bps`` (per direction), ``latency_s`` and ``tier`` = ``"scale-up"``,
+``"host"`` or ``"scale-out"``.
 """
 
 from __future__ import annotations
@@ -177,15 +178,41 @@ def scale_out_shape(system: System) -> FatTreeShape | None:
                           fabric.switch.radix, spec.oversubscription if spec else 1.0)
 
 
+#: Latency of one scale-up link traversal (NVLink / xGMI / ICI port to port): sub-
+#: microsecond on every fabric in the catalog; 0.5 us is taken (assumption, no datasheet
+#: figure is published per port).
+SCALE_UP_LINK_LATENCY_S = 0.5e-6
+#: Latency of a PCIe hop between a device and its host or NIC (root complex or switch):
+#: about 0.5 us round trip-free (assumption).
+PCIE_HOP_LATENCY_S = 0.5e-6
+
+
 def cluster_graph(system: System) -> nx.Graph:
-    """The whole system: every server's board plus NICs and the scale-out fat tree."""
+    """The whole system: every server's board, host CPUs, NICs and the scale-out fat tree.
+
+    Every edge has ``bandwidth_Bps`` (per direction), ``links`` and ``latency_s``.
+    """
     graph = nx.Graph()
     board = board_graph(system)
+    acc = system.accelerator
+    host_Bps = acc.host.bandwidth or pcie_Bps(acc.host.gen or 4, acc.host.lanes)
+    sockets = system.server.host.sockets
+    n = system.chips_per_server
+    pcie_only = board.has_node("host")
+    board_latency = PCIE_HOP_LATENCY_S if pcie_only else SCALE_UP_LINK_LATENCY_S
     for s in range(system.num_servers):
         for node, data in board.nodes(data=True):
             graph.add_node(_board_name(s, node), **data)
         for a, b, data in board.edges(data=True):
-            graph.add_edge(_board_name(s, a), _board_name(s, b), tier="scale-up", **data)
+            graph.add_edge(_board_name(s, a), _board_name(s, b), tier="scale-up",
+                           latency_s=board_latency, **data)
+        if pcie_only:
+            continue  # PCIe-only boards already hang off their host node
+        for k in range(sockets):
+            graph.add_node(("cpu", s, k), kind="cpu")
+        for i in range(n):
+            graph.add_edge(("chip", s, i), ("cpu", s, i * sockets // n), links=1,
+                           bandwidth_Bps=host_Bps, latency_s=PCIE_HOP_LATENCY_S, tier="host")
     _add_scale_out(graph, system)
     return graph
 
@@ -214,25 +241,30 @@ def _add_scale_out(graph: nx.Graph, system: System) -> None:
             served = [k * n // nics] if nics >= n else [i for i in range(n)
                                                          if i * nics // n == k]
             for i in served:
-                graph.add_edge(("chip", s, i), nic, links=1, bandwidth_Bps=nic_bw, tier="host")
+                graph.add_edge(("chip", s, i), nic, links=1, bandwidth_Bps=nic_bw,
+                               latency_s=PCIE_HOP_LATENCY_S, tier="host")
             rail = k if rail_optimized else 0
             index = s if rail_optimized else s * nics + k
             leaf = ("leaf", rail, index // max(1, shape.down_per_leaf))
             graph.add_node(leaf, kind="switch")
-            _add_capacity(graph, nic, leaf, nic_bw, max(1, round(nic_bw / port_Bps)))
+            _add_capacity(graph, nic, leaf, nic_bw, max(1, round(nic_bw / port_Bps)),
+                          system.fabric.hop_latency)
     if shape.spines:
         leaves = [node for node, d in graph.nodes(data=True) if d.get("kind") == "switch"
                   and isinstance(node, tuple) and node[0] == "leaf"]
         per_spine = shape.up_per_leaf / shape.spines
+        graph.add_nodes_from((("spine", j) for j in range(shape.spines)), kind="switch")
         for leaf in leaves:
             for j in range(shape.spines):
                 _add_capacity(graph, leaf, ("spine", j), per_spine * port_Bps,
-                              max(1, round(per_spine)))
+                              max(1, round(per_spine)), system.fabric.hop_latency)
 
 
-def _add_capacity(graph: nx.Graph, a: Any, b: Any, bandwidth: float, links: int) -> None:
+def _add_capacity(graph: nx.Graph, a: Any, b: Any, bandwidth: float, links: int,
+                  latency_s: float) -> None:
     if graph.has_edge(a, b):
         graph[a][b]["bandwidth_Bps"] += bandwidth
         graph[a][b]["links"] += links
     else:
-        graph.add_edge(a, b, links=links, bandwidth_Bps=bandwidth, tier="scale-out")
+        graph.add_edge(a, b, links=links, bandwidth_Bps=bandwidth, latency_s=latency_s,
+                       tier="scale-out")
