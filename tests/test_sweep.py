@@ -410,3 +410,25 @@ def test_system_file_sweeps(tmp_path: Path) -> None:
     assert any("file not found" in p.message for p in info.value.problems)
     # the same grid from a Sweep gives the same keys as from its spec
     assert [t.key for t in expand_sweep(Sweep(spec), catalog)] == [t.key for t in tasks]
+
+
+def test_servers_axis_populates_each_board() -> None:
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.errors import SpecError
+    from ocplan.sweep.spec import SweepSpec, expand_sweep
+
+    cat = load_catalog()
+    spec = SweepSpec(name="boards", models=["llama3-8b"], chips=["mi300x"],
+                     servers=["supermicro-as-8125gs-tnmr2", "nf5698g7"], cluster_sizes=[16],
+                     global_batch=128, seq_len=4096, top_k=1)
+    tasks = expand_sweep(spec, cat, code="test")
+    assert [t.system.server.id for t in tasks] == ["supermicro-as-8125gs-tnmr2", "nf5698g7"]
+    assert {t.system.baseboard.id for t in tasks} == {"amd-mi300x-ubb", "ubb-1.5-fc8"}
+    assert all(t.system.accelerator.id == "mi300x" for t in tasks)
+    assert len({t.key for t in tasks}) == 2
+    bad = spec.model_copy(update={"servers": ["nf5698g8"]})
+    with pytest.raises(SpecError) as info:
+        expand_sweep(bad, cat, code="test")
+    line = info.value.problems[0].line()
+    assert "servers[0]" in line
+    assert "nf5698g7" in line   # the suggestion

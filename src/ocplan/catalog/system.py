@@ -182,14 +182,17 @@ def load_system(path: str | Path, catalog: Catalog) -> System:
 
 
 def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
-                    source: str = "--chip") -> System:
-    """The system a chip id alone implies: its default server, enough of them for
-    ``num_chips``, on the server's default fabric."""
+                    source: str = "--chip", server_id: str | None = None,
+                    server_field: str = "server") -> System:
+    """The system a chip id alone implies: its default server (or ``server_id``, e.g. an
+    OAM server to populate with it), enough of them for ``num_chips``, on the server's
+    default fabric."""
     accelerator = catalog.accelerator(chip, source, "chip")
-    if accelerator.default_server is None:
+    if server_id is None and accelerator.default_server is None:
         raise SpecError.one(source, "chip", "this accelerator has no default server in the "
                                             "catalog; give --system FILE", chip)
-    server = catalog.server(accelerator.default_server)
+    server = catalog.server(server_id or accelerator.default_server or "", source,
+                            server_field)
     baseboard = catalog.get(Baseboard, server.baseboard)
     per_server = server.accelerators or baseboard.slots
     slice_dims: tuple[int, ...] | None = None

@@ -13,8 +13,10 @@ A sweep YAML names models, hardware and cluster sizes; every combination is one
     objective: throughput
     top_k: 3
 
-Instead of ``chips``, ``systems`` lists system files (paths relative to the sweep file);
-each cluster size is then searched on that system, which must have enough chips.
+``servers`` (with ``chips``) lists server ids to populate with each chip, which sweeps
+boards (a fully connected against a hybrid-cube-mesh UBB, say). Instead of ``chips``,
+``systems`` lists system files (paths relative to the sweep file); each cluster size is
+then searched on that system, which must have enough chips.
 
 :func:`expand_sweep` checks the whole grid before anything runs (every id, file and
 size; all problems reported at once) and gives each task its content key
@@ -51,6 +53,9 @@ class SweepSpec(Spec):
     models: _Ids
     chips: _Ids | None = None
     """Accelerator ids, each on its default server and fabric."""
+    servers: _Ids | None = None
+    """With ``chips``: server ids (boards) to populate with each chip instead of its
+    default server, e.g. the same OAM on a fully connected and a hybrid-cube-mesh UBB."""
     systems: Annotated[list[Annotated[str, Field(min_length=1)]],
                        Field(min_length=1, max_length=1000)] | None = None
     """System files (relative to the sweep file), instead of ``chips``."""
@@ -66,6 +71,8 @@ class SweepSpec(Spec):
         if (self.chips is None) == (self.systems is None):
             raise ValueError("give exactly one of 'chips' (accelerator ids) or 'systems' "
                              "(system files)")
+        if self.servers is not None and self.chips is None:
+            raise ValueError("'servers' needs 'chips' (the modules to populate them with)")
         return self
 
 
@@ -164,13 +171,18 @@ def expand_sweep(sweep: Sweep | SweepSpec, catalog: Catalog,
         except SpecError as exc:
             problems.extend(exc.problems)
     hardware: list[tuple[str, list[System]]] = []
+    boards: list[tuple[int, str | None]] = list(enumerate(spec.servers or [None]))
     for i, chip in enumerate(spec.chips or []):
-        try:
-            hardware.append((chip, [system_for_chip(catalog, chip, n, source)
-                                    for n in spec.cluster_sizes]))
-        except SpecError as exc:
-            problems.extend(Problem(p.source, f"chips[{i}]" if p.field == "chip" else p.field,
-                                    p.message, p.value) for p in exc.problems)
+        for j, server in boards:
+            name = chip if server is None else f"{chip} in {server}"
+            try:
+                hardware.append((name, [system_for_chip(catalog, chip, n, source, server,
+                                                        f"servers[{j}]")
+                                        for n in spec.cluster_sizes]))
+            except SpecError as exc:
+                problems.extend(Problem(p.source, f"chips[{i}]" if p.field == "chip"
+                                        else p.field, p.message, p.value)
+                                for p in exc.problems)
     for i, file in enumerate(spec.systems or []):
         path = Path(file) if Path(file).is_absolute() else sweep.base_dir / file
         try:
@@ -188,6 +200,7 @@ def expand_sweep(sweep: Sweep | SweepSpec, catalog: Catalog,
         hardware.append((file, [system] * len(spec.cluster_sizes)))
     dupes = [(field, v) for field, values in (("models", spec.models),
                                               ("chips", spec.chips or []),
+                                              ("servers", spec.servers or []),
                                               ("systems", spec.systems or []),
                                               ("cluster_sizes", spec.cluster_sizes))
              for k, v in enumerate(values) if v in values[:k]]
