@@ -24,7 +24,7 @@ from ocplan.plan.calibration import Calibration, load_calibration
 from ocplan.plan.engine import evaluate, system_model
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import Plan
-from ocplan.plan.space import Columns, training_space
+from ocplan.plan.space import Columns, SearchSpace, training_space
 from ocplan.topology.power import power_budget
 from ocplan.workloads.workload import Workload
 
@@ -169,15 +169,19 @@ class _Evaluated:
     size: int
 
 
+def _space(workload: Workload, system: System, chips: int,
+           allow_offload: bool) -> SearchSpace:
+    m = workload.model
+    return training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
+                          n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
+                          global_batch=workload.global_batch, domain=system.chips_per_server,
+                          experts=m.moe_experts, offload=allow_offload)
+
+
 def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips: int,
                     allow_offload: bool, memory_headroom: float,
                     progress: Callable[[int, int], None] | None) -> _Evaluated:
-    m = workload.model
-    space = training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
-                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
-                           global_batch=workload.global_batch,
-                           domain=system.chips_per_server, experts=m.moe_experts,
-                           offload=allow_offload)
+    space = _space(workload, system, chips, allow_offload)
     cols, pruned = space.candidates()
     n = len(cols["tp"])
     step = np.full(n, np.inf)
@@ -262,12 +266,7 @@ def search(workload: Workload, system: System, chips: int, *,
     for count in counts:
         power = it_W * count / system.num_chips
         if max_power_W is not None and power > max_power_W:
-            m_ = workload.model
-            sp = training_space(chips=count, n_layers=m_.n_layers, n_heads=m_.n_heads,
-                                n_kv_heads=m_.n_kv_heads, seq_len=workload.seq_len,
-                                global_batch=workload.global_batch,
-                                domain=system.chips_per_server, experts=m_.moe_experts,
-                                offload=allow_offload)
+            sp = _space(workload, system, count, allow_offload)
             pruned["power"] = pruned.get("power", 0) + sp.size
             size += sp.size
             continue
