@@ -427,3 +427,21 @@ def test_chip_counts_power_and_headroom() -> None:
     assert tight.best is not None
     assert tight.best.memory is not None
     assert tight.best.memory.total_bytes <= 0.5 * tight.best.memory.capacity_bytes
+
+
+def test_why_names_the_winner_and_calls_ties() -> None:
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.catalog.system import system_for_chip
+    from ocplan.plan.search import TIE_FRACTION, search
+    from ocplan.workloads.shape import ModelShape
+    from ocplan.workloads.workload import Workload
+
+    cat = load_catalog()
+    wl = Workload(ModelShape.from_arch(cat.model("llama3-8b")), 4096, 64, "bf16")
+    result = search(wl, system_for_chip(cat, "h100-sxm-80gb", 8), 8, top_k=2)
+    best, runner = result.top
+    p = best.plan
+    assert f"tp={p.tp}, pp={p.pp}, dp={p.dp}" in result.why
+    gap = runner.step_s / best.step_s - 1
+    assert ("ties with it" in result.why) == (gap < TIE_FRACTION)
+    assert ("slower" in result.why) == (gap >= TIE_FRACTION)

@@ -34,6 +34,9 @@ Objective = Literal["throughput", "time", "cost", "energy"]
 OBJECTIVES: tuple[str, ...] = ("throughput", "time", "cost", "energy")
 #: Candidates evaluated per vectorized call (bounds memory to a few hundred MB).
 CHUNK = 50_000
+#: Step-time difference under which two layouts are called a tie in the "why" text (well
+#: below the model's accuracy).
+TIE_FRACTION = 0.0005
 #: Tokens assumed for time/energy/cost objectives when none are given (1 trillion).
 DEFAULT_TRAIN_TOKENS = 1e12
 
@@ -334,7 +337,12 @@ def _why(top: tuple[Estimate, ...]) -> str:
         worst = max(diffs, key=lambda k: diffs[k])
         changed = [f"{k}={getattr(runner.plan, k)}" for k in p.as_dict()
                    if getattr(runner.plan, k) != getattr(p, k)]
-        text += (f" The runner-up ({', '.join(changed) or 'same sizes'}) is "
-                 f"{runner.step_s / best.step_s - 1:.1%} slower, mostly in "
-                 f"{worst.removesuffix('_s')} (+{diffs[worst] * 1e3:.1f} ms per step).")
+        gap = runner.step_s / best.step_s - 1
+        if gap < TIE_FRACTION:
+            text += (f" The runner-up ({', '.join(changed) or 'same sizes'}) ties with it "
+                     f"(within {TIE_FRACTION:.2%} of the step): either layout will do.")
+        else:
+            text += (f" The runner-up ({', '.join(changed) or 'same sizes'}) is {gap:.1%} "
+                     f"slower, mostly in {worst.removesuffix('_s')} "
+                     f"(+{diffs[worst] * 1e3:.1f} ms per step).")
     return text
