@@ -90,10 +90,11 @@ class CommFabric:
         n_arr, s_arr = np.broadcast_arrays(np.asarray(n_in), np.asarray(stride))
         if n_arr.ndim == 0:
             return self._lookup(int(n_arr), int(s_arr))
-        out = np.empty(n_arr.shape)
-        for key in set(zip(n_arr.ravel().tolist(), s_arr.ravel().tolist(), strict=True)):
-            out[(n_arr == key[0]) & (s_arr == key[1])] = self._lookup(*key)
-        return out
+        # One lookup per distinct (n_in, stride) pair, scattered back by index.
+        keys = n_arr.astype(np.int64).ravel() * (1 << 32) + s_arr.astype(np.int64).ravel()
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        values = np.array([self._lookup(int(k >> 32), int(k & 0xFFFFFFFF)) for k in uniq])
+        return values[inverse].reshape(n_arr.shape)
 
     def _lookup(self, n_in: int, stride: int) -> float:
         if n_in <= 1:
