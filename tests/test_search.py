@@ -124,7 +124,7 @@ def _space_point(plan: Plan, n_layers: int) -> dict[str, int]:
     return {"tp": plan.tp, "pp": plan.pp, "cp": plan.cp, "ep": plan.ep, "vpp": plan.vpp,
             "mb": plan.micro_batch, "zero": plan.zero if ranks > 1 else 0,
             "recompute": rc, "sp": int(plan.sp), "offload": int(plan.offload and rc == 0),
-            "tp_overlap": 1, "dp_overlap": 1}
+            "tp_overlap": 1, "dp_overlap": 1, "shard": int(plan.shard_group is not None)}
 
 
 @needs_dev
@@ -181,7 +181,7 @@ def test_scalar_and_vectorized_agree_on_10000_feasible_layouts() -> None:
     kinds: set[tuple[int, int]] = set()
     for job, quota in zip(PAIRS, quotas, strict=True):
         wl, system = _job(*job)
-        c, frac = _sample(wl, system, job[2], rng, 3 * quota)
+        c, frac = _sample(wl, system, job[2], rng, 8 * quota)
         vec = _eval_columns(wl, system, CAL, c, frac)       # one vectorized evaluate call
         fits = np.flatnonzero(vec["memory_bytes"] <= vec["capacity_bytes"])[:quota]
         assert len(fits) == quota, f"{job}: only {len(fits)} of {len(frac)} samples fit"

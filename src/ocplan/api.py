@@ -67,6 +67,8 @@ class EstimateRequest(JobRequest):
     recompute: Literal["none", "selective", "full"] = "none"
     recompute_layers: Annotated[int, Field(ge=0, strict=True)] | None = None
     sequence_parallel: bool = True
+    shard_group: Count | None = None
+    """Hybrid sharding: ZeRO shards within groups of this many data-parallel ranks."""
 
 
 class SearchRequest(JobRequest):
@@ -119,7 +121,7 @@ def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | Non
     plan = Plan(tp=req.tp, pp=req.pp, dp=req.chips // (req.tp * req.pp * req.cp), cp=req.cp,
                 ep=req.ep, vpp=req.vpp, micro_batch=req.micro_batch, zero=req.zero,
                 recompute=req.recompute, recompute_layers=req.recompute_layers,
-                sequence_parallel=req.sequence_parallel)
+                sequence_parallel=req.sequence_parallel, shard_group=req.shard_group)
     workload = _workload(catalog, req)
     return estimate(workload, plan, system), system, workload
 

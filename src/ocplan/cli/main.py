@@ -298,6 +298,9 @@ def estimate_cmd(
     recompute: Recompute = Recompute.none,
     recompute_layers: Annotated[int | None, typer.Option(
         min=0, help="With --recompute full: layers per stage to recompute.")] = None,
+    shard_group: Annotated[int | None, typer.Option(
+        min=1, help="Hybrid sharding: ZeRO shards within groups of this many DP ranks.")
+    ] = None,
     sequence_parallel: Annotated[bool, typer.Option(help="Megatron SP with tp > 1.")] = True,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(
@@ -310,7 +313,8 @@ def estimate_cmd(
         model=model, chip=chip, chips=chips, global_batch=global_batch, seq_len=seq_len,
         precision=_precision(precision), tp=tp, pp=pp, cp=cp, ep=ep, vpp=vpp,
         micro_batch=micro_batch, zero=zero, recompute=recompute.value,
-        recompute_layers=recompute_layers, sequence_parallel=sequence_parallel)
+        recompute_layers=recompute_layers, sequence_parallel=sequence_parallel,
+        shard_group=shard_group)
     result, sysm, _ = api.run_estimate(_catalog(), req, system, "--chip")
     pue = sysm.spec.facility.pue
     extra: dict[str, float] = {}
@@ -425,7 +429,8 @@ def search_cmd(
         rc = p.recompute + (f"({p.recompute_layers})" if p.recompute_layers else "")
         layout = (f"{p.chips} chips: tp{p.tp} pp{p.pp} dp{p.dp} cp{p.cp} ep{p.ep} v{p.vpp} "
                   f"mb{p.micro_batch} "
-                  f"z{p.zero} rc={rc}{' sp' if p.sp else ''}{' offload' if p.offload else ''}")
+                  f"z{p.zero} rc={rc}{' sp' if p.sp else ''}{' offload' if p.offload else ''}"
+                  f"{f' hsdp{p.shard_group}' if p.shard_group else ''}")
         table.add_row(str(i), layout, f"{e.tokens_per_s_per_chip:,.1f}", f"{e.mfu:.1%}",
                       _q(e.step_s, "s"), _q(e.memory.total_bytes, "B"), e.bound)
     out.print(table)

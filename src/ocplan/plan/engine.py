@@ -126,7 +126,7 @@ def _peaks(sm: SystemModel, precision: str) -> tuple[float, float]:
 def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Num, dp: Num,
              cp: Num, ep: Num, vpp: Num, mb: Num, zero: Num, rc_full: Num, rc_sel: Num,
              sp: Num, offload: Num = False, tp_overlap: Num = True,
-             dp_overlap: Num = True) -> dict[str, Num]:
+             dp_overlap: Num = True, shard: Num = 0) -> dict[str, Num]:
     """Every term of step time (s) and memory (bytes per chip) for the given layouts.
 
     Layout fields broadcast against each other. ``rc_full`` is the fraction of each
@@ -136,7 +136,9 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     activations in host memory (HBM then holds only each layer's input, as with full
     recompute, and the copies over the host link overlap with compute). ``tp_overlap``
     and ``dp_overlap`` switch the framework's communication overlap on (the calibrated
-    fraction is hidden) or off (all of it is exposed).
+    fraction is hidden) or off (all of it is exposed). ``shard`` is the hybrid-sharding
+    group (HSDP): ZeRO shards over groups of that many data-parallel ranks and the groups
+    all-reduce their gradient shards once per step; 0 shards over all of them.
     """
     m_ = wl.model
     fam: FamilyCalibration = cal.for_chip(sm.chip)
@@ -238,13 +240,19 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     p_dense = (layers_stage * nonexpert_layer + edge) / tp
     p_expert = layers_stage * moe_frac * expert_params_layer / ep
     dp_dense = dp * cp
+    shard = np.asarray(shard, dtype=float)
+    dp_shard = np.where(shard > 0, np.minimum(shard, dp_dense), dp_dense)
+    replicas = dp_dense / dp_shard
     dp_expert = np.maximum(1.0, dp * cp * tp / ep)
     grad_bytes = GRAD_BYTES * p_dense
     grad_bytes_e = GRAD_BYTES * p_expert
-    rs = cost.reduce_scatter(fab, grad_bytes, dp_dense, tp) + np.where(
+    rs = cost.reduce_scatter(fab, grad_bytes, dp_shard, tp) + np.where(
         p_expert > 0, cost.reduce_scatter(fab, grad_bytes_e, dp_expert, ep), 0.0)
-    ag = cost.all_gather(fab, PARAM_BYTES * p_dense, dp_dense, tp) + np.where(
+    ag = cost.all_gather(fab, PARAM_BYTES * p_dense, dp_shard, tp) + np.where(
         p_expert > 0, cost.all_gather(fab, PARAM_BYTES * p_expert, dp_expert, ep), 0.0)
+    # Hybrid sharding: the replicas of each gradient shard all-reduce once per step.
+    t_replicas = np.where(replicas > 1, cost.all_reduce(fab, grad_bytes / dp_shard, replicas,
+                                                        tp * dp_shard), 0.0)
     ar = cost.all_reduce(fab, grad_bytes, dp_dense, tp) + np.where(
         p_expert > 0, cost.all_reduce(fab, grad_bytes_e, dp_expert, ep), 0.0)
     t_bwd_mb = layers_stage * t_bwd
@@ -259,9 +267,10 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     dp_z3 = micro * np.maximum(0.0, fsdp_mb - o_dp * t_compute_mb) \
         + fsdp_mb / np.maximum(layers_stage, 1.0)
     single = dp_dense * 1.0 <= 1
-    dp_exposed = np.where(single, 0.0, np.where(zero >= 3, dp_z3,
-                                                np.where(zero >= 1, dp_z12, dp_z0)))
-    owned = np.where(zero >= 1, (p_dense / dp_dense + p_expert / dp_expert),
+    dp_exposed = np.where(single, 0.0, np.where(
+        zero >= 3, dp_z3, np.where(zero >= 1, dp_z12, dp_z0))) \
+        + np.where(zero >= 1, np.maximum(0.0, t_replicas - window_b), 0.0)
+    owned = np.where(zero >= 1, (p_dense / dp_shard + p_expert / dp_expert),
                      p_dense + p_expert)
     t_opt = owned * OPTIMIZER_RW_BYTES / hbm
 
@@ -270,7 +279,7 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     step = pipeline + pp_comm + dp_exposed + t_opt
 
     # ---- memory ----------------------------------------------------------------------
-    pb_d, gb_d, ob_d = model_state_bytes(p_dense, zero, dp_dense)
+    pb_d, gb_d, ob_d = model_state_bytes(p_dense, zero, dp_shard)
     pb_e, gb_e, ob_e = model_state_bytes(p_expert, zero, dp_expert)
     weights = pb_d + pb_e
     grads = gb_d + gb_e

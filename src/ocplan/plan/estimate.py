@@ -142,7 +142,7 @@ def estimate(workload: Workload, plan: Plan, system: System,
                  rc_full=plan.recompute_fraction(workload.model.n_layers),
                  rc_sel=plan.recompute == "selective",
                  sp=plan.sp, offload=plan.offload, tp_overlap=plan.tp_overlap,
-                 dp_overlap=plan.dp_overlap)
+                 dp_overlap=plan.dp_overlap, shard=plan.shard_group or 0)
     f = {k: float(v) for k, v in r.items()}
     memory = MemoryBreakdown(f["weights_bytes"], f["grads_bytes"], f["optimizer_bytes"],
                              f["activations_bytes"], f["logits_bytes"], f["reserved_bytes"],

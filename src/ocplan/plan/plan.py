@@ -43,6 +43,9 @@ class Plan:
     """Overlap tensor-parallel communication with compute (the calibrated share)."""
     dp_overlap: bool = True
     """Overlap data-parallel gradient/parameter communication with compute."""
+    shard_group: int | None = None
+    """Hybrid sharding (HSDP): ZeRO shards within groups of this many data-parallel ranks
+    (dp x cp) and replicates across groups; None shards over all of them."""
 
     def recompute_fraction(self, n_layers: int) -> float:
         """Fraction of a stage's layers recomputed in full."""
@@ -63,6 +66,11 @@ class Plan:
                                                           "1,000,000", value))
         if self.zero not in (0, 1, 2, 3):
             problems.append(Problem("argument", "zero", "must be 0, 1, 2 or 3", self.zero))
+        if self.shard_group is not None and (
+                isinstance(self.shard_group, bool) or not isinstance(self.shard_group, int)
+                or self.shard_group < 1):
+            problems.append(Problem("argument", "shard_group", "must be a whole number >= 1",
+                                    self.shard_group))
         if self.recompute_layers is not None and (
                 isinstance(self.recompute_layers, bool)
                 or not isinstance(self.recompute_layers, int) or self.recompute_layers < 0):
@@ -118,5 +126,8 @@ class Plan:
                                                  " ranks of a stage")
         elif self.ep != 1:
             raise Infeasible("divisibility", "ep > 1 needs a mixture-of-experts model")
+        if self.shard_group is not None and (self.dp * self.cp) % self.shard_group:
+            raise Infeasible("divisibility", f"shard group {self.shard_group} does not divide "
+                                             f"dp x cp = {self.dp * self.cp}")
         if self.vpp > 1 and self.pp == 1:
             raise Infeasible("divisibility", "vpp > 1 needs pp > 1")

@@ -109,7 +109,8 @@ def _eval_columns(wl: Workload, system: System, cal: Calibration, c: Columns,
         wl, system_model(system), cal, tp=c["tp"], pp=c["pp"], dp=c["dp"], cp=c["cp"],
         ep=c["ep"], vpp=c["vpp"], mb=c["mb"], zero=c["zero"], rc_full=rc_full,
         rc_sel=c["recompute"] == 1, sp=c["sp"] == 1, offload=c["offload"] == 1,
-        tp_overlap=c["tp_overlap"] == 1, dp_overlap=c["dp_overlap"] == 1)
+        tp_overlap=c["tp_overlap"] == 1, dp_overlap=c["dp_overlap"] == 1,
+        shard=np.where(c["shard"] == 1, c["shard_group"], 0))
     return out
 
 
@@ -155,7 +156,8 @@ def _plan_of(c: Columns, i: int, frac: float, n_layers: int) -> Plan:
                 recompute=_RECOMPUTE_NAMES[rc],  # type: ignore[arg-type]
                 sequence_parallel=bool(c["sp"][i]), offload=bool(c["offload"][i]),
                 recompute_layers=layers, tp_overlap=bool(c["tp_overlap"][i]),
-                dp_overlap=bool(c["dp_overlap"][i]))
+                dp_overlap=bool(c["dp_overlap"][i]),
+                shard_group=int(c["shard_group"][i]) if c["shard"][i] == 1 else None)
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,8 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     """The layout space of one training job on ``chips`` chips.
 
     Axes: tp, pp, cp, ep, vpp, micro-batch, ZeRO stage, recompute, sequence parallelism,
-    TP and DP communication overlap, and (``offload``) host activation offload.
+    TP and DP communication overlap, hybrid sharding within a scale-up domain, and
+    (``offload``) host activation offload.
     Constraints mirror :meth:`ocplan.plan.plan.Plan.check`, plus TP inside the scale-up
     domain and duplicates (options that change nothing) removed.
     """
@@ -164,6 +165,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         Axis("offload", (0, 1) if offload else (0,)),
         Axis("tp_overlap", (0, 1)),
         Axis("dp_overlap", (0, 1)),
+        Axis("shard", (0, 1)),
     )
 
     def dp(c: Columns) -> np.ndarray:
@@ -175,6 +177,11 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         split: np.ndarray = np.where(tp <= n_kv_heads, n_kv_heads % tp == 0,
                                      tp % n_kv_heads == 0)
         return split
+
+    def shard_group(c: Columns) -> np.ndarray:
+        """Hybrid sharding group: the data-parallel ranks of one scale-up domain."""
+        group: np.ndarray = np.minimum(dp(c) * c["cp"], np.maximum(1, domain // c["tp"]))
+        return group
 
     constraints = (
         Constraint("chips", ("tp", "pp", "cp"),
@@ -203,5 +210,12 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         Constraint("dominated", ("tp_overlap", "dp_overlap"),
                    lambda c: (c["tp_overlap"] == 1) & (c["dp_overlap"] == 1)),
         Constraint("dominated", ("recompute",), lambda c: c["recompute"] != 1),
+        # Hybrid sharding (shard = 1): only with ZeRO, only when the domain group is
+        # smaller than all data-parallel ranks, and only when it divides them.
+        Constraint("duplicate", ("shard", "zero", "tp", "pp", "cp"),
+                   lambda c: (c["shard"] == 0) | ((c["zero"] >= 1)
+                                                  & (shard_group(c) < dp(c) * c["cp"]))),
+        Constraint("divisibility", ("shard", "tp", "pp", "cp"),
+                   lambda c: (c["shard"] == 0) | ((dp(c) * c["cp"]) % shard_group(c) == 0)),
     )
-    return SearchSpace(axes, constraints, {"dp": dp})
+    return SearchSpace(axes, constraints, {"dp": dp, "shard_group": shard_group})

@@ -111,7 +111,8 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     dp = _int(row, "dp")
     micro = _int(row, "micro_batch", 1)
     recompute = (row.get("recompute") or "").strip() or "none"
-    offload = "offload" in (row.get("measured_from") or "")
+    notes = row.get("measured_from") or ""
+    offload = "offload" in notes
     sp_text = (row.get("sequence_parallel") or "").strip()
     # Unstated SP: Megatron/NeMo recipes turn it on with TP (the README's inference rule).
     sp = sp_text == "yes" or (sp_text == "" and tp > 1)
@@ -120,6 +121,16 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 vpp=_int(row, "vpp", 1), micro_batch=micro, zero=zero,
                 recompute=recompute,  # type: ignore[arg-type]
                 sequence_parallel=sp, offload=offload)
+
+
+def _hybrid_group(plan: Plan, domain: int) -> int:
+    """The sharding group of a row whose notes say ZeRO-3 is hybrid ("sharded within a
+    node/slice group"): the data-parallel ranks inside one scale-up domain."""
+    ranks = plan.dp * plan.cp
+    group = max(1, min(ranks, domain // plan.tp))
+    while ranks % group:
+        group -= 1
+    return group
 
 
 def system_from_row(row: dict[str, str], catalog: Catalog) -> System:
@@ -186,8 +197,11 @@ def prepare_row(row: dict[str, str], catalog: Catalog) -> Prepared:
     shape = shape_from_row(row)
     workload = Workload(shape, _int(row, "seq_len"), _int(row, "global_batch"),
                         row["precision"].strip())
-    return Prepared(workload, plan_from_row(row, shape), system_from_row(row, catalog),
-                    bool((row.get("recompute") or "").strip()))
+    plan = plan_from_row(row, shape)
+    system = system_from_row(row, catalog)
+    if "hybrid" in (row.get("measured_from") or ""):
+        plan = replace(plan, shard_group=_hybrid_group(plan, system.chips_per_server))
+    return Prepared(workload, plan, system, bool((row.get("recompute") or "").strip()))
 
 
 def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Estimate:
