@@ -1,7 +1,7 @@
 """The ``ocplan`` command: a thin client of the Python API.
 
-Exit codes: 0 success (``check``: no errors), 1 ``check`` found errors, 2 bad input
-(one line per problem on stderr, no traceback).
+Exit codes: 0 success (``check``: no errors), 1 ``check`` found errors or a ``sweep`` task
+failed, 2 bad input (one line per problem on stderr, no traceback).
 """
 
 from __future__ import annotations
