@@ -56,6 +56,10 @@ Num = Any
 #: projection, two residual adds, up/gate, activation, down, and bias/dropout/cast
 #: kernels; backward launches about twice as many (charged through the 2x GEMM term).
 KERNELS_PER_LAYER = 16.0
+#: Extra kernels per layer forward in 8-bit training: a cast (and, for delayed or current
+#: scaling, an amax reduction) of each GEMM input and weight in Transformer Engine style
+#: recipes; three per GEMM for the four GEMMs of a layer.
+FP8_EXTRA_KERNELS_PER_LAYER = 12.0
 #: Achieved / peak HBM bandwidth for streaming elementwise kernels (STREAM-like copy
 #: kernels reach 80-90 % of peak on H100/MI300X: ROCm and NVIDIA bandwidth tests).
 HBM_EFFICIENCY = 0.80
@@ -182,7 +186,8 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     mlp_params = (1 - moe_frac) * dense_mlp + moe_frac * moe_active
     gemm_flops = 2 * tokens * (attn_params + mlp_params) / tp
     attn_flops = tokens * s * a * (m_.qk_dim + m_.v_dim) / tp   # causal: half of 2*2*s*s
-    t_gemm = gemm_flops / rate_gemm + KERNELS_PER_LAYER * cal.kernel_overhead_s
+    kernels = KERNELS_PER_LAYER + (FP8_EXTRA_KERNELS_PER_LAYER if eight_bit else 0.0)
+    t_gemm = gemm_flops / rate_gemm + kernels * cal.kernel_overhead_s
     t_attn = attn_flops / rate_attn
     ffn_width = (1 - moe_frac) * m_.ffn + moe_frac * (m_.moe_top_k + m_.moe_shared) * m_.moe_ffn
     elem_bytes = tokens * ACT_BYTES * (cal.elementwise_h * h / t_sp + m_.mlp_mats * ffn_width / tp)
