@@ -183,10 +183,11 @@ def load_system(path: str | Path, catalog: Catalog) -> System:
 
 def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
                     source: str = "--chip", server_id: str | None = None,
-                    server_field: str = "server") -> System:
+                    server_field: str = "server", scale_out: ScaleOutSpec | None = None,
+                    name: str | None = None) -> System:
     """The system a chip id alone implies: its default server (or ``server_id``, e.g. an
     OAM server to populate with it), enough of them for ``num_chips``, on the server's
-    default fabric."""
+    default fabric (or ``scale_out``)."""
     accelerator = catalog.accelerator(chip, source, "chip")
     if server_id is None and accelerator.default_server is None:
         raise SpecError.one(source, "chip", "this accelerator has no default server in the "
@@ -202,8 +203,8 @@ def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
         slice_dims = _slice_shape(num_chips, len(baseboard.torus_dims or (1,)))
         servers = 1
     spec = SystemSpec(
-        name=f"{num_chips} x {chip}", server=server.id, accelerator=chip, servers=servers,
-        slice_dims=slice_dims,
+        name=name or f"{num_chips} x {chip}", server=server.id, accelerator=chip,
+        servers=servers, slice_dims=slice_dims, scale_out=scale_out,
         accelerators_per_server=None if slice_dims else min(per_server, num_chips),
     )
     return resolve_system(spec, catalog, source)

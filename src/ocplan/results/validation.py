@@ -21,7 +21,7 @@ import numpy as np
 
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.schema import Baseboard, Fabric
-from ocplan.catalog.system import ScaleOutSpec, System, SystemSpec, resolve_system
+from ocplan.catalog.system import ScaleOutSpec, System, system_for_chip
 from ocplan.errors import OcplanError, SpecError
 from ocplan.plan.calibration import Calibration
 from ocplan.plan.estimate import Estimate, estimate
@@ -138,33 +138,18 @@ def system_from_row(row: dict[str, str], catalog: Catalog) -> System:
     chip = row["chip"].strip()
     n = _int(row, "num_chips")
     acc = catalog.accelerator(chip, "csv", "chip")
-    if acc.default_server is None:
-        raise SpecError.one("csv", "chip", "no default server in the catalog", chip)
-    server = catalog.server(acc.default_server)
-    board = catalog.get(Baseboard, server.baseboard)
-    per_server = server.accelerators or board.slots
     scale_out = None
     match = re.search(r"(\d+)x(\d+)G-(IB|RoCE|RDMA)", row.get("scale_out") or "")
-    if match:
-        nics, gbps, proto = int(match[1]), int(match[2]), match[3].upper()
-        fabric_id = FABRICS.get((proto, gbps))
+    fabric_id = FABRICS.get((match[3].upper(), int(match[2]))) if match else None
+    if match and acc.default_server and fabric_id in catalog.entries["fabric"]:
+        server = catalog.server(acc.default_server)
+        per_server = server.accelerators or catalog.get(Baseboard, server.baseboard).slots
         per_node = _int(row, "chips_per_node", per_server)
-        if fabric_id and fabric_id in catalog.entries["fabric"]:
-            fabric = catalog.get(Fabric, fabric_id)
-            scale_out = ScaleOutSpec(fabric=fabric.id, nic=None if server.nics else fabric.nic,
-                                     nics_per_server=nics * max(1, per_server // per_node))
-    slice_dims = None
-    servers = max(1, math.ceil(n / per_server))
-    if board.topology == "torus":
-        from ocplan.catalog.system import _slice_shape
-
-        slice_n = min(n, per_server)
-        slice_dims = _slice_shape(slice_n, len(board.torus_dims or (1,)))
-        servers = max(1, math.ceil(n / slice_n))
-    spec = SystemSpec(name=f"{row['case_id']}: {n} x {chip}", server=server.id,
-                      accelerator=chip, servers=servers, slice_dims=slice_dims,
-                      scale_out=scale_out)
-    return resolve_system(spec, catalog, "csv")
+        fabric = catalog.get(Fabric, fabric_id or "")
+        scale_out = ScaleOutSpec(fabric=fabric.id, nic=None if server.nics else fabric.nic,
+                                 nics_per_server=int(match[1]) * max(1, per_server // per_node))
+    return system_for_chip(catalog, chip, n, "csv", scale_out=scale_out,
+                           name=f"{row['case_id']}: {n} x {chip}")
 
 
 def read_cases(path: Path) -> list[dict[str, str]]:
