@@ -334,7 +334,7 @@ def test_negative_quantity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     path = system(tmp_path, rack={"servers_per_rack": 2, "power_limit": "-700 W"})
     (line,) = bad(*run(capsys, "check", path), path)
     assert line.startswith(f"{path}: rack.power_limit = '-700 W': ")
-    assert "greater than 0 W" in line
+    assert "at least 1 mW" in line
 
 
 def test_absurd_quantity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -428,8 +428,8 @@ def catalog_run(capsys: pytest.CaptureFixture[str], folder: Path,
         ("memory.hbm_capacity", 80, "80", "missing unit"),
         ("memory.hbm_capacity", "80 GB/s", "'80 GB/s'", "is not size"),
         ("memory.hbm_capacity", "80 PB", "'80 PB'", "at most 1 PB"),
-        ("memory.hbm_capacity", "0 GB", "'0 GB'", "greater than 0 B"),
-        ("power.tdp", "-700 W", "'-700 W'", "greater than 0 W"),
+        ("memory.hbm_capacity", "0 GB", "'0 GB'", "at least 1 B"),
+        ("power.tdp", "-700 W", "'-700 W'", "at least 1 mW"),
         ("scale_up.lane_rate", "900 Tb/s", "'900 Tb/s'", "at most 10 Tb/s"),
         ("scale_up.port_bandwidth", "9000 Tb/s", "'9000 Tb/s'", "at most 1 PB/s"),
         ("scale_up.ports", "7", "'7'", "integer"),
@@ -590,7 +590,7 @@ def test_process_several_problems(tmp_path: Path) -> None:
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert lines == [
-        f"{path}: servers = 0: must be at least 1 and at most 1000000",
+        f"{path}: servers = 0: must be at least 1 and at most 1,048,576",
         f"{path}: cooling = 'water': not allowed; expected one of 'air' or 'liquid'",
     ]
 

@@ -12,6 +12,7 @@ Only the system's Chromium is used (never a downloaded browser); without
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +108,19 @@ def plot_rendered(page: Page, div: str) -> int:
     page.wait_for_selector(f"{div} .main-svg")
     points: int = page.locator(f"{div} .point, {div} .scatterlayer .trace path").count()
     return points
+
+
+def wait_js(page: Page, expression: str) -> None:
+    """Wait until the JavaScript ``expression`` is truthy in the page.
+
+    Polled with ``page.evaluate`` (run through the browser's debugging protocol):
+    Playwright's ``wait_for_function`` evals the expression inside the page, which the
+    workbench's Content-Security-Policy (no ``'unsafe-eval'``) refuses, as it should.
+    """
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(20)
 
 
 def api(base: str, method: str, path: str, body: Any = None) -> Any:
@@ -227,7 +241,7 @@ def test_catalog_browser(workbench: Page, base: str) -> None:
     page = workbench
     servers = api(base, "GET", "/api/catalog?kind=server")
     page.select_option("#cat-kind", "server")
-    page.wait_for_function(f"document.querySelectorAll('#cat-list li').length == {len(servers)}")
+    wait_js(page, f"document.querySelectorAll('#cat-list li').length == {len(servers)}")
     page.fill("#cat-filter", "mi355x")
     page.click('#cat-list li[data-id="amd-mi355x-platform"]')
     entry = api(base, "GET", "/api/catalog/amd-mi355x-platform")
@@ -251,7 +265,7 @@ def test_search_progress_cancel_and_pareto(workbench: Page, base: str) -> None:
     page.select_option("#srch-precision", "fp8")
 
     page.click("#srch-start")
-    page.wait_for_function("document.querySelector('#srch-progress').value > 0")
+    wait_js(page, "document.querySelector('#srch-progress').value > 0")
     shot(page, "09-search-progress")
     page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
     progress = page.locator("#srch-progress")

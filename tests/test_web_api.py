@@ -1,8 +1,10 @@
 """The workbench JSON API against a real uvicorn server on 127.0.0.1 (httpx as client).
 
 Every endpoint, its bad input (422 with one-line messages naming the field and the
-value), unknown ids (404), the token guard (401), the body cap (413), and concurrency:
-50 simultaneous estimates, 50 simultaneous scenario saves into a real SQLite file.
+value; 400 for a body that is not JSON), unknown ids (404), the token guard (401), the
+body cap (413), and concurrency: 50 simultaneous estimates, 50 simultaneous scenario
+saves into a real SQLite file. (Host, origin and content-type rules, queue limits and
+timeouts: test_web_hardening.py.)
 """
 
 from __future__ import annotations
@@ -34,13 +36,17 @@ SMALL_SEARCH: dict[str, Any] = {"model": "llama3-8b", "chip": "mi355x", "chips":
 LONG_SEARCH: dict[str, Any] = {"model": "gpt3-175b", "system": EXAMPLE, "chips": 1024,
                                "global_batch": 1536, "seq_len": 2048, "precision": "fp8"}
 TOKEN = "s3cret-token"
+#: A DELETE changes state, so it is sent as JSON like every POST (else 415).
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
 def base(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     db = tmp_path_factory.mktemp("web-api") / "scenarios.db"
-    # one job worker: a second search waits queued, which the cancel test relies on
-    return str(serve(create_app(f"sqlite:///{db}", job_workers=1)))
+    # one job worker: a second search waits queued, which the cancel test relies on;
+    # a computation queue that holds all 50 simultaneous estimates of the concurrency
+    # test (the default queue of 16 answers the rest 503, see test_web_hardening.py)
+    return str(serve(create_app(f"sqlite:///{db}", job_workers=1, pool_queue=64)))
 
 
 @pytest.fixture
@@ -284,7 +290,7 @@ def test_estimate_missing_fields(client: httpx.Client) -> None:
 @pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b'{"model": "gpt3-175b",'])
 def test_malformed_json(client: httpx.Client, path: str, body: bytes) -> None:
     lines = bad(client.post(path, content=body, headers={"content-type": "application/json"}),
-                "not JSON")
+                "not JSON", status=400)
     assert len(lines) == 1
 
 
@@ -313,10 +319,10 @@ def test_search_cancel(client: httpx.Client) -> None:
     running = client.post("/api/search", json=LONG_SEARCH).json()
     queued = client.post("/api/search", json=LONG_SEARCH).json()
     # the server has one job worker: the second search waits and is cancelled at once
-    resp = client.delete(f"/api/jobs/{queued['id']}")
+    resp = client.delete(f"/api/jobs/{queued['id']}", headers=JSON)
     assert resp.status_code == 200
     assert resp.json()["status"] == "cancelled"
-    assert client.delete(f"/api/jobs/{running['id']}").status_code == 200
+    assert client.delete(f"/api/jobs/{running['id']}", headers=JSON).status_code == 200
     assert wait_job(client, running["id"])["status"] == "cancelled"
     job = wait_job(client, queued["id"])
     assert job["status"] == "cancelled"
@@ -339,7 +345,7 @@ def test_search_bad_input_fails_before_the_job(client: httpx.Client, change: dic
 
 def test_unknown_job(client: httpx.Client) -> None:
     bad(client.get("/api/jobs/no-such-job"), "no-such-job", status=404)
-    bad(client.delete("/api/jobs/no-such-job"), "no-such-job", status=404)
+    bad(client.delete("/api/jobs/no-such-job", headers=JSON), "no-such-job", status=404)
 
 
 # ---- scenarios -------------------------------------------------------------------------
@@ -360,11 +366,11 @@ def test_scenarios_round_trip(client: httpx.Client) -> None:
     listed = client.get("/api/scenarios").json()
     assert saved["id"] in [s["id"] for s in listed]
     assert client.get(f"/api/scenarios/{saved['id']}").json() == saved
-    resp = client.delete(f"/api/scenarios/{saved['id']}")
+    resp = client.delete(f"/api/scenarios/{saved['id']}", headers=JSON)
     assert resp.status_code == 200
     assert resp.json() == {"deleted": saved["id"]}
     bad(client.get(f"/api/scenarios/{saved['id']}"), saved["id"], status=404)
-    bad(client.delete(f"/api/scenarios/{saved['id']}"), saved["id"], status=404)
+    bad(client.delete(f"/api/scenarios/{saved['id']}", headers=JSON), saved["id"], status=404)
     assert saved["id"] not in [s["id"] for s in client.get("/api/scenarios").json()]
 
 
@@ -383,7 +389,7 @@ def test_scenario_bad_input(client: httpx.Client, body: dict[str, Any],
 
 def test_unknown_scenario(client: httpx.Client) -> None:
     bad(client.get("/api/scenarios/nope"), "nope", status=404)
-    bad(client.delete("/api/scenarios/nope"), "nope", status=404)
+    bad(client.delete("/api/scenarios/nope", headers=JSON), "nope", status=404)
 
 
 # ---- safety: token and body cap --------------------------------------------------------

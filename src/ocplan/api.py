@@ -10,10 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from ocplan.catalog.catalog import Catalog
-from ocplan.catalog.fields import Count, Id, Spec
+from ocplan.catalog.fields import (
+    MAX_LAYERS,
+    MAX_TOP_K,
+    BatchSize,
+    ChipCount,
+    Flag,
+    Id,
+    Price,
+    SeqLen,
+    Spec,
+    TrainTokens,
+)
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.system import System, SystemSpec, load_system, resolve_system, system_for_chip
 from ocplan.checks.rules import Finding, run_rules
@@ -50,36 +61,51 @@ class JobRequest(Spec):
     chip: Id | None = None
     system: dict[str, Any] | None = None
     """A system mapping (the content of a system YAML file)."""
-    chips: Count
-    global_batch: Count
-    seq_len: Count
+    chips: ChipCount
+    global_batch: BatchSize
+    seq_len: SeqLen
     precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    train_tokens: TrainTokens | None = None
+    """Tokens to train on, for time, energy and cost to train."""
+    price_per_chip_hour: Price | None = None
+    """Price of one chip for one hour, for cost to train."""
 
 
 class EstimateRequest(JobRequest):
-    tp: Count = 1
-    pp: Count = 1
-    cp: Count = 1
-    ep: Count = 1
-    vpp: Count = 1
-    micro_batch: Count = 1
+    tp: ChipCount = 1
+    pp: ChipCount = 1
+    cp: ChipCount = 1
+    ep: ChipCount = 1
+    vpp: ChipCount = 1
+    micro_batch: BatchSize = 1
     zero: Annotated[int, Field(ge=0, le=3, strict=True)] = 1
     recompute: Literal["none", "selective", "full"] = "none"
-    recompute_layers: Annotated[int, Field(ge=0, strict=True)] | None = None
-    sequence_parallel: bool = True
-    shard_group: Count | None = None
+    recompute_layers: Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)] | None = None
+    """With ``recompute="full"``: layers per stage to recompute (default all)."""
+    sequence_parallel: Flag = True
+    shard_group: ChipCount | None = None
     """Hybrid sharding: ZeRO shards within groups of this many data-parallel ranks."""
+
+    @field_validator("recompute_layers")
+    @classmethod
+    def _recompute_layers_need_full(cls, value: int | None,
+                                    info: ValidationInfo) -> int | None:
+        recompute = info.data.get("recompute")
+        if value is not None and recompute != "full":
+            raise ValueError(f"counts fully recomputed layers, so it needs recompute = "
+                             f"'full', not {recompute!r}")
+        return value
 
 
 class SearchRequest(JobRequest):
     objective: Literal["throughput", "time", "cost", "energy"] = "throughput"
-    top_k: Annotated[int, Field(ge=1, le=100, strict=True)] = 5
-    train_tokens: Annotated[float, Field(gt=0, le=1e16)] | None = None
-    price_per_chip_hour: Annotated[float, Field(ge=0, le=1e6)] = 1.0
-    chip_counts: tuple[Count, ...] | None = None
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
+    chip_counts: Annotated[tuple[ChipCount, ...], Field(min_length=1, max_length=64)] | None \
+        = None
     """Chip counts to compare (each at most ``chips``); default just ``chips``."""
-    max_power_W: Annotated[float, Field(gt=0, le=1e10)] | None = None
-    memory_headroom: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    max_power_W: Annotated[float, Field(strict=True, ge=1, le=1e10)] | None = None
+    """Most IT power allowed, W (1e10 W is ten times the largest data-centre campus)."""
+    memory_headroom: Annotated[float, Field(strict=True, ge=0, lt=1)] = 0.0
 
 
 def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> System:
@@ -133,7 +159,9 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
     system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
     return search(_workload(catalog, req), system, req.chips, objective=req.objective,
                   top_k=req.top_k, train_tokens=req.train_tokens,
-                  price_per_chip_hour=req.price_per_chip_hour, progress=progress,
+                  # Without a price, cost ranks by chip-hours (a price of 1).
+                  price_per_chip_hour=1.0 if req.price_per_chip_hour is None
+                  else req.price_per_chip_hour, progress=progress,
                   allow_offload=allow_offload, chip_counts=req.chip_counts,
                   max_power_W=req.max_power_W, memory_headroom=req.memory_headroom)
 
@@ -160,7 +188,13 @@ def check_system(system: System) -> list[Finding]:
 
 
 def topology_report(system: System) -> dict[str, Any]:
-    """Topology summary, power and a drawable board graph."""
+    """Topology summary, power and a drawable board graph.
+
+    Never builds the whole cluster graph: the summary switches to its analytic method for
+    large systems, the power budget is O(1) in the servers and the cluster view draws a
+    bounded number of servers and switches. Raises Infeasible ("size") for a system
+    beyond the summary's bound (MAX_SUMMARY_CHIPS).
+    """
     from ocplan.topology.cluster import board_graph
 
     summary = summarize(system)
@@ -177,32 +211,63 @@ def topology_report(system: System) -> dict[str, Any]:
 
 #: Servers drawn in the cluster view at most (the fabric pattern repeats beyond).
 CLUSTER_VIEW_MAX_SERVERS = 32
+#: Leaf switches, and spine switches, drawn in the cluster view at most (each tier): a
+#: 64 x 64 leaf-spine mesh is the most a browser figure shows legibly, and every tree of
+#: up to 4,096 8-NIC servers on radix-128 switches (32 leaves, 16 spines) is drawn whole.
+CLUSTER_VIEW_MAX_SWITCHES = 64
 
 
 def _cluster_view(system: System) -> dict[str, Any]:
-    """Servers, leaf and spine switches and the links between them (server level)."""
-    from ocplan.topology.cluster import cluster_graph, scale_out_shape
+    """Servers, leaf and spine switches and the links between them (server level).
+
+    The first CLUSTER_VIEW_MAX_SERVERS servers with the leaves their NICs plug into,
+    then (when there are spines) the other leaves and the spines, up to
+    CLUSTER_VIEW_MAX_SWITCHES per tier; link bandwidths summed per pair, per direction.
+    Wired from the fat tree's shape as :func:`~ocplan.topology.cluster.cluster_graph`
+    wires it, without building the cluster graph (O(servers shown x NICs + switches)).
+    """
+    from ocplan.topology.cluster import (
+        leaf_of_nic,
+        leaves_per_rail_used,
+        nic_Bps,
+        rail_optimized,
+        scale_out_shape,
+    )
 
     shape = scale_out_shape(system)
     if shape is None or system.num_servers == 1:
         return {"nodes": [], "edges": [], "servers_shown": 0}
+    assert system.fabric is not None
     shown = min(system.num_servers, CLUSTER_VIEW_MAX_SERVERS)
-    graph = cluster_graph(system)
-    node_of: dict[Any, str] = {}
-    for node in graph.nodes:
-        if node[0] in ("chip", "nic", "sw") and node[1] < shown:
-            node_of[node] = f"server {node[1]}"
-        elif node[0] == "leaf":
-            node_of[node] = f"leaf {node[1]}.{node[2]}"
-        elif node[0] == "spine":
-            node_of[node] = f"spine {node[1]}"
+    nics, nic_bw = nic_Bps(system)
+    rail_opt = rail_optimized(system)
+    links: list[tuple[int, tuple[int, int]]] = [
+        (s, leaf_of_nic(s, k, nics, shape, rail_opt)) for s in range(shown) for k in range(nics)]
+    leaves = sorted({leaf for _, leaf in links})[:CLUSTER_VIEW_MAX_SWITCHES]
+    spines = min(shape.spines, CLUSTER_VIEW_MAX_SWITCHES)
+    if spines:
+        rails, per_rail = leaves_per_rail_used(system, shape)
+        drawn = set(leaves)
+        for rail in range(rails):
+            for j in range(per_rail):
+                if len(leaves) >= CLUSTER_VIEW_MAX_SWITCHES:
+                    break
+                if (rail, j) not in drawn:
+                    leaves.append((rail, j))
+    drawn = set(leaves)
     edges: dict[tuple[str, str], float] = {}
-    for a, b, d in graph.edges(data=True):
-        na, nb = node_of.get(a), node_of.get(b)
-        if na is None or nb is None or na == nb:
-            continue
-        key = (min(na, nb), max(na, nb))
-        edges[key] = edges.get(key, 0.0) + d["bandwidth_Bps"]
+
+    def add(a: str, b: str, bandwidth: float) -> None:
+        key = (min(a, b), max(a, b))
+        edges[key] = edges.get(key, 0.0) + bandwidth
+
+    for s, leaf in links:
+        if leaf in drawn:
+            add(f"server {s}", f"leaf {leaf[0]}.{leaf[1]}", nic_bw)
+    per_spine = shape.up_per_leaf / shape.spines * system.fabric.link_bandwidth if spines else 0.0
+    for rail, j in leaves:
+        for spine in range(spines):
+            add(f"leaf {rail}.{j}", f"spine {spine}", per_spine)
     used = {n for pair in edges for n in pair}
     kinds = {name: name.split(" ")[0] for name in used}
     return {"nodes": [{"id": n, "kind": kinds[n]} for n in sorted(used)],

@@ -69,6 +69,10 @@ class SpecError(OcplanError):
         self.problems: tuple[Problem, ...] = tuple(problems)
         super().__init__("\n".join(p.line() for p in self.problems))
 
+    def __reduce__(self) -> tuple[type[SpecError], tuple[list[Problem]]]:
+        # Rebuilt from its problems: worker processes send these back to the server.
+        return (type(self), (list(self.problems),))
+
     @classmethod
     def one(cls, source: str, field: str, message: str, value: object = None) -> SpecError:
         """Build a SpecError holding a single problem."""
@@ -90,3 +94,7 @@ class Infeasible(OcplanError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+    def __reduce__(self) -> tuple[type[Infeasible], tuple[str, str]]:
+        # Rebuilt from both fields (the default would pass the message alone).
+        return (type(self), (self.reason, self.detail))

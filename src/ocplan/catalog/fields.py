@@ -15,26 +15,42 @@ from ocplan import units
 from ocplan.units import Dimension
 
 __all__ = [
+    "MAX_CHIPS",
+    "MAX_GLOBAL_BATCH",
+    "MAX_LAYERS",
+    "MAX_PRICE_PER_CHIP_HOUR",
+    "MAX_SEQ_LEN",
+    "MAX_TOP_K",
+    "MAX_TRAIN_TOKENS",
     "Bandwidth",
+    "BatchSize",
     "BitRate",
     "Bytes",
+    "ChipCount",
     "Count",
+    "Flag",
     "FlopRate",
     "Frequency",
     "Id",
+    "LayerCount",
     "Length",
     "Power",
+    "Price",
+    "SeqLen",
     "Spec",
     "Time",
+    "TrainTokens",
     "Voltage",
     "quantity",
 ]
 
 
 class Spec(BaseModel):
-    """Base of every spec model: unknown fields are errors and values are immutable."""
+    """Base of every spec model: unknown fields are errors, values are immutable, and
+    NaN or infinity is never a valid number."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True,
+                              allow_inf_nan=False)
 
 
 def quantity(dim: Dimension) -> BeforeValidator:
@@ -46,15 +62,53 @@ def quantity(dim: Dimension) -> BeforeValidator:
     return BeforeValidator(parse)
 
 
-# Bounds: gt/le in SI units. They are generous envelopes around every part that exists.
-Bytes = Annotated[float, quantity(units.BYTES), Field(gt=0, le=1e15)]
-Bandwidth = Annotated[float, quantity(units.BANDWIDTH), Field(gt=0, le=1e15)]
-BitRate = Annotated[float, quantity(units.BITRATE), Field(gt=0, le=1e13)]
-FlopRate = Annotated[float, quantity(units.FLOPS), Field(gt=0, le=1e18)]
-Power = Annotated[float, quantity(units.POWER), Field(gt=0, le=1e7)]
-Voltage = Annotated[float, quantity(units.VOLTAGE), Field(gt=0, le=1000)]
+# Bounds: ge/le in SI units. They are generous envelopes around every part that exists.
+# The lower bounds are the smallest value that still means something (one byte, a
+# kilobyte per second, a milliwatt), not zero: a positive value such as "1e-320 TB/s"
+# underflows to a denormal and would turn every time computed from it into infinity.
+Bytes = Annotated[float, quantity(units.BYTES), Field(ge=1, le=1e15)]
+Bandwidth = Annotated[float, quantity(units.BANDWIDTH), Field(ge=1e3, le=1e15)]
+BitRate = Annotated[float, quantity(units.BITRATE), Field(ge=1e3, le=1e13)]
+FlopRate = Annotated[float, quantity(units.FLOPS), Field(ge=1e6, le=1e18)]
+Power = Annotated[float, quantity(units.POWER), Field(ge=1e-3, le=1e7)]
+Voltage = Annotated[float, quantity(units.VOLTAGE), Field(ge=1e-3, le=1000)]
 Time = Annotated[float, quantity(units.TIME), Field(ge=0, le=1e9)]
-Frequency = Annotated[float, quantity(units.FREQUENCY), Field(gt=0, le=1e11)]
-Length = Annotated[float, quantity(units.LENGTH), Field(gt=0, le=100)]
+Frequency = Annotated[float, quantity(units.FREQUENCY), Field(ge=1, le=1e11)]
+Length = Annotated[float, quantity(units.LENGTH), Field(ge=1e-6, le=100)]
 Count = Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$", min_length=2, max_length=64)]
+#: A yes/no field: only ``true`` or ``false`` (pydantic would otherwise read 1, "yes" or
+#: "on" as true).
+Flag = Annotated[bool, Field(strict=True)]
+
+# ---- job bounds: what a planner can ask of ocplan ------------------------------------
+# Each is far beyond anything built or trained today and far below what would make the
+# engine's arithmetic or memory misbehave; a value beyond it is a typo, not a design.
+
+#: Most accelerators in one system or job: 2**20. The largest training clusters reported
+#: by 2026 hold a few hundred thousand accelerators (xAI Colossus: 200,000 GPUs in 2025).
+MAX_CHIPS = 2**20
+#: Most transformer blocks: 1,024. The deepest published LLMs have 118-126 (PaLM 540B: 118,
+#: Llama 3.1 405B: 126).
+MAX_LAYERS = 1024
+#: Longest training or serving sequence: 2**24 tokens. The longest published context
+#: window is 10 M tokens (Llama 4 Scout, 2025).
+MAX_SEQ_LEN = 2**24
+#: Largest global batch: 2**22 sequences. Published pre-training batches are 1,536 (GPT-3)
+#: to 15,360 sequences (DeepSeek-V3), i.e. up to about 60 M tokens.
+MAX_GLOBAL_BATCH = 2**22
+#: Most tokens to train on: 1e15. The largest published pre-training runs use 3.6e13
+#: (Qwen3: 36 T tokens, 2025).
+MAX_TRAIN_TOKENS = 1e15
+#: Highest price per chip-hour (any currency unit): 1e4. Cloud list prices of the largest
+#: accelerators are 1-15 per chip-hour (2026).
+MAX_PRICE_PER_CHIP_HOUR = 1e4
+#: Most layouts a search lists: more is a table nobody reads, and each is re-estimated.
+MAX_TOP_K = 100
+
+ChipCount = Annotated[int, Field(ge=1, le=MAX_CHIPS, strict=True)]
+LayerCount = Annotated[int, Field(ge=1, le=MAX_LAYERS, strict=True)]
+SeqLen = Annotated[int, Field(ge=1, le=MAX_SEQ_LEN, strict=True)]
+BatchSize = Annotated[int, Field(ge=1, le=MAX_GLOBAL_BATCH, strict=True)]
+TrainTokens = Annotated[float, Field(strict=True, ge=1, le=MAX_TRAIN_TOKENS)]
+Price = Annotated[float, Field(strict=True, ge=0, le=MAX_PRICE_PER_CHIP_HOUR)]

@@ -8,6 +8,9 @@ can print them one per line without a traceback.
 from __future__ import annotations
 
 import difflib
+import os
+import re
+import stat
 import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +23,14 @@ from pydantic.fields import FieldInfo
 from ocplan.errors import Problem, SpecError
 from ocplan.units import DIMENSIONS, Dimension, format_quantity
 
-__all__ = ["load_yaml", "problems_from_validation", "validate_as"]
+__all__ = [
+    "MAX_SPEC_FILE_BYTES",
+    "load_yaml",
+    "parse_yaml",
+    "problems_from_validation",
+    "read_text_file",
+    "validate_as",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,7 +38,41 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _StrictLoader(_Loader):  # type: ignore[valid-type,misc]
-    """Safe YAML loader that refuses duplicate mapping keys."""
+    """Safe YAML loader with YAML 1.2 core-schema scalars that refuses duplicate keys.
+
+    PyYAML implements YAML 1.1, whose implicit typing surprises: ``010`` is octal 8,
+    ``1:00`` is sexagesimal 60, ``yes``/``on`` are booleans, ``2024-01-01`` is a date and
+    ``<<`` merges mappings. Here only plain decimal numbers are numbers (a leading zero
+    stays text, so ``servers: 010`` is reported, not read as 8 or 10), only ``true`` and
+    ``false`` are booleans, and nothing else is converted.
+    """
+
+
+#: (tag, pattern, first characters) of the implicit scalar types accepted. The integer
+#: comes before the float so that ``12`` is an int.
+_IMPLICIT_SCALARS: tuple[tuple[str, str, str], ...] = (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+    ("tag:yaml.org,2002:int", r"^[-+]?(?:0|[1-9][0-9]*)$", "-+0123456789"),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+.0123456789"),
+)
+_StrictLoader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in _IMPLICIT_SCALARS:
+    _StrictLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+# An empty plain scalar is null (PyYAML looks it up under the first character None).
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), [None])
+
+#: Largest spec file read (system, catalog entry, sweep): the largest catalog entry is
+#: about 5 kB and a system file under 1 kB; 1 MiB is room for any hand-written file and
+#: small enough to parse in well under a second.
+MAX_SPEC_FILE_BYTES = 2**20
+#: Most values (scalars, lists and mappings, aliases counted each time they are used) in
+#: one spec file: bounds the work of validating a file that aliases one list into many.
+MAX_SPEC_VALUES = 100_000
+#: Deepest nesting of lists and mappings in a spec file (the schemas nest 4 levels).
+MAX_SPEC_DEPTH = 32
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -52,26 +96,76 @@ _StrictLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read one YAML file that must hold a mapping.
+def read_text_file(path: Path, max_bytes: int, what: str = "file") -> str:
+    """The UTF-8 text of a regular file of at most ``max_bytes`` bytes.
+
+    The file is opened without blocking and checked on the open descriptor, so a FIFO, a
+    device such as ``/dev/zero`` or a file swapped in after a check is refused, never read
+    without end.
 
     Raises
     ------
     SpecError
-        When the file is missing, unreadable, not YAML, or not a mapping.
+        When the path is missing, not a regular file, too large, unreadable or not UTF-8.
     """
     source = str(path)
     try:
-        if not path.exists():
-            raise SpecError.one(source, "", "file not found")
-        if path.is_dir():
-            raise SpecError.one(source, "", "is a directory, expected a YAML file")
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise SpecError.one(source, "", "file not found") from None
+    except IsADirectoryError:
+        raise SpecError.one(source, "", f"is a directory, expected a {what}") from None
+    except OSError as exc:
+        raise SpecError.one(source, "", f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError.one(source, "", f"is a directory, expected a {what}")
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError.one(source, "", f"not a regular file (a pipe, socket or device); "
+                                            f"expected a {what}")
+        if info.st_size > max_bytes:
+            raise SpecError.one(source, "", f"{info.st_size:,} bytes is over the limit of "
+                                            f"{max_bytes:,} bytes for a {what}")
+        raw = os.read(fd, max_bytes + 1)
+    except OSError as exc:
+        raise SpecError.one(source, "", f"cannot read file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > max_bytes:  # grew after the check
+        raise SpecError.one(source, "", f"over the limit of {max_bytes:,} bytes for a {what}")
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError.one(source, "", f"cannot read file: not UTF-8 text ({exc.reason} at "
                                         f"byte {exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise SpecError.one(source, "", f"cannot read file: {exc.strerror or exc}") from None
+
+
+def _check_extent(data: Any, source: str) -> None:
+    """Refuse YAML that nests deeper than MAX_SPEC_DEPTH or holds more than
+    MAX_SPEC_VALUES values once aliases are expanded (the work validation would do)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > MAX_SPEC_VALUES:
+            raise SpecError.one(source, "", f"more than {MAX_SPEC_VALUES:,} values (aliases "
+                                            "counted each time they are used)")
+        if isinstance(item, dict):
+            children: list[Any] = [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= MAX_SPEC_DEPTH:
+            raise SpecError.one(source, "", f"nested deeper than {MAX_SPEC_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text with the strict loader; any YAML error is a SpecError naming the
+    line and column."""
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
@@ -79,6 +173,25 @@ def load_yaml(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError.one(source, "", f"malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise SpecError.one(source, "", f"nested deeper than {MAX_SPEC_DEPTH} "
+                                        "levels") from None
+    _check_extent(data, source)
+    return data
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read one YAML file that must hold a mapping.
+
+    Raises
+    ------
+    SpecError
+        When the file is missing, not a regular file, over MAX_SPEC_FILE_BYTES,
+        unreadable, not YAML, or not a mapping.
+    """
+    source = str(path)
+    text = read_text_file(path, MAX_SPEC_FILE_BYTES, "YAML file")
+    data = parse_yaml(text, source)
     if data is None:
         raise SpecError.one(source, "", "file is empty, expected a YAML mapping")
     if not isinstance(data, dict):
@@ -172,8 +285,9 @@ def _dimension(meta: list[Any]) -> Dimension | None:
 def _limit(value: Any, dim: Dimension | None) -> str:
     if dim is not None:
         return format_quantity(float(value), dim.si_unit)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
+    if isinstance(value, (int, float)) and float(value).is_integer() and abs(value) < 1e16:
+        # Group digits of large bounds (1,048,576) but not of years or small counts.
+        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
     return str(value)
 
 
@@ -239,6 +353,9 @@ def _message(kind: str, model: Any, loc: tuple[int | str, ...], msg: str) -> str
     tp, meta = _schema_at(model, loc)
     if tp is None:
         return msg
+    if kind == "finite_number":
+        bounds = _bounds(meta)
+        return f"expected a finite number{f' ({bounds})' if bounds else ''}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         bounds = _bounds(meta)
         return f"must be {bounds}" if bounds else msg

@@ -16,15 +16,19 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ocplan.catalog.fields import (
+    MAX_LAYERS,
     Bandwidth,
     BitRate,
     Bytes,
     Count,
+    Flag,
     FlopRate,
     Frequency,
     Id,
+    LayerCount,
     Length,
     Power,
+    SeqLen,
     Spec,
     Time,
     Voltage,
@@ -123,7 +127,7 @@ class ScaleUp(Spec):
     """Raw SerDes signalling rate of one lane (e.g. ``"112 Gb/s"`` PAM4)."""
     port_bandwidth: Bandwidth
     """Bandwidth of one port, per direction, as the vendor states it."""
-    usable_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    usable_fraction: Annotated[float, Field(strict=True, gt=0, le=1)] = 1.0
     """Share of ``port_bandwidth`` left for payload after link-level CRC/protocol
     overhead, where the vendor states it (MI300X xGMI: 48 of 64 GB/s)."""
 
@@ -192,7 +196,7 @@ class Accelerator(Entry):
 class SpecIntRate(Spec):
     """SPECrate2017_int_base as published on spec.org."""
 
-    value: Annotated[float, Field(gt=0, le=100_000)]
+    value: Annotated[float, Field(strict=True, gt=0, le=100_000)]
     sockets: Literal[1, 2]
     results: Annotated[int, Field(ge=1, strict=True)] = 1
     """Number of published results the value is the median of."""
@@ -258,7 +262,7 @@ class Fabric(Entry):
     """One switch traversal plus wire, one way."""
     nic: Id | None = None
     """Default NIC for this fabric."""
-    achievable_fraction: Annotated[float, Field(gt=0, le=1)]
+    achievable_fraction: Annotated[float, Field(strict=True, gt=0, le=1)]
     """Fraction of line rate a large collective reaches per NIC (measured, see sources)."""
 
 
@@ -292,7 +296,7 @@ class Baseboard(Entry):
     """Highest module power a slot delivers."""
     rail: Voltage
     """Module supply rail."""
-    in_switch_reduction: bool = False
+    in_switch_reduction: Flag = False
     """The switch plane reduces in the network (NVLink SHARP on third-gen NVSwitch+)."""
 
     @model_validator(mode="after")
@@ -354,19 +358,33 @@ class Server(Entry):
     air_module_power_max: Power | None = None
     """Highest module power the air-cooled chassis removes per slot."""
     height: Length | None = None
-    height_u: Annotated[float, Field(gt=0, le=60)] | None = None
+    height_u: Annotated[float, Field(strict=True, gt=0, le=60)] | None = None
+
+
+# Model dimensions: each bound is far beyond any published model (widest hidden size
+# 25,600 for GPT-4-class estimates, 20,480 for PaLM-2-class; most heads 128; most routed
+# experts 384 for Kimi K2; largest vocabularies about 260,000 for Gemma) so that a typo
+# is caught before it sizes arrays of billions of elements.
+#: Widths (hidden, FFN, head): at most 2**18.
+Width = Annotated[int, Field(ge=1, le=2**18, strict=True)]
+#: Attention heads: at most 4,096.
+HeadCount = Annotated[int, Field(ge=1, le=4096, strict=True)]
+#: Routed experts (and top-k): at most 16,384.
+ExpertCount = Annotated[int, Field(ge=1, le=16384, strict=True)]
+#: Vocabulary entries: at most 2**22.
+VocabSize = Annotated[int, Field(ge=1, le=2**22, strict=True)]
 
 
 class MoeSpec(Spec):
     """Mixture-of-experts layers."""
 
-    num_experts: Count
-    top_k: Count
-    expert_ffn: Count
+    num_experts: ExpertCount
+    top_k: ExpertCount
+    expert_ffn: Width
     shared_experts: Annotated[int, Field(ge=0, le=64, strict=True)] = 0
     layer_freq: Count = 1
     """Every k-th layer (after the leading dense ones) is MoE."""
-    first_dense_layers: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0
+    first_dense_layers: Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)] = 0
 
     @model_validator(mode="after")
     def _top_k_le_experts(self) -> MoeSpec:
@@ -378,11 +396,11 @@ class MoeSpec(Spec):
 class MlaSpec(Spec):
     """Multi-head latent attention (DeepSeek-V2/V3) projection ranks."""
 
-    q_lora_rank: Count
-    kv_lora_rank: Count
-    qk_nope_head_dim: Count
-    qk_rope_head_dim: Count
-    v_head_dim: Count
+    q_lora_rank: Width
+    kv_lora_rank: Width
+    qk_nope_head_dim: Width
+    qk_rope_head_dim: Width
+    v_head_dim: Width
 
 
 class ModelArch(Entry):
@@ -390,21 +408,21 @@ class ModelArch(Entry):
 
     kind: Literal["model"]
     family: Annotated[str, Field(min_length=2, max_length=40)]
-    n_layers: Count
-    hidden: Count
-    n_heads: Count
-    n_kv_heads: Count
-    head_dim: Count | None = None
+    n_layers: LayerCount
+    hidden: Width
+    n_heads: HeadCount
+    n_kv_heads: HeadCount
+    head_dim: Width | None = None
     """Width of one head; default hidden / n_heads."""
-    ffn_hidden: Count | None = None
+    ffn_hidden: Width | None = None
     """Dense MLP width (gated width for swiglu); may be absent when every layer is MoE."""
     mlp: Literal["gelu", "swiglu"]
-    vocab: Count
-    max_seq_len: Count
-    tied_embeddings: bool = False
+    vocab: VocabSize
+    max_seq_len: SeqLen
+    tied_embeddings: Flag = False
     moe: MoeSpec | None = None
     mla: MlaSpec | None = None
-    published_params: Annotated[float, Field(gt=0, le=1e14)] | None = None
+    published_params: Annotated[float, Field(strict=True, gt=0, le=1e14)] | None = None
     """Total parameter count as the source states it (checked against our count)."""
 
     @model_validator(mode="after")

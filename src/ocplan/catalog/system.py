@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from ocplan.catalog.catalog import Catalog
-from ocplan.catalog.fields import Count, Id, Power, Spec
+from ocplan.catalog.fields import MAX_CHIPS, ChipCount, Count, Id, Power, Spec
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import Accelerator, Baseboard, Cpu, Fabric, Nic, Server
 from ocplan.errors import Problem, SpecError
@@ -40,7 +40,7 @@ class ScaleOutSpec(Spec):
     """NIC model; default: the server's NIC, else the fabric's default NIC."""
     nics_per_server: Annotated[int, Field(ge=0, le=1024, strict=True)] | None = None
     topology: ScaleOutTopology = "rail-optimized-fat-tree"
-    oversubscription: Annotated[float, Field(ge=1, le=64)] = 1.0
+    oversubscription: Annotated[float, Field(strict=True, ge=1, le=64)] = 1.0
     """Leaf downlink to uplink bandwidth ratio (1 = non-blocking)."""
 
 
@@ -50,7 +50,7 @@ class RackSpec(Spec):
 
 
 class FacilitySpec(Spec):
-    pue: Annotated[float, Field(ge=1.0, le=3.0)] = 1.2
+    pue: Annotated[float, Field(strict=True, ge=1.0, le=3.0)] = 1.2
     """Power usage effectiveness: facility power / IT power."""
 
 
@@ -60,10 +60,11 @@ class SystemSpec(Spec):
     name: Annotated[str, Field(min_length=1, max_length=120)]
     server: Id
     accelerator: Id | None = None
-    accelerators_per_server: Count | None = None
-    servers: Count
+    accelerators_per_server: ChipCount | None = None
+    """Modules installed per server; at most the board's slots."""
+    servers: ChipCount
     cooling: Literal["air", "liquid"] | None = None
-    slice_dims: tuple[Count, ...] | None = None
+    slice_dims: Annotated[tuple[Count, ...], Field(min_length=1, max_length=4)] | None = None
     """For torus pods: the slice's torus shape (its product is the chips per server)."""
     scale_out: ScaleOutSpec | None = None
     rack: RackSpec | None = None
@@ -170,7 +171,18 @@ def resolve_system(spec: SystemSpec, catalog: Catalog, source: str) -> System:
         raise SpecError.one(source, "slice_dims", f"only for torus boards; server "
                                                   f"'{server.id}' has a '{baseboard.topology}' "
                                                   "board", list(spec.slice_dims))
-    return System(spec, source, server, baseboard, accelerator, cpu, fabric, nic, server_nics)
+    system = System(spec, source, server, baseboard, accelerator, cpu, fabric, nic, server_nics)
+    _check_size(system, source)
+    return system
+
+
+def _check_size(system: System, source: str) -> None:
+    """Refuse a system of more than ``MAX_CHIPS`` chips in all. (More modules than the
+    board has slots is a design error the compliance rules report, not bad input.)"""
+    if system.num_chips > MAX_CHIPS:
+        raise SpecError.one(source, "servers", f"{system.num_chips:,} chips in all; ocplan "
+                                               f"plans systems of at most {MAX_CHIPS:,} chips",
+                            system.spec.servers)
 
 
 def load_system(path: str | Path, catalog: Catalog) -> System:

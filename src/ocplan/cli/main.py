@@ -7,7 +7,6 @@ failed, 2 bad input (one line per problem on stderr, no traceback).
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -18,21 +17,23 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from typer._click.exceptions import ClickException  # typer vendors click
 
-from ocplan import api
+from ocplan import api, jsonio
 from ocplan.catalog.catalog import Catalog, load_catalog
+from ocplan.catalog.fields import MAX_TOP_K, Spec
+from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
 from ocplan.catalog.system import load_system
 from ocplan.checks.rules import run_rules
-from ocplan.errors import SpecError
+from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.estimate import Estimate
-from ocplan.plan.search import OBJECTIVES
-from ocplan.results.validation import read_cases, run_validation
+from ocplan.results.validation import Case, read_cases, run_validation
 from ocplan.results.validation import summarize as summarize_cases
 from ocplan.topology.analysis import summarize
 from ocplan.topology.power import power_budget
 from ocplan.units import POWER, UnitError, format_quantity, parse_quantity
-from ocplan.workloads.workload import PRECISIONS
 
 __all__ = ["app", "main"]
 
@@ -49,7 +50,7 @@ def handles_bad_input(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except SpecError as exc:
             for problem in exc.problems:
-                err.print(problem.line(), markup=False, highlight=False, emoji=False)
+                err.print(_t(problem.line()))
             raise typer.Exit(2) from None
 
     return wrapper
@@ -59,8 +60,31 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 catalog_app = typer.Typer(no_args_is_help=True, help="Browse the hardware and model catalog.")
 app.add_typer(catalog_app, name="catalog")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Markup, emoji codes and highlighting are off: names, ids and paths come from users and
+# must print as written, never as styles or links. Our own styling uses Text spans.
+out = Console(soft_wrap=True, markup=False, emoji=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+
+def _t(value: object) -> str:
+    """``value`` as one line of plain printable text: control characters (escape
+    sequences, newlines, bells) are shown as Python escapes instead of being sent to the
+    terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _row(table: Table, *cells: object) -> None:
+    """Add a row of sanitized cells (names and ids in cells come from users)."""
+    table.add_row(*(_t(c) for c in cells))
+
+
+def _styled(*parts: str | tuple[str, str]) -> Text:
+    """A line of plain text pieces and (text, style) pieces; every piece is sanitized."""
+    return Text.assemble(*((_t(p[0]), p[1]) if isinstance(p, tuple) else _t(p)
+                           for p in parts))
 
 
 class Format(StrEnum):
@@ -89,7 +113,7 @@ def _catalog() -> Catalog:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.write(jsonio.dumps(data, indent=2) + "\n")
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:
@@ -122,7 +146,7 @@ def catalog_list(
     table.add_column("name")
     table.add_column("key figures")
     for e in entries:
-        table.add_row(getattr(e, "kind", ""), e.id, e.name, _key_figures(e))
+        _row(table, getattr(e, "kind", ""), e.id, e.name, _key_figures(e))
     out.print(table)
 
 
@@ -147,20 +171,20 @@ def catalog_show(entry_id: Annotated[str, typer.Argument(metavar="ID")],
     if fmt is Format.json:
         _print_json(data)
         return
-    table = Table(title=f"{entry.name} ({entry.id})", show_header=False)
+    table = Table(title=_t(f"{entry.name} ({entry.id})"), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in data.items():
         if key in ("sources", "name", "id"):
             continue
-        table.add_row(key, _flat(value))
+        _row(table, key, _flat(value))
     out.print(table)
-    out.print("[bold]Sources[/bold]")
+    out.print(_styled(("Sources", "bold")))
     for src in entry.sources:
         where = f" ({src.locator})" if src.locator else ""
-        out.print(f"  - {src.title}{where}; covers {', '.join(src.covers)}")
+        out.print(_t(f"  - {src.title}{where}; covers {', '.join(src.covers)}"))
         if src.url:
-            out.print(f"    {src.url}")
+            out.print(_t(f"    {src.url}"))
 
 
 def _flat(value: Any) -> str:
@@ -186,15 +210,15 @@ def check(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
         _print_json({"system": system.spec.name, "file": str(file), "errors": errors,
                      "warnings": warnings, "findings": [f.as_dict() for f in findings]})
     else:
-        out.print(f"[bold]{system.spec.name}[/bold] ({file}): {system.num_chips} x "
-                  f"{system.accelerator.id} in {system.num_servers} x {system.server.id}")
+        out.print(_styled((system.spec.name, "bold"), f" ({file}): {system.num_chips} x "
+                          f"{system.accelerator.id} in {system.num_servers} x "
+                          f"{system.server.id}"))
         if not findings:
-            out.print("  [green]no findings: the composition meets every rule[/green]")
+            out.print(_styled(("  no findings: the composition meets every rule", "green")))
         colours = {"error": "red", "warning": "yellow", "info": "cyan"}
         for f in findings:
-            c = colours[f.severity]
-            out.print(f"  [{c}]{f.severity.upper():7}[/{c}] {f.rule}: {f.message} "
-                      f"[dim]({f.section})[/dim]")
+            out.print(_styled("  ", (f"{f.severity.upper():7}", colours[f.severity]),
+                              f" {f.rule}: {f.message} ", (f"({f.section})", "dim")))
         out.print(f"  {errors} error(s), {warnings} warning(s)")
     if errors:
         raise typer.Exit(1)
@@ -206,20 +230,24 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
              fmt: FormatOpt = Format.table) -> None:
     """Summarize a system's topology: chips, links, bandwidths, bisection, diameter."""
     system = load_system(file, _catalog())
-    summary = summarize(system)
+    try:
+        summary = summarize(system)
+    except Infeasible as exc:  # too large to summarize: one line, as for bad input
+        err.print(_t(f"{file}: {exc.detail}"))
+        raise typer.Exit(2) from None
     budget = power_budget(system)
     data = summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
                                 "facility_power_W": budget.facility_W}
     if fmt is Format.json:
         _print_json(data)
         return
-    table = Table(title=f"{summary.name}: topology", show_header=False)
+    table = Table(title=_t(f"{summary.name}: topology"), show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
     rows = [
         ("chips", f"{summary.chips} ({summary.servers} servers x {summary.chips_per_server})"),
         ("board topology", summary.board_topology),
-        ("graph", f"{summary.nodes} nodes, {summary.links} links"),
+        ("graph", f"{summary.nodes} nodes, {summary.links} links ({summary.method})"),
         ("scale-up per port", _q(summary.scale_up_port_Bps, "B/s")),
         ("scale-up per chip", _q(summary.scale_up_Bps_per_chip, "B/s")),
         ("scale-out per chip", _q(summary.scale_out_Bps_per_chip, "B/s")),
@@ -231,16 +259,31 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
                   f"{_q(budget.facility_W, 'W')} at PUE {system.spec.facility.pue}"),
     ]
     for k, v in rows:
-        table.add_row(k, v)
+        _row(table, k, v)
     out.print(table)
-    out.print("[dim]bandwidths are per direction[/dim]")
+    out.print(_styled(("bandwidths are per direction", "dim")))
 
 
-def _precision(value: str) -> Any:
-    if value not in PRECISIONS:
-        raise SpecError.one("--precision", "precision", f"expected one of "
-                                                        f"{', '.join(PRECISIONS)}", value)
-    return value
+#: Request fields whose flag is not the field name with dashes.
+FLAG_OF_FIELD = {"top_k": "--top", "price_per_chip_hour": "--price",
+                 "max_power_W": "--max-power"}
+
+Req = TypeVar("Req", bound=Spec)
+
+
+def _flag(field: str) -> str:
+    name = field.split(".")[0].split("[")[0]
+    return FLAG_OF_FIELD.get(name, "--" + name.replace("_", "-"))
+
+
+def _from_flags(request: type[Req], /, **values: object) -> Req:
+    """Validate flag values with the API's request model, so that the CLI, the API and
+    the web share one set of bounds; every problem line names its flag."""
+    try:
+        return validate_as(request, values, "command line")
+    except SpecError as exc:
+        raise SpecError([Problem(_flag(p.field) if p.field else p.source, p.field, p.message,
+                                 p.value) for p in exc.problems]) from None
 
 
 def _counts(text: str | None) -> tuple[int, ...] | None:
@@ -265,13 +308,6 @@ def _power(text: str | None) -> float | None:
         raise SpecError.one("--max-power", "max_power", str(exc), text) from None
 
 
-def _objective(value: str) -> Any:
-    if value not in OBJECTIVES:
-        raise SpecError.one("--objective", "objective", f"expected one of "
-                                                        f"{', '.join(OBJECTIVES)}", value)
-    return value
-
-
 class Recompute(StrEnum):
     none = "none"
     selective = "selective"
@@ -284,22 +320,22 @@ def estimate_cmd(
     model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id; implies its default "
                                                   "server and fabric.")] = None,
-    chips: Annotated[int, typer.Option(min=1, help="Number of chips.")] = 8,
-    global_batch: Annotated[int, typer.Option(min=1, help="Sequences per step.")] = 512,
-    seq_len: Annotated[int, typer.Option(min=1, help="Tokens per sequence.")] = 4096,
+    chips: Annotated[int, typer.Option(help="Number of chips.")] = 8,
+    global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
     precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
-    tp: Annotated[int, typer.Option(min=1)] = 1,
-    pp: Annotated[int, typer.Option(min=1)] = 1,
-    cp: Annotated[int, typer.Option(min=1)] = 1,
-    ep: Annotated[int, typer.Option(min=1)] = 1,
-    vpp: Annotated[int, typer.Option(min=1)] = 1,
-    micro_batch: Annotated[int, typer.Option(min=1)] = 1,
-    zero: Annotated[int, typer.Option(min=0, max=3)] = 1,
+    tp: Annotated[int, typer.Option()] = 1,
+    pp: Annotated[int, typer.Option()] = 1,
+    cp: Annotated[int, typer.Option()] = 1,
+    ep: Annotated[int, typer.Option()] = 1,
+    vpp: Annotated[int, typer.Option()] = 1,
+    micro_batch: Annotated[int, typer.Option()] = 1,
+    zero: Annotated[int, typer.Option(help="ZeRO stage: 0, 1, 2 or 3.")] = 1,
     recompute: Recompute = Recompute.none,
     recompute_layers: Annotated[int | None, typer.Option(
-        min=0, help="With --recompute full: layers per stage to recompute.")] = None,
+        help="With --recompute full: layers per stage to recompute.")] = None,
     shard_group: Annotated[int | None, typer.Option(
-        min=1, help="Hybrid sharding: ZeRO shards within groups of this many DP ranks.")
+        help="Hybrid sharding: ZeRO shards within groups of this many DP ranks.")
     ] = None,
     sequence_parallel: Annotated[bool, typer.Option(help="Megatron SP with tp > 1.")] = True,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
@@ -309,20 +345,20 @@ def estimate_cmd(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Estimate step time, throughput, MFU and memory of one parallel layout."""
-    req = api.EstimateRequest(
-        model=model, chip=chip, chips=chips, global_batch=global_batch, seq_len=seq_len,
-        precision=_precision(precision), tp=tp, pp=pp, cp=cp, ep=ep, vpp=vpp,
+    req = _from_flags(
+        api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
+        seq_len=seq_len, precision=precision, tp=tp, pp=pp, cp=cp, ep=ep, vpp=vpp,
         micro_batch=micro_batch, zero=zero, recompute=recompute.value,
         recompute_layers=recompute_layers, sequence_parallel=sequence_parallel,
-        shard_group=shard_group)
+        shard_group=shard_group, train_tokens=train_tokens, price_per_chip_hour=price)
     result, sysm, _ = api.run_estimate(_catalog(), req, system, "--chip")
     pue = sysm.spec.facility.pue
     extra: dict[str, float] = {}
-    if train_tokens is not None and result.feasible:
-        extra["time_to_train_s"] = result.time_to_train_s(train_tokens)
-        extra["energy_to_train_J"] = result.energy_J(train_tokens, pue)
-        if price is not None:
-            extra["cost_to_train"] = result.cost(train_tokens, price)
+    if req.train_tokens is not None and result.feasible:
+        extra["time_to_train_s"] = result.time_to_train_s(req.train_tokens)
+        extra["energy_to_train_J"] = result.energy_J(req.train_tokens, pue)
+        if req.price_per_chip_hour is not None:
+            extra["cost_to_train"] = result.cost(req.train_tokens, req.price_per_chip_hour)
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name})
         return
@@ -331,39 +367,39 @@ def estimate_cmd(
 
 def _print_estimate(result: Estimate, title: str, extra: dict[str, float]) -> None:
     if not result.feasible:
-        out.print(f"[bold]{title}[/bold]: [red]infeasible[/red]: {result.reason}")
+        out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
         return
-    table = Table(title=title, show_header=False)
+    table = Table(title=_t(title), show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
     p = result.plan
-    table.add_row("layout", f"tp={p.tp} pp={p.pp} dp={p.dp} cp={p.cp} ep={p.ep} vpp={p.vpp} "
+    _row(table, "layout", f"tp={p.tp} pp={p.pp} dp={p.dp} cp={p.cp} ep={p.ep} vpp={p.vpp} "
                             f"mb={p.micro_batch} zero={p.zero} recompute={p.recompute}"
                             f"{' sp' if p.sp else ''}")
-    table.add_row("step time", _q(result.step_s, "s"))
-    table.add_row("tokens/s", f"{result.tokens_per_s:,.0f} ({result.tokens_per_s_per_chip:,.1f}"
+    _row(table, "step time", _q(result.step_s, "s"))
+    _row(table, "tokens/s", f"{result.tokens_per_s:,.0f} ({result.tokens_per_s_per_chip:,.1f}"
                               " per chip)")
-    table.add_row("MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
-    table.add_row("bound", result.bound)
+    _row(table, "MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
+    _row(table, "bound", result.bound)
     family = result.calibration_family
-    table.add_row("calibration", family if family != "default" else
+    _row(table, "calibration", family if family != "default" else
                   "default (no published run of this chip was fitted: treat with care)")
     assert result.time is not None
     assert result.memory is not None
     for key, value in result.time.__dict__.items():
         share = value / result.step_s if result.step_s else 0.0
-        table.add_row(f"  {key.removesuffix('_s')}", f"{_q(value, 's')} ({share:.1%})")
+        _row(table, f"  {key.removesuffix('_s')}", f"{_q(value, 's')} ({share:.1%})")
     mem = result.memory
-    table.add_row("memory per chip", f"{_q(mem.total_bytes, 'B')} of {_q(mem.capacity_bytes, 'B')}")
+    _row(table, "memory per chip", f"{_q(mem.total_bytes, 'B')} of {_q(mem.capacity_bytes, 'B')}")
     for key in ("weights_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes",
                 "logits_bytes", "reserved_bytes"):
-        table.add_row(f"  {key.removesuffix('_bytes')}", _q(getattr(mem, key), "B"))
-    table.add_row("power (IT, TDP)", _q(result.power_W, "W"))
+        _row(table, f"  {key.removesuffix('_bytes')}", _q(getattr(mem, key), "B"))
+    _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
     if "time_to_train_s" in extra:
-        table.add_row("time to train", f"{extra['time_to_train_s'] / 86400:.2f} days")
-        table.add_row("energy to train", f"{extra['energy_to_train_J'] / 3.6e9:,.0f} MWh")
+        _row(table, "time to train", f"{extra['time_to_train_s'] / 86400:.2f} days")
+        _row(table, "energy to train", f"{extra['energy_to_train_J'] / 3.6e9:,.0f} MWh")
     if "cost_to_train" in extra:
-        table.add_row("cost to train", f"{extra['cost_to_train']:,.0f}")
+        _row(table, "cost to train", f"{extra['cost_to_train']:,.0f}")
     out.print(table)
 
 
@@ -372,13 +408,13 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float]) -> No
 def search_cmd(
     model: Annotated[str, typer.Option(help="Model id.")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id (default server).")] = None,
-    chips: Annotated[int, typer.Option(min=1, help="Chips to lay the job out on.")] = 8,
-    global_batch: Annotated[int, typer.Option(min=1)] = 512,
-    seq_len: Annotated[int, typer.Option(min=1)] = 4096,
+    chips: Annotated[int, typer.Option(help="Chips to lay the job out on.")] = 8,
+    global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
     precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
     objective: Annotated[str, typer.Option(
         help="throughput, time, cost or energy.")] = "throughput",
-    top: Annotated[int, typer.Option(min=1, max=1000, help="Layouts to list.")] = 5,
+    top: Annotated[int, typer.Option(help=f"Layouts to list (at most {MAX_TOP_K}).")] = 5,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(help="Tokens to train on.")] = None,
     price: Annotated[float, typer.Option(help="Price per chip-hour (cost).")] = 1.0,
@@ -388,18 +424,16 @@ def search_cmd(
     max_power: Annotated[str | None, typer.Option(
         help="Most IT power allowed, with a unit (e.g. '2 MW').")] = None,
     memory_headroom: Annotated[float, typer.Option(
-        min=0.0, max=0.99, help="Fraction of HBM to keep free.")] = 0.0,
+        help="Fraction of HBM to keep free (0 to below 1).")] = 0.0,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
     cat = _catalog()
-    req = api.SearchRequest(model=model, chip=chip, chips=chips, global_batch=global_batch,
-                            seq_len=seq_len, precision=_precision(precision),
-                            objective=_objective(objective), top_k=top,
-                            train_tokens=train_tokens, price_per_chip_hour=price,
-                            chip_counts=_counts(chip_counts),
-                            max_power_W=_power(max_power),
-                            memory_headroom=memory_headroom)
+    req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=chips,
+                      global_batch=global_batch, seq_len=seq_len, precision=precision,
+                      objective=objective, top_k=top, train_tokens=train_tokens,
+                      price_per_chip_hour=price, chip_counts=_counts(chip_counts),
+                      max_power_W=_power(max_power), memory_headroom=memory_headroom)
     sysm = api.job_system(cat, chip, system, chips, "--chip")
     with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
@@ -414,10 +448,10 @@ def search_cmd(
     if fmt is Format.json:
         _print_json(result.as_json())
         return
-    out.print(f"[bold]{model}[/bold] on {chips} x {sysm.accelerator.id} "
-              f"({sysm.spec.name}), objective {objective}: {result.space_size:,} layouts, "
-              f"{result.evaluated:,} evaluated, {result.feasible:,} fit, "
-              f"{result.elapsed_s:.2f} s")
+    out.print(_styled((model, "bold"), f" on {chips} x {sysm.accelerator.id} "
+                      f"({sysm.spec.name}), objective {objective}: {result.space_size:,} "
+                      f"layouts, {result.evaluated:,} evaluated, {result.feasible:,} fit, "
+                      f"{result.elapsed_s:.2f} s"))
     pruned = ", ".join(f"{k} {v:,}" for k, v in sorted(result.pruned.items()))
     out.print(f"pruned: {pruned}")
     table = Table(title=f"top {len(result.top)}")
@@ -431,10 +465,10 @@ def search_cmd(
                   f"mb{p.micro_batch} "
                   f"z{p.zero} rc={rc}{' sp' if p.sp else ''}{' offload' if p.offload else ''}"
                   f"{f' hsdp{p.shard_group}' if p.shard_group else ''}")
-        table.add_row(str(i), layout, f"{e.tokens_per_s_per_chip:,.1f}", f"{e.mfu:.1%}",
+        _row(table, str(i), layout, f"{e.tokens_per_s_per_chip:,.1f}", f"{e.mfu:.1%}",
                       _q(e.step_s, "s"), _q(e.memory.total_bytes, "B"), e.bound)
     out.print(table)
-    out.print(result.why)
+    out.print(_t(result.why))
 
 
 @app.command()
@@ -447,36 +481,38 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
     if fmt is Format.json:
         _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases]})
         return
-    table = Table(title=f"ocplan validate {file.name}")
+    table = Table(title=_t(f"ocplan validate {file.name}"))
     for col in ("case", "chip", "model", "measured tok/s/chip", "predicted", "error %",
                 "status"):
         table.add_column(col)
     for c in cases:
-        table.add_row(c.case_id, c.chip, c.model[:28], f"{c.measured_tokens_per_s_per_chip:,.1f}",
-                      "-" if c.predicted_tokens_per_s_per_chip is None
-                      else f"{c.predicted_tokens_per_s_per_chip:,.1f}",
-                      "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
-                      c.status if c.reason is None else f"{c.status}: {c.reason}")
+        _row(table, c.case_id, c.chip, c.model[:28], f"{c.measured_tokens_per_s_per_chip:,.1f}",
+             "-" if c.predicted_tokens_per_s_per_chip is None
+             else f"{c.predicted_tokens_per_s_per_chip:,.1f}",
+             "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
+             c.status if c.reason is None else f"{c.status}: {c.reason}")
     out.print(table)
     for key, title in (("chip", "by chip"), ("source", "by source")):
-        groups: dict[str, list[float]] = {}
+        groups: dict[str, list[Case]] = {}
         for c in cases:
-            if c.error_pct is not None:
-                groups.setdefault(getattr(c, key), []).append(c.error_pct)
+            groups.setdefault(getattr(c, key), []).append(c)
         gt = Table(title=f"error {title}")
-        for col in (key, "n", "median |error| %", "mean signed %"):
+        for col in (key, "n", "failed", "median |error| %", "mean signed %"):
             gt.add_column(col)
-        for name, errs in sorted(groups.items()):
-            abs_sorted = sorted(abs(e) for e in errs)
-            median = abs_sorted[len(abs_sorted) // 2] if len(abs_sorted) % 2 else \
-                (abs_sorted[len(abs_sorted) // 2 - 1] + abs_sorted[len(abs_sorted) // 2]) / 2
-            gt.add_row(name[:50], str(len(errs)), f"{median:.1f}",
-                       f"{sum(errs) / len(errs):+.1f}")
+        for name, group in sorted(groups.items()):
+            g = summarize_cases(group)
+            _row(gt, name[:50], str(g.n), str(g.failed), _pct(g.median_abs_error_pct),
+                 _pct(g.mean_signed_error_pct, "+"))
         out.print(gt)
     out.print(f"n={summary.n} failed={summary.failed} median |error| "
-              f"{summary.median_abs_error_pct:.1f}% p90 {summary.p90_abs_error_pct:.1f}% "
-              f"max {summary.max_abs_error_pct:.1f}% mean signed "
-              f"{summary.mean_signed_error_pct:+.1f}%")
+              f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
+              f"max {_pct(summary.max_abs_error_pct)}% mean signed "
+              f"{_pct(summary.mean_signed_error_pct, '+')}%")
+
+
+def _pct(value: float | None, sign: str = "") -> str:
+    """A percentage with one decimal, or ``-`` when there is none."""
+    return "-" if value is None else f"{value:{sign}.1f}"
 
 
 @app.command("sweep")
@@ -524,10 +560,10 @@ def sweep_cmd(
                     | {"elapsed_s": report.elapsed_s,
                        "results": [s.as_json() for s in summaries]})
     else:
-        out.print(f"[bold]sweep {report.name}[/bold] ({file}) into {url}: "
-                  f"{counts['tasks']} tasks, {counts['skipped']} already stored, "
-                  f"{counts['ran']} run, {counts['failed']} failed "
-                  f"({report.elapsed_s:.1f} s, backend {backend})")
+        out.print(_styled((f"sweep {report.name}", "bold"), f" ({file}) into {url}: "
+                          f"{counts['tasks']} tasks, {counts['skipped']} already stored, "
+                          f"{counts['ran']} run, {counts['failed']} failed "
+                          f"({report.elapsed_s:.1f} s, backend {backend})"))
         table = Table(title="best layout per task")
         for col in ("#", "model", "hardware", "chips", "status", "best layout",
                     "tok/s/chip", "MFU", "step"):
@@ -536,13 +572,13 @@ def sweep_cmd(
             b = s.best
             if b is None:
                 layout = s.error if s.error else "no layout fits"
-                table.add_row(str(i), s.task.workload.model.name, s.task.hardware,
+                _row(table, str(i), s.task.workload.model.name, s.task.hardware,
                               str(s.task.chips), s.status, layout, "-", "-", "-")
                 continue
             rc = "" if b["recompute"] == "none" else f" rc={b['recompute']}"
             layout = (f"tp{b['tp']} pp{b['pp']} dp{b['dp']} cp{b['cp']} ep{b['ep']} "
                       f"v{b['vpp']} mb{b['micro_batch']} z{b['zero']}{rc}")
-            table.add_row(str(i), s.task.workload.model.name, s.task.hardware,
+            _row(table, str(i), s.task.workload.model.name, s.task.hardware,
                           str(s.task.chips), s.status, layout,
                           f"{b['tokens_per_s_per_chip']:,.1f}", f"{b['mfu']:.1%}",
                           _q(b["step_s"], "s"))
@@ -559,15 +595,23 @@ def serve(
     db: Annotated[str | None, typer.Option(help="Scenarios database URL.")] = None,
     token: Annotated[str | None, typer.Option(
         help="Required on every request; mandatory when not bound to loopback.")] = None,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        help="Another host name the Host header may give (repeatable), e.g. the "
+             "machine's name when bound to 0.0.0.0; '*' allows any.")] = None,
 ) -> None:
-    """Run the web workbench (http://HOST:PORT/, API docs at /docs)."""
+    """Run the web workbench (http://HOST:PORT/, API docs at /docs).
+
+    Requests must name a known host in their Host header (DNS-rebinding defence):
+    127.0.0.1, localhost, [::1], --host and every --allow-host.
+    """
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise SpecError.one("--host", "host", "binding beyond loopback needs --token", host)
     import uvicorn
 
-    from ocplan.web.app import create_app
+    from ocplan.web.app import DEFAULT_ALLOWED_HOSTS, create_app
 
-    app_ = create_app(db, token=token, catalog_dirs=state.catalog_dirs)
+    hosts = (*DEFAULT_ALLOWED_HOSTS, host, *(allow_host or ()))
+    app_ = create_app(db, token=token, catalog_dirs=state.catalog_dirs, allowed_hosts=hosts)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
@@ -577,16 +621,16 @@ def report(
     model: Annotated[str, typer.Option(help="Model id.")],
     out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id.")] = None,
-    chips: Annotated[int, typer.Option(min=1)] = 8,
-    global_batch: Annotated[int, typer.Option(min=1)] = 512,
-    seq_len: Annotated[int, typer.Option(min=1)] = 4096,
+    chips: Annotated[int, typer.Option()] = 8,
+    global_batch: Annotated[int, typer.Option()] = 512,
+    seq_len: Annotated[int, typer.Option()] = 4096,
     precision: Annotated[str, typer.Option()] = "bf16",
-    tp: Annotated[int, typer.Option(min=1)] = 1,
-    pp: Annotated[int, typer.Option(min=1)] = 1,
-    cp: Annotated[int, typer.Option(min=1)] = 1,
-    vpp: Annotated[int, typer.Option(min=1)] = 1,
-    micro_batch: Annotated[int, typer.Option(min=1)] = 1,
-    zero: Annotated[int, typer.Option(min=0, max=3)] = 1,
+    tp: Annotated[int, typer.Option()] = 1,
+    pp: Annotated[int, typer.Option()] = 1,
+    cp: Annotated[int, typer.Option()] = 1,
+    vpp: Annotated[int, typer.Option()] = 1,
+    micro_batch: Annotated[int, typer.Option()] = 1,
+    zero: Annotated[int, typer.Option(help="ZeRO stage: 0, 1, 2 or 3.")] = 1,
     recompute: Recompute = Recompute.none,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     run_search: Annotated[bool, typer.Option(
@@ -596,11 +640,14 @@ def report(
     from ocplan.reports.html import render_report
     from ocplan.web.app import plotly_js_path
 
+    if not out_file.name or out_file.is_dir():
+        raise SpecError.one("--out", "out", "expected the path of an HTML file to write",
+                            str(out_file))
     cat = _catalog()
     search_json = None
-    req = api.EstimateRequest(
-        model=model, chip=chip, chips=chips, global_batch=global_batch, seq_len=seq_len,
-        precision=_precision(precision), tp=tp, pp=pp, cp=cp, vpp=vpp,
+    req = _from_flags(
+        api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
+        seq_len=seq_len, precision=precision, tp=tp, pp=pp, cp=cp, vpp=vpp,
         micro_batch=micro_batch, zero=zero, recompute=recompute.value)
     if run_search:
         found = api.run_search(cat, api.SearchRequest(
@@ -624,17 +671,29 @@ def report(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise SpecError.one(str(out_file), "--out", f"cannot write the report: {exc}") from None
-    out.print(f"wrote {out_file} ({len(page) / 1e6:.1f} MB)")
+    out.print(_t(f"wrote {out_file} ({len(page) / 1e6:.1f} MB)"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 check errors, 2 bad input)."""
+    """Entry point; returns the exit code (0 ok, 1 check errors, 2 bad input).
+
+    Usage errors (an unknown option, a value that is not a number) are printed as one
+    line, like every other bad input, instead of click's usage box.
+    """
     try:
-        app(args=argv, prog_name="ocplan")
+        code = app(args=argv, prog_name="ocplan", standalone_mode=False)
+    except ClickException as exc:
+        message = exc.format_message()
+        if message:  # a bare command prints its help and has no message
+            err.print(_t(f"ocplan: {' '.join(message.split())}"))
+        return exc.exit_code
+    except typer.Abort:
+        err.print("ocplan: aborted")
+        return 1
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ Candidates per call:
 ``nbytes`` is the per-rank buffer (see :mod:`ocplan.collectives.algorithms`). Groups
 are given by size ``n`` and member ``stride`` (see :func:`~ocplan.collectives.fabric.placement`).
 All functions accept numpy arrays.
+
+A system without scale-out bandwidth (``fab.out_Bps == 0``: no server NICs and no
+integrated NIC ports) cannot join its domains: a group that spans more than one domain
+takes infinite time, and one inside a domain never reads the scale-out terms (they are
+not computed from a zero rate, so no division by zero happens).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ def all_reduce(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
         t_in = np.minimum(t_ring, np.where(n_in > 2, t_nvls, np.inf))
     else:
         t_in = t_ring
+    if not fab.out_Bps > 0:
+        return _no_scale_out(n_out, t_in)
     shard = nbytes / n_in
     t_cross = np.minimum(np.minimum(alg.ring_all_reduce(shard, n_out, fab.out_Bps, a_out),
                                     alg.tree_all_reduce(shard, n_out, fab.out_Bps, a_out)),
@@ -48,6 +55,13 @@ def all_reduce(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
     t_hier = 2 * alg.ring_all_gather(nbytes, n_in, up, a_up) + t_cross
     t_flat = alg.ring_all_reduce(nbytes, n_in * n_out, _striped(fab, up, n_in), a_out)
     return np.where(n_out > 1, np.minimum(t_hier, t_flat), t_in)
+
+
+def _no_scale_out(n_out: Num, t_in: Num) -> Num:
+    """Time of a collective on a system without scale-out bandwidth: the in-domain time
+    for groups inside one domain, infinite for groups that span several (nothing
+    carries their traffic; :func:`ocplan.plan.engine.check_system` refuses such jobs)."""
+    return np.where(n_out > 1, np.inf, t_in)
 
 
 def _striped(fab: CommFabric, up: Num, n_in: Num) -> Num:
@@ -64,6 +78,8 @@ def all_gather(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
     n_in, n_out = placement(n, stride, fab.domain)
     up = fab.up_Bps(n_in, stride)
     t_in = alg.ring_all_gather(nbytes, n_in, up, fab.up_alpha_s)
+    if not fab.out_Bps > 0:
+        return _no_scale_out(n_out, t_in)
     t_cross = alg.ring_all_gather(nbytes / n_in, n_out, fab.out_Bps, fab.out_alpha_s)
     t_flat = alg.ring_all_gather(nbytes, n_in * n_out, _striped(fab, up, n_in),
                                  fab.out_alpha_s)
@@ -85,6 +101,8 @@ def all_to_all(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
     up = fab.up_Bps(n_in, stride)
     n_all = n_in * n_out
     t_up = np.where(n_in > 1, (n_in - 1) / n_all * nbytes / up + fab.up_alpha_s, 0.0)
+    if not fab.out_Bps > 0:
+        return _no_scale_out(n_out, t_up)
     t_out = np.where(n_out > 1, (n_all - n_in) / n_all * nbytes / fab.out_Bps
                      + fab.out_alpha_s, 0.0)
     return np.maximum(t_up, t_out)
@@ -93,6 +111,8 @@ def all_to_all(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
 def send_recv(fab: CommFabric, nbytes: Num, crosses_domain: Num) -> Num:
     """Point-to-point transfer of ``nbytes`` to a neighbour (pipeline stages)."""
     up = fab.up_Bps(2, 1)
+    if not fab.out_Bps > 0:
+        return np.where(crosses_domain, np.inf, nbytes / up + fab.up_alpha_s)
     return np.where(crosses_domain, nbytes / fab.out_Bps + fab.out_alpha_s,
                     nbytes / up + fab.up_alpha_s)
 

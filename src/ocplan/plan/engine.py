@@ -37,6 +37,7 @@ import numpy as np
 from ocplan.catalog.system import System
 from ocplan.collectives import cost
 from ocplan.collectives.fabric import CommFabric, comm_fabric, placement
+from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, FamilyCalibration
 from ocplan.topology.cluster import pcie_Bps
 from ocplan.workloads.memory import (
@@ -48,7 +49,16 @@ from ocplan.workloads.memory import (
 )
 from ocplan.workloads.workload import Workload
 
-__all__ = ["HBM_EFFICIENCY", "RESERVED_BYTES", "SystemModel", "evaluate", "system_model"]
+__all__ = [
+    "HBM_EFFICIENCY",
+    "RESERVED_BYTES",
+    "TRAINING_PATH_PRECISIONS",
+    "SystemModel",
+    "check_system",
+    "evaluate",
+    "matrix_peaks",
+    "system_model",
+]
 
 Num = Any
 
@@ -82,6 +92,13 @@ OFFLOAD_RESIDENT_LAYERS = 1.0
 #: Bytes per logit kept for the loss: 16-bit logits; fused cross-entropy kernels
 #: (Megatron's vocab-parallel CE, MaxText's) upcast block by block, not the whole tensor.
 LOGIT_BYTES = 2.0
+#: Matrix-unit precisions that can carry the floating-point parts of a training step
+#: (attention scores and values, the LM head, and the GEMMs of a precision the chip has no
+#: unit for), in order of preference: the 16-bit formats of mixed-precision training
+#: (Micikevicius et al. 2018), then fp8, which FlashAttention-3 and Transformer Engine use
+#: for attention too. An integer unit alone (int8) cannot: softmax and gradients are
+#: floating-point, so a chip with none of these cannot train (:func:`matrix_peaks`).
+TRAINING_PATH_PRECISIONS = ("bf16", "fp16", "fp8")
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,8 @@ class SystemModel:
     """Host link (PCIe / C2C) bandwidth per direction, for activation offload."""
     fabric: CommFabric
     domain: int
+    server: str = ""
+    """Server id (for messages)."""
 
 
 @lru_cache(maxsize=4096)
@@ -111,20 +130,56 @@ def system_model(system: System) -> SystemModel:
         host_Bps=acc.host.bandwidth or pcie_Bps(acc.host.gen or 4, acc.host.lanes),
         fabric=comm_fabric(system),
         domain=system.chips_per_server,
+        server=system.server.id,
     )
 
 
-def _peaks(sm: SystemModel, precision: str) -> tuple[float, float]:
-    """(GEMM peak at the workload's precision, 16-bit peak for attention and the head)."""
-    p16 = sm.peak.get("bf16") or sm.peak.get("fp16")
-    gemm = sm.peak.get(precision)
-    if gemm is None:  # a chip without that unit runs the GEMMs at its 16-bit rate
-        gemm = p16
-    if p16 is None:
-        p16 = gemm
-    assert gemm is not None, f"{sm.chip} has no usable peak"
-    assert p16 is not None
-    return gemm, p16
+def matrix_peaks(sm: SystemModel, precision: str) -> tuple[float, float]:
+    """(GEMM peak at the workload's precision, peak of the floating-point path), FLOP/s.
+
+    The floating-point path is the first of :data:`TRAINING_PATH_PRECISIONS` the chip has
+    (bf16, else fp16, else fp8); attention and the LM head run on it. GEMMs run at the
+    chip's peak for ``precision``, or on the floating-point path when the chip has no unit
+    for that precision (fp8 asked of an A100 runs its GEMMs in bf16).
+
+    Raises :class:`~ocplan.errors.Infeasible` (reason ``"precision"``) when the chip has
+    no floating-point matrix unit at all (an int8-only part such as the MLU290-M5):
+    training needs one, whatever precision its GEMMs use.
+    """
+    path = next((sm.peak[p] for p in TRAINING_PATH_PRECISIONS if sm.peak.get(p)), None)
+    if path is None:
+        units = "/".join(TRAINING_PATH_PRECISIONS)
+        has = ", ".join(sorted(sm.peak)) or "none"
+        raise Infeasible("precision", f"{sm.chip} has no {units} matrix unit (peaks: {has}); "
+                                      f"training in {precision} is not supported on it")
+    gemm = sm.peak.get(precision) or path
+    return gemm, path
+
+
+def check_system(wl: Workload, sm: SystemModel, chips: int) -> None:
+    """Raise :class:`~ocplan.errors.Infeasible` when no layout of ``chips`` chips can run
+    ``wl`` on the system, whatever the split:
+
+    - ``"precision"``: the chip has no floating-point matrix unit (:func:`matrix_peaks`);
+    - ``"network"``: the chips span more than one scale-up domain but the system has no
+      scale-out bandwidth (no server NICs and no integrated NIC ports, e.g. the
+      China-market Gaudi 2 HL-225B, whose 21 remaining ports are all scale-up, in the
+      HLS-Gaudi2 server, whose scale-out is the cards' own ports). Every layout of a job
+      joins all its chips (tp x pp x dp x cp = chips, each group within the product), so
+      with more chips than one domain some group must cross domains.
+
+    A layout that passes runs every group it has on links of positive bandwidth, so every
+    term :func:`evaluate` returns for it is finite.
+    """
+    matrix_peaks(sm, wl.precision)
+    if chips > sm.domain and not sm.fabric.out_Bps > 0:
+        domains = -(-chips // sm.domain)
+        where = f" in {sm.server}" if sm.server else ""
+        raise Infeasible("network", f"{sm.chip}{where} has no scale-out bandwidth (no server "
+                                    f"NICs, no integrated NIC ports): {chips} chips span "
+                                    f"{domains} scale-up domains of {sm.domain} and nothing "
+                                    "joins them; use at most "
+                                    f"{sm.domain} chips or a system with a scale-out NIC")
 
 
 def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Num, dp: Num,
@@ -143,6 +198,11 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     fraction is hidden) or off (all of it is exposed). ``shard`` is the hybrid-sharding
     group (HSDP): ZeRO shards over groups of that many data-parallel ranks and the groups
     all-reduce their gradient shards once per step; 0 shards over all of them.
+
+    Assumes :func:`check_system` passes for the chips of the layouts: it raises
+    :class:`~ocplan.errors.Infeasible` itself for a chip without a floating-point matrix
+    unit, and a group that would have to cross scale-up domains on a system without
+    scale-out bandwidth takes infinite time (:mod:`ocplan.collectives.cost`).
     """
     m_ = wl.model
     fam: FamilyCalibration = cal.for_chip(sm.chip)
@@ -152,7 +212,12 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     L, Lm = float(m_.n_layers), float(m_.n_moe_layers)
     V = float(m_.vocab)
     eight_bit = wl.precision in ("fp8", "int8")
-    peak_gemm, peak16 = _peaks(sm, wl.precision)
+    peak_gemm, peak16 = matrix_peaks(sm, wl.precision)
+    # MFU and HFU are relative to the fastest matrix rate the step runs at: the GEMMs' peak
+    # at the workload's precision, or the floating-point path of attention and the head
+    # when that is faster (int8 on B300/GB300, whose int8 unit is a fraction of bf16).
+    # Relative to the slower GEMM peak alone, attention-heavy steps would exceed 100 %.
+    peak_util = max(peak_gemm, peak16)
     eta_gemm = fam.gemm_8bit if eight_bit else fam.gemm
     rate_gemm = peak_gemm * eta_gemm
     rate_attn = peak16 * fam.attention
@@ -309,11 +374,11 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     chips = tp * pp * dp * cp
     tokens_step = B * s
     tps_chip = tokens_step / step / chips
-    mfu = tps_chip * wl.model_flops_per_token / peak_gemm
+    mfu = tps_chip * wl.model_flops_per_token / peak_util
     hw_flops_mb = layers_stage * (3 * gemm_flops + (1 + ATTN_BWD_FACTOR) * attn_flops) \
         + rc_full * layers_stage * (gemm_flops + attn_flops) \
         + np.where(rc_sel, layers_stage * attn_flops, 0.0) + 3 * head_flops
-    hfu = hw_flops_mb * micro / step / peak_gemm
+    hfu = hw_flops_mb * micro / step / peak_util
     compute = micro * t_compute_mb
     return {
         "step_s": step,

@@ -1,19 +1,27 @@
 """``estimate(workload, plan, system) -> Estimate``: one layout, fully explained.
 
 The estimate is the one-candidate case of :func:`ocplan.plan.engine.evaluate`. A
-layout that cannot run (indivisible shapes, out of memory) is a result with
-``feasible=False`` and a reason, never an exception.
+layout that cannot run (indivisible shapes, a chip without a floating-point matrix unit,
+chips in several scale-up domains with nothing joining them, out of memory) is a result
+with ``feasible=False`` and a reason, never an exception.
+
+Every number an estimate returns is finite: each time and memory term of a layout that
+passes :meth:`~ocplan.plan.plan.Plan.check` and
+:func:`~ocplan.plan.engine.check_system` is asserted finite and non-negative (and the
+step time, throughput, MFU and HFU positive); a violation is a bug in the engine, raised
+as an ``AssertionError`` naming the term, chip, model and plan.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ocplan.catalog.system import System
 from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, load_calibration
-from ocplan.plan.engine import evaluate, system_model
+from ocplan.plan.engine import check_system, evaluate, system_model
 from ocplan.plan.plan import Plan
 from ocplan.topology.power import power_budget
 from ocplan.workloads.workload import Workload
@@ -133,10 +141,11 @@ def estimate(workload: Workload, plan: Plan, system: System,
     """
     cal = calibration or load_calibration()
     try:
+        sm = system_model(system)  # refuses a board too large to model as a graph
         plan.check(workload)
+        check_system(workload, sm, plan.chips)
     except Infeasible as exc:
         return _infeasible(plan, str(exc))
-    sm = system_model(system)
     r = evaluate(workload, sm, cal, tp=plan.tp, pp=plan.pp, dp=plan.dp, cp=plan.cp,
                  ep=plan.ep, vpp=plan.vpp, mb=plan.micro_batch, zero=plan.zero,
                  rc_full=plan.recompute_fraction(workload.model.n_layers),
@@ -144,6 +153,7 @@ def estimate(workload: Workload, plan: Plan, system: System,
                  sp=plan.sp, offload=plan.offload, tp_overlap=plan.tp_overlap,
                  dp_overlap=plan.dp_overlap, shard=plan.shard_group or 0)
     f = {k: float(v) for k, v in r.items()}
+    _assert_finite(f, system, workload, plan)
     memory = MemoryBreakdown(f["weights_bytes"], f["grads_bytes"], f["optimizer_bytes"],
                              f["activations_bytes"], f["logits_bytes"], f["reserved_bytes"],
                              f["capacity_bytes"])
@@ -160,3 +170,23 @@ def estimate(workload: Workload, plan: Plan, system: System,
                     f["tokens_per_s_per_chip"] * plan.chips, f["tokens_per_s_per_chip"],
                     f["mfu"], f["hfu"], time, memory, time.dominant(), power,
                     cal.family_of(system.accelerator.id))
+
+
+#: Results that must be strictly positive for a layout that runs: a step takes time, and
+#: some tokens are trained in it at some utilization.
+_POSITIVE = ("step_s", "tokens_per_s_per_chip", "mfu", "hfu", "compute_s", "memory_bytes",
+             "capacity_bytes")
+#: Results that are fractions of the chip's peak (see :func:`~ocplan.plan.engine.evaluate`:
+#: relative to the fastest matrix rate the step uses, so at most 1).
+_UTILIZATION = ("mfu", "hfu")
+
+
+def _assert_finite(f: dict[str, float], system: System, workload: Workload, plan: Plan) -> None:
+    """Assert every term of an evaluated layout is finite and >= 0, the headline numbers
+    > 0 and MFU/HFU at most 1: the layout passed every feasibility check, so a violation
+    is a bug in the engine."""
+    for key, value in f.items():
+        ok = math.isfinite(value) and (value > 0 if key in _POSITIVE else value >= 0) \
+            and (value <= 1.0 if key in _UTILIZATION else True)
+        assert ok, (f"engine bug: {key} = {value} for {workload.model.name} on "
+                    f"{system.accelerator.id} ({system.num_chips} chips), {plan}")

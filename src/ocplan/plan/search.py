@@ -5,7 +5,17 @@ constraints is evaluated by the same vectorized engine the scalar estimate uses
 (:func:`ocplan.plan.engine.evaluate`), in chunks. Layouts that do not fit in memory are
 counted as pruned by ``"memory"``. The top candidates are re-evaluated one by one with
 :func:`~ocplan.plan.estimate.estimate` to give their full breakdowns (and the two paths
-are asserted to agree).
+are asserted to agree on feasibility and step time).
+
+A chip count that no layout can use on the system (:func:`~ocplan.plan.engine.check_system`:
+a chip without a floating-point matrix unit, or chips in several scale-up domains with no
+scale-out bandwidth) is not evaluated: its whole space is pruned under that reason
+(``"precision"``, ``"network"``), as the scalar estimate would refuse every layout of it.
+Memory is bounded by two guards, each a :class:`~ocplan.errors.SpecError` naming the
+model, the count and the limit: a space whose growth would hold more than
+:data:`~ocplan.plan.space.MAX_SPACE_ROWS` rows at once is refused before that step is
+allocated, and a search whose chip counts leave more than :data:`MAX_CANDIDATES`
+layouts to evaluate in all is refused before the per-layout arrays are.
 """
 
 from __future__ import annotations
@@ -19,9 +29,9 @@ from typing import Any, Literal
 import numpy as np
 
 from ocplan.catalog.system import System
-from ocplan.errors import SpecError
+from ocplan.errors import Infeasible, SpecError
 from ocplan.plan.calibration import Calibration, load_calibration
-from ocplan.plan.engine import evaluate, system_model
+from ocplan.plan.engine import check_system, evaluate, system_model
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import Plan
 from ocplan.plan.space import Columns, SearchSpace, training_space
@@ -34,6 +44,13 @@ Objective = Literal["throughput", "time", "cost", "energy"]
 OBJECTIVES: tuple[str, ...] = ("throughput", "time", "cost", "energy")
 #: Candidates evaluated per vectorized call (bounds memory to a few hundred MB).
 CHUNK = 50_000
+#: Most layouts one search evaluates, over all its chip counts. Each costs about 115
+#: bytes for the whole search (its columns in narrow integer types, step time, memory,
+#: recompute fraction, fit flag, then score, order and index when ranking; measured: the
+#: largest validation search, Qwen3-235B on 256 chips, evaluates 5.05 million layouts at a
+#: tracemalloc peak of 0.55 GiB), so 8 million keeps a search under ~1 GiB with margin
+#: over the largest in use.
+MAX_CANDIDATES = 8_000_000
 #: Step-time difference under which two layouts are called a tie in the "why" text (well
 #: below the model's accuracy).
 TIE_FRACTION = 0.0005
@@ -180,15 +197,24 @@ def _space(workload: Workload, system: System, chips: int,
     return training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
                           global_batch=workload.global_batch, domain=system.chips_per_server,
-                          experts=m.moe_experts, offload=allow_offload)
+                          experts=m.moe_experts, offload=allow_offload,
+                          name=f"model '{m.name}' on {chips} chips")
 
 
 def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips: int,
                     allow_offload: bool, memory_headroom: float,
-                    progress: Callable[[int, int], None] | None) -> _Evaluated:
+                    progress: Callable[[int, int], None] | None,
+                    budget: int = MAX_CANDIDATES) -> _Evaluated:
+    """Evaluate the space of one chip count; refuse (SpecError) when it leaves more than
+    ``budget`` layouts (what is left of :data:`MAX_CANDIDATES`) to evaluate."""
     space = _space(workload, system, chips, allow_offload)
     cols, pruned = space.candidates()
     n = len(cols["tp"])
+    if n > budget:
+        raise SpecError.one("search", "space", f"{space.name}: {n:,} layouts to evaluate "
+                            f"(with {MAX_CANDIDATES - budget:,} of other chip counts), over "
+                            f"the limit of {MAX_CANDIDATES:,}; fewer layers, chips or chip "
+                            "counts make it smaller")
     step = np.full(n, np.inf)
     mem = np.full(n, np.inf)
     frac_all = np.zeros(n)
@@ -211,6 +237,9 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
         step[sl] = np.where(ok, base["step_s"], np.inf)
         mem[sl] = base["memory_bytes"]
         fits[sl] = ok
+        assert np.isfinite(base["step_s"][ok]).all(), (
+            f"engine bug: a layout of {workload.model.name} on {chips} x "
+            f"{system.accelerator.id} fits but has a non-finite step time")
         pruned["duplicate"] = pruned.get("duplicate", 0) + int(dup.sum())
         pruned["memory"] = pruned.get("memory", 0) + int((~ok & ~dup).sum())
         if progress is not None:
@@ -265,6 +294,7 @@ def search(workload: Workload, system: System, chips: int, *,
     tokens = train_tokens or DEFAULT_TRAIN_TOKENS
     it_W = power_budget(system).it_W
     parts: list[_Evaluated] = []
+    refused: list[str] = []
     pruned: dict[str, int] = {}
     scores: list[np.ndarray] = []
     size = 0
@@ -275,33 +305,52 @@ def search(workload: Workload, system: System, chips: int, *,
             pruned["power"] = pruned.get("power", 0) + sp.size
             size += sp.size
             continue
+        try:
+            check_system(workload, system_model(system), count)
+        except Infeasible as exc:
+            # No layout of this count can run (the scalar estimate refuses each alike).
+            sp = _space(workload, system, count, allow_offload)
+            pruned[exc.reason] = pruned.get(exc.reason, 0) + sp.size
+            size += sp.size
+            refused.append(str(exc))
+            continue
         ev = _evaluate_space(workload, system, cal, count, allow_offload, memory_headroom,
-                             progress)
+                             progress, MAX_CANDIDATES - sum(len(p.step) for p in parts))
         parts.append(ev)
         size += ev.size
         for k, v in ev.pruned.items():
             pruned[k] = pruned.get(k, 0) + v
         with np.errstate(divide="ignore"):
             tps = workload.tokens_per_step / ev.step
-            inv = np.where(tps > 0, 1.0 / np.where(tps > 0, tps, 1.0), np.inf)
-        scores.append({"throughput": -tps, "time": tokens * inv,
-                       "cost": count * price_per_chip_hour * tokens * inv / 3600.0,
-                       "energy": power * tokens * inv}[objective])
+        runs = tps > 0
+        seconds = tokens / np.where(runs, tps, 1.0)  # time to train at each layout
+        # Layouts that do not run score +inf whatever the price (a price of 0 must not
+        # turn 0 x inf into NaN).
+        per_second = {"time": 1.0, "cost": count * price_per_chip_hour / 3600.0,
+                      "energy": power}
+        score = -tps if objective == "throughput" else \
+            np.where(runs, per_second[objective] * seconds, np.inf)
+        scores.append(score)
     evaluated = sum(len(ev.step) for ev in parts)
     feasible = sum(int(ev.fits.sum()) for ev in parts)
     if parts:
         all_scores = np.concatenate(scores)
         which = np.concatenate([np.full(len(ev.step), j) for j, ev in enumerate(parts)])
         index = np.concatenate([np.arange(len(ev.step)) for ev in parts])
-        order = np.argsort(all_scores, kind="stable")[: min(top_k, feasible)]
+        fit_all = np.concatenate([ev.fits for ev in parts])
+        # Only layouts that fit are ranked (the others sort last whatever their score).
+        order = np.argsort(np.where(fit_all, all_scores, np.inf),
+                           kind="stable")[: min(top_k, feasible)]
     else:
         which = index = order = np.array([], dtype=np.int64)
     top_list = []
     for o in order:
         ev, i = parts[int(which[o])], int(index[o])
+        assert ev.fits[i]
         e = estimate(workload, _plan_of(ev.cols, i, ev.frac[i], m.n_layers), system, cal)
-        assert e.feasible, "a searched layout failed its scalar estimate"
-        assert math.isclose(e.step_s, ev.step[i], rel_tol=1e-9), "scalar and vectorized disagree"
+        assert e.feasible, f"a searched layout failed its scalar estimate: {e.plan}: {e.reason}"
+        assert math.isclose(e.step_s, ev.step[i], rel_tol=1e-9), (
+            f"scalar and vectorized disagree on {e.plan}: {e.step_s} s against {ev.step[i]} s")
         top_list.append(e)
     top = tuple(top_list)
     pareto: list[dict[str, float]] = []
@@ -313,14 +362,17 @@ def search(workload: Workload, system: System, chips: int, *,
             pareto.append({"step_s": float(steps[j]), "memory_bytes_per_chip": float(mems[j]),
                            "chips": int(n_chips[j])})
     return SearchResult(objective, top[0] if top else None, top, size, pruned, evaluated,
-                        feasible, time.perf_counter() - t0, _why(top), tuple(pareto))
+                        feasible, time.perf_counter() - t0, _why(top, refused),
+                        tuple(pareto))
 
 
-def _why(top: tuple[Estimate, ...]) -> str:
+def _why(top: tuple[Estimate, ...], refused: Sequence[str] = ()) -> str:
     """One paragraph on the winner: what dominates its step, and what the runner-up
-    loses on."""
+    loses on; without one, why not (``refused``: the reasons whole chip counts were
+    refused for)."""
     if not top:
-        return "No layout fits: every candidate was pruned (see 'pruned')."
+        text = "No layout fits: every candidate was pruned (see 'pruned')."
+        return " ".join([text, *dict.fromkeys(refused)])
     best = top[0]
     assert best.time is not None
     terms = asdict(best.time)

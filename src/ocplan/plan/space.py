@@ -6,6 +6,19 @@ prunes as soon as all its axes are present. :meth:`SearchSpace.candidates` grows
 cartesian product axis by axis, applying every constraint at the earliest point, and
 counts what each reason removed in units of full-space points, so
 ``sum(pruned) + len(candidates) == size``.
+
+Size guard: the full product (:attr:`SearchSpace.size`) is no measure of the memory a
+space needs, since constraints prune as the axes grow (GPT-3 175B on 512 chips declares
+69 million layouts and holds at most 1.9 million at once). What is allocated is each
+growth step: the rows kept so far times the values of the next axis. Before allocating a
+step, :meth:`SearchSpace.candidates` computes that number and refuses with a
+:class:`~ocplan.errors.SpecError` above :data:`MAX_SPACE_ROWS`; the axes themselves are
+not bounded, so a space under the limit is searched in full. A model with 100,000 layers
+declares 100,000 interleaving depths and is refused in about two seconds.
+
+Memory per row is kept small: columns are stored in the narrowest integer type that holds
+their values (int8 for option codes, int16/int32 for sizes), and constraints and derived
+columns read them widened to int64, so no product of sizes can overflow.
 """
 
 from __future__ import annotations
@@ -16,9 +29,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Axis", "Columns", "Constraint", "SearchSpace", "training_space"]
+from ocplan.errors import SpecError
+
+__all__ = ["MAX_SPACE_ROWS", "Axis", "Columns", "Constraint", "SearchSpace", "training_space"]
 
 Columns = dict[str, np.ndarray]
+
+#: Most candidate rows one growth step of :meth:`SearchSpace.candidates` may hold. At its
+#: peak a step holds the rows before its constraints prune them: the new axis, the
+#: columns the constraints read and the int32 parent index (narrow types, ~10 bytes),
+#: the int64 temporaries of the constraint being evaluated (~24 bytes) and the previous
+#: step's columns (~8 bytes per row here when the axis doubles the rows): about 40 bytes
+#: per row (measured: the largest validation search, Qwen3-235B on 256 chips, peaks at
+#: 16.2 million rows and 0.45 GiB under tracemalloc, 30 bytes per row). 24 million rows
+#: keeps the growth under ~1 GiB and admits that search with 50 % to spare.
+MAX_SPACE_ROWS = 24_000_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +69,8 @@ class SearchSpace:
     derived: Mapping[str, Callable[[Columns], np.ndarray]]
     """Columns computed from axes (dp = chips / (tp * pp * cp)), added when their inputs
     exist; constraints may read them."""
+    name: str = "search space"
+    """What the space is of (model and chips), for the size guard's message."""
 
     @property
     def size(self) -> int:
@@ -53,24 +80,37 @@ class SearchSpace:
         return size
 
     def candidates(self) -> tuple[Columns, dict[str, int]]:
-        """Surviving candidates as columns, and pruned counts by reason."""
+        """Surviving candidates as columns (narrow integer types), and pruned counts by
+        reason.
+
+        Raises :class:`~ocplan.errors.SpecError` before allocating a growth step of more
+        than :data:`MAX_SPACE_ROWS` rows (see the module docstring).
+        """
         cols: Columns = {}
         n = 1
         pruned: dict[str, int] = {}
         pending = list(self.constraints)
         remaining = self.size
         for axis in self.axes:
-            values = np.asarray(axis.values, dtype=np.int64)
+            values = _narrow(np.asarray(axis.values, dtype=np.int64))
+            rows = n * len(values)
+            if rows > MAX_SPACE_ROWS:
+                raise SpecError.one(
+                    "search", "space", f"{self.name}: {rows:,} layouts to hold at once when "
+                    f"adding axis '{axis.name}' ({len(values):,} values), over the limit of "
+                    f"{MAX_SPACE_ROWS:,}; fewer layers, chips or batch divisors make it "
+                    "smaller")
             remaining //= len(values)
             grown = _Grown(cols, len(values), {axis.name: np.tile(values, n)})
+            wide = _Wide(grown)
             for name, fn in self.derived.items():
                 if name not in cols:
                     with contextlib.suppress(KeyError):  # inputs not all present yet
-                        grown[name] = fn(grown)
+                        grown[name] = _narrow(fn(wide))
             still: list[Constraint] = []
             for c in pending:
                 if all(a in grown for a in c.axes):
-                    keep = np.asarray(c.keep(grown), dtype=bool)
+                    keep = np.asarray(c.keep(wide), dtype=bool)
                     dropped = int((~keep).sum())
                     if dropped:
                         pruned[c.reason] = pruned.get(c.reason, 0) + dropped * remaining
@@ -82,6 +122,39 @@ class SearchSpace:
             n = len(cols[axis.name])
         assert not pending, f"constraints on unknown axes: {[c.reason for c in pending]}"
         return cols, pruned
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """``values`` in the narrowest signed integer type that holds them all (values that
+    are not integers are returned as they are)."""
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.integer):
+        return values
+    if values.size == 0:
+        return values.astype(np.int8)
+    lo, hi = int(values.min()), int(values.max())
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return values.astype(dtype, copy=False)
+    return values.astype(np.int64, copy=False)
+
+
+class _Wide(dict[str, np.ndarray]):
+    """A read-only view of a growth step's columns widened to int64, for constraints and
+    derived columns (products of sizes stay exact). Each read is a temporary copy, never
+    kept, so the narrow columns stay the only stored ones."""
+
+    def __init__(self, cols: Columns) -> None:
+        super().__init__()
+        self.cols = cols
+
+    def __missing__(self, key: str) -> np.ndarray:
+        wide: np.ndarray = self.cols[key].astype(np.int64, copy=False)
+        return wide
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.cols
 
 
 class _Grown(dict[str, np.ndarray]):
@@ -114,7 +187,8 @@ class _Grown(dict[str, np.ndarray]):
     def filter(self, keep: np.ndarray) -> None:
         if self.parent is None:
             n = len(next(iter(self.base.values()))) if self.base else 1
-            self.parent = np.repeat(np.arange(n), self.k)
+            # int32 halves the index (rows are bounded by MAX_SPACE_ROWS < 2**31).
+            self.parent = np.repeat(np.arange(n, dtype=np.int32), self.k)
         self.parent = self.parent[keep]
         for key in list(dict.keys(self)):
             dict.__setitem__(self, key, dict.__getitem__(self, key)[keep])
@@ -139,14 +213,15 @@ RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2, "auto": 3}
 def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    seq_len: int, global_batch: int, domain: int, experts: int = 0,
                    max_cp: int = 16, max_tp: int | None = None,
-                   offload: bool = False) -> SearchSpace:
+                   offload: bool = False, name: str = "search space") -> SearchSpace:
     """The layout space of one training job on ``chips`` chips.
 
     Axes: tp, pp, cp, ep, vpp, micro-batch, ZeRO stage, recompute, sequence parallelism,
     TP and DP communication overlap, hybrid sharding within a scale-up domain, and
     (``offload``) host activation offload.
     Constraints mirror :meth:`ocplan.plan.plan.Plan.check`, plus TP inside the scale-up
-    domain and duplicates (options that change nothing) removed.
+    domain and duplicates (options that change nothing) removed. ``name`` says what the
+    space is of in the size guard's message (see :meth:`SearchSpace.candidates`).
     """
     tp_limit = min(domain, max_tp or domain)
     axes = (
@@ -218,4 +293,4 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         Constraint("divisibility", ("shard", "tp", "pp", "cp"),
                    lambda c: (c["shard"] == 0) | ((dp(c) * c["cp"]) % shard_group(c) == 0)),
     )
-    return SearchSpace(axes, constraints, {"dp": dp, "shard_group": shard_group})
+    return SearchSpace(axes, constraints, {"dp": dp, "shard_group": shard_group}, name)

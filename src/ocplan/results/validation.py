@@ -10,6 +10,7 @@ on the fabric the row names. A row that cannot be read or modelled is a case wit
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Iterable
@@ -20,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from ocplan.catalog.catalog import Catalog
+from ocplan.catalog.loader import read_text_file
 from ocplan.catalog.schema import Baseboard, Fabric
 from ocplan.catalog.system import ScaleOutSpec, System, system_for_chip
-from ocplan.errors import OcplanError, SpecError
+from ocplan.errors import OcplanError, Problem, SpecError
 from ocplan.plan.calibration import Calibration
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import Plan
@@ -31,6 +33,8 @@ from ocplan.workloads.workload import Workload
 
 __all__ = ["Case", "Summary", "read_cases", "run_validation", "summarize"]
 
+#: The column holding the measured throughput.
+MEASURED = "measured_tokens_per_s_per_chip"
 REQUIRED = ("case_id", "model", "n_layers", "hidden_size", "n_heads", "mlp", "seq_len", "chip",
             "num_chips", "precision", "tp", "pp", "dp", "cp", "global_batch",
             "measured_tokens_per_s_per_chip")
@@ -65,12 +69,14 @@ class Case:
 
 @dataclass(frozen=True)
 class Summary:
+    """Error statistics over the predicted cases; ``None`` when no case was predicted."""
+
     n: int
     failed: int
-    median_abs_error_pct: float
-    p90_abs_error_pct: float
-    max_abs_error_pct: float
-    mean_signed_error_pct: float
+    median_abs_error_pct: float | None
+    p90_abs_error_pct: float | None
+    max_abs_error_pct: float | None
+    mean_signed_error_pct: float | None
 
 
 def _int(row: dict[str, str], key: str, default: int | None = None) -> int:
@@ -152,20 +158,44 @@ def system_from_row(row: dict[str, str], catalog: Catalog) -> System:
                            name=f"{row['case_id']}: {n} x {chip}")
 
 
+#: Largest validation CSV read: the development sets are under 100 kB; 16 MiB holds
+#: tens of thousands of rows and parses in about a second.
+MAX_CSV_BYTES = 16 * 2**20
+
+
 def read_cases(path: Path) -> list[dict[str, str]]:
-    """Rows of a validation CSV; SpecError when the file or its header is wrong."""
-    if not path.exists():
-        raise SpecError.one(str(path), "", "file not found")
+    """Rows of a validation CSV; SpecError when the file, its header or a measured value
+    is wrong (every bad measured value is named, with its row and column)."""
+    text = read_text_file(path, MAX_CSV_BYTES, "CSV file")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if missing:
-                raise SpecError.one(str(path), "header", f"missing columns: "
-                                                         f"{', '.join(missing)}")
-            return list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SpecError.one(str(path), "header", f"missing columns: {', '.join(missing)}")
+        rows = list(reader)
+    except csv.Error as exc:
         raise SpecError.one(str(path), "", f"cannot read CSV: {exc}") from None
+    problems = [p for n, row in enumerate(rows, start=2)
+                if (p := _measured_problem(str(path), n, row)) is not None]
+    if problems:
+        raise SpecError(problems)
+    return rows
+
+
+def _measured_problem(source: str, line: int, row: dict[str, str]) -> Problem | None:
+    """The problem with a row's measured value, if any: it must be a positive, finite
+    number (a throughput)."""
+    text = (row.get(MEASURED) or "").strip()
+    where = f"line {line} ({row.get('case_id') or '?'}).{MEASURED}"
+    try:
+        value = float(text)
+    except ValueError:
+        return Problem(source, where, "expected a positive number of tokens/s per chip",
+                       text)
+    if not math.isfinite(value) or value <= 0:
+        return Problem(source, where, "expected a positive, finite number of tokens/s per "
+                                      "chip", text)
+    return None
 
 
 @dataclass(frozen=True)
@@ -217,7 +247,7 @@ def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
                    calibration: Calibration | None = None) -> list[Case]:
     cases = []
     for row in rows:
-        measured = float(row.get("measured_tokens_per_s_per_chip") or "nan")
+        measured = float(row[MEASURED])  # checked by read_cases
         base: dict[str, Any] = dict(
             case_id=row.get("case_id", "?"),
             source=(row.get("source") or "").split(",")[0].split("'")[0].strip() or "?",
@@ -245,9 +275,8 @@ def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
 def summarize(cases: list[Case]) -> Summary:
     errs = np.array([c.error_pct for c in cases if c.error_pct is not None], dtype=float)
     failed = sum(c.status != "ok" for c in cases)
-    if errs.size == 0:
-        nan = float("nan")
-        return Summary(len(cases), failed, nan, nan, nan, nan)
+    if errs.size == 0:  # nothing predicted: no error statistic exists
+        return Summary(len(cases), failed, None, None, None, None)
     abs_e = np.abs(errs)
     return Summary(len(cases), failed, float(np.median(abs_e)), float(np.percentile(abs_e, 90)),
                    float(abs_e.max()), float(errs.mean()))

@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from ocplan.catalog.catalog import Catalog
-from ocplan.catalog.fields import Count, Id, Spec
+from ocplan.catalog.fields import MAX_TOP_K, BatchSize, ChipCount, Id, SeqLen, Spec
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.system import System, load_system, system_for_chip
 from ocplan.errors import Problem, SpecError
@@ -59,12 +59,12 @@ class SweepSpec(Spec):
     systems: Annotated[list[Annotated[str, Field(min_length=1)]],
                        Field(min_length=1, max_length=1000)] | None = None
     """System files (relative to the sweep file), instead of ``chips``."""
-    cluster_sizes: Annotated[list[Count], Field(min_length=1, max_length=1000)]
-    global_batch: Annotated[int, Field(ge=1, le=100_000_000, strict=True)]
-    seq_len: Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
+    cluster_sizes: Annotated[list[ChipCount], Field(min_length=1, max_length=1000)]
+    global_batch: BatchSize
+    seq_len: SeqLen
     precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
     objective: Literal["throughput", "time", "cost", "energy"] = "throughput"
-    top_k: Annotated[int, Field(ge=1, le=1000, strict=True)] = 5
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
 
     @model_validator(mode="after")
     def _one_kind_of_hardware(self) -> SweepSpec:

@@ -15,6 +15,7 @@ one that gives the published per-OAM port count and total link count.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import networkx as nx
@@ -102,17 +103,28 @@ def switch(n: int, chip_Bps: float, ports_per_chip: int) -> nx.Graph:
 
 
 def torus(dims: Sequence[int], port_Bps: float) -> nx.Graph:
-    """A wrap-around torus (TPU ICI). Nodes are renumbered 0..n-1 in row-major order.
+    """A wrap-around torus (TPU ICI). Nodes are numbered 0..n-1 in row-major order (the
+    first dimension varies slowest).
 
     A dimension of size 2 has one edge between its two nodes (the wrap-around coincides
-    with the direct link); size 1 adds nothing.
+    with the direct link); size 1 adds nothing (no self-loop).
     """
-    grid = nx.grid_graph(dim=list(reversed(list(dims))), periodic=True)
-    coords = sorted(grid.nodes)
-    index = {c: i for i, c in enumerate(coords)}
-    graph = _chips(len(coords))
-    for a, b in grid.edges:
-        graph.add_edge(index[a], index[b], links=1, bandwidth_Bps=port_Bps)
+    n = math.prod(dims)
+    graph = _chips(n)
+    data = {"links": 1, "bandwidth_Bps": port_Bps}
+    stride = n
+    for size in dims:
+        stride //= size
+        if size < 2:
+            continue
+        # Node v has coordinate c = (v // stride) % size along this dimension; its
+        # neighbour one step up is v + stride, or v - (size - 1) * stride at the wrap.
+        # For size 2 only the step from coordinate 0 is taken (one edge per pair).
+        steps = 1 if size == 2 else size
+        graph.add_edges_from(
+            (v, v + stride if c < size - 1 else v - (size - 1) * stride, data)
+            for v in range(n)
+            if (c := (v // stride) % size) < steps)
     return graph
 
 

@@ -6,6 +6,12 @@ tree. Node names are tuples: ``("chip", s, i)``, ``("sw", s)``, ``("cpu", s, k)`
 ``("nic", s, k)``, ``("leaf", rail, j)``, ``("spine", j)``. Edge attributes are ``links``,
 ``bandwidth_Bps`` (per direction), ``latency_s`` and ``tier`` = ``"scale-up"``,
 ``"host"`` or ``"scale-out"``.
+
+Graphs have a size bound: :func:`board_size` and :func:`cluster_size` count a graph's
+nodes, edges and links from the system's numbers, and both builders refuse (Infeasible
+``"size"``) beyond MAX_GRAPH_NODES or MAX_GRAPH_EDGES instead of allocating. The wiring
+rules (:func:`cpu_of_chip`, :func:`nic_chips`, :func:`leaf_of_nic`) are shared with the
+analytic measures of :mod:`ocplan.topology.analysis` and the API's cluster view.
 """
 
 from __future__ import annotations
@@ -18,17 +24,29 @@ import networkx as nx
 
 from ocplan.catalog.schema import Accelerator, Baseboard
 from ocplan.catalog.system import System
+from ocplan.errors import Infeasible
 from ocplan.topology import builders
 
 __all__ = [
+    "MAX_GRAPH_EDGES",
+    "MAX_GRAPH_NODES",
     "FatTreeShape",
+    "GraphSize",
     "board_graph",
+    "board_size",
+    "check_graph_size",
     "chip_port_Bps",
     "chip_scale_out_Bps",
     "cluster_graph",
+    "cluster_size",
+    "cpu_of_chip",
     "fat_tree_shape",
+    "leaf_of_nic",
+    "leaves_per_rail_used",
     "nic_Bps",
+    "nic_chips",
     "pcie_Bps",
+    "rail_optimized",
     "scale_out_shape",
 ]
 
@@ -61,33 +79,62 @@ def chip_port_Bps(accel: Accelerator, board: Baseboard) -> float:
     return up.port_bandwidth * rate * width
 
 
+def _board_builder(system: System) -> str:
+    """Which builder draws the system's board: the board's topology kind, except that a
+    module without scale-up ports (or a PCIe board) gives ``"pcie_switch"`` and the
+    combined FC / HCM board runs fully connected with 7-port modules, else as a 6-port
+    hybrid cube mesh."""
+    kind = system.baseboard.topology
+    up = system.accelerator.scale_up
+    if up is None or kind == "pcie_switch":
+        return "pcie_switch"
+    if kind == "fc_hcm_combined":
+        return "fully_connected" if up.ports >= 7 else "hybrid_cube_mesh_6"
+    return kind
+
+
+def _links_per_pair(system: System) -> int:
+    """Ports per module pair of a fully connected board (the combined FC / HCM board
+    has one)."""
+    return system.baseboard.links_per_pair if system.baseboard.topology == "fully_connected" \
+        else 1
+
+
 def board_graph(system: System) -> nx.Graph:
-    """One server's scale-up graph, by the baseboard's topology kind."""
+    """One server's scale-up graph, by the baseboard's topology kind.
+
+    Raises Infeasible ("size") when the graph would exceed MAX_GRAPH_NODES or
+    MAX_GRAPH_EDGES (:func:`board_size` predicts it without building anything).
+    """
     board, accel = system.baseboard, system.accelerator
     n = system.chips_per_server
+    check_graph_size(board_size(system), f"the {board.topology} board graph of {n:,} modules")
     port = chip_port_Bps(accel, board)
     ports = accel.scale_up.ports if accel.scale_up else 0
-    kind = board.topology
-    if accel.scale_up is None or kind == "pcie_switch":
+    kind = _board_builder(system)
+    if kind == "pcie_switch":
         gen = accel.host.gen or 4
         return builders.pcie_switch(n, pcie_Bps(gen, accel.host.lanes))
     if kind == "fully_connected":
-        return builders.fully_connected(n, port, board.links_per_pair)
-    if kind in ("hybrid_cube_mesh_6", "hybrid_cube_mesh_8"):
-        return _populated(builders.hybrid_cube_mesh(port, 6 if kind.endswith("6") else 8), n)
-    if kind == "almost_fully_connected":
-        return _populated(builders.almost_fully_connected(port), n)
-    if kind == "fc_hcm_combined":
-        return (builders.fully_connected(n, port) if ports >= 7
-                else _populated(builders.hybrid_cube_mesh(port, 6), n))
-    if kind == "hypercube_4d":
-        return _populated(builders.hypercube(4, port, board.links_per_pair), n)
+        return builders.fully_connected(n, port, _links_per_pair(system))
     if kind == "switch":
         return builders.switch(n, ports * port, ports)
     if kind == "torus":
         dims = system.torus_dims
         assert dims is not None
         return builders.torus(dims, port)
+    return _fixed_board(system, kind, port)
+
+
+def _fixed_board(system: System, kind: str, port: float) -> nx.Graph:
+    """The boards of fixed shape (8 or 16 slots), cut down to their populated slots."""
+    n = system.chips_per_server
+    if kind in ("hybrid_cube_mesh_6", "hybrid_cube_mesh_8"):
+        return _populated(builders.hybrid_cube_mesh(port, 6 if kind.endswith("6") else 8), n)
+    if kind == "almost_fully_connected":
+        return _populated(builders.almost_fully_connected(port), n)
+    if kind == "hypercube_4d":
+        return _populated(builders.hypercube(4, port, system.baseboard.links_per_pair), n)
     raise AssertionError(f"unhandled topology {kind}")
 
 
@@ -95,6 +142,120 @@ def _populated(graph: nx.Graph, n: int) -> nx.Graph:
     """A fixed-shape board graph cut down to its first ``n`` (populated) slots."""
     keep = [v for v, d in graph.nodes(data=True) if d["kind"] != "chip" or v < n]
     return graph if len(keep) == graph.number_of_nodes() else graph.subgraph(keep).copy()
+
+
+# ---- graph size: predicted from the system's numbers, before anything is built -------
+
+#: Most nodes ocplan puts into one networkx graph. networkx keeps a dict per node and
+#: per edge (about 0.5 KB per edge with ocplan's four attributes, several times that
+#: while a max-flow runs), and measuring a graph (max-flow bisection, shortest paths) is
+#: superlinear in pure Python. Measured on the 2-core, 24 GB development machine (CPU
+#: seconds; wall time was 2-2.5x that under parallel jobs), 8-GPU rail-optimized fat
+#: trees of 18 nodes per server: 49,836 nodes (2,740 servers, 201,648 edges) build in
+#: 1.4 s into 0.10 GB and summarize on the graph in 16 s and 0.31 GB. Without the bound
+#: 131,072 chips (297,984 nodes, 2.9 M edges) took 102 s and 4.95 GB, and 8 M chips ran
+#: out of memory at 7.8 GB after 74 s. Beyond it summarize() works without the graph.
+MAX_GRAPH_NODES = 50_000
+#: Most edges in one graph: five per node allowed, above the four of the 8-GPU trees
+#: above, so that a whole TPU v5p pod (6,144-chip torus with 1,536 CPUs and 3,072 NICs,
+#: its 3,072 rail leaves joined to 48 spines: 13,872 nodes, 181,248 edges; built in
+#: 1.2 s into 0.08 GB) still fits, and a denser graph is refused at the same cost.
+MAX_GRAPH_EDGES = 250_000
+
+
+@dataclass(frozen=True)
+class GraphSize:
+    """Size of a topology graph, counted exactly as networkx would after building it."""
+
+    nodes: int
+    edges: int
+    links: int
+    """Parallel ports summed over the edges (the ``links`` attributes)."""
+    chips: int
+    """Nodes of kind ``"chip"``."""
+
+
+def check_graph_size(size: GraphSize, what: str) -> None:
+    """Refuse, with Infeasible("size"), a graph beyond MAX_GRAPH_NODES or MAX_GRAPH_EDGES:
+    say how big it would be and what the limits are. ``what`` names the graph."""
+    if size.nodes > MAX_GRAPH_NODES or size.edges > MAX_GRAPH_EDGES:
+        raise Infeasible("size", f"{what} would have {size.nodes:,} nodes and {size.edges:,} "
+                                 f"edges; ocplan builds graphs of at most {MAX_GRAPH_NODES:,} "
+                                 f"nodes and {MAX_GRAPH_EDGES:,} edges (the topology summary "
+                                 "measures larger systems without building the graph)")
+
+
+def board_size(system: System) -> GraphSize:
+    """Nodes, edges and links of :func:`board_graph`, without building it.
+
+    With n modules: fully connected with l ports per pair: n nodes, n(n-1)/2 edges of l
+    links; switch plane (p ports per module): n + 1 nodes, n edges of p links; PCIe
+    switches: n modules + 2 switches + the host, n + 2 single-link edges; torus of sizes
+    d_i with P = prod d_i modules: P nodes and, per dimension, P edges (d_i > 2), P / 2
+    (d_i = 2: the wrap-around is the direct link) or none (d_i = 1). The fixed 8- and
+    16-slot boards are built and counted (at most 16 nodes).
+    """
+    n = system.chips_per_server
+    kind = _board_builder(system)
+    if kind == "pcie_switch":
+        return GraphSize(n + 3, n + 2, n + 2, n)
+    if kind == "fully_connected":
+        pairs = n * (n - 1) // 2
+        return GraphSize(n, pairs, pairs * _links_per_pair(system), n)
+    if kind == "switch":
+        ports = system.accelerator.scale_up.ports if system.accelerator.scale_up else 0
+        return GraphSize(n + 1, n, n * ports, n)
+    if kind == "torus":
+        dims = system.torus_dims
+        assert dims is not None
+        chips = math.prod(dims)
+        edges = sum(chips if d > 2 else chips // 2 if d == 2 else 0 for d in dims)
+        return GraphSize(chips, edges, edges, chips)
+    graph = _fixed_board(system, kind, 1.0)
+    chips = sum(1 for _, d in graph.nodes(data=True) if d["kind"] == "chip")
+    links = sum(d["links"] for _, _, d in graph.edges(data=True))
+    return GraphSize(graph.number_of_nodes(), graph.number_of_edges(), links, chips)
+
+
+def cluster_size(system: System) -> GraphSize:
+    """Nodes, edges and links of :func:`cluster_graph`, without building it.
+
+    Per server (S servers, n modules, c CPU sockets, N scale-out NICs): the board (see
+    :func:`board_size`); unless the board is PCIe-only, c CPUs and n single-link
+    chip-CPU edges; with a scale-out network, N NICs, max(N, n) single-link chip-NIC
+    edges (one chip per NIC when N >= n, else one NIC per chip) and N NIC-leaf edges of
+    round(NIC bandwidth / fabric link bandwidth) links (at least 1). Fabric: R rails of
+    ceil(E / down_per_leaf) leaves with E endpoints per rail (R = N, E = S rail-optimized;
+    R = 1, E = S N otherwise), and every leaf joined to each of the k spines by
+    round(up_per_leaf / k) links (at least 1). Module slots with a host or NIC edge but no
+    board slot become plain nodes, as networkx adds them.
+    """
+    board = board_size(system)
+    servers, n = system.num_servers, system.chips_per_server
+    pcie_only = _board_builder(system) == "pcie_switch"
+    shape = scale_out_shape(system)
+    nodes, edges, links = board.nodes, board.edges, board.links
+    if not pcie_only:
+        nodes += system.server.host.sockets
+        edges += n
+        links += n
+    if not pcie_only or shape is not None:
+        nodes += max(0, n - board.chips)
+    fabric_nodes = fabric_edges = fabric_links = 0
+    if shape is not None:
+        assert system.fabric is not None
+        nics, nic_bw = nic_Bps(system)
+        nodes += nics
+        edges += max(nics, n) + nics
+        links += max(nics, n) + nics * max(1, round(nic_bw / system.fabric.link_bandwidth))
+        rails, per_rail = leaves_per_rail_used(system, shape)
+        leaves = rails * per_rail
+        fabric_nodes = leaves + shape.spines
+        if shape.spines:
+            fabric_edges = leaves * shape.spines
+            fabric_links = fabric_edges * max(1, round(shape.up_per_leaf / shape.spines))
+    return GraphSize(servers * nodes + fabric_nodes, servers * edges + fabric_edges,
+                     servers * links + fabric_links, servers * board.chips)
 
 
 def nic_Bps(system: System) -> tuple[int, float]:
@@ -164,6 +325,13 @@ def fat_tree_shape(endpoints: int, rails: int, radix: int,
     return FatTreeShape(rails, endpoints, radix, down, up, leaves, spines, tiers)
 
 
+def rail_optimized(system: System) -> bool:
+    """Whether the scale-out tree is rail-optimized (NIC k of every server on rail k);
+    the default when the system names no topology."""
+    spec = system.spec.scale_out
+    return spec is None or spec.topology == "rail-optimized-fat-tree"
+
+
 def scale_out_shape(system: System) -> FatTreeShape | None:
     """The fat tree that joins the system's NICs, or None when it has no scale-out network
     (no fabric, no NICs, or ``topology: none``). Rail-optimized trees have one rail per NIC
@@ -173,9 +341,48 @@ def scale_out_shape(system: System) -> FatTreeShape | None:
     endpoints, _ = nic_Bps(system)
     if fabric is None or endpoints == 0 or (spec is not None and spec.topology == "none"):
         return None
-    rail_optimized = spec is None or spec.topology == "rail-optimized-fat-tree"
-    return fat_tree_shape(endpoints * system.num_servers, endpoints if rail_optimized else 1,
+    return fat_tree_shape(endpoints * system.num_servers,
+                          endpoints if rail_optimized(system) else 1,
                           fabric.switch.radix, spec.oversubscription if spec else 1.0)
+
+
+def cpu_of_chip(i: int, n: int, sockets: int) -> int:
+    """CPU socket whose PCIe root module ``i`` of ``n`` hangs off: the modules split
+    evenly over the ``sockets``, in slot order."""
+    return i * sockets // n
+
+
+def nic_chips(k: int, n: int, nics: int) -> range:
+    """Modules that NIC ``k`` of a server's ``nics`` serves (of ``n`` modules): one module,
+    floor(k n / N), when there are at least as many NICs as modules (one NIC per module
+    on rail-optimized boxes), else the modules i with floor(i N / n) = k, i.e.
+    ceil(k n / N) <= i < ceil((k + 1) n / N)."""
+    if nics >= n:
+        first = k * n // nics
+        return range(first, first + 1)
+    return range(-(-k * n // nics), -(-(k + 1) * n // nics))
+
+
+def leaf_of_nic(server: int, k: int, nics: int, shape: FatTreeShape,
+                rail_opt: bool) -> tuple[int, int]:
+    """(rail, index) of the leaf that NIC ``k`` of ``server`` plugs into. Rail-optimized:
+    rail k, servers in consecutive groups of ``down_per_leaf``; otherwise one rail, the
+    endpoints numbered server * nics + k in consecutive groups of ``down_per_leaf``."""
+    down = max(1, shape.down_per_leaf)
+    if rail_opt:
+        return k, server // down
+    return 0, (server * nics + k) // down
+
+
+def leaves_per_rail_used(system: System, shape: FatTreeShape) -> tuple[int, int]:
+    """(rails, leaves per rail) that NICs actually plug into: R rails of
+    ceil(E / down_per_leaf) leaves, E endpoints per rail (R = N NICs per server and E = S
+    servers when rail-optimized, else R = 1 and E = S N)."""
+    nics, _ = nic_Bps(system)
+    down = max(1, shape.down_per_leaf)
+    if rail_optimized(system):
+        return nics, -(-system.num_servers // down)
+    return 1, -(-system.num_servers * nics // down)
 
 
 #: Latency of one scale-up link traversal (NVLink / xGMI / ICI port to port): sub-
@@ -190,8 +397,12 @@ PCIE_HOP_LATENCY_S = 0.5e-6
 def cluster_graph(system: System) -> nx.Graph:
     """The whole system: every server's board, host CPUs, NICs and the scale-out fat tree.
 
-    Every edge has ``bandwidth_Bps`` (per direction), ``links`` and ``latency_s``.
+    Every edge has ``bandwidth_Bps`` (per direction), ``links`` and ``latency_s``. Raises
+    Infeasible ("size") instead of building a graph beyond MAX_GRAPH_NODES or
+    MAX_GRAPH_EDGES (:func:`cluster_size` predicts it exactly).
     """
+    check_graph_size(cluster_size(system), f"the cluster graph of {system.num_servers:,} "
+                                           f"servers x {system.chips_per_server:,} chips")
     graph = nx.Graph()
     board = board_graph(system)
     acc = system.accelerator
@@ -211,7 +422,7 @@ def cluster_graph(system: System) -> nx.Graph:
         for k in range(sockets):
             graph.add_node(("cpu", s, k), kind="cpu")
         for i in range(n):
-            graph.add_edge(("chip", s, i), ("cpu", s, i * sockets // n), links=1,
+            graph.add_edge(("chip", s, i), ("cpu", s, cpu_of_chip(i, n, sockets)), links=1,
                            bandwidth_Bps=host_Bps, latency_s=PCIE_HOP_LATENCY_S, tier="host")
     _add_scale_out(graph, system)
     return graph
@@ -230,22 +441,17 @@ def _add_scale_out(graph: nx.Graph, system: System) -> None:
     assert system.fabric is not None
     nics, nic_bw = nic_Bps(system)
     n = system.chips_per_server
-    spec = system.spec.scale_out
-    rail_optimized = spec is None or spec.topology == "rail-optimized-fat-tree"
+    rail_opt = rail_optimized(system)
     port_Bps = system.fabric.link_bandwidth
     for s in range(system.num_servers):
         for k in range(nics):
             nic = ("nic", s, k)
             graph.add_node(nic, kind="nic")
             # Spread NICs evenly over chips (one NIC per chip on rail-optimized boxes).
-            served = [k * n // nics] if nics >= n else [i for i in range(n)
-                                                         if i * nics // n == k]
-            for i in served:
+            for i in nic_chips(k, n, nics):
                 graph.add_edge(("chip", s, i), nic, links=1, bandwidth_Bps=nic_bw,
                                latency_s=PCIE_HOP_LATENCY_S, tier="host")
-            rail = k if rail_optimized else 0
-            index = s if rail_optimized else s * nics + k
-            leaf = ("leaf", rail, index // max(1, shape.down_per_leaf))
+            leaf = ("leaf", *leaf_of_nic(s, k, nics, shape, rail_opt))
             graph.add_node(leaf, kind="switch")
             _add_capacity(graph, nic, leaf, nic_bw, max(1, round(nic_bw / port_Bps)),
                           system.fabric.hop_latency)

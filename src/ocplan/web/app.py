@@ -4,17 +4,41 @@ No formulas or constants live here: every number comes from the Python API. JSON
 under ``/api`` (OpenAPI at ``/docs``), pages and static files (Plotly served by the app
 itself, so the page works offline) under ``/``.
 
-Safety: :func:`create_app` takes a ``token``; when set, every request must carry it
-(``Authorization: Bearer TOKEN`` or ``?token=TOKEN``). Request bodies over
-``max_body_bytes`` get 413. Bad specs get 422 with the same one-line messages the CLI
-prints (``{"detail": ["file: field = value: message", ...]}``).
+Answers. Bad specs get 422 with the same one-line messages the CLI prints
+(``{"detail": ["file: field = value: message", ...]}``); a body that is not JSON (bad
+syntax, not UTF-8, nested deeper than :data:`~ocplan.jsonio.MAX_JSON_DEPTH` levels, an
+integer of thousands of digits, ``NaN``) gets 400 in the same form. Every error answer,
+500 included, is JSON of that form: an unexpected exception is logged and answered 500
+(a safety net, never an answer the API means to give).
+
+Limits. The computations (check, topology, estimate, and the input check of a search)
+run in a pool of ``pool_workers`` processes (:mod:`ocplan.web.workers`), never on the
+event loop, so a slow request does not hold up others (``/api/health`` answers while a
+topology of thousands of servers is computed). At most ``pool_workers + pool_queue``
+computations run or wait at once; one more gets 503. A computation not answered within
+``request_timeout_s`` (waiting included) gets 504 and is stopped, its worker process
+killed. Searches are jobs on ``job_workers`` threads with progress and cancellation; at
+most ``job_workers + job_queue`` run or wait, one more gets 503. Request bodies over
+``max_body_bytes`` get 413.
+
+Safety (:mod:`ocplan.web.guard`, in front of every route). A request whose ``Host`` is
+not one of ``allowed_hosts`` (default 127.0.0.1, localhost and [::1], any port) gets 400:
+no DNS-rebinding page can reach a loopback server. When a ``token`` is set every request
+must carry it (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``), else 401. POST,
+PUT, PATCH and DELETE must be ``Content-Type: application/json`` (else 415) and from this
+origin (an ``Origin`` other than the ``Host``, or ``Sec-Fetch-Site: cross-site`` or
+``same-site``, gets 403), so no page of another site can save or start anything. Every
+answer carries ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
+``Referrer-Policy: no-referrer``, ``Cross-Origin-Opener-Policy: same-origin``,
+``Cross-Origin-Resource-Policy: same-origin`` and a Content-Security-Policy allowing
+this server's own scripts, styles and requests only (the page has no inline script or
+style; ``/docs`` and ``/redoc`` also allow the CDN FastAPI loads them from).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,18 +47,31 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from ocplan import api
-from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.fields import Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS
 from ocplan.errors import SpecError
+from ocplan.jsonio import MAX_JSON_DEPTH, dumps, parse_json
 from ocplan.reports import figures as figures_
-from ocplan.store.scenarios import open_scenarios
-from ocplan.web.jobs import JobRunner
+from ocplan.store.scenarios import Scenario, open_scenarios
+from ocplan.web import workers
+from ocplan.web.guard import DEFAULT_ALLOWED_HOSTS, Guard
+from ocplan.web.jobs import DEFAULT_JOB_QUEUE, JobRunner, JobsBusy
+from ocplan.web.workers import (
+    DEFAULT_QUEUE,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_WORKERS,
+    PoolBusy,
+    PoolFailure,
+    PoolTimeout,
+    WorkerPool,
+)
 
-__all__ = ["MAX_BODY_BYTES", "create_app", "plotly_js_path"]
+__all__ = ["DEFAULT_ALLOWED_HOSTS", "MAX_BODY_BYTES", "create_app", "plotly_js_path"]
 
 STATIC = Path(__file__).parent / "static"
 #: Largest request body accepted (a system file or request is a few kB).
@@ -48,64 +85,113 @@ def plotly_js_path() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
+class BadBody(Exception):
+    """A request body that is not JSON (answered 400; a schema error is a 422)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+def _detail(lines: Iterable[str], status: int) -> JSONResponse:
+    return JSONResponse({"detail": list(lines)}, status_code=status)
+
+
 def _bad(exc: SpecError) -> JSONResponse:
-    return JSONResponse({"detail": [p.line() for p in exc.problems]}, status_code=422)
+    return _detail((p.line() for p in exc.problems), 422)
 
 
-async def _json_body(request: Request, source: str) -> Any:
-    body = await request.body()
+async def _json_body(request: Request, source: str, max_bytes: int) -> Any:
+    """The parsed JSON body, bounded in size and depth; :class:`BadBody` if not JSON."""
     try:
-        return json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError.one(source, "", f"request body is not JSON: {exc}") from None
+        return parse_json(await request.body(), source, max_bytes=max_bytes,
+                          max_depth=MAX_JSON_DEPTH)
+    except SpecError as exc:
+        raise BadBody([p.line() for p in exc.problems]) from None
+
+
+def _computed(answer: workers.Answer, status: int = 200) -> Response:
+    """A worker's answer as a response: its JSON text, or 422 with its problems."""
+    if answer.problems:
+        return _detail(answer.problems, 422)
+    assert answer.body is not None
+    return Response(answer.body, status_code=status, media_type="application/json")
+
+
+def _scenario_json(scenario: Scenario) -> bytes:
+    """One scenario as UTF-8 JSON; one that cannot be printed (a lone surrogate, a
+    non-finite number) as a stub naming why. The store refuses such values, so only a
+    row written by other means gets here."""
+    try:
+        return dumps(scenario.as_dict()).encode("utf-8")
+    except (ValueError, TypeError, RecursionError) as exc:  # UnicodeError is a ValueError
+        stub = {"id": scenario.id, "name": scenario.name, "kind": scenario.kind,
+                "request": None, "result": None, "created_at": scenario.created_at,
+                "error": f"cannot be shown as JSON: {type(exc).__name__}"}
+        return json.dumps(stub, ensure_ascii=True).encode("ascii")
 
 
 def create_app(db_url: str | None = None, token: str | None = None,
                catalog_dirs: tuple[str, ...] = (), max_body_bytes: int = MAX_BODY_BYTES,
-               job_workers: int = 2) -> FastAPI:
-    """Build the app. ``db_url`` is the scenarios database (default ``sqlite:///ocplan.db``)."""
+               job_workers: int = 2, *, job_queue: int = DEFAULT_JOB_QUEUE,
+               pool_workers: int = DEFAULT_WORKERS, pool_queue: int = DEFAULT_QUEUE,
+               request_timeout_s: float = DEFAULT_TIMEOUT_S,
+               allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS) -> FastAPI:
+    """Build the app. ``db_url`` is the scenarios database (default ``sqlite:///ocplan.db``).
+
+    ``pool_workers``, ``pool_queue`` and ``request_timeout_s`` size the computation pool;
+    ``job_workers`` and ``job_queue`` the search jobs; ``allowed_hosts`` are the host
+    names (no port) the ``Host`` header may give, ``"*"`` for any. See the module
+    docstring for what each limit answers.
+    """
     scenarios = open_scenarios(db_url)
-    jobs = JobRunner(workers=job_workers)
+    jobs = JobRunner(workers=job_workers, queue=job_queue)
+    pool = WorkerPool(catalog_dirs, workers=pool_workers, queue=pool_queue,
+                      timeout_s=request_timeout_s)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        jobs.shutdown()
+        await pool.start()
+        try:
+            yield
+        finally:
+            jobs.shutdown()
+            await run_in_threadpool(pool.shutdown)
 
     app = FastAPI(title="ocplan workbench", version="0.1.0", lifespan=lifespan,
                   description="Compose open-standard AI systems, check them against the "
                               "OAM/UBB/OCM specs, estimate and search LLM training layouts.")
     app.state.jobs = jobs
+    app.state.pool = pool
+    app.add_middleware(Guard, token=token, max_body_bytes=max_body_bytes,
+                       allowed_hosts=allowed_hosts)
 
-    def catalog() -> Any:
+    def catalog() -> Catalog:
         return load_catalog(catalog_dirs)
 
-    @app.middleware("http")
-    async def guard(request: Request,
-                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if token is not None:
-            header = request.headers.get("authorization", "")
-            given = header.removeprefix("Bearer ").strip() or request.query_params.get(
-                "token", "")
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return JSONResponse({"detail": ["missing or wrong token"]}, status_code=401)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse({"detail": [f"request body over {max_body_bytes} bytes"]},
-                                status_code=413)
-        if request.method in ("POST", "PUT", "PATCH") and length is None:
-            body = await request.body()
-            if len(body) > max_body_bytes:
-                return JSONResponse({"detail": [f"request body over {max_body_bytes} bytes"]},
-                                    status_code=413)
-        try:
-            return await call_next(request)
-        except SpecError as exc:
-            return _bad(exc)
+    async def body_of(request: Request, source: str) -> Any:
+        return await _json_body(request, source, max_body_bytes)
 
     @app.exception_handler(SpecError)
     async def spec_error(_request: Request, exc: SpecError) -> JSONResponse:
         return _bad(exc)
+
+    @app.exception_handler(BadBody)
+    async def bad_body(_request: Request, exc: BadBody) -> JSONResponse:
+        return _detail(exc.lines, 400)
+
+    @app.exception_handler(PoolBusy)
+    @app.exception_handler(JobsBusy)
+    async def busy(_request: Request, exc: Exception) -> JSONResponse:
+        return _detail([str(exc)], 503)
+
+    @app.exception_handler(PoolTimeout)
+    async def timed_out(_request: Request, exc: PoolTimeout) -> JSONResponse:
+        return _detail([str(exc)], 504)
+
+    @app.exception_handler(PoolFailure)
+    async def failed(_request: Request, exc: PoolFailure) -> JSONResponse:
+        return _detail([str(exc)], 500)
 
     # ---- catalog, check, topology ---------------------------------------------------
 
@@ -127,44 +213,30 @@ def create_app(db_url: str | None = None, token: str | None = None,
         return data
 
     @app.post("/api/check")
-    async def check(request: Request) -> dict[str, Any]:
-        system = api.system_from_mapping(await _json_body(request, "system"), catalog())
-        findings = api.check_system(system)
-        return {"system": system.spec.name, "chips": system.num_chips,
-                "errors": sum(f.severity == "error" for f in findings),
-                "warnings": sum(f.severity == "warning" for f in findings),
-                "findings": [f.as_dict() for f in findings]}
+    async def check(request: Request) -> Response:
+        return _computed(await pool.run(workers.check_task, await body_of(request, "system")))
 
     @app.post("/api/topology")
-    async def topology(request: Request) -> dict[str, Any]:
-        system = api.system_from_mapping(await _json_body(request, "system"), catalog())
-        report = api.topology_report(system)
-        figs = {"topology": figures_.topology_figure(report)}
-        if report["cluster"]["nodes"]:
-            figs["cluster"] = figures_.cluster_figure(report)
-        return report | {"figures": figs}
+    async def topology(request: Request) -> Response:
+        return _computed(await pool.run(workers.topology_task,
+                                        await body_of(request, "system")))
 
     # ---- estimate and search ---------------------------------------------------------
 
     @app.post("/api/estimate")
-    async def estimate(request: Request) -> dict[str, Any]:
-        req = validate_as(api.EstimateRequest, await _json_body(request, "request"),
-                          "request")
-        result, system, workload = api.run_estimate(catalog(), req)
-        timeline = api.pipeline_timeline(result, workload)
-        figures = {}
-        if result.feasible:
-            figures = {"breakdown": figures_.breakdown_figure(result),
-                       "memory": figures_.memory_figure(result),
-                       "timeline": figures_.timeline_figure(timeline)}
-        return result.as_dict() | {"system": system.spec.name, "timeline": timeline,
-                                   "figures": figures}
+    async def estimate(request: Request) -> Response:
+        return _computed(await pool.run(workers.estimate_task,
+                                        await body_of(request, "request")))
 
     @app.post("/api/search", status_code=202)
-    async def start_search(request: Request) -> dict[str, Any]:
-        req = validate_as(api.SearchRequest, await _json_body(request, "request"), "request")
+    async def start_search(request: Request) -> Response:
+        body = await body_of(request, "request")
+        # bad input (a field, an unknown id, a system too small) fails now, not in the job
+        checked = await pool.run(workers.search_check_task, body)
+        if checked.problems:
+            return _computed(checked)
+        req = validate_as(api.SearchRequest, body, "request")
         cat = catalog()
-        api.job_system(cat, req.chip, req.system, req.chips)  # bad input fails now, not later
 
         def work(progress: Callable[[int, int], None]) -> dict[str, Any]:
             found = api.run_search(cat, req, progress=progress).as_json()
@@ -176,7 +248,7 @@ def create_app(db_url: str | None = None, token: str | None = None,
             return None
 
         job = jobs.submit(work, on_error)
-        return job.as_dict()
+        return JSONResponse(job.as_dict(), status_code=202)
 
     @app.get("/api/jobs/{job_id}")
     def job_status(job_id: str) -> Response:
@@ -195,20 +267,26 @@ def create_app(db_url: str | None = None, token: str | None = None,
     # ---- saved scenarios -------------------------------------------------------------
 
     @app.post("/api/scenarios", status_code=201)
-    async def save_scenario(request: Request) -> dict[str, Any]:
-        body = validate_as(_ScenarioIn, await _json_body(request, "scenario"), "scenario")
-        return scenarios.save(body.name, body.kind, body.request, body.result).as_dict()
+    async def save_scenario(request: Request) -> Response:
+        body = validate_as(_ScenarioIn, await body_of(request, "scenario"), "scenario")
+        saved = await run_in_threadpool(scenarios.save, body.name, body.kind, body.request,
+                                        body.result)
+        return Response(_scenario_json(saved), status_code=201,
+                        media_type="application/json")
 
     @app.get("/api/scenarios")
-    def list_scenarios() -> list[dict[str, Any]]:
-        return [s.as_dict() for s in scenarios.all()]
+    def list_scenarios() -> Response:
+        # printed row by row: a row that cannot be read or printed is a stub with an
+        # "error", never a failed list
+        text = b"[" + b",".join(_scenario_json(s) for s in scenarios.all()) + b"]"
+        return Response(text, media_type="application/json")
 
     @app.get("/api/scenarios/{scenario_id}")
     def get_scenario(scenario_id: str) -> Response:
         found = scenarios.get(scenario_id)
         if found is None:
             return JSONResponse({"detail": [f"no scenario {scenario_id}"]}, status_code=404)
-        return JSONResponse(found.as_dict())
+        return Response(_scenario_json(found), media_type="application/json")
 
     @app.delete("/api/scenarios/{scenario_id}")
     def delete_scenario(scenario_id: str) -> Response:

@@ -1,4 +1,10 @@
-"""Background jobs for long requests (searches): progress to poll, and cancellation."""
+"""Background jobs for long requests (searches): progress to poll, and cancellation.
+
+Jobs run on a small thread pool (a search reports progress and checks for cancellation
+through a callback, which a thread shares for free). At most ``workers + queue`` jobs are
+queued or running at once; one more is refused with :class:`JobsBusy` (HTTP 503) rather
+than waiting behind an unbounded line of searches.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Cancelled", "Job", "JobRunner"]
+__all__ = ["DEFAULT_JOB_QUEUE", "Cancelled", "Job", "JobRunner", "JobsBusy"]
+
+#: Jobs that may wait for a job worker. A search takes seconds; eight waiting ones are a
+#: minute's work for two workers, which is as far ahead as anyone should queue.
+DEFAULT_JOB_QUEUE = 8
 
 
 class Cancelled(Exception):
     """Raised inside a job's progress callback once the job has been cancelled."""
+
+
+class JobsBusy(Exception):
+    """Every job worker is busy and the queue is full (HTTP 503)."""
 
 
 @dataclass
@@ -35,21 +49,41 @@ class Job:
 class JobRunner:
     """Runs jobs on a small thread pool; keeps the most recent ones for polling."""
 
-    def __init__(self, workers: int = 2, keep: int = 200) -> None:
+    def __init__(self, workers: int = 2, keep: int = 200,
+                 queue: int = DEFAULT_JOB_QUEUE) -> None:
+        if workers < 1 or queue < 0 or keep < workers + queue:
+            raise ValueError(f"need workers >= 1, queue >= 0 and keep >= workers + queue; "
+                             f"got {workers}, {queue} and {keep}")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocplan-job")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._keep = keep
+        self._capacity = workers + queue
 
     def submit(self, work: Callable[[Callable[[int, int], None]], dict[str, Any]],
                on_error: Callable[[Exception], list[str] | None]) -> Job:
         """Run ``work(progress)``; ``on_error`` turns an expected exception into message
-        lines (None re-raises it as a bug)."""
+        lines (None re-raises it as a bug).
+
+        Raises
+        ------
+        JobsBusy
+            When ``workers + queue`` jobs are queued or running already.
+        """
         job = Job(uuid.uuid4().hex)
         with self._lock:
+            # a job cancelled while queued frees its place at once; a running one when
+            # its search notices (at its next progress report)
+            pending = sum(j.status in ("queued", "running") for j in self._jobs.values())
+            if pending >= self._capacity:
+                raise JobsBusy(f"server busy: {pending} searches running or queued (at "
+                               f"most {self._capacity}); try again later")
             self._jobs[job.id] = job
-            while len(self._jobs) > self._keep:
-                self._jobs.pop(next(iter(self._jobs)))
+            # forget the oldest finished jobs (never a pending one: it is counted above)
+            finished = [k for k, j in self._jobs.items()
+                        if j.status not in ("queued", "running")]
+            for key in finished[:max(0, len(self._jobs) - self._keep)]:
+                del self._jobs[key]
 
         def progress(done: int, total: int) -> None:
             if job.cancel.is_set():

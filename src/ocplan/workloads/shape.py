@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ocplan.catalog.schema import ModelArch
+from ocplan.errors import Problem, SpecError
 
 __all__ = ["ModelShape"]
 
@@ -52,6 +53,43 @@ class ModelShape:
     mla_v_dim: int = 0
     dropout: bool = False
     """Whether the recipe keeps dropout masks (GPT-era recipes); Korthikanti counts them."""
+
+    def __post_init__(self) -> None:
+        """Refuse shapes no formula can read (SpecError naming every bad field): widths and
+        counts that are not positive, heads that do not group, MoE fields that do not fit
+        together. Built from the catalog these always hold; a validation row or a caller
+        of the Python API may break them."""
+        problems: list[Problem] = []
+
+        def need(ok: bool, field: str, message: str) -> None:
+            if not ok:
+                problems.append(Problem(f"model {self.name!r}", field, message,
+                                        getattr(self, field)))
+
+        for field in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "vocab",
+                      "moe_layer_freq"):
+            value = getattr(self, field)
+            need(isinstance(value, int) and value >= 1, field, "must be a whole number >= 1")
+        for field in ("ffn", "moe_experts", "moe_top_k", "moe_ffn", "moe_shared",
+                      "moe_first_dense", "mla_q_rank", "mla_kv_rank", "mla_nope_dim",
+                      "mla_rope_dim", "mla_v_dim"):
+            value = getattr(self, field)
+            need(isinstance(value, int) and value >= 0, field, "must be a whole number >= 0")
+        need(self.mlp_mats in (2, 3), "mlp_mats", "must be 2 (GeLU-shaped) or 3 (SwiGLU)")
+        if problems:  # the relations below assume the numbers above
+            raise SpecError(problems)
+        need(self.n_heads % self.n_kv_heads == 0, "n_kv_heads",
+             f"must divide n_heads = {self.n_heads}")
+        if self.moe_experts:
+            need(1 <= self.moe_top_k <= self.moe_experts, "moe_top_k",
+                 f"must be from 1 to moe_experts = {self.moe_experts}")
+            need(self.moe_ffn >= 1, "moe_ffn", "must be >= 1 in a mixture-of-experts model")
+            need(self.moe_first_dense < self.n_layers, "moe_first_dense",
+                 f"must leave MoE layers among the {self.n_layers}")
+        if not self.moe_experts or self.moe_first_dense or self.moe_layer_freq > 1:
+            need(self.ffn >= 1, "ffn", "must be >= 1: the model has dense MLP layers")
+        if problems:
+            raise SpecError(problems)
 
     @classmethod
     def from_arch(cls, arch: ModelArch) -> ModelShape:

@@ -45,15 +45,15 @@
     }
   }
 
-  /** Call the API; resolves to the parsed JSON, rejects with ApiError(status, lines). */
+  /** Call the API; resolves to the parsed JSON, rejects with ApiError(status, lines).
+   *  Every request but a GET is sent as JSON, body or not: the server refuses any other
+   *  content type for requests that change state (415). */
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
     if (TOKEN) headers.Authorization = "Bearer " + TOKEN;
     const opts = { method, headers };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
+    if (method !== "GET") headers["Content-Type"] = "application/json";
+    if (body !== undefined) opts.body = JSON.stringify(body);
     let resp;
     try {
       resp = await fetch(path, opts);
@@ -584,13 +584,15 @@
     showErrors($("#scn-errors"), null);
     $("#scn-status").textContent = list.length + " saved";
     put($("#scn-list"), list.slice().reverse().map((s) => el("tr", { "data-id": s.id },
-      el("td", {}, el("input", { type: "checkbox", className: "scn-pick", value: s.id, onchange: pickChanged })),
+      el("td", {}, el("input", { type: "checkbox", className: "scn-pick", value: s.id, onchange: pickChanged, disabled: Boolean(s.error) })),
       el("td", { className: "scn-name" }, s.name),
-      el("td", {}, s.kind),
+      // a stored row the server could not read back: named, with why, and deletable
+      el("td", { title: s.error || "" }, s.kind, s.error ? " (unreadable: " + s.error + ")" : null),
       el("td", {}, new Date(s.created_at).toLocaleString()),
       el("td", {},
-        el("button", { type: "button", className: "scn-open", onclick: () => openScenarios([s.id]) }, "Open"), " ",
-        s.kind === "search" ? null
+        s.error ? null
+          : el("button", { type: "button", className: "scn-open", onclick: () => openScenarios([s.id]) }, "Open"), " ",
+        s.kind === "search" || s.error ? null
           : el("button", { type: "button", className: "scn-load", onclick: () => loadScenario(s) }, "Load"), " ",
         el("button", { type: "button", className: "scn-delete", onclick: () => deleteScenario(s.id) }, "Delete")))));
     pickChanged();
