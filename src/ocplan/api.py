@@ -132,8 +132,8 @@ def job_system(catalog: Catalog, chip: str | None, system: Path | dict[str, Any]
     return resolved
 
 
-def _workload(catalog: Catalog, req: JobRequest) -> Workload:
-    arch = catalog.model(req.model, "request", "model")
+def _workload(catalog: Catalog, req: JobRequest, source: str = "request") -> Workload:
+    arch = catalog.model(req.model, source, "model")
     return Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch, req.precision)
 
 
@@ -148,7 +148,7 @@ def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | Non
                 ep=req.ep, vpp=req.vpp, micro_batch=req.micro_batch, zero=req.zero,
                 recompute=req.recompute, recompute_layers=req.recompute_layers,
                 sequence_parallel=req.sequence_parallel, shard_group=req.shard_group)
-    workload = _workload(catalog, req)
+    workload = _workload(catalog, req, source)
     return estimate(workload, plan, system), system, workload
 
 
@@ -157,7 +157,7 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
                source: str = "request") -> SearchResult:
     """Search the layouts of a SearchRequest."""
     system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
-    return search(_workload(catalog, req), system, req.chips, objective=req.objective,
+    return search(_workload(catalog, req, source), system, req.chips, objective=req.objective,
                   top_k=req.top_k, train_tokens=req.train_tokens,
                   # Without a price, cost ranks by chip-hours (a price of 1).
                   price_per_chip_hour=1.0 if req.price_per_chip_hour is None

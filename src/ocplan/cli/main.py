@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -27,7 +28,7 @@ from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
 from ocplan.catalog.system import load_system
 from ocplan.checks.rules import run_rules
-from ocplan.errors import Infeasible, Problem, SpecError
+from ocplan.errors import Infeasible, SpecError
 from ocplan.plan.estimate import Estimate
 from ocplan.results.validation import Case, read_cases, run_validation
 from ocplan.results.validation import summarize as summarize_cases
@@ -50,6 +51,8 @@ def handles_bad_input(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except SpecError as exc:
             for problem in exc.problems:
+                if problem.source == FLAGS and problem.field:
+                    problem = replace(problem, source=_flag(problem.field))
                 err.print(_t(problem.line()))
             raise typer.Exit(2) from None
 
@@ -264,6 +267,8 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
     out.print(_styled(("bandwidths are per direction", "dim")))
 
 
+#: The source of problems found in flag values; each such line is shown with its flag.
+FLAGS = "command line"
 #: Request fields whose flag is not the field name with dashes.
 FLAG_OF_FIELD = {"top_k": "--top", "price_per_chip_hour": "--price",
                  "max_power_W": "--max-power"}
@@ -278,12 +283,9 @@ def _flag(field: str) -> str:
 
 def _from_flags(request: type[Req], /, **values: object) -> Req:
     """Validate flag values with the API's request model, so that the CLI, the API and
-    the web share one set of bounds; every problem line names its flag."""
-    try:
-        return validate_as(request, values, "command line")
-    except SpecError as exc:
-        raise SpecError([Problem(_flag(p.field) if p.field else p.source, p.field, p.message,
-                                 p.value) for p in exc.problems]) from None
+    the web share one set of bounds; each problem line names its flag (the source
+    FLAGS becomes the flag in :func:`handles_bad_input`)."""
+    return validate_as(request, values, FLAGS)
 
 
 def _counts(text: str | None) -> tuple[int, ...] | None:
@@ -351,7 +353,7 @@ def estimate_cmd(
         micro_batch=micro_batch, zero=zero, recompute=recompute.value,
         recompute_layers=recompute_layers, sequence_parallel=sequence_parallel,
         shard_group=shard_group, train_tokens=train_tokens, price_per_chip_hour=price)
-    result, sysm, _ = api.run_estimate(_catalog(), req, system, "--chip")
+    result, sysm, _ = api.run_estimate(_catalog(), req, system, FLAGS)
     pue = sysm.spec.facility.pue
     extra: dict[str, float] = {}
     if req.train_tokens is not None and result.feasible:
@@ -434,7 +436,7 @@ def search_cmd(
                       objective=objective, top_k=top, train_tokens=train_tokens,
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
                       max_power_W=_power(max_power), memory_headroom=memory_headroom)
-    sysm = api.job_system(cat, chip, system, chips, "--chip")
+    sysm = api.job_system(cat, chip, system, chips, FLAGS)
     with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
                   disable=fmt is Format.json or not err.is_terminal) as bar:
@@ -444,7 +446,7 @@ def search_cmd(
             bar.update(task, completed=done, total=total)
 
         result = api.run_search(cat, req, system, progress=tick, allow_offload=offload,
-                                source="--chip")
+                                source=FLAGS)
     if fmt is Format.json:
         _print_json(result.as_json())
         return
@@ -650,9 +652,9 @@ def report(
         seq_len=seq_len, precision=precision, tp=tp, pp=pp, cp=cp, vpp=vpp,
         micro_batch=micro_batch, zero=zero, recompute=recompute.value)
     if run_search:
-        found = api.run_search(cat, api.SearchRequest(
-            model=model, chip=chip, chips=chips, global_batch=global_batch, seq_len=seq_len,
-            precision=req.precision, top_k=10), system)
+        found = api.run_search(cat, _from_flags(
+            api.SearchRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
+            seq_len=seq_len, precision=req.precision, top_k=10), system, source=FLAGS)
         search_json = found.as_json()
         if found.best is not None:
             b = found.best.plan
@@ -660,7 +662,7 @@ def report(
                 tp=b.tp, pp=b.pp, cp=b.cp, ep=b.ep, vpp=b.vpp, micro_batch=b.micro_batch,
                 zero=b.zero, recompute=b.recompute, recompute_layers=b.recompute_layers,
                 sequence_parallel=b.sequence_parallel))
-    result, sysm, workload = api.run_estimate(cat, req, system)
+    result, sysm, workload = api.run_estimate(cat, req, system, FLAGS)
     page = render_report(f"ocplan report: {model} on {sysm.spec.name}", result,
                          api.pipeline_timeline(result, workload), api.topology_report(sysm),
                          search_json, plotly_js_path())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from ocplan.catalog.fields import MAX_CHIPS, MAX_GLOBAL_BATCH
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.workloads.workload import Workload
 
@@ -60,10 +61,11 @@ class Plan:
         problems = []
         for name in ("tp", "pp", "dp", "cp", "ep", "vpp", "micro_batch"):
             value = getattr(self, name)
+            limit = MAX_GLOBAL_BATCH if name == "micro_batch" else MAX_CHIPS
             if isinstance(value, bool) or not isinstance(value, int) or not \
-                    1 <= value <= 1_000_000:
-                problems.append(Problem("argument", name, "must be a whole number from 1 to "
-                                                          "1,000,000", value))
+                    1 <= value <= limit:
+                problems.append(Problem("argument", name, f"must be a whole number from 1 to "
+                                                          f"{limit:,}", value))
         if self.zero not in (0, 1, 2, 3):
             problems.append(Problem("argument", "zero", "must be 0, 1, 2 or 3", self.zero))
         if self.shard_group is not None and (

@@ -35,6 +35,10 @@ __all__ = ["Case", "Summary", "read_cases", "run_validation", "summarize"]
 
 #: The column holding the measured throughput.
 MEASURED = "measured_tokens_per_s_per_chip"
+#: Smallest measured throughput read, tokens/s per chip: a thousandth of a token per
+#: second is far below any training run (the slowest rows train hundreds per second),
+#: and a positive value much closer to zero would make the relative error overflow.
+MIN_MEASURED = 1e-3
 REQUIRED = ("case_id", "model", "n_layers", "hidden_size", "n_heads", "mlp", "seq_len", "chip",
             "num_chips", "precision", "tp", "pp", "dp", "cp", "global_batch",
             "measured_tokens_per_s_per_chip")
@@ -79,18 +83,22 @@ class Summary:
     mean_signed_error_pct: float | None
 
 
-def _int(row: dict[str, str], key: str, default: int | None = None) -> int:
+def _int(row: dict[str, str], key: str, default: int | None = None, minimum: int = 0) -> int:
+    """A whole-number column, at least ``minimum``; ValueError (a case error) if not."""
     text = (row.get(key) or "").strip()
     if not text:
         if default is None:
             raise ValueError(f"column '{key}' is empty")
         return default
-    return int(text)
+    value = int(text)
+    if value < minimum:
+        raise ValueError(f"column '{key}' = {value} must be at least {minimum}")
+    return value
 
 
 def shape_from_row(row: dict[str, str]) -> ModelShape:
     """The model shape of a validation row (MLA rows keep the row's head columns)."""
-    hidden, heads = _int(row, "hidden_size"), _int(row, "n_heads")
+    hidden, heads = _int(row, "hidden_size", minimum=1), _int(row, "n_heads", minimum=1)
     experts = _int(row, "moe_num_experts", 0)
     return ModelShape(
         name=row["model"],
@@ -142,7 +150,7 @@ def _hybrid_group(plan: Plan, domain: int) -> int:
 def system_from_row(row: dict[str, str], catalog: Catalog) -> System:
     """The chip's default server, enough of them, on the fabric the row names."""
     chip = row["chip"].strip()
-    n = _int(row, "num_chips")
+    n = _int(row, "num_chips", minimum=1)
     acc = catalog.accelerator(chip, "csv", "chip")
     scale_out = None
     match = re.search(r"(\d+)x(\d+)G-(IB|RoCE|RDMA)", row.get("scale_out") or "")
@@ -150,7 +158,7 @@ def system_from_row(row: dict[str, str], catalog: Catalog) -> System:
     if match and acc.default_server and fabric_id in catalog.entries["fabric"]:
         server = catalog.server(acc.default_server)
         per_server = server.accelerators or catalog.get(Baseboard, server.baseboard).slots
-        per_node = _int(row, "chips_per_node", per_server)
+        per_node = _int(row, "chips_per_node", per_server, minimum=1)
         fabric = catalog.get(Fabric, fabric_id or "")
         scale_out = ScaleOutSpec(fabric=fabric.id, nic=None if server.nics else fabric.nic,
                                  nics_per_server=int(match[1]) * max(1, per_server // per_node))
@@ -192,9 +200,9 @@ def _measured_problem(source: str, line: int, row: dict[str, str]) -> Problem | 
     except ValueError:
         return Problem(source, where, "expected a positive number of tokens/s per chip",
                        text)
-    if not math.isfinite(value) or value <= 0:
-        return Problem(source, where, "expected a positive, finite number of tokens/s per "
-                                      "chip", text)
+    if not math.isfinite(value) or value < MIN_MEASURED:
+        return Problem(source, where, f"expected a positive, finite number of tokens/s per "
+                                      f"chip (at least {MIN_MEASURED:g})", text)
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ocplan.catalog.fields import MAX_GLOBAL_BATCH, MAX_SEQ_LEN
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.shape import ModelShape
 
@@ -24,12 +25,12 @@ class Workload:
 
     def __post_init__(self) -> None:
         problems = []
-        if not 1 <= self.seq_len <= 10_000_000:
-            problems.append(Problem("argument", "seq_len", "must be between 1 and 10,000,000 "
-                                    "tokens", self.seq_len))
-        if not 1 <= self.global_batch <= 100_000_000:
-            problems.append(Problem("argument", "global_batch", "must be between 1 and "
-                                    "100,000,000 sequences", self.global_batch))
+        if not 1 <= self.seq_len <= MAX_SEQ_LEN:
+            problems.append(Problem("argument", "seq_len", f"must be between 1 and "
+                                    f"{MAX_SEQ_LEN:,} tokens", self.seq_len))
+        if not 1 <= self.global_batch <= MAX_GLOBAL_BATCH:
+            problems.append(Problem("argument", "global_batch", f"must be between 1 and "
+                                    f"{MAX_GLOBAL_BATCH:,} sequences", self.global_batch))
         if self.precision not in PRECISIONS:
             problems.append(Problem("argument", "precision", f"expected one of "
                                     f"{', '.join(PRECISIONS)}", self.precision))
