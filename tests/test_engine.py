@@ -188,3 +188,17 @@ def test_hybrid_sharding_shards_within_groups_and_all_reduces_across() -> None:
     assert not bad.feasible
     assert bad.reason is not None
     assert "shard group" in bad.reason
+
+
+def test_first_stage_holds_p_micro_batches_without_interleaving() -> None:
+    """Korthikanti et al. 2022 §4.2.3: under plain 1F1B the first stage keeps the
+    activations of p micro-batches; only the interleaved schedule keeps (p - 1)/(p v) of
+    one more. Everything else equal, the activation bytes scale exactly so."""
+    wl = Workload(LLAMA70, 4096, 256, "bf16")
+    acts = {}
+    for vpp in (1, 2, 4):
+        r = _eval(Plan(tp=8, pp=4, dp=2, vpp=vpp, recompute="full"), wl)
+        acts[vpp] = float(r["activations_bytes"])
+    per_micro_batch = acts[1] / 4
+    assert acts[2] == pytest.approx(per_micro_batch * 4 * (1 + 3 / 8), rel=1e-12)
+    assert acts[4] == pytest.approx(per_micro_batch * 4 * (1 + 3 / 16), rel=1e-12)

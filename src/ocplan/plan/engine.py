@@ -363,7 +363,9 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     act_input = layer_activation_bytes(m_, s, mb, tp, sp, cp, True, False, True, False)
     act_layer = rc_full * act_input + (1 - rc_full) * (
         (1 - moe_frac) * act_dense + moe_frac * act_moe)
-    in_flight = np.minimum(pp, micro) * (1 + (pp - 1) / (pp * vpp))
+    # Korthikanti et al. 2022 §4.2.3: the first stage holds p micro-batches under 1F1B;
+    # only the interleaved schedule adds the (p - 1) / (p v) share of one more.
+    in_flight = np.minimum(pp, micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0)
     # Offloaded: HBM holds the layer being computed and the one being copied.
     activations = np.where(offload, OFFLOAD_RESIDENT_LAYERS * act_layer,
                            act_layer * layers_stage * in_flight)
