@@ -140,3 +140,22 @@ def test_estimate_infeasible_is_a_result(capsys: pytest.CaptureFixture[str]) -> 
     data = json.loads(capsys.readouterr().out)
     assert data["feasible"] is False
     assert data["reason"].startswith("memory")
+
+
+@needs_dev
+def test_table_groups_errors_dense_vs_moe(capsys: pytest.CaptureFixture[str]) -> None:
+    """The table form groups errors by chip, by source and dense vs MoE; the MoE group
+    holds exactly the rows that name routed experts."""
+    import csv
+
+    with DEV.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    moe = sum(1 for r in rows if (r["moe_num_experts"] or "0").strip() != "0")
+    assert 0 < moe < len(rows)
+    assert main(["validate", str(DEV)]) == 0
+    out = capsys.readouterr().out
+    assert "error dense vs MoE" in out
+    lines = [ln for ln in out.splitlines() if ln.startswith("│ moe ") or
+             ln.startswith("│ dense ")]
+    counts = {ln.split("│")[1].strip(): int(ln.split("│")[2]) for ln in lines}
+    assert counts == {"moe": moe, "dense": len(rows) - moe}

@@ -494,7 +494,8 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
              "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
              c.status if c.reason is None else f"{c.status}: {c.reason}")
     out.print(table)
-    for key, title in (("chip", "by chip"), ("source", "by source")):
+    for key, title in (("chip", "by chip"), ("source", "by source"),
+                       ("architecture", "dense vs MoE")):
         groups: dict[str, list[Case]] = {}
         for c in cases:
             groups.setdefault(getattr(c, key), []).append(c)

@@ -63,6 +63,8 @@ class Case:
     status: str
     reason: str | None
     confidence: str = ""
+    architecture: str = ""
+    """``"dense"`` or ``"moe"`` (the row names routed experts)."""
 
     def as_json(self) -> dict[str, object]:
         keys = ("case_id", "measured_tokens_per_s_per_chip", "predicted_tokens_per_s_per_chip",
@@ -260,7 +262,8 @@ def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
             case_id=row.get("case_id", "?"),
             source=(row.get("source") or "").split(",")[0].split("'")[0].strip() or "?",
             chip=row.get("chip", "?"), model=row.get("model", "?"),
-            measured_tokens_per_s_per_chip=measured, confidence=row.get("confidence", ""))
+            measured_tokens_per_s_per_chip=measured, confidence=row.get("confidence", ""),
+            architecture=_architecture(row))
         try:
             est, _ = predict_row(row, catalog, calibration)
         except (OcplanError, ValueError, KeyError) as exc:
@@ -278,6 +281,12 @@ def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
                           error_pct=100.0 * (pred - measured) / measured, status="ok",
                           reason=None))
     return cases
+
+
+def _architecture(row: dict[str, str]) -> str:
+    """``"moe"`` when the row names routed experts, else ``"dense"``."""
+    experts = (row.get("moe_num_experts") or "").strip()
+    return "moe" if experts not in ("", "0") else "dense"
 
 
 def summarize(cases: list[Case]) -> Summary:
