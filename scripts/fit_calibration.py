@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,17 +42,9 @@ from ocplan.results.validation import (
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "calibration.md"
 
-#: Chip families: one micro-architecture each.
-FAMILIES = {
-    "ampere": ["a100-sxm-40gb", "a100-sxm-80gb", "a800-sxm-80gb"],
-    "hopper": ["h100-sxm-80gb", "h200-sxm-141gb", "h800-sxm-80gb", "h20"],
-    # The 500 W HBM2e H100 of Meta's Grand Teton: same die, power-capped clocks.
-    "hopper-500w": ["h100-sxm-96gb"],
-    "blackwell": ["b200", "b300", "gb200", "gb300"],
-    "cdna3": ["mi300x", "mi325x"],
-    "gaudi": ["gaudi2", "gaudi2-hl225b", "gaudi3"],
-    "tpu": ["tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"],
-}
+#: Families fitted, with the number of runs of each: the accelerators' ``family`` field
+#: (catalog data) of the chips in the CSV; filled by :func:`main` before fitting.
+FAMILIES: dict[str, int] = {}
 PRIOR = FamilyCalibration(gemm=0.70, gemm_8bit=0.55, attention=0.50)
 PRIOR_GLOBAL = {"tp_overlap": 0.5, "ep_overlap": 0.5, "dp_overlap": 0.7,
                 "kernel_overhead_s": 4e-6, "elementwise_h": 12.0}
@@ -82,15 +75,14 @@ def _unpack(x: np.ndarray) -> Calibration:
     for fam in FAMILIES:
         vals = {f: float(np.clip(x[i + j], 0.05, MAX_EFFICIENCY))
                 for j, f in enumerate(FAMILY_FIELDS)}
-        families[fam] = FamilyCalibration(**vals)
+        families[fam] = FamilyCalibration(**vals, runs=FAMILIES[fam])
         i += len(FAMILY_FIELDS)
     glob = {}
     for k in PRIOR_GLOBAL:
         lo, hi = GLOBAL_BOUNDS[k]
         glob[k] = float(np.clip(x[i], lo, hi))
         i += 1
-    members = {chip: fam for fam, chips in FAMILIES.items() for chip in chips}
-    return Calibration(families=families, members=members, **glob)
+    return Calibration(families=families, **glob)
 
 
 def main(argv: list[str]) -> int:
@@ -98,6 +90,10 @@ def main(argv: list[str]) -> int:
         / "training_dev.csv"
     catalog = load_catalog()
     rows = read_cases(csv_path)
+    families = Counter(catalog.accelerator(r["chip"].strip(), str(csv_path), "chip").family
+                       for r in rows)
+    FAMILIES.clear()
+    FAMILIES.update(sorted((f, n) for f, n in families.items() if f is not None))
     measured = np.array([float(r["measured_tokens_per_s_per_chip"]) for r in rows])
     prepared = [prepare_row(r, catalog) for r in rows]
     prior = _pack(_unpack(_pack(replace(Calibration(), **PRIOR_GLOBAL))))

@@ -202,3 +202,27 @@ def test_first_stage_holds_p_micro_batches_without_interleaving() -> None:
     per_micro_batch = acts[1] / 4
     assert acts[2] == pytest.approx(per_micro_batch * 4 * (1 + 3 / 8), rel=1e-12)
     assert acts[4] == pytest.approx(per_micro_batch * 4 * (1 + 3 / 16), rel=1e-12)
+
+
+def test_calibration_family_is_catalog_data() -> None:
+    """The family a chip is calibrated with comes from its catalog entry; a family no
+    published run fitted (MI300X's cdna3) falls back to the default priors, and the
+    estimate says so with the number of runs behind the values it used."""
+    wl = Workload(LLAMA70, 4096, 256, "bf16")
+    plan = Plan(tp=8, pp=2, dp=4, recompute="full")
+    h100 = estimate(wl, plan, H100_64)
+    assert CAT.accelerator("h100-sxm-80gb").family == "hopper"
+    assert (h100.calibration_family, h100.calibration_runs) == ("hopper",
+                                                                CAL.families["hopper"].runs)
+    assert h100.calibration_runs > 0
+    mi300x = system_for_chip(CAT, "mi300x", 64)
+    assert mi300x.accelerator.family == "cdna3"
+    assert "cdna3" not in CAL.families
+    other = estimate(wl, plan, mi300x)
+    assert (other.calibration_family, other.calibration_runs) == ("default", 0)
+    # the same chip declared in the hopper family uses hopper's fitted values
+    as_hopper = replace(mi300x, accelerator=mi300x.accelerator.model_copy(
+        update={"family": "hopper"}))
+    moved = estimate(wl, plan, as_hopper)
+    assert moved.calibration_family == "hopper"
+    assert moved.step_s != other.step_s

@@ -39,8 +39,10 @@ __all__ = [
     "Accelerator",
     "Baseboard",
     "CatalogEntry",
+    "Compute",
     "Cpu",
     "Fabric",
+    "FlopPerClock",
     "HostInterface",
     "ModelArch",
     "MoeSpec",
@@ -49,6 +51,7 @@ __all__ = [
     "Precision",
     "Server",
     "Source",
+    "Tile",
     "TopologyKind",
 ]
 
@@ -105,6 +108,94 @@ class PeakFlops(Spec):
         value = getattr(self, precision, None)
         assert value is None or isinstance(value, float)
         return value
+
+#: What a chip's matrix-compute unit is called: NVIDIA streaming multiprocessor, AMD
+#: compute unit, Gaudi matrix-multiplication engine, TPU matrix unit, Ascend cube core.
+UnitName = Literal["sm", "cu", "mme", "mxu", "cube"]
+#: Matrix FLOP per clock of one unit: 1 (a scalar FMA pipe counts 2) to 2**22 (Gaudi's
+#: 256x256 MME does 2**18 at FP8; a 1024x1024 systolic array would do 2**21).
+FlopsPerClock = Annotated[int, Field(ge=1, le=2**22, strict=True)]
+#: One side of a GEMM output tile in elements: the smallest native MMA is 8 wide, the
+#: largest library tiles are 256 (Blackwell 2-SM, CDNA, Gaudi) to 512.
+TileSide = Annotated[int, Field(ge=8, le=2048, strict=True)]
+#: Clock of a matrix unit: 100 MHz to 5 GHz envelopes every accelerator built.
+UnitClock = Annotated[Frequency, Field(ge=1e8, le=5e9)]
+
+
+class FlopPerClock(Spec):
+    """Dense matrix FLOP per clock of **one** unit, per input precision (1 MAC = 2 FLOP).
+
+    Vendor peak = units x this x clock (``compute_units.md`` §1.2); only the
+    precisions the reference gives are written, the rest stay ``None``.
+    """
+
+    bf16: FlopsPerClock | None = None
+    fp16: FlopsPerClock | None = None
+    fp8: FlopsPerClock | None = None
+    int8: FlopsPerClock | None = None
+    fp4: FlopsPerClock | None = None
+
+    def get(self, precision: str) -> int | None:
+        """FLOP per clock per unit for ``precision``, or ``None`` when not recorded."""
+        value = getattr(self, precision, None)
+        assert value is None or isinstance(value, int)
+        return value
+
+
+class Tile(Spec):
+    """Typical output tile (M rows x N columns) of the chip's vendor GEMM library for
+    large shapes (``compute_units.md`` §3.1)."""
+
+    m: TileSide
+    n: TileSide
+
+
+class Compute(Spec):
+    """The chip's matrix-compute units, from its published architecture.
+
+    The operator cost model (:mod:`ocplan.costmodel`) derives GEMM tile and wave
+    quantization and the small-K penalty from this block; the fitted large-GEMM
+    efficiency comes from calibration. Values and their primary sources are collected
+    in ``shared/reference/compute_units.md`` (§1.1 units, §1.2 clocks and FLOP/clk,
+    §3.1 tiles, §3.2 K0).
+    """
+
+    units: Annotated[int, Field(ge=1, le=4096, strict=True)]
+    """Units enabled on the shipping part (H100 SXM: 132 SMs of 144 on the die)."""
+    unit_name: UnitName
+    clock: UnitClock
+    """Clock the vendor's peak assumes (H100 1830 MHz; derived as peak / (units x
+    FLOP/clk) where the vendor publishes none)."""
+    sustained_clock: UnitClock | None = None
+    """Measured median clock under dense GEMM at the default power limit (MI300X 1207
+    MHz at 750 W, BF16); ``None`` when no measurement is published."""
+    flop_per_clock: FlopPerClock | None = None
+    """Dense matrix FLOP per clock per unit, per precision."""
+    tile: Tile
+    units_per_tile: Literal[1, 2] = 1
+    """Units that compute one tile together: 2 for Blackwell's 2-SM ``cta_group::2``
+    MMA, so 148 SMs run 74 tiles at a time."""
+    k0: Annotated[int, Field(ge=0, le=65536, strict=True)] | None = None
+    """Small-K constant of ``eta_K = K / (K + K0)``: per-tile prologue and epilogue
+    time over time per unit of K (``compute_units.md`` §3.2). ``None``: no fit
+    published, the cost model's documented default applies."""
+    stream_k: Flag = False
+    """The vendor library's default GEMMs split the K loop across units (Stream-K), so
+    run time has no wave-quantization staircase."""
+    notes: Annotated[str, Field(max_length=2000)] | None = None
+    """Derivations and conflicts behind the numbers above."""
+
+    @model_validator(mode="after")
+    def _sustained_not_above_peak_clock(self) -> Compute:
+        # Every published sustained GEMM clock is below the clock of the vendor peak
+        # (power-limited); one above it means the two fields are swapped.
+        if self.sustained_clock is not None and self.sustained_clock > self.clock:
+            raise ValueError(f"sustained_clock {self.sustained_clock / 1e6:g} MHz exceeds "
+                             f"clock {self.clock / 1e6:g} MHz (the clock the peak assumes)")
+        if self.units % self.units_per_tile:
+            raise ValueError(f"units = {self.units} is not a multiple of units_per_tile = "
+                             f"{self.units_per_tile}")
+        return self
 
 
 class Memory(Spec):
@@ -171,6 +262,8 @@ class Accelerator(Entry):
     dies: Annotated[int, Field(ge=1, le=16, strict=True)] = 1
     """Compute dies seen as separate devices (MI250X: 2 GCDs)."""
     peak_flops: PeakFlops
+    compute: Compute | None = None
+    """Matrix-compute units, clocks and GEMM tiling (optional; see :class:`Compute`)."""
     memory: Memory
     scale_up: ScaleUp | None = None
     host: HostInterface
@@ -179,6 +272,10 @@ class Accelerator(Entry):
     cooling: Annotated[tuple[Cooling, ...], Field(min_length=1)]
     default_server: Id | None = None
     """Server id that ``ocplan estimate --chip ID`` assumes when no system file is given."""
+    family: Id | None = None
+    """Calibration family: chips of one micro-architecture share the fitted efficiencies
+    (``hopper`` for H100/H200/H800/H20). None, or a family no published run has fitted,
+    uses the ``default`` priors, and estimates say so."""
 
     @model_validator(mode="after")
     def _oam_version_only_for_oam(self) -> Accelerator:
@@ -422,6 +519,14 @@ class ModelArch(Entry):
     tied_embeddings: Flag = False
     moe: MoeSpec | None = None
     mla: MlaSpec | None = None
+    sliding_window: SeqLen | None = None
+    """Tokens a windowed (banded) attention layer looks back over, its own included (gpt-oss:
+    128); absent when every layer attends the whole context."""
+    full_attention_every: Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)] | None = None
+    """With ``sliding_window``: layer ``i`` (0-based) attends the whole context when
+    ``(i + 1) % k == 0`` and only the window otherwise (gpt-oss: 2, Hugging Face
+    ``layer_types`` alternating sliding and full from layer 0); 0 or absent: every layer
+    is windowed."""
     published_params: Annotated[float, Field(strict=True, gt=0, le=1e14)] | None = None
     """Total parameter count as the source states it (checked against our count)."""
 
@@ -437,6 +542,9 @@ class ModelArch(Entry):
             or self.moe.layer_freq > 1
         if dense_layers_exist and self.ffn_hidden is None:
             raise ValueError("ffn_hidden is required when the model has dense MLP layers")
+        if self.full_attention_every is not None and self.sliding_window is None:
+            raise ValueError("full_attention_every needs sliding_window: without a window "
+                             "every layer attends the whole context")
         return self
 
     @property

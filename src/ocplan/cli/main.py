@@ -364,10 +364,21 @@ def estimate_cmd(
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name})
         return
-    _print_estimate(result, f"{model} on {sysm.spec.name}", extra)
+    _print_estimate(result, f"{model} on {sysm.spec.name}", extra, sysm.accelerator.family)
 
 
-def _print_estimate(result: Estimate, title: str, extra: dict[str, float]) -> None:
+def _calibration_line(result: Estimate, chip_family: str | None) -> str:
+    """Which fitted values the estimate used, and how many published runs back them."""
+    if result.calibration_family != "default":
+        return (f"{result.calibration_family} (fitted on {result.calibration_runs} published "
+                "run(s))")
+    declared = f"family {chip_family}" if chip_family else "no family"
+    return (f"default priors ({declared}: no published run of it was fitted; treat with "
+            "care)")
+
+
+def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
+                    chip_family: str | None = None) -> None:
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
         return
@@ -383,9 +394,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float]) -> No
                               " per chip)")
     _row(table, "MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
     _row(table, "bound", result.bound)
-    family = result.calibration_family
-    _row(table, "calibration", family if family != "default" else
-                  "default (no published run of this chip was fitted: treat with care)")
+    _row(table, "calibration", _calibration_line(result, chip_family))
     assert result.time is not None
     assert result.memory is not None
     for key, value in result.time.__dict__.items():

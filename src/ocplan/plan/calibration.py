@@ -3,7 +3,9 @@
 The values live in ``calibration.json`` beside this module, written by
 ``scripts/fit_calibration.py`` from ``../shared/validation/training_dev.csv`` (the fit
 report is ``docs/calibration.md``). A family groups chips of one micro-architecture
-(``hopper`` = H100/H200/H800/H20); a chip outside every family gets ``default``.
+(``hopper`` = H100/H200/H800/H20); which family a chip belongs to is catalog data (the
+accelerator's ``family`` field). A chip without a family, or whose family no published
+run has fitted, gets the ``default`` priors, and its estimates say so.
 
 Per family:
 
@@ -37,29 +39,34 @@ class FamilyCalibration:
     gemm: float = 0.75
     gemm_8bit: float = 0.60
     attention: float = 0.55
+    runs: int = 0
+    """Published runs of the family's chips the values were fitted on (0: priors)."""
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
+        for name in ("gemm", "gemm_8bit", "attention"):
+            value = getattr(self, name)
             assert 0.05 <= value <= 1.0, f"calibration {name} = {value} out of (0.05, 1]"
+        assert self.runs >= 0
 
 
 @dataclass(frozen=True)
 class Calibration:
     families: dict[str, FamilyCalibration] = field(
         default_factory=lambda: {"default": FamilyCalibration()})
-    members: dict[str, str] = field(default_factory=dict)
-    """Chip id -> family."""
+    """Fitted families by name, and ``default`` (the priors)."""
     tp_overlap: float = 0.3
     ep_overlap: float = 0.3
     dp_overlap: float = 0.8
     kernel_overhead_s: float = 4e-6
     elementwise_h: float = 12.0
 
-    def family_of(self, chip: str) -> str:
-        return self.members.get(chip, "default")
+    def used_family(self, family: str | None) -> str:
+        """The family whose values a chip of ``family`` uses: itself when fitted, else
+        ``default``."""
+        return family if family is not None and family in self.families else "default"
 
-    def for_chip(self, chip: str) -> FamilyCalibration:
-        return self.families.get(self.family_of(chip), self.families["default"])
+    def for_family(self, family: str | None) -> FamilyCalibration:
+        return self.families[self.used_family(family)]
 
     def with_values(self, **changes: float) -> Calibration:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -67,7 +74,6 @@ class Calibration:
     def to_json(self) -> dict[str, object]:
         return {
             "families": {k: asdict(v) for k, v in sorted(self.families.items())},
-            "members": dict(sorted(self.members.items())),
             "tp_overlap": self.tp_overlap,
             "ep_overlap": self.ep_overlap,
             "dp_overlap": self.dp_overlap,
@@ -78,14 +84,11 @@ class Calibration:
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Calibration:
         families_raw = data["families"]
-        members_raw = data["members"]
         assert isinstance(families_raw, dict)
-        assert isinstance(members_raw, dict)
         families = {k: FamilyCalibration(**v) for k, v in families_raw.items()}
         assert "default" in families
         return cls(
             families=families,
-            members={str(k): str(v) for k, v in members_raw.items()},
             tp_overlap=float(data["tp_overlap"]),  # type: ignore[arg-type]
             ep_overlap=float(data["ep_overlap"]),  # type: ignore[arg-type]
             dp_overlap=float(data["dp_overlap"]),  # type: ignore[arg-type]

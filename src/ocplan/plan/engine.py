@@ -115,6 +115,8 @@ class SystemModel:
     domain: int
     server: str = ""
     """Server id (for messages)."""
+    family: str | None = None
+    """The chip's calibration family (catalog data; None: the default priors)."""
 
 
 @lru_cache(maxsize=4096)
@@ -124,6 +126,7 @@ def system_model(system: System) -> SystemModel:
              if (v := acc.peak_flops.get(p)) is not None}
     return SystemModel(
         chip=acc.id,
+        family=acc.family,
         peak=peaks,
         hbm_Bps=acc.memory.hbm_bandwidth,
         hbm_bytes=acc.memory.hbm_capacity,
@@ -205,7 +208,7 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, *, tp: Num, pp: Nu
     scale-out bandwidth takes infinite time (:mod:`ocplan.collectives.cost`).
     """
     m_ = wl.model
-    fam: FamilyCalibration = cal.for_chip(sm.chip)
+    fam: FamilyCalibration = cal.for_family(sm.family)
     fab = sm.fabric
     s, B = float(wl.seq_len), float(wl.global_batch)
     h, a = float(m_.hidden), float(m_.n_heads)

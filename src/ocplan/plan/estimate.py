@@ -104,6 +104,8 @@ class Estimate:
     """IT power of the chips' share of the system at TDP."""
     calibration_family: str = "default"
     """Calibration family used for the chip (``default``: no measured runs fitted it)."""
+    calibration_runs: int = 0
+    """Published runs that family's values were fitted on (0 for the default priors)."""
 
     def time_to_train_s(self, tokens: float) -> float:
         """Wall time to train on ``tokens`` tokens at this throughput."""
@@ -169,7 +171,8 @@ def estimate(workload: Workload, plan: Plan, system: System,
     return Estimate(True, None, plan, plan.chips, f["step_s"],
                     f["tokens_per_s_per_chip"] * plan.chips, f["tokens_per_s_per_chip"],
                     f["mfu"], f["hfu"], time, memory, time.dominant(), power,
-                    cal.family_of(system.accelerator.id))
+                    cal.used_family(system.accelerator.family),
+                    cal.for_family(system.accelerator.family).runs)
 
 
 #: Results that must be strictly positive for a layout that runs: a step takes time, and

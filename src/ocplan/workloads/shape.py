@@ -51,6 +51,13 @@ class ModelShape:
     mla_nope_dim: int = 0
     mla_rope_dim: int = 0
     mla_v_dim: int = 0
+    sliding_window: int = 0
+    """Tokens a windowed attention layer looks back over, its own included; 0 = no
+    windowed layers (every layer attends the whole context)."""
+    full_attention_every: int = 0
+    """With ``sliding_window``: layer ``i`` (0-based) is a full-attention layer when
+    ``(i + 1) % full_attention_every == 0``, the others are windowed (gpt-oss: 2);
+    0 = every layer windowed."""
     dropout: bool = False
     """Whether the recipe keeps dropout masks (GPT-era recipes); Korthikanti counts them."""
 
@@ -72,7 +79,7 @@ class ModelShape:
             need(isinstance(value, int) and value >= 1, field, "must be a whole number >= 1")
         for field in ("ffn", "moe_experts", "moe_top_k", "moe_ffn", "moe_shared",
                       "moe_first_dense", "mla_q_rank", "mla_kv_rank", "mla_nope_dim",
-                      "mla_rope_dim", "mla_v_dim"):
+                      "mla_rope_dim", "mla_v_dim", "sliding_window", "full_attention_every"):
             value = getattr(self, field)
             need(isinstance(value, int) and value >= 0, field, "must be a whole number >= 0")
         need(self.mlp_mats in (2, 3), "mlp_mats", "must be 2 (GeLU-shaped) or 3 (SwiGLU)")
@@ -116,6 +123,8 @@ class ModelShape:
             mla_nope_dim=mla.qk_nope_head_dim if mla else 0,
             mla_rope_dim=mla.qk_rope_head_dim if mla else 0,
             mla_v_dim=mla.v_head_dim if mla else 0,
+            sliding_window=arch.sliding_window or 0,
+            full_attention_every=arch.full_attention_every or 0,
             dropout=arch.mlp == "gelu",
         )
 

@@ -1,0 +1,122 @@
+"""What the operator cost model reads from a chip's ``compute`` block.
+
+:func:`chip_compute` turns the catalog's :class:`~ocplan.catalog.schema.Compute` (or its
+absence) into the handful of numbers the GEMM and attention laws use: the library's
+output tile, how many tiles run at once, the small-K constant and whether the library
+removes wave quantization. Values and sources: ``shared/reference/compute_units.md``
+§1.1-1.2 (units, clocks), §3.1 (tiles, Stream-K) and §3.2 (K0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ocplan.catalog.schema import Compute
+
+__all__ = [
+    "DEFAULT_K0",
+    "DEFAULT_K0_BY_UNIT",
+    "ETA_SOFTWARE_8BIT",
+    "ETA_SOFTWARE_16BIT",
+    "GENERIC",
+    "GENERIC_TILE",
+    "ChipCompute",
+    "chip_compute",
+    "sustained_clock_fraction",
+]
+
+#: Small-K constant by unit kind when the chip's block gives none (compute_units.md
+#: §3.2): NVIDIA SMs take the H100 fit (280; A100 and H20 have no published K sweep),
+#: AMD CUs the MI300X fit (230). Gaudi MMEs, TPU MXUs and Ascend cube cores have no
+#: published K sweep: 256, inside the 230-540 range of the three fits.
+DEFAULT_K0_BY_UNIT: dict[str, int] = {"sm": 280, "cu": 230, "mme": 256, "mxu": 256, "cube": 256}
+#: Small-K constant of a chip with no compute block: the same 256.
+DEFAULT_K0 = 256
+#: Output tile of a chip with no compute block: 128 x 128, the one size every vendor
+#: library in compute_units.md §3.1 uses (Hopper and A100 CTA tiles, TPU MXU padding,
+#: Ascend tuned tiles are multiples of it).
+GENERIC_TILE = 128
+#: Software efficiency at the measured clock on AMD hipBLASLt, 16-bit inputs: 654-843 TF
+#: at the median clocks of MI300X/MI325X are 93-94 % of units x FLOP/clk x that clock
+#: (ROCm blog "Measuring Max-Achievable FLOPs - Part 2"; compute_units.md §2.1.2).
+ETA_SOFTWARE_16BIT = 0.93
+#: The same for FP8 inputs: 83 % (same source).
+ETA_SOFTWARE_8BIT = 0.83
+
+
+@dataclass(frozen=True)
+class ChipCompute:
+    """The GEMM-geometry numbers of one chip, resolved from its catalog block.
+
+    Attributes
+    ----------
+    tile_m, tile_n
+        Output tile of the vendor GEMM library (elements).
+    slots
+        Tiles the chip computes at once: units / units per tile (H100 132; B200 74 with
+        2-SM tiles).
+    k0
+        Small-K constant of ``eta_K = K / (K + K0)`` (elements of K).
+    stream_k
+        The library splits K across units, so there is no wave staircase.
+    """
+
+    tile_m: int
+    tile_n: int
+    slots: int
+    k0: float
+    stream_k: bool
+
+
+#: What a chip without a compute block gets: 128 x 128 tiles, K0 = 256 and no wave
+#: quantization (Stream-K-like), because without a unit count any staircase would be
+#: invented; one slot, since without wave quantization the count does not matter.
+GENERIC = ChipCompute(tile_m=GENERIC_TILE, tile_n=GENERIC_TILE, slots=1, k0=DEFAULT_K0,
+                      stream_k=True)
+
+
+def chip_compute(compute: Compute | ChipCompute | None) -> ChipCompute:
+    """The cost model's view of a chip's ``compute`` block.
+
+    Parameters
+    ----------
+    compute
+        The accelerator's catalog block, an already resolved :class:`ChipCompute`
+        (returned unchanged), or ``None`` for :data:`GENERIC`.
+
+    Returns
+    -------
+    ChipCompute
+        Tile, concurrent tiles (``units // units_per_tile``), K0 (the block's, else
+        :data:`DEFAULT_K0_BY_UNIT` for its unit kind) and the Stream-K flag.
+
+    Examples
+    --------
+    >>> from ocplan.catalog.schema import Compute
+    >>> c = Compute(units=148, unit_name="sm", clock="1.86 GHz", tile={"m": 256, "n": 256},
+    ...             units_per_tile=2, k0=540)
+    >>> chip_compute(c).slots
+    74
+    """
+    if compute is None:
+        return GENERIC
+    if isinstance(compute, ChipCompute):
+        return compute
+    k0 = compute.k0 if compute.k0 is not None else DEFAULT_K0_BY_UNIT[compute.unit_name]
+    return ChipCompute(tile_m=compute.tile.m, tile_n=compute.tile.n,
+                       slots=compute.units // compute.units_per_tile, k0=float(k0),
+                       stream_k=compute.stream_k)
+
+
+def sustained_clock_fraction(compute: Compute | None) -> float:
+    """``f_sustained / f_peak``: the share of the peak's clock a dense GEMM sustains.
+
+    1.0 when no sustained clock is recorded (on NVIDIA the clock drop is folded into the
+    fitted efficiency; compute_units.md §3.7). On AMD, compute_units.md §2.1.2 gives
+    ``achieved = peak x f_sustained / f_peak x eta_software``, with eta_software
+    :data:`ETA_SOFTWARE_16BIT` or :data:`ETA_SOFTWARE_8BIT`: MI300X BF16 at 750 W is
+    1207 / 2100 = 0.575.
+    """
+    if compute is None or compute.sustained_clock is None:
+        return 1.0
+    return compute.sustained_clock / compute.clock

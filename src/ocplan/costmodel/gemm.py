@@ -1,0 +1,297 @@
+"""GEMM and grouped-GEMM time from tile, wave and small-K quantization.
+
+The law (``shared/reference/compute_units.md`` §3.7)::
+
+    t = max( FLOPs / (peak x eta_large x eta_tile x eta_wave x eta_K),
+             bytes / (BW_hbm x eta_bw) ) + t_launch
+
+- ``eta_tile``: output padded to whole tiles (§3.1; NVIDIA "Matrix Multiplication
+  Background User's Guide", Tile Quantization);
+- ``eta_wave``: tiles run ``slots`` at a time, the last wave partly idle (§3.1; same
+  guide, Wave Quantization; DeepGEMM README's 112-of-132-SMs example);
+- ``eta_K = K / (K + K0)``: per-tile prologue and epilogue not amortised at small K
+  (§3.2, fitted to the openxla/xla ``matmul_interpolator_data.h`` K sweeps);
+- ``eta_large``: the fitted large-GEMM ceiling of the chip family and precision (§2.1.1;
+  passed in: calibration owns it); everything else comes from the chip's ``compute``
+  block (:mod:`ocplan.costmodel.chip`);
+- bytes: A, B and C once each; the weights of every group are streamed once (§3.3-3.4).
+
+Every function takes numpy arrays (or scalars) and broadcasts; none loops over elements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ocplan.catalog.schema import Compute
+from ocplan.costmodel.chip import ChipCompute, chip_compute
+from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray
+
+__all__ = [
+    "SPLIT_K_CANDIDATES",
+    "SPLIT_K_MIN_DEPTH",
+    "GemmCost",
+    "gemm_cost",
+    "gemm_flops",
+    "gemm_time_s",
+    "k_efficiency",
+    "tile_count",
+    "tile_efficiency",
+    "wave_efficiency",
+]
+
+#: K splits a library may choose for a GEMM whose tiles under-fill one wave (cuBLAS and
+#: hipBLASLt split-K heuristics; Stream-K, Osama et al. PPoPP 2023, arXiv 2301.03598).
+#: The cost model takes the fastest split whose work units still fit in one wave; 1 (no
+#: split) is always allowed, so GEMMs of a wave or more keep the staircase of §3.1.
+SPLIT_K_CANDIDATES: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)
+#: Shallowest K slice a split may leave: 128, one BLOCK_K of Hopper FP8 tiles (two of
+#: BF16; compute_units.md §3.1).
+SPLIT_K_MIN_DEPTH = 128
+
+
+def _f(x: ArrayLike) -> FloatArray:
+    out: FloatArray = np.asarray(x, dtype=np.float64)
+    return out
+
+
+def tile_count(m: ArrayLike, n: ArrayLike, groups: ArrayLike, tile_m: ArrayLike,
+               tile_n: ArrayLike) -> FloatArray:
+    """Output tiles of a (grouped) GEMM: ``G x ceil(M / tm) x ceil(N / tn)``.
+
+    ``m`` is the rows of one group (tokens per expert for MoE), so each group is padded
+    to the tile on its own (compute_units.md §3.4).
+    """
+    return _f(_f(groups) * np.ceil(_f(m) / _f(tile_m)) * np.ceil(_f(n) / _f(tile_n)))
+
+
+def tile_efficiency(m: ArrayLike, n: ArrayLike, tile_m: ArrayLike,
+                    tile_n: ArrayLike) -> FloatArray:
+    """Useful share of the padded output: ``M N / (ceil(M/tm) tm x ceil(N/tn) tn)``.
+
+    Parameters
+    ----------
+    m, n
+        Output rows and columns of one group (elements, >= 0).
+    tile_m, tile_n
+        Output tile of the library (elements, > 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        In (0, 1]; 1 for an empty output (no work, no waste).
+
+    Source: compute_units.md §3.1; NVIDIA "Matrix Multiplication Background User's
+    Guide", Tile Quantization.
+
+    Examples
+    --------
+    >>> float(tile_efficiency(128, 256, 128, 128)), float(tile_efficiency(129, 256, 128, 128))
+    (1.0, 0.50390625)
+    """
+    mm, nn, tm, tn = _f(m), _f(n), _f(tile_m), _f(tile_n)
+    padded = np.ceil(mm / tm) * tm * np.ceil(nn / tn) * tn
+    return _f(np.where(padded > 0, mm * nn / np.maximum(padded, 1.0), 1.0))
+
+
+def wave_efficiency(m: ArrayLike, n: ArrayLike, groups: ArrayLike, tile_m: ArrayLike,
+                    tile_n: ArrayLike, units: ArrayLike) -> FloatArray:
+    """Busy share of the tile slots: ``tiles / (ceil(tiles / units) x units)``.
+
+    Parameters
+    ----------
+    m, n
+        Output rows and columns of one group (elements).
+    groups
+        Independent GEMMs of that shape in one kernel (batch, or experts of a grouped
+        GEMM), >= 1.
+    tile_m, tile_n
+        Output tile (elements).
+    units
+        Tiles the chip runs at once: SMs, CUs, MMEs, MXUs or cube cores, divided by the
+        units one tile occupies (Blackwell 2-SM tiles: 148 / 2 = 74).
+
+    Returns
+    -------
+    numpy.ndarray
+        In (0, 1]; 1 for an empty output.
+
+    Assumptions: data-parallel tiling, every tile the same work, no split of K (see
+    :func:`gemm_cost` for the split a library makes when one wave under-fills the chip).
+    Source: compute_units.md §3.1; NVIDIA guide, Wave Quantization (A100, 108 SMs);
+    DeepGEMM README (M = 256, N = 7168, 128 x 128 tiles: 112 tiles on 132 SMs).
+
+    Examples
+    --------
+    >>> round(float(wave_efficiency(256, 7168, 1, 128, 128, 132)), 4)
+    0.8485
+    """
+    tiles = tile_count(m, n, groups, tile_m, tile_n)
+    u = _f(units)
+    waves = np.ceil(tiles / u)
+    return _f(np.where(waves > 0, tiles / np.maximum(waves * u, 1.0), 1.0))
+
+
+def k_efficiency(k: ArrayLike, k0: ArrayLike) -> FloatArray:
+    """Small-K efficiency ``eta_K = K / (K + K0)``.
+
+    At fixed M and N a GEMM takes ``t0 + K t_k`` (a fixed prologue/epilogue per tile
+    plus time per unit of K), so the rate relative to infinite K is ``K / (K + K0)``
+    with ``K0 = t0 / t_k``. Fits (compute_units.md §3.2, XLA K sweeps at M = N = 4096,
+    BF16): H100 K0 = 280, B200 540, MI300X 230.
+
+    Parameters
+    ----------
+    k
+        Reduction depth (elements, > 0).
+    k0
+        Small-K constant (elements, >= 0).
+
+    Examples
+    --------
+    >>> round(float(k_efficiency(256, 280) / k_efficiency(4096, 280)), 3)
+    0.51
+    """
+    kk = _f(k)
+    return _f(kk / (kk + _f(k0)))
+
+
+def gemm_flops(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike) -> FloatArray:
+    """Useful FLOPs of a (grouped) GEMM: ``2 G M N K`` (1 multiply-add = 2 FLOP)."""
+    return _f(2.0 * _f(groups) * _f(m) * _f(n) * _f(k))
+
+
+@dataclass(frozen=True)
+class GemmCost:
+    """Terms of a (grouped) GEMM's time, arrays broadcast over the inputs.
+
+    Attributes
+    ----------
+    compute_s
+        Padded tiles in waves at ``peak x eta_large x eta_K`` (s), with the fastest
+        K split.
+    memory_s
+        Bytes over ``BW_hbm x eta_bw`` (s).
+    launch_s
+        Fixed per-kernel cost (s).
+    time_s
+        ``max(compute_s, memory_s) + launch_s`` (s).
+    flops
+        Useful FLOPs ``2 G M N K``.
+    """
+
+    compute_s: FloatArray
+    memory_s: FloatArray
+    launch_s: FloatArray
+    time_s: FloatArray
+    flops: FloatArray
+
+    @property
+    def memory_bound(self) -> NDArray[np.bool_]:
+        """True where the memory term sets the time."""
+        return np.asarray(self.memory_s > self.compute_s)
+
+
+def gemm_cost(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
+              peak_flops: ArrayLike, hbm_Bps: ArrayLike,
+              chip: Compute | ChipCompute | None, bytes_per_element_in: ArrayLike,
+              bytes_out: ArrayLike, eta_large: ArrayLike, launch_s: ArrayLike,
+              eta_bw: ArrayLike = HBM_EFFICIENCY) -> GemmCost:
+    """Time of ``C[G, M, N] = A[G, M, K] @ B[G, K, N]`` on one chip, term by term.
+
+    Parameters
+    ----------
+    m
+        Rows of one group (tokens; tokens per expert for a grouped GEMM), >= 0; may be
+        fractional (a mean), it is padded up to the tile.
+    n, k
+        Output columns and reduction depth (elements, > 0).
+    groups
+        GEMMs in the kernel: 1 for a dense GEMM, local experts for a grouped GEMM.
+    peak_flops
+        Dense peak of the chip at the input precision (FLOP/s).
+    hbm_Bps
+        Peak HBM bandwidth (B/s).
+    chip
+        The accelerator's ``compute`` block (``None``: :data:`~ocplan.costmodel.chip.GENERIC`,
+        128 x 128 tiles, no wave staircase, K0 = 256).
+    bytes_per_element_in
+        Bytes of one element of A and B (2 for BF16, 1 for FP8).
+    bytes_out
+        Bytes of one element of C.
+    eta_large
+        Fitted large-GEMM efficiency of the chip family and precision, in (0, 1].
+    launch_s
+        Per-kernel cost not already in ``eta_K`` (s): the gap between kernels,
+        :data:`~ocplan.costmodel.roofline.KERNEL_GAP_S` in graph mode. The K0 fits of
+        compute_units.md §3.2 include the ~5 us kernel floor in their fixed term, so adding
+        :data:`~ocplan.costmodel.roofline.KERNEL_FLOOR_S` here would count it twice.
+    eta_bw
+        Achieved fraction of HBM bandwidth.
+
+    Returns
+    -------
+    GemmCost
+        ``compute_s``, ``memory_s``, ``launch_s``, ``time_s``, ``flops``.
+
+    The compute term is ``2 K tm tn x waves x slots / s / (peak x eta_large x
+    eta_K(K/s))``, which equals ``FLOPs / (peak x eta_large x eta_tile x eta_wave x
+    eta_K)`` for s = 1. ``s`` is the library's split-K factor: the fastest of
+    :data:`SPLIT_K_CANDIDATES` whose ``s x tiles`` work units fit in one wave and leave
+    slices at least :data:`SPLIT_K_MIN_DEPTH` deep (its fp32 partials are neglected:
+    where a split pays, M x N is small enough for them to stay in L2). With ``stream_k``
+    there is no wave term and no split: each unit's K share ``K min(1, tiles / slots)``
+    sets its ``eta_K`` (the fix-up cost is inside ``eta_large``).
+    Bytes: ``G (M K + K N) b_in + G M N b_out``: each group's weights streamed once
+    (compute_units.md §3.3-3.4). Sources: compute_units.md §3.1-3.4 and §3.7.
+    """
+    c = chip_compute(chip)
+    mm, nn, kk, g = _f(m), _f(n), _f(k), _f(groups)
+    rate = _f(peak_flops) * _f(eta_large)
+    tiles = tile_count(mm, nn, g, c.tile_m, c.tile_n)
+    tile_flops = 2.0 * c.tile_m * c.tile_n
+    io_bytes = g * ((mm * kk + kk * nn) * _f(bytes_per_element_in) + mm * nn * _f(bytes_out))
+    bw = _f(hbm_Bps) * _f(eta_bw)
+    if c.stream_k:
+        # each unit runs tiles x K / slots iterations (its K share when tiles < slots)
+        k_unit = kk * np.clip(tiles / c.slots, 1.0 / c.slots, 1.0)
+        compute = tile_flops * kk * tiles / (rate * k_efficiency(k_unit, c.k0))
+    else:
+        compute = np.full(np.broadcast(tiles, kk, rate).shape, np.inf)
+        for s in SPLIT_K_CANDIDATES:
+            slice_k = kk / s
+            slot_tiles = np.ceil(tiles * s / c.slots) * c.slots
+            t_c = tile_flops * slice_k * slot_tiles / (rate * k_efficiency(slice_k, c.k0))
+            allowed = (s == 1) | ((slice_k >= SPLIT_K_MIN_DEPTH) & (tiles * s <= c.slots))
+            compute = np.minimum(compute, np.where(allowed, t_c, np.inf))
+    memory = io_bytes / bw
+    busy = np.maximum(compute, memory)
+    launch = np.broadcast_to(_f(launch_s), np.shape(busy)).astype(np.float64)
+    return GemmCost(compute_s=_f(compute), memory_s=_f(memory), launch_s=launch,
+                    time_s=_f(busy + launch), flops=gemm_flops(mm, nn, kk, g))
+
+
+def gemm_time_s(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
+                peak_flops: ArrayLike, hbm_Bps: ArrayLike,
+                chip_compute: Compute | ChipCompute | None,
+                bytes_per_element_in: ArrayLike, bytes_out: ArrayLike,
+                eta_large: ArrayLike, launch_s: ArrayLike,
+                eta_bw: ArrayLike = HBM_EFFICIENCY) -> FloatArray:
+    """Seconds of a (grouped) GEMM: :func:`gemm_cost`'s ``time_s``.
+
+    ``t = max(FLOPs / (peak eta_large eta_tile eta_wave eta_K), bytes / (BW_hbm eta_bw))
+    + t_launch`` (compute_units.md §3.7); parameters as in :func:`gemm_cost`.
+
+    Examples
+    --------
+    >>> from ocplan.costmodel.chip import ChipCompute
+    >>> h100 = ChipCompute(tile_m=128, tile_n=256, slots=132, k0=280.0, stream_k=False)
+    >>> t = gemm_time_s(8192, 8192, 8192, 1, 1978.9e12, 3.35e12, h100, 1, 2, 0.698, 1e-6)
+    >>> round(2 * 8192**3 / float(t) / 1e12)  # measured 1290.1 (Azure ND H100 v5, FP8)
+    1294
+    """
+    return gemm_cost(m, n, k, groups, peak_flops, hbm_Bps, chip_compute,
+                     bytes_per_element_in, bytes_out, eta_large, launch_s, eta_bw).time_s

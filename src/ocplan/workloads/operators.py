@@ -1,0 +1,836 @@
+"""Operators as data: one transformer layer on one chip as a list of typed operators.
+
+:func:`layer_operators` turns a :class:`~ocplan.workloads.shape.ModelShape`, a phase and a
+per-chip :class:`Shard` into the operators of ONE layer on ONE chip: GEMMs, grouped
+expert GEMMs, attention, norms, residuals, activations, the MoE router and the token
+permutations around the expert all-to-all. :func:`embedding_operators` and
+:func:`head_operators` give the input embedding and the final norm, LM head and loss.
+Each :class:`Operator` carries its shape (``m, n, k``, groups, attention lengths), FLOPs
+(a multiply-add is 2), HBM bytes read and written, and the precision it runs at: the
+input of a hardware cost model, with no hardware in it. Collectives (TP, CP, EP, DP)
+are not operators here: they belong to the communication model.
+
+Symbols: ``h`` hidden, ``a`` query heads, ``k`` KV heads, ``d`` head width (MLA: ``d_n``
+no-RoPE, ``d_r`` RoPE, ``d_v`` value widths, ``r_q``/``r_kv`` the q/kv LoRA ranks), ``f``
+dense MLP width, ``m`` MLP matrices (2 GeLU, 3 SwiGLU), ``E`` experts, ``K`` top-k,
+``f_e`` expert width, ``S`` shared experts, ``V`` vocabulary; shard ``t`` TP, ``c`` CP,
+``e`` EP, ``t_e`` expert TP, ``b`` sequences, ``s`` query length per sequence, ``s_kv``
+keys per sequence; ``T = b*s/c`` token rows on the chip.
+
+Splits (Megatron-LM, Shoeybi et al. 2019 §3; Korthikanti et al. 2022 §4.2.2):
+
+- column-parallel GEMMs (QKV, MLA up-projections, MLP up) split ``n`` by ``t``;
+  row-parallel GEMMs (output projection, MLP down) split ``k`` by ``t``; their rows are
+  all ``T`` tokens (gathered from the sequence-parallel shards);
+- attention heads split by ``t``; KV heads split by ``min(t, k)``, i.e. replicated when
+  ``t > k`` (``k / min(t, k)`` KV heads per chip);
+- norms, residuals and the input of MLA's down-projections run on ``T/t`` rows under
+  sequence parallelism (Megatron-Core MLA projects the sequence-parallel shard and
+  gathers the narrow latent), on ``T`` rows without;
+- CP splits the tokens (``T = b*s/c``); attention FLOPs assume load-balanced causal CP
+  (Megatron's 2c-chunk zigzag), so each rank does ``1/c`` of the causal work;
+- MoE block (Megatron-Core "parallel folding", Liu et al. 2025, arXiv:2504.14960): the
+  chip routes ``T/t`` tokens (Megatron-Core refuses MoE with TP > 1 in training without
+  sequence parallelism, so the MoE block always runs on the sequence-parallel shard),
+  holds ``E/e`` experts, each split ``t_e`` ways on its width, and receives the tokens
+  of the ``e*t_e`` ranks of its expert group. Shared experts are TP-split like a dense
+  MLP.
+
+All numeric inputs may be numpy arrays (one element per layout); they broadcast, and
+every numeric field of every operator is then an array of the broadcast shape. Scalar
+inputs give plain floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from ocplan.errors import Problem, SpecError
+from ocplan.workloads.memory import ACT_BYTES
+from ocplan.workloads.shape import ModelShape
+
+__all__ = [
+    "ATTN_BWD_FACTOR",
+    "GEMM_INPUT_BYTES",
+    "PHASES",
+    "ExpertLoad",
+    "Num",
+    "OpKind",
+    "Operator",
+    "Phase",
+    "Shard",
+    "embedding_operators",
+    "expert_load",
+    "head_operators",
+    "is_moe_layer",
+    "is_windowed_layer",
+    "keys_per_query",
+    "kv_cache_bytes",
+    "kv_cache_bytes_per_token",
+    "kv_cache_bytes_per_token_per_layer",
+    "layer_operators",
+    "layer_totals",
+]
+
+FloatArray = npt.NDArray[np.float64]
+#: A number or an array of numbers, one per layout.
+Num = float | FloatArray
+BoolLike = bool | npt.NDArray[np.bool_]
+
+OpKind = Literal["gemm", "grouped_gemm", "attention", "elementwise", "norm", "router",
+                 "permute", "embedding"]
+Phase = Literal["forward", "backward", "prefill", "decode"]
+PHASES: tuple[str, ...] = get_args(Phase)
+
+#: Bytes per element of a GEMM's inputs (activations and weights) by the workload's GEMM
+#: precision: 16-bit formats 2, 8-bit formats 1 (Transformer Engine casts both inputs of
+#: an fp8 GEMM; its output stays 16-bit, :data:`~ocplan.workloads.memory.ACT_BYTES`).
+GEMM_INPUT_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+#: Precision of the operators that stay in 16-bit whatever the GEMM precision: attention
+#: (FlashAttention-2 in bf16), norms, activations, permutations, the router and the LM
+#: head (fp8 recipes keep the first and last layers and the router in 16-bit; the engine
+#: runs attention and the head on its 16-bit path too).
+HIGH_PRECISION = "bf16"
+#: FlashAttention-2 backward / forward FLOPs: five matmuls against two (Dao 2023 §3.1.2).
+ATTN_BWD_FACTOR = 2.5
+#: Bytes per weight-gradient element: Megatron accumulates wgrad into fp32 ``main_grad``
+#: buffers (``gradient_accumulation_fusion``), read and written once per micro-batch.
+WGRAD_ACCUM_BYTES = 4.0
+#: FLOPs per element of an RMSNorm: square, accumulate, scale by 1/rms, scale by gamma.
+#: LayerNorm's extra mean and bias are left out: norms are bound by memory, not FLOPs.
+NORM_FLOPS_PER_ELEMENT = 4.0
+#: FLOPs per element of a residual add.
+RESIDUAL_FLOPS_PER_ELEMENT = 1.0
+#: FLOPs per output element of SwiGLU, silu(g) * u: sigmoid (exp, add, divide), multiply
+#: by g, multiply by u; a transcendental counts as one.
+SWIGLU_FLOPS_PER_ELEMENT = 5.0
+#: FLOPs per element of tanh-approximated GeLU, 0.5 x (1 + tanh(c (x + 0.044715 x^3))):
+#: cube (2), scale (1), add x (1), scale by c (1), tanh (1), add 1 (1), times x (1), half (1).
+GELU_FLOPS_PER_ELEMENT = 9.0
+#: FLOPs per element of a rotary embedding: x cos + rotate(x) sin (two multiplies, one add).
+ROPE_FLOPS_PER_ELEMENT = 3.0
+#: FLOPs per element of the MoE combine: scale each expert output by its gate and add.
+COMBINE_FLOPS_PER_ELEMENT = 2.0
+#: FLOPs per logit of a fused cross-entropy: running max, exp, sum, subtract.
+CROSS_ENTROPY_FLOPS_PER_LOGIT = 4.0
+#: Elementwise backward / forward FLOPs: each gradient costs about what the value did.
+ELEMENTWISE_BWD_FACTOR = 2.0
+
+_WHERE = "shard"
+
+
+# ---- data ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One kernel-level operation of one layer on one chip.
+
+    Attributes
+    ----------
+    name
+        Stable name (``"qkv"``, ``"attn"``, ``"experts_up"``, ...); backward GEMMs are
+        ``"<name>.dgrad"`` and ``"<name>.wgrad"``, other backward operators
+        ``"<name>.bwd"``.
+    kind
+        What sort of kernel it is (:data:`OpKind`).
+    flops
+        FLOP of this operator on this chip (a multiply-add is 2).
+    bytes_read, bytes_written
+        Compulsory HBM traffic, bytes: inputs and weights read once, outputs written once
+        (tiling re-reads are the cost model's business).
+    precision
+        GEMMs: the workload's GEMM precision; the rest ``"bf16"`` (:data:`HIGH_PRECISION`).
+    m, n, k
+        GEMM ``(m x k) @ (k x n)`` per group; ``m`` is token rows.
+    groups
+        Grouped GEMM: local experts, each with ``m`` tokens on average; batched GEMM (MLA
+        absorbed projections): heads; attention: query heads on this chip.
+    m_max
+        Grouped GEMM: tokens of the most loaded local expert (sets its time); else ``m``.
+    seq_q, seq_kv
+        Attention: queries per sequence on this chip, keys per sequence (context).
+    head_dim_qk, head_dim_v
+        Attention: width of a query/key and of a value vector.
+    causal
+        Attention: a causal mask (the score matrix is half computed).
+    window
+        Attention: sliding window in tokens, 0 = the whole context.
+    """
+
+    name: str
+    kind: OpKind
+    flops: Num
+    bytes_read: Num
+    bytes_written: Num
+    precision: str
+    m: Num = 0.0
+    n: Num = 0.0
+    k: Num = 0.0
+    groups: Num = 1.0
+    m_max: Num = 0.0
+    seq_q: Num = 0.0
+    seq_kv: Num = 0.0
+    head_dim_qk: Num = 0.0
+    head_dim_v: Num = 0.0
+    causal: bool = True
+    window: Num = 0.0
+
+    @property
+    def bytes(self) -> Num:
+        """HBM bytes moved: read + written."""
+        return _out(np.add(self.bytes_read, self.bytes_written))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """What one chip holds of one micro-batch (training) or running batch (serving).
+
+    Attributes
+    ----------
+    tp
+        Tensor-parallel size ``t`` (Megatron column/row parallel, heads split by it).
+    batch
+        Sequences ``b`` in the micro-batch (training) or the running batch (serving).
+    seq_len
+        Query tokens per sequence ``s``: the training sequence, the prompt (prefill),
+        1 (decode; more for speculative tokens).
+    kv_len
+        Keys each sequence attends ``s_kv``, tokens: ``seq_len`` in training, the prompt
+        plus any cached prefix in prefill, the context (cache plus new tokens) in decode;
+        ``None`` = ``seq_len``. The queries are the last ``seq_len`` positions.
+    cp
+        Context-parallel size ``c``: splits the tokens of each sequence (not in decode).
+    ep
+        Expert-parallel size ``e``: each chip holds ``E/e`` routed experts.
+    etp
+        Expert tensor-parallel size ``t_e``: each expert's width split ``t_e`` ways
+        (Megatron-Core ``--expert-tensor-parallel-size``; vLLM-style TP of experts is
+        ``etp = tp``).
+    sp
+        Sequence parallelism: norms and residuals run on ``T/t`` rows.
+    capacity_factor
+        Expert capacity / mean load (GShard, Switch); token copies beyond it are dropped.
+        ``None`` = dropless.
+    imbalance
+        Tokens of the most loaded expert / mean tokens per expert, >= 1; 1.0 = force
+        balanced. Drops under a capacity factor assume loads falling linearly from the
+        most loaded expert (:func:`expert_load`).
+    """
+
+    tp: Num
+    batch: Num
+    seq_len: Num
+    kv_len: Num | None = None
+    cp: Num = 1.0
+    ep: Num = 1.0
+    etp: Num = 1.0
+    sp: BoolLike = True
+    capacity_factor: float | None = None
+    imbalance: Num = 1.0
+
+    def __post_init__(self) -> None:
+        problems: list[Problem] = []
+
+        def need(ok: bool, field: str, message: str) -> None:
+            if not ok:
+                problems.append(Problem(_WHERE, field, message, getattr(self, field)))
+
+        for field in ("tp", "cp", "ep", "etp", "batch", "seq_len", "imbalance"):
+            need(_all_ge(getattr(self, field), 1.0), field, "must be finite and >= 1")
+        if self.kv_len is not None:
+            need(_all_ge(np.subtract(self.kv_len, self.seq_len), 0.0)
+                 and _all_ge(self.kv_len, 1.0), "kv_len", "must be finite and >= seq_len")
+        if self.capacity_factor is not None:
+            cf = self.capacity_factor
+            need(bool(np.isfinite(cf)) and cf > 0, "capacity_factor",
+                 "must be finite and > 0 (None = dropless)")
+        if problems:
+            raise SpecError(problems)
+
+    @property
+    def keys(self) -> Num:
+        """Keys per sequence ``s_kv`` (``kv_len``, or ``seq_len`` when not given)."""
+        return self.seq_len if self.kv_len is None else self.kv_len
+
+    @property
+    def tokens(self) -> Num:
+        """Token rows on this chip, ``T = b*s/c``."""
+        return _out(_f(self.batch) * _f(self.seq_len) / _f(self.cp))
+
+
+@dataclass(frozen=True)
+class ExpertLoad:
+    """Tokens the routed experts of one chip receive, per expert (all in tokens).
+
+    Attributes
+    ----------
+    routed_mean
+        ``mu = e*t_e*(T/t)*K/E``: token copies routed to one expert, on average.
+    kept_mean
+        Copies one expert processes on average after capacity drops.
+    kept_max
+        Copies the most loaded expert processes: ``min(r*mu, C)``.
+    kept_fraction
+        ``kept_mean / routed_mean``.
+    local_experts
+        ``E/e``.
+    active_experts
+        Local experts expected to receive at least one token (their weights are read).
+    """
+
+    routed_mean: Num
+    kept_mean: Num
+    kept_max: Num
+    kept_fraction: Num
+    local_experts: Num
+    active_experts: Num
+
+
+# ---- helpers --------------------------------------------------------------------------
+
+
+def _f(x: Num | BoolLike) -> FloatArray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _out(x: Num) -> Num:
+    """Plain float for a scalar, float64 array otherwise."""
+    a = np.asarray(x, dtype=np.float64)
+    return float(a) if a.ndim == 0 else a
+
+
+def _all_ge(x: Num, low: float) -> bool:
+    a = np.asarray(x, dtype=np.float64)
+    return bool(np.all(np.isfinite(a)) and np.all(a >= low))
+
+
+def _t_sp(shard: Shard) -> FloatArray:
+    """Sequence-parallel divisor of norm/residual rows: ``t`` with SP, 1 without."""
+    return np.where(np.asarray(shard.sp, dtype=bool), _f(shard.tp), 1.0)
+
+
+def is_moe_layer(shape: ModelShape, layer: int) -> bool:
+    """Whether layer ``layer`` (0-based) is MoE: every ``moe_layer_freq``-th layer after
+    the ``moe_first_dense`` leading dense ones (as :attr:`ModelShape.n_moe_layers`
+    counts them)."""
+    first = shape.moe_first_dense
+    return shape.is_moe and layer >= first and (layer - first) % shape.moe_layer_freq == 0
+
+
+def is_windowed_layer(shape: ModelShape, layer: int) -> bool:
+    """Whether layer ``layer`` (0-based) attends only a sliding window: the model has one
+    and the layer is not one of every ``full_attention_every``-th, counted from 1
+    (gpt-oss: layers 0, 2, 4, ... windowed; Hugging Face ``GptOssConfig.layer_types``)."""
+    every = shape.full_attention_every
+    return shape.sliding_window > 0 and not (every > 0 and (layer + 1) % every == 0)
+
+
+def keys_per_query(seq_q: Num, kv_len: Num, window: Num = 0.0,
+                   causal: bool = True) -> Num:
+    """Average keys one query attends, ``kbar``.
+
+    The ``seq_q`` queries are the last positions of a context of ``kv_len``; position
+    ``p`` sees ``min(w, p)`` keys (continuous count, so that a causal square matrix is
+    exactly half computed, as the engine counts it). With ``F(x) = x^2/2`` for
+    ``x <= w`` and ``w x - w^2/2`` beyond:
+
+    ``kbar = (F(kv_len) - F(kv_len - seq_q)) / seq_q``  (causal; ``w = 0``: no window)
+
+    which is ``s/2`` for training (``seq_q = kv_len = s``), ``w - w^2/(2s)`` with a window
+    ``w < s``. Without a causal mask (decode: the new token sees the whole cache),
+    ``kbar = min(kv_len, w)``.
+    """
+    sq, skv, w0 = _f(seq_q), _f(kv_len), _f(window)
+    # The window is never shorter than needed: w >= kv_len means the whole context.
+    w = np.where(w0 > 0, np.minimum(w0, skv), skv)
+    if not causal:
+        return _out(w)
+
+    def area(x: FloatArray) -> FloatArray:
+        return np.where(x <= w, x * x / 2.0, w * x - w * w / 2.0)
+
+    return _out((area(skv) - area(skv - sq)) / sq)
+
+
+# ---- KV cache -----------------------------------------------------------------------------
+
+
+def kv_cache_bytes_per_token_per_layer(shape: ModelShape, kv_bytes: int = 2) -> int:
+    """KV-cache bytes one token adds to one layer.
+
+    Standard/GQA/MQA: ``2*k*d*kv_bytes`` (a K and a V vector per KV head). MLA
+    (DeepSeek-V2 §2.1, arXiv:2405.04434; V3 §2.1.1): the compressed latent and the
+    shared RoPE key, ``(r_kv + d_r)*kv_bytes``, which is what DeepSeek caches.
+    """
+    if shape.is_mla:
+        return (shape.mla_kv_rank + shape.mla_rope_dim) * kv_bytes
+    return 2 * shape.n_kv_heads * shape.head_dim * kv_bytes
+
+
+def kv_cache_bytes_per_token(shape: ModelShape, kv_bytes: int = 2) -> int:
+    """KV-cache bytes one token adds over all ``L`` layers (sliding windows ignored: the
+    rate while the context is shorter than the window; :func:`kv_cache_bytes` caps it)."""
+    return shape.n_layers * kv_cache_bytes_per_token_per_layer(shape, kv_bytes)
+
+
+def kv_cache_bytes(shape: ModelShape, context: Num, kv_bytes: int = 2) -> Num:
+    """KV-cache bytes of one sequence of ``context`` tokens over all layers: full layers
+    hold ``context`` tokens, windowed layers ``min(context, w)`` (a ring buffer)."""
+    per_layer = float(kv_cache_bytes_per_token_per_layer(shape, kv_bytes))
+    windowed = sum(is_windowed_layer(shape, i) for i in range(shape.n_layers))
+    ctx = _f(context)
+    held = (shape.n_layers - windowed) * ctx + windowed * np.minimum(
+        ctx, float(shape.sliding_window))
+    return _out(per_layer * held)
+
+
+# ---- operator specs (shape only), then forward and backward forms ---------------------
+
+
+@dataclass(frozen=True)
+class _Gemm:
+    name: str
+    kind: OpKind
+    m: FloatArray
+    n: FloatArray
+    k: FloatArray
+    precision: str
+    groups: FloatArray | float = 1.0
+    weight_groups: FloatArray | float = 1.0
+    """Groups whose weights are read (grouped GEMM: experts receiving tokens)."""
+    m_max: FloatArray | None = None
+
+
+@dataclass(frozen=True)
+class _Elem:
+    name: str
+    kind: OpKind
+    elements: FloatArray
+    """Output elements."""
+    inputs: float
+    """Elements read per output element."""
+    flops_per_element: float
+    outputs: float = 1.0
+
+
+@dataclass(frozen=True)
+class _Permute:
+    name: str
+    read_rows: FloatArray
+    written_rows: FloatArray
+    width: float
+    flops: FloatArray | float = 0.0
+
+
+@dataclass(frozen=True)
+class _Attn:
+    rows: FloatArray
+    heads: FloatArray
+    keys: FloatArray
+    d_qk: float
+    d_v: float
+    kv_read_bytes: FloatArray
+    seq_q: FloatArray
+    seq_kv: FloatArray
+    causal: bool
+    window: float
+
+
+_Spec = _Gemm | _Elem | _Permute | _Attn
+
+
+def _gemm_forward(g: _Gemm) -> Operator:
+    """``2 m n k`` FLOPs per group; reads ``m k`` inputs per group and the ``k n`` weights
+    of each group with tokens; writes ``m n`` 16-bit outputs per group."""
+    b_in = GEMM_INPUT_BYTES.get(g.precision, ACT_BYTES)
+    w = g.weight_groups * g.k * g.n * b_in
+    return Operator(
+        name=g.name, kind=g.kind, precision=g.precision,
+        flops=_out(2.0 * g.groups * g.m * g.n * g.k),
+        bytes_read=_out(g.groups * g.m * g.k * b_in + w),
+        bytes_written=_out(g.groups * g.m * g.n * ACT_BYTES),
+        m=_out(g.m), n=_out(g.n), k=_out(g.k), groups=_out(_f(g.groups)),
+        m_max=_out(g.m if g.m_max is None else g.m_max))
+
+
+def _gemm_backward(g: _Gemm) -> tuple[Operator, Operator]:
+    """dgrad ``dX = dY W^T`` (m x n @ n x k) and wgrad ``dW = X^T dY`` (k x m @ m x n),
+    each ``2 m n k`` FLOPs per group; wgrad accumulates into fp32 main grads."""
+    b_in = GEMM_INPUT_BYTES.get(g.precision, ACT_BYTES)
+    flops = _out(2.0 * g.groups * g.m * g.n * g.k)
+    weights = g.weight_groups * g.k * g.n
+    m_max = g.m if g.m_max is None else g.m_max
+    dgrad = Operator(
+        name=f"{g.name}.dgrad", kind=g.kind, precision=g.precision, flops=flops,
+        bytes_read=_out(g.groups * g.m * g.n * b_in + weights * b_in),
+        bytes_written=_out(g.groups * g.m * g.k * ACT_BYTES),
+        m=_out(g.m), n=_out(g.k), k=_out(g.n), groups=_out(_f(g.groups)), m_max=_out(m_max))
+    wgrad = Operator(
+        name=f"{g.name}.wgrad", kind=g.kind, precision=g.precision, flops=flops,
+        bytes_read=_out(g.groups * g.m * (g.k + g.n) * b_in + weights * WGRAD_ACCUM_BYTES),
+        bytes_written=_out(weights * WGRAD_ACCUM_BYTES),
+        m=_out(g.k), n=_out(g.n), k=_out(g.m), groups=_out(_f(g.groups)),
+        m_max=_out(g.k))
+    return dgrad, wgrad
+
+
+def _elem_forward(e: _Elem) -> Operator:
+    """Reads ``inputs`` and writes ``outputs`` 16-bit values per output element."""
+    return Operator(
+        name=e.name, kind=e.kind, precision=HIGH_PRECISION,
+        flops=_out(e.elements * e.flops_per_element),
+        bytes_read=_out(e.elements * e.inputs * ACT_BYTES),
+        bytes_written=_out(e.elements * e.outputs * ACT_BYTES))
+
+
+def _elem_backward(e: _Elem) -> Operator:
+    """Reads the saved inputs and the output gradients, writes the input gradients;
+    :data:`ELEMENTWISE_BWD_FACTOR` x the forward FLOPs."""
+    return Operator(
+        name=f"{e.name}.bwd", kind=e.kind, precision=HIGH_PRECISION,
+        flops=_out(ELEMENTWISE_BWD_FACTOR * e.elements * e.flops_per_element),
+        bytes_read=_out(e.elements * (e.inputs + e.outputs) * ACT_BYTES),
+        bytes_written=_out(e.elements * e.inputs * ACT_BYTES))
+
+
+def _permute_op(p: _Permute, backward: bool) -> Operator:
+    """Row gathers/scatters of ``width`` 16-bit values; backward moves the gradients the
+    reverse way (same bytes, same FLOPs)."""
+    return Operator(
+        name=f"{p.name}.bwd" if backward else p.name, kind="permute",
+        precision=HIGH_PRECISION, flops=_out(_f(p.flops)),
+        bytes_read=_out(p.read_rows * p.width * ACT_BYTES),
+        bytes_written=_out(p.written_rows * p.width * ACT_BYTES))
+
+
+def _attn_op(at: _Attn, backward: bool) -> Operator:
+    """Flash attention: forward ``2 T kbar a_c (d_qk + d_v)`` FLOPs (QK^T and PV), reads
+    Q and the K/V it needs, writes O. Backward: :data:`ATTN_BWD_FACTOR` x the FLOPs,
+    reads Q, K, V, O and dO, writes dQ, dK, dV (FlashAttention-2, Dao 2023)."""
+    flops = 2.0 * at.rows * at.keys * at.heads * (at.d_qk + at.d_v)
+    q = at.rows * at.heads * at.d_qk * ACT_BYTES
+    o = at.rows * at.heads * at.d_v * ACT_BYTES
+    if backward:
+        flops, read, written = ATTN_BWD_FACTOR * flops, q + at.kv_read_bytes + 2 * o, \
+            q + at.kv_read_bytes
+    else:
+        read, written = q + at.kv_read_bytes, o
+    return Operator(
+        name="attn.bwd" if backward else "attn", kind="attention", precision=HIGH_PRECISION,
+        flops=_out(flops), bytes_read=_out(read), bytes_written=_out(written),
+        groups=_out(at.heads), seq_q=_out(at.seq_q), seq_kv=_out(at.seq_kv),
+        head_dim_qk=at.d_qk, head_dim_v=at.d_v, causal=at.causal, window=at.window)
+
+
+def _forward(spec: _Spec) -> Operator:
+    if isinstance(spec, _Gemm):
+        return _gemm_forward(spec)
+    if isinstance(spec, _Elem):
+        return _elem_forward(spec)
+    if isinstance(spec, _Permute):
+        return _permute_op(spec, backward=False)
+    return _attn_op(spec, backward=False)
+
+
+def _backward(spec: _Spec) -> tuple[Operator, ...]:
+    if isinstance(spec, _Gemm):
+        return _gemm_backward(spec)
+    if isinstance(spec, _Elem):
+        return (_elem_backward(spec),)
+    if isinstance(spec, _Permute):
+        return (_permute_op(spec, backward=True),)
+    return (_attn_op(spec, backward=True),)
+
+
+def _emit(specs: Sequence[_Spec], phase: Phase) -> tuple[Operator, ...]:
+    """Forward phases: the specs in order. Backward: in reverse, GEMMs as dgrad + wgrad."""
+    if phase == "backward":
+        return tuple(op for spec in reversed(specs) for op in _backward(spec))
+    return tuple(_forward(spec) for spec in specs)
+
+
+# ---- the layer ------------------------------------------------------------------------------
+
+
+def _attention_specs(shape: ModelShape, phase: Phase, shard: Shard, windowed: bool,
+                     precision: str) -> list[_Spec]:
+    """Norm, projections, RoPE, attention, output projection and residual of one layer."""
+    h, a = float(shape.hidden), float(shape.n_heads)
+    tp, T = _f(shard.tp), _f(shard.tokens)
+    rows_sp = T / _t_sp(shard)
+    heads = a / tp
+    specs: list[_Spec] = [_Elem("norm_attn", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT)]
+    if shape.is_mla:
+        proj, rope_width, d_qk, d_v, kv_key_bytes = _mla_projections(
+            shape, phase, shard, precision)
+        specs += proj
+    else:
+        d = float(shape.head_dim)
+        kv_heads = shape.n_kv_heads / np.minimum(tp, float(shape.n_kv_heads))
+        specs.append(_Gemm("qkv", "gemm", T, (heads + 2 * kv_heads) * d, _f(h), precision))
+        rope_width, d_qk, d_v = (heads + kv_heads) * d, d, d
+        kv_key_bytes = kv_heads * 2 * d * ACT_BYTES
+    specs.append(_Elem("rope", "elementwise", T * rope_width, 1.0, ROPE_FLOPS_PER_ELEMENT))
+    specs.append(_attention_core(shape, phase, shard, windowed, heads, d_qk, d_v,
+                                 kv_key_bytes))
+    o_width = heads * (shape.mla_v_dim if shape.is_mla else shape.head_dim)
+    if shape.is_mla and phase == "decode":
+        specs.append(_Gemm("o_absorb", "gemm", _f(shard.batch) + 0 * tp,
+                           _f(float(shape.mla_v_dim)), _f(float(shape.mla_kv_rank)),
+                           precision, groups=heads, weight_groups=heads))
+    specs.append(_Gemm("o_proj", "gemm", T, _f(h), o_width, precision))
+    specs.append(_Elem("residual_attn", "elementwise", rows_sp * h, 2.0,
+                       RESIDUAL_FLOPS_PER_ELEMENT))
+    return specs
+
+
+def _mla_projections(shape: ModelShape, phase: Phase, shard: Shard, precision: str
+                     ) -> tuple[list[_Spec], FloatArray, float, float, FloatArray]:
+    """MLA projections (DeepSeek-V3 §2.1.1): q down (``h -> r_q``, on the SP shard, weights
+    replicated), q up (``r_q -> a(d_n + d_r)``, column parallel), kv down (``h -> r_kv +
+    d_r``, SP shard), kv up (``r_kv -> a(d_n + d_v)``, column parallel).
+
+    Decode absorbs the kv up-projection into the query and the output (DeepSeek-V2
+    §2.1.2): ``q_absorb`` maps each head's no-RoPE query to the latent (``d_n -> r_kv``)
+    and ``o_absorb`` maps the latent output back (``r_kv -> d_v``), the same FLOPs as
+    kv up over the new tokens; attention then runs on the cached latent (one shared
+    "KV head" of width ``r_kv + d_r``, values ``r_kv``), read whole by every TP rank.
+
+    Returns the specs, the RoPE width per token, ``d_qk``, ``d_v`` and the K/V bytes per
+    cached key on this chip."""
+    h = float(shape.hidden)
+    rq, rkv = float(shape.mla_q_rank), float(shape.mla_kv_rank)
+    dn, dr, dv = float(shape.mla_nope_dim), float(shape.mla_rope_dim), float(shape.mla_v_dim)
+    tp, T = _f(shard.tp), _f(shard.tokens)
+    rows_sp, heads = T / _t_sp(shard), float(shape.n_heads) / tp
+    specs: list[_Spec] = []
+    if rq:
+        specs.append(_Gemm("q_down", "gemm", rows_sp, _f(rq), _f(h), precision))
+        specs.append(_Gemm("q_up", "gemm", T, heads * (dn + dr), _f(rq), precision))
+    else:
+        specs.append(_Gemm("q_proj", "gemm", T, heads * (dn + dr), _f(h), precision))
+    specs.append(_Gemm("kv_down", "gemm", rows_sp, _f(rkv + dr), _f(h), precision))
+    rope_width = heads * dr + dr
+    if phase == "decode":
+        specs.append(_Gemm("q_absorb", "gemm", T, _f(rkv), _f(dn), precision,
+                           groups=heads, weight_groups=heads))
+        return specs, rope_width, rkv + dr, rkv, _f((rkv + dr) * ACT_BYTES) + 0 * tp
+    specs.append(_Gemm("kv_up", "gemm", T, heads * (dn + dv), _f(rkv), precision))
+    return specs, rope_width, dn + dr, dv, heads * (dn + dr + dv) * ACT_BYTES
+
+
+def _attention_core(shape: ModelShape, phase: Phase, shard: Shard, windowed: bool,
+                    heads: FloatArray, d_qk: float, d_v: float,
+                    kv_key_bytes: FloatArray) -> _Attn:
+    """The attention operator: ``kbar`` keys per query (:func:`keys_per_query`), K/V read
+    once per sequence over the span the chip's queries can see (decode: the cache,
+    ``b * min(s_kv, w) * kv_bytes_per_key``)."""
+    window = float(shape.sliding_window) if windowed else 0.0
+    seq, skv, cp = _f(shard.seq_len), _f(shard.keys), _f(shard.cp)
+    causal = phase != "decode"
+    keys = _f(keys_per_query(seq, skv, window, causal))
+    span = skv if not window else np.minimum(skv, window + (0.0 if not causal else seq / cp))
+    return _Attn(rows=_f(shard.tokens), heads=heads, keys=keys, d_qk=d_qk, d_v=d_v,
+                 kv_read_bytes=_f(shard.batch) * span * kv_key_bytes,
+                 seq_q=seq / cp, seq_kv=skv, causal=causal, window=window)
+
+
+def _dense_mlp_specs(shape: ModelShape, shard: Shard, precision: str) -> list[_Spec]:
+    """Norm, up (``h -> (m-1) f``, column parallel), activation, down (``f -> h``, row
+    parallel), residual."""
+    h, tp, T = float(shape.hidden), _f(shard.tp), _f(shard.tokens)
+    rows_sp, f = T / _t_sp(shard), float(shape.ffn) / tp
+    return [
+        _Elem("norm_mlp", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT),
+        _Gemm("mlp_up", "gemm", T, (shape.mlp_mats - 1) * f, _f(h), precision),
+        _activation("act", shape, T * f),
+        _Gemm("mlp_down", "gemm", T, _f(h), f, precision),
+        _Elem("residual_mlp", "elementwise", rows_sp * h, 2.0, RESIDUAL_FLOPS_PER_ELEMENT),
+    ]
+
+
+def _activation(name: str, shape: ModelShape, elements: FloatArray) -> _Elem:
+    """SwiGLU reads gate and up (2 per output), GeLU its one input."""
+    if shape.mlp_mats == 3:
+        return _Elem(name, "elementwise", elements, 2.0, SWIGLU_FLOPS_PER_ELEMENT)
+    return _Elem(name, "elementwise", elements, 1.0, GELU_FLOPS_PER_ELEMENT)
+
+
+def expert_load(shape: ModelShape, shard: Shard) -> ExpertLoad:
+    """Tokens each local routed expert of one chip processes.
+
+    The chip's expert group (``e*t_e`` ranks, each routing ``T/t`` tokens) sends
+    ``mu = e*t_e*(T/t)*K/E`` token copies to each expert on average; the most loaded gets
+    ``r*mu`` (``r`` = imbalance). With a capacity factor ``cf`` each expert keeps at most
+    ``C = cf*mu``. Loads are assumed to fall linearly from ``r*mu`` over the experts
+    (mean ``mu``; for ``r > 2`` the line reaches 0 at a fraction ``2/r`` of them), so the
+    copies dropped per expert are ``D = (r*mu - C)^2 / (2*slope)`` while ``C`` lies on the
+    line, ``mu - C`` below it; kept ``= mu - D``. Expected experts hit by at least one of
+    the group's ``N = e*t_e*T/t`` tokens: ``(E/e)(1 - (1 - K/E)^N)`` (uniform routing).
+    """
+    E, K = float(shape.moe_experts), float(shape.moe_top_k)
+    n_tokens = _f(shard.ep) * _f(shard.etp) * _f(shard.tokens) / _f(shard.tp)
+    mu = n_tokens * K / E
+    r = _f(shard.imbalance)
+    hot = r * mu
+    cap = hot if shard.capacity_factor is None else shard.capacity_factor * mu
+    # Load of the expert at rank fraction u: r*mu - slope*u, truncated at 0.
+    slope = np.where(r <= 2.0, 2.0 * (r - 1.0) * mu, r * r * mu / 2.0)
+    lowest = np.maximum(0.0, hot - slope)
+    dropped_on_line = (np.maximum(hot - cap, 0.0) ** 2) / (2.0 * np.where(slope > 0, slope, 1.0))
+    dropped = np.where(cap >= hot, 0.0, np.where(cap >= lowest, dropped_on_line, mu - cap))
+    kept = mu - dropped
+    local = E / _f(shard.ep)
+    active = local * (1.0 - (1.0 - K / E) ** n_tokens)
+    return ExpertLoad(
+        routed_mean=_out(mu), kept_mean=_out(kept), kept_max=_out(np.minimum(hot, cap)),
+        kept_fraction=_out(np.where(mu > 0, kept / np.where(mu > 0, mu, 1.0), 1.0)),
+        local_experts=_out(local), active_experts=_out(active))
+
+
+def _moe_specs(shape: ModelShape, shard: Shard, precision: str) -> list[_Spec]:
+    """Norm, router (``h -> E`` on ``T/t`` rows), dispatch, grouped expert GEMMs, combine,
+    shared experts (TP-split dense MLP of width ``S f_e``), residual."""
+    h, tp, T = float(shape.hidden), _f(shard.tp), _f(shard.tokens)
+    rows_sp, rows_moe = T / _t_sp(shard), T / tp
+    load = expert_load(shape, shard)
+    groups, m, m_max = _f(load.local_experts), _f(load.kept_mean), _f(load.kept_max)
+    f_e = float(shape.moe_ffn) / _f(shard.etp)
+    sent = rows_moe * shape.moe_top_k * _f(load.kept_fraction)  # copies leaving the chip
+    received = groups * m                                           # copies it computes
+    up, down = (shape.mlp_mats - 1) * f_e, f_e
+    specs: list[_Spec] = [
+        _Elem("norm_mlp", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT),
+        _Gemm("router", "router", rows_moe, _f(float(shape.moe_experts)), _f(h), HIGH_PRECISION),
+        # permute before the all-to-all, then sort by local expert after it
+        _Permute("dispatch", sent + received, sent + received, h),
+        _Gemm("experts_up", "grouped_gemm", m, up, _f(h), precision, groups=groups,
+              weight_groups=_f(load.active_experts), m_max=m_max),
+        _activation("experts_act", shape, received * f_e),
+        _Gemm("experts_down", "grouped_gemm", m, _f(h), down, precision, groups=groups,
+              weight_groups=_f(load.active_experts), m_max=m_max),
+        # unsort, then unpermute with the gate-weighted sum of each token's copies
+        _Permute("combine", received + sent, received + rows_moe, h,
+                 flops=COMBINE_FLOPS_PER_ELEMENT * sent * h),
+    ]
+    if shape.moe_shared:
+        f_s = shape.moe_shared * float(shape.moe_ffn) / tp
+        specs += [
+            _Gemm("shared_up", "gemm", T, (shape.mlp_mats - 1) * f_s, _f(h), precision),
+            _activation("shared_act", shape, T * f_s),
+            _Gemm("shared_down", "gemm", T, _f(h), f_s, precision),
+        ]
+    specs.append(_Elem("residual_mlp", "elementwise", rows_sp * h, 2.0,
+                       RESIDUAL_FLOPS_PER_ELEMENT))
+    return specs
+
+
+def _check(shape: ModelShape, phase: str, shard: Shard, precision: str,
+           layer: int | None = None) -> None:
+    """SpecError naming every input no operator list can be built from."""
+    problems: list[Problem] = []
+    if phase not in PHASES:
+        problems.append(Problem("argument", "phase", f"expected one of {', '.join(PHASES)}",
+                                phase))
+    if precision not in GEMM_INPUT_BYTES:
+        problems.append(Problem("argument", "precision",
+                                f"expected one of {', '.join(GEMM_INPUT_BYTES)}", precision))
+    if layer is not None and not 0 <= layer < shape.n_layers:
+        problems.append(Problem("argument", "layer",
+                                f"must be from 0 to {shape.n_layers - 1}", layer))
+    if np.any(_f(shard.tp) > shape.n_heads):
+        problems.append(Problem(_WHERE, "tp", f"must be at most n_heads = {shape.n_heads}",
+                                shard.tp))
+    if shape.is_moe and np.any(_f(shard.ep) > shape.moe_experts):
+        problems.append(Problem(_WHERE, "ep", f"must be at most moe_experts = "
+                                f"{shape.moe_experts}", shard.ep))
+    if phase == "decode" and np.any(_f(shard.cp) != 1):
+        problems.append(Problem(_WHERE, "cp", "context parallelism is not modelled in "
+                                "decode; use cp = 1", shard.cp))
+    if problems:
+        raise SpecError(problems)
+
+
+def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int = 0,
+                    precision: str = "bf16") -> tuple[Operator, ...]:
+    """The operators of transformer layer ``layer`` (0-based) on one chip.
+
+    ``phase``: ``"forward"`` and ``"prefill"`` (the same forward operators; prefill keys
+    may include a cached prefix), ``"backward"`` (in reverse order; each GEMM as a
+    ``.dgrad`` and a ``.wgrad`` of the forward FLOPs, attention 2.5x, elementwise
+    operators 2x), ``"decode"`` (``seq_len`` new tokens per sequence attending a cache of
+    ``kv_len``; MLA in its absorbed form). Whether the layer is MoE and whether it is
+    windowed follow :func:`is_moe_layer` and :func:`is_windowed_layer`.
+
+    Forward GEMM FLOPs of a layer with ``t = 1`` (and no capacity drops) sum to
+    ``2 T (P_attn + P_mlp)``, with ``P_mlp`` the active MLP parameters (router included):
+    the engine's per-layer formula (docs/model.md).
+
+    Raises
+    ------
+    SpecError
+        Unknown phase or precision, layer out of range, ``tp > n_heads``,
+        ``ep > moe_experts``, or ``cp > 1`` in decode.
+    """
+    _check(shape, phase, shard, precision, layer)
+    fwd_phase: Phase = "forward" if phase == "backward" else phase
+    specs = _attention_specs(shape, fwd_phase, shard, is_windowed_layer(shape, layer),
+                             precision)
+    if is_moe_layer(shape, layer):
+        specs += _moe_specs(shape, shard, precision)
+    else:
+        specs += _dense_mlp_specs(shape, shard, precision)
+    return _emit(specs, phase)
+
+
+def embedding_operators(shape: ModelShape, phase: Phase, shard: Shard,
+                        precision: str = "bf16") -> tuple[Operator, ...]:
+    """Input embedding (Megatron vocab-parallel): each TP rank looks up the ``T`` tokens
+    in its ``V/t`` rows, reading the ``T h / t`` rows it holds and writing a ``T x h``
+    partial sum (the reduction is a collective). Backward (``"embed.wgrad"``): reads the
+    ``T x h`` gradient and scatter-adds ``T h / t`` rows into the fp32 main grad. No
+    FLOPs counted."""
+    _check(shape, phase, shard, precision)
+    h, T, tp = float(shape.hidden), _f(shard.tokens), _f(shard.tp)
+    if phase == "backward":
+        acc = T * h / tp * WGRAD_ACCUM_BYTES
+        return (Operator("embed.wgrad", "embedding", 0.0, _out(T * h * ACT_BYTES + acc),
+                         _out(acc), HIGH_PRECISION, m=_out(T), n=h),)
+    return (Operator("embed", "embedding", 0.0, _out(T * h / tp * ACT_BYTES),
+                     _out(T * h * ACT_BYTES), HIGH_PRECISION, m=_out(T), n=h),)
+
+
+def head_operators(shape: ModelShape, phase: Phase, shard: Shard,
+                   precision: str = "bf16") -> tuple[Operator, ...]:
+    """Final norm, LM head (``h -> V/t``, column parallel, 16-bit) and, in training, the
+    fused vocab-parallel cross-entropy over the ``T x V/t`` logits. Prefill and decode
+    compute logits for the last position of each sequence only (``m = b``)."""
+    _check(shape, phase, shard, precision)
+    h, tp, T = float(shape.hidden), _f(shard.tp), _f(shard.tokens)
+    training = phase in ("forward", "backward")
+    rows = T if training else _f(shard.batch) + 0.0 * T
+    vocab = float(shape.vocab) / tp
+    specs: list[_Spec] = [
+        _Elem("norm_final", "norm", T / _t_sp(shard) * h, 1.0, NORM_FLOPS_PER_ELEMENT),
+        _Gemm("lm_head", "gemm", rows, vocab, _f(h), HIGH_PRECISION),
+    ]
+    if training:
+        specs.append(_Elem("loss", "elementwise", rows * vocab, 1.0,
+                           CROSS_ENTROPY_FLOPS_PER_LOGIT, outputs=0.0))
+    return _emit(specs, phase)
+
+
+def layer_totals(ops: Iterable[Operator]) -> tuple[Num, Num]:
+    """(FLOP, HBM bytes read + written) summed over ``ops``."""
+    flops: Num = 0.0
+    moved: Num = 0.0
+    for op in ops:
+        flops = _out(np.add(flops, op.flops))
+        moved = _out(np.add(moved, op.bytes))
+    return flops, moved
