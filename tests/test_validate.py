@@ -159,3 +159,17 @@ def test_table_groups_errors_dense_vs_moe(capsys: pytest.CaptureFixture[str]) ->
              ln.startswith("│ dense ")]
     counts = {ln.split("│")[1].strip(): int(ln.split("│")[2]) for ln in lines}
     assert counts == {"moe": moe, "dense": len(rows) - moe}
+
+
+def test_source_group_names_the_publication() -> None:
+    """Rows are grouped by the publication they cite (errors by source, leave one
+    source out): the repository, the authors, or the first words of the title."""
+    from ocplan.results.validation import source_group
+
+    assert source_group("NVIDIA-NeMo/Megatron-Bridge docs/performance.md | Table 3") == \
+        "NVIDIA-NeMo/Megatron-Bridge"
+    assert source_group("Narayanan et al., SC'21, arXiv:2104.04473 | Table 1") == \
+        "Narayanan et al."
+    assert source_group("MLPerf Training v4.1 results, nvidia/gpt3 | result_0.txt") == \
+        "MLPerf Training v4.1 results"
+    assert source_group("") == "?"

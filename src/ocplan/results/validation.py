@@ -31,7 +31,7 @@ from ocplan.plan.plan import Plan
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
-__all__ = ["Case", "Summary", "read_cases", "run_validation", "summarize"]
+__all__ = ["Case", "Summary", "read_cases", "run_validation", "source_group", "summarize"]
 
 #: The column holding the measured throughput.
 MEASURED = "measured_tokens_per_s_per_chip"
@@ -260,7 +260,7 @@ def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
         measured = float(row[MEASURED])  # checked by read_cases
         base: dict[str, Any] = dict(
             case_id=row.get("case_id", "?"),
-            source=(row.get("source") or "").split(",")[0].split("'")[0].strip() or "?",
+            source=source_group(row.get("source") or ""),
             chip=row.get("chip", "?"), model=row.get("model", "?"),
             measured_tokens_per_s_per_chip=measured, confidence=row.get("confidence", ""),
             architecture=_architecture(row))
@@ -281,6 +281,22 @@ def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
                           error_pct=100.0 * (pred - measured) / measured, status="ok",
                           reason=None))
     return cases
+
+
+def source_group(citation: str) -> str:
+    """The publication a row's ``source`` cites, for grouping (errors by source,
+    leave-one-source-out validation): the repository (``owner/repo``) when the citation
+    starts with one, the authors up to "et al.", else its first four words. The table or
+    log key after `` | `` and the details after a comma are dropped."""
+    text = citation.split(" | ")[0].strip()
+    if not text:
+        return "?"
+    first = text.split()[0]
+    if "/" in first:
+        return first
+    if "et al." in text:
+        return text[: text.index("et al.") + len("et al.")]
+    return " ".join(text.split(",")[0].split()[:4])
 
 
 def _architecture(row: dict[str, str]) -> str:
