@@ -11,7 +11,6 @@ each starting with the file path.
 from __future__ import annotations
 
 import copy
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from fuzzkit import QUANTITY, value_at, value_paths
 from ocplan.cli.main import main
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
@@ -65,28 +65,10 @@ values = st.recursive(
 # compliance rules and the topology graph; the other operations mostly break things.
 OPS = ["tweak", "delete", "replace", "insert", "unit", "negate", "id", "tweak", "tweak"]
 ENUMS = ["air", "liquid", "fat-tree", "rail-optimized-fat-tree", "none"]
-_QUANTITY = re.compile(r"^\s*([-+]?[0-9.eE+-]+)\s*(.*)$")
-
-
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Paths (keys and list indices) to every value below ``node``."""
-    found: list[tuple[Any, ...]] = []
-    items = node.items() if isinstance(node, dict) else enumerate(node) \
-        if isinstance(node, list) else []
-    for key, child in items:
-        found.append((*prefix, key))
-        found.extend(_paths(child, (*prefix, key)))
-    return found
-
-
-def _get(doc: Any, path: tuple[Any, ...]) -> Any:
-    for key in path:
-        doc = doc[key]
-    return doc
 
 
 def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
-    _get(doc, path[:-1])[path[-1]] = value
+    value_at(doc, path[:-1])[path[-1]] = value
 
 
 def _tweak(data: st.DataObject, old: Any) -> Any:
@@ -98,7 +80,7 @@ def _tweak(data: st.DataObject, old: Any) -> Any:
     if isinstance(old, float):
         return data.draw(st.floats(min_value=0.5, max_value=4.0), label="float")
     if isinstance(old, str):
-        match = _QUANTITY.match(old)
+        match = QUANTITY.match(old)
         if match and match.group(2):
             number = data.draw(st.floats(min_value=0.01, max_value=999.0), label="number")
             return f"{number:.3g} {match.group(2)}"
@@ -115,11 +97,11 @@ def _mutate(data: st.DataObject, doc: dict[str, Any]) -> Any:
     # paths with a plain Random it seeds, so every field is hit about as often.
     rnd = data.draw(st.randoms(use_true_random=True), label="random")
     for op in data.draw(st.lists(st.sampled_from(OPS), min_size=1, max_size=3), label="ops"):
-        paths = _paths(doc)
+        paths = value_paths(doc)
         if op == "insert":
-            holders = [()] + [p for p in paths if isinstance(_get(doc, p), dict)]
+            holders = [()] + [p for p in paths if isinstance(value_at(doc, p), dict)]
             where = rnd.choice(holders)
-            target = _get(doc, where)
+            target = value_at(doc, where)
             if isinstance(target, dict):
                 target[data.draw(keys, label="new key")] = data.draw(values, label="value")
             continue
@@ -127,18 +109,18 @@ def _mutate(data: st.DataObject, doc: dict[str, Any]) -> Any:
             doc = data.draw(values, label="whole document")
             continue
         if op == "unit":
-            strings = [p for p in paths if isinstance(_get(doc, p), str)] or paths
+            strings = [p for p in paths if isinstance(value_at(doc, p), str)] or paths
             path = rnd.choice(strings)
-            old = _get(doc, path)
-            match = _QUANTITY.match(old) if isinstance(old, str) else None
+            old = value_at(doc, path)
+            match = QUANTITY.match(old) if isinstance(old, str) else None
             number = match.group(1) if match else "80"
             _set(doc, path, f"{number} {data.draw(st.sampled_from(UNITS))}".rstrip())
             continue
         if op == "negate":
-            numbers = [p for p in paths if isinstance(_get(doc, p), (int, float, str))
-                       and not isinstance(_get(doc, p), bool)] or paths
+            numbers = [p for p in paths if isinstance(value_at(doc, p), (int, float, str))
+                       and not isinstance(value_at(doc, p), bool)] or paths
             path = rnd.choice(numbers)
-            old = _get(doc, path)
+            old = value_at(doc, path)
             if isinstance(old, (int, float)) and not isinstance(old, bool):
                 _set(doc, path, -old)
             else:
@@ -146,12 +128,12 @@ def _mutate(data: st.DataObject, doc: dict[str, Any]) -> Any:
             continue
         path = rnd.choice(paths)
         if op == "delete":
-            parent = _get(doc, path[:-1])
+            parent = value_at(doc, path[:-1])
             del parent[path[-1]]
         elif op == "id":
             _set(doc, path, data.draw(st.sampled_from(IDS), label="id"))
         elif op == "tweak":
-            _set(doc, path, _tweak(data, _get(doc, path)))
+            _set(doc, path, _tweak(data, value_at(doc, path)))
         else:
             _set(doc, path, data.draw(values, label="value"))
     return doc
@@ -175,7 +157,7 @@ def _small_enough_for_topology(doc: Any) -> bool:
         return True
     if str(doc.get("server", "")).startswith("tpu-"):
         return False
-    ints = [v for p in _paths(doc) for v in [_get(doc, p)]
+    ints = [v for p in value_paths(doc) for v in [value_at(doc, p)]
             if isinstance(v, int) and not isinstance(v, bool)]
     return all(abs(v) <= 64 for v in ints)
 

@@ -62,7 +62,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzzkit import QUANTITY, Ledger, value_at, value_paths
 from ocplan import api, jsonio
 from ocplan.catalog.catalog import BUILTIN_DIR, load_catalog
 from ocplan.catalog.loader import validate_as
@@ -309,38 +310,6 @@ def _shown(token: str) -> str:
 
 def command_line(argv: Sequence[str]) -> str:
     return "ocplan " + " ".join(_shown(t) for t in argv)
-
-
-@dataclass
-class Failure:
-    reproducer: str
-    detail: str
-    count: int = 1
-
-
-@dataclass
-class Ledger:
-    """Cases run and failures found: the first reproducer of each kind of failure."""
-
-    name: str
-    cases: int = 0
-    failures: dict[str, Failure] = field(default_factory=dict)
-
-    def add(self, key: str, reproducer: str, detail: str) -> None:
-        if key in self.failures:
-            self.failures[key].count += 1
-        else:
-            self.failures[key] = Failure(reproducer, detail)
-
-    def assert_clean(self) -> None:
-        if not self.failures:
-            return
-        parts = [f"{self.name}: {sum(f.count for f in self.failures.values())} of "
-                 f"{self.cases} cases broke the contract ({len(self.failures)} kinds):"]
-        for key, f in self.failures.items():
-            parts.append(f"\n[{key}] x{f.count}\n  $ {f.reproducer}\n  "
-                         + f.detail.replace("\n", "\n  "))
-        pytest.fail("\n".join(parts), pytrace=False)
 
 
 def command_of(argv: Sequence[str]) -> str:
@@ -756,24 +725,6 @@ YAML_VALUES: list[Any] = [
 ]
 YAML_IDS = ["mi300x", "h100-sxm-80gb", "llama3-8b", "roce-400g", "nf5698g7", "mx1",
             "epyc-9554", "connectx-7-400g", "ubb-2.0-fc8", "MI300X", "x", "", "no-such-id"]
-_QUANTITY = re.compile(r"^\s*([-+]?[0-9.eE+-]+)\s*(.*)$")
-
-
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Paths (keys and list indices) to every value below ``node``."""
-    found: list[tuple[Any, ...]] = []
-    items = node.items() if isinstance(node, dict) else enumerate(node) \
-        if isinstance(node, list) else []
-    for key, child in items:
-        found.append((*prefix, key))
-        found.extend(_paths(child, (*prefix, key)))
-    return found
-
-
-def _get(doc: Any, path: tuple[Any, ...]) -> Any:
-    for key in path:
-        doc = doc[key]
-    return doc
 
 
 def _tweak(rnd: random.Random, old: Any) -> Any:
@@ -788,7 +739,7 @@ def _tweak(rnd: random.Random, old: Any) -> Any:
         return rnd.choice([old * rnd.uniform(0.5, 2.0), old * rnd.uniform(0.5, 2.0), 0.0,
                            1e-9, 1e9])
     if isinstance(old, str):
-        match = _QUANTITY.match(old)
+        match = QUANTITY.match(old)
         if match and match.group(2):
             try:
                 number = float(match.group(1))
@@ -816,23 +767,23 @@ def mutate_doc(rnd: random.Random, doc: Any, edits: int, mode: str = "hostile") 
     an unknown key, change a unit, negate, put another id (``mode="gentle"``: tweaks of
     numbers and quantities only)."""
     for _ in range(edits):
-        paths = _paths(doc)
+        paths = value_paths(doc)
         op = rnd.choice(EDITS[mode])
         if mode == "gentle":
             paths = [p for p in paths if p[-1] not in ("id", "kind", "sources")
-                     and "sources" not in p and isinstance(_get(doc, p), (int, float, str))
-                     and not isinstance(_get(doc, p), bool)
-                     and (not isinstance(_get(doc, p), str)
-                          or bool(_QUANTITY.match(_get(doc, p))))]
+                     and "sources" not in p and isinstance(value_at(doc, p), (int, float, str))
+                     and not isinstance(value_at(doc, p), bool)
+                     and (not isinstance(value_at(doc, p), str)
+                          or bool(QUANTITY.match(value_at(doc, p))))]
         if not paths or op == "insert":
-            holders = [()] + [p for p in paths if isinstance(_get(doc, p), dict)]
-            target = _get(doc, rnd.choice(holders))
+            holders = [()] + [p for p in paths if isinstance(value_at(doc, p), dict)]
+            target = value_at(doc, rnd.choice(holders))
             if isinstance(target, dict) and mode != "gentle":
                 target[rnd.choice(["extra", "Kind", "id ", "<<", "x\ny", "sources", "é"])] = \
                     rnd.choice(YAML_VALUES)
             continue
         path = rnd.choice(paths)
-        parent, key, old = _get(doc, path[:-1]), path[-1], _get(doc, path)
+        parent, key, old = value_at(doc, path[:-1]), path[-1], value_at(doc, path)
         if op == "delete":
             del parent[key]
         elif op == "replace":
@@ -840,7 +791,7 @@ def mutate_doc(rnd: random.Random, doc: Any, edits: int, mode: str = "hostile") 
         elif op == "tweak":
             parent[key] = _tweak(rnd, old)
         elif op == "unit" and isinstance(old, str):
-            match = _QUANTITY.match(old)
+            match = QUANTITY.match(old)
             number = match.group(1) if match else "80"
             unit = rnd.choice(["W", "kW", "PW", "GB", "GiB", "GB/s", "Gb/s", "TFLOP/s", "V",
                                "s", "Hz", "m", "", "furlongs", "kw", "TB"])

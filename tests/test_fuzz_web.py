@@ -45,7 +45,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -58,6 +58,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzzkit import Ledger, value_at, value_paths
 from ocplan.catalog.catalog import load_catalog
 from ocplan.web.app import MAX_BODY_BYTES, create_app
 
@@ -167,36 +168,12 @@ class ServerErrors(logging.Handler):
 
 
 @dataclass
-class Failure:
-    request: str
-    detail: str
-    count: int = 1
+class WebLedger(Ledger):
+    """A ledger of requests, with the server's logged tracebacks for its 5xx answers."""
 
-
-@dataclass
-class Ledger:
-    """Requests sent and failures found: the first request of each kind of failure."""
-
-    name: str
-    errors: ServerErrors
-    cases: int = 0
-    failures: dict[str, Failure] = field(default_factory=dict)
-
-    def add(self, key: str, request: str, detail: str) -> None:
-        if key in self.failures:
-            self.failures[key].count += 1
-        else:
-            self.failures[key] = Failure(request, detail)
-
-    def assert_clean(self) -> None:
-        if not self.failures:
-            return
-        parts = [f"{self.name}: {sum(f.count for f in self.failures.values())} of "
-                 f"{self.cases} requests broke the contract ({len(self.failures)} kinds):"]
-        for key, f in self.failures.items():
-            parts.append(f"\n[{key}] x{f.count}\n  {f.request}\n  "
-                         + f.detail.replace("\n", "\n  "))
-        pytest.fail("\n".join(parts), pytrace=False)
+    what: str = "requests"
+    prompt: str = ""
+    errors: ServerErrors | None = None
 
 
 def describe(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> str:
@@ -267,7 +244,7 @@ Client = httpx.Client | AsgiClient
 class Fuzzer:
     """Sends requests through a client and records what breaks the contract."""
 
-    def __init__(self, client: Client, ledger: Ledger) -> None:
+    def __init__(self, client: Client, ledger: WebLedger) -> None:
         self.client = client
         self.ledger = ledger
 
@@ -296,6 +273,7 @@ class Fuzzer:
         if found:
             kind, detail = found[0]
             if resp.status_code >= 500:
+                assert self.ledger.errors is not None
                 detail += "\n" + self.ledger.errors.last()
             path = resp.url.path
             route = "/".join(path.split("/")[:3]) + ("/{id}" if path.count("/") > 2 else "")
@@ -384,7 +362,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsgiClient]:
 
 
 def _fuzzer(client: AsgiClient, errors: ServerErrors, name: str) -> Fuzzer:
-    return Fuzzer(client, Ledger(name, errors))
+    return Fuzzer(client, WebLedger(name, errors=errors))
 
 
 # ---- a small corpus of known-nasty requests ------------------------------------------------
@@ -539,22 +517,6 @@ def test_health_after_random_json(client: AsgiClient) -> None:
 # ---- hostile but valid-shaped bodies -------------------------------------------------------
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found: list[tuple[Any, ...]] = []
-    items = node.items() if isinstance(node, dict) else enumerate(node) \
-        if isinstance(node, list) else []
-    for key, child in items:
-        found.append((*prefix, key))
-        found.extend(_paths(child, (*prefix, key)))
-    return found
-
-
-def _get(doc: Any, path: tuple[Any, ...]) -> Any:
-    for key in path:
-        doc = doc[key]
-    return doc
-
-
 CATALOG = load_catalog(use_env=False)
 MODELS = sorted(e.id for e in CATALOG.all("model"))
 SERVED_CHIPS = sorted(e.id for e in CATALOG.all("accelerator")
@@ -617,7 +579,7 @@ def hostile_body(rnd: random.Random, url: str) -> Any:
     doc = json.loads(json.dumps(source))
     pool = SMALL_HOSTILE if url in ("/api/topology", "/api/check") else HOSTILE
     for _ in range(rnd.choice([0, 0, 1, 1, 2])):
-        paths = _paths(doc)
+        paths = value_paths(doc)
         roll = rnd.random()
         if url == "/api/scenarios" and roll < 0.3:
             doc[rnd.choice(["request", "result"])] = rnd.choice([
@@ -629,7 +591,7 @@ def hostile_body(rnd: random.Random, url: str) -> Any:
                 rnd.choice(pool)
         else:
             path = rnd.choice(paths)
-            _get(doc, path[:-1])[path[-1]] = rnd.choice(pool)
+            value_at(doc, path[:-1])[path[-1]] = rnd.choice(pool)
     return doc
 
 
@@ -748,7 +710,7 @@ def test_real_server_keeps_answering(serve: Any, tmp_path: Path,
     /api/health answers at the end."""
     base = serve(create_app(f"sqlite:///{tmp_path / 's.db'}",
                             request_timeout_s=APP_TIMEOUT_S))
-    ledger = Ledger("real server", server_errors)
+    ledger = WebLedger("real server", errors=server_errors)
     with httpx.Client(base_url=base, timeout=30) as http:
         fuzz = Fuzzer(http, ledger)
         for method, url, body in NASTIEST:
