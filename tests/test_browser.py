@@ -187,6 +187,14 @@ def test_compose_estimate_save_reload(workbench: Page, base: str) -> None:
 
     # estimate GPT-3 175B on the composed system
     page.click('#tabs button[data-tab="estimate"]')
+    # the layout inputs are the plan's declared fields, one each (GET /api/layout)
+    layout = api(base, "GET", "/api/layout")
+    assert page.locator("#est-layout [data-field]").count() == len(layout)
+    for f in layout:
+        tag = "select" if f["kind"] in ("bool", "choice") else "input"
+        control = page.locator(f'#est-layout {tag}[data-field="{f["name"]}"]')
+        assert control.count() == 1, f["name"]
+        assert control.get_attribute("id") == "est-" + f["name"].replace("_", "-")
     page.select_option("#est-model", "gpt3-175b")
     page.check('input[name="est-hw"][value="system"]')
     for field, value in (("chips", 1024), ("global-batch", 1536), ("seq-len", 2048),
@@ -208,6 +216,7 @@ def test_compose_estimate_save_reload(workbench: Page, base: str) -> None:
     assert plot_rendered(page, "#plot-memory") > 0
     assert plot_rendered(page, "#plot-timeline") > 0
     assert page.inner_text("#est-summary tr[data-key=bound] td") == est["bound"]
+    assert page.inner_text("#est-summary tr[data-key=layout] td") == est["layout"]
     shot(page, "04-estimate-charts")
 
     # save it, reload the page, find it in the scenarios list

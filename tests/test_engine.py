@@ -41,10 +41,7 @@ def _plan(d: dict, chips: int = 64) -> Plan:  # type: ignore[type-arg]
 
 def _eval(plan: Plan, wl: Workload, sm=None):  # type: ignore[no-untyped-def]
     sm = sm or system_model(H100_64)
-    return evaluate(wl, sm, CAL, tp=plan.tp, pp=plan.pp, dp=plan.dp, cp=plan.cp, ep=plan.ep,
-                    vpp=plan.vpp, mb=plan.micro_batch, zero=plan.zero,
-                    rc_full=plan.recompute == "full", rc_sel=plan.recompute == "selective",
-                    sp=plan.sp)
+    return evaluate(wl, sm, CAL, plan.encoded())
 
 
 def test_breakdown_sums_to_step() -> None:
@@ -136,13 +133,14 @@ def test_scalar_and_vectorized_agree() -> None:
         "cp": rng.choice([1, 2], n), "ep": rng.choice([1, 2, 4, 8], n),
         "vpp": rng.choice([1, 2], n), "mb": rng.choice([1, 2, 4], n),
         "zero": rng.choice([0, 1, 2, 3], n),
-        "rc_full": rng.random(n) < 0.3, "rc_sel": rng.random(n) < 0.3,
-        "sp": rng.random(n) < 0.5,
+        "recompute": rng.choice([0, 1, 2], n),
+        "sequence_parallel": rng.random(n) < 0.5,
     }
-    dp = 64 // (cols["tp"] * cols["pp"] * cols["cp"])
-    vec = evaluate(wl, sm, CAL, dp=dp, **cols)
+    cols["dp"] = 64 // (cols["tp"] * cols["pp"] * cols["cp"])
+    cols["micro_batch"] = cols.pop("mb")
+    vec = evaluate(wl, sm, CAL, Plan.columns(**cols))
     for i in range(0, n, 7):
-        one = evaluate(wl, sm, CAL, dp=int(dp[i]), **{k: v[i].item() for k, v in cols.items()})
+        one = evaluate(wl, sm, CAL, Plan.columns(**{k: v[i] for k, v in cols.items()}))
         for key in ("step_s", "memory_bytes", "tp_comm_s", "ep_comm_s", "dp_comm_s", "mfu"):
             assert float(one[key]) == pytest.approx(float(vec[key][i]), rel=1e-9, abs=0.0)
 

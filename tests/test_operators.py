@@ -485,3 +485,30 @@ def test_no_nan_inf_or_negative_field(m: ModelShape, phase: str, data: st.DataOb
     assert np.isfinite(flops)
     assert np.isfinite(moved)
     assert moved > 0
+
+
+def test_eight_bit_training_casts_each_gemm_operand_once() -> None:
+    """fp8 training: each 8-bit GEMM is preceded by the cast of its activation operand
+    (forward: ``G m k`` elements; backward: the output gradient, ``G m n``), 4 bytes per
+    element; 16-bit training and serving phases have no casts."""
+    shape = ModelShape.from_arch(CAT.model("qwen3-30b-a3b"))
+    shard = Shard(tp=1.0, batch=2.0, seq_len=4096.0, ep=8.0)
+    for phase, dim in (("forward", "k"), ("backward", "n")):
+        ops = layer_operators(shape, phase, shard, layer=3, precision="fp8")
+        gemms = [o for o in ops if o.kind in GEMM_KINDS and o.precision == "fp8"
+                 and not o.name.endswith(".wgrad")]
+        casts = {o.name: o for o in ops if ".cast" in o.name}
+        assert len(casts) == len(gemms) > 0
+        for g in gemms:
+            base = g.name.removesuffix(".dgrad")
+            cast = casts[f"{base}.cast_grad" if phase == "backward" else f"{base}.cast"]
+            # dgrad's n is the forward k and its k the forward n: the cast covers the
+            # forward output gradient, m x (forward n) = m x dgrad.k
+            elements = g.groups * g.m * (g.k if phase == "backward" else getattr(g, dim))
+            assert cast.bytes == pytest.approx(4.0 * elements)
+    for precision, phase in (("bf16", "forward"), ("fp8", "prefill"), ("fp8", "decode")):
+        serving = Shard(tp=1.0, batch=2.0, seq_len=1.0 if phase == "decode" else 512.0,
+                        kv_len=1024.0 if phase == "decode" else None)
+        ops = layer_operators(shape, phase, serving if phase != "forward" else shard,
+                              layer=3, precision=precision)
+        assert not [o for o in ops if ".cast" in o.name]

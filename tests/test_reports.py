@@ -6,7 +6,8 @@ import yaml
 
 from ocplan import api
 from ocplan.catalog.catalog import load_catalog
-from ocplan.reports.figures import cluster_figure, topology_figure
+from ocplan.plan.plan import Plan
+from ocplan.reports.figures import cluster_figure, pareto_figure, topology_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,3 +46,12 @@ def test_single_server_has_no_cluster_view() -> None:
     assert len(modules["x"]) == 8          # eight OAMs on the fully connected UBB
     edges = [x for x in fig["data"][0]["x"] if x is None]
     assert len(edges) == 28                # K8: 28 links
+
+
+def test_figures_name_layouts_by_their_label() -> None:
+    plan = Plan(tp=8, pp=2, dp=4, zero=3, shard_group=2)
+    row = plan.as_dict() | {"memory_bytes_per_chip": 4e10, "step_s": 1.5, "mfu": 0.4}
+    top = next(t for t in pareto_figure({"top": [row], "pareto": []})["data"]
+               if t["name"] == "top layouts")
+    assert top["text"] == [plan.label()]
+    assert "hsdp=2" in top["text"][0]

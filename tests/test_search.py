@@ -26,9 +26,9 @@ from ocplan.cli.main import main
 from ocplan.plan.calibration import load_calibration
 from ocplan.plan.engine import evaluate, system_model
 from ocplan.plan.estimate import estimate
-from ocplan.plan.plan import Plan
-from ocplan.plan.search import _eval_columns, _plan_of, pareto_front, search
-from ocplan.plan.space import RECOMPUTE_CODES, training_space
+from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
+from ocplan.plan.search import _eval_columns, pareto_front, search
+from ocplan.plan.space import training_space
 from ocplan.results.validation import predict_prepared, prepare_row, read_cases
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
@@ -46,6 +46,7 @@ by_row = pytest.mark.parametrize("row", ROWS, ids=[r["case_id"] for r in ROWS])
 CAT = load_catalog()
 CAL = load_calibration()
 REL = 1e-9
+RECOMPUTE = LAYOUT["recompute"]
 
 
 def _space_for(wl: Workload, system: Any, chips: int, offload: bool = False) -> Any:
@@ -120,14 +121,16 @@ def _space_point(plan: Plan, n_layers: int) -> dict[str, int]:
     per_stage = -(-n_layers // plan.pp)
     if plan.recompute == "full":
         partial = plan.recompute_layers is not None and plan.recompute_layers < per_stage
-        rc = RECOMPUTE_CODES["auto"] if partial else RECOMPUTE_CODES["full"]
+        rc = RECOMPUTE_AUTO if partial else RECOMPUTE.code("full")
     else:
-        rc = RECOMPUTE_CODES["none"]          # selective is dominated by none
+        rc = RECOMPUTE.code("none")          # selective is dominated by none
     ranks = plan.dp * plan.cp
     return {"tp": plan.tp, "pp": plan.pp, "cp": plan.cp, "ep": plan.ep, "vpp": plan.vpp,
-            "mb": plan.micro_batch, "zero": plan.zero if ranks > 1 else 0,
-            "recompute": rc, "sp": int(plan.sp), "offload": int(plan.offload and rc == 0),
-            "tp_overlap": 1, "dp_overlap": 1, "shard": int(plan.shard_group is not None)}
+            "micro_batch": plan.micro_batch, "zero": plan.zero if ranks > 1 else 0,
+            "recompute": rc, "sequence_parallel": int(plan.sp),
+            "offload": int(plan.offload and rc == 0), "tp_overlap": 1, "dp_overlap": 1,
+            # the hybrid-sharding axis's option: off, or the group of one scale-up domain
+            "shard_group": int(plan.shard_group is not None)}
 
 
 @needs_dev
@@ -142,6 +145,10 @@ def test_published_layout_is_in_the_searched_space(row: dict[str, str]) -> None:
     cols = {k: np.array([v]) for k, v in point.items()}
     cols["dp"] = space.derived["dp"](cols)
     assert int(cols["dp"][0]) == plan.dp
+    for axis in space.axes:
+        if axis.resolve is not None:
+            cols[axis.name] = axis.resolve(cols)
+    assert int(cols["shard_group"][0]) == (plan.shard_group or 0)
     excluded = [c.reason for c in space.constraints if not bool(c.keep(cols)[0])]
     assert not excluded, f"{plan} is pruned as {excluded}"
 
@@ -164,17 +171,18 @@ def _job(model: str, chip: str, chips: int, batch: int, seq: int,
 
 def _sample(wl: Workload, system: Any, chips: int, rng: np.random.Generator,
             size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Random candidates of the job's space, with a recompute fraction: ``auto`` rows get
-    a random number of layers out of the stage's."""
+    """Random candidates of the job's space as plan columns, and which were ``auto``:
+    those become full recompute of a random number of layers out of the stage's."""
     cols, _ = _space_for(wl, system, chips).candidates()
     n = len(cols["tp"])
     idx = rng.choice(n, size=min(size, n), replace=False)
     c = {k: v[idx] for k, v in cols.items()}
     per_stage = -(-wl.model.n_layers // c["pp"])
     layers = rng.integers(1, per_stage, endpoint=True)
-    frac = np.where(c["recompute"] == RECOMPUTE_CODES["auto"], layers / per_stage,
-                    (c["recompute"] == RECOMPUTE_CODES["full"]).astype(float))
-    return c, frac
+    auto = c["recompute"] == RECOMPUTE_AUTO
+    c["recompute"] = np.where(auto, RECOMPUTE.code("full"), c["recompute"])
+    c["recompute_layers"] = np.where(auto, layers, 0)
+    return c, auto
 
 
 def test_scalar_and_vectorized_agree_on_10000_feasible_layouts() -> None:
@@ -184,14 +192,15 @@ def test_scalar_and_vectorized_agree_on_10000_feasible_layouts() -> None:
     kinds: set[tuple[int, int]] = set()
     for job, quota in zip(PAIRS, quotas, strict=True):
         wl, system = _job(*job)
-        c, frac = _sample(wl, system, job[2], rng, 8 * quota)
-        vec = _eval_columns(wl, system, CAL, c, frac)       # one vectorized evaluate call
+        c, auto = _sample(wl, system, job[2], rng, 8 * quota)
+        vec = _eval_columns(wl, system, CAL, Plan.columns(**c))  # one vectorized call
         fits = np.flatnonzero(vec["memory_bytes"] <= vec["capacity_bytes"])[:quota]
-        assert len(fits) == quota, f"{job}: only {len(fits)} of {len(frac)} samples fit"
+        assert len(fits) == quota, f"{job}: only {len(fits)} of {len(auto)} samples fit"
         bad = []
         for i in fits:
-            plan = _plan_of(c, int(i), float(frac[i]), wl.model.n_layers)
-            kinds.add((int(c["recompute"][i]), int(c["zero"][i])))
+            plan = Plan.decode_row(c, int(i))
+            kinds.add((RECOMPUTE_AUTO if auto[i] else int(c["recompute"][i]),
+                       int(c["zero"][i])))
             e = estimate(wl, plan, system, CAL)
             assert e.feasible, f"{plan}: {e.reason}"
             assert e.memory is not None
@@ -215,12 +224,12 @@ def test_options_pruned_as_dominated_are_never_better(job: tuple[Any, ...]) -> N
     wl, system = _job(*job)
     c, _ = _sample(wl, system, job[2], np.random.default_rng(7), 20_000)
     sm = system_model(system)
-    common = dict(tp=c["tp"], pp=c["pp"], dp=c["dp"], cp=c["cp"], ep=c["ep"], vpp=c["vpp"],
-                  mb=c["mb"], zero=c["zero"], sp=c["sp"] == 1)
-    kept = evaluate(wl, sm, CAL, **common, rc_full=0.0, rc_sel=False)
-    for change in ({"rc_sel": True}, {"rc_sel": False, "tp_overlap": False},
-                   {"rc_sel": False, "dp_overlap": False}):
-        other = evaluate(wl, sm, CAL, **common, rc_full=0.0, **change)
+    common = {k: c[k] for k in ("tp", "pp", "dp", "cp", "ep", "vpp", "micro_batch", "zero",
+                                "sequence_parallel")}
+    kept = evaluate(wl, sm, CAL, Plan.columns(**common))
+    for change in ({"recompute": RECOMPUTE.code("selective")}, {"tp_overlap": False},
+                   {"dp_overlap": False}):
+        other = evaluate(wl, sm, CAL, Plan.columns(**common, **change))
         np.testing.assert_allclose(other["memory_bytes"], kept["memory_bytes"], rtol=1e-12)
         assert np.all(other["step_s"] >= kept["step_s"] * (1 - 1e-12)), change
         assert np.any(other["step_s"] > kept["step_s"] * (1 + 1e-6)), f"{change} is a no-op"
@@ -283,12 +292,13 @@ def test_search_counts_add_up(cli_json: dict[str, Any]) -> None:
 def test_space_declares_calculon_axes() -> None:
     wl, system = _job("gpt3-175b", "a100-sxm-80gb", 512, 1536, 2048, "bf16")
     axes = {a.name: set(a.values) for a in _space_for(wl, system, 512).axes}
-    assert {"tp", "pp", "vpp", "mb", "recompute", "zero", "tp_overlap", "dp_overlap"} <= set(axes)
+    assert {"tp", "pp", "vpp", "micro_batch", "recompute", "zero", "tp_overlap",
+            "dp_overlap"} <= set(axes)
     assert {1, 2, 4, 8} <= axes["tp"]
     assert {1, 2, 4, 8, 16} <= axes["pp"]
     assert {1, 2, 3, 4, 8} <= axes["vpp"]
-    assert {1, 2, 4} <= axes["mb"]
-    assert {RECOMPUTE_CODES[k] for k in ("none", "selective", "full")} <= axes["recompute"]
+    assert {1, 2, 4} <= axes["micro_batch"]
+    assert {RECOMPUTE.code(k) for k in ("none", "selective", "full")} <= axes["recompute"]
     assert {0, 1} <= axes["zero"]
     assert axes["tp_overlap"] == {0, 1}
     assert axes["dp_overlap"] == {0, 1}

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ocplan import api
 from ocplan.catalog.catalog import load_catalog
 from ocplan.cli.main import main
 from ocplan.errors import SpecError
@@ -336,6 +337,10 @@ def test_sweep_command_table_and_json(clean: tuple[Path, Path, SweepReport], tmp
     rows = db_rows(clean_db)
     for r in data["results"]:
         assert r["best"] == rows[r["key"]][1]["best"]
+        # the one layout label, as the table prints it (the start of each best's cell)
+        label = api.layout_label(r["best"])
+        assert r["best"]["layout"] == label
+        assert label.split(", ")[0] in text
 
 
 @pytest.mark.parametrize(("changes", "field", "value"), [

@@ -20,7 +20,9 @@ import httpx
 import pytest
 import yaml
 
+from ocplan import api
 from ocplan.catalog.schema import KINDS
+from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.web.app import MAX_BODY_BYTES, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,8 +118,8 @@ def test_openapi_docs(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/api/health", "/api/catalog", "/api/catalog/{entry_id}", "/api/check",
-                 "/api/topology", "/api/estimate", "/api/search", "/api/jobs/{job_id}",
-                 "/api/scenarios", "/api/scenarios/{scenario_id}"):
+                 "/api/topology", "/api/layout", "/api/estimate", "/api/search",
+                 "/api/jobs/{job_id}", "/api/scenarios", "/api/scenarios/{scenario_id}"):
         assert path in paths
 
 
@@ -237,6 +239,31 @@ def test_estimate_example(client: httpx.Client) -> None:
             assert trace["y"] == [est["memory"][f"{name}_bytes"] / 1e9]
     assert memory["HBM capacity"]["y"] == [est["memory"]["capacity_bytes"] / 1e9] * 2
     assert {t["name"] for t in figs["timeline"]["data"]} == {"forward", "backward"}
+
+
+def test_layout_fields_build_the_form(client: httpx.Client) -> None:
+    """The form's layout inputs come from the plan's declarations: every field a request
+    takes, with its kind, default, bounds, choices and help."""
+    served = client.get("/api/layout").json()
+    requested = [f for f in LAYOUT_FIELDS if f.requested]
+    assert [f["name"] for f in served] == [f.name for f in requested]
+    assert served == [f.as_json() for f in requested]
+    assert {f["name"] for f in served} <= set(api.EstimateRequest.model_fields)
+    # the app builds one input per served field
+    assert "api/layout" in (STATIC / "app.js").read_text(encoding="utf-8")
+
+
+def test_estimate_takes_every_layout_field(client: httpx.Client) -> None:
+    resp = client.post("/api/estimate", json=ESTIMATE | {
+        "zero": 3, "shard_group": 8, "offload": True, "tp_overlap": False,
+        "dp_overlap": False, "recompute": "full", "recompute_layers": 2})
+    assert resp.status_code == 200, resp.text
+    est = resp.json()
+    assert est["plan"]["offload"] is True
+    assert est["plan"]["tp_overlap"] is False
+    assert est["plan"]["shard_group"] == 8
+    assert est["layout"] == Plan.from_mapping(est["plan"]).label()
+    assert "hsdp=8" in est["layout"]
 
 
 def test_estimate_on_a_chip(client: httpx.Client) -> None:

@@ -7,14 +7,15 @@ Nothing here computes: it resolves ids and calls the engine.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, create_model, field_validator
 
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.fields import (
-    MAX_LAYERS,
     MAX_TOP_K,
     BatchSize,
     ChipCount,
@@ -30,24 +31,34 @@ from ocplan.catalog.system import System, SystemSpec, load_system, resolve_syste
 from ocplan.checks.rules import Finding, run_rules
 from ocplan.errors import SpecError
 from ocplan.plan.estimate import Estimate, estimate
-from ocplan.plan.plan import Plan
+from ocplan.plan.layout import LayoutField, LayoutValue
+from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import SearchResult, search
-from ocplan.topology.analysis import summarize
-from ocplan.topology.power import power_budget
+from ocplan.results.validation import Case, Summary, read_cases, run_validation
+from ocplan.results.validation import summarize as summarize_cases
+from ocplan.topology.analysis import TopologySummary, summarize
+from ocplan.topology.power import PowerBudget, power_budget
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
 __all__ = [
+    "REQUEST_LAYOUT",
     "EstimateRequest",
     "SearchRequest",
     "check_system",
     "job_system",
+    "layout_fields",
+    "layout_label",
     "pipeline_timeline",
+    "read_system",
     "run_estimate",
     "run_search",
+    "summarize_runs",
     "system_from_mapping",
     "topology_report",
+    "topology_summary",
+    "validate_runs",
 ]
 
 #: Micro-batches drawn in a pipeline timeline at most (the rest repeat the pattern).
@@ -71,20 +82,41 @@ class JobRequest(Spec):
     """Price of one chip for one hour, for cost to train."""
 
 
-class EstimateRequest(JobRequest):
-    tp: ChipCount = 1
-    pp: ChipCount = 1
-    cp: ChipCount = 1
-    ep: ChipCount = 1
-    vpp: ChipCount = 1
-    micro_batch: BatchSize = 1
-    zero: Annotated[int, Field(ge=0, le=3, strict=True)] = 1
-    recompute: Literal["none", "selective", "full"] = "none"
-    recompute_layers: Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)] | None = None
-    """With ``recompute="full"``: layers per stage to recompute (default all)."""
-    sequence_parallel: Flag = True
-    shard_group: ChipCount | None = None
-    """Hybrid sharding: ZeRO shards within groups of this many data-parallel ranks."""
+def _layout_annotation(f: LayoutField) -> object:
+    """The pydantic type of a layout field: its declared kind and bounds, strict (no
+    ``"2"`` for 2, no 1 for true), so requests, flags and forms share the plan's rules."""
+    if f.kind == "bool":
+        return Flag
+    if f.kind == "choice":
+        return Literal[f.choices]  # the Literal of the declared tuple
+    number = Annotated[int, Field(ge=f.low, le=f.high, strict=True)]
+    return number | None if f.kind == "optional_int" else number
+
+
+def _with_layout_fields(base: type[JobRequest], name: str) -> type[JobRequest]:
+    """``base`` with one field per requested layout field (:data:`LAYOUT_FIELDS`), with
+    the declared bounds, default and help."""
+    fields: dict[str, Any] = {
+        f.name: (_layout_annotation(f), Field(f.default, description=f.help))
+        for f in REQUEST_LAYOUT}
+    model: type[JobRequest] = create_model(name, __base__=base, __module__=__name__,
+                                           **fields)
+    return model
+
+
+#: The layout fields a request gives (``dp`` follows from the chips).
+REQUEST_LAYOUT: tuple[LayoutField, ...] = tuple(f for f in LAYOUT_FIELDS if f.requested)
+
+if TYPE_CHECKING:
+    _LayoutRequest = JobRequest
+else:
+    _LayoutRequest = _with_layout_fields(JobRequest, "_LayoutRequest")
+
+
+class EstimateRequest(_LayoutRequest):
+    """A training job and one layout: a field per requested layout field
+    (:data:`REQUEST_LAYOUT`, generated from the plan's declarations; read them with
+    :meth:`layout`)."""
 
     @field_validator("recompute_layers")
     @classmethod
@@ -95,6 +127,12 @@ class EstimateRequest(JobRequest):
             raise ValueError(f"counts fully recomputed layers, so it needs recompute = "
                              f"'full', not {recompute!r}")
         return value
+
+    def layout(self) -> dict[str, LayoutValue]:
+        """The request's layout fields by name."""
+        values: dict[str, LayoutValue] = {f.name: getattr(self, f.name)
+                                          for f in REQUEST_LAYOUT}
+        return values
 
 
 class SearchRequest(JobRequest):
@@ -141,13 +179,12 @@ def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | Non
                  source: str = "request") -> tuple[Estimate, System, Workload]:
     """Estimate the layout of an EstimateRequest."""
     system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
-    if req.chips % (req.tp * req.pp * req.cp):
+    plan = Plan.from_mapping(req.layout())  # dp = 1 until the chips give it
+    per_replica = plan.tp * plan.pp * plan.cp
+    if req.chips % per_replica:
         raise SpecError.one(source, "chips", f"not divisible by tp x pp x cp = "
-                                                f"{req.tp * req.pp * req.cp}", req.chips)
-    plan = Plan(tp=req.tp, pp=req.pp, dp=req.chips // (req.tp * req.pp * req.cp), cp=req.cp,
-                ep=req.ep, vpp=req.vpp, micro_batch=req.micro_batch, zero=req.zero,
-                recompute=req.recompute, recompute_layers=req.recompute_layers,
-                sequence_parallel=req.sequence_parallel, shard_group=req.shard_group)
+                                                f"{per_replica}", req.chips)
+    plan = replace(plan, dp=req.chips // per_replica)
     workload = _workload(catalog, req, source)
     return estimate(workload, plan, system), system, workload
 
@@ -183,8 +220,44 @@ def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, An
                  start_s=e.start_s, end_s=e.end_s) for e in events]
 
 
+def read_system(catalog: Catalog, path: Path) -> System:
+    """The system of a system file, its ids resolved in ``catalog``."""
+    return load_system(path, catalog)
+
+
 def check_system(system: System) -> list[Finding]:
+    """The compliance findings of a system (every rule of :mod:`ocplan.checks.rules`)."""
     return run_rules(system)
+
+
+def topology_summary(system: System) -> tuple[TopologySummary, PowerBudget]:
+    """The topology summary and power budget of a system, without the drawable graphs
+    of :func:`topology_report`. Raises Infeasible ("size") for a system beyond the
+    summary's bound."""
+    return summarize(system), power_budget(system)
+
+
+def validate_runs(catalog: Catalog, path: Path) -> tuple[list[Case], Summary]:
+    """Predict the published runs of a validation CSV: each case, and the errors over
+    all of them."""
+    cases = run_validation(read_cases(path), catalog)
+    return cases, summarize_cases(cases)
+
+
+def summarize_runs(cases: list[Case]) -> Summary:
+    """The errors over some validation cases (a group of them: a chip, a source)."""
+    return summarize_cases(cases)
+
+
+def layout_fields() -> list[dict[str, object]]:
+    """The layout fields a request takes, as JSON data (the web form is built from them)."""
+    return [f.as_json() for f in REQUEST_LAYOUT]
+
+
+def layout_label(values: Mapping[str, object]) -> str:
+    """The label (:meth:`~ocplan.plan.plan.Plan.label`) of the layout fields in
+    ``values``, e.g. a stored search row."""
+    return Plan.from_mapping(values).label()
 
 
 def topology_report(system: System) -> dict[str, Any]:

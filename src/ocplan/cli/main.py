@@ -26,14 +26,11 @@ from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.fields import MAX_TOP_K, Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
-from ocplan.catalog.system import load_system
-from ocplan.checks.rules import run_rules
+from ocplan.cli.layout_options import with_layout_options
 from ocplan.errors import Infeasible, SpecError
 from ocplan.plan.estimate import Estimate
-from ocplan.results.validation import Case, read_cases, run_validation
-from ocplan.results.validation import summarize as summarize_cases
-from ocplan.topology.analysis import summarize
-from ocplan.topology.power import power_budget
+from ocplan.plan.layout import LayoutValue
+from ocplan.results.validation import Case
 from ocplan.units import POWER, UnitError, format_quantity, parse_quantity
 
 __all__ = ["app", "main"]
@@ -205,8 +202,8 @@ def _flat(value: Any) -> str:
 def check(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
           fmt: FormatOpt = Format.table) -> None:
     """Check a system file against the OAM/UBB/OCM specs; exit 1 on errors."""
-    system = load_system(file, _catalog())
-    findings = run_rules(system)
+    system = api.read_system(_catalog(), file)
+    findings = api.check_system(system)
     errors = sum(f.severity == "error" for f in findings)
     warnings = sum(f.severity == "warning" for f in findings)
     if fmt is Format.json:
@@ -232,13 +229,12 @@ def check(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
 def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
              fmt: FormatOpt = Format.table) -> None:
     """Summarize a system's topology: chips, links, bandwidths, bisection, diameter."""
-    system = load_system(file, _catalog())
+    system = api.read_system(_catalog(), file)
     try:
-        summary = summarize(system)
+        summary, budget = api.topology_summary(system)
     except Infeasible as exc:  # too large to summarize: one line, as for bad input
         err.print(_t(f"{file}: {exc.detail}"))
         raise typer.Exit(2) from None
-    budget = power_budget(system)
     data = summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
                                 "facility_power_W": budget.facility_W}
     if fmt is Format.json:
@@ -310,14 +306,13 @@ def _power(text: str | None) -> float | None:
         raise SpecError.one("--max-power", "max_power", str(exc), text) from None
 
 
-class Recompute(StrEnum):
-    none = "none"
-    selective = "selective"
-    full = "full"
+#: The layout flags' values as a command receives them (see :mod:`.layout_options`).
+LayoutFlags = dict[str, LayoutValue]
 
 
 @app.command("estimate")
 @handles_bad_input
+@with_layout_options
 def estimate_cmd(
     model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id; implies its default "
@@ -326,33 +321,19 @@ def estimate_cmd(
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
     precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
-    tp: Annotated[int, typer.Option()] = 1,
-    pp: Annotated[int, typer.Option()] = 1,
-    cp: Annotated[int, typer.Option()] = 1,
-    ep: Annotated[int, typer.Option()] = 1,
-    vpp: Annotated[int, typer.Option()] = 1,
-    micro_batch: Annotated[int, typer.Option()] = 1,
-    zero: Annotated[int, typer.Option(help="ZeRO stage: 0, 1, 2 or 3.")] = 1,
-    recompute: Recompute = Recompute.none,
-    recompute_layers: Annotated[int | None, typer.Option(
-        help="With --recompute full: layers per stage to recompute.")] = None,
-    shard_group: Annotated[int | None, typer.Option(
-        help="Hybrid sharding: ZeRO shards within groups of this many DP ranks.")
-    ] = None,
-    sequence_parallel: Annotated[bool, typer.Option(help="Megatron SP with tp > 1.")] = True,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
     price: Annotated[float | None, typer.Option(help="Price per chip-hour.")] = None,
     fmt: FormatOpt = Format.table,
+    *,
+    layout: LayoutFlags,
 ) -> None:
     """Estimate step time, throughput, MFU and memory of one parallel layout."""
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
-        seq_len=seq_len, precision=precision, tp=tp, pp=pp, cp=cp, ep=ep, vpp=vpp,
-        micro_batch=micro_batch, zero=zero, recompute=recompute.value,
-        recompute_layers=recompute_layers, sequence_parallel=sequence_parallel,
-        shard_group=shard_group, train_tokens=train_tokens, price_per_chip_hour=price)
+        seq_len=seq_len, precision=precision, train_tokens=train_tokens,
+        price_per_chip_hour=price, **layout)
     result, sysm, _ = api.run_estimate(_catalog(), req, system, FLAGS)
     pue = sysm.spec.facility.pue
     extra: dict[str, float] = {}
@@ -385,10 +366,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
     table = Table(title=_t(title), show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
-    p = result.plan
-    _row(table, "layout", f"tp={p.tp} pp={p.pp} dp={p.dp} cp={p.cp} ep={p.ep} vpp={p.vpp} "
-                            f"mb={p.micro_batch} zero={p.zero} recompute={p.recompute}"
-                            f"{' sp' if p.sp else ''}")
+    _row(table, "layout", result.plan.label())
     _row(table, "step time", _q(result.step_s, "s"))
     _row(table, "tokens/s", f"{result.tokens_per_s:,.0f} ({result.tokens_per_s_per_chip:,.1f}"
                               " per chip)")
@@ -469,15 +447,10 @@ def search_cmd(
     for col in ("#", "layout", "tok/s/chip", "MFU", "step", "memory", "bound"):
         table.add_column(col)
     for i, e in enumerate(result.top, 1):
-        p = e.plan
         assert e.memory is not None
-        rc = p.recompute + (f"({p.recompute_layers})" if p.recompute_layers else "")
-        layout = (f"{p.chips} chips: tp{p.tp} pp{p.pp} dp{p.dp} cp{p.cp} ep{p.ep} v{p.vpp} "
-                  f"mb{p.micro_batch} "
-                  f"z{p.zero} rc={rc}{' sp' if p.sp else ''}{' offload' if p.offload else ''}"
-                  f"{f' hsdp{p.shard_group}' if p.shard_group else ''}")
-        _row(table, str(i), layout, f"{e.tokens_per_s_per_chip:,.1f}", f"{e.mfu:.1%}",
-                      _q(e.step_s, "s"), _q(e.memory.total_bytes, "B"), e.bound)
+        _row(table, str(i), f"{e.plan.chips} chips: {e.plan.label()}",
+             f"{e.tokens_per_s_per_chip:,.1f}", f"{e.mfu:.1%}", _q(e.step_s, "s"),
+             _q(e.memory.total_bytes, "B"), e.bound)
     out.print(table)
     out.print(_t(result.why))
 
@@ -487,8 +460,7 @@ def search_cmd(
 def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
              fmt: FormatOpt = Format.table) -> None:
     """Predict published training runs and report the error of each and overall."""
-    cases = run_validation(read_cases(file), _catalog())
-    summary = summarize_cases(cases)
+    cases, summary = api.validate_runs(_catalog(), file)
     if fmt is Format.json:
         _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases]})
         return
@@ -512,7 +484,7 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
         for col in (key, "n", "failed", "median |error| %", "mean signed %"):
             gt.add_column(col)
         for name, group in sorted(groups.items()):
-            g = summarize_cases(group)
+            g = api.summarize_runs(group)
             _row(gt, name[:50], str(g.n), str(g.failed), _pct(g.median_abs_error_pct),
                  _pct(g.mean_signed_error_pct, "+"))
         out.print(gt)
@@ -587,11 +559,8 @@ def sweep_cmd(
                 _row(table, str(i), s.task.workload.model.name, s.task.hardware,
                               str(s.task.chips), s.status, layout, "-", "-", "-")
                 continue
-            rc = "" if b["recompute"] == "none" else f" rc={b['recompute']}"
-            layout = (f"tp{b['tp']} pp{b['pp']} dp{b['dp']} cp{b['cp']} ep{b['ep']} "
-                      f"v{b['vpp']} mb{b['micro_batch']} z{b['zero']}{rc}")
             _row(table, str(i), s.task.workload.model.name, s.task.hardware,
-                          str(s.task.chips), s.status, layout,
+                          str(s.task.chips), s.status, api.layout_label(b),
                           f"{b['tokens_per_s_per_chip']:,.1f}", f"{b['mfu']:.1%}",
                           _q(b["step_s"], "s"))
         out.print(table)
@@ -629,6 +598,7 @@ def serve(
 
 @app.command()
 @handles_bad_input
+@with_layout_options
 def report(
     model: Annotated[str, typer.Option(help="Model id.")],
     out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
@@ -637,16 +607,12 @@ def report(
     global_batch: Annotated[int, typer.Option()] = 512,
     seq_len: Annotated[int, typer.Option()] = 4096,
     precision: Annotated[str, typer.Option()] = "bf16",
-    tp: Annotated[int, typer.Option()] = 1,
-    pp: Annotated[int, typer.Option()] = 1,
-    cp: Annotated[int, typer.Option()] = 1,
-    vpp: Annotated[int, typer.Option()] = 1,
-    micro_batch: Annotated[int, typer.Option()] = 1,
-    zero: Annotated[int, typer.Option(help="ZeRO stage: 0, 1, 2 or 3.")] = 1,
-    recompute: Recompute = Recompute.none,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     run_search: Annotated[bool, typer.Option(
-        "--search", help="Search the layouts and report the best one.")] = False,
+        "--search", help="Search the layouts and report the best one (instead of the "
+                         "layout flags).")] = False,
+    *,
+    layout: LayoutFlags,
 ) -> None:
     """Write a self-contained HTML report (plots work offline)."""
     from ocplan.reports.html import render_report
@@ -659,19 +625,16 @@ def report(
     search_json = None
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
-        seq_len=seq_len, precision=precision, tp=tp, pp=pp, cp=cp, vpp=vpp,
-        micro_batch=micro_batch, zero=zero, recompute=recompute.value)
+        seq_len=seq_len, precision=precision, **layout)
     if run_search:
         found = api.run_search(cat, _from_flags(
             api.SearchRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
             seq_len=seq_len, precision=req.precision, top_k=10), system, source=FLAGS)
         search_json = found.as_json()
         if found.best is not None:
-            b = found.best.plan
-            req = req.model_copy(update=dict(
-                tp=b.tp, pp=b.pp, cp=b.cp, ep=b.ep, vpp=b.vpp, micro_batch=b.micro_batch,
-                zero=b.zero, recompute=b.recompute, recompute_layers=b.recompute_layers,
-                sequence_parallel=b.sequence_parallel))
+            best = found.best.plan
+            req = req.model_copy(update={f.name: getattr(best, f.name)
+                                         for f in api.REQUEST_LAYOUT})
     result, sysm, workload = api.run_estimate(cat, req, system, FLAGS)
     page = render_report(f"ocplan report: {model} on {sysm.spec.name}", result,
                          api.pipeline_timeline(result, workload), api.topology_report(sysm),

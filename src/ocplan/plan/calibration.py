@@ -5,7 +5,8 @@ The values live in ``calibration.json`` beside this module, written by
 report is ``docs/calibration.md``). A family groups chips of one micro-architecture
 (``hopper`` = H100/H200/H800/H20); which family a chip belongs to is catalog data (the
 accelerator's ``family`` field). A chip without a family, or whose family no published
-run has fitted, gets the ``default`` priors, and its estimates say so.
+run has fitted, gets the ``default`` values, the run-weighted median of the fitted
+families (what a typical chip reaches), and its estimates say so.
 
 Per family:
 
@@ -17,9 +18,12 @@ Global (framework behaviour, not hardware):
 
 - ``tp_overlap``, ``ep_overlap``, ``dp_overlap``: fraction of tensor-parallel,
   expert all-to-all and data-parallel communication hidden behind compute;
-- ``kernel_overhead_s``: fixed cost per kernel launch (launch gap and tail);
-- ``elementwise_h``: HBM traffic of the non-GEMM kernels per token per layer, in units of
-  hidden x 2 bytes (norms, residuals, rotary, bias, dropout; fewer when fused).
+- ``kernel_overhead_s``: fixed cost per kernel of the operator list (the gap between
+  kernels and each kernel's own fixed time; host launch cost where it is not hidden).
+
+- ``memory_efficiency``: achieved bandwidth of the memory-bound kernels (norms,
+  activations, residuals, permutations) relative to streaming copies; their bytes come
+  from the operator list (:mod:`ocplan.workloads.operators`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ class FamilyCalibration:
     attention: float = 0.55
     runs: int = 0
     """Published runs of the family's chips the values were fitted on (0: priors)."""
+    cv_error_pct: float | None = None
+    """Median |error| of those runs predicted by fits that left their publication out
+    (leave-one-source-out cross-validation), %; None where not computed."""
 
     def __post_init__(self) -> None:
         for name in ("gemm", "gemm_8bit", "attention"):
@@ -58,7 +65,7 @@ class Calibration:
     ep_overlap: float = 0.3
     dp_overlap: float = 0.8
     kernel_overhead_s: float = 4e-6
-    elementwise_h: float = 12.0
+    memory_efficiency: float = 1.0
 
     def used_family(self, family: str | None) -> str:
         """The family whose values a chip of ``family`` uses: itself when fitted, else
@@ -78,7 +85,7 @@ class Calibration:
             "ep_overlap": self.ep_overlap,
             "dp_overlap": self.dp_overlap,
             "kernel_overhead_s": self.kernel_overhead_s,
-            "elementwise_h": self.elementwise_h,
+            "memory_efficiency": self.memory_efficiency,
         }
 
     @classmethod
@@ -86,6 +93,7 @@ class Calibration:
         families_raw = data["families"]
         assert isinstance(families_raw, dict)
         families = {k: FamilyCalibration(**v) for k, v in families_raw.items()}
+        # (older files have no cv_error_pct: the field's default applies)
         assert "default" in families
         return cls(
             families=families,
@@ -93,7 +101,7 @@ class Calibration:
             ep_overlap=float(data["ep_overlap"]),  # type: ignore[arg-type]
             dp_overlap=float(data["dp_overlap"]),  # type: ignore[arg-type]
             kernel_overhead_s=float(data["kernel_overhead_s"]),  # type: ignore[arg-type]
-            elementwise_h=float(data.get("elementwise_h", 12.0)),  # type: ignore[arg-type]
+            memory_efficiency=float(data.get("memory_efficiency", 1.0)),  # type: ignore[arg-type]
         )
 
 

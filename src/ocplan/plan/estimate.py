@@ -15,7 +15,7 @@ as an ``AssertionError`` naming the term, chip, model and plan.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ocplan.catalog.system import System
@@ -48,14 +48,17 @@ class TimeBreakdown:
     bubble_s: float
     optimizer_s: float
 
+    def terms(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     @property
     def total_s(self) -> float:
-        return float(sum(asdict(self).values()))
+        return float(sum(self.terms().values()))
 
     def dominant(self) -> str:
         """The largest term other than compute, or ``"compute"`` when compute is over
         half the step."""
-        terms = asdict(self)
+        terms = self.terms()
         if terms["compute_s"] >= 0.5 * self.total_s:
             return "compute"
         terms.pop("compute_s")
@@ -106,6 +109,9 @@ class Estimate:
     """Calibration family used for the chip (``default``: no measured runs fitted it)."""
     calibration_runs: int = 0
     """Published runs that family's values were fitted on (0 for the default priors)."""
+    calibration_cv_error_pct: float | None = None
+    """Median |error| of that family's runs when each was predicted by a fit without its
+    publication (leave one source out), %; None for the default priors."""
 
     def time_to_train_s(self, tokens: float) -> float:
         """Wall time to train on ``tokens`` tokens at this throughput."""
@@ -148,12 +154,7 @@ def estimate(workload: Workload, plan: Plan, system: System,
         check_system(workload, sm, plan.chips)
     except Infeasible as exc:
         return _infeasible(plan, str(exc))
-    r = evaluate(workload, sm, cal, tp=plan.tp, pp=plan.pp, dp=plan.dp, cp=plan.cp,
-                 ep=plan.ep, vpp=plan.vpp, mb=plan.micro_batch, zero=plan.zero,
-                 rc_full=plan.recompute_fraction(workload.model.n_layers),
-                 rc_sel=plan.recompute == "selective",
-                 sp=plan.sp, offload=plan.offload, tp_overlap=plan.tp_overlap,
-                 dp_overlap=plan.dp_overlap, shard=plan.shard_group or 0)
+    r = evaluate(workload, sm, cal, plan.encoded())
     f = {k: float(v) for k, v in r.items()}
     _assert_finite(f, system, workload, plan)
     memory = MemoryBreakdown(f["weights_bytes"], f["grads_bytes"], f["optimizer_bytes"],
@@ -172,7 +173,8 @@ def estimate(workload: Workload, plan: Plan, system: System,
                     f["tokens_per_s_per_chip"] * plan.chips, f["tokens_per_s_per_chip"],
                     f["mfu"], f["hfu"], time, memory, time.dominant(), power,
                     cal.used_family(system.accelerator.family),
-                    cal.for_family(system.accelerator.family).runs)
+                    cal.for_family(system.accelerator.family).runs,
+                    cal.for_family(system.accelerator.family).cv_error_pct)
 
 
 #: Results that must be strictly positive for a layout that runs: a step takes time, and

@@ -1,15 +1,24 @@
-"""A parallel layout: how one training step is split across chips."""
+"""A parallel layout: how one training step is split across chips.
+
+Every layout field is declared here once, with :func:`~ocplan.plan.layout.layout_field`;
+validation, encoding into search columns, the API request, the CLI flags, the web form
+and the label are all derived from the declarations (:data:`LAYOUT_FIELDS`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from ocplan.catalog.fields import MAX_CHIPS, MAX_GLOBAL_BATCH
+import numpy as np
+
+from ocplan.catalog.fields import MAX_CHIPS, MAX_GLOBAL_BATCH, MAX_LAYERS
 from ocplan.errors import Infeasible, Problem, SpecError
+from ocplan.plan.layout import LayoutField, LayoutValue, layout_field, layout_fields
 from ocplan.workloads.workload import Workload
 
-__all__ = ["RECOMPUTE", "Plan"]
+__all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "LayoutField", "Plan"]
 
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
@@ -21,32 +30,71 @@ class Plan:
 
     ``dp`` counts every data-parallel rank (ZeRO/FSDP-sharded ones included), so
     ``chips = tp * pp * dp * cp``; expert parallelism ``ep`` is carved out of the
-    ``dp * cp`` ranks, as in Megatron-Core. ``micro_batch`` is sequences per
-    data-parallel rank per micro-step; ``vpp`` the interleaved chunks per stage.
+    ``tp * dp * cp`` ranks of a stage, as in Megatron-Core. ``micro_batch`` is sequences
+    per data-parallel rank per micro-step; ``vpp`` the interleaved chunks per stage.
+
+    Each attribute is a declared layout field (:class:`~ocplan.plan.layout.LayoutField`
+    in its metadata); :meth:`columns` builds the same class holding numpy arrays of
+    encoded values instead, one element per layout, which is what the engine reads.
     """
 
-    tp: int = 1
-    pp: int = 1
-    dp: int = 1
-    cp: int = 1
-    ep: int = 1
-    vpp: int = 1
-    micro_batch: int = 1
-    zero: int = 1
-    recompute: Recompute = "none"
-    sequence_parallel: bool = True
-    """Megatron sequence parallelism (only meaningful with tp > 1)."""
-    offload: bool = False
-    """Keep saved activations in host memory (MaxText/JAX offload remat policies)."""
-    recompute_layers: int | None = None
-    """With ``recompute="full"``: layers per stage recomputed (None = all of them)."""
-    tp_overlap: bool = True
-    """Overlap tensor-parallel communication with compute (the calibrated share)."""
-    dp_overlap: bool = True
-    """Overlap data-parallel gradient/parameter communication with compute."""
-    shard_group: int | None = None
-    """Hybrid sharding (HSDP): ZeRO shards within groups of this many data-parallel ranks
-    (dp x cp) and replicates across groups; None shards over all of them."""
+    tp: int = layout_field(
+        1, help="Tensor-parallel size: each layer's matrices split over this many chips.",
+        short="tp", low=1, high=MAX_CHIPS, always_label=True)
+    pp: int = layout_field(
+        1, help="Pipeline-parallel size: stages the layers are split into.",
+        short="pp", low=1, high=MAX_CHIPS, always_label=True)
+    dp: int = layout_field(
+        1, help="Data-parallel size (ZeRO-sharded ranks included); a request gives the "
+                "chips instead: dp = chips / (tp x pp x cp).",
+        short="dp", low=1, high=MAX_CHIPS, search="derived", requested=False,
+        always_label=True)
+    cp: int = layout_field(
+        1, help="Context-parallel size: each sequence split over this many chips.",
+        short="cp", low=1, high=MAX_CHIPS, always_label=True)
+    ep: int = layout_field(
+        1, help="Expert-parallel size (mixture of experts), carved out of tp x dp x cp.",
+        short="ep", low=1, high=MAX_CHIPS, always_label=True)
+    etp: int | None = layout_field(
+        None, help="Expert tensor-parallel size: each expert's matrices split over this "
+                   "many chips; default tp (Megatron-Core --expert-tensor-parallel-size).",
+        short="etp", low=1, high=MAX_CHIPS, search="fixed")
+    vpp: int = layout_field(
+        1, help="Interleaved pipeline chunks per stage (virtual pipeline size).",
+        short="vpp", low=1, high=MAX_CHIPS, always_label=True)
+    micro_batch: int = layout_field(
+        1, help="Sequences per data-parallel rank per micro-step.",
+        short="mb", low=1, high=MAX_GLOBAL_BATCH, always_label=True)
+    zero: int = layout_field(
+        1, help="ZeRO stage: 0 none, 1 optimizer states, 2 and gradients, 3 and weights "
+                "sharded over the data-parallel ranks.",
+        short="zero", low=0, high=3, always_label=True)
+    recompute: Recompute = layout_field(
+        "none", help="Activation recompute: none, selective (attention) or full (whole "
+                     "layers).",
+        short="recompute", choices=RECOMPUTE, search_codes=("auto",), always_label=True)
+    sequence_parallel: bool = layout_field(
+        True, help="Megatron sequence parallelism (only meaningful with tp > 1).",
+        short="sp", matters_with="tp")
+    offload: bool = layout_field(
+        False, help="Keep saved activations in host memory (MaxText/JAX offload remat "
+                    "policies).",
+        short="offload")
+    recompute_layers: int | None = layout_field(
+        None, help="With recompute full: layers per stage recomputed (default all).",
+        short="rc_layers", low=1, high=MAX_LAYERS, search="derived")
+    tp_overlap: bool = layout_field(
+        True, help="Overlap tensor-parallel communication with compute (the calibrated "
+                   "share).",
+        short="tp_overlap", matters_with="tp")
+    dp_overlap: bool = layout_field(
+        True, help="Overlap data-parallel gradient/parameter communication with compute.",
+        short="dp_overlap")
+    shard_group: int | None = layout_field(
+        None, help="Hybrid sharding (HSDP): ZeRO shards within groups of this many "
+                   "data-parallel ranks (dp x cp) and replicates across groups; default "
+                   "all of them.",
+        short="hsdp", low=1, high=MAX_CHIPS)
 
     def recompute_fraction(self, n_layers: int) -> float:
         """Fraction of a stage's layers recomputed in full."""
@@ -58,29 +106,13 @@ class Plan:
         return min(1.0, self.recompute_layers / per_stage)
 
     def __post_init__(self) -> None:
+        """Check every field against its declaration; all problems in one SpecError."""
         problems = []
-        for name in ("tp", "pp", "dp", "cp", "ep", "vpp", "micro_batch"):
-            value = getattr(self, name)
-            limit = MAX_GLOBAL_BATCH if name == "micro_batch" else MAX_CHIPS
-            if isinstance(value, bool) or not isinstance(value, int) or not \
-                    1 <= value <= limit:
-                problems.append(Problem("argument", name, f"must be a whole number from 1 to "
-                                                          f"{limit:,}", value))
-        if self.zero not in (0, 1, 2, 3):
-            problems.append(Problem("argument", "zero", "must be 0, 1, 2 or 3", self.zero))
-        if self.shard_group is not None and (
-                isinstance(self.shard_group, bool) or not isinstance(self.shard_group, int)
-                or self.shard_group < 1):
-            problems.append(Problem("argument", "shard_group", "must be a whole number >= 1",
-                                    self.shard_group))
-        if self.recompute_layers is not None and (
-                isinstance(self.recompute_layers, bool)
-                or not isinstance(self.recompute_layers, int) or self.recompute_layers < 0):
-            problems.append(Problem("argument", "recompute_layers", "must be a whole number "
-                                    ">= 0", self.recompute_layers))
-        if self.recompute not in RECOMPUTE:
-            problems.append(Problem("argument", "recompute",
-                                    f"expected one of {', '.join(RECOMPUTE)}", self.recompute))
+        for f in LAYOUT_FIELDS:
+            value = getattr(self, f.name)
+            message = f.problem(value)
+            if message is not None:
+                problems.append(Problem("argument", f.name, message, value))
         if problems:
             raise SpecError(problems)
 
@@ -94,6 +126,63 @@ class Plan:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def label(self) -> str:
+        """The layout in one line, the same in CLI tables, reports, sweeps and the web:
+        the parallel sizes always, other fields when not at their default and not
+        idle (sequence parallelism at tp = 1)
+        (``tp=8, pp=8, dp=16, cp=1, ep=1, vpp=6, mb=1, zero=1, recompute=none``)."""
+        values = {f.name: getattr(self, f.name) for f in LAYOUT_FIELDS}
+        parts = (f.label(values[f.name], values) for f in LAYOUT_FIELDS)
+        return ", ".join(p for p in parts if p is not None)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> Plan:
+        """The plan of the layout fields in ``values`` (other keys are ignored, missing
+        fields take their defaults): a stored search row, a request's fields."""
+        return cls._of({f.name: values[f.name] for f in LAYOUT_FIELDS if f.name in values})
+
+    @classmethod
+    def _of(cls, values: Mapping[str, object]) -> Plan:
+        # The values' types are checked by __post_init__ against the declarations.
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def columns(cls, **arrays: object) -> Plan:
+        """A plan whose fields are numpy arrays of *encoded* values, one element per layout:
+        what :func:`ocplan.plan.engine.evaluate` reads. Not validated (the search builds
+        the arrays from validated axes). Encoding (:meth:`LayoutField.encode`): numbers
+        and flags as they are, a choice as its index in its declared choices, an
+        optional number with 0 for None. Fields not given take their encoded defaults."""
+        unknown = set(arrays) - set(LAYOUT)
+        assert not unknown, f"unknown layout fields {sorted(unknown)}"
+        plan = object.__new__(cls)
+        for f in LAYOUT_FIELDS:
+            value = arrays[f.name] if f.name in arrays else f.encode(f.default)
+            object.__setattr__(plan, f.name, np.asarray(value))
+        return plan
+
+    def encoded(self) -> Plan:
+        """This plan as :meth:`columns` (0-d arrays of encoded values)."""
+        return Plan.columns(**{f.name: f.encode(getattr(self, f.name)) for f in LAYOUT_FIELDS})
+
+    def as_columns(self) -> dict[str, np.ndarray]:
+        """The arrays of a :meth:`columns` plan by field name (for :meth:`decode_row`)."""
+        return {f.name: np.asarray(getattr(self, f.name)) for f in LAYOUT_FIELDS}
+
+    @classmethod
+    def decode_row(cls, columns: Mapping[str, np.ndarray], i: int) -> Plan:
+        """Layout ``i`` of encoded ``columns`` (named as the fields; 0-d arrays apply to
+        every row; fields not given take their defaults) as a validated plan: the
+        inverse of :meth:`columns`."""
+        unknown = set(columns) - set(LAYOUT)
+        assert not unknown, f"unknown layout fields {sorted(unknown)}"
+        values: dict[str, LayoutValue] = {}
+        for f in LAYOUT_FIELDS:
+            if f.name in columns:
+                column = np.asarray(columns[f.name])
+                values[f.name] = f.decode(int(column if column.ndim == 0 else column[i]))
+        return cls._of(values)
 
     def micro_batches(self, workload: Workload) -> int:
         """Micro-batches per step per pipeline: ``global_batch / (dp * micro_batch)``."""
@@ -126,6 +215,11 @@ class Plan:
                 raise Infeasible("divisibility", f"ep = {self.ep} does not divide the "
                                                  f"tp x dp x cp = {self.dp * self.cp * self.tp}"
                                                  " ranks of a stage")
+            if self.etp is not None and (self.dp * self.cp * self.tp) % (self.ep * self.etp):
+                raise Infeasible("divisibility", f"ep x etp = {self.ep * self.etp} does not "
+                                                 "divide the tp x dp x cp = "
+                                                 f"{self.dp * self.cp * self.tp} ranks of a "
+                                                 "stage")
         elif self.ep != 1:
             raise Infeasible("divisibility", "ep > 1 needs a mixture-of-experts model")
         if self.shard_group is not None and (self.dp * self.cp) % self.shard_group:
@@ -133,3 +227,16 @@ class Plan:
                                              f"dp x cp = {self.dp * self.cp}")
         if self.vpp > 1 and self.pp == 1:
             raise Infeasible("divisibility", "vpp > 1 needs pp > 1")
+
+
+#: Every layout field, in declaration order: what requests, flags, forms, labels and the
+#: search are generated from.
+LAYOUT_FIELDS: tuple[LayoutField, ...] = layout_fields(Plan)
+#: The layout fields by name.
+LAYOUT: dict[str, LayoutField] = {f.name: f for f in LAYOUT_FIELDS}
+assert all(f.matters_with in LAYOUT for f in LAYOUT_FIELDS if f.matters_with), "unknown field"
+#: The search-only recompute code "auto" (after the choices): the fewest layers per
+#: stage recomputed in full that make the layout fit (Megatron --recompute-num-layers);
+#: the search turns it into ``recompute="full"`` with ``recompute_layers`` before any
+#: plan is built.
+RECOMPUTE_AUTO = LAYOUT["recompute"].code("auto")

@@ -33,7 +33,7 @@ from ocplan.errors import Infeasible, SpecError
 from ocplan.plan.calibration import Calibration, load_calibration
 from ocplan.plan.engine import check_system, evaluate, system_model
 from ocplan.plan.estimate import Estimate, estimate
-from ocplan.plan.plan import Plan
+from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
 from ocplan.plan.space import Columns, SearchSpace, training_space
 from ocplan.topology.power import power_budget
 from ocplan.workloads.workload import Workload
@@ -46,7 +46,7 @@ OBJECTIVES: tuple[str, ...] = ("throughput", "time", "cost", "energy")
 CHUNK = 50_000
 #: Most layouts one search evaluates, over all its chip counts. Each costs about 115
 #: bytes for the whole search (its columns in narrow integer types, step time, memory,
-#: recompute fraction, fit flag, then score, order and index when ranking; measured: the
+#: recompute layers, fit flag, then score, order and index when ranking; measured: the
 #: largest validation search, Qwen3-235B on 256 chips, evaluates 5.05 million layouts at a
 #: tracemalloc peak of 0.55 GiB), so 8 million keeps a search under ~1 GiB with margin
 #: over the largest in use.
@@ -57,7 +57,8 @@ TIE_FRACTION = 0.0005
 #: Tokens assumed for time/energy/cost objectives when none are given (1 trillion).
 DEFAULT_TRAIN_TOKENS = 1e12
 
-_RECOMPUTE_NAMES = {0: "none", 1: "selective", 2: "full", 3: "full"}
+_NONE = LAYOUT["recompute"].code("none")
+_FULL = LAYOUT["recompute"].code("full")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class SearchResult:
         def row(e: Estimate) -> dict[str, Any]:
             assert e.memory is not None
             return e.plan.as_dict() | {
+                "layout": e.plan.label(),
                 "tokens_per_s_per_chip": e.tokens_per_s_per_chip, "mfu": e.mfu,
                 "step_s": e.step_s, "memory_bytes_per_chip": e.memory.total_bytes,
                 "bound": e.bound, "time": asdict(e.time) if e.time else None}
@@ -120,40 +122,39 @@ def pareto_front(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(front, dtype=np.int64)
 
 
-def _eval_columns(wl: Workload, system: System, cal: Calibration, c: Columns,
-                  rc_full: np.ndarray) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = evaluate(
-        wl, system_model(system), cal, tp=c["tp"], pp=c["pp"], dp=c["dp"], cp=c["cp"],
-        ep=c["ep"], vpp=c["vpp"], mb=c["mb"], zero=c["zero"], rc_full=rc_full,
-        rc_sel=c["recompute"] == 1, sp=c["sp"] == 1, offload=c["offload"] == 1,
-        tp_overlap=c["tp_overlap"] == 1, dp_overlap=c["dp_overlap"] == 1,
-        shard=np.where(c["shard"] == 1, c["shard_group"], 0))
+def _eval_columns(wl: Workload, system: System, cal: Calibration,
+                  lay: Plan) -> dict[str, np.ndarray]:
+    """Every step term of the layouts of ``lay``, a :meth:`~ocplan.plan.plan.Plan.columns`
+    plan (the search's candidate columns are named and encoded as its fields)."""
+    out: dict[str, np.ndarray] = dict(evaluate(wl, system_model(system), cal, lay).items())
     return out
 
 
 def _auto_recompute(wl: Workload, system: System, cal: Calibration, c: Columns,
                     base: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fraction of layers to recompute for the ``auto`` rows, which rows are kept, and
-    which are duplicates: auto equal to none (fits without recompute) or to full (needs
-    every layer recomputed). Auto not fitting even with full recompute is dropped."""
-    auto = c["recompute"] == 3
-    frac = np.zeros(len(auto))
+    """Layers per stage to recompute in full for the ``auto`` rows (0 for the others),
+    which rows are kept, and which are duplicates: auto equal to none (fits without
+    recompute) or to full (needs every layer recomputed). Auto not fitting even with
+    full recompute is dropped. ``base`` holds the rows evaluated with auto as none."""
+    auto = c["recompute"] == RECOMPUTE_AUTO
+    layers_kept = np.zeros(len(auto), dtype=np.int16)  # at most MAX_LAYERS
     keep = ~auto
     dup = np.zeros(len(auto), dtype=bool)
     if not auto.any():
-        return frac, keep, dup
+        return layers_kept, keep, dup
     sub = {k: v[auto] for k, v in c.items()}
-    full = _eval_columns(wl, system, cal, sub, np.ones(len(sub["tp"])))
+    full = _eval_columns(wl, system, cal, Plan.columns(**(sub | {"recompute": _FULL})))
     cap = base["capacity_bytes"][auto]
     m0, m1 = base["memory_bytes"][auto], full["memory_bytes"]
     per_stage = np.ceil(wl.model.n_layers / sub["pp"])
     saved = np.maximum((m0 - m1) / per_stage, 1.0)
     layers = np.clip(np.ceil((m0 - cap) / saved), 1, per_stage)
-    frac[auto] = layers / per_stage
     fits0, fits1 = m0 <= cap, m1 <= cap
-    keep[auto] = ~fits0 & fits1 & (layers < per_stage)
+    kept = ~fits0 & fits1 & (layers < per_stage)
+    keep[auto] = kept
     dup[auto] = fits0 | (fits1 & (layers >= per_stage))
-    return frac, keep, dup
+    layers_kept[auto] = np.where(kept, layers, 0)
+    return layers_kept, keep, dup
 
 
 def _replace_rows(values: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -163,29 +164,16 @@ def _replace_rows(values: np.ndarray, rows: np.ndarray, new: np.ndarray) -> np.n
     return out
 
 
-def _plan_of(c: Columns, i: int, frac: float, n_layers: int) -> Plan:
-    rc = int(c["recompute"][i])
-    per_stage = -(-n_layers // int(c["pp"][i]))
-    layers = round(frac * per_stage) if rc == 3 else None
-    return Plan(tp=int(c["tp"][i]), pp=int(c["pp"][i]), dp=int(c["dp"][i]),
-                cp=int(c["cp"][i]), ep=int(c["ep"][i]), vpp=int(c["vpp"][i]),
-                micro_batch=int(c["mb"][i]), zero=int(c["zero"][i]),
-                recompute=_RECOMPUTE_NAMES[rc],  # type: ignore[arg-type]
-                sequence_parallel=bool(c["sp"][i]), offload=bool(c["offload"][i]),
-                recompute_layers=layers, tp_overlap=bool(c["tp_overlap"][i]),
-                dp_overlap=bool(c["dp_overlap"][i]),
-                shard_group=int(c["shard_group"][i]) if c["shard"][i] == 1 else None)
-
-
 @dataclass(frozen=True)
 class _Evaluated:
-    """The evaluated space of one chip count."""
+    """The evaluated space of one chip count. ``cols`` are the candidates with the
+    ``auto`` rows that fit turned into full recompute of ``recompute_layers`` layers, so
+    that :meth:`~ocplan.plan.plan.Plan.decode_row` gives each layout that fits."""
 
     chips: int
     cols: Columns
     step: np.ndarray
     mem: np.ndarray
-    frac: np.ndarray
     fits: np.ndarray
     pruned: dict[str, int]
     size: int
@@ -217,21 +205,24 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
                             "counts make it smaller")
     step = np.full(n, np.inf)
     mem = np.full(n, np.inf)
-    frac_all = np.zeros(n)
+    rc_layers = np.zeros(n, dtype=np.int16)
     fits = np.zeros(n, dtype=bool)
     for start in range(0, n, CHUNK):
         sl = slice(start, min(n, start + CHUNK))
         c = {k: v[sl] for k, v in cols.items()}
-        base_rc = (c["recompute"] == 2).astype(float)
-        base = _eval_columns(workload, system, cal, c, base_rc)
+        # auto rows are first evaluated without recompute, to size what they must save
+        auto_as_none = np.where(c["recompute"] == RECOMPUTE_AUTO, _NONE, c["recompute"])
+        base = _eval_columns(workload, system, cal, Plan.columns(**(c | {
+            "recompute": auto_as_none})))
         # auto rows equal to the none or full rows are duplicates (see _auto_recompute).
-        frac, keep, dup = _auto_recompute(workload, system, cal, c, base)
-        auto = keep & (c["recompute"] == 3)
-        if auto.any():
-            redo = _eval_columns(workload, system, cal, {k: v[auto] for k, v in c.items()},
-                                 frac[auto])
-            base = {k: _replace_rows(v, auto, redo[k]) for k, v in base.items()}
-        frac_all[sl] = np.where(auto, frac, base_rc)
+        layers, keep, dup = _auto_recompute(workload, system, cal, c, base)
+        redo = layers > 0
+        if redo.any():
+            again = _eval_columns(workload, system, cal, Plan.columns(**(
+                {k: v[redo] for k, v in c.items()}
+                | {"recompute": _FULL, "recompute_layers": layers[redo]})))
+            base = {k: _replace_rows(v, redo, again[k]) for k, v in base.items()}
+        rc_layers[sl] = layers
         usable = base["capacity_bytes"] * (1.0 - memory_headroom)
         ok = keep & (base["memory_bytes"] <= usable)
         step[sl] = np.where(ok, base["step_s"], np.inf)
@@ -244,7 +235,11 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
         pruned["memory"] = pruned.get("memory", 0) + int((~ok & ~dup).sum())
         if progress is not None:
             progress(sl.stop, n)
-    return _Evaluated(chips, cols, step, mem, frac_all, fits, pruned, space.size)
+    # The auto rows kept are full recompute of so many layers; the others never fit.
+    cols["recompute"] = np.where(rc_layers > 0, _FULL, cols["recompute"]).astype(
+        cols["recompute"].dtype)
+    cols["recompute_layers"] = rc_layers
+    return _Evaluated(chips, cols, step, mem, fits, pruned, space.size)
 
 
 def search(workload: Workload, system: System, chips: int, *,
@@ -290,7 +285,6 @@ def search(workload: Workload, system: System, chips: int, *,
                                                     f"{system.num_chips} chips", count)
     t0 = time.perf_counter()
     cal = calibration or load_calibration()
-    m = workload.model
     tokens = train_tokens or DEFAULT_TRAIN_TOKENS
     it_W = power_budget(system).it_W
     parts: list[_Evaluated] = []
@@ -347,7 +341,7 @@ def search(workload: Workload, system: System, chips: int, *,
     for o in order:
         ev, i = parts[int(which[o])], int(index[o])
         assert ev.fits[i]
-        e = estimate(workload, _plan_of(ev.cols, i, ev.frac[i], m.n_layers), system, cal)
+        e = estimate(workload, Plan.decode_row(ev.cols, i), system, cal)
         assert e.feasible, f"a searched layout failed its scalar estimate: {e.plan}: {e.reason}"
         assert math.isclose(e.step_s, ev.step[i], rel_tol=1e-9), (
             f"scalar and vectorized disagree on {e.plan}: {e.step_s} s against {ev.step[i]} s")
@@ -380,10 +374,8 @@ def _why(top: tuple[Estimate, ...], refused: Sequence[str] = ()) -> str:
     big = sorted(terms.items(), key=lambda kv: -kv[1])[:3]
     parts = ", ".join(f"{k.removesuffix('_s')} {v / total:.0%}" for k, v in big if v > 0)
     p = best.plan
-    text = (f"The best layout (tp={p.tp}, pp={p.pp}, dp={p.dp}, cp={p.cp}, ep={p.ep}, "
-            f"vpp={p.vpp}, micro-batch {p.micro_batch}, ZeRO-{p.zero}, recompute "
-            f"{p.recompute}) reaches {best.tokens_per_s_per_chip:,.1f} tokens/s per chip at "
-            f"{best.mfu:.1%} MFU; its step is {parts}.")
+    text = (f"The best layout ({p.label()}) reaches {best.tokens_per_s_per_chip:,.1f} "
+            f"tokens/s per chip at {best.mfu:.1%} MFU; its step is {parts}.")
     if len(top) > 1:
         runner = top[1]
         assert runner.time is not None

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ocplan.errors import SpecError
+from ocplan.plan.layout import LayoutField
+from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS
 
 __all__ = ["MAX_SPACE_ROWS", "Axis", "Columns", "Constraint", "SearchSpace", "training_space"]
 
@@ -48,8 +50,16 @@ MAX_SPACE_ROWS = 24_000_000
 
 @dataclass(frozen=True)
 class Axis:
+    """One layout field's values (encoded, :meth:`~ocplan.plan.plan.Plan.columns`).
+
+    With ``resolve``, ``values`` are options whose value depends on earlier axes: once
+    the axis is added, ``resolve(columns)`` turns each row's option into its value (the
+    hybrid-sharding group is off or the data-parallel ranks of one scale-up domain, so
+    it has two options but many values). The space's size counts the options."""
+
     name: str
     values: tuple[int, ...]
+    resolve: Callable[[Columns], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,8 @@ class SearchSpace:
             remaining //= len(values)
             grown = _Grown(cols, len(values), {axis.name: np.tile(values, n)})
             wide = _Wide(grown)
+            if axis.resolve is not None:
+                grown[axis.name] = _narrow(axis.resolve(wide))
             for name, fn in self.derived.items():
                 if name not in cols:
                     with contextlib.suppress(KeyError):  # inputs not all present yet
@@ -205,9 +217,25 @@ def _divisors(n: int, limit: int | None = None) -> tuple[int, ...]:
     return tuple(d for d in range(1, top + 1) if n % d == 0)
 
 
-#: Recompute axis codes: 0 none, 1 selective, 2 full, 3 auto (the fewest layers per
-#: stage recomputed in full that make the layout fit; Megatron --recompute-num-layers).
-RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2, "auto": 3}
+#: A number field whose declared range is at most this long is an axis of every value
+#: without a rule of its own (the ZeRO stages).
+_LISTED_AXIS = 16
+
+
+def _declared_values(f: LayoutField) -> tuple[int, ...]:
+    """The axis of a field without a value rule: every code of a flag or a choice
+    (search codes included), every value of a short number range (the ZeRO stages)."""
+    if f.kind in ("bool", "choice"):
+        return f.codes
+    assert f.kind == "int", f"layout field {f.name}: an axis needs a value rule"
+    assert f.low is not None, f.name
+    assert f.high is not None, f.name
+    assert f.high - f.low < _LISTED_AXIS, f"layout field {f.name}: an axis needs a value rule"
+    return tuple(range(f.low, f.high + 1))
+
+
+_NONE = LAYOUT["recompute"].code("none")
+_SELECTIVE = LAYOUT["recompute"].code("selective")
 
 
 def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
@@ -216,32 +244,18 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    offload: bool = False, name: str = "search space") -> SearchSpace:
     """The layout space of one training job on ``chips`` chips.
 
-    Axes: tp, pp, cp, ep, vpp, micro-batch, ZeRO stage, recompute, sequence parallelism,
-    TP and DP communication overlap, hybrid sharding within a scale-up domain, and
-    (``offload``) host activation offload.
+    One axis per layout field the declarations mark ``search="axis"``
+    (:data:`~ocplan.plan.plan.LAYOUT_FIELDS`), in their order, named as the field and
+    holding encoded values: tp, pp, cp, ep, vpp, micro-batch, ZeRO stage, recompute
+    (with the search code "auto", :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
+    parallelism, host activation offload (only with ``offload``), TP and DP
+    communication overlap, hybrid sharding within a scale-up domain. ``dp`` is derived;
+    fields marked ``fixed`` stay at their defaults.
     Constraints mirror :meth:`ocplan.plan.plan.Plan.check`, plus TP inside the scale-up
     domain and duplicates (options that change nothing) removed. ``name`` says what the
     space is of in the size guard's message (see :meth:`SearchSpace.candidates`).
     """
     tp_limit = min(domain, max_tp or domain)
-    axes = (
-        Axis("tp", _divisors(chips, tp_limit)),
-        Axis("pp", _divisors(chips, n_layers)),
-        Axis("cp", _divisors(chips, max_cp)),
-        Axis("ep", _divisors(experts, chips) if experts else (1,)),
-        # Every interleave depth whose chunks hold at least one layer each (the "layers"
-        # constraint): stages may be uneven, as in Plan.check, so vpp need not divide the
-        # layers per stage (published runs use e.g. 94 layers at pp=4, vpp=12).
-        Axis("vpp", tuple(range(1, n_layers + 1))),
-        Axis("mb", _divisors(global_batch)),
-        Axis("zero", (0, 1, 2, 3)),
-        Axis("recompute", tuple(RECOMPUTE_CODES.values())),
-        Axis("sp", (0, 1)),
-        Axis("offload", (0, 1) if offload else (0,)),
-        Axis("tp_overlap", (0, 1)),
-        Axis("dp_overlap", (0, 1)),
-        Axis("shard", (0, 1)),
-    )
 
     def dp(c: Columns) -> np.ndarray:
         ranks: np.ndarray = chips // (c["tp"] * c["pp"] * c["cp"])
@@ -253,10 +267,32 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                                      tp % n_kv_heads == 0)
         return split
 
-    def shard_group(c: Columns) -> np.ndarray:
+    def domain_group(c: Columns) -> np.ndarray:
         """Hybrid sharding group: the data-parallel ranks of one scale-up domain."""
         group: np.ndarray = np.minimum(dp(c) * c["cp"], np.maximum(1, domain // c["tp"]))
         return group
+
+    # The value rule of each axis field that is not every code of its kind; keyed by
+    # the Plan field.
+    rules: dict[str, tuple[int, ...]] = {
+        "tp": _divisors(chips, tp_limit),
+        "pp": _divisors(chips, n_layers),
+        "cp": _divisors(chips, max_cp),
+        "ep": _divisors(experts, chips) if experts else (1,),
+        # Every interleave depth whose chunks hold at least one layer each (the "layers"
+        # constraint): stages may be uneven, as in Plan.check, so vpp need not divide the
+        # layers per stage (published runs use e.g. 94 layers at pp=4, vpp=12).
+        "vpp": tuple(range(1, n_layers + 1)),
+        "micro_batch": _divisors(global_batch),
+        "offload": (0, 1) if offload else (0,),
+        # Options: 0 off (None), 1 the domain group (resolved below).
+        "shard_group": (0, 1),
+    }
+    resolve = {"shard_group": lambda c: np.where(c["shard_group"] == 1, domain_group(c), 0)}
+    fields = [f for f in LAYOUT_FIELDS if f.search == "axis"]
+    assert set(rules) | set(resolve) <= {f.name for f in fields}, "rule for no axis"
+    axes = tuple(Axis(f.name, rules[f.name] if f.name in rules else _declared_values(f),
+                      resolve.get(f.name)) for f in fields)
 
     constraints = (
         Constraint("chips", ("tp", "pp", "cp"),
@@ -268,13 +304,14 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    lambda c: (c["ep"] == 1) | ((dp(c) * c["cp"] * c["tp"]) % c["ep"] == 0)),
         Constraint("layers", ("pp", "vpp"), lambda c: (c["pp"] * c["vpp"] <= n_layers)
                    & ((c["vpp"] == 1) | (c["pp"] > 1))),
-        Constraint("batch", ("mb", "tp", "pp", "cp"),
-                   lambda c: global_batch % (dp(c) * c["mb"]) == 0),
+        Constraint("batch", ("micro_batch", "tp", "pp", "cp"),
+                   lambda c: global_batch % (dp(c) * c["micro_batch"]) == 0),
         Constraint("duplicate", ("zero", "tp", "pp", "cp"),
                    lambda c: (c["zero"] == 0) | (dp(c) * c["cp"] > 1)),
-        Constraint("duplicate", ("sp", "tp"), lambda c: (c["sp"] == 0) | (c["tp"] > 1)),
+        Constraint("duplicate", ("sequence_parallel", "tp"),
+                   lambda c: (c["sequence_parallel"] == 0) | (c["tp"] > 1)),
         Constraint("duplicate", ("offload", "recompute"),
-                   lambda c: (c["offload"] == 0) | (c["recompute"] == 0)),
+                   lambda c: (c["offload"] == 0) | (c["recompute"] == _NONE)),
         Constraint("duplicate", ("tp_overlap", "tp"),
                    lambda c: (c["tp_overlap"] == 1) | (c["tp"] > 1)),
         Constraint("duplicate", ("dp_overlap", "tp", "pp", "cp"),
@@ -284,13 +321,14 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         # flash attention selective recompute saves no memory but costs time.
         Constraint("dominated", ("tp_overlap", "dp_overlap"),
                    lambda c: (c["tp_overlap"] == 1) & (c["dp_overlap"] == 1)),
-        Constraint("dominated", ("recompute",), lambda c: c["recompute"] != 1),
-        # Hybrid sharding (shard = 1): only with ZeRO, only when the domain group is
+        Constraint("dominated", ("recompute",), lambda c: c["recompute"] != _SELECTIVE),
+        # Hybrid sharding (a group, not 0): only with ZeRO, only when the domain group is
         # smaller than all data-parallel ranks, and only when it divides them.
-        Constraint("duplicate", ("shard", "zero", "tp", "pp", "cp"),
-                   lambda c: (c["shard"] == 0) | ((c["zero"] >= 1)
-                                                  & (shard_group(c) < dp(c) * c["cp"]))),
-        Constraint("divisibility", ("shard", "tp", "pp", "cp"),
-                   lambda c: (c["shard"] == 0) | ((dp(c) * c["cp"]) % shard_group(c) == 0)),
+        Constraint("duplicate", ("shard_group", "zero", "tp", "pp", "cp"),
+                   lambda c: (c["shard_group"] == 0)
+                   | ((c["zero"] >= 1) & (c["shard_group"] < dp(c) * c["cp"]))),
+        Constraint("divisibility", ("shard_group", "tp", "pp", "cp"),
+                   lambda c: (c["shard_group"] == 0)
+                   | ((dp(c) * c["cp"]) % np.maximum(c["shard_group"], 1) == 0)),
     )
-    return SearchSpace(axes, constraints, {"dp": dp, "shard_group": shard_group}, name)
+    return SearchSpace(axes, constraints, {"dp": dp}, name)

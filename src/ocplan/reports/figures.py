@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ocplan.plan.estimate import Estimate
+from ocplan.plan.plan import Plan
 
 __all__ = ["breakdown_figure", "cluster_figure", "memory_figure", "pareto_figure",
            "timeline_figure", "topology_figure"]
@@ -87,8 +88,7 @@ def pareto_figure(search_json: dict[str, Any]) -> Figure:
     data = [
         {"type": "scatter", "mode": "markers", "name": "top layouts",
          "x": [t["memory_bytes_per_chip"] / 1e9 for t in top], "y": [t["step_s"] for t in top],
-         "text": [f"tp{t['tp']} pp{t['pp']} dp{t['dp']} cp{t['cp']} mb{t['micro_batch']}"
-                  for t in top]},
+         "text": [Plan.from_mapping(t).label() for t in top]},
         {"type": "scatter", "mode": "lines+markers", "name": "Pareto front",
          "x": [p["memory_bytes_per_chip"] / 1e9 for p in front],
          "y": [p["step_s"] for p in front]},

@@ -54,9 +54,7 @@ def render_report(title: str, result: Estimate, timeline: list[dict[str, Any]],
     """The report page as one string (write it to a file)."""
     figures: dict[str, Any] = {}
     rows: list[tuple[str, str]] = []
-    p = result.plan
-    rows.append(("layout", f"tp={p.tp} pp={p.pp} dp={p.dp} cp={p.cp} ep={p.ep} vpp={p.vpp} "
-                           f"micro-batch={p.micro_batch} ZeRO-{p.zero} recompute={p.recompute}"))
+    rows.append(("layout", result.plan.label()))
     if result.feasible:
         rows += [("step time", f"{result.step_s:.4g} s"),
                  ("tokens/s per chip", f"{result.tokens_per_s_per_chip:,.1f}"),

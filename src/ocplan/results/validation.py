@@ -98,11 +98,80 @@ def _int(row: dict[str, str], key: str, default: int | None = None, minimum: int
     return value
 
 
+#: DeepSeek-V2/V3 multi-head latent attention (DeepSeek-V2 paper, arXiv:2405.04434
+#: §2.1 and Appendix; DeepSeek-V3 config.json): query/KV LoRA ranks, no-RoPE and RoPE
+#: query/key widths, value width. The set's MLA rows keep ``n_kv_heads = n_heads`` and
+#: name the ranks in ``measured_from``; these fill what a row's notes leave out.
+DEEPSEEK_MLA = {"q": 1536, "kv": 512, "nope": 128, "rope": 64, "v": 128}
+#: GPT-OSS alternates full attention with 128-token sliding-window layers (OpenAI,
+#: "gpt-oss-120b & gpt-oss-20b Model Card", 2025, §2.1); the set's columns cannot
+#: express it (README), its notes say it.
+GPT_OSS_WINDOW = 128
+#: Most loaded expert / mean under a real router trained with an auxiliary balancing
+#: loss: a maximal violation ("MaxVio") of about 0.7 (Wang et al., "Auxiliary-Loss-Free
+#: Load Balancing Strategy for Mixture-of-Experts", arXiv:2408.15664, Table 1,
+#: loss-controlled baseline). Force-balanced benchmarks route at 1.0.
+REAL_ROUTER_IMBALANCE = 1.7
+
+
+def _notes(row: dict[str, str]) -> str:
+    return row.get("measured_from") or ""
+
+
+def _mla(notes: str) -> dict[str, int]:
+    """MLA fields named in a row's notes (DeepSeek's values for those not named), or none
+    when the notes do not say MLA."""
+    if not re.search(r"\bMLA\b|kv_lora", notes):
+        return {}
+    kv = re.search(r"kv_lora(?:_rank)?\s+(\d+)", notes)
+    q = re.search(r"(?<!k)q_lora(?:_rank)?\s+(\d+)", notes)
+    no_q = re.search(r"without q-lora", notes)
+    return {"mla_q_rank": 0 if no_q else int(q.group(1)) if q else DEEPSEEK_MLA["q"],
+            "mla_kv_rank": int(kv.group(1)) if kv else DEEPSEEK_MLA["kv"],
+            "mla_nope_dim": DEEPSEEK_MLA["nope"], "mla_rope_dim": DEEPSEEK_MLA["rope"],
+            "mla_v_dim": DEEPSEEK_MLA["v"]}
+
+
+def _window(row: dict[str, str]) -> dict[str, int]:
+    """Alternating sliding-window attention named in the notes (GPT-OSS)."""
+    notes = _notes(row)
+    m = re.search(r"(\d+)-token sliding-window", notes)
+    if m:
+        return {"sliding_window": int(m.group(1)), "full_attention_every": 2}
+    if "gpt-oss" in row["model"].lower() and "sliding-window" in notes:
+        return {"sliding_window": GPT_OSS_WINDOW, "full_attention_every": 2}
+    return {}
+
+
+def moe_routing(row: dict[str, str]) -> tuple[float | None, float]:
+    """(capacity factor, routing imbalance) of a MoE row: the capacity factor its notes
+    name (else dropless), and :data:`REAL_ROUTER_IMBALANCE` for the rows the README says
+    train with the real router (MindSpeed-LLM's Ascend rows, or notes saying "real
+    routing"), else 1.0 (force-balanced or synthetic routing)."""
+    notes = _notes(row)
+    cf = re.search(r"capacity[_ -]factor\s+(\d+(?:\.\d+)?)", notes)
+    real = "real rout" in notes or "MindSpeed" in (row.get("source") or "")
+    experts = _int(row, "moe_num_experts", 0)
+    return (float(cf.group(1)) if cf and experts else None,
+            REAL_ROUTER_IMBALANCE if real and experts else 1.0)
+
+
+def optimizer_states(row: dict[str, str]) -> str:
+    """Adam state recipe of a row: ``bf16`` for MaxText's DeepSeek-V3 runs, whose
+    ``deepseek3-671b`` configuration sets ``weight_dtype: bfloat16`` (moments inherit it
+    and there is no fp32 master; AMD-AGI/maxtext-slurm ``configs/deepseek3-671b.gpu.yml``,
+    MaxText ``base.yml``), else the fp32 master + moments of mixed precision."""
+    model = row["model"]
+    return "bf16" if "MaxText" in model and "DeepSeek" in model else "fp32"
+
+
 def shape_from_row(row: dict[str, str]) -> ModelShape:
-    """The model shape of a validation row (MLA rows keep the row's head columns)."""
+    """The model shape of a validation row, with the MLA and sliding-window fields its
+    notes name (the columns cannot carry them)."""
     hidden, heads = _int(row, "hidden_size", minimum=1), _int(row, "n_heads", minimum=1)
     experts = _int(row, "moe_num_experts", 0)
-    return ModelShape(
+    extra: dict[str, Any] = {**_mla(_notes(row)), **_window(row)}  # ints, by name
+    return replace(ModelShape(
         name=row["model"],
         n_layers=_int(row, "n_layers"),
         hidden=hidden,
@@ -119,7 +188,7 @@ def shape_from_row(row: dict[str, str]) -> ModelShape:
         moe_layer_freq=_int(row, "moe_layer_freq", 1),
         moe_first_dense=_int(row, "moe_first_dense_layers", 0),
         dropout=row["mlp"].strip() == "gelu",
-    )
+    ), **extra)
 
 
 def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
@@ -220,8 +289,11 @@ class Prepared:
 
 def prepare_row(row: dict[str, str], catalog: Catalog) -> Prepared:
     shape = shape_from_row(row)
+    cf, imbalance = moe_routing(row)
     workload = Workload(shape, _int(row, "seq_len"), _int(row, "global_batch"),
-                        row["precision"].strip())
+                        row["precision"].strip(), optimizer_states=optimizer_states(row),
+                        moe_capacity_factor=cf,
+                        moe_imbalance=imbalance)
     plan = plan_from_row(row, shape)
     system = system_from_row(row, catalog)
     if "hybrid" in (row.get("measured_from") or ""):

@@ -223,6 +223,12 @@ def create_app(db_url: str | None = None, token: str | None = None,
 
     # ---- estimate and search ---------------------------------------------------------
 
+    @app.get("/api/layout")
+    def layout_fields() -> list[dict[str, object]]:
+        """The layout fields an estimate request takes (name, kind, default, bounds,
+        choices, help): the workbench builds its layout form from them."""
+        return api.layout_fields()
+
     @app.post("/api/estimate")
     async def estimate(request: Request) -> Response:
         return _computed(await pool.run(workers.estimate_task,

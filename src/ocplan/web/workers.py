@@ -165,6 +165,7 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
                        "memory": figures_.memory_figure(result),
                        "timeline": figures_.timeline_figure(timeline)}
         out: dict[str, Any] = result.as_dict() | {"system": system.spec.name,
+                                                  "layout": result.plan.label(),
                                                   "timeline": timeline, "figures": figures}
         return out
     return _answer(compute)

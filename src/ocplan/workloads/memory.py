@@ -130,15 +130,17 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
     return tokens * per_token
 
 
-def model_state_bytes(params: Num, zero_stage: Num, dp: Num) -> tuple[Num, Num, Num]:
+def model_state_bytes(params: Num, zero_stage: Num, dp: Num,
+                      optimizer_bytes: float = OPTIMIZER_BYTES) -> tuple[Num, Num, Num]:
     """(parameter, gradient, optimizer) bytes per chip for ``params`` parameters held by
     a data-parallel group of ``dp`` ranks under ZeRO ``zero_stage`` (ZeRO paper Fig. 1):
 
     stage 0: ``2P, 2P, 12P``; 1: ``2P, 2P, 12P/N_d``; 2: ``2P, 2P/N_d, 12P/N_d``;
-    3: ``2P/N_d, 2P/N_d, 12P/N_d``.
+    3: ``2P/N_d, 2P/N_d, 12P/N_d``. ``optimizer_bytes`` replaces K = 12 for recipes
+    that keep less state (bf16 moments without an fp32 master: 4).
     """
     z = np.asarray(zero_stage)
     params_b = np.where(z >= 3, PARAM_BYTES * params / dp, PARAM_BYTES * params)
     grads_b = np.where(z >= 2, GRAD_BYTES * params / dp, GRAD_BYTES * params)
-    optim_b = np.where(z >= 1, OPTIMIZER_BYTES * params / dp, OPTIMIZER_BYTES * params)
+    optim_b = np.where(z >= 1, optimizer_bytes * params / dp, optimizer_bytes * params)
     return params_b, grads_b, optim_b

@@ -120,6 +120,14 @@ COMBINE_FLOPS_PER_ELEMENT = 2.0
 CROSS_ENTROPY_FLOPS_PER_LOGIT = 4.0
 #: Elementwise backward / forward FLOPs: each gradient costs about what the value did.
 ELEMENTWISE_BWD_FACTOR = 2.0
+#: HBM bytes per element of quantizing a GEMM operand to 8 bits: read the 16-bit value
+#: (2) and write it in the two layouts a later GEMM needs, row-wise for this one and
+#: column-wise (transposed) for the weight-gradient GEMM (1 + 1); Transformer Engine's
+#: ``cast_transpose`` kernels, and MXFP8's row- and column-wise block scales alike.
+#: Weights are cast once per step (cached across micro-batches) and not counted.
+CAST_BYTES_PER_ELEMENT = 4.0
+#: FLOPs per cast element: scale and convert.
+CAST_FLOPS_PER_ELEMENT = 2.0
 
 _WHERE = "shard"
 
@@ -147,7 +155,8 @@ class Operator:
     precision
         GEMMs: the workload's GEMM precision; the rest ``"bf16"`` (:data:`HIGH_PRECISION`).
     m, n, k
-        GEMM ``(m x k) @ (k x n)`` per group; ``m`` is token rows.
+        GEMM ``(m x k) @ (k x n)`` per group; ``m`` is token rows (attention: query rows
+        on this chip, all sequences).
     groups
         Grouped GEMM: local experts, each with ``m`` tokens on average; batched GEMM (MLA
         absorbed projections): heads; attention: query heads on this chip.
@@ -524,7 +533,7 @@ def _attn_op(at: _Attn, backward: bool) -> Operator:
     return Operator(
         name="attn.bwd" if backward else "attn", kind="attention", precision=HIGH_PRECISION,
         flops=_out(flops), bytes_read=_out(read), bytes_written=_out(written),
-        groups=_out(at.heads), seq_q=_out(at.seq_q), seq_kv=_out(at.seq_kv),
+        m=_out(at.rows), groups=_out(at.heads), seq_q=_out(at.seq_q), seq_kv=_out(at.seq_kv),
         head_dim_qk=at.d_qk, head_dim_v=at.d_v, causal=at.causal, window=at.window)
 
 
@@ -548,11 +557,35 @@ def _backward(spec: _Spec) -> tuple[Operator, ...]:
     return (_attn_op(spec, backward=True),)
 
 
+def _cast_op(g: _Gemm, backward: bool) -> Operator:
+    """Quantization of an 8-bit GEMM's activation operand before it: the forward input
+    (``G m k`` elements) or, in backward, the output gradient (``G m n``) shared by
+    dgrad and wgrad. :data:`CAST_BYTES_PER_ELEMENT` per element."""
+    elements = g.groups * g.m * (g.n if backward else g.k)
+    return Operator(
+        name=f"{g.name}.cast_grad" if backward else f"{g.name}.cast", kind="elementwise",
+        precision=HIGH_PRECISION, flops=_out(CAST_FLOPS_PER_ELEMENT * elements),
+        bytes_read=_out(elements * ACT_BYTES),
+        bytes_written=_out(elements * (CAST_BYTES_PER_ELEMENT - ACT_BYTES)))
+
+
+def _casts(spec: _Spec, backward: bool) -> tuple[Operator, ...]:
+    if isinstance(spec, _Gemm) and GEMM_INPUT_BYTES.get(spec.precision, ACT_BYTES) < ACT_BYTES:
+        return (_cast_op(spec, backward),)
+    return ()
+
+
 def _emit(specs: Sequence[_Spec], phase: Phase) -> tuple[Operator, ...]:
-    """Forward phases: the specs in order. Backward: in reverse, GEMMs as dgrad + wgrad."""
+    """Forward phases: the specs in order. Backward: in reverse, GEMMs as dgrad + wgrad.
+    Each 8-bit GEMM is preceded by the cast of its activation operand (training phases
+    only: serving quantizes activations inside the GEMM's prologue)."""
+    training = phase in ("forward", "backward")
     if phase == "backward":
-        return tuple(op for spec in reversed(specs) for op in _backward(spec))
-    return tuple(_forward(spec) for spec in specs)
+        return tuple(op for spec in reversed(specs)
+                     for op in (*_casts(spec, True), *_backward(spec)))
+    return tuple(op for spec in specs
+                 for op in ((*_casts(spec, False), _forward(spec)) if training
+                            else (_forward(spec),)))
 
 
 # ---- the layer ------------------------------------------------------------------------------

@@ -8,10 +8,17 @@ from ocplan.catalog.fields import MAX_GLOBAL_BATCH, MAX_SEQ_LEN
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["PRECISIONS", "Workload"]
+__all__ = ["OPTIMIZER_STATES", "PRECISIONS", "Workload"]
 
 #: GEMM input precisions the engine models (the catalog's peak_flops keys).
 PRECISIONS = ("bf16", "fp16", "fp8", "int8")
+#: Adam optimizer-state bytes per parameter by recipe: ``fp32`` keeps an fp32 master
+#: copy, momentum and variance (12; ZeRO paper §3, Megatron, DeepSpeed, FSDP mixed
+#: precision); ``bf16`` keeps momentum and variance in the 16-bit weight dtype and no
+#: master (4; MaxText with ``weight_dtype: bfloat16``, whose ``mu_dtype`` inherits it).
+OPTIMIZER_STATES: dict[str, float] = {"fp32": 12.0, "bf16": 4.0}
+#: Largest routing imbalance accepted (most loaded expert / mean).
+MAX_IMBALANCE = 64.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,14 @@ class Workload:
     seq_len: int
     global_batch: int
     precision: str = "bf16"
+    optimizer_states: str = "fp32"
+    """Adam state recipe, a key of :data:`OPTIMIZER_STATES`."""
+    moe_capacity_factor: float | None = None
+    """Expert capacity / mean load; token copies beyond it are dropped (GShard). None:
+    dropless (Megatron-Core's default, MegaBlocks)."""
+    moe_imbalance: float = 1.0
+    """Tokens of the most loaded expert / the mean: 1.0 for force-balanced benchmarks;
+    real routers with an auxiliary balancing loss run above it."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -34,8 +49,24 @@ class Workload:
         if self.precision not in PRECISIONS:
             problems.append(Problem("argument", "precision", f"expected one of "
                                     f"{', '.join(PRECISIONS)}", self.precision))
+        if self.optimizer_states not in OPTIMIZER_STATES:
+            problems.append(Problem("argument", "optimizer_states", f"expected one of "
+                                    f"{', '.join(OPTIMIZER_STATES)}", self.optimizer_states))
+        cf = self.moe_capacity_factor
+        if cf is not None and not (isinstance(cf, int | float) and 0.1 <= cf <= 64.0):
+            problems.append(Problem("argument", "moe_capacity_factor",
+                                    "must be a number from 0.1 to 64 (or none: dropless)", cf))
+        r = self.moe_imbalance
+        if not (isinstance(r, int | float) and 1.0 <= r <= MAX_IMBALANCE):
+            problems.append(Problem("argument", "moe_imbalance",
+                                    f"must be a number from 1 to {MAX_IMBALANCE:g}", r))
         if problems:
             raise SpecError(problems)
+
+    @property
+    def optimizer_state_bytes(self) -> float:
+        """Optimizer-state bytes per parameter of the recipe."""
+        return OPTIMIZER_STATES[self.optimizer_states]
 
     @property
     def tokens_per_step(self) -> int:

@@ -367,6 +367,31 @@
 
   // ---- estimate and search forms ---------------------------------------------------
 
+  /** The layout inputs of a form, one per field the API declares (GET api/layout):
+   *  numbers as text boxes, flags and choices as selects, blank meaning the API's
+   *  default. Ids are prefix-field-name (est-micro-batch), values go to data-field. */
+  async function buildLayoutForm(prefix) {
+    const fields = await api("GET", "api/layout");
+    const box = $("#" + prefix + "-layout");
+    put(box, fields.map((f) => {
+      const id = prefix + "-" + f.name.replaceAll("_", "-");
+      const attrs = { id, "data-field": f.name, title: f.help + " (" + f.allowed + ")" };
+      let input;
+      if (f.kind === "bool" || f.kind === "choice") {
+        const options = f.kind === "bool"
+          ? [el("option", { value: "true" }, "on"), el("option", { value: "false" }, "off")]
+          : f.choices.map((c) => el("option", { value: c }, c));
+        input = el("select", { ...attrs, "data-type": f.kind === "bool" ? "bool" : undefined },
+          el("option", { value: "" }, "(default)"), options);
+      } else {
+        input = el("input", { ...attrs, "data-type": "int", type: "text", inputMode: "numeric",
+          placeholder: f.default === null ? "" : String(f.default) });
+      }
+      return el("label", { "data-layout": f.name }, f.name.replaceAll("_", " "), " ", input);
+    }));
+  }
+
+
   /** A request from a form's data-field inputs (blank ones left to the API's defaults)
    *  plus the hardware: the composed system or a chip. */
   function jobRequest(prefix) {
@@ -712,6 +737,7 @@
     try {
       const health = await api("GET", "api/health");
       $("#health").textContent = "server " + health.status;
+      await buildLayoutForm("est");
       await loadCatalog();
     } catch (exc) {
       $("#health").textContent = "server unreachable";

@@ -1,0 +1,227 @@
+"""The time of one operator (:class:`~ocplan.workloads.operators.Operator`) on one chip.
+
+Each operator kind has one cost function, kept in :data:`COSTERS` (a registry, not an
+if-chain), giving its compute term at unit efficiency and its memory term:
+
+- ``gemm``, ``grouped_gemm``, ``router``: :func:`~ocplan.costmodel.gemm.gemm_cost` (tile,
+  wave and small-K quantization against the HBM roofline) at the operator's precision;
+- ``attention``: :func:`attention_time_s`, the operator's own FLOPs (causal, windowed and
+  context-parallel work already counted by the operator list) at the 16-bit path;
+- ``elementwise``, ``norm``, ``permute``, ``embedding``: memory-bound,
+  :func:`~ocplan.costmodel.roofline.memory_time_s`.
+
+A :class:`Profile` stacks those terms for a list of operators; :meth:`Profile.time`
+applies a calibration (:class:`Efficiencies`): each operator takes
+``max(compute / eta, memory) + launch``, ``launch`` being the gap between kernels plus
+the kernel's own fixed cost, and the results are summed into the three categories of
+:class:`PassTime` (matrix, attention, memory-bound) the step breakdown reports. Because
+profiles hold no calibration, they are computed once per layer shape and reused while a
+calibration is fitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ocplan.costmodel.attention import ATTN_BLOCK
+from ocplan.costmodel.chip import ChipCompute
+from ocplan.costmodel.gemm import gemm_cost
+from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, memory_time_s
+from ocplan.workloads.memory import ACT_BYTES
+from ocplan.workloads.operators import GEMM_INPUT_BYTES, Operator, OpKind
+
+__all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "ChipPeaks", "Efficiencies", "OpCost",
+           "PassTime", "Profile", "attention_op_cost", "gemm_op_cost", "memory_op_cost",
+           "profile"]
+
+#: GEMM input precisions that run on the 8-bit matrix path (fitted separately).
+EIGHT_BIT = frozenset({"fp8", "int8"})
+
+
+@dataclass(frozen=True)
+class ChipPeaks:
+    """What the operator timers read of one chip (no calibration in it).
+
+    Attributes
+    ----------
+    peak
+        Dense matrix peak per GEMM input precision, FLOP/s, as sorted (precision, rate)
+        pairs (hashable, so profiles can be cached per chip).
+    path_peak
+        Peak of the floating-point path attention and the LM head run on, FLOP/s.
+    hbm_Bps
+        Peak HBM bandwidth, B/s.
+    compute
+        Tile, concurrent tiles and K0 of the chip's matrix units.
+    """
+
+    peak: tuple[tuple[str, float], ...]
+    path_peak: float
+    hbm_Bps: float
+    compute: ChipCompute
+
+    def peak_of(self, precision: str) -> float | None:
+        return dict(self.peak).get(precision)
+
+
+@dataclass(frozen=True)
+class Efficiencies:
+    """The calibrated numbers the profiles are scaled by.
+
+    ``gemm``/``gemm_8bit``: large-GEMM efficiency with 16-bit and 8-bit inputs;
+    ``attention``: flash-attention efficiency of the path peak; ``launch_s``: fixed cost
+    per kernel, s; ``memory``: achieved bandwidth of the memory-bound kernels relative to
+    streaming (:data:`~ocplan.costmodel.roofline.HBM_EFFICIENCY`): below 1 where
+    frameworks run them unfused, in fp32 or as several passes."""
+
+    gemm: float
+    gemm_8bit: float
+    attention: float
+    launch_s: float
+    memory: float = 1.0
+
+
+@dataclass(frozen=True)
+class PassTime:
+    """Seconds of a list of operators, by category (arrays over layouts)."""
+
+    matrix_s: FloatArray
+    """GEMMs, grouped GEMMs and the router."""
+    attention_s: FloatArray
+    memory_s: FloatArray
+    """Memory-bound kernels: norms, activations, residuals, permutations, embeddings."""
+
+    @property
+    def total_s(self) -> FloatArray:
+        out: FloatArray = self.matrix_s + self.attention_s + self.memory_s
+        return out
+
+    def scaled(self, factor: FloatArray | float) -> PassTime:
+        return PassTime(self.matrix_s * factor, self.attention_s * factor,
+                        self.memory_s * factor)
+
+    def plus(self, other: PassTime) -> PassTime:
+        return PassTime(self.matrix_s + other.matrix_s, self.attention_s + other.attention_s,
+                        self.memory_s + other.memory_s)
+
+
+#: Which calibrated efficiency divides an operator's compute term.
+Path = Literal["gemm", "gemm_8bit", "attention", "memory"]
+#: Categories of :class:`PassTime`, in order.
+CATEGORIES = ("matrix", "attention", "memory")
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """One operator's time terms at unit efficiency (arrays over layouts)."""
+
+    compute_s: FloatArray
+    """Compute term at efficiency 1 (0 for memory-bound kernels)."""
+    memory_s: FloatArray
+    """HBM term at the achieved streaming bandwidth."""
+    path: Path
+    category: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The costs of a list of operators, stacked: ``compute_s`` and ``memory_s`` of shape
+    (operators, layouts). :meth:`time` applies a calibration:
+    ``t = sum_i max(c_i / eta_path(i), m_i) + launch`` per category."""
+
+    compute_s: FloatArray
+    memory_s: FloatArray
+    paths: tuple[Path, ...]
+    categories: tuple[str, ...]
+
+    def time(self, eff: Efficiencies) -> PassTime:
+        etas = np.array([getattr(eff, p) for p in self.paths])
+        bw = np.array([eff.memory if p == "memory" else 1.0 for p in self.paths])
+        t = np.maximum(self.compute_s / etas[:, None], self.memory_s / bw[:, None]) \
+            + eff.launch_s
+        sums = [t[np.array([c == cat for c in self.categories])].sum(axis=0)
+                for cat in CATEGORIES]
+        return PassTime(*sums)
+
+
+def _f(x: object) -> FloatArray:
+    out: FloatArray = np.asarray(x, dtype=np.float64)
+    return out
+
+
+def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
+    """A (grouped) GEMM at its precision: :func:`~ocplan.costmodel.gemm.gemm_cost` at
+    unit efficiency (the split-K choice does not depend on it). A chip without a unit for
+    the precision runs it on its floating-point path (fp8 on an A100 runs in bf16, with
+    16-bit inputs).
+
+    Grouped GEMMs under load imbalance: the chip's kernel covers all its local experts
+    in one launch, so its time follows the chip's total tiles; the chip holding the most
+    loaded expert carries ``m_max + (G - 1) m`` rows instead of ``G m`` (its other
+    experts at the mean), and that chip sets the pace of the all-to-all that follows."""
+    native = chip.peak_of(op.precision)
+    precision = op.precision if native else "bf16"
+    peak = native or chip.path_peak
+    groups, m = _f(op.groups), _f(op.m)
+    rank_rows = (_f(op.m_max) + (groups - 1.0) * m) / np.maximum(groups * m, 1e-30)
+    factor = np.where(m > 0, np.maximum(rank_rows, 1.0), 1.0)
+    cost = gemm_cost(m, op.n, op.k, groups, peak, chip.hbm_Bps, chip.compute,
+                     GEMM_INPUT_BYTES.get(precision, ACT_BYTES), ACT_BYTES, 1.0, 0.0)
+    path: Path = "gemm_8bit" if precision in EIGHT_BIT else "gemm"
+    return OpCost(cost.compute_s * factor, cost.memory_s * factor, path, "matrix")
+
+
+def attention_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
+    """Flash attention from the operator's FLOPs and bytes:
+
+    ``t = max(F / (P_path eta_attn eta_wave), B / (BW_hbm eta_bw)) + t_launch``
+
+    ``F`` counts the causal, windowed and context-parallel share of the score matrix the
+    chip computes (:func:`~ocplan.workloads.operators.keys_per_query`), so no mask logic
+    is repeated here. ``eta_wave``: the ``b a ceil(s_q / BLOCK)`` query blocks run
+    ``slots`` at a time (FlashAttention-2/3 parallelize over batch, heads and query
+    blocks; Dao 2023 §3.2); no staircase on a Stream-K style chip."""
+    c = chip.compute
+    seq_q = np.maximum(_f(op.seq_q), 1.0)
+    blocks = _f(op.m) / seq_q * _f(op.groups) * np.ceil(seq_q / ATTN_BLOCK)
+    if c.stream_k:
+        eta_wave = _f(1.0)
+    else:
+        eta_wave = np.where(blocks > 0, blocks / np.maximum(
+            np.ceil(blocks / c.slots) * c.slots, 1.0), 1.0)
+    compute = _f(op.flops) / (chip.path_peak * eta_wave)
+    memory = _f(op.bytes) / (chip.hbm_Bps * HBM_EFFICIENCY)
+    return OpCost(compute, memory, "attention", "attention")
+
+
+def memory_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
+    """A memory-bound kernel: its bytes at the achieved HBM bandwidth
+    (:func:`~ocplan.costmodel.roofline.memory_time_s` without the launch)."""
+    return OpCost(_f(0.0), memory_time_s(op.bytes, chip.hbm_Bps, 0.0), "memory", "memory")
+
+
+Coster = Callable[[Operator, ChipPeaks], OpCost]
+#: The cost function of each operator kind.
+COSTERS: dict[OpKind, Coster] = {
+    "gemm": gemm_op_cost,
+    "grouped_gemm": gemm_op_cost,
+    "router": gemm_op_cost,
+    "attention": attention_op_cost,
+    "elementwise": memory_op_cost,
+    "norm": memory_op_cost,
+    "permute": memory_op_cost,
+    "embedding": memory_op_cost,
+}
+
+
+def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
+    """:class:`Profile` of ``ops`` over ``n`` layouts."""
+    costs = [COSTERS[op.kind](op, chip) for op in ops]
+    return Profile(
+        compute_s=np.stack([np.broadcast_to(c.compute_s, (n,)) for c in costs]),
+        memory_s=np.stack([np.broadcast_to(c.memory_s, (n,)) for c in costs]),
+        paths=tuple(c.path for c in costs), categories=tuple(c.category for c in costs))

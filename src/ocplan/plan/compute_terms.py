@@ -1,0 +1,74 @@
+"""Compute of one micro-batch on the slowest pipeline stage: forward, backward,
+recompute and the LM head, from the operator cost model.
+
+``t_mb = n_L (t_fwd + t_bwd) + t_rc + t_head`` per micro-batch, where ``n_L`` layers of
+the slowest stage are timed operator by operator (:mod:`ocplan.plan.layer_cost`);
+recompute repeats the forward of the recomputed layers (full, Megatron
+``--recompute-granularity full``) or the attention cores (selective; Korthikanti et al.
+2022 §5); activation offload hides its host copies behind compute where they fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ocplan.costmodel.op_time import Efficiencies
+from ocplan.costmodel.roofline import FloatArray
+from ocplan.plan.layer_cost import StageCompute
+from ocplan.plan.layout_arrays import DerivedLayout
+from ocplan.workloads.memory import layer_activation_bytes
+from ocplan.workloads.workload import Workload
+
+__all__ = ["ComputeTerms", "compute_terms"]
+
+@dataclass(frozen=True)
+class ComputeTerms:
+    """Seconds per micro-batch on the slowest stage (arrays over layouts)."""
+
+    forward_s: FloatArray
+    """Forward of the stage's layers (and the head)."""
+    backward_s: FloatArray
+    recompute_s: FloatArray
+    offload_s: FloatArray
+    """Host copies of offloaded activations not hidden behind compute."""
+    matrix_s: FloatArray
+    attention_s: FloatArray
+    memory_s: FloatArray
+    """Forward + backward by category (matrix, attention, memory-bound)."""
+    layer_forward_s: FloatArray
+    layer_backward_s: FloatArray
+    """One average layer of the stage."""
+
+    @property
+    def microbatch_s(self) -> FloatArray:
+        out: FloatArray = self.forward_s + self.backward_s + self.recompute_s + self.offload_s
+        return out
+
+
+def _offload_exposed_s(wl: Workload, d: DerivedLayout, host_Bps: float, fwd_layer: FloatArray,
+                       bwd_layer: FloatArray) -> FloatArray:
+    """Offloaded activations go to the host in forward and come back in backward; each
+    copy hides behind the layer's compute and the rest is exposed."""
+    kept = layer_activation_bytes(wl.model, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False,
+                                  d.rc_sel, True, False)
+    copy = kept / host_Bps
+    out: FloatArray = np.where(d.offload, np.maximum(0.0, copy - fwd_layer)
+                               + np.maximum(0.0, copy - bwd_layer), 0.0) * d.per_stage
+    return out
+
+
+def compute_terms(wl: Workload, sc: StageCompute, d: DerivedLayout, eff: Efficiencies,
+                  host_Bps: float) -> ComputeTerms:
+    """:class:`ComputeTerms` of the layouts ``d`` from the stage's timed operators."""
+    layers = d.per_stage
+    fwd = sc.forward.total_s + sc.head_fwd.total_s
+    bwd = sc.backward.total_s + sc.head_bwd.total_s
+    recompute = d.rc_full * sc.forward.total_s + np.where(d.rc_sel, sc.attention_fwd_s, 0.0)
+    per_layer_f = sc.forward.total_s / layers
+    per_layer_b = sc.backward.total_s / layers
+    offload = _offload_exposed_s(wl, d, host_Bps, per_layer_f, per_layer_b)
+    both = sc.forward.plus(sc.backward).plus(sc.head_fwd).plus(sc.head_bwd)
+    return ComputeTerms(fwd, bwd, recompute, offload, both.matrix_s,
+                        both.attention_s, both.memory_s, per_layer_f, per_layer_b)

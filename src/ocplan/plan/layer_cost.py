@@ -1,0 +1,173 @@
+"""Compute time of one pipeline stage's layers, from the operator list and the cost model.
+
+A model's layers come in at most four kinds (dense or MoE MLP, full or sliding-window
+attention; :func:`layer_kinds`). For each kind the operators of one layer on one chip
+(:func:`~ocplan.workloads.operators.layer_operators`) are timed forward and backward by
+:func:`~ocplan.costmodel.op_time.profile`, and the slowest stage's ``ceil(L / p)``
+layers are filled with the slowest kinds first (:func:`stage_layers`): with DeepSeek-V3's
+three dense layers on 16 stages, the slowest stage holds four MoE layers, not a blend.
+
+Layouts differ in the few fields that change a layer's operators (tp, micro-batch, cp,
+ep, expert-TP, sequence parallelism); :func:`stage_compute` times each distinct
+combination once and gathers the result back over all layouts, so a search over a
+million layouts times a few hundred layer shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ocplan.costmodel.op_time import ChipPeaks, Efficiencies, PassTime, Profile, profile
+from ocplan.costmodel.roofline import FloatArray
+from ocplan.plan.distinct import distinct_columns
+from ocplan.workloads.operators import (
+    Shard,
+    embedding_operators,
+    head_operators,
+    is_moe_layer,
+    is_windowed_layer,
+    layer_operators,
+)
+from ocplan.workloads.shape import ModelShape
+
+__all__ = ["LayerKind", "StageCompute", "layer_kinds", "stage_compute", "stage_layers"]
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """Layers of one kind: a representative index and how many the model has."""
+
+    index: int
+    count: int
+    moe: bool
+    windowed: bool
+
+
+@lru_cache(maxsize=256)
+def layer_kinds(shape: ModelShape) -> tuple[LayerKind, ...]:
+    """The distinct (MoE, windowed) kinds of ``shape``'s layers with their counts."""
+    seen: dict[tuple[bool, bool], list[int]] = {}
+    for i in range(shape.n_layers):
+        seen.setdefault((is_moe_layer(shape, i), is_windowed_layer(shape, i)), []).append(i)
+    return tuple(LayerKind(v[0], len(v), k[0], k[1]) for k, v in seen.items())
+
+
+@dataclass(frozen=True)
+class StageCompute:
+    """Compute of the slowest stage for one micro-batch, per layout (s).
+
+    ``forward``/``backward``: the stage's layers; ``attention_fwd_s``: the attention
+    cores of those layers forward (what selective recompute repeats); ``head_fwd`` and
+    ``head_bwd``: embedding, final norm, LM head and loss (charged to the slowest stage,
+    which holds them when p = 1 and is the last stage otherwise); ``moe_layers``: MoE
+    layers in the stage."""
+
+    forward: PassTime
+    backward: PassTime
+    attention_fwd_s: FloatArray
+    head_fwd: PassTime
+    head_bwd: PassTime
+    moe_layers: FloatArray
+
+
+def stage_layers(kinds: tuple[LayerKind, ...], per_stage: FloatArray,
+                 times: list[FloatArray]) -> list[FloatArray]:
+    """Layers of each kind in the slowest stage of ``per_stage`` layers: the kinds taken
+    slowest first (by ``times``, one array per kind), each up to its count.
+
+    Assumes stages are contiguous runs of layers and the kinds interleave or cluster so
+    that a stage can be made of the slowest kind alone when the model has enough of it
+    (DeepSeek's leading dense layers; GPT-OSS's alternating windows are equal in count
+    and nearly in time)."""
+    order = np.argsort(-np.stack(times), axis=0, kind="stable")
+    left = np.array(per_stage, dtype=np.float64)
+    taken = [np.zeros_like(left) for _ in kinds]
+    for rank in range(len(kinds)):
+        pick = order[rank]
+        for j, kind in enumerate(kinds):
+            here = pick == j
+            take = np.where(here, np.minimum(left, kind.count), 0.0)
+            taken[j] = taken[j] + take
+            left = left - take
+    return taken
+
+
+@dataclass(frozen=True)
+class _Profiles:
+    """Profiles of each layer kind (forward, backward) and of the head, for distinct
+    layer shapes (columns)."""
+
+    forward: tuple[Profile, ...]
+    backward: tuple[Profile, ...]
+    head_forward: Profile
+    head_backward: Profile
+
+
+@lru_cache(maxsize=1024)
+def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
+              cols_bytes: bytes, n: int, capacity_factor: float | None,
+              imbalance: float) -> _Profiles:
+    """Cached per (model, chip, distinct layer shapes): the operator lists and their
+    unit-efficiency costs do not depend on the calibration."""
+    tp, mb, cp, ep, etp, sp = np.frombuffer(cols_bytes, dtype=np.float64).reshape(6, n)
+    shard = Shard(tp=tp, batch=mb, seq_len=float(seq), cp=cp, ep=ep, etp=etp,
+                  sp=sp.astype(bool), capacity_factor=capacity_factor, imbalance=imbalance)
+    kinds = layer_kinds(shape)
+    fwd = tuple(profile(layer_operators(shape, "forward", shard, layer=k.index,
+                                        precision=precision), chip, n) for k in kinds)
+    bwd = tuple(profile(layer_operators(shape, "backward", shard, layer=k.index,
+                                        precision=precision), chip, n) for k in kinds)
+    head_f = profile(embedding_operators(shape, "forward", shard)
+                     + head_operators(shape, "forward", shard), chip, n)
+    head_b = profile(embedding_operators(shape, "backward", shard)
+                     + head_operators(shape, "backward", shard), chip, n)
+    return _Profiles(fwd, bwd, head_f, head_b)
+
+
+def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
+             per_stage: FloatArray) -> StageCompute:
+    kinds = layer_kinds(shape)
+    fwd = [p.time(eff) for p in prof.forward]
+    bwd = [p.time(eff) for p in prof.backward]
+    totals = [f.total_s + b.total_s for f, b in zip(fwd, bwd, strict=True)]
+    counts = stage_layers(kinds, per_stage, totals)
+    zero = np.zeros_like(per_stage)
+    forward, backward = PassTime(zero, zero, zero), PassTime(zero, zero, zero)
+    attention, moe = zero, zero
+    for kind, n, f, b in zip(kinds, counts, fwd, bwd, strict=True):
+        forward, backward = forward.plus(f.scaled(n)), backward.plus(b.scaled(n))
+        attention = attention + n * f.attention_s
+        moe = moe + (n if kind.moe else 0.0)
+    return StageCompute(forward, backward, attention, prof.head_forward.time(eff),
+                        prof.head_backward.time(eff), moe)
+
+
+def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Efficiencies,
+                  seq: int, *, tp: FloatArray, mb: FloatArray, cp: FloatArray,
+                  ep: FloatArray, etp: FloatArray, sp: FloatArray, per_stage: FloatArray,
+                  capacity_factor: float | None = None,
+                  imbalance: float = 1.0) -> StageCompute:
+    """:class:`StageCompute` of every layout (arrays broadcast to one shape), timing each
+    distinct (tp, mb, cp, ep, etp, sp, layers per stage) combination once."""
+    arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
+                                   for x in (tp, mb, cp, ep, etp, sp, per_stage)))
+    shape_out = arrays[0].shape
+    stacked = np.stack([a.ravel() for a in arrays])
+    unique, inverse = distinct_columns(stacked)
+    n = unique.shape[1]
+    prof = _profiles(shape, precision, chip, seq, np.ascontiguousarray(unique[:6]).tobytes(),
+                     n, capacity_factor, imbalance)
+    sc = _compose(shape, prof, eff, unique[6])
+
+    def back(x: FloatArray) -> FloatArray:
+        out: FloatArray = np.broadcast_to(x, (n,))[inverse].reshape(shape_out)
+        return out
+
+    def back_p(p: PassTime) -> PassTime:
+        return PassTime(back(p.matrix_s), back(p.attention_s), back(p.memory_s))
+
+    return StageCompute(back_p(sc.forward), back_p(sc.backward), back(sc.attention_fwd_s),
+                        back_p(sc.head_fwd), back_p(sc.head_bwd), back(sc.moe_layers))

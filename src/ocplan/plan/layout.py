@@ -1,0 +1,225 @@
+"""The vocabulary of a parallel layout: each field declared once, on ``Plan``.
+
+A layout field (``tp``, ``micro_batch``, ``recompute``, ...) is needed by many clients:
+the plan's own validation, the search space and its candidate columns, the API request,
+the CLI flags, the web form, the label printed in tables and reports. Each used to spell
+the field on its own, and a new field (hybrid sharding) was missed by two of them.
+Here a field is declared once, as a ``Plan`` attribute whose default is
+:func:`layout_field`; the :class:`LayoutField` in its metadata says what every client
+needs, and each client is generated from the declarations
+(:data:`~ocplan.plan.plan.LAYOUT_FIELDS`), so adding a field is one declaration.
+
+Kinds and their encoding (:meth:`LayoutField.encode`), which is how the search's
+candidate columns and :meth:`~ocplan.plan.plan.Plan.columns` hold values:
+
+- ``int``: a whole number in ``[low, high]``, encoded as itself;
+- ``optional_int``: a whole number in ``[low, high]`` (``low >= 1``) or None, encoded
+  with 0 for None;
+- ``bool``: encoded as 0 or 1;
+- ``choice``: one of ``choices``, encoded as its index; ``search_codes`` are further
+  codes after the choices that only the search uses (``recompute`` "auto": the fewest
+  layers recomputed in full that make a layout fit), never a plan's value.
+
+How the search treats a field (``search``): ``axis`` (its values are an axis of
+:func:`~ocplan.plan.space.training_space`, which holds the rule for which values),
+``derived`` (computed from the axes or after evaluation: ``dp``, ``recompute_layers``)
+or ``fixed`` (held at its default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+__all__ = ["LayoutField", "LayoutValue", "layout_field", "layout_fields"]
+
+Kind = Literal["int", "optional_int", "bool", "choice"]
+SearchRole = Literal["axis", "derived", "fixed"]
+LayoutValue = int | bool | str | None
+"""A layout field's value in a plan (after decoding)."""
+
+T = TypeVar("T", bound=LayoutValue)
+
+#: Key of the :class:`LayoutField` in a dataclass field's metadata.
+METADATA_KEY = "layout"
+#: An int range this short is listed value by value in messages ("0, 1, 2 or 3").
+_LISTED_RANGE = 5
+
+
+@dataclass(frozen=True)
+class LayoutField:
+    """Everything the clients of a layout field need to know about it.
+
+    Attributes
+    ----------
+    name
+        The ``Plan`` attribute; also the API request field, the search column and (with
+        dashes) the CLI flag.
+    kind
+        ``int``, ``optional_int``, ``bool`` or ``choice`` (see the module docstring).
+    default
+        The plan's default value.
+    help
+        One line for the CLI help, the API schema and the web form.
+    short
+        The name in :meth:`~ocplan.plan.plan.Plan.label` (``mb`` for ``micro_batch``).
+    low, high
+        Bounds of ``int`` and ``optional_int`` values (inclusive).
+    choices
+        The values of a ``choice`` field.
+    search
+        ``axis``, ``derived`` or ``fixed``: how the search treats the field.
+    search_codes
+        Codes after the choices that only the search uses (``choice`` fields).
+    requested
+        Whether requests and flags take the field; ``dp`` is implied by the chips.
+    always_label
+        Whether the label shows the field at its default too (the parallel sizes).
+    matters_with
+        A size field without which this option does nothing while it is 1 (sequence
+        parallelism without ``tp``): the label leaves the option out then.
+    """
+
+    name: str
+    kind: Kind
+    default: LayoutValue
+    help: str
+    short: str
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+    search: SearchRole = "axis"
+    search_codes: tuple[str, ...] = ()
+    requested: bool = True
+    always_label: bool = False
+    matters_with: str | None = None
+
+    def __post_init__(self) -> None:
+        numeric = self.kind in ("int", "optional_int")
+        assert numeric == (self.low is not None and self.high is not None), self
+        assert (self.kind == "choice") == bool(self.choices), self
+        assert not self.search_codes or self.kind == "choice", self
+        # 0 encodes None, so an optional number cannot be 0 itself.
+        assert self.kind != "optional_int" or (self.low or 0) >= 1, self
+
+    @property
+    def _bounds(self) -> tuple[int, int]:
+        assert self.low is not None, f"{self.name} is no number"
+        assert self.high is not None, f"{self.name} is no number"
+        return self.low, self.high
+
+    @property
+    def flag(self) -> str:
+        """The CLI option: ``--micro-batch`` for ``micro_batch``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def allowed(self) -> str:
+        """What the field accepts, in words (for messages and help)."""
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
+            return "one of " + _listed(self.choices)
+        low, high = self._bounds
+        if high - low < _LISTED_RANGE:
+            text = _listed([str(v) for v in range(low, high + 1)])
+        else:
+            text = f"a whole number from {low:,} to {high:,}"
+        return text + (", or None" if self.kind == "optional_int" else "")
+
+    def problem(self, value: object) -> str | None:
+        """Why ``value`` is not allowed here ("must be ..."), or None when it is."""
+        if self.kind == "bool":
+            ok = isinstance(value, bool)
+        elif self.kind == "choice":
+            ok = isinstance(value, str) and value in self.choices
+        elif value is None:
+            ok = self.kind == "optional_int"
+        else:
+            low, high = self._bounds
+            ok = isinstance(value, int) and not isinstance(value, bool) \
+                and low <= value <= high
+        return None if ok else f"must be {self.allowed}"
+
+    def encode(self, value: LayoutValue) -> int:
+        """The value as a whole number (see the module docstring)."""
+        if self.kind == "choice":
+            assert isinstance(value, str)
+            return self.choices.index(value)
+        return 0 if value is None else int(value)
+
+    def decode(self, code: int) -> LayoutValue:
+        """The inverse of :meth:`encode` (a search code is no plan value: an error)."""
+        if self.kind == "choice":
+            assert 0 <= code < len(self.choices), f"{self.name}: {code} is no choice"
+            return self.choices[code]
+        if self.kind == "bool":
+            return bool(code)
+        if self.kind == "optional_int" and code == 0:
+            return None
+        return code
+
+    def code(self, name: str) -> int:
+        """The code of a choice or of a search code (``recompute``: ``"auto"`` is 3)."""
+        return (*self.choices, *self.search_codes).index(name)
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        """Every code of a ``bool`` or ``choice`` field, search codes included."""
+        if self.kind == "bool":
+            return (0, 1)
+        assert self.kind == "choice", f"{self.name}: a number has no code list"
+        return tuple(range(len(self.choices) + len(self.search_codes)))
+
+    def as_json(self) -> dict[str, object]:
+        """The declaration as JSON data (served to the web form)."""
+        return {"name": self.name, "kind": self.kind, "default": self.default,
+                "help": self.help, "short": self.short, "low": self.low, "high": self.high,
+                "choices": list(self.choices), "flag": self.flag, "allowed": self.allowed}
+
+    def label(self, value: LayoutValue, values: Mapping[str, LayoutValue]) -> str | None:
+        """This field's part of the label of a plan whose fields are ``values``, or None
+        when it is left out: at its default (unless ``always_label``), or doing nothing
+        (its ``matters_with`` size is 1)."""
+        if value == self.default and not self.always_label:
+            return None
+        if self.matters_with is not None and values[self.matters_with] == 1:
+            return None
+        if self.kind == "bool":
+            return f"{self.short}={'on' if value else 'off'}"
+        return f"{self.short}={value}"
+
+
+def _listed(items: tuple[str, ...] | list[str]) -> str:
+    """``a, b or c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def layout_field(default: T, *, help: str, short: str, low: int | None = None,
+                 high: int | None = None, choices: tuple[str, ...] = (),
+                 search: SearchRole = "axis", search_codes: tuple[str, ...] = (),
+                 requested: bool = True, always_label: bool = False,
+                 matters_with: str | None = None) -> T:
+    """A dataclass field declaring a layout field: the kind follows the default (a bool,
+    a string of ``choices``, None for an optional number, else a number); the name is
+    filled in by :func:`layout_fields`. Typed as the default, so that the dataclass
+    attribute keeps its type for mypy."""
+    kind: Kind = ("bool" if isinstance(default, bool) else "choice" if isinstance(default, str)
+                  else "optional_int" if default is None else "int")
+    meta = LayoutField("", kind, default, help, short, low, high, choices, search,
+                       search_codes, requested, always_label, matters_with)
+    return dataclasses.field(default=default, metadata={METADATA_KEY: meta})
+
+
+def layout_fields(cls: type) -> tuple[LayoutField, ...]:
+    """The layout fields of a dataclass declared with :func:`layout_field`, in order,
+    each named after its attribute."""
+    out = []
+    for f in dataclasses.fields(cls):
+        meta: Mapping[str, object] = f.metadata
+        declared = meta.get(METADATA_KEY)
+        assert isinstance(declared, LayoutField), f"{cls.__name__}.{f.name}: no layout_field"
+        out.append(dataclasses.replace(declared, name=f.name))
+    return tuple(out)

@@ -1,0 +1,102 @@
+"""The numbers every step term reads from a batch of layouts, derived once.
+
+:func:`derive_layout` turns a :meth:`~ocplan.plan.plan.Plan.columns` plan (encoded
+arrays, one element per layout) into float arrays with the options already resolved:
+sequence parallelism only with TP, selective recompute only without full recompute,
+offload only without recompute, expert-TP defaulting to TP (Megatron-Core's default for
+``--expert-tensor-parallel-size``), the hybrid-sharding group defaulting to all
+data-parallel ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ocplan.costmodel.roofline import FloatArray
+from ocplan.plan.plan import RECOMPUTE, Plan
+from ocplan.workloads.workload import Workload
+
+__all__ = ["DerivedLayout", "derive_layout"]
+
+_FULL = RECOMPUTE.index("full")
+_SELECTIVE = RECOMPUTE.index("selective")
+
+
+def _f(x: object) -> FloatArray:
+    out: FloatArray = np.asarray(x, dtype=np.float64)
+    return out
+
+
+@dataclass(frozen=True)
+class DerivedLayout:
+    """Float arrays (broadcast to one shape) the step terms read.
+
+    ``micro``: micro-batches per step ``B / (dp b)``; ``tokens``: token rows per chip per
+    micro-batch ``b s / c``; ``per_stage``: layers of the slowest stage ``ceil(L / p)``;
+    ``t_sp``: the TP size activations are split by (``tp`` with SP, else 1);
+    ``rc_full``: fraction of a stage's layers recomputed in full; ``dp_shard``: ranks
+    ZeRO shards over; ``replicas``: HSDP replica groups; ``dp_expert``: expert
+    data-parallel size ``dp c t / (e t_e)``."""
+
+    tp: FloatArray
+    pp: FloatArray
+    dp: FloatArray
+    cp: FloatArray
+    ep: FloatArray
+    etp: FloatArray
+    vpp: FloatArray
+    mb: FloatArray
+    zero: FloatArray
+    rc_full: FloatArray
+    rc_sel: np.ndarray
+    sp: np.ndarray
+    offload: np.ndarray
+    tp_overlap: np.ndarray
+    dp_overlap: np.ndarray
+    micro: FloatArray
+    tokens: FloatArray
+    per_stage: FloatArray
+    t_sp: FloatArray
+    dp_shard: FloatArray
+    replicas: FloatArray
+    dp_expert: FloatArray
+
+    @property
+    def chips(self) -> FloatArray:
+        out: FloatArray = self.tp * self.pp * self.dp * self.cp
+        return out
+
+    @property
+    def bubble_fraction(self) -> FloatArray:
+        """``(p - 1) / v`` micro-batch times of 1F1B (interleaved) fill and drain
+        (Narayanan et al. SC'21 §2.2)."""
+        out: FloatArray = (self.pp - 1.0) / self.vpp
+        return out
+
+
+def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
+    """:class:`DerivedLayout` of the encoded layouts ``lay`` for ``wl``."""
+    tp, pp, dp, cp = _f(lay.tp), _f(lay.pp), _f(lay.dp), _f(lay.cp)
+    ep, vpp, mb = _f(lay.ep), _f(lay.vpp), _f(lay.micro_batch)
+    etp_raw = _f(lay.etp)
+    etp = np.where(etp_raw > 0, etp_raw, tp) if wl.model.is_moe else np.ones_like(tp)
+    rc = np.asarray(lay.recompute)
+    per_stage = np.ceil(wl.model.n_layers / pp)
+    layers = _f(lay.recompute_layers)
+    rc_full = np.where(rc == _FULL, np.where(layers > 0, np.minimum(1.0, layers / per_stage),
+                                             1.0), 0.0)
+    sp = np.asarray(lay.sequence_parallel, dtype=bool) & (tp > 1)
+    dp_dense = dp * cp
+    shard = _f(lay.shard_group)
+    dp_shard = np.where(shard > 0, np.minimum(shard, dp_dense), dp_dense)
+    arrays = np.broadcast_arrays(
+        tp, pp, dp, cp, ep, etp, vpp, mb, _f(lay.zero), rc_full,
+        (rc == _SELECTIVE) & (rc_full == 0), sp,
+        np.asarray(lay.offload, dtype=bool) & (rc_full == 0),
+        np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.dp_overlap, dtype=bool),
+        np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
+        np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
+        np.maximum(1.0, dp * cp * tp / (ep * etp)))
+    return DerivedLayout(*arrays)

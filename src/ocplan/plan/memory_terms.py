@@ -1,0 +1,100 @@
+"""Memory per chip on the first pipeline stage (the one holding the most activations):
+model states per ZeRO stage, activations of the micro-batches in flight, logits and a
+runtime reserve; and the optimizer step's HBM traffic.
+
+Model states: :func:`~ocplan.workloads.memory.model_state_bytes` (ZeRO paper §3), with
+the optimizer-state bytes per parameter of the workload's recipe. Activations:
+:func:`~ocplan.workloads.memory.layer_activation_bytes` (Korthikanti et al. 2022 §4)
+for ``p`` micro-batches in flight under 1F1B, times ``1 + (p - 1)/(p v)`` interleaved
+(§4.2.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray
+from ocplan.plan.layout_arrays import DerivedLayout
+from ocplan.plan.params import StageParams
+from ocplan.workloads.memory import ACT_BYTES, layer_activation_bytes, model_state_bytes
+from ocplan.workloads.workload import Workload
+
+__all__ = ["LOGIT_BYTES", "OFFLOAD_RESIDENT_LAYERS", "RESERVED_BYTES", "MemoryTerms",
+           "memory_terms", "optimizer_time_s"]
+
+#: Memory the framework keeps outside tensors: CUDA/ROCm context, NCCL buffers and
+#: allocator fragmentation (Megatron and PyTorch report 1-3 GB): 2 GiB.
+RESERVED_BYTES = 2.0 * 2**30
+#: Bytes per logit kept for the loss: 16-bit logits; fused cross-entropy kernels
+#: (Megatron's vocab-parallel CE, MaxText's) upcast block by block, not the whole tensor.
+LOGIT_BYTES = 2.0
+#: Layers of saved activations resident in HBM under host offload: the layer being
+#: computed; copies to and from the host stream per tensor as it is produced or needed.
+OFFLOAD_RESIDENT_LAYERS = 1.0
+#: 8-bit training saves GEMM inputs as their 8-bit casts (Transformer Engine).
+FP8_GEMM_INPUT_BYTES = 1.0
+#: Bytes the optimizer step moves per locally owned parameter beyond its optimizer
+#: state read and written: the gradient read (2) and the 16-bit parameter written (2).
+OPTIMIZER_EXTRA_RW_BYTES = 4.0
+
+
+@dataclass(frozen=True)
+class MemoryTerms:
+    """Bytes per chip (arrays over layouts) and the parameters whose optimizer state the
+    chip owns."""
+
+    weights: FloatArray
+    grads: FloatArray
+    optimizer: FloatArray
+    activations: FloatArray
+    logits: FloatArray
+    owned_params: FloatArray
+
+    @property
+    def total(self) -> FloatArray:
+        out: FloatArray = (self.weights + self.grads + self.optimizer + self.activations
+                           + self.logits + RESERVED_BYTES)
+        return out
+
+
+def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> FloatArray:
+    """Saved activations of the first stage: its layers for the micro-batches in flight
+    (or one layer when offloaded to the host)."""
+    m = wl.model
+    g_in = FP8_GEMM_INPUT_BYTES if wl.precision in ("fp8", "int8") else ACT_BYTES
+    args = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False, d.rc_sel, True)
+    dense = layer_activation_bytes(*args, False, gemm_input_bytes=g_in)
+    moe = layer_activation_bytes(*args, True, 1.0, gemm_input_bytes=g_in) if m.is_moe else 0.0
+    kept_input = layer_activation_bytes(m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, True, False,
+                                        True, False)
+    moe_frac = moe_layers / d.per_stage
+    per_layer = d.rc_full * kept_input + (1 - d.rc_full) * (
+        (1 - moe_frac) * dense + moe_frac * moe)
+    in_flight = np.minimum(d.pp, d.micro) * np.where(
+        d.vpp > 1, 1 + (d.pp - 1) / (d.pp * d.vpp), 1.0)
+    out: FloatArray = np.where(d.offload, OFFLOAD_RESIDENT_LAYERS * per_layer,
+                               per_layer * d.per_stage * in_flight)
+    return out
+
+
+def memory_terms(wl: Workload, d: DerivedLayout, p: StageParams,
+                 moe_layers: FloatArray) -> MemoryTerms:
+    """:class:`MemoryTerms` of the layouts ``d``."""
+    k = wl.optimizer_state_bytes
+    pb_d, gb_d, ob_d = model_state_bytes(p.dense, d.zero, d.dp_shard, k)
+    pb_e, gb_e, ob_e = model_state_bytes(p.expert, d.zero, d.dp_expert, k)
+    owned = np.where(d.zero >= 1, p.dense / d.dp_shard + p.expert / d.dp_expert,
+                     p.dense + p.expert)
+    logits = d.tokens * wl.model.vocab / d.tp * LOGIT_BYTES
+    return MemoryTerms(pb_d + pb_e, gb_d + gb_e, ob_d + ob_e,
+                       activation_bytes(wl, d, moe_layers), logits, owned)
+
+
+def optimizer_time_s(wl: Workload, owned_params: FloatArray, hbm_Bps: float) -> FloatArray:
+    """Adam step over the locally owned parameters: the optimizer state read and written
+    plus the gradient read and the parameter written, at streaming HBM bandwidth."""
+    per_param = 2.0 * wl.optimizer_state_bytes + OPTIMIZER_EXTRA_RW_BYTES
+    out: FloatArray = owned_params * per_param / (hbm_Bps * HBM_EFFICIENCY)
+    return out

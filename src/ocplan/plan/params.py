@@ -1,0 +1,40 @@
+"""Parameters one chip holds: the dense part (attention, dense MLPs, shared experts,
+routers, and the embedding or LM head of an end stage) split by TP, and the routed
+experts split by EP and expert-TP (Megatron-Core parallel folding, Liu et al. 2025,
+arXiv:2504.14960: expert weights are sharded over ``e t_e`` ranks of the stage)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ocplan.costmodel.roofline import FloatArray
+from ocplan.plan.layout_arrays import DerivedLayout
+from ocplan.workloads.shape import ModelShape
+
+__all__ = ["StageParams", "stage_params"]
+
+
+@dataclass(frozen=True)
+class StageParams:
+    """Parameters per chip on the slowest stage (arrays over layouts)."""
+
+    dense: FloatArray
+    expert: FloatArray
+
+
+def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) -> StageParams:
+    """``P_dense = (n_L P_attn + n_dense P_mlp + n_moe (S P_e + h E) + P_edge) / t`` and
+    ``P_expert = n_moe E P_e / (e t_e)`` for a stage of ``n_L`` layers, ``n_moe`` of them
+    MoE; ``P_edge`` is the larger of the embedding and the LM head (the end stages hold
+    one each; with p = 1 the one chip holds both)."""
+    n = d.per_stage
+    dense_layers = n - moe_layers
+    moe_dense = shape.moe_shared * shape.expert_params + shape.hidden * shape.moe_experts
+    edge = np.where(d.pp > 1, max(shape.embedding_params, shape.head_params),
+                    shape.embedding_params + shape.head_params)
+    dense = (n * shape.attn_params + dense_layers * shape.dense_mlp_params
+             + moe_layers * moe_dense + edge) / d.tp
+    expert = moe_layers * shape.moe_experts * shape.expert_params / (d.ep * d.etp)
+    return StageParams(np.asarray(dense, dtype=np.float64), np.asarray(expert, np.float64))
