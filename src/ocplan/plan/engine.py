@@ -33,7 +33,7 @@ from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, FamilyCalibration
 from ocplan.plan.comm_terms import CommTerms, comm_terms
 from ocplan.plan.compute_terms import ComputeTerms, compute_terms
-from ocplan.plan.layer_cost import stage_compute
+from ocplan.plan.layer_cost import layer_kinds, stage_compute
 from ocplan.plan.layout_arrays import DerivedLayout, derive_layout
 from ocplan.plan.memory_terms import RESERVED_BYTES, MemoryTerms, memory_terms, optimizer_time_s
 from ocplan.plan.params import stage_params
@@ -248,12 +248,16 @@ def evaluate_memory(wl: Workload, sm: SystemModel, cal: Calibration,
     timing them. The calibration is read only to order a stage's layer kinds (which
     kinds the slowest stage holds)."""
     d = derive_layout(wl, lay)
-    sc = stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
-                       efficiencies(sm, cal), wl.seq_len, tp=d.tp, mb=d.mb, cp=d.cp,
-                       ep=d.ep, etp=d.etp, sp=d.sp.astype(np.float64),
-                       per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
-                       imbalance=wl.moe_imbalance)
-    mem = memory_terms(wl, d, stage_params(wl.model, d, sc.moe_layers), sc.moe_layers)
+    kinds = {k.moe for k in layer_kinds(wl.model)}
+    if len(kinds) == 1:  # every layer dense, or every layer MoE: no timing needed
+        moe_layers = d.per_stage * float(kinds.pop())
+    else:
+        moe_layers = stage_compute(
+            wl.model, wl.precision, chip_peaks(sm, wl.precision), efficiencies(sm, cal),
+            wl.seq_len, tp=d.tp, mb=d.mb, cp=d.cp, ep=d.ep, etp=d.etp,
+            sp=d.sp.astype(np.float64), per_stage=d.per_stage,
+            capacity_factor=wl.moe_capacity_factor, imbalance=wl.moe_imbalance).moe_layers
+    mem = memory_terms(wl, d, stage_params(wl.model, d, moe_layers), moe_layers)
     total = mem.total
     return MemoryArrays(total, np.full_like(total, sm.hbm_bytes))
 

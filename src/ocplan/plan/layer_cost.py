@@ -106,13 +106,12 @@ class _Profiles:
     head_backward: Profile
 
 
-@lru_cache(maxsize=1024)
-def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
-              cols_bytes: bytes, n: int, capacity_factor: float | None,
-              imbalance: float) -> _Profiles:
-    """Cached per (model, chip, distinct layer shapes): the operator lists and their
-    unit-efficiency costs do not depend on the calibration."""
-    tp, mb, cp, ep, etp, sp = np.frombuffer(cols_bytes, dtype=np.float64).reshape(6, n)
+def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
+                 cols: FloatArray, capacity_factor: float | None,
+                 imbalance: float) -> _Profiles:
+    """Profiles of the layer shapes ``cols`` (rows tp, mb, cp, ep, etp, sp)."""
+    tp, mb, cp, ep, etp, sp = cols
+    n = cols.shape[1]
     shard = Shard(tp=tp, batch=mb, seq_len=float(seq), cp=cp, ep=ep, etp=etp,
                   sp=sp.astype(bool), capacity_factor=capacity_factor, imbalance=imbalance)
     kinds = layer_kinds(shape)
@@ -125,6 +124,46 @@ def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
     head_b = profile(embedding_operators(shape, "backward", shard)
                      + head_operators(shape, "backward", shard), chip, n)
     return _Profiles(fwd, bwd, head_f, head_b)
+
+
+_Context = tuple[ModelShape, str, ChipPeaks, int, float | None, float]
+_Column = tuple[float, ...]
+#: Unit-efficiency costs per job context and layer shape: the operator lists and their
+#: costs do not depend on the calibration or on the other layout fields, so a search or a
+#: calibration fit computes each layer shape once. Bounded: cleared when it grows past
+#: :data:`_CACHE_COLUMNS` shapes.
+_CACHE: dict[_Context, dict[_Column, list[tuple[FloatArray, FloatArray]]]] = {}
+_META: dict[_Context, _Profiles] = {}
+_CACHE_COLUMNS = 200_000
+
+
+def _all(p: _Profiles) -> list[Profile]:
+    return [*p.forward, *p.backward, p.head_forward, p.head_backward]
+
+
+def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols: FloatArray,
+              capacity_factor: float | None, imbalance: float) -> _Profiles:
+    """Profiles of the layer shapes ``cols``, each shape costed once per job context."""
+    context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance)
+    if sum(len(v) for v in _CACHE.values()) > _CACHE_COLUMNS:
+        _CACHE.clear()
+        _META.clear()
+    store = _CACHE.setdefault(context, {})
+    keys: list[_Column] = [tuple(col) for col in cols.T.tolist()]
+    missing = [i for i, k in enumerate(keys) if k not in store]
+    if missing:
+        fresh = _profiles_of(shape, precision, chip, seq, cols[:, missing], capacity_factor,
+                             imbalance)
+        _META.setdefault(context, fresh)
+        for j, i in enumerate(missing):
+            store[keys[i]] = [(p.compute_s[:, j], p.memory_s[:, j]) for p in _all(fresh)]
+    meta = _all(_META[context])
+    rows = [store[k] for k in keys]
+    built = [Profile(np.stack([r[q][0] for r in rows], axis=1),
+                     np.stack([r[q][1] for r in rows], axis=1), m.paths, m.categories)
+             for q, m in enumerate(meta)]
+    k = len(_META[context].forward)
+    return _Profiles(tuple(built[:k]), tuple(built[k:2 * k]), built[2 * k], built[2 * k + 1])
 
 
 def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
@@ -158,8 +197,7 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
     stacked = np.stack([a.ravel() for a in arrays])
     unique, inverse = distinct_columns(stacked)
     n = unique.shape[1]
-    prof = _profiles(shape, precision, chip, seq, np.ascontiguousarray(unique[:6]).tobytes(),
-                     n, capacity_factor, imbalance)
+    prof = _profiles(shape, precision, chip, seq, unique[:6], capacity_factor, imbalance)
     sc = _compose(shape, prof, eff, unique[6])
 
     def back(x: FloatArray) -> FloatArray:

@@ -31,7 +31,7 @@ import numpy as np
 from ocplan.catalog.system import System
 from ocplan.errors import Infeasible, SpecError
 from ocplan.plan.calibration import Calibration, load_calibration
-from ocplan.plan.engine import check_system, evaluate, system_model
+from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
 from ocplan.plan.space import Columns, SearchSpace, training_space
@@ -130,12 +130,18 @@ def _eval_columns(wl: Workload, system: System, cal: Calibration,
     return out
 
 
+def _memory(wl: Workload, system: System, cal: Calibration, lay: Plan) -> np.ndarray:
+    """Bytes per chip of the layouts of ``lay`` (the engine's memory terms alone)."""
+    out: np.ndarray = evaluate_memory(wl, system_model(system), cal, lay).memory_bytes
+    return out
+
+
 def _auto_recompute(wl: Workload, system: System, cal: Calibration, c: Columns,
-                    base: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    m0: np.ndarray, cap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Layers per stage to recompute in full for the ``auto`` rows (0 for the others),
     which rows are kept, and which are duplicates: auto equal to none (fits without
     recompute) or to full (needs every layer recomputed). Auto not fitting even with
-    full recompute is dropped. ``base`` holds the rows evaluated with auto as none."""
+    full recompute is dropped. ``m0`` is the memory of the rows with auto as none."""
     auto = c["recompute"] == RECOMPUTE_AUTO
     layers_kept = np.zeros(len(auto), dtype=np.int16)  # at most MAX_LAYERS
     keep = ~auto
@@ -143,9 +149,8 @@ def _auto_recompute(wl: Workload, system: System, cal: Calibration, c: Columns,
     if not auto.any():
         return layers_kept, keep, dup
     sub = {k: v[auto] for k, v in c.items()}
-    full = _eval_columns(wl, system, cal, Plan.columns(**(sub | {"recompute": _FULL})))
-    cap = base["capacity_bytes"][auto]
-    m0, m1 = base["memory_bytes"][auto], full["memory_bytes"]
+    m1 = _memory(wl, system, cal, Plan.columns(**(sub | {"recompute": _FULL})))
+    m0 = m0[auto]
     per_stage = np.ceil(wl.model.n_layers / sub["pp"])
     saved = np.maximum((m0 - m1) / per_stage, 1.0)
     layers = np.clip(np.ceil((m0 - cap) / saved), 1, per_stage)
@@ -207,28 +212,33 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     mem = np.full(n, np.inf)
     rc_layers = np.zeros(n, dtype=np.int16)
     fits = np.zeros(n, dtype=bool)
+    cap = system_model(system).hbm_bytes
+    usable = cap * (1.0 - memory_headroom)
     for start in range(0, n, CHUNK):
         sl = slice(start, min(n, start + CHUNK))
         c = {k: v[sl] for k, v in cols.items()}
-        # auto rows are first evaluated without recompute, to size what they must save
+        # Memory first: only the layouts that fit are timed (the terms are elementwise,
+        # so timing a subset gives the same values). auto rows are first sized without
+        # recompute, to find what they must save.
         auto_as_none = np.where(c["recompute"] == RECOMPUTE_AUTO, _NONE, c["recompute"])
-        base = _eval_columns(workload, system, cal, Plan.columns(**(c | {
-            "recompute": auto_as_none})))
+        final = c | {"recompute": auto_as_none}
+        m = _memory(workload, system, cal, Plan.columns(**final))
         # auto rows equal to the none or full rows are duplicates (see _auto_recompute).
-        layers, keep, dup = _auto_recompute(workload, system, cal, c, base)
+        layers, keep, dup = _auto_recompute(workload, system, cal, c, m, cap)
         redo = layers > 0
         if redo.any():
-            again = _eval_columns(workload, system, cal, Plan.columns(**(
-                {k: v[redo] for k, v in c.items()}
-                | {"recompute": _FULL, "recompute_layers": layers[redo]})))
-            base = {k: _replace_rows(v, redo, again[k]) for k, v in base.items()}
+            final = final | {"recompute": np.where(redo, _FULL, auto_as_none),
+                             "recompute_layers": layers}
+            m = _replace_rows(m, redo, _memory(workload, system, cal, Plan.columns(
+                **{k: v[redo] for k, v in final.items()})))
         rc_layers[sl] = layers
-        usable = base["capacity_bytes"] * (1.0 - memory_headroom)
-        ok = keep & (base["memory_bytes"] <= usable)
-        step[sl] = np.where(ok, base["step_s"], np.inf)
-        mem[sl] = base["memory_bytes"]
+        ok = keep & (m <= usable)
+        timed = _eval_columns(workload, system, cal, Plan.columns(
+            **{k: v[ok] for k, v in final.items()}))
+        step[sl] = _replace_rows(np.full(len(ok), np.inf), ok, timed["step_s"])
+        mem[sl] = m
         fits[sl] = ok
-        assert np.isfinite(base["step_s"][ok]).all(), (
+        assert np.isfinite(timed["step_s"]).all(), (
             f"engine bug: a layout of {workload.model.name} on {chips} x "
             f"{system.accelerator.id} fits but has a non-finite step time")
         pruned["duplicate"] = pruned.get("duplicate", 0) + int(dup.sum())

@@ -208,14 +208,15 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 sequence_parallel=sp, offload=offload)
 
 
-def _hybrid_group(plan: Plan, domain: int) -> int:
+def _hybrid_group(plan: Plan, domain: int) -> int | None:
     """The sharding group of a row whose notes say ZeRO-3 is hybrid ("sharded within a
-    node/slice group"): the data-parallel ranks inside one scale-up domain."""
+    node/slice group"): the data-parallel ranks inside one scale-up domain; None when
+    that is all of them (hybrid sharding over one group is plain sharding)."""
     ranks = plan.dp * plan.cp
     group = max(1, min(ranks, domain // plan.tp))
     while ranks % group:
         group -= 1
-    return group
+    return None if group >= ranks else group
 
 
 def system_from_row(row: dict[str, str], catalog: Catalog) -> System:
