@@ -204,8 +204,9 @@ def test_first_stage_holds_p_micro_batches_without_interleaving() -> None:
 
 def test_calibration_family_is_catalog_data() -> None:
     """The family a chip is calibrated with comes from its catalog entry; a family no
-    published run fitted (MI300X's cdna3) falls back to the default priors, and the
-    estimate says so with the number of runs behind the values it used."""
+    published run fitted (MI300X's cdna3) falls back to the default values (the fitted
+    families' median), and the estimate says so with the number of runs behind the
+    values it used and their held-out error."""
     wl = Workload(LLAMA70, 4096, 256, "bf16")
     plan = Plan(tp=8, pp=2, dp=4, recompute="full")
     h100 = estimate(wl, plan, H100_64)
@@ -213,6 +214,8 @@ def test_calibration_family_is_catalog_data() -> None:
     assert (h100.calibration_family, h100.calibration_runs) == ("hopper",
                                                                 CAL.families["hopper"].runs)
     assert h100.calibration_runs > 0
+    assert h100.calibration_cv_error_pct is not None
+    assert 0 < h100.calibration_cv_error_pct < 50
     mi300x = system_for_chip(CAT, "mi300x", 64)
     assert mi300x.accelerator.family == "cdna3"
     assert "cdna3" not in CAL.families

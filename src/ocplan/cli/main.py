@@ -351,11 +351,13 @@ def estimate_cmd(
 def _calibration_line(result: Estimate, chip_family: str | None) -> str:
     """Which fitted values the estimate used, and how many published runs back them."""
     if result.calibration_family != "default":
+        cv = result.calibration_cv_error_pct
+        held = f"; held-out median error {cv:.1f} %" if cv is not None else ""
         return (f"{result.calibration_family} (fitted on {result.calibration_runs} published "
-                "run(s))")
+                f"run(s){held})")
     declared = f"family {chip_family}" if chip_family else "no family"
-    return (f"default priors ({declared}: no published run of it was fitted; treat with "
-            "care)")
+    return (f"typical values of the fitted families ({declared}: no published run of it "
+            "was fitted; a physically derived estimate, treat with care)")
 
 
 def _print_estimate(result: Estimate, title: str, extra: dict[str, float],

@@ -83,6 +83,10 @@ class Efficiencies:
     attention: float
     launch_s: float
     memory: float = 1.0
+    grouped_gemm: float = 0.0
+    """Grouped (expert) GEMMs with 16-bit inputs; 0: as ``gemm``."""
+    grouped_gemm_8bit: float = 0.0
+    """Grouped GEMMs with 8-bit inputs; 0: as ``gemm_8bit``."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,10 @@ class PassTime:
 
 
 #: Which calibrated efficiency divides an operator's compute term.
-Path = Literal["gemm", "gemm_8bit", "attention", "memory"]
+Path = Literal["gemm", "gemm_8bit", "grouped_gemm", "grouped_gemm_8bit", "attention",
+               "memory"]
+#: The path a grouped GEMM falls back to when no grouped efficiency is given.
+_BASE_PATH = {"grouped_gemm": "gemm", "grouped_gemm_8bit": "gemm_8bit"}
 #: Categories of :class:`PassTime`, in order.
 CATEGORIES = ("matrix", "attention", "memory")
 
@@ -139,7 +146,8 @@ class Profile:
     categories: tuple[str, ...]
 
     def time(self, eff: Efficiencies) -> PassTime:
-        etas = np.array([getattr(eff, p) for p in self.paths])
+        etas = np.array([getattr(eff, p) or getattr(eff, _BASE_PATH.get(p, p))
+                         for p in self.paths])
         bw = np.array([eff.memory if p == "memory" else 1.0 for p in self.paths])
         t = np.maximum(self.compute_s / etas[:, None], self.memory_s / bw[:, None]) \
             + eff.launch_s
@@ -172,6 +180,8 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     cost = gemm_cost(m, op.n, op.k, groups, peak, chip.hbm_Bps, chip.compute,
                      GEMM_INPUT_BYTES.get(precision, ACT_BYTES), ACT_BYTES, 1.0, 0.0)
     path: Path = "gemm_8bit" if precision in EIGHT_BIT else "gemm"
+    if op.kind == "grouped_gemm":
+        path = "grouped_gemm_8bit" if precision in EIGHT_BIT else "grouped_gemm"
     return OpCost(cost.compute_s * factor, cost.memory_s * factor, path, "matrix")
 
 

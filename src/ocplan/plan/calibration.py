@@ -21,6 +21,10 @@ Global (framework behaviour, not hardware):
 - ``kernel_overhead_s``: fixed cost per kernel of the operator list (the gap between
   kernels and each kernel's own fixed time; host launch cost where it is not hidden).
 
+- ``grouped_gemm_efficiency``: a grouped (expert) GEMM's efficiency relative to a dense
+  GEMM of the same tiles: grouped kernels (Transformer Engine's per-expert GEMMs on
+  streams, CUTLASS/hipBLASLt grouped GEMM) schedule ragged groups and run their
+  per-group prologues, which tiles and waves alone do not capture;
 - ``memory_efficiency``: achieved bandwidth of the memory-bound kernels (norms,
   activations, residuals, permutations) relative to streaming copies; their bytes come
   from the operator list (:mod:`ocplan.workloads.operators`).
@@ -66,6 +70,7 @@ class Calibration:
     dp_overlap: float = 0.8
     kernel_overhead_s: float = 4e-6
     memory_efficiency: float = 1.0
+    grouped_gemm_efficiency: float = 1.0
 
     def used_family(self, family: str | None) -> str:
         """The family whose values a chip of ``family`` uses: itself when fitted, else
@@ -86,6 +91,7 @@ class Calibration:
             "dp_overlap": self.dp_overlap,
             "kernel_overhead_s": self.kernel_overhead_s,
             "memory_efficiency": self.memory_efficiency,
+            "grouped_gemm_efficiency": self.grouped_gemm_efficiency,
         }
 
     @classmethod
@@ -102,6 +108,8 @@ class Calibration:
             dp_overlap=float(data["dp_overlap"]),  # type: ignore[arg-type]
             kernel_overhead_s=float(data["kernel_overhead_s"]),  # type: ignore[arg-type]
             memory_efficiency=float(data.get("memory_efficiency", 1.0)),  # type: ignore[arg-type]
+            grouped_gemm_efficiency=float(
+                data.get("grouped_gemm_efficiency", 1.0)),  # type: ignore[arg-type]
         )
 
 

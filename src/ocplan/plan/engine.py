@@ -86,7 +86,8 @@ class SystemModel:
     server: str = ""
     """Server id (for messages)."""
     family: str | None = None
-    """The chip's calibration family (catalog data; None: the default priors)."""
+    """The chip's calibration family (catalog data; None: the default values, the fitted
+    families' median)."""
     compute: ChipCompute = GENERIC
     """Tile, concurrent tiles and K0 of the chip's matrix units (cost model)."""
     clock_fraction: float = 1.0
@@ -197,7 +198,10 @@ def efficiencies(sm: SystemModel, cal: Calibration) -> Efficiencies:
     return Efficiencies(gemm=min(1.0, fam.gemm * clock),
                         gemm_8bit=min(1.0, fam.gemm_8bit * clock),
                         attention=min(1.0, fam.attention * clock),
-                        launch_s=cal.kernel_overhead_s, memory=cal.memory_efficiency)
+                        launch_s=cal.kernel_overhead_s, memory=cal.memory_efficiency,
+                        grouped_gemm=min(1.0, fam.gemm * clock * cal.grouped_gemm_efficiency),
+                        grouped_gemm_8bit=min(1.0, fam.gemm_8bit * clock
+                                              * cal.grouped_gemm_efficiency))
 
 
 def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> StepArrays:

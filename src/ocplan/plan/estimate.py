@@ -108,10 +108,10 @@ class Estimate:
     calibration_family: str = "default"
     """Calibration family used for the chip (``default``: no measured runs fitted it)."""
     calibration_runs: int = 0
-    """Published runs that family's values were fitted on (0 for the default priors)."""
+    """Published runs that family's values were fitted on (0 for the default values)."""
     calibration_cv_error_pct: float | None = None
     """Median |error| of that family's runs when each was predicted by a fit without its
-    publication (leave one source out), %; None for the default priors."""
+    publication (leave one source out), %; None for the default values."""
 
     def time_to_train_s(self, tokens: float) -> float:
         """Wall time to train on ``tokens`` tokens at this throughput."""

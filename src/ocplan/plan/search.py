@@ -113,13 +113,15 @@ def pareto_front(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Indices of the points not dominated when minimizing both ``a`` and ``b`` (of
     equal points, one)."""
     order = np.lexsort((b, a))
-    front: list[int] = []
-    best_b = math.inf
-    for i in order:
-        if b[i] < best_b or not front:  # the first point is on the front, even at b = inf
-            front.append(i)
-            best_b = b[i]
-    return np.asarray(front, dtype=np.int64)
+    if order.size == 0:
+        return order.astype(np.int64)
+    bs = np.asarray(b, dtype=np.float64)[order]
+    # sorted by a (then b): a point is on the front when its b is below every b before
+    # it; the first point is on the front, even at b = inf
+    before = np.minimum.accumulate(np.concatenate(([np.inf], bs[:-1])))
+    keep = bs < before
+    keep[0] = True
+    return order[keep].astype(np.int64)
 
 
 def _eval_columns(wl: Workload, system: System, cal: Calibration,
@@ -233,14 +235,15 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
                 **{k: v[redo] for k, v in final.items()})))
         rc_layers[sl] = layers
         ok = keep & (m <= usable)
-        timed = _eval_columns(workload, system, cal, Plan.columns(
-            **{k: v[ok] for k, v in final.items()}))
-        step[sl] = _replace_rows(np.full(len(ok), np.inf), ok, timed["step_s"])
         mem[sl] = m
         fits[sl] = ok
-        assert np.isfinite(timed["step_s"]).all(), (
-            f"engine bug: a layout of {workload.model.name} on {chips} x "
-            f"{system.accelerator.id} fits but has a non-finite step time")
+        if ok.any():  # a chunk where nothing fits has nothing to time
+            timed = _eval_columns(workload, system, cal, Plan.columns(
+                **{k: v[ok] for k, v in final.items()}))
+            step[sl] = _replace_rows(np.full(len(ok), np.inf), ok, timed["step_s"])
+            assert np.isfinite(timed["step_s"]).all(), (
+                f"engine bug: a layout of {workload.model.name} on {chips} x "
+                f"{system.accelerator.id} fits but has a non-finite step time")
         pruned["duplicate"] = pruned.get("duplicate", 0) + int(dup.sum())
         pruned["memory"] = pruned.get("memory", 0) + int((~ok & ~dup).sum())
         if progress is not None:
