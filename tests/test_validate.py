@@ -45,7 +45,7 @@ def test_every_published_run_is_predicted_within_goal(report: dict) -> None:  # 
     """All 98 development runs predicted (none failed, none infeasible), in sample:
     median |error| <= 9 %, p90 <= 22 %; MoE runs median <= 11.5 %; the original 69 runs
     (issue 3) median <= 10 %, p90 <= 25 %. Issue 9 asks for 5 % / 12 % and 10 % for MoE;
-    these bounds hold what the operator-level engine reaches today (8.6 / 20.7 / 10.7,
+    these bounds hold what the operator-level engine reaches today (8.3 / 19.9 / 11.1,
     docs/calibration.md) so that a regression fails."""
     cases = report["cases"]
     assert len(cases) == 98
