@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 
 from ocplan.catalog.schema import Compute
 from ocplan.costmodel.chip import ChipCompute, chip_compute
-from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray
+from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64
 
 __all__ = [
     "ATTN_BLOCK",
@@ -47,10 +47,6 @@ BACKWARD_FLOPS_FACTOR = 2.5
 BACKWARD_BYTES_FACTOR = 2.0
 
 
-def _f(x: ArrayLike) -> FloatArray:
-    out: FloatArray = np.asarray(x, dtype=np.float64)
-    return out
-
 
 def keys_per_query(seq: ArrayLike, causal: ArrayLike, window: ArrayLike) -> FloatArray:
     """Mean keys one query attends to in self-attention over ``seq`` tokens.
@@ -68,9 +64,9 @@ def keys_per_query(seq: ArrayLike, causal: ArrayLike, window: ArrayLike) -> Floa
     window
         Sliding-window width in tokens; 0 means no window.
     """
-    s, win = _f(seq), _f(window)
+    s, win = f64(seq), f64(window)
     w = np.where(win > 0, np.minimum(win, s), s)
-    return _f(np.where(np.asarray(causal, dtype=bool), w - w * w / (2.0 * s), w))
+    return f64(np.where(np.asarray(causal, dtype=bool), w - w * w / (2.0 * s), w))
 
 
 def attention_flops(batch: ArrayLike, heads: ArrayLike, seq: ArrayLike, head_dim: ArrayLike,
@@ -82,8 +78,8 @@ def attention_flops(batch: ArrayLike, heads: ArrayLike, seq: ArrayLike, head_dim
     ``d_qk = d_v = d`` and no mask this is the ``4 B H S^2 d`` of compute_units.md §2.4.
     """
     dv = head_dim if head_dim_v is None else head_dim_v
-    return _f(2.0 * _f(batch) * _f(heads) * _f(seq) * keys_per_query(seq, causal, window)
-              * (_f(head_dim) + _f(dv)))
+    return f64(2.0 * f64(batch) * f64(heads) * f64(seq) * keys_per_query(seq, causal, window)
+              * (f64(head_dim) + f64(dv)))
 
 
 def _block_pairs(seq: FloatArray, causal: ArrayLike, window: FloatArray) -> FloatArray:
@@ -99,7 +95,7 @@ def _block_pairs(seq: FloatArray, causal: ArrayLike, window: FloatArray) -> Floa
     c = np.ceil(w / ATTN_BLOCK) + 1.0
     causal_pairs = np.where(n <= c, n * (n + 1.0) / 2.0, c * (c + 1.0) / 2.0 + (n - c) * c)
     full_pairs = n * np.minimum(n, np.ceil(w / ATTN_BLOCK) + (w < seq))
-    return _f(np.where(np.asarray(causal, dtype=bool), causal_pairs, full_pairs))
+    return f64(np.where(np.asarray(causal, dtype=bool), causal_pairs, full_pairs))
 
 
 def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLike,
@@ -147,23 +143,23 @@ def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLi
     ``eta_attn``. Source: compute_units.md §2.4; FlashAttention-2/3 papers.
     """
     c = chip_compute(chip)
-    s, win = _f(seq), _f(window)
-    dq = _f(head_dim)
-    dv = dq if head_dim_v is None else _f(head_dim_v)
-    bh = _f(batch) * _f(heads)
+    s, win = f64(seq), f64(window)
+    dq = f64(head_dim)
+    dv = dq if head_dim_v is None else f64(head_dim_v)
+    bh = f64(batch) * f64(heads)
     pairs = _block_pairs(s, causal, win)
     padded_flops = bh * pairs * 2.0 * ATTN_BLOCK * ATTN_BLOCK * (dq + dv)
     f_pass = BACKWARD_FLOPS_FACTOR if backward else 1.0
     if c.stream_k:
-        eta_wave = _f(1.0)
+        eta_wave = f64(1.0)
     else:
         q_tiles = bh * np.ceil(s / ATTN_BLOCK)
         eta_wave = q_tiles / (np.ceil(q_tiles / c.slots) * c.slots)
-    compute = padded_flops * f_pass / (_f(peak16_flops) * _f(eta_attn) * eta_wave)
-    nbytes = _f(batch) * s * (_f(heads) + _f(kv_heads)) * (dq + dv) * _f(bytes_per_element)
+    compute = padded_flops * f_pass / (f64(peak16_flops) * f64(eta_attn) * eta_wave)
+    nbytes = f64(batch) * s * (f64(heads) + f64(kv_heads)) * (dq + dv) * f64(bytes_per_element)
     f_bytes = BACKWARD_BYTES_FACTOR if backward else 1.0
-    memory = nbytes * f_bytes / (_f(hbm_Bps) * _f(eta_bw))
-    return _f(np.maximum(compute, memory) + _f(launch_s))
+    memory = nbytes * f_bytes / (f64(hbm_Bps) * f64(eta_bw))
+    return f64(np.maximum(compute, memory) + f64(launch_s))
 
 
 def decode_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLike,
@@ -198,12 +194,12 @@ def decode_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayL
     heads beyond GQA sharing); the query and output are negligible but counted.
     Source: compute_units.md §3.3 (weight/KV-bandwidth-bound regime at M = 1).
     """
-    length, win = _f(kv_len), _f(window)
+    length, win = f64(kv_len), f64(window)
     keys = np.where(win > 0, np.minimum(win, length), length)
-    dq = _f(head_dim)
-    dv = dq if head_dim_v is None else _f(head_dim_v)
-    b, h = _f(batch), _f(heads)
-    compute = 2.0 * b * h * keys * (dq + dv) / (_f(peak16_flops) * _f(eta_attn))
-    nbytes = b * (keys * _f(kv_heads) + h) * (dq + dv) * _f(bytes_per_element)
-    memory = nbytes / (_f(hbm_Bps) * _f(eta_bw))
-    return _f(np.maximum(compute, memory) + _f(launch_s))
+    dq = f64(head_dim)
+    dv = dq if head_dim_v is None else f64(head_dim_v)
+    b, h = f64(batch), f64(heads)
+    compute = 2.0 * b * h * keys * (dq + dv) / (f64(peak16_flops) * f64(eta_attn))
+    nbytes = b * (keys * f64(kv_heads) + h) * (dq + dv) * f64(bytes_per_element)
+    memory = nbytes / (f64(hbm_Bps) * f64(eta_bw))
+    return f64(np.maximum(compute, memory) + f64(launch_s))

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ocplan.catalog.schema import Compute
 from ocplan.costmodel.chip import ChipCompute, chip_compute
-from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray
+from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64
 
 __all__ = [
     "SPLIT_K_CANDIDATES",
@@ -53,10 +53,6 @@ SPLIT_K_CANDIDATES: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)
 SPLIT_K_MIN_DEPTH = 128
 
 
-def _f(x: ArrayLike) -> FloatArray:
-    out: FloatArray = np.asarray(x, dtype=np.float64)
-    return out
-
 
 def tile_count(m: ArrayLike, n: ArrayLike, groups: ArrayLike, tile_m: ArrayLike,
                tile_n: ArrayLike) -> FloatArray:
@@ -65,7 +61,7 @@ def tile_count(m: ArrayLike, n: ArrayLike, groups: ArrayLike, tile_m: ArrayLike,
     ``m`` is the rows of one group (tokens per expert for MoE), so each group is padded
     to the tile on its own (compute_units.md §3.4).
     """
-    return _f(_f(groups) * np.ceil(_f(m) / _f(tile_m)) * np.ceil(_f(n) / _f(tile_n)))
+    return f64(f64(groups) * np.ceil(f64(m) / f64(tile_m)) * np.ceil(f64(n) / f64(tile_n)))
 
 
 def tile_efficiency(m: ArrayLike, n: ArrayLike, tile_m: ArrayLike,
@@ -92,9 +88,9 @@ def tile_efficiency(m: ArrayLike, n: ArrayLike, tile_m: ArrayLike,
     >>> float(tile_efficiency(128, 256, 128, 128)), float(tile_efficiency(129, 256, 128, 128))
     (1.0, 0.50390625)
     """
-    mm, nn, tm, tn = _f(m), _f(n), _f(tile_m), _f(tile_n)
+    mm, nn, tm, tn = f64(m), f64(n), f64(tile_m), f64(tile_n)
     padded = np.ceil(mm / tm) * tm * np.ceil(nn / tn) * tn
-    return _f(np.where(padded > 0, mm * nn / np.maximum(padded, 1.0), 1.0))
+    return f64(np.where(padded > 0, mm * nn / np.maximum(padded, 1.0), 1.0))
 
 
 def wave_efficiency(m: ArrayLike, n: ArrayLike, groups: ArrayLike, tile_m: ArrayLike,
@@ -130,9 +126,9 @@ def wave_efficiency(m: ArrayLike, n: ArrayLike, groups: ArrayLike, tile_m: Array
     0.8485
     """
     tiles = tile_count(m, n, groups, tile_m, tile_n)
-    u = _f(units)
+    u = f64(units)
     waves = np.ceil(tiles / u)
-    return _f(np.where(waves > 0, tiles / np.maximum(waves * u, 1.0), 1.0))
+    return f64(np.where(waves > 0, tiles / np.maximum(waves * u, 1.0), 1.0))
 
 
 def k_efficiency(k: ArrayLike, k0: ArrayLike) -> FloatArray:
@@ -155,13 +151,13 @@ def k_efficiency(k: ArrayLike, k0: ArrayLike) -> FloatArray:
     >>> round(float(k_efficiency(256, 280) / k_efficiency(4096, 280)), 3)
     0.51
     """
-    kk = _f(k)
-    return _f(kk / (kk + _f(k0)))
+    kk = f64(k)
+    return f64(kk / (kk + f64(k0)))
 
 
 def gemm_flops(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike) -> FloatArray:
     """Useful FLOPs of a (grouped) GEMM: ``2 G M N K`` (1 multiply-add = 2 FLOP)."""
-    return _f(2.0 * _f(groups) * _f(m) * _f(n) * _f(k))
+    return f64(2.0 * f64(groups) * f64(m) * f64(n) * f64(k))
 
 
 @dataclass(frozen=True)
@@ -249,12 +245,12 @@ def gemm_cost(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
     (compute_units.md §3.3-3.4). Sources: compute_units.md §3.1-3.4 and §3.7.
     """
     c = chip_compute(chip)
-    mm, nn, kk, g = _f(m), _f(n), _f(k), _f(groups)
-    rate = _f(peak_flops) * _f(eta_large)
+    mm, nn, kk, g = f64(m), f64(n), f64(k), f64(groups)
+    rate = f64(peak_flops) * f64(eta_large)
     tiles = tile_count(mm, nn, g, c.tile_m, c.tile_n)
     tile_flops = 2.0 * c.tile_m * c.tile_n
-    io_bytes = g * ((mm * kk + kk * nn) * _f(bytes_per_element_in) + mm * nn * _f(bytes_out))
-    bw = _f(hbm_Bps) * _f(eta_bw)
+    io_bytes = g * ((mm * kk + kk * nn) * f64(bytes_per_element_in) + mm * nn * f64(bytes_out))
+    bw = f64(hbm_Bps) * f64(eta_bw)
     if c.stream_k:
         # each unit runs tiles x K / slots iterations (its K share when tiles < slots)
         k_unit = kk * np.clip(tiles / c.slots, 1.0 / c.slots, 1.0)
@@ -269,9 +265,9 @@ def gemm_cost(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
             compute = np.minimum(compute, np.where(allowed, t_c, np.inf))
     memory = io_bytes / bw
     busy = np.maximum(compute, memory)
-    launch = np.broadcast_to(_f(launch_s), np.shape(busy)).astype(np.float64)
-    return GemmCost(compute_s=_f(compute), memory_s=_f(memory), launch_s=launch,
-                    time_s=_f(busy + launch), flops=gemm_flops(mm, nn, kk, g))
+    launch = np.broadcast_to(f64(launch_s), np.shape(busy)).astype(np.float64)
+    return GemmCost(compute_s=f64(compute), memory_s=f64(memory), launch_s=launch,
+                    time_s=f64(busy + launch), flops=gemm_flops(mm, nn, kk, g))
 
 
 def gemm_time_s(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,

@@ -30,7 +30,7 @@ import numpy as np
 from ocplan.costmodel.attention import ATTN_BLOCK
 from ocplan.costmodel.chip import ChipCompute
 from ocplan.costmodel.gemm import gemm_cost
-from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, memory_time_s
+from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64, memory_time_s
 from ocplan.workloads.memory import ACT_BYTES
 from ocplan.workloads.operators import GEMM_INPUT_BYTES, Operator, OpKind
 
@@ -156,10 +156,6 @@ class Profile:
         return PassTime(*sums)
 
 
-def _f(x: object) -> FloatArray:
-    out: FloatArray = np.asarray(x, dtype=np.float64)
-    return out
-
 
 def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     """A (grouped) GEMM at its precision: :func:`~ocplan.costmodel.gemm.gemm_cost` at
@@ -174,8 +170,8 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     native = chip.peak_of(op.precision)
     precision = op.precision if native else "bf16"
     peak = native or chip.path_peak
-    groups, m = _f(op.groups), _f(op.m)
-    rank_rows = (_f(op.m_max) + (groups - 1.0) * m) / np.maximum(groups * m, 1e-30)
+    groups, m = f64(op.groups), f64(op.m)
+    rank_rows = (f64(op.m_max) + (groups - 1.0) * m) / np.maximum(groups * m, 1e-30)
     factor = np.where(m > 0, np.maximum(rank_rows, 1.0), 1.0)
     cost = gemm_cost(m, op.n, op.k, groups, peak, chip.hbm_Bps, chip.compute,
                      GEMM_INPUT_BYTES.get(precision, ACT_BYTES), ACT_BYTES, 1.0, 0.0)
@@ -196,22 +192,22 @@ def attention_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     ``slots`` at a time (FlashAttention-2/3 parallelize over batch, heads and query
     blocks; Dao 2023 §3.2); no staircase on a Stream-K style chip."""
     c = chip.compute
-    seq_q = np.maximum(_f(op.seq_q), 1.0)
-    blocks = _f(op.m) / seq_q * _f(op.groups) * np.ceil(seq_q / ATTN_BLOCK)
+    seq_q = np.maximum(f64(op.seq_q), 1.0)
+    blocks = f64(op.m) / seq_q * f64(op.groups) * np.ceil(seq_q / ATTN_BLOCK)
     if c.stream_k:
-        eta_wave = _f(1.0)
+        eta_wave = f64(1.0)
     else:
         eta_wave = np.where(blocks > 0, blocks / np.maximum(
             np.ceil(blocks / c.slots) * c.slots, 1.0), 1.0)
-    compute = _f(op.flops) / (chip.path_peak * eta_wave)
-    memory = _f(op.bytes) / (chip.hbm_Bps * HBM_EFFICIENCY)
+    compute = f64(op.flops) / (chip.path_peak * eta_wave)
+    memory = f64(op.bytes) / (chip.hbm_Bps * HBM_EFFICIENCY)
     return OpCost(compute, memory, "attention", "attention")
 
 
 def memory_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     """A memory-bound kernel: its bytes at the achieved HBM bandwidth
     (:func:`~ocplan.costmodel.roofline.memory_time_s` without the launch)."""
-    return OpCost(_f(0.0), memory_time_s(op.bytes, chip.hbm_Bps, 0.0), "memory", "memory")
+    return OpCost(f64(0.0), memory_time_s(op.bytes, chip.hbm_Bps, 0.0), "memory", "memory")
 
 
 Coster = Callable[[Operator, ChipPeaks], OpCost]

@@ -24,6 +24,12 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 
+
+def f64(x: object) -> FloatArray:
+    """``x`` (a number, a bool or an array of them) as a float64 array."""
+    out: FloatArray = np.asarray(x, dtype=np.float64)
+    return out
+
 #: Achieved / peak HBM bandwidth of a memory-bound kernel: DeepGEMM's M = 64 FP8 GEMMs
 #: stream weights at 2.67 of 3.35 TB/s on H800 (80 %) and MI300X STREAM reaches 80 % of
 #: 5.3 TB/s (compute_units.md §2.5, §3.3; NVIDIA STREAM copy kernels reach 86-95 %, so

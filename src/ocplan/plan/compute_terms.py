@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ocplan.costmodel.op_time import Efficiencies
 from ocplan.costmodel.roofline import FloatArray
 from ocplan.plan.layer_cost import StageCompute
 from ocplan.plan.layout_arrays import DerivedLayout
@@ -37,9 +36,6 @@ class ComputeTerms:
     attention_s: FloatArray
     memory_s: FloatArray
     """Forward + backward by category (matrix, attention, memory-bound)."""
-    layer_forward_s: FloatArray
-    layer_backward_s: FloatArray
-    """One average layer of the stage."""
 
     @property
     def microbatch_s(self) -> FloatArray:
@@ -59,16 +55,14 @@ def _offload_exposed_s(wl: Workload, d: DerivedLayout, host_Bps: float, fwd_laye
     return out
 
 
-def compute_terms(wl: Workload, sc: StageCompute, d: DerivedLayout, eff: Efficiencies,
+def compute_terms(wl: Workload, sc: StageCompute, d: DerivedLayout,
                   host_Bps: float) -> ComputeTerms:
     """:class:`ComputeTerms` of the layouts ``d`` from the stage's timed operators."""
-    layers = d.per_stage
     fwd = sc.forward.total_s + sc.head_fwd.total_s
     bwd = sc.backward.total_s + sc.head_bwd.total_s
     recompute = d.rc_full * sc.forward.total_s + np.where(d.rc_sel, sc.attention_fwd_s, 0.0)
-    per_layer_f = sc.forward.total_s / layers
-    per_layer_b = sc.backward.total_s / layers
-    offload = _offload_exposed_s(wl, d, host_Bps, per_layer_f, per_layer_b)
+    offload = _offload_exposed_s(wl, d, host_Bps, sc.forward.total_s / d.per_stage,
+                                 sc.backward.total_s / d.per_stage)
     both = sc.forward.plus(sc.backward).plus(sc.head_fwd).plus(sc.head_bwd)
     return ComputeTerms(fwd, bwd, recompute, offload, both.matrix_s,
-                        both.attention_s, both.memory_s, per_layer_f, per_layer_b)
+                        both.attention_s, both.memory_s)

@@ -33,7 +33,7 @@ from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, FamilyCalibration
 from ocplan.plan.comm_terms import CommTerms, comm_terms
 from ocplan.plan.compute_terms import ComputeTerms, compute_terms
-from ocplan.plan.layer_cost import layer_kinds, stage_compute
+from ocplan.plan.layer_cost import StageCompute, layer_kinds, stage_compute
 from ocplan.plan.layout_arrays import DerivedLayout, derive_layout
 from ocplan.plan.memory_terms import RESERVED_BYTES, MemoryTerms, memory_terms, optimizer_time_s
 from ocplan.plan.params import stage_params
@@ -204,6 +204,16 @@ def efficiencies(sm: SystemModel, cal: Calibration) -> Efficiencies:
                                               * cal.grouped_gemm_efficiency))
 
 
+def _stage_compute(wl: Workload, sm: SystemModel, cal: Calibration,
+                   d: DerivedLayout) -> StageCompute:
+    """The slowest stage's layers for the layouts ``d`` (:mod:`ocplan.plan.layer_cost`)."""
+    return stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
+                         efficiencies(sm, cal), wl.seq_len, tp=d.tp, mb=d.mb, cp=d.cp,
+                         ep=d.ep, etp=d.etp, sp=d.sp.astype(np.float64),
+                         per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
+                         imbalance=wl.moe_imbalance)
+
+
 def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> StepArrays:
     """Every term of step time (s) and memory (bytes per chip) for the layouts ``lay``
     (a :meth:`~ocplan.plan.plan.Plan.columns` plan: numpy arrays of encoded values, one
@@ -220,13 +230,8 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     scale-out bandwidth takes infinite time (:mod:`ocplan.collectives.cost`).
     """
     d = derive_layout(wl, lay)
-    eff = efficiencies(sm, cal)
-    sc = stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision), eff,
-                       wl.seq_len, tp=d.tp, mb=d.mb,
-                       cp=d.cp, ep=d.ep, etp=d.etp, sp=d.sp.astype(np.float64),
-                       per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
-                       imbalance=wl.moe_imbalance)
-    c = compute_terms(wl, sc, d, eff, sm.host_Bps)
+    sc = _stage_compute(wl, sm, cal, d)
+    c = compute_terms(wl, sc, d, sm.host_Bps)
     params = stage_params(wl.model, d, sc.moe_layers)
     comm = comm_terms(wl, sm.fabric, cal, d, sc, c, params)
     mem = memory_terms(wl, d, params, sc.moe_layers)
@@ -256,11 +261,7 @@ def evaluate_memory(wl: Workload, sm: SystemModel, cal: Calibration,
     if len(kinds) == 1:  # every layer dense, or every layer MoE: no timing needed
         moe_layers = d.per_stage * float(kinds.pop())
     else:
-        moe_layers = stage_compute(
-            wl.model, wl.precision, chip_peaks(sm, wl.precision), efficiencies(sm, cal),
-            wl.seq_len, tp=d.tp, mb=d.mb, cp=d.cp, ep=d.ep, etp=d.etp,
-            sp=d.sp.astype(np.float64), per_stage=d.per_stage,
-            capacity_factor=wl.moe_capacity_factor, imbalance=wl.moe_imbalance).moe_layers
+        moe_layers = _stage_compute(wl, sm, cal, d).moe_layers
     mem = memory_terms(wl, d, stage_params(wl.model, d, moe_layers), moe_layers)
     total = mem.total
     return MemoryArrays(total, np.full_like(total, sm.hbm_bytes))
@@ -304,10 +305,6 @@ class StepArrays:
 
     def items(self) -> list[tuple[str, FloatArray]]:
         return [(f.name, getattr(self, f.name)) for f in fields(self)]
-
-    def take(self, rows: np.ndarray) -> StepArrays:
-        """The layouts ``rows`` (an index or mask) of every term."""
-        return StepArrays(*(np.asarray(getattr(self, f.name))[rows] for f in fields(self)))
 
 
 def _step_arrays(wl: Workload, sm: SystemModel, d: DerivedLayout, c: ComputeTerms,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ocplan.costmodel.roofline import FloatArray
+from ocplan.costmodel.roofline import FloatArray, f64
 from ocplan.plan.plan import RECOMPUTE, Plan
 from ocplan.workloads.workload import Workload
 
@@ -23,10 +23,6 @@ __all__ = ["DerivedLayout", "derive_layout"]
 _FULL = RECOMPUTE.index("full")
 _SELECTIVE = RECOMPUTE.index("selective")
 
-
-def _f(x: object) -> FloatArray:
-    out: FloatArray = np.asarray(x, dtype=np.float64)
-    return out
 
 
 @dataclass(frozen=True)
@@ -78,21 +74,21 @@ class DerivedLayout:
 
 def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
     """:class:`DerivedLayout` of the encoded layouts ``lay`` for ``wl``."""
-    tp, pp, dp, cp = _f(lay.tp), _f(lay.pp), _f(lay.dp), _f(lay.cp)
-    ep, vpp, mb = _f(lay.ep), _f(lay.vpp), _f(lay.micro_batch)
-    etp_raw = _f(lay.etp)
+    tp, pp, dp, cp = f64(lay.tp), f64(lay.pp), f64(lay.dp), f64(lay.cp)
+    ep, vpp, mb = f64(lay.ep), f64(lay.vpp), f64(lay.micro_batch)
+    etp_raw = f64(lay.etp)
     etp = np.where(etp_raw > 0, etp_raw, tp) if wl.model.is_moe else np.ones_like(tp)
     rc = np.asarray(lay.recompute)
     per_stage = np.ceil(wl.model.n_layers / pp)
-    layers = _f(lay.recompute_layers)
+    layers = f64(lay.recompute_layers)
     rc_full = np.where(rc == _FULL, np.where(layers > 0, np.minimum(1.0, layers / per_stage),
                                              1.0), 0.0)
     sp = np.asarray(lay.sequence_parallel, dtype=bool) & (tp > 1)
     dp_dense = dp * cp
-    shard = _f(lay.shard_group)
+    shard = f64(lay.shard_group)
     dp_shard = np.where(shard > 0, np.minimum(shard, dp_dense), dp_dense)
     arrays = np.broadcast_arrays(
-        tp, pp, dp, cp, ep, etp, vpp, mb, _f(lay.zero), rc_full,
+        tp, pp, dp, cp, ep, etp, vpp, mb, f64(lay.zero), rc_full,
         (rc == _SELECTIVE) & (rc_full == 0), sp,
         np.asarray(lay.offload, dtype=bool) & (rc_full == 0),
         np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.dp_overlap, dtype=bool),
