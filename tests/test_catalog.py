@@ -332,3 +332,18 @@ def test_dangling_reference_via_cli_exits_2(tmp_path: Path,
     assert main(["--catalog", str(tmp_path), "catalog", "list"]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'connectx-7-400g'" in err
+
+
+def test_llama4_maverick_layer_pattern_and_params(builtin: Catalog) -> None:
+    # Hugging Face Llama4TextConfig: moe_layers = range(step - 1, L, step) with
+    # interleave_moe_layer_step 2 (0-based odd layers); no RoPE, full attention on
+    # (i + 1) % 4 == 0, chunked (here: windowed) attention elsewhere.
+    from ocplan.workloads.operators import is_moe_layer, is_windowed_layer
+
+    shape = ModelShape.from_arch(builtin.model("llama4-maverick"))
+    assert [i for i in range(48) if is_moe_layer(shape, i)] == list(range(1, 48, 2))
+    assert [i for i in range(48) if not is_windowed_layer(shape, i)] == list(range(3, 48, 4))
+    # 48 x 62.9M attention + 24 x 251.7M dense MLP + 24 x (129 x 125.8M + 0.66M router)
+    # + 2 x 202048 x 5120 = 400.7B; active 1 routed + 1 shared expert = 17.2B.
+    assert shape.total_params == pytest.approx(400e9, rel=0.01)
+    assert shape.active_params == pytest.approx(17e9, rel=0.02)

@@ -257,8 +257,13 @@ def test_imbalance_scales_the_most_loaded_expert_only() -> None:
     m = shape("deepseek-v3")
     even = experts(m, Shard(tp=1, batch=1, seq_len=S, ep=8), layer=5)
     skew = experts(m, Shard(tp=1, batch=1, seq_len=S, ep=8, imbalance=1.5), layer=5)
-    assert even.m == even.m_max == pytest.approx(8 * S * 8 / 256)
-    assert skew.m_max == pytest.approx(1.5 * even.m_max)
+    mu = 8 * S * 8 / 256
+    assert even.m == even.m_max == pytest.approx(mu)
+    # the busiest rank: the hottest expert (1.5 mu) and 31 others sharing what the other
+    # 255 experts get, the cost model reading m_max + (G - 1) m as its rows
+    rank_rows = 1.5 * mu + 31 * (256 * mu - 1.5 * mu) / 255
+    assert skew.m_max + 31 * skew.m == pytest.approx(rank_rows)
+    assert skew.m_max > even.m_max
     assert (skew.m, skew.flops) == (even.m, even.flops)  # dropless: nothing lost
 
 

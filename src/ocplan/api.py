@@ -7,10 +7,12 @@ Nothing here computes: it resolves ids and calls the engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from pydantic import Field, ValidationInfo, create_model, field_validator
 
@@ -35,30 +37,48 @@ from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import SearchResult, search
-from ocplan.results.validation import Case, Summary, read_cases, run_validation
+from ocplan.results.serving_validation import (
+    ServingCase,
+    is_serving_csv,
+    read_serving_cases,
+    run_serving_validation,
+)
+from ocplan.results.validation import Case, Scored, Summary, read_cases, run_validation
 from ocplan.results.validation import summarize as summarize_cases
+from ocplan.serving.estimate import ServingEstimate, estimate_serving
+from ocplan.serving.plan import SERVING_LAYOUT_FIELDS, ServingPlan
+from ocplan.serving.search import ServingSearch, search_serving
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
+from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
 __all__ = [
     "REQUEST_LAYOUT",
+    "SERVING_REQUEST_LAYOUT",
     "EstimateRequest",
+    "InferRequest",
+    "InferSearchRequest",
     "SearchRequest",
     "check_system",
+    "is_serving_file",
     "job_system",
     "layout_fields",
     "layout_label",
     "pipeline_timeline",
     "read_system",
     "run_estimate",
+    "run_infer",
+    "run_infer_search",
     "run_search",
+    "serving_workload",
     "summarize_runs",
     "system_from_mapping",
     "topology_report",
     "topology_summary",
     "validate_runs",
+    "validate_serving_runs",
 ]
 
 #: Micro-batches drawn in a pipeline timeline at most (the rest repeat the pattern).
@@ -144,6 +164,86 @@ class SearchRequest(JobRequest):
     max_power_W: Annotated[float, Field(strict=True, ge=1, le=1e10)] | None = None
     """Most IT power allowed, W (1e10 W is ten times the largest data-centre campus)."""
     memory_headroom: Annotated[float, Field(strict=True, ge=0, lt=1)] = 0.0
+
+
+# ---- serving ------------------------------------------------------------------------
+
+#: The serving layout fields a request gives (``dp`` follows from the chips).
+SERVING_REQUEST_LAYOUT: tuple[LayoutField, ...] = tuple(
+    f for f in SERVING_LAYOUT_FIELDS if f.requested)
+#: Fields of :class:`~ocplan.workloads.serving.ServingWorkload` a request gives (all but
+#: the model, which a request names by id); their bounds are the workload's own checks.
+_WORKLOAD_HINTS = get_type_hints(ServingWorkload)
+SERVING_WORKLOAD_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclass_fields(ServingWorkload) if f.name != "model")
+
+
+class InferJob(Spec):
+    """A serving job on chips of a catalog accelerator or of a system."""
+
+    model: Id
+    chip: Id | None = None
+    system: dict[str, Any] | None = None
+    chips: ChipCount
+    price_per_chip_hour: Price | None = None
+    """Price of one chip for one hour, for cost per million tokens."""
+
+
+def _serving_request(name: str, layout: bool) -> type[InferJob]:
+    fields: dict[str, Any] = {
+        f.name: (_WORKLOAD_HINTS[f.name], Field(f.default))
+        for f in dataclass_fields(ServingWorkload) if f.name != "model"}
+    if layout:
+        fields |= {f.name: (_layout_annotation(f), Field(f.default, description=f.help))
+                   for f in SERVING_REQUEST_LAYOUT}
+    model: type[InferJob] = create_model(name, __base__=InferJob, __module__=__name__,
+                                         **fields)
+    return model
+
+
+if TYPE_CHECKING:
+    InferRequest = InferJob
+    InferSearchRequest = InferJob
+else:
+    InferRequest = _serving_request("InferRequest", layout=True)
+    """A serving job and one layout (workload and layout fields generated from their
+    declarations)."""
+    InferSearchRequest = _serving_request("InferSearchRequest", layout=False)
+    """A serving job whose layout is searched."""
+
+
+def serving_workload(catalog: Catalog, req: InferJob, source: str = "request"
+                     ) -> ServingWorkload:
+    """The request's serving workload; bad values are SpecErrors naming ``source``."""
+    arch = catalog.model(req.model, source, "model")
+    values = {name: getattr(req, name) for name in SERVING_WORKLOAD_FIELDS}
+    try:
+        return ServingWorkload(ModelShape.from_arch(arch), **values)
+    except SpecError as exc:
+        raise SpecError([replace(p, source=source) for p in exc.problems]) from None
+
+
+def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
+              source: str = "request") -> tuple[ServingEstimate, System, ServingWorkload]:
+    """Estimate serving with the request's layout (``dp`` from the chips)."""
+    system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
+    workload = serving_workload(catalog, req, source)
+    values = {f.name: getattr(req, f.name) for f in SERVING_REQUEST_LAYOUT}
+    plan = ServingPlan(**values)
+    stage = plan.tp * plan.pp
+    if req.chips % stage:
+        raise SpecError.one(source, "chips", f"not divisible by tp x pp = {stage}", req.chips)
+    plan = replace(plan, dp=req.chips // stage)
+    return estimate_serving(workload, plan, system), system, workload
+
+
+def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None = None,
+                     objective: str = "throughput", source: str = "request"
+                     ) -> tuple[ServingSearch, System, ServingWorkload]:
+    """Every serving layout of the request's chips, best first."""
+    system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
+    workload = serving_workload(catalog, req, source)
+    return search_serving(workload, system, req.chips, objective=objective), system, workload
 
 
 def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> System:
@@ -244,9 +344,26 @@ def validate_runs(catalog: Catalog, path: Path) -> tuple[list[Case], Summary]:
     return cases, summarize_cases(cases)
 
 
-def summarize_runs(cases: list[Case]) -> Summary:
+def summarize_runs(cases: Sequence[Scored]) -> Summary:
     """The errors over some validation cases (a group of them: a chip, a source)."""
     return summarize_cases(cases)
+
+
+def is_serving_file(path: Path) -> bool:
+    """Whether a validation CSV is in the serving layout (its header names a primary
+    metric); unreadable files are left to the readers, which say why."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return is_serving_csv(header)
+
+
+def validate_serving_runs(catalog: Catalog, path: Path) -> tuple[list[ServingCase], Summary]:
+    """Predict the published serving results of a serving validation CSV."""
+    cases = run_serving_validation(read_serving_cases(path), catalog)
+    return cases, summarize_cases(cases)
 
 
 def layout_fields() -> list[dict[str, object]]:

@@ -23,7 +23,7 @@ import typer
 from ocplan import api
 from ocplan.plan.layout import LayoutField, LayoutValue
 
-__all__ = ["LAYOUT_PARAMETER", "with_layout_options"]
+__all__ = ["LAYOUT_PARAMETER", "with_layout_options", "with_serving_layout_options"]
 
 #: The parameter a command declares to receive its layout flags.
 LAYOUT_PARAMETER = "layout"
@@ -68,15 +68,25 @@ def _plain(value: object) -> LayoutValue:
 
 
 def with_layout_options(command: Callable[..., R]) -> Callable[..., R]:
-    """``command`` with its ``layout`` parameter replaced by the layout flags (typer
-    builds options from the signature); it is called with ``layout``, a dict of the
-    flag values by field name."""
+    """``command`` with its ``layout`` parameter replaced by the training layout flags
+    (typer builds options from the signature); it is called with ``layout``, a dict of
+    the flag values by field name."""
+    return _with_fields(command, api.REQUEST_LAYOUT)
+
+
+def with_serving_layout_options(command: Callable[..., R]) -> Callable[..., R]:
+    """The same for the serving layout (:data:`ocplan.api.SERVING_REQUEST_LAYOUT`)."""
+    return _with_fields(command, api.SERVING_REQUEST_LAYOUT)
+
+
+def _with_fields(command: Callable[..., R], fields: tuple[LayoutField, ...]
+                 ) -> Callable[..., R]:
     signature = inspect.signature(command, eval_str=True)
-    names = [f.name for f in api.REQUEST_LAYOUT]
+    names = [f.name for f in fields]
     params: list[inspect.Parameter] = []
     for param in signature.parameters.values():
         if param.name == LAYOUT_PARAMETER:
-            params.extend(_parameter(f, param.kind) for f in api.REQUEST_LAYOUT)
+            params.extend(_parameter(f, param.kind) for f in fields)
         else:
             assert param.name not in names, f"{command.__name__}: {param.name} is a layout flag"
             params.append(param)

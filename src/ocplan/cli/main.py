@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -26,12 +26,15 @@ from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.fields import MAX_TOP_K, Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
-from ocplan.cli.layout_options import with_layout_options
-from ocplan.errors import Infeasible, SpecError
+from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
+from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.layout import LayoutValue
+from ocplan.results.serving_validation import ServingCase
 from ocplan.results.validation import Case
-from ocplan.units import POWER, UnitError, format_quantity, parse_quantity
+from ocplan.serving.estimate import ServingEstimate
+from ocplan.serving.search import ServingSearch
+from ocplan.units import POWER, TIME, UnitError, format_quantity, parse_quantity
 
 __all__ = ["app", "main"]
 
@@ -394,6 +397,168 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
     out.print(table)
 
 
+@app.command("infer")
+@handles_bad_input
+@with_serving_layout_options
+def infer_cmd(
+    model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
+    chip: Annotated[str | None, typer.Option(help="Accelerator id; implies its default "
+                                                  "server and fabric.")] = None,
+    chips: Annotated[int, typer.Option(help="Number of chips.")] = 8,
+    system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
+    input_len: Annotated[float, typer.Option(help="Prompt tokens per request (mean).")] = 1024,
+    output_len: Annotated[float, typer.Option(help="Generated tokens per request (mean).")
+                          ] = 256,
+    load: Annotated[str, typer.Option(help="offline (all queued), static (one batch), poisson "
+                                           "(--rate) or concurrency (--concurrency).")
+                    ] = "offline",
+    rate: Annotated[float | None, typer.Option(help="Requests/s with --load poisson.")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        help="Requests in flight with --load concurrency.")] = None,
+    batch: Annotated[int | None, typer.Option(help="Sequences with --load static.")] = None,
+    slo_ttft: Annotated[str | None, typer.Option(
+        help="Time-to-first-token limit, e.g. 2s or 450ms.")] = None,
+    slo_tpot: Annotated[str | None, typer.Option(
+        help="Time-per-output-token limit, e.g. 40ms.")] = None,
+    slo_stat: Annotated[str, typer.Option(help="Statistic the limits hold for: mean, p50, "
+                                               "p90 or p99.")] = "p99",
+    weight_precision: Annotated[str, typer.Option(help="bf16, fp16, fp8, int8, fp4 or int4.")
+                                ] = "bf16",
+    activation_precision: Annotated[str, typer.Option(
+        help="GEMM inputs: bf16, fp16, fp8, int8 or fp4.")] = "bf16",
+    kv_precision: Annotated[str, typer.Option(help="KV cache: bf16, fp16, fp8 or int8.")
+                            ] = "bf16",
+    prefix_hit: Annotated[float, typer.Option(help="Share of prompt tokens in the prefix "
+                                                   "cache.")] = 0.0,
+    spec_tokens: Annotated[int, typer.Option(help="Draft tokens per step (speculative "
+                                                  "decoding, MTP).")] = 0,
+    spec_acceptance: Annotated[float, typer.Option(help="Acceptance rate of each draft "
+                                                        "token.")] = 0.0,
+    price: Annotated[float | None, typer.Option(help="Price per chip-hour.")] = None,
+    search: Annotated[bool, typer.Option("--search", help="Search the serving layouts of "
+                                                          "the chips instead of estimating "
+                                                          "one.")] = False,
+    fmt: FormatOpt = Format.table,
+    *,
+    layout: LayoutFlags,
+) -> None:
+    """Estimate serving throughput, latency, memory and cost of one layout (or search)."""
+    problems: list[Problem] = []
+    ttft_s = _duration(slo_ttft, "--slo-ttft", problems)
+    tpot_s = _duration(slo_tpot, "--slo-tpot", problems)
+    values = dict(model=model, chip=chip, chips=chips, input_len=input_len,
+                  output_len=output_len, load=load, rate_per_s=rate, concurrency=concurrency,
+                  batch=batch, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s, slo_stat=slo_stat,
+                  weight_precision=weight_precision,
+                  activation_precision=activation_precision, kv_precision=kv_precision,
+                  prefix_hit=prefix_hit, spec_tokens=spec_tokens,
+                  spec_acceptance=spec_acceptance, price_per_chip_hour=price)
+    try:
+        req = _from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
+                          **({} if search else layout))
+    except SpecError as exc:
+        raise SpecError(problems + list(exc.problems)) from None
+    if problems:
+        raise SpecError(problems)
+    if search:
+        objective = "goodput" if ttft_s or tpot_s else "throughput"
+        found, sysm, _ = api.run_infer_search(_catalog(), req, system, objective, FLAGS)
+        _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price)
+        return
+    result, sysm, _ = api.run_infer(_catalog(), req, system, FLAGS)
+    extra = {} if price is None else {"cost_per_mtok": result.cost_per_mtok(price)}
+    if fmt is Format.json:
+        _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name})
+        return
+    _print_serving(result, f"{model} on {sysm.spec.name}", extra)
+
+
+def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | None:
+    """A duration flag in seconds; a bad one is added to ``problems``."""
+    if text is None:
+        return None
+    try:
+        return parse_quantity(text, TIME)
+    except UnitError as exc:
+        problems.append(Problem(flag, flag.removeprefix("--").replace("-", "_"), str(exc),
+                                text))
+        return None
+
+
+def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float]) -> None:
+    if not result.feasible:
+        out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
+        return
+    table = Table(title=_t(title), show_header=False)
+    table.add_column("measure", style="bold")
+    table.add_column("value")
+    _row(table, "layout", result.plan.label())
+    _row(table, "output tokens/s", f"{result.output_tokens_per_s:,.0f} "
+                                   f"({result.output_tokens_per_s_per_chip:,.1f} per chip)")
+    _row(table, "input tokens/s per chip", f"{result.input_tokens_per_s_per_chip:,.1f}")
+    _row(table, "requests/s", f"{result.requests_per_s:,.2f}")
+    _row(table, "batch per instance", f"{result.batch_per_instance:,.0f} "
+                                      f"(limit: {result.batch_limit})")
+    _row(table, "TTFT / TPOT", f"{_q(result.ttft_s, 's')} / {_q(result.tpot_s, 's')}")
+    _row(table, "bound", result.bound)
+    if result.slo_met is not None:
+        _row(table, "SLO", ("met" if result.slo_met else "not met")
+             + ("" if result.slo_rate_per_s is None
+                else f"; highest rate meeting it {result.slo_rate_per_s:,.2f} req/s")
+            + ("" if result.slo_reason is None else f" ({result.slo_reason})"))
+    if result.iteration is not None:
+        it = result.iteration
+        _row(table, "iteration", _q(it.total_s, "s"))
+        for key in ("matrix_s", "attention_s", "memory_s", "comm_s", "host_s"):
+            _row(table, f"  {key.removesuffix('_s')}", _q(getattr(it, key), "s"))
+    if result.memory is not None:
+        mem = result.memory
+        _row(table, "memory per chip", f"weights {_q(mem.weight_bytes, 'B')}, KV "
+                                       f"{_q(max(mem.kv_bytes, 0.0), 'B')}, reserve "
+                                       f"{_q(mem.reserve_bytes, 'B')} of "
+                                       f"{_q(mem.capacity_bytes, 'B')}")
+    _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
+    _row(table, "energy per 1M output tokens", _q(result.energy_per_mtok_J, "J"))
+    if "cost_per_mtok" in extra:
+        _row(table, "cost per 1M output tokens", f"{extra['cost_per_mtok']:,.3f}")
+    _row(table, "calibration", f"{result.calibration_family} GEMM/attention efficiencies; "
+                               f"serving values fitted on {result.serving_calibration_rows} "
+                               "published results"
+                               + ("" if result.serving_cv_error_pct is None else
+                                  f" (held-out median error {result.serving_cv_error_pct:.1f} %)"))
+    for note in result.notes:
+        _row(table, "note", note)
+    out.print(table)
+
+
+def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
+                          price: float | None) -> None:
+    rows = [e for e in found.results if e.feasible]
+    if fmt is Format.json:
+        _print_json({"objective": found.objective, "results": [
+            e.as_dict() | ({} if price is None else {"cost_per_mtok": e.cost_per_mtok(price)})
+            for e in found.results]})
+        return
+    if not rows:
+        reasons = sorted({e.reason or "" for e in found.results})
+        out.print(_styled((title, "bold"), ": ", ("no layout fits", "red"),
+                          f": {'; '.join(reasons[:3])}"))
+        return
+    goodput = found.objective == "goodput"
+    table = Table(title=_t(f"{title}: best serving layouts ({found.objective})"))
+    cols = ["layout", "chips", "out tok/s/chip", "batch", "TTFT", "TPOT", "bound"]
+    for col in cols + (["SLO goodput req/s"] if goodput else []):
+        table.add_column(col)
+    for e in rows[:10]:
+        cells = [e.plan.label(), str(e.chips), f"{e.output_tokens_per_s_per_chip:,.1f}",
+                 f"{e.batch_per_instance:,.0f}", _q(e.ttft_s, "s"), _q(e.tpot_s, "s"),
+                 e.bound]
+        if goodput:
+            cells.append("-" if e.slo_rate_per_s is None else f"{e.slo_rate_per_s:,.2f}")
+        _row(table, *cells)
+    out.print(table)
+
+
 @app.command("search")
 @handles_bad_input
 def search_cmd(
@@ -461,7 +626,11 @@ def search_cmd(
 @handles_bad_input
 def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
              fmt: FormatOpt = Format.table) -> None:
-    """Predict published training runs and report the error of each and overall."""
+    """Predict published training runs or serving results (the layout is recognised from
+    the header) and report the error of each and overall."""
+    if api.is_serving_file(file):
+        _validate_serving(file, fmt)
+        return
     cases, summary = api.validate_runs(_catalog(), file)
     if fmt is Format.json:
         _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases]})
@@ -494,6 +663,55 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
               f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
               f"max {_pct(summary.max_abs_error_pct)}% mean signed "
               f"{_pct(summary.mean_signed_error_pct, '+')}%")
+
+
+def _validate_serving(file: Path, fmt: Format) -> None:
+    cases, summary = api.validate_serving_runs(_catalog(), file)
+    latency = {name: api.summarize_runs([_LatencyScore(getattr(c, f"{name}_error_pct"))
+                                          for c in cases
+                                          if getattr(c, f"{name}_error_pct") is not None])
+               for name in ("ttft", "tpot")}
+    if fmt is Format.json:
+        _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases],
+                     "latency": {k: v.__dict__ for k, v in latency.items()}})
+        return
+    table = Table(title=_t(f"ocplan validate {file.name} (serving)"))
+    for col in ("case", "chip", "model", "scenario", "metric", "measured", "predicted",
+                "error %", "layout", "status"):
+        table.add_column(col)
+    for c in cases:
+        _row(table, c.case_id, c.chip, c.model[:24], c.scenario, c.metric,
+             f"{c.measured:,.1f}", "-" if c.predicted is None else f"{c.predicted:,.1f}",
+             "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
+             f"{c.layout} ({c.layout_source})" if c.layout else "-",
+             c.status if c.reason is None else f"{c.status}: {c.reason}")
+    out.print(table)
+    for key, title in (("chip", "by chip"), ("source", "by source"),
+                       ("scenario", "by scenario"), ("architecture", "dense vs MoE")):
+        groups: dict[str, list[ServingCase]] = {}
+        for c in cases:
+            groups.setdefault(getattr(c, key), []).append(c)
+        gt = Table(title=f"error {title}")
+        for col in (key, "n", "failed", "median |error| %", "mean signed %"):
+            gt.add_column(col)
+        for name, group in sorted(groups.items()):
+            g = api.summarize_runs(group)
+            _row(gt, name[:50], str(g.n), str(g.failed), _pct(g.median_abs_error_pct),
+                 _pct(g.mean_signed_error_pct, "+"))
+        out.print(gt)
+    for name, g in latency.items():
+        if g.n:
+            out.print(f"{name.upper()}: n={g.n} median |error| {_pct(g.median_abs_error_pct)}%")
+    out.print(f"n={summary.n} failed={summary.failed} median |error| "
+              f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
+              f"max {_pct(summary.max_abs_error_pct)}% mean signed "
+              f"{_pct(summary.mean_signed_error_pct, '+')}%")
+
+
+@dataclass(frozen=True)
+class _LatencyScore:
+    error_pct: float | None
+    status: str = "ok"
 
 
 def _pct(value: float | None, sign: str = "") -> str:

@@ -29,8 +29,8 @@ import numpy as np
 from ocplan.collectives import algorithms as alg
 from ocplan.collectives.fabric import CommFabric, placement
 
-__all__ = ["all_gather", "all_reduce", "all_to_all", "bus_bandwidth", "reduce_scatter",
-           "send_recv"]
+__all__ = ["all_gather", "all_reduce", "all_to_all", "bus_bandwidth", "moe_dispatch",
+           "reduce_scatter", "send_recv"]
 
 Num = Any
 
@@ -105,6 +105,31 @@ def all_to_all(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
         return _no_scale_out(n_out, t_up)
     t_out = np.where(n_out > 1, (n_all - n_in) / n_all * nbytes / fab.out_Bps
                      + fab.out_alpha_s, 0.0)
+    return np.maximum(t_up, t_out)
+
+
+def moe_dispatch(fab: CommFabric, tokens: Num, token_bytes: Num, top_k: int, n: Num,
+                 stride: Num = 1) -> Num:
+    """MoE dispatch (or combine) over ``n`` expert-parallel ranks, node-deduplicated as
+    DeepEP's internode kernels do (DeepSeek-V3 §3.2.2): each of a rank's ``tokens``
+    crosses the scale-out network once per remote domain holding one of its ``top_k``
+    experts and fans out over scale-up there.
+
+    With ``n_out`` domains and uniform routing a token reaches
+    ``(n_out - 1)(1 - (1 - 1/n_out)^K)`` remote domains on average; scale-up carries the
+    ``K`` copies of the tokens whose experts sit in the domain. The slower side sets the
+    time, plus each side's latency.
+    """
+    n_in, n_out = placement(n, stride, fab.domain)
+    up = fab.up_Bps(n_in, stride)
+    copies = tokens * top_k * token_bytes
+    t_up = np.where(n_in > 1, (n_in - 1) / (n_in * n_out) * copies / up + fab.up_alpha_s,
+                    0.0)
+    if not fab.out_Bps > 0:
+        return _no_scale_out(n_out, t_up)
+    remote = (n_out - 1) * (1.0 - (1.0 - 1.0 / np.maximum(n_out, 1)) ** top_k)
+    t_out = np.where(n_out > 1, tokens * remote * token_bytes / fab.out_Bps + fab.out_alpha_s,
+                     0.0)
     return np.maximum(t_up, t_out)
 
 

@@ -31,6 +31,7 @@ from ocplan.costmodel.chip import ChipCompute, chip_compute
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64
 
 __all__ = [
+    "SMALL_TILE_M",
     "SPLIT_K_CANDIDATES",
     "SPLIT_K_MIN_DEPTH",
     "GemmCost",
@@ -40,6 +41,7 @@ __all__ = [
     "k_efficiency",
     "tile_count",
     "tile_efficiency",
+    "tile_m_for",
     "wave_efficiency",
 ]
 
@@ -52,6 +54,31 @@ SPLIT_K_CANDIDATES: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)
 #: BF16; compute_units.md §3.1).
 SPLIT_K_MIN_DEPTH = 128
 
+
+
+#: Row granularity of the skinny GEMMs a library runs below its large tile: CUTLASS/cuBLAS
+#: and hipBLASLt carry M tiles in steps of 16 (mma.sync m16, MFMA 16x16) and TensorRT-LLM
+#: and vLLM route the smallest M to GEMV-style kernels, so a GEMM of M rows (a decode
+#: batch) smaller than the large tile is padded to a multiple of 16, not to the large
+#: tile (compute_units.md §3.1 lists the large tiles).
+SMALL_TILE_M = 16
+
+
+def tile_m_for(m: ArrayLike, tile_m: int) -> FloatArray:
+    """M tile a library uses for ``m`` rows: ``16 ceil(m / 16)`` below the large tile;
+    from there the large tile or its half, whichever pads less (libraries carry both:
+    Hopper wgmma tiles of 64 and 128 rows, MFMA 128 and 64), the large one on a tie.
+
+    >>> [float(x) for x in tile_m_for([1, 40, 100, 129, 200, 4096], 128)]
+    [16.0, 48.0, 112.0, 64.0, 128.0, 128.0]
+    """
+    mm = np.maximum(f64(m), 1.0)
+    small = SMALL_TILE_M * np.ceil(mm / SMALL_TILE_M)
+    half = max(tile_m // 2, SMALL_TILE_M)
+    pad_large = np.ceil(mm / tile_m) * tile_m
+    pad_half = np.ceil(mm / half) * half
+    large = np.where(pad_half < pad_large, float(half), float(tile_m))
+    return f64(np.where(mm < tile_m, np.minimum(small, tile_m), large))
 
 
 def tile_count(m: ArrayLike, n: ArrayLike, groups: ArrayLike, tile_m: ArrayLike,
@@ -195,7 +222,8 @@ def gemm_cost(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
               peak_flops: ArrayLike, hbm_Bps: ArrayLike,
               chip: Compute | ChipCompute | None, bytes_per_element_in: ArrayLike,
               bytes_out: ArrayLike, eta_large: ArrayLike, launch_s: ArrayLike,
-              eta_bw: ArrayLike = HBM_EFFICIENCY) -> GemmCost:
+              eta_bw: ArrayLike = HBM_EFFICIENCY, bytes_per_weight: ArrayLike | None = None,
+              weight_groups: ArrayLike | None = None) -> GemmCost:
     """Time of ``C[G, M, N] = A[G, M, K] @ B[G, K, N]`` on one chip, term by term.
 
     Parameters
@@ -227,6 +255,11 @@ def gemm_cost(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
         :data:`~ocplan.costmodel.roofline.KERNEL_FLOOR_S` here would count it twice.
     eta_bw
         Achieved fraction of HBM bandwidth.
+    bytes_per_weight
+        Bytes of one element of B when it differs from A (weight-only quantization in
+        serving); None: ``bytes_per_element_in``.
+    weight_groups
+        Groups whose B is read (experts that received tokens); None: ``groups``.
 
     Returns
     -------
@@ -240,21 +273,27 @@ def gemm_cost(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
     slices at least :data:`SPLIT_K_MIN_DEPTH` deep (its fp32 partials are neglected:
     where a split pays, M x N is small enough for them to stay in L2). With ``stream_k``
     there is no wave term and no split: each unit's K share ``K min(1, tiles / slots)``
-    sets its ``eta_K`` (the fix-up cost is inside ``eta_large``).
+    sets its ``eta_K`` (the fix-up cost is inside ``eta_large``); GEMMs with fewer rows
+    than the large tile take the better of the two (small tiles with split-K).
     Bytes: ``G (M K + K N) b_in + G M N b_out``: each group's weights streamed once
     (compute_units.md §3.3-3.4). Sources: compute_units.md §3.1-3.4 and §3.7.
     """
     c = chip_compute(chip)
     mm, nn, kk, g = f64(m), f64(n), f64(k), f64(groups)
     rate = f64(peak_flops) * f64(eta_large)
-    tiles = tile_count(mm, nn, g, c.tile_m, c.tile_n)
-    tile_flops = 2.0 * c.tile_m * c.tile_n
-    io_bytes = g * ((mm * kk + kk * nn) * f64(bytes_per_element_in) + mm * nn * f64(bytes_out))
+    tm = tile_m_for(mm, c.tile_m)
+    tiles = tile_count(mm, nn, g, tm, c.tile_n)
+    tile_flops = 2.0 * tm * c.tile_n
+    b_w = f64(bytes_per_element_in if bytes_per_weight is None else bytes_per_weight)
+    wg = g if weight_groups is None else f64(weight_groups)
+    io_bytes = g * (mm * kk * f64(bytes_per_element_in) + mm * nn * f64(bytes_out)) \
+        + wg * kk * nn * b_w
     bw = f64(hbm_Bps) * f64(eta_bw)
+    # each unit runs tiles x K / slots iterations (its K share when tiles < slots)
+    k_unit = kk * np.clip(tiles / c.slots, 1.0 / c.slots, 1.0)
+    streamed = tile_flops * kk * tiles / (rate * k_efficiency(k_unit, c.k0))
     if c.stream_k:
-        # each unit runs tiles x K / slots iterations (its K share when tiles < slots)
-        k_unit = kk * np.clip(tiles / c.slots, 1.0 / c.slots, 1.0)
-        compute = tile_flops * kk * tiles / (rate * k_efficiency(k_unit, c.k0))
+        compute = streamed
     else:
         compute = np.full(np.broadcast(tiles, kk, rate).shape, np.inf)
         for s in SPLIT_K_CANDIDATES:
@@ -263,6 +302,10 @@ def gemm_cost(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
             t_c = tile_flops * slice_k * slot_tiles / (rate * k_efficiency(slice_k, c.k0))
             allowed = (s == 1) | ((slice_k >= SPLIT_K_MIN_DEPTH) & (tiles * s <= c.slots))
             compute = np.minimum(compute, np.where(allowed, t_c, np.inf))
+        # Skinny GEMMs (M under the large tile: decode batches) are scheduled with small
+        # tiles and split/stream-K by the libraries' heuristics (cuBLASLt, hipBLASLt,
+        # TensorRT-LLM's split-K GEMV), which fill the units: no wave staircase there.
+        compute = np.where(mm < c.tile_m, np.minimum(compute, streamed), compute)
     memory = io_bytes / bw
     busy = np.maximum(compute, memory)
     launch = np.broadcast_to(f64(launch_s), np.shape(busy)).astype(np.float64)

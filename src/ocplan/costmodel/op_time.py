@@ -34,12 +34,28 @@ from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64, memory_ti
 from ocplan.workloads.memory import ACT_BYTES
 from ocplan.workloads.operators import GEMM_INPUT_BYTES, Operator, OpKind
 
-__all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "ChipPeaks", "Efficiencies", "OpCost",
+__all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "FALLBACK", "ChipPeaks", "Efficiencies", "OpCost",
            "PassTime", "Profile", "attention_op_cost", "gemm_op_cost", "memory_op_cost",
-           "profile"]
+           "native_precision", "profile"]
 
-#: GEMM input precisions that run on the 8-bit matrix path (fitted separately).
-EIGHT_BIT = frozenset({"fp8", "int8"})
+#: GEMM input precisions that run on a low-bit matrix path (8-bit fitted on training
+#: runs; 4-bit, :data:`FOUR_BIT`, its own efficiency where serving results fit one).
+EIGHT_BIT = frozenset({"fp8", "int8", "fp4", "int4"})
+#: The next matrix rate a chip without a unit for a format runs it at: 4-bit formats on
+#: the 8-bit unit of their kind, 8-bit formats on the 16-bit path (a Hopper runs NVFP4
+#: weights in FP8, an A100 runs FP8 in BF16).
+FALLBACK: dict[str, str] = {"fp4": "fp8", "int4": "int8", "fp8": "bf16", "int8": "bf16",
+                            "fp16": "bf16"}
+
+
+def native_precision(precision: str, peak_of: Callable[[str], float | None]) -> str | None:
+    """The format a GEMM in ``precision`` really runs at on a chip: ``precision`` when
+    the chip has a unit for it, else the first of :data:`FALLBACK`'s chain it has; None
+    when none (the caller runs it on the floating-point path)."""
+    p: str | None = precision
+    while p is not None and not peak_of(p):
+        p = FALLBACK.get(p)
+    return p
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,11 @@ class Efficiencies:
     """Grouped (expert) GEMMs with 16-bit inputs; 0: as ``gemm``."""
     grouped_gemm_8bit: float = 0.0
     """Grouped GEMMs with 8-bit inputs; 0: as ``gemm_8bit``."""
+    gemm_4bit: float = 0.0
+    """GEMMs with 4-bit inputs (NVFP4/MXFP4, int4) relative to the 4-bit peak; 0: as
+    ``gemm_8bit``."""
+    grouped_gemm_4bit: float = 0.0
+    """Grouped GEMMs with 4-bit inputs; 0: as ``grouped_gemm_8bit``."""
 
 
 @dataclass(frozen=True)
@@ -114,10 +135,14 @@ class PassTime:
 
 
 #: Which calibrated efficiency divides an operator's compute term.
-Path = Literal["gemm", "gemm_8bit", "grouped_gemm", "grouped_gemm_8bit", "attention",
-               "memory"]
-#: The path a grouped GEMM falls back to when no grouped efficiency is given.
-_BASE_PATH = {"grouped_gemm": "gemm", "grouped_gemm_8bit": "gemm_8bit"}
+Path = Literal["gemm", "gemm_8bit", "gemm_4bit", "grouped_gemm", "grouped_gemm_8bit",
+               "grouped_gemm_4bit", "attention", "memory"]
+#: The path an efficiency left at 0 falls back to (a chain: grouped 4-bit -> grouped
+#: 8-bit -> 8-bit).
+_BASE_PATH = {"grouped_gemm": "gemm", "grouped_gemm_8bit": "gemm_8bit",
+              "gemm_4bit": "gemm_8bit", "grouped_gemm_4bit": "grouped_gemm_8bit"}
+#: GEMM input precisions of the 4-bit matrix path.
+FOUR_BIT = frozenset({"fp4", "int4"})
 #: Categories of :class:`PassTime`, in order.
 CATEGORIES = ("matrix", "attention", "memory")
 
@@ -134,6 +159,15 @@ class OpCost:
     category: str
 
 
+def _eta(eff: Efficiencies, path: str) -> float:
+    """The efficiency of ``path``, following :data:`_BASE_PATH` past zeros."""
+    value: float = getattr(eff, path)
+    while not value and path in _BASE_PATH:
+        path = _BASE_PATH[path]
+        value = getattr(eff, path)
+    return value
+
+
 @dataclass(frozen=True)
 class Profile:
     """The costs of a list of operators, stacked: ``compute_s`` and ``memory_s`` of shape
@@ -145,9 +179,17 @@ class Profile:
     paths: tuple[Path, ...]
     categories: tuple[str, ...]
 
+    def _etas(self, eff: Efficiencies) -> FloatArray:
+        return f64([_eta(eff, p) for p in self.paths])
+
+    def work(self, eff: Efficiencies) -> tuple[FloatArray, FloatArray]:
+        """(sum of the compute terms at the calibrated efficiencies, sum of the HBM
+        terms), s: which of the two a list of operators is bound by."""
+        return (f64((self.compute_s / self._etas(eff)[:, None]).sum(axis=0)),
+                f64(self.memory_s.sum(axis=0)))
+
     def time(self, eff: Efficiencies) -> PassTime:
-        etas = np.array([getattr(eff, p) or getattr(eff, _BASE_PATH.get(p, p))
-                         for p in self.paths])
+        etas = self._etas(eff)
         bw = np.array([eff.memory if p == "memory" else 1.0 for p in self.paths])
         t = np.maximum(self.compute_s / etas[:, None], self.memory_s / bw[:, None]) \
             + eff.launch_s
@@ -167,17 +209,24 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     in one launch, so its time follows the chip's total tiles; the chip holding the most
     loaded expert carries ``m_max + (G - 1) m`` rows instead of ``G m`` (its other
     experts at the mean), and that chip sets the pace of the all-to-all that follows."""
-    native = chip.peak_of(op.precision)
-    precision = op.precision if native else "bf16"
-    peak = native or chip.path_peak
+    runs_at = native_precision(op.precision, chip.peak_of)
+    precision = runs_at or "bf16"
+    peak = chip.peak_of(runs_at) if runs_at else chip.path_peak
+    assert peak, precision
     groups, m = f64(op.groups), f64(op.m)
     rank_rows = (f64(op.m_max) + (groups - 1.0) * m) / np.maximum(groups * m, 1e-30)
     factor = np.where(m > 0, np.maximum(rank_rows, 1.0), 1.0)
+    # activations are converted to the format the unit runs; weights stored in a format
+    # of their own (serving) are streamed as stored and converted in the kernel
+    b_in = GEMM_INPUT_BYTES.get(precision, ACT_BYTES)
+    b_w = GEMM_INPUT_BYTES.get(op.weight_precision, b_in)
+    wg = f64(op.weight_groups) if np.any(f64(op.weight_groups) > 0) else None
     cost = gemm_cost(m, op.n, op.k, groups, peak, chip.hbm_Bps, chip.compute,
-                     GEMM_INPUT_BYTES.get(precision, ACT_BYTES), ACT_BYTES, 1.0, 0.0)
-    path: Path = "gemm_8bit" if precision in EIGHT_BIT else "gemm"
+                     b_in, ACT_BYTES, 1.0, 0.0, bytes_per_weight=b_w, weight_groups=wg)
+    bits = "_4bit" if precision in FOUR_BIT else "_8bit" if precision in EIGHT_BIT else ""
+    path: Path = f"gemm{bits}"  # type: ignore[assignment]
     if op.kind == "grouped_gemm":
-        path = "grouped_gemm_8bit" if precision in EIGHT_BIT else "grouped_gemm"
+        path = f"grouped_gemm{bits}"  # type: ignore[assignment]
     return OpCost(cost.compute_s * factor, cost.memory_s * factor, path, "matrix")
 
 

@@ -116,7 +116,7 @@ def system_model(system: System) -> SystemModel:
 @lru_cache(maxsize=4096)
 def _system_model(system: System) -> SystemModel:
     acc = system.accelerator
-    peaks = {p: v for p in ("bf16", "fp16", "fp8", "int8")
+    peaks = {p: v for p in ("bf16", "fp16", "fp8", "int8", "fp4", "int4")
              if (v := acc.peak_flops.get(p)) is not None}
     return SystemModel(
         chip=acc.id,

@@ -13,10 +13,10 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from ocplan.plan.plan import Plan
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
-__all__ = ["Case", "Summary", "read_cases", "run_validation", "source_group", "summarize"]
+__all__ = ["Case", "Scored", "Summary", "read_cases", "run_validation", "source_group", "summarize"]
 
 #: The column holding the measured throughput.
 MEASURED = "measured_tokens_per_s_per_chip"
@@ -378,7 +378,17 @@ def _architecture(row: dict[str, str]) -> str:
     return "moe" if experts not in ("", "0") else "dense"
 
 
-def summarize(cases: list[Case]) -> Summary:
+class Scored(Protocol):
+    """A predicted case of any validation set (training runs, serving results)."""
+
+    @property
+    def error_pct(self) -> float | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+def summarize(cases: Sequence[Scored]) -> Summary:
     errs = np.array([c.error_pct for c in cases if c.error_pct is not None], dtype=float)
     failed = sum(c.status != "ok" for c in cases)
     if errs.size == 0:  # nothing predicted: no error statistic exists

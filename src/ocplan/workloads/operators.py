@@ -44,7 +44,7 @@ inputs give plain floats.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -57,6 +57,7 @@ from ocplan.workloads.shape import ModelShape
 __all__ = [
     "ATTN_BWD_FACTOR",
     "GEMM_INPUT_BYTES",
+    "KV_BYTES",
     "PHASES",
     "ExpertLoad",
     "Num",
@@ -90,7 +91,11 @@ PHASES: tuple[str, ...] = get_args(Phase)
 #: Bytes per element of a GEMM's inputs (activations and weights) by the workload's GEMM
 #: precision: 16-bit formats 2, 8-bit formats 1 (Transformer Engine casts both inputs of
 #: an fp8 GEMM; its output stays 16-bit, :data:`~ocplan.workloads.memory.ACT_BYTES`).
-GEMM_INPUT_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+GEMM_INPUT_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
+                                      "fp4": 0.5, "int4": 0.5}
+#: Bytes per element of a KV-cache format (serving); block scales of fp8 caches are
+#: per-tensor or per-head and negligible per element.
+KV_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
 #: Precision of the operators that stay in 16-bit whatever the GEMM precision: attention
 #: (FlashAttention-2 in bf16), norms, activations, permutations, the router and the LM
 #: head (fp8 recipes keep the first and last layers and the router in 16-bit; the engine
@@ -189,6 +194,12 @@ class Operator:
     head_dim_v: Num = 0.0
     causal: bool = True
     window: Num = 0.0
+    weight_precision: str = ""
+    """GEMMs: format of the weights when it differs from ``precision`` (weight-only
+    quantization in serving, e.g. int4 weights into a bf16 GEMM); "" = ``precision``."""
+    weight_groups: Num = 0.0
+    """Grouped GEMMs: groups whose weights are read (experts receiving tokens); 0 =
+    ``groups``."""
 
     @property
     def bytes(self) -> Num:
@@ -414,6 +425,8 @@ class _Gemm:
     weight_groups: FloatArray | float = 1.0
     """Groups whose weights are read (grouped GEMM: experts receiving tokens)."""
     m_max: FloatArray | None = None
+    weight_precision: str = ""
+    """Format of the weights when not ``precision`` (serving weight-only quantization)."""
 
 
 @dataclass(frozen=True)
@@ -458,14 +471,16 @@ def _gemm_forward(g: _Gemm) -> Operator:
     """``2 m n k`` FLOPs per group; reads ``m k`` inputs per group and the ``k n`` weights
     of each group with tokens; writes ``m n`` 16-bit outputs per group."""
     b_in = GEMM_INPUT_BYTES.get(g.precision, ACT_BYTES)
-    w = g.weight_groups * g.k * g.n * b_in
+    b_w = GEMM_INPUT_BYTES.get(g.weight_precision or g.precision, ACT_BYTES)
+    w = g.weight_groups * g.k * g.n * b_w
     return Operator(
         name=g.name, kind=g.kind, precision=g.precision,
         flops=_out(2.0 * g.groups * g.m * g.n * g.k),
         bytes_read=_out(g.groups * g.m * g.k * b_in + w),
         bytes_written=_out(g.groups * g.m * g.n * ACT_BYTES),
         m=_out(g.m), n=_out(g.n), k=_out(g.k), groups=_out(_f(g.groups)),
-        m_max=_out(g.m if g.m_max is None else g.m_max))
+        m_max=_out(g.m if g.m_max is None else g.m_max),
+        weight_precision=g.weight_precision, weight_groups=_out(_f(g.weight_groups)))
 
 
 def _gemm_backward(g: _Gemm) -> tuple[Operator, Operator]:
@@ -727,29 +742,48 @@ def expert_load(shape: ModelShape, shard: Shard) -> ExpertLoad:
         local_experts=_out(local), active_experts=_out(active))
 
 
-def _moe_specs(shape: ModelShape, shard: Shard, precision: str) -> list[_Spec]:
+def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
+               fused: bool = False) -> list[_Spec]:
     """Norm, router (``h -> E`` on ``T/t`` rows), dispatch, grouped expert GEMMs, combine,
-    shared experts (TP-split dense MLP of width ``S f_e``), residual."""
+    shared experts (TP-split dense MLP of width ``S f_e``), residual.
+
+    ``fused`` (serving): the inference MoE kernels (vLLM ``fused_moe``, TensorRT-LLM,
+    SGLang) gather each expert's rows by index inside the grouped GEMM, so there is no
+    dispatch permutation; the combine reads each token's ``K`` expert outputs and writes
+    one row."""
     h, tp, T = float(shape.hidden), _f(shard.tp), _f(shard.tokens)
     rows_sp, rows_moe = T / _t_sp(shard), T / tp
     load = expert_load(shape, shard)
-    groups, m, m_max = _f(load.local_experts), _f(load.kept_mean), _f(load.kept_max)
+    local, active = _f(load.local_experts), _f(load.active_experts)
     f_e = float(shape.moe_ffn) / _f(shard.etp)
     sent = rows_moe * shape.moe_top_k * _f(load.kept_fraction)  # copies leaving the chip
-    received = groups * m                                           # copies it computes
+    received = local * _f(load.kept_mean)                          # copies it computes
+    # Experts that receive no token are skipped by the grouped kernel (small decode
+    # batches); in training every local expert is hit and this is ``E/e`` at mean load.
+    groups = np.maximum(active, np.minimum(local, 1.0))
+    m = received / groups
+    # The busiest rank holds the most loaded expert and G - 1 others that share what is
+    # left of the E experts' copies; the cost model reads ``m_max + (G - 1) m`` as that
+    # rank's rows, so m_max carries the difference (all E local: exactly E m).
+    E = float(shape.moe_experts)
+    hot = _f(load.kept_max)
+    others = np.maximum(E * _f(load.kept_mean) - hot, 0.0) / max(E - 1.0, 1.0)
+    rank_rows = hot + (local - 1.0) * others
+    m_max = np.maximum(rank_rows - (groups - 1.0) * m, m)
     up, down = (shape.mlp_mats - 1) * f_e, f_e
     specs: list[_Spec] = [
         _Elem("norm_mlp", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT),
         _Gemm("router", "router", rows_moe, _f(float(shape.moe_experts)), _f(h), HIGH_PRECISION),
         # permute before the all-to-all, then sort by local expert after it
-        _Permute("dispatch", sent + received, sent + received, h),
+        *([] if fused else [_Permute("dispatch", sent + received, sent + received, h)]),
         _Gemm("experts_up", "grouped_gemm", m, up, _f(h), precision, groups=groups,
-              weight_groups=_f(load.active_experts), m_max=m_max),
+              weight_groups=active, m_max=m_max),
         _activation("experts_act", shape, received * f_e),
         _Gemm("experts_down", "grouped_gemm", m, _f(h), down, precision, groups=groups,
-              weight_groups=_f(load.active_experts), m_max=m_max),
+              weight_groups=active, m_max=m_max),
         # unsort, then unpermute with the gate-weighted sum of each token's copies
-        _Permute("combine", received + sent, received + rows_moe, h,
+        _Permute("combine", sent if fused else received + sent,
+                 rows_moe if fused else received + rows_moe, h,
                  flops=COMBINE_FLOPS_PER_ELEMENT * sent * h),
     ]
     if shape.moe_shared:
@@ -791,7 +825,8 @@ def _check(shape: ModelShape, phase: str, shard: Shard, precision: str,
 
 
 def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int = 0,
-                    precision: str = "bf16") -> tuple[Operator, ...]:
+                    precision: str = "bf16", weight_precision: str | None = None,
+                    kv_precision: str | None = None) -> tuple[Operator, ...]:
     """The operators of transformer layer ``layer`` (0-based) on one chip.
 
     ``phase``: ``"forward"`` and ``"prefill"`` (the same forward operators; prefill keys
@@ -805,6 +840,10 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     ``2 T (P_attn + P_mlp)``, with ``P_mlp`` the active MLP parameters (router included):
     the engine's per-layer formula (docs/model.md).
 
+    Serving formats: ``weight_precision`` (default ``precision``) sets the bytes of the
+    GEMM weights read (weight-only quantization: int4 weights into a bf16 GEMM);
+    ``kv_precision`` (default 16-bit) the bytes of the KV cache a decode step reads.
+
     Raises
     ------
     SpecError
@@ -812,14 +851,44 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
         ``ep > moe_experts``, or ``cp > 1`` in decode.
     """
     _check(shape, phase, shard, precision, layer)
+    _check_formats(weight_precision, kv_precision)
     fwd_phase: Phase = "forward" if phase == "backward" else phase
     specs = _attention_specs(shape, fwd_phase, shard, is_windowed_layer(shape, layer),
                              precision)
     if is_moe_layer(shape, layer):
-        specs += _moe_specs(shape, shard, precision)
+        specs += _moe_specs(shape, shard, precision, fused=phase in ("prefill", "decode"))
     else:
         specs += _dense_mlp_specs(shape, shard, precision)
-    return _emit(specs, phase)
+    return _emit(_with_formats(specs, phase, weight_precision, kv_precision), phase)
+
+
+def _check_formats(weight_precision: str | None, kv_precision: str | None) -> None:
+    problems = []
+    if weight_precision is not None and weight_precision not in GEMM_INPUT_BYTES:
+        problems.append(Problem("argument", "weight_precision",
+                                f"expected one of {', '.join(GEMM_INPUT_BYTES)}",
+                                weight_precision))
+    if kv_precision is not None and kv_precision not in KV_BYTES:
+        problems.append(Problem("argument", "kv_precision",
+                                f"expected one of {', '.join(KV_BYTES)}", kv_precision))
+    if problems:
+        raise SpecError(problems)
+
+
+def _with_formats(specs: list[_Spec], phase: Phase, weight_precision: str | None,
+                  kv_precision: str | None) -> list[_Spec]:
+    """The specs with the serving formats applied: weights of the workload-precision
+    GEMMs (not the 16-bit router and head) in ``weight_precision``; the cached K/V a
+    decode step reads in ``kv_precision`` (prefill attends its own fresh 16-bit K/V)."""
+    out: list[_Spec] = []
+    kv_scale = KV_BYTES[kv_precision] / ACT_BYTES if kv_precision else 1.0
+    for spec in specs:
+        if isinstance(spec, _Gemm) and weight_precision and spec.kind != "router":
+            spec = replace(spec, weight_precision=weight_precision)
+        elif isinstance(spec, _Attn) and phase == "decode" and kv_scale != 1.0:
+            spec = replace(spec, kv_read_bytes=spec.kv_read_bytes * kv_scale)
+        out.append(spec)
+    return out
 
 
 def embedding_operators(shape: ModelShape, phase: Phase, shard: Shard,

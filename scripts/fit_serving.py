@@ -1,0 +1,202 @@
+"""Fit the serving calibration to the published serving results and write it with a
+report.
+
+Usage::
+
+    .venv/bin/python scripts/fit_serving.py [CSV] [SCHEMES]
+
+CSV defaults to ``../shared/validation/inference_dev.csv``; SCHEMES is a comma-separated
+list of cross-validations: ``source`` (leave one source group out: MLPerf, TensorRT-LLM,
+AMD, Intel, disaggregated reports) and ``chip`` (leave one chip out). Each held-out
+row is predicted by a calibration fitted without its group.
+
+Fits, by bounded least squares on the log errors of each row's primary metric (low
+confidence rows at half weight) plus a weak pull to the priors, the global serving
+parameters of :class:`~ocplan.serving.calibration.ServingCalibration`. The GEMM and
+attention efficiencies stay those of the training calibration. Rows without a published
+layout are predicted with the search's best layout under the prior calibration during
+the fit (the layout choice is not differentiable) and searched again with the fitted one
+for the report. Writes ``src/ocplan/serving/calibration.json`` and
+``docs/serving-calibration.md``; deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.results.serving_validation import (
+    PreparedServing,
+    predict_serving_row,
+    prepare_serving_row,
+    read_serving_cases,
+    run_serving_validation,
+)
+from ocplan.serving.calibration import SERVING_CALIBRATION_FILE, ServingCalibration
+from ocplan.serving.plan import ServingPlan
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "serving-calibration.md"
+DEFAULT_CSV = ROOT.parent / "shared" / "validation" / "inference_dev.csv"
+
+#: Fitted parameters: prior, lower and upper bound, unit (fitted in multiples of it).
+PARAMS: dict[str, tuple[float, float, float, float]] = {
+    "iteration_overhead_s": (2e-3, 0.0, 30e-3, 1e-3),
+    "seq_overhead_s": (5e-6, 0.0, 200e-6, 1e-6),
+    "kernel_s": (2e-6, 0.0, 20e-6, 1e-6),
+    "hbm_efficiency": (0.80, 0.5, 0.95, 1.0),
+    "reserve_fraction": (0.10, 0.03, 0.35, 1.0),
+    "gemm_4bit_ratio": (0.8, 0.3, 1.2, 1.0),
+}
+PRIOR_WEIGHT = 0.05
+LOW_CONFIDENCE_WEIGHT = 0.5
+MAX_NFEV = 80
+FOLD_MAX_NFEV = 40
+#: A predicted value this far off (log) stands for an infeasible row in the residuals.
+INFEASIBLE_LOG = 2.0
+
+
+def _cal(x: np.ndarray) -> ServingCalibration:
+    values = {k: float(v) * PARAMS[k][3] for k, v in zip(PARAMS, x, strict=True)}
+    return ServingCalibration(**values)
+
+
+def _x(cal: ServingCalibration) -> np.ndarray:
+    return np.array([getattr(cal, k) / PARAMS[k][3] for k in PARAMS])
+
+
+class Rows:
+    """Prepared rows with the layout each is predicted with during a fit."""
+
+    def __init__(self, rows: list[dict[str, str]]) -> None:
+        cat = load_catalog()
+        self.raw = rows
+        self.prepared: list[PreparedServing] = [prepare_serving_row(r, cat) for r in rows]
+        prior = _cal(np.array([v[0] / v[3] for v in PARAMS.values()]))
+        self.plans: list[ServingPlan] = []
+        for p in self.prepared:
+            _, est, _ = predict_serving_row(p, serving=prior)
+            self.plans.append(est.plan)
+        self.weights = np.array([LOW_CONFIDENCE_WEIGHT if r.get("confidence") == "low" else 1.0
+                                 for r in rows])
+        self.measured = np.array([float(r["measured_output_tokens_per_s_per_chip"]
+                                        if r["primary_metric"] == "output"
+                                        else r["measured_input_tokens_per_s_per_chip"])
+                                  for r in rows])
+
+    def log_errors(self, cal: ServingCalibration, idx: list[int]) -> np.ndarray:
+        out = []
+        for i in idx:
+            value, _, _ = predict_serving_row(self.prepared[i], serving=cal,
+                                              plan=self.plans[i])
+            out.append(INFEASIBLE_LOG if value is None or value <= 0
+                       else float(np.log(value / self.measured[i])))
+        return np.array(out)
+
+
+def fit(rows: Rows, idx: list[int], max_nfev: int) -> ServingCalibration:
+    x0 = np.array([v[0] / v[3] for v in PARAMS.values()])
+    lo = np.array([v[1] / v[3] for v in PARAMS.values()])
+    hi = np.array([v[2] / v[3] for v in PARAMS.values()])
+    w = np.sqrt(rows.weights[idx])
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        err = rows.log_errors(_cal(x), idx) * w
+        prior = PRIOR_WEIGHT * (x - x0) / np.maximum(np.abs(x0), 1.0)
+        return np.concatenate([err, prior])
+
+    res = least_squares(residuals, x0, bounds=(lo, hi), max_nfev=max_nfev, diff_step=1e-3)
+    return _cal(res.x)
+
+
+def _groups(rows: list[dict[str, str]], scheme: str) -> list[str]:
+    key = {"source": "source_group", "chip": "chip"}[scheme]
+    return [r[key] for r in rows]
+
+
+def _stats(err: np.ndarray) -> tuple[float, float, float]:
+    a = np.abs(err)
+    return float(np.median(a)), float(np.percentile(a, 90)), float(np.mean(err))
+
+
+def main(argv: list[str]) -> int:
+    csv_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_CSV
+    schemes = [s for s in (argv[2].split(",") if len(argv) > 2 else ["source"]) if s]
+    raw = read_serving_cases(csv_path)
+    t0 = time.time()
+    rows = Rows(raw)
+    every = list(range(len(raw)))
+    cv: dict[str, np.ndarray] = {}
+    for scheme in schemes:
+        groups = _groups(raw, scheme)
+        held = np.full(len(raw), np.nan)
+        for g in sorted(set(groups)):
+            test = [i for i in every if groups[i] == g]
+            train = [i for i in every if groups[i] != g]
+            cal = fit(rows, train, FOLD_MAX_NFEV)
+            held[test] = rows.log_errors(cal, test)
+            print(f"  {scheme} fold {g}: {len(test)} rows, median |err| "
+                  f"{100 * np.median(np.abs(np.expm1(held[test]))):.1f} %", flush=True)
+        cv[scheme] = 100 * np.expm1(held)
+    cal = fit(rows, every, MAX_NFEV)
+    cases = run_serving_validation(raw, load_catalog(), serving=cal)
+    errs = np.array([c.error_pct if c.error_pct is not None else np.nan for c in cases])
+    med = float(np.nanmedian(np.abs(errs)))
+    loso = cv.get("source")
+    cal = replace(cal, rows=len(raw),
+                  cv_error_pct=round(float(np.nanmedian(np.abs(loso))), 1)
+                  if loso is not None else None)
+    SERVING_CALIBRATION_FILE.write_text(json.dumps(cal.to_json(), indent=2) + "\n",
+                                        encoding="utf-8")
+    _report(raw, cases, errs, cv, cal, csv_path, schemes, time.time() - t0)
+    print(f"in sample median {med:.1f} %; written {SERVING_CALIBRATION_FILE}")
+    return 0
+
+
+def _report(raw: list[dict[str, str]], cases: list, errs: np.ndarray,
+            cv: dict[str, np.ndarray], cal: ServingCalibration, csv_path: Path,
+            schemes: list[str], seconds: float) -> None:
+    lines = ["# Serving calibration", "",
+             f"Written by `scripts/fit_serving.py {csv_path.name} {','.join(schemes)}` "
+             f"({seconds / 60:.0f} min on one core). Rows: {len(raw)}.", "",
+             "## Fitted values (global, every chip)", "", "| parameter | value |", "|---|---|"]
+    for k in PARAMS:
+        lines.append(f"| `{k}` | {getattr(cal, k):.4g} |")
+    lines += ["", "## Error of the primary metric, %", "",
+              "| | n | median abs | p90 abs | mean signed |", "|---|---|---|---|---|"]
+
+    def add(name: str, e: np.ndarray) -> None:
+        e = e[~np.isnan(e)]
+        if e.size:
+            m, p, s = _stats(e)
+            lines.append(f"| {name} | {e.size} | {m:.1f} | {p:.1f} | {s:+.1f} |")
+
+    add("in sample", errs)
+    for scheme, e in cv.items():
+        add({"source": "leave one source group out", "chip": "leave one chip out"}[scheme], e)
+    tpot = np.array([c.tpot_error_pct for c in cases if c.tpot_error_pct is not None])
+    if tpot.size:
+        add("TPOT (fixed-batch rows), in sample", tpot)
+    for key, title in (("scenario", "by scenario"), ("source_group", "by source group"),
+                       ("chip", "by chip")):
+        lines += ["", f"### In sample {title}", "", f"| {key} | n | median abs | mean signed |",
+                  "|---|---|---|---|"]
+        groups: dict[str, list[float]] = {}
+        for r, e in zip(raw, errs, strict=False):
+            if not np.isnan(e):
+                groups.setdefault(r[key], []).append(float(e))
+        for name, es in sorted(groups.items()):
+            a = np.array(es)
+            lines.append(f"| {name} | {a.size} | {np.median(np.abs(a)):.1f} | {a.mean():+.1f} |")
+    REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

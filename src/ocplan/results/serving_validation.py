@@ -1,0 +1,348 @@
+"""Predict published serving results and compare: ``ocplan validate`` on a serving CSV.
+
+Reads the canonical layout of ``../shared/validation/inference_dev.csv`` (see its
+README). Each row becomes a serving workload, a layout (the published one, or the best
+the search finds for the row's chip count, said in the case) and the chip's default
+system; the prediction is the row's primary metric (output tokens/s per chip, or input
+tokens/s per chip for the prefill role of a disaggregated deployment), plus TTFT and
+TPOT where the row publishes them.
+
+Defaults for what a row leaves empty (each stated in the case's ``notes``):
+
+- weight and activation formats: the narrowest floating-point format the chip has a
+  matrix unit for among fp4 and fp8 (the README: NVIDIA's Blackwell submissions use
+  FP4, Hopper, AMD and Gaudi FP8); activations empty beside stated weights: the
+  weights' format (W4A4 NVFP4, W8A8 FP8);
+- KV cache: fp8 when the GEMMs run in 8 or 4 bits (TensorRT-LLM and vLLM FP8 recipes
+  quantize the cache with the same calibration), else bf16;
+- disaggregated decode rows without an output length: context = the prompt;
+- MoE routing: :data:`~ocplan.results.validation.REAL_ROUTER_IMBALANCE` (real traffic
+  through a trained router) unless the notes say the routing was balanced;
+- two-batch overlap of the MoE all-to-all where the notes name it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ocplan.catalog.catalog import Catalog
+from ocplan.catalog.loader import read_text_file
+from ocplan.catalog.schema import Accelerator
+from ocplan.catalog.system import System, system_for_chip
+from ocplan.errors import OcplanError, Problem, SpecError
+from ocplan.plan.calibration import Calibration
+from ocplan.results.validation import (
+    MIN_MEASURED,
+    REAL_ROUTER_IMBALANCE,
+    shape_from_row,
+    source_group,
+)
+from ocplan.serving.calibration import ServingCalibration
+from ocplan.serving.estimate import ServingEstimate, estimate_serving
+from ocplan.serving.plan import DEFAULT_CHUNK_TOKENS, ServingPlan
+from ocplan.serving.search import search_serving
+from ocplan.workloads.serving import ServingWorkload
+from ocplan.workloads.shape import ModelShape
+
+__all__ = ["SERVING_REQUIRED", "PreparedServing", "ServingCase", "is_serving_csv",
+           "predict_serving_row", "prepare_serving_row", "published_plan",
+           "read_serving_cases", "run_serving_validation"]
+
+SERVING_REQUIRED = ("case_id", "model", "chip", "num_chips", "scenario", "input_len_mean",
+                    "primary_metric", "measured_output_tokens_per_s_per_chip",
+                    "measured_input_tokens_per_s_per_chip")
+#: Column of each primary metric.
+METRIC_COLUMN = {"output": "measured_output_tokens_per_s_per_chip",
+                 "input": "measured_input_tokens_per_s_per_chip"}
+MAX_CSV_BYTES = 16 * 2**20
+MS = 1e-3
+#: Words of a row's notes that say the engine overlapped the MoE all-to-all with compute
+#: (SGLang two-batch overlap, DeepSeek's two micro-batches).
+OVERLAP_WORDS = ("two-batch overlap", "two micro-batches", "overlap scheduling")
+
+
+def is_serving_csv(header: Iterable[str]) -> bool:
+    """Whether a CSV header is the serving layout (it names a primary metric)."""
+    return "primary_metric" in set(header)
+
+
+@dataclass(frozen=True)
+class ServingCase:
+    case_id: str
+    source: str
+    chip: str
+    model: str
+    scenario: str
+    metric: str
+    measured: float
+    predicted: float | None
+    error_pct: float | None
+    status: str
+    reason: str | None
+    layout: str = ""
+    """The layout predicted with; ``searched`` cases name the search's best."""
+    layout_source: str = "published"
+    notes: str = ""
+    ttft_error_pct: float | None = None
+    tpot_error_pct: float | None = None
+    confidence: str = ""
+    architecture: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        return {"case_id": self.case_id, "metric": self.metric, "measured": self.measured,
+                "predicted": self.predicted, "error_pct": self.error_pct,
+                "status": self.status, "reason": self.reason, "layout": self.layout,
+                "layout_source": self.layout_source, "ttft_error_pct": self.ttft_error_pct,
+                "tpot_error_pct": self.tpot_error_pct, "notes": self.notes}
+
+
+def _num(row: Mapping[str, str], key: str) -> float | None:
+    text = (row.get(key) or "").strip()
+    return float(text) if text else None
+
+
+def _int(row: Mapping[str, str], key: str) -> int | None:
+    value = _num(row, key)
+    return None if value is None else int(value)
+
+
+def read_serving_cases(path: Path) -> list[dict[str, str]]:
+    """Rows of a serving validation CSV; SpecError naming every bad measured value."""
+    text = read_text_file(path, MAX_CSV_BYTES, "CSV file")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in SERVING_REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SpecError.one(str(path), "header", f"missing columns: {', '.join(missing)}")
+        rows = list(reader)
+    except csv.Error as exc:
+        raise SpecError.one(str(path), "", f"cannot read CSV: {exc}") from None
+    problems = [p for n, row in enumerate(rows, start=2)
+                if (p := _measured_problem(str(path), n, row)) is not None]
+    if problems:
+        raise SpecError(problems)
+    return rows
+
+
+def _measured_problem(source: str, line: int, row: dict[str, str]) -> Problem | None:
+    metric = (row.get("primary_metric") or "").strip()
+    where = f"line {line} ({row.get('case_id') or '?'})"
+    if metric not in METRIC_COLUMN:
+        return Problem(source, f"{where}.primary_metric", "expected output or input", metric)
+    column = METRIC_COLUMN[metric]
+    text = (row.get(column) or "").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        return Problem(source, f"{where}.{column}", "expected a positive number of tokens/s "
+                                                    "per chip", text)
+    if not math.isfinite(value) or value < MIN_MEASURED:
+        return Problem(source, f"{where}.{column}", "expected a positive, finite number of "
+                                                    f"tokens/s per chip (at least "
+                                                    f"{MIN_MEASURED:g})", text)
+    return None
+
+
+def _shape(row: dict[str, str], catalog: Catalog) -> ModelShape:
+    model_id = (row.get("model_catalog_id") or "").strip()
+    if model_id:
+        return ModelShape.from_arch(catalog.model(model_id, "csv", "model_catalog_id"))
+    return shape_from_row({**row, "mlp": row.get("mlp") or "swiglu"})
+
+
+def _formats(row: dict[str, str], acc: Accelerator) -> tuple[str, str, str, list[str]]:
+    """(weight, activation, KV) formats with the module docstring's defaults."""
+    notes = []
+    w = (row.get("weight_precision") or "").strip()
+    a = (row.get("activation_precision") or "").strip()
+    kv = (row.get("kv_precision") or "").strip()
+    if not w and not a:
+        w = a = next((p for p in ("fp4", "fp8") if acc.peak_flops.get(p)), "bf16")
+        notes.append(f"formats not published: {w} (narrowest float unit of {acc.id})")
+    elif not a:
+        a = w if w in ("fp4", "fp8", "bf16", "fp16", "int8") else "bf16"
+        notes.append(f"activation format not published: {a}")
+    elif not w:
+        w = a
+    if not kv:
+        kv = "fp8" if a in ("fp8", "fp4") else "bf16"
+        notes.append(f"KV format not published: {kv}")
+    return w, a, kv, notes
+
+
+@dataclass(frozen=True)
+class PreparedServing:
+    workload: ServingWorkload
+    system: System
+    chips: int
+    fixed: dict[str, object]
+    """Layout fields the row publishes (all of tp/pp/dp, or none)."""
+    role: str
+    """``aggregated``, ``prefill`` or ``decode``."""
+    metric: str
+    notes: tuple[str, ...]
+
+
+def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServing:
+    shape = _shape(row, catalog)
+    chip = row["chip"].strip()
+    acc = catalog.accelerator(chip, "csv", "chip")
+    chips = _int(row, "num_chips") or 1
+    w, a, kv, notes = _formats(row, acc)
+    scenario = row["scenario"].strip()
+    isl = _num(row, "input_len_mean") or 1.0
+    osl = _num(row, "output_len_mean")
+    role = {"disagg-prefill": "prefill", "disagg-decode": "decode"}.get(scenario, "aggregated")
+    if osl is None:
+        osl = 1.0
+        if role == "decode":
+            notes.append("output length not published: context = the prompt")
+    load: dict[str, Any] = {"load": "offline"}
+    kind = (row.get("batch_kind") or "").strip()
+    amount = _num(row, "batch_or_concurrency")
+    if scenario == "fixed-batch" and amount:
+        load = {"load": "static", "batch": int(amount)}
+    elif kind == "requests_queued" and amount:
+        load["requests"] = int(amount)
+    slo: dict[str, Any] = {}
+    if scenario in ("server", "interactive"):
+        ttft, tpot = _num(row, "slo_ttft_ms"), _num(row, "slo_tpot_ms")
+        slo = {"slo_ttft_s": ttft * MS if ttft else None,
+               "slo_tpot_s": tpot * MS if tpot else None, "slo_stat": "p99"}
+    text = ((row.get("measured_from") or "") + " " + (row.get("framework") or "")).lower()
+    imbalance = 1.0
+    if shape.is_moe and "balanced" not in text:
+        imbalance = REAL_ROUTER_IMBALANCE
+        notes.append(f"routing imbalance {imbalance:g} (real router)")
+    wl = ServingWorkload(shape, isl, osl, weight_precision=w, activation_precision=a,
+                         kv_precision=kv, moe_imbalance=imbalance, **load, **slo)
+    fixed = _layout(row, shape, kind, amount, role)
+    if shape.is_moe and any(k in text for k in OVERLAP_WORDS):
+        fixed["overlap"] = True
+    system = system_for_chip(catalog, chip, chips * (2 if role != "aggregated" else 1), "csv",
+                             name=f"{row['case_id']}: {chips} x {chip}")
+    metric = (row.get("primary_metric") or "output").strip()
+    return PreparedServing(wl, system, chips, fixed, role, metric, tuple(notes))
+
+
+def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | None,
+            role: str) -> dict[str, object]:
+    fixed: dict[str, object] = {}
+    tp, pp, dp = _int(row, "tp"), _int(row, "pp"), _int(row, "dp")
+    if tp is not None and pp is not None and dp is not None:
+        fixed.update(tp=tp, pp=pp, dp=dp)
+    ep = _int(row, "ep")
+    if ep is not None:
+        fixed["ep"] = ep
+    adp = (row.get("attention_dp") or "").strip()
+    if adp in ("yes", "no") and shape.is_moe:
+        fixed["attention_dp"] = adp == "yes"
+    ranks = dp if fixed.get("attention_dp") and dp else 1
+    inst = (tp or 1) * (pp or 1) * ranks
+    if amount and kind in ("max_batch_per_instance", "max_num_seqs"):
+        fixed["max_seqs"] = int(amount)
+    elif amount and kind == "per_chip_batch":
+        fixed["max_seqs"] = int(amount * inst)
+    elif amount and kind == "tokens_per_chip_step":
+        fixed["chunk_tokens"] = int(amount * inst)
+    elif role == "prefill":
+        fixed["chunk_tokens"] = DEFAULT_CHUNK_TOKENS * ranks
+    return fixed
+
+
+def _objective(p: PreparedServing) -> str:
+    return "goodput" if p.workload.slo_ttft_s or p.workload.slo_tpot_s else "throughput"
+
+
+def published_plan(p: PreparedServing) -> ServingPlan | None:
+    """The row's own layout (a disaggregated role with an equal other pool), or None
+    when the row publishes none."""
+    if p.role == "aggregated":
+        return ServingPlan(**p.fixed) if "tp" in p.fixed else None  # type: ignore[arg-type]
+    fixed = dict(p.fixed)
+    dp = fixed.get("dp", 1)
+    assert isinstance(dp, int)
+    fixed["dp"] = dp * 2          # the other pool: as large
+    return ServingPlan(**fixed, prefill_chips=p.chips)  # type: ignore[arg-type]
+
+
+def predict_serving_row(p: PreparedServing, calibration: Calibration | None = None,
+                        serving: ServingCalibration | None = None,
+                        plan: ServingPlan | None = None
+                        ) -> tuple[float | None, ServingEstimate, str]:
+    """(predicted primary metric, the estimate, layout source) of a prepared row;
+    ``plan`` replaces the search for a row without a published layout."""
+    own = published_plan(p)
+    source = "published" if own is not None else "searched"
+    if own is None and plan is None:
+        est = search_serving(p.workload, p.system, p.chips, p.fixed, _objective(p),
+                             calibration, serving).best
+    else:
+        chosen = own or plan
+        assert chosen is not None
+        est = estimate_serving(p.workload, chosen, p.system, calibration, serving)
+    return _metric(p, est), est, source
+
+
+def _metric(p: PreparedServing, est: ServingEstimate) -> float | None:
+    """The row's primary metric from the estimate (None when infeasible)."""
+    if not est.feasible:
+        return None
+    if p.role == "prefill":
+        return est.prefill_input_tokens_per_s_per_chip
+    if p.role == "decode":
+        return est.decode_output_tokens_per_s_per_chip
+    if _objective(p) == "goodput" and est.slo_rate_per_s is not None:
+        return est.slo_rate_per_s * p.workload.output_len / est.chips
+    return est.output_tokens_per_s_per_chip
+
+def _pct(pred: float | None, meas: float | None) -> float | None:
+    if pred is None or meas is None or meas <= 0 or not math.isfinite(pred):
+        return None
+    return 100.0 * (pred - meas) / meas
+
+
+def run_serving_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
+                           calibration: Calibration | None = None,
+                           serving: ServingCalibration | None = None) -> list[ServingCase]:
+    cases = []
+    for row in rows:
+        metric = (row.get("primary_metric") or "output").strip()
+        measured = float(row[METRIC_COLUMN[metric]])
+        experts = (row.get("moe_num_experts") or "").strip()
+        base: dict[str, Any] = dict(
+            case_id=row.get("case_id", "?"), source=source_group(row.get("source") or ""),
+            chip=row.get("chip", "?"), model=row.get("model", "?"),
+            scenario=row.get("scenario", "?"), metric=metric, measured=measured,
+            confidence=row.get("confidence", ""),
+            architecture="moe" if experts not in ("", "0") else "dense")
+        try:
+            prepared = prepare_serving_row(row, catalog)
+            value, est, layout_source = predict_serving_row(prepared, calibration, serving)
+        except (OcplanError, ValueError, KeyError) as exc:
+            reason = "; ".join(p.line() for p in exc.problems) if isinstance(exc, SpecError) \
+                else str(exc)
+            cases.append(ServingCase(**base, predicted=None, error_pct=None, status="error",
+                                     reason=reason))
+            continue
+        notes = "; ".join(prepared.notes + est.notes)
+        if value is None:
+            cases.append(ServingCase(**base, predicted=None, error_pct=None,
+                                     status="infeasible", reason=est.reason,
+                                     layout=est.plan.label(), layout_source=layout_source,
+                                     notes=notes))
+            continue
+        tpot = _num(row, "tpot_ms")
+        tpot_err = _pct(est.tpot_s / MS, tpot) if row.get("scenario") == "fixed-batch" else None
+        cases.append(replace(ServingCase(**base, predicted=value,
+                                         error_pct=_pct(value, measured), status="ok",
+                                         reason=None, layout=est.plan.label(),
+                                         layout_source=layout_source, notes=notes),
+                             tpot_error_pct=tpot_err))
+    return cases

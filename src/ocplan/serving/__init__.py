@@ -1,0 +1,1 @@
+"""Serving: discrete-event simulation of LLM inference engines."""

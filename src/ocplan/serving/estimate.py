@@ -1,0 +1,282 @@
+"""``estimate_serving(workload, plan, system) -> ServingEstimate``: one serving layout,
+explained.
+
+The instance's iteration comes from the operator list (:mod:`ocplan.serving.step`), its
+KV capacity from :mod:`ocplan.serving.memory`, its operating point under the load from
+:mod:`ocplan.serving.steady`. Disaggregated layouts (``prefill_chips``) size each pool
+alone: prefill instances run full token budgets of prompts, decode instances the largest
+batch their KV cache holds; the deployment serves the smaller of the two request rates,
+and each prompt's KV cache crosses the fabric between the pools before its first token.
+
+A layout that cannot run (indivisible shapes, weights that do not fit, no KV room for a
+single request, an SLO no batch meets) is a result with ``feasible=False`` and a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from ocplan.catalog.system import System
+from ocplan.collectives.cost import send_recv
+from ocplan.costmodel.op_time import native_precision
+from ocplan.errors import Infeasible
+from ocplan.plan.calibration import Calibration, load_calibration
+from ocplan.plan.engine import SystemModel, chip_peaks, system_model
+from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
+from ocplan.serving.memory import ServingMemory, kv_bytes_per_token_per_chip, serving_memory
+from ocplan.serving.plan import ServingPlan
+from ocplan.serving.steady import OperatingPoint, operating_point, slo_rate
+from ocplan.serving.step import StepModel, step_model
+from ocplan.topology.power import power_budget
+from ocplan.workloads.serving import ServingWorkload
+
+__all__ = ["IterationBreakdown", "ServingEstimate", "estimate_serving"]
+
+#: Joules per MJ-scale report unit: energy is reported per million output tokens.
+TOKENS_PER_REPORT = 1e6
+
+
+@dataclass(frozen=True)
+class IterationBreakdown:
+    """Seconds of one engine iteration at the operating point, by term."""
+
+    matrix_s: float
+    attention_s: float
+    memory_s: float
+    comm_s: float
+    host_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.matrix_s + self.attention_s + self.memory_s + self.comm_s + self.host_s
+
+
+@dataclass(frozen=True)
+class ServingEstimate:
+    """Result of one serving estimate (rates per second, latencies in seconds)."""
+
+    feasible: bool
+    reason: str | None
+    plan: ServingPlan
+    chips: int
+    output_tokens_per_s: float
+    output_tokens_per_s_per_chip: float
+    input_tokens_per_s_per_chip: float
+    requests_per_s: float
+    batch_per_instance: float
+    batch_limit: str
+    ttft_s: float
+    tpot_s: float
+    iteration: IterationBreakdown | None
+    memory: ServingMemory | None
+    bound: str
+    slo_met: bool | None
+    slo_rate_per_s: float | None
+    """Highest request rate of the deployment meeting the SLOs (None without SLOs)."""
+    slo_reason: str | None
+    power_W: float
+    energy_per_mtok_J: float
+    notes: tuple[str, ...] = ()
+    calibration_family: str = "default"
+    calibration_runs: int = 0
+    serving_calibration_rows: int = 0
+    serving_cv_error_pct: float | None = None
+    prefill_input_tokens_per_s_per_chip: float | None = None
+    """Disaggregated: prompt tokens/s per prefill chip at full load."""
+    decode_output_tokens_per_s_per_chip: float | None = None
+    """Disaggregated: output tokens/s per decode chip at full load."""
+
+    def cost_per_mtok(self, price_per_chip_hour: float) -> float:
+        """Cost of a million output tokens at a price per chip-hour."""
+        if self.output_tokens_per_s <= 0:
+            return math.inf
+        return self.chips * price_per_chip_hour / 3600.0 / self.output_tokens_per_s \
+            * TOKENS_PER_REPORT
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["plan"] = self.plan.as_dict()
+        if self.iteration is not None:
+            data["iteration"]["total_s"] = self.iteration.total_s
+        return data
+
+
+def _infeasible(plan: ServingPlan, reason: str, memory: ServingMemory | None = None,
+                notes: tuple[str, ...] = ()) -> ServingEstimate:
+    return ServingEstimate(False, reason, plan, plan.chips, 0.0, 0.0, 0.0, 0.0, 0.0, "", 0.0,
+                           0.0, None, memory, "infeasible", None, None, None, 0.0, 0.0, notes)
+
+
+def precision_notes(wl: ServingWorkload, sm: SystemModel) -> tuple[str, ...]:
+    """What the chip cannot run natively, and the rate it runs at instead."""
+    runs = native_precision(wl.gemm_precision, sm.peak.get)
+    if runs == wl.gemm_precision:
+        return ()
+    at = runs or "its floating-point path"
+    return (f"{sm.chip} has no {wl.gemm_precision} matrix unit: GEMMs run at the {at} rate "
+            f"(weights stay {wl.weight_precision} in memory)",)
+
+
+def _check(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> None:
+    plan.check(wl.model)
+    if plan.instance_chips > sm.domain and not sm.fabric.out_Bps > 0:
+        raise Infeasible("network", f"an instance of {plan.instance_chips} chips spans "
+                                    f"scale-up domains of {sm.domain} and {sm.server} has "
+                                    "no scale-out network")
+
+
+def _memory(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel,
+            serving: ServingCalibration) -> ServingMemory:
+    mem = serving_memory(wl, plan, sm.hbm_bytes, serving.reserve_fraction,
+                         wl.input_len + wl.output_len / 2.0)
+    if not mem.fits:
+        raise _MemoryError(mem, f"memory: the weights need {mem.weight_bytes / 1e9:.1f} GB "
+                                f"per chip, {sm.chip} has {mem.capacity_bytes / 1e9:.1f} GB "
+                                f"of which {mem.reserve_bytes / 1e9:.1f} GB is reserved")
+    return mem
+
+
+class _MemoryError(Infeasible):
+    def __init__(self, memory: ServingMemory, message: str) -> None:
+        super().__init__("memory", message)
+        self.memory = memory
+
+
+def _breakdown(point: OperatingPoint) -> IterationBreakdown:
+    it = point.iteration
+    return IterationBreakdown(float(it.matrix_s[0]), float(it.attention_s[0]),
+                              float(it.memory_s[0]), float(it.comm_s[0]), float(it.host_s[0]))
+
+
+def _bound(point: OperatingPoint) -> str:
+    if point.limit == "queueing":
+        return "queueing"
+    base = point.iteration.bound()
+    return f"{base} (batch capped by {point.limit})" if point.limit != "load" else base
+
+
+def _kv_transfer_s(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> float:
+    """One prompt's KV cache from a prefill to a decode instance: every layer's cache of
+    ``input_len`` tokens, over scale-up when both pools fit one domain, else RDMA."""
+    per_token = kv_bytes_per_token_per_chip(wl.model, replace(plan, tp=1, pp=1),
+                                            wl.kv_precision, wl.input_len)
+    crosses = float(plan.chips > sm.domain)
+    return float(send_recv(sm.fabric, wl.input_len * per_token, crosses))
+
+
+def estimate_serving(workload: ServingWorkload, plan: ServingPlan, system: System,
+                     calibration: Calibration | None = None,
+                     serving: ServingCalibration | None = None) -> ServingEstimate:
+    """Estimate serving ``workload`` with ``plan`` on ``system``.
+
+    Returns an infeasible estimate (with the reason) when the layout cannot serve;
+    raises SpecError only for bad input.
+    """
+    cal = calibration or load_calibration()
+    scal = serving or load_serving_calibration()
+    sm = system_model(system)
+    notes = precision_notes(workload, sm)
+    try:
+        _check(workload, plan, sm)
+        if plan.prefill_chips is not None:
+            return _disaggregated(workload, plan, system, sm, cal, scal, notes)
+        mem = _memory(workload, plan, sm, scal)
+    except _MemoryError as exc:
+        return _infeasible(plan, str(exc), exc.memory, notes)
+    except Infeasible as exc:
+        return _infeasible(plan, str(exc), None, notes)
+    chip = chip_peaks(sm, "bf16")
+    model = step_model(workload, plan, sm, chip, cal, scal)
+    point = operating_point(model, mem.kv_tokens)
+    if point is None:
+        return _infeasible(plan, _no_room(workload, mem), mem, notes)
+    return _result(workload, plan, system, point, mem, model, cal, scal, notes)
+
+
+def _no_room(wl: ServingWorkload, mem: ServingMemory) -> str:
+    need = (wl.input_len + wl.output_len / 2.0) * mem.kv_bytes_per_token
+    return (f"KV capacity: one request of {wl.input_len + wl.output_len:,.0f} tokens needs "
+            f"{need / 1e9:.2f} GB of cache per chip, {max(mem.kv_bytes, 0.0) / 1e9:.2f} GB is "
+            "left after the weights")
+
+
+def _result(wl: ServingWorkload, plan: ServingPlan, system: System, point: OperatingPoint,
+            mem: ServingMemory, model: StepModel, cal: Calibration, scal: ServingCalibration,
+            notes: tuple[str, ...]) -> ServingEstimate:
+    out = point.output_tokens_per_s * plan.instances
+    rate = slo_rate(model, mem.kv_tokens)
+    slo_met, slo_reason = None, None
+    if rate is not None:
+        slo_met = _meets(wl, point)
+        slo_reason = _slo_reason(wl, rate, point, model)
+    power = power_budget(system).it_W * plan.chips / system.num_chips
+    energy = power / out * TOKENS_PER_REPORT if out > 0 else math.inf
+    fam = system.accelerator.family
+    return ServingEstimate(
+        True, None, plan, plan.chips, out, out / plan.chips,
+        out * wl.input_len / wl.output_len / plan.chips, point.requests_per_s * plan.instances,
+        point.batch, point.limit, point.ttft_s, point.tpot_s, _breakdown(point), mem,
+        _bound(point), slo_met, None if rate is None else rate[0] * plan.instances,
+        slo_reason, power, energy, notes, cal.used_family(fam), cal.for_family(fam).runs, scal.rows,
+        scal.cv_error_pct)
+
+
+def _slo_reason(wl: ServingWorkload, rate: tuple[float, str], point: OperatingPoint,
+                model: StepModel) -> str:
+    """Why the SLO goodput is what it is, in one line."""
+    value, binding = rate
+    if value > 0:
+        return (f"highest rate meeting the SLOs is set by the {binding}" if binding != "load"
+                else "the SLOs hold up to the largest batch that fits")
+    fastest = model.iteration(0.0, 0.0, 1.0, max(wl.input_len, 1.0))
+    t = float(fastest.total_s[0]) * model.plan.pp / wl.tokens_per_step
+    limit = wl.slo_tpot_s if binding == "TPOT limit" else wl.slo_ttft_s
+    return (f"no load meets the {binding} of {limit * 1e3 if limit else 0:.3g} ms: a single "
+            f"sequence already takes {t * 1e3:.3g} ms per output token")
+
+
+def _meets(wl: ServingWorkload, point: OperatingPoint) -> bool:
+    ok_ttft = wl.slo_ttft_s is None or point.ttft_s <= wl.slo_ttft_s
+    ok_tpot = wl.slo_tpot_s is None or point.tpot_s <= wl.slo_tpot_s
+    return ok_ttft and ok_tpot
+
+
+def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: SystemModel,
+                   cal: Calibration, scal: ServingCalibration,
+                   notes: tuple[str, ...]) -> ServingEstimate:
+    """Prefill and decode pools sized apart (see the module docstring)."""
+    pre_plan, dec_plan = plan.pools()
+    chip = chip_peaks(sm, "bf16")
+    try:
+        _memory(wl, pre_plan, sm, scal)
+        dec_mem = _memory(wl, dec_plan, sm, scal)
+    except _MemoryError as exc:
+        return _infeasible(plan, str(exc), exc.memory, notes)
+    pre_model = step_model(wl, pre_plan, sm, chip, cal, scal)
+    chunk = float(pre_plan.chunk_tokens)
+    t_pre = float(pre_model.iteration(chunk, chunk / wl.prefill_len, 0.0, 0.0,
+                                      prefill_keys=wl.input_len).total_s[0])
+    prompt_rate = pre_plan.instances * chunk / wl.prefill_len / t_pre      # requests/s
+    dec_model = replace(step_model(wl, dec_plan, sm, chip, cal, scal), decode_only=True)
+    point = operating_point(dec_model, dec_mem.kv_tokens)
+    if point is None:
+        return _infeasible(plan, _no_room(wl, dec_mem), dec_mem, notes)
+    decode_rate = point.requests_per_s * dec_plan.instances
+    rate = min(prompt_rate, decode_rate)
+    out = rate * wl.output_len
+    ttft = t_pre * max(1.0, wl.prefill_len / chunk) + _kv_transfer_s(wl, plan, sm)
+    power = power_budget(system).it_W * plan.chips / system.num_chips
+    fam = system.accelerator.family
+    bound = "prefill pool" if prompt_rate < decode_rate else f"decode pool: {_bound(point)}"
+    return ServingEstimate(
+        True, None, plan, plan.chips, out, out / plan.chips,
+        rate * wl.input_len / plan.chips, rate, point.batch, point.limit, ttft, point.tpot_s,
+        _breakdown(point), dec_mem, bound, None, None, None, power,
+        power / out * TOKENS_PER_REPORT if out > 0 else math.inf, notes,
+        cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
+        prefill_input_tokens_per_s_per_chip=prompt_rate * wl.input_len / pre_plan.chips,
+        decode_output_tokens_per_s_per_chip=decode_rate * wl.output_len / dec_plan.chips)
+
+

@@ -1,0 +1,115 @@
+"""The best serving layout for a chip count: every candidate estimated, the best kept.
+
+Candidates (:func:`serving_candidates`): TP a power of two inside one scale-up domain,
+PP a power of two, DP the rest; for MoE models every EP size dividing the ranks of an
+instance stage, with and without DP attention. Sizes a caller fixes are held. The
+objective is output tokens/s per chip, or, under SLOs, the highest request rate meeting
+them (goodput).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from ocplan.catalog.system import System
+from ocplan.errors import Infeasible
+from ocplan.plan.calibration import Calibration
+from ocplan.serving.calibration import ServingCalibration
+from ocplan.serving.estimate import ServingEstimate, estimate_serving
+from ocplan.serving.plan import ServingPlan
+from ocplan.workloads.serving import ServingWorkload
+from ocplan.workloads.shape import ModelShape
+
+__all__ = ["SERVING_OBJECTIVES", "ServingSearch", "search_serving", "serving_candidates"]
+
+Objective = Literal["throughput", "goodput"]
+#: Fields a caller may fix that are not search axes: held as given in every candidate.
+PASSED_THROUGH = ("overlap", "max_seqs", "chunk_tokens", "prefill_chips")
+SERVING_OBJECTIVES: tuple[str, ...] = ("throughput", "goodput")
+
+
+def _powers_of_two(limit: int) -> list[int]:
+    out, v = [], 1
+    while v <= limit:
+        out.append(v)
+        v *= 2
+    return out
+
+
+def serving_candidates(model: ModelShape, chips: int, domain: int,
+                       fixed: Mapping[str, object] | None = None) -> list[ServingPlan]:
+    """Layouts of ``chips`` chips (see the module docstring); ``fixed`` holds fields
+    (``tp``, ``pp``, ``ep``, ``attention_dp``, ``max_seqs``, ``chunk_tokens``) the
+    caller gives."""
+    fixed = dict(fixed or {})
+    out: list[ServingPlan] = []
+    for tp in _choices(fixed, "tp", _powers_of_two(min(chips, domain))):
+        for pp in _choices(fixed, "pp", _powers_of_two(chips // tp)):
+            if chips % (tp * pp):
+                continue
+            dp = chips // (tp * pp)
+            for adp in _flags(fixed, "attention_dp", [False, True] if model.is_moe else [False]):
+                if adp and dp == 1:
+                    continue
+                group = tp * (dp if adp else 1)
+                eps = [e for e in range(1, group + 1) if group % e == 0] if model.is_moe else [1]
+                for ep in _choices(fixed, "ep", eps):
+                    extra = {k: v for k, v in fixed.items() if k in PASSED_THROUGH}
+                    out.append(ServingPlan(tp=tp, pp=pp, dp=dp, ep=ep, attention_dp=adp,
+                                           **extra))  # type: ignore[arg-type]
+    return out
+
+
+def _choices(fixed: Mapping[str, object], name: str, default: list[int]) -> list[int]:
+    value = fixed.get(name)
+    if value is None:
+        return default
+    assert isinstance(value, int), (name, value)
+    return [int(value)]
+
+
+def _flags(fixed: Mapping[str, object], name: str, default: list[bool]) -> list[bool]:
+    value = fixed.get(name)
+    if value is None:
+        return default
+    assert isinstance(value, bool), (name, value)
+    return [value]
+
+
+@dataclass(frozen=True)
+class ServingSearch:
+    """Every candidate's estimate, best first, and the objective used."""
+
+    objective: str
+    results: tuple[ServingEstimate, ...]
+
+    @property
+    def best(self) -> ServingEstimate:
+        return self.results[0]
+
+
+def _score(e: ServingEstimate, objective: str) -> float:
+    if not e.feasible:
+        return -1.0
+    if objective == "goodput" and e.slo_rate_per_s is not None:
+        return e.slo_rate_per_s / e.chips
+    return e.output_tokens_per_s_per_chip
+
+
+def search_serving(workload: ServingWorkload, system: System, chips: int,
+                   fixed: Mapping[str, object] | None = None, objective: str = "throughput",
+                   calibration: Calibration | None = None,
+                   serving: ServingCalibration | None = None) -> ServingSearch:
+    """Estimate every candidate layout; best first by ``objective``."""
+    assert objective in SERVING_OBJECTIVES, objective
+    results = []
+    for plan in serving_candidates(workload.model, chips, system.chips_per_server, fixed):
+        try:
+            plan.check(workload.model)
+        except Infeasible:
+            continue
+        results.append(estimate_serving(workload, plan, system, calibration, serving))
+    results.sort(key=lambda e: -_score(e, objective))
+    return ServingSearch(objective, tuple(results))

@@ -1,0 +1,255 @@
+"""Time of one serving-engine iteration, from the operator list.
+
+One iteration of a continuous-batching engine (vLLM V1, SGLang, TensorRT-LLM) runs
+``P`` prompt tokens of ``n_p`` sequences (chunked prefill) and one new token for each of
+``B`` decoding sequences whose contexts sum to ``C`` tokens, through every layer of a
+pipeline stage. Its time on one chip of an instance:
+
+``t = sum_layers [ sum_ops max(c_i / eta_i, m_i) + k ] + t_head + t_comm + t_host``
+
+- the layer's GEMMs, norms, activations and MoE blocks see all ``M = P + B`` token rows
+  at once (:func:`~ocplan.workloads.operators.layer_operators` with ``M`` rows; weights
+  are read once per iteration, which is why decode is HBM-bound at small ``B``);
+- decode attention reads each sequence's cache (``B`` sequences at mean context
+  ``C / B``), prefill attention is causal over each chunk (``n_p`` sequences of
+  ``P / n_p`` tokens);
+- ``c_i``, ``m_i``: compute and HBM terms of :mod:`ocplan.costmodel.op_time` at the
+  family's fitted efficiencies (training calibration: the same GEMM kernels) and the
+  serving HBM efficiency; ``k``: the per-kernel cost inside a captured graph;
+- ``t_comm``: two all-reduces of the ``M x h`` activations per layer over TP (Megatron
+  row-parallel outputs), or the MoE dispatch and combine all-to-all over EP (DP
+  attention), not overlapped (serving runs them on the critical path);
+- ``t_host``: the fitted per-iteration host overhead.
+
+Every count argument may be a numpy array: one iteration per element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ocplan.collectives.cost import all_reduce, moe_dispatch, send_recv
+from ocplan.collectives.fabric import CommFabric
+from ocplan.costmodel.op_time import (
+    ChipPeaks,
+    Efficiencies,
+    PassTime,
+    Profile,
+    profile,
+)
+from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64
+from ocplan.plan.calibration import Calibration
+from ocplan.plan.engine import SystemModel, efficiencies
+from ocplan.plan.layer_cost import layer_kinds
+from ocplan.serving.calibration import ServingCalibration
+from ocplan.serving.plan import ServingPlan
+from ocplan.workloads.memory import ACT_BYTES
+from ocplan.workloads.operators import (
+    GEMM_INPUT_BYTES,
+    Num,
+    Operator,
+    Shard,
+    embedding_operators,
+    head_operators,
+    layer_operators,
+)
+from ocplan.workloads.serving import ServingWorkload
+
+__all__ = ["IterationTime", "StepModel", "step_model"]
+
+#: Bytes per element of the MoE combine (expert outputs return in 16-bit; DeepEP and
+#: the vLLM/SGLang all-to-all kernels combine in bf16 even with fp8 dispatch).
+COMBINE_BYTES = ACT_BYTES
+#: Narrowest dispatch format: DeepEP and the vLLM/SGLang all-to-all kernels send fp8
+#: (with scales) at most, even when the expert GEMMs run in fp4.
+DISPATCH_MIN_BYTES = 1.0
+
+
+@dataclass(frozen=True)
+class IterationTime:
+    """Seconds of one iteration by term (arrays over the iterations asked)."""
+
+    matrix_s: FloatArray
+    attention_s: FloatArray
+    memory_s: FloatArray
+    comm_s: FloatArray
+    host_s: FloatArray
+    flops_s: FloatArray
+    """Sum of the operators' compute terms (at their efficiencies)."""
+    bytes_s: FloatArray
+    """Sum of the operators' HBM terms; against ``flops_s`` it says whether the
+    iteration is compute- or bandwidth-bound."""
+
+    @property
+    def total_s(self) -> FloatArray:
+        out: FloatArray = (self.matrix_s + self.attention_s + self.memory_s + self.comm_s
+                           + self.host_s)
+        return out
+
+    def bound(self, i: int = 0) -> str:
+        """The term that dominates iteration ``i``."""
+        device = float(np.ravel(self.matrix_s + self.attention_s + self.memory_s)[i])
+        comm, host = float(np.ravel(self.comm_s)[i]), float(np.ravel(self.host_s)[i])
+        if comm >= max(device, host):
+            return "communication"
+        if host >= device:
+            return "host overhead"
+        flops, hbm = float(np.ravel(self.flops_s)[i]), float(np.ravel(self.bytes_s)[i])
+        return "compute" if flops >= hbm else "HBM bandwidth"
+
+
+@dataclass(frozen=True)
+class StepModel:
+    """Everything of one instance's iteration that does not depend on the batch."""
+
+    workload: ServingWorkload
+    plan: ServingPlan
+    chip: ChipPeaks
+    eff: Efficiencies
+    fabric: CommFabric
+    serving: ServingCalibration
+    ranks: int
+    """Ranks whose sequences differ (attention data parallelism: dp; else 1)."""
+    decode_only: bool = False
+    """A decode instance of a disaggregated deployment: prompts arrive with their KV
+    cache, so its iterations run no prefill."""
+
+    def iteration(self, prefill_tokens: ArrayLike, prefill_seqs: ArrayLike,
+                  decode_seqs: ArrayLike, decode_context: ArrayLike,
+                  prefill_keys: ArrayLike | None = None) -> IterationTime:
+        """One iteration of the instance (see the module docstring); the counts are
+        for the whole instance and are split over its ``ranks``. ``prefill_keys``: keys
+        each prefill sequence's queries see on average at the end of its chunk (its
+        earlier chunks and cached prefix included); default the chunk itself."""
+        wl, pl = self.workload, self.plan
+        shape = wl.model
+        P, n_p, B, C = (f64(np.atleast_1d(x)) for x in np.broadcast_arrays(
+            prefill_tokens, prefill_seqs, decode_seqs, decode_context))
+        r = float(self.ranks)
+        rows = (P + B * wl.tokens_per_step) / r
+        n = int(np.broadcast(P, n_p, B, C).size)
+        tp = float(pl.tp)
+        per_stage = shape.n_layers / pl.pp
+        common = _Split(tp=tp, ep=float(pl.ep), etp=float(pl.etp), imbalance=wl.moe_imbalance)
+        fmt = dict(precision=wl.gemm_precision, weight_precision=wl.weight_precision,
+                   kv_precision=wl.kv_precision)
+        dense = common.shard(np.maximum(rows, 1.0), 1.0, 1.0)
+        has_dec, has_pre = (B > 0).astype(np.float64), (P > 0).astype(np.float64)
+        b_rank = np.maximum(B / r, 1.0)
+        q_dec = float(wl.spec_tokens + 1)
+        dec = common.shard(b_rank, q_dec, np.maximum(C / np.maximum(B, 1.0), q_dec))
+        np_rank = np.maximum(n_p / r, 1.0)
+        chunk = np.maximum(P / np.maximum(n_p, 1.0), 1.0)
+        keys = chunk if prefill_keys is None else np.maximum(f64(prefill_keys), chunk)
+        pre = common.shard(np_rank, chunk, keys)
+        total = PassTime(f64(np.zeros(n)), f64(np.zeros(n)), f64(np.zeros(n)))
+        work = _Work(f64(np.zeros(n)), f64(np.zeros(n)))
+        for kind in layer_kinds(shape):
+            ops = [op for op in layer_operators(shape, "decode", dense, layer=kind.index, **fmt)
+                   if op.kind != "attention"]
+            layer, w_l = self._time(ops, n)
+            att_d, w_d = self._time(_attention(layer_operators(shape, "decode", dec,
+                                                               layer=kind.index, **fmt)), n)
+            att_p, w_p = self._time(_attention(layer_operators(shape, "prefill", pre,
+                                                               layer=kind.index, **fmt)), n)
+            # fewer prefill sequences than one per rank: a share of a whole prompt's
+            # attention (whole prompts are what ``pre`` holds)
+            pre_share = has_pre * np.minimum(n_p / r, 1.0)
+            att = att_d.scaled(has_dec).plus(att_p.scaled(pre_share))
+            share = kind.count / shape.n_layers * per_stage
+            total = total.plus(layer.plus(att).scaled(share))
+            work = work.plus(w_l, share).plus(w_d, share * has_dec).plus(w_p, share * pre_share)
+        logits = np.maximum((B + n_p) / r, 1.0)
+        head, w_h = self._time(list(embedding_operators(shape, "decode", dense))
+                               + list(head_operators(shape, "decode",
+                                                     Shard(tp=tp, batch=logits, seq_len=1.0,
+                                                           sp=False))), n)
+        total = total.plus(head.scaled(1.0 / pl.pp))
+        work = work.plus(w_h, 1.0 / pl.pp)
+        comm = self._comm(rows, per_stage)
+        if pl.overlap:
+            # two micro-batches: one's all-to-all runs under the other's compute
+            comm = np.maximum(comm - (total.matrix_s + total.attention_s + total.memory_s),
+                              0.0)
+        host = self.serving.iteration_overhead_s + self.serving.seq_overhead_s * (B + n_p) / r
+        return IterationTime(total.matrix_s, total.attention_s, total.memory_s, comm, host,
+                             work.flops_s, work.bytes_s)
+
+    def _time(self, ops: list[Operator], n: int) -> tuple[PassTime, _Work]:
+        prof = profile(ops, self.chip, n)
+        # streaming kernels (weights, KV cache) at the serving HBM efficiency
+        scaled = Profile(prof.compute_s, prof.memory_s * (HBM_EFFICIENCY
+                                                          / self.serving.hbm_efficiency),
+                         prof.paths, prof.categories)
+        return scaled.time(self.eff), _Work(*scaled.work(self.eff))
+
+    def _comm(self, rows: FloatArray, per_stage: float) -> FloatArray:
+        """Per stage: TP all-reduces of the ``rows x h`` activations after attention and
+        after the MLP (2 per layer), the MoE all-to-all (dispatch in the GEMM format,
+        combine in 16-bit) over EP, and the activations sent to the next stage."""
+        pl, shape = self.plan, self.workload.model
+        h = float(shape.hidden)
+        out = f64(np.zeros_like(rows))
+        if pl.tp > 1:
+            ar = all_reduce(self.fabric, rows * h * ACT_BYTES, pl.tp)
+            out = out + 2.0 * per_stage * f64(ar)
+        if shape.is_moe and pl.ep > 1:
+            moe_share = shape.n_moe_layers / shape.n_layers * per_stage
+            # dispatch in the GEMM format (8-bit at most: DeepEP's fp8 dispatch), combine
+            # in 16-bit
+            b_disp = max(GEMM_INPUT_BYTES.get(self.workload.gemm_precision, ACT_BYTES),
+                         DISPATCH_MIN_BYTES)
+            k = shape.moe_top_k
+            t = moe_dispatch(self.fabric, rows, h * b_disp, k, pl.ep) \
+                + moe_dispatch(self.fabric, rows, h * COMBINE_BYTES, k, pl.ep)
+            out = out + moe_share * f64(t)
+        if pl.pp > 1:
+            out = out + f64(send_recv(self.fabric, rows * h * ACT_BYTES,
+                                      float(pl.tp * pl.pp > self.fabric.domain)))
+        return out
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The parallel sizes every shard of an iteration shares (no sequence parallelism:
+    serving engines keep the full rows on every TP rank)."""
+
+    tp: float
+    ep: float
+    etp: float
+    imbalance: float
+
+    def shard(self, batch: Num, seq_len: Num, kv_len: Num) -> Shard:
+        return Shard(tp=self.tp, batch=batch, seq_len=seq_len, kv_len=kv_len, ep=self.ep,
+                     etp=self.etp, sp=False, imbalance=self.imbalance)
+
+
+@dataclass(frozen=True)
+class _Work:
+    flops_s: FloatArray
+    bytes_s: FloatArray
+
+    def plus(self, other: _Work, factor: FloatArray | float) -> _Work:
+        return _Work(self.flops_s + other.flops_s * factor, self.bytes_s + other.bytes_s * factor)
+
+
+def _attention(ops: tuple[Operator, ...]) -> list[Operator]:
+    return [op for op in ops if op.kind == "attention"]
+
+
+def step_model(workload: ServingWorkload, plan: ServingPlan, sm: SystemModel, chip: ChipPeaks,
+               cal: Calibration, serving: ServingCalibration) -> StepModel:
+    """The :class:`StepModel` of one instance of ``plan`` on the system ``sm``."""
+    base = efficiencies(sm, cal)
+    ratio = serving.gemm_4bit_ratio
+    eff = Efficiencies(gemm=base.gemm, gemm_8bit=base.gemm_8bit, attention=base.attention,
+                       launch_s=serving.kernel_s, memory=1.0,
+                       grouped_gemm=base.grouped_gemm, grouped_gemm_8bit=base.grouped_gemm_8bit,
+                       gemm_4bit=min(1.0, base.gemm_8bit * ratio),
+                       grouped_gemm_4bit=min(1.0, base.grouped_gemm_8bit * ratio))
+    return StepModel(workload=workload, plan=plan, chip=chip, eff=eff, fabric=sm.fabric,
+                     serving=serving, ranks=plan.dp if plan.attention_dp else 1)
+

@@ -1,0 +1,135 @@
+"""A serving job: which model, what requests, under what load and latency limits, in
+what number formats.
+
+The request mix is a mean input and output length with a named distribution; the load is
+one of :data:`LOADS`; the formats of weights, GEMM activations and the KV cache are
+separate (a W4A16 or an NVFP4 deployment is common). Nothing here knows hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from ocplan.catalog.fields import MAX_SEQ_LEN
+from ocplan.errors import Problem, SpecError
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import MAX_IMBALANCE
+
+__all__ = ["ACTIVATION_PRECISIONS", "KV_PRECISIONS", "LENGTH_DISTRIBUTIONS", "LOADS",
+           "SLO_STATS", "WEIGHT_PRECISIONS", "ServingWorkload"]
+
+Load = Literal["offline", "static", "poisson", "concurrency"]
+#: ``offline``: every request queued at once, the engine batches as memory allows
+#: (MLPerf Offline, ``trtllm-bench`` at an infinite rate); ``static``: one batch of
+#: ``batch`` sequences run to completion together; ``poisson``: arrivals at ``rate_per_s``;
+#: ``concurrency``: a closed loop keeping ``concurrency`` requests in flight.
+LOADS: tuple[str, ...] = get_args(Load)
+LengthDistribution = Literal["fixed", "uniform", "exponential", "lognormal"]
+LENGTH_DISTRIBUTIONS: tuple[str, ...] = get_args(LengthDistribution)
+SloStat = Literal["mean", "p50", "p90", "p99"]
+SLO_STATS: tuple[str, ...] = get_args(SloStat)
+#: Weight formats (int4/fp4 as MXFP4/NVFP4 or AWQ/GPTQ-style group-quantized int4).
+WEIGHT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "fp4", "int4")
+#: GEMM activation formats (int4 activations are not a serving practice).
+ACTIVATION_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "fp4")
+KV_PRECISIONS = ("bf16", "fp16", "fp8", "int8")
+#: Most draft tokens per step of speculative decoding / multi-token prediction.
+MAX_SPEC_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class ServingWorkload:
+    """Requests to serve with one model.
+
+    Lengths are tokens (means; ``length_distribution`` names their spread); rates are
+    requests/s; latency limits are seconds with their statistic ``slo_stat``.
+    """
+
+    model: ModelShape
+    input_len: float
+    output_len: float
+    load: Load = "offline"
+    rate_per_s: float | None = None
+    concurrency: int | None = None
+    batch: int | None = None
+    """``static`` load: sequences in the batch."""
+    requests: int | None = None
+    """Requests of a finite run (offline, static waves); None: steady state."""
+    length_distribution: LengthDistribution = "fixed"
+    length_spread: float = 0.0
+    """Uniform: half-width / mean; lognormal: sigma of the log."""
+    slo_ttft_s: float | None = None
+    slo_tpot_s: float | None = None
+    slo_stat: SloStat = "p99"
+    weight_precision: str = "bf16"
+    activation_precision: str = "bf16"
+    kv_precision: str = "bf16"
+    prefix_hit: float = 0.0
+    """Share of prompt tokens found in the prefix cache (not recomputed)."""
+    spec_tokens: int = 0
+    """Draft tokens proposed per decode step (speculative decoding, MTP); 0 = none."""
+    spec_acceptance: float = 0.0
+    """Probability each draft token is accepted (independent, Leviathan et al. 2023)."""
+    moe_imbalance: float = 1.0
+    """Tokens of the most loaded expert / the mean in one step."""
+
+    def __post_init__(self) -> None:
+        problems: list[Problem] = []
+
+        def need(ok: bool, field: str, allowed: str) -> None:
+            if not ok:
+                problems.append(Problem("argument", field, allowed, getattr(self, field)))
+
+        for f in ("input_len", "output_len"):
+            v = getattr(self, f)
+            need(isinstance(v, int | float) and 1 <= v <= MAX_SEQ_LEN, f,
+                 f"must be a number of tokens from 1 to {MAX_SEQ_LEN:,}")
+        need(self.load in LOADS, "load", "expected one of " + ", ".join(LOADS))
+        need(self.load != "poisson" or (self.rate_per_s is not None and self.rate_per_s > 0),
+             "rate_per_s", "must be > 0 requests/s with load poisson")
+        need(self.load != "concurrency" or (self.concurrency or 0) >= 1, "concurrency",
+             "must be a whole number >= 1 with load concurrency")
+        need(self.load != "static" or (self.batch or 0) >= 1, "batch",
+             "must be a whole number >= 1 with load static")
+        need(self.requests is None or self.requests >= 1, "requests", "must be >= 1")
+        need(self.length_distribution in LENGTH_DISTRIBUTIONS, "length_distribution",
+             "expected one of " + ", ".join(LENGTH_DISTRIBUTIONS))
+        need(0.0 <= self.length_spread <= 4.0, "length_spread", "must be from 0 to 4")
+        for f in ("slo_ttft_s", "slo_tpot_s"):
+            v = getattr(self, f)
+            need(v is None or v > 0, f, "must be > 0 seconds (or none)")
+        need(self.slo_stat in SLO_STATS, "slo_stat", "expected one of " + ", ".join(SLO_STATS))
+        need(self.weight_precision in WEIGHT_PRECISIONS, "weight_precision",
+             "expected one of " + ", ".join(WEIGHT_PRECISIONS))
+        need(self.activation_precision in ACTIVATION_PRECISIONS, "activation_precision",
+             "expected one of " + ", ".join(ACTIVATION_PRECISIONS))
+        need(self.kv_precision in KV_PRECISIONS, "kv_precision",
+             "expected one of " + ", ".join(KV_PRECISIONS))
+        need(0.0 <= self.prefix_hit < 1.0, "prefix_hit", "must be from 0 to below 1")
+        need(0 <= self.spec_tokens <= MAX_SPEC_TOKENS, "spec_tokens",
+             f"must be a whole number from 0 to {MAX_SPEC_TOKENS}")
+        need(0.0 <= self.spec_acceptance < 1.0, "spec_acceptance", "must be from 0 to below 1")
+        need(1.0 <= self.moe_imbalance <= MAX_IMBALANCE, "moe_imbalance",
+             f"must be a number from 1 to {MAX_IMBALANCE:g}")
+        if problems:
+            raise SpecError(problems)
+
+    @property
+    def gemm_precision(self) -> str:
+        """The format the GEMMs compute in: the activations' (weights in a narrower
+        format are converted in the kernel; a 16-bit activation means a 16-bit GEMM)."""
+        return self.activation_precision
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Output tokens a sequence gains per decode step: ``(1 - a^(k+1)) / (1 - a)``
+        with ``k`` draft tokens accepted independently with probability ``a`` (Leviathan
+        et al. 2023, eq. 1); 1 without speculation."""
+        a, k = self.spec_acceptance, self.spec_tokens
+        return 1.0 if k == 0 else (1.0 - a ** (k + 1)) / (1.0 - a)
+
+    @property
+    def prefill_len(self) -> float:
+        """Prompt tokens computed per request: the input less the prefix-cache hits."""
+        return max(1.0, self.input_len * (1.0 - self.prefix_hit))

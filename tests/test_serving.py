@@ -1,0 +1,261 @@
+"""The serving estimator: step model, KV cache, steady state, SLOs, disaggregation.
+
+Each test checks a property a physical argument fixes (roofline crossover, published KV
+sizes, Little's law) against the model, not a number copied from it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.system import system_for_chip
+from ocplan.errors import SpecError
+from ocplan.plan.calibration import load_calibration
+from ocplan.plan.engine import chip_peaks, efficiencies, system_model
+from ocplan.serving.calibration import load_serving_calibration
+from ocplan.serving.estimate import estimate_serving
+from ocplan.serving.memory import kv_bytes_per_token_per_chip, weight_bytes_per_chip
+from ocplan.serving.plan import ServingPlan
+from ocplan.serving.step import step_model
+from ocplan.workloads.serving import ServingWorkload
+from ocplan.workloads.shape import ModelShape
+
+CAT = load_catalog()
+#: One chip of every calibration family with a default server.
+FAMILY_CHIPS = ("a100-sxm-80gb", "h100-sxm-80gb", "b200", "mi300x", "mi355x", "gaudi3",
+                "tpu-v5p", "ascend-910b")
+
+
+def shape(model: str) -> ModelShape:
+    return ModelShape.from_arch(CAT.model(model))
+
+
+def workload(model: str = "llama3-8b", **kw: object) -> ServingWorkload:
+    values: dict[str, object] = dict(input_len=512, output_len=512)
+    values.update(kw)
+    return ServingWorkload(shape(model), **values)  # type: ignore[arg-type]
+
+
+def model_for(chip: str, wl: ServingWorkload, plan: ServingPlan):  # type: ignore[no-untyped-def]
+    sm = system_model(system_for_chip(CAT, chip, plan.chips))
+    return step_model(wl, plan, sm, chip_peaks(sm, "bf16"), load_calibration(),
+                      load_serving_calibration()), sm
+
+
+@pytest.mark.parametrize("chip", FAMILY_CHIPS)
+def test_decode_is_hbm_bound_at_batch_1_and_compute_bound_at_large_batch(chip: str) -> None:
+    wl = workload()
+    step, _sm = model_for(chip, wl, ServingPlan())
+    small = step.iteration(0.0, 0.0, 1.0, 16.0)
+    large = step.iteration(0.0, 0.0, 16384.0, 16.0 * 16384)
+    assert small.bound() == "HBM bandwidth"
+    assert large.bound() == "compute"
+
+
+@pytest.mark.parametrize("chip", FAMILY_CHIPS)
+def test_decode_crossover_sits_where_the_roofline_puts_it(chip: str) -> None:
+    """A 16-bit decode step streams 2 bytes per weight and does 2 FLOP per weight per
+    sequence, so compute overtakes HBM at B* = (peak x eta) / (BW x eta_bw) sequences;
+    tiles, small-K and the KV cache move it, but not by more than 40 %."""
+    wl = workload()
+    step, sm = model_for(chip, wl, ServingPlan())
+    batch = np.geomspace(1, 65536, 400)
+    it = step.iteration(np.zeros_like(batch), np.zeros_like(batch), batch, 16.0 * batch)
+    crossing = float(batch[np.argmax(it.flops_s >= it.bytes_s)])
+    eff = efficiencies(sm, load_calibration())
+    peak = sm.peak.get("bf16") or sm.peak["fp16"]
+    roof = peak * eff.gemm / (sm.hbm_Bps * load_serving_calibration().hbm_efficiency)
+    assert 0.6 * roof <= crossing <= 1.4 * roof, (crossing, roof)
+
+
+#: KV-cache bytes per token (bf16, one chip) from each model's config.json: layers x
+#: 2 (K and V) x KV heads x head_dim x 2 bytes; MLA: layers x (kv_lora_rank 512 +
+#: qk_rope_head_dim 64) x 2 bytes (DeepSeek-V2 §2.1.2).
+PUBLISHED_KV = {
+    "llama3-8b": 32 * 2 * 8 * 128 * 2,
+    "llama3-70b": 80 * 2 * 8 * 128 * 2,
+    "llama3-405b": 126 * 2 * 8 * 128 * 2,
+    "mixtral-8x7b": 32 * 2 * 8 * 128 * 2,
+    "qwen3-235b-a22b": 94 * 2 * 4 * 128 * 2,
+    "deepseek-v3": 61 * (512 + 64) * 2,
+}
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED_KV))
+def test_kv_bytes_per_token_match_published_configs(model: str) -> None:
+    got = kv_bytes_per_token_per_chip(shape(model), ServingPlan(), "bf16", 1000.0)
+    assert got == PUBLISHED_KV[model]
+    fp8 = kv_bytes_per_token_per_chip(shape(model), ServingPlan(), "fp8", 1000.0)
+    assert fp8 == PUBLISHED_KV[model] / 2
+
+
+def test_kv_heads_split_by_tp_until_replicated() -> None:
+    s = shape("llama3-70b")  # 8 KV heads
+    one = kv_bytes_per_token_per_chip(s, ServingPlan(), "bf16", 100.0)
+    assert kv_bytes_per_token_per_chip(s, ServingPlan(tp=8), "bf16", 100.0) == one / 8
+    # beyond 8 ranks each KV head is replicated: no further split
+    assert kv_bytes_per_token_per_chip(s, ServingPlan(tp=16), "bf16", 100.0) == one / 8
+    mla = shape("deepseek-v3")
+    assert kv_bytes_per_token_per_chip(mla, ServingPlan(tp=8), "bf16", 100.0) == \
+        kv_bytes_per_token_per_chip(mla, ServingPlan(), "bf16", 100.0)
+
+
+def test_weight_bytes_follow_the_format_and_the_split() -> None:
+    s = shape("llama3-70b")
+    bf16 = weight_bytes_per_chip(s, ServingPlan(), "bf16")
+    assert bf16 == pytest.approx(2 * s.total_params, rel=1e-9)
+    fp4 = weight_bytes_per_chip(s, ServingPlan(), "fp4")
+    vocab = 2 * (s.embedding_params + s.head_params)
+    assert fp4 == pytest.approx((bf16 - vocab) / 4 + vocab, rel=1e-9)
+    assert weight_bytes_per_chip(s, ServingPlan(tp=4), "bf16") == pytest.approx(bf16 / 4)
+
+
+def h200(chips: int = 8) -> object:
+    return system_for_chip(CAT, "h200-sxm-141gb", chips)
+
+
+def test_offline_throughput_obeys_littles_law_and_the_batch_limit() -> None:
+    wl = workload("llama3-70b", weight_precision="fp8", activation_precision="fp8",
+                  kv_precision="fp8", input_len=1000, output_len=1000)
+    est = estimate_serving(wl, ServingPlan(tp=8), h200())
+    assert est.feasible
+    it = est.iteration
+    assert it is not None
+    # B sequences each gain one token per iteration
+    assert est.output_tokens_per_s == pytest.approx(est.batch_per_instance / it.total_s,
+                                                    rel=1e-6)
+    # requests/s x output length = output tokens/s
+    assert est.requests_per_s * wl.output_len == pytest.approx(est.output_tokens_per_s)
+    mem = est.memory
+    assert mem is not None
+    ctx = wl.input_len + wl.output_len / 2
+    assert est.batch_per_instance <= mem.kv_tokens / ctx + 1e-6
+
+
+def test_more_bandwidth_and_more_peak_are_never_slower() -> None:
+    wl = workload("llama3-70b", input_len=2000, output_len=200)
+    plan = ServingPlan(tp=8)
+    step, _sm = model_for("h100-sxm-80gb", wl, plan)
+    faster_hbm = replace(step, chip=replace(step.chip, hbm_Bps=step.chip.hbm_Bps * 1.5))
+    faster_peak = replace(step, chip=replace(
+        step.chip, peak=tuple((k, v * 1.5) for k, v in step.chip.peak),
+        path_peak=step.chip.path_peak * 1.5))
+    batch = np.geomspace(1, 4096, 25)
+    args = (batch * 2.0, batch / 100, batch, batch * 1100)
+    base = step.iteration(*args).total_s
+    assert np.all(faster_hbm.iteration(*args).total_s <= base + 1e-15)
+    assert np.all(faster_peak.iteration(*args).total_s <= base + 1e-15)
+
+
+def test_balanced_routing_is_never_slower_than_imbalanced() -> None:
+    for imbalance in (1.3, 2.0, 4.0):
+        plan = ServingPlan(tp=1, dp=8, ep=8, attention_dp=True)
+        fair = workload("deepseek-v3", weight_precision="fp8", activation_precision="fp8")
+        skew = replace(fair, moe_imbalance=imbalance)
+        a = estimate_serving(fair, plan, h200())
+        b = estimate_serving(skew, plan, h200())
+        assert a.feasible
+        assert b.feasible
+        assert a.iteration is not None
+        assert b.iteration is not None
+        step_a, _ = model_for("h200-sxm-141gb", fair, plan)
+        step_b, _ = model_for("h200-sxm-141gb", skew, plan)
+        batch = np.geomspace(8, 8192, 12)
+        ta = step_a.iteration(0 * batch, 0 * batch, batch, 1000 * batch).total_s
+        tb = step_b.iteration(0 * batch, 0 * batch, batch, 1000 * batch).total_s
+        assert np.all(ta <= tb + 1e-15)
+
+
+def test_an_slo_no_load_meets_is_a_result_with_its_reason() -> None:
+    wl = workload("llama3-70b", load="poisson", rate_per_s=1.0, slo_tpot_s=1e-6,
+                  slo_ttft_s=10.0)
+    est = estimate_serving(wl, ServingPlan(tp=8), h200())
+    assert est.feasible
+    assert est.slo_met is False
+    assert est.slo_rate_per_s == 0.0
+    assert est.slo_reason is not None
+    assert "TPOT" in est.slo_reason
+
+
+def test_a_looser_slo_admits_a_higher_rate() -> None:
+    rates = []
+    for tpot in (0.02, 0.04, 0.08, 0.16):
+        wl = workload("llama3-70b", load="poisson", rate_per_s=1.0, slo_tpot_s=tpot,
+                      slo_ttft_s=5.0, weight_precision="fp8", activation_precision="fp8")
+        est = estimate_serving(wl, ServingPlan(tp=8), h200())
+        assert est.slo_rate_per_s is not None
+        rates.append(est.slo_rate_per_s)
+    assert rates == sorted(rates)
+    assert rates[-1] > rates[0]
+
+
+def test_weights_that_do_not_fit_are_infeasible_with_the_reason() -> None:
+    wl = workload("llama3-405b")
+    est = estimate_serving(wl, ServingPlan(tp=1, dp=8), h200())
+    assert not est.feasible
+    assert est.reason is not None
+    assert est.reason.startswith("memory")
+    assert est.memory is not None
+    assert est.memory.weight_bytes > 141e9
+
+
+def test_a_chip_without_fp4_runs_fp4_at_its_fp8_rate_and_says_so() -> None:
+    wl = workload("llama3-70b", weight_precision="fp4", activation_precision="fp4",
+                  kv_precision="fp8")
+    est = estimate_serving(wl, ServingPlan(tp=8), h200())
+    assert est.feasible
+    assert any("no fp4 matrix unit" in n and "fp8" in n for n in est.notes)
+    b200 = estimate_serving(wl, ServingPlan(tp=8), system_for_chip(CAT, "b200", 8))
+    assert b200.notes == ()
+
+
+def test_disaggregated_decode_carries_no_prefill_interference() -> None:
+    """Decode instances of a disaggregated deployment run no prompt chunks, so at the
+    same batch their TPOT is never above that of the aggregated instances."""
+    wl = workload("llama3-70b", input_len=4000, output_len=500, weight_precision="fp8",
+                  activation_precision="fp8", kv_precision="fp8")
+    agg = estimate_serving(wl, ServingPlan(tp=4, dp=4), h200(16))
+    for prefill in (4, 8, 12):
+        dis = estimate_serving(wl, ServingPlan(tp=4, dp=4, prefill_chips=prefill), h200(16))
+        assert dis.feasible
+        assert agg.feasible
+        step, _ = model_for("h200-sxm-141gb", wl, ServingPlan(tp=4, dp=1))
+        b = agg.batch_per_instance
+        mixed = step.iteration(b * wl.input_len / wl.output_len, b / wl.output_len, b,
+                               b * 4250).total_s[0]
+        pure = replace(step, decode_only=True).iteration(0.0, 0.0, b, b * 4250).total_s[0]
+        assert pure <= mixed
+        assert dis.prefill_input_tokens_per_s_per_chip is not None
+        assert dis.decode_output_tokens_per_s_per_chip is not None
+
+
+def test_static_batch_waves_and_tpot_include_the_prefill() -> None:
+    wl = workload("llama3-70b", load="static", batch=32, input_len=128, output_len=2048,
+                  weight_precision="fp8", activation_precision="fp8")
+    est = estimate_serving(wl, ServingPlan(tp=8), system_for_chip(CAT, "mi300x", 8))
+    assert est.feasible
+    total = 32 * 2048 / est.output_tokens_per_s
+    assert est.tpot_s * 2048 == pytest.approx(total, rel=1e-6)
+
+
+def test_bad_serving_input_names_every_field() -> None:
+    with pytest.raises(SpecError) as exc:
+        ServingWorkload(shape("llama3-8b"), input_len=0, output_len=10, load="poisson",
+                        kv_precision="fp4", prefix_hit=1.5)
+    fields = {p.field for p in exc.value.problems}
+    assert {"input_len", "rate_per_s", "kv_precision", "prefix_hit"} <= fields
+
+
+def test_speculative_decoding_gains_tokens_per_step() -> None:
+    plain = workload()
+    spec = replace(plain, spec_tokens=3, spec_acceptance=0.7)
+    assert spec.tokens_per_step == pytest.approx(1 + 0.7 + 0.49 + 0.343)
+    a = estimate_serving(plain, ServingPlan(), system_for_chip(CAT, "h100-sxm-80gb", 1))
+    b = estimate_serving(spec, ServingPlan(), system_for_chip(CAT, "h100-sxm-80gb", 1))
+    assert b.tpot_s < a.tpot_s
+    assert math.isfinite(b.output_tokens_per_s)
