@@ -50,6 +50,7 @@ __all__ = [
 #: The cost model takes the fastest split whose work units still fit in one wave; 1 (no
 #: split) is always allowed, so GEMMs of a wave or more keep the staircase of §3.1.
 SPLIT_K_CANDIDATES: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)
+_SPLITS = np.array(SPLIT_K_CANDIDATES, dtype=np.float64)
 #: Shallowest K slice a split may leave: 128, one BLOCK_K of Hopper FP8 tiles (two of
 #: BF16; compute_units.md §3.1).
 SPLIT_K_MIN_DEPTH = 128
@@ -295,13 +296,14 @@ def gemm_cost(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
     if c.stream_k:
         compute = streamed
     else:
-        compute = np.full(np.broadcast(tiles, kk, rate).shape, np.inf)
-        for s in SPLIT_K_CANDIDATES:
-            slice_k = kk / s
-            slot_tiles = np.ceil(tiles * s / c.slots) * c.slots
-            t_c = tile_flops * slice_k * slot_tiles / (rate * k_efficiency(slice_k, c.k0))
-            allowed = (s == 1) | ((slice_k >= SPLIT_K_MIN_DEPTH) & (tiles * s <= c.slots))
-            compute = np.minimum(compute, np.where(allowed, t_c, np.inf))
+        # every split at once: axis 0 runs over SPLIT_K_CANDIDATES
+        shape = np.broadcast(tiles, kk, rate, tile_flops).shape
+        s = _SPLITS.reshape((-1,) + (1,) * len(shape))
+        slice_k = kk / s
+        slot_tiles = np.ceil(tiles * s / c.slots) * c.slots
+        t_c = tile_flops * slice_k * slot_tiles / (rate * (slice_k / (slice_k + c.k0)))
+        allowed = (s == 1) | ((slice_k >= SPLIT_K_MIN_DEPTH) & (tiles * s <= c.slots))
+        compute = np.where(allowed, t_c, np.inf).min(axis=0)
         # Skinny GEMMs (M under the large tile: decode batches) are scheduled with small
         # tiles and split/stream-K by the libraries' heuristics (cuBLASLt, hipBLASLt,
         # TensorRT-LLM's split-K GEMV), which fill the units: no wave staircase there.

@@ -34,6 +34,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ocplan.costmodel.roofline import FloatArray, f64
 from ocplan.serving.step import IterationTime, StepModel
 
 __all__ = [
@@ -90,37 +91,76 @@ def batch_limits(sm: StepModel, kv_tokens: float) -> tuple[float, str]:
     return limits[name], name
 
 
-def _mixed(sm: StepModel, batch: np.ndarray) -> IterationTime:
-    """Saturated continuous batching at decoding batch ``batch`` (per stage)."""
+@dataclass(frozen=True)
+class _Mixed:
+    """Saturated continuous batching at some decoding batches (arrays over them)."""
+
+    mean: IterationTime
+    """The mean iteration: a two-point mixture of iterations carrying ``n0`` and
+    ``n0 + 1`` prompt chunks, ``u = n0 + f`` chunks per iteration on average."""
+    with_prompt_s: FloatArray
+    """An iteration carrying one chunk of a newly admitted prompt, s (what its first
+    token waits for, chunk by chunk)."""
+    chunks_per_prompt: FloatArray
+
+
+def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
+    """Saturated continuous batching at decoding batch ``batch`` (per stage).
+
+    Each iteration admits ``a = b g / O`` prompts on average, ``c = min(I, room)``
+    tokens of a prompt per chunk (``room``: the token budget the decodes leave), so
+    ``u = a I / c`` chunks. Prompts arrive whole, not as fractions: a decode-heavy
+    iteration without a prompt is cheaper than one with, and the iteration time is not
+    linear in its rows (weights are read once either way), so the mean iteration is the
+    mixture ``(1 - f) t(n0) + f t(n0 + 1)`` rather than ``t(u)``."""
     wl = sm.workload
     p = float(sm.plan.pp)
-    b = batch / p
-    arrivals = 0.0 if sm.decode_only else b * wl.tokens_per_step / wl.output_len
-    return sm.iteration(arrivals * wl.prefill_len, arrivals, b, b * _context(sm),
-                        prefill_keys=wl.input_len)
+    b = f64(batch) / p
+    ctx = b * _context(sm)
+    if sm.decode_only:
+        it = sm.iteration(0.0 * b, 0.0 * b, b, ctx)
+        return _Mixed(it, it.total_s, f64(np.ones_like(b)))
+    room = np.maximum(sm.plan.chunk_tokens - b * wl.tokens_per_step, 1.0)
+    chunk = np.minimum(wl.prefill_len, room)
+    units = b * wl.tokens_per_step / wl.output_len * wl.prefill_len / chunk
+    n0 = np.floor(units)
+    frac = units - n0
+    chunks = np.concatenate([n0, n0 + 1.0])
+    tokens = chunks * np.concatenate([chunk, chunk])
+    both = sm.iteration(tokens, tokens / wl.prefill_len, np.concatenate([b, b]),
+                        np.concatenate([ctx, ctx]), prefill_keys=wl.input_len)
+    n = b.size
+    mean = IterationTime(*(getattr(both, f.name)[:n] * (1.0 - frac)
+                           + getattr(both, f.name)[n:] * frac for f in fields(both)))
+    return _Mixed(mean, both.total_s[n:], np.ceil(wl.prefill_len / chunk))
+
+
+def _take_upto(it: IterationTime, n: int) -> IterationTime:
+    return IterationTime(*(getattr(it, f.name)[:n] for f in fields(it)))
 
 
 def _take(it: IterationTime, i: int) -> IterationTime:
     return IterationTime(*(np.atleast_1d(getattr(it, f.name))[i:i + 1] for f in fields(it)))
 
 
-def _prefill_s(sm: StepModel, step_s: float, batch: float) -> float:
-    """Time from admission to the first token: the iterations the prompt's chunks take
-    beside ``batch`` decoding sequences."""
-    wl, pl = sm.workload, sm.plan
+def _first_token_s(sm: StepModel, mixed: _Mixed, i: int | slice = slice(None)) -> FloatArray:
+    """Time from admission to the first token: the rest of the running iteration (half
+    of one on average), then the iterations carrying the prompt's chunks."""
     if sm.decode_only:
-        return 0.0
-    room = max(pl.chunk_tokens - batch * wl.tokens_per_step / pl.pp, 1.0)
-    return pl.pp * step_s * max(1.0, math.ceil(wl.prefill_len / room))
+        return f64(np.zeros_like(mixed.with_prompt_s[i]))
+    p = float(sm.plan.pp)
+    return f64(p * (0.5 * mixed.mean.total_s[i]
+                    + mixed.with_prompt_s[i] * mixed.chunks_per_prompt[i]))
 
 
 def _saturated(sm: StepModel, limit: float, name: str) -> OperatingPoint:
     wl, p = sm.workload, float(sm.plan.pp)
-    it = _mixed(sm, np.array([limit]))
-    t = float(it.total_s[0])
+    mixed = _mixed(sm, f64(np.array([limit])))
+    t = float(mixed.mean.total_s[0])
     out = limit * wl.tokens_per_step / (p * t)
-    return OperatingPoint(limit, limit, name, it, out, _prefill_s(sm, t, limit),
-                          p * t / wl.tokens_per_step, out / wl.output_len)
+    return OperatingPoint(limit, limit, name, mixed.mean, out,
+                          float(_first_token_s(sm, mixed)[0]), p * t / wl.tokens_per_step,
+                          out / wl.output_len)
 
 
 def _static(sm: StepModel, limit: float, name: str) -> OperatingPoint:
@@ -158,24 +198,55 @@ def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPo
     """Little's law fixed point on a batch grid; beyond the largest batch the queue
     grows without bound and the point is the saturated one."""
     wl, p = sm.workload, float(sm.plan.pp)
-    grid = np.unique(np.concatenate([np.geomspace(1.0, max(limit, 1.0), GRID_POINTS),
-                                     [limit]]))
-    it = _mixed(sm, grid)
-    t = it.total_s * p
-    lam = grid * wl.tokens_per_step / (wl.output_len * t)
-    if rate >= lam[-1]:
+    g = _Grid.of(sm, limit)
+    if rate >= g.rate[-1]:
         point = _saturated(sm, limit, name)
         return OperatingPoint(point.batch, limit, "queueing", point.iteration,
                               point.output_tokens_per_s, math.inf, point.tpot_s,
                               point.requests_per_s)
-    i = int(np.searchsorted(lam, rate))
-    b = float(np.interp(rate, lam, grid))
-    step = float(np.interp(rate, lam, t)) / p
-    rho = rate / lam[-1]
-    wait = rho / (1.0 - rho) * wl.output_len / wl.tokens_per_step * step * p / limit
-    ttft = _prefill_s(sm, step, b) + wait * _wait_factor(wl.slo_stat)
-    return OperatingPoint(b, limit, "load", _take(it, min(i, grid.size - 1)),
-                          rate * wl.output_len, ttft, p * step / wl.tokens_per_step, rate)
+    i = min(int(np.searchsorted(g.rate, rate)), g.batch.size - 1)
+    b = float(np.interp(rate, g.rate, g.batch))
+    step = float(np.interp(rate, g.rate, g.step_s))
+    ttft = float(np.interp(rate, g.rate, g.ttft_s(sm, rate / g.rate[-1])))
+    return OperatingPoint(b, limit, "load", _take(g.mixed.mean, i), rate * wl.output_len,
+                          ttft, p * step / wl.tokens_per_step, rate)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The Poisson operating points of a batch grid: batch, mean iteration, rate."""
+
+    batch: FloatArray
+    mixed: _Mixed
+    step_s: FloatArray
+    rate: FloatArray
+    limit: float
+
+    @staticmethod
+    def of(sm: StepModel, limit: float) -> _Grid:
+        wl = sm.workload
+        grid = f64(np.unique(np.concatenate([np.geomspace(1.0, max(limit, 1.0), GRID_POINTS),
+                                             [limit]])))
+        mixed = _mixed(sm, grid)
+        t = mixed.mean.total_s
+        rate = grid * wl.tokens_per_step / (wl.output_len * t * sm.plan.pp)
+        # beyond the batch of the highest rate a larger batch only adds latency: the
+        # grid stops there, so rate rises along it and the last point is the capacity
+        top = int(np.argmax(rate)) + 1
+        cut = _Mixed(_take_upto(mixed.mean, top), mixed.with_prompt_s[:top],
+                     mixed.chunks_per_prompt[:top])
+        return _Grid(grid[:top], cut, f64(t[:top]), f64(rate[:top]), float(grid[top - 1]))
+
+    def ttft_s(self, sm: StepModel, rho: FloatArray | float) -> FloatArray:
+        """TTFT statistic at utilisation ``rho`` of the sequence slots: the first-token
+        time plus the wait for a slot, as in an M/M/1 queue whose service is a slot
+        turning over (``D`` iterations over ``B_max`` slots), scaled to the statistic's
+        exponential quantile."""
+        wl = sm.workload
+        r = np.minimum(rho, 1.0 - 1e-9)
+        turnover = wl.output_len / wl.tokens_per_step * self.step_s * sm.plan.pp / self.limit
+        wait = r / (1.0 - r) * turnover
+        return f64(_first_token_s(sm, self.mixed) + wait * _wait_factor(wl.slo_stat))
 
 
 def _closed(sm: StepModel, limit: float, name: str) -> OperatingPoint:
@@ -215,20 +286,17 @@ def slo_rate(sm: StepModel, kv_tokens: float) -> tuple[float, str] | None:
     limit, _ = batch_limits(sm, kv_tokens)
     if limit < 1.0:
         return 0.0, "KV capacity"
-    grid = np.unique(np.concatenate([np.geomspace(1.0, limit, GRID_POINTS), [limit]]))
-    t = _mixed(sm, grid).total_s * p
-    lam = grid * wl.tokens_per_step / (wl.output_len * t)
-    rho = np.minimum(lam / lam[-1], 1.0 - 1e-9)
-    wait = rho / (1.0 - rho) * wl.output_len / wl.tokens_per_step * t / limit
-    room = np.maximum(sm.plan.chunk_tokens - grid * wl.tokens_per_step / p, 1.0)
-    ttft = t * np.maximum(1.0, np.ceil(wl.prefill_len / room)) + wait * _wait_factor(wl.slo_stat)
-    tpot = t / wl.tokens_per_step
+    g = _Grid.of(sm, limit)
+    ttft = g.ttft_s(sm, g.rate / g.rate[-1])
+    tpot = g.step_s * p / wl.tokens_per_step
     ok_ttft = ttft <= (wl.slo_ttft_s if wl.slo_ttft_s is not None else math.inf)
     ok_tpot = tpot <= (wl.slo_tpot_s if wl.slo_tpot_s is not None else math.inf)
     ok = ok_ttft & ok_tpot
     if not ok.any():
         return 0.0, "TPOT limit" if not ok_tpot[0] else "TTFT limit"
-    i = int(np.nonzero(ok)[0].max())
-    binding = "load" if i == grid.size - 1 else ("TPOT limit" if not ok_tpot[i + 1]
-                                                  else "TTFT limit")
-    return float(lam[i]), binding
+    # the rate need not rise with the batch to the end (a compute-bound step can grow
+    # faster than the batch): the best meeting point, not the last
+    i = int(np.argmax(np.where(ok, g.rate, -np.inf)))
+    binding = "load" if i == g.batch.size - 1 or ok[i + 1] else (
+        "TPOT limit" if not ok_tpot[i + 1] else "TTFT limit")
+    return float(g.rate[i]), binding

@@ -51,7 +51,9 @@ from ocplan.workloads.operators import (
     GEMM_INPUT_BYTES,
     Num,
     Operator,
+    Phase,
     Shard,
+    attention_operator,
     embedding_operators,
     head_operators,
     layer_operators,
@@ -124,74 +126,121 @@ class StepModel:
         for the whole instance and are split over its ``ranks``. ``prefill_keys``: keys
         each prefill sequence's queries see on average at the end of its chunk (its
         earlier chunks and cached prefix included); default the chunk itself."""
-        wl, pl = self.workload, self.plan
-        shape = wl.model
+        wl = self.workload
         P, n_p, B, C = (f64(np.atleast_1d(x)) for x in np.broadcast_arrays(
             prefill_tokens, prefill_seqs, decode_seqs, decode_context))
         r = float(self.ranks)
         rows = (P + B * wl.tokens_per_step) / r
-        n = int(np.broadcast(P, n_p, B, C).size)
-        tp = float(pl.tp)
-        per_stage = shape.n_layers / pl.pp
-        common = _Split(tp=tp, ep=float(pl.ep), etp=float(pl.etp), imbalance=wl.moe_imbalance)
-        fmt = dict(precision=wl.gemm_precision, weight_precision=wl.weight_precision,
-                   kv_precision=wl.kv_precision)
-        dense = common.shard(np.maximum(rows, 1.0), 1.0, 1.0)
-        has_dec, has_pre = (B > 0).astype(np.float64), (P > 0).astype(np.float64)
-        b_rank = np.maximum(B / r, 1.0)
         q_dec = float(wl.spec_tokens + 1)
-        dec = common.shard(b_rank, q_dec, np.maximum(C / np.maximum(B, 1.0), q_dec))
-        np_rank = np.maximum(n_p / r, 1.0)
         chunk = np.maximum(P / np.maximum(n_p, 1.0), 1.0)
         keys = chunk if prefill_keys is None else np.maximum(f64(prefill_keys), chunk)
-        pre = common.shard(np_rank, chunk, keys)
-        total = PassTime(f64(np.zeros(n)), f64(np.zeros(n)), f64(np.zeros(n)))
-        work = _Work(f64(np.zeros(n)), f64(np.zeros(n)))
-        for kind in layer_kinds(shape):
-            ops = [op for op in layer_operators(shape, "decode", dense, layer=kind.index, **fmt)
-                   if op.kind != "attention"]
-            layer, w_l = self._time(ops, n)
-            att_d, w_d = self._time(_attention(layer_operators(shape, "decode", dec,
-                                                               layer=kind.index, **fmt)), n)
-            att_p, w_p = self._time(_attention(layer_operators(shape, "prefill", pre,
-                                                               layer=kind.index, **fmt)), n)
-            # fewer prefill sequences than one per rank: a share of a whole prompt's
-            # attention (whole prompts are what ``pre`` holds)
-            pre_share = has_pre * np.minimum(n_p / r, 1.0)
-            att = att_d.scaled(has_dec).plus(att_p.scaled(pre_share))
-            share = kind.count / shape.n_layers * per_stage
-            total = total.plus(layer.plus(att).scaled(share))
-            work = work.plus(w_l, share).plus(w_d, share * has_dec).plus(w_p, share * pre_share)
-        logits = np.maximum((B + n_p) / r, 1.0)
-        head, w_h = self._time(list(embedding_operators(shape, "decode", dense))
-                               + list(head_operators(shape, "decode",
-                                                     Shard(tp=tp, batch=logits, seq_len=1.0,
-                                                           sp=False))), n)
-        total = total.plus(head.scaled(1.0 / pl.pp))
-        work = work.plus(w_h, 1.0 / pl.pp)
-        comm = self._comm(rows, per_stage)
-        if pl.overlap:
-            # two micro-batches: one's all-to-all runs under the other's compute
-            comm = np.maximum(comm - (total.matrix_s + total.attention_s + total.memory_s),
-                              0.0)
-        host = self.serving.iteration_overhead_s + self.serving.seq_overhead_s * (B + n_p) / r
-        return IterationTime(total.matrix_s, total.attention_s, total.memory_s, comm, host,
-                             work.flops_s, work.bytes_s)
+        # fewer prefill sequences than one per rank: a share of a whole prompt's attention
+        pre_share = f64((P > 0) * np.minimum(n_p / r, 1.0))
+        part = self.rows_part(rows).plus(
+            self.decode_attention_part(np.maximum(B / r, 1.0),
+                                       np.maximum(C / np.maximum(B, 1.0), q_dec)),
+            (B > 0).astype(np.float64)).plus(
+            self.prefill_attention_part(np.maximum(n_p / r, 1.0), chunk, keys), pre_share).plus(
+            self.head_part(np.maximum((B + n_p) / r, 1.0)), 1.0)
+        return self.finish(part, rows, B + n_p)
 
-    def _time(self, ops: list[Operator], n: int) -> tuple[PassTime, _Work]:
+    def finish(self, part: Part, rows: FloatArray, seqs: FloatArray,
+               comm: FloatArray | None = None) -> IterationTime:
+        """The iteration from its device part: communication (``comm``, default
+        :meth:`comm_s` of ``rows``, less what two-batch overlap hides) and host time
+        added."""
+        comm = self.comm_s(rows) if comm is None else comm
+        t = part.time
+        if self.plan.overlap:
+            # two micro-batches: one's all-to-all runs under the other's compute
+            comm = np.maximum(comm - t.total_s, 0.0)
+        host = self.serving.iteration_overhead_s \
+            + self.serving.seq_overhead_s * seqs / float(self.ranks)
+        return IterationTime(t.matrix_s, t.attention_s, t.memory_s, f64(comm),
+                             f64(np.broadcast_to(host, np.shape(comm))), part.flops_s,
+                             part.bytes_s)
+
+    def _fmt(self) -> dict[str, str]:
+        wl = self.workload
+        return dict(precision=wl.gemm_precision, weight_precision=wl.weight_precision,
+                    kv_precision=wl.kv_precision)
+
+    def _split(self) -> _Split:
+        pl = self.plan
+        return _Split(tp=float(pl.tp), ep=float(pl.ep), etp=float(pl.etp),
+                      imbalance=self.workload.moe_imbalance)
+
+    def rows_part(self, rows: FloatArray) -> Part:
+        """A stage's GEMMs, norms, activations and MoE blocks on ``rows`` token rows per
+        rank (every layer kind at its share of the stage's layers)."""
+        shape = self.workload.model
+        dense = self._split().shard(np.maximum(rows, 1.0), 1.0, 1.0)
+        out = Part.zeros(rows.size)
+        for kind in layer_kinds(shape):
+            ops = [op for op in layer_operators(shape, "decode", dense, layer=kind.index,
+                                                **self._fmt()) if op.kind != "attention"]
+            out = out.plus(self._part(ops, rows.size), self._share(kind.count))
+        return out
+
+    def decode_attention_part(self, seqs: FloatArray, context: FloatArray) -> Part:
+        """A stage's decode attention: ``seqs`` sequences per rank at mean ``context``."""
+        q = float(self.workload.spec_tokens + 1)
+        dec = self._split().shard(seqs, q, context)
+        return self._attention_part("decode", dec, int(np.broadcast(seqs, context).size))
+
+    def _attention_part(self, phase: Phase, shard: Shard, n: int) -> Part:
+        """The attention operator of every layer kind at its share of the stage (layer
+        kinds differing only in MoE share one attention)."""
+        wl = self.workload
+        out = Part.zeros(n)
+        counts: dict[bool, int] = {}
+        first: dict[bool, int] = {}
+        for kind in layer_kinds(wl.model):
+            counts[kind.windowed] = counts.get(kind.windowed, 0) + kind.count
+            first.setdefault(kind.windowed, kind.index)
+        for windowed, count in counts.items():
+            op = attention_operator(wl.model, phase, shard, layer=first[windowed],
+                                    precision=wl.gemm_precision, kv_precision=wl.kv_precision)
+            out = out.plus(self._part([op], n), self._share(count))
+        return out
+
+    def prefill_attention_part(self, seqs: FloatArray, chunk: FloatArray,
+                               keys: FloatArray) -> Part:
+        """A stage's causal prefill attention: ``seqs`` chunks per rank of ``chunk``
+        queries seeing ``keys`` keys."""
+        pre = self._split().shard(seqs, chunk, keys)
+        n = int(np.broadcast(seqs, chunk, keys).size)
+        return self._attention_part("prefill", pre, n)
+
+    def head_part(self, logits: FloatArray) -> Part:
+        """Embedding, final norm and LM head (``logits`` rows per rank), on the last
+        stage: charged at ``1/p`` per stage."""
+        shape = self.workload.model
+        tp = float(self.plan.tp)
+        ops = list(embedding_operators(shape, "decode", self._split().shard(logits, 1.0, 1.0)))
+        ops += head_operators(shape, "decode", Shard(tp=tp, batch=logits, seq_len=1.0,
+                                                     sp=False))
+        return Part.zeros(logits.size).plus(self._part(ops, logits.size), 1.0 / self.plan.pp)
+
+    def _share(self, count: int) -> float:
+        """Layers of a kind in one stage: its count over the stages."""
+        return count / self.plan.pp
+
+    def _part(self, ops: list[Operator], n: int) -> Part:
         prof = profile(ops, self.chip, n)
         # streaming kernels (weights, KV cache) at the serving HBM efficiency
         scaled = Profile(prof.compute_s, prof.memory_s * (HBM_EFFICIENCY
                                                           / self.serving.hbm_efficiency),
                          prof.paths, prof.categories)
-        return scaled.time(self.eff), _Work(*scaled.work(self.eff))
+        return Part(scaled.time(self.eff), *scaled.work(self.eff))
 
-    def _comm(self, rows: FloatArray, per_stage: float) -> FloatArray:
+    def comm_s(self, rows: FloatArray) -> FloatArray:
         """Per stage: TP all-reduces of the ``rows x h`` activations after attention and
         after the MLP (2 per layer), the MoE all-to-all (dispatch in the GEMM format,
         combine in 16-bit) over EP, and the activations sent to the next stage."""
         pl, shape = self.plan, self.workload.model
         h = float(shape.hidden)
+        per_stage = shape.n_layers / pl.pp
         out = f64(np.zeros_like(rows))
         if pl.tp > 1:
             ar = all_reduce(self.fabric, rows * h * ACT_BYTES, pl.tp)
@@ -228,16 +277,22 @@ class _Split:
 
 
 @dataclass(frozen=True)
-class _Work:
+class Part:
+    """Device time of some operators by category, with their summed compute and HBM
+    terms (arrays over iterations)."""
+
+    time: PassTime
     flops_s: FloatArray
     bytes_s: FloatArray
 
-    def plus(self, other: _Work, factor: FloatArray | float) -> _Work:
-        return _Work(self.flops_s + other.flops_s * factor, self.bytes_s + other.bytes_s * factor)
+    @staticmethod
+    def zeros(n: int) -> Part:
+        z = f64(np.zeros(n))
+        return Part(PassTime(z, z, z), z, z)
 
-
-def _attention(ops: tuple[Operator, ...]) -> list[Operator]:
-    return [op for op in ops if op.kind == "attention"]
+    def plus(self, other: Part, factor: FloatArray | float) -> Part:
+        return Part(self.time.plus(other.time.scaled(factor)),
+                    self.flops_s + other.flops_s * factor, self.bytes_s + other.bytes_s * factor)
 
 
 def step_model(workload: ServingWorkload, plan: ServingPlan, sm: SystemModel, chip: ChipPeaks,

@@ -43,6 +43,7 @@ inputs give plain floats.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
@@ -65,6 +66,7 @@ __all__ = [
     "Operator",
     "Phase",
     "Shard",
+    "attention_operator",
     "embedding_operators",
     "expert_load",
     "head_operators",
@@ -326,8 +328,11 @@ def _out(x: Num) -> Num:
 
 
 def _all_ge(x: Num, low: float) -> bool:
+    if isinstance(x, float | int):
+        return math.isfinite(x) and x >= low
     a = np.asarray(x, dtype=np.float64)
-    return bool(np.all(np.isfinite(a)) and np.all(a >= low))
+    # min >= low fails for NaN (comparisons with NaN are false) and max < inf excludes inf
+    return bool(a.size == 0 or (a.min() >= low and a.max() < math.inf))
 
 
 def _t_sp(shard: Shard) -> FloatArray:
@@ -860,6 +865,19 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     else:
         specs += _dense_mlp_specs(shape, shard, precision)
     return _emit(_with_formats(specs, phase, weight_precision, kv_precision), phase)
+
+
+def attention_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int = 0,
+                       precision: str = "bf16", kv_precision: str | None = None) -> Operator:
+    """The attention operator of :func:`layer_operators` alone (``phase`` ``"prefill"``
+    or ``"decode"``), without building the layer's other operators."""
+    _check(shape, phase, shard, precision, layer)
+    _check_formats(None, kv_precision)
+    specs: list[_Spec] = [spec for spec in _attention_specs(
+        shape, phase, shard, is_windowed_layer(shape, layer), precision)
+        if isinstance(spec, _Attn)]
+    (op,) = _emit(_with_formats(specs, phase, None, kv_precision), phase)
+    return op
 
 
 def _check_formats(weight_precision: str | None, kv_precision: str | None) -> None:

@@ -1,0 +1,155 @@
+"""Serving dynamics: the request stream of a workload through the discrete-event
+simulation (:mod:`ocplan.serving.simulate`), with iterations costed by the step model.
+
+The simulation gives what the steady state cannot: latency distributions (p50/p90/p99
+TTFT and TPOT), queueing, preemptions, and the ramp-up and drain of a finite run. Its
+iteration time is :class:`ExactStepTime`, the step model itself evaluated once for every
+count an iteration's cost depends on: the token rows (an integer per iteration) and, for
+decode attention, the decoding sequences (the cost taken linear in their mean context for
+a given count, from two contexts: each sequence reads its own cache).
+
+One instance is simulated; deployment rates are the instance's times the instances.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ocplan.catalog.system import System
+from ocplan.costmodel.roofline import f64
+from ocplan.plan.calibration import Calibration, load_calibration
+from ocplan.plan.engine import chip_peaks, system_model
+from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
+from ocplan.serving.estimate import ServingEstimate, estimate_serving
+from ocplan.serving.plan import ServingPlan
+from ocplan.serving.simulate import (
+    LengthDistribution,
+    Requests,
+    Scheduler,
+    SimResult,
+    offline_requests,
+    poisson_requests,
+    simulate,
+)
+from ocplan.serving.steady import DEFAULT_MAX_SEQS
+from ocplan.serving.step import StepModel, step_model
+from ocplan.workloads.serving import ServingWorkload
+
+__all__ = ["DEFAULT_REQUESTS", "ExactStepTime", "SimulatedServing", "simulate_serving"]
+
+#: Requests simulated when the workload names no count.
+DEFAULT_REQUESTS = 2000
+#: Second count of the decode-attention linearisation in the context.
+_CONTEXT_PROBE = 1024.0
+
+
+class ExactStepTime:
+    """The step model as the simulator's ``step_time(prefill_tokens, decode_seqs,
+    decode_context)``: prompts are the workload's (``prefill_tokens / prefill_len``
+    sequences). Every count an iteration can have (token rows per rank up to
+    ``max_rows``, decoding sequences per rank up to ``max_seqs``) is evaluated once, in
+    one vectorised pass per part, so a call is a few list lookups."""
+
+    def __init__(self, model: StepModel, max_rows: int, max_seqs: int) -> None:
+        self.model = model
+        wl = model.workload
+        rows = f64(np.arange(max_rows + 1, dtype=np.float64).clip(1.0))
+        self._rows = model.rows_part(rows).time.total_s.tolist()
+        self._comm = f64(model.comm_s(rows)).tolist()
+        self._head = model.head_part(rows).time.total_s.tolist()
+        seqs = f64(np.arange(max_seqs + 1, dtype=np.float64).clip(1.0))
+        q = float(wl.spec_tokens + 1)
+        near = model.decode_attention_part(seqs, np.full_like(seqs, q)).time.total_s
+        far = model.decode_attention_part(seqs, np.full_like(seqs, q + _CONTEXT_PROBE)
+                                          ).time.total_s
+        slope = (far - near) / _CONTEXT_PROBE
+        self._dec_base = (near - q * slope).tolist()
+        self._dec_slope = slope.tolist()
+        one = np.ones(1)
+        self._prefill = float(model.prefill_attention_part(
+            one, one * wl.prefill_len, one * max(wl.input_len, wl.prefill_len)
+        ).time.total_s[0])
+        self._ranks = float(model.ranks)
+        self._g = wl.tokens_per_step
+        self._prompt = wl.prefill_len
+        self._overlap = model.plan.overlap
+        self._host = model.serving.iteration_overhead_s
+        self._per_seq = model.serving.seq_overhead_s
+
+    def __call__(self, prefill_tokens: float, decode_seqs: float,
+                 decode_context: float) -> float:
+        r = self._ranks
+        m = round((prefill_tokens + decode_seqs * self._g) / r)
+        device, comm = self._rows[m], self._comm[m]
+        if decode_seqs > 0:
+            b = round(decode_seqs / r)
+            device += self._dec_base[b] + self._dec_slope[b] * decode_context / decode_seqs
+        prompts = prefill_tokens / self._prompt
+        if prefill_tokens > 0:
+            device += self._prefill * prompts / r
+        device += self._head[min(round((decode_seqs + prompts) / r), len(self._head) - 1)]
+        if self._overlap:
+            comm = max(comm - device, 0.0)
+        return float(device + comm + self._host + self._per_seq * (decode_seqs + prompts) / r)
+
+
+@dataclass(frozen=True)
+class SimulatedServing:
+    """A simulated run of one instance and the deployment rates it implies."""
+
+    estimate: ServingEstimate
+    """The analytical estimate of the same layout (memory, calibration, notes)."""
+    result: SimResult
+    instances: int
+    output_tokens_per_s: float
+    """Deployment: the instance's simulated rate times the instances."""
+
+
+def _lengths(wl: ServingWorkload, mean: float) -> int | LengthDistribution:
+    if wl.length_distribution == "fixed":
+        return max(1, round(mean))
+    return LengthDistribution(wl.length_distribution, mean, wl.length_spread)
+
+
+def _requests(wl: ServingWorkload, plan: ServingPlan, n: int, seed: int) -> Requests:
+    isl, osl = _lengths(wl, wl.prefill_len), _lengths(wl, wl.output_len)
+    if wl.load == "poisson":
+        assert wl.rate_per_s is not None
+        return poisson_requests(n, wl.rate_per_s / plan.instances, isl, osl, seed=seed)
+    return offline_requests(n, isl, osl, seed=seed)
+
+
+def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: System, *,
+                     requests: int | None = None, seed: int = 0,
+                     calibration: Calibration | None = None,
+                     serving: ServingCalibration | None = None) -> SimulatedServing | None:
+    """Simulate ``requests`` requests (default: the workload's count, else
+    :data:`DEFAULT_REQUESTS`) through one instance of ``plan``; None when the layout is
+    infeasible or disaggregated (the estimate says why)."""
+    cal = calibration or load_calibration()
+    scal = serving or load_serving_calibration()
+    est = estimate_serving(workload, plan, system, cal, scal)
+    if not est.feasible or plan.prefill_chips is not None or est.memory is None:
+        return None
+    sm = system_model(system)
+    model = step_model(workload, plan, sm, chip_peaks(sm, "bf16"), cal, scal)
+    seqs = plan.max_seqs if plan.max_seqs is not None else DEFAULT_MAX_SEQS * model.ranks
+    n = requests or workload.requests or DEFAULT_REQUESTS
+    if workload.load == "static":
+        n = max(1, (workload.batch or 1) // plan.instances)
+        seqs = min(seqs, n)
+    scheduler = Scheduler(max_seqs=seqs, max_batched_tokens=max(plan.chunk_tokens, seqs),
+                          kv_capacity_tokens=est.memory.kv_tokens)
+    concurrency = None
+    if workload.load == "concurrency":
+        concurrency = max(1, (workload.concurrency or 1) // plan.instances)
+    step = ExactStepTime(model, math.ceil((scheduler.max_batched_tokens + seqs
+                                           * workload.tokens_per_step) / model.ranks) + 1,
+                         math.ceil(seqs / model.ranks) + 1)
+    result = simulate(_requests(workload, plan, n, seed), step, scheduler,
+                      concurrency=concurrency)
+    return SimulatedServing(est, result, plan.instances,
+                            result.output_tokens_per_s * plan.instances)
