@@ -380,3 +380,38 @@ def test_report_renders_offline(browser: Browser, tmp_path: Path, name: str,
     page.context.close()
     assert watch.blocked == [], "the report tried to reach the network"
     assert watch.errors == []
+
+
+def test_inference_page_draws_a_monotone_throughput_latency_curve(workbench: Page) -> None:
+    page = workbench
+    page.click('#tabs button[data-tab="inference"]')
+    page.select_option("#inf-model", "llama3-70b")
+    page.check('input[name="inf-hw"][value="chip"]')
+    page.select_option("#inf-chip", "mi300x")
+    for field, value in (("chips", 8), ("input-len", 2048), ("output-len", 512),
+                         ("slo-ttft", 2), ("slo-tpot", 0.05), ("rate", 4)):
+        page.fill(f"#inf-{field}", str(value))
+    page.select_option("#inf-load", "poisson")
+    page.select_option("#inf-weight-precision", "fp8")
+    page.select_option("#inf-activation-precision", "fp8")
+    page.fill("#inf-tp", "8")  # the layout inputs come from GET /api/serving-layout
+    page.click("#inf-run")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    assert "output tok/s per chip" in page.inner_text("#inf-status")
+    assert plot_rendered(page, "#plot-infer-curve") > 0
+    assert plot_rendered(page, "#plot-infer-breakdown") > 0
+    xs: list[float] = page.evaluate("document.querySelector('#plot-infer-curve').data[0].x")
+    ys: list[float] = page.evaluate("document.querySelector('#plot-infer-curve').data[0].y")
+    assert len(xs) == len(ys) >= 10
+    # more load: more tokens per second and a longer time per token, point by point
+    assert all(b > a for a, b in zip(ys, ys[1:], strict=False))
+    assert all(b >= a for a, b in zip(xs, xs[1:], strict=False))
+    height = page.evaluate("document.querySelector('#plot-infer-curve').getBoundingClientRect()"
+                           ".height")
+    assert height > 200
+    shot(page, "14-inference-curve")
+
+    page.fill("#inf-input-len", "-5")
+    page.click("#inf-run")
+    page.wait_for_selector("#inf-errors:not([hidden])")
+    assert "input_len" in page.inner_text("#inf-errors")

@@ -45,7 +45,12 @@ from ocplan.results.serving_validation import (
 )
 from ocplan.results.validation import Case, Scored, Summary, read_cases, run_validation
 from ocplan.results.validation import summarize as summarize_cases
-from ocplan.serving.estimate import ServingEstimate, estimate_serving
+from ocplan.serving.estimate import (
+    ServingCurve,
+    ServingEstimate,
+    estimate_serving,
+    serving_curve,
+)
 from ocplan.serving.plan import SERVING_LAYOUT_FIELDS, ServingPlan
 from ocplan.serving.search import ServingSearch, search_serving
 from ocplan.topology.analysis import TopologySummary, summarize
@@ -70,8 +75,10 @@ __all__ = [
     "read_system",
     "run_estimate",
     "run_infer",
+    "run_infer_curve",
     "run_infer_search",
     "run_search",
+    "serving_layout_fields",
     "serving_workload",
     "summarize_runs",
     "system_from_mapping",
@@ -235,6 +242,19 @@ def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
         raise SpecError.one(source, "chips", f"not divisible by tp x pp = {stage}", req.chips)
     plan = replace(plan, dp=req.chips // stage)
     return estimate_serving(workload, plan, system), system, workload
+
+
+def run_infer_curve(catalog: Catalog, req: InferJob, system_file: Path | None = None,
+                    source: str = "request"
+                    ) -> tuple[ServingEstimate, ServingCurve | None, System]:
+    """The request's estimate and its layout's throughput-latency curve."""
+    result, system, workload = run_infer(catalog, req, system_file, source)
+    return result, serving_curve(workload, result.plan, system), system
+
+
+def serving_layout_fields() -> list[dict[str, object]]:
+    """The serving layout fields a request takes, as JSON (the web form's inputs)."""
+    return [f.as_json() for f in SERVING_REQUEST_LAYOUT]
 
 
 def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None = None,

@@ -13,6 +13,7 @@ from typing import Any
 
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.plan import Plan
+from ocplan.serving.estimate import ServingCurve, ServingEstimate
 
 __all__ = ["breakdown_figure", "cluster_figure", "memory_figure", "pareto_figure",
            "timeline_figure", "topology_figure"]
@@ -168,3 +169,39 @@ def cluster_figure(report: dict[str, Any]) -> Figure:
         "title": {"text": title}, "xaxis": {"visible": False},
         "yaxis": {"tickvals": [0, 1, 2], "ticktext": ["servers", "leaves", "spines"]},
         "height": 380}}
+
+
+def serving_curve_figure(curve: ServingCurve, point_tpot_s: float | None = None,
+                         point_tokens_per_s: float | None = None) -> Figure:
+    """Output tokens/s per chip against mean TPOT (ms) as the load rises: the
+    throughput-latency curve, with the estimate's operating point marked."""
+    tpot_ms = [t * 1e3 for t in curve.tpot_s]
+    data: list[dict[str, Any]] = [{
+        "type": "scatter", "mode": "lines+markers", "name": "Poisson load",
+        "x": tpot_ms, "y": list(curve.output_tokens_per_s_per_chip),
+        "customdata": [[b, r, f * 1e3] for b, r, f in zip(curve.batch_per_instance,
+                                                          curve.rate_per_s, curve.ttft_s,
+                                                          strict=True)],
+        "hovertemplate": ("TPOT %{x:.3g} ms<br>%{y:,.0f} tok/s/chip<br>batch %{customdata[0]:,.0f}"
+                          "<br>%{customdata[1]:.3g} req/s<br>TTFT %{customdata[2]:.3g} ms"
+                          "<extra></extra>")}]
+    if point_tpot_s is not None and point_tokens_per_s is not None:
+        data.append({"type": "scatter", "mode": "markers", "name": "this estimate",
+                     "x": [point_tpot_s * 1e3], "y": [point_tokens_per_s],
+                     "marker": {"size": 12, "symbol": "star", "color": "#d62728"}})
+    return {"data": data, "layout": {
+        "title": {"text": "Throughput against latency"},
+        "xaxis": {"title": {"text": "mean time per output token (ms)"}},
+        "yaxis": {"title": {"text": "output tokens/s per chip"}}, "height": 380}}
+
+
+def serving_breakdown_figure(result: ServingEstimate) -> Figure:
+    """Stacked bar of one engine iteration by term (seconds)."""
+    assert result.iteration is not None
+    terms = {k: v for k, v in asdict(result.iteration).items()}
+    data = [{"type": "bar", "name": k.removesuffix("_s"), "x": ["iteration"], "y": [v],
+             "hovertemplate": f"{k.removesuffix('_s')}: %{{y:.4g}} s<extra></extra>"}
+            for k, v in terms.items()]
+    return {"data": data, "layout": {"barmode": "stack", "title": {
+        "text": f"Iteration {result.iteration.total_s * 1e3:.3g} ms (bound: {result.bound})"},
+        "yaxis": {"title": {"text": "seconds"}}, "height": 380}}

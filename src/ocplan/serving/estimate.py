@@ -27,12 +27,13 @@ from ocplan.plan.engine import SystemModel, chip_peaks, system_model
 from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
 from ocplan.serving.memory import ServingMemory, kv_bytes_per_token_per_chip, serving_memory
 from ocplan.serving.plan import ServingPlan
-from ocplan.serving.steady import OperatingPoint, operating_point, slo_rate
+from ocplan.serving.steady import OperatingPoint, latency_curve, operating_point, slo_rate
 from ocplan.serving.step import StepModel, step_model
 from ocplan.topology.power import power_budget
 from ocplan.workloads.serving import ServingWorkload
 
-__all__ = ["IterationBreakdown", "ServingEstimate", "estimate_serving"]
+__all__ = ["IterationBreakdown", "ServingCurve", "ServingEstimate", "estimate_serving",
+           "serving_curve"]
 
 #: Joules per MJ-scale report unit: energy is reported per million output tokens.
 TOKENS_PER_REPORT = 1e6
@@ -280,3 +281,43 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
         decode_output_tokens_per_s_per_chip=decode_rate * wl.output_len / dec_plan.chips)
 
 
+
+
+@dataclass(frozen=True)
+class ServingCurve:
+    """The deployment's throughput-latency curve (per chip; latencies in seconds)."""
+
+    batch_per_instance: tuple[float, ...]
+    rate_per_s: tuple[float, ...]
+    output_tokens_per_s_per_chip: tuple[float, ...]
+    tpot_s: tuple[float, ...]
+    ttft_s: tuple[float, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def serving_curve(workload: ServingWorkload, plan: ServingPlan, system: System,
+                  calibration: Calibration | None = None,
+                  serving: ServingCalibration | None = None) -> ServingCurve | None:
+    """Throughput per chip against TPOT and TTFT as the load rises, for an aggregated
+    layout (None when it cannot serve: :func:`estimate_serving` says why)."""
+    cal = calibration or load_calibration()
+    scal = serving or load_serving_calibration()
+    sm = system_model(system)
+    try:
+        _check(workload, plan, sm)
+        mem = _memory(workload, plan, sm, scal)
+    except Infeasible:
+        return None
+    if plan.prefill_chips is not None:
+        return None
+    model = step_model(workload, plan, sm, chip_peaks(sm, "bf16"), cal, scal)
+    curve = latency_curve(model, mem.kv_tokens)
+    if curve is None:
+        return None
+    scale = plan.instances / plan.chips
+    return ServingCurve(tuple(curve.batch.tolist()),
+                        tuple((curve.rate_per_s * plan.instances).tolist()),
+                        tuple((curve.output_tokens_per_s * scale).tolist()),
+                        tuple(curve.tpot_s.tolist()), tuple(curve.ttft_s.tolist()))

@@ -30,7 +30,7 @@ by the exponential quantile (``-ln(1 - q)``). The discrete-event simulation
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -135,8 +135,8 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
     return _Mixed(mean, both.total_s[n:], np.ceil(wl.prefill_len / chunk))
 
 
-def _take_upto(it: IterationTime, n: int) -> IterationTime:
-    return IterationTime(*(getattr(it, f.name)[:n] for f in fields(it)))
+def _take_at(it: IterationTime, idx: np.ndarray) -> IterationTime:
+    return IterationTime(*(getattr(it, f.name)[idx] for f in fields(it)))
 
 
 def _take(it: IterationTime, i: int) -> IterationTime:
@@ -230,12 +230,15 @@ class _Grid:
         mixed = _mixed(sm, grid)
         t = mixed.mean.total_s
         rate = grid * wl.tokens_per_step / (wl.output_len * t * sm.plan.pp)
-        # beyond the batch of the highest rate a larger batch only adds latency: the
-        # grid stops there, so rate rises along it and the last point is the capacity
-        top = int(np.argmax(rate)) + 1
-        cut = _Mixed(_take_upto(mixed.mean, top), mixed.with_prompt_s[:top],
-                     mixed.chunks_per_prompt[:top])
-        return _Grid(grid[:top], cut, f64(t[:top]), f64(rate[:top]), float(grid[top - 1]))
+        # A batch whose rate does not beat every smaller batch's only adds latency (the
+        # rows cross a tile boundary; past the capacity the step outgrows the batch):
+        # the grid keeps the batches that raise the rate, so it rises along the grid and
+        # its last point is the capacity.
+        keep = rate > np.concatenate([[-np.inf], np.maximum.accumulate(rate)[:-1]])
+        idx = np.nonzero(keep)[0]
+        cut = _Mixed(_take_at(mixed.mean, idx), mixed.with_prompt_s[idx],
+                     mixed.chunks_per_prompt[idx])
+        return _Grid(grid[idx], cut, f64(t[idx]), f64(rate[idx]), float(grid[idx[-1]]))
 
     def ttft_s(self, sm: StepModel, rho: FloatArray | float) -> FloatArray:
         """TTFT statistic at utilisation ``rho`` of the sequence slots: the first-token
@@ -300,3 +303,33 @@ def slo_rate(sm: StepModel, kv_tokens: float) -> tuple[float, str] | None:
     binding = "load" if i == g.batch.size - 1 or ok[i + 1] else (
         "TPOT limit" if not ok_tpot[i + 1] else "TTFT limit")
     return float(g.rate[i]), binding
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Throughput against latency of one instance under Poisson load, batch by batch:
+    the batches that raise the throughput (arrays, rising along the batch up to the
+    capacity; the others are dominated: more latency for no more tokens)."""
+
+    batch: FloatArray
+    rate_per_s: FloatArray
+    output_tokens_per_s: FloatArray
+    tpot_s: FloatArray
+    ttft_s: FloatArray
+    """Mean TTFT (first-token time plus the mean slot wait)."""
+
+
+def latency_curve(sm: StepModel, kv_tokens: float) -> Curve | None:
+    """The throughput-latency curve every serving paper draws, from the Poisson batch
+    grid; None when not even one sequence fits."""
+    limit, _ = batch_limits(sm, kv_tokens)
+    if limit < 1.0:
+        return None
+    wl, p = sm.workload, float(sm.plan.pp)
+    g = _Grid.of(sm, limit)
+    rho = g.rate / g.rate[-1]
+    mean_wait = replace(wl, slo_stat="mean")
+    ttft = g.ttft_s(replace(sm, workload=mean_wait), rho)
+    return Curve(g.batch, g.rate, f64(g.rate * wl.output_len), f64(g.step_s * p
+                                                                   / wl.tokens_per_step),
+                 ttft)

@@ -234,6 +234,15 @@ def create_app(db_url: str | None = None, token: str | None = None,
         return _computed(await pool.run(workers.estimate_task,
                                         await body_of(request, "request")))
 
+    @app.get("/api/serving-layout")
+    def serving_layout_fields() -> list[dict[str, object]]:
+        """The serving layout fields an inference request takes."""
+        return api.serving_layout_fields()
+
+    @app.post("/api/infer")
+    async def infer(request: Request) -> Response:
+        return _computed(await pool.run(workers.infer_task, await body_of(request, "request")))
+
     @app.post("/api/search", status_code=202)
     async def start_search(request: Request) -> Response:
         body = await body_of(request, "request")

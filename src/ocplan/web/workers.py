@@ -171,6 +171,26 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
     return _answer(compute)
 
 
+def infer_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
+    """Serving estimate of the InferRequest ``body``, with its throughput-latency curve
+    and figures."""
+    def compute() -> dict[str, Any]:
+        req = validate_as(api.InferRequest, body, "request")
+        result, curve, system = api.run_infer_curve(_catalog(catalog_dirs), req)
+        figures: dict[str, Any] = {}
+        if result.feasible and result.iteration is not None:
+            figures["breakdown"] = figures_.serving_breakdown_figure(result)
+        if curve is not None:
+            figures["curve"] = figures_.serving_curve_figure(
+                curve, result.tpot_s if result.feasible else None,
+                result.output_tokens_per_s_per_chip if result.feasible else None)
+        out: dict[str, Any] = result.as_dict() | {
+            "system": system.spec.name, "layout": result.plan.label(),
+            "curve": None if curve is None else curve.as_dict(), "figures": figures}
+        return out
+    return _answer(compute)
+
+
 def search_check_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
     """Validate a SearchRequest and resolve its system, so bad input fails before a
     search job is queued (the search itself runs as a job with progress)."""

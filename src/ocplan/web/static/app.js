@@ -8,7 +8,7 @@
 
 (function () {
   const TOKEN = new URLSearchParams(location.search).get("token");
-  const TABS = ["catalog", "composer", "estimate", "search", "scenarios"];
+  const TABS = ["catalog", "composer", "estimate", "search", "inference", "scenarios"];
   const POLL_MS = 250;
 
   // ---- small helpers ---------------------------------------------------------------
@@ -204,7 +204,7 @@
     setOptions($("#sys-accelerator"), entriesOf("accelerator"), "(server's own)");
     setOptions($("#sys-fabric"), entriesOf("fabric"), "(server's default)");
     setOptions($("#sys-nic"), entriesOf("nic"), "(default)");
-    for (const p of ["est", "srch"]) {
+    for (const p of ["est", "srch", "inf"]) {
       setOptions($("#" + p + "-model"), entriesOf("model"), "— pick a model —");
       setOptions($("#" + p + "-chip"), entriesOf("accelerator"), "— pick an accelerator —");
     }
@@ -370,8 +370,8 @@
   /** The layout inputs of a form, one per field the API declares (GET api/layout):
    *  numbers as text boxes, flags and choices as selects, blank meaning the API's
    *  default. Ids are prefix-field-name (est-micro-batch), values go to data-field. */
-  async function buildLayoutForm(prefix) {
-    const fields = await api("GET", "api/layout");
+  async function buildLayoutForm(prefix, path = "api/layout") {
+    const fields = await api("GET", path);
     const box = $("#" + prefix + "-layout");
     put(box, fields.map((f) => {
       const id = prefix + "-" + f.name.replaceAll("_", "-");
@@ -709,6 +709,38 @@
     for (const [div, fig] of plots) await draw(div, fig);
   }
 
+  // ---- inference -------------------------------------------------------------------
+
+  async function runInference(ev) {
+    ev.preventDefault();
+    const req = jobRequest("inf");
+    const status = $("#inf-status");
+    status.textContent = "estimating…";
+    status.dataset.state = "busy";
+    $("#inf-run").disabled = true;
+    try {
+      const res = await api("POST", "api/infer", req);
+      showErrors($("#inf-errors"), null);
+      status.textContent = res.feasible
+        ? res.system + ": " + fmtNum(res.output_tokens_per_s_per_chip) +
+          " output tok/s per chip, TPOT " + fmtValue("tpot_s", res.tpot_s) + ", " + res.bound
+        : res.system + ": infeasible — " + (res.reason || "");
+      put($("#inf-summary"), kvTable(res, ["figures", "curve", "iteration", "memory", "plan"]));
+      const figs = res.figures || {};
+      await draw($("#plot-infer-curve"), figs.curve);
+      await draw($("#plot-infer-breakdown"), figs.breakdown);
+      status.dataset.points = res.curve ? String(res.curve.tpot_s.length) : "0";
+    } catch (exc) {
+      showErrors($("#inf-errors"), exc);
+      status.textContent = "The serving estimate failed (see above).";
+      put($("#inf-summary"));
+      for (const id of ["infer-curve", "infer-breakdown"]) draw($("#plot-" + id), null);
+    } finally {
+      $("#inf-run").disabled = false;
+      status.dataset.state = "ready";
+    }
+  }
+
   // ---- start -----------------------------------------------------------------------
 
   async function init() {
@@ -730,6 +762,7 @@
     $("#est-form").addEventListener("submit", runEstimate);
     $("#est-save").addEventListener("click", saveEstimate);
     $("#srch-form").addEventListener("submit", startSearch);
+    $("#inf-form").addEventListener("submit", runInference);
     $("#srch-cancel").addEventListener("click", cancelSearch);
     $("#srch-save").addEventListener("click", saveSearch);
     $("#scn-refresh").addEventListener("click", loadScenarios);
@@ -738,6 +771,7 @@
       const health = await api("GET", "api/health");
       $("#health").textContent = "server " + health.status;
       await buildLayoutForm("est");
+      await buildLayoutForm("inf", "api/serving-layout");
       await loadCatalog();
     } catch (exc) {
       $("#health").textContent = "server unreachable";
