@@ -11,6 +11,7 @@ Only the system's Chromium is used (never a downloaded browser); without
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Iterator
@@ -404,8 +405,8 @@ def test_inference_page_draws_a_monotone_throughput_latency_curve(workbench: Pag
     ys: list[float] = page.evaluate("document.querySelector('#plot-infer-curve').data[0].y")
     assert len(xs) == len(ys) >= 10
     # more load: more tokens per second and a longer time per token, point by point
-    assert all(b > a for a, b in zip(ys, ys[1:], strict=False))
-    assert all(b >= a for a, b in zip(xs, xs[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(ys))
+    assert all(b >= a for a, b in itertools.pairwise(xs))
     height = page.evaluate("document.querySelector('#plot-infer-curve').getBoundingClientRect()"
                            ".height")
     assert height > 200
