@@ -270,7 +270,8 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
 FLAGS = "command line"
 #: Request fields whose flag is not the field name with dashes.
 FLAG_OF_FIELD = {"top_k": "--top", "price_per_chip_hour": "--price",
-                 "max_power_W": "--max-power"}
+                 "max_power_W": "--max-power", "rate_per_s": "--rate",
+                 "slo_ttft_s": "--slo-ttft", "slo_tpot_s": "--slo-tpot"}
 
 Req = TypeVar("Req", bound=Spec)
 
@@ -438,6 +439,9 @@ def infer_cmd(
     search: Annotated[bool, typer.Option("--search", help="Search the serving layouts of "
                                                           "the chips instead of estimating "
                                                           "one.")] = False,
+    report_file: Annotated[Path | None, typer.Option(
+        "--report", help="Also write a self-contained HTML report (curve, breakdown, "
+                         "topology) to this file.")] = None,
     fmt: FormatOpt = Format.table,
     *,
     layout: LayoutFlags,
@@ -456,6 +460,7 @@ def infer_cmd(
     try:
         req = _from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
                           **({} if search else layout))
+        api.serving_workload(_catalog(), req, FLAGS)  # the workload's own bounds, now
     except SpecError as exc:
         raise SpecError(problems + list(exc.problems)) from None
     if problems:
@@ -465,7 +470,15 @@ def infer_cmd(
         found, sysm, _ = api.run_infer_search(_catalog(), req, system, objective, FLAGS)
         _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price)
         return
-    result, sysm, _ = api.run_infer(_catalog(), req, system, FLAGS)
+    result, curve, sysm = api.run_infer_curve(_catalog(), req, system, FLAGS)
+    if report_file is not None:
+        from ocplan.reports.html import render_serving_report
+        from ocplan.web.app import plotly_js_path
+
+        page = render_serving_report(f"ocplan serving report: {model} on {sysm.spec.name}",
+                                     result, curve, api.topology_report(sysm),
+                                     plotly_js_path())
+        _write_page(report_file, page)
     extra = {} if price is None else {"cost_per_mtok": result.cost_per_mtok(price)}
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name})
@@ -859,6 +872,14 @@ def report(
     page = render_report(f"ocplan report: {model} on {sysm.spec.name}", result,
                          api.pipeline_timeline(result, workload), api.topology_report(sysm),
                          search_json, plotly_js_path())
+    _write_page(out_file, page)
+
+
+def _write_page(out_file: Path, page: str) -> None:
+    """Write a report atomically (a ``.part`` file renamed), or a SpecError naming it."""
+    if not out_file.name or out_file.is_dir():
+        raise SpecError.one("--out", "out", "expected the path of an HTML file to write",
+                            str(out_file))
     tmp = out_file.with_name(out_file.name + ".part")
     try:
         tmp.write_text(page, encoding="utf-8")
@@ -866,7 +887,7 @@ def report(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise SpecError.one(str(out_file), "--out", f"cannot write the report: {exc}") from None
-    out.print(_t(f"wrote {out_file} ({len(page) / 1e6:.1f} MB)"))
+    err.print(_t(f"wrote {out_file} ({len(page) / 1e6:.1f} MB)"))
 
 
 def main(argv: list[str] | None = None) -> int:

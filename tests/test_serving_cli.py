@@ -1,0 +1,127 @@
+"""``ocplan infer`` and ``ocplan validate`` on a serving CSV, through the real CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from ocplan.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+INFERENCE_CSV = ROOT.parent / "shared" / "validation" / "inference_dev.csv"
+INFER = ["infer", "--model", "llama3-70b", "--chip", "h200-sxm-141gb", "--chips", "8",
+         "--input-len", "1000", "--output-len", "500", "--weight-precision", "fp8",
+         "--activation-precision", "fp8", "--kv-precision", "fp8"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def test_infer_json_is_a_full_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, *INFER, "--tp", "8", "--price", "2.5", "-f", "json")
+    assert rc == 0
+    data = json.loads(out)
+    assert data["feasible"] is True
+    assert data["plan"]["tp"] == 8
+    assert data["plan"]["dp"] == 1
+    it = data["iteration"]
+    parts = it["matrix_s"] + it["attention_s"] + it["memory_s"] + it["comm_s"] + it["host_s"]
+    assert it["total_s"] == pytest.approx(parts)
+    # per-chip rate x chips = deployment rate; a price gives a cost per million tokens
+    assert data["output_tokens_per_s_per_chip"] * 8 == pytest.approx(data["output_tokens_per_s"])
+    assert data["cost_per_mtok"] == pytest.approx(
+        8 * 2.5 / 3600 / data["output_tokens_per_s"] * 1e6)
+    assert data["memory"]["weight_bytes"] > 0
+
+
+def test_infer_bad_input_names_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "infer", "--model", "llama3-70b", "--chip", "mi300x",
+                       "--input-len", "-3", "--load", "poisson", "--slo-ttft", "2x",
+                       "--kv-precision", "fp4")
+    assert rc == 2
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["--slo-ttft", "--input-len", "--rate",
+                                                      "--kv-precision"], err
+
+
+def test_infer_infeasible_is_a_result_not_an_error(capsys: pytest.CaptureFixture[str]
+                                                   ) -> None:
+    rc, out, _ = run(capsys, "infer", "--model", "llama3-405b", "--chip", "h200-sxm-141gb",
+                     "--chips", "1", "-f", "json")
+    assert rc == 0
+    data = json.loads(out)
+    assert data["feasible"] is False
+    assert data["reason"].startswith("memory")
+
+
+def test_infer_search_ranks_by_goodput_under_slos(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, *INFER, "--load", "poisson", "--rate", "4", "--slo-ttft", "2s",
+                     "--slo-tpot", "40ms", "--search", "-f", "json")
+    assert rc == 0
+    data = json.loads(out)
+    assert data["objective"] == "goodput"
+    rates = [r["slo_rate_per_s"] / r["chips"] for r in data["results"] if r["feasible"]]
+    assert rates
+    assert rates == sorted(rates, reverse=True)
+
+
+def test_infer_report_is_written(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    page = tmp_path / "serving.html"
+    rc, out, _ = run(capsys, *INFER, "--tp", "8", "--report", page, "-f", "json")
+    assert rc == 0
+    assert json.loads(out)["feasible"]
+    text = page.read_text(encoding="utf-8")
+    assert "Throughput against latency" in text
+    assert "output tokens/s per chip" in text
+
+
+@pytest.mark.skipif(not INFERENCE_CSV.exists(), reason="../shared/validation not beside")
+def test_validate_recognises_the_serving_layout(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    with INFERENCE_CSV.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    picked = [r for r in rows if r["case_id"] in ("INF054", "INF091", "INF118")]
+    small = tmp_path / "few.csv"
+    with small.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(picked)
+    rc, out, _ = run(capsys, "validate", small, "-f", "json")
+    assert rc == 0
+    data = json.loads(out)
+    assert data["summary"]["n"] == 3
+    assert data["summary"]["failed"] == 0
+    by_id = {c["case_id"]: c for c in data["cases"]}
+    assert by_id["INF118"]["metric"] == "input"
+    assert by_id["INF091"]["tpot_error_pct"] is not None
+    for case in data["cases"]:
+        assert case["error_pct"] == pytest.approx(
+            100 * (case["predicted"] - case["measured"]) / case["measured"])
+    assert data["latency"]["tpot"]["n"] == 1
+
+
+def test_validate_serving_bad_measured_value(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    if not INFERENCE_CSV.exists():
+        pytest.skip("../shared/validation not beside")
+    with INFERENCE_CSV.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))[:2]
+    rows[1]["measured_output_tokens_per_s_per_chip"] = "fast"
+    bad = tmp_path / "bad.csv"
+    with bad.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    rc, out, err = run(capsys, "validate", bad)
+    assert rc == 2
+    assert out == ""
+    assert "measured_output_tokens_per_s_per_chip" in err
+    assert "'fast'" in err
