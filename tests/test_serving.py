@@ -293,3 +293,37 @@ def test_offline_steady_state_agrees_with_a_long_simulation() -> None:
     sim = simulate_serving(wl, plan, h200(), requests=20000, seed=2)
     assert sim is not None
     assert sim.output_tokens_per_s == pytest.approx(est.output_tokens_per_s, rel=0.08)
+
+
+def test_spread_output_lengths_lengthen_the_running_context() -> None:
+    fixed = workload("llama3-70b", input_len=1000, output_len=400)
+    assert fixed.running_context == 1200
+    expo = replace(fixed, length_distribution="exponential")
+    assert expo.running_context == pytest.approx(1400)  # I + E[O^2] / 2E[O] = I + m
+    wide = replace(fixed, length_distribution="lognormal", length_spread=1.0)
+    assert wide.running_context == pytest.approx(1000 + 200 * math.e)
+    a = estimate_serving(fixed, ServingPlan(tp=8), h200())
+    b = estimate_serving(expo, ServingPlan(tp=8), h200())
+    assert b.batch_per_instance <= a.batch_per_instance
+
+
+def test_search_with_disaggregation_and_its_pareto_front() -> None:
+    from ocplan.serving.search import search_serving
+
+    wl = workload("llama3-70b", input_len=4000, output_len=300, weight_precision="fp8",
+                  activation_precision="fp8", kv_precision="fp8")
+    found = search_serving(wl, h200(), 8, disaggregate=True)
+    feasible = [e for e in found.results if e.feasible]
+    assert any(e.plan.prefill_chips is not None for e in feasible)
+    scores = [e.output_tokens_per_s_per_chip for e in feasible]
+    assert scores == sorted(scores, reverse=True)
+    front = found.pareto()
+    assert [e.tpot_s for e in front] == sorted(e.tpot_s for e in front)
+    assert [e.output_tokens_per_s_per_chip for e in front] == sorted(
+        e.output_tokens_per_s_per_chip for e in front)
+    for e in feasible:  # every layout is on the front or beaten on both axes by one on it
+        assert e in front or any(f.tpot_s <= e.tpot_s and f.output_tokens_per_s_per_chip
+                                 >= e.output_tokens_per_s_per_chip for f in front)
+    # prefill pools free the decode instances from prompt chunks: the lowest TPOT of the
+    # search is a disaggregated one for this prompt-heavy job
+    assert front[0].plan.prefill_chips is not None

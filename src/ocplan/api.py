@@ -258,12 +258,16 @@ def serving_layout_fields() -> list[dict[str, object]]:
 
 
 def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None = None,
-                     objective: str = "throughput", source: str = "request"
+                     objective: str = "throughput", source: str = "request",
+                     disaggregate: bool = False
                      ) -> tuple[ServingSearch, System, ServingWorkload]:
-    """Every serving layout of the request's chips, best first."""
+    """Every serving layout of the request's chips, best first (with prefill/decode
+    splits when ``disaggregate``)."""
     system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
     workload = serving_workload(catalog, req, source)
-    return search_serving(workload, system, req.chips, objective=objective), system, workload
+    found = search_serving(workload, system, req.chips, objective=objective,
+                           disaggregate=disaggregate)
+    return found, system, workload
 
 
 def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> System:

@@ -439,6 +439,9 @@ def infer_cmd(
     search: Annotated[bool, typer.Option("--search", help="Search the serving layouts of "
                                                           "the chips instead of estimating "
                                                           "one.")] = False,
+    disaggregate: Annotated[bool, typer.Option(
+        "--disaggregate", help="With --search: also try prefill/decode pool splits.")
+    ] = False,
     report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write a self-contained HTML report (curve, breakdown, "
                          "topology) to this file.")] = None,
@@ -467,7 +470,8 @@ def infer_cmd(
         raise SpecError(problems)
     if search:
         objective = "goodput" if ttft_s or tpot_s else "throughput"
-        found, sysm, _ = api.run_infer_search(_catalog(), req, system, objective, FLAGS)
+        found, sysm, _ = api.run_infer_search(_catalog(), req, system, objective, FLAGS,
+                                              disaggregate)
         _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price)
         return
     result, curve, sysm = api.run_infer_curve(_catalog(), req, system, FLAGS)
@@ -550,7 +554,7 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
     if fmt is Format.json:
         _print_json({"objective": found.objective, "results": [
             e.as_dict() | ({} if price is None else {"cost_per_mtok": e.cost_per_mtok(price)})
-            for e in found.results]})
+            for e in found.results], "pareto": [e.plan.label() for e in found.pareto()]})
         return
     if not rows:
         reasons = sorted({e.reason or "" for e in found.results})
@@ -570,6 +574,10 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
             cells.append("-" if e.slo_rate_per_s is None else f"{e.slo_rate_per_s:,.2f}")
         _row(table, *cells)
     out.print(table)
+    front = found.pareto()
+    out.print(_t("throughput-TPOT front: " + "; ".join(
+        f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} tok/s/chip at "
+        f"{_q(e.tpot_s, 's')})" for e in front)))
 
 
 @app.command("search")

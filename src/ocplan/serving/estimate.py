@@ -131,7 +131,7 @@ def _check(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> None:
 def _memory(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel,
             serving: ServingCalibration) -> ServingMemory:
     mem = serving_memory(wl, plan, sm.hbm_bytes, serving.reserve_fraction,
-                         wl.input_len + wl.output_len / 2.0)
+                         wl.running_context)
     if not mem.fits:
         raise _MemoryError(mem, f"memory: the weights need {mem.weight_bytes / 1e9:.1f} GB "
                                 f"per chip, {sm.chip} has {mem.capacity_bytes / 1e9:.1f} GB "
@@ -197,7 +197,7 @@ def estimate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
 
 
 def _no_room(wl: ServingWorkload, mem: ServingMemory) -> str:
-    need = (wl.input_len + wl.output_len / 2.0) * mem.kv_bytes_per_token
+    need = wl.running_context * mem.kv_bytes_per_token
     return (f"KV capacity: one request of {wl.input_len + wl.output_len:,.0f} tokens needs "
             f"{need / 1e9:.2f} GB of cache per chip, {max(mem.kv_bytes, 0.0) / 1e9:.2f} GB is "
             "left after the weights")

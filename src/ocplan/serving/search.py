@@ -4,13 +4,15 @@ Candidates (:func:`serving_candidates`): TP a power of two inside one scale-up d
 PP a power of two, DP the rest; for MoE models every EP size dividing the ranks of an
 instance stage, with and without DP attention. Sizes a caller fixes are held. The
 objective is output tokens/s per chip, or, under SLOs, the highest request rate meeting
-them (goodput).
+them (goodput); :meth:`ServingSearch.pareto` is the throughput-TPOT front. With
+``disaggregate`` every layout of two or more tensor-parallel groups is also tried split
+into prefill and decode pools at several ratios.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from ocplan.catalog.system import System
@@ -25,6 +27,8 @@ from ocplan.workloads.shape import ModelShape
 __all__ = ["SERVING_OBJECTIVES", "ServingSearch", "search_serving", "serving_candidates"]
 
 Objective = Literal["throughput", "goodput"]
+#: Disaggregated splits tried per aggregated layout.
+MAX_SPLITS = 6
 #: Fields a caller may fix that are not search axes: held as given in every candidate.
 PASSED_THROUGH = ("overlap", "max_seqs", "chunk_tokens", "prefill_chips")
 SERVING_OBJECTIVES: tuple[str, ...] = ("throughput", "goodput")
@@ -39,10 +43,11 @@ def _powers_of_two(limit: int) -> list[int]:
 
 
 def serving_candidates(model: ModelShape, chips: int, domain: int,
-                       fixed: Mapping[str, object] | None = None) -> list[ServingPlan]:
+                       fixed: Mapping[str, object] | None = None,
+                       disaggregate: bool = False) -> list[ServingPlan]:
     """Layouts of ``chips`` chips (see the module docstring); ``fixed`` holds fields
     (``tp``, ``pp``, ``ep``, ``attention_dp``, ``max_seqs``, ``chunk_tokens``) the
-    caller gives."""
+    caller gives; ``disaggregate`` adds prefill/decode splits of each layout."""
     fixed = dict(fixed or {})
     out: list[ServingPlan] = []
     for tp in _choices(fixed, "tp", _powers_of_two(min(chips, domain))):
@@ -57,9 +62,24 @@ def serving_candidates(model: ModelShape, chips: int, domain: int,
                 eps = [e for e in range(1, group + 1) if group % e == 0] if model.is_moe else [1]
                 for ep in _choices(fixed, "ep", eps):
                     extra = {k: v for k, v in fixed.items() if k in PASSED_THROUGH}
-                    out.append(ServingPlan(tp=tp, pp=pp, dp=dp, ep=ep, attention_dp=adp,
-                                           **extra))  # type: ignore[arg-type]
+                    plan = ServingPlan(tp=tp, pp=pp, dp=dp, ep=ep, attention_dp=adp,
+                                       **extra)  # type: ignore[arg-type]
+                    out.append(plan)
+                    if disaggregate and "prefill_chips" not in fixed:
+                        out += _splits(plan)
     return out
+
+
+def _splits(plan: ServingPlan) -> list[ServingPlan]:
+    """Disaggregated variants of an aggregated layout: every prefill pool of whole
+    tensor-parallel groups (at most :data:`MAX_SPLITS`, spread over the range)."""
+    stage = plan.tp * plan.pp
+    groups = plan.chips // stage
+    if groups < 2:
+        return []
+    ks = sorted({round(1 + i * (groups - 2) / max(MAX_SPLITS - 1, 1))
+                 for i in range(min(MAX_SPLITS, groups - 1))})
+    return [replace(plan, prefill_chips=k * stage) for k in ks]
 
 
 def _choices(fixed: Mapping[str, object], name: str, default: list[int]) -> list[int]:
@@ -89,6 +109,18 @@ class ServingSearch:
     def best(self) -> ServingEstimate:
         return self.results[0]
 
+    def pareto(self) -> tuple[ServingEstimate, ...]:
+        """The feasible layouts no other beats on both output tokens/s per chip and TPOT
+        (the throughput-latency front), by rising TPOT."""
+        front: list[ServingEstimate] = []
+        best = -1.0
+        for e in sorted((e for e in self.results if e.feasible),
+                        key=lambda e: (e.tpot_s, -e.output_tokens_per_s_per_chip)):
+            if e.output_tokens_per_s_per_chip > best:
+                front.append(e)
+                best = e.output_tokens_per_s_per_chip
+        return tuple(front)
+
 
 def _score(e: ServingEstimate, objective: str) -> float:
     if not e.feasible:
@@ -101,11 +133,13 @@ def _score(e: ServingEstimate, objective: str) -> float:
 def search_serving(workload: ServingWorkload, system: System, chips: int,
                    fixed: Mapping[str, object] | None = None, objective: str = "throughput",
                    calibration: Calibration | None = None,
-                   serving: ServingCalibration | None = None) -> ServingSearch:
+                   serving: ServingCalibration | None = None,
+                   disaggregate: bool = False) -> ServingSearch:
     """Estimate every candidate layout; best first by ``objective``."""
     assert objective in SERVING_OBJECTIVES, objective
     results = []
-    for plan in serving_candidates(workload.model, chips, system.chips_per_server, fixed):
+    for plan in serving_candidates(workload.model, chips, system.chips_per_server, fixed,
+                                   disaggregate):
         try:
             plan.check(workload.model)
         except Infeasible:

@@ -8,8 +8,9 @@ and ``K`` the KV capacity in tokens:
 - **offline / saturated** (continuous batching, Orca, Yu et al. OSDI 2022; vLLM): ``B``
   sequences decode while finished ones are replaced, so each iteration also prefills
   ``B I / D`` prompt tokens of ``B / D`` sequences. ``B`` is the largest that fits:
-  ``min(S, K / (I_all + O/2), Q / (g + I/D))`` (mean context of a running sequence; the
-  token budget). Throughput ``B g / t(B)``.
+  ``min(S, K / L, Q / (g + I/D))``, ``L`` the mean context of a running sequence
+  (``I + O/2``; ``I + E[O^2] / 2E[O]`` for a length distribution, long requests staying
+  longer) and ``Q / (g + I/D)`` the token budget. Throughput ``B g / t(B)``.
 - **static**: batches of ``b`` run to completion in waves; a wave prefills ``b I``
   tokens in iterations of ``Q`` tokens, then decodes ``D`` steps at mean context
   ``I + O/2`` (decode time is linear in the context, so the mean is exact).
@@ -76,7 +77,7 @@ class OperatingPoint:
 
 def _context(sm: StepModel) -> float:
     wl = sm.workload
-    return wl.input_len + wl.output_len / 2.0
+    return wl.running_context
 
 
 def batch_limits(sm: StepModel, kv_tokens: float) -> tuple[float, str]:

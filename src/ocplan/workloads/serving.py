@@ -8,6 +8,7 @@ separate (a W4A16 or an NVFP4 deployment is common). Nothing here knows hardware
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -128,6 +129,24 @@ class ServingWorkload:
         et al. 2023, eq. 1); 1 without speculation."""
         a, k = self.spec_acceptance, self.spec_tokens
         return 1.0 if k == 0 else (1.0 - a ** (k + 1)) / (1.0 - a)
+
+    @property
+    def output_second_moment(self) -> float:
+        """``E[O^2]`` of the output lengths, tokens^2, from the named distribution:
+        fixed ``m^2``; uniform on ``m(1 +- s)`` ``m^2 (1 + s^2/3)``; exponential ``2 m^2``;
+        lognormal with log-sigma ``s`` ``m^2 e^(s^2)``."""
+        m, s = self.output_len, self.length_spread
+        factor = {"fixed": 1.0, "uniform": 1.0 + s * s / 3.0, "exponential": 2.0,
+                  "lognormal": math.exp(s * s)}[self.length_distribution]
+        return m * m * factor
+
+    @property
+    def running_context(self) -> float:
+        """Mean context of a sequence in the running batch, tokens: a request of ``O``
+        output tokens spends ``O`` iterations there holding ``I + j`` tokens at its
+        ``j``-th, so the batch's mean is ``I + E[O^2] / (2 E[O])`` (length-biased: long
+        requests stay longer); ``I + O/2`` for fixed lengths."""
+        return self.input_len + self.output_second_moment / (2.0 * self.output_len)
 
     @property
     def prefill_len(self) -> float:
