@@ -53,7 +53,10 @@ def test_decode_is_hbm_bound_at_batch_1_and_compute_bound_at_large_batch(chip: s
     step, _sm = model_for(chip, wl, ServingPlan())
     small = step.iteration(0.0, 0.0, 1.0, 16.0)
     large = step.iteration(0.0, 0.0, 16384.0, 16.0 * 16384)
-    assert small.bound() == "HBM bandwidth"
+    # on the device: streaming the weights dominates at batch 1 (the host's per-iteration
+    # overhead may still exceed both for a small model), the matrix work at 16,384
+    assert float(small.bytes_s[0]) > 3 * float(small.flops_s[0])
+    assert small.bound() in ("HBM bandwidth", "host overhead")
     assert large.bound() == "compute"
 
 
