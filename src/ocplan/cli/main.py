@@ -482,7 +482,8 @@ def infer_cmd(
         page = render_serving_report(f"ocplan serving report: {model} on {sysm.spec.name}",
                                      result, curve, api.topology_report(sysm),
                                      plotly_js_path())
-        _write_page(report_file, page)
+        # JSON output stays one JSON document: the file is the only sign
+        _write_page(report_file, page, announce=fmt is not Format.json)
     extra = {} if price is None else {"cost_per_mtok": result.cost_per_mtok(price)}
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name})
@@ -883,7 +884,7 @@ def report(
     _write_page(out_file, page)
 
 
-def _write_page(out_file: Path, page: str) -> None:
+def _write_page(out_file: Path, page: str, announce: bool = True) -> None:
     """Write a report atomically (a ``.part`` file renamed), or a SpecError naming it."""
     if not out_file.name or out_file.is_dir():
         raise SpecError.one("--out", "out", "expected the path of an HTML file to write",
@@ -895,7 +896,8 @@ def _write_page(out_file: Path, page: str) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise SpecError.one(str(out_file), "--out", f"cannot write the report: {exc}") from None
-    err.print(_t(f"wrote {out_file} ({len(page) / 1e6:.1f} MB)"))
+    if announce:
+        out.print(_t(f"wrote {out_file} ({len(page) / 1e6:.1f} MB)"))
 
 
 def main(argv: list[str] | None = None) -> int:
