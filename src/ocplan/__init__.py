@@ -9,16 +9,25 @@ The public API::
     wl = Workload(ModelShape.from_arch(cat.model("llama3-70b")), 8192, 128, "fp8")
     result = estimate(wl, Plan(tp=4, pp=4, dp=2, cp=2, vpp=5), system)
     result.tokens_per_s_per_chip, result.mfu, result.time, result.memory
+
+    served = estimate(ServingWorkload(wl.model, input_len=2000, output_len=500,
+                                      weight_precision="fp8", activation_precision="fp8"),
+                      ServingPlan(tp=8, dp=8), system)
+    served.output_tokens_per_s_per_chip, served.ttft_s, served.tpot_s, served.bound
 """
 
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.system import System, load_system, system_for_chip
 from ocplan.checks.rules import Finding, run_rules
 from ocplan.errors import Infeasible, OcplanError, SpecError
-from ocplan.plan.estimate import Estimate, estimate
+from ocplan.estimators import estimate
+from ocplan.plan.estimate import Estimate
 from ocplan.plan.plan import Plan
 from ocplan.plan.search import SearchResult, search
+from ocplan.serving.estimate import ServingEstimate
+from ocplan.serving.plan import ServingPlan
 from ocplan.version import __version__
+from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
@@ -31,6 +40,9 @@ __all__ = [
     "OcplanError",
     "Plan",
     "SearchResult",
+    "ServingEstimate",
+    "ServingPlan",
+    "ServingWorkload",
     "SpecError",
     "System",
     "Workload",
