@@ -12,8 +12,7 @@ row is predicted by a calibration fitted without its group.
 
 Fits, by bounded least squares on the log errors of each row's primary metric (low
 confidence rows at half weight) plus a weak pull to the priors, the global serving
-parameters of :class:`~ocplan.serving.calibration.ServingCalibration` and the host
-overheads of the engines fitted apart (:data:`FITTED_ENGINES`). The GEMM and
+parameters of :class:`~ocplan.serving.calibration.ServingCalibration`. The GEMM and
 attention efficiencies stay those of the training calibration. Rows without a published
 layout are predicted with the search's best layout under the prior calibration during
 the fit (the layout choice is not differentiable) and searched again with the fitted one
@@ -56,12 +55,6 @@ PARAMS: dict[str, tuple[float, float, float, float]] = {
     "reserve_fraction": (0.10, 0.03, 0.35, 1.0),
     "gemm_4bit_ratio": (0.8, 0.3, 1.2, 1.0),
 }
-#: Engines whose host overheads are fitted apart (the others take the global values).
-FITTED_ENGINES = ("trtllm", "vllm", "sglang")
-HOST = ("iteration_overhead_s", "seq_overhead_s")
-for _engine in FITTED_ENGINES:
-    for _name in HOST:
-        PARAMS[f"{_engine}.{_name}"] = PARAMS[_name]
 PRIOR_WEIGHT = 0.05
 LOW_CONFIDENCE_WEIGHT = 0.5
 MAX_NFEV = 80
@@ -72,9 +65,11 @@ INFEASIBLE_LOG = 2.0
 
 def _cal(x: np.ndarray) -> ServingCalibration:
     values = {k: float(v) * PARAMS[k][3] for k, v in zip(PARAMS, x, strict=True)}
-    engines = tuple((e, values.pop(f"{e}.{HOST[0]}"), values.pop(f"{e}.{HOST[1]}"))
-                    for e in FITTED_ENGINES)
-    return ServingCalibration(**values, engines=engines)
+    return ServingCalibration(**values)
+
+
+def _x(cal: ServingCalibration) -> np.ndarray:
+    return np.array([getattr(cal, k) / PARAMS[k][3] for k in PARAMS])
 
 
 class Rows:
@@ -171,16 +166,9 @@ def _report(raw: list[dict[str, str]], cases: list, errs: np.ndarray,
     lines = ["# Serving calibration", "",
              f"Written by `scripts/fit_serving.py {csv_path.name} {','.join(schemes)}` "
              f"({seconds / 60:.0f} min on one core). Rows: {len(raw)}.", "",
-             "## Fitted values (every chip; host overheads also per engine)", "",
-             "| parameter | value |", "|---|---|"]
+             "## Fitted values (global, every chip)", "", "| parameter | value |", "|---|---|"]
     for k in PARAMS:
-        if "." in k:
-            engine, name = k.split(".")
-            host = cal.host(engine)
-            value = host.iteration_s if name == HOST[0] else host.seq_s
-        else:
-            value = getattr(cal, k)
-        lines.append(f"| `{k}` | {value:.4g} |")
+        lines.append(f"| `{k}` | {getattr(cal, k):.4g} |")
     lines += ["", "## Error of the primary metric, %", "",
               "| | n | median abs | p90 abs | mean signed |", "|---|---|---|---|---|"]
 

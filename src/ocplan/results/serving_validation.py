@@ -18,8 +18,7 @@ Defaults for what a row leaves empty (each stated in the case's ``notes``):
 - disaggregated decode rows without an output length: context = the prompt;
 - MoE routing: :data:`~ocplan.results.validation.REAL_ROUTER_IMBALANCE` (real traffic
   through a trained router) unless the notes say the routing was balanced;
-- two-batch overlap of the MoE all-to-all where the notes name it;
-- the engine from ``framework`` (TensorRT-LLM, vLLM, SGLang; ``generic`` otherwise).
+- two-batch overlap of the MoE all-to-all where the notes name it.
 """
 
 from __future__ import annotations
@@ -150,16 +149,6 @@ def _measured_problem(source: str, line: int, row: dict[str, str]) -> Problem | 
     return None
 
 
-#: Words of the ``framework`` column naming an engine of :data:`ENGINES`.
-ENGINE_WORDS = (("tensorrt", "trtllm"), ("sglang", "sglang"), ("vllm", "vllm"))
-
-
-def engine_of(framework: str) -> str:
-    """The serving engine a row's ``framework`` names (``generic`` for any other)."""
-    text = framework.lower()
-    return next((engine for word, engine in ENGINE_WORDS if word in text), "generic")
-
-
 def _shape(row: dict[str, str], catalog: Catalog) -> ModelShape:
     model_id = (row.get("model_catalog_id") or "").strip()
     if model_id:
@@ -236,7 +225,6 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
     fixed = _layout(row, shape, kind, amount, role)
     if shape.is_moe and any(k in text for k in OVERLAP_WORDS):
         fixed["overlap"] = True
-    fixed["engine"] = engine_of(row.get("framework") or "")
     system = system_for_chip(catalog, chip, chips * (2 if role != "aggregated" else 1), "csv",
                              name=f"{row['case_id']}: {chips} x {chip}")
     metric = (row.get("primary_metric") or "output").strip()

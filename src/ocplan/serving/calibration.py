@@ -8,9 +8,6 @@ behaviour, one value each for every chip (never per case, model or source):
   device (scheduling, input preparation, graph launch);
 - ``seq_overhead_s``: host time per running sequence per iteration (per-sequence
   scheduling, sampling and detokenization grow with the batch);
-- the same two per serving engine (:data:`ENGINES`): host work is what differs most
-  between a C++ runtime and a Python scheduler, and the engine is part of the deployment
-  (the serving layout's ``engine``);
 - ``kernel_s``: fixed cost per kernel inside a captured graph (CUDA/HIP graphs remove the
   host launch, not the device-side gap and prologue);
 - ``hbm_efficiency``: achieved / peak HBM bandwidth when a decode step streams the
@@ -31,24 +28,9 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ENGINES", "SERVING_CALIBRATION_FILE", "HostOverhead", "ServingCalibration",
-           "load_serving_calibration"]
+__all__ = ["SERVING_CALIBRATION_FILE", "ServingCalibration", "load_serving_calibration"]
 
 SERVING_CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-
-
-#: Serving engines whose host overheads are fitted apart: the C++ runtime of
-#: TensorRT-LLM, the Python schedulers of vLLM and SGLang; ``generic`` (any other engine,
-#: or one not said) takes the values fitted on every result.
-ENGINES: tuple[str, ...] = ("generic", "trtllm", "vllm", "sglang")
-
-
-@dataclass(frozen=True)
-class HostOverhead:
-    """Host time of one engine iteration (s) and per running sequence (s)."""
-
-    iteration_s: float
-    seq_s: float
 
 
 @dataclass(frozen=True)
@@ -59,9 +41,6 @@ class ServingCalibration:
     hbm_efficiency: float = 0.80
     reserve_fraction: float = 0.10
     gemm_4bit_ratio: float = 1.0
-    engines: tuple[tuple[str, float, float], ...] = ()
-    """(engine, iteration_overhead_s, seq_overhead_s) of the engines fitted apart; the
-    others take the global values."""
     rows: int = 0
     """Published serving results the values were fitted on (0: priors)."""
     cv_error_pct: float | None = None
@@ -75,27 +54,12 @@ class ServingCalibration:
         assert 0.0 <= self.seq_overhead_s < 1e-2, self
         assert 0.05 <= self.gemm_4bit_ratio <= 2.0, self
 
-    def host(self, engine: str) -> HostOverhead:
-        """The host overheads of ``engine`` (the global ones when not fitted apart)."""
-        for name, it_s, seq_s in self.engines:
-            if name == engine:
-                return HostOverhead(it_s, seq_s)
-        return HostOverhead(self.iteration_overhead_s, self.seq_overhead_s)
-
     def to_json(self) -> dict[str, object]:
-        data = asdict(self)
-        data["engines"] = {name: {"iteration_overhead_s": it_s, "seq_overhead_s": seq_s}
-                           for name, it_s, seq_s in self.engines}
-        return data
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ServingCalibration:
-        values = dict(data)
-        engines = values.pop("engines", {})
-        assert isinstance(engines, dict)
-        listed = tuple((str(k), float(v["iteration_overhead_s"]), float(v["seq_overhead_s"]))
-                       for k, v in sorted(engines.items()))
-        return cls(**values, engines=listed)  # type: ignore[arg-type]
+        return cls(**data)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=4)

@@ -76,9 +76,8 @@ class ExactStepTime:
         self._g = wl.tokens_per_step
         self._prompt = wl.prefill_len
         self._overlap = model.plan.overlap
-        overhead = model.serving.host(model.plan.engine)
-        self._host = overhead.iteration_s
-        self._per_seq = overhead.seq_s
+        self._host = model.serving.iteration_overhead_s
+        self._per_seq = model.serving.seq_overhead_s
 
     def __call__(self, prefill_tokens: float, decode_seqs: float,
                  decode_context: float) -> float:

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, replace
 from ocplan.catalog.fields import MAX_CHIPS, MAX_GLOBAL_BATCH
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.layout import LayoutField, layout_field, layout_fields
-from ocplan.serving.calibration import ENGINES
 from ocplan.workloads.shape import ModelShape
 
 __all__ = ["DEFAULT_CHUNK_TOKENS", "SERVING_LAYOUT", "SERVING_LAYOUT_FIELDS", "ServingPlan"]
@@ -65,10 +64,6 @@ class ServingPlan:
         DEFAULT_CHUNK_TOKENS, help="Token budget per engine iteration (chunked prefill, "
                                    "vLLM max_num_batched_tokens).",
         short="chunk", low=1, high=1 << 20, search="fixed")
-    engine: str = layout_field(
-        "generic", help="Serving engine (its host overheads are calibrated apart): "
-                        "trtllm, vllm, sglang, or generic for any other.",
-        short="engine", choices=ENGINES, search="fixed")
     prefill_chips: int | None = layout_field(
         None, help="Disaggregated serving: chips of the prefill pool (the rest decode); "
                    "default aggregated.",

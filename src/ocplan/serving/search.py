@@ -30,7 +30,7 @@ Objective = Literal["throughput", "goodput"]
 #: Disaggregated splits tried per aggregated layout.
 MAX_SPLITS = 6
 #: Fields a caller may fix that are not search axes: held as given in every candidate.
-PASSED_THROUGH = ("overlap", "max_seqs", "chunk_tokens", "prefill_chips", "engine")
+PASSED_THROUGH = ("overlap", "max_seqs", "chunk_tokens", "prefill_chips")
 SERVING_OBJECTIVES: tuple[str, ...] = ("throughput", "goodput")
 
 

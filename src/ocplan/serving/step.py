@@ -154,8 +154,8 @@ class StepModel:
         if self.plan.overlap:
             # two micro-batches: one's all-to-all runs under the other's compute
             comm = np.maximum(comm - t.total_s, 0.0)
-        overhead = self.serving.host(self.plan.engine)
-        host = overhead.iteration_s + overhead.seq_s * seqs / float(self.ranks)
+        host = self.serving.iteration_overhead_s \
+            + self.serving.seq_overhead_s * seqs / float(self.ranks)
         return IterationTime(t.matrix_s, t.attention_s, t.memory_s, f64(comm),
                              f64(np.broadcast_to(host, np.shape(comm))), part.flops_s,
                              part.bytes_s)
