@@ -125,3 +125,23 @@ def test_validate_serving_bad_measured_value(capsys: pytest.CaptureFixture[str],
     assert out == ""
     assert "measured_output_tokens_per_s_per_chip" in err
     assert "'fast'" in err
+
+
+def test_chips_default_to_the_system_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11: ``--system FILE`` without ``--chips`` lays the job out on the system's
+    chips; too many chips is refused naming --chips."""
+    system = ROOT / "examples" / "ubb-1024-liquid.yaml"
+    rc, out, _ = run(capsys, "estimate", "--model", "gpt3-175b", "--system", system,
+                     "--global-batch", "1536", "--seq-len", "2048", "--tp", "8", "--pp", "8",
+                     "--precision", "fp8", "-f", "json")
+    assert rc == 0
+    assert json.loads(out)["chips"] == 1024
+    rc, out, _ = run(capsys, "infer", "--model", "llama3-70b", "--system", system,
+                     "--tp", "8", "-f", "json")
+    assert rc == 0
+    assert json.loads(out)["chips"] == 1024
+    rc, out, err = run(capsys, "estimate", "--model", "gpt3-175b", "--system",
+                       ROOT / "examples" / "mx1-8oam-air.yaml", "--chips", "16",
+                       "--global-batch", "16", "--seq-len", "2048", "--tp", "8")
+    assert rc == 2 and out == ""
+    assert err.startswith("--chips: chips = 16: the system has 8 chips")

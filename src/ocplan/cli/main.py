@@ -310,6 +310,24 @@ def _power(text: str | None) -> float | None:
         raise SpecError.one("--max-power", "max_power", str(exc), text) from None
 
 
+#: Chips a command lays the job out on when neither --chips nor --system says.
+DEFAULT_CHIPS = 8
+CHIPS_HELP = (f"Number of chips (default: all chips of --system, else {DEFAULT_CHIPS}).")
+
+
+def _chips(chips: int | None, system: Path | None) -> int:
+    """``--chips``, else every chip of the ``--system`` file, else :data:`DEFAULT_CHIPS`
+    (a system file that cannot be read is reported by the command itself)."""
+    if chips is not None:
+        return chips
+    if system is not None:
+        try:
+            return api.read_system(_catalog(), system).num_chips
+        except SpecError:
+            return DEFAULT_CHIPS
+    return DEFAULT_CHIPS
+
+
 #: The layout flags' values as a command receives them (see :mod:`.layout_options`).
 LayoutFlags = dict[str, LayoutValue]
 
@@ -321,7 +339,7 @@ def estimate_cmd(
     model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id; implies its default "
                                                   "server and fabric.")] = None,
-    chips: Annotated[int, typer.Option(help="Number of chips.")] = 8,
+    chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
     precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
@@ -335,7 +353,8 @@ def estimate_cmd(
 ) -> None:
     """Estimate step time, throughput, MFU and memory of one parallel layout."""
     req = _from_flags(
-        api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
+        api.EstimateRequest, model=model, chip=chip, chips=_chips(chips, system),
+        global_batch=global_batch,
         seq_len=seq_len, precision=precision, train_tokens=train_tokens,
         price_per_chip_hour=price, **layout)
     result, sysm, _ = api.run_estimate(_catalog(), req, system, FLAGS)
@@ -405,7 +424,7 @@ def infer_cmd(
     model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id; implies its default "
                                                   "server and fabric.")] = None,
-    chips: Annotated[int, typer.Option(help="Number of chips.")] = 8,
+    chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     input_len: Annotated[float, typer.Option(help="Prompt tokens per request (mean).")] = 1024,
     output_len: Annotated[float, typer.Option(help="Generated tokens per request (mean).")
@@ -453,7 +472,7 @@ def infer_cmd(
     problems: list[Problem] = []
     ttft_s = _duration(slo_ttft, "--slo-ttft", problems)
     tpot_s = _duration(slo_tpot, "--slo-tpot", problems)
-    values = dict(model=model, chip=chip, chips=chips, input_len=input_len,
+    values = dict(model=model, chip=chip, chips=_chips(chips, system), input_len=input_len,
                   output_len=output_len, load=load, rate_per_s=rate, concurrency=concurrency,
                   batch=batch, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s, slo_stat=slo_stat,
                   weight_precision=weight_precision,
@@ -586,7 +605,7 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
 def search_cmd(
     model: Annotated[str, typer.Option(help="Model id.")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id (default server).")] = None,
-    chips: Annotated[int, typer.Option(help="Chips to lay the job out on.")] = 8,
+    chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
     precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
@@ -607,12 +626,12 @@ def search_cmd(
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
     cat = _catalog()
-    req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=chips,
+    req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=_chips(chips, system),
                       global_batch=global_batch, seq_len=seq_len, precision=precision,
                       objective=objective, top_k=top, train_tokens=train_tokens,
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
                       max_power_W=_power(max_power), memory_headroom=memory_headroom)
-    sysm = api.job_system(cat, chip, system, chips, FLAGS)
+    sysm = api.job_system(cat, chip, system, req.chips, FLAGS)
     with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
                   disable=fmt is Format.json or not err.is_terminal) as bar:
@@ -845,7 +864,7 @@ def report(
     model: Annotated[str, typer.Option(help="Model id.")],
     out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id.")] = None,
-    chips: Annotated[int, typer.Option()] = 8,
+    chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
     global_batch: Annotated[int, typer.Option()] = 512,
     seq_len: Annotated[int, typer.Option()] = 4096,
     precision: Annotated[str, typer.Option()] = "bf16",
@@ -866,11 +885,13 @@ def report(
     cat = _catalog()
     search_json = None
     req = _from_flags(
-        api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
+        api.EstimateRequest, model=model, chip=chip, chips=_chips(chips, system),
+        global_batch=global_batch,
         seq_len=seq_len, precision=precision, **layout)
     if run_search:
         found = api.run_search(cat, _from_flags(
-            api.SearchRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
+            api.SearchRequest, model=model, chip=chip, chips=_chips(chips, system),
+            global_batch=global_batch,
             seq_len=seq_len, precision=req.precision, top_k=10), system, source=FLAGS)
         search_json = found.as_json()
         if found.best is not None:
