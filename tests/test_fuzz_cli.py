@@ -251,6 +251,12 @@ def json_requested(argv: Sequence[str]) -> bool:
 PROBLEM_LINE = re.compile(r"^\S.*?: \S")
 
 
+#: Commands whose exit code 1 means a finding, not a failure: check (errors found),
+#: sweep (a task failed), estimate and infer (the layout cannot run; the result is
+#: printed).
+EXIT_1_COMMANDS = ("check", "sweep", "estimate", "infer")
+
+
 def violations(run: Run, may_exit_1: bool = False) -> list[tuple[str, str]]:
     """Each way ``run`` breaks the contract of the module docstring, as (kind, detail);
     the kind is stable across inputs (it names the rule and, for a crash, the place)."""
@@ -273,7 +279,7 @@ def violations(run: Run, may_exit_1: bool = False) -> list[tuple[str, str]]:
     if run.rc not in (0, 1, 2):
         found.append((f"exit code {run.rc}", run.err[-300:]))
     elif run.rc == 1 and not may_exit_1:
-        found.append(("exit 1 outside check/sweep", run.err[-300:]))
+        found.append(("exit 1 outside check/sweep/estimate/infer", run.err[-300:]))
     if run.rc == 2:
         if run.out:
             found.append(("stdout written on exit 2", repr(run.out[:300])))
@@ -338,7 +344,7 @@ def check(ledger: Ledger, argv: Sequence[str], context: str = "",
     run = run_cli(argv)
     ledger.cases += 1
     command = command_of(argv)
-    found = violations(run, may_exit_1=command in ("check", "sweep"))
+    found = violations(run, may_exit_1=command in EXIT_1_COMMANDS)
     if found:
         kind, detail = found[0]
         key = f"{command}: {kind}"
@@ -642,7 +648,7 @@ def _minimizer(prefix: list[str], units: list[Unit]) -> Callable[[str], str]:
             trial = kept[:i] + kept[i + 1:]
             argv = prefix + _flat(trial)
             run = run_cli(argv)
-            if any(k == kind for k, _ in violations(run, command_of(argv) in ("check",))):
+            if any(k == kind for k, _ in violations(run, command_of(argv) in EXIT_1_COMMANDS)):
                 kept = trial
             else:
                 i += 1
@@ -1299,7 +1305,7 @@ def test_real_processes(pools: Pools) -> None:
         run = Run(shown, proc.returncode, proc.stdout.decode("utf-8", "replace"),
                   proc.stderr.decode("utf-8", "replace"), time.perf_counter() - start)
         ledger.cases += 1
-        for kind, detail in violations(run, command_of(shown) == "check"):
+        for kind, detail in violations(run, command_of(shown) in EXIT_1_COMMANDS):
             ledger.add(f"{command_of(shown)}: {kind}", "python -m ocplan.cli.main "
                        + command_line(shown).removeprefix("ocplan "), detail)
     ledger.assert_clean()

@@ -56,7 +56,7 @@ def test_infer_infeasible_is_a_result_not_an_error(capsys: pytest.CaptureFixture
                                                    ) -> None:
     rc, out, _ = run(capsys, "infer", "--model", "llama3-405b", "--chip", "h200-sxm-141gb",
                      "--chips", "1", "-f", "json")
-    assert rc == 0
+    assert rc == 1  # the layout cannot run: a result, exit code 1
     data = json.loads(out)
     assert data["feasible"] is False
     assert data["reason"].startswith("memory")
@@ -143,5 +143,25 @@ def test_chips_default_to_the_system_file(capsys: pytest.CaptureFixture[str]) ->
     rc, out, err = run(capsys, "estimate", "--model", "gpt3-175b", "--system",
                        ROOT / "examples" / "mx1-8oam-air.yaml", "--chips", "16",
                        "--global-batch", "16", "--seq-len", "2048", "--tp", "8")
-    assert rc == 2 and out == ""
+    assert rc == 2
+    assert out == ""
     assert err.startswith("--chips: chips = 16: the system has 8 chips")
+
+
+def test_an_infeasible_estimate_shows_its_breakdown_and_what_to_change(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11: an infeasible estimate printed one line and exited 0."""
+    args = ["estimate", "--model", "gpt3-175b", "--chip", "h100-sxm-80gb", "--chips", "8",
+            "--tp", "8", "--global-batch", "8", "--seq-len", "2048"]
+    rc, out, err = run(capsys, *args)
+    assert rc == 1
+    assert err == ""
+    assert "optimizer" in out
+    assert "what to change" in out
+    assert "shard more" in out
+    rc, out, _ = run(capsys, *args, "-f", "json")
+    assert rc == 1
+    data = json.loads(out)
+    assert data["feasible"] is False
+    assert data["memory"]["optimizer_bytes"] > 0
+    assert "recompute" in data["hint"]

@@ -67,6 +67,7 @@ __all__ = [
     "InferSearchRequest",
     "SearchRequest",
     "check_system",
+    "infeasible_hint",
     "is_serving_file",
     "job_system",
     "layout_fields",
@@ -325,6 +326,28 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
                   else req.price_per_chip_hour, progress=progress,
                   allow_offload=allow_offload, chip_counts=req.chip_counts,
                   max_power_W=req.max_power_W, memory_headroom=req.memory_headroom)
+
+
+#: What to change, by the key of an infeasible result's reason (training layouts).
+INFEASIBLE_HINTS: dict[str, str] = {
+    "memory": "shard more: raise tp or pp (more chips per replica), zero 3, recompute "
+              "full, a smaller micro-batch, offload, or more chips (ocplan search finds "
+              "the layouts that fit)",
+    "divisibility": "pick sizes that divide the model and the batch: heads by tp, layers "
+                    "by pp x vpp, experts by ep, the global batch by dp x micro-batch",
+    "network": "keep every parallel group inside one scale-up domain, or give the system "
+               "a scale-out fabric (scale_out in the system file)",
+    "precision": "pick a chip with a floating-point matrix unit, or a precision it has",
+    "batch": "make the global batch a multiple of dp x micro-batch",
+}
+
+
+def infeasible_hint(reason: str | None) -> str | None:
+    """What to change to make an infeasible layout run, from its reason's key (``None``
+    for a feasible result or an unknown key)."""
+    if not reason:
+        return None
+    return INFEASIBLE_HINTS.get(reason.split(":", 1)[0].strip())
 
 
 def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, Any]]:

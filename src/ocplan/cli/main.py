@@ -1,7 +1,9 @@
 """The ``ocplan`` command: a thin client of the Python API.
 
-Exit codes: 0 success (``check``: no errors), 1 ``check`` found errors or a ``sweep`` task
-failed, 2 bad input (one line per problem on stderr, no traceback).
+Exit codes: 0 success (``check``: no errors), 1 ``check`` found errors, a ``sweep`` task
+failed, or the layout of an ``estimate`` or ``infer`` cannot run (the result, with its
+breakdown and what to change, is still printed), 2 bad input (one line per problem on
+stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -366,9 +368,13 @@ def estimate_cmd(
         if req.price_per_chip_hour is not None:
             extra["cost_to_train"] = result.cost(req.train_tokens, req.price_per_chip_hour)
     if fmt is Format.json:
-        _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name})
-        return
-    _print_estimate(result, f"{model} on {sysm.spec.name}", extra, sysm.accelerator.family)
+        _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
+                                                "hint": api.infeasible_hint(result.reason)})
+    else:
+        _print_estimate(result, f"{model} on {sysm.spec.name}", extra,
+                        sysm.accelerator.family)
+    if not result.feasible:
+        raise typer.Exit(1)
 
 
 def _calibration_line(result: Estimate, chip_family: str | None) -> str:
@@ -387,6 +393,21 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
                     chip_family: str | None = None) -> None:
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
+        table = Table(show_header=False)
+        table.add_column("measure", style="bold")
+        table.add_column("value")
+        _row(table, "layout", result.plan.label())
+        if result.memory is not None:
+            mem = result.memory
+            _row(table, "memory per chip", f"{_q(mem.total_bytes, 'B')} of "
+                                           f"{_q(mem.capacity_bytes, 'B')}")
+            for key in ("weights_bytes", "grads_bytes", "optimizer_bytes",
+                        "activations_bytes", "logits_bytes", "reserved_bytes"):
+                _row(table, f"  {key.removesuffix('_bytes')}", _q(getattr(mem, key), "B"))
+        hint = api.infeasible_hint(result.reason)
+        if hint is not None:
+            _row(table, "what to change", hint)
+        out.print(table)
         return
     table = Table(title=_t(title), show_header=False)
     table.add_column("measure", style="bold")
@@ -506,8 +527,10 @@ def infer_cmd(
     extra = {} if price is None else {"cost_per_mtok": result.cost_per_mtok(price)}
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name})
-        return
-    _print_serving(result, f"{model} on {sysm.spec.name}", extra)
+    else:
+        _print_serving(result, f"{model} on {sysm.spec.name}", extra)
+    if not result.feasible:
+        raise typer.Exit(1)
 
 
 def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | None:
