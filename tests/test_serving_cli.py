@@ -177,11 +177,51 @@ def test_every_published_serving_result_is_predicted(capsys: pytest.CaptureFixtu
     assert rc == 0
     data = json.loads(out)
     s = data["summary"]
-    assert s["n"] == 74 and s["failed"] == 0
+    assert s["n"] == 74
+    assert s["failed"] == 0
     assert s["median_abs_error_pct"] <= 12.0
     assert s["p90_abs_error_pct"] <= 40.0
     assert abs(s["mean_signed_error_pct"]) <= 10.0
     searched = [c for c in data["cases"] if c["layout_source"] == "searched"]
     assert len(searched) == 15  # the rows without a published layout say so
     tpot = data["latency"]["tpot"]
-    assert tpot["n"] == 4 and tpot["median_abs_error_pct"] <= 15.0
+    assert tpot["n"] == 4
+    assert tpot["median_abs_error_pct"] <= 15.0
+
+
+def test_serve_prints_its_url(tmp_path: Path) -> None:
+    """Issue 11: ``ocplan serve`` printed no URL. The real command, on a free port: its
+    first line names the URL, and the workbench answers there."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from ocplan.cli.main import serve_url
+
+    assert serve_url("::1", 9000) == "http://[::1]:9000/"
+    assert serve_url("0.0.0.0", 8080) == "http://127.0.0.1:8080/"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "ocplan.cli.main", "serve", "--port",
+                             str(port), "--db", f"sqlite:///{tmp_path / 's.db'}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = f"http://127.0.0.1:{port}/"
+        assert line.startswith(f"ocplan workbench on {url}")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(url + "api/health", timeout=2).json() == {"status": "ok"}
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)  # closes the pipes

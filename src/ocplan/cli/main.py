@@ -877,7 +877,18 @@ def serve(
 
     hosts = (*DEFAULT_ALLOWED_HOSTS, host, *(allow_host or ()))
     app_ = create_app(db, token=token, catalog_dirs=state.catalog_dirs, allowed_hosts=hosts)
+    out.print(_t(f"ocplan workbench on {serve_url(host, port)} (API docs at /docs); "
+                 "Ctrl+C stops it"))
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def serve_url(host: str, port: int) -> str:
+    """The address a browser opens for ``ocplan serve --host HOST --port PORT`` (IPv6
+    literals in brackets; the wildcard 0.0.0.0 shown as this machine's loopback)."""
+    shown = "127.0.0.1" if host == "0.0.0.0" else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
 
 
 @app.command()
