@@ -262,6 +262,15 @@ def test_catalog_browser(workbench: Page, base: str) -> None:
     assert entry["sources"][0]["title"] in sources.first.inner_text()
     shot(page, "08-catalog-entry")
 
+    # issue 11: quantities with units, years as years (not 1,307,000,000,000,000 or 2,023)
+    page.select_option("#cat-kind", "accelerator")
+    page.fill("#cat-filter", "mi300x")
+    page.click('#cat-list li[data-id="mi300x"]')
+    page.wait_for_selector('#cat-fields tr[data-key="launch_year"]')
+    assert page.inner_text('#cat-fields tr[data-key="launch_year"] td') == "2023"
+    assert page.inner_text('#cat-fields tr[data-key="peak_flops.bf16"] td') == "1.307 PFLOP/s"
+    assert page.inner_text('#cat-fields tr[data-key="memory.hbm_capacity"] td') == "192 GB"
+
 
 def test_search_progress_cancel_and_pareto(workbench: Page, base: str) -> None:
     page = workbench

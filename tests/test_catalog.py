@@ -347,3 +347,22 @@ def test_llama4_maverick_layer_pattern_and_params(builtin: Catalog) -> None:
     # + 2 x 202048 x 5120 = 400.7B; active 1 routed + 1 shared expert = 17.2B.
     assert shape.total_params == pytest.approx(400e9, rel=0.01)
     assert shape.active_params == pytest.approx(17e9, rel=0.02)
+
+
+def test_catalog_show_prints_units(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11: ``catalog show`` printed ``bf16: 1.835e+15`` and ``hbm_capacity:
+    1.28e+11``; every quantity now carries its unit and SI prefix."""
+    from ocplan.catalog.display import human_fields
+    from ocplan.cli.main import main as cli
+
+    fields = human_fields(load_catalog().find("gaudi3"))
+    assert fields["peak_flops.bf16"] == "1.835 PFLOP/s"
+    assert fields["memory.hbm_capacity"] == "128 GB"
+    assert fields["memory.hbm_bandwidth"] == "3.67 TB/s"
+    assert fields["power.tdp"] == "1.2 kW"
+    assert fields["launch_year"] == "2024"
+    assert cli(["catalog", "show", "gaudi3"]) == 0
+    out = capsys.readouterr().out
+    assert "1.835 PFLOP/s" in out
+    assert "e+15" not in out
+    assert "e+11" not in out

@@ -7,6 +7,8 @@ without judging designs; design limits are compliance rules, not schema bounds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -36,11 +38,13 @@ __all__ = [
     "Length",
     "Power",
     "Price",
+    "QuantityParser",
     "SeqLen",
     "Spec",
     "Time",
     "TrainTokens",
     "Voltage",
+    "dimension_of",
     "quantity",
 ]
 
@@ -53,13 +57,29 @@ class Spec(BaseModel):
                               allow_inf_nan=False)
 
 
+@dataclass(frozen=True)
+class QuantityParser:
+    """Parses a unit string of ``dimension`` to an SI float; kept on the field so that
+    displays can print the value back with its unit (:func:`dimension_of`)."""
+
+    dimension: Dimension
+
+    def __call__(self, value: Any) -> float:
+        return units.parse_quantity(value, self.dimension)
+
+
 def quantity(dim: Dimension) -> BeforeValidator:
     """A pydantic validator that parses a unit string of dimension ``dim`` to an SI float."""
+    return BeforeValidator(QuantityParser(dim))
 
-    def parse(value: Any) -> float:
-        return units.parse_quantity(value, dim)
 
-    return BeforeValidator(parse)
+def dimension_of(metadata: Iterable[object]) -> Dimension | None:
+    """The dimension of a quantity field from its pydantic metadata (None if no unit)."""
+    for item in metadata:
+        func = getattr(item, "func", None)
+        if isinstance(func, QuantityParser):
+            return func.dimension
+    return None
 
 
 # Bounds: ge/le in SI units. They are generous envelopes around every part that exists.

@@ -25,6 +25,7 @@ from typer._click.exceptions import ClickException  # typer vendors click
 
 from ocplan import api, jsonio
 from ocplan.catalog.catalog import Catalog, load_catalog
+from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import MAX_TOP_K, Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
@@ -179,10 +180,8 @@ def catalog_show(entry_id: Annotated[str, typer.Argument(metavar="ID")],
     table = Table(title=_t(f"{entry.name} ({entry.id})"), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key, value in data.items():
-        if key in ("sources", "name", "id"):
-            continue
-        _row(table, key, _flat(value))
+    for key, value in human_fields(entry, skip=("sources", "name", "id")).items():
+        _row(table, key, value)
     out.print(table)
     out.print(_styled(("Sources", "bold")))
     for src in entry.sources:
@@ -190,16 +189,6 @@ def catalog_show(entry_id: Annotated[str, typer.Argument(metavar="ID")],
         out.print(_t(f"  - {src.title}{where}; covers {', '.join(src.covers)}"))
         if src.url:
             out.print(_t(f"    {src.url}"))
-
-
-def _flat(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_flat(v)}" for k, v in value.items())
-    if isinstance(value, list):
-        return "; ".join(_flat(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 @app.command()

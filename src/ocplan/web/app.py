@@ -51,6 +51,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ocplan import api
 from ocplan.catalog.catalog import Catalog, load_catalog
+from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS
@@ -207,9 +208,13 @@ def create_app(db_url: str | None = None, token: str | None = None,
         return [e.model_dump(mode="json", exclude_none=True) for e in catalog().all(kind)]
 
     @app.get("/api/catalog/{entry_id}")
-    def catalog_show(entry_id: str) -> dict[str, Any]:
+    def catalog_show(entry_id: str, display: bool = False) -> dict[str, Any]:
+        """The entry; with ``display`` also ``display``: every field as text with its
+        unit (what people read)."""
         entry = catalog().find(entry_id)
         data: dict[str, Any] = entry.model_dump(mode="json", exclude_none=True)
+        if display:
+            data["display"] = human_fields(entry, skip=("sources",))
         return data
 
     @app.post("/api/check")

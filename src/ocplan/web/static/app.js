@@ -228,18 +228,21 @@
     const box = $("#cat-entry");
     let entry;
     try {
-      entry = await api("GET", "api/catalog/" + encodeURIComponent(id));
+      entry = await api("GET", "api/catalog/" + encodeURIComponent(id) + "?display=1");
     } catch (exc) {
       put(box, el("div", { className: "errors" }));
       showErrors(box.firstChild, exc);
       return;
     }
-    const fields = Object.fromEntries(Object.entries(entry).filter(
-      ([k]) => !["id", "name", "kind", "sources", "notes"].includes(k)));
+    // the server's display strings: every quantity with its unit (GET ?display=1)
+    const shown = entry.display || {};
+    const rows = Object.entries(shown).filter(
+      ([k]) => !["id", "name", "kind", "notes"].includes(k));
     put(box,
       el("h2", {}, entry.name),
       el("p", { className: "muted" }, el("code", {}, entry.id), " · " + entry.kind),
-      valueNode("", fields),
+      el("table", { className: "grid", id: "cat-fields" }, el("tbody", {}, rows.map(([k, v]) =>
+        el("tr", { "data-key": k }, el("th", {}, k), el("td", {}, v))))),
       entry.notes ? el("p", { className: "notes" }, entry.notes) : null,
       el("h3", {}, "Sources"),
       el("ol", { className: "sources", id: "cat-sources" }, entry.sources.map((s) => el("li", {},
