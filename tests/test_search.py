@@ -457,3 +457,23 @@ def test_why_names_the_winner_and_calls_ties() -> None:
     gap = runner.step_s / best.step_s - 1
     assert ("ties with it" in result.why) == (gap < TIE_FRACTION)
     assert ("slower" in result.why) == (gap >= TIE_FRACTION)
+
+
+def test_search_keeps_memory_headroom_and_names_chips(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """Issue 11: the default headroom was 0 (a layout at 189.7 of 192 GB was "feasible")
+    and JSON rows carried no chip count."""
+    args = ["search", "--model", "llama3-70b", "--chip", "mi300x", "--chips", "64",
+            "--global-batch", "256", "--seq-len", "4096", "--chip-counts", "32,64",
+            "--top", "5"]
+    assert main([*args, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["memory_headroom"] == 0.05
+    capacity = load_catalog().accelerator("mi300x").memory.hbm_capacity
+    for row in data["top"]:
+        assert row["chips"] in (32, 64)
+        assert row["chips"] == row["tp"] * row["pp"] * row["dp"] * row["cp"]
+        assert row["memory_bytes_per_chip"] <= 0.95 * capacity
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "keeps 5% of HBM free" in out

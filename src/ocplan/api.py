@@ -36,7 +36,7 @@ from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.plan.schedule import one_f_one_b
-from ocplan.plan.search import SearchResult, search
+from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, SearchResult, search
 from ocplan.results.serving_validation import (
     ServingCase,
     is_serving_csv,
@@ -171,7 +171,7 @@ class SearchRequest(JobRequest):
     """Chip counts to compare (each at most ``chips``); default just ``chips``."""
     max_power_W: Annotated[float, Field(strict=True, ge=1, le=1e10)] | None = None
     """Most IT power allowed, W (1e10 W is ten times the largest data-centre campus)."""
-    memory_headroom: Annotated[float, Field(strict=True, ge=0, lt=1)] = 0.0
+    memory_headroom: Annotated[float, Field(strict=True, ge=0, lt=1)] = DEFAULT_MEMORY_HEADROOM
 
 
 # ---- serving ------------------------------------------------------------------------

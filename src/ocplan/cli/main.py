@@ -33,6 +33,7 @@ from ocplan.cli.layout_options import with_layout_options, with_serving_layout_o
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.layout import LayoutValue
+from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM
 from ocplan.results.serving_validation import ServingCase
 from ocplan.results.validation import Case
 from ocplan.serving.estimate import ServingEstimate
@@ -633,7 +634,7 @@ def search_cmd(
     max_power: Annotated[str | None, typer.Option(
         help="Most IT power allowed, with a unit (e.g. '2 MW').")] = None,
     memory_headroom: Annotated[float, typer.Option(
-        help="Fraction of HBM to keep free (0 to below 1).")] = 0.0,
+        help="Fraction of HBM to keep free (0 to below 1).")] = DEFAULT_MEMORY_HEADROOM,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
@@ -657,18 +658,19 @@ def search_cmd(
     if fmt is Format.json:
         _print_json(result.as_json())
         return
-    out.print(_styled((model, "bold"), f" on {chips} x {sysm.accelerator.id} "
+    out.print(_styled((model, "bold"), f" on {req.chips} x {sysm.accelerator.id} "
                       f"({sysm.spec.name}), objective {objective}: {result.space_size:,} "
                       f"layouts, {result.evaluated:,} evaluated, {result.feasible:,} fit, "
                       f"{result.elapsed_s:.2f} s"))
     pruned = ", ".join(f"{k} {v:,}" for k, v in sorted(result.pruned.items()))
-    out.print(f"pruned: {pruned}")
+    out.print(f"pruned: {pruned}; every layout keeps {result.memory_headroom:.0%} of HBM "
+              "free (--memory-headroom)")
     table = Table(title=f"top {len(result.top)}")
-    for col in ("#", "layout", "tok/s/chip", "MFU", "step", "memory", "bound"):
+    for col in ("#", "chips", "layout", "tok/s/chip", "MFU", "step", "memory", "bound"):
         table.add_column(col)
     for i, e in enumerate(result.top, 1):
         assert e.memory is not None
-        _row(table, str(i), f"{e.plan.chips} chips: {e.plan.label()}",
+        _row(table, str(i), str(e.chips), e.plan.label(),
              f"{e.tokens_per_s_per_chip:,.1f}", f"{e.mfu:.1%}", _q(e.step_s, "s"),
              _q(e.memory.total_bytes, "B"), e.bound)
     out.print(table)

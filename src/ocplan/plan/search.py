@@ -57,6 +57,11 @@ TIE_FRACTION = 0.0005
 #: Tokens assumed for time/energy/cost objectives when none are given (1 trillion).
 DEFAULT_TRAIN_TOKENS = 1e12
 
+#: HBM share a search keeps free unless told otherwise: the memory model counts weights,
+#: states, activations and a fixed reserve, not the caching allocator's fragmentation or
+#: the runtime's transient buffers, which take a few percent in practice; a layout at
+#: 189.7 of 192 GB is not one to buy hardware for.
+DEFAULT_MEMORY_HEADROOM = 0.05
 _NONE = LAYOUT["recompute"].code("none")
 _FULL = LAYOUT["recompute"].code("full")
 
@@ -86,12 +91,14 @@ class SearchResult:
     why: str
     pareto: tuple[dict[str, float], ...]
     """Non-dominated layouts for (step time, memory per chip), both minimized."""
+    memory_headroom: float = 0.0
+    """Fraction of HBM every listed layout leaves free."""
 
     def as_json(self) -> dict[str, Any]:
         def row(e: Estimate) -> dict[str, Any]:
             assert e.memory is not None
             return e.plan.as_dict() | {
-                "layout": e.plan.label(),
+                "layout": e.plan.label(), "chips": e.chips,
                 "tokens_per_s_per_chip": e.tokens_per_s_per_chip, "mfu": e.mfu,
                 "step_s": e.step_s, "memory_bytes_per_chip": e.memory.total_bytes,
                 "bound": e.bound, "time": asdict(e.time) if e.time else None}
@@ -106,6 +113,7 @@ class SearchResult:
             "elapsed_s": self.elapsed_s,
             "why": self.why,
             "pareto": list(self.pareto),
+            "memory_headroom": self.memory_headroom,
         }
 
 
@@ -260,7 +268,7 @@ def search(workload: Workload, system: System, chips: int, *,
            train_tokens: float | None = None, price_per_chip_hour: float = 1.0,
            calibration: Calibration | None = None, allow_offload: bool = False,
            chip_counts: Sequence[int] | None = None, max_power_W: float | None = None,
-           memory_headroom: float = 0.0,
+           memory_headroom: float = DEFAULT_MEMORY_HEADROOM,
            progress: Callable[[int, int], None] | None = None) -> SearchResult:
     """Find the best layouts of ``workload`` on ``chips`` chips of ``system``.
 
@@ -279,7 +287,8 @@ def search(workload: Workload, system: System, chips: int, *,
         Counts whose IT power at TDP (the chips' share of the system, switches included)
         exceeds this are pruned as ``power``.
     memory_headroom
-        Fraction of HBM to keep free (0.1 = layouts must fit in 90 % of it).
+        Fraction of HBM to keep free (0.1 = layouts must fit in 90 % of it); default
+        :data:`DEFAULT_MEMORY_HEADROOM`.
     progress
         Called with (done, total) candidates after each evaluated chunk.
     """
@@ -370,7 +379,7 @@ def search(workload: Workload, system: System, chips: int, *,
                            "chips": int(n_chips[j])})
     return SearchResult(objective, top[0] if top else None, top, size, pruned, evaluated,
                         feasible, time.perf_counter() - t0, _why(top, refused),
-                        tuple(pareto))
+                        tuple(pareto), memory_headroom)
 
 
 def _why(top: tuple[Estimate, ...], refused: Sequence[str] = ()) -> str:
