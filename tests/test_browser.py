@@ -425,3 +425,19 @@ def test_inference_page_draws_a_monotone_throughput_latency_curve(workbench: Pag
     page.click("#inf-run")
     page.wait_for_selector("#inf-errors:not([hidden])")
     assert "input_len" in page.inner_text("#inf-errors")
+
+
+def test_api_docs_render_offline(browser: Browser, base: str) -> None:
+    """Issue 11: /docs was blank without the internet (Swagger UI came from a CDN). With
+    every request off this server blocked, the page lists the API's operations."""
+    page, watch = open_page(browser, base)
+    try:
+        page.goto(base + "/docs")
+        page.wait_for_selector(".swagger-ui .opblock")
+        assert page.locator(".swagger-ui .opblock").count() >= 10
+        assert "ocplan workbench" in page.inner_text(".swagger-ui .info")
+        shot(page, "15-api-docs")
+    finally:
+        page.context.close()
+    assert watch.blocked == []
+    assert watch.errors == []

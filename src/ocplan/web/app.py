@@ -43,6 +43,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import swagger_ui
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -75,6 +76,9 @@ from ocplan.web.workers import (
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "MAX_BODY_BYTES", "create_app", "plotly_js_path"]
 
 STATIC = Path(__file__).parent / "static"
+#: Where the Swagger UI files of the API docs page are served, and where they come from.
+DOCS_ASSETS = "/docs-assets"
+SWAGGER_UI = Path(swagger_ui.__file__).parent / "static"
 #: Largest request body accepted (a system file or request is a few kB).
 MAX_BODY_BYTES = 256 * 1024
 
@@ -160,6 +164,7 @@ def create_app(db_url: str | None = None, token: str | None = None,
             await run_in_threadpool(pool.shutdown)
 
     app = FastAPI(title="ocplan workbench", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Compose open-standard AI systems, check them against the "
                               "OAM/UBB/OCM specs, estimate and search LLM training layouts.")
     app.state.jobs = jobs
@@ -321,6 +326,13 @@ def create_app(db_url: str | None = None, token: str | None = None,
         return FileResponse(plotly_js_path(), media_type="application/javascript")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Swagger UI 5 (OpenAPI 3.1) from the swagger-ui-py package, so /docs works offline
+    # (FastAPI's default page loads it from a CDN)
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html", media_type="text/html")
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

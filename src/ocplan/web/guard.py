@@ -47,8 +47,8 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Served without the token: the page's loader script, which must load before it can add
 #: the token to the other assets' URLs (it holds nothing secret; it is in the package).
 PUBLIC_PATHS = frozenset({"/static/boot.js"})
-#: The OpenAPI pages, which FastAPI builds from a CDN with inline script and style.
-DOCS_PATHS = ("/docs", "/redoc")
+#: The OpenAPI page and its assets (inline script and style).
+DOCS_PATHS = ("/docs",)
 
 #: Headers on every answer: no MIME sniffing, no framing (clickjacking), no referrer,
 #: and no other origin may open the page as a popup or embed its resources.
@@ -76,14 +76,11 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; "
             f"style-src 'self' {' '.join(PLOTLY_STYLE_HASHES)}; "
             "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-#: /docs and /redoc: FastAPI's pages load Swagger UI and ReDoc from jsDelivr (fonts from
-#: Google) and configure them in an inline script; nothing of the user's is reflected in
-#: them, so inline script is allowed there and nowhere else.
-DOCS_CSP = ("default-src 'self'; "
-            "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net "
-            "https://fonts.googleapis.com; font-src 'self' https://fonts.gstatic.com; "
-            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+#: /docs: Swagger UI served from this app (``/docs-assets``, the swagger-ui-py
+#: package, started by ``static/docs.js``); it styles its elements inline, so inline
+#: style is allowed there; no script is inline and nothing comes from elsewhere.
+DOCS_CSP = ("default-src 'self'; script-src 'self'; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
             "base-uri 'none'; frame-ancestors 'none'")
 
