@@ -32,7 +32,8 @@ answer carries ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
 ``Referrer-Policy: no-referrer``, ``Cross-Origin-Opener-Policy: same-origin``,
 ``Cross-Origin-Resource-Policy: same-origin`` and a Content-Security-Policy allowing
 this server's own scripts, styles and requests only (the page has no inline script or
-style; ``/docs`` and ``/redoc`` also allow the CDN FastAPI loads them from).
+style; ``/docs``, whose Swagger UI is served from ``/docs-assets``, also allows inline
+style, which Swagger UI sets on its elements).
 """
 
 from __future__ import annotations
