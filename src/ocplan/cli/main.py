@@ -33,7 +33,7 @@ from ocplan.cli.layout_options import with_layout_options, with_serving_layout_o
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.layout import LayoutValue
-from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM
+from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
 from ocplan.results.serving_validation import ServingCase
 from ocplan.results.validation import Case
 from ocplan.serving.estimate import ServingEstimate
@@ -523,6 +523,14 @@ def infer_cmd(
         raise typer.Exit(1)
 
 
+def _duration_text(seconds: float) -> str:
+    """A duration in the largest sensible unit (days, hours, minutes or seconds)."""
+    for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.1f} {unit}"
+    return _q(seconds, "s")
+
+
 def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | None:
     """A duration flag in seconds; a bad one is added to ``problems``."""
     if text is None:
@@ -665,14 +673,27 @@ def search_cmd(
     pruned = ", ".join(f"{k} {v:,}" for k, v in sorted(result.pruned.items()))
     out.print(f"pruned: {pruned}; every layout keeps {result.memory_headroom:.0%} of HBM "
               "free (--memory-headroom)")
-    table = Table(title=f"top {len(result.top)}")
-    for col in ("#", "chips", "layout", "tok/s/chip", "MFU", "step", "memory", "bound"):
+    table = Table(title=f"top {len(result.top)} (layouts within "
+                        f"{TIE_TOLERANCE:.1%} of a row's score are its tied variants)")
+    cols = ["#", "chips", "layout", "tok/s/chip", "MFU", "step", "memory", "bound"]
+    if result.train_tokens is not None:
+        cols.append("time to train")
+        if result.price_per_chip_hour is not None:
+            cols.append("cost to train")
+    for col in cols:
         table.add_column(col)
-    for i, e in enumerate(result.top, 1):
+    for i, e in enumerate(result.top):
         assert e.memory is not None
-        _row(table, str(i), str(e.chips), e.plan.label(),
-             f"{e.tokens_per_s_per_chip:,.1f}", f"{e.mfu:.1%}", _q(e.step_s, "s"),
-             _q(e.memory.total_bytes, "B"), e.bound)
+        tied = result.tied[i] if i < len(result.tied) else 0
+        label = e.plan.label() + (f" (+{tied} tied)" if tied else "")
+        cells = [str(i + 1), str(e.chips), label, f"{e.tokens_per_s_per_chip:,.1f}",
+                 f"{e.mfu:.1%}", _q(e.step_s, "s"), _q(e.memory.total_bytes, "B"), e.bound]
+        train = result.to_train(e)
+        if "time_to_train_s" in train:
+            cells.append(_duration_text(train["time_to_train_s"]))
+        if "cost_to_train" in train:
+            cells.append(f"{train['cost_to_train']:,.0f}")
+        _row(table, *cells)
     out.print(table)
     out.print(_t(result.why))
 

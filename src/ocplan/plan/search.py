@@ -57,6 +57,11 @@ TIE_FRACTION = 0.0005
 #: Tokens assumed for time/energy/cost objectives when none are given (1 trillion).
 DEFAULT_TRAIN_TOKENS = 1e12
 
+#: Layouts whose score lies within this share of a better one's are one row of the
+#: result, listed as its variants (the same work reshuffled: dp against cp, ...).
+TIE_TOLERANCE = 0.005
+#: Variants listed per row.
+MAX_VARIANTS = 8
 #: HBM share a search keeps free unless told otherwise: the memory model counts weights,
 #: states, activations and a fixed reserve, not the caching allocator's fragmentation or
 #: the runtime's transient buffers, which take a few percent in practice; a layout at
@@ -93,19 +98,40 @@ class SearchResult:
     """Non-dominated layouts for (step time, memory per chip), both minimized."""
     memory_headroom: float = 0.0
     """Fraction of HBM every listed layout leaves free."""
+    variants: tuple[tuple[str, ...], ...] = ()
+    """Per row of ``top``: labels of layouts tied with it (at most :data:`MAX_VARIANTS`)."""
+    tied: tuple[int, ...] = ()
+    """Per row of ``top``: how many layouts tie with it within :data:`TIE_TOLERANCE`."""
+    train_tokens: float | None = None
+    """Tokens to train on, when given: rows then carry time (and cost) to train."""
+    price_per_chip_hour: float | None = None
+
+    def to_train(self, e: Estimate) -> dict[str, float]:
+        """Time (and, with a price, cost) to train :attr:`train_tokens` at ``e``."""
+        if self.train_tokens is None:
+            return {}
+        out = {"time_to_train_s": e.time_to_train_s(self.train_tokens)}
+        if self.price_per_chip_hour is not None:
+            out["cost_to_train"] = e.cost(self.train_tokens, self.price_per_chip_hour)
+        return out
 
     def as_json(self) -> dict[str, Any]:
-        def row(e: Estimate) -> dict[str, Any]:
+        def row(e: Estimate, i: int | None = None) -> dict[str, Any]:
             assert e.memory is not None
+            extra: dict[str, Any] = {}
+            if i is not None and i < len(self.variants):
+                extra = {"tied": self.tied[i], "variants": list(self.variants[i])}
             return e.plan.as_dict() | {
                 "layout": e.plan.label(), "chips": e.chips,
                 "tokens_per_s_per_chip": e.tokens_per_s_per_chip, "mfu": e.mfu,
                 "step_s": e.step_s, "memory_bytes_per_chip": e.memory.total_bytes,
-                "bound": e.bound, "time": asdict(e.time) if e.time else None}
+                "bound": e.bound, "time": asdict(e.time) if e.time else None} \
+                | self.to_train(e) | extra
         return {
             "objective": self.objective,
-            "best": row(self.best) if self.best else None,
-            "top": [row(e) for e in self.top],
+            "tie_tolerance": TIE_TOLERANCE,
+            "best": row(self.best, 0) if self.best else None,
+            "top": [row(e, i) for i, e in enumerate(self.top)],
             "space_size": self.space_size,
             "pruned": self.pruned,
             "evaluated": self.evaluated,
@@ -355,10 +381,15 @@ def search(workload: Workload, system: System, chips: int, *,
         index = np.concatenate([np.arange(len(ev.step)) for ev in parts])
         fit_all = np.concatenate([ev.fits for ev in parts])
         # Only layouts that fit are ranked (the others sort last whatever their score).
-        order = np.argsort(np.where(fit_all, all_scores, np.inf),
-                           kind="stable")[: min(top_k, feasible)]
+        ranked = np.argsort(np.where(fit_all, all_scores, np.inf), kind="stable")[:feasible]
+        groups = _tie_groups(all_scores, ranked, top_k)
     else:
-        which = index = order = np.array([], dtype=np.int64)
+        which = index = np.array([], dtype=np.int64)
+        groups = []
+    order = [g[0] for g in groups]
+    variants = tuple(tuple(Plan.decode_row(parts[int(which[o])].cols, int(index[o])).label()
+                           for o in g[1:1 + MAX_VARIANTS]) for g in groups)
+    tied = tuple(len(g) - 1 for g in groups)
     top_list = []
     for o in order:
         ev, i = parts[int(which[o])], int(index[o])
@@ -379,7 +410,26 @@ def search(workload: Workload, system: System, chips: int, *,
                            "chips": int(n_chips[j])})
     return SearchResult(objective, top[0] if top else None, top, size, pruned, evaluated,
                         feasible, time.perf_counter() - t0, _why(top, refused),
-                        tuple(pareto), memory_headroom)
+                        tuple(pareto), memory_headroom, variants, tied, train_tokens,
+                        price_per_chip_hour if train_tokens is not None else None)
+
+
+def _tie_groups(scores: np.ndarray, ranked: np.ndarray, top_k: int) -> list[list[int]]:
+    """The first ``top_k`` groups of ``ranked`` (best first) whose scores lie within
+    :data:`TIE_TOLERANCE` of their group's leader: layouts that differ only in how the
+    same work is reshuffled (dp against cp, ZeRO stages of equal time) form one row."""
+    groups: list[list[int]] = []
+    lead = 0.0
+    for o in ranked:
+        s = float(scores[o])
+        if groups and abs(s - lead) <= TIE_TOLERANCE * abs(lead):
+            groups[-1].append(int(o))
+            continue
+        if len(groups) == top_k:
+            break
+        groups.append([int(o)])
+        lead = s
+    return groups
 
 
 def _why(top: tuple[Estimate, ...], refused: Sequence[str] = ()) -> str:
