@@ -377,10 +377,14 @@ def test_workbench_with_a_token(browser: Browser, serve: Any, tmp_path: Path) ->
 ])
 def test_report_renders_offline(browser: Browser, tmp_path: Path, name: str,
                                 args: list[str], figures: list[str]) -> None:
+    """Issue 11: each report was 4.9 MB (Plotly inlined); now Plotly is one shared file
+    beside the reports and a page is well under 1 MB, still working offline."""
     out = tmp_path / f"{name}.html"
     assert main(["report", *args, "--out", str(out)]) == 0
     html = out.read_text(encoding="utf-8")
-    assert not re.search(r"<script[^>]+src=", html), "the report must inline its scripts"
+    assert re.findall(r"<script[^>]+src=\"([^\"]+)\"", html) == ["ocplan-plotly.min.js"]
+    assert (tmp_path / "ocplan-plotly.min.js").stat().st_size > 1_000_000
+    assert len(html.encode()) < 1_000_000
     page, watch = open_page(browser, "file://")
     page.goto(out.as_uri())
     for fig in figures:
@@ -441,3 +445,35 @@ def test_api_docs_render_offline(browser: Browser, base: str) -> None:
         page.context.close()
     assert watch.blocked == []
     assert watch.errors == []
+
+
+def test_report_options_findings_cost_and_top_table(browser: Browser, tmp_path: Path) -> None:
+    """Issue 11: ``ocplan report`` lacked --train-tokens, --price, --objective, --format,
+    the check findings, the cost and the top table."""
+    args = ["report", "--model", "llama3-8b", "--chip", "gaudi3", "--chips", "64",
+            "--global-batch", "256", "--seq-len", "4096", "--search", "--objective", "cost",
+            "--top", "3", "--train-tokens", "1e12", "--price", "2"]
+    single = tmp_path / "one" / "single.html"
+    single.parent.mkdir()
+    assert main([*args, "--inline-plotly", "--out", str(single)]) == 0
+    html = single.read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=", html)  # one self-contained file
+    assert "Top layouts (cost)" in html
+    assert "Check findings" in html
+    assert "cost to train" in html
+    assert "days to train" in html
+    page, watch = open_page(browser, "file://")
+    page.goto(single.as_uri())
+    assert plot_rendered(page, "#pareto") > 0
+    page.context.close()
+    assert watch.blocked == []
+    as_json = tmp_path / "report.json"
+    assert main([*args, "--format", "json", "--out", str(as_json)]) == 0
+    import json
+    data = json.loads(as_json.read_text(encoding="utf-8"))
+    assert data["to_train"]["cost_to_train"] > 0
+    assert len(data["search"]["top"]) == 3
+    # the Gaudi 3 server of the catalog fails its checks at the 1.2 kW module power
+    # (issue 11's power profiles are not built yet): the report says so
+    assert any(f["severity"] == "error" for f in data["findings"])
+    assert all({"rule", "severity", "message"} <= set(f) for f in data["findings"])

@@ -908,7 +908,7 @@ def serve_url(host: str, port: int) -> str:
 @with_layout_options
 def report(
     model: Annotated[str, typer.Option(help="Model id.")],
-    out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
+    out_file: Annotated[Path, typer.Option("--out", help="File to write (HTML or JSON).")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id.")] = None,
     chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
     global_batch: Annotated[int, typer.Option()] = 512,
@@ -918,37 +918,83 @@ def report(
     run_search: Annotated[bool, typer.Option(
         "--search", help="Search the layouts and report the best one (instead of the "
                          "layout flags).")] = False,
+    objective: Annotated[str, typer.Option(
+        help="With --search: throughput, time, cost or energy.")] = "throughput",
+    top: Annotated[int, typer.Option(help="With --search: rows of the top table.")] = 10,
+    train_tokens: Annotated[float | None, typer.Option(
+        help="Tokens to train on, for time, energy and cost to train.")] = None,
+    price: Annotated[float | None, typer.Option(help="Price per chip-hour.")] = None,
+    report_format: Annotated[str, typer.Option(
+        "--format", help="html (a page; Plotly in a shared file beside it) or json.")
+    ] = "html",
+    inline_plotly: Annotated[bool, typer.Option(
+        "--inline-plotly", help="Put Plotly inside the HTML (one file of about 5 MB) "
+                                "instead of a shared plotly file beside it.")] = False,
     *,
     layout: LayoutFlags,
 ) -> None:
-    """Write a self-contained HTML report (plots work offline)."""
-    from ocplan.reports.html import render_report
+    """Write a report (HTML whose plots work offline, or JSON): the estimate, the
+    system's check findings, time, energy and cost to train, the top layouts."""
+    from ocplan.reports.html import PLOTLY_FILE, ReportData, render_report
     from ocplan.web.app import plotly_js_path
 
+    if report_format not in ("html", "json"):
+        raise SpecError.one("--format", "format", "expected html or json", report_format)
     if not out_file.name or out_file.is_dir():
-        raise SpecError.one("--out", "out", "expected the path of an HTML file to write",
+        raise SpecError.one("--out", "out", "expected the path of a file to write",
                             str(out_file))
     cat = _catalog()
     search_json = None
+    n_chips = _chips(chips, system)
     req = _from_flags(
-        api.EstimateRequest, model=model, chip=chip, chips=_chips(chips, system),
-        global_batch=global_batch,
-        seq_len=seq_len, precision=precision, **layout)
+        api.EstimateRequest, model=model, chip=chip, chips=n_chips, global_batch=global_batch,
+        seq_len=seq_len, precision=precision, train_tokens=train_tokens,
+        price_per_chip_hour=price, **layout)
     if run_search:
         found = api.run_search(cat, _from_flags(
-            api.SearchRequest, model=model, chip=chip, chips=_chips(chips, system),
-            global_batch=global_batch,
-            seq_len=seq_len, precision=req.precision, top_k=10), system, source=FLAGS)
+            api.SearchRequest, model=model, chip=chip, chips=n_chips,
+            global_batch=global_batch, seq_len=seq_len, precision=req.precision,
+            top_k=top, objective=objective, train_tokens=train_tokens,
+            price_per_chip_hour=price), system, source=FLAGS)
         search_json = found.as_json()
         if found.best is not None:
             best = found.best.plan
             req = req.model_copy(update={f.name: getattr(best, f.name)
                                          for f in api.REQUEST_LAYOUT})
     result, sysm, workload = api.run_estimate(cat, req, system, FLAGS)
-    page = render_report(f"ocplan report: {model} on {sysm.spec.name}", result,
-                         api.pipeline_timeline(result, workload), api.topology_report(sysm),
-                         search_json, plotly_js_path())
+    data = ReportData(title=f"ocplan report: {model} on {sysm.spec.name}", result=result,
+                      timeline=api.pipeline_timeline(result, workload),
+                      topology=api.topology_report(sysm),
+                      findings=[f.as_dict() for f in api.check_system(sysm)],
+                      search=search_json, to_train=_to_train(result, req, sysm.spec.facility.pue))
+    if report_format == "json":
+        _write_page(out_file, jsonio.dumps(data.as_json(), indent=2) + "\n")
+        return
+    if inline_plotly:
+        page = render_report(data, plotly_js_path())
+    else:
+        shared = out_file.with_name(PLOTLY_FILE)
+        _write_shared(shared, plotly_js_path())
+        page = render_report(data, None)
     _write_page(out_file, page)
+
+
+def _to_train(result: Estimate, req: Any, pue: float) -> dict[str, float]:
+    """Time, energy and (with a price) cost to train the request's tokens."""
+    if req.train_tokens is None or not result.feasible:
+        return {}
+    out = {"time_to_train_s": result.time_to_train_s(req.train_tokens),
+           "energy_to_train_J": result.energy_J(req.train_tokens, pue)}
+    if req.price_per_chip_hour is not None:
+        out["cost_to_train"] = result.cost(req.train_tokens, req.price_per_chip_hour)
+    return out
+
+
+def _write_shared(target: Path, source: Path) -> None:
+    """Copy a shared asset beside a report unless the same file is already there."""
+    if target.exists() and target.stat().st_size == source.stat().st_size:
+        return
+    _write_page(target, source.read_text(encoding="utf-8"), announce=False)
 
 
 def _write_page(out_file: Path, page: str, announce: bool = True) -> None:
@@ -964,7 +1010,7 @@ def _write_page(out_file: Path, page: str, announce: bool = True) -> None:
         tmp.unlink(missing_ok=True)
         raise SpecError.one(str(out_file), "--out", f"cannot write the report: {exc}") from None
     if announce:
-        out.print(_t(f"wrote {out_file} ({len(page) / 1e6:.1f} MB)"))
+        out.print(_t(f"wrote {out_file} ({format_quantity(len(page.encode()), 'B')})"))
 
 
 def main(argv: list[str] | None = None) -> int:
