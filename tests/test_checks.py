@@ -157,9 +157,34 @@ def test_baseline_meets_every_rule(tmp_path: Path) -> None:
 def test_every_rule_is_covered_here() -> None:
     # A rule added to RULES without a test below should be noticed.
     names = {rule.__name__ for rule in RULES}
-    assert names == {"oam_rail_power", "air_cooling", "slot_power", "board_slots",
+    assert names == {"oam_rail_power", "chassis_cooling", "air_cooling", "slot_power",
+                     "board_slots",
                      "topology_ports", "link_rate", "host_lanes", "nic_host_bandwidth",
                      "server_power", "rack_power", "scale_out_fabric"}
+
+
+# ---- CHASSIS-COOLING -----------------------------------------------------------------
+
+
+def test_liquid_cooling_on_an_air_chassis_is_an_error(tmp_path: Path) -> None:
+    """Issue 11: ``cooling: liquid`` on an air-only chassis passed silently."""
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["cooling"] = "liquid"
+
+    found = _of(_findings(tmp_path, edit), "CHASSIS-COOLING")
+    assert [f.severity for f in found] == ["error"]
+    assert "air-cooled chassis" in found[0].message
+
+    def liquid_chassis(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["cooling"] = "liquid"
+        e["server"]["cooling"] = "liquid"
+        e["accelerator"]["cooling"] = ["air"]
+
+    other = tmp_path / "liquid"  # a catalog folder of its own (catalogs are cached)
+    other.mkdir()
+    found = _of(_findings(other, liquid_chassis), "CHASSIS-COOLING")
+    assert len(found) == 1
+    assert "cooling only" in found[0].message
 
 
 # ---- OAM-RAIL-POWER ------------------------------------------------------------------

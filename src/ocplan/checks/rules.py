@@ -61,6 +61,27 @@ def oam_rail_power(system: System) -> list[Finding]:
     return []
 
 
+def chassis_cooling(system: System) -> list[Finding]:
+    """A liquid-cooled system needs a liquid-cooled chassis and modules rated for it:
+    vendors sell air and liquid variants as different products (cold plates, manifolds
+    and quick disconnects are not added to an air chassis in the field)."""
+    if system.cooling != "liquid":
+        return []
+    findings = []
+    server, acc = system.server, system.accelerator
+    if server.cooling != "liquid":
+        findings.append(Finding("CHASSIS-COOLING", "error",
+                                f"{server.id} is an air-cooled chassis; a liquid-cooled system "
+                                "needs a liquid-cooled server (a different product)",
+                                f"{server.name} datasheet", server.id))
+    if "liquid" not in acc.cooling:
+        findings.append(Finding("CHASSIS-COOLING", "error",
+                                f"{acc.id} is offered for {', '.join(acc.cooling)} cooling "
+                                "only; the system is liquid-cooled", f"{acc.name} datasheet",
+                                acc.id))
+    return findings
+
+
 def air_cooling(system: System) -> list[Finding]:
     """Module TDP over the air-cooling limit in an air-cooled chassis."""
     if system.cooling != "air":
@@ -281,6 +302,7 @@ def scale_out_fabric(system: System) -> list[Finding]:
 
 RULES: tuple[Rule, ...] = (
     oam_rail_power,
+    chassis_cooling,
     air_cooling,
     slot_power,
     board_slots,
