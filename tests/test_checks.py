@@ -157,7 +157,8 @@ def test_baseline_meets_every_rule(tmp_path: Path) -> None:
 def test_every_rule_is_covered_here() -> None:
     # A rule added to RULES without a test below should be noticed.
     names = {rule.__name__ for rule in RULES}
-    assert names == {"oam_rail_power", "chassis_cooling", "air_cooling", "slot_power",
+    assert names == {"oam_rail_power", "chassis_cooling", "integrated_nic", "air_cooling",
+                     "slot_power",
                      "board_slots",
                      "topology_ports", "link_rate", "host_lanes", "nic_host_bandwidth",
                      "server_power", "rack_power", "scale_out_fabric"}
@@ -185,6 +186,29 @@ def test_liquid_cooling_on_an_air_chassis_is_an_error(tmp_path: Path) -> None:
     found = _of(_findings(other, liquid_chassis), "CHASSIS-COOLING")
     assert len(found) == 1
     assert "cooling only" in found[0].message
+
+
+# ---- INTEGRATED-NIC ------------------------------------------------------------------
+
+
+def test_server_nics_replacing_integrated_ports_are_said(tmp_path: Path) -> None:
+    """Issue 11: nics_per_server on a chip with integrated scale-out ports (Gaudi 3)
+    silently replaced them (75 -> 25 GB/s per chip)."""
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["integrated_nic"] = {"ports": 3, "port_bandwidth": "25 GB/s",
+                                              "protocol": "roce"}
+
+    found = _of(_findings(tmp_path, edit), "INTEGRATED-NIC", "warning")
+    assert len(found) == 1
+    assert "75 GB/s per chip" in found[0].message or "instead of 75 GB/s" in found[0].message
+
+    def integrated_only(e: dict[str, Any], s: dict[str, Any]) -> None:
+        edit(e, s)
+        s["scale_out"].pop("nics_per_server")
+
+    other = tmp_path / "own-ports"
+    other.mkdir()
+    assert _of(_findings(other, integrated_only), "INTEGRATED-NIC") == []
 
 
 # ---- OAM-RAIL-POWER ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Literal
 from ocplan.catalog.system import System
 from ocplan.checks.limits import AIR_GUIDANCE_W, rail_limit
 from ocplan.topology.builders import ports_needed
-from ocplan.topology.cluster import PCIE_LANE_Bps, nic_Bps, scale_out_shape
+from ocplan.topology.cluster import PCIE_LANE_Bps, chip_scale_out_Bps, nic_Bps, scale_out_shape
 from ocplan.topology.power import power_budget, psu_capacity_W
 from ocplan.units import format_quantity
 
@@ -80,6 +80,24 @@ def chassis_cooling(system: System) -> list[Finding]:
                                 "only; the system is liquid-cooled", f"{acc.name} datasheet",
                                 acc.id))
     return findings
+
+
+def integrated_nic(system: System) -> list[Finding]:
+    """Server NICs given for a chip with integrated scale-out ports (Gaudi) take their
+    place as the scale-out path: say so, with both bandwidths, rather than silently."""
+    inic = system.accelerator.integrated_nic
+    scale_out = system.spec.scale_out
+    if inic is None or scale_out is None or scale_out.nics_per_server is None:
+        return []
+    own = inic.ports * inic.port_bandwidth
+    given = chip_scale_out_Bps(system)
+    return [Finding(
+        "INTEGRATED-NIC", "warning",
+        f"scale_out.nics_per_server = {scale_out.nics_per_server} replaces the "
+        f"{inic.ports} integrated ports of {system.accelerator.id} as the scale-out path: "
+        f"{format_quantity(given, 'B/s')} per chip instead of {format_quantity(own, 'B/s')};"
+        " leave nics_per_server out to use the integrated ports",
+        f"{system.accelerator.name} datasheet", system.accelerator.id)]
 
 
 def air_cooling(system: System) -> list[Finding]:
@@ -303,6 +321,7 @@ def scale_out_fabric(system: System) -> list[Finding]:
 RULES: tuple[Rule, ...] = (
     oam_rail_power,
     chassis_cooling,
+    integrated_nic,
     air_cooling,
     slot_power,
     board_slots,
