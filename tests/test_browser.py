@@ -477,3 +477,37 @@ def test_report_options_findings_cost_and_top_table(browser: Browser, tmp_path: 
     # (issue 11's power profiles are not built yet): the report says so
     assert any(f["severity"] == "error" for f in data["findings"])
     assert all({"rule", "severity", "message"} <= set(f) for f in data["findings"])
+
+
+def test_workbench_rough_edges(workbench: Page) -> None:
+    """Issue 11: picking a server showed "servers: required field is missing" before
+    anything was typed; an infeasible estimate showed a table of zeros; MFU showed as
+    0.526; the timeline drew the first 32 micro-batches without saying so."""
+    page = workbench
+    page.click('#tabs button[data-tab="composer"]')
+    page.select_option("#sys-server", EXAMPLE["server"])
+    page.wait_for_selector('#sys-status[data-state="ready"]')
+    assert page.is_hidden("#sys-errors")
+    assert "1 x " in page.inner_text("#sys-status") or "chips" in page.inner_text("#sys-status")
+
+    page.click('#tabs button[data-tab="estimate"]')
+    page.select_option("#est-model", "gpt3-175b")
+    page.check('input[name="est-hw"][value="chip"]')
+    page.select_option("#est-chip", "h100-sxm-80gb")
+    for field, value in (("chips", 8), ("global-batch", 8), ("seq-len", 2048), ("tp", 8)):
+        page.fill(f"#est-{field}", str(value))
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    assert "infeasible" in page.inner_text("#est-status")
+    summary = page.inner_text("#est-summary")
+    assert "what to change" in summary and "optimizer_bytes" in summary
+    assert "step_s" not in summary and "tokens_per_s" not in summary
+
+    for field, value in (("chips", 512), ("global-batch", 1536), ("pp", 8)):
+        page.fill(f"#est-{field}", str(value))
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    mfu = page.inner_text('#est-summary tr[data-key="mfu"] td')
+    assert mfu.endswith("%") and 10 < float(mfu.split()[0]) < 90
+    title = page.evaluate("document.querySelector('#plot-timeline').layout.title.text")
+    assert "first 32 of 192 micro-batches" in title

@@ -966,7 +966,8 @@ def report(
                       timeline=api.pipeline_timeline(result, workload),
                       topology=api.topology_report(sysm),
                       findings=[f.as_dict() for f in api.check_system(sysm)],
-                      search=search_json, to_train=_to_train(result, req, sysm.spec.facility.pue))
+                      search=search_json, to_train=_to_train(result, req, sysm.spec.facility.pue),
+                      micro_batches=result.plan.micro_batches(workload))
     if report_format == "json":
         _write_page(out_file, jsonio.dumps(data.as_json(), indent=2) + "\n")
         return

@@ -63,8 +63,9 @@ def memory_figure(result: Estimate) -> Figure:
                     "line": {"color": "#d62728", "dash": "dash"}}], "height": 380}}
 
 
-def timeline_figure(events: list[dict[str, Any]]) -> Figure:
-    """Gantt chart of micro-batches per pipeline stage (forward and backward)."""
+def timeline_figure(events: list[dict[str, Any]], total: int | None = None) -> Figure:
+    """Gantt chart of micro-batches per pipeline stage (forward and backward); when the
+    step has more micro-batches than drawn (``total``), the title says so."""
     data = []
     for kind, color in (("F", "#4c78a8"), ("B", "#f58518")):
         mine = [e for e in events if e["kind"] == kind]
@@ -75,8 +76,13 @@ def timeline_figure(events: list[dict[str, Any]]) -> Figure:
             "base": [e["start_s"] for e in mine],
             "text": [str(e["micro_batch"]) for e in mine], "textposition": "inside",
             "marker": {"color": color}})
+    shown = len({e["micro_batch"] for e in events})
+    title = "Pipeline timeline (micro-batches per stage)"
+    if total is not None and total > shown:
+        title = (f"Pipeline timeline: the first {shown} of {total} micro-batches per stage "
+                 "(the rest repeat the steady 1F1B pattern)")
     return {"data": data, "layout": {
-        "title": {"text": "Pipeline timeline (micro-batches per stage)"}, "barmode": "overlay",
+        "title": {"text": title}, "barmode": "overlay",
         "xaxis": {"title": {"text": "seconds"}},
         "yaxis": {"autorange": "reversed"}, "height": 200 + 30 * max(
             1, len({e["stage"] for e in events}))}}

@@ -85,6 +85,8 @@ class ReportData:
     search: dict[str, Any] | None = None
     to_train: dict[str, float] = field(default_factory=dict)
     """``time_to_train_s``, ``energy_to_train_J``, ``cost_to_train`` when asked for."""
+    micro_batches: int | None = None
+    """Micro-batches of a step (the timeline draws at most the first 32)."""
 
     def as_json(self) -> dict[str, Any]:
         return {"title": self.title, "estimate": self.result.as_dict(),
@@ -139,7 +141,7 @@ def render_report(d: ReportData, plotly_js: Path | None) -> str:
         figures["breakdown"] = breakdown_figure(result)
         figures["memory"] = memory_figure(result)
         if d.timeline:
-            figures["timeline"] = timeline_figure(d.timeline)
+            figures["timeline"] = timeline_figure(d.timeline, d.micro_batches)
     figures["topology"] = topology_figure(d.topology)
     if d.topology.get("cluster", {}).get("nodes"):
         figures["cluster"] = cluster_figure(d.topology)

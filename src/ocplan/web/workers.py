@@ -163,10 +163,12 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
         if result.feasible:
             figures = {"breakdown": figures_.breakdown_figure(result),
                        "memory": figures_.memory_figure(result),
-                       "timeline": figures_.timeline_figure(timeline)}
+                       "timeline": figures_.timeline_figure(
+                           timeline, result.plan.micro_batches(workload))}
         out: dict[str, Any] = result.as_dict() | {"system": system.spec.name,
                                                   "layout": result.plan.label(),
-                                                  "timeline": timeline, "figures": figures}
+                                                  "timeline": timeline, "figures": figures,
+                                                  "hint": api.infeasible_hint(result.reason)}
         return out
     return _answer(compute)
 

@@ -100,9 +100,13 @@
     return v.toLocaleString("en-US", { maximumSignificantDigits: 4 });
   }
 
+  /** Fields that are fractions of a whole, shown as percentages. */
+  const PERCENT = ["mfu", "hfu", "memory_headroom", "tie_tolerance"];
+
   function fmtValue(key, v) {
     if (v === null || v === undefined) return "–";
     if (typeof v === "boolean") return v ? "yes" : "no";
+    if (typeof v === "number" && PERCENT.includes(key)) return (100 * v).toFixed(1) + " %";
     if (typeof v === "number") {
       const unit = (UNITS.find(([re]) => re.test(key)) || [null, ""])[1];
       if (!unit) return fmtNum(v);
@@ -261,9 +265,10 @@
     const v = (id) => $("#" + id).value.trim();
     const m = {};
     if (v("sys-server")) m.server = v("sys-server");
-    m.name = v("sys-name") || (v("sys-servers") || "?") + " x " + (v("sys-server") || "?");
+    m.name = v("sys-name") || (v("sys-servers") || "1") + " x " + (v("sys-server") || "?");
     if (v("sys-accelerator")) m.accelerator = v("sys-accelerator");
-    if (v("sys-servers")) m.servers = coerce(v("sys-servers"), "int");
+    // blank means one server (the field's placeholder), not a missing field
+    m.servers = v("sys-servers") ? coerce(v("sys-servers"), "int") : 1;
     if (v("sys-cooling")) m.cooling = v("sys-cooling");
     const so = {};
     if (v("sys-fabric")) so.fabric = v("sys-fabric");
@@ -472,8 +477,16 @@
     status.textContent = res.feasible
       ? res.system + ": step " + fmtValue("step_s", res.step_s) + ", " + res.bound + "-bound"
       : res.system + ": infeasible — " + (res.reason || "");
-    put($("#est-summary"),
-      kvTable(res, ["figures", "timeline", "time", "memory"]));
+    if (res.feasible) {
+      put($("#est-summary"), kvTable(res, ["figures", "timeline", "time", "memory", "hint"]));
+    } else {
+      // what does not fit and what to change, not a table of zeros
+      const mem = res.memory || {};
+      put($("#est-summary"), kvTable({
+        layout: res.layout, reason: res.reason, "what to change": res.hint,
+        ...Object.fromEntries(Object.entries(mem).filter(([, v]) => v !== null)),
+      }));
+    }
     const figs = res.figures || {};
     for (const id of ["breakdown", "memory", "timeline"]) await draw($("#plot-" + id), figs[id]);
   }
