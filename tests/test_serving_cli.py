@@ -225,3 +225,40 @@ def test_serve_prints_its_url(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=30)  # closes the pipes
+
+
+def test_a_custom_oam_without_a_server_goes_into_the_generic_host(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Issue 11: ``--chip my-oam-1`` failed with "no default server"; an OAM module now
+    goes into the generic OAM host (the OCP OAI reference system), which the output names,
+    and the host's checks say what the module exceeds there."""
+    import yaml
+
+    entry = {"kind": "accelerator", "id": "my-oam-1", "name": "My OAM accelerator",
+             "vendor": "Example", "form_factor": "oam", "oam_version": "2.0",
+             "launch_year": 2026, "peak_flops": {"bf16": "1500 TFLOP/s"},
+             "memory": {"hbm_capacity": "192 GB", "hbm_bandwidth": "6 TB/s",
+                        "hbm_type": "HBM3E"},
+             "scale_up": {"fabric": "custom", "ports": 7, "lanes_per_port": 16,
+                          "lane_rate": "112 Gb/s", "port_bandwidth": "200 GB/s"},
+             "host": {"kind": "pcie", "gen": 5, "lanes": 16},
+             "power": {"tdp": "1000 W", "rail": "54 V"}, "cooling": ["liquid"],
+             "sources": [{"title": "My datasheet", "url": "https://example.com/ds.pdf",
+                          "covers": ["*"]}]}
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "my-oam-1.yaml").write_text(yaml.safe_dump(entry), encoding="utf-8")
+    rc, out, err = run(capsys, "--catalog", folder, "estimate", "--model", "llama3-8b",
+                       "--chip", "my-oam-1", "--chips", "8", "--global-batch", "64",
+                       "--seq-len", "4096", "-f", "json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["feasible"] is True
+    assert "generic OAM host" in data["system"]
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.catalog.system import system_for_chip
+    from ocplan.checks.rules import run_rules
+
+    system = system_for_chip(load_catalog([folder], use_env=False), "my-oam-1", 8)
+    rules = {f.rule for f in run_rules(system) if f.severity == "error"}
+    assert "AIR-COOLING" in rules  # a liquid-only 1 kW module in an air chassis

@@ -193,6 +193,12 @@ def load_system(path: str | Path, catalog: Catalog) -> System:
     return resolve_system(spec, catalog, str(path))
 
 
+#: The host a chip without a ``default_server`` goes into, by form factor: the OCP OAI
+#: reference system (MX1: UBB 1.0, 8 OAM, fully connected) takes any OAM module; its
+#: checks then say what the module exceeds (power, cooling, ports).
+GENERIC_SERVERS: dict[str, str] = {"oam": "mx1"}
+
+
 def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
                     source: str = "--chip", server_id: str | None = None,
                     server_field: str = "server", scale_out: ScaleOutSpec | None = None,
@@ -202,8 +208,16 @@ def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
     default fabric (or ``scale_out``)."""
     accelerator = catalog.accelerator(chip, source, "chip")
     if server_id is None and accelerator.default_server is None:
-        raise SpecError.one(source, "chip", "this accelerator has no default server in the "
-                                            "catalog; give --system FILE", chip)
+        generic = GENERIC_SERVERS.get(accelerator.form_factor)
+        if generic is None:
+            raise SpecError.one(source, "chip", f"this {accelerator.form_factor} accelerator "
+                                                "has no default_server in the catalog and "
+                                                "there is no generic host for its form "
+                                                "factor; give --system FILE", chip)
+        server_id = generic
+        name = name or (f"{num_chips} x {chip} in {generic}, the generic "
+                        f"{accelerator.form_factor.upper()} host ({chip} names no "
+                        "default_server)")
     server = catalog.server(server_id or accelerator.default_server or "", source,
                             server_field)
     baseboard = catalog.get(Baseboard, server.baseboard)
