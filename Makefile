@@ -22,6 +22,9 @@ demo: $(STAMP)
 	$(BIN)/ocplan estimate --model gpt3-175b --system examples/ubb-1024-liquid.yaml \
 	    --chips 1024 --global-batch 1536 --seq-len 2048 --precision fp8 \
 	    --tp 8 --pp 8 --vpp 6 --micro-batch 1 --zero 1 --train-tokens 300e9 --price 2.0
+	$(BIN)/ocplan infer --model llama3-70b --system examples/nf5698g7-mi300x.yaml --tp 8 \
+	    --input-len 2048 --output-len 512 --weight-precision fp8 --activation-precision fp8 \
+	    --kv-precision fp8 --load poisson --rate 4 --slo-ttft 2s --slo-tpot 50ms --price 2.0
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
