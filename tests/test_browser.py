@@ -514,3 +514,31 @@ def test_workbench_rough_edges(workbench: Page) -> None:
     assert 10 < float(mfu.split()[0]) < 90
     title = page.evaluate("document.querySelector('#plot-timeline').layout.title.text")
     assert "first 32 of 192 micro-batches" in title
+
+
+def test_search_form_and_table_for_a_buyer(workbench: Page) -> None:
+    """Issue 11: the search table had 21 columns with the useful ones off-screen, raw
+    field names, and the form had no headroom, power cap or chip counts."""
+    page = workbench
+    page.click('#tabs button[data-tab="search"]')
+    page.select_option("#srch-model", "llama3-8b")
+    page.check('input[name="srch-hw"][value="chip"]')
+    page.select_option("#srch-chip", "h100-sxm-80gb")
+    for field, value in (("chips", 64), ("global-batch", 256), ("seq-len", 4096),
+                         ("top-k", 3), ("train-tokens", "1e12"), ("price", 2),
+                         ("memory-headroom", 0.1), ("chip-counts", "32,64")):
+        page.fill(f"#srch-{field}", str(value))
+    page.click("#srch-start")
+    page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
+    heads = page.locator("#srch-top thead th").all_inner_texts()
+    assert heads[:5] == ["#", "chips", "layout", "tokens/s per chip", "MFU"]
+    assert "time to train" in heads
+    assert "cost to train" in heads
+    assert len(heads) <= 12
+    chips = page.locator('#srch-top tbody tr td:nth-child(2)').all_inner_texts()
+    assert chips
+    assert set(chips) <= {"32", "64"}
+    days = page.locator("#srch-top tbody tr td").all_inner_texts()
+    assert any(t.endswith(" days") for t in days)
+    page.check("#srch-all-columns")
+    assert page.locator("#srch-top thead th").count() > len(heads)

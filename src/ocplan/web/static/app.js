@@ -107,6 +107,10 @@
     if (v === null || v === undefined) return "–";
     if (typeof v === "boolean") return v ? "yes" : "no";
     if (typeof v === "number" && PERCENT.includes(key)) return (100 * v).toFixed(1) + " %";
+    if (typeof v === "number" && key.endsWith("_s") && v >= 2 * 3600) {
+      // long durations in the largest sensible unit
+      return v >= 2 * 86400 ? fmtNum(v / 86400) + " days" : fmtNum(v / 3600) + " h";
+    }
     if (typeof v === "number") {
       const unit = (UNITS.find(([re]) => re.test(key)) || [null, ""])[1];
       if (!unit) return fmtNum(v);
@@ -170,6 +174,7 @@
 
   function coerce(raw, type) {
     if (type === "int") return /^[+-]?\d+$/.test(raw) ? Number(raw) : raw;
+    if (type === "ints") return raw.split(",").map((x) => coerce(x.trim(), "int"));
     if (type === "float") {
       const n = Number(raw);
       return Number.isFinite(n) ? n : raw;
@@ -584,6 +589,14 @@
     // polling goes on until the job reports cancelled (or done, if it won the race)
   }
 
+  /** The columns a buyer reads, in order, with their labels; the rest behind a toggle. */
+  const SEARCH_COLUMNS = {
+    chips: "chips", layout: "layout", tokens_per_s_per_chip: "tokens/s per chip",
+    mfu: "MFU", step_s: "step time", memory_bytes_per_chip: "memory per chip",
+    time_to_train_s: "time to train", cost_to_train: "cost to train", bound: "bound",
+    tied: "tied layouts",
+  };
+
   function renderSearch(result) {
     const table = $("#srch-top");
     if (!result) {
@@ -594,8 +607,11 @@
       return;
     }
     const top = result.top || [];
-    const cols = top.length ? Object.keys(top[0]).filter((k) => isScalar(top[0][k])) : [];
-    put(table.tHead, el("tr", {}, el("th", {}, "#"), cols.map((c) => el("th", {}, c))));
+    const all = top.length ? Object.keys(top[0]).filter((k) => isScalar(top[0][k])) : [];
+    const cols = $("#srch-all-columns").checked ? all
+      : Object.keys(SEARCH_COLUMNS).filter((k) => all.includes(k));
+    put(table.tHead, el("tr", {}, el("th", {}, "#"),
+      cols.map((c) => el("th", { "data-key": c }, SEARCH_COLUMNS[c] || c))));
     put(table.tBodies[0], top.map((t, i) => el("tr", {},
       el("td", { className: "num" }, String(i + 1)),
       cols.map((c) => el("td", { className: typeof t[c] === "number" ? "num" : "" }, fmtValue(c, t[c]))))));
@@ -778,6 +794,8 @@
     $("#est-form").addEventListener("submit", runEstimate);
     $("#est-save").addEventListener("click", saveEstimate);
     $("#srch-form").addEventListener("submit", startSearch);
+    $("#srch-all-columns").addEventListener("change",
+      () => renderSearch(lastSearch && lastSearch.result));
     $("#inf-form").addEventListener("submit", runInference);
     $("#srch-cancel").addEventListener("click", cancelSearch);
     $("#srch-save").addEventListener("click", saveSearch);
