@@ -169,6 +169,9 @@ class Compute(Spec):
     sustained_clock: UnitClock | None = None
     """Measured median clock under dense GEMM at the default power limit (MI300X 1207
     MHz at 750 W, BF16); ``None`` when no measurement is published."""
+    sustained_clock_power: Power | None = None
+    """Module power the sustained clock was measured at, when it is not ``power.tdp``
+    (Gaudi 3: the 900 W air card); other power profiles scale from it."""
     flop_per_clock: FlopPerClock | None = None
     """Dense matrix FLOP per clock per unit, per precision."""
     tile: Tile

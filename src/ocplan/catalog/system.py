@@ -109,6 +109,23 @@ class System:
         return self.spec.cooling or self.server.cooling
 
     @property
+    def module_power(self) -> float:
+        """Power of one module in this system, W: the accelerator's power profile for
+        the system's cooling. Air-cooled systems run a module at its air rating
+        (``power.air_max_tdp``, e.g. Gaudi 3 900 W against 1.2 kW liquid) when the vendor
+        gives one below ``tdp``; otherwise the module runs at ``tdp``."""
+        power = self.accelerator.power
+        if self.cooling == "air" and power.air_max_tdp is not None:
+            return min(power.tdp, power.air_max_tdp)
+        return power.tdp
+
+    @property
+    def power_profile(self) -> str:
+        """``air`` when :attr:`module_power` is the air rating below ``tdp``, else
+        ``tdp``."""
+        return "air" if self.module_power < self.accelerator.power.tdp else "tdp"
+
+    @property
     def nics_per_server(self) -> int:
         if self.spec.scale_out and self.spec.scale_out.nics_per_server is not None:
             return self.spec.scale_out.nics_per_server

@@ -126,15 +126,15 @@ def air_cooling(system: System) -> list[Finding]:
     if not limits:
         findings.append(Finding(
             "AIR-COOLING", "warning",
-            f"{acc.id}: no air-cooling rating is known for a {_w(acc.power.tdp)} module in "
+            f"{acc.id}: no air-cooling rating is known for a {_w(system.module_power)} module in "
             f"{system.server.id}; verify the chassis can remove it", "catalog",
             system.server.id))
     if limits:
         limit, src = min(limits, key=lambda item: item[0])
-        if acc.power.tdp > limit:
+        if system.module_power > limit:
             findings.append(Finding(
                 "AIR-COOLING", "error",
-                f"{acc.id}: TDP {_w(acc.power.tdp)} exceeds the air-cooling limit of "
+                f"{acc.id}: {_w(system.module_power)} exceeds the air-cooling limit of "
                 f"{_w(limit)} per module; use liquid cooling or a lower power profile",
                 src, system.server.id))
     return findings
@@ -143,10 +143,11 @@ def air_cooling(system: System) -> list[Finding]:
 def slot_power(system: System) -> list[Finding]:
     """Module TDP over what a baseboard slot delivers."""
     acc, board = system.accelerator, system.baseboard
-    if acc.power.tdp > board.slot_power_max:
+    if system.module_power > board.slot_power_max:
         return [Finding("SLOT-POWER", "error",
-                        f"{acc.id}: TDP {_w(acc.power.tdp)} exceeds the {_w(board.slot_power_max)}"
-                        f" a {board.id} slot delivers", f"{board.name} slot power", board.id)]
+                        f"{acc.id}: {_w(system.module_power)} exceeds the "
+                        f"{_w(board.slot_power_max)} a {board.id} slot delivers",
+                        f"{board.name} slot power", board.id)]
     return []
 
 

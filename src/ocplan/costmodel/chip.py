@@ -20,8 +20,10 @@ __all__ = [
     "ETA_SOFTWARE_16BIT",
     "GENERIC",
     "GENERIC_TILE",
+    "POWER_CLOCK_EXPONENT",
     "ChipCompute",
     "chip_compute",
+    "power_capped_clock",
     "sustained_clock_fraction",
 ]
 
@@ -108,7 +110,26 @@ def chip_compute(compute: Compute | ChipCompute | None) -> ChipCompute:
                        stream_k=compute.stream_k)
 
 
-def sustained_clock_fraction(compute: Compute | None) -> float:
+#: Exponent of the sustained clock's power law ``f = f_ref (P / P_ref)^alpha`` near the
+#: design point: MI300X 1207 MHz at 750 W against MI325X 1447 MHz at 1000 W (+33 %
+#: power, +20 % clock) gives 0.6 (compute_units.md §3.6, AMD "Measuring Max-Achievable
+#: FLOPs - Part 2"). Far below the design point the exponent nears 1 (GB300 at 500 W).
+POWER_CLOCK_EXPONENT = 0.6
+
+
+def power_capped_clock(clock_ref: float, power: float, power_ref: float,
+                       alpha: float = POWER_CLOCK_EXPONENT) -> float:
+    """Sustained clock at module power ``power`` from one measured at ``power_ref``:
+    ``f = f_ref (P / P_ref)^alpha`` (Hz; compute_units.md §3.6).
+
+    >>> round(power_capped_clock(1207e6, 1000.0, 750.0) / 1e6)
+    1434
+    """
+    return float(clock_ref * (power / power_ref) ** alpha)
+
+
+def sustained_clock_fraction(compute: Compute | None, power: float | None = None,
+                             tdp: float | None = None) -> float:
     """``f_sustained / f_peak``: the share of the peak's clock a dense GEMM sustains.
 
     1.0 when no sustained clock is recorded (on NVIDIA the clock drop is folded into the
@@ -116,7 +137,17 @@ def sustained_clock_fraction(compute: Compute | None) -> float:
     ``achieved = peak x f_sustained / f_peak x eta_software``, with eta_software
     :data:`ETA_SOFTWARE_16BIT` or :data:`ETA_SOFTWARE_8BIT`: MI300X BF16 at 750 W is
     1207 / 2100 = 0.575.
+
+    ``power``: the module's power in the system (its power profile, W); when it differs
+    from the power the sustained clock was measured at (``sustained_clock_power``, else
+    ``tdp``) the clock follows :func:`power_capped_clock`, at most the peak's clock.
     """
     if compute is None or compute.sustained_clock is None:
         return 1.0
-    return compute.sustained_clock / compute.clock
+    clock = compute.sustained_clock
+    reference = compute.sustained_clock_power or tdp
+    if power is not None and reference is not None and power != reference:
+        # another power profile of the module: the clock follows the power law, up to
+        # the clock the peak assumes
+        clock = min(compute.clock, power_capped_clock(clock, power, reference))
+    return clock / compute.clock

@@ -129,7 +129,8 @@ def _system_model(system: System) -> SystemModel:
         domain=system.chips_per_server,
         server=system.server.id,
         compute=chip_compute(acc.compute),
-        clock_fraction=sustained_clock_fraction(acc.compute),
+        clock_fraction=sustained_clock_fraction(acc.compute, system.module_power,
+                                                acc.power.tdp),
     )
 
 

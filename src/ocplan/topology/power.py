@@ -51,7 +51,7 @@ def power_budget(system: System) -> PowerBudget:
     switch count of the fat tree's shape (no graph is built).
     """
     unknown: list[str] = []
-    modules = system.chips_per_server * system.accelerator.power.tdp
+    modules = system.chips_per_server * system.module_power
     cpu_tdp = system.cpu.tdp
     if cpu_tdp is None:
         unknown.append(f"cpu {system.cpu.id}")
