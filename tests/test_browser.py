@@ -541,3 +541,25 @@ def test_search_form_and_table_for_a_buyer(workbench: Page) -> None:
     assert any(t.endswith(" days") for t in days)
     page.check("#srch-all-columns")
     assert page.locator("#srch-top thead th").count() > len(heads)
+
+
+def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
+    """Issue 11: the estimate form had no tokens to train or price; time, energy and cost
+    to train vanished from the workbench."""
+    page = workbench
+    page.click('#tabs button[data-tab="estimate"]')
+    page.select_option("#est-model", "llama3-8b")
+    page.check('input[name="est-hw"][value="chip"]')
+    page.select_option("#est-chip", "h100-sxm-80gb")
+    for field, value in (("chips", 64), ("global-batch", 256), ("seq-len", 4096),
+                         ("train-tokens", "1e12"), ("price", 2)):
+        page.fill(f"#est-{field}", str(value))
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    days = page.inner_text('#est-summary tr[data-key="time_to_train_s"] td')
+    assert days.endswith(" days")
+    cost = page.inner_text('#est-summary tr[data-key="cost_to_train"] td')
+    rate = float(page.inner_text('#est-summary tr[data-key="tokens_per_s"] td')
+                 .replace(",", ""))
+    expected = 64 * 2 * 1e12 / rate / 3600
+    assert float(cost.replace(",", "")) == pytest.approx(expected, rel=0.01)

@@ -83,6 +83,7 @@ __all__ = [
     "serving_workload",
     "summarize_runs",
     "system_from_mapping",
+    "to_train",
     "topology_report",
     "topology_summary",
     "validate_runs",
@@ -340,6 +341,19 @@ INFEASIBLE_HINTS: dict[str, str] = {
     "precision": "pick a chip with a floating-point matrix unit, or a precision it has",
     "batch": "make the global batch a multiple of dp x micro-batch",
 }
+
+
+def to_train(result: Estimate, train_tokens: float | None, price_per_chip_hour: float | None,
+             pue: float) -> dict[str, float]:
+    """Time, facility energy and (with a price) cost to train ``train_tokens`` at the
+    estimate's throughput; empty without tokens or for a layout that cannot run."""
+    if train_tokens is None or not result.feasible:
+        return {}
+    out = {"time_to_train_s": result.time_to_train_s(train_tokens),
+           "energy_to_train_J": result.energy_J(train_tokens, pue)}
+    if price_per_chip_hour is not None:
+        out["cost_to_train"] = result.cost(train_tokens, price_per_chip_hour)
+    return out
 
 
 def infeasible_hint(reason: str | None) -> str | None:

@@ -350,13 +350,7 @@ def estimate_cmd(
         seq_len=seq_len, precision=precision, train_tokens=train_tokens,
         price_per_chip_hour=price, **layout)
     result, sysm, _ = api.run_estimate(_catalog(), req, system, FLAGS)
-    pue = sysm.spec.facility.pue
-    extra: dict[str, float] = {}
-    if req.train_tokens is not None and result.feasible:
-        extra["time_to_train_s"] = result.time_to_train_s(req.train_tokens)
-        extra["energy_to_train_J"] = result.energy_J(req.train_tokens, pue)
-        if req.price_per_chip_hour is not None:
-            extra["cost_to_train"] = result.cost(req.train_tokens, req.price_per_chip_hour)
+    extra = _to_train(result, req, sysm.spec.facility.pue)
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason)})
@@ -982,13 +976,7 @@ def report(
 
 def _to_train(result: Estimate, req: Any, pue: float) -> dict[str, float]:
     """Time, energy and (with a price) cost to train the request's tokens."""
-    if req.train_tokens is None or not result.feasible:
-        return {}
-    out = {"time_to_train_s": result.time_to_train_s(req.train_tokens),
-           "energy_to_train_J": result.energy_J(req.train_tokens, pue)}
-    if req.price_per_chip_hour is not None:
-        out["cost_to_train"] = result.cost(req.train_tokens, req.price_per_chip_hour)
-    return out
+    return api.to_train(result, req.train_tokens, req.price_per_chip_hour, pue)
 
 
 def _write_shared(target: Path, source: Path) -> None:

@@ -107,7 +107,8 @@
     if (v === null || v === undefined) return "–";
     if (typeof v === "boolean") return v ? "yes" : "no";
     if (typeof v === "number" && PERCENT.includes(key)) return (100 * v).toFixed(1) + " %";
-    if (typeof v === "number" && key.endsWith("_s") && v >= 2 * 3600) {
+    if (typeof v === "number" && key.endsWith("_s") && !key.endsWith("_per_s")
+        && v >= 2 * 3600) {
       // long durations in the largest sensible unit
       return v >= 2 * 86400 ? fmtNum(v / 86400) + " days" : fmtNum(v / 3600) + " h";
     }
