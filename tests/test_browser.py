@@ -563,3 +563,21 @@ def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
                  .replace(",", ""))
     expected = 64 * 2 * 1e12 / rate / 3600
     assert float(cost.replace(",", "")) == pytest.approx(expected, rel=0.01)
+
+
+def test_loading_a_scenario_runs_it_again(workbench: Page, base: str) -> None:
+    """Issue 11: "Load" of a scenario filled the form but did not re-run it."""
+    page = workbench
+    req = {"model": "llama3-8b", "chip": "mi300x", "chips": 8, "global_batch": 64,
+           "seq_len": 4096, "tp": 2}
+    est = api(base, "POST", "/api/estimate", req)
+    est.pop("timeline")
+    est["figures"].pop("timeline")
+    sid = api(base, "POST", "/api/scenarios", {"name": "load me", "kind": "estimate",
+                                                "request": req, "result": est})["id"]
+    page.click('#tabs button[data-tab="scenarios"]')
+    page.locator(f'#scn-list tr[data-id="{sid}"] .scn-load').click()
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    wait_js(page, "document.querySelector('#est-summary tr[data-key=\"step_s\"]') !== null")
+    assert "tp=2" in page.inner_text('#est-summary tr[data-key="layout"] td')
+    assert plot_rendered(page, "#plot-breakdown") > 0

@@ -678,13 +678,18 @@
     await loadScenarios();
   }
 
+  /** Put a saved scenario back in its form and run it again (its result is recomputed
+   *  with today's model, not shown stale). */
   function loadScenario(s) {
     if (s.kind === "system") {
       setComposer(s.request);
       showTab("composer");
+      sysSeq += 1;
+      updateComposer();
     } else if (s.kind === "estimate") {
       setJobForm("est", s.request);
       showTab("estimate");
+      runEstimate({ preventDefault() {} });
     }
   }
 
