@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -716,9 +716,19 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
              "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
              c.status if c.reason is None else f"{c.status}: {c.reason}")
     out.print(table)
-    for key, title in (("chip", "by chip"), ("source", "by source"),
-                       ("architecture", "dense vs MoE")):
-        groups: dict[str, list[Case]] = {}
+    _group_tables(cases, (("chip", "by chip"), ("source", "by source"),
+                          ("architecture", "dense vs MoE")))
+    out.print(f"n={summary.n} failed={summary.failed} median |error| "
+              f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
+              f"max {_pct(summary.max_abs_error_pct)}% mean signed "
+              f"{_pct(summary.mean_signed_error_pct, '+')}%")
+
+
+def _group_tables(cases: Sequence[Case] | Sequence[ServingCase],
+                  groupings: tuple[tuple[str, str], ...]) -> None:
+    """One table of errors per (case attribute, title): n, failed, median and mean."""
+    for key, title in groupings:
+        groups: dict[str, list[Case | ServingCase]] = {}
         for c in cases:
             groups.setdefault(getattr(c, key), []).append(c)
         gt = Table(title=f"error {title}")
@@ -729,10 +739,6 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
             _row(gt, name[:50], str(g.n), str(g.failed), _pct(g.median_abs_error_pct),
                  _pct(g.mean_signed_error_pct, "+"))
         out.print(gt)
-    out.print(f"n={summary.n} failed={summary.failed} median |error| "
-              f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
-              f"max {_pct(summary.max_abs_error_pct)}% mean signed "
-              f"{_pct(summary.mean_signed_error_pct, '+')}%")
 
 
 def _validate_serving(file: Path, fmt: Format) -> None:
@@ -756,19 +762,8 @@ def _validate_serving(file: Path, fmt: Format) -> None:
              f"{c.layout} ({c.layout_source})" if c.layout else "-",
              c.status if c.reason is None else f"{c.status}: {c.reason}")
     out.print(table)
-    for key, title in (("chip", "by chip"), ("source", "by source"),
-                       ("scenario", "by scenario"), ("architecture", "dense vs MoE")):
-        groups: dict[str, list[ServingCase]] = {}
-        for c in cases:
-            groups.setdefault(getattr(c, key), []).append(c)
-        gt = Table(title=f"error {title}")
-        for col in (key, "n", "failed", "median |error| %", "mean signed %"):
-            gt.add_column(col)
-        for name, group in sorted(groups.items()):
-            g = api.summarize_runs(group)
-            _row(gt, name[:50], str(g.n), str(g.failed), _pct(g.median_abs_error_pct),
-                 _pct(g.mean_signed_error_pct, "+"))
-        out.print(gt)
+    _group_tables(cases, (("chip", "by chip"), ("source", "by source"),
+                          ("scenario", "by scenario"), ("architecture", "dense vs MoE")))
     for name, g in latency.items():
         if g.n:
             out.print(f"{name.upper()}: n={g.n} median |error| {_pct(g.median_abs_error_pct)}%")

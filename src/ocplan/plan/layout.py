@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-__all__ = ["LayoutField", "LayoutValue", "layout_field", "layout_fields"]
+__all__ = ["LayoutField", "LayoutValue", "layout_field", "layout_fields", "layout_label",
+           "layout_problems"]
 
 Kind = Literal["int", "optional_int", "bool", "choice"]
 SearchRole = Literal["axis", "derived", "fixed"]
@@ -223,3 +224,20 @@ def layout_fields(cls: type) -> tuple[LayoutField, ...]:
         assert isinstance(declared, LayoutField), f"{cls.__name__}.{f.name}: no layout_field"
         out.append(dataclasses.replace(declared, name=f.name))
     return tuple(out)
+
+
+def layout_problems(obj: object, fields: tuple[LayoutField, ...]) -> list[tuple[str, str]]:
+    """(field, message) for every declared field of ``obj`` whose value is not allowed."""
+    out = []
+    for f in fields:
+        message = f.problem(getattr(obj, f.name))
+        if message is not None:
+            out.append((f.name, message))
+    return out
+
+
+def layout_label(obj: object, fields: tuple[LayoutField, ...]) -> str:
+    """The one-line label of ``obj``'s declared fields (see :meth:`LayoutField.label`)."""
+    values = {f.name: getattr(obj, f.name) for f in fields}
+    parts = (f.label(values[f.name], values) for f in fields)
+    return ", ".join(p for p in parts if p is not None)

@@ -15,7 +15,14 @@ import numpy as np
 
 from ocplan.catalog.fields import MAX_CHIPS, MAX_GLOBAL_BATCH, MAX_LAYERS
 from ocplan.errors import Infeasible, Problem, SpecError
-from ocplan.plan.layout import LayoutField, LayoutValue, layout_field, layout_fields
+from ocplan.plan.layout import (
+    LayoutField,
+    LayoutValue,
+    layout_field,
+    layout_fields,
+    layout_label,
+    layout_problems,
+)
 from ocplan.workloads.workload import Workload
 
 __all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "LayoutField", "Plan"]
@@ -107,12 +114,8 @@ class Plan:
 
     def __post_init__(self) -> None:
         """Check every field against its declaration; all problems in one SpecError."""
-        problems = []
-        for f in LAYOUT_FIELDS:
-            value = getattr(self, f.name)
-            message = f.problem(value)
-            if message is not None:
-                problems.append(Problem("argument", f.name, message, value))
+        problems = [Problem("argument", name, message, getattr(self, name))
+                    for name, message in layout_problems(self, LAYOUT_FIELDS)]
         if problems:
             raise SpecError(problems)
 
@@ -132,9 +135,7 @@ class Plan:
         the parallel sizes always, other fields when not at their default and not
         idle (sequence parallelism at tp = 1)
         (``tp=8, pp=8, dp=16, cp=1, ep=1, vpp=6, mb=1, zero=1, recompute=none``)."""
-        values = {f.name: getattr(self, f.name) for f in LAYOUT_FIELDS}
-        parts = (f.label(values[f.name], values) for f in LAYOUT_FIELDS)
-        return ", ".join(p for p in parts if p is not None)
+        return layout_label(self, LAYOUT_FIELDS)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> Plan:

@@ -23,8 +23,6 @@ Defaults for what a row leaves empty (each stated in the case's ``notes``):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -32,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from ocplan.catalog.catalog import Catalog
-from ocplan.catalog.loader import read_text_file
 from ocplan.catalog.schema import Accelerator
 from ocplan.catalog.system import System, system_for_chip
 from ocplan.errors import OcplanError, Problem, SpecError
@@ -40,6 +37,7 @@ from ocplan.plan.calibration import Calibration
 from ocplan.results.validation import (
     MIN_MEASURED,
     REAL_ROUTER_IMBALANCE,
+    read_csv_rows,
     shape_from_row,
     source_group,
 )
@@ -60,7 +58,6 @@ SERVING_REQUIRED = ("case_id", "model", "chip", "num_chips", "scenario", "input_
 #: Column of each primary metric.
 METRIC_COLUMN = {"output": "measured_output_tokens_per_s_per_chip",
                  "input": "measured_input_tokens_per_s_per_chip"}
-MAX_CSV_BYTES = 16 * 2**20
 MS = 1e-3
 #: Words of a row's notes that say the engine overlapped the MoE all-to-all with compute
 #: (SGLang two-batch overlap, DeepSeek's two micro-batches).
@@ -114,20 +111,7 @@ def _int(row: Mapping[str, str], key: str) -> int | None:
 
 def read_serving_cases(path: Path) -> list[dict[str, str]]:
     """Rows of a serving validation CSV; SpecError naming every bad measured value."""
-    text = read_text_file(path, MAX_CSV_BYTES, "CSV file")
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        missing = [c for c in SERVING_REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SpecError.one(str(path), "header", f"missing columns: {', '.join(missing)}")
-        rows = list(reader)
-    except csv.Error as exc:
-        raise SpecError.one(str(path), "", f"cannot read CSV: {exc}") from None
-    problems = [p for n, row in enumerate(rows, start=2)
-                if (p := _measured_problem(str(path), n, row)) is not None]
-    if problems:
-        raise SpecError(problems)
-    return rows
+    return read_csv_rows(path, SERVING_REQUIRED, _measured_problem)
 
 
 def _measured_problem(source: str, line: int, row: dict[str, str]) -> Problem | None:

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +31,16 @@ from ocplan.plan.plan import Plan
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
-__all__ = ["Case", "Scored", "Summary", "read_cases", "run_validation", "source_group", "summarize"]
+__all__ = [
+    "Case",
+    "Scored",
+    "Summary",
+    "read_cases",
+    "read_csv_rows",
+    "run_validation",
+    "source_group",
+    "summarize",
+]
 
 #: The column holding the measured throughput.
 MEASURED = "measured_tokens_per_s_per_chip"
@@ -243,23 +252,32 @@ def system_from_row(row: dict[str, str], catalog: Catalog) -> System:
 MAX_CSV_BYTES = 16 * 2**20
 
 
-def read_cases(path: Path) -> list[dict[str, str]]:
-    """Rows of a validation CSV; SpecError when the file, its header or a measured value
-    is wrong (every bad measured value is named, with its row and column)."""
+RowCheck = Callable[[str, int, dict[str, str]], Problem | None]
+
+
+def read_csv_rows(path: Path, required: Sequence[str], check: RowCheck) -> list[dict[str, str]]:
+    """Rows of a validation CSV with the ``required`` columns; SpecError when the file or
+    its header is wrong, or naming every row ``check`` (source, line, row) refuses."""
     text = read_text_file(path, MAX_CSV_BYTES, "CSV file")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
             raise SpecError.one(str(path), "header", f"missing columns: {', '.join(missing)}")
         rows = list(reader)
     except csv.Error as exc:
         raise SpecError.one(str(path), "", f"cannot read CSV: {exc}") from None
     problems = [p for n, row in enumerate(rows, start=2)
-                if (p := _measured_problem(str(path), n, row)) is not None]
+                if (p := check(str(path), n, row)) is not None]
     if problems:
         raise SpecError(problems)
     return rows
+
+
+def read_cases(path: Path) -> list[dict[str, str]]:
+    """Rows of a training validation CSV; SpecError when the file, its header or a
+    measured value is wrong (every bad measured value is named, with its row and column)."""
+    return read_csv_rows(path, REQUIRED, _measured_problem)
 
 
 def _measured_problem(source: str, line: int, row: dict[str, str]) -> Problem | None:

@@ -18,7 +18,13 @@ from dataclasses import asdict, dataclass, replace
 
 from ocplan.catalog.fields import MAX_CHIPS, MAX_GLOBAL_BATCH
 from ocplan.errors import Infeasible, Problem, SpecError
-from ocplan.plan.layout import LayoutField, layout_field, layout_fields
+from ocplan.plan.layout import (
+    LayoutField,
+    layout_field,
+    layout_fields,
+    layout_label,
+    layout_problems,
+)
 from ocplan.workloads.shape import ModelShape
 
 __all__ = ["DEFAULT_CHUNK_TOKENS", "SERVING_LAYOUT", "SERVING_LAYOUT_FIELDS", "ServingPlan"]
@@ -70,12 +76,8 @@ class ServingPlan:
         short="prefill_chips", low=1, high=MAX_CHIPS)
 
     def __post_init__(self) -> None:
-        problems = []
-        for f in SERVING_LAYOUT_FIELDS:
-            value = getattr(self, f.name)
-            message = f.problem(value)
-            if message is not None:
-                problems.append(Problem("argument", f.name, message, value))
+        problems = [Problem("argument", name, message, getattr(self, name))
+                    for name, message in layout_problems(self, SERVING_LAYOUT_FIELDS)]
         if problems:
             raise SpecError(problems)
 
@@ -97,9 +99,7 @@ class ServingPlan:
 
     def label(self) -> str:
         """The layout in one line (``tp=8, pp=1, dp=1, ep=1``, options when set)."""
-        values = {f.name: getattr(self, f.name) for f in SERVING_LAYOUT_FIELDS}
-        parts = (f.label(values[f.name], values) for f in SERVING_LAYOUT_FIELDS)
-        return ", ".join(p for p in parts if p is not None)
+        return layout_label(self, SERVING_LAYOUT_FIELDS)
 
     def check(self, model: ModelShape) -> None:
         """Raise :class:`Infeasible` when the layout cannot hold ``model``."""
