@@ -581,3 +581,40 @@ def test_loading_a_scenario_runs_it_again(workbench: Page, base: str) -> None:
     wait_js(page, "document.querySelector('#est-summary tr[data-key=\"step_s\"]') !== null")
     assert "tp=2" in page.inner_text('#est-summary tr[data-key="layout"] td')
     assert plot_rendered(page, "#plot-breakdown") > 0
+
+
+def test_compare_page_with_three_systems(workbench: Page) -> None:
+    """Issue 11: the compare page puts one job on three systems (a composed system and
+    two chips) side by side, with ratios, the best of each row, findings and both charts
+    at a real size."""
+    page = workbench
+    compose_example(page)  # the 1,024 x MI355X liquid cluster
+    page.click('#tabs button[data-tab="compare"]')
+    page.select_option("#cmp-model", "llama3-8b")
+    for field, value in (("global-batch", 256), ("seq-len", 4096), ("chips", 16),
+                         ("train-tokens", "1e12"), ("price", "3.5,2,2.5")):
+        page.fill(f"#cmp-{field}", str(value))
+    page.click("#cmp-add-system")
+    for chip in ("h100-sxm-80gb", "mi300x"):
+        page.select_option("#cmp-chip", chip)
+        page.click("#cmp-add-chip")
+    assert page.locator("#cmp-systems li").count() == 3
+    page.click("#cmp-run")
+    page.wait_for_selector('#cmp-status[data-state="done"]', timeout=90_000)
+    wait_js(page, "document.querySelector('#cmp-table tbody tr') !== null")
+    heads = page.locator("#cmp-table thead th").all_inner_texts()
+    assert heads[1:] == [EXAMPLE["name"], "h100-sxm-80gb", "mi300x"]
+    speed = page.locator('#cmp-table tr[data-key="tokens_per_s_per_chip"] td').all_inner_texts()
+    assert len(speed) == 3
+    assert "x)" not in speed[0]
+    assert all("x)" in s for s in speed[1:])
+    # exactly one best cell per measure row that has a leader
+    assert page.locator('#cmp-table tr[data-key="tokens_per_s_per_chip"] td.lead').count() == 1
+    days = page.locator('#cmp-table tr[data-key="time_to_train_s"] td').all_inner_texts()
+    assert all(d.split(" (")[0].endswith("days") for d in days)
+    assert page.inner_text("#cmp-progress-text") == "3 / 3 systems"
+    for div in ("#plot-cmp-bars", "#plot-cmp-pareto"):
+        assert plot_rendered(page, div) > 0
+        height = page.evaluate(f"document.querySelector('{div}').getBoundingClientRect().height")
+        assert height > 200, f"{div} collapsed to {height}px"
+    shot(page, "compare-three-systems")

@@ -308,14 +308,27 @@ def test_an_air_system_runs_a_module_at_its_air_profile(tmp_path: Path) -> None:
 
 
 def test_air_cooling_oam10_guidance(tmp_path: Path) -> None:
-    # OAM 1.0 guidance is about 440 W in air, below the chassis' 700 W.
+    # OAM 1.0 guidance (about 440 W in air) applies when neither the chassis nor the
+    # module gives an air rating ...
     def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
         e["accelerator"]["oam_version"] = "1.0"
         e["accelerator"]["power"]["tdp"] = "450 W"
+        e["server"].pop("air_module_power_max", None)
 
     found = _of(_findings(tmp_path, edit), "AIR-COOLING", "error")
     assert len(found) == 1
     assert "440 W" in found[0].message
+
+
+def test_a_chassis_air_rating_wins_over_the_oam_guidance(tmp_path: Path) -> None:
+    # ... but a chassis rated to air-cool 700 W modules (as the Supermicro Gaudi 2 server
+    # air-cools 600 W OAM 1.1 modules) is the measured fact: no error at 450 W.
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["oam_version"] = "1.0"
+        e["accelerator"]["power"]["tdp"] = "450 W"
+        e["server"]["air_module_power_max"] = "700 W"
+
+    assert _of(_findings(tmp_path, edit), "AIR-COOLING", "error") == []
 
 
 def test_air_cooling_liquid_only_module_in_air_chassis(tmp_path: Path) -> None:

@@ -253,8 +253,9 @@ PROBLEM_LINE = re.compile(r"^\S.*?: \S")
 
 #: Commands whose exit code 1 means a finding, not a failure: check (errors found),
 #: sweep (a task failed), estimate and infer (the layout cannot run; the result is
-#: printed).
-EXIT_1_COMMANDS = ("check", "sweep", "estimate", "infer")
+#: printed), and search and report (the system fails a check and is refused without
+#: --allow-invalid; the reason is printed).
+EXIT_1_COMMANDS = ("check", "sweep", "estimate", "infer", "search", "report")
 
 
 def violations(run: Run, may_exit_1: bool = False) -> list[tuple[str, str]]:
@@ -279,7 +280,7 @@ def violations(run: Run, may_exit_1: bool = False) -> list[tuple[str, str]]:
     if run.rc not in (0, 1, 2):
         found.append((f"exit code {run.rc}", run.err[-300:]))
     elif run.rc == 1 and not may_exit_1:
-        found.append(("exit 1 outside check/sweep/estimate/infer", run.err[-300:]))
+        found.append(("exit 1 outside " + "/".join(EXIT_1_COMMANDS), run.err[-300:]))
     if run.rc == 2:
         if run.out:
             found.append(("stdout written on exit 2", repr(run.out[:300])))

@@ -361,6 +361,10 @@ def test_board_too_large_for_a_graph(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "graphs of at most" in line
     rc, out, err = run(capsys, "estimate", "--model", "llama3-8b", "--system", path,
                        "--chips", "64", "--format", "json")
+    assert rc == 1, err  # the system fails its checks: refused, exit code 1
+    assert strict_json(out)["reason"].startswith("invalid:")
+    rc, out, err = run(capsys, "estimate", "--model", "llama3-8b", "--system", path,
+                       "--chips", "64", "--format", "json", "--allow-invalid")
     assert rc == 1, err  # a layout that cannot run: its result, exit code 1
     result = strict_json(out)
     assert not result["feasible"]

@@ -248,11 +248,18 @@ def test_a_custom_oam_without_a_server_goes_into_the_generic_host(
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "my-oam-1.yaml").write_text(yaml.safe_dump(entry), encoding="utf-8")
-    rc, out, err = run(capsys, "--catalog", folder, "estimate", "--model", "llama3-8b",
-                       "--chip", "my-oam-1", "--chips", "8", "--global-batch", "64",
-                       "--seq-len", "4096", "-f", "json")
+    argv = ["--catalog", folder, "estimate", "--model", "llama3-8b", "--chip", "my-oam-1",
+            "--chips", "8", "--global-batch", "64", "--seq-len", "4096", "-f", "json"]
+    # the 1 kW liquid module exceeds the air-cooled reference host: refused, with why
+    rc, out, err = run(capsys, *argv)
+    assert rc == 1, err
+    refused = json.loads(out)
+    assert refused["reason"].startswith("invalid:")
+    assert "--allow-invalid" in refused["hint"]
+    rc, out, err = run(capsys, *argv, "--allow-invalid")
     assert rc == 0, err
     data = json.loads(out)
+    assert data["allowed_invalid"] is True
     assert data["feasible"] is True
     assert "generic OAM host" in data["system"]
     from ocplan.catalog.catalog import load_catalog

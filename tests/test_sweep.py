@@ -437,3 +437,36 @@ def test_servers_axis_populates_each_board() -> None:
     line = info.value.problems[0].line()
     assert "servers[0]" in line
     assert "nf5698g7" in line   # the suggestion
+
+
+def test_a_system_file_sweep_stores_the_compare_columns(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    """Issue 11: sweeps accept system files and store the columns of ``ocplan compare``
+    (time, energy and cost to train, power, findings), equal to what compare gives."""
+    valid = ROOT / "examples" / "mx1-8oam-air.yaml"
+    invalid = ROOT / "examples" / "nf5698g7-mi300x.yaml"
+    sweep_file = write_sweep(tmp_path, chips=None, systems=[str(valid), str(invalid)],
+                             models=["llama3-8b"], cluster_sizes=[8], top_k=1,
+                             train_tokens=1e11, price_per_chip_hour=2.0)
+    db = tmp_path / "money.db"
+    assert main(["sweep", str(sweep_file), "--db", f"sqlite:///{db}", "--workers", "1",
+                 "--format", "json"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    rows = {r["hardware"]: r["row"] for r in results}
+    assert set(rows) == {str(valid), str(invalid)}
+    assert main(["compare", str(valid), "--model", "llama3-8b", "--global-batch", "64",
+                 "--seq-len", "2048", "--train-tokens", "1e11", "--price", "2",
+                 "--format", "json"]) == 0
+    ref = json.loads(capsys.readouterr().out)["systems"][0]
+    got = rows[str(valid)]
+    for key in ("tokens_per_s_per_chip", "time_to_train_s", "energy_to_train_j",
+                "cost_to_train", "it_power_w", "facility_power_w", "memory_headroom_pct"):
+        assert got[key] == pytest.approx(ref[key]), key
+    assert got["allowed_invalid"] is False
+    # the invalid system is searched (a sweep maps the space) but says so in its row
+    assert rows[str(invalid)]["allowed_invalid"] is True
+    assert any(f["severity"] == "error" for f in rows[str(invalid)]["findings"])
+    stored = db_rows(db)
+    assert all("row" in result for _, result in stored.values())
+    assert all(inputs["train_tokens"] == 1e11 for inputs, _ in stored.values())

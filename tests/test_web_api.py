@@ -227,7 +227,7 @@ def test_estimate_example(client: httpx.Client) -> None:
     assert set(est["timeline"][0]) == {"stage", "micro_batch", "chunk", "kind", "start_s",
                                        "end_s"}
     figs = est["figures"]
-    assert set(figs) == {"breakdown", "memory", "timeline"}
+    assert set(figs) == {"breakdown", "memory", "timeline", "power_flow"}
     # the breakdown figure draws the estimate's own numbers, one bar per time term
     bars = {t["name"]: t["y"][0] for t in figs["breakdown"]["data"]}
     for name, value in bars.items():

@@ -8,7 +8,7 @@ Nothing here computes: it resolves ids and calls the engine.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from pathlib import Path
@@ -30,13 +30,15 @@ from ocplan.catalog.fields import (
 )
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.system import System, SystemSpec, load_system, resolve_system, system_for_chip
-from ocplan.checks.rules import Finding, run_rules
-from ocplan.errors import SpecError
-from ocplan.plan.estimate import Estimate, estimate
+from ocplan.checks.rules import Finding, refusal, run_rules
+from ocplan.errors import Infeasible, Problem, SpecError
+from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, SearchResult, search
+from ocplan.results.cluster import ClusterOutlook, cluster_outlook
+from ocplan.results.compare import Comparison, Contender, compare
 from ocplan.results.serving_validation import (
     ServingCase,
     is_serving_csv,
@@ -51,6 +53,7 @@ from ocplan.serving.estimate import (
     estimate_serving,
     serving_curve,
 )
+from ocplan.serving.estimate import infeasible_estimate as infeasible_serving
 from ocplan.serving.plan import SERVING_LAYOUT_FIELDS, ServingPlan
 from ocplan.serving.search import ServingSearch, search_serving
 from ocplan.topology.analysis import TopologySummary, summarize
@@ -62,18 +65,25 @@ from ocplan.workloads.workload import Workload
 __all__ = [
     "REQUEST_LAYOUT",
     "SERVING_REQUEST_LAYOUT",
+    "CompareRequest",
+    "CompareTarget",
     "EstimateRequest",
     "InferRequest",
     "InferSearchRequest",
     "SearchRequest",
     "check_system",
+    "compare_systems",
+    "guard",
     "infeasible_hint",
     "is_serving_file",
     "job_system",
     "layout_fields",
     "layout_label",
+    "outlook",
     "pipeline_timeline",
     "read_system",
+    "refused_reason",
+    "run_compare",
     "run_estimate",
     "run_infer",
     "run_infer_curve",
@@ -86,6 +96,7 @@ __all__ = [
     "to_train",
     "topology_report",
     "topology_summary",
+    "trust",
     "validate_runs",
     "validate_serving_runs",
 ]
@@ -109,6 +120,8 @@ class JobRequest(Spec):
     """Tokens to train on, for time, energy and cost to train."""
     price_per_chip_hour: Price | None = None
     """Price of one chip for one hour, for cost to train."""
+    allow_invalid: Flag = False
+    """Estimate even when the system fails a compliance check (the result says so)."""
 
 
 def _layout_annotation(f: LayoutField) -> object:
@@ -175,6 +188,139 @@ class SearchRequest(JobRequest):
     memory_headroom: Annotated[float, Field(strict=True, ge=0, lt=1)] = DEFAULT_MEMORY_HEADROOM
 
 
+class CompareTarget(Spec):
+    """One system of a comparison: a system mapping (a system file's content) or a chip
+    id (its default server), with an optional display name."""
+
+    name: Annotated[str, Field(min_length=1, max_length=120)] | None = None
+    chip: Id | None = None
+    system: dict[str, Any] | None = None
+
+
+#: Systems one comparison holds at most (each runs a full layout search).
+MAX_COMPARED = 12
+
+
+class CompareRequest(Spec):
+    """One training job on several systems, each at its best layout."""
+
+    model: Id
+    systems: Annotated[tuple[CompareTarget, ...], Field(max_length=MAX_COMPARED)] = ()
+    """Systems given as mappings or chip ids (the CLI gives files instead)."""
+    chips: ChipCount | None = None
+    """Chips of each system to use; default: all of a system file's, else 8."""
+    chip_counts: Annotated[tuple[ChipCount, ...], Field(min_length=1, max_length=8)] | None \
+        = None
+    """Compare each system at each of these chip counts (each at most its chips)."""
+    global_batch: BatchSize
+    seq_len: SeqLen
+    precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    objective: Literal["throughput", "time", "cost", "energy"] = "throughput"
+    train_tokens: TrainTokens | None = None
+    price_per_chip_hour: Annotated[tuple[Price, ...], Field(min_length=1,
+                                                            max_length=MAX_COMPARED)] | None \
+        = None
+    """One price for every system, or one per system (in order)."""
+    memory_headroom: Annotated[float, Field(strict=True, ge=0, lt=1)] = DEFAULT_MEMORY_HEADROOM
+    baseline: Annotated[int, Field(ge=0, lt=MAX_COMPARED * 8, strict=True)] = 0
+    """Index (in the compared rows) of the row the ratios divide by."""
+    allow_invalid: Flag = False
+    """Estimate systems that fail a compliance check anyway."""
+
+
+#: Chips a comparison gives a chip id when neither ``chips`` nor a system file says.
+COMPARE_DEFAULT_CHIPS = 8
+
+
+def compare_systems(catalog: Catalog, req: CompareRequest,
+                    files: Sequence[Path | str] = (), source: str = "request"
+                    ) -> list[tuple[str, System]]:
+    """The named systems of a comparison: ``files`` (each a system file path, or a chip
+    id when no such file exists) then ``req.systems``. Every problem at once."""
+    problems: list[Problem] = []
+    out: list[tuple[str, System]] = []
+    chips = req.chips or COMPARE_DEFAULT_CHIPS
+    for item in files:
+        try:
+            path = Path(item)
+            if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+                sysm = load_system(path, catalog)
+                out.append((sysm.spec.name, sysm))
+            else:
+                sysm = system_for_chip(catalog, str(item), chips, source, name=None)
+                out.append((str(item), sysm))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    for i, target in enumerate(req.systems):
+        where = f"{source}.systems[{i}]"
+        try:
+            if (target.chip is None) == (target.system is None):
+                raise SpecError.one(where, "system", "give exactly one of chip or system")
+            if target.system is not None:
+                sysm = system_from_mapping(target.system, catalog, where)
+                out.append((target.name or sysm.spec.name, sysm))
+            else:
+                assert target.chip is not None
+                sysm = system_for_chip(catalog, target.chip, chips, where)
+                out.append((target.name or target.chip, sysm))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    if not out:
+        raise SpecError.one(source, "systems", "give at least one system file or chip id")
+    return out
+
+
+def _contenders(req: CompareRequest, systems: Sequence[tuple[str, System]],
+                source: str) -> list[Contender]:
+    prices = req.price_per_chip_hour
+    if prices is not None and len(prices) not in (1, len(systems)):
+        raise SpecError.one(source, "price", f"give one price or one per system "
+                                             f"({len(systems)})", ",".join(map(str, prices)))
+    counts_given = req.chip_counts
+    out: list[Contender] = []
+    problems: list[Problem] = []
+    for i, (name, sysm) in enumerate(systems):
+        price = None if prices is None else prices[0 if len(prices) == 1 else i]
+        counts = counts_given or (req.chips or sysm.num_chips,)
+        for n in counts:
+            if n > sysm.num_chips:
+                problems.append(Problem(source, "chips", f"{name} has {sysm.num_chips} "
+                                                         "chips", n))
+                continue
+            label = name if len(counts) == 1 else f"{name} @ {n} chips"
+            out.append(Contender(label, sysm, n, price))
+    if problems:
+        raise SpecError(problems)
+    names = [c.name for c in out]
+    seen: dict[str, int] = {}
+    for i, c in enumerate(out):  # the same system twice: number the repeats
+        if names.count(c.name) > 1:
+            seen[c.name] = seen.get(c.name, 0) + 1
+            out[i] = replace(c, name=f"{c.name} ({seen[c.name]})")
+    if req.baseline >= len(out):
+        raise SpecError.one(source, "baseline", f"expected a row index below {len(out)}",
+                            req.baseline)
+    return out
+
+
+def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | str] = (),
+                source: str = "request",
+                progress: Callable[[int, int], None] | None = None) -> Comparison:
+    """Each system's best layout of the request's job, side by side (see
+    :func:`ocplan.results.compare.compare`)."""
+    systems = compare_systems(catalog, req, files, source)
+    contenders = _contenders(req, systems, source)
+    arch = catalog.model(req.model, source, "model")
+    workload = Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch,
+                        req.precision)
+    return compare(workload, contenders, objective=req.objective,
+                   train_tokens=req.train_tokens, memory_headroom=req.memory_headroom,
+                   baseline=req.baseline, allow_invalid=req.allow_invalid,
+                   progress=progress)
+
+
 # ---- serving ------------------------------------------------------------------------
 
 #: The serving layout fields a request gives (``dp`` follows from the chips).
@@ -196,6 +342,8 @@ class InferJob(Spec):
     chips: ChipCount
     price_per_chip_hour: Price | None = None
     """Price of one chip for one hour, for cost per million tokens."""
+    allow_invalid: Flag = False
+    """Estimate even when the system fails a compliance check (the result says so)."""
 
 
 def _serving_request(name: str, layout: bool) -> type[InferJob]:
@@ -243,6 +391,9 @@ def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
     if req.chips % stage:
         raise SpecError.one(source, "chips", f"not divisible by tp x pp = {stage}", req.chips)
     plan = replace(plan, dp=req.chips // stage)
+    refused = refused_reason(system, req.allow_invalid)
+    if refused is not None:
+        return infeasible_serving(plan, refused), system, workload
     return estimate_serving(workload, plan, system), system, workload
 
 
@@ -266,6 +417,7 @@ def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None =
     """Every serving layout of the request's chips, best first (with prefill/decode
     splits when ``disaggregate``)."""
     system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
+    guard(system, req.allow_invalid)
     workload = serving_workload(catalog, req, source)
     found = search_serving(workload, system, req.chips, objective=objective,
                            disaggregate=disaggregate)
@@ -312,14 +464,19 @@ def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | Non
                                                 f"{per_replica}", req.chips)
     plan = replace(plan, dp=req.chips // per_replica)
     workload = _workload(catalog, req, source)
+    refused = refused_reason(system, req.allow_invalid)
+    if refused is not None:
+        return infeasible_estimate(plan, refused), system, workload
     return estimate(workload, plan, system), system, workload
 
 
 def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = None,
                progress: Any = None, allow_offload: bool = False,
                source: str = "request") -> SearchResult:
-    """Search the layouts of a SearchRequest."""
+    """Search the layouts of a SearchRequest (Infeasible "invalid" for a system that
+    fails a check, unless the request allows it)."""
     system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
+    guard(system, req.allow_invalid)
     return search(_workload(catalog, req, source), system, req.chips, objective=req.objective,
                   top_k=req.top_k, train_tokens=req.train_tokens,
                   # Without a price, cost ranks by chip-hours (a price of 1).
@@ -340,7 +497,39 @@ INFEASIBLE_HINTS: dict[str, str] = {
                "a scale-out fabric (scale_out in the system file)",
     "precision": "pick a chip with a floating-point matrix unit, or a precision it has",
     "batch": "make the global batch a multiple of dp x micro-batch",
+    "invalid": "fix what ocplan check reports (a power profile or cooling the modules "
+               "allow, enough supplies), or estimate anyway with --allow-invalid "
+               "(allow_invalid in a request); the output then says so",
 }
+
+
+def outlook(result: Estimate, workload: Workload, system: System,
+            train_tokens: float | None = None,
+            price_per_chip_hour: float | None = None) -> ClusterOutlook:
+    """The facility of the system (racks, cooling, power delivery, derived PUE) and the
+    job's goodput under failures (see :func:`ocplan.results.cluster.cluster_outlook`)."""
+    return cluster_outlook(result, workload, system, train_tokens, price_per_chip_hour)
+
+
+def refused_reason(system: System, allow_invalid: bool) -> str | None:
+    """Why estimates on ``system`` are refused: it fails a compliance check and the user
+    did not allow that (None otherwise)."""
+    return None if allow_invalid else refusal(run_rules(system))
+
+
+def guard(system: System, allow_invalid: bool) -> None:
+    """Raise Infeasible ("invalid") when estimates on ``system`` are refused."""
+    reason = refused_reason(system, allow_invalid)
+    if reason is not None:
+        raise Infeasible("invalid", reason.removeprefix("invalid: "))
+
+
+def trust(system: System, allow_invalid: bool) -> dict[str, Any]:
+    """What every output says about the system it ran on: its findings (errors and
+    warnings) and whether it was estimated although invalid."""
+    findings = run_rules(system)
+    return {"findings": [f.as_dict() for f in findings if f.severity != "info"],
+            "allowed_invalid": allow_invalid and refusal(findings) is not None}
 
 
 def to_train(result: Estimate, train_tokens: float | None, price_per_chip_hour: float | None,

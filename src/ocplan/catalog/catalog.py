@@ -24,6 +24,7 @@ from ocplan.catalog.schema import (
     Accelerator,
     Baseboard,
     CatalogEntry,
+    ComputeModule,
     Cpu,
     Entry,
     Fabric,
@@ -130,6 +131,8 @@ def _references(entry: Entry) -> list[tuple[str, type[Entry], str]]:
         refs.append(("default_server", Server, entry.default_server))
     if isinstance(entry, Fabric) and entry.nic:
         refs.append(("nic", Nic, entry.nic))
+    if isinstance(entry, ComputeModule):
+        refs.append(("cpu", Cpu, entry.cpu))
     if isinstance(entry, Server):
         refs.append(("baseboard", Baseboard, entry.baseboard))
         refs.append(("host.cpu", Cpu, entry.host.cpu))

@@ -1,4 +1,5 @@
-"""Schemas of catalog entries: accelerators, CPUs, NICs, fabrics, baseboards, servers, models.
+"""Schemas of catalog entries: accelerators, CPUs, compute modules, NICs, fabrics, baseboards,
+servers, models.
 
 Each entry is one YAML file with a ``kind`` and an ``id``, validated by the model here.
 Every entry carries ``sources``: the documents its numbers come from. A source lists
@@ -35,16 +36,21 @@ from ocplan.catalog.fields import (
 )
 
 __all__ = [
+    "DDR_BYTES_PER_TRANSFER",
     "KINDS",
     "Accelerator",
     "Baseboard",
     "CatalogEntry",
     "Compute",
+    "ComputeModule",
     "Cpu",
     "Fabric",
     "FlopPerClock",
     "HostInterface",
+    "ManagementEndpoint",
     "ModelArch",
+    "ModuleLink",
+    "ModuleMemory",
     "MoeSpec",
     "Nic",
     "PeakFlops",
@@ -244,6 +250,13 @@ class IntegratedNic(Spec):
     protocol: Literal["roce", "ethernet", "infiniband"]
 
 
+class PowerMode(Spec):
+    """A named module power the vendor publishes (an air or liquid SKU rating, say)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,30}$")]
+    power: Power
+
+
 class AcceleratorPower(Spec):
     """Module power envelope."""
 
@@ -252,6 +265,13 @@ class AcceleratorPower(Spec):
     """Main input rail of the module (12 V, 48 V or 54 V class)."""
     air_max_tdp: Power | None = None
     """Highest module power the vendor rates for air cooling, when it differs from ``tdp``."""
+    modes: tuple[PowerMode, ...] = ()
+    """Published power modes (e.g. Gaudi 3 ``air`` 900 W, ``liquid`` 1200 W); a system
+    picks one by name with ``power_mode``. Each is a module power the vendor rates."""
+
+    def mode(self, name: str) -> float | None:
+        """The power of the mode called ``name``, W (None when there is none)."""
+        return next((m.power for m in self.modes if m.name == name), None)
 
 
 class Accelerator(Entry):
@@ -302,30 +322,114 @@ class SpecIntRate(Spec):
     """Number of published results the value is the median of."""
 
 
+#: Data bytes one DDR4/DDR5 channel moves per transfer: a 64-bit data path (DDR5 splits it
+#: into two 32-bit subchannels; ECC bits excluded), JEDEC JESD79-4 / JESD79-5.
+DDR_BYTES_PER_TRANSFER = 8
+#: Tolerance of the check memory_bandwidth = channels x MT/s x 8 B: vendors round the
+#: product (Kunpeng 920: 187.7 GB/s for 8 x 2933 x 8 B = 187.65 GB/s).
+BANDWIDTH_TOLERANCE = 0.01
+#: A DDR speed grade in MT/s: DDR4-1600 is the slowest server grade in use, MRDIMM-12800 is
+#: past the fastest announced; outside that range the number is a typo.
+MtPerS = Annotated[int, Field(ge=800, le=12_800, strict=True)]
+LaneCount = Annotated[int, Field(ge=0, le=512, strict=True)]
+PcieGen = Annotated[int, Field(ge=1, le=7, strict=True)]
+
+
 class Cpu(Entry):
-    """A host CPU; one or two of them make an OCM compute module."""
+    """A host CPU; one or more of them make a compute module (:class:`ComputeModule`).
+
+    A value the vendor does not publish is left out (``None``), never guessed: the
+    validation set's CPU table marks such values ``?`` and the entry says so in ``notes``.
+    """
 
     kind: Literal["cpu"]
     vendor: Annotated[str, Field(min_length=2, max_length=40)]
     codename: str
+    family: Id | None = None
+    """Micro-architecture family (``zen4``, ``granite-rapids``, ``neoverse-v2``, ...): CPUs
+    of one core design, which share one calibration in the CPU performance model. Every
+    built-in entry names one (a catalog test checks); a user's own CPU without it runs on
+    the model's uncalibrated fallback."""
     isa: Literal["x86-64", "arm64", "riscv64"]
-    launch_year: Annotated[int, Field(ge=2010, le=2035, strict=True)]
+    launch_year: Annotated[int, Field(ge=2010, le=2035, strict=True)] | None = None
     cores: Annotated[int, Field(ge=1, le=1024, strict=True)]
     threads: Annotated[int, Field(ge=1, le=2048, strict=True)]
     base_clock: Frequency
+    all_core_clock: Frequency | None = None
+    """All-core boost clock, only where the vendor publishes one (AMD EPYC 9004)."""
     boost_clock: Frequency | None = None
+    """Highest single-core boost (max turbo) clock."""
     l3: Bytes | None = None
-    memory_channels: Annotated[int, Field(ge=1, le=32, strict=True)]
-    memory_type: Annotated[str, Field(max_length=40)]
-    memory_bandwidth: Bandwidth
-    """Theoretical per socket: channels x MT/s x 8 B."""
-    pcie_lanes: Annotated[int, Field(ge=1, le=512, strict=True)]
-    """Lanes per socket usable for devices in a two-socket system."""
-    pcie_gen: Annotated[int, Field(ge=1, le=7, strict=True)]
+    max_sockets: Literal[1, 2, 4, 8] | None = None
+    """Most sockets one coherent system may hold (Intel ARK "Scalability", AMD 1P/2P)."""
+    memory_channels: Annotated[int, Field(ge=1, le=32, strict=True)] | None = None
+    memory_type: Annotated[str, Field(max_length=40)] | None = None
+    memory_mts: MtPerS | None = None
+    """DDR speed the CPU supports with one DIMM per channel (RDIMM), MT/s."""
+    memory_mts_2dpc: MtPerS | None = None
+    """DDR speed with two DIMMs per channel, where the vendor publishes it, MT/s."""
+    memory_mts_mrdimm: MtPerS | None = None
+    """MRDIMM (MCR DIMM) speed where supported, MT/s."""
+    dimms_per_channel_max: Annotated[int, Field(ge=1, le=3, strict=True)] | None = None
+    memory_bandwidth: Bandwidth | None = None
+    """Theoretical per socket: channels x MT/s x 8 B (RDIMM at one DIMM per channel), or
+    the vendor's figure for on-package memory."""
+    pcie_lanes: Annotated[int, Field(ge=1, le=512, strict=True)] | None = None
+    """PCIe lanes of one socket (the one-socket count); a multi-socket system loses
+    ``socket_link_lanes`` of them per socket to the socket-to-socket links."""
+    pcie_gen: PcieGen | None = None
+    socket_link_lanes: LaneCount | None = None
+    """PCIe lanes per socket that carry the socket-to-socket links in a multi-socket system
+    (EPYC xGMI with 4 links: 64; Intel UPI is separate: 0); None when not published."""
     cxl: str | None = None
+    cxl_lanes: LaneCount | None = None
+    """Lanes per socket that can run CXL, where the vendor states it."""
     tdp: Power | None = None
     socket: str | None = None
     specrate2017_int_base: SpecIntRate | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Cpu:
+        if self.threads % self.cores:
+            raise ValueError(f"threads = {self.threads} is not a multiple of cores = "
+                             f"{self.cores}")
+        if self.boost_clock is not None and self.boost_clock < self.base_clock:
+            raise ValueError(f"boost_clock {self.boost_clock / 1e9:g} GHz is below base_clock "
+                             f"{self.base_clock / 1e9:g} GHz")
+        if self.all_core_clock is not None:
+            top = self.boost_clock if self.boost_clock is not None else self.all_core_clock
+            if not self.base_clock <= self.all_core_clock <= top:
+                raise ValueError(f"all_core_clock {self.all_core_clock / 1e9:g} GHz is outside "
+                                 "base_clock .. boost_clock")
+        if self.memory_mts_2dpc is not None:
+            if self.memory_mts is None or self.memory_mts_2dpc > self.memory_mts:
+                raise ValueError("memory_mts_2dpc needs memory_mts and may not exceed it")
+            if self.dimms_per_channel_max is not None and self.dimms_per_channel_max < 2:
+                raise ValueError("memory_mts_2dpc is given but dimms_per_channel_max is 1")
+        if (self.socket_link_lanes is not None and self.pcie_lanes is not None
+                and self.socket_link_lanes > self.pcie_lanes):
+            raise ValueError(f"socket_link_lanes = {self.socket_link_lanes} exceeds "
+                             f"pcie_lanes = {self.pcie_lanes}")
+        if (self.cxl_lanes is not None and self.pcie_lanes is not None
+                and self.cxl_lanes > self.pcie_lanes):
+            raise ValueError(f"cxl_lanes = {self.cxl_lanes} exceeds pcie_lanes = "
+                             f"{self.pcie_lanes} (CXL runs on the PCIe lanes)")
+        self._check_bandwidth()
+        return self
+
+    def _check_bandwidth(self) -> None:
+        # One formula ties three published numbers together; a typo in any one shows here.
+        if None in (self.memory_mts, self.memory_channels, self.memory_bandwidth):
+            return
+        assert self.memory_mts is not None
+        assert self.memory_channels is not None
+        assert self.memory_bandwidth is not None
+        expected = self.memory_channels * self.memory_mts * 1e6 * DDR_BYTES_PER_TRANSFER
+        if abs(self.memory_bandwidth - expected) > BANDWIDTH_TOLERANCE * expected:
+            raise ValueError(
+                f"memory_bandwidth {self.memory_bandwidth / 1e9:g} GB/s differs by more than "
+                f"{BANDWIDTH_TOLERANCE:.0%} from memory_channels x memory_mts x 8 B = "
+                f"{expected / 1e9:g} GB/s")
 
 
 class Nic(Entry):
@@ -461,6 +565,102 @@ class Server(Entry):
     height_u: Annotated[float, Field(strict=True, gt=0, le=60)] | None = None
 
 
+#: Form-factor labels of a compute module. The OCM (Open Compute Module) specification has
+#: no public technical text, so modules borrow the OCP DC-MHS host processor module (HPM)
+#: labels: M-FLW full width, M-DNO density-optimised partial width, M-SDNO its scalable
+#: variant (opencompute.org/wiki/Server/DC-MHS); "superchip" for CPU boards soldered with
+#: their memory (NVIDIA Grace), "custom" for anything else.
+ModuleFormFactor = Literal["ocm", "dc-mhs-m-flw", "dc-mhs-m-dno", "dc-mhs-m-sdno",
+                           "superchip", "custom"]
+#: How memory attaches: a DIMM type, or soldered on the package or board (no slots).
+MemoryModuleType = Literal["rdimm", "mrdimm", "lrdimm", "3ds-rdimm", "soldered"]
+
+
+class ModuleMemory(Spec):
+    """Memory population of **each** socket of a compute module."""
+
+    slots_per_channel: Annotated[int, Field(ge=0, le=3, strict=True)]
+    """DIMM slots the board gives each channel (DC-MHS M-PnP ``SlotsPerChannel``); 0 for
+    soldered memory."""
+    dimms_per_channel: Annotated[int, Field(ge=0, le=3, strict=True)]
+    """DIMMs populated on each populated channel (0 for soldered memory)."""
+    channels: Annotated[int, Field(ge=1, le=32, strict=True)] | None = None
+    """Populated channels per socket; None: every channel of the CPU."""
+    module_type: MemoryModuleType
+    capacity: Bytes
+    """Per DIMM; for soldered memory, per socket."""
+    rated_mts: MtPerS | None = None
+    """Speed grade of the DIMMs, MT/s (the CPU's limit at the population may be lower)."""
+    dimm_power: Power | None = None
+    """Power of one DIMM under load, a sourced planning figure (see the module's sources)."""
+
+    @model_validator(mode="after")
+    def _dimms_or_soldered(self) -> ModuleMemory:
+        soldered = self.module_type == "soldered"
+        if soldered and (self.slots_per_channel or self.dimms_per_channel):
+            raise ValueError("soldered memory has no slots: slots_per_channel and "
+                             "dimms_per_channel must be 0")
+        if not soldered:
+            if self.dimms_per_channel == 0:
+                raise ValueError(f"{self.module_type} memory needs dimms_per_channel >= 1")
+            if self.rated_mts is None or self.dimm_power is None:
+                raise ValueError(f"{self.module_type} memory needs rated_mts and dimm_power")
+        return self
+
+
+class ModuleLink(Spec):
+    """High-speed lanes a compute module exports on its connectors (all sockets together)."""
+
+    kind: Literal["pcie", "cxl"]
+    gen: PcieGen
+    """PCIe generation of the lanes (CXL 1.1/2.0 run on PCIe 5 lanes)."""
+    lanes: Annotated[int, Field(ge=1, le=1024, strict=True)]
+    connector: Annotated[str, Field(max_length=80)] | None = None
+    """Where they leave the module (DC-MHS M-XIO / SFF-TA-1016, MCIO, riser, ...)."""
+
+
+class ManagementEndpoint(Spec):
+    """A management controller the module exposes to the platform."""
+
+    kind: Literal["dc-scm", "onboard-bmc", "satmc"]
+    """DC-SCM: the BMC on an OCP secure control module card, attached over DC-SCI;
+    onboard-bmc: a BMC soldered on the module; satmc: a satellite controller that needs a
+    host BMC elsewhere."""
+    count: Annotated[int, Field(ge=0, le=8, strict=True)] = 1
+    interface: Annotated[str, Field(max_length=60)] | None = None
+    """Link to the platform (``DC-SCI``, ``LTPI``, ``I3C``, ...)."""
+
+
+class ComputeModule(Entry):
+    """A CPU compute module in the spirit of OCM and OCP DC-MHS: CPU sockets with their
+    memory, the lanes they export, a power input and a management endpoint.
+
+    The OCM text is not public: the form-factor labels and rules are borrowed from DC-MHS
+    and DC-SCM and say so (``checks/module_rules.py``). A module composed here rather than
+    sold as a product has ``illustrative: true`` and says so in ``notes``.
+    """
+
+    kind: Literal["compute-module"]
+    vendor: Annotated[str, Field(min_length=2, max_length=40)]
+    form_factor: ModuleFormFactor
+    illustrative: Flag = False
+    cpu: Id
+    sockets: Annotated[int, Field(ge=1, le=8, strict=True)]
+    socket_link_lanes: LaneCount | None = None
+    """Lanes per socket the module gives to socket-to-socket links, when it differs from the
+    CPU's default (EPYC with three xGMI links: 48 instead of 64)."""
+    memory: ModuleMemory
+    io: tuple[ModuleLink, ...] = ()
+    management: tuple[ManagementEndpoint, ...] = ()
+    power_budget: Power
+    """Most power the module's input (connector and regulators) delivers."""
+    other_power: Power
+    """Power reserved in the budget for everything but CPUs and DIMMs: voltage-regulator
+    loss, management controller, fans or pumps on the module."""
+    rail: Voltage | None = None
+    """Input rail (12 V, 48 V or 54 V class)."""
+
+
 # Model dimensions: each bound is far beyond any published model (widest hidden size
 # 25,600 for GPT-4-class estimates, 20,480 for PaLM-2-class; most heads 128; most routed
 # experts 384 for Kimi K2; largest vocabularies about 260,000 for Gemma) so that a typo
@@ -556,7 +756,7 @@ class ModelArch(Entry):
 
 
 CatalogEntry = Annotated[
-    Accelerator | Cpu | Nic | Fabric | Baseboard | Server | ModelArch,
+    Accelerator | Cpu | Nic | Fabric | Baseboard | Server | ModelArch | ComputeModule,
     Field(discriminator="kind"),
 ]
 
@@ -568,4 +768,5 @@ KINDS: dict[str, type[Entry]] = {
     "baseboard": Baseboard,
     "server": Server,
     "model": ModelArch,
+    "compute-module": ComputeModule,
 }

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ocplan.catalog.catalog import Catalog
-from ocplan.catalog.fields import MAX_CHIPS, ChipCount, Count, Id, Power, Spec
+from ocplan.catalog.fields import MAX_CHIPS, ChipCount, Count, Id, Power, Spec, Voltage
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import Accelerator, Baseboard, Cpu, Fabric, Nic, Server
+from ocplan.catalog.storage import StorageSpec
 from ocplan.errors import Problem, SpecError
 
 __all__ = ["System", "SystemSpec", "load_system", "resolve_system", "system_for_chip"]
@@ -49,9 +50,89 @@ class RackSpec(Spec):
     power_limit: Power
 
 
+WaterClass = Literal["W17", "W27", "W32", "W40", "W45", "W+"]
+"""ASHRAE TC 9.9 facility-water classes, named by their highest supply temperature in degC
+(2021 renaming of W1-W5; limits and sources in ``ocplan/facility/data/water_classes.yaml``)."""
+#: A temperature in degrees Celsius: 0 to 90 degC spans every facility-water class.
+Celsius = Annotated[float, Field(strict=True, ge=0, le=90)]
+#: A temperature difference or approach in kelvin.
+Kelvin = Annotated[float, Field(strict=True, gt=0, le=40)]
+
+
+class PowerDeliverySpec(Spec):
+    """How power reaches the servers: rack busbar, supply efficiency class, UPS.
+
+    The ids name entries of ``ocplan/facility/data/`` (``busbars.yaml``,
+    ``psu_curves.yaml``, ``power_chain.yaml``); :func:`ocplan.facility.facility_plan`
+    reports an unknown id with the allowed ones.
+    """
+
+    busbar: Id = "orv3-hpr"
+    """Rack busbar: ``orv3-standard`` (48 V, 375 A), ``orv3-600a``, ``orv3-hpr`` (92 kW),
+    ``orv3-hpr-v2`` or ``hvdc-800v``."""
+    voltage: Voltage | None = None
+    """Busbar voltage; default the busbar's nominal (48 V for ORv3; 54 V for OAM/UBB
+    style racks is a valid override)."""
+    psu_curve: Id = "80plus-titanium"
+    """Efficiency class of the server supplies (80 PLUS curve, 230 V internal redundant)."""
+    ups: Id = "double-conversion"
+    """UPS and distribution chain between grid and IT."""
+
+
 class FacilitySpec(Spec):
+    """The facility that powers and cools the cluster.
+
+    Every field is optional. ``pue`` keeps its meaning for existing files: written, it
+    overrides the PUE that :func:`ocplan.facility.facility_plan` derives from the cooling
+    design; left out, the plan derives it (the nameplate ``power_budget`` still applies
+    the 1.2 default until it reads the derived value). Defaults of the other fields are
+    sourced in ``ocplan/facility/data/``.
+    """
+
     pue: Annotated[float, Field(strict=True, ge=1.0, le=3.0)] = 1.2
-    """Power usage effectiveness: facility power / IT power."""
+    """Power usage effectiveness: facility power / IT power (given: overrides the derived)."""
+    water_class: WaterClass = "W32"
+    supply_temperature_C: Celsius | None = None
+    """Facility-water supply temperature to the CDUs; default the class's upper limit."""
+    coolant: Literal["water", "pg25"] = "pg25"
+    """Secondary (rack) loop coolant: water or 25 % propylene glycol."""
+    coolant_delta_T_K: Kelvin | None = None
+    """Return minus supply temperature of the rack loop; default the one that the OCP
+    design flow of 1.5 L/min per kW implies for the coolant (about 10 K for PG25)."""
+    cdu: Id = "vertiv-coolchip-cdu-2300"
+    """CDU model (``ocplan/facility/data/cdus.yaml``); in-rack or in-row by the model."""
+    cdu_capacity: Power | None = None
+    """Rated CDU capacity, overriding the model's."""
+    cdu_approach_K: Kelvin | None = None
+    """Rack-loop supply minus facility supply; default the model's rated approach."""
+    cdu_redundancy: Literal["N", "N+1"] = "N+1"
+    capture_ratio: Annotated[float, Field(strict=True, ge=0, le=1)] | None = None
+    """Share of cold-plated parts' heat (accelerators, CPUs) that leaves in the liquid;
+    default the published cold-plate ratio."""
+    air_limit_per_rack: Power | None = None
+    """Heat the room's air side removes per rack; default 35 kW (published limit of
+    standard air-cooled designs)."""
+    heat_rejection: Literal["chiller", "dry-cooler", "cooling-tower"] = "dry-cooler"
+    """Plant that rejects the liquid loop's heat (air-side heat always goes through
+    CRAHs and a chiller)."""
+    power_delivery: PowerDeliverySpec = PowerDeliverySpec()
+    racks_per_row: Annotated[int, Field(ge=1, le=200, strict=True)] = 10
+    """Rack positions per row (a layout choice), in-row CDUs included."""
+    floor_area_per_rack: Annotated[float, Field(strict=True, gt=0, le=50)] | None = None
+    """White-space floor per rack position, m^2; default an ORv3 frame plus half of a
+    cold and a hot aisle."""
+
+    @property
+    def pue_given(self) -> float | None:
+        """The PUE written in the file (or set by the caller), else ``None``."""
+        return self.pue if "pue" in self.model_fields_set else None
+
+    @model_validator(mode="after")
+    def _w_plus_needs_supply(self) -> FacilitySpec:
+        if self.water_class == "W+" and self.supply_temperature_C is None:
+            raise ValueError("water_class 'W+' has no upper limit; give "
+                             "supply_temperature_C (above 45 degC)")
+        return self
 
 
 class SystemSpec(Spec):
@@ -68,6 +149,13 @@ class SystemSpec(Spec):
     """For torus pods: the slice's torus shape (its product is the chips per server)."""
     scale_out: ScaleOutSpec | None = None
     rack: RackSpec | None = None
+    power_mode: Annotated[str, Field(min_length=1, max_length=31)] | None = None
+    """A published power mode of the accelerator (its ``power.modes``); default: the air
+    rating in an air-cooled system, else ``tdp``."""
+    power_cap: Power | None = None
+    """A lower module power limit set by the operator (a power cap, e.g. H100 at 500 W);
+    the sustained clock follows it (:func:`ocplan.costmodel.chip.power_capped_clock`)."""
+    storage: StorageSpec | None = None
     facility: FacilitySpec = FacilitySpec()
 
 
@@ -110,19 +198,32 @@ class System:
 
     @property
     def module_power(self) -> float:
-        """Power of one module in this system, W: the accelerator's power profile for
-        the system's cooling. Air-cooled systems run a module at its air rating
-        (``power.air_max_tdp``, e.g. Gaudi 3 900 W against 1.2 kW liquid) when the vendor
-        gives one below ``tdp``; otherwise the module runs at ``tdp``."""
+        """Power of one module in this system, W: the power mode the system names
+        (``power_mode``), else the accelerator's profile for the system's cooling
+        (air-cooled systems run a module at its air rating, ``power.air_max_tdp``, e.g.
+        Gaudi 3 900 W against 1.2 kW liquid, when the vendor gives one below ``tdp``),
+        else ``tdp``; at most the operator's ``power_cap``."""
         power = self.accelerator.power
-        if self.cooling == "air" and power.air_max_tdp is not None:
-            return min(power.tdp, power.air_max_tdp)
-        return power.tdp
+        if self.spec.power_mode is not None:
+            mode = power.mode(self.spec.power_mode)
+            assert mode is not None, "resolve_system checks the mode's name"
+            watts = mode
+        elif self.cooling == "air" and power.air_max_tdp is not None:
+            watts = min(power.tdp, power.air_max_tdp)
+        else:
+            watts = power.tdp
+        cap = self.spec.power_cap
+        return watts if cap is None else min(watts, cap)
 
     @property
     def power_profile(self) -> str:
-        """``air`` when :attr:`module_power` is the air rating below ``tdp``, else
-        ``tdp``."""
+        """The power mode in use: the named mode, ``capped`` under a power cap, ``air``
+        for the air rating below ``tdp``, else ``tdp``."""
+        cap = self.spec.power_cap
+        if cap is not None and self.module_power == cap and cap < self.accelerator.power.tdp:
+            return "capped"
+        if self.spec.power_mode is not None:
+            return self.spec.power_mode
         return "air" if self.module_power < self.accelerator.power.tdp else "tdp"
 
     @property
@@ -184,6 +285,12 @@ def resolve_system(spec: SystemSpec, catalog: Catalog, source: str) -> System:
         nic = server_nics[0][0]
     if nic is None and fabric is not None and fabric.nic:
         nic = catalog.get(Nic, fabric.nic)
+    modes = accelerator.power.modes
+    if spec.power_mode is not None and accelerator.power.mode(spec.power_mode) is None:
+        allowed = ", ".join(f"{m.name} ({m.power:g} W)" for m in modes) or \
+            "none: this accelerator has no published power modes; use power_cap"
+        raise SpecError.one(source, "power_mode", f"not a power mode of {accelerator.id} "
+                                                  f"(allowed: {allowed})", spec.power_mode)
     if spec.slice_dims is not None and baseboard.topology != "torus":
         raise SpecError.one(source, "slice_dims", f"only for torus boards; server "
                                                   f"'{server.id}' has a '{baseboard.topology}' "

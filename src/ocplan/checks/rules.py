@@ -7,7 +7,7 @@ composition violates a spec or cannot work), ``warning`` (it works with a penalt
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +18,7 @@ from ocplan.topology.cluster import PCIE_LANE_Bps, chip_scale_out_Bps, nic_Bps, 
 from ocplan.topology.power import power_budget, psu_capacity_W
 from ocplan.units import format_quantity
 
-__all__ = ["RULES", "Finding", "Rule", "Severity", "run_rules"]
+__all__ = ["RULES", "Finding", "Rule", "Severity", "refusal", "run_rules"]
 
 Severity = Literal["error", "warning", "info"]
 
@@ -114,7 +114,9 @@ def air_cooling(system: System) -> list[Finding]:
         (system.server.air_module_power_max, f"{system.server.name} air-cooled slot rating"),
         (acc.power.air_max_tdp, f"{acc.name} air-cooled rating"),
     ]
-    if acc.oam_version in AIR_GUIDANCE_W:
+    # The OAM guidance is the fallback the limits table names it: a chassis or module
+    # rating, where the catalog gives one, is the measured fact and wins over it.
+    if acc.oam_version in AIR_GUIDANCE_W and all(v is None for v, _ in candidates):
         candidates.append((AIR_GUIDANCE_W[acc.oam_version],
                            f"OAM v{acc.oam_version} cooling guidance"))
     if system.server.cooling == "liquid":
@@ -202,6 +204,9 @@ def host_lanes(system: System) -> list[Finding]:
     """Host PCIe/CXL lanes oversubscribed by the accelerators and NICs hung on them."""
     acc, board, cpu = system.accelerator, system.baseboard, system.cpu
     sockets = system.server.host.sockets
+    if cpu.pcie_lanes is None:  # a catalog CPU whose vendor publishes no lane count
+        return [Finding("HOST-LANES", "warning", f"{cpu.id}: PCIe lane count not published; "
+                        "host lanes not checked", "catalog", system.server.id)]
     cpu_lanes = cpu.pcie_lanes * sockets
     accel_lanes = system.chips_per_server * (acc.host.lanes if acc.host.kind != "nvlink-c2c"
                                              else 0)
@@ -341,3 +346,15 @@ def run_rules(system: System) -> list[Finding]:
     order = {"error": 0, "warning": 1, "info": 2}
     findings = [f for rule in RULES for f in rule(system)]
     return sorted(findings, key=lambda f: (order[f.severity], f.rule))
+
+
+def refusal(findings: Sequence[Finding]) -> str | None:
+    """Why a system with error findings is not estimated (None when it has none): the
+    reason every estimate, search, comparison and report gives unless the user allows an
+    invalid system explicitly."""
+    errors = [f for f in findings if f.severity == "error"]
+    if not errors:
+        return None
+    rules = ", ".join(sorted({f.rule for f in errors}))
+    return (f"invalid: the system fails {len(errors)} check(s) ({rules}: "
+            f"{errors[0].message}); see ocplan check")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,11 +29,13 @@ from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import MAX_TOP_K, Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
+from ocplan.catalog.system import System
 from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.layout import LayoutValue
 from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
+from ocplan.results.cluster import ClusterOutlook
 from ocplan.results.serving_validation import ServingCase
 from ocplan.results.validation import Case
 from ocplan.serving.estimate import ServingEstimate
@@ -320,6 +322,37 @@ def _chips(chips: int | None, system: Path | None) -> int:
     return DEFAULT_CHIPS
 
 
+AllowInvalidOpt = Annotated[bool, typer.Option(
+    "--allow-invalid", help="Estimate even when the system fails a compliance check "
+                            "(ocplan check); the output then says so.")]
+
+
+def _print_trust(system: System, allow_invalid: bool) -> None:
+    """The system's check errors and warnings, and a red line when it is estimated
+    although invalid: every estimate says what it ran on."""
+    trust = api.trust(system, allow_invalid)
+    if trust["allowed_invalid"]:
+        out.print(_styled(("INVALID SYSTEM", "red bold"),
+                          ": estimated anyway (--allow-invalid); the findings below are "
+                          "not accounted for in the numbers"))
+    for f in trust["findings"]:
+        out.print(_t(f"check {f['severity']} {f['rule']}: {f['message']}"))
+
+
+def _refused(exc: Infeasible, system_name: str, fmt: Format) -> NoReturn:
+    """Print why a search on an invalid system was refused, and exit 1."""
+    reason = f"{exc.reason}: {exc.detail}"
+    if fmt is Format.json:
+        _print_json({"feasible": False, "reason": reason, "system": system_name,
+                     "hint": api.infeasible_hint(reason)})
+    else:
+        out.print(_styled((system_name, "bold"), ": ", ("refused", "red"), f": {reason}"))
+        hint = api.infeasible_hint(reason)
+        if hint:
+            out.print(_t(f"what to change: {hint}"))
+    raise typer.Exit(1)
+
+
 #: The layout flags' values as a command receives them (see :mod:`.layout_options`).
 LayoutFlags = dict[str, LayoutValue]
 
@@ -339,6 +372,7 @@ def estimate_cmd(
     train_tokens: Annotated[float | None, typer.Option(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
     price: Annotated[float | None, typer.Option(help="Price per chip-hour.")] = None,
+    allow_invalid: AllowInvalidOpt = False,
     fmt: FormatOpt = Format.table,
     *,
     layout: LayoutFlags,
@@ -348,15 +382,20 @@ def estimate_cmd(
         api.EstimateRequest, model=model, chip=chip, chips=_chips(chips, system),
         global_batch=global_batch,
         seq_len=seq_len, precision=precision, train_tokens=train_tokens,
-        price_per_chip_hour=price, **layout)
-    result, sysm, _ = api.run_estimate(_catalog(), req, system, FLAGS)
+        price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
+    result, sysm, workload = api.run_estimate(_catalog(), req, system, FLAGS)
     extra = _to_train(result, req, sysm.spec.facility.pue)
+    cluster = api.outlook(result, workload, sysm, train_tokens, price)
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
-                                                "hint": api.infeasible_hint(result.reason)})
+                                                "hint": api.infeasible_hint(result.reason)}
+                    | api.trust(sysm, allow_invalid) | {"cluster": cluster.as_json()})
     else:
         _print_estimate(result, f"{model} on {sysm.spec.name}", extra,
                         sysm.accelerator.family)
+        if result.feasible:
+            _print_cluster(cluster)
+        _print_trust(sysm, allow_invalid)
     if not result.feasible:
         raise typer.Exit(1)
 
@@ -422,6 +461,52 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
     out.print(table)
 
 
+def _print_cluster(view: ClusterOutlook) -> None:
+    """The facility around the system and the job's goodput under failures."""
+    f = view.facility
+    table = Table(title="cluster: facility and failures", show_header=False)
+    table.add_column("measure", style="bold")
+    table.add_column("value")
+    _row(table, "racks", f"{f.rack.racks:,} in {f.rack.rows:,} rows, "
+                         f"{f.rack.floor_area_m2:,.0f} m2 of floor; "
+                         f"{_q(f.rack.wall_W, 'W')} per rack")
+    _row(table, "heat to liquid / air", f"{_q(f.liquid_W, 'W')} / {_q(f.air_W, 'W')}")
+    if f.cooling.cdus:
+        _row(table, "coolant", f"{f.cooling.flow_L_per_min:,.0f} L/min of "
+                               f"{f.cooling.coolant} at dT {f.cooling.delta_T_K:.1f} K; "
+                               f"{f.cooling.cdus} x {f.cooling.cdu}; "
+                               f"water class {f.cooling.water_class}")
+    busbar = f"{f.rack.busbar_current_A:,.0f} A on {f.rack.busbar}"
+    if f.rack.busbar_margin is not None:
+        busbar += f" ({f.rack.busbar_margin:.0%} margin)"
+    _row(table, "rack power delivery", busbar)
+    given = "" if f.pue_given is None else f" (given; derived {f.pue_derived:.2f})"
+    _row(table, "PUE", f"{f.pue:.2f}{given}")
+    _row(table, "facility power (system)", _q(f.facility_W, "W"))
+    g = view.goodput
+    if g is None:
+        _row(table, "goodput", view.goodput_reason or "-")
+    else:
+        fr = g.fractions()
+        _row(table, "goodput", f"{g.goodput:.1%} (checkpoints {fr['checkpoint']:.1%}, lost "
+                               f"work {fr['lost_work']:.1%}, restarts {fr['restart']:.1%})")
+        _row(table, "failures expected", f"{g.expected_failures:,.1f} (MTBF "
+                                         + ("-" if g.mtbf_s is None
+                                            else _duration_text(g.mtbf_s)) + ")")
+        if g.interval_s is not None:
+            _row(table, "checkpoint every", _duration_text(g.interval_s))
+        if g.wall_s is not None:
+            spread = ("" if g.wall_p10_s is None or g.wall_p90_s is None else
+                      f" (p10 {_duration_text(g.wall_p10_s)}, p90 "
+                      f"{_duration_text(g.wall_p90_s)})")
+            _row(table, "time to train with failures", _duration_text(g.wall_s) + spread)
+        if g.cost is not None:
+            _row(table, "cost with failures", f"{g.cost:,.0f}")
+    out.print(table)
+    for finding in f.findings:
+        out.print(_t(f"facility {finding.severity} {finding.rule}: {finding.message}"))
+
+
 @app.command("infer")
 @handles_bad_input
 @with_serving_layout_options
@@ -469,6 +554,7 @@ def infer_cmd(
     report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write a self-contained HTML report (curve, breakdown, "
                          "topology) to this file.")] = None,
+    allow_invalid: AllowInvalidOpt = False,
     fmt: FormatOpt = Format.table,
     *,
     layout: LayoutFlags,
@@ -483,7 +569,8 @@ def infer_cmd(
                   weight_precision=weight_precision,
                   activation_precision=activation_precision, kv_precision=kv_precision,
                   prefix_hit=prefix_hit, spec_tokens=spec_tokens,
-                  spec_acceptance=spec_acceptance, price_per_chip_hour=price)
+                  spec_acceptance=spec_acceptance, price_per_chip_hour=price,
+                  allow_invalid=allow_invalid)
     try:
         req = _from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
                           **({} if search else layout))
@@ -494,9 +581,14 @@ def infer_cmd(
         raise SpecError(problems)
     if search:
         objective = "goodput" if ttft_s or tpot_s else "throughput"
-        found, sysm, _ = api.run_infer_search(_catalog(), req, system, objective, FLAGS,
-                                              disaggregate)
+        try:
+            found, sysm, _ = api.run_infer_search(_catalog(), req, system, objective, FLAGS,
+                                                  disaggregate)
+        except Infeasible as exc:
+            _refused(exc, model, fmt)
         _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price)
+        if fmt is not Format.json:
+            _print_trust(sysm, allow_invalid)
         return
     result, curve, sysm = api.run_infer_curve(_catalog(), req, system, FLAGS)
     if report_file is not None:
@@ -510,9 +602,12 @@ def infer_cmd(
         _write_page(report_file, page, announce=fmt is not Format.json)
     extra = {} if price is None else {"cost_per_mtok": result.cost_per_mtok(price)}
     if fmt is Format.json:
-        _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name})
+        _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
+                                                "hint": api.infeasible_hint(result.reason)}
+                    | api.trust(sysm, allow_invalid))
     else:
         _print_serving(result, f"{model} on {sysm.spec.name}", extra)
+        _print_trust(sysm, allow_invalid)
     if not result.feasible:
         raise typer.Exit(1)
 
@@ -637,6 +732,7 @@ def search_cmd(
         help="Most IT power allowed, with a unit (e.g. '2 MW').")] = None,
     memory_headroom: Annotated[float, typer.Option(
         help="Fraction of HBM to keep free (0 to below 1).")] = DEFAULT_MEMORY_HEADROOM,
+    allow_invalid: AllowInvalidOpt = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
@@ -645,8 +741,13 @@ def search_cmd(
                       global_batch=global_batch, seq_len=seq_len, precision=precision,
                       objective=objective, top_k=top, train_tokens=train_tokens,
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
-                      max_power_W=_power(max_power), memory_headroom=memory_headroom)
+                      max_power_W=_power(max_power), memory_headroom=memory_headroom,
+                      allow_invalid=allow_invalid)
     sysm = api.job_system(cat, chip, system, req.chips, FLAGS)
+    try:
+        api.guard(sysm, allow_invalid)
+    except Infeasible as exc:
+        _refused(exc, sysm.spec.name, fmt)
     with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
                   disable=fmt is Format.json or not err.is_terminal) as bar:
@@ -658,8 +759,9 @@ def search_cmd(
         result = api.run_search(cat, req, system, progress=tick, allow_offload=offload,
                                 source=FLAGS)
     if fmt is Format.json:
-        _print_json(result.as_json())
+        _print_json(result.as_json() | api.trust(sysm, allow_invalid))
         return
+    _print_trust(sysm, allow_invalid)
     out.print(_styled((model, "bold"), f" on {req.chips} x {sysm.accelerator.id} "
                       f"({sysm.spec.name}), objective {objective}: {result.space_size:,} "
                       f"layouts, {result.evaluated:,} evaluated, {result.feasible:,} fit, "
@@ -690,6 +792,127 @@ def search_cmd(
         _row(table, *cells)
     out.print(table)
     out.print(_t(result.why))
+
+
+def _prices(text: str | None) -> tuple[float, ...] | None:
+    """``--price``: one price per chip-hour, or a comma-separated price per system."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise SpecError.one("--price", "price", "expected a number per chip-hour, or one "
+                                                "per system separated by commas", text) from None
+
+
+#: Measures of a comparison's table: (field, heading, how to print it).
+_COMPARE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("chips", "chips", lambda v: f"{v:,}"),
+    ("layout", "best layout", str),
+    ("tokens_per_s_per_chip", "tok/s/chip", lambda v: f"{v:,.1f}"),
+    ("step_s", "step", lambda v: _q(v, "s")),
+    ("mfu", "MFU", lambda v: f"{v:.1%}"),
+    ("memory_headroom_pct", "HBM free", lambda v: f"{v:.1f} %"),
+    ("time_to_train_s", "time to train", lambda v: _duration_text(v)),
+    ("goodput", "goodput (failures)", lambda v: f"{v:.1%}"),
+    ("time_to_train_with_failures_s", "with failures", lambda v: _duration_text(v)),
+    ("energy_to_train_j", "energy", lambda v: _q(v, "J")),
+    ("cost_to_train", "cost to train", lambda v: f"{v:,.0f}"),
+    ("it_power_w", "IT power", lambda v: _q(v, "W")),
+    ("facility_power_w", "facility power", lambda v: _q(v, "W")),
+    ("pue", "PUE", lambda v: f"{v:.2f}"),
+    ("racks", "racks", lambda v: f"{v:,}"),
+    ("cdus", "CDUs (system)", lambda v: f"{v:,}"),
+)
+
+
+@app.command("compare")
+@handles_bad_input
+def compare_cmd(
+    systems: Annotated[list[str], typer.Argument(
+        metavar="SYSTEM.yaml|CHIP...", help="System files (or accelerator ids, on their "
+                                            "default server) to compare.")],
+    model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
+    chips: Annotated[int | None, typer.Option(
+        help="Chips of each system to use (default: all of a system file's, else 8).")
+    ] = None,
+    chip_counts: Annotated[str | None, typer.Option(
+        help="Comma-separated chip counts: compare each system at each.")] = None,
+    global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
+    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
+    objective: Annotated[str, typer.Option(
+        help="The best layout of each system by: throughput, time, cost or energy.")
+    ] = "throughput",
+    train_tokens: Annotated[float | None, typer.Option(
+        help="Tokens to train on, for time, energy and cost to train.")] = None,
+    price: Annotated[str | None, typer.Option(
+        help="Price per chip-hour: one for all, or one per system separated by commas.")
+    ] = None,
+    memory_headroom: Annotated[float, typer.Option(
+        help="Fraction of HBM every layout keeps free.")] = DEFAULT_MEMORY_HEADROOM,
+    baseline: Annotated[int, typer.Option(
+        help="Row (1 = first) the ratios divide by.")] = 1,
+    allow_invalid: Annotated[bool, typer.Option(
+        "--allow-invalid", help="Estimate systems that fail a compliance check anyway.")
+    ] = False,
+    report_file: Annotated[Path | None, typer.Option(
+        "--report", help="Also write an HTML report (table, findings, bars, cost vs time; "
+                         "Plotly in a shared file beside it).")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Compare one training job on several systems, each at its best layout."""
+    req = _from_flags(api.CompareRequest, model=model, chips=chips,
+                      chip_counts=_counts(chip_counts), global_batch=global_batch,
+                      seq_len=seq_len, precision=precision, objective=objective,
+                      train_tokens=train_tokens, price_per_chip_hour=_prices(price),
+                      memory_headroom=memory_headroom, baseline=baseline - 1,
+                      allow_invalid=allow_invalid)
+    if report_file is not None and (not report_file.name or report_file.is_dir()):
+        raise SpecError.one("--report", "report", "expected the path of a file to write",
+                            str(report_file))
+    result = api.run_compare(_catalog(), req, systems, FLAGS)
+    if report_file is not None:
+        from ocplan.reports.html import PLOTLY_FILE, render_compare_report
+        from ocplan.web.app import plotly_js_path
+
+        _write_shared(report_file.with_name(PLOTLY_FILE), plotly_js_path())
+        _write_page(report_file, render_compare_report(
+            f"ocplan compare: {model}", result.as_json(), None),
+            announce=fmt is not Format.json)
+    if fmt is Format.json:
+        _print_json(result.as_json())
+        return
+    table = Table(title=_t(f"{model}: best layout of each system by {objective}; "
+                           f"(x) = ratio to {result.baseline}; green = best"))
+    table.add_column("", style="bold")
+    for i, r in enumerate(result.systems):
+        table.add_column(f"{i + 1}. {r.name}" + (" (INVALID, allowed)" if r.allowed_invalid
+                                                 else ""))
+    for key, heading, show in _COMPARE_COLUMNS:
+        if all(getattr(r, key) is None for r in result.systems):
+            continue
+        cells: list[Text | str] = [heading]
+        for r in result.systems:
+            value = getattr(r, key)
+            text = "-" if value is None else show(value)
+            ratio = r.ratios.get(key)
+            if ratio is not None and r.name != result.baseline and key != "layout":
+                text += f" ({ratio:.2f}x)"
+            lead = result.leaders.get(key) == r.name
+            cells.append(Text(text, style="green bold" if lead else ""))
+        table.add_row(*cells)
+    table.add_row("feasible", *[Text("yes") if r.feasible else Text(f"no: {r.reason}",
+                                                                     style="red")
+                                for r in result.systems])
+    out.print(table)
+    for i, r in enumerate(result.systems):
+        found = [f for f in r.findings if f.severity != "info"]
+        if found:
+            out.print(_t(f"{i + 1}. check: " + "; ".join(f"{f.severity} {f.rule}: {f.message}"
+                                                         for f in found)))
+        if r.feasible:
+            out.print(_t(f"{i + 1}. calibration: {r.calibration}"))
 
 
 @app.command()
@@ -834,20 +1057,29 @@ def sweep_cmd(
                           f"{counts['ran']} run, {counts['failed']} failed "
                           f"({report.elapsed_s:.1f} s, backend {backend})"))
         table = Table(title="best layout per task")
+        money = [(key, head) for key, head in (("time_to_train_s", "time to train"),
+                                               ("cost_to_train", "cost to train"))
+                 if any((s.row or {}).get(key) is not None for s in summaries)]
         for col in ("#", "model", "hardware", "chips", "status", "best layout",
-                    "tok/s/chip", "MFU", "step"):
+                    "tok/s/chip", "MFU", "step", *(head for _, head in money),
+                    "check errors"):
             table.add_column(col)
         for i, s in enumerate(summaries, 1):
             b = s.best
+            row = s.row or {}
+            errors = str(sum(f["severity"] == "error" for f in row.get("findings", [])))
             if b is None:
                 layout = s.error if s.error else "no layout fits"
                 _row(table, str(i), s.task.workload.model.name, s.task.hardware,
-                              str(s.task.chips), s.status, layout, "-", "-", "-")
+                     str(s.task.chips), s.status, layout, "-", "-", "-",
+                     *("-" for _ in money), errors)
                 continue
+            cells = [_duration_text(row[k]) if k == "time_to_train_s" else f"{row[k]:,.0f}"
+                     for k, _ in money]
             _row(table, str(i), s.task.workload.model.name, s.task.hardware,
-                          str(s.task.chips), s.status, api.layout_label(b),
-                          f"{b['tokens_per_s_per_chip']:,.1f}", f"{b['mfu']:.1%}",
-                          _q(b["step_s"], "s"))
+                 str(s.task.chips), s.status, api.layout_label(b),
+                 f"{b['tokens_per_s_per_chip']:,.1f}", f"{b['mfu']:.1%}",
+                 _q(b["step_s"], "s"), *cells, errors)
         out.print(table)
     if report.failed:
         raise typer.Exit(1)
@@ -919,6 +1151,7 @@ def report(
     inline_plotly: Annotated[bool, typer.Option(
         "--inline-plotly", help="Put Plotly inside the HTML (one file of about 5 MB) "
                                 "instead of a shared plotly file beside it.")] = False,
+    allow_invalid: AllowInvalidOpt = False,
     *,
     layout: LayoutFlags,
 ) -> None:
@@ -938,13 +1171,18 @@ def report(
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=n_chips, global_batch=global_batch,
         seq_len=seq_len, precision=precision, train_tokens=train_tokens,
-        price_per_chip_hour=price, **layout)
+        price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
+    sysm = api.job_system(cat, chip, system, n_chips, FLAGS)
+    try:
+        api.guard(sysm, allow_invalid)  # nothing is written for a refused system
+    except Infeasible as exc:
+        _refused(exc, sysm.spec.name, Format.table)
     if run_search:
         found = api.run_search(cat, _from_flags(
             api.SearchRequest, model=model, chip=chip, chips=n_chips,
             global_batch=global_batch, seq_len=seq_len, precision=req.precision,
             top_k=top, objective=objective, train_tokens=train_tokens,
-            price_per_chip_hour=price), system, source=FLAGS)
+            price_per_chip_hour=price, allow_invalid=allow_invalid), system, source=FLAGS)
         search_json = found.as_json()
         if found.best is not None:
             best = found.best.plan
@@ -956,7 +1194,10 @@ def report(
                       topology=api.topology_report(sysm),
                       findings=[f.as_dict() for f in api.check_system(sysm)],
                       search=search_json, to_train=_to_train(result, req, sysm.spec.facility.pue),
-                      micro_batches=result.plan.micro_batches(workload))
+                      micro_batches=result.plan.micro_batches(workload),
+                      allowed_invalid=bool(api.trust(sysm, allow_invalid)["allowed_invalid"]),
+                      cluster=api.outlook(result, workload, sysm, train_tokens,
+                                          price).as_json())
     if report_format == "json":
         _write_page(out_file, jsonio.dumps(data.as_json(), indent=2) + "\n")
         return

@@ -133,7 +133,9 @@ def sustained_clock_fraction(compute: Compute | None, power: float | None = None
     """``f_sustained / f_peak``: the share of the peak's clock a dense GEMM sustains.
 
     1.0 when no sustained clock is recorded (on NVIDIA the clock drop is folded into the
-    fitted efficiency; compute_units.md §3.7). On AMD, compute_units.md §2.1.2 gives
+    fitted efficiency; compute_units.md §3.7), except below ``tdp`` (a power mode or cap),
+    where the clock follows :func:`power_capped_clock` from the fitted point at ``tdp``.
+    On AMD, compute_units.md §2.1.2 gives
     ``achieved = peak x f_sustained / f_peak x eta_software``, with eta_software
     :data:`ETA_SOFTWARE_16BIT` or :data:`ETA_SOFTWARE_8BIT`: MI300X BF16 at 750 W is
     1207 / 2100 = 0.575.
@@ -143,6 +145,10 @@ def sustained_clock_fraction(compute: Compute | None, power: float | None = None
     ``tdp``) the clock follows :func:`power_capped_clock`, at most the peak's clock.
     """
     if compute is None or compute.sustained_clock is None:
+        if power is not None and tdp is not None and power < tdp:
+            # no measured clock: the fitted efficiency holds at tdp, and a lower power
+            # mode or cap lowers the clock by the same law
+            return power_capped_clock(1.0, power, tdp)
         return 1.0
     clock = compute.sustained_clock
     reference = compute.sustained_clock_power or tdp

@@ -55,6 +55,7 @@ __all__ = [
     "efficiencies",
     "evaluate",
     "evaluate_memory",
+    "evaluate_one",
     "matrix_peaks",
     "system_model",
 ]
@@ -241,6 +242,32 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     opt = optimizer_time_s(wl, mem.owned_params, sm.hbm_Bps)
     step = d.micro * per_mb + bubble + comm.pp_s + comm.dp_s + opt
     return _step_arrays(wl, sm, d, c, comm, mem, step, bubble, opt)
+
+
+#: Results of single layouts (:func:`evaluate_one`) by workload, system model (by
+#: identity: the entry holds the model, so its ``id`` cannot be reused while cached),
+#: the calibration numbers the step reads (efficiencies and overlaps) and plan.
+_ONE: dict[tuple[object, ...], tuple[SystemModel, dict[str, float]]] = {}
+_ONE_MAX = 8192
+
+
+def evaluate_one(wl: Workload, sm: SystemModel, cal: Calibration, plan: Plan) -> dict[str, float]:
+    """:func:`evaluate` of one layout (a validated :class:`~ocplan.plan.plan.Plan`), every
+    term as a float, remembered: a step is a pure function of the workload, the system,
+    the plan and the few calibration numbers it reads, so asking again (a what-if that
+    changes a price, a report, a fit that moves other families' values) costs a
+    lookup."""
+    key = (wl, id(sm), efficiencies(sm, cal), cal.tp_overlap, cal.ep_overlap,
+           cal.dp_overlap, plan)
+    hit = _ONE.get(key)
+    if hit is not None and hit[0] is sm:
+        return dict(hit[1])
+    r = evaluate(wl, sm, cal, plan.encoded())
+    f = {k: float(v) for k, v in r.items()}
+    if len(_ONE) >= _ONE_MAX:
+        _ONE.clear()
+    _ONE[key] = (sm, f)
+    return dict(f)
 
 
 @dataclass(frozen=True)

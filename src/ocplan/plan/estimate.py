@@ -21,12 +21,12 @@ from typing import Any
 from ocplan.catalog.system import System
 from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, load_calibration
-from ocplan.plan.engine import check_system, evaluate, system_model
+from ocplan.plan.engine import check_system, evaluate_one, system_model
 from ocplan.plan.plan import Plan
 from ocplan.topology.power import power_budget
 from ocplan.workloads.workload import Workload
 
-__all__ = ["Estimate", "MemoryBreakdown", "TimeBreakdown", "estimate"]
+__all__ = ["Estimate", "MemoryBreakdown", "TimeBreakdown", "estimate", "infeasible_estimate"]
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,10 @@ class Estimate:
         return data
 
 
-def _infeasible(plan: Plan, reason: str, memory: MemoryBreakdown | None = None) -> Estimate:
+def infeasible_estimate(plan: Plan, reason: str, memory: MemoryBreakdown | None = None
+                        ) -> Estimate:
+    """The result of a layout that cannot run: zeros, the reason, and the memory
+    breakdown when memory is what refused it."""
     return Estimate(False, reason, plan, plan.chips, 0.0, 0.0, 0.0, 0.0, 0.0, None, memory,
                     "infeasible", 0.0)
 
@@ -153,17 +156,16 @@ def estimate(workload: Workload, plan: Plan, system: System,
         plan.check(workload)
         check_system(workload, sm, plan.chips)
     except Infeasible as exc:
-        return _infeasible(plan, str(exc))
-    r = evaluate(workload, sm, cal, plan.encoded())
-    f = {k: float(v) for k, v in r.items()}
+        return infeasible_estimate(plan, str(exc))
+    f = evaluate_one(workload, sm, cal, plan)
     _assert_finite(f, system, workload, plan)
     memory = MemoryBreakdown(f["weights_bytes"], f["grads_bytes"], f["optimizer_bytes"],
                              f["activations_bytes"], f["logits_bytes"], f["reserved_bytes"],
                              f["capacity_bytes"])
     if not memory.fits:
-        return _infeasible(plan, f"memory: needs {memory.total_bytes / 1e9:.1f} GB per chip, "
-                                 f"{system.accelerator.id} has "
-                                 f"{memory.capacity_bytes / 1e9:.1f} GB", memory)
+        return infeasible_estimate(
+            plan, f"memory: needs {memory.total_bytes / 1e9:.1f} GB per chip, "
+                  f"{system.accelerator.id} has {memory.capacity_bytes / 1e9:.1f} GB", memory)
     time = TimeBreakdown(f["compute_s"], f["recompute_s"], f["tp_comm_s"], f["cp_comm_s"],
                          f["ep_comm_s"], f["pp_comm_s"], f["dp_comm_s"], f["bubble_s"],
                          f["optimizer_s"])

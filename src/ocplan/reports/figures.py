@@ -15,7 +15,9 @@ from ocplan.plan.estimate import Estimate
 from ocplan.plan.plan import Plan
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
 
-__all__ = ["breakdown_figure", "cluster_figure", "memory_figure", "pareto_figure",
+__all__ = ["breakdown_figure", "cluster_figure", "compare_bars_figure",
+           "compare_pareto_figure", "goodput_figure", "memory_figure", "pareto_figure",
+           "power_flow_figure",
            "timeline_figure", "topology_figure"]
 
 Figure = dict[str, Any]
@@ -211,3 +213,78 @@ def serving_breakdown_figure(result: ServingEstimate) -> Figure:
     return {"data": data, "layout": {"barmode": "stack", "title": {
         "text": f"Iteration {result.iteration.total_s * 1e3:.3g} ms (bound: {result.bound})"},
         "yaxis": {"title": {"text": "seconds"}}, "height": 380}}
+
+
+#: Measures drawn as bars in a comparison: (field, axis title, scale to the shown unit).
+COMPARE_BARS: tuple[tuple[str, str, float], ...] = (
+    ("tokens_per_s_per_chip", "tokens/s per chip", 1.0),
+    ("mfu", "MFU (%)", 100.0),
+    ("time_to_train_s", "time to train (days)", 1 / 86400),
+    ("cost_to_train", "cost to train", 1.0),
+    ("facility_power_w", "facility power (MW)", 1e-6),
+)
+
+
+def compare_bars_figure(comparison: dict[str, Any]) -> Figure:
+    """One bar panel per measure of :data:`COMPARE_BARS` a comparison has, a bar per
+    system (infeasible systems have none)."""
+    rows = [r for r in comparison["systems"] if r["feasible"]]
+    shown = [(k, t, f) for k, t, f in COMPARE_BARS
+             if any(r.get(k) is not None for r in rows)]
+    data: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {"title": {"text": "Systems side by side"}, "showlegend": False,
+                              "height": 260 * max(1, len(shown)),
+                              "grid": {"rows": max(1, len(shown)), "columns": 1,
+                                       "pattern": "independent"}}
+    for i, (key, title, scale) in enumerate(shown, start=1):
+        axis = "" if i == 1 else str(i)
+        data.append({"type": "bar", "name": title, "xaxis": f"x{axis}", "yaxis": f"y{axis}",
+                     "x": [r["name"] for r in rows],
+                     "y": [None if r.get(key) is None else r[key] * scale for r in rows]})
+        layout[f"yaxis{axis}"] = {"title": {"text": title}}
+    return {"data": data, "layout": layout}
+
+
+def compare_pareto_figure(comparison: dict[str, Any]) -> Figure:
+    """Cost against time to train, one point per feasible system (lower-left is
+    better); without a price, chip-hours stand for cost."""
+    rows = [r for r in comparison["systems"]
+            if r["feasible"] and r.get("time_to_train_s") is not None]
+    priced = all(r.get("cost_to_train") is not None for r in rows)
+    y = [r["cost_to_train"] if priced else r["chips"] * r["time_to_train_s"] / 3600
+         for r in rows]
+    data = [{"type": "scatter", "mode": "markers+text", "name": "systems",
+             "x": [r["time_to_train_s"] / 86400 for r in rows], "y": y,
+             "text": [r["name"] for r in rows], "textposition": "top center",
+             "marker": {"size": 12}}]
+    return {"data": data, "layout": {
+        "title": {"text": "Cost vs time to train"},
+        "xaxis": {"title": {"text": "time to train (days)"}},
+        "yaxis": {"title": {"text": "cost to train" if priced else "chip-hours"}},
+        "height": 420}}
+
+
+def power_flow_figure(power_flow: list[list[Any]] | list[tuple[str, str, float]]) -> Figure:
+    """Where the facility's power goes: a Sankey of (from, to, W) edges, in kW."""
+    names: list[str] = []
+    index: dict[str, int] = {}
+    for a, b, _ in power_flow:
+        for n in (a, b):
+            if n not in index:
+                index[n] = len(names)
+                names.append(n)
+    return {"data": [{"type": "sankey", "orientation": "h",
+                      "node": {"label": names, "pad": 12},
+                      "link": {"source": [index[a] for a, _, _ in power_flow],
+                               "target": [index[b] for _, b, _ in power_flow],
+                               "value": [w / 1e3 for _, _, w in power_flow]}}],
+            "layout": {"title": {"text": "Where the power goes (kW)"}, "height": 420}}
+
+
+def goodput_figure(fractions: dict[str, float]) -> Figure:
+    """Shares of the expected wall time: useful compute and each loss, one stacked bar."""
+    data = [{"type": "bar", "orientation": "h", "name": k.replace("_", " "), "y": ["run"],
+             "x": [100 * v]} for k, v in fractions.items()]
+    return {"data": data, "layout": {"title": {"text": "Goodput: where the wall time goes"},
+                                     "barmode": "stack", "height": 220,
+                                     "xaxis": {"title": {"text": "% of wall time"}}}}

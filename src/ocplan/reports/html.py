@@ -13,8 +13,12 @@ from ocplan.plan.estimate import Estimate
 from ocplan.reports.figures import (
     breakdown_figure,
     cluster_figure,
+    compare_bars_figure,
+    compare_pareto_figure,
+    goodput_figure,
     memory_figure,
     pareto_figure,
+    power_flow_figure,
     serving_breakdown_figure,
     serving_curve_figure,
     timeline_figure,
@@ -22,7 +26,8 @@ from ocplan.reports.figures import (
 )
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
 
-__all__ = ["PLOTLY_FILE", "ReportData", "render_report", "render_serving_report"]
+__all__ = ["PLOTLY_FILE", "ReportData", "render_compare_report", "render_report",
+           "render_serving_report"]
 
 #: The shared Plotly file a report references from beside itself (one per folder).
 PLOTLY_FILE = "ocplan-plotly.min.js"
@@ -87,9 +92,14 @@ class ReportData:
     """``time_to_train_s``, ``energy_to_train_J``, ``cost_to_train`` when asked for."""
     micro_batches: int | None = None
     """Micro-batches of a step (the timeline draws at most the first 32)."""
+    allowed_invalid: bool = False
+    """The system fails a check and was estimated because the user asked for it."""
+    cluster: dict[str, Any] | None = None
+    """Facility and goodput (:meth:`~ocplan.results.cluster.ClusterOutlook.as_json`)."""
 
     def as_json(self) -> dict[str, Any]:
         return {"title": self.title, "estimate": self.result.as_dict(),
+                "allowed_invalid": self.allowed_invalid, "cluster": self.cluster,
                 "to_train": self.to_train, "findings": self.findings, "search": self.search,
                 "topology": {k: v for k, v in self.topology.items() if k != "cluster"}}
 
@@ -97,6 +107,9 @@ class ReportData:
 def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
     result = d.result
     rows: list[tuple[str, str]] = [("layout", result.plan.label())]
+    if d.allowed_invalid:
+        rows.append(("INVALID SYSTEM", "estimated anyway (--allow-invalid): the check "
+                                       "findings below are not accounted for"))
     if not result.feasible:
         return [*rows, ("infeasible", result.reason or "")]
     rows += [("step time", f"{result.step_s:.4g} s"),
@@ -152,11 +165,39 @@ def render_report(d: ReportData, plotly_js: Path | None) -> str:
         rows.append(("search", d.search.get("why", "")))
         if d.search.get("top"):
             extra += _top_table(d.search)
+    if d.cluster is not None and result.feasible:
+        extra += _cluster_section(d.cluster)
+        figures["power_flow"] = power_flow_figure(d.cluster["facility"]["power_flow"])
+        if d.cluster["goodput"] is not None:
+            figures["goodput"] = goodput_figure(d.cluster["goodput"]["fractions"])
     extra += _grid("Check findings", ["rule", "severity", "message", "where"],
                    [[f.get("rule", ""), f.get("severity", ""), f.get("message", ""),
                      f.get("section", "")] for f in d.findings]) if d.findings else \
         "<h2>Check findings</h2><p>none</p>"
     return _page(d.title, rows, figures, plotly_js, extra)
+
+
+def _cluster_section(cluster: dict[str, Any]) -> str:
+    """The facility and goodput of a report, as a titled table."""
+    f = cluster["facility"]
+    rows = [("racks", f"{f['racks']:,} in {f['rows']:,} rows, {f['floor_area_m2']:,.0f} m2; "
+                      f"{f['rack_W'] / 1e3:,.1f} kW per rack"),
+            ("heat to liquid / air", f"{f['liquid_W'] / 1e3:,.0f} / {f['air_W'] / 1e3:,.0f} kW"),
+            ("CDUs", f"{f['cdus']} x {f['cdu']}; {f['coolant_flow_L_per_min']:,.0f} L/min of "
+                     f"{f['coolant']} at dT {f['coolant_delta_T_K']:.1f} K; water class "
+                     f"{f['water_class']}"),
+            ("rack busbar", f"{f['busbar_current_A']:,.0f} A on {f['busbar']}"),
+            ("PUE", f"{f['pue']:.2f} (derived {f['pue_derived']:.2f})"),
+            ("facility power", f"{f['facility_W'] / 1e6:,.3g} MW")]
+    g = cluster["goodput"]
+    if g is None:
+        rows.append(("goodput", cluster.get("goodput_reason") or "-"))
+    else:
+        rows.append(("goodput", f"{g['goodput']:.1%} ({g['expected_failures']:,.1f} failures "
+                                "expected)"))
+        if g["wall_s"] is not None:
+            rows.append(("time to train with failures", f"{g['wall_s'] / 86400:,.2f} days"))
+    return "<h2>Cluster: facility and failures</h2>" + _table(rows)
 
 
 def _page(title: str, rows: list[tuple[str, str]], figures: dict[str, Any],
@@ -196,3 +237,83 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
             result.output_tokens_per_s_per_chip if result.feasible else None)
     figures["topology"] = topology_figure(topology)
     return _page(title, rows, figures, plotly_js)
+
+
+#: Rows of a comparison's table: (field, label); values are printed by :func:`_cell`.
+_COMPARE_ROWS: tuple[tuple[str, str], ...] = (
+    ("chip", "accelerator"), ("chips", "chips"), ("servers", "servers"), ("racks", "racks"),
+    ("layout", "best layout"), ("tokens_per_s_per_chip", "tokens/s per chip"),
+    ("step_s", "step time"), ("mfu", "MFU"), ("memory_headroom_pct", "HBM left free"),
+    ("bound", "bound"), ("time_to_train_s", "time to train"),
+    ("goodput", "goodput under failures"),
+    ("time_to_train_with_failures_s", "time to train with failures"),
+    ("energy_to_train_j", "energy to train"), ("cost_to_train", "cost to train"),
+    ("it_power_w", "IT power"), ("facility_power_w", "facility power"), ("pue", "PUE"),
+    ("cdus", "CDUs (system)"),
+    ("calibration", "calibration"), ("reason", "why infeasible"))
+
+
+def _cell(key: str, value: Any) -> str:
+    """A comparison value with its unit, for people."""
+    if value is None:
+        return "-"
+    if key == "mfu":
+        return f"{value:.1%}"
+    if key == "memory_headroom_pct":
+        return f"{value:.1f} %"
+    if key == "goodput":
+        return f"{value:.1%}"
+    if key == "pue":
+        return f"{value:.2f}"
+    if key.startswith("time_to_train"):
+        return f"{value / 86400:,.1f} days" if value >= 2 * 86400 else f"{value / 3600:,.1f} h"
+    if key == "step_s":
+        return f"{value:.4g} s"
+    if key == "energy_to_train_j":
+        return f"{value / 3.6e9:,.0f} MWh"
+    if key.endswith("_w"):
+        return f"{value / 1e6:,.3g} MW" if value >= 1e6 else f"{value / 1e3:,.3g} kW"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if value < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def render_compare_report(title: str, comparison: dict[str, Any],
+                          plotly_js: Path | None) -> str:
+    """A comparison (:meth:`~ocplan.results.compare.Comparison.as_json`) as a report page:
+    the measures side by side with ratios to the baseline and the best of each bolded,
+    every system's check findings, bars and the cost-vs-time chart."""
+    systems = comparison["systems"]
+    leaders = comparison.get("leaders", {})
+    head = "".join(f"<th>{html.escape(r['name'])}"
+                   + (" (INVALID, allowed)" if r.get("allowed_invalid") else "") + "</th>"
+                   for r in systems)
+    body = ""
+    for key, label in _COMPARE_ROWS:
+        if all(r.get(key) is None for r in systems):
+            continue
+        cells = ""
+        for r in systems:
+            text = _cell(key, r.get(key))
+            ratio = r.get("ratios", {}).get(key)
+            if ratio is not None and r["name"] != comparison["baseline"]:
+                text += f" ({ratio:.2f}x)"
+            text = html.escape(text)
+            if leaders.get(key) == r["name"]:
+                text = f"<b>{text}</b>"
+            cells += f"<td>{text}</td>"
+        body += f"<tr><th>{html.escape(label)}</th>{cells}</tr>"
+    table = (f"<p>Best layout of each system by {html.escape(comparison['objective'])}; "
+             f"ratios against {html.escape(comparison['baseline'])}; the best of each row "
+             f"in bold.</p><table><tr><th></th>{head}</tr>{body}</table>")
+    findings = [[r["name"], f["rule"], f["severity"], f["message"]]
+                for r in systems for f in r["findings"] if f["severity"] != "info"]
+    extra = _grid("Check findings", ["system", "rule", "severity", "message"], findings) \
+        if findings else "<h2>Check findings</h2><p>none</p>"
+    figures = {"compare_bars": compare_bars_figure(comparison)}
+    if any(r.get("time_to_train_s") is not None for r in systems):
+        figures["compare_pareto"] = compare_pareto_figure(comparison)
+    divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
+    return _PAGE.format(title=html.escape(title), plotly=_plotly_tag(plotly_js),
+                        summary=table + extra, figures=divs,
+                        data=json.dumps(figures).replace("</", "<\\/"))

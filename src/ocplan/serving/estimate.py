@@ -33,7 +33,7 @@ from ocplan.topology.power import power_budget
 from ocplan.workloads.serving import ServingWorkload
 
 __all__ = ["IterationBreakdown", "ServingCurve", "ServingEstimate", "estimate_serving",
-           "serving_curve"]
+           "infeasible_estimate", "serving_curve"]
 
 #: Joules per MJ-scale report unit: energy is reported per million output tokens.
 TOKENS_PER_REPORT = 1e6
@@ -104,8 +104,9 @@ class ServingEstimate:
         return data
 
 
-def _infeasible(plan: ServingPlan, reason: str, memory: ServingMemory | None = None,
-                notes: tuple[str, ...] = ()) -> ServingEstimate:
+def infeasible_estimate(plan: ServingPlan, reason: str, memory: ServingMemory | None = None,
+                        notes: tuple[str, ...] = ()) -> ServingEstimate:
+    """The result of a serving layout that cannot run: zeros and the reason."""
     return ServingEstimate(False, reason, plan, plan.chips, 0.0, 0.0, 0.0, 0.0, 0.0, "", 0.0,
                            0.0, None, memory, "infeasible", None, None, None, 0.0, 0.0, notes)
 
@@ -185,14 +186,14 @@ def estimate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
             return _disaggregated(workload, plan, system, sm, cal, scal, notes)
         mem = _memory(workload, plan, sm, scal)
     except _MemoryError as exc:
-        return _infeasible(plan, str(exc), exc.memory, notes)
+        return infeasible_estimate(plan, str(exc), exc.memory, notes)
     except Infeasible as exc:
-        return _infeasible(plan, str(exc), None, notes)
+        return infeasible_estimate(plan, str(exc), None, notes)
     chip = chip_peaks(sm, "bf16")
     model = step_model(workload, plan, sm, chip, cal, scal)
     point = operating_point(model, mem.kv_tokens)
     if point is None:
-        return _infeasible(plan, _no_room(workload, mem), mem, notes)
+        return infeasible_estimate(plan, _no_room(workload, mem), mem, notes)
     return _result(workload, plan, system, point, mem, model, cal, scal, notes)
 
 
@@ -254,7 +255,7 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
         _memory(wl, pre_plan, sm, scal)
         dec_mem = _memory(wl, dec_plan, sm, scal)
     except _MemoryError as exc:
-        return _infeasible(plan, str(exc), exc.memory, notes)
+        return infeasible_estimate(plan, str(exc), exc.memory, notes)
     pre_model = step_model(wl, pre_plan, sm, chip, cal, scal)
     chunk = float(pre_plan.chunk_tokens)
     t_pre = float(pre_model.iteration(chunk, chunk / wl.prefill_len, 0.0, 0.0,
@@ -263,7 +264,7 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
     dec_model = replace(step_model(wl, dec_plan, sm, chip, cal, scal), decode_only=True)
     point = operating_point(dec_model, dec_mem.kv_tokens)
     if point is None:
-        return _infeasible(plan, _no_room(wl, dec_mem), dec_mem, notes)
+        return infeasible_estimate(plan, _no_room(wl, dec_mem), dec_mem, notes)
     decode_rate = point.requests_per_s * dec_plan.instances
     rate = min(prompt_rate, decode_rate)
     out = rate * wl.output_len

@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ocplan.catalog.catalog import Catalog, load_catalog
+from ocplan.checks.rules import refusal, run_rules
 from ocplan.errors import SpecError
 from ocplan.plan.search import search
+from ocplan.results.compare import Contender, measured
 from ocplan.store.db import Store, StoredResult, to_json
 from ocplan.sweep.spec import Sweep, SweepSpec, SweepTask, expand_sweep
 from ocplan.version import code_version, source_digest
@@ -62,11 +64,20 @@ OnDone = Callable[[SweepTask, TaskOutput | None, str | None], None]
 
 def run_task(task: SweepTask, delay_s: float = 0.0) -> TaskOutput:
     """Run one task's search (in a worker process). The result is
-    :meth:`~ocplan.plan.search.SearchResult.as_json` less ``elapsed_s``."""
+    :meth:`~ocplan.plan.search.SearchResult.as_json` less ``elapsed_s``, plus ``row``:
+    the best layout in the columns of ``ocplan compare`` (time, energy and cost to
+    train, power, racks, the system's check findings)."""
     if delay_s > 0:
         time.sleep(delay_s)
-    result = search(task.workload, task.system, task.chips, objective=task.objective,
-                    top_k=task.top_k).as_json()
+    found = search(task.workload, task.system, task.chips, objective=task.objective,
+                   top_k=task.top_k, train_tokens=task.train_tokens,
+                   price_per_chip_hour=1.0 if task.price_per_chip_hour is None
+                   else task.price_per_chip_hour)
+    findings = tuple(run_rules(task.system))
+    row = measured(Contender(task.label, task.system, task.chips, task.price_per_chip_hour),
+                   task.workload, findings, found.best, f"no layout fits: {found.why}",
+                   task.train_tokens, allowed_invalid=refusal(findings) is not None)
+    result = found.as_json() | {"row": row.as_json()}
     elapsed = float(result.pop("elapsed_s"))
     return TaskOutput(to_json(result), elapsed, source_digest())
 
@@ -84,12 +95,14 @@ class TaskSummary:
     error: str | None
     best: dict[str, Any] | None
     """The best layout with its figures (None when failed or nothing fits)."""
+    row: dict[str, Any] | None = None
+    """The best layout in the columns of ``ocplan compare`` (None when failed)."""
 
     def as_json(self) -> dict[str, Any]:
         return {"key": self.task.key, "model": self.task.workload.model.name,
                 "hardware": self.task.hardware, "chip": self.task.system.accelerator.id,
                 "chips": self.task.chips, "status": self.status, "error": self.error,
-                "best": self.best}
+                "best": self.best, "row": self.row}
 
 
 @dataclass(frozen=True)
@@ -120,7 +133,8 @@ class SweepReport:
             status: Status = ("failed" if t.key in self.failed
                               else "new" if t.key in self.ran else "stored")
             best = row.result.get("best") if row is not None else None
-            out.append(TaskSummary(t, status, self.failed.get(t.key), best))
+            columns = row.result.get("row") if row is not None else None
+            out.append(TaskSummary(t, status, self.failed.get(t.key), best, columns))
         return out
 
 

@@ -33,7 +33,16 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from ocplan.catalog.catalog import Catalog
-from ocplan.catalog.fields import MAX_TOP_K, BatchSize, ChipCount, Id, SeqLen, Spec
+from ocplan.catalog.fields import (
+    MAX_TOP_K,
+    BatchSize,
+    ChipCount,
+    Id,
+    Price,
+    SeqLen,
+    Spec,
+    TrainTokens,
+)
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.system import System, load_system, system_for_chip
 from ocplan.errors import Problem, SpecError
@@ -65,6 +74,10 @@ class SweepSpec(Spec):
     precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
     objective: Literal["throughput", "time", "cost", "energy"] = "throughput"
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
+    train_tokens: TrainTokens | None = None
+    """Tokens to train on: each stored row then has time and energy to train."""
+    price_per_chip_hour: Price | None = None
+    """With ``train_tokens``: each stored row has the cost to train."""
 
     @model_validator(mode="after")
     def _one_kind_of_hardware(self) -> SweepSpec:
@@ -98,7 +111,8 @@ def _entry_json(entry: Any) -> Any:
 
 
 def search_inputs(workload: Workload, system: System, chips: int, objective: str,
-                  top_k: int) -> dict[str, Any]:
+                  top_k: int, train_tokens: float | None = None,
+                  price_per_chip_hour: float | None = None) -> dict[str, Any]:
     """Everything a search's result depends on, as JSON data (hashed into its key).
 
     The model is given by id and full shape; the system by its spec and a digest of
@@ -113,7 +127,9 @@ def search_inputs(workload: Workload, system: System, chips: int, objective: str
         "server_nics": [[_entry_json(n), count, attach]
                         for n, count, attach in system.server_nics],
     }
-    return {
+    money = {k: v for k, v in (("train_tokens", train_tokens),
+                               ("price_per_chip_hour", price_per_chip_hour)) if v is not None}
+    return money | {
         "kind": "search",
         "model": workload.model.name,
         "model_shape": asdict(workload.model),
@@ -142,6 +158,8 @@ class SweepTask:
     top_k: int
     hardware: str
     """The chip id, or the system file, as the sweep names it."""
+    train_tokens: float | None = None
+    price_per_chip_hour: float | None = None
 
     @property
     def label(self) -> str:
@@ -212,9 +230,11 @@ def expand_sweep(sweep: Sweep | SweepSpec, catalog: Catalog,
         workload = Workload(shape, spec.seq_len, spec.global_batch, spec.precision)
         for name, systems in hardware:
             for n, system in zip(spec.cluster_sizes, systems, strict=True):
-                inputs = search_inputs(workload, system, n, spec.objective, spec.top_k)
+                inputs = search_inputs(workload, system, n, spec.objective, spec.top_k,
+                                       spec.train_tokens, spec.price_per_chip_hour)
                 key = content_key(inputs, code)
                 if key not in tasks:
                     tasks[key] = SweepTask(key, inputs, workload, system, n, spec.objective,
-                                           spec.top_k, name)
+                                           spec.top_k, name, spec.train_tokens,
+                                           spec.price_per_chip_hour)
     return list(tasks.values())

@@ -39,7 +39,7 @@ style, which Swagger UI sets on its elements).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -57,6 +57,7 @@ from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS
+from ocplan.catalog.system import System
 from ocplan.errors import SpecError
 from ocplan.jsonio import MAX_JSON_DEPTH, dumps, parse_json
 from ocplan.reports import figures as figures_
@@ -64,6 +65,7 @@ from ocplan.store.scenarios import Scenario, open_scenarios
 from ocplan.web import workers
 from ocplan.web.guard import DEFAULT_ALLOWED_HOSTS, Guard
 from ocplan.web.jobs import DEFAULT_JOB_QUEUE, JobRunner, JobsBusy
+from ocplan.web.redfish_routes import redfish_router
 from ocplan.web.workers import (
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT_S,
@@ -142,13 +144,15 @@ def create_app(db_url: str | None = None, token: str | None = None,
                job_workers: int = 2, *, job_queue: int = DEFAULT_JOB_QUEUE,
                pool_workers: int = DEFAULT_WORKERS, pool_queue: int = DEFAULT_QUEUE,
                request_timeout_s: float = DEFAULT_TIMEOUT_S,
-               allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS) -> FastAPI:
+               allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS,
+               redfish_systems: Sequence[System] = ()) -> FastAPI:
     """Build the app. ``db_url`` is the scenarios database (default ``sqlite:///ocplan.db``).
 
     ``pool_workers``, ``pool_queue`` and ``request_timeout_s`` size the computation pool;
     ``job_workers`` and ``job_queue`` the search jobs; ``allowed_hosts`` are the host
     names (no port) the ``Host`` header may give, ``"*"`` for any. See the module
-    docstring for what each limit answers.
+    docstring for what each limit answers. ``redfish_systems`` are served read-only under
+    ``/redfish/v1`` (:mod:`ocplan.web.redfish_routes`; none: the catalog's OAM modules).
     """
     scenarios = open_scenarios(db_url)
     jobs = JobRunner(workers=job_workers, queue=job_queue)
@@ -172,6 +176,8 @@ def create_app(db_url: str | None = None, token: str | None = None,
     app.state.pool = pool
     app.add_middleware(Guard, token=token, max_body_bytes=max_body_bytes,
                        allowed_hosts=allowed_hosts)
+    # read-only Redfish view (ocplan.web.redfish_routes); no systems: the catalog's OAMs
+    app.include_router(redfish_router(redfish_systems, catalog_dirs))
 
     def catalog() -> Catalog:
         return load_catalog(catalog_dirs)
@@ -267,6 +273,30 @@ def create_app(db_url: str | None = None, token: str | None = None,
         def work(progress: Callable[[int, int], None]) -> dict[str, Any]:
             found = api.run_search(cat, req, progress=progress).as_json()
             return found | {"figures": {"pareto": figures_.pareto_figure(found)}}
+
+        def on_error(exc: Exception) -> list[str] | None:
+            if isinstance(exc, SpecError):
+                return [p.line() for p in exc.problems]
+            return None
+
+        job = jobs.submit(work, on_error)
+        return JSONResponse(job.as_dict(), status_code=202)
+
+    @app.post("/api/compare", status_code=202)
+    async def start_compare(request: Request) -> Response:
+        """One training job on several systems, each at its best layout: a job whose
+        progress counts the systems done."""
+        body = await body_of(request, "request")
+        checked = await pool.run(workers.compare_check_task, body)
+        if checked.problems:
+            return _computed(checked)
+        req = validate_as(api.CompareRequest, body, "request")
+        cat = catalog()
+
+        def work(progress: Callable[[int, int], None]) -> dict[str, Any]:
+            found = api.run_compare(cat, req, progress=progress).as_json()
+            return found | {"figures": {"bars": figures_.compare_bars_figure(found),
+                                        "pareto": figures_.compare_pareto_figure(found)}}
 
         def on_error(exc: Exception) -> list[str] | None:
             if isinstance(exc, SpecError):

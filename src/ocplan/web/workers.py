@@ -48,7 +48,7 @@ from ocplan.jsonio import dumps
 from ocplan.reports import figures as figures_
 
 __all__ = ["DEFAULT_QUEUE", "DEFAULT_TIMEOUT_S", "DEFAULT_WORKERS", "Answer", "PoolBusy",
-           "PoolFailure", "PoolTimeout", "Task", "WorkerPool", "check_task",
+           "PoolFailure", "PoolTimeout", "Task", "WorkerPool", "check_task", "compare_check_task",
            "estimate_task", "search_check_task", "topology_task"]
 
 #: Worker processes: one per core of the small machines the workbench runs on, so two
@@ -171,7 +171,14 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
                                                   "hint": api.infeasible_hint(result.reason)}
         out |= api.to_train(result, req.train_tokens, req.price_per_chip_hour,
                             system.spec.facility.pue)
-        return out
+        cluster = api.outlook(result, workload, system, req.train_tokens,
+                              req.price_per_chip_hour).as_json()
+        if result.feasible:
+            figures["power_flow"] = figures_.power_flow_figure(
+                cluster["facility"]["power_flow"])
+        if cluster["goodput"] is not None:
+            figures["goodput"] = figures_.goodput_figure(cluster["goodput"]["fractions"])
+        return out | api.trust(system, req.allow_invalid) | {"cluster": cluster}
     return _answer(compute)
 
 
@@ -190,8 +197,9 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
                 result.output_tokens_per_s_per_chip if result.feasible else None)
         out: dict[str, Any] = result.as_dict() | {
             "system": system.spec.name, "layout": result.plan.label(),
-            "curve": None if curve is None else curve.as_dict(), "figures": figures}
-        return out
+            "curve": None if curve is None else curve.as_dict(), "figures": figures,
+            "hint": api.infeasible_hint(result.reason)}
+        return out | api.trust(system, req.allow_invalid)
     return _answer(compute)
 
 
@@ -201,8 +209,19 @@ def search_check_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
     def compute() -> dict[str, Any]:
         req = validate_as(api.SearchRequest, body, "request")
         system = api.job_system(_catalog(catalog_dirs), req.chip, req.system, req.chips)
+        api.guard(system, req.allow_invalid)  # an invalid system is refused now
         return {"system": system.spec.name, "chips": system.num_chips}
-    return _answer(compute)
+    return _answer(compute, "request")
+
+
+def compare_check_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
+    """Validate a CompareRequest and resolve its systems, so bad input fails before a
+    comparison job is queued."""
+    def compute() -> dict[str, Any]:
+        req = validate_as(api.CompareRequest, body, "request")
+        systems = api.compare_systems(_catalog(catalog_dirs), req)
+        return {"systems": [name for name, _ in systems]}
+    return _answer(compute, "request")
 
 
 # ---- the pool (used from the server's event loop) ------------------------------------

@@ -8,7 +8,7 @@
 
 (function () {
   const TOKEN = new URLSearchParams(location.search).get("token");
-  const TABS = ["catalog", "composer", "estimate", "search", "inference", "scenarios"];
+  const TABS = ["catalog", "composer", "estimate", "search", "compare", "inference", "scenarios"];
   const POLL_MS = 250;
 
   // ---- small helpers ---------------------------------------------------------------
@@ -91,7 +91,7 @@
   // Display formatting only (thousands separators, 4 significant digits, SI prefixes
   // for the unit a field's name carries); no model arithmetic.
   const PREFIXES = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
-  const UNITS = [[/_per_s$/, ""], [/_Bps(_|$)/, "B/s"], [/_bytes(_|$)/, "B"], [/_W$/, "W"],
+  const UNITS = [[/_per_s$/, ""], [/_Bps(_|$)/, "B/s"], [/_bytes(_|$)/, "B"], [/_W$/, "W"], [/_J$/, "J"],
     [/_s$/, "s"]];
 
   function fmtNum(v) {
@@ -101,7 +101,7 @@
   }
 
   /** Fields that are fractions of a whole, shown as percentages. */
-  const PERCENT = ["mfu", "hfu", "memory_headroom", "tie_tolerance"];
+  const PERCENT = ["mfu", "hfu", "memory_headroom", "tie_tolerance", "goodput"];
 
   function fmtValue(key, v) {
     if (v === null || v === undefined) return "–";
@@ -176,6 +176,7 @@
   function coerce(raw, type) {
     if (type === "int") return /^[+-]?\d+$/.test(raw) ? Number(raw) : raw;
     if (type === "ints") return raw.split(",").map((x) => coerce(x.trim(), "int"));
+    if (type === "floats") return raw.split(",").map((x) => coerce(x.trim(), "float"));
     if (type === "float") {
       const n = Number(raw);
       return Number.isFinite(n) ? n : raw;
@@ -214,7 +215,7 @@
     setOptions($("#sys-accelerator"), entriesOf("accelerator"), "(server's own)");
     setOptions($("#sys-fabric"), entriesOf("fabric"), "(server's default)");
     setOptions($("#sys-nic"), entriesOf("nic"), "(default)");
-    for (const p of ["est", "srch", "inf"]) {
+    for (const p of ["est", "srch", "inf", "cmp"]) {
       setOptions($("#" + p + "-model"), entriesOf("model"), "— pick a model —");
       setOptions($("#" + p + "-chip"), entriesOf("accelerator"), "— pick an accelerator —");
     }
@@ -484,7 +485,8 @@
       ? res.system + ": step " + fmtValue("step_s", res.step_s) + ", " + res.bound + "-bound"
       : res.system + ": infeasible — " + (res.reason || "");
     if (res.feasible) {
-      put($("#est-summary"), kvTable(res, ["figures", "timeline", "time", "memory", "hint"]));
+      put($("#est-summary"), kvTable(res, ["figures", "timeline", "time", "memory", "hint",
+        "cluster", "findings"]));
     } else {
       // what does not fit and what to change, not a table of zeros
       const mem = res.memory || {};
@@ -495,6 +497,25 @@
     }
     const figs = res.figures || {};
     for (const id of ["breakdown", "memory", "timeline"]) await draw($("#plot-" + id), figs[id]);
+    const cl = res.cluster;
+    if (cl && res.feasible) {
+      const f = cl.facility;
+      const g = cl.goodput;
+      put($("#est-cluster"), kvTable({
+        racks: f.racks, rack_W: f.rack_W, liquid_W: f.liquid_W, air_W: f.air_W,
+        cdus: f.cdus, coolant_flow_L_per_min: f.coolant_flow_L_per_min,
+        water_class: f.water_class, busbar_current_A: f.busbar_current_A,
+        pue: f.pue, pue_derived: f.pue_derived, facility_W: f.facility_W,
+        goodput: g ? g.goodput : cl.goodput_reason,
+        expected_failures: g ? g.expected_failures : null,
+        checkpoint_interval_s: g ? g.interval_s : null,
+        time_to_train_with_failures_s: g ? g.wall_s : null,
+      }));
+    } else {
+      put($("#est-cluster"));
+    }
+    await draw($("#plot-power-flow"), res.feasible ? figs.power_flow : null);
+    await draw($("#plot-goodput"), res.feasible ? figs.goodput : null);
   }
 
   function saveEstimate() {
@@ -627,6 +648,162 @@
     if (!lastSearch) return;
     return saveScenario($("#srch-save-name").value, "search", lastSearch.request,
       lastSearch.result, $("#srch-saved"));
+  }
+
+
+  // ---- compare ---------------------------------------------------------------------
+
+  /** The systems to compare, in order: {name, chip} or {name, system}. */
+  const cmpSystems = [];
+  let cmpJob = null;
+
+  function renderCmpSystems() {
+    put($("#cmp-systems"), cmpSystems.map((t, i) => el("li", { "data-index": String(i) },
+      el("span", {}, (i === 0 ? "baseline: " : "") + t.name + (t.chip ? " (chip)" : " (system)")),
+      " ",
+      el("button", { type: "button", className: "cmp-remove", onclick: () => {
+        cmpSystems.splice(i, 1);
+        renderCmpSystems();
+      } }, "remove"))));
+  }
+
+  function addCmpChip() {
+    const chip = $("#cmp-chip").value;
+    if (!chip) return;
+    cmpSystems.push({ name: chip, chip });
+    renderCmpSystems();
+  }
+
+  function addCmpSystem() {
+    if (!$("#sys-server").value) {
+      showErrors($("#cmp-errors"), new Error("compose a system first (System composer tab)"));
+      return;
+    }
+    const system = composerMapping();
+    const taken = new Set(cmpSystems.map((t) => t.name));
+    let name = system.name;
+    for (let k = 2; taken.has(name); k += 1) name = system.name + " (" + k + ")";
+    cmpSystems.push({ name, system });
+    renderCmpSystems();
+    showErrors($("#cmp-errors"), null);
+  }
+
+  function compareRequest() {
+    const req = {};
+    for (const input of $$("#cmp-form [data-field]")) {
+      const raw = input.value.trim();
+      if (raw === "") continue;
+      req[input.dataset.field] = coerce(raw, input.dataset.type);
+    }
+    if ($("#cmp-allow-invalid").checked) req.allow_invalid = true;
+    req.systems = cmpSystems.map((t) => (t.chip ? { name: t.name, chip: t.chip }
+      : { name: t.name, system: t.system }));
+    return req;
+  }
+
+  async function runCompare(ev) {
+    ev.preventDefault();
+    renderCompare(null);
+    let started;
+    try {
+      started = await api("POST", "api/compare", compareRequest());
+    } catch (exc) {
+      showErrors($("#cmp-errors"), exc);
+      $("#cmp-status").textContent = "The comparison did not start (see above).";
+      return;
+    }
+    showErrors($("#cmp-errors"), null);
+    cmpJob = started.id;
+    $("#cmp-run").disabled = true;
+    showCmpJob(started);
+    setTimeout(() => pollCompare(started.id), POLL_MS);
+  }
+
+  function showCmpJob(j) {
+    const bar = $("#cmp-progress");
+    bar.max = Math.max(j.total, 1);
+    bar.value = j.done;
+    $("#cmp-progress-text").textContent = j.total ? j.done + " / " + j.total + " systems" : "";
+    $("#cmp-status").textContent = "comparison " + j.status;
+    $("#cmp-status").dataset.state = j.status;
+  }
+
+  async function pollCompare(id) {
+    if (cmpJob !== id) return;
+    let j;
+    try {
+      j = await api("GET", "api/jobs/" + encodeURIComponent(id));
+    } catch (exc) {
+      showErrors($("#cmp-errors"), exc);
+      cmpJob = null;
+      $("#cmp-run").disabled = false;
+      return;
+    }
+    showCmpJob(j);
+    if (j.status === "done" || j.status === "error" || j.status === "cancelled") {
+      cmpJob = null;
+      $("#cmp-run").disabled = false;
+      if (j.status === "done") await renderCompare(j.result);
+      if (j.status === "error") {
+        showErrors($("#cmp-errors"), new ApiError(422, j.error || ["the comparison failed"]));
+      }
+      return;
+    }
+    setTimeout(() => pollCompare(id), POLL_MS);
+  }
+
+  /** Rows of the comparison table: field -> label (values formatted by their names). */
+  const COMPARE_ROWS = {
+    chip: "accelerator", chips: "chips", racks: "racks", layout: "best layout",
+    tokens_per_s_per_chip: "tokens/s per chip", step_s: "step time", mfu: "MFU",
+    memory_headroom_pct: "HBM left free, %", bound: "bound",
+    time_to_train_s: "time to train", goodput: "goodput under failures",
+    time_to_train_with_failures_s: "time to train with failures",
+    energy_to_train_j: "energy to train",
+    cost_to_train: "cost to train", it_power_w: "IT power",
+    facility_power_w: "facility power", pue: "PUE", cdus: "CDUs (system)",
+    calibration: "calibration",
+    reason: "why infeasible",
+  };
+
+  async function renderCompare(result) {
+    const table = $("#cmp-table");
+    if (!result) {
+      put(table.tHead);
+      put(table.tBodies[0]);
+      put($("#cmp-findings"));
+      await draw($("#plot-cmp-bars"), null);
+      await draw($("#plot-cmp-pareto"), null);
+      return;
+    }
+    const rows = result.systems;
+    put(table.tHead, el("tr", {}, el("th", {}, ""), rows.map((r) =>
+      el("th", { "data-name": r.name }, r.name + (r.allowed_invalid ? " (INVALID, allowed)" : "")))));
+    const body = [];
+    for (const [key, label] of Object.entries(COMPARE_ROWS)) {
+      if (rows.every((r) => r[key] === null || r[key] === undefined)) continue;
+      body.push(el("tr", { "data-key": key }, el("th", {}, label), rows.map((r) => {
+        let text = key.endsWith("_w") || key.endsWith("_j")
+          ? fmtValue(key.slice(0, -2) + "_" + key.slice(-1).toUpperCase(), r[key])
+          : fmtValue(key, r[key]);
+        const ratio = (r.ratios || {})[key];
+        if (ratio !== null && ratio !== undefined && r.name !== result.baseline) {
+          text += " (" + ratio.toFixed(2) + "x)";
+        }
+        const lead = (result.leaders || {})[key] === r.name;
+        return el("td", { className: (typeof r[key] === "number" ? "num" : "") + (lead ? " lead" : "") }, text);
+      })));
+    }
+    put(table.tBodies[0], body);
+    put($("#cmp-findings"), rows.flatMap((r) => r.findings.filter((f) => f.severity !== "info")
+      .map((f) => el("li", { className: "sev-" + f.severity },
+        r.name + ": " + f.severity + " " + f.rule + ": " + f.message))));
+    $("#cmp-status").textContent = rows.length + " systems compared in " +
+      fmtValue("elapsed_s", result.elapsed_s) + "; ratios against " + result.baseline +
+      "; the best of each row is bold";
+    const figs = result.figures || {};
+    await draw($("#plot-cmp-bars"), figs.bars);
+    await draw($("#plot-cmp-pareto"), rows.some((r) => r.time_to_train_s !== null) ? figs.pareto : null);
   }
 
   // ---- scenarios -------------------------------------------------------------------
@@ -803,6 +980,9 @@
     $("#srch-all-columns").addEventListener("change",
       () => renderSearch(lastSearch && lastSearch.result));
     $("#inf-form").addEventListener("submit", runInference);
+    $("#cmp-form").addEventListener("submit", runCompare);
+    $("#cmp-add-chip").addEventListener("click", addCmpChip);
+    $("#cmp-add-system").addEventListener("click", addCmpSystem);
     $("#srch-cancel").addEventListener("click", cancelSearch);
     $("#srch-save").addEventListener("click", saveSearch);
     $("#scn-refresh").addEventListener("click", loadScenarios);

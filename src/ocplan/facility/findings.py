@@ -1,0 +1,88 @@
+"""Facility findings: a rack over its busbar or air-side limit, facility water outside
+its class, more in-rack CDUs than a rack holds, a derived PUE outside published ranges.
+
+Rule ids start with ``FACILITY-``; ``section`` cites the document the limit comes from.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ocplan.catalog.system import System
+from ocplan.checks.rules import Finding
+from ocplan.units import format_quantity
+
+if TYPE_CHECKING:
+    from ocplan.facility.data import FacilityData
+    from ocplan.facility.plan import CoolingPlan, RackPlan
+    from ocplan.facility.pue import PueBreakdown
+
+__all__ = ["plan_findings"]
+
+_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def _w(value: float) -> str:
+    return format_quantity(value, "W")
+
+
+def _cite(sources: tuple[object, ...]) -> str:
+    first = sources[0]
+    title = getattr(first, "title", "")
+    locator = getattr(first, "locator", None)
+    return f"{title}, {locator}" if locator else str(title)
+
+
+def plan_findings(system: System, data: FacilityData, rack: RackPlan, cooling: CoolingPlan,
+                  breakdown: PueBreakdown) -> tuple[Finding, ...]:
+    """Every facility finding of one plan, errors first."""
+    out: list[Finding] = []
+    name = system.spec.name
+    if system.cooling == "liquid":
+        water = data.water_classes[cooling.water_class]
+        top = water.max_supply_C
+        low = water.min_supply_C
+        inside = (cooling.supply_C > low if top is None
+                  else low <= cooling.supply_C <= top)
+        if not inside:
+            span = f"above {low:g}" if top is None else f"{low:g}-{top:g}"
+            out.append(Finding(
+                "FACILITY-WATER-CLASS", "error",
+                f"facility supply {cooling.supply_C:g} degC is outside class "
+                f"{cooling.water_class} ({span} degC)", _cite(data.water_class_sources),
+                name))
+        spare = 1 if system.spec.facility.cdu_redundancy == "N+1" else 0
+        if cooling.cdus_per_rack - spare > 1:
+            out.append(Finding(
+                "FACILITY-CDU-RACK", "warning",
+                f"each rack needs {cooling.cdus_per_rack - spare} x {cooling.cdu} in-rack "
+                f"CDUs (+{spare} spare) for "
+                f"{_w(rack.liquid_W)} of liquid heat; use an in-row CDU or a larger model",
+                _cite(data.cdus[cooling.cdu].sources), cooling.cdu))
+    if rack.air_W > rack.air_limit_W:
+        out.append(Finding(
+            "FACILITY-AIR-RACK", "error",
+            f"{rack.servers_per_rack} servers per rack give {_w(rack.air_W)} of air-side heat; "
+            f"the room removes {_w(rack.air_limit_W)} per rack",
+            _cite(data.plant.air_limit.sources), name))
+    busbar = data.busbars[rack.busbar]
+    if rack.busbar_rated_A is not None and rack.busbar_current_A > rack.busbar_rated_A:
+        out.append(Finding(
+            "FACILITY-BUSBAR", "error",
+            f"a rack draws {rack.busbar_current_A:,.0f} A at {rack.busbar_voltage_V:g} V; "
+            f"the {busbar.name} busbar is rated {rack.busbar_rated_A:,.0f} A",
+            _cite(busbar.sources), rack.busbar))
+    if rack.busbar_rated_W is not None and rack.dc_W > rack.busbar_rated_W:
+        out.append(Finding(
+            "FACILITY-BUSBAR", "error",
+            f"a rack draws {_w(rack.dc_W)}; the {busbar.name} busbar delivers "
+            f"{_w(rack.busbar_rated_W)}", _cite(busbar.sources), rack.busbar))
+    pue_range = data.pue_ranges[system.cooling]
+    if not pue_range.low <= breakdown.pue <= pue_range.high:
+        out.append(Finding(
+            "FACILITY-PUE-RANGE", "info",
+            f"derived PUE {breakdown.pue:.3f} is outside the published {pue_range.low:g}-"
+            f"{pue_range.high:g} for {system.cooling}-cooled sites",
+            _cite(pue_range.sources), name))
+    out.sort(key=lambda f: (_ORDER[f.severity], f.rule))
+    return tuple(out)

@@ -1,0 +1,259 @@
+"""Compare: one training job on several systems, each at its best layout, side by side.
+
+A buyer's question is rarely "how fast is this layout" but "which of these servers, and
+how many, for this job". :func:`compare` answers it by running the same search on every
+contender (a system, or a chip count of one) and lining the best layouts up: throughput,
+step time, MFU, memory headroom, time, energy and cost to train, IT and facility power,
+racks, and the system's compliance findings, with ratios against a baseline.
+
+Trust comes first: every contender's system is checked (:func:`ocplan.checks.rules.run_rules`)
+before anything is estimated. A system with an error finding is not estimated unless
+``allow_invalid`` is set; its row is infeasible with the rules that failed as the reason,
+and an estimate made anyway says so (``allowed_invalid``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ocplan.catalog.system import System
+from ocplan.checks.rules import Finding, refusal, run_rules
+from ocplan.facility import facility_plan
+from ocplan.plan.estimate import Estimate
+from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, search
+from ocplan.results.cluster import cluster_outlook
+from ocplan.topology.power import power_budget
+from ocplan.workloads.workload import Workload
+
+__all__ = [
+    "RATIO_KEYS",
+    "ComparedSystem",
+    "Comparison",
+    "Contender",
+    "compare",
+    "measured",
+]
+
+#: Row measures a comparison divides by the baseline's (each is a plain number or None).
+RATIO_KEYS: tuple[str, ...] = (
+    "tokens_per_s_per_chip", "tokens_per_s", "step_s", "mfu", "time_to_train_s",
+    "time_to_train_with_failures_s", "energy_to_train_j", "cost_to_train", "it_power_w",
+    "facility_power_w")
+#: Which way is better for each measure the comparison names a leader for.
+_LARGER_IS_BETTER: dict[str, bool] = {
+    "tokens_per_s_per_chip": True, "tokens_per_s": True, "step_s": False, "mfu": True,
+    "memory_headroom_pct": True, "time_to_train_s": False, "energy_to_train_j": False,
+    "cost_to_train": False, "it_power_w": False, "facility_power_w": False,
+    "goodput": True, "time_to_train_with_failures_s": False, "pue": False}
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One system of a comparison, at a chip count, with its price per chip-hour."""
+
+    name: str
+    system: System
+    chips: int
+    price_per_chip_hour: float | None = None
+
+
+@dataclass(frozen=True)
+class ComparedSystem:
+    """A contender's best layout (or why it has none), in the units the names carry."""
+
+    name: str
+    chip: str
+    chips: int
+    servers: int
+    racks: int | None
+    """Racks of the servers the chips use; None when the system file gives no rack."""
+    feasible: bool
+    reason: str | None
+    layout: str | None
+    tokens_per_s_per_chip: float | None
+    tokens_per_s: float | None
+    step_s: float | None
+    mfu: float | None
+    memory_headroom_pct: float | None
+    """Share of HBM the best layout leaves free, %."""
+    bound: str | None
+    time_to_train_s: float | None
+    energy_to_train_j: float | None
+    cost_to_train: float | None
+    it_power_w: float
+    """IT power at TDP of the chips' share of the system (servers and switches)."""
+    facility_power_w: float
+    """Facility power of the chips' share: IT, supply and distribution losses, cooling
+    (:func:`ocplan.facility.facility_plan`; its PUE is derived unless the file gives one)."""
+    pue: float
+    cdus: int
+    """Coolant distribution units of the whole system (0 for air cooling)."""
+    findings: tuple[Finding, ...]
+    allowed_invalid: bool
+    """Estimated although the system fails a check (the user asked for it)."""
+    calibration: str
+    """Where the chip's fitted values come from (family and runs, or derived only)."""
+    goodput: float | None = None
+    """Expected useful share of the wall time under failures and checkpoints (None
+    without tokens to train or without storage in the system file)."""
+    time_to_train_with_failures_s: float | None = None
+    ratios: dict[str, float | None] = field(default_factory=dict)
+    """Each of :data:`RATIO_KEYS` divided by the baseline's (None when either is None)."""
+
+    def as_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k not in ("findings",)}
+        data["findings"] = [f.as_dict() for f in self.findings]
+        return data
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The rows of a comparison, its baseline and the leader of each measure."""
+
+    baseline: str
+    objective: str
+    train_tokens: float | None
+    memory_headroom: float
+    systems: tuple[ComparedSystem, ...]
+    leaders: dict[str, str]
+    """Name of the best feasible row for each measure (larger or smaller, as it should)."""
+    elapsed_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "objective": self.objective,
+                "train_tokens": self.train_tokens, "memory_headroom": self.memory_headroom,
+                "systems": [s.as_json() for s in self.systems], "leaders": self.leaders,
+                "elapsed_s": self.elapsed_s}
+
+
+def _calibration(e: Estimate | None) -> str:
+    if e is None or e.calibration_family == "default":
+        return "derived from the architecture only (no published run of this chip family " \
+               "was fitted)"
+    cv = e.calibration_cv_error_pct
+    held = f", held-out median error {cv:.1f} %" if cv is not None else ""
+    return f"{e.calibration_family}: fitted on {e.calibration_runs} published run(s){held}"
+
+
+def _racks(system: System, servers: int) -> int | None:
+    rack = system.spec.rack
+    return None if rack is None else math.ceil(servers / rack.servers_per_rack)
+
+
+def _row(c: Contender, workload: Workload, objective: str, train_tokens: float | None,
+         memory_headroom: float, allow_invalid: bool) -> ComparedSystem:
+    findings = tuple(run_rules(c.system))
+    refused = refusal(findings)
+    if refused is not None and not allow_invalid:
+        return measured(c, workload, findings, None, refused, train_tokens,
+                        allowed_invalid=False)
+    found = search(workload, c.system, c.chips, objective=objective, top_k=1,
+                   train_tokens=train_tokens,
+                   price_per_chip_hour=1.0 if c.price_per_chip_hour is None
+                   else c.price_per_chip_hour, memory_headroom=memory_headroom)
+    return measured(c, workload, findings, found.best, f"no layout fits: {found.why}",
+                    train_tokens, allowed_invalid=refused is not None)
+
+
+def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
+             best: Estimate | None, reason: str, train_tokens: float | None,
+             allowed_invalid: bool) -> ComparedSystem:
+    """A contender's row from its best layout (``reason`` says why when there is none):
+    the comparison's columns, also stored by sweeps."""
+    system = c.system
+    servers = math.ceil(c.chips / system.chips_per_server)
+    share = c.chips / system.num_chips
+    it_w = power_budget(system).it_W * share
+    facility = facility_plan(system)
+    facility_w = facility.facility_W * share
+    base: dict[str, Any] = dict(
+        name=c.name, chip=system.accelerator.id, chips=c.chips, servers=servers,
+        racks=_racks(system, servers), it_power_w=it_w, facility_power_w=facility_w,
+        pue=facility.pue, cdus=facility.cooling.cdus,
+        findings=findings + tuple(f for f in facility.findings if f not in findings))
+    if best is None:
+        return _empty(base, reason, allowed_invalid)
+    assert best.memory is not None
+    tokens = train_tokens
+    outlook = cluster_outlook(best, workload, system, tokens, c.price_per_chip_hour)
+    g = outlook.goodput
+    return ComparedSystem(
+        **base, feasible=True, reason=None, layout=best.plan.label(),
+        tokens_per_s_per_chip=best.tokens_per_s_per_chip, tokens_per_s=best.tokens_per_s,
+        step_s=best.step_s, mfu=best.mfu,
+        memory_headroom_pct=100.0 * (1.0 - best.memory.total_bytes
+                                     / best.memory.capacity_bytes),
+        bound=best.bound, time_to_train_s=None if tokens is None
+        else best.time_to_train_s(tokens),
+        energy_to_train_j=None if tokens is None
+        else facility_w * best.time_to_train_s(tokens),
+        cost_to_train=None if tokens is None or c.price_per_chip_hour is None
+        else best.cost(tokens, c.price_per_chip_hour),
+        allowed_invalid=allowed_invalid, calibration=_calibration(best),
+        goodput=None if g is None else g.goodput,
+        time_to_train_with_failures_s=None if g is None else g.wall_s)
+
+
+def _empty(base: dict[str, Any], reason: str, allowed_invalid: bool) -> ComparedSystem:
+    return ComparedSystem(
+        **base, feasible=False, reason=reason, layout=None, tokens_per_s_per_chip=None,
+        tokens_per_s=None, step_s=None, mfu=None, memory_headroom_pct=None, bound=None,
+        time_to_train_s=None, energy_to_train_j=None, cost_to_train=None,
+        allowed_invalid=allowed_invalid, calibration=_calibration(None))
+
+
+def _ratios(row: ComparedSystem, base: ComparedSystem) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key in RATIO_KEYS:
+        a, b = getattr(row, key), getattr(base, key)
+        out[key] = a / b if a is not None and b not in (None, 0) else None
+    return out
+
+
+def _leaders(rows: Sequence[ComparedSystem]) -> dict[str, str]:
+    leaders: dict[str, str] = {}
+    for key, larger in _LARGER_IS_BETTER.items():
+        scored = [(getattr(r, key), r.name) for r in rows
+                  if r.feasible and getattr(r, key) is not None]
+        if len(scored) >= 2:
+            pick = max(scored) if larger else min(scored)
+            leaders[key] = pick[1]
+    return leaders
+
+
+def compare(workload: Workload, contenders: Sequence[Contender], *,
+            objective: str = "throughput", train_tokens: float | None = None,
+            memory_headroom: float = DEFAULT_MEMORY_HEADROOM, baseline: int = 0,
+            allow_invalid: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> Comparison:
+    """Each contender's best layout of ``workload`` (by ``objective``), side by side.
+
+    Parameters
+    ----------
+    contenders
+        The systems and chip counts to compare (names must be distinct).
+    baseline
+        Index of the contender the ratios divide by.
+    allow_invalid
+        Estimate systems that fail a compliance check anyway (their rows say so).
+    progress
+        Called with (contenders done, contenders) after each one.
+    """
+    assert contenders, "compare needs at least one contender"
+    assert 0 <= baseline < len(contenders)
+    assert len({c.name for c in contenders}) == len(contenders), "contender names repeat"
+    start = time.perf_counter()
+    rows: list[ComparedSystem] = []
+    for c in contenders:
+        rows.append(_row(c, workload, objective, train_tokens, memory_headroom,
+                         allow_invalid))
+        if progress is not None:
+            progress(len(rows), len(contenders))
+    base = rows[baseline]
+    rows = [replace(r, ratios=_ratios(r, base)) for r in rows]
+    return Comparison(base.name, objective, train_tokens, memory_headroom, tuple(rows),
+                      _leaders(rows), time.perf_counter() - start)
