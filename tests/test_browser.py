@@ -618,3 +618,41 @@ def test_compare_page_with_three_systems(workbench: Page) -> None:
         height = page.evaluate(f"document.querySelector('{div}').getBoundingClientRect().height")
         assert height > 200, f"{div} collapsed to {height}px"
     shot(page, "compare-three-systems")
+
+
+def test_export_system_yaml_and_results_csv(workbench: Page, tmp_path: Path) -> None:
+    """Issue 11: export a composed system to YAML (it loads back and checks) and a
+    search's results to CSV (one row per listed layout, the raw values)."""
+    import csv
+
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.catalog.system import load_system
+
+    page = workbench
+    compose_example(page)
+    with page.expect_download() as info:
+        page.click("#sys-export")
+    path = tmp_path / "system.yaml"
+    info.value.save_as(path)
+    system = load_system(path, load_catalog())
+    assert system.spec.name == EXAMPLE["name"]
+    assert system.num_chips == 1024
+    page.click('#tabs button[data-tab="search"]')
+    page.select_option("#srch-model", "llama3-8b")
+    page.check('input[name="srch-hw"][value="chip"]')
+    page.select_option("#srch-chip", "h100-sxm-80gb")
+    for field, value in (("chips", 16), ("global-batch", 64), ("seq-len", 2048),
+                         ("top-k", 3)):
+        page.fill(f"#srch-{field}", str(value))
+    page.click("#srch-start")
+    page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
+    with page.expect_download() as info:
+        page.click("#srch-csv")
+    csv_path = tmp_path / "search.csv"
+    info.value.save_as(csv_path)
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    shown = page.locator("#srch-top tbody tr").count()
+    assert len(rows) == shown > 0
+    assert all(float(r["tokens_per_s_per_chip"]) > 0 for r in rows)
+    assert {r["chips"] for r in rows} == {"16"}

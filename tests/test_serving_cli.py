@@ -206,8 +206,10 @@ def test_serve_prints_its_url(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    example = Path(__file__).resolve().parents[1] / "examples" / "ubb-1024-liquid.yaml"
     proc = subprocess.Popen([sys.executable, "-m", "ocplan.cli.main", "serve", "--port",
-                             str(port), "--db", f"sqlite:///{tmp_path / 's.db'}"],
+                             str(port), "--db", f"sqlite:///{tmp_path / 's.db'}",
+                             "--system", str(example)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -222,6 +224,9 @@ def test_serve_prints_its_url(tmp_path: Path) -> None:
             except httpx.TransportError:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
+        # --system: the file's system is what the read-only Redfish view serves
+        members = httpx.get(url + "redfish/v1/Systems", timeout=10).json()["Members"]
+        assert [m["@odata.id"] for m in members] == ["/redfish/v1/Systems/ubb-1024-liquid"]
     finally:
         proc.terminate()
         proc.communicate(timeout=30)  # closes the pipes

@@ -93,6 +93,7 @@ __all__ = [
     "serving_workload",
     "summarize_runs",
     "system_from_mapping",
+    "system_yaml",
     "to_train",
     "topology_report",
     "topology_summary",
@@ -428,6 +429,14 @@ def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> 
     """Validate and resolve a system given as a mapping (a parsed YAML or JSON body)."""
     spec = validate_as(SystemSpec, data, source)
     return resolve_system(spec, catalog, source)
+
+
+def system_yaml(mapping: Mapping[str, Any]) -> str:
+    """A system mapping as the text of a system YAML file (keys in the file's order)."""
+    import yaml
+
+    header = "# ocplan system file (exported from the workbench); check it: ocplan check FILE\n"
+    return header + yaml.safe_dump(dict(mapping), sort_keys=False, allow_unicode=True)
 
 
 def job_system(catalog: Catalog, chip: str | None, system: Path | dict[str, Any] | None,

@@ -1096,8 +1096,12 @@ def serve(
     allow_host: Annotated[list[str] | None, typer.Option(
         help="Another host name the Host header may give (repeatable), e.g. the "
              "machine's name when bound to 0.0.0.0; '*' allows any.")] = None,
+    system: Annotated[list[Path] | None, typer.Option(
+        help="System file to serve read-only as Redfish under /redfish/v1 (repeatable; "
+             "default: each catalog OAM module in its default server).")] = None,
 ) -> None:
-    """Run the web workbench (http://HOST:PORT/, API docs at /docs).
+    """Run the web workbench (http://HOST:PORT/, API docs at /docs, a read-only Redfish
+    view of the systems at /redfish/v1).
 
     Requests must name a known host in their Host header (DNS-rebinding defence):
     127.0.0.1, localhost, [::1], --host and every --allow-host.
@@ -1109,9 +1113,19 @@ def serve(
     from ocplan.web.app import DEFAULT_ALLOWED_HOSTS, create_app
 
     hosts = (*DEFAULT_ALLOWED_HOSTS, host, *(allow_host or ()))
-    app_ = create_app(db, token=token, catalog_dirs=state.catalog_dirs, allowed_hosts=hosts)
-    out.print(_t(f"ocplan workbench on {serve_url(host, port)} (API docs at /docs); "
-                 "Ctrl+C stops it"))
+    problems: list[Problem] = []
+    systems: list[System] = []
+    for path in system or ():
+        try:
+            systems.append(api.read_system(_catalog(), path))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    app_ = create_app(db, token=token, catalog_dirs=state.catalog_dirs, allowed_hosts=hosts,
+                      redfish_systems=systems)
+    out.print(_t(f"ocplan workbench on {serve_url(host, port)} (API docs at /docs, "
+                 "Redfish at /redfish/v1); Ctrl+C stops it"))
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 

@@ -233,6 +233,16 @@ def create_app(db_url: str | None = None, token: str | None = None,
     async def check(request: Request) -> Response:
         return _computed(await pool.run(workers.check_task, await body_of(request, "system")))
 
+    @app.post("/api/system.yaml")
+    async def system_yaml(request: Request) -> Response:
+        """The system mapping as a system YAML file (validated and resolved first, so the
+        file loads back with ``ocplan check FILE``)."""
+        body = await body_of(request, "system")
+        api.system_from_mapping(body, catalog())  # SpecError -> 422 with the lines
+        text = api.system_yaml(body)
+        return Response(text, media_type="application/yaml",
+                        headers={"Content-Disposition": 'attachment; filename="system.yaml"'})
+
     @app.post("/api/topology")
     async def topology(request: Request) -> Response:
         return _computed(await pool.run(workers.topology_task,

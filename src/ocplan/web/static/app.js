@@ -581,6 +581,7 @@
     showJob(j);
     if (j.status === "done") {
       lastSearch = { request: job.request, result: j.result };
+      $("#srch-csv").disabled = false;
       renderSearch(j.result);
       $("#srch-save").disabled = false;
       finishJob();
@@ -743,7 +744,11 @@
     if (j.status === "done" || j.status === "error" || j.status === "cancelled") {
       cmpJob = null;
       $("#cmp-run").disabled = false;
-      if (j.status === "done") await renderCompare(j.result);
+      if (j.status === "done") {
+        lastCompare = j.result;
+        $("#cmp-csv").disabled = false;
+        await renderCompare(j.result);
+      }
       if (j.status === "error") {
         showErrors($("#cmp-errors"), new ApiError(422, j.error || ["the comparison failed"]));
       }
@@ -804,6 +809,59 @@
     const figs = result.figures || {};
     await draw($("#plot-cmp-bars"), figs.bars);
     await draw($("#plot-cmp-pareto"), rows.some((r) => r.time_to_train_s !== null) ? figs.pareto : null);
+  }
+
+
+  // ---- exports ---------------------------------------------------------------------
+
+  /** Offer ``text`` as a file download (no network: a blob URL). */
+  function download(name, type, text) {
+    const url = URL.createObjectURL(new Blob([text], { type }));
+    const a = el("a", { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  /** Rows of objects as CSV (RFC 4180 quoting; the raw values, SI units in the names). */
+  function toCsv(rows, cols) {
+    const cell = (v) => {
+      if (v === null || v === undefined) return "";
+      const t = typeof v === "object" ? JSON.stringify(v) : String(v);
+      return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+    };
+    return [cols.join(","), ...rows.map((r) => cols.map((c) => cell(r[c])).join(","))].join("\n") + "\n";
+  }
+
+  async function exportSystem() {
+    const headers = { "Content-Type": "application/json" };
+    if (TOKEN) headers.Authorization = "Bearer " + TOKEN;
+    const resp = await fetch("api/system.yaml", { method: "POST", headers,
+      body: JSON.stringify(composerMapping()) });
+    if (!resp.ok) {
+      let lines = ["HTTP " + resp.status];
+      try { lines = (await resp.json()).detail; } catch (_) { /* keep the status */ }
+      showErrors($("#sys-errors"), new ApiError(resp.status, lines));
+      return;
+    }
+    download("system.yaml", "application/yaml", await resp.text());
+  }
+
+  function exportSearchCsv() {
+    const top = (lastSearch && lastSearch.result.top) || [];
+    if (!top.length) return;
+    const cols = Object.keys(top[0]).filter((k) => isScalar(top[0][k]));
+    download("search.csv", "text/csv", toCsv(top, cols));
+  }
+
+  let lastCompare = null;
+
+  function exportCompareCsv() {
+    const rows = (lastCompare && lastCompare.systems) || [];
+    if (!rows.length) return;
+    const cols = Object.keys(rows[0]).filter((k) => isScalar(rows[0][k]));
+    download("compare.csv", "text/csv", toCsv(rows, cols));
   }
 
   // ---- scenarios -------------------------------------------------------------------
@@ -974,6 +1032,9 @@
     }
     $("#sys-form").addEventListener("submit", (ev) => ev.preventDefault());
     $("#sys-save").addEventListener("click", saveSystem);
+    $("#sys-export").addEventListener("click", exportSystem);
+    $("#srch-csv").addEventListener("click", exportSearchCsv);
+    $("#cmp-csv").addEventListener("click", exportCompareCsv);
     $("#est-form").addEventListener("submit", runEstimate);
     $("#est-save").addEventListener("click", saveEstimate);
     $("#srch-form").addEventListener("submit", startSearch);
