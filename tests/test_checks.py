@@ -604,14 +604,17 @@ def test_server_power_one_watt_over(tmp_path: Path) -> None:
     assert len(_of(_findings(tmp_path, edit), "SERVER-POWER", "error")) == 1
 
 
-def test_power_unknown_is_info(tmp_path: Path) -> None:
+def test_power_estimated_is_info(tmp_path: Path) -> None:
+    # a NIC without a power figure is counted at the NIC law's estimate, not 0 W
     def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
         del e["nic"]["power"]
 
     findings = _findings(tmp_path, edit)
-    found = _of(findings, "POWER-UNKNOWN")
+    found = _of(findings, "POWER-ESTIMATED")
     assert [f.severity for f in found] == ["info"]
     assert "t-nic" in found[0].message
+    assert "estimated" in found[0].message
+    assert _of(findings, "POWER-UNKNOWN") == []
     assert _of(findings, "SERVER-POWER") == []
 
 
@@ -744,7 +747,7 @@ def test_nic_rate_slower_nic_passes(tmp_path: Path) -> None:
 def test_findings_sorted_errors_first(tmp_path: Path) -> None:
     def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
         e["nic"]["host"]["gen"] = 4                      # NIC-PCIE warning
-        del e["fabric"]["switch"]["power"]               # POWER-UNKNOWN info
+        del e["fabric"]["switch"]["power"]               # POWER-ESTIMATED info
         e["baseboard"]["slot_power_max"] = "500 W"       # SLOT-POWER error
         e["baseboard"]["max_lanes_per_link"] = 8         # LINK-LANES error
 
@@ -753,7 +756,7 @@ def test_findings_sorted_errors_first(tmp_path: Path) -> None:
     keys = [(order[f.severity], f.rule) for f in findings]
     assert keys == sorted(keys)
     assert [f.rule for f in findings] == ["LINK-LANES", "SLOT-POWER", "NIC-PCIE",
-                                          "POWER-UNKNOWN"]
+                                          "POWER-ESTIMATED"]
 
 
 # ---- CLI -----------------------------------------------------------------------------

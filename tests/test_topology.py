@@ -22,8 +22,9 @@ from ocplan.catalog.catalog import BUILTIN_DIR, Catalog, load_catalog
 from ocplan.catalog.system import System, load_system
 from ocplan.cli.main import main
 from ocplan.topology.analysis import TopologySummary, summarize
-from ocplan.topology.cluster import board_graph, cluster_graph, fat_tree_shape
+from ocplan.topology.cluster import board_graph, cluster_graph, fat_tree_shape, scale_out_shape
 from ocplan.topology.power import power_budget, psu_capacity_W
+from ocplan.topology.power_estimates import estimate_nic
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SOURCE = [{"title": "ocplan test fixture", "covers": ["*"]}]
@@ -430,20 +431,27 @@ def test_dgx_h100_power_matches_published_max(tmp_path: Path, builtin: Catalog) 
 
 
 def test_1024_cluster_power(builtin: Catalog) -> None:
-    # From the YAML: 8 x MI355X + 2 x EPYC 9575F + other power; Pollara NICs and the
-    # Tomahawk 5 switch give no power figure.
+    # From the YAML: 8 x MI355X + 2 x EPYC 9575F + 8 Pollara NICs + other power, plus the
+    # fabric's switches. The Pollara NIC gives no power figure, so it counts the NIC law's
+    # estimate; the roce-400g switch gives one.
     acc = _q(_yaml("accelerators", "mi355x")["power"]["tdp"], units.POWER)
     cpu = _q(_yaml("cpus", "epyc-9575f")["tdp"], units.POWER)
     server = _yaml("servers", "amd-mi355x-platform")
     other = _q(server["other_power"], units.POWER)
+    switch_W = _q(_yaml("fabrics", "roce-400g")["switch"]["power"], units.POWER)
     system = _example("ubb-1024-liquid.yaml", builtin)
     budget = power_budget(system)
-    expected = 8 * acc + server["host"]["sockets"] * cpu + other
+    nic = estimate_nic(system.server_nics[0][0])
+    shape = scale_out_shape(system)
+    assert nic is not None
+    assert shape is not None
+    expected = 8 * acc + server["host"]["sockets"] * cpu + 8 * nic.power_W + other
+    it = 128 * expected + shape.switches * switch_W
     assert budget.server_W == pytest.approx(expected)
-    assert budget.it_W == pytest.approx(128 * expected)
-    assert budget.facility_W == pytest.approx(128 * expected * 1.15)
-    assert set(budget.unknown) == {"nic amd-pollara-400",
-                                   f"switch {_yaml('fabrics', 'roce-400g')['switch']['name']}"}
+    assert budget.it_W == pytest.approx(it)
+    assert budget.facility_W == pytest.approx(it * 1.15)
+    assert budget.unknown == ()
+    assert [e.part for e in budget.estimated] == ["nic amd-pollara-400"]
 
 
 # ---- CLI -----------------------------------------------------------------------------
@@ -456,7 +464,10 @@ def test_cli_topology_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(data) == fields | {"server_power_W", "it_power_W", "facility_power_W"}
     assert data["diameter_hops"] == 6
     assert data["chips"] == 1024
-    assert data["it_power_W"] == pytest.approx(128 * data["server_power_W"])
+    # switches on top of the servers (the roce-400g switch's published power)
+    switch_W = _q(_yaml("fabrics", "roce-400g")["switch"]["power"], units.POWER)
+    assert data["it_power_W"] == pytest.approx(128 * data["server_power_W"]
+                                               + data["scale_out_switches"] * switch_W)
 
 
 def test_cli_topology_table(capsys: pytest.CaptureFixture[str]) -> None:

@@ -273,6 +273,11 @@ def server_power(system: System) -> list[Finding]:
         findings.append(Finding("POWER-UNKNOWN", "info",
                                 "no power figure for " + ", ".join(budget.unknown) +
                                 " (counted as 0 W)", "catalog", system.server.id))
+    for est in budget.estimated:
+        findings.append(Finding("POWER-ESTIMATED", "info",
+                                f"{est.part}: no published power; estimated {_w(est.power_W)} "
+                                f"each by the law {est.law.describe()}",
+                                "ocplan.topology.power_estimates", est.part))
     return findings
 
 

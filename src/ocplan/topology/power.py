@@ -4,6 +4,11 @@ Server power = modules x module TDP + CPU sockets x CPU TDP + NICs x NIC power +
 server's ``other_power`` (fans, drives, BMC, PCIe switches, conversion losses), all at
 TDP: the envelope the power supplies, racks and facility must carry. Scale-out switch
 power is counted per cluster from the fabric's switch entry.
+
+NIC and switch figures are the vendors' typical power with passive copper (the catalog's
+convention; pluggable optics are not counted). A NIC or switch without a figure counts the
+estimate of :mod:`ocplan.topology.power_estimates` and is named in ``estimated``; a part
+with neither a figure nor a law (a CPU without TDP) counts 0 W and is named in ``unknown``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 
 from ocplan.catalog.system import System
 from ocplan.topology.cluster import scale_out_shape
+from ocplan.topology.power_estimates import PowerEstimate, estimate_nic, estimate_switch
 
 __all__ = ["PowerBudget", "power_budget", "psu_capacity_W"]
 
@@ -32,7 +38,9 @@ class PowerBudget:
     facility_W: float
     """IT power times PUE."""
     unknown: tuple[str, ...]
-    """Parts whose power the catalog does not give (counted as zero)."""
+    """Parts whose power the catalog does not give and no law estimates (counted as zero)."""
+    estimated: tuple[PowerEstimate, ...] = ()
+    """Parts without a published power, counted at the estimate of their class's law."""
 
 
 def psu_capacity_W(count: int, rating_W: float, redundancy: str) -> float:
@@ -51,6 +59,7 @@ def power_budget(system: System) -> PowerBudget:
     switch count of the fat tree's shape (no graph is built).
     """
     unknown: list[str] = []
+    estimated: list[PowerEstimate] = []
     modules = system.chips_per_server * system.module_power
     cpu_tdp = system.cpu.tdp
     if cpu_tdp is None:
@@ -59,19 +68,30 @@ def power_budget(system: System) -> PowerBudget:
     cpus = system.server.host.sockets * cpu_tdp
     nics = 0.0
     for nic, count, _ in system.server_nics:
-        if nic.power is None:
-            unknown.append(f"nic {nic.id}")
-        nics += count * (nic.power or 0.0)
+        nics += count * _part_W(nic.power, f"nic {nic.id}", estimate_nic(nic), unknown,
+                                estimated)
     other = system.server.other_power
     server = modules + cpus + nics + other
     switches = 0.0
     fabric = system.fabric
     shape = scale_out_shape(system) if system.num_servers > 1 else None
     if shape is not None and fabric is not None:
-        count = shape.switches
-        if fabric.switch.power is None:
-            unknown.append(f"switch {fabric.switch.name}")
-        switches = count * (fabric.switch.power or 0.0)
+        switches = shape.switches * _part_W(fabric.switch.power,
+                                            f"switch {fabric.switch.name}",
+                                            estimate_switch(fabric), unknown, estimated)
     it = server * system.num_servers + switches
     return PowerBudget(modules, cpus, nics, other, server, system.num_servers, switches, it,
-                       it * system.spec.facility.pue, tuple(unknown))
+                       it * system.spec.facility.pue, tuple(unknown), tuple(estimated))
+
+
+def _part_W(published_W: float | None, part: str, estimate: PowerEstimate | None,
+            unknown: list[str], estimated: list[PowerEstimate]) -> float:
+    """One part's power: the published figure, else the estimate, else 0 W (recorded)."""
+    if published_W is not None:
+        return published_W
+    if estimate is None:
+        unknown.append(part)
+        return 0.0
+    if estimate not in estimated:
+        estimated.append(estimate)
+    return estimate.power_W
