@@ -107,7 +107,8 @@ def shot(page: Page, name: str) -> None:
 def plot_rendered(page: Page, div: str) -> int:
     """Wait for Plotly's SVG in the div; return how many bar or scatter points it drew."""
     page.wait_for_selector(f"{div} .main-svg")
-    points: int = page.locator(f"{div} .point, {div} .scatterlayer .trace path").count()
+    points: int = page.locator(f"{div} .point, {div} .scatterlayer .trace path, "
+                               f"{div} .sankey-node").count()
     return points
 
 
@@ -149,6 +150,11 @@ def compose_example(page: Page) -> None:
     page.fill("#sys-rack-servers", str(rack["servers_per_rack"]))
     page.fill("#sys-rack-power", rack["power_limit"])
     page.fill("#sys-pue", str(EXAMPLE["facility"]["pue"]))
+    storage = EXAMPLE["storage"]
+    page.select_option("#sys-storage-kind", storage["kind"])
+    page.fill("#sys-storage-write", storage["write_bandwidth"])
+    page.fill("#sys-storage-read", storage["read_bandwidth"])
+    page.fill("#sys-storage-client", storage["client_bandwidth"])
     page.wait_for_selector('#sys-status[data-state="ready"]')
 
 
@@ -218,6 +224,10 @@ def test_compose_estimate_save_reload(workbench: Page, base: str) -> None:
     assert plot_rendered(page, "#plot-timeline") > 0
     assert page.inner_text("#est-summary tr[data-key=bound] td") == est["bound"]
     assert page.inner_text("#est-summary tr[data-key=layout] td") == est["layout"]
+    # issue 13: where the facility's power goes, and the cluster's racks and CDUs
+    assert plot_rendered(page, "#plot-power-flow") > 0
+    racks = page.inner_text("#est-cluster tr[data-key=racks] td")
+    assert racks == str(est["cluster"]["facility"]["racks"])
     shot(page, "04-estimate-charts")
 
     # save it, reload the page, find it in the scenarios list
@@ -370,10 +380,10 @@ def test_workbench_with_a_token(browser: Browser, serve: Any, tmp_path: Path) ->
     ("report-estimate", ["--model", "gpt3-175b", "--system", str(EXAMPLE_FILE),
                          "--chips", "1024", "--global-batch", "1536", "--seq-len", "2048",
                          "--precision", "fp8", "--tp", "8", "--pp", "8", "--vpp", "6"],
-     ["breakdown", "memory", "timeline", "topology", "cluster"]),
+     ["breakdown", "memory", "timeline", "topology", "cluster", "power_flow"]),
     ("report-search", ["--model", "llama3-8b", "--chip", "mi355x", "--chips", "64",
                        "--global-batch", "256", "--seq-len", "4096", "--search"],
-     ["breakdown", "memory", "timeline", "topology", "cluster", "pareto"]),
+     ["breakdown", "memory", "timeline", "topology", "cluster", "power_flow", "pareto"]),
 ])
 def test_report_renders_offline(browser: Browser, tmp_path: Path, name: str,
                                 args: list[str], figures: list[str]) -> None:
@@ -563,6 +573,8 @@ def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
                  .replace(",", ""))
     expected = 64 * 2 * 1e12 / rate / 3600
     assert float(cost.replace(",", "")) == pytest.approx(expected, rel=0.01)
+    # the default server names no checkpoint storage: goodput says so instead of a number
+    assert "storage" in page.inner_text("#est-cluster tr[data-key=goodput] td")
 
 
 def test_loading_a_scenario_runs_it_again(workbench: Page, base: str) -> None:

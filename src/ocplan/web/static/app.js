@@ -289,6 +289,12 @@
     if (v("sys-rack-power")) rack.power_limit = v("sys-rack-power");
     if (Object.keys(rack).length) m.rack = rack;
     if (v("sys-pue")) m.facility = { pue: coerce(v("sys-pue"), "float") };
+    if (v("sys-storage-kind")) {
+      m.storage = { kind: v("sys-storage-kind") };
+      if (v("sys-storage-write")) m.storage.write_bandwidth = v("sys-storage-write");
+      if (v("sys-storage-read")) m.storage.read_bandwidth = v("sys-storage-read");
+      if (v("sys-storage-client")) m.storage.client_bandwidth = v("sys-storage-client");
+    }
     return m;
   }
 
@@ -309,6 +315,11 @@
     set("sys-rack-servers", rack.servers_per_rack);
     set("sys-rack-power", rack.power_limit);
     set("sys-pue", (m.facility || {}).pue);
+    const st = m.storage || {};
+    set("sys-storage-kind", st.kind);
+    set("sys-storage-write", st.write_bandwidth);
+    set("sys-storage-read", st.read_bandwidth);
+    set("sys-storage-client", st.client_bandwidth);
     updateComposer();
   }
 
