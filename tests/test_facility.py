@@ -37,10 +37,11 @@ LIQUID = EXAMPLES / "ubb-1024-liquid.yaml"
 def _catalog_power(system: System) -> tuple[float, float, float, float]:
     """(modules, CPUs, server DC load, installed supply rating) of the liquid example's
     server, W, from its catalog entries: 8 x MI355X at 1400 W, 2 x EPYC 9575F, other_power
-    1200 W, NIC power not in the catalog (0 W); 6 x 5250 W supplies."""
+    1200 W, the NICs (the Pollara has no published power: the budget's flagged estimate);
+    6 x 5250 W supplies."""
     modules = system.chips_per_server * system.accelerator.power.tdp
     cpus = system.server.host.sockets * (system.cpu.tdp or 0.0)
-    nics = sum(count * (nic.power or 0.0) for nic, count, _ in system.server_nics)
+    nics = power_budget(system).nics_W
     supplies = system.server.power_supplies
     return (modules, cpus, modules + cpus + nics + system.server.other_power,
             supplies.count * supplies.rating)
