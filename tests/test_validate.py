@@ -189,3 +189,37 @@ def test_source_group_names_the_publication() -> None:
     assert source_group("MLPerf Training v4.1 results, nvidia/gpt3 | result_0.txt") == \
         "MLPerf Training v4.1 results"
     assert source_group("") == "?"
+
+
+def test_validate_recognises_the_cpu_layout(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12: ``ocplan validate`` reads cpu_dev.csv's layout and prints the training
+    JSON shape; every row is predicted with its own CPU left out of the fit."""
+    import csv as csv_
+
+    source = Path(__file__).resolve().parents[2] / "shared" / "validation" / "cpu_dev.csv"
+    if not source.exists():
+        pytest.skip("../shared/validation/cpu_dev.csv is not beside the checkout")
+    with source.open(encoding="utf-8", newline="") as handle:
+        reader = csv_.DictReader(handle)
+        fields = reader.fieldnames
+        keep = {"epyc-9654", "epyc-9554", "xeon-6980p", "xeon-6972p"}
+        rows = [r for r in reader if r["cpu"] in keep]
+    assert fields is not None
+    small = tmp_path / "cpu_small.csv"
+    with small.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv_.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["validate", str(small), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["summary"]) >= {"n", "failed", "median_abs_error_pct", "p90_abs_error_pct",
+                                   "max_abs_error_pct", "mean_signed_error_pct"}
+    assert len(out["cases"]) == len(rows)
+    assert out["summary"]["n"] + out["summary"]["excluded"] == len(rows)
+    assert out["summary"]["mode"] == "leave one CPU out"
+    ok = [c for c in out["cases"] if c["status"] == "ok"]
+    assert ok
+    assert all(c["predicted"] > 0 for c in ok)
+    # a prediction is not the measured value read back
+    assert sum(c["predicted"] == c["measured"] for c in ok) < len(ok) / 2

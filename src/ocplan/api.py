@@ -32,6 +32,7 @@ from ocplan.catalog.loader import validate_as
 from ocplan.catalog.system import System, SystemSpec, load_system, resolve_system, system_for_chip
 from ocplan.checks.rules import Finding, refusal, run_rules
 from ocplan.errors import Infeasible, Problem, SpecError
+from ocplan.matching.match import MatchResult
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
@@ -75,6 +76,7 @@ __all__ = [
     "compare_systems",
     "guard",
     "infeasible_hint",
+    "is_cpu_file",
     "is_serving_file",
     "job_system",
     "layout_fields",
@@ -88,6 +90,7 @@ __all__ = [
     "run_infer",
     "run_infer_curve",
     "run_infer_search",
+    "run_match",
     "run_search",
     "serving_layout_fields",
     "serving_workload",
@@ -98,6 +101,7 @@ __all__ = [
     "topology_report",
     "topology_summary",
     "trust",
+    "validate_cpu_runs",
     "validate_runs",
     "validate_serving_runs",
 ]
@@ -512,6 +516,23 @@ INFEASIBLE_HINTS: dict[str, str] = {
 }
 
 
+def run_match(catalog: Catalog, workload: Path | Mapping[str, Any],
+              objective: str | None = None, source: str = "request") -> MatchResult:
+    """Rank every CPU platform of the catalog for a workload mix (a file or a mapping;
+    see :mod:`ocplan.matching`)."""
+    from ocplan.catalog.loader import load_yaml
+    from ocplan.matching import MatchRequest, catalog_platforms, catalog_predictor, match
+
+    if isinstance(workload, Path):
+        data, source = load_yaml(workload), str(workload)
+    else:
+        data = dict(workload)
+    if objective is not None:
+        data = {**data, "objective": objective}
+    req = validate_as(MatchRequest, data, source)
+    return match(req, catalog_platforms(catalog), catalog_predictor(catalog))
+
+
 def outlook(result: Estimate, workload: Workload, system: System,
             train_tokens: float | None = None,
             price_per_chip_hour: float | None = None) -> ClusterOutlook:
@@ -617,6 +638,34 @@ def is_serving_file(path: Path) -> bool:
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
     return is_serving_csv(header)
+
+
+def is_cpu_file(path: Path) -> bool:
+    """Whether a validation CSV is in the CPU benchmark layout (``cpu_dev.csv``)."""
+    from ocplan.results.cpu_validation import is_cpu_csv
+
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return is_cpu_csv(header)
+
+
+def validate_cpu_runs(path: Path) -> tuple[list[Any], Summary, dict[str, Summary]]:
+    """Predict every row of a CPU benchmark CSV from the specs in the row, each CPU's rows
+    by a calibration fitted without that CPU (leave one CPU out): the cases, the summary
+    over the predicted rows (benchmarks the model does not predict are ``excluded``) and
+    one summary per benchmark."""
+    from ocplan.results.cpu_validation import (
+        read_cpu_cases,
+        run_cpu_validation,
+        summaries_by_benchmark,
+    )
+
+    cases = run_cpu_validation(read_cpu_cases(path))
+    scored = [c for c in cases if c.status != "excluded"]
+    return cases, summarize_cases(scored), summaries_by_benchmark(cases)
 
 
 def validate_serving_runs(catalog: Catalog, path: Path) -> tuple[list[ServingCase], Summary]:

@@ -915,14 +915,59 @@ def compare_cmd(
             out.print(_t(f"{i + 1}. calibration: {r.calibration}"))
 
 
+@app.command("match")
+@handles_bad_input
+def match_cmd(
+    workload: Annotated[Path, typer.Option(
+        help="Workload mix file: demand per archetype, constraints, prices.")],
+    objective: Annotated[str | None, typer.Option(
+        help="tco, perf_per_watt, perf_per_cost or servers (default: the file's, else "
+             "tco).")] = None,
+    top: Annotated[int, typer.Option(min=1, max=1000, help="Platforms to list.")] = 10,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Rank the catalog's CPU platforms (compute modules, and every CPU as a generic
+    module) for a workload mix: fleet size, power at load, TCO, the binding constraint."""
+    result = api.run_match(_catalog(), workload, objective)
+    if fmt is Format.json:
+        _print_json(result.as_json())
+        return
+    table = Table(title=_t(f"{result.name}: best {min(top, len(result.ranked))} platforms "
+                           f"by {result.objective}"))
+    for col in ("#", "platform", "servers", "binding", "power at load", "TCO",
+                "perf/W", "perf/cost", "notes"):
+        table.add_column(col)
+    feasible = [m for m in result.ranked if m.feasible]
+    for i, m in enumerate(feasible[:top], 1):
+        notes = "; ".join(m.flags[:2])
+        if any(f["severity"] == "warning" for f in m.findings):
+            notes = "; ".join(x for x in (notes, "check warnings") if x)
+        _row(table, str(i), m.platform, f"{m.servers:,}", m.binding or "-",
+             _q(m.fleet_power_W, "W"),
+             "-" if m.tco is None else f"{m.tco:,.0f} {result.currency}",
+             "-" if m.perf_per_watt is None else f"{m.perf_per_watt:.3g}",
+             "-" if m.perf_per_cost is None else f"{m.perf_per_cost:.3g}", notes)
+    out.print(table)
+    out.print(_t("perf/W: the mix's share one server serves per kW at full load; perf/cost: "
+                 f"per million {result.currency} of price (one unit = the whole demand)"))
+    refused = [m for m in result.ranked if not m.feasible]
+    if refused:
+        out.print(_t(f"{len(refused)} platform(s) cannot serve it: " + "; ".join(
+            f"{m.platform} ({m.reason})" for m in refused[:5])
+            + (" ..." if len(refused) > 5 else "")))
+
+
 @app.command()
 @handles_bad_input
 def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
              fmt: FormatOpt = Format.table) -> None:
-    """Predict published training runs or serving results (the layout is recognised from
-    the header) and report the error of each and overall."""
+    """Predict published training runs, serving results or CPU benchmarks (the layout is
+    recognised from the header) and report the error of each and overall."""
     if api.is_serving_file(file):
         _validate_serving(file, fmt)
+        return
+    if api.is_cpu_file(file):
+        _validate_cpu(file, fmt)
         return
     cases, summary = api.validate_runs(_catalog(), file)
     if fmt is Format.json:
@@ -945,6 +990,29 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
               f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
               f"max {_pct(summary.max_abs_error_pct)}% mean signed "
               f"{_pct(summary.mean_signed_error_pct, '+')}%")
+
+
+def _validate_cpu(file: Path, fmt: Format) -> None:
+    """CPU benchmark rows, each predicted from its own specs by a calibration fitted
+    without its CPU."""
+    cases, summary, by_benchmark = api.validate_cpu_runs(file)
+    excluded = sum(c.status == "excluded" for c in cases)
+    if fmt is Format.json:
+        _print_json({"summary": summary.__dict__ | {"excluded": excluded,
+                                                    "mode": "leave one CPU out"},
+                     "by_benchmark": {k: v.__dict__ for k, v in by_benchmark.items()},
+                     "cases": [c.as_json() for c in cases]})
+        return
+    table = Table(title=_t(f"ocplan validate {file.name} (CPU, each CPU left out of the fit)"))
+    for col in ("benchmark", "n", "median |error| %", "p90 %", "max %", "mean signed %"):
+        table.add_column(col)
+    for name, sm in by_benchmark.items():
+        _row(table, name, str(sm.n), _pct(sm.median_abs_error_pct), _pct(sm.p90_abs_error_pct),
+             _pct(sm.max_abs_error_pct), _pct(sm.mean_signed_error_pct, "+"))
+    out.print(table)
+    out.print(f"n={summary.n} failed={summary.failed} excluded={excluded} (benchmarks the "
+              f"model does not predict) median |error| {_pct(summary.median_abs_error_pct)}% "
+              f"p90 {_pct(summary.p90_abs_error_pct)}% max {_pct(summary.max_abs_error_pct)}%")
 
 
 def _group_tables(cases: Sequence[Case] | Sequence[ServingCase],

@@ -1,0 +1,261 @@
+"""``ocplan match``: which CPU platform serves a workload mix best, how many, at what power
+and cost.
+
+For each platform (:mod:`ocplan.matching.platforms`) and each archetype of the mix
+(:mod:`ocplan.matching.archetypes`), a server's capacity ``c_i`` comes from the CPU
+performance model (or the accelerator-host count from cores and lanes). The fleet is
+
+    N = ceil( sum_i D_i / c_i / u )
+
+servers for demands ``D_i`` at target utilization ``u``; the archetype with the largest
+share ``D_i / c_i`` is the binding one. Power at load follows the linear server power
+curve ``P(x) = P_idle + (P_max - P_idle) x`` at the fleet's mean load
+``x = sum_i D_i / c_i / N`` (Barroso and Hoelzle, "The case for energy-proportional
+computing", IEEE Computer 40(12), 2007, Figure 1: server power rises about linearly from
+its idle floor with utilization); ``P_max`` is the module's power at TDP and the idle
+share is the request's ``idle_fraction``. TCO over the horizon is the servers' price plus
+their energy at the facility's PUE and the electricity price.
+
+Per platform the result names performance per watt and per unit cost (mix units: one mix
+unit is the whole demand, so a server serves ``1 / sum_i D_i / c_i`` of them), the
+binding archetype or constraint, the compliance findings of the module, and where every
+capacity came from (model, measured, derived; flagged when the CPU's family has no
+fitted data).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from ocplan.catalog.fields import Bytes, Power, Spec
+from ocplan.matching.archetypes import (
+    ARCHETYPES,
+    CORES_PER_ACCELERATOR,
+    LANES_PER_ACCELERATOR,
+)
+from ocplan.matching.platforms import Platform
+
+__all__ = ["Capacity", "MatchRequest", "MatchResult", "Matched", "Predictor", "match"]
+
+HOURS_PER_YEAR = 8766.0  # 365.25 days
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A server's capacity for one archetype, in its unit, with where it came from."""
+
+    value: float
+    low: float
+    high: float
+    source: str
+    """``model`` (predicted), ``measured ...`` (published results of this configuration)
+    or ``derived`` (counted from cores and lanes)."""
+    flags: tuple[str, ...] = ()
+
+
+#: (configuration row, benchmark, metric) -> the predicted capacity, or None when the
+#: model cannot predict that benchmark for that configuration.
+Predictor = Callable[[dict[str, str], str, str | None], Capacity | None]
+
+ArchetypeId = Literal["cloud-throughput", "latency-services", "jvm-services", "analytics",
+                      "big-data", "accelerator-host"]
+
+
+class MatchConstraints(Spec):
+    isa: tuple[Literal["x86-64", "arm64", "riscv64"], ...] | None = None
+    sockets: tuple[Annotated[int, Field(ge=1, le=8, strict=True)], ...] | None = None
+    min_memory_per_core: Bytes | None = None
+    min_lanes: Annotated[int, Field(ge=0, le=4096, strict=True)] | None = None
+    rack_power: Power | None = None
+    """Power one rack may draw at load: sets servers per rack and racks."""
+
+
+class MatchRequest(Spec):
+    """A workload mix, the constraints a platform must meet, and the prices."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    demand: dict[ArchetypeId, Annotated[float, Field(strict=False, gt=0, le=1e15)]]
+    constraints: MatchConstraints = MatchConstraints()
+    prices: dict[Annotated[str, Field(min_length=1, max_length=120)],
+                 Annotated[float, Field(strict=False, ge=0, le=1e9)]] = Field(
+        default_factory=dict)
+    """Price per server (platform id, or ``default``), in the request's currency."""
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
+    electricity_per_kwh: Annotated[float, Field(strict=False, ge=0, le=10)] = 0.10
+    pue: Annotated[float, Field(strict=False, ge=1, le=3)] = 1.3
+    horizon_years: Annotated[float, Field(strict=False, gt=0, le=20)] = 4.0
+    target_utilization: Annotated[float, Field(strict=False, gt=0, le=1)] = 0.7
+    """Share of a server's capacity the fleet is sized to use (headroom for peaks)."""
+    idle_fraction: Annotated[float, Field(strict=False, ge=0, lt=1)] = 0.3
+    """Server power when idle as a share of its full-load power (the power curve's floor)."""
+    objective: Literal["tco", "perf_per_watt", "perf_per_cost", "servers"] = "tco"
+
+
+@dataclass(frozen=True)
+class Matched:
+    """One platform's answer to the mix (or why it cannot serve it)."""
+
+    platform: str
+    kind: str
+    cpu: str
+    family: str
+    isa: str
+    sockets: int
+    feasible: bool
+    reason: str | None
+    capacities: dict[str, Capacity]
+    servers: int | None
+    binding: str | None
+    """The archetype whose demand takes the largest share, or the constraint that did."""
+    load: float | None
+    power_per_server_W: float | None
+    fleet_power_W: float | None
+    racks: int | None
+    price_per_server: float | None
+    capex: float | None
+    energy_cost: float | None
+    tco: float | None
+    perf_per_watt: float | None
+    """Mix units per kW of server power at full load (one mix unit = the whole demand)."""
+    perf_per_cost: float | None
+    """Mix units per million of price."""
+    flags: tuple[str, ...]
+    findings: tuple[dict[str, str], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["capacities"] = {k: c.__dict__ | {"flags": list(c.flags)}
+                              for k, c in self.capacities.items()}
+        data["flags"] = list(self.flags)
+        data["findings"] = list(self.findings)
+        return data
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    name: str
+    objective: str
+    currency: str
+    ranked: tuple[Matched, ...]
+    """Feasible platforms best first, then the others with their reasons."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "objective": self.objective, "currency": self.currency,
+                "platforms": [m.as_json() for m in self.ranked]}
+
+
+def _capacity(p: Platform, archetype: str, predict: Predictor) -> Capacity | None:
+    a = ARCHETYPES[archetype]
+    if archetype == "accelerator-host":
+        by_cores = p.cores / CORES_PER_ACCELERATOR
+        by_lanes = p.lanes / LANES_PER_ACCELERATOR
+        value = math.floor(min(by_cores, by_lanes))
+        return Capacity(float(value), float(value), float(value), "derived",
+                        ("lanes" if by_lanes < by_cores else "cores",))
+    found = predict(p.row, a.benchmark, a.metric)
+    if found is None:
+        return None
+    if archetype == "latency-services":  # capacity = cores x single-copy speed
+        k = float(p.cores)
+        return Capacity(found.value * k, found.low * k, found.high * k, found.source,
+                        found.flags)
+    return found
+
+
+def _constraint_problem(p: Platform, c: MatchConstraints) -> str | None:
+    if c.isa is not None and p.cpu.isa not in c.isa:
+        return f"isa {p.cpu.isa} is not one of {', '.join(c.isa)}"
+    if c.sockets is not None and p.module.sockets not in c.sockets:
+        return f"{p.module.sockets} sockets, not {c.sockets}"
+    if c.min_memory_per_core is not None and p.memory_bytes / p.cores < c.min_memory_per_core:
+        return (f"memory per core {p.memory_bytes / p.cores / 1e9:.1f} GB < "
+                f"{c.min_memory_per_core / 1e9:.1f} GB")
+    if c.min_lanes is not None and p.lanes < c.min_lanes:
+        return f"{p.lanes} lanes exported < {c.min_lanes}"
+    if c.rack_power is not None and p.power_max_W > c.rack_power:
+        return f"one server ({p.power_max_W:.0f} W) exceeds the rack power"
+    return None
+
+
+def _one(p: Platform, req: MatchRequest, predict: Predictor) -> Matched:
+    findings = tuple(f.as_dict() for f in p.findings if f.severity != "info")
+    base: dict[str, Any] = dict(platform=p.id, kind=p.kind, cpu=p.cpu.id,
+                                family=p.cpu.family or "", isa=p.cpu.isa,
+                                sockets=p.module.sockets, findings=findings)
+    price = req.prices.get(p.id, req.prices.get(p.cpu.id, req.prices.get("default")))
+    capacities: dict[str, Capacity] = {}
+    missing: list[str] = []
+    for archetype in req.demand:
+        cap = _capacity(p, archetype, predict)
+        if cap is None or cap.value <= 0:
+            missing.append(archetype)
+        else:
+            capacities[archetype] = cap
+    flags = tuple(sorted({f for c in capacities.values() for f in c.flags
+                          if f not in ("cores", "lanes")}))
+    problem = _constraint_problem(p, req.constraints)
+    if any(f["severity"] == "error" for f in findings):
+        problem = problem or "the module fails a check"
+    if missing:
+        problem = problem or (f"no prediction for {', '.join(missing)} on this CPU")
+    if problem is not None:
+        return _infeasible(base, problem, capacities, price, flags)
+    shares = {k: req.demand[k] / capacities[k].value for k in req.demand}
+    total = sum(shares.values())
+    servers = max(1, math.ceil(total / req.target_utilization - 1e-9))
+    load = total / servers
+    binding = max(shares, key=lambda k: shares[k])
+    p_server = p.power_max_W * (req.idle_fraction + (1 - req.idle_fraction) * load)
+    fleet_W = p_server * servers
+    racks = None
+    if req.constraints.rack_power is not None:
+        per_rack = max(1, int(req.constraints.rack_power // p.power_max_W))
+        racks = math.ceil(servers / per_rack)
+    energy = (fleet_W * req.pue / 1e3 * HOURS_PER_YEAR * req.horizon_years
+              * req.electricity_per_kwh)
+    capex = None if price is None else price * servers
+    mix_per_server = 1.0 / total
+    return Matched(
+        **base, feasible=True, reason=None, capacities=capacities, servers=servers,
+        binding=binding, load=load, power_per_server_W=p_server, fleet_power_W=fleet_W,
+        racks=racks, price_per_server=price, capex=capex, energy_cost=energy,
+        tco=None if capex is None else capex + energy,
+        perf_per_watt=mix_per_server / p.power_max_W * 1e3,
+        perf_per_cost=None if not price else mix_per_server / price * 1e6,
+        flags=flags)
+
+
+def _infeasible(base: dict[str, Any], reason: str, capacities: dict[str, Capacity],
+                price: float | None, flags: tuple[str, ...]) -> Matched:
+    return Matched(**base, feasible=False, reason=reason, capacities=capacities,
+                   servers=None, binding=None, load=None, power_per_server_W=None,
+                   fleet_power_W=None, racks=None, price_per_server=price, capex=None,
+                   energy_cost=None, tco=None, perf_per_watt=None, perf_per_cost=None,
+                   flags=flags)
+
+
+def _key(objective: str) -> Callable[[Matched], tuple[float, ...]]:
+    inf = math.inf
+
+    def key(m: Matched) -> tuple[float, ...]:
+        if objective == "tco":
+            return (m.tco if m.tco is not None else inf, m.servers or inf)
+        if objective == "perf_per_watt":
+            return (-(m.perf_per_watt or 0.0),)
+        if objective == "perf_per_cost":
+            return (-(m.perf_per_cost or 0.0),)
+        return (float(m.servers or inf), m.fleet_power_W or inf)
+    return key
+
+
+def match(req: MatchRequest, platforms: Sequence[Platform], predict: Predictor) -> MatchResult:
+    """Every platform's fleet for the request's mix, best first by its objective."""
+    rows = [_one(p, req, predict) for p in platforms]
+    feasible = sorted((m for m in rows if m.feasible), key=_key(req.objective))
+    rest = sorted((m for m in rows if not m.feasible), key=lambda m: m.platform)
+    return MatchResult(req.name, req.objective, req.currency, tuple(feasible + rest))

@@ -1,0 +1,121 @@
+"""ocplan match (issue 12): rank the catalog's CPU platforms for a workload mix."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ocplan.cli.main import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cloud-mix.yaml"
+MIX: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+FIELDS = {"platform", "cpu", "family", "isa", "sockets", "feasible", "reason", "capacities",
+          "servers", "binding", "power_per_server_W", "fleet_power_W", "racks", "capex",
+          "energy_cost", "tco", "perf_per_watt", "perf_per_cost", "flags", "findings"}
+
+
+def _match(capsys: pytest.CaptureFixture[str], tmp_path: Path, mix: dict[str, Any],
+           *extra: str) -> dict[str, Any]:
+    path = tmp_path / "mix.yaml"
+    path.write_text(yaml.safe_dump(mix), encoding="utf-8")
+    assert main(["match", "--workload", str(path), "--format", "json", *extra]) == 0
+    out: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return out
+
+
+def test_example_ranks_platforms_with_every_field(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["match", "--workload", str(EXAMPLE), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = out["platforms"]
+    assert len(rows) >= 30  # every compute module and every CPU with published specs
+    feasible = [r for r in rows if r["feasible"]]
+    assert feasible
+    for r in rows:
+        assert set(r) >= FIELDS
+    tcos = [r["tco"] for r in feasible]
+    assert tcos == sorted(tcos)  # ranked by TCO, the file's objective
+    best = feasible[0]
+    # the fleet follows N = ceil(sum D_i / c_i / u) from the capacities it reports
+    share = sum(MIX["demand"][k] / best["capacities"][k]["value"] for k in MIX["demand"])
+    assert best["servers"] == math.ceil(share / MIX["target_utilization"] - 1e-9)
+    assert best["binding"] == max(MIX["demand"], key=lambda k: MIX["demand"][k]
+                                  / best["capacities"][k]["value"])
+    # TCO = servers x price + energy at load over the horizon
+    assert best["tco"] == pytest.approx(best["capex"] + best["energy_cost"])
+    hours = 8766 * MIX["horizon_years"]
+    assert best["energy_cost"] == pytest.approx(best["fleet_power_W"] * MIX["pue"] / 1e3
+                                                * hours * MIX["electricity_per_kwh"])
+    # the power curve: between idle and full load of the module
+    per_server = best["power_per_server_W"]
+    assert best["fleet_power_W"] == pytest.approx(per_server * best["servers"])
+    # racks from the rack power at full load
+    assert best["racks"] >= math.ceil(best["servers"] * per_server / 20e3)
+
+
+def test_a_price_change_moves_the_ranking(capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    before = [r for r in _match(capsys, tmp_path, MIX)["platforms"] if r["feasible"]]
+    first, second = before[0], before[1]
+    # make the winner dearer by more than the gap: it must fall below the runner-up
+    gap = second["tco"] - first["tco"]
+    dearer = MIX | {"prices": MIX["prices"] | {
+        first["platform"]: first["price_per_server"] + 2 * gap / first["servers"] + 1}}
+    after = [r for r in _match(capsys, tmp_path, dearer)["platforms"] if r["feasible"]]
+    order = [r["platform"] for r in after]
+    assert order.index(first["platform"]) > order.index(second["platform"])
+    # and a cheaper last platform can only move up
+    last = before[-1]["platform"]
+    cheaper = MIX | {"prices": MIX["prices"] | {last: 1.0}}
+    moved = [r["platform"] for r in _match(capsys, tmp_path, cheaper)["platforms"]
+             if r["feasible"]]
+    assert moved.index(last) < len(before) - 1
+
+
+def test_constraints_exclude_platforms_with_the_reason(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    arm = MIX | {"constraints": MIX["constraints"] | {"isa": ["arm64"]}}
+    rows = _match(capsys, tmp_path, arm)["platforms"]
+    assert {r["isa"] for r in rows if r["feasible"]} == {"arm64"}
+    x86 = [r for r in rows if r["isa"] == "x86-64"]
+    assert x86
+    assert all(not r["feasible"] and "isa" in r["reason"] for r in x86)
+
+
+def test_objectives_rank_by_their_measure(capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    rows = [r for r in _match(capsys, tmp_path, MIX, "--objective", "perf_per_watt")
+            ["platforms"] if r["feasible"]]
+    per_watt = [r["perf_per_watt"] for r in rows]
+    assert per_watt == sorted(per_watt, reverse=True)
+    rows = [r for r in _match(capsys, tmp_path, MIX, "--objective", "servers")
+            ["platforms"] if r["feasible"]]
+    servers = [r["servers"] for r in rows]
+    assert servers == sorted(servers)
+
+
+def test_accelerator_hosts_are_counted_from_cores_and_lanes(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rows = _match(capsys, tmp_path, {"name": "hosts", "demand": {"accelerator-host": 64},
+                                     "prices": {"default": 1}})["platforms"]
+    for r in rows:
+        if r["feasible"]:
+            cap = r["capacities"]["accelerator-host"]
+            assert cap["source"] == "derived"
+            assert cap["value"] >= 1
+            assert r["servers"] == math.ceil(64 / cap["value"] / 0.7 - 1e-9)
+
+
+def test_bad_mix_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
+                                        tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(MIX | {"demand": {"crypto-mining": 5}}), encoding="utf-8")
+    assert main(["match", "--workload", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "demand" in err
+    assert "crypto-mining" in err
+    assert "cloud-throughput" in err
