@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(BIN)/ocplan infer --model llama3-70b --chip mi300x --chips 8 --tp 8 \
 	    --input-len 2048 --output-len 512 --weight-precision fp8 --activation-precision fp8 \
 	    --kv-precision fp8 --load poisson --rate 4 --slo-ttft 2s --slo-tpot 50ms --price 2.0
+	$(BIN)/ocplan match --workload examples/cloud-mix.yaml --top 5
 	$(BIN)/ocplan compare examples/ubb-1024-liquid.yaml examples/mi325x-1024-air.yaml \
 	    examples/gaudi3-1024-air.yaml --model llama3-405b --global-batch 2048 --seq-len 8192 \
 	    --train-tokens 15e12 --price 3.5,2.5,1.8

@@ -30,8 +30,9 @@ from ocplan.catalog.fields import (
 )
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.system import System, SystemSpec, load_system, resolve_system, system_for_chip
-from ocplan.checks.rules import Finding, refusal, run_rules
+from ocplan.checks.rules import Finding, refusal
 from ocplan.errors import Infeasible, Problem, SpecError
+from ocplan.facility import system_findings
 from ocplan.matching.match import MatchResult
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
@@ -544,7 +545,7 @@ def outlook(result: Estimate, workload: Workload, system: System,
 def refused_reason(system: System, allow_invalid: bool) -> str | None:
     """Why estimates on ``system`` are refused: it fails a compliance check and the user
     did not allow that (None otherwise)."""
-    return None if allow_invalid else refusal(run_rules(system))
+    return None if allow_invalid else refusal(system_findings(system))
 
 
 def guard(system: System, allow_invalid: bool) -> None:
@@ -557,7 +558,7 @@ def guard(system: System, allow_invalid: bool) -> None:
 def trust(system: System, allow_invalid: bool) -> dict[str, Any]:
     """What every output says about the system it ran on: its findings (errors and
     warnings) and whether it was estimated although invalid."""
-    findings = run_rules(system)
+    findings = system_findings(system)
     return {"findings": [f.as_dict() for f in findings if f.severity != "info"],
             "allowed_invalid": allow_invalid and refusal(findings) is not None}
 
@@ -606,8 +607,9 @@ def read_system(catalog: Catalog, path: Path) -> System:
 
 
 def check_system(system: System) -> list[Finding]:
-    """The compliance findings of a system (every rule of :mod:`ocplan.checks.rules`)."""
-    return run_rules(system)
+    """The compliance findings of a system: every rule of :mod:`ocplan.checks.rules` and
+    the facility's (racks, cooling, power delivery), errors first."""
+    return system_findings(system)
 
 
 def topology_summary(system: System) -> tuple[TopologySummary, PowerBudget]:

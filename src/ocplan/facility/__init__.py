@@ -14,6 +14,7 @@ from ocplan.facility.plan import (
     ServerHeat,
     facility_findings,
     facility_plan,
+    system_findings,
 )
 from ocplan.facility.pue import PueBreakdown
 
@@ -26,4 +27,5 @@ __all__ = [
     "facility_data",
     "facility_findings",
     "facility_plan",
+    "system_findings",
 ]

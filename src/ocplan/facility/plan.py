@@ -50,6 +50,7 @@ __all__ = [
     "ServerHeat",
     "facility_findings",
     "facility_plan",
+    "system_findings",
 ]
 
 Edge = tuple[str, str, float]
@@ -314,6 +315,20 @@ def facility_findings(system: System) -> list[Finding]:
     """Findings of the facility plan at full IT load: water class, busbar, air side,
     in-rack CDUs and the PUE range (rules ``FACILITY-*``), errors first."""
     return list(facility_plan(system).findings)
+
+
+def system_findings(system: System) -> list[Finding]:
+    """Every compliance finding of a system: the composition rules
+    (:func:`ocplan.checks.rules.run_rules`) and the facility's (``FACILITY-*``), errors
+    first. What ``ocplan check`` reports and what refuses an estimate."""
+    from ocplan.checks.rules import run_rules
+
+    order = {"error": 0, "warning": 1, "info": 2}
+    # the PUE range is a remark on the derived PUE (shown with the facility plan), not on
+    # the composition
+    found = run_rules(system) + [f for f in facility_findings(system)
+                                 if f.rule != "FACILITY-PUE-RANGE"]
+    return sorted(found, key=lambda f: order[f.severity])
 
 
 def _servers_per_rack(system: System, server_dc_W: float, rated_W: float | None,

@@ -6,7 +6,7 @@ contender (a system, or a chip count of one) and lining the best layouts up: thr
 step time, MFU, memory headroom, time, energy and cost to train, IT and facility power,
 racks, and the system's compliance findings, with ratios against a baseline.
 
-Trust comes first: every contender's system is checked (:func:`ocplan.checks.rules.run_rules`)
+Trust comes first: every contender's system is checked (:func:`ocplan.facility.system_findings`)
 before anything is estimated. A system with an error finding is not estimated unless
 ``allow_invalid`` is set; its row is infeasible with the rules that failed as the reason,
 and an estimate made anyway says so (``allowed_invalid``).
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ocplan.catalog.system import System
-from ocplan.checks.rules import Finding, refusal, run_rules
-from ocplan.facility import facility_plan
+from ocplan.checks.rules import Finding, refusal
+from ocplan.facility import facility_plan, system_findings
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, search
 from ocplan.results.cluster import cluster_outlook
@@ -146,7 +146,7 @@ def _racks(system: System, servers: int) -> int | None:
 
 def _row(c: Contender, workload: Workload, objective: str, train_tokens: float | None,
          memory_headroom: float, allow_invalid: bool) -> ComparedSystem:
-    findings = tuple(run_rules(c.system))
+    findings = tuple(system_findings(c.system))
     refused = refusal(findings)
     if refused is not None and not allow_invalid:
         return measured(c, workload, findings, None, refused, train_tokens,
@@ -174,7 +174,7 @@ def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
         name=c.name, chip=system.accelerator.id, chips=c.chips, servers=servers,
         racks=_racks(system, servers), it_power_w=it_w, facility_power_w=facility_w,
         pue=facility.pue, cdus=facility.cooling.cdus,
-        findings=findings + tuple(f for f in facility.findings if f not in findings))
+        findings=findings)
     if best is None:
         return _empty(base, reason, allowed_invalid)
     assert best.memory is not None

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ocplan.catalog.catalog import Catalog, load_catalog
-from ocplan.checks.rules import refusal, run_rules
+from ocplan.checks.rules import refusal
 from ocplan.errors import SpecError
+from ocplan.facility import system_findings
 from ocplan.plan.search import search
 from ocplan.results.compare import Contender, measured
 from ocplan.store.db import Store, StoredResult, to_json
@@ -73,7 +74,7 @@ def run_task(task: SweepTask, delay_s: float = 0.0) -> TaskOutput:
                    top_k=task.top_k, train_tokens=task.train_tokens,
                    price_per_chip_hour=1.0 if task.price_per_chip_hour is None
                    else task.price_per_chip_hour)
-    findings = tuple(run_rules(task.system))
+    findings = tuple(system_findings(task.system))
     row = measured(Contender(task.label, task.system, task.chips, task.price_per_chip_hour),
                    task.workload, findings, found.best, f"no layout fits: {found.why}",
                    task.train_tokens, allowed_invalid=refusal(findings) is not None)
