@@ -342,8 +342,12 @@ def test_compare_two_scenarios(workbench: Page, base: str) -> None:
     assert [panes.nth(i).locator("h3").inner_text() for i in range(2)] == [
         "llama3-8b tp1", "llama3-8b tp2"]
     for i in range(2):
-        assert plot_rendered(page, f'.scn-pane:nth-child({i + 1}) [data-figure="breakdown"]')
-        assert plot_rendered(page, f'.scn-pane:nth-child({i + 1}) [data-figure="memory"]')
+        for figure in ("breakdown", "memory"):
+            div = f'.scn-pane:nth-child({i + 1}) [data-figure="{figure}"]'
+            assert plot_rendered(page, div)
+            # issue 11: charts in compare panes collapsed to a strip
+            height = page.locator(div).bounding_box()
+            assert height is not None and height["height"] > 200, (div, height)
     tp_row = page.locator('#scn-diff-table tr[data-key="plan.tp"] td').all_inner_texts()
     assert tp_row == ["1", "2"]
     step = page.locator('#scn-diff-table tr[data-key="step_s"] td').all_inner_texts()

@@ -228,3 +228,15 @@ def test_every_example_system_but_the_teaching_one_passes_check() -> None:
         system = load_system(path, cat)
         assert api.refused_reason(system, False) is None, path.name
     assert api.refused_reason(load_system(INVALID, cat), False) is not None
+
+
+def test_costs_print_with_the_currency_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11: cost had no currency."""
+    argv = ["compare", str(VALID), *JOB, "--train-tokens", "1e11", "--price", "2"]
+    assert main(argv) == 0
+    assert " USD" in capsys.readouterr().out
+    assert main(["--currency", "EUR", *argv]) == 0
+    text = capsys.readouterr().out
+    assert " EUR" in text and " USD" not in text
+    assert main(["--currency", "", *argv]) == 2
+    assert "--currency" in capsys.readouterr().err

@@ -103,6 +103,7 @@ class Format(StrEnum):
 
 class _State:
     catalog_dirs: tuple[str, ...] = ()
+    currency: str = "USD"
 
 
 state = _State()
@@ -112,9 +113,27 @@ CatalogOpt = Annotated[list[Path] | None, typer.Option(
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
+#: Longest currency label (ISO 4217 codes are 3 letters; a symbol or "kUSD" fits).
+MAX_CURRENCY_CHARS = 8
+
+
 @app.callback()
-def _root(catalog: CatalogOpt = None) -> None:
+@handles_bad_input
+def _root(catalog: CatalogOpt = None,
+          currency: Annotated[str, typer.Option(
+              help="Currency label printed with costs (prices are in it); also "
+                   "OCPLAN_CURRENCY.", envvar="OCPLAN_CURRENCY")] = "USD") -> None:
     state.catalog_dirs = tuple(str(p) for p in catalog or [])
+    if not currency.strip() or len(currency) > MAX_CURRENCY_CHARS or not currency.isprintable():
+        raise SpecError.one("--currency", "currency", f"expected a label of 1 to "
+                                                      f"{MAX_CURRENCY_CHARS} printable "
+                                                      "characters, e.g. USD or EUR", currency)
+    state.currency = currency.strip()
+
+
+def _money(value: float) -> str:
+    """A cost with the currency label (``--currency``)."""
+    return f"{value:,.0f} {state.currency}"
 
 
 def _catalog() -> Catalog:
@@ -457,7 +476,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
         _row(table, "time to train", f"{extra['time_to_train_s'] / 86400:.2f} days")
         _row(table, "energy to train", f"{extra['energy_to_train_J'] / 3.6e9:,.0f} MWh")
     if "cost_to_train" in extra:
-        _row(table, "cost to train", f"{extra['cost_to_train']:,.0f}")
+        _row(table, "cost to train", _money(extra["cost_to_train"]))
     out.print(table)
 
 
@@ -501,7 +520,7 @@ def _print_cluster(view: ClusterOutlook) -> None:
                       f"{_duration_text(g.wall_p90_s)})")
             _row(table, "time to train with failures", _duration_text(g.wall_s) + spread)
         if g.cost is not None:
-            _row(table, "cost with failures", f"{g.cost:,.0f}")
+            _row(table, "cost with failures", _money(g.cost))
     out.print(table)
     for finding in f.findings:
         out.print(_t(f"facility {finding.severity} {finding.rule}: {finding.message}"))
@@ -667,7 +686,7 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float])
     _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
     _row(table, "energy per 1M output tokens", _q(result.energy_per_mtok_J, "J"))
     if "cost_per_mtok" in extra:
-        _row(table, "cost per 1M output tokens", f"{extra['cost_per_mtok']:,.3f}")
+        _row(table, "cost per 1M output tokens", f"{extra['cost_per_mtok']:,.3f} {state.currency}")
     _row(table, "calibration", f"{result.calibration_family} GEMM/attention efficiencies; "
                                f"serving values fitted on {result.serving_calibration_rows} "
                                "published results"
@@ -788,7 +807,7 @@ def search_cmd(
         if "time_to_train_s" in train:
             cells.append(_duration_text(train["time_to_train_s"]))
         if "cost_to_train" in train:
-            cells.append(f"{train['cost_to_train']:,.0f}")
+            cells.append(_money(train["cost_to_train"]))
         _row(table, *cells)
     out.print(table)
     out.print(_t(result.why))
@@ -817,7 +836,7 @@ _COMPARE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("goodput", "goodput (failures)", lambda v: f"{v:.1%}"),
     ("time_to_train_with_failures_s", "with failures", lambda v: _duration_text(v)),
     ("energy_to_train_j", "energy", lambda v: _q(v, "J")),
-    ("cost_to_train", "cost to train", lambda v: f"{v:,.0f}"),
+    ("cost_to_train", "cost to train", lambda v: _money(v)),
     ("it_power_w", "IT power", lambda v: _q(v, "W")),
     ("facility_power_w", "facility power", lambda v: _q(v, "W")),
     ("pue", "PUE", lambda v: f"{v:.2f}"),
@@ -1142,7 +1161,7 @@ def sweep_cmd(
                      str(s.task.chips), s.status, layout, "-", "-", "-",
                      *("-" for _ in money), errors)
                 continue
-            cells = [_duration_text(row[k]) if k == "time_to_train_s" else f"{row[k]:,.0f}"
+            cells = [_duration_text(row[k]) if k == "time_to_train_s" else _money(row[k])
                      for k, _ in money]
             _row(table, str(i), s.task.workload.model.name, s.task.hardware,
                  str(s.task.chips), s.status, api.layout_label(b),
