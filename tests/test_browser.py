@@ -347,7 +347,8 @@ def test_compare_two_scenarios(workbench: Page, base: str) -> None:
             assert plot_rendered(page, div)
             # issue 11: charts in compare panes collapsed to a strip
             height = page.locator(div).bounding_box()
-            assert height is not None and height["height"] > 200, (div, height)
+            assert height is not None
+            assert height["height"] > 200, (div, height)
     tp_row = page.locator('#scn-diff-table tr[data-key="plan.tp"] td').all_inner_texts()
     assert tp_row == ["1", "2"]
     step = page.locator('#scn-diff-table tr[data-key="step_s"] td').all_inner_texts()

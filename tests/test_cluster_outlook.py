@@ -102,3 +102,32 @@ def test_compare_rows_carry_pue_cdus_and_goodput(capsys: pytest.CaptureFixture[s
     assert row["facility_power_w"] == pytest.approx(plan.facility_W * 64 / 1024)
     assert 0 < row["goodput"] < 1
     assert row["time_to_train_with_failures_s"] > row["time_to_train_s"]
+
+
+def test_search_can_rank_by_time_with_failures(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13: the search optimises the expected time to train including failures: a
+    chip count's layouts all pay its failure overhead, so the ranking across counts
+    follows ideal time / goodput(count)."""
+    from ocplan.plan.search import failure_goodput, search
+
+    system = load_system(LIQUID, CAT)
+    wl = Workload(ModelShape.from_arch(CAT.model("gpt3-175b")), 2048, 1536, "fp8")
+    plain = search(wl, system, 1024, objective="time", top_k=3, chip_counts=[256, 1024],
+                   train_tokens=300e9)
+    aware = search(wl, system, 1024, objective="time_with_failures", top_k=3,
+                   chip_counts=[256, 1024], train_tokens=300e9)
+    assert plain.best is not None
+    assert aware.best is not None
+    g256, g1024 = failure_goodput(wl, system, 256), failure_goodput(wl, system, 1024)
+    assert 0 < g1024 < g256 < 1  # four times the components fail four times as often
+    for result in (plain, aware):
+        for e in result.top:
+            assert e.feasible
+    # each ranked layout's score is its ideal time over its count's goodput
+    scores = [300e9 / e.tokens_per_s / (g256 if e.chips == 256 else g1024)
+              for e in aware.top]
+    assert scores == sorted(scores)
+    # without storage the objective is refused, naming what is missing
+    assert main(["search", "--model", "llama3-8b", "--chip", "mi300x",
+                 "--objective", "time_with_failures"]) == 2
+    assert "storage" in capsys.readouterr().err

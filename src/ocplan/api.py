@@ -38,7 +38,7 @@ from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.plan.schedule import one_f_one_b
-from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, SearchResult, search
+from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, Objective, SearchResult, search
 from ocplan.results.cluster import ClusterOutlook, cluster_outlook
 from ocplan.results.compare import Comparison, Contender, compare
 from ocplan.results.serving_validation import (
@@ -184,7 +184,7 @@ class EstimateRequest(_LayoutRequest):
 
 
 class SearchRequest(JobRequest):
-    objective: Literal["throughput", "time", "cost", "energy"] = "throughput"
+    objective: Objective = "throughput"
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
     chip_counts: Annotated[tuple[ChipCount, ...], Field(min_length=1, max_length=64)] | None \
         = None
@@ -221,7 +221,7 @@ class CompareRequest(Spec):
     global_batch: BatchSize
     seq_len: SeqLen
     precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
-    objective: Literal["throughput", "time", "cost", "energy"] = "throughput"
+    objective: Objective = "throughput"
     train_tokens: TrainTokens | None = None
     price_per_chip_hour: Annotated[tuple[Price, ...], Field(min_length=1,
                                                             max_length=MAX_COMPARED)] | None \

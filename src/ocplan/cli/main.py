@@ -739,7 +739,8 @@ def search_cmd(
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
     precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
     objective: Annotated[str, typer.Option(
-        help="throughput, time, cost or energy.")] = "throughput",
+        help="throughput, time, cost, energy, time_with_failures or cost_with_failures "
+             "(the last two need the system file's storage).")] = "throughput",
     top: Annotated[int, typer.Option(help=f"Layouts to list (at most {MAX_TOP_K}).")] = 5,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(help="Tokens to train on.")] = None,
@@ -861,7 +862,8 @@ def compare_cmd(
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
     precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
     objective: Annotated[str, typer.Option(
-        help="The best layout of each system by: throughput, time, cost or energy.")
+        help="The best layout of each system by: throughput, time, cost, energy, "
+             "time_with_failures or cost_with_failures.")
     ] = "throughput",
     train_tokens: Annotated[float | None, typer.Option(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
@@ -1241,7 +1243,8 @@ def report(
         "--search", help="Search the layouts and report the best one (instead of the "
                          "layout flags).")] = False,
     objective: Annotated[str, typer.Option(
-        help="With --search: throughput, time, cost or energy.")] = "throughput",
+        help="With --search: throughput, time, cost, energy, time_with_failures or "
+             "cost_with_failures.")] = "throughput",
     top: Annotated[int, typer.Option(help="With --search: rows of the top table.")] = 10,
     train_tokens: Annotated[float | None, typer.Option(
         help="Tokens to train on, for time, energy and cost to train.")] = None,

@@ -10,7 +10,7 @@ derived PUE and the findings when a rack exceeds what feeds or cools it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ocplan.catalog.system import System
 from ocplan.checks.rules import Finding
@@ -243,8 +243,10 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     busbar = pick(data.busbars, spec.power_delivery.busbar, src,
                   "facility.power_delivery.busbar")
     volts = spec.power_delivery.voltage or busbar.nominal_voltage
+    air_limit = spec.air_limit_per_rack or data.plant.air_limit.per_rack
     per_rack = _servers_per_rack(system, dc, busbar.rated_power,
-                                 busbar.rated_current_A, volts, notes)
+                                 busbar.rated_current_A, volts, notes,
+                                 air_W=dc + loss - liquid, air_limit_W=air_limit)
     racks = rack_count(system.num_servers, per_rack)
     rack_liquid = per_rack * liquid
     in_rack = cdu.placement == "in-rack"
@@ -313,8 +315,23 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
 
 def facility_findings(system: System) -> list[Finding]:
     """Findings of the facility plan at full IT load: water class, busbar, air side,
-    in-rack CDUs and the PUE range (rules ``FACILITY-*``), errors first."""
-    return list(facility_plan(system).findings)
+    in-rack CDUs and the PUE range (rules ``FACILITY-*``), errors first.
+
+    Rack limits are errors against the racks the system file declares (``rack:``);
+    without a rack block the racks are ocplan's assumption (as many servers as the busbar
+    and the air side allow, at least one: a rack-scale server such as an NVL72 is one
+    rack), so an exceeded limit is a warning to design the room for, not a fault of the
+    composition."""
+    found = list(facility_plan(system).findings)
+    if system.spec.rack is not None:
+        return found
+    return [replace(f, severity="warning",
+                    message=f.message + " (no rack block: the rack is assumed)")
+            if f.severity == "error" and f.rule in _RACK_RULES else f for f in found]
+
+
+#: Facility rules that judge a rack (its busbar, air side, in-rack CDUs).
+_RACK_RULES = frozenset({"FACILITY-BUSBAR", "FACILITY-AIR-RACK", "FACILITY-CDU-RACK"})
 
 
 def system_findings(system: System) -> list[Finding]:
@@ -332,9 +349,12 @@ def system_findings(system: System) -> list[Finding]:
 
 
 def _servers_per_rack(system: System, server_dc_W: float, rated_W: float | None,
-                      rated_A: float | None, volts: float, notes: list[str]) -> int:
+                      rated_A: float | None, volts: float, notes: list[str],
+                      air_W: float = 0.0, air_limit_W: float | None = None) -> int:
     """The system's ``rack.servers_per_rack``; without a rack block, as many servers as
-    the busbar's rating carries (at least one)."""
+    both the busbar's rating carries and the room's air side removes (at least one):
+    a planner fills racks to the tighter limit, so a system file without racks never
+    fails a limit by the planner's own choice."""
     rack = system.spec.rack
     if rack is not None:
         return min(rack.servers_per_rack, system.num_servers)
@@ -343,7 +363,12 @@ def _servers_per_rack(system: System, server_dc_W: float, rated_W: float | None,
         notes.append("no rack block and no busbar rating: one server per rack assumed")
         return 1
     fits = max(1, math.floor(min(limits) / server_dc_W)) if server_dc_W > 0 else 1
-    notes.append(f"no rack block: {fits} servers per rack, as many as the busbar carries")
+    by = "the busbar carries"
+    if air_limit_W is not None and air_W > 0:
+        by_air = max(1, math.floor(air_limit_W / air_W))
+        if by_air < fits:
+            fits, by = by_air, "the room's air side removes"
+    notes.append(f"no rack block: {fits} servers per rack, as many as {by}")
     return min(fits, system.num_servers)
 
 

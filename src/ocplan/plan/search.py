@@ -38,10 +38,16 @@ from ocplan.plan.space import Columns, SearchSpace, training_space
 from ocplan.topology.power import power_budget
 from ocplan.workloads.workload import Workload
 
-__all__ = ["OBJECTIVES", "SearchResult", "pareto_front", "search"]
+__all__ = ["OBJECTIVES", "SearchResult", "failure_goodput", "pareto_front", "search"]
 
-Objective = Literal["throughput", "time", "cost", "energy"]
-OBJECTIVES: tuple[str, ...] = ("throughput", "time", "cost", "energy")
+Objective = Literal["throughput", "time", "cost", "energy", "time_with_failures",
+                    "cost_with_failures"]
+OBJECTIVES: tuple[str, ...] = ("throughput", "time", "cost", "energy", "time_with_failures",
+                               "cost_with_failures")
+#: Ideal training time the failure overhead of a chip count is evaluated at, s: the
+#: overhead of Daly's model, wall / ideal, does not depend on it (only the Poisson spread
+#: does), so one evaluation per chip count serves every layout of that count.
+_OVERHEAD_PROBE_S = 30 * 86400.0
 #: Candidates evaluated per vectorized call (bounds memory to a few hundred MB).
 CHUNK = 50_000
 #: Most layouts one search evaluates, over all its chip counts. Each costs about 115
@@ -289,6 +295,25 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     return _Evaluated(chips, cols, step, mem, fits, pruned, space.size)
 
 
+def failure_goodput(workload: Workload, system: System, chips: int) -> float:
+    """Goodput of a job on ``chips`` chips of ``system`` under failures, checkpoints and
+    restarts (:func:`ocplan.reliability.goodput` at its optimal checkpoint interval), for
+    the failure-aware objectives. SpecError when the system file names no checkpoint
+    storage (no bandwidth is invented)."""
+    from ocplan.reliability import checkpoint_bytes, counts_for_chips, goodput
+
+    storage = system.spec.storage
+    if storage is None:
+        raise SpecError.one("--objective", "objective",
+                            f"the failure-aware objectives need the system's checkpoint "
+                            f"storage; {system.spec.name} names none (add storage: kind, "
+                            "write_bandwidth, read_bandwidth to its system file)",
+                            "with_failures")
+    found = goodput(_OVERHEAD_PROBE_S, counts_for_chips(system, chips),
+                    checkpoint_bytes(workload.model.total_params), storage)
+    return found.goodput if found.goodput > 0 else 1e-9
+
+
 def search(workload: Workload, system: System, chips: int, *,
            objective: str = "throughput", top_k: int = 5,
            train_tokens: float | None = None, price_per_chip_hour: float = 1.0,
@@ -302,7 +327,10 @@ def search(workload: Workload, system: System, chips: int, *,
     ----------
     objective
         ``throughput`` (max tokens/s), ``time`` (min time to train ``train_tokens``),
-        ``cost`` (min chips x price x time) or ``energy`` (min TDP energy).
+        ``cost`` (min chips x price x time), ``energy`` (min TDP energy), or
+        ``time_with_failures`` / ``cost_with_failures``: the same with the expected
+        overhead of failures, checkpoints and restarts of each chip count
+        (:func:`failure_goodput`; needs the system file's ``storage``).
     allow_offload
         Also try keeping activations in host memory (host memory capacity is not in the
         catalog, so this is off unless asked for).
@@ -370,6 +398,11 @@ def search(workload: Workload, system: System, chips: int, *,
         # turn 0 x inf into NaN).
         per_second = {"time": 1.0, "cost": count * price_per_chip_hour / 3600.0,
                       "energy": power}
+        if objective.endswith("_with_failures"):
+            # wall time with failures, checkpoints and restarts = ideal x the count's
+            # overhead (goodput under Daly's model at its optimal interval)
+            factor = 1.0 / failure_goodput(workload, system, count)
+            per_second = {k + "_with_failures": v * factor for k, v in per_second.items()}
         score = -tps if objective == "throughput" else \
             np.where(runs, per_second[objective] * seconds, np.inf)
         scores.append(score)

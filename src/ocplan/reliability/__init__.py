@@ -24,6 +24,7 @@ from ocplan.reliability.failures import (
     ClusterFailureRate,
     ComponentCounts,
     cluster_failure_rate,
+    counts_for_chips,
     counts_from_system,
 )
 from ocplan.reliability.goodput import Goodput, goodput
@@ -44,6 +45,7 @@ __all__ = [
     "checkpoint_bytes",
     "checkpoint_cost",
     "cluster_failure_rate",
+    "counts_for_chips",
     "counts_from_system",
     "daly_interval_s",
     "default_table",

@@ -26,6 +26,7 @@ __all__ = [
     "ClusterFailureRate",
     "ComponentCounts",
     "cluster_failure_rate",
+    "counts_for_chips",
     "counts_from_system",
     "poisson_quantile",
 ]
@@ -167,6 +168,17 @@ def counts_from_system(system: System) -> ComponentCounts:
     ports = system.nic.ports if system.nic is not None else 1
     return ComponentCounts(accelerators=system.num_chips, servers=servers, nics=nics,
                            switches=0, cables=nics * ports)
+
+
+def counts_for_chips(system: System, chips: int) -> ComponentCounts:
+    """The components a job on ``chips`` chips of ``system`` depends on: its chips, the
+    host nodes of the servers holding them, their scale-out NICs and one link per NIC
+    port (switches are charged per link by the built-in rate sets)."""
+    servers = -(-chips // system.chips_per_server)
+    nics = system.nics_per_server * servers
+    ports = system.nic.ports if system.nic is not None else 1
+    return ComponentCounts(accelerators=chips, servers=servers * system.server.hosts,
+                           nics=nics, switches=0, cables=nics * ports)
 
 
 #: Standard normal quantile at 0.9 (so -z is the 0.1 quantile): Phi^-1(0.9).

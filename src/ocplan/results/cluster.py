@@ -15,7 +15,6 @@ Goodput needs tokens to train (the ideal time) and a ``storage`` block in the sy
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +26,7 @@ from ocplan.reliability import (
     Goodput,
     GoodputOptions,
     checkpoint_bytes,
+    counts_for_chips,
     goodput,
 )
 from ocplan.workloads.workload import Workload
@@ -79,14 +79,9 @@ class ClusterOutlook:
 
 
 def job_counts(system: System, chips: int) -> ComponentCounts:
-    """The components a job on ``chips`` chips of ``system`` depends on: its chips, the
-    host nodes of the servers holding them, their scale-out NICs and one link per NIC
-    port (switches are charged per link by the built-in rate sets)."""
-    servers = math.ceil(chips / system.chips_per_server)
-    nics = system.nics_per_server * servers
-    ports = system.nic.ports if system.nic is not None else 1
-    return ComponentCounts(accelerators=chips, servers=servers * system.server.hosts,
-                           nics=nics, switches=0, cables=nics * ports)
+    """The components a job on ``chips`` chips of ``system`` depends on
+    (:func:`ocplan.reliability.counts_for_chips`)."""
+    return counts_for_chips(system, chips)
 
 
 def cluster_outlook(result: Estimate, workload: Workload, system: System,

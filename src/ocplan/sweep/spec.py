@@ -46,6 +46,7 @@ from ocplan.catalog.fields import (
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.system import System, load_system, system_for_chip
 from ocplan.errors import Problem, SpecError
+from ocplan.plan.search import Objective
 from ocplan.store.db import canonical_json, content_key
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
@@ -72,7 +73,7 @@ class SweepSpec(Spec):
     global_batch: BatchSize
     seq_len: SeqLen
     precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
-    objective: Literal["throughput", "time", "cost", "energy"] = "throughput"
+    objective: Objective = "throughput"
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
     train_tokens: TrainTokens | None = None
     """Tokens to train on: each stored row then has time and energy to train."""
