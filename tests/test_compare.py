@@ -237,6 +237,7 @@ def test_costs_print_with_the_currency_setting(capsys: pytest.CaptureFixture[str
     assert " USD" in capsys.readouterr().out
     assert main(["--currency", "EUR", *argv]) == 0
     text = capsys.readouterr().out
-    assert " EUR" in text and " USD" not in text
+    assert " EUR" in text
+    assert " USD" not in text
     assert main(["--currency", "", *argv]) == 2
     assert "--currency" in capsys.readouterr().err
