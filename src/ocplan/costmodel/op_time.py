@@ -21,11 +21,13 @@ calibration is fitted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ocplan.costmodel.attention import ATTN_BLOCK
 from ocplan.costmodel.chip import ChipCompute
@@ -179,24 +181,42 @@ class Profile:
     paths: tuple[Path, ...]
     categories: tuple[str, ...]
 
-    def _etas(self, eff: Efficiencies) -> FloatArray:
-        return f64([_eta(eff, p) for p in self.paths])
-
     def work(self, eff: Efficiencies) -> tuple[FloatArray, FloatArray]:
         """(sum of the compute terms at the calibrated efficiencies, sum of the HBM
         terms), s: which of the two a list of operators is bound by."""
-        return (f64((self.compute_s / self._etas(eff)[:, None]).sum(axis=0)),
+        return (f64((self.compute_s / _weights(self.paths, self.categories, eff).etas)
+                    .sum(axis=0)),
                 f64(self.memory_s.sum(axis=0)))
 
     def time(self, eff: Efficiencies) -> PassTime:
-        etas = self._etas(eff)
-        bw = np.array([eff.memory if p == "memory" else 1.0 for p in self.paths])
-        t = np.maximum(self.compute_s / etas[:, None], self.memory_s / bw[:, None]) \
-            + eff.launch_s
-        sums = [t[np.array([c == cat for c in self.categories])].sum(axis=0)
-                for cat in CATEGORIES]
-        return PassTime(*sums)
+        w = _weights(self.paths, self.categories, eff)
+        t = np.maximum(self.compute_s / w.etas, self.memory_s / w.bw) + eff.launch_s
+        return PassTime(*(t[rows].sum(axis=0) for rows in w.rows))
 
+
+@dataclass(frozen=True)
+class _Weights:
+    """What :meth:`Profile.time` applies to a list of operators under one calibration:
+    the efficiency dividing each compute term and each HBM term (columns), and the
+    operators of each of :data:`CATEGORIES`."""
+
+    etas: FloatArray
+    bw: FloatArray
+    rows: tuple[NDArray[np.intp], ...]
+
+
+@lru_cache(maxsize=4096)
+def _weights(paths: tuple[Path, ...], categories: tuple[str, ...],
+             eff: Efficiencies) -> _Weights:
+    """:class:`_Weights` of an operator list (paths and categories) under ``eff``: built
+    once per list and calibration, not on every :meth:`Profile.time`."""
+    etas = f64([_eta(eff, p) for p in paths])[:, None]
+    bw = np.array([eff.memory if p == "memory" else 1.0 for p in paths])[:, None]
+    rows = tuple(np.nonzero(np.array([c == cat for c in categories], dtype=bool))[0]
+                 for cat in CATEGORIES)
+    for a in (etas, bw, *rows):
+        a.flags.writeable = False  # shared by every caller of the cache
+    return _Weights(etas, bw, rows)
 
 
 def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
@@ -273,10 +293,123 @@ COSTERS: dict[OpKind, Coster] = {
 }
 
 
+def _rows(values: Sequence[float | FloatArray], n: int) -> FloatArray:
+    """``values`` (numbers or arrays broadcasting to ``(n,)``) as the rows of a
+    ``(len(values), n)`` array."""
+    out = np.empty((len(values), n))
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def _gemm_costs(ops: list[Operator], chip: ChipPeaks, n: int
+                ) -> tuple[FloatArray, FloatArray, list[Path]]:
+    """:func:`gemm_op_cost` of several GEMMs in one :func:`~ocplan.costmodel.gemm.gemm_cost`
+    call over a ``(GEMMs, layouts)`` array: the same elementwise formulas, each GEMM's
+    precision-dependent numbers (peak, input and weight bytes) as a column."""
+    peaks, b_ins, b_ws = [], [], []
+    paths: list[Path] = []
+    groups_l: list[float | FloatArray] = []
+    wg_l: list[float | FloatArray] = []
+    for op in ops:
+        runs_at = native_precision(op.precision, chip.peak_of)
+        precision = runs_at or "bf16"
+        peak = chip.peak_of(runs_at) if runs_at else chip.path_peak
+        assert peak, precision
+        b_in = GEMM_INPUT_BYTES.get(precision, ACT_BYTES)
+        peaks.append(peak)
+        b_ins.append(b_in)
+        b_ws.append(GEMM_INPUT_BYTES.get(op.weight_precision, b_in))
+        bits = "_4bit" if precision in FOUR_BIT else "_8bit" if precision in EIGHT_BIT else ""
+        path = f"grouped_gemm{bits}" if op.kind == "grouped_gemm" else f"gemm{bits}"
+        paths.append(path)  # type: ignore[arg-type]
+        groups_l.append(op.groups)
+        # the weights of every group are read unless the operator says which were
+        wg = op.weight_groups
+        wg_l.append(wg if (wg > 0 if isinstance(wg, float) else np.any(f64(wg) > 0))
+                    else op.groups)
+    groups, m = _rows(groups_l, n), _rows([op.m for op in ops], n)
+    rank_rows = (_rows([op.m_max for op in ops], n) + (groups - 1.0) * m) \
+        / np.maximum(groups * m, 1e-30)
+    factor = np.where(m > 0, np.maximum(rank_rows, 1.0), 1.0)
+    cost = gemm_cost(m, _rows([op.n for op in ops], n), _rows([op.k for op in ops], n),
+                     groups, f64(peaks)[:, None], chip.hbm_Bps, chip.compute,
+                     f64(b_ins)[:, None], ACT_BYTES, 1.0, 0.0,
+                     bytes_per_weight=f64(b_ws)[:, None], weight_groups=_rows(wg_l, n))
+    return f64(cost.compute_s * factor), f64(cost.memory_s * factor), paths
+
+
+def _attention_costs(ops: list[Operator], chip: ChipPeaks, n: int
+                     ) -> tuple[FloatArray, FloatArray]:
+    """:func:`attention_op_cost` of several attention operators at once."""
+    c = chip.compute
+    seq_q = np.maximum(_rows([op.seq_q for op in ops], n), 1.0)
+    blocks = _rows([op.m for op in ops], n) / seq_q * _rows([op.groups for op in ops], n) \
+        * np.ceil(seq_q / ATTN_BLOCK)
+    if c.stream_k:
+        eta_wave = f64(1.0)
+    else:
+        eta_wave = np.where(blocks > 0, blocks / np.maximum(
+            np.ceil(blocks / c.slots) * c.slots, 1.0), 1.0)
+    compute = _rows([op.flops for op in ops], n) / (chip.path_peak * eta_wave)
+    memory = _rows([op.bytes for op in ops], n) / (chip.hbm_Bps * HBM_EFFICIENCY)
+    return f64(compute), f64(memory)
+
+
+def _memory_costs(ops: list[Operator], chip: ChipPeaks, n: int
+                  ) -> tuple[FloatArray, FloatArray]:
+    """:func:`memory_op_cost` of several memory-bound operators at once."""
+    memory = memory_time_s(_rows([op.bytes for op in ops], n), chip.hbm_Bps, 0.0)
+    return f64(np.zeros_like(memory)), memory
+
+
+#: Operator kinds costed together by one batched coster (the per-operator
+#: :data:`COSTERS` vectorized over a stack of operators; the same formulas).
+_GEMM_KINDS = frozenset({"gemm", "grouped_gemm", "router"})
+_MEMORY_KINDS = frozenset({"elementwise", "norm", "permute", "embedding"})
+
+
 def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
-    """:class:`Profile` of ``ops`` over ``n`` layouts."""
-    costs = [COSTERS[op.kind](op, chip) for op in ops]
-    return Profile(
-        compute_s=np.stack([np.broadcast_to(c.compute_s, (n,)) for c in costs]),
-        memory_s=np.stack([np.broadcast_to(c.memory_s, (n,)) for c in costs]),
-        paths=tuple(c.path for c in costs), categories=tuple(c.category for c in costs))
+    """:class:`Profile` of ``ops`` over ``n`` layouts.
+
+    Operators of a kind are costed together (one GEMM law evaluation for all the GEMMs,
+    one for the attention operators, one for the memory-bound kernels), elementwise
+    equal to costing each alone with :data:`COSTERS`."""
+    ops = list(ops)
+    compute = np.empty((len(ops), n))
+    memory = np.empty((len(ops), n))
+    paths: list[Path] = [None] * len(ops)  # type: ignore[list-item]
+    categories: list[str] = [""] * len(ops)
+    groups: dict[str, list[int]] = {"gemm": [], "attention": [], "memory": [], "other": []}
+    for i, op in enumerate(ops):
+        kind = op.kind
+        if kind in _GEMM_KINDS and COSTERS[kind] is gemm_op_cost:
+            groups["gemm"].append(i)
+        elif kind == "attention" and COSTERS[kind] is attention_op_cost:
+            groups["attention"].append(i)
+        elif kind in _MEMORY_KINDS and COSTERS[kind] is memory_op_cost:
+            groups["memory"].append(i)
+        else:
+            groups["other"].append(i)
+    if groups["gemm"]:
+        idx = groups["gemm"]
+        c, m, gemm_paths = _gemm_costs([ops[i] for i in idx], chip, n)
+        compute[idx], memory[idx] = c, m
+        for i, path in zip(idx, gemm_paths, strict=True):
+            paths[i], categories[i] = path, "matrix"
+    if groups["attention"]:
+        idx = groups["attention"]
+        compute[idx], memory[idx] = _attention_costs([ops[i] for i in idx], chip, n)
+        for i in idx:
+            paths[i], categories[i] = "attention", "attention"
+    if groups["memory"]:
+        idx = groups["memory"]
+        compute[idx], memory[idx] = _memory_costs([ops[i] for i in idx], chip, n)
+        for i in idx:
+            paths[i], categories[i] = "memory", "memory"
+    for i in groups["other"]:
+        cost = COSTERS[ops[i].kind](ops[i], chip)
+        compute[i], memory[i] = cost.compute_s, cost.memory_s
+        paths[i], categories[i] = cost.path, cost.category
+    return Profile(compute_s=compute, memory_s=memory, paths=tuple(paths),
+                   categories=tuple(categories))

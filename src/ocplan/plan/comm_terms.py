@@ -18,20 +18,28 @@ per step: pipeline send/receive of each micro-batch boundary (half hidden), and 
 data-parallel gradient reduction and parameter gathering per ZeRO stage (Rajbhandari et
 al. SC'20 §5), hidden behind the last micro-batch's backward (and forward) by the
 calibrated DP overlap.
+
+Speed: over arrays of layouts each collective is computed once per distinct group of the
+few layout fields its arguments follow from (:class:`_Layouts`, grouped by lookup
+tables, not by sorting byte counts); a single layout's collective times are remembered,
+since they do not depend on the calibration.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ocplan.collectives import cost
 from ocplan.collectives.fabric import CommFabric, placement
 from ocplan.costmodel.roofline import FloatArray
 from ocplan.plan.calibration import Calibration
 from ocplan.plan.compute_terms import ComputeTerms
-from ocplan.plan.distinct import distinct_apply as _once
+from ocplan.plan.distinct import distinct_apply
 from ocplan.plan.layer_cost import StageCompute
 from ocplan.plan.layout_arrays import DerivedLayout
 from ocplan.plan.params import StageParams
@@ -52,6 +60,113 @@ TP_COLLECTIVES_MOE = 2.0
 EP_ALL_TO_ALLS = 4.0
 
 
+#: Collective times of single layouts by collective, fabric (by identity: the entry
+#: holds the fabric, so its ``id`` cannot be reused while cached) and arguments. A
+#: layout's collectives do not depend on the calibration, and layouts of a sweep share
+#: most of them (the same TP group and activation whatever the ZeRO stage or recompute).
+_SCALAR: dict[tuple[object, ...], tuple[CommFabric, float]] = {}
+_SCALAR_MAX = 32_768
+#: Layouts below this many are timed directly (grouping them costs more).
+_GROUP_MIN = 64
+#: Whole-number fields spanning fewer values than this are coded by a lookup table
+#: (no sort); so are combined keys below it.
+_TABLE = 1 << 22
+
+Fn = Callable[..., object]
+
+
+def _codes(x: FloatArray) -> tuple[NDArray[np.int64], int]:
+    """Codes ``0..k-1`` of the ``k`` distinct values of ``x`` (1-D), in value order:
+    whole numbers in a short range by a lookup table, anything else by a sort."""
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo < _TABLE and np.array_equal(x, np.floor(x)):
+        idx = (x - lo).astype(np.int64)
+        seen = np.zeros(int(hi - lo) + 1, dtype=bool)
+        seen[idx] = True
+        rank = np.cumsum(seen) - 1
+        return rank[idx], int(rank[-1]) + 1
+    values, inverse = np.unique(x, return_inverse=True)
+    return inverse.ravel().astype(np.int64), len(values)
+
+
+class _Layouts:
+    """The layouts of one :func:`comm_terms` call, grouped by the few whole-number fields
+    each collective's arguments follow from, so that each collective is computed once
+    per distinct group (a search's chunk of tens of thousands of layouts has a few
+    hundred TP groups and activation sizes) without sorting its byte counts."""
+
+    def __init__(self, d: DerivedLayout, moe_layers: FloatArray) -> None:
+        self.d = d
+        self.moe_layers = moe_layers
+        self.shape = np.shape(d.tp)
+        self.size = int(np.size(d.tp))
+        self._codes: dict[str, tuple[NDArray[np.int64], int]] = {}
+        self._groups: dict[tuple[str, ...], tuple[NDArray[np.intp], NDArray[np.int64]]] = {}
+
+    def _field(self, name: str) -> FloatArray:
+        value = self.moe_layers if name == "moe_layers" else getattr(self.d, name)
+        out: FloatArray = np.broadcast_to(np.asarray(value, dtype=np.float64),
+                                          self.shape).ravel()
+        return out
+
+    def _group(self, by: tuple[str, ...]) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
+        """(one layout of each group, the group of each layout) for the fields ``by``."""
+        hit = self._groups.get(by)
+        if hit is not None:
+            return hit
+        key = np.zeros(self.size, dtype=np.int64)
+        span = 1
+        for name in by:
+            if name not in self._codes:
+                self._codes[name] = _codes(self._field(name))
+            codes, k = self._codes[name]
+            if span * k >= _TABLE:  # compact the key so far first
+                key, span = _codes(key.astype(np.float64))
+            key = key * k + codes
+            span *= k
+        group, k = _codes(key.astype(np.float64))
+        first = np.zeros(k, dtype=np.intp)
+        first[group] = np.arange(self.size)
+        self._groups[by] = (first, group)
+        return first, group
+
+    def apply(self, by: tuple[str, ...], fn: Fn, *args: object) -> FloatArray:
+        """``fn(*args)`` for arguments (arrays over the layouts, or numbers) that follow
+        from the layout fields ``by`` (and the moe layers of the stage, named
+        ``"moe_layers"``), computed once per distinct combination of them. ``fn`` must
+        be elementwise. One layout: remembered across calls (:data:`_SCALAR`)."""
+        if self.size < _GROUP_MIN:
+            return _direct(fn, *args)
+        first, group = self._group(by)
+        sub = [np.broadcast_to(a, self.shape).ravel()[first] if _is_array(a) else a
+               for a in args]
+        values = np.broadcast_to(np.asarray(fn(*sub), dtype=np.float64), (len(first),))
+        out: FloatArray = values[group].reshape(self.shape)
+        return out
+
+
+def _is_array(a: object) -> TypeGuard[NDArray[np.generic]]:
+    """Whether ``a`` is an array over layouts (not a number, a 0-d array or a fabric)."""
+    return isinstance(a, np.ndarray) and a.ndim > 0
+
+
+def _direct(fn: Fn, *args: object) -> FloatArray:
+    """``fn(*args)`` on few layouts; for one layout (0-d arguments, a collective and its
+    fabric first) the result is remembered."""
+    if not isinstance(args[0], CommFabric) or any(_is_array(a) for a in args[1:]):
+        return distinct_apply(fn, *args)
+    fab = args[0]
+    key = (fn, id(fab), *(float(a) for a in args[1:]))  # type: ignore[arg-type]
+    hit = _SCALAR.get(key)
+    if hit is not None and hit[0] is fab:
+        return np.asarray(hit[1], dtype=np.float64)
+    out = distinct_apply(fn, *args)
+    if len(_SCALAR) >= _SCALAR_MAX:
+        _SCALAR.clear()
+    _SCALAR[key] = (fab, float(out))
+    return out
+
+
 @dataclass(frozen=True)
 class CommTerms:
     """Exposed seconds (arrays over layouts): TP, EP, CP per micro-batch, PP and DP per
@@ -69,76 +184,94 @@ class CommTerms:
         return out
 
 
+#: The layout fields each collective's arguments follow from (d.tokens is mb s / cp,
+#: d.t_sp is tp with sp, the stage's parameters follow from tp, pp, ep, etp and its moe
+#: layers, d.dp_expert and d.replicas from dp, cp, tp, ep, etp and dp_shard).
+_BY_TP = ("mb", "cp", "tp")
+_BY_EP = ("mb", "cp", "tp", "ep", "etp")
+_BY_PP = ("mb", "cp", "tp", "sp", "pp", "dp")
+_BY_DP = ("tp", "pp", "ep", "etp", "moe_layers", "dp", "cp", "dp_shard")
+
+
 def tp_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
-                 moe_layers: FloatArray) -> FloatArray:
+                 moe_layers: FloatArray, g: _Layouts) -> FloatArray:
     """TP collectives of the stage's layers, minus the calibrated overlap."""
     act = d.tokens * wl.model.hidden * ACT_BYTES
     shared = TP_COLLECTIVES_MOE if wl.model.moe_shared else 0.0
     n_coll = (d.per_stage - moe_layers) * TP_COLLECTIVES_DENSE \
         + moe_layers * (TP_COLLECTIVES_MOE + shared)
-    one = np.where(d.sp, 2.0 * _once(cost.all_gather, fab, act, d.tp, 1),
-                   _once(cost.all_reduce, fab, act, d.tp, 1))
+    one = np.where(d.sp, 2.0 * g.apply(_BY_TP, cost.all_gather, fab, act, d.tp, 1),
+                   g.apply(_BY_TP, cost.all_reduce, fab, act, d.tp, 1))
     hidden = np.where(d.tp_overlap, cal.tp_overlap, 0.0)
     out: FloatArray = np.where(d.tp > 1, (1.0 - hidden) * n_coll * one, 0.0)
     return out
 
 
+def _kept_fraction(wl: Workload, tp: FloatArray, mb: FloatArray, cp: FloatArray,
+                   ep: FloatArray, etp: FloatArray) -> FloatArray:
+    shard = Shard(tp=tp, batch=mb, seq_len=float(wl.seq_len), cp=cp, ep=ep, etp=etp,
+                  capacity_factor=wl.moe_capacity_factor, imbalance=wl.moe_imbalance)
+    out: FloatArray = np.asarray(expert_load(wl.model, shard).kept_fraction, dtype=np.float64)
+    return out
+
+
 def ep_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
-                 moe_layers: FloatArray) -> FloatArray:
+                 moe_layers: FloatArray, g: _Layouts) -> FloatArray:
     """Token dispatch and combine all-to-alls over the ``e`` ranks of the expert group
     (members ``t_e`` apart), minus the calibrated overlap."""
     m = wl.model
     if not m.is_moe:
         return np.zeros_like(d.tp)
-    shard = Shard(tp=d.tp, batch=d.mb, seq_len=float(wl.seq_len), cp=d.cp, ep=d.ep,
-                  etp=d.etp, capacity_factor=wl.moe_capacity_factor,
-                  imbalance=wl.moe_imbalance)
-    kept = np.asarray(expert_load(m, shard).kept_fraction, dtype=np.float64)
+    kept = g.apply(_BY_EP, lambda *a: _kept_fraction(wl, *a), d.tp, d.mb, d.cp, d.ep, d.etp)
     sent = d.tokens / d.tp * m.moe_top_k * kept * m.hidden * ACT_BYTES
-    t = EP_ALL_TO_ALLS * _once(cost.all_to_all, fab, sent, d.ep, d.etp)
+    t = EP_ALL_TO_ALLS * g.apply(_BY_EP, cost.all_to_all, fab, sent, d.ep, d.etp)
     out: FloatArray = np.where(d.ep > 1, (1.0 - cal.ep_overlap) * moe_layers * t, 0.0)
     return out
 
 
 def cp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout,
-                 attention_fwd_s: FloatArray) -> FloatArray:
+                 attention_fwd_s: FloatArray, g: _Layouts) -> FloatArray:
     """Ring exchange of K/V chunks, hidden behind the attention it feeds."""
     m = wl.model
     kv = d.tokens * 2 * m.kv_width * ACT_BYTES / np.minimum(d.tp, m.n_kv_heads)
     _, cp_out = placement(d.cp, d.tp, fab.domain)
-    ring = (d.cp - 1.0) * _once(cost.send_recv, fab, kv, cp_out > 1) * d.per_stage
+    ring = (d.cp - 1.0) * g.apply(_BY_TP, cost.send_recv, fab, kv, cp_out > 1) * d.per_stage
     out: FloatArray = np.where(d.cp > 1, np.maximum(0.0, ring - attention_fwd_s)
                                + np.maximum(0.0, 2 * ring - ATTN_BWD_FACTOR * attention_fwd_s),
                                0.0)
     return out
 
 
-def pp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout) -> FloatArray:
+def pp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout, g: _Layouts) -> FloatArray:
     """Activations sent to the next stage and gradients back, per micro-batch and chunk."""
     act = d.tokens * wl.model.hidden * ACT_BYTES / d.t_sp
     _, pp_out = placement(d.pp, d.tp * d.cp * d.dp, fab.domain)
-    p2p = _once(cost.send_recv, fab, act, pp_out > 1)
+    p2p = g.apply(_BY_PP, cost.send_recv, fab, act, pp_out > 1)
     out: FloatArray = np.where(d.pp > 1, 2 * d.vpp * p2p * (d.micro + d.pp - 1) * PP_EXPOSED,
                                0.0)
     return out
 
 
 def dp_exposed_s(fab: CommFabric, cal: Calibration, d: DerivedLayout, p: StageParams,
-                 c: ComputeTerms) -> FloatArray:
+                 c: ComputeTerms, g: _Layouts) -> FloatArray:
     """Gradient reduction and parameter gathering per ZeRO stage, hidden behind the last
     micro-batch's backward (gradients) and the first's forward (parameters); ZeRO-3 /
     FSDP gathers and reduces every micro-batch, layer by layer."""
     g_d, g_e = GRAD_BYTES * p.dense, GRAD_BYTES * p.expert
     has_e = p.expert > 0
-    rs = _once(cost.reduce_scatter, fab, g_d, d.dp_shard, d.tp) + np.where(
-        has_e, _once(cost.reduce_scatter, fab, g_e, d.dp_expert, d.ep * d.etp), 0.0)
-    ag = _once(cost.all_gather, fab, PARAM_BYTES * p.dense, d.dp_shard, d.tp) + np.where(
-        has_e, _once(cost.all_gather, fab, PARAM_BYTES * p.expert, d.dp_expert,
-                     d.ep * d.etp), 0.0)
-    ar = _once(cost.all_reduce, fab, g_d, d.dp * d.cp, d.tp) + np.where(
-        has_e, _once(cost.all_reduce, fab, g_e, d.dp_expert, d.ep * d.etp), 0.0)
-    replicas = np.where(d.replicas > 1, _once(
-        cost.all_reduce, fab, g_d / d.dp_shard, d.replicas, d.tp * d.dp_shard), 0.0)
+
+    def once(fn: Fn, *args: object) -> FloatArray:
+        return g.apply(_BY_DP, fn, fab, *args)
+
+    rs = once(cost.reduce_scatter, g_d, d.dp_shard, d.tp) + np.where(
+        has_e, once(cost.reduce_scatter, g_e, d.dp_expert, d.ep * d.etp), 0.0)
+    ag = once(cost.all_gather, PARAM_BYTES * p.dense, d.dp_shard, d.tp) + np.where(
+        has_e, once(cost.all_gather, PARAM_BYTES * p.expert, d.dp_expert,
+                    d.ep * d.etp), 0.0)
+    ar = once(cost.all_reduce, g_d, d.dp * d.cp, d.tp) + np.where(
+        has_e, once(cost.all_reduce, g_e, d.dp_expert, d.ep * d.etp), 0.0)
+    replicas = np.where(d.replicas > 1, once(
+        cost.all_reduce, g_d / d.dp_shard, d.replicas, d.tp * d.dp_shard), 0.0)
     o = np.where(d.dp_overlap, cal.dp_overlap, 0.0)
     win_b, win_f = o * c.backward_s, o * c.forward_s
     z0 = np.maximum(0.0, ar - win_b)
@@ -155,9 +288,10 @@ def dp_exposed_s(fab: CommFabric, cal: Calibration, d: DerivedLayout, p: StagePa
 def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
                sc: StageCompute, c: ComputeTerms, p: StageParams) -> CommTerms:
     """All exposed communication terms of the layouts ``d``."""
+    g = _Layouts(d, sc.moe_layers)
     return CommTerms(
-        tp_s=tp_exposed_s(wl, fab, cal, d, sc.moe_layers),
-        ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers),
-        cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s),
-        pp_s=pp_exposed_s(wl, fab, d),
-        dp_s=dp_exposed_s(fab, cal, d, p, c))
+        tp_s=tp_exposed_s(wl, fab, cal, d, sc.moe_layers, g),
+        ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g),
+        cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
+        pp_s=pp_exposed_s(wl, fab, d, g),
+        dp_s=dp_exposed_s(fab, cal, d, p, c, g))

@@ -14,6 +14,13 @@ The terms are small typed functions, each in the module of its concept:
 - :mod:`ocplan.plan.comm_terms`: exposed TP, EP, CP, PP and DP communication;
 - :mod:`ocplan.plan.params` and :mod:`ocplan.plan.memory_terms`: parameters per chip,
   model states, activations, logits, the optimizer step.
+
+What does not change between calls is computed once: the system model per system, the
+unit costs of each layer shape and the stage times per calibration
+(:mod:`~ocplan.plan.layer_cost`), a single layout's collective times
+(:mod:`~ocplan.plan.comm_terms`) and whole single-layout results (:func:`evaluate_one`,
+what :func:`~ocplan.plan.estimate.estimate` uses). Every memo is keyed by all the inputs
+its values follow from and bounded in size.
 """
 
 from __future__ import annotations
@@ -248,7 +255,7 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
 #: identity: the entry holds the model, so its ``id`` cannot be reused while cached),
 #: the calibration numbers the step reads (efficiencies and overlaps) and plan.
 _ONE: dict[tuple[object, ...], tuple[SystemModel, dict[str, float]]] = {}
-_ONE_MAX = 8192
+_ONE_MAX = 4096
 
 
 def evaluate_one(wl: Workload, sm: SystemModel, cal: Calibration, plan: Plan) -> dict[str, float]:

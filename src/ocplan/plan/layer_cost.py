@@ -145,24 +145,27 @@ def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols
               capacity_factor: float | None, imbalance: float) -> _Profiles:
     """Profiles of the layer shapes ``cols``, each shape costed once per job context."""
     context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance)
-    if sum(len(v) for v in _CACHE.values()) > _CACHE_COLUMNS:
+    if sum(map(len, list(_CACHE.values()))) > _CACHE_COLUMNS:
         _CACHE.clear()
         _META.clear()
     store = _CACHE.setdefault(context, {})
     keys: list[_Column] = [tuple(col) for col in cols.T.tolist()]
-    missing = [i for i, k in enumerate(keys) if k not in store]
+    found = [store.get(k) for k in keys]
+    known = _META.get(context)
+    missing = [i for i, r in enumerate(found) if r is None or known is None]
     if missing:
         fresh = _profiles_of(shape, precision, chip, seq, cols[:, missing], capacity_factor,
                              imbalance)
-        _META.setdefault(context, fresh)
+        known = _META.setdefault(context, fresh)
         for j, i in enumerate(missing):
-            store[keys[i]] = [(p.compute_s[:, j], p.memory_s[:, j]) for p in _all(fresh)]
-    meta = _all(_META[context])
-    rows = [store[k] for k in keys]
+            found[i] = store[keys[i]] = [(p.compute_s[:, j], p.memory_s[:, j])
+                                         for p in _all(fresh)]
+    assert known is not None
+    rows = [r for r in found if r is not None]
     built = [Profile(np.stack([r[q][0] for r in rows], axis=1),
                      np.stack([r[q][1] for r in rows], axis=1), m.paths, m.categories)
-             for q, m in enumerate(meta)]
-    k = len(_META[context].forward)
+             for q, m in enumerate(_all(known))]
+    k = len(known.forward)
     return _Profiles(tuple(built[:k]), tuple(built[k:2 * k]), built[2 * k], built[2 * k + 1])
 
 
@@ -184,28 +187,64 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
                         prof.head_backward.time(eff), moe)
 
 
+#: The slowest stage's times per job context, calibration (:class:`Efficiencies`) and
+#: stage shape (tp, mb, cp, ep, etp, sp, layers per stage): the 14 numbers of a
+#: :class:`StageCompute` column (:func:`_stage_columns`). Single-layout estimates of a
+#: sweep or a search's top rows share a few stage shapes; a calibration fit changes
+#: ``eff`` and composes again from :data:`_CACHE`. Bounded: cleared past
+#: :data:`_COMPOSED_COLUMNS` columns (a few tens of megabytes).
+_COMPOSED: dict[tuple[_Context, Efficiencies], dict[_Column, list[float]]] = {}
+_COMPOSED_COLUMNS = 50_000
+
+
+def _stage_columns(sc: StageCompute) -> list[FloatArray]:
+    """The arrays of ``sc`` in the order of a :data:`_COMPOSED` row."""
+    out: list[FloatArray] = []
+    for p in (sc.forward, sc.backward):
+        out += [p.matrix_s, p.attention_s, p.memory_s]
+    out.append(sc.attention_fwd_s)
+    for p in (sc.head_fwd, sc.head_bwd):
+        out += [p.matrix_s, p.attention_s, p.memory_s]
+    out.append(sc.moe_layers)
+    return out
+
+
 def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Efficiencies,
                   seq: int, *, tp: FloatArray, mb: FloatArray, cp: FloatArray,
                   ep: FloatArray, etp: FloatArray, sp: FloatArray, per_stage: FloatArray,
                   capacity_factor: float | None = None,
                   imbalance: float = 1.0) -> StageCompute:
     """:class:`StageCompute` of every layout (arrays broadcast to one shape), timing each
-    distinct (tp, mb, cp, ep, etp, sp, layers per stage) combination once."""
+    distinct (tp, mb, cp, ep, etp, sp, layers per stage) combination once (and once per
+    job context and calibration: the results are remembered)."""
     arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
                                    for x in (tp, mb, cp, ep, etp, sp, per_stage)))
     shape_out = arrays[0].shape
     stacked = np.stack([a.ravel() for a in arrays])
     unique, inverse = distinct_columns(stacked)
     n = unique.shape[1]
-    prof = _profiles(shape, precision, chip, seq, unique[:6], capacity_factor, imbalance)
-    sc = _compose(shape, prof, eff, unique[6])
+    context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance)
+    if sum(map(len, list(_COMPOSED.values()))) > _COMPOSED_COLUMNS:
+        _COMPOSED.clear()
+    memo = _COMPOSED.setdefault((context, eff), {})
+    keys: list[_Column] = [tuple(col) for col in unique.T.tolist()]
+    rows: list[list[float] | None] = [memo.get(k) for k in keys]
+    missing = [i for i, r in enumerate(rows) if r is None]
+    if missing:
+        sub = unique[:, missing]
+        prof = _profiles(shape, precision, chip, seq, sub[:6], capacity_factor, imbalance)
+        sc = _compose(shape, prof, eff, sub[6])
+        table = np.stack([np.broadcast_to(x, (len(missing),)) for x in _stage_columns(sc)],
+                         axis=1).tolist()
+        for i, row in zip(missing, table, strict=True):
+            rows[i] = memo[keys[i]] = row
+    cols = np.array(rows, dtype=np.float64).reshape(n, 14).T
 
-    def back(x: FloatArray) -> FloatArray:
-        out: FloatArray = np.broadcast_to(x, (n,))[inverse].reshape(shape_out)
+    def back(j: int) -> FloatArray:
+        out: FloatArray = cols[j][inverse].reshape(shape_out)
         return out
 
-    def back_p(p: PassTime) -> PassTime:
-        return PassTime(back(p.matrix_s), back(p.attention_s), back(p.memory_s))
+    def back_p(j: int) -> PassTime:
+        return PassTime(back(j), back(j + 1), back(j + 2))
 
-    return StageCompute(back_p(sc.forward), back_p(sc.backward), back(sc.attention_fwd_s),
-                        back_p(sc.head_fwd), back_p(sc.head_bwd), back(sc.moe_layers))
+    return StageCompute(back_p(0), back_p(3), back(6), back_p(7), back_p(10), back(13))

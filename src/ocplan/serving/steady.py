@@ -237,7 +237,7 @@ def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPo
     """Little's law fixed point on a batch grid; beyond the largest batch the queue
     grows without bound and the point is the saturated one."""
     wl, p = sm.workload, float(sm.plan.pp)
-    g = _Grid.of(sm, limit)
+    g = _grid(sm, limit)
     if rate >= g.rate[-1]:
         point = _saturated(sm, limit, name)
         return OperatingPoint(point.batch, limit, "queueing", point.iteration,
@@ -251,6 +251,21 @@ def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPo
                           ttft, p * step / wl.tokens_per_step, rate)
 
 
+def _grid(sm: StepModel, limit: float) -> _Grid:
+    """:meth:`_Grid.of`, built once per model context and limit (the operating point and
+    the SLO search of one estimate share it)."""
+    return sm.remember(("grid", limit), lambda: _frozen(_Grid.of(sm, limit)))
+
+
+def _frozen(g: _Grid) -> _Grid:
+    """``g`` with its arrays read-only: it is shared by every estimate of its context."""
+    mean = g.mixed.mean
+    for a in (g.batch, g.step_s, g.rate, g.mixed.with_prompt_s, g.mixed.chunks_per_prompt,
+              g.mixed.chunks, g.mixed.chunk_s, *(getattr(mean, f.name) for f in fields(mean))):
+        a.flags.writeable = False
+    return g
+
+
 @dataclass(frozen=True)
 class _Grid:
     """The Poisson operating points of a batch grid: batch, mean iteration, rate."""
@@ -260,6 +275,18 @@ class _Grid:
     step_s: FloatArray
     rate: FloatArray
     limit: float
+    _quantiles: dict[float, FloatArray] = field(default_factory=dict, compare=False,
+                                                repr=False)
+    """Poisson quantiles of the prompt chunks per iteration, by quantile (the grid is
+    shared, :func:`_grid`; so are they)."""
+
+    def chunk_quantile(self, q: float) -> FloatArray:
+        """:func:`_poisson_quantile` of the chunks per iteration at ``q``."""
+        out = self._quantiles.get(q)
+        if out is None:
+            out = self._quantiles[q] = _poisson_quantile(self.mixed.chunks, q)
+            out.flags.writeable = False
+        return out
 
     @staticmethod
     def of(sm: StepModel, limit: float) -> _Grid:
@@ -318,7 +345,7 @@ class _Grid:
         wl = sm.workload
         m, p = self.mixed, float(sm.plan.pp)
         q = 0.5 if wl.slo_stat == "mean" else STAT_QUANTILE[wl.slo_stat]
-        others = m.chunks if wl.slo_stat == "mean" else _poisson_quantile(m.chunks, q)
+        others = m.chunks if wl.slo_stat == "mean" else self.chunk_quantile(q)
         carrying = m.with_prompt_s + np.maximum(others - np.floor(m.chunks), 0.0) * m.chunk_s
         first = p * (q * self.step_s + carrying + (m.chunks_per_prompt - 1.0)
                      * m.with_prompt_s)
@@ -367,7 +394,7 @@ def slo_rate(sm: StepModel, kv_tokens: float) -> tuple[float, str] | None:
     limit, _ = batch_limits(sm, kv_tokens)
     if limit < 1.0:
         return 0.0, "KV capacity"
-    g = _Grid.of(sm, limit)
+    g = _grid(sm, limit)
     ttft = g.ttft_s(sm, g.rate / g.rate[-1])
     tpot = g.tpot_s(sm)
     ok_ttft = ttft <= (wl.slo_ttft_s if wl.slo_ttft_s is not None else math.inf)
@@ -404,7 +431,7 @@ def latency_curve(sm: StepModel, kv_tokens: float) -> Curve | None:
     if limit < 1.0:
         return None
     wl, p = sm.workload, float(sm.plan.pp)
-    g = _Grid.of(sm, limit)
+    g = _grid(sm, limit)
     rho = g.rate / g.rate[-1]
     mean_wait = replace(wl, slo_stat="mean")
     ttft = g.ttft_s(replace(sm, workload=mean_wait), rho)

@@ -21,12 +21,18 @@ pipeline stage. Its time on one chip of an instance:
   attention), not overlapped (serving runs them on the critical path);
 - ``t_host``: the fitted per-iteration host overhead.
 
-Every count argument may be a numpy array: one iteration per element.
+Every count argument may be a numpy array: one iteration per element. Iterations (and
+the device parts they are made of) are remembered per model context and counts
+(:data:`_PARTS`): an estimate evaluates a few batch counts, its SLO search and operating
+point the same grid, and a search or a sweep of loads comes back to them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -62,12 +68,30 @@ from ocplan.workloads.serving import ServingWorkload
 
 __all__ = ["IterationTime", "StepModel", "step_model"]
 
+T = TypeVar("T")
+
 #: Bytes per element of the MoE combine (expert outputs return in 16-bit; DeepEP and
 #: the vLLM/SGLang all-to-all kernels combine in bf16 even with fp8 dispatch).
 COMBINE_BYTES = ACT_BYTES
 #: Narrowest dispatch format: DeepEP and the vLLM/SGLang all-to-all kernels send fp8
 #: (with scales) at most, even when the expert GEMMs run in fp4.
 DISPATCH_MIN_BYTES = 1.0
+#: Iterations and device parts (:meth:`StepModel.iteration`, :meth:`StepModel.rows_part`
+#: and the others) remembered per model context (workload, plan, chip, efficiencies,
+#: serving calibration, ranks and fabric; the fabric by identity, held by the entry so
+#: that its ``id`` cannot be reused while cached) and per distinct counts: the fields of
+#: :class:`IterationTime`, or ``[matrix_s, attention_s, memory_s, flops_s, bytes_s]`` of
+#: a part. Bounded: at most :data:`_PARTS_CONTEXTS` contexts and
+#: :data:`_PARTS_ENTRIES` entries in all.
+_PARTS: dict[tuple[object, ...], tuple[CommFabric, dict[str, dict[Any, Any]]]] = {}
+_PARTS_CONTEXTS = 256
+_PARTS_ENTRIES = 200_000
+#: Entries held in :data:`_PARTS` (all contexts; a list, so that it can be updated in
+#: place): past :data:`_PARTS_ENTRIES` (tens of megabytes) every context is dropped.
+_PARTS_HELD = [0]
+#: The fields of :class:`IterationTime`, in order.
+_ITERATION_FIELDS = ("matrix_s", "attention_s", "memory_s", "comm_s", "host_s", "flops_s",
+                     "bytes_s")
 
 
 @dataclass(frozen=True)
@@ -126,14 +150,38 @@ class StepModel:
         for the whole instance and are split over its ``ranks``. ``prefill_keys``: keys
         each prefill sequence's queries see on average at the end of its chunk (its
         earlier chunks and cached prefix included); default the chunk itself."""
-        wl = self.workload
         P, n_p, B, C = (f64(np.atleast_1d(x)) for x in np.broadcast_arrays(
             prefill_tokens, prefill_seqs, decode_seqs, decode_context))
+        chunk = np.maximum(P / np.maximum(n_p, 1.0), 1.0)
+        keys = chunk if prefill_keys is None else np.maximum(f64(prefill_keys), chunk)
+        arrays = np.broadcast_arrays(P, n_p, B, C, keys)
+        shape = arrays[0].shape
+        counts = [f64(x).ravel() for x in arrays]
+        # Each iteration is a function of its own counts alone: the distinct ones not
+        # seen before in this context are computed (in one pass), the rest looked up.
+        memo = self._parts.setdefault("iteration", {})
+        labels = list(zip(*(c.tolist() for c in counts), strict=True))
+        found = [memo.get(k) for k in labels]
+        missing = [i for i, row in enumerate(found) if row is None]
+        if missing:
+            fresh = self._iteration(*(c[missing] for c in counts))
+            _held(len(missing))
+            table = np.stack([np.broadcast_to(getattr(fresh, name), (len(missing),))
+                              for name in _ITERATION_FIELDS], axis=1)
+            for i, row in zip(missing, table.tolist(), strict=True):
+                found[i] = memo[labels[i]] = row
+        cols = np.array(found, dtype=np.float64).reshape(len(found), len(_ITERATION_FIELDS))
+        return IterationTime(*(cols[:, j].reshape(shape).copy()
+                               for j in range(len(_ITERATION_FIELDS))))
+
+    def _iteration(self, P: FloatArray, n_p: FloatArray, B: FloatArray, C: FloatArray,
+                   keys: FloatArray) -> IterationTime:
+        """:meth:`iteration` of 1-D count arrays, ``keys`` resolved."""
+        wl = self.workload
         r = float(self.ranks)
         rows = (P + B * wl.tokens_per_step) / r
         q_dec = float(wl.spec_tokens + 1)
         chunk = np.maximum(P / np.maximum(n_p, 1.0), 1.0)
-        keys = chunk if prefill_keys is None else np.maximum(f64(prefill_keys), chunk)
         # fewer prefill sequences than one per rank: a share of a whole prompt's attention
         pre_share = f64((P > 0) * np.minimum(n_p / r, 1.0))
         part = self.rows_part(rows).plus(
@@ -173,6 +221,9 @@ class StepModel:
     def rows_part(self, rows: FloatArray) -> Part:
         """A stage's GEMMs, norms, activations and MoE blocks on ``rows`` token rows per
         rank (every layer kind at its share of the stage's layers)."""
+        return self._memoized("rows", self._rows_part, rows)
+
+    def _rows_part(self, rows: FloatArray) -> Part:
         shape = self.workload.model
         dense = self._split().shard(np.maximum(rows, 1.0), 1.0, 1.0)
         out = Part.zeros(rows.size)
@@ -184,6 +235,9 @@ class StepModel:
 
     def decode_attention_part(self, seqs: FloatArray, context: FloatArray) -> Part:
         """A stage's decode attention: ``seqs`` sequences per rank at mean ``context``."""
+        return self._memoized("decode", self._decode_attention_part, seqs, context)
+
+    def _decode_attention_part(self, seqs: FloatArray, context: FloatArray) -> Part:
         q = float(self.workload.spec_tokens + 1)
         dec = self._split().shard(seqs, q, context)
         return self._attention_part("decode", dec, int(np.broadcast(seqs, context).size))
@@ -208,6 +262,10 @@ class StepModel:
                                keys: FloatArray) -> Part:
         """A stage's causal prefill attention: ``seqs`` chunks per rank of ``chunk``
         queries seeing ``keys`` keys."""
+        return self._memoized("prefill", self._prefill_attention_part, seqs, chunk, keys)
+
+    def _prefill_attention_part(self, seqs: FloatArray, chunk: FloatArray,
+                                keys: FloatArray) -> Part:
         pre = self._split().shard(seqs, chunk, keys)
         n = int(np.broadcast(seqs, chunk, keys).size)
         return self._attention_part("prefill", pre, n)
@@ -215,12 +273,74 @@ class StepModel:
     def head_part(self, logits: FloatArray) -> Part:
         """Embedding, final norm and LM head (``logits`` rows per rank), on the last
         stage: charged at ``1/p`` per stage."""
+        return self._memoized("head", self._head_part, logits)
+
+    def _head_part(self, logits: FloatArray) -> Part:
         shape = self.workload.model
         tp = float(self.plan.tp)
         ops = list(embedding_operators(shape, "decode", self._split().shard(logits, 1.0, 1.0)))
         ops += head_operators(shape, "decode", Shard(tp=tp, batch=logits, seq_len=1.0,
                                                      sp=False))
         return Part.zeros(logits.size).plus(self._part(ops, logits.size), 1.0 / self.plan.pp)
+
+    @cached_property
+    def _parts(self) -> dict[str, dict[Any, Any]]:
+        """This model's memo of iterations and device parts by their counts (see
+        :data:`_PARTS`)."""
+        wl = self.workload
+        # What an iteration reads of the workload (keep in step with the methods above):
+        # the model, the formats, the speculation and the expert imbalance; not the
+        # load, the lengths or the SLOs, so a sweep of rates or SLOs shares the memo.
+        reads = (wl.model, wl.activation_precision, wl.weight_precision, wl.kv_precision,
+                 wl.spec_tokens, wl.spec_acceptance, wl.moe_imbalance)
+        key = (reads, self.plan, self.chip, self.eff, self.serving, self.ranks,
+               id(self.fabric))
+        hit = _PARTS.get(key)
+        if hit is not None and hit[0] is self.fabric:
+            return hit[1]
+        if len(_PARTS) >= _PARTS_CONTEXTS:
+            _forget()
+        memo: dict[str, dict[Any, Any]] = {}
+        _PARTS[key] = (self.fabric, memo)
+        return memo
+
+    def remember(self, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, a value that follows from this model (and ``key``) alone,
+        remembered in the model's context: the operating point and the SLO search of an
+        estimate build the same batch grid, and a search or a what-if comes back to it.
+        The whole workload and ``decode_only`` are part of the key (the context is
+        shared by workloads that differ only in their load and by both kinds of
+        instance); the value must not be modified by the caller."""
+        memo = self._parts.setdefault("derived", {})
+        full = (key, self.decode_only, self.workload)
+        value: T | None = memo.get(full)
+        if value is None:
+            value = memo[full] = make()
+            _held(_GRID_ENTRIES)
+        return value
+
+    def _memoized(self, name: str, compute: Callable[..., Part], *counts: ArrayLike) -> Part:
+        """``compute(*counts)`` (a device part, elementwise in its counts), each distinct
+        combination of counts computed once per model context and remembered: an
+        estimate evaluates its iteration at a few batches, a search or a calibration fit
+        comes back to the same ones, and the operator lists behind a part cost far more
+        than a lookup."""
+        arrays = np.broadcast_arrays(*(f64(np.ravel(c)) for c in counts))
+        memo = self._parts.setdefault(name, {})
+        keys = list(zip(*(a.tolist() for a in arrays), strict=True))
+        rows: list[list[float] | None] = [memo.get(k) for k in keys]
+        missing = [i for i, r in enumerate(rows) if r is None]
+        if missing:
+            fresh = compute(*(a[missing] for a in arrays))
+            _held(len(missing))
+            t = fresh.time
+            table = np.stack([np.broadcast_to(x, (len(missing),)) for x in (
+                t.matrix_s, t.attention_s, t.memory_s, fresh.flops_s, fresh.bytes_s)],
+                axis=1).tolist()
+            for i, row in zip(missing, table, strict=True):
+                rows[i] = memo[keys[i]] = row
+        cols = np.array(rows, dtype=np.float64).reshape(len(keys), 5).T.copy()
+        return Part(PassTime(cols[0], cols[1], cols[2]), cols[3], cols[4])
 
     def _share(self, count: int) -> float:
         """Layers of a kind in one stage: its count over the stages."""
@@ -259,6 +379,24 @@ class StepModel:
             out = out + f64(send_recv(self.fabric, rows * h * ACT_BYTES,
                                       float(pl.tp * pl.pp > self.fabric.domain)))
         return out
+
+
+#: What a remembered derived value (a batch grid of about a hundred points) counts for
+#: in :data:`_PARTS_HELD`.
+_GRID_ENTRIES = 100
+
+
+def _held(entries: int) -> None:
+    """Count ``entries`` new memo entries; drop every context past the bound."""
+    _PARTS_HELD[0] += entries
+    if _PARTS_HELD[0] > _PARTS_ENTRIES:
+        _forget()
+
+
+def _forget() -> None:
+    """Drop every remembered iteration, part and derived value."""
+    _PARTS.clear()
+    _PARTS_HELD[0] = 0
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -318,13 +318,33 @@ class ExpertLoad:
 
 
 def _f(x: Num | BoolLike) -> FloatArray:
+    if type(x) is np.ndarray and x.dtype == np.float64:
+        return cast(FloatArray, x)  # what asarray returns, without the call
     return np.asarray(x, dtype=np.float64)
 
 
 def _out(x: Num) -> Num:
     """Plain float for a scalar, float64 array otherwise."""
+    if type(x) is float:
+        return x
+    if type(x) is np.ndarray and x.dtype == np.float64 and x.ndim:
+        return x
     a = np.asarray(x, dtype=np.float64)
     return float(a) if a.ndim == 0 else a
+
+
+def _any_above(x: Num, bound: float) -> bool:
+    """Whether any element of ``x`` exceeds ``bound`` (a number without numpy)."""
+    if isinstance(x, float | int):
+        return x > bound
+    return bool(np.any(_f(x) > bound))
+
+
+def _any_other(x: Num, value: float) -> bool:
+    """Whether any element of ``x`` differs from ``value``."""
+    if isinstance(x, float | int):
+        return x != value
+    return bool(np.any(_f(x) != value))
 
 
 def _all_ge(x: Num, low: float) -> bool:
@@ -816,13 +836,13 @@ def _check(shape: ModelShape, phase: str, shard: Shard, precision: str,
     if layer is not None and not 0 <= layer < shape.n_layers:
         problems.append(Problem("argument", "layer",
                                 f"must be from 0 to {shape.n_layers - 1}", layer))
-    if np.any(_f(shard.tp) > shape.n_heads):
+    if _any_above(shard.tp, shape.n_heads):
         problems.append(Problem(_WHERE, "tp", f"must be at most n_heads = {shape.n_heads}",
                                 shard.tp))
-    if shape.is_moe and np.any(_f(shard.ep) > shape.moe_experts):
+    if shape.is_moe and _any_above(shard.ep, shape.moe_experts):
         problems.append(Problem(_WHERE, "ep", f"must be at most moe_experts = "
                                 f"{shape.moe_experts}", shard.ep))
-    if phase == "decode" and np.any(_f(shard.cp) != 1):
+    if phase == "decode" and _any_other(shard.cp, 1.0):
         problems.append(Problem(_WHERE, "cp", "context parallelism is not modelled in "
                                 "decode; use cp = 1", shard.cp))
     if problems:
@@ -902,7 +922,8 @@ def _with_formats(specs: list[_Spec], phase: Phase, weight_precision: str | None
     kv_scale = KV_BYTES[kv_precision] / ACT_BYTES if kv_precision else 1.0
     for spec in specs:
         if isinstance(spec, _Gemm) and weight_precision and spec.kind != "router":
-            spec = replace(spec, weight_precision=weight_precision)
+            spec = _Gemm(spec.name, spec.kind, spec.m, spec.n, spec.k, spec.precision,
+                         spec.groups, spec.weight_groups, spec.m_max, weight_precision)
         elif isinstance(spec, _Attn) and phase == "decode" and kv_scale != 1.0:
             spec = replace(spec, kv_read_bytes=spec.kv_read_bytes * kv_scale)
         out.append(spec)
