@@ -634,24 +634,23 @@ def summarize_runs(cases: Sequence[Scored]) -> Summary:
 def is_serving_file(path: Path) -> bool:
     """Whether a validation CSV is in the serving layout (its header names a primary
     metric); unreadable files are left to the readers, which say why."""
+    return is_serving_csv(_csv_header(path))
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header of a CSV file; empty when it cannot be read (the readers say why)."""
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), [])
+            return next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, csv.Error):
-        return False
-    return is_serving_csv(header)
+        return []
 
 
 def is_cpu_file(path: Path) -> bool:
     """Whether a validation CSV is in the CPU benchmark layout (``cpu_dev.csv``)."""
     from ocplan.results.cpu_validation import is_cpu_csv
 
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return False
-    return is_cpu_csv(header)
+    return is_cpu_csv(_csv_header(path))
 
 
 def validate_cpu_runs(path: Path) -> tuple[list[Any], Summary, dict[str, Summary]]:

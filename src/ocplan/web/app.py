@@ -118,6 +118,20 @@ async def _json_body(request: Request, source: str, max_bytes: int) -> Any:
         raise BadBody([p.line() for p in exc.problems]) from None
 
 
+def _job_problems(exc: Exception) -> list[str] | None:
+    """A job's failure as one-line problems when it is bad input (else None: a bug)."""
+    if isinstance(exc, SpecError):
+        return [p.line() for p in exc.problems]
+    return None
+
+
+def _submitted(jobs: JobRunner, work: Callable[[Callable[[int, int], None]], dict[str, Any]]
+               ) -> JSONResponse:
+    """Start ``work`` as a background job with progress; 202 with the job's state."""
+    job = jobs.submit(work, _job_problems)
+    return JSONResponse(job.as_dict(), status_code=202)
+
+
 def _computed(answer: workers.Answer, status: int = 200) -> Response:
     """A worker's answer as a response: its JSON text, or 422 with its problems."""
     if answer.problems:
@@ -284,13 +298,7 @@ def create_app(db_url: str | None = None, token: str | None = None,
             found = api.run_search(cat, req, progress=progress).as_json()
             return found | {"figures": {"pareto": figures_.pareto_figure(found)}}
 
-        def on_error(exc: Exception) -> list[str] | None:
-            if isinstance(exc, SpecError):
-                return [p.line() for p in exc.problems]
-            return None
-
-        job = jobs.submit(work, on_error)
-        return JSONResponse(job.as_dict(), status_code=202)
+        return _submitted(jobs, work)
 
     @app.post("/api/compare", status_code=202)
     async def start_compare(request: Request) -> Response:
@@ -308,13 +316,7 @@ def create_app(db_url: str | None = None, token: str | None = None,
             return found | {"figures": {"bars": figures_.compare_bars_figure(found),
                                         "pareto": figures_.compare_pareto_figure(found)}}
 
-        def on_error(exc: Exception) -> list[str] | None:
-            if isinstance(exc, SpecError):
-                return [p.line() for p in exc.problems]
-            return None
-
-        job = jobs.submit(work, on_error)
-        return JSONResponse(job.as_dict(), status_code=202)
+        return _submitted(jobs, work)
 
     @app.get("/api/jobs/{job_id}")
     def job_status(job_id: str) -> Response:
