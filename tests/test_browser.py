@@ -673,3 +673,18 @@ def test_export_system_yaml_and_results_csv(workbench: Page, tmp_path: Path) -> 
     assert len(rows) == shown > 0
     assert all(float(r["tokens_per_s_per_chip"]) > 0 for r in rows)
     assert {r["chips"] for r in rows} == {"16"}
+
+
+def test_match_report_renders_its_chart_offline(browser: Browser, tmp_path: Path) -> None:
+    """Issue 12: the match report section: ranked platforms and the perf/W against
+    perf/price chart, one point per platform that serves the mix, offline."""
+    out = tmp_path / "match.html"
+    mix = ROOT / "examples" / "cloud-mix.yaml"
+    assert main(["match", "--workload", str(mix), "--report", str(out), "--top", "5"]) == 0
+    page, watch = open_page(browser, "file://")
+    page.goto(out.as_uri())
+    assert plot_rendered(page, "#match") > 5
+    assert page.locator("table").first.locator("tr").count() == 6  # header + top 5
+    page.context.close()
+    assert watch.blocked == []
+    assert watch.errors == []

@@ -945,11 +945,24 @@ def match_cmd(
         help="tco, perf_per_watt, perf_per_cost or servers (default: the file's, else "
              "tco).")] = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Platforms to list.")] = 10,
+    report_file: Annotated[Path | None, typer.Option(
+        "--report", help="Also write an HTML report (ranked table, perf/W vs perf/price "
+                         "chart; Plotly in a shared file beside it).")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Rank the catalog's CPU platforms (compute modules, and every CPU as a generic
     module) for a workload mix: fleet size, power at load, TCO, the binding constraint."""
+    if report_file is not None and (not report_file.name or report_file.is_dir()):
+        raise SpecError.one("--report", "report", "expected the path of a file to write",
+                            str(report_file))
     result = api.run_match(_catalog(), workload, objective)
+    if report_file is not None:
+        from ocplan.reports.html import PLOTLY_FILE, render_match_report
+        from ocplan.web.app import plotly_js_path
+
+        _write_shared(report_file.with_name(PLOTLY_FILE), plotly_js_path())
+        _write_page(report_file, render_match_report(result.as_json(), None, top),
+                    announce=fmt is not Format.json)
     if fmt is Format.json:
         _print_json(result.as_json())
         return

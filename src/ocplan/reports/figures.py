@@ -16,7 +16,8 @@ from ocplan.plan.plan import Plan
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
 
 __all__ = ["breakdown_figure", "cluster_figure", "compare_bars_figure",
-           "compare_pareto_figure", "goodput_figure", "memory_figure", "pareto_figure",
+           "compare_pareto_figure", "goodput_figure", "match_figure", "memory_figure",
+           "pareto_figure",
            "power_flow_figure",
            "timeline_figure", "topology_figure"]
 
@@ -288,3 +289,20 @@ def goodput_figure(fractions: dict[str, float]) -> Figure:
     return {"data": data, "layout": {"title": {"text": "Goodput: where the wall time goes"},
                                      "barmode": "stack", "height": 220,
                                      "xaxis": {"title": {"text": "% of wall time"}}}}
+
+
+def match_figure(match: dict[str, Any]) -> Figure:
+    """Performance per kW against performance per unit of price, one point per platform
+    that can serve the mix (upper right is better), coloured by ISA."""
+    rows = [r for r in match["platforms"] if r["feasible"] and r.get("perf_per_cost")]
+    data = []
+    for isa in sorted({r["isa"] for r in rows}):
+        pick = [r for r in rows if r["isa"] == isa]
+        data.append({"type": "scatter", "mode": "markers", "name": isa,
+                     "x": [r["perf_per_cost"] for r in pick],
+                     "y": [r["perf_per_watt"] for r in pick],
+                     "text": [r["platform"] for r in pick], "marker": {"size": 10}})
+    return {"data": data, "layout": {
+        "title": {"text": "Performance per watt vs per unit of price"},
+        "xaxis": {"title": {"text": f"mix per million {match['currency']}"}},
+        "yaxis": {"title": {"text": "mix per kW (full load)"}}, "height": 460}}

@@ -16,6 +16,7 @@ from ocplan.reports.figures import (
     compare_bars_figure,
     compare_pareto_figure,
     goodput_figure,
+    match_figure,
     memory_figure,
     pareto_figure,
     power_flow_figure,
@@ -26,7 +27,8 @@ from ocplan.reports.figures import (
 )
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
 
-__all__ = ["PLOTLY_FILE", "ReportData", "render_compare_report", "render_report",
+__all__ = ["PLOTLY_FILE", "ReportData", "render_compare_report", "render_match_report",
+           "render_report",
            "render_serving_report"]
 
 #: The shared Plotly file a report references from beside itself (one per folder).
@@ -316,4 +318,30 @@ def render_compare_report(title: str, comparison: dict[str, Any],
     divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
     return _PAGE.format(title=html.escape(title), plotly=_plotly_tag(plotly_js),
                         summary=table + extra, figures=divs,
+                        data=json.dumps(figures).replace("</", "<\\/"))
+
+
+def render_match_report(match: dict[str, Any], plotly_js: Path | None, top: int = 15) -> str:
+    """A CPU platform match (:meth:`~ocplan.matching.MatchResult.as_json`) as a report
+    page: the ranked platforms with fleet, power, TCO and efficiency, why the others
+    cannot serve the mix, and the perf/W against perf/price chart."""
+    cur = match["currency"]
+    rows = [[str(i), r["platform"], r["isa"], str(r["sockets"]), f"{r['servers']:,}",
+             r["binding"] or "-", f"{r['fleet_power_W'] / 1e3:,.1f} kW",
+             "-" if r["tco"] is None else f"{r['tco']:,.0f} {cur}",
+             f"{r['perf_per_watt']:.3g}",
+             "-" if r["perf_per_cost"] is None else f"{r['perf_per_cost']:.3g}",
+             "; ".join(r["flags"][:2])]
+            for i, r in enumerate([r for r in match["platforms"] if r["feasible"]][:top], 1)]
+    table = _grid(f"Best platforms by {match['objective']}",
+                  ["#", "platform", "ISA", "sockets", "servers", "binding", "power at load",
+                   "TCO", "perf/kW", "perf/price", "flags"], rows)
+    refused = [[r["platform"], r["reason"] or ""] for r in match["platforms"]
+               if not r["feasible"]]
+    if refused:
+        table += _grid("Platforms that cannot serve the mix", ["platform", "why"], refused)
+    figures = {"match": match_figure(match)}
+    divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
+    return _PAGE.format(title=html.escape(f"ocplan match: {match['name']}"),
+                        plotly=_plotly_tag(plotly_js), summary=table, figures=divs,
                         data=json.dumps(figures).replace("</", "<\\/"))
