@@ -23,8 +23,8 @@ from ocplan.catalog.system import load_system
 from ocplan.facility.plan import _plan
 from ocplan.plan.estimate import estimate
 from ocplan.plan.plan import Plan
-from ocplan.reliability import checkpoint_bytes, goodput
-from ocplan.results.cluster import cluster_outlook, job_counts
+from ocplan.reliability import checkpoint_bytes, counts_for_chips, goodput
+from ocplan.results.cluster import cluster_outlook
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
@@ -56,7 +56,7 @@ def main(calls: int = 300) -> int:
     added = median_s(lambda: cluster_outlook(result, wl, system, 300e9, 2.0), calls)
     facility_first = median_s(lambda: _plan(system, 1.0), calls)
     reliability = median_s(lambda: goodput(result.time_to_train_s(300e9),
-                                           job_counts(system, 1024),
+                                           counts_for_chips(system, 1024),
                                            checkpoint_bytes(wl.model.total_params), storage),
                            calls)
     ok = added <= GOAL_S

@@ -15,8 +15,8 @@ from ocplan.cli.main import main
 from ocplan.facility import facility_plan
 from ocplan.plan.estimate import estimate
 from ocplan.plan.plan import Plan
-from ocplan.reliability import cluster_failure_rate, default_table
-from ocplan.results.cluster import cluster_outlook, job_counts
+from ocplan.reliability import cluster_failure_rate, counts_for_chips, default_table
+from ocplan.results.cluster import cluster_outlook
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
@@ -48,6 +48,9 @@ def test_estimate_json_carries_the_facility_and_goodput(
     assert g["wall_s"] == pytest.approx(out["time_to_train_s"] / g["goodput"], rel=1e-6)
     assert g["wall_p10_s"] <= g["wall_s"] <= g["wall_p90_s"]
     assert g["cost"] > out["cost_to_train"]
+    # one facility power for every energy figure: to train, and with failures
+    assert out["energy_to_train_J"] == pytest.approx(out["cluster"]["job_facility_W"]
+                                                     * out["time_to_train_s"])
 
 
 def test_goodput_needs_tokens_and_storage(capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,7 +68,7 @@ def test_goodput_needs_tokens_and_storage(capsys: pytest.CaptureFixture[str]) ->
 
 def test_job_counts_scale_with_the_chips_used() -> None:
     system = load_system(LIQUID, CAT)
-    full, half = job_counts(system, 1024), job_counts(system, 512)
+    full, half = counts_for_chips(system, 1024), counts_for_chips(system, 512)
     assert (full.accelerators, full.servers) == (1024, 128)
     assert (half.accelerators, half.servers) == (512, 64)
     table = default_table()

@@ -32,14 +32,14 @@ from ocplan.catalog.loader import validate_as
 from ocplan.catalog.system import System, SystemSpec, load_system, resolve_system, system_for_chip
 from ocplan.checks.rules import Finding, refusal
 from ocplan.errors import Infeasible, Problem, SpecError
-from ocplan.facility import system_findings
+from ocplan.facility import FacilityPlan, facility_plan, system_findings
 from ocplan.matching.match import MatchResult
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, Objective, SearchResult, search
-from ocplan.results.cluster import ClusterOutlook, cluster_outlook
+from ocplan.results.cluster import ClusterOutlook, cluster_outlook, job_facility_W
 from ocplan.results.compare import Comparison, Contender, compare
 from ocplan.results.serving_validation import (
     ServingCase,
@@ -75,6 +75,7 @@ __all__ = [
     "SearchRequest",
     "check_system",
     "compare_systems",
+    "facility",
     "guard",
     "infeasible_hint",
     "is_cpu_file",
@@ -534,6 +535,12 @@ def run_match(catalog: Catalog, workload: Path | Mapping[str, Any],
     return match(req, catalog_platforms(catalog), catalog_predictor(catalog))
 
 
+def facility(system: System) -> FacilityPlan:
+    """The facility of a system: racks, cooling, power delivery and the PUE (derived
+    unless the system file gives one) that every facility power and energy uses."""
+    return facility_plan(system)
+
+
 def outlook(result: Estimate, workload: Workload, system: System,
             train_tokens: float | None = None,
             price_per_chip_hour: float | None = None) -> ClusterOutlook:
@@ -564,13 +571,16 @@ def trust(system: System, allow_invalid: bool) -> dict[str, Any]:
 
 
 def to_train(result: Estimate, train_tokens: float | None, price_per_chip_hour: float | None,
-             pue: float) -> dict[str, float]:
+             system: System) -> dict[str, float]:
     """Time, facility energy and (with a price) cost to train ``train_tokens`` at the
-    estimate's throughput; empty without tokens or for a layout that cannot run."""
+    estimate's throughput; empty without tokens or for a layout that cannot run. Energy
+    is the job's facility power (:func:`ocplan.results.cluster.job_facility_W`, the same
+    as every comparison and goodput figure) over the time."""
     if train_tokens is None or not result.feasible:
         return {}
-    out = {"time_to_train_s": result.time_to_train_s(train_tokens),
-           "energy_to_train_J": result.energy_J(train_tokens, pue)}
+    time_s = result.time_to_train_s(train_tokens)
+    out = {"time_to_train_s": time_s,
+           "energy_to_train_J": job_facility_W(system, result.chips) * time_s}
     if price_per_chip_hour is not None:
         out["cost_to_train"] = result.cost(train_tokens, price_per_chip_hour)
     return out
@@ -703,7 +713,7 @@ def topology_report(system: System) -> dict[str, Any]:
     edges = [{"source": str(a), "target": str(b), "links": d["links"],
               "bandwidth_Bps": d["bandwidth_Bps"]} for a, b, d in board.edges(data=True)]
     return summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
-                                "facility_power_W": budget.facility_W,
+                                "facility_power_W": facility_plan(system).facility_W,
                                 "board": {"nodes": nodes, "edges": edges},
                                 "cluster": _cluster_view(system)}
 

@@ -251,8 +251,9 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
     except Infeasible as exc:  # too large to summarize: one line, as for bad input
         err.print(_t(f"{file}: {exc.detail}"))
         raise typer.Exit(2) from None
+    plan = api.facility(system)
     data = summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
-                                "facility_power_W": budget.facility_W}
+                                "facility_power_W": plan.facility_W, "pue": plan.pue}
     if fmt is Format.json:
         _print_json(data)
         return
@@ -271,7 +272,7 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
         ("diameter", f"{summary.diameter_hops} hops (chip to chip)"),
         ("scale-out", f"{summary.scale_out_tiers} tier(s), {summary.scale_out_switches} switches"),
         ("power", f"{_q(budget.server_W, 'W')} per server, {_q(budget.it_W, 'W')} IT, "
-                  f"{_q(budget.facility_W, 'W')} at PUE {system.spec.facility.pue}"),
+                  f"{_q(plan.facility_W, 'W')} facility at PUE {plan.pue:.2f}"),
     ]
     for k, v in rows:
         _row(table, k, v)
@@ -403,7 +404,7 @@ def estimate_cmd(
         seq_len=seq_len, precision=precision, train_tokens=train_tokens,
         price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
     result, sysm, workload = api.run_estimate(_catalog(), req, system, FLAGS)
-    extra = _to_train(result, req, sysm.spec.facility.pue)
+    extra = _to_train(result, req, sysm)
     cluster = api.outlook(result, workload, sysm, train_tokens, price)
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
@@ -1310,7 +1311,7 @@ def report(
                       timeline=api.pipeline_timeline(result, workload),
                       topology=api.topology_report(sysm),
                       findings=[f.as_dict() for f in api.check_system(sysm)],
-                      search=search_json, to_train=_to_train(result, req, sysm.spec.facility.pue),
+                      search=search_json, to_train=_to_train(result, req, sysm),
                       micro_batches=result.plan.micro_batches(workload),
                       allowed_invalid=bool(api.trust(sysm, allow_invalid)["allowed_invalid"]),
                       cluster=api.outlook(result, workload, sysm, train_tokens,
@@ -1327,9 +1328,9 @@ def report(
     _write_page(out_file, page)
 
 
-def _to_train(result: Estimate, req: Any, pue: float) -> dict[str, float]:
+def _to_train(result: Estimate, req: Any, system: System) -> dict[str, float]:
     """Time, energy and (with a price) cost to train the request's tokens."""
-    return api.to_train(result, req.train_tokens, req.price_per_chip_hour, pue)
+    return api.to_train(result, req.train_tokens, req.price_per_chip_hour, system)
 
 
 def _write_shared(target: Path, source: Path) -> None:

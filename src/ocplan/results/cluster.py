@@ -22,7 +22,6 @@ from ocplan.catalog.system import System
 from ocplan.facility import FacilityPlan, facility_plan
 from ocplan.plan.estimate import Estimate
 from ocplan.reliability import (
-    ComponentCounts,
     Goodput,
     GoodputOptions,
     checkpoint_bytes,
@@ -31,7 +30,7 @@ from ocplan.reliability import (
 )
 from ocplan.workloads.workload import Workload
 
-__all__ = ["ClusterOutlook", "cluster_outlook", "job_counts"]
+__all__ = ["ClusterOutlook", "cluster_outlook", "job_facility_W"]
 
 
 @dataclass(frozen=True)
@@ -78,10 +77,12 @@ class ClusterOutlook:
         return out
 
 
-def job_counts(system: System, chips: int) -> ComponentCounts:
-    """The components a job on ``chips`` chips of ``system`` depends on
-    (:func:`ocplan.reliability.counts_for_chips`)."""
-    return counts_for_chips(system, chips)
+def job_facility_W(system: System, chips: int) -> float:
+    """Facility power of a job's share of ``system`` (its ``chips``), W: the facility
+    plan's power (IT with supply losses, distribution and cooling; its PUE derived unless
+    the system file gives one) times the job's share of the chips. Every energy figure
+    (to train, with failures, in a comparison) uses this one power."""
+    return facility_plan(system).facility_W * chips / system.num_chips
 
 
 def cluster_outlook(result: Estimate, workload: Workload, system: System,
@@ -94,8 +95,7 @@ def cluster_outlook(result: Estimate, workload: Workload, system: System,
     the system file gives one) over the expected wall time with failures.
     """
     facility = facility_plan(system)
-    share = result.chips / system.num_chips
-    job_W = facility.facility_W * share
+    job_W = job_facility_W(system, result.chips)
     reason: str | None = None
     found: Goodput | None = None
     if train_tokens is None:
@@ -109,7 +109,7 @@ def cluster_outlook(result: Estimate, workload: Workload, system: System,
         opts = replace(options or GoodputOptions(), power_W=job_W,
                        price_per_chip_hour=price_per_chip_hour)
         found = goodput(result.time_to_train_s(train_tokens),
-                        job_counts(system, result.chips),
+                        counts_for_chips(system, result.chips),
                         checkpoint_bytes(workload.model.total_params), system.spec.storage,
                         opts)
     return ClusterOutlook(facility, found, reason, job_W)

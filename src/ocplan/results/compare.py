@@ -25,7 +25,7 @@ from ocplan.checks.rules import Finding, refusal
 from ocplan.facility import facility_plan, system_findings
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, search
-from ocplan.results.cluster import cluster_outlook
+from ocplan.results.cluster import cluster_outlook, job_facility_W
 from ocplan.topology.power import power_budget
 from ocplan.workloads.workload import Workload
 
@@ -166,10 +166,9 @@ def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
     the comparison's columns, also stored by sweeps."""
     system = c.system
     servers = math.ceil(c.chips / system.chips_per_server)
-    share = c.chips / system.num_chips
-    it_w = power_budget(system).it_W * share
+    it_w = power_budget(system).it_W * c.chips / system.num_chips
     facility = facility_plan(system)
-    facility_w = facility.facility_W * share
+    facility_w = job_facility_W(system, c.chips)
     base: dict[str, Any] = dict(
         name=c.name, chip=system.accelerator.id, chips=c.chips, servers=servers,
         racks=_racks(system, servers), it_power_w=it_w, facility_power_w=facility_w,

@@ -169,8 +169,7 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
                                                   "layout": result.plan.label(),
                                                   "timeline": timeline, "figures": figures,
                                                   "hint": api.infeasible_hint(result.reason)}
-        out |= api.to_train(result, req.train_tokens, req.price_per_chip_hour,
-                            system.spec.facility.pue)
+        out |= api.to_train(result, req.train_tokens, req.price_per_chip_hour, system)
         cluster = api.outlook(result, workload, system, req.train_tokens,
                               req.price_per_chip_hour).as_json()
         if result.feasible:
