@@ -14,6 +14,16 @@ import uvicorn
 ServeApp = Callable[[Any], str]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_parse_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The catalog's YAML parse cache of this test session lives in a temporary folder,
+    never in the user's ~/.cache (subprocesses inherit the variable)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OCPLAN_CACHE_DIR", str(tmp_path_factory.mktemp("ocplan-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def serve() -> Iterator[ServeApp]:
     """``serve(app)`` runs the ASGI app on a free port of 127.0.0.1 in a background

@@ -16,20 +16,56 @@ The public API::
     served.output_tokens_per_s_per_chip, served.ttft_s, served.tpot_s, served.bound
 """
 
-from ocplan.catalog.catalog import Catalog, load_catalog
-from ocplan.catalog.system import System, load_system, system_for_chip
-from ocplan.checks.rules import Finding, run_rules
-from ocplan.errors import Infeasible, OcplanError, SpecError
-from ocplan.estimators import estimate
-from ocplan.plan.estimate import Estimate
-from ocplan.plan.plan import Plan
-from ocplan.plan.search import SearchResult, search
-from ocplan.serving.estimate import ServingEstimate
-from ocplan.serving.plan import ServingPlan
-from ocplan.version import __version__
-from ocplan.workloads.serving import ServingWorkload
-from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import Workload
+from typing import TYPE_CHECKING
+
+from ocplan.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from ocplan.catalog.catalog import Catalog, load_catalog
+    from ocplan.catalog.system import System, load_system, system_for_chip
+    from ocplan.checks.rules import Finding, run_rules
+    from ocplan.errors import Infeasible, OcplanError, SpecError
+    from ocplan.estimators import estimate
+    from ocplan.plan.estimate import Estimate
+    from ocplan.plan.plan import Plan
+    from ocplan.plan.search import SearchResult, search
+    from ocplan.serving.estimate import ServingEstimate
+    from ocplan.serving.plan import ServingPlan
+    from ocplan.version import __version__
+    from ocplan.workloads.serving import ServingWorkload
+    from ocplan.workloads.shape import ModelShape
+    from ocplan.workloads.workload import Workload
+
+# Importing ``ocplan`` must stay cheap: every ``ocplan.x.y`` import runs this file first,
+# and a command such as ``ocplan match`` needs neither the training engine nor networkx.
+# The public names are therefore resolved on first use (PEP 562).
+_PUBLIC: dict[str, str] = {
+    "Catalog": "ocplan.catalog.catalog",
+    "load_catalog": "ocplan.catalog.catalog",
+    "System": "ocplan.catalog.system",
+    "load_system": "ocplan.catalog.system",
+    "system_for_chip": "ocplan.catalog.system",
+    "Finding": "ocplan.checks.rules",
+    "run_rules": "ocplan.checks.rules",
+    "Infeasible": "ocplan.errors",
+    "OcplanError": "ocplan.errors",
+    "SpecError": "ocplan.errors",
+    "estimate": "ocplan.estimators",
+    "Estimate": "ocplan.plan.estimate",
+    "Plan": "ocplan.plan.plan",
+    "SearchResult": "ocplan.plan.search",
+    "search": "ocplan.plan.search",
+    "ServingEstimate": "ocplan.serving.estimate",
+    "ServingPlan": "ocplan.serving.plan",
+    "ServingWorkload": "ocplan.workloads.serving",
+    "ModelShape": "ocplan.workloads.shape",
+    "Workload": "ocplan.workloads.workload",
+    "__version__": "ocplan.version",
+}
+
+
+__getattr__ = lazy_names("ocplan", _PUBLIC, globals())
+
 
 __all__ = [
     "Catalog",

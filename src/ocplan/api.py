@@ -33,12 +33,13 @@ from ocplan.catalog.system import System, SystemSpec, load_system, resolve_syste
 from ocplan.checks.rules import Finding, refusal
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.facility import FacilityPlan, facility_plan, system_findings
-from ocplan.matching.match import MatchResult
+from ocplan.matching.run import run_match
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.plan.plan import LAYOUT_FIELDS, Plan
+from ocplan.plan.plan import REQUEST_LAYOUT, Plan
 from ocplan.plan.schedule import one_f_one_b
-from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, Objective, SearchResult, search
+from ocplan.plan.search import Objective, SearchResult, search
+from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM
 from ocplan.results.cluster import ClusterOutlook, cluster_outlook, job_facility_W
 from ocplan.results.compare import Comparison, Contender, compare
 from ocplan.results.serving_validation import (
@@ -56,7 +57,7 @@ from ocplan.serving.estimate import (
     serving_curve,
 )
 from ocplan.serving.estimate import infeasible_estimate as infeasible_serving
-from ocplan.serving.plan import SERVING_LAYOUT_FIELDS, ServingPlan
+from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.serving.search import ServingSearch, search_serving
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
@@ -153,8 +154,6 @@ def _with_layout_fields(base: type[JobRequest], name: str) -> type[JobRequest]:
     return model
 
 
-#: The layout fields a request gives (``dp`` follows from the chips).
-REQUEST_LAYOUT: tuple[LayoutField, ...] = tuple(f for f in LAYOUT_FIELDS if f.requested)
 
 if TYPE_CHECKING:
     _LayoutRequest = JobRequest
@@ -330,9 +329,6 @@ def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | st
 
 # ---- serving ------------------------------------------------------------------------
 
-#: The serving layout fields a request gives (``dp`` follows from the chips).
-SERVING_REQUEST_LAYOUT: tuple[LayoutField, ...] = tuple(
-    f for f in SERVING_LAYOUT_FIELDS if f.requested)
 #: Fields of :class:`~ocplan.workloads.serving.ServingWorkload` a request gives (all but
 #: the model, which a request names by id); their bounds are the workload's own checks.
 _WORKLOAD_HINTS = get_type_hints(ServingWorkload)
@@ -516,23 +512,6 @@ INFEASIBLE_HINTS: dict[str, str] = {
                "allow, enough supplies), or estimate anyway with --allow-invalid "
                "(allow_invalid in a request); the output then says so",
 }
-
-
-def run_match(catalog: Catalog, workload: Path | Mapping[str, Any],
-              objective: str | None = None, source: str = "request") -> MatchResult:
-    """Rank every CPU platform of the catalog for a workload mix (a file or a mapping;
-    see :mod:`ocplan.matching`)."""
-    from ocplan.catalog.loader import load_yaml
-    from ocplan.matching import MatchRequest, catalog_platforms, catalog_predictor, match
-
-    if isinstance(workload, Path):
-        data, source = load_yaml(workload), str(workload)
-    else:
-        data = dict(workload)
-    if objective is not None:
-        data = {**data, "objective": objective}
-    req = validate_as(MatchRequest, data, source)
-    return match(req, catalog_platforms(catalog), catalog_predictor(catalog))
 
 
 def facility(system: System) -> FacilityPlan:

@@ -14,13 +14,29 @@ import os
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["CODE_VERSION_ENV", "__version__", "code_version", "source_digest"]
+__all__ = ["CODE_VERSION_ENV", "__version__", "code_version", "package_version",
+           "source_digest"]
 
-try:
-    __version__: str = version("ocplan")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+if TYPE_CHECKING:
+    __version__: str
+
+
+@lru_cache(maxsize=1)
+def package_version() -> str:
+    """The installed distribution's version; read on first use because
+    ``importlib.metadata`` costs tens of milliseconds at every start of the CLI."""
+    try:
+        return version("ocplan")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        return package_version()
+    raise AttributeError(f"module 'ocplan.version' has no attribute {name!r}")
 
 _PACKAGE_DIR = Path(__file__).parent
 #: Sub-packages that only present or store results: they cannot change one.
@@ -52,4 +68,4 @@ def source_digest() -> str:
 def code_version() -> str:
     """``"<version>+<source digest>"``, or the text of ``OCPLAN_CODE_VERSION`` when set."""
     pinned = os.environ.get(CODE_VERSION_ENV, "").strip()
-    return pinned or f"{__version__}+{source_digest()}"
+    return pinned or f"{package_version()}+{source_digest()}"

@@ -32,6 +32,7 @@ from ocplan.catalog.schema import (
     Nic,
     Server,
 )
+from ocplan.catalog.yaml_cache import ParseCache, cache_dir
 from ocplan.errors import Problem, SpecError
 
 __all__ = ["BUILTIN_DIR", "Catalog", "load_catalog", "suggest"]
@@ -149,13 +150,14 @@ def _read_dirs(dirs: Sequence[Path]) -> Catalog:
     problems: list[Problem] = []
     entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
     files: dict[tuple[str, str], Path] = {}
+    cache = ParseCache(cache_dir())
     for folder in dirs:
         if not folder.is_dir():
             problems.append(Problem(str(folder), "", "catalog folder not found"))
             continue
         for path in _yaml_files(folder):
             try:
-                data = load_yaml(path)
+                data = load_yaml(path, cache)
                 entry = cast(Entry, _ADAPTER.validate_python(data))
             except SpecError as exc:
                 problems.extend(exc.problems)
@@ -181,6 +183,7 @@ def _read_dirs(dirs: Sequence[Path]) -> Catalog:
                         f"unknown {ref_name} id{suggest(ref_id, entries[ref_name])}", ref_id))
     if problems:
         raise SpecError(problems)
+    cache.save()
     return Catalog(entries, files)
 
 

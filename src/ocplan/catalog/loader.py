@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic.fields import FieldInfo
 
+from ocplan.catalog.yaml_cache import ParseCache
 from ocplan.errors import Problem, SpecError
 from ocplan.units import DIMENSIONS, Dimension, format_quantity
 
@@ -180,8 +181,9 @@ def parse_yaml(text: str, source: str) -> Any:
     return data
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read one YAML file that must hold a mapping.
+def load_yaml(path: Path, cache: ParseCache | None = None) -> dict[str, Any]:
+    """Read one YAML file that must hold a mapping (its parse taken from and given to
+    ``cache`` when one is given: see :mod:`ocplan.catalog.yaml_cache`).
 
     Raises
     ------
@@ -191,12 +193,18 @@ def load_yaml(path: Path) -> dict[str, Any]:
     """
     source = str(path)
     text = read_text_file(path, MAX_SPEC_FILE_BYTES, "YAML file")
+    key = ParseCache.key(text) if cache is not None else ""
+    cached = cache.get(key) if cache is not None else None
+    if isinstance(cached, dict):
+        return cached
     data = parse_yaml(text, source)
     if data is None:
         raise SpecError.one(source, "", "file is empty, expected a YAML mapping")
     if not isinstance(data, dict):
         raise SpecError.one(source, "", f"expected a YAML mapping at the top, got "
                                         f"{type(data).__name__}")
+    if cache is not None:
+        cache.put(key, data)
     return data
 
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.schema import DDR_BYTES_PER_TRANSFER, ComputeModule, Cpu
-from ocplan.checks.rules import Finding, Severity
+from ocplan.checks.finding import Finding, Severity
 from ocplan.errors import SpecError
 from ocplan.units import format_quantity
 

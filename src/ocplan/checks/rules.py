@@ -8,10 +8,9 @@ composition violates a spec or cannot work), ``warning`` (it works with a penalt
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from ocplan.catalog.system import System
+from ocplan.checks.finding import Finding, Severity
 from ocplan.checks.limits import AIR_GUIDANCE_W, rail_limit
 from ocplan.topology.builders import ports_needed
 from ocplan.topology.cluster import PCIE_LANE_Bps, chip_scale_out_Bps, nic_Bps, scale_out_shape
@@ -19,21 +18,6 @@ from ocplan.topology.power import power_budget, psu_capacity_W
 from ocplan.units import format_quantity
 
 __all__ = ["RULES", "Finding", "Rule", "Severity", "refusal", "run_rules"]
-
-Severity = Literal["error", "warning", "info"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    severity: Severity
-    message: str
-    section: str
-    subject: str
-
-    def as_dict(self) -> dict[str, str]:
-        return dict(self.__dict__)
-
 
 Rule = Callable[[System], list[Finding]]
 

@@ -20,8 +20,9 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from ocplan import api
 from ocplan.plan.layout import LayoutField, LayoutValue
+from ocplan.plan.plan import REQUEST_LAYOUT
+from ocplan.serving.plan import SERVING_REQUEST_LAYOUT
 
 __all__ = ["LAYOUT_PARAMETER", "with_layout_options", "with_serving_layout_options"]
 
@@ -71,12 +72,12 @@ def with_layout_options(command: Callable[..., R]) -> Callable[..., R]:
     """``command`` with its ``layout`` parameter replaced by the training layout flags
     (typer builds options from the signature); it is called with ``layout``, a dict of
     the flag values by field name."""
-    return _with_fields(command, api.REQUEST_LAYOUT)
+    return _with_fields(command, REQUEST_LAYOUT)
 
 
 def with_serving_layout_options(command: Callable[..., R]) -> Callable[..., R]:
     """The same for the serving layout (:data:`ocplan.api.SERVING_REQUEST_LAYOUT`)."""
-    return _with_fields(command, api.SERVING_REQUEST_LAYOUT)
+    return _with_fields(command, SERVING_REQUEST_LAYOUT)
 
 
 def _with_fields(command: Callable[..., R], fields: tuple[LayoutField, ...]

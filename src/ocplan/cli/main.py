@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,24 +23,32 @@ from rich.table import Table
 from rich.text import Text
 from typer._click.exceptions import ClickException  # typer vendors click
 
-from ocplan import api, jsonio
+from ocplan import jsonio
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import MAX_TOP_K, Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
-from ocplan.catalog.system import System
 from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
 from ocplan.errors import Infeasible, Problem, SpecError
-from ocplan.plan.estimate import Estimate
+from ocplan.lazy import lazy_module
 from ocplan.plan.layout import LayoutValue
-from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
-from ocplan.results.cluster import ClusterOutlook
-from ocplan.results.serving_validation import ServingCase
-from ocplan.results.validation import Case
-from ocplan.serving.estimate import ServingEstimate
-from ocplan.serving.search import ServingSearch
+from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
 from ocplan.units import POWER, TIME, UnitError, format_quantity, parse_quantity
+
+if TYPE_CHECKING:
+    from ocplan import api
+    from ocplan.catalog.system import System
+    from ocplan.plan.estimate import Estimate
+    from ocplan.results.cluster import ClusterOutlook
+    from ocplan.results.serving_validation import ServingCase
+    from ocplan.results.validation import Case
+    from ocplan.serving.estimate import ServingEstimate
+    from ocplan.serving.search import ServingSearch
+else:
+    # The API imports every estimator; a command loads it when it first calls it, so
+    # that ``ocplan match`` or ``ocplan catalog`` start without the training engine.
+    api = lazy_module("ocplan.api")
 
 __all__ = ["app", "main"]
 
@@ -956,7 +964,9 @@ def match_cmd(
     if report_file is not None and (not report_file.name or report_file.is_dir()):
         raise SpecError.one("--report", "report", "expected the path of a file to write",
                             str(report_file))
-    result = api.run_match(_catalog(), workload, objective)
+    from ocplan.matching.run import run_match
+
+    result = run_match(_catalog(), workload, objective)
     if report_file is not None:
         from ocplan.reports.html import PLOTLY_FILE, render_match_report
         from ocplan.web.app import plotly_js_path

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.schema import ComputeModule, Cpu
 from ocplan.checks.module_rules import module_findings, module_memory, module_power
-from ocplan.checks.rules import Finding
+from ocplan.checks.finding import Finding
 
 __all__ = ["GENERIC_DIMM", "Platform", "catalog_platforms", "config_row"]
 

@@ -235,6 +235,8 @@ class Plan:
 LAYOUT_FIELDS: tuple[LayoutField, ...] = layout_fields(Plan)
 #: The layout fields by name.
 LAYOUT: dict[str, LayoutField] = {f.name: f for f in LAYOUT_FIELDS}
+#: The layout fields a request gives (``dp`` follows from the chips).
+REQUEST_LAYOUT: tuple[LayoutField, ...] = tuple(f for f in LAYOUT_FIELDS if f.requested)
 assert all(f.matters_with in LAYOUT for f in LAYOUT_FIELDS if f.matters_with), "unknown field"
 #: The search-only recompute code "auto" (after the choices): the fewest layers per
 #: stage recomputed in full that make the layout fit (Megatron --recompute-num-layers);

@@ -34,6 +34,7 @@ from ocplan.plan.calibration import Calibration, load_calibration
 from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
+from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
 from ocplan.plan.space import Columns, SearchSpace, training_space
 from ocplan.topology.power import power_budget
 from ocplan.workloads.workload import Workload
@@ -63,16 +64,8 @@ TIE_FRACTION = 0.0005
 #: Tokens assumed for time/energy/cost objectives when none are given (1 trillion).
 DEFAULT_TRAIN_TOKENS = 1e12
 
-#: Layouts whose score lies within this share of a better one's are one row of the
-#: result, listed as its variants (the same work reshuffled: dp against cp, ...).
-TIE_TOLERANCE = 0.005
 #: Variants listed per row.
 MAX_VARIANTS = 8
-#: HBM share a search keeps free unless told otherwise: the memory model counts weights,
-#: states, activations and a fixed reserve, not the caching allocator's fragmentation or
-#: the runtime's transient buffers, which take a few percent in practice; a layout at
-#: 189.7 of 192 GB is not one to buy hardware for.
-DEFAULT_MEMORY_HEADROOM = 0.05
 _NONE = LAYOUT["recompute"].code("none")
 _FULL = LAYOUT["recompute"].code("full")
 

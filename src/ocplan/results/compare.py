@@ -24,7 +24,8 @@ from ocplan.catalog.system import System
 from ocplan.checks.rules import Finding, refusal
 from ocplan.facility import facility_plan, system_findings
 from ocplan.plan.estimate import Estimate
-from ocplan.plan.search import DEFAULT_MEMORY_HEADROOM, search
+from ocplan.plan.search import search
+from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM
 from ocplan.results.cluster import cluster_outlook, job_facility_W
 from ocplan.topology.power import power_budget
 from ocplan.workloads.workload import Workload

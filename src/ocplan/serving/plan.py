@@ -158,3 +158,6 @@ class ServingPlan:
 
 SERVING_LAYOUT_FIELDS: tuple[LayoutField, ...] = layout_fields(ServingPlan)
 SERVING_LAYOUT: dict[str, LayoutField] = {f.name: f for f in SERVING_LAYOUT_FIELDS}
+#: The serving layout fields a request gives (``dp`` follows from the chips).
+SERVING_REQUEST_LAYOUT: tuple[LayoutField, ...] = tuple(
+    f for f in SERVING_LAYOUT_FIELDS if f.requested)
