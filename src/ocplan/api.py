@@ -28,8 +28,10 @@ from ocplan.catalog.fields import (
     Spec,
     TrainTokens,
 )
-from ocplan.catalog.loader import validate_as
+from ocplan.catalog.loader import load_yaml, validate_as
+from ocplan.catalog.schema import ComputeModule, Cpu
 from ocplan.catalog.system import System, SystemSpec, load_system, resolve_system, system_for_chip
+from ocplan.checks.module_rules import module_findings
 from ocplan.checks.rules import Finding, refusal
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.facility import FacilityPlan, facility_plan, system_findings
@@ -74,9 +76,11 @@ __all__ = [
     "InferRequest",
     "InferSearchRequest",
     "SearchRequest",
+    "check_module",
     "check_system",
     "compare_systems",
     "facility",
+    "file_kind",
     "guard",
     "infeasible_hint",
     "is_cpu_file",
@@ -86,6 +90,7 @@ __all__ = [
     "layout_label",
     "outlook",
     "pipeline_timeline",
+    "read_module",
     "read_system",
     "refused_reason",
     "run_compare",
@@ -593,6 +598,27 @@ def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, An
 def read_system(catalog: Catalog, path: Path) -> System:
     """The system of a system file, its ids resolved in ``catalog``."""
     return load_system(path, catalog)
+
+
+def file_kind(path: Path) -> str:
+    """The ``kind:`` a spec file declares (``"system"`` when it declares none, as system
+    files do): lets ``ocplan check`` take a compute-module file as well as a system."""
+    kind = load_yaml(path).get("kind", "system")
+    return kind if isinstance(kind, str) else "system"
+
+
+def read_module(catalog: Catalog, path: Path) -> ComputeModule:
+    """The compute module of a module file (catalog kind ``compute-module``), its CPU id
+    resolved in ``catalog`` (a SpecError naming the file otherwise)."""
+    module = validate_as(ComputeModule, load_yaml(path), str(path))
+    catalog.get(Cpu, module.cpu, source=str(path), field_name="cpu")
+    return module
+
+
+def check_module(module: ComputeModule, catalog: Catalog) -> list[Finding]:
+    """The compliance findings of a compute module (:mod:`ocplan.checks.module_rules`:
+    memory population, 2DPC speed, lanes, power budget, management), errors first."""
+    return module_findings(module, catalog)
 
 
 def check_system(system: System) -> list[Finding]:

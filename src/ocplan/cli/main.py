@@ -225,18 +225,30 @@ def catalog_show(entry_id: Annotated[str, typer.Argument(metavar="ID")],
 @handles_bad_input
 def check(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
           fmt: FormatOpt = Format.table) -> None:
-    """Check a system file against the OAM/UBB/OCM specs; exit 1 on errors."""
-    system = api.read_system(_catalog(), file)
-    findings = api.check_system(system)
+    """Check a system file, or a compute-module file (``kind: compute-module``), against
+    the OAM/UBB/OCM specs; exit 1 on errors."""
+    catalog = _catalog()
+    if api.file_kind(file) == "compute-module":
+        module = api.read_module(catalog, file)
+        findings = api.check_module(module, catalog)
+        name = module.name
+        memory = module.memory
+        summary = f"{module.sockets} x {module.cpu}, " + (
+            "soldered memory" if memory.module_type == "soldered" else
+            f"{memory.dimms_per_channel} {memory.module_type} DIMM(s) per channel")
+    else:
+        system = api.read_system(catalog, file)
+        findings = api.check_system(system)
+        name = system.spec.name
+        summary = (f"{system.num_chips} x {system.accelerator.id} in {system.num_servers} x "
+                   f"{system.server.id}")
     errors = sum(f.severity == "error" for f in findings)
     warnings = sum(f.severity == "warning" for f in findings)
     if fmt is Format.json:
-        _print_json({"system": system.spec.name, "file": str(file), "errors": errors,
+        _print_json({"system": name, "file": str(file), "errors": errors,
                      "warnings": warnings, "findings": [f.as_dict() for f in findings]})
     else:
-        out.print(_styled((system.spec.name, "bold"), f" ({file}): {system.num_chips} x "
-                          f"{system.accelerator.id} in {system.num_servers} x "
-                          f"{system.server.id}"))
+        out.print(_styled((name, "bold"), f" ({file}): {summary}"))
         if not findings:
             out.print(_styled(("  no findings: the composition meets every rule", "green")))
         colours = {"error": "red", "warning": "yellow", "info": "cyan"}
