@@ -35,7 +35,7 @@ from ocplan.checks.module_rules import module_findings
 from ocplan.checks.rules import Finding, refusal
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.facility import FacilityPlan, facility_plan, system_findings
-from ocplan.matching.run import run_match
+from ocplan.lazy import lazy_names
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import REQUEST_LAYOUT, Plan
@@ -66,6 +66,13 @@ from ocplan.topology.power import PowerBudget, power_budget
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
+
+if TYPE_CHECKING:
+    from ocplan.matching.run import run_match
+
+# Matching CPU platforms needs the CPU model, not the estimators (and the reverse):
+# ``run_match`` is imported on first use.
+__getattr__ = lazy_names("ocplan.api", {"run_match": "ocplan.matching.run"}, globals())
 
 __all__ = [
     "REQUEST_LAYOUT",
