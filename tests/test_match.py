@@ -119,3 +119,19 @@ def test_bad_mix_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
     assert "demand" in err
     assert "crypto-mining" in err
     assert "cloud-throughput" in err
+
+
+@pytest.mark.parametrize(("change", "field"), [({"demand": {}}, "demand"),
+                                               ({"target_utilization": 1e-300},
+                                                "target_utilization")])
+def test_an_empty_demand_or_a_vanishing_utilization_is_bad_input(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, change: dict[str, Any],
+        field: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(MIX | change), encoding="utf-8")
+    assert main(["match", "--workload", str(path), "--format", "json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{path}: {field}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ocplan.catalog.catalog import BUILTIN_DIR
 from ocplan.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,9 +208,10 @@ def test_serve_prints_its_url(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     example = Path(__file__).resolve().parents[1] / "examples" / "ubb-1024-liquid.yaml"
+    module = BUILTIN_DIR / "modules" / "ocm-xeon-8480p-2s-2dpc.yaml"
     proc = subprocess.Popen([sys.executable, "-m", "ocplan.cli.main", "serve", "--port",
                              str(port), "--db", f"sqlite:///{tmp_path / 's.db'}",
-                             "--system", str(example)],
+                             "--system", str(example), "--system", str(module)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -224,9 +226,14 @@ def test_serve_prints_its_url(tmp_path: Path) -> None:
             except httpx.TransportError:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-        # --system: the file's system is what the read-only Redfish view serves
+        # --system: the files' system and compute module are what the read-only Redfish
+        # view serves; the module's processors are its two sockets
         members = httpx.get(url + "redfish/v1/Systems", timeout=10).json()["Members"]
-        assert [m["@odata.id"] for m in members] == ["/redfish/v1/Systems/ubb-1024-liquid"]
+        assert sorted(m["@odata.id"] for m in members) == [
+            "/redfish/v1/Systems/ocm-xeon-8480p-2s-2dpc", "/redfish/v1/Systems/ubb-1024-liquid"]
+        cpus = httpx.get(url + "redfish/v1/Systems/ocm-xeon-8480p-2s-2dpc/Processors",
+                         timeout=10).json()
+        assert cpus["Members@odata.count"] == 2
     finally:
         proc.terminate()
         proc.communicate(timeout=30)  # closes the pipes

@@ -69,6 +69,7 @@ from ocplan.workloads.workload import Workload
 
 if TYPE_CHECKING:
     from ocplan.matching.run import run_match
+    from ocplan.redfish.host import CpuNode
 
 # Matching CPU platforms needs the CPU model, not the estimators (and the reverse):
 # ``run_match`` is imported on first use.
@@ -97,6 +98,7 @@ __all__ = [
     "layout_label",
     "outlook",
     "pipeline_timeline",
+    "read_managed",
     "read_module",
     "read_system",
     "refused_reason",
@@ -626,6 +628,14 @@ def check_module(module: ComputeModule, catalog: Catalog) -> list[Finding]:
     """The compliance findings of a compute module (:mod:`ocplan.checks.module_rules`:
     memory population, 2DPC speed, lanes, power budget, management), errors first."""
     return module_findings(module, catalog)
+
+
+def read_managed(catalog: Catalog, path: Path) -> System | CpuNode:
+    """What a file served as Redfish describes: a system, or a compute module
+    (``kind: compute-module``) as its management node (:mod:`ocplan.redfish.module`)."""
+    from ocplan.redfish.module import read_managed as read
+
+    return read(path, catalog)
 
 
 def check_system(system: System) -> list[Finding]:

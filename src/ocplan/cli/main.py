@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ocplan import api
     from ocplan.catalog.system import System
     from ocplan.plan.estimate import Estimate
+    from ocplan.redfish.host import CpuNode
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.results.serving_validation import ServingCase
     from ocplan.results.validation import Case
@@ -1222,8 +1223,9 @@ def serve(
         help="Another host name the Host header may give (repeatable), e.g. the "
              "machine's name when bound to 0.0.0.0; '*' allows any.")] = None,
     system: Annotated[list[Path] | None, typer.Option(
-        help="System file to serve read-only as Redfish under /redfish/v1 (repeatable; "
-             "default: each catalog OAM module in its default server).")] = None,
+        help="System or compute-module file to serve read-only as Redfish under "
+             "/redfish/v1 (repeatable; default: each catalog OAM module in its default "
+             "server).")] = None,
 ) -> None:
     """Run the web workbench (http://HOST:PORT/, API docs at /docs, a read-only Redfish
     view of the systems at /redfish/v1).
@@ -1239,10 +1241,10 @@ def serve(
 
     hosts = (*DEFAULT_ALLOWED_HOSTS, host, *(allow_host or ()))
     problems: list[Problem] = []
-    systems: list[System] = []
+    systems: list[System | CpuNode] = []
     for path in system or ():
         try:
-            systems.append(api.read_system(_catalog(), path))
+            systems.append(api.read_managed(_catalog(), path))
         except SpecError as exc:
             problems.extend(exc.problems)
     if problems:

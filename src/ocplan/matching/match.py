@@ -43,6 +43,9 @@ from ocplan.matching.platforms import Platform
 __all__ = ["Capacity", "MatchRequest", "MatchResult", "Matched", "Predictor", "match"]
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
+#: Lowest target utilization a request may set: below 1 % a fleet is sized for a hundred
+#: times its demand, which is no plan (and ever smaller values only grow the count).
+MIN_UTILIZATION = 0.01
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class MatchRequest(Spec):
     """A workload mix, the constraints a platform must meet, and the prices."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    demand: dict[ArchetypeId, Annotated[float, Field(strict=False, gt=0, le=1e15)]]
+    demand: Annotated[dict[ArchetypeId, Annotated[float, Field(strict=False, gt=0, le=1e15)]],
+                      Field(min_length=1)]
     constraints: MatchConstraints = MatchConstraints()
     prices: dict[Annotated[str, Field(min_length=1, max_length=120)],
                  Annotated[float, Field(strict=False, ge=0, le=1e9)]] = Field(
@@ -89,7 +93,7 @@ class MatchRequest(Spec):
     electricity_per_kwh: Annotated[float, Field(strict=False, ge=0, le=10)] = 0.10
     pue: Annotated[float, Field(strict=False, ge=1, le=3)] = 1.3
     horizon_years: Annotated[float, Field(strict=False, gt=0, le=20)] = 4.0
-    target_utilization: Annotated[float, Field(strict=False, gt=0, le=1)] = 0.7
+    target_utilization: Annotated[float, Field(strict=False, ge=MIN_UTILIZATION, le=1)] = 0.7
     """Share of a server's capacity the fleet is sized to use (headroom for peaks)."""
     idle_fraction: Annotated[float, Field(strict=False, ge=0, lt=1)] = 0.3
     """Server power when idle as a share of its full-load power (the power curve's floor)."""

@@ -6,7 +6,10 @@ server and its accelerator baseboard), Processors for CPUs and accelerators with
 slots, Memory (HBM, DIMMs), PCIe devices with lanes and generation, ports with line
 rates, power and thermal subsystems with the catalog's limits, sensors, logs, firmware
 inventory and telemetry. :func:`cpu_node_tree` does the same for a CPU-only node
-(:class:`CpuNode`), :func:`service_tree` for several systems behind one service root.
+(:class:`CpuNode`; :func:`module_node` fills one from an OCM-style compute module of the
+catalog, its exported lanes shown as the CPUs' root ports), :func:`service_tree` for
+several systems behind one service root, :func:`read_managed` reads a system or a
+compute-module file to serve.
 The functions are pure: no I/O, no clock; :mod:`ocplan.web.redfish_routes` serves their
 output read-only under ``/redfish/v1``.
 
@@ -23,22 +26,31 @@ services are ``Disabled``.
 Conformance: the tree of every example system passes DMTF's redfish-interop-validator
 against the OCP UBB Baseline Management profile 2.0.0 with no failure on a Mandatory
 requirement (``tests/test_redfish.py``). :data:`PROFILE_GAPS` lists what is left out of
-the profile's ``Supported`` requirements, and why.
+the profile's ``Supported`` requirements, and why. A compute module is not a UBB: the
+profile's requirements apply to it except the resource types of
+:data:`MODULE_NOT_APPLICABLE`, and it leaves out the ``Supported`` requirements of
+:data:`MODULE_GAPS` besides :data:`PROFILE_GAPS` (``tests/test_redfish_module.py``).
 """
 
-from ocplan.redfish.host import CpuNode
+from ocplan.redfish.host import CpuNode, NodeMemory
+from ocplan.redfish.module import module_node, read_managed
 from ocplan.redfish.odata import ROOT, Tree
 from ocplan.redfish.service import REDFISH_VERSION
 from ocplan.redfish.tree import SYSTEM_ID, cpu_node_tree, redfish_tree, service_tree
 
 __all__ = [
+    "MODULE_GAPS",
+    "MODULE_NOT_APPLICABLE",
     "PROFILE_GAPS",
     "REDFISH_VERSION",
     "ROOT",
     "SYSTEM_ID",
     "CpuNode",
+    "NodeMemory",
     "Tree",
     "cpu_node_tree",
+    "module_node",
+    "read_managed",
     "redfish_tree",
     "service_tree",
 ]
@@ -54,3 +66,20 @@ __all__ = [
 #:   it in ``Links``, and so does the tree.
 PROFILE_GAPS: tuple[tuple[str, str], ...] = (("Sensor", "Thresholds"),
                                              ("LogEntry", "OriginOfCondition"))
+
+#: Resource types of the OCP UBB profile that do not apply to a CPU compute module, and
+#: why. Every other requirement of the profile applies to it as to a UBB server.
+#:
+#: - ``Port`` (Mandatory for a UBB, whose accelerators have scale-up ports): a compute
+#:   module has no accelerators and no NICs; the catalog does not model its CPUs'
+#:   socket-to-socket links, and its exported lanes are PCIe root ports
+#:   (``PCIeDevices``), not Redfish ports. ``PortMetrics`` (Supported) goes with it.
+MODULE_NOT_APPLICABLE: tuple[str, ...] = ("Port", "PortMetrics")
+
+#: (resource, property path) of the profile's ``Supported`` requirements a compute
+#: module's tree leaves out besides :data:`PROFILE_GAPS`, and why:
+#:
+#: - ``Chassis`` ``Links/ContainedBy``: a module plugs into a host platform (an OCM or
+#:   DC-MHS enclosure) that the catalog does not describe, so no chassis contains it; a
+#:   UBB server's baseboard, contained by its server, meets it.
+MODULE_GAPS: tuple[tuple[str, str], ...] = (("Chassis", "Links/ContainedBy"),)

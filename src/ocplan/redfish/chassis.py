@@ -4,8 +4,10 @@ accelerator baseboard it contains.
 Power subsystem: one PowerSupply per supply of the catalog entry, each with its rated
 output (``PowerCapacityWatts``); ``CapacityWatts`` is what the supplies deliver with the
 redundancy held in reserve (N+N: half of them); the redundancy group says how many are
-needed. The chassis' ``MaxPowerWatts`` and the subsystem's ``RequestedWatts`` are the
-node's nameplate power, when every part of it has a known power (else ``null``).
+needed; a node without supplies (a compute module, powered by its host) states what its
+power input delivers (the module's power budget), when it is known. The chassis'
+``MaxPowerWatts`` and the subsystem's ``RequestedWatts`` are the node's nameplate power,
+when every part of it has a known power (else ``null``).
 Thermal subsystem: the excerpts of the chassis' temperature sensors, readings ``null``.
 """
 
@@ -31,12 +33,13 @@ from ocplan.topology.power import psu_capacity_W
 __all__ = ["baseboard_chassis", "server_chassis"]
 
 
-def _power_subsystem(uri: str, supplies: PowerSupplies | None,
-                     requested_W: float | None) -> Tree:
-    """``{uri}/PowerSubsystem`` with its supplies and their redundancy group."""
+def _power_subsystem(uri: str, supplies: PowerSupplies | None, requested_W: float | None,
+                     input_W: float | None = None) -> Tree:
+    """``{uri}/PowerSubsystem`` with its supplies and their redundancy group; with no
+    supplies its capacity is ``input_W``, what the node's power input delivers."""
     base = f"{uri}/PowerSubsystem"
     tree: Tree = {}
-    capacity_W: float | None = None
+    capacity_W: float | None = input_W
     redundancy: list[Resource] = []
     if supplies is not None:
         capacity_W = psu_capacity_W(supplies.count, supplies.rating, supplies.redundancy)
@@ -113,7 +116,8 @@ def server_chassis(node: CpuNode, chassis_id: str, system_uri: str, parts: Tree,
     uri = f"{ROOT}/Chassis/{chassis_id}"
     sensors, tree = sensor_set(uri, "Chassis", node.name, "Chassis")
     tree |= environment_metrics(uri, node.name, sensors)
-    tree |= _power_subsystem(uri, node.power_supplies, node.max_power_W)
+    tree |= _power_subsystem(uri, node.power_supplies, node.max_power_W,
+                             node.power_capacity_W)
     own_parts = dict(parts) | tree
     temperatures = [(key, value["Name"]) for key, value in own_parts.items()
                     if key.startswith(f"{uri}/Sensors/")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from ocplan.catalog.schema import Cpu, Nic, PowerSupplies
+from ocplan.catalog.schema import Cpu, ModuleLink, Nic, PowerSupplies
 from ocplan.catalog.system import System
 from ocplan.redfish.odata import (
     Tree,
@@ -35,8 +35,8 @@ from ocplan.redfish.parts import (
     sensor_set,
 )
 
-__all__ = ["NIC_PROTOCOLS", "CpuNode", "cpu_resources", "dimm_device_type", "host_of",
-           "nic_resources"]
+__all__ = ["NIC_PROTOCOLS", "CpuNode", "NodeMemory", "cpu_resources", "dimm_device_type",
+           "host_of", "nic_resources"]
 
 #: Redfish names of an ISA: (ProcessorArchitecture, InstructionSet) of the Processor
 #: schema.
@@ -53,12 +53,36 @@ _MEMORY_TYPE = re.compile(r"^\s*((?:LP)?DDR\d)X?(?:-(\d+))?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
+class NodeMemory:
+    """What a node's builder knows of its memory beyond the CPU entry.
+
+    ``device_type`` and ``base_module_type`` are Redfish ``MemoryDeviceType`` and
+    ``BaseModuleType`` names (``None``: not known, or no Redfish name); ``rated_mts`` is
+    the speed grade of the devices (``AllowedSpeedsMHz``), ``operating_mts`` the speed the
+    CPU runs them at in this population (``OperatingSpeedMhz``; both in MT/s, as the
+    Memory schema asks for memory that transfers faster than its bus clock). Soldered
+    memory is ``embedded``: one device per socket, located ``Embedded``.
+    """
+
+    device_type: str | None
+    base_module_type: str | None
+    rated_mts: int | None
+    operating_mts: int | None
+    embedded: bool = False
+
+
+@dataclass(frozen=True)
 class CpuNode:
     """A CPU node (server or OCM compute module) as its Redfish view needs it.
 
     ``dimms_per_socket`` DIMMs of ``dimm_capacity_bytes`` each (``None``: capacity not
-    known) sit on each socket; ``nics`` are (NIC, count); ``max_power_W`` is the node's
-    nameplate power, when the caller knows every part of it.
+    known) sit on each socket, described by ``memory`` when the builder knows more than
+    the CPU entry; ``nics`` are (NIC, count); ``links`` the lanes the node exports on
+    its connectors (shown as the CPUs' root ports, :mod:`ocplan.redfish.lanes`);
+    ``max_power_W`` is the node's nameplate power, when the caller knows every part of
+    it, and ``power_capacity_W`` what its power input delivers when it has no supplies
+    of its own (a compute module's budget). ``source`` is the file the node was read
+    from and ``entry_id`` its catalog id, if any (they name the node's Redfish id).
     """
 
     name: str
@@ -72,6 +96,11 @@ class CpuNode:
     power_supplies: PowerSupplies | None = None
     max_power_W: float | None = None
     form: Literal["socket", "ocm"] = "socket"
+    memory: NodeMemory | None = None
+    links: tuple[ModuleLink, ...] = ()
+    power_capacity_W: float | None = None
+    source: str = ""
+    entry_id: str | None = None
 
     def __post_init__(self) -> None:
         assert self.sockets >= 1, self
@@ -101,32 +130,61 @@ def dimm_device_type(cpu: Cpu) -> tuple[str | None, list[int]]:
     return kind, [int(match.group(2))] if match and match.group(2) else []
 
 
+def _memory_kind(node: CpuNode) -> tuple[str | None, list[int]]:
+    """MemoryDeviceType and AllowedSpeedsMHz of ``node``'s memory devices."""
+    kind, speeds = dimm_device_type(node.cpu)
+    if node.memory is None:
+        return kind, speeds
+    rated = [node.memory.rated_mts] if node.memory.rated_mts is not None else speeds
+    return node.memory.device_type or kind, rated
+
+
+def _memory_devices(node: CpuNode, socket: int, system_uri: str, cpu_uri: str) -> Tree:
+    """The memory devices of one socket: its DIMMs ``CPU{s}_DIMM{k}`` in their slots, or
+    its soldered memory ``CPU{s}_DRAM``, each with its metrics."""
+    memory_kind, speeds = _memory_kind(node)
+    extra: dict[str, object] = {}
+    if node.memory is not None:
+        if node.memory.base_module_type is not None:
+            extra["BaseModuleType"] = node.memory.base_module_type
+        if node.memory.operating_mts is not None:
+            extra["OperatingSpeedMhz"] = node.memory.operating_mts
+    embedded = node.memory is not None and node.memory.embedded
+    tree: Tree = {}
+    for k in range(node.dimms_per_socket):
+        label = f"CPU {socket} memory" if embedded else f"CPU {socket} DIMM {k}"
+        uri = f"{system_uri}/Memory/CPU{socket}_" + ("DRAM" if embedded else f"DIMM{k}")
+        location: dict[str, object] = {"ServiceLabel": label,
+                                       "LocationType": "Embedded" if embedded else "Slot"}
+        if not embedded:
+            location["LocationOrdinalValue"] = k
+        tree[uri] = resource(
+            uri, "Memory", label, MemoryType="DRAM", MemoryDeviceType=memory_kind,
+            AllowedSpeedsMHz=speeds, **extra,
+            CapacityMiB=(None if node.dimm_capacity_bytes is None
+                         else mebibytes(node.dimm_capacity_bytes)),
+            ErrorCorrection=None, SerialNumber=None, PartNumber=None,
+            Location={"PartLocation": location},
+            Metrics=link(f"{uri}/MemoryMetrics"), Links={"Processors": [link(cpu_uri)]},
+            Status=unknown_status())
+        tree[f"{uri}/MemoryMetrics"] = resource(
+            f"{uri}/MemoryMetrics", "MemoryMetrics", f"{label} metrics",
+            BandwidthPercent=None)
+    return tree
+
+
 def cpu_resources(node: CpuNode, system_uri: str, chassis_uri: str) -> Tree:
-    """Processors ``CPU0``... of ``node`` under ``system_uri``, with their DIMMs (under
+    """Processors ``CPU0``... of ``node`` under ``system_uri``, with their memory (under
     ``system_uri``/Memory) and sensors (under ``chassis_uri``)."""
     cpu = node.cpu
     architecture, instruction_set = _ISA[cpu.isa]
-    memory_kind, speeds = dimm_device_type(cpu)
     tree: Tree = {}
     for socket in range(node.sockets):
         uri = f"{system_uri}/Processors/CPU{socket}"
-        dimms = [f"{system_uri}/Memory/CPU{socket}_DIMM{k}"
-                 for k in range(node.dimms_per_socket)]
-        for k, dimm in enumerate(dimms):
-            tree[dimm] = resource(
-                dimm, "Memory", f"CPU {socket} DIMM {k}", MemoryType="DRAM",
-                MemoryDeviceType=memory_kind, AllowedSpeedsMHz=speeds,
-                CapacityMiB=(None if node.dimm_capacity_bytes is None
-                             else mebibytes(node.dimm_capacity_bytes)),
-                ErrorCorrection=None, SerialNumber=None, PartNumber=None,
-                Location={"PartLocation": {"ServiceLabel": f"CPU {socket} DIMM {k}",
-                                           "LocationType": "Slot",
-                                           "LocationOrdinalValue": k}},
-                Metrics=link(f"{dimm}/MemoryMetrics"), Links={"Processors": [link(uri)]},
-                Status=unknown_status())
-            tree[f"{dimm}/MemoryMetrics"] = resource(
-                f"{dimm}/MemoryMetrics", "MemoryMetrics", f"CPU {socket} DIMM {k} metrics",
-                BandwidthPercent=None)
+        memory = _memory_devices(node, socket, system_uri, uri)
+        tree |= memory
+        dimms = [key for key, value in memory.items()
+                 if value["@odata.type"].startswith("#Memory.")]
         sensors, sensor_tree = sensor_set(chassis_uri, f"CPU{socket}", f"CPU {socket}",
                                           "CPU", related=uri)
         tree |= sensor_tree

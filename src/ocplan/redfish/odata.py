@@ -25,6 +25,7 @@ __all__ = [
     "Tree",
     "collection",
     "gbit_per_s",
+    "gibibytes",
     "link",
     "links",
     "mebibytes",
@@ -121,6 +122,11 @@ def unknown_status() -> dict[str, None]:
 def mebibytes(size_bytes: float) -> int:
     """Bytes as whole MiB (Redfish ``CapacityMiB``, ``TotalMemorySizeMiB``)."""
     return round(size_bytes / BINARY_PREFIXES["Mi"])
+
+
+def gibibytes(size_bytes: float) -> float:
+    """Bytes in GiB (Redfish ``TotalSystemMemoryGiB``, a decimal number)."""
+    return size_bytes / BINARY_PREFIXES["Gi"]
 
 
 def megahertz(frequency_Hz: float) -> int:

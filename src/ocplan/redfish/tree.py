@@ -22,11 +22,13 @@ from ocplan.errors import SpecError
 from ocplan.redfish.accelerators import accelerator_resources
 from ocplan.redfish.chassis import baseboard_chassis, server_chassis
 from ocplan.redfish.host import CpuNode, cpu_resources, host_of, nic_resources
+from ocplan.redfish.lanes import root_ports
 from ocplan.redfish.odata import (
     MANAGER,
     ROOT,
     Tree,
     collection,
+    gibibytes,
     link,
     resource,
     unknown_status,
@@ -57,6 +59,10 @@ def _system(node: CpuNode, system_id: str, description: str, processors: list[st
     log = f"{uri}/LogServices/EventLog"
     entry = f"{log}/Entries/1"
     cpu = node.cpu
+    memory: dict[str, float] = {}
+    if node.dimms_per_socket and node.dimm_capacity_bytes is not None:
+        memory["TotalSystemMemoryGiB"] = gibibytes(node.sockets * node.dimms_per_socket
+                                                   * node.dimm_capacity_bytes)
     tree: Tree = {
         uri: resource(
             uri, "ComputerSystem", node.name, SystemType="Physical",
@@ -65,6 +71,7 @@ def _system(node: CpuNode, system_id: str, description: str, processors: list[st
             ProcessorSummary={"Count": node.sockets, "CoreCount": node.sockets * cpu.cores,
                               "LogicalProcessorCount": node.sockets * cpu.threads,
                               "Model": cpu.name},
+            **({"MemorySummary": memory} if memory else {}),
             Processors=link(f"{uri}/Processors"), Memory=link(f"{uri}/Memory"),
             LogServices=link(f"{uri}/LogServices"),
             Links={"Chassis": [link(f"{ROOT}/Chassis/{system_id}")],
@@ -107,7 +114,8 @@ def _node(node: CpuNode, system_id: str, description: str, boards: Tree,
     """The resources of one node (``boards``: the baseboards' resources, if any)."""
     system_uri = f"{ROOT}/Systems/{system_id}"
     chassis_uri = f"{ROOT}/Chassis/{system_id}"
-    parts = cpu_resources(node, system_uri, chassis_uri) | nic_resources(node, chassis_uri)
+    parts = (cpu_resources(node, system_uri, chassis_uri) | nic_resources(node, chassis_uri)
+             | root_ports(node, chassis_uri))
     parts |= server_chassis(node, system_id, system_uri, parts, board_uris)
     parts |= boards
     processors = [key for key, value in parts.items()
@@ -174,6 +182,8 @@ def cpu_node_tree(node: CpuNode, system_id: str) -> Tree:
 def _cpu_node(node: CpuNode, system_id: str) -> Tree:
     _check_id(system_id)
     description = f"{node.sockets} x {node.cpu.id} ({node.form})"
+    if node.entry_id is not None:
+        description = f"Compute module {node.entry_id}: {description}"
     return _node(node, system_id, description, {}, [])
 
 

@@ -57,7 +57,6 @@ from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS
-from ocplan.catalog.system import System
 from ocplan.errors import SpecError
 from ocplan.jsonio import MAX_JSON_DEPTH, dumps, parse_json
 from ocplan.reports import figures as figures_
@@ -65,7 +64,8 @@ from ocplan.store.scenarios import Scenario, open_scenarios
 from ocplan.web import workers
 from ocplan.web.guard import DEFAULT_ALLOWED_HOSTS, Guard
 from ocplan.web.jobs import DEFAULT_JOB_QUEUE, JobRunner, JobsBusy
-from ocplan.web.redfish_routes import redfish_router
+from ocplan.web.match_routes import match_router
+from ocplan.web.redfish_routes import Managed, redfish_router
 from ocplan.web.workers import (
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT_S,
@@ -159,7 +159,7 @@ def create_app(db_url: str | None = None, token: str | None = None,
                pool_workers: int = DEFAULT_WORKERS, pool_queue: int = DEFAULT_QUEUE,
                request_timeout_s: float = DEFAULT_TIMEOUT_S,
                allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS,
-               redfish_systems: Sequence[System] = ()) -> FastAPI:
+               redfish_systems: Sequence[Managed] = ()) -> FastAPI:
     """Build the app. ``db_url`` is the scenarios database (default ``sqlite:///ocplan.db``).
 
     ``pool_workers``, ``pool_queue`` and ``request_timeout_s`` size the computation pool;
@@ -192,6 +192,8 @@ def create_app(db_url: str | None = None, token: str | None = None,
                        allowed_hosts=allowed_hosts)
     # read-only Redfish view (ocplan.web.redfish_routes); no systems: the catalog's OAMs
     app.include_router(redfish_router(redfish_systems, catalog_dirs))
+    # CPU platform matching and its page (ocplan.web.match_routes)
+    app.include_router(match_router(catalog_dirs, max_body_bytes))
 
     def catalog() -> Catalog:
         return load_catalog(catalog_dirs)

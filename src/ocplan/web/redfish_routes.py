@@ -1,7 +1,9 @@
 """``/redfish``: the Redfish view of composed systems, served read-only.
 
 :func:`redfish_router` serves the tree of :func:`ocplan.redfish.service_tree` for the
-systems it is given. With none, it serves the catalog's OAM modules, each filling its
+systems it is given: accelerator systems, and CPU nodes such as compute modules
+(:func:`ocplan.redfish.module_node`; :func:`ocplan.redfish.read_managed` reads either
+from a file). With none, it serves the catalog's OAM modules, each filling its
 default server (or the generic OAM host, :data:`ocplan.catalog.system.GENERIC_SERVERS`):
 the UBB servers the OCP profile is about, known without any file. The tree is built at
 the first request and kept.
@@ -31,10 +33,13 @@ from fastapi.responses import JSONResponse, Response
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.schema import Accelerator
 from ocplan.catalog.system import System, system_for_chip
-from ocplan.redfish import ROOT, Tree, service_tree
+from ocplan.redfish import ROOT, CpuNode, Tree, service_tree
 from ocplan.redfish.service import metadata_xml, service_document
 
-__all__ = ["REDFISH_HEADERS", "default_systems", "redfish_router", "system_ids"]
+__all__ = ["REDFISH_HEADERS", "Managed", "default_systems", "redfish_router", "system_ids"]
+
+#: What the service can show: an accelerator system or a CPU node (a compute module).
+Managed = System | CpuNode
 
 #: Headers on every Redfish answer.
 REDFISH_HEADERS = {"OData-Version": "4.0", "Allow": "GET, HEAD"}
@@ -58,15 +63,23 @@ def default_systems(catalog: Catalog) -> list[System]:
     return found
 
 
-def system_ids(systems: Sequence[System]) -> dict[str, System]:
+def _fallback_id(system: Managed) -> str:
+    """The id of a system not read from a file."""
+    if isinstance(system, CpuNode):
+        return system.entry_id or system.name
+    return f"{system.accelerator.id}-{system.server.id}"
+
+
+def system_ids(systems: Sequence[Managed]) -> dict[str, Managed]:
     """A Redfish id for each system: its file's name without extension when it was read
-    from one, else ``{accelerator}-{server}``; characters an id cannot hold become
-    ``-``, and a repeated id gets ``-2``, ``-3``..."""
-    named: dict[str, System] = {}
+    from one, else ``{accelerator}-{server}`` (a CPU node: its catalog id, else its
+    name); characters an id cannot hold become ``-``, and a repeated id gets ``-2``,
+    ``-3``..."""
+    named: dict[str, Managed] = {}
     for system in systems:
         source = Path(system.source)
         base = (source.stem if source.suffix in (".yaml", ".yml", ".json")
-                else f"{system.accelerator.id}-{system.server.id}")
+                else _fallback_id(system))
         base = _NOT_ID.sub("-", base).strip("-.")[:60] or "system"
         candidate, n = base, 1
         while candidate in named:
@@ -85,7 +98,7 @@ def _error(status: int, key: str, message: str, resolution: str) -> JSONResponse
     return JSONResponse(body, status_code=status, headers=REDFISH_HEADERS)
 
 
-def redfish_router(systems: Sequence[System] = (),
+def redfish_router(systems: Sequence[Managed] = (),
                    catalog_dirs: tuple[str, ...] = ()) -> APIRouter:
     """The read-only Redfish routes for ``systems`` (none: :func:`default_systems` of
     the catalog with ``catalog_dirs``)."""
@@ -94,7 +107,9 @@ def redfish_router(systems: Sequence[System] = (),
     built: list[Tree] = []
 
     def make() -> Tree:
-        chosen = list(systems) or default_systems(load_catalog(catalog_dirs))
+        chosen: list[Managed] = list(systems)
+        if not chosen:
+            chosen.extend(default_systems(load_catalog(catalog_dirs)))
         return service_tree(system_ids(chosen))
 
     def tree() -> Tree:

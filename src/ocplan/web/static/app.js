@@ -1029,6 +1029,8 @@
 
   async function init() {
     for (const b of $$("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
+    // The Match page is its own page; it keeps the workbench's token.
+    if (TOKEN) $("#match-link").href = "match?token=" + encodeURIComponent(TOKEN);
     showTab(location.hash.slice(1));
     $("#cat-kind").addEventListener("change", listKind);
     $("#cat-filter").addEventListener("input", listKind);
