@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.schema import ComputeModule, Cpu
-from ocplan.checks.module_rules import module_findings, module_memory, module_power
 from ocplan.checks.finding import Finding
+from ocplan.checks.module_rules import module_findings, module_memory, module_power
 
 __all__ = ["GENERIC_DIMM", "Platform", "catalog_platforms", "config_row"]
 
