@@ -39,7 +39,8 @@ def lazy_module(name: str) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.loader is not None, name
+    assert spec is not None, name
+    assert spec.loader is not None, name
     loader = importlib.util.LazyLoader(spec.loader)
     spec.loader = loader
     module = importlib.util.module_from_spec(spec)
