@@ -33,6 +33,7 @@ from ocplan.cpu.calibration import CPU_CALIBRATION_FILE
 from ocplan.cpu.config import config_from_catalog
 from ocplan.cpu.crossval import CalibrationReport, calibrate
 from ocplan.cpu.fitting import Observation
+from ocplan.cpu.microarch import FAMILY_SPECS
 from ocplan.cpu.predict import predict
 from ocplan.results.cpu_validation import observations, read_cpu_cases
 
@@ -50,17 +51,24 @@ ACCEPTANCE: dict[str, tuple[float, float | None]] = {
 #: keyed ``cpu/kind`` or ``cpu`` (any kind); SPECjbb critical and SPEC energy rows get a
 #: commentary computed from the data instead (see :func:`_why`).
 EXPLANATIONS: dict[str, str] = {
-    "kunpeng-920-7260": "only TaiShan v110 CPU: predicted from the arm64 level, whose "
-                        "families (Neoverse N1/V2, AmpereOne, ZXIC) differ by tens of percent",
-    "xeon-platinum-8380": "only Ice Lake CPU: predicted from the Intel level, dominated by "
-                          "newer cores (Golden/Raptor/Redwood Cove) with more IPC and DDR5",
+    "kunpeng-920-7260": "only TaiShan v110 CPU: predicted from the arm64 level (its cache, "
+                        "DDR4 and 128-bit vector specs enter; the arm64 per-core effect is "
+                        "an average of N1, AmpereOne and ZhuFengXin, which differ by tens "
+                        "of percent per clock)",
+    "xeon-platinum-8380": "only Ice Lake CPU: predicted from the Intel level (its DDR4 and "
+                          "smaller cache enter through the memory laws; the Sunny Cove core's "
+                          "lower IPC does not)",
     "xeon-platinum-8480p": "only Sapphire Rapids CPU: predicted from its core design's other "
-                           "family, Emerald Rapids, which has 2.7x the L3 per core",
-    "epyc-9754": "only Zen 4c CPU: predicted from Zen 4 (same core, half the L3 per core)",
-    "ampere-altra-max-m128-30": "the two Neoverse N1 CPUs differ in bandwidth per core "
-                                "(1.6 vs 2.6 GB/s) and cache per core more than the shared "
-                                "memory terms capture; with one left out the other sets the "
-                                "family",
+                           "family, Emerald Rapids (the 2.7x smaller L3 per core enters "
+                           "through the cache law)",
+    "xeon-platinum-8480p/int_speed": "only Sapphire Rapids CPU: SPECspeed has no memory term, "
+                                     "so the core-design level (Emerald Rapids, 3.9 GHz "
+                                     "parts) sets it",
+    "epyc-9754": "only Zen 4c CPU: predicted from Zen 4 (same core; its 2 MB L3 per core "
+                 "enters through the cache law)",
+    "ampere-altra-max-m128-30": "the two Neoverse N1 CPUs differ in system-level cache per "
+                                "core (0.125 vs 0.4 MB), which the family-level cache figure "
+                                "does not separate",
     "ampere-altra-q80-33": "see Altra Max: one N1 CPU predicts the other",
     "xeon-gold-6530": "TDP per core 1.5x the 8592+'s, yet the same per-core score: Intel's "
                       "per-SKU all-core turbo is not published and the TDP law over-predicts "
@@ -72,6 +80,8 @@ EXPLANATIONS: dict[str, str] = {
                                    "Composite row is a single result",
     "xeon-6517p": "no TDP or maximum boost published: its clock is the family's median boost; "
                   "its 2P fp result scales only 1.8x from 1P",
+    "xeon-6767p/jbb_max": "no TDP published (clock = base x headroom); 2P MultiJVM = 1.97x "
+                          "its 1P vs the 2.17x of the MultiJVM socket exponent",
     "epyc-9965/int_rate": "the 1P median (1405, range 153-1630) is low: 2P/1P = 2.2",
     "epyc-9965/jbb_max": "Composite 2P = 1.32x its 1P (MultiJVM: 2.18x), a NUMA penalty well "
                          "beyond the Composite socket exponent's 1.64x",
@@ -80,10 +90,13 @@ EXPLANATIONS: dict[str, str] = {
     "epyc-9654/jbb_max": "left out, Zen 4 has no other SPECjbb rows: predicted from the "
                          "family's SPEC CPU effect",
     "epyc-9355/jbb_max": "median of 4 MultiJVM results (medium confidence)",
-    "epyc-9355/fp_rate": "32 cores on 12 channels: compute-bound, under-predicted like the "
-                         "9374F: the family's fp effect is set by its many-core parts",
-    "epyc-9374f/fp_rate": "see 9355: the 32-core F parts run above the family's fp effect",
-    "zxic-zhufengxin-8167": "only ZXIC CPU, core design unpublished: arm64-level prediction",
+    "epyc-9355/fp_rate": "32 cores on 12 channels (8 MB L3 per core, twice the Zen 5 figure "
+                         "the cache law reads): under-predicted like the 9374F",
+    "epyc-9374f/fp_rate": "see 9355: the 32-core F parts have 8 MB L3 per core, twice their "
+                          "family's figure",
+    "zxic-zhufengxin-8167": "only ZXIC CPU, core design and vector units unpublished: "
+                            "arm64-level prediction; memory channels unpublished (one DIMM "
+                            "per channel assumed)",
     "ampereone-a192-32x": "only AmpereOne CPU: predicted from the Ampere (Neoverse N1) level",
     "nvidia-grace": "only Grace CPU, no SPEC CPU rows: predicted from the arm64 level",
     "epyc-9535/int_speed": "maximum boost not published: the Zen 5 median (4.4 GHz) is used",
@@ -200,6 +213,8 @@ def _parameters(report: CalibrationReport) -> str:
         "- memory: " + "; ".join(
             f"{k}: {math.exp(v['log_score_per_Bps']) * 1e9:.3g} per GB/s, bandwidth-bound "
             f"share {v['bandwidth_share']:.2f}" for k, v in par["memory"].items()),
+        f"- cache law exponent a = {par['physics']['cache_exponent']:.3f} (prior 0.5); "
+        f"vector law exponent b = {par['physics']['vector_exponent_fp']:.3f} (fp rate)",
         "- SPECjbb socket exponent (T ~ S^(1+beta)): " + ", ".join(
             f"{k} {v:+.3f}" for k, v in par["socket_exponent"].items()),
         "- SPECjbb critical/max ratio: " + ", ".join(
@@ -258,6 +273,19 @@ def _external_table(rows: list[dict[str, Any]]) -> str:
                    for r in rows])
 
 
+def _microarch_table() -> str:
+    """The published micro-architecture specs the cache and vector laws read."""
+    mb = 1e6
+    return _table(["family", "L2 / core (MB)", "L3 / core (MB)", "cache law c (MB)",
+                   "FP64 FLOP / cycle", "L3 reference"],
+                  [[f.family, f"{f.l2_per_core / mb:.3g}", f"{f.l3_per_core / mb:.3g}",
+                    f"{f.cache_per_core_bytes / mb:.3g}",
+                    "-" if f.fp64_flop_per_cycle is None else str(f.fp64_flop_per_cycle),
+                    f"{f.reference_cpu}: {f.l3_reference / mb:g} MB / {f.reference_cores} "
+                    f"cores" + (f" ({f.note})" if f.note else "")]
+                   for f in FAMILY_SPECS.values()])
+
+
 def _rounded(value: Any) -> Any:
     """Floats to 10 significant digits (stable, readable JSON diffs)."""
     if isinstance(value, float):
@@ -282,6 +310,10 @@ script or the model and rerun it.
 
 {DOC_MODEL}
 
+Micro-architecture specs per family (published; sources in `src/ocplan/cpu/microarch.py`):
+
+{_microarch_table()}
+
 ## Acceptance (ocplan issue 12)
 
 {_acceptance(report)}
@@ -290,6 +322,8 @@ script or the model and rerun it.
 Rapids, Ice Lake, Zen 4c, TaiShan v110, AmpereOne, ZhuFengXin): left out, their family
 has no data and they are predicted from the next level up (flagged). "Seen-family rows"
 are the LOCO cases whose family kept calibrated CPUs.
+
+{BEFORE_AFTER}
 
 ## Errors per benchmark (|predicted / measured - 1|, %)
 
@@ -329,6 +363,16 @@ no row in `{csv_path.name}`, predicted from the catalog entry alone:
     return text
 
 
+BEFORE_AFTER = """Before the micro-architecture laws (cache law, DDR generation, vector law, LPDDR5X
+channel width, channels from DIMMs; the model of the previous revision of this report),
+the same script measured: SPECrate int LOCO 3.5 / 14.6 % (in-sample 1.7 / 4.1), fp 4.2 /
+19.3 % (2.3 / 8.1), SPECjbb max-jOPS 5.2 / 13.2 % (2.0 / 8.0), SPECspeed 2.3 / 7.6 %;
+LOFO int 15.3 / 22.4 %, fp 24.6 / 37.1 %; LOFO interval coverage 83 %; energy Spearman
+(LOCO) int 0.96, fp 0.79, pooled 0.85. The p90 misses came from the one-CPU families and
+the Neoverse N1 pair: left out, they were predicted from a level whose members have other
+caches, memory generations and vector widths."""
+
+
 def _spearman_text(groups: dict[str, dict[str, Any]]) -> str:
     return ", ".join(f"{g} {f['spearman']:.2f} (n={f['n']})" for g, f in groups.items()
                      if f["spearman"] is not None)
@@ -351,9 +395,27 @@ predicted from a stored measurement. Units are SI inside (`src/ocplan/cpu/model.
   throughput per Hz, SMT = 1.3 for int rate and SPECjbb with two threads per core (Intel's
   "up to 30 %"; no row runs an SMT-capable x86 CPU with SMT off, so it is not fitted), 1.0
   for fp (medians mix SMT settings; 1P->2P pairs that differ in SMT scale 1.97-2.06x).
-- **Memory-bandwidth limit**: `T = C (1 + (C/M)^2)^(-phi/2)`, M = theoretical bandwidth
-  (README formula) x a score per B/s, phi the bandwidth-bound share of the suite's
-  geometric mean: phi = 1 is a smooth roofline; both per kind (int, fp, SPECjbb).
+- **Memory-bandwidth limit**: `T = C (1 + (C/M)^2)^(-phi/2)`, phi the bandwidth-bound
+  share of the suite's geometric mean (phi = 1 is a smooth roofline) and
+  `M = B e_type mu_k (c / 5 MB)^a`:
+  - B theoretical bandwidth (README formula; a DDR channel moves 8 B per transfer, an
+    LPDDR5X channel as NVIDIA counts Grace's 16 moves 4 B, which gives Grace's published
+    512 GB/s; channels not published but DIMMs known: one DIMM per channel);
+  - e_type the DRAM generation's sustained efficiency relative to DDR5: 1/1.36 for DDR4
+    (Micron: DDR5 has 1.36x the effective bandwidth of DDR4 at the same 3200 MT/s: two
+    independent subchannels, twice the banks), 1 for DDR5, MRDIMM and LPDDR5X (sourced,
+    not fitted);
+  - the **cache law**: c = L2 + L3 share per core of the family
+    (`src/ocplan/cpu/microarch.py`, vendor documents), a the exponent of the power law of
+    cache misses (miss rate ~ c^-a, the "sqrt(2) rule", a ~ 0.5; Hartstein et al. 2006):
+    a core with more cache sends fewer bytes to DRAM per unit of work. One global a, fitted
+    with a prior at 0.5 (sd 0.25);
+  - mu_k a score per B/s and phi_k per kind (int, fp, SPECjbb).
+- **Vector law** (fp rate only): per-core fp throughput x (F / 16)^b, F the family's peak
+  FP64 FLOP per core and cycle of its FMA pipes (8 for two 128-bit NEON pipes, 16 for two
+  256-bit, 32 for two 512-bit): Amdahl's law over the suite, only its vectorised,
+  compute-bound part gains. One global b, fitted (prior 0 +- 0.3). A family without a
+  published figure (ZhuFengXin) sits at the reference and says so in the notes.
 - **SPECspeed int**: `T = f_max ipc_speed` (single-thread bound: maximum boost).
 - **SPECjbb2015 max-jOPS**: rate-like, `C ~ S^(1 + beta_cat)`: MultiJVM and Composite
   score alike on one socket and part on two (one JVM across NUMA nodes scales worse).
@@ -375,9 +437,11 @@ predicted from a stored measurement. Units are SI inside (`src/ocplan/cpu/model.
 - **Intervals**: x/÷ exp(w), w = 90th percentile of |ln(pred/meas)| of the benchmark kind
   under LOCO (family seen) or LOFO (family unseen; never narrower).
 
-Parameters: 4 kind intercepts, 3 clock, 6 memory, 2 SPECjbb socket exponents, one effect
-per ISA, vendor and core design, and per family one shared effect plus one per benchmark
-kind (int rate, fp rate, speed, SPECjbb). Nothing per CPU, per row or per source.
+Parameters: 4 kind intercepts, 3 clock, 6 memory, 2 micro-architecture exponents (cache,
+vector), 2 SPECjbb socket exponents, one effect per ISA, vendor and core design, and per
+family one shared effect plus one per benchmark kind (int rate, fp rate, speed, SPECjbb).
+Nothing per CPU, per row or per source; the micro-architecture table holds published
+specs per family, not fitted values.
 
 Not modelled: MLPerf CPU inference (two Intel systems, different networks per row: a
 physical model would need per-network FLOP and byte counts and AMX efficiencies, and a
@@ -389,22 +453,41 @@ DOC_ENERGY = """Power model: wall power at full load `P = (S TDP x 1.02 + 0.284 
 x (1 + 0.33)` (Boavizta API: CPU consumption at 100 % load = 1.02 x TDP from TEADS
 measurements; RAM 0.284 W/GB; other components 0.33 of CPU + RAM). The predicted energy
 metric is a fitted scale (one global number) x predicted score / P, so the ranking is
-that of predicted score per watt. The fp ranking misses because SPEC energy runs are tuned
-for efficiency and differ from the medians the model predicts: the Xeon 6787P energy run
-scored 1300 (SMT off) against a 1675 median, the EPYC 1P energy runs 475-760 against
-708-941 medians; predicted perf/W of those systems is therefore too high (6787P) or
-their 1P/2P order is decided by a few percent of platform power."""
+that of predicted score per watt. The int ranking meets the line; the fp ranking does not,
+because SPEC energy runs are tuned for efficiency and differ from the medians the model
+predicts: the Xeon 6787P energy run scored 1300 (SMT off) against a 1675 median, the EPYC
+energy runs 475-1220 against 708-1420 medians (their wall power, score / energy ratio, is
+0.37-0.57 of the Boavizta estimate, the Intel runs' 0.62-0.77). The order of the EPYC
+9754 and 9654 rows, whose predicted power is the same (360 W TDP), follows predicted fp
+scores that differ by 2-8 % (the 9754's smaller L3 per core lowers it through the cache
+law; measured, the 9754 is 1 % ahead), and 1P and 2P rows of one CPU tie (the power model
+scales with sockets). No physical term of the row's specs separates tuned energy runs;
+fitting a per-vendor power factor on these 14 rows would be a fit of the ranked data
+itself."""
 
 DOC_LIMITS = """## Limits
 
-- The p90 lines for SPECrate int and fp are met on the CPUs whose family keeps calibrated
-  CPUs when one is left out, not over all rows: six of the 32 modelled CPUs are the only
-  ones of their family, and the next level up (core design, vendor, ISA) predicts them
-  12-100 % off. Their predictions are flagged and carry the wider unseen-family interval.
+- Six of the 32 modelled CPUs are the only ones of their family: left out, the next level
+  up (core design, vendor, ISA) predicts them, with their own cache, DRAM and vector specs;
+  the Kunpeng 920 (arm64 level) stays 19-28 % off, Ice Lake and Sapphire Rapids 7-12 %.
+  Their predictions are flagged and carry the wider unseen-family interval.
+- The cache law reads the family's L2 + L3 per core (the full-core-count part's). SKUs
+  with fewer cores per L3 complex (EPYC 9374F, 9355: 8 MB L3 per core) or a smaller
+  system-level cache (Altra Max: 16 MB for 128 cores) deviate from it; their fp errors
+  (up to 9 %) are left, not absorbed by a per-CPU term. A family missing from the
+  micro-architecture table is predicted at the laws' reference values and noted.
+- The DDR4/DDR5 efficiency ratio (1/1.36) is Micron's at 3200 MT/s; the three DDR4
+  families are all the data has on it, so it is taken from the source, not fitted.
 - No Arm CPU has a SPECspeed row and Grace has no SPEC CPU row: those predictions rest on
   the family's shared effect (set by its other benchmarks) and are flagged "no <kind>
   measurement for family X"; they are not validated.
 - The SMT uplift of int rate and SPECjbb (1.3) is a published figure the data cannot test.
+- SPECjbb2015 Composite on two sockets: the 2P/1P ratio falls with threads per socket
+  (EPYC 9575F 1.87x at 128 threads, 9965 1.32x at 384). A Universal Scalability Law term
+  (cross-socket contention + coherency k n) fits that trend (in-sample 1.8 / 7.0 %, worst
+  LOCO row 9965 2P +16 % instead of +38 %) but moved the LOCO median from 5.4 to 6.3 %,
+  past the 6 % line, and made the fit 5x slower; the single socket exponent per category
+  is kept.
 - The published medians mix compilers, BIOS settings and SMT; 41 of the 44 Sapphire Rapids
   CINT results behind C100 were built with the compilers SPEC found to inflate CINT by
   4-9 %. A CPU-level error of a few percent is within that spread.
@@ -412,7 +495,7 @@ DOC_LIMITS = """## Limits
   is too narrow (LOCO coverage one in three). The three rows that state no memory speed
   cannot be predicted.
 - SPEC energy: the power model is Boavizta's, not fitted (one global scale is); the fp
-  ranking misses the 0.9 line (see above).
+  and pooled rankings miss the 0.9 line (see above).
 - SPECjbb critical-jOPS is max-jOPS x one ratio per category; the ratio spreads 2.6x within
   a CPU, so the interval is wide (about x/÷ 1.3 seen, 1.6 unseen).
 - Catalog-based configurations (`config_from_catalog`) assume memory at the rated speed,
@@ -432,6 +515,20 @@ DOC_SOURCES = """## Sources
   `docs/docs/Explanations/components/cpu.md` (0.12/0.32/0.75/1.02 x TDP at 0/10/50/100 %
   load), `components/ram.md` (0.284 W/GB), `devices/server.md` (other_consumption_ratio
   0.33).
+- DDR4 vs DDR5 effective bandwidth: Micron, "Introducing Micron DDR5 SDRAM: More Than a
+  Generational Update" (white paper, 2019; DDR5-3200 1.36x the effective bandwidth of
+  DDR4-3200), as quoted by Blocks & Files, "DDR5", 2022-04-23
+  (blocksandfiles.com/2022/04/23/ddr5/).
+- Cache law: A. Hartstein, V. Srinivasan, T. R. Puzak, P. G. Emma, "Cache miss behavior:
+  is it sqrt(2)?", ACM Computing Frontiers 2006 (miss rate ~ C^-a, a ~ 0.5).
+- Micro-architecture table (`src/ocplan/cpu/microarch.py`, each entry with its sources):
+  Intel ARK (L3, cores) and the Intel 64 and IA-32 Optimization Reference Manual (two
+  512-bit FMA units); AMD Software Optimization Guides for Zen 2/4/5 (pub. 56305, 57647,
+  58455) and product pages; Arm Neoverse N1 and V2 Software Optimization Guides; Ampere
+  Altra and AmpereOne product briefs; NVIDIA Grace CPU Superchip architecture blog;
+  WikiChip (TaiShan v110, Ice Lake-SP, Sapphire Rapids); the ZhuFengXin SPEC disclosures.
+- LPDDR5X channel width: NVIDIA Grace CPU Superchip datasheet (up to 512 GB/s of LPDDR5X
+  per Grace CPU from 16 channels).
 - Core designs: TechPowerUp, "AMD Zen 4c Not an E-core, 35% Smaller than Zen 4, but with
   Identical IPC", 2023-06-14 (techpowerup.com/310057); TechPowerUp report on 5th Gen EPYC
   "Turin" engineering samples, 2024 (Zen 5c keeps Zen 5's ISA and IPC); ComputerBase,

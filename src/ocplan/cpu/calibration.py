@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ocplan.cpu.benchmarks import FIT_KINDS, JBB_CATEGORIES, MEMORY_KINDS
-from ocplan.cpu.design import LEVELS, Layout, Levels, sigmoid
+from ocplan.cpu.design import LEVELS, PHYSICS, Layout, Levels, sigmoid
 from ocplan.cpu.model import UNCORE_POWER_MAX_W, Array
 from ocplan.errors import SpecError
 
@@ -107,6 +107,7 @@ class CpuCalibration:
                                                strict=True)}
         params["socket_exponent"] = dict(zip(JBB_CATEGORIES, th[sl["socket_exponent"]],
                                              strict=True))
+        params["physics"] = dict(zip(PHYSICS, th[sl["physics"]], strict=True))
         return {
             "format": FORMAT, "parameters": params, "kinds_fitted": list(self.kinds_fitted),
             "family_kinds": {f: list(k) for f, k in self.family_kinds.items()},
@@ -135,6 +136,7 @@ class CpuCalibration:
         theta += [p["memory"][k]["log_score_per_Bps"] for k in MEMORY_KINDS]
         theta += [_logit(p["memory"][k]["bandwidth_share"]) for k in MEMORY_KINDS]
         theta += [p["socket_exponent"][c] for c in JBB_CATEGORIES]
+        theta += [p.get("physics", {}).get(k, 0.0) for k in PHYSICS]
         return cls(
             levels=levels, theta=tuple(float(t) for t in theta),
             kinds_fitted=tuple(data["kinds_fitted"]),

@@ -22,10 +22,12 @@ from ocplan.units import DECIMAL_PREFIXES
 __all__ = [
     "CORE_DESIGN",
     "ISAS",
+    "MEMORY_TYPES",
     "CpuConfig",
     "config_from_catalog",
     "config_from_row",
     "core_design",
+    "memory_type",
     "row_problem",
 ]
 
@@ -35,6 +37,8 @@ MTS = DECIMAL_PREFIXES["M"]
 GB = DECIMAL_PREFIXES["G"]
 
 ISAS = ("x86-64", "arm64", "riscv64")
+#: DRAM generations of the validation layout's ``memory_type`` column.
+MEMORY_TYPES = ("DDR4", "DDR5", "MRDIMM", "LPDDR5X")
 
 #: Families that reuse another family's core design, grouped so that a family without
 #: measurements can fall back on its design's calibration (flagged as such):
@@ -63,6 +67,14 @@ INTEGER_COLUMNS = ("sockets", "cores_per_socket", "threads_per_core",
 REQUIRED_COLUMNS = ("cpu", "family", "vendor", "isa", "sockets", "cores_per_socket", "base_ghz")
 
 
+def memory_type(text: str) -> str | None:
+    """The DRAM generation a memory description names (:data:`MEMORY_TYPES`, matched at the
+    start: ``DDR5-6000 (6400 on qualified platforms)`` -> ``DDR5``), else None (unstated or
+    a type the model does not distinguish)."""
+    head = text.strip().upper()
+    return next((t for t in MEMORY_TYPES if head.startswith(t)), None)
+
+
 def core_design(family: str) -> str:
     """The core design a family belongs to (:data:`CORE_DESIGN`), else the family itself."""
     return CORE_DESIGN.get(family, family)
@@ -89,6 +101,9 @@ class CpuConfig:
     memory_channels_per_socket, memory_transfers_per_s, dimms_total, memory_bytes
         Memory as configured: channels of the CPU, speed (transfers/s), DIMMs in the
         system (``None``: one per channel or on-package) and total capacity.
+    memory_type
+        DRAM generation as configured (:data:`MEMORY_TYPES`: ``DDR4``, ``DDR5``,
+        ``MRDIMM``, ``LPDDR5X``); ``None``: not stated.
     """
 
     cpu: str
@@ -106,6 +121,7 @@ class CpuConfig:
     memory_transfers_per_s: float | None = None
     dimms_total: int | None = None
     memory_bytes: float | None = None
+    memory_type: str | None = None
 
     def __post_init__(self) -> None:
         problems = [p for p in (
@@ -124,6 +140,10 @@ class CpuConfig:
         if self.isa not in ISAS:
             problems.append(Problem("CpuConfig", "isa", f"expected one of {', '.join(ISAS)}",
                                     self.isa))
+        if self.memory_type is not None and self.memory_type not in MEMORY_TYPES:
+            problems.append(Problem("CpuConfig", "memory_type",
+                                    f"expected one of {', '.join(MEMORY_TYPES)}",
+                                    self.memory_type))
         if not self.family.strip():
             problems.append(Problem("CpuConfig", "family", "expected a family id", self.family))
         if problems:
@@ -212,7 +232,8 @@ def config_from_row(row: Mapping[str, str], source: str = "row", line: int = 0) 
         max_boost_Hz=_number(row, "max_boost_ghz", GHZ), tdp_W=_number(row, "tdp_w"),
         memory_channels_per_socket=_whole(row, "memory_channels_per_socket"),
         memory_transfers_per_s=_number(row, "memory_mts", MTS),
-        dimms_total=_whole(row, "dimms_total"), memory_bytes=_number(row, "memory_gb", GB))
+        dimms_total=_whole(row, "dimms_total"), memory_bytes=_number(row, "memory_gb", GB),
+        memory_type=memory_type(_cell(row, "memory_type")))
 
 
 def config_from_catalog(cpu: Cpu, sockets: int = 1, *, family: str | None = None,
@@ -238,4 +259,5 @@ def config_from_catalog(cpu: Cpu, sockets: int = 1, *, family: str | None = None
         threads_per_core=threads_per_core or cpu.threads // cpu.cores,
         all_core_boost_Hz=cpu.all_core_clock, max_boost_Hz=cpu.boost_clock, tdp_W=cpu.tdp,
         memory_channels_per_socket=cpu.memory_channels, memory_transfers_per_s=mts,
-        dimms_total=dimms_total, memory_bytes=memory_bytes)
+        dimms_total=dimms_total, memory_bytes=memory_bytes,
+        memory_type=memory_type(cpu.memory_type or ""))

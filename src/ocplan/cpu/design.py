@@ -27,24 +27,35 @@ import numpy.typing as npt
 
 from ocplan.cpu.benchmarks import FIT_KINDS, JBB_CATEGORIES, MEMORY_KINDS
 from ocplan.cpu.config import CpuConfig
+from ocplan.cpu.microarch import family_spec
 from ocplan.cpu.model import (
+    CACHE_REFERENCE_BYTES,
     SMT_UPLIFT,
     UNCORE_POWER_MAX_W,
+    VECTOR_REFERENCE_FLOP_PER_CYCLE,
     Array,
+    cache_traffic_log,
+    channel_bytes_per_transfer,
+    memory_efficiency_log,
     memory_limited_log,
     sustained_clock_log,
     tdp_clock_log,
     theoretical_bandwidth_Bps,
+    vector_width_log,
 )
 
-__all__ = ["LEVELS", "Design", "Layout", "Levels", "Terms", "build_design", "evaluate",
-           "sigmoid"]
+__all__ = ["LEVELS", "PHYSICS", "Design", "Layout", "Levels", "Terms", "build_design",
+           "evaluate", "sigmoid", "system_bandwidth_Bps"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: The nested levels of the per-core throughput, coarsest first.
 LEVELS = ("isa", "vendor", "core_design", "family")
+#: Exponents of the micro-architecture laws, in parameter order: the cache law
+#: (:func:`~ocplan.cpu.model.cache_traffic_log`) and the vector law
+#: (:func:`~ocplan.cpu.model.vector_width_log`) of floating-point rate.
+PHYSICS = ("cache_exponent", "vector_exponent_fp")
 
 
 def sigmoid(z: Any) -> Array:
@@ -92,7 +103,7 @@ class Layout:
             sizes[level] = len(self.levels.values(level))
         sizes["family_kind"] = len(self.levels.family) * len(FIT_KINDS)
         sizes.update(clock=3, log_memory=len(MEMORY_KINDS), memory_share=len(MEMORY_KINDS),
-                     socket_exponent=len(JBB_CATEGORIES))
+                     socket_exponent=len(JBB_CATEGORIES), physics=len(PHYSICS))
         slices, start = {}, 0
         for name, n in sizes.items():
             slices[name] = slice(start, start + n)
@@ -122,6 +133,9 @@ class Design:
     log_bandwidth: Array
     memory_bytes: Array
     level_index: dict[str, IntArray]
+    cache_per_core_bytes: Array
+    fp64_flop_per_cycle: Array
+    log_memory_efficiency: Array
 
     @property
     def n(self) -> int:
@@ -154,14 +168,24 @@ def build_design(rows: Sequence[tuple[CpuConfig, str, str]], levels: Levels,
             note.append("TDP not published: sustained clock = base x fitted headroom")
     configs = [r[0] for r in rows]
     nan = math.nan
-    bandwidth = theoretical_bandwidth_Bps(
-        [c.sockets for c in configs],
-        [c.memory_channels_per_socket or nan for c in configs],
-        [c.dimms_total or nan for c in configs],
-        [c.memory_transfers_per_s or nan for c in configs])
+    bandwidth = system_bandwidth_Bps(configs)
+    cache, width = [], []
     for c, note in zip(configs, notes, strict=True):
-        if c.memory_transfers_per_s is None or c.memory_channels_per_socket is None:
+        if c.memory_transfers_per_s is None or (c.memory_channels_per_socket is None
+                                                and c.dimms_total is None):
             note.append("memory speed or channels not published: no bandwidth limit")
+        elif c.memory_channels_per_socket is None:
+            note.append("memory channels not published: one DIMM per channel assumed")
+        spec = family_spec(c.family)
+        if spec is None:
+            note.append(f"no micro-architecture specs for family {c.family}: cache and "
+                        "vector laws at their reference values")
+        elif spec.fp64_flop_per_cycle is None:
+            note.append(f"vector width of family {c.family} not published: vector law at "
+                        "its reference value")
+        cache.append(CACHE_REFERENCE_BYTES if spec is None else spec.cache_per_core_bytes)
+        width.append(VECTOR_REFERENCE_FLOP_PER_CYCLE if spec is None
+                     or spec.fp64_flop_per_cycle is None else spec.fp64_flop_per_cycle)
     index = {level: np.array([_position(levels.values(level), levels.value_of(level, c))
                               for c in configs], dtype=np.int64) for level in LEVELS}
     kinds = [r[1] for r in rows]
@@ -178,8 +202,23 @@ def build_design(rows: Sequence[tuple[CpuConfig, str, str]], levels: Levels,
         log_bandwidth=np.log(bandwidth),
         memory_bytes=np.array([c.memory_bytes if c.memory_bytes is not None else nan
                                for c in configs]),
-        level_index=index)
+        level_index=index, cache_per_core_bytes=np.array(cache, dtype=np.float64),
+        fp64_flop_per_cycle=np.array(width, dtype=np.float64),
+        log_memory_efficiency=memory_efficiency_log([c.memory_type for c in configs]))
     return design, notes
+
+
+def system_bandwidth_Bps(configs: Sequence[CpuConfig]) -> Array:
+    """Theoretical DRAM bandwidth of each configuration as configured, B/s (NaN where the
+    memory speed, or both the channels and the DIMM count, are not published):
+    :func:`~ocplan.cpu.model.theoretical_bandwidth_Bps` with the channel width of its
+    memory type."""
+    nan = math.nan
+    return theoretical_bandwidth_Bps(
+        [c.sockets for c in configs], [c.memory_channels_per_socket or nan for c in configs],
+        [c.dimms_total or nan for c in configs],
+        [c.memory_transfers_per_s or nan for c in configs],
+        channel_bytes_per_transfer([c.memory_type for c in configs]))
 
 
 def _position(values: tuple[str, ...], value: str) -> int:
@@ -218,6 +257,9 @@ def evaluate(design: Design, layout: Layout, theta: Array) -> Terms:
     family_kind = np.concatenate([layout.block(th, "family_kind"), np.zeros((th.shape[0], nk))],
                                  axis=1)
     ipc = ipc + family_kind[:, fam * nk + kind]
+    physics = layout.block(th, "physics")
+    fp = kind == FIT_KINDS.index("fp_rate")
+    ipc = ipc + vector_width_log(design.fp64_flop_per_cycle, np.where(fp, physics[:, 1:2], 0.0))
     clock = layout.block(th, "clock")
     log_c, uncore, log_h = clock[:, :1], UNCORE_POWER_MAX_W * sigmoid(clock[:, 1:2]), clock[:, 2:3]
     tdp_known = ~np.isnan(design.tdp_W)
@@ -236,7 +278,9 @@ def evaluate(design: Design, layout: Layout, theta: Array) -> Terms:
                                for k in FIT_KINDS])[kind]
     log_mu = layout.block(th, "log_memory")[:, memory_of_kind]
     share = sigmoid(layout.block(th, "memory_share"))[:, memory_of_kind]
-    log_memory = np.where(speed, np.nan, design.log_bandwidth + log_mu)
+    log_memory = np.where(speed, np.nan, design.log_bandwidth + log_mu
+                          + design.log_memory_efficiency
+                          + cache_traffic_log(design.cache_per_core_bytes, physics[:, 0:1]))
     log_value = np.where(speed, log_compute, memory_limited_log(log_compute, log_memory, share))
     return Terms(log_clock=np.broadcast_to(log_clock, log_value.shape), log_compute=log_compute,
                  log_memory=log_memory, log_value=log_value)

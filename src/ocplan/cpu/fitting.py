@@ -31,8 +31,17 @@ import numpy as np
 from ocplan.cpu.benchmarks import FIT_KINDS, JBB_CATEGORIES, MEMORY_KINDS, benchmark, jbb_category
 from ocplan.cpu.calibration import CpuCalibration
 from ocplan.cpu.config import CpuConfig
-from ocplan.cpu.design import LEVELS, Design, Layout, Levels, build_design, evaluate
-from ocplan.cpu.model import UNCORE_POWER_MAX_W, Array, theoretical_bandwidth_Bps, wall_power_W
+from ocplan.cpu.design import (
+    LEVELS,
+    PHYSICS,
+    Design,
+    Layout,
+    Levels,
+    build_design,
+    evaluate,
+    system_bandwidth_Bps,
+)
+from ocplan.cpu.model import UNCORE_POWER_MAX_W, Array, wall_power_W
 
 __all__ = ["ROBUST_SCALE", "SIGMA_FAMILY_KIND", "SIGMA_HEADROOM", "SIGMA_LEVEL", "Observation",
            "fit"]
@@ -52,6 +61,13 @@ SIGMA_HEADROOM = 0.2
 #: Initial memory-throughput offset above the median measured score per B/s (ln units):
 #: starts the fit with the bandwidth limit present but not binding.
 START_MEMORY_MARGIN = 0.5
+#: Priors (centre, standard deviation) of the micro-architecture law exponents
+#: (:data:`~ocplan.cpu.design.PHYSICS`). Cache law: centred on 0.5, the "sqrt(2) rule" of
+#: cache misses (Hartstein et al., Computing Frontiers 2006), sd 0.25 (the range they
+#: report across workloads, 0.3-0.7, is about +-1 sd). Vector law: centred on 0 (no
+#: effect), sd 0.3.
+PHYSICS_PRIORS: dict[str, tuple[float, float]] = {
+    "cache_exponent": (0.5, 0.25), "vector_exponent_fp": (0.0, 0.3)}
 FD_STEP = 1e-6
 MAX_ITERATIONS = 300
 RELATIVE_TOLERANCE = 1e-10
@@ -160,6 +176,7 @@ def _start(layout: Layout, design: Design, y: Array, log_headroom: float, uncore
     sl = layout.slices
     x[sl["clock"]] = [math.log(coefficient), math.log(uncore_W / (UNCORE_POWER_MAX_W - uncore_W)),
                       log_headroom]
+    x[sl["physics"]] = [PHYSICS_PRIORS[name][0] for name in PHYSICS]
     x[sl["log_memory"]] = 50.0  # no bandwidth limit while the intercepts are estimated
     terms = evaluate(design, layout, x)
     gap = y - terms.log_compute[0]
@@ -176,7 +193,8 @@ def _start(layout: Layout, design: Design, y: Array, log_headroom: float, uncore
 #: Parameter blocks that enter the model nonlinearly (or as the intercepts that carry the
 #: derivative of each row with respect to its per-core throughput): their Jacobian columns
 #: are finite differences; the level and family x kind columns follow from the intercepts'.
-DIFFERENCED_BLOCKS = ("intercept", "clock", "log_memory", "memory_share", "socket_exponent")
+DIFFERENCED_BLOCKS = ("intercept", "clock", "log_memory", "memory_share", "socket_exponent",
+                      "physics")
 #: Starting points of the clock law tried by :func:`fit` (uncore W, Hz per W^(1/3)): the
 #: (coefficient, uncore power) surface has several local minima; the lowest cost wins.
 CLOCK_STARTS = ((60.0, 2.2e9), (100.0, 2.8e9), (130.0, 1.8e9))
@@ -210,15 +228,19 @@ def _fit_core(observations: Sequence[Observation], max_boost: dict[str, float],
                              levels, max_boost)
     y = np.log([o.value for o in rows])
     weights = np.zeros(layout.size)
+    centres = np.zeros(layout.size)
     for level in LEVELS:
         weights[layout.slices[level]] = ROBUST_SCALE / SIGMA_LEVEL
     weights[layout.slices["family_kind"]] = ROBUST_SCALE / SIGMA_FAMILY_KIND
     h_index = layout.slices["clock"].start + 2
-    weights_h = ROBUST_SCALE / SIGMA_HEADROOM
+    weights[h_index], centres[h_index] = ROBUST_SCALE / SIGMA_HEADROOM, log_headroom
+    for i, name in enumerate(PHYSICS):
+        centre, sigma = PHYSICS_PRIORS[name]
+        weights[layout.slices["physics"].start + i] = ROBUST_SCALE / sigma
+        centres[layout.slices["physics"].start + i] = centre
     ridge = np.flatnonzero(weights)
-    prior_jac = np.zeros((len(ridge) + 1, layout.size))
+    prior_jac = np.zeros((len(ridge), layout.size))
     prior_jac[np.arange(len(ridge)), ridge] = weights[ridge]
-    prior_jac[-1, h_index] = weights_h
     differenced = np.concatenate([np.arange(layout.slices[b].start, layout.slices[b].stop)
                                   for b in DIFFERENCED_BLOCKS])
     indicators = _indicators(design, layout)
@@ -228,9 +250,8 @@ def _fit_core(observations: Sequence[Observation], max_boost: dict[str, float],
         return _soft_l1(evaluate(design, layout, batch).log_value - y)
 
     def residuals(batch: Array) -> Array:
-        prior = batch[:, ridge] * weights[ridge]
-        headroom = (batch[:, h_index:h_index + 1] - log_headroom) * weights_h
-        return np.concatenate([data(batch), prior, headroom], axis=1)
+        prior = (batch[:, ridge] - centres[ridge]) * weights[ridge]
+        return np.concatenate([data(batch), prior], axis=1)
 
     def jacobian(x: Array, r: Array) -> Array:
         batch = np.repeat(x[None, :], len(differenced), axis=0)
@@ -274,14 +295,11 @@ def _critical_ratios(observations: Sequence[Observation]) -> dict[str, float]:
 def _stream_fraction(observations: Sequence[Observation]) -> float | None:
     logs = []
     for o in observations:
-        c = o.config
-        if _kind(o) != "stream" or c.memory_transfers_per_s is None \
-                or c.memory_channels_per_socket is None:
+        if _kind(o) != "stream":
             continue
-        bw = float(theoretical_bandwidth_Bps(c.sockets, c.memory_channels_per_socket,
-                                             c.dimms_total or math.nan,
-                                             c.memory_transfers_per_s))
-        logs.append(math.log(o.value * 1e9 / bw))
+        bw = float(system_bandwidth_Bps([o.config])[0])
+        if math.isfinite(bw):
+            logs.append(math.log(o.value * 1e9 / bw))
     median = _median(logs)
     return None if median is None else math.exp(median)
 

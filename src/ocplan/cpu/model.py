@@ -9,6 +9,7 @@ arguments and results are natural logarithms of those SI values. The assembled m
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,22 +18,30 @@ import numpy.typing as npt
 from ocplan.catalog.schema import DDR_BYTES_PER_TRANSFER
 
 __all__ = [
+    "CACHE_REFERENCE_BYTES",
     "CLOCK_SHARPNESS",
     "CPU_FULL_LOAD_POWER_PER_TDP",
+    "DDR4_EFFICIENCY_VS_DDR5",
     "DRAM_POWER_W_PER_BYTE",
+    "LPDDR5X_BYTES_PER_TRANSFER",
     "MIN_CORE_POWER_W",
     "OTHER_POWER_RATIO",
     "SMOOTH_MIN_ORDER",
     "SMT_UPLIFT",
     "UNCORE_POWER_MAX_W",
+    "VECTOR_REFERENCE_FLOP_PER_CYCLE",
     "VOLTAGE_FREQUENCY_EXPONENT",
     "Array",
+    "cache_traffic_log",
+    "channel_bytes_per_transfer",
+    "memory_efficiency_log",
     "memory_limited_log",
     "smooth_max_log",
     "smooth_min_log",
     "sustained_clock_log",
     "tdp_clock_log",
     "theoretical_bandwidth_Bps",
+    "vector_width_log",
     "wall_power_W",
 ]
 
@@ -79,6 +88,26 @@ DRAM_POWER_W_PER_BYTE = 0.284e-9
 #: CPU + DRAM power: 0.33, Boavizta's default ``other_consumption_ratio``
 #: (docs/docs/Explanations/devices/server.md).
 OTHER_POWER_RATIO = 0.33
+#: Sustained share of the theoretical bandwidth a DDR4 channel delivers relative to a DDR5
+#: channel at the same transfer rate: 1 / 1.36. DDR5 splits each DIMM into two independent
+#: 32-bit subchannels with burst length 16 and doubles the banks (32 in 8 bank groups), so
+#: less of the bus idles on bank conflicts, turnarounds and refresh; Micron measures
+#: 1.36x the effective bandwidth of DDR4-3200 for DDR5 at the same 3200 MT/s (Micron,
+#: "Introducing Micron DDR5 SDRAM: More Than a Generational Update", white paper, 2019,
+#: fig. "DDR5 vs DDR4 effective bandwidth"; quoted by Blocks & Files, "DDR5", 2022-04-23).
+#: MRDIMM (DDR5 dies behind a multiplexing buffer) and LPDDR5X (16-bit channels, 16-32
+#: banks, on package) are counted as DDR5-class: no published ratio separates them.
+DDR4_EFFICIENCY_VS_DDR5 = 1.0 / 1.36
+#: Data bytes per transfer of one LPDDR5X channel as NVIDIA counts Grace's 16 channels
+#: (32 data bits): 16 x 4 B x 8000 MT/s = 512 GB/s, "up to 512 GB/s" of LPDDR5X per Grace
+#: CPU (NVIDIA Grace CPU Superchip datasheet, memory section).
+LPDDR5X_BYTES_PER_TRANSFER = 4
+#: Reference on-chip cache per core of the cache law (:func:`cache_traffic_log`): 5 MB,
+#: Zen 4 and Zen 5 (1 MB L2 + 32 MB L3 per 8-core CCD), whose term is then 0.
+CACHE_REFERENCE_BYTES = 5e6
+#: Reference peak FP64 FLOP per core per cycle of the vector law (:func:`vector_width_log`):
+#: 16, two 256-bit FMA pipes (Zen 4).
+VECTOR_REFERENCE_FLOP_PER_CYCLE = 16.0
 
 
 def _arr(x: Any) -> Array:
@@ -86,16 +115,30 @@ def _arr(x: Any) -> Array:
 
 
 def theoretical_bandwidth_Bps(sockets: Any, channels: Any, dimms_total: Any,
-                              transfers_per_s: Any) -> Array:
+                              transfers_per_s: Any,
+                              bytes_per_transfer: Any = DDR_BYTES_PER_TRANSFER) -> Array:
     """Theoretical DRAM bandwidth of a system, B/s.
 
-    ``B = S x min(D / S, ch) x r x 8 B`` with S sockets, ch channels per socket, D DIMMs
-    in the system (NaN: one per channel or on-package, so ``ch``) and r transfers/s per
-    channel (the validation README's formula; 8 B = a 64-bit DDR channel, JESD79-4/5).
+    ``B = S x n x r x w`` with S sockets, n populated channels per socket, r transfers/s per
+    channel and w bytes per transfer (8 B = a 64-bit DDR channel, JESD79-4/5; see
+    :func:`channel_bytes_per_transfer`). n = min(D / S, ch) for D DIMMs in the system and ch
+    channels per socket (the validation README's formula); D NaN (one per channel, or on
+    package): n = ch; ch NaN (not published) but D known: n = D / S, one DIMM per channel,
+    the population order of every server memory guide (all channels before a second DIMM
+    on any).
     """
     s, ch, d = _arr(sockets), _arr(channels), _arr(dimms_total)
-    populated = np.where(np.isnan(d), ch, np.minimum(d / s, ch))
-    return s * populated * _arr(transfers_per_s) * DDR_BYTES_PER_TRANSFER
+    populated = np.where(np.isnan(d), ch, np.where(np.isnan(ch), d / s, np.minimum(d / s, ch)))
+    return s * populated * _arr(transfers_per_s) * _arr(bytes_per_transfer)
+
+
+def channel_bytes_per_transfer(memory_types: Any) -> Array:
+    """Data bytes per transfer of one memory channel as vendors count channels: 8 B for a
+    DDR4/DDR5/MRDIMM channel (64 data bits, JESD79-4/5; MRDIMM's rate is the multiplexed
+    host-side rate), 4 B for an LPDDR5X channel in NVIDIA's count (Grace: 16 channels x
+    4 B x 8000 MT/s = 512 GB/s, the vendor's figure, NVIDIA Grace CPU Superchip datasheet)."""
+    return np.array([LPDDR5X_BYTES_PER_TRANSFER if t == "LPDDR5X" else DDR_BYTES_PER_TRANSFER
+                     for t in memory_types], dtype=np.float64)
 
 
 def smooth_min_log(a: Any, b: Any, sharpness: float = CLOCK_SHARPNESS) -> Array:
@@ -151,6 +194,41 @@ def memory_limited_log(log_compute: Any, log_memory: Any, share: Any,
     lc, lm = _arr(log_compute), _arr(log_memory)
     gap = np.where(np.isnan(lm), -np.inf, lc - lm)
     return lc - _arr(share) / order * np.logaddexp(0.0, order * gap)
+
+
+def memory_efficiency_log(memory_types: Any) -> Array:
+    """Log of the sustained-bandwidth efficiency of each row's DRAM generation relative to
+    DDR5: ``ln(1 / 1.36)`` for DDR4 (:data:`DDR4_EFFICIENCY_VS_DDR5`), 0 for DDR5,
+    MRDIMM, LPDDR5X and unstated types."""
+    return np.array([math.log(DDR4_EFFICIENCY_VS_DDR5) if t == "DDR4" else 0.0
+                     for t in memory_types], dtype=np.float64)
+
+
+def cache_traffic_log(cache_per_core_bytes: Any, exponent: Any) -> Array:
+    """Log of the factor by which on-chip cache per core scales the work a byte of DRAM
+    traffic carries, relative to :data:`CACHE_REFERENCE_BYTES`.
+
+    The miss rate of a cache of capacity C falls as ``m ~ C^(-a)``: the empirical power
+    law of cache misses, a near 0.5 for commercial workloads (the "sqrt(2) rule": A.
+    Hartstein, V. Srinivasan, T. R. Puzak, P. G. Emma, "Cache miss behavior: is it
+    sqrt(2)?", ACM Computing Frontiers 2006, eq. 1). DRAM bytes per unit of work scale with
+    the miss rate, so the throughput a bandwidth sustains scales as ``(C / C_ref)^a``; ``a``
+    is ``exponent`` (fitted). C is L2 + L3 share per core
+    (:attr:`ocplan.cpu.microarch.FamilySpec.cache_per_core_bytes`).
+    """
+    return _arr(exponent) * np.log(_arr(cache_per_core_bytes) / CACHE_REFERENCE_BYTES)
+
+
+def vector_width_log(fp64_flop_per_cycle: Any, exponent: Any) -> Array:
+    """Log of the factor by which the peak vector FP throughput per core and cycle scales
+    the per-core floating-point throughput, relative to
+    :data:`VECTOR_REFERENCE_FLOP_PER_CYCLE`: ``b ln(F / F_ref)``.
+
+    Amdahl's law over the suite: only the vectorised, compute-bound part of the floating
+    point benchmarks speeds up with wider or more FMA pipes, so the geometric-mean score
+    grows as a power b < 1 of the peak width (b fitted, ``exponent``).
+    """
+    return _arr(exponent) * np.log(_arr(fp64_flop_per_cycle) / VECTOR_REFERENCE_FLOP_PER_CYCLE)
 
 
 def wall_power_W(sockets: Any, tdp_W: Any, memory_bytes: Any) -> Array:

@@ -18,8 +18,8 @@ from typing import Any
 from ocplan.cpu.benchmarks import FIT_KINDS, NOT_MODELLED, Benchmark, benchmark, jbb_category
 from ocplan.cpu.calibration import CpuCalibration, load_cpu_calibration
 from ocplan.cpu.config import CpuConfig
-from ocplan.cpu.design import LEVELS, build_design, evaluate
-from ocplan.cpu.model import theoretical_bandwidth_Bps, wall_power_W
+from ocplan.cpu.design import LEVELS, build_design, evaluate, system_bandwidth_Bps
+from ocplan.cpu.model import wall_power_W
 from ocplan.errors import Problem, SpecError
 
 __all__ = ["CpuPrediction", "calibration_level", "predict", "predict_many"]
@@ -148,9 +148,7 @@ def _one(config: CpuConfig, bench: Benchmark, metric: str, cal: CpuCalibration,
         flags.append(f"no {base} measurement for family {config.family}")
     interval = cal.intervals.get(bench.kind)
     width = None if interval is None else interval.seen if seen else interval.unseen
-    bw = float(theoretical_bandwidth_Bps(
-        config.sockets, config.memory_channels_per_socket or math.nan,
-        config.dimms_total or math.nan, config.memory_transfers_per_s or math.nan))
+    bw = float(system_bandwidth_Bps([config])[0])
     empty = CpuPrediction(bench.id, metric, bench.unit, None, level=level, flags=tuple(flags),
                           bandwidth_Bps=bw if math.isfinite(bw) else None)
 
