@@ -27,10 +27,12 @@ import sys
 import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,10 +58,13 @@ SIZES = (8, 64, 1024)
 NO_DEFAULT_SERVER = "no default_server"
 
 #: Chips refused for every layout, and why (issue 8): the MLU290-M5 has only an int8
-#: unit; the HL-225B has no scale-out ports and its default server no NICs, so it cannot
-#: go beyond one 8-chip server.
-REFUSED = {("mlu290-m5", n): "precision" for n in SIZES} | {
-    ("gaudi2-hl225b", 64): "network", ("gaudi2-hl225b", 1024): "network"}
+#: unit.
+REFUSED = {("mlu290-m5", n): "precision" for n in SIZES}
+#: A system with no scale-out at all: the HL-225B has no scale-out ports of its own, and
+#: the HLS-2 chassis of the HL-225H (which scales out on its own ports) has no NICs; the
+#: HL-225B's default server carries host NICs instead.
+NIC_LESS = {"name": "HL-225B in an HLS-2 without NICs", "server": "gaudi2-hls2",
+            "accelerator": "gaudi2-hl225b", "servers": 2}
 
 
 def _numbers(data: Any, path: str = "") -> list[tuple[str, float]]:
@@ -286,15 +291,21 @@ def test_int8_only_chip_cli_estimate_and_search() -> None:
 
 #: --allow-invalid: at 16 chips the SCALE-OUT check refuses the system first (two servers,
 #: no NICs); these tests are about the engine's own "network" reason behind it.
-HL225B = ["--model", "llama2-7b", "--chip", "gaudi2-hl225b", "--global-batch", "64",
-          "--allow-invalid"]
+HL225B = ["--model", "llama2-7b", "--global-batch", "64", "--allow-invalid"]
 
 
-def test_no_scale_out_system_is_refused_beyond_one_server() -> None:
-    """HL-225B: no integrated scale-out ports, and its default server (HLS-Gaudi2) has no
-    NICs. 16 chips used to be feasible with an infinite step; now they are refused with
-    the reason, and 8 chips (one server) are estimated as before."""
-    e16 = _estimate(model="llama2-7b", chip="gaudi2-hl225b", chips=16, global_batch=64)
+@pytest.fixture(scope="module")
+def nic_less(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("nic-less") / "hl225b-no-nics.yaml"
+    path.write_text(yaml.safe_dump(NIC_LESS), encoding="utf-8")
+    return path
+
+
+def test_no_scale_out_system_is_refused_beyond_one_server(nic_less: Path) -> None:
+    """HL-225B: no integrated scale-out ports, here in a server without NICs. 16 chips
+    used to be feasible with an infinite step; now they are refused with the reason, and
+    8 chips (one server) are estimated as before."""
+    e16 = _estimate(model="llama2-7b", system=NIC_LESS, chips=16, global_batch=64)
     assert not e16.feasible
     assert e16.reason is not None
     assert e16.reason.startswith("network: gaudi2-hl225b in gaudi2-hls2 has no scale-out "
@@ -307,20 +318,20 @@ def test_no_scale_out_system_is_refused_beyond_one_server() -> None:
     assert gaudi2.feasible
     # same silicon inside one server; only the HBM bandwidth differs (2.4 vs 2.46 TB/s)
     assert e8.step_s == pytest.approx(gaudi2.step_s, rel=0.03)
-    data = _cli_json(["estimate", *HL225B, "--chips", "16"])
+    data = _cli_json(["estimate", *HL225B, "--system", str(nic_less), "--chips", "16"])
     assert data["feasible"] is False
     assert data["reason"].startswith("network:")
 
 
-def test_no_scale_out_search_agrees_with_the_scalar_estimate() -> None:
+def test_no_scale_out_search_agrees_with_the_scalar_estimate(nic_less: Path) -> None:
     """The search used to rank an unfitting layout first (every step was infinite) and
     assert on its scalar estimate. Now 16 chips are pruned as "network", and a search
     over 8 and 16 chips returns the 8-chip layouts, each equal to its scalar estimate."""
-    found = _cli_json(["search", *HL225B, "--chips", "16"])
+    found = _cli_json(["search", *HL225B, "--system", str(nic_less), "--chips", "16"])
     assert found["best"] is None
     assert found["evaluated"] == 0
     assert found["pruned"] == {"network": found["space_size"]}
-    req = validate_as(SearchRequest, {"model": "llama2-7b", "chip": "gaudi2-hl225b",
+    req = validate_as(SearchRequest, {"model": "llama2-7b", "system": NIC_LESS,
                                       "chips": 16, "global_batch": 64, "seq_len": 4096,
                                       "chip_counts": [8, 16], "top_k": 5,
                                       "allow_invalid": True}, "test")
@@ -336,7 +347,7 @@ def test_no_scale_out_search_agrees_with_the_scalar_estimate() -> None:
 def test_collectives_without_scale_out_are_infinite_across_domains_only() -> None:
     """No scale-out bandwidth: a group inside one server costs what it did, one across
     servers takes forever, and no division by zero is evaluated (errors raised here)."""
-    fab = comm_fabric(system_for_chip(CAT, "gaudi2-hl225b", 16))
+    fab = comm_fabric(system_for_chip(CAT, "gaudi2-hl225b", 16, server_id="gaudi2-hls2"))
     ref = comm_fabric(system_for_chip(CAT, "gaudi2", 16))
     assert fab.out_Bps == 0.0
     assert ref.out_Bps > 0.0

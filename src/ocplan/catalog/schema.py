@@ -289,6 +289,9 @@ class Accelerator(Entry):
     """Matrix-compute units, clocks and GEMM tiling (optional; see :class:`Compute`)."""
     memory: Memory
     scale_up: ScaleUp | None = None
+    """The module's scale-up links; None when they are not published (checks that need
+    them warn that they could not check; the engine then moves scale-up traffic over the
+    host interface)."""
     host: HostInterface
     integrated_nic: IntegratedNic | None = None
     power: AcceleratorPower

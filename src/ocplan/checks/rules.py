@@ -154,6 +154,14 @@ def topology_ports(system: System) -> list[Finding]:
     have = acc.scale_up.ports if acc.scale_up else 0
     need = ports_needed(board.topology, min(system.chips_per_server, board.slots),
                         board.links_per_pair, system.torus_dims, have)
+    if need > have and acc.scale_up is None:
+        # An unpublished port count is not zero ports (BR100's BLink, Max 1550's Xe Link
+        # and Enflame's GCU-LARE exist, their port counts are not public): say it was not
+        # checked, as HOST-LANES does for a CPU without a published lane count.
+        return [Finding("TOPOLOGY-PORTS", "warning",
+                        f"{acc.id} publishes no scale-up ports; {board.topology} on {board.id} "
+                        f"(needs {need} per module) not checked",
+                        "OAM v1.5 §9.2 (intra-board topologies)", acc.id)]
     if need > have:
         return [Finding("TOPOLOGY-PORTS", "error",
                         f"{board.topology} on {board.id} needs {need} scale-up ports per module; "
