@@ -1,6 +1,7 @@
 """The micro-architecture laws of the CPU performance model (cache law, DRAM generation,
-vector law, memory channel widths), the published family specs they read, and the
-leave-one-CPU-out accuracy on the CPUs that are the only ones of their family."""
+vector law, memory channel widths), the published family specs they read, the
+leave-one-CPU-out accuracy on the CPUs that are the only ones of their family, and the
+activity-dependent power law behind the SPEC energy metric."""
 
 from __future__ import annotations
 
@@ -18,13 +19,16 @@ from ocplan.cpu.calibration import load_cpu_calibration
 from ocplan.cpu.config import CpuConfig, config_from_catalog, config_from_row, memory_type
 from ocplan.cpu.crossval import cross_validate
 from ocplan.cpu.design import system_bandwidth_Bps
+from ocplan.cpu.energy import ACTIVITY_EXPONENT_GRID, fit_energy
 from ocplan.cpu.microarch import FAMILY_SPECS, family_spec
 from ocplan.cpu.model import (
     CACHE_REFERENCE_BYTES,
     cache_traffic_log,
     memory_efficiency_log,
+    package_power_W,
     theoretical_bandwidth_Bps,
     vector_width_log,
+    wall_power_W,
 )
 from ocplan.cpu.predict import predict
 from ocplan.results.cpu_validation import observations, read_cpu_cases
@@ -139,6 +143,96 @@ def test_ddr4_and_less_cache_lower_bandwidth_bound_rates() -> None:
     # SPECspeed has no memory term: DDR generation does not move it.
     assert predict(ddr4, "specspeed2017_int_base").value == pytest.approx(
         predict(SPR, "specspeed2017_int_base").value)
+
+
+# ---- power at the benchmark's core activity ------------------------------------------------
+
+def test_package_power_spans_boaviztas_idle_and_full_load_points() -> None:
+    # a = 1 (compute bound) is Boavizta's 100 % load point, a = 0 its idle point.
+    assert float(package_power_W(360.0, 1.0, 2.0)) == pytest.approx(1.02 * 360)
+    assert float(package_power_W(360.0, 0.0, 2.0)) == pytest.approx(0.12 * 360)
+    # gamma = 1: linear between them; gamma = 2 at a = 0.5: a quarter of the span.
+    assert float(package_power_W(100.0, 0.5, 1.0)) == pytest.approx(12 + 0.5 * 90)
+    assert float(package_power_W(100.0, 0.5, 2.0)) == pytest.approx(12 + 0.25 * 90)
+    powers = package_power_W(300.0, np.linspace(0.0, 1.0, 11), 1.7)
+    assert np.all(np.diff(powers) > 0)
+    # At full activity the wall power is the previous full-load estimate.
+    assert float(wall_power_W(2, 360, 768e9, 1.0, 1.7)) == pytest.approx(
+        float(wall_power_W(2, 360, 768e9)))
+
+
+def test_memory_bound_work_draws_less_power_than_compute_bound_on_one_cpu() -> None:
+    """The same system: SPECrate fp is more bandwidth-bound than int, and halving the
+    channels makes both more so; a stalled core switches less, so the predicted wall
+    power falls with the core activity."""
+    def energy(config: CpuConfig, bench: str) -> tuple[float, float]:
+        p = predict(config, bench)
+        assert p.core_activity is not None
+        assert p.wall_power_W is not None
+        return p.core_activity, p.wall_power_W
+
+    full = replace(SPR, memory_bytes=512e9)
+    int_a, int_w = energy(full, "specrate2017_int_energy_base")
+    fp_a, fp_w = energy(full, "specrate2017_fp_energy_base")
+    assert fp_a < int_a <= 1.0
+    assert fp_w < int_w
+    half = replace(full, memory_channels_per_socket=4)
+    half_a, half_w = energy(half, "specrate2017_fp_energy_base")
+    assert half_a < fp_a
+    assert half_w < fp_w
+    # Never above the full-load estimate, never below the idle floor.
+    assert float(wall_power_W(1, 350, 512e9, 0.0, 1.0)) < half_w < int_w \
+        <= float(wall_power_W(1, 350, 512e9)) * (1 + 1e-12)
+
+
+def test_energy_fit_recovers_a_known_activity_exponent_and_suite_constants() -> None:
+    """Energy rows generated from the model with gamma = 2, K_int = 1200, K_fp = 800:
+    the least-squares fit returns them."""
+    cal = load_cpu_calibration()
+    configs = [SPR, replace(SPR, sockets=2, memory_bytes=1024e9),
+               replace(SPR, cores_per_socket=32, memory_channels_per_socket=4),
+               replace(SPR, tdp_W=250, memory_bytes=256e9)]
+    truth = {"int_rate": 1200.0, "fp_rate": 800.0}
+    rows = []
+    for config in configs:
+        for bench, base in (("specrate2017_int_energy_base", "int_rate"),
+                            ("specrate2017_fp_energy_base", "fp_rate")):
+            rate = predict(config, bench.replace("_energy", ""))
+            assert rate.value is not None
+            assert rate.compute_value is not None
+            assert config.tdp_W is not None
+            power = float(wall_power_W(config.sockets, config.tdp_W, config.memory_bytes,
+                                       rate.value / rate.compute_value, 2.0))
+            rows.append((config, bench, truth[base] * rate.value / power))
+    result = fit_energy(rows, cal.levels, cal.vector(), cal.max_boost_Hz)
+    assert result is not None
+    assert 2.0 in ACTIVITY_EXPONENT_GRID
+    assert result.activity_exponent == pytest.approx(2.0)
+    assert result.scales["int_rate"] == pytest.approx(1200.0, rel=1e-9)
+    assert result.scales["fp_rate"] == pytest.approx(800.0, rel=1e-9)
+    assert fit_energy([], cal.levels, cal.vector(), cal.max_boost_Hz) is None
+
+
+def test_activity_law_ranks_bergamo_above_genoa_in_fp_perf_per_watt() -> None:
+    """SPEC's measured fp energy metric puts the EPYC 9754 (128 cores) above the 9654
+    (96 cores), both 360 W on 12 x DDR5-4800 (2,110 vs 1,925 on two sockets, C197/C207).
+    The 9754's predicted fp score is lower (less cache per core), so a TDP-only power
+    model ranked it below; its lower core activity (less bandwidth per core) lowers its
+    power enough to put it first."""
+    def fp_energy(cpu: str, family: str, cores: int, base: float, boost: float,
+                  top: float) -> float:
+        config = CpuConfig(cpu=cpu, family=family, vendor="AMD", isa="x86-64", sockets=2,
+                           cores_per_socket=cores, base_clock_Hz=base, threads_per_core=2,
+                           all_core_boost_Hz=boost, max_boost_Hz=top, tdp_W=360,
+                           memory_channels_per_socket=12, memory_transfers_per_s=4.8e9,
+                           dimms_total=24, memory_bytes=768e9, memory_type="DDR5")
+        p = predict(config, "specrate2017_fp_energy_base")
+        assert p.value is not None
+        return p.value
+
+    bergamo = fp_energy("epyc-9754", "zen4c", 128, 2.25e9, 3.1e9, 3.1e9)
+    genoa = fp_energy("epyc-9654", "zen4", 96, 2.4e9, 3.55e9, 3.7e9)
+    assert bergamo > genoa
 
 
 # ---- leave-one-CPU-out on the one-CPU families ---------------------------------------------

@@ -5,7 +5,8 @@ A :class:`CpuConfig` (sockets, cores, clocks, TDP, memory as configured) goes in
 int, SPECjbb2015 max/critical-jOPS, the SPEC CPU energy metric or STREAM triad, with an
 interval from cross-validation and the bound that dominated. The physics is in
 :mod:`ocplan.cpu.model`, the assembled model in :mod:`ocplan.cpu.design`, the fit in
-:mod:`ocplan.cpu.fitting` and :mod:`ocplan.cpu.crossval`; ``docs/cpu-calibration.md``
+:mod:`ocplan.cpu.fitting`, :mod:`ocplan.cpu.energy` (SPEC energy metric) and
+:mod:`ocplan.cpu.crossval`; ``docs/cpu-calibration.md``
 reports the evidence.
 """
 

@@ -6,7 +6,8 @@ SMT handling (:mod:`ocplan.cpu.model`); shared clock-law and SPECjbb socket-scal
 parameters; per-core throughput effects per ISA, vendor, core design and family, and one
 deviation per family and kind. Nothing is per CPU, per row or per source. Derived
 constants (SPECjbb critical/max ratio per run category, STREAM fraction of theoretical
-bandwidth, the SPEC energy scale) are medians over the calibration rows.
+bandwidth) are medians over the calibration rows; the SPEC energy metric's suite constants
+and activity exponent are fitted on its rows (:mod:`ocplan.cpu.energy`).
 
 ``intervals`` holds, per kind, the half-width of the prediction interval in log space:
 the 90th percentile of |ln(predicted / measured)| under leave-one-CPU-out (``seen``: the
@@ -67,8 +68,12 @@ class CpuCalibration:
     calibration CPUs whose vendor publishes an all-core boost."""
     jbb_critical_ratio: Mapping[str, float] = field(default_factory=dict)
     stream_fraction: float | None = None
-    energy_scale: float | None = None
-    """Energy ratio per (rate score / wall W), so energy = scale x score / power."""
+    energy_scales: Mapping[str, float] = field(default_factory=dict)
+    """Energy ratio per (rate score / wall W) per base kind (``int_rate``, ``fp_rate``):
+    energy = scale x score / power (:mod:`ocplan.cpu.energy`)."""
+    activity_exponent: float | None = None
+    """Exponent gamma of the package power's activity law
+    (:func:`~ocplan.cpu.model.package_power_W`); None without energy rows."""
     intervals: Mapping[str, Interval] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
@@ -114,7 +119,9 @@ class CpuCalibration:
             "max_boost_Hz": dict(self.max_boost_Hz),
             "log_headroom_prior": self.log_headroom_prior,
             "jbb_critical_ratio": dict(self.jbb_critical_ratio),
-            "stream_fraction": self.stream_fraction, "energy_scale": self.energy_scale,
+            "stream_fraction": self.stream_fraction,
+            "energy_scales": dict(self.energy_scales),
+            "activity_exponent": self.activity_exponent,
             "intervals": {k: {"seen": v.seen, "unseen": v.unseen}
                           for k, v in self.intervals.items()},
             "provenance": dict(self.provenance)}
@@ -144,7 +151,9 @@ class CpuCalibration:
             max_boost_Hz=dict(data["max_boost_Hz"]),
             log_headroom_prior=float(data["log_headroom_prior"]),
             jbb_critical_ratio=dict(data["jbb_critical_ratio"]),
-            stream_fraction=data.get("stream_fraction"), energy_scale=data.get("energy_scale"),
+            stream_fraction=data.get("stream_fraction"),
+            energy_scales=dict(data.get("energy_scales", {})),
+            activity_exponent=data.get("activity_exponent"),
             intervals={k: Interval(v["seen"], v["unseen"])
                        for k, v in data.get("intervals", {}).items()},
             provenance=dict(data.get("provenance", {})))

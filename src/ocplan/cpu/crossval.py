@@ -166,16 +166,19 @@ def energy_ranking(observations: Sequence[Observation], preds: Mapping[str, CpuP
                    ) -> dict[str, dict[str, Any]]:
     """Spearman of predicted performance per watt against the measured SPEC energy metric:
     over the rows of each energy benchmark, pooled, and per CPU (geometric means of a CPU's
-    rows of one benchmark, so 1P and 2P systems of a CPU count once)."""
+    rows of one benchmark, so 1P and 2P systems of a CPU count once). The predicted value
+    is the energy metric, K_suite x score / W: within one benchmark it ranks as score per
+    watt; pooled, the suite constant K puts integer and floating-point rows on SPEC's
+    common scale (:mod:`ocplan.cpu.energy`)."""
     groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
     per_cpu: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(
         lambda: defaultdict(list))
     for o in observations:
         p = preds[o.case_id]
-        if _kind(o) == "energy" and p.perf_per_W is not None:
-            groups[o.benchmark].append((p.perf_per_W, o.value))
-            groups["pooled"].append((p.perf_per_W, o.value))
-            per_cpu[o.benchmark][o.config.cpu].append((math.log(p.perf_per_W),
+        if _kind(o) == "energy" and p.value is not None:
+            groups[o.benchmark].append((p.value, o.value))
+            groups["pooled"].append((p.value, o.value))
+            per_cpu[o.benchmark][o.config.cpu].append((math.log(p.value),
                                                        math.log(o.value)))
     for bench, cpus in per_cpu.items():
         groups[f"{bench} per CPU"] = [(math.exp(float(np.mean([a for a, _ in v]))),

@@ -41,7 +41,8 @@ from ocplan.cpu.design import (
     evaluate,
     system_bandwidth_Bps,
 )
-from ocplan.cpu.model import UNCORE_POWER_MAX_W, Array, wall_power_W
+from ocplan.cpu.energy import fit_energy
+from ocplan.cpu.model import UNCORE_POWER_MAX_W, Array
 
 __all__ = ["ROBUST_SCALE", "SIGMA_FAMILY_KIND", "SIGMA_HEADROOM", "SIGMA_LEVEL", "Observation",
            "fit"]
@@ -304,28 +305,14 @@ def _stream_fraction(observations: Sequence[Observation]) -> float | None:
     return None if median is None else math.exp(median)
 
 
-def _energy_scale(observations: Sequence[Observation], levels: Levels, theta: Array,
-                  max_boost: dict[str, float]) -> float | None:
-    """Median of measured energy ratio x predicted wall power / predicted rate score."""
-    rows = [o for o in observations if _kind(o) == "energy" and o.config.tdp_W is not None]
-    bases = [benchmark(o.benchmark) for o in rows]
-    if not rows:
-        return None
-    design, _ = build_design([(o.config, b.base or "", "MultiJVM")
-                              for o, b in zip(rows, bases, strict=True) if b is not None],
-                             levels, max_boost)
-    score = np.exp(evaluate(design, Layout(levels), theta).log_value[0])
-    power = wall_power_W(design.sockets, design.tdp_W, design.memory_bytes)
-    values = np.array([o.value for o in rows])
-    return math.exp(float(np.median(np.log(values * power / score))))
-
-
 def fit(observations: Sequence[Observation]) -> CpuCalibration:
     """Fit every parameter on ``observations`` (modelled benchmarks only); no intervals
     (see :func:`ocplan.cpu.crossval.calibrate`)."""
     max_boost = _max_boost_medians(observations)
     log_headroom = _headroom_prior(observations)
     levels, theta = _fit_core(observations, max_boost, log_headroom)
+    energy = fit_energy([(o.config, o.benchmark, o.value) for o in observations
+                         if _kind(o) == "energy"], levels, theta, max_boost)
     kinds_fitted = tuple(k for k in FIT_KINDS if any(_kind(o) == k for o in observations))
     family_kinds: dict[str, set[str]] = defaultdict(set)
     for o in observations:
@@ -337,4 +324,5 @@ def fit(observations: Sequence[Observation]) -> CpuCalibration:
         max_boost_Hz=max_boost, log_headroom_prior=log_headroom,
         jbb_critical_ratio=_critical_ratios(observations),
         stream_fraction=_stream_fraction(observations),
-        energy_scale=_energy_scale(observations, levels, theta, max_boost))
+        energy_scales=dict(energy.scales) if energy else {},
+        activity_exponent=energy.activity_exponent if energy else None)

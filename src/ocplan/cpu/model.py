@@ -21,6 +21,7 @@ __all__ = [
     "CACHE_REFERENCE_BYTES",
     "CLOCK_SHARPNESS",
     "CPU_FULL_LOAD_POWER_PER_TDP",
+    "CPU_IDLE_POWER_PER_TDP",
     "DDR4_EFFICIENCY_VS_DDR5",
     "DRAM_POWER_W_PER_BYTE",
     "LPDDR5X_BYTES_PER_TRANSFER",
@@ -36,6 +37,7 @@ __all__ = [
     "channel_bytes_per_transfer",
     "memory_efficiency_log",
     "memory_limited_log",
+    "package_power_W",
     "smooth_max_log",
     "smooth_min_log",
     "sustained_clock_log",
@@ -81,6 +83,10 @@ SMT_UPLIFT: dict[str, float] = {"int_rate": 1.3, "fp_rate": 1.0, "int_speed": 1.
 #: load = 0.12/0.32/0.75/1.02 x TDP; github.com/Boavizta/boaviztapi
 #: docs/docs/Explanations/components/cpu.md).
 CPU_FULL_LOAD_POWER_PER_TDP = 1.02
+#: CPU package power at 0 % load per W of TDP: 0.12, the same profile's idle point
+#: (Boavizta API, docs/docs/Explanations/components/cpu.md): what a package draws with
+#: no core switching (uncore, leakage), the floor of :func:`package_power_W`.
+CPU_IDLE_POWER_PER_TDP = 0.12
 #: DRAM power, W per byte of capacity: 0.284 W/GB (Boavizta API, RAM consumption profile,
 #: docs/docs/Explanations/components/ram.md).
 DRAM_POWER_W_PER_BYTE = 0.284e-9
@@ -231,15 +237,33 @@ def vector_width_log(fp64_flop_per_cycle: Any, exponent: Any) -> Array:
     return _arr(exponent) * np.log(_arr(fp64_flop_per_cycle) / VECTOR_REFERENCE_FLOP_PER_CYCLE)
 
 
-def wall_power_W(sockets: Any, tdp_W: Any, memory_bytes: Any) -> Array:
-    """Server wall power at full CPU load, W.
+def package_power_W(tdp_W: Any, activity: Any, exponent: Any) -> Array:
+    """Package power of one CPU running a throughput benchmark, W.
 
-    ``P = (S x TDP x 1.02 + 0.284 W/GB x memory) x (1 + 0.33)``: package power at 100 %
-    load (:data:`CPU_FULL_LOAD_POWER_PER_TDP`), DRAM power by capacity
-    (:data:`DRAM_POWER_W_PER_BYTE`) and the other components as a ratio of both
-    (:data:`OTHER_POWER_RATIO`), Boavizta's server consumption profile. Unknown memory
-    (NaN) counts as zero.
+    ``P = TDP x (p0 + (p1 - p0) x a^gamma)``: p0 = 0.12 and p1 = 1.02 per W of TDP, the
+    idle and full-load points of Boavizta's TDP-based CPU profile
+    (:data:`CPU_IDLE_POWER_PER_TDP`, :data:`CPU_FULL_LOAD_POWER_PER_TDP`), and ``a`` the
+    core activity: the achieved share ``T / C`` of the compute-bound throughput
+    (:func:`memory_limited_log`). Dynamic power is ``alpha C V^2 f`` (Mudge 2001): a
+    core stalled on DRAM switches less, so a memory-bound suite draws less than TDP and a
+    compute-bound one (a = 1) the full-load power. ``gamma`` (``exponent``) is one global
+    fitted number; a is clipped to [0, 1].
     """
-    cpu = _arr(sockets) * _arr(tdp_W) * CPU_FULL_LOAD_POWER_PER_TDP
+    a = np.clip(_arr(activity), 0.0, 1.0)
+    idle, full = CPU_IDLE_POWER_PER_TDP, CPU_FULL_LOAD_POWER_PER_TDP
+    return _arr(tdp_W) * (idle + (full - idle) * a ** _arr(exponent))
+
+
+def wall_power_W(sockets: Any, tdp_W: Any, memory_bytes: Any, activity: Any = 1.0,
+                 exponent: Any = 1.0) -> Array:
+    """Server wall power under a throughput benchmark, W.
+
+    ``P = (S x P_pkg + 0.284 W/GB x memory) x (1 + 0.33)``: S packages at the benchmark's
+    core activity (:func:`package_power_W`; activity 1, the default, is full load: 1.02 x
+    TDP), DRAM power by capacity (:data:`DRAM_POWER_W_PER_BYTE`) and the other components
+    as a ratio of both (:data:`OTHER_POWER_RATIO`), Boavizta's server consumption profile.
+    Unknown memory (NaN) counts as zero.
+    """
+    cpu = _arr(sockets) * package_power_W(tdp_W, activity, exponent)
     dram = np.nan_to_num(_arr(memory_bytes), nan=0.0) * DRAM_POWER_W_PER_BYTE
     return (cpu + dram) * (1.0 + OTHER_POWER_RATIO)

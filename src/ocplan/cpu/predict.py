@@ -19,7 +19,8 @@ from ocplan.cpu.benchmarks import FIT_KINDS, NOT_MODELLED, Benchmark, benchmark,
 from ocplan.cpu.calibration import CpuCalibration, load_cpu_calibration
 from ocplan.cpu.config import CpuConfig
 from ocplan.cpu.design import LEVELS, build_design, evaluate, system_bandwidth_Bps
-from ocplan.cpu.model import wall_power_W
+from ocplan.cpu.energy import core_activity
+from ocplan.cpu.model import package_power_W, wall_power_W
 from ocplan.errors import Problem, SpecError
 
 __all__ = ["CpuPrediction", "calibration_level", "predict", "predict_many"]
@@ -64,6 +65,9 @@ class CpuPrediction:
     wall_power_W: float | None = None
     perf_per_W: float | None = None
     """Energy metrics: the predicted rate score per W of predicted wall power."""
+    core_activity: float | None = None
+    """Energy metrics: the achieved share of the compute-bound throughput (T / C) that
+    sets the package's dynamic power (:func:`~ocplan.cpu.model.package_power_W`)."""
 
 
 def calibration_level(config: CpuConfig, calibration: CpuCalibration) -> str:
@@ -187,14 +191,20 @@ def _one(config: CpuConfig, bench: Benchmark, metric: str, cal: CpuCalibration,
         notes.append(f"critical-jOPS = max-jOPS x {ratio:.3f} ({category} median ratio)")
         return result(value * ratio, **terms)
     if bench.kind == "energy":
-        if cal.energy_scale is None:
-            return result(None, "no SPEC energy rows in the calibration")
+        scale = cal.energy_scales.get(base)
+        if scale is None or cal.activity_exponent is None:
+            return result(None, f"no SPEC energy rows of {base} in the calibration")
         if config.tdp_W is None:
             return result(None, "TDP not published: wall power unknown")
+        activity = float(core_activity(log_value, log_compute))
         power = float(wall_power_W(config.sockets, config.tdp_W,
-                                   config.memory_bytes or math.nan))
+                                   config.memory_bytes or math.nan, activity,
+                                   cal.activity_exponent))
         if config.memory_bytes is None:
             notes.append("memory capacity not published: DRAM power not counted")
-        return result(cal.energy_scale * value / power, wall_power_W=power,
-                      perf_per_W=value / power, **terms)
+        notes.append(f"core activity {activity:.2f} (memory stalls): package at "
+                     f"{float(package_power_W(1.0, activity, cal.activity_exponent)):.2f} "
+                     "x TDP")
+        return result(scale * value / power, wall_power_W=power, perf_per_W=value / power,
+                      core_activity=activity, **terms)
     return result(value, **terms)
