@@ -33,7 +33,7 @@ from ocplan.cpu.calibration import CPU_CALIBRATION_FILE
 from ocplan.cpu.config import config_from_catalog
 from ocplan.cpu.crossval import CalibrationReport, calibrate
 from ocplan.cpu.fitting import Observation
-from ocplan.cpu.microarch import FAMILY_SPECS
+from ocplan.cpu.microarch import family_specs
 from ocplan.cpu.predict import predict
 from ocplan.results.cpu_validation import observations, read_cpu_cases
 
@@ -285,7 +285,7 @@ def _microarch_table() -> str:
                     "-" if f.fp64_flop_per_cycle is None else str(f.fp64_flop_per_cycle),
                     f"{f.reference_cpu}: {f.l3_reference / mb:g} MB / {f.reference_cores} "
                     f"cores" + (f" ({f.note})" if f.note else "")]
-                   for f in FAMILY_SPECS.values()])
+                   for f in family_specs().values()])
 
 
 def _rounded(value: Any) -> Any:
