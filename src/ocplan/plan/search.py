@@ -21,8 +21,10 @@ layouts to evaluate in all is refused before the per-layout arrays are.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -51,6 +53,9 @@ OBJECTIVES: tuple[str, ...] = ("throughput", "time", "cost", "energy", "time_wit
 _OVERHEAD_PROBE_S = 30 * 86400.0
 #: Candidates evaluated per vectorized call (bounds memory to a few hundred MB).
 CHUNK = 50_000
+#: Threads that evaluate chunks at once (at most 4: beyond, memory traffic and the GIL
+#: leave little to gain).
+SEARCH_THREADS = min(4, os.cpu_count() or 1)
 #: Most layouts one search evaluates, over all its chip counts. Each costs about 115
 #: bytes for the whole search (its columns in narrow integer types, step time, memory,
 #: recompute layers, fit flag, then score, order and index when ranking; measured: the
@@ -232,7 +237,7 @@ def _space(workload: Workload, system: System, chips: int,
 def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips: int,
                     allow_offload: bool, memory_headroom: float,
                     progress: Callable[[int, int], None] | None,
-                    budget: int = MAX_CANDIDATES) -> _Evaluated:
+                    budget: int = MAX_CANDIDATES, threads: int | None = None) -> _Evaluated:
     """Evaluate the space of one chip count; refuse (SpecError) when it leaves more than
     ``budget`` layouts (what is left of :data:`MAX_CANDIDATES`) to evaluate."""
     space = _space(workload, system, chips, allow_offload)
@@ -249,8 +254,10 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     fits = np.zeros(n, dtype=bool)
     cap = system_model(system).hbm_bytes
     usable = cap * (1.0 - memory_headroom)
-    for start in range(0, n, CHUNK):
-        sl = slice(start, min(n, start + CHUNK))
+
+    def run(sl: slice) -> tuple[int, int]:
+        """Evaluate rows ``sl`` into the shared arrays (each chunk writes only its own
+        rows); (duplicates, pruned for memory) of the chunk."""
         c = {k: v[sl] for k, v in cols.items()}
         # Memory first: only the layouts that fit are timed (the terms are elementwise,
         # so timing a subset gives the same values). auto rows are first sized without
@@ -277,10 +284,38 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
             assert np.isfinite(timed["step_s"]).all(), (
                 f"engine bug: a layout of {workload.model.name} on {chips} x "
                 f"{system.accelerator.id} fits but has a non-finite step time")
-        pruned["duplicate"] = pruned.get("duplicate", 0) + int(dup.sum())
-        pruned["memory"] = pruned.get("memory", 0) + int((~ok & ~dup).sum())
-        if progress is not None:
-            progress(sl.stop, n)
+        return int(dup.sum()), int((~ok & ~dup).sum())
+
+    chunks = [slice(start, min(n, start + CHUNK)) for start in range(0, n, CHUNK)]
+    workers = min(threads if threads is not None else SEARCH_THREADS, len(chunks))
+    counts: dict[int, tuple[int, int]] = {}
+    if workers > 1:
+        # numpy releases the GIL inside its array loops, where a chunk spends most of
+        # its time, so chunks run side by side on several cores. Chunks write disjoint
+        # rows and the counts are summed in chunk order, so the result is the sequential
+        # one, bit for bit (tested).
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(run, sl): i for i, sl in enumerate(chunks)}
+            done = 0
+            try:
+                for future in as_completed(futures):
+                    i = futures[future]
+                    counts[i] = future.result()
+                    done += chunks[i].stop - chunks[i].start
+                    if progress is not None:
+                        progress(done, n)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    else:
+        for i, sl in enumerate(chunks):
+            counts[i] = run(sl)
+            if progress is not None:
+                progress(sl.stop, n)
+    for i in range(len(chunks)):
+        dups, over = counts[i]
+        pruned["duplicate"] = pruned.get("duplicate", 0) + dups
+        pruned["memory"] = pruned.get("memory", 0) + over
     # The auto rows kept are full recompute of so many layers; the others never fit.
     cols["recompute"] = np.where(rc_layers > 0, _FULL, cols["recompute"]).astype(
         cols["recompute"].dtype)
