@@ -257,8 +257,8 @@ def test_page_uploads_a_mix_shows_errors_and_exports_csv(page: Page, tmp_path: P
 def test_page_is_served_with_its_assets_and_nothing_from_elsewhere(base: str) -> None:
     page = httpx.get(base + "/match", timeout=30)
     assert page.status_code == 200
-    assert 'data-scripts="static/plotly.min.js static/match.js"' in page.text
-    for name in ("match.html", "match.js", "match.css"):
+    assert 'data-scripts="static/plotly.min.js static/common.js static/match.js"' in page.text
+    for name in ("match.html", "common.js", "match.js", "match.css"):
         asset = httpx.get(f"{base}/static/{name}", timeout=30)
         assert asset.status_code == 200, name
         assert "://" not in asset.text, name  # offline: no CDN, no other host

@@ -9,85 +9,12 @@
 "use strict";
 
 (function () {
-  const TOKEN = new URLSearchParams(location.search).get("token");
-  const $ = (sel, root) => (root || document).querySelector(sel);
-  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
-
-  /** Build an element; children are nodes or strings (set as text, never HTML). */
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null) continue;
-      if (k.startsWith("data-") || k === "for" || k === "list") node.setAttribute(k, v);
-      else node[k] = v;
-    }
-    for (const c of children.flat()) {
-      if (c === null || c === undefined || c === false) continue;
-      node.append(c instanceof Node ? c : String(c));
-    }
-    return node;
-  }
-
-  function put(node, ...children) {
-    node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
-  }
-
-  class ApiError extends Error {
-    constructor(status, lines) {
-      super(lines.join("\n"));
-      this.status = status;
-      this.lines = lines;
-    }
-  }
-
-  /** Call the API; resolves to the parsed JSON, rejects with ApiError(status, lines). */
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (TOKEN) headers.Authorization = "Bearer " + TOKEN;
-    if (method !== "GET") headers["Content-Type"] = "application/json";
-    const opts = { method, headers };
-    if (body !== undefined) opts.body = JSON.stringify(body);
-    let resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (exc) {
-      throw new ApiError(0, ["cannot reach the ocplan server: " + exc.message]);
-    }
-    let data = null;
-    try {
-      data = await resp.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!resp.ok) {
-      let lines = data && data.detail;
-      if (!Array.isArray(lines)) lines = [lines ? String(lines) : "HTTP " + resp.status];
-      throw new ApiError(resp.status, lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))));
-    }
-    return data;
-  }
-
-  function showErrors(box, err) {
-    put(box);
-    if (!err) {
-      box.hidden = true;
-      return;
-    }
-    let lines = err instanceof ApiError ? err.lines : [String((err && err.message) || err)];
-    if (err.status === 401) lines = lines.concat(["open the page as /match?token=TOKEN"]);
-    box.append(el("ul", {}, lines.map((l) => el("li", {}, l))));
-    box.hidden = false;
-  }
+  const { TOKEN, $, $$, el, put, api, showErrors, fmtNum } = window.ocplanUI;
 
   // ---- display formatting (no model arithmetic) -----------------------------------
 
   const PREFIXES = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
 
-  function fmtNum(v) {
-    if (Number.isInteger(v) && Math.abs(v) < 1e15) return v.toLocaleString("en-US");
-    if (v !== 0 && Math.abs(v) < 1e-3) return v.toExponential(3);
-    return v.toLocaleString("en-US", { maximumSignificantDigits: 4 });
-  }
 
   function fmtUnit(v, unit) {
     for (const [scale, prefix] of PREFIXES) {
