@@ -10,9 +10,10 @@ list of cross-validations: ``source`` (leave one source group out: MLPerf, Tenso
 AMD, Intel, disaggregated reports) and ``chip`` (leave one chip out). Each held-out
 row is predicted by a calibration fitted without its group.
 
-Fits, by bounded least squares on the log errors of each row's primary metric (low
-confidence rows at half weight) plus a weak pull to the priors, the global serving
-parameters of :class:`~ocplan.serving.calibration.ServingCalibration`. The GEMM and
+Fits, by bounded least squares on the log errors of each row's primary
+metric (low confidence rows at half weight) plus a weak pull to the priors, the global
+serving parameters of :class:`~ocplan.serving.calibration.ServingCalibration` and the HBM
+efficiency of each chip family with enough rows. The GEMM and
 attention efficiencies stay those of the training calibration. Rows without a published
 layout are predicted with the search's best layout under the prior calibration during
 the fit (the layout choice is not differentiable) and searched again with the fitted one
@@ -27,13 +28,15 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.results.serving_validation import (
     PreparedServing,
+    ServingCase,
     predict_serving_row,
     prepare_serving_row,
     read_serving_cases,
@@ -55,21 +58,54 @@ PARAMS: dict[str, tuple[float, float, float, float]] = {
     "reserve_fraction": (0.10, 0.03, 0.35, 1.0),
     "gemm_4bit_ratio": (0.8, 0.3, 1.2, 1.0),
 }
+#: Prior, bounds and unit of a chip family's own HBM efficiency (as the global one). It is
+#: the effective rate of the framework's decode kernels (skinny GEMMs, paged-cache reads),
+#: not a copy benchmark; note that on Blackwell it trades against the 4-bit GEMM ratio
+#: (both are seen only by Blackwell rows), so read the two together. Tighter bounds
+#: (0.6-0.92) were tried and fitted worse on every figure of the report.
+FAMILY_HBM = PARAMS["hbm_efficiency"]
+#: Rows a chip family needs in the CSV to get its own HBM efficiency (fewer: the global
+#: value); a per-family value on a handful of rows would fit their noise.
+FAMILY_MIN_ROWS = 15
 PRIOR_WEIGHT = 0.05
 LOW_CONFIDENCE_WEIGHT = 0.5
-MAX_NFEV = 80
-FOLD_MAX_NFEV = 40
+MAX_NFEV = 60
+FOLD_MAX_NFEV = 30
+#: Relative change of the cost (and of the values) at which a fit stops: the errors are
+#: logs of ratios, so 1e-3 of their sum of squares is far below what the report shows,
+#: and each step of the finite-difference Jacobian re-predicts every row.
+FIT_TOL = 1e-3
 #: A predicted value this far off (log) stands for an infeasible row in the residuals.
 INFEASIBLE_LOG = 2.0
 
 
+#: Chip families fitted with their own HBM efficiency (:func:`_families`).
+FAMILIES: list[str] = []
+
+
+def _families(rows: list[dict[str, str]]) -> list[str]:
+    """Families with at least :data:`FAMILY_MIN_ROWS` rows, sorted."""
+    cat = load_catalog()
+    counts: dict[str, int] = {}
+    for r in rows:
+        fam = cat.accelerator(r["chip"], "csv", "chip").family or ""
+        counts[fam] = counts.get(fam, 0) + 1
+    return sorted(f for f, n in counts.items() if f and n >= FAMILY_MIN_ROWS)
+
+
+def _specs() -> list[tuple[float, float, float, float]]:
+    """(prior, lower, upper, unit) of every fitted value: :data:`PARAMS`, then one HBM
+    efficiency per fitted family."""
+    return list(PARAMS.values()) + [FAMILY_HBM] * len(FAMILIES)
+
+
 def _cal(x: np.ndarray) -> ServingCalibration:
-    values = {k: float(v) * PARAMS[k][3] for k, v in zip(PARAMS, x, strict=True)}
-    return ServingCalibration(**values)
-
-
-def _x(cal: ServingCalibration) -> np.ndarray:
-    return np.array([getattr(cal, k) / PARAMS[k][3] for k in PARAMS])
+    units = [spec[3] for spec in _specs()]
+    values: dict[str, Any] = {k: float(v) * u
+                              for k, v, u in zip(PARAMS, x, units, strict=False)}
+    family = tuple((f, float(v) * FAMILY_HBM[3])
+                   for f, v in zip(FAMILIES, x[len(PARAMS):], strict=True))
+    return ServingCalibration(**values, family_hbm_efficiency=family)
 
 
 class Rows:
@@ -79,7 +115,7 @@ class Rows:
         cat = load_catalog()
         self.raw = rows
         self.prepared: list[PreparedServing] = [prepare_serving_row(r, cat) for r in rows]
-        prior = _cal(np.array([v[0] / v[3] for v in PARAMS.values()]))
+        prior = _cal(np.array([v[0] / v[3] for v in _specs()]))
         self.plans: list[ServingPlan] = []
         for p in self.prepared:
             _, est, _ = predict_serving_row(p, serving=prior)
@@ -102,9 +138,9 @@ class Rows:
 
 
 def fit(rows: Rows, idx: list[int], max_nfev: int) -> ServingCalibration:
-    x0 = np.array([v[0] / v[3] for v in PARAMS.values()])
-    lo = np.array([v[1] / v[3] for v in PARAMS.values()])
-    hi = np.array([v[2] / v[3] for v in PARAMS.values()])
+    x0 = np.array([v[0] / v[3] for v in _specs()])
+    lo = np.array([v[1] / v[3] for v in _specs()])
+    hi = np.array([v[2] / v[3] for v in _specs()])
     w = np.sqrt(rows.weights[idx])
 
     def residuals(x: np.ndarray) -> np.ndarray:
@@ -112,7 +148,8 @@ def fit(rows: Rows, idx: list[int], max_nfev: int) -> ServingCalibration:
         prior = PRIOR_WEIGHT * (x - x0) / np.maximum(np.abs(x0), 1.0)
         return np.concatenate([err, prior])
 
-    res = least_squares(residuals, x0, bounds=(lo, hi), max_nfev=max_nfev, diff_step=1e-3)
+    res = least_squares(residuals, x0, bounds=(lo, hi), max_nfev=max_nfev, diff_step=1e-3,
+                        ftol=FIT_TOL, xtol=FIT_TOL)
     return _cal(res.x)
 
 
@@ -130,6 +167,7 @@ def main(argv: list[str]) -> int:
     csv_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_CSV
     schemes = [s for s in (argv[2].split(",") if len(argv) > 2 else ["source"]) if s]
     raw = read_serving_cases(csv_path)
+    FAMILIES[:] = _families(raw)
     t0 = time.time()
     rows = Rows(raw)
     every = list(range(len(raw)))
@@ -160,15 +198,23 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _report(raw: list[dict[str, str]], cases: list, errs: np.ndarray,
+def _report(raw: list[dict[str, str]], cases: list[ServingCase], errs: np.ndarray,
             cv: dict[str, np.ndarray], cal: ServingCalibration, csv_path: Path,
             schemes: list[str], seconds: float) -> None:
     lines = ["# Serving calibration", "",
              f"Written by `scripts/fit_serving.py {csv_path.name} {','.join(schemes)}` "
              f"({seconds / 60:.0f} min on one core). Rows: {len(raw)}.", "",
-             "## Fitted values (global, every chip)", "", "| parameter | value |", "|---|---|"]
+             "The model behind the figures: each row's request lengths (MLPerf datasets: "
+             "lognormal with the dataset's spread, so the KV cache a running sequence holds "
+             "is `I + E[O^2] / 2E[O]`), decode attention at most FlashMLA's share of the "
+             "16-bit peak, and an HBM efficiency per chip family with at least "
+             f"{FAMILY_MIN_ROWS} rows (the global value for the others).", "",
+             "## Fitted values (global; HBM efficiency per chip family)", "",
+             "| parameter | value |", "|---|---|"]
     for k in PARAMS:
         lines.append(f"| `{k}` | {getattr(cal, k):.4g} |")
+    for fam, value in cal.family_hbm_efficiency:
+        lines.append(f"| `hbm_efficiency` of the {fam} family | {value:.4g} |")
     lines += ["", "## Error of the primary metric, %", "",
               "| | n | median abs | p90 abs | mean signed |", "|---|---|---|---|---|"]
 

@@ -18,7 +18,11 @@ Defaults for what a row leaves empty (each stated in the case's ``notes``):
 - disaggregated decode rows without an output length: context = the prompt;
 - MoE routing: :data:`~ocplan.results.validation.REAL_ROUTER_IMBALANCE` (real traffic
   through a trained router) unless the notes say the routing was balanced;
-- two-batch overlap of the MoE all-to-all where the notes name it.
+- two-batch overlap of the MoE all-to-all where the notes name it;
+- request lengths of the MLPerf datasets: lognormal with the spread of the dataset's
+  per-sample token counts (:data:`MLPERF_LENGTH_CV`), not one fixed length: the KV cache a
+  running sequence holds and the latency tails follow the spread; synthetic rows keep
+  fixed lengths.
 """
 
 from __future__ import annotations
@@ -62,6 +66,16 @@ MS = 1e-3
 #: Words of a row's notes that say the engine overlapped the MoE all-to-all with compute
 #: (SGLang two-batch overlap, DeepSeek's two micro-batches).
 OVERLAP_WORDS = ("two-batch overlap", "two micro-batches", "overlap scheduling")
+#: Coefficient of variation (std / mean) of the output lengths of each MLPerf LLM
+#: dataset, from its per-sample token counts: openshift-psap/performance-dashboard
+#: @7100702 ``mlperf-data/summaries/<benchmark>.csv`` (columns input_length,
+#: output_length; extracted there from the MLCommons dataset files). llama2-70b
+#: (OpenOrca, 24,576 samples) mean 218.9, std 172.3; mixtral-8x7b (15,000) 144.8, 112.7;
+#: llama3.1-405b (8,313) 684.7, 260.8; llama3.1-8b (CNN/DailyMail, 13,368) 81.6, 36.6;
+#: deepseek-r1 (4,388) 4,043, 5,065 (reasoning traces, capped at 32,768). Keyed by the
+#: benchmark name the row's ``dataset`` opens with.
+MLPERF_LENGTH_CV = {"llama2-70b": 0.787, "mixtral-8x7b": 0.778, "llama3.1-405b": 0.381,
+                    "llama3.1-8b": 0.449, "deepseek-r1": 1.253}
 
 
 def is_serving_csv(header: Iterable[str]) -> bool:
@@ -204,8 +218,12 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
     if shape.is_moe and "balanced" not in text:
         imbalance = REAL_ROUTER_IMBALANCE
         notes.append(f"routing imbalance {imbalance:g} (real router)")
+    lengths = _length_distribution(row.get("dataset") or "")
+    if lengths:
+        notes.append(f"lengths lognormal, spread {lengths['length_spread']:.2f} "
+                     "(the dataset's)")
     wl = ServingWorkload(shape, isl, osl, weight_precision=w, activation_precision=a,
-                         kv_precision=kv, moe_imbalance=imbalance, **load, **slo)
+                         kv_precision=kv, moe_imbalance=imbalance, **load, **slo, **lengths)
     fixed = _layout(row, shape, kind, amount, role)
     if shape.is_moe and any(k in text for k in OVERLAP_WORDS):
         fixed["overlap"] = True
@@ -213,6 +231,18 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
                              name=f"{row['case_id']}: {chips} x {chip}")
     metric = (row.get("primary_metric") or "output").strip()
     return PreparedServing(wl, system, chips, fixed, role, metric, tuple(notes))
+
+
+def _length_distribution(dataset: str) -> dict[str, Any]:
+    """Lognormal lengths with the MLPerf dataset's spread (``sigma^2 = ln(1 + cv^2)``
+    matches its mean and variance); none for other datasets."""
+    words = dataset.split()
+    if len(words) < 2 or words[0] != "MLPerf":
+        return {}
+    cv = MLPERF_LENGTH_CV.get(words[1].rstrip(":"))
+    if cv is None:
+        return {}
+    return {"length_distribution": "lognormal", "length_spread": math.sqrt(math.log1p(cv * cv))}
 
 
 def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | None,

@@ -11,7 +11,11 @@ behaviour, one value each for every chip (never per case, model or source):
 - ``kernel_s``: fixed cost per kernel inside a captured graph (CUDA/HIP graphs remove the
   host launch, not the device-side gap and prologue);
 - ``hbm_efficiency``: achieved / peak HBM bandwidth when a decode step streams the
-  weights and the KV cache;
+  weights and the KV cache; ``family_hbm_efficiency`` holds the value of each chip
+  family with enough published rows to fit its own (the memory controllers, the HBM
+  generation and the decode GEMM kernels differ by vendor: MI300X-class parts reach a
+  smaller share of their peak in streaming kernels than Hopper or Blackwell), the others
+  take ``hbm_efficiency``;
 - ``reserve_fraction``: HBM share not available to weights and KV cache (framework
   workspace, activations of the largest chunk, graphs, communication buffers; vLLM's
   ``gpu_memory_utilization`` defaults to 0.9);
@@ -41,6 +45,9 @@ class ServingCalibration:
     hbm_efficiency: float = 0.80
     reserve_fraction: float = 0.10
     gemm_4bit_ratio: float = 1.0
+    family_hbm_efficiency: tuple[tuple[str, float], ...] = ()
+    """(chip family, achieved / peak HBM bandwidth) pairs; families not named take
+    ``hbm_efficiency``."""
     rows: int = 0
     """Published serving results the values were fitted on (0: priors)."""
     cv_error_pct: float | None = None
@@ -53,13 +60,24 @@ class ServingCalibration:
         assert 0.0 <= self.reserve_fraction < 1.0, self
         assert 0.0 <= self.seq_overhead_s < 1e-2, self
         assert 0.05 <= self.gemm_4bit_ratio <= 2.0, self
+        assert all(0.05 <= v <= 1.0 for _, v in self.family_hbm_efficiency), self
+
+    def hbm_for(self, family: str | None) -> float:
+        """Achieved / peak HBM bandwidth of a decode step on a chip of ``family``."""
+        return dict(self.family_hbm_efficiency).get(family or "", self.hbm_efficiency)
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        data["family_hbm_efficiency"] = dict(self.family_hbm_efficiency)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ServingCalibration:
-        return cls(**data)  # type: ignore[arg-type]
+        values = dict(data)
+        family = values.pop("family_hbm_efficiency", {})
+        assert isinstance(family, dict), family
+        pairs = tuple(sorted((str(k), float(v)) for k, v in family.items()))
+        return cls(**values, family_hbm_efficiency=pairs)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=4)

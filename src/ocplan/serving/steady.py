@@ -60,6 +60,10 @@ STAT_QUANTILE = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
 NORMAL_Z = {"p90": 1.2816, "p99": 2.3263}
 #: Terms summed for a Poisson quantile (means of prompt chunks per iteration are a few).
 POISSON_TERMS = 200
+#: Poisson mean above which a quantile is taken from the normal approximation (its p99
+#: is then within a few percent of the exact one, and :data:`POISSON_TERMS` still covers
+#: the exact sum below it).
+POISSON_NORMAL_MEAN = 50.0
 #: Largest feedback elasticity of the step on the batch used for the batch's spread
 #: (beyond it the queue is near saturation and the variance formula diverges).
 MAX_ELASTICITY = 0.9
@@ -316,9 +320,13 @@ class _Grid:
           longer stay: variance ``B / (1 - eta)``, ``eta = B t'(B) / t(B)`` (capped at
           :data:`MAX_ELASTICITY`); the step moves by ``t'(B)`` per sequence;
         - the prompts admitted during its ``D`` iterations (about ``B c`` chunks,
-          Poisson), each adding ``dt`` to one iteration: ``sqrt(B c) dt / D``.
+          Poisson), each adding ``dt`` to one iteration: at quantile ``q`` the count is
+          the Poisson quantile ``k_q(B c)``, not the normal ``B c + z sqrt(B c)`` (few
+          chunks a request: the count is skewed and its tail heavier), so the deviation
+          is ``(k_q - B c) dt / D``.
 
-        Checked against the simulation (p99 within 5 %)."""
+        The two deviations add in quadrature. Checked against the simulation (p90 within
+        5 %, p99 within 10 %)."""
         wl = sm.workload
         z = _normal_quantile(wl.slo_stat)
         b, t = self.batch, self.step_s
@@ -329,9 +337,14 @@ class _Grid:
         sd_batch = slope * np.sqrt(b / (1.0 - eta))
         steps = wl.output_len / wl.tokens_per_step
         extra = np.maximum(self.mixed.with_prompt_s - t, 0.0)
-        sd_prompts = np.sqrt(b * self.mixed.chunks_per_prompt) * extra / steps
-        sd = np.sqrt(sd_batch ** 2 + sd_prompts ** 2)
-        return f64((t + z * sd) * sm.plan.pp / wl.tokens_per_step)
+        chunks = b * self.mixed.chunks_per_prompt
+        # beyond POISSON_NORMAL_MEAN the count is normal (and the term sum would stop short)
+        count = np.where(chunks > POISSON_NORMAL_MEAN, chunks + z * np.sqrt(chunks),
+                         _poisson_quantile(np.minimum(chunks, POISSON_NORMAL_MEAN),
+                                           STAT_QUANTILE[wl.slo_stat]))
+        dev_prompts = np.maximum(count - chunks, 0.0) * extra / steps
+        dev = np.sqrt((z * sd_batch) ** 2 + dev_prompts ** 2)
+        return f64((t + dev) * sm.plan.pp / wl.tokens_per_step)
 
     def ttft_s(self, sm: StepModel, rho: FloatArray | float) -> FloatArray:
         """TTFT statistic at utilisation ``rho`` of the sequence slots. A request arrives

@@ -30,14 +30,20 @@ point the same grid, and a search or a sweep of loads comes back to them.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ocplan.collectives.cost import all_reduce, moe_dispatch, send_recv
+from ocplan.collectives.cost import (
+    all_gather,
+    all_reduce,
+    moe_dispatch,
+    reduce_scatter,
+    send_recv,
+)
 from ocplan.collectives.fabric import CommFabric
 from ocplan.costmodel.op_time import (
     ChipPeaks,
@@ -76,6 +82,14 @@ COMBINE_BYTES = ACT_BYTES
 #: Narrowest dispatch format: DeepEP and the vLLM/SGLang all-to-all kernels send fp8
 #: (with scales) at most, even when the expert GEMMs run in fp4.
 DISPATCH_MIN_BYTES = 1.0
+#: Best achieved / peak 16-bit rate of a compute-bound decode attention kernel: FlashMLA,
+#: 660 TFLOP/s on an H800 SXM5 (989 TFLOP/s dense bf16), deepseek-ai/FlashMLA README,
+#: "Performance Update (2025.04.22)". Decode attention reads one query row per sequence
+#: (MLA: the heads share one latent, ``a`` rows per sequence) against a paged cache, split
+#: over the keys and merged: it does not reach the training flash-attention efficiency of
+#: long causal tiles. A cap on the family's attention efficiency; GQA decode stays bound by
+#: the cache reads.
+DECODE_ATTENTION_EFFICIENCY = 660.0 / 989.0
 #: Iterations and device parts (:meth:`StepModel.iteration`, :meth:`StepModel.rows_part`
 #: and the others) remembered per model context (workload, plan, chip, efficiencies,
 #: serving calibration, ranks and fabric; the fabric by identity, held by the entry so
@@ -142,6 +156,8 @@ class StepModel:
     decode_only: bool = False
     """A decode instance of a disaggregated deployment: prompts arrive with their KV
     cache, so its iterations run no prefill."""
+    family: str | None = None
+    """The chip's calibration family (its serving HBM efficiency)."""
 
     def iteration(self, prefill_tokens: ArrayLike, prefill_seqs: ArrayLike,
                   decode_seqs: ArrayLike, decode_context: ArrayLike,
@@ -240,9 +256,18 @@ class StepModel:
     def _decode_attention_part(self, seqs: FloatArray, context: FloatArray) -> Part:
         q = float(self.workload.spec_tokens + 1)
         dec = self._split().shard(seqs, q, context)
-        return self._attention_part("decode", dec, int(np.broadcast(seqs, context).size))
+        return self._attention_part("decode", dec, int(np.broadcast(seqs, context).size),
+                                    self.decode_eff)
 
-    def _attention_part(self, phase: Phase, shard: Shard, n: int) -> Part:
+    @cached_property
+    def decode_eff(self) -> Efficiencies:
+        """The efficiencies of decode attention: the family's attention efficiency capped
+        at :data:`DECODE_ATTENTION_EFFICIENCY`."""
+        return replace(self.eff, attention=min(self.eff.attention,
+                                               DECODE_ATTENTION_EFFICIENCY))
+
+    def _attention_part(self, phase: Phase, shard: Shard, n: int,
+                        eff: Efficiencies | None = None) -> Part:
         """The attention operator of every layer kind at its share of the stage (layer
         kinds differing only in MoE share one attention)."""
         wl = self.workload
@@ -255,7 +280,7 @@ class StepModel:
         for windowed, count in counts.items():
             op = attention_operator(wl.model, phase, shard, layer=first[windowed],
                                     precision=wl.gemm_precision, kv_precision=wl.kv_precision)
-            out = out.plus(self._part([op], n), self._share(count))
+            out = out.plus(self._part([op], n, eff), self._share(count))
         return out
 
     def prefill_attention_part(self, seqs: FloatArray, chunk: FloatArray,
@@ -293,7 +318,7 @@ class StepModel:
         # load, the lengths or the SLOs, so a sweep of rates or SLOs shares the memo.
         reads = (wl.model, wl.activation_precision, wl.weight_precision, wl.kv_precision,
                  wl.spec_tokens, wl.spec_acceptance, wl.moe_imbalance)
-        key = (reads, self.plan, self.chip, self.eff, self.serving, self.ranks,
+        key = (reads, self.plan, self.chip, self.eff, self.serving, self.family, self.ranks,
                id(self.fabric))
         hit = _PARTS.get(key)
         if hit is not None and hit[0] is self.fabric:
@@ -346,18 +371,30 @@ class StepModel:
         """Layers of a kind in one stage: its count over the stages."""
         return count / self.plan.pp
 
-    def _part(self, ops: list[Operator], n: int) -> Part:
+    @property
+    def hbm_efficiency(self) -> float:
+        """Achieved / peak HBM bandwidth of the streaming kernels on this chip."""
+        return self.serving.hbm_for(self.family)
+
+    def _part(self, ops: list[Operator], n: int, eff: Efficiencies | None = None) -> Part:
         prof = profile(ops, self.chip, n)
         # streaming kernels (weights, KV cache) at the serving HBM efficiency
         scaled = Profile(prof.compute_s, prof.memory_s * (HBM_EFFICIENCY
-                                                          / self.serving.hbm_efficiency),
+                                                          / self.hbm_efficiency),
                          prof.paths, prof.categories)
-        return Part(scaled.time(self.eff), *scaled.work(self.eff))
+        eff = self.eff if eff is None else eff
+        return Part(scaled.time(eff), *scaled.work(eff))
 
     def comm_s(self, rows: FloatArray) -> FloatArray:
         """Per stage: TP all-reduces of the ``rows x h`` activations after attention and
         after the MLP (2 per layer), the MoE all-to-all (dispatch in the GEMM format,
-        combine in 16-bit) over EP, and the activations sent to the next stage."""
+        combine in 16-bit) over EP, and the activations sent to the next stage.
+
+        With DP attention and experts split over ``t_e > 1`` ranks (``etp``), each MoE
+        layer also gathers the ``t_e`` ranks' tokens before the expert GEMMs and
+        reduce-scatters their partial outputs after (SGLang/vLLM DP attention with
+        expert TP): an all-gather plus a reduce-scatter of ``t_e rows x h`` 16-bit values,
+        the volume of one all-reduce of that size."""
         pl, shape = self.plan, self.workload.model
         h = float(shape.hidden)
         per_stage = shape.n_layers / pl.pp
@@ -375,6 +412,11 @@ class StepModel:
             t = moe_dispatch(self.fabric, rows, h * b_disp, k, pl.ep) \
                 + moe_dispatch(self.fabric, rows, h * COMBINE_BYTES, k, pl.ep)
             out = out + moe_share * f64(t)
+        if shape.is_moe and pl.attention_dp and pl.etp > 1:
+            moe_share = shape.n_moe_layers / shape.n_layers * per_stage
+            group = rows * pl.etp * h * ACT_BYTES
+            out = out + moe_share * f64(all_gather(self.fabric, group, pl.etp)
+                                        + reduce_scatter(self.fabric, group, pl.etp))
         if pl.pp > 1:
             out = out + f64(send_recv(self.fabric, rows * h * ACT_BYTES,
                                       float(pl.tp * pl.pp > self.fabric.domain)))
@@ -444,5 +486,6 @@ def step_model(workload: ServingWorkload, plan: ServingPlan, sm: SystemModel, ch
                        gemm_4bit=min(1.0, base.gemm_8bit * ratio),
                        grouped_gemm_4bit=min(1.0, base.grouped_gemm_8bit * ratio))
     return StepModel(workload=workload, plan=plan, chip=chip, eff=eff, fabric=sm.fabric,
-                     serving=serving, ranks=plan.dp if plan.attention_dp else 1)
+                     serving=serving, ranks=plan.dp if plan.attention_dp else 1,
+                     family=sm.family)
 
