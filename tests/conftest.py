@@ -6,10 +6,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvicorn
+
+from browserkit import CHROMIUM, CHROMIUM_ARGS
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 ServeApp = Callable[[Any], str]
 
@@ -57,3 +62,14 @@ def serve() -> Iterator[ServeApp]:
         server.should_exit = True
     for _, thread in running:
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A headless system Chromium for one test module (see :mod:`browserkit`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from browserkit import needs_chromium
 from ocplan import api
 from ocplan.catalog.catalog import load_catalog
 from ocplan.matching import ARCHETYPES, MatchRequest
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 MIX_FILE = ROOT / "examples" / "cloud-mix.yaml"
 MIX: dict[str, Any] = yaml.safe_load(MIX_FILE.read_text(encoding="utf-8"))
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="no /usr/bin/chromium: install Debian's chromium package (make test does)")
 TIMEOUT_MS = 30_000
 JSON = {"content-type": "application/json"}
 
@@ -123,16 +118,6 @@ def test_parse_reads_an_uploaded_mix(base: str) -> None:
 
 
 # ---- the page -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -633,8 +633,7 @@ def infer_cmd(
         return
     result, curve, sysm = api.run_infer_curve(_catalog(), req, system, FLAGS)
     if report_file is not None:
-        from ocplan.reports.html import render_serving_report
-        from ocplan.web.app import plotly_js_path
+        from ocplan.reports.html import plotly_js_path, render_serving_report
 
         page = render_serving_report(f"ocplan serving report: {model} on {sysm.spec.name}",
                                      result, curve, api.topology_report(sysm),
@@ -916,11 +915,9 @@ def compare_cmd(
                             str(report_file))
     result = api.run_compare(_catalog(), req, systems, FLAGS)
     if report_file is not None:
-        from ocplan.reports.html import PLOTLY_FILE, render_compare_report
-        from ocplan.web.app import plotly_js_path
+        from ocplan.reports.html import render_compare_report
 
-        _write_shared(report_file.with_name(PLOTLY_FILE), plotly_js_path())
-        _write_page(report_file, render_compare_report(
+        _write_linked_report(report_file, render_compare_report(
             f"ocplan compare: {model}", result.as_json(), None),
             announce=fmt is not Format.json)
     if fmt is Format.json:
@@ -981,12 +978,10 @@ def match_cmd(
 
     result = run_match(_catalog(), workload, objective)
     if report_file is not None:
-        from ocplan.reports.html import PLOTLY_FILE, render_match_report
-        from ocplan.web.app import plotly_js_path
+        from ocplan.reports.html import render_match_report
 
-        _write_shared(report_file.with_name(PLOTLY_FILE), plotly_js_path())
-        _write_page(report_file, render_match_report(result.as_json(), None, top),
-                    announce=fmt is not Format.json)
+        _write_linked_report(report_file, render_match_report(result.as_json(), None, top),
+                             announce=fmt is not Format.json)
     if fmt is Format.json:
         _print_json(result.as_json())
         return
@@ -1299,8 +1294,7 @@ def report(
 ) -> None:
     """Write a report (HTML whose plots work offline, or JSON): the estimate, the
     system's check findings, time, energy and cost to train, the top layouts."""
-    from ocplan.reports.html import PLOTLY_FILE, ReportData, render_report
-    from ocplan.web.app import plotly_js_path
+    from ocplan.reports.html import ReportData, plotly_js_path, render_report
 
     if report_format not in ("html", "json"):
         raise SpecError.one("--format", "format", "expected html or json", report_format)
@@ -1344,17 +1338,23 @@ def report(
         _write_page(out_file, jsonio.dumps(data.as_json(), indent=2) + "\n")
         return
     if inline_plotly:
-        page = render_report(data, plotly_js_path())
+        _write_page(out_file, render_report(data, plotly_js_path()))
     else:
-        shared = out_file.with_name(PLOTLY_FILE)
-        _write_shared(shared, plotly_js_path())
-        page = render_report(data, None)
-    _write_page(out_file, page)
+        _write_linked_report(out_file, render_report(data, None))
 
 
 def _to_train(result: Estimate, req: Any, system: System) -> dict[str, float]:
     """Time, energy and (with a price) cost to train the request's tokens."""
     return api.to_train(result, req.train_tokens, req.price_per_chip_hour, system)
+
+
+def _write_linked_report(out_file: Path, page: str, announce: bool = True) -> None:
+    """Write a report page that loads Plotly from the shared file beside it, and that
+    file (:data:`~ocplan.reports.html.PLOTLY_FILE`) unless it is already there."""
+    from ocplan.reports.html import PLOTLY_FILE, plotly_js_path
+
+    _write_shared(out_file.with_name(PLOTLY_FILE), plotly_js_path())
+    _write_page(out_file, page, announce=announce)
 
 
 def _write_shared(target: Path, source: Path) -> None:

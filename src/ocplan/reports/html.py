@@ -27,12 +27,18 @@ from ocplan.reports.figures import (
 )
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
 
-__all__ = ["PLOTLY_FILE", "ReportData", "render_compare_report", "render_match_report",
-           "render_report",
-           "render_serving_report"]
+__all__ = ["PLOTLY_FILE", "ReportData", "plotly_js_path", "render_compare_report",
+           "render_match_report", "render_report", "render_serving_report"]
 
 #: The shared Plotly file a report references from beside itself (one per folder).
 PLOTLY_FILE = "ocplan-plotly.min.js"
+
+
+def plotly_js_path() -> Path:
+    """plotly.min.js as shipped inside the plotly Python package (no CDN)."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -60,6 +60,7 @@ from ocplan.catalog.schema import KINDS
 from ocplan.errors import SpecError
 from ocplan.jsonio import MAX_JSON_DEPTH, dumps, parse_json
 from ocplan.reports import figures as figures_
+from ocplan.reports.html import plotly_js_path
 from ocplan.store.scenarios import Scenario, open_scenarios
 from ocplan.web import workers
 from ocplan.web.guard import DEFAULT_ALLOWED_HOSTS, Guard
@@ -84,13 +85,6 @@ DOCS_ASSETS = "/docs-assets"
 SWAGGER_UI = Path(swagger_ui.__file__).parent / "static"
 #: Largest request body accepted (a system file or request is a few kB).
 MAX_BODY_BYTES = 256 * 1024
-
-
-def plotly_js_path() -> Path:
-    """plotly.min.js as shipped inside the plotly Python package (no CDN)."""
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 class BadBody(Exception):
