@@ -4,6 +4,7 @@ write the calibration with its report.
 Usage::
 
     .venv/bin/python scripts/fit_cpu.py [CSV]
+    .venv/bin/python scripts/fit_cpu.py --smt-pairs cpu2017-results.csv.gz
 
 CSV defaults to ``../shared/validation/cpu_dev.csv`` (layout: ``cpu_README.md``). Fits
 every parameter on all modelled rows, then refits without each CPU (leave-one-CPU-out)
@@ -11,10 +12,20 @@ and without each family (leave-one-family-out) to predict the held-out rows. Wri
 ``src/ocplan/cpu/calibration.json`` (parameters, interval widths, provenance with every
 error figure) and ``docs/cpu-calibration.md``; deterministic but for the run time the
 report states; under a minute on two cores.
+
+``--smt-pairs DUMP`` instead reads the spec.org SPEC CPU2017 results dump the validation
+rows cite (github.com/fjacquet/spec-search @9810b16,
+``mcp_server/src/spec_search_mcp/data/cpu2017-results.csv.gz``), pairs the SPECrate
+results of each processor run with one and two threads per core
+(:func:`ocplan.cpu.smt.pair_results`), writes ``src/ocplan/cpu/data/smt_pairs.csv`` and
+prints the median uplift per suite and vendor (the evidence behind
+:data:`ocplan.cpu.model.SMT_UPLIFT`).
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import json
 import math
@@ -34,7 +45,16 @@ from ocplan.cpu.config import config_from_catalog
 from ocplan.cpu.crossval import CalibrationReport, calibrate
 from ocplan.cpu.fitting import Observation
 from ocplan.cpu.microarch import family_specs
+from ocplan.cpu.model import SMT_UPLIFT
 from ocplan.cpu.predict import predict
+from ocplan.cpu.smt import DATA_FILE as SMT_PAIRS_FILE
+from ocplan.cpu.smt import (
+    SmtResult,
+    load_smt_pairs,
+    median_uplift,
+    pair_results,
+    write_smt_pairs,
+)
 from ocplan.results.cpu_validation import observations, read_cpu_cases
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,6 +308,25 @@ def _microarch_table() -> str:
                    for f in family_specs().values()])
 
 
+def _smt_table() -> str:
+    """Median SMT uplift per SPECrate suite and CPU vendor, from the stored pairs, next to
+    the constant the model uses."""
+    pairs = load_smt_pairs()
+    rows = []
+    for suite in DUMP_SUITES.values():
+        for vendor in (None, "Intel", "AMD"):
+            ratios = sorted(p.uplift for p in pairs
+                            if p.suite == suite and vendor in (None, p.vendor))
+            if not ratios:
+                continue
+            low, high = (ratios[round(q * (len(ratios) - 1))] for q in (0.1, 0.9))
+            rows.append([suite, vendor or "all", str(len(ratios)),
+                         f"{median_uplift(pairs, suite, vendor):.3f}", f"{low:.3f} - {high:.3f}",
+                         f"{SMT_UPLIFT[suite]:g}" if vendor is None else ""])
+    return _table(["suite", "CPU vendor", "pairs", "median uplift", "10th - 90th percentile",
+                   "model SMT_UPLIFT"], rows)
+
+
 def _rounded(value: Any) -> Any:
     """Floats to 10 significant digits (stable, readable JSON diffs)."""
     if isinstance(value, float):
@@ -334,7 +373,7 @@ modelled ones cover {p['cpus']} CPUs of {p['families']} families;
 sha256 `{p['data']['sha256'][:16]}`) in {elapsed_s:.0f} s. Do not edit by hand: edit the
 script or the model and rerun it.
 
-{DOC_MODEL}
+{DOC_MODEL.format(smt=_smt_table())}
 
 Micro-architecture specs per family (published; sources in `src/ocplan/cpu/microarch.py`):
 
@@ -424,9 +463,9 @@ predicted from a stored measurement. Units are SI inside (`src/ocplan/cpu/model.
   all-core/base ratio. Min/max are smooth (log-sum-exp, 2.3 % at the kink) so the fit is
   differentiable. c, P_u and h are global (3 parameters).
 - **Rate throughput**: `C = S N f ipc SMT`; S sockets, N cores, `ipc` a per-core
-  throughput per Hz, SMT = 1.3 for int rate and SPECjbb with two threads per core (Intel's
-  "up to 30 %"; no row runs an SMT-capable x86 CPU with SMT off, so it is not fitted), 1.0
-  for fp (medians mix SMT settings; 1P->2P pairs that differ in SMT scale 1.97-2.06x).
+  throughput per Hz, SMT the gain of two threads per core over one, measured on
+  published SPECrate2017 results (below): 1.22 for int rate, 1.0 for fp rate (no gain);
+  1.3 for SPECjbb (Intel's "up to 30 %"; too few SPECjbb pairs to measure). Not fitted.
 - **Memory-bandwidth limit**: `T = C (1 + (C/M)^2)^(-phi/2)`, phi the bandwidth-bound
   share of the suite's geometric mean (phi = 1 is a smooth roofline) and
   `M = B e_type mu_k (c / 5 MB)^a`:
@@ -477,6 +516,14 @@ for the SPEC energy metric, fitted after them on its own rows, one activity expo
 two suite constants. Nothing per CPU, per row or per source; the micro-architecture
 table holds published specs per family, not fitted values.
 
+**SMT, measured** (`src/ocplan/cpu/smt.py`, pairs in `src/ocplan/cpu/data/smt_pairs.csv`,
+written by `scripts/fit_cpu.py --smt-pairs DUMP` from the spec.org results dump the rows
+cite): published SPECrate2017 base results of the same processor, chip count and enabled
+cores, run with two and with one thread per core; per pair the ratio of the two sides'
+median scores, then the median over pairs:
+
+{smt}
+
 Not modelled: MLPerf CPU inference (two Intel systems, different networks per row: a
 physical model would need per-network FLOP and byte counts and AMX efficiencies, and a
 per-network constant fitted on the other system's row is a per-case fit) and TPC-E
@@ -500,7 +547,7 @@ TDP are the idle and full-load points of Boavizta's TDP profile (TEADS measureme
 T / C` is the model's own achieved share of the compute-bound throughput (the
 memory-bandwidth law): a core stalled on DRAM switches less and draws less dynamic power
 (alpha C V^2 f), so SPECrate fp on a many-core part with little bandwidth per core (EPYC
-9754: a = 0.45) draws well below TDP, and integer rate (a = 0.75-0.93) near it. Fitted
+9754: a = 0.46) draws well below TDP, and integer rate (a = 0.75-0.93) near it. Fitted
 on the 14 energy rows after the performance model (`src/ocplan/cpu/energy.py`): gamma
 (one global exponent, least squares in log space over a grid 0-4) and K per suite (the
 two suite constants of the definition). The idle share is sourced, not fitted; nothing is
@@ -510,18 +557,28 @@ per CPU or per vendor.
 
 "run W / K" is the run's own score / its energy metric: its average wall power in units
 of the suite constant, measured; "predicted W" is the model's wall power at the
-predicted activity. The integer ranking is exact. The fp ranking misses the line on one
-row: the Xeon 6787P energy run (SMT off) scored 1300 against a 1675 median and a 1711
-prediction, so the model over-predicts its energy metric by about a fifth and ranks it
-first instead of fourth (placed between the EPYC 9654 and 9754 rows, the fp Spearman
-would be 0.93). The EPYC fp energy runs also scored below the medians (475-1220 against
-708-1444 predicted) but drew even less power (the 9654 2P fp run drew 45 % of the
-8480+ 2P run's power at 96 % of its score, both 2 x 350-360 W TDP): efficiency settings
-chosen by the submitter, which no spec of the row records. 1P and 2P rows of one CPU tie
-(power and score both scale with sockets), where the 2P runs measure 4-7 % ahead; a fixed
-per-chassis power would separate them, but no source gives it, so it is not added.
-Fitting a per-vendor or per-CPU power factor on these 14 rows would be a fit of the
-ranked data itself and is not done."""
+predicted activity. Predictions equal up to floating-point rounding (a CPU's 1P and 2P
+rows: score and power both scale with sockets) rank as ties, not by their last bits. The
+integer ranking is exact but for one such tie (EPYC 9754). The fp ranking misses the
+line on one row: the Xeon 6787P energy run (SMT off) scored 1300 against a 1675 median,
+so the model over-predicts its energy metric by about a fifth and ranks it first instead
+of fourth (placed between the EPYC 9654 and 9754 rows, the fp Spearman would be 0.93).
+SMT does not explain the shortfall: SPECrate fp gains nothing from SMT (1.01 over 246
+pairs, above), and in the dump the energy runs score below their CPU's median whether
+SMT is off or on (fp: median 0.85 of the median in both groups, 16 runs with SMT off and
+20 with it on; the same vendor's energy run of the Xeon 6780E, a CPU without SMT, scored
+0.85 of its median on fp and 0.82 on int). Power with SMT off is left as it is: a
+TDP-limited package runs at its power limit with one thread per core or two (one
+measurement: a 2 x E5-2690 v4 server drew 406 W with one busy thread per core and at
+most 420 W, 3 % more, with two; K. Köhntopp, "Threads vs. Watts", 2017). The EPYC fp
+energy runs also scored below the medians (475-1220 against 710-1445 predicted) but drew
+even less power (the 9654 2P fp run drew 45 % of the 8480+ 2P run's power at 96 % of its
+score, both 2 x 350-360 W TDP): efficiency settings chosen by the submitter, which no
+spec of the row records. 1P and 2P rows of one CPU tie (power and score both scale with
+sockets), where the 2P runs measure 4-7 % ahead; a fixed per-chassis power would
+separate them, but no source gives it, so it is not added. Fitting a per-vendor or
+per-CPU power factor on these 14 rows would be a fit of the ranked data itself and is
+not done."""
 
 DOC_LIMITS = """## Limits
 
@@ -539,7 +596,10 @@ DOC_LIMITS = """## Limits
 - No Arm CPU has a SPECspeed row and Grace has no SPEC CPU row: those predictions rest on
   the family's shared effect (set by its other benchmarks) and are flagged "no <kind>
   measurement for family X"; they are not validated.
-- The SMT uplift of int rate and SPECjbb (1.3) is a published figure the data cannot test.
+- The SMT uplifts are medians over processors: the int pairs (n = 13) are mostly
+  Skylake-SP Xeons, each with a single SMT-off result; the AMD pair (EPYC 7702P, 1.16)
+  has an energy run as its SMT-off side. The SPECjbb uplift (1.3) is a published figure
+  the data cannot test (three SPECjbb2015 pairs in the dump).
 - SPECjbb2015 Composite on two sockets: the 2P/1P ratio falls with threads per socket
   (EPYC 9575F 1.87x at 128 threads, 9965 1.32x at 384). A Universal Scalability Law term
   (cross-socket contention + coherency k n) fits that trend (in-sample 1.8 / 7.0 %, worst
@@ -568,9 +628,14 @@ DOC_SOURCES = """## Sources
   logs; OCI and My_Stream_Benchmark STREAM runs; TPC-E via glennsqlperformance.com).
 - Clock law: T. Mudge, "Power: A First-Class Architectural Design Constraint", IEEE
   Computer 34(4), 2001 (dynamic power ~ C V^2 f, voltage scaled with frequency).
-- SMT uplift 1.3: D. Marr et al., "Hyper-Threading Technology Architecture and
-  Microarchitecture", Intel Technology Journal 6(1), 2002 ("up to 30 %" on server
-  benchmarks).
+- SMT uplift, SPECrate: the spec.org SPEC CPU2017 results dump
+  (github.com/fjacquet/spec-search @9810b16,
+  `mcp_server/src/spec_search_mcp/data/cpu2017-results.csv.gz`, columns "# Enabled
+  Threads Per Core", "# Chips", "# Cores", "Processor", "Base Result"). SPECjbb 1.3:
+  D. Marr et al., "Hyper-Threading Technology Architecture and Microarchitecture", Intel
+  Technology Journal 6(1), 2002 ("up to 30 %" on server benchmarks).
+- SMT and package power: K. Köhntopp, "Threads vs. Watts", 2017-07-19
+  (blog.koehntopp.info/2017/07/19/threads-vs-watts.html).
 - Power: Boavizta API documentation, github.com/Boavizta/boaviztapi
   `docs/docs/Explanations/components/cpu.md` (0.12/0.32/0.75/1.02 x TDP at 0/10/50/100 %
   load), `components/ram.md` (0.284 W/GB), `devices/server.md` (other_consumption_ratio
@@ -610,7 +675,46 @@ def _run_scores(rows: list[dict[str, str]]) -> dict[str, float]:
     return out
 
 
+#: Benchmark names of the SPECrate suites in the spec.org dump -> model kinds.
+DUMP_SUITES = {"CINT2017rate": "int_rate", "CFP2017rate": "fp_rate"}
+
+
+def smt_results_from_dump(path: Path) -> list[SmtResult]:
+    """The SPECrate2017 results of the spec.org dump (gzip CSV; header names carry stray
+    whitespace) that state a base result, chips, cores and threads per core."""
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+        for raw in csv.DictReader(handle):
+            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
+            suite = DUMP_SUITES.get(row["Benchmark"])
+            try:
+                result = SmtResult(suite or "", row["Processor"], int(row["# Chips"]),
+                                   int(row["# Cores"]),
+                                   int(row["# Enabled Threads Per Core"]),
+                                   float(row["Base Result"]))
+            except ValueError:
+                continue
+            if suite is not None:
+                out.append(result)
+    return out
+
+
+def smt_main(dump: Path) -> int:
+    pairs = pair_results(smt_results_from_dump(dump))
+    write_smt_pairs(pairs)
+    for suite in DUMP_SUITES.values():
+        for vendor in (None, "Intel", "AMD"):
+            n = sum(1 for p in pairs if p.suite == suite and vendor in (None, p.vendor))
+            m = median_uplift(pairs, suite, vendor)
+            if m is not None:
+                print(f"{suite} {vendor or 'all':5s} n={n:3d} median uplift {m:.3f}")
+    print(f"wrote {SMT_PAIRS_FILE.relative_to(ROOT)}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) > 2 and argv[1] == "--smt-pairs":
+        return smt_main(Path(argv[2]))
     start = time.perf_counter()
     csv_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_CSV
     rows = read_cpu_cases(csv_path)

@@ -142,15 +142,24 @@ def stats(observations: Sequence[Observation], preds: Mapping[str, CpuPrediction
                 "p90_pct": float(np.percentile(v, 90))} for b, v in sorted(errors.items())}
 
 
+#: Relative difference under which two values rank as tied: predictions that are equal
+#: but for floating-point rounding (a 1P and a 2P system of one CPU, whose predicted score
+#: and power both scale with sockets) must not be ordered by their last bits.
+RANK_TIE_RELATIVE = 1e-9
+
+
 def _ranks(x: Sequence[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Ranks 1..n, ties sharing their mean rank."""
+    """Ranks 1..n, ties (values within :data:`RANK_TIE_RELATIVE` of the previous one in
+    sorted order) sharing their mean rank."""
     a = np.asarray(x, dtype=np.float64)
     order = np.argsort(a, kind="mergesort")
     ranks = np.empty(len(a))
-    ranks[order] = np.arange(1, len(a) + 1)
-    for value in np.unique(a):
-        tied = a == value
-        ranks[tied] = ranks[tied].mean()
+    start = 0
+    for i in range(1, len(a) + 1):
+        if i == len(a) or not math.isclose(a[order[i]], a[order[i - 1]],
+                                           rel_tol=RANK_TIE_RELATIVE):
+            ranks[order[start:i]] = (start + 1 + i) / 2.0
+            start = i
     return ranks
 
 

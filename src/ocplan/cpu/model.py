@@ -69,14 +69,20 @@ CLOCK_SHARPNESS = 30.0
 #: (p = 1: harmonic sum, p -> inf: the roofline's hard minimum). p = 2 was chosen among
 #: {1, 2, 4} by the leave-one-CPU-out error of a prototype (docs/cpu-calibration.md).
 SMOOTH_MIN_ORDER = 2.0
-#: Throughput gain of two hardware threads per core over one, per model kind. Integer rate
-#: and SPECjbb: 1.3, Intel's figure for Hyper-Threading on server benchmarks ("up to
-#: 30 %", D. Marr et al., "Hyper-Threading Technology Architecture and Microarchitecture",
-#: Intel Technology Journal 6(1), 2002); no calibration row runs an SMT-capable x86 CPU
-#: with SMT off, so the data cannot refine it. Floating-point rate: 1.0, measured: the
-#: published medians mix SMT settings, and the four CPUs whose 1P and 2P example results
-#: differ in SMT scale 1.97-2.06x from 1P to 2P, as without SMT. Speed: 1.0 (one thread).
-SMT_UPLIFT: dict[str, float] = {"int_rate": 1.3, "fp_rate": 1.0, "int_speed": 1.0,
+#: Throughput gain of two hardware threads per core over one, per model kind, applied to
+#: the compute throughput (before the memory-bandwidth limit). Integer and floating-point
+#: rate: measured on SPECrate2017 itself, the median over processors of the ratio of the
+#: median base score with two threads per core to the median with one, same processor,
+#: chip count and enabled cores (spec.org results via github.com/fjacquet/spec-search
+#: @9810b16, cpu2017-results.csv.gz; pairs in ``cpu/data/smt_pairs.csv``, made and
+#: summarised by :mod:`ocplan.cpu.smt`): int 1.223 over n = 13 pairs (12 Intel, median
+#: 1.224; 1 AMD, 1.156), fp 1.009 over n = 246 (173 Intel, 1.015; 73 AMD, 0.997): SMT
+#: does not raise SPECrate fp throughput, so 1.0. SPECjbb: 1.3, Intel's figure for
+#: Hyper-Threading on server benchmarks ("up to 30 %", D. Marr et al., "Hyper-Threading
+#: Technology Architecture and Microarchitecture", Intel Technology Journal 6(1), 2002);
+#: the SPECjbb2015 dump of the same repository has 3 such pairs (0.89-1.19), too few to
+#: measure it. Speed: 1.0 (one thread).
+SMT_UPLIFT: dict[str, float] = {"int_rate": 1.22, "fp_rate": 1.0, "int_speed": 1.0,
                                 "jbb_max": 1.3}
 #: CPU package power at 100 % load per W of TDP: 1.02 (Boavizta API, CPU consumption
 #: profile "model adaptation from TDP", average of TEADS measurements at 0/10/50/100 %
