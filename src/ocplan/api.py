@@ -42,25 +42,7 @@ from ocplan.plan.plan import REQUEST_LAYOUT, Plan
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import Objective, SearchResult, search
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM
-from ocplan.results.cluster import ClusterOutlook, cluster_outlook, job_facility_W
-from ocplan.results.compare import Comparison, Contender, compare
-from ocplan.results.serving_validation import (
-    ServingCase,
-    is_serving_csv,
-    read_serving_cases,
-    run_serving_validation,
-)
-from ocplan.results.validation import Case, Scored, Summary, read_cases, run_validation
-from ocplan.results.validation import summarize as summarize_cases
-from ocplan.serving.estimate import (
-    ServingCurve,
-    ServingEstimate,
-    estimate_serving,
-    serving_curve,
-)
-from ocplan.serving.estimate import infeasible_estimate as infeasible_serving
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
-from ocplan.serving.search import ServingSearch, search_serving
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
 from ocplan.workloads.serving import ServingWorkload
@@ -70,6 +52,16 @@ from ocplan.workloads.workload import Workload
 if TYPE_CHECKING:
     from ocplan.matching.run import run_match
     from ocplan.redfish.host import CpuNode
+    from ocplan.results.cluster import ClusterOutlook
+    from ocplan.results.compare import Comparison, Contender
+    from ocplan.results.serving_validation import ServingCase
+    from ocplan.results.validation import Case, Scored, Summary
+    from ocplan.serving.estimate import ServingCurve, ServingEstimate
+    from ocplan.serving.search import ServingSearch
+
+# The serving estimators, the comparison, the cluster outlook and the validation readers
+# are imported by the functions that use them: a training search as a whole process
+# (issue 9: within 2 s) starts without them.
 
 # Matching CPU platforms needs the CPU model, not the estimators (and the reverse):
 # ``run_match`` is imported on first use.
@@ -294,6 +286,8 @@ def compare_systems(catalog: Catalog, req: CompareRequest,
 
 def _contenders(req: CompareRequest, systems: Sequence[tuple[str, System]],
                 source: str) -> list[Contender]:
+    from ocplan.results.compare import Contender
+
     prices = req.price_per_chip_hour
     if prices is not None and len(prices) not in (1, len(systems)):
         raise SpecError.one(source, "price", f"give one price or one per system "
@@ -330,6 +324,8 @@ def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | st
                 progress: Callable[[int, int], None] | None = None) -> Comparison:
     """Each system's best layout of the request's job, side by side (see
     :func:`ocplan.results.compare.compare`)."""
+    from ocplan.results.compare import compare
+
     systems = compare_systems(catalog, req, files, source)
     contenders = _contenders(req, systems, source)
     arch = catalog.model(req.model, source, "model")
@@ -400,6 +396,9 @@ def serving_workload(catalog: Catalog, req: InferJob, source: str = "request"
 def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
               source: str = "request") -> tuple[ServingEstimate, System, ServingWorkload]:
     """Estimate serving with the request's layout (``dp`` from the chips)."""
+    from ocplan.serving.estimate import estimate_serving
+    from ocplan.serving.estimate import infeasible_estimate as infeasible_serving
+
     system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
     workload = serving_workload(catalog, req, source)
     values = {f.name: getattr(req, f.name) for f in SERVING_REQUEST_LAYOUT}
@@ -418,6 +417,8 @@ def run_infer_curve(catalog: Catalog, req: InferJob, system_file: Path | None = 
                     source: str = "request"
                     ) -> tuple[ServingEstimate, ServingCurve | None, System]:
     """The request's estimate and its layout's throughput-latency curve."""
+    from ocplan.serving.estimate import serving_curve
+
     result, system, workload = run_infer(catalog, req, system_file, source)
     return result, serving_curve(workload, result.plan, system), system
 
@@ -433,6 +434,8 @@ def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None =
                      ) -> tuple[ServingSearch, System, ServingWorkload]:
     """Every serving layout of the request's chips, best first (with prefill/decode
     splits when ``disaggregate``)."""
+    from ocplan.serving.search import search_serving
+
     system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
     guard(system, req.allow_invalid)
     workload = serving_workload(catalog, req, source)
@@ -539,6 +542,8 @@ def outlook(result: Estimate, workload: Workload, system: System,
             price_per_chip_hour: float | None = None) -> ClusterOutlook:
     """The facility of the system (racks, cooling, power delivery, derived PUE) and the
     job's goodput under failures (see :func:`ocplan.results.cluster.cluster_outlook`)."""
+    from ocplan.results.cluster import cluster_outlook
+
     return cluster_outlook(result, workload, system, train_tokens, price_per_chip_hour)
 
 
@@ -569,6 +574,8 @@ def to_train(result: Estimate, train_tokens: float | None, price_per_chip_hour: 
     estimate's throughput; empty without tokens or for a layout that cannot run. Energy
     is the job's facility power (:func:`ocplan.results.cluster.job_facility_W`, the same
     as every comparison and goodput figure) over the time."""
+    from ocplan.results.cluster import job_facility_W
+
     if train_tokens is None or not result.feasible:
         return {}
     time_s = result.time_to_train_s(train_tokens)
@@ -654,18 +661,25 @@ def topology_summary(system: System) -> tuple[TopologySummary, PowerBudget]:
 def validate_runs(catalog: Catalog, path: Path) -> tuple[list[Case], Summary]:
     """Predict the published runs of a validation CSV: each case, and the errors over
     all of them."""
+    from ocplan.results.validation import read_cases, run_validation
+    from ocplan.results.validation import summarize as summarize_cases
+
     cases = run_validation(read_cases(path), catalog)
     return cases, summarize_cases(cases)
 
 
 def summarize_runs(cases: Sequence[Scored]) -> Summary:
     """The errors over some validation cases (a group of them: a chip, a source)."""
+    from ocplan.results.validation import summarize as summarize_cases
+
     return summarize_cases(cases)
 
 
 def is_serving_file(path: Path) -> bool:
     """Whether a validation CSV is in the serving layout (its header names a primary
     metric); unreadable files are left to the readers, which say why."""
+    from ocplan.results.serving_validation import is_serving_csv
+
     return is_serving_csv(_csv_header(path))
 
 
@@ -695,6 +709,7 @@ def validate_cpu_runs(path: Path) -> tuple[list[Any], Summary, dict[str, Summary
         run_cpu_validation,
         summaries_by_benchmark,
     )
+    from ocplan.results.validation import summarize as summarize_cases
 
     cases = run_cpu_validation(read_cpu_cases(path))
     scored = [c for c in cases if c.status != "excluded"]
@@ -703,6 +718,9 @@ def validate_cpu_runs(path: Path) -> tuple[list[Any], Summary, dict[str, Summary
 
 def validate_serving_runs(catalog: Catalog, path: Path) -> tuple[list[ServingCase], Summary]:
     """Predict the published serving results of a serving validation CSV."""
+    from ocplan.results.serving_validation import read_serving_cases, run_serving_validation
+    from ocplan.results.validation import summarize as summarize_cases
+
     cases = run_serving_validation(read_serving_cases(path), catalog)
     return cases, summarize_cases(cases)
 

@@ -54,7 +54,7 @@ class Spec(BaseModel):
     NaN or infinity is never a valid number."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True,
-                              allow_inf_nan=False)
+                              allow_inf_nan=False, defer_build=True)
 
 
 @dataclass(frozen=True)

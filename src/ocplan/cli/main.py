@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 from typer._click.exceptions import ClickException  # typer vendors click
@@ -37,6 +36,9 @@ from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
 from ocplan.units import POWER, TIME, UnitError, format_quantity, parse_quantity
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+    from typer.models import CommandInfo
+
     from ocplan import api
     from ocplan.catalog.system import System
     from ocplan.plan.estimate import Estimate
@@ -73,8 +75,15 @@ def handles_bad_input(func: Callable[P, R]) -> Callable[P, R]:
 
     return wrapper
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="ocplan: check, measure and plan open-standard (OAM/UBB/OCM) AI systems.")
+
+
+def _new_app() -> typer.Typer:
+    return typer.Typer(no_args_is_help=True, add_completion=False,
+                       help="ocplan: check, measure and plan open-standard (OAM/UBB/OCM) AI "
+                            "systems.")
+
+
+app = _new_app()
 catalog_app = typer.Typer(no_args_is_help=True, help="Browse the hardware and model catalog.")
 app.add_typer(catalog_app, name="catalog")
 
@@ -789,9 +798,7 @@ def search_cmd(
         api.guard(sysm, allow_invalid)
     except Infeasible as exc:
         _refused(exc, sysm.spec.name, fmt)
-    with Progress(TextColumn("searching"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True,
-                  disable=fmt is Format.json or not err.is_terminal) as bar:
+    with _progress("searching", fmt) as bar:
         task = bar.add_task("search", total=None)
 
         def tick(done: int, total: int) -> None:
@@ -1154,10 +1161,7 @@ def sweep_cmd(
     sweep = load_sweep(file)
     cat = _catalog()
     total = len(expand_sweep(sweep, cat))  # the whole grid is checked before the store opens
-    with open_store(db) as store, Progress(
-            TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=True,
-            disable=fmt is Format.json or not err.is_terminal) as bar:
+    with open_store(db) as store, _progress("sweep", fmt) as bar:
         task = bar.add_task("sweep", total=total)
 
         def tick(done: int, todo: int) -> None:
@@ -1380,6 +1384,53 @@ def _write_page(out_file: Path, page: str, announce: bool = True) -> None:
         out.print(_t(f"wrote {out_file} ({format_quantity(len(page.encode()), 'B')})"))
 
 
+def _progress(label: str, fmt: Format) -> Progress:
+    """A transient progress bar on stderr, off for JSON output and when stderr is not a
+    terminal (imported here: only long commands draw one)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True,
+                    disable=fmt is Format.json or not err.is_terminal)
+
+
+def _command_name(info: CommandInfo) -> str:
+    """The name a registered command is called by (typer's rule for unnamed ones)."""
+    if info.name:
+        return info.name
+    assert info.callback is not None
+    return info.callback.__name__.lower().replace("_", "-")
+
+
+def _app_for(args: Sequence[str]) -> typer.Typer:
+    """The application with only the command being run registered (plus the root
+    options and the sub-groups, which keep it a group), when the first word names a
+    command.
+
+    Typer builds the click parameters of every registered command before it dispatches,
+    about 0.1 s for this CLI's layout-heavy commands; a command's own parsing, help and
+    errors do not depend on its siblings. Anything else (no command, ``--help``, a
+    group, an unknown word) gets the whole application and its usual messages.
+    """
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first is None or any(a in ("--help", "-h") for a in args[:args.index(first)]):
+        return app
+    chosen = [c for c in app.registered_commands if _command_name(c) == first]
+    if not chosen:
+        return app
+    narrow = _new_app()
+    narrow.registered_callback = app.registered_callback  # --catalog, --currency
+    narrow.registered_commands = chosen
+    narrow.registered_groups = list(app.registered_groups)
+    return narrow
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 check errors, 2 bad input).
 
@@ -1387,7 +1438,8 @@ def main(argv: list[str] | None = None) -> int:
     line, like every other bad input, instead of click's usage box.
     """
     try:
-        code = app(args=argv, prog_name="ocplan", standalone_mode=False)
+        args = list(sys.argv[1:] if argv is None else argv)
+        code = _app_for(args)(args=args, prog_name="ocplan", standalone_mode=False)
     except ClickException as exc:
         message = exc.format_message()
         if message:  # a bare command prints its help and has no message

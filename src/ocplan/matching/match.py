@@ -26,7 +26,7 @@ fitted data).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -40,7 +40,7 @@ from ocplan.matching.archetypes import (
 )
 from ocplan.matching.platforms import Platform
 
-__all__ = ["Capacity", "MatchRequest", "MatchResult", "Matched", "Predictor", "match"]
+__all__ = ["Capacity", "MatchRequest", "MatchResult", "Matched", "Predictor", "Query", "match"]
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 #: Lowest target utilization a request may set: below 1 % a fleet is sized for a hundred
@@ -61,9 +61,12 @@ class Capacity:
     flags: tuple[str, ...] = ()
 
 
-#: (configuration row, benchmark, metric) -> the predicted capacity, or None when the
-#: model cannot predict that benchmark for that configuration.
-Predictor = Callable[[dict[str, str], str, str | None], Capacity | None]
+#: One question to the performance model: (configuration row, benchmark, metric).
+Query = tuple[dict[str, str], str, str | None]
+#: Queries -> their capacities in order, None where the model cannot predict that benchmark
+#: for that configuration. Batched because the CPU model evaluates a design matrix: one
+#: call for the whole catalog costs what one row costs.
+Predictor = Callable[[Sequence[Query]], list[Capacity | None]]
 
 ArchetypeId = Literal["cloud-throughput", "latency-services", "jvm-services", "analytics",
                       "big-data", "accelerator-host"]
@@ -153,15 +156,20 @@ class MatchResult:
                 "platforms": [m.as_json() for m in self.ranked]}
 
 
-def _capacity(p: Platform, archetype: str, predict: Predictor) -> Capacity | None:
-    a = ARCHETYPES[archetype]
-    if archetype == "accelerator-host":
+def _derived(archetype: str) -> bool:
+    """Whether an archetype's capacity is counted from the platform, not predicted."""
+    return archetype == "accelerator-host"
+
+
+def _capacity(p: Platform, archetype: str, found: Capacity | None) -> Capacity | None:
+    """A server's capacity for an archetype from the model's answer to its query (None
+    for derived archetypes)."""
+    if _derived(archetype):
         by_cores = p.cores / CORES_PER_ACCELERATOR
         by_lanes = p.lanes / LANES_PER_ACCELERATOR
         value = math.floor(min(by_cores, by_lanes))
         return Capacity(float(value), float(value), float(value), "derived",
                         ("lanes" if by_lanes < by_cores else "cores",))
-    found = predict(p.row, a.benchmark, a.metric)
     if found is None:
         return None
     if archetype == "latency-services":  # capacity = cores x single-copy speed
@@ -186,7 +194,7 @@ def _constraint_problem(p: Platform, c: MatchConstraints) -> str | None:
     return None
 
 
-def _one(p: Platform, req: MatchRequest, predict: Predictor) -> Matched:
+def _one(p: Platform, req: MatchRequest, answers: Mapping[str, Capacity | None]) -> Matched:
     findings = tuple(f.as_dict() for f in p.findings if f.severity != "info")
     base: dict[str, Any] = dict(platform=p.id, kind=p.kind, cpu=p.cpu.id,
                                 family=p.cpu.family or "", isa=p.cpu.isa,
@@ -195,7 +203,7 @@ def _one(p: Platform, req: MatchRequest, predict: Predictor) -> Matched:
     capacities: dict[str, Capacity] = {}
     missing: list[str] = []
     for archetype in req.demand:
-        cap = _capacity(p, archetype, predict)
+        cap = _capacity(p, archetype, answers.get(archetype))
         if cap is None or cap.value <= 0:
             missing.append(archetype)
         else:
@@ -259,7 +267,15 @@ def _key(objective: str) -> Callable[[Matched], tuple[float, ...]]:
 
 def match(req: MatchRequest, platforms: Sequence[Platform], predict: Predictor) -> MatchResult:
     """Every platform's fleet for the request's mix, best first by its objective."""
-    rows = [_one(p, req, predict) for p in platforms]
+    asked = [(i, archetype) for i in range(len(platforms)) for archetype in req.demand
+             if not _derived(archetype)]
+    found = predict([(platforms[i].row, ARCHETYPES[a].benchmark, ARCHETYPES[a].metric)
+                     for i, a in asked])
+    assert len(found) == len(asked), "a predictor answers every query"
+    answers: list[dict[str, Capacity | None]] = [{} for _ in platforms]
+    for (i, archetype), cap in zip(asked, found, strict=True):
+        answers[i][archetype] = cap
+    rows = [_one(p, req, answers[i]) for i, p in enumerate(platforms)]
     feasible = sorted((m for m in rows if m.feasible), key=_key(req.objective))
     rest = sorted((m for m in rows if not m.feasible), key=lambda m: m.platform)
     return MatchResult(req.name, req.objective, req.currency, tuple(feasible + rest))

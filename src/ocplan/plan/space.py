@@ -111,6 +111,16 @@ class SearchSpace:
                     f"{MAX_SPACE_ROWS:,}; fewer layers, chips or batch divisors make it "
                     "smaller")
             remaining //= len(values)
+            # Constraints on this axis alone prune its values before they are paired with
+            # every earlier row (the same rows and counts as pruning the pairs).
+            unary = [c for c in pending if c.axes == (axis.name,) and axis.resolve is None]
+            for c in unary:
+                keep = np.asarray(c.keep(_Wide({axis.name: values})), dtype=bool)
+                dropped = int((~keep).sum())
+                if dropped:
+                    pruned[c.reason] = pruned.get(c.reason, 0) + dropped * n * remaining
+                    values = values[keep]
+            pending = [c for c in pending if c not in unary]
             grown = _Grown(cols, len(values), {axis.name: np.tile(values, n)})
             wide = _Wide(grown)
             if axis.resolve is not None:
@@ -183,7 +193,8 @@ class _Grown(dict[str, np.ndarray]):
 
     def _gather(self, values: np.ndarray) -> np.ndarray:
         if self.parent is None:
-            return np.repeat(values, self.k)
+            # One value (a fixed field): the rows are the earlier rows; nothing to copy.
+            return values if self.k == 1 else np.repeat(values, self.k)
         gathered: np.ndarray = values[self.parent]
         return gathered
 
@@ -319,8 +330,8 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         # Dominated options, pruned with a reason instead of evaluated: in the engine,
         # overlapping communication has no cost, so "off" can only be slower; and with
         # flash attention selective recompute saves no memory but costs time.
-        Constraint("dominated", ("tp_overlap", "dp_overlap"),
-                   lambda c: (c["tp_overlap"] == 1) & (c["dp_overlap"] == 1)),
+        Constraint("dominated", ("tp_overlap",), lambda c: c["tp_overlap"] == 1),
+        Constraint("dominated", ("dp_overlap",), lambda c: c["dp_overlap"] == 1),
         Constraint("dominated", ("recompute",), lambda c: c["recompute"] != _SELECTIVE),
         # Hybrid sharding (a group, not 0): only with ZeRO, only when the domain group is
         # smaller than all data-parallel ranks, and only when it divides them.

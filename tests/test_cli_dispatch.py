@@ -1,0 +1,71 @@
+"""The CLI builds only the command being run (``ocplan.cli.main._app_for``): the narrowed
+application must behave exactly like the whole one, root options included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ocplan.cli import main as cli
+from ocplan.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+MIX = str(ROOT / "examples" / "cloud-mix.yaml")
+
+
+def _names(app: object) -> list[str]:
+    return [cli._command_name(c) for c in app.registered_commands]  # type: ignore[attr-defined]
+
+
+def test_a_named_command_is_built_alone_with_the_root_options_and_groups() -> None:
+    narrow = cli._app_for(["match", "--workload", MIX])
+    assert narrow is not cli.app
+    assert _names(narrow) == ["match"]
+    assert narrow.registered_callback is cli.app.registered_callback
+    assert narrow.registered_groups == cli.app.registered_groups
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["--help", "match"], ["catalog", "list"],
+                                  ["no-such-command"], ["--currency", "EUR", "match"]])
+def test_anything_but_a_leading_command_gets_the_whole_application(args: list[str]) -> None:
+    assert cli._app_for(args) is cli.app
+
+
+def test_every_command_is_found_by_its_name() -> None:
+    for name in _names(cli.app):
+        assert _names(cli._app_for([name])) == [name]
+
+
+def test_help_of_a_command_is_the_same_narrowed_or_whole(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["match", "--help"]
+    narrowed = main(args)
+    text = capsys.readouterr().out
+    whole = cli.app(args=args, prog_name="ocplan", standalone_mode=False)
+    assert narrowed == 0
+    assert whole in (0, None)
+    assert "--workload" in text
+    assert capsys.readouterr().out == text
+
+
+def test_root_options_still_apply_to_a_narrowed_command(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCPLAN_CURRENCY", "x" * 40)  # too long: the root callback refuses it
+    assert main(["match", "--workload", MIX, "--format", "json"]) == 2
+    captured = capsys.readouterr()
+    assert "currency" in captured.err
+    assert captured.out == ""
+    monkeypatch.delenv("OCPLAN_CURRENCY")
+    assert main(["match", "--workload", MIX, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["platforms"]
+
+
+def test_an_unknown_option_of_a_narrowed_command_is_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["match", "--no-such-flag"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ocplan:")
+    assert "--no-such-flag" in err
+    assert "\n" not in err
