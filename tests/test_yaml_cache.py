@@ -90,3 +90,22 @@ def test_off_writes_nothing_and_parse_errors_are_not_cached(
             catalog_module._read_dirs([BUILTIN_DIR, extra])
         assert any("broken.yaml" in p.source and "malformed YAML" in p.message
                    for p in info.value.problems)
+
+
+def test_facility_tables_have_their_own_cache_beside_the_catalogs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocplan.facility import data as facility
+
+    monkeypatch.setenv(yaml_cache.CACHE_ENV, str(tmp_path))
+    fresh_catalog = catalog_module._read_dirs([BUILTIN_DIR])
+    fresh_tables = facility.facility_data.__wrapped__()
+    # One file per set: saving the facility tables did not evict the catalog's entries.
+    assert len(_cache_files(tmp_path)) == 1
+    assert len(sorted(tmp_path.glob("facility-yaml-*.bin"))) == 1
+
+    def refuse(text: str, source: str) -> object:
+        raise AssertionError(f"{source} parsed although cached")
+
+    monkeypatch.setattr(loader, "parse_yaml", refuse)
+    assert _entries(catalog_module._read_dirs([BUILTIN_DIR])) == _entries(fresh_catalog)
+    assert facility.facility_data.__wrapped__() == fresh_tables

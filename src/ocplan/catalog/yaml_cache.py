@@ -40,17 +40,20 @@ def cache_dir() -> Path | None:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "ocplan"
 
 
-def _cache_file(folder: Path) -> Path:
+def _cache_file(folder: Path, name: str) -> Path:
     # marshal's format belongs to one Python version.
     major, minor = sys.version_info[:2]
-    return folder / f"catalog-yaml-py{major}{minor}-m{marshal.version}.bin"
+    return folder / f"{name}-yaml-py{major}{minor}-m{marshal.version}.bin"
 
 
 class ParseCache:
-    """Parsed YAML documents by the SHA-256 of their text, for one catalog load."""
+    """Parsed YAML documents by the SHA-256 of their text, for one load of a set of
+    files (``name``: the catalog, the facility tables); each set has its own cache file,
+    since a save keeps only the documents of its own load."""
 
-    def __init__(self, folder: Path | None) -> None:
-        self._file = None if folder is None else _cache_file(folder)
+    def __init__(self, folder: Path | None, name: str = "catalog") -> None:
+        assert name.isidentifier(), name
+        self._file = None if folder is None else _cache_file(folder, name)
         self._stored: dict[str, Any] = self._read() if self._file else {}
         self._used: dict[str, Any] = {}
         self._missed = False

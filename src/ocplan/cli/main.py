@@ -1384,9 +1384,28 @@ def _write_page(out_file: Path, page: str, announce: bool = True) -> None:
         out.print(_t(f"wrote {out_file} ({format_quantity(len(page.encode()), 'B')})"))
 
 
-def _progress(label: str, fmt: Format) -> Progress:
-    """A transient progress bar on stderr, off for JSON output and when stderr is not a
-    terminal (imported here: only long commands draw one)."""
+class _NoBar:
+    """A progress bar that draws nothing (JSON output, or stderr not a terminal)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> Any:
+        return None
+
+    def update(self, task: Any, completed: float | None = None,
+               total: float | None = None) -> None:
+        return None
+
+
+def _progress(label: str, fmt: Format) -> Progress | _NoBar:
+    """A transient progress bar on stderr, none for JSON output and when stderr is not a
+    terminal (rich's bar is imported only when one is drawn)."""
+    if fmt is Format.json or not err.is_terminal:
+        return _NoBar()
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -1396,8 +1415,7 @@ def _progress(label: str, fmt: Format) -> Progress:
     )
 
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True,
-                    disable=fmt is Format.json or not err.is_terminal)
+                    console=err, transient=True)
 
 
 def _command_name(info: CommandInfo) -> str:

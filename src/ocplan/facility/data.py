@@ -19,6 +19,7 @@ from ocplan.catalog.fields import Id, Power, Spec, Voltage
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import Source
 from ocplan.catalog.system import WaterClass
+from ocplan.catalog.yaml_cache import ParseCache, cache_dir
 from ocplan.errors import SpecError
 
 __all__ = [
@@ -229,22 +230,25 @@ class FacilityData:
     pue_ranges: dict[str, PueRange]
 
 
-def _read(name: str, model: type[Spec]) -> Spec:
+def _read(name: str, model: type[Spec], cache: ParseCache) -> Spec:
     path = DATA_DIR / name
-    return validate_as(model, load_yaml(path), str(path))
+    return validate_as(model, load_yaml(path, cache), str(path))
 
 
 @cache
 def facility_data() -> FacilityData:
-    """All tables, read and validated once per process."""
-    water = _read("water_classes.yaml", WaterClassTable)
-    coolants = _read("coolants.yaml", CoolantTable)
-    cdus = _read("cdus.yaml", CduTable)
-    capture = _read("capture.yaml", CaptureTable)
-    psu = _read("psu_curves.yaml", PsuTable)
-    busbars = _read("busbars.yaml", BusbarTable)
-    chains = _read("power_chain.yaml", ChainTable)
-    plant = _read("plant.yaml", PlantTable)
+    """All tables, read and validated once per process (their parse cached across
+    processes like the catalog's: :mod:`ocplan.catalog.yaml_cache`)."""
+    parsed = ParseCache(cache_dir(), "facility")
+    water = _read("water_classes.yaml", WaterClassTable, parsed)
+    coolants = _read("coolants.yaml", CoolantTable, parsed)
+    cdus = _read("cdus.yaml", CduTable, parsed)
+    capture = _read("capture.yaml", CaptureTable, parsed)
+    psu = _read("psu_curves.yaml", PsuTable, parsed)
+    busbars = _read("busbars.yaml", BusbarTable, parsed)
+    chains = _read("power_chain.yaml", ChainTable, parsed)
+    plant = _read("plant.yaml", PlantTable, parsed)
+    parsed.save()
     assert isinstance(water, WaterClassTable)
     assert isinstance(coolants, CoolantTable)
     assert isinstance(cdus, CduTable)
