@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ Edit = Callable[[dict[str, dict[str, Any]], dict[str, Any]], None]
 
 
 def _write(tmp_path: Path, edit: Edit | None = None,
-           extra: list[dict[str, Any]] = ()) -> tuple[Path, Path]:
+           extra: Sequence[dict[str, Any]] = ()) -> tuple[Path, Path]:
     """Write the (edited) test catalog and system; return (catalog dir, system file)."""
     entries = copy.deepcopy(_entries())
     system = _system()
@@ -137,7 +137,7 @@ def _write(tmp_path: Path, edit: Edit | None = None,
 
 
 def _findings(tmp_path: Path, edit: Edit | None = None,
-              extra: list[dict[str, Any]] = ()) -> list[Finding]:
+              extra: Sequence[dict[str, Any]] = ()) -> list[Finding]:
     folder, path = _write(tmp_path, edit, extra)
     catalog = load_catalog([folder], use_env=False)
     return run_rules(load_system(path, catalog))
@@ -545,6 +545,81 @@ def test_host_lanes_cpu_attached_nics_add_to_uplink(tmp_path: Path) -> None:
     found = _of(_findings(tmp_path, edit), "HOST-LANES", "error")
     assert len(found) == 1
     assert "256 lanes" in found[0].message
+
+
+def _epyc_direct(link: int | None, nics: int = 8, sockets: int = 2,
+                 server_link: int | None = None, hosts: int = 1) -> Edit:
+    """Devices straight on the CPUs (no board switches); a 128-lane CPU whose socket links
+    take ``link`` lanes per socket (EPYC xGMI with four links: 64)."""
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["host_uplink"]["switch_lanes"] = 0
+        e["cpu"]["pcie_lanes"] = 128
+        if link is not None:
+            e["cpu"]["socket_link_lanes"] = link
+        e["server"]["host"]["sockets"] = sockets
+        e["server"]["hosts"] = hosts
+        if server_link is not None:
+            e["server"]["host"]["socket_link_lanes"] = server_link
+        e["server"]["nics"][0]["count"] = nics
+    return edit
+
+
+def test_host_lanes_two_socket_xgmi_offers_128(tmp_path: Path) -> None:
+    # 8 x16 modules + 8 x16 NICs = 256 lanes on 2 x (128 - 64) = 128: the four xGMI
+    # links take half of each socket's lanes, and the message says so.
+    found = _of(_findings(tmp_path, _epyc_direct(64)), "HOST-LANES", "error")
+    assert len(found) == 1
+    assert "256 lanes" in found[0].message
+    assert "offer 128" in found[0].message
+    assert "64 lanes per socket carry the socket links" in found[0].message
+
+
+def test_host_lanes_two_socket_xgmi_at_128_passes(tmp_path: Path) -> None:
+    # Modules only: 8 x16 = 128 lanes on exactly 2 x (128 - 64).
+    assert _of(_findings(tmp_path, _epyc_direct(64, nics=0)), "HOST-LANES") == []
+
+
+def test_host_lanes_three_link_board_offers_160(tmp_path: Path) -> None:
+    # The server wires three xGMI links (48 lanes): 2 x (128 - 48) = 160 offered, so
+    # 128 module lanes + 2 x16 NICs = 160 fit and a third NIC (176) does not.
+    (tmp_path / "fits").mkdir()
+    (tmp_path / "over").mkdir()
+    fits = _findings(tmp_path / "fits", _epyc_direct(64, nics=2, server_link=48))
+    assert _of(fits, "HOST-LANES") == []
+    over = _of(_findings(tmp_path / "over", _epyc_direct(64, nics=3, server_link=48)),
+               "HOST-LANES", "error")
+    assert len(over) == 1
+    assert "176 lanes" in over[0].message
+    assert "offer 160" in over[0].message
+    assert "48 lanes per socket" in over[0].message
+
+
+def test_host_lanes_one_socket_loses_nothing(tmp_path: Path) -> None:
+    # One socket has no socket links: all 128 lanes are offered, and an overload names
+    # no socket links.
+    (tmp_path / "fits").mkdir()
+    (tmp_path / "over").mkdir()
+    fits = _findings(tmp_path / "fits", _epyc_direct(64, nics=0, sockets=1))
+    assert _of(fits, "HOST-LANES") == []
+    found = _of(_findings(tmp_path / "over", _epyc_direct(64, nics=1, sockets=1)),
+                "HOST-LANES", "error")
+    assert len(found) == 1
+    assert "144 lanes" in found[0].message
+    assert "offer 128" in found[0].message
+    assert "socket links" not in found[0].message
+
+
+def test_host_lanes_one_socket_per_host_node_loses_nothing(tmp_path: Path) -> None:
+    # Two sockets in two one-socket host nodes: no socket links, 2 x 128 = 256 offered.
+    edit = _epyc_direct(64, sockets=2, hosts=2)
+    assert _of(_findings(tmp_path, edit), "HOST-LANES") == []
+
+
+@pytest.mark.parametrize("link", [0, None], ids=["upi-0", "unpublished"])
+def test_host_lanes_intel_host_loses_nothing(tmp_path: Path, link: int | None) -> None:
+    # UPI has lanes of its own (0), and an unpublished link count takes none either:
+    # 256 device lanes on 2 x 128 = 256 fit exactly.
+    assert _of(_findings(tmp_path, _epyc_direct(link)), "HOST-LANES") == []
 
 
 # ---- NIC-PCIE ------------------------------------------------------------------------

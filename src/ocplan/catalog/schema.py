@@ -526,7 +526,12 @@ class HostModule(Spec):
 
     cpu: Id
     sockets: Annotated[int, Field(ge=1, le=8192, strict=True)]
+    """Sockets of the whole server (all its host nodes together)."""
     form: Literal["socket", "ocm"] = "socket"
+    socket_link_lanes: LaneCount | None = None
+    """PCIe lanes per socket the server's motherboard gives to socket-to-socket links, when
+    it differs from the CPU's default (EPYC boards wired with three xGMI links: 48, not
+    64); counted only where a host node has more than one socket."""
 
 
 class NicSlot(Spec):

@@ -192,6 +192,18 @@ def link_rate(system: System) -> list[Finding]:
     return findings
 
 
+def _socket_link_lanes(system: System) -> int:
+    """PCIe lanes per socket taken by socket-to-socket links: none in a one-socket host
+    node; else the server's wiring where it states one, the CPU's default otherwise (0
+    when neither is published: Intel's UPI has lanes of its own)."""
+    host = system.server.host
+    if host.sockets // system.server.hosts <= 1:
+        return 0
+    if host.socket_link_lanes is not None:
+        return host.socket_link_lanes
+    return system.cpu.socket_link_lanes or 0
+
+
 def host_lanes(system: System) -> list[Finding]:
     """Host PCIe/CXL lanes oversubscribed by the accelerators and NICs hung on them."""
     acc, board, cpu = system.accelerator, system.baseboard, system.cpu
@@ -199,7 +211,8 @@ def host_lanes(system: System) -> list[Finding]:
     if cpu.pcie_lanes is None:  # a catalog CPU whose vendor publishes no lane count
         return [Finding("HOST-LANES", "warning", f"{cpu.id}: PCIe lane count not published; "
                         "host lanes not checked", "catalog", system.server.id)]
-    cpu_lanes = cpu.pcie_lanes * sockets
+    link = _socket_link_lanes(system)
+    cpu_lanes = sockets * (cpu.pcie_lanes - link)
     accel_lanes = system.chips_per_server * (acc.host.lanes if acc.host.kind != "nvlink-c2c"
                                              else 0)
     nic_cpu = sum(n.host.lanes * c for n, c, a in system.server_nics if a == "cpu")
@@ -227,7 +240,8 @@ def host_lanes(system: System) -> list[Finding]:
     if cpu_demand > cpu_lanes:
         findings.append(Finding(
             "HOST-LANES", "error",
-            f"{cpu_demand} lanes hung on {sockets} x {cpu.id} which offer {cpu_lanes}",
+            f"{cpu_demand} lanes hung on {sockets} x {cpu.id} which offer {cpu_lanes}"
+            + (f" ({link} lanes per socket carry the socket links)" if link else ""),
             section, system.server.id))
     return findings
 
