@@ -461,7 +461,8 @@ def test_cli_topology_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["topology", str(EXAMPLES / "ubb-1024-liquid.yaml"), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     fields = set(TopologySummary.__dataclass_fields__)
-    assert set(data) == fields | {"server_power_W", "it_power_W", "facility_power_W", "pue"}
+    assert set(data) == fields | {"server_power_W", "it_power_W", "supply_input_power_W",
+                                  "facility_power_W", "pue"}
     # facility power is the facility plan's (the one every energy figure uses)
     from ocplan.catalog.catalog import load_catalog
     from ocplan.catalog.system import load_system
@@ -469,6 +470,7 @@ def test_cli_topology_json(capsys: pytest.CaptureFixture[str]) -> None:
 
     plan = facility_plan(load_system(EXAMPLES / "ubb-1024-liquid.yaml", load_catalog()))
     assert data["facility_power_W"] == pytest.approx(plan.facility_W)
+    assert data["supply_input_power_W"] == pytest.approx(plan.it_W)
     assert data["pue"] == pytest.approx(plan.pue)
     assert data["diameter_hops"] == 6
     assert data["chips"] == 1024

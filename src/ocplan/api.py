@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, replace
 from dataclasses import fields as dataclass_fields
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
@@ -256,7 +256,7 @@ def compare_systems(catalog: Catalog, req: CompareRequest,
         try:
             path = Path(item)
             if path.suffix in (".yaml", ".yml", ".json") or path.exists():
-                sysm = load_system(path, catalog)
+                sysm = load_system(_system_file(path), catalog)
                 out.append((sysm.spec.name, sysm))
             else:
                 sysm = system_for_chip(catalog, str(item), chips, source, name=None)
@@ -300,8 +300,11 @@ def _contenders(req: CompareRequest, systems: Sequence[tuple[str, System]],
         counts = counts_given or (req.chips or sysm.num_chips,)
         for n in counts:
             if n > sysm.num_chips:
-                problems.append(Problem(source, "chips", f"{name} has {sysm.num_chips} "
-                                                         "chips", n))
+                field = "chip_counts" if counts_given else "chips"
+                hint = ("; a chip id's system has the chips of 'chips' (8 by default)"
+                        if counts_given else "")
+                problems.append(Problem(source, field, f"{name} has {sysm.num_chips} "
+                                                       f"chips{hint}", n))
                 continue
             label = name if len(counts) == 1 else f"{name} @ {n} chips"
             out.append(Contender(label, sysm, n, price))
@@ -361,7 +364,8 @@ class InferJob(Spec):
 
 def _serving_request(name: str, layout: bool) -> type[InferJob]:
     fields: dict[str, Any] = {
-        f.name: (_WORKLOAD_HINTS[f.name], Field(f.default))
+        # A workload field without a default is a required request field.
+        f.name: (_WORKLOAD_HINTS[f.name], Field(... if f.default is MISSING else f.default))
         for f in dataclass_fields(ServingWorkload) if f.name != "model"}
     if layout:
         fields |= {f.name: (_layout_annotation(f), Field(f.default, description=f.help))
@@ -460,16 +464,20 @@ def system_yaml(mapping: Mapping[str, Any]) -> str:
 
 def job_system(catalog: Catalog, chip: str | None, system: Path | dict[str, Any] | None,
                chips: int, source: str = "request") -> System:
-    """The system a job runs on: a system file or mapping, or a chip's default server.
-    ``source`` names the input in error lines (``"--chip"`` from the CLI)."""
+    """The system a job runs on: a system file or mapping, or a chip's default server
+    (a chip given with a system must be the system's). ``source`` names the input in
+    error lines (``"--chip"`` from the CLI)."""
     if isinstance(system, Path):
-        resolved = load_system(system, catalog)
+        resolved = load_system(_system_file(system), catalog)
     elif system is not None:
         resolved = system_from_mapping(system, catalog)
     elif chip is not None:
         resolved = system_for_chip(catalog, chip, chips, source)
     else:
         raise SpecError.one(source, "chip", "give a chip id or a system")
+    if chip is not None and system is not None and chip != resolved.accelerator.id:
+        raise SpecError.one(source, "chip", f"the system runs {resolved.accelerator.id}; "
+                                            "give a chip or a system, not both", chip)
     if chips > resolved.num_chips:
         raise SpecError.one(source, "chips", f"the system has {resolved.num_chips} chips",
                             chips)
@@ -507,9 +515,7 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
     guard(system, req.allow_invalid)
     return search(_workload(catalog, req, source), system, req.chips, objective=req.objective,
                   top_k=req.top_k, train_tokens=req.train_tokens,
-                  # Without a price, cost ranks by chip-hours (a price of 1).
-                  price_per_chip_hour=1.0 if req.price_per_chip_hour is None
-                  else req.price_per_chip_hour, progress=progress,
+                  price_per_chip_hour=req.price_per_chip_hour, progress=progress,
                   allow_offload=allow_offload, chip_counts=req.chip_counts,
                   max_power_W=req.max_power_W, memory_headroom=req.memory_headroom)
 
@@ -528,6 +534,17 @@ INFEASIBLE_HINTS: dict[str, str] = {
     "invalid": "fix what ocplan check reports (a power profile or cooling the modules "
                "allow, enough supplies), or estimate anyway with --allow-invalid "
                "(allow_invalid in a request); the output then says so",
+}
+#: What to change, by the key of an infeasible serving result's reason (the keys the
+#: training table shares keep their meaning; the remedies are the serving layout's).
+SERVING_INFEASIBLE_HINTS: dict[str, str] = INFEASIBLE_HINTS | {
+    "memory": "shard the weights over more chips: raise tp or pp (or ep for a "
+              "mixture-of-experts model), store weights or the KV cache in fewer bits "
+              "(--weight-precision, --kv-precision), or give more chips (ocplan infer "
+              "--search finds the layouts that fit)",
+    "divisibility": "pick sizes that divide the model: heads by tp, layers by pp, "
+                    "experts by ep, and the chips by tp x pp",
+    "queueing": "lower the arrival rate, or serve it with more replicas (chips)",
 }
 
 
@@ -586,12 +603,14 @@ def to_train(result: Estimate, train_tokens: float | None, price_per_chip_hour: 
     return out
 
 
-def infeasible_hint(reason: str | None) -> str | None:
-    """What to change to make an infeasible layout run, from its reason's key (``None``
-    for a feasible result or an unknown key)."""
+def infeasible_hint(reason: str | None, serving: bool = False) -> str | None:
+    """What to change to make an infeasible layout run (a serving layout's with
+    ``serving``), from its reason's key (``None`` for a feasible result or an unknown
+    key)."""
     if not reason:
         return None
-    return INFEASIBLE_HINTS.get(reason.split(":", 1)[0].strip())
+    hints = SERVING_INFEASIBLE_HINTS if serving else INFEASIBLE_HINTS
+    return hints.get(reason.split(":", 1)[0].strip())
 
 
 def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, Any]]:
@@ -613,14 +632,41 @@ def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, An
 
 def read_system(catalog: Catalog, path: Path) -> System:
     """The system of a system file, its ids resolved in ``catalog``."""
-    return load_system(path, catalog)
+    return load_system(_system_file(path), catalog)
+
+
+#: Files of other commands, by kind: (a top-level key only that kind has, what it is,
+#: the command that reads it). Neither declares ``kind:``, as system files do not.
+OTHER_FILE_KINDS: dict[str, tuple[str, str, str]] = {
+    "match-workload": ("demand", "a workload mix", "ocplan match --workload"),
+    "sweep": ("cluster_sizes", "a sweep", "ocplan sweep"),
+}
 
 
 def file_kind(path: Path) -> str:
-    """The ``kind:`` a spec file declares (``"system"`` when it declares none, as system
-    files do): lets ``ocplan check`` take a compute-module file as well as a system."""
-    kind = load_yaml(path).get("kind", "system")
-    return kind if isinstance(kind, str) else "system"
+    """The ``kind:`` a spec file declares; for a file without one, ``match-workload`` or
+    ``sweep`` when it holds their keys (:data:`OTHER_FILE_KINDS`), else ``system``. Lets
+    ``ocplan check`` take a compute-module file as well as a system, and say what to run
+    on another command's file."""
+    data = load_yaml(path)
+    kind = data.get("kind")
+    if isinstance(kind, str):
+        return kind
+    for name, (key, _, _) in OTHER_FILE_KINDS.items():
+        if key in data:
+            return name
+    return "system"
+
+
+def _system_file(path: Path) -> Path:
+    """``path``, or a SpecError when it is another command's input (one line saying what
+    to run, instead of one unknown-field line per key)."""
+    other = OTHER_FILE_KINDS.get(file_kind(path))
+    if other is not None:
+        _, what, command = other
+        raise SpecError.one(str(path), "", f"this is {what}, not a system file; run it with "
+                                           f"'{command} {path}'")
+    return path
 
 
 def read_module(catalog: Catalog, path: Path) -> ComputeModule:

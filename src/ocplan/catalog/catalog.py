@@ -45,12 +45,27 @@ E = TypeVar("E", bound=Entry)
 _ADAPTER: TypeAdapter[CatalogEntry] = TypeAdapter(CatalogEntry)
 
 
+#: Most names a ``did you mean`` clause offers.
+MAX_SUGGESTIONS = 3
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
-    """A ``did you mean`` clause for an unknown name, or ``""`` when nothing is close."""
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    """A ``did you mean`` clause for an unknown name, or ``""`` when nothing is close.
+
+    Users type the short name of a part ("h100" for h100-sxm-80gb, "MI300X"): ids that
+    equal it but for case, then ids that contain it (shortest first), come before the
+    spelling neighbours difflib finds (which would offer 'br100' for 'h100')."""
+    pool = list(choices)
+    key = name.strip().lower()
+    close = [c for c in pool if c.lower() == key]
+    if key and not close:
+        close = sorted((c for c in pool if key in c.lower()), key=lambda c: (len(c), c))
+    if not close:
+        close = difflib.get_close_matches(key, pool, n=MAX_SUGGESTIONS, cutoff=0.6)
     if not close:
         return ""
-    return "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    return ("; did you mean " + " or ".join(f"'{c}'" for c in close[:MAX_SUGGESTIONS])
+            + "?")
 
 
 @dataclass(frozen=True)

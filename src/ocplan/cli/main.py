@@ -283,6 +283,8 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
         raise typer.Exit(2) from None
     plan = api.facility(system)
     data = summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
+                                # facility = PUE x the supplies' input (with switches)
+                                "supply_input_power_W": plan.it_W,
                                 "facility_power_W": plan.facility_W, "pue": plan.pue}
     if fmt is Format.json:
         _print_json(data)
@@ -301,7 +303,8 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
         ("system bisection", _q(summary.bisection_Bps, "B/s")),
         ("diameter", f"{summary.diameter_hops} hops (chip to chip)"),
         ("scale-out", f"{summary.scale_out_tiers} tier(s), {summary.scale_out_switches} switches"),
-        ("power", f"{_q(budget.server_W, 'W')} per server, {_q(budget.it_W, 'W')} IT, "
+        ("power", f"{_q(budget.server_W, 'W')} per server, {_q(budget.it_W, 'W')} IT at TDP; "
+                  f"{_q(plan.it_W, 'W')} at the supplies' input with switches, "
                   f"{_q(plan.facility_W, 'W')} facility at PUE {plan.pue:.2f}"),
     ]
     for k, v in rows:
@@ -652,7 +655,8 @@ def infer_cmd(
     extra = {} if price is None else {"cost_per_mtok": result.cost_per_mtok(price)}
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
-                                                "hint": api.infeasible_hint(result.reason)}
+                                                "hint": api.infeasible_hint(result.reason,
+                                                                            serving=True)}
                     | api.trust(sysm, allow_invalid))
     else:
         _print_serving(result, f"{model} on {sysm.spec.name}", extra)
@@ -684,6 +688,9 @@ def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | N
 def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float]) -> None:
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
+        hint = api.infeasible_hint(result.reason, serving=True)
+        if hint:
+            out.print(_t(f"what to change: {hint}"))
         return
     table = Table(title=_t(title), show_header=False)
     table.add_column("measure", style="bold")
@@ -774,7 +781,9 @@ def search_cmd(
     top: Annotated[int, typer.Option(help=f"Layouts to list (at most {MAX_TOP_K}).")] = 5,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(help="Tokens to train on.")] = None,
-    price: Annotated[float, typer.Option(help="Price per chip-hour (cost).")] = 1.0,
+    price: Annotated[float | None, typer.Option(
+        help="Price per chip-hour, for cost to train (without one, the cost objective "
+             "ranks by chip-hours and no cost is printed).")] = None,
     offload: Annotated[bool, typer.Option(help="Also try host activation offload.")] = False,
     chip_counts: Annotated[str | None, typer.Option(
         help="Comma-separated chip counts to compare, each <= --chips.")] = None,
@@ -911,8 +920,13 @@ def compare_cmd(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Compare one training job on several systems, each at its best layout."""
+    counts = _counts(chip_counts)
+    rows = len(systems) * (len(counts) if counts else 1)  # one per system and count
+    if not 1 <= baseline <= rows:
+        raise SpecError.one("--baseline", "baseline", f"expected a row number from 1 to "
+                                                      f"{rows}", baseline)
     req = _from_flags(api.CompareRequest, model=model, chips=chips,
-                      chip_counts=_counts(chip_counts), global_batch=global_batch,
+                      chip_counts=counts, global_batch=global_batch,
                       seq_len=seq_len, precision=precision, objective=objective,
                       train_tokens=train_tokens, price_per_chip_hour=_prices(price),
                       memory_headroom=memory_headroom, baseline=baseline - 1,
@@ -925,7 +939,7 @@ def compare_cmd(
         from ocplan.reports.html import render_compare_report
 
         _write_linked_report(report_file, render_compare_report(
-            f"ocplan compare: {model}", result.as_json(), None),
+            f"ocplan compare: {model}", result.as_json(), None, state.currency),
             announce=fmt is not Format.json)
     if fmt is Format.json:
         _print_json(result.as_json())
@@ -1337,7 +1351,8 @@ def report(
                       micro_batches=result.plan.micro_batches(workload),
                       allowed_invalid=bool(api.trust(sysm, allow_invalid)["allowed_invalid"]),
                       cluster=api.outlook(result, workload, sysm, train_tokens,
-                                          price).as_json())
+                                          price).as_json(),
+                      currency=state.currency)
     if report_format == "json":
         _write_page(out_file, jsonio.dumps(data.as_json(), indent=2) + "\n")
         return
@@ -1357,22 +1372,36 @@ def _write_linked_report(out_file: Path, page: str, announce: bool = True) -> No
     file (:data:`~ocplan.reports.html.PLOTLY_FILE`) unless it is already there."""
     from ocplan.reports.html import PLOTLY_FILE, plotly_js_path
 
-    _write_shared(out_file.with_name(PLOTLY_FILE), plotly_js_path())
+    _check_out(out_file)
+    shared = out_file.with_name(PLOTLY_FILE)
+    fresh = _write_shared(shared, plotly_js_path())
     _write_page(out_file, page, announce=announce)
+    if fresh and announce:
+        out.print(_t(f"wrote {shared} (Plotly, shared by the reports in that folder)"))
 
 
-def _write_shared(target: Path, source: Path) -> None:
-    """Copy a shared asset beside a report unless the same file is already there."""
+def _write_shared(target: Path, source: Path) -> bool:
+    """Copy a shared asset beside a report unless the same file is already there;
+    whether it was written."""
     if target.exists() and target.stat().st_size == source.stat().st_size:
-        return
+        return False
     _write_page(target, source.read_text(encoding="utf-8"), announce=False)
+    return True
+
+
+def _check_out(out_file: Path) -> None:
+    """A SpecError unless ``out_file`` names a file to write in an existing folder."""
+    if not out_file.name or out_file.is_dir():
+        raise SpecError.one("--out", "out", "expected the path of an HTML file to write",
+                            str(out_file))
+    if not out_file.parent.is_dir():
+        raise SpecError.one("--out", "out", f"folder {out_file.parent} does not exist",
+                            str(out_file))
 
 
 def _write_page(out_file: Path, page: str, announce: bool = True) -> None:
     """Write a report atomically (a ``.part`` file renamed), or a SpecError naming it."""
-    if not out_file.name or out_file.is_dir():
-        raise SpecError.one("--out", "out", "expected the path of an HTML file to write",
-                            str(out_file))
+    _check_out(out_file)
     tmp = out_file.with_name(out_file.name + ".part")
     try:
         tmp.write_text(page, encoding="utf-8")

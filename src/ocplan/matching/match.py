@@ -40,9 +40,12 @@ from ocplan.matching.archetypes import (
 )
 from ocplan.matching.platforms import Platform
 
-__all__ = ["Capacity", "MatchRequest", "MatchResult", "Matched", "Predictor", "Query", "match"]
+__all__ = ["DEFAULT_PRICE", "Capacity", "MatchRequest", "MatchResult", "Matched", "Predictor",
+           "Query", "match"]
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
+#: The ``prices`` key of the price of every platform not priced by its own or its CPU's id.
+DEFAULT_PRICE = "default"
 #: Lowest target utilization a request may set: below 1 % a fleet is sized for a hundred
 #: times its demand, which is no plan (and ever smaller values only grow the count).
 MIN_UTILIZATION = 0.01
@@ -199,7 +202,7 @@ def _one(p: Platform, req: MatchRequest, answers: Mapping[str, Capacity | None])
     base: dict[str, Any] = dict(platform=p.id, kind=p.kind, cpu=p.cpu.id,
                                 family=p.cpu.family or "", isa=p.cpu.isa,
                                 sockets=p.module.sockets, findings=findings)
-    price = req.prices.get(p.id, req.prices.get(p.cpu.id, req.prices.get("default")))
+    price = req.prices.get(p.id, req.prices.get(p.cpu.id, req.prices.get(DEFAULT_PRICE)))
     capacities: dict[str, Capacity] = {}
     missing: list[str] = []
     for archetype in req.demand:

@@ -8,14 +8,15 @@ answer within a second as a whole process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ocplan.catalog.catalog import Catalog
+from ocplan.catalog.catalog import Catalog, suggest
 from ocplan.catalog.loader import load_yaml, validate_as
-from ocplan.matching.match import MatchRequest, MatchResult, match
-from ocplan.matching.platforms import catalog_platforms
+from ocplan.errors import Problem, SpecError
+from ocplan.matching.match import DEFAULT_PRICE, MatchRequest, MatchResult, match
+from ocplan.matching.platforms import Platform, catalog_platforms
 from ocplan.matching.predictor import catalog_predictor
 
 __all__ = ["run_match"]
@@ -32,4 +33,17 @@ def run_match(catalog: Catalog, workload: Path | Mapping[str, Any],
     if objective is not None:
         data = {**data, "objective": objective}
     req = validate_as(MatchRequest, data, source)
-    return match(req, catalog_platforms(catalog), catalog_predictor(catalog))
+    platforms = catalog_platforms(catalog)
+    _check_price_keys(req, platforms, source)
+    return match(req, platforms, catalog_predictor(catalog))
+
+
+def _check_price_keys(req: MatchRequest, platforms: Sequence[Platform], source: str) -> None:
+    """Every key of ``prices`` names a platform, a CPU or ``default``: a mistyped id would
+    silently price that platform at the default and move it in the ranking."""
+    known = {p.id for p in platforms} | {p.cpu.id for p in platforms} | {DEFAULT_PRICE}
+    problems = [Problem(source, f"prices.{key}", "names no platform or CPU of the catalog"
+                        f"{suggest(key, known)}", key)
+                for key in req.prices if key not in known]
+    if problems:
+        raise SpecError(problems)

@@ -323,7 +323,8 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     return _Evaluated(chips, cols, step, mem, fits, pruned, space.size)
 
 
-def failure_goodput(workload: Workload, system: System, chips: int) -> float:
+def failure_goodput(workload: Workload, system: System, chips: int,
+                    objective: str = "time_with_failures") -> float:
     """Goodput of a job on ``chips`` chips of ``system`` under failures, checkpoints and
     restarts (:func:`ocplan.reliability.goodput` at its optimal checkpoint interval), for
     the failure-aware objectives. SpecError when the system file names no checkpoint
@@ -336,7 +337,7 @@ def failure_goodput(workload: Workload, system: System, chips: int) -> float:
                             f"the failure-aware objectives need the system's checkpoint "
                             f"storage; {system.spec.name} names none (add storage: kind, "
                             "write_bandwidth, read_bandwidth to its system file)",
-                            "with_failures")
+                            objective)
     found = goodput(_OVERHEAD_PROBE_S, counts_for_chips(system, chips),
                     checkpoint_bytes(workload.model.total_params), storage)
     return found.goodput if found.goodput > 0 else 1e-9
@@ -344,7 +345,7 @@ def failure_goodput(workload: Workload, system: System, chips: int) -> float:
 
 def search(workload: Workload, system: System, chips: int, *,
            objective: str = "throughput", top_k: int = 5,
-           train_tokens: float | None = None, price_per_chip_hour: float = 1.0,
+           train_tokens: float | None = None, price_per_chip_hour: float | None = None,
            calibration: Calibration | None = None, allow_offload: bool = False,
            chip_counts: Sequence[int] | None = None, max_power_W: float | None = None,
            memory_headroom: float = DEFAULT_MEMORY_HEADROOM,
@@ -424,12 +425,14 @@ def search(workload: Workload, system: System, chips: int, *,
         seconds = tokens / np.where(runs, tps, 1.0)  # time to train at each layout
         # Layouts that do not run score +inf whatever the price (a price of 0 must not
         # turn 0 x inf into NaN).
-        per_second = {"time": 1.0, "cost": count * price_per_chip_hour / 3600.0,
+        # Without a price, cost ranks by chip-hours (a price of 1) and prints no cost.
+        price = 1.0 if price_per_chip_hour is None else price_per_chip_hour
+        per_second = {"time": 1.0, "cost": count * price / 3600.0,
                       "energy": power}
         if objective.endswith("_with_failures"):
             # wall time with failures, checkpoints and restarts = ideal x the count's
             # overhead (goodput under Daly's model at its optimal interval)
-            factor = 1.0 / failure_goodput(workload, system, count)
+            factor = 1.0 / failure_goodput(workload, system, count, objective)
             per_second = {k + "_with_failures": v * factor for k, v in per_second.items()}
         score = -tps if objective == "throughput" else \
             np.where(runs, per_second[objective] * seconds, np.inf)

@@ -104,9 +104,12 @@ class ReportData:
     """The system fails a check and was estimated because the user asked for it."""
     cluster: dict[str, Any] | None = None
     """Facility and goodput (:meth:`~ocplan.results.cluster.ClusterOutlook.as_json`)."""
+    currency: str = "USD"
+    """Label of the prices' currency, printed with costs."""
 
     def as_json(self) -> dict[str, Any]:
-        return {"title": self.title, "estimate": self.result.as_dict(),
+        return {"title": self.title, "currency": self.currency,
+                "estimate": self.result.as_dict(),
                 "allowed_invalid": self.allowed_invalid, "cluster": self.cluster,
                 "to_train": self.to_train, "findings": self.findings, "search": self.search,
                 "topology": {k: v for k, v in self.topology.items() if k != "cluster"}}
@@ -129,17 +132,18 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
         rows.append(("energy to train",
                      f"{d.to_train['energy_to_train_J'] / 3.6e9:,.1f} MWh (facility)"))
     if "cost_to_train" in d.to_train:
-        rows.append(("cost to train", f"{d.to_train['cost_to_train']:,.0f}"))
+        rows.append(("cost to train", f"{d.to_train['cost_to_train']:,.0f} {d.currency}"))
     errors = sum(f.get("severity") == "error" for f in d.findings)
     rows.append(("check findings", f"{len(d.findings)} ({errors} errors)"))
     return rows
 
 
-def _top_table(search: dict[str, Any]) -> str:
+def _top_table(search: dict[str, Any], currency: str) -> str:
     header = ["#", "chips", "layout", "tok/s/chip", "MFU", "step s", "memory GB", "tied"]
     with_time = any("time_to_train_s" in r for r in search["top"])
     with_cost = any("cost_to_train" in r for r in search["top"])
-    header += (["days to train"] if with_time else []) + (["cost"] if with_cost else [])
+    header += ((["days to train"] if with_time else [])
+               + ([f"cost ({currency})"] if with_cost else []))
     rows = []
     for i, r in enumerate(search["top"], 1):
         row = [str(i), str(r["chips"]), r["layout"], f"{r['tokens_per_s_per_chip']:,.1f}",
@@ -172,7 +176,7 @@ def render_report(d: ReportData, plotly_js: Path | None) -> str:
         figures["pareto"] = pareto_figure(d.search)
         rows.append(("search", d.search.get("why", "")))
         if d.search.get("top"):
-            extra += _top_table(d.search)
+            extra += _top_table(d.search, d.currency)
     if d.cluster is not None and result.feasible:
         extra += _cluster_section(d.cluster)
         figures["power_flow"] = power_flow_figure(d.cluster["facility"]["power_flow"])
@@ -261,10 +265,12 @@ _COMPARE_ROWS: tuple[tuple[str, str], ...] = (
     ("calibration", "calibration"), ("reason", "why infeasible"))
 
 
-def _cell(key: str, value: Any) -> str:
+def _cell(key: str, value: Any, currency: str) -> str:
     """A comparison value with its unit, for people."""
     if value is None:
         return "-"
+    if key == "cost_to_train":
+        return f"{value:,.0f} {currency}"
     if key == "mfu":
         return f"{value:.1%}"
     if key == "memory_headroom_pct":
@@ -287,7 +293,7 @@ def _cell(key: str, value: Any) -> str:
 
 
 def render_compare_report(title: str, comparison: dict[str, Any],
-                          plotly_js: Path | None) -> str:
+                          plotly_js: Path | None, currency: str = "USD") -> str:
     """A comparison (:meth:`~ocplan.results.compare.Comparison.as_json`) as a report page:
     the measures side by side with ratios to the baseline and the best of each bolded,
     every system's check findings, bars and the cost-vs-time chart."""
@@ -302,7 +308,7 @@ def render_compare_report(title: str, comparison: dict[str, Any],
             continue
         cells = ""
         for r in systems:
-            text = _cell(key, r.get(key))
+            text = _cell(key, r.get(key), currency)
             ratio = r.get("ratios", {}).get(key)
             if ratio is not None and r["name"] != comparison["baseline"]:
                 text += f" ({ratio:.2f}x)"

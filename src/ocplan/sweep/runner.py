@@ -72,8 +72,7 @@ def run_task(task: SweepTask, delay_s: float = 0.0) -> TaskOutput:
         time.sleep(delay_s)
     found = search(task.workload, task.system, task.chips, objective=task.objective,
                    top_k=task.top_k, train_tokens=task.train_tokens,
-                   price_per_chip_hour=1.0 if task.price_per_chip_hour is None
-                   else task.price_per_chip_hour)
+                   price_per_chip_hour=task.price_per_chip_hour)
     findings = tuple(system_findings(task.system))
     row = measured(Contender(task.label, task.system, task.chips, task.price_per_chip_hour),
                    task.workload, findings, found.best, f"no layout fits: {found.why}",

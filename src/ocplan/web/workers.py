@@ -197,7 +197,7 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
         out: dict[str, Any] = result.as_dict() | {
             "system": system.spec.name, "layout": result.plan.label(),
             "curve": None if curve is None else curve.as_dict(), "figures": figures,
-            "hint": api.infeasible_hint(result.reason)}
+            "hint": api.infeasible_hint(result.reason, serving=True)}
         return out | api.trust(system, req.allow_invalid)
     return _answer(compute)
 

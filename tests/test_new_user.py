@@ -1,0 +1,182 @@
+"""What a new user tripped over (session 7's first-use pass), each fixed and kept fixed:
+conflicting or mistyped input is one clear line with exit 2, never silently ignored; no
+figure is printed from a price the user did not give; hints and labels fit the command."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ocplan import api
+from ocplan.catalog.catalog import load_catalog, suggest
+from ocplan.catalog.loader import validate_as
+from ocplan.cli.main import main
+from ocplan.errors import SpecError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SMALL_JOB = ["--model", "llama3-8b", "--chip", "h100-sxm-80gb", "--chips", "8",
+             "--global-batch", "64", "--seq-len", "4096"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_a_chip_given_with_a_system_of_another_chip_is_refused(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "estimate", "--model", "llama3-8b", "--chip", "mi300x",
+                       "--system", EXAMPLES / "ubb-1024-liquid.yaml")
+    assert rc == 2
+    assert out == ""
+    line = _one_line(err)
+    assert "mi300x" in line
+    assert "mi355x" in line  # what the system runs
+    # The system's own chip is no conflict.
+    rc, _, _ = run(capsys, "estimate", "--model", "llama3-8b", "--chip", "mi355x", "--chips",
+                   "8", "--system", EXAMPLES / "ubb-1024-liquid.yaml", "-f", "json")
+    assert rc == 0
+
+
+def test_suggestions_prefer_the_ids_that_contain_what_was_typed() -> None:
+    ids = load_catalog().ids("accelerator")
+    assert "'h100-sxm-80gb'" in suggest("h100", ids)
+    assert "br100" not in suggest("h100", ids)
+    assert suggest("MI300X", ids) == "; did you mean 'mi300x'?"
+    assert "'llama3-8b'" in suggest("llama-3-8b", load_catalog().ids("model"))
+    assert suggest("zzzz-nothing", ids) == ""
+
+
+@pytest.mark.parametrize("baseline", ["0", "3"])
+def test_compare_baseline_is_a_row_number_from_one(capsys: pytest.CaptureFixture[str],
+                                                   baseline: str) -> None:
+    rc, _, err = run(capsys, "compare", "--model", "llama3-8b", "mi300x", "h100-sxm-80gb",
+                     "--baseline", baseline)
+    assert rc == 2
+    assert _one_line(err) == (f"--baseline: baseline = {baseline}: expected a row number "
+                              "from 1 to 2")
+
+
+def test_compare_chip_counts_beyond_a_chip_ids_system_blame_chip_counts(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, "compare", "--model", "llama3-8b", "mi300x", "--chip-counts",
+                     "8,16")
+    assert rc == 2
+    line = _one_line(err)
+    assert line.startswith("--chip-counts: chip_counts = 16")
+    assert "chips" in line.split(":", 2)[2]  # says how to get a larger system
+
+
+def test_search_prints_no_cost_without_a_price(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["search", *SMALL_JOB, "--train-tokens", "1e12", "--objective", "cost", "--top", "2",
+            "-f", "json"]
+    rc, out, _ = run(capsys, *args)
+    assert rc == 0
+    top = json.loads(out)["top"]
+    assert all("cost_to_train" not in r and r["time_to_train_s"] > 0 for r in top)
+    rc, out, _ = run(capsys, *args, "--price", "2")
+    priced = json.loads(out)["top"]
+    # Same ranking (cost ranks by chip-hours either way), now with the cost at 2 per hour.
+    assert [r["layout"] for r in priced] == [r["layout"] for r in top]
+    for r in priced:
+        chip_hours = r["time_to_train_s"] / 3600 * r["chips"]
+        assert r["cost_to_train"] == pytest.approx(2 * chip_hours, rel=1e-9)
+
+
+def test_the_failure_objective_error_names_the_objective_given(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, "search", *SMALL_JOB, "--objective", "cost_with_failures")
+    assert rc == 2
+    assert "'cost_with_failures'" in _one_line(err)
+
+
+def test_report_costs_carry_the_currency(capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    page = tmp_path / "r.html"
+    rc, _, _ = run(capsys, "--currency", "EUR", "report", *SMALL_JOB, "--train-tokens", "1e12",
+                   "--price", "2", "--out", page)
+    assert rc == 0
+    text = page.read_text(encoding="utf-8")
+    found = re.search(r"cost to train</th><td>([\d,]+) (\w+)<", text)
+    assert found is not None
+    assert found.group(2) == "EUR"
+
+
+def test_a_report_into_a_missing_folder_is_one_line_and_writes_nothing(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "nodir" / "r.html"
+    rc, _, err = run(capsys, "report", *SMALL_JOB, "--out", target)
+    assert rc == 2
+    assert "does not exist" in _one_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mistyped_price_key_of_a_workload_mix_is_refused(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    mix = yaml.safe_load((EXAMPLES / "cloud-mix.yaml").read_text(encoding="utf-8"))
+    mix["prices"] = {"default": 25000, "generic-epyc-9965": 20000}
+    path = tmp_path / "mix.yaml"
+    path.write_text(yaml.safe_dump(mix), encoding="utf-8")
+    rc, out, err = run(capsys, "match", "--workload", path, "-f", "json")
+    assert rc == 2
+    assert out == ""
+    line = _one_line(err)
+    assert "prices.generic-epyc-9965" in line
+    assert "'generic-epyc-9965-2s'" in line
+
+
+@pytest.mark.parametrize(("name", "command"), [("cloud-mix.yaml", "ocplan match --workload"),
+                                               ("sweep-small.yaml", "ocplan sweep")])
+def test_another_commands_file_is_named_as_such(capsys: pytest.CaptureFixture[str],
+                                                name: str, command: str) -> None:
+    for argv in (["check", EXAMPLES / name],
+                 ["estimate", "--model", "llama3-8b", "--system", EXAMPLES / name]):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 2
+        assert f"'{command} {EXAMPLES / name}'" in _one_line(err)
+
+
+def test_an_infeasible_serving_layout_gets_serving_advice(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "infer", "--model", "llama3-405b", "--chip", "h100-sxm-80gb",
+                     "--chips", "8", "--tp", "8", "--input-len", "1024", "--output-len",
+                     "256", "-f", "json")
+    assert rc == 1
+    hint = json.loads(out)["hint"]
+    assert "tp" in hint
+    assert "precision" in hint
+    assert "recompute" not in hint  # a training remedy
+
+
+def test_a_serving_request_without_its_lengths_says_they_are_required() -> None:
+    with pytest.raises(SpecError) as caught:
+        validate_as(api.InferRequest, {"model": "llama3-70b", "chip": "mi300x", "chips": 8,
+                                       "tp": 8}, "request")
+    lines = sorted(p.line() for p in caught.value.problems)
+    assert len(lines) == 2
+    assert lines[0].startswith("request: input_len")
+    assert lines[1].startswith("request: output_len")
+    assert all("required" in line and "object at 0x" not in line for line in lines)
+
+
+def test_topology_power_figures_multiply_out(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "topology", EXAMPLES / "ubb-1024-liquid.yaml", "-f", "json")
+    assert rc == 0
+    data = json.loads(out)
+    # The DC budget at TDP is below what the supplies draw (their losses, the switches),
+    # and the facility is the PUE times the latter, not the former.
+    assert data["it_power_W"] < data["supply_input_power_W"]
+    assert data["facility_power_W"] == pytest.approx(
+        data["pue"] * data["supply_input_power_W"], rel=1e-9)
