@@ -180,3 +180,22 @@ def test_topology_power_figures_multiply_out(capsys: pytest.CaptureFixture[str])
     assert data["it_power_W"] < data["supply_input_power_W"]
     assert data["facility_power_W"] == pytest.approx(
         data["pue"] * data["supply_input_power_W"], rel=1e-9)
+
+
+def test_a_search_where_nothing_fits_says_by_how_much_and_exits_1(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "search", "--model", "llama3-405b", "--chip", "h100-sxm-80gb",
+                     "--chips", "8", "-f", "json")
+    assert rc == 1
+    data = json.loads(out)
+    assert data["top"] == []
+    found = re.search(r"needs ([\d,.]+) GB per chip, over the ([\d,.]+) GB usable", data["why"])
+    assert found is not None, data["why"]
+    need, usable = (float(g.replace(",", "")) for g in found.groups())
+    # 405B parameters with bf16 weights and gradients and fp32 Adam states (16 bytes per
+    # parameter) sharded over 8 chips need at least 405e9 x 16 / 8 bytes per chip.
+    assert need >= 405e9 * 16 / 8 / 1e9
+    assert usable < 80.0
+    rc, out, _ = run(capsys, "search", *SMALL_JOB, "--max-power", "700 W", "-f", "json")
+    assert rc == 1
+    assert "over the limit of 0.7 kW" in json.loads(out)["why"]

@@ -817,6 +817,7 @@ def search_cmd(
                                 source=FLAGS)
     if fmt is Format.json:
         _print_json(result.as_json() | api.trust(sysm, allow_invalid))
+        _exit_if_nothing_fits(result.best is None)
         return
     _print_trust(sysm, allow_invalid)
     out.print(_styled((model, "bold"), f" on {req.chips} x {sysm.accelerator.id} "
@@ -847,8 +848,17 @@ def search_cmd(
         if "cost_to_train" in train:
             cells.append(_money(train["cost_to_train"]))
         _row(table, *cells)
-    out.print(table)
+    if result.top:
+        out.print(table)
     out.print(_t(result.why))
+    _exit_if_nothing_fits(result.best is None)
+
+
+def _exit_if_nothing_fits(nothing: bool) -> None:
+    """Exit 1 when a search found no layout that runs (as an estimate that cannot run
+    does), after the result with its reasons was printed."""
+    if nothing:
+        raise typer.Exit(1)
 
 
 def _prices(text: str | None) -> tuple[float, ...] | None:

@@ -390,6 +390,7 @@ def search(workload: Workload, system: System, chips: int, *,
                                                     f"{system.num_chips} chips", count)
     t0 = time.perf_counter()
     cal = calibration or load_calibration()
+    usable_B = system_model(system).hbm_bytes * (1.0 - memory_headroom)
     tokens = train_tokens or DEFAULT_TRAIN_TOKENS
     it_W = power_budget(system).it_W
     parts: list[_Evaluated] = []
@@ -403,6 +404,8 @@ def search(workload: Workload, system: System, chips: int, *,
             sp = _space(workload, system, count, allow_offload)
             pruned["power"] = pruned.get("power", 0) + sp.size
             size += sp.size
+            refused.append(f"power: {count} chips draw {power / 1e3:,.1f} kW of IT power at "
+                           f"TDP, over the limit of {max_power_W / 1e3:,.1f} kW")
             continue
         try:
             check_system(workload, system_model(system), count)
@@ -473,7 +476,8 @@ def search(workload: Workload, system: System, chips: int, *,
             pareto.append({"step_s": float(steps[j]), "memory_bytes_per_chip": float(mems[j]),
                            "chips": int(n_chips[j])})
     return SearchResult(objective, top[0] if top else None, top, size, pruned, evaluated,
-                        feasible, time.perf_counter() - t0, _why(top, refused),
+                        feasible, time.perf_counter() - t0,
+                        _why(top, refused, _least_memory(parts), usable_B),
                         tuple(pareto), memory_headroom, variants, tied, train_tokens,
                         price_per_chip_hour if train_tokens is not None else None)
 
@@ -496,12 +500,26 @@ def _tie_groups(scores: np.ndarray, ranked: np.ndarray, top_k: int) -> list[list
     return groups
 
 
-def _why(top: tuple[Estimate, ...], refused: Sequence[str] = ()) -> str:
+def _least_memory(parts: Sequence[_Evaluated]) -> float | None:
+    """Bytes per chip of the evaluated layout that needs the least (None: none was)."""
+    finite = [float(ev.mem[np.isfinite(ev.mem)].min()) for ev in parts
+              if np.isfinite(ev.mem).any()]
+    return min(finite, default=None)
+
+
+def _why(top: tuple[Estimate, ...], refused: Sequence[str] = (),
+         least_memory_B: float | None = None, usable_B: float | None = None) -> str:
     """One paragraph on the winner: what dominates its step, and what the runner-up
     loses on; without one, why not (``refused``: the reasons whole chip counts were
-    refused for)."""
+    refused for; ``least_memory_B`` against ``usable_B``: how far the layout needing the
+    least memory is from fitting)."""
     if not top:
         text = "No layout fits: every candidate was pruned (see 'pruned')."
+        if least_memory_B is not None and usable_B is not None and least_memory_B > usable_B:
+            text += (f" The layout needing the least memory needs "
+                     f"{least_memory_B / 1e9:,.1f} GB per chip, over the "
+                     f"{usable_B / 1e9:,.1f} GB usable (HBM less --memory-headroom): give "
+                     "more chips, a chip with more HBM, or a lower precision.")
         return " ".join([text, *dict.fromkeys(refused)])
     best = top[0]
     assert best.time is not None
