@@ -27,19 +27,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from ocplan.catalog.system import System
 from ocplan.topology.cluster import (
     board_graph,
+    board_kind,
     chip_port_Bps,
     chip_scale_out_Bps,
+    links_per_pair,
     pcie_Bps,
     scale_out_shape,
 )
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "DIRECT_EFFICIENCY",
@@ -117,6 +121,23 @@ def placement(n: Num, stride: Num, domain: int) -> tuple[Num, Num]:
     return n_in, n_out
 
 
+def _uniform_group_Bps(system: System, n_in: int, port_eff: float) -> float | None:
+    """The group bandwidth of :func:`_group_Bps` on boards where it needs no graph: on a
+    switch plane every member's one edge carries all its ports (ports x port rate); on
+    a fully connected board every member has ``links_per_pair`` ports to each of the
+    other n_in - 1 members, whatever the stride. None for the other boards (routed or
+    partly connected), which are measured on the graph. Same value as on the graph
+    (tested on every catalog server)."""
+    accel, kind = system.accelerator, board_kind(system)
+    port = chip_port_Bps(accel, system.baseboard)
+    if kind == "switch":
+        ports = accel.scale_up.ports if accel.scale_up else 0
+        return float(ports * port * port_eff)
+    if kind == "fully_connected":
+        return float((n_in - 1) * links_per_pair(system) * port * port_eff)
+    return None
+
+
 def _group_Bps(board: nx.Graph, members: list[int], topology: str, port_eff: float) -> float:
     if topology == "switch":
         sw = board["sw"]
@@ -129,6 +150,8 @@ def _group_Bps(board: nx.Graph, members: list[int], topology: str, port_eff: flo
             # Members that are not neighbours (a torus group at stride > 1) talk over
             # routed paths: a bidirectional ring whose every hop crosses `hops` links,
             # each link shared by that many hops of the ring.
+            import networkx as nx  # a routed board (ocplan.topology.builders says why)
+
             nxt = members[(i + 1) % len(members)]
             hops = nx.shortest_path_length(board, m, nxt)
             widest = max(d["bandwidth_Bps"] for _, d in board[m].items())
@@ -160,13 +183,17 @@ def _comm_fabric_cached(system: System) -> CommFabric:
                     groups[(n_in, stride)] = chip
         up_chip, nvls = chip, 0.0
     else:
-        board = board_graph(system)
+        board: nx.Graph | None = None
         eff = DIRECT_EFFICIENCY if topology == "fully_connected" else RING_EFFICIENCY
         for n_in in _divisors(domain):
             for stride in _divisors(domain):
                 if n_in * stride <= domain and n_in > 1:
-                    members = [i * stride for i in range(n_in)]
-                    groups[(n_in, stride)] = _group_Bps(board, members, topology, eff * usable)
+                    value = _uniform_group_Bps(system, n_in, eff * usable)
+                    if value is None:
+                        board = board if board is not None else board_graph(system)
+                        members = [i * stride for i in range(n_in)]
+                        value = _group_Bps(board, members, topology, eff * usable)
+                    groups[(n_in, stride)] = value
         ports = accel.scale_up.ports if accel.scale_up else 0
         raw_chip = ports * chip_port_Bps(accel, board_spec) * usable
         up_chip = raw_chip * eff

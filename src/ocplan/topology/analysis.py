@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 from ocplan.catalog.fields import MAX_CHIPS
 from ocplan.catalog.system import System
@@ -119,6 +121,8 @@ def _flow_between(graph: nx.Graph, left: Iterable[Hashable], right: Iterable[Has
         # so the max flow is the bandwidth of the edges that cross it.
         return float(sum(d["bandwidth_Bps"] for a, b, d in graph.edges(data=True)
                          if (a in side) != (b in side)))
+    import networkx as nx  # where a graph is built (ocplan.topology.builders says why)
+
     flow = nx.DiGraph()
     for a, b, data in graph.edges(data=True):
         cap = data["bandwidth_Bps"]
@@ -145,6 +149,8 @@ def bisection_Bps(graph: nx.Graph, chips: list[Hashable]) -> float:
 def chip_diameter(graph: nx.Graph, sources: Sequence[Hashable], chips: set[Hashable]) -> int:
     """Largest hop count from any of ``sources`` to any chip (the chip-to-chip diameter
     when the graph is symmetric enough that ``sources`` represent every chip)."""
+    import networkx as nx  # where a graph is walked (ocplan.topology.builders says why)
+
     worst = 0
     for src in sources:
         lengths = nx.single_source_shortest_path_length(graph, src)
@@ -157,6 +163,8 @@ def chip_diameter(graph: nx.Graph, sources: Sequence[Hashable], chips: set[Hasha
 
 def _server_level(graph: nx.Graph, servers: int) -> nx.Graph:
     """Contract each server's board (chips and board switches) into one node."""
+    import networkx as nx  # where a graph is built (ocplan.topology.builders says why)
+
     mapping = {}
     for node in graph.nodes:
         if isinstance(node, tuple) and node[0] not in ("nic", "leaf", "spine") \

@@ -17,8 +17,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
+
+# networkx takes ~0.25 s to import (it registers every algorithm with its backend
+# dispatcher); it is imported where a graph is built, so commands that draw none (an
+# estimate or search on a switch or fully connected board) start that much sooner.
 
 __all__ = [
     "almost_fully_connected",
@@ -33,6 +39,8 @@ __all__ = [
 
 
 def _chips(n: int) -> nx.Graph:
+    import networkx as nx
+
     graph = nx.Graph()
     graph.add_nodes_from(range(n), kind="chip")
     return graph

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 from ocplan.catalog.schema import Accelerator, Baseboard
 from ocplan.catalog.system import System
@@ -33,6 +34,7 @@ __all__ = [
     "FatTreeShape",
     "GraphSize",
     "board_graph",
+    "board_kind",
     "board_size",
     "check_graph_size",
     "chip_port_Bps",
@@ -43,6 +45,7 @@ __all__ = [
     "fat_tree_shape",
     "leaf_of_nic",
     "leaves_per_rail_used",
+    "links_per_pair",
     "nic_Bps",
     "nic_chips",
     "pcie_Bps",
@@ -79,7 +82,7 @@ def chip_port_Bps(accel: Accelerator, board: Baseboard) -> float:
     return up.port_bandwidth * rate * width
 
 
-def _board_builder(system: System) -> str:
+def board_kind(system: System) -> str:
     """Which builder draws the system's board: the board's topology kind, except that a
     module without scale-up ports (or a PCIe board) gives ``"pcie_switch"`` and the
     combined FC / HCM board runs fully connected with 7-port modules, else as a 6-port
@@ -93,7 +96,7 @@ def _board_builder(system: System) -> str:
     return kind
 
 
-def _links_per_pair(system: System) -> int:
+def links_per_pair(system: System) -> int:
     """Ports per module pair of a fully connected board (the combined FC / HCM board
     has one)."""
     return system.baseboard.links_per_pair if system.baseboard.topology == "fully_connected" \
@@ -111,12 +114,12 @@ def board_graph(system: System) -> nx.Graph:
     check_graph_size(board_size(system), f"the {board.topology} board graph of {n:,} modules")
     port = chip_port_Bps(accel, board)
     ports = accel.scale_up.ports if accel.scale_up else 0
-    kind = _board_builder(system)
+    kind = board_kind(system)
     if kind == "pcie_switch":
         gen = accel.host.gen or 4
         return builders.pcie_switch(n, pcie_Bps(gen, accel.host.lanes))
     if kind == "fully_connected":
-        return builders.fully_connected(n, port, _links_per_pair(system))
+        return builders.fully_connected(n, port, links_per_pair(system))
     if kind == "switch":
         return builders.switch(n, ports * port, ports)
     if kind == "torus":
@@ -196,12 +199,12 @@ def board_size(system: System) -> GraphSize:
     16-slot boards are built and counted (at most 16 nodes).
     """
     n = system.chips_per_server
-    kind = _board_builder(system)
+    kind = board_kind(system)
     if kind == "pcie_switch":
         return GraphSize(n + 3, n + 2, n + 2, n)
     if kind == "fully_connected":
         pairs = n * (n - 1) // 2
-        return GraphSize(n, pairs, pairs * _links_per_pair(system), n)
+        return GraphSize(n, pairs, pairs * links_per_pair(system), n)
     if kind == "switch":
         ports = system.accelerator.scale_up.ports if system.accelerator.scale_up else 0
         return GraphSize(n + 1, n, n * ports, n)
@@ -232,7 +235,7 @@ def cluster_size(system: System) -> GraphSize:
     """
     board = board_size(system)
     servers, n = system.num_servers, system.chips_per_server
-    pcie_only = _board_builder(system) == "pcie_switch"
+    pcie_only = board_kind(system) == "pcie_switch"
     shape = scale_out_shape(system)
     nodes, edges, links = board.nodes, board.edges, board.links
     if not pcie_only:
@@ -403,6 +406,8 @@ def cluster_graph(system: System) -> nx.Graph:
     """
     check_graph_size(cluster_size(system), f"the cluster graph of {system.num_servers:,} "
                                            f"servers x {system.chips_per_server:,} chips")
+    import networkx as nx  # where a graph is built (ocplan.topology.builders says why)
+
     graph = nx.Graph()
     board = board_graph(system)
     acc = system.accelerator
