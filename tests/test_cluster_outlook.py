@@ -102,7 +102,7 @@ def test_compare_rows_carry_pue_cdus_and_goodput(capsys: pytest.CaptureFixture[s
     plan = facility_plan(system)
     assert row["pue"] == pytest.approx(plan.pue)
     assert row["cdus"] == plan.cooling.cdus
-    assert row["facility_power_w"] == pytest.approx(plan.facility_W * 64 / 1024)
+    assert row["facility_power_W"] == pytest.approx(plan.facility_W * 64 / 1024)
     assert 0 < row["goodput"] < 1
     assert row["time_to_train_with_failures_s"] > row["time_to_train_s"]
 

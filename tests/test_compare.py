@@ -26,8 +26,8 @@ INVALID = EXAMPLES / "nf5698g7-mi300x.yaml"
 #: A small job every 8-chip system here can run in well under a second per search.
 JOB = ["--model", "llama3-8b", "--global-batch", "64", "--seq-len", "2048"]
 ACCEPTANCE_KEYS = {"name", "chips", "tokens_per_s_per_chip", "step_s", "mfu",
-                   "memory_headroom_pct", "time_to_train_s", "energy_to_train_j",
-                   "cost_to_train", "it_power_w", "facility_power_w", "findings", "feasible",
+                   "memory_headroom_pct", "time_to_train_s", "energy_to_train_J",
+                   "cost_to_train", "it_power_W", "facility_power_W", "findings", "feasible",
                    "reason"}
 
 
@@ -61,7 +61,7 @@ def test_compare_json_has_the_acceptance_shape_and_the_search_best(
         time_s = 1e11 / (row["tokens_per_s_per_chip"] * row["chips"])
         assert row["time_to_train_s"] == pytest.approx(time_s)
         assert row["cost_to_train"] == pytest.approx(8 * price * time_s / 3600)
-        assert row["energy_to_train_j"] == pytest.approx(row["facility_power_w"] * time_s)
+        assert row["energy_to_train_J"] == pytest.approx(row["facility_power_W"] * time_s)
         assert 0 < row["memory_headroom_pct"] < 100
     # ratios divide by the baseline, and the leader of each measure is its best row
     assert first["ratios"]["tokens_per_s_per_chip"] == pytest.approx(1.0)

@@ -460,8 +460,8 @@ def test_a_system_file_sweep_stores_the_compare_columns(tmp_path: Path,
                  "--format", "json"]) == 0
     ref = json.loads(capsys.readouterr().out)["systems"][0]
     got = rows[str(valid)]
-    for key in ("tokens_per_s_per_chip", "time_to_train_s", "energy_to_train_j",
-                "cost_to_train", "it_power_w", "facility_power_w", "memory_headroom_pct"):
+    for key in ("tokens_per_s_per_chip", "time_to_train_s", "energy_to_train_J",
+                "cost_to_train", "it_power_W", "facility_power_W", "memory_headroom_pct"):
         assert got[key] == pytest.approx(ref[key]), key
     assert got["allowed_invalid"] is False
     # the invalid system is searched (a sweep maps the space) but says so in its row

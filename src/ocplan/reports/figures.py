@@ -222,7 +222,7 @@ COMPARE_BARS: tuple[tuple[str, str, float], ...] = (
     ("mfu", "MFU (%)", 100.0),
     ("time_to_train_s", "time to train (days)", 1 / 86400),
     ("cost_to_train", "cost to train", 1.0),
-    ("facility_power_w", "facility power (MW)", 1e-6),
+    ("facility_power_W", "facility power (MW)", 1e-6),
 )
 
 

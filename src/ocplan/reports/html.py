@@ -259,8 +259,8 @@ _COMPARE_ROWS: tuple[tuple[str, str], ...] = (
     ("bound", "bound"), ("time_to_train_s", "time to train"),
     ("goodput", "goodput under failures"),
     ("time_to_train_with_failures_s", "time to train with failures"),
-    ("energy_to_train_j", "energy to train"), ("cost_to_train", "cost to train"),
-    ("it_power_w", "IT power"), ("facility_power_w", "facility power"), ("pue", "PUE"),
+    ("energy_to_train_J", "energy to train"), ("cost_to_train", "cost to train"),
+    ("it_power_W", "IT power"), ("facility_power_W", "facility power"), ("pue", "PUE"),
     ("cdus", "CDUs (system)"),
     ("calibration", "calibration"), ("reason", "why infeasible"))
 
@@ -283,9 +283,9 @@ def _cell(key: str, value: Any, currency: str) -> str:
         return f"{value / 86400:,.1f} days" if value >= 2 * 86400 else f"{value / 3600:,.1f} h"
     if key == "step_s":
         return f"{value:.4g} s"
-    if key == "energy_to_train_j":
+    if key == "energy_to_train_J":
         return f"{value / 3.6e9:,.0f} MWh"
-    if key.endswith("_w"):
+    if key.endswith("_W"):
         return f"{value / 1e6:,.3g} MW" if value >= 1e6 else f"{value / 1e3:,.3g} kW"
     if isinstance(value, float):
         return f"{value:,.4g}" if value < 1e4 else f"{value:,.0f}"

@@ -42,13 +42,13 @@ __all__ = [
 #: Row measures a comparison divides by the baseline's (each is a plain number or None).
 RATIO_KEYS: tuple[str, ...] = (
     "tokens_per_s_per_chip", "tokens_per_s", "step_s", "mfu", "time_to_train_s",
-    "time_to_train_with_failures_s", "energy_to_train_j", "cost_to_train", "it_power_w",
-    "facility_power_w")
+    "time_to_train_with_failures_s", "energy_to_train_J", "cost_to_train", "it_power_W",
+    "facility_power_W")
 #: Which way is better for each measure the comparison names a leader for.
 _LARGER_IS_BETTER: dict[str, bool] = {
     "tokens_per_s_per_chip": True, "tokens_per_s": True, "step_s": False, "mfu": True,
-    "memory_headroom_pct": True, "time_to_train_s": False, "energy_to_train_j": False,
-    "cost_to_train": False, "it_power_w": False, "facility_power_w": False,
+    "memory_headroom_pct": True, "time_to_train_s": False, "energy_to_train_J": False,
+    "cost_to_train": False, "it_power_W": False, "facility_power_W": False,
     "goodput": True, "time_to_train_with_failures_s": False, "pue": False}
 
 
@@ -83,11 +83,11 @@ class ComparedSystem:
     """Share of HBM the best layout leaves free, %."""
     bound: str | None
     time_to_train_s: float | None
-    energy_to_train_j: float | None
+    energy_to_train_J: float | None
     cost_to_train: float | None
-    it_power_w: float
+    it_power_W: float
     """IT power at TDP of the chips' share of the system (servers and switches)."""
-    facility_power_w: float
+    facility_power_W: float
     """Facility power of the chips' share: IT, supply and distribution losses, cooling
     (:func:`ocplan.facility.facility_plan`; its PUE is derived unless the file gives one)."""
     pue: float
@@ -171,7 +171,7 @@ def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
     facility_w = job_facility_W(system, c.chips)
     base: dict[str, Any] = dict(
         name=c.name, chip=system.accelerator.id, chips=c.chips, servers=servers,
-        racks=_racks(system, servers), it_power_w=it_w, facility_power_w=facility_w,
+        racks=_racks(system, servers), it_power_W=it_w, facility_power_W=facility_w,
         pue=facility.pue, cdus=facility.cooling.cdus,
         findings=findings)
     if best is None:
@@ -188,7 +188,7 @@ def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
                                      / best.memory.capacity_bytes),
         bound=best.bound, time_to_train_s=None if tokens is None
         else best.time_to_train_s(tokens),
-        energy_to_train_j=None if tokens is None
+        energy_to_train_J=None if tokens is None
         else facility_w * best.time_to_train_s(tokens),
         cost_to_train=None if tokens is None or c.price_per_chip_hour is None
         else best.cost(tokens, c.price_per_chip_hour),
@@ -201,7 +201,7 @@ def _empty(base: dict[str, Any], reason: str, allowed_invalid: bool) -> Compared
     return ComparedSystem(
         **base, feasible=False, reason=reason, layout=None, tokens_per_s_per_chip=None,
         tokens_per_s=None, step_s=None, mfu=None, memory_headroom_pct=None, bound=None,
-        time_to_train_s=None, energy_to_train_j=None, cost_to_train=None,
+        time_to_train_s=None, energy_to_train_J=None, cost_to_train=None,
         allowed_invalid=allowed_invalid, calibration=_calibration(None))
 
 

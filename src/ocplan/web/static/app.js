@@ -695,9 +695,9 @@
     memory_headroom_pct: "HBM left free, %", bound: "bound",
     time_to_train_s: "time to train", goodput: "goodput under failures",
     time_to_train_with_failures_s: "time to train with failures",
-    energy_to_train_j: "energy to train",
-    cost_to_train: "cost to train", it_power_w: "IT power",
-    facility_power_w: "facility power", pue: "PUE", cdus: "CDUs (system)",
+    energy_to_train_J: "energy to train",
+    cost_to_train: "cost to train", it_power_W: "IT power",
+    facility_power_W: "facility power", pue: "PUE", cdus: "CDUs (system)",
     calibration: "calibration",
     reason: "why infeasible",
   };
