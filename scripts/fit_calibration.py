@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.plan.calibration import CALIBRATION_FILE, Calibration, FamilyCalibration
@@ -175,7 +175,7 @@ def main(argv: list[str]) -> int:
     FAMILIES.update(sorted((f, n) for f, n in families.items() if f is not None))
     measured = np.array([float(r["measured_tokens_per_s_per_chip"]) for r in rows])
     prepared = [prepare_row(r, catalog) for r in rows]
-    prior = _pack(_unpack(_pack(replace(Calibration(), **PRIOR_GLOBAL))))
+    prior = _pack(_unpack(_pack(Calibration().with_values(**PRIOR_GLOBAL))))
 
     family_of = [catalog.accelerator(r["chip"].strip(), str(csv_path), "chip").family
                  for r in rows]
@@ -209,7 +209,7 @@ def main(argv: list[str]) -> int:
         for r, i in enumerate(indices):
             sparsity[r, n_fam:] = 1
             if family_of[i] in FAMILIES:
-                j = fams.index(family_of[i]) * len(FAMILY_FIELDS)
+                j = fams.index(str(family_of[i])) * len(FAMILY_FIELDS)
                 sparsity[r, j:j + len(FAMILY_FIELDS)] = 1
         sparsity[len(indices):len(indices) + len(x0), :] = np.eye(len(x0), dtype=int)
         for f in range(n_tie):
@@ -273,8 +273,8 @@ def main(argv: list[str]) -> int:
         lines.append(f"| {fam} | {fc.runs} | {fc.gemm:.3f} | {fc.gemm_8bit:.3f} | "
                      f"{fc.attention:.3f} | {cv} |")
     lines += ["", "| global | value |", "|---|---|"]
-    for k in PRIOR_GLOBAL:
-        lines.append(f"| {k} | {getattr(cal, k):.4g} |")
+    for name in PRIOR_GLOBAL:
+        lines.append(f"| {name} | {getattr(cal, name):.4g} |")
     if cv_lines:
         lines += ["", "## Cross-validation", "",
                   "Each run predicted by a calibration fitted without its fold "

@@ -3,7 +3,7 @@ report.
 
 Usage::
 
-    .venv/bin/python scripts/fit_serving.py [CSV] [SCHEMES]
+    .venv/bin/python scripts/fit_serving.py [CSV] [SCHEMES] [--out DIR]
 
 CSV defaults to ``../shared/validation/inference_dev.csv``; SCHEMES is a comma-separated
 list of cross-validations: ``source`` (leave one source group out: MLPerf, TensorRT-LLM,
@@ -18,7 +18,9 @@ attention efficiencies stay those of the training calibration. Rows without a pu
 layout are predicted with the search's best layout under the prior calibration during
 the fit (the layout choice is not differentiable) and searched again with the fitted one
 for the report. Writes ``src/ocplan/serving/calibration.json`` and
-``docs/serving-calibration.md``; deterministic.
+``docs/serving-calibration.md`` (with ``--out DIR``: ``calibration.json`` and
+``serving-calibration.md`` in ``DIR``, to compare a change before keeping it);
+deterministic.
 """
 
 from __future__ import annotations
@@ -164,6 +166,15 @@ def _stats(err: np.ndarray) -> tuple[float, float, float]:
 
 
 def main(argv: list[str]) -> int:
+    argv = list(argv)
+    out_dir: Path | None = None
+    if "--out" in argv:
+        at = argv.index("--out")
+        out_dir = Path(argv[at + 1])
+        del argv[at:at + 2]
+        out_dir.mkdir(parents=True, exist_ok=True)
+    cal_file = SERVING_CALIBRATION_FILE if out_dir is None else out_dir / "calibration.json"
+    report = REPORT if out_dir is None else out_dir / REPORT.name
     csv_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_CSV
     schemes = [s for s in (argv[2].split(",") if len(argv) > 2 else ["source"]) if s]
     raw = read_serving_cases(csv_path)
@@ -191,16 +202,15 @@ def main(argv: list[str]) -> int:
     cal = replace(cal, rows=len(raw),
                   cv_error_pct=round(float(np.nanmedian(np.abs(loso))), 1)
                   if loso is not None else None)
-    SERVING_CALIBRATION_FILE.write_text(json.dumps(cal.to_json(), indent=2) + "\n",
-                                        encoding="utf-8")
-    _report(raw, cases, errs, cv, cal, csv_path, schemes, time.time() - t0)
-    print(f"in sample median {med:.1f} %; written {SERVING_CALIBRATION_FILE}")
+    cal_file.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
+    _report(raw, cases, errs, cv, cal, csv_path, schemes, time.time() - t0, report)
+    print(f"in sample median {med:.1f} %; written {cal_file}")
     return 0
 
 
 def _report(raw: list[dict[str, str]], cases: list[ServingCase], errs: np.ndarray,
             cv: dict[str, np.ndarray], cal: ServingCalibration, csv_path: Path,
-            schemes: list[str], seconds: float) -> None:
+            schemes: list[str], seconds: float, report: Path = REPORT) -> None:
     lines = ["# Serving calibration", "",
              f"Written by `scripts/fit_serving.py {csv_path.name} {','.join(schemes)}` "
              f"({seconds / 60:.0f} min on one core). Rows: {len(raw)}.", "",
@@ -241,7 +251,7 @@ def _report(raw: list[dict[str, str]], cases: list[ServingCase], errs: np.ndarra
         for name, es in sorted(groups.items()):
             a = np.array(es)
             lines.append(f"| {name} | {a.size} | {np.median(np.abs(a)):.1f} | {a.mean():+.1f} |")
-    REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

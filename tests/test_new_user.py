@@ -199,3 +199,17 @@ def test_a_search_where_nothing_fits_says_by_how_much_and_exits_1(
     rc, out, _ = run(capsys, "search", *SMALL_JOB, "--max-power", "700 W", "-f", "json")
     assert rc == 1
     assert "over the limit of 0.7 kW" in json.loads(out)["why"]
+
+
+def test_an_overloaded_rate_is_valid_json_with_the_reason_and_exit_1(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "infer", "--model", "llama3-70b", "--chip", "mi300x",
+                       "--chips", "8", "--tp", "8", "--load", "poisson", "--rate", "20",
+                       "--input-len", "1024", "--output-len", "256", "-f", "json")
+    assert rc == 1, err
+    data = json.loads(out)  # strict JSON: no Infinity
+    assert data["ttft_s"] is None
+    assert data["bound"] == "queueing"
+    assert data["reason"].startswith("queueing: rate 20 req/s exceeds the capacity")
+    assert data["requests_per_s"] < 20
+    assert "replicas" in data["hint"]

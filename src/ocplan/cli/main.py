@@ -652,7 +652,8 @@ def infer_cmd(
                                      plotly_js_path())
         # JSON output stays one JSON document: the file is the only sign
         _write_page(report_file, page, announce=fmt is not Format.json)
-    extra = {} if price is None else {"cost_per_mtok": result.cost_per_mtok(price)}
+    extra: dict[str, float | None] = (
+        {} if price is None else {"cost_per_mtok": result.cost_per_mtok(price)})
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason,
@@ -661,7 +662,7 @@ def infer_cmd(
     else:
         _print_serving(result, f"{model} on {sysm.spec.name}", extra)
         _print_trust(sysm, allow_invalid)
-    if not result.feasible:
+    if not result.feasible or result.reason:  # cannot run, or cannot keep up
         raise typer.Exit(1)
 
 
@@ -685,7 +686,8 @@ def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | N
         return None
 
 
-def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float]) -> None:
+def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float | None]
+                   ) -> None:
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
         hint = api.infeasible_hint(result.reason, serving=True)
@@ -704,6 +706,9 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float])
                                       f"(limit: {result.batch_limit})")
     _row(table, "TTFT / TPOT", f"{_q(result.ttft_s, 's')} / {_q(result.tpot_s, 's')}")
     _row(table, "bound", result.bound)
+    if result.reason:  # a result that runs but cannot keep up (an overloaded rate)
+        hint = api.infeasible_hint(result.reason, serving=True)
+        _row(table, "warning", result.reason + (f"; what to change: {hint}" if hint else ""))
     if result.slo_met is not None:
         _row(table, "SLO", ("met" if result.slo_met else "not met")
              + ("" if result.slo_rate_per_s is None
@@ -712,8 +717,10 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float])
     if result.iteration is not None:
         it = result.iteration
         _row(table, "iteration", _q(it.total_s, "s"))
-        for key in ("matrix_s", "attention_s", "memory_s", "comm_s", "host_s"):
-            _row(table, f"  {key.removesuffix('_s')}", _q(getattr(it, key), "s"))
+        from ocplan.serving.estimate import BREAKDOWN_LABELS  # loaded with the result
+
+        for key, label in BREAKDOWN_LABELS.items():
+            _row(table, f"  {label}", _q(getattr(it, key), "s"))
     if result.memory is not None:
         mem = result.memory
         _row(table, "memory per chip", f"weights {_q(mem.weight_bytes, 'B')}, KV "
@@ -722,8 +729,9 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float])
                                        f"{_q(mem.capacity_bytes, 'B')}")
     _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
     _row(table, "energy per 1M output tokens", _q(result.energy_per_mtok_J, "J"))
-    if "cost_per_mtok" in extra:
-        _row(table, "cost per 1M output tokens", f"{extra['cost_per_mtok']:,.3f} {state.currency}")
+    cost = extra.get("cost_per_mtok")
+    if cost is not None:
+        _row(table, "cost per 1M output tokens", f"{cost:,.3f} {state.currency}")
     _row(table, "calibration", f"{result.calibration_family} GEMM/attention efficiencies; "
                                f"serving values fitted on {result.serving_calibration_rows} "
                                "published results"
@@ -1296,9 +1304,9 @@ def report(
     out_file: Annotated[Path, typer.Option("--out", help="File to write (HTML or JSON).")],
     chip: Annotated[str | None, typer.Option(help="Accelerator id.")] = None,
     chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
-    global_batch: Annotated[int, typer.Option()] = 512,
-    seq_len: Annotated[int, typer.Option()] = 4096,
-    precision: Annotated[str, typer.Option()] = "bf16",
+    global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
+    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     run_search: Annotated[bool, typer.Option(
         "--search", help="Search the layouts and report the best one (instead of the "
@@ -1326,9 +1334,7 @@ def report(
 
     if report_format not in ("html", "json"):
         raise SpecError.one("--format", "format", "expected html or json", report_format)
-    if not out_file.name or out_file.is_dir():
-        raise SpecError.one("--out", "out", "expected the path of a file to write",
-                            str(out_file))
+    _check_out(out_file)
     cat = _catalog()
     search_json = None
     n_chips = _chips(chips, system)
@@ -1365,11 +1371,15 @@ def report(
                       currency=state.currency)
     if report_format == "json":
         _write_page(out_file, jsonio.dumps(data.as_json(), indent=2) + "\n")
-        return
-    if inline_plotly:
+    elif inline_plotly:
         _write_page(out_file, render_report(data, plotly_js_path()))
     else:
         _write_linked_report(out_file, render_report(data, None))
+    if not result.feasible:  # the report says why; the exit code too, as estimate's
+        hint = api.infeasible_hint(result.reason)
+        out.print(_t(f"the layout cannot run: {result.reason}"
+                     + (f"; what to change: {hint}" if hint else "")))
+        raise typer.Exit(1)
 
 
 def _to_train(result: Estimate, req: Any, system: System) -> dict[str, float]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.plan import Plan
-from ocplan.serving.estimate import ServingCurve, ServingEstimate
+from ocplan.serving.estimate import BREAKDOWN_LABELS, ServingCurve, ServingEstimate
 
 __all__ = ["breakdown_figure", "cluster_figure", "compare_bars_figure",
            "compare_pareto_figure", "goodput_figure", "match_figure", "memory_figure",
@@ -207,10 +207,11 @@ def serving_curve_figure(curve: ServingCurve, point_tpot_s: float | None = None,
 def serving_breakdown_figure(result: ServingEstimate) -> Figure:
     """Stacked bar of one engine iteration by term (seconds)."""
     assert result.iteration is not None
-    terms = {k: v for k, v in asdict(result.iteration).items()}
-    data = [{"type": "bar", "name": k.removesuffix("_s"), "x": ["iteration"], "y": [v],
-             "hovertemplate": f"{k.removesuffix('_s')}: %{{y:.4g}} s<extra></extra>"}
-            for k, v in terms.items()]
+    terms = {BREAKDOWN_LABELS.get(k, k.removesuffix("_s")): v
+             for k, v in asdict(result.iteration).items()}
+    data = [{"type": "bar", "name": name, "x": ["iteration"], "y": [v],
+             "hovertemplate": f"{name}: %{{y:.4g}} s<extra></extra>"}
+            for name, v in terms.items()]
     return {"data": data, "layout": {"barmode": "stack", "title": {
         "text": f"Iteration {result.iteration.total_s * 1e3:.3g} ms (bound: {result.bound})"},
         "yaxis": {"title": {"text": "seconds"}}, "height": 380}}

@@ -220,6 +220,10 @@ def _page(title: str, rows: list[tuple[str, str]], figures: dict[str, Any],
                         data=json.dumps(figures).replace("</", "<\\/"))
 
 
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.4g} ms"
+
+
 def render_serving_report(title: str, result: ServingEstimate, curve: ServingCurve | None,
                           topology: dict[str, Any], plotly_js: Path) -> str:
     """The serving section as a report page: the estimate, its throughput-latency curve,
@@ -229,13 +233,17 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
     if result.feasible:
         rows += [("output tokens/s per chip", f"{result.output_tokens_per_s_per_chip:,.1f}"),
                  ("requests/s", f"{result.requests_per_s:,.3g}"),
-                 ("TTFT", f"{result.ttft_s * 1e3:.4g} ms"),
-                 ("TPOT", f"{result.tpot_s * 1e3:.4g} ms"),
+                 ("TTFT", _ms(result.ttft_s)),
+                 ("TPOT", _ms(result.tpot_s)),
                  ("batch per instance", f"{result.batch_per_instance:,.0f} "
                                         f"({result.batch_limit})"),
                  ("bound", result.bound),
-                 ("energy per 1M output tokens", f"{result.energy_per_mtok_J / 3.6e6:.3g} kWh"),
+                 ("energy per 1M output tokens",
+                  "-" if result.energy_per_mtok_J is None
+                  else f"{result.energy_per_mtok_J / 3.6e6:.3g} kWh"),
                  ("calibration", result.calibration_family)]
+        if result.reason:  # runs, but cannot keep up (an overloaded rate)
+            rows.append(("warning", result.reason))
         if result.slo_reason is not None:
             rows.append(("SLO", result.slo_reason))
         rows += [("note", n) for n in result.notes]

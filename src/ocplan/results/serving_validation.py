@@ -353,7 +353,8 @@ def run_serving_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
                                      notes=notes))
             continue
         tpot = _num(row, "tpot_ms")
-        tpot_err = _pct(est.tpot_s / MS, tpot) if row.get("scenario") == "fixed-batch" else None
+        tpot_err = (_pct(est.tpot_s / MS, tpot)
+                    if row.get("scenario") == "fixed-batch" and est.tpot_s is not None else None)
         cases.append(replace(ServingCase(**base, predicted=value,
                                          error_pct=_pct(value, measured), status="ok",
                                          reason=None, layout=est.plan.label(),

@@ -9,7 +9,11 @@ batch their KV cache holds; the deployment serves the smaller of the two request
 and each prompt's KV cache crosses the fabric between the pools before its first token.
 
 A layout that cannot run (indivisible shapes, weights that do not fit, no KV room for a
-single request, an SLO no batch meets) is a result with ``feasible=False`` and a reason.
+single request, an SLO no batch meets) is a result with ``feasible=False`` and a reason;
+its figures that do not exist (latencies, power, energy, the batch limit) are None. A
+Poisson load at or above the capacity runs (``feasible``) but cannot keep up: bound
+``queueing``, no TTFT, and the reason says by how much. No figure of a result is ever
+infinite or NaN (:meth:`ServingEstimate.as_dict` is valid JSON).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from ocplan.serving.step import StepModel, step_model
 from ocplan.topology.power import power_budget
 from ocplan.workloads.serving import ServingWorkload
 
-__all__ = ["IterationBreakdown", "ServingCurve", "ServingEstimate", "estimate_serving",
-           "infeasible_estimate", "serving_curve"]
+__all__ = ["BREAKDOWN_LABELS", "IterationBreakdown", "ServingCurve", "ServingEstimate",
+           "estimate_serving", "infeasible_estimate", "serving_curve"]
 
 #: Joules per MJ-scale report unit: energy is reported per million output tokens.
 TOKENS_PER_REPORT = 1e6
@@ -41,17 +45,39 @@ TOKENS_PER_REPORT = 1e6
 
 @dataclass(frozen=True)
 class IterationBreakdown:
-    """Seconds of one engine iteration at the operating point, by term."""
+    """Seconds of one engine iteration at the operating point, by kind of kernel.
+
+    Each device term is the time of its kernels, each kernel taking the longer of its
+    math and its HBM traffic: the weight reads are inside ``matrix_s`` and the KV cache
+    reads inside ``attention_s``, so a decode iteration bound by HBM bandwidth shows a
+    large ``matrix_s`` and a small ``memory_s``. The bound of the estimate compares the
+    iteration's summed math against its summed HBM traffic instead (and says both)."""
 
     matrix_s: float
+    """GEMMs, grouped (MoE) GEMMs and the router, their weight reads included."""
     attention_s: float
+    """Attention kernels, their KV-cache reads included."""
     memory_s: float
+    """Norms, activations, residuals, permutations, embeddings: the kernels with no
+    matrix math (not the weight or KV reads)."""
     comm_s: float
+    """Tensor/expert/pipeline-parallel communication left on the critical path."""
     host_s: float
+    """Host (scheduler, launch) time per iteration."""
 
     @property
     def total_s(self) -> float:
         return self.matrix_s + self.attention_s + self.memory_s + self.comm_s + self.host_s
+
+
+#: What each term of :class:`IterationBreakdown` holds, for tables and figures.
+BREAKDOWN_LABELS: dict[str, str] = {
+    "matrix_s": "GEMMs (incl. weight reads)",
+    "attention_s": "attention (incl. KV-cache reads)",
+    "memory_s": "norms, activations, other elementwise",
+    "comm_s": "communication",
+    "host_s": "host overhead",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,8 @@ class ServingEstimate:
 
     feasible: bool
     reason: str | None
+    """Why the layout cannot run; for a feasible one, why it cannot keep up with its
+    load (``queueing: ...``), else None."""
     plan: ServingPlan
     chips: int
     output_tokens_per_s: float
@@ -67,18 +95,25 @@ class ServingEstimate:
     input_tokens_per_s_per_chip: float
     requests_per_s: float
     batch_per_instance: float
-    batch_limit: str
-    ttft_s: float
-    tpot_s: float
+    batch_limit: str | None
+    """What caps the batch (None when infeasible)."""
+    ttft_s: float | None
+    """None when infeasible or when the queue grows without bound."""
+    tpot_s: float | None
+    """None when infeasible; of the requests served when queueing."""
     iteration: IterationBreakdown | None
     memory: ServingMemory | None
     bound: str
+    """What limits the rate: the iteration's bound with the times it compares, the
+    ``queueing`` of an overload, or ``infeasible``."""
     slo_met: bool | None
     slo_rate_per_s: float | None
     """Highest request rate of the deployment meeting the SLOs (None without SLOs)."""
     slo_reason: str | None
-    power_W: float
-    energy_per_mtok_J: float
+    power_W: float | None
+    """IT power of the deployment's chips (None when infeasible)."""
+    energy_per_mtok_J: float | None
+    """None when infeasible or nothing is served."""
     notes: tuple[str, ...] = ()
     calibration_family: str = "default"
     calibration_runs: int = 0
@@ -89,26 +124,43 @@ class ServingEstimate:
     decode_output_tokens_per_s_per_chip: float | None = None
     """Disaggregated: output tokens/s per decode chip at full load."""
 
-    def cost_per_mtok(self, price_per_chip_hour: float) -> float:
-        """Cost of a million output tokens at a price per chip-hour."""
-        if self.output_tokens_per_s <= 0:
-            return math.inf
+    def cost_per_mtok(self, price_per_chip_hour: float) -> float | None:
+        """Cost of a million output tokens at a price per chip-hour (None when nothing
+        is served)."""
+        if not self.feasible or self.output_tokens_per_s <= 0:
+            return None
         return self.chips * price_per_chip_hour / 3600.0 / self.output_tokens_per_s \
             * TOKENS_PER_REPORT
 
     def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (every float finite; missing figures None)."""
         data = asdict(self)
         data["plan"] = self.plan.as_dict()
         if self.iteration is not None:
             data["iteration"]["total_s"] = self.iteration.total_s
+        bad = _non_finite(data)
+        assert not bad, f"non-finite figures in a serving result: {bad}"
         return data
+
+
+def _non_finite(data: object, path: str = "") -> list[str]:
+    """Paths of the infinite or NaN floats in nested dicts, lists and tuples."""
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [path or "."]
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _non_finite(v, f"{path}.{k}")]
+    if isinstance(data, list | tuple):
+        return [p for i, v in enumerate(data) for p in _non_finite(v, f"{path}[{i}]")]
+    return []
 
 
 def infeasible_estimate(plan: ServingPlan, reason: str, memory: ServingMemory | None = None,
                         notes: tuple[str, ...] = ()) -> ServingEstimate:
-    """The result of a serving layout that cannot run: zeros and the reason."""
-    return ServingEstimate(False, reason, plan, plan.chips, 0.0, 0.0, 0.0, 0.0, 0.0, "", 0.0,
-                           0.0, None, memory, "infeasible", None, None, None, 0.0, 0.0, notes)
+    """The result of a serving layout that cannot run: no rate, None for the figures
+    that do not exist, and the reason."""
+    return ServingEstimate(False, reason, plan, plan.chips, 0.0, 0.0, 0.0, 0.0, 0.0, None,
+                           None, None, None, memory, "infeasible", None, None, None, None,
+                           None, notes)
 
 
 def precision_notes(wl: ServingWorkload, sm: SystemModel) -> tuple[str, ...]:
@@ -134,9 +186,12 @@ def _memory(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel,
     mem = serving_memory(wl, plan, sm.hbm_bytes, serving.reserve_fraction,
                          wl.running_context)
     if not mem.fits:
-        raise _MemoryError(mem, f"memory: the weights need {mem.weight_bytes / 1e9:.1f} GB "
-                                f"per chip, {sm.chip} has {mem.capacity_bytes / 1e9:.1f} GB "
-                                f"of which {mem.reserve_bytes / 1e9:.1f} GB is reserved")
+        # Infeasible prefixes its key ("memory: ")
+        raise _MemoryError(mem, f"the weights need {mem.weight_bytes / 1e9:.1f} GB per chip, "
+                                f"{sm.chip} has {mem.capacity_bytes / 1e9:.1f} GB of which "
+                                f"{mem.reserve_bytes / 1e9:.1f} GB is reserved: "
+                                f"{mem.shortfall_bytes / 1e9:.1f} GB short, no room for "
+                                "the KV cache")
     return mem
 
 
@@ -153,10 +208,27 @@ def _breakdown(point: OperatingPoint) -> IterationBreakdown:
 
 
 def _bound(point: OperatingPoint) -> str:
-    if point.limit == "queueing":
+    """What limits the rate, with the times it compares (so that a reader can check it
+    against the breakdown, whose terms mix math and HBM traffic)."""
+    if point.queueing:
         return "queueing"
-    base = point.iteration.bound()
-    return f"{base} (batch capped by {point.limit})" if point.limit != "load" else base
+    it = point.iteration
+    base = it.bound()
+    device = float(it.matrix_s[0] + it.attention_s[0] + it.memory_s[0])
+    comm, host = float(it.comm_s[0]), float(it.host_s[0])
+    if base == "communication":
+        why = f"communication {_ms(comm)} vs device {_ms(device)}, host {_ms(host)}"
+    elif base == "host overhead":
+        why = f"host {_ms(host)} vs device {_ms(device)}, communication {_ms(comm)}"
+    else:
+        why = (f"summed HBM traffic {_ms(float(it.bytes_s[0]))} vs math "
+               f"{_ms(float(it.flops_s[0]))} per iteration")
+    text = f"{base} ({why})"
+    return f"{text}; batch capped by {point.limit}" if point.limit != "load" else text
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms"
 
 
 def _kv_transfer_s(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> float:
@@ -200,7 +272,7 @@ def estimate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
 def _no_room(wl: ServingWorkload, mem: ServingMemory) -> str:
     need = wl.running_context * mem.kv_bytes_per_token
     return (f"KV capacity: one request of {wl.input_len + wl.output_len:,.0f} tokens needs "
-            f"{need / 1e9:.2f} GB of cache per chip, {max(mem.kv_bytes, 0.0) / 1e9:.2f} GB is "
+            f"{need / 1e9:.2f} GB of cache per chip, {mem.kv_bytes / 1e9:.2f} GB is "
             "left after the weights")
 
 
@@ -214,15 +286,44 @@ def _result(wl: ServingWorkload, plan: ServingPlan, system: System, point: Opera
         slo_met = _meets(wl, point)
         slo_reason = _slo_reason(wl, rate, point, model)
     power = power_budget(system).it_W * plan.chips / system.num_chips
-    energy = power / out * TOKENS_PER_REPORT if out > 0 else math.inf
+    energy = power / out * TOKENS_PER_REPORT if out > 0 else None
     fam = system.accelerator.family
+    reason = _overload(wl, point.requests_per_s * plan.instances) \
+        if point.queueing else None
     return ServingEstimate(
-        True, None, plan, plan.chips, out, out / plan.chips,
+        True, reason, plan, plan.chips, out, out / plan.chips,
         out * wl.input_len / wl.output_len / plan.chips, point.requests_per_s * plan.instances,
         point.batch, point.limit, point.ttft_s, point.tpot_s, _breakdown(point), mem,
         _bound(point), slo_met, None if rate is None else rate[0] * plan.instances,
-        slo_reason, power, energy, notes, cal.used_family(fam), cal.for_family(fam).runs, scal.rows,
-        scal.cv_error_pct)
+        slo_reason, power, energy, notes + _load_notes(wl, plan, point),
+        cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct)
+
+
+def _overload(wl: ServingWorkload, capacity_per_s: float) -> str:
+    """Why a Poisson load cannot be served: its rate against the deployment's."""
+    assert wl.rate_per_s is not None
+    verb = "exceeds" if wl.rate_per_s > capacity_per_s else "reaches"
+    # keyed like an Infeasible reason ("queueing: ..."): the API's hints find it
+    return (f"queueing: rate {wl.rate_per_s:.3g} req/s {verb} the capacity of "
+            f"{capacity_per_s:.3g} req/s: the queue grows without bound (no TTFT)")
+
+
+def _load_notes(wl: ServingWorkload, plan: ServingPlan, point: OperatingPoint
+                ) -> tuple[str, ...]:
+    """What the load asked for that the instance cannot hold at once."""
+    if wl.load == "static" and wl.batch is not None:
+        size = max(1.0, wl.batch / plan.instances)
+        if point.batch < size:
+            waves = math.ceil(size / point.batch)
+            return (f"static batch of {wl.batch:,} sequences capped at {point.batch:,.0f} per "
+                    f"instance by the {point.limit}: it runs in {waves:,} waves",)
+    if wl.load == "concurrency" and wl.concurrency is not None:
+        c = wl.concurrency / plan.instances
+        if c > point.batch:
+            return (f"concurrency {wl.concurrency:,} is {c:,.0f} requests per instance, "
+                    f"the {point.limit} runs {point.batch:,.0f} at once: the rest "
+                    "wait for a slot (their wait is in the TTFT)",)
+    return ()
 
 
 def _slo_reason(wl: ServingWorkload, rate: tuple[float, str], point: OperatingPoint,
@@ -240,6 +341,8 @@ def _slo_reason(wl: ServingWorkload, rate: tuple[float, str], point: OperatingPo
 
 
 def _meets(wl: ServingWorkload, point: OperatingPoint) -> bool:
+    if point.ttft_s is None:
+        return False  # an unbounded queue meets no SLO
     ok_ttft = wl.slo_ttft_s is None or point.ttft_s <= wl.slo_ttft_s
     ok_tpot = wl.slo_tpot_s is None or point.tpot_s <= wl.slo_tpot_s
     return ok_ttft and ok_tpot
@@ -268,20 +371,25 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
     decode_rate = point.requests_per_s * dec_plan.instances
     rate = min(prompt_rate, decode_rate)
     out = rate * wl.output_len
-    ttft = t_pre * max(1.0, wl.prefill_len / chunk) + _kv_transfer_s(wl, plan, sm)
+    ttft: float | None = t_pre * max(1.0, wl.prefill_len / chunk) + _kv_transfer_s(wl, plan, sm)
     power = power_budget(system).it_W * plan.chips / system.num_chips
     fam = system.accelerator.family
     bound = "prefill pool" if prompt_rate < decode_rate else f"decode pool: {_bound(point)}"
+    reason = None
+    # a Poisson rate at or above either pool's capacity: that pool's queue grows without
+    # bound (the decode pool's point is then its capacity, so the served rate is the
+    # deployment's capacity)
+    if wl.rate_per_s is not None and (point.queueing or wl.rate_per_s >= prompt_rate):
+        reason, ttft, bound = _overload(wl, rate), None, "queueing"
     return ServingEstimate(
-        True, None, plan, plan.chips, out, out / plan.chips,
+        True, reason, plan, plan.chips, out, out / plan.chips,
         rate * wl.input_len / plan.chips, rate, point.batch, point.limit, ttft, point.tpot_s,
         _breakdown(point), dec_mem, bound, None, None, None, power,
-        power / out * TOKENS_PER_REPORT if out > 0 else math.inf, notes,
+        power / out * TOKENS_PER_REPORT if out > 0 else None,
+        notes + _load_notes(wl, dec_plan, point),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         prefill_input_tokens_per_s_per_chip=prompt_rate * wl.input_len / pre_plan.chips,
         decode_output_tokens_per_s_per_chip=decode_rate * wl.output_len / dec_plan.chips)
-
-
 
 
 @dataclass(frozen=True)

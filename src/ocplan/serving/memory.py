@@ -14,7 +14,8 @@ of the chip's KV heads; replicated when ``t > k``); MLA ``(r_kv + d_r) b_kv`` pe
 (the latent and the RoPE key, read whole by every TP rank: SGLang/vLLM MLA kernels);
 windowed layers hold at most ``w`` tokens of a sequence.
 
-Free HBM for the cache = capacity x (1 - reserve) - weights.
+Free HBM for the cache = capacity x (1 - reserve) - weights (never negative: what the
+weights lack is the shortfall).
 """
 
 from __future__ import annotations
@@ -79,11 +80,14 @@ class ServingMemory:
     reserve_bytes: float
     weight_bytes: float
     kv_bytes: float
-    """HBM left for the KV cache on one chip (negative: the weights do not fit)."""
+    """HBM left for the KV cache on one chip (0 when the weights do not fit)."""
     kv_bytes_per_token: float
     """Per chip, per cached token of a sequence on that chip."""
     kv_tokens: float
     """Tokens the whole instance can cache (0 when the weights do not fit)."""
+    shortfall_bytes: float = 0.0
+    """HBM the weights lack on one chip, beyond the capacity less the reserve (0 when
+    they fit)."""
 
     @property
     def fits(self) -> bool:
@@ -96,9 +100,10 @@ def serving_memory(wl: ServingWorkload, plan: ServingPlan, hbm_bytes: float,
     of mean ``context`` tokens."""
     reserve = hbm_bytes * reserve_fraction
     weights = weight_bytes_per_chip(wl.model, plan, wl.weight_precision)
-    kv = hbm_bytes - reserve - weights
+    free = hbm_bytes - reserve - weights
+    kv = max(0.0, free)
     per_token = kv_bytes_per_token_per_chip(wl.model, plan, wl.kv_precision, context)
     ranks = plan.dp if plan.attention_dp else 1
-    tokens = max(0.0, kv) / per_token * ranks
     return ServingMemory(capacity_bytes=hbm_bytes, reserve_bytes=reserve, weight_bytes=weights,
-                         kv_bytes=kv, kv_bytes_per_token=per_token, kv_tokens=tokens)
+                         kv_bytes=kv, kv_bytes_per_token=per_token,
+                         kv_tokens=kv / per_token * ranks, shortfall_bytes=max(0.0, -free))

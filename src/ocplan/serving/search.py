@@ -115,11 +115,17 @@ class ServingSearch:
         front: list[ServingEstimate] = []
         best = -1.0
         for e in sorted((e for e in self.results if e.feasible),
-                        key=lambda e: (e.tpot_s, -e.output_tokens_per_s_per_chip)):
+                        key=lambda e: (_tpot(e), -e.output_tokens_per_s_per_chip)):
             if e.output_tokens_per_s_per_chip > best:
                 front.append(e)
                 best = e.output_tokens_per_s_per_chip
         return tuple(front)
+
+
+def _tpot(e: ServingEstimate) -> float:
+    """TPOT of a feasible estimate (every feasible estimate has one)."""
+    assert e.tpot_s is not None, e.plan
+    return e.tpot_s
 
 
 def _score(e: ServingEstimate, objective: str) -> float:

@@ -79,14 +79,24 @@ class OperatingPoint:
     """Sequences decoding at once (mean)."""
     batch_limit: float
     limit: str
-    """What caps the batch: ``KV capacity``, ``sequence cap``, ``token budget`` or ``load``."""
+    """What caps the batch: ``KV capacity``, ``sequence cap``, ``token budget`` or ``load``
+    (under an overload the cap the queue keeps the batch at)."""
     iteration: IterationTime
     """The iteration at this point (one element)."""
     output_tokens_per_s: float
     """Per instance."""
-    ttft_s: float
+    ttft_s: float | None
+    """None when the queue grows without bound (``limit`` is ``queueing``): arrivals
+    beyond the capacity wait ever longer, no TTFT statistic exists."""
     tpot_s: float
+    """Of the requests being served (at the saturated batch when queueing)."""
     requests_per_s: float
+    """Served, per instance (the capacity when queueing)."""
+
+    @property
+    def queueing(self) -> bool:
+        """Arrivals at or above the capacity: the queue grows without bound."""
+        return self.ttft_s is None
 
 
 def _context(sm: StepModel) -> float:
@@ -238,15 +248,13 @@ def _normal_quantile(stat: str) -> float:
 
 
 def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPoint:
-    """Little's law fixed point on a batch grid; beyond the largest batch the queue
-    grows without bound and the point is the saturated one."""
+    """Little's law fixed point on a batch grid; at or beyond the capacity (the rate of
+    the largest batch) the queue grows without bound: the point is the saturated one
+    and has no TTFT."""
     wl, p = sm.workload, float(sm.plan.pp)
     g = _grid(sm, limit)
     if rate >= g.rate[-1]:
-        point = _saturated(sm, limit, name)
-        return OperatingPoint(point.batch, limit, "queueing", point.iteration,
-                              point.output_tokens_per_s, math.inf, point.tpot_s,
-                              point.requests_per_s)
+        return replace(_saturated(sm, limit, name), ttft_s=None)
     i = min(int(np.searchsorted(g.rate, rate)), g.batch.size - 1)
     b = float(np.interp(rate, g.rate, g.batch))
     step = float(np.interp(rate, g.rate, g.step_s))
@@ -371,10 +379,17 @@ class _Grid:
 
 
 def _closed(sm: StepModel, limit: float, name: str) -> OperatingPoint:
+    """A closed loop of ``c`` requests per instance. Beyond the batch limit ``B`` the
+    other ``c - B`` wait for a slot: by Little's law a request spends ``c / X`` in the
+    system and ``B / X`` of it running (``X`` the completion rate), so its first token
+    also waits ``(c - B) / X``."""
     wl = sm.workload
     c = float(wl.concurrency or 1) / sm.plan.instances
     if c >= limit:
-        return _saturated(sm, limit, name)
+        point = _saturated(sm, limit, name)
+        assert point.ttft_s is not None
+        wait = (c - limit) / point.requests_per_s
+        return replace(point, ttft_s=point.ttft_s + wait)
     point = _saturated(sm, c, "load")
     return OperatingPoint(c, limit, "load", point.iteration, point.output_tokens_per_s,
                           point.ttft_s, point.tpot_s, point.requests_per_s)

@@ -93,6 +93,12 @@ class ServingWorkload:
              "must be a whole number >= 1 with load concurrency")
         need(self.load != "static" or (self.batch or 0) >= 1, "batch",
              "must be a whole number >= 1 with load static")
+        # a load parameter of another load would be silently ignored: refuse it
+        for f, load in (("rate_per_s", "poisson"), ("concurrency", "concurrency"),
+                        ("batch", "static")):
+            need(getattr(self, f) is None or self.load == load, f,
+                 f"applies only with load {load} (the load is {self.load}): leave it out "
+                 f"or set load {load}")
         need(self.requests is None or self.requests >= 1, "requests", "must be >= 1")
         need(self.length_distribution in LENGTH_DISTRIBUTIONS, "length_distribution",
              "expected one of " + ", ".join(LENGTH_DISTRIBUTIONS))
@@ -111,6 +117,14 @@ class ServingWorkload:
         need(0 <= self.spec_tokens <= MAX_SPEC_TOKENS, "spec_tokens",
              f"must be a whole number from 0 to {MAX_SPEC_TOKENS}")
         need(0.0 <= self.spec_acceptance < 1.0, "spec_acceptance", "must be from 0 to below 1")
+        # drafts never accepted only cost verification rows; an acceptance without drafts
+        # would be ignored
+        need(self.spec_tokens == 0 or self.spec_acceptance > 0.0, "spec_acceptance",
+             f"must be above 0 with spec_tokens {self.spec_tokens} (draft tokens that are "
+             "never accepted only add work): give the measured acceptance rate")
+        need(self.spec_acceptance == 0.0 or self.spec_tokens >= 1, "spec_tokens",
+             f"must be >= 1 with spec_acceptance {self.spec_acceptance} (an acceptance "
+             "rate needs draft tokens to accept)")
         need(1.0 <= self.moe_imbalance <= MAX_IMBALANCE, "moe_imbalance",
              f"must be a number from 1 to {MAX_IMBALANCE:g}")
         if problems:
