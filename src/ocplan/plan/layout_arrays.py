@@ -66,9 +66,12 @@ class DerivedLayout:
 
     @property
     def bubble_fraction(self) -> FloatArray:
-        """``(p - 1) / v`` micro-batch times of 1F1B (interleaved) fill and drain
-        (Narayanan et al. SC'21 §2.2)."""
-        out: FloatArray = (self.pp - 1.0) / self.vpp
+        """Micro-batch times of 1F1B (interleaved) fill and drain: ``(p - 1)`` steps of
+        one model chunk, ``(p - 1) / v`` for chunks of equal size (Narayanan et al. SC'21
+        §2.2). The schedule advances at the pace of the largest chunk, ceil(L_s / v) of a
+        stage's L_s layers, so chunks of unequal size (24 layers in 11) cost the bubble
+        of their largest: (p - 1) x ceil(L_s / v) / L_s."""
+        out: FloatArray = (self.pp - 1.0) * np.ceil(self.per_stage / self.vpp) / self.per_stage
         return out
 
 

@@ -245,6 +245,15 @@ def _declared_values(f: LayoutField) -> tuple[int, ...]:
     return tuple(range(f.low, f.high + 1))
 
 
+def _least_depth(n_layers: int, c: Columns) -> np.ndarray:
+    """Whether each row's interleave depth v is the smallest giving its largest chunk,
+    ceil(L_s / v) layers of a stage's L_s = ceil(L / p)."""
+    per_stage = -(-n_layers // c["pp"])
+    chunk = -(-per_stage // c["vpp"])
+    least: np.ndarray = c["vpp"] == -(-per_stage // chunk)
+    return least
+
+
 _NONE = LAYOUT["recompute"].code("none")
 _SELECTIVE = LAYOUT["recompute"].code("selective")
 
@@ -315,6 +324,12 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    lambda c: (c["ep"] == 1) | ((dp(c) * c["cp"] * c["tp"]) % c["ep"] == 0)),
         Constraint("layers", ("pp", "vpp"), lambda c: (c["pp"] * c["vpp"] <= n_layers)
                    & ((c["vpp"] == 1) | (c["pp"] > 1))),
+        # An interleave depth whose largest chunk is that of a smaller depth (24 layers
+        # in 11 chunks: chunks of 3, as in 8) has its bubble and more chunk transfers
+        # (DerivedLayout.bubble_fraction); only the smallest depth of each chunk size is
+        # kept, so the depths searched are the even splits and the most even others.
+        # (Its in-flight activations are (p - 1) / (p v) x smaller at most: ignored.)
+        Constraint("dominated", ("pp", "vpp"), lambda c: _least_depth(n_layers, c)),
         Constraint("batch", ("micro_batch", "tp", "pp", "cp"),
                    lambda c: global_batch % (dp(c) * c["micro_batch"]) == 0),
         Constraint("duplicate", ("zero", "tp", "pp", "cp"),
