@@ -13,16 +13,29 @@ import re
 import stat
 import types
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic.fields import FieldInfo
 
 from ocplan.catalog.yaml_cache import ParseCache
 from ocplan.errors import Problem, SpecError
 from ocplan.units import DIMENSIONS, Dimension, format_quantity
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "MAX_SPEC_FILE_BYTES",
@@ -35,20 +48,6 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _StrictLoader(_Loader):  # type: ignore[valid-type,misc]
-    """Safe YAML loader with YAML 1.2 core-schema scalars that refuses duplicate keys.
-
-    PyYAML implements YAML 1.1, whose implicit typing surprises: ``010`` is octal 8,
-    ``1:00`` is sexagesimal 60, ``yes``/``on`` are booleans, ``2024-01-01`` is a date and
-    ``<<`` merges mappings. Here only plain decimal numbers are numbers (a leading zero
-    stays text, so ``servers: 010`` is reported, not read as 8 or 10), only ``true`` and
-    ``false`` are booleans, and nothing else is converted.
-    """
-
-
 #: (tag, pattern, first characters) of the implicit scalar types accepted. The integer
 #: comes before the float so that ``12`` is an int.
 _IMPLICIT_SCALARS: tuple[tuple[str, str, str], ...] = (
@@ -59,11 +58,6 @@ _IMPLICIT_SCALARS: tuple[tuple[str, str, str], ...] = (
      r"^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
      r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+.0123456789"),
 )
-_StrictLoader.yaml_implicit_resolvers = {}
-for _tag, _pattern, _first in _IMPLICIT_SCALARS:
-    _StrictLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
-# An empty plain scalar is null (PyYAML looks it up under the first character None).
-_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), [None])
 
 #: Largest spec file read (system, catalog entry, sweep): the largest catalog entry is
 #: about 5 kB and a system file under 1 kB; 1 MiB is room for any hand-written file and
@@ -76,7 +70,40 @@ MAX_SPEC_VALUES = 100_000
 MAX_SPEC_DEPTH = 32
 
 
+
+@cache
+def _strict_loader() -> type[yaml.SafeLoader]:
+    """Safe YAML loader with YAML 1.2 core-schema scalars that refuses duplicate keys.
+
+    PyYAML implements YAML 1.1, whose implicit typing surprises: ``010`` is octal 8,
+    ``1:00`` is sexagesimal 60, ``yes``/``on`` are booleans, ``2024-01-01`` is a date and
+    ``<<`` merges mappings. Here only plain decimal numbers are numbers (a leading zero
+    stays text, so ``servers: 010`` is reported, not read as 8 or 10), only ``true`` and
+    ``false`` are booleans, and nothing else is converted.
+
+    Built on first use: with the catalog's parse cache warm, a command parses no YAML
+    and need not import PyYAML.
+    """
+    import yaml
+
+    base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[valid-type,misc]
+        pass
+
+    StrictLoader.yaml_implicit_resolvers = {}
+    for tag, pattern, first in _IMPLICIT_SCALARS:
+        StrictLoader.add_implicit_resolver(tag, re.compile(pattern), list(first))
+    # An empty plain scalar is null (PyYAML looks it up under the first character None).
+    StrictLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), [None])
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _construct_mapping)
+    return StrictLoader
+
+
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    import yaml
+
     mapping: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node)
@@ -91,10 +118,6 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
                 None, None, f"duplicate key {key!r}", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node)
     return mapping
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def read_text_file(path: Path, max_bytes: int, what: str = "file") -> str:
@@ -167,8 +190,10 @@ def _check_extent(data: Any, source: str) -> None:
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text with the strict loader; any YAML error is a SpecError naming the
     line and column."""
+    import yaml  # on first parse (_strict_loader says why)
+
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        data = yaml.load(text, Loader=_strict_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -14,12 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar, cast
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 from typer._click.exceptions import ClickException  # typer vendors click
 
 from ocplan import jsonio
@@ -36,6 +33,9 @@ from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
 from ocplan.units import POWER, TIME, UnitError, format_quantity, parse_quantity
 
 if TYPE_CHECKING:
+    import rich.console as rich_console
+    import rich.table as rich_table
+    import rich.text as rich_text
     from rich.progress import Progress
     from typer.models import CommandInfo
 
@@ -52,6 +52,10 @@ else:
     # The API imports every estimator; a command loads it when it first calls it, so
     # that ``ocplan match`` or ``ocplan catalog`` start without the training engine.
     api = lazy_module("ocplan.api")
+    # rich draws tables and styled lines (~30 ms to import); JSON output needs none.
+    rich_console = lazy_module("rich.console")
+    rich_table = lazy_module("rich.table")
+    rich_text = lazy_module("rich.text")
 
 __all__ = ["app", "main"]
 
@@ -89,8 +93,23 @@ app.add_typer(catalog_app, name="catalog")
 
 # Markup, emoji codes and highlighting are off: names, ids and paths come from users and
 # must print as written, never as styles or links. Our own styling uses Text spans.
-out = Console(soft_wrap=True, markup=False, emoji=False, highlight=False)
-err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+class _LazyConsole:
+    """A rich Console made on first use (see the rich imports above)."""
+
+    def __init__(self, **options: bool) -> None:
+        self._options = options
+        self._console: rich_console.Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            self._console = rich_console.Console(**self._options)  # type: ignore[arg-type]
+        return getattr(self._console, name)
+
+
+out = cast("rich_console.Console",
+           _LazyConsole(soft_wrap=True, markup=False, emoji=False, highlight=False))
+err = cast("rich_console.Console", _LazyConsole(stderr=True, soft_wrap=True, markup=False,
+                                                emoji=False, highlight=False))
 
 
 def _t(value: object) -> str:
@@ -103,14 +122,14 @@ def _t(value: object) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
-def _row(table: Table, *cells: object) -> None:
+def _row(table: rich_table.Table, *cells: object) -> None:
     """Add a row of sanitized cells (names and ids in cells come from users)."""
     table.add_row(*(_t(c) for c in cells))
 
 
-def _styled(*parts: str | tuple[str, str]) -> Text:
+def _styled(*parts: str | tuple[str, str]) -> rich_text.Text:
     """A line of plain text pieces and (text, style) pieces; every piece is sanitized."""
-    return Text.assemble(*((_t(p[0]), p[1]) if isinstance(p, tuple) else _t(p)
+    return rich_text.Text.assemble(*((_t(p[0]), p[1]) if isinstance(p, tuple) else _t(p)
                            for p in parts))
 
 
@@ -186,7 +205,8 @@ def catalog_list(
     if fmt is Format.json:
         _print_json([_entry_json(e) for e in entries])
         return
-    table = Table(title=f"ocplan catalog{f' ({kind})' if kind else ''}: {len(entries)} entries")
+    title = f"ocplan catalog{f' ({kind})' if kind else ''}: {len(entries)} entries"
+    table = rich_table.Table(title=title)
     table.add_column("kind")
     table.add_column("id", style="bold")
     table.add_column("name")
@@ -217,7 +237,7 @@ def catalog_show(entry_id: Annotated[str, typer.Argument(metavar="ID")],
     if fmt is Format.json:
         _print_json(data)
         return
-    table = Table(title=_t(f"{entry.name} ({entry.id})"), show_header=False)
+    table = rich_table.Table(title=_t(f"{entry.name} ({entry.id})"), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in human_fields(entry, skip=("sources", "name", "id")).items():
@@ -289,7 +309,7 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
     if fmt is Format.json:
         _print_json(data)
         return
-    table = Table(title=_t(f"{summary.name}: topology"), show_header=False)
+    table = rich_table.Table(title=_t(f"{summary.name}: topology"), show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
     rows = [
@@ -469,7 +489,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
                     chip_family: str | None = None) -> None:
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
-        table = Table(show_header=False)
+        table = rich_table.Table(show_header=False)
         table.add_column("measure", style="bold")
         table.add_column("value")
         _row(table, "layout", result.plan.label())
@@ -485,7 +505,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
             _row(table, "what to change", hint)
         out.print(table)
         return
-    table = Table(title=_t(title), show_header=False)
+    table = rich_table.Table(title=_t(title), show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
     _row(table, "layout", result.plan.label())
@@ -517,7 +537,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
 def _print_cluster(view: ClusterOutlook) -> None:
     """The facility around the system and the job's goodput under failures."""
     f = view.facility
-    table = Table(title="cluster: facility and failures", show_header=False)
+    table = rich_table.Table(title="cluster: facility and failures", show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
     _row(table, "racks", f"{f.rack.racks:,} in {f.rack.rows:,} rows, "
@@ -694,7 +714,7 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float |
         if hint:
             out.print(_t(f"what to change: {hint}"))
         return
-    table = Table(title=_t(title), show_header=False)
+    table = rich_table.Table(title=_t(title), show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
     _row(table, "layout", result.plan.label())
@@ -756,7 +776,7 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
                           f": {'; '.join(reasons[:3])}"))
         return
     goodput = found.objective == "goodput"
-    table = Table(title=_t(f"{title}: best serving layouts ({found.objective})"))
+    table = rich_table.Table(title=_t(f"{title}: best serving layouts ({found.objective})"))
     cols = ["layout", "chips", "out tok/s/chip", "batch", "TTFT", "TPOT", "bound"]
     for col in cols + (["SLO goodput req/s"] if goodput else []):
         table.add_column(col)
@@ -835,7 +855,7 @@ def search_cmd(
     pruned = ", ".join(f"{k} {v:,}" for k, v in sorted(result.pruned.items()))
     out.print(f"pruned: {pruned}; every layout keeps {result.memory_headroom:.0%} of HBM "
               "free (--memory-headroom)")
-    table = Table(title=f"top {len(result.top)} (layouts within "
+    table = rich_table.Table(title=f"top {len(result.top)} (layouts within "
                         f"{TIE_TOLERANCE:.1%} of a row's score are its tied variants)")
     cols = ["#", "chips", "layout", "tok/s/chip", "MFU", "step", "memory", "bound"]
     if result.train_tokens is not None:
@@ -962,7 +982,7 @@ def compare_cmd(
     if fmt is Format.json:
         _print_json(result.as_json())
         return
-    table = Table(title=_t(f"{model}: best layout of each system by {objective}; "
+    table = rich_table.Table(title=_t(f"{model}: best layout of each system by {objective}; "
                            f"(x) = ratio to {result.baseline}; green = best"))
     table.add_column("", style="bold")
     for i, r in enumerate(result.systems):
@@ -971,7 +991,7 @@ def compare_cmd(
     for key, heading, show in _COMPARE_COLUMNS:
         if all(getattr(r, key) is None for r in result.systems):
             continue
-        cells: list[Text | str] = [heading]
+        cells: list[rich_text.Text | str] = [heading]
         for r in result.systems:
             value = getattr(r, key)
             text = "-" if value is None else show(value)
@@ -979,10 +999,10 @@ def compare_cmd(
             if ratio is not None and r.name != result.baseline and key != "layout":
                 text += f" ({ratio:.2f}x)"
             lead = result.leaders.get(key) == r.name
-            cells.append(Text(text, style="green bold" if lead else ""))
+            cells.append(rich_text.Text(text, style="green bold" if lead else ""))
         table.add_row(*cells)
-    table.add_row("feasible", *[Text("yes") if r.feasible else Text(f"no: {r.reason}",
-                                                                     style="red")
+    table.add_row("feasible", *[rich_text.Text("yes") if r.feasible
+                                else rich_text.Text(f"no: {r.reason}", style="red")
                                 for r in result.systems])
     out.print(table)
     for i, r in enumerate(result.systems):
@@ -1024,8 +1044,8 @@ def match_cmd(
     if fmt is Format.json:
         _print_json(result.as_json())
         return
-    table = Table(title=_t(f"{result.name}: best {min(top, len(result.ranked))} platforms "
-                           f"by {result.objective}"))
+    table = rich_table.Table(title=_t(f"{result.name}: best {min(top, len(result.ranked))} "
+                                      f"platforms by {result.objective}"))
     for col in ("#", "platform", "servers", "binding", "power at load", "TCO",
                 "perf/W", "perf/cost", "notes"):
         table.add_column(col)
@@ -1065,7 +1085,7 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
     if fmt is Format.json:
         _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases]})
         return
-    table = Table(title=_t(f"ocplan validate {file.name}"))
+    table = rich_table.Table(title=_t(f"ocplan validate {file.name}"))
     for col in ("case", "chip", "model", "measured tok/s/chip", "predicted", "error %",
                 "status"):
         table.add_column(col)
@@ -1095,7 +1115,8 @@ def _validate_cpu(file: Path, fmt: Format) -> None:
                      "by_benchmark": {k: v.__dict__ for k, v in by_benchmark.items()},
                      "cases": [c.as_json() for c in cases]})
         return
-    table = Table(title=_t(f"ocplan validate {file.name} (CPU, each CPU left out of the fit)"))
+    table = rich_table.Table(title=_t(f"ocplan validate {file.name} (CPU, each CPU left out "
+                                      "of the fit)"))
     for col in ("benchmark", "n", "median |error| %", "p90 %", "max %", "mean signed %"):
         table.add_column(col)
     for name, sm in by_benchmark.items():
@@ -1114,7 +1135,7 @@ def _group_tables(cases: Sequence[Case] | Sequence[ServingCase],
         groups: dict[str, list[Case | ServingCase]] = {}
         for c in cases:
             groups.setdefault(getattr(c, key), []).append(c)
-        gt = Table(title=f"error {title}")
+        gt = rich_table.Table(title=f"error {title}")
         for col in (key, "n", "failed", "median |error| %", "mean signed %"):
             gt.add_column(col)
         for name, group in sorted(groups.items()):
@@ -1134,7 +1155,7 @@ def _validate_serving(file: Path, fmt: Format) -> None:
         _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases],
                      "latency": {k: v.__dict__ for k, v in latency.items()}})
         return
-    table = Table(title=_t(f"ocplan validate {file.name} (serving)"))
+    table = rich_table.Table(title=_t(f"ocplan validate {file.name} (serving)"))
     for col in ("case", "chip", "model", "scenario", "metric", "measured", "predicted",
                 "error %", "layout", "status"):
         table.add_column(col)
@@ -1213,7 +1234,7 @@ def sweep_cmd(
                           f"{counts['tasks']} tasks, {counts['skipped']} already stored, "
                           f"{counts['ran']} run, {counts['failed']} failed "
                           f"({report.elapsed_s:.1f} s, backend {backend})"))
-        table = Table(title="best layout per task")
+        table = rich_table.Table(title="best layout per task")
         money = [(key, head) for key, head in (("time_to_train_s", "time to train"),
                                                ("cost_to_train", "cost to train"))
                  if any((s.row or {}).get(key) is not None for s in summaries)]
