@@ -69,3 +69,24 @@ def test_an_unknown_option_of_a_narrowed_command_is_one_line(
     assert err.startswith("ocplan:")
     assert "--no-such-flag" in err
     assert "\n" not in err
+
+
+def test_only_the_console_script_freezes_its_objects_at_the_end(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import gc
+    import subprocess
+    import sys
+
+    before = gc.get_freeze_count()
+    assert main(["match", "--workload", MIX, "--format", "json"]) == 0
+    capsys.readouterr()
+    assert gc.get_freeze_count() == before  # a caller's objects stay collectable
+    code = ("import gc, sys\n"
+            "sys.argv = ['ocplan', 'match', '--workload', sys.argv[1], '--format', 'json']\n"
+            "from ocplan.cli.main import main\n"
+            "rc = main()\n"
+            "sys.stderr.write(f'{rc} {gc.get_freeze_count() > 0}')\n")
+    done = subprocess.run([sys.executable, "-c", code, MIX], capture_output=True, text=True,
+                          check=True)
+    assert done.stderr.strip().endswith("0 True")
+    assert json.loads(done.stdout)["platforms"]
