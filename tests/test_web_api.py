@@ -123,6 +123,26 @@ def test_openapi_docs(client: httpx.Client) -> None:
         assert path in paths
 
 
+def test_openapi_describes_each_request_body_by_its_model(client: httpx.Client) -> None:
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+
+    def body(path: str) -> dict[str, Any]:
+        ref = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"][
+            "schema"]["$ref"]
+        found: dict[str, Any] = schemas[ref.removeprefix("#/components/schemas/")]
+        return found
+
+    estimate = body("/api/estimate")
+    # The request's own fields and every layout field, required as the model requires.
+    assert {"model", "chips", "global_batch", "seq_len"} <= set(estimate["required"])
+    assert {f.name for f in api.REQUEST_LAYOUT} <= set(estimate["properties"])
+    assert {"input_len", "output_len"} <= set(body("/api/infer")["required"])
+    assert "demand" in body("/api/match")["properties"]
+    assert {"server", "accelerator"} <= set(body("/api/check")["properties"])
+    assert body("/api/search")["properties"]["objective"]
+
+
 # ---- catalog ---------------------------------------------------------------------------
 
 def test_catalog_lists_every_kind_with_sources(client: httpx.Client) -> None:

@@ -46,9 +46,11 @@ from typing import Annotated, Any, Literal
 
 import swagger_ui
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import Field
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
 from ocplan import api
@@ -377,7 +379,44 @@ def create_app(db_url: str | None = None, token: str | None = None,
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            app.openapi_schema = with_request_bodies(schema, request_models())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def request_models() -> dict[str, type[BaseModel]]:
+    """The model each JSON endpoint validates its body as. The endpoints read their body
+    themselves (size and depth are bounded before parsing: ocplan.web.guard), so FastAPI
+    cannot see it; /openapi.json (and /docs) show these."""
+    from ocplan.catalog.system import SystemSpec
+    from ocplan.matching.match import MatchRequest
+
+    return {"/api/check": SystemSpec, "/api/system.yaml": SystemSpec,
+            "/api/topology": SystemSpec, "/api/estimate": api.EstimateRequest,
+            "/api/infer": api.InferRequest, "/api/search": api.SearchRequest,
+            "/api/compare": api.CompareRequest, "/api/match": MatchRequest}
+
+
+def with_request_bodies(schema: dict[str, Any], models: dict[str, type[BaseModel]]
+                        ) -> dict[str, Any]:
+    """``schema`` (an OpenAPI document) with each path's POST request body described by
+    its model's JSON schema (in ``components.schemas``)."""
+    mode: Literal["validation"] = "validation"
+    pairs = [(m, mode) for m in dict.fromkeys(models.values())]
+    refs, defs = models_json_schema(pairs, ref_template="#/components/schemas/{model}")
+    schema.setdefault("components", {}).setdefault("schemas", {}).update(
+        defs.get("$defs", {}))
+    for path, model in models.items():
+        operation = schema["paths"][path]["post"]
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": refs[(model, mode)]}}}
+    return schema
 
 
 class _ScenarioIn(Spec):
