@@ -90,3 +90,21 @@ def test_only_the_console_script_freezes_its_objects_at_the_end(
                           check=True)
     assert done.stderr.strip().endswith("0 True")
     assert json.loads(done.stdout)["platforms"]
+
+
+def test_tables_written_to_a_pipe_are_wide_enough_for_whole_ids() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.cli.main import PIPE_WIDTH
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    done = subprocess.run([sys.executable, "-m", "ocplan.cli.main", "catalog", "list",
+                           "--kind", "accelerator"], capture_output=True, text=True,
+                          check=True, env=env)
+    widths = [len(line) for line in done.stdout.splitlines()]
+    assert 80 < max(widths) <= PIPE_WIDTH
+    for accel_id in load_catalog().ids("accelerator"):
+        assert accel_id in done.stdout  # not cut to "h100-sxm…"

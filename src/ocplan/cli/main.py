@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -94,16 +95,25 @@ app.add_typer(catalog_app, name="catalog")
 
 # Markup, emoji codes and highlighting are off: names, ids and paths come from users and
 # must print as written, never as styles or links. Our own styling uses Text spans.
+#: Columns of tables written to a file or a pipe, where rich would assume 80 and cut ids,
+#: layouts and reasons short; ``COLUMNS`` still wins.
+PIPE_WIDTH = 160
+
+
 class _LazyConsole:
-    """A rich Console made on first use (see the rich imports above)."""
+    """A rich Console made on first use (see the rich imports above), as wide as
+    :data:`PIPE_WIDTH` when its stream is not a terminal."""
 
     def __init__(self, **options: bool) -> None:
-        self._options = options
+        self._options: dict[str, Any] = dict(options)
         self._console: rich_console.Console | None = None
 
     def __getattr__(self, name: str) -> Any:
         if self._console is None:
-            self._console = rich_console.Console(**self._options)  # type: ignore[arg-type]
+            stream = sys.stderr if self._options.get("stderr") else sys.stdout
+            if not stream.isatty() and not os.environ.get("COLUMNS"):
+                self._options["width"] = PIPE_WIDTH
+            self._console = rich_console.Console(**self._options)
         return getattr(self._console, name)
 
 
