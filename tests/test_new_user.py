@@ -213,3 +213,11 @@ def test_an_overloaded_rate_is_valid_json_with_the_reason_and_exit_1(
     assert data["reason"].startswith("queueing: rate 20 req/s exceeds the capacity")
     assert data["requests_per_s"] < 20
     assert "replicas" in data["hint"]
+
+
+def test_durations_of_years_are_given_in_years() -> None:
+    from ocplan.cli.main import SECONDS_PER_YEAR, _duration_text
+
+    assert _duration_text(7.4 * SECONDS_PER_YEAR) == "7.4 years (2,703 days)"
+    assert _duration_text(30 * 86400.0) == "30.0 days"
+    assert _duration_text(5400.0) == "90.0 min"

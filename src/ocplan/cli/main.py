@@ -538,7 +538,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
         _row(table, f"  {key.removesuffix('_bytes')}", _q(getattr(mem, key), "B"))
     _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
     if "time_to_train_s" in extra:
-        _row(table, "time to train", f"{extra['time_to_train_s'] / 86400:.2f} days")
+        _row(table, "time to train", _duration_text(extra["time_to_train_s"]))
         _row(table, "energy to train", f"{extra['energy_to_train_J'] / 3.6e9:,.0f} MWh")
     if "cost_to_train" in extra:
         _row(table, "cost to train", _money(extra["cost_to_train"]))
@@ -697,8 +697,14 @@ def infer_cmd(
         raise typer.Exit(1)
 
 
+#: Seconds of a (Julian) year, for durations of training runs that take years.
+SECONDS_PER_YEAR = 365.25 * 86400.0
+
+
 def _duration_text(seconds: float) -> str:
-    """A duration in the largest sensible unit (days, hours, minutes or seconds)."""
+    """A duration in the largest sensible unit (years, days, hours, minutes or seconds)."""
+    if seconds >= 2 * SECONDS_PER_YEAR:
+        return f"{seconds / SECONDS_PER_YEAR:,.1f} years ({seconds / 86400:,.0f} days)"
     for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
         if seconds >= 2 * size:
             return f"{seconds / size:,.1f} {unit}"
