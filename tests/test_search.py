@@ -129,7 +129,8 @@ def _space_point(plan: Plan, n_layers: int) -> dict[str, int]:
     return {"tp": plan.tp, "pp": plan.pp, "cp": plan.cp, "ep": plan.ep, "vpp": plan.vpp,
             "micro_batch": plan.micro_batch, "zero": plan.zero if ranks > 1 else 0,
             "recompute": rc, "sequence_parallel": int(plan.sp),
-            "offload": int(plan.offload and rc == 0), "tp_overlap": 1, "dp_overlap": 1,
+            "offload": int(plan.offload and rc == 0), "tp_overlap": 1, "ep_overlap": 1,
+            "dp_overlap": 1,
             # the hybrid-sharding axis's option: off, or the group of one scale-up domain
             "shard_group": int(plan.shard_group is not None)}
 

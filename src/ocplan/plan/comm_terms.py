@@ -218,14 +218,16 @@ def _kept_fraction(wl: Workload, tp: FloatArray, mb: FloatArray, cp: FloatArray,
 def ep_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
                  moe_layers: FloatArray, g: _Layouts) -> FloatArray:
     """Token dispatch and combine all-to-alls over the ``e`` ranks of the expert group
-    (members ``t_e`` apart), minus the calibrated overlap."""
+    (members ``t_e`` apart), minus the calibrated overlap when the layout overlaps them
+    (``ep_overlap``, DeepEP-style)."""
     m = wl.model
     if not m.is_moe:
         return np.zeros_like(d.tp)
     kept = g.apply(_BY_EP, lambda *a: _kept_fraction(wl, *a), d.tp, d.mb, d.cp, d.ep, d.etp)
     sent = d.tokens / d.tp * m.moe_top_k * kept * m.hidden * ACT_BYTES
     t = EP_ALL_TO_ALLS * g.apply(_BY_EP, cost.all_to_all, fab, sent, d.ep, d.etp)
-    out: FloatArray = np.where(d.ep > 1, (1.0 - cal.ep_overlap) * moe_layers * t, 0.0)
+    hidden = np.where(d.ep_overlap, cal.ep_overlap, 0.0)
+    out: FloatArray = np.where(d.ep > 1, (1.0 - hidden) * moe_layers * t, 0.0)
     return out
 
 

@@ -50,6 +50,7 @@ class DerivedLayout:
     sp: np.ndarray
     offload: np.ndarray
     tp_overlap: np.ndarray
+    ep_overlap: np.ndarray
     dp_overlap: np.ndarray
     micro: FloatArray
     tokens: FloatArray
@@ -94,7 +95,8 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         tp, pp, dp, cp, ep, etp, vpp, mb, f64(lay.zero), rc_full,
         (rc == _SELECTIVE) & (rc_full == 0), sp,
         np.asarray(lay.offload, dtype=bool) & (rc_full == 0),
-        np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.dp_overlap, dtype=bool),
+        np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.ep_overlap, dtype=bool),
+        np.asarray(lay.dp_overlap, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
         np.maximum(1.0, dp * cp * tp / (ep * etp)))

@@ -94,6 +94,11 @@ class Plan:
         True, help="Overlap tensor-parallel communication with compute (the calibrated "
                    "share).",
         short="tp_overlap", matters_with="tp")
+    ep_overlap: bool = layout_field(
+        True, help="Overlap the mixture-of-experts token dispatch and combine with compute "
+                   "(DeepEP-style; the calibrated share); off: the all-to-alls are exposed "
+                   "in full.",
+        short="ep_overlap", matters_with="ep")
     dp_overlap: bool = layout_field(
         True, help="Overlap data-parallel gradient/parameter communication with compute.",
         short="dp_overlap")

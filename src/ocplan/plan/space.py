@@ -347,6 +347,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         # flash attention selective recompute saves no memory but costs time.
         Constraint("dominated", ("tp_overlap",), lambda c: c["tp_overlap"] == 1),
         Constraint("dominated", ("dp_overlap",), lambda c: c["dp_overlap"] == 1),
+        Constraint("dominated", ("ep_overlap",), lambda c: c["ep_overlap"] == 1),
         Constraint("dominated", ("recompute",), lambda c: c["recompute"] != _SELECTIVE),
         # Hybrid sharding (a group, not 0): only with ZeRO, only when the domain group is
         # smaller than all data-parallel ranks, and only when it divides them.
