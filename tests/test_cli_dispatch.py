@@ -108,3 +108,17 @@ def test_tables_written_to_a_pipe_are_wide_enough_for_whole_ids() -> None:
     assert 80 < max(widths) <= PIPE_WIDTH
     for accel_id in load_catalog().ids("accelerator"):
         assert accel_id in done.stdout  # not cut to "h100-sxm…"
+
+
+def test_start_up_raises_the_collector_thresholds_and_they_can_be_restored() -> None:
+    import gc
+
+    import ocplan.cli as cli_package
+
+    assert cli_package.INTERPRETER_THRESHOLDS[0] < cli_package.GC_YOUNG_THRESHOLD
+    saved = gc.get_threshold()
+    try:
+        cli_package.restore_collector()
+        assert gc.get_threshold() == cli_package.INTERPRETER_THRESHOLDS
+    finally:
+        gc.set_threshold(*saved)

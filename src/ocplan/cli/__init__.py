@@ -16,5 +16,14 @@ import gc
 GC_YOUNG_THRESHOLD = 100_000
 #: Collections of a generation between collections of the next (CPython default 10, 10).
 GC_OLDER_THRESHOLDS = (50, 100)
+#: The interpreter's thresholds, which a long-running command (the web server) restores
+#: once started: over hours, garbage that reached the older generations would otherwise
+#: wait for their rare collections.
+INTERPRETER_THRESHOLDS = gc.get_threshold()
 
 gc.set_threshold(GC_YOUNG_THRESHOLD, *GC_OLDER_THRESHOLDS)
+
+
+def restore_collector() -> None:
+    """Back to the interpreter's collector thresholds (for long-running commands)."""
+    gc.set_threshold(*INTERPRETER_THRESHOLDS)

@@ -27,6 +27,7 @@ from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import MAX_TOP_K, Spec
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
+from ocplan.cli import restore_collector
 from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
@@ -1322,6 +1323,7 @@ def serve(
                       redfish_systems=systems)
     out.print(_t(f"ocplan workbench on {serve_url(host, port)} (API docs at /docs, "
                  "Redfish at /redfish/v1); Ctrl+C stops it"))
+    restore_collector()  # it runs for hours: the start-up thresholds are for start-up
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
