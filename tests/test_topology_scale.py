@@ -222,7 +222,7 @@ def test_cli_maps_the_guard_to_exit_2(tmp_path: Path, builtin: Catalog,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     # The guard itself, as a system that passed an older schema would meet it.
     system = _beyond_schema(_example(builtin, 1), 1_000_000)
-    monkeypatch.setattr("ocplan.api.load_system", lambda *_: system)
+    monkeypatch.setattr("ocplan.api.read_system", lambda *_: system)
     path = _write_example(tmp_path, 1)
     assert main(["topology", str(path)]) == 2
     captured = capsys.readouterr()

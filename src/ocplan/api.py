@@ -30,7 +30,7 @@ from ocplan.catalog.fields import (
 )
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import ComputeModule, Cpu
-from ocplan.catalog.system import System, SystemSpec, load_system, resolve_system, system_for_chip
+from ocplan.catalog.system import System, SystemSpec, resolve_system, system_for_chip
 from ocplan.checks.module_rules import module_findings
 from ocplan.checks.rules import Finding, refusal
 from ocplan.errors import Infeasible, Problem, SpecError
@@ -256,7 +256,7 @@ def compare_systems(catalog: Catalog, req: CompareRequest,
         try:
             path = Path(item)
             if path.suffix in (".yaml", ".yml", ".json") or path.exists():
-                sysm = load_system(_system_file(path), catalog)
+                sysm = read_system(catalog, path)
                 out.append((sysm.spec.name, sysm))
             else:
                 sysm = system_for_chip(catalog, str(item), chips, source, name=None)
@@ -468,7 +468,7 @@ def job_system(catalog: Catalog, chip: str | None, system: Path | dict[str, Any]
     (a chip given with a system must be the system's). ``source`` names the input in
     error lines (``"--chip"`` from the CLI)."""
     if isinstance(system, Path):
-        resolved = load_system(_system_file(system), catalog)
+        resolved = read_system(catalog, system)
     elif system is not None:
         resolved = system_from_mapping(system, catalog)
     elif chip is not None:
@@ -631,8 +631,16 @@ def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, An
 
 
 def read_system(catalog: Catalog, path: Path) -> System:
-    """The system of a system file, its ids resolved in ``catalog``."""
-    return load_system(_system_file(path), catalog)
+    """The system of a system file, its ids resolved in ``catalog``; a SpecError naming
+    the command to run when the file is another command's input (one line, instead of
+    one unknown-field line per key)."""
+    data = load_yaml(path)
+    other = OTHER_FILE_KINDS.get(_kind_of(data))
+    if other is not None:
+        _, what, command = other
+        raise SpecError.one(str(path), "", f"this is {what}, not a system file; run it with "
+                                           f"'{command} {path}'")
+    return system_from_mapping(data, catalog, str(path))
 
 
 #: Files of other commands, by kind: (a top-level key only that kind has, what it is,
@@ -648,7 +656,11 @@ def file_kind(path: Path) -> str:
     ``sweep`` when it holds their keys (:data:`OTHER_FILE_KINDS`), else ``system``. Lets
     ``ocplan check`` take a compute-module file as well as a system, and say what to run
     on another command's file."""
-    data = load_yaml(path)
+    return _kind_of(load_yaml(path))
+
+
+def _kind_of(data: Mapping[str, Any]) -> str:
+    """The kind of a parsed spec file (see :func:`file_kind`)."""
     kind = data.get("kind")
     if isinstance(kind, str):
         return kind
@@ -656,17 +668,6 @@ def file_kind(path: Path) -> str:
         if key in data:
             return name
     return "system"
-
-
-def _system_file(path: Path) -> Path:
-    """``path``, or a SpecError when it is another command's input (one line saying what
-    to run, instead of one unknown-field line per key)."""
-    other = OTHER_FILE_KINDS.get(file_kind(path))
-    if other is not None:
-        _, what, command = other
-        raise SpecError.one(str(path), "", f"this is {what}, not a system file; run it with "
-                                           f"'{command} {path}'")
-    return path
 
 
 def read_module(catalog: Catalog, path: Path) -> ComputeModule:

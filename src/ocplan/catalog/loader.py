@@ -70,7 +70,6 @@ MAX_SPEC_VALUES = 100_000
 MAX_SPEC_DEPTH = 32
 
 
-
 @cache
 def _strict_loader() -> type[yaml.SafeLoader]:
     """Safe YAML loader with YAML 1.2 core-schema scalars that refuses duplicate keys.

@@ -83,7 +83,6 @@ def handles_bad_input(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-
 def _new_app() -> typer.Typer:
     return typer.Typer(no_args_is_help=True, add_completion=False,
                        help="ocplan: check, measure and plan open-standard (OAM/UBB/OCM) AI "
@@ -142,7 +141,7 @@ def _row(table: rich_table.Table, *cells: object) -> None:
 def _styled(*parts: str | tuple[str, str]) -> rich_text.Text:
     """A line of plain text pieces and (text, style) pieces; every piece is sanitized."""
     return rich_text.Text.assemble(*((_t(p[0]), p[1]) if isinstance(p, tuple) else _t(p)
-                           for p in parts))
+                                     for p in parts))
 
 
 class Format(StrEnum):
@@ -863,7 +862,8 @@ def search_cmd(
                                 source=FLAGS)
     if fmt is Format.json:
         _print_json(result.as_json() | api.trust(sysm, allow_invalid))
-        _exit_if_nothing_fits(result.best is None)
+        if result.best is None:  # nothing fits: exit 1, as an estimate that cannot run
+            raise typer.Exit(1)
         return
     _print_trust(sysm, allow_invalid)
     out.print(_styled((model, "bold"), f" on {req.chips} x {sysm.accelerator.id} "
@@ -874,7 +874,8 @@ def search_cmd(
     out.print(f"pruned: {pruned}; every layout keeps {result.memory_headroom:.0%} of HBM "
               "free (--memory-headroom)")
     table = rich_table.Table(title=f"top {len(result.top)} (layouts within "
-                        f"{TIE_TOLERANCE:.1%} of a row's score are its tied variants)")
+                                   f"{TIE_TOLERANCE:.1%} of a row's score are its tied "
+                                   "variants)")
     cols = ["#", "chips", "layout", "tok/s/chip", "MFU", "step", "memory", "bound"]
     if result.train_tokens is not None:
         cols.append("time to train")
@@ -897,13 +898,7 @@ def search_cmd(
     if result.top:
         out.print(table)
     out.print(_t(result.why))
-    _exit_if_nothing_fits(result.best is None)
-
-
-def _exit_if_nothing_fits(nothing: bool) -> None:
-    """Exit 1 when a search found no layout that runs (as an estimate that cannot run
-    does), after the result with its reasons was printed."""
-    if nothing:
+    if result.best is None:
         raise typer.Exit(1)
 
 
@@ -1001,7 +996,7 @@ def compare_cmd(
         _print_json(result.as_json())
         return
     table = rich_table.Table(title=_t(f"{model}: best layout of each system by {objective}; "
-                           f"(x) = ratio to {result.baseline}; green = best"))
+                                      f"(x) = ratio to {result.baseline}; green = best"))
     table.add_column("", style="bold")
     for i, r in enumerate(result.systems):
         table.add_column(f"{i + 1}. {r.name}" + (" (INVALID, allowed)" if r.allowed_invalid

@@ -138,10 +138,10 @@ def _uniform_group_Bps(system: System, n_in: int, port_eff: float) -> float | No
     return None
 
 
-def _group_Bps(board: nx.Graph, members: list[int], topology: str, port_eff: float) -> float:
-    if topology == "switch":
-        sw = board["sw"]
-        return float(min(sw[m]["bandwidth_Bps"] for m in members) * port_eff)
+def _group_Bps(board: nx.Graph, members: list[int], port_eff: float) -> float:
+    """Bandwidth each member of a group reaches, measured on the board graph: the worst
+    member's links to the other members (routed boards; :func:`_uniform_group_Bps`
+    gives switch planes and fully connected boards without the graph)."""
     member_set = set(members)
     worst = np.inf
     for i, m in enumerate(members):
@@ -192,7 +192,7 @@ def _comm_fabric_cached(system: System) -> CommFabric:
                     if value is None:
                         board = board if board is not None else board_graph(system)
                         members = [i * stride for i in range(n_in)]
-                        value = _group_Bps(board, members, topology, eff * usable)
+                        value = _group_Bps(board, members, eff * usable)
                     groups[(n_in, stride)] = value
         ports = accel.scale_up.ports if accel.scale_up else 0
         raw_chip = ports * chip_port_Bps(accel, board_spec) * usable

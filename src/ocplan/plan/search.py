@@ -253,7 +253,7 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     rc_layers = np.zeros(n, dtype=np.int16)
     fits = np.zeros(n, dtype=bool)
     cap = system_model(system).hbm_bytes
-    usable = cap * (1.0 - memory_headroom)
+    usable = _usable_bytes(system, memory_headroom)
 
     def run(sl: slice) -> tuple[int, int]:
         """Evaluate rows ``sl`` into the shared arrays (each chunk writes only its own
@@ -390,7 +390,6 @@ def search(workload: Workload, system: System, chips: int, *,
                                                     f"{system.num_chips} chips", count)
     t0 = time.perf_counter()
     cal = calibration or load_calibration()
-    usable_B = system_model(system).hbm_bytes * (1.0 - memory_headroom)
     tokens = train_tokens or DEFAULT_TRAIN_TOKENS
     it_W = power_budget(system).it_W
     parts: list[_Evaluated] = []
@@ -477,7 +476,8 @@ def search(workload: Workload, system: System, chips: int, *,
                            "chips": int(n_chips[j])})
     return SearchResult(objective, top[0] if top else None, top, size, pruned, evaluated,
                         feasible, time.perf_counter() - t0,
-                        _why(top, refused, _least_memory(parts), usable_B),
+                        _why(top, refused, _least_memory(parts),
+                             _usable_bytes(system, memory_headroom)),
                         tuple(pareto), memory_headroom, variants, tied, train_tokens,
                         price_per_chip_hour if train_tokens is not None else None)
 
@@ -498,6 +498,11 @@ def _tie_groups(scores: np.ndarray, ranked: np.ndarray, top_k: int) -> list[list
         groups.append([int(o)])
         lead = s
     return groups
+
+
+def _usable_bytes(system: System, memory_headroom: float) -> float:
+    """HBM bytes per chip a layout may fill: the capacity less the headroom kept free."""
+    return system_model(system).hbm_bytes * (1.0 - memory_headroom)
 
 
 def _least_memory(parts: Sequence[_Evaluated]) -> float | None:
