@@ -4,12 +4,18 @@ the API field and the search's handling."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 
 from ocplan import api
 from ocplan.catalog.catalog import load_catalog
 from ocplan.plan.calibration import load_calibration
 from ocplan.plan.estimate import Estimate
+from ocplan.results.validation import plan_from_row, shape_from_row
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "validation" / "training_dev.csv"
 
 MOE = dict(model="mixtral-8x7b", chip="h100-sxm-80gb", chips=16, global_batch=128,
            seq_len=4096, tp=2, ep=8)
@@ -52,3 +58,17 @@ def test_the_declaration_reaches_the_api_and_the_search() -> None:
     assert found.top
     assert all(e.plan.ep_overlap for e in found.top)  # off only ever exposes more
     assert found.pruned["dominated"] > 0
+
+
+def test_a_validation_row_that_says_no_deepep_runs_without_the_overlap() -> None:
+    rows = {r["case_id"]: r
+            for r in csv.DictReader(DEV.read_text(encoding="utf-8").splitlines())}
+    # R204: "baseline, 1F1B schedule, no Primus-Turbo/DeepEP features" (AMD Primus)
+    off = rows["R204"]
+    assert not plan_from_row(off, shape_from_row(off)).ep_overlap
+    # R207: the same source's optimized run, "Primus-Turbo DeepEP" enabled
+    on = rows["R207"]
+    assert plan_from_row(on, shape_from_row(on)).ep_overlap
+    # notes that say nothing keep the default
+    quiet = dict(off, measured_from="reported_tps: tokens/s/GPU")
+    assert plan_from_row(quiet, shape_from_row(quiet)).ep_overlap

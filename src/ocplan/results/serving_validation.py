@@ -28,6 +28,7 @@ Defaults for what a row leaves empty (each stated in the case's ``notes``):
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -65,6 +66,10 @@ METRIC_COLUMN = {"output": "measured_output_tokens_per_s_per_chip",
 MS = 1e-3
 #: Words of a row's notes that say the engine overlapped the MoE all-to-all with compute
 #: (SGLang two-batch overlap, DeepSeek's two micro-batches).
+#: An engine's per-iteration token budget named in a row's notes (vLLM
+#: ``max_num_batched_tokens``, TensorRT-LLM ``max_num_tokens``): the row's published
+#: configuration, read as the plan's ``chunk_tokens`` (per scheduler).
+TOKEN_BUDGET = re.compile(r"\bmax_num(?:_batched)?_tokens\s+(\d+)")
 OVERLAP_WORDS = ("two-batch overlap", "two micro-batches", "overlap scheduling")
 #: Coefficient of variation (std / mean) of the output lengths of each MLPerf LLM
 #: dataset, from its per-sample token counts: openshift-psap/performance-dashboard
@@ -247,6 +252,7 @@ def _length_distribution(dataset: str) -> dict[str, Any]:
 
 def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | None,
             role: str) -> dict[str, object]:
+    notes = row.get("measured_from") or ""
     fixed: dict[str, object] = {}
     tp, pp, dp = _int(row, "tp"), _int(row, "pp"), _int(row, "dp")
     if tp is not None and pp is not None and dp is not None:
@@ -267,6 +273,9 @@ def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | N
         fixed["chunk_tokens"] = int(amount * inst)
     elif role == "prefill":
         fixed["chunk_tokens"] = DEFAULT_CHUNK_TOKENS * ranks
+    budget = TOKEN_BUDGET.search(notes)
+    if budget and "chunk_tokens" not in fixed:
+        fixed["chunk_tokens"] = int(budget.group(1)) * ranks
     return fixed
 
 

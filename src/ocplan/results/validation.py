@@ -123,6 +123,13 @@ GPT_OSS_WINDOW = 128
 REAL_ROUTER_IMBALANCE = 1.7
 
 
+#: Notes saying a MoE run had no overlapped expert dispatch ("no Primus-Turbo/DeepEP
+#: features", "without DeepEP"): the row's published configuration, read as the plan's
+#: ``ep_overlap`` off. Runs whose notes say nothing keep the default (on).
+NO_EP_OVERLAP = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bDeepEP\b|\bDeepEP\b (?:off|disabled)",
+                           re.IGNORECASE)
+
+
 def _notes(row: dict[str, str]) -> str:
     return row.get("measured_from") or ""
 
@@ -214,7 +221,7 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     return Plan(tp=tp, pp=_int(row, "pp"), dp=dp, cp=_int(row, "cp"), ep=_int(row, "ep", 1),
                 vpp=_int(row, "vpp", 1), micro_batch=micro, zero=zero,
                 recompute=recompute,  # type: ignore[arg-type]
-                sequence_parallel=sp, offload=offload)
+                sequence_parallel=sp, offload=offload, ep_overlap=not NO_EP_OVERLAP.search(notes))
 
 
 def _hybrid_group(plan: Plan, domain: int) -> int | None:
