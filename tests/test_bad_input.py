@@ -7,6 +7,7 @@ written to ``tmp_path``.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -600,6 +601,9 @@ def test_process_unknown_server(tmp_path: Path) -> None:
     proc = _process("check", path, "--format", "json")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stdout == ""
     (line,) = proc.stderr.strip().splitlines()
+    # --format json: stdout is one JSON document naming the same problem
+    (problem,) = json.loads(proc.stdout)["error"]["problems"]
+    assert (problem["field"], problem["value"], problem["message"]) == ("server", "nf5698g8",
+                                                                        line)
     assert line.startswith(f"{path}: server = 'nf5698g8': unknown server id; did you mean")

@@ -56,8 +56,11 @@ def test_an_unknown_cpu_is_bad_input_in_one_line(tmp_path: Path) -> None:
     path = _variant(tmp_path, cpu="epyc-99999")
     proc = _check(path)
     assert proc.returncode == 2
-    assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
+    # --format json: stdout is the error document, its problem the stderr line
+    (problem,) = json.loads(proc.stdout)["error"]["problems"]
+    assert (problem["field"], problem["value"], problem["message"]) == (
+        "cpu", "epyc-99999", lines[0])
     assert "Traceback" not in proc.stderr
     assert lines[0].startswith(f"{path}: cpu = 'epyc-99999'"), lines[0]

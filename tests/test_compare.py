@@ -234,10 +234,12 @@ def test_costs_print_with_the_currency_setting(capsys: pytest.CaptureFixture[str
     """Issue 11: cost had no currency."""
     argv = ["compare", str(VALID), *JOB, "--train-tokens", "1e11", "--price", "2"]
     assert main(argv) == 0
-    assert " USD" in capsys.readouterr().out
+    assert "$" in capsys.readouterr().out  # USD, EUR and GBP print as their symbol
     assert main(["--currency", "EUR", *argv]) == 0
     text = capsys.readouterr().out
-    assert " EUR" in text
-    assert " USD" not in text
+    assert "\u20ac" in text
+    assert "$" not in text
+    assert main(["--currency", "CHF", *argv]) == 0  # any other label follows the amount
+    assert " CHF" in capsys.readouterr().out
     assert main(["--currency", "", *argv]) == 2
     assert "--currency" in capsys.readouterr().err

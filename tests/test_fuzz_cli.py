@@ -5,10 +5,12 @@ processes) and asserts the contract of the command line:
 
 * nothing escapes as an exception or a traceback, and no raw escape sequence (``ESC``)
   reaches the terminal;
-* the exit code is 0, 1 or 2, and 1 only from ``check`` (error findings, which its JSON
-  counts) or ``sweep`` (a failed task);
-* exit 2 (bad input) prints nothing on stdout (so ``--format json`` never leaves half a
-  document) and one line per problem on stderr, each ``where: what`` in printable text;
+* the exit code is 0, 1 or 2, and 1 only from the commands of :data:`EXIT_1_COMMANDS`
+  (``check``: error findings, which its JSON counts; ``sweep``: a failed task;
+  ``validate``: a row failed; ...);
+* exit 2 (bad input) prints one line per problem on stderr, each ``where: what`` in
+  printable text, and on stdout nothing, or with ``--format json`` (not ``report``'s,
+  which is its file's format) one JSON error document whose problems carry those lines;
 * exit 0 or 1 prints nothing on stderr, and with ``--format json`` stdout is one valid
   JSON document (``NaN`` and ``Infinity`` count as invalid);
 * no case takes more than :data:`CASE_LIMIT_S` seconds of CPU time (in-process cases; the
@@ -237,13 +239,15 @@ def strict_json(text: str) -> Any:
 
 
 def json_requested(argv: Sequence[str]) -> bool:
-    """Whether the last --format/-f of ``argv`` asks for json."""
+    """Whether the last --format/-f of ``argv`` asks for json (also ``-fjson``)."""
     wanted = False
     for i, token in enumerate(argv):
         if token in ("--format", "-f") and i + 1 < len(argv):
             wanted = argv[i + 1] == "json"
         elif token.startswith("--format="):
             wanted = token == "--format=json"
+        elif token.startswith("-f") and not token.startswith("--") and len(token) > 2:
+            wanted = token == "-fjson"
     return wanted
 
 
@@ -254,8 +258,8 @@ PROBLEM_LINE = re.compile(r"^\S.*?: \S")
 #: Commands whose exit code 1 means a finding, not a failure: check (errors found),
 #: sweep (a task failed), estimate and infer (the layout cannot run; the result is
 #: printed), and search and report (the system fails a check and is refused without
-#: --allow-invalid; the reason is printed).
-EXIT_1_COMMANDS = ("check", "sweep", "estimate", "infer", "search", "report")
+#: --allow-invalid; the reason is printed), validate (a row failed or was infeasible).
+EXIT_1_COMMANDS = ("check", "sweep", "estimate", "infer", "search", "report", "validate")
 
 
 def violations(run: Run, may_exit_1: bool = False) -> list[tuple[str, str]]:
@@ -282,9 +286,20 @@ def violations(run: Run, may_exit_1: bool = False) -> list[tuple[str, str]]:
     elif run.rc == 1 and not may_exit_1:
         found.append(("exit 1 outside " + "/".join(EXIT_1_COMMANDS), run.err[-300:]))
     if run.rc == 2:
-        if run.out:
-            found.append(("stdout written on exit 2", repr(run.out[:300])))
         lines = run.err.splitlines()
+        if json_requested(run.argv) and command_of(run.argv) != "report":
+            try:
+                problems = strict_json(run.out)["error"]["problems"]
+                messages = [p["message"] for p in problems]
+            except (ValueError, TypeError, KeyError) as exc:
+                found.append(("no JSON error document on exit 2",
+                              f"{exc!r}: {run.out[:300]!r}"))
+            else:
+                if messages != lines:
+                    found.append(("JSON error document differs from stderr",
+                                  repr((messages[:3], lines[:3]))))
+        elif run.out:
+            found.append(("stdout written on exit 2", repr(run.out[:300])))
         if not lines:
             found.append(("exit 2 without a message", ""))
         bad = [ln for ln in lines if not (PROBLEM_LINE.match(ln) and ln.isprintable())]

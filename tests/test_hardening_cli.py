@@ -45,14 +45,19 @@ def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, st
     return rc, cap.out, cap.err
 
 
-def refused(rc: int, out: str, err: str, starts: str) -> list[str]:
-    """Exit 2, nothing on stdout, no traceback, every stderr line starts with ``starts``."""
+def refused(rc: int, out: str, err: str, starts: str, as_json: bool = False) -> list[str]:
+    """Exit 2, no traceback, every stderr line starts with ``starts``; nothing on stdout
+    or, ``as_json`` (``--format json``), the error document holding those lines."""
     assert rc == 2, (rc, out, err)
-    assert out == ""
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert lines
     assert all(line.startswith(starts) for line in lines), lines
+    if as_json:
+        problems = strict_json(out)["error"]["problems"]
+        assert [p["message"] for p in problems] == lines
+    else:
+        assert out == ""
     return lines
 
 
@@ -203,13 +208,13 @@ def test_validate_with_nothing_predicted_is_valid_json(tmp_path: Path,
     path.write_text(CSV_HEADER + "\nX1,src,m,2,64,4,4,,256,gelu,1000,128,no-such-chip,8,8,,"
                     "bf16,1,1,8,1,1,,,1,1,8,none,100\n", encoding="utf-8")
     rc, out, err = run(capsys, "validate", path, "--format", "json")
-    assert rc == 0, err
+    assert rc == 1, err  # its one row failed
     data = strict_json(out)
     assert data["summary"]["n"] == 1
     assert data["summary"]["failed"] == 1
     assert data["summary"]["median_abs_error_pct"] is None
     rc, out, err = run(capsys, "validate", path)
-    assert rc == 0
+    assert rc == 1
     assert "median |error| -%" in out
 
 
@@ -246,7 +251,8 @@ def test_validation_csv_measured_value_checked(tmp_path: Path,
     path = tmp_path / "runs.csv"
     path.write_text(CSV_HEADER + "\nX1,src,m,2,64,4,4,,256,gelu,1000,128,h100-sxm-80gb,8,8,,"
                     f"bf16,1,1,8,1,1,,,1,1,8,none,{measured}\n", encoding="utf-8")
-    (line,) = refused(*run(capsys, "validate", path, "--format", "json"), str(path))
+    (line,) = refused(*run(capsys, "validate", path, "--format", "json"), str(path),
+                      as_json=True)
     assert "line 2 (X1).measured_tokens_per_s_per_chip" in line
     assert "positive" in line
 

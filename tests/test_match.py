@@ -131,7 +131,10 @@ def test_an_empty_demand_or_a_vanishing_utilization_is_bad_input(
     path.write_text(yaml.safe_dump(MIX | change), encoding="utf-8")
     assert main(["match", "--workload", str(path), "--format", "json"]) == 2
     captured = capsys.readouterr()
-    assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"{path}: {field}")
+    # --format json: the same problem as the error document on stdout
+    (problem,) = json.loads(captured.out)["error"]["problems"]
+    assert (problem["source"], problem["field"], problem["message"]) == (str(path), field,
+                                                                         lines[0])

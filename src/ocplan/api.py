@@ -41,7 +41,11 @@ from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import REQUEST_LAYOUT, Plan
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import Objective, SearchResult, search
-from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM
+from ocplan.plan.search_defaults import (
+    DEFAULT_GLOBAL_BATCH,
+    DEFAULT_MEMORY_HEADROOM,
+    DEFAULT_SEQ_LEN,
+)
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
@@ -127,8 +131,10 @@ class JobRequest(Spec):
     system: dict[str, Any] | None = None
     """A system mapping (the content of a system YAML file)."""
     chips: ChipCount
-    global_batch: BatchSize
-    seq_len: SeqLen
+    global_batch: BatchSize = DEFAULT_GLOBAL_BATCH
+    """Sequences per step (the CLI's default too)."""
+    seq_len: SeqLen = DEFAULT_SEQ_LEN
+    """Tokens per sequence (the CLI's default too)."""
     precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
     train_tokens: TrainTokens | None = None
     """Tokens to train on, for time, energy and cost to train."""
@@ -224,8 +230,8 @@ class CompareRequest(Spec):
     chip_counts: Annotated[tuple[ChipCount, ...], Field(min_length=1, max_length=8)] | None \
         = None
     """Compare each system at each of these chip counts (each at most its chips)."""
-    global_batch: BatchSize
-    seq_len: SeqLen
+    global_batch: BatchSize = DEFAULT_GLOBAL_BATCH
+    seq_len: SeqLen = DEFAULT_SEQ_LEN
     precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
     objective: Objective = "throughput"
     train_tokens: TrainTokens | None = None

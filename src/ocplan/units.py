@@ -40,6 +40,8 @@ __all__ = [
     "VOLTAGE",
     "Dimension",
     "UnitError",
+    "format_energy",
+    "format_money",
     "format_quantity",
     "parse_quantity",
 ]
@@ -206,3 +208,123 @@ def format_quantity(value: float, si_unit: str, digits: int = 3) -> str:
         if mag >= scale * 0.9995:
             return f"{value / scale:.{digits}g} {prefix}{si_unit}"
     return f"{value:.{digits}g} {si_unit}"
+
+
+#: Joules in one watt-hour (1 W for 3600 s).
+J_PER_WH = 3600.0
+#: Significant digits of a printed energy or amount of money: "12.3 MWh", "$456 k".
+SIGNIFICANT_DIGITS = 3
+#: Energy units of :func:`format_energy` in joules, largest first (Wh only below 1 kWh).
+ENERGY_STEPS: tuple[tuple[float, str], ...] = (
+    (1e12 * J_PER_WH, "TWh"), (1e9 * J_PER_WH, "GWh"), (1e6 * J_PER_WH, "MWh"),
+    (1e3 * J_PER_WH, "kWh"), (J_PER_WH, "Wh"))
+#: Multiples of :func:`format_money`, largest first (short scale; "bn" and "tn" rather
+#: than "B" and "T", which the same tables use for bytes and tera).
+MONEY_STEPS: tuple[tuple[float, str], ...] = ((1e12, "tn"), (1e9, "bn"), (1e6, "M"),
+                                             (1e3, "k"))
+#: Currency labels printed as a symbol before the amount; any other label follows it.
+CURRENCY_SYMBOLS: dict[str, str] = {"USD": "$", "EUR": "\u20ac", "GBP": "\u00a3"}
+#: Amounts of money of at least this much (in the currency) print with cents; smaller
+#: ones (a cost per million tokens) with two significant digits.
+CENTS_FROM = 0.1
+
+
+def _rounded(value: float, digits: int) -> float:
+    """``value`` rounded to ``digits`` significant digits (0 stays 0)."""
+    return float(f"{value:.{digits}g}")
+
+
+def _fixed(value: float, digits: int) -> str:
+    """An already rounded ``value`` in fixed notation showing ``digits`` significant
+    digits, trailing zeros kept: 1.00, 12.3, 456; thousands separated (1,234)."""
+    if value == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f}"
+
+
+def _scaled(value: float, steps: tuple[tuple[float, str], ...], digits: int
+            ) -> tuple[str, str]:
+    """``value`` as (number, suffix) in the largest step whose number, once rounded to
+    ``digits`` significant digits, is at least 1 (so 999.6 kWh reads 1.00 MWh, not
+    1000 kWh); below the smallest step, in the smallest."""
+    for scale, suffix in steps:
+        number = _rounded(value / scale, digits)
+        if abs(number) >= 1:
+            return _fixed(number, digits), suffix
+    scale, suffix = steps[-1]
+    return _fixed(_rounded(value / scale, digits), digits), suffix
+
+
+def format_energy(energy_J: float, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """An energy for people, in Wh, kWh, MWh, GWh or TWh with one to three digits
+    before the point (``digits`` significant in all); JSON keeps joules.
+
+    Parameters
+    ----------
+    energy_J
+        Energy, J (1 Wh = 3600 J).
+    digits
+        Significant digits shown.
+
+    >>> format_energy(999 * 3.6e6)
+    '999 kWh'
+    >>> format_energy(1000 * 3.6e6)
+    '1.00 MWh'
+    >>> format_energy(4.43e13)
+    '12.3 GWh'
+    """
+    if not math.isfinite(energy_J):
+        return f"{energy_J:g} J"
+    if energy_J == 0:
+        return "0 Wh"
+    number, unit = _scaled(energy_J, ENERGY_STEPS, digits)
+    return f"{number} {unit}"
+
+
+def _amount(amount: float) -> str:
+    """An amount below one thousand: cents from :data:`CENTS_FROM`, else two significant
+    digits (0.052)."""
+    if amount == 0 or abs(amount) >= CENTS_FROM:
+        return f"{amount:,.2f}"
+    decimals = 1 - math.floor(math.log10(abs(amount)))
+    return f"{amount:.{decimals}f}"
+
+
+def format_money(amount: float, currency: str = "USD",
+                 digits: int = SIGNIFICANT_DIGITS) -> str:
+    """An amount of money for people: cents below one thousand, else ``digits``
+    significant digits with k, M, bn or tn; USD, EUR and GBP as a symbol in front, any
+    other currency label after. JSON keeps the plain number.
+
+    Parameters
+    ----------
+    amount
+        The amount, in ``currency``.
+    currency
+        The currency label (``--currency``), e.g. USD or CHF.
+    digits
+        Significant digits shown from one thousand on.
+
+    >>> format_money(12_345_678)
+    '$12.3 M'
+    >>> format_money(456_000)
+    '$456 k'
+    >>> format_money(78.9)
+    '$78.90'
+    >>> format_money(2_500, "CHF")
+    '2.50 k CHF'
+    """
+    if not math.isfinite(amount):
+        return f"{amount:g} {currency}"
+    sign = "-" if amount < 0 else ""
+    magnitude = abs(amount)
+    if round(magnitude, 2) < MONEY_STEPS[-1][0]:
+        number = _amount(magnitude)
+    else:
+        value, suffix = _scaled(magnitude, MONEY_STEPS, digits)
+        number = f"{value} {suffix}"
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    if symbol is not None:
+        return f"{sign}{symbol}{number}"
+    return f"{sign}{number} {currency}"

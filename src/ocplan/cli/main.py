@@ -1,15 +1,21 @@
 """The ``ocplan`` command: a thin client of the Python API.
 
 Exit codes: 0 success (``check``: no errors), 1 ``check`` found errors, a ``sweep`` task
-failed, or the layout of an ``estimate`` or ``infer`` cannot run (the result, with its
-breakdown and what to change, is still printed), 2 bad input (one line per problem on
-stderr, no traceback).
+failed, a ``validate`` row failed or was infeasible, nothing fits a ``search``, or the
+layout of an ``estimate`` or ``infer`` cannot run (the result, with its breakdown and
+what to change, is still printed), 2 bad input (one line per problem on stderr, no
+traceback).
+
+With ``--format json`` stdout is always one JSON document: the result, or, on bad input,
+``{"error": {"exit_code": 2, "problems": [{"source", "field", "value", "allowed",
+"message"}]}}`` whose each ``message`` is the line printed on stderr.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -19,7 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar, cast
 
 import typer
-from typer._click.exceptions import ClickException  # typer vendors click
+from typer._click.core import Context, Parameter  # typer vendors click
+from typer._click.exceptions import (
+    BadOptionUsage,
+    BadParameter,
+    ClickException,
+    NoSuchOption,
+)
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandFunctionType
 
 from ocplan import jsonio
 from ocplan.catalog.catalog import Catalog, load_catalog
@@ -32,8 +46,29 @@ from ocplan.cli.layout_options import with_layout_options, with_serving_layout_o
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
 from ocplan.plan.layout import LayoutValue
-from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
-from ocplan.units import POWER, TIME, UnitError, format_quantity, parse_quantity
+from ocplan.plan.search_defaults import (
+    DEFAULT_GLOBAL_BATCH,
+    DEFAULT_MEMORY_HEADROOM,
+    DEFAULT_SEQ_LEN,
+    TIE_TOLERANCE,
+)
+from ocplan.units import (
+    POWER,
+    TIME,
+    UnitError,
+    format_energy,
+    format_money,
+    format_quantity,
+    parse_quantity,
+)
+from ocplan.workloads.serving import (
+    ACTIVATION_PRECISIONS,
+    KV_PRECISIONS,
+    LOADS,
+    SLO_STATS,
+    WEIGHT_PRECISIONS,
+)
+from ocplan.workloads.workload import PRECISIONS
 
 if TYPE_CHECKING:
     import rich.console as rich_console
@@ -67,30 +102,141 @@ R = TypeVar("R")
 
 
 def handles_bad_input(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn SpecError into one stderr line per problem and exit code 2 (no traceback)."""
+    """Turn SpecError into one stderr line per problem and exit code 2 (no traceback);
+    with ``--format json``, also the error document on stdout (:func:`_bad_input`)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except SpecError as exc:
-            for problem in exc.problems:
-                if problem.source == FLAGS and problem.field:
-                    problem = replace(problem, source=_flag(problem.field))
-                err.print(_t(problem.line()))
+            problems = [replace(p, source=_flag(p.field)) if p.source == FLAGS and p.field
+                        else p for p in exc.problems]
+            fmt = kwargs.get("fmt")
+            _bad_input(problems, fmt is Format.json if isinstance(fmt, Format)
+                       else state.json_errors)
             raise typer.Exit(2) from None
 
     return wrapper
 
 
+def _bad_input(problems: Sequence[Problem], as_json: bool) -> None:
+    """One stderr line per problem; with ``as_json`` also, on stdout, the error document
+    naming each problem's source, field, value, what is allowed and its stderr line (a
+    pipe into ``jq`` gets JSON whatever happened)."""
+    lines = [_t(p.line()) for p in problems]
+    for line in lines:
+        err.print(line)
+    if as_json:
+        _print_json(_error_document(2, [
+            _problem_json(p.source, p.field, p.value, p.message, line)
+            for p, line in zip(problems, lines, strict=True)]))
+
+
+def _error_document(exit_code: int, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"error": {"exit_code": exit_code, "problems": problems}}
+
+
+def _problem_json(source: str, field: str, value: object, allowed: str, line: str
+                  ) -> dict[str, Any]:
+    return {"source": _t(source), "field": _t(field), "value": _json_value(value),
+            "allowed": _t(allowed), "message": line}
+
+
+#: Largest integer a problem's JSON value keeps as a number (beyond it, JSON readers
+#: that use doubles would round it, and Python will not print one of 4,300+ digits).
+MAX_JSON_INT = 2**53
+
+
+def _json_value(value: object) -> object:
+    """A problem's value as a JSON scalar: numbers as numbers (finite ones), text as the
+    stderr line shows it (control characters escaped), anything else as text."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= MAX_JSON_INT else f"an integer of {value.bit_length()} bits"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    return _t(value)
+
+
+#: Commands whose ``--format`` is that of the file they write, not of stdout.
+FILE_FORMAT_COMMANDS = ("report",)
+
+
+def _asks_json(args: Sequence[str]) -> bool:
+    """Whether ``args`` ask for JSON on stdout: the last ``--format``/``-f`` value
+    (also ``--format=json``, ``-fjson``) is json and the command prints its result."""
+    wanted = False
+    for i, token in enumerate(args):
+        if token in ("--format", "-f") and i + 1 < len(args):
+            wanted = args[i + 1] == "json"
+        elif token.startswith("--format="):
+            wanted = token == "--format=json"
+        elif token.startswith("-f") and not token.startswith("--") and len(token) > 2:
+            wanted = token == "-fjson"
+    return wanted and _command_word(args) not in FILE_FORMAT_COMMANDS
+
+
+#: The root options that take a value (``ocplan --catalog DIR estimate ...``).
+ROOT_VALUE_OPTIONS = ("--catalog", "--currency")
+
+
+def _command_word(args: Sequence[str]) -> str | None:
+    """The first word of ``args`` that is neither an option nor a root option's value:
+    the command, when the line names one."""
+    skip = False
+    for token in args:
+        if skip:
+            skip = False
+        elif token in ROOT_VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def _flags_without_metavar(params: list[Parameter]) -> list[Parameter]:
+    """``params`` with the value placeholder of each on/off flag blanked: a flag takes
+    no value, and typer would show ``<bool>`` beside ``--search`` or ``--help``."""
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    """A command whose flags read as flags in ``--help`` (``--ep-overlap/--no-ep-overlap``,
+    not ``<bool>``)."""
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return _flags_without_metavar(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    """A group whose flags read as flags in ``--help``."""
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return _flags_without_metavar(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """A typer application whose commands are :class:`_Command` unless told otherwise."""
+
+    def command(self, name: str | None = None, *, cls: type[TyperCommand] | None = None,
+                **kwargs: Any) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(name, cls=cls or _Command, **kwargs)
+
+
 def _new_app() -> typer.Typer:
-    return typer.Typer(no_args_is_help=True, add_completion=False,
-                       help="ocplan: check, measure and plan open-standard (OAM/UBB/OCM) AI "
-                            "systems.")
+    return _Typer(cls=_Group, no_args_is_help=True, add_completion=False,
+                  help="ocplan: check, measure and plan open-standard (OAM/UBB/OCM) AI "
+                       "systems.")
 
 
 app = _new_app()
-catalog_app = typer.Typer(no_args_is_help=True, help="Browse the hardware and model catalog.")
+catalog_app = _Typer(cls=_Group, no_args_is_help=True,
+                     help="Browse the hardware and model catalog.")
 app.add_typer(catalog_app, name="catalog")
 
 # Markup, emoji codes and highlighting are off: names, ids and paths come from users and
@@ -152,13 +298,41 @@ class Format(StrEnum):
 class _State:
     catalog_dirs: tuple[str, ...] = ()
     currency: str = "USD"
+    json_errors: bool = False
+    """The command line asks for JSON on stdout (set per run from the raw arguments, so
+    that usage errors, found before any option is parsed, answer in JSON too)."""
 
 
 state = _State()
 
+
+def _one_of(choices: Sequence[str]) -> str:
+    """The help placeholder of an option that takes one of ``choices``: ``<a|b|c>``."""
+    return "<" + "|".join(choices) + ">"
+
+
+#: The objectives of a training search (:data:`ocplan.plan.search.Objective`, which
+#: loads the engine; a test keeps the two equal).
+TRAINING_OBJECTIVES = ("throughput", "time", "cost", "energy", "time_with_failures",
+                       "cost_with_failures")
+#: The objectives of ``ocplan match`` (``MatchRequest.objective``; a test keeps them equal).
+MATCH_OBJECTIVES = ("tco", "perf_per_watt", "perf_per_cost", "servers")
+#: ``ocplan sweep --backend`` values (:data:`ocplan.sweep.runner.BACKENDS`; a test keeps
+#: them equal).
+SWEEP_BACKENDS = ("local", "ray")
+#: The files ``ocplan report`` writes.
+REPORT_FORMATS = ("html", "json")
+#: Placeholder of an option taking a catalog id.
+ID_METAVAR = "<id>"
+
 CatalogOpt = Annotated[list[Path] | None, typer.Option(
-    "--catalog", help="Extra catalog folder (repeatable); also OCPLAN_CATALOG.")]
+    "--catalog", metavar="<folder>",
+    help="Extra catalog folder (repeatable); also OCPLAN_CATALOG.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+ModelOpt = Annotated[str, typer.Option(metavar=ID_METAVAR,
+                                       help="Model id (ocplan catalog list --kind model).")]
+PrecisionOpt = Annotated[str, typer.Option(metavar=_one_of(PRECISIONS),
+                                           help="Precision of the matrix multiplications.")]
 
 
 #: Longest currency label (ISO 4217 codes are 3 letters; a symbol or "kUSD" fits).
@@ -169,8 +343,9 @@ MAX_CURRENCY_CHARS = 8
 @handles_bad_input
 def _root(catalog: CatalogOpt = None,
           currency: Annotated[str, typer.Option(
+              metavar="<label>", envvar="OCPLAN_CURRENCY",
               help="Currency label printed with costs (prices are in it); also "
-                   "OCPLAN_CURRENCY.", envvar="OCPLAN_CURRENCY")] = "USD") -> None:
+                   "OCPLAN_CURRENCY.")] = "USD") -> None:
     state.catalog_dirs = tuple(str(p) for p in catalog or [])
     if not currency.strip() or len(currency) > MAX_CURRENCY_CHARS or not currency.isprintable():
         raise SpecError.one("--currency", "currency", f"expected a label of 1 to "
@@ -180,8 +355,8 @@ def _root(catalog: CatalogOpt = None,
 
 
 def _money(value: float) -> str:
-    """A cost with the currency label (``--currency``)."""
-    return f"{value:,.0f} {state.currency}"
+    """A cost in the ``--currency``, for people (:func:`~ocplan.units.format_money`)."""
+    return format_money(value, state.currency)
 
 
 def _catalog() -> Catalog:
@@ -204,7 +379,7 @@ def _q(value: float | None, unit: str) -> str:
 @handles_bad_input
 def catalog_list(
     kind: Annotated[str | None, typer.Option(
-        "--kind", "-k", help=f"One of: {', '.join(KINDS)}.")] = None,
+        "--kind", "-k", metavar=_one_of(KINDS), help="Entries of this kind only.")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """List catalog entries."""
@@ -310,8 +485,7 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
     try:
         summary, budget = api.topology_summary(system)
     except Infeasible as exc:  # too large to summarize: one line, as for bad input
-        err.print(_t(f"{file}: {exc.detail}"))
-        raise typer.Exit(2) from None
+        raise SpecError.one(str(file), "", exc.detail) from None
     plan = api.facility(system)
     data = summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
                                 # facility = PUE x the supplies' input (with switches)
@@ -445,13 +619,15 @@ LayoutFlags = dict[str, LayoutValue]
 @handles_bad_input
 @with_layout_options
 def estimate_cmd(
-    model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
-    chip: Annotated[str | None, typer.Option(help="Accelerator id; implies its default "
+    model: ModelOpt,
+    chip: Annotated[str | None, typer.Option(metavar=ID_METAVAR,
+                                             help="Accelerator id; implies its default "
                                                   "server and fabric.")] = None,
     chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
-    global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
-    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
+    global_batch: Annotated[int, typer.Option(help="Sequences per step.")
+                            ] = DEFAULT_GLOBAL_BATCH,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
+    precision: PrecisionOpt = "bf16",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
@@ -539,7 +715,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
     _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
     if "time_to_train_s" in extra:
         _row(table, "time to train", _duration_text(extra["time_to_train_s"]))
-        _row(table, "energy to train", f"{extra['energy_to_train_J'] / 3.6e9:,.0f} MWh")
+        _row(table, "energy to train", format_energy(extra["energy_to_train_J"]))
     if "cost_to_train" in extra:
         _row(table, "cost to train", _money(extra["cost_to_train"]))
     out.print(table)
@@ -595,15 +771,17 @@ def _print_cluster(view: ClusterOutlook) -> None:
 @handles_bad_input
 @with_serving_layout_options
 def infer_cmd(
-    model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
-    chip: Annotated[str | None, typer.Option(help="Accelerator id; implies its default "
+    model: ModelOpt,
+    chip: Annotated[str | None, typer.Option(metavar=ID_METAVAR,
+                                             help="Accelerator id; implies its default "
                                                   "server and fabric.")] = None,
     chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     input_len: Annotated[float, typer.Option(help="Prompt tokens per request (mean).")] = 1024,
     output_len: Annotated[float, typer.Option(help="Generated tokens per request (mean).")
                           ] = 256,
-    load: Annotated[str, typer.Option(help="offline (all queued), static (one batch), poisson "
+    load: Annotated[str, typer.Option(metavar=_one_of(LOADS),
+                                      help="offline (all queued), static (one batch), poisson "
                                            "(--rate) or concurrency (--concurrency).")
                     ] = "offline",
     rate: Annotated[float | None, typer.Option(help="Requests/s with --load poisson.")] = None,
@@ -611,17 +789,17 @@ def infer_cmd(
         help="Requests in flight with --load concurrency.")] = None,
     batch: Annotated[int | None, typer.Option(help="Sequences with --load static.")] = None,
     slo_ttft: Annotated[str | None, typer.Option(
-        help="Time-to-first-token limit, e.g. 2s or 450ms.")] = None,
+        metavar="<time>", help="Time-to-first-token limit, e.g. 2s or 450ms.")] = None,
     slo_tpot: Annotated[str | None, typer.Option(
-        help="Time-per-output-token limit, e.g. 40ms.")] = None,
-    slo_stat: Annotated[str, typer.Option(help="Statistic the limits hold for: mean, p50, "
-                                               "p90 or p99.")] = "p99",
-    weight_precision: Annotated[str, typer.Option(help="bf16, fp16, fp8, int8, fp4 or int4.")
-                                ] = "bf16",
+        metavar="<time>", help="Time-per-output-token limit, e.g. 40ms.")] = None,
+    slo_stat: Annotated[str, typer.Option(metavar=_one_of(SLO_STATS),
+                                          help="Statistic the limits hold for.")] = "p99",
+    weight_precision: Annotated[str, typer.Option(metavar=_one_of(WEIGHT_PRECISIONS),
+                                                  help="Format of the weights.")] = "bf16",
     activation_precision: Annotated[str, typer.Option(
-        help="GEMM inputs: bf16, fp16, fp8, int8 or fp4.")] = "bf16",
-    kv_precision: Annotated[str, typer.Option(help="KV cache: bf16, fp16, fp8 or int8.")
-                            ] = "bf16",
+        metavar=_one_of(ACTIVATION_PRECISIONS), help="Format of the GEMM inputs.")] = "bf16",
+    kv_precision: Annotated[str, typer.Option(metavar=_one_of(KV_PRECISIONS),
+                                              help="Format of the KV cache.")] = "bf16",
     prefix_hit: Annotated[float, typer.Option(help="Share of prompt tokens in the prefix "
                                                    "cache.")] = 0.0,
     spec_tokens: Annotated[int, typer.Option(help="Draft tokens per step (speculative "
@@ -765,10 +943,11 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float |
                                        f"{_q(mem.reserve_bytes, 'B')} of "
                                        f"{_q(mem.capacity_bytes, 'B')}")
     _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
-    _row(table, "energy per 1M output tokens", _q(result.energy_per_mtok_J, "J"))
+    _row(table, "energy per 1M output tokens", "-" if result.energy_per_mtok_J is None
+         else format_energy(result.energy_per_mtok_J))
     cost = extra.get("cost_per_mtok")
     if cost is not None:
-        _row(table, "cost per 1M output tokens", f"{cost:,.3f} {state.currency}")
+        _row(table, "cost per 1M output tokens", _money(cost))
     _row(table, "calibration", f"{result.calibration_family} GEMM/attention efficiencies; "
                                f"serving values fitted on {result.serving_calibration_rows} "
                                "published results"
@@ -814,15 +993,18 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
 @app.command("search")
 @handles_bad_input
 def search_cmd(
-    model: Annotated[str, typer.Option(help="Model id.")],
-    chip: Annotated[str | None, typer.Option(help="Accelerator id (default server).")] = None,
+    model: ModelOpt,
+    chip: Annotated[str | None, typer.Option(
+        metavar=ID_METAVAR, help="Accelerator id (default server).")] = None,
     chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
-    global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
-    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
+    global_batch: Annotated[int, typer.Option(help="Sequences per step.")
+                            ] = DEFAULT_GLOBAL_BATCH,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
+    precision: PrecisionOpt = "bf16",
     objective: Annotated[str, typer.Option(
-        help="throughput, time, cost, energy, time_with_failures or cost_with_failures "
-             "(the last two need the system file's storage).")] = "throughput",
+        metavar=_one_of(TRAINING_OBJECTIVES),
+        help="What the best layout has most (throughput) or least of; the *_with_failures "
+             "ones need the system file's storage.")] = "throughput",
     top: Annotated[int, typer.Option(help=f"Layouts to list (at most {MAX_TOP_K}).")] = 5,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(help="Tokens to train on.")] = None,
@@ -831,9 +1013,10 @@ def search_cmd(
              "ranks by chip-hours and no cost is printed).")] = None,
     offload: Annotated[bool, typer.Option(help="Also try host activation offload.")] = False,
     chip_counts: Annotated[str | None, typer.Option(
-        help="Comma-separated chip counts to compare, each <= --chips.")] = None,
+        metavar="<n,n,...>", help="Comma-separated chip counts to compare, each <= --chips.")
+    ] = None,
     max_power: Annotated[str | None, typer.Option(
-        help="Most IT power allowed, with a unit (e.g. '2 MW').")] = None,
+        metavar="<power>", help="Most IT power allowed, with a unit (e.g. '2 MW').")] = None,
     memory_headroom: Annotated[float, typer.Option(
         help="Fraction of HBM to keep free (0 to below 1).")] = DEFAULT_MEMORY_HEADROOM,
     allow_invalid: AllowInvalidOpt = False,
@@ -924,7 +1107,7 @@ _COMPARE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("time_to_train_s", "time to train", lambda v: _duration_text(v)),
     ("goodput", "goodput (failures)", lambda v: f"{v:.1%}"),
     ("time_to_train_with_failures_s", "with failures", lambda v: _duration_text(v)),
-    ("energy_to_train_J", "energy", lambda v: _q(v, "J")),
+    ("energy_to_train_J", "energy", format_energy),
     ("cost_to_train", "cost to train", lambda v: _money(v)),
     ("it_power_W", "IT power", lambda v: _q(v, "W")),
     ("facility_power_W", "facility power", lambda v: _q(v, "W")),
@@ -940,22 +1123,24 @@ def compare_cmd(
     systems: Annotated[list[str], typer.Argument(
         metavar="SYSTEM.yaml|CHIP...", help="System files (or accelerator ids, on their "
                                             "default server) to compare.")],
-    model: Annotated[str, typer.Option(help="Model id (ocplan catalog list --kind model).")],
+    model: ModelOpt,
     chips: Annotated[int | None, typer.Option(
         help="Chips of each system to use (default: all of a system file's, else 8).")
     ] = None,
     chip_counts: Annotated[str | None, typer.Option(
-        help="Comma-separated chip counts: compare each system at each.")] = None,
-    global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
-    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
+        metavar="<n,n,...>", help="Comma-separated chip counts: compare each system at each.")
+    ] = None,
+    global_batch: Annotated[int, typer.Option(help="Sequences per step.")
+                            ] = DEFAULT_GLOBAL_BATCH,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
+    precision: PrecisionOpt = "bf16",
     objective: Annotated[str, typer.Option(
-        help="The best layout of each system by: throughput, time, cost, energy, "
-             "time_with_failures or cost_with_failures.")
+        metavar=_one_of(TRAINING_OBJECTIVES), help="The best layout of each system by it.")
     ] = "throughput",
     train_tokens: Annotated[float | None, typer.Option(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
     price: Annotated[str | None, typer.Option(
+        metavar="<price[,price...]>",
         help="Price per chip-hour: one for all, or one per system separated by commas.")
     ] = None,
     memory_headroom: Annotated[float, typer.Option(
@@ -1033,8 +1218,8 @@ def match_cmd(
     workload: Annotated[Path, typer.Option(
         help="Workload mix file: demand per archetype, constraints, prices.")],
     objective: Annotated[str | None, typer.Option(
-        help="tco, perf_per_watt, perf_per_cost or servers (default: the file's, else "
-             "tco).")] = None,
+        metavar=_one_of(MATCH_OBJECTIVES), help="Rank by it (default: the file's, else "
+                                                "tco).")] = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Platforms to list.")] = 10,
     report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write an HTML report (ranked table, perf/W vs perf/price "
@@ -1069,7 +1254,7 @@ def match_cmd(
             notes = "; ".join(x for x in (notes, "check warnings") if x)
         _row(table, str(i), m.platform, f"{m.servers:,}", m.binding or "-",
              _q(m.fleet_power_W, "W"),
-             "-" if m.tco is None else f"{m.tco:,.0f} {result.currency}",
+             "-" if m.tco is None else format_money(m.tco, result.currency),
              "-" if m.perf_per_watt is None else f"{m.perf_per_watt:.3g}",
              "-" if m.perf_per_cost is None else f"{m.perf_per_cost:.3g}", notes)
     out.print(table)
@@ -1087,17 +1272,32 @@ def match_cmd(
 def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
              fmt: FormatOpt = Format.table) -> None:
     """Predict published training runs, serving results or CPU benchmarks (the layout is
-    recognised from the header) and report the error of each and overall."""
+    recognised from the header) and report the error of each and overall.
+
+    Exit 1 when a row could not be predicted or was infeasible (CPU rows of benchmarks
+    the model does not cover are excluded, not failed)."""
     if api.is_serving_file(file):
-        _validate_serving(file, fmt)
-        return
-    if api.is_cpu_file(file):
-        _validate_cpu(file, fmt)
-        return
+        statuses = _validate_serving(file, fmt)
+    elif api.is_cpu_file(file):
+        statuses = _validate_cpu(file, fmt)
+    else:
+        statuses = _validate_training(file, fmt)
+    if any(status not in PASSED_STATUSES for status in statuses):
+        raise typer.Exit(1)
+
+
+#: Statuses of validation rows that did not fail: predicted, or (CPU) a benchmark the
+#: model does not predict and leaves out of the statistics.
+PASSED_STATUSES = ("ok", "excluded")
+
+
+def _validate_training(file: Path, fmt: Format) -> list[str]:
+    """Published training runs, each predicted with its own layout; the rows' statuses."""
     cases, summary = api.validate_runs(_catalog(), file)
+    statuses = [c.status for c in cases]
     if fmt is Format.json:
         _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases]})
-        return
+        return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name}"))
     for col in ("case", "chip", "model", "measured tok/s/chip", "predicted", "error %",
                 "status"):
@@ -1115,19 +1315,21 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
               f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
               f"max {_pct(summary.max_abs_error_pct)}% mean signed "
               f"{_pct(summary.mean_signed_error_pct, '+')}%")
+    return statuses
 
 
-def _validate_cpu(file: Path, fmt: Format) -> None:
+def _validate_cpu(file: Path, fmt: Format) -> list[str]:
     """CPU benchmark rows, each predicted from its own specs by a calibration fitted
-    without its CPU."""
+    without its CPU; the rows' statuses."""
     cases, summary, by_benchmark = api.validate_cpu_runs(file)
+    statuses = [c.status for c in cases]
     excluded = sum(c.status == "excluded" for c in cases)
     if fmt is Format.json:
         _print_json({"summary": summary.__dict__ | {"excluded": excluded,
                                                     "mode": "leave one CPU out"},
                      "by_benchmark": {k: v.__dict__ for k, v in by_benchmark.items()},
                      "cases": [c.as_json() for c in cases]})
-        return
+        return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name} (CPU, each CPU left out "
                                       "of the fit)"))
     for col in ("benchmark", "n", "median |error| %", "p90 %", "max %", "mean signed %"):
@@ -1139,6 +1341,7 @@ def _validate_cpu(file: Path, fmt: Format) -> None:
     out.print(f"n={summary.n} failed={summary.failed} excluded={excluded} (benchmarks the "
               f"model does not predict) median |error| {_pct(summary.median_abs_error_pct)}% "
               f"p90 {_pct(summary.p90_abs_error_pct)}% max {_pct(summary.max_abs_error_pct)}%")
+    return statuses
 
 
 def _group_tables(cases: Sequence[Case] | Sequence[ServingCase],
@@ -1158,8 +1361,10 @@ def _group_tables(cases: Sequence[Case] | Sequence[ServingCase],
         out.print(gt)
 
 
-def _validate_serving(file: Path, fmt: Format) -> None:
+def _validate_serving(file: Path, fmt: Format) -> list[str]:
+    """Published serving results, each predicted; the rows' statuses."""
     cases, summary = api.validate_serving_runs(_catalog(), file)
+    statuses = [c.status for c in cases]
     latency = {name: api.summarize_runs([_LatencyScore(getattr(c, f"{name}_error_pct"))
                                           for c in cases
                                           if getattr(c, f"{name}_error_pct") is not None])
@@ -1167,7 +1372,7 @@ def _validate_serving(file: Path, fmt: Format) -> None:
     if fmt is Format.json:
         _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases],
                      "latency": {k: v.__dict__ for k, v in latency.items()}})
-        return
+        return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name} (serving)"))
     for col in ("case", "chip", "model", "scenario", "metric", "measured", "predicted",
                 "error %", "layout", "status"):
@@ -1188,6 +1393,7 @@ def _validate_serving(file: Path, fmt: Format) -> None:
               f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
               f"max {_pct(summary.max_abs_error_pct)}% mean signed "
               f"{_pct(summary.mean_signed_error_pct, '+')}%")
+    return statuses
 
 
 @dataclass(frozen=True)
@@ -1205,16 +1411,18 @@ def _pct(value: float | None, sign: str = "") -> str:
 @handles_bad_input
 def sweep_cmd(
     file: Annotated[Path, typer.Argument(metavar="SWEEP.yaml")],
-    backend: Annotated[str, typer.Option(help="local (process pool) or ray (remote tasks "
-                                              "on a Ray cluster).")] = "local",
+    backend: Annotated[str, typer.Option(
+        metavar=_one_of(SWEEP_BACKENDS),
+        help="local (process pool) or ray (remote tasks on a Ray cluster).")] = "local",
     address: Annotated[str | None, typer.Option(
+        metavar="<host:port|auto>",
         help="Ray cluster to join (host:port or auto); with --backend ray.")] = None,
     workers: Annotated[int | None, typer.Option(
         min=1, help="Parallel tasks (default: CPUs of this machine or of the cluster).")
     ] = None,
     db: Annotated[str | None, typer.Option(
-        "--db", help="Results store, an SQLAlchemy URL (default sqlite:///ocplan.db).")
-    ] = None,
+        "--db", metavar="<url>",
+        help="Results store, an SQLAlchemy URL (default sqlite:///ocplan.db).")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Run a grid of layout searches, skipping those already stored; exit 1 if any
@@ -1279,15 +1487,20 @@ def sweep_cmd(
 @app.command()
 @handles_bad_input
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(metavar="<address>", help="Address to bind.")
+                    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    db: Annotated[str | None, typer.Option(help="Scenarios database URL.")] = None,
+    db: Annotated[str | None, typer.Option(metavar="<url>", help="Scenarios database URL.")
+                  ] = None,
     token: Annotated[str | None, typer.Option(
+        metavar="<token>",
         help="Required on every request; mandatory when not bound to loopback.")] = None,
     allow_host: Annotated[list[str] | None, typer.Option(
+        metavar="<host>",
         help="Another host name the Host header may give (repeatable), e.g. the "
              "machine's name when bound to 0.0.0.0; '*' allows any.")] = None,
     system: Annotated[list[Path] | None, typer.Option(
+        metavar="<file>",
         help="System or compute-module file to serve read-only as Redfish under "
              "/redfish/v1 (repeatable; default: each catalog OAM module in its default "
              "server).")] = None,
@@ -1335,27 +1548,29 @@ def serve_url(host: str, port: int) -> str:
 @handles_bad_input
 @with_layout_options
 def report(
-    model: Annotated[str, typer.Option(help="Model id.")],
+    model: ModelOpt,
     out_file: Annotated[Path, typer.Option("--out", help="File to write (HTML or JSON).")],
-    chip: Annotated[str | None, typer.Option(help="Accelerator id.")] = None,
+    chip: Annotated[str | None, typer.Option(metavar=ID_METAVAR, help="Accelerator id.")
+                    ] = None,
     chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
-    global_batch: Annotated[int, typer.Option(help="Sequences per step.")] = 512,
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 4096,
-    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8 or int8.")] = "bf16",
+    global_batch: Annotated[int, typer.Option(help="Sequences per step.")
+                            ] = DEFAULT_GLOBAL_BATCH,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
+    precision: PrecisionOpt = "bf16",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     run_search: Annotated[bool, typer.Option(
         "--search", help="Search the layouts and report the best one (instead of the "
                          "layout flags).")] = False,
     objective: Annotated[str, typer.Option(
-        help="With --search: throughput, time, cost, energy, time_with_failures or "
-             "cost_with_failures.")] = "throughput",
+        metavar=_one_of(TRAINING_OBJECTIVES), help="With --search: the best layout by it.")
+    ] = "throughput",
     top: Annotated[int, typer.Option(help="With --search: rows of the top table.")] = 10,
     train_tokens: Annotated[float | None, typer.Option(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
     price: Annotated[float | None, typer.Option(help="Price per chip-hour.")] = None,
     report_format: Annotated[str, typer.Option(
-        "--format", help="html (a page; Plotly in a shared file beside it) or json.")
-    ] = "html",
+        "--format", metavar=_one_of(REPORT_FORMATS),
+        help="html (a page; Plotly in a shared file beside it) or json.")] = "html",
     inline_plotly: Annotated[bool, typer.Option(
         "--inline-plotly", help="Put Plotly inside the HTML (one file of about 5 MB) "
                                 "instead of a shared plotly file beside it.")] = False,
@@ -1551,20 +1766,57 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> int:
+    state.json_errors = _asks_json(args)
     try:
         code = _app_for(args)(args=args, prog_name="ocplan", standalone_mode=False)
     except ClickException as exc:
-        message = exc.format_message()
+        message = " ".join(exc.format_message().split())
         if message:  # a bare command prints its help and has no message
-            err.print(_t(f"ocplan: {' '.join(message.split())}"))
+            line = _t(f"ocplan: {message}")
+            err.print(line)
+            if state.json_errors:
+                _print_json(_error_document(exc.exit_code,
+                                            [_usage_problem(exc, args, message, line)]))
         return exc.exit_code
     except typer.Abort:
         err.print("ocplan: aborted")
+        if state.json_errors:
+            _print_json(_error_document(1, [_problem_json("ocplan", "", None, "",
+                                                          "ocplan: aborted")]))
         return 1
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     return code if isinstance(code, int) else 0
+
+
+def _usage_problem(exc: ClickException, args: Sequence[str], message: str, line: str
+                   ) -> dict[str, Any]:
+    """A usage error (an unknown option, a value that is not a number, a missing
+    argument) as a problem of the error document: the flag as its source, the
+    parameter as its field and the value given, when click names them."""
+    source, field, value = FLAGS, "", None
+    if isinstance(exc, NoSuchOption):
+        source = exc.option_name
+    elif isinstance(exc, BadParameter) and exc.param is not None:
+        opts = list(exc.param.opts)
+        source = next((o for o in opts if o.startswith("--")), FLAGS)
+        field = exc.param.name or ""
+        value = _given(args, opts) if source != FLAGS else None
+    elif isinstance(exc, BadOptionUsage):
+        source = exc.option_name
+    return _problem_json(source, field, value, message, line)
+
+
+def _given(args: Sequence[str], opts: Sequence[str]) -> str | None:
+    """The last value ``args`` give one of the options ``opts`` (``--x v`` or ``--x=v``)."""
+    value = None
+    for i, token in enumerate(args):
+        if token in opts and i + 1 < len(args):
+            value = args[i + 1]
+        elif "=" in token and token.split("=", 1)[0] in opts:
+            value = token.split("=", 1)[1]
+    return value
 
 
 if __name__ == "__main__":

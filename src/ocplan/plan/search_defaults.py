@@ -2,7 +2,8 @@
 any search runs; kept apart from :mod:`ocplan.plan.search` so that declaring a command
 does not import the engine."""
 
-__all__ = ["DEFAULT_MEMORY_HEADROOM", "TIE_TOLERANCE"]
+__all__ = ["DEFAULT_GLOBAL_BATCH", "DEFAULT_MEMORY_HEADROOM", "DEFAULT_SEQ_LEN",
+           "TIE_TOLERANCE"]
 
 #: Layouts whose score lies within this share of a better one's are one row of the
 #: result, listed as its variants (the same work reshuffled: dp against cp, ...).
@@ -12,3 +13,9 @@ TIE_TOLERANCE = 0.005
 #: the runtime's transient buffers, which take a few percent in practice; a layout at
 #: 189.7 of 192 GB is not one to buy hardware for.
 DEFAULT_MEMORY_HEADROOM = 0.05
+#: Sequences per step and tokens per sequence of a training job that names none (CLI
+#: flags and API requests alike): 512 x 4096 = 2 Mi tokens per step, the context and half
+#: the 4 M-token global batch of Llama 2's pre-training (Touvron et al. 2023,
+#: arXiv:2307.09288, Table 1 and its caption).
+DEFAULT_GLOBAL_BATCH = 512
+DEFAULT_SEQ_LEN = 4096

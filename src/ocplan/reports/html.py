@@ -26,6 +26,7 @@ from ocplan.reports.figures import (
     topology_figure,
 )
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
+from ocplan.units import format_energy, format_money
 
 __all__ = ["PLOTLY_FILE", "ReportData", "plotly_js_path", "render_compare_report",
            "render_match_report", "render_report", "render_serving_report"]
@@ -130,9 +131,9 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
     if "time_to_train_s" in d.to_train:
         rows.append(("time to train", f"{d.to_train['time_to_train_s'] / 86400:,.2f} days"))
         rows.append(("energy to train",
-                     f"{d.to_train['energy_to_train_J'] / 3.6e9:,.1f} MWh (facility)"))
+                     f"{format_energy(d.to_train['energy_to_train_J'])} (facility)"))
     if "cost_to_train" in d.to_train:
-        rows.append(("cost to train", f"{d.to_train['cost_to_train']:,.0f} {d.currency}"))
+        rows.append(("cost to train", format_money(d.to_train["cost_to_train"], d.currency)))
     errors = sum(f.get("severity") == "error" for f in d.findings)
     rows.append(("check findings", f"{len(d.findings)} ({errors} errors)"))
     return rows
@@ -143,7 +144,7 @@ def _top_table(search: dict[str, Any], currency: str) -> str:
     with_time = any("time_to_train_s" in r for r in search["top"])
     with_cost = any("cost_to_train" in r for r in search["top"])
     header += ((["days to train"] if with_time else [])
-               + ([f"cost ({currency})"] if with_cost else []))
+               + (["cost to train"] if with_cost else []))
     rows = []
     for i, r in enumerate(search["top"], 1):
         row = [str(i), str(r["chips"]), r["layout"], f"{r['tokens_per_s_per_chip']:,.1f}",
@@ -152,7 +153,7 @@ def _top_table(search: dict[str, Any], currency: str) -> str:
         if with_time:
             row.append(f"{r['time_to_train_s'] / 86400:,.2f}")
         if with_cost:
-            row.append(f"{r['cost_to_train']:,.0f}")
+            row.append(format_money(r["cost_to_train"], currency))
         rows.append(row)
     return _grid(f"Top layouts ({search['objective']})", header, rows)
 
@@ -240,7 +241,7 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
                  ("bound", result.bound),
                  ("energy per 1M output tokens",
                   "-" if result.energy_per_mtok_J is None
-                  else f"{result.energy_per_mtok_J / 3.6e6:.3g} kWh"),
+                  else format_energy(result.energy_per_mtok_J)),
                  ("calibration", result.calibration_family)]
         if result.reason:  # runs, but cannot keep up (an overloaded rate)
             rows.append(("warning", result.reason))
@@ -278,7 +279,7 @@ def _cell(key: str, value: Any, currency: str) -> str:
     if value is None:
         return "-"
     if key == "cost_to_train":
-        return f"{value:,.0f} {currency}"
+        return format_money(value, currency)
     if key == "mfu":
         return f"{value:.1%}"
     if key == "memory_headroom_pct":
@@ -292,7 +293,7 @@ def _cell(key: str, value: Any, currency: str) -> str:
     if key == "step_s":
         return f"{value:.4g} s"
     if key == "energy_to_train_J":
-        return f"{value / 3.6e9:,.0f} MWh"
+        return format_energy(value)
     if key.endswith("_W"):
         return f"{value / 1e6:,.3g} MW" if value >= 1e6 else f"{value / 1e3:,.3g} kW"
     if isinstance(value, float):
@@ -348,7 +349,7 @@ def render_match_report(match: dict[str, Any], plotly_js: Path | None, top: int 
     cur = match["currency"]
     rows = [[str(i), r["platform"], r["isa"], str(r["sockets"]), f"{r['servers']:,}",
              r["binding"] or "-", f"{r['fleet_power_W'] / 1e3:,.1f} kW",
-             "-" if r["tco"] is None else f"{r['tco']:,.0f} {cur}",
+             "-" if r["tco"] is None else format_money(r["tco"], cur),
              f"{r['perf_per_watt']:.3g}",
              "-" if r["perf_per_cost"] is None else f"{r['perf_per_cost']:.3g}",
              "; ".join(r["flags"][:2])]
