@@ -262,10 +262,13 @@ def test_in_sample_validation_meets_the_measured_errors(dev_rows: list[dict[str,
     cases = run_cpu_validation(dev_rows, mode="in_sample")
     assert len(cases) == len(dev_rows) == 270
     status = {c.case_id: c.status for c in cases}
-    assert {c.benchmark for c in cases if c.status == "excluded"} == {"mlperf_inference_cpu",
-                                                                       "tpc_e"}
+    not_modelled = {c.case_id for c in cases if c.benchmark in ("mlperf_inference_cpu", "tpc_e")}
+    assert {k for k, s in status.items() if s == "excluded"} == not_modelled | {
+        "C369", "C370", "C371"}
     # STREAM runs that do not state the memory speed cannot be predicted, and say why.
-    assert [k for k, s in status.items() if s == "error"] == ["C369", "C370", "C371"]
+    assert all(c.reason and "memory speed" in c.reason and "not published" in c.reason
+               for c in cases if c.case_id in ("C369", "C370", "C371"))
+    assert not [k for k, s in status.items() if s == "error"]
     by = summaries_by_benchmark(cases)
     # Thresholds a little above what scripts/fit_cpu.py measured (1.4/3.5, 2.2/4.7, 1.4/5.5,
     # 1.9/8.0 %): a worse model fails them.

@@ -56,6 +56,10 @@ class CpuPrediction:
     flags: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     reason: str | None = None
+    missing_input: bool = False
+    """``value`` is None because the configuration lacks an input the benchmark's law
+    needs (memory speed for STREAM, TDP for an energy metric), not for want of
+    calibration."""
     sustained_clock_Hz: float | None = None
     compute_value: float | None = None
     """Throughput without the memory limit (rate kinds), in the benchmark's unit."""
@@ -168,7 +172,7 @@ def _one(config: CpuConfig, bench: Benchmark, metric: str, cal: CpuCalibration,
             return result(None, "no STREAM rows in the calibration")
         if empty.bandwidth_Bps is None:
             return result(None, "theoretical bandwidth unknown: memory speed or channels "
-                                "not published")
+                                "not published", missing_input=True)
         return result(cal.stream_fraction * empty.bandwidth_Bps / GB_PER_S,
                       bound="memory bandwidth")
     assert base is not None
@@ -195,7 +199,7 @@ def _one(config: CpuConfig, bench: Benchmark, metric: str, cal: CpuCalibration,
         if scale is None or cal.activity_exponent is None:
             return result(None, f"no SPEC energy rows of {base} in the calibration")
         if config.tdp_W is None:
-            return result(None, "TDP not published: wall power unknown")
+            return result(None, "TDP not published: wall power unknown", missing_input=True)
         activity = float(core_activity(log_value, log_compute))
         power = float(wall_power_W(config.sockets, config.tdp_W,
                                    config.memory_bytes or math.nan, activity,

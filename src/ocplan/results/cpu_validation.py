@@ -3,8 +3,9 @@
 Reads the layout of ``shared/validation/cpu_dev.csv`` (``cpu_README.md``): one row per
 (system configuration, benchmark, metric) with the CPU's specs and the measured value.
 Each modelled row is predicted from its own specs by :mod:`ocplan.cpu`; rows of the
-benchmarks the model does not predict (MLPerf, TPC-E) become ``excluded`` cases with the
-reason, never silently dropped.
+benchmarks the model does not predict (MLPerf, TPC-E), and rows that do not publish an
+input their benchmark's law needs (a STREAM row without its memory speed), become
+``excluded`` cases with the reason, never silently dropped.
 
 Modes (``mode``):
 
@@ -91,8 +92,10 @@ class CpuCase:
     predicted: float | None
     error_pct: float | None
     status: str
-    """``ok``, ``error`` (the row cannot be predicted: reason says why) or ``excluded``
-    (a benchmark the model does not predict)."""
+    """``ok``, ``error`` (a row the model should predict but could not) or ``excluded``
+    (a benchmark the model does not predict, or a row that does not publish an input
+    the benchmark's law needs, such as a STREAM row without its memory speed: the reason
+    says which)."""
     reason: str | None
     low: float | None = None
     high: float | None = None
@@ -151,6 +154,9 @@ def _case(row: dict[str, str], p: CpuPrediction | None, mode: str) -> CpuCase:
     measured = float(row["value"])
     if p is None:
         status, reason = "excluded", NOT_MODELLED.get(row["benchmark"])
+    elif p.value is None and p.missing_input:
+        # the row's own specs are the model's only inputs: one it lacks is not a failure
+        status, reason = "excluded", f"input not published: {p.reason}"
     elif p.value is None:
         status, reason = "error", p.reason
     else:
