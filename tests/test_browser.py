@@ -614,6 +614,10 @@ def test_compare_page_with_three_systems(workbench: Page) -> None:
     assert page.locator('#cmp-table tr[data-key="tokens_per_s_per_chip"] td.lead').count() == 1
     days = page.locator('#cmp-table tr[data-key="time_to_train_s"] td').all_inner_texts()
     assert all(d.split(" (")[0].endswith("days") for d in days)
+    # energies read in watt-hours, as the CLI and the report print them
+    energy = page.locator('#cmp-table tr[data-key="energy_to_train_J"] td').all_inner_texts()
+    assert energy
+    assert all(e.split(" (")[0].endswith("Wh") for e in energy)
     assert page.inner_text("#cmp-progress-text") == "3 / 3 systems"
     for div in ("#plot-cmp-bars", "#plot-cmp-pareto"):
         assert plot_rendered(page, div) > 0

@@ -16,6 +16,8 @@
   // Display formatting only (thousands separators, 4 significant digits, SI prefixes
   // for the unit a field's name carries); no model arithmetic.
   const PREFIXES = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+  /** Joules in a watt-hour: energies (fields ending in _J) are shown in Wh, kWh, MWh. */
+  const J_PER_WH = 3600;
   const UNITS = [[/_per_s$/, ""], [/_Bps(_|$)/, "B/s"], [/_bytes(_|$)/, "B"], [/_W$/, "W"], [/_J$/, "J"],
     [/_s$/, "s"]];
 
@@ -31,6 +33,14 @@
         && v >= 2 * 3600) {
       // long durations in the largest sensible unit
       return v >= 2 * 86400 ? fmtNum(v / 86400) + " days" : fmtNum(v / 3600) + " h";
+    }
+    if (typeof v === "number" && /_J$/.test(key)) {
+      // energy in watt-hours, as the CLI and the report print it (1 Wh = 3600 J)
+      const wh = v / J_PER_WH;
+      for (const [scale, prefix] of PREFIXES) {
+        if (Math.abs(wh) >= scale) return fmtNum(wh / scale) + " " + prefix + "Wh";
+      }
+      return fmtNum(wh) + " Wh";
     }
     if (typeof v === "number") {
       const unit = (UNITS.find(([re]) => re.test(key)) || [null, ""])[1];
