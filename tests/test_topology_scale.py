@@ -210,11 +210,14 @@ def test_cli_refuses_8m_chips_with_one_line(tmp_path: Path,
     assert main(["topology", str(path), "--format", "json"]) == 2
     assert time.perf_counter() - start < FAST_S
     captured = capsys.readouterr()
-    assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1
     assert "8,000,000" in lines[0]
     assert "1,048,576" in lines[0]
+    # --format json: stdout is the error document, its message the stderr line
+    error = json.loads(captured.out)["error"]
+    assert error["exit_code"] == 2
+    assert [p["message"] for p in error["problems"]] == lines
 
 
 def test_cli_maps_the_guard_to_exit_2(tmp_path: Path, builtin: Catalog,
