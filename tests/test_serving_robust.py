@@ -74,7 +74,8 @@ def test_a_rate_above_the_capacity_is_a_queue_without_bound_not_a_crash() -> Non
     assert est.reason is not None
     assert "without bound" in est.reason
     rates = [float(x) for x in re.findall(r"([\d.]+) req/s", est.reason)]
-    assert rates == pytest.approx([1.5 * cap, cap], rel=2e-3)
+    # printed with 3 significant digits: up to 0.5 % rounding (18.158 reads 18.2)
+    assert rates == pytest.approx([1.5 * cap, cap], rel=5e-3)
     data = json.loads(json_text(est))
     assert data["ttft_s"] is None
     assert data["bound"] == "queueing"
