@@ -79,7 +79,7 @@ from ocplan import api, jsonio
 from ocplan.catalog.catalog import BUILTIN_DIR, load_catalog
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS
-from ocplan.cli.main import main
+from ocplan.cli.main import format_is_json, main
 from ocplan.errors import SpecError
 from ocplan.sweep.spec import expand_sweep, load_sweep
 
@@ -238,19 +238,6 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=_no_constant)
 
 
-def json_requested(argv: Sequence[str]) -> bool:
-    """Whether the last --format/-f of ``argv`` asks for json (also ``-fjson``)."""
-    wanted = False
-    for i, token in enumerate(argv):
-        if token in ("--format", "-f") and i + 1 < len(argv):
-            wanted = argv[i + 1] == "json"
-        elif token.startswith("--format="):
-            wanted = token == "--format=json"
-        elif token.startswith("-f") and not token.startswith("--") and len(token) > 2:
-            wanted = token == "-fjson"
-    return wanted
-
-
 #: A problem line: something, a colon and a space, then the message.
 PROBLEM_LINE = re.compile(r"^\S.*?: \S")
 
@@ -287,7 +274,7 @@ def violations(run: Run, may_exit_1: bool = False) -> list[tuple[str, str]]:
         found.append(("exit 1 outside " + "/".join(EXIT_1_COMMANDS), run.err[-300:]))
     if run.rc == 2:
         lines = run.err.splitlines()
-        if json_requested(run.argv) and command_of(run.argv) != "report":
+        if format_is_json(run.argv) and command_of(run.argv) != "report":
             try:
                 problems = strict_json(run.out)["error"]["problems"]
                 messages = [p["message"] for p in problems]
@@ -308,7 +295,7 @@ def violations(run: Run, may_exit_1: bool = False) -> list[tuple[str, str]]:
     elif run.rc in (0, 1):
         if run.err:
             found.append(("stderr written on exit 0/1", repr(run.err[:300])))
-        if json_requested(run.argv) and "--help" not in run.argv:
+        if format_is_json(run.argv) and "--help" not in run.argv:
             try:
                 doc = strict_json(run.out)
             except ValueError as exc:

@@ -164,9 +164,9 @@ def _json_value(value: object) -> object:
 FILE_FORMAT_COMMANDS = ("report",)
 
 
-def _asks_json(args: Sequence[str]) -> bool:
-    """Whether ``args`` ask for JSON on stdout: the last ``--format``/``-f`` value
-    (also ``--format=json``, ``-fjson``) is json and the command prints its result."""
+def format_is_json(args: Sequence[str]) -> bool:
+    """Whether the last ``--format``/``-f`` value of ``args`` (also ``--format=json``,
+    ``-fjson``) is json, whatever the command does with it."""
     wanted = False
     for i, token in enumerate(args):
         if token in ("--format", "-f") and i + 1 < len(args):
@@ -175,7 +175,13 @@ def _asks_json(args: Sequence[str]) -> bool:
             wanted = token == "--format=json"
         elif token.startswith("-f") and not token.startswith("--") and len(token) > 2:
             wanted = token == "-fjson"
-    return wanted and _command_word(args) not in FILE_FORMAT_COMMANDS
+    return wanted
+
+
+def _asks_json(args: Sequence[str]) -> bool:
+    """Whether ``args`` ask for JSON on stdout: :func:`format_is_json`, for a command
+    that prints its result (not :data:`FILE_FORMAT_COMMANDS`)."""
+    return format_is_json(args) and _command_word(args) not in FILE_FORMAT_COMMANDS
 
 
 #: The root options that take a value (``ocplan --catalog DIR estimate ...``).
@@ -1582,8 +1588,9 @@ def report(
     system's check findings, time, energy and cost to train, the top layouts."""
     from ocplan.reports.html import ReportData, plotly_js_path, render_report
 
-    if report_format not in ("html", "json"):
-        raise SpecError.one("--format", "format", "expected html or json", report_format)
+    if report_format not in REPORT_FORMATS:
+        raise SpecError.one("--format", "format", f"expected {' or '.join(REPORT_FORMATS)}",
+                            report_format)
     _check_out(out_file)
     cat = _catalog()
     search_json = None
