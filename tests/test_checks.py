@@ -549,6 +549,30 @@ def test_host_lanes_cpu_attached_nics_add_to_uplink(tmp_path: Path) -> None:
     assert "256 lanes" in found[0].message
 
 
+def _nic_switch(uplink: int) -> Edit:
+    """No board switches: 8 x16 modules on the CPUs, 8 x16 NICs behind switches of the
+    server's own whose uplinks take ``uplink`` host lanes (an Aurora-style node)."""
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["host_uplink"]["switch_lanes"] = 0
+        e["server"]["nic_switch_uplink_lanes"] = uplink
+    return edit
+
+
+def test_host_lanes_charge_a_nic_switch_uplink_not_the_nics(tmp_path: Path) -> None:
+    # 128 module lanes + 32 uplink lanes = 160 = 2 x 80: fits, and 128 NIC lanes over 32
+    # uplink lanes (4:1) is noted; one uplink lane more is an error naming 161.
+    (tmp_path / "fits").mkdir()
+    (tmp_path / "over").mkdir()
+    fits = _findings(tmp_path / "fits", _nic_switch(32))
+    assert _of(fits, "HOST-LANES", "error") == []
+    shared = _of(fits, "HOST-LANES", "info")
+    assert len(shared) == 1
+    assert "4.0:1" in shared[0].message
+    over = _of(_findings(tmp_path / "over", _nic_switch(33)), "HOST-LANES", "error")
+    assert len(over) == 1
+    assert "161 lanes" in over[0].message
+
+
 def _epyc_direct(link: int | None, nics: int = 8, sockets: int = 2,
                  server_link: int | None = None, hosts: int = 1) -> Edit:
     """Devices straight on the CPUs (no board switches); a 128-lane CPU whose socket links

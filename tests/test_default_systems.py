@@ -26,14 +26,10 @@ CATALOG = load_catalog()
 CHIPS = sorted(a.id for a in CATALOG.all("accelerator"))
 SIZES = (8, 64, 512)
 
-#: Chips whose default system cannot pass yet, and why (see the lead's report): no
-#: published scale-up port count, so any multi-module OAM board fails TOPOLOGY-PORTS
-#: ("has 0"), and, for the 550/600 W modules, no sourced liquid-cooled host in the catalog.
+#: Chips whose default system cannot pass yet, and why (see the lead's report).
 KNOWN_GAPS: dict[str, str] = {
     "br100": "550 W needs a liquid-cooled OAM host (none sourced; the air-cooled OAI "
-             "reference host takes 450 W)",
-    "max-1550": "600 W needs a liquid-cooled OAM host (none sourced; the air-cooled OAI "
-                "reference host takes 450 W)",
+             "reference host takes 450 W); BLink lane count and SerDes rate unpublished",
 }
 
 

@@ -562,6 +562,11 @@ class Server(Entry):
     """Host nodes (compute trays) in the server; NVL72 racks and TPU slices have many."""
     host: HostModule
     nics: tuple[NicSlot, ...] = ()
+    nic_switch_uplink_lanes: Annotated[int, Field(ge=1, le=4096, strict=True)] | None = None
+    """Host lanes taken, in all sockets, by PCIe switches that serve only the NICs and sit
+    off the baseboard (an Aurora node hangs four NICs on one such switch per CPU): the
+    host pays these uplinks, not the lanes of the ``pcie-switch`` NICs behind them. None:
+    the NICs behind switches sit behind the baseboard's (or, without one, on the CPUs)."""
     default_fabric: Id | None = None
     power_supplies: PowerSupplies
     other_power: Power

@@ -240,7 +240,14 @@ def host_lanes(system: System) -> list[Finding]:
                 "switches; host-memory traffic (data loading, checkpoints, offload) shares "
                 "the uplinks", f"{board.name} host interface", board.id))
     else:
-        cpu_demand = accel_lanes + nic_cpu + nic_sw
+        nic_uplink = system.server.nic_switch_uplink_lanes
+        cpu_demand = accel_lanes + nic_cpu + (nic_sw if nic_uplink is None else nic_uplink)
+        if nic_uplink is not None and nic_sw > 2 * nic_uplink:
+            findings.append(Finding(
+                "HOST-LANES", "info",
+                f"NIC path shared {nic_sw / nic_uplink:.1f}:1 ({nic_sw} NIC lanes over "
+                f"{nic_uplink} switch uplink lanes)", f"{system.server.name} NIC switches",
+                system.server.id))
     if cpu_demand > cpu_lanes:
         findings.append(Finding(
             "HOST-LANES", "error",
