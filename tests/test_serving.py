@@ -116,7 +116,8 @@ def test_weight_bytes_follow_the_format_and_the_split() -> None:
     assert bf16 == pytest.approx(2 * s.total_params, rel=1e-9)
     fp4 = weight_bytes_per_chip(s, ServingPlan(), "fp4")
     vocab = 2 * (s.embedding_params + s.head_params)
-    assert fp4 == pytest.approx((bf16 - vocab) / 4 + vocab, rel=1e-9)
+    # NVFP4: 4 bits per value plus one 8-bit scale per 16 values = 4.5 bits per weight
+    assert fp4 == pytest.approx((bf16 - vocab) / 2 * 4.5 / 8 + vocab, rel=1e-9)
     assert weight_bytes_per_chip(s, ServingPlan(tp=4), "bf16") == pytest.approx(bf16 / 4)
 
 

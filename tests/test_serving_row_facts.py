@@ -42,3 +42,17 @@ def test_the_development_rows_that_publish_a_budget_use_it() -> None:
             for r in csv.DictReader(DEV.read_text(encoding="utf-8").splitlines())}
     assert _chunk(rows["INF044"]) == 51200   # AMD MLPerf Mixtral, offline_mi325x.yaml
     assert _chunk(rows["INF012"]) == 3584    # NVIDIA MLPerf Llama 2 70B on B200
+
+
+MOE_ROW = dict(ROW, model="DeepSeek-R1", model_catalog_id="deepseek-v3", chip="b200",
+               weight_precision="fp4", activation_precision="fp4", ep="8",
+               batch_kind="max_batch_per_instance", batch_or_concurrency="512",
+               measured_from="TensorRT-LLM gpu_batch_size 512")
+
+
+@pytest.mark.parametrize(("adp", "expected"), [("yes", 512 * 8), ("no", 512), ("", 512)])
+def test_an_engine_batch_cap_holds_per_attention_dp_rank(adp: str, expected: int) -> None:
+    """With attention DP every rank schedules its own batch: the published cap of one
+    scheduler times the 8 ranks; without it the instance has one scheduler."""
+    prepared = prepare_serving_row(dict(MOE_ROW, attention_dp=adp), load_catalog())
+    assert prepared.fixed.get("max_seqs") == expected

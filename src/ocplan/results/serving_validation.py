@@ -64,12 +64,13 @@ SERVING_REQUIRED = ("case_id", "model", "chip", "num_chips", "scenario", "input_
 METRIC_COLUMN = {"output": "measured_output_tokens_per_s_per_chip",
                  "input": "measured_input_tokens_per_s_per_chip"}
 MS = 1e-3
-#: Words of a row's notes that say the engine overlapped the MoE all-to-all with compute
-#: (SGLang two-batch overlap, DeepSeek's two micro-batches).
 #: An engine's per-iteration token budget named in a row's notes (vLLM
 #: ``max_num_batched_tokens``, TensorRT-LLM ``max_num_tokens``): the row's published
-#: configuration, read as the plan's ``chunk_tokens`` (per scheduler).
+#: configuration, read as the plan's ``chunk_tokens`` (per scheduler: with attention DP
+#: each rank schedules its own batch).
 TOKEN_BUDGET = re.compile(r"\bmax_num(?:_batched)?_tokens\s+(\d+)")
+#: Words of a row's notes that say the engine overlapped the MoE all-to-all with compute
+#: (SGLang two-batch overlap, DeepSeek's two micro-batches).
 OVERLAP_WORDS = ("two-batch overlap", "two micro-batches", "overlap scheduling")
 #: Coefficient of variation (std / mean) of the output lengths of each MLPerf LLM
 #: dataset, from its per-sample token counts: openshift-psap/performance-dashboard
@@ -265,7 +266,14 @@ def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | N
         fixed["attention_dp"] = adp == "yes"
     ranks = dp if fixed.get("attention_dp") and dp else 1
     inst = (tp or 1) * (pp or 1) * ranks
-    if amount and kind in ("max_batch_per_instance", "max_num_seqs"):
+    if amount and kind == "max_batch_per_instance":
+        # an engine cap holds per scheduler, and with attention DP every rank runs its
+        # own scheduler and KV cache (TensorRT-LLM attention DP; NVIDIA's MLPerf v5.1
+        # DeepSeek-R1 configs capture CUDA graphs for 128-512 sequences under a
+        # gpu_batch_size of 512, mlcommons/inference_results_v5.1
+        # closed/NVIDIA/configs/B200-SXM-180GBx8/Offline/deepseek-r1.py)
+        fixed["max_seqs"] = int(amount * ranks)
+    elif amount and kind == "max_num_seqs":
         fixed["max_seqs"] = int(amount)
     elif amount and kind == "per_chip_batch":
         fixed["max_seqs"] = int(amount * inst)
