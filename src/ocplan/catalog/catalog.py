@@ -167,7 +167,13 @@ def _read_dirs(dirs: Sequence[Path]) -> Catalog:
     files: dict[tuple[str, str], Path] = {}
     cache = ParseCache(cache_dir())
     for folder in dirs:
-        if not folder.is_dir():
+        try:
+            found = folder.is_dir()
+        except OSError as exc:  # a name the file system refuses (too long, ...)
+            problems.append(Problem(str(folder), "", f"not a usable folder name "
+                                                     f"({exc.strerror or exc})"))
+            continue
+        if not found:
             problems.append(Problem(str(folder), "", "catalog folder not found"))
             continue
         for path in _yaml_files(folder):

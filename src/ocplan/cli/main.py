@@ -1173,9 +1173,8 @@ def compare_cmd(
                       train_tokens=train_tokens, price_per_chip_hour=_prices(price),
                       memory_headroom=memory_headroom, baseline=baseline - 1,
                       allow_invalid=allow_invalid)
-    if report_file is not None and (not report_file.name or report_file.is_dir()):
-        raise SpecError.one("--report", "report", "expected the path of a file to write",
-                            str(report_file))
+    if report_file is not None:
+        _check_report_path(report_file)
     result = api.run_compare(_catalog(), req, systems, FLAGS)
     if report_file is not None:
         from ocplan.reports.html import render_compare_report
@@ -1234,9 +1233,8 @@ def match_cmd(
 ) -> None:
     """Rank the catalog's CPU platforms (compute modules, and every CPU as a generic
     module) for a workload mix: fleet size, power at load, TCO, the binding constraint."""
-    if report_file is not None and (not report_file.name or report_file.is_dir()):
-        raise SpecError.one("--report", "report", "expected the path of a file to write",
-                            str(report_file))
+    if report_file is not None:
+        _check_report_path(report_file)
     from ocplan.matching.run import run_match
 
     result = run_match(_catalog(), workload, objective)
@@ -1666,12 +1664,30 @@ def _write_shared(target: Path, source: Path) -> bool:
     return True
 
 
+def _check_report_path(report_file: Path) -> None:
+    """A SpecError unless ``--report`` names a file (not a folder, a name the file system
+    takes); the folder is checked when the report is written."""
+    try:
+        is_dir = report_file.is_dir()
+    except OSError as exc:  # a name the file system refuses (too long, ...)
+        raise SpecError.one("--report", "report", f"not a usable file name ({exc.strerror})",
+                            str(report_file)) from None
+    if not report_file.name or is_dir:
+        raise SpecError.one("--report", "report", "expected the path of a file to write",
+                            str(report_file))
+
+
 def _check_out(out_file: Path) -> None:
     """A SpecError unless ``out_file`` names a file to write in an existing folder."""
-    if not out_file.name or out_file.is_dir():
+    try:
+        is_dir, parent_ok = out_file.is_dir(), out_file.parent.is_dir()
+    except OSError as exc:  # a name the file system refuses (too long, ...)
+        raise SpecError.one("--out", "out", f"not a usable file name ({exc.strerror})",
+                            str(out_file)) from None
+    if not out_file.name or is_dir:
         raise SpecError.one("--out", "out", "expected the path of an HTML file to write",
                             str(out_file))
-    if not out_file.parent.is_dir():
+    if not parent_ok:
         raise SpecError.one("--out", "out", f"folder {out_file.parent} does not exist",
                             str(out_file))
 
