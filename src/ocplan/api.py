@@ -97,6 +97,7 @@ __all__ = [
     "read_managed",
     "read_module",
     "read_system",
+    "refuse_other_file",
     "refused_reason",
     "run_compare",
     "run_estimate",
@@ -655,6 +656,34 @@ OTHER_FILE_KINDS: dict[str, tuple[str, str, str]] = {
     "match-workload": ("demand", "a workload mix", "ocplan match --workload"),
     "sweep": ("cluster_sizes", "a sweep", "ocplan sweep"),
 }
+
+
+#: Top-level keys that only a system file has (both required there): a file with them
+#: given to another command is a system file, named as such.
+SYSTEM_FILE_KEYS = ("server", "servers")
+
+
+def refuse_other_file(path: Path, expected: str) -> None:
+    """Raise one SpecError line when ``path`` is recognisably another command's input
+    (a system file, a compute-module file, a workload mix or a sweep, by
+    :func:`_kind_of` and :data:`SYSTEM_FILE_KEYS`) instead of the ``expected`` kind
+    (``match-workload`` or ``sweep``), naming what it is and the command that reads it;
+    otherwise return, leaving the file's own checks to the command. Without it a system
+    file given to ``ocplan match`` got one unknown-field line per key."""
+    data = load_yaml(path)
+    kind = _kind_of(data)
+    if kind == expected:
+        return
+    what, command = {"system": ("a system file", "ocplan check"),
+                     "compute-module": ("a compute-module file", "ocplan check")}.get(
+        kind, OTHER_FILE_KINDS.get(kind, ("", "", ""))[1:])
+    if kind == "system" and not all(key in data for key in SYSTEM_FILE_KEYS):
+        return  # not recognisably a system: the command lists what is wrong with it
+    if not what:
+        return
+    wanted = OTHER_FILE_KINDS[expected][1]
+    raise SpecError.one(str(path), "", f"this is {what}, not {wanted}; run it with "
+                                       f"'{command} {path}'")
 
 
 def file_kind(path: Path) -> str:

@@ -20,9 +20,18 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    NoReturn,
+    ParamSpec,
+    TypeVar,
+    cast,
+    get_args,
+)
 
 import typer
 from typer._click.core import Context, Parameter  # typer vendors click
@@ -39,7 +48,7 @@ from ocplan import jsonio
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import MAX_TOP_K, Spec
-from ocplan.catalog.loader import validate_as
+from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
 from ocplan.cli import restore_collector
 from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
@@ -79,6 +88,7 @@ if TYPE_CHECKING:
 
     from ocplan import api
     from ocplan.catalog.system import System
+    from ocplan.matching.match import MatchResult
     from ocplan.plan.estimate import Estimate
     from ocplan.redfish.host import CpuNode
     from ocplan.results.cluster import ClusterOutlook
@@ -304,6 +314,8 @@ class Format(StrEnum):
 class _State:
     catalog_dirs: tuple[str, ...] = ()
     currency: str = "USD"
+    currency_given: bool = False
+    """--currency (or OCPLAN_CURRENCY) was given, so a mix file must not say otherwise."""
     json_errors: bool = False
     """The command line asks for JSON on stdout (set per run from the raw arguments, so
     that usage errors, found before any option is parsed, answer in JSON too)."""
@@ -343,21 +355,32 @@ PrecisionOpt = Annotated[str, typer.Option(metavar=_one_of(PRECISIONS),
 
 #: Longest currency label (ISO 4217 codes are 3 letters; a symbol or "kUSD" fits).
 MAX_CURRENCY_CHARS = 8
+#: Currency label of prices when neither --currency nor OCPLAN_CURRENCY names one.
+DEFAULT_CURRENCY = "USD"
 
 
 @app.callback()
 @handles_bad_input
 def _root(catalog: CatalogOpt = None,
-          currency: Annotated[str, typer.Option(
-              metavar="<label>", envvar="OCPLAN_CURRENCY",
-              help="Currency label printed with costs (prices are in it); also "
-                   "OCPLAN_CURRENCY.")] = "USD") -> None:
+          currency: Annotated[str | None, typer.Option(
+              metavar="<label>", envvar="OCPLAN_CURRENCY", show_default=False,
+              help="Currency label printed with costs (prices are in it; a workload "
+                   "mix's own 'currency:' must agree); also OCPLAN_CURRENCY. "
+                   "Default USD.")] = None) -> None:
     state.catalog_dirs = tuple(str(p) for p in catalog or [])
+    state.currency_given = currency is not None
+    currency = DEFAULT_CURRENCY if currency is None else currency
     if not currency.strip() or len(currency) > MAX_CURRENCY_CHARS or not currency.isprintable():
         raise SpecError.one("--currency", "currency", f"expected a label of 1 to "
                                                       f"{MAX_CURRENCY_CHARS} printable "
                                                       "characters, e.g. USD or EUR", currency)
     state.currency = currency.strip()
+
+
+def _priced(price: object) -> dict[str, str]:
+    """``{"currency": label}`` for a JSON answer holding costs (a price was given), so a
+    reader knows what the cost numbers count; nothing without a price."""
+    return {} if price is None else {"currency": state.currency}
 
 
 def _money(value: float) -> str:
@@ -655,7 +678,8 @@ def estimate_cmd(
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason)}
-                    | api.trust(sysm, allow_invalid) | {"cluster": cluster.as_json()})
+                    | api.trust(sysm, allow_invalid) | {"cluster": cluster.as_json()}
+                    | _priced(price))
     else:
         _print_estimate(result, f"{model} on {sysm.spec.name}", extra,
                         sysm.accelerator.family)
@@ -873,7 +897,7 @@ def infer_cmd(
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason,
                                                                             serving=True)}
-                    | api.trust(sysm, allow_invalid))
+                    | api.trust(sysm, allow_invalid) | _priced(price))
     else:
         _print_serving(result, f"{model} on {sysm.spec.name}", extra)
         _print_trust(sysm, allow_invalid)
@@ -970,7 +994,8 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
     if fmt is Format.json:
         _print_json({"objective": found.objective, "results": [
             e.as_dict() | ({} if price is None else {"cost_per_mtok": e.cost_per_mtok(price)})
-            for e in found.results], "pareto": [e.plan.label() for e in found.pareto()]})
+            for e in found.results], "pareto": [e.plan.label() for e in found.pareto()]}
+            | _priced(price))
         return
     if not rows:
         reasons = sorted({e.reason or "" for e in found.results})
@@ -1050,7 +1075,7 @@ def search_cmd(
         result = api.run_search(cat, req, system, progress=tick, allow_offload=offload,
                                 source=FLAGS)
     if fmt is Format.json:
-        _print_json(result.as_json() | api.trust(sysm, allow_invalid))
+        _print_json(result.as_json() | api.trust(sysm, allow_invalid) | _priced(price))
         if result.best is None:  # nothing fits: exit 1, as an estimate that cannot run
             raise typer.Exit(1)
         return
@@ -1183,10 +1208,10 @@ def compare_cmd(
             f"ocplan compare: {model}", result.as_json(), None, state.currency),
             announce=fmt is not Format.json)
     if fmt is Format.json:
-        _print_json(result.as_json())
+        _print_json(result.as_json() | _priced(price))
         return
     table = rich_table.Table(title=_t(f"{model}: best layout of each system by {objective}; "
-                                      f"(x) = ratio to {result.baseline}; green = best"))
+                                      f"(x) = ratio to {result.baseline}; * (green) = best"))
     table.add_column("", style="bold")
     for i, r in enumerate(result.systems):
         table.add_column(f"{i + 1}. {r.name}" + (" (INVALID, allowed)" if r.allowed_invalid
@@ -1202,7 +1227,9 @@ def compare_cmd(
             if ratio is not None and r.name != result.baseline and key != "layout":
                 text += f" ({ratio:.2f}x)"
             lead = result.leaders.get(key) == r.name
-            cells.append(rich_text.Text(text, style="green bold" if lead else ""))
+            # the star marks the best where colour does not show (a pipe, a file, NO_COLOR)
+            cells.append(rich_text.Text(text + " *" if lead else text,
+                                        style="green bold" if lead else ""))
         table.add_row(*cells)
     table.add_row("feasible", *[rich_text.Text("yes") if r.feasible
                                 else rich_text.Text(f"no: {r.reason}", style="red")
@@ -1235,9 +1262,10 @@ def match_cmd(
     module) for a workload mix: fleet size, power at load, TCO, the binding constraint."""
     if report_file is not None:
         _check_report_path(report_file)
+    api.refuse_other_file(workload, "match-workload")
     from ocplan.matching.run import run_match
 
-    result = run_match(_catalog(), workload, objective)
+    result = _in_currency(run_match(_catalog(), workload, objective), workload)
     if report_file is not None:
         from ocplan.reports.html import render_match_report
 
@@ -1269,6 +1297,19 @@ def match_cmd(
         out.print(_t(f"{len(refused)} platform(s) cannot serve it: " + "; ".join(
             f"{m.platform} ({m.reason})" for m in refused[:5])
             + (" ..." if len(refused) > 5 else "")))
+
+
+def _in_currency(result: MatchResult, workload: Path) -> MatchResult:
+    """``result`` labelled in --currency when the mix names none (its prices are then in
+    --currency); a SpecError when the two disagree, instead of ignoring the flag."""
+    if not state.currency_given or result.currency == state.currency:
+        return result
+    named = load_yaml(workload).get("currency")
+    if named is None:
+        return replace(result, currency=state.currency)
+    raise SpecError.one("--currency", "currency",
+                        f"the workload mix {workload} prices in {named!r} (its 'currency:'); "
+                        "give that label or leave --currency out", state.currency)
 
 
 @app.command()
@@ -1436,6 +1477,7 @@ def sweep_cmd(
     from ocplan.sweep.spec import expand_sweep, load_sweep
 
     check_options(backend, address, workers)
+    api.refuse_other_file(file, "sweep")
     sweep = load_sweep(file)
     cat = _catalog()
     total = len(expand_sweep(sweep, cat))  # the whole grid is checked before the store opens
@@ -1592,6 +1634,7 @@ def report(
     _check_out(out_file)
     cat = _catalog()
     search_json = None
+    no_fit: str | None = None  # why the search found no layout, when it found none
     n_chips = _chips(chips, system)
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=n_chips, global_batch=global_batch,
@@ -1609,7 +1652,9 @@ def report(
             top_k=top, objective=objective, train_tokens=train_tokens,
             price_per_chip_hour=price, allow_invalid=allow_invalid), system, source=FLAGS)
         search_json = found.as_json()
-        if found.best is not None:
+        if found.best is None:
+            no_fit = found.why
+        else:
             best = found.best.plan
             req = req.model_copy(update={f.name: getattr(best, f.name)
                                          for f in api.REQUEST_LAYOUT})
@@ -1630,6 +1675,9 @@ def report(
         _write_page(out_file, render_report(data, plotly_js_path()))
     else:
         _write_linked_report(out_file, render_report(data, None))
+    if no_fit is not None:  # the search's reason, not that of the default layout
+        out.print(_t(no_fit))
+        raise typer.Exit(1)
     if not result.feasible:  # the report says why; the exit code too, as estimate's
         hint = api.infeasible_hint(result.reason)
         out.print(_t(f"the layout cannot run: {result.reason}"
@@ -1793,6 +1841,14 @@ def _run(args: list[str]) -> int:
     try:
         code = _app_for(args)(args=args, prog_name="ocplan", standalone_mode=False)
     except ClickException as exc:
+        bad = _bad_value(exc, args)
+        if bad is not None:  # one line naming the flag, the value and what it takes
+            line = _t(f"ocplan: {replace(bad, field='').line()}")
+            err.print(line)
+            if state.json_errors:
+                _print_json(_error_document(exc.exit_code, [_problem_json(
+                    bad.source, bad.field, bad.value, bad.message, line)]))
+            return exc.exit_code
         message = " ".join(exc.format_message().split())
         if message:  # a bare command prints its help and has no message
             line = _t(f"ocplan: {message}")
@@ -1829,6 +1885,34 @@ def _usage_problem(exc: ClickException, args: Sequence[str], message: str, line:
     elif isinstance(exc, BadOptionUsage):
         source = exc.option_name
     return _problem_json(source, field, value, message, line)
+
+
+#: What an option of each Python type takes, for a value typer could not read as one.
+_TAKES: dict[type, str] = {int: "expected a whole number", float: "expected a number"}
+
+
+def _bad_value(exc: ClickException, args: Sequence[str]) -> Problem | None:
+    """A value typer could not convert (``--chips 1.5``, ``--recompute bogus``) as a
+    problem naming the flag, the value given and what the flag takes, instead of the
+    converter's own wording ("Input should be a valid integer, unable to parse string
+    as an integer"); None for other usage errors."""
+    if not isinstance(exc, BadParameter) or exc.param is None:
+        return None
+    flag = next((o for o in exc.param.opts if o.startswith("--")), None)
+    value = _given(args, exc.param.opts)
+    if flag is None or value is None:
+        return None
+    annotation = getattr(getattr(exc.param, "type_descriptor", None), "annotation", None)
+    kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    kind = kinds[0] if len(kinds) == 1 else None
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        takes = "expected one of " + ", ".join(repr(str(m.value)) for m in kind)
+    elif kind in _TAKES:
+        takes = _TAKES[kind]
+    else:
+        text = " ".join(exc.format_message().split())
+        takes = text.removeprefix("Value error, ").rstrip(".")
+    return Problem(flag, flag[2:].replace("-", "_"), takes, value)
 
 
 def _given(args: Sequence[str], opts: Sequence[str]) -> str | None:

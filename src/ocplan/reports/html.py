@@ -118,6 +118,10 @@ class ReportData:
 
 def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
     result = d.result
+    if d.search is not None and d.search.get("best") is None:
+        # the search found no layout: the estimate is of the flags' layout, which the
+        # user did not ask for; the search's row says why nothing fits
+        return [("layout", "none fits (see 'search')")]
     rows: list[tuple[str, str]] = [("layout", result.plan.label())]
     if d.allowed_invalid:
         rows.append(("INVALID SYSTEM", "estimated anyway (--allow-invalid): the check "
