@@ -87,6 +87,14 @@ class MemoryBreakdown:
         return self.total_bytes <= self.capacity_bytes
 
 
+#: Figures of :class:`Estimate` that a layout that cannot run does not have: its JSON
+#: gives them as null (the dataclass keeps 0.0 so that sorting and arithmetic stay
+#: total).
+ABSENT_WHEN_INFEASIBLE = ("step_s", "tokens_per_s", "tokens_per_s_per_chip", "mfu", "hfu",
+                          "power_W", "calibration_family", "calibration_runs",
+                          "calibration_cv_error_pct")
+
+
 @dataclass(frozen=True)
 class Estimate:
     """Result of one estimate."""
@@ -126,7 +134,11 @@ class Estimate:
         return self.chips * price_per_chip_hour * self.time_to_train_s(tokens) / 3600.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data; a layout that cannot run has no step time,
+        rate, utilisation, power or calibration (null, not 0)."""
         data = asdict(self)
+        if not self.feasible:
+            data.update(dict.fromkeys(ABSENT_WHEN_INFEASIBLE))
         data["plan"] = self.plan.as_dict()
         if self.time is not None:
             data["time"]["total_s"] = self.time.total_s

@@ -80,6 +80,14 @@ BREAKDOWN_LABELS: dict[str, str] = {
 }
 
 
+#: Figures of :class:`ServingEstimate` that a layout that cannot run does not have: its
+#: JSON gives them as null (the dataclass keeps 0.0 rates so that sorting stays total).
+ABSENT_WHEN_INFEASIBLE = ("output_tokens_per_s", "output_tokens_per_s_per_chip",
+                          "input_tokens_per_s_per_chip", "requests_per_s",
+                          "batch_per_instance", "calibration_family", "calibration_runs",
+                          "serving_calibration_rows", "serving_cv_error_pct")
+
+
 @dataclass(frozen=True)
 class ServingEstimate:
     """Result of one serving estimate (rates per second, latencies in seconds)."""
@@ -133,8 +141,11 @@ class ServingEstimate:
             * TOKENS_PER_REPORT
 
     def as_dict(self) -> dict[str, Any]:
-        """The result as JSON-ready data (every float finite; missing figures None)."""
+        """The result as JSON-ready data (every float finite; missing figures None: a
+        layout that cannot run has no rates, batch or calibration)."""
         data = asdict(self)
+        if not self.feasible:
+            data.update(dict.fromkeys(ABSENT_WHEN_INFEASIBLE))
         data["plan"] = self.plan.as_dict()
         if self.iteration is not None:
             data["iteration"]["total_s"] = self.iteration.total_s
