@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints
 
 from pydantic import Field, ValidationInfo, create_model, field_validator
 
@@ -99,6 +99,7 @@ __all__ = [
     "read_system",
     "refuse_other_file",
     "refused_reason",
+    "resolve_job",
     "run_compare",
     "run_estimate",
     "run_infer",
@@ -114,6 +115,7 @@ __all__ = [
     "to_train",
     "topology_report",
     "topology_summary",
+    "training_workload",
     "trust",
     "validate_cpu_runs",
     "validate_runs",
@@ -410,8 +412,8 @@ def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
     from ocplan.serving.estimate import estimate_serving
     from ocplan.serving.estimate import infeasible_estimate as infeasible_serving
 
-    system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
-    workload = serving_workload(catalog, req, source)
+    system, workload = resolve_job(catalog, req, system_file, source,
+                            lambda: serving_workload(catalog, req, source))
     values = {f.name: getattr(req, f.name) for f in SERVING_REQUEST_LAYOUT}
     plan = ServingPlan(**values)
     stage = plan.tp * plan.pp
@@ -447,9 +449,9 @@ def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None =
     splits when ``disaggregate``)."""
     from ocplan.serving.search import search_serving
 
-    system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
+    system, workload = resolve_job(catalog, req, system_file, source,
+                            lambda: serving_workload(catalog, req, source))
     guard(system, req.allow_invalid)
-    workload = serving_workload(catalog, req, source)
     found = search_serving(workload, system, req.chips, objective=objective,
                            disaggregate=disaggregate)
     return found, system, workload
@@ -491,7 +493,34 @@ def job_system(catalog: Catalog, chip: str | None, system: Path | dict[str, Any]
     return resolved
 
 
-def _workload(catalog: Catalog, req: JobRequest, source: str = "request") -> Workload:
+#: The workload type a request builds (training or serving).
+W = TypeVar("W")
+
+
+def resolve_job(catalog: Catalog, req: JobRequest | InferJob, system_file: Path | None,
+                source: str, workload_of: Callable[[], W]) -> tuple[System, W]:
+    """The request's system and workload, with every problem of both raised at once (an
+    unknown chip and an unknown model are two lines of one SpecError, not the first)."""
+    problems: list[Problem] = []
+    system: System | None = None
+    workload: W | None = None
+    try:
+        system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+    try:
+        workload = workload_of()
+    except SpecError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    assert system is not None
+    assert workload is not None
+    return system, workload
+
+
+def training_workload(catalog: Catalog, req: JobRequest, source: str = "request") -> Workload:
+    """The training workload of a request (its model from the catalog)."""
     arch = catalog.model(req.model, source, "model")
     return Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch, req.precision)
 
@@ -499,14 +528,14 @@ def _workload(catalog: Catalog, req: JobRequest, source: str = "request") -> Wor
 def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | None = None,
                  source: str = "request") -> tuple[Estimate, System, Workload]:
     """Estimate the layout of an EstimateRequest."""
-    system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
+    system, workload = resolve_job(catalog, req, system_file, source,
+                            lambda: training_workload(catalog, req, source))
     plan = Plan.from_mapping(req.layout())  # dp = 1 until the chips give it
     per_replica = plan.tp * plan.pp * plan.cp
     if req.chips % per_replica:
         raise SpecError.one(source, "chips", f"not divisible by tp x pp x cp = "
                                                 f"{per_replica}", req.chips)
     plan = replace(plan, dp=req.chips // per_replica)
-    workload = _workload(catalog, req, source)
     refused = refused_reason(system, req.allow_invalid)
     if refused is not None:
         return infeasible_estimate(plan, refused), system, workload
@@ -518,9 +547,10 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
                source: str = "request") -> SearchResult:
     """Search the layouts of a SearchRequest (Infeasible "invalid" for a system that
     fails a check, unless the request allows it)."""
-    system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
+    system, workload = resolve_job(catalog, req, system_file, source,
+                            lambda: training_workload(catalog, req, source))
     guard(system, req.allow_invalid)
-    return search(_workload(catalog, req, source), system, req.chips, objective=req.objective,
+    return search(workload, system, req.chips, objective=req.objective,
                   top_k=req.top_k, train_tokens=req.train_tokens,
                   price_per_chip_hour=req.price_per_chip_hour, progress=progress,
                   allow_offload=allow_offload, chip_counts=req.chip_counts,

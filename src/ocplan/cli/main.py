@@ -866,7 +866,9 @@ def infer_cmd(
     try:
         req = _from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
                           **({} if search else layout))
-        api.serving_workload(_catalog(), req, FLAGS)  # the workload's own bounds, now
+        # the workload's own bounds and the chip or system, now and all at once
+        api.resolve_job(_catalog(), req, system, FLAGS,
+                        lambda: api.serving_workload(_catalog(), req, FLAGS))
     except SpecError as exc:
         raise SpecError(problems + list(exc.problems)) from None
     if problems:
@@ -1061,7 +1063,8 @@ def search_cmd(
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
                       max_power_W=_power(max_power), memory_headroom=memory_headroom,
                       allow_invalid=allow_invalid)
-    sysm = api.job_system(cat, chip, system, req.chips, FLAGS)
+    sysm, _ = api.resolve_job(cat, req, system, FLAGS,
+                              lambda: api.training_workload(cat, req, FLAGS))
     try:
         api.guard(sysm, allow_invalid)
     except Infeasible as exc:
