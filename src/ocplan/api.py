@@ -49,7 +49,7 @@ from ocplan.plan.search_defaults import (
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
-from ocplan.workloads.serving import ServingWorkload
+from ocplan.workloads.serving import DEFAULT_INPUT_LEN, DEFAULT_OUTPUT_LEN, ServingWorkload
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
@@ -371,10 +371,17 @@ class InferJob(Spec):
     """Estimate even when the system fails a compliance check (the result says so)."""
 
 
+#: Request defaults of the workload fields the engine requires (the CLI shows the same).
+_REQUEST_DEFAULTS: dict[str, object] = {"input_len": DEFAULT_INPUT_LEN,
+                                        "output_len": DEFAULT_OUTPUT_LEN}
+
+
 def _serving_request(name: str, layout: bool) -> type[InferJob]:
     fields: dict[str, Any] = {
-        # A workload field without a default is a required request field.
-        f.name: (_WORKLOAD_HINTS[f.name], Field(... if f.default is MISSING else f.default))
+        # A workload field without a default (nor a request default) is required.
+        f.name: (_WORKLOAD_HINTS[f.name],
+                 Field(_REQUEST_DEFAULTS.get(f.name, ...) if f.default is MISSING
+                       else f.default))
         for f in dataclass_fields(ServingWorkload) if f.name != "model"}
     if layout:
         fields |= {f.name: (_layout_annotation(f), Field(f.default, description=f.help))

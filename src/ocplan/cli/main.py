@@ -72,6 +72,8 @@ from ocplan.units import (
 )
 from ocplan.workloads.serving import (
     ACTIVATION_PRECISIONS,
+    DEFAULT_INPUT_LEN,
+    DEFAULT_OUTPUT_LEN,
     KV_PRECISIONS,
     LOADS,
     SLO_STATS,
@@ -807,9 +809,10 @@ def infer_cmd(
                                                   "server and fabric.")] = None,
     chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
-    input_len: Annotated[float, typer.Option(help="Prompt tokens per request (mean).")] = 1024,
+    input_len: Annotated[float, typer.Option(help="Prompt tokens per request (mean).")
+                         ] = DEFAULT_INPUT_LEN,
     output_len: Annotated[float, typer.Option(help="Generated tokens per request (mean).")
-                          ] = 256,
+                          ] = DEFAULT_OUTPUT_LEN,
     load: Annotated[str, typer.Option(metavar=_one_of(LOADS),
                                       help="offline (all queued), static (one batch), poisson "
                                            "(--rate) or concurrency (--concurrency).")

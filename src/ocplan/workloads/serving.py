@@ -17,8 +17,16 @@ from ocplan.errors import Problem, SpecError
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import MAX_IMBALANCE
 
-__all__ = ["ACTIVATION_PRECISIONS", "KV_PRECISIONS", "LENGTH_DISTRIBUTIONS", "LOADS",
-           "SLO_STATS", "WEIGHT_PRECISIONS", "ServingWorkload"]
+__all__ = ["ACTIVATION_PRECISIONS", "DEFAULT_INPUT_LEN", "DEFAULT_OUTPUT_LEN", "KV_PRECISIONS",
+           "LENGTH_DISTRIBUTIONS", "LOADS", "SLO_STATS", "WEIGHT_PRECISIONS",
+           "ServingWorkload"]
+
+#: Prompt and answer tokens of a serving job that names none (CLI flags and API requests
+#: alike; the engine's workload always names both): 1,024 prompt tokens, the random-dataset
+#: default of the vLLM and SGLang serving benchmarks (``--random-input-len``), and a
+#: 256-token answer, between those benchmarks' output defaults (128 and 1,024).
+DEFAULT_INPUT_LEN = 1024
+DEFAULT_OUTPUT_LEN = 256
 
 Load = Literal["offline", "static", "poisson", "concurrency"]
 #: ``offline``: every request queued at once, the engine batches as memory allows
