@@ -139,7 +139,11 @@ def test_openapi_describes_each_request_body_by_its_model(client: httpx.Client) 
     assert {"model", "chips"} <= set(estimate["required"])
     assert not {"global_batch", "seq_len"} & set(estimate["required"])
     assert {f.name for f in api.REQUEST_LAYOUT} <= set(estimate["properties"])
-    assert {"input_len", "output_len"} <= set(body("/api/infer")["required"])
+    infer = body("/api/infer")
+    assert {"model", "chips"} <= set(infer["required"])
+    # prompt and answer lengths have the CLI's defaults, described with them
+    assert not {"input_len", "output_len"} & set(infer["required"])
+    assert {"input_len", "output_len"} <= set(infer["properties"])
     assert "demand" in body("/api/match")["properties"]
     assert {"server", "accelerator"} <= set(body("/api/check")["properties"])
     assert body("/api/search")["properties"]["objective"]
