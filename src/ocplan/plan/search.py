@@ -523,7 +523,7 @@ def _why(top: tuple[Estimate, ...], refused: Sequence[str] = (),
         if least_memory_B is not None and usable_B is not None and least_memory_B > usable_B:
             text += (f" The layout needing the least memory needs "
                      f"{least_memory_B / 1e9:,.1f} GB per chip, over the "
-                     f"{usable_B / 1e9:,.1f} GB usable (HBM less --memory-headroom): give "
+                     f"{usable_B / 1e9:,.1f} GB usable (HBM less the memory headroom): give "
                      "more chips, a chip with more HBM, or a lower precision.")
         return " ".join([text, *dict.fromkeys(refused)])
     best = top[0]
