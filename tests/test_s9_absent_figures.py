@@ -56,3 +56,16 @@ def test_serving_layout_that_cannot_run_has_null_figures(
                             "--chips", "1"], 0)
     assert served["output_tokens_per_s_per_chip"] > 0
     assert served["calibration_family"] == "hopper"
+
+
+def test_an_mla_serving_estimate_says_where_the_data_disagree(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """DeepSeek-class (MLA) decode carries the validation data's warning; GQA does not."""
+    from ocplan.serving.estimate import MLA_DECODE_NOTE
+
+    mla = _json(capsys, ["infer", "--model", "deepseek-v3", "--chip", "b200", "--chips", "8",
+                         "--ep", "8", "--attention-dp", "--weight-precision", "fp4",
+                         "--activation-precision", "fp4", "--kv-precision", "fp8"], 0)
+    assert MLA_DECODE_NOTE in mla["notes"]
+    gqa = _json(capsys, ["infer", "--model", "llama3-8b", "--chip", "b200", "--chips", "1"], 0)
+    assert MLA_DECODE_NOTE not in gqa["notes"]

@@ -184,6 +184,23 @@ def precision_notes(wl: ServingWorkload, sm: SystemModel) -> tuple[str, ...]:
             f"(weights stay {wl.weight_precision} in memory)",)
 
 
+#: What the published serving results say about MLA (DeepSeek-class) decode against this
+#: model: NVIDIA's MLPerf Inference v5.1 DeepSeek-R1 runs on 8 x B200 (TensorRT-LLM,
+#: attention DP 8, EP 8, NVFP4; mlcommons/inference_results_v5.1, closed/NVIDIA
+#: configs and mlperf_log_summary.txt of B200-SXM-180GBx8_TRT) decode about 155
+#: sequences per GPU in 66.5 ms steps (Server: 4.96 requests/s, Little's law) where the
+#: model gives 33 ms, and their Offline rate is 1.5 x below it (rows INF021-INF022 of
+#: the development set; the GB200 vLLM and SGLang decode rows are within 30 %).
+MLA_DECODE_NOTE = ("MLA decode: published TensorRT-LLM DeepSeek-R1 runs (MLPerf v5.1, "
+                   "B200) decode up to 2x slower than this model at the same layout; read "
+                   "the decode rate as optimistic")
+
+
+def model_notes(wl: ServingWorkload) -> tuple[str, ...]:
+    """What the validation data say about this kind of model where the model is weak."""
+    return (MLA_DECODE_NOTE,) if wl.model.is_mla else ()
+
+
 def _check(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> None:
     plan.check(wl.model)
     if plan.instance_chips > sm.domain and not sm.fabric.out_Bps > 0:
@@ -262,7 +279,7 @@ def estimate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
     cal = calibration or load_calibration()
     scal = serving or load_serving_calibration()
     sm = system_model(system)
-    notes = precision_notes(workload, sm)
+    notes = precision_notes(workload, sm) + model_notes(workload)
     try:
         _check(workload, plan, sm)
         if plan.prefill_chips is not None:
