@@ -69,3 +69,14 @@ def test_an_mla_serving_estimate_says_where_the_data_disagree(
     assert MLA_DECODE_NOTE in mla["notes"]
     gqa = _json(capsys, ["infer", "--model", "llama3-8b", "--chip", "b200", "--chips", "1"], 0)
     assert MLA_DECODE_NOTE not in gqa["notes"]
+
+
+def test_a_request_past_the_context_window_is_noted(capsys: pytest.CaptureFixture[str]) -> None:
+    """Llama 3 70B was trained on 8,192-token sequences (catalog max_seq_len): a 100K-token
+    prompt is estimated, with a note saying so; a 1K prompt gets no such note."""
+    args = ["infer", "--model", "llama3-70b", "--chip", "h200-sxm-141gb", "--chips", "8",
+            "--tp", "8", "--output-len", "256"]
+    long = _json(capsys, [*args, "--input-len", "100000"], 0)
+    assert any("context window (8,192 tokens)" in n for n in long["notes"])
+    short = _json(capsys, [*args, "--input-len", "1024"], 0)
+    assert not any("context window" in n for n in short["notes"])

@@ -197,8 +197,16 @@ MLA_DECODE_NOTE = ("MLA decode: published TensorRT-LLM DeepSeek-R1 runs (MLPerf 
 
 
 def model_notes(wl: ServingWorkload) -> tuple[str, ...]:
-    """What the validation data say about this kind of model where the model is weak."""
-    return (MLA_DECODE_NOTE,) if wl.model.is_mla else ()
+    """Where the request leaves the model's trained context, and what the validation data
+    say about this kind of model where the estimate is weak."""
+    notes = []
+    window, longest = wl.model.max_seq_len, wl.input_len + wl.output_len
+    if window and longest > window:
+        notes.append(f"prompt + answer ({longest:,.0f} tokens) exceed {wl.model.name}'s "
+                     f"context window ({window:,} tokens): estimated all the same")
+    if wl.model.is_mla:
+        notes.append(MLA_DECODE_NOTE)
+    return tuple(notes)
 
 
 def _check(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> None:

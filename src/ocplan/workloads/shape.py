@@ -60,6 +60,9 @@ class ModelShape:
     0 = every layer windowed."""
     dropout: bool = False
     """Whether the recipe keeps dropout masks (GPT-era recipes); Korthikanti counts them."""
+    max_seq_len: int = 0
+    """Context window the model was trained for (tokens; 0 = not known): longer
+    sequences are estimated all the same, with a note."""
 
     def __post_init__(self) -> None:
         """Refuse shapes no formula can read (SpecError naming every bad field): widths and
@@ -79,7 +82,8 @@ class ModelShape:
             need(isinstance(value, int) and value >= 1, field, "must be a whole number >= 1")
         for field in ("ffn", "moe_experts", "moe_top_k", "moe_ffn", "moe_shared",
                       "moe_first_dense", "mla_q_rank", "mla_kv_rank", "mla_nope_dim",
-                      "mla_rope_dim", "mla_v_dim", "sliding_window", "full_attention_every"):
+                      "mla_rope_dim", "mla_v_dim", "sliding_window", "full_attention_every",
+                      "max_seq_len"):
             value = getattr(self, field)
             need(isinstance(value, int) and value >= 0, field, "must be a whole number >= 0")
         need(self.mlp_mats in (2, 3), "mlp_mats", "must be 2 (GeLU-shaped) or 3 (SwiGLU)")
@@ -126,6 +130,7 @@ class ModelShape:
             sliding_window=arch.sliding_window or 0,
             full_attention_every=arch.full_attention_every or 0,
             dropout=arch.mlp == "gelu",
+            max_seq_len=arch.max_seq_len,
         )
 
     # ---- derived widths -------------------------------------------------------------
