@@ -91,7 +91,7 @@ def test_estimate_table_prints_the_json_figures_formatted(
     data = json.loads(capsys.readouterr().out)
     assert main(["estimate", *JOB]) == 0
     out = capsys.readouterr().out
-    energy = _table_value(out, "energy to train")
+    energy = _table_value(out, "energy to train (facility)")
     cost = _table_value(out, "cost to train")
     assert energy == format_energy(data["energy_to_train_J"])
     assert cost == format_money(data["cost_to_train"], "USD")
@@ -113,7 +113,7 @@ def test_report_page_prints_them_the_same_way(capsys: pytest.CaptureFixture[str]
     capsys.readouterr()
     text = html_page.read_text(encoding="utf-8")
     energy = format_energy(to_train["energy_to_train_J"])
-    assert f"<th>energy to train</th><td>{energy} (facility)</td>" in text
+    assert f"<th>energy to train (facility)</th><td>{energy}</td>" in text
     cost = format_money(to_train["cost_to_train"], "CHF")
     assert f"<th>cost to train</th><td>{cost}</td>" in text
     assert cost.endswith(" CHF")

@@ -353,6 +353,8 @@ ModelOpt = Annotated[str, typer.Option(metavar=ID_METAVAR,
                                        help="Model id (ocplan catalog list --kind model).")]
 PrecisionOpt = Annotated[str, typer.Option(metavar=_one_of(PRECISIONS),
                                            help="Precision of the matrix multiplications.")]
+#: What a --price is counted in (the help of every command that takes one).
+PRICE_UNIT = "in the --currency (default USD) per chip-hour"
 
 
 #: Longest currency label (ISO 4217 codes are 3 letters; a symbol or "kUSD" fits).
@@ -662,7 +664,8 @@ def estimate_cmd(
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
-    price: Annotated[float | None, typer.Option(help="Price per chip-hour.")] = None,
+    price: Annotated[float | None, typer.Option(
+        help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
     allow_invalid: AllowInvalidOpt = False,
     fmt: FormatOpt = Format.table,
     *,
@@ -702,6 +705,11 @@ def _calibration_line(result: Estimate, chip_family: str | None) -> str:
     declared = f"family {chip_family}" if chip_family else "no family"
     return (f"typical values of the fitted families ({declared}: no published run of it "
             "was fitted; a physically derived estimate, treat with care)")
+
+
+#: Row label of the energy to train: the job's facility power (IT power x PUE) over the
+#: time, not the chips' energy alone (:func:`ocplan.api.to_train`), as the report says.
+ENERGY_TO_TRAIN_LABEL = "energy to train (facility)"
 
 
 def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
@@ -747,7 +755,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
     _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
     if "time_to_train_s" in extra:
         _row(table, "time to train", _duration_text(extra["time_to_train_s"]))
-        _row(table, "energy to train", format_energy(extra["energy_to_train_J"]))
+        _row(table, ENERGY_TO_TRAIN_LABEL, format_energy(extra["energy_to_train_J"]))
     if "cost_to_train" in extra:
         _row(table, "cost to train", _money(extra["cost_to_train"]))
     out.print(table)
@@ -833,13 +841,16 @@ def infer_cmd(
         metavar=_one_of(ACTIVATION_PRECISIONS), help="Format of the GEMM inputs.")] = "bf16",
     kv_precision: Annotated[str, typer.Option(metavar=_one_of(KV_PRECISIONS),
                                               help="Format of the KV cache.")] = "bf16",
-    prefix_hit: Annotated[float, typer.Option(help="Share of prompt tokens in the prefix "
-                                                   "cache.")] = 0.0,
+    prefix_hit: Annotated[float, typer.Option(
+        help="Share of prompt tokens found in the prefix cache, a fraction from 0 to below "
+             "1 (0.3 = 30%).")] = 0.0,
     spec_tokens: Annotated[int, typer.Option(help="Draft tokens per step (speculative "
                                                   "decoding, MTP).")] = 0,
-    spec_acceptance: Annotated[float, typer.Option(help="Acceptance rate of each draft "
-                                                        "token.")] = 0.0,
-    price: Annotated[float | None, typer.Option(help="Price per chip-hour.")] = None,
+    spec_acceptance: Annotated[float, typer.Option(
+        help="Probability each draft token is accepted, a fraction from 0 to below 1 "
+             "(above 0 with --spec-tokens).")] = 0.0,
+    price: Annotated[float | None, typer.Option(
+        help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
     search: Annotated[bool, typer.Option("--search", help="Search the serving layouts of "
                                                           "the chips instead of estimating "
                                                           "one.")] = False,
@@ -1045,7 +1056,7 @@ def search_cmd(
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: Annotated[float | None, typer.Option(help="Tokens to train on.")] = None,
     price: Annotated[float | None, typer.Option(
-        help="Price per chip-hour, for cost to train (without one, the cost objective "
+        help=f"Price {PRICE_UNIT}, for cost to train (without one, the cost objective "
              "ranks by chip-hours and no cost is printed).")] = None,
     offload: Annotated[bool, typer.Option(help="Also try host activation offload.")] = False,
     chip_counts: Annotated[str | None, typer.Option(
@@ -1086,8 +1097,8 @@ def search_cmd(
             raise typer.Exit(1)
         return
     _print_trust(sysm, allow_invalid)
-    out.print(_styled((model, "bold"), f" on {req.chips} x {sysm.accelerator.id} "
-                      f"({sysm.spec.name}), objective {objective}: {result.space_size:,} "
+    out.print(_styled((model, "bold"), f" on {_hardware(req.chips, sysm)}, "
+                      f"objective {objective}: {result.space_size:,} "
                       f"layouts, {result.evaluated:,} evaluated, {result.feasible:,} fit, "
                       f"{result.elapsed_s:.2f} s"))
     pruned = ", ".join(f"{k} {v:,}" for k, v in sorted(result.pruned.items()))
@@ -1122,6 +1133,13 @@ def search_cmd(
         raise typer.Exit(1)
 
 
+def _hardware(chips: int, system: System) -> str:
+    """``CHIPS x ACCELERATOR (SYSTEM)``, the system's name left out when it says the
+    same (a system built from --chip is named ``CHIPS x ACCELERATOR``)."""
+    head = f"{chips} x {system.accelerator.id}"
+    return head if system.spec.name == head else f"{head} ({system.spec.name})"
+
+
 def _prices(text: str | None) -> tuple[float, ...] | None:
     """``--price``: one price per chip-hour, or a comma-separated price per system."""
     if text is None:
@@ -1140,11 +1158,11 @@ _COMPARE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("tokens_per_s_per_chip", "tok/s/chip", lambda v: f"{v:,.1f}"),
     ("step_s", "step", lambda v: _q(v, "s")),
     ("mfu", "MFU", lambda v: f"{v:.1%}"),
-    ("memory_headroom_pct", "HBM free", lambda v: f"{v:.1f} %"),
+    ("memory_headroom_pct", "HBM free", lambda v: f"{v:.1f}%"),  # as MFU: no space
     ("time_to_train_s", "time to train", lambda v: _duration_text(v)),
     ("goodput", "goodput (failures)", lambda v: f"{v:.1%}"),
     ("time_to_train_with_failures_s", "with failures", lambda v: _duration_text(v)),
-    ("energy_to_train_J", "energy", format_energy),
+    ("energy_to_train_J", "energy (facility)", format_energy),
     ("cost_to_train", "cost to train", lambda v: _money(v)),
     ("it_power_W", "IT power", lambda v: _q(v, "W")),
     ("facility_power_W", "facility power", lambda v: _q(v, "W")),
@@ -1178,7 +1196,7 @@ def compare_cmd(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
     price: Annotated[str | None, typer.Option(
         metavar="<price[,price...]>",
-        help="Price per chip-hour: one for all, or one per system separated by commas.")
+        help=f"Price {PRICE_UNIT}: one for all, or one per system separated by commas.")
     ] = None,
     memory_headroom: Annotated[float, typer.Option(
         help="Fraction of HBM every layout keeps free.")] = DEFAULT_MEMORY_HEADROOM,
@@ -1260,7 +1278,7 @@ def match_cmd(
                                                 "tco).")] = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Platforms to list.")] = 10,
     report_file: Annotated[Path | None, typer.Option(
-        "--report", help="Also write an HTML report (ranked table, perf/W vs perf/price "
+        "--report", help="Also write an HTML report (ranked table, perf/kW vs perf/price "
                          "chart; Plotly in a shared file beside it).")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -1283,7 +1301,7 @@ def match_cmd(
     table = rich_table.Table(title=_t(f"{result.name}: best {min(top, len(result.ranked))} "
                                       f"platforms by {result.objective}"))
     for col in ("#", "platform", "servers", "binding", "power at load", "TCO",
-                "perf/W", "perf/cost", "notes"):
+                "perf/kW", "perf/cost", "notes"):
         table.add_column(col)
     feasible = [m for m in result.ranked if m.feasible]
     for i, m in enumerate(feasible[:top], 1):
@@ -1296,7 +1314,7 @@ def match_cmd(
              "-" if m.perf_per_watt is None else f"{m.perf_per_watt:.3g}",
              "-" if m.perf_per_cost is None else f"{m.perf_per_cost:.3g}", notes)
     out.print(table)
-    out.print(_t("perf/W: the mix's share one server serves per kW at full load; perf/cost: "
+    out.print(_t("perf/kW: the mix's share one server serves per kW at full load; perf/cost: "
                  f"per million {result.currency} of price (one unit = the whole demand)"))
     refused = [m for m in result.ranked if not m.feasible]
     if refused:
@@ -1327,6 +1345,10 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
 
     Exit 1 when a row could not be predicted or was infeasible (CPU rows of benchmarks
     the model does not cover are excluded, not failed)."""
+    from ocplan.cli.csv_input import refuse_non_csv
+    from ocplan.results.validation import MAX_CSV_BYTES
+
+    refuse_non_csv(file, MAX_CSV_BYTES)  # an empty or YAML file: say so, in one line
     if api.is_serving_file(file):
         statuses = _validate_serving(file, fmt)
     elif api.is_cpu_file(file):
@@ -1561,7 +1583,8 @@ def serve(
     view of the systems at /redfish/v1).
 
     Requests must name a known host in their Host header (DNS-rebinding defence):
-    127.0.0.1, localhost, [::1], --host and every --allow-host.
+    127.0.0.1, localhost, [::1], --host and every --allow-host. Prices are in the
+    --currency given before 'serve' (default USD); answers with costs name it.
     """
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise SpecError.one("--host", "host", "binding beyond loopback needs --token", host)
@@ -1580,7 +1603,7 @@ def serve(
     if problems:
         raise SpecError(problems)
     app_ = create_app(db, token=token, catalog_dirs=state.catalog_dirs, allowed_hosts=hosts,
-                      redfish_systems=systems)
+                      redfish_systems=systems, currency=state.currency)
     out.print(_t(f"ocplan workbench on {serve_url(host, port)} (API docs at /docs, "
                  "Redfish at /redfish/v1); Ctrl+C stops it"))
     restore_collector()  # it runs for hours: the start-up thresholds are for start-up
@@ -1619,7 +1642,8 @@ def report(
     top: Annotated[int, typer.Option(help="With --search: rows of the top table.")] = 10,
     train_tokens: Annotated[float | None, typer.Option(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
-    price: Annotated[float | None, typer.Option(help="Price per chip-hour.")] = None,
+    price: Annotated[float | None, typer.Option(
+        help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
     report_format: Annotated[str, typer.Option(
         "--format", metavar=_one_of(REPORT_FORMATS),
         help="html (a page; Plotly in a shared file beside it) or json.")] = "html",

@@ -304,6 +304,6 @@ def match_figure(match: dict[str, Any]) -> Figure:
                      "y": [r["perf_per_watt"] for r in pick],
                      "text": [r["platform"] for r in pick], "marker": {"size": 10}})
     return {"data": data, "layout": {
-        "title": {"text": "Performance per watt vs per unit of price"},
+        "title": {"text": "Performance per kW vs per unit of price"},
         "xaxis": {"title": {"text": f"mix per million {match['currency']}"}},
         "yaxis": {"title": {"text": "mix per kW (full load)"}}, "height": 460}}

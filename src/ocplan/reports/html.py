@@ -134,8 +134,9 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
              ("calibration", result.calibration_family)]
     if "time_to_train_s" in d.to_train:
         rows.append(("time to train", f"{d.to_train['time_to_train_s'] / 86400:,.2f} days"))
-        rows.append(("energy to train",
-                     f"{format_energy(d.to_train['energy_to_train_J'])} (facility)"))
+        # facility power (IT x PUE) over the time, labelled as the CLI table labels it
+        rows.append(("energy to train (facility)",
+                     format_energy(d.to_train["energy_to_train_J"])))
     if "cost_to_train" in d.to_train:
         rows.append(("cost to train", format_money(d.to_train["cost_to_train"], d.currency)))
     errors = sum(f.get("severity") == "error" for f in d.findings)
@@ -272,7 +273,7 @@ _COMPARE_ROWS: tuple[tuple[str, str], ...] = (
     ("bound", "bound"), ("time_to_train_s", "time to train"),
     ("goodput", "goodput under failures"),
     ("time_to_train_with_failures_s", "time to train with failures"),
-    ("energy_to_train_J", "energy to train"), ("cost_to_train", "cost to train"),
+    ("energy_to_train_J", "energy to train (facility)"), ("cost_to_train", "cost to train"),
     ("it_power_W", "IT power"), ("facility_power_W", "facility power"), ("pue", "PUE"),
     ("cdus", "CDUs (system)"),
     ("calibration", "calibration"), ("reason", "why infeasible"))
@@ -287,7 +288,7 @@ def _cell(key: str, value: Any, currency: str) -> str:
     if key == "mfu":
         return f"{value:.1%}"
     if key == "memory_headroom_pct":
-        return f"{value:.1f} %"
+        return f"{value:.1f}%"  # printed as MFU and goodput are: one form per table
     if key == "goodput":
         return f"{value:.1%}"
     if key == "pue":
@@ -349,7 +350,7 @@ def render_compare_report(title: str, comparison: dict[str, Any],
 def render_match_report(match: dict[str, Any], plotly_js: Path | None, top: int = 15) -> str:
     """A CPU platform match (:meth:`~ocplan.matching.MatchResult.as_json`) as a report
     page: the ranked platforms with fleet, power, TCO and efficiency, why the others
-    cannot serve the mix, and the perf/W against perf/price chart."""
+    cannot serve the mix, and the perf/kW against perf/price chart."""
     cur = match["currency"]
     rows = [[str(i), r["platform"], r["isa"], str(r["sockets"]), f"{r['servers']:,}",
              r["binding"] or "-", f"{r['fleet_power_W'] / 1e3:,.1f} kW",

@@ -38,6 +38,7 @@ style, which Swagger UI sets on its elements).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -70,6 +71,7 @@ from ocplan.web.jobs import DEFAULT_JOB_QUEUE, JobRunner, JobsBusy
 from ocplan.web.match_routes import match_router
 from ocplan.web.redfish_routes import Managed, redfish_router
 from ocplan.web.workers import (
+    DEFAULT_CURRENCY,
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT_S,
     DEFAULT_WORKERS,
@@ -155,7 +157,8 @@ def create_app(db_url: str | None = None, token: str | None = None,
                pool_workers: int = DEFAULT_WORKERS, pool_queue: int = DEFAULT_QUEUE,
                request_timeout_s: float = DEFAULT_TIMEOUT_S,
                allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS,
-               redfish_systems: Sequence[Managed] = ()) -> FastAPI:
+               redfish_systems: Sequence[Managed] = (),
+               currency: str = DEFAULT_CURRENCY) -> FastAPI:
     """Build the app. ``db_url`` is the scenarios database (default ``sqlite:///ocplan.db``).
 
     ``pool_workers``, ``pool_queue`` and ``request_timeout_s`` size the computation pool;
@@ -163,6 +166,8 @@ def create_app(db_url: str | None = None, token: str | None = None,
     names (no port) the ``Host`` header may give, ``"*"`` for any. See the module
     docstring for what each limit answers. ``redfish_systems`` are served read-only under
     ``/redfish/v1`` (:mod:`ocplan.web.redfish_routes`; none: the catalog's OAM modules).
+    ``currency`` labels the prices of requests (``ocplan --currency X serve``): every
+    answer holding a cost carries it as ``currency``, as the CLI's JSON answers do.
     """
     scenarios = open_scenarios(db_url)
     jobs = JobRunner(workers=job_workers, queue=job_queue)
@@ -224,6 +229,12 @@ def create_app(db_url: str | None = None, token: str | None = None,
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/api/settings")
+    def settings() -> dict[str, str]:
+        """How the server was started: ``currency``, the label of the prices requests
+        give and of the costs answered (the page labels its price inputs with it)."""
+        return {"currency": currency}
+
     @app.get("/api/catalog")
     def catalog_list(kind: str | None = None) -> list[dict[str, Any]]:
         if kind is not None and kind not in KINDS:
@@ -270,8 +281,9 @@ def create_app(db_url: str | None = None, token: str | None = None,
 
     @app.post("/api/estimate")
     async def estimate(request: Request) -> Response:
-        return _computed(await pool.run(workers.estimate_task,
-                                        await body_of(request, "request")))
+        return _computed(await pool.run(
+            functools.partial(workers.estimate_task, currency=currency),
+            await body_of(request, "request")))
 
     @app.get("/api/serving-layout")
     def serving_layout_fields() -> list[dict[str, object]]:
@@ -280,7 +292,9 @@ def create_app(db_url: str | None = None, token: str | None = None,
 
     @app.post("/api/infer")
     async def infer(request: Request) -> Response:
-        return _computed(await pool.run(workers.infer_task, await body_of(request, "request")))
+        return _computed(await pool.run(
+            functools.partial(workers.infer_task, currency=currency),
+            await body_of(request, "request")))
 
     @app.post("/api/search", status_code=202)
     async def start_search(request: Request) -> Response:
@@ -294,7 +308,8 @@ def create_app(db_url: str | None = None, token: str | None = None,
 
         def work(progress: Callable[[int, int], None]) -> dict[str, Any]:
             found = api.run_search(cat, req, progress=progress).as_json()
-            return found | {"figures": {"pareto": figures_.pareto_figure(found)}}
+            return (found | {"figures": {"pareto": figures_.pareto_figure(found)}}
+                    | workers.priced(req.price_per_chip_hour, currency))
 
         return _submitted(jobs, work)
 
@@ -311,8 +326,9 @@ def create_app(db_url: str | None = None, token: str | None = None,
 
         def work(progress: Callable[[int, int], None]) -> dict[str, Any]:
             found = api.run_compare(cat, req, progress=progress).as_json()
-            return found | {"figures": {"bars": figures_.compare_bars_figure(found),
-                                        "pareto": figures_.compare_pareto_figure(found)}}
+            return (found | {"figures": {"bars": figures_.compare_bars_figure(found),
+                                         "pareto": figures_.compare_pareto_figure(found)}}
+                    | workers.priced(req.price_per_chip_hour, currency))
 
         return _submitted(jobs, work)
 

@@ -196,7 +196,7 @@ def match_router(catalog_dirs: tuple[str, ...] = (),
     async def run(request: Request) -> Response:
         """Rank every CPU platform of the catalog for a workload mix (a mix file's
         mapping): fleet, power at load, TCO, binding constraint, findings, and the
-        perf/W against perf/price figure."""
+        perf/kW against perf/price figure."""
         try:
             body = await body_of(request)
         except _NotJson as exc:

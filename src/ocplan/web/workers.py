@@ -49,7 +49,7 @@ from ocplan.reports import figures as figures_
 
 __all__ = ["DEFAULT_QUEUE", "DEFAULT_TIMEOUT_S", "DEFAULT_WORKERS", "Answer", "PoolBusy",
            "PoolFailure", "PoolTimeout", "Task", "WorkerPool", "check_task", "compare_check_task",
-           "estimate_task", "search_check_task", "topology_task"]
+           "estimate_task", "infer_task", "priced", "search_check_task", "topology_task"]
 
 #: Worker processes: one per core of the small machines the workbench runs on, so two
 #: slow requests run side by side while the server process keeps a core's share.
@@ -63,6 +63,8 @@ DEFAULT_QUEUE = 16
 #: code learned to summarize large clusters) took 6 s on two cores. Ten times that still
 #: answers a person who waits, and frees a stuck worker within a minute.
 DEFAULT_TIMEOUT_S = 60.0
+#: Label of the prices' currency when the server is started without one (as the CLI).
+DEFAULT_CURRENCY = "USD"
 
 
 @dataclass(frozen=True)
@@ -153,8 +155,16 @@ def topology_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
     return _answer(lambda: topology_report(body, catalog_dirs))
 
 
-def estimate_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
-    """Estimate of the EstimateRequest ``body``, with its timeline and figures."""
+def priced(price: object, currency: str) -> dict[str, str]:
+    """``{"currency": label}`` for an answer holding costs (the request gave a price), as
+    the CLI's JSON answers carry it; nothing without a price."""
+    return {} if price is None else {"currency": currency}
+
+
+def estimate_task(body: object, catalog_dirs: tuple[str, ...],
+                  currency: str = DEFAULT_CURRENCY) -> Answer:
+    """Estimate of the EstimateRequest ``body``, with its timeline and figures; its cost
+    to train (with a price) labelled ``currency``."""
     def compute() -> dict[str, Any]:
         req = validate_as(api.EstimateRequest, body, "request")
         result, system, workload = api.run_estimate(_catalog(catalog_dirs), req)
@@ -177,13 +187,16 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
                 cluster["facility"]["power_flow"])
         if cluster["goodput"] is not None:
             figures["goodput"] = figures_.goodput_figure(cluster["goodput"]["fractions"])
-        return out | api.trust(system, req.allow_invalid) | {"cluster": cluster}
+        return (out | api.trust(system, req.allow_invalid) | {"cluster": cluster}
+                | priced(req.price_per_chip_hour, currency))
     return _answer(compute)
 
 
-def infer_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
+def infer_task(body: object, catalog_dirs: tuple[str, ...],
+               currency: str = DEFAULT_CURRENCY) -> Answer:
     """Serving estimate of the InferRequest ``body``, with its throughput-latency curve
-    and figures."""
+    and figures; with a price, the cost of a million output tokens (as ``ocplan infer``)
+    labelled ``currency``."""
     def compute() -> dict[str, Any]:
         req = validate_as(api.InferRequest, body, "request")
         result, curve, system = api.run_infer_curve(_catalog(catalog_dirs), req)
@@ -198,7 +211,10 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
             "system": system.spec.name, "layout": result.plan.label(),
             "curve": None if curve is None else curve.as_dict(), "figures": figures,
             "hint": api.infeasible_hint(result.reason, serving=True)}
-        return out | api.trust(system, req.allow_invalid)
+        price = req.price_per_chip_hour
+        if price is not None:
+            out["cost_per_mtok"] = result.cost_per_mtok(price)
+        return out | api.trust(system, req.allow_invalid) | priced(price, currency)
     return _answer(compute)
 
 

@@ -24,10 +24,19 @@
 
   /** Fields that are fractions of a whole, shown as percentages. */
   const PERCENT = ["mfu", "hfu", "memory_headroom", "tie_tolerance", "goodput"];
+  /** Fields that are costs, shown with the currency label of the answer. */
+  const MONEY = ["cost_to_train", "cost_per_mtok"];
+  /** The server's currency label (GET api/settings): for answers saved without one. */
+  let serverCurrency = "";
 
-  function fmtValue(key, v) {
+  /** A value for display; ``currency`` labels a cost (the answer's "currency"). */
+  function fmtValue(key, v, currency) {
     if (v === null || v === undefined) return "–";
     if (typeof v === "boolean") return v ? "yes" : "no";
+    if (typeof v === "number" && MONEY.includes(key.replace(/^.*\./, ""))) {
+      const label = currency || serverCurrency;
+      return fmtNum(v) + (label ? " " + label : "");
+    }
     if (typeof v === "number" && PERCENT.includes(key)) return (100 * v).toFixed(1) + " %";
     if (typeof v === "number" && key.endsWith("_s") && !key.endsWith("_per_s")
         && v >= 2 * 3600) {
@@ -60,11 +69,13 @@
 
   const isScalar = (v) => v === null || typeof v !== "object";
 
-  /** A two-column table of a mapping's fields (nested mappings on one line). */
+  /** A two-column table of a mapping's fields (nested mappings on one line); costs in
+   *  the mapping's own "currency". */
   function kvTable(obj, skip) {
     const rows = Object.entries(obj || {}).filter(([k]) => !(skip || []).includes(k));
+    const currency = (obj || {}).currency;
     return el("table", { className: "kv" }, rows.map(([k, v]) =>
-      el("tr", { "data-key": k }, el("th", {}, k), el("td", {}, fmtValue(k, v)))));
+      el("tr", { "data-key": k }, el("th", {}, k), el("td", {}, fmtValue(k, v, currency)))));
   }
 
   /** A nested rendering of a catalog entry's fields. */
@@ -578,7 +589,8 @@
       cols.map((c) => el("th", { "data-key": c }, SEARCH_COLUMNS[c] || c))));
     put(table.tBodies[0], top.map((t, i) => el("tr", {},
       el("td", { className: "num" }, String(i + 1)),
-      cols.map((c) => el("td", { className: typeof t[c] === "number" ? "num" : "" }, fmtValue(c, t[c]))))));
+      cols.map((c) => el("td", { className: typeof t[c] === "number" ? "num" : "" },
+        fmtValue(c, t[c], result.currency))))));
     $("#srch-why").textContent = result.why || "";
     $("#srch-status").textContent = "search done: " + fmtNum(result.space_size) + " layouts, " +
       fmtNum(result.evaluated) + " evaluated, " + fmtNum(result.feasible) + " fit, " +
@@ -705,7 +717,7 @@
     memory_headroom_pct: "HBM left free, %", bound: "bound",
     time_to_train_s: "time to train", goodput: "goodput under failures",
     time_to_train_with_failures_s: "time to train with failures",
-    energy_to_train_J: "energy to train",
+    energy_to_train_J: "energy to train (facility)",
     cost_to_train: "cost to train", it_power_W: "IT power",
     facility_power_W: "facility power", pue: "PUE", cdus: "CDUs (system)",
     calibration: "calibration",
@@ -731,7 +743,7 @@
       body.push(el("tr", { "data-key": key }, el("th", {}, label), rows.map((r) => {
         let text = key.endsWith("_w") || key.endsWith("_j")
           ? fmtValue(key.slice(0, -2) + "_" + key.slice(-1).toUpperCase(), r[key])
-          : fmtValue(key, r[key]);
+          : fmtValue(key, r[key], result.currency);
         const ratio = (r.ratios || {})[key];
         if (ratio !== null && ratio !== undefined && r.name !== result.baseline) {
           text += " (" + ratio.toFixed(2) + "x)";
@@ -917,8 +929,8 @@
       put($("#scn-diff"), el("h3", {}, "Side by side"), el("table", { className: "grid", id: "scn-diff-table" },
         el("thead", {}, el("tr", {}, el("th", {}, ""), items.map((s) => el("th", {}, s.name)))),
         el("tbody", {}, keys.map((k) => el("tr", { "data-key": k }, el("th", {}, k),
-          el("td", { className: "num" }, fmtValue(k, a[k])),
-          el("td", { className: "num" }, fmtValue(k, b[k])))))));
+          el("td", { className: "num" }, fmtValue(k, a[k], a.currency)),
+          el("td", { className: "num" }, fmtValue(k, b[k], b.currency)))))));
     }
     for (const [div, fig] of plots) await draw(div, fig);
   }
@@ -994,6 +1006,9 @@
     try {
       const health = await api("GET", "api/health");
       $("#health").textContent = "server " + health.status;
+      // prices are given, and costs answered, in the currency the server runs with
+      serverCurrency = (await api("GET", "api/settings")).currency;
+      for (const span of $$("[data-currency]")) span.textContent = serverCurrency;
       await buildLayoutForm("est");
       await buildLayoutForm("inf", "api/serving-layout");
       await loadCatalog();
