@@ -28,6 +28,12 @@ from ocplan.catalog.fields import (
     Spec,
     TrainTokens,
 )
+from ocplan.catalog.filekinds import (
+    OTHER_FILE_KINDS,
+    file_kind,
+    kind_of,
+    refuse_other_file,
+)
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import ComputeModule, Cpu
 from ocplan.catalog.system import System, SystemSpec, resolve_system, system_for_chip
@@ -679,67 +685,12 @@ def read_system(catalog: Catalog, path: Path) -> System:
     the command to run when the file is another command's input (one line, instead of
     one unknown-field line per key)."""
     data = load_yaml(path)
-    other = OTHER_FILE_KINDS.get(_kind_of(data))
+    other = OTHER_FILE_KINDS.get(kind_of(data))
     if other is not None:
         _, what, command = other
         raise SpecError.one(str(path), "", f"this is {what}, not a system file; run it with "
                                            f"'{command} {path}'")
     return system_from_mapping(data, catalog, str(path))
-
-
-#: Files of other commands, by kind: (a top-level key only that kind has, what it is,
-#: the command that reads it). Neither declares ``kind:``, as system files do not.
-OTHER_FILE_KINDS: dict[str, tuple[str, str, str]] = {
-    "match-workload": ("demand", "a workload mix", "ocplan match --workload"),
-    "sweep": ("cluster_sizes", "a sweep", "ocplan sweep"),
-}
-
-
-#: Top-level keys that only a system file has (both required there): a file with them
-#: given to another command is a system file, named as such.
-SYSTEM_FILE_KEYS = ("server", "servers")
-
-
-def refuse_other_file(path: Path, expected: str) -> None:
-    """Raise one SpecError line when ``path`` is recognisably another command's input
-    (a system file, a compute-module file, a workload mix or a sweep, by
-    :func:`_kind_of` and :data:`SYSTEM_FILE_KEYS`) instead of the ``expected`` kind
-    (``match-workload`` or ``sweep``), naming what it is and the command that reads it;
-    otherwise return, leaving the file's own checks to the command. Without it a system
-    file given to ``ocplan match`` got one unknown-field line per key."""
-    data = load_yaml(path)
-    kind = _kind_of(data)
-    if kind == expected:
-        return
-    what, command = {"system": ("a system file", "ocplan check"),
-                     "compute-module": ("a compute-module file", "ocplan check")}.get(
-        kind, OTHER_FILE_KINDS.get(kind, ("", "", ""))[1:])
-    if kind == "system" and not all(key in data for key in SYSTEM_FILE_KEYS):
-        return  # not recognisably a system: the command lists what is wrong with it
-    if not what:
-        return
-    wanted = OTHER_FILE_KINDS[expected][1]
-    raise SpecError.one(str(path), "", f"this is {what}, not {wanted}; run it with "
-                                       f"'{command} {path}'")
-
-
-def file_kind(path: Path) -> str:
-    """The ``kind:`` a spec file declares; for a file without one, ``match-workload`` or
-    ``sweep`` when it holds their keys (:data:`OTHER_FILE_KINDS`), else ``system``. Lets
-    ``ocplan check`` take a compute-module file as well as a system, and say what to run
-    on another command's file."""
-    return _kind_of(load_yaml(path))
-
-
-def _kind_of(data: Mapping[str, Any]) -> str:
-    """The kind of a parsed spec file (see :func:`file_kind`)."""
-    kind = data.get("kind")
-    if isinstance(kind, str):
-        return kind
-    for name, (key, _, _) in OTHER_FILE_KINDS.items():
-        if key in data:
-            return name
-    return "system"
 
 
 def read_module(catalog: Catalog, path: Path) -> ComputeModule:

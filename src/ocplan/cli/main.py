@@ -48,6 +48,7 @@ from ocplan import jsonio
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import MAX_TOP_K, Spec
+from ocplan.catalog.filekinds import refuse_other_file
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
 from ocplan.cli import restore_collector
@@ -1286,7 +1287,7 @@ def match_cmd(
     module) for a workload mix: fleet size, power at load, TCO, the binding constraint."""
     if report_file is not None:
         _check_report_path(report_file)
-    api.refuse_other_file(workload, "match-workload")
+    refuse_other_file(workload, "match-workload")
     from ocplan.matching.run import run_match
 
     result = _in_currency(run_match(_catalog(), workload, objective), workload)
@@ -1505,7 +1506,7 @@ def sweep_cmd(
     from ocplan.sweep.spec import expand_sweep, load_sweep
 
     check_options(backend, address, workers)
-    api.refuse_other_file(file, "sweep")
+    refuse_other_file(file, "sweep")
     sweep = load_sweep(file)
     cat = _catalog()
     total = len(expand_sweep(sweep, cat))  # the whole grid is checked before the store opens
