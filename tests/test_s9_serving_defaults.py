@@ -11,19 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-import typer.main
 
 from ocplan import api
-from ocplan.cli.main import app, main
+from ocplan.cli.main import main
 from ocplan.web.app import create_app
-
-
-def cli_default(command: str, name: str) -> Any:
-    """The default click gives option ``name`` of ``command`` (as ``--help`` shows it)."""
-    group = typer.main.get_command(app)
-    assert isinstance(group, typer.core.TyperGroup)
-    (param,) = [p for p in group.commands[command].params if p.name == name]
-    return param.default
+from test_s8_api_defaults import cli_default
 
 
 @pytest.mark.parametrize("request_model", [api.InferRequest, api.InferSearchRequest])

@@ -31,6 +31,7 @@ __all__ = [
     "BANDWIDTH",
     "BITRATE",
     "BYTES",
+    "DEFAULT_CURRENCY",
     "DIMENSIONS",
     "FLOPS",
     "FREQUENCY",
@@ -222,6 +223,9 @@ ENERGY_STEPS: tuple[tuple[float, str], ...] = (
 #: than "B" and "T", which the same tables use for bytes and tera).
 MONEY_STEPS: tuple[tuple[float, str], ...] = ((1e12, "tn"), (1e9, "bn"), (1e6, "M"),
                                              (1e3, "k"))
+#: Label of prices and costs when nothing names a currency (CLI, web server, workload
+#: mixes, reports alike).
+DEFAULT_CURRENCY = "USD"
 #: Currency labels printed as a symbol before the amount; any other label follows it.
 CURRENCY_SYMBOLS: dict[str, str] = {"USD": "$", "EUR": "\u20ac", "GBP": "\u00a3"}
 #: Amounts of money of at least this much (in the currency) print with cents; smaller
@@ -291,7 +295,7 @@ def _amount(amount: float) -> str:
     return f"{amount:.{decimals}f}"
 
 
-def format_money(amount: float, currency: str = "USD",
+def format_money(amount: float, currency: str = DEFAULT_CURRENCY,
                  digits: int = SIGNIFICANT_DIGITS) -> str:
     """An amount of money for people: cents below one thousand, else ``digits``
     significant digits with k, M, bn or tn; USD, EUR and GBP as a symbol in front, any

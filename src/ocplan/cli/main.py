@@ -63,6 +63,7 @@ from ocplan.plan.search_defaults import (
     TIE_TOLERANCE,
 )
 from ocplan.units import (
+    DEFAULT_CURRENCY,
     POWER,
     TIME,
     UnitError,
@@ -316,7 +317,7 @@ class Format(StrEnum):
 
 class _State:
     catalog_dirs: tuple[str, ...] = ()
-    currency: str = "USD"
+    currency: str = DEFAULT_CURRENCY
     currency_given: bool = False
     """--currency (or OCPLAN_CURRENCY) was given, so a mix file must not say otherwise."""
     json_errors: bool = False
@@ -355,13 +356,11 @@ ModelOpt = Annotated[str, typer.Option(metavar=ID_METAVAR,
 PrecisionOpt = Annotated[str, typer.Option(metavar=_one_of(PRECISIONS),
                                            help="Precision of the matrix multiplications.")]
 #: What a --price is counted in (the help of every command that takes one).
-PRICE_UNIT = "in the --currency (default USD) per chip-hour"
+PRICE_UNIT = f"in the --currency (default {DEFAULT_CURRENCY}) per chip-hour"
 
 
 #: Longest currency label (ISO 4217 codes are 3 letters; a symbol or "kUSD" fits).
 MAX_CURRENCY_CHARS = 8
-#: Currency label of prices when neither --currency nor OCPLAN_CURRENCY names one.
-DEFAULT_CURRENCY = "USD"
 
 
 @app.callback()
@@ -371,7 +370,7 @@ def _root(catalog: CatalogOpt = None,
               metavar="<label>", envvar="OCPLAN_CURRENCY", show_default=False,
               help="Currency label printed with costs (prices are in it; a workload "
                    "mix's own 'currency:' must agree); also OCPLAN_CURRENCY. "
-                   "Default USD.")] = None) -> None:
+                   f"Default {DEFAULT_CURRENCY}.")] = None) -> None:
     state.catalog_dirs = tuple(str(p) for p in catalog or [])
     state.currency_given = currency is not None
     currency = DEFAULT_CURRENCY if currency is None else currency
@@ -1224,7 +1223,7 @@ def compare_cmd(
                       memory_headroom=memory_headroom, baseline=baseline - 1,
                       allow_invalid=allow_invalid)
     if report_file is not None:
-        _check_report_path(report_file)
+        _check_target(report_file, "--report", folder=False)
     result = api.run_compare(_catalog(), req, systems, FLAGS)
     if report_file is not None:
         from ocplan.reports.html import render_compare_report
@@ -1286,7 +1285,7 @@ def match_cmd(
     """Rank the catalog's CPU platforms (compute modules, and every CPU as a generic
     module) for a workload mix: fleet size, power at load, TCO, the binding constraint."""
     if report_file is not None:
-        _check_report_path(report_file)
+        _check_target(report_file, "--report", folder=False)
     refuse_other_file(workload, "match-workload")
     from ocplan.matching.run import run_match
 
@@ -1662,7 +1661,7 @@ def report(
     if report_format not in REPORT_FORMATS:
         raise SpecError.one("--format", "format", f"expected {' or '.join(REPORT_FORMATS)}",
                             report_format)
-    _check_out(out_file)
+    _check_target(out_file)
     cat = _catalog()
     search_json = None
     no_fit: str | None = None  # why the search found no layout, when it found none
@@ -1726,7 +1725,7 @@ def _write_linked_report(out_file: Path, page: str, announce: bool = True) -> No
     file (:data:`~ocplan.reports.html.PLOTLY_FILE`) unless it is already there."""
     from ocplan.reports.html import PLOTLY_FILE, plotly_js_path
 
-    _check_out(out_file)
+    _check_target(out_file)
     shared = out_file.with_name(PLOTLY_FILE)
     fresh = _write_shared(shared, plotly_js_path())
     _write_page(out_file, page, announce=announce)
@@ -1743,37 +1742,26 @@ def _write_shared(target: Path, source: Path) -> bool:
     return True
 
 
-def _check_report_path(report_file: Path) -> None:
-    """A SpecError unless ``--report`` names a file (not a folder, a name the file system
-    takes); the folder is checked when the report is written."""
+def _check_target(path: Path, flag: str = "--out", folder: bool = True) -> None:
+    """A SpecError naming ``flag`` unless ``path`` names a file to write: not a folder, a
+    name the file system takes and, with ``folder``, in a folder that exists (an early
+    check of ``--report`` leaves the folder to the write)."""
+    field = flag.removeprefix("--")
     try:
-        is_dir = report_file.is_dir()
+        is_dir = path.is_dir()
+        folder_ok = not folder or path.parent.is_dir()
     except OSError as exc:  # a name the file system refuses (too long, ...)
-        raise SpecError.one("--report", "report", f"not a usable file name ({exc.strerror})",
-                            str(report_file)) from None
-    if not report_file.name or is_dir:
-        raise SpecError.one("--report", "report", "expected the path of a file to write",
-                            str(report_file))
-
-
-def _check_out(out_file: Path) -> None:
-    """A SpecError unless ``out_file`` names a file to write in an existing folder."""
-    try:
-        is_dir, parent_ok = out_file.is_dir(), out_file.parent.is_dir()
-    except OSError as exc:  # a name the file system refuses (too long, ...)
-        raise SpecError.one("--out", "out", f"not a usable file name ({exc.strerror})",
-                            str(out_file)) from None
-    if not out_file.name or is_dir:
-        raise SpecError.one("--out", "out", "expected the path of an HTML file to write",
-                            str(out_file))
-    if not parent_ok:
-        raise SpecError.one("--out", "out", f"folder {out_file.parent} does not exist",
-                            str(out_file))
+        raise SpecError.one(flag, field, f"not a usable file name ({exc.strerror})",
+                            str(path)) from None
+    if not path.name or is_dir:
+        raise SpecError.one(flag, field, "expected the path of a file to write", str(path))
+    if not folder_ok:
+        raise SpecError.one(flag, field, f"folder {path.parent} does not exist", str(path))
 
 
 def _write_page(out_file: Path, page: str, announce: bool = True) -> None:
     """Write a report atomically (a ``.part`` file renamed), or a SpecError naming it."""
-    _check_out(out_file)
+    _check_target(out_file)
     tmp = out_file.with_name(out_file.name + ".part")
     try:
         tmp.write_text(page, encoding="utf-8")

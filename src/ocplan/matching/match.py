@@ -39,6 +39,7 @@ from ocplan.matching.archetypes import (
     LANES_PER_ACCELERATOR,
 )
 from ocplan.matching.platforms import Platform
+from ocplan.units import DEFAULT_CURRENCY
 
 __all__ = ["DEFAULT_PRICE", "Capacity", "MatchRequest", "MatchResult", "Matched", "Predictor",
            "Query", "match"]
@@ -95,7 +96,7 @@ class MatchRequest(Spec):
                  Annotated[float, Field(strict=False, ge=0, le=1e9)]] = Field(
         default_factory=dict)
     """Price per server (platform id, or ``default``), in the request's currency."""
-    currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = DEFAULT_CURRENCY
     electricity_per_kwh: Annotated[float, Field(strict=False, ge=0, le=10)] = 0.10
     pue: Annotated[float, Field(strict=False, ge=1, le=3)] = 1.3
     horizon_years: Annotated[float, Field(strict=False, gt=0, le=20)] = 4.0

@@ -26,7 +26,7 @@ from ocplan.reports.figures import (
     topology_figure,
 )
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
-from ocplan.units import format_energy, format_money
+from ocplan.units import DEFAULT_CURRENCY, format_energy, format_money
 
 __all__ = ["PLOTLY_FILE", "ReportData", "plotly_js_path", "render_compare_report",
            "render_match_report", "render_report", "render_serving_report"]
@@ -105,7 +105,7 @@ class ReportData:
     """The system fails a check and was estimated because the user asked for it."""
     cluster: dict[str, Any] | None = None
     """Facility and goodput (:meth:`~ocplan.results.cluster.ClusterOutlook.as_json`)."""
-    currency: str = "USD"
+    currency: str = DEFAULT_CURRENCY
     """Label of the prices' currency, printed with costs."""
 
     def as_json(self) -> dict[str, Any]:
@@ -307,7 +307,7 @@ def _cell(key: str, value: Any, currency: str) -> str:
 
 
 def render_compare_report(title: str, comparison: dict[str, Any],
-                          plotly_js: Path | None, currency: str = "USD") -> str:
+                          plotly_js: Path | None, currency: str = DEFAULT_CURRENCY) -> str:
     """A comparison (:meth:`~ocplan.results.compare.Comparison.as_json`) as a report page:
     the measures side by side with ratios to the baseline and the best of each bolded,
     every system's check findings, bars and the cost-vs-time chart."""

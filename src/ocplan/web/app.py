@@ -65,13 +65,13 @@ from ocplan.jsonio import MAX_JSON_DEPTH, dumps, parse_json
 from ocplan.reports import figures as figures_
 from ocplan.reports.html import plotly_js_path
 from ocplan.store.scenarios import Scenario, open_scenarios
+from ocplan.units import DEFAULT_CURRENCY
 from ocplan.web import workers
 from ocplan.web.guard import DEFAULT_ALLOWED_HOSTS, Guard
 from ocplan.web.jobs import DEFAULT_JOB_QUEUE, JobRunner, JobsBusy
 from ocplan.web.match_routes import match_router
 from ocplan.web.redfish_routes import Managed, redfish_router
 from ocplan.web.workers import (
-    DEFAULT_CURRENCY,
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT_S,
     DEFAULT_WORKERS,

@@ -46,6 +46,7 @@ from ocplan.catalog.loader import validate_as
 from ocplan.errors import Infeasible, SpecError
 from ocplan.jsonio import dumps
 from ocplan.reports import figures as figures_
+from ocplan.units import DEFAULT_CURRENCY
 
 __all__ = ["DEFAULT_QUEUE", "DEFAULT_TIMEOUT_S", "DEFAULT_WORKERS", "Answer", "PoolBusy",
            "PoolFailure", "PoolTimeout", "Task", "WorkerPool", "check_task", "compare_check_task",
@@ -63,8 +64,6 @@ DEFAULT_QUEUE = 16
 #: code learned to summarize large clusters) took 6 s on two cores. Ten times that still
 #: answers a person who waits, and frees a stuck worker within a minute.
 DEFAULT_TIMEOUT_S = 60.0
-#: Label of the prices' currency when the server is started without one (as the CLI).
-DEFAULT_CURRENCY = "USD"
 
 
 @dataclass(frozen=True)
