@@ -48,7 +48,7 @@ from ocplan.results.validation import (
 )
 from ocplan.serving.calibration import ServingCalibration
 from ocplan.serving.estimate import ServingEstimate, estimate_serving
-from ocplan.serving.plan import DEFAULT_CHUNK_TOKENS, ServingPlan
+from ocplan.serving.plan import ServingPlan
 from ocplan.serving.search import search_serving
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
@@ -230,7 +230,7 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
                      "(the dataset's)")
     wl = ServingWorkload(shape, isl, osl, weight_precision=w, activation_precision=a,
                          kv_precision=kv, moe_imbalance=imbalance, **load, **slo, **lengths)
-    fixed = _layout(row, shape, kind, amount, role)
+    fixed = _layout(row, shape, kind, amount)
     if shape.is_moe and any(k in text for k in OVERLAP_WORDS):
         fixed["overlap"] = True
     system = system_for_chip(catalog, chip, chips * (2 if role != "aggregated" else 1), "csv",
@@ -251,8 +251,8 @@ def _length_distribution(dataset: str) -> dict[str, Any]:
     return {"length_distribution": "lognormal", "length_spread": math.sqrt(math.log1p(cv * cv))}
 
 
-def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | None,
-            role: str) -> dict[str, object]:
+def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | None
+            ) -> dict[str, object]:
     notes = row.get("measured_from") or ""
     fixed: dict[str, object] = {}
     tp, pp, dp = _int(row, "tp"), _int(row, "pp"), _int(row, "dp")
@@ -279,8 +279,6 @@ def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | N
         fixed["max_seqs"] = int(amount * inst)
     elif amount and kind == "tokens_per_chip_step":
         fixed["chunk_tokens"] = int(amount * inst)
-    elif role == "prefill":
-        fixed["chunk_tokens"] = DEFAULT_CHUNK_TOKENS * ranks
     budget = TOKEN_BUDGET.search(notes)
     if budget and "chunk_tokens" not in fixed:
         fixed["chunk_tokens"] = int(budget.group(1)) * ranks

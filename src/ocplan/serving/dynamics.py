@@ -141,7 +141,7 @@ def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
     if workload.load == "static":
         n = max(1, (workload.batch or 1) // plan.instances)
         seqs = min(seqs, n)
-    scheduler = Scheduler(max_seqs=seqs, max_batched_tokens=max(plan.chunk_tokens, seqs),
+    scheduler = Scheduler(max_seqs=seqs, max_batched_tokens=max(plan.token_budget, seqs),
                           kv_capacity_tokens=est.memory.kv_tokens)
     concurrency = None
     if workload.load == "concurrency":

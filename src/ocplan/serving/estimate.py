@@ -396,7 +396,7 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
     except _MemoryError as exc:
         return infeasible_estimate(plan, str(exc), exc.memory, notes)
     pre_model = step_model(wl, pre_plan, sm, chip, cal, scal)
-    chunk = float(pre_plan.chunk_tokens)
+    chunk = float(pre_plan.token_budget)
     t_pre = float(pre_model.iteration(chunk, chunk / wl.prefill_len, 0.0, 0.0,
                                       prefill_keys=wl.input_len).total_s[0])
     prompt_rate = pre_plan.instances * chunk / wl.prefill_len / t_pre      # requests/s

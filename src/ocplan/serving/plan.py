@@ -66,9 +66,10 @@ class ServingPlan:
         None, help="Sequences in flight per instance at most (vLLM max_num_seqs); default "
                    "as many as the KV cache holds.",
         short="max_seqs", low=1, high=MAX_GLOBAL_BATCH, search="fixed")
-    chunk_tokens: int = layout_field(
-        DEFAULT_CHUNK_TOKENS, help="Token budget per engine iteration (chunked prefill, "
-                                   "vLLM max_num_batched_tokens).",
+    chunk_tokens: int | None = layout_field(
+        None, help="Token budget of one instance's iteration (chunked prefill, vLLM "
+                   "max_num_batched_tokens); default 8,192 per scheduler (per "
+                   "attention-DP rank).",
         short="chunk", low=1, high=1 << 20, search="fixed")
     prefill_chips: int | None = layout_field(
         None, help="Disaggregated serving: chips of the prefill pool (the rest decode); "
@@ -89,6 +90,17 @@ class ServingPlan:
     def instance_chips(self) -> int:
         """Chips of one model instance."""
         return self.tp * self.pp * (self.dp if self.attention_dp else 1)
+
+    @property
+    def token_budget(self) -> int:
+        """Tokens one iteration of an instance carries at most: ``chunk_tokens``, else
+        :data:`DEFAULT_CHUNK_TOKENS` per scheduler. With attention DP every rank runs its
+        own scheduler and budget (TensorRT-LLM ``max_num_tokens`` per rank; SGLang DP
+        ranks; vLLM data-parallel engines), so an instance of ``dp`` ranks carries ``dp``
+        budgets, as its sequence cap holds ``dp`` caps."""
+        if self.chunk_tokens is not None:
+            return self.chunk_tokens
+        return DEFAULT_CHUNK_TOKENS * (self.dp if self.attention_dp else 1)
 
     @property
     def instances(self) -> int:

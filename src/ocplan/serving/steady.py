@@ -111,7 +111,7 @@ def batch_limits(sm: StepModel, kv_tokens: float) -> tuple[float, str]:
     cap = float(pl.max_seqs if pl.max_seqs is not None else DEFAULT_MAX_SEQS * sm.ranks)
     prompt = 0.0 if sm.decode_only else wl.prefill_len / steps
     limits = {"sequence cap": cap, "KV capacity": kv_tokens / _context(sm),
-              "token budget": pl.chunk_tokens / (wl.tokens_per_step + prompt)}
+              "token budget": pl.token_budget / (wl.tokens_per_step + prompt)}
     name = min(limits, key=lambda k: limits[k])
     return limits[name], name
 
@@ -150,7 +150,7 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
         it = sm.iteration(0.0 * b, 0.0 * b, b, ctx)
         zero = f64(np.zeros_like(b))
         return _Mixed(it, it.total_s, f64(np.ones_like(b)), zero, zero)
-    room = np.maximum(sm.plan.chunk_tokens - b * wl.tokens_per_step, 1.0)
+    room = np.maximum(sm.plan.token_budget - b * wl.tokens_per_step, 1.0)
     chunk = np.minimum(wl.prefill_len, room)
     units = b * wl.tokens_per_step / wl.output_len * wl.prefill_len / chunk
     n0 = np.floor(units)
@@ -207,7 +207,7 @@ def _static(sm: StepModel, limit: float, name: str) -> OperatingPoint:
     for b, count in ((wave, waves - 1), (last, 1)):
         if count == 0:
             continue
-        chunk = min(float(pl.chunk_tokens), b * wl.prefill_len)
+        chunk = min(float(pl.token_budget), b * wl.prefill_len)
         n_chunks = math.ceil(b * wl.prefill_len / chunk)
         pre = sm.iteration(chunk, chunk / wl.prefill_len, 0.0, 0.0, prefill_keys=wl.input_len)
         dec = sm.iteration(0.0, 0.0, b / pl.pp, b / pl.pp * _context(sm))
