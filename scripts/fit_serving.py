@@ -59,6 +59,9 @@ PARAMS: dict[str, tuple[float, float, float, float]] = {
     "hbm_efficiency": (0.80, 0.5, 0.95, 1.0),
     "reserve_fraction": (0.10, 0.03, 0.35, 1.0),
     "gemm_4bit_ratio": (0.8, 0.3, 1.2, 1.0),
+    # grouped / dense for the inference MoE kernels: DeepGEMM's contiguous grouped GEMM
+    # is within 5-15 % of its dense rate (compute_units.md §2.3), hence the prior
+    "grouped_ratio": (0.85, 0.3, 1.0, 1.0),
 }
 #: Prior, bounds and unit of a chip family's own HBM efficiency (as the global one). It is
 #: the effective rate of the framework's decode kernels (skinny GEMMs, paged-cache reads),
@@ -217,8 +220,11 @@ def _report(raw: list[dict[str, str]], cases: list[ServingCase], errs: np.ndarra
              "The model behind the figures: each row's request lengths (MLPerf datasets: "
              "lognormal with the dataset's spread, so the KV cache a running sequence holds "
              "is `I + E[O^2] / 2E[O]`), decode attention at most FlashMLA's share of the "
-             "16-bit peak, and an HBM efficiency per chip family with at least "
-             f"{FAMILY_MIN_ROWS} rows (the global value for the others).", "",
+             "16-bit peak, an HBM efficiency per chip family with at least "
+             f"{FAMILY_MIN_ROWS} rows (the global value for the others), the inference "
+             "engines' own grouped-GEMM ratio, a token budget per attention-DP rank, and "
+             "prefill iterations under two-batch overlap computing on the units the "
+             "all-to-all kernels leave.", "",
              "## Fitted values (global; HBM efficiency per chip family)", "",
              "| parameter | value |", "|---|---|"]
     for k in PARAMS:

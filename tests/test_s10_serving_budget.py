@@ -45,3 +45,78 @@ def test_a_wide_ep_decode_pool_is_not_capped_by_one_ranks_budget() -> None:
     assert est.decode_output_tokens_per_s_per_chip is not None
     assert shared.decode_output_tokens_per_s_per_chip is not None
     assert est.decode_output_tokens_per_s_per_chip > shared.decode_output_tokens_per_s_per_chip
+
+
+def _deepseek_step(overlap: bool):  # type: ignore[no-untyped-def]
+    from ocplan.plan.calibration import load_calibration
+    from ocplan.plan.engine import chip_peaks, system_model
+    from ocplan.serving.calibration import load_serving_calibration
+    from ocplan.serving.step import step_model
+
+    wl = ServingWorkload(ModelShape.from_arch(CAT.model("deepseek-v3")), 4096, 1000,
+                         weight_precision="fp8", activation_precision="fp8")
+    plan = ServingPlan(tp=1, dp=32, ep=32, attention_dp=True, overlap=overlap)
+    sm = system_model(system_for_chip(CAT, "h800-sxm-80gb", 32))
+    return step_model(wl, plan, sm, chip_peaks(sm, "bf16"), load_calibration(),
+                      load_serving_calibration())
+
+
+def test_overlapped_prefill_computes_on_the_units_the_all_to_all_leaves() -> None:
+    """Two-batch overlap hides the all-to-all, but in a prefill iteration its kernels
+    hold 24 of the H800's 132 SMs (DeepEP normal mode), so the matrix and attention work
+    runs 132/108 times longer; a decode iteration (low-latency kernels) keeps every SM."""
+    from ocplan.serving.step import OVERLAP_COMM_UNITS
+
+    plain, over = _deepseek_step(False), _deepseek_step(True)
+    factor = 132 / (132 - OVERLAP_COMM_UNITS)
+    assert over.overlap_slowdown == pytest.approx(factor)
+    assert plain.overlap_slowdown == 1.0
+    pre = dict(prefill_tokens=32 * 16384.0, prefill_seqs=128.0, decode_seqs=0.0,
+               decode_context=0.0)
+    a, b = plain.iteration(**pre), over.iteration(**pre)
+    assert float(b.matrix_s[0]) == pytest.approx(factor * float(a.matrix_s[0]))
+    assert float(b.attention_s[0]) == pytest.approx(factor * float(a.attention_s[0]))
+    assert float(b.memory_s[0]) == pytest.approx(float(a.memory_s[0]))
+    assert float(b.comm_s[0]) < float(a.comm_s[0])      # what overlap is for
+    dec = dict(prefill_tokens=0.0, prefill_seqs=0.0, decode_seqs=32 * 64.0,
+               decode_context=32 * 64 * 3000.0)
+    c, d = plain.iteration(**dec), over.iteration(**dec)
+    assert float(d.matrix_s[0]) == pytest.approx(float(c.matrix_s[0]))
+    assert float(d.attention_s[0]) == pytest.approx(float(c.attention_s[0]))
+
+
+def test_a_finite_offline_run_never_holds_more_sequences_than_requests() -> None:
+    """3,000 queued requests over two instances: at most 1,500 in flight per instance,
+    however much the KV cache and the caps would hold."""
+    shape = ModelShape.from_arch(CAT.model("llama3-8b"))
+    system = system_for_chip(CAT, "h200-sxm-141gb", 2)
+    plan = ServingPlan(tp=1, dp=2, max_seqs=8192, chunk_tokens=65536)
+    endless = estimate_serving(ServingWorkload(shape, 128, 128), plan, system)
+    finite = estimate_serving(ServingWorkload(shape, 128, 128, requests=3000), plan, system)
+    assert endless.batch_per_instance > 1500
+    assert finite.batch_per_instance == pytest.approx(1500)
+    assert finite.batch_limit == "request count"
+
+
+def test_the_serving_grouped_ratio_sets_the_expert_gemm_efficiency() -> None:
+    """The inference MoE kernels' grouped / dense ratio comes from the serving
+    calibration when it names one (else the training factor), and the 4-bit grouped
+    path is the 8-bit grouped one times the 4-bit ratio."""
+    from dataclasses import replace
+
+    from ocplan.plan.calibration import load_calibration
+    from ocplan.plan.engine import chip_peaks, efficiencies, system_model
+    from ocplan.serving.calibration import load_serving_calibration
+    from ocplan.serving.step import step_model
+
+    wl = ServingWorkload(ModelShape.from_arch(CAT.model("mixtral-8x7b")), 512, 512)
+    sm = system_model(system_for_chip(CAT, "b200", 1))
+    cal, base = load_calibration(), load_serving_calibration()
+    dense = efficiencies(sm, cal)
+    scal = replace(base, grouped_ratio=0.9, gemm_4bit_ratio=0.5)
+    eff = step_model(wl, ServingPlan(), sm, chip_peaks(sm, "bf16"), cal, scal).eff
+    assert eff.grouped_gemm_8bit == pytest.approx(min(1.0, dense.gemm_8bit * 0.9))
+    assert eff.grouped_gemm_4bit == pytest.approx(min(1.0, dense.gemm_8bit * 0.9 * 0.5))
+    training = replace(base, grouped_ratio=None)
+    eff = step_model(wl, ServingPlan(), sm, chip_peaks(sm, "bf16"), cal, training).eff
+    assert eff.grouped_gemm_8bit == pytest.approx(dense.grouped_gemm_8bit)

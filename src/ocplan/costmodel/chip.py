@@ -61,6 +61,8 @@ class ChipCompute:
         Small-K constant of ``eta_K = K / (K + K0)`` (elements of K).
     stream_k
         The library splits K across units, so there is no wave staircase.
+    units
+        Matrix-compute units (SMs, CUs, ...); 0 where unknown.
     """
 
     tile_m: int
@@ -68,6 +70,7 @@ class ChipCompute:
     slots: int
     k0: float
     stream_k: bool
+    units: int = 0
 
 
 #: What a chip without a compute block gets: 128 x 128 tiles, K0 = 256 and no wave
@@ -107,7 +110,7 @@ def chip_compute(compute: Compute | ChipCompute | None) -> ChipCompute:
     k0 = compute.k0 if compute.k0 is not None else DEFAULT_K0_BY_UNIT[compute.unit_name]
     return ChipCompute(tile_m=compute.tile.m, tile_n=compute.tile.n,
                        slots=compute.units // compute.units_per_tile, k0=float(k0),
-                       stream_k=compute.stream_k)
+                       stream_k=compute.stream_k, units=compute.units)
 
 
 #: Exponent of the sustained clock's power law ``f = f_ref (P / P_ref)^alpha`` near the

@@ -23,6 +23,13 @@ behaviour, one value each for every chip (never per case, model or source):
   8-bit efficiency, each against its own peak (block-scale handling and the activation
   quantization keep 4-bit kernels further from their doubled peak). A precision-level
   value: the same for every family with a 4-bit unit.
+- ``grouped_ratio``: efficiency of the serving engines' grouped expert GEMMs relative to
+  a dense GEMM of the same tiles, 16- and 8-bit. Inference MoE kernels (vLLM/SGLang
+  ``fused_moe``, DeepGEMM, TensorRT-LLM's CUTLASS MoE) gather each expert's rows inside
+  one kernel; DeepGEMM's contiguous grouped layout reaches 1,214-1,346 TFLOP/s against
+  1,265-1,426 dense at the same shapes (compute_units.md §2.2-2.3). They are not the
+  training path whose fitted factor (:mod:`ocplan.plan.calibration`) also carries
+  Megatron's permutation and backward. ``None``: the training factor.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class ServingCalibration:
     hbm_efficiency: float = 0.80
     reserve_fraction: float = 0.10
     gemm_4bit_ratio: float = 1.0
+    grouped_ratio: float | None = None
     family_hbm_efficiency: tuple[tuple[str, float], ...] = ()
     """(chip family, achieved / peak HBM bandwidth) pairs; families not named take
     ``hbm_efficiency``."""
@@ -61,6 +69,7 @@ class ServingCalibration:
         assert 0.0 <= self.seq_overhead_s < 1e-2, self
         assert 0.05 <= self.gemm_4bit_ratio <= 2.0, self
         assert all(0.05 <= v <= 1.0 for _, v in self.family_hbm_efficiency), self
+        assert self.grouped_ratio is None or 0.05 <= self.grouped_ratio <= 1.0, self
 
     def hbm_for(self, family: str | None) -> float:
         """Achieved / peak HBM bandwidth of a decode step on a chip of ``family``."""

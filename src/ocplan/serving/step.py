@@ -90,6 +90,14 @@ DISPATCH_MIN_BYTES = 1.0
 #: long causal tiles. A cap on the family's attention efficiency; GQA decode stays bound by
 #: the cache reads.
 DECODE_ATTENTION_EFFICIENCY = 660.0 / 989.0
+#: Compute units the MoE all-to-all kernels hold while they run under the other
+#: micro-batch's compute in a prefill iteration of two-batch overlap: DeepEP's normal
+#: kernels (its mode for prefill batches) take ``Buffer.set_num_sms(24)`` in the
+#: deepseek-ai/DeepEP README example, the value SGLang and vLLM pass;
+#: shared/reference/compute_units.md §3.4 ("subtract reserved SMs from GEMM units when
+#: overlap is modelled"). Decode batches use the low-latency kernels, whose receive hook
+#: holds no unit, so a decode iteration keeps every unit.
+OVERLAP_COMM_UNITS = 24
 #: Iterations and device parts (:meth:`StepModel.iteration`, :meth:`StepModel.rows_part`
 #: and the others) remembered per model context (workload, plan, chip, efficiencies,
 #: serving calibration, ranks and fabric; the fabric by identity, held by the entry so
@@ -206,7 +214,24 @@ class StepModel:
             (B > 0).astype(np.float64)).plus(
             self.prefill_attention_part(np.maximum(n_p / r, 1.0), chunk, keys), pre_share).plus(
             self.head_part(np.maximum((B + n_p) / r, 1.0)), 1.0)
+        if self.overlap_slowdown > 1.0:
+            slow = f64(np.where(P > 0, self.overlap_slowdown, 1.0))
+            t = part.time
+            part = Part(PassTime(t.matrix_s * slow, t.attention_s * slow, t.memory_s),
+                        part.flops_s * slow, part.bytes_s)
         return self.finish(part, rows, B + n_p)
+
+    @cached_property
+    def overlap_slowdown(self) -> float:
+        """Factor on the matrix and attention time of a prefill iteration under two-batch
+        overlap: the chip's units over those left to compute while the all-to-all
+        kernels hold :data:`OVERLAP_COMM_UNITS` (memory-bound kernels keep their HBM
+        rate on the rest). 1 without overlap, and for a chip whose compute block is
+        unknown or has too few units for the kernels to hold a share."""
+        c = self.chip.compute
+        if not self.plan.overlap or c is None or c.units <= 2 * OVERLAP_COMM_UNITS:
+            return 1.0
+        return c.units / (c.units - OVERLAP_COMM_UNITS)
 
     def finish(self, part: Part, rows: FloatArray, seqs: FloatArray,
                comm: FloatArray | None = None) -> IterationTime:
@@ -480,11 +505,15 @@ def step_model(workload: ServingWorkload, plan: ServingPlan, sm: SystemModel, ch
     """The :class:`StepModel` of one instance of ``plan`` on the system ``sm``."""
     base = efficiencies(sm, cal)
     ratio = serving.gemm_4bit_ratio
+    grouped, grouped_8bit = base.grouped_gemm, base.grouped_gemm_8bit
+    if serving.grouped_ratio is not None:
+        grouped = min(1.0, base.gemm * serving.grouped_ratio)
+        grouped_8bit = min(1.0, base.gemm_8bit * serving.grouped_ratio)
     eff = Efficiencies(gemm=base.gemm, gemm_8bit=base.gemm_8bit, attention=base.attention,
                        launch_s=serving.kernel_s, memory=1.0,
-                       grouped_gemm=base.grouped_gemm, grouped_gemm_8bit=base.grouped_gemm_8bit,
+                       grouped_gemm=grouped, grouped_gemm_8bit=grouped_8bit,
                        gemm_4bit=min(1.0, base.gemm_8bit * ratio),
-                       grouped_gemm_4bit=min(1.0, base.grouped_gemm_8bit * ratio))
+                       grouped_gemm_4bit=min(1.0, grouped_8bit * ratio))
     return StepModel(workload=workload, plan=plan, chip=chip, eff=eff, fabric=sm.fabric,
                      serving=serving, ranks=plan.dp if plan.attention_dp else 1,
                      family=sm.family)
