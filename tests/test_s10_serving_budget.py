@@ -120,3 +120,69 @@ def test_the_serving_grouped_ratio_sets_the_expert_gemm_efficiency() -> None:
     training = replace(base, grouped_ratio=None)
     eff = step_model(wl, ServingPlan(), sm, chip_peaks(sm, "bf16"), cal, training).eff
     assert eff.grouped_gemm_8bit == pytest.approx(dense.grouped_gemm_8bit)
+
+
+def _llama8b(**kw: object) -> ServingWorkload:
+    return ServingWorkload(ModelShape.from_arch(CAT.model("llama3-8b")), **kw)  # type: ignore[arg-type]
+
+
+def test_an_offline_run_admitted_at_once_is_one_synchronized_batch() -> None:
+    """200 fixed-length requests under a 1,024-sequence cap, all held by the cache,
+    start together and finish together: the run is a static batch of 200, not a
+    refilled steady state."""
+    system = system_for_chip(CAT, "h200-sxm-141gb", 1)
+    plan = ServingPlan(max_seqs=1024)
+    run = estimate_serving(_llama8b(input_len=128, output_len=2048, requests=200), plan,
+                           system)
+    batch = estimate_serving(_llama8b(input_len=128, output_len=2048, load="static",
+                                      batch=200), plan, system)
+    steady = estimate_serving(_llama8b(input_len=128, output_len=2048), plan, system)
+    assert run.batch_limit == "request count"
+    assert run.output_tokens_per_s == pytest.approx(batch.output_tokens_per_s, rel=1e-9)
+    assert run.output_tokens_per_s != pytest.approx(steady.output_tokens_per_s, rel=1e-3)
+
+
+def test_a_synchronized_wave_must_hold_its_sequences_at_their_final_length() -> None:
+    """Sequences that grow together need the cache at ``I + O`` each by their last
+    step (vLLM preempts, TensorRT-LLM reserves): more requests than that run in waves,
+    while a refilled steady state holds ``I + O/2`` per sequence on average."""
+    system = system_for_chip(CAT, "h200-sxm-141gb", 1)
+    plan = ServingPlan(max_seqs=8192, chunk_tokens=65536)
+    est = estimate_serving(_llama8b(input_len=1000, output_len=8000, requests=400), plan,
+                           system)
+    assert est.memory is not None
+    assert est.batch_limit == "KV capacity"
+    assert est.batch_per_instance == pytest.approx(est.memory.kv_tokens / 9000, rel=0.01)
+    spread = estimate_serving(_llama8b(input_len=1000, output_len=8000, requests=400,
+                                       length_distribution="lognormal", length_spread=0.5),
+                              plan, system)
+    assert spread.batch_per_instance > est.batch_per_instance   # refilled, not in step
+
+
+def test_a_published_prompt_count_becomes_the_run_size() -> None:
+    """vLLM's throughput benchmark runs ``--num-prompts`` requests: a row's notes that
+    name it give the workload its request count."""
+    from ocplan.results.serving_validation import prepare_serving_row
+
+    row = {"case_id": "X2", "model": "Llama-3.1-70B-Instruct", "model_catalog_id": "llama3-70b",
+           "chip": "mi300x", "num_chips": "8", "weight_precision": "fp8",
+           "activation_precision": "fp8", "kv_precision": "fp8", "tp": "8", "pp": "1",
+           "dp": "1", "scenario": "max-load", "input_len_mean": "500",
+           "output_len_mean": "2000", "batch_or_concurrency": "2000",
+           "batch_kind": "max_num_seqs", "primary_metric": "output",
+           "measured_output_tokens_per_s_per_chip": "1000",
+           "measured_from": "batch: num_prompts 2000; fixed ISL/OSL"}
+    assert prepare_serving_row(row, CAT).workload.requests == 2000
+    row["measured_from"] = "batch: infinite request rate"
+    assert prepare_serving_row(row, CAT).workload.requests is None
+
+
+def test_the_committed_serving_calibration_carries_its_cross_validated_error() -> None:
+    """Issue 10: leave-one-source-out median <= 15 %. scripts/fit_serving.py writes the
+    figure beside the values it fitted; a refit that loses it fails here."""
+    from ocplan.serving.calibration import load_serving_calibration
+
+    cal = load_serving_calibration()
+    assert cal.rows == 74
+    assert cal.cv_error_pct is not None
+    assert 0.0 < cal.cv_error_pct <= 15.0

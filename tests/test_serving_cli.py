@@ -171,9 +171,9 @@ def test_an_infeasible_estimate_shows_its_breakdown_and_what_to_change(
 @pytest.mark.skipif(not INFERENCE_CSV.exists(), reason="../shared/validation not beside")
 def test_every_published_serving_result_is_predicted(capsys: pytest.CaptureFixture[str]
                                                      ) -> None:
-    """All 74 rows of inference_dev.csv: none fails; the errors at the levels reached
-    (issue 10's goals: median <= 12 %, p90 <= 30 %, mean signed within 5 %; the p90 and
-    the mean (31.2 %, +5.03 %) are not met yet, the locks below hold what is)."""
+    """All 74 rows of inference_dev.csv: none fails; issue 10's goals: median <= 12 %,
+    p90 <= 30 %, mean signed within 5 % (reached at 9.1 %, 26.1 % and +4.99 %: the mean
+    has almost no room left)."""
     rc, out, _ = run(capsys, "validate", INFERENCE_CSV, "-f", "json")
     assert rc == 0
     data = json.loads(out)
@@ -181,8 +181,8 @@ def test_every_published_serving_result_is_predicted(capsys: pytest.CaptureFixtu
     assert s["n"] == 74
     assert s["failed"] == 0
     assert s["median_abs_error_pct"] <= 12.0
-    assert s["p90_abs_error_pct"] <= 35.0
-    assert abs(s["mean_signed_error_pct"]) <= 6.0
+    assert s["p90_abs_error_pct"] <= 30.0
+    assert abs(s["mean_signed_error_pct"]) <= 5.0
     searched = [c for c in data["cases"] if c["layout_source"] == "searched"]
     assert len(searched) == 15  # the rows without a published layout say so
     tpot = data["latency"]["tpot"]

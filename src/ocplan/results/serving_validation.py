@@ -69,6 +69,9 @@ MS = 1e-3
 #: configuration, read as the plan's ``chunk_tokens`` (per scheduler: with attention DP
 #: each rank schedules its own batch).
 TOKEN_BUDGET = re.compile(r"\bmax_num(?:_batched)?_tokens\s+(\d+)")
+#: The request count of a finite benchmark run named in a row's notes (vLLM's throughput
+#: benchmark ``--num-prompts``): the run's own size, read as the workload's ``requests``.
+NUM_PROMPTS = re.compile(r"\bnum_prompts\s+(\d+)")
 #: Words of a row's notes that say the engine overlapped the MoE all-to-all with compute
 #: (SGLang two-batch overlap, DeepSeek's two micro-batches).
 OVERLAP_WORDS = ("two-batch overlap", "two micro-batches", "overlap scheduling")
@@ -214,6 +217,8 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
         load = {"load": "static", "batch": int(amount)}
     elif kind == "requests_queued" and amount:
         load["requests"] = int(amount)
+    elif (prompts := NUM_PROMPTS.search(row.get("measured_from") or "")) is not None:
+        load["requests"] = int(prompts.group(1))
     slo: dict[str, Any] = {}
     if scenario in ("server", "interactive"):
         ttft, tpot = _num(row, "slo_ttft_ms"), _num(row, "slo_tpot_ms")

@@ -13,7 +13,14 @@ and ``K`` the KV capacity in tokens:
   longer) and ``Q / (g + I/D)`` the token budget. Throughput ``B g / t(B)``.
 - **static**: batches of ``b`` run to completion in waves; a wave prefills ``b I``
   tokens in iterations of ``Q`` tokens, then decodes ``D`` steps at mean context
-  ``I + O/2`` (decode time is linear in the context, so the mean is exact).
+  ``I + O/2`` (decode time is linear in the context, so the mean is exact). Its sequences
+  grow together, so a wave holds at most ``K / (I + O)`` of them: the cache must take
+  them all at their final length (TensorRT-LLM reserves it at admission; vLLM preempts
+  and recomputes what no longer fits, which comes to the same smaller waves). A finite
+  offline run of fixed-length requests that are all admitted at once (no more than the
+  sequence cap, their prompts within the cache: ``vllm bench throughput`` with
+  ``--num-prompts`` at ``--max-num-seqs``) is such a batch: they start together and
+  finish together, never refilled.
 - **poisson** at rate ``lam``: by Little's law the decoding batch solves
   ``B = lam D t(B)``; TPOT ``t(B)/g``; TTFT the prompt's own iterations plus the wait
   for a free sequence slot as in an M/M/1 queue whose utilisation is ``B / B_max``.
@@ -104,13 +111,34 @@ def _context(sm: StepModel) -> float:
     return wl.running_context
 
 
+def _sequence_cap(sm: StepModel) -> float:
+    pl = sm.plan
+    return float(pl.max_seqs if pl.max_seqs is not None else DEFAULT_MAX_SEQS * sm.ranks)
+
+
+def synchronized_size(sm: StepModel, kv_tokens: float) -> float | None:
+    """Sequences per instance of a run whose requests start together and finish
+    together (see the module docstring): a static batch, or a finite offline run of
+    fixed-length requests all admitted at once; None for a run that refills its batch."""
+    wl, pl = sm.workload, sm.plan
+    if wl.load == "static":
+        return max(1.0, float(wl.batch or 1) / pl.instances)
+    if wl.load != "offline" or wl.requests is None or wl.length_distribution != "fixed":
+        return None
+    n = max(1.0, wl.requests / pl.instances)
+    if n <= _sequence_cap(sm) and n * wl.prefill_len <= kv_tokens:
+        return n
+    return None
+
+
 def batch_limits(sm: StepModel, kv_tokens: float) -> tuple[float, str]:
     """Largest mean decoding batch of one instance and what sets it."""
     wl, pl = sm.workload, sm.plan
     steps = wl.output_len / wl.tokens_per_step
-    cap = float(pl.max_seqs if pl.max_seqs is not None else DEFAULT_MAX_SEQS * sm.ranks)
     prompt = 0.0 if sm.decode_only else wl.prefill_len / steps
-    limits = {"sequence cap": cap, "KV capacity": kv_tokens / _context(sm),
+    synchronized = synchronized_size(sm, kv_tokens) is not None
+    held = wl.input_len + wl.output_len if synchronized else _context(sm)
+    limits = {"sequence cap": _sequence_cap(sm), "KV capacity": kv_tokens / held,
               "token budget": pl.token_budget / (wl.tokens_per_step + prompt)}
     if wl.load == "offline" and wl.requests is not None:
         # a finite run never has more sequences in flight than it has requests
@@ -197,10 +225,10 @@ def _saturated(sm: StepModel, limit: float, name: str) -> OperatingPoint:
                           out / wl.output_len)
 
 
-def _static(sm: StepModel, limit: float, name: str) -> OperatingPoint:
-    """Waves of the static batch (see the module docstring)."""
+def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoint:
+    """Waves of a synchronized batch of ``size`` sequences per instance (see the module
+    docstring)."""
     wl, pl = sm.workload, sm.plan
-    size = max(1.0, float(wl.batch or 1) / pl.instances)
     wave = min(size, math.floor(limit)) if limit >= 1 else 0.0
     waves = math.ceil(size / wave)
     last = size - (waves - 1) * wave
@@ -220,7 +248,8 @@ def _static(sm: StepModel, limit: float, name: str) -> OperatingPoint:
         its.append((dec, t_pre, t_dec, b))
     dec, t_pre, t_dec, b = its[0]
     out = size * wl.output_len / total
-    return OperatingPoint(b, limit, name if wave < size else "load", dec, out, t_pre,
+    whole = "load" if wl.load == "static" else "request count"
+    return OperatingPoint(b, limit, name if wave < size else whole, dec, out, t_pre,
                           (t_pre + t_dec) / wl.output_len, out / wl.output_len)
 
 
@@ -407,8 +436,9 @@ def operating_point(sm: StepModel, kv_tokens: float) -> OperatingPoint | None:
     if limit < 1.0:
         return None
     load = sm.workload.load
-    if load == "static":
-        return _static(sm, limit, name)
+    size = synchronized_size(sm, kv_tokens)
+    if size is not None:
+        return _static(sm, limit, name, size)
     if load == "poisson":
         assert sm.workload.rate_per_s is not None
         return _poisson(sm, sm.workload.rate_per_s / sm.plan.instances, limit, name)
