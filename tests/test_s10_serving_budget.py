@@ -186,3 +186,26 @@ def test_the_committed_serving_calibration_carries_its_cross_validated_error() -
     assert cal.rows == 74
     assert cal.cv_error_pct is not None
     assert 0.0 < cal.cv_error_pct <= 15.0
+
+
+def test_infer_runs_a_finite_run_of_requests(capsys: pytest.CaptureFixture[str]) -> None:
+    """``ocplan infer --requests N``: a finite offline run. 1,500 requests of 128/4096
+    on 8 MI300X at TP8 all start at once and finish together; the cache holds fewer at
+    their final length, so they run in two waves, slower than a refilled stream, and
+    the output says so."""
+    import json
+
+    from ocplan.cli.main import main
+
+    argv = ["infer", "--model", "llama3-70b", "--chip", "mi300x", "--chips", "8", "--tp", "8",
+            "--input-len", "128", "--output-len", "4096", "--max-seqs", "1500",
+            "--weight-precision", "fp8", "--activation-precision", "fp8",
+            "--kv-precision", "fp8", "--format", "json"]
+    assert main([*argv, "--requests", "1500"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    stream = json.loads(capsys.readouterr().out)
+    assert run["batch_limit"] == "KV capacity"
+    assert run["batch_per_instance"] < 1500 <= stream["batch_per_instance"]
+    assert run["output_tokens_per_s"] < stream["output_tokens_per_s"]
+    assert any("2 waves" in note for note in run["notes"])

@@ -829,6 +829,10 @@ def infer_cmd(
     concurrency: Annotated[int | None, typer.Option(
         help="Requests in flight with --load concurrency.")] = None,
     batch: Annotated[int | None, typer.Option(help="Sequences with --load static.")] = None,
+    requests: Annotated[int | None, typer.Option(
+        help="Requests of a finite --load offline run (vllm bench throughput "
+             "--num-prompts, trtllm-bench's dataset size), timed to its last completion; "
+             "default an endless stream.")] = None,
     slo_ttft: Annotated[str | None, typer.Option(
         metavar="<time>", help="Time-to-first-token limit, e.g. 2s or 450ms.")] = None,
     slo_tpot: Annotated[str | None, typer.Option(
@@ -871,7 +875,8 @@ def infer_cmd(
     tpot_s = _duration(slo_tpot, "--slo-tpot", problems)
     values = dict(model=model, chip=chip, chips=_chips(chips, system), input_len=input_len,
                   output_len=output_len, load=load, rate_per_s=rate, concurrency=concurrency,
-                  batch=batch, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s, slo_stat=slo_stat,
+                  batch=batch, requests=requests, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s,
+                  slo_stat=slo_stat,
                   weight_precision=weight_precision,
                   activation_precision=activation_precision, kv_precision=kv_precision,
                   prefix_hit=prefix_hit, spec_tokens=spec_tokens,

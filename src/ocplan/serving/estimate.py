@@ -347,12 +347,13 @@ def _overload(wl: ServingWorkload, capacity_per_s: float) -> str:
 def _load_notes(wl: ServingWorkload, plan: ServingPlan, point: OperatingPoint
                 ) -> tuple[str, ...]:
     """What the load asked for that the instance cannot hold at once."""
-    if wl.load == "static" and wl.batch is not None:
-        size = max(1.0, wl.batch / plan.instances)
-        if point.batch < size:
-            waves = math.ceil(size / point.batch)
-            return (f"static batch of {wl.batch:,} sequences capped at {point.batch:,.0f} per "
-                    f"instance by the {point.limit}: it runs in {waves:,} waves",)
+    if wl.load == "static" and wl.batch is not None and point.waves > 1:
+        return (f"static batch of {wl.batch:,} sequences capped at {point.batch:,.0f} per "
+                f"instance by the {point.limit}: it runs in {point.waves:,} waves",)
+    if wl.load == "offline" and wl.requests is not None and point.waves > 1:
+        return (f"{wl.requests:,} fixed-length requests admitted at once start and finish "
+                f"together; the {point.limit} holds {point.batch:,.0f} per instance at "
+                f"their final length, so they run in {point.waves:,} waves",)
     if wl.load == "concurrency" and wl.concurrency is not None:
         c = wl.concurrency / plan.instances
         if c > point.batch:

@@ -99,6 +99,9 @@ class OperatingPoint:
     """Of the requests being served (at the saturated batch when queueing)."""
     requests_per_s: float
     """Served, per instance (the capacity when queueing)."""
+    waves: int = 1
+    """Synchronized batches one instance runs one after another (static loads and
+    finite runs admitted at once); 1 for a refilled steady state."""
 
     @property
     def queueing(self) -> bool:
@@ -250,7 +253,7 @@ def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoi
     out = size * wl.output_len / total
     whole = "load" if wl.load == "static" else "request count"
     return OperatingPoint(b, limit, name if wave < size else whole, dec, out, t_pre,
-                          (t_pre + t_dec) / wl.output_len, out / wl.output_len)
+                          (t_pre + t_dec) / wl.output_len, out / wl.output_len, waves)
 
 
 def _wait_factor(stat: str) -> float:
