@@ -209,3 +209,14 @@ def test_infer_runs_a_finite_run_of_requests(capsys: pytest.CaptureFixture[str])
     assert run["batch_per_instance"] < 1500 <= stream["batch_per_instance"]
     assert run["output_tokens_per_s"] < stream["output_tokens_per_s"]
     assert any("2 waves" in note for note in run["notes"])
+
+
+def test_a_request_count_outside_an_offline_run_is_refused() -> None:
+    """A finite run's size means nothing to a Poisson stream or a static batch, which
+    would silently ignore it: the workload refuses it and names the field."""
+    from ocplan.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        _llama8b(input_len=128, output_len=128, load="poisson", rate_per_s=2.0, requests=100)
+    assert [p.field for p in err.value.problems] == ["requests"]
+    assert _llama8b(input_len=128, output_len=128, requests=100).requests == 100

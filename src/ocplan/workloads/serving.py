@@ -64,7 +64,8 @@ class ServingWorkload:
     batch: int | None = None
     """``static`` load: sequences in the batch."""
     requests: int | None = None
-    """Requests of a finite run (offline, static waves); None: steady state."""
+    """Requests of a finite offline run, timed to its last completion; None: an endless
+    stream (steady state)."""
     length_distribution: LengthDistribution = "fixed"
     length_spread: float = 0.0
     """Uniform: half-width / mean; lognormal: sigma of the log."""
@@ -103,7 +104,7 @@ class ServingWorkload:
              "must be a whole number >= 1 with load static")
         # a load parameter of another load would be silently ignored: refuse it
         for f, load in (("rate_per_s", "poisson"), ("concurrency", "concurrency"),
-                        ("batch", "static")):
+                        ("batch", "static"), ("requests", "offline")):
             need(getattr(self, f) is None or self.load == load, f,
                  f"applies only with load {load} (the load is {self.load}): leave it out "
                  f"or set load {load}")
