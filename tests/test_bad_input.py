@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from clikit import run
 from ocplan.catalog.catalog import BUILTIN_DIR
-from ocplan.cli.main import main
 
 GOOD_SYSTEM = {
     "name": "test system",
@@ -32,12 +32,6 @@ GOOD_SYSTEM = {
 @pytest.fixture(autouse=True)
 def _no_env_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OCPLAN_CATALOG", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
 def write(path: Path, text: str) -> Path:

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from clikit import run
 from ocplan.catalog.catalog import BUILTIN_DIR
-from ocplan.cli.main import main
 
 GOOD_SYSTEM: dict[str, Any] = {
     "name": "test system",
@@ -37,12 +37,6 @@ SEARCH = ["search", "--model", "llama3-8b", "--chip", "h100-sxm-80gb", "--chips"
 @pytest.fixture(autouse=True)
 def _no_env_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OCPLAN_CATALOG", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
 def refused(rc: int, out: str, err: str, starts: str, as_json: bool = False) -> list[str]:

@@ -11,22 +11,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clikit import run
 from ocplan import api
 from ocplan.catalog.catalog import load_catalog, suggest
 from ocplan.catalog.loader import validate_as
-from ocplan.cli.main import main
 from ocplan.errors import SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 SMALL_JOB = ["--model", "llama3-8b", "--chip", "h100-sxm-80gb", "--chips", "8",
              "--global-batch", "64", "--seq-len", "4096"]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
 def _one_line(err: str) -> str:

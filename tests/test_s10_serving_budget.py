@@ -3,12 +3,22 @@ own (issue 10: the step model and the batch limits follow the engine's real sche
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
+from clikit import run
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import system_for_chip
+from ocplan.errors import SpecError
+from ocplan.plan.calibration import load_calibration
+from ocplan.plan.engine import chip_peaks, efficiencies, system_model
+from ocplan.results.serving_validation import prepare_serving_row
+from ocplan.serving.calibration import load_serving_calibration
 from ocplan.serving.estimate import estimate_serving
 from ocplan.serving.plan import DEFAULT_CHUNK_TOKENS, ServingPlan
+from ocplan.serving.step import OVERLAP_COMM_UNITS, StepModel, step_model
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 
@@ -38,8 +48,7 @@ def test_a_wide_ep_decode_pool_is_not_capped_by_one_ranks_budget() -> None:
     assert est.batch_limit != "token budget"
     assert est.batch_per_instance > 2 * DEFAULT_CHUNK_TOKENS
     # one shared 8,192-token budget gives a smaller batch and a slower decode pool
-    shared = estimate_serving(wl, plan.__class__(**{**plan.as_dict(),
-                                                    "chunk_tokens": DEFAULT_CHUNK_TOKENS}),
+    shared = estimate_serving(wl, replace(plan, chunk_tokens=DEFAULT_CHUNK_TOKENS),
                               system_for_chip(CAT, "gb200", 96))
     assert shared.batch_per_instance <= DEFAULT_CHUNK_TOKENS
     assert est.decode_output_tokens_per_s_per_chip is not None
@@ -47,12 +56,7 @@ def test_a_wide_ep_decode_pool_is_not_capped_by_one_ranks_budget() -> None:
     assert est.decode_output_tokens_per_s_per_chip > shared.decode_output_tokens_per_s_per_chip
 
 
-def _deepseek_step(overlap: bool):  # type: ignore[no-untyped-def]
-    from ocplan.plan.calibration import load_calibration
-    from ocplan.plan.engine import chip_peaks, system_model
-    from ocplan.serving.calibration import load_serving_calibration
-    from ocplan.serving.step import step_model
-
+def _deepseek_step(overlap: bool) -> StepModel:
     wl = ServingWorkload(ModelShape.from_arch(CAT.model("deepseek-v3")), 4096, 1000,
                          weight_precision="fp8", activation_precision="fp8")
     plan = ServingPlan(tp=1, dp=32, ep=32, attention_dp=True, overlap=overlap)
@@ -65,8 +69,6 @@ def test_overlapped_prefill_computes_on_the_units_the_all_to_all_leaves() -> Non
     """Two-batch overlap hides the all-to-all, but in a prefill iteration its kernels
     hold 24 of the H800's 132 SMs (DeepEP normal mode), so the matrix and attention work
     runs 132/108 times longer; a decode iteration (low-latency kernels) keeps every SM."""
-    from ocplan.serving.step import OVERLAP_COMM_UNITS
-
     plain, over = _deepseek_step(False), _deepseek_step(True)
     factor = 132 / (132 - OVERLAP_COMM_UNITS)
     assert over.overlap_slowdown == pytest.approx(factor)
@@ -102,13 +104,6 @@ def test_the_serving_grouped_ratio_sets_the_expert_gemm_efficiency() -> None:
     """The inference MoE kernels' grouped / dense ratio comes from the serving
     calibration when it names one (else the training factor), and the 4-bit grouped
     path is the 8-bit grouped one times the 4-bit ratio."""
-    from dataclasses import replace
-
-    from ocplan.plan.calibration import load_calibration
-    from ocplan.plan.engine import chip_peaks, efficiencies, system_model
-    from ocplan.serving.calibration import load_serving_calibration
-    from ocplan.serving.step import step_model
-
     wl = ServingWorkload(ModelShape.from_arch(CAT.model("mixtral-8x7b")), 512, 512)
     sm = system_model(system_for_chip(CAT, "b200", 1))
     cal, base = load_calibration(), load_serving_calibration()
@@ -162,8 +157,6 @@ def test_a_synchronized_wave_must_hold_its_sequences_at_their_final_length() -> 
 def test_a_published_prompt_count_becomes_the_run_size() -> None:
     """vLLM's throughput benchmark runs ``--num-prompts`` requests: a row's notes that
     name it give the workload its request count."""
-    from ocplan.results.serving_validation import prepare_serving_row
-
     row = {"case_id": "X2", "model": "Llama-3.1-70B-Instruct", "model_catalog_id": "llama3-70b",
            "chip": "mi300x", "num_chips": "8", "weight_precision": "fp8",
            "activation_precision": "fp8", "kv_precision": "fp8", "tp": "8", "pp": "1",
@@ -180,8 +173,6 @@ def test_a_published_prompt_count_becomes_the_run_size() -> None:
 def test_the_committed_serving_calibration_carries_its_cross_validated_error() -> None:
     """Issue 10: leave-one-source-out median <= 15 %. scripts/fit_serving.py writes the
     figure beside the values it fitted; a refit that loses it fails here."""
-    from ocplan.serving.calibration import load_serving_calibration
-
     cal = load_serving_calibration()
     assert cal.rows == 74
     assert cal.cv_error_pct is not None
@@ -193,29 +184,25 @@ def test_infer_runs_a_finite_run_of_requests(capsys: pytest.CaptureFixture[str])
     on 8 MI300X at TP8 all start at once and finish together; the cache holds fewer at
     their final length, so they run in two waves, slower than a refilled stream, and
     the output says so."""
-    import json
-
-    from ocplan.cli.main import main
-
     argv = ["infer", "--model", "llama3-70b", "--chip", "mi300x", "--chips", "8", "--tp", "8",
             "--input-len", "128", "--output-len", "4096", "--max-seqs", "1500",
             "--weight-precision", "fp8", "--activation-precision", "fp8",
             "--kv-precision", "fp8", "--format", "json"]
-    assert main([*argv, "--requests", "1500"]) == 0
-    run = json.loads(capsys.readouterr().out)
-    assert main(argv) == 0
-    stream = json.loads(capsys.readouterr().out)
-    assert run["batch_limit"] == "KV capacity"
-    assert run["batch_per_instance"] < 1500 <= stream["batch_per_instance"]
-    assert run["output_tokens_per_s"] < stream["output_tokens_per_s"]
-    assert any("2 waves" in note for note in run["notes"])
+    rc, out, _ = run(capsys, *argv, "--requests", "1500")
+    assert rc == 0
+    finite = json.loads(out)
+    rc, out, _ = run(capsys, *argv)
+    assert rc == 0
+    stream = json.loads(out)
+    assert finite["batch_limit"] == "KV capacity"
+    assert finite["batch_per_instance"] < 1500 <= stream["batch_per_instance"]
+    assert finite["output_tokens_per_s"] < stream["output_tokens_per_s"]
+    assert any("2 waves" in note for note in finite["notes"])
 
 
 def test_a_request_count_outside_an_offline_run_is_refused() -> None:
     """A finite run's size means nothing to a Poisson stream or a static batch, which
     would silently ignore it: the workload refuses it and names the field."""
-    from ocplan.errors import SpecError
-
     with pytest.raises(SpecError) as err:
         _llama8b(input_len=128, output_len=128, load="poisson", rate_per_s=2.0, requests=100)
     assert [p.field for p in err.value.problems] == ["requests"]

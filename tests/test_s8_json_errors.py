@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ocplan.cli.main import main
+from clikit import run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -33,12 +33,6 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
 def error_problems(rc: int, out: str, err: str) -> list[dict[str, Any]]:

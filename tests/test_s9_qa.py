@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ocplan.cli.main import main
+from clikit import one_line, run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -29,21 +29,6 @@ SMALL = ["--model", "llama3-8b", "--chip", "h100-sxm-80gb", "--chips", "8"]
 def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OCPLAN_CATALOG", raising=False)
     monkeypatch.delenv("OCPLAN_CURRENCY", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def one_line(rc: int, out: str, err: str) -> str:
-    """The single stderr line of a bad-input answer (exit 2, no traceback)."""
-    assert rc == 2, (rc, out, err)
-    assert "Traceback" not in err + out
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 # ---- a flag value of the wrong type ---------------------------------------------------

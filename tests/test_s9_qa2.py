@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import typer.main
 
+from clikit import one_line, run
 from ocplan.cli import main as cli
-from ocplan.cli.main import main
 from ocplan.results.validation import REQUIRED
 from ocplan.units import format_energy
 
@@ -37,21 +37,6 @@ def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OCPLAN_CATALOG", raising=False)
     monkeypatch.delenv("OCPLAN_CURRENCY", raising=False)
     monkeypatch.setenv("COLUMNS", "240")  # one line per table row
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def one_line(rc: int, out: str, err: str) -> str:
-    """The single stderr line of a bad-input answer (exit 2, no traceback)."""
-    assert rc == 2, (rc, out, err)
-    assert "Traceback" not in err + out
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def table_rows(out: str) -> dict[str, list[str]]:

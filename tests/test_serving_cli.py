@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from clikit import run
 from ocplan.catalog.catalog import BUILTIN_DIR
-from ocplan.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 INFERENCE_CSV = ROOT.parent / "shared" / "validation" / "inference_dev.csv"
 INFER = ["infer", "--model", "llama3-70b", "--chip", "h200-sxm-141gb", "--chips", "8",
          "--input-len", "1000", "--output-len", "500", "--weight-precision", "fp8",
          "--activation-precision", "fp8", "--kv-precision", "fp8"]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
 def test_infer_json_is_a_full_breakdown(capsys: pytest.CaptureFixture[str]) -> None:

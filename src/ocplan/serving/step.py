@@ -226,12 +226,12 @@ class StepModel:
         """Factor on the matrix and attention time of a prefill iteration under two-batch
         overlap: the chip's units over those left to compute while the all-to-all
         kernels hold :data:`OVERLAP_COMM_UNITS` (memory-bound kernels keep their HBM
-        rate on the rest). 1 without overlap, and for a chip whose compute block is
-        unknown or has too few units for the kernels to hold a share."""
-        c = self.chip.compute
-        if not self.plan.overlap or c is None or c.units <= 2 * OVERLAP_COMM_UNITS:
+        rate on the rest). 1 without overlap, and for a chip whose unit count is
+        unknown (0) or too small for the kernels to hold a share."""
+        units = self.chip.compute.units
+        if not self.plan.overlap or units <= 2 * OVERLAP_COMM_UNITS:
             return 1.0
-        return c.units / (c.units - OVERLAP_COMM_UNITS)
+        return units / (units - OVERLAP_COMM_UNITS)
 
     def finish(self, part: Part, rows: FloatArray, seqs: FloatArray,
                comm: FloatArray | None = None) -> IterationTime:
