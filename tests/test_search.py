@@ -29,7 +29,7 @@ from ocplan.plan.engine import evaluate, system_model
 from ocplan.plan.estimate import estimate
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
 from ocplan.plan.search import _eval_columns, pareto_front, search
-from ocplan.plan.space import training_space
+from ocplan.plan.space import _ends_pay, training_space
 from ocplan.results.validation import predict_prepared, prepare_row, read_cases
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
@@ -131,6 +131,8 @@ def _space_point(plan: Plan, n_layers: int) -> dict[str, int]:
             "recompute": rc, "sequence_parallel": int(plan.sp),
             "offload": int(plan.offload and rc == 0), "tp_overlap": 1, "ep_overlap": 1,
             "dp_overlap": 1,
+            # the ends split where it pays (never slower there), off elsewhere
+            "ends_as_layers": int(_ends_pay(n_layers, np.array([plan.pp]))[0]),
             # the hybrid-sharding axis's option: off, or the group of one scale-up domain
             "shard_group": int(plan.shard_group is not None)}
 

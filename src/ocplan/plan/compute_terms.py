@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ocplan.costmodel.op_time import PassTime
 from ocplan.costmodel.roofline import FloatArray
 from ocplan.plan.layer_cost import StageCompute
 from ocplan.plan.layout_arrays import DerivedLayout
 from ocplan.workloads.memory import layer_activation_bytes
 from ocplan.workloads.workload import Workload
 
-__all__ = ["ComputeTerms", "compute_terms"]
+__all__ = ["ComputeTerms", "compute_terms", "head_charge"]
 
 @dataclass(frozen=True)
 class ComputeTerms:
@@ -55,14 +56,29 @@ def _offload_exposed_s(wl: Workload, d: DerivedLayout, host_Bps: float, fwd_laye
     return out
 
 
+def head_charge(layers: PassTime, head: PassTime, per_stage: FloatArray,
+                credit: FloatArray) -> PassTime:
+    """The embedding, LM head and loss as the slowest stage pays for them: in full, or,
+    where the end stages hold one layer fewer (``credit``,
+    :func:`~ocplan.plan.plan.end_credit`), only what they exceed one of the stage's
+    ``n`` layers by. The slowest of a middle stage (``n t_L``) and an end stage
+    (``(n - 1) t_L + t_H``) is ``n t_L + max(0, t_H - t_L)``."""
+    h = head.total_s
+    excess = np.maximum(0.0, h - layers.total_s / np.maximum(per_stage, 1.0))
+    share = np.where(h > 0, excess / np.where(h > 0, h, 1.0), 0.0)
+    return head.scaled(np.where(credit > 0, share, 1.0))
+
+
 def compute_terms(wl: Workload, sc: StageCompute, d: DerivedLayout,
                   host_Bps: float) -> ComputeTerms:
     """:class:`ComputeTerms` of the layouts ``d`` from the stage's timed operators."""
-    fwd = sc.forward.total_s + sc.head_fwd.total_s
-    bwd = sc.backward.total_s + sc.head_bwd.total_s
+    head_f = head_charge(sc.forward, sc.head_fwd, d.per_stage, d.end_credit)
+    head_b = head_charge(sc.backward, sc.head_bwd, d.per_stage, d.end_credit)
+    fwd = sc.forward.total_s + head_f.total_s
+    bwd = sc.backward.total_s + head_b.total_s
     recompute = d.rc_full * sc.forward.total_s + np.where(d.rc_sel, sc.attention_fwd_s, 0.0)
     offload = _offload_exposed_s(wl, d, host_Bps, sc.forward.total_s / d.per_stage,
                                  sc.backward.total_s / d.per_stage)
-    both = sc.forward.plus(sc.backward).plus(sc.head_fwd).plus(sc.head_bwd)
+    both = sc.forward.plus(sc.backward).plus(head_f).plus(head_b)
     return ComputeTerms(fwd, bwd, recompute, offload, both.matrix_s,
                         both.attention_s, both.memory_s)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ocplan.costmodel.roofline import FloatArray, f64
-from ocplan.plan.plan import RECOMPUTE, Plan
+from ocplan.plan.plan import RECOMPUTE, Plan, end_credit, stage_layers
 from ocplan.workloads.workload import Workload
 
 __all__ = ["DerivedLayout", "derive_layout"]
@@ -30,7 +30,9 @@ class DerivedLayout:
     """Float arrays (broadcast to one shape) the step terms read.
 
     ``micro``: micro-batches per step ``B / (dp b)``; ``tokens``: token rows per chip per
-    micro-batch ``b s / c``; ``per_stage``: layers of the slowest stage ``ceil(L / p)``;
+    micro-batch ``b s / c``; ``per_stage``: layers of the fullest stage ``ceil(L / p)``
+    (:func:`~ocplan.plan.plan.stage_layers`); ``end_credit``: 1 where the end stages
+    hold a layer fewer than that (:func:`~ocplan.plan.plan.end_credit`);
     ``t_sp``: the TP size activations are split by (``tp`` with SP, else 1);
     ``rc_full``: fraction of a stage's layers recomputed in full; ``dp_shard``: ranks
     ZeRO shards over; ``replicas``: HSDP replica groups; ``dp_expert``: expert
@@ -55,6 +57,7 @@ class DerivedLayout:
     micro: FloatArray
     tokens: FloatArray
     per_stage: FloatArray
+    end_credit: FloatArray
     t_sp: FloatArray
     dp_shard: FloatArray
     replicas: FloatArray
@@ -83,7 +86,8 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
     etp_raw = f64(lay.etp)
     etp = np.where(etp_raw > 0, etp_raw, tp) if wl.model.is_moe else np.ones_like(tp)
     rc = np.asarray(lay.recompute)
-    per_stage = np.ceil(wl.model.n_layers / pp)
+    ends = np.asarray(lay.ends_as_layers, dtype=bool)
+    per_stage = stage_layers(wl.model.n_layers, pp, ends)
     layers = f64(lay.recompute_layers)
     rc_full = np.where(rc == _FULL, np.where(layers > 0, np.minimum(1.0, layers / per_stage),
                                              1.0), 0.0)
@@ -98,6 +102,7 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.ep_overlap, dtype=bool),
         np.asarray(lay.dp_overlap, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
+        end_credit(pp, ends),
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
         np.maximum(1.0, dp * cp * tp / (ep * etp)))
     return DerivedLayout(*arrays)

@@ -74,8 +74,12 @@ def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> 
         (1 - moe_frac) * dense + moe_frac * moe)
     in_flight = np.minimum(d.pp, d.micro) * np.where(
         d.vpp > 1, 1 + (d.pp - 1) / (d.pp * d.vpp), 1.0)
+    # End stages a layer short (end credit): the first stage holds n - 1 layers for
+    # the most micro-batches in flight, the second n layers for (p - 1)/p of them.
+    layers_held = np.where(d.end_credit > 0, np.maximum(
+        d.per_stage - 1.0, d.per_stage * (d.pp - 1.0) / d.pp), d.per_stage)
     out: FloatArray = np.where(d.offload, OFFLOAD_RESIDENT_LAYERS * per_layer,
-                               per_layer * d.per_stage * in_flight)
+                               per_layer * layers_held * in_flight)
     return out
 
 

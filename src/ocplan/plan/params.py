@@ -28,13 +28,23 @@ def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) ->
     """``P_dense = (n_L P_attn + n_dense P_mlp + n_moe (S P_e + h E) + P_edge) / t`` and
     ``P_expert = n_moe E P_e / (e t_e)`` for a stage of ``n_L`` layers, ``n_moe`` of them
     MoE; ``P_edge`` is the larger of the embedding and the LM head (the end stages hold
-    one each; with p = 1 the one chip holds both)."""
+    one each; with p = 1 the one chip holds both). Where the end stages hold one layer
+    fewer (:func:`~ocplan.plan.plan.end_credit`), the larger of ``n`` average layers and
+    ``n - 1`` layers plus the edge."""
     n = d.per_stage
     dense_layers = n - moe_layers
     moe_dense = shape.moe_shared * shape.expert_params + shape.hidden * shape.moe_experts
     edge = np.where(d.pp > 1, max(shape.embedding_params, shape.head_params),
                     shape.embedding_params + shape.head_params)
-    dense = (n * shape.attn_params + dense_layers * shape.dense_mlp_params
-             + moe_layers * moe_dense + edge) / d.tp
-    expert = moe_layers * shape.moe_experts * shape.expert_params / (d.ep * d.etp)
+    layers_dense = (n * shape.attn_params + dense_layers * shape.dense_mlp_params
+                    + moe_layers * moe_dense) / d.tp
+    layers_expert = moe_layers * shape.moe_experts * shape.expert_params / (d.ep * d.etp)
+    # End stages a layer short (end credit): the end stage or a middle one, whichever
+    # holds more per chip (a middle stage when one layer outweighs the edge).
+    layer = (layers_dense + layers_expert) / np.maximum(n, 1.0)
+    end_short = (d.end_credit > 0) & (edge / d.tp < layer)
+    keep = np.where(d.end_credit > 0, (n - 1.0) / np.maximum(n, 1.0), 1.0)
+    keep = np.where(end_short, 1.0, keep)
+    dense = layers_dense * keep + np.where(end_short, 0.0, edge / d.tp)
+    expert = layers_expert * keep
     return StageParams(np.asarray(dense, dtype=np.float64), np.asarray(expert, np.float64))

@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ocplan.catalog.fields import MAX_CHIPS, MAX_GLOBAL_BATCH, MAX_LAYERS
+from ocplan.costmodel.roofline import FloatArray
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.layout import (
     LayoutField,
@@ -25,7 +27,8 @@ from ocplan.plan.layout import (
 )
 from ocplan.workloads.workload import Workload
 
-__all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "LayoutField", "Plan"]
+__all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "LayoutField", "Plan",
+           "end_credit", "stage_layers"]
 
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
@@ -69,6 +72,11 @@ class Plan:
     vpp: int = layout_field(
         1, help="Interleaved pipeline chunks per stage (virtual pipeline size).",
         short="vpp", low=1, high=MAX_CHIPS, always_label=True)
+    ends_as_layers: bool = layout_field(
+        False, help="Count the embedding and the loss (with the LM head) as one layer each "
+                    "in the pipeline split, so the first and last stages hold a layer fewer "
+                    "(Megatron-Core --account-for-embedding/loss-in-pipeline-split).",
+        short="ends", matters_with="pp")
     micro_batch: int = layout_field(
         1, help="Sequences per data-parallel rank per micro-step.",
         short="mb", low=1, high=MAX_GLOBAL_BATCH, always_label=True)
@@ -114,7 +122,7 @@ class Plan:
             return 0.0
         if self.recompute_layers is None:
             return 1.0
-        per_stage = -(-n_layers // self.pp)
+        per_stage = float(stage_layers(n_layers, self.pp, self.ends_as_layers))
         return min(1.0, self.recompute_layers / per_stage)
 
     def __post_init__(self) -> None:
@@ -200,10 +208,13 @@ class Plan:
         if workload.global_batch % (self.dp * self.micro_batch):
             raise Infeasible("batch", f"global batch {workload.global_batch} is not a multiple "
                                       f"of dp x micro_batch = {self.dp * self.micro_batch}")
-        if m.n_layers < self.pp * self.vpp:
+        slots = m.n_layers + (2 if self.ends_as_layers and self.pp > 1 else 0)
+        if slots < self.pp * self.vpp:
             # Uneven stages are allowed (Megatron's first/last-stage layer counts); the
-            # slowest stage then holds ceil(layers / pp) layers.
-            raise Infeasible("divisibility", f"{m.n_layers} layers cannot fill "
+            # slowest stage then holds ceil(layers / pp) layers (stage_layers).
+            what = f"{m.n_layers} layers" + (" with the embedding and the loss"
+                                            if slots > m.n_layers else "")
+            raise Infeasible("divisibility", f"{what} cannot fill "
                                              f"pp x vpp = {self.pp * self.vpp} chunks")
         kv_split = (m.n_kv_heads % self.tp == 0 if self.tp <= m.n_kv_heads
                     else self.tp % m.n_kv_heads == 0)  # tp > kv heads replicates K/V
@@ -233,6 +244,32 @@ class Plan:
                                              f"dp x cp = {self.dp * self.cp}")
         if self.vpp > 1 and self.pp == 1:
             raise Infeasible("divisibility", "vpp > 1 needs pp > 1")
+
+
+def stage_layers(n_layers: int, pp: ArrayLike, ends: ArrayLike) -> FloatArray:
+    """Transformer layers on the fullest pipeline stage (numbers or arrays).
+
+    ``ceil(L / p)``; with ``ends`` (and ``p > 1``) the embedding and the loss take one
+    layer's place each, ``S = L + 2`` places split into ``ceil(S / p)`` per stage, and the
+    two end stages hold one transformer layer fewer than that (Megatron-Core
+    ``--account-for-embedding-in-pipeline-split`` and ``...-loss-in-...``; Llama 3, Dubey
+    et al. 2024 §3.3.2: the first chunk holds only the embedding, the last only the output
+    projection and the loss). With ``p = 2`` both stages are end stages; with ``p > 2``
+    the fullest is a middle stage of ``ceil(S / p)`` layers (:func:`end_credit`)."""
+    p = np.asarray(pp, dtype=np.float64)
+    e = (np.asarray(ends, dtype=bool) & (p > 1)).astype(np.float64)
+    full = np.ceil((n_layers + 2.0 * e) / p)
+    out: FloatArray = np.where((e > 0) & (p == 2), full - 1.0, full)
+    return out
+
+
+def end_credit(pp: ArrayLike, ends: ArrayLike) -> FloatArray:
+    """1 where the end stages hold one transformer layer fewer than the fullest stage's
+    :func:`stage_layers` (``ends`` with ``p > 2``): the embedding, LM head and loss then
+    cost the slowest stage only what they exceed one layer by; else 0."""
+    p = np.asarray(pp, dtype=np.float64)
+    out: FloatArray = (np.asarray(ends, dtype=bool) & (p > 2)).astype(np.float64)
+    return out
 
 
 #: Every layout field, in declaration order: what requests, flags, forms, labels and the

@@ -254,6 +254,14 @@ def _least_depth(n_layers: int, c: Columns) -> np.ndarray:
     return least
 
 
+def _ends_pay(n_layers: int, pp: np.ndarray) -> np.ndarray:
+    """Where counting the embedding and the loss as layers leaves the fullest stage's
+    layer count unchanged (``ceil((L + 2)/p) = ceil(L/p)``, ``p > 2``):
+    :func:`~ocplan.plan.plan.stage_layers` with and without."""
+    pays: np.ndarray = (pp > 2) & (-(-(n_layers + 2) // pp) == -(-n_layers // pp))
+    return pays.astype(np.int64)
+
+
 _NONE = LAYOUT["recompute"].code("none")
 _SELECTIVE = LAYOUT["recompute"].code("selective")
 
@@ -266,7 +274,8 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
 
     One axis per layout field the declarations mark ``search="axis"``
     (:data:`~ocplan.plan.plan.LAYOUT_FIELDS`), in their order, named as the field and
-    holding encoded values: tp, pp, cp, ep, vpp, micro-batch, ZeRO stage, recompute
+    holding encoded values: tp, pp, cp, ep, vpp, the ends split (taken where it does not
+    grow the fullest stage, :func:`_ends_pay`), micro-batch, ZeRO stage, recompute
     (with the search code "auto", :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
     parallelism, host activation offload (only with ``offload``), TP and DP
     communication overlap, hybrid sharding within a scale-up domain. ``dp`` is derived;
@@ -322,8 +331,17 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         Constraint("batch", ("tp", "pp", "cp"), lambda c: global_batch % dp(c) == 0),
         Constraint("experts", ("ep", "tp", "pp", "cp"),
                    lambda c: (c["ep"] == 1) | ((dp(c) * c["cp"] * c["tp"]) % c["ep"] == 0)),
-        Constraint("layers", ("pp", "vpp"), lambda c: (c["pp"] * c["vpp"] <= n_layers)
+        # Chunks hold a layer each, or the embedding or the loss (ends_as_layers: two
+        # more places, checked once that axis exists).
+        Constraint("layers", ("pp", "vpp"), lambda c: (c["pp"] * c["vpp"] <= n_layers + 2)
                    & ((c["vpp"] == 1) | (c["pp"] > 1))),
+        Constraint("layers", ("pp", "vpp", "ends_as_layers"),
+                   lambda c: c["pp"] * c["vpp"] <= n_layers + 2 * c["ends_as_layers"]),
+        # Counting the ends as layers either keeps the fullest stage's layers (then it
+        # is never slower and needs no more memory: the head costs only its excess over
+        # a layer) or adds one (then it is never faster); with p <= 2 it changes nothing.
+        Constraint("dominated", ("ends_as_layers", "pp"),
+                   lambda c: c["ends_as_layers"] == _ends_pay(n_layers, c["pp"])),
         # An interleave depth whose largest chunk is that of a smaller depth (24 layers
         # in 11 chunks: chunks of 3, as in 8) has its bubble and more chunk transfers
         # (DerivedLayout.bubble_fraction); only the smallest depth of each chunk size is

@@ -27,7 +27,7 @@ from ocplan.catalog.system import ScaleOutSpec, System, system_for_chip
 from ocplan.errors import OcplanError, Problem, SpecError
 from ocplan.plan.calibration import Calibration
 from ocplan.plan.estimate import Estimate, estimate
-from ocplan.plan.plan import Plan
+from ocplan.plan.plan import Plan, stage_layers
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
@@ -218,10 +218,25 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     # Unstated SP: Megatron/NeMo recipes turn it on with TP (the README's inference rule).
     sp = sp_text == "yes" or (sp_text == "" and tp > 1)
     zero = _int(row, "zero_stage", 1)
-    return Plan(tp=tp, pp=_int(row, "pp"), dp=dp, cp=_int(row, "cp"), ep=_int(row, "ep", 1),
-                vpp=_int(row, "vpp", 1), micro_batch=micro, zero=zero,
+    pp, vpp = _int(row, "pp"), _int(row, "vpp", 1)
+    return Plan(tp=tp, pp=pp, dp=dp, cp=_int(row, "cp"), ep=_int(row, "ep", 1),
+                vpp=vpp, micro_batch=micro, zero=zero,
+                ends_as_layers=ends_in_split(shape.n_layers, pp, vpp),
                 recompute=recompute,  # type: ignore[arg-type]
                 sequence_parallel=sp, offload=offload, ep_overlap=not NO_EP_OVERLAP.search(notes))
+
+
+def ends_in_split(n_layers: int, pp: int, vpp: int) -> bool:
+    """Whether a run's pipeline split must have counted the embedding and the loss as
+    layers: its layers do not fill the ``pp x vpp`` chunks evenly and two more do.
+    Megatron-Core splits layers evenly unless told otherwise, and the two published
+    ways to do it for such models are these: Megatron-Bridge's Llama 3.1 405B and
+    Qwen3-235B-A22B recipes set ``account_for_embedding_in_pipeline_split`` and
+    ``account_for_loss_in_pipeline_split`` (126 + 2 = 128 and 94 + 2 = 96 places), and
+    Llama 3 (Dubey et al. 2024, §3.3.2) takes one layer off the first and the last stage
+    for the same reason."""
+    chunks = pp * vpp
+    return pp > 1 and n_layers % chunks != 0 and (n_layers + 2) % chunks == 0
 
 
 def _hybrid_group(plan: Plan, domain: int) -> int | None:
@@ -337,7 +352,8 @@ def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Est
     full = estimate(p.workload, replace(p.plan, recompute="full"), p.system, calibration)
     if not full.feasible or result.memory is None or full.memory is None:
         return full
-    per_stage = -(-p.workload.model.n_layers // p.plan.pp)
+    per_stage = int(stage_layers(p.workload.model.n_layers, p.plan.pp,
+                                 p.plan.ends_as_layers))
     excess = result.memory.total_bytes - result.memory.capacity_bytes
     saved_per_layer = (result.memory.total_bytes - full.memory.total_bytes) / per_stage
     layers = min(per_stage, math.ceil(excess / saved_per_layer))
