@@ -216,18 +216,31 @@ def _kept_fraction(wl: Workload, tp: FloatArray, mb: FloatArray, cp: FloatArray,
 
 
 def ep_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
-                 moe_layers: FloatArray, g: _Layouts) -> FloatArray:
-    """Token dispatch and combine all-to-alls over the ``e`` ranks of the expert group
-    (members ``t_e`` apart), minus the calibrated overlap when the layout overlaps them
-    (``ep_overlap``, DeepEP-style)."""
+                 moe_layers: FloatArray, g: _Layouts, window_s: FloatArray) -> FloatArray:
+    """Token dispatch and combine over the ``e`` ranks of the expert group (members
+    ``t_e`` apart), minus what the layout's overlap hides.
+
+    With ``ep_overlap`` (DeepEP-style) the dispatch is node-deduplicated
+    (:func:`~ocplan.collectives.cost.moe_dispatch`: a token crosses scale-out once per
+    remote domain holding one of its experts) and the calibrated share ``o`` of it is
+    hidden, but no more than the compute it can hide behind: one micro-batch's forward
+    and backward on the stage (``window_s``; the 1F1B all-to-all overlap runs one
+    micro-batch's dispatch and combine under another's compute), ``C - min(o C, W)``.
+    Without it: a plain all-to-all of every copy, exposed in full."""
     m = wl.model
     if not m.is_moe:
         return np.zeros_like(d.tp)
     kept = g.apply(_BY_EP, lambda *a: _kept_fraction(wl, *a), d.tp, d.mb, d.cp, d.ep, d.etp)
-    sent = d.tokens / d.tp * m.moe_top_k * kept * m.hidden * ACT_BYTES
-    t = EP_ALL_TO_ALLS * g.apply(_BY_EP, cost.all_to_all, fab, sent, d.ep, d.etp)
-    hidden = np.where(d.ep_overlap, cal.ep_overlap, 0.0)
-    out: FloatArray = np.where(d.ep > 1, (1.0 - hidden) * moe_layers * t, 0.0)
+    rows = d.tokens / d.tp * kept
+    row_bytes = m.hidden * ACT_BYTES
+    plain = EP_ALL_TO_ALLS * g.apply(_BY_EP, cost.all_to_all, fab,
+                                     rows * m.moe_top_k * row_bytes, d.ep, d.etp)
+    dedup = EP_ALL_TO_ALLS * g.apply(
+        _BY_EP, lambda r, n, st: cost.moe_dispatch(fab, r, row_bytes, m.moe_top_k, n, st),
+        rows, d.ep, d.etp)
+    total = moe_layers * np.where(d.ep_overlap, dedup, plain)
+    hidden = np.where(d.ep_overlap, np.minimum(cal.ep_overlap * total, window_s), 0.0)
+    out: FloatArray = np.where(d.ep > 1, total - hidden, 0.0)
     return out
 
 
@@ -293,7 +306,7 @@ def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout
     g = _Layouts(d, sc.moe_layers)
     return CommTerms(
         tp_s=tp_exposed_s(wl, fab, cal, d, sc.moe_layers, g),
-        ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g),
+        ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g, c.forward_s + c.backward_s),
         cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
         pp_s=pp_exposed_s(wl, fab, d, g),
         dp_s=dp_exposed_s(fab, cal, d, p, c, g))
