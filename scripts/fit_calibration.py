@@ -23,8 +23,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +62,8 @@ GLOBAL_UNIT = {"tp_overlap": 1.0, "ep_overlap": 1.0, "dp_overlap": 1.0,
                "kernel_overhead_s": 1e-6, "memory_efficiency": 1.0,
                "grouped_gemm_efficiency": 1.0}
 PRIOR_WEIGHT = 0.02
+#: Rows listed in the report's worst held-out table.
+WORST_HELD_OUT = 12
 FULL_MAXFEV = 60
 FOLD_MAXFEV = 20
 #: No dense GEMM or attention kernel sustains more than 90 % of the datasheet peak
@@ -164,6 +170,29 @@ def _folds(rows: list[dict[str, str]], scheme: str) -> tuple[list[str], str]:
     return [str(i % k) for i in range(len(rows))], f"{k}-fold (case i in fold i mod {k})"
 
 
+#: The fold function the worker processes run (set before they are forked: closures
+#: over the prepared rows cannot be pickled, a forked child inherits them).
+_FOLD_FN: list[Callable[[str], list[tuple[int, float]]]] = []
+
+
+def _run_fold(fold: str) -> list[tuple[int, float]]:
+    return _FOLD_FN[0](fold)
+
+
+def _map_folds(fn: Callable[[str], list[tuple[int, float]]], folds: list[str]
+               ) -> Iterator[list[tuple[int, float]]]:
+    """``fn`` over the folds, in order, on as many forked processes as there are cores
+    (the folds are independent fits; the results do not depend on the process count)."""
+    workers = min(len(folds), os.cpu_count() or 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(fn, folds)
+        return
+    _FOLD_FN[:] = [fn]
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        yield from pool.map(_run_fold, folds)
+
+
 def main(argv: list[str]) -> int:
     csv_path = Path(argv[1]) if len(argv) > 1 else ROOT.parent / "shared" / "validation" \
         / "training_dev.csv"
@@ -223,20 +252,30 @@ def main(argv: list[str]) -> int:
     schemes = [s for s in (argv[2].split(",") if len(argv) > 2 else []) if s]
     cv_lines: list[str] = []
     family_cv: dict[str, float] = {}
+    held_by_scheme: dict[str, dict[int, float]] = {}
     for scheme in schemes:
         fold_of, what = _folds(rows, scheme)
         held_out: list[float] = []
         held_rows: list[int] = []
-        for k, fold in enumerate(sorted(set(fold_of))):
-            # Every run is predicted once, by a fit on the runs outside its fold.
+        folds = sorted(set(fold_of))
+
+        def predict_fold(fold: str, fold_of: list[str] = fold_of) -> list[tuple[int, float]]:
+            """Every run of ``fold`` predicted by a fit on the runs outside it."""
             train = [i for i in range(len(rows)) if fold_of[i] != fold]
             cal_k = _unpack(fit(train, FOLD_MAXFEV)[0])
+            out = []
             for i in (i for i in range(len(rows)) if fold_of[i] == fold):
                 est = predict_prepared(prepared[i], cal_k)
                 pred = est.tokens_per_s_per_chip if est.feasible else float("nan")
-                held_out.append(100.0 * (pred - measured[i]) / measured[i])
+                out.append((i, 100.0 * (pred - measured[i]) / measured[i]))
+            return out
+
+        for k, pairs in enumerate(_map_folds(predict_fold, folds)):
+            for i, err in pairs:
                 held_rows.append(i)
-            print(f"{scheme}: fold {k + 1}/{len(set(fold_of))} done", file=sys.stderr)
+                held_out.append(err)
+            print(f"{scheme}: fold {k + 1}/{len(folds)} done", file=sys.stderr)
+        held_by_scheme[scheme] = dict(zip(held_rows, held_out, strict=True))
         if scheme == "source":
             for fam in FAMILIES:
                 errs = [abs(e) for e, i in zip(held_out, held_rows, strict=True)
@@ -282,6 +321,19 @@ def main(argv: list[str]) -> int:
                   "| folds | n folds | median abs | p90 abs | max abs | mean signed | "
                   "dense median | MoE median | not predicted |",
                   "|---|---|---|---|---|---|---|---|---|", *cv_lines]
+    if "source" in held_by_scheme:
+        in_sample = {i: c.error_pct for i, c in enumerate(cases)}
+        held = held_by_scheme["source"]
+        worst = sorted((i for i in held if not math.isnan(held[i])),
+                       key=lambda i: -abs(held[i]))[:WORST_HELD_OUT]
+        lines += ["", f"Worst {len(worst)} runs left out with their publication (leave one "
+                  "source out), against their in-sample error, %:", "",
+                  "| case | chip | model | held out | in sample |", "|---|---|---|---|---|"]
+        for i in worst:
+            ins = in_sample.get(i)
+            lines.append(f"| {rows[i]['case_id']} | {rows[i]['chip'].strip()} | "
+                         f"{rows[i]['model'].strip()} | {held[i]:+.1f} | "
+                         + ("-" if ins is None else f"{ins:+.1f}") + " |")
     lines += ["", "## Residuals", "",
               f"n = {summary.n}, failed = {summary.failed}, median |error| "
               f"{summary.median_abs_error_pct:.1f} %, p90 {summary.p90_abs_error_pct:.1f} %, "

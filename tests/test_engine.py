@@ -226,4 +226,10 @@ def test_calibration_family_is_catalog_data() -> None:
         update={"family": "hopper"}))
     moved = estimate(wl, plan, as_hopper)
     assert moved.calibration_family == "hopper"
-    assert moved.step_s != other.step_s
+    # it reads hopper's values: slowing hopper's GEMMs slows it and not the default chip
+    # (the default can equal hopper's values: it is the run-weighted median of the
+    # families, and hopper holds a third of the runs)
+    slow = replace(CAL, families={**CAL.families, "hopper": replace(
+        CAL.families["hopper"], gemm=CAL.families["hopper"].gemm * 0.8)})
+    assert estimate(wl, plan, as_hopper, slow).step_s > moved.step_s
+    assert estimate(wl, plan, mi300x, slow).step_s == other.step_s
