@@ -1,0 +1,280 @@
+"""How much one configuration's published throughput moves between software releases,
+and where the model sits in that range.
+
+Usage::
+
+    .venv/bin/python scripts/release_spread.py [DEV_CSV]
+
+Reads ``validation/releases/megatron_bridge_releases.csv`` (every pre-training row of
+Megatron-Bridge's performance summary and its archive, releases 25.09 to 26.08, each with
+its source) and the development set. Three things come out, written to
+``docs/release-spread.md``:
+
+1. **Spread of repeated configurations.** The same system, model, precision and layout
+   published in several releases: how far apart the releases are. This is the floor
+   under any per-run accuracy target on such data: no model of the hardware can match
+   two releases that differ by 50 %.
+2. **The development set's Megatron-Bridge rows across releases**: each row's
+   configuration in the other releases, and the model's prediction against the nearest.
+3. **Every release predicted.** Each release row whose model the development set
+   describes (its shape columns and notes are copied from the development row of that
+   model; the release row supplies chip, chip count, precision and layout) is predicted
+   with the committed calibration and scored by release. Rows already in the development
+   set are marked, so the rest are runs the fit never saw (same publisher).
+
+Rows left out of part 3: NVFP4 (the training model has no 4-bit recipe), precision not
+stated (25.09), token-dropping and multi-token-prediction variants (their workload is not
+the development row's), models the development set does not describe (Nemotron 3 hybrid
+Mamba models, DeepSeek-V4).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.results.validation import predict_prepared, prepare_row
+
+ROOT = Path(__file__).resolve().parents[1]
+RELEASES = ROOT / "validation" / "releases" / "megatron_bridge_releases.csv"
+REPORT = ROOT / "docs" / "release-spread.md"
+DEV_SOURCE = "NVIDIA-NeMo/Megatron-Bridge"
+#: DGX system of each development-set chip.
+SYSTEM_CHIP = {"DGX-H100": "h100-sxm-80gb", "DGX-B200": "b200", "DGX-B300": "b300",
+               "DGX-GB200": "gb200", "DGX-GB300": "gb300"}
+#: Model-name suffixes whose workload is the base model's (the development set's
+#: "DeepSeekV3 (dropless)" is the force-balanced dropless run every table row is).
+SAME_WORKLOAD = ("(dropless)", "(w/o MTP)")
+LAYOUT = ("global_batch", "micro_batch", "seq_len", "tp", "pp", "cp", "vpp", "ep")
+
+
+@dataclass(frozen=True)
+class Published:
+    """One release-table row."""
+
+    release: str
+    system: str
+    model: str
+    precision: str
+    chips: int
+    layout: tuple[str, ...]
+    fsdp: bool
+    tokens_per_s: float
+
+    @property
+    def base_model(self) -> str:
+        name = self.model
+        for suffix in SAME_WORKLOAD:
+            name = name.replace(suffix, "")
+        return name.strip()
+
+    @property
+    def variant(self) -> bool:
+        """A token-dropping or multi-token-prediction run: not the base workload."""
+        return "(" in self.base_model
+
+    def key(self) -> tuple[object, ...]:
+        return (self.system, self.base_model, self.precision, self.chips, self.fsdp,
+                self.layout)
+
+
+def _layout(row: dict[str, str]) -> tuple[str, ...]:
+    return tuple((row[k].strip() or "1") for k in LAYOUT)
+
+
+def read_releases(path: Path = RELEASES) -> list[Published]:
+    out = []
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            assert row["source"].strip(), row
+            out.append(Published(
+                release=row["release"], system=row["system"], model=row["model"],
+                precision=row["precision"], chips=int(row["chips"]), layout=_layout(row),
+                fsdp=(row["fsdp"].strip() or "0") != "0",
+                tokens_per_s=float(row["tokens_per_s_per_gpu"])))
+    return out
+
+
+def _dev_key(row: dict[str, str]) -> tuple[object, ...]:
+    system = next(s for s, c in SYSTEM_CHIP.items() if c == row["chip"].strip())
+    model = row["model"].strip()
+    for suffix in SAME_WORKLOAD:
+        model = model.replace(suffix, "")
+    return (system, model.strip(), row["precision"].strip(), int(row["num_chips"]),
+            row["zero_stage"].strip() == "3", _layout(row))
+
+
+def _release_order(release: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in release.split("."))
+
+
+@dataclass(frozen=True)
+class Predicted:
+    row: Published
+    predicted: float | None
+    in_dev: str | None
+    """Case id of the development row with this release and configuration, if any."""
+
+    @property
+    def error_pct(self) -> float | None:
+        if self.predicted is None:
+            return None
+        return 100.0 * (self.predicted - self.row.tokens_per_s) / self.row.tokens_per_s
+
+
+def _row_for(p: Published, template: dict[str, str], chip_row: dict[str, str]
+             ) -> dict[str, str]:
+    """A development-set row for ``p``: the model's shape and notes from ``template``, the
+    system columns of the development row of the same chip, the layout from ``p``."""
+    row = dict(template)
+    for k in ("chip", "chips_per_node", "scale_out"):
+        row[k] = chip_row[k]
+    row.update(dict(zip(LAYOUT, p.layout, strict=True)))
+    tp, pp, cp = (int(row[k]) for k in ("tp", "pp", "cp"))
+    row.update(case_id=f"{p.release}:{p.system}:{p.model}", num_chips=str(p.chips),
+               precision=p.precision, dp=str(p.chips // (tp * pp * cp)),
+               zero_stage="3" if p.fsdp else "1", recompute="", sequence_parallel="",
+               measured_tokens_per_s_per_chip=str(p.tokens_per_s))
+    return row
+
+
+def predict_releases(releases: list[Published], dev: list[dict[str, str]]
+                     ) -> list[Predicted]:
+    """Every release row the development set describes, predicted (see the module doc)."""
+    catalog = load_catalog()
+    mb = [r for r in dev if r["source"].startswith(DEV_SOURCE)]
+    by_model: dict[str, dict[str, str]] = {}
+    for r in mb:
+        by_model.setdefault(_dev_key(r)[1], r)  # type: ignore[arg-type]
+    by_chip = {r["chip"].strip(): r for r in mb}
+    dev_ids = {(_dev_key(r), r["measured_tokens_per_s_per_chip"]): r["case_id"] for r in mb}
+    out = []
+    for p in releases:
+        template = by_model.get(p.base_model)
+        chip = SYSTEM_CHIP.get(p.system)
+        if (template is None or chip not in by_chip or p.variant
+                or p.precision not in ("bf16", "fp8")):
+            continue
+        row = _row_for(p, template, by_chip[chip])
+        est = predict_prepared(prepare_row(row, catalog))
+        in_dev = dev_ids.get((_dev_key(row), f"{p.tokens_per_s:g}")) \
+            or dev_ids.get((_dev_key(row), f"{p.tokens_per_s:.1f}"))
+        out.append(Predicted(p, est.tokens_per_s_per_chip if est.feasible else None, in_dev))
+    return out
+
+
+def spreads(releases: list[Published]) -> list[tuple[tuple[object, ...], list[Published]]]:
+    """Configurations published in more than one release, with their rows."""
+    groups: dict[tuple[object, ...], list[Published]] = defaultdict(list)
+    for p in releases:
+        groups[(p.key(), p.model)].append(p)
+    return [(k, sorted(v, key=lambda p: _release_order(p.release)))
+            for k, v in groups.items() if len(v) > 1]
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+def report(releases: list[Published], dev: list[dict[str, str]]) -> str:
+    groups = spreads(releases)
+    ratios = [max(p.tokens_per_s for p in v) / min(p.tokens_per_s for p in v) - 1.0
+              for _, v in groups]
+    devs = [abs(p.tokens_per_s / statistics.median(q.tokens_per_s for q in v) - 1.0)
+            for _, v in groups for p in v]
+    lines = ["# Release-to-release spread of published throughput", "",
+             "Written by `scripts/release_spread.py` from "
+             "`validation/releases/megatron_bridge_releases.csv` "
+             f"({len(releases)} pre-training rows of Megatron-Bridge's performance summary, "
+             "releases 25.09-26.08).", "",
+             "## 1. The same configuration in several releases", "",
+             f"{len(groups)} configurations (system, model, precision, chips, FSDP, batch, "
+             "sequence, TP/PP/CP/VP/EP) appear in two releases or more. Across releases "
+             f"the largest over the smallest value is {100 * statistics.median(ratios):.1f} "
+             f"% higher at the median configuration, {100 * _pct(ratios, 0.9):.0f} % at the "
+             f"90th percentile and {100 * max(ratios):.0f} % at most; a release differs from "
+             f"its configuration's median by {100 * statistics.median(devs):.1f} % at the "
+             f"median and {100 * _pct(devs, 0.9):.1f} % at the 90th percentile.", "",
+             "| system | model | precision | layout (GBS, MBS, seq, TP, PP, CP, VP, EP) | "
+             "values by release | max/min |", "|---|---|---|---|---|---|"]
+    for (_key, model), v in sorted(groups, key=lambda kv: -max(p.tokens_per_s for p in kv[1])
+                                  / min(p.tokens_per_s for p in kv[1])):
+        hi, lo = max(p.tokens_per_s for p in v), min(p.tokens_per_s for p in v)
+        if hi / lo < 1.10:
+            continue
+        vals = ", ".join(f"{p.release}: {p.tokens_per_s:,.0f}" for p in v)
+        lines.append(f"| {v[0].system} | {model} | {v[0].precision or '?'} | "
+                     f"{' / '.join(v[0].layout)} | {vals} | {hi / lo:.2f} |")
+    lines += ["", "(Configurations whose releases agree within 10 % are not listed.)", ""]
+
+    preds = predict_releases(releases, dev)
+    lines += ["## 2. Development-set rows and the other releases of their configuration", "",
+              "| case | system | model | measured (release) | predicted | error % | "
+              "same configuration in other releases | error to the nearest % |",
+              "|---|---|---|---|---|---|---|---|"]
+    by_key: dict[tuple[object, ...], list[Predicted]] = defaultdict(list)
+    for q in preds:
+        by_key[q.row.key()].append(q)
+    for q in sorted((q for q in preds if q.in_dev), key=lambda q: q.in_dev or ""):
+        others = sorted((o for o in by_key[q.row.key()] if o.row.release != q.row.release),
+                        key=lambda o: _release_order(o.row.release))
+        err = q.error_pct
+        if q.predicted is None or err is None:
+            continue
+        nearest = min([q.row.tokens_per_s, *(o.row.tokens_per_s for o in others)],
+                      key=lambda v: abs(math.log(q.predicted / v)))  # type: ignore[operator]
+        lines.append(
+            f"| {q.in_dev} | {q.row.system} | {q.row.model} | {q.row.tokens_per_s:,.0f} "
+            f"({q.row.release}) | {q.predicted:,.0f} | {err:+.1f} | "
+            + (", ".join(f"{o.row.release}: {o.row.tokens_per_s:,.0f}" for o in others)
+               or "-")
+            + f" | {100 * (q.predicted - nearest) / nearest:+.1f} |")
+    lines += ["", "## 3. Every release predicted", "",
+              "Rows in the development set are counted in 'all' only; 'unseen' are the "
+              "other rows (runs the fit never saw, same publisher).", "",
+              "| release | rows | unseen | median abs error % (all) | mean signed % (all) | "
+              "median abs error % (unseen) | mean signed % (unseen) |",
+              "|---|---|---|---|---|---|---|"]
+    by_release: dict[str, list[Predicted]] = defaultdict(list)
+    for q in preds:
+        by_release[q.row.release].append(q)
+    for rel in sorted(by_release, key=_release_order):
+        qs = [q for q in by_release[rel] if q.error_pct is not None]
+        unseen = [q for q in qs if not q.in_dev]
+        e = [q.error_pct for q in qs if q.error_pct is not None]
+        u = [q.error_pct for q in unseen if q.error_pct is not None]
+
+        def med(x: list[float]) -> str:
+            return f"{statistics.median(map(abs, x)):.1f}" if x else "-"
+
+        def mean(x: list[float]) -> str:
+            return f"{statistics.fmean(x):+.1f}" if x else "-"
+
+        lines.append(f"| {rel} | {len(qs)} | {len(unseen)} | {med(e)} | {mean(e)} | "
+                     f"{med(u)} | {mean(u)} |")
+    infeasible = [q for q in preds if q.predicted is None]
+    lines += ["", f"Predicted: {len(preds)} rows ({len(infeasible)} found not to fit in "
+              "memory)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    dev_path = Path(argv[1]) if len(argv) > 1 else ROOT.parent / "shared" / "validation" \
+        / "training_dev.csv"
+    with dev_path.open(newline="", encoding="utf-8") as f:
+        dev = list(csv.DictReader(f))
+    text = report(read_releases(), dev)
+    REPORT.write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
