@@ -153,7 +153,8 @@ def predict_releases(releases: list[Published], dev: list[dict[str, str]]
     for r in mb:
         by_model.setdefault(_dev_key(r)[1], r)  # type: ignore[arg-type]
     by_chip = {r["chip"].strip(): r for r in mb}
-    dev_ids = {(_dev_key(r), r["measured_tokens_per_s_per_chip"]): r["case_id"] for r in mb}
+    dev_ids = {(_dev_key(r), float(r["measured_tokens_per_s_per_chip"])): r["case_id"]
+               for r in mb}
     out = []
     for p in releases:
         template = by_model.get(p.base_model)
@@ -163,8 +164,7 @@ def predict_releases(releases: list[Published], dev: list[dict[str, str]]
             continue
         row = _row_for(p, template, by_chip[chip])
         est = predict_prepared(prepare_row(row, catalog))
-        in_dev = dev_ids.get((_dev_key(row), f"{p.tokens_per_s:g}")) \
-            or dev_ids.get((_dev_key(row), f"{p.tokens_per_s:.1f}"))
+        in_dev = dev_ids.get((_dev_key(row), p.tokens_per_s))
         out.append(Predicted(p, est.tokens_per_s_per_chip if est.feasible else None, in_dev))
     return out
 
@@ -181,6 +181,14 @@ def spreads(releases: list[Published]) -> list[tuple[tuple[object, ...], list[Pu
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+def _med(x: list[float]) -> str:
+    return f"{statistics.median(map(abs, x)):.1f}" if x else "-"
+
+
+def _mean(x: list[float]) -> str:
+    return f"{statistics.fmean(x):+.1f}" if x else "-"
 
 
 def report(releases: list[Published], dev: list[dict[str, str]]) -> str:
@@ -251,14 +259,8 @@ def report(releases: list[Published], dev: list[dict[str, str]]) -> str:
         e = [q.error_pct for q in qs if q.error_pct is not None]
         u = [q.error_pct for q in unseen if q.error_pct is not None]
 
-        def med(x: list[float]) -> str:
-            return f"{statistics.median(map(abs, x)):.1f}" if x else "-"
-
-        def mean(x: list[float]) -> str:
-            return f"{statistics.fmean(x):+.1f}" if x else "-"
-
-        lines.append(f"| {rel} | {len(qs)} | {len(unseen)} | {med(e)} | {mean(e)} | "
-                     f"{med(u)} | {mean(u)} |")
+        lines.append(f"| {rel} | {len(qs)} | {len(unseen)} | {_med(e)} | {_mean(e)} | "
+                     f"{_med(u)} | {_mean(u)} |")
     infeasible = [q for q in preds if q.predicted is None]
     lines += ["", f"Predicted: {len(preds)} rows ({len(infeasible)} found not to fit in "
               "memory)."]

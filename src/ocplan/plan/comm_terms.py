@@ -233,12 +233,15 @@ def ep_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayo
     kept = g.apply(_BY_EP, lambda *a: _kept_fraction(wl, *a), d.tp, d.mb, d.cp, d.ep, d.etp)
     rows = d.tokens / d.tp * kept
     row_bytes = m.hidden * ACT_BYTES
-    plain = EP_ALL_TO_ALLS * g.apply(_BY_EP, cost.all_to_all, fab,
-                                     rows * m.moe_top_k * row_bytes, d.ep, d.etp)
     dedup = EP_ALL_TO_ALLS * g.apply(
         _BY_EP, lambda r, n, st: cost.moe_dispatch(fab, r, row_bytes, m.moe_top_k, n, st),
         rows, d.ep, d.etp)
-    total = moe_layers * np.where(d.ep_overlap, dedup, plain)
+    if np.all(d.ep_overlap):  # the search's layouts: "off" is pruned as dominated
+        total = moe_layers * dedup
+    else:
+        plain = EP_ALL_TO_ALLS * g.apply(_BY_EP, cost.all_to_all, fab,
+                                         rows * m.moe_top_k * row_bytes, d.ep, d.etp)
+        total = moe_layers * np.where(d.ep_overlap, dedup, plain)
     hidden = np.where(d.ep_overlap, np.minimum(cal.ep_overlap * total, window_s), 0.0)
     out: FloatArray = np.where(d.ep > 1, total - hidden, 0.0)
     return out

@@ -42,9 +42,8 @@ def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) ->
     # End stages a layer short (end credit): the end stage or a middle one, whichever
     # holds more per chip (a middle stage when one layer outweighs the edge).
     layer = (layers_dense + layers_expert) / np.maximum(n, 1.0)
-    end_short = (d.end_credit > 0) & (edge / d.tp < layer)
-    keep = np.where(d.end_credit > 0, (n - 1.0) / np.maximum(n, 1.0), 1.0)
-    keep = np.where(end_short, 1.0, keep)
-    dense = layers_dense * keep + np.where(end_short, 0.0, edge / d.tp)
+    end_stage = (d.end_credit == 0) | (edge / d.tp >= layer)
+    keep = np.where((d.end_credit > 0) & end_stage, (n - 1.0) / np.maximum(n, 1.0), 1.0)
+    dense = layers_dense * keep + np.where(end_stage, edge / d.tp, 0.0)
     expert = layers_expert * keep
     return StageParams(np.asarray(dense, dtype=np.float64), np.asarray(expert, np.float64))

@@ -28,7 +28,7 @@ from ocplan.plan.layout import (
 from ocplan.workloads.workload import Workload
 
 __all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "LayoutField", "Plan",
-           "end_credit", "stage_layers"]
+           "end_credit", "split_places", "stage_layers"]
 
 Recompute = Literal["none", "selective", "full"]
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
@@ -208,7 +208,7 @@ class Plan:
         if workload.global_batch % (self.dp * self.micro_batch):
             raise Infeasible("batch", f"global batch {workload.global_batch} is not a multiple "
                                       f"of dp x micro_batch = {self.dp * self.micro_batch}")
-        slots = m.n_layers + (2 if self.ends_as_layers and self.pp > 1 else 0)
+        slots = int(split_places(m.n_layers, self.pp, self.ends_as_layers))
         if slots < self.pp * self.vpp:
             # Uneven stages are allowed (Megatron's first/last-stage layer counts); the
             # slowest stage then holds ceil(layers / pp) layers (stage_layers).
@@ -246,6 +246,14 @@ class Plan:
             raise Infeasible("divisibility", "vpp > 1 needs pp > 1")
 
 
+def split_places(n_layers: int, pp: ArrayLike, ends: ArrayLike) -> FloatArray:
+    """Places the pipeline split fills: the ``L`` layers, and with ``ends`` (and
+    ``p > 1``) the embedding and the loss, one place each (:func:`stage_layers`)."""
+    e = np.asarray(ends, dtype=bool) & (np.asarray(pp) > 1)
+    out: FloatArray = np.asarray(n_layers + 2.0 * e, dtype=np.float64)
+    return out
+
+
 def stage_layers(n_layers: int, pp: ArrayLike, ends: ArrayLike) -> FloatArray:
     """Transformer layers on the fullest pipeline stage (numbers or arrays).
 
@@ -257,9 +265,8 @@ def stage_layers(n_layers: int, pp: ArrayLike, ends: ArrayLike) -> FloatArray:
     projection and the loss). With ``p = 2`` both stages are end stages; with ``p > 2``
     the fullest is a middle stage of ``ceil(S / p)`` layers (:func:`end_credit`)."""
     p = np.asarray(pp, dtype=np.float64)
-    e = (np.asarray(ends, dtype=bool) & (p > 1)).astype(np.float64)
-    full = np.ceil((n_layers + 2.0 * e) / p)
-    out: FloatArray = np.where((e > 0) & (p == 2), full - 1.0, full)
+    full = np.ceil(split_places(n_layers, p, ends) / p)
+    out: FloatArray = np.where(np.asarray(ends, dtype=bool) & (p == 2), full - 1.0, full)
     return out
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ocplan.errors import SpecError
 from ocplan.plan.layout import LayoutField
-from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS
+from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS, end_credit, split_places, stage_layers
 
 __all__ = ["MAX_SPACE_ROWS", "Axis", "Columns", "Constraint", "SearchSpace", "training_space"]
 
@@ -256,9 +256,10 @@ def _least_depth(n_layers: int, c: Columns) -> np.ndarray:
 
 def _ends_pay(n_layers: int, pp: np.ndarray) -> np.ndarray:
     """Where counting the embedding and the loss as layers leaves the fullest stage's
-    layer count unchanged (``ceil((L + 2)/p) = ceil(L/p)``, ``p > 2``):
-    :func:`~ocplan.plan.plan.stage_layers` with and without."""
-    pays: np.ndarray = (pp > 2) & (-(-(n_layers + 2) // pp) == -(-n_layers // pp))
+    layer count unchanged (:func:`~ocplan.plan.plan.stage_layers` with and without) and
+    gives the end stages their credit (``p > 2``)."""
+    pays: np.ndarray = (end_credit(pp, True) > 0) & (
+        stage_layers(n_layers, pp, True) == stage_layers(n_layers, pp, False))
     return pays.astype(np.int64)
 
 
@@ -333,10 +334,12 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    lambda c: (c["ep"] == 1) | ((dp(c) * c["cp"] * c["tp"]) % c["ep"] == 0)),
         # Chunks hold a layer each, or the embedding or the loss (ends_as_layers: two
         # more places, checked once that axis exists).
-        Constraint("layers", ("pp", "vpp"), lambda c: (c["pp"] * c["vpp"] <= n_layers + 2)
+        Constraint("layers", ("pp", "vpp"),
+                   lambda c: (c["pp"] * c["vpp"] <= split_places(n_layers, c["pp"], True))
                    & ((c["vpp"] == 1) | (c["pp"] > 1))),
         Constraint("layers", ("pp", "vpp", "ends_as_layers"),
-                   lambda c: c["pp"] * c["vpp"] <= n_layers + 2 * c["ends_as_layers"]),
+                   lambda c: c["pp"] * c["vpp"]
+                   <= split_places(n_layers, c["pp"], c["ends_as_layers"])),
         # Counting the ends as layers either keeps the fullest stage's layers (then it
         # is never slower and needs no more memory: the head costs only its excess over
         # a layer) or adds one (then it is never faster); with p <= 2 it changes nothing.
