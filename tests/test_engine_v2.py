@@ -172,6 +172,8 @@ def test_row_notes_give_mla_capacity_factor_and_optimizer_recipe() -> None:
                 "(kv_lora_rank 512, qk 128+64, v 128)")
     assert shape_from_row(lite).mla_q_rank == 0
     assert optimizer_states(lite) == "fp32"
+    assert optimizer_states(dict(ROW, model="Kimi-K2 1T (MaxText, dropless)")) == "bf16"
+    assert optimizer_states(dict(ROW, model="MaxText synthetic 128B")) == "fp32"
     assert moe_routing(lite) == (None, 1.0)
     real = dict(ROW, source="Ascend/MindSpeed-LLM", measured_from="aux-loss routing")
     assert moe_routing(real)[1] > 1.0

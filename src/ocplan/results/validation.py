@@ -172,13 +172,19 @@ def moe_routing(row: dict[str, str]) -> tuple[float | None, float]:
             REAL_ROUTER_IMBALANCE if real and experts else 1.0)
 
 
+#: Models whose MaxText GPU configuration sets ``weight_dtype: bfloat16`` (AMD-AGI/
+#: maxtext-slurm ``configs/deepseek3-671b.gpu.yml`` and ``configs/kimi-k2-1t.gpu.yml``,
+#: both "Dtypes: dtype bfloat16, weight_dtype bfloat16"); MaxText's own ``base.yml``
+#: default is float32, which the TPU rows keep.
+MAXTEXT_BF16_WEIGHTS = re.compile(r"DeepSeek|Kimi", re.IGNORECASE)
+
+
 def optimizer_states(row: dict[str, str]) -> str:
-    """Adam state recipe of a row: ``bf16`` for MaxText's DeepSeek-V3 runs, whose
-    ``deepseek3-671b`` configuration sets ``weight_dtype: bfloat16`` (moments inherit it
-    and there is no fp32 master; AMD-AGI/maxtext-slurm ``configs/deepseek3-671b.gpu.yml``,
-    MaxText ``base.yml``), else the fp32 master + moments of mixed precision."""
+    """Adam state recipe of a row: ``bf16`` for MaxText runs of the models in
+    :data:`MAXTEXT_BF16_WEIGHTS` (moments inherit the weight dtype and there is no fp32
+    master; MaxText ``base.yml``), else the fp32 master + moments of mixed precision."""
     model = row["model"]
-    return "bf16" if "MaxText" in model and "DeepSeek" in model else "fp32"
+    return "bf16" if "MaxText" in model and MAXTEXT_BF16_WEIGHTS.search(model) else "fp32"
 
 
 def shape_from_row(row: dict[str, str]) -> ModelShape:
