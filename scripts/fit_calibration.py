@@ -13,8 +13,9 @@ Fits, by least squares (scipy's bounded trust-region solver) on the log errors o
 tokens/s per chip plus a weak
 pull towards physically reasonable priors (so a parameter no case constrains stays at
 its prior), per chip family: ``gemm`` (16-bit), ``gemm_8bit`` and ``attention``
-efficiencies; globally: ``tp_overlap``, ``ep_overlap``, ``dp_overlap`` and
-``kernel_overhead_s``. Nothing is fitted per case, model or source. Writes
+efficiencies; globally: ``tp_overlap``, ``ep_overlap``, ``dp_overlap``,
+``kernel_overhead_s``, ``memory_efficiency``, ``grouped_gemm_efficiency`` and
+``softmax_overlap``. Nothing is fitted per case, model or source. Writes
 ``src/ocplan/plan/calibration.json`` and ``docs/calibration.md``. Deterministic: the
 same CSV gives the same file.
 """
@@ -56,11 +57,11 @@ FAMILIES: dict[str, int] = {}
 PRIOR = FamilyCalibration(gemm=0.70, gemm_8bit=0.665, attention=0.50)
 PRIOR_GLOBAL = {"tp_overlap": 0.5, "ep_overlap": 0.5, "dp_overlap": 0.7,
                 "kernel_overhead_s": 4e-6, "memory_efficiency": 1.0,
-                "grouped_gemm_efficiency": 1.0}
+                "grouped_gemm_efficiency": 1.0, "softmax_overlap": 0.5}
 #: Parameters are fitted in units that put them all near 1 (the kernel cost in us).
 GLOBAL_UNIT = {"tp_overlap": 1.0, "ep_overlap": 1.0, "dp_overlap": 1.0,
                "kernel_overhead_s": 1e-6, "memory_efficiency": 1.0,
-               "grouped_gemm_efficiency": 1.0}
+               "grouped_gemm_efficiency": 1.0, "softmax_overlap": 1.0}
 PRIOR_WEIGHT = 0.02
 #: Rows listed in the report's worst held-out table.
 WORST_HELD_OUT = 12
@@ -84,7 +85,8 @@ TIE_RATIO = 0.95
 TIE_WEIGHT = 0.5
 GLOBAL_BOUNDS = {"tp_overlap": (0.0, 0.95), "ep_overlap": (0.0, 0.95),
                  "dp_overlap": (0.0, 1.0), "kernel_overhead_s": (5e-7, 3e-5),
-                 "memory_efficiency": (0.1, 1.0), "grouped_gemm_efficiency": (0.1, 1.0)}
+                 "memory_efficiency": (0.1, 1.0), "grouped_gemm_efficiency": (0.1, 1.0),
+                 "softmax_overlap": (0.0, 1.0)}
 MIN_EFFICIENCY = 0.05
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import doctest
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -469,6 +469,7 @@ def test_efficiencies_match_compute_term() -> None:
 
 CHIPS: list[Compute | ChipCompute | None] = [
     H100, None, ChipCompute(256, 128, 74, 540.0, False), ChipCompute(256, 256, 304, 230.0, True),
+    ChipCompute(256, 128, 74, 540.0, False, units=148, exp_per_s=4.4e12),  # softmax floor
 ]
 dims = st.integers(min_value=1, max_value=1 << 17)
 
@@ -534,3 +535,82 @@ def test_doctests() -> None:
     for module in (gemm, attention, chip, roofline):
         result = doctest.testmod(module)
         assert result.failed == 0, module.__name__
+
+
+# ---- softmax exponentials on the special-function units --------------------------------
+
+
+def test_exp_rate_matches_flashattention3_figure(cat: Catalog) -> None:
+    # FlashAttention-3 (arXiv 2407.08608) §3.1: an H100 SXM5 has 3.9 TFLOPS of special
+    # functions against 989 TFLOPS of FP16 matmul.
+    assert chip.exp_rate(cat.accelerator("h100-sxm-80gb").compute) == \
+        pytest.approx(3.9e12, rel=0.02)
+    # Blackwell Ultra doubles Blackwell's rate per SM, on the same 148 SMs.
+    b200, b300 = (cat.accelerator(i).compute for i in ("b200", "b300"))
+    assert b200 is not None
+    assert b300 is not None
+    assert chip.exp_rate(b300) / chip.exp_rate(b200) == \
+        pytest.approx(2 * b300.clock / b200.clock if b200.sustained_clock is None
+                      else 2 * b300.clock / b200.sustained_clock)
+    # A chip whose rate is not published has no floor.
+    assert chip_compute(cat.accelerator("mi300x").compute).exp_per_s == 0.0
+
+
+def _fa4_efficiency(block: Compute | None, d: int, peak: float, eta: float) -> float:
+    """Useful FLOP/s over peak of a non-causal forward at S = 16k (the FA4 sweep's end)."""
+    b, h, s = 1, 16, 16384
+    t = flash_attention_time_s(b, h, h, s, d, False, 0, peak, 1e18, eta, block, 2, 0.0)
+    return float(attention_flops(b, h, s, d, False)) / (float(t) * peak)
+
+
+def test_softmax_floor_caps_d64_attention_where_fa4_measures_it(cat: Catalog) -> None:
+    # compute_units.md §2.4 (Dao-AILab/flash-attention PR #2605, a 2.5 PF-class Blackwell):
+    # FA4's forward reaches 62-75 % of peak at d = 128 but only 43-50 % at d = 64.
+    gb200, gb300 = cat.accelerator("gb200"), cat.accelerator("gb300")
+    peak = gb200.peak_flops.bf16
+    assert peak is not None
+    # even a perfect matmul pipe cannot run d = 64 faster than the exponentials allow ...
+    assert 0.43 <= _fa4_efficiency(gb200.compute, 64, peak, 1.0) <= 0.50
+    # ... while at d = 128 the matmul efficiency is what shows
+    assert _fa4_efficiency(gb200.compute, 128, peak, 0.75) == pytest.approx(0.75, rel=0.01)
+    # Blackwell Ultra's doubled rate lifts the d = 64 cap above FA4's d = 128 level
+    assert _fa4_efficiency(gb300.compute, 64, peak, 0.75) == pytest.approx(0.75, rel=0.01)
+    # without a published rate the law is the matmul one alone
+    assert _fa4_efficiency(None, 64, peak, 0.9) == pytest.approx(0.9, rel=1e-6)
+
+
+def test_operator_profile_takes_the_softmax_floor(cat: Catalog) -> None:
+    # The engine's path: one d = 64 attention operator (GPT-OSS's head width) costed on a
+    # B200 and a B300, whose matmul peaks and HBM are equal; only the exp rate differs.
+    from ocplan.costmodel.op_time import ChipPeaks, Efficiencies, profile
+    from ocplan.workloads.operators import Operator
+
+    rows, keys, heads, d = 4 * 4096.0, 2048.0, 64.0, 64.0
+    scores = rows * keys * heads
+    op = Operator(name="attn", kind="attention", flops=2 * scores * (d + d), bytes_read=1e6,
+                  bytes_written=1e6, precision="bf16", m=rows, groups=heads, seq_q=4096.0,
+                  seq_kv=4096.0, head_dim_qk=d, head_dim_v=d, exps=scores)
+    eff = Efficiencies(gemm=0.7, gemm_8bit=0.7, attention=0.9, launch_s=0.0)
+    times = {}
+    for i in ("b200", "b300"):
+        a = cat.accelerator(i)
+        assert a.peak_flops.bf16 is not None
+        peaks = ChipPeaks(peak=(("bf16", a.peak_flops.bf16),), path_peak=a.peak_flops.bf16,
+                          hbm_Bps=a.memory.hbm_bandwidth, compute=chip_compute(a.compute))
+        times[i] = float(profile([op], peaks, 1).time(eff).attention_s[0])
+    b200 = chip_compute(cat.accelerator("b200").compute)
+    exp_s = scores / b200.exp_per_s
+    assert times["b200"] == pytest.approx(exp_s, rel=1e-9)  # exp-bound
+    assert times["b300"] < 0.75 * times["b200"]
+    # A kernel that runs the exponentials between its matmuls (FlashAttention-2's loop,
+    # softmax_overlap 0) pays both; half overlapped, half of the shorter.
+    a = cat.accelerator("b200")
+    assert a.peak_flops.bf16 is not None
+    chip_b200 = ChipPeaks(peak=(("bf16", a.peak_flops.bf16),), path_peak=a.peak_flops.bf16,
+                          hbm_Bps=a.memory.hbm_bandwidth, compute=b200)
+    prof = profile([op], chip_b200, 1)
+    mm_s = float(prof.compute_s[0, 0]) / eff.attention  # matmul pipe, waves included
+    assert mm_s < exp_s
+    for omega, expected in ((0.0, exp_s + mm_s), (0.5, exp_s + 0.5 * mm_s)):
+        t = prof.time(replace(eff, softmax_overlap=omega))
+        assert float(t.attention_s[0]) == pytest.approx(expected, rel=1e-9)

@@ -191,6 +191,11 @@ class Compute(Spec):
     stream_k: Flag = False
     """The vendor library's default GEMMs split the K loop across units (Stream-K), so
     run time has no wave-quantization staircase."""
+    exp_per_clock: Annotated[int, Field(ge=1, le=1024, strict=True)] | None = None
+    """Exponentials per clock per unit on the special-function path the softmax of
+    attention runs on (NVIDIA ``MUFU.EX2``: 16 per SM from sm_80 to sm_100, 32 on
+    Blackwell Ultra). ``None``: not published, and attention has no softmax floor (its
+    exp cost stays inside the fitted attention efficiency)."""
     notes: Annotated[str, Field(max_length=2000)] | None = None
     """Derivations and conflicts behind the numbers above."""
 

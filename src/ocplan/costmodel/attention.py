@@ -9,6 +9,10 @@ arXiv 2407.08608) walks ``BLOCK x BLOCK`` tiles of the score matrix, so:
   causal masks skip the blocks above the diagonal but compute the diagonal ones whole,
   and a sliding window skips the blocks left of it;
 - memory: Q, K, V read and O written once (backward: twice as much);
+- softmax: one exponential per visited score element (forward, and again in the
+  backward, which recomputes the probabilities) on the special-function units, where the
+  chip's rate is published; the kernel hides a share ``omega`` of the shorter of the two
+  pipes behind the longer (FlashAttention-2: none; FA3/FA4 schedules: most);
 - plus one kernel's fixed cost.
 
 Decode attention reads the whole KV cache for one query token per sequence: it is
@@ -104,11 +108,13 @@ def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLi
                            eta_attn: ArrayLike, chip: Compute | ChipCompute | None,
                            bytes_per_element: ArrayLike, launch_s: ArrayLike, *,
                            head_dim_v: ArrayLike | None = None, backward: bool = False,
-                           eta_bw: ArrayLike = HBM_EFFICIENCY) -> FloatArray:
+                           eta_bw: ArrayLike = HBM_EFFICIENCY,
+                           softmax_overlap: float = 1.0) -> FloatArray:
     """Seconds of one flash-attention kernel (self-attention, training or prefill).
 
-    ``t = max(pairs 2 BLOCK^2 (d_qk + d_v) B H x f_pass / (peak_16 eta_attn eta_wave),
-    bytes f_bytes / (BW_hbm eta_bw)) + t_launch``
+    ``t = max(overlap(pairs 2 BLOCK^2 (d_qk + d_v) B H x f_pass / (peak_16 eta_attn
+    eta_wave), pairs BLOCK^2 B H / R_exp), bytes f_bytes / (BW_hbm eta_bw)) + t_launch``,
+    ``overlap(a, b) = max(a, b) + (1 - omega) min(a, b)``
 
     Parameters
     ----------
@@ -129,7 +135,8 @@ def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLi
         Fitted attention efficiency of the family at long sequences, in (0, 1].
     chip
         The ``compute`` block: its unit count sets the wave efficiency of the
-        ``B H ceil(S / BLOCK)`` query blocks (none with ``stream_k`` or no block).
+        ``B H ceil(S / BLOCK)`` query blocks (none with ``stream_k`` or no block), its
+        exponential rate ``R_exp`` the softmax floor (none where not published).
     bytes_per_element
         Bytes of one element of Q, K, V, O.
     launch_s
@@ -137,10 +144,13 @@ def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLi
     backward
         Backward pass: FLOPs x :data:`BACKWARD_FLOPS_FACTOR`, bytes x
         :data:`BACKWARD_BYTES_FACTOR`.
+    softmax_overlap
+        ``omega``: share of the shorter of the matmul and exponential times hidden
+        behind the longer (1: the slower pipe alone, FA3/FA4; 0: their sum, FA2).
 
     Assumptions: query blocks are balanced over units (FA3's persistent scheduler);
-    the softmax/exp cost and the short-sequence ramp of compute_units.md §2.4 are inside
-    ``eta_attn``. Source: compute_units.md §2.4; FlashAttention-2/3 papers.
+    the softmax's other vector work and the short-sequence ramp of compute_units.md §2.4
+    are inside ``eta_attn``. Source: compute_units.md §2.4; FlashAttention-2/3 papers.
     """
     c = chip_compute(chip)
     s, win = f64(seq), f64(window)
@@ -159,7 +169,9 @@ def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLi
     nbytes = f64(batch) * s * (f64(heads) + f64(kv_heads)) * (dq + dv) * f64(bytes_per_element)
     f_bytes = BACKWARD_BYTES_FACTOR if backward else 1.0
     memory = nbytes * f_bytes / (f64(hbm_Bps) * f64(eta_bw))
-    return f64(np.maximum(compute, memory) + f64(launch_s))
+    softmax = bh * pairs * ATTN_BLOCK * ATTN_BLOCK / c.exp_per_s if c.exp_per_s else 0.0
+    both = np.maximum(compute, softmax) + (1.0 - softmax_overlap) * np.minimum(compute, softmax)
+    return f64(np.maximum(both, memory) + f64(launch_s))
 
 
 def decode_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLike,

@@ -23,6 +23,7 @@ __all__ = [
     "POWER_CLOCK_EXPONENT",
     "ChipCompute",
     "chip_compute",
+    "exp_rate",
     "power_capped_clock",
     "sustained_clock_fraction",
 ]
@@ -63,6 +64,9 @@ class ChipCompute:
         The library splits K across units, so there is no wave staircase.
     units
         Matrix-compute units (SMs, CUs, ...); 0 where unknown.
+    exp_per_s
+        Softmax exponentials per second of the whole chip (:func:`exp_rate`); 0 where
+        the chip's rate is not published.
     """
 
     tile_m: int
@@ -71,6 +75,7 @@ class ChipCompute:
     k0: float
     stream_k: bool
     units: int = 0
+    exp_per_s: float = 0.0
 
 
 #: What a chip without a compute block gets: 128 x 128 tiles, K0 = 256 and no wave
@@ -110,7 +115,29 @@ def chip_compute(compute: Compute | ChipCompute | None) -> ChipCompute:
     k0 = compute.k0 if compute.k0 is not None else DEFAULT_K0_BY_UNIT[compute.unit_name]
     return ChipCompute(tile_m=compute.tile.m, tile_n=compute.tile.n,
                        slots=compute.units // compute.units_per_tile, k0=float(k0),
-                       stream_k=compute.stream_k, units=compute.units)
+                       stream_k=compute.stream_k, units=compute.units,
+                       exp_per_s=exp_rate(compute))
+
+
+def exp_rate(compute: Compute) -> float:
+    """Exponentials per second the chip's special-function units evaluate:
+    ``units x exp_per_clock x f``, ``f`` the sustained clock where one is measured, else
+    the clock of the peak; 0 when ``exp_per_clock`` is not published.
+
+    H100 SXM: 132 SMs x 16 x 1.83 GHz = 3.9e12/s, the "3.9 TFLOPS of special functions"
+    FlashAttention-3 sets against 989 TFLOPS of matmul (Shah et al. 2024, arXiv
+    2407.08608, §3.1).
+
+    >>> from ocplan.catalog.schema import Compute
+    >>> c = Compute(units=132, unit_name="sm", clock="1830 MHz", tile={"m": 128, "n": 256},
+    ...             exp_per_clock=16)
+    >>> round(exp_rate(c) / 1e12, 2)
+    3.86
+    """
+    if compute.exp_per_clock is None:
+        return 0.0
+    clock = compute.sustained_clock or compute.clock
+    return float(compute.units * compute.exp_per_clock * clock)
 
 
 #: Exponent of the sustained clock's power law ``f = f_ref (P / P_ref)^alpha`` near the

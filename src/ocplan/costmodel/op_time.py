@@ -12,11 +12,14 @@ if-chain), giving its compute term at unit efficiency and its memory term:
 
 A :class:`Profile` stacks those terms for a list of operators; :meth:`Profile.time`
 applies a calibration (:class:`Efficiencies`): each operator takes
-``max(compute / eta, memory) + launch``, ``launch`` being the gap between kernels plus
-the kernel's own fixed cost, and the results are summed into the three categories of
-:class:`PassTime` (matrix, attention, memory-bound) the step breakdown reports. Because
-profiles hold no calibration, they are computed once per layer shape and reused while a
-calibration is fitted.
+``max(max(c, f) + (1 - omega) min(c, f), memory) + launch``: ``c = compute / eta``,
+``f`` a rate limit no efficiency scales (attention's softmax exponentials on the
+special-function units) of which the kernel hides the share ``omega`` of the shorter
+behind the longer, ``launch`` the gap between kernels plus the kernel's own fixed
+cost, and the results are summed into the three categories of :class:`PassTime`
+(matrix, attention, memory-bound) the step breakdown reports. Because profiles hold no
+calibration, they are computed once per layer shape and reused while a calibration is
+fitted.
 """
 
 from __future__ import annotations
@@ -34,11 +37,11 @@ from ocplan.costmodel.chip import ChipCompute
 from ocplan.costmodel.gemm import gemm_cost
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64, memory_time_s
 from ocplan.workloads.memory import ACT_BYTES
-from ocplan.workloads.operators import GEMM_INPUT_BYTES, Operator, OpKind
+from ocplan.workloads.operators import GEMM_INPUT_BYTES, Num, Operator, OpKind
 
 __all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "FALLBACK", "ChipPeaks", "Efficiencies", "OpCost",
            "PassTime", "Profile", "attention_op_cost", "gemm_op_cost", "memory_op_cost",
-           "native_precision", "profile"]
+           "native_precision", "profile", "softmax_floor_s"]
 
 #: GEMM input precisions that run on a low-bit matrix path (8-bit fitted on training
 #: runs; 4-bit, :data:`FOUR_BIT`, its own efficiency where serving results fit one).
@@ -110,6 +113,9 @@ class Efficiencies:
     ``gemm_8bit``."""
     grouped_gemm_4bit: float = 0.0
     """Grouped GEMMs with 4-bit inputs; 0: as ``grouped_gemm_8bit``."""
+    softmax_overlap: float = 1.0
+    """Share of the shorter of attention's matmul and exponential times hidden behind the
+    longer (:meth:`Profile.time`); 1: the slower pipe alone sets the time."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,8 @@ class OpCost:
     """HBM term at the achieved streaming bandwidth."""
     path: Path
     category: str
+    floor_s: FloatArray | float = 0.0
+    """Time of a unit the calibration does not scale (softmax exponentials), s."""
 
 
 def _eta(eff: Efficiencies, path: str) -> float:
@@ -172,25 +180,37 @@ def _eta(eff: Efficiencies, path: str) -> float:
 
 @dataclass(frozen=True)
 class Profile:
-    """The costs of a list of operators, stacked: ``compute_s`` and ``memory_s`` of shape
-    (operators, layouts). :meth:`time` applies a calibration:
-    ``t = sum_i max(c_i / eta_path(i), m_i) + launch`` per category."""
+    """The costs of a list of operators, stacked: ``compute_s``, ``memory_s`` and
+    ``floor_s`` of shape (operators, layouts). :meth:`time` applies a calibration:
+    ``t = sum_i max(overlap(c_i / eta_path(i), f_i), m_i) + launch`` per category, where
+    ``overlap(a, b) = max(a, b) + (1 - omega) min(a, b)`` (``omega`` the calibrated
+    ``softmax_overlap``)."""
 
     compute_s: FloatArray
     memory_s: FloatArray
     paths: tuple[Path, ...]
     categories: tuple[str, ...]
+    floor_s: FloatArray | None = None
+    """Rate limits no calibration scales (:attr:`OpCost.floor_s`); None: none."""
+
+    def _compute(self, w: _Weights, overlap: float) -> FloatArray:
+        c: FloatArray = self.compute_s / w.etas
+        if self.floor_s is None:
+            return c
+        return f64(np.maximum(c, self.floor_s)
+                   + (1.0 - overlap) * np.minimum(c, self.floor_s))
 
     def work(self, eff: Efficiencies) -> tuple[FloatArray, FloatArray]:
         """(sum of the compute terms at the calibrated efficiencies, sum of the HBM
         terms), s: which of the two a list of operators is bound by."""
-        return (f64((self.compute_s / _weights(self.paths, self.categories, eff).etas)
-                    .sum(axis=0)),
+        w = _weights(self.paths, self.categories, eff)
+        return (f64(self._compute(w, eff.softmax_overlap).sum(axis=0)),
                 f64(self.memory_s.sum(axis=0)))
 
     def time(self, eff: Efficiencies) -> PassTime:
         w = _weights(self.paths, self.categories, eff)
-        t = np.maximum(self.compute_s / w.etas, self.memory_s / w.bw) + eff.launch_s
+        t = np.maximum(self._compute(w, eff.softmax_overlap), self.memory_s / w.bw) \
+            + eff.launch_s
         return PassTime(*(t[rows].sum(axis=0) for rows in w.rows))
 
 
@@ -250,10 +270,28 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     return OpCost(cost.compute_s * factor, cost.memory_s * factor, path, "matrix")
 
 
+def softmax_floor_s(exps: Num, chip: ChipPeaks) -> FloatArray:
+    """Seconds the chip's special-function units need for ``exps`` softmax
+    exponentials: ``E / R_exp`` (:func:`~ocplan.costmodel.chip.exp_rate`); 0 where the
+    rate is not published.
+
+    How much of it shows depends on the kernel (:class:`Profile`, ``softmax_overlap``):
+    FlashAttention-2 runs the exponentials between its matmuls, so the two add;
+    FlashAttention-3's ping-pong schedule (Shah et al. 2024 §3.1) and FlashAttention-4 on
+    Blackwell overlap them, so the slower pipe sets the time. Fully overlapped, the
+    exponentials bind at d = 64 on Blackwell (one per ``2 (d_qk + d_v) = 256`` FLOPs,
+    4.6e12/s against 2.5e15 FLOP/s caps the kernel at 47 % of peak; FA4 measures 43-50 %,
+    compute_units.md §2.4) but not at d = 128 (FA4: 62-75 %); Blackwell Ultra's doubled
+    rate lifts the cap.
+    """
+    rate = chip.compute.exp_per_s
+    return f64(f64(exps) / rate) if rate > 0 else f64(np.zeros_like(f64(exps)))
+
+
 def attention_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     """Flash attention from the operator's FLOPs and bytes:
 
-    ``t = max(F / (P_path eta_attn eta_wave), B / (BW_hbm eta_bw)) + t_launch``
+    ``t = max(F / (P_path eta_attn eta_wave), B / (BW_hbm eta_bw), E / R_exp) + t_launch``
 
     ``F`` counts the causal, windowed and context-parallel share of the score matrix the
     chip computes (:func:`~ocplan.workloads.operators.keys_per_query`), so no mask logic
@@ -270,7 +308,7 @@ def attention_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
             np.ceil(blocks / c.slots) * c.slots, 1.0), 1.0)
     compute = f64(op.flops) / (chip.path_peak * eta_wave)
     memory = f64(op.bytes) / (chip.hbm_Bps * HBM_EFFICIENCY)
-    return OpCost(compute, memory, "attention", "attention")
+    return OpCost(compute, memory, "attention", "attention", softmax_floor_s(op.exps, chip))
 
 
 def memory_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
@@ -340,7 +378,7 @@ def _gemm_costs(ops: list[Operator], chip: ChipPeaks, n: int
 
 
 def _attention_costs(ops: list[Operator], chip: ChipPeaks, n: int
-                     ) -> tuple[FloatArray, FloatArray]:
+                     ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """:func:`attention_op_cost` of several attention operators at once."""
     c = chip.compute
     seq_q = np.maximum(_rows([op.seq_q for op in ops], n), 1.0)
@@ -353,7 +391,8 @@ def _attention_costs(ops: list[Operator], chip: ChipPeaks, n: int
             np.ceil(blocks / c.slots) * c.slots, 1.0), 1.0)
     compute = _rows([op.flops for op in ops], n) / (chip.path_peak * eta_wave)
     memory = _rows([op.bytes for op in ops], n) / (chip.hbm_Bps * HBM_EFFICIENCY)
-    return f64(compute), f64(memory)
+    floor = softmax_floor_s(_rows([op.exps for op in ops], n), chip)
+    return f64(compute), f64(memory), floor
 
 
 def _memory_costs(ops: list[Operator], chip: ChipPeaks, n: int
@@ -378,6 +417,7 @@ def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
     ops = list(ops)
     compute = np.empty((len(ops), n))
     memory = np.empty((len(ops), n))
+    floor = np.zeros((len(ops), n))
     paths: list[Path] = [None] * len(ops)  # type: ignore[list-item]
     categories: list[str] = [""] * len(ops)
     groups: dict[str, list[int]] = {"gemm": [], "attention": [], "memory": [], "other": []}
@@ -399,7 +439,8 @@ def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
             paths[i], categories[i] = path, "matrix"
     if groups["attention"]:
         idx = groups["attention"]
-        compute[idx], memory[idx] = _attention_costs([ops[i] for i in idx], chip, n)
+        compute[idx], memory[idx], floor[idx] = _attention_costs([ops[i] for i in idx],
+                                                                 chip, n)
         for i in idx:
             paths[i], categories[i] = "attention", "attention"
     if groups["memory"]:
@@ -409,7 +450,8 @@ def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
             paths[i], categories[i] = "memory", "memory"
     for i in groups["other"]:
         cost = COSTERS[ops[i].kind](ops[i], chip)
-        compute[i], memory[i] = cost.compute_s, cost.memory_s
+        compute[i], memory[i], floor[i] = cost.compute_s, cost.memory_s, cost.floor_s
         paths[i], categories[i] = cost.path, cost.category
-    return Profile(compute_s=compute, memory_s=memory, paths=tuple(paths),
+    return Profile(compute_s=compute, memory_s=memory, floor_s=floor if floor.any() else None,
+                   paths=tuple(paths),
                    categories=tuple(categories))

@@ -132,7 +132,7 @@ _Column = tuple[float, ...]
 #: costs do not depend on the calibration or on the other layout fields, so a search or a
 #: calibration fit computes each layer shape once. Bounded: cleared when it grows past
 #: :data:`_CACHE_COLUMNS` shapes.
-_CACHE: dict[_Context, dict[_Column, list[tuple[FloatArray, FloatArray]]]] = {}
+_CACHE: dict[_Context, dict[_Column, list[tuple[FloatArray, FloatArray, FloatArray | None]]]] = {}
 _META: dict[_Context, _Profiles] = {}
 _CACHE_COLUMNS = 200_000
 
@@ -158,15 +158,26 @@ def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols
                              imbalance)
         known = _META.setdefault(context, fresh)
         for j, i in enumerate(missing):
-            found[i] = store[keys[i]] = [(p.compute_s[:, j], p.memory_s[:, j])
-                                         for p in _all(fresh)]
+            found[i] = store[keys[i]] = [
+                (p.compute_s[:, j], p.memory_s[:, j],
+                 None if p.floor_s is None else p.floor_s[:, j]) for p in _all(fresh)]
     assert known is not None
     rows = [r for r in found if r is not None]
     built = [Profile(np.stack([r[q][0] for r in rows], axis=1),
-                     np.stack([r[q][1] for r in rows], axis=1), m.paths, m.categories)
+                     np.stack([r[q][1] for r in rows], axis=1), m.paths, m.categories,
+                     _floors([r[q][2] for r in rows], rows[0][q][0]))
              for q, m in enumerate(_all(known))]
     k = len(known.forward)
     return _Profiles(tuple(built[:k]), tuple(built[k:2 * k]), built[2 * k], built[2 * k + 1])
+
+
+def _floors(columns: list[FloatArray | None], like: FloatArray) -> FloatArray | None:
+    """The floor terms of cached columns stacked (zeros where a column has none); None
+    when no column has one."""
+    if all(c is None for c in columns):
+        return None
+    zero = np.zeros_like(like)
+    return np.stack([zero if c is None else c for c in columns], axis=1)
 
 
 def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,

@@ -406,7 +406,7 @@ class StepModel:
         # streaming kernels (weights, KV cache) at the serving HBM efficiency
         scaled = Profile(prof.compute_s, prof.memory_s * (HBM_EFFICIENCY
                                                           / self.hbm_efficiency),
-                         prof.paths, prof.categories)
+                         prof.paths, prof.categories, prof.floor_s)
         eff = self.eff if eff is None else eff
         return Part(scaled.time(eff), *scaled.work(eff))
 
@@ -513,7 +513,8 @@ def step_model(workload: ServingWorkload, plan: ServingPlan, sm: SystemModel, ch
                        launch_s=serving.kernel_s, memory=1.0,
                        grouped_gemm=grouped, grouped_gemm_8bit=grouped_8bit,
                        gemm_4bit=min(1.0, base.gemm_8bit * ratio),
-                       grouped_gemm_4bit=min(1.0, grouped_8bit * ratio))
+                       grouped_gemm_4bit=min(1.0, grouped_8bit * ratio),
+                       softmax_overlap=base.softmax_overlap)
     return StepModel(workload=workload, plan=plan, chip=chip, eff=eff, fabric=sm.fabric,
                      serving=serving, ranks=plan.dp if plan.attention_dp else 1,
                      family=sm.family)

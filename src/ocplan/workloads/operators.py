@@ -215,6 +215,10 @@ class Operator:
     weight_groups: Num = 0.0
     """Grouped GEMMs: groups whose weights are read (experts receiving tokens); 0 =
     ``groups``."""
+    exps: Num = 0.0
+    """Attention: softmax exponentials on this chip, one per score element computed, in
+    the forward and again in the backward (which recomputes the probabilities;
+    FlashAttention-2, Dao 2023, Alg. 2)."""
 
     @property
     def bytes(self) -> Num:
@@ -574,8 +578,10 @@ def _permute_op(p: _Permute, backward: bool) -> Operator:
 def _attn_op(at: _Attn, backward: bool) -> Operator:
     """Flash attention: forward ``2 T kbar a_c (d_qk + d_v)`` FLOPs (QK^T and PV), reads
     Q and the K/V it needs, writes O. Backward: :data:`ATTN_BWD_FACTOR` x the FLOPs,
-    reads Q, K, V, O and dO, writes dQ, dK, dV (FlashAttention-2, Dao 2023)."""
-    flops = 2.0 * at.rows * at.keys * at.heads * (at.d_qk + at.d_v)
+    reads Q, K, V, O and dO, writes dQ, dK, dV (FlashAttention-2, Dao 2023). Either pass
+    evaluates ``T kbar a_c`` softmax exponentials (the backward recomputes them)."""
+    scores = at.rows * at.keys * at.heads
+    flops = 2.0 * scores * (at.d_qk + at.d_v)
     q = at.rows * at.heads * at.d_qk * ACT_BYTES
     o = at.rows * at.heads * at.d_v * ACT_BYTES
     if backward:
@@ -587,7 +593,8 @@ def _attn_op(at: _Attn, backward: bool) -> Operator:
         name="attn.bwd" if backward else "attn", kind="attention", precision=HIGH_PRECISION,
         flops=_out(flops), bytes_read=_out(read), bytes_written=_out(written),
         m=_out(at.rows), groups=_out(at.heads), seq_q=_out(at.seq_q), seq_kv=_out(at.seq_kv),
-        head_dim_qk=at.d_qk, head_dim_v=at.d_v, causal=at.causal, window=at.window)
+        head_dim_qk=at.d_qk, head_dim_v=at.d_v, causal=at.causal, window=at.window,
+        exps=_out(scores))
 
 
 def _forward(spec: _Spec) -> Operator:
