@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python scripts/fit_calibration.py [CSV] [SCHEMES]
+    .venv/bin/python scripts/fit_calibration.py [CSV] [SCHEMES] [--out DIR]
 
 SCHEMES is a comma-separated list of cross-validations to run first: ``source`` (leave
 one publication out), ``chip`` (leave one chip out) or an integer K (K-fold). In each,
@@ -16,8 +16,11 @@ its prior), per chip family: ``gemm`` (16-bit), ``gemm_8bit`` and ``attention``
 efficiencies; globally: ``tp_overlap``, ``ep_overlap``, ``dp_overlap``,
 ``kernel_overhead_s``, ``memory_efficiency``, ``grouped_gemm_efficiency`` and
 ``softmax_overlap``. Nothing is fitted per case, model or source. Writes
-``src/ocplan/plan/calibration.json`` and ``docs/calibration.md``. Deterministic: the
-same CSV gives the same file.
+``src/ocplan/plan/calibration.json`` and ``docs/calibration.md`` (and the calibration
+block of ``docs/model.md``); with ``--out DIR`` it writes ``DIR/calibration.json`` and
+``DIR/calibration.md`` instead and leaves the repository alone, which is how a change is
+tried before it is committed (an in-sample fit, no SCHEMES, takes about a minute).
+Deterministic: the same CSV gives the same file.
 """
 
 from __future__ import annotations
@@ -196,6 +199,17 @@ def _map_folds(fn: Callable[[str], list[tuple[int, float]]], folds: list[str]
 
 
 def main(argv: list[str]) -> int:
+    out_dir: Path | None = None
+    if "--out" in argv:
+        at = argv.index("--out")
+        if at + 1 >= len(argv):
+            print("fit_calibration.py: --out needs a directory", file=sys.stderr)
+            return 2
+        out_dir = Path(argv[at + 1])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        argv = argv[:at] + argv[at + 2:]
+    calibration_file = out_dir / "calibration.json" if out_dir else CALIBRATION_FILE
+    report = out_dir / "calibration.md" if out_dir else REPORT
     csv_path = Path(argv[1]) if len(argv) > 1 else ROOT.parent / "shared" / "validation" \
         / "training_dev.csv"
     catalog = load_catalog()
@@ -298,7 +312,7 @@ def main(argv: list[str]) -> int:
             name: replace(fc, cv_error_pct=round(family_cv[name], 1))
             if name in family_cv and not math.isnan(family_cv[name]) else fc
             for name, fc in cal.families.items()})
-    CALIBRATION_FILE.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
+    calibration_file.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
     cases = run_validation(rows, catalog, cal)
     summary = summarize(cases)
     lines = ["# Calibration fit report", "",
@@ -350,14 +364,16 @@ def main(argv: list[str]) -> int:
         arr = np.array(errs)
         lines.append(f"| {chip} | {arr.size} | {np.median(np.abs(arr)):.1f} | "
                      f"{arr.mean():+.1f} |")
-    REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    if out_dir is not None:
+        return 0
     model_doc = ROOT / "docs" / "model.md"
     text = model_doc.read_text(encoding="utf-8")
     start, end = "<!-- calibration:start -->", "<!-- calibration:end -->"
     body = "\n".join(lines[2:])
     text = text[: text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
     model_doc.write_text(text, encoding="utf-8")
-    print("\n".join(lines))
     return 0
 
 
