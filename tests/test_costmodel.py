@@ -549,9 +549,8 @@ def test_exp_rate_matches_flashattention3_figure(cat: Catalog) -> None:
     b200, b300 = (cat.accelerator(i).compute for i in ("b200", "b300"))
     assert b200 is not None
     assert b300 is not None
-    assert chip.exp_rate(b300) / chip.exp_rate(b200) == \
-        pytest.approx(2 * b300.clock / b200.clock if b200.sustained_clock is None
-                      else 2 * b300.clock / b200.sustained_clock)
+    assert chip.exp_rate(b300) / chip.exp_rate(b200) == pytest.approx(2 * b300.clock
+                                                                      / b200.clock)
     # A chip whose rate is not published has no floor.
     assert chip_compute(cat.accelerator("mi300x").compute).exp_per_s == 0.0
 
@@ -569,8 +568,9 @@ def test_softmax_floor_caps_d64_attention_where_fa4_measures_it(cat: Catalog) ->
     gb200, gb300 = cat.accelerator("gb200"), cat.accelerator("gb300")
     peak = gb200.peak_flops.bf16
     assert peak is not None
-    # even a perfect matmul pipe cannot run d = 64 faster than the exponentials allow ...
-    assert 0.43 <= _fa4_efficiency(gb200.compute, 64, peak, 1.0) <= 0.50
+    # even a perfect matmul pipe cannot run d = 64 faster than the exponentials allow
+    # (at the clock of the peak; 47 % at the GB200's sustained clock) ...
+    assert 0.43 <= _fa4_efficiency(gb200.compute, 64, peak, 1.0) <= 0.505
     # ... while at d = 128 the matmul efficiency is what shows
     assert _fa4_efficiency(gb200.compute, 128, peak, 0.75) == pytest.approx(0.75, rel=0.01)
     # Blackwell Ultra's doubled rate lifts the d = 64 cap above FA4's d = 128 level
@@ -614,3 +614,7 @@ def test_operator_profile_takes_the_softmax_floor(cat: Catalog) -> None:
     for omega, expected in ((0.0, exp_s + mm_s), (0.5, exp_s + 0.5 * mm_s)):
         t = prof.time(replace(eff, softmax_overlap=omega))
         assert float(t.attention_s[0]) == pytest.approx(expected, rel=1e-9)
+    # the special-function units run at the SM clock: a power cap that holds 80 % of it
+    # slows the exponentials as it slows the matmuls
+    capped = prof.time(replace(eff, clock=0.8))
+    assert float(capped.attention_s[0]) == pytest.approx(exp_s / 0.8, rel=1e-9)

@@ -65,8 +65,8 @@ class ChipCompute:
     units
         Matrix-compute units (SMs, CUs, ...); 0 where unknown.
     exp_per_s
-        Softmax exponentials per second of the whole chip (:func:`exp_rate`); 0 where
-        the chip's rate is not published.
+        Softmax exponentials per second of the whole chip at the clock of its peak
+        (:func:`exp_rate`); 0 where the chip's rate is not published.
     """
 
     tile_m: int
@@ -120,9 +120,11 @@ def chip_compute(compute: Compute | ChipCompute | None) -> ChipCompute:
 
 
 def exp_rate(compute: Compute) -> float:
-    """Exponentials per second the chip's special-function units evaluate:
-    ``units x exp_per_clock x f``, ``f`` the sustained clock where one is measured, else
-    the clock of the peak; 0 when ``exp_per_clock`` is not published.
+    """Exponentials per second the chip's special-function units evaluate at the clock
+    of its matrix peak: ``units x exp_per_clock x f_peak``; 0 when ``exp_per_clock`` is
+    not published. The units run at the SM clock, so a step scales this rate by the
+    sustained-clock fraction as it does the matrix rates (:class:`Efficiencies`'
+    ``clock``).
 
     H100 SXM: 132 SMs x 16 x 1.83 GHz = 3.9e12/s, the "3.9 TFLOPS of special functions"
     FlashAttention-3 sets against 989 TFLOPS of matmul (Shah et al. 2024, arXiv
@@ -136,8 +138,7 @@ def exp_rate(compute: Compute) -> float:
     """
     if compute.exp_per_clock is None:
         return 0.0
-    clock = compute.sustained_clock or compute.clock
-    return float(compute.units * compute.exp_per_clock * clock)
+    return float(compute.units * compute.exp_per_clock * compute.clock)
 
 
 #: Exponent of the sustained clock's power law ``f = f_ref (P / P_ref)^alpha`` near the

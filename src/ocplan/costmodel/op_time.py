@@ -116,6 +116,10 @@ class Efficiencies:
     softmax_overlap: float = 1.0
     """Share of the shorter of attention's matmul and exponential times hidden behind the
     longer (:meth:`Profile.time`); 1: the slower pipe alone sets the time."""
+    clock: float = 1.0
+    """Sustained-clock fraction of the chip (:func:`~ocplan.costmodel.chip.
+    sustained_clock_fraction`): the rate limits in ``floor_s`` are at the peak's clock and
+    slow with it, as the fitted efficiencies do."""
 
 
 @dataclass(frozen=True)
@@ -193,24 +197,22 @@ class Profile:
     floor_s: FloatArray | None = None
     """Rate limits no calibration scales (:attr:`OpCost.floor_s`); None: none."""
 
-    def _compute(self, w: _Weights, overlap: float) -> FloatArray:
+    def _compute(self, w: _Weights, eff: Efficiencies) -> FloatArray:
         c: FloatArray = self.compute_s / w.etas
         if self.floor_s is None:
             return c
-        return f64(np.maximum(c, self.floor_s)
-                   + (1.0 - overlap) * np.minimum(c, self.floor_s))
+        f = self.floor_s / eff.clock
+        return f64(np.maximum(c, f) + (1.0 - eff.softmax_overlap) * np.minimum(c, f))
 
     def work(self, eff: Efficiencies) -> tuple[FloatArray, FloatArray]:
         """(sum of the compute terms at the calibrated efficiencies, sum of the HBM
         terms), s: which of the two a list of operators is bound by."""
         w = _weights(self.paths, self.categories, eff)
-        return (f64(self._compute(w, eff.softmax_overlap).sum(axis=0)),
-                f64(self.memory_s.sum(axis=0)))
+        return f64(self._compute(w, eff).sum(axis=0)), f64(self.memory_s.sum(axis=0))
 
     def time(self, eff: Efficiencies) -> PassTime:
         w = _weights(self.paths, self.categories, eff)
-        t = np.maximum(self._compute(w, eff.softmax_overlap), self.memory_s / w.bw) \
-            + eff.launch_s
+        t = np.maximum(self._compute(w, eff), self.memory_s / w.bw) + eff.launch_s
         return PassTime(*(t[rows].sum(axis=0) for rows in w.rows))
 
 
@@ -279,10 +281,11 @@ def softmax_floor_s(exps: Num, chip: ChipPeaks) -> FloatArray:
     FlashAttention-2 runs the exponentials between its matmuls, so the two add;
     FlashAttention-3's ping-pong schedule (Shah et al. 2024 §3.1) and FlashAttention-4 on
     Blackwell overlap them, so the slower pipe sets the time. Fully overlapped, the
-    exponentials bind at d = 64 on Blackwell (one per ``2 (d_qk + d_v) = 256`` FLOPs,
-    4.6e12/s against 2.5e15 FLOP/s caps the kernel at 47 % of peak; FA4 measures 43-50 %,
-    compute_units.md §2.4) but not at d = 128 (FA4: 62-75 %); Blackwell Ultra's doubled
-    rate lifts the cap.
+    exponentials bind at d = 64 on Blackwell (one per ``2 (d_qk + d_v) = 256`` FLOPs:
+    4.9e12/s against 2.5e15 FLOP/s on a GB200 caps the kernel at 50 % of peak, 47 % at its
+    sustained clock; FA4 measures 43-50 %, compute_units.md §2.4) but not at d = 128 (FA4:
+    62-75 %); Blackwell Ultra's doubled rate lifts the cap. The rate is at the peak's
+    clock; :class:`Profile` slows it with the sustained clock.
     """
     rate = chip.compute.exp_per_s
     return f64(f64(exps) / rate) if rate > 0 else f64(np.zeros_like(f64(exps)))

@@ -208,7 +208,7 @@ def efficiencies(sm: SystemModel, cal: Calibration) -> Efficiencies:
                         gemm_8bit=min(1.0, fam.gemm_8bit * clock),
                         attention=min(1.0, fam.attention * clock),
                         launch_s=cal.kernel_overhead_s, memory=cal.memory_efficiency,
-                        softmax_overlap=cal.softmax_overlap,
+                        softmax_overlap=cal.softmax_overlap, clock=clock,
                         grouped_gemm=min(1.0, fam.gemm * clock * cal.grouped_gemm_efficiency),
                         grouped_gemm_8bit=min(1.0, fam.gemm_8bit * clock
                                               * cal.grouped_gemm_efficiency))

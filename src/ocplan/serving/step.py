@@ -514,7 +514,7 @@ def step_model(workload: ServingWorkload, plan: ServingPlan, sm: SystemModel, ch
                        grouped_gemm=grouped, grouped_gemm_8bit=grouped_8bit,
                        gemm_4bit=min(1.0, base.gemm_8bit * ratio),
                        grouped_gemm_4bit=min(1.0, grouped_8bit * ratio),
-                       softmax_overlap=base.softmax_overlap)
+                       softmax_overlap=base.softmax_overlap, clock=base.clock)
     return StepModel(workload=workload, plan=plan, chip=chip, eff=eff, fabric=sm.fabric,
                      serving=serving, ranks=plan.dp if plan.attention_dp else 1,
                      family=sm.family)
