@@ -294,7 +294,9 @@ def softmax_floor_s(exps: Num, chip: ChipPeaks) -> FloatArray:
 def attention_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     """Flash attention from the operator's FLOPs and bytes:
 
-    ``t = max(F / (P_path eta_attn eta_wave), B / (BW_hbm eta_bw), E / R_exp) + t_launch``
+    ``t = max(overlap(F / (P_path eta_attn eta_wave), E / R_exp), B / (BW_hbm eta_bw))
+    + t_launch``, ``overlap`` as in :class:`Profile` (``E`` the softmax exponentials,
+    :func:`softmax_floor_s`)
 
     ``F`` counts the causal, windowed and context-parallel share of the score matrix the
     chip computes (:func:`~ocplan.workloads.operators.keys_per_query`), so no mask logic
