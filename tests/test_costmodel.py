@@ -89,6 +89,29 @@ def test_compute_blocks_cited(cat: Catalog) -> None:
             assert a.compute.notes, a.id
 
 
+#: Chips whose softmax (special-function unit) rate is published: NVIDIA's SMs (CUDA
+#: Programming Guide throughput table; 2x on Blackwell Ultra).
+WITH_EXP_RATE = {"a100-sxm-40gb", "a100-sxm-80gb", "h100-sxm-80gb", "h100-sxm-96gb",
+                 "h200-sxm-141gb", "h800-sxm-80gb", "h20", "b200", "gb200", "b300", "gb300"}
+
+
+def test_exp_rates_where_published_and_cited(cat: Catalog) -> None:
+    # Every SM-based chip carries its rate (an NVIDIA entry added without it would lose
+    # the softmax term silently), Blackwell Ultra twice Blackwell's, and no other vendor
+    # has one invented.
+    have = {a.id: a.compute.exp_per_clock for a in _accelerators(cat)
+            if a.compute is not None and a.compute.exp_per_clock is not None}
+    assert set(have) == WITH_EXP_RATE
+    sm_chips = {a.id for a in _accelerators(cat)
+                if a.compute is not None and a.compute.unit_name == "sm"}
+    assert sm_chips == WITH_EXP_RATE
+    assert {have[i] for i in ("b300", "gb300")} == {2 * have["b200"]}
+    assert {have[i] for i in WITH_EXP_RATE - {"b300", "gb300"}} == {16}
+    for a in _accelerators(cat):
+        if a.id in WITH_EXP_RATE:
+            assert any("arithmetic-instructions" in (s.url or "") for s in a.sources), a.id
+
+
 def test_peak_equals_units_x_flop_per_clock_x_clock(cat: Catalog) -> None:
     # Consistency of the block with the recorded peaks: peak = units x FLOP/clk x clock
     # within 10 % for every precision both give (compute_units.md §1.2), and each
