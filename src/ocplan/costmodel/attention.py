@@ -38,6 +38,7 @@ __all__ = [
     "decode_attention_time_s",
     "flash_attention_time_s",
     "keys_per_query",
+    "softmax_overlapped_s",
 ]
 
 #: Query and key block of flash-attention kernels: 128 (FA2 and FA3 forward at
@@ -50,6 +51,17 @@ BACKWARD_FLOPS_FACTOR = 2.5
 #: the forward's Q, K, V read and O write.
 BACKWARD_BYTES_FACTOR = 2.0
 
+
+
+def softmax_overlapped_s(matmul_s: ArrayLike, softmax_s: ArrayLike,
+                         overlap: float) -> FloatArray:
+    """Time of an attention kernel's two compute pipes, its matmuls and its softmax
+    exponentials: ``max(a, b) + (1 - omega) min(a, b)``, the kernel hiding the share
+    ``omega`` of the shorter behind the longer (FlashAttention-2 runs them one after the
+    other, omega = 0; FlashAttention-3's ping-pong and FlashAttention-4 overlap them,
+    omega near 1)."""
+    a, b = f64(matmul_s), f64(softmax_s)
+    return f64(np.maximum(a, b) + (1.0 - overlap) * np.minimum(a, b))
 
 
 def keys_per_query(seq: ArrayLike, causal: ArrayLike, window: ArrayLike) -> FloatArray:
@@ -170,7 +182,7 @@ def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLi
     f_bytes = BACKWARD_BYTES_FACTOR if backward else 1.0
     memory = nbytes * f_bytes / (f64(hbm_Bps) * f64(eta_bw))
     softmax = bh * pairs * ATTN_BLOCK * ATTN_BLOCK / c.exp_per_s if c.exp_per_s else 0.0
-    both = np.maximum(compute, softmax) + (1.0 - softmax_overlap) * np.minimum(compute, softmax)
+    both = softmax_overlapped_s(compute, softmax, softmax_overlap)
     return f64(np.maximum(both, memory) + f64(launch_s))
 
 

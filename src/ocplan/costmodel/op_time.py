@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ocplan.costmodel.attention import ATTN_BLOCK
+from ocplan.costmodel.attention import ATTN_BLOCK, softmax_overlapped_s
 from ocplan.costmodel.chip import ChipCompute
 from ocplan.costmodel.gemm import gemm_cost
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64, memory_time_s
@@ -201,8 +201,7 @@ class Profile:
         c: FloatArray = self.compute_s / w.etas
         if self.floor_s is None:
             return c
-        f = self.floor_s / eff.clock
-        return f64(np.maximum(c, f) + (1.0 - eff.softmax_overlap) * np.minimum(c, f))
+        return softmax_overlapped_s(c, self.floor_s / eff.clock, eff.softmax_overlap)
 
     def work(self, eff: Efficiencies) -> tuple[FloatArray, FloatArray]:
         """(sum of the compute terms at the calibrated efficiencies, sum of the HBM
@@ -457,6 +456,9 @@ def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
         cost = COSTERS[ops[i].kind](ops[i], chip)
         compute[i], memory[i], floor[i] = cost.compute_s, cost.memory_s, cost.floor_s
         paths[i], categories[i] = cost.path, cost.category
-    return Profile(compute_s=compute, memory_s=memory, floor_s=floor if floor.any() else None,
-                   paths=tuple(paths),
-                   categories=tuple(categories))
+    # a floor wherever the chip publishes a rate and the list holds attention (or a
+    # registered coster that may set one): decided by the operator kinds, not the
+    # values, so every layout of a layer shape agrees and cached columns stack as they are
+    has_floor = chip.compute.exp_per_s > 0 and bool(groups["attention"] or groups["other"])
+    return Profile(compute_s=compute, memory_s=memory, floor_s=floor if has_floor else None,
+                   paths=tuple(paths), categories=tuple(categories))

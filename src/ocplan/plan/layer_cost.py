@@ -165,19 +165,21 @@ def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols
     rows = [r for r in found if r is not None]
     built = [Profile(np.stack([r[q][0] for r in rows], axis=1),
                      np.stack([r[q][1] for r in rows], axis=1), m.paths, m.categories,
-                     _floors([r[q][2] for r in rows], rows[0][q][0]))
+                     _floors([r[q][2] for r in rows]))
              for q, m in enumerate(_all(known))]
     k = len(known.forward)
     return _Profiles(tuple(built[:k]), tuple(built[k:2 * k]), built[2 * k], built[2 * k + 1])
 
 
-def _floors(columns: list[FloatArray | None], like: FloatArray) -> FloatArray | None:
-    """The floor terms of cached columns stacked (zeros where a column has none); None
-    when no column has one."""
-    if all(c is None for c in columns):
+def _floors(columns: list[FloatArray | None]) -> FloatArray | None:
+    """The floor terms of cached columns stacked; None when the profile has none (a
+    profile has one or not whatever its layouts, :func:`~ocplan.costmodel.op_time.
+    profile`)."""
+    present = [c for c in columns if c is not None]
+    if not present:
         return None
-    zero = np.zeros_like(like)
-    return np.stack([zero if c is None else c for c in columns], axis=1)
+    assert len(present) == len(columns)
+    return np.stack(present, axis=1)
 
 
 def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
