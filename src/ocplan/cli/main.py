@@ -742,6 +742,8 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
     _row(table, "MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
     _row(table, "bound", result.bound)
     _row(table, "calibration", _calibration_line(result, chip_family))
+    for caveat in result.caveats:
+        _row(table, "caveat", caveat)
     assert result.time is not None
     assert result.memory is not None
     for key, value in result.time.__dict__.items():

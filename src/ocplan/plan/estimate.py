@@ -21,6 +21,7 @@ from typing import Any
 from ocplan.catalog.system import System
 from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, load_calibration
+from ocplan.plan.caveats import caveats_for
 from ocplan.plan.engine import check_system, evaluate_one, system_model
 from ocplan.plan.plan import Plan
 from ocplan.topology.power import power_budget
@@ -120,6 +121,9 @@ class Estimate:
     calibration_cv_error_pct: float | None = None
     """Median |error| of that family's runs when each was predicted by a fit without its
     publication (leave one source out), %; None for the default values."""
+    caveats: tuple[str, ...] = ()
+    """Known limits of the model that apply to this layout (:mod:`ocplan.plan.caveats`):
+    kinds of run that published measurements show it predicts less well."""
 
     def time_to_train_s(self, tokens: float) -> float:
         """Wall time to train on ``tokens`` tokens at this throughput."""
@@ -188,7 +192,8 @@ def estimate(workload: Workload, plan: Plan, system: System,
                     f["mfu"], f["hfu"], time, memory, time.dominant(), power,
                     cal.used_family(system.accelerator.family),
                     cal.for_family(system.accelerator.family).runs,
-                    cal.for_family(system.accelerator.family).cv_error_pct)
+                    cal.for_family(system.accelerator.family).cv_error_pct,
+                    caveats_for(workload, plan, system, f["step_s"]))
 
 
 #: Results that must be strictly positive for a layout that runs: a step takes time, and

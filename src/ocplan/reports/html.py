@@ -131,7 +131,8 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
     rows += [("step time", f"{result.step_s:.4g} s"),
              ("tokens/s per chip", f"{result.tokens_per_s_per_chip:,.1f}"),
              ("MFU", f"{result.mfu:.1%}"), ("bound", result.bound),
-             ("calibration", result.calibration_family)]
+             ("calibration", result.calibration_family),
+             *(("caveat", c) for c in result.caveats)]
     if "time_to_train_s" in d.to_train:
         rows.append(("time to train", f"{d.to_train['time_to_train_s'] / 86400:,.2f} days"))
         # facility power (IT x PUE) over the time, labelled as the CLI table labels it

@@ -1,0 +1,93 @@
+"""Known limits of the step model: kinds of layout on which published runs the fit did not
+use show an error the model cannot yet explain, or that lie outside the runs it was
+fitted on. An estimate carries the caveats that apply to it, so a user reads the doubt
+beside the number rather than in a report.
+
+Each caveat is data: the test of whether it applies (a pure function of the workload,
+plan, system and the predicted step), the evidence (validation case ids, with the range
+of their errors in %, predicted / measured - 1, under the committed calibration) and one
+sentence. ``tests/test_caveats.py`` re-scores the evidence, so a caveat whose bias a
+later change removes (or moves outside its stated range) fails the tests and has to be
+rewritten or dropped; it also checks that each caveat applies to its evidence and not to
+a control run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ocplan.catalog.system import System
+from ocplan.plan.plan import Plan
+from ocplan.workloads.workload import Workload
+
+__all__ = ["CAVEATS", "SHORTEST_FITTED_STEP_S", "Caveat", "caveats_for"]
+
+#: Shortest measured step among the development runs the calibration is fitted on
+#: (R019, GPT 1.7B on 48 H100: 0.45 s; shared/validation/training_dev.csv). Below it,
+#: costs paid once per step (optimizer launches, gradient-norm and loss reductions, host
+#: work) that no fitted run resolves weigh more than they did in any fitted run.
+SHORTEST_FITTED_STEP_S = 0.45
+
+#: Accelerators of NVIDIA's Blackwell Ultra generation (catalog ids).
+BLACKWELL_ULTRA = frozenset({"b300", "gb300"})
+
+Applies = Callable[[Workload, Plan, System, float], bool]
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """A kind of layout the model is known to predict less well, with its evidence."""
+
+    name: str
+    applies: Applies
+    """Whether the caveat applies to ``(workload, plan, system, step_s)``."""
+    evidence: tuple[str, ...]
+    """Validation case ids (``R...``: shared/validation/training_dev.csv; ``HT...``:
+    validation/holdout/training_holdout.csv) that show the limit."""
+    error_range_pct: tuple[float, float]
+    """Lowest and highest error of the evidence, % (predicted / measured - 1)."""
+    text: str
+    """The sentence shown with an estimate."""
+
+
+def _tpu_multislice(workload: Workload, plan: Plan, system: System, step_s: float) -> bool:
+    return system.accelerator.family == "tpu" and plan.chips > system.chips_per_server
+
+
+def _short_step(workload: Workload, plan: Plan, system: System, step_s: float) -> bool:
+    return 0.0 < step_s < SHORTEST_FITTED_STEP_S
+
+
+def _blackwell_ultra(workload: Workload, plan: Plan, system: System, step_s: float) -> bool:
+    return system.accelerator.id in BLACKWELL_ULTRA
+
+
+CAVEATS: tuple[Caveat, ...] = (
+    Caveat(
+        "tpu-multislice", _tpu_multislice, ("R098", "R122", "R123", "HT016"), (10.0, 50.0),
+        "Data parallelism across TPU slices over the datacenter network: every published "
+        "run of this kind (R098, R122, R123, HT016) ran 10-50 % slower than predicted. "
+        "MaxText's v5e table loses 0, 2, 5, 9 and 17 % of its per-chip rate at 2, 4, 8, 16 "
+        "and 32 slices, a cost that grows with the slice count and that the cross-slice "
+        "gradient reduction, as modelled, does not show; read this rate as an upper bound."),
+    Caveat(
+        "short-step", _short_step, ("HT006", "HT005", "HT002"), (-5.0, 60.0),
+        f"Predicted step under {SHORTEST_FITTED_STEP_S:.2f} s, the shortest step of the runs "
+        "the calibration was fitted on: costs paid once per step (optimizer and gradient-norm "
+        "launches, host work) are not modelled. Held-out runs of this kind scored -2 to +52 %"
+        " (HT006, 0.09 s measured: +52 %)."),
+    Caveat(
+        "blackwell-ultra", _blackwell_ultra, ("R064", "R068", "R235"), (-25.0, -10.0),
+        "Blackwell Ultra (B300, GB300) runs faster than the model expects next to Blackwell "
+        "at the same layout and software release: Megatron-Bridge's tables put it 1.11x "
+        "(B300/B200) and 1.22x (GB300/GB200) ahead, the model 1.03x and 1.05x, and its "
+        "GB300 FP8 runs (R064, R068, R235) measured 10-25 % faster than predicted; read "
+        "this rate as a lower bound."),
+)
+
+
+def caveats_for(workload: Workload, plan: Plan, system: System, step_s: float
+                ) -> tuple[str, ...]:
+    """The sentences of the caveats that apply to a layout predicted at ``step_s``."""
+    return tuple(c.text for c in CAVEATS if c.applies(workload, plan, system, step_s))

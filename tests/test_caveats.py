@@ -1,0 +1,143 @@
+"""Caveats (ocplan.plan.caveats): each one's evidence still shows what its sentence says,
+each applies to its evidence and not to a control run, and estimates carry them to the
+JSON output and the CLI table."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from typer.testing import CliRunner
+
+from ocplan.catalog import load_catalog
+from ocplan.cli.main import app
+from ocplan.plan.caveats import CAVEATS, SHORTEST_FITTED_STEP_S, Caveat
+from ocplan.plan.estimate import Estimate
+from ocplan.results.validation import Prepared, predict_prepared, prepare_row
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
+HOLDOUT = ROOT / "validation" / "holdout" / "training_holdout.csv"
+
+pytestmark = pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/validation")
+
+
+def _rows(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return {r["case_id"]: r for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, dict[str, str]]:
+    return _rows(DEV) | _rows(HOLDOUT)
+
+
+@pytest.fixture(scope="module")
+def scored(rows: dict[str, dict[str, str]]) -> dict[str, tuple[Prepared, Estimate, float]]:
+    """Every evidence and control case: its inputs, its estimate and its error, %."""
+    catalog = load_catalog()
+    wanted = {c for cav in CAVEATS for c in cav.evidence} | set(CONTROLS.values())
+    out = {}
+    for cid in sorted(wanted):
+        p = prepare_row(rows[cid], catalog)
+        est = predict_prepared(p)
+        measured = float(rows[cid]["measured_tokens_per_s_per_chip"])
+        out[cid] = (p, est, 100.0 * (est.tokens_per_s_per_chip / measured - 1.0))
+    return out
+
+
+#: A run of the same kind as each caveat's evidence that the caveat must not cover: the
+#: single-slice twin of R098, a long step, and the Blackwell (not Ultra) DeepSeek-V3 run.
+CONTROLS = {"tpu-multislice": "R097", "short-step": "R098", "blackwell-ultra": "R067"}
+
+
+def _caveat(name: str) -> Caveat:
+    return next(c for c in CAVEATS if c.name == name)
+
+
+def _applies(c: Caveat, p: Prepared, est: Estimate) -> bool:
+    return c.applies(p.workload, p.plan, p.system, est.step_s)
+
+
+@pytest.mark.parametrize("caveat", CAVEATS, ids=lambda c: c.name)
+def test_evidence_still_shows_the_stated_error(
+        caveat: Caveat, scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
+    low, high = caveat.error_range_pct
+    for cid in caveat.evidence:
+        p, est, err = scored[cid]
+        assert est.feasible, cid
+        assert low <= err <= high, f"{caveat.name}: {cid} now scores {err:+.1f} %, outside " \
+                                   f"[{low}, {high}]: rewrite or drop the caveat"
+        assert _applies(caveat, p, est), f"{caveat.name} does not apply to its evidence {cid}"
+        assert caveat.text in est.caveats
+
+
+@pytest.mark.parametrize("caveat", CAVEATS, ids=lambda c: c.name)
+def test_caveat_spares_its_control(
+        caveat: Caveat, scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
+    p, est, _ = scored[CONTROLS[caveat.name]]
+    assert est.feasible
+    assert not _applies(caveat, p, est)
+    assert caveat.text not in est.caveats
+
+
+def test_shortest_fitted_step_is_the_development_sets() -> None:
+    steps = [int(r["global_batch"]) * int(r["seq_len"])
+             / (int(r["num_chips"]) * float(r["measured_tokens_per_s_per_chip"]))
+             for r in _rows(DEV).values()]
+    assert round(min(steps), 2) == SHORTEST_FITTED_STEP_S
+
+
+def _release_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("release_spread",
+                                                  ROOT / "scripts" / "release_spread.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["release_spread"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_blackwell_ultra_bias_holds_in_release_rows_the_fit_did_not_use() -> None:
+    """Release rows of the development set's software era (26.02.01 - 26.04.01): the
+    Ultra systems' median error sits at least 5 points below their Blackwell siblings'."""
+    rs = _release_script()
+    with DEV.open(newline="", encoding="utf-8") as f:
+        dev = list(csv.DictReader(f))
+    era = {"26.02.01", "26.04", "26.04.01"}
+    errors: dict[str, list[float]] = {}
+    for q in rs.predict_releases(rs.read_releases(), dev):
+        if q.predicted is not None and q.row.release in era and q.in_dev is None:
+            errors.setdefault(q.row.system, []).append(
+                100.0 * (q.predicted / q.row.tokens_per_s - 1.0))
+    med = {s: statistics.median(v) for s, v in errors.items()}
+    assert med["DGX-B300"] < med["DGX-B200"] - 5.0
+    assert med["DGX-GB300"] < med["DGX-GB200"] - 5.0
+
+
+def _estimate_args(chip: str) -> list[str]:
+    return ["estimate", "--model", "llama3-70b", "--chip", chip, "--chips", "64", "--tp", "4",
+            "--pp", "1", "--micro-batch", "1", "--global-batch", "64"]
+
+
+def test_estimate_json_and_table_carry_the_caveat() -> None:
+    runner = CliRunner()
+    args = _estimate_args("gb300")
+    res = runner.invoke(app, [*args, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["caveats"] == [_caveat("blackwell-ultra").text]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "caveat" in table.output
+    assert "Blackwell Ultra" in table.output
+    other = runner.invoke(app, [*_estimate_args("gb200"), "--format", "json"])
+    assert other.exit_code == 0, other.output
+    assert json.loads(other.output)["caveats"] == []
