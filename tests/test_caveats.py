@@ -5,12 +5,9 @@ JSON output and the CLI table."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from typer.testing import CliRunner
@@ -20,6 +17,7 @@ from ocplan.cli.main import app
 from ocplan.plan.caveats import CAVEATS, SHORTEST_FITTED_STEP_S, Caveat
 from ocplan.plan.estimate import Estimate
 from ocplan.results.validation import Prepared, predict_prepared, prepare_row
+from scriptkit import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
@@ -94,21 +92,10 @@ def test_shortest_fitted_step_is_the_development_sets() -> None:
     assert round(min(steps), 2) == SHORTEST_FITTED_STEP_S
 
 
-def _release_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("release_spread",
-                                                  ROOT / "scripts" / "release_spread.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["release_spread"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_blackwell_ultra_bias_holds_in_release_rows_the_fit_did_not_use() -> None:
     """Release rows of the development set's software era (26.02.01 - 26.04.01): the
     Ultra systems' median error sits at least 5 points below their Blackwell siblings'."""
-    rs = _release_script()
+    rs = load_script("release_spread")
     with DEV.open(newline="", encoding="utf-8") as f:
         dev = list(csv.DictReader(f))
     era = {"26.02.01", "26.04", "26.04.01"}

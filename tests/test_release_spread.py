@@ -4,32 +4,21 @@ the data's own spread (scripts/release_spread.py, docs/release-spread.md)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import statistics
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from scriptkit import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
 
 
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("release_spread",
-                                                  ROOT / "scripts" / "release_spread.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["release_spread"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def rs() -> ModuleType:
-    return _script()
+    return load_script("release_spread")
 
 
 @pytest.fixture(scope="module")
