@@ -7,8 +7,11 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -17,6 +20,7 @@ from ocplan.cli.main import app
 from ocplan.plan.caveats import CAVEATS, SHORTEST_FITTED_STEP_S, Caveat
 from ocplan.plan.estimate import Estimate
 from ocplan.results.validation import Prepared, predict_prepared, prepare_row
+from ocplan.web.app import create_app
 from scriptkit import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +132,21 @@ def test_estimate_json_and_table_carry_the_caveat() -> None:
     other = runner.invoke(app, [*_estimate_args("gb200"), "--format", "json"])
     assert other.exit_code == 0, other.output
     assert json.loads(other.output)["caveats"] == []
+
+
+def test_web_estimate_answers_the_caveats_of_a_multislice_tpu_job(
+        serve: Callable[[Any], str], tmp_path: Path) -> None:
+    """Two v5e pods (512 chips over DCN) get the multi-slice caveat from the real HTTP
+    route; one pod does not."""
+    base = serve(create_app(f"sqlite:///{tmp_path / 'caveats.db'}"))
+    job: dict[str, Any] = {"model": "llama3-8b", "chip": "tpu-v5e", "global_batch": 512,
+                           "seq_len": 2048, "zero": 3}
+    with httpx.Client(base_url=base, timeout=120) as client:
+        two = client.post("/api/estimate", json=job | {"chips": 512})
+        one = client.post("/api/estimate", json=job | {"chips": 256})
+    assert two.status_code == 200, two.text
+    assert one.status_code == 200, one.text
+    assert two.json()["feasible"], two.json()["reason"]
+    assert one.json()["feasible"], one.json()["reason"]
+    assert _caveat("tpu-multislice").text in two.json()["caveats"]
+    assert _caveat("tpu-multislice").text not in one.json()["caveats"]
