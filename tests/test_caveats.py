@@ -150,3 +150,23 @@ def test_web_estimate_answers_the_caveats_of_a_multislice_tpu_job(
     assert one.json()["feasible"], one.json()["reason"]
     assert _caveat("tpu-multislice").text in two.json()["caveats"]
     assert _caveat("tpu-multislice").text not in one.json()["caveats"]
+
+
+def test_search_rows_and_table_carry_the_best_layouts_caveats() -> None:
+    """Every layout of a multi-slice TPU search carries the caveat in the JSON, and the
+    table prints it under the ranking; a single-pod search has none."""
+    runner = CliRunner()
+    args = ["search", "--model", "llama3-8b", "--chip", "tpu-v5e", "--global-batch", "512",
+            "--seq-len", "2048", "--top", "3"]
+    res = runner.invoke(app, [*args, "--chips", "512", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    text = _caveat("tpu-multislice").text
+    assert data["top"]
+    assert all(text in row["caveats"] for row in [data["best"], *data["top"]])
+    table = runner.invoke(app, [*args, "--chips", "512"])
+    assert table.exit_code == 0, table.output
+    assert "caveat: Data parallelism across TPU slices" in " ".join(table.output.split())
+    single = runner.invoke(app, [*args, "--chips", "256", "--format", "json"])
+    assert single.exit_code == 0, single.output
+    assert all(not row["caveats"] for row in json.loads(single.output)["top"])

@@ -1136,6 +1136,9 @@ def search_cmd(
     if result.top:
         out.print(table)
     out.print(_t(result.why))
+    if result.best is not None:
+        for caveat in result.best.caveats:
+            out.print(_t(f"caveat: {caveat}"))
     if result.best is None:
         raise typer.Exit(1)
 

@@ -129,8 +129,8 @@ class SearchResult:
                 "layout": e.plan.label(), "chips": e.chips,
                 "tokens_per_s_per_chip": e.tokens_per_s_per_chip, "mfu": e.mfu,
                 "step_s": e.step_s, "memory_bytes_per_chip": e.memory.total_bytes,
-                "bound": e.bound, "time": asdict(e.time) if e.time else None} \
-                | self.to_train(e) | extra
+                "bound": e.bound, "time": asdict(e.time) if e.time else None,
+                "caveats": list(e.caveats)} | self.to_train(e) | extra
         return {
             "objective": self.objective,
             "tie_tolerance": TIE_TOLERANCE,
