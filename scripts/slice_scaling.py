@@ -1,0 +1,122 @@
+"""How the per-chip rate falls as TPU slices are added, published against predicted.
+
+Usage::
+
+    .venv/bin/python scripts/slice_scaling.py [DEV_CSV]
+
+Reads ``validation/scaling/maxtext_v5e_slices.csv`` (MaxText's v5e table: per-chip
+TFLOP/s of three models on 1 to 32 slices) and the development set. Each point is the
+development row of the same model on one slice (``template_case``) with the chip count,
+data-parallel size and global batch multiplied by the slice count (the launch scripts
+keep the per-device batch), predicted with the committed calibration. The measured
+tokens/s per chip is the template's scaled by the table's TFLOP/s ratio to one slice.
+Writes ``docs/slice-scaling.md``: per point, the loss of per-chip rate against one slice,
+published and predicted, and the prediction's error.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.results.validation import predict_prepared, prepare_row, read_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT / "validation" / "scaling" / "maxtext_v5e_slices.csv"
+REPORT = ROOT / "docs" / "slice-scaling.md"
+#: The development rows' scale-out column for a run over several slices (R098's).
+MULTISLICE_SCALE_OUT = "ICI-2D-torus+DCN"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One published point and its prediction."""
+
+    model: str
+    slices: int
+    measured: float
+    """Tokens/s per chip: the template's, scaled by the table's TFLOP/s ratio."""
+    predicted: float
+    measured_loss_pct: float
+    """Per-chip rate lost against one slice, published, %."""
+    predicted_loss_pct: float
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * (self.predicted / self.measured - 1.0)
+
+
+def _row(template: dict[str, str], slices: int) -> dict[str, str]:
+    row = dict(template)
+    row.update(case_id=f"{template['case_id']}x{slices}",
+               num_chips=str(int(template["num_chips"]) * slices),
+               dp=str(int(template["dp"]) * slices),
+               global_batch=str(int(template["global_batch"]) * slices))
+    if slices > 1:
+        row["scale_out"] = MULTISLICE_SCALE_OUT
+    return row
+
+
+def predict_points(dev: list[dict[str, str]], table: Path = TABLE) -> list[Point]:
+    """Every point of the table, measured and predicted (see the module doc)."""
+    catalog = load_catalog()
+    by_id = {r["case_id"]: r for r in dev}
+    with table.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    one = {r["model"]: float(r["tflops_per_chip"]) for r in rows if r["slices"] == "1"}
+    first: dict[str, float] = {}
+    out = []
+    for r in rows:
+        template = by_id[r["template_case"]]
+        slices = int(r["slices"])
+        est = predict_prepared(prepare_row(_row(template, slices), catalog))
+        assert est.feasible, f"{r['model']} on {slices} slices: {est.reason}"
+        first.setdefault(r["model"], est.tokens_per_s_per_chip)
+        ratio = float(r["tflops_per_chip"]) / one[r["model"]]
+        measured = float(template["measured_tokens_per_s_per_chip"]) * ratio
+        out.append(Point(r["model"], slices, measured, est.tokens_per_s_per_chip,
+                         100.0 * (1.0 - ratio),
+                         100.0 * (1.0 - est.tokens_per_s_per_chip / first[r["model"]])))
+    return out
+
+
+def _pct(x: float) -> str:
+    """One decimal, with no negative zero for a loss that rounds to nothing."""
+    return f"{x:.1f}" if round(x, 1) != 0 else "0.0"
+
+
+def report(points: list[Point]) -> str:
+    lines = ["# Per-chip rate against the number of TPU slices", "",
+             "Written by `scripts/slice_scaling.py` from "
+             "`validation/scaling/maxtext_v5e_slices.csv` (MaxText's v5e table; see the "
+             "README there) with the committed calibration. Loss: per-chip rate lost "
+             "against one slice, %. Error: predicted / published - 1, %.", "",
+             "| model | slices | chips | published loss | predicted loss | error |",
+             "|---|---|---|---|---|---|"]
+    for p in points:
+        lines.append(f"| {p.model} | {p.slices} | {256 * p.slices:,} | "
+                     f"{_pct(p.measured_loss_pct)} | {_pct(p.predicted_loss_pct)} | "
+                     f"{p.error_pct:+.1f} |")
+    lines += ["", "The published rate falls as slices are added, by 10-17 % at 32 slices, "
+              "while the predicted one stays within a few percent of one slice: the "
+              "cross-slice gradient reduction, as modelled, costs each chip the same bytes "
+              "at any slice count and hides behind the backward pass. What grows with the "
+              "slice count (DCN congestion, the latency of more ring steps) is not in the "
+              "model; estimates of such layouts carry the `tpu-multislice` caveat.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    dev_path = Path(argv[1]) if len(argv) > 1 else \
+        ROOT.parent / "shared" / "validation" / "training_dev.csv"
+    text = report(predict_points(read_cases(dev_path)))
+    REPORT.write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
