@@ -598,6 +598,9 @@ def _power(text: str | None) -> float | None:
 #: Chips a command lays the job out on when neither --chips nor --system says.
 DEFAULT_CHIPS = 8
 CHIPS_HELP = (f"Number of chips (default: all chips of --system, else {DEFAULT_CHIPS}).")
+ChipOpt = Annotated[str | None, typer.Option(
+    metavar=ID_METAVAR, help="Accelerator id; implies its default server and fabric.")]
+ChipsOpt = Annotated[int | None, typer.Option(help=CHIPS_HELP)]
 
 
 def _chips(chips: int | None, system: Path | None) -> int:
@@ -653,10 +656,8 @@ LayoutFlags = dict[str, LayoutValue]
 @with_layout_options
 def estimate_cmd(
     model: ModelOpt,
-    chip: Annotated[str | None, typer.Option(metavar=ID_METAVAR,
-                                             help="Accelerator id; implies its default "
-                                                  "server and fabric.")] = None,
-    chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
+    chip: ChipOpt = None,
+    chips: ChipsOpt = None,
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
@@ -814,10 +815,8 @@ def _print_cluster(view: ClusterOutlook) -> None:
 @with_serving_layout_options
 def infer_cmd(
     model: ModelOpt,
-    chip: Annotated[str | None, typer.Option(metavar=ID_METAVAR,
-                                             help="Accelerator id; implies its default "
-                                                  "server and fabric.")] = None,
-    chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
+    chip: ChipOpt = None,
+    chips: ChipsOpt = None,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     input_len: Annotated[float, typer.Option(help="Prompt tokens per request (mean).")
                          ] = DEFAULT_INPUT_LEN,
@@ -1048,9 +1047,8 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
 @handles_bad_input
 def search_cmd(
     model: ModelOpt,
-    chip: Annotated[str | None, typer.Option(
-        metavar=ID_METAVAR, help="Accelerator id (default server).")] = None,
-    chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
+    chip: ChipOpt = None,
+    chips: ChipsOpt = None,
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
@@ -1635,9 +1633,8 @@ def serve_url(host: str, port: int) -> str:
 def report(
     model: ModelOpt,
     out_file: Annotated[Path, typer.Option("--out", help="File to write (HTML or JSON).")],
-    chip: Annotated[str | None, typer.Option(metavar=ID_METAVAR, help="Accelerator id.")
-                    ] = None,
-    chips: Annotated[int | None, typer.Option(help=CHIPS_HELP)] = None,
+    chip: ChipOpt = None,
+    chips: ChipsOpt = None,
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
