@@ -4,8 +4,9 @@ Usage::
 
     .venv/bin/python scripts/slice_scaling.py [DEV_CSV]
 
-Reads ``validation/scaling/maxtext_v5e_slices.csv`` (MaxText's v5e table: per-chip
-TFLOP/s of three models on 1 to 32 slices) and the development set. Each point is the
+Reads ``validation/scaling/maxtext_tpu_slices.csv`` (MaxText's tables: per-chip TFLOP/s
+of three models on 1 to 32 TPU v5e slices and of one on 1 and 2 v5p slices) and the
+development set. Each point is the
 development row of the same model on one slice (``template_case``) with the chip count,
 data-parallel size and global batch multiplied by the slice count (the launch scripts
 keep the per-device batch), predicted with the committed calibration. The measured
@@ -25,10 +26,11 @@ from ocplan.catalog.catalog import load_catalog
 from ocplan.results.validation import predict_prepared, prepare_row, read_cases
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT / "validation" / "scaling" / "maxtext_v5e_slices.csv"
+TABLE = ROOT / "validation" / "scaling" / "maxtext_tpu_slices.csv"
 REPORT = ROOT / "docs" / "slice-scaling.md"
-#: The development rows' scale-out column for a run over several slices (R098's).
-MULTISLICE_SCALE_OUT = "ICI-2D-torus+DCN"
+#: Appended to a one-slice row's scale-out column for a run over several slices (as R098
+#: reads; the column is descriptive for TPU rows).
+MULTISLICE_SUFFIX = "+DCN"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,9 @@ class Point:
     """One published point and its prediction."""
 
     model: str
+    chip: str
     slices: int
+    chips: int
     measured: float
     """Tokens/s per chip: the template's, scaled by the table's TFLOP/s ratio."""
     predicted: float
@@ -56,7 +60,7 @@ def _row(template: dict[str, str], slices: int) -> dict[str, str]:
                dp=str(int(template["dp"]) * slices),
                global_batch=str(int(template["global_batch"]) * slices))
     if slices > 1:
-        row["scale_out"] = MULTISLICE_SCALE_OUT
+        row["scale_out"] = template["scale_out"] + MULTISLICE_SUFFIX
     return row
 
 
@@ -67,6 +71,7 @@ def predict_points(dev: list[dict[str, str]], table: Path = TABLE) -> list[Point
     with table.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     one = {r["model"]: float(r["tflops_per_chip"]) for r in rows if r["slices"] == "1"}
+    assert all(r["chip"] == by_id[r["template_case"]]["chip"] for r in rows)
     first: dict[str, float] = {}
     out = []
     for r in rows:
@@ -77,7 +82,8 @@ def predict_points(dev: list[dict[str, str]], table: Path = TABLE) -> list[Point
         first.setdefault(r["model"], est.tokens_per_s_per_chip)
         ratio = float(r["tflops_per_chip"]) / one[r["model"]]
         measured = float(template["measured_tokens_per_s_per_chip"]) * ratio
-        out.append(Point(r["model"], slices, measured, est.tokens_per_s_per_chip,
+        out.append(Point(r["model"], r["chip"], slices, int(r["chips"]), measured,
+                         est.tokens_per_s_per_chip,
                          100.0 * (1.0 - ratio),
                          100.0 * (1.0 - est.tokens_per_s_per_chip / first[r["model"]])))
     return out
@@ -91,17 +97,18 @@ def _pct(x: float) -> str:
 def report(points: list[Point]) -> str:
     lines = ["# Per-chip rate against the number of TPU slices", "",
              "Written by `scripts/slice_scaling.py` from "
-             "`validation/scaling/maxtext_v5e_slices.csv` (MaxText's v5e table; see the "
-             "README there) with the committed calibration. Loss: per-chip rate lost "
+             "`validation/scaling/maxtext_tpu_slices.csv` (MaxText's v5e and v5p tables; "
+             "see the README there) with the committed calibration. Loss: per-chip rate lost "
              "against one slice, %. Error: predicted / published - 1, %.", "",
-             "| model | slices | chips | published loss | predicted loss | error |",
-             "|---|---|---|---|---|---|"]
+             "| model | chip | slices | chips | published loss | predicted loss | error |",
+             "|---|---|---|---|---|---|---|"]
     for p in points:
-        lines.append(f"| {p.model} | {p.slices} | {256 * p.slices:,} | "
+        lines.append(f"| {p.model} | {p.chip} | {p.slices} | {p.chips:,} | "
                      f"{_pct(p.measured_loss_pct)} | {_pct(p.predicted_loss_pct)} | "
                      f"{p.error_pct:+.1f} |")
-    lines += ["", "The published rate falls as slices are added, by 10-17 % at 32 slices, "
-              "while the predicted one stays within a few percent of one slice: the "
+    lines += ["", "The published rate falls as slices are added, by 10-17 % at 32 v5e "
+              "slices and by 6 % at two v5p-4096 slices, while the predicted one stays "
+              "within a few percent of one slice: the "
               "cross-slice gradient reduction, as modelled, costs each chip the same bytes "
               "at any slice count and hides behind the backward pass. What grows with the "
               "slice count (DCN congestion, the latency of more ring steps) is not in the "
