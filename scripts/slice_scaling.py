@@ -70,22 +70,23 @@ def predict_points(dev: list[dict[str, str]], table: Path = TABLE) -> list[Point
     by_id = {r["case_id"]: r for r in dev}
     with table.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    one = {r["model"]: float(r["tflops_per_chip"]) for r in rows if r["slices"] == "1"}
     assert all(r["chip"] == by_id[r["template_case"]]["chip"] for r in rows)
-    first: dict[str, float] = {}
+    predicted = {}
+    for r in rows:
+        slices = int(r["slices"])
+        est = predict_prepared(prepare_row(_row(by_id[r["template_case"]], slices), catalog))
+        assert est.feasible, f"{r['model']} on {slices} slices: {est.reason}"
+        predicted[r["model"], slices] = est.tokens_per_s_per_chip
+    one = {r["model"]: float(r["tflops_per_chip"]) for r in rows if r["slices"] == "1"}
     out = []
     for r in rows:
-        template = by_id[r["template_case"]]
         slices = int(r["slices"])
-        est = predict_prepared(prepare_row(_row(template, slices), catalog))
-        assert est.feasible, f"{r['model']} on {slices} slices: {est.reason}"
-        first.setdefault(r["model"], est.tokens_per_s_per_chip)
         ratio = float(r["tflops_per_chip"]) / one[r["model"]]
-        measured = float(template["measured_tokens_per_s_per_chip"]) * ratio
-        out.append(Point(r["model"], r["chip"], slices, int(r["chips"]), measured,
-                         est.tokens_per_s_per_chip,
+        pred = predicted[r["model"], slices]
+        measured = float(by_id[r["template_case"]]["measured_tokens_per_s_per_chip"]) * ratio
+        out.append(Point(r["model"], r["chip"], slices, int(r["chips"]), measured, pred,
                          100.0 * (1.0 - ratio),
-                         100.0 * (1.0 - est.tokens_per_s_per_chip / first[r["model"]])))
+                         100.0 * (1.0 - pred / predicted[r["model"], 1])))
     return out
 
 

@@ -100,8 +100,7 @@ def test_blackwell_ultra_bias_holds_in_release_rows_the_fit_did_not_use() -> Non
     """Release rows of the development set's software era (26.02.01 - 26.04.01): the
     Ultra systems' median error sits at least 5 points below their Blackwell siblings'."""
     rs = load_script("release_spread")
-    with DEV.open(newline="", encoding="utf-8") as f:
-        dev = list(csv.DictReader(f))
+    dev = list(_rows(DEV).values())
     era = {"26.02.01", "26.04", "26.04.01"}
     errors: dict[str, list[float]] = {}
     for q in rs.predict_releases(rs.read_releases(), dev):
@@ -179,8 +178,7 @@ def test_slice_table_shows_what_the_multislice_caveat_says() -> None:
     32-slice 128B point within 1 % of R098, measured and predicted (the points are built
     from their one-slice rows as the development set builds R098)."""
     ss = load_script("slice_scaling")
-    with DEV.open(newline="", encoding="utf-8") as f:
-        dev = list(csv.DictReader(f))
+    dev = list(_rows(DEV).values())
     points = ss.predict_points(dev)
     assert len(points) == 20
     big = {p.slices: p for p in points if p.model == "128B"}
