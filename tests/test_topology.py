@@ -19,11 +19,11 @@ import yaml
 
 from ocplan import units
 from ocplan.catalog.catalog import BUILTIN_DIR, Catalog, load_catalog
-from ocplan.catalog.system import System, load_system
+from ocplan.catalog.system import System, load_system, system_for_chip
 from ocplan.cli.main import main
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.cluster import board_graph, cluster_graph, fat_tree_shape, scale_out_shape
-from ocplan.topology.power import power_budget, psu_capacity_W
+from ocplan.topology.power import host_share, power_budget, psu_capacity_W
 from ocplan.topology.power_estimates import estimate_nic
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -428,6 +428,24 @@ def test_dgx_h100_power_matches_published_max(tmp_path: Path, builtin: Catalog) 
     assert budget.server_W == pytest.approx(10_200)
     psu = system.server.power_supplies
     assert psu_capacity_W(psu.count, psu.rating, psu.redundancy) == pytest.approx(4 * 3300)
+
+
+def test_a_tpu_slice_counts_only_its_hosts(builtin: Catalog) -> None:
+    """A 256-chip v5p slice of the 6144-chip pod (one server of 1536 hosts, 4 chips each)
+    runs 64 hosts: its host parts are 64/1536 of the pod's, so its power per chip equals
+    the whole pod's; a one-host server keeps its whole host."""
+    pod = system_for_chip(builtin, "tpu-v5p", 6144)
+    part = system_for_chip(builtin, "tpu-v5p", 256)
+    assert host_share(pod) == 1.0
+    assert host_share(part) == pytest.approx(64 / 1536)
+    whole, sliced = power_budget(pod), power_budget(part)
+    assert sliced.cpus_W == pytest.approx(whole.cpus_W * 64 / 1536)
+    assert sliced.other_W == pytest.approx(whole.other_W * 64 / 1536)
+    assert sliced.it_W / 256 == pytest.approx(whole.it_W / 6144)
+    four = system_for_chip(builtin, "h100-sxm-80gb", 4)
+    assert host_share(four) == 1.0
+    assert power_budget(four).cpus_W == power_budget(
+        system_for_chip(builtin, "h100-sxm-80gb", 8)).cpus_W
 
 
 def test_1024_cluster_power(builtin: Catalog) -> None:

@@ -5,6 +5,10 @@ server's ``other_power`` (fans, drives, BMC, PCIe switches, conversion losses), 
 TDP: the envelope the power supplies, racks and facility must carry. Scale-out switch
 power is counted per cluster from the fabric's switch entry.
 
+A multi-host server populated in part (a TPU slice smaller than its pod: the pod is one
+server of many hosts, each attached to a few chips) runs only the hosts its chips attach
+to, so its host parts count in that share (:func:`host_share`).
+
 NIC and switch figures are the vendors' typical power with passive copper (the catalog's
 convention; pluggable optics are not counted). A NIC or switch without a figure counts the
 estimate of :mod:`ocplan.topology.power_estimates` and is named in ``estimated``; a part
@@ -13,13 +17,14 @@ with neither a figure nor a law (a CPU without TDP) counts 0 W and is named in `
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ocplan.catalog.system import System
 from ocplan.topology.cluster import scale_out_shape
 from ocplan.topology.power_estimates import PowerEstimate, estimate_nic, estimate_switch
 
-__all__ = ["PowerBudget", "power_budget", "psu_capacity_W"]
+__all__ = ["PowerBudget", "host_share", "power_budget", "psu_capacity_W"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,18 @@ def psu_capacity_W(count: int, rating_W: float, redundancy: str) -> float:
     return max(0, count - reserve) * rating_W
 
 
+def host_share(system: System) -> float:
+    """Share of a server's hosts its populated chips use: ``ceil(n / (N / H)) / H`` for
+    ``n`` of its ``N`` chip places on ``H`` hosts; 1 for a one-host server (its host runs
+    whatever is populated)."""
+    hosts = system.server.hosts
+    places = system.server.accelerators or system.baseboard.slots
+    if hosts <= 1 or system.chips_per_server >= places:
+        return 1.0
+    per_host = places / hosts
+    return min(1.0, math.ceil(system.chips_per_server / per_host) / hosts)
+
+
 def power_budget(system: System) -> PowerBudget:
     """Nameplate power of one server, of all servers and of the whole cluster.
 
@@ -65,12 +82,14 @@ def power_budget(system: System) -> PowerBudget:
     if cpu_tdp is None:
         unknown.append(f"cpu {system.cpu.id}")
         cpu_tdp = 0.0
-    cpus = system.server.host.sockets * cpu_tdp
+    share = host_share(system)
+    cpus = system.server.host.sockets * cpu_tdp * share
     nics = 0.0
     for nic, count, _ in system.server_nics:
         nics += count * _part_W(nic.power, f"nic {nic.id}", estimate_nic(nic), unknown,
                                 estimated)
-    other = system.server.other_power
+    nics *= share
+    other = system.server.other_power * share
     server = modules + cpus + nics + other
     switches = 0.0
     fabric = system.fabric
