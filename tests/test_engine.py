@@ -12,7 +12,7 @@ from ocplan.catalog.system import system_for_chip
 from ocplan.plan.calibration import load_calibration
 from ocplan.plan.engine import evaluate, system_model
 from ocplan.plan.estimate import estimate
-from ocplan.plan.plan import Plan
+from ocplan.plan.plan import RECOMPUTE, Plan
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
@@ -28,7 +28,7 @@ layouts = st.fixed_dictionaries({
     "cp": st.sampled_from([1, 2]),
     "mb": st.sampled_from([1, 2]),
     "zero": st.sampled_from([0, 1, 2, 3]),
-    "recompute": st.sampled_from(["none", "selective", "full"]),
+    "recompute": st.sampled_from(RECOMPUTE),
     "sp": st.booleans(),
 })
 

@@ -47,6 +47,8 @@ from ocplan.errors import SpecError
 from ocplan.plan import search as search_module
 from ocplan.plan import space as space_module
 from ocplan.plan.estimate import Estimate
+from ocplan.plan.plan import RECOMPUTE
+from ocplan.plan.recompute import mode
 from ocplan.plan.search import SearchResult, search
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
@@ -218,7 +220,7 @@ requests = st.fixed_dictionaries({
     "seq_len": st.sampled_from([512, 2048, 4096, 8192, 32768, 131072]),
     "precision": st.sampled_from(["bf16", "fp16", "fp8", "int8"]),
     "zero": st.integers(0, 3),
-    "recompute": st.sampled_from(["none", "selective", "full"]),
+    "recompute": st.sampled_from(RECOMPUTE),
     "recompute_layers": st.sampled_from([None, None, 0, 1, 3]),
     "sequence_parallel": st.booleans(),
     "shard_group": st.sampled_from([None, None, 1, 2, 8]),
@@ -232,7 +234,7 @@ def test_random_valid_requests_give_a_finite_result_or_a_reason(d: dict[str, Any
     dp, factor = d.pop("dp"), d.pop("batch_factor")
     chips = d["tp"] * d["pp"] * d["cp"] * dp
     body = d | {"chips": chips, "global_batch": dp * d["micro_batch"] * factor}
-    if d["recompute"] != "full":
+    if not mode(d["recompute"]).whole_layers:
         body["recompute_layers"] = None
     try:
         req = validate_as(EstimateRequest, body, "request")

@@ -15,7 +15,7 @@ from ocplan.plan.calibration import load_calibration
 from ocplan.plan.engine import chip_peaks, evaluate, system_model
 from ocplan.plan.estimate import estimate
 from ocplan.plan.layer_cost import LayerKind, layer_kinds, stage_layers
-from ocplan.plan.plan import Plan
+from ocplan.plan.plan import RECOMPUTE, Plan
 from ocplan.results.validation import moe_routing, optimizer_states, shape_from_row
 from ocplan.workloads.operators import Shard, layer_operators
 from ocplan.workloads.shape import ModelShape
@@ -131,7 +131,7 @@ def test_bf16_optimizer_states_take_a_third_of_fp32() -> None:
 @settings(max_examples=40, deadline=None)
 @given(tp=st.sampled_from([1, 2, 4, 8]), pp=st.sampled_from([1, 2, 4]),
        ep=st.sampled_from([1, 2, 4, 8]), mb=st.sampled_from([1, 2]),
-       rc=st.sampled_from(["none", "selective", "full"]),
+       rc=st.sampled_from(RECOMPUTE),
        imbalance=st.floats(1.0, 4.0), hbm=st.floats(1.0, 3.0), peak=st.floats(1.0, 3.0))
 def test_more_bandwidth_or_peak_never_slows_and_nothing_is_nan(
         tp: int, pp: int, ep: int, mb: int, rc: str, imbalance: float, hbm: float,

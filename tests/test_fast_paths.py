@@ -19,7 +19,7 @@ from ocplan.costmodel.op_time import COSTERS, profile
 from ocplan.plan import comm_terms, engine, layer_cost
 from ocplan.plan.calibration import load_calibration
 from ocplan.plan.engine import chip_peaks, evaluate, evaluate_one, system_model
-from ocplan.plan.plan import Plan
+from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
 from ocplan.plan.search import _space
 from ocplan.serving import step
 from ocplan.serving.calibration import load_serving_calibration
@@ -163,6 +163,9 @@ def test_array_engine_equals_layout_by_layout() -> None:
     rng = np.random.default_rng(3)
     pick = rng.choice(len(cols["tp"]), size=300, replace=False)
     sub = {k: np.asarray(v)[pick] for k, v in cols.items()}
+    # the search evaluates its "auto" recompute rows as none first (search.py)
+    none = LAYOUT["recompute"].code("none")
+    sub["recompute"] = np.where(sub["recompute"] == RECOMPUTE_AUTO, none, sub["recompute"])
     sm, cal = system_model(system), load_calibration()
     arrays = evaluate(wl, sm, cal, Plan.columns(**sub))
     engine._ONE.clear()

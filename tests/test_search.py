@@ -217,7 +217,8 @@ def test_scalar_and_vectorized_agree_on_10000_feasible_layouts() -> None:
         checked += len(fits)
     assert checked == N_AGREE
     # the sample covers none, full and partial recompute under every ZeRO stage
-    assert {rc for rc, _ in kinds} == {0, 2, 3}
+    assert {rc for rc, _ in kinds} == {RECOMPUTE.code("none"), RECOMPUTE.code("full"),
+                                       RECOMPUTE_AUTO}
     assert {z for _, z in kinds} == {0, 1, 2, 3}
 
 

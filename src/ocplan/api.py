@@ -45,6 +45,7 @@ from ocplan.lazy import lazy_names
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import REQUEST_LAYOUT, Plan
+from ocplan.plan.recompute import RECOMPUTE_MODES
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import Objective, SearchResult, search
 from ocplan.plan.search_defaults import (
@@ -192,9 +193,10 @@ class EstimateRequest(_LayoutRequest):
     def _recompute_layers_need_full(cls, value: int | None,
                                     info: ValidationInfo) -> int | None:
         recompute = info.data.get("recompute")
-        if value is not None and recompute != "full":
-            raise ValueError(f"counts fully recomputed layers, so it needs recompute = "
-                             f"'full', not {recompute!r}")
+        whole = [m.name for m in RECOMPUTE_MODES if m.whole_layers]
+        if value is not None and recompute not in whole:
+            raise ValueError(f"counts layers recomputed whole, so it needs recompute = "
+                             f"{' or '.join(map(repr, whole))}, not {recompute!r}")
         return value
 
     def layout(self) -> dict[str, LayoutValue]:

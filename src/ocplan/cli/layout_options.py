@@ -4,7 +4,7 @@ A command that takes a layout (``estimate``, ``report``) declares one keyword-on
 parameter, ``layout``; :func:`with_layout_options` replaces it with one typer option per layout
 field a request takes (:data:`ocplan.api.REQUEST_LAYOUT`, itself generated from the
 plan's declarations), so a new layout field is a new flag without editing a command:
-``--tp``, ``--micro-batch``, ``--recompute {none|selective|full}``,
+``--tp``, ``--micro-batch``, ``--recompute {none|selective|full|...}``,
 ``--sequence-parallel/--no-sequence-parallel``, ``--shard-group``. The command receives
 their values as ``layout``, a mapping by field name, to give to the request model, which
 checks them (bounds, strictness, cross-field rules) with the API's messages.

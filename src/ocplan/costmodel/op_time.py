@@ -196,6 +196,8 @@ class Profile:
     categories: tuple[str, ...]
     floor_s: FloatArray | None = None
     """Rate limits no calibration scales (:attr:`OpCost.floor_s`); None: none."""
+    names: tuple[str, ...] = ()
+    """The operators' names (:attr:`~ocplan.workloads.operators.Operator.name`)."""
 
     def _compute(self, w: _Weights, eff: Efficiencies) -> FloatArray:
         c: FloatArray = self.compute_s / w.etas
@@ -213,6 +215,16 @@ class Profile:
         w = _weights(self.paths, self.categories, eff)
         t = np.maximum(self._compute(w, eff), self.memory_s / w.bw) + eff.launch_s
         return PassTime(*(t[rows].sum(axis=0) for rows in w.rows))
+
+    def named_s(self, eff: Efficiencies, names: frozenset[str]) -> FloatArray:
+        """Seconds of the operators called one of ``names``: their share of :meth:`time`
+        (0 where the list has none)."""
+        rows = [i for i, name in enumerate(self.names) if name in names]
+        if not rows:
+            return f64(np.zeros(self.compute_s.shape[1]))
+        w = _weights(self.paths, self.categories, eff)
+        t = np.maximum(self._compute(w, eff)[rows], self.memory_s[rows] / w.bw[rows])
+        return f64((t + eff.launch_s).sum(axis=0))
 
 
 @dataclass(frozen=True)
@@ -461,4 +473,5 @@ def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
     # values, so every layout of a layer shape agrees and cached columns stack as they are
     has_floor = chip.compute.exp_per_s > 0 and bool(groups["attention"] or groups["other"])
     return Profile(compute_s=compute, memory_s=memory, floor_s=floor if has_floor else None,
-                   paths=tuple(paths), categories=tuple(categories))
+                   paths=tuple(paths), categories=tuple(categories),
+                   names=tuple(op.name for op in ops))

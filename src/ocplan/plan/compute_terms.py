@@ -4,7 +4,8 @@ recompute and the LM head, from the operator cost model.
 ``t_mb = n_L (t_fwd + t_bwd) + t_rc + t_head`` per micro-batch, where ``n_L`` layers of
 the slowest stage are timed operator by operator (:mod:`ocplan.plan.layer_cost`);
 recompute repeats the forward of the recomputed layers (full, Megatron
-``--recompute-granularity full``) or the attention cores (selective; Korthikanti et al.
+``--recompute-granularity full``; JAX/XLA remat less what the backward never reads,
+:mod:`ocplan.plan.recompute`) or the attention cores (selective; Korthikanti et al.
 2022 §5); activation offload hides its host copies behind compute where they fit.
 """
 
@@ -18,10 +19,10 @@ from ocplan.costmodel.op_time import PassTime
 from ocplan.costmodel.roofline import FloatArray
 from ocplan.plan.layer_cost import StageCompute
 from ocplan.plan.layout_arrays import DerivedLayout
-from ocplan.workloads.memory import layer_activation_bytes
+from ocplan.plan.memory_terms import saved_layer_bytes
 from ocplan.workloads.workload import Workload
 
-__all__ = ["ComputeTerms", "compute_terms", "head_charge"]
+__all__ = ["ComputeTerms", "compute_terms", "head_charge", "recompute_s"]
 
 @dataclass(frozen=True)
 class ComputeTerms:
@@ -44,13 +45,13 @@ class ComputeTerms:
         return out
 
 
-def _offload_exposed_s(wl: Workload, d: DerivedLayout, host_Bps: float, fwd_layer: FloatArray,
-                       bwd_layer: FloatArray) -> FloatArray:
-    """Offloaded activations go to the host in forward and come back in backward; each
-    copy hides behind the layer's compute and the rest is exposed."""
-    kept = layer_activation_bytes(wl.model, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False,
-                                  d.rc_sel, True, False)
-    copy = kept / host_Bps
+def _offload_exposed_s(wl: Workload, d: DerivedLayout, host_Bps: float, moe_layers: FloatArray,
+                       fwd_layer: FloatArray, bwd_layer: FloatArray) -> FloatArray:
+    """Offloaded activations (what the recompute mode keeps,
+    :func:`~ocplan.plan.memory_terms.saved_layer_bytes`) go to the host in forward and
+    come back in backward; each copy hides behind the layer's compute and the rest is
+    exposed."""
+    copy = saved_layer_bytes(wl, d, moe_layers) / host_Bps
     out: FloatArray = np.where(d.offload, np.maximum(0.0, copy - fwd_layer)
                                + np.maximum(0.0, copy - bwd_layer), 0.0) * d.per_stage
     return out
@@ -69,6 +70,19 @@ def head_charge(layers: PassTime, head: PassTime, per_stage: FloatArray,
     return head.scaled(np.where(credit > 0, share, 1.0))
 
 
+def recompute_s(sc: StageCompute, d: DerivedLayout) -> FloatArray:
+    """Forward seconds re-run before the backward, per micro-batch:
+    ``rho (t_fwd - t_kept) + [selective] t_attn``, ``rho`` the share of the stage's
+    layers recomputed whole, ``t_kept`` the forward of the operators the mode does not
+    re-run (:mod:`ocplan.plan.recompute`: none for Megatron's full recompute, the down
+    projections under JAX/XLA remat), ``t_attn`` the attention cores (Korthikanti et
+    al. 2022 §5)."""
+    kept = np.choose(d.rc_mode.astype(np.intp), sc.not_rerun_s)
+    out: FloatArray = (d.rc_full * (sc.forward.total_s - kept)
+                       + np.where(d.rc_sel, sc.attention_fwd_s, 0.0))
+    return out
+
+
 def compute_terms(wl: Workload, sc: StageCompute, d: DerivedLayout,
                   host_Bps: float) -> ComputeTerms:
     """:class:`ComputeTerms` of the layouts ``d`` from the stage's timed operators."""
@@ -76,8 +90,9 @@ def compute_terms(wl: Workload, sc: StageCompute, d: DerivedLayout,
     head_b = head_charge(sc.backward, sc.head_bwd, d.per_stage, d.end_credit)
     fwd = sc.forward.total_s + head_f.total_s
     bwd = sc.backward.total_s + head_b.total_s
-    recompute = d.rc_full * sc.forward.total_s + np.where(d.rc_sel, sc.attention_fwd_s, 0.0)
-    offload = _offload_exposed_s(wl, d, host_Bps, sc.forward.total_s / d.per_stage,
+    recompute = recompute_s(sc, d)
+    offload = _offload_exposed_s(wl, d, host_Bps, sc.moe_layers,
+                                 sc.forward.total_s / d.per_stage,
                                  sc.backward.total_s / d.per_stage)
     both = sc.forward.plus(sc.backward).plus(head_f).plus(head_b)
     return ComputeTerms(fwd, bwd, recompute, offload, both.matrix_s,

@@ -23,6 +23,7 @@ import numpy as np
 from ocplan.costmodel.op_time import ChipPeaks, Efficiencies, PassTime, Profile, profile
 from ocplan.costmodel.roofline import FloatArray
 from ocplan.plan.distinct import distinct_columns
+from ocplan.plan.recompute import RECOMPUTE_MODES
 from ocplan.workloads.operators import (
     Shard,
     embedding_operators,
@@ -71,6 +72,9 @@ class StageCompute:
     head_fwd: PassTime
     head_bwd: PassTime
     moe_layers: FloatArray
+    not_rerun_s: tuple[FloatArray, ...]
+    """Per recompute mode (:data:`~ocplan.plan.recompute.RECOMPUTE_MODES`), the forward
+    seconds of the stage's operators the mode does not re-run."""
 
 
 def stage_layers(kinds: tuple[LayerKind, ...], per_stage: FloatArray,
@@ -165,7 +169,7 @@ def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols
     rows = [r for r in found if r is not None]
     built = [Profile(np.stack([r[q][0] for r in rows], axis=1),
                      np.stack([r[q][1] for r in rows], axis=1), m.paths, m.categories,
-                     _floors([r[q][2] for r in rows]))
+                     _floors([r[q][2] for r in rows]), m.names)
              for q, m in enumerate(_all(known))]
     k = len(known.forward)
     return _Profiles(tuple(built[:k]), tuple(built[k:2 * k]), built[2 * k], built[2 * k + 1])
@@ -196,18 +200,25 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
         forward, backward = forward.plus(f.scaled(n)), backward.plus(b.scaled(n))
         attention = attention + n * f.attention_s
         moe = moe + (n if kind.moe else 0.0)
+    not_rerun = tuple(
+        sum((n * p.named_s(eff, m.not_rerun) for n, p in zip(counts, prof.forward, strict=True)),
+            zero) if m.not_rerun else zero
+        for m in RECOMPUTE_MODES)
     return StageCompute(forward, backward, attention, prof.head_forward.time(eff),
-                        prof.head_backward.time(eff), moe)
+                        prof.head_backward.time(eff), moe, not_rerun)
 
 
 #: The slowest stage's times per job context, calibration (:class:`Efficiencies`) and
-#: stage shape (tp, mb, cp, ep, etp, sp, layers per stage): the 14 numbers of a
-#: :class:`StageCompute` column (:func:`_stage_columns`). Single-layout estimates of a
+#: stage shape (tp, mb, cp, ep, etp, sp, layers per stage): the :data:`_WIDTH` numbers of
+#: a :class:`StageCompute` column (:func:`_stage_columns`). Single-layout estimates of a
 #: sweep or a search's top rows share a few stage shapes; a calibration fit changes
 #: ``eff`` and composes again from :data:`_CACHE`. Bounded: cleared past
 #: :data:`_COMPOSED_COLUMNS` columns (a few tens of megabytes).
 _COMPOSED: dict[tuple[_Context, Efficiencies], dict[_Column, list[float]]] = {}
 _COMPOSED_COLUMNS = 50_000
+#: Numbers per :class:`StageCompute` column: four passes of three categories, the
+#: attention forward, the MoE layers and one not-re-run time per recompute mode.
+_WIDTH = 4 * 3 + 2 + len(RECOMPUTE_MODES)
 
 
 def _stage_columns(sc: StageCompute) -> list[FloatArray]:
@@ -219,6 +230,7 @@ def _stage_columns(sc: StageCompute) -> list[FloatArray]:
     for p in (sc.head_fwd, sc.head_bwd):
         out += [p.matrix_s, p.attention_s, p.memory_s]
     out.append(sc.moe_layers)
+    out += sc.not_rerun_s
     return out
 
 
@@ -251,7 +263,7 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
                          axis=1).tolist()
         for i, row in zip(missing, table, strict=True):
             rows[i] = memo[keys[i]] = row
-    cols = np.array(rows, dtype=np.float64).reshape(n, 14).T
+    cols = np.array(rows, dtype=np.float64).reshape(n, _WIDTH).T
 
     def back(j: int) -> FloatArray:
         out: FloatArray = cols[j][inverse].reshape(shape_out)
@@ -260,4 +272,5 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
     def back_p(j: int) -> PassTime:
         return PassTime(back(j), back(j + 1), back(j + 2))
 
-    return StageCompute(back_p(0), back_p(3), back(6), back_p(7), back_p(10), back(13))
+    return StageCompute(back_p(0), back_p(3), back(6), back_p(7), back_p(10), back(13),
+                        tuple(back(14 + j) for j in range(len(RECOMPUTE_MODES))))

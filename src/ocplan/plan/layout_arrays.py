@@ -2,8 +2,8 @@
 
 :func:`derive_layout` turns a :meth:`~ocplan.plan.plan.Plan.columns` plan (encoded
 arrays, one element per layout) into float arrays with the options already resolved:
-sequence parallelism only with TP, selective recompute only without full recompute,
-offload only without recompute, expert-TP defaulting to TP (Megatron-Core's default for
+sequence parallelism only with TP, the recompute mode's declared properties
+(:mod:`ocplan.plan.recompute`) as arrays, expert-TP defaulting to TP (Megatron-Core's default for
 ``--expert-tensor-parallel-size``), the hybrid-sharding group defaulting to all
 data-parallel ranks.
 """
@@ -15,14 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ocplan.costmodel.roofline import FloatArray, f64
-from ocplan.plan.plan import RECOMPUTE, Plan, end_credit, stage_layers
+from ocplan.plan.plan import Plan, end_credit, stage_layers
+from ocplan.plan.recompute import RECOMPUTE_MODES
 from ocplan.workloads.workload import Workload
 
 __all__ = ["DerivedLayout", "derive_layout"]
 
-_FULL = RECOMPUTE.index("full")
-_SELECTIVE = RECOMPUTE.index("selective")
-
+# The declared properties of each recompute code, for indexing by an array of codes.
+_WHOLE = np.array([m.whole_layers for m in RECOMPUTE_MODES])
+_ATTENTION = np.array([m.attention_only for m in RECOMPUTE_MODES])
+_QKV = np.array([m.keeps_qkv for m in RECOMPUTE_MODES])
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,9 @@ class DerivedLayout:
     (:func:`~ocplan.plan.plan.stage_layers`); ``end_credit``: 1 where the end stages
     hold a layer fewer than that (:func:`~ocplan.plan.plan.end_credit`);
     ``t_sp``: the TP size activations are split by (``tp`` with SP, else 1);
-    ``rc_full``: fraction of a stage's layers recomputed in full; ``dp_shard``: ranks
+    ``rc_full``: fraction of a stage's layers recomputed whole; ``rc_mode``: the
+    recompute code (:data:`~ocplan.plan.recompute.RECOMPUTE_MODES`); ``rc_qkv``: whole
+    layers keep their Q/K/V projections; ``dp_shard``: ranks
     ZeRO shards over; ``replicas``: HSDP replica groups; ``dp_expert``: expert
     data-parallel size ``dp c t / (e t_e)``."""
 
@@ -49,6 +53,8 @@ class DerivedLayout:
     zero: FloatArray
     rc_full: FloatArray
     rc_sel: np.ndarray
+    rc_mode: np.ndarray
+    rc_qkv: np.ndarray
     sp: np.ndarray
     offload: np.ndarray
     tp_overlap: np.ndarray
@@ -86,19 +92,20 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
     etp_raw = f64(lay.etp)
     etp = np.where(etp_raw > 0, etp_raw, tp) if wl.model.is_moe else np.ones_like(tp)
     rc = np.asarray(lay.recompute)
+    assert np.all((rc >= 0) & (rc < len(RECOMPUTE_MODES))), "recompute code is no mode"
     ends = np.asarray(lay.ends_as_layers, dtype=bool)
     per_stage = stage_layers(wl.model.n_layers, pp, ends)
     layers = f64(lay.recompute_layers)
-    rc_full = np.where(rc == _FULL, np.where(layers > 0, np.minimum(1.0, layers / per_stage),
-                                             1.0), 0.0)
+    rc_full = np.where(_WHOLE[rc], np.where(layers > 0, np.minimum(1.0, layers / per_stage),
+                                            1.0), 0.0)
     sp = np.asarray(lay.sequence_parallel, dtype=bool) & (tp > 1)
     dp_dense = dp * cp
     shard = f64(lay.shard_group)
     dp_shard = np.where(shard > 0, np.minimum(shard, dp_dense), dp_dense)
     arrays = np.broadcast_arrays(
         tp, pp, dp, cp, ep, etp, vpp, mb, f64(lay.zero), rc_full,
-        (rc == _SELECTIVE) & (rc_full == 0), sp,
-        np.asarray(lay.offload, dtype=bool) & (rc_full == 0),
+        _ATTENTION[rc], rc, _QKV[rc] & (rc_full > 0), sp,
+        np.asarray(lay.offload, dtype=bool),
         np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.ep_overlap, dtype=bool),
         np.asarray(lay.dp_overlap, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,

@@ -18,11 +18,16 @@ import numpy as np
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray
 from ocplan.plan.layout_arrays import DerivedLayout
 from ocplan.plan.params import StageParams
-from ocplan.workloads.memory import ACT_BYTES, layer_activation_bytes, model_state_bytes
+from ocplan.workloads.memory import (
+    ACT_BYTES,
+    layer_activation_bytes,
+    model_state_bytes,
+    qkv_activation_bytes,
+)
 from ocplan.workloads.workload import Workload
 
 __all__ = ["LOGIT_BYTES", "OFFLOAD_RESIDENT_LAYERS", "RESERVED_BYTES", "MemoryTerms",
-           "memory_terms", "optimizer_time_s"]
+           "memory_terms", "optimizer_time_s", "saved_layer_bytes"]
 
 #: Memory the framework keeps outside tensors: CUDA/ROCm context, NCCL buffers and
 #: allocator fragmentation (Megatron and PyTorch report 1-3 GB): 2 GiB.
@@ -59,9 +64,12 @@ class MemoryTerms:
         return out
 
 
-def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> FloatArray:
-    """Saved activations of the first stage: its layers for the micro-batches in flight
-    (or one layer when offloaded to the host)."""
+def saved_layer_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> FloatArray:
+    """Activation bytes one layer of the stage keeps for its backward, per micro-batch:
+    everything (less the attention cores under selective recompute), or for the share
+    ``rc_full`` of layers recomputed whole their input, and their Q/K/V projections
+    where the recompute mode keeps them; dense and MoE layers mixed as the stage holds
+    them."""
     m = wl.model
     g_in = FP8_GEMM_INPUT_BYTES if wl.precision in ("fp8", "int8") else ACT_BYTES
     args = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False, d.rc_sel, True)
@@ -69,9 +77,18 @@ def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> 
     moe = layer_activation_bytes(*args, True, 1.0, gemm_input_bytes=g_in) if m.is_moe else 0.0
     kept_input = layer_activation_bytes(m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, True, False,
                                         True, False)
+    kept = kept_input + np.where(d.rc_qkv, qkv_activation_bytes(m, wl.seq_len, d.mb, d.tp,
+                                                                 d.cp), 0.0)
     moe_frac = moe_layers / d.per_stage
-    per_layer = d.rc_full * kept_input + (1 - d.rc_full) * (
+    out: FloatArray = d.rc_full * kept + (1 - d.rc_full) * (
         (1 - moe_frac) * dense + moe_frac * moe)
+    return out
+
+
+def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> FloatArray:
+    """Saved activations of the first stage: its layers for the micro-batches in flight
+    (or one layer when offloaded to the host)."""
+    per_layer = saved_layer_bytes(wl, d, moe_layers)
     in_flight = np.minimum(d.pp, d.micro) * np.where(
         d.vpp > 1, 1 + (d.pp - 1) / (d.pp * d.vpp), 1.0)
     # End stages a layer short (end credit): the first stage holds n - 1 layers for

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -25,13 +24,14 @@ from ocplan.plan.layout import (
     layout_label,
     layout_problems,
 )
+from ocplan.plan.recompute import RECOMPUTE_MODES, Recompute, mode
 from ocplan.workloads.workload import Workload
 
 __all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "LayoutField", "Plan",
            "end_credit", "split_places", "stage_layers"]
 
-Recompute = Literal["none", "selective", "full"]
-RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
+#: The recompute choices, from their declarations (:mod:`ocplan.plan.recompute`).
+RECOMPUTE: tuple[str, ...] = tuple(m.name for m in RECOMPUTE_MODES)
 
 
 @dataclass(frozen=True)
@@ -85,18 +85,19 @@ class Plan:
                 "sharded over the data-parallel ranks.",
         short="zero", low=0, high=3, always_label=True)
     recompute: Recompute = layout_field(
-        "none", help="Activation recompute: none, selective (attention) or full (whole "
-                     "layers).",
+        "none", help="Activation recompute: " + "; ".join(
+            f"{m.name}: {m.help}" for m in RECOMPUTE_MODES) + ".",
         short="recompute", choices=RECOMPUTE, search_codes=("auto",), always_label=True)
     sequence_parallel: bool = layout_field(
         True, help="Megatron sequence parallelism (only meaningful with tp > 1).",
         short="sp", matters_with="tp")
     offload: bool = layout_field(
-        False, help="Keep saved activations in host memory (MaxText/JAX offload remat "
-                    "policies).",
+        False, help="Keep the saved activations (what the recompute mode keeps) in host "
+                    "memory (MaxText/JAX offload remat policies).",
         short="offload")
     recompute_layers: int | None = layout_field(
-        None, help="With recompute full: layers per stage recomputed (default all).",
+        None, help="With a whole-layer recompute (full, full_xla, qkv_xla): layers per "
+                   "stage recomputed (default all).",
         short="rc_layers", low=1, high=MAX_LAYERS, search="derived")
     tp_overlap: bool = layout_field(
         True, help="Overlap tensor-parallel communication with compute (the calibrated "
@@ -117,8 +118,8 @@ class Plan:
         short="hsdp", low=1, high=MAX_CHIPS)
 
     def recompute_fraction(self, n_layers: int) -> float:
-        """Fraction of a stage's layers recomputed in full."""
-        if self.recompute != "full":
+        """Fraction of a stage's layers recomputed whole (from their input)."""
+        if not mode(self.recompute).whole_layers:
             return 0.0
         if self.recompute_layers is None:
             return 1.0

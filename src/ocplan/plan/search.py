@@ -36,6 +36,7 @@ from ocplan.plan.calibration import Calibration, load_calibration
 from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
+from ocplan.plan.recompute import Stack, stack_of, whole_layer_mode
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
 from ocplan.plan.space import Columns, SearchSpace, training_space
 from ocplan.topology.power import power_budget
@@ -72,7 +73,6 @@ DEFAULT_TRAIN_TOKENS = 1e12
 #: Variants listed per row.
 MAX_VARIANTS = 8
 _NONE = LAYOUT["recompute"].code("none")
-_FULL = LAYOUT["recompute"].code("full")
 
 
 @dataclass(frozen=True)
@@ -177,11 +177,13 @@ def _memory(wl: Workload, system: System, cal: Calibration, lay: Plan) -> np.nda
 
 
 def _auto_recompute(wl: Workload, system: System, cal: Calibration, c: Columns,
-                    m0: np.ndarray, cap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    m0: np.ndarray, cap: float,
+                    full: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Layers per stage to recompute in full for the ``auto`` rows (0 for the others),
     which rows are kept, and which are duplicates: auto equal to none (fits without
     recompute) or to full (needs every layer recomputed). Auto not fitting even with
-    full recompute is dropped. ``m0`` is the memory of the rows with auto as none."""
+    full recompute is dropped. ``m0`` is the memory of the rows with auto as none;
+    ``full`` the code of the stack's whole-layer mode."""
     auto = c["recompute"] == RECOMPUTE_AUTO
     layers_kept = np.zeros(len(auto), dtype=np.int16)  # at most MAX_LAYERS
     keep = ~auto
@@ -189,7 +191,7 @@ def _auto_recompute(wl: Workload, system: System, cal: Calibration, c: Columns,
     if not auto.any():
         return layers_kept, keep, dup
     sub = {k: v[auto] for k, v in c.items()}
-    m1 = _memory(wl, system, cal, Plan.columns(**(sub | {"recompute": _FULL})))
+    m1 = _memory(wl, system, cal, Plan.columns(**(sub | {"recompute": full})))
     m0 = m0[auto]
     per_stage = np.ceil(wl.model.n_layers / sub["pp"])
     saved = np.maximum((m0 - m1) / per_stage, 1.0)
@@ -231,7 +233,12 @@ def _space(workload: Workload, system: System, chips: int,
                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
                           global_batch=workload.global_batch, domain=system.chips_per_server,
                           experts=m.moe_experts, offload=allow_offload,
-                          name=f"model '{m.name}' on {chips} chips")
+                          stack=_stack(system), name=f"model '{m.name}' on {chips} chips")
+
+
+def _stack(system: System) -> Stack:
+    """The software stack of the system's chip (:func:`~ocplan.plan.recompute.stack_of`)."""
+    return stack_of(system_model(system).family)
 
 
 def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips: int,
@@ -254,6 +261,7 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     fits = np.zeros(n, dtype=bool)
     cap = system_model(system).hbm_bytes
     usable = _usable_bytes(system, memory_headroom)
+    full = LAYOUT["recompute"].code(whole_layer_mode(_stack(system)).name)
 
     def run(sl: slice) -> tuple[int, int]:
         """Evaluate rows ``sl`` into the shared arrays (each chunk writes only its own
@@ -266,10 +274,10 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
         final = c | {"recompute": auto_as_none}
         m = _memory(workload, system, cal, Plan.columns(**final))
         # auto rows equal to the none or full rows are duplicates (see _auto_recompute).
-        layers, keep, dup = _auto_recompute(workload, system, cal, c, m, cap)
+        layers, keep, dup = _auto_recompute(workload, system, cal, c, m, cap, full)
         redo = layers > 0
         if redo.any():
-            final = final | {"recompute": np.where(redo, _FULL, auto_as_none),
+            final = final | {"recompute": np.where(redo, full, auto_as_none),
                              "recompute_layers": layers}
             m = _replace_rows(m, redo, _memory(workload, system, cal, Plan.columns(
                 **{k: v[redo] for k, v in final.items()})))
@@ -317,7 +325,7 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
         pruned["duplicate"] = pruned.get("duplicate", 0) + dups
         pruned["memory"] = pruned.get("memory", 0) + over
     # The auto rows kept are full recompute of so many layers; the others never fit.
-    cols["recompute"] = np.where(rc_layers > 0, _FULL, cols["recompute"]).astype(
+    cols["recompute"] = np.where(rc_layers > 0, full, cols["recompute"]).astype(
         cols["recompute"].dtype)
     cols["recompute_layers"] = rc_layers
     return _Evaluated(chips, cols, step, mem, fits, pruned, space.size)

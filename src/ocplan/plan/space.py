@@ -32,6 +32,7 @@ import numpy as np
 from ocplan.errors import SpecError
 from ocplan.plan.layout import LayoutField
 from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS, end_credit, split_places, stage_layers
+from ocplan.plan.recompute import Stack, searched_modes
 
 __all__ = ["MAX_SPACE_ROWS", "Axis", "Columns", "Constraint", "SearchSpace", "training_space"]
 
@@ -263,21 +264,22 @@ def _ends_pay(n_layers: int, pp: np.ndarray) -> np.ndarray:
     return pays.astype(np.int64)
 
 
-_NONE = LAYOUT["recompute"].code("none")
 _SELECTIVE = LAYOUT["recompute"].code("selective")
 
 
 def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    seq_len: int, global_batch: int, domain: int, experts: int = 0,
                    max_cp: int = 16, max_tp: int | None = None,
-                   offload: bool = False, name: str = "search space") -> SearchSpace:
+                   offload: bool = False, stack: Stack = "torch",
+                   name: str = "search space") -> SearchSpace:
     """The layout space of one training job on ``chips`` chips.
 
     One axis per layout field the declarations mark ``search="axis"``
     (:data:`~ocplan.plan.plan.LAYOUT_FIELDS`), in their order, named as the field and
     holding encoded values: tp, pp, cp, ep, vpp, the ends split (taken where it does not
-    grow the fullest stage, :func:`_ends_pay`), micro-batch, ZeRO stage, recompute
-    (with the search code "auto", :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
+    grow the fullest stage, :func:`_ends_pay`), micro-batch, ZeRO stage, the recompute
+    modes of the software ``stack`` (:func:`~ocplan.plan.recompute.searched_modes`, with
+    the search code "auto", :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
     parallelism, host activation offload (only with ``offload``), TP and DP
     communication overlap, hybrid sharding within a scale-up domain. ``dp`` is derived;
     fields marked ``fixed`` stay at their defaults.
@@ -315,6 +317,10 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         "vpp": tuple(range(1, n_layers + 1)),
         "micro_batch": _divisors(global_batch),
         "offload": (0, 1) if offload else (0,),
+        # The recompute modes of the stack (ocplan.plan.recompute) and the search code
+        # "auto".
+        "recompute": (*(LAYOUT["recompute"].code(m.name) for m in searched_modes(stack)),
+                      *(LAYOUT["recompute"].code(c) for c in LAYOUT["recompute"].search_codes)),
         # Options: 0 off (None), 1 the domain group (resolved below).
         "shard_group": (0, 1),
     }
@@ -357,8 +363,6 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    lambda c: (c["zero"] == 0) | (dp(c) * c["cp"] > 1)),
         Constraint("duplicate", ("sequence_parallel", "tp"),
                    lambda c: (c["sequence_parallel"] == 0) | (c["tp"] > 1)),
-        Constraint("duplicate", ("offload", "recompute"),
-                   lambda c: (c["offload"] == 0) | (c["recompute"] == _NONE)),
         Constraint("duplicate", ("tp_overlap", "tp"),
                    lambda c: (c["tp_overlap"] == 1) | (c["tp"] > 1)),
         Constraint("duplicate", ("dp_overlap", "tp", "pp", "cp"),

@@ -28,6 +28,7 @@ from ocplan.errors import OcplanError, Problem, SpecError
 from ocplan.plan.calibration import Calibration
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import Plan, stage_layers
+from ocplan.plan.recompute import Stack, whole_layer_mode
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
@@ -126,6 +127,10 @@ REAL_ROUTER_IMBALANCE = 1.7
 #: Notes saying a MoE run had no overlapped expert dispatch ("no Primus-Turbo/DeepEP
 #: features", "without DeepEP"): the row's published configuration, read as the plan's
 #: ``ep_overlap`` off. Runs whose notes say nothing keep the default (on).
+#: A run whose framework is JAX (MaxText, PaxML): its activation recompute is XLA remat.
+XLA_REMAT = re.compile(r"maxtext|\bjax\b|\bpaxml\b", re.IGNORECASE)
+#: Notes naming the query/key/value projections among a remat policy's kept tensors.
+KEEPS_QKV = re.compile(r"qkv_proj|q/k/v", re.IGNORECASE)
 NO_EP_OVERLAP = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bDeepEP\b|\bDeepEP\b (?:off|disabled)",
                            re.IGNORECASE)
 
@@ -213,13 +218,37 @@ def shape_from_row(row: dict[str, str]) -> ModelShape:
     ), **extra)
 
 
+def row_stack(row: dict[str, str]) -> Stack:
+    """The software stack of a row's run: XLA for a JAX run (:data:`XLA_REMAT`), else
+    PyTorch (:mod:`ocplan.plan.recompute`)."""
+    return "xla" if XLA_REMAT.search(f"{row.get('source') or ''} "
+                                     f"{row.get('measured_from') or ''}") else "torch"
+
+
+def row_recompute(row: dict[str, str]) -> tuple[str, bool]:
+    """(recompute mode, offload) of a row. The file records ``none``, ``selective`` or
+    ``full`` (its README: TPU remat policies other than full as selective); a JAX run
+    (:data:`XLA_REMAT`) recomputes XLA-style (:mod:`ocplan.plan.recompute`), so its
+    ``full`` is ``full_xla``, and a policy recorded as selective that offloads to the
+    host keeps its layer inputs there (MaxText ``custom`` policies always keep
+    ``decoder_layer_input``) and recomputes the rest: ``qkv_xla`` where the notes name
+    the Q/K/V projections among the kept tensors, else ``full_xla``."""
+    recompute = (row.get("recompute") or "").strip() or "none"
+    notes = row.get("measured_from") or ""
+    offload = "offload" in notes
+    if row_stack(row) != "xla":
+        return recompute, offload
+    if recompute == "full" or (recompute == "selective" and offload):
+        return ("qkv_xla" if KEEPS_QKV.search(notes) else "full_xla"), offload
+    return recompute, offload
+
+
 def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     tp = _int(row, "tp")
     dp = _int(row, "dp")
     micro = _int(row, "micro_batch", 1)
-    recompute = (row.get("recompute") or "").strip() or "none"
+    recompute, offload = row_recompute(row)
     notes = row.get("measured_from") or ""
-    offload = "offload" in notes
     sp_text = (row.get("sequence_parallel") or "").strip()
     # Unstated SP: Megatron/NeMo recipes turn it on with TP (the README's inference rule).
     sp = sp_text == "yes" or (sp_text == "" and tp > 1)
@@ -332,6 +361,8 @@ class Prepared:
     plan: Plan
     system: System
     recompute_stated: bool
+    stack: Stack = "torch"
+    """The run's software stack: which whole-layer recompute an unstated one means."""
 
 
 def prepare_row(row: dict[str, str], catalog: Catalog) -> Prepared:
@@ -345,7 +376,8 @@ def prepare_row(row: dict[str, str], catalog: Catalog) -> Prepared:
     system = system_from_row(row, catalog)
     if "hybrid" in (row.get("measured_from") or ""):
         plan = replace(plan, shard_group=_hybrid_group(plan, system.chips_per_server))
-    return Prepared(workload, plan, system, bool((row.get("recompute") or "").strip()))
+    return Prepared(workload, plan, system, bool((row.get("recompute") or "").strip()),
+                    row_stack(row))
 
 
 def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Estimate:
@@ -353,9 +385,11 @@ def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Est
     if p.recompute_stated or result.feasible:
         return result
     # Recompute not stated: recompute the fewest layers per stage that make the step fit
-    # (Megatron's --recompute-num-layers, as recipes tune it). Memory is linear in the
-    # number of recomputed layers, so one interpolation finds it.
-    full = estimate(p.workload, replace(p.plan, recompute="full"), p.system, calibration)
+    # (Megatron's --recompute-num-layers, as recipes tune it), whole layers the way the
+    # run's stack does. Memory is linear in the number of recomputed layers, so one
+    # interpolation finds it.
+    whole = whole_layer_mode(p.stack).name
+    full = estimate(p.workload, replace(p.plan, recompute=whole), p.system, calibration)
     if not full.feasible or result.memory is None or full.memory is None:
         return full
     per_stage = int(stage_layers(p.workload.model.n_layers, p.plan.pp,
@@ -363,7 +397,7 @@ def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Est
     excess = result.memory.total_bytes - result.memory.capacity_bytes
     saved_per_layer = (result.memory.total_bytes - full.memory.total_bytes) / per_stage
     layers = min(per_stage, math.ceil(excess / saved_per_layer))
-    return estimate(p.workload, replace(p.plan, recompute="full", recompute_layers=layers),
+    return estimate(p.workload, replace(p.plan, recompute=whole, recompute_layers=layers),
                     p.system, calibration)
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "korthikanti_layer_bytes",
     "layer_activation_bytes",
     "model_state_bytes",
+    "qkv_activation_bytes",
 ]
 
 #: ZeRO paper §3: fp16/bf16 parameters and gradients, K = 12 bytes of Adam state.
@@ -128,6 +129,15 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
     per_token = np.where(np.asarray(recompute_full, dtype=bool), full_input,
                          stored + scores_stored)
     return tokens * per_token
+
+
+def qkv_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, cp: Num) -> Num:
+    """Bytes of one layer's query, key and value projections for one micro-batch on one
+    chip, ``s b / c * 2 (a d_qk + k d_qk + k d_v) / t``: the Q, K, V term of
+    :func:`layer_activation_bytes` (Korthikanti §4.1), what a recompute mode keeping the
+    projections saves beyond the layer input (MaxText ``save_qkv_proj``)."""
+    h_qkv = shape.n_heads * shape.qk_dim + shape.n_kv_heads * (shape.qk_dim + shape.v_dim)
+    return s * b / cp * ACT_BYTES * h_qkv / t
 
 
 def model_state_bytes(params: Num, zero_stage: Num, dp: Num,

@@ -1,0 +1,139 @@
+"""Activation recompute modes: what a layer keeps for its backward and what it re-runs.
+
+Each mode is declared once here; the plan's ``recompute`` choices, its help text, the
+engine's recompute time and saved-activation bytes, and the search's recompute axis are
+derived from :data:`RECOMPUTE_MODES`.
+
+Two families of frameworks recompute differently, and the difference is a fifth of a
+layer's forward:
+
+- Megatron-LM's full recompute (``--recompute-granularity full``) and
+  ``torch.utils.checkpoint`` re-run a checkpointed layer's forward from its saved input,
+  every operator of it, before its backward (Korthikanti et al. 2022 §5; Megatron's
+  ``CheckpointFunction`` replays the whole forward function).
+- JAX's ``jax.checkpoint`` (``remat``) recomputes only the residuals the backward reads:
+  partial evaluation of the layer's linearization keeps just the operators whose outputs
+  feed some gradient, and XLA removes the rest as dead code. The MLP's down projection
+  writes the layer output, which enters the residual sum and nothing else; the backward
+  of the down projection reads its *input* (``dW = x^T dy``), not its output, so under
+  JAX remat the down projection is never re-run. In a mixture-of-experts layer the routed
+  experts' outputs are read by the gradient of the router's gate weights
+  (``y = sum_i g_i E_i(x)``, ``dg_i = <dy, E_i(x)>``), so only the shared experts' down
+  projection is dropped there. MaxText's ``remat_policy`` options name the tensors a layer
+  keeps (``decoders.py``, ``get_remat_policy``): ``full`` keeps only the layer input;
+  ``save_qkv_proj`` and ``qkv_proj_offloaded`` also keep the query, key and value
+  projections (on the chip or in host memory).
+
+Offload (:class:`~ocplan.plan.plan.Plan` ``offload``) is orthogonal: it moves whatever a
+mode keeps to host memory.
+
+A mode belongs to a software stack (:data:`STACKS`): the layout search tries the modes of
+one stack, the XLA ones on chips programmed only through XLA (:data:`XLA_FAMILIES`), the
+PyTorch ones elsewhere; a plan may state any mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+__all__ = [
+    "ATTENTION_PROJECTIONS",
+    "RECOMPUTE_MODES",
+    "STACKS",
+    "XLA_DEAD_OPERATORS",
+    "XLA_FAMILIES",
+    "Recompute",
+    "RecomputeMode",
+    "Stack",
+    "mode",
+    "searched_modes",
+    "stack_of",
+    "whole_layer_mode",
+]
+
+#: The recompute mode names (checked against :data:`RECOMPUTE_MODES` below).
+Recompute = Literal["none", "selective", "full", "full_xla", "qkv_xla"]
+Stack = Literal["torch", "xla"]
+#: The software stacks whose recompute semantics differ: PyTorch (Megatron-LM,
+#: torch.utils.checkpoint) and XLA (JAX, PyTorch/XLA).
+STACKS: tuple[Stack, ...] = ("torch", "xla")
+#: Calibration families of chips programmed only through the XLA compiler: Cloud TPUs
+#: run JAX, PyTorch/XLA or TensorFlow, all lowered by XLA (Google Cloud TPU
+#: documentation, "Cloud TPU introduction": supported frameworks).
+XLA_FAMILIES = frozenset({"tpu"})
+
+#: Forward operators whose outputs no gradient reads (:mod:`ocplan.workloads.operators`
+#: names): the dense and shared-expert down projections, and the residual sum that
+#: forms the layer's output (the next layer's saved input).
+XLA_DEAD_OPERATORS = frozenset({"mlp_down", "shared_down", "residual_mlp"})
+#: The attention input projections (standard and MLA), whose outputs MaxText's
+#: ``save_qkv_proj`` / ``qkv_proj_offloaded`` keep.
+ATTENTION_PROJECTIONS = frozenset({"qkv", "q_proj", "q_down", "q_up", "kv_down", "kv_up"})
+
+
+@dataclass(frozen=True)
+class RecomputeMode:
+    """One way of trading recompute for activation memory.
+
+    ``whole_layers``: each recomputed layer keeps only its input (plus ``keeps_qkv``) and
+    re-runs its forward before the backward, except the forward operators named in
+    ``not_rerun``; ``attention_only``: only the attention cores are recomputed
+    (Megatron's selective recompute, Korthikanti et al. 2022 §5); neither: everything
+    is kept. ``stack``: the software stack that runs it (None: any)."""
+
+    name: Recompute
+    help: str
+    whole_layers: bool = False
+    attention_only: bool = False
+    keeps_qkv: bool = False
+    not_rerun: frozenset[str] = frozenset()
+    stack: Stack | None = None
+
+    def __post_init__(self) -> None:
+        assert not (self.whole_layers and self.attention_only), self.name
+        assert self.whole_layers or not (self.keeps_qkv or self.not_rerun), self.name
+
+
+#: Every recompute mode, in the order of their codes (the first is the default).
+RECOMPUTE_MODES: tuple[RecomputeMode, ...] = (
+    RecomputeMode("none", "keep every activation"),
+    RecomputeMode("selective", "recompute the attention cores (Megatron selective)",
+                  attention_only=True, stack="torch"),
+    RecomputeMode("full", "re-run whole layers from their input (Megatron full, "
+                          "torch.utils.checkpoint)", whole_layers=True, stack="torch"),
+    RecomputeMode("full_xla", "whole layers from their input, JAX/XLA remat (MaxText "
+                              "remat_policy=full): the MLP down projection is not re-run",
+                  whole_layers=True, not_rerun=XLA_DEAD_OPERATORS, stack="xla"),
+    RecomputeMode("qkv_xla", "keep the Q/K/V projections and recompute the rest of each "
+                             "layer JAX/XLA-style (MaxText save_qkv_proj; with offload, "
+                             "qkv_proj_offloaded)",
+                  whole_layers=True, keeps_qkv=True,
+                  not_rerun=XLA_DEAD_OPERATORS | ATTENTION_PROJECTIONS, stack="xla"),
+)
+_BY_NAME: dict[str, RecomputeMode] = {m.name: m for m in RECOMPUTE_MODES}
+assert len(_BY_NAME) == len(RECOMPUTE_MODES), "duplicate recompute mode"
+assert set(_BY_NAME) == set(get_args(Recompute)), "Recompute literal out of date"
+
+
+def mode(name: str) -> RecomputeMode:
+    """The declared mode called ``name``."""
+    return _BY_NAME[name]
+
+
+def stack_of(family: str | None) -> Stack:
+    """The software stack a chip of calibration ``family`` runs."""
+    return "xla" if family in XLA_FAMILIES else "torch"
+
+
+def searched_modes(stack: Stack) -> tuple[RecomputeMode, ...]:
+    """The modes the layout search tries on ``stack``."""
+    return tuple(m for m in RECOMPUTE_MODES if m.stack in (None, stack))
+
+
+def whole_layer_mode(stack: Stack) -> RecomputeMode:
+    """The mode recomputing whole layers from their input only on ``stack``: what the
+    search's ``auto`` recompute of some layers per stage becomes."""
+    (found,) = (m for m in searched_modes(stack)
+                if m.whole_layers and not m.keeps_qkv and m.stack == stack)
+    return found

@@ -1,0 +1,213 @@
+"""Recompute modes (ocplan.plan.recompute): what each re-runs and keeps, against the
+operator list and the memory formulas; how validation rows and the search pick them."""
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.system import system_for_chip
+from ocplan.costmodel.op_time import profile
+from ocplan.plan.calibration import load_calibration
+from ocplan.plan.engine import chip_peaks, efficiencies, system_model
+from ocplan.plan.estimate import Estimate, estimate
+from ocplan.plan.memory_terms import OFFLOAD_RESIDENT_LAYERS
+from ocplan.plan.plan import LAYOUT, RECOMPUTE, Plan
+from ocplan.plan.recompute import (
+    ATTENTION_PROJECTIONS,
+    RECOMPUTE_MODES,
+    XLA_DEAD_OPERATORS,
+    mode,
+    searched_modes,
+    stack_of,
+    whole_layer_mode,
+)
+from ocplan.plan.search import search
+from ocplan.plan.space import training_space
+from ocplan.results.validation import predict_prepared, prepare_row, row_recompute
+from ocplan.workloads.memory import ACT_BYTES, qkv_activation_bytes
+from ocplan.workloads.operators import Shard, layer_operators
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import Workload
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
+HOLDOUT = ROOT / "validation" / "holdout" / "training_holdout.csv"
+CAT = load_catalog()
+CAL = load_calibration()
+LLAMA70 = ModelShape.from_arch(CAT.model("llama3-70b"))
+QWEN = ModelShape.from_arch(CAT.model("qwen3-30b-a3b"))
+DSV3 = ModelShape.from_arch(CAT.model("deepseek-v3"))
+TPU = system_for_chip(CAT, "tpu-v5p", 256)
+H100 = system_for_chip(CAT, "h100-sxm-80gb", 64)
+
+
+def _est(wl: Workload, plan: Plan, system=TPU) -> Estimate:  # type: ignore[no-untyped-def]
+    e = estimate(wl, plan, system, CAL)
+    assert e.feasible, e.reason
+    return e
+
+
+def _names(shape: ModelShape, layer: int) -> set[str]:
+    shard = Shard(tp=1.0, batch=1.0, seq_len=4096.0, ep=8.0 if shape.is_moe else 1.0)
+    return {op.name for op in layer_operators(shape, "forward", shard, layer=layer,
+                                              precision="bf16")}
+
+
+def test_declared_operator_names_exist() -> None:
+    """A name the operator list never emits would make a mode silently re-run
+    everything: each dead operator and projection is emitted by some layer."""
+    emitted = (_names(LLAMA70, 0) | _names(DSV3, 0) | _names(DSV3, 10)
+               | _names(QWEN, 0))
+    assert emitted >= XLA_DEAD_OPERATORS
+    assert {"qkv", "q_down", "q_up", "kv_down", "kv_up"} <= emitted
+    assert ATTENTION_PROJECTIONS - emitted == {"q_proj"}  # MLA without a q LoRA rank
+    assert tuple(m.name for m in RECOMPUTE_MODES) == RECOMPUTE
+    assert LAYOUT["recompute"].choices == RECOMPUTE
+
+
+def _forward_s(shape: ModelShape, plan: Plan, names: frozenset[str] | None) -> float:
+    """One dense layer's forward seconds on the TPU, all operators or those in
+    ``names``, at the committed calibration (computed here from the operator list)."""
+    sm = system_model(TPU)
+    shard = Shard(tp=float(plan.tp), batch=float(plan.micro_batch), seq_len=4096.0)
+    prof = profile(layer_operators(shape, "forward", shard, precision="bf16"),
+                   chip_peaks(sm, "bf16"), 1)
+    eff = efficiencies(sm, CAL)
+    if names is None:
+        return float(prof.time(eff).total_s[0])
+    return float(prof.named_s(eff, names)[0])
+
+
+def test_xla_full_recompute_skips_the_down_projection_of_dense_layers() -> None:
+    """Llama 3 70B: every layer dense, so full_xla re-runs the layer forward less its
+    down projection and output residual, the rest of full's recompute."""
+    wl = Workload(LLAMA70, 4096, 256, "bf16")
+    plan = Plan(tp=1, pp=1, dp=256, micro_batch=1, zero=3, recompute="full")
+    full = _est(wl, plan).time.recompute_s
+    xla = _est(wl, replace(plan, recompute="full_xla")).time.recompute_s
+    fwd = _forward_s(LLAMA70, plan, None)
+    dead = _forward_s(LLAMA70, plan, XLA_DEAD_OPERATORS)
+    assert xla / full == pytest.approx((fwd - dead) / fwd, rel=1e-9)
+    # the down projection is a quarter of a SwiGLU layer's GEMM FLOPs (f = 3.5 h, GQA)
+    assert 0.70 < xla / full < 0.85
+
+
+def test_xla_recompute_reruns_routed_experts() -> None:
+    """Qwen3-30B-A3B: every layer MoE without shared experts. The gate gradient reads
+    the routed experts' outputs, so only the residual is not re-run."""
+    wl = Workload(QWEN, 4096, 256, "bf16")
+    plan = Plan(tp=1, pp=1, dp=256, ep=8, micro_batch=1, zero=1, recompute="full")
+    full = _est(wl, plan).time.recompute_s
+    xla = _est(wl, replace(plan, recompute="full_xla")).time.recompute_s
+    assert 0.97 < xla / full < 1.0
+
+
+def test_recompute_modes_order_time_and_memory() -> None:
+    """More kept, less re-run: recompute time none < qkv_xla < full_xla < full, and
+    activation memory the other way round (full and full_xla keep the same input)."""
+    wl = Workload(LLAMA70, 4096, 256, "bf16")
+    plan = Plan(tp=1, pp=1, dp=256, micro_batch=1, zero=3)
+    e = {m: _est(wl, replace(plan, recompute=m)) for m in ("none", "qkv_xla", "full_xla",
+                                                            "full")}
+    rc = {m: x.time.recompute_s for m, x in e.items()}
+    assert rc["none"] == 0.0 < rc["qkv_xla"] < rc["full_xla"] < rc["full"]
+    act = {m: x.memory.activations_bytes for m, x in e.items() if x.memory}
+    assert act["none"] > act["qkv_xla"] > act["full_xla"] == act["full"]
+
+
+def test_qkv_xla_keeps_the_projections_on_top_of_the_input() -> None:
+    """The extra bytes are Korthikanti's Q, K and V terms, per layer and micro-batch in
+    flight: s b (a d + 2 k d) x 2 B (GQA: 64 query and 8 KV heads of 128)."""
+    wl = Workload(LLAMA70, 4096, 256, "bf16")
+    plan = Plan(tp=1, pp=1, dp=256, micro_batch=1, zero=3, recompute="full_xla")
+    base = _est(wl, plan).memory
+    kept = _est(wl, replace(plan, recompute="qkv_xla")).memory
+    assert base is not None
+    assert kept is not None
+    per_layer = 4096 * 1 * ACT_BYTES * (64 * 128 + 2 * 8 * 128)
+    assert qkv_activation_bytes(LLAMA70, 4096, 1, 1, 1) == per_layer
+    assert kept.activations_bytes - base.activations_bytes == pytest.approx(
+        LLAMA70.n_layers * per_layer, rel=1e-9)
+
+
+def test_offload_keeps_one_layer_of_what_the_mode_keeps() -> None:
+    """Offload with a whole-layer mode: the layer inputs (and projections) go to the
+    host, one layer of them stays resident (MaxText's decoder_layer_input offload)."""
+    wl = Workload(LLAMA70, 4096, 256, "bf16")
+    plan = Plan(tp=1, pp=1, dp=256, micro_batch=1, zero=3, recompute="qkv_xla")
+    held = _est(wl, plan).memory
+    off = _est(wl, replace(plan, offload=True)).memory
+    assert held is not None
+    assert off is not None
+    assert off.activations_bytes == pytest.approx(
+        held.activations_bytes / LLAMA70.n_layers * OFFLOAD_RESIDENT_LAYERS, rel=1e-9)
+
+
+def _rows(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return {r["case_id"]: r for r in csv.DictReader(f)}
+
+
+@pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/validation")
+def test_validation_rows_state_their_frameworks_recompute() -> None:
+    """JAX runs (MaxText) recompute XLA-style; Megatron rows keep their mode; an
+    offloading policy that names the projections keeps them."""
+    rows = _rows(DEV)
+    assert row_recompute(rows["R094"]) == ("full_xla", False)     # remat_policy=full
+    assert row_recompute(rows["R097"]) == ("qkv_xla", True)       # qkv_proj_offloaded
+    assert row_recompute(rows["R103"]) == ("full_xla", True)      # custom, input offloaded
+    assert row_recompute(rows["R248"]) == ("full_xla", False)     # MaxText on B200
+    assert row_recompute(rows["R001"]) == ("full", False)         # Megatron-LM
+    assert row_recompute(rows["R011"]) == ("selective", False)
+    held = _rows(HOLDOUT)
+    assert row_recompute(held["HT014"]) == ("qkv_xla", True)
+    assert row_recompute(held["HT016"]) == ("full_xla", True)
+
+
+@pytest.mark.skipif(not HOLDOUT.exists(), reason="needs the hold-out file")
+def test_an_unstated_recompute_is_the_stacks_whole_layer_mode() -> None:
+    """MaxText's Llama 3.1 405B on 8 x 8 MI355X (HT011) states no remat policy and does
+    not fit without one: the fewest layers recomputed the XLA way that fit."""
+    row = _rows(HOLDOUT)["HT011"]
+    assert row["recompute"] == ""
+    p = prepare_row(row, CAT)
+    assert p.stack == "xla"
+    e = predict_prepared(p, CAL)
+    assert e.feasible, e.reason
+    assert e.plan.recompute == "full_xla"
+    assert e.plan.recompute_layers is not None
+    assert 0 < e.plan.recompute_layers <= 126
+    assert e.memory is not None
+    assert e.memory.total_bytes <= e.memory.capacity_bytes
+
+
+def test_the_search_tries_the_chips_stack() -> None:
+    """TPUs run XLA: their search tries none, full_xla, qkv_xla and auto (whole layers
+    the XLA way); a GPU's tries none, selective, full and auto."""
+    assert stack_of(system_model(TPU).family) == "xla"
+    assert stack_of(system_model(H100).family) == "torch"
+    assert whole_layer_mode("xla").name == "full_xla"
+    assert whole_layer_mode("torch").name == "full"
+    code = LAYOUT["recompute"].code
+    for stack, want in (("xla", {"none", "full_xla", "qkv_xla"}),
+                        ("torch", {"none", "selective", "full"})):
+        assert {m.name for m in searched_modes(stack)} == want
+        space = training_space(chips=64, n_layers=32, n_heads=32, n_kv_heads=8,
+                               seq_len=4096, global_batch=256, domain=8, stack=stack)
+        (axis,) = (a for a in space.axes if a.name == "recompute")
+        assert set(axis.values) == {code(n) for n in want} | {code("auto")}
+
+
+def test_a_tpu_search_recomputes_the_xla_way() -> None:
+    """Llama 3 70B on 256 v5p chips needs recompute at a large micro-batch; every
+    layout the search returns uses a mode of the XLA stack."""
+    wl = Workload(LLAMA70, 8192, 1024, "bf16")
+    result = search(wl, TPU, chips=256, top_k=20)
+    modes = {c.plan.recompute for c in result.top}
+    assert modes, "nothing fits"
+    assert all(mode(m).stack in (None, "xla") for m in modes), modes
+    assert np.isfinite([c.step_s for c in result.top]).all()
