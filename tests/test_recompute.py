@@ -1,5 +1,6 @@
 """Recompute modes (ocplan.plan.recompute): what each re-runs and keeps, against the
-operator list and the memory formulas; how validation rows and the search pick them."""
+operator list and the memory formulas; how validation rows and the search pick them. And
+the other fact of the run's framework the engine reads: the gradient reduction's width."""
 
 import csv
 from dataclasses import replace
@@ -28,7 +29,7 @@ from ocplan.plan.recompute import (
 from ocplan.plan.search import search
 from ocplan.plan.space import training_space
 from ocplan.results.validation import predict_prepared, prepare_row, row_recompute
-from ocplan.workloads.memory import ACT_BYTES, qkv_activation_bytes
+from ocplan.workloads.memory import ACT_BYTES, grad_reduce_bytes, qkv_activation_bytes
 from ocplan.workloads.operators import Shard, layer_operators
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
@@ -211,3 +212,17 @@ def test_a_tpu_search_recomputes_the_xla_way() -> None:
     assert modes, "nothing fits"
     assert all(mode(m).stack in (None, "xla") for m in modes), modes
     assert np.isfinite([c.step_s for c in result.top]).all()
+
+
+def test_gradients_are_reduced_in_fp32_unless_the_run_is_fp16() -> None:
+    """Megatron-LM reduces bf16 runs' gradients in fp32 and fp16 runs' in fp16. With the
+    data-parallel traffic exposed (no overlap), ZeRO-1 reduce-scatters the gradients and
+    all-gathers 16-bit parameters: (4 + 2) / (2 + 2) = 1.5 times the bytes in bf16 (the
+    same peak on an H100; ring latency keeps the ratio a little under)."""
+    plan = Plan(tp=1, pp=1, dp=64, micro_batch=1, zero=1, recompute="full",
+                dp_overlap=False)
+    dp = {p: _est(Workload(ModelShape.from_arch(CAT.model("llama3-8b")), 4096, 64, p),
+                  plan, H100).time.dp_comm_s for p in ("bf16", "fp16")}
+    assert grad_reduce_bytes("bf16") == grad_reduce_bytes("fp8") == 4.0
+    assert grad_reduce_bytes("fp16") == 2.0
+    assert 1.45 < dp["bf16"] / dp["fp16"] <= 1.5

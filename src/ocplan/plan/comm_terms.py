@@ -43,7 +43,7 @@ from ocplan.plan.distinct import distinct_apply
 from ocplan.plan.layer_cost import StageCompute
 from ocplan.plan.layout_arrays import DerivedLayout
 from ocplan.plan.params import StageParams
-from ocplan.workloads.memory import ACT_BYTES, GRAD_BYTES, PARAM_BYTES
+from ocplan.workloads.memory import ACT_BYTES, PARAM_BYTES, grad_reduce_bytes
 from ocplan.workloads.operators import ATTN_BWD_FACTOR, Shard, expert_load
 from ocplan.workloads.workload import Workload
 
@@ -271,11 +271,13 @@ def pp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout, g: _Layouts) -
 
 
 def dp_exposed_s(fab: CommFabric, cal: Calibration, d: DerivedLayout, p: StageParams,
-                 c: ComputeTerms, g: _Layouts) -> FloatArray:
+                 grad_bytes: float, c: ComputeTerms, g: _Layouts) -> FloatArray:
     """Gradient reduction and parameter gathering per ZeRO stage, hidden behind the last
     micro-batch's backward (gradients) and the first's forward (parameters); ZeRO-3 /
-    FSDP gathers and reduces every micro-batch, layer by layer."""
-    g_d, g_e = GRAD_BYTES * p.dense, GRAD_BYTES * p.expert
+    FSDP gathers and reduces every micro-batch, layer by layer. Gradients move at
+    ``grad_bytes`` per element (:func:`~ocplan.workloads.memory.grad_reduce_bytes`),
+    parameters at 16 bits."""
+    g_d, g_e = grad_bytes * p.dense, grad_bytes * p.expert
     has_e = p.expert > 0
 
     def once(fn: Fn, *args: object) -> FloatArray:
@@ -312,4 +314,4 @@ def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout
         ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g, c.forward_s + c.backward_s),
         cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
         pp_s=pp_exposed_s(wl, fab, d, g),
-        dp_s=dp_exposed_s(fab, cal, d, p, c, g))
+        dp_s=dp_exposed_s(fab, cal, d, p, grad_reduce_bytes(wl.precision), c, g))

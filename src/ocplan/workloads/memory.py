@@ -39,9 +39,12 @@ from ocplan.workloads.shape import ModelShape
 __all__ = [
     "ACT_BYTES",
     "GRAD_BYTES",
+    "GRAD_REDUCE_BYTES",
+    "GRAD_REDUCE_BYTES_DEFAULT",
     "MASK_BYTES",
     "OPTIMIZER_BYTES",
     "PARAM_BYTES",
+    "grad_reduce_bytes",
     "korthikanti_layer_bytes",
     "layer_activation_bytes",
     "model_state_bytes",
@@ -52,6 +55,17 @@ __all__ = [
 PARAM_BYTES = 2.0
 GRAD_BYTES = 2.0
 OPTIMIZER_BYTES = 12.0
+#: Bytes per gradient element the data-parallel reduction moves, by training precision:
+#: fp32 unless the run trains in fp16. Megatron-LM forces ``accumulate_allreduce_grads_
+#: in_fp32`` for bf16 ("accumulate and all-reduce gradients in fp32 for bfloat16 data
+#: type", ``megatron/training/arguments.py``; the grad buffer is then float32,
+#: ``param_and_grad_buffer.py``), Megatron-Bridge and NeMo recipes set
+#: ``grad_reduce_in_fp32``, torchtitan's FSDP2 reduces in float32, and MaxText keeps
+#: fp32 weights, so fp32 gradients; fp16 training keeps 16-bit gradients under loss
+#: scaling (Megatron's default without the flag). 8-bit runs reduce their bf16/fp32
+#: master gradients like bf16 runs.
+GRAD_REDUCE_BYTES = {"fp16": 2.0}
+GRAD_REDUCE_BYTES_DEFAULT = 4.0
 #: Korthikanti §4.1: activations stored in 16-bit, dropout masks in one byte.
 ACT_BYTES = 2.0
 MASK_BYTES = 1.0
@@ -129,6 +143,13 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
     per_token = np.where(np.asarray(recompute_full, dtype=bool), full_input,
                          stored + scores_stored)
     return tokens * per_token
+
+
+def grad_reduce_bytes(precision: str) -> float:
+    """Bytes per gradient element a data-parallel reduction moves for a run trained in
+    ``precision`` (:data:`GRAD_REDUCE_BYTES`). The stored gradients of the memory model
+    stay at :data:`GRAD_BYTES` (the ZeRO paper's convention)."""
+    return GRAD_REDUCE_BYTES.get(precision, GRAD_REDUCE_BYTES_DEFAULT)
 
 
 def qkv_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, cp: Num) -> Num:
