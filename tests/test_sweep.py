@@ -187,7 +187,14 @@ def _session_pids(sid: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
-    """A real single-node Ray cluster on 127.0.0.1 (2 CPUs, 100 MB object store).
+    """A real single-node Ray cluster on 127.0.0.1 (2 CPUs, 100 MB object store)."""
+    with _ray_head(2) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def _ray_head(cpus: int) -> Iterator[str]:
+    """A single-node Ray cluster of ``cpus`` CPUs on 127.0.0.1, its address.
 
     Started with ``ray start --head --block`` in a session of its own and stopped by
     SIGTERM to that process (it then drains and stops its daemons), with SIGKILL to
@@ -206,7 +213,7 @@ def ray_cluster() -> Iterator[str]:
     log = log_path.open("w")
     proc = subprocess.Popen(
         [exe, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
-         "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}",
+         f"--num-cpus={cpus}", "--include-dashboard=false", f"--temp-dir={temp}",
          "--object-store-memory=100000000", "--disable-usage-stats",
          f"--ray-client-server-port={client}", f"--dashboard-port={dash}",
          f"--dashboard-agent-listen-port={agent}", f"--metrics-export-port={metrics}",
@@ -257,6 +264,27 @@ def test_ray_backend_stores_the_same_rows_as_local(
     with sqlite3.connect(db) as a, sqlite3.connect(clean_db) as b:
         query = "SELECT key, kind, inputs, result, code FROM results ORDER BY key"
         assert a.execute(query).fetchall() == b.execute(query).fetchall()
+
+
+def test_ray_backend_gives_up_on_a_cluster_that_runs_nothing(tmp_path: Path) -> None:
+    """A real cluster with no CPU takes the tasks and never runs them (Ray waits for ever
+    for a CPU, as it does for workers that never register): the sweep ends with one line
+    naming the address, stores nothing, and leaves the cluster."""
+    import ray
+
+    sweep_file = write_sweep(tmp_path, cluster_sizes=[8], models=["llama3-8b"],
+                             chips=["mi300x"])
+    with _ray_head(0) as address, open_store(f"sqlite:///{tmp_path / 'x.db'}") as store:
+        t0 = time.monotonic()
+        with pytest.raises(SpecError) as info:
+            run_sweep(load_sweep(sweep_file), store, "ray", address=address,
+                      ray_stall_s=3.0)
+        assert time.monotonic() - t0 < 60
+        assert store.count() == 0
+        assert not ray.is_initialized()
+    (problem,) = info.value.problems
+    assert (problem.source, problem.field, problem.value) == ("--address", "address", address)
+    assert "finished no task in 3 s" in problem.message
 
 
 def test_ray_backend_reports_an_unreachable_cluster(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 The driver joins the cluster with ``ray.init(address=...)`` (unless this process has
 already joined one), keeps at most ``workers`` tasks in flight (default: the cluster's
 CPUs), and hands each result back as soon as it is ready. Tasks are not retried: a task
-that raises, or whose worker dies, is reported as failed and rerun by the next sweep.
+that raises, or whose worker dies, is reported as failed and rerun by the next sweep. A
+cluster that finishes no task for :data:`RAY_STALL_S` seconds (its workers never
+registered, or no node has a free CPU) ends the sweep with one clear line instead of a
+wait without end; what finished before is stored, so the next sweep resumes.
 
 The cluster's nodes must have ocplan installed at the driver's version (tasks carry
 resolved workloads and systems, never file paths, so no spec files need to be there).
@@ -23,7 +26,15 @@ from ocplan.sweep.spec import SweepTask
 if TYPE_CHECKING:
     from ocplan.sweep.runner import OnDone
 
-__all__ = ["run_ray"]
+__all__ = ["RAY_STALL_S", "run_ray"]
+
+#: Seconds a Ray sweep waits for the next task to finish before it gives up on the
+#: cluster. A sweep task is one estimate or one layout search (seconds, a minute for the
+#: largest spaces), so fifteen minutes without a result means no worker is running it:
+#: Ray itself waits forever for workers that never register (the raylet logs "Some
+#: workers of the worker process have not registered within the timeout") or for a CPU
+#: that no node has.
+RAY_STALL_S = 900.0
 
 
 def _import_ray() -> Any:
@@ -51,13 +62,14 @@ def _unreachable(address: str, timeout_s: float = 5.0) -> str | None:
 
 
 def run_ray(tasks: Sequence[SweepTask], on_done: OnDone, *, address: str | None,
-            workers: int | None, delay_s: float) -> None:
+            workers: int | None, delay_s: float, stall_s: float = RAY_STALL_S) -> None:
     """Run ``tasks`` as Ray remote tasks, calling ``on_done`` for each as it finishes.
 
     Raises
     ------
     SpecError
-        When Ray is not installed or no cluster answers at ``address``.
+        When Ray is not installed, no cluster answers at ``address``, or the cluster
+        finishes no task in ``stall_s`` seconds (:data:`RAY_STALL_S`).
     """
     from ocplan.sweep.runner import run_task
 
@@ -84,7 +96,15 @@ def run_ray(tasks: Sequence[SweepTask], on_done: OnDone, *, address: str | None,
             while queue and len(pending) < limit:
                 task = queue.pop()
                 pending[remote.remote(task, delay_s)] = task
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=stall_s)
+            if not done:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                raise SpecError.one("--address", "address", f"the Ray cluster there "
+                                    f"finished no task in {stall_s:g} s: no worker is "
+                                    "running them (workers that never registered, or no "
+                                    "free CPU on any node); results so far are stored",
+                                    address or "auto")
             for ref in done:
                 task = pending.pop(ref)
                 try:

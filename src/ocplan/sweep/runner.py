@@ -196,7 +196,8 @@ def check_options(backend: str, address: str | None, workers: int | None) -> Non
 def run_sweep(sweep: Sweep | SweepSpec, store: Store, backend: str = "local",
               address: str | None = None, workers: int | None = None, *,
               catalog: Catalog | None = None,
-              progress: Callable[[int, int], None] | None = None) -> SweepReport:
+              progress: Callable[[int, int], None] | None = None,
+              ray_stall_s: float | None = None) -> SweepReport:
     """Run every task of ``sweep`` not yet in ``store``; store each result as it comes.
 
     Parameters
@@ -211,12 +212,15 @@ def run_sweep(sweep: Sweep | SweepSpec, store: Store, backend: str = "local",
         the cluster's CPUs).
     progress
         Called with (finished, to run) after each task.
+    ray_stall_s
+        Ray only: seconds without a finished task before the sweep gives up on the
+        cluster (default :data:`~ocplan.sweep.ray_backend.RAY_STALL_S`).
 
     Raises
     ------
     SpecError
         For a bad grid (before anything runs), an unknown backend, bad workers, or a
-        Ray cluster that cannot be reached.
+        Ray cluster that cannot be reached or runs nothing.
     """
     t0 = time.perf_counter()
     check_options(backend, address, workers)
@@ -247,7 +251,8 @@ def run_sweep(sweep: Sweep | SweepSpec, store: Store, backend: str = "local",
         if backend == "local":
             _run_local(todo, workers or os.cpu_count() or 1, delay_s, on_done)
         else:
-            from ocplan.sweep.ray_backend import run_ray
-            run_ray(todo, on_done, address=address, workers=workers, delay_s=delay_s)
+            from ocplan.sweep.ray_backend import RAY_STALL_S, run_ray
+            run_ray(todo, on_done, address=address, workers=workers, delay_s=delay_s,
+                    stall_s=RAY_STALL_S if ray_stall_s is None else ray_stall_s)
     return SweepReport(sweep.spec.name, backend, tuple(tasks), frozenset(stored),
                        frozenset(ran), failed, time.perf_counter() - t0)
