@@ -80,7 +80,7 @@ def _forward_s(shape: ModelShape, plan: Plan, names: frozenset[str] | None) -> f
     eff = efficiencies(sm, CAL)
     if names is None:
         return float(prof.time(eff).total_s[0])
-    return float(prof.named_s(eff, names)[0])
+    return float(prof.named_s(prof.op_s(eff), names)[0])
 
 
 def test_xla_full_recompute_skips_the_down_projection_of_dense_layers() -> None:

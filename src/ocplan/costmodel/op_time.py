@@ -211,20 +211,24 @@ class Profile:
         w = _weights(self.paths, self.categories, eff)
         return f64(self._compute(w, eff).sum(axis=0)), f64(self.memory_s.sum(axis=0))
 
-    def time(self, eff: Efficiencies) -> PassTime:
+    def op_s(self, eff: Efficiencies) -> FloatArray:
+        """Seconds of each operator (operators x layouts), launch included."""
         w = _weights(self.paths, self.categories, eff)
-        t = np.maximum(self._compute(w, eff), self.memory_s / w.bw) + eff.launch_s
+        out: FloatArray = np.maximum(self._compute(w, eff), self.memory_s / w.bw) + eff.launch_s
+        return out
+
+    def time(self, eff: Efficiencies, op_s: FloatArray | None = None) -> PassTime:
+        """The operators' seconds by category; ``op_s``: their :meth:`op_s` under
+        ``eff``, when the caller has them already."""
+        w = _weights(self.paths, self.categories, eff)
+        t = self.op_s(eff) if op_s is None else op_s
         return PassTime(*(t[rows].sum(axis=0) for rows in w.rows))
 
-    def named_s(self, eff: Efficiencies, names: frozenset[str]) -> FloatArray:
-        """Seconds of the operators called one of ``names``: their share of :meth:`time`
+    def named_s(self, op_s: FloatArray, names: frozenset[str]) -> FloatArray:
+        """Seconds of the operators called one of ``names``, from their :meth:`op_s`
         (0 where the list has none)."""
         rows = [i for i, name in enumerate(self.names) if name in names]
-        if not rows:
-            return f64(np.zeros(self.compute_s.shape[1]))
-        w = _weights(self.paths, self.categories, eff)
-        t = np.maximum(self._compute(w, eff)[rows], self.memory_s[rows] / w.bw[rows])
-        return f64((t + eff.launch_s).sum(axis=0))
+        return f64(op_s[rows].sum(axis=0))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ocplan.costmodel.op_time import PassTime
-from ocplan.costmodel.roofline import FloatArray
+from ocplan.costmodel.roofline import FloatArray, f64
 from ocplan.plan.layer_cost import StageCompute
 from ocplan.plan.layout_arrays import DerivedLayout
 from ocplan.plan.memory_terms import saved_layer_bytes
@@ -51,6 +51,8 @@ def _offload_exposed_s(wl: Workload, d: DerivedLayout, host_Bps: float, moe_laye
     :func:`~ocplan.plan.memory_terms.saved_layer_bytes`) go to the host in forward and
     come back in backward; each copy hides behind the layer's compute and the rest is
     exposed."""
+    if not np.any(d.offload):
+        return f64(np.zeros_like(fwd_layer))
     copy = saved_layer_bytes(wl, d, moe_layers) / host_Bps
     out: FloatArray = np.where(d.offload, np.maximum(0.0, copy - fwd_layer)
                                + np.maximum(0.0, copy - bwd_layer), 0.0) * d.per_stage

@@ -189,7 +189,8 @@ def _floors(columns: list[FloatArray | None]) -> FloatArray | None:
 def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
              per_stage: FloatArray) -> StageCompute:
     kinds = layer_kinds(shape)
-    fwd = [p.time(eff) for p in prof.forward]
+    fwd_ops = [p.op_s(eff) for p in prof.forward]
+    fwd = [p.time(eff, t) for p, t in zip(prof.forward, fwd_ops, strict=True)]
     bwd = [p.time(eff) for p in prof.backward]
     totals = [f.total_s + b.total_s for f, b in zip(fwd, bwd, strict=True)]
     counts = stage_layers(kinds, per_stage, totals)
@@ -201,8 +202,9 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
         attention = attention + n * f.attention_s
         moe = moe + (n if kind.moe else 0.0)
     not_rerun = tuple(
-        sum((n * p.named_s(eff, m.not_rerun) for n, p in zip(counts, prof.forward, strict=True)),
-            zero) if m.not_rerun else zero
+        sum((n * p.named_s(t, m.not_rerun)
+             for n, p, t in zip(counts, prof.forward, fwd_ops, strict=True)), zero)
+        if m.not_rerun else zero
         for m in RECOMPUTE_MODES)
     return StageCompute(forward, backward, attention, prof.head_forward.time(eff),
                         prof.head_backward.time(eff), moe, not_rerun)
@@ -217,8 +219,10 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
 _COMPOSED: dict[tuple[_Context, Efficiencies], dict[_Column, list[float]]] = {}
 _COMPOSED_COLUMNS = 50_000
 #: Numbers per :class:`StageCompute` column: four passes of three categories, the
-#: attention forward, the MoE layers and one not-re-run time per recompute mode.
-_WIDTH = 4 * 3 + 2 + len(RECOMPUTE_MODES)
+#: attention forward and the MoE layers (:data:`_FIXED`), then one not-re-run time per
+#: recompute mode.
+_FIXED = 4 * 3 + 2
+_WIDTH = _FIXED + len(RECOMPUTE_MODES)
 
 
 def _stage_columns(sc: StageCompute) -> list[FloatArray]:
@@ -273,4 +277,4 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
         return PassTime(back(j), back(j + 1), back(j + 2))
 
     return StageCompute(back_p(0), back_p(3), back(6), back_p(7), back_p(10), back(13),
-                        tuple(back(14 + j) for j in range(len(RECOMPUTE_MODES))))
+                        tuple(back(_FIXED + j) for j in range(len(RECOMPUTE_MODES))))
