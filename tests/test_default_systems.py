@@ -18,9 +18,11 @@ import pytest
 from ocplan.api import refused_reason
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.fields import MAX_CHIPS
+from ocplan.catalog.schema import Nic
 from ocplan.catalog.system import System, system_for_chip
 from ocplan.errors import SpecError
 from ocplan.topology.builders import ports_needed
+from ocplan.topology.cluster import chip_scale_out_Bps
 
 CATALOG = load_catalog()
 CHIPS = sorted(a.id for a in CATALOG.all("accelerator"))
@@ -78,11 +80,16 @@ def test_every_chip_gets_a_default_system_at_eight() -> None:
 def test_tpu_pod_hosts_have_two_sockets_each() -> None:
     """Google's 8-chip v5e/v6e VMs span two NUMA nodes (two sockets per host);
     ``host.sockets`` counts every socket of the pod, so it is twice the host count, and
-    the two DCN NICs of each host are listed once."""
-    for server_id in ("tpu-v5e-pod", "tpu-v6e-pod"):
+    each host's DCN NICs are listed once (2 x 100 Gb/s per v5e host, 4 x 200 Gb/s per v6e
+    host: 6.4 and 25.6 Tb/s per pod in Google's specification tables)."""
+    for server_id, nics_per_host, pod_Bps in (("tpu-v5e-pod", 2, 6.4e12 / 8),
+                                              ("tpu-v6e-pod", 4, 25.6e12 / 8)):
         server = CATALOG.server(server_id, "test", "server")
         assert server.host.sockets == 2 * server.hosts, server_id
-        assert sum(slot.count for slot in server.nics) == 2 * server.hosts, server_id
+        assert sum(slot.count for slot in server.nics) == nics_per_host * server.hosts
+        total = sum(slot.count * CATALOG.get(Nic, slot.nic, "test", "nic").port_bandwidth
+                    for slot in server.nics)
+        assert total == pytest.approx(pod_Bps), server_id
 
 
 def test_mlu290_board_fits_its_six_ports() -> None:
@@ -105,3 +112,17 @@ def test_hl225b_scales_out_through_host_nics() -> None:
     system = system_for_chip(CATALOG, "gaudi2-hl225b", 64)
     assert system.num_servers > 1
     assert system.nics_per_server > 0
+
+
+@pytest.mark.parametrize(("chip", "n", "per_chip_bps"), [
+    ("tpu-v5p", 2048, 50e9),   # v5p table: DCN bandwidth per chip 50 Gbps
+    ("tpu-v5e", 256, 25e9),    # 2 x 100 Gbps per 8-chip host
+    ("tpu-v6e", 256, 100e9),   # 4 x 200 Gbps per 8-chip host
+])
+def test_tpu_slice_dcn_rate_per_chip(chip: str, n: int, per_chip_bps: float) -> None:
+    """A slice reaches the DCN through the NICs of the hosts its chips attach to: a
+    2048-chip v5p slice of the 6144-chip pod server has a third of the pod's NICs, so
+    each chip keeps Google's 50 Gb/s, not the whole pod's NICs spread over the slice."""
+    system = system_for_chip(CATALOG, chip, n)
+    assert system is not None
+    assert chip_scale_out_Bps(system) == pytest.approx(per_chip_bps / 8)

@@ -12,7 +12,7 @@ import pytest
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import system_for_chip
 from ocplan.costmodel.op_time import profile
-from ocplan.plan.calibration import load_calibration
+from ocplan.plan.calibration import Calibration, load_calibration
 from ocplan.plan.engine import chip_peaks, efficiencies, system_model
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.memory_terms import OFFLOAD_RESIDENT_LAYERS
@@ -226,3 +226,28 @@ def test_gradients_are_reduced_in_fp32_unless_the_run_is_fp16() -> None:
     assert grad_reduce_bytes("bf16") == grad_reduce_bytes("fp8") == 4.0
     assert grad_reduce_bytes("fp16") == 2.0
     assert 1.45 < dp["bf16"] / dp["fp16"] <= 1.5
+
+
+def test_data_parallel_overlap_is_the_stacks() -> None:
+    """The share of ZeRO traffic hidden behind compute is fitted per stack: a TPU
+    estimate reads ``dp_overlap_xla`` and never ``dp_overlap``, a GPU one the reverse, and
+    a calibration file from before the split uses its one share for both."""
+    wl = Workload(ModelShape.from_arch(CAT.model("llama3-8b")), 4096, 256, "bf16")
+    plan = Plan(tp=1, pp=1, dp=256, micro_batch=1, zero=3, recompute="full_xla")
+    gpu_plan = Plan(tp=1, pp=1, dp=64, micro_batch=1, zero=3, recompute="full")
+
+    def dp_s(system, plan: Plan, **values: float) -> float:  # type: ignore[no-untyped-def]
+        e = estimate(wl, plan, system, CAL.with_values(**values))
+        assert e.feasible, e.reason
+        return e.time.dp_comm_s
+
+    tpu = {o: dp_s(TPU, plan, dp_overlap=0.5, dp_overlap_xla=o) for o in (0.0, 0.9)}
+    assert tpu[0.0] > tpu[0.9]
+    assert dp_s(TPU, plan, dp_overlap=0.0, dp_overlap_xla=0.9) == tpu[0.9]
+    gpu = {o: dp_s(H100, gpu_plan, dp_overlap=o, dp_overlap_xla=0.5) for o in (0.0, 0.9)}
+    assert gpu[0.0] > gpu[0.9]
+    assert dp_s(H100, gpu_plan, dp_overlap=0.9, dp_overlap_xla=0.0) == gpu[0.9]
+    assert CAL.dp_overlap_for("tpu") == CAL.dp_overlap_xla
+    assert CAL.dp_overlap_for("hopper") == CAL.dp_overlap_for(None) == CAL.dp_overlap
+    old = {k: v for k, v in CAL.to_json().items() if k != "dp_overlap_xla"}
+    assert Calibration.from_json(old).dp_overlap_xla == CAL.dp_overlap

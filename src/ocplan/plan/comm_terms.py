@@ -270,13 +270,14 @@ def pp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout, g: _Layouts) -
     return out
 
 
-def dp_exposed_s(fab: CommFabric, cal: Calibration, d: DerivedLayout, p: StageParams,
+def dp_exposed_s(fab: CommFabric, overlap: float, d: DerivedLayout, p: StageParams,
                  grad_bytes: float, c: ComputeTerms, g: _Layouts) -> FloatArray:
     """Gradient reduction and parameter gathering per ZeRO stage, hidden behind the last
     micro-batch's backward (gradients) and the first's forward (parameters); ZeRO-3 /
     FSDP gathers and reduces every micro-batch, layer by layer. Gradients move at
     ``grad_bytes`` per element (:func:`~ocplan.workloads.memory.grad_reduce_bytes`),
-    parameters at 16 bits."""
+    parameters at 16 bits; ``overlap`` is the calibrated share of the compute they can hide
+    behind (:meth:`~ocplan.plan.calibration.Calibration.dp_overlap_for`)."""
     g_d, g_e = grad_bytes * p.dense, grad_bytes * p.expert
     has_e = p.expert > 0
 
@@ -292,7 +293,7 @@ def dp_exposed_s(fab: CommFabric, cal: Calibration, d: DerivedLayout, p: StagePa
         has_e, once(cost.all_reduce, g_e, d.dp_expert, d.ep * d.etp), 0.0)
     replicas = np.where(d.replicas > 1, once(
         cost.all_reduce, g_d / d.dp_shard, d.replicas, d.tp * d.dp_shard), 0.0)
-    o = np.where(d.dp_overlap, cal.dp_overlap, 0.0)
+    o = np.where(d.dp_overlap, overlap, 0.0)
     win_b, win_f = o * c.backward_s, o * c.forward_s
     z0 = np.maximum(0.0, ar - win_b)
     z12 = np.maximum(0.0, rs - win_b) + np.maximum(0.0, ag - win_f)
@@ -306,12 +307,14 @@ def dp_exposed_s(fab: CommFabric, cal: Calibration, d: DerivedLayout, p: StagePa
 
 
 def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
-               sc: StageCompute, c: ComputeTerms, p: StageParams) -> CommTerms:
-    """All exposed communication terms of the layouts ``d``."""
+               sc: StageCompute, c: ComputeTerms, p: StageParams,
+               family: str | None) -> CommTerms:
+    """All exposed communication terms of the layouts ``d`` on a chip of ``family``."""
     g = _Layouts(d, sc.moe_layers)
     return CommTerms(
         tp_s=tp_exposed_s(wl, fab, cal, d, sc.moe_layers, g),
         ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g, c.forward_s + c.backward_s),
         cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
         pp_s=pp_exposed_s(wl, fab, d, g),
-        dp_s=dp_exposed_s(fab, cal, d, p, grad_reduce_bytes(wl.precision), c, g))
+        dp_s=dp_exposed_s(fab, cal.dp_overlap_for(family), d, p,
+                          grad_reduce_bytes(wl.precision), c, g))

@@ -243,7 +243,7 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     sc = _stage_compute(wl, sm, cal, d)
     c = compute_terms(wl, sc, d, sm.host_Bps)
     params = stage_params(wl.model, d, sc.moe_layers)
-    comm = comm_terms(wl, sm.fabric, cal, d, sc, c, params)
+    comm = comm_terms(wl, sm.fabric, cal, d, sc, c, params, sm.family)
     mem = memory_terms(wl, d, params, sc.moe_layers)
     per_mb = c.microbatch_s + comm.per_microbatch_s
     bubble = d.bubble_fraction * per_mb
@@ -266,7 +266,7 @@ def evaluate_one(wl: Workload, sm: SystemModel, cal: Calibration, plan: Plan) ->
     changes a price, a report, a fit that moves other families' values) costs a
     lookup."""
     key = (wl, id(sm), efficiencies(sm, cal), cal.tp_overlap, cal.ep_overlap,
-           cal.dp_overlap, plan)
+           cal.dp_overlap_for(sm.family), plan)
     hit = _ONE.get(key)
     if hit is not None and hit[0] is sm:
         return dict(hit[1])

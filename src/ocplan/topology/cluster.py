@@ -43,6 +43,7 @@ __all__ = [
     "cluster_size",
     "cpu_of_chip",
     "fat_tree_shape",
+    "host_share",
     "leaf_of_nic",
     "leaves_per_rail_used",
     "links_per_pair",
@@ -261,15 +262,30 @@ def cluster_size(system: System) -> GraphSize:
                      servers * links + fabric_links, servers * board.chips)
 
 
+def host_share(system: System) -> float:
+    """Share of a server's hosts its populated chips use: ``ceil(n / (N / H)) / H`` for
+    ``n`` of its ``N`` chip places on ``H`` hosts; 1 for a one-host server (its host runs
+    whatever is populated)."""
+    hosts = system.server.hosts
+    places = system.server.accelerators or system.baseboard.slots
+    if hosts <= 1 or system.chips_per_server >= places:
+        return 1.0
+    per_host = places / hosts
+    return min(1.0, math.ceil(system.chips_per_server / per_host) / hosts)
+
+
 def nic_Bps(system: System) -> tuple[int, float]:
     """(scale-out endpoints per server, per-direction bandwidth of each endpoint).
 
     Server NICs when the server has them, else the accelerators' integrated ports. A NIC
-    port faster than the fabric's links trains down to the link rate.
+    port faster than the fabric's links trains down to the link rate. A multi-host server
+    populated in part (a TPU slice of a pod) reaches the network through the NICs of the
+    hosts its chips attach to (:func:`host_share`), not the whole server's.
     """
     link = system.fabric.link_bandwidth if system.fabric is not None else math.inf
     nics = system.nics_per_server
     if nics and system.nic is not None:
+        nics = max(1, round(nics * host_share(system)))
         return nics, system.nic.ports * min(system.nic.port_bandwidth, link)
     inic = system.accelerator.integrated_nic
     if inic is not None:

@@ -17,11 +17,10 @@ with neither a figure nor a law (a CPU without TDP) counts 0 W and is named in `
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ocplan.catalog.system import System
-from ocplan.topology.cluster import scale_out_shape
+from ocplan.topology.cluster import host_share, scale_out_shape
 from ocplan.topology.power_estimates import PowerEstimate, estimate_nic, estimate_switch
 
 __all__ = ["PowerBudget", "host_share", "power_budget", "psu_capacity_W"]
@@ -55,18 +54,6 @@ def psu_capacity_W(count: int, rating_W: float, redundancy: str) -> float:
     """
     reserve = {"N": 0, "N+1": 1, "N+2": 2, "N+N": count // 2}[redundancy]
     return max(0, count - reserve) * rating_W
-
-
-def host_share(system: System) -> float:
-    """Share of a server's hosts its populated chips use: ``ceil(n / (N / H)) / H`` for
-    ``n`` of its ``N`` chip places on ``H`` hosts; 1 for a one-host server (its host runs
-    whatever is populated)."""
-    hosts = system.server.hosts
-    places = system.server.accelerators or system.baseboard.slots
-    if hosts <= 1 or system.chips_per_server >= places:
-        return 1.0
-    per_host = places / hosts
-    return min(1.0, math.ceil(system.chips_per_server / per_host) / hosts)
 
 
 def power_budget(system: System) -> PowerBudget:
