@@ -236,3 +236,27 @@ def test_calibration_family_is_catalog_data() -> None:
         CAL.families["hopper"], gemm=CAL.families["hopper"].gemm * 0.8)})
     assert estimate(wl, plan, as_hopper, slow).step_s > moved.step_s
     assert estimate(wl, plan, mi300x, slow).step_s == other.step_s
+
+
+@pytest.mark.parametrize("slices", [2, 4, 8])
+def test_dcn_steps_cost_layers_times_slices_on_tpu_slices_only(slices: int) -> None:
+    """Across TPU slices (host-staged DCN) each ring step of the per-layer gradient
+    all-reduce costs ``dcn_step_s``: HSDP with one replica per slice adds exactly
+    layers x 2(S - 1) steps to the exposed DP time, whatever the gradient bytes; the same
+    layout on GPU nodes (RDMA) does not read it."""
+    wl = Workload(LLAMA70, 2048, 256 * slices, "bf16")
+    cal = load_calibration()
+    tpu = system_for_chip(CAT, "tpu-v5e", 256 * slices)
+    plan = Plan(tp=1, pp=1, dp=256 * slices, zero=3, recompute="full_xla", shard_group=256,
+                micro_batch=1)
+
+    def dp_s(system, plan: Plan, step: float) -> float:  # type: ignore[no-untyped-def]
+        e = estimate(wl, plan, system, cal.with_values(dcn_step_s=step))
+        assert e.feasible, e.reason
+        return e.time.dp_comm_s
+
+    added = dp_s(tpu, plan, 1e-3) - dp_s(tpu, plan, 0.0)
+    assert added == pytest.approx(LLAMA70.n_layers * 2 * (slices - 1) * 1e-3)
+    gpu = system_for_chip(CAT, "h100-sxm-80gb", 32 * slices)
+    gpu_plan = Plan(tp=8, pp=4, dp=slices, zero=1, recompute="full", micro_batch=1)
+    assert dp_s(gpu, gpu_plan, 1e-3) == dp_s(gpu, gpu_plan, 0.0)

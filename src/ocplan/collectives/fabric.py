@@ -88,6 +88,11 @@ class CommFabric:
     out_Bps: float
     """Scale-out bandwidth per chip, per direction, after the fabric's efficiency."""
     out_alpha_s: float
+    out_host_staged: bool = False
+    """Scale-out traffic is staged through host memory by host software (TPU slices over
+    the data-center network, protocol ``dcn``) rather than moved chip to NIC by RDMA:
+    each collective step then costs a host-side synchronisation
+    (:func:`~ocplan.plan.comm_terms.dcn_steps_s`)."""
 
     def up_Bps(self, n_in: Num, stride: Num) -> Num:
         """Per-rank scale-up busbw for groups of ``n_in`` members ``stride`` apart."""
@@ -218,6 +223,7 @@ def _comm_fabric_cached(system: System) -> CommFabric:
         up_alpha_s=SCALE_UP_STEP_LATENCY_S,
         out_Bps=chip_scale_out_Bps(system) * out_eff,
         out_alpha_s=out_alpha,
+        out_host_staged=fabric is not None and fabric.protocol == "dcn",
     )
 
 

@@ -22,6 +22,9 @@ Global (framework behaviour, not hardware):
   XLA, :func:`~ocplan.plan.recompute.stack_of`): there the compiler, not the framework's
   bucketing and streams, places the gradient reductions and parameter gathers, so how much
   of them hides is that scheduler's behaviour and is fitted apart;
+- ``dcn_step_s``: host-side cost of one ring step of a data-parallel collective over a
+  host-staged network (TPU slices over the data-center network), per layer
+  (:func:`~ocplan.plan.comm_terms.dcn_steps_s`);
 - ``kernel_overhead_s``: fixed cost per kernel of the operator list (the gap between
   kernels and each kernel's own fixed time; host launch cost where it is not hidden).
 
@@ -80,6 +83,7 @@ class Calibration:
     ep_overlap: float = 0.3
     dp_overlap: float = 0.8
     dp_overlap_xla: float = 0.8
+    dcn_step_s: float = 0.0
     kernel_overhead_s: float = 4e-6
     memory_efficiency: float = 1.0
     grouped_gemm_efficiency: float = 1.0
@@ -107,6 +111,7 @@ class Calibration:
             "ep_overlap": self.ep_overlap,
             "dp_overlap": self.dp_overlap,
             "dp_overlap_xla": self.dp_overlap_xla,
+            "dcn_step_s": self.dcn_step_s,
             "kernel_overhead_s": self.kernel_overhead_s,
             "memory_efficiency": self.memory_efficiency,
             "grouped_gemm_efficiency": self.grouped_gemm_efficiency,
@@ -128,6 +133,7 @@ class Calibration:
             # (older files have one overlap for every stack)
             dp_overlap_xla=float(data.get("dp_overlap_xla",
                                           data["dp_overlap"])),  # type: ignore[arg-type]
+            dcn_step_s=float(data.get("dcn_step_s", 0.0)),  # type: ignore[arg-type]
             kernel_overhead_s=float(data["kernel_overhead_s"]),  # type: ignore[arg-type]
             memory_efficiency=float(data.get("memory_efficiency", 1.0)),  # type: ignore[arg-type]
             grouped_gemm_efficiency=float(

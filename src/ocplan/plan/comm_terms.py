@@ -306,6 +306,33 @@ def dp_exposed_s(fab: CommFabric, overlap: float, d: DerivedLayout, p: StagePara
     return out
 
 
+def dcn_steps_s(fab: CommFabric, step_s: float, d: DerivedLayout) -> FloatArray:
+    """Host-side cost of the data-parallel collectives that cross a host-staged network
+    (TPU slices over the data-center network): ``step_s`` per ring step per layer,
+    exposed.
+
+    XLA scans the layers, so gradients are reduced and parameters gathered layer by
+    layer; over ``S`` slices a reduce-scatter or all-gather takes ``S - 1`` ring steps and
+    an all-reduce ``2(S - 1)``, and each step waits for the slowest of the slice's hosts,
+    which stage the data through host memory. ZeRO-3 gathers twice and reduce-scatters
+    once per micro-batch; ZeRO-1/2 reduce-scatter and gather once per step; ZeRO-0 and
+    HSDP's replicas all-reduce once per step. MaxText's v5e table
+    (``validation/scaling/``, ``docs/slice-scaling.md``) loses per-chip rate in
+    proportion to layers x (slices - 1) at three model sizes whose gradient bytes per
+    chip differ 8x: a per-step cost, not a bandwidth one. ``step_s`` is fitted
+    (``dcn_step_s``). Expert-parallel reductions are not counted."""
+    if not fab.out_host_staged:
+        return np.zeros_like(d.tp)
+    _, shard_out = placement(d.dp_shard, d.tp, fab.domain)
+    _, all_out = placement(d.dp * d.cp, d.tp, fab.domain)
+    _, rep_out = placement(d.replicas, d.tp * d.dp_shard, fab.domain)
+    steps = np.where(d.zero >= 3, 3 * d.micro * (shard_out - 1),
+                     np.where(d.zero >= 1, 2 * (shard_out - 1), 2 * (all_out - 1)))
+    steps = steps + np.where(d.zero >= 1, 2 * (rep_out - 1), 0.0)
+    out: FloatArray = np.where(d.dp * d.cp <= 1, 0.0, d.per_stage * steps * step_s)
+    return out
+
+
 def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
                sc: StageCompute, c: ComputeTerms, p: StageParams,
                family: str | None) -> CommTerms:
@@ -317,4 +344,5 @@ def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout
         cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
         pp_s=pp_exposed_s(wl, fab, d, g),
         dp_s=dp_exposed_s(fab, cal.dp_overlap_for(family), d, p,
-                          grad_reduce_bytes(wl.precision), c, g))
+                          grad_reduce_bytes(wl.precision), c, g)
+        + dcn_steps_s(fab, cal.dcn_step_s, d))
