@@ -230,8 +230,9 @@ def test_gradients_are_reduced_in_fp32_unless_the_run_is_fp16() -> None:
 
 def test_data_parallel_overlap_is_the_stacks() -> None:
     """The share of ZeRO traffic hidden behind compute is fitted per stack: a TPU
-    estimate reads ``dp_overlap_xla`` and never ``dp_overlap``, a GPU one the reverse, and
-    a calibration file from before the split uses its one share for both."""
+    estimate reads ``dp_overlap_xla`` and never ``dp_overlap``, a GPU one the reverse
+    unless it recomputes the XLA way (a JAX run on GPUs), and a calibration file from
+    before the split uses its one share for both."""
     wl = Workload(ModelShape.from_arch(CAT.model("llama3-8b")), 4096, 256, "bf16")
     plan = Plan(tp=1, pp=1, dp=256, micro_batch=1, zero=3, recompute="full_xla")
     gpu_plan = Plan(tp=1, pp=1, dp=64, micro_batch=1, zero=3, recompute="full")
@@ -247,7 +248,11 @@ def test_data_parallel_overlap_is_the_stacks() -> None:
     gpu = {o: dp_s(H100, gpu_plan, dp_overlap=o, dp_overlap_xla=0.5) for o in (0.0, 0.9)}
     assert gpu[0.0] > gpu[0.9]
     assert dp_s(H100, gpu_plan, dp_overlap=0.9, dp_overlap_xla=0.0) == gpu[0.9]
-    assert CAL.dp_overlap_for("tpu") == CAL.dp_overlap_xla
-    assert CAL.dp_overlap_for("hopper") == CAL.dp_overlap_for(None) == CAL.dp_overlap
+    jax_gpu = replace(gpu_plan, recompute="full_xla")
+    xla_gpu = {o: dp_s(H100, jax_gpu, dp_overlap=0.5, dp_overlap_xla=o) for o in (0.0, 0.9)}
+    assert xla_gpu[0.0] > xla_gpu[0.9]
+    assert dp_s(H100, jax_gpu, dp_overlap=0.0, dp_overlap_xla=0.9) == xla_gpu[0.9]
+    assert CAL.dp_overlap_of("xla") == CAL.dp_overlap_xla
+    assert CAL.dp_overlap_of("torch") == CAL.dp_overlap
     old = {k: v for k, v in CAL.to_json().items() if k != "dp_overlap_xla"}
     assert Calibration.from_json(old).dp_overlap_xla == CAL.dp_overlap

@@ -18,8 +18,9 @@ Global (framework behaviour, not hardware):
 
 - ``tp_overlap``, ``ep_overlap``, ``dp_overlap``: fraction of tensor-parallel,
   expert all-to-all and data-parallel communication hidden behind compute;
-- ``dp_overlap_xla``: ``dp_overlap`` on the XLA stack (chips programmed only through
-  XLA, :func:`~ocplan.plan.recompute.stack_of`): there the compiler, not the framework's
+- ``dp_overlap_xla``: ``dp_overlap`` on the XLA stack (a layout that recomputes the XLA
+  way, or any layout of a chip programmed only through XLA,
+  :func:`~ocplan.plan.comm_terms.layout_stacks`): there the compiler, not the framework's
   bucketing and streams, places the gradient reductions and parameter gathers, so how much
   of them hides is that scheduler's behaviour and is fitted apart;
 - ``dcn_step_s``: host-side cost of one ring step of a data-parallel collective over a
@@ -49,7 +50,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-from ocplan.plan.recompute import stack_of
+from ocplan.plan.recompute import Stack
 
 __all__ = ["CALIBRATION_FILE", "Calibration", "FamilyCalibration", "load_calibration"]
 
@@ -97,9 +98,9 @@ class Calibration:
     def for_family(self, family: str | None) -> FamilyCalibration:
         return self.families[self.used_family(family)]
 
-    def dp_overlap_for(self, family: str | None) -> float:
-        """The data-parallel overlap of the stack that programs a chip of ``family``."""
-        return self.dp_overlap_xla if stack_of(family) == "xla" else self.dp_overlap
+    def dp_overlap_of(self, stack: Stack) -> float:
+        """The data-parallel overlap of a software stack."""
+        return self.dp_overlap_xla if stack == "xla" else self.dp_overlap
 
     def with_values(self, **changes: float) -> Calibration:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -43,6 +43,7 @@ from ocplan.plan.distinct import distinct_apply
 from ocplan.plan.layer_cost import StageCompute
 from ocplan.plan.layout_arrays import DerivedLayout
 from ocplan.plan.params import StageParams
+from ocplan.plan.recompute import RECOMPUTE_MODES, stack_of
 from ocplan.workloads.memory import ACT_BYTES, PARAM_BYTES, grad_reduce_bytes
 from ocplan.workloads.operators import ATTN_BWD_FACTOR, Shard, expert_load
 from ocplan.workloads.workload import Workload
@@ -270,14 +271,14 @@ def pp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout, g: _Layouts) -
     return out
 
 
-def dp_exposed_s(fab: CommFabric, overlap: float, d: DerivedLayout, p: StageParams,
+def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: StageParams,
                  grad_bytes: float, c: ComputeTerms, g: _Layouts) -> FloatArray:
     """Gradient reduction and parameter gathering per ZeRO stage, hidden behind the last
     micro-batch's backward (gradients) and the first's forward (parameters); ZeRO-3 /
     FSDP gathers and reduces every micro-batch, layer by layer. Gradients move at
     ``grad_bytes`` per element (:func:`~ocplan.workloads.memory.grad_reduce_bytes`),
     parameters at 16 bits; ``overlap`` is the calibrated share of the compute they can hide
-    behind (:meth:`~ocplan.plan.calibration.Calibration.dp_overlap_for`)."""
+    behind, per layout (its stack's: :func:`layout_stacks`)."""
     g_d, g_e = grad_bytes * p.dense, grad_bytes * p.expert
     has_e = p.expert > 0
 
@@ -303,6 +304,19 @@ def dp_exposed_s(fab: CommFabric, overlap: float, d: DerivedLayout, p: StagePara
     single = d.dp * d.cp <= 1
     out: FloatArray = np.where(single, 0.0, np.where(d.zero >= 3, z3, np.where(
         d.zero >= 1, z12, z0))) + np.where(d.zero >= 1, np.maximum(0.0, replicas - win_b), 0.0)
+    return out
+
+
+#: Whether each recompute mode (by code) is the XLA stack's.
+_XLA_MODE = np.array([m.stack == "xla" for m in RECOMPUTE_MODES])
+
+
+def layout_stacks(d: DerivedLayout, family: str | None) -> np.ndarray:
+    """Whether each layout runs on the XLA stack: it recomputes the XLA way (a JAX run,
+    MaxText on GPUs too), or its chip is programmed only through XLA
+    (:func:`~ocplan.plan.recompute.stack_of`). A layout that recomputes nothing on a GPU
+    states no stack and is read as PyTorch's."""
+    out: np.ndarray = _XLA_MODE[d.rc_mode.astype(np.int64)] | (stack_of(family) == "xla")
     return out
 
 
@@ -343,6 +357,7 @@ def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout
         ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g, c.forward_s + c.backward_s),
         cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
         pp_s=pp_exposed_s(wl, fab, d, g),
-        dp_s=dp_exposed_s(fab, cal.dp_overlap_for(family), d, p,
+        dp_s=dp_exposed_s(fab, np.where(layout_stacks(d, family), cal.dp_overlap_of("xla"),
+                                        cal.dp_overlap_of("torch")), d, p,
                           grad_reduce_bytes(wl.precision), c, g)
         + dcn_steps_s(fab, cal.dcn_step_s, d))

@@ -266,7 +266,7 @@ def evaluate_one(wl: Workload, sm: SystemModel, cal: Calibration, plan: Plan) ->
     changes a price, a report, a fit that moves other families' values) costs a
     lookup."""
     key = (wl, id(sm), efficiencies(sm, cal), cal.tp_overlap, cal.ep_overlap,
-           cal.dp_overlap_for(sm.family), cal.dcn_step_s, plan)
+           cal.dp_overlap, cal.dp_overlap_xla, cal.dcn_step_s, plan)
     hit = _ONE.get(key)
     if hit is not None and hit[0] is sm:
         return dict(hit[1])
