@@ -17,14 +17,13 @@ so the README cannot fall behind the calibration.
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ocplan.api import validate_runs, validate_serving_runs
 from ocplan.catalog.catalog import load_catalog
-from ocplan.results.validation import Summary
+from ocplan.results.serving_validation import read_serving_cases, run_serving_validation
+from ocplan.results.validation import Summary, read_cases, run_validation, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLDOUT = ROOT / "validation" / "holdout"
@@ -43,12 +42,6 @@ def summary_line(s: Summary) -> str:
             f"{s.max_abs_error_pct:.1f} %, mean signed = {s.mean_signed_error_pct:+.1f} %.")
 
 
-def _chips(path: Path) -> dict[str, str]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return {r["case_id"]: r.get("num_chips") or r.get("chips") or "" for r in
-                csv.DictReader(f)}
-
-
 def _table(rows: Sequence[tuple[str, str, str, float, float | None, float | None, str]]
            ) -> list[str]:
     out = ["| case | chip x n, model | measured | predicted | error % | status |",
@@ -64,21 +57,23 @@ def _table(rows: Sequence[tuple[str, str, str, float, float | None, float | None
 def section() -> str:
     """The "Current score" section, markers excluded."""
     catalog = load_catalog()
-    train, t_sum = validate_runs(catalog, TRAINING)
-    serve, s_sum = validate_serving_runs(catalog, SERVING)
-    t_n, s_n = _chips(TRAINING), _chips(SERVING)
+    t_rows, s_rows = read_cases(TRAINING), read_serving_cases(SERVING)
+    train, serve = run_validation(t_rows, catalog), run_serving_validation(s_rows, catalog)
+    t_sum, s_sum = summarize(train), summarize(serve)
+    t_n = {r["case_id"]: r["num_chips"] for r in t_rows}
+    s_n = {r["case_id"]: r["num_chips"] for r in s_rows}
     lines = ["## Current score", "",
              "Written by `scripts/holdout_report.py` with the committed calibration "
              "(`src/ocplan/plan/calibration.json`, `src/ocplan/serving/calibration.json`); "
              "the metrics are those of the first score below. Reported, never fitted: the "
              "changes that moved these figures, and what was looked at, are listed above.",
              "", "### Training", "", summary_line(t_sum), ""]
-    lines += _table([(c.case_id, f"{c.chip} x {t_n.get(c.case_id, '?')}", c.model,
+    lines += _table([(c.case_id, f"{c.chip} x {t_n[c.case_id]}", c.model,
                       c.measured_tokens_per_s_per_chip, c.predicted_tokens_per_s_per_chip,
                       c.error_pct, c.status if c.reason is None else f"{c.status} ({c.reason})")
                      for c in train])
     lines += ["", "### Inference", "", summary_line(s_sum), ""]
-    lines += _table([(c.case_id, f"{c.chip} x {s_n.get(c.case_id, '?')}",
+    lines += _table([(c.case_id, f"{c.chip} x {s_n[c.case_id]}",
                       f"{c.model}, {c.scenario}", c.measured, c.predicted, c.error_pct,
                       c.status if c.reason is None else f"{c.status} ({c.reason})")
                      for c in serve])

@@ -50,8 +50,6 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-from ocplan.plan.recompute import Stack
-
 __all__ = ["CALIBRATION_FILE", "Calibration", "FamilyCalibration", "load_calibration"]
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -97,10 +95,6 @@ class Calibration:
 
     def for_family(self, family: str | None) -> FamilyCalibration:
         return self.families[self.used_family(family)]
-
-    def dp_overlap_of(self, stack: Stack) -> float:
-        """The data-parallel overlap of a software stack."""
-        return self.dp_overlap_xla if stack == "xla" else self.dp_overlap
 
     def with_values(self, **changes: float) -> Calibration:
         return replace(self, **changes)  # type: ignore[arg-type]

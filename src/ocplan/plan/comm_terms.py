@@ -357,7 +357,7 @@ def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout
         ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g, c.forward_s + c.backward_s),
         cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
         pp_s=pp_exposed_s(wl, fab, d, g),
-        dp_s=dp_exposed_s(fab, np.where(layout_stacks(d, family), cal.dp_overlap_of("xla"),
-                                        cal.dp_overlap_of("torch")), d, p,
+        dp_s=dp_exposed_s(fab, np.where(layout_stacks(d, family), cal.dp_overlap_xla,
+                                        cal.dp_overlap), d, p,
                           grad_reduce_bytes(wl.precision), c, g)
         + dcn_steps_s(fab, cal.dcn_step_s, d))
