@@ -492,25 +492,52 @@ def test_no_nan_inf_or_negative_field(m: ModelShape, phase: str, data: st.DataOb
     assert moved > 0
 
 
-def test_eight_bit_training_casts_each_gemm_operand_once() -> None:
-    """fp8 training: each 8-bit GEMM is preceded by the cast of its activation operand
-    (forward: ``G m k`` elements; backward: the output gradient, ``G m n``), 4 bytes per
-    element; 16-bit training and serving phases have no casts."""
+def test_eight_bit_training_casts_only_operands_no_producer_quantizes() -> None:
+    """fp8 training: an 8-bit GEMM whose operand comes out of a norm or an activation
+    (Transformer Engine's quantized norm and activation outputs) has no cast kernel
+    (int8 training keeps them all);
+    the others are preceded by one (forward: its input, ``G m k`` elements; backward:
+    its output gradient, ``G m n``), 4 bytes per element. Serving phases and 16-bit
+    training have none."""
+    expected = {
+        # MoE layer: attention output and the dispatched rows are cast on their own;
+        # in backward, the gradients from attention, the residual and the combine
+        ("qwen3-30b-a3b", "forward"): {"o_proj.cast", "experts_up.cast"},
+        ("qwen3-30b-a3b", "backward"): {"qkv.cast_grad", "o_proj.cast_grad",
+                                        "experts_down.cast_grad"},
+        ("llama3-8b", "forward"): {"o_proj.cast"},
+        ("llama3-8b", "backward"): {"qkv.cast_grad", "o_proj.cast_grad",
+                                    "mlp_down.cast_grad"},
+        # MLA: the latent projections read norm outputs; shared experts as a dense MLP
+        ("deepseek-v3", "forward"): {"o_proj.cast", "experts_up.cast"},
+        ("deepseek-v3", "backward"): {"q_down.cast_grad", "q_up.cast_grad",
+                                      "kv_down.cast_grad", "kv_up.cast_grad",
+                                      "o_proj.cast_grad", "experts_down.cast_grad",
+                                      "shared_down.cast_grad"},
+    }
+    for (model, phase), names in expected.items():
+        shape = ModelShape.from_arch(CAT.model(model))
+        shard = Shard(tp=1.0, batch=2.0, seq_len=4096.0,
+                      ep=8.0 if shape.is_moe else 1.0)
+        ops = layer_operators(shape, phase, shard, layer=3, precision="fp8")
+        casts = {o.name: o for o in ops if ".cast" in o.name}
+        assert set(casts) == names, (model, phase)
+        by_name = {o.name: o for o in ops}
+        for name, cast in casts.items():
+            base = name.removesuffix(".cast_grad").removesuffix(".cast")
+            g = by_name[f"{base}.dgrad" if phase == "backward" else base]
+            # dgrad's k is the forward n: the cast covers the forward output gradient
+            elements = g.groups * g.m * g.k
+            assert cast.bytes == pytest.approx(4.0 * elements)
+    # int8 training (AQT) scales each operand by its own maximum: every GEMM keeps a cast
+    shape = ModelShape.from_arch(CAT.model("llama3-8b"))
+    ops = layer_operators(shape, "forward", Shard(tp=1.0, batch=2.0, seq_len=4096.0),
+                          precision="int8")
+    assert {o.name for o in ops if ".cast" in o.name} == {
+        f"{o.name}.cast" for o in ops if o.kind == "gemm" and o.precision == "int8"}
+    assert len([o for o in ops if ".cast" in o.name]) == 4
     shape = ModelShape.from_arch(CAT.model("qwen3-30b-a3b"))
     shard = Shard(tp=1.0, batch=2.0, seq_len=4096.0, ep=8.0)
-    for phase, dim in (("forward", "k"), ("backward", "n")):
-        ops = layer_operators(shape, phase, shard, layer=3, precision="fp8")
-        gemms = [o for o in ops if o.kind in GEMM_KINDS and o.precision == "fp8"
-                 and not o.name.endswith(".wgrad")]
-        casts = {o.name: o for o in ops if ".cast" in o.name}
-        assert len(casts) == len(gemms) > 0
-        for g in gemms:
-            base = g.name.removesuffix(".dgrad")
-            cast = casts[f"{base}.cast_grad" if phase == "backward" else f"{base}.cast"]
-            # dgrad's n is the forward k and its k the forward n: the cast covers the
-            # forward output gradient, m x (forward n) = m x dgrad.k
-            elements = g.groups * g.m * (g.k if phase == "backward" else getattr(g, dim))
-            assert cast.bytes == pytest.approx(4.0 * elements)
     for precision, phase in (("bf16", "forward"), ("fp8", "prefill"), ("fp8", "decode")):
         serving = Shard(tp=1.0, batch=2.0, seq_len=1.0 if phase == "decode" else 512.0,
                         kv_len=1024.0 if phase == "decode" else None)

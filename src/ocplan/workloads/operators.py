@@ -146,6 +146,12 @@ ELEMENTWISE_BWD_FACTOR = 2.0
 #: ``cast_transpose`` kernels, and MXFP8's row- and column-wise block scales alike.
 #: Weights are cast once per step (cached across micro-batches) and not counted.
 CAST_BYTES_PER_ELEMENT = 4.0
+#: 8-bit training formats whose operands a producing norm or activation writes already
+#: quantized (:func:`_casts`): FP8 in Transformer Engine (a scale known before the kernel
+#: runs, or MXFP8's 32-element block scales). int8 training (AQT on TPUs) scales each
+#: operand by its own absolute maximum, a reduction over the whole tensor before the
+#: quantize, so its cast stays a pass of its own.
+PRODUCER_QUANTIZED = frozenset({"fp8"})
 #: FLOPs per cast element: scale and convert.
 CAST_FLOPS_PER_ELEMENT = 2.0
 
@@ -469,6 +475,11 @@ class _Gemm:
     m_max: FloatArray | None = None
     weight_precision: str = ""
     """Format of the weights when not ``precision`` (serving weight-only quantization)."""
+    input_fused: bool = False
+    """Training in 8 bits: the kernel that produces this GEMM's input writes it already
+    quantized, so no cast kernel precedes it (:func:`_casts`)."""
+    grad_fused: bool = False
+    """The same for the gradient of its output in the backward pass."""
 
 
 @dataclass(frozen=True)
@@ -630,15 +641,27 @@ def _cast_op(g: _Gemm, backward: bool) -> Operator:
 
 
 def _casts(spec: _Spec, backward: bool) -> tuple[Operator, ...]:
-    if isinstance(spec, _Gemm) and GEMM_INPUT_BYTES.get(spec.precision, ACT_BYTES) < ACT_BYTES:
-        return (_cast_op(spec, backward),)
-    return ()
+    """The cast kernel before an 8-bit GEMM, unless the operand's producer writes it
+    quantized: Transformer Engine's ``LayerNormLinear``/``LayerNormMLP`` run the norm
+    with an FP8 output (``with_quantized_norm``; with sequence parallelism the FP8 shard
+    is what is gathered) and the activation and its backward with the next GEMM's
+    quantizer, and XLA fuses the convert into the producing fusion, in the formats of
+    :data:`PRODUCER_QUANTIZED`. Only the operands that come out of attention, the
+    expert dispatch, a residual or the combine keep a cast kernel of their own."""
+    if not isinstance(spec, _Gemm) \
+            or GEMM_INPUT_BYTES.get(spec.precision, ACT_BYTES) >= ACT_BYTES:
+        return ()
+    fused = spec.grad_fused if backward else spec.input_fused
+    if fused and spec.precision in PRODUCER_QUANTIZED:
+        return ()
+    return (_cast_op(spec, backward),)
 
 
 def _emit(specs: Sequence[_Spec], phase: Phase) -> tuple[Operator, ...]:
     """Forward phases: the specs in order. Backward: in reverse, GEMMs as dgrad + wgrad.
-    Each 8-bit GEMM is preceded by the cast of its activation operand (training phases
-    only: serving quantizes activations inside the GEMM's prologue)."""
+    Each 8-bit GEMM is preceded by the cast of its activation operand where no producer
+    fuses it (:func:`_casts`; training phases only: serving quantizes activations inside
+    the GEMM's prologue)."""
     training = phase in ("forward", "backward")
     if phase == "backward":
         return tuple(op for spec in reversed(specs)
@@ -666,7 +689,8 @@ def _attention_specs(shape: ModelShape, phase: Phase, shard: Shard, windowed: bo
     else:
         d = float(shape.head_dim)
         kv_heads = shape.n_kv_heads / np.minimum(tp, float(shape.n_kv_heads))
-        specs.append(_Gemm("qkv", "gemm", T, (heads + 2 * kv_heads) * d, _f(h), precision))
+        specs.append(_Gemm("qkv", "gemm", T, (heads + 2 * kv_heads) * d, _f(h), precision,
+                           input_fused=True))
         rope_width, d_qk, d_v = (heads + kv_heads) * d, d, d
         kv_key_bytes = kv_heads * 2 * d * ACT_BYTES
     specs.append(_Elem("rope", "elementwise", T * rope_width, 1.0, ROPE_FLOPS_PER_ELEMENT))
@@ -704,17 +728,23 @@ def _mla_projections(shape: ModelShape, phase: Phase, shard: Shard, precision: s
     rows_sp, heads = T / _t_sp(shard), float(shape.n_heads) / tp
     specs: list[_Spec] = []
     if rq:
-        specs.append(_Gemm("q_down", "gemm", rows_sp, _f(rq), _f(h), precision))
-        specs.append(_Gemm("q_up", "gemm", T, heads * (dn + dr), _f(rq), precision))
+        specs.append(_Gemm("q_down", "gemm", rows_sp, _f(rq), _f(h), precision,
+                           input_fused=True))
+        # q_up and kv_up follow the latent norms (q_a / kv_a layernorm) they fuse
+        specs.append(_Gemm("q_up", "gemm", T, heads * (dn + dr), _f(rq), precision,
+                           input_fused=True))
     else:
-        specs.append(_Gemm("q_proj", "gemm", T, heads * (dn + dr), _f(h), precision))
-    specs.append(_Gemm("kv_down", "gemm", rows_sp, _f(rkv + dr), _f(h), precision))
+        specs.append(_Gemm("q_proj", "gemm", T, heads * (dn + dr), _f(h), precision,
+                           input_fused=True))
+    specs.append(_Gemm("kv_down", "gemm", rows_sp, _f(rkv + dr), _f(h), precision,
+                       input_fused=True))
     rope_width = heads * dr + dr
     if phase == "decode":
         specs.append(_Gemm("q_absorb", "gemm", T, _f(rkv), _f(dn), precision,
                            groups=heads, weight_groups=heads))
         return specs, rope_width, rkv + dr, rkv, _f((rkv + dr) * ACT_BYTES) + 0 * tp
-    specs.append(_Gemm("kv_up", "gemm", T, heads * (dn + dv), _f(rkv), precision))
+    specs.append(_Gemm("kv_up", "gemm", T, heads * (dn + dv), _f(rkv), precision,
+                       input_fused=True))
     return specs, rope_width, dn + dr, dv, heads * (dn + dr + dv) * ACT_BYTES
 
 
@@ -741,9 +771,10 @@ def _dense_mlp_specs(shape: ModelShape, shard: Shard, precision: str) -> list[_S
     rows_sp, f = T / _t_sp(shard), float(shape.ffn) / tp
     return [
         _Elem("norm_mlp", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT),
-        _Gemm("mlp_up", "gemm", T, (shape.mlp_mats - 1) * f, _f(h), precision),
+        _Gemm("mlp_up", "gemm", T, (shape.mlp_mats - 1) * f, _f(h), precision,
+              input_fused=True, grad_fused=True),
         _activation("act", shape, T * f),
-        _Gemm("mlp_down", "gemm", T, _f(h), f, precision),
+        _Gemm("mlp_down", "gemm", T, _f(h), f, precision, input_fused=True),
         _Elem("residual_mlp", "elementwise", rows_sp * h, 2.0, RESIDUAL_FLOPS_PER_ELEMENT),
     ]
 
@@ -822,10 +853,10 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
         # permute before the all-to-all, then sort by local expert after it
         *([] if fused else [_Permute("dispatch", sent + received, sent + received, h)]),
         _Gemm("experts_up", "grouped_gemm", m, up, _f(h), precision, groups=groups,
-              weight_groups=active, m_max=m_max),
+              weight_groups=active, m_max=m_max, grad_fused=True),
         _activation("experts_act", shape, received * f_e),
         _Gemm("experts_down", "grouped_gemm", m, _f(h), down, precision, groups=groups,
-              weight_groups=active, m_max=m_max),
+              weight_groups=active, m_max=m_max, input_fused=True),
         # unsort, then unpermute with the gate-weighted sum of each token's copies
         _Permute("combine", sent if fused else received + sent,
                  rows_moe if fused else received + rows_moe, h,
@@ -834,9 +865,10 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
     if shape.moe_shared:
         f_s = shape.moe_shared * float(shape.moe_ffn) / tp
         specs += [
-            _Gemm("shared_up", "gemm", T, (shape.mlp_mats - 1) * f_s, _f(h), precision),
+            _Gemm("shared_up", "gemm", T, (shape.mlp_mats - 1) * f_s, _f(h), precision,
+                  input_fused=True, grad_fused=True),
             _activation("shared_act", shape, T * f_s),
-            _Gemm("shared_down", "gemm", T, _f(h), f_s, precision),
+            _Gemm("shared_down", "gemm", T, _f(h), f_s, precision, input_fused=True),
         ]
     specs.append(_Elem("residual_mlp", "elementwise", rows_sp * h, 2.0,
                        RESIDUAL_FLOPS_PER_ELEMENT))
@@ -942,8 +974,7 @@ def _with_formats(specs: list[_Spec], phase: Phase, weight_precision: str | None
     kv_scale = KV_BYTES[kv_precision] / ACT_BYTES if kv_precision else 1.0
     for spec in specs:
         if isinstance(spec, _Gemm) and weight_precision and spec.kind != "router":
-            spec = _Gemm(spec.name, spec.kind, spec.m, spec.n, spec.k, spec.precision,
-                         spec.groups, spec.weight_groups, spec.m_max, weight_precision)
+            spec = replace(spec, weight_precision=weight_precision)
         elif isinstance(spec, _Attn) and phase == "decode" and kv_scale != 1.0:
             spec = replace(spec, kv_read_bytes=spec.kv_read_bytes * kv_scale)
         out.append(spec)
