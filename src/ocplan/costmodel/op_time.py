@@ -265,7 +265,15 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     Grouped GEMMs under load imbalance: the chip's kernel covers all its local experts
     in one launch, so its time follows the chip's total tiles; the chip holding the most
     loaded expert carries ``m_max + (G - 1) m`` rows instead of ``G m`` (its other
-    experts at the mean), and that chip sets the pace of the all-to-all that follows."""
+    experts at the mean), and that chip sets the pace of the all-to-all that follows.
+
+    Experts one by one (``op.one_by_one``: Megatron-Core's ``SequentialMLP``, or the ROCm
+    port of the ``grouped_gemm`` package): ``G`` kernels of one expert's shape, each
+    filling the chip with its own tiles and choosing its own K split, in turn:
+    ``G x t(m, n, k, 1)``. The ROCm port spreads its calls over 4 streams, but each call
+    first queries the hipBLASLt heuristic and allocates its workspace (``hipMalloc``)
+    on the host, so the device sees one expert at a time (assumed; the gaps between the
+    kernels are not counted)."""
     runs_at = native_precision(op.precision, chip.peak_of)
     precision = runs_at or "bf16"
     peak = chip.peak_of(runs_at) if runs_at else chip.path_peak
@@ -278,13 +286,26 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     b_in = GEMM_INPUT_BYTES.get(precision, ACT_BYTES)
     b_w = GEMM_INPUT_BYTES.get(op.weight_precision, b_in)
     wg = f64(op.weight_groups) if np.any(f64(op.weight_groups) > 0) else None
-    cost = gemm_cost(m, op.n, op.k, groups, peak, chip.hbm_Bps, chip.compute,
-                     b_in, ACT_BYTES, 1.0, 0.0, bytes_per_weight=b_w, weight_groups=wg)
+    kernel, turns, wg_kernel = kernel_groups(groups, wg if wg is not None else groups,
+                                             op.one_by_one)
+    cost = gemm_cost(m, op.n, op.k, kernel, peak, chip.hbm_Bps, chip.compute, b_in,
+                     ACT_BYTES, 1.0, 0.0, bytes_per_weight=b_w, weight_groups=wg_kernel)
+    compute_s, memory_s = cost.compute_s * turns, cost.memory_s * turns
     bits = "_4bit" if precision in FOUR_BIT else "_8bit" if precision in EIGHT_BIT else ""
     path: Path = f"gemm{bits}"  # type: ignore[assignment]
     if op.kind == "grouped_gemm":
         path = f"grouped_gemm{bits}"  # type: ignore[assignment]
-    return OpCost(cost.compute_s * factor, cost.memory_s * factor, path, "matrix")
+    return OpCost(compute_s * factor, memory_s * factor, path, "matrix")
+
+
+def kernel_groups(groups: Num, weight_groups: Num, one_by_one: Num
+                  ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Groups per kernel, kernels in turn and weight groups per kernel of a grouped GEMM:
+    ``(G, 1, G_w)`` for one grouped kernel, ``(1, G, G_w / G)`` where ``one_by_one``
+    runs each group as a kernel of its own (:func:`gemm_op_cost`)."""
+    g, wg, alone = f64(groups), f64(weight_groups), f64(one_by_one) > 0
+    return (f64(np.where(alone, 1.0, g)), f64(np.where(alone, g, 1.0)),
+            f64(np.where(alone, wg / np.maximum(g, 1.0), wg)))
 
 
 def softmax_floor_s(exps: Num, chip: ChipPeaks) -> FloatArray:
@@ -390,11 +411,14 @@ def _gemm_costs(ops: list[Operator], chip: ChipPeaks, n: int
     rank_rows = (_rows([op.m_max for op in ops], n) + (groups - 1.0) * m) \
         / np.maximum(groups * m, 1e-30)
     factor = np.where(m > 0, np.maximum(rank_rows, 1.0), 1.0)
+    kernel, turns, wg_kernel = kernel_groups(groups, _rows(wg_l, n),
+                                             _rows([op.one_by_one for op in ops], n))
     cost = gemm_cost(m, _rows([op.n for op in ops], n), _rows([op.k for op in ops], n),
-                     groups, f64(peaks)[:, None], chip.hbm_Bps, chip.compute,
+                     kernel, f64(peaks)[:, None], chip.hbm_Bps, chip.compute,
                      f64(b_ins)[:, None], ACT_BYTES, 1.0, 0.0,
-                     bytes_per_weight=f64(b_ws)[:, None], weight_groups=_rows(wg_l, n))
-    return f64(cost.compute_s * factor), f64(cost.memory_s * factor), paths
+                     bytes_per_weight=f64(b_ws)[:, None], weight_groups=wg_kernel)
+    return (f64(cost.compute_s * factor * turns), f64(cost.memory_s * factor * turns),
+            paths)
 
 
 def _attention_costs(ops: list[Operator], chip: ChipPeaks, n: int

@@ -70,7 +70,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "a fitted host-side cost per layer and slice for the cross-slice reductions "
         "(MaxText's v5e table loses 0, 2, 5, 9 and 17 % of its per-chip rate at 2, 4, 8, 16 "
         "and 32 slices; the model 1, 2, 4, 8 and 15 %), but the published runs of this "
-        "kind scored -2 to +28 % (two-slice v6e runs R122 +24 % and HT016 +28 %, R098 +10 %, "
+        "kind scored -2 to +27 % (two-slice v6e runs R122 +24 % and HT016 +27 %, R098 +10 %, "
         "R123 -2 %; the same 128B layout on one slice, R097: +7 %), and two v5p-4096 "
         "slices lose 6 % where the model sees 1 %; read this rate as optimistic."),
     Caveat(

@@ -8,8 +8,8 @@ layers are filled with the slowest kinds first (:func:`stage_layers`): with Deep
 three dense layers on 16 stages, the slowest stage holds four MoE layers, not a blend.
 
 Layouts differ in the few fields that change a layer's operators (tp, micro-batch, cp,
-ep, expert-TP, sequence parallelism); :func:`stage_compute` times each distinct
-combination once and gathers the result back over all layouts, so a search over a
+ep, expert-TP, sequence parallelism, grouped expert GEMMs); :func:`stage_compute` times
+each distinct combination once and gathers the result back over all layouts, so a search over a
 million layouts times a few hundred layer shapes.
 """
 
@@ -113,11 +113,12 @@ class _Profiles:
 def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
                  cols: FloatArray, capacity_factor: float | None,
                  imbalance: float) -> _Profiles:
-    """Profiles of the layer shapes ``cols`` (rows tp, mb, cp, ep, etp, sp)."""
-    tp, mb, cp, ep, etp, sp = cols
+    """Profiles of the layer shapes ``cols`` (rows tp, mb, cp, ep, etp, sp, grouped)."""
+    tp, mb, cp, ep, etp, sp, grouped = cols
     n = cols.shape[1]
     shard = Shard(tp=tp, batch=mb, seq_len=float(seq), cp=cp, ep=ep, etp=etp,
-                  sp=sp.astype(bool), capacity_factor=capacity_factor, imbalance=imbalance)
+                  sp=sp.astype(bool), grouped_gemm=grouped.astype(bool),
+                  capacity_factor=capacity_factor, imbalance=imbalance)
     kinds = layer_kinds(shape)
     fwd = tuple(profile(layer_operators(shape, "forward", shard, layer=k.index,
                                         precision=precision), chip, n) for k in kinds)
@@ -211,8 +212,8 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
 
 
 #: The slowest stage's times per job context, calibration (:class:`Efficiencies`) and
-#: stage shape (tp, mb, cp, ep, etp, sp, layers per stage): the :data:`_WIDTH` numbers of
-#: a :class:`StageCompute` column (:func:`_stage_columns`). Single-layout estimates of a
+#: stage shape (tp, mb, cp, ep, etp, sp, grouped, layers per stage): the :data:`_WIDTH`
+#: numbers of a :class:`StageCompute` column (:func:`_stage_columns`). Single-layout estimates of a
 #: sweep or a search's top rows share a few stage shapes; a calibration fit changes
 #: ``eff`` and composes again from :data:`_CACHE`. Bounded: cleared past
 #: :data:`_COMPOSED_COLUMNS` columns (a few tens of megabytes).
@@ -241,13 +242,14 @@ def _stage_columns(sc: StageCompute) -> list[FloatArray]:
 def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Efficiencies,
                   seq: int, *, tp: FloatArray, mb: FloatArray, cp: FloatArray,
                   ep: FloatArray, etp: FloatArray, sp: FloatArray, per_stage: FloatArray,
+                  grouped: FloatArray | float = 1.0,
                   capacity_factor: float | None = None,
                   imbalance: float = 1.0) -> StageCompute:
     """:class:`StageCompute` of every layout (arrays broadcast to one shape), timing each
-    distinct (tp, mb, cp, ep, etp, sp, layers per stage) combination once (and once per
-    job context and calibration: the results are remembered)."""
+    distinct (tp, mb, cp, ep, etp, sp, grouped, layers per stage) combination once (and
+    once per job context and calibration: the results are remembered)."""
     arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
-                                   for x in (tp, mb, cp, ep, etp, sp, per_stage)))
+                                   for x in (tp, mb, cp, ep, etp, sp, grouped, per_stage)))
     shape_out = arrays[0].shape
     stacked = np.stack([a.ravel() for a in arrays])
     unique, inverse = distinct_columns(stacked)
@@ -261,8 +263,8 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
     missing = [i for i, r in enumerate(rows) if r is None]
     if missing:
         sub = unique[:, missing]
-        prof = _profiles(shape, precision, chip, seq, sub[:6], capacity_factor, imbalance)
-        sc = _compose(shape, prof, eff, sub[6])
+        prof = _profiles(shape, precision, chip, seq, sub[:7], capacity_factor, imbalance)
+        sc = _compose(shape, prof, eff, sub[7])
         table = np.stack([np.broadcast_to(x, (len(missing),)) for x in _stage_columns(sc)],
                          axis=1).tolist()
         for i, row in zip(missing, table, strict=True):

@@ -59,6 +59,7 @@ class DerivedLayout:
     offload: np.ndarray
     tp_overlap: np.ndarray
     ep_overlap: np.ndarray
+    grouped_gemm: np.ndarray
     dp_overlap: np.ndarray
     micro: FloatArray
     tokens: FloatArray
@@ -107,7 +108,7 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         _ATTENTION[rc], rc, _QKV[rc] & (rc_full > 0), sp,
         np.asarray(lay.offload, dtype=bool),
         np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.ep_overlap, dtype=bool),
-        np.asarray(lay.dp_overlap, dtype=bool),
+        np.asarray(lay.grouped_gemm, dtype=bool), np.asarray(lay.dp_overlap, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
         end_credit(pp, ends),
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,

@@ -108,6 +108,12 @@ class Plan:
                    "(DeepEP-style; the calibrated share); off: the all-to-alls are exposed "
                    "in full.",
         short="ep_overlap", matters_with="ep")
+    grouped_gemm: bool = layout_field(
+        True, help="Run a chip's local experts as one grouped GEMM kernel (Megatron-Core "
+                   "--moe-grouped-gemm); off: one GEMM kernel per expert, one after "
+                   "another (SequentialMLP, the ROCm port of the legacy grouped_gemm "
+                   "package), each filling the chip with its own tiles only.",
+        short="grouped_gemm", search="fixed")
     dp_overlap: bool = layout_field(
         True, help="Overlap data-parallel gradient/parameter communication with compute.",
         short="dp_overlap")

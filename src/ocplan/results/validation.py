@@ -124,13 +124,19 @@ GPT_OSS_WINDOW = 128
 REAL_ROUTER_IMBALANCE = 1.7
 
 
-#: Notes saying a MoE run had no overlapped expert dispatch ("no Primus-Turbo/DeepEP
-#: features", "without DeepEP"): the row's published configuration, read as the plan's
-#: ``ep_overlap`` off. Runs whose notes say nothing keep the default (on).
 #: A run whose framework is JAX (MaxText, PaxML): its activation recompute is XLA remat.
 XLA_REMAT = re.compile(r"maxtext|\bjax\b|\bpaxml\b", re.IGNORECASE)
 #: Notes naming the query/key/value projections among a remat policy's kept tensors.
 KEEPS_QKV = re.compile(r"qkv_proj|q/k/v", re.IGNORECASE)
+#: Notes saying a Primus run used none of Primus-Turbo's kernels ("no Primus-Turbo/DeepEP
+#: features"): Primus' baseline MoE configs then set ``moe_use_legacy_grouped_gemm: true``
+#: (AMD-AGI/Primus examples/moe_package/configs/MI355X/deepseek_v2-pretrain-baseline.yaml),
+#: whose ROCm kernel runs one hipBLASLt GEMM per expert, read as the plan's
+#: ``grouped_gemm`` off.
+NO_PRIMUS_TURBO = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bPrimus-Turbo\b", re.IGNORECASE)
+#: Notes saying a MoE run had no overlapped expert dispatch ("no Primus-Turbo/DeepEP
+#: features", "without DeepEP"): the row's published configuration, read as the plan's
+#: ``ep_overlap`` off. Runs whose notes say nothing keep the default (on).
 NO_EP_OVERLAP = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bDeepEP\b|\bDeepEP\b (?:off|disabled)",
                            re.IGNORECASE)
 
@@ -258,7 +264,8 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 vpp=vpp, micro_batch=micro, zero=zero,
                 ends_as_layers=ends_in_split(shape.n_layers, pp, vpp),
                 recompute=recompute,  # type: ignore[arg-type]
-                sequence_parallel=sp, offload=offload, ep_overlap=not NO_EP_OVERLAP.search(notes))
+                sequence_parallel=sp, offload=offload, ep_overlap=not NO_EP_OVERLAP.search(notes),
+                grouped_gemm=not NO_PRIMUS_TURBO.search(notes))
 
 
 def ends_in_split(n_layers: int, pp: int, vpp: int) -> bool:

@@ -221,6 +221,9 @@ class Operator:
     weight_groups: Num = 0.0
     """Grouped GEMMs: groups whose weights are read (experts receiving tokens); 0 =
     ``groups``."""
+    one_by_one: Num = 0.0
+    """Grouped GEMMs: 1 where each group runs as a GEMM kernel of its own, one after
+    another (:attr:`Shard.grouped_gemm` off), 0 where one kernel runs them all."""
     exps: Num = 0.0
     """Attention: softmax exponentials on this chip, one per score element computed, in
     the forward and again in the backward (which recomputes the probabilities;
@@ -259,6 +262,10 @@ class Shard:
         ``etp = tp``).
     sp
         Sequence parallelism: norms and residuals run on ``T/t`` rows.
+    grouped_gemm
+        The local experts' GEMMs run as one grouped kernel; off: one kernel per expert,
+        one after another (Megatron-Core ``SequentialMLP``; the ROCm port of the
+        ``grouped_gemm`` package, Primus' ``moe_use_legacy_grouped_gemm``).
     capacity_factor
         Expert capacity / mean load (GShard, Switch); token copies beyond it are dropped.
         ``None`` = dropless.
@@ -276,6 +283,7 @@ class Shard:
     ep: Num = 1.0
     etp: Num = 1.0
     sp: BoolLike = True
+    grouped_gemm: BoolLike = True
     capacity_factor: float | None = None
     imbalance: Num = 1.0
 
@@ -475,6 +483,8 @@ class _Gemm:
     m_max: FloatArray | None = None
     weight_precision: str = ""
     """Format of the weights when not ``precision`` (serving weight-only quantization)."""
+    one_by_one: FloatArray | float = 0.0
+    """Grouped GEMM: 1 where each group is a kernel of its own (:attr:`Operator.one_by_one`)."""
     input_fused: bool = False
     """Training in 8 bits: the kernel that produces this GEMM's input writes it already
     quantized, so no cast kernel precedes it (:func:`_casts`)."""
@@ -533,7 +543,8 @@ def _gemm_forward(g: _Gemm) -> Operator:
         bytes_written=_out(g.groups * g.m * g.n * ACT_BYTES),
         m=_out(g.m), n=_out(g.n), k=_out(g.k), groups=_out(_f(g.groups)),
         m_max=_out(g.m if g.m_max is None else g.m_max),
-        weight_precision=g.weight_precision, weight_groups=_out(_f(g.weight_groups)))
+        weight_precision=g.weight_precision, weight_groups=_out(_f(g.weight_groups)),
+        one_by_one=_out(_f(g.one_by_one)))
 
 
 def _gemm_backward(g: _Gemm) -> tuple[Operator, Operator]:
@@ -547,13 +558,14 @@ def _gemm_backward(g: _Gemm) -> tuple[Operator, Operator]:
         name=f"{g.name}.dgrad", kind=g.kind, precision=g.precision, flops=flops,
         bytes_read=_out(g.groups * g.m * g.n * b_in + weights * b_in),
         bytes_written=_out(g.groups * g.m * g.k * ACT_BYTES),
-        m=_out(g.m), n=_out(g.k), k=_out(g.n), groups=_out(_f(g.groups)), m_max=_out(m_max))
+        m=_out(g.m), n=_out(g.k), k=_out(g.n), groups=_out(_f(g.groups)), m_max=_out(m_max),
+        one_by_one=_out(_f(g.one_by_one)))
     wgrad = Operator(
         name=f"{g.name}.wgrad", kind=g.kind, precision=g.precision, flops=flops,
         bytes_read=_out(g.groups * g.m * (g.k + g.n) * b_in + weights * WGRAD_ACCUM_BYTES),
         bytes_written=_out(weights * WGRAD_ACCUM_BYTES),
         m=_out(g.k), n=_out(g.n), k=_out(g.m), groups=_out(_f(g.groups)),
-        m_max=_out(g.k))
+        m_max=_out(g.k), one_by_one=_out(_f(g.one_by_one)))
     return dgrad, wgrad
 
 
@@ -847,16 +859,17 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
     rank_rows = hot + (local - 1.0) * others
     m_max = np.maximum(rank_rows - (groups - 1.0) * m, m)
     up, down = (shape.mlp_mats - 1) * f_e, f_e
+    one_by_one = 1.0 - np.asarray(shard.grouped_gemm, dtype=np.float64)
     specs: list[_Spec] = [
         _Elem("norm_mlp", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT),
         _Gemm("router", "router", rows_moe, _f(float(shape.moe_experts)), _f(h), HIGH_PRECISION),
         # permute before the all-to-all, then sort by local expert after it
         *([] if fused else [_Permute("dispatch", sent + received, sent + received, h)]),
         _Gemm("experts_up", "grouped_gemm", m, up, _f(h), precision, groups=groups,
-              weight_groups=active, m_max=m_max, grad_fused=True),
+              weight_groups=active, m_max=m_max, one_by_one=one_by_one, grad_fused=True),
         _activation("experts_act", shape, received * f_e),
         _Gemm("experts_down", "grouped_gemm", m, _f(h), down, precision, groups=groups,
-              weight_groups=active, m_max=m_max, input_fused=True),
+              weight_groups=active, m_max=m_max, one_by_one=one_by_one, input_fused=True),
         # unsort, then unpermute with the gate-weighted sum of each token's copies
         _Permute("combine", sent if fused else received + sent,
                  rows_moe if fused else received + rows_moe, h,
