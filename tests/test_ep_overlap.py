@@ -57,8 +57,8 @@ def test_the_overlap_hides_no_more_than_the_compute_beside_it() -> None:
     cal = load_calibration()
     d = derive_layout(wl, Plan(tp=2, dp=8, ep=8).encoded())
     sc = stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
-                       efficiencies(sm, cal), wl.seq_len, tp=d.tp, mb=d.mb, cp=d.cp,
-                       ep=d.ep, etp=d.etp, sp=d.sp.astype(float), per_stage=d.per_stage)
+                       efficiencies(sm, cal), wl.seq_len, shard=d.shard_columns(),
+                       per_stage=d.per_stage)
     g = _Layouts(d, sc.moe_layers)
 
     def exposed(window: float) -> float:

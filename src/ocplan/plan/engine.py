@@ -218,10 +218,9 @@ def _stage_compute(wl: Workload, sm: SystemModel, cal: Calibration,
                    d: DerivedLayout) -> StageCompute:
     """The slowest stage's layers for the layouts ``d`` (:mod:`ocplan.plan.layer_cost`)."""
     return stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
-                         efficiencies(sm, cal), wl.seq_len, tp=d.tp, mb=d.mb, cp=d.cp,
-                         ep=d.ep, etp=d.etp, sp=d.sp.astype(np.float64),
-                         grouped=d.grouped_gemm.astype(np.float64), per_stage=d.per_stage,
-                         capacity_factor=wl.moe_capacity_factor, imbalance=wl.moe_imbalance)
+                         efficiencies(sm, cal), wl.seq_len, shard=d.shard_columns(),
+                         per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
+                         imbalance=wl.moe_imbalance)
 
 
 def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> StepArrays:

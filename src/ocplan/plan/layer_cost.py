@@ -7,15 +7,17 @@ attention; :func:`layer_kinds`). For each kind the operators of one layer on one
 layers are filled with the slowest kinds first (:func:`stage_layers`): with DeepSeek-V3's
 three dense layers on 16 stages, the slowest stage holds four MoE layers, not a blend.
 
-Layouts differ in the few fields that change a layer's operators (tp, micro-batch, cp,
-ep, expert-TP, sequence parallelism, grouped expert GEMMs); :func:`stage_compute` times
-each distinct combination once and gathers the result back over all layouts, so a search over a
+Layouts differ in the few fields that change a layer's operators (the per-layout fields
+of :class:`~ocplan.workloads.operators.Shard`: tp, micro-batch, cp, ep, expert-TP,
+sequence parallelism, grouped expert GEMMs); :func:`stage_compute` times each distinct
+combination once and gathers the result back over all layouts, so a search over a
 million layouts times a few hundred layer shapes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
@@ -34,7 +36,18 @@ from ocplan.workloads.operators import (
 )
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["LayerKind", "StageCompute", "layer_kinds", "stage_compute", "stage_layers"]
+__all__ = ["LAYOUT_SHARD_FIELDS", "LayerKind", "StageCompute", "layer_kinds", "stage_compute",
+           "stage_layers"]
+
+#: :class:`~ocplan.workloads.operators.Shard` fields that are not the job's (its sequence,
+#: capacity factor and routing imbalance): what a layout sets, one column each
+#: (:meth:`~ocplan.plan.layout_arrays.DerivedLayout.shard_columns`). A layout field that
+#: changes a layer's operators is a Shard field; nothing here names it.
+_JOB_SHARD_FIELDS = frozenset({"seq_len", "kv_len", "capacity_factor", "imbalance"})
+LAYOUT_SHARD_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(Shard) if f.name not in _JOB_SHARD_FIELDS)
+#: Shard fields that are flags (their defaults are bools): columns of 0/1, passed as bools.
+_FLAG_FIELDS = frozenset(f.name for f in fields(Shard) if isinstance(f.default, bool))
 
 
 @dataclass(frozen=True)
@@ -113,12 +126,12 @@ class _Profiles:
 def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
                  cols: FloatArray, capacity_factor: float | None,
                  imbalance: float) -> _Profiles:
-    """Profiles of the layer shapes ``cols`` (rows tp, mb, cp, ep, etp, sp, grouped)."""
-    tp, mb, cp, ep, etp, sp, grouped = cols
+    """Profiles of the layer shapes ``cols`` (one row per :data:`LAYOUT_SHARD_FIELDS`)."""
     n = cols.shape[1]
-    shard = Shard(tp=tp, batch=mb, seq_len=float(seq), cp=cp, ep=ep, etp=etp,
-                  sp=sp.astype(bool), grouped_gemm=grouped.astype(bool),
-                  capacity_factor=capacity_factor, imbalance=imbalance)
+    per_layout = {name: row.astype(bool) if name in _FLAG_FIELDS else row
+                  for name, row in zip(LAYOUT_SHARD_FIELDS, cols, strict=True)}
+    shard = Shard(seq_len=float(seq), capacity_factor=capacity_factor, imbalance=imbalance,
+                  **per_layout)
     kinds = layer_kinds(shape)
     fwd = tuple(profile(layer_operators(shape, "forward", shard, layer=k.index,
                                         precision=precision), chip, n) for k in kinds)
@@ -148,7 +161,8 @@ def _all(p: _Profiles) -> list[Profile]:
 
 def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols: FloatArray,
               capacity_factor: float | None, imbalance: float) -> _Profiles:
-    """Profiles of the layer shapes ``cols``, each shape costed once per job context."""
+    """Profiles of the layer shapes ``cols`` (rows :data:`LAYOUT_SHARD_FIELDS`), each shape
+    costed once per job context."""
     context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance)
     if sum(map(len, list(_CACHE.values()))) > _CACHE_COLUMNS:
         _CACHE.clear()
@@ -212,7 +226,7 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
 
 
 #: The slowest stage's times per job context, calibration (:class:`Efficiencies`) and
-#: stage shape (tp, mb, cp, ep, etp, sp, grouped, layers per stage): the :data:`_WIDTH`
+#: stage shape (:data:`LAYOUT_SHARD_FIELDS`, layers per stage): the :data:`_WIDTH`
 #: numbers of a :class:`StageCompute` column (:func:`_stage_columns`). Single-layout estimates of a
 #: sweep or a search's top rows share a few stage shapes; a calibration fit changes
 #: ``eff`` and composes again from :data:`_CACHE`. Bounded: cleared past
@@ -240,16 +254,16 @@ def _stage_columns(sc: StageCompute) -> list[FloatArray]:
 
 
 def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Efficiencies,
-                  seq: int, *, tp: FloatArray, mb: FloatArray, cp: FloatArray,
-                  ep: FloatArray, etp: FloatArray, sp: FloatArray, per_stage: FloatArray,
-                  grouped: FloatArray | float = 1.0,
-                  capacity_factor: float | None = None,
+                  seq: int, *, shard: Mapping[str, FloatArray | np.ndarray],
+                  per_stage: FloatArray, capacity_factor: float | None = None,
                   imbalance: float = 1.0) -> StageCompute:
     """:class:`StageCompute` of every layout (arrays broadcast to one shape), timing each
-    distinct (tp, mb, cp, ep, etp, sp, grouped, layers per stage) combination once (and
-    once per job context and calibration: the results are remembered)."""
-    arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
-                                   for x in (tp, mb, cp, ep, etp, sp, grouped, per_stage)))
+    distinct layer shape (``shard``: one array per :data:`LAYOUT_SHARD_FIELDS`) and stage
+    depth (``per_stage``) once (and once per job context and calibration: the results are
+    remembered)."""
+    assert set(shard) == set(LAYOUT_SHARD_FIELDS), sorted(set(shard) ^ set(LAYOUT_SHARD_FIELDS))
+    arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (
+        *(shard[name] for name in LAYOUT_SHARD_FIELDS), per_stage)))
     shape_out = arrays[0].shape
     stacked = np.stack([a.ravel() for a in arrays])
     unique, inverse = distinct_columns(stacked)
@@ -263,8 +277,9 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
     missing = [i for i, r in enumerate(rows) if r is None]
     if missing:
         sub = unique[:, missing]
-        prof = _profiles(shape, precision, chip, seq, sub[:7], capacity_factor, imbalance)
-        sc = _compose(shape, prof, eff, sub[7])
+        k = len(LAYOUT_SHARD_FIELDS)
+        prof = _profiles(shape, precision, chip, seq, sub[:k], capacity_factor, imbalance)
+        sc = _compose(shape, prof, eff, sub[k])
         table = np.stack([np.broadcast_to(x, (len(missing),)) for x in _stage_columns(sc)],
                          axis=1).tolist()
         for i, row in zip(missing, table, strict=True):

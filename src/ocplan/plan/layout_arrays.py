@@ -70,6 +70,13 @@ class DerivedLayout:
     replicas: FloatArray
     dp_expert: FloatArray
 
+    def shard_columns(self) -> dict[str, np.ndarray]:
+        """What each layout holds of a layer, by :class:`~ocplan.workloads.operators.Shard`
+        field (:data:`~ocplan.plan.layer_cost.LAYOUT_SHARD_FIELDS`): the one place the
+        layout's names meet the operators'."""
+        return {"tp": self.tp, "batch": self.mb, "cp": self.cp, "ep": self.ep,
+                "etp": self.etp, "sp": self.sp, "grouped_gemm": self.grouped_gemm}
+
     @property
     def chips(self) -> FloatArray:
         out: FloatArray = self.tp * self.pp * self.dp * self.cp
