@@ -285,9 +285,7 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     # of their own (serving) are streamed as stored and converted in the kernel
     b_in = GEMM_INPUT_BYTES.get(precision, ACT_BYTES)
     b_w = GEMM_INPUT_BYTES.get(op.weight_precision, b_in)
-    wg = f64(op.weight_groups) if np.any(f64(op.weight_groups) > 0) else None
-    kernel, turns, wg_kernel = kernel_groups(groups, wg if wg is not None else groups,
-                                             op.one_by_one)
+    kernel, turns, wg_kernel = kernel_groups(groups, _weight_groups(op), op.one_by_one)
     cost = gemm_cost(m, op.n, op.k, kernel, peak, chip.hbm_Bps, chip.compute, b_in,
                      ACT_BYTES, 1.0, 0.0, bytes_per_weight=b_w, weight_groups=wg_kernel)
     compute_s, memory_s = cost.compute_s * turns, cost.memory_s * turns
@@ -296,6 +294,12 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     if op.kind == "grouped_gemm":
         path = f"grouped_gemm{bits}"  # type: ignore[assignment]
     return OpCost(compute_s * factor, memory_s * factor, path, "matrix")
+
+
+def _weight_groups(op: Operator) -> Num:
+    """Groups whose weights a GEMM reads: every group unless the operator says which
+    (:attr:`~ocplan.workloads.operators.Operator.weight_groups`, 0 = all)."""
+    return op.weight_groups if np.any(f64(op.weight_groups) > 0) else op.groups
 
 
 def kernel_groups(groups: Num, weight_groups: Num, one_by_one: Num
@@ -403,10 +407,7 @@ def _gemm_costs(ops: list[Operator], chip: ChipPeaks, n: int
         path = f"grouped_gemm{bits}" if op.kind == "grouped_gemm" else f"gemm{bits}"
         paths.append(path)  # type: ignore[arg-type]
         groups_l.append(op.groups)
-        # the weights of every group are read unless the operator says which were
-        wg = op.weight_groups
-        wg_l.append(wg if (wg > 0 if isinstance(wg, float) else np.any(f64(wg) > 0))
-                    else op.groups)
+        wg_l.append(_weight_groups(op))
     groups, m = _rows(groups_l, n), _rows([op.m for op in ops], n)
     rank_rows = (_rows([op.m_max for op in ops], n) + (groups - 1.0) * m) \
         / np.maximum(groups * m, 1e-30)
