@@ -581,6 +581,16 @@ class Server(Entry):
     """Highest module power the air-cooled chassis removes per slot."""
     height: Length | None = None
     height_u: Annotated[float, Field(strict=True, gt=0, le=60)] | None = None
+    capture: Id | None = None
+    """Liquid heat capture of the server as shipped: an entry of
+    ``ocplan/facility/data/capture.yaml`` (a rack-scale system's published liquid/air
+    split). None: the facility's default cold-plate ratio. A system file's
+    ``facility.capture_ratio`` overrides it."""
+    busbar: Id | None = None
+    """Busbar of the rack the server ships in, an entry of
+    ``ocplan/facility/data/busbars.yaml``: a rack-scale system (NVL72) brings its own rack,
+    power shelves and busbar. None: the facility's. A system file's
+    ``facility.power_delivery.busbar`` overrides it."""
 
 
 #: Form-factor labels of a compute module. The OCM (Open Compute Module) specification has

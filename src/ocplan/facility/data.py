@@ -26,6 +26,7 @@ __all__ = [
     "DATA_DIR",
     "BusbarEntry",
     "CaptureEntry",
+    "CaptureScope",
     "CduEntry",
     "CoolantEntry",
     "FacilityData",
@@ -91,10 +92,18 @@ class CduTable(Spec):
     cdus: tuple[CduEntry, ...]
 
 
+#: What a capture ratio is a share of: the heat of the cold-plated parts (accelerators and
+#: CPUs; a server-level figure applied there understates the liquid heat by the parts
+#: without plates) or the whole server's (rack-scale systems whose switch trays, supplies
+#: and manifolds are liquid-cooled too, and whose makers publish the rack's split).
+CaptureScope = Literal["cold-plated", "server"]
+
+
 class CaptureEntry(Spec):
     id: Id
     name: str
     liquid_fraction: Fraction
+    scope: CaptureScope = "cold-plated"
     sources: Sources
 
 

@@ -22,16 +22,18 @@ W_PER_KW = 1_000.0
 
 
 def heat_to_liquid_W(cold_plated_W: float, capture_ratio: float) -> float:
-    """Heat the cold plates carry to the liquid: ``Q_liq = r * (P_accel + P_cpu)``.
+    """Heat the liquid carries: ``Q_liq = r * P``, ``P`` the power the ratio is a share of.
 
     Parameters
     ----------
     cold_plated_W
-        Power of the cold-plated parts (accelerators and CPUs), W. Everything else in the
-        server (fans, drives, NICs, memory, supply losses) and the uncaptured share
-        ``1 - r`` of the plated parts leave as air-side heat.
+        ``P``, W: the cold-plated parts (accelerators and CPUs) for a cold-plate ratio;
+        everything else in the server (fans, drives, NICs, memory, supply losses) and the
+        uncaptured share ``1 - r`` leave as air-side heat. For a rack-scale system whose
+        maker publishes the rack's liquid/air split (capture scope ``server``), the whole
+        server's wall power.
     capture_ratio
-        ``r``, 0..1: share of the plated parts' heat that reaches the liquid.
+        ``r``, 0..1: share of ``P`` that reaches the liquid.
 
     Examples
     --------

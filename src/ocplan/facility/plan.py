@@ -22,7 +22,13 @@ from ocplan.facility.cooling import (
     cdu_usable_capacity_W,
     pump_power_W,
 )
-from ocplan.facility.data import FacilityData, facility_data, pick
+from ocplan.facility.data import (
+    BusbarEntry,
+    CaptureScope,
+    FacilityData,
+    facility_data,
+    pick,
+)
 from ocplan.facility.delivery import (
     busbar_current_A,
     floor_area_m2,
@@ -111,6 +117,9 @@ class CoolingPlan:
     """The liquid loop: coolant, temperatures, CDUs, pumps."""
 
     capture_ratio: float
+    capture_scope: str
+    """What ``capture_ratio`` is a share of: ``cold-plated`` (accelerators and CPUs) or
+    ``server`` (the whole server's heat, a rack-scale system's published split)."""
     coolant: str
     delta_T_K: float
     water_class: str
@@ -214,11 +223,9 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     load = dc / (supplies.count * supplies.rating)
     eta = psu_efficiency(curve.points, load)
     loss = psu_loss_W(dc, eta)
-    capture = 0.0
-    if system.cooling == "liquid":
-        capture = (spec.capture_ratio if spec.capture_ratio is not None
-                   else data.capture[data.capture_default].liquid_fraction)
-    liquid = heat_to_liquid_W((budget.modules_W + budget.cpus_W) * f, capture)
+    capture, scope = _capture(system, data)
+    captured = dc + loss if scope == "server" else (budget.modules_W + budget.cpus_W) * f
+    liquid = heat_to_liquid_W(captured, capture)
     server = make(ServerHeat, budget.modules_W * f, budget.cpus_W * f, budget.nics_W * f,
                   budget.other_W * f, dc, load, eta, loss, dc + loss, liquid, dc + loss - liquid)
 
@@ -240,8 +247,7 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
                                    cdu.rated_approach_K, approach)
 
     # ---- racks ---------------------------------------------------------------------
-    busbar = pick(data.busbars, spec.power_delivery.busbar, src,
-                  "facility.power_delivery.busbar")
+    busbar = _busbar(system, data)
     volts = spec.power_delivery.voltage or busbar.nominal_voltage
     air_limit = spec.air_limit_per_rack or data.plant.air_limit.per_rack
     per_rack = _servers_per_rack(system, dc, busbar.rated_power,
@@ -291,7 +297,7 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     pumps = pump_power_W(v_dot, head_psi * PA_PER_PSI,
                          data.plant.pump.wire_to_water_efficiency)
     cooling = make(
-        CoolingPlan, capture, coolant.id, delta_T, spec.water_class, supply_C, approach,
+        CoolingPlan, capture, scope, coolant.id, delta_T, spec.water_class, supply_C, approach,
         supply_C + approach if approach is not None else None, cdu.id, cdu.placement,
         usable, cdus, per_rack_cdus, flow, v_dot * L_PER_MIN_PER_M3_PER_S, pumps,
         spec.heat_rejection)
@@ -311,6 +317,34 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
         it - cluster_liquid, n * loss, breakdown, breakdown.pue, given, pue, it * pue,
         findings, tuple(notes),
         _power_flow(n, server, switches, breakdown, spec.heat_rejection))
+
+
+def _capture(system: System, data: FacilityData) -> tuple[float, CaptureScope]:
+    """Liquid share of the heat and what it is a share of: none for air cooling; else the
+    system file's ``capture_ratio`` (of the cold-plated parts), the server's published
+    entry, or the default cold-plate ratio."""
+    if system.cooling != "liquid":
+        return 0.0, "cold-plated"
+    given = system.spec.facility.capture_ratio
+    if given is not None:
+        return given, "cold-plated"
+    if system.server.capture is not None:
+        entry = pick(data.capture, system.server.capture, f"server {system.server.id}",
+                     "capture")
+    else:
+        entry = data.capture[data.capture_default]
+    return entry.liquid_fraction, entry.scope
+
+
+def _busbar(system: System, data: FacilityData) -> BusbarEntry:
+    """The rack's busbar: the system file's ``power_delivery.busbar`` when written, else
+    the one the server ships with (rack-scale systems), else the facility default."""
+    delivery = system.spec.facility.power_delivery
+    if "busbar" not in delivery.model_fields_set and system.server.busbar is not None:
+        return pick(data.busbars, system.server.busbar, f"server {system.server.id}",
+                    "busbar")
+    return pick(data.busbars, delivery.busbar, system.source,
+                "facility.power_delivery.busbar")
 
 
 def facility_findings(system: System) -> list[Finding]:
