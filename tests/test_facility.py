@@ -1,5 +1,5 @@
 """Facility model: first law, CDU sizing, heat balance, busbar and water-class findings,
-derived PUE, and bad facility fields.
+derived PUE, bad facility fields, and rack-scale servers that bring their own rack.
 
 Expected numbers are worked out here from the sourced constants (NIST water, Dow PG25,
 vendor CDU ratings, 80 PLUS points, ORv3 ratings) and the example system's parts, not
@@ -17,6 +17,7 @@ import yaml
 
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.loader import validate_as
+from ocplan.catalog.schema import Server
 from ocplan.catalog.system import FacilitySpec, System, SystemSpec, load_system, resolve_system
 from ocplan.errors import SpecError
 from ocplan.facility import facility_data, facility_findings, facility_plan
@@ -31,6 +32,7 @@ from ocplan.facility.heat import (
 from ocplan.topology.power import power_budget
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SERVERS = Path(__file__).resolve().parents[1] / "src" / "ocplan" / "catalog" / "data" / "servers"
 LIQUID = EXAMPLES / "ubb-1024-liquid.yaml"
 
 
@@ -399,3 +401,120 @@ def test_every_table_entry_cites_a_titled_source() -> None:
         assert entry.sources
         assert all(s.title and (s.url or s.locator) for s in entry.sources)
     assert set(data.water_classes) == {"W17", "W27", "W32", "W40", "W45", "W+"}
+
+
+# ---- rack-scale servers (GB200 / GB300 NVL72) bring their own rack -------------------
+# The published liquid/air split of the whole rack (MGX spec 85 %, Lenovo GB300 guide
+# 90 %) and the busbar of the rack they ship in.
+
+
+def _racks(catalog: Catalog, server: str, facility: dict[str, Any] | None = None,
+           catalog_override: Catalog | None = None) -> System:
+    """Four racks of ``server``, one per rack position (a rack block: limits are errors)."""
+    data: dict[str, Any] = {
+        "name": f"4 x {server}", "server": server, "servers": 4,
+        "rack": {"servers_per_rack": 1, "power_limit": "200 kW"},
+    }
+    if facility is not None:
+        data["facility"] = facility
+    spec = validate_as(SystemSpec, data, "racks.yaml")
+    return resolve_system(spec, catalog_override or catalog, "racks.yaml")
+
+
+@pytest.mark.parametrize(("server", "entry", "share"), [
+    ("gb200-nvl72", "nvl72-class", 0.85), ("gb300-nvl72", "gb300-nvl72", 0.90)])
+def test_published_rack_split_applies_to_the_whole_rack(
+        catalog: Catalog, server: str, entry: str, share: float) -> None:
+    system = _racks(catalog, server)
+    assert system.server.capture == entry
+    plan = facility_plan(system)
+    wall = plan.server.wall_W
+    assert plan.cooling.capture_ratio == pytest.approx(share)
+    assert plan.cooling.capture_scope == "server"
+    # the split of the whole server's heat, supplies and switch trays included
+    assert plan.server.liquid_W == pytest.approx(share * wall)
+    assert plan.server.air_W == pytest.approx((1.0 - share) * wall)
+    assert plan.server.liquid_W + plan.server.air_W == pytest.approx(wall)
+    # more than the plated parts alone could give at that share: the rack-level figure is
+    # not read as a cold-plate ratio
+    plated = plan.server.modules_W + plan.server.cpus_W
+    assert plan.server.liquid_W > share * plated
+
+
+@pytest.mark.parametrize("server", ["gb200-nvl72", "gb300-nvl72"])
+def test_nvl72_racks_pass_their_own_rack_checks(catalog: Catalog, server: str) -> None:
+    system = _racks(catalog, server)
+    plan = facility_plan(system)
+    assert plan.rack.air_W < plan.rack.air_limit_W    # 10-15 % of 120-143 kW < 35 kW
+    assert plan.rack.busbar == "nvidia-mgx"
+    # no published rating: the current is reported, not judged
+    assert plan.rack.busbar_rated_A is None
+    assert plan.rack.busbar_rated_W is None
+    assert plan.rack.busbar_margin is None
+    assert plan.rack.busbar_current_A == pytest.approx(plan.rack.dc_W / 48.0)
+    assert not {"FACILITY-AIR-RACK", "FACILITY-BUSBAR"} & _rules(system)
+
+
+def test_a_system_file_busbar_overrides_the_servers(catalog: Catalog) -> None:
+    # the same GB300 rack on a 92 kW ORv3 HPR busbar: the file's choice wins and is judged
+    system = _racks(catalog, "gb300-nvl72", {"power_delivery": {"busbar": "orv3-hpr"}})
+    plan = facility_plan(system)
+    assert plan.rack.busbar == "orv3-hpr"
+    assert plan.rack.dc_W > 92e3
+    found = [f for f in facility_findings(system) if f.rule == "FACILITY-BUSBAR"]
+    assert found
+    assert all(f.severity == "error" for f in found)
+
+
+def test_a_system_file_capture_ratio_overrides_the_servers(catalog: Catalog) -> None:
+    # a cold-plate ratio written in the file applies to the plated parts only, as before
+    system = _racks(catalog, "gb300-nvl72", {"capture_ratio": 0.8})
+    plan = facility_plan(system)
+    assert plan.cooling.capture_scope == "cold-plated"
+    plated = plan.server.modules_W + plan.server.cpus_W
+    assert plan.server.liquid_W == pytest.approx(0.8 * plated)
+    assert plan.rack.air_W > plan.rack.air_limit_W
+    assert "FACILITY-AIR-RACK" in _rules(system)
+
+
+def test_servers_without_entries_keep_the_facility_defaults(catalog: Catalog) -> None:
+    system = _racks(catalog, "amd-mi355x-platform")
+    assert system.server.capture is None
+    assert system.server.busbar is None
+    plan = facility_plan(system)
+    data = facility_data()
+    assert plan.cooling.capture_ratio == data.capture[data.capture_default].liquid_fraction
+    assert plan.cooling.capture_scope == "cold-plated"
+    assert plan.rack.busbar == "orv3-hpr"
+
+
+def test_every_catalog_server_names_known_facility_entries(catalog: Catalog) -> None:
+    data = facility_data()
+    named = 0
+    for entry in catalog.all("server"):
+        assert isinstance(entry, Server)
+        if entry.capture is not None:
+            assert entry.capture in data.capture, entry.id
+            named += 1
+        if entry.busbar is not None:
+            assert entry.busbar in data.busbars, entry.id
+            named += 1
+    assert named >= 4   # both NVL72 racks name both
+
+
+@pytest.mark.parametrize(("field", "allowed"), [("capture", "'nvl72-class'"),
+                                               ("busbar", "'orv3-hpr'")])
+def test_unknown_server_entry_names_the_server_and_the_allowed_ids(
+        catalog: Catalog, tmp_path: Path, field: str, allowed: str) -> None:
+    data = yaml.safe_load((SERVERS / "gb300-nvl72.yaml").read_text("utf-8"))
+    data.update(id="gb300-nvl72-custom", name="GB300 NVL72, custom rack")
+    data[field] = "nope"
+    (tmp_path / "custom.yaml").write_text(yaml.safe_dump(data), "utf-8")
+    extended = load_catalog([tmp_path], use_env=False)
+    system = _racks(catalog, "gb300-nvl72-custom", catalog_override=extended)
+    with pytest.raises(SpecError) as err:
+        facility_plan(system)
+    text = str(err.value)
+    assert "gb300-nvl72-custom" in text
+    assert field in text
+    assert allowed in text
