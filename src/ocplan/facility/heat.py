@@ -21,12 +21,12 @@ L_PER_MIN_PER_M3_PER_S = 60_000.0
 W_PER_KW = 1_000.0
 
 
-def heat_to_liquid_W(cold_plated_W: float, capture_ratio: float) -> float:
+def heat_to_liquid_W(captured_W: float, capture_ratio: float) -> float:
     """Heat the liquid carries: ``Q_liq = r * P``, ``P`` the power the ratio is a share of.
 
     Parameters
     ----------
-    cold_plated_W
+    captured_W
         ``P``, W: the cold-plated parts (accelerators and CPUs) for a cold-plate ratio;
         everything else in the server (fans, drives, NICs, memory, supply losses) and the
         uncaptured share ``1 - r`` leave as air-side heat. For a rack-scale system whose
@@ -41,8 +41,8 @@ def heat_to_liquid_W(cold_plated_W: float, capture_ratio: float) -> float:
     8000.0
     """
     assert 0.0 <= capture_ratio <= 1.0
-    assert cold_plated_W >= 0.0
-    return capture_ratio * cold_plated_W
+    assert captured_W >= 0.0
+    return capture_ratio * captured_W
 
 
 def mass_flow_kg_per_s(heat_W: float, specific_heat_J_per_kgK: float,

@@ -117,7 +117,7 @@ class CoolingPlan:
     """The liquid loop: coolant, temperatures, CDUs, pumps."""
 
     capture_ratio: float
-    capture_scope: str
+    capture_scope: CaptureScope
     """What ``capture_ratio`` is a share of: ``cold-plated`` (accelerators and CPUs) or
     ``server`` (the whole server's heat, a rack-scale system's published split)."""
     coolant: str
