@@ -48,11 +48,15 @@ from ocplan.workloads.memory import ACT_BYTES, PARAM_BYTES, grad_reduce_bytes
 from ocplan.workloads.operators import ATTN_BWD_FACTOR, Shard, expert_load
 from ocplan.workloads.workload import Workload
 
-__all__ = ["PP_EXPOSED", "CommTerms", "comm_terms"]
+__all__ = ["PP_EXPOSED", "CommTerms", "comm_terms", "last_bucket_share"]
 
 #: Fraction of steady-state pipeline send/receive left on the critical path (Megatron
 #: batches isend/irecv with the next compute; warm-up and cool-down transfers are not).
 PP_EXPOSED = 0.5
+#: Megatron-LM's default gradient bucket, parameters: ``max(40M, 1M x dp x cp)``
+#: (``DistributedDataParallelConfig.bucket_size``).
+BUCKET_MIN_PARAMS = 4.0e7
+BUCKET_PARAMS_PER_RANK = 1.0e6
 #: Collectives per layer per micro-batch (forward + backward) of TP on a dense layer's
 #: attention and MLP blocks, and of a MoE layer's attention block alone.
 TP_COLLECTIVES_DENSE = 4.0
@@ -271,6 +275,23 @@ def pp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout, g: _Layouts) -
     return out
 
 
+def last_bucket_share(d: DerivedLayout, p: StageParams) -> FloatArray:
+    """Share ``f`` of a stage's data-parallel traffic that no backward is left to hide: the
+    last gradient bucket (reduced after the last layer's backward) and the first parameter
+    bucket (gathered before the first layer's forward).
+
+    ``f = min(1, B / P)``, with ``P`` the parameters a chip holds and ``B`` the bucket,
+    Megatron-LM's default ``max(40M, 1M x dp x cp)`` parameters
+    (``DistributedDataParallelConfig.bucket_size``, megatron/core/distributed/
+    distributed_data_parallel_config.py); overlapped collectives are launched bucket by
+    bucket as the backward produces them, so at least one bucket's worth stays exposed
+    however long the backward is. Runs that set larger buckets (MLPerf's Llama 3.1 8B
+    configs: 768M) expose more; the default is what a plan states nothing about."""
+    bucket = np.maximum(BUCKET_MIN_PARAMS, BUCKET_PARAMS_PER_RANK * d.dp * d.cp)
+    share: FloatArray = np.minimum(1.0, bucket / np.maximum(p.dense + p.expert, 1.0))
+    return share
+
+
 def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: StageParams,
                  grad_bytes: float, c: ComputeTerms, g: _Layouts) -> FloatArray:
     """Gradient reduction and parameter gathering per ZeRO stage, hidden behind the last
@@ -278,7 +299,8 @@ def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: Stag
     FSDP gathers and reduces every micro-batch, layer by layer. Gradients move at
     ``grad_bytes`` per element (:func:`~ocplan.workloads.memory.grad_reduce_bytes`),
     parameters at 16 bits; ``overlap`` is the calibrated share of the compute they can hide
-    behind, per layout (its stack's: :func:`layout_stacks`)."""
+    behind, per layout (its stack's: :func:`layout_stacks`); the last bucket stays exposed
+    whatever the overlap (:func:`last_bucket_share`): ``max(f C, C - o W)``."""
     g_d, g_e = grad_bytes * p.dense, grad_bytes * p.expert
     has_e = p.expert > 0
 
@@ -296,8 +318,9 @@ def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: Stag
         cost.all_reduce, g_d / d.dp_shard, d.replicas, d.tp * d.dp_shard), 0.0)
     o = np.where(d.dp_overlap, overlap, 0.0)
     win_b, win_f = o * c.backward_s, o * c.forward_s
-    z0 = np.maximum(0.0, ar - win_b)
-    z12 = np.maximum(0.0, rs - win_b) + np.maximum(0.0, ag - win_f)
+    tail = np.where(d.dp_overlap, last_bucket_share(d, p), 1.0)
+    z0 = np.maximum(tail * ar, ar - win_b)
+    z12 = np.maximum(tail * rs, rs - win_b) + np.maximum(tail * ag, ag - win_f)
     fsdp = 2 * ag + rs
     z3 = d.micro * np.maximum(0.0, fsdp - o * (c.forward_s + c.backward_s)) \
         + fsdp / np.maximum(d.per_stage, 1.0)
