@@ -19,6 +19,7 @@ from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import Server
 from ocplan.catalog.system import FacilitySpec, System, SystemSpec, load_system, resolve_system
+from ocplan.checks.rules import run_rules
 from ocplan.errors import SpecError
 from ocplan.facility import facility_data, facility_findings, facility_plan
 from ocplan.facility.cooling import cdu_count, cdu_usable_capacity_W, pump_power_W
@@ -29,6 +30,7 @@ from ocplan.facility.heat import (
     mass_flow_kg_per_s,
     volume_flow_m3_per_s,
 )
+from ocplan.facility.plan import system_findings
 from ocplan.topology.power import power_budget
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -518,3 +520,76 @@ def test_unknown_server_entry_names_the_server_and_the_allowed_ids(
     assert "gb300-nvl72-custom" in text
     assert field in text
     assert allowed in text
+
+
+# ---- servers larger than a rack (TPU pods catalogued as one system) -------------------
+# TPU v4: a 4x4x4 cube of 64 chips per rack (Jouppi et al. ISCA 2023; the scaling book's
+# rack figure); v5p's 64-chip cube read the same way; v5e/v6e racks unpublished.
+
+
+def _pod(catalog: Catalog, server: str, servers: int = 1, rack: dict[str, Any] | None = None,
+         **top: Any) -> System:
+    data: dict[str, Any] = {"name": f"{servers} x {server}", "server": server,
+                            "servers": servers, **top}
+    if rack is not None:
+        data["rack"] = rack
+    spec = validate_as(SystemSpec, data, "pod.yaml")
+    return resolve_system(spec, catalog, "pod.yaml")
+
+
+def test_a_pod_fills_its_racks_evenly(catalog: Catalog) -> None:
+    system = _pod(catalog, "tpu-v4-pod")
+    plan = facility_plan(system)
+    assert system.racks_per_server == plan.rack.racks_per_server == 4096 // 64
+    assert plan.rack.racks == 64
+    assert plan.rack.chips_per_rack == 64
+    # a full rack is 1/64 of the pod: its parts add up to the rack, the racks to the pod
+    assert 64 * plan.rack.dc_W == pytest.approx(plan.server.dc_W)
+    assert 64 * plan.rack.liquid_W == pytest.approx(plan.server.liquid_W)
+    assert sum(w for _, w in plan.rack.by_component) == pytest.approx(plan.rack.wall_W)
+    assert plan.rack.dc_W < 92e3            # ORv3 HPR rating; the whole pod is 1.6 MW
+    assert not {"FACILITY-AIR-RACK", "FACILITY-BUSBAR"} & _rules(system)
+    assert any("fills 64 racks of 64 chips" in n for n in plan.notes)
+
+
+def test_a_slice_of_a_pod_fills_the_racks_its_chips_need(catalog: Catalog) -> None:
+    # an 8x8x8 slice = 512 chips = 8 racks; its rack limit is judged per 64-chip rack
+    tight = _pod(catalog, "tpu-v4-pod", 2, {"servers_per_rack": 1, "power_limit": "10 kW"},
+                 slice_dims=[8, 8, 8])
+    assert tight.racks_per_server == 8
+    per_rack = power_budget(tight).server_W / 8
+    assert 10e3 < per_rack < 40e3
+    found = [f for f in run_rules(tight) if f.rule == "RACK-POWER"]
+    assert len(found) == 1
+    assert "a rack of 64 chips draws" in found[0].message
+    roomy = _pod(catalog, "tpu-v4-pod", 2, {"servers_per_rack": 1, "power_limit": "40 kW"},
+                 slice_dims=[8, 8, 8])
+    assert not [f for f in run_rules(roomy) if f.rule == "RACK-POWER"]
+    assert facility_plan(roomy).rack.racks == 16
+    small = _pod(catalog, "tpu-v4-pod", slice_dims=[4, 4, 2])   # 32 chips: within a rack
+    assert small.racks_per_server == 1
+    assert small.rack_share == 1.0
+
+
+def test_a_rack_block_cannot_share_a_rack_between_pods(catalog: Catalog) -> None:
+    with pytest.raises(SpecError) as err:
+        _pod(catalog, "tpu-v5p-pod", 2, {"servers_per_rack": 2, "power_limit": "100 kW"})
+    text = str(err.value)
+    assert "rack.servers_per_rack" in text
+    assert "tpu-v5p-pod" in text
+    assert "96 racks of 64 chips" in text
+    assert "allowed: 1" in text
+
+
+@pytest.mark.parametrize("server", ["tpu-v5e-pod", "tpu-v6e-pod"])
+def test_racks_of_unpublished_size_are_not_judged(catalog: Catalog, server: str) -> None:
+    system = _pod(catalog, server, 1, {"servers_per_rack": 1, "power_limit": "10 kW"})
+    plan = facility_plan(system)
+    assert system.racks_per_server is None
+    assert plan.rack.racks_per_server is None
+    # judged as one rack, the pod would fail the room's air side: that is what is withheld
+    assert plan.rack.air_W > plan.rack.air_limit_W
+    rules = {f.rule for f in system_findings(system)}
+    assert not {"FACILITY-AIR-RACK", "FACILITY-BUSBAR", "RACK-POWER"} & rules
+    assert "FACILITY-RACK-UNPUBLISHED" in rules
+    assert plan.rack.holds() == "a server (rack size unpublished)"

@@ -581,6 +581,13 @@ class Server(Entry):
     """Highest module power the air-cooled chassis removes per slot."""
     height: Length | None = None
     height_u: Annotated[float, Field(strict=True, gt=0, le=60)] | None = None
+    chips_per_rack: Annotated[int, Field(ge=1, le=4096, strict=True)] | Literal[
+        "unpublished"] | None = None
+    """Chips one rack holds when the server is larger than a rack (a TPU pod catalogued as
+    one system): the server fills ``ceil(chips / chips_per_rack)`` racks, each full rack a
+    ``chips_per_rack / chips`` share of its power and heat. ``unpublished``: it spans
+    racks of a size no source gives, so per-rack limits are not judged. None: the server
+    fits in one rack."""
     capture: Id | None = None
     """Liquid heat capture of the server as shipped: an entry of
     ``ocplan/facility/data/capture.yaml`` (a rack-scale system's published liquid/air

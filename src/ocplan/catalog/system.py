@@ -185,6 +185,32 @@ class System:
                 or self.baseboard.slots)
 
     @property
+    def racks_per_server(self) -> int | None:
+        """Racks one server fills: 1 when it fits in a rack, ``ceil(chips /
+        chips_per_rack)`` for a multi-rack server (a TPU pod catalogued as one system), None
+        when it spans racks of unpublished size (``Server.chips_per_rack``)."""
+        per_rack = self.server.chips_per_rack
+        if per_rack == "unpublished":
+            return None
+        if per_rack is None:
+            return 1
+        return -(-self.chips_per_server // per_rack)
+
+    @property
+    def rack_share(self) -> float | None:
+        """Share of one server a full rack holds: 1 when the server fits in a rack,
+        ``chips_per_rack / chips`` when it fills several, None when their size is
+        unpublished."""
+        racks = self.racks_per_server
+        if racks is None:
+            return None
+        if racks == 1:
+            return 1.0
+        per_rack = self.server.chips_per_rack
+        assert isinstance(per_rack, int), "racks_per_server > 1 only from a chip count"
+        return per_rack / self.chips_per_server
+
+    @property
     def num_servers(self) -> int:
         return self.spec.servers
 
@@ -297,7 +323,22 @@ def resolve_system(spec: SystemSpec, catalog: Catalog, source: str) -> System:
                                                   "board", list(spec.slice_dims))
     system = System(spec, source, server, baseboard, accelerator, cpu, fabric, nic, server_nics)
     _check_size(system, source)
+    _check_rack(system, source)
     return system
+
+
+def _check_rack(system: System, source: str) -> None:
+    """A server that fills several racks cannot share one: its rack block may only say
+    one server per rack (the rack's power limit still applies to each of its racks)."""
+    rack = system.spec.rack
+    racks = system.racks_per_server
+    if rack is None or rack.servers_per_rack == 1 or racks == 1:
+        return
+    size = "racks of unpublished size" if racks is None else \
+        f"{racks} racks of {system.server.chips_per_rack} chips"
+    raise SpecError.one(source, "rack.servers_per_rack",
+                        f"server '{system.server.id}' fills {size}; allowed: 1",
+                        rack.servers_per_rack)
 
 
 def _check_size(system: System, source: str) -> None:

@@ -303,12 +303,18 @@ def rack_power(system: System) -> list[Finding]:
     rack = system.spec.rack
     if rack is None:
         return []
+    share = system.rack_share
+    if share is None:
+        # racks of unpublished size: FACILITY-RACK-UNPUBLISHED says no limit is judged
+        return []
     budget = power_budget(system)
-    per_rack = min(rack.servers_per_rack, system.num_servers) * budget.server_W
+    servers = min(rack.servers_per_rack, system.num_servers)
+    per_rack = (share if share < 1 else servers) * budget.server_W
     if per_rack > rack.power_limit:
+        who = f"{servers} server{'s' * (servers > 1)} per rack draw" if share == 1 else \
+            f"a rack of {system.server.chips_per_rack} chips draws"
         return [Finding("RACK-POWER", "error",
-                        f"{min(rack.servers_per_rack, system.num_servers)} servers per rack draw "
-                        f"{_w(per_rack)}; the rack limit is {_w(rack.power_limit)}",
+                        f"{who} {_w(per_rack)}; the rack limit is {_w(rack.power_limit)}",
                         "system rack limit", system.spec.name)]
     return []
 

@@ -770,7 +770,8 @@ def _print_cluster(view: ClusterOutlook) -> None:
     table = rich_table.Table(title="cluster: facility and failures", show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
-    _row(table, "racks", f"{f.rack.racks:,} in {f.rack.rows:,} rows, "
+    least = "at least " if f.rack.racks_per_server is None else ""
+    _row(table, "racks", f"{least}{f.rack.racks:,} in {f.rack.rows:,} rows, "
                          f"{f.rack.floor_area_m2:,.0f} m2 of floor; "
                          f"{_q(f.rack.wall_W, 'W')} per rack")
     _row(table, "heat to liquid / air", f"{_q(f.liquid_W, 'W')} / {_q(f.air_W, 'W')}")

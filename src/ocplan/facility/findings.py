@@ -62,7 +62,7 @@ def plan_findings(system: System, data: FacilityData, rack: RackPlan, cooling: C
     if rack.air_W > rack.air_limit_W:
         out.append(Finding(
             "FACILITY-AIR-RACK", "error",
-            f"{rack.servers_per_rack} servers per rack give {_w(rack.air_W)} of air-side heat; "
+            f"{rack.holds()}: {_w(rack.air_W)} of air-side heat; "
             f"the room removes {_w(rack.air_limit_W)} per rack",
             _cite(data.plant.air_limit.sources), name))
     busbar = data.busbars[rack.busbar]

@@ -110,6 +110,22 @@ class RackPlan:
     power ratings; ``None`` when the busbar has neither."""
     flow_kg_per_s: float
     flow_L_per_min: float
+    racks_per_server: int | None
+    """Racks one server fills: 1 for a server that fits in a rack, more for a pod
+    catalogued as one system, None when their size is unpublished (then the rack figures
+    are the whole server's and no rack limit is judged)."""
+    chips_per_rack: int
+    """Accelerators in a full rack."""
+
+    def holds(self) -> str:
+        """What a full rack holds, for messages: ``4 servers per rack``, ``a rack of 64
+        chips``, ``a server (rack size unpublished)``."""
+        if self.racks_per_server is None:
+            return "a server (rack size unpublished)"
+        if self.racks_per_server > 1:
+            return f"a rack of {self.chips_per_rack} chips"
+        plural = "s" * (self.servers_per_rack > 1)
+        return f"{self.servers_per_rack} server{plural} per rack"
 
 
 @dataclass(frozen=True)
@@ -250,11 +266,19 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     busbar = _busbar(system, data)
     volts = spec.power_delivery.voltage or busbar.nominal_voltage
     air_limit = spec.air_limit_per_rack or data.plant.air_limit.per_rack
-    per_rack = _servers_per_rack(system, dc, busbar.rated_power,
-                                 busbar.rated_current_A, volts, notes,
-                                 air_W=dc + loss - liquid, air_limit_W=air_limit)
-    racks = rack_count(system.num_servers, per_rack)
-    rack_liquid = per_rack * liquid
+    span, share = system.racks_per_server, system.rack_share
+    if span == 1:
+        per_rack = _servers_per_rack(system, dc, busbar.rated_power,
+                                     busbar.rated_current_A, volts, notes,
+                                     air_W=dc + loss - liquid, air_limit_W=air_limit)
+        racks, fill = rack_count(system.num_servers, per_rack), float(per_rack)
+        rack_chips = per_rack * system.chips_per_server
+    else:
+        per_rack, fill = 1, 1.0 if share is None else share
+        racks = system.num_servers * (span or 1)
+        rack_chips = round(fill * system.chips_per_server)
+        notes.append(_span_note(system, span, fill))
+    rack_liquid = fill * liquid
     in_rack = cdu.placement == "in-rack"
     per_rack_cdus = cdu_count(rack_liquid, usable, spec.cdu_redundancy) if in_rack else 0
     cdus = racks * per_rack_cdus if in_rack else \
@@ -264,7 +288,7 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     pos = data.plant.rack_position
     area = spec.floor_area_per_rack or position_area_m2(
         pos.rack_width_m, pos.rack_depth_m, pos.cold_aisle_m, pos.hot_aisle_m)
-    rack_dc = per_rack * dc
+    rack_dc = fill * dc
     amps = busbar_current_A(rack_dc, volts)
     margins = []
     if busbar.rated_current_A is not None:
@@ -275,14 +299,13 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     rack_flow = mass_flow_kg_per_s(rack_liquid, cp, delta_T)
     rack = make(
         RackPlan, per_rack, racks, rows, positions, floor_area_m2(positions, area), rack_dc,
-        per_rack * server.wall_W, rack_liquid, per_rack * server.air_W,
-        spec.air_limit_per_rack or data.plant.air_limit.per_rack,
-        (("accelerators", per_rack * server.modules_W), ("cpus", per_rack * server.cpus_W),
-         ("nics", per_rack * server.nics_W), ("other", per_rack * server.other_W),
-         ("psu-losses", per_rack * loss)),
+        fill * server.wall_W, rack_liquid, fill * server.air_W, air_limit,
+        (("accelerators", fill * server.modules_W), ("cpus", fill * server.cpus_W),
+         ("nics", fill * server.nics_W), ("other", fill * server.other_W),
+         ("psu-losses", fill * loss)),
         busbar.id, volts, amps, busbar.rated_current_A, busbar.rated_power,
         min(margins) if margins else None, rack_flow,
-        volume_flow_m3_per_s(rack_flow, rho) * L_PER_MIN_PER_M3_PER_S)
+        volume_flow_m3_per_s(rack_flow, rho) * L_PER_MIN_PER_M3_PER_S, span, rack_chips)
 
     # ---- cluster, pumps, PUE -------------------------------------------------------
     n = system.num_servers
@@ -312,11 +335,36 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     pue = given if given is not None else breakdown.pue
     _notes(system, data, server, cooling, breakdown, given, notes)
     findings = plan_findings(system, data, rack, cooling, breakdown)
+    if span is None:
+        findings = _unjudged_racks(system, findings)
     return make(
         FacilityPlan, f, server, rack, cooling, n, switches, it, cluster_liquid,
         it - cluster_liquid, n * loss, breakdown, breakdown.pue, given, pue, it * pue,
         findings, tuple(notes),
         _power_flow(n, server, switches, breakdown, spec.heat_rejection))
+
+
+def _span_note(system: System, span: int | None, fill: float) -> str:
+    """The note of a server larger than a rack."""
+    if span is None:
+        return (f"server '{system.server.id}' spans racks of unpublished size: racks, floor "
+                "area and per-rack figures count one rack per server (a lower bound), and "
+                "no per-rack limit is judged")
+    return (f"server '{system.server.id}' fills {span} racks of "
+            f"{system.server.chips_per_rack} chips: a full rack carries {fill:.1%} of its "
+            "power and heat")
+
+
+def _unjudged_racks(system: System, findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
+    """A server whose racks are of unpublished size: its per-rack findings would judge the
+    whole server as one rack, so they give way to one remark saying nothing was judged."""
+    kept = tuple(f for f in findings if f.rule not in _RACK_RULES)
+    remark = Finding(
+        "FACILITY-RACK-UNPUBLISHED", "info",
+        f"server '{system.server.id}' spans several racks and no source gives how many; "
+        "busbar, air-side, in-rack CDU and rack power limits are not judged",
+        "catalog server chips_per_rack: unpublished", system.server.id)
+    return (*kept, remark)
 
 
 def _capture(system: System, data: FacilityData) -> tuple[float, CaptureScope]:

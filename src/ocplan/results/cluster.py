@@ -48,7 +48,9 @@ class ClusterOutlook:
         f = self.facility
         facility = {
             "racks": f.rack.racks, "rows": f.rack.rows, "floor_area_m2": f.rack.floor_area_m2,
-            "servers_per_rack": f.rack.servers_per_rack, "rack_W": f.rack.wall_W,
+            "servers_per_rack": f.rack.servers_per_rack,
+            "racks_per_server": f.rack.racks_per_server,
+            "chips_per_rack": f.rack.chips_per_rack, "rack_W": f.rack.wall_W,
             "rack_air_W": f.rack.air_W, "rack_air_limit_W": f.rack.air_limit_W,
             "busbar": f.rack.busbar, "busbar_current_A": f.rack.busbar_current_A,
             "busbar_margin": f.rack.busbar_margin,

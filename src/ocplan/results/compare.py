@@ -141,8 +141,10 @@ def _calibration(e: Estimate | None) -> str:
 
 
 def _racks(system: System, servers: int) -> int | None:
-    rack = system.spec.rack
-    return None if rack is None else math.ceil(servers / rack.servers_per_rack)
+    rack, span = system.spec.rack, system.racks_per_server
+    if rack is None or span is None:
+        return None
+    return span * math.ceil(servers / rack.servers_per_rack)
 
 
 def _row(c: Contender, workload: Workload, objective: str, train_tokens: float | None,
