@@ -593,3 +593,4 @@ def test_racks_of_unpublished_size_are_not_judged(catalog: Catalog, server: str)
     assert not {"FACILITY-AIR-RACK", "FACILITY-BUSBAR", "RACK-POWER"} & rules
     assert "FACILITY-RACK-UNPUBLISHED" in rules
     assert plan.rack.holds() == "a server (rack size unpublished)"
+    assert plan.rack.busbar_margin is None      # no margin is claimed for an unknown rack

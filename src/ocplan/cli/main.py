@@ -773,7 +773,7 @@ def _print_cluster(view: ClusterOutlook) -> None:
     least = "at least " if f.rack.racks_per_server is None else ""
     _row(table, "racks", f"{least}{f.rack.racks:,} in {f.rack.rows:,} rows, "
                          f"{f.rack.floor_area_m2:,.0f} m2 of floor; "
-                         f"{_q(f.rack.wall_W, 'W')} per rack")
+                         f"{_q(f.rack.wall_W, 'W')} per {'server' if least else 'rack'}")
     _row(table, "heat to liquid / air", f"{_q(f.liquid_W, 'W')} / {_q(f.air_W, 'W')}")
     if f.cooling.cdus:
         _row(table, "coolant", f"{f.cooling.flow_L_per_min:,.0f} L/min of "

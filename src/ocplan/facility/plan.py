@@ -291,9 +291,10 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     rack_dc = fill * dc
     amps = busbar_current_A(rack_dc, volts)
     margins = []
-    if busbar.rated_current_A is not None:
+    judged = span is not None   # of unpublished size, the whole server is no rack to judge
+    if judged and busbar.rated_current_A is not None:
         margins.append(1.0 - amps / busbar.rated_current_A)
-    if busbar.rated_power is not None:
+    if judged and busbar.rated_power is not None:
         margins.append(1.0 - rack_dc / busbar.rated_power)
     cp, rho = coolant.specific_heat_J_per_kgK, coolant.density_kg_per_m3
     rack_flow = mass_flow_kg_per_s(rack_liquid, cp, delta_T)

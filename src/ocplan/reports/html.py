@@ -202,7 +202,7 @@ def _cluster_section(cluster: dict[str, Any]) -> str:
     least = "at least " if "racks_per_server" in f and f["racks_per_server"] is None else ""
     rows = [("racks", f"{least}{f['racks']:,} in {f['rows']:,} rows, "
                       f"{f['floor_area_m2']:,.0f} m2; "
-                      f"{f['rack_W'] / 1e3:,.1f} kW per rack"),
+                      f"{f['rack_W'] / 1e3:,.1f} kW per {'server' if least else 'rack'}"),
             ("heat to liquid / air", f"{f['liquid_W'] / 1e3:,.0f} / {f['air_W'] / 1e3:,.0f} kW"),
             ("CDUs", f"{f['cdus']} x {f['cdu']}; {f['coolant_flow_L_per_min']:,.0f} L/min of "
                      f"{f['coolant']} at dT {f['coolant_delta_T_K']:.1f} K; water class "
