@@ -20,6 +20,8 @@ import yaml
 from clikit import run
 from ocplan.catalog.catalog import BUILTIN_DIR
 
+CATALOG_SERVERS = (Path(__file__).resolve().parents[1] / "src" / "ocplan" / "catalog"
+                   / "data" / "servers")
 GOOD_SYSTEM = {
     "name": "test system",
     "server": "nf5698g7",
@@ -601,3 +603,18 @@ def test_process_unknown_server(tmp_path: Path) -> None:
     assert (problem["field"], problem["value"], problem["message"]) == ("server", "nf5698g8",
                                                                         line)
     assert line.startswith(f"{path}: server = 'nf5698g8': unknown server id; did you mean")
+
+
+@pytest.mark.parametrize(("value", "shown", "first"), [
+    ("lots", "'lots'", "valid integer"), (0, "0", "greater than or equal to 1")])
+def test_a_union_field_fails_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         value: object, shown: str, first: str) -> None:
+    """``chips_per_rack`` is an integer or 'unpublished': a bad value fails both forms,
+    and the user reads one line naming the field (no pydantic branch tag) with both."""
+    server = yaml.safe_load((CATALOG_SERVERS / "tpu-v5e-pod.yaml").read_text("utf-8"))
+    server.update(id="tpu-v5e-pod-custom", chips_per_rack=value)
+    path = write_yaml(tmp_path / "cat" / "pod.yaml", server)
+    (line,) = bad(*catalog_run(capsys, tmp_path / "cat"), path)
+    assert line.startswith(f"{path}: chips_per_rack = {shown}: "), line
+    assert first in line
+    assert "or one of 'unpublished'" in line

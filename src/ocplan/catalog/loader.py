@@ -13,6 +13,7 @@ import re
 import stat
 import types
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import (
@@ -242,7 +243,7 @@ def _field_path(loc: tuple[int | str, ...], literal_last: bool = False) -> str:
             continue
         item = str(item)
         if not (literal_last and n == len(loc) - 1) and (
-                "[" in item or item.startswith("function-")):
+                "[" in item or item.startswith(("function-", "constrained-"))):
             continue  # pydantic's internal tags for unions and validators
         if not item.isprintable() or not item:
             item = repr(item)  # a key with a newline must not break the one-line rule
@@ -456,7 +457,26 @@ def problems_from_validation(source: str, exc: ValidationError, prefix: str = ""
         if isinstance(value, (dict, list)):
             value = None  # too big to echo on one line; the field path says where
         problems.append(Problem(source, path, msg, value))
-    return problems
+    return _one_line_per_field(problems)
+
+
+#: How a literal's message starts; inside a union it reads as one more allowed form.
+_LITERAL_PREFIX = "not allowed; expected "
+
+
+def _one_line_per_field(problems: list[Problem]) -> list[Problem]:
+    """A union field (an integer or ``'unpublished'``) fails once per branch, each at the
+    same field and value: say what each branch allows on one line."""
+    out: list[Problem] = []
+    for p in problems:
+        last = out[-1] if out else None
+        if last is not None and (last.source, last.field) == (p.source, p.field) \
+                and p.field and last.value == p.value and p.value is not None:
+            out[-1] = replace(last, message=f"{last.message}; or "
+                                            f"{p.message.removeprefix(_LITERAL_PREFIX)}")
+        else:
+            out.append(p)
+    return out
 
 
 def validate_as(model: type[M], data: Any, source: str) -> M:
