@@ -51,20 +51,44 @@ def plan_findings(system: System, data: FacilityData, rack: RackPlan, cooling: C
                 f"facility supply {cooling.supply_C:g} degC is outside class "
                 f"{cooling.water_class} ({span} degC)", _cite(data.water_class_sources),
                 name))
-        spare = 1 if system.spec.facility.cdu_redundancy == "N+1" else 0
-        if cooling.cdus_per_rack - spare > 1:
-            out.append(Finding(
-                "FACILITY-CDU-RACK", "warning",
-                f"each rack needs {cooling.cdus_per_rack - spare} x {cooling.cdu} in-rack "
-                f"CDUs (+{spare} spare) for "
-                f"{_w(rack.liquid_W)} of liquid heat; use an in-row CDU or a larger model",
-                _cite(data.cdus[cooling.cdu].sources), cooling.cdu))
+    out += _rack_findings(system, data, rack, cooling)
+    pue_range = data.pue_ranges[system.cooling]
+    if not pue_range.low <= breakdown.pue <= pue_range.high:
+        out.append(Finding(
+            "FACILITY-PUE-RANGE", "info",
+            f"derived PUE {breakdown.pue:.3f} is outside the published {pue_range.low:g}-"
+            f"{pue_range.high:g} for {system.cooling}-cooled sites",
+            _cite(pue_range.sources), name))
+    out.sort(key=lambda f: (_ORDER[f.severity], f.rule))
+    return tuple(out)
+
+
+def _rack_findings(system: System, data: FacilityData, rack: RackPlan,
+                   cooling: CoolingPlan) -> list[Finding]:
+    """A full rack against its in-rack CDUs, the room's air side and its busbar; for a
+    server spanning racks of unpublished size, one remark that none of it is judged
+    (judged as one rack, the whole server would fail them all)."""
+    if rack.racks_per_server is None:
+        return [Finding(
+            "FACILITY-RACK-UNPUBLISHED", "info",
+            f"server '{system.server.id}' spans several racks and no source gives how "
+            "many; busbar, air-side, in-rack CDU and rack power limits are not judged",
+            "catalog server chips_per_rack: unpublished", system.server.id)]
+    out: list[Finding] = []
+    spare = 1 if system.spec.facility.cdu_redundancy == "N+1" else 0
+    if system.cooling == "liquid" and cooling.cdus_per_rack - spare > 1:
+        out.append(Finding(
+            "FACILITY-CDU-RACK", "warning",
+            f"each rack needs {cooling.cdus_per_rack - spare} x {cooling.cdu} in-rack "
+            f"CDUs (+{spare} spare) for "
+            f"{_w(rack.liquid_W)} of liquid heat; use an in-row CDU or a larger model",
+            _cite(data.cdus[cooling.cdu].sources), cooling.cdu))
     if rack.air_W > rack.air_limit_W:
         out.append(Finding(
             "FACILITY-AIR-RACK", "error",
             f"{rack.holds()}: {_w(rack.air_W)} of air-side heat; "
             f"the room removes {_w(rack.air_limit_W)} per rack",
-            _cite(data.plant.air_limit.sources), name))
+            _cite(data.plant.air_limit.sources), system.spec.name))
     busbar = data.busbars[rack.busbar]
     if rack.busbar_rated_A is not None and rack.busbar_current_A > rack.busbar_rated_A:
         out.append(Finding(
@@ -77,12 +101,4 @@ def plan_findings(system: System, data: FacilityData, rack: RackPlan, cooling: C
             "FACILITY-BUSBAR", "error",
             f"a rack draws {_w(rack.dc_W)}; the {busbar.name} busbar delivers "
             f"{_w(rack.busbar_rated_W)}", _cite(busbar.sources), rack.busbar))
-    pue_range = data.pue_ranges[system.cooling]
-    if not pue_range.low <= breakdown.pue <= pue_range.high:
-        out.append(Finding(
-            "FACILITY-PUE-RANGE", "info",
-            f"derived PUE {breakdown.pue:.3f} is outside the published {pue_range.low:g}-"
-            f"{pue_range.high:g} for {system.cooling}-cooled sites",
-            _cite(pue_range.sources), name))
-    out.sort(key=lambda f: (_ORDER[f.severity], f.rule))
-    return tuple(out)
+    return out

@@ -336,8 +336,6 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     pue = given if given is not None else breakdown.pue
     _notes(system, data, server, cooling, breakdown, given, notes)
     findings = plan_findings(system, data, rack, cooling, breakdown)
-    if span is None:
-        findings = _unjudged_racks(system, findings)
     return make(
         FacilityPlan, f, server, rack, cooling, n, switches, it, cluster_liquid,
         it - cluster_liquid, n * loss, breakdown, breakdown.pue, given, pue, it * pue,
@@ -354,18 +352,6 @@ def _span_note(system: System, span: int | None, fill: float) -> str:
     return (f"server '{system.server.id}' fills {span} racks of "
             f"{system.server.chips_per_rack} chips: a full rack carries {fill:.1%} of its "
             "power and heat")
-
-
-def _unjudged_racks(system: System, findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
-    """A server whose racks are of unpublished size: its per-rack findings would judge the
-    whole server as one rack, so they give way to one remark saying nothing was judged."""
-    kept = tuple(f for f in findings if f.rule not in _RACK_RULES)
-    remark = Finding(
-        "FACILITY-RACK-UNPUBLISHED", "info",
-        f"server '{system.server.id}' spans several racks and no source gives how many; "
-        "busbar, air-side, in-rack CDU and rack power limits are not judged",
-        "catalog server chips_per_rack: unpublished", system.server.id)
-    return (*kept, remark)
 
 
 def _capture(system: System, data: FacilityData) -> tuple[float, CaptureScope]:
