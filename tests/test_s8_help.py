@@ -88,3 +88,24 @@ def test_other_choices_are_their_declarations() -> None:
     assert isinstance(catalog, typer.core.TyperGroup)
     (kind,) = [p for p in catalog.commands["list"].params if p.name == "kind"]
     assert _choices(kind.metavar) == tuple(KINDS)
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "ocplan")
+def test_help_is_terminal_text(capsys: pytest.CaptureFixture[str],
+                               monkeypatch: pytest.MonkeyPatch, words: list[str]) -> None:
+    """Docstrings are written for the API docs; ``--help`` shows no reST literal marks."""
+    assert "``" not in help_text(capsys, monkeypatch, *words)
+
+
+def test_command_list_gives_each_command_one_sentence(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich keeps a docstring's line breaks in the command list; each command's summary
+    is its first paragraph on one line (at 240 columns, one table row)."""
+    text = help_text(capsys, monkeypatch)
+    rows = {m.group(1): m.group(2).strip()
+            for m in re.finditer(r"^│ (\w+)\s+(.*?)│$", text, re.MULTILINE)}
+    assert rows["check"].endswith("against the OAM/UBB/OCM specs; exit 1 on errors.")
+    assert "'kind: compute-module'" in rows["check"]
+    assert rows["validate"].endswith("report the error of each and overall.")
+    continuation = [ln for ln in text.splitlines() if re.match(r"^│ {6,}\S", ln)]
+    assert not continuation, continuation

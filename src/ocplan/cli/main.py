@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import gc
+import inspect
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -225,9 +227,32 @@ def _flags_without_metavar(params: list[Parameter]) -> list[Parameter]:
     return params
 
 
+#: A reST inline literal in a docstring (````kind: compute-module````).
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _terminal_help(text: str | None) -> str | None:
+    """A command's docstring as terminal text: its reST literals quoted ('x'), the
+    backquotes being markup for the API docs, not for a shell."""
+    return None if text is None else _LITERAL.sub(r"'\1'", text)
+
+
+def _one_line(text: str) -> str:
+    """The first paragraph of ``text`` on one line: the command list shows it, and rich
+    keeps a docstring's line breaks there."""
+    return " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
+
+
 class _Command(TyperCommand):
     """A command whose flags read as flags in ``--help`` (``--ep-overlap/--no-ep-overlap``,
-    not ``<bool>``)."""
+    not ``<bool>``), whose help is terminal text and whose line in the command list is
+    one sentence, not its docstring's line breaks."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _terminal_help(self.help)
+        if self.short_help is None and self.help:
+            self.short_help = _one_line(self.help)
 
     def get_params(self, ctx: Context) -> list[Parameter]:
         return _flags_without_metavar(super().get_params(ctx))
