@@ -62,6 +62,49 @@ def test_mfu_uses_palm_model_flops() -> None:
     assert est.mfu == pytest.approx(est.tokens_per_s_per_chip * flops / 989.4e12, rel=1e-9)
 
 
+def test_model_flops_count_a_sliding_window_layer_over_its_window() -> None:
+    """gpt-oss alternates 128-token windowed and full layers: PaLM's full-matrix count
+    of a windowed layer is its window, not the sequence."""
+    oss = ModelShape.from_arch(CAT.model("gpt-oss-120b"))
+    s, w, layers = 8192, 128, 36
+    assert (oss.sliding_window, oss.full_attention_every, oss.n_layers) == (w, 2, layers)
+    wl = Workload(oss, s, 64, "bf16")
+    attn = 6 * oss.n_heads * (oss.qk_dim + oss.v_dim) * (layers // 2 * s + layers // 2 * w)
+    assert wl.model_flops_per_token == pytest.approx(
+        6 * oss.matmul_params_per_token + attn, rel=1e-12)
+
+
+def test_mfu_ceiling_is_palm_over_causal_flops() -> None:
+    """PaLM counts the whole score matrix; causal kernels run half of it, and a capacity
+    factor below 1 drops routed-expert work, so the largest MFU a chip at its peak can
+    show is above 1 where those dominate, and exactly their ratio."""
+    short, long = Workload(LLAMA70, 4096, 256), Workload(LLAMA70, 131072, 8)
+    n6 = 6 * LLAMA70.matmul_params_per_token
+    per_key = 6 * 64 * (128 + 128) * 80
+    for wl in (short, long):
+        s = wl.seq_len
+        assert wl.mfu_ceiling == pytest.approx((n6 + per_key * s) / (n6 + per_key * s / 2),
+                                               rel=1e-12)
+    assert 1.0 < short.mfu_ceiling < 1.05 < 1.5 < long.mfu_ceiling < 2.0
+    dropless = Workload(MIXTRAL, 4096, 256)
+    dropping = Workload(MIXTRAL, 4096, 256, moe_capacity_factor=0.5)
+    routed = 6 * 32 * 2 * MIXTRAL.expert_params
+    assert dropping.model_flops_per_token == dropless.model_flops_per_token
+    assert dropless.model_flops_per_token / dropping.mfu_ceiling == pytest.approx(
+        dropless.model_flops_per_token / dropless.mfu_ceiling - routed / 2, rel=1e-12)
+
+
+def test_long_attention_bound_step_reports_mfu_within_its_ceiling() -> None:
+    """A step dominated by causal attention may show an MFU above 1 under PaLM's count,
+    never above the ceiling (it used to trip the engine's MFU <= 1 assertion)."""
+    small = ModelShape.from_arch(CAT.model("llama3-8b"))
+    wl = Workload(small, 524288, 8, "bf16")
+    est = estimate(wl, Plan(cp=8, recompute="full"), system_for_chip(CAT, "b200", 8))
+    assert est.feasible
+    assert 0.0 < est.mfu <= wl.mfu_ceiling
+    assert est.hfu > 1.0  # full recompute on top of PaLM's full-matrix count
+
+
 def test_out_of_memory_is_a_result_with_reason() -> None:
     wl = Workload(LLAMA70, 8192, 64, "bf16")
     est = estimate(wl, Plan(tp=1, pp=1, dp=64, zero=0), H100_64)

@@ -200,17 +200,21 @@ def estimate(workload: Workload, plan: Plan, system: System,
 #: some tokens are trained in it at some utilization.
 _POSITIVE = ("step_s", "tokens_per_s_per_chip", "mfu", "hfu", "compute_s", "memory_bytes",
              "capacity_bytes")
-#: Results that are fractions of the chip's peak (see :func:`~ocplan.plan.engine.evaluate`:
-#: relative to the fastest matrix rate the step uses, so at most 1).
-_UTILIZATION = ("mfu", "hfu")
+#: Relative slack of the MFU bounds: rounding of the step time's sums, not physics.
+_MFU_SLACK = 1e-9
 
 
 def _assert_finite(f: dict[str, float], system: System, workload: Workload, plan: Plan) -> None:
     """Assert every term of an evaluated layout is finite and >= 0, the headline numbers
-    > 0 and MFU/HFU at most 1: the layout passed every feasibility check, so a violation
-    is a bug in the engine."""
+    > 0, MFU at most what a chip at its peak can show (:attr:`~ocplan.workloads.
+    workload.Workload.mfu_ceiling`: model FLOPs over the FLOPs the step must execute,
+    relative to the fastest matrix rate the step uses, see
+    :func:`~ocplan.plan.engine.evaluate`) and HFU at least MFU: the layout passed every
+    feasibility check, so a violation is a bug in the engine."""
+    ceiling = workload.mfu_ceiling * (1.0 + _MFU_SLACK)
     for key, value in f.items():
         ok = math.isfinite(value) and (value > 0 if key in _POSITIVE else value >= 0) \
-            and (value <= 1.0 if key in _UTILIZATION else True)
+            and (value <= ceiling if key == "mfu" else True) \
+            and (value >= f["mfu"] * (1.0 - _MFU_SLACK) if key == "hfu" else True)
         assert ok, (f"engine bug: {key} = {value} for {workload.model.name} on "
                     f"{system.accelerator.id} ({system.num_chips} chips), {plan}")

@@ -78,6 +78,7 @@ __all__ = [
     "kv_cache_bytes_per_token_per_layer",
     "layer_operators",
     "layer_totals",
+    "windowed_layer_count",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -405,6 +406,16 @@ def is_windowed_layer(shape: ModelShape, layer: int) -> bool:
     (gpt-oss: layers 0, 2, 4, ... windowed; Hugging Face ``GptOssConfig.layer_types``)."""
     every = shape.full_attention_every
     return shape.sliding_window > 0 and not (every > 0 and (layer + 1) % every == 0)
+
+
+def windowed_layer_count(shape: ModelShape) -> int:
+    """Layers that attend only a sliding window (:func:`is_windowed_layer`): all of them
+    with a window and no full layers, all but every ``full_attention_every``-th
+    otherwise, none without a window."""
+    if shape.sliding_window <= 0:
+        return 0
+    every = shape.full_attention_every
+    return shape.n_layers - (shape.n_layers // every if every > 0 else 0)
 
 
 def keys_per_query(seq_q: Num, kv_len: Num, window: Num = 0.0,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ocplan.catalog.fields import MAX_GLOBAL_BATCH, MAX_SEQ_LEN
 from ocplan.errors import Problem, SpecError
+from ocplan.workloads.operators import keys_per_query, windowed_layer_count
 from ocplan.workloads.shape import ModelShape
 
 __all__ = ["OPTIMIZER_STATES", "PRECISIONS", "Workload"]
@@ -72,13 +73,44 @@ class Workload:
     def tokens_per_step(self) -> int:
         return self.seq_len * self.global_batch
 
+    def attention_keys(self, causal: bool) -> float:
+        """Keys per query summed over the layers: ``causal=False`` PaLM's full-matrix
+        count (every key a layer can see: ``s``, or the window ``w`` of a sliding-window
+        layer), ``causal=True`` the average a causal kernel visits
+        (:func:`~ocplan.workloads.operators.keys_per_query`: ``s/2``, or ``w - w^2/2s``)."""
+        m, s = self.model, float(self.seq_len)
+        windowed = windowed_layer_count(m)
+        full = float(keys_per_query(s, s, 0.0, causal))
+        banded = float(keys_per_query(s, s, float(m.sliding_window), causal)) if windowed else 0.0
+        return (m.n_layers - windowed) * full + windowed * banded
+
     @property
     def model_flops_per_token(self) -> float:
         """Model FLOPs per trained token, PaLM appendix B (Chowdhery et al. 2022):
-        ``6*N + 6*L*s*a*(d_qk + d_v)`` with N the active matmul parameters (LM head
-        included, input embedding excluded); the attention term, 12*L*s*a*d for
-        d_qk = d_v = d, counts the full (not causal-halved) score matrix, as the
-        validation set's "6N+attn" route does."""
+        ``6*N + 6*a*(d_qk + d_v)*K`` with N the active matmul parameters (LM head
+        included, input embedding excluded) and ``K`` the keys per query summed over
+        the layers, full matrix (:meth:`attention_keys`): ``L*s`` without sliding
+        windows, the PaLM term 12*L*s*a*d for d_qk = d_v = d. The full (not
+        causal-halved) score matrix is counted, as PaLM, Megatron-LM and the validation
+        set's "6N+attn" route do, so a step dominated by causal attention can show an
+        MFU above 1 (:attr:`mfu_ceiling`); a windowed layer counts its window, the keys
+        the model can attend, not the sequence."""
         m = self.model
-        attn = 6.0 * m.n_layers * self.seq_len * m.n_heads * (m.qk_dim + m.v_dim)
+        attn = 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=False)
         return 6.0 * m.matmul_params_per_token + attn
+
+    @property
+    def mfu_ceiling(self) -> float:
+        """The largest MFU a chip running at its peak can show: model FLOPs
+        (:attr:`model_flops_per_token`) over the fewest FLOPs a step must execute per
+        token, causal attention (:meth:`attention_keys`) and, with a capacity factor
+        below 1, routed-expert GEMMs of only the kept share of token copies. 1 for a
+        dense model at short sequence; above 1 where causal attention or dropping
+        dominates (PaLM's formula counts work the kernels skip)."""
+        m = self.model
+        cf = self.moe_capacity_factor
+        routed = 6.0 * m.n_moe_layers * m.moe_top_k * m.expert_params
+        dropped = routed * (1.0 - min(1.0, cf)) if cf is not None else 0.0
+        executed = (6.0 * m.matmul_params_per_token - dropped
+                    + 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=True))
+        return self.model_flops_per_token / executed
