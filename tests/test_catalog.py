@@ -34,7 +34,9 @@ ACCELERATORS = [
 MODELS = [
     "gpt3-175b", "megatron-1t", "llama2-70b", "llama3-8b", "llama3-70b", "llama3-405b",
     "mixtral-8x7b", "mixtral-8x22b", "deepseek-v3", "qwen3-235b-a22b", "nemotron4-340b",
-    "gpt-oss-120b",
+    "gpt-oss-120b", "llama3.2-1b", "llama3.2-3b", "mistral-7b", "mistral-large-2",
+    "qwen2.5-7b", "qwen2.5-72b", "qwen3-8b", "qwen3-32b", "deepseek-v2", "deepseek-v2-lite",
+    "kimi-k2", "gpt-oss-20b", "llama4-scout", "glm-4.5",
 ]
 
 

@@ -731,7 +731,9 @@ class MoeSpec(Spec):
 class MlaSpec(Spec):
     """Multi-head latent attention (DeepSeek-V2/V3) projection ranks."""
 
-    q_lora_rank: Width
+    q_lora_rank: Width | None = None
+    """Rank of the query compression; absent: queries are projected directly from the
+    hidden state (DeepSeek-V2-Lite, ``q_lora_rank: null`` in its config)."""
     kv_lora_rank: Width
     qk_nope_head_dim: Width
     qk_rope_head_dim: Width

@@ -122,7 +122,7 @@ class ModelShape:
             moe_shared=moe.shared_experts if moe else 0,
             moe_layer_freq=moe.layer_freq if moe else 1,
             moe_first_dense=moe.first_dense_layers if moe else 0,
-            mla_q_rank=mla.q_lora_rank if mla else 0,
+            mla_q_rank=(mla.q_lora_rank or 0) if mla else 0,
             mla_kv_rank=mla.kv_lora_rank if mla else 0,
             mla_nope_dim=mla.qk_nope_head_dim if mla else 0,
             mla_rope_dim=mla.qk_rope_head_dim if mla else 0,
