@@ -528,7 +528,8 @@ def test_eight_bit_training_casts_only_operands_no_producer_quantizes() -> None:
             g = by_name[f"{base}.dgrad" if phase == "backward" else base]
             # dgrad's k is the forward n: the cast covers the forward output gradient
             elements = g.groups * g.m * g.k
-            assert cast.bytes == pytest.approx(4.0 * elements)
+            # read 16-bit, write fp8 row-wise and column-wise (fp8 wgrad)
+            assert cast.bytes == pytest.approx((2.0 + 1.0 + 1.0) * elements)
     # int8 training (AQT) scales each operand by its own maximum: every GEMM keeps a cast
     shape = ModelShape.from_arch(CAT.model("llama3-8b"))
     ops = layer_operators(shape, "forward", Shard(tp=1.0, batch=2.0, seq_len=4096.0),
@@ -544,3 +545,26 @@ def test_eight_bit_training_casts_only_operands_no_producer_quantizes() -> None:
         ops = layer_operators(shape, phase, serving if phase != "forward" else shard,
                               layer=3, precision=precision)
         assert not [o for o in ops if ".cast" in o.name]
+
+
+def test_int8_training_keeps_the_weight_gradient_in_bf16() -> None:
+    """AQT int8 (MaxText ``quantization=int8``): forward and data-gradient GEMMs in int8,
+    the weight gradient in bf16 reading the 16-bit tensors, so each cast writes one int8
+    copy; Transformer Engine's fp8 runs all three GEMMs in fp8 and casts twice."""
+    m = shape("llama3-8b")
+    shard = Shard(tp=1.0, batch=2.0, seq_len=4096.0)
+    for precision, wgrad_precision, cast_bytes, in_bytes in (
+            ("int8", "bf16", 2.0 + 1.0, 2.0), ("fp8", "fp8", 2.0 + 1.0 + 1.0, 1.0)):
+        bwd = by_name(layer_operators(m, "backward", shard, precision=precision))
+        fwd = by_name(layer_operators(m, "forward", shard, precision=precision))
+        for name, op in fwd.items():
+            if op.kind != "gemm":
+                continue
+            assert bwd[f"{name}.dgrad"].precision == precision
+            wgrad = bwd[f"{name}.wgrad"]
+            assert wgrad.precision == wgrad_precision
+            weights = op.k * op.n
+            activations = op.m * (op.k + op.n) * in_bytes
+            assert wgrad.bytes_read == pytest.approx(activations + 4.0 * weights)
+        cast = bwd["o_proj.cast_grad"]
+        assert cast.bytes == pytest.approx(cast_bytes * cast.bytes_read / 2.0)

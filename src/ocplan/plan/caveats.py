@@ -70,8 +70,8 @@ CAVEATS: tuple[Caveat, ...] = (
         "a fitted host-side cost per layer and slice for the cross-slice reductions "
         "(MaxText's v5e table loses 0, 2, 5, 9 and 17 % of its per-chip rate at 2, 4, 8, 16 "
         "and 32 slices; the model 1, 2, 4, 8 and 15 %), but the published runs of this "
-        "kind scored -2 to +27 % (two-slice v6e runs R122 +24 % and HT016 +27 %, R098 +10 %, "
-        "R123 -2 %; the same 128B layout on one slice, R097: +7 %), and two v5p-4096 "
+        "kind scored -3 to +28 % (two-slice v6e runs R122 +23 % and HT016 +28 %, R098 +11 %, "
+        "R123 -3 %; the same 128B layout on one slice, R097: +8 %), and two v5p-4096 "
         "slices lose 6 % where the model sees 1 %; read this rate as optimistic."),
     Caveat(
         "short-step", _short_step, ("HT006", "HT005", "HT002"), (-10.0, 120.0),
@@ -79,7 +79,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "the calibration was fitted on: costs paid once per step (optimizer and gradient-norm "
         "launches, host work) are not modelled, and the fitted share of gradient reduction "
         "hidden behind the backward pass is all of it but the last bucket. Held-out runs of "
-        "this kind scored +12 to +109 % (HT006, 0.09 s measured: +109 %)."),
+        "this kind scored +12 to +108 % (HT006, 0.09 s measured: +108 %)."),
     Caveat(
         "blackwell-ultra", _blackwell_ultra, ("R064", "R068", "R235"), (-25.0, -10.0),
         "Blackwell Ultra (B300, GB300) runs faster than the model expects next to Blackwell "

@@ -60,6 +60,7 @@ __all__ = [
     "GEMM_INPUT_BYTES",
     "KV_BYTES",
     "PHASES",
+    "WGRAD_PRECISION",
     "ExpertLoad",
     "Num",
     "OpKind",
@@ -67,6 +68,7 @@ __all__ = [
     "Phase",
     "Shard",
     "attention_operator",
+    "cast_layouts",
     "embedding_operators",
     "expert_load",
     "head_operators",
@@ -122,6 +124,14 @@ ATTN_BWD_FACTOR = 2.5
 #: Bytes per weight-gradient element: Megatron accumulates wgrad into fp32 ``main_grad``
 #: buffers (``gradient_accumulation_fusion``), read and written once per micro-batch.
 WGRAD_ACCUM_BYTES = 4.0
+#: Precision of the weight-gradient GEMM (``dW = X^T dY``) by the training GEMM precision,
+#: where it is not that precision. AQT int8 training as MaxText configures it
+#: (``quantization=int8`` with the default ``local_aqt_shards=0``, as Google's MLPerf
+#: GPT-3 scripts run it) quantizes the forward and the data-gradient GEMMs and leaves the
+#: weight gradient in bf16: ``fwd_bits=8, dlhs_bits=8, drhs_bits=None`` in MaxText's
+#: ``layers/quantizations.py`` (its benchmark scripts: "0 will use ttf when int8 is
+#: true"). Transformer Engine's FP8 recipes run all three GEMMs in FP8.
+WGRAD_PRECISION: dict[str, str] = {"int8": HIGH_PRECISION}
 #: FLOPs per element of an RMSNorm: square, accumulate, scale by 1/rms, scale by gamma.
 #: LayerNorm's extra mean and bias are left out: norms are bound by memory, not FLOPs.
 NORM_FLOPS_PER_ELEMENT = 4.0
@@ -141,12 +151,6 @@ COMBINE_FLOPS_PER_ELEMENT = 2.0
 CROSS_ENTROPY_FLOPS_PER_LOGIT = 4.0
 #: Elementwise backward / forward FLOPs: each gradient costs about what the value did.
 ELEMENTWISE_BWD_FACTOR = 2.0
-#: HBM bytes per element of quantizing a GEMM operand to 8 bits: read the 16-bit value
-#: (2) and write it in the two layouts a later GEMM needs, row-wise for this one and
-#: column-wise (transposed) for the weight-gradient GEMM (1 + 1); Transformer Engine's
-#: ``cast_transpose`` kernels, and MXFP8's row- and column-wise block scales alike.
-#: Weights are cast once per step (cached across micro-batches) and not counted.
-CAST_BYTES_PER_ELEMENT = 4.0
 #: 8-bit training formats whose operands a producing norm or activation writes already
 #: quantized (:func:`_casts`): FP8 in Transformer Engine (a scale known before the kernel
 #: runs, or MXFP8's 32-element block scales). int8 training (AQT on TPUs) scales each
@@ -560,7 +564,8 @@ def _gemm_forward(g: _Gemm) -> Operator:
 
 def _gemm_backward(g: _Gemm) -> tuple[Operator, Operator]:
     """dgrad ``dX = dY W^T`` (m x n @ n x k) and wgrad ``dW = X^T dY`` (k x m @ m x n),
-    each ``2 m n k`` FLOPs per group; wgrad accumulates into fp32 main grads."""
+    each ``2 m n k`` FLOPs per group; wgrad accumulates into fp32 main grads, at the
+    precision :data:`WGRAD_PRECISION` gives it."""
     b_in = GEMM_INPUT_BYTES.get(g.precision, ACT_BYTES)
     flops = _out(2.0 * g.groups * g.m * g.n * g.k)
     weights = g.weight_groups * g.k * g.n
@@ -571,9 +576,11 @@ def _gemm_backward(g: _Gemm) -> tuple[Operator, Operator]:
         bytes_written=_out(g.groups * g.m * g.k * ACT_BYTES),
         m=_out(g.m), n=_out(g.k), k=_out(g.n), groups=_out(_f(g.groups)), m_max=_out(m_max),
         one_by_one=_out(_f(g.one_by_one)))
+    w_prec = WGRAD_PRECISION.get(g.precision, g.precision)
+    w_in = GEMM_INPUT_BYTES.get(w_prec, ACT_BYTES)
     wgrad = Operator(
-        name=f"{g.name}.wgrad", kind=g.kind, precision=g.precision, flops=flops,
-        bytes_read=_out(g.groups * g.m * (g.k + g.n) * b_in + weights * WGRAD_ACCUM_BYTES),
+        name=f"{g.name}.wgrad", kind=g.kind, precision=w_prec, flops=flops,
+        bytes_read=_out(g.groups * g.m * (g.k + g.n) * w_in + weights * WGRAD_ACCUM_BYTES),
         bytes_written=_out(weights * WGRAD_ACCUM_BYTES),
         m=_out(g.k), n=_out(g.n), k=_out(g.m), groups=_out(_f(g.groups)),
         m_max=_out(g.k), one_by_one=_out(_f(g.one_by_one)))
@@ -651,16 +658,28 @@ def _backward(spec: _Spec) -> tuple[Operator, ...]:
     return (_attn_op(spec, backward=True),)
 
 
+def cast_layouts(precision: str) -> float:
+    """Copies a cast writes of an 8-bit operand: row-wise for the GEMM that reads it
+    next, and column-wise (transposed) for the weight-gradient GEMM when that GEMM runs
+    in the same 8 bits (:data:`WGRAD_PRECISION`): Transformer Engine's ``cast_transpose``
+    kernels, and MXFP8's row- and column-wise block scales alike, write 2; AQT int8,
+    whose weight gradient reads the 16-bit tensors, writes 1."""
+    return 2.0 if WGRAD_PRECISION.get(precision, precision) == precision else 1.0
+
+
 def _cast_op(g: _Gemm, backward: bool) -> Operator:
     """Quantization of an 8-bit GEMM's activation operand before it: the forward input
     (``G m k`` elements) or, in backward, the output gradient (``G m n``) shared by
-    dgrad and wgrad. :data:`CAST_BYTES_PER_ELEMENT` per element."""
+    dgrad and wgrad. Reads each 16-bit element once and writes it in
+    :func:`cast_layouts` 8-bit copies (fp8: 2 + 1 + 1 = 4 bytes per element). Weights
+    are cast once per step (cached across micro-batches) and not counted."""
     elements = g.groups * g.m * (g.n if backward else g.k)
+    written = GEMM_INPUT_BYTES.get(g.precision, ACT_BYTES) * cast_layouts(g.precision)
     return Operator(
         name=f"{g.name}.cast_grad" if backward else f"{g.name}.cast", kind="elementwise",
         precision=HIGH_PRECISION, flops=_out(CAST_FLOPS_PER_ELEMENT * elements),
         bytes_read=_out(elements * ACT_BYTES),
-        bytes_written=_out(elements * (CAST_BYTES_PER_ELEMENT - ACT_BYTES)))
+        bytes_written=_out(elements * written))
 
 
 def _casts(spec: _Spec, backward: bool) -> tuple[Operator, ...]:
