@@ -254,6 +254,22 @@ def test_dgx_h100_nvswitch(tmp_path: Path, builtin: Catalog) -> None:
     # Four chips on each side, each with its full 450 GB/s into the switch.
     assert summary.board_bisection_Bps == pytest.approx(4 * 18 * 25 * GB)
     assert summary.diameter_hops == 2  # chip - switch - chip
+    assert summary.board_diameter_hops == 2
+
+
+@pytest.mark.parametrize(("server", "dims"), [("tpu-v5p-pod", (16, 16, 24)),
+                                              ("tpu-v7x-pod", (16, 24, 24))])
+def test_pod_scale_up_diameter_is_the_torus_one(tmp_path: Path, builtin: Catalog,
+                                                server: str, dims: tuple[int, ...]) -> None:
+    """A whole pod reaches any chip in 6 hops through its hosts' data-centre network,
+    but a collective on the inter-chip links crosses the torus: half of each wrapped
+    dimension, summed."""
+    path = tmp_path / "pod.yaml"
+    path.write_text(f"name: pod\nserver: {server}\nservers: 1\n", encoding="utf-8")
+    summary = summarize(load_system(path, builtin))
+    assert summary.chips == dims[0] * dims[1] * dims[2]
+    assert summary.diameter_hops == 6  # chip - nic - leaf - spine - leaf - nic - chip
+    assert summary.board_diameter_hops == sum(d // 2 for d in dims)
 
 
 # ---- clusters ------------------------------------------------------------------------
@@ -266,6 +282,7 @@ def test_1024_cluster_summary(builtin: Catalog) -> None:
     assert (summary.servers, summary.chips_per_server) == (128, 8)
     # chip - nic - leaf - spine - leaf - nic - chip
     assert summary.diameter_hops == 6
+    assert summary.board_diameter_hops == 1  # fully connected UBB
     # roce-400g: radix 128. 128 NICs per rail; a non-blocking leaf serves 64 of them and
     # sends 64 up: 2 leaves per rail, 8 x 2 x 64 = 1024 up ports / 128 = 8 spines.
     radix = _yaml("fabrics", "roce-400g")["switch"]["radix"]
@@ -502,7 +519,9 @@ def test_cli_topology_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["topology", str(EXAMPLES / "mx1-8oam-air.yaml")]) == 0
     out = capsys.readouterr().out
     assert "fully_connected" in out
-    assert "1 hops" in out
+    assert "1 hop (chip to chip)" in out
+    assert "1 hop (chip to chip within a server, scale-up links only)" in out
+    assert "1 hops" not in out
 
 
 def test_cluster_graph_has_cpus_and_latency_on_every_link() -> None:

@@ -314,6 +314,11 @@ err = cast("rich_console.Console", _LazyConsole(stderr=True, soft_wrap=True, mar
                                                 emoji=False, highlight=False))
 
 
+def _hops(n: int) -> str:
+    """A hop count in words: "1 hop", "6 hops", "disconnected" for -1."""
+    return "disconnected" if n < 0 else f"{n} hop" + ("" if n == 1 else "s")
+
+
 def _t(value: object) -> str:
     """``value`` as one line of plain printable text: control characters (escape
     sequences, newlines, bells) are shown as Python escapes instead of being sent to the
@@ -564,7 +569,9 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
         ("scale-out per chip", _q(summary.scale_out_Bps_per_chip, "B/s")),
         ("board bisection", _q(summary.board_bisection_Bps, "B/s")),
         ("system bisection", _q(summary.bisection_Bps, "B/s")),
-        ("diameter", f"{summary.diameter_hops} hops (chip to chip)"),
+        ("diameter", f"{_hops(summary.diameter_hops)} (chip to chip)"),
+        ("scale-up diameter", f"{_hops(summary.board_diameter_hops)} (chip to chip within a "
+                              "server, scale-up links only)"),
         ("scale-out", f"{summary.scale_out_tiers} tier(s), {summary.scale_out_switches} switches"),
         ("power", f"{_q(budget.server_W, 'W')} per server, {_q(budget.it_W, 'W')} IT at TDP; "
                   f"{_q(plan.it_W, 'W')} at the supplies' input with switches, "

@@ -101,6 +101,12 @@ class TopologySummary:
     board_bisection_Bps: float
     bisection_Bps: float
     diameter_hops: int
+    """Most hops between two chips on the whole cluster graph, scale-out network
+    included (a pod's chips also meet through their hosts' data-centre NICs)."""
+    board_diameter_hops: int
+    """Most hops between two chips of one server over its scale-up links alone (ICI,
+    NVLink, xGMI, ...): what a collective inside the scale-up domain crosses; -1 when the
+    board leaves chips unlinked."""
     scale_out_tiers: int
     scale_out_switches: int
     method: SummaryMethod
@@ -396,6 +402,8 @@ def summarize(system: System, method: SummaryMethod | None = None) -> TopologySu
     board_chips = [n for n, d in board.nodes(data=True) if d["kind"] == "chip"]
     scale_up = sum(d["bandwidth_Bps"] for _, _, d in board.edges(0, data=True))
     board_bis = bisection_Bps(board, board_chips)
+    board_diameter = chip_diameter(board, board_chips[:DIAMETER_SOURCES], set(board_chips)) \
+        if len(board_chips) > 1 else 0
     shape = scale_out_shape(system)
     if method == "graph":
         nodes, links, bis, diameter = _graph_measures(system, board_bis)
@@ -421,6 +429,7 @@ def summarize(system: System, method: SummaryMethod | None = None) -> TopologySu
         board_bisection_Bps=board_bis,
         bisection_Bps=bis,
         diameter_hops=diameter,
+        board_diameter_hops=board_diameter,
         scale_out_tiers=tiers,
         scale_out_switches=switches,
         method=method,
