@@ -57,6 +57,7 @@ from ocplan.cli import restore_collector
 from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
+from ocplan.plan.calibration import calibration_note
 from ocplan.plan.layout import LayoutValue
 from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
@@ -730,14 +731,8 @@ def estimate_cmd(
 
 def _calibration_line(result: Estimate, chip_family: str | None) -> str:
     """Which fitted values the estimate used, and how many published runs back them."""
-    if result.calibration_family != "default":
-        cv = result.calibration_cv_error_pct
-        held = f"; held-out median error {cv:.1f} %" if cv is not None else ""
-        return (f"{result.calibration_family} (fitted on {result.calibration_runs} published "
-                f"run(s){held})")
-    declared = f"family {chip_family}" if chip_family else "no family"
-    return (f"typical values of the fitted families ({declared}: no published run of it "
-            "was fitted; a physically derived estimate, treat with care)")
+    return calibration_note(result.calibration_family, result.calibration_runs,
+                            result.calibration_cv_error_pct, chip_family)
 
 
 #: Row label of the energy to train: the job's facility power (IT power x PUE) over the
@@ -954,7 +949,7 @@ def infer_cmd(
                                                                             serving=True)}
                     | api.trust(sysm, allow_invalid) | _priced(price))
     else:
-        _print_serving(result, f"{model} on {sysm.spec.name}", extra)
+        _print_serving(result, f"{model} on {sysm.spec.name}", extra, sysm.accelerator.family)
         _print_trust(sysm, allow_invalid)
     if not result.feasible or result.reason:  # cannot run, or cannot keep up
         raise typer.Exit(1)
@@ -986,8 +981,8 @@ def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | N
         return None
 
 
-def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float | None]
-                   ) -> None:
+def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float | None],
+                   chip_family: str | None = None) -> None:
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
         hint = api.infeasible_hint(result.reason, serving=True)
@@ -1033,7 +1028,9 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float |
     cost = extra.get("cost_per_mtok")
     if cost is not None:
         _row(table, "cost per 1M output tokens", _money(cost))
-    _row(table, "calibration", f"{result.calibration_family} GEMM/attention efficiencies; "
+    family = calibration_note(result.calibration_family, result.calibration_runs,
+                              chip_family=chip_family)
+    _row(table, "calibration", f"GEMM/attention efficiencies: {family}; "
                                f"serving values fitted on {result.serving_calibration_rows} "
                                "published results"
                                + ("" if result.serving_cv_error_pct is None else

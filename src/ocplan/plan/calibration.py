@@ -50,7 +50,8 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["CALIBRATION_FILE", "Calibration", "FamilyCalibration", "load_calibration"]
+__all__ = ["CALIBRATION_FILE", "Calibration", "FamilyCalibration", "calibration_note",
+           "load_calibration"]
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
@@ -143,3 +144,18 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
     if not path.exists():
         return Calibration()
     return Calibration.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def calibration_note(used: str, runs: int, cv_error_pct: float | None = None,
+                     chip_family: str | None = None) -> str:
+    """What an estimate's GEMM/attention calibration rests on, in words: the family
+    ``used`` with its published runs (and held-out error), or, where the chip's family has
+    no fitted run (``used`` is ``"default"``), that the values are the fitted families'
+    typical ones and the estimate a physically derived one."""
+    if used != "default":
+        held = f"; held-out median error {cv_error_pct:.1f} %" \
+            if cv_error_pct is not None else ""
+        return f"{used} (fitted on {runs} published run(s){held})"
+    declared = f"family {chip_family}" if chip_family else "this chip's family"
+    return (f"typical values of the fitted families ({declared}: no published run of it "
+            "was fitted; a physically derived estimate, treat with care)")

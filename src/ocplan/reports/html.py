@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocplan.plan.calibration import calibration_note
 from ocplan.plan.estimate import Estimate
 from ocplan.reports.figures import (
     breakdown_figure,
@@ -131,7 +132,9 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
     rows += [("step time", f"{result.step_s:.4g} s"),
              ("tokens/s per chip", f"{result.tokens_per_s_per_chip:,.1f}"),
              ("MFU", f"{result.mfu:.1%}"), ("bound", result.bound),
-             ("calibration", result.calibration_family),
+             ("calibration", calibration_note(result.calibration_family,
+                                              result.calibration_runs,
+                                              result.calibration_cv_error_pct)),
              *(("caveat", c) for c in result.caveats)]
     if "time_to_train_s" in d.to_train:
         rows.append(("time to train", f"{d.to_train['time_to_train_s'] / 86400:,.2f} days"))
@@ -250,7 +253,8 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
                  ("energy per 1M output tokens",
                   "-" if result.energy_per_mtok_J is None
                   else format_energy(result.energy_per_mtok_J)),
-                 ("calibration", result.calibration_family)]
+                 ("calibration", "GEMM/attention efficiencies: " + calibration_note(
+                     result.calibration_family, result.calibration_runs))]
         if result.reason:  # runs, but cannot keep up (an overloaded rate)
             rows.append(("warning", result.reason))
         if result.slo_reason is not None:

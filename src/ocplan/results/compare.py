@@ -23,6 +23,7 @@ from typing import Any
 from ocplan.catalog.system import System
 from ocplan.checks.rules import Finding, refusal
 from ocplan.facility import facility_plan, system_findings
+from ocplan.plan.calibration import calibration_note, load_calibration
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.search import search
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM
@@ -131,13 +132,16 @@ class Comparison:
                 "elapsed_s": self.elapsed_s}
 
 
-def _calibration(e: Estimate | None) -> str:
-    if e is None or e.calibration_family == "default":
-        return "derived from the architecture only (no published run of this chip family " \
-               "was fitted)"
-    cv = e.calibration_cv_error_pct
-    held = f", held-out median error {cv:.1f} %" if cv is not None else ""
-    return f"{e.calibration_family}: fitted on {e.calibration_runs} published run(s){held}"
+def _calibration(e: Estimate | None, system: System) -> str:
+    """What the system's best estimate rests on (:func:`~ocplan.plan.calibration.
+    calibration_note`); with no layout that fits, what an estimate of its chip would."""
+    if e is None:
+        family = system.accelerator.family
+        cal = load_calibration()
+        return calibration_note(cal.used_family(family), cal.for_family(family).runs,
+                                cal.for_family(family).cv_error_pct, family)
+    return calibration_note(e.calibration_family, e.calibration_runs,
+                            e.calibration_cv_error_pct, system.accelerator.family)
 
 
 def _racks(system: System, servers: int) -> int | None:
@@ -177,7 +181,7 @@ def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
         pue=facility.pue, cdus=facility.cooling.cdus,
         findings=findings)
     if best is None:
-        return _empty(base, reason, allowed_invalid)
+        return _empty(base, reason, allowed_invalid, system)
     assert best.memory is not None
     tokens = train_tokens
     outlook = cluster_outlook(best, workload, system, tokens, c.price_per_chip_hour)
@@ -194,17 +198,18 @@ def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
         else facility_w * best.time_to_train_s(tokens),
         cost_to_train=None if tokens is None or c.price_per_chip_hour is None
         else best.cost(tokens, c.price_per_chip_hour),
-        allowed_invalid=allowed_invalid, calibration=_calibration(best),
+        allowed_invalid=allowed_invalid, calibration=_calibration(best, system),
         goodput=None if g is None else g.goodput,
         time_to_train_with_failures_s=None if g is None else g.wall_s)
 
 
-def _empty(base: dict[str, Any], reason: str, allowed_invalid: bool) -> ComparedSystem:
+def _empty(base: dict[str, Any], reason: str, allowed_invalid: bool, system: System
+           ) -> ComparedSystem:
     return ComparedSystem(
         **base, feasible=False, reason=reason, layout=None, tokens_per_s_per_chip=None,
         tokens_per_s=None, step_s=None, mfu=None, memory_headroom_pct=None, bound=None,
         time_to_train_s=None, energy_to_train_J=None, cost_to_train=None,
-        allowed_invalid=allowed_invalid, calibration=_calibration(None))
+        allowed_invalid=allowed_invalid, calibration=_calibration(None, system))
 
 
 def _ratios(row: ComparedSystem, base: ComparedSystem) -> dict[str, float | None]:
