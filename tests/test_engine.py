@@ -105,6 +105,18 @@ def test_long_attention_bound_step_reports_mfu_within_its_ceiling() -> None:
     assert est.hfu > 1.0  # full recompute on top of PaLM's full-matrix count
 
 
+@pytest.mark.parametrize("model_id", ["deepseek-v2", "llama4-maverick", "gpt-oss-120b"])
+def test_attention_bound_step_that_does_not_fit_says_memory(model_id: str) -> None:
+    """128K tokens on one B200: the timed step shows a PaLM MFU above 1 (DeepSeek-V2:
+    about 1.05), which the engine's check took for a bug before the memory check could
+    answer; now the answer is the memory reason."""
+    wl = Workload(ModelShape.from_arch(CAT.model(model_id)), 131072, 1, "bf16")
+    est = estimate(wl, Plan(), system_for_chip(CAT, "b200", 1))
+    assert not est.feasible
+    assert est.reason is not None
+    assert est.reason.startswith("memory")
+
+
 def test_out_of_memory_is_a_result_with_reason() -> None:
     wl = Workload(LLAMA70, 8192, 64, "bf16")
     est = estimate(wl, Plan(tp=1, pp=1, dp=64, zero=0), H100_64)

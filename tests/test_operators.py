@@ -30,6 +30,7 @@ from ocplan.workloads.operators import (
     kv_cache_bytes_per_token_per_layer,
     layer_operators,
     layer_totals,
+    windowed_layer_count,
 )
 from ocplan.workloads.shape import ModelShape
 
@@ -568,3 +569,10 @@ def test_int8_training_keeps_the_weight_gradient_in_bf16() -> None:
             assert wgrad.bytes_read == pytest.approx(activations + 4.0 * weights)
         cast = bwd["o_proj.cast_grad"]
         assert cast.bytes == pytest.approx(cast_bytes * cast.bytes_read / 2.0)
+
+
+@pytest.mark.parametrize("model_id", ["gpt-oss-120b", "llama4-scout", "llama3-8b"])
+def test_windowed_layer_count_is_the_layers_marked_windowed(model_id: str) -> None:
+    """The closed form the MFU and KV-cache counts use agrees with the per-layer rule."""
+    m = shape(model_id)
+    assert windowed_layer_count(m) == sum(is_windowed_layer(m, i) for i in range(m.n_layers))

@@ -729,12 +729,6 @@ def estimate_cmd(
         raise typer.Exit(1)
 
 
-def _calibration_line(result: Estimate, chip_family: str | None) -> str:
-    """Which fitted values the estimate used, and how many published runs back them."""
-    return calibration_note(result.calibration_family, result.calibration_runs,
-                            result.calibration_cv_error_pct, chip_family)
-
-
 #: Row label of the energy to train: the job's facility power (IT power x PUE) over the
 #: time, not the chips' energy alone (:func:`ocplan.api.to_train`), as the report says.
 ENERGY_TO_TRAIN_LABEL = "energy to train (facility)"
@@ -769,7 +763,9 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
                               " per chip)")
     _row(table, "MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
     _row(table, "bound", result.bound)
-    _row(table, "calibration", _calibration_line(result, chip_family))
+    _row(table, "calibration", calibration_note(
+        result.calibration_family, result.calibration_runs,
+        result.calibration_cv_error_pct, chip_family))
     for caveat in result.caveats:
         _row(table, "caveat", caveat)
     assert result.time is not None
@@ -982,7 +978,7 @@ def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | N
 
 
 def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float | None],
-                   chip_family: str | None = None) -> None:
+                   chip_family: str | None) -> None:
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
         hint = api.infeasible_hint(result.reason, serving=True)

@@ -138,8 +138,9 @@ def _calibration(e: Estimate | None, system: System) -> str:
     if e is None:
         family = system.accelerator.family
         cal = load_calibration()
-        return calibration_note(cal.used_family(family), cal.for_family(family).runs,
-                                cal.for_family(family).cv_error_pct, family)
+        fitted = cal.for_family(family)
+        return calibration_note(cal.used_family(family), fitted.runs, fitted.cv_error_pct,
+                                family)
     return calibration_note(e.calibration_family, e.calibration_runs,
                             e.calibration_cv_error_pct, system.accelerator.family)
 

@@ -474,7 +474,7 @@ def kv_cache_bytes(shape: ModelShape, context: Num, kv_bytes: int = 2) -> Num:
     """KV-cache bytes of one sequence of ``context`` tokens over all layers: full layers
     hold ``context`` tokens, windowed layers ``min(context, w)`` (a ring buffer)."""
     per_layer = float(kv_cache_bytes_per_token_per_layer(shape, kv_bytes))
-    windowed = sum(is_windowed_layer(shape, i) for i in range(shape.n_layers))
+    windowed = windowed_layer_count(shape)
     ctx = _f(context)
     held = (shape.n_layers - windowed) * ctx + windowed * np.minimum(
         ctx, float(shape.sliding_window))
