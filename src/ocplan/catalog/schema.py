@@ -484,8 +484,9 @@ class HostUplink(Spec):
     pcie_gen: Annotated[int, Field(ge=1, le=7, strict=True)]
     lanes: Annotated[int, Field(ge=1, le=1024, strict=True)]
     """Lanes from the board's switches up to the host CPUs."""
-    switch_lanes: Annotated[int, Field(ge=0, le=4096, strict=True)] = 0
-    """Total lanes of the board's PCIe switches (0: modules wire straight to the CPUs)."""
+    switch_lanes: Annotated[int, Field(ge=0, le=16384, strict=True)] = 0
+    """Total lanes of the board's PCIe switches (0: modules wire straight to the CPUs); a
+    board that spans several servers (a Trn2 UltraServer) counts every server's."""
 
 
 class Baseboard(Entry):
@@ -499,6 +500,11 @@ class Baseboard(Entry):
     links_per_pair: Annotated[int, Field(ge=1, le=16, strict=True)] = 1
     """Parallel ports on each module-to-module edge (Gaudi: 3)."""
     torus_dims: tuple[Count, ...] | None = None
+    torus_link_bandwidth: tuple[Bandwidth, ...] | None = None
+    """Per-direction bandwidth of one link along each torus dimension, in ``torus_dims``
+    order, for tori whose dimensions are wired differently (a Trn2 UltraServer joins its
+    four 4x4 servers by slower links than those inside a server); each is capped at the
+    module's port bandwidth on this board. ``None``: every link runs at the port bandwidth."""
     max_lanes_per_link: Annotated[int, Field(ge=1, le=32, strict=True)] = 16
     max_lane_rate: BitRate
     """Highest SerDes rate the board's channels and connectors carry per lane."""
@@ -521,8 +527,15 @@ class Baseboard(Entry):
                 product *= d
             if product != self.slots:
                 raise ValueError(f"torus_dims multiply to {product}, not slots = {self.slots}")
-        elif self.torus_dims is not None:
-            raise ValueError(f"torus_dims is only for topology 'torus', not '{self.topology}'")
+            rates = self.torus_link_bandwidth
+            if rates is not None and len(rates) != len(self.torus_dims):
+                raise ValueError(f"torus_link_bandwidth has {len(rates)} values; torus_dims "
+                                 f"has {len(self.torus_dims)} dimensions (one rate each)")
+        else:
+            for name in ("torus_dims", "torus_link_bandwidth"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is only for topology 'torus', not "
+                                     f"'{self.topology}'")
         return self
 
 

@@ -321,6 +321,12 @@ def resolve_system(spec: SystemSpec, catalog: Catalog, source: str) -> System:
         raise SpecError.one(source, "slice_dims", f"only for torus boards; server "
                                                   f"'{server.id}' has a '{baseboard.topology}' "
                                                   "board", list(spec.slice_dims))
+    rates = baseboard.torus_link_bandwidth
+    if spec.slice_dims is not None and rates is not None and len(spec.slice_dims) != len(rates):
+        raise SpecError.one(source, "slice_dims", f"board '{baseboard.id}' wires its "
+                                                  f"{len(rates)} torus dimensions at different "
+                                                  f"rates; give {len(rates)} slice dimensions",
+                            list(spec.slice_dims))
     system = System(spec, source, server, baseboard, accelerator, cpu, fabric, nic, server_nics)
     _check_size(system, source)
     _check_rack(system, source)
@@ -391,7 +397,7 @@ def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
     servers = max(1, -(-num_chips // per_server))
     if baseboard.topology == "torus" and num_chips <= per_server:
         # A TPU slice smaller than the pod: the smallest torus shape that holds it.
-        slice_dims = _slice_shape(num_chips, len(baseboard.torus_dims or (1,)))
+        slice_dims = _slice_shape(num_chips, baseboard)
         servers = 1
     spec = SystemSpec(
         name=name or f"{num_chips} x {chip}", server=server.id, accelerator=chip,
@@ -401,7 +407,26 @@ def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
     return resolve_system(spec, catalog, source)
 
 
-def _slice_shape(n: int, ndims: int) -> tuple[int, ...]:
+def _slice_shape(n: int, board: Baseboard) -> tuple[int, ...]:
+    """Torus dims of an n-chip slice of ``board``: on a board whose dimensions are wired
+    at different rates, the fastest dimensions filled first (a 16-chip slice of a Trn2
+    UltraServer is one server's 4x4, not a shape across servers); otherwise near-cubic
+    (powers of two split evenly)."""
+    board_dims = board.torus_dims or (1,)
+    rates = board.torus_link_bandwidth
+    if rates is not None:
+        dims = [1] * len(board_dims)
+        remaining = n
+        for i in sorted(range(len(board_dims)), key=lambda i: -rates[i]):
+            factor = max(f for f in range(1, board_dims[i] + 1)
+                         if remaining % f == 0)
+            dims[i], remaining = factor, remaining // factor
+        if remaining == 1:
+            return tuple(dims)
+    return _near_cubic(n, len(board_dims))
+
+
+def _near_cubic(n: int, ndims: int) -> tuple[int, ...]:
     """Near-cubic torus dims whose product is n (powers of two split evenly)."""
     dims = [1] * ndims
     remaining = n

@@ -8,7 +8,8 @@ Scale-up bandwidth of a group is read off the board graph: the smallest, over th
 group's members, of the bandwidth of the member's links to other members (a switch
 plane gives each member its full scale-up bandwidth). That is what a ring, or a direct
 exchange on a full mesh, can drive per rank. Members with no direct link to each other
-(a torus group at stride > 1) use routed paths: twice the widest link over the hop count.
+(a torus group at stride > 1) use routed paths: twice the path's slowest link over its hop
+count.
 
 Protocol efficiencies are measured constants, each checked in tests against
 ``../shared/reference/hardware.md`` §8 (nccl-tests / rccl-tests all_reduce_perf busbw):
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -154,13 +156,14 @@ def _group_Bps(board: nx.Graph, members: list[int], port_eff: float) -> float:
         if total == 0:
             # Members that are not neighbours (a torus group at stride > 1) talk over
             # routed paths: a bidirectional ring whose every hop crosses `hops` links,
-            # each link shared by that many hops of the ring.
+            # each link shared by that many hops of the ring, at the path's slowest link
+            # (a torus whose dimensions run at different rates).
             import networkx as nx  # a routed board (ocplan.topology.builders says why)
 
             nxt = members[(i + 1) % len(members)]
-            hops = nx.shortest_path_length(board, m, nxt)
-            widest = max(d["bandwidth_Bps"] for _, d in board[m].items())
-            total = 2 * widest / max(1, hops)
+            path = nx.shortest_path(board, m, nxt)
+            slowest = min(board[a][b]["bandwidth_Bps"] for a, b in pairwise(path))
+            total = 2 * slowest / max(1, len(path) - 1)
         worst = min(worst, total)
     return float(worst * port_eff)
 

@@ -18,6 +18,7 @@ representative servers (:func:`reduced_diameter`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -142,13 +143,25 @@ def _flow_between(graph: nx.Graph, left: Iterable[Hashable], right: Iterable[Has
     return value
 
 
-def bisection_Bps(graph: nx.Graph, chips: list[Hashable]) -> float:
-    """Min over contiguous and interleaved halves of ``chips`` of the flow across them."""
+def bisection_Bps(graph: nx.Graph, chips: list[Hashable],
+                  torus_dims: Sequence[int] | None = None) -> float:
+    """Min over contiguous and interleaved halves of ``chips`` of the flow across them;
+    on a torus (``chips`` in row-major order of ``torus_dims``) also over the halves
+    along each dimension, since a torus whose dimensions are wired at different rates
+    (:func:`~ocplan.topology.builders.torus`) is cut most cheaply across its slowest."""
     n = len(chips)
     if n < 2:
         return 0.0
     half = n // 2
     splits = [(chips[:half], chips[half:]), (chips[0::2], chips[1::2])]
+    if torus_dims is not None and math.prod(torus_dims) == n:
+        stride = n
+        for size in torus_dims:
+            stride //= size
+            if size >= 2:
+                low = [c for i, c in enumerate(chips) if (i // stride) % size < size // 2]
+                high = [c for i, c in enumerate(chips) if (i // stride) % size >= size // 2]
+                splits.append((low, high))
     return min(_flow_between(graph, a, b) for a, b in splits)
 
 
@@ -401,7 +414,7 @@ def summarize(system: System, method: SummaryMethod | None = None) -> TopologySu
     board = board_graph(system)
     board_chips = [n for n, d in board.nodes(data=True) if d["kind"] == "chip"]
     scale_up = sum(d["bandwidth_Bps"] for _, _, d in board.edges(0, data=True))
-    board_bis = bisection_Bps(board, board_chips)
+    board_bis = bisection_Bps(board, board_chips, system.torus_dims)
     board_diameter = chip_diameter(board, board_chips[:DIAMETER_SOURCES], set(board_chips)) \
         if len(board_chips) > 1 else 0
     shape = scale_out_shape(system)

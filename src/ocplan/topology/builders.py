@@ -110,18 +110,23 @@ def switch(n: int, chip_Bps: float, ports_per_chip: int) -> nx.Graph:
     return graph
 
 
-def torus(dims: Sequence[int], port_Bps: float) -> nx.Graph:
-    """A wrap-around torus (TPU ICI). Nodes are numbered 0..n-1 in row-major order (the
-    first dimension varies slowest).
+def torus(dims: Sequence[int], port_Bps: float | Sequence[float]) -> nx.Graph:
+    """A wrap-around torus (TPU ICI, NeuronLink). Nodes are numbered 0..n-1 in row-major
+    order (the first dimension varies slowest). ``port_Bps`` is one link's per-direction
+    bandwidth, the same on every dimension or one value per dimension (a Trn2 UltraServer
+    joins its servers by slower links than those inside one).
 
     A dimension of size 2 has one edge between its two nodes (the wrap-around coincides
     with the direct link); size 1 adds nothing (no self-loop).
     """
     n = math.prod(dims)
     graph = _chips(n)
-    data = {"links": 1, "bandwidth_Bps": port_Bps}
+    rates = [float(port_Bps)] * len(dims) if isinstance(port_Bps, (int, float)) \
+        else [float(r) for r in port_Bps]
+    assert len(rates) == len(dims), "one link rate per torus dimension"
     stride = n
-    for size in dims:
+    for size, rate in zip(dims, rates, strict=True):
+        data = {"links": 1, "bandwidth_Bps": rate}
         stride //= size
         if size < 2:
             continue

@@ -126,8 +126,22 @@ def board_graph(system: System) -> nx.Graph:
     if kind == "torus":
         dims = system.torus_dims
         assert dims is not None
-        return builders.torus(dims, port)
+        return builders.torus(dims, torus_link_Bps(system))
     return _fixed_board(system, kind, port)
+
+
+def torus_link_Bps(system: System) -> tuple[float, ...]:
+    """Per-direction bandwidth of one link along each dimension of the system's torus:
+    the board's ``torus_link_bandwidth`` for that dimension, capped at the module's port
+    rate on the board (:func:`chip_port_Bps`); the port rate where the board gives none."""
+    dims = system.torus_dims
+    assert dims is not None
+    port = chip_port_Bps(system.accelerator, system.baseboard)
+    rates = system.baseboard.torus_link_bandwidth
+    if rates is None:
+        return tuple(port for _ in dims)
+    assert len(rates) == len(dims), "resolve_system checks a slice keeps the board's rank"
+    return tuple(min(port, r) for r in rates)
 
 
 def _fixed_board(system: System, kind: str, port: float) -> nx.Graph:
