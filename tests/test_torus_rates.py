@@ -131,3 +131,11 @@ def test_ultraserver_passes_its_checks(tmp_path: Path, builtin: Catalog) -> None
     assert errors == []
     # The 4x4x4 torus needs 6 ports per chip; the check would flag a 4-port module.
     assert not [f for f in findings if f.rule == "TOPOLOGY-PORTS"]
+
+
+def test_a_pod_is_cut_across_its_longest_dimension(builtin: Catalog) -> None:
+    # TPU v5p pod, 16 x 16 x 24 at one rate: halving the 24-long dimension cuts each of
+    # its 16 x 16 rings twice (512 links); halving a 16-long one would cut 16 x 24 x 2
+    # = 768, the split the chip order alone offered before.
+    summary = summarize(system_for_chip(builtin, "tpu-v5p", 6144))
+    assert summary.board_bisection_Bps == pytest.approx(16 * 16 * 2 * summary.scale_up_port_Bps)
