@@ -60,7 +60,7 @@ WITH_COMPUTE = {
     "a100-sxm-40gb", "a100-sxm-80gb", "h100-sxm-80gb", "h100-sxm-96gb", "h200-sxm-141gb",
     "h800-sxm-80gb", "h20", "b200", "gb200", "b300", "gb300", "mi250x", "mi300x", "mi325x",
     "mi350x", "mi355x", "gaudi2", "gaudi2-hl225b", "gaudi3", "tpu-v4", "tpu-v5e", "tpu-v5p",
-    "tpu-v6e", "ascend-910b", "gh200-144gb", "tpu-v7x", "trainium2",
+    "tpu-v6e", "ascend-910b", "gh200-144gb", "tpu-v7x", "trainium2", "trainium3",
 }
 
 
