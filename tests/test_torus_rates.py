@@ -9,6 +9,7 @@ slowest-varying coordinate, the ring efficiency of :mod:`ocplan.collectives.fabr
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,32 @@ def test_a_pod_is_cut_across_its_longest_dimension(builtin: Catalog) -> None:
     # = 768, the split the chip order alone offered before.
     summary = summarize(system_for_chip(builtin, "tpu-v5p", 6144))
     assert summary.board_bisection_Bps == pytest.approx(16 * 16 * 2 * summary.scale_up_port_Bps)
+
+
+def test_a_pod_slice_draws_only_the_hosts_it_uses(builtin: Catalog) -> None:
+    # A 64-chip v5p slice of the 6,144-chip pod (1,536 hosts of 4 chips; the entry counts
+    # one CPU node per host) runs on 16 hosts: 16 CPU nodes in its graph, not 1,536.
+    from ocplan.topology.cluster import cluster_graph, cluster_size, used_sockets
+
+    part = system_for_chip(builtin, "tpu-v5p", 64)
+    graph = cluster_graph(part)
+    cpus = [n for n, d in graph.nodes(data=True) if d["kind"] == "cpu"]
+    assert len(cpus) == used_sockets(part) == 16
+    assert cluster_size(part).nodes == graph.number_of_nodes()
+    assert used_sockets(system_for_chip(builtin, "tpu-v5p", 6144)) == 1536
+
+
+def test_topology_table_names_the_torus_and_its_rates(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from ocplan.cli.main import main
+
+    path = tmp_path / "us.yaml"
+    path.write_text("name: one UltraServer\nserver: trn2-ultraserver\nservers: 1\n",
+                    encoding="utf-8")
+    assert main(["topology", str(path)]) == 0
+    assert "torus 4x4x4 (links 64 GB/s, 128 GB/s, 128 GB/s per dimension)" in \
+        capsys.readouterr().out
+    assert main(["topology", str(path), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["torus_dims"] == [4, 4, 4]
+    assert data["torus_link_Bps"] == [ACROSS, IN_SERVER, IN_SERVER]

@@ -103,6 +103,7 @@ if TYPE_CHECKING:
     from ocplan.results.validation import Case
     from ocplan.serving.estimate import ServingEstimate
     from ocplan.serving.search import ServingSearch
+    from ocplan.topology.analysis import TopologySummary
 else:
     # The API imports every estimator; a command loads it when it first calls it, so
     # that ``ocplan match`` or ``ocplan catalog`` start without the training engine.
@@ -563,7 +564,7 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
     table.add_column("value")
     rows = [
         ("chips", f"{summary.chips} ({summary.servers} servers x {summary.chips_per_server})"),
-        ("board topology", summary.board_topology),
+        ("board topology", _board_topology(summary)),
         ("graph", f"{summary.nodes} nodes, {summary.links} links ({summary.method})"),
         ("scale-up per port", _q(summary.scale_up_port_Bps, "B/s")),
         ("scale-up per chip", _q(summary.scale_up_Bps_per_chip, "B/s")),
@@ -582,6 +583,18 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
         _row(table, k, v)
     out.print(table)
     out.print(_styled(("bandwidths are per direction", "dim")))
+
+
+def _board_topology(summary: TopologySummary) -> str:
+    """The board's topology kind; a torus with its shape and, where its dimensions run at
+    different rates, each dimension's link rate."""
+    dims, rates = summary.torus_dims, summary.torus_link_Bps
+    if dims is None or rates is None:
+        return summary.board_topology
+    text = f"{summary.board_topology} {'x'.join(str(d) for d in dims)}"
+    if len(set(rates)) > 1:
+        text += " (links " + ", ".join(_q(r, "B/s") for r in rates) + " per dimension)"
+    return text
 
 
 #: The source of problems found in flag values; each such line is shown with its flag.

@@ -45,6 +45,7 @@ from ocplan.topology.cluster import (
     nic_chips,
     rail_optimized,
     scale_out_shape,
+    torus_link_Bps,
 )
 
 __all__ = [
@@ -94,6 +95,11 @@ class TopologySummary:
     servers: int
     chips_per_server: int
     board_topology: str
+    torus_dims: tuple[int, ...] | None
+    """A torus board's (or slice's) shape, in the order its chips are numbered; None
+    for other boards."""
+    torus_link_Bps: tuple[float, ...] | None
+    """Per-direction bandwidth of one link along each torus dimension (same order)."""
     nodes: int
     links: int
     scale_up_port_Bps: float
@@ -434,6 +440,8 @@ def summarize(system: System, method: SummaryMethod | None = None) -> TopologySu
         servers=system.num_servers,
         chips_per_server=system.chips_per_server,
         board_topology=system.baseboard.topology,
+        torus_dims=system.torus_dims,
+        torus_link_Bps=torus_link_Bps(system) if system.torus_dims is not None else None,
         nodes=nodes,
         links=links,
         scale_up_port_Bps=chip_port_Bps(system.accelerator, system.baseboard),

@@ -238,7 +238,8 @@ def board_size(system: System) -> GraphSize:
 def cluster_size(system: System) -> GraphSize:
     """Nodes, edges and links of :func:`cluster_graph`, without building it.
 
-    Per server (S servers, n modules, c CPU sockets, N scale-out NICs): the board (see
+    Per server (S servers, n modules, c CPU sockets in use (:func:`used_sockets`), N
+    scale-out NICs): the board (see
     :func:`board_size`); unless the board is PCIe-only, c CPUs and n single-link
     chip-CPU edges; with a scale-out network, N NICs, max(N, n) single-link chip-NIC
     edges (one chip per NIC when N >= n, else one NIC per chip) and N NIC-leaf edges of
@@ -254,7 +255,7 @@ def cluster_size(system: System) -> GraphSize:
     shape = scale_out_shape(system)
     nodes, edges, links = board.nodes, board.edges, board.links
     if not pcie_only:
-        nodes += system.server.host.sockets
+        nodes += used_sockets(system)
         edges += n
         links += n
     if not pcie_only or shape is not None:
@@ -286,6 +287,14 @@ def host_share(system: System) -> float:
         return 1.0
     per_host = places / hosts
     return min(1.0, math.ceil(system.chips_per_server / per_host) / hosts)
+
+
+def used_sockets(system: System) -> int:
+    """CPU sockets of a server that its populated chips attach to: all of them, or for a
+    slice of a multi-host server (a TPU pod) the sockets of the hosts it uses
+    (:func:`host_share`)."""
+    sockets = system.server.host.sockets
+    return max(1, round(sockets * host_share(system)))
 
 
 def nic_Bps(system: System) -> tuple[int, float]:
@@ -442,7 +451,7 @@ def cluster_graph(system: System) -> nx.Graph:
     board = board_graph(system)
     acc = system.accelerator
     host_Bps = acc.host.bandwidth or pcie_Bps(acc.host.gen or 4, acc.host.lanes)
-    sockets = system.server.host.sockets
+    sockets = used_sockets(system)
     n = system.chips_per_server
     pcie_only = board.has_node("host")
     board_latency = PCIE_HOP_LATENCY_S if pcie_only else SCALE_UP_LINK_LATENCY_S
