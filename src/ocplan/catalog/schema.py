@@ -555,8 +555,10 @@ class HostModule(Spec):
 class NicSlot(Spec):
     nic: Id
     count: Annotated[int, Field(ge=0, le=8192, strict=True)]
-    attach: Literal["cpu", "pcie-switch"] = "pcie-switch"
-    """Where the NICs hang: straight on CPU lanes or behind the board's PCIe switches."""
+    attach: Literal["cpu", "pcie-switch", "accelerator"] = "pcie-switch"
+    """Where the NICs hang: straight on CPU lanes, behind the board's PCIe switches, or on
+    the accelerators' own SerDes (AMD Helios: each MI455X drives its three NICs), which
+    takes no host lanes."""
 
 
 class PowerSupplies(Spec):
