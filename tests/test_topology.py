@@ -345,16 +345,50 @@ def test_no_scale_out_network(tmp_path: Path) -> None:
 
 
 def test_cluster_graph_rails(tmp_path: Path) -> None:
-    # Rail-optimized: NIC k of every server reaches only rail k's leaves.
-    graph = cluster_graph(_cluster(tmp_path, 64, 4, "rail-optimized-fat-tree"))
-    for s in range(4):
+    # Rail-optimized, 64 servers x 8 NICs on radix 64: a rail (64 NICs) fills two leaves
+    # of 32, so NIC k of every server reaches only rail k's own leaves.
+    graph = cluster_graph(_cluster(tmp_path, 64, 64, "rail-optimized-fat-tree"))
+    for s in (0, 31, 32, 63):
         for k in range(8):
             leaves = [n for n in graph[("nic", s, k)] if n[0] == "leaf"]
-            assert leaves
-            assert all(leaf[1] == k for leaf in leaves)
+            assert leaves == [("leaf", k, s // 32)]
     chips = [n for n, d in graph.nodes(data=True) if d.get("kind") == "chip"]
-    assert len(chips) == 32
+    assert len(chips) == 512
     assert nx.is_connected(graph)
+
+
+def test_short_rails_share_leaves(tmp_path: Path) -> None:
+    # 16 servers x 8 NICs on radix 64: a rail has 16 NICs, half a leaf's 32 down ports, so
+    # rails share leaves two by two: NICs 2g and 2g + 1 of every server on leaf g, and no
+    # other NIC there (each rail still meets itself on one switch).
+    graph = cluster_graph(_cluster(tmp_path, 64, 16, "rail-optimized-fat-tree"))
+    for g in range(4):
+        nics = {n for n in graph[("leaf", g, 0)] if n[0] == "nic"}
+        assert {k for _, _, k in nics} == {2 * g, 2 * g + 1}
+        assert len(nics) == 32
+    assert not [n for n in graph.nodes if n[0] == "leaf" and n[1] >= 4]
+    assert nx.is_connected(graph)
+
+
+def test_rack_scale_rails_stay_two_tier(tmp_path: Path, builtin: Catalog) -> None:
+    # 8 GB200 NVL72 racks (NVIDIA's 576-GPU scalable unit) on radix-64 switches: 72 rails
+    # of 8 NICs (one per rack); 32 // 8 = 4 rails per leaf -> 18 leaves of 32 down and 32
+    # up, 18 x 32 / 64 = 9 spines: 27 switches in two tiers (576 endpoints < 64**2 / 2).
+    # One leaf per rail would have needed 72 leaves and a third tier.
+    path = tmp_path / "gb.yaml"
+    path.write_text("name: 8 racks\nserver: gb200-nvl72\nservers: 8\n", encoding="utf-8")
+    system = load_system(path, builtin)
+    shape = scale_out_shape(system)
+    assert shape is not None
+    assert (shape.rails_per_leaf, shape.leaf_groups, shape.spines, shape.tiers) == (4, 18, 9, 2)
+    summary = summarize(system)
+    assert summary.scale_out_switches == 27
+    assert summary.scale_out_tiers == 2
+    # Half the racks' NICs (4 x 72 x 50 GB/s) cross the cut: the non-blocking tree and
+    # the graph's max flow agree.
+    assert summary.bisection_Bps == pytest.approx(4 * 72 * 50e9)
+    assert summarize(system, method="analytic").bisection_Bps == pytest.approx(
+        summary.bisection_Bps)
 
 
 # ---- fat_tree_shape ------------------------------------------------------------------
@@ -429,11 +463,11 @@ def test_server_power_budget_vs_supplies(tmp_path: Path) -> None:
 
 
 def test_cluster_power_counts_switches(tmp_path: Path) -> None:
-    # 16 servers x 8 NICs on radix 64, rail-optimized: 8 rails of one leaf (16 NICs
-    # each, 16 up) and 8 x 16 / 64 = 2 spines: 10 switches of 1000 W.
+    # 16 servers x 8 NICs on radix 64, rail-optimized: rails of 16 NICs share leaves two
+    # by two, 4 leaves (32 down, 32 up) and 4 x 32 / 64 = 2 spines: 6 switches of 1000 W.
     budget = power_budget(_cluster(tmp_path, 64, 16, "rail-optimized-fat-tree"))
-    assert budget.switches_W == pytest.approx(10 * 1000)
-    assert budget.it_W == pytest.approx(16 * SERVER_W + 10 * 1000)
+    assert budget.switches_W == pytest.approx(6 * 1000)
+    assert budget.it_W == pytest.approx(16 * SERVER_W + 6 * 1000)
 
 
 def test_dgx_h100_power_matches_published_max(tmp_path: Path, builtin: Catalog) -> None:
@@ -546,3 +580,18 @@ def test_cluster_graph_has_cpus_and_latency_on_every_link() -> None:
     # every chip reaches its host CPU over PCIe
     assert all(any(nb[0] == "cpu" for nb in graph[("chip", s, i)])
                for s in range(4) for i in range(8))
+
+
+def test_uneven_rail_groups_agree_between_graph_and_numbers(tmp_path: Path) -> None:
+    # 10 servers x 8 NICs on radix 64: rails of 10 NICs, 32 // 10 = 3 per leaf, so groups
+    # of 3, 3 and 2 rails (3 leaves, 30 up each, 3 x 30 / 64 -> 2 spines).
+    system = _cluster(tmp_path, 64, 10, "rail-optimized-fat-tree")
+    shape = scale_out_shape(system)
+    assert shape is not None
+    assert (shape.rails_per_leaf, shape.leaf_groups, shape.up_per_leaf, shape.spines) == (
+        3, 3, 30, 2)
+    graph, numbers = summarize(system, method="graph"), summarize(system, method="analytic")
+    assert graph.scale_out_switches == numbers.scale_out_switches == 5
+    assert numbers.bisection_Bps == pytest.approx(graph.bisection_Bps)
+    assert numbers.diameter_hops == graph.diameter_hops
+    assert (numbers.nodes, numbers.links) == (graph.nodes, graph.links)

@@ -262,12 +262,17 @@ def fat_tree_bisection_Bps(system: System, shape: FatTreeShape) -> float:
     u = shape.up_per_leaf * system.fabric.link_bandwidth if shape.spines else 0.0
     down = max(1, shape.down_per_leaf)
     if rail_optimized(system):
-        rails, loads = nics, _leaf_loads(servers, half, down)
+        # Rails share leaves in groups of rails_per_leaf (the last group may be short):
+        # a leaf of g rails carries g times one rail's endpoints.
+        g = max(1, shape.rails_per_leaf)
+        groups = [g] * (nics // g) + ([nics % g] if nics % g else [])
+        loads = _leaf_loads(servers, half, down)
     else:
-        rails, loads = 1, _leaf_loads(servers * nics, half * nics, down)
-    hub_right = sum(count * min(a * w, b * w + u) for count, a, b in loads)
-    hub_left = sum(count * min(b * w, a * w + u) for count, a, b in loads)
-    return rails * min(hub_right, hub_left)
+        groups, loads = [1], _leaf_loads(servers * nics, half * nics, down)
+    flows = [w * r for r in groups]
+    hub_right = sum(count * min(a * f, b * f + u) for f in flows for count, a, b in loads)
+    hub_left = sum(count * min(b * f, a * f + u) for f in flows for count, a, b in loads)
+    return min(hub_right, hub_left)
 
 
 def _representative_servers(system: System, shape: FatTreeShape | None) -> list[int]:

@@ -243,11 +243,12 @@ def cluster_size(system: System) -> GraphSize:
     :func:`board_size`); unless the board is PCIe-only, c CPUs and n single-link
     chip-CPU edges; with a scale-out network, N NICs, max(N, n) single-link chip-NIC
     edges (one chip per NIC when N >= n, else one NIC per chip) and N NIC-leaf edges of
-    round(NIC bandwidth / fabric link bandwidth) links (at least 1). Fabric: R rails of
-    ceil(E / down_per_leaf) leaves with E endpoints per rail (R = N, E = S rail-optimized;
-    R = 1, E = S N otherwise), and every leaf joined to each of the k spines by
-    round(up_per_leaf / k) links (at least 1). Module slots with a host or NIC edge but no
-    board slot become plain nodes, as networkx adds them.
+    round(NIC bandwidth / fabric link bandwidth) links (at least 1). Fabric: R rail groups
+    of ceil(E / down_per_leaf) leaves with E endpoints per rail (R = ceil(N /
+    rails_per_leaf), E = S rail-optimized; R = 1, E = S N otherwise), and every leaf
+    joined to each of the k spines by round(up_per_leaf / k) links (at least 1). Module
+    slots with a host or NIC edge but no board slot become plain nodes, as networkx adds
+    them.
     """
     board = board_size(system)
     servers, n = system.num_servers, system.chips_per_server
@@ -336,10 +337,19 @@ class FatTreeShape:
     leaves_per_rail: int
     spines: int
     tiers: int
+    rails_per_leaf: int = 1
+    """Rails that share one leaf: a rail of fewer endpoints than a leaf's down ports (a
+    rack-scale server's 72 NICs are 72 rails of one endpoint per rack) shares its leaf
+    with the next rails, each still reaching its own rail on that leaf."""
+
+    @property
+    def leaf_groups(self) -> int:
+        """Groups of rails that share leaves (the rails when no leaf is shared)."""
+        return -(-self.rails // self.rails_per_leaf)
 
     @property
     def switches(self) -> int:
-        return self.rails * self.leaves_per_rail + self.spines
+        return self.leaf_groups * self.leaves_per_rail + self.spines
 
 
 def fat_tree_shape(endpoints: int, rails: int, radix: int,
@@ -348,23 +358,27 @@ def fat_tree_shape(endpoints: int, rails: int, radix: int,
 
     A leaf serves at most ``radix * o / (1 + o)`` endpoints and gives
     ``ceil(served / o)`` ports to the spines (o = oversubscription, 1 = non-blocking).
-    One rail on one switch needs no spines. The spine tier is one level while every
-    spine can reach every leaf (leaves <= radix); beyond that a third tier is needed, as
-    a non-blocking two-tier tree holds radix**2 / 2 endpoints (hardware.md §7).
+    Rails with fewer endpoints than that share leaves, as many whole rails per leaf as
+    fit (NVIDIA's GB200 SuperPOD puts 8 racks' rails on shared leaves, not 72 rails on
+    72 leaves). Everything on one switch needs no spines. The spine tier is one level
+    while every spine can reach every leaf (leaves <= radix); beyond that a third tier is
+    needed, as a non-blocking two-tier tree holds radix**2 / 2 endpoints (hardware.md §7).
     """
     assert endpoints >= 1
     assert rails >= 1
     assert radix >= 2
     per_rail = -(-endpoints // rails)
-    if rails == 1 and per_rail <= radix:
-        return FatTreeShape(rails, endpoints, radix, per_rail, 0, 1, 0, 1)
+    if rails * per_rail <= radix:
+        return FatTreeShape(rails, endpoints, radix, per_rail, 0, 1, 0, 1, rails)
     max_down = max(1, int(radix * oversubscription / (1 + oversubscription)))
+    group = max(1, min(rails, max_down // per_rail))
     leaves = -(-per_rail // max_down)
     down = -(-per_rail // leaves)
-    up = max(1, math.ceil(down / oversubscription))
-    spines = max(1, -(-(rails * leaves * up) // radix))
-    tiers = 2 if rails * leaves <= radix else 3
-    return FatTreeShape(rails, endpoints, radix, down, up, leaves, spines, tiers)
+    up = max(1, math.ceil(group * down / oversubscription))
+    groups = -(-rails // group)
+    spines = max(1, -(-(groups * leaves * up) // radix))
+    tiers = 2 if groups * leaves <= radix else 3
+    return FatTreeShape(rails, endpoints, radix, down, up, leaves, spines, tiers, group)
 
 
 def rail_optimized(system: System) -> bool:
@@ -407,23 +421,25 @@ def nic_chips(k: int, n: int, nics: int) -> range:
 
 def leaf_of_nic(server: int, k: int, nics: int, shape: FatTreeShape,
                 rail_opt: bool) -> tuple[int, int]:
-    """(rail, index) of the leaf that NIC ``k`` of ``server`` plugs into. Rail-optimized:
-    rail k, servers in consecutive groups of ``down_per_leaf``; otherwise one rail, the
-    endpoints numbered server * nics + k in consecutive groups of ``down_per_leaf``."""
+    """(rail group, index) of the leaf that NIC ``k`` of ``server`` plugs into.
+    Rail-optimized: rail k, in the group of ``rails_per_leaf`` rails that share leaves,
+    servers in consecutive groups of ``down_per_leaf``; otherwise one rail, the endpoints
+    numbered server * nics + k in consecutive groups of ``down_per_leaf``."""
     down = max(1, shape.down_per_leaf)
     if rail_opt:
-        return k, server // down
+        return k // max(1, shape.rails_per_leaf), server // down
     return 0, (server * nics + k) // down
 
 
 def leaves_per_rail_used(system: System, shape: FatTreeShape) -> tuple[int, int]:
-    """(rails, leaves per rail) that NICs actually plug into: R rails of
-    ceil(E / down_per_leaf) leaves, E endpoints per rail (R = N NICs per server and E = S
-    servers when rail-optimized, else R = 1 and E = S N)."""
+    """(rail groups, leaves per group) that NICs actually plug into: R groups of
+    ceil(E / down_per_leaf) leaves, E endpoints per rail (R = ceil(N / rails_per_leaf)
+    for N NICs per server and E = S servers when rail-optimized, else R = 1 and
+    E = S N)."""
     nics, _ = nic_Bps(system)
     down = max(1, shape.down_per_leaf)
     if rail_optimized(system):
-        return nics, -(-system.num_servers // down)
+        return -(-nics // max(1, shape.rails_per_leaf)), -(-system.num_servers // down)
     return 1, -(-system.num_servers * nics // down)
 
 
