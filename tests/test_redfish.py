@@ -460,3 +460,16 @@ def test_interop_validator_catches_a_missing_mandatory_property(
     mandatory, _ = _failures(_validate(serve(_redfish_app(examples[name])), tmp_path / "logs"))
     assert len(mandatory) == 1
     assert "/Location" in mandatory[0]
+
+
+def test_a_pod_slice_lists_only_the_hosts_it_uses(catalog: Catalog) -> None:
+    # A 64-chip slice of the TPU v5p pod (1,536 hosts, one CPU node and two 100G NICs
+    # each in the entry) runs on 16 hosts: 16 CPUs and 32 NICs, not the pod's 1,536 and
+    # 3,072; its 64 chips are all there.
+    part = system_for_chip(catalog, "tpu-v5p", 64)
+    tree = redfish_tree(part, "slice")
+    assert len(_processors(tree, "CPU")) == 16
+    assert len(_of_type(tree, "NetworkAdapter")) == 32
+    assert len(_processors(tree, "Accelerator")) == 64
+    whole = redfish_tree(system_for_chip(catalog, "tpu-v5p", 6144), "pod")
+    assert len(_processors(whole, "CPU")) == 1536

@@ -34,6 +34,7 @@ from ocplan.redfish.parts import (
     ports,
     sensor_set,
 )
+from ocplan.topology.cluster import host_share, used_sockets
 
 __all__ = ["NIC_PROTOCOLS", "CpuNode", "NodeMemory", "cpu_resources", "dimm_device_type",
            "host_of", "nic_resources"]
@@ -108,12 +109,16 @@ class CpuNode:
 
 
 def host_of(system: System, max_power_W: float | None) -> CpuNode:
-    """The host of one server of ``system``: its CPU sockets and compute NICs. The
-    catalog gives no DIMM population for servers, so no DIMMs are listed."""
+    """The host of one server of ``system``: its CPU sockets and compute NICs, those of
+    the hosts its chips use where it populates part of a multi-host server (a slice of a
+    TPU pod: :func:`~ocplan.topology.cluster.host_share`). The catalog gives no DIMM
+    population for servers, so no DIMMs are listed."""
     server = system.server
+    share = host_share(system)
     return CpuNode(name=system.spec.name, manufacturer=server.vendor, model=server.name,
-                   cpu=system.cpu, sockets=server.host.sockets,
-                   nics=tuple((nic, count) for nic, count, _ in system.server_nics),
+                   cpu=system.cpu, sockets=used_sockets(system),
+                   nics=tuple((nic, max(1, round(count * share)) if count else 0)
+                              for nic, count, _ in system.server_nics),
                    power_supplies=server.power_supplies, max_power_W=max_power_W,
                    form=server.host.form)
 
