@@ -570,3 +570,22 @@ def test_bad_options_are_spec_errors() -> None:
         GoodputOptions(swap_s=600.0, requeue_s=60.0, spare_servers=0)
     with pytest.raises(SpecError):
         goodput(0.0, LLAMA3, 1e12, TECTONIC)
+
+
+def test_a_job_depends_on_the_hosts_its_chips_attach_to() -> None:
+    from ocplan.catalog.system import system_for_chip
+    from ocplan.reliability import counts_for_chips, counts_from_system
+
+    cat = load_catalog()
+    # A 64-chip slice of the TPU v5p pod (1,536 hosts of 4 chips, two 100G NICs each):
+    # 16 hosts and 32 NICs, not the pod's 1,536 and 3,072.
+    part = counts_from_system(system_for_chip(cat, "tpu-v5p", 64))
+    assert (part.servers, part.nics) == (16, 32)
+    # 100 chips of GB200 NVL72 racks (18 trays of 4 GPUs, 72 NICs a rack): one whole
+    # rack (18 trays) and 28 chips of the next (7 trays): 25 trays, 100 NICs.
+    racks = system_for_chip(cat, "gb200", 144)
+    assert (counts_for_chips(racks, 100).servers, counts_for_chips(racks, 100).nics) == (25, 100)
+    assert counts_for_chips(racks, 144).servers == 36
+    # One-host servers: whole servers, as before (20 H100s need 3 DGX H100, 24 NICs).
+    dgx = system_for_chip(cat, "h100-sxm-80gb", 64)
+    assert (counts_for_chips(dgx, 20).servers, counts_for_chips(dgx, 20).nics) == (3, 24)

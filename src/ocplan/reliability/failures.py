@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ocplan.errors import Problem, SpecError
 from ocplan.reliability.rates import COMPONENTS, RateTable
+from ocplan.topology.cluster import hosts_for_chips
 
 if TYPE_CHECKING:
     from ocplan.catalog.system import System
@@ -163,22 +164,20 @@ def counts_from_system(system: System) -> ComponentCounts:
     """The components of a resolved system: its chips, host nodes, scale-out NICs and one
     NIC-side link per NIC port. Switches are left at 0: the built-in rate sets charge
     network failures per link (see ``failure_rates.yaml``)."""
-    servers = system.num_servers * system.server.hosts
-    nics = system.nics_per_server * system.num_servers
-    ports = system.nic.ports if system.nic is not None else 1
-    return ComponentCounts(accelerators=system.num_chips, servers=servers, nics=nics,
-                           switches=0, cables=nics * ports)
+    return counts_for_chips(system, system.num_chips)
 
 
 def counts_for_chips(system: System, chips: int) -> ComponentCounts:
     """The components a job on ``chips`` chips of ``system`` depends on: its chips, the
-    host nodes of the servers holding them, their scale-out NICs and one link per NIC
-    port (switches are charged per link by the built-in rate sets)."""
-    servers = -(-chips // system.chips_per_server)
-    nics = system.nics_per_server * servers
+    host nodes holding them (of a multi-host server it fills in part, a TPU pod slice,
+    only the hosts its chips attach to: :func:`~ocplan.topology.cluster.hosts_for_chips`),
+    their scale-out NICs (a server's NICs spread evenly over its hosts) and one link per
+    NIC port (switches are charged per link by the built-in rate sets)."""
+    hosts = hosts_for_chips(system, chips)
+    nics = round(system.nics_per_server * hosts / system.server.hosts)
     ports = system.nic.ports if system.nic is not None else 1
-    return ComponentCounts(accelerators=chips, servers=servers * system.server.hosts,
-                           nics=nics, switches=0, cables=nics * ports)
+    return ComponentCounts(accelerators=chips, servers=hosts, nics=nics, switches=0,
+                           cables=nics * ports)
 
 
 #: Standard normal quantile at 0.9 (so -z is the 0.1 quantile): Phi^-1(0.9).

@@ -46,6 +46,7 @@ from ocplan.topology.cluster import (
     rail_optimized,
     scale_out_shape,
     torus_link_Bps,
+    used_sockets,
 )
 
 __all__ = [
@@ -321,7 +322,7 @@ def _server_layout(system: System, board: nx.Graph, with_nics: bool) -> _ServerL
         index.setdefault(i, len(index))  # a slot that a host or NIC edge creates
     pairs = [(index[a], index[b]) for a, b in board.edges]
     if not board.has_node("host"):  # PCIe-only boards hang off their own host node
-        sockets = system.server.host.sockets
+        sockets = used_sockets(system)
         base = len(index)
         pairs += [(index[i], base + cpu_of_chip(i, n, sockets)) for i in range(n)]
         size = base + sockets

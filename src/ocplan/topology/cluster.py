@@ -44,6 +44,7 @@ __all__ = [
     "cpu_of_chip",
     "fat_tree_shape",
     "host_share",
+    "hosts_for_chips",
     "leaf_of_nic",
     "leaves_per_rail_used",
     "links_per_pair",
@@ -288,6 +289,19 @@ def host_share(system: System) -> float:
         return 1.0
     per_host = places / hosts
     return min(1.0, math.ceil(system.chips_per_server / per_host) / hosts)
+
+
+def hosts_for_chips(system: System, chips: int) -> int:
+    """Host nodes that ``chips`` chips of ``system`` attach to, filling servers in order:
+    every host of each server they fill, and of a server they fill in part the hosts
+    those chips need (``ceil(n / (N / H))`` for ``n`` of its ``N`` chip places on ``H``
+    hosts: a 64-chip slice of a TPU v5p pod runs on 16 of its 1,536 hosts)."""
+    hosts = system.server.hosts
+    places = system.server.accelerators or system.baseboard.slots
+    per_host = places / hosts
+    full, rest = divmod(chips, system.chips_per_server)
+    used = full * min(hosts, math.ceil(system.chips_per_server / per_host))
+    return max(1, used + (min(hosts, math.ceil(rest / per_host)) if rest else 0))
 
 
 def used_sockets(system: System) -> int:
