@@ -627,6 +627,28 @@ def test_compare_page_with_three_systems(workbench: Page) -> None:
     shot(page, "compare-three-systems")
 
 
+def test_compare_page_picks_within_a_deadline(workbench: Page) -> None:
+    """A deadline typed in days reaches the API in seconds and picks the row that meets
+    it: llama3-8b on 16 chips, 1e12 tokens, takes about 70 days on H100 and 79 on MI300X,
+    so 75 days leaves the H100 row alone (a deadline sent as 75 s would leave none)."""
+    page = workbench
+    page.click('#tabs button[data-tab="compare"]')
+    page.select_option("#cmp-model", "llama3-8b")
+    for field, value in (("global-batch", 256), ("seq-len", 4096), ("chips", 16),
+                         ("train-tokens", "1e12"), ("price", "2,2.5"), ("deadline", "75")):
+        page.fill(f"#cmp-{field}", str(value))
+    for chip in ("h100-sxm-80gb", "mi300x"):
+        page.select_option("#cmp-chip", chip)
+        page.click("#cmp-add-chip")
+    page.click("#cmp-run")
+    page.wait_for_selector('#cmp-status[data-state="done"]', timeout=90_000)
+    wait_js(page, "!document.querySelector('#cmp-budget').hidden")
+    note = page.inner_text("#cmp-budget")
+    assert note.startswith("budget (time <= 75.0 days): h100-sxm-80gb, the cheapest of the "
+                           "1 row(s) within it")
+    assert page.get_attribute("#cmp-budget", "data-pick") == "h100-sxm-80gb"
+
+
 def test_export_system_yaml_and_results_csv(workbench: Page, tmp_path: Path) -> None:
     """Issue 11: export a composed system to YAML (it loads back and checks) and a
     search's results to CSV (one row per listed layout, the raw values)."""

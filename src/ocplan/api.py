@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from ocplan.matching.run import run_match
     from ocplan.redfish.host import CpuNode
     from ocplan.results.cluster import ClusterOutlook
-    from ocplan.results.compare import Comparison, Contender
+    from ocplan.results.compare import Budget, Comparison, Contender
     from ocplan.results.serving_validation import ServingCase
     from ocplan.results.validation import Case, Scored, Summary
     from ocplan.serving.estimate import ServingCurve, ServingEstimate
@@ -228,6 +228,10 @@ class CompareTarget(Spec):
 
 #: Systems one comparison holds at most (each runs a full layout search).
 MAX_COMPARED = 12
+#: Largest cost limit a comparison takes (a trillion in any currency: beyond any run).
+MAX_BUDGET_COST = 1e12
+#: Longest deadline a comparison takes, s (a century).
+MAX_BUDGET_TIME_S = 100 * 365.25 * 86400.0
 
 
 class CompareRequest(Spec):
@@ -255,6 +259,20 @@ class CompareRequest(Spec):
     """Index (in the compared rows) of the row the ratios divide by."""
     allow_invalid: Flag = False
     """Estimate systems that fail a compliance check anyway."""
+    max_cost: Annotated[float, Field(strict=True, gt=0, le=MAX_BUDGET_COST)] | None = None
+    """Most the run may cost to train, in the prices' currency (needs ``train_tokens`` and
+    prices): the comparison picks the fastest row within it."""
+    max_time_to_train_s: Annotated[float, Field(strict=True, gt=0, le=MAX_BUDGET_TIME_S)
+                                   ] | None = None
+    """Longest the run may take, s (needs ``train_tokens``): alone, the comparison picks
+    the cheapest row that meets it."""
+    max_facility_power_W: Annotated[float, Field(strict=True, gt=0, le=1e10)] | None = None
+    """Most facility power the run may draw, W."""
+
+    def budget(self) -> Budget:
+        from ocplan.results.compare import Budget
+
+        return Budget(self.max_cost, self.max_time_to_train_s, self.max_facility_power_W)
 
 
 #: Chips a comparison gives a chip id when neither ``chips`` nor a system file says.
@@ -346,6 +364,7 @@ def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | st
     :func:`ocplan.results.compare.compare`)."""
     from ocplan.results.compare import compare
 
+    _check_budget(req, source)
     systems = compare_systems(catalog, req, files, source)
     contenders = _contenders(req, systems, source)
     arch = catalog.model(req.model, source, "model")
@@ -354,7 +373,23 @@ def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | st
     return compare(workload, contenders, objective=req.objective,
                    train_tokens=req.train_tokens, memory_headroom=req.memory_headroom,
                    baseline=req.baseline, allow_invalid=req.allow_invalid,
-                   progress=progress)
+                   budget=req.budget(), progress=progress)
+
+
+def _check_budget(req: CompareRequest, source: str) -> None:
+    """A cost or time limit is judged on the time and cost to train: it needs the tokens
+    to train, and a cost limit the prices. Every problem at once."""
+    problems: list[Problem] = []
+    for field, value in (("max_cost", req.max_cost),
+                         ("max_time_to_train_s", req.max_time_to_train_s)):
+        if value is not None and req.train_tokens is None:
+            problems.append(Problem(source, field, "needs train_tokens (the run it limits)",
+                                    value))
+    if req.max_cost is not None and req.price_per_chip_hour is None:
+        problems.append(Problem(source, "max_cost", "needs a price per chip-hour",
+                                req.max_cost))
+    if problems:
+        raise SpecError(problems)
 
 
 # ---- serving ------------------------------------------------------------------------

@@ -41,6 +41,7 @@ __all__ = [
     "VOLTAGE",
     "Dimension",
     "UnitError",
+    "format_duration",
     "format_energy",
     "format_money",
     "format_quantity",
@@ -109,7 +110,12 @@ FLOPS = Dimension("compute rate", "FLOP/s",
                   (("FLOP/s", 1.0), ("FLOPS", 1.0), ("OP/s", 1.0), ("OPS", 1.0)))
 POWER = Dimension("power", "W", (("W", 1.0),), allow_small=True)
 VOLTAGE = Dimension("voltage", "V", (("V", 1.0),), allow_small=True)
-TIME = Dimension("time", "s", (("s", 1.0), ("min", 60.0), ("h", 3600.0)), allow_small=True)
+#: Seconds in a day: deadlines of training runs are given in days.
+SECONDS_PER_DAY = 86400.0
+TIME = Dimension("time", "s", (("s", 1.0), ("min", 60.0), ("h", 3600.0),
+                               ("d", SECONDS_PER_DAY), ("day", SECONDS_PER_DAY),
+                               ("days", SECONDS_PER_DAY)),
+                 allow_small=True)
 FREQUENCY = Dimension("frequency", "Hz", (("Hz", 1.0),))
 LENGTH = Dimension("length", "m", (("m", 1.0),), allow_small=True)
 
@@ -258,6 +264,28 @@ def _scaled(value: float, steps: tuple[tuple[float, str], ...], digits: int
             return _fixed(number, digits), suffix
     scale, suffix = steps[-1]
     return _fixed(_rounded(value / scale, digits), digits), suffix
+
+
+#: Seconds of a (Julian) year, for durations of training runs that take years.
+SECONDS_PER_YEAR = 365.25 * SECONDS_PER_DAY
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in the largest sensible unit (years, days, hours, minutes or seconds).
+
+    >>> format_duration(90 * 86400)
+    '90.0 days'
+    >>> format_duration(3 * 365.25 * 86400)
+    '3.0 years (1,096 days)'
+    >>> format_duration(0.0021)
+    '2.1 ms'
+    """
+    if seconds >= 2 * SECONDS_PER_YEAR:
+        return f"{seconds / SECONDS_PER_YEAR:,.1f} years ({seconds / SECONDS_PER_DAY:,.0f} days)"
+    for unit, size in (("days", SECONDS_PER_DAY), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.1f} {unit}"
+    return format_quantity(seconds, "s")
 
 
 def format_energy(energy_J: float, digits: int = SIGNIFICANT_DIGITS) -> str:

@@ -70,6 +70,7 @@ from ocplan.units import (
     POWER,
     TIME,
     UnitError,
+    format_duration,
     format_energy,
     format_money,
     format_quantity,
@@ -99,6 +100,7 @@ if TYPE_CHECKING:
     from ocplan.plan.estimate import Estimate
     from ocplan.redfish.host import CpuNode
     from ocplan.results.cluster import ClusterOutlook
+    from ocplan.results.compare import Comparison
     from ocplan.results.serving_validation import ServingCase
     from ocplan.results.validation import Case
     from ocplan.serving.estimate import ServingEstimate
@@ -602,6 +604,7 @@ FLAGS = "command line"
 #: Request fields whose flag is not the field name with dashes.
 FLAG_OF_FIELD = {"top_k": "--top", "price_per_chip_hour": "--price",
                  "max_power_W": "--max-power", "rate_per_s": "--rate",
+                 "max_time_to_train_s": "--deadline", "max_facility_power_W": "--max-power",
                  "slo_ttft_s": "--slo-ttft", "slo_tpot_s": "--slo-tpot"}
 
 Req = TypeVar("Req", bound=Spec)
@@ -964,18 +967,9 @@ def infer_cmd(
         raise typer.Exit(1)
 
 
-#: Seconds of a (Julian) year, for durations of training runs that take years.
-SECONDS_PER_YEAR = 365.25 * 86400.0
-
-
 def _duration_text(seconds: float) -> str:
-    """A duration in the largest sensible unit (years, days, hours, minutes or seconds)."""
-    if seconds >= 2 * SECONDS_PER_YEAR:
-        return f"{seconds / SECONDS_PER_YEAR:,.1f} years ({seconds / 86400:,.0f} days)"
-    for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
-        if seconds >= 2 * size:
-            return f"{seconds / size:,.1f} {unit}"
-    return _q(seconds, "s")
+    """A duration for people (:func:`~ocplan.units.format_duration`)."""
+    return format_duration(seconds)
 
 
 def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | None:
@@ -1252,12 +1246,32 @@ def compare_cmd(
     allow_invalid: Annotated[bool, typer.Option(
         "--allow-invalid", help="Estimate systems that fail a compliance check anyway.")
     ] = False,
+    max_cost: Annotated[float | None, typer.Option(
+        help="Most the run may cost to train (needs --train-tokens and --price): pick the "
+             "fastest row within it.")] = None,
+    deadline: Annotated[str | None, typer.Option(
+        metavar="<time>", help="Longest the run may take, e.g. '90 days' (needs "
+                               "--train-tokens): alone, pick the cheapest row that meets "
+                               "it.")] = None,
+    max_power: Annotated[str | None, typer.Option(
+        metavar="<power>", help="Most facility power the run may draw, e.g. '20 MW'.")
+    ] = None,
     report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write an HTML report (table, findings, bars, cost vs time; "
                          "Plotly in a shared file beside it).")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Compare one training job on several systems, each at its best layout."""
+    """Compare one training job on several systems, each at its best layout; with a
+    budget (--max-cost, --deadline, --max-power), pick the row that meets it best."""
+    problems: list[Problem] = []
+    deadline_s = _duration(deadline, "--deadline", problems)
+    power_W = None
+    try:
+        power_W = _power(max_power)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
     counts = _counts(chip_counts)
     rows = len(systems) * (len(counts) if counts else 1)  # one per system and count
     if not 1 <= baseline <= rows:
@@ -1268,15 +1282,18 @@ def compare_cmd(
                       seq_len=seq_len, precision=precision, objective=objective,
                       train_tokens=train_tokens, price_per_chip_hour=_prices(price),
                       memory_headroom=memory_headroom, baseline=baseline - 1,
-                      allow_invalid=allow_invalid)
+                      allow_invalid=allow_invalid, max_cost=max_cost,
+                      max_time_to_train_s=deadline_s, max_facility_power_W=power_W)
     if report_file is not None:
         _check_target(report_file, "--report", folder=False)
     result = api.run_compare(_catalog(), req, systems, FLAGS)
     if report_file is not None:
         from ocplan.reports.html import render_compare_report
+        from ocplan.results.compare import budget_note
 
         _write_linked_report(report_file, render_compare_report(
-            f"ocplan compare: {model}", result.as_json(), None, state.currency),
+            f"ocplan compare: {model}", result.as_json()
+            | {"budget_note": budget_note(result, state.currency)}, None, state.currency),
             announce=fmt is not Format.json)
     if fmt is Format.json:
         _print_json(result.as_json() | _priced(price))
@@ -1313,6 +1330,24 @@ def compare_cmd(
                                                          for f in found)))
         if r.feasible:
             out.print(_t(f"{i + 1}. calibration: {r.calibration}"))
+    if result.budget is not None and result.pick is not None:
+        out.print(_budget_line(result))
+
+
+def _budget_line(result: Comparison) -> rich_text.Text:
+    """The budget's sentence (:func:`~ocplan.results.compare.budget_note`), its head
+    bold and the pick green (red when no row meets it)."""
+    from ocplan.results.compare import budget_note
+
+    note = budget_note(result, state.currency)
+    assert note is not None
+    head, _, rest = note.partition("): ")
+    pick = result.pick
+    assert pick is not None
+    if pick.name is None:
+        return _styled((head + "): ", "bold"), (rest, "red"))
+    return _styled((head + "): ", "bold"), (pick.name, "green bold"),
+                   rest.removeprefix(pick.name))
 
 
 @app.command("match")

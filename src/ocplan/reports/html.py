@@ -341,6 +341,10 @@ def render_compare_report(title: str, comparison: dict[str, Any],
     table = (f"<p>Best layout of each system by {html.escape(comparison['objective'])}; "
              f"ratios against {html.escape(comparison['baseline'])}; the best of each row "
              f"in bold.</p><table><tr><th></th>{head}</tr>{body}</table>")
+    note = comparison.get("budget_note")
+    if note:
+        table += f'<p class="budget"><b>{html.escape(note)}</b></p>'
+
     findings = [[r["name"], f["rule"], f["severity"], f["message"]]
                 for r in systems for f in r["findings"] if f["severity"] != "info"]
     extra = _grid("Check findings", ["system", "rule", "severity", "message"], findings) \

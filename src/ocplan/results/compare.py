@@ -29,15 +29,20 @@ from ocplan.plan.search import search
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM
 from ocplan.results.cluster import cluster_outlook, job_facility_W
 from ocplan.topology.power import power_budget
+from ocplan.units import format_duration, format_money, format_quantity
 from ocplan.workloads.workload import Workload
 
 __all__ = [
     "RATIO_KEYS",
+    "Budget",
+    "BudgetPick",
     "ComparedSystem",
     "Comparison",
     "Contender",
+    "budget_note",
     "compare",
     "measured",
+    "pick_within",
 ]
 
 #: Row measures a comparison divides by the baseline's (each is a plain number or None).
@@ -113,6 +118,113 @@ class ComparedSystem:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """Limits a buyer sets on the whole run: what it may cost to train (in the prices'
+    currency), how long it may take (s; with failures where the system names its
+    checkpoint storage) and the facility power it may draw (W). None: no limit."""
+
+    max_cost: float | None = None
+    max_time_to_train_s: float | None = None
+    max_facility_power_W: float | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.max_cost, self.max_time_to_train_s,
+                                           self.max_facility_power_W))
+
+    def broken(self, row: ComparedSystem) -> tuple[str, ...]:
+        """The limits ``row`` breaks (``"cost"``, ``"time"``, ``"power"``); an
+        infeasible row breaks ``"feasible"``."""
+        if not row.feasible:
+            return ("feasible",)
+        out: list[str] = []
+        cost, time_s = row.cost_to_train, _wall_s(row)
+        if self.max_cost is not None and (cost is None or cost > self.max_cost):
+            out.append("cost")
+        if self.max_time_to_train_s is not None and (
+                time_s is None or time_s > self.max_time_to_train_s):
+            out.append("time")
+        if self.max_facility_power_W is not None and \
+                row.facility_power_W > self.max_facility_power_W:
+            out.append("power")
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class BudgetPick:
+    """The row a budget picks, the rule it picked by and what every other row breaks."""
+
+    name: str | None
+    """The picked row; None when no feasible row meets every limit."""
+    by: str
+    """``"fastest"`` (a cost or power limit: the quickest run it affords),
+    ``"cheapest"`` (a deadline alone: the lowest cost that meets it) or
+    ``"least energy"`` (a deadline without prices)."""
+    broken: dict[str, tuple[str, ...]]
+    """Row name -> the limits it breaks, for the rows that break any."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "by": self.by, "broken": self.broken}
+
+
+def _wall_s(row: ComparedSystem) -> float | None:
+    """A row's time to train: with failures where known, else failure-free."""
+    if row.time_to_train_with_failures_s is not None:
+        return row.time_to_train_with_failures_s
+    return row.time_to_train_s
+
+
+def pick_within(rows: Sequence[ComparedSystem], budget: Budget) -> BudgetPick:
+    """The best row that meets every limit of ``budget``: with a cost (or only a power)
+    limit the fastest, since the money is spent either way and time is what it buys;
+    with a deadline alone the cheapest, or the least energy when no row has a cost."""
+    assert budget.given, "a pick needs a limit"
+    broken = {r.name: b for r in rows if (b := budget.broken(r))}
+    ok = [r for r in rows if r.name not in broken]
+    if budget.max_cost is not None or budget.max_time_to_train_s is None:
+        by = "fastest"
+        timed = [r for r in ok if _wall_s(r) is not None]
+        best = min(timed, key=lambda r: (_wall_s(r), r.name)) if timed else None
+    elif any(r.cost_to_train is not None for r in rows):
+        by = "cheapest"
+        priced = [r for r in ok if r.cost_to_train is not None]
+        best = min(priced, key=lambda r: (r.cost_to_train, r.name)) if priced else None
+    else:
+        by = "least energy"
+        with_energy = [r for r in ok if r.energy_to_train_J is not None]
+        best = min(with_energy, key=lambda r: (r.energy_to_train_J, r.name)) \
+            if with_energy else None
+    return BudgetPick(None if best is None else best.name, by, broken)
+
+
+def budget_note(result: Comparison, currency: str) -> str | None:
+    """The budget of ``result`` and the row it picks (or what every row breaks), as one
+    sentence for people, costs labelled ``currency``; None without a budget. The CLI,
+    the HTML report and the workbench all print this one."""
+    budget, pick = result.budget, result.pick
+    if budget is None or pick is None:
+        return None
+    limits = [f"cost <= {format_money(budget.max_cost, currency)}"
+              if budget.max_cost is not None else "",
+              f"time <= {format_duration(budget.max_time_to_train_s)}"
+              if budget.max_time_to_train_s is not None else "",
+              f"facility power <= {format_quantity(budget.max_facility_power_W, 'W')}"
+              if budget.max_facility_power_W is not None else ""]
+    head = "budget (" + ", ".join(x for x in limits if x) + "): "
+    if pick.name is None:
+        over = "; ".join(f"{name} breaks {', '.join(b)}" for name, b in pick.broken.items())
+        return head + f"no row meets it ({over})"
+    row = next(r for r in result.systems if r.name == pick.name)
+    wall = _wall_s(row)
+    facts = [f"{format_duration(wall)} to train" if wall is not None else "",
+             format_money(row.cost_to_train, currency) if row.cost_to_train is not None
+             else "", f"{format_quantity(row.facility_power_W, 'W')} facility"]
+    within = len(result.systems) - len(pick.broken)
+    return (head + f"{pick.name}, the {pick.by} of the {within} row(s) within it: "
+            + ", ".join(x for x in facts if x))
+
+
+@dataclass(frozen=True)
 class Comparison:
     """The rows of a comparison, its baseline and the leader of each measure."""
 
@@ -124,12 +236,17 @@ class Comparison:
     leaders: dict[str, str]
     """Name of the best feasible row for each measure (larger or smaller, as it should)."""
     elapsed_s: float
+    budget: Budget | None = None
+    pick: BudgetPick | None = None
+    """The row the budget picks (None without a budget)."""
 
     def as_json(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "objective": self.objective,
                 "train_tokens": self.train_tokens, "memory_headroom": self.memory_headroom,
                 "systems": [s.as_json() for s in self.systems], "leaders": self.leaders,
-                "elapsed_s": self.elapsed_s}
+                "elapsed_s": self.elapsed_s,
+                "budget": None if self.budget is None else dict(self.budget.__dict__),
+                "pick": None if self.pick is None else self.pick.as_json()}
 
 
 def _calibration(e: Estimate | None, system: System) -> str:
@@ -235,9 +352,10 @@ def _leaders(rows: Sequence[ComparedSystem]) -> dict[str, str]:
 def compare(workload: Workload, contenders: Sequence[Contender], *,
             objective: str = "throughput", train_tokens: float | None = None,
             memory_headroom: float = DEFAULT_MEMORY_HEADROOM, baseline: int = 0,
-            allow_invalid: bool = False,
+            allow_invalid: bool = False, budget: Budget | None = None,
             progress: Callable[[int, int], None] | None = None) -> Comparison:
-    """Each contender's best layout of ``workload`` (by ``objective``), side by side.
+    """Each contender's best layout of ``workload`` (by ``objective``), side by side, and
+    with a ``budget`` the row it picks (:func:`pick_within`).
 
     Parameters
     ----------
@@ -262,5 +380,7 @@ def compare(workload: Workload, contenders: Sequence[Contender], *,
             progress(len(rows), len(contenders))
     base = rows[baseline]
     rows = [replace(r, ratios=_ratios(r, base)) for r in rows]
+    given = budget if budget is not None and budget.given else None
     return Comparison(base.name, objective, train_tokens, memory_headroom, tuple(rows),
-                      _leaders(rows), time.perf_counter() - start)
+                      _leaders(rows), time.perf_counter() - start, given,
+                      None if given is None else pick_within(rows, given))

@@ -325,9 +325,13 @@ def create_app(db_url: str | None = None, token: str | None = None,
         cat = catalog()
 
         def work(progress: Callable[[int, int], None]) -> dict[str, Any]:
-            found = api.run_compare(cat, req, progress=progress).as_json()
+            from ocplan.results.compare import budget_note
+
+            result = api.run_compare(cat, req, progress=progress)
+            found = result.as_json()
             return (found | {"figures": {"bars": figures_.compare_bars_figure(found),
-                                         "pareto": figures_.compare_pareto_figure(found)}}
+                                         "pareto": figures_.compare_pareto_figure(found)},
+                             "budget_note": budget_note(result, currency)}
                     | workers.priced(req.price_per_chip_hour, currency))
 
         return _submitted(jobs, work)

@@ -647,7 +647,10 @@
     for (const input of $$("#cmp-form [data-field]")) {
       const raw = input.value.trim();
       if (raw === "") continue;
-      req[input.dataset.field] = coerce(raw, input.dataset.type);
+      let value = coerce(raw, input.dataset.type);
+      // a field typed in a human unit (days, MW) goes to the API in SI (s, W)
+      if (input.dataset.scale && typeof value === "number") value *= Number(input.dataset.scale);
+      req[input.dataset.field] = value;
     }
     if ($("#cmp-allow-invalid").checked) req.allow_invalid = true;
     req.systems = cmpSystems.map((t) => (t.chip ? { name: t.name, chip: t.chip }
@@ -730,6 +733,7 @@
       put(table.tHead);
       put(table.tBodies[0]);
       put($("#cmp-findings"));
+      $("#cmp-budget").hidden = true;
       await draw($("#plot-cmp-bars"), null);
       await draw($("#plot-cmp-pareto"), null);
       return;
@@ -759,6 +763,10 @@
     $("#cmp-status").textContent = rows.length + " systems compared in " +
       fmtValue("elapsed_s", result.elapsed_s) + "; ratios against " + result.baseline +
       "; the best of each row is bold";
+    const budget = $("#cmp-budget");
+    budget.textContent = result.budget_note || "";
+    budget.hidden = !result.budget_note;
+    budget.dataset.pick = result.pick && result.pick.name ? result.pick.name : "";
     const figs = result.figures || {};
     await draw($("#plot-cmp-bars"), figs.bars);
     await draw($("#plot-cmp-pareto"), rows.some((r) => r.time_to_train_s !== null) ? figs.pareto : null);
