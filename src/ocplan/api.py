@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from ocplan.redfish.host import CpuNode
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.results.compare import Budget, Comparison, Contender
+    from ocplan.results.serving_compare import ServedInput, ServingComparison
     from ocplan.results.serving_validation import ServingCase
     from ocplan.results.validation import Case, Scored, Summary
     from ocplan.serving.estimate import ServingCurve, ServingEstimate
@@ -505,6 +506,58 @@ def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None =
     found = search_serving(workload, system, req.chips, objective=objective,
                            disaggregate=disaggregate)
     return found, system, workload
+
+
+def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
+                      prices: Sequence[float] | None = None,
+                      system_file: Path | None = None, objective: str = "throughput",
+                      source: str = "request", disaggregate: bool = False
+                      ) -> ServingComparison:
+    """The request's serving job on its chip (or system file) and on each of ``others``
+    (chip ids, or system files where such a file exists), each at its best serving
+    layout (:func:`run_infer_search`), side by side; ``prices`` per chip-hour: one for
+    all or one per system, in order. Every problem at once."""
+    from ocplan.results.serving_compare import ServedInput, compare_serving
+
+    targets: list[tuple[str | None, Path | None]] = [(req.chip, system_file)]
+    for item in others:
+        path = Path(item)
+        is_file = path.suffix in (".yaml", ".yml", ".json") or path.exists()
+        targets.append((None, path) if is_file else (item, None))
+    if prices is not None and len(prices) not in (1, len(targets)):
+        raise SpecError.one(source, "price", f"give one price or one per system "
+                                             f"({len(targets)})", ",".join(map(str, prices)))
+    from ocplan.serving.search import search_serving
+
+    problems: list[Problem] = []
+    resolved = []
+    for i, (chip, file) in enumerate(targets):
+        price = None if prices is None else prices[0 if len(prices) == 1 else i]
+        one = req.model_copy(update={"chip": chip, "price_per_chip_hour": price})
+
+        def workload_of(one: InferJob = one) -> ServingWorkload:
+            return serving_workload(catalog, one, source)
+
+        try:
+            system, workload = resolve_job(catalog, one, file, source, workload_of)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+            continue
+        resolved.append((chip, system, workload, price))
+    if problems:
+        raise SpecError(problems)
+    searched: list[ServedInput] = []
+    seen: dict[str, int] = {}
+    for chip, system, workload, price in resolved:
+        name = chip if chip is not None else system.spec.name
+        seen[name] = seen.get(name, 0) + 1
+        label = name if seen[name] == 1 else f"{name} ({seen[name]})"
+        refused = refused_reason(system, req.allow_invalid)
+        found = None if refused is not None else search_serving(
+            workload, system, req.chips, objective=objective, disaggregate=disaggregate)
+        searched.append(ServedInput(label, system.spec.name, system.accelerator.id,
+                                    req.chips, found, price, refused))
+    return compare_serving(objective, searched)
 
 
 def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> System:

@@ -101,6 +101,7 @@ if TYPE_CHECKING:
     from ocplan.redfish.host import CpuNode
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.results.compare import Comparison
+    from ocplan.results.serving_compare import ServingComparison
     from ocplan.results.serving_validation import ServingCase
     from ocplan.results.validation import Case
     from ocplan.serving.estimate import ServingEstimate
@@ -894,11 +895,17 @@ def infer_cmd(
     spec_acceptance: Annotated[float, typer.Option(
         help="Probability each draft token is accepted, a fraction from 0 to below 1 "
              "(above 0 with --spec-tokens).")] = 0.0,
-    price: Annotated[float | None, typer.Option(
-        help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
+    price: Annotated[str | None, typer.Option(
+        metavar="<price[,price...]>",
+        help=f"Price {PRICE_UNIT}, e.g. 2.5; with --vs one per system separated by commas "
+             "(or one for all).")] = None,
     search: Annotated[bool, typer.Option("--search", help="Search the serving layouts of "
                                                           "the chips instead of estimating "
                                                           "one.")] = False,
+    vs: Annotated[list[str] | None, typer.Option(
+        "--vs", metavar="<chip|SYSTEM.yaml>",
+        help="With --search: also search this chip (or system file) at the same --chips "
+             "and compare the best layouts side by side (repeatable).")] = None,
     disaggregate: Annotated[bool, typer.Option(
         "--disaggregate", help="With --search: also try prefill/decode pool splits.")
     ] = False,
@@ -910,10 +917,23 @@ def infer_cmd(
     *,
     layout: LayoutFlags,
 ) -> None:
-    """Estimate serving throughput, latency, memory and cost of one layout (or search)."""
+    """Estimate serving throughput, latency, memory and cost of one layout (or search;
+    --vs compares the best layouts of several systems)."""
     problems: list[Problem] = []
     ttft_s = _duration(slo_ttft, "--slo-ttft", problems)
     tpot_s = _duration(slo_tpot, "--slo-tpot", problems)
+    prices = None
+    try:
+        prices = _prices(price)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+    if vs and not search:
+        problems.append(Problem(FLAGS, "vs", "compares the best layouts: give --search too",
+                                ",".join(vs)))
+    if prices is not None and len(prices) > 1 and not vs:
+        problems.append(Problem(FLAGS, "price", "one price per chip-hour (several only "
+                                                "with --vs)", price))
+    price_one = None if prices is None else prices[0]
     values = dict(model=model, chip=chip, chips=_chips(chips, system), input_len=input_len,
                   output_len=output_len, load=load, rate_per_s=rate, concurrency=concurrency,
                   batch=batch, requests=requests, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s,
@@ -921,7 +941,7 @@ def infer_cmd(
                   weight_precision=weight_precision,
                   activation_precision=activation_precision, kv_precision=kv_precision,
                   prefix_hit=prefix_hit, spec_tokens=spec_tokens,
-                  spec_acceptance=spec_acceptance, price_per_chip_hour=price,
+                  spec_acceptance=spec_acceptance, price_per_chip_hour=price_one,
                   allow_invalid=allow_invalid)
     try:
         req = _from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
@@ -933,6 +953,12 @@ def infer_cmd(
         raise SpecError(problems + list(exc.problems)) from None
     if problems:
         raise SpecError(problems)
+    if search and vs:
+        objective = "goodput" if ttft_s or tpot_s else "throughput"
+        compared = api.run_infer_compare(_catalog(), req, vs, prices, system, objective,
+                                         FLAGS, disaggregate)
+        _print_serving_compare(compared, model, fmt, price)
+        return
     if search:
         objective = "goodput" if ttft_s or tpot_s else "throughput"
         try:
@@ -940,7 +966,7 @@ def infer_cmd(
                                                   disaggregate)
         except Infeasible as exc:
             _refused(exc, model, fmt)
-        _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price)
+        _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price_one)
         if fmt is not Format.json:
             _print_trust(sysm, allow_invalid)
         return
@@ -954,12 +980,12 @@ def infer_cmd(
         # JSON output stays one JSON document: the file is the only sign
         _write_page(report_file, page, announce=fmt is not Format.json)
     extra: dict[str, float | None] = (
-        {} if price is None else {"cost_per_mtok": result.cost_per_mtok(price)})
+        {} if price_one is None else {"cost_per_mtok": result.cost_per_mtok(price_one)})
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason,
                                                                             serving=True)}
-                    | api.trust(sysm, allow_invalid) | _priced(price))
+                    | api.trust(sysm, allow_invalid) | _priced(price_one))
     else:
         _print_serving(result, f"{model} on {sysm.spec.name}", extra, sysm.accelerator.family)
         _print_trust(sysm, allow_invalid)
@@ -1074,6 +1100,52 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
     out.print(_t("throughput-TPOT front: " + "; ".join(
         f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} tok/s/chip at "
         f"{_q(e.tpot_s, 's')})" for e in front)))
+
+
+#: Measures of a serving comparison's table: (field, heading, how to print it).
+_SERVING_COMPARE_ROWS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("output_tokens_per_s_per_chip", "out tok/s/chip", lambda v: f"{v:,.1f}"),
+    ("ttft_s", "TTFT", lambda v: _q(v, "s")),
+    ("tpot_s", "TPOT", lambda v: _q(v, "s")),
+    ("slo_rate_per_s_per_chip", "SLO goodput req/s/chip", lambda v: f"{v:,.3f}"),
+    ("cost_per_mtok", "cost per M output tokens", lambda v: _money(v)),
+    ("energy_per_mtok_J", "energy per M output tokens", lambda v: format_energy(v)),
+    ("power_W", "IT power", lambda v: _q(v, "W")),
+)
+
+
+def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
+                           price: str | None) -> None:
+    if fmt is Format.json:
+        _print_json(result.as_json() | _priced(price))
+        return
+    table = rich_table.Table(title=_t(f"{model}: best serving layout of each system by "
+                                      f"{result.objective}; (x) = ratio to {result.baseline}; "
+                                      "* (green) = best"))
+    table.add_column("", style="bold")
+    for i, r in enumerate(result.systems):
+        table.add_column(f"{i + 1}. {r.name}")
+    table.add_row("system", *[_t(r.system) for r in result.systems])
+    table.add_row("best layout", *[_t(r.best.plan.label()) if r.best else "-"
+                                   for r in result.systems])
+    for key, heading, show in _SERVING_COMPARE_ROWS:
+        values = [r.measure(key) for r in result.systems]
+        if all(v is None for v in values):
+            continue
+        cells: list[rich_text.Text | str] = [heading]
+        for r, value in zip(result.systems, values, strict=True):
+            text = "-" if value is None else show(value)
+            ratio = result.ratios.get(r.name, {}).get(key)
+            if ratio is not None and r.name != result.baseline:
+                text += f" ({ratio:.2f}x)"
+            lead = result.leaders.get(key) == r.name
+            cells.append(rich_text.Text(text + " *" if lead else text,
+                                        style="green bold" if lead else ""))
+        table.add_row(*cells)
+    table.add_row("bound", *[_t(r.best.bound) if r.best else
+                             rich_text.Text(f"no: {r.reason}", style="red")
+                             for r in result.systems])
+    out.print(table)
 
 
 @app.command("search")

@@ -1,0 +1,144 @@
+"""Serve one workload on several systems, each at its best serving layout, side by side.
+
+The serving twin of :mod:`ocplan.results.compare`: a buyer's question for inference is
+which accelerator serves the model at the latency it needs for the least money or energy
+per token. Each system's own layout search (:func:`ocplan.serving.search.search_serving`)
+picks its best layout; this module lines the best layouts up, names the leader of each
+measure and divides by a baseline row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocplan.serving.estimate import ServingEstimate
+from ocplan.serving.search import ServingSearch
+
+__all__ = ["SERVING_MEASURES", "ServedInput", "ServedSystem", "ServingComparison",
+           "compare_serving"]
+
+#: Measures of a serving comparison and whether larger is better: output rate per chip,
+#: the latencies, the SLO-meeting request rate per chip, cost and energy per million
+#: output tokens, and the deployment's IT power.
+SERVING_MEASURES: dict[str, bool] = {
+    "output_tokens_per_s_per_chip": True, "ttft_s": False, "tpot_s": False,
+    "slo_rate_per_s_per_chip": True, "cost_per_mtok": False, "energy_per_mtok_J": False,
+    "power_W": False}
+
+
+@dataclass(frozen=True)
+class ServedSystem:
+    """One system's best serving layout (or why it has none)."""
+
+    name: str
+    system: str
+    """The system's own name (a chip id's default server says which)."""
+    chip: str
+    chips: int
+    best: ServingEstimate | None
+    """The best feasible layout by the comparison's objective; None when none fits."""
+    reason: str | None
+    """Why no layout fits (the first reasons of the search), else None."""
+    price_per_chip_hour: float | None
+
+    def measure(self, key: str) -> float | None:
+        """The value of one of :data:`SERVING_MEASURES` (None when absent)."""
+        e = self.best
+        if e is None:
+            return None
+        if key == "slo_rate_per_s_per_chip":
+            return None if e.slo_rate_per_s is None else e.slo_rate_per_s / e.chips
+        if key == "cost_per_mtok":
+            return None if self.price_per_chip_hour is None \
+                else e.cost_per_mtok(self.price_per_chip_hour)
+        value = getattr(e, key)
+        return None if value is None else float(value)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "system": self.system, "chip": self.chip,
+                "chips": self.chips, "feasible": self.best is not None,
+                "reason": self.reason, "price_per_chip_hour": self.price_per_chip_hour,
+                "layout": None if self.best is None else self.best.plan.label(),
+                "bound": None if self.best is None else self.best.bound,
+                **{k: self.measure(k) for k in SERVING_MEASURES},
+                "best": None if self.best is None else self.best.as_dict()}
+
+
+@dataclass(frozen=True)
+class ServingComparison:
+    """The rows of a serving comparison, its baseline and the leader of each measure."""
+
+    objective: str
+    baseline: str
+    systems: tuple[ServedSystem, ...]
+    leaders: dict[str, str]
+    """Name of the best row for each measure two or more rows have."""
+    ratios: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    """Row name -> measure -> value divided by the baseline's."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"objective": self.objective, "baseline": self.baseline,
+                "systems": [s.as_json() | {"ratios": self.ratios.get(s.name, {})}
+                            for s in self.systems],
+                "leaders": self.leaders}
+
+
+@dataclass(frozen=True)
+class ServedInput:
+    """One system of a serving comparison: its row name, system name, chip, chips, its
+    layout search (None when the system is refused) and price per chip-hour."""
+
+    name: str
+    system: str
+    chip: str
+    chips: int
+    found: ServingSearch | None
+    price_per_chip_hour: float | None
+    refused: str | None = None
+    """Why estimates on the system are refused (a failed compliance check), else None."""
+
+
+def _best(s: ServedInput) -> tuple[ServingEstimate | None, str | None]:
+    if s.found is None:
+        assert s.refused is not None, s.name
+        return None, s.refused
+    feasible = [e for e in s.found.results if e.feasible]
+    if feasible:
+        return feasible[0], None
+    reasons = sorted({e.reason or "" for e in s.found.results})
+    return None, "no layout fits: " + "; ".join(reasons[:3])
+
+
+def compare_serving(objective: str, searched: Sequence[ServedInput],
+                    baseline: int = 0) -> ServingComparison:
+    """Line up each system's best serving layout.
+
+    Parameters
+    ----------
+    objective
+        The objective every search ranked by (``throughput`` or ``goodput``).
+    searched
+        The systems, in order; names must be distinct.
+    baseline
+        Index of the row the ratios divide by.
+    """
+    assert searched, "a comparison needs at least one system"
+    assert 0 <= baseline < len(searched)
+    assert len({s.name for s in searched}) == len(searched), "row names repeat"
+    rows = []
+    for s in searched:
+        best, reason = _best(s)
+        rows.append(ServedSystem(s.name, s.system, s.chip, s.chips, best, reason,
+                                 s.price_per_chip_hour))
+    leaders: dict[str, str] = {}
+    for key, larger in SERVING_MEASURES.items():
+        scored = [(v, r.name) for r in rows if (v := r.measure(key)) is not None]
+        if len(scored) >= 2:
+            leaders[key] = (max(scored) if larger else min(scored))[1]
+    base = rows[baseline]
+    ratios = {r.name: {k: (a / b if (a := r.measure(k)) is not None
+                           and (b := base.measure(k)) else None)
+                       for k in SERVING_MEASURES} for r in rows}
+    return ServingComparison(objective, base.name, tuple(rows), leaders, ratios)

@@ -1,0 +1,111 @@
+"""``ocplan infer --search --vs``: one serving workload on several systems, each at its
+best layout, side by side.
+
+Every expectation is read off the same run's rows or off a separate single-system search:
+the comparison must agree with ``infer --search`` system by system, name the true leader
+of each measure and divide by the baseline row.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocplan.cli.main import main
+from ocplan.results.serving_compare import SERVING_MEASURES
+
+ROOT = Path(__file__).resolve().parents[1]
+JOB = ["infer", "--model", "llama3-8b", "--chips", "8", "--input-len", "1024",
+       "--output-len", "256", "--search"]
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str], code: int = 0) -> Any:
+    assert main(argv) == code
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def compared() -> dict[str, Any]:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main([*JOB, "--chip", "h100-sxm-80gb", "--vs", "mi300x", "--vs", "b200",
+                     "--price", "2.5,2,4", "--format", "json"]) == 0
+    data: dict[str, Any] = json.loads(buf.getvalue())
+    return data
+
+
+def test_each_row_is_that_systems_own_best_layout(
+        compared: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    rows = compared["systems"]
+    assert [r["name"] for r in rows] == ["h100-sxm-80gb", "mi300x", "b200"]
+    for row, price in zip(rows, (2.5, 2.0, 4.0), strict=True):
+        alone = _json(capsys, [*JOB, "--chip", row["chip"], "--price", str(price),
+                               "--format", "json"])
+        best = next(r for r in alone["results"] if r["feasible"])
+        assert row["best"]["plan"] == best["plan"]
+        assert row["output_tokens_per_s_per_chip"] == pytest.approx(
+            best["output_tokens_per_s_per_chip"])
+        assert row["cost_per_mtok"] == pytest.approx(best["cost_per_mtok"])
+        assert row["price_per_chip_hour"] == price
+    assert compared["currency"] == "USD"
+
+
+def test_leaders_and_ratios_follow_the_rows(compared: dict[str, Any]) -> None:
+    rows = compared["systems"]
+    base = rows[0]
+    assert compared["baseline"] == base["name"]
+    for key, larger in SERVING_MEASURES.items():
+        scored = [(r[key], r["name"]) for r in rows if r[key] is not None]
+        if len(scored) < 2:
+            assert key not in compared["leaders"]
+            continue
+        assert compared["leaders"][key] == (max(scored) if larger else min(scored))[1]
+        for r in rows:
+            if r[key] is not None and base[key]:
+                assert r["ratios"][key] == pytest.approx(r[key] / base[key])
+    # the B200's HBM and FLOP/s beat the H100's on a small model
+    assert compared["leaders"]["output_tokens_per_s_per_chip"] == "b200"
+
+
+def test_a_refused_system_is_a_row_with_its_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    invalid = str(ROOT / "examples" / "nf5698g7-mi300x.yaml")
+    data = _json(capsys, [*JOB, "--chip", "h100-sxm-80gb", "--vs", invalid, "--format",
+                          "json"])
+    bad = data["systems"][1]
+    assert bad["feasible"] is False
+    assert bad["reason"].startswith("invalid: the system fails")
+    assert bad["output_tokens_per_s_per_chip"] is None
+    assert "output_tokens_per_s_per_chip" not in data["leaders"]  # one row has a value
+
+
+def test_the_table_lines_the_systems_up(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*JOB, "--chip", "h100-sxm-80gb", "--vs", "b200", "--price", "2.5"]) == 0
+    text = capsys.readouterr().out
+    assert "best serving layout of each system by throughput" in text
+    assert "1. h100-sxm-80gb" in text
+    assert "2. b200" in text
+    assert "cost per M output tokens" in text
+
+
+@pytest.mark.parametrize(("extra", "line"), [
+    (["--vs", "mi300x"], "--vs: vs = 'mi300x': compares the best layouts: give --search too"),
+    (["--search", "--price", "1,2"], "--price: price = '1,2': one price per chip-hour "
+                                     "(several only with --vs)"),
+    (["--search", "--vs", "mi300x", "--price", "1,2,3"],
+     "--price: price = '1.0,2.0,3.0': give one price or one per system (2)"),
+    (["--search", "--vs", "no-such-chip"], "no-such-chip"),
+])
+def test_bad_comparisons_are_refused(capsys: pytest.CaptureFixture[str], extra: list[str],
+                                     line: str) -> None:
+    argv = ["infer", "--model", "llama3-8b", "--chip", "h100-sxm-80gb", "--chips", "8",
+            *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert line in err
+    assert "Traceback" not in err
