@@ -649,6 +649,33 @@ def test_compare_page_picks_within_a_deadline(workbench: Page) -> None:
     assert page.get_attribute("#cmp-budget", "data-pick") == "h100-sxm-80gb"
 
 
+def test_the_inference_page_compares_systems(workbench: Page) -> None:
+    """The serving comparison (ocplan infer --search --vs) on the Inference page: one
+    column per system, the B200 leading output tokens per chip on a small model (as the
+    CLI's answer does, tests/test_serving_compare.py), costs in the server's currency; a
+    layout field typed above is dropped, since a comparison searches the layouts."""
+    page = workbench
+    page.click('#tabs button[data-tab="inference"]')
+    page.select_option("#inf-model", "llama3-8b")
+    page.check('input[name="inf-hw"][value="chip"]')
+    page.select_option("#inf-chip", "h100-sxm-80gb")
+    for field, value in (("chips", 8), ("input-len", 1024), ("output-len", 256),
+                         ("vs", "mi300x,b200"), ("vs-prices", "2.5,2,4")):
+        page.fill(f"#inf-{field}", str(value))
+    page.fill("#inf-tp", "8")
+    page.click("#inf-compare")
+    page.wait_for_selector("#inf-compare-table")
+    heads = page.locator("#inf-compare-table thead th").all_inner_texts()
+    assert heads[1:] == ["h100-sxm-80gb", "mi300x", "b200"]
+    row = '#inf-compare-table tr[data-key="output_tokens_per_s_per_chip"] td'
+    lead = page.locator(row + ".lead").all_inner_texts()
+    assert len(lead) == 1
+    assert page.locator(row).all_inner_texts().index(lead[0]) == 2
+    cost = page.locator('#inf-compare-table tr[data-key="cost_per_mtok"] td').all_inner_texts()
+    assert all("USD" in c for c in cost)
+    assert "3 systems compared by throughput" in page.inner_text("#inf-status")
+
+
 def test_export_system_yaml_and_results_csv(workbench: Page, tmp_path: Path) -> None:
     """Issue 11: export a composed system to YAML (it loads back and checks) and a
     search's results to CSV (one row per listed layout, the raw values)."""

@@ -109,3 +109,37 @@ def test_bad_comparisons_are_refused(capsys: pytest.CaptureFixture[str], extra: 
     err = capsys.readouterr().err
     assert line in err
     assert "Traceback" not in err
+
+
+# ---- the workbench: POST /api/infer/compare on a real server, and its page -----------
+
+
+@pytest.fixture(scope="module")
+def base_url(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    from ocplan.web.app import create_app
+
+    db = tmp_path_factory.mktemp("infer-compare") / "scenarios.db"
+    return str(serve(create_app(f"sqlite:///{db}", currency="EUR")))
+
+
+def test_the_api_answers_what_the_cli_does(base_url: str, compared: dict[str, Any]) -> None:
+    import httpx
+
+    body = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 8, "input_len": 1024,
+            "output_len": 256, "vs": ["mi300x", "b200"], "prices": [2.5, 2, 4]}
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        resp = client.post("/api/infer/compare", json=body)
+        assert resp.status_code == 200, resp.text
+        data = resp.json()
+        assert data["currency"] == "EUR"
+        assert [r["name"] for r in data["systems"]] == [r["name"] for r in compared["systems"]]
+        for web, cli in zip(data["systems"], compared["systems"], strict=True):
+            assert web["output_tokens_per_s_per_chip"] == pytest.approx(
+                cli["output_tokens_per_s_per_chip"])
+            assert web["cost_per_mtok"] == pytest.approx(cli["cost_per_mtok"])
+        assert data["leaders"] == compared["leaders"]
+        # a path in "vs" is a chip id to the web, never a file read on the server
+        bad = client.post("/api/infer/compare", json=body | {"vs": ["examples/mx1-8oam-air.yaml"]})
+        assert bad.status_code == 422
+        assert "examples/mx1-8oam-air.yaml" in " ".join(bad.json()["detail"])
+

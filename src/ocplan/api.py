@@ -420,7 +420,20 @@ _REQUEST_DEFAULTS: dict[str, object] = {"input_len": DEFAULT_INPUT_LEN,
                                         "output_len": DEFAULT_OUTPUT_LEN}
 
 
-def _serving_request(name: str, layout: bool) -> type[InferJob]:
+class InferCompareJob(InferJob):
+    """A serving job on its chip (or system) and on other chips, each at its best serving
+    layout, side by side."""
+
+    vs: Annotated[tuple[Id, ...], Field(min_length=1, max_length=MAX_COMPARED - 1)]
+    """The other chips (catalog ids, each on its default server)."""
+    prices: Annotated[tuple[Price, ...], Field(min_length=1, max_length=MAX_COMPARED)] \
+        | None = None
+    """Price per chip-hour: one for every system, or one per system (the request's first,
+    then ``vs`` in order); replaces ``price_per_chip_hour``."""
+
+
+def _serving_request(name: str, layout: bool,
+                     base: type[InferJob] = InferJob) -> type[InferJob]:
     fields: dict[str, Any] = {
         # A workload field without a default (nor a request default) is required.
         f.name: (_WORKLOAD_HINTS[f.name],
@@ -430,15 +443,18 @@ def _serving_request(name: str, layout: bool) -> type[InferJob]:
     if layout:
         fields |= {f.name: (_layout_annotation(f), Field(f.default, description=f.help))
                    for f in SERVING_REQUEST_LAYOUT}
-    model: type[InferJob] = create_model(name, __base__=InferJob, __module__=__name__,
-                                         **fields)
+    model: type[InferJob] = create_model(name, __base__=base, __module__=__name__, **fields)
     return model
 
 
 if TYPE_CHECKING:
     InferRequest = InferJob
     InferSearchRequest = InferJob
+    InferCompareRequest = InferCompareJob
 else:
+    InferCompareRequest = _serving_request("InferCompareRequest", layout=False,
+                                           base=InferCompareJob)
+    """A serving job compared across chips (:func:`run_infer_compare`)."""
     InferRequest = _serving_request("InferRequest", layout=True)
     """A serving job and one layout (workload and layout fields generated from their
     declarations)."""
@@ -508,21 +524,28 @@ def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None =
     return found, system, workload
 
 
+def serving_objective(req: InferJob) -> str:
+    """What a serving search ranks by: ``goodput`` (the request rate that meets the SLOs)
+    when the job sets a latency limit, else ``throughput``."""
+    fields = req.model_dump()
+    return "goodput" if fields.get("slo_ttft_s") or fields.get("slo_tpot_s") else "throughput"
+
+
 def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
                       prices: Sequence[float] | None = None,
                       system_file: Path | None = None, objective: str = "throughput",
-                      source: str = "request", disaggregate: bool = False
-                      ) -> ServingComparison:
-    """The request's serving job on its chip (or system file) and on each of ``others``
-    (chip ids, or system files where such a file exists), each at its best serving
-    layout (:func:`run_infer_search`), side by side; ``prices`` per chip-hour: one for
-    all or one per system, in order. Every problem at once."""
+                      source: str = "request", disaggregate: bool = False,
+                      files: bool = True) -> ServingComparison:
+    """The request's serving job on its chip (or system file or mapping) and on each of
+    ``others`` (chip ids; with ``files``, system files where such a file exists: never
+    for a web request), each at its best serving layout, side by side; ``prices`` per
+    chip-hour: one for all or one per system, in order. Every problem at once."""
     from ocplan.results.serving_compare import ServedInput, compare_serving
 
     targets: list[tuple[str | None, Path | None]] = [(req.chip, system_file)]
     for item in others:
         path = Path(item)
-        is_file = path.suffix in (".yaml", ".yml", ".json") or path.exists()
+        is_file = files and (path.suffix in (".yaml", ".yml", ".json") or path.exists())
         targets.append((None, path) if is_file else (item, None))
     if prices is not None and len(prices) not in (1, len(targets)):
         raise SpecError.one(source, "price", f"give one price or one per system "
@@ -533,7 +556,10 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
     resolved = []
     for i, (chip, file) in enumerate(targets):
         price = None if prices is None else prices[0 if len(prices) == 1 else i]
-        one = req.model_copy(update={"chip": chip, "price_per_chip_hour": price})
+        # the others run on their own default servers, not the request's system
+        update = {"chip": chip, "price_per_chip_hour": price} | (
+            {"system": None} if i > 0 else {})
+        one = req.model_copy(update=update)
 
         def workload_of(one: InferJob = one) -> ServingWorkload:
             return serving_workload(catalog, one, source)

@@ -296,6 +296,13 @@ def create_app(db_url: str | None = None, token: str | None = None,
             functools.partial(workers.infer_task, currency=currency),
             await body_of(request, "request")))
 
+    @app.post("/api/infer/compare")
+    async def infer_compare(request: Request) -> Response:
+        """One serving job on several chips, each at its best serving layout."""
+        return _computed(await pool.run(
+            functools.partial(workers.infer_compare_task, currency=currency),
+            await body_of(request, "request")))
+
     @app.post("/api/search", status_code=202)
     async def start_search(request: Request) -> Response:
         body = await body_of(request, "request")
@@ -419,7 +426,8 @@ def request_models() -> dict[str, type[BaseModel]]:
 
     return {"/api/check": SystemSpec, "/api/system.yaml": SystemSpec,
             "/api/topology": SystemSpec, "/api/estimate": api.EstimateRequest,
-            "/api/infer": api.InferRequest, "/api/search": api.SearchRequest,
+            "/api/infer": api.InferRequest, "/api/infer/compare": api.InferCompareRequest,
+            "/api/search": api.SearchRequest,
             "/api/compare": api.CompareRequest, "/api/match": MatchRequest}
 
 

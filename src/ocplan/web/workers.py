@@ -217,6 +217,21 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...],
     return _answer(compute)
 
 
+def infer_compare_task(body: object, catalog_dirs: tuple[str, ...],
+                       currency: str = DEFAULT_CURRENCY) -> Answer:
+    """The InferCompareRequest ``body``: each system's best serving layout side by side
+    (as ``ocplan infer --search --vs``); the others are chip ids, never server paths."""
+    def compute() -> dict[str, Any]:
+        req = validate_as(api.InferCompareRequest, body, "request")
+        objective = api.serving_objective(req)
+        prices = req.prices or ((req.price_per_chip_hour,) if req.price_per_chip_hour
+                                is not None else None)
+        found = api.run_infer_compare(_catalog(catalog_dirs), req, req.vs, prices,
+                                      objective=objective, files=False)
+        return found.as_json() | priced(prices, currency)
+    return _answer(compute)
+
+
 def search_check_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
     """Validate a SearchRequest and resolve its system, so bad input fails before a
     search job is queued (the search itself runs as a job with progress)."""

@@ -975,6 +975,60 @@
     }
   }
 
+  /** Rows of a serving comparison: field -> label (values formatted by their names). */
+  const SERVING_COMPARE_ROWS = {
+    system: "system", layout: "best layout",
+    output_tokens_per_s_per_chip: "output tok/s per chip", ttft_s: "TTFT", tpot_s: "TPOT",
+    slo_rate_per_s_per_chip: "SLO goodput, req/s per chip",
+    cost_per_mtok: "cost per M output tokens", energy_per_mtok_J: "energy per M output tokens",
+    power_W: "IT power", bound: "bound", reason: "why not",
+  };
+
+  /** The serving job above on its chip and the "other chips", each at its best layout. */
+  async function runInferCompare() {
+    const req = jobRequest("inf");
+    // a comparison searches the layouts: the layout fields do not apply
+    for (const input of $$("#inf-layout [data-field]")) delete req[input.dataset.field];
+    req.vs = $("#inf-vs").value.split(",").map((x) => x.trim()).filter(Boolean);
+    const prices = $("#inf-vs-prices").value.trim();
+    if (prices) req.prices = coerce(prices, "floats");
+    const status = $("#inf-status");
+    status.textContent = "comparing…";
+    status.dataset.state = "busy";
+    $("#inf-compare").disabled = true;
+    try {
+      const res = await api("POST", "api/infer/compare", req);
+      showErrors($("#inf-errors"), null);
+      const rows = res.systems;
+      const head = el("tr", {}, el("th", {}, ""), rows.map((r) => el("th", {}, r.name)));
+      const body = [];
+      for (const [key, label] of Object.entries(SERVING_COMPARE_ROWS)) {
+        if (rows.every((r) => r[key] === null || r[key] === undefined)) continue;
+        body.push(el("tr", { "data-key": key }, el("th", {}, label), rows.map((r) => {
+          let text = fmtValue(key, r[key], res.currency);
+          const ratio = (r.ratios || {})[key];
+          if (ratio !== null && ratio !== undefined && r.name !== res.baseline) {
+            text += " (" + ratio.toFixed(2) + "x)";
+          }
+          const lead = (res.leaders || {})[key] === r.name;
+          return el("td", { className: (typeof r[key] === "number" ? "num" : "") + (lead ? " lead" : "") }, text);
+        })));
+      }
+      put($("#inf-summary"), el("table", { id: "inf-compare-table", className: "grid" },
+        el("thead", {}, head), el("tbody", {}, body)));
+      for (const id of ["infer-curve", "infer-breakdown"]) draw($("#plot-" + id), null);
+      status.textContent = rows.length + " systems compared by " + res.objective +
+        "; ratios against " + res.baseline + "; the best of each row is bold";
+    } catch (exc) {
+      showErrors($("#inf-errors"), exc);
+      status.textContent = "The serving comparison failed (see above).";
+      put($("#inf-summary"));
+    } finally {
+      $("#inf-compare").disabled = false;
+      status.dataset.state = "ready";
+    }
+  }
+
   // ---- start -----------------------------------------------------------------------
 
   async function init() {
@@ -1004,6 +1058,7 @@
     $("#srch-all-columns").addEventListener("change",
       () => renderSearch(lastSearch && lastSearch.result));
     $("#inf-form").addEventListener("submit", runInference);
+    $("#inf-compare").addEventListener("click", runInferCompare);
     $("#cmp-form").addEventListener("submit", runCompare);
     $("#cmp-add-chip").addEventListener("click", addCmpChip);
     $("#cmp-add-system").addEventListener("click", addCmpSystem);
