@@ -541,6 +541,7 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
     for a web request), each at its best serving layout, side by side; ``prices`` per
     chip-hour: one for all or one per system, in order. Every problem at once."""
     from ocplan.results.serving_compare import ServedInput, compare_serving
+    from ocplan.serving.search import search_serving
 
     targets: list[tuple[str | None, Path | None]] = [(req.chip, system_file)]
     for item in others:
@@ -550,8 +551,6 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
     if prices is not None and len(prices) not in (1, len(targets)):
         raise SpecError.one(source, "price", f"give one price or one per system "
                                              f"({len(targets)})", ",".join(map(str, prices)))
-    from ocplan.serving.search import search_serving
-
     problems: list[Problem] = []
     resolved = []
     for i, (chip, file) in enumerate(targets):

@@ -954,13 +954,13 @@ def infer_cmd(
     if problems:
         raise SpecError(problems)
     if search and vs:
-        objective = "goodput" if ttft_s or tpot_s else "throughput"
+        objective = api.serving_objective(req)
         compared = api.run_infer_compare(_catalog(), req, vs, prices, system, objective,
                                          FLAGS, disaggregate)
         _print_serving_compare(compared, model, fmt, price)
         return
     if search:
-        objective = "goodput" if ttft_s or tpot_s else "throughput"
+        objective = api.serving_objective(req)
         try:
             found, sysm, _ = api.run_infer_search(_catalog(), req, system, objective, FLAGS,
                                                   disaggregate)
