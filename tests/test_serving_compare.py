@@ -143,3 +143,31 @@ def test_the_api_answers_what_the_cli_does(base_url: str, compared: dict[str, An
         assert bad.status_code == 422
         assert "examples/mx1-8oam-air.yaml" in " ".join(bad.json()["detail"])
 
+
+
+def test_the_report_page_lines_the_systems_up(tmp_path: Path, compared: dict[str, Any],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "serving.html"
+    argv = [*JOB, "--chip", "h100-sxm-80gb", "--vs", "mi300x", "--vs", "b200",
+            "--price", "2.5,2,4", "--report", str(page), "--format", "json"]
+    data = _json(capsys, argv)  # the JSON answer stays one document
+    assert data["leaders"] == compared["leaders"]
+    text = page.read_text(encoding="utf-8")
+    assert (tmp_path / "ocplan-plotly.min.js").exists()
+    for name in ("h100-sxm-80gb", "mi300x", "b200"):
+        assert f"<th>{name}</th>" in text
+    lead = compared["leaders"]["output_tokens_per_s_per_chip"]
+    column = [r["name"] for r in compared["systems"]].index(lead)
+    row = text.split("<th>output tokens/s per chip</th>")[1].split("</tr>")[0]
+    cells = row.split("<td>")[1:]
+    assert cells[column].startswith("<b>")
+    assert sum(c.startswith("<b>") for c in cells) == 1
+    assert '"serving_compare_bars"' in text
+
+
+def test_a_report_of_a_search_is_refused(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "search.html"
+    assert main([*JOB, "--chip", "h100-sxm-80gb", "--report", str(page)]) == 2
+    assert "--report" in capsys.readouterr().err
+    assert not page.exists()

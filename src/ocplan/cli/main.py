@@ -930,6 +930,10 @@ def infer_cmd(
     if vs and not search:
         problems.append(Problem(FLAGS, "vs", "compares the best layouts: give --search too",
                                 ",".join(vs)))
+    if report_file is not None and search and not vs:
+        problems.append(Problem(FLAGS, "report", "writes one layout's report or, with --vs, "
+                                                 "the comparison's; not a search's",
+                                str(report_file)))
     if prices is not None and len(prices) > 1 and not vs:
         problems.append(Problem(FLAGS, "price", "one price per chip-hour (several only "
                                                 "with --vs)", price))
@@ -955,8 +959,16 @@ def infer_cmd(
         raise SpecError(problems)
     if search and vs:
         objective = api.serving_objective(req)
+        if report_file is not None:
+            _check_target(report_file, "--report", folder=False)
         compared = api.run_infer_compare(_catalog(), req, vs, prices, system, objective,
                                          FLAGS, disaggregate)
+        if report_file is not None:
+            from ocplan.reports.html import render_serving_compare_report
+
+            _write_linked_report(report_file, render_serving_compare_report(
+                f"ocplan serving comparison: {model}", compared.as_json(), None,
+                state.currency), announce=fmt is not Format.json)
         _print_serving_compare(compared, model, fmt, price)
         return
     if search:

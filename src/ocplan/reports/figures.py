@@ -227,12 +227,22 @@ COMPARE_BARS: tuple[tuple[str, str, float], ...] = (
 )
 
 
-def compare_bars_figure(comparison: dict[str, Any]) -> Figure:
-    """One bar panel per measure of :data:`COMPARE_BARS` a comparison has, a bar per
+#: Measures drawn as bars in a serving comparison: (field, axis title, scale).
+SERVING_COMPARE_BARS: tuple[tuple[str, str, float], ...] = (
+    ("output_tokens_per_s_per_chip", "output tokens/s per chip", 1.0),
+    ("tpot_s", "TPOT (ms)", 1e3),
+    ("cost_per_mtok", "cost per million output tokens", 1.0),
+    ("energy_per_mtok_J", "energy per million output tokens (kWh)", 1 / 3.6e6),
+)
+
+
+def compare_bars_figure(comparison: dict[str, Any],
+                        bars: tuple[tuple[str, str, float], ...] = COMPARE_BARS) -> Figure:
+    """One bar panel per measure of ``bars`` (:data:`COMPARE_BARS`, or
+    :data:`SERVING_COMPARE_BARS` for a serving comparison) a comparison has, a bar per
     system (infeasible systems have none)."""
     rows = [r for r in comparison["systems"] if r["feasible"]]
-    shown = [(k, t, f) for k, t, f in COMPARE_BARS
-             if any(r.get(k) is not None for r in rows)]
+    shown = [(k, t, f) for k, t, f in bars if any(r.get(k) is not None for r in rows)]
     data: list[dict[str, Any]] = []
     layout: dict[str, Any] = {"title": {"text": "Systems side by side"}, "showlegend": False,
                               "height": 260 * max(1, len(shown)),

@@ -12,6 +12,7 @@ from typing import Any
 from ocplan.plan.calibration import calibration_note
 from ocplan.plan.estimate import Estimate
 from ocplan.reports.figures import (
+    SERVING_COMPARE_BARS,
     breakdown_figure,
     cluster_figure,
     compare_bars_figure,
@@ -355,6 +356,68 @@ def render_compare_report(title: str, comparison: dict[str, Any],
     divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
     return _PAGE.format(title=html.escape(title), plotly=_plotly_tag(plotly_js),
                         summary=table + extra, figures=divs,
+                        data=json.dumps(figures).replace("</", "<\\/"))
+
+
+#: Rows of a serving comparison's table: (field, label, how to print a value).
+_SERVING_COMPARE_ROWS: tuple[tuple[str, str], ...] = (
+    ("system", "system"), ("layout", "best layout"),
+    ("output_tokens_per_s_per_chip", "output tokens/s per chip"), ("ttft_s", "TTFT"),
+    ("tpot_s", "TPOT"), ("slo_rate_per_s_per_chip", "SLO goodput, req/s per chip"),
+    ("cost_per_mtok", "cost per million output tokens"),
+    ("energy_per_mtok_J", "energy per million output tokens"), ("power_W", "IT power"),
+    ("bound", "bound"), ("reason", "why not"))
+
+
+def _serving_cell(key: str, value: Any, currency: str) -> str:
+    if value is None:
+        return "-"
+    if key in ("ttft_s", "tpot_s"):
+        return _ms(value)
+    if key == "cost_per_mtok":
+        return format_money(value, currency)
+    if key == "energy_per_mtok_J":
+        return format_energy(value)
+    if key == "power_W":
+        return f"{value / 1e3:,.3g} kW"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if value < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def render_serving_compare_report(title: str, comparison: dict[str, Any],
+                                  plotly_js: Path | None,
+                                  currency: str = DEFAULT_CURRENCY) -> str:
+    """A serving comparison (:meth:`~ocplan.results.serving_compare.ServingComparison.
+    as_json`) as a report page: each system's best serving layout side by side with
+    ratios to the baseline and the best of each bolded, and bars of the main measures."""
+    systems = comparison["systems"]
+    leaders = comparison.get("leaders", {})
+    head = "".join(f"<th>{html.escape(r['name'])}</th>" for r in systems)
+    body = ""
+    for key, label in _SERVING_COMPARE_ROWS:
+        if all(r.get(key) is None for r in systems):
+            continue
+        cells = ""
+        for r in systems:
+            text = _serving_cell(key, r.get(key), currency)
+            ratio = r.get("ratios", {}).get(key)
+            if ratio is not None and r["name"] != comparison["baseline"]:
+                text += f" ({ratio:.2f}x)"
+            text = html.escape(text)
+            if leaders.get(key) == r["name"]:
+                text = f"<b>{text}</b>"
+            cells += f"<td>{text}</td>"
+        body += f"<tr><th>{html.escape(label)}</th>{cells}</tr>"
+    table = (f"<p>Best serving layout of each system by "
+             f"{html.escape(comparison['objective'])}; ratios against "
+             f"{html.escape(comparison['baseline'])}; the best of each row in bold.</p>"
+             f"<table><tr><th></th>{head}</tr>{body}</table>")
+    figures = {"serving_compare_bars": compare_bars_figure(comparison,
+                                                           SERVING_COMPARE_BARS)}
+    divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
+    return _PAGE.format(title=html.escape(title), plotly=_plotly_tag(plotly_js),
+                        summary=table, figures=divs,
                         data=json.dumps(figures).replace("</", "<\\/"))
 
 
