@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,30 @@ _COMPARE_ROWS: tuple[tuple[str, str], ...] = (
     ("calibration", "calibration"), ("reason", "why infeasible"))
 
 
+def _side_by_side(systems: list[dict[str, Any]], rows: tuple[tuple[str, str], ...],
+                  leaders: dict[str, str], baseline: str,
+                  cell: Callable[[str, Any], str]) -> str:
+    """The body of a comparison table: a row per measure some system has, a cell per
+    system printed by ``cell``, with its ratio to the ``baseline`` row and the leader of
+    the measure in bold."""
+    body = ""
+    for key, label in rows:
+        if all(r.get(key) is None for r in systems):
+            continue
+        cells = ""
+        for r in systems:
+            text = cell(key, r.get(key))
+            ratio = r.get("ratios", {}).get(key)
+            if ratio is not None and r["name"] != baseline:
+                text += f" ({ratio:.2f}x)"
+            text = html.escape(text)
+            if leaders.get(key) == r["name"]:
+                text = f"<b>{text}</b>"
+            cells += f"<td>{text}</td>"
+        body += f"<tr><th>{html.escape(label)}</th>{cells}</tr>"
+    return body
+
+
 def _cell(key: str, value: Any, currency: str) -> str:
     """A comparison value with its unit, for people."""
     if value is None:
@@ -324,21 +349,8 @@ def render_compare_report(title: str, comparison: dict[str, Any],
     head = "".join(f"<th>{html.escape(r['name'])}"
                    + (" (INVALID, allowed)" if r.get("allowed_invalid") else "") + "</th>"
                    for r in systems)
-    body = ""
-    for key, label in _COMPARE_ROWS:
-        if all(r.get(key) is None for r in systems):
-            continue
-        cells = ""
-        for r in systems:
-            text = _cell(key, r.get(key), currency)
-            ratio = r.get("ratios", {}).get(key)
-            if ratio is not None and r["name"] != comparison["baseline"]:
-                text += f" ({ratio:.2f}x)"
-            text = html.escape(text)
-            if leaders.get(key) == r["name"]:
-                text = f"<b>{text}</b>"
-            cells += f"<td>{text}</td>"
-        body += f"<tr><th>{html.escape(label)}</th>{cells}</tr>"
+    body = _side_by_side(systems, _COMPARE_ROWS, leaders, comparison["baseline"],
+                         lambda key, value: _cell(key, value, currency))
     table = (f"<p>Best layout of each system by {html.escape(comparison['objective'])}; "
              f"ratios against {html.escape(comparison['baseline'])}; the best of each row "
              f"in bold.</p><table><tr><th></th>{head}</tr>{body}</table>")
@@ -394,21 +406,8 @@ def render_serving_compare_report(title: str, comparison: dict[str, Any],
     systems = comparison["systems"]
     leaders = comparison.get("leaders", {})
     head = "".join(f"<th>{html.escape(r['name'])}</th>" for r in systems)
-    body = ""
-    for key, label in _SERVING_COMPARE_ROWS:
-        if all(r.get(key) is None for r in systems):
-            continue
-        cells = ""
-        for r in systems:
-            text = _serving_cell(key, r.get(key), currency)
-            ratio = r.get("ratios", {}).get(key)
-            if ratio is not None and r["name"] != comparison["baseline"]:
-                text += f" ({ratio:.2f}x)"
-            text = html.escape(text)
-            if leaders.get(key) == r["name"]:
-                text = f"<b>{text}</b>"
-            cells += f"<td>{text}</td>"
-        body += f"<tr><th>{html.escape(label)}</th>{cells}</tr>"
+    body = _side_by_side(systems, _SERVING_COMPARE_ROWS, leaders, comparison["baseline"],
+                         lambda key, value: _serving_cell(key, value, currency))
     table = (f"<p>Best serving layout of each system by "
              f"{html.escape(comparison['objective'])}; ratios against "
              f"{html.escape(comparison['baseline'])}; the best of each row in bold.</p>"
