@@ -713,6 +713,27 @@
     setTimeout(() => pollCompare(id), POLL_MS);
   }
 
+  /** The body rows of a comparison (training or serving): a row per measure some system
+   *  has, a cell per system printed by ``format(key, value)`` with its ratio to the
+   *  baseline, the leader of the measure marked "lead". */
+  function sideBySide(result, labels, format) {
+    const rows = result.systems;
+    const body = [];
+    for (const [key, label] of Object.entries(labels)) {
+      if (rows.every((r) => r[key] === null || r[key] === undefined)) continue;
+      body.push(el("tr", { "data-key": key }, el("th", {}, label), rows.map((r) => {
+        let text = format(key, r[key]);
+        const ratio = (r.ratios || {})[key];
+        if (ratio !== null && ratio !== undefined && r.name !== result.baseline) {
+          text += " (" + ratio.toFixed(2) + "x)";
+        }
+        const lead = (result.leaders || {})[key] === r.name;
+        return el("td", { className: (typeof r[key] === "number" ? "num" : "") + (lead ? " lead" : "") }, text);
+      })));
+    }
+    return body;
+  }
+
   /** Rows of the comparison table: field -> label (values formatted by their names). */
   const COMPARE_ROWS = {
     chip: "accelerator", chips: "chips", racks: "racks", layout: "best layout",
@@ -741,22 +762,10 @@
     const rows = result.systems;
     put(table.tHead, el("tr", {}, el("th", {}, ""), rows.map((r) =>
       el("th", { "data-name": r.name }, r.name + (r.allowed_invalid ? " (INVALID, allowed)" : "")))));
-    const body = [];
-    for (const [key, label] of Object.entries(COMPARE_ROWS)) {
-      if (rows.every((r) => r[key] === null || r[key] === undefined)) continue;
-      body.push(el("tr", { "data-key": key }, el("th", {}, label), rows.map((r) => {
-        let text = key.endsWith("_w") || key.endsWith("_j")
-          ? fmtValue(key.slice(0, -2) + "_" + key.slice(-1).toUpperCase(), r[key])
-          : fmtValue(key, r[key], result.currency);
-        const ratio = (r.ratios || {})[key];
-        if (ratio !== null && ratio !== undefined && r.name !== result.baseline) {
-          text += " (" + ratio.toFixed(2) + "x)";
-        }
-        const lead = (result.leaders || {})[key] === r.name;
-        return el("td", { className: (typeof r[key] === "number" ? "num" : "") + (lead ? " lead" : "") }, text);
-      })));
-    }
-    put(table.tBodies[0], body);
+    put(table.tBodies[0], sideBySide(result, COMPARE_ROWS, (key, v) =>
+      key.endsWith("_w") || key.endsWith("_j")
+        ? fmtValue(key.slice(0, -2) + "_" + key.slice(-1).toUpperCase(), v)
+        : fmtValue(key, v, result.currency)));
     put($("#cmp-findings"), rows.flatMap((r) => r.findings.filter((f) => f.severity !== "info")
       .map((f) => el("li", { className: "sev-" + f.severity },
         r.name + ": " + f.severity + " " + f.rule + ": " + f.message))));
@@ -1001,19 +1010,7 @@
       showErrors($("#inf-errors"), null);
       const rows = res.systems;
       const head = el("tr", {}, el("th", {}, ""), rows.map((r) => el("th", {}, r.name)));
-      const body = [];
-      for (const [key, label] of Object.entries(SERVING_COMPARE_ROWS)) {
-        if (rows.every((r) => r[key] === null || r[key] === undefined)) continue;
-        body.push(el("tr", { "data-key": key }, el("th", {}, label), rows.map((r) => {
-          let text = fmtValue(key, r[key], res.currency);
-          const ratio = (r.ratios || {})[key];
-          if (ratio !== null && ratio !== undefined && r.name !== res.baseline) {
-            text += " (" + ratio.toFixed(2) + "x)";
-          }
-          const lead = (res.leaders || {})[key] === r.name;
-          return el("td", { className: (typeof r[key] === "number" ? "num" : "") + (lead ? " lead" : "") }, text);
-        })));
-      }
+      const body = sideBySide(res, SERVING_COMPARE_ROWS, (key, v) => fmtValue(key, v, res.currency));
       put($("#inf-summary"), el("table", { id: "inf-compare-table", className: "grid" },
         el("thead", {}, head), el("tbody", {}, body)));
       for (const id of ["infer-curve", "infer-breakdown"]) draw($("#plot-" + id), null);
