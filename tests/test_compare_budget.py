@@ -136,3 +136,16 @@ def test_pick_needs_a_limit() -> None:
     assert not Budget().given
     with pytest.raises(AssertionError):
         pick_within((), Budget())
+
+
+def test_a_row_that_cannot_run_is_named_so(capsys: pytest.CaptureFixture[str]) -> None:
+    # Llama 3 70B's training state (16 bytes a parameter, 1.1 TB) fits no single H100.
+    argv = ["compare", "h100-sxm-80gb", "--chips", "1", "--model", "llama3-70b",
+            "--global-batch", "8", "--seq-len", "4096", "--train-tokens", "1e11",
+            "--price", "2", "--max-cost", "1e9"]
+    assert main([*argv, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pick"] == {"name": None, "by": "fastest",
+                            "broken": {"h100-sxm-80gb": ["feasible"]}}
+    assert main(argv) == 0
+    assert "no row meets it (h100-sxm-80gb has no layout that fits)" in capsys.readouterr().out

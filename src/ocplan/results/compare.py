@@ -212,7 +212,9 @@ def budget_note(result: Comparison, currency: str) -> str | None:
               if budget.max_facility_power_W is not None else ""]
     head = "budget (" + ", ".join(x for x in limits if x) + "): "
     if pick.name is None:
-        over = "; ".join(f"{name} breaks {', '.join(b)}" for name, b in pick.broken.items())
+        over = "; ".join(f"{name} has no layout that fits" if b == ("feasible",)
+                         else f"{name} breaks {', '.join(b)}"
+                         for name, b in pick.broken.items())
         return head + f"no row meets it ({over})"
     row = next(r for r in result.systems if r.name == pick.name)
     wall = _wall_s(row)
