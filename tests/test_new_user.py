@@ -213,9 +213,8 @@ def test_an_overloaded_rate_is_valid_json_with_the_reason_and_exit_1(
 
 
 def test_durations_of_years_are_given_in_years() -> None:
-    from ocplan.cli.main import _duration_text
-    from ocplan.units import SECONDS_PER_YEAR
+    from ocplan.units import SECONDS_PER_YEAR, format_duration
 
-    assert _duration_text(7.4 * SECONDS_PER_YEAR) == "7.4 years (2,703 days)"
-    assert _duration_text(30 * 86400.0) == "30.0 days"
-    assert _duration_text(5400.0) == "90.0 min"
+    assert format_duration(7.4 * SECONDS_PER_YEAR) == "7.4 years (2,703 days)"
+    assert format_duration(30 * 86400.0) == "30.0 days"
+    assert format_duration(5400.0) == "90.0 min"

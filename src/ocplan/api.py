@@ -8,6 +8,7 @@ Nothing here computes: it resolves ids and calls the engine.
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, replace
 from dataclasses import fields as dataclass_fields
@@ -56,6 +57,7 @@ from ocplan.plan.search_defaults import (
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
+from ocplan.units import SECONDS_PER_YEAR
 from ocplan.workloads.serving import DEFAULT_INPUT_LEN, DEFAULT_OUTPUT_LEN, ServingWorkload
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
@@ -232,7 +234,7 @@ MAX_COMPARED = 12
 #: Largest cost limit a comparison takes (a trillion in any currency: beyond any run).
 MAX_BUDGET_COST = 1e12
 #: Longest deadline a comparison takes, s (a century).
-MAX_BUDGET_TIME_S = 100 * 365.25 * 86400.0
+MAX_BUDGET_TIME_S = 100 * SECONDS_PER_YEAR
 
 
 class CompareRequest(Spec):
@@ -533,16 +535,19 @@ def serving_objective(req: InferJob) -> str:
 
 def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
                       prices: Sequence[float] | None = None,
-                      system_file: Path | None = None, objective: str = "throughput",
-                      source: str = "request", disaggregate: bool = False,
-                      files: bool = True) -> ServingComparison:
+                      system_file: Path | None = None, source: str = "request",
+                      disaggregate: bool = False, files: bool = True) -> ServingComparison:
     """The request's serving job on its chip (or system file or mapping) and on each of
     ``others`` (chip ids; with ``files``, system files where such a file exists: never
-    for a web request), each at its best serving layout, side by side; ``prices`` per
-    chip-hour: one for all or one per system, in order. Every problem at once."""
+    for a web request), each at its best serving layout by :func:`serving_objective`,
+    side by side; ``prices`` per chip-hour: one for all or one per system, in order
+    (default: the request's own price for all). Every problem at once."""
     from ocplan.results.serving_compare import ServedInput, compare_serving
     from ocplan.serving.search import search_serving
 
+    objective = serving_objective(req)
+    if prices is None and req.price_per_chip_hour is not None:
+        prices = (req.price_per_chip_hour,)
     targets: list[tuple[str | None, Path | None]] = [(req.chip, system_file)]
     for item in others:
         path = Path(item)
@@ -559,12 +564,10 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
         update = {"chip": chip, "price_per_chip_hour": price} | (
             {"system": None} if i > 0 else {})
         one = req.model_copy(update=update)
-
-        def workload_of(one: InferJob = one) -> ServingWorkload:
-            return serving_workload(catalog, one, source)
-
         try:
-            system, workload = resolve_job(catalog, one, file, source, workload_of)
+            system, workload = resolve_job(catalog, one, file, source,
+                                           functools.partial(serving_workload, catalog, one,
+                                                             source))
         except SpecError as exc:
             problems.extend(exc.problems)
             continue

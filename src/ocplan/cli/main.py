@@ -797,7 +797,7 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
         _row(table, f"  {key.removesuffix('_bytes')}", _q(getattr(mem, key), "B"))
     _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
     if "time_to_train_s" in extra:
-        _row(table, "time to train", _duration_text(extra["time_to_train_s"]))
+        _row(table, "time to train", format_duration(extra["time_to_train_s"]))
         _row(table, ENERGY_TO_TRAIN_LABEL, format_energy(extra["energy_to_train_J"]))
     if "cost_to_train" in extra:
         _row(table, "cost to train", _money(extra["cost_to_train"]))
@@ -836,14 +836,14 @@ def _print_cluster(view: ClusterOutlook) -> None:
                                f"work {fr['lost_work']:.1%}, restarts {fr['restart']:.1%})")
         _row(table, "failures expected", f"{g.expected_failures:,.1f} (MTBF "
                                          + ("-" if g.mtbf_s is None
-                                            else _duration_text(g.mtbf_s)) + ")")
+                                            else format_duration(g.mtbf_s)) + ")")
         if g.interval_s is not None:
-            _row(table, "checkpoint every", _duration_text(g.interval_s))
+            _row(table, "checkpoint every", format_duration(g.interval_s))
         if g.wall_s is not None:
             spread = ("" if g.wall_p10_s is None or g.wall_p90_s is None else
-                      f" (p10 {_duration_text(g.wall_p10_s)}, p90 "
-                      f"{_duration_text(g.wall_p90_s)})")
-            _row(table, "time to train with failures", _duration_text(g.wall_s) + spread)
+                      f" (p10 {format_duration(g.wall_p10_s)}, p90 "
+                      f"{format_duration(g.wall_p90_s)})")
+            _row(table, "time to train with failures", format_duration(g.wall_s) + spread)
         if g.cost is not None:
             _row(table, "cost with failures", _money(g.cost))
     out.print(table)
@@ -922,11 +922,7 @@ def infer_cmd(
     problems: list[Problem] = []
     ttft_s = _duration(slo_ttft, "--slo-ttft", problems)
     tpot_s = _duration(slo_tpot, "--slo-tpot", problems)
-    prices = None
-    try:
-        prices = _prices(price)
-    except SpecError as exc:
-        problems.extend(exc.problems)
+    prices = _gathered(problems, _prices, price)
     if vs and not search:
         problems.append(Problem(FLAGS, "vs", "compares the best layouts: give --search too",
                                 ",".join(vs)))
@@ -958,11 +954,10 @@ def infer_cmd(
     if problems:
         raise SpecError(problems)
     if search and vs:
-        objective = api.serving_objective(req)
         if report_file is not None:
             _check_target(report_file, "--report", folder=False)
-        compared = api.run_infer_compare(_catalog(), req, vs, prices, system, objective,
-                                         FLAGS, disaggregate)
+        compared = api.run_infer_compare(_catalog(), req, vs, prices, system, FLAGS,
+                                         disaggregate)
         if report_file is not None:
             from ocplan.reports.html import render_serving_compare_report
 
@@ -1003,11 +998,6 @@ def infer_cmd(
         _print_trust(sysm, allow_invalid)
     if not result.feasible or result.reason:  # cannot run, or cannot keep up
         raise typer.Exit(1)
-
-
-def _duration_text(seconds: float) -> str:
-    """A duration for people (:func:`~ocplan.units.format_duration`)."""
-    return format_duration(seconds)
 
 
 def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | None:
@@ -1114,6 +1104,26 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
         f"{_q(e.tpot_s, 's')})" for e in front)))
 
 
+def _side_by_side_cell(text: str, ratio: float | None, lead: bool) -> rich_text.Text:
+    """One cell of a comparison table: the value, its ratio to the baseline row, and the
+    best of the row in green with a star (the star marks it where colour does not show:
+    a pipe, a file, NO_COLOR)."""
+    if ratio is not None:
+        text += f" ({ratio:.2f}x)"
+    return rich_text.Text(text + " *" if lead else text, style="green bold" if lead else "")
+
+
+def _gathered(problems: list[Problem], parse: Callable[[str | None], R],
+              text: str | None) -> R | None:
+    """``parse(text)``, its SpecError's problems added to ``problems`` (None then), so a
+    command reports every bad flag at once."""
+    try:
+        return parse(text)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
 #: Measures of a serving comparison's table: (field, heading, how to print it).
 _SERVING_COMPARE_ROWS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("output_tokens_per_s_per_chip", "out tok/s/chip", lambda v: f"{v:,.1f}"),
@@ -1144,16 +1154,12 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
         values = [r.measure(key) for r in result.systems]
         if all(v is None for v in values):
             continue
-        cells: list[rich_text.Text | str] = [heading]
-        for r, value in zip(result.systems, values, strict=True):
-            text = "-" if value is None else show(value)
-            ratio = result.ratios.get(r.name, {}).get(key)
-            if ratio is not None and r.name != result.baseline:
-                text += f" ({ratio:.2f}x)"
-            lead = result.leaders.get(key) == r.name
-            cells.append(rich_text.Text(text + " *" if lead else text,
-                                        style="green bold" if lead else ""))
-        table.add_row(*cells)
+        table.add_row(heading, *[
+            _side_by_side_cell("-" if value is None else show(value),
+                               None if r.name == result.baseline
+                               else result.ratios.get(r.name, {}).get(key),
+                               result.leaders.get(key) == r.name)
+            for r, value in zip(result.systems, values, strict=True)])
     table.add_row("bound", *[_t(r.best.bound) if r.best else
                              rich_text.Text(f"no: {r.reason}", style="red")
                              for r in result.systems])
@@ -1244,7 +1250,7 @@ def search_cmd(
                  f"{e.mfu:.1%}", _q(e.step_s, "s"), _q(e.memory.total_bytes, "B"), e.bound]
         train = result.to_train(e)
         if "time_to_train_s" in train:
-            cells.append(_duration_text(train["time_to_train_s"]))
+            cells.append(format_duration(train["time_to_train_s"]))
         if "cost_to_train" in train:
             cells.append(_money(train["cost_to_train"]))
         _row(table, *cells)
@@ -1284,9 +1290,9 @@ _COMPARE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("step_s", "step", lambda v: _q(v, "s")),
     ("mfu", "MFU", lambda v: f"{v:.1%}"),
     ("memory_headroom_pct", "HBM free", lambda v: f"{v:.1f}%"),  # as MFU: no space
-    ("time_to_train_s", "time to train", lambda v: _duration_text(v)),
+    ("time_to_train_s", "time to train", format_duration),
     ("goodput", "goodput (failures)", lambda v: f"{v:.1%}"),
-    ("time_to_train_with_failures_s", "with failures", lambda v: _duration_text(v)),
+    ("time_to_train_with_failures_s", "with failures", format_duration),
     ("energy_to_train_J", "energy (facility)", format_energy),
     ("cost_to_train", "cost to train", lambda v: _money(v)),
     ("it_power_W", "IT power", lambda v: _q(v, "W")),
@@ -1349,11 +1355,7 @@ def compare_cmd(
     budget (--max-cost, --deadline, --max-power), pick the row that meets it best."""
     problems: list[Problem] = []
     deadline_s = _duration(deadline, "--deadline", problems)
-    power_W = None
-    try:
-        power_W = _power(max_power)
-    except SpecError as exc:
-        problems.extend(exc.problems)
+    power_W = _gathered(problems, _power, max_power)
     if problems:
         raise SpecError(problems)
     counts = _counts(chip_counts)
@@ -1391,18 +1393,11 @@ def compare_cmd(
     for key, heading, show in _COMPARE_COLUMNS:
         if all(getattr(r, key) is None for r in result.systems):
             continue
-        cells: list[rich_text.Text | str] = [heading]
-        for r in result.systems:
-            value = getattr(r, key)
-            text = "-" if value is None else show(value)
-            ratio = r.ratios.get(key)
-            if ratio is not None and r.name != result.baseline and key != "layout":
-                text += f" ({ratio:.2f}x)"
-            lead = result.leaders.get(key) == r.name
-            # the star marks the best where colour does not show (a pipe, a file, NO_COLOR)
-            cells.append(rich_text.Text(text + " *" if lead else text,
-                                        style="green bold" if lead else ""))
-        table.add_row(*cells)
+        table.add_row(heading, *[
+            _side_by_side_cell("-" if getattr(r, key) is None else show(getattr(r, key)),
+                               None if r.name == result.baseline else r.ratios.get(key),
+                               result.leaders.get(key) == r.name)
+            for r in result.systems])
     table.add_row("feasible", *[rich_text.Text("yes") if r.feasible
                                 else rich_text.Text(f"no: {r.reason}", style="red")
                                 for r in result.systems])
@@ -1713,7 +1708,7 @@ def sweep_cmd(
                      str(s.task.chips), s.status, layout, "-", "-", "-",
                      *("-" for _ in money), errors)
                 continue
-            cells = [_duration_text(row[k]) if k == "time_to_train_s" else _money(row[k])
+            cells = [format_duration(row[k]) if k == "time_to_train_s" else _money(row[k])
                      for k, _ in money]
             _row(table, str(i), s.task.workload.model.name, s.task.hardware,
                  str(s.task.chips), s.status, api.layout_label(b),

@@ -265,7 +265,7 @@ def fat_tree_bisection_Bps(system: System, shape: FatTreeShape) -> float:
     if rail_optimized(system):
         # Rails share leaves in groups of rails_per_leaf (the last group may be short):
         # a leaf of g rails carries g times one rail's endpoints.
-        g = max(1, shape.rails_per_leaf)
+        g = shape.rails_per_leaf
         groups = [g] * (nics // g) + ([nics % g] if nics % g else [])
         loads = _leaf_loads(servers, half, down)
     else:

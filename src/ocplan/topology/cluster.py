@@ -279,29 +279,27 @@ def cluster_size(system: System) -> GraphSize:
                      servers * links + fabric_links, servers * board.chips)
 
 
-def host_share(system: System) -> float:
-    """Share of a server's hosts its populated chips use: ``ceil(n / (N / H)) / H`` for
-    ``n`` of its ``N`` chip places on ``H`` hosts; 1 for a one-host server (its host runs
-    whatever is populated)."""
+def _server_hosts(system: System, chips: int) -> int:
+    """Hosts of one server that ``chips`` of its chip places use: ``ceil(n / (N / H))``
+    for ``n`` of its ``N`` places on ``H`` hosts, at most ``H`` (a one-host server: 1)."""
     hosts = system.server.hosts
     places = system.server.accelerators or system.baseboard.slots
-    if hosts <= 1 or system.chips_per_server >= places:
-        return 1.0
-    per_host = places / hosts
-    return min(1.0, math.ceil(system.chips_per_server / per_host) / hosts)
+    return min(hosts, -(-chips * hosts // places))
+
+
+def host_share(system: System) -> float:
+    """Share of a server's hosts its populated chips use (:func:`_server_hosts`); 1 for a
+    one-host server (its host runs whatever is populated)."""
+    return _server_hosts(system, system.chips_per_server) / system.server.hosts
 
 
 def hosts_for_chips(system: System, chips: int) -> int:
     """Host nodes that ``chips`` chips of ``system`` attach to, filling servers in order:
-    every host of each server they fill, and of a server they fill in part the hosts
-    those chips need (``ceil(n / (N / H))`` for ``n`` of its ``N`` chip places on ``H``
-    hosts: a 64-chip slice of a TPU v5p pod runs on 16 of its 1,536 hosts)."""
-    hosts = system.server.hosts
-    places = system.server.accelerators or system.baseboard.slots
-    per_host = places / hosts
+    every host each full server uses, and of a server they fill in part the hosts those
+    chips need (a 64-chip slice of a TPU v5p pod runs on 16 of its 1,536 hosts)."""
     full, rest = divmod(chips, system.chips_per_server)
-    used = full * min(hosts, math.ceil(system.chips_per_server / per_host))
-    return max(1, used + (min(hosts, math.ceil(rest / per_host)) if rest else 0))
+    used = full * _server_hosts(system, system.chips_per_server)
+    return max(1, used + (_server_hosts(system, rest) if rest else 0))
 
 
 def used_sockets(system: System) -> int:
@@ -351,7 +349,7 @@ class FatTreeShape:
     leaves_per_rail: int
     spines: int
     tiers: int
-    rails_per_leaf: int = 1
+    rails_per_leaf: int
     """Rails that share one leaf: a rail of fewer endpoints than a leaf's down ports (a
     rack-scale server's 72 NICs are 72 rails of one endpoint per rack) shares its leaf
     with the next rails, each still reaching its own rail on that leaf."""
@@ -441,7 +439,7 @@ def leaf_of_nic(server: int, k: int, nics: int, shape: FatTreeShape,
     numbered server * nics + k in consecutive groups of ``down_per_leaf``."""
     down = max(1, shape.down_per_leaf)
     if rail_opt:
-        return k // max(1, shape.rails_per_leaf), server // down
+        return k // shape.rails_per_leaf, server // down
     return 0, (server * nics + k) // down
 
 
@@ -453,7 +451,7 @@ def leaves_per_rail_used(system: System, shape: FatTreeShape) -> tuple[int, int]
     nics, _ = nic_Bps(system)
     down = max(1, shape.down_per_leaf)
     if rail_optimized(system):
-        return -(-nics // max(1, shape.rails_per_leaf)), -(-system.num_servers // down)
+        return shape.leaf_groups, -(-system.num_servers // down)
     return 1, -(-system.num_servers * nics // down)
 
 

@@ -223,12 +223,9 @@ def infer_compare_task(body: object, catalog_dirs: tuple[str, ...],
     (as ``ocplan infer --search --vs``); the others are chip ids, never server paths."""
     def compute() -> dict[str, Any]:
         req = validate_as(api.InferCompareRequest, body, "request")
-        objective = api.serving_objective(req)
-        prices = req.prices or ((req.price_per_chip_hour,) if req.price_per_chip_hour
-                                is not None else None)
-        found = api.run_infer_compare(_catalog(catalog_dirs), req, req.vs, prices,
-                                      objective=objective, files=False)
-        return found.as_json() | priced(prices, currency)
+        found = api.run_infer_compare(_catalog(catalog_dirs), req, req.vs, req.prices,
+                                      files=False)
+        return found.as_json() | priced(req.prices or req.price_per_chip_hour, currency)
     return _answer(compute)
 
 
