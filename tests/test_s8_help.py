@@ -44,6 +44,16 @@ def test_no_bool_placeholder(capsys: pytest.CaptureFixture[str],
     for line in options:  # every option that takes text says what text
         assert "<str>" not in line, line
         assert "<list[str]>" not in line, line
+    assert "list[" not in text  # nor an argument: typer's annotation column
+
+
+def test_repeated_argument_shows_its_metavar(capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    text = help_text(capsys, monkeypatch, "compare")
+    (line,) = [ln for ln in text.splitlines() if "SYSTEM.yaml|CHIP..." in ln
+               and "Usage" not in ln]
+    assert "System files" in line  # the help sits beside it, with no type between
+    assert "<" not in line.split("System files")[0], line
 
 
 def test_flags_show_no_placeholder(capsys: pytest.CaptureFixture[str],

@@ -43,7 +43,7 @@ from typer._click.exceptions import (
     ClickException,
     NoSuchOption,
 )
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
 from ocplan import jsonio
@@ -223,12 +223,23 @@ def _command_word(args: Sequence[str]) -> str | None:
     return None
 
 
+def _no_type_column(ctx: Context) -> None:
+    """The type column of an argument whose metavar already names what it takes."""
+    return None
+
+
 def _flags_without_metavar(params: list[Parameter]) -> list[Parameter]:
     """``params`` with the value placeholder of each on/off flag blanked: a flag takes
-    no value, and typer would show ``<bool>`` beside ``--search`` or ``--help``."""
+    no value, and typer would show ``<bool>`` beside ``--search`` or ``--help``. A
+    repeated argument with its own metavar (``SYSTEM.yaml|CHIP...``) loses typer's type
+    column too, which would print the Python annotation ``<list[str]>``."""
     for param in params:
         if getattr(param, "is_flag", False):
             param.metavar = ""
+        elif isinstance(param, TyperArgument) and param.nargs != 1 \
+                and param.metavar is not None:
+            # typer reads the type column from this method; an instance attribute wins.
+            param.display_type_rich = _no_type_column  # type: ignore[method-assign]
     return params
 
 
