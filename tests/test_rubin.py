@@ -20,6 +20,7 @@ from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.schema import Accelerator, Baseboard, Cpu, Nic, Server
 from ocplan.catalog.system import System, system_for_chip
 from ocplan.cli.main import main
+from ocplan.facility import facility_plan
 from ocplan.topology.cluster import chip_scale_out_Bps
 from ocplan.topology.power import power_budget, psu_capacity_W
 
@@ -185,9 +186,21 @@ def test_rack_passes_check_without_errors(capsys: pytest.CaptureFixture[str], tm
     serious = {f["rule"] for f in report["findings"] if f["severity"] != "info"}
     assert not {"HOST-LANES", "SERVER-POWER", "TOPOLOGY-PORTS", "LINK-LANES", "LINK-RATE",
                 "SLOT-POWER", "BOARD-SLOTS", "NIC-PCIE"} & serious
+    assert not serious                          # no warning either (air side: below)
     rules = {f["rule"] for f in report["findings"]}
     assert "POWER-UNKNOWN" in rules             # Vera publishes no TDP
     assert "POWER-ESTIMATED" in rules           # nor ConnectX-9 a power
+
+
+def test_the_fanless_rack_leaves_no_heat_to_room_air(cat: Catalog) -> None:
+    # NVIDIA: the Rubin generation is 100 % liquid-cooled with no fans, so the whole rack's
+    # heat (supplies, switch trays and NICs too) goes to the liquid; the NVL72-class 85 %
+    # it had before left about 35 kW to air, over the 35 kW a rack of the room removes.
+    plan = facility_plan(_system(cat))
+    assert plan.cooling.capture_scope == "server"
+    assert plan.server.air_W == pytest.approx(0.0, abs=1e-6)
+    assert plan.server.liquid_W == pytest.approx(plan.server.wall_W)
+    assert plan.rack.air_W < plan.rack.air_limit_W
 
 
 def test_topology_gives_every_gpu_nvlink6_per_direction(
