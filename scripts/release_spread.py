@@ -191,6 +191,46 @@ def _mean(x: list[float]) -> str:
     return f"{statistics.fmean(x):+.1f}" if x else "-"
 
 
+def _dropless_key(p: Published) -> tuple[object, ...]:
+    """A row's configuration without its precision (the 25.09 token-dropping rows state
+    none) and with the token-dropping variant read as its base model."""
+    return (p.system, p.base_model.replace("(tokendrop)", "").strip(), p.chips, p.fsdp,
+            p.layout)
+
+
+def _token_dropping_section(releases: list[Published], preds: list[Predicted]
+                            ) -> list[str]:
+    """Development rows whose layout was also published as a token-dropping run.
+
+    Under a capacity factor an expert computes at most its capacity, and with the
+    force-balanced routing of the dropless runs every expert computes exactly the mean
+    load: the GPU work of the two is the same (up to the few copies a real router drops),
+    so the difference between them is the software path, not the workload."""
+    dropping: dict[tuple[object, ...], list[Published]] = defaultdict(list)
+    for p in releases:
+        if "(tokendrop)" in p.model:
+            dropping[_dropless_key(p)].append(p)
+    rows = []
+    for q in sorted((q for q in preds if q.in_dev), key=lambda q: q.in_dev or ""):
+        runs = dropping.get(_dropless_key(q.row), [])
+        if q.predicted is None or not runs:
+            continue
+        for d in runs:
+            rows.append(f"| {q.in_dev} | {q.row.system} | {q.row.model} | "
+                        f"{q.row.tokens_per_s:,.0f} ({q.row.release}) | {q.predicted:,.0f} | "
+                        f"{d.tokens_per_s:,.0f} ({d.release}) | "
+                        f"{100 * (q.predicted - d.tokens_per_s) / d.tokens_per_s:+.1f} |")
+    if not rows:
+        return []
+    return ["", "Development rows whose layout was also published as a token-dropping run "
+            "(25.09). The dropless runs force-balance the routing, so every expert "
+            "computes the mean load; under a capacity factor no expert computes more: the "
+            "GPU work is the same, and a gap between the two is the software path's.", "",
+            "| case | system | model | measured, dropless (release) | predicted | "
+            "token-dropping run (release) | predicted vs it % |",
+            "|---|---|---|---|---|---|---|", *rows]
+
+
 def report(releases: list[Published], dev: list[dict[str, str]]) -> str:
     groups = spreads(releases)
     ratios = [max(p.tokens_per_s for p in v) / min(p.tokens_per_s for p in v) - 1.0
@@ -244,6 +284,7 @@ def report(releases: list[Published], dev: list[dict[str, str]]) -> str:
             + (", ".join(f"{o.row.release}: {o.row.tokens_per_s:,.0f}" for o in others)
                or "-")
             + f" | {100 * (q.predicted - nearest) / nearest:+.1f} |")
+    lines += _token_dropping_section(releases, preds)
     lines += ["", "## 3. Every release predicted", "",
               "Rows in the development set are counted in 'all' only; 'unseen' are the "
               "other rows (runs the fit never saw, same publisher).", "",

@@ -66,3 +66,23 @@ def test_the_report_is_written_from_the_data(rs: ModuleType, dev: list[dict[str,
     assert "## 1. The same configuration in several releases" in text
     assert "| R240 |" in text
     assert "| R068 |" in text
+
+
+def test_token_dropping_runs_of_a_dev_layout_are_set_beside_it(
+        rs: ModuleType, dev: list[dict[str, str]]) -> None:
+    """R240 (H100, Qwen3-30B-A3B, PP2 VP24 EP8, 25.11, dropless: 5,275) was published in
+    25.09 as a token-dropping run of the same layout at 10,494: the section pairs them
+    (matched without the precision, which the 25.09 table does not state), and the
+    model's figure for R240 sits within 5 % of the token-dropping run."""
+    preds = rs.predict_releases(rs.read_releases(), dev)
+    lines = rs._token_dropping_section(rs.read_releases(), preds)
+    (r240,) = [ln for ln in lines if ln.startswith("| R240 |")]
+    cells = [c.strip() for c in r240.strip("|").split("|")]
+    assert cells[3] == "5,275 (25.11)"
+    assert cells[5] == "10,494 (25.09)"
+    (q,) = [q for q in preds if q.in_dev == "R240"]
+    assert q.predicted is not None
+    assert abs(q.predicted / 10494.0 - 1.0) < 0.05
+    assert float(cells[6]) == pytest.approx(100.0 * (q.predicted / 10494.0 - 1.0), abs=0.06)
+    # a dev row with no token-dropping run of its layout is not listed
+    assert not [ln for ln in lines if ln.startswith("| R068 |")]
