@@ -527,13 +527,15 @@ def _why(top: tuple[Estimate, ...], refused: Sequence[str] = (),
     refused for; ``least_memory_B`` against ``usable_B``: how far the layout needing the
     least memory is from fitting)."""
     if not top:
+        if refused:  # the whole job was refused: its reasons are the answer
+            return " ".join(["No layout fits:", *dict.fromkeys(refused)])
         text = "No layout fits: every candidate was pruned (see 'pruned')."
         if least_memory_B is not None and usable_B is not None and least_memory_B > usable_B:
             text += (f" The layout needing the least memory needs "
                      f"{least_memory_B / 1e9:,.1f} GB per chip, over the "
                      f"{usable_B / 1e9:,.1f} GB usable (HBM less the memory headroom): give "
                      "more chips, a chip with more HBM, or a lower precision.")
-        return " ".join([text, *dict.fromkeys(refused)])
+        return text
     best = top[0]
     assert best.time is not None
     terms = asdict(best.time)

@@ -281,7 +281,7 @@ def _row(c: Contender, workload: Workload, objective: str, train_tokens: float |
     found = search(workload, c.system, c.chips, objective=objective, top_k=1,
                    train_tokens=train_tokens,
                    price_per_chip_hour=c.price_per_chip_hour, memory_headroom=memory_headroom)
-    return measured(c, workload, findings, found.best, f"no layout fits: {found.why}",
+    return measured(c, workload, findings, found.best, found.why,
                     train_tokens, allowed_invalid=refused is not None)
 
 

@@ -75,7 +75,7 @@ def run_task(task: SweepTask, delay_s: float = 0.0) -> TaskOutput:
                    price_per_chip_hour=task.price_per_chip_hour)
     findings = tuple(system_findings(task.system))
     row = measured(Contender(task.label, task.system, task.chips, task.price_per_chip_hour),
-                   task.workload, findings, found.best, f"no layout fits: {found.why}",
+                   task.workload, findings, found.best, found.why,
                    task.train_tokens, allowed_invalid=refusal(findings) is not None)
     result = found.as_json() | {"row": row.as_json()}
     elapsed = float(result.pop("elapsed_s"))
