@@ -22,10 +22,12 @@ its source) and the development set. Three things come out, written to
    with the committed calibration and scored by release. Rows already in the development
    set are marked, so the rest are runs the fit never saw (same publisher).
 
-Rows left out of part 3: NVFP4 (the training model has no 4-bit recipe), precision not
-stated (25.09), token-dropping and multi-token-prediction variants (their workload is not
-the development row's), models the development set does not describe (Nemotron 3 hybrid
-Mamba models, DeepSeek-V4).
+Rows left out of part 3: precision not stated (25.09), token-dropping and
+multi-token-prediction variants (their workload is not the development row's), models the
+development set does not describe (Nemotron 3 hybrid Mamba models, DeepSeek-V4). The
+NVFP4 rows are in it: no development row trains in fp4, so they test the 4-bit recipe
+(casts, saved activations, the 4-bit peak at the family's 8-bit efficiency) out of sample,
+and part 3 scores them apart too.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Published:
     system: str
     model: str
     precision: str
+    label: str
+    """The table's own name of the recipe (FP8, MXFP8, NVFP4, ...)."""
     chips: int
     layout: tuple[str, ...]
     fsdp: bool
@@ -95,7 +99,8 @@ def read_releases(path: Path = RELEASES) -> list[Published]:
             assert row["source"].strip(), row
             out.append(Published(
                 release=row["release"], system=row["system"], model=row["model"],
-                precision=row["precision"], chips=int(row["chips"]), layout=_layout(row),
+                precision=row["precision"], label=row["precision_label"],
+                chips=int(row["chips"]), layout=_layout(row),
                 fsdp=(row["fsdp"].strip() or "0") != "0",
                 tokens_per_s=float(row["tokens_per_s_per_gpu"])))
     return out
@@ -144,25 +149,47 @@ def _row_for(p: Published, template: dict[str, str], chip_row: dict[str, str]
     return row
 
 
-def predict_releases(releases: list[Published], dev: list[dict[str, str]]
-                     ) -> list[Predicted]:
-    """Every release row the development set describes, predicted (see the module doc)."""
-    catalog = load_catalog()
+def release_id(p: Published) -> str:
+    """A release row's case id: release, system, model, the table's recipe name and the
+    layout (the fields that tell two rows of the tables apart), ``:``-separated."""
+    return ":".join((p.release, p.system, p.model, p.label, "/".join(p.layout)))
+
+
+def release_rows(releases: list[Published], dev: list[dict[str, str]]
+                 ) -> dict[str, dict[str, str]]:
+    """Development-set rows (the validation CSV's columns) for every release row the
+    development set describes, by :func:`release_id` (see the module doc)."""
     mb = [r for r in dev if r["source"].startswith(DEV_SOURCE)]
     by_model: dict[str, dict[str, str]] = {}
     for r in mb:
         by_model.setdefault(_dev_key(r)[1], r)  # type: ignore[arg-type]
     by_chip = {r["chip"].strip(): r for r in mb}
-    dev_ids = {(_dev_key(r), float(r["measured_tokens_per_s_per_chip"])): r["case_id"]
-               for r in mb}
-    out = []
+    out = {}
     for p in releases:
         template = by_model.get(p.base_model)
         chip = SYSTEM_CHIP.get(p.system)
         if (template is None or chip not in by_chip or p.variant
-                or p.precision not in ("bf16", "fp8")):
+                or p.precision not in ("bf16", "fp8", "fp4")):
             continue
         row = _row_for(p, template, by_chip[chip])
+        row["case_id"] = release_id(p)
+        out[release_id(p)] = row
+    return out
+
+
+def predict_releases(releases: list[Published], dev: list[dict[str, str]]
+                     ) -> list[Predicted]:
+    """Every release row the development set describes, predicted (see the module doc)."""
+    catalog = load_catalog()
+    mb = [r for r in dev if r["source"].startswith(DEV_SOURCE)]
+    dev_ids = {(_dev_key(r), float(r["measured_tokens_per_s_per_chip"])): r["case_id"]
+               for r in mb}
+    rows = release_rows(releases, dev)
+    out = []
+    for p in releases:
+        row = rows.get(release_id(p))
+        if row is None:
+            continue
         est = predict_prepared(prepare_row(row, catalog))
         in_dev = dev_ids.get((_dev_key(row), p.tokens_per_s))
         out.append(Predicted(p, est.tokens_per_s_per_chip if est.feasible else None, in_dev))
@@ -302,6 +329,11 @@ def report(releases: list[Published], dev: list[dict[str, str]]) -> str:
 
         lines.append(f"| {rel} | {len(qs)} | {len(unseen)} | {_med(e)} | {_mean(e)} | "
                      f"{_med(u)} | {_mean(u)} |")
+    fp4 = [q.error_pct for q in preds if q.row.precision == "fp4" and q.error_pct is not None]
+    if fp4:
+        lines += ["", f"NVFP4 rows (no development row trains in fp4, so all are unseen): "
+                  f"{len(fp4)}, median abs error {_med(fp4)} %, mean signed {_mean(fp4)} %, "
+                  f"largest {max(fp4, key=abs):+.1f} %."]
     infeasible = [q for q in preds if q.predicted is None]
     lines += ["", f"Predicted: {len(preds)} rows ({len(infeasible)} found not to fit in "
               "memory)."]

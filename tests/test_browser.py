@@ -568,6 +568,43 @@ def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
     assert "storage" in page.inner_text("#est-cluster tr[data-key=goodput] td")
 
 
+def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
+                                                             base: str) -> None:
+    """The precision selects of the training and serving forms hold the values the API
+    declares (GET /api/choices), none written into the page: NVFP4 training (fp4),
+    added to the declaration, appears in all three training forms, and an fp4 estimate
+    on GB300 from the form answers the API's figure with its caveat."""
+    page = workbench
+    choices = api(base, "GET", "/api/choices")
+    assert "fp4" in choices["precision"]
+    for sel, field in (("#est-precision", "precision"), ("#srch-precision", "precision"),
+                       ("#cmp-precision", "precision"),
+                       ("#inf-weight-precision", "weight_precision"),
+                       ("#inf-activation-precision", "activation_precision"),
+                       ("#inf-kv-precision", "kv_precision")):
+        values = page.eval_on_selector_all(f"{sel} option", "os => os.map(o => o.value)")
+        assert values == ["", *choices[field]], sel
+    page.click('#tabs button[data-tab="estimate"]')
+    page.select_option("#est-model", "llama3-70b")
+    page.check('input[name="est-hw"][value="chip"]')
+    page.select_option("#est-chip", "gb300")
+    for field, value in (("chips", 64), ("global-batch", 256), ("seq-len", 8192),
+                         ("tp", 1), ("pp", 4), ("vpp", 5)):
+        page.fill(f"#est-{field}", str(value))
+    page.select_option("#est-precision", "fp4")
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    assert page.locator("#est-errors").is_hidden()
+    est = api(base, "POST", "/api/estimate", {
+        "model": "llama3-70b", "chip": "gb300", "chips": 64, "global_batch": 256,
+        "seq_len": 8192, "precision": "fp4", "tp": 1, "pp": 4, "vpp": 5})
+    assert est["feasible"]
+    shown = page.inner_text('#est-summary tr[data-key="tokens_per_s"] td')
+    assert float(shown.replace(",", "")) == pytest.approx(est["tokens_per_s"], rel=1e-3)
+    assert any(c.startswith("NVFP4 training") for c in est["caveats"])
+    assert "NVFP4 training" in page.inner_text('#est-summary tr[data-key="caveats"] td')
+
+
 def test_loading_a_scenario_runs_it_again(workbench: Page, base: str) -> None:
     """Issue 11: "Load" of a scenario filled the form but did not re-run it."""
     page = workbench

@@ -37,7 +37,11 @@ def _rows(path: Path) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def rows() -> dict[str, dict[str, str]]:
-    return _rows(DEV) | _rows(HOLDOUT)
+    """Development, hold-out and Megatron-Bridge release rows by case id (release rows
+    built as scripts/release_spread.py builds them)."""
+    rs = load_script("release_spread")
+    releases = rs.release_rows(rs.read_releases(), list(_rows(DEV).values()))
+    return _rows(DEV) | _rows(HOLDOUT) | releases
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,8 @@ def scored(rows: dict[str, dict[str, str]]) -> dict[str, tuple[Prepared, Estimat
 
 #: A run of the same kind as each caveat's evidence that the caveat must not cover: the
 #: single-slice twin of R098, a long step, and the Blackwell (not Ultra) DeepSeek-V3 run.
-CONTROLS = {"tpu-multislice": "R097", "short-step": "R098", "blackwell-ultra": "R067"}
+CONTROLS = {"tpu-multislice": "R097", "short-step": "R098", "blackwell-ultra": "R067",
+            "fp4-training": "R058"}
 
 
 def _caveat(name: str) -> Caveat:
@@ -110,6 +115,37 @@ def test_blackwell_ultra_bias_holds_in_release_rows_the_fit_did_not_use() -> Non
     med = {s: statistics.median(v) for s, v in errors.items()}
     assert med["DGX-B300"] < med["DGX-B200"] - 5.0
     assert med["DGX-GB300"] < med["DGX-GB200"] - 5.0
+
+
+def test_fp4_caveat_quotes_its_evidence(
+        scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
+    """The NVFP4 sentence's figures are its evidence's: every Llama NVFP4 release row
+    the model predicts (the one whose stated layout does not fit is left out), their
+    range, median and mean; and the GB300 405B TP4 gain over FP8 at the same layout,
+    measured and predicted."""
+    cav = _caveat("fp4-training")
+    rs = load_script("release_spread")
+    rows = [p for p in rs.read_releases() if p.precision == "fp4" and "LLAMA" in p.model]
+    fitting = {rs.release_id(p) for p in rows} & set(cav.evidence)
+    assert fitting == set(cav.evidence)
+    assert len(rows) == len(cav.evidence) + 1
+    errs = [scored[cid][2] for cid in cav.evidence]
+    assert f"scored {min(errs):.0f} to {max(errs):+.0f} %" in cav.text
+    assert f"median {statistics.median(errs):.0f} %" in cav.text
+    assert f"mean {statistics.fmean(errs):+.0f} %" in cav.text
+    gains = []
+    for rel in ("26.02", "26.04", "26.04.01", "26.06"):
+        fp4, fp8 = (next(p for p in rs.read_releases() if p.release == rel
+                         and p.system == "DGX-GB300" and p.model == "LLAMA3.1_405B"
+                         and p.label == label and p.layout[3] == "4") for label in ("NVFP4", "FP8"))
+        gains.append(fp4.tokens_per_s / fp8.tokens_per_s)
+    assert f"gained {statistics.median(gains):.1f}x" in cav.text
+    model_fp4 = scored["26.04.01:DGX-GB300:LLAMA3.1_405B:NVFP4:1536/1/8192/4/8/1/4/1"][1]
+    row8 = rs.release_rows(rs.read_releases(), list(_rows(DEV).values()))[
+        "26.04.01:DGX-GB300:LLAMA3.1_405B:FP8:1536/1/8192/4/8/1/4/1"]
+    model_fp8 = predict_prepared(prepare_row(row8, load_catalog()))
+    gain = model_fp4.tokens_per_s_per_chip / model_fp8.tokens_per_s_per_chip
+    assert f"the model gives {gain:.2f}x" in cav.text
 
 
 def _estimate_args(chip: str) -> list[str]:

@@ -51,7 +51,7 @@ from ocplan.plan.plan import RECOMPUTE
 from ocplan.plan.recompute import mode
 from ocplan.plan.search import SearchResult, search
 from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import Workload
+from ocplan.workloads.workload import PRECISIONS, Workload
 
 CAT = load_catalog()
 CHIPS = sorted(a.id for a in CAT.all("accelerator"))
@@ -218,7 +218,7 @@ requests = st.fixed_dictionaries({
     "micro_batch": st.sampled_from([1, 1, 2, 4]),
     "batch_factor": st.sampled_from([1, 2, 4, 16]),
     "seq_len": st.sampled_from([512, 2048, 4096, 8192, 32768, 131072]),
-    "precision": st.sampled_from(["bf16", "fp16", "fp8", "int8"]),
+    "precision": st.sampled_from(PRECISIONS),
     "zero": st.integers(0, 3),
     "recompute": st.sampled_from(RECOMPUTE),
     "recompute_layers": st.sampled_from([None, None, 0, 1, 3]),
@@ -267,7 +267,7 @@ def _cli_json(args: list[str]) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp8", "int8"])
+@pytest.mark.parametrize("precision", PRECISIONS)
 def test_int8_only_chip_is_refused_for_training(precision: str) -> None:
     """MLU290-M5: only an int8 peak. Training needs a floating-point matrix unit for
     attention, the head and gradients; the estimate says so instead of asserting."""

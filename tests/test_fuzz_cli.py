@@ -82,6 +82,7 @@ from ocplan.catalog.schema import KINDS
 from ocplan.cli.main import format_is_json, main
 from ocplan.errors import SpecError
 from ocplan.sweep.spec import expand_sweep, load_sweep
+from ocplan.workloads.workload import PRECISIONS as TRAINING_PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -134,7 +135,7 @@ COUNTS = ["32,64", "0", "a,b", "", ",,,", "10000000", "1,1,1", "-1", "1,,2", " 2
           "1048576", "1;2"]
 HEADROOMS = ["-0.1", "1", "nan", "0.99999", "0.5", "inf", "1e-320", "-0", "0.999999999999"]
 TOPS = ["0", "101", "1000", "1", "100", "-5"]
-PRECISIONS_BAD = ["fp4", "FP8", "bf16 ", "fp64", "", "int4", "tf32", "fp32"]
+PRECISIONS_BAD = ["fp6", "FP8", "bf16 ", "fp64", "", "int4", "tf32", "fp32"]
 FORMATS_BAD = ["JSON", "yaml", "", "json ", "csv", "Table"]
 KINDS_BAD = ["Accelerator", "accelerators", "", "model ", "kind", "system", "sweep"]
 ENUMS_BAD = ["FULL", "partial", "", "none ", "Selective", "0"]
@@ -145,7 +146,7 @@ UNKNOWN_UNITS = [["--bogus", "1"], ["--chip-count", "8"], ["--MODEL", "llama3-8b
                  ["--recompute-layers", "2"], ["--recompute-layers", "0"], ["--top", "5"],
                  ["--offload"], ["--shard-group", "3"], ["--search"]]
 
-PRECISIONS = ["bf16", "fp16", "fp8", "int8"]
+PRECISIONS = list(TRAINING_PRECISIONS)
 OBJECTIVES = ["throughput", "time", "cost", "energy"]
 
 # ---- running one case ------------------------------------------------------------------

@@ -375,7 +375,7 @@ def test_sweep_command_table_and_json(clean: tuple[Path, Path, SweepReport], tmp
     ({"models": ["llama3-8b", "no-such-model"]}, "models[1]", "no-such-model"),
     ({"chips": ["h100-sxm-80gb", "h100-sxm"]}, "chips[1]", "h100-sxm"),
     ({"systems": ["x.yaml"]}, "", None),  # both chips and systems
-    ({"precision": "fp4"}, "precision", "fp4"),
+    ({"precision": "fp6"}, "precision", "fp6"),
     ({"objective": "speed"}, "objective", "speed"),
     ({"cluster_sizes": []}, "cluster_sizes", None),
     ({"cluster_sizes": [8, 8]}, "cluster_sizes", 8),

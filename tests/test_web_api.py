@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -24,6 +24,7 @@ from ocplan import api
 from ocplan.catalog.schema import KINDS
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.web.app import MAX_BODY_BYTES, create_app
+from ocplan.workloads.serving import ACTIVATION_PRECISIONS, KV_PRECISIONS, WEIGHT_PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "src" / "ocplan" / "web" / "static"
@@ -277,6 +278,25 @@ def test_layout_fields_build_the_form(client: httpx.Client) -> None:
     assert {f["name"] for f in served} <= set(api.EstimateRequest.model_fields)
     # the app builds one input per served field
     assert "api/layout" in (STATIC / "app.js").read_text(encoding="utf-8")
+
+
+def test_format_choices_are_the_declarations(client: httpx.Client) -> None:
+    """The page's precision selects are filled from GET /api/choices, which answers the
+    request fields' declarations: the training precisions the request model accepts
+    (NVFP4 among them) and the serving formats; the page itself lists none."""
+    served = client.get("/api/choices").json()
+    assert served["precision"] == list(get_args(
+        api.EstimateRequest.model_fields["precision"].annotation))
+    assert "fp4" in served["precision"]
+    assert served["weight_precision"] == list(WEIGHT_PRECISIONS)
+    assert served["activation_precision"] == list(ACTIVATION_PRECISIONS)
+    assert served["kv_precision"] == list(KV_PRECISIONS)
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    for field in served:
+        assert f'data-choices="{field}"' in page
+    assert "<option>fp8</option>" not in page
+    bad = client.post("/api/estimate", json=ESTIMATE | {"precision": "fp6"})
+    assert bad.status_code == 422
 
 
 def test_estimate_takes_every_layout_field(client: httpx.Client) -> None:

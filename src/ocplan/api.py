@@ -58,9 +58,16 @@ from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
 from ocplan.units import SECONDS_PER_YEAR
-from ocplan.workloads.serving import DEFAULT_INPUT_LEN, DEFAULT_OUTPUT_LEN, ServingWorkload
+from ocplan.workloads.serving import (
+    ACTIVATION_PRECISIONS,
+    DEFAULT_INPUT_LEN,
+    DEFAULT_OUTPUT_LEN,
+    KV_PRECISIONS,
+    WEIGHT_PRECISIONS,
+    ServingWorkload,
+)
 from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import Workload
+from ocplan.workloads.workload import PRECISIONS, TrainingPrecision, Workload
 
 if TYPE_CHECKING:
     from ocplan.matching.run import run_match
@@ -94,6 +101,7 @@ __all__ = [
     "check_system",
     "compare_systems",
     "facility",
+    "field_choices",
     "file_kind",
     "guard",
     "infeasible_hint",
@@ -148,7 +156,7 @@ class JobRequest(Spec):
     """Sequences per step (the CLI's default too)."""
     seq_len: SeqLen = DEFAULT_SEQ_LEN
     """Tokens per sequence (the CLI's default too)."""
-    precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    precision: TrainingPrecision = "bf16"
     train_tokens: TrainTokens | None = None
     """Tokens to train on, for time, energy and cost to train."""
     price_per_chip_hour: Price | None = None
@@ -250,7 +258,7 @@ class CompareRequest(Spec):
     """Compare each system at each of these chip counts (each at most its chips)."""
     global_batch: BatchSize = DEFAULT_GLOBAL_BATCH
     seq_len: SeqLen = DEFAULT_SEQ_LEN
-    precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    precision: TrainingPrecision = "bf16"
     objective: Objective = "throughput"
     train_tokens: TrainTokens | None = None
     price_per_chip_hour: Annotated[tuple[Price, ...], Field(min_length=1,
@@ -911,6 +919,15 @@ def validate_serving_runs(catalog: Catalog, path: Path) -> tuple[list[ServingCas
 
     cases = run_serving_validation(read_serving_cases(path), catalog)
     return cases, summarize_cases(cases)
+
+
+def field_choices() -> dict[str, list[str]]:
+    """The values each format field of a request takes, from their declarations: the
+    training ``precision`` and the serving ``weight_precision``, ``activation_precision``
+    and ``kv_precision`` (the web form fills its selects with them)."""
+    return {"precision": list(PRECISIONS), "weight_precision": list(WEIGHT_PRECISIONS),
+            "activation_precision": list(ACTIVATION_PRECISIONS),
+            "kv_precision": list(KV_PRECISIONS)}
 
 
 def layout_fields() -> list[dict[str, object]]:

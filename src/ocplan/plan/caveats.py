@@ -21,7 +21,7 @@ from ocplan.catalog.system import System
 from ocplan.plan.plan import Plan
 from ocplan.workloads.workload import Workload
 
-__all__ = ["CAVEATS", "SHORTEST_FITTED_STEP_S", "Caveat", "caveats_for"]
+__all__ = ["CAVEATS", "NVFP4_RELEASE_ROWS", "SHORTEST_FITTED_STEP_S", "Caveat", "caveats_for"]
 
 #: Shortest measured step among the development runs the calibration is fitted on
 #: (R019, GPT 1.7B on 48 H100: 0.45 s; shared/validation/training_dev.csv). Below it,
@@ -44,7 +44,9 @@ class Caveat:
     """Whether the caveat applies to ``(workload, plan, system, step_s)``."""
     evidence: tuple[str, ...]
     """Validation case ids (``R...``: shared/validation/training_dev.csv; ``HT...``:
-    validation/holdout/training_holdout.csv) that show the limit."""
+    validation/holdout/training_holdout.csv; ``<release>:<system>:<model>:<recipe>:
+    <layout>``: a row of validation/releases/megatron_bridge_releases.csv, as
+    ``scripts/release_spread.py`` names it) that show the limit."""
     error_range_pct: tuple[float, float]
     """Lowest and highest error of the evidence, % (predicted / measured - 1)."""
     text: str
@@ -61,6 +63,34 @@ def _short_step(workload: Workload, plan: Plan, system: System, step_s: float) -
 
 def _blackwell_ultra(workload: Workload, plan: Plan, system: System, step_s: float) -> bool:
     return system.accelerator.id in BLACKWELL_ULTRA
+
+
+def _fp4_training(workload: Workload, plan: Plan, system: System, step_s: float) -> bool:
+    return workload.precision == "fp4"
+
+
+#: Megatron-Bridge's NVFP4 pre-training rows the step model predicts (Llama 3 70B and
+#: Llama 3.1 405B on GB200 and GB300): no development run trains in 4 bits, so none was
+#: fitted.
+NVFP4_RELEASE_ROWS = (
+    "26.06:DGX-GB300:LLAMA3.1_405B:NVFP4:1536/1/8192/4/8/1/4/1",
+    "26.06:DGX-GB200:LLAMA3.1_405B:NVFP4:1536/1/8192/4/16/1/8/1",
+    "26.04.01:DGX-GB300:LLAMA3_70B:NVFP4:256/1/8192/1/4/1/5/1",
+    "26.04.01:DGX-GB200:LLAMA3_70B:NVFP4:256/1/8192/2/4/1/5/1",
+    "26.04.01:DGX-GB300:LLAMA3.1_405B:NVFP4:1536/1/8192/4/8/1/4/1",
+    "26.04.01:DGX-GB200:LLAMA3.1_405B:NVFP4:1536/1/8192/4/16/1/8/1",
+    "26.04:DGX-GB300:LLAMA3_70B:NVFP4:256/1/8192/1/4/1/5/1",
+    "26.04:DGX-GB200:LLAMA3_70B:NVFP4:256/1/8192/2/4/1/5/1",
+    "26.04:DGX-GB300:LLAMA3.1_405B:NVFP4:1536/1/8192/4/8/1/4/1",
+    "26.04:DGX-GB200:LLAMA3.1_405B:NVFP4:1536/1/8192/4/16/1/8/1",
+    "26.02.01:DGX-GB200:LLAMA3_70B:NVFP4:256/1/8192/2/4/1/5/1",
+    "26.02.01:DGX-GB300:LLAMA3.1_405B:NVFP4:1536/1/8192/4/8/1/4/1",
+    "26.02.01:DGX-GB200:LLAMA3.1_405B:NVFP4:1536/1/8192/4/16/1/4/1",
+    "26.02:DGX-GB300:LLAMA3_70B:NVFP4:256/1/8192/1/4/1/5/1",
+    "26.02:DGX-GB200:LLAMA3_70B:NVFP4:256/1/8192/2/4/1/5/1",
+    "26.02:DGX-GB300:LLAMA3.1_405B:NVFP4:1536/1/8192/4/8/1/4/1",
+    "26.02:DGX-GB200:LLAMA3.1_405B:NVFP4:1536/1/8192/4/16/1/8/1",
+)
 
 
 CAVEATS: tuple[Caveat, ...] = (
@@ -87,6 +117,14 @@ CAVEATS: tuple[Caveat, ...] = (
         "(B300/B200) and 1.22x (GB300/GB200) ahead, the model 1.03x and 1.05x, and its "
         "GB300 FP8 runs (R064, R068, R235) measured 10-25 % faster than predicted; read "
         "this rate as a lower bound."),
+    Caveat(
+        "fp4-training", _fp4_training, NVFP4_RELEASE_ROWS, (-10.0, 30.0),
+        "NVFP4 training: no fitted run trains in 4 bits; the 4-bit GEMMs run at the chip "
+        "family's fitted 8-bit efficiency of the 4-bit peak. Megatron-Bridge's NVFP4 rows "
+        "(Llama 3 70B and 3.1 405B on GB200 and GB300, releases 26.02-26.06), which the fit "
+        "never saw, scored -6 to +25 % (median 14 %, mean +9 %); on GB300 at TP4 the "
+        "405B gained 1.4x over FP8 where the model gives 1.75x; read this rate as "
+        "optimistic."),
 )
 
 

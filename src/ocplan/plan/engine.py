@@ -77,6 +77,10 @@ HBM_EFFICIENCY = ROOFLINE_HBM_EFFICIENCY
 #: for attention too. An integer unit alone (int8) cannot: softmax and gradients are
 #: floating-point, so a chip with none of these cannot train (:func:`matrix_peaks`).
 TRAINING_PATH_PRECISIONS = ("bf16", "fp16", "fp8")
+#: Training precisions whose recipe exists only on a chip with a matrix unit for them:
+#: NVFP4 training is Transformer Engine's recipe for FP4 tensor cores (Blackwell); it
+#: quantizes for that unit's block scaling and has no fallback onto a wider one.
+NATIVE_ONLY_PRECISIONS = frozenset({"fp4"})
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,10 @@ def _system_model(system: System) -> SystemModel:
     )
 
 
+def _peak_names(sm: SystemModel) -> str:
+    return ", ".join(sorted(sm.peak)) or "none"
+
+
 def matrix_peaks(sm: SystemModel, precision: str) -> tuple[float, float]:
     """(GEMM peak at the workload's precision, peak of the floating-point path), FLOP/s.
 
@@ -152,14 +160,19 @@ def matrix_peaks(sm: SystemModel, precision: str) -> tuple[float, float]:
 
     Raises :class:`~ocplan.errors.Infeasible` (reason ``"precision"``) when the chip has
     no floating-point matrix unit at all (an int8-only part such as the MLU290-M5):
-    training needs one, whatever precision its GEMMs use.
+    training needs one, whatever precision its GEMMs use; or when ``precision`` is one of
+    :data:`NATIVE_ONLY_PRECISIONS` and the chip has no unit for it (fp4 on an H100).
     """
     path = next((sm.peak[p] for p in TRAINING_PATH_PRECISIONS if sm.peak.get(p)), None)
     if path is None:
         units = "/".join(TRAINING_PATH_PRECISIONS)
-        has = ", ".join(sorted(sm.peak)) or "none"
-        raise Infeasible("precision", f"{sm.chip} has no {units} matrix unit (peaks: {has}); "
-                                      f"training in {precision} is not supported on it")
+        raise Infeasible("precision", f"{sm.chip} has no {units} matrix unit (peaks: "
+                                      f"{_peak_names(sm)}); training in {precision} is not "
+                                      "supported on it")
+    if precision in NATIVE_ONLY_PRECISIONS and not sm.peak.get(precision):
+        raise Infeasible("precision", f"{sm.chip} has no {precision} matrix unit (peaks: "
+                                      f"{_peak_names(sm)}); {precision} training (the NVFP4 "
+                                      "recipe) needs one; use fp8 or bf16")
     gemm = sm.peak.get(precision) or path
     return gemm, path
 

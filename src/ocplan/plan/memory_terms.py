@@ -24,10 +24,11 @@ from ocplan.workloads.memory import (
     model_state_bytes,
     qkv_activation_bytes,
 )
+from ocplan.workloads.operators import GEMM_INPUT_BYTES
 from ocplan.workloads.workload import Workload
 
 __all__ = ["LOGIT_BYTES", "OFFLOAD_RESIDENT_LAYERS", "RESERVED_BYTES", "MemoryTerms",
-           "memory_terms", "optimizer_time_s", "saved_layer_bytes"]
+           "memory_terms", "optimizer_time_s", "saved_gemm_input_bytes", "saved_layer_bytes"]
 
 #: Memory the framework keeps outside tensors: CUDA/ROCm context, NCCL buffers and
 #: allocator fragmentation (Megatron and PyTorch report 1-3 GB): 2 GiB.
@@ -38,8 +39,6 @@ LOGIT_BYTES = 2.0
 #: Layers of saved activations resident in HBM under host offload: the layer being
 #: computed; copies to and from the host stream per tensor as it is produced or needed.
 OFFLOAD_RESIDENT_LAYERS = 1.0
-#: 8-bit training saves GEMM inputs as their 8-bit casts (Transformer Engine).
-FP8_GEMM_INPUT_BYTES = 1.0
 #: Bytes the optimizer step moves per locally owned parameter beyond its optimizer
 #: state read and written: the gradient read (2) and the 16-bit parameter written (2).
 OPTIMIZER_EXTRA_RW_BYTES = 4.0
@@ -64,6 +63,15 @@ class MemoryTerms:
         return out
 
 
+def saved_gemm_input_bytes(precision: str) -> float:
+    """Bytes per element of a GEMM input kept for the backward: low-bit training keeps
+    the quantized copy the weight-gradient GEMM reads (Transformer Engine: 1 for the
+    8-bit formats, NVFP4's 0.5 + 1/16 with its block scales,
+    :data:`~ocplan.workloads.operators.GEMM_INPUT_BYTES`), 16-bit training the 16-bit
+    tensor."""
+    return min(GEMM_INPUT_BYTES.get(precision, ACT_BYTES), ACT_BYTES)
+
+
 def saved_layer_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> FloatArray:
     """Activation bytes one layer of the stage keeps for its backward, per micro-batch:
     everything (less the attention cores under selective recompute), or for the share
@@ -71,7 +79,7 @@ def saved_layer_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) ->
     where the recompute mode keeps them; dense and MoE layers mixed as the stage holds
     them."""
     m = wl.model
-    g_in = FP8_GEMM_INPUT_BYTES if wl.precision in ("fp8", "int8") else ACT_BYTES
+    g_in = saved_gemm_input_bytes(wl.precision)
     args = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False, d.rc_sel, True)
     dense = layer_activation_bytes(*args, False, gemm_input_bytes=g_in)
     moe = layer_activation_bytes(*args, True, 1.0, gemm_input_bytes=g_in) if m.is_moe else 0.0

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -49,7 +49,7 @@ from ocplan.errors import Problem, SpecError
 from ocplan.plan.search import Objective
 from ocplan.store.db import canonical_json, content_key
 from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import Workload
+from ocplan.workloads.workload import TrainingPrecision, Workload
 
 __all__ = ["Sweep", "SweepSpec", "SweepTask", "expand_sweep", "load_sweep", "search_inputs"]
 
@@ -72,7 +72,7 @@ class SweepSpec(Spec):
     cluster_sizes: Annotated[list[ChipCount], Field(min_length=1, max_length=1000)]
     global_batch: BatchSize
     seq_len: SeqLen
-    precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    precision: TrainingPrecision = "bf16"
     objective: Objective = "throughput"
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
     train_tokens: TrainTokens | None = None

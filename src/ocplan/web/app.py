@@ -273,6 +273,12 @@ def create_app(db_url: str | None = None, token: str | None = None,
 
     # ---- estimate and search ---------------------------------------------------------
 
+    @app.get("/api/choices")
+    def choices() -> dict[str, list[str]]:
+        """The values of the format fields (training precision, serving weight,
+        activation and KV formats): the workbench fills its selects with them."""
+        return api.field_choices()
+
     @app.get("/api/layout")
     def layout_fields() -> list[dict[str, object]]:
         """The layout fields an estimate request takes (name, kind, default, bounds,

@@ -155,7 +155,10 @@ ELEMENTWISE_BWD_FACTOR = 2.0
 #: quantized (:func:`_casts`): FP8 in Transformer Engine (a scale known before the kernel
 #: runs, or MXFP8's 32-element block scales). int8 training (AQT on TPUs) scales each
 #: operand by its own absolute maximum, a reduction over the whole tensor before the
-#: quantize, so its cast stays a pass of its own.
+#: quantize, so its cast stays a pass of its own; so does NVFP4 training (``fp4``), whose
+#: per-tensor FP32 second-level scale is also taken from the tensor's absolute maximum
+#: (arXiv 2509.25149, §2; the 16-point random Hadamard transform of the weight-gradient
+#: operands runs inside that cast, and its FLOPs are not counted).
 PRODUCER_QUANTIZED = frozenset({"fp8"})
 #: FLOPs per cast element: scale and convert.
 CAST_FLOPS_PER_ELEMENT = 2.0
@@ -659,20 +662,22 @@ def _backward(spec: _Spec) -> tuple[Operator, ...]:
 
 
 def cast_layouts(precision: str) -> float:
-    """Copies a cast writes of an 8-bit operand: row-wise for the GEMM that reads it
+    """Copies a cast writes of a low-bit operand: row-wise for the GEMM that reads it
     next, and column-wise (transposed) for the weight-gradient GEMM when that GEMM runs
-    in the same 8 bits (:data:`WGRAD_PRECISION`): Transformer Engine's ``cast_transpose``
-    kernels, and MXFP8's row- and column-wise block scales alike, write 2; AQT int8,
-    whose weight gradient reads the 16-bit tensors, writes 1."""
+    in the same format (:data:`WGRAD_PRECISION`): Transformer Engine's ``cast_transpose``
+    kernels, MXFP8's row- and column-wise block scales and NVFP4's row-wise and
+    (Hadamard-transformed) column-wise copies alike write 2; AQT int8, whose weight
+    gradient reads the 16-bit tensors, writes 1."""
     return 2.0 if WGRAD_PRECISION.get(precision, precision) == precision else 1.0
 
 
 def _cast_op(g: _Gemm, backward: bool) -> Operator:
-    """Quantization of an 8-bit GEMM's activation operand before it: the forward input
+    """Quantization of a low-bit GEMM's activation operand before it: the forward input
     (``G m k`` elements) or, in backward, the output gradient (``G m n``) shared by
     dgrad and wgrad. Reads each 16-bit element once and writes it in
-    :func:`cast_layouts` 8-bit copies (fp8: 2 + 1 + 1 = 4 bytes per element). Weights
-    are cast once per step (cached across micro-batches) and not counted."""
+    :func:`cast_layouts` low-bit copies (fp8: 2 + 1 + 1 = 4 bytes per element; NVFP4:
+    2 + 2 x 0.5625). Weights are cast once per step (cached across micro-batches) and
+    not counted."""
     elements = g.groups * g.m * (g.n if backward else g.k)
     written = GEMM_INPUT_BYTES.get(g.precision, ACT_BYTES) * cast_layouts(g.precision)
     return Operator(

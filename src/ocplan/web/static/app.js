@@ -334,6 +334,17 @@
 
   // ---- estimate and search forms ---------------------------------------------------
 
+  /** The options of every select that names its field's choices (data-choices), as the
+   *  API declares them (GET api/choices); the blank option the HTML holds stays first. */
+  async function fillChoices() {
+    const choices = await api("GET", "api/choices");
+    for (const select of $$("select[data-choices]")) {
+      for (const c of choices[select.dataset.choices]) {
+        select.append(el("option", { value: c }, c));
+      }
+    }
+  }
+
   /** The layout inputs of a form, one per field the API declares (GET api/layout):
    *  numbers as text boxes, flags and choices as selects, blank meaning the API's
    *  default. Ids are prefix-field-name (est-micro-batch), values go to data-field. */
@@ -1069,6 +1080,7 @@
       // prices are given, and costs answered, in the currency the server runs with
       serverCurrency = (await api("GET", "api/settings")).currency;
       for (const span of $$("[data-currency]")) span.textContent = serverCurrency;
+      await fillChoices();
       await buildLayoutForm("est");
       await buildLayoutForm("inf", "api/serving-layout");
       await loadCatalog();
