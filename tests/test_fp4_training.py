@@ -107,3 +107,23 @@ def test_a_chip_without_a_4bit_unit_cannot_train_in_fp4() -> None:
     assert not r.feasible
     assert str(r.reason).startswith("precision: h100-sxm-80gb has no fp4 matrix unit")
     assert _estimate("h100-sxm-80gb", "fp8", tp=4).feasible
+
+
+def test_the_recipe_leaves_tensor_parallel_collectives_exposed() -> None:
+    """Megatron-Bridge and NVIDIA's MLPerf NVFP4 configs turn the TP communication
+    overlap off (comm_terms.NO_TP_OVERLAP_PRECISIONS): an fp4 layout asking for it pays
+    what an fp8 layout pays without it (the collectives move 16-bit activations in both),
+    and more than the fp8 layout with it."""
+    def tp_s(precision: str, overlap: bool) -> float:
+        req = validate_as(api.EstimateRequest, {
+            "model": "llama3-70b", "chip": "gb200", "chips": 64, "global_batch": 256,
+            "seq_len": 8192, "precision": precision, "tp": 2, "pp": 4, "vpp": 5,
+            "micro_batch": 1, "tp_overlap": overlap}, "test")
+        est, _, _ = api.run_estimate(CAT, req)
+        assert est.feasible
+        assert est.time is not None
+        return est.time.tp_comm_s
+
+    assert tp_s("fp4", True) == pytest.approx(tp_s("fp8", False))
+    assert tp_s("fp4", True) == pytest.approx(tp_s("fp4", False))
+    assert tp_s("fp8", True) < 0.5 * tp_s("fp8", False)

@@ -48,7 +48,8 @@ from ocplan.workloads.memory import ACT_BYTES, PARAM_BYTES, grad_reduce_bytes
 from ocplan.workloads.operators import ATTN_BWD_FACTOR, Shard, expert_load
 from ocplan.workloads.workload import Workload
 
-__all__ = ["PP_EXPOSED", "CommTerms", "comm_terms", "last_bucket_share"]
+__all__ = ["NO_TP_OVERLAP_PRECISIONS", "PP_EXPOSED", "CommTerms", "comm_terms",
+           "last_bucket_share"]
 
 #: Fraction of steady-state pipeline send/receive left on the critical path (Megatron
 #: batches isend/irecv with the next compute; warm-up and cool-down transfers are not).
@@ -63,6 +64,14 @@ TP_COLLECTIVES_DENSE = 4.0
 TP_COLLECTIVES_MOE = 2.0
 #: All-to-alls per MoE layer per micro-batch: dispatch and combine, forward and backward.
 EP_ALL_TO_ALLS = 4.0
+#: Training precisions whose recipe runs the tensor-parallel collectives without
+#: overlapping them with the GEMMs, whatever the layout asks: NVFP4. Megatron-Bridge turns
+#: ``tp_comm_overlap`` off in every NVFP4 pre-training recipe (its perf-recipe tests:
+#: "NVFP4's fp4_param_gather path is incompatible with TP comm overlap"; its earlier
+#: Llama 3 performance scripts set the userbuffer overlap for bf16 and fp8 only), and
+#: NVIDIA's MLPerf Training v5.1 NVFP4 configs set ``TP_COMM_OVERLAP=False`` ("TP overlap
+#: not supported yet", ``config_common_fp4.sh``).
+NO_TP_OVERLAP_PRECISIONS = frozenset({"fp4"})
 
 
 #: Collective times of single layouts by collective, fabric (by identity: the entry
@@ -207,7 +216,8 @@ def tp_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayo
         + moe_layers * (TP_COLLECTIVES_MOE + shared)
     one = np.where(d.sp, 2.0 * g.apply(_BY_TP, cost.all_gather, fab, act, d.tp, 1),
                    g.apply(_BY_TP, cost.all_reduce, fab, act, d.tp, 1))
-    hidden = np.where(d.tp_overlap, cal.tp_overlap, 0.0)
+    overlap = cal.tp_overlap if wl.precision not in NO_TP_OVERLAP_PRECISIONS else 0.0
+    hidden = np.where(d.tp_overlap, overlap, 0.0)
     out: FloatArray = np.where(d.tp > 1, (1.0 - hidden) * n_coll * one, 0.0)
     return out
 
