@@ -11,17 +11,23 @@ import pytest
 from ocplan import api
 from ocplan.catalog import load_catalog
 from ocplan.catalog.loader import validate_as
+from ocplan.plan.comm_terms import NO_TP_OVERLAP_PRECISIONS
+from ocplan.plan.engine import NATIVE_ONLY_PRECISIONS
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.memory_terms import saved_gemm_input_bytes
 from ocplan.workloads.operators import (
     GEMM_INPUT_BYTES,
     NVFP4_BLOCK,
+    PRODUCER_QUANTIZED,
+    WGRAD_PRECISION,
     Operator,
     Phase,
     Shard,
     layer_operators,
 )
+from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import PRECISIONS
 
 CAT = load_catalog()
 LLAMA70 = ModelShape.from_arch(CAT.model("llama3-70b"))
@@ -127,3 +133,17 @@ def test_the_recipe_leaves_tensor_parallel_collectives_exposed() -> None:
     assert tp_s("fp4", True) == pytest.approx(tp_s("fp8", False))
     assert tp_s("fp4", True) == pytest.approx(tp_s("fp4", False))
     assert tp_s("fp8", True) < 0.5 * tp_s("fp8", False)
+
+
+def test_each_precision_has_one_recipe_that_its_readers_follow() -> None:
+    """The recipe registry is the one place a precision's behaviour is spelled: the
+    operator list's weight-gradient format and fused casts, the engine's own-unit rule
+    and the TP term's overlap rule agree with it for every training precision."""
+    assert tuple(RECIPES) == PRECISIONS
+    for p, r in RECIPES.items():
+        assert r.source
+        assert WGRAD_PRECISION.get(p, p) == r.wgrad
+        assert (p in PRODUCER_QUANTIZED) == r.producer_quantized
+        assert (p in NATIVE_ONLY_PRECISIONS) == r.needs_own_unit
+        assert (p in NO_TP_OVERLAP_PRECISIONS) == (not r.tp_overlap)
+    assert [p for p, r in RECIPES.items() if r.needs_own_unit] == ["fp4"]

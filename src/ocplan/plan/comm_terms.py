@@ -46,6 +46,7 @@ from ocplan.plan.params import StageParams
 from ocplan.plan.recompute import RECOMPUTE_MODES, stack_of
 from ocplan.workloads.memory import ACT_BYTES, PARAM_BYTES, grad_reduce_bytes
 from ocplan.workloads.operators import ATTN_BWD_FACTOR, Shard, expert_load
+from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.workload import Workload
 
 __all__ = ["NO_TP_OVERLAP_PRECISIONS", "PP_EXPOSED", "CommTerms", "comm_terms",
@@ -65,13 +66,9 @@ TP_COLLECTIVES_MOE = 2.0
 #: All-to-alls per MoE layer per micro-batch: dispatch and combine, forward and backward.
 EP_ALL_TO_ALLS = 4.0
 #: Training precisions whose recipe runs the tensor-parallel collectives without
-#: overlapping them with the GEMMs, whatever the layout asks: NVFP4. Megatron-Bridge turns
-#: ``tp_comm_overlap`` off in every NVFP4 pre-training recipe (its perf-recipe tests:
-#: "NVFP4's fp4_param_gather path is incompatible with TP comm overlap"; its earlier
-#: Llama 3 performance scripts set the userbuffer overlap for bf16 and fp8 only), and
-#: NVIDIA's MLPerf Training v5.1 NVFP4 configs set ``TP_COMM_OVERLAP=False`` ("TP overlap
-#: not supported yet", ``config_common_fp4.sh``).
-NO_TP_OVERLAP_PRECISIONS = frozenset({"fp4"})
+#: overlapping them with the GEMMs, whatever the layout asks
+#: (:attr:`~ocplan.workloads.recipes.Recipe.tp_overlap`: NVFP4).
+NO_TP_OVERLAP_PRECISIONS = frozenset(p for p, r in RECIPES.items() if not r.tp_overlap)
 
 
 #: Collective times of single layouts by collective, fabric (by identity: the entry

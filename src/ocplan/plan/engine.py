@@ -46,6 +46,7 @@ from ocplan.plan.memory_terms import RESERVED_BYTES, MemoryTerms, memory_terms, 
 from ocplan.plan.params import stage_params
 from ocplan.plan.plan import Plan
 from ocplan.topology.cluster import pcie_Bps
+from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.workload import Workload
 
 FloatArray = NDArray[np.float64]
@@ -77,10 +78,9 @@ HBM_EFFICIENCY = ROOFLINE_HBM_EFFICIENCY
 #: for attention too. An integer unit alone (int8) cannot: softmax and gradients are
 #: floating-point, so a chip with none of these cannot train (:func:`matrix_peaks`).
 TRAINING_PATH_PRECISIONS = ("bf16", "fp16", "fp8")
-#: Training precisions whose recipe exists only on a chip with a matrix unit for them:
-#: NVFP4 training is Transformer Engine's recipe for FP4 tensor cores (Blackwell); it
-#: quantizes for that unit's block scaling and has no fallback onto a wider one.
-NATIVE_ONLY_PRECISIONS = frozenset({"fp4"})
+#: Training precisions whose recipe exists only on a chip with a matrix unit for them
+#: (:attr:`~ocplan.workloads.recipes.Recipe.needs_own_unit`: NVFP4, for FP4 tensor cores).
+NATIVE_ONLY_PRECISIONS = frozenset(p for p, r in RECIPES.items() if r.needs_own_unit)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ import numpy.typing as npt
 
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.memory import ACT_BYTES
+from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.shape import ModelShape
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "GEMM_INPUT_BYTES",
     "KV_BYTES",
     "PHASES",
+    "PRODUCER_QUANTIZED",
     "WGRAD_PRECISION",
     "ExpertLoad",
     "Num",
@@ -125,13 +127,9 @@ ATTN_BWD_FACTOR = 2.5
 #: buffers (``gradient_accumulation_fusion``), read and written once per micro-batch.
 WGRAD_ACCUM_BYTES = 4.0
 #: Precision of the weight-gradient GEMM (``dW = X^T dY``) by the training GEMM precision,
-#: where it is not that precision. AQT int8 training as MaxText configures it
-#: (``quantization=int8`` with the default ``local_aqt_shards=0``, as Google's MLPerf
-#: GPT-3 scripts run it) quantizes the forward and the data-gradient GEMMs and leaves the
-#: weight gradient in bf16: ``fwd_bits=8, dlhs_bits=8, drhs_bits=None`` in MaxText's
-#: ``layers/quantizations.py`` (its benchmark scripts: "0 will use ttf when int8 is
-#: true"). Transformer Engine's FP8 recipes run all three GEMMs in FP8.
-WGRAD_PRECISION: dict[str, str] = {"int8": HIGH_PRECISION}
+#: where it is not that precision (:attr:`~ocplan.workloads.recipes.Recipe.wgrad`: AQT int8
+#: leaves it in bf16).
+WGRAD_PRECISION: dict[str, str] = {p: r.wgrad for p, r in RECIPES.items() if r.wgrad != p}
 #: FLOPs per element of an RMSNorm: square, accumulate, scale by 1/rms, scale by gamma.
 #: LayerNorm's extra mean and bias are left out: norms are bound by memory, not FLOPs.
 NORM_FLOPS_PER_ELEMENT = 4.0
@@ -151,15 +149,11 @@ COMBINE_FLOPS_PER_ELEMENT = 2.0
 CROSS_ENTROPY_FLOPS_PER_LOGIT = 4.0
 #: Elementwise backward / forward FLOPs: each gradient costs about what the value did.
 ELEMENTWISE_BWD_FACTOR = 2.0
-#: 8-bit training formats whose operands a producing norm or activation writes already
-#: quantized (:func:`_casts`): FP8 in Transformer Engine (a scale known before the kernel
-#: runs, or MXFP8's 32-element block scales). int8 training (AQT on TPUs) scales each
-#: operand by its own absolute maximum, a reduction over the whole tensor before the
-#: quantize, so its cast stays a pass of its own; so does NVFP4 training (``fp4``), whose
-#: per-tensor FP32 second-level scale is also taken from the tensor's absolute maximum
-#: (arXiv 2509.25149, §2; the 16-point random Hadamard transform of the weight-gradient
-#: operands runs inside that cast, and its FLOPs are not counted).
-PRODUCER_QUANTIZED = frozenset({"fp8"})
+#: Training formats whose operands a producing norm or activation writes already quantized
+#: (:func:`_casts`; :attr:`~ocplan.workloads.recipes.Recipe.producer_quantized`): FP8 in
+#: Transformer Engine. int8 (AQT) and NVFP4 scale each operand by its tensor's absolute
+#: maximum, so their casts are passes of their own.
+PRODUCER_QUANTIZED = frozenset(p for p, r in RECIPES.items() if r.producer_quantized)
 #: FLOPs per cast element: scale and convert.
 CAST_FLOPS_PER_ELEMENT = 2.0
 

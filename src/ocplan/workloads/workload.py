@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
 from ocplan.catalog.fields import MAX_GLOBAL_BATCH, MAX_SEQ_LEN
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.operators import keys_per_query, windowed_layer_count
+from ocplan.workloads.recipes import TrainingPrecision
 from ocplan.workloads.shape import ModelShape
 
 __all__ = ["OPTIMIZER_STATES", "PRECISIONS", "TrainingPrecision", "Workload"]
 
-#: GEMM input precision of a training job (the catalog's peak_flops keys). ``fp8``:
-#: Transformer Engine's FP8 recipes (all three GEMMs in FP8); ``int8``: AQT as MaxText
-#: runs it (weight gradient in bf16); ``fp4``: Transformer Engine's NVFP4 recipe as
-#: Megatron-Bridge runs it (``bf16_with_nvfp4_mixed``: forward, data- and weight-gradient
-#: GEMMs in NVFP4, 16-element blocks with E4M3 scales under a per-tensor FP32 scale, no
-#: layers kept in BF16; NVIDIA, "Pretraining Large Language Models with NVFP4", arXiv
-#: 2509.25149), on chips with a 4-bit matrix unit only. The API, CLI, sweep files and
-#: web form take their choices from this declaration.
-TrainingPrecision = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
+#: Training precisions (:data:`~ocplan.workloads.recipes.TrainingPrecision`, each with its
+#: :class:`~ocplan.workloads.recipes.Recipe`).
 PRECISIONS: tuple[str, ...] = get_args(TrainingPrecision)
 #: Adam optimizer-state bytes per parameter by recipe: ``fp32`` keeps an fp32 master
 #: copy, momentum and variance (12; ZeRO paper §3, Megatron, DeepSpeed, FSDP mixed
