@@ -371,6 +371,28 @@ def test_sweep_command_table_and_json(clean: tuple[Path, Path, SweepReport], tmp
         assert label.split(", ")[0] in text
 
 
+def test_a_task_nothing_fits_says_why_in_the_table(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """NVFP4 on a chip with and one without a 4-bit unit: the sweep succeeds, the H100
+    task has no layout, and its table row gives the reason the JSON row gives (not a bare
+    "no layout fits")."""
+    sweep_file = tmp_path / "fp4.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "name": "fp4", "models": ["llama3-8b"], "chips": ["gb200", "h100-sxm-80gb"],
+        "cluster_sizes": [8], "global_batch": 64, "seq_len": 2048, "precision": "fp4",
+        "top_k": 1}), "utf-8")
+    db = f"sqlite:///{tmp_path / 'fp4.db'}"
+    assert main(["sweep", str(sweep_file), "--db", db, "--workers", "1"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert main(["sweep", str(sweep_file), "--db", db, "--format", "json"]) == 0
+    results = {r["chip"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert results["gb200"]["best"] is not None
+    assert results["h100-sxm-80gb"]["best"] is None
+    reason = results["h100-sxm-80gb"]["row"]["reason"]
+    assert reason.startswith("No layout fits: precision: h100-sxm-80gb has no fp4 matrix unit")
+    assert "No layout fits: precision: h100-sxm-80gb has no fp4" in text
+
+
 @pytest.mark.parametrize(("changes", "field", "value"), [
     ({"models": ["llama3-8b", "no-such-model"]}, "models[1]", "no-such-model"),
     ({"chips": ["h100-sxm-80gb", "h100-sxm"]}, "chips[1]", "h100-sxm"),

@@ -1714,7 +1714,7 @@ def sweep_cmd(
             row = s.row or {}
             errors = str(sum(f["severity"] == "error" for f in row.get("findings", [])))
             if b is None:
-                layout = s.error if s.error else "no layout fits"
+                layout = s.error or row.get("reason") or "no layout fits"
                 _row(table, str(i), s.task.workload.model.name, s.task.hardware,
                      str(s.task.chips), s.status, layout, "-", "-", "-",
                      *("-" for _ in money), errors)
