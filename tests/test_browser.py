@@ -287,6 +287,7 @@ def test_search_progress_cancel_and_pareto(workbench: Page, base: str) -> None:
     assert page.locator("#srch-top tbody tr").count() == 5
     assert plot_rendered(page, "#plot-pareto") > 0
     assert page.inner_text("#srch-why")
+    assert page.locator("#srch-caveats").is_hidden()  # the best MI355X layout has none
     shot(page, "10-search-done")
     page.fill("#srch-save-name", "search gpt3-175b")
     page.click("#srch-save")
@@ -543,6 +544,24 @@ def test_search_form_and_table_for_a_buyer(workbench: Page) -> None:
     assert page.locator("#srch-top thead th").count() > len(heads)
 
 
+def test_search_shows_the_best_layouts_caveats(workbench: Page) -> None:
+    """Two TPU v5e pods over the datacenter network: the best layout carries the
+    multi-slice caveat, and the search page lists it under the reason the winner wins."""
+    page = workbench
+    page.click('#tabs button[data-tab="search"]')
+    page.select_option("#srch-model", "llama3-8b")
+    page.check('input[name="srch-hw"][value="chip"]')
+    page.select_option("#srch-chip", "tpu-v5e")
+    for field, value in (("chips", 512), ("global-batch", 512), ("seq-len", 2048),
+                         ("top-k", 3), ("chip-counts", "")):
+        page.fill(f"#srch-{field}", str(value))
+    page.click("#srch-start")
+    page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
+    items = page.locator("#srch-caveats li").all_inner_texts()
+    assert items
+    assert any(t.startswith("Data parallelism across TPU slices") for t in items)
+
+
 def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
     """Issue 11: the estimate form had no tokens to train or price; time, energy and cost
     to train vanished from the workbench."""
@@ -602,7 +621,19 @@ def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
     shown = page.inner_text('#est-summary tr[data-key="tokens_per_s"] td')
     assert float(shown.replace(",", "")) == pytest.approx(est["tokens_per_s"], rel=1e-3)
     assert any(c.startswith("NVFP4 training") for c in est["caveats"])
-    assert "NVFP4 training" in page.inner_text('#est-summary tr[data-key="caveats"] td')
+    # the caveats stand as a list beside the figures, one item each, not a table cell
+    items = page.locator("#est-caveats li")
+    assert items.count() == len(est["caveats"])
+    assert any(t.startswith("NVFP4 training") for t in items.all_inner_texts())
+    assert page.locator('#est-summary tr[data-key="caveats"]').count() == 0
+    # a job without caveats hides the list
+    page.select_option("#est-chip", "gb200")
+    page.fill("#est-tp", "2")
+    page.select_option("#est-precision", "bf16")
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    assert "infeasible" not in page.inner_text("#est-status")
+    assert page.locator("#est-caveats").is_hidden()
 
 
 def test_loading_a_scenario_runs_it_again(workbench: Page, base: str) -> None:

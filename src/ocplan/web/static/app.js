@@ -69,6 +69,13 @@
 
   const isScalar = (v) => v === null || typeof v !== "object";
 
+  /** The known limits of the model that apply to a result (its "caveats"), one per line
+   *  beside the number they qualify; hidden when none apply. */
+  function showCaveats(list, caveats) {
+    put(list, (caveats || []).map((c) => el("li", {}, c)));
+    list.hidden = !(caveats || []).length;
+  }
+
   /** A two-column table of a mapping's fields (nested mappings on one line); costs in
    *  the mapping's own "currency". */
   function kvTable(obj, skip) {
@@ -435,6 +442,7 @@
       showErrors($("#est-errors"), exc);
       status.textContent = "The estimate failed (see above).";
       put($("#est-summary"));
+      showCaveats($("#est-caveats"), []);
       for (const id of ["breakdown", "memory", "timeline"]) draw($("#plot-" + id), null);
     } finally {
       $("#est-run").disabled = false;
@@ -447,9 +455,10 @@
     status.textContent = res.feasible
       ? res.system + ": step " + fmtValue("step_s", res.step_s) + ", " + res.bound + "-bound"
       : res.system + ": infeasible — " + (res.reason || "");
+    showCaveats($("#est-caveats"), res.feasible ? res.caveats : []);
     if (res.feasible) {
       put($("#est-summary"), kvTable(res, ["figures", "timeline", "time", "memory", "hint",
-        "cluster", "findings"]));
+        "cluster", "findings", "caveats"]));
     } else {
       // what does not fit and what to change, not a table of zeros
       const mem = res.memory || {};
@@ -589,6 +598,7 @@
       put(table.tHead);
       put(table.tBodies[0]);
       $("#srch-why").textContent = "";
+      showCaveats($("#srch-caveats"), []);
       draw($("#plot-pareto"), null);
       return;
     }
@@ -603,6 +613,7 @@
       cols.map((c) => el("td", { className: typeof t[c] === "number" ? "num" : "" },
         fmtValue(c, t[c], result.currency))))));
     $("#srch-why").textContent = result.why || "";
+    showCaveats($("#srch-caveats"), (result.best || {}).caveats);
     $("#srch-status").textContent = "search done: " + fmtNum(result.space_size) + " layouts, " +
       fmtNum(result.evaluated) + " evaluated, " + fmtNum(result.feasible) + " fit, " +
       fmtValue("elapsed_s", result.elapsed_s);
