@@ -144,6 +144,21 @@ def test_fp4_caveat_quotes_its_evidence(
     assert f"the model gives {gain:.2f}x" in cav.text
 
 
+def test_gb300_fp4_rows_carry_no_blackwell_ultra_caveat(
+        scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
+    """The Blackwell Ultra gap is an FP8/BF16 finding: the GB300 NVFP4 rows, which the
+    model predicts within a few percent, carry the NVFP4 caveat alone."""
+    ultra, fp4 = _caveat("blackwell-ultra"), _caveat("fp4-training")
+    gb300 = [cid for cid in fp4.evidence if ":DGX-GB300:" in cid]
+    assert gb300
+    for cid in gb300:
+        p, est, err = scored[cid]
+        assert abs(err) < 10.0, cid
+        assert ultra.text not in est.caveats
+        assert fp4.text in est.caveats
+        assert not _applies(ultra, p, est)
+
+
 def _estimate_args(chip: str) -> list[str]:
     return ["estimate", "--model", "llama3-70b", "--chip", chip, "--chips", "64", "--tp", "4",
             "--pp", "1", "--micro-batch", "1", "--global-batch", "64"]
