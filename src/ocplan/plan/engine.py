@@ -171,8 +171,9 @@ def matrix_peaks(sm: SystemModel, precision: str) -> tuple[float, float]:
                                       "supported on it")
     if precision in NATIVE_ONLY_PRECISIONS and not sm.peak.get(precision):
         raise Infeasible("precision", f"{sm.chip} has no {precision} matrix unit (peaks: "
-                                      f"{_peak_names(sm)}); {precision} training (the NVFP4 "
-                                      "recipe) needs one; use fp8 or bf16")
+                                      f"{_peak_names(sm)}); {precision} training "
+                                      f"({RECIPES[precision].name}) needs one; use a "
+                                      "precision the chip has")
     gemm = sm.peak.get(precision) or path
     return gemm, path
 

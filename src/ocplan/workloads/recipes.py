@@ -30,6 +30,8 @@ class Recipe:
     ----------
     precision
         The GEMM input format of the forward and data-gradient GEMMs.
+    name
+        What the recipe is called (in messages).
     wgrad
         Format of the weight-gradient GEMM (``dW = X^T dY``).
     producer_quantized
@@ -47,6 +49,7 @@ class Recipe:
     """
 
     precision: str
+    name: str
     wgrad: str
     producer_quantized: bool
     needs_own_unit: bool
@@ -55,22 +58,22 @@ class Recipe:
 
 
 _RECIPES = (
-    Recipe("bf16", "bf16", False, False, True,
+    Recipe("bf16", "BF16 mixed precision", "bf16", False, False, True,
            "mixed-precision training, 16-bit GEMM inputs (Micikevicius et al. 2018)"),
-    Recipe("fp16", "fp16", False, False, True,
+    Recipe("fp16", "FP16 mixed precision", "fp16", False, False, True,
            "mixed-precision training, 16-bit GEMM inputs (Micikevicius et al. 2018)"),
-    Recipe("fp8", "fp8", True, False, True,
+    Recipe("fp8", "Transformer Engine FP8", "fp8", True, False, True,
            "Transformer Engine's FP8 recipes: all three GEMMs in FP8; LayerNormLinear and "
            "LayerNormMLP write the norm's output and the activation in FP8 "
            "(with_quantized_norm; a scale known before the kernel, or MXFP8's 32-element "
            "block scales), and XLA fuses the convert into the producing fusion"),
-    Recipe("int8", "bf16", False, False, True,
+    Recipe("int8", "AQT int8", "bf16", False, False, True,
            "AQT as MaxText configures it (quantization=int8, local_aqt_shards=0, as "
            "Google's MLPerf GPT-3 scripts run it): forward and data-gradient GEMMs in int8, "
            "weight gradient in bf16 (fwd_bits=8, dlhs_bits=8, drhs_bits=None in "
            "layers/quantizations.py); each operand scaled by its own absolute maximum, a "
            "reduction over the tensor before the quantize, so its cast is a pass of its own"),
-    Recipe("fp4", "fp4", False, True, False,
+    Recipe("fp4", "Transformer Engine NVFP4", "fp4", False, True, False,
            "Transformer Engine's NVFP4 recipe as Megatron-Bridge runs it "
            "(bf16_with_nvfp4_mixed: forward, data- and weight-gradient GEMMs in NVFP4, "
            "16-element blocks with E4M3 scales under a per-tensor FP32 scale taken from the "
