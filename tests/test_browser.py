@@ -143,6 +143,19 @@ def compose_example(page: Page) -> None:
     page.wait_for_selector('#sys-status[data-state="ready"]')
 
 
+def job_form(page: Page, prefix: str, model: str, chip: str,
+             fields: tuple[tuple[str, object], ...]) -> None:
+    """Open a job form's tab (estimate, search or inference), pick the model and a chip
+    on its default server, and fill the given inputs (``#<prefix>-<field>``)."""
+    tab = {"est": "estimate", "srch": "search", "inf": "inference"}[prefix]
+    page.click(f'#tabs button[data-tab="{tab}"]')
+    page.select_option(f"#{prefix}-model", model)
+    page.check(f'input[name="{prefix}-hw"][value="chip"]')
+    page.select_option(f"#{prefix}-chip", chip)
+    for field, value in fields:
+        page.fill(f"#{prefix}-{field}", str(value))
+
+
 def test_compose_estimate_save_reload(workbench: Page, base: str) -> None:
     page = workbench
     shot(page, "01-workbench-opened")
@@ -269,13 +282,8 @@ def test_catalog_browser(workbench: Page, base: str) -> None:
 
 def test_search_progress_cancel_and_pareto(workbench: Page, base: str) -> None:
     page = workbench
-    page.click('#tabs button[data-tab="search"]')
-    page.select_option("#srch-model", "gpt3-175b")
-    page.check('input[name="srch-hw"][value="chip"]')
-    page.select_option("#srch-chip", "mi355x")
-    for field, value in (("chips", 1024), ("global-batch", 1536), ("seq-len", 2048),
-                         ("top-k", 5)):
-        page.fill(f"#srch-{field}", str(value))
+    job_form(page, "srch", "gpt3-175b", "mi355x",
+             (("chips", 1024), ("global-batch", 1536), ("seq-len", 2048), ("top-k", 5)))
     page.select_option("#srch-precision", "fp8")
 
     page.click("#srch-start")
@@ -399,13 +407,9 @@ def test_report_renders_offline(browser: Browser, tmp_path: Path, name: str,
 
 def test_inference_page_draws_a_monotone_throughput_latency_curve(workbench: Page) -> None:
     page = workbench
-    page.click('#tabs button[data-tab="inference"]')
-    page.select_option("#inf-model", "llama3-70b")
-    page.check('input[name="inf-hw"][value="chip"]')
-    page.select_option("#inf-chip", "mi300x")
-    for field, value in (("chips", 8), ("input-len", 2048), ("output-len", 512),
-                         ("slo-ttft", 2), ("slo-tpot", 0.05), ("rate", 4)):
-        page.fill(f"#inf-{field}", str(value))
+    job_form(page, "inf", "llama3-70b", "mi300x",
+             (("chips", 8), ("input-len", 2048), ("output-len", 512), ("slo-ttft", 2),
+              ("slo-tpot", 0.05), ("rate", 4)))
     page.select_option("#inf-load", "poisson")
     page.select_option("#inf-weight-precision", "fp8")
     page.select_option("#inf-activation-precision", "fp8")
@@ -490,12 +494,8 @@ def test_workbench_rough_edges(workbench: Page) -> None:
     assert page.is_hidden("#sys-errors")
     assert "1 x " in page.inner_text("#sys-status") or "chips" in page.inner_text("#sys-status")
 
-    page.click('#tabs button[data-tab="estimate"]')
-    page.select_option("#est-model", "gpt3-175b")
-    page.check('input[name="est-hw"][value="chip"]')
-    page.select_option("#est-chip", "h100-sxm-80gb")
-    for field, value in (("chips", 8), ("global-batch", 8), ("seq-len", 2048), ("tp", 8)):
-        page.fill(f"#est-{field}", str(value))
+    job_form(page, "est", "gpt3-175b", "h100-sxm-80gb",
+             (("chips", 8), ("global-batch", 8), ("seq-len", 2048), ("tp", 8)))
     page.click("#est-run")
     page.wait_for_selector('#est-status[data-state="ready"]')
     assert "infeasible" in page.inner_text("#est-status")
@@ -520,14 +520,10 @@ def test_search_form_and_table_for_a_buyer(workbench: Page) -> None:
     """Issue 11: the search table had 21 columns with the useful ones off-screen, raw
     field names, and the form had no headroom, power cap or chip counts."""
     page = workbench
-    page.click('#tabs button[data-tab="search"]')
-    page.select_option("#srch-model", "llama3-8b")
-    page.check('input[name="srch-hw"][value="chip"]')
-    page.select_option("#srch-chip", "h100-sxm-80gb")
-    for field, value in (("chips", 64), ("global-batch", 256), ("seq-len", 4096),
-                         ("top-k", 3), ("train-tokens", "1e12"), ("price", 2),
-                         ("memory-headroom", 0.1), ("chip-counts", "32,64")):
-        page.fill(f"#srch-{field}", str(value))
+    job_form(page, "srch", "llama3-8b", "h100-sxm-80gb",
+             (("chips", 64), ("global-batch", 256), ("seq-len", 4096), ("top-k", 3),
+              ("train-tokens", "1e12"), ("price", 2), ("memory-headroom", 0.1),
+              ("chip-counts", "32,64")))
     page.click("#srch-start")
     page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
     heads = page.locator("#srch-top thead th").all_inner_texts()
@@ -548,13 +544,9 @@ def test_search_shows_the_best_layouts_caveats(workbench: Page) -> None:
     """Two TPU v5e pods over the datacenter network: the best layout carries the
     multi-slice caveat, and the search page lists it under the reason the winner wins."""
     page = workbench
-    page.click('#tabs button[data-tab="search"]')
-    page.select_option("#srch-model", "llama3-8b")
-    page.check('input[name="srch-hw"][value="chip"]')
-    page.select_option("#srch-chip", "tpu-v5e")
-    for field, value in (("chips", 512), ("global-batch", 512), ("seq-len", 2048),
-                         ("top-k", 3), ("chip-counts", "")):
-        page.fill(f"#srch-{field}", str(value))
+    job_form(page, "srch", "llama3-8b", "tpu-v5e",
+             (("chips", 512), ("global-batch", 512), ("seq-len", 2048), ("top-k", 3),
+              ("chip-counts", "")))
     page.click("#srch-start")
     page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
     items = page.locator("#srch-caveats li").all_inner_texts()
@@ -566,13 +558,9 @@ def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
     """Issue 11: the estimate form had no tokens to train or price; time, energy and cost
     to train vanished from the workbench."""
     page = workbench
-    page.click('#tabs button[data-tab="estimate"]')
-    page.select_option("#est-model", "llama3-8b")
-    page.check('input[name="est-hw"][value="chip"]')
-    page.select_option("#est-chip", "h100-sxm-80gb")
-    for field, value in (("chips", 64), ("global-batch", 256), ("seq-len", 4096),
-                         ("train-tokens", "1e12"), ("price", 2)):
-        page.fill(f"#est-{field}", str(value))
+    job_form(page, "est", "llama3-8b", "h100-sxm-80gb",
+             (("chips", 64), ("global-batch", 256), ("seq-len", 4096), ("train-tokens", "1e12"),
+              ("price", 2)))
     page.click("#est-run")
     page.wait_for_selector('#est-status[data-state="ready"]')
     days = page.inner_text('#est-summary tr[data-key="time_to_train_s"] td')
@@ -603,13 +591,9 @@ def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
                        ("#inf-kv-precision", "kv_precision")):
         values = page.eval_on_selector_all(f"{sel} option", "os => os.map(o => o.value)")
         assert values == ["", *choices[field]], sel
-    page.click('#tabs button[data-tab="estimate"]')
-    page.select_option("#est-model", "llama3-70b")
-    page.check('input[name="est-hw"][value="chip"]')
-    page.select_option("#est-chip", "gb300")
-    for field, value in (("chips", 64), ("global-batch", 256), ("seq-len", 8192),
-                         ("tp", 1), ("pp", 4), ("vpp", 5)):
-        page.fill(f"#est-{field}", str(value))
+    job_form(page, "est", "llama3-70b", "gb300",
+             (("chips", 64), ("global-batch", 256), ("seq-len", 8192), ("tp", 1), ("pp", 4),
+              ("vpp", 5)))
     page.select_option("#est-precision", "fp4")
     page.click("#est-run")
     page.wait_for_selector('#est-status[data-state="ready"]')
@@ -723,13 +707,9 @@ def test_the_inference_page_compares_systems(workbench: Page) -> None:
     CLI's answer does, tests/test_serving_compare.py), costs in the server's currency; a
     layout field typed above is dropped, since a comparison searches the layouts."""
     page = workbench
-    page.click('#tabs button[data-tab="inference"]')
-    page.select_option("#inf-model", "llama3-8b")
-    page.check('input[name="inf-hw"][value="chip"]')
-    page.select_option("#inf-chip", "h100-sxm-80gb")
-    for field, value in (("chips", 8), ("input-len", 1024), ("output-len", 256),
-                         ("vs", "mi300x,b200"), ("vs-prices", "2.5,2,4")):
-        page.fill(f"#inf-{field}", str(value))
+    job_form(page, "inf", "llama3-8b", "h100-sxm-80gb",
+             (("chips", 8), ("input-len", 1024), ("output-len", 256), ("vs", "mi300x,b200"),
+              ("vs-prices", "2.5,2,4")))
     page.fill("#inf-tp", "8")
     page.click("#inf-compare")
     page.wait_for_selector("#inf-compare-table")
@@ -761,13 +741,8 @@ def test_export_system_yaml_and_results_csv(workbench: Page, tmp_path: Path) -> 
     system = load_system(path, load_catalog())
     assert system.spec.name == EXAMPLE["name"]
     assert system.num_chips == 1024
-    page.click('#tabs button[data-tab="search"]')
-    page.select_option("#srch-model", "llama3-8b")
-    page.check('input[name="srch-hw"][value="chip"]')
-    page.select_option("#srch-chip", "h100-sxm-80gb")
-    for field, value in (("chips", 16), ("global-batch", 64), ("seq-len", 2048),
-                         ("top-k", 3)):
-        page.fill(f"#srch-{field}", str(value))
+    job_form(page, "srch", "llama3-8b", "h100-sxm-80gb",
+             (("chips", 16), ("global-batch", 64), ("seq-len", 2048), ("top-k", 3)))
     page.click("#srch-start")
     page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
     with page.expect_download() as info:
