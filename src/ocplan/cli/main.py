@@ -966,7 +966,7 @@ def infer_cmd(
         raise SpecError(problems)
     if search and vs:
         if report_file is not None:
-            _check_target(report_file, "--report", folder=False)
+            _check_target(report_file, "--report", folder=False, html_only=True)
         compared = api.run_infer_compare(_catalog(), req, vs, prices, system, FLAGS,
                                          disaggregate)
         if report_file is not None:
@@ -988,6 +988,8 @@ def infer_cmd(
         if fmt is not Format.json:
             _print_trust(sysm, allow_invalid)
         return
+    if report_file is not None:
+        _check_target(report_file, "--report", folder=False, html_only=True)
     result, curve, sysm = api.run_infer_curve(_catalog(), req, system, FLAGS)
     if report_file is not None:
         from ocplan.reports.html import plotly_js_path, render_serving_report
@@ -1382,7 +1384,7 @@ def compare_cmd(
                       allow_invalid=allow_invalid, max_cost=max_cost,
                       max_time_to_train_s=deadline_s, max_facility_power_W=power_W)
     if report_file is not None:
-        _check_target(report_file, "--report", folder=False)
+        _check_target(report_file, "--report", folder=False, html_only=True)
     result = api.run_compare(_catalog(), req, systems, FLAGS)
     if report_file is not None:
         from ocplan.reports.html import render_compare_report
@@ -1457,7 +1459,7 @@ def match_cmd(
     """Rank the catalog's CPU platforms (compute modules, and every CPU as a generic
     module) for a workload mix: fleet size, power at load, TCO, the binding constraint."""
     if report_file is not None:
-        _check_target(report_file, "--report", folder=False)
+        _check_target(report_file, "--report", folder=False, html_only=True)
     refuse_other_file(workload, "match-workload")
     from ocplan.matching.run import run_match
 
@@ -1815,9 +1817,10 @@ def report(
         help="Tokens to train on, for time, energy and cost to train.")] = None,
     price: Annotated[float | None, typer.Option(
         help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
-    report_format: Annotated[str, typer.Option(
+    report_format: Annotated[str | None, typer.Option(
         "--format", metavar=_one_of(REPORT_FORMATS),
-        help="html (a page; Plotly in a shared file beside it) or json.")] = "html",
+        help="html (a page; Plotly in a shared file beside it) or json (default: as --out's "
+             "ending names it, .json or .html; else html).")] = None,
     inline_plotly: Annotated[bool, typer.Option(
         "--inline-plotly", help="Put Plotly inside the HTML (one file of about 5 MB) "
                                 "instead of a shared plotly file beside it.")] = False,
@@ -1829,9 +1832,7 @@ def report(
     system's check findings, time, energy and cost to train, the top layouts."""
     from ocplan.reports.html import ReportData, plotly_js_path, render_report
 
-    if report_format not in REPORT_FORMATS:
-        raise SpecError.one("--format", "format", f"expected {' or '.join(REPORT_FORMATS)}",
-                            report_format)
+    report_format = _report_format(out_file, report_format)
     _check_target(out_file)
     cat = _catalog()
     search_json = None
@@ -1913,11 +1914,36 @@ def _write_shared(target: Path, source: Path) -> bool:
     return True
 
 
-def _check_target(path: Path, flag: str = "--out", folder: bool = True) -> None:
+#: File-name endings that say which report format a file holds.
+REPORT_SUFFIXES = {".json": "json", ".html": "html", ".htm": "html"}
+
+
+def _report_format(out_file: Path, given: str | None) -> str:
+    """The report format: ``--format`` when given, else the one ``--out``'s ending
+    names (``.json``: json), else html; a SpecError when the two disagree (an HTML page
+    in ``report.json``)."""
+    named = REPORT_SUFFIXES.get(out_file.suffix.lower())
+    if given is not None and given not in REPORT_FORMATS:
+        raise SpecError.one("--format", "format", f"expected {' or '.join(REPORT_FORMATS)}",
+                            given)
+    if given is not None and named is not None and given != named:
+        kind = {"json": "a JSON", "html": "an HTML"}[named]
+        raise SpecError.one("--out", "out", f"the name ends in {out_file.suffix}, {kind} "
+                                            f"file, but --format is {given}; give a "
+                                            f".{given} name or drop --format", str(out_file))
+    return given or named or "html"
+
+
+def _check_target(path: Path, flag: str = "--out", folder: bool = True,
+                  html_only: bool = False) -> None:
     """A SpecError naming ``flag`` unless ``path`` names a file to write: not a folder, a
     name the file system takes and, with ``folder``, in a folder that exists (an early
-    check of ``--report`` leaves the folder to the write)."""
+    check of ``--report`` leaves the folder to the write); with ``html_only`` (an HTML
+    page, ``--report``), not a name ending in ``.json``."""
     field = flag.removeprefix("--")
+    if html_only and REPORT_SUFFIXES.get(path.suffix.lower()) == "json":
+        raise SpecError.one(flag, field, "writes an HTML page; give an .html name (the "
+                                         "command's --format json prints the JSON)", str(path))
     try:
         is_dir = path.is_dir()
         folder_ok = not folder or path.parent.is_dir()
