@@ -440,6 +440,27 @@ def test_bad_options_exit_2(clean: tuple[Path, Path, SweepReport], tmp_path: Pat
     assert capsys.readouterr().err.startswith(f"{missing}: file not found")
 
 
+def test_a_plain_file_path_is_an_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``--db results.db`` (no URL scheme) is an SQLite file at that path, the same store
+    as ``sqlite:///results.db``: a rerun through the URL finds every task stored; a
+    mistyped URL keeps its own one-line error."""
+    monkeypatch.chdir(tmp_path)
+    sweep_file = tmp_path / "one.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "name": "one", "models": ["llama3-8b"], "chips": ["h100-sxm-80gb"],
+        "cluster_sizes": [8], "global_batch": 64, "seq_len": 2048, "top_k": 1}), "utf-8")
+    assert main(["sweep", str(sweep_file), "--db", "results.db", "--workers", "1"]) == 0
+    assert (tmp_path / "results.db").is_file()
+    capsys.readouterr()
+    assert main(["sweep", str(sweep_file), "--db", "sqlite:///results.db",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == 1
+    assert main(["sweep", str(sweep_file), "--db", "postgres:/typo"]) == 2
+    assert capsys.readouterr().err.startswith("--db: db = 'postgres:/typo': not a usable")
+    assert not (tmp_path / "postgres:").exists()
+
+
 def test_system_file_sweeps(tmp_path: Path) -> None:
     system = ROOT / "examples" / "ubb-1024-liquid.yaml"
     catalog = load_catalog()

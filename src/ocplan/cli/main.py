@@ -1668,8 +1668,9 @@ def sweep_cmd(
         min=1, help="Parallel tasks (default: CPUs of this machine or of the cluster).")
     ] = None,
     db: Annotated[str | None, typer.Option(
-        "--db", metavar="<url>",
-        help="Results store, an SQLAlchemy URL (default sqlite:///ocplan.db).")] = None,
+        "--db", metavar="<url|file>",
+        help="Results store: an SQLAlchemy URL, or a file path for SQLite (default "
+             "sqlite:///ocplan.db).")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Run a grid of layout searches, skipping those already stored; exit 1 if any
@@ -1738,8 +1739,9 @@ def serve(
     host: Annotated[str, typer.Option(metavar="<address>", help="Address to bind.")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    db: Annotated[str | None, typer.Option(metavar="<url>", help="Scenarios database URL.")
-                  ] = None,
+    db: Annotated[str | None, typer.Option(
+        metavar="<url|file>",
+        help="Scenarios database: an SQLAlchemy URL, or a file path for SQLite.")] = None,
     token: Annotated[str | None, typer.Option(
         metavar="<token>",
         help="Required on every request; mandatory when not bound to loopback.")] = None,

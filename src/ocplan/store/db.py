@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ __all__ = ["DEFAULT_URL", "Store", "StoredResult", "Transaction", "canonical_jso
            "content_key", "open_engine", "open_store", "to_json"]
 
 DEFAULT_URL = "sqlite:///ocplan.db"
+#: The scheme in front of a URL (RFC 3986 §3.1), which a plain file path lacks.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _IN_CHUNK = 500
 """Keys per ``IN (...)`` query (well under SQLite's bound-parameter limit)."""
 
@@ -269,9 +272,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def database_url(given: str | None) -> str:
+    """The SQLAlchemy URL of ``--db``: :data:`DEFAULT_URL` when not given, a plain file
+    path (no ``scheme:`` in front, e.g. ``results.db``) as an SQLite file there, else as
+    given (a mistyped URL keeps its own error)."""
+    if given is None:
+        return DEFAULT_URL
+    if given and not _SCHEME.match(given):
+        return f"sqlite:///{given}"
+    return given
+
+
 def open_engine(url: str | None, tables: type[DeclarativeBase]) -> Engine:
-    """An engine for SQLAlchemy URL ``url`` (default ``sqlite:///ocplan.db``) with the
-    tables of ``tables`` created if missing.
+    """An engine for SQLAlchemy URL ``url`` (default ``sqlite:///ocplan.db``; a plain file
+    path is an SQLite file, :func:`database_url`) with the tables of ``tables`` created if
+    missing.
 
     Raises
     ------
@@ -279,7 +294,7 @@ def open_engine(url: str | None, tables: type[DeclarativeBase]) -> Engine:
         When the URL is malformed, its driver is missing or the database cannot be
         opened (naming ``--db``).
     """
-    url = DEFAULT_URL if url is None else url
+    url = database_url(url)
     try:
         sqlite_file = url.startswith("sqlite")
         engine = create_engine(url, connect_args={"check_same_thread": False}
