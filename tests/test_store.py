@@ -211,7 +211,8 @@ def test_default_url_and_bad_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert s.url == DEFAULT_URL
         assert s.count() == 0
     assert (tmp_path / "ocplan.db").is_file()
-    for url in ("nope://x", "not a url", f"sqlite:///{tmp_path}/missing/dir/x.db"):
+    for url in ("nope://x", "", "nope:x", f"sqlite:///{tmp_path}/missing/dir/x.db",
+                f"{tmp_path}/missing/dir/x.db"):
         with pytest.raises(SpecError) as info:
             open_store(url)
         (problem,) = info.value.problems

@@ -294,7 +294,8 @@ def open_engine(url: str | None, tables: type[DeclarativeBase]) -> Engine:
         When the URL is malformed, its driver is missing or the database cannot be
         opened (naming ``--db``).
     """
-    url = database_url(url)
+    given, url = url, database_url(url)
+    shown = url if given is None else given  # the errors name what was typed
     try:
         sqlite_file = url.startswith("sqlite")
         engine = create_engine(url, connect_args={"check_same_thread": False}
@@ -305,13 +306,14 @@ def open_engine(url: str | None, tables: type[DeclarativeBase]) -> Engine:
     except (ArgumentError, NoSuchModuleError) as exc:
         raise SpecError.one("--db", "db", f"not a usable database URL ({exc}); expected e.g. "
                                           "sqlite:///ocplan.db or postgresql+psycopg://host/db",
-                            url) from None
+                            shown) from None
     except ModuleNotFoundError as exc:
         raise SpecError.one("--db", "db", f"the driver for this database is not installed "
-                                          f"({exc.name})", url) from None
+                                          f"({exc.name})", shown) from None
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise SpecError.one("--db", "db", f"cannot open the database: {reason}", url) from None
+        raise SpecError.one("--db", "db", f"cannot open the database: {reason}",
+                            shown) from None
     return engine
 
 
