@@ -1,7 +1,10 @@
 """Units: decimal vs binary prefixes, bits vs bytes, mandatory units."""
 
+import json
+
 import pytest
 
+from clikit import one_line, run
 from ocplan.units import (
     BANDWIDTH,
     BITRATE,
@@ -11,6 +14,7 @@ from ocplan.units import (
     TIME,
     UnitError,
     format_quantity,
+    parse_count,
     parse_quantity,
 )
 
@@ -68,3 +72,32 @@ def test_format_quantity() -> None:
     assert format_quantity(3.35e12, "B/s") == "3.35 TB/s"
     assert format_quantity(0.0021, "s") == "2.1 ms"
     assert format_quantity(700.0, "W") == "700 W"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("15T", 15e12), ("300B", 300e9), ("300B tokens", 300e9), ("3e11", 3e11), ("1.5 M", 1.5e6),
+    ("2k", 2e3), ("2K tokens", 2e3), ("7G", 7e9), ("42", 42.0), (" 1 token ", 1.0)])
+def test_parse_count(text: str, expected: float) -> None:
+    assert parse_count(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["15X", "15t", "T", "", "15 TB", "1e400T", "nan", "15TT"])
+def test_parse_count_rejects(text: str) -> None:
+    with pytest.raises(UnitError, match="expected a count"):
+        parse_count(text)
+
+
+def test_cli_train_tokens_take_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    """--train-tokens 15T is 15e12 tokens (the same time to train); a bad count is one
+    line naming the flag, exit 2."""
+    job = ("estimate", "--model", "llama3-8b", "--chip", "h100-sxm-80gb", "--chips", "8",
+           "--format", "json")
+    rc, out, _ = run(capsys, *job, "--train-tokens", "15T")
+    assert rc == 0
+    by_suffix = json.loads(out)["time_to_train_s"]
+    rc, out, _ = run(capsys, *job, "--train-tokens", "15e12")
+    assert rc == 0
+    assert json.loads(out)["time_to_train_s"] == by_suffix
+    line = one_line(*run(capsys, "estimate", "--model", "llama3-8b", "--chip",
+                         "h100-sxm-80gb", "--train-tokens", "15X"))
+    assert line.startswith("--train-tokens: train_tokens = '15X': expected a count")

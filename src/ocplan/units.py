@@ -45,6 +45,7 @@ __all__ = [
     "format_energy",
     "format_money",
     "format_quantity",
+    "parse_count",
     "parse_quantity",
 ]
 
@@ -195,6 +196,28 @@ def parse_quantity(text: object, dim: Dimension) -> float:
     value = float(number) * factor
     if not math.isfinite(value):
         raise UnitError(f"not a finite number: expected {dim.describe()}")
+    return value
+
+
+#: Suffixes of large counts as people write them for tokens and parameters ("15T tokens",
+#: "300B"): thousand, million, billion (B, or SI's G), trillion, quadrillion.
+COUNT_SUFFIXES: dict[str, float] = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9,
+                                    "G": 1e9, "T": 1e12, "P": 1e15}
+_COUNT = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]?)"
+                    r"\s*(?:tokens?)?\s*$")
+_COUNT_TAKES = "expected a count: a number, optionally with K, M, B or T (e.g. '15T', '3e11')"
+
+
+def parse_count(text: object) -> float:
+    """A count of tokens as people write it: ``"15T"``, ``"300B tokens"``, ``"3e11"``,
+    ``"1.5 M"`` (:data:`COUNT_SUFFIXES`); a :class:`UnitError` saying what is taken
+    otherwise."""
+    match = _COUNT.match(str(text))
+    if match is None or match.group(2) not in COUNT_SUFFIXES:
+        raise UnitError(_COUNT_TAKES)
+    value = float(match.group(1)) * COUNT_SUFFIXES[match.group(2)]
+    if not math.isfinite(value):
+        raise UnitError(f"not a finite number: {_COUNT_TAKES}")
     return value
 
 

@@ -74,6 +74,7 @@ from ocplan.units import (
     format_energy,
     format_money,
     format_quantity,
+    parse_count,
     parse_quantity,
 )
 from ocplan.workloads.serving import (
@@ -403,6 +404,11 @@ PrecisionOpt = Annotated[str, typer.Option(metavar=_one_of(PRECISIONS),
                                            help="Precision of the matrix multiplications.")]
 #: What a --price is counted in (the help of every command that takes one).
 PRICE_UNIT = f"in the --currency (default {DEFAULT_CURRENCY}) per chip-hour"
+#: Tokens to train on, as people write them ("15T", "300B", "3e11"): read by
+#: :func:`_tokens` (units.parse_count).
+TrainTokensOpt = Annotated[str | None, typer.Option(
+    metavar="<count>", help="Tokens to train on (e.g. 15T, 300B, 3e11), for time, energy "
+                            "and cost to train.")]
 
 
 #: Longest currency label (ISO 4217 codes are 3 letters; a symbol or "kUSD" fits).
@@ -647,6 +653,16 @@ def _counts(text: str | None) -> tuple[int, ...] | None:
     return counts
 
 
+def _tokens(text: str | None) -> float | None:
+    """``--train-tokens`` as a count of tokens (``15T``, ``300B``, ``3e11``)."""
+    if text is None:
+        return None
+    try:
+        return parse_count(text)
+    except UnitError as exc:
+        raise SpecError.one("--train-tokens", "train_tokens", str(exc), text) from None
+
+
 def _power(text: str | None) -> float | None:
     if text is None:
         return None
@@ -724,8 +740,7 @@ def estimate_cmd(
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
     precision: PrecisionOpt = "bf16",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
-    train_tokens: Annotated[float | None, typer.Option(
-        help="Tokens to train on, for time, energy and cost to train.")] = None,
+    train_tokens: TrainTokensOpt = None,
     price: Annotated[float | None, typer.Option(
         help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
     allow_invalid: AllowInvalidOpt = False,
@@ -734,14 +749,15 @@ def estimate_cmd(
     layout: LayoutFlags,
 ) -> None:
     """Estimate step time, throughput, MFU and memory of one parallel layout."""
+    tokens = _tokens(train_tokens)
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=_chips(chips, system),
         global_batch=global_batch,
-        seq_len=seq_len, precision=precision, train_tokens=train_tokens,
+        seq_len=seq_len, precision=precision, train_tokens=tokens,
         price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
     result, sysm, workload = api.run_estimate(_catalog(), req, system, FLAGS)
     extra = _to_train(result, req, sysm)
-    cluster = api.outlook(result, workload, sysm, train_tokens, price)
+    cluster = api.outlook(result, workload, sysm, tokens, price)
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason)}
@@ -1195,7 +1211,7 @@ def search_cmd(
              "ones need the system file's storage.")] = "throughput",
     top: Annotated[int, typer.Option(help=f"Layouts to list (at most {MAX_TOP_K}).")] = 5,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
-    train_tokens: Annotated[float | None, typer.Option(help="Tokens to train on.")] = None,
+    train_tokens: TrainTokensOpt = None,
     price: Annotated[float | None, typer.Option(
         help=f"Price {PRICE_UNIT}, for cost to train (without one, the cost objective "
              "ranks by chip-hours and no cost is printed).")] = None,
@@ -1214,7 +1230,7 @@ def search_cmd(
     cat = _catalog()
     req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=_chips(chips, system),
                       global_batch=global_batch, seq_len=seq_len, precision=precision,
-                      objective=objective, top_k=top, train_tokens=train_tokens,
+                      objective=objective, top_k=top, train_tokens=_tokens(train_tokens),
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
                       max_power_W=_power(max_power), memory_headroom=memory_headroom,
                       allow_invalid=allow_invalid)
@@ -1336,8 +1352,7 @@ def compare_cmd(
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES), help="The best layout of each system by it.")
     ] = "throughput",
-    train_tokens: Annotated[float | None, typer.Option(
-        help="Tokens to train on, for time, energy and cost to train.")] = None,
+    train_tokens: TrainTokensOpt = None,
     price: Annotated[str | None, typer.Option(
         metavar="<price[,price...]>",
         help=f"Price {PRICE_UNIT}: one for all, or one per system separated by commas.")
@@ -1369,6 +1384,7 @@ def compare_cmd(
     problems: list[Problem] = []
     deadline_s = _duration(deadline, "--deadline", problems)
     power_W = _gathered(problems, _power, max_power)
+    tokens = _gathered(problems, _tokens, train_tokens)
     if problems:
         raise SpecError(problems)
     counts = _counts(chip_counts)
@@ -1379,7 +1395,7 @@ def compare_cmd(
     req = _from_flags(api.CompareRequest, model=model, chips=chips,
                       chip_counts=counts, global_batch=global_batch,
                       seq_len=seq_len, precision=precision, objective=objective,
-                      train_tokens=train_tokens, price_per_chip_hour=_prices(price),
+                      train_tokens=tokens, price_per_chip_hour=_prices(price),
                       memory_headroom=memory_headroom, baseline=baseline - 1,
                       allow_invalid=allow_invalid, max_cost=max_cost,
                       max_time_to_train_s=deadline_s, max_facility_power_W=power_W)
@@ -1815,8 +1831,7 @@ def report(
         metavar=_one_of(TRAINING_OBJECTIVES), help="With --search: the best layout by it.")
     ] = "throughput",
     top: Annotated[int, typer.Option(help="With --search: rows of the top table.")] = 10,
-    train_tokens: Annotated[float | None, typer.Option(
-        help="Tokens to train on, for time, energy and cost to train.")] = None,
+    train_tokens: TrainTokensOpt = None,
     price: Annotated[float | None, typer.Option(
         help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
     report_format: Annotated[str | None, typer.Option(
@@ -1836,13 +1851,14 @@ def report(
 
     report_format = _report_format(out_file, report_format)
     _check_target(out_file)
+    tokens = _tokens(train_tokens)
     cat = _catalog()
     search_json = None
     no_fit: str | None = None  # why the search found no layout, when it found none
     n_chips = _chips(chips, system)
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=n_chips, global_batch=global_batch,
-        seq_len=seq_len, precision=precision, train_tokens=train_tokens,
+        seq_len=seq_len, precision=precision, train_tokens=tokens,
         price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
     sysm = api.job_system(cat, chip, system, n_chips, FLAGS)
     try:
@@ -1853,7 +1869,7 @@ def report(
         found = api.run_search(cat, _from_flags(
             api.SearchRequest, model=model, chip=chip, chips=n_chips,
             global_batch=global_batch, seq_len=seq_len, precision=req.precision,
-            top_k=top, objective=objective, train_tokens=train_tokens,
+            top_k=top, objective=objective, train_tokens=tokens,
             price_per_chip_hour=price, allow_invalid=allow_invalid), system, source=FLAGS)
         search_json = found.as_json()
         if found.best is None:
@@ -1870,7 +1886,7 @@ def report(
                       search=search_json, to_train=_to_train(result, req, sysm),
                       micro_batches=result.plan.micro_batches(workload),
                       allowed_invalid=bool(api.trust(sysm, allow_invalid)["allowed_invalid"]),
-                      cluster=api.outlook(result, workload, sysm, train_tokens,
+                      cluster=api.outlook(result, workload, sysm, tokens,
                                           price).as_json(),
                       currency=state.currency)
     if report_format == "json":
