@@ -559,7 +559,7 @@ def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
     to train vanished from the workbench."""
     page = workbench
     job_form(page, "est", "llama3-8b", "h100-sxm-80gb",
-             (("chips", 64), ("global-batch", 256), ("seq-len", 4096), ("train-tokens", "1e12"),
+             (("chips", 64), ("global-batch", 256), ("seq-len", 4096), ("train-tokens", "1T"),
               ("price", 2)))
     page.click("#est-run")
     page.wait_for_selector('#est-status[data-state="ready"]')

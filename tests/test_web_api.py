@@ -299,6 +299,21 @@ def test_format_choices_are_the_declarations(client: httpx.Client) -> None:
     assert bad.status_code == 422
 
 
+def test_train_tokens_take_a_written_count(client: httpx.Client) -> None:
+    """The workbench's tokens field sends what was typed when it is not a plain number:
+    "15T" is read as 15e12 tokens (the same time to train), "15X" is refused in one line."""
+    def to_train(tokens: object) -> httpx.Response:
+        return client.post("/api/estimate", json=ESTIMATE | {"train_tokens": tokens})
+
+    written, plain = to_train("15T"), to_train(15e12)
+    assert written.status_code == 200, written.text
+    assert plain.status_code == 200, plain.text
+    assert written.json()["time_to_train_s"] == plain.json()["time_to_train_s"] > 0
+    bad = to_train("15X")
+    assert bad.status_code == 422
+    assert "expected a count" in bad.text
+
+
 def test_estimate_takes_every_layout_field(client: httpx.Client) -> None:
     resp = client.post("/api/estimate", json=ESTIMATE | {
         "zero": 3, "shard_group": 8, "offload": True, "tp_overlap": False,

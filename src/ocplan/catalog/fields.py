@@ -44,6 +44,7 @@ __all__ = [
     "Time",
     "TrainTokens",
     "Voltage",
+    "count_text",
     "dimension_of",
     "quantity",
 ]
@@ -71,6 +72,12 @@ class QuantityParser:
 def quantity(dim: Dimension) -> BeforeValidator:
     """A pydantic validator that parses a unit string of dimension ``dim`` to an SI float."""
     return BeforeValidator(QuantityParser(dim))
+
+
+def count_text(value: object) -> object:
+    """A count written as text (``"15T"``, ``"300B tokens"``) as its number
+    (:func:`~ocplan.units.parse_count`); other values go on to the field's checks."""
+    return units.parse_count(value) if isinstance(value, str) else value
 
 
 def dimension_of(metadata: Iterable[object]) -> Dimension | None:
@@ -130,5 +137,6 @@ ChipCount = Annotated[int, Field(ge=1, le=MAX_CHIPS, strict=True)]
 LayerCount = Annotated[int, Field(ge=1, le=MAX_LAYERS, strict=True)]
 SeqLen = Annotated[int, Field(ge=1, le=MAX_SEQ_LEN, strict=True)]
 BatchSize = Annotated[int, Field(ge=1, le=MAX_GLOBAL_BATCH, strict=True)]
-TrainTokens = Annotated[float, Field(strict=True, ge=1, le=MAX_TRAIN_TOKENS)]
+TrainTokens = Annotated[float, BeforeValidator(count_text),
+                        Field(strict=True, ge=1, le=MAX_TRAIN_TOKENS)]
 Price = Annotated[float, Field(strict=True, ge=0, le=MAX_PRICE_PER_CHIP_HOUR)]
