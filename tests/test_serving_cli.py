@@ -68,6 +68,20 @@ def test_infer_search_ranks_by_goodput_under_slos(capsys: pytest.CaptureFixture[
     assert rates == sorted(rates, reverse=True)
 
 
+def test_goodput_table_says_where_its_latencies_are_taken(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Under SLOs the table ranks by SLO goodput while its TTFT/TPOT columns are those of
+    the most load a layout sustains (a TPOT above the limit is not a breach): a line under
+    the table says so; without SLOs (throughput objective) there is no such line."""
+    note = "throughput, TTFT and TPOT at the most load each layout sustains"
+    rc, out, _ = run(capsys, *INFER, "--slo-tpot", "40ms", "--search")
+    assert rc == 0
+    assert note in " ".join(out.split())
+    rc, out, _ = run(capsys, *INFER, "--search")
+    assert rc == 0
+    assert note not in " ".join(out.split())
+
+
 def test_infer_report_is_written(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     page = tmp_path / "serving.html"
     rc, out, _ = run(capsys, *INFER, "--tp", "8", "--report", page, "-f", "json")

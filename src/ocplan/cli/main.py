@@ -1127,6 +1127,10 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
             cells.append("-" if e.slo_rate_per_s is None else f"{e.slo_rate_per_s:,.2f}")
         _row(table, *cells)
     out.print(table)
+    if goodput:  # the TTFT/TPOT columns are not the ones the SLO is judged at
+        out.print(_t("throughput, TTFT and TPOT at the most load each layout sustains; SLO "
+                     "goodput: the highest request rate whose latencies keep within the "
+                     "limits, which ranks the layouts."))
     front = found.pareto()
     out.print(_t("throughput-TPOT front: " + "; ".join(
         f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} tok/s/chip at "
