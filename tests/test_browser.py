@@ -722,6 +722,17 @@ def test_the_inference_page_compares_systems(workbench: Page) -> None:
     cost = page.locator('#inf-compare-table tr[data-key="cost_per_mtok"] td').all_inner_texts()
     assert all("USD" in c for c in cost)
     assert "3 systems compared by throughput" in page.inner_text("#inf-status")
+    assert "at the most load" not in page.inner_text("#inf-status")
+    # under a latency limit the ranking is SLO goodput, and the page says where its
+    # TTFT and TPOT rows are taken (the API's note)
+    page.fill("#inf-slo-tpot", "0.04")
+    page.click("#inf-compare")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    wait_js(page, "document.querySelector('#inf-status').textContent.includes('goodput')")
+    status = page.inner_text("#inf-status")
+    assert "compared by goodput" in status
+    assert "TTFT and TPOT at the most load each layout sustains" in status
+    page.fill("#inf-slo-tpot", "")
 
 
 def test_export_system_yaml_and_results_csv(workbench: Page, tmp_path: Path) -> None:

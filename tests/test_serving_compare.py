@@ -93,6 +93,22 @@ def test_the_table_lines_the_systems_up(capsys: pytest.CaptureFixture[str]) -> N
     assert "cost per M output tokens" in text
 
 
+def test_a_goodput_comparison_says_where_its_latencies_are_taken(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Ranked by SLO goodput, the table's TTFT and TPOT are each system's at saturation:
+    the table and the JSON (which the workbench shows) say so; a throughput comparison
+    carries no such note."""
+    argv = [*JOB, "--chip", "h100-sxm-80gb", "--vs", "b200", "--slo-tpot", "40ms"]
+    assert main(argv) == 0
+    assert "TTFT and TPOT at the most load each layout sustains" in \
+        " ".join(capsys.readouterr().out.split())
+    data = _json(capsys, [*argv, "--format", "json"])
+    assert data["objective"] == "goodput"
+    assert data["note"].startswith("throughput, TTFT and TPOT at the most load")
+    assert _json(capsys, [*JOB, "--chip", "h100-sxm-80gb", "--vs", "b200",
+                          "--format", "json"])["note"] is None
+
+
 @pytest.mark.parametrize(("extra", "line"), [
     (["--vs", "mi300x"], "--vs: vs = 'mi300x': compares the best layouts: give --search too"),
     (["--search", "--price", "1,2"], "--price: price = '1,2': one price per chip-hour "

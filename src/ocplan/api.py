@@ -126,6 +126,7 @@ __all__ = [
     "run_match",
     "run_search",
     "serving_layout_fields",
+    "serving_objective_note",
     "serving_workload",
     "summarize_runs",
     "system_from_mapping",
@@ -539,6 +540,14 @@ def serving_objective(req: InferJob) -> str:
     when the job sets a latency limit, else ``throughput``."""
     fields = req.model_dump()
     return "goodput" if fields.get("slo_ttft_s") or fields.get("slo_tpot_s") else "throughput"
+
+
+def serving_objective_note(objective: str) -> str | None:
+    """The sentence a serving table ranked by ``objective`` prints under it (goodput: its
+    latency columns are at saturation, not at the SLO rate); None when it needs none."""
+    from ocplan.serving.search import objective_note
+
+    return objective_note(objective)
 
 
 def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],

@@ -1127,10 +1127,9 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
             cells.append("-" if e.slo_rate_per_s is None else f"{e.slo_rate_per_s:,.2f}")
         _row(table, *cells)
     out.print(table)
-    if goodput:  # the TTFT/TPOT columns are not the ones the SLO is judged at
-        out.print(_t("throughput, TTFT and TPOT at the most load each layout sustains; SLO "
-                     "goodput: the highest request rate whose latencies keep within the "
-                     "limits, which ranks the layouts."))
+    note = api.serving_objective_note(found.objective)
+    if note:  # the TTFT/TPOT columns are not the ones the SLO is judged at
+        out.print(_t(note))
     front = found.pareto()
     out.print(_t("throughput-TPOT front: " + "; ".join(
         f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} tok/s/chip at "
@@ -1197,6 +1196,9 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
                              rich_text.Text(f"no: {r.reason}", style="red")
                              for r in result.systems])
     out.print(table)
+    note = api.serving_objective_note(result.objective)
+    if note:
+        out.print(_t(note))
 
 
 @app.command("search")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocplan.serving.estimate import ServingEstimate
-from ocplan.serving.search import ServingSearch
+from ocplan.serving.search import ServingSearch, objective_note
 
 __all__ = ["SERVING_MEASURES", "ServedInput", "ServedSystem", "ServingComparison",
            "compare_serving"]
@@ -82,7 +82,7 @@ class ServingComparison:
         return {"objective": self.objective, "baseline": self.baseline,
                 "systems": [s.as_json() | {"ratios": self.ratios.get(s.name, {})}
                             for s in self.systems],
-                "leaders": self.leaders}
+                "leaders": self.leaders, "note": objective_note(self.objective)}
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,19 @@ def _flags(fixed: Mapping[str, object], name: str, default: list[bool]) -> list[
     return [value]
 
 
+#: What a goodput ranking's latency columns are: each estimate's TTFT and TPOT are those
+#: of the most load the layout sustains, while the SLO goodput (the highest rate within
+#: the limits) ranks them, so a TPOT above the limit there is not a breach.
+GOODPUT_NOTE = ("throughput, TTFT and TPOT at the most load each layout sustains; SLO "
+                "goodput: the highest request rate whose latencies keep within the limits, "
+                "which ranks the layouts.")
+
+
+def objective_note(objective: str) -> str | None:
+    """The sentence a table ranked by ``objective`` needs beside it (None: none)."""
+    return GOODPUT_NOTE if objective == "goodput" else None
+
+
 @dataclass(frozen=True)
 class ServingSearch:
     """Every candidate's estimate, best first, and the objective used."""

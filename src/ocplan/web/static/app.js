@@ -1037,7 +1037,8 @@
         el("thead", {}, head), el("tbody", {}, body)));
       for (const id of ["infer-curve", "infer-breakdown"]) draw($("#plot-" + id), null);
       status.textContent = rows.length + " systems compared by " + res.objective +
-        "; ratios against " + res.baseline + "; the best of each row is bold";
+        "; ratios against " + res.baseline + "; the best of each row is bold" +
+        (res.note ? ". " + res.note : "");
     } catch (exc) {
       showErrors($("#inf-errors"), exc);
       status.textContent = "The serving comparison failed (see above).";
