@@ -179,6 +179,13 @@ def test_the_report_page_lines_the_systems_up(tmp_path: Path, compared: dict[str
     assert cells[column].startswith("<b>")
     assert sum(c.startswith("<b>") for c in cells) == 1
     assert '"serving_compare_bars"' in text
+    assert 'class="note"' not in text  # a throughput comparison needs no note
+    slo_page = tmp_path / "slo.html"
+    assert main([*JOB, "--chip", "h100-sxm-80gb", "--vs", "b200", "--slo-tpot", "40ms",
+                 "--report", str(slo_page)]) == 0
+    capsys.readouterr()
+    assert "TTFT and TPOT at the most load each layout sustains" in \
+        slo_page.read_text(encoding="utf-8")
 
 
 def test_a_report_of_a_search_is_refused(tmp_path: Path,

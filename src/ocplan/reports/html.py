@@ -408,10 +408,12 @@ def render_serving_compare_report(title: str, comparison: dict[str, Any],
     head = "".join(f"<th>{html.escape(r['name'])}</th>" for r in systems)
     body = _side_by_side(systems, _SERVING_COMPARE_ROWS, leaders, comparison["baseline"],
                          lambda key, value: _serving_cell(key, value, currency))
+    note = comparison.get("note")
     table = (f"<p>Best serving layout of each system by "
              f"{html.escape(comparison['objective'])}; ratios against "
              f"{html.escape(comparison['baseline'])}; the best of each row in bold.</p>"
-             f"<table><tr><th></th>{head}</tr>{body}</table>")
+             f"<table><tr><th></th>{head}</tr>{body}</table>"
+             + (f'<p class="note">{html.escape(note)}</p>' if note else ""))
     figures = {"serving_compare_bars": compare_bars_figure(comparison,
                                                            SERVING_COMPARE_BARS)}
     divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
