@@ -714,7 +714,9 @@ INFEASIBLE_HINTS: dict[str, str] = {
                     "by pp x vpp, experts by ep, the global batch by dp x micro-batch",
     "network": "keep every parallel group inside one scale-up domain, or give the system "
                "a scale-out fabric (scale_out in the system file)",
-    "precision": "pick a chip with a floating-point matrix unit, or a precision it has",
+    "precision": "train in a precision the chip's matrix units cover, or on a chip that has "
+                 "a floating-point unit and one for this precision (the reason lists this "
+                 "chip's)",
     "batch": "make the global batch a multiple of dp x micro-batch",
     "invalid": "fix what ocplan check reports (a power profile or cooling the modules "
                "allow, enough supplies), or estimate anyway with --allow-invalid "
