@@ -203,19 +203,24 @@ def parse_quantity(text: object, dim: Dimension) -> float:
 #: "300B"): thousand, million, billion (B, or SI's G), trillion, quadrillion.
 COUNT_SUFFIXES: dict[str, float] = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9,
                                     "G": 1e9, "T": 1e12, "P": 1e15}
-_COUNT = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]?)"
-                    r"\s*(?:tokens?)?\s*$")
 _COUNT_TAKES = "expected a count: a number, optionally with K, M, B or T (e.g. '15T', '3e11')"
+#: The noun a count may end with ("300B tokens").
+_COUNT_NOUNS = ("tokens", "token")
 
 
 def parse_count(text: object) -> float:
     """A count of tokens as people write it: ``"15T"``, ``"300B tokens"``, ``"3e11"``,
     ``"1.5 M"`` (:data:`COUNT_SUFFIXES`); a :class:`UnitError` saying what is taken
     otherwise."""
-    match = _COUNT.match(str(text))
-    if match is None or match.group(2) not in COUNT_SUFFIXES:
+    match = _QUANTITY.match(str(text))
+    if match is None:
         raise UnitError(_COUNT_TAKES)
-    value = float(match.group(1)) * COUNT_SUFFIXES[match.group(2)]
+    suffix = match.group(2) or ""
+    noun = next((n for n in _COUNT_NOUNS if suffix.endswith(n)), "")
+    suffix = suffix.removesuffix(noun).rstrip()
+    if suffix not in COUNT_SUFFIXES:
+        raise UnitError(_COUNT_TAKES)
+    value = float(match.group(1)) * COUNT_SUFFIXES[suffix]
     if not math.isfinite(value):
         raise UnitError(f"not a finite number: {_COUNT_TAKES}")
     return value

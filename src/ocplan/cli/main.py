@@ -74,7 +74,6 @@ from ocplan.units import (
     format_energy,
     format_money,
     format_quantity,
-    parse_count,
     parse_quantity,
 )
 from ocplan.workloads.serving import (
@@ -404,8 +403,8 @@ PrecisionOpt = Annotated[str, typer.Option(metavar=_one_of(PRECISIONS),
                                            help="Precision of the matrix multiplications.")]
 #: What a --price is counted in (the help of every command that takes one).
 PRICE_UNIT = f"in the --currency (default {DEFAULT_CURRENCY}) per chip-hour"
-#: Tokens to train on, as people write them ("15T", "300B", "3e11"): read by
-#: :func:`_tokens` (units.parse_count).
+#: Tokens to train on, as people write them ("15T", "300B", "3e11"): the request models
+#: read the text (catalog.fields.TrainTokens).
 TrainTokensOpt = Annotated[str | None, typer.Option(
     metavar="<count>", help="Tokens to train on (e.g. 15T, 300B, 3e11), for time, energy "
                             "and cost to train.")]
@@ -653,16 +652,6 @@ def _counts(text: str | None) -> tuple[int, ...] | None:
     return counts
 
 
-def _tokens(text: str | None) -> float | None:
-    """``--train-tokens`` as a count of tokens (``15T``, ``300B``, ``3e11``)."""
-    if text is None:
-        return None
-    try:
-        return parse_count(text)
-    except UnitError as exc:
-        raise SpecError.one("--train-tokens", "train_tokens", str(exc), text) from None
-
-
 def _power(text: str | None) -> float | None:
     if text is None:
         return None
@@ -749,15 +738,14 @@ def estimate_cmd(
     layout: LayoutFlags,
 ) -> None:
     """Estimate step time, throughput, MFU and memory of one parallel layout."""
-    tokens = _tokens(train_tokens)
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=_chips(chips, system),
         global_batch=global_batch,
-        seq_len=seq_len, precision=precision, train_tokens=tokens,
+        seq_len=seq_len, precision=precision, train_tokens=train_tokens,
         price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
     result, sysm, workload = api.run_estimate(_catalog(), req, system, FLAGS)
     extra = _to_train(result, req, sysm)
-    cluster = api.outlook(result, workload, sysm, tokens, price)
+    cluster = api.outlook(result, workload, sysm, req.train_tokens, price)
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason)}
@@ -982,7 +970,7 @@ def infer_cmd(
         raise SpecError(problems)
     if search and vs:
         if report_file is not None:
-            _check_target(report_file, "--report", folder=False, html_only=True)
+            _check_report_page(report_file)
         compared = api.run_infer_compare(_catalog(), req, vs, prices, system, FLAGS,
                                          disaggregate)
         if report_file is not None:
@@ -1005,7 +993,7 @@ def infer_cmd(
             _print_trust(sysm, allow_invalid)
         return
     if report_file is not None:
-        _check_target(report_file, "--report", folder=False, html_only=True)
+        _check_report_page(report_file)
     result, curve, sysm = api.run_infer_curve(_catalog(), req, system, FLAGS)
     if report_file is not None:
         from ocplan.reports.html import plotly_js_path, render_serving_report
@@ -1236,7 +1224,7 @@ def search_cmd(
     cat = _catalog()
     req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=_chips(chips, system),
                       global_batch=global_batch, seq_len=seq_len, precision=precision,
-                      objective=objective, top_k=top, train_tokens=_tokens(train_tokens),
+                      objective=objective, top_k=top, train_tokens=train_tokens,
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
                       max_power_W=_power(max_power), memory_headroom=memory_headroom,
                       allow_invalid=allow_invalid)
@@ -1390,23 +1378,25 @@ def compare_cmd(
     problems: list[Problem] = []
     deadline_s = _duration(deadline, "--deadline", problems)
     power_W = _gathered(problems, _power, max_power)
-    tokens = _gathered(problems, _tokens, train_tokens)
-    if problems:
-        raise SpecError(problems)
     counts = _counts(chip_counts)
     rows = len(systems) * (len(counts) if counts else 1)  # one per system and count
     if not 1 <= baseline <= rows:
         raise SpecError.one("--baseline", "baseline", f"expected a row number from 1 to "
                                                       f"{rows}", baseline)
-    req = _from_flags(api.CompareRequest, model=model, chips=chips,
-                      chip_counts=counts, global_batch=global_batch,
-                      seq_len=seq_len, precision=precision, objective=objective,
-                      train_tokens=tokens, price_per_chip_hour=_prices(price),
-                      memory_headroom=memory_headroom, baseline=baseline - 1,
-                      allow_invalid=allow_invalid, max_cost=max_cost,
-                      max_time_to_train_s=deadline_s, max_facility_power_W=power_W)
+    try:
+        req = _from_flags(api.CompareRequest, model=model, chips=chips,
+                          chip_counts=counts, global_batch=global_batch,
+                          seq_len=seq_len, precision=precision, objective=objective,
+                          train_tokens=train_tokens, price_per_chip_hour=_prices(price),
+                          memory_headroom=memory_headroom, baseline=baseline - 1,
+                          allow_invalid=allow_invalid, max_cost=max_cost,
+                          max_time_to_train_s=deadline_s, max_facility_power_W=power_W)
+    except SpecError as exc:  # with the budget flags' problems: every bad flag at once
+        raise SpecError(problems + list(exc.problems)) from None
+    if problems:
+        raise SpecError(problems)
     if report_file is not None:
-        _check_target(report_file, "--report", folder=False, html_only=True)
+        _check_report_page(report_file)
     result = api.run_compare(_catalog(), req, systems, FLAGS)
     if report_file is not None:
         from ocplan.reports.html import render_compare_report
@@ -1481,7 +1471,7 @@ def match_cmd(
     """Rank the catalog's CPU platforms (compute modules, and every CPU as a generic
     module) for a workload mix: fleet size, power at load, TCO, the binding constraint."""
     if report_file is not None:
-        _check_target(report_file, "--report", folder=False, html_only=True)
+        _check_report_page(report_file)
     refuse_other_file(workload, "match-workload")
     from ocplan.matching.run import run_match
 
@@ -1857,14 +1847,13 @@ def report(
 
     report_format = _report_format(out_file, report_format)
     _check_target(out_file)
-    tokens = _tokens(train_tokens)
     cat = _catalog()
     search_json = None
     no_fit: str | None = None  # why the search found no layout, when it found none
     n_chips = _chips(chips, system)
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=n_chips, global_batch=global_batch,
-        seq_len=seq_len, precision=precision, train_tokens=tokens,
+        seq_len=seq_len, precision=precision, train_tokens=train_tokens,
         price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
     sysm = api.job_system(cat, chip, system, n_chips, FLAGS)
     try:
@@ -1875,7 +1864,7 @@ def report(
         found = api.run_search(cat, _from_flags(
             api.SearchRequest, model=model, chip=chip, chips=n_chips,
             global_batch=global_batch, seq_len=seq_len, precision=req.precision,
-            top_k=top, objective=objective, train_tokens=tokens,
+            top_k=top, objective=objective, train_tokens=req.train_tokens,
             price_per_chip_hour=price, allow_invalid=allow_invalid), system, source=FLAGS)
         search_json = found.as_json()
         if found.best is None:
@@ -1892,7 +1881,7 @@ def report(
                       search=search_json, to_train=_to_train(result, req, sysm),
                       micro_batches=result.plan.micro_batches(workload),
                       allowed_invalid=bool(api.trust(sysm, allow_invalid)["allowed_invalid"]),
-                      cluster=api.outlook(result, workload, sysm, tokens,
+                      cluster=api.outlook(result, workload, sysm, req.train_tokens,
                                           price).as_json(),
                       currency=state.currency)
     if report_format == "json":
@@ -1956,6 +1945,12 @@ def _report_format(out_file: Path, given: str | None) -> str:
                                             f"file, but --format is {given}; give a "
                                             f".{given} name or drop --format", str(out_file))
     return given or named or "html"
+
+
+def _check_report_page(path: Path) -> None:
+    """The early check of a ``--report`` file, before any work: an HTML page's name (its
+    folder is left to the write)."""
+    _check_target(path, "--report", folder=False, html_only=True)
 
 
 def _check_target(path: Path, flag: str = "--out", folder: bool = True,
