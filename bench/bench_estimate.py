@@ -10,7 +10,9 @@ same ``System`` object reused, as a search or the workbench would:
 - for information: a sweep of the distinct layouts of the same job that the engine
   evaluates (tp, pp, micro-batch, ZeRO stage, recompute; those the plan check refuses
   up front left out), each estimated once with the per-layout memos emptied first (what
-  a first request for a layout costs).
+  a first request for a layout costs);
+- for information: what each resource buys the layout (``sensitivity``: the step timed
+  again with each hardware resource doubled), as every estimate answer carries it.
 
 On a shared machine the median moves with the load: the minimum is printed beside it.
 """
@@ -28,11 +30,13 @@ from ocplan.errors import Infeasible
 from ocplan.plan import comm_terms, engine, layer_cost
 from ocplan.plan.estimate import estimate
 from ocplan.plan.plan import Plan, Recompute
+from ocplan.plan.sensitivity import LEVERS, sensitivity
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
 GOAL_S = 0.3e-3
 SWEEP_ROUNDS = 3
+SENSITIVITY_ROUNDS = 20
 
 
 def _forget_layouts() -> None:
@@ -85,6 +89,15 @@ def main() -> int:
     print(f"estimate (each of {len(plans)} distinct layouts once): "
           f"{statistics.median(per_layout) * 1e3:.3f} ms per layout "
           f"(best round {min(per_layout) * 1e3:.3f} ms); for information, no goal")
+
+    sens = []
+    for _ in range(SENSITIVITY_ROUNDS):
+        t0 = time.perf_counter()
+        sensitivity(wl, plan, system)
+        sens.append(time.perf_counter() - t0)
+    print(f"sensitivity (the layout timed again per resource, {len(LEVERS)} + 1 steps): "
+          f"median {statistics.median(sens) * 1e3:.2f} ms over {SENSITIVITY_ROUNDS}; "
+          "for information, no goal")
     return 0 if ok else 1
 
 

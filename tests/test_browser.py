@@ -379,10 +379,11 @@ def test_workbench_with_a_token(browser: Browser, serve: Any, tmp_path: Path) ->
     ("report-estimate", ["--model", "gpt3-175b", "--system", str(EXAMPLE_FILE),
                          "--chips", "1024", "--global-batch", "1536", "--seq-len", "2048",
                          "--precision", "fp8", "--tp", "8", "--pp", "8", "--vpp", "6"],
-     ["breakdown", "memory", "timeline", "topology", "cluster", "power_flow"]),
+     ["breakdown", "memory", "timeline", "sensitivity", "topology", "cluster", "power_flow"]),
     ("report-search", ["--model", "llama3-8b", "--chip", "mi355x", "--chips", "64",
                        "--global-batch", "256", "--seq-len", "4096", "--search"],
-     ["breakdown", "memory", "timeline", "topology", "cluster", "power_flow", "pareto"]),
+     ["breakdown", "memory", "timeline", "sensitivity", "topology", "cluster", "power_flow",
+      "pareto"]),
 ])
 def test_report_renders_offline(browser: Browser, tmp_path: Path, name: str,
                                 args: list[str], figures: list[str]) -> None:
@@ -573,6 +574,23 @@ def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
     assert float(cost.removesuffix(" USD").replace(",", "")) == pytest.approx(expected, rel=0.01)
     # the default server names no checkpoint storage: goodput says so instead of a number
     assert "storage" in page.inner_text("#est-cluster tr[data-key=goodput] td")
+
+
+def test_estimate_shows_what_each_resource_buys(workbench: Page, base: str) -> None:
+    """The estimate page draws the sensitivity the API answers, at the form's factor."""
+    page = workbench
+    fields = (("chips", 64), ("global-batch", 256), ("seq-len", 4096), ("tp", 8),
+              ("sensitivity-factor", 0.5))
+    job_form(page, "est", "llama3-70b", "h100-sxm-80gb", fields)
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    answer = api(base, "POST", "/api/estimate",
+                 {"model": "llama3-70b", "chip": "h100-sxm-80gb", "chips": 64,
+                  "global_batch": 256, "seq_len": 4096, "tp": 8, "sensitivity": 0.5})
+    assert page.inner_text("#est-sensitivity") == answer["sensitivity"]["summary"]
+    assert "x0.5" in answer["sensitivity"]["summary"]
+    present = [e for e in answer["sensitivity"]["effects"] if e["present"]]
+    assert plot_rendered(page, "#plot-sensitivity") == len(present) + 1
 
 
 def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,

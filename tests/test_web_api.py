@@ -254,7 +254,7 @@ def test_estimate_example(client: httpx.Client) -> None:
     assert set(est["timeline"][0]) == {"stage", "micro_batch", "chunk", "kind", "start_s",
                                        "end_s"}
     figs = est["figures"]
-    assert set(figs) == {"breakdown", "memory", "timeline", "power_flow"}
+    assert set(figs) == {"breakdown", "memory", "timeline", "power_flow", "sensitivity"}
     # the breakdown figure draws the estimate's own numbers, one bar per time term
     bars = {t["name"]: t["y"][0] for t in figs["breakdown"]["data"]}
     for name, value in bars.items():
@@ -266,6 +266,16 @@ def test_estimate_example(client: httpx.Client) -> None:
             assert trace["y"] == [est["memory"][f"{name}_bytes"] / 1e9]
     assert memory["HBM capacity"]["y"] == [est["memory"]["capacity_bytes"] / 1e9] * 2
     assert {t["name"] for t in figs["timeline"]["data"]} == {"forward", "backward"}
+    # what each resource buys: the figure draws the answer's own changes, in %
+    sens = est["sensitivity"]
+    assert sens["base_step_s"] == est["step_s"]
+    bars = dict(zip(figs["sensitivity"]["data"][0]["y"], figs["sensitivity"]["data"][0]["x"],
+                    strict=True))
+    for effect in sens["effects"]:
+        if effect["present"]:
+            assert bars[effect["label"]] == pytest.approx(100 * effect["change"])
+        else:
+            assert effect["label"] not in bars
 
 
 def test_layout_fields_build_the_form(client: httpx.Client) -> None:
@@ -365,6 +375,19 @@ def test_estimate_infeasible_has_a_reason_and_no_figures(client: httpx.Client) -
 def test_estimate_bad_input(client: httpx.Client, change: dict[str, Any],
                             needles: list[str]) -> None:
     bad(client.post("/api/estimate", json=ESTIMATE | change), *needles)
+
+
+def test_estimate_sensitivity_factor(client: httpx.Client) -> None:
+    """The request's factor reaches the answer; 1 and out-of-bounds factors are refused
+    with the field named, as the CLI's --sensitivity."""
+    half = client.post("/api/estimate", json=ESTIMATE | {"sensitivity": 0.5})
+    assert half.status_code == 200, half.text
+    assert half.json()["sensitivity"]["factor"] == 0.5
+    assert all(e["change"] >= 0 for e in half.json()["sensitivity"]["effects"])
+    bad(client.post("/api/estimate", json=ESTIMATE | {"sensitivity": 1}), "sensitivity",
+        "factor of 1")
+    bad(client.post("/api/estimate", json=ESTIMATE | {"sensitivity": 20}), "sensitivity",
+        "at most 10")
 
 
 def test_estimate_missing_fields(client: httpx.Client) -> None:

@@ -53,7 +53,11 @@ from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_MEMORY_HEADROOM,
     DEFAULT_SEQ_LEN,
+    MAX_SENSITIVITY_FACTOR,
+    MIN_SENSITIVITY_FACTOR,
+    SENSITIVITY_FACTOR,
 )
+from ocplan.plan.sensitivity import Sensitivity, sensitivity
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
@@ -125,6 +129,7 @@ __all__ = [
     "run_infer_search",
     "run_match",
     "run_search",
+    "run_sensitivity",
     "serving_layout_fields",
     "serving_objective_note",
     "serving_workload",
@@ -199,6 +204,20 @@ class EstimateRequest(_LayoutRequest):
     """A training job and one layout: a field per requested layout field
     (:data:`REQUEST_LAYOUT`, generated from the plan's declarations; read them with
     :meth:`layout`)."""
+
+    sensitivity: Annotated[float, Field(strict=True, ge=MIN_SENSITIVITY_FACTOR,
+                                        le=MAX_SENSITIVITY_FACTOR)] = SENSITIVITY_FACTOR
+    """Factor each hardware resource is scaled by to show what it buys the step
+    (:func:`ocplan.plan.sensitivity.sensitivity`): 2 asks "what if it were twice as
+    fast", 0.5 "half as fast"; not 1."""
+
+    @field_validator("sensitivity")
+    @classmethod
+    def _sensitivity_moves(cls, value: float) -> float:
+        if value == 1.0:
+            raise ValueError("a factor of 1 scales nothing; use e.g. 2 (twice as fast) "
+                             "or 0.5 (half)")
+        return value
 
     @field_validator("recompute_layers")
     @classmethod
@@ -688,6 +707,15 @@ def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | Non
     if refused is not None:
         return infeasible_estimate(plan, refused), system, workload
     return estimate(workload, plan, system), system, workload
+
+
+def run_sensitivity(result: Estimate, workload: Workload, system: System,
+                    factor: float = SENSITIVITY_FACTOR) -> Sensitivity | None:
+    """What each hardware resource buys the step of an estimated layout
+    (:func:`ocplan.plan.sensitivity.sensitivity`); None for a layout that cannot run."""
+    if not result.feasible:
+        return None
+    return sensitivity(workload, result.plan, system, factor)
 
 
 def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = None,

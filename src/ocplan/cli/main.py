@@ -63,6 +63,7 @@ from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_MEMORY_HEADROOM,
     DEFAULT_SEQ_LEN,
+    SENSITIVITY_FACTOR,
     TIE_TOLERANCE,
 )
 from ocplan.units import (
@@ -98,6 +99,7 @@ if TYPE_CHECKING:
     from ocplan.catalog.system import System
     from ocplan.matching.match import MatchResult
     from ocplan.plan.estimate import Estimate
+    from ocplan.plan.sensitivity import Sensitivity
     from ocplan.redfish.host import CpuNode
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.results.compare import Comparison
@@ -733,29 +735,39 @@ def estimate_cmd(
     price: Annotated[float | None, typer.Option(
         help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
     allow_invalid: AllowInvalidOpt = False,
+    sensitivity: Annotated[float, typer.Option(
+        help="Scale each hardware resource (matrix peak, HBM, scale-up, scale-out, ...) "
+             "by this factor to show what it buys the step: 2 = twice as fast, "
+             "0.5 = half.")] = SENSITIVITY_FACTOR,
     fmt: FormatOpt = Format.table,
     *,
     layout: LayoutFlags,
 ) -> None:
-    """Estimate step time, throughput, MFU and memory of one parallel layout."""
+    """Estimate step time, throughput, MFU and memory of one parallel layout, and what
+    each hardware resource would buy it."""
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=_chips(chips, system),
         global_batch=global_batch,
         seq_len=seq_len, precision=precision, train_tokens=train_tokens,
-        price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
+        price_per_chip_hour=price, allow_invalid=allow_invalid, sensitivity=sensitivity,
+        **layout)
     result, sysm, workload = api.run_estimate(_catalog(), req, system, FLAGS)
     extra = _to_train(result, req, sysm)
     cluster = api.outlook(result, workload, sysm, req.train_tokens, price)
+    sens = api.run_sensitivity(result, workload, sysm, req.sensitivity)
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason)}
                     | api.trust(sysm, allow_invalid) | {"cluster": cluster.as_json()}
+                    | {"sensitivity": sens.as_dict() if sens is not None else None}
                     | _priced(price))
     else:
         _print_estimate(result, f"{model} on {sysm.spec.name}", extra,
                         sysm.accelerator.family)
         if result.feasible:
             _print_cluster(cluster)
+        if sens is not None:
+            _print_sensitivity(sens)
         _print_trust(sysm, allow_invalid)
     if not result.feasible:
         raise typer.Exit(1)
@@ -817,6 +829,24 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
     if "cost_to_train" in extra:
         _row(table, "cost to train", _money(extra["cost_to_train"]))
     out.print(table)
+
+
+def _print_sensitivity(sens: Sensitivity) -> None:
+    """What each hardware resource buys the step, and the sentence that sums it up."""
+    f = f"x{sens.factor:g}"
+    table = rich_table.Table(title=f"what each resource buys: the step with it {f}")
+    for column in ("resource", "step", "change", "elasticity"):
+        table.add_column(column, justify="left" if column == "resource" else "right")
+    _row(table, "as estimated", _q(sens.base_step_s, "s"), "", "")
+    for e in sens.effects:
+        if e.present:
+            _row(table, e.label, _q(e.step_s, "s"), f"{e.change:+.1%}", f"{e.elasticity:.2f}")
+        else:
+            _row(table, e.label, "-", "not on this system", "-")
+    together = sens.together_s / sens.base_step_s - 1.0
+    _row(table, f"every resource {f}", _q(sens.together_s, "s"), f"{together:+.1%}", "")
+    out.print(table)
+    out.print(_t(sens.summary()))
 
 
 def _print_cluster(view: ClusterOutlook) -> None:
@@ -1883,7 +1913,9 @@ def report(
                       allowed_invalid=bool(api.trust(sysm, allow_invalid)["allowed_invalid"]),
                       cluster=api.outlook(result, workload, sysm, req.train_tokens,
                                           price).as_json(),
-                      currency=state.currency)
+                      currency=state.currency,
+                      sensitivity=api.run_sensitivity(result, workload, sysm,
+                                                      req.sensitivity))
     if report_format == "json":
         _write_page(out_file, jsonio.dumps(data.as_json(), indent=2) + "\n")
     elif inline_plotly:

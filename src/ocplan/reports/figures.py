@@ -13,12 +13,13 @@ from typing import Any
 
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.plan import Plan
+from ocplan.plan.sensitivity import Sensitivity
 from ocplan.serving.estimate import BREAKDOWN_LABELS, ServingCurve, ServingEstimate
 
 __all__ = ["breakdown_figure", "cluster_figure", "compare_bars_figure",
            "compare_pareto_figure", "goodput_figure", "match_figure", "memory_figure",
            "pareto_figure",
-           "power_flow_figure",
+           "power_flow_figure", "sensitivity_figure",
            "timeline_figure", "topology_figure"]
 
 Figure = dict[str, Any]
@@ -300,6 +301,21 @@ def goodput_figure(fractions: dict[str, float]) -> Figure:
     return {"data": data, "layout": {"title": {"text": "Goodput: where the wall time goes"},
                                      "barmode": "stack", "height": 220,
                                      "xaxis": {"title": {"text": "% of wall time"}}}}
+
+
+def sensitivity_figure(sens: Sensitivity) -> Figure:
+    """Horizontal bars: the step's change (%) with each hardware resource scaled, the
+    resources the system lacks left out, every resource together last."""
+    f = f"x{sens.factor:g}"
+    rows = [(e.label, 100 * e.change) for e in sens.effects if e.present]
+    rows.append((f"every resource {f}", 100 * (sens.together_s / sens.base_step_s - 1.0)))
+    rows.reverse()  # plotly draws the first category at the bottom
+    return {"data": [{"type": "bar", "orientation": "h", "y": [r[0] for r in rows],
+                      "x": [r[1] for r in rows], "marker": {"color": "#4c78a8"},
+                      "hovertemplate": "%{y}: %{x:+.1f} %<extra></extra>"}],
+            "layout": {"title": {"text": f"What each resource buys: the step with it {f}"},
+                       "xaxis": {"title": {"text": "% change of the step time"}},
+                       "yaxis": {"automargin": True}, "height": 340}}
 
 
 def match_figure(match: dict[str, Any]) -> Figure:

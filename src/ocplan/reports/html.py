@@ -12,6 +12,7 @@ from typing import Any
 
 from ocplan.plan.calibration import calibration_note
 from ocplan.plan.estimate import Estimate
+from ocplan.plan.sensitivity import Sensitivity
 from ocplan.reports.figures import (
     SERVING_COMPARE_BARS,
     breakdown_figure,
@@ -23,6 +24,7 @@ from ocplan.reports.figures import (
     memory_figure,
     pareto_figure,
     power_flow_figure,
+    sensitivity_figure,
     serving_breakdown_figure,
     serving_curve_figure,
     timeline_figure,
@@ -110,10 +112,13 @@ class ReportData:
     """Facility and goodput (:meth:`~ocplan.results.cluster.ClusterOutlook.as_json`)."""
     currency: str = DEFAULT_CURRENCY
     """Label of the prices' currency, printed with costs."""
+    sensitivity: Sensitivity | None = None
+    """What each hardware resource buys the step (None: the layout cannot run)."""
 
     def as_json(self) -> dict[str, Any]:
         return {"title": self.title, "currency": self.currency,
                 "estimate": self.result.as_dict(),
+                "sensitivity": None if self.sensitivity is None else self.sensitivity.as_dict(),
                 "allowed_invalid": self.allowed_invalid, "cluster": self.cluster,
                 "to_train": self.to_train, "findings": self.findings, "search": self.search,
                 "topology": {k: v for k, v in self.topology.items() if k != "cluster"}}
@@ -145,6 +150,8 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
                      format_energy(d.to_train["energy_to_train_J"])))
     if "cost_to_train" in d.to_train:
         rows.append(("cost to train", format_money(d.to_train["cost_to_train"], d.currency)))
+    if d.sensitivity is not None:
+        rows.append(("what resources buy", d.sensitivity.summary()))
     errors = sum(f.get("severity") == "error" for f in d.findings)
     rows.append(("check findings", f"{len(d.findings)} ({errors} errors)"))
     return rows
@@ -179,6 +186,8 @@ def render_report(d: ReportData, plotly_js: Path | None) -> str:
         figures["memory"] = memory_figure(result)
         if d.timeline:
             figures["timeline"] = timeline_figure(d.timeline, d.micro_batches)
+        if d.sensitivity is not None:
+            figures["sensitivity"] = sensitivity_figure(d.sensitivity)
     figures["topology"] = topology_figure(d.topology)
     if d.topology.get("cluster", {}).get("nodes"):
         figures["cluster"] = cluster_figure(d.topology)

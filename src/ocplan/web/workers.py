@@ -162,8 +162,9 @@ def priced(price: object, currency: str) -> dict[str, str]:
 
 def estimate_task(body: object, catalog_dirs: tuple[str, ...],
                   currency: str = DEFAULT_CURRENCY) -> Answer:
-    """Estimate of the EstimateRequest ``body``, with its timeline and figures; its cost
-    to train (with a price) labelled ``currency``."""
+    """Estimate of the EstimateRequest ``body``, with its timeline, what each hardware
+    resource buys it (sensitivity) and figures; its cost to train (with a price)
+    labelled ``currency``."""
     def compute() -> dict[str, Any]:
         req = validate_as(api.EstimateRequest, body, "request")
         result, system, workload = api.run_estimate(_catalog(catalog_dirs), req)
@@ -178,6 +179,10 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
                                                   "layout": result.plan.label(),
                                                   "timeline": timeline, "figures": figures,
                                                   "hint": api.infeasible_hint(result.reason)}
+        sens = api.run_sensitivity(result, workload, system, req.sensitivity)
+        if sens is not None:
+            figures["sensitivity"] = figures_.sensitivity_figure(sens)
+        out["sensitivity"] = sens.as_dict() if sens is not None else None
         out |= api.to_train(result, req.train_tokens, req.price_per_chip_hour, system)
         cluster = api.outlook(result, workload, system, req.train_tokens,
                               req.price_per_chip_hour).as_json()

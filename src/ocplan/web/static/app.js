@@ -443,7 +443,8 @@
       status.textContent = "The estimate failed (see above).";
       put($("#est-summary"));
       showCaveats($("#est-caveats"), []);
-      for (const id of ["breakdown", "memory", "timeline"]) draw($("#plot-" + id), null);
+      for (const id of ["breakdown", "memory", "timeline", "sensitivity"]) draw($("#plot-" + id), null);
+      $("#est-sensitivity").textContent = "";
     } finally {
       $("#est-run").disabled = false;
       status.dataset.state = "ready";
@@ -458,7 +459,7 @@
     showCaveats($("#est-caveats"), res.feasible ? res.caveats : []);
     if (res.feasible) {
       put($("#est-summary"), kvTable(res, ["figures", "timeline", "time", "memory", "hint",
-        "cluster", "findings", "caveats"]));
+        "cluster", "findings", "caveats", "sensitivity"]));
     } else {
       // what does not fit and what to change, not a table of zeros
       const mem = res.memory || {};
@@ -469,6 +470,8 @@
     }
     const figs = res.figures || {};
     for (const id of ["breakdown", "memory", "timeline"]) await draw($("#plot-" + id), figs[id]);
+    $("#est-sensitivity").textContent = res.sensitivity ? res.sensitivity.summary : "";
+    await draw($("#plot-sensitivity"), figs.sensitivity);
     const cl = res.cluster;
     if (cl && res.feasible) {
       const f = cl.facility;
