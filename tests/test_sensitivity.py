@@ -107,7 +107,9 @@ def test_scale_out_matters_only_where_traffic_crosses_nics() -> None:
     wide = _effects(sensitivity(wl, Plan(tp=8, pp=2, dp=32, zero=3), system))
     assert wide["scale_out_bandwidth"] < -0.01
     wl8, one = _job("llama3-8b", "a100-sxm-80gb", 8)
-    assert _effects(sensitivity(wl8, Plan(tp=8), one))["scale_out_bandwidth"] == 0.0
+    alone = sensitivity(wl8, Plan(tp=8), one)
+    assert _effects(alone)["scale_out_bandwidth"] == 0.0
+    assert all(e.absent is None for e in alone.effects if e.present)
 
 
 def test_a_resource_the_chip_does_not_publish_is_marked_absent() -> None:
@@ -118,6 +120,7 @@ def test_a_resource_the_chip_does_not_publish_is_marked_absent() -> None:
     exp = next(e for e in s.effects if e.lever == "exp_rate")
     assert system.accelerator.compute is None or system.accelerator.compute.exp_per_clock is None
     assert not exp.present
+    assert exp.absent == "not published for this chip"
     assert exp.step_s == s.base_step_s
     h100 = _job("llama3-8b", "h100-sxm-80gb", 8)
     assert next(e for e in sensitivity(h100[0], Plan(dp=8), h100[1]).effects

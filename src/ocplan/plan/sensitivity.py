@@ -80,13 +80,15 @@ class Lever:
     ``scale(sm, f)`` returns the system model with the resource times ``f``;
     ``present(sm)`` says whether the system has the resource at all (a chip whose
     exponential rate is not published, a single server without scale-out): scaling what
-    is absent changes nothing, and the effect says so rather than reporting a zero.
+    is absent changes nothing, and the effect says so (``absent``) rather than reporting
+    a zero.
     """
 
     name: str
     label: str
     scale: Callable[[SystemModel, float], SystemModel]
     present: Callable[[SystemModel], bool]
+    absent: str = "none on this system"
 
 
 #: The resources, in the order reports list them.
@@ -95,7 +97,7 @@ LEVERS: tuple[Lever, ...] = (
           lambda sm: bool(sm.peak)),
     Lever("hbm_bandwidth", "HBM bandwidth", _hbm, lambda sm: sm.hbm_Bps > 0),
     Lever("exp_rate", "softmax exponential rate (special-function units)", _exp_rate,
-          lambda sm: sm.compute.exp_per_s > 0),
+          lambda sm: sm.compute.exp_per_s > 0, "not published for this chip"),
     Lever("scale_up_bandwidth", "scale-up bandwidth per chip", _scale_up,
           lambda sm: sm.domain > 1 and sm.fabric.up_chip_Bps > 0),
     Lever("scale_out_bandwidth", "scale-out bandwidth per chip", _scale_out,
@@ -120,8 +122,9 @@ class LeverEffect:
 
     ``step_s`` is the step with the resource times the factor; ``change`` its relative
     change, ``step_s / base - 1`` (negative: shorter); ``elasticity`` as
-    :func:`elasticity`. ``present`` is False where the system lacks the resource: the
-    step is then the base step.
+    :func:`elasticity`. ``present`` is False where the system lacks the resource (or
+    its catalog entry does not publish it; ``absent`` says which): the step is then the
+    base step.
     """
 
     lever: str
@@ -130,6 +133,7 @@ class LeverEffect:
     step_s: float
     change: float
     elasticity: float
+    absent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,7 @@ def sensitivity(workload: Workload, plan: Plan, system: System,
             if present else base
         together = lever.scale(together, factor) if present else together
         effects.append(LeverEffect(lever.name, lever.label, present, step, step / base - 1.0,
-                                   elasticity(base, step, factor)))
+                                   elasticity(base, step, factor),
+                                   None if present else lever.absent))
     together_s = evaluate_one(workload, together, cal, plan)["step_s"]
     return Sensitivity(factor, True, None, base, tuple(effects), together_s)
