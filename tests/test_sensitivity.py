@@ -181,3 +181,16 @@ def test_the_report_carries_the_sensitivity(capsys: pytest.CaptureFixture[str],
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert '<div class="fig" id="sensitivity"></div>' in page
     assert data["sensitivity"]["summary"] in page
+
+
+def test_a_system_without_scale_out_says_so() -> None:
+    """Gaudi 2 HL-225B in an HLS-2 server has no scale-out NIC: the scale-out lever is
+    absent, with the system's reason, while the chip's own resources still act."""
+    wl = Workload(ModelShape.from_arch(CAT.model("llama2-7b")), 4096, 64, "bf16")
+    system = system_for_chip(CAT, "gaudi2-hl225b", 8, server_id="gaudi2-hls2")
+    s = sensitivity(wl, Plan(tp=8), system)
+    by_name = {e.lever: e for e in s.effects}
+    assert not by_name["scale_out_bandwidth"].present
+    assert by_name["scale_out_bandwidth"].absent == "none on this system"
+    assert by_name["scale_up_bandwidth"].change < 0.0  # TP 8 all-reduces on the board
+    assert by_name["matrix_peak"].present
