@@ -57,7 +57,7 @@ from ocplan.plan.search_defaults import (
     MIN_SENSITIVITY_FACTOR,
     SENSITIVITY_FACTOR,
 )
-from ocplan.plan.sensitivity import Sensitivity, sensitivity
+from ocplan.plan.sensitivity import Sensitivity, factor_problem, sensitivity
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
@@ -214,9 +214,9 @@ class EstimateRequest(_LayoutRequest):
     @field_validator("sensitivity")
     @classmethod
     def _sensitivity_moves(cls, value: float) -> float:
-        if value == 1.0:
-            raise ValueError("a factor of 1 scales nothing; use e.g. 2 (twice as fast) "
-                             "or 0.5 (half)")
+        problem = factor_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("recompute_layers")

@@ -843,8 +843,8 @@ def _print_sensitivity(sens: Sensitivity) -> None:
             _row(table, e.label, _q(e.step_s, "s"), f"{e.change:+.1%}", f"{e.elasticity:.2f}")
         else:
             _row(table, e.label, "-", e.absent, "-")
-    together = sens.together_s / sens.base_step_s - 1.0
-    _row(table, f"every resource {f}", _q(sens.together_s, "s"), f"{together:+.1%}", "")
+    _row(table, f"every resource {f}", _q(sens.together_s, "s"),
+         f"{sens.together_change:+.1%}", "")
     out.print(table)
     out.print(_t(sens.summary()))
 

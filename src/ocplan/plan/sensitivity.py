@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ocplan.catalog.system import System
@@ -38,7 +38,21 @@ from ocplan.plan.search_defaults import (
 )
 from ocplan.workloads.workload import Workload
 
-__all__ = ["LEVERS", "Lever", "LeverEffect", "Sensitivity", "elasticity", "sensitivity"]
+__all__ = ["LEVERS", "Lever", "LeverEffect", "Sensitivity", "elasticity", "factor_problem",
+           "sensitivity"]
+
+
+def factor_problem(factor: float) -> str | None:
+    """What is wrong with a sensitivity factor (None when nothing is): it must lie in
+    :data:`~ocplan.plan.search_defaults.MIN_SENSITIVITY_FACTOR` to
+    :data:`~ocplan.plan.search_defaults.MAX_SENSITIVITY_FACTOR` and not be 1. The one
+    rule of the library call and of the API request's field."""
+    if factor == 1.0:
+        return "a factor of 1 scales nothing; use e.g. 2 (twice as fast) or 0.5 (half)"
+    if not MIN_SENSITIVITY_FACTOR <= factor <= MAX_SENSITIVITY_FACTOR:
+        return (f"must be at least {MIN_SENSITIVITY_FACTOR:g} and at most "
+                f"{MAX_SENSITIVITY_FACTOR:g}")
+    return None
 
 
 def _scale_fabric(fab: CommFabric, up: float = 1.0, out: float = 1.0) -> CommFabric:
@@ -122,32 +136,45 @@ class LeverEffect:
 
     ``step_s`` is the step with the resource times the factor; ``change`` its relative
     change, ``step_s / base - 1`` (negative: shorter); ``elasticity`` as
-    :func:`elasticity`. ``present`` is False where the system lacks the resource (or
-    its catalog entry does not publish it; ``absent`` says which): the step is then the
-    base step.
+    :func:`elasticity`. ``absent`` says why the system lacks the resource (its catalog
+    entry does not publish it, or it has none); the step is then the base step.
     """
 
     lever: str
     label: str
-    present: bool
     step_s: float
     change: float
     elasticity: float
     absent: str | None = None
 
+    @property
+    def present(self) -> bool:
+        return self.absent is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"present": self.present}
+
 
 @dataclass(frozen=True)
 class Sensitivity:
     """The base step and each lever's effect at ``factor``; ``together_s`` is the step
-    with every lever scaled at once. A layout that cannot run has no effects and its
-    reason."""
+    with every lever scaled at once. A layout that cannot run has a ``reason`` and no
+    effects."""
 
     factor: float
-    feasible: bool
     reason: str | None
     base_step_s: float
     effects: tuple[LeverEffect, ...]
     together_s: float
+
+    @property
+    def feasible(self) -> bool:
+        return self.reason is None
+
+    @property
+    def together_change(self) -> float:
+        """Relative change of the step with every lever scaled, ``t_all / t_0 - 1``."""
+        return self.together_s / self.base_step_s - 1.0 if self.feasible else 0.0
 
     @property
     def leading(self) -> LeverEffect | None:
@@ -174,7 +201,7 @@ class Sensitivity:
         if lead is None:
             return f"No resource {f} moves this step."
         word = "shorter" if lead.change < 0 else "longer"
-        together = self.together_s / self.base_step_s - 1.0
+        together = self.together_change
         together_word = "shorter" if together < 0 else "longer"
         return (f"{lead.label} {f} makes the step {abs(lead.change):.0%} {word}; every "
                 f"resource {f} together {abs(together):.0%} {together_word}, "
@@ -189,7 +216,7 @@ class Sensitivity:
                 "fixed_share": self.fixed_share if self.feasible else None,
                 "leading": lead.lever if lead is not None else None,
                 "summary": self.summary(),
-                "effects": [e.__dict__ for e in self.effects]}
+                "effects": [e.as_dict() for e in self.effects]}
 
 
 def sensitivity(workload: Workload, plan: Plan, system: System,
@@ -204,17 +231,16 @@ def sensitivity(workload: Workload, plan: Plan, system: System,
     run (any reason :func:`~ocplan.plan.estimate.estimate` gives but memory, which the
     caller's estimate reports) comes back with ``feasible=False`` and the reason.
     """
-    if not MIN_SENSITIVITY_FACTOR <= factor <= MAX_SENSITIVITY_FACTOR or factor == 1.0:
-        raise SpecError.one("sensitivity", "factor",
-                            f"must be from {MIN_SENSITIVITY_FACTOR:g} to "
-                            f"{MAX_SENSITIVITY_FACTOR:g} and not 1", factor)
+    problem = factor_problem(factor)
+    if problem is not None:
+        raise SpecError.one("sensitivity", "factor", problem, factor)
     cal = calibration or load_calibration()
     try:
         sm = system_model(system)
         plan.check(workload)
         check_system(workload, sm, plan.chips)
     except Infeasible as exc:
-        return Sensitivity(factor, False, str(exc), 0.0, (), 0.0)
+        return Sensitivity(factor, str(exc), 0.0, (), 0.0)
     base = evaluate_one(workload, sm, cal, plan)["step_s"]
     effects = []
     together = sm
@@ -223,8 +249,8 @@ def sensitivity(workload: Workload, plan: Plan, system: System,
         step = evaluate_one(workload, lever.scale(sm, factor), cal, plan)["step_s"] \
             if present else base
         together = lever.scale(together, factor) if present else together
-        effects.append(LeverEffect(lever.name, lever.label, present, step, step / base - 1.0,
+        effects.append(LeverEffect(lever.name, lever.label, step, step / base - 1.0,
                                    elasticity(base, step, factor),
                                    None if present else lever.absent))
     together_s = evaluate_one(workload, together, cal, plan)["step_s"]
-    return Sensitivity(factor, True, None, base, tuple(effects), together_s)
+    return Sensitivity(factor, None, base, tuple(effects), together_s)

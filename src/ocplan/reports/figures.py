@@ -308,7 +308,7 @@ def sensitivity_figure(sens: Sensitivity) -> Figure:
     resources the system lacks left out, every resource together last."""
     f = f"x{sens.factor:g}"
     rows = [(e.label, 100 * e.change) for e in sens.effects if e.present]
-    rows.append((f"every resource {f}", 100 * (sens.together_s / sens.base_step_s - 1.0)))
+    rows.append((f"every resource {f}", 100 * sens.together_change))
     rows.reverse()  # plotly draws the first category at the bottom
     return {"data": [{"type": "bar", "orientation": "h", "y": [r[0] for r in rows],
                       "x": [r[1] for r in rows], "marker": {"color": "#4c78a8"},
