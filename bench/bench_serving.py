@@ -9,7 +9,9 @@
 
 The estimate is timed with the system model loaded and the same ``System`` reused (the
 layout asked again); for information it is also timed under Poisson load with SLOs, and
-for every candidate layout of the server estimated once with the step-model memos
+for what each resource buys it (its sensitivity: the deployment estimated again
+per resource, the memos of the scaled chips filling as in a first request), and for every
+candidate layout of the server estimated once with the step-model memos
 emptied first (what a first request for a layout costs). On a shared machine the median
 moves with the load: the minimum is printed beside it.
 """
@@ -25,11 +27,13 @@ from pathlib import Path
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import system_for_chip
+from ocplan.plan.sensitivity import LEVERS
 from ocplan.serving import step
 from ocplan.serving.dynamics import simulate_serving
 from ocplan.serving.estimate import estimate_serving
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.search import serving_candidates
+from ocplan.serving.sensitivity import serving_sensitivity
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 
@@ -76,6 +80,10 @@ def main() -> int:
     print(f"analytical estimate, Poisson load with SLOs (median): "
           f"{statistics.median(times) * 1e3:.2f} ms (min {min(times) * 1e3:.2f} ms); "
           "for information")
+    sens_times = _times(lambda: serving_sensitivity(slo, plan, system), max(repeats // 10, 5))
+    print(f"sensitivity, Poisson load with SLOs (the deployment estimated again per "
+          f"resource, {len(LEVERS)} + 1 estimates; median): "
+          f"{statistics.median(sens_times) * 1e3:.1f} ms; for information")
     candidates = serving_candidates(shape, 8, system.chips_per_server)
     rounds = []
     for _ in range(COLD_ROUNDS):

@@ -593,6 +593,30 @@ def test_estimate_shows_what_each_resource_buys(workbench: Page, base: str) -> N
     assert plot_rendered(page, "#plot-sensitivity") == len(present) + 1
 
 
+def test_inference_shows_what_each_resource_buys(workbench: Page, base: str) -> None:
+    """The inference page draws the serving sensitivity the API answers at the form's
+    factor; a comparison afterwards clears it (a search has none)."""
+    page = workbench
+    job_form(page, "inf", "llama3-8b", "h100-sxm-80gb",
+             (("chips", 8), ("sensitivity-factor", 0.5)))
+    page.fill("#inf-tp", "8")
+    page.click("#inf-run")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    answer = api(base, "POST", "/api/infer", {"model": "llama3-8b", "chip": "h100-sxm-80gb",
+                                              "chips": 8, "tp": 8, "sensitivity": 0.5})
+    sens = answer["sensitivity"]
+    assert page.inner_text("#inf-sensitivity") == sens["summary"]
+    assert "x0.5" in sens["summary"]
+    present = [e for e in sens["effects"] if e["present"]]
+    assert plot_rendered(page, "#plot-infer-sensitivity") == len(present) + 1
+    page.fill("#inf-vs", "b200")
+    page.click("#inf-compare")
+    page.wait_for_selector("#inf-compare-table")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    assert page.inner_text("#inf-sensitivity") == ""
+    assert page.locator("#inf-errors").is_hidden()
+
+
 def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
                                                              base: str) -> None:
     """The precision selects of the training and serving forms hold the values the API

@@ -390,6 +390,32 @@ def test_estimate_sensitivity_factor(client: httpx.Client) -> None:
         "at most 10")
 
 
+def test_infer_sensitivity(client: httpx.Client) -> None:
+    """POST /api/infer answers what each resource buys the deployment at the request's
+    factor, its figure drawing the answer's own headline changes; a factor of 1 is
+    refused with the field named, and a comparison (which searches) takes none."""
+    job = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 8, "tp": 8}
+    half = client.post("/api/infer", json=job | {"sensitivity": 0.5})
+    assert half.status_code == 200, half.text
+    res = half.json()
+    sens = res["sensitivity"]
+    assert sens["factor"] == 0.5
+    assert sens["base"]["output_tokens_per_s_per_chip"] == res["output_tokens_per_s_per_chip"]
+    headline = sens["headline"]
+    assert all(e["changes"][headline] <= 0 for e in sens["effects"])  # half: never more
+    fig = res["figures"]["sensitivity"]["data"][0]
+    bars = dict(zip(fig["y"], fig["x"], strict=True))
+    for effect in [*sens["effects"], sens["together"]]:
+        if effect["present"]:
+            assert bars[effect["label"]] == pytest.approx(100 * effect["changes"][headline])
+        else:
+            assert effect["label"] not in bars
+    bad(client.post("/api/infer", json=job | {"sensitivity": 1}), "sensitivity",
+        "factor of 1")
+    compare = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 8, "vs": ["b200"]}
+    bad(client.post("/api/infer/compare", json=compare | {"sensitivity": 2}), "sensitivity")
+
+
 def test_estimate_missing_fields(client: httpx.Client) -> None:
     lines = bad(client.post("/api/estimate", json={"chip": "mi300x"}), "model", "chips")
     assert len(lines) == 2  # global_batch and seq_len have defaults

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, replace
+from dataclasses import MISSING, dataclass, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints
@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from ocplan.results.validation import Case, Scored, Summary
     from ocplan.serving.estimate import ServingCurve, ServingEstimate
     from ocplan.serving.search import ServingSearch
+    from ocplan.serving.sensitivity import ServingSensitivity
 
 # The serving estimators, the comparison, the cluster outlook and the validation readers
 # are imported by the functions that use them: a training search as a whole process
@@ -98,9 +99,12 @@ __all__ = [
     "CompareRequest",
     "CompareTarget",
     "EstimateRequest",
+    "InferOneJob",
     "InferRequest",
     "InferSearchRequest",
+    "InferView",
     "SearchRequest",
+    "SensitivityRequest",
     "check_module",
     "check_system",
     "compare_systems",
@@ -125,8 +129,8 @@ __all__ = [
     "run_compare",
     "run_estimate",
     "run_infer",
-    "run_infer_curve",
     "run_infer_search",
+    "run_infer_view",
     "run_match",
     "run_search",
     "run_sensitivity",
@@ -200,16 +204,15 @@ else:
     _LayoutRequest = _with_layout_fields(JobRequest, "_LayoutRequest")
 
 
-class EstimateRequest(_LayoutRequest):
-    """A training job and one layout: a field per requested layout field
-    (:data:`REQUEST_LAYOUT`, generated from the plan's declarations; read them with
-    :meth:`layout`)."""
+class SensitivityRequest(Spec):
+    """The sensitivity factor of a request for one layout (training or serving)."""
 
     sensitivity: Annotated[float, Field(strict=True, ge=MIN_SENSITIVITY_FACTOR,
                                         le=MAX_SENSITIVITY_FACTOR)] = SENSITIVITY_FACTOR
-    """Factor each hardware resource is scaled by to show what it buys the step
-    (:func:`ocplan.plan.sensitivity.sensitivity`): 2 asks "what if it were twice as
-    fast", 0.5 "half as fast"; not 1."""
+    """Factor each hardware resource is scaled by to show what it buys the layout
+    (:func:`ocplan.plan.sensitivity.sensitivity`,
+    :func:`ocplan.serving.sensitivity.serving_sensitivity`): 2 asks "what if it were
+    twice as fast", 0.5 "half as fast"; not 1."""
 
     @field_validator("sensitivity")
     @classmethod
@@ -218,6 +221,12 @@ class EstimateRequest(_LayoutRequest):
         if problem is not None:
             raise ValueError(problem)
         return value
+
+
+class EstimateRequest(_LayoutRequest, SensitivityRequest):
+    """A training job and one layout: a field per requested layout field
+    (:data:`REQUEST_LAYOUT`, generated from the plan's declarations; read them with
+    :meth:`layout`)."""
 
     @field_validator("recompute_layers")
     @classmethod
@@ -445,6 +454,11 @@ class InferJob(Spec):
     """Estimate even when the system fails a compliance check (the result says so)."""
 
 
+class InferOneJob(InferJob, SensitivityRequest):
+    """A serving job with one layout (the layout fields are added from their
+    declarations: :data:`InferRequest`)."""
+
+
 #: Request defaults of the workload fields the engine requires (the CLI shows the same).
 _REQUEST_DEFAULTS: dict[str, object] = {"input_len": DEFAULT_INPUT_LEN,
                                         "output_len": DEFAULT_OUTPUT_LEN}
@@ -478,14 +492,14 @@ def _serving_request(name: str, layout: bool,
 
 
 if TYPE_CHECKING:
-    InferRequest = InferJob
+    InferRequest = InferOneJob
     InferSearchRequest = InferJob
     InferCompareRequest = InferCompareJob
 else:
     InferCompareRequest = _serving_request("InferCompareRequest", layout=False,
                                            base=InferCompareJob)
     """A serving job compared across chips (:func:`run_infer_compare`)."""
-    InferRequest = _serving_request("InferRequest", layout=True)
+    InferRequest = _serving_request("InferRequest", layout=True, base=InferOneJob)
     """A serving job and one layout (workload and layout fields generated from their
     declarations)."""
     InferSearchRequest = _serving_request("InferSearchRequest", layout=False)
@@ -523,14 +537,29 @@ def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
     return estimate_serving(workload, plan, system), system, workload
 
 
-def run_infer_curve(catalog: Catalog, req: InferJob, system_file: Path | None = None,
-                    source: str = "request"
-                    ) -> tuple[ServingEstimate, ServingCurve | None, System]:
-    """The request's estimate and its layout's throughput-latency curve."""
+@dataclass(frozen=True)
+class InferView:
+    """What one serving layout shows: its estimate, its throughput-latency curve (None
+    when it has none: :func:`~ocplan.serving.estimate.serving_curve`), what each
+    hardware resource buys it (None when it cannot serve) and the system."""
+
+    result: ServingEstimate
+    curve: ServingCurve | None
+    sensitivity: ServingSensitivity | None
+    system: System
+
+
+def run_infer_view(catalog: Catalog, req: InferOneJob, system_file: Path | None = None,
+                   source: str = "request") -> InferView:
+    """The request's estimate, its layout's throughput-latency curve and its sensitivity
+    at the request's factor."""
     from ocplan.serving.estimate import serving_curve
+    from ocplan.serving.sensitivity import serving_sensitivity
 
     result, system, workload = run_infer(catalog, req, system_file, source)
-    return result, serving_curve(workload, result.plan, system), system
+    sens = serving_sensitivity(workload, result.plan, system, req.sensitivity) \
+        if result.feasible else None
+    return InferView(result, serving_curve(workload, result.plan, system), sens, system)
 
 
 def serving_layout_fields() -> list[dict[str, object]]:

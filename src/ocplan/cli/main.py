@@ -108,6 +108,7 @@ if TYPE_CHECKING:
     from ocplan.results.validation import Case
     from ocplan.serving.estimate import ServingEstimate
     from ocplan.serving.search import ServingSearch
+    from ocplan.serving.sensitivity import ServingSensitivity
     from ocplan.topology.analysis import TopologySummary
 else:
     # The API imports every estimator; a command loads it when it first calls it, so
@@ -386,6 +387,14 @@ def _one_of(choices: Sequence[str]) -> str:
 TRAINING_OBJECTIVES = ("throughput", "time", "cost", "energy", "time_with_failures",
                        "cost_with_failures")
 #: The objectives of ``ocplan match`` (``MatchRequest.objective``; a test keeps them equal).
+#: Elasticities smaller than this print as 0.00: half the last printed place.
+ELASTICITY_ZERO = 0.005
+#: Help of the ``--sensitivity`` option of ``estimate`` and ``infer``.
+SENSITIVITY_HELP = ("Scale each hardware resource (matrix peak, HBM, scale-up, scale-out, "
+                    "...) by this factor to show what it buys {what}: 2 = twice as fast, "
+                    "0.5 = half{default}.")
+
+
 MATCH_OBJECTIVES = ("tco", "perf_per_watt", "perf_per_cost", "servers")
 #: ``ocplan sweep --backend`` values (:data:`ocplan.sweep.runner.BACKENDS`; a test keeps
 #: them equal).
@@ -735,10 +744,8 @@ def estimate_cmd(
     price: Annotated[float | None, typer.Option(
         help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
     allow_invalid: AllowInvalidOpt = False,
-    sensitivity: Annotated[float, typer.Option(
-        help="Scale each hardware resource (matrix peak, HBM, scale-up, scale-out, ...) "
-             "by this factor to show what it buys the step: 2 = twice as fast, "
-             "0.5 = half.")] = SENSITIVITY_FACTOR,
+    sensitivity: Annotated[float, typer.Option(help=SENSITIVITY_HELP.format(
+        what="the step", default=""))] = SENSITIVITY_FACTOR,
     fmt: FormatOpt = Format.table,
     *,
     layout: LayoutFlags,
@@ -840,7 +847,8 @@ def _print_sensitivity(sens: Sensitivity) -> None:
     _row(table, "as estimated", _q(sens.base_step_s, "s"), "", "")
     for e in sens.effects:
         if e.present:
-            _row(table, e.label, _q(e.step_s, "s"), f"{e.change:+.1%}", f"{e.elasticity:.2f}")
+            _row(table, e.label, _q(e.step_s, "s"), f"{e.change:+.1%}",
+                 _elasticity_cell(e.elasticity))
         else:
             _row(table, e.label, "-", e.absent, "-")
     _row(table, f"every resource {f}", _q(sens.together_s, "s"),
@@ -957,13 +965,17 @@ def infer_cmd(
     report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write a self-contained HTML report (curve, breakdown, "
                          "topology) to this file.")] = None,
+    sensitivity: Annotated[float | None, typer.Option(help=SENSITIVITY_HELP.format(
+        what="the deployment", default=f"; default {SENSITIVITY_FACTOR:g}, one layout "
+                                       "only (not with --search)"))] = None,
     allow_invalid: AllowInvalidOpt = False,
     fmt: FormatOpt = Format.table,
     *,
     layout: LayoutFlags,
 ) -> None:
-    """Estimate serving throughput, latency, memory and cost of one layout (or search;
-    --vs compares the best layouts of several systems)."""
+    """Estimate serving throughput, latency, memory and cost of one layout, and what each
+    hardware resource would buy it (or search; --vs compares the best layouts of several
+    systems)."""
     problems: list[Problem] = []
     ttft_s = _duration(slo_ttft, "--slo-ttft", problems)
     tpot_s = _duration(slo_tpot, "--slo-tpot", problems)
@@ -978,7 +990,12 @@ def infer_cmd(
     if prices is not None and len(prices) > 1 and not vs:
         problems.append(Problem(FLAGS, "price", "one price per chip-hour (several only "
                                                 "with --vs)", price))
+    if sensitivity is not None and search:
+        problems.append(Problem(FLAGS, "sensitivity", "applies to one layout's estimate, "
+                                                      "not to a search", sensitivity))
     price_one = None if prices is None else prices[0]
+    one = {} if search else layout | ({} if sensitivity is None
+                                     else {"sensitivity": sensitivity})
     values = dict(model=model, chip=chip, chips=_chips(chips, system), input_len=input_len,
                   output_len=output_len, load=load, rate_per_s=rate, concurrency=concurrency,
                   batch=batch, requests=requests, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s,
@@ -990,7 +1007,7 @@ def infer_cmd(
                   allow_invalid=allow_invalid)
     try:
         req = _from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
-                          **({} if search else layout))
+                          **one)
         # the workload's own bounds and the chip or system, now and all at once
         api.resolve_job(_catalog(), req, system, FLAGS,
                         lambda: api.serving_workload(_catalog(), req, FLAGS))
@@ -1024,24 +1041,31 @@ def infer_cmd(
         return
     if report_file is not None:
         _check_report_page(report_file)
-    result, curve, sysm = api.run_infer_curve(_catalog(), req, system, FLAGS)
+    assert isinstance(req, api.InferOneJob)
+    view = api.run_infer_view(_catalog(), req, system, FLAGS)
+    result, sysm = view.result, view.system
     if report_file is not None:
         from ocplan.reports.html import plotly_js_path, render_serving_report
 
         page = render_serving_report(f"ocplan serving report: {model} on {sysm.spec.name}",
-                                     result, curve, api.topology_report(sysm),
-                                     plotly_js_path())
+                                     result, view.curve, api.topology_report(sysm),
+                                     plotly_js_path(), view.sensitivity)
         # JSON output stays one JSON document: the file is the only sign
         _write_page(report_file, page, announce=fmt is not Format.json)
     extra: dict[str, float | None] = (
         {} if price_one is None else {"cost_per_mtok": result.cost_per_mtok(price_one)})
     if fmt is Format.json:
+        sens = view.sensitivity
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason,
                                                                             serving=True)}
-                    | api.trust(sysm, allow_invalid) | _priced(price_one))
+                    | api.trust(sysm, allow_invalid)
+                    | {"sensitivity": sens.as_dict() if sens is not None else None}
+                    | _priced(price_one))
     else:
         _print_serving(result, f"{model} on {sysm.spec.name}", extra, sysm.accelerator.family)
+        if view.sensitivity is not None:
+            _print_serving_sensitivity(view.sensitivity)
         _print_trust(sysm, allow_invalid)
     if not result.feasible or result.reason:  # cannot run, or cannot keep up
         raise typer.Exit(1)
@@ -1116,6 +1140,52 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float |
     for note in result.notes:
         _row(table, "note", note)
     out.print(table)
+
+
+def _print_serving_sensitivity(sens: ServingSensitivity) -> None:
+    """What each hardware resource buys the deployment: every figure's change, the
+    headline's elasticity, and the sentence that sums it up."""
+    from ocplan.serving.sensitivity import MEASURES  # loaded with the result
+
+    shown = [m for m in MEASURES if sens.base[m.name] is not None]
+    table = rich_table.Table(title=f"what each resource buys: the deployment with it "
+                                   f"x{sens.factor:g}")
+    table.add_column("resource")
+    for m in shown:
+        table.add_column(m.label + (" (headline)" if m.name == sens.headline else ""),
+                         justify="right")
+    table.add_column("elasticity", justify="right")
+    _row(table, "as estimated", *(_measure(sens.base[m.name], m.unit) for m in shown), "")
+    for e in sens.effects + ((sens.together,) if sens.together is not None else ()):
+        if not e.present:
+            _row(table, e.label, e.absent or "", *(["-"] * (len(shown) - 1)), "-")
+            continue
+        _row(table, e.label, *(_change_cell(e.changes[m.name]) for m in shown),
+             _elasticity_cell(e.elasticity))
+    out.print(table)
+    out.print(_t(sens.summary()))
+    for e in sens.effects + ((sens.together,) if sens.together is not None else ()):
+        if e.reason is not None:
+            out.print(_t(f"with {e.label} x{sens.factor:g}: {e.reason}"))
+
+
+def _measure(value: float | None, unit: str) -> str:
+    """A figure of a serving sensitivity with its unit ("-" when missing)."""
+    if value is None:
+        return "-"
+    return _q(value, "s") if unit == "s" else f"{value:,.4g} {unit}"
+
+
+def _change_cell(change: float | None) -> str:
+    return "-" if change is None else f"{change:+.1%}"
+
+
+def _elasticity_cell(value: float | None) -> str:
+    """An elasticity to two places ("-" when missing; no "-0.00" for a rounding
+    residue)."""
+    if value is None:
+        return "-"
+    return f"{0.0 if abs(value) < ELASTICITY_ZERO else value:.2f}"
 
 
 def _print_serving_search(found: ServingSearch, title: str, fmt: Format,

@@ -38,8 +38,8 @@ from ocplan.plan.search_defaults import (
 )
 from ocplan.workloads.workload import Workload
 
-__all__ = ["LEVERS", "Lever", "LeverEffect", "Sensitivity", "elasticity", "factor_problem",
-           "sensitivity"]
+__all__ = ["LEVERS", "Lever", "LeverEffect", "ScaledModels", "Sensitivity", "elasticity",
+           "factor_problem", "scaled_models", "sensitivity"]
 
 
 def factor_problem(factor: float) -> str | None:
@@ -119,6 +119,29 @@ LEVERS: tuple[Lever, ...] = (
     Lever("host_bandwidth", "host link bandwidth (PCIe / C2C)", _host,
           lambda sm: sm.host_Bps > 0),
 )
+
+
+@dataclass(frozen=True)
+class ScaledModels:
+    """The system model with each lever scaled (None where the system lacks the
+    resource, with the lever's absence reason) and with every present lever scaled at
+    once: what any workload's sensitivity re-times."""
+
+    levers: tuple[tuple[Lever, SystemModel | None], ...]
+    together: SystemModel
+
+
+def scaled_models(sm: SystemModel, factor: float) -> ScaledModels:
+    """``sm`` with each :data:`LEVERS` resource times ``factor``, one at a time and all
+    together (the resources the system lacks left as they are)."""
+    assert factor > 0, factor
+    levers = []
+    together = sm
+    for lever in LEVERS:
+        present = lever.present(sm)
+        levers.append((lever, lever.scale(sm, factor) if present else None))
+        together = lever.scale(together, factor) if present else together
+    return ScaledModels(tuple(levers), together)
 
 
 def elasticity(base_s: float, scaled_s: float, factor: float) -> float:
@@ -242,15 +265,12 @@ def sensitivity(workload: Workload, plan: Plan, system: System,
     except Infeasible as exc:
         return Sensitivity(factor, str(exc), 0.0, (), 0.0)
     base = evaluate_one(workload, sm, cal, plan)["step_s"]
+    scaled = scaled_models(sm, factor)
     effects = []
-    together = sm
-    for lever in LEVERS:
-        present = lever.present(sm)
-        step = evaluate_one(workload, lever.scale(sm, factor), cal, plan)["step_s"] \
-            if present else base
-        together = lever.scale(together, factor) if present else together
+    for lever, model in scaled.levers:
+        step = base if model is None else evaluate_one(workload, model, cal, plan)["step_s"]
         effects.append(LeverEffect(lever.name, lever.label, step, step / base - 1.0,
                                    elasticity(base, step, factor),
-                                   None if present else lever.absent))
-    together_s = evaluate_one(workload, together, cal, plan)["step_s"]
+                                   None if model is not None else lever.absent))
+    together_s = evaluate_one(workload, scaled.together, cal, plan)["step_s"]
     return Sensitivity(factor, None, base, tuple(effects), together_s)

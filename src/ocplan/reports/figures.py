@@ -15,11 +15,12 @@ from ocplan.plan.estimate import Estimate
 from ocplan.plan.plan import Plan
 from ocplan.plan.sensitivity import Sensitivity
 from ocplan.serving.estimate import BREAKDOWN_LABELS, ServingCurve, ServingEstimate
+from ocplan.serving.sensitivity import ServingSensitivity
 
 __all__ = ["breakdown_figure", "cluster_figure", "compare_bars_figure",
            "compare_pareto_figure", "goodput_figure", "match_figure", "memory_figure",
            "pareto_figure",
-           "power_flow_figure", "sensitivity_figure",
+           "power_flow_figure", "sensitivity_figure", "serving_sensitivity_figure",
            "timeline_figure", "topology_figure"]
 
 Figure = dict[str, Any]
@@ -315,6 +316,24 @@ def sensitivity_figure(sens: Sensitivity) -> Figure:
                       "hovertemplate": "%{y}: %{x:+.1f} %<extra></extra>"}],
             "layout": {"title": {"text": f"What each resource buys: the step with it {f}"},
                        "xaxis": {"title": {"text": "% change of the step time"}},
+                       "yaxis": {"automargin": True}, "height": 340}}
+
+
+def serving_sensitivity_figure(sens: ServingSensitivity) -> Figure:
+    """Horizontal bars: the headline figure's change (%) with each hardware resource
+    scaled, the resources the system lacks left out, every resource together last."""
+    f = f"x{sens.factor:g}"
+    label = sens.measure.label
+    effects = [e for e in sens.effects if e.present]
+    effects += [] if sens.together is None else [sens.together]
+    rows = [(e.label, 100 * change) for e in effects
+            if (change := e.changes[sens.headline]) is not None]
+    rows.reverse()  # plotly draws the first category at the bottom
+    return {"data": [{"type": "bar", "orientation": "h", "y": [r[0] for r in rows],
+                      "x": [r[1] for r in rows], "marker": {"color": "#4c78a8"},
+                      "hovertemplate": "%{y}: %{x:+.1f} %<extra></extra>"}],
+            "layout": {"title": {"text": f"What each resource buys: {label} with it {f}"},
+                       "xaxis": {"title": {"text": f"% change of {label}"}},
                        "yaxis": {"automargin": True}, "height": 340}}
 
 

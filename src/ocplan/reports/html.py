@@ -27,10 +27,12 @@ from ocplan.reports.figures import (
     sensitivity_figure,
     serving_breakdown_figure,
     serving_curve_figure,
+    serving_sensitivity_figure,
     timeline_figure,
     topology_figure,
 )
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
+from ocplan.serving.sensitivity import ServingSensitivity
 from ocplan.units import DEFAULT_CURRENCY, format_energy, format_money
 
 __all__ = ["PLOTLY_FILE", "ReportData", "plotly_js_path", "render_compare_report",
@@ -248,9 +250,11 @@ def _ms(seconds: float | None) -> str:
 
 
 def render_serving_report(title: str, result: ServingEstimate, curve: ServingCurve | None,
-                          topology: dict[str, Any], plotly_js: Path) -> str:
+                          topology: dict[str, Any], plotly_js: Path,
+                          sensitivity: ServingSensitivity | None = None) -> str:
     """The serving section as a report page: the estimate, its throughput-latency curve,
-    the iteration breakdown and the system's topology."""
+    the iteration breakdown, what each hardware resource buys it and the system's
+    topology."""
     figures: dict[str, Any] = {}
     rows: list[tuple[str, str]] = [("layout", result.plan.label())]
     if result.feasible:
@@ -273,6 +277,9 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
         rows += [("note", n) for n in result.notes]
         if result.iteration is not None:
             figures["iteration"] = serving_breakdown_figure(result)
+        if sensitivity is not None and sensitivity.feasible:
+            rows.append(("what resources buy", sensitivity.summary()))
+            figures["sensitivity"] = serving_sensitivity_figure(sensitivity)
     else:
         rows.append(("infeasible", result.reason or ""))
     if curve is not None:

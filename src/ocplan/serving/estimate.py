@@ -37,7 +37,7 @@ from ocplan.topology.power import power_budget
 from ocplan.workloads.serving import ServingWorkload
 
 __all__ = ["BREAKDOWN_LABELS", "IterationBreakdown", "ServingCurve", "ServingEstimate",
-           "estimate_serving", "infeasible_estimate", "serving_curve"]
+           "estimate_on_model", "estimate_serving", "infeasible_estimate", "serving_curve"]
 
 #: Joules per MJ-scale report unit: energy is reported per million output tokens.
 TOKENS_PER_REPORT = 1e6
@@ -286,7 +286,15 @@ def estimate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
     """
     cal = calibration or load_calibration()
     scal = serving or load_serving_calibration()
-    sm = system_model(system)
+    return estimate_on_model(workload, plan, system, system_model(system), cal, scal)
+
+
+def estimate_on_model(workload: ServingWorkload, plan: ServingPlan, system: System,
+                      sm: SystemModel, cal: Calibration, scal: ServingCalibration
+                      ) -> ServingEstimate:
+    """:func:`estimate_serving` on the engine's model ``sm`` of ``system`` (the chip and
+    fabric the iterations are timed on; ``system`` gives power and calibration family):
+    what a sensitivity re-times with one resource scaled."""
     notes = precision_notes(workload, sm) + model_notes(workload)
     try:
         _check(workload, plan, sm)

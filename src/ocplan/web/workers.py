@@ -198,13 +198,16 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
 
 def infer_task(body: object, catalog_dirs: tuple[str, ...],
                currency: str = DEFAULT_CURRENCY) -> Answer:
-    """Serving estimate of the InferRequest ``body``, with its throughput-latency curve
-    and figures; with a price, the cost of a million output tokens (as ``ocplan infer``)
-    labelled ``currency``."""
+    """Serving estimate of the InferRequest ``body``, with its throughput-latency curve,
+    what each hardware resource buys it (sensitivity) and figures; with a price, the cost
+    of a million output tokens (as ``ocplan infer``) labelled ``currency``."""
     def compute() -> dict[str, Any]:
         req = validate_as(api.InferRequest, body, "request")
-        result, curve, system = api.run_infer_curve(_catalog(catalog_dirs), req)
+        view = api.run_infer_view(_catalog(catalog_dirs), req)
+        result, curve, system, sens = view.result, view.curve, view.system, view.sensitivity
         figures: dict[str, Any] = {}
+        if sens is not None and sens.feasible:
+            figures["sensitivity"] = figures_.serving_sensitivity_figure(sens)
         if result.feasible and result.iteration is not None:
             figures["breakdown"] = figures_.serving_breakdown_figure(result)
         if curve is not None:
@@ -214,6 +217,7 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...],
         out: dict[str, Any] = result.as_dict() | {
             "system": system.spec.name, "layout": result.plan.label(),
             "curve": None if curve is None else curve.as_dict(), "figures": figures,
+            "sensitivity": None if sens is None else sens.as_dict(),
             "hint": api.infeasible_hint(result.reason, serving=True)}
         price = req.price_per_chip_hour
         if price is not None:

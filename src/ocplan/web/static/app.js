@@ -979,6 +979,9 @@
 
   // ---- inference -------------------------------------------------------------------
 
+  /** The plots of one serving estimate (a comparison clears them). */
+  const INFER_PLOTS = ["infer-curve", "infer-breakdown", "infer-sensitivity"];
+
   async function runInference(ev) {
     ev.preventDefault();
     const req = jobRequest("inf");
@@ -993,16 +996,20 @@
         ? res.system + ": " + fmtNum(res.output_tokens_per_s_per_chip) +
           " output tok/s per chip, TPOT " + fmtValue("tpot_s", res.tpot_s) + ", " + res.bound
         : res.system + ": infeasible — " + (res.reason || "");
-      put($("#inf-summary"), kvTable(res, ["figures", "curve", "iteration", "memory", "plan"]));
+      put($("#inf-summary"), kvTable(res, ["figures", "curve", "iteration", "memory", "plan",
+        "sensitivity"]));
       const figs = res.figures || {};
       await draw($("#plot-infer-curve"), figs.curve);
       await draw($("#plot-infer-breakdown"), figs.breakdown);
+      $("#inf-sensitivity").textContent = res.sensitivity ? res.sensitivity.summary : "";
+      await draw($("#plot-infer-sensitivity"), figs.sensitivity);
       status.dataset.points = res.curve ? String(res.curve.tpot_s.length) : "0";
     } catch (exc) {
       showErrors($("#inf-errors"), exc);
       status.textContent = "The serving estimate failed (see above).";
       put($("#inf-summary"));
-      for (const id of ["infer-curve", "infer-breakdown"]) draw($("#plot-" + id), null);
+      for (const id of INFER_PLOTS) draw($("#plot-" + id), null);
+      $("#inf-sensitivity").textContent = "";
     } finally {
       $("#inf-run").disabled = false;
       status.dataset.state = "ready";
@@ -1023,6 +1030,7 @@
     const req = jobRequest("inf");
     // a comparison searches the layouts: the layout fields do not apply
     for (const input of $$("#inf-layout [data-field]")) delete req[input.dataset.field];
+    delete req.sensitivity;  // one layout's question, not a comparison's
     req.vs = $("#inf-vs").value.split(",").map((x) => x.trim()).filter(Boolean);
     const prices = $("#inf-vs-prices").value.trim();
     if (prices) req.prices = coerce(prices, "floats");
@@ -1038,7 +1046,8 @@
       const body = sideBySide(res, SERVING_COMPARE_ROWS, (key, v) => fmtValue(key, v, res.currency));
       put($("#inf-summary"), el("table", { id: "inf-compare-table", className: "grid" },
         el("thead", {}, head), el("tbody", {}, body)));
-      for (const id of ["infer-curve", "infer-breakdown"]) draw($("#plot-" + id), null);
+      for (const id of INFER_PLOTS) draw($("#plot-" + id), null);
+      $("#inf-sensitivity").textContent = "";
       status.textContent = rows.length + " systems compared by " + res.objective +
         "; ratios against " + res.baseline + "; the best of each row is bold" +
         (res.note ? ". " + res.note : "");
