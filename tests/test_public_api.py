@@ -36,3 +36,28 @@ def test_estimate_dispatches_on_the_kind_of_workload() -> None:
         ocplan.estimate(ocplan.Workload(shape, 8192, 128), ocplan.ServingPlan(tp=8),
                         system)  # type: ignore[call-overload]
     assert exc.value.problems[0].field == "plan"
+
+
+def test_sensitivity_dispatches_on_the_kind_of_workload() -> None:
+    """``ocplan.sensitivity`` answers a training layout with the step's response and a
+    serving layout with the deployment's (its headline: throughput under an offline
+    load), each equal to its own module's answer; a plan of the other kind is refused."""
+    from ocplan.plan.sensitivity import sensitivity as training
+    from ocplan.serving.sensitivity import serving_sensitivity
+
+    cat = ocplan.load_catalog()
+    system = ocplan.system_for_chip(cat, "h100-sxm-80gb", 8)
+    shape = ocplan.ModelShape.from_arch(cat.model("llama3-8b"))
+    wl = ocplan.Workload(shape, 4096, 64)
+    trained = ocplan.sensitivity(wl, ocplan.Plan(dp=8), system, 0.5)
+    assert isinstance(trained, ocplan.Sensitivity)
+    assert trained == training(wl, ocplan.Plan(dp=8), system, 0.5)
+    serving = ocplan.ServingWorkload(shape, input_len=2000, output_len=500)
+    served = ocplan.sensitivity(serving, ocplan.ServingPlan(tp=8), system)
+    assert isinstance(served, ocplan.ServingSensitivity)
+    assert served.headline == "output_tokens_per_s_per_chip"
+    assert served.as_dict() == serving_sensitivity(serving, ocplan.ServingPlan(tp=8),
+                                                   system).as_dict()
+    with pytest.raises(ocplan.SpecError) as exc:
+        ocplan.sensitivity(serving, ocplan.Plan(dp=8), system)  # type: ignore[call-overload]
+    assert exc.value.problems[0].field == "plan"

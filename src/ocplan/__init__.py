@@ -17,6 +17,9 @@ The public API::
 
     sensitivity(wl, Plan(tp=4, pp=4, dp=2, cp=2, vpp=5), system).summary()
     # 'matrix-unit peak (every precision) x2 makes the step 37% shorter; ...'
+    sensitivity(ServingWorkload(wl.model, input_len=2000, output_len=500),
+                ServingPlan(tp=8, dp=8), system).summary()
+    # 'matrix-unit peak (every precision) x2 raises output tokens/s per chip ...'
 """
 
 from typing import TYPE_CHECKING
@@ -28,13 +31,14 @@ if TYPE_CHECKING:
     from ocplan.catalog.system import System, load_system, system_for_chip
     from ocplan.checks.rules import Finding, run_rules
     from ocplan.errors import Infeasible, OcplanError, SpecError
-    from ocplan.estimators import estimate
+    from ocplan.estimators import estimate, sensitivity
     from ocplan.plan.estimate import Estimate
     from ocplan.plan.plan import Plan
     from ocplan.plan.search import SearchResult, search
-    from ocplan.plan.sensitivity import Sensitivity, sensitivity
+    from ocplan.plan.sensitivity import Sensitivity
     from ocplan.serving.estimate import ServingEstimate
     from ocplan.serving.plan import ServingPlan
+    from ocplan.serving.sensitivity import ServingSensitivity
     from ocplan.version import __version__
     from ocplan.workloads.serving import ServingWorkload
     from ocplan.workloads.shape import ModelShape
@@ -60,9 +64,10 @@ _PUBLIC: dict[str, str] = {
     "SearchResult": "ocplan.plan.search",
     "search": "ocplan.plan.search",
     "Sensitivity": "ocplan.plan.sensitivity",
-    "sensitivity": "ocplan.plan.sensitivity",
+    "sensitivity": "ocplan.estimators",
     "ServingEstimate": "ocplan.serving.estimate",
     "ServingPlan": "ocplan.serving.plan",
+    "ServingSensitivity": "ocplan.serving.sensitivity",
     "ServingWorkload": "ocplan.workloads.serving",
     "ModelShape": "ocplan.workloads.shape",
     "Workload": "ocplan.workloads.workload",
@@ -85,6 +90,7 @@ __all__ = [
     "Sensitivity",
     "ServingEstimate",
     "ServingPlan",
+    "ServingSensitivity",
     "ServingWorkload",
     "SpecError",
     "System",
