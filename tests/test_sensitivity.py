@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from clikit import one_line, run
+from leverkit import doubled
 from ocplan import Plan, Workload, estimate, load_catalog, sensitivity, system_for_chip
 from ocplan.catalog.system import System
 from ocplan.errors import SpecError
@@ -53,18 +54,7 @@ def test_a_lever_is_the_same_change_made_in_the_catalog(update: str) -> None:
     wl, system = _job("llama3-70b", "h100-sxm-80gb", 64, batch=128, seq=8192,
                       precision="fp8")
     plan = Plan(tp=4, pp=4, dp=4, vpp=5)
-    acc = system.accelerator
-    if update == "peak":
-        peaks = acc.peak_flops
-        doubled = peaks.model_copy(update={p: v * 2 for p in ("bf16", "fp16", "fp8", "int8",
-                                                                 "fp4")
-                                           if (v := peaks.get(p)) is not None})
-        acc2 = acc.model_copy(update={"peak_flops": doubled})
-        lever = "matrix_peak"
-    else:
-        mem = acc.memory.model_copy(update={"hbm_bandwidth": acc.memory.hbm_bandwidth * 2})
-        acc2 = acc.model_copy(update={"memory": mem})
-        lever = "hbm_bandwidth"
+    acc2, lever = doubled(system.accelerator, update)
     faster = estimate(wl, plan, replace(system, accelerator=acc2))
     effect = next(e for e in sensitivity(wl, plan, system).effects if e.lever == lever)
     assert effect.step_s == pytest.approx(faster.step_s, rel=1e-12)

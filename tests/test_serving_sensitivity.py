@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clikit import one_line, run
+from leverkit import doubled
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import System, system_for_chip
 from ocplan.errors import SpecError
@@ -74,18 +75,7 @@ def test_a_lever_is_the_same_change_made_in_the_catalog(update: str) -> None:
     wl = _wl("llama3-70b", 2000, 500, load="concurrency", concurrency=64)
     system = system_for_chip(CAT, "h100-sxm-80gb", 8)
     plan = ServingPlan(tp=8)
-    acc = system.accelerator
-    if update == "peak":
-        peaks = acc.peak_flops
-        doubled = peaks.model_copy(update={p: v * 2 for p in ("bf16", "fp16", "fp8", "int8",
-                                                                 "fp4")
-                                           if (v := peaks.get(p)) is not None})
-        acc2 = acc.model_copy(update={"peak_flops": doubled})
-        lever = "matrix_peak"
-    else:
-        mem = acc.memory.model_copy(update={"hbm_bandwidth": acc.memory.hbm_bandwidth * 2})
-        acc2 = acc.model_copy(update={"memory": mem})
-        lever = "hbm_bandwidth"
+    acc2, lever = doubled(system.accelerator, update)
     faster = estimate_serving(wl, plan, replace(system, accelerator=acc2))
     effect = next(e for e in serving_sensitivity(wl, plan, system).effects
                   if e.lever == lever)
