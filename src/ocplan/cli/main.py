@@ -386,15 +386,13 @@ def _one_of(choices: Sequence[str]) -> str:
 #: loads the engine; a test keeps the two equal).
 TRAINING_OBJECTIVES = ("throughput", "time", "cost", "energy", "time_with_failures",
                        "cost_with_failures")
-#: The objectives of ``ocplan match`` (``MatchRequest.objective``; a test keeps them equal).
 #: Elasticities smaller than this print as 0.00: half the last printed place.
 ELASTICITY_ZERO = 0.005
 #: Help of the ``--sensitivity`` option of ``estimate`` and ``infer``.
 SENSITIVITY_HELP = ("Scale each hardware resource (matrix peak, HBM, scale-up, scale-out, "
                     "...) by this factor to show what it buys {what}: 2 = twice as fast, "
                     "0.5 = half{default}.")
-
-
+#: The objectives of ``ocplan match`` (``MatchRequest.objective``; a test keeps them equal).
 MATCH_OBJECTIVES = ("tco", "perf_per_watt", "perf_per_cost", "servers")
 #: ``ocplan sweep --backend`` values (:data:`ocplan.sweep.runner.BACKENDS`; a test keeps
 #: them equal).
@@ -1156,7 +1154,7 @@ def _print_serving_sensitivity(sens: ServingSensitivity) -> None:
                          justify="right")
     table.add_column("elasticity", justify="right")
     _row(table, "as estimated", *(_measure(sens.base[m.name], m.unit) for m in shown), "")
-    for e in sens.effects + ((sens.together,) if sens.together is not None else ()):
+    for e in sens.rows:
         if not e.present:
             _row(table, e.label, e.absent or "", *(["-"] * (len(shown) - 1)), "-")
             continue
@@ -1164,7 +1162,7 @@ def _print_serving_sensitivity(sens: ServingSensitivity) -> None:
              _elasticity_cell(e.elasticity))
     out.print(table)
     out.print(_t(sens.summary()))
-    for e in sens.effects + ((sens.together,) if sens.together is not None else ()):
+    for e in sens.rows:
         if e.reason is not None:
             out.print(_t(f"with {e.label} x{sens.factor:g}: {e.reason}"))
 

@@ -304,37 +304,35 @@ def goodput_figure(fractions: dict[str, float]) -> Figure:
                                      "xaxis": {"title": {"text": "% of wall time"}}}}
 
 
+def _lever_bars(rows: list[tuple[str, float]], title: str, x_title: str) -> Figure:
+    """Horizontal bars of a sensitivity: one (label, % change) per row, the first row
+    drawn at the top."""
+    rows = rows[::-1]  # plotly draws the first category at the bottom
+    return {"data": [{"type": "bar", "orientation": "h", "y": [r[0] for r in rows],
+                      "x": [r[1] for r in rows], "marker": {"color": "#4c78a8"},
+                      "hovertemplate": "%{y}: %{x:+.1f} %<extra></extra>"}],
+            "layout": {"title": {"text": title}, "xaxis": {"title": {"text": x_title}},
+                       "yaxis": {"automargin": True}, "height": 340}}
+
+
 def sensitivity_figure(sens: Sensitivity) -> Figure:
-    """Horizontal bars: the step's change (%) with each hardware resource scaled, the
-    resources the system lacks left out, every resource together last."""
+    """The step's change (%) with each hardware resource scaled, the resources the
+    system lacks left out, every resource together last."""
     f = f"x{sens.factor:g}"
     rows = [(e.label, 100 * e.change) for e in sens.effects if e.present]
     rows.append((f"every resource {f}", 100 * sens.together_change))
-    rows.reverse()  # plotly draws the first category at the bottom
-    return {"data": [{"type": "bar", "orientation": "h", "y": [r[0] for r in rows],
-                      "x": [r[1] for r in rows], "marker": {"color": "#4c78a8"},
-                      "hovertemplate": "%{y}: %{x:+.1f} %<extra></extra>"}],
-            "layout": {"title": {"text": f"What each resource buys: the step with it {f}"},
-                       "xaxis": {"title": {"text": "% change of the step time"}},
-                       "yaxis": {"automargin": True}, "height": 340}}
+    return _lever_bars(rows, f"What each resource buys: the step with it {f}",
+                       "% change of the step time")
 
 
 def serving_sensitivity_figure(sens: ServingSensitivity) -> Figure:
-    """Horizontal bars: the headline figure's change (%) with each hardware resource
-    scaled, the resources the system lacks left out, every resource together last."""
-    f = f"x{sens.factor:g}"
+    """The headline figure's change (%) with each hardware resource scaled, the
+    resources the system lacks left out, every resource together last."""
     label = sens.measure.label
-    effects = [e for e in sens.effects if e.present]
-    effects += [] if sens.together is None else [sens.together]
-    rows = [(e.label, 100 * change) for e in effects
-            if (change := e.changes[sens.headline]) is not None]
-    rows.reverse()  # plotly draws the first category at the bottom
-    return {"data": [{"type": "bar", "orientation": "h", "y": [r[0] for r in rows],
-                      "x": [r[1] for r in rows], "marker": {"color": "#4c78a8"},
-                      "hovertemplate": "%{y}: %{x:+.1f} %<extra></extra>"}],
-            "layout": {"title": {"text": f"What each resource buys: {label} with it {f}"},
-                       "xaxis": {"title": {"text": f"% change of {label}"}},
-                       "yaxis": {"automargin": True}, "height": 340}}
+    rows = [(e.label, 100 * change) for e in sens.rows
+            if e.present and (change := e.changes[sens.headline]) is not None]
+    return _lever_bars(rows, f"What each resource buys: {label} with it x{sens.factor:g}",
+                       f"% change of {label}")
 
 
 def match_figure(match: dict[str, Any]) -> Figure:

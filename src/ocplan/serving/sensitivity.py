@@ -24,7 +24,7 @@ law), which shortens the next iteration again.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ocplan.catalog.system import System
@@ -119,10 +119,7 @@ class ServingLeverEffect:
         return self.absent is None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"lever": self.lever, "label": self.label, "present": self.present,
-                "absent": self.absent, "values": dict(self.values),
-                "changes": dict(self.changes), "elasticity": self.elasticity,
-                "reason": self.reason}
+        return asdict(self) | {"present": self.present}
 
 
 @dataclass(frozen=True)
@@ -145,6 +142,11 @@ class ServingSensitivity:
     @property
     def measure(self) -> Measure:
         return _BY_NAME[self.headline]
+
+    @property
+    def rows(self) -> tuple[ServingLeverEffect, ...]:
+        """Each lever's effect, then every resource together (what tables list)."""
+        return self.effects + (() if self.together is None else (self.together,))
 
     @property
     def leading(self) -> ServingLeverEffect | None:
