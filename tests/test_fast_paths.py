@@ -130,10 +130,10 @@ def test_serving_memo_does_not_outlive_a_different_load() -> None:
 def test_shared_batch_grid_is_read_only() -> None:
     m = _serving_model()
     from ocplan.serving.steady import _grid
-    g = _grid(m, 100.0)
+    g = _grid(m, 100.0, "token budget")
     with pytest.raises(ValueError, match="read-only"):
         g.rate[0] = 0.0
-    assert _grid(m, 100.0) is g
+    assert _grid(m, 100.0, "token budget") is g
 
 
 GPT3 = Workload(ModelShape.from_arch(CAT.model("gpt3-175b")), 2048, 1536, "bf16")

@@ -31,7 +31,13 @@ from ocplan.plan.engine import SystemModel, chip_peaks, system_model
 from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
 from ocplan.serving.memory import ServingMemory, kv_bytes_per_token_per_chip, serving_memory
 from ocplan.serving.plan import ServingPlan
-from ocplan.serving.steady import OperatingPoint, latency_curve, operating_point, slo_rate
+from ocplan.serving.steady import (
+    OperatingPoint,
+    latency_curve,
+    operating_point,
+    prefill_ttft_s,
+    slo_rate,
+)
 from ocplan.serving.step import StepModel, step_model
 from ocplan.topology.power import power_budget
 from ocplan.workloads.serving import ServingWorkload
@@ -416,7 +422,11 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
     decode_rate = point.requests_per_s * dec_plan.instances
     rate = min(prompt_rate, decode_rate)
     out = rate * wl.output_len
-    ttft: float | None = t_pre * max(1.0, wl.prefill_len / chunk) + _kv_transfer_s(wl, plan, sm)
+    if wl.rate_per_s is not None and wl.rate_per_s < prompt_rate:
+        first = prefill_ttft_s(pre_model, wl.rate_per_s / pre_plan.instances)
+    else:
+        first = t_pre * max(1.0, wl.prefill_len / chunk)
+    ttft: float | None = first + _kv_transfer_s(wl, plan, sm)
     power = power_budget(system).it_W * plan.chips / system.num_chips
     fam = system.accelerator.family
     bound = "prefill pool" if prompt_rate < decode_rate else f"decode pool: {_bound(point)}"
@@ -424,7 +434,8 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
     # a Poisson rate at or above either pool's capacity: that pool's queue grows without
     # bound (the decode pool's point is then its capacity, so the served rate is the
     # deployment's capacity)
-    if wl.rate_per_s is not None and (point.queueing or wl.rate_per_s >= prompt_rate):
+    if wl.rate_per_s is not None and (point.queueing or wl.rate_per_s >= prompt_rate
+                                      or not math.isfinite(first)):
         reason, ttft, bound = _overload(wl, rate), None, "queueing"
     return ServingEstimate(
         True, reason, plan, plan.chips, out, out / plan.chips,

@@ -22,8 +22,10 @@ and ``K`` the KV capacity in tokens:
   ``--num-prompts`` at ``--max-num-seqs``) is such a batch: they start together and
   finish together, never refilled.
 - **poisson** at rate ``lam``: by Little's law the decoding batch solves
-  ``B = lam D t(B)``; TPOT ``t(B)/g``; TTFT the prompt's own iterations plus the wait
-  for a free sequence slot as in an M/M/1 queue whose utilisation is ``B / B_max``.
+  ``B = lam D t(B)``; TPOT ``t(B)/g``; TTFT from the prompt queue at the token budget
+  (:mod:`ocplan.serving.prompt_queue`: the iterations a prompt waits for and rides in,
+  beside the decoding batch) plus, when the cache or the sequence cap bounds the batch,
+  the wait for one of ``B_max`` slots (M/M/c, :func:`slot_wait_s`).
 - **concurrency** ``c``: ``B = min(c, B_max)``; requests beyond ``B_max`` queue.
 
 Pipeline parallelism (``p`` stages): ``p`` micro-batches of ``B/p`` are in flight; a
@@ -32,9 +34,9 @@ stage takes ``t(B/p)``, a token ``p t(B/p)``.
 Latency statistics of the analytical path: TPOT is a per-request mean over ``D``
 iterations of a batch that drifts slowly around ``B`` (Poisson occupancy) plus the
 prompts admitted during it, so its statistic is the mean plus ``z`` standard deviations
-(:meth:`_Grid.tpot_s`); TTFT tails scale the queueing wait
-by the exponential quantile (``-ln(1 - q)``). The discrete-event simulation
-(:mod:`ocplan.serving.simulate`) gives true distributions.
+(:meth:`_Grid.tpot_s`); TTFT statistics are those of the prompt queue's distribution
+and of the slot wait's (0 with probability ``1 - C``, else exponential). The
+discrete-event simulation (:mod:`ocplan.serving.simulate`) gives true distributions.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from ocplan.costmodel.roofline import FloatArray, f64
+from ocplan.serving.prompt_queue import (
+    MAX_CAPACITY,
+    PromptQueue,
+    equivalent_arrivals,
+    first_token_s,
+    own_units,
+    units,
+)
 from ocplan.serving.step import IterationTime, StepModel
 
 __all__ = [
@@ -53,6 +63,7 @@ __all__ = [
     "OperatingPoint",
     "batch_limits",
     "operating_point",
+    "prefill_ttft_s",
     "slo_rate",
 ]
 
@@ -76,6 +87,15 @@ POISSON_NORMAL_MEAN = 50.0
 MAX_ELASTICITY = 0.9
 #: Points of the batch grid the Poisson and SLO searches evaluate at once.
 GRID_POINTS = 48
+#: Units a prompt of the mean length is cut into at least when lengths spread (so that
+#: short prompts are not rounded up to a long one's work).
+SPREAD_UNITS = 4
+#: Points of prompt work beyond the first unit at which the prompt queue's iteration is
+#: evaluated.
+TABLE_PROBES = 6
+#: Batch limits that are sequence slots a request may wait for (the token budget's wait
+#: is the prompt queue's, :mod:`ocplan.serving.prompt_queue`).
+SLOT_LIMITS = ("KV capacity", "sequence cap")
 
 
 @dataclass(frozen=True)
@@ -161,10 +181,6 @@ class _Mixed:
     """An iteration carrying one chunk of a newly admitted prompt, s (what its first
     token waits for, chunk by chunk)."""
     chunks_per_prompt: FloatArray
-    chunks: FloatArray = field(default_factory=lambda: f64(np.zeros(0)))
-    """Prompt chunks per iteration on average, ``u``."""
-    chunk_s: FloatArray = field(default_factory=lambda: f64(np.zeros(0)))
-    """What one more prompt chunk adds to an iteration, s."""
 
 
 def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
@@ -182,8 +198,7 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
     ctx = b * _context(sm)
     if sm.decode_only:
         it = sm.iteration(0.0 * b, 0.0 * b, b, ctx)
-        zero = f64(np.zeros_like(b))
-        return _Mixed(it, it.total_s, f64(np.ones_like(b)), zero, zero)
+        return _Mixed(it, it.total_s, f64(np.ones_like(b)))
     room = np.maximum(sm.plan.token_budget - b * wl.tokens_per_step, 1.0)
     chunk = np.minimum(wl.prefill_len, room)
     units = b * wl.tokens_per_step / wl.output_len * wl.prefill_len / chunk
@@ -196,8 +211,7 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
     n = b.size
     mean = IterationTime(*(getattr(both, f.name)[:n] * (1.0 - frac)
                            + getattr(both, f.name)[n:] * frac for f in fields(both)))
-    return _Mixed(mean, both.total_s[n:], f64(np.ceil(wl.prefill_len / chunk)), f64(units),
-                  f64(both.total_s[n:] - both.total_s[:n]))
+    return _Mixed(mean, both.total_s[n:], f64(np.ceil(wl.prefill_len / chunk)))
 
 
 def _take_at(it: IterationTime, idx: np.ndarray) -> IterationTime:
@@ -256,10 +270,6 @@ def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoi
                           (t_pre + t_dec) / wl.output_len, out / wl.output_len, waves)
 
 
-def _wait_factor(stat: str) -> float:
-    return 1.0 if stat == "mean" else -math.log(1.0 - STAT_QUANTILE[stat])
-
-
 def _poisson_quantile(mean: FloatArray, q: float) -> FloatArray:
     """Smallest ``k`` with ``P(X <= k) >= q`` for ``X`` Poisson of each ``mean``
     (summed term by term; serving means are small)."""
@@ -285,30 +295,33 @@ def _normal_quantile(stat: str) -> float:
 def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPoint:
     """Little's law fixed point on a batch grid; at or beyond the capacity (the rate of
     the largest batch) the queue grows without bound: the point is the saturated one
-    and has no TTFT."""
+    and has no TTFT (so also when the prompt queue alone cannot keep up, a hair below
+    it: its units round the budget)."""
     wl, p = sm.workload, float(sm.plan.pp)
-    g = _grid(sm, limit)
-    if rate >= g.rate[-1]:
+    g = _grid(sm, limit, name)
+    ttft = g.ttft_s(sm, rate) if rate < g.rate[-1] else math.inf
+    if not math.isfinite(ttft):
         return replace(_saturated(sm, limit, name), ttft_s=None)
     i = min(int(np.searchsorted(g.rate, rate)), g.batch.size - 1)
     b = float(np.interp(rate, g.rate, g.batch))
     step = float(np.interp(rate, g.rate, g.step_s))
-    ttft = float(np.interp(rate, g.rate, g.ttft_s(sm, rate / g.rate[-1])))
     return OperatingPoint(b, limit, "load", _take(g.mixed.mean, i), rate * wl.output_len,
                           ttft, p * step / wl.tokens_per_step, rate)
 
 
-def _grid(sm: StepModel, limit: float) -> _Grid:
-    """:meth:`_Grid.of`, built once per model context and limit (the operating point and
-    the SLO search of one estimate share it)."""
-    return sm.remember(("grid", limit), lambda: _frozen(_Grid.of(sm, limit)))
+def _grid(sm: StepModel, limit: float, name: str) -> _Grid:
+    """:meth:`_Grid.of` for the batch limit ``limit`` set by ``name``, built once per
+    model context and limit (the operating point and the SLO search of one estimate
+    share it)."""
+    slots = name in SLOT_LIMITS
+    return sm.remember(("grid", limit, slots), lambda: _frozen(_Grid.of(sm, limit, slots)))
 
 
 def _frozen(g: _Grid) -> _Grid:
     """``g`` with its arrays read-only: it is shared by every estimate of its context."""
     mean = g.mixed.mean
     for a in (g.batch, g.step_s, g.rate, g.mixed.with_prompt_s, g.mixed.chunks_per_prompt,
-              g.mixed.chunks, g.mixed.chunk_s, *(getattr(mean, f.name) for f in fields(mean))):
+              *(getattr(mean, f.name) for f in fields(mean))):
         a.flags.writeable = False
     return g
 
@@ -322,21 +335,18 @@ class _Grid:
     step_s: FloatArray
     rate: FloatArray
     limit: float
-    _quantiles: dict[float, FloatArray] = field(default_factory=dict, compare=False,
+    slots: bool = False
+    """The cache or the sequence cap bounds the batch (a request may wait for a slot)."""
+    _ttft: dict[tuple[int, str], float] = field(default_factory=dict, compare=False,
                                                 repr=False)
-    """Poisson quantiles of the prompt chunks per iteration, by quantile (the grid is
-    shared, :func:`_grid`; so are they)."""
-
-    def chunk_quantile(self, q: float) -> FloatArray:
-        """:func:`_poisson_quantile` of the chunks per iteration at ``q``."""
-        out = self._quantiles.get(q)
-        if out is None:
-            out = self._quantiles[q] = _poisson_quantile(self.mixed.chunks, q)
-            out.flags.writeable = False
-        return out
+    """TTFT statistics by grid batch and statistic (the grid is shared, :func:`_grid`;
+    so are they)."""
+    _tables: list[tuple[FloatArray, float]] = field(default_factory=list, compare=False,
+                                                  repr=False)
+    """:meth:`_prompt_tables`, once built."""
 
     @staticmethod
-    def of(sm: StepModel, limit: float) -> _Grid:
+    def of(sm: StepModel, limit: float, slots: bool = False) -> _Grid:
         wl = sm.workload
         grid = f64(np.unique(np.concatenate([np.geomspace(1.0, max(limit, 1.0), GRID_POINTS),
                                              [limit]])))
@@ -350,8 +360,9 @@ class _Grid:
         keep = rate > np.concatenate([[-np.inf], np.maximum.accumulate(rate)[:-1]])
         idx = np.nonzero(keep)[0]
         cut = _Mixed(_take_at(mixed.mean, idx), mixed.with_prompt_s[idx],
-                     mixed.chunks_per_prompt[idx], mixed.chunks[idx], mixed.chunk_s[idx])
-        return _Grid(grid[idx], cut, f64(t[idx]), f64(rate[idx]), float(grid[idx[-1]]))
+                     mixed.chunks_per_prompt[idx])
+        return _Grid(grid[idx], cut, f64(t[idx]), f64(rate[idx]), float(grid[idx[-1]]),
+                     slots)
 
     def tpot_s(self, sm: StepModel) -> FloatArray:
         """TPOT statistic at each grid batch: mean plus ``z`` standard deviations (``z``
@@ -391,28 +402,162 @@ class _Grid:
         dev = z * sd_batch + dev_prompts
         return f64((t + dev) * sm.plan.pp / wl.tokens_per_step)
 
-    def ttft_s(self, sm: StepModel, rho: FloatArray | float) -> FloatArray:
-        """TTFT statistic at utilisation ``rho`` of the sequence slots. A request arrives
-        during an iteration and waits for its rest (half of one on average, a share
-        ``q`` of one at quantile ``q``); its first chunk then runs beside the other
-        prompts that arrived meanwhile (``u`` chunks on average, Poisson; its quantile
-        for a tail statistic), each adding ``dt``; later chunks take mean prompt
-        iterations. Near saturation it also waits for a sequence slot, as in an M/M/1
-        queue whose service is a slot turning over (``D`` iterations over ``B_max``
-        slots), at the statistic's exponential quantile."""
+    def queue(self, sm: StepModel, i: int, rate: float) -> PromptQueue:
+        """The prompt queue at grid batch ``i`` under ``rate`` arrivals per second
+        (:mod:`ocplan.serving.prompt_queue`)."""
+        iteration_s, u = self._prompt_tables(sm)[i]
+        return _prompt_queue(sm, iteration_s, u, rate)
+
+    def _prompt_tables(self, sm: StepModel) -> list[tuple[FloatArray, float]]:
+        """Per grid batch: a stage's iteration beside its share of the batch carrying
+        ``0 .. k`` units of prompt tokens, and the unit's tokens (one vectorised pass of
+        the step model over the whole grid, remembered on the grid)."""
+        if self._tables:
+            return self._tables
+        wl, p = sm.workload, sm.plan.pp
+        b = self.batch / p
+        room = np.maximum(sm.plan.token_budget - b * wl.tokens_per_step, 1.0)
+        shapes = [units(wl.prefill_len, float(r)) for r in room]
+        probes = [_probes(k) for _, _, k in shapes]
+        tokens = f64(np.concatenate([m * u for (u, _, _), m in zip(shapes, probes,
+                                                                  strict=True)]))
+        seqs = f64(np.repeat(b, [m.size for m in probes]))
+        it = sm.iteration(tokens, tokens / wl.prefill_len, seqs, seqs * _context(sm),
+                          prefill_keys=wl.input_len)
+        cuts = np.cumsum([m.size for m in probes])[:-1]
+        for t, m, (u, _, k) in zip(np.split(f64(np.array(it.total_s)), cuts), probes, shapes,
+                                   strict=True):
+            table = f64(np.interp(np.arange(k + 1.0), m, t))
+            table.flags.writeable = False
+            self._tables.append((table, u))
+        return self._tables
+
+    def slot_wait_s(self, sm: StepModel, i: int, stat: str) -> float:
+        """Wait for a sequence slot at grid batch ``i`` when the cache or the sequence
+        cap bounds the batch (0 when the token budget bounds it: the prompt queue is that
+        wait): :func:`slot_wait_s` with ``B_max`` slots, the grid's batch offered and a
+        request holding its slot for ``D`` iterations."""
+        if not self.slots:
+            return 0.0
         wl = sm.workload
-        m, p = self.mixed, float(sm.plan.pp)
-        q = 0.5 if wl.slo_stat == "mean" else STAT_QUANTILE[wl.slo_stat]
-        others = m.chunks if wl.slo_stat == "mean" else self.chunk_quantile(q)
-        carrying = m.with_prompt_s + np.maximum(others - np.floor(m.chunks), 0.0) * m.chunk_s
-        first = p * (q * self.step_s + carrying + (m.chunks_per_prompt - 1.0)
-                     * m.with_prompt_s)
-        if sm.decode_only:
-            first = f64(np.zeros_like(first))
-        r = np.minimum(rho, 1.0 - 1e-9)
-        turnover = wl.output_len / wl.tokens_per_step * self.step_s * p / self.limit
-        wait = r / (1.0 - r) * turnover
-        return f64(first + wait * _wait_factor(wl.slo_stat))
+        hold = wl.output_len / wl.tokens_per_step * float(self.step_s[i]) * sm.plan.pp
+        return slot_wait_s(self.limit, float(self.batch[i]), hold, stat)
+
+    def ttft_at(self, sm: StepModel, i: int, stat: str, rate: float | None = None) -> float:
+        """TTFT statistic ``stat`` at grid batch ``i`` (under the grid's rate there
+        unless ``rate`` is given): the prompt queue's first token
+        (:func:`~ocplan.serving.prompt_queue.first_token_s`; none on a decode-only
+        instance) plus the slot wait. Remembered on the grid at the grid's rates (the
+        operating point, the SLO search and the curve come back to them)."""
+        key = (i, stat)
+        out = self._ttft.get(key) if rate is None else None
+        if out is None:
+            lam = float(self.rate[i]) if rate is None else rate
+            first = 0.0 if sm.decode_only else first_token_s(self.queue(sm, i, lam), stat)
+            out = first + self.slot_wait_s(sm, i, stat)
+            if rate is None:
+                self._ttft[key] = out
+        return out
+
+    def ttft_s(self, sm: StepModel, rate: float) -> float:
+        """TTFT statistic of the workload at arrival rate ``rate`` (below the
+        capacity), interpolated between the grid batches around it (below the grid's
+        first rate, at its first batch)."""
+        stat = sm.workload.slo_stat
+        if rate <= self.rate[0]:
+            return self.ttft_at(sm, 0, stat, rate)
+        hi = min(int(np.searchsorted(self.rate, rate)), self.batch.size - 1)
+        low, high = self.ttft_at(sm, hi - 1, stat), self.ttft_at(sm, hi, stat)
+        if not math.isfinite(high):
+            # the budget saturates at the grid's next batch: the queue at this rate
+            # beside the batch below it
+            return self.ttft_at(sm, hi - 1, stat, rate)
+        return float(np.interp(rate, self.rate[hi - 1:hi + 1], [low, high]))
+
+    def ttft_within(self, sm: StepModel, bound_s: float) -> int:
+        """Last grid batch whose TTFT statistic is within ``bound_s`` (-1 when none):
+        a bisection, the TTFT rising with the rate along the grid."""
+        stat = sm.workload.slo_stat
+        lo, hi = -1, self.batch.size - 1
+        if self.ttft_at(sm, hi, stat) <= bound_s:
+            return hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.ttft_at(sm, mid, stat) <= bound_s:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+
+def _probes(k: int) -> FloatArray:
+    """Units of prompt at which a prompt-queue table is evaluated: 0, 1 and
+    :data:`TABLE_PROBES` points up to ``k`` (the iteration is close to linear in its
+    prompt tokens beyond the first unit; the others are interpolated)."""
+    return f64(np.unique(np.concatenate([[0.0, 1.0], np.linspace(1.0, k, TABLE_PROBES)])
+                         .round()))
+
+
+def _prompt_queue(sm: StepModel, iteration_s: FloatArray, unit: float,
+                  rate: float) -> PromptQueue:
+    """The prompt queue of the workload's prompts in units of ``unit`` tokens: the
+    arrivals are :func:`~ocplan.serving.prompt_queue.equivalent_arrivals` (the prompts
+    themselves for fixed lengths of whole units), each request's own prompt from the
+    workload's length classes. With a spread of lengths the units are cut finer, to at
+    most :data:`~ocplan.serving.prompt_queue.MAX_CAPACITY` per iteration, so that the
+    mean prompt is :data:`SPREAD_UNITS` of them."""
+    wl = sm.workload
+    k = iteration_s.size - 1
+    split = 1
+    if wl.length_moment_factor != 1.0:
+        split = max(1, min(math.ceil(SPREAD_UNITS * unit / wl.prefill_len - 1e-9),
+                           MAX_CAPACITY // k))
+    table = f64(np.interp(np.arange(k * split + 1.0) / split, np.arange(k + 1.0), iteration_s))
+    mean = wl.prefill_len / unit * split
+    lam, q = equivalent_arrivals(rate, mean, wl.length_moment_factor)
+    return PromptQueue(table, q, lam, sm.plan.pp, own_units(mean, wl.length_classes()))
+
+
+def prefill_ttft_s(sm: StepModel, rate: float) -> float:
+    """TTFT statistic on a prefill-only instance (a disaggregated prefill pool) under
+    Poisson arrivals at ``rate`` per second, below its capacity: the prompt queue
+    (:mod:`ocplan.serving.prompt_queue`) with the whole token budget for prompts."""
+    wl = sm.workload
+    u, _, k = units(wl.prefill_len, float(sm.plan.token_budget))
+    tokens = f64(np.arange(k + 1.0) * u)
+    zero = f64(np.zeros_like(tokens))
+    it = sm.iteration(tokens, tokens / wl.prefill_len, zero, zero, prefill_keys=wl.input_len)
+    return first_token_s(_prompt_queue(sm, f64(np.array(it.total_s)), u, rate), wl.slo_stat)
+
+
+def _erlang_c(servers: int, offered: float) -> float:
+    """Probability that an arrival waits in an M/M/c queue with ``c = servers`` and
+    offered load ``A = offered`` (< c): ``C = c B / (c - A (1 - B))`` with Erlang's loss
+    ``B = P(X = c) / P(X <= c)``, ``X`` Poisson of mean ``A`` (Erlang, 1917; computed in
+    logarithms so that thousands of servers do not overflow)."""
+    k = np.arange(servers + 1, dtype=np.float64)
+    log_pmf = k * math.log(offered) - offered - np.cumsum(np.log(np.maximum(k, 1.0)))
+    top = float(log_pmf.max())
+    loss = math.exp(float(log_pmf[-1]) - top) / float(np.exp(log_pmf - top).sum())
+    return servers * loss / (servers - offered * (1.0 - loss))
+
+
+def slot_wait_s(slots: float, busy: float, hold_s: float, stat: str) -> float:
+    """Wait for one of ``slots`` sequence slots when ``busy`` are held on average and a
+    request holds one for ``hold_s``: an M/M/c queue (``c`` the whole slots), whose wait
+    is 0 with probability ``1 - C`` and otherwise exponential of mean
+    ``hold_s / (c - A)`` (Kleinrock, *Queueing Systems* I, 1975, sec. 3.5): the mean
+    ``C hold_s / (c - A)``, the quantile ``q`` ``hold_s ln(C / (1 - q)) / (c - A)`` (0
+    when ``C <= 1 - q``). Many slots barely wait below the capacity, unlike one server
+    turning over ``c`` times faster."""
+    c = max(1, math.floor(slots))
+    a = min(busy, c * (1.0 - 1e-9))
+    wait = _erlang_c(c, a)
+    scale = hold_s / (c - a)
+    if stat == "mean":
+        return wait * scale
+    tail = 1.0 - STAT_QUANTILE[stat]
+    return math.log(wait / tail) * scale if wait > tail else 0.0
 
 
 def _closed(sm: StepModel, limit: float, name: str) -> OperatingPoint:
@@ -457,13 +602,13 @@ def slo_rate(sm: StepModel, kv_tokens: float) -> tuple[float, str] | None:
     wl = sm.workload
     if wl.slo_ttft_s is None and wl.slo_tpot_s is None:
         return None
-    limit, _ = batch_limits(sm, kv_tokens)
+    limit, name = batch_limits(sm, kv_tokens)
     if limit < 1.0:
         return 0.0, "KV capacity"
-    g = _grid(sm, limit)
-    ttft = g.ttft_s(sm, g.rate / g.rate[-1])
+    g = _grid(sm, limit, name)
+    last = g.batch.size - 1 if wl.slo_ttft_s is None else g.ttft_within(sm, wl.slo_ttft_s)
+    ok_ttft = np.arange(g.batch.size) <= last
     tpot = g.tpot_s(sm)
-    ok_ttft = ttft <= (wl.slo_ttft_s if wl.slo_ttft_s is not None else math.inf)
     ok_tpot = tpot <= (wl.slo_tpot_s if wl.slo_tpot_s is not None else math.inf)
     ok = ok_ttft & ok_tpot
     if not ok.any():
@@ -487,20 +632,20 @@ class Curve:
     output_tokens_per_s: FloatArray
     tpot_s: FloatArray
     ttft_s: FloatArray
-    """Mean TTFT (first-token time plus the mean slot wait)."""
+    """Mean TTFT (the prompt queue's first token plus the mean slot wait)."""
 
 
 def latency_curve(sm: StepModel, kv_tokens: float) -> Curve | None:
     """The throughput-latency curve every serving paper draws, from the Poisson batch
     grid; None when not even one sequence fits."""
-    limit, _ = batch_limits(sm, kv_tokens)
+    limit, name = batch_limits(sm, kv_tokens)
     if limit < 1.0:
         return None
     wl, p = sm.workload, float(sm.plan.pp)
-    g = _grid(sm, limit)
-    rho = g.rate / g.rate[-1]
-    mean_wait = replace(wl, slo_stat="mean")
-    ttft = g.ttft_s(replace(sm, workload=mean_wait), rho)
-    return Curve(g.batch, g.rate, f64(g.rate * wl.output_len), f64(g.step_s * p
-                                                                   / wl.tokens_per_step),
-                 ttft)
+    g = _grid(sm, limit, name)
+    ttft = f64(np.array([g.ttft_at(sm, i, "mean") for i in range(g.batch.size)]))
+    # a batch whose prompts already saturate the budget has no TTFT: the curve stops
+    # before it
+    ok = np.isfinite(ttft)
+    return Curve(g.batch[ok], g.rate[ok], f64(g.rate[ok] * wl.output_len),
+                 f64(g.step_s[ok] * p / wl.tokens_per_step), f64(ttft[ok]))

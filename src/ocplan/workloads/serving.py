@@ -8,8 +8,10 @@ separate (a W4A16 or an NVFP4 deployment is common). Nothing here knows hardware
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Literal, get_args
 
 from ocplan.catalog.fields import MAX_SEQ_LEN
@@ -18,7 +20,7 @@ from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import MAX_IMBALANCE
 
 __all__ = ["ACTIVATION_PRECISIONS", "DEFAULT_INPUT_LEN", "DEFAULT_OUTPUT_LEN", "KV_PRECISIONS",
-           "LENGTH_DISTRIBUTIONS", "LOADS", "SLO_STATS", "WEIGHT_PRECISIONS",
+           "LENGTH_CLASS_EDGES", "LENGTH_DISTRIBUTIONS", "LOADS", "SLO_STATS", "WEIGHT_PRECISIONS",
            "ServingWorkload"]
 
 #: Prompt and answer tokens of a serving job that names none (CLI flags and API requests
@@ -27,6 +29,10 @@ __all__ = ["ACTIVATION_PRECISIONS", "DEFAULT_INPUT_LEN", "DEFAULT_OUTPUT_LEN", "
 #: 256-token answer, between those benchmarks' output defaults (128 and 1,024).
 DEFAULT_INPUT_LEN = 1024
 DEFAULT_OUTPUT_LEN = 256
+#: Quantiles a length distribution is cut at where a model needs its shape, not only
+#: its moments (the prompt a request brings to the prompt queue): even in the body,
+#: finer in the tail, whose long prompts set a p99 latency.
+LENGTH_CLASS_EDGES = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 0.95, 0.99, 0.999, 1.0)
 
 Load = Literal["offline", "static", "poisson", "concurrency"]
 #: ``offline``: every request queued at once, the engine batches as memory allows
@@ -154,14 +160,46 @@ class ServingWorkload:
         return 1.0 if k == 0 else (1.0 - a ** (k + 1)) / (1.0 - a)
 
     @property
+    def length_moment_factor(self) -> float:
+        """``E[X^2] / E[X]^2`` of a length under the named distribution (``1 + cv^2``):
+        fixed 1; uniform on ``m(1 +- s)`` ``1 + s^2/3``; exponential 2; lognormal with
+        log-sigma ``s`` ``e^(s^2)``."""
+        s = self.length_spread
+        return {"fixed": 1.0, "uniform": 1.0 + s * s / 3.0, "exponential": 2.0,
+                "lognormal": math.exp(s * s)}[self.length_distribution]
+
+    @property
     def output_second_moment(self) -> float:
-        """``E[O^2]`` of the output lengths, tokens^2, from the named distribution:
-        fixed ``m^2``; uniform on ``m(1 +- s)`` ``m^2 (1 + s^2/3)``; exponential ``2 m^2``;
-        lognormal with log-sigma ``s`` ``m^2 e^(s^2)``."""
-        m, s = self.output_len, self.length_spread
-        factor = {"fixed": 1.0, "uniform": 1.0 + s * s / 3.0, "exponential": 2.0,
-                  "lognormal": math.exp(s * s)}[self.length_distribution]
-        return m * m * factor
+        """``E[O^2]`` of the output lengths, tokens^2 (:attr:`length_moment_factor`)."""
+        return self.output_len * self.output_len * self.length_moment_factor
+
+    def length_classes(self, edges: tuple[float, ...] = LENGTH_CLASS_EDGES
+                       ) -> tuple[tuple[float, float], ...]:
+        """The length distribution cut at the quantiles ``edges`` into classes: each
+        class's mean length relative to the mean and its probability (one class for
+        fixed lengths). A class's mean is the distribution's conditional mean between its
+        quantiles ``a`` and ``b``: lognormal ``(Phi(z_b - s) - Phi(z_a - s)) / (b - a)``
+        (``z`` the standard normal quantiles), exponential ``((1 + x_a) (1 - a) -
+        (1 + x_b) (1 - b)) / (b - a)`` with ``x = -ln(1 - F)``, uniform the bin's
+        middle."""
+        if self.length_moment_factor == 1.0:
+            return ((1.0, 1.0),)
+        s = self.length_spread
+        normal = NormalDist()
+        out = []
+        for a, b in itertools.pairwise(edges):
+            if self.length_distribution == "lognormal":
+                za = normal.inv_cdf(a) if a > 0 else -math.inf
+                zb = normal.inv_cdf(b) if b < 1 else math.inf
+                mean = (normal.cdf(zb - s) - normal.cdf(za - s)) / (b - a)
+            elif self.length_distribution == "exponential":
+                xa = -math.log1p(-a)
+                tail = 0.0 if b >= 1 else (1.0 - math.log1p(-b)) * (1.0 - b)
+                mean = ((1.0 + xa) * (1.0 - a) - tail) / (b - a)
+            else:
+                mean = 1.0 + s * (a + b - 1.0)
+            out.append((mean, b - a))
+        return tuple(out)
 
     @property
     def running_context(self) -> float:
