@@ -32,14 +32,15 @@ def _workload(model: str, isl: float, osl: float, rate: float,
 @pytest.mark.parametrize(("prompt", "room"), [(2000, 8180), (8000, 8190), (20000, 8191),
                                               (500, 8000), (5000, 8000), (8192, 8192)])
 def test_units_cover_the_budget_and_the_prompt(prompt: float, room: float) -> None:
-    """The budget holds at least MIN_UNITS whole units and wastes less than one; a
-    prompt is the fewest units that hold it."""
-    u, q, k = units(prompt, room)
+    """The budget holds at least MIN_UNITS whole units and wastes less than one; the unit
+    is a whole share of the prompt (or of the budget, for a prompt longer than it)."""
+    u, k = units(prompt, room)
     assert k >= MIN_UNITS
     assert k * u <= room * (1 + 1e-9)
     assert room - k * u < u
-    assert q * u >= prompt * (1 - 1e-9)
-    assert (q - 1) * u < prompt
+    pieces = min(prompt, room) / u
+    assert pieces == pytest.approx(round(pieces))
+    assert pieces >= 1
 
 
 def test_the_chain_reproduces_the_gated_queue_in_closed_form() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ocplan.catalog.system import System
@@ -38,8 +38,8 @@ from ocplan.plan.search_defaults import (
 )
 from ocplan.workloads.workload import Workload
 
-__all__ = ["LEVERS", "Lever", "LeverEffect", "ScaledModels", "Sensitivity", "elasticity",
-           "factor_problem", "scaled_models", "sensitivity"]
+__all__ = ["LEVERS", "Lever", "LeverEffect", "ResourceEffect", "ScaledModels", "Sensitivity",
+           "elasticity", "factor_problem", "scaled_models", "sensitivity"]
 
 
 def factor_problem(factor: float) -> str | None:
@@ -154,21 +154,12 @@ def elasticity(base_s: float, scaled_s: float, factor: float) -> float:
 
 
 @dataclass(frozen=True)
-class LeverEffect:
-    """The step with one resource scaled.
+class ResourceEffect:
+    """What scaling one resource did, training or serving: ``absent`` says why the
+    system lacks the resource (its catalog entry does not publish it, or it has none;
+    the figures are then the base's)."""
 
-    ``step_s`` is the step with the resource times the factor; ``change`` its relative
-    change, ``step_s / base - 1`` (negative: shorter); ``elasticity`` as
-    :func:`elasticity`. ``absent`` says why the system lacks the resource (its catalog
-    entry does not publish it, or it has none); the step is then the base step.
-    """
-
-    lever: str
-    label: str
-    step_s: float
-    change: float
-    elasticity: float
-    absent: str | None = None
+    absent: str | None = field(default=None, kw_only=True)
 
     @property
     def present(self) -> bool:
@@ -176,6 +167,22 @@ class LeverEffect:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"present": self.present}
+
+
+@dataclass(frozen=True)
+class LeverEffect(ResourceEffect):
+    """The step with one resource scaled.
+
+    ``step_s`` is the step with the resource times the factor; ``change`` its relative
+    change, ``step_s / base - 1`` (negative: shorter); ``elasticity`` as
+    :func:`elasticity`.
+    """
+
+    lever: str
+    label: str
+    step_s: float
+    change: float
+    elasticity: float
 
 
 @dataclass(frozen=True)
@@ -271,6 +278,6 @@ def sensitivity(workload: Workload, plan: Plan, system: System,
         step = base if model is None else evaluate_one(workload, model, cal, plan)["step_s"]
         effects.append(LeverEffect(lever.name, lever.label, step, step / base - 1.0,
                                    elasticity(base, step, factor),
-                                   None if model is not None else lever.absent))
+                                   absent=None if model is not None else lever.absent))
     together_s = evaluate_one(workload, scaled.together, cal, plan)["step_s"]
     return Sensitivity(factor, None, base, tuple(effects), together_s)

@@ -11,7 +11,8 @@ with state-dependent service, Bailey, "On queueing processes with bulk service",
 16, 1954; here with the iteration time of the step model):
 
 - work is counted in *units* of ``u`` prompt tokens; a prompt is ``q`` units and an
-  iteration carries at most ``k`` units (:func:`units`; the caller may cut them finer);
+  iteration carries at most ``k`` units (:func:`units`; the caller may cut them finer,
+  and rounds a prompt to whole units keeping its work, :func:`equivalent_arrivals`);
 - the state is the units waiting at an iteration's start, ``n``; the iteration carries
   ``m = min(n, k)`` of them and lasts ``T(m)`` (the step model with ``m u`` prompt
   tokens beside the decoding batch); ``A ~ Poisson(lam T(m))`` prompts arrive during it,
@@ -82,18 +83,18 @@ NEGLIGIBLE = 1e-9
 _SLACK = 1e-9
 
 
-def units(prefill_len: float, room: float) -> tuple[float, int, int]:
-    """``(u, q, k)``: tokens per unit, units per prompt and units per iteration for a
-    prompt of ``prefill_len`` tokens and an iteration with ``room`` tokens of budget for
-    prompts. The unit is a whole share of ``min(prefill_len, room)`` small enough that
-    the budget holds at least :data:`MIN_UNITS` of them, and not so small that it holds
-    more than :data:`MAX_CAPACITY` (prompts much shorter than the budget are then a unit
-    each)."""
+def units(prefill_len: float, room: float) -> tuple[float, int]:
+    """``(u, k)``: tokens per unit and whole units per iteration for prompts of
+    ``prefill_len`` tokens and an iteration with ``room`` tokens of budget for prompts.
+    The unit is a whole share of ``min(prefill_len, room)`` small enough that the budget
+    holds at least :data:`MIN_UNITS` of them, and not so small that it holds more than
+    :data:`MAX_CAPACITY` (prompts much shorter than the budget are then under a unit;
+    :func:`equivalent_arrivals` keeps their work)."""
     assert prefill_len > 0
     assert room > 0
     piece = min(prefill_len, room)
     u = max(piece / math.ceil(MIN_UNITS * piece / room - _SLACK), room / MAX_CAPACITY)
-    return u, max(1, math.ceil(prefill_len / u - _SLACK)), max(1, math.floor(room / u + _SLACK))
+    return u, max(1, math.floor(room / u + _SLACK))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ law), which shortens the next iteration again.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from ocplan.catalog.system import System
@@ -32,7 +32,7 @@ from ocplan.errors import SpecError
 from ocplan.plan.calibration import Calibration, load_calibration
 from ocplan.plan.engine import system_model
 from ocplan.plan.search_defaults import SENSITIVITY_FACTOR
-from ocplan.plan.sensitivity import factor_problem, scaled_models
+from ocplan.plan.sensitivity import ResourceEffect, factor_problem, scaled_models
 from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
 from ocplan.serving.estimate import ServingEstimate, estimate_on_model
 from ocplan.serving.plan import ServingPlan
@@ -99,12 +99,11 @@ def _elasticity(measure: Measure, base: float | None, value: float | None,
 
 
 @dataclass(frozen=True)
-class ServingLeverEffect:
+class ServingLeverEffect(ResourceEffect):
     """The deployment with one resource scaled: each :data:`MEASURES` figure (``values``)
     and its relative change (``changes``, None where a figure is missing), the headline's
     elasticity, and ``reason`` when the scaled deployment no longer keeps up with its
-    load. ``absent`` says why the system lacks the resource (the values are then the
-    base's)."""
+    load."""
 
     lever: str
     label: str
@@ -112,14 +111,6 @@ class ServingLeverEffect:
     changes: dict[str, float | None]
     elasticity: float | None
     reason: str | None = None
-    absent: str | None = None
-
-    @property
-    def present(self) -> bool:
-        return self.absent is None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"present": self.present}
 
 
 @dataclass(frozen=True)
@@ -217,7 +208,7 @@ def serving_sensitivity(workload: ServingWorkload, plan: ServingPlan, system: Sy
         return ServingLeverEffect(
             name, label, values, {k: _change(base[k], values[k]) for k in values},
             _elasticity(headline, base[headline.name], values[headline.name], factor),
-            None if est is None else est.reason, absent)
+            None if est is None else est.reason, absent=absent)
 
     scaled = scaled_models(sm, factor)
     effects = tuple(

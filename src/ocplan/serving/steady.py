@@ -409,27 +409,10 @@ class _Grid:
         return _prompt_queue(sm, iteration_s, u, rate)
 
     def _prompt_tables(self, sm: StepModel) -> list[tuple[FloatArray, float]]:
-        """Per grid batch: a stage's iteration beside its share of the batch carrying
-        ``0 .. k`` units of prompt tokens, and the unit's tokens (one vectorised pass of
-        the step model over the whole grid, remembered on the grid)."""
-        if self._tables:
-            return self._tables
-        wl, p = sm.workload, sm.plan.pp
-        b = self.batch / p
-        room = np.maximum(sm.plan.token_budget - b * wl.tokens_per_step, 1.0)
-        shapes = [units(wl.prefill_len, float(r)) for r in room]
-        probes = [_probes(k) for _, _, k in shapes]
-        tokens = f64(np.concatenate([m * u for (u, _, _), m in zip(shapes, probes,
-                                                                  strict=True)]))
-        seqs = f64(np.repeat(b, [m.size for m in probes]))
-        it = sm.iteration(tokens, tokens / wl.prefill_len, seqs, seqs * _context(sm),
-                          prefill_keys=wl.input_len)
-        cuts = np.cumsum([m.size for m in probes])[:-1]
-        for t, m, (u, _, k) in zip(np.split(f64(np.array(it.total_s)), cuts), probes, shapes,
-                                   strict=True):
-            table = f64(np.interp(np.arange(k + 1.0), m, t))
-            table.flags.writeable = False
-            self._tables.append((table, u))
+        """:func:`_prompt_tables` of the grid's batches per stage, remembered on the
+        grid."""
+        if not self._tables:
+            self._tables.extend(_prompt_tables(sm, f64(self.batch / sm.plan.pp)))
         return self._tables
 
     def slot_wait_s(self, sm: StepModel, i: int, stat: str) -> float:
@@ -490,6 +473,29 @@ class _Grid:
         return lo
 
 
+def _prompt_tables(sm: StepModel, batch: FloatArray) -> list[tuple[FloatArray, float]]:
+    """Per decoding batch of a stage: its iteration carrying ``0 .. k`` units of prompt
+    tokens (the budget the batch leaves, :func:`~ocplan.serving.prompt_queue.units`)
+    and the unit's tokens, read-only; one vectorised pass of the step model over all the
+    batches at :func:`_probes`, interpolated between them."""
+    wl = sm.workload
+    room = np.maximum(sm.plan.token_budget - batch * wl.tokens_per_step, 1.0)
+    shapes = [units(wl.prefill_len, float(r)) for r in room]
+    probes = [_probes(k) for _, k in shapes]
+    tokens = f64(np.concatenate([m * u for (u, _), m in zip(shapes, probes, strict=True)]))
+    seqs = f64(np.repeat(batch, [m.size for m in probes]))
+    it = sm.iteration(tokens, tokens / wl.prefill_len, seqs, seqs * _context(sm),
+                      prefill_keys=wl.input_len)
+    cuts = np.cumsum([m.size for m in probes])[:-1]
+    out = []
+    for t, m, (u, k) in zip(np.split(f64(np.array(it.total_s)), cuts), probes, shapes,
+                               strict=True):
+        table = f64(np.interp(np.arange(k + 1.0), m, t))
+        table.flags.writeable = False
+        out.append((table, u))
+    return out
+
+
 def _probes(k: int) -> FloatArray:
     """Units of prompt at which a prompt-queue table is evaluated: 0, 1 and
     :data:`TABLE_PROBES` points up to ``k`` (the iteration is close to linear in its
@@ -522,12 +528,8 @@ def prefill_ttft_s(sm: StepModel, rate: float) -> float:
     """TTFT statistic on a prefill-only instance (a disaggregated prefill pool) under
     Poisson arrivals at ``rate`` per second, below its capacity: the prompt queue
     (:mod:`ocplan.serving.prompt_queue`) with the whole token budget for prompts."""
-    wl = sm.workload
-    u, _, k = units(wl.prefill_len, float(sm.plan.token_budget))
-    tokens = f64(np.arange(k + 1.0) * u)
-    zero = f64(np.zeros_like(tokens))
-    it = sm.iteration(tokens, tokens / wl.prefill_len, zero, zero, prefill_keys=wl.input_len)
-    return first_token_s(_prompt_queue(sm, f64(np.array(it.total_s)), u, rate), wl.slo_stat)
+    [(table, u)] = _prompt_tables(sm, f64(np.zeros(1)))
+    return first_token_s(_prompt_queue(sm, table, u, rate), sm.workload.slo_stat)
 
 
 def _erlang_c(servers: int, offered: float) -> float:
