@@ -300,7 +300,10 @@ def test_steady_state_agrees_with_the_simulation_under_poisson_load(rate: float)
     assert r.stat("tpot", "mean") == pytest.approx(est.tpot_s, rel=0.05)
     assert r.stat("ttft", "mean") == pytest.approx(est.ttft_s, rel=0.15)
     p99 = estimate_serving(replace(wl, slo_stat="p99"), plan, h200())
-    assert r.stat("ttft", "p99") == pytest.approx(p99.ttft_s, rel=0.35)
+    assert p99.ttft_s == est.ttft_s  # the means do not depend on the statistic asked for
+    assert p99.latency_stat == "p99"
+    assert r.stat("ttft", "p99") == pytest.approx(p99.ttft_stat_s, rel=0.35)
+    assert r.stat("tpot", "p99") == pytest.approx(p99.tpot_stat_s, rel=0.10)
 
 
 def test_offline_steady_state_agrees_with_a_long_simulation() -> None:
@@ -379,3 +382,36 @@ def test_tpot_tails_match_the_simulation(model: str, chip: str, tp: int, isl: in
         tail = float(np.interp(est.batch_per_instance, grid.batch, grid.tpot_s(step)))
         assert tail == pytest.approx(sim.result.stat("tpot", stat), rel=tol)  # type: ignore[arg-type]
         assert tail > tpot(est)
+
+
+@pytest.mark.parametrize(("limits", "binding"), [
+    ({"slo_tpot_s": 0.030}, "TPOT limit"),
+    ({"slo_ttft_s": 0.400}, "TTFT limit"),
+])
+def test_slo_met_agrees_with_the_highest_rate_meeting_it(limits: dict[str, float],
+                                                         binding: str) -> None:
+    """A Poisson estimate reports its latencies at the workload's statistic beside the
+    means, and judges the SLOs on that statistic, as the SLO search does: just below
+    the highest rate meeting the limits they hold, just above they do not (on the
+    means they would still hold there: the tail is what binds)."""
+    base = workload("llama3-70b", input_len=2000, output_len=300, load="poisson",
+                    rate_per_s=1.0, weight_precision="fp8", activation_precision="fp8",
+                    kv_precision="fp8", slo_stat="p99", **limits)
+    plan = ServingPlan(tp=8)
+    top = estimate_serving(base, plan, h200())
+    assert top.slo_rate_per_s is not None
+    assert top.slo_reason is not None
+    assert binding in top.slo_reason
+    limit = next(iter(limits.values()))
+    field = "tpot" if "tpot" in binding.lower() else "ttft"
+    for factor, meets in ((0.97, True), (1.03, False)):
+        est = estimate_serving(replace(base, rate_per_s=factor * top.slo_rate_per_s), plan,
+                               h200())
+        assert est.latency_stat == "p99"
+        stat, mean = getattr(est, f"{field}_stat_s"), getattr(est, f"{field}_s")
+        assert stat is not None
+        assert mean is not None
+        assert mean < stat
+        assert est.slo_met is meets, (factor, stat, limit)
+        assert (stat <= limit) is meets
+        assert mean < limit  # the mean alone would pass: the statistic decides

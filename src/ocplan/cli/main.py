@@ -1099,7 +1099,10 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float |
     _row(table, "requests/s", f"{result.requests_per_s:,.2f}")
     _row(table, "batch per instance", f"{result.batch_per_instance:,.0f} "
                                       f"(limit: {result.batch_limit})")
-    _row(table, "TTFT / TPOT", f"{_q(result.ttft_s, 's')} / {_q(result.tpot_s, 's')}")
+    _row(table, "TTFT / TPOT, mean", f"{_q(result.ttft_s, 's')} / {_q(result.tpot_s, 's')}")
+    if result.latency_stat is not None:
+        _row(table, f"TTFT / TPOT, {result.latency_stat}",
+             f"{_q(result.ttft_stat_s, 's')} / {_q(result.tpot_stat_s, 's')}")
     _row(table, "bound", result.bound)
     if result.reason:  # a result that runs but cannot keep up (an overloaded rate)
         hint = api.infeasible_hint(result.reason, serving=True)

@@ -260,8 +260,11 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
     if result.feasible:
         rows += [("output tokens/s per chip", f"{result.output_tokens_per_s_per_chip:,.1f}"),
                  ("requests/s", f"{result.requests_per_s:,.3g}"),
-                 ("TTFT", _ms(result.ttft_s)),
-                 ("TPOT", _ms(result.tpot_s)),
+                 ("TTFT, mean", _ms(result.ttft_s)),
+                 ("TPOT, mean", _ms(result.tpot_s)),
+                 *([] if result.latency_stat is None else [
+                     (f"TTFT, {result.latency_stat}", _ms(result.ttft_stat_s)),
+                     (f"TPOT, {result.latency_stat}", _ms(result.tpot_stat_s))]),
                  ("batch per instance", f"{result.batch_per_instance:,.0f} "
                                         f"({result.batch_limit})"),
                  ("bound", result.bound),

@@ -35,7 +35,7 @@ from ocplan.serving.steady import (
     OperatingPoint,
     latency_curve,
     operating_point,
-    prefill_ttft_s,
+    prefill_first_token_s,
     slo_rate,
 )
 from ocplan.serving.step import StepModel, step_model
@@ -112,9 +112,9 @@ class ServingEstimate:
     batch_limit: str | None
     """What caps the batch (None when infeasible)."""
     ttft_s: float | None
-    """None when infeasible or when the queue grows without bound."""
+    """Mean; None when infeasible or when the queue grows without bound."""
     tpot_s: float | None
-    """None when infeasible; of the requests served when queueing."""
+    """Mean; None when infeasible; of the requests served when queueing."""
     iteration: IterationBreakdown | None
     memory: ServingMemory | None
     bound: str
@@ -137,6 +137,12 @@ class ServingEstimate:
     """Disaggregated: prompt tokens/s per prefill chip at full load."""
     decode_output_tokens_per_s_per_chip: float | None = None
     """Disaggregated: output tokens/s per decode chip at full load."""
+    latency_stat: str | None = None
+    """Statistic of :attr:`ttft_stat_s` and :attr:`tpot_stat_s`: the workload's
+    ``slo_stat`` under a Poisson load; None where only the means are modelled (other
+    loads, an overload, infeasible)."""
+    ttft_stat_s: float | None = None
+    tpot_stat_s: float | None = None
 
     def cost_per_mtok(self, price_per_chip_hour: float) -> float | None:
         """Cost of a million output tokens at a price per chip-hour (None when nothing
@@ -346,7 +352,9 @@ def _result(wl: ServingWorkload, plan: ServingPlan, system: System, point: Opera
         point.batch, point.limit, point.ttft_s, point.tpot_s, _breakdown(point), mem,
         _bound(point), slo_met, None if rate is None else rate[0] * plan.instances,
         slo_reason, power, energy, notes + _load_notes(wl, plan, point),
-        cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct)
+        cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
+        latency_stat=point.latency_stat, ttft_stat_s=point.ttft_stat_s,
+        tpot_stat_s=point.tpot_stat_s)
 
 
 def _overload(wl: ServingWorkload, capacity_per_s: float) -> str:
@@ -392,10 +400,14 @@ def _slo_reason(wl: ServingWorkload, rate: tuple[float, str], point: OperatingPo
 
 
 def _meets(wl: ServingWorkload, point: OperatingPoint) -> bool:
+    """Whether the point's latencies hold the SLOs: the workload's statistic where the
+    point has it (Poisson), else the means (the only latencies of the other loads)."""
     if point.ttft_s is None:
         return False  # an unbounded queue meets no SLO
-    ok_ttft = wl.slo_ttft_s is None or point.ttft_s <= wl.slo_ttft_s
-    ok_tpot = wl.slo_tpot_s is None or point.tpot_s <= wl.slo_tpot_s
+    ttft = point.ttft_stat_s if point.ttft_stat_s is not None else point.ttft_s
+    tpot = point.tpot_stat_s if point.tpot_stat_s is not None else point.tpot_s
+    ok_ttft = wl.slo_ttft_s is None or ttft <= wl.slo_ttft_s
+    ok_tpot = wl.slo_tpot_s is None or tpot <= wl.slo_tpot_s
     return ok_ttft and ok_tpot
 
 
@@ -422,11 +434,16 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
     decode_rate = point.requests_per_s * dec_plan.instances
     rate = min(prompt_rate, decode_rate)
     out = rate * wl.output_len
+    transfer = _kv_transfer_s(wl, plan, sm)
+    stat: str | None = None
+    tail: float | None = None
     if wl.rate_per_s is not None and wl.rate_per_s < prompt_rate:
-        first = prefill_ttft_s(pre_model, wl.rate_per_s / pre_plan.instances)
+        first, tail = prefill_first_token_s(pre_model, wl.rate_per_s / pre_plan.instances,
+                                            ("mean", wl.slo_stat))
+        stat, tail = wl.slo_stat, tail + transfer
     else:
         first = t_pre * max(1.0, wl.prefill_len / chunk)
-    ttft: float | None = first + _kv_transfer_s(wl, plan, sm)
+    ttft: float | None = first + transfer
     power = power_budget(system).it_W * plan.chips / system.num_chips
     fam = system.accelerator.family
     bound = "prefill pool" if prompt_rate < decode_rate else f"decode pool: {_bound(point)}"
@@ -437,6 +454,7 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
     if wl.rate_per_s is not None and (point.queueing or wl.rate_per_s >= prompt_rate
                                       or not math.isfinite(first)):
         reason, ttft, bound = _overload(wl, rate), None, "queueing"
+        stat = tail = None
     return ServingEstimate(
         True, reason, plan, plan.chips, out, out / plan.chips,
         rate * wl.input_len / plan.chips, rate, point.batch, point.limit, ttft, point.tpot_s,
@@ -445,7 +463,9 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
         notes + _load_notes(wl, dec_plan, point),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         prefill_input_tokens_per_s_per_chip=prompt_rate * wl.input_len / pre_plan.chips,
-        decode_output_tokens_per_s_per_chip=decode_rate * wl.output_len / dec_plan.chips)
+        decode_output_tokens_per_s_per_chip=decode_rate * wl.output_len / dec_plan.chips,
+        latency_stat=stat, ttft_stat_s=tail,
+        tpot_stat_s=point.tpot_stat_s if stat is not None else None)
 
 
 @dataclass(frozen=True)

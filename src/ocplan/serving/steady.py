@@ -35,8 +35,10 @@ Latency statistics of the analytical path: TPOT is a per-request mean over ``D``
 iterations of a batch that drifts slowly around ``B`` (Poisson occupancy) plus the
 prompts admitted during it, so its statistic is the mean plus ``z`` standard deviations
 (:meth:`_Grid.tpot_s`); TTFT statistics are those of the prompt queue's distribution
-and of the slot wait's (0 with probability ``1 - C``, else exponential). The
-discrete-event simulation (:mod:`ocplan.serving.simulate`) gives true distributions.
+and of the slot wait's (0 with probability ``1 - C``, else exponential). A Poisson
+point carries the means and both latencies at the workload's ``slo_stat``; the SLO
+search judges the statistic. The discrete-event simulation
+(:mod:`ocplan.serving.simulate`) gives true distributions.
 """
 
 from __future__ import annotations
@@ -50,9 +52,9 @@ from ocplan.costmodel.roofline import FloatArray, f64
 from ocplan.serving.prompt_queue import (
     MAX_CAPACITY,
     PromptQueue,
-    equivalent_arrivals,
-    first_token_s,
-    own_units,
+    compound_poisson_pmf,
+    first_token_stats,
+    prompt_units,
     units,
 )
 from ocplan.serving.step import IterationTime, StepModel
@@ -63,7 +65,7 @@ __all__ = [
     "OperatingPoint",
     "batch_limits",
     "operating_point",
-    "prefill_ttft_s",
+    "prefill_first_token_s",
     "slo_rate",
 ]
 
@@ -76,12 +78,24 @@ STAT_QUANTILE = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
 #: Standard normal quantiles of the tail statistics (the batch a request lives through
 #: is Poisson-distributed under Poisson arrivals, close to normal at serving batches).
 NORMAL_Z = {"p90": 1.2816, "p99": 2.3263}
-#: Terms summed for a Poisson quantile (means of prompt chunks per iteration are a few).
-POISSON_TERMS = 200
-#: Poisson mean above which a quantile is taken from the normal approximation (its p99
-#: is then within a few percent of the exact one, and :data:`POISSON_TERMS` still covers
-#: the exact sum below it).
-POISSON_NORMAL_MEAN = 50.0
+#: Quantiles at which the TPOT tail cuts the answer lengths into classes: fine at the
+#: short end, whose few iterations average the least (each request's TPOT is its own mean).
+ANSWER_CLASS_EDGES = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0)
+#: Standard deviations past its mean a request's prompt work is followed to.
+DEVIATION_SPAN_SD = 10.0
+#: Prompts admitted during a request's life up to which their work's law is computed
+#: exactly (compound Poisson); beyond, the normal law of the sum (its skew then matters
+#: little: a request that sees many prompts lives long and averages them).
+DEVIATION_EXACT_PROMPTS = 20.0
+#: Units a prompt of the mean length is for the TPOT deviation when lengths spread.
+DEVIATION_UNITS = 2.0
+#: Halvings of the bracket of a TPOT deviation quantile (2^-40 of the bracket).
+BISECTIONS = 40
+#: Halvings of a grid step when the SLO rate is bisected on the TTFT (1/256 of a step:
+#: the grid's batches are about 15 % apart).
+RATE_BISECTIONS = 8
+#: Floor of a divisor that may be zero (no prompt chunks, no spread).
+_TINY = 1e-30
 #: Largest feedback elasticity of the step on the batch used for the batch's spread
 #: (beyond it the queue is near saturation and the variance formula diverges).
 MAX_ELASTICITY = 0.9
@@ -113,15 +127,21 @@ class OperatingPoint:
     output_tokens_per_s: float
     """Per instance."""
     ttft_s: float | None
-    """None when the queue grows without bound (``limit`` is ``queueing``): arrivals
-    beyond the capacity wait ever longer, no TTFT statistic exists."""
+    """Mean; None when the queue grows without bound (``limit`` is ``queueing``):
+    arrivals beyond the capacity wait ever longer, no TTFT statistic exists."""
     tpot_s: float
-    """Of the requests being served (at the saturated batch when queueing)."""
+    """Mean, of the requests being served (at the saturated batch when queueing)."""
     requests_per_s: float
     """Served, per instance (the capacity when queueing)."""
     waves: int = 1
     """Synchronized batches one instance runs one after another (static loads and
     finite runs admitted at once); 1 for a refilled steady state."""
+    latency_stat: str | None = None
+    """The workload's statistic (``slo_stat``) of :attr:`ttft_stat_s` and
+    :attr:`tpot_stat_s`; None where only means are modelled (loads other than Poisson,
+    and an overload)."""
+    ttft_stat_s: float | None = None
+    tpot_stat_s: float | None = None
 
     @property
     def queueing(self) -> bool:
@@ -181,6 +201,8 @@ class _Mixed:
     """An iteration carrying one chunk of a newly admitted prompt, s (what its first
     token waits for, chunk by chunk)."""
     chunks_per_prompt: FloatArray
+    chunk_s: FloatArray
+    """What one more prompt chunk adds to an iteration, s."""
 
 
 def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
@@ -198,7 +220,7 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
     ctx = b * _context(sm)
     if sm.decode_only:
         it = sm.iteration(0.0 * b, 0.0 * b, b, ctx)
-        return _Mixed(it, it.total_s, f64(np.ones_like(b)))
+        return _Mixed(it, it.total_s, f64(np.ones_like(b)), f64(np.zeros_like(b)))
     room = np.maximum(sm.plan.token_budget - b * wl.tokens_per_step, 1.0)
     chunk = np.minimum(wl.prefill_len, room)
     units = b * wl.tokens_per_step / wl.output_len * wl.prefill_len / chunk
@@ -211,7 +233,8 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
     n = b.size
     mean = IterationTime(*(getattr(both, f.name)[:n] * (1.0 - frac)
                            + getattr(both, f.name)[n:] * frac for f in fields(both)))
-    return _Mixed(mean, both.total_s[n:], f64(np.ceil(wl.prefill_len / chunk)))
+    return _Mixed(mean, both.total_s[n:], f64(np.ceil(wl.prefill_len / chunk)),
+                  f64(np.maximum(both.total_s[n:] - both.total_s[:n], 0.0)))
 
 
 def _take_at(it: IterationTime, idx: np.ndarray) -> IterationTime:
@@ -270,28 +293,6 @@ def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoi
                           (t_pre + t_dec) / wl.output_len, out / wl.output_len, waves)
 
 
-def _poisson_quantile(mean: FloatArray, q: float) -> FloatArray:
-    """Smallest ``k`` with ``P(X <= k) >= q`` for ``X`` Poisson of each ``mean``
-    (summed term by term; serving means are small)."""
-    lam = np.maximum(f64(mean), 0.0)
-    term = np.exp(-lam)
-    cdf = term.copy()
-    k = f64(np.zeros_like(lam))
-    for i in range(1, POISSON_TERMS):
-        below = cdf < q
-        if not below.any():
-            break
-        term = term * lam / i
-        cdf = cdf + term
-        k = np.where(below, float(i), k)
-    return f64(k)
-
-
-def _normal_quantile(stat: str) -> float:
-    """``z`` of the statistic for a normal variable (0 for the mean and the median)."""
-    return 0.0 if stat in ("mean", "p50") else NORMAL_Z[stat]
-
-
 def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPoint:
     """Little's law fixed point on a batch grid; at or beyond the capacity (the rate of
     the largest batch) the queue grows without bound: the point is the saturated one
@@ -299,14 +300,16 @@ def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPo
     it: its units round the budget)."""
     wl, p = sm.workload, float(sm.plan.pp)
     g = _grid(sm, limit, name)
-    ttft = g.ttft_s(sm, rate) if rate < g.rate[-1] else math.inf
-    if not math.isfinite(ttft):
+    tail = g.ttft_s(sm, rate) if rate < g.rate[-1] else math.inf
+    if not math.isfinite(tail):
         return replace(_saturated(sm, limit, name), ttft_s=None)
     i = min(int(np.searchsorted(g.rate, rate)), g.batch.size - 1)
     b = float(np.interp(rate, g.rate, g.batch))
     step = float(np.interp(rate, g.rate, g.step_s))
     return OperatingPoint(b, limit, "load", _take(g.mixed.mean, i), rate * wl.output_len,
-                          ttft, p * step / wl.tokens_per_step, rate)
+                          g.ttft_s(sm, rate, "mean"), p * step / wl.tokens_per_step, rate,
+                          latency_stat=wl.slo_stat, ttft_stat_s=tail,
+                          tpot_stat_s=float(np.interp(rate, g.rate, g.tpot_s(sm))))
 
 
 def _grid(sm: StepModel, limit: float, name: str) -> _Grid:
@@ -321,7 +324,7 @@ def _frozen(g: _Grid) -> _Grid:
     """``g`` with its arrays read-only: it is shared by every estimate of its context."""
     mean = g.mixed.mean
     for a in (g.batch, g.step_s, g.rate, g.mixed.with_prompt_s, g.mixed.chunks_per_prompt,
-              *(getattr(mean, f.name) for f in fields(mean))):
+              g.mixed.chunk_s, *(getattr(mean, f.name) for f in fields(mean))):
         a.flags.writeable = False
     return g
 
@@ -344,6 +347,8 @@ class _Grid:
     _tables: list[tuple[FloatArray, float]] = field(default_factory=list, compare=False,
                                                   repr=False)
     """:meth:`_prompt_tables`, once built."""
+    _tpot: dict[str, FloatArray] = field(default_factory=dict, compare=False, repr=False)
+    """:meth:`tpot_s` by statistic."""
 
     @staticmethod
     def of(sm: StepModel, limit: float, slots: bool = False) -> _Grid:
@@ -360,47 +365,43 @@ class _Grid:
         keep = rate > np.concatenate([[-np.inf], np.maximum.accumulate(rate)[:-1]])
         idx = np.nonzero(keep)[0]
         cut = _Mixed(_take_at(mixed.mean, idx), mixed.with_prompt_s[idx],
-                     mixed.chunks_per_prompt[idx])
+                     mixed.chunks_per_prompt[idx], mixed.chunk_s[idx])
         return _Grid(grid[idx], cut, f64(t[idx]), f64(rate[idx]), float(grid[idx[-1]]),
                      slots)
 
     def tpot_s(self, sm: StepModel) -> FloatArray:
-        """TPOT statistic at each grid batch: mean plus ``z`` standard deviations (``z``
-        the normal quantile, 0 for the mean) of a request's mean iteration, from two
-        sources:
+        """TPOT statistic (the workload's ``slo_stat``) at each grid batch. The mean is
+        the mean iteration; a quantile adds to it two deviations of a request's mean
+        iteration:
 
         - the batch it lives through: under Poisson arrivals the sequences in flight
           are Poisson-like around ``B``, widened by the feedback of a longer step on a
           longer stay: variance ``B / (1 - eta)``, ``eta = B t'(B) / t(B)`` (capped at
-          :data:`MAX_ELASTICITY`); the step moves by ``t'(B)`` per sequence;
-        - the prompts admitted during its ``D`` iterations (about ``B c`` chunks,
-          Poisson), each adding ``dt`` to one iteration: at quantile ``q`` the count is
-          the Poisson quantile ``k_q(B c)``, not the normal ``B c + z sqrt(B c)`` (few
-          chunks a request: the count is skewed and its tail heavier), so the deviation
-          is ``(k_q - B c) dt / D``.
+          :data:`MAX_ELASTICITY`); the step moves by ``t'(B)`` per sequence; ``z``
+          standard deviations of it (``z`` the normal quantile);
+        - the prompts admitted during its ``D`` decode iterations
+          (:func:`_prompt_deviation`): a request's TPOT is its own mean over its own
+          answer, so short answers, which average over few iterations, make the tail.
 
-        The two deviations add as quantiles of comonotonic variables, linearly: a request
-        that lives through a larger batch also lives longer and sees more prompts (in
+        The two add as quantiles of comonotonic variables, linearly: a request that
+        lives through a larger batch also lives longer and sees more prompts (in
         quadrature, as if independent, the p99 fell 4-10 % short of the simulation).
-        Checked against the simulation (p90 within 5 %, p99 within 10 %)."""
+        Remembered on the grid (the operating point and the SLO search share it)."""
         wl = sm.workload
-        z = _normal_quantile(wl.slo_stat)
-        b, t = self.batch, self.step_s
-        if z == 0.0 or b.size < 2:
-            return f64(t * sm.plan.pp / wl.tokens_per_step)
-        slope = np.maximum(np.gradient(t, b), 0.0)
-        eta = np.clip(b * slope / t, 0.0, MAX_ELASTICITY)
-        sd_batch = slope * np.sqrt(b / (1.0 - eta))
-        steps = wl.output_len / wl.tokens_per_step
-        extra = np.maximum(self.mixed.with_prompt_s - t, 0.0)
-        chunks = b * self.mixed.chunks_per_prompt
-        # beyond POISSON_NORMAL_MEAN the count is normal (and the term sum would stop short)
-        count = np.where(chunks > POISSON_NORMAL_MEAN, chunks + z * np.sqrt(chunks),
-                         _poisson_quantile(np.minimum(chunks, POISSON_NORMAL_MEAN),
-                                           STAT_QUANTILE[wl.slo_stat]))
-        dev_prompts = np.maximum(count - chunks, 0.0) * extra / steps
-        dev = z * sd_batch + dev_prompts
-        return f64((t + dev) * sm.plan.pp / wl.tokens_per_step)
+        stat = wl.slo_stat
+        if stat not in self._tpot:
+            b, t = self.batch, self.step_s
+            dev = f64(np.zeros_like(t))
+            if stat in NORMAL_Z and b.size >= 2:
+                slope = np.maximum(np.gradient(t, b), 0.0)
+                eta = np.clip(b * slope / t, 0.0, MAX_ELASTICITY)
+                sd_batch = slope * np.sqrt(b / (1.0 - eta))
+                dev = f64(NORMAL_Z[stat] * sd_batch
+                          + _prompt_deviation(sm, self, STAT_QUANTILE[stat]))
+            out = f64((t + dev) * sm.plan.pp / wl.tokens_per_step)
+            out.flags.writeable = False
+            self._tpot[stat] = out
+        return self._tpot[stat]
 
     def queue(self, sm: StepModel, i: int, rate: float) -> PromptQueue:
         """The prompt queue at grid batch ``i`` under ``rate`` arrivals per second
@@ -431,22 +432,29 @@ class _Grid:
         unless ``rate`` is given): the prompt queue's first token
         (:func:`~ocplan.serving.prompt_queue.first_token_s`; none on a decode-only
         instance) plus the slot wait. Remembered on the grid at the grid's rates (the
-        operating point, the SLO search and the curve come back to them)."""
-        key = (i, stat)
-        out = self._ttft.get(key) if rate is None else None
-        if out is None:
-            lam = float(self.rate[i]) if rate is None else rate
-            first = 0.0 if sm.decode_only else first_token_s(self.queue(sm, i, lam), stat)
-            out = first + self.slot_wait_s(sm, i, stat)
-            if rate is None:
-                self._ttft[key] = out
-        return out
+        operating point, the SLO search and the curve come back to them), the mean and
+        the workload's statistic from one solve of the queue."""
+        if rate is not None:
+            [out] = self._ttft_stats(sm, i, (stat,), rate)
+            return out
+        if (i, stat) not in self._ttft:
+            stats = tuple(dict.fromkeys((stat, "mean", sm.workload.slo_stat)))
+            for s, v in zip(stats, self._ttft_stats(sm, i, stats, float(self.rate[i])),
+                            strict=True):
+                self._ttft[(i, s)] = v
+        return self._ttft[(i, stat)]
 
-    def ttft_s(self, sm: StepModel, rate: float) -> float:
-        """TTFT statistic of the workload at arrival rate ``rate`` (below the
-        capacity), interpolated between the grid batches around it (below the grid's
-        first rate, at its first batch)."""
-        stat = sm.workload.slo_stat
+    def _ttft_stats(self, sm: StepModel, i: int, stats: tuple[str, ...],
+                    rate: float) -> tuple[float, ...]:
+        first = ((0.0,) * len(stats) if sm.decode_only
+                 else first_token_stats(self.queue(sm, i, rate), stats))
+        return tuple(f + self.slot_wait_s(sm, i, s) for f, s in zip(first, stats, strict=True))
+
+    def ttft_s(self, sm: StepModel, rate: float, stat: str | None = None) -> float:
+        """TTFT statistic ``stat`` (default the workload's) at arrival rate ``rate``
+        (below the capacity), interpolated between the grid batches around it (below
+        the grid's first rate, at its first batch)."""
+        stat = stat or sm.workload.slo_stat
         if rate <= self.rate[0]:
             return self.ttft_at(sm, 0, stat, rate)
         hi = min(int(np.searchsorted(self.rate, rate)), self.batch.size - 1)
@@ -504,14 +512,83 @@ def _probes(k: int) -> FloatArray:
                          .round()))
 
 
+def _prompt_deviation(sm: StepModel, g: _Grid, q: float) -> FloatArray:
+    """Quantile ``q`` over requests of how far the prompts admitted during a request's
+    life raise its mean iteration above the mean iteration, s, at each grid batch (0
+    when the quantile is below the mean).
+
+    A request whose answer is ``r`` times the mean (``r`` from the answer classes,
+    :data:`ANSWER_CLASS_EDGES`) lives ``D_r = max(1, r D)`` iterations, during which
+    ``N ~ Poisson(B r)`` prompts are admitted (``B`` per ``D`` iterations in the steady
+    state), of the workload's prompt lengths: ``X`` units in all, a compound Poisson sum
+    (:func:`~ocplan.serving.prompt_queue.prompt_units`,
+    :func:`~ocplan.serving.prompt_queue.compound_poisson_pmf`). A unit adds ``c delta /
+    E[Y]`` to the iteration it rides (``c`` chunks per mean prompt, ``delta`` what a chunk
+    adds: the iteration is close to linear in its prompt tokens), so the request's mean
+    iteration moves by ``(X - E[X]) c delta / (E[Y] D_r)``. The statistic is the
+    quantile of the mixture over the answer classes (bisection on its distribution); a
+    class that sees more than :data:`DEVIATION_EXACT_PROMPTS` prompts takes the normal law
+    of its sum. Short answers average over few iterations: they make the tail (MLPerf's
+    TPOT, like the simulation's, is each request's own mean)."""
+    wl = sm.workload
+    answers = wl.length_classes(ANSWER_CLASS_EDGES)
+    rel = f64(np.array([r for r, _ in answers]))
+    prob = f64(np.array([w for _, w in answers]))
+    spread = wl.length_moment_factor != 1.0
+    sizes = prompt_units(DEVIATION_UNITS if spread else 1.0, wl.length_classes())
+    y = np.arange(sizes.size)
+    ey, ey2 = float(y @ sizes), float(y * y @ sizes)
+    steps = np.maximum(1.0, rel * wl.output_len / wl.tokens_per_step)
+    scale = (g.mixed.chunks_per_prompt * g.mixed.chunk_s / ey)[:, None] / steps[None, :]
+    mu = g.batch[:, None] * rel[None, :]
+    mean = mu * ey
+    exact = mu <= DEVIATION_EXACT_PROMPTS
+    count = sizes.size + math.ceil(DEVIATION_EXACT_PROMPTS * ey + DEVIATION_SPAN_SD
+                                   * math.sqrt(DEVIATION_EXACT_PROMPTS * ey2))
+    cdf = np.ones((*mu.shape, count))
+    cdf[exact] = np.cumsum(compound_poisson_pmf(mu[exact], sizes, count), axis=-1)
+    sd = f64(np.sqrt(mu * ey2))
+
+    def below(d: FloatArray) -> FloatArray:
+        """Share of requests whose deviation is at most ``d`` (per grid batch)."""
+        units = d[:, None] / np.maximum(scale, _TINY)
+        at = np.floor(mean + units).astype(np.int64)
+        known = np.take_along_axis(cdf, np.clip(at, 0, count - 1)[..., None], -1)[..., 0]
+        known = np.where(at < 0, 0.0, known)
+        normal = _normal_cdf(units / np.maximum(sd, _TINY))
+        return f64((np.where(exact, known, normal) * prob[None, :]).sum(axis=1))
+
+    reach = np.maximum((count - mean) * scale, DEVIATION_SPAN_SD * sd * scale).max(axis=1)
+    lo, hi = f64(np.zeros_like(g.batch)), f64(reach)
+    done = below(lo) >= q
+    for _ in range(BISECTIONS):
+        mid = f64(0.5 * (lo + hi))
+        up = below(mid) >= q
+        hi = f64(np.where(up, mid, hi))
+        lo = f64(np.where(up, lo, mid))
+    return f64(np.where(done, 0.0, hi))
+
+
+def _normal_cdf(x: FloatArray) -> FloatArray:
+    """Standard normal distribution function from the error function's rational
+    approximation (Abramowitz and Stegun, *Handbook of Mathematical Functions*, 7.1.26;
+    absolute error below 1.5e-7)."""
+    a = np.abs(x) / math.sqrt(2.0)
+    k = 1.0 / (1.0 + 0.3275911 * a)
+    poly = k * (0.254829592 + k * (-0.284496736 + k * (1.421413741
+                                                       + k * (-1.453152027 + k * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-a * a)
+    return f64(0.5 * (1.0 + np.sign(x) * erf))
+
+
 def _prompt_queue(sm: StepModel, iteration_s: FloatArray, unit: float,
                   rate: float) -> PromptQueue:
-    """The prompt queue of the workload's prompts in units of ``unit`` tokens: the
-    arrivals are :func:`~ocplan.serving.prompt_queue.equivalent_arrivals` (the prompts
-    themselves for fixed lengths of whole units), each request's own prompt from the
-    workload's length classes. With a spread of lengths the units are cut finer, to at
-    most :data:`~ocplan.serving.prompt_queue.MAX_CAPACITY` per iteration, so that the
-    mean prompt is :data:`SPREAD_UNITS` of them."""
+    """The prompt queue of the workload's prompts in units of ``unit`` tokens: prompts
+    (arriving, and the request's own) of the sizes of the workload's length classes
+    (:func:`~ocplan.serving.prompt_queue.prompt_units`), at a rate that keeps the
+    arriving work (whole units round each class). With a spread of lengths the units
+    are cut finer, to at most :data:`~ocplan.serving.prompt_queue.MAX_CAPACITY` per
+    iteration, so that the mean prompt is :data:`SPREAD_UNITS` of them."""
     wl = sm.workload
     k = iteration_s.size - 1
     split = 1
@@ -520,16 +597,18 @@ def _prompt_queue(sm: StepModel, iteration_s: FloatArray, unit: float,
                            MAX_CAPACITY // k))
     table = f64(np.interp(np.arange(k * split + 1.0) / split, np.arange(k + 1.0), iteration_s))
     mean = wl.prefill_len / unit * split
-    lam, q = equivalent_arrivals(rate, mean, wl.length_moment_factor)
-    return PromptQueue(table, q, lam, sm.plan.pp, own_units(mean, wl.length_classes()))
+    sizes = prompt_units(mean, wl.length_classes())
+    work = float(np.arange(sizes.size) @ sizes)
+    return PromptQueue(table, sizes, rate * mean / work, sm.plan.pp)
 
 
-def prefill_ttft_s(sm: StepModel, rate: float) -> float:
-    """TTFT statistic on a prefill-only instance (a disaggregated prefill pool) under
-    Poisson arrivals at ``rate`` per second, below its capacity: the prompt queue
-    (:mod:`ocplan.serving.prompt_queue`) with the whole token budget for prompts."""
+def prefill_first_token_s(sm: StepModel, rate: float, stats: tuple[str, ...]
+                          ) -> tuple[float, ...]:
+    """TTFT statistics ``stats`` on a prefill-only instance (a disaggregated prefill
+    pool) under Poisson arrivals at ``rate`` per second, below its capacity: the prompt
+    queue (:mod:`ocplan.serving.prompt_queue`) with the whole token budget for prompts."""
     [(table, u)] = _prompt_tables(sm, f64(np.zeros(1)))
-    return first_token_s(_prompt_queue(sm, table, u, rate), sm.workload.slo_stat)
+    return first_token_stats(_prompt_queue(sm, table, u, rate), stats)
 
 
 def _erlang_c(servers: int, offered: float) -> float:
@@ -618,9 +697,50 @@ def slo_rate(sm: StepModel, kv_tokens: float) -> tuple[float, str] | None:
     # the rate need not rise with the batch to the end (a compute-bound step can grow
     # faster than the batch): the best meeting point, not the last
     i = int(np.argmax(np.where(ok, g.rate, -np.inf)))
-    binding = "load" if i == g.batch.size - 1 or ok[i + 1] else (
-        "TPOT limit" if not ok_tpot[i + 1] else "TTFT limit")
-    return float(g.rate[i]), binding
+    if i == g.batch.size - 1 or ok[i + 1]:
+        return float(g.rate[i]), "load"
+    # between grid batches the operating point's latencies are linear in the rate: the
+    # limit is met up to where the first of them crosses it (so that an estimate at any
+    # rate below the result meets the SLOs and one above does not)
+    crossings = []
+    if not ok_tpot[i + 1]:
+        assert wl.slo_tpot_s is not None
+        crossings.append((_crossing(g.rate[i:i + 2], tpot[i:i + 2], wl.slo_tpot_s),
+                          "TPOT limit"))
+    if not ok_ttft[i + 1]:
+        assert wl.slo_ttft_s is not None
+        stat = wl.slo_stat
+        ttft = np.array([g.ttft_at(sm, i, stat), g.ttft_at(sm, i + 1, stat)])
+        at = (_crossing(g.rate[i:i + 2], ttft, wl.slo_ttft_s) if math.isfinite(ttft[1])
+              else _ttft_crossing(sm, g, i, wl.slo_ttft_s))
+        crossings.append((at, "TTFT limit"))
+    return min(crossings)
+
+
+def _ttft_crossing(sm: StepModel, g: _Grid, i: int, limit: float) -> float:
+    """Highest rate between grid batches ``i`` and ``i + 1`` whose TTFT statistic is
+    within ``limit`` when the prompt queue saturates at ``i + 1``: there the operating
+    point's TTFT is the queue at the rate beside batch ``i`` (:meth:`_Grid.ttft_s`), not
+    linear in the rate, so the rate is bisected (:data:`RATE_BISECTIONS` halvings)."""
+    lo, hi = float(g.rate[i]), float(g.rate[i + 1])
+    for _ in range(RATE_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        if g.ttft_s(sm, mid) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _crossing(rate: FloatArray, value: FloatArray, limit: float) -> float:
+    """Rate between ``rate[0]`` (where ``value`` meets ``limit``) and ``rate[1]``
+    (where it does not) at which the linear interpolation of ``value`` reaches the
+    limit; ``rate[0]`` when the second value is not finite (a saturated queue)."""
+    low, high = float(value[0]), float(value[1])
+    if not math.isfinite(high) or high <= low:
+        return float(rate[0])
+    share = (limit - low) / (high - low)
+    return float(rate[0] + (rate[1] - rate[0]) * min(max(share, 0.0), 1.0))
 
 
 @dataclass(frozen=True)
