@@ -54,8 +54,8 @@ import numpy as np
 
 from ocplan.costmodel.roofline import FloatArray, f64
 
-__all__ = ["MIN_UNITS", "PromptQueue", "compound_poisson_pmf", "first_token_s",
-           "first_token_stats", "prompt_units", "units"]
+__all__ = ["MIN_UNITS", "POISSON_SPAN_SD", "PromptQueue", "compound_poisson_pmf", "compound_reach",
+           "first_token_s", "first_token_stats", "prompt_units", "units"]
 
 #: Units an iteration's prompt budget is split into at least, so that a budget that holds
 #: a prompt and a fraction (or a fraction of a prompt) is not rounded to whole prompts: a
@@ -184,14 +184,20 @@ def _compound_spectrum(mu: FloatArray, size_spectrum: np.ndarray) -> np.ndarray:
     return np.exp(mu[..., None] * (size_spectrum - 1.0))
 
 
+def compound_reach(mean_count: float, sizes: FloatArray) -> float:
+    """Units a compound Poisson sum of mean count ``mean_count`` and sizes ``sizes``
+    reaches: its mean ``mu E[Y]`` plus :data:`POISSON_SPAN_SD` standard deviations
+    ``sqrt(mu E[Y^2])`` (the mass beyond is negligible)."""
+    y = np.arange(sizes.size)
+    return (mean_count * float(y @ sizes)
+            + POISSON_SPAN_SD * math.sqrt(mean_count * float(y * y @ sizes)))
+
+
 def _transform_size(span: float, top_mean: float, sizes: FloatArray) -> int:
     """Length of a transform that holds ``span`` units plus a compound Poisson sum of
-    mean count ``top_mean`` to :data:`POISSON_SPAN_SD` standard deviations past its mean
-    (the mass beyond, which the inverse transform folds back, is negligible)."""
-    y = np.arange(sizes.size)
-    reach = (span + top_mean * float(y @ sizes)
-             + POISSON_SPAN_SD * math.sqrt(top_mean * float(y * y @ sizes)))
-    return 1 << max(4, math.ceil(math.log2(reach)))
+    mean count ``top_mean`` (:func:`compound_reach`; the mass beyond, which the inverse
+    transform folds back, is negligible)."""
+    return 1 << max(4, math.ceil(math.log2(span + compound_reach(top_mean, sizes))))
 
 
 def _stationary(queue: PromptQueue, n_states: int) -> tuple[FloatArray, FloatArray]:

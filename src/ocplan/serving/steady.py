@@ -51,8 +51,10 @@ import numpy as np
 from ocplan.costmodel.roofline import FloatArray, f64
 from ocplan.serving.prompt_queue import (
     MAX_CAPACITY,
+    POISSON_SPAN_SD,
     PromptQueue,
     compound_poisson_pmf,
+    compound_reach,
     first_token_stats,
     prompt_units,
     units,
@@ -81,8 +83,6 @@ NORMAL_Z = {"p90": 1.2816, "p99": 2.3263}
 #: Quantiles at which the TPOT tail cuts the answer lengths into classes: fine at the
 #: short end, whose few iterations average the least (each request's TPOT is its own mean).
 ANSWER_CLASS_EDGES = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0)
-#: Standard deviations past its mean a request's prompt work is followed to.
-DEVIATION_SPAN_SD = 10.0
 #: Prompts admitted during a request's life up to which their work's law is computed
 #: exactly (compound Poisson); beyond, the normal law of the sum (its skew then matters
 #: little: a request that sees many prompts lives long and averages them).
@@ -543,8 +543,7 @@ def _prompt_deviation(sm: StepModel, g: _Grid, q: float) -> FloatArray:
     mu = g.batch[:, None] * rel[None, :]
     mean = mu * ey
     exact = mu <= DEVIATION_EXACT_PROMPTS
-    count = sizes.size + math.ceil(DEVIATION_EXACT_PROMPTS * ey + DEVIATION_SPAN_SD
-                                   * math.sqrt(DEVIATION_EXACT_PROMPTS * ey2))
+    count = sizes.size + math.ceil(compound_reach(DEVIATION_EXACT_PROMPTS, sizes))
     cdf = np.ones((*mu.shape, count))
     cdf[exact] = np.cumsum(compound_poisson_pmf(mu[exact], sizes, count), axis=-1)
     sd = f64(np.sqrt(mu * ey2))
@@ -558,7 +557,7 @@ def _prompt_deviation(sm: StepModel, g: _Grid, q: float) -> FloatArray:
         normal = _normal_cdf(units / np.maximum(sd, _TINY))
         return f64((np.where(exact, known, normal) * prob[None, :]).sum(axis=1))
 
-    reach = np.maximum((count - mean) * scale, DEVIATION_SPAN_SD * sd * scale).max(axis=1)
+    reach = np.maximum((count - mean) * scale, POISSON_SPAN_SD * sd * scale).max(axis=1)
     lo, hi = f64(np.zeros_like(g.batch)), f64(reach)
     done = below(lo) >= q
     for _ in range(BISECTIONS):
