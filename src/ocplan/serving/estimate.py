@@ -201,8 +201,11 @@ def precision_notes(wl: ServingWorkload, sm: SystemModel) -> tuple[str, ...]:
 #: attention DP 8, EP 8, NVFP4; mlcommons/inference_results_v5.1, closed/NVIDIA
 #: configs and mlperf_log_summary.txt of B200-SXM-180GBx8_TRT) decode about 155
 #: sequences per GPU in 66.5 ms steps (Server: 4.96 requests/s, Little's law) where the
-#: model gives 33 ms, and their Offline rate is 1.5 x below it (rows INF021-INF022 of
-#: the development set; the GB200 vLLM and SGLang decode rows are within 30 %).
+#: model gave 33 ms, and their Offline rate was 1.5 x below it (rows INF021-INF022 of
+#: the development set). With Blackwell's measured MLA decode kernel rate
+#: (:func:`~ocplan.serving.step.decode_attention_cap`) the Offline row is 13.5 % and the
+#: Server row 94 % above the measurement; the GB200 vLLM and SGLang decode rows 14-16 %
+#: below it.
 MLA_DECODE_NOTE = ("MLA decode: published TensorRT-LLM DeepSeek-R1 runs (MLPerf v5.1, "
                    "B200) decode up to 2x slower than this model at the same layout; read "
                    "the decode rate as optimistic")

@@ -90,6 +90,17 @@ DISPATCH_MIN_BYTES = 1.0
 #: long causal tiles. A cap on the family's attention efficiency; GQA decode stays bound by
 #: the cache reads.
 DECODE_ATTENTION_EFFICIENCY = 660.0 / 989.0
+#: The same best achieved / peak rate where a family has its own measurement (a registry:
+#: family -> share of the catalog's 16-bit peak of the chip measured). Blackwell: the
+#: TensorRT-LLM MLA decode kernel (FlashInfer ``trtllm_batch_decode_with_kv_cache_mla``,
+#: 128 heads, 576/512-wide latent, bf16 cache) at most 964 TFLOP/s on one GB200 (batch
+#: 64, 1,024 keys; 774-854 TFLOP/s at batch 128, 512-2,048 keys), against the GB200's
+#: 2,500 TFLOP/s dense bf16 (this catalog); lpc0220/mini-sglang-deepseek-only,
+#: ``deepseek_kernel_benchmarks/results/trtllm_batch_decode_with_kv_cache_mla.csv``
+#: (third-party measurement, one GPU). Blackwell doubled the tensor rate per SM over
+#: Hopper; the decode kernel did not follow (FlashMLA's own Blackwell decode kernel: "up
+#: to 350 TFlops on B200 (which is not really optimized yet)", its README).
+DECODE_ATTENTION_EFFICIENCY_BY_FAMILY: dict[str, float] = {"blackwell": 964.0 / 2500.0}
 #: Compute units the MoE all-to-all kernels hold while they run under the other
 #: micro-batch's compute in a prefill iteration of two-batch overlap: DeepEP's normal
 #: kernels (its mode for prefill batches) take ``Buffer.set_num_sms(24)`` in the
@@ -114,6 +125,13 @@ _PARTS_HELD = [0]
 #: The fields of :class:`IterationTime`, in order.
 _ITERATION_FIELDS = ("matrix_s", "attention_s", "memory_s", "comm_s", "host_s", "flops_s",
                      "bytes_s")
+
+
+def decode_attention_cap(family: str | None) -> float:
+    """Best measured share of the 16-bit peak a decode attention kernel reaches on chips
+    of ``family``: :data:`DECODE_ATTENTION_EFFICIENCY_BY_FAMILY` where the family has a
+    measurement, :data:`DECODE_ATTENTION_EFFICIENCY` (FlashMLA on H800) otherwise."""
+    return DECODE_ATTENTION_EFFICIENCY_BY_FAMILY.get(family or "", DECODE_ATTENTION_EFFICIENCY)
 
 
 @dataclass(frozen=True)
@@ -287,9 +305,9 @@ class StepModel:
     @cached_property
     def decode_eff(self) -> Efficiencies:
         """The efficiencies of decode attention: the family's attention efficiency capped
-        at :data:`DECODE_ATTENTION_EFFICIENCY`."""
+        at :func:`decode_attention_cap`."""
         return replace(self.eff, attention=min(self.eff.attention,
-                                               DECODE_ATTENTION_EFFICIENCY))
+                                               decode_attention_cap(self.family)))
 
     def _attention_part(self, phase: Phase, shard: Shard, n: int,
                         eff: Efficiencies | None = None) -> Part:
