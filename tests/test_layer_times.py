@@ -16,6 +16,7 @@ Megatron of 2022 materialized the scores (docs/model.md, "Per-layer check").
 from __future__ import annotations
 
 import csv
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ LAYERS = 48
 FULL_RECOMPUTE_TOLERANCE = 0.15
 
 
+@cache
 def _table() -> dict[tuple[str, str], float]:
     """Measured forward + backward seconds of one layer by (sequence parallel, recompute)."""
     with TABLE.open(encoding="utf-8") as handle:
@@ -43,7 +45,9 @@ def _table() -> dict[tuple[str, str], float]:
                 for r in csv.DictReader(handle)}
 
 
+@cache
 def _template() -> dict[str, str]:
+    """The development row the table's settings vary (read once; callers copy it)."""
     with TABLE.open(encoding="utf-8") as handle:
         cases = {r["template_case"] for r in csv.DictReader(handle)}
     assert len(cases) == 1, cases
