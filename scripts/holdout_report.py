@@ -8,29 +8,44 @@ Predicts every row of ``validation/holdout/training_holdout.csv`` and
 ``validation/holdout/inference_holdout.csv`` as ``ocplan validate`` does and rewrites the
 "Current score" section of ``validation/holdout/README.md`` (between its
 ``<!-- current:start -->`` and ``<!-- current:end -->`` markers): per set the summary and
-every row, worst first. The README's first score (the one taken before anything could
-have been tuned on these rows) stays as it was written. The figures are reported, never
+every row, worst first; and the hold-out table of the top-level ``README.md`` (between
+``<!-- holdout-table:start -->`` and ``<!-- holdout-table:end -->``). The README's first
+score (the one taken before anything could have been tuned on these rows) stays as it was
+written. The figures are reported, never
 fitted: this script reads no calibration other than the committed one and changes none.
-``tests/test_holdout_set.py`` fails when the section no longer matches a fresh scoring,
-so the README cannot fall behind the calibration.
+``tests/test_holdout_set.py`` fails when either no longer matches a fresh scoring, so
+neither README can fall behind the calibration.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 from ocplan.catalog.catalog import load_catalog
-from ocplan.results.serving_validation import read_serving_cases, run_serving_validation
-from ocplan.results.validation import Summary, read_cases, run_validation, summarize
+from ocplan.results.serving_validation import (
+    ServingCase,
+    read_serving_cases,
+    run_serving_validation,
+)
+from ocplan.results.validation import (
+    Case,
+    Summary,
+    read_cases,
+    run_validation,
+    summarize,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLDOUT = ROOT / "validation" / "holdout"
 README = HOLDOUT / "README.md"
+TOP_README = ROOT / "README.md"
 TRAINING = HOLDOUT / "training_holdout.csv"
 SERVING = HOLDOUT / "inference_holdout.csv"
 START, END = "<!-- current:start -->", "<!-- current:end -->"
+TABLE_START, TABLE_END = "<!-- holdout-table:start -->", "<!-- holdout-table:end -->"
 
 
 def summary_line(s: Summary) -> str:
@@ -54,11 +69,43 @@ def _table(rows: Sequence[tuple[str, str, str, float, float | None, float | None
     return out
 
 
-def section() -> str:
-    """The "Current score" section, markers excluded."""
+@cache
+def _scored() -> tuple[list[dict[str, str]], list[dict[str, str]],
+                       list[Case], list[ServingCase]]:
+    """Both sets' rows and their predictions with the committed calibration."""
     catalog = load_catalog()
     t_rows, s_rows = read_cases(TRAINING), read_serving_cases(SERVING)
-    train, serve = run_validation(t_rows, catalog), run_serving_validation(s_rows, catalog)
+    return (t_rows, s_rows, run_validation(t_rows, catalog),
+            run_serving_validation(s_rows, catalog))
+
+
+def _cells(s: Summary) -> str:
+    """n, median, p90 and mean signed error as table cells."""
+    if s.median_abs_error_pct is None:
+        return f"{s.n} | - | - | -"
+    return (f"{s.n} | {s.median_abs_error_pct:.1f} | {s.p90_abs_error_pct:.1f} | "
+            f"{s.mean_signed_error_pct:+.1f}")
+
+
+def readme_table() -> str:
+    """The hold-out table of the top-level README, markers excluded: each set, and the
+    training rows in 8- and 16-bit precisions (the set before NVFP4 rows joined it)."""
+    t_rows, _, train, serve = _scored()
+    fp4 = {r["case_id"] for r in t_rows if r["precision"].strip() == "fp4"}
+    before = [c for c in train if c.case_id not in fp4]
+    return "\n".join([
+        "| hold-out errors in % | n | median abs | p90 abs | mean signed |",
+        "|---|---|---|---|---|",
+        "| training (`ocplan validate validation/holdout/training_holdout.csv`) | "
+        f"{_cells(summarize(train))} |",
+        f"| training, the {len(before)} rows before NVFP4 | {_cells(summarize(before))} |",
+        "| serving (`ocplan validate validation/holdout/inference_holdout.csv`) | "
+        f"{_cells(summarize(serve))} |"])
+
+
+def section() -> str:
+    """The "Current score" section, markers excluded."""
+    t_rows, s_rows, train, serve = _scored()
     t_sum, s_sum = summarize(train), summarize(serve)
     t_n = {r["case_id"]: r["num_chips"] for r in t_rows}
     s_n = {r["case_id"]: r["num_chips"] for r in s_rows}
@@ -80,17 +127,20 @@ def section() -> str:
     return "\n".join(lines)
 
 
-def rewrite(text: str, body: str) -> str:
+def rewrite(text: str, body: str, start: str = START, end: str = END) -> str:
     """``text`` with the part between the markers replaced by ``body``."""
-    assert START in text, "README lost its current-score start marker"
-    assert END in text, "README lost its current-score end marker"
-    return text[: text.index(START) + len(START)] + "\n" + body + "\n" + text[text.index(END):]
+    assert start in text, f"README lost its marker {start}"
+    assert end in text, f"README lost its marker {end}"
+    return text[: text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
 
 
 def main(argv: list[str]) -> int:
-    body = section()
+    body, table = section(), readme_table()
     README.write_text(rewrite(README.read_text(encoding="utf-8"), body), encoding="utf-8")
+    TOP_README.write_text(rewrite(TOP_README.read_text(encoding="utf-8"), table,
+                                  TABLE_START, TABLE_END), encoding="utf-8")
     print(body)
+    print(table)
     return 0
 
 

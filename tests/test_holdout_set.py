@@ -42,3 +42,12 @@ def test_readme_reports_the_current_score() -> None:
     text = (HOLDOUT / "README.md").read_text(encoding="utf-8")
     assert report.rewrite(text, report.section()) == text
     assert "## First score" in text  # the untouched first measurement stays
+
+
+def test_top_readme_reports_the_current_score() -> None:
+    """The top-level README's hold-out table (training, training before NVFP4, serving)
+    is what the committed calibration gives now: the same rewrite, same equality."""
+    report = load_script("holdout_report")
+    text = report.TOP_README.read_text(encoding="utf-8")
+    assert report.rewrite(text, report.readme_table(), report.TABLE_START,
+                          report.TABLE_END) == text
