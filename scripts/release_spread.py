@@ -22,7 +22,13 @@ its source) and the development set. Three things come out, written to
    with the committed calibration and scored by release. Rows already in the development
    set are marked, so the rest are runs the fit never saw (same publisher).
 
-Rows left out of part 3: precision not stated (25.09), token-dropping and
+4. **The same configuration on two systems.** Release rows that differ only in the
+   system (same release, model, recipe, chip count, FSDP and layout), measured and
+   predicted side by side: what one system gains over another at equal software, which
+   tests the hardware part of the model (peaks, clocks, bandwidths) apart from the
+   software state that moves every system of a release together.
+
+Rows left out of parts 3 and 4: precision not stated (25.09), token-dropping and
 multi-token-prediction variants (their workload is not the development row's), models the
 development set does not describe (Nemotron 3 hybrid Mamba models, DeepSeek-V4). The
 NVFP4 rows are in it: no development row trains in fp4, so they test the 4-bit recipe
@@ -258,6 +264,78 @@ def _token_dropping_section(releases: list[Published], preds: list[Predicted]
             "|---|---|---|---|---|---|---|", *rows]
 
 
+@dataclass(frozen=True)
+class SystemPair:
+    """Two systems' rows of one release at the same recipe and layout."""
+
+    a: Predicted
+    b: Predicted
+
+    @property
+    def measured(self) -> float:
+        """Measured tokens/s per GPU of ``a`` over ``b``."""
+        return self.a.row.tokens_per_s / self.b.row.tokens_per_s
+
+    @property
+    def predicted(self) -> float:
+        """Predicted tokens/s per GPU of ``a`` over ``b`` (both predicted)."""
+        assert self.a.predicted is not None
+        assert self.b.predicted is not None
+        return self.a.predicted / self.b.predicted
+
+
+#: Systems in the order a pair names them (the newer or larger one first).
+SYSTEM_ORDER = ("DGX-GB300", "DGX-B300", "DGX-GB200", "DGX-B200", "DGX-H100")
+
+
+def system_pairs(preds: list[Predicted]) -> list[SystemPair]:
+    """Every two predicted rows of one release, model, recipe, chip count, FSDP and
+    layout on different systems, the system earlier in :data:`SYSTEM_ORDER` first."""
+    groups: dict[tuple[object, ...], list[Predicted]] = defaultdict(list)
+    for q in preds:
+        if q.predicted is not None:
+            p = q.row
+            groups[(p.release, p.model, p.label, p.chips, p.fsdp, p.layout)].append(q)
+    out = []
+    for qs in groups.values():
+        ordered = sorted(qs, key=lambda q: SYSTEM_ORDER.index(q.row.system))
+        out += [SystemPair(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]
+                if a.row.system != b.row.system]
+    return out
+
+
+def _system_pairs_section(preds: list[Predicted]) -> list[str]:
+    pairs = system_pairs(preds)
+    by_systems: dict[tuple[str, str], list[SystemPair]] = defaultdict(list)
+    for sp in pairs:
+        by_systems[(sp.a.row.system, sp.b.row.system)].append(sp)
+    lines = ["", "## 4. The same configuration on two systems", "",
+             "Rows of one release with the same model, recipe, chip count, FSDP and layout "
+             "on two systems: what the first gains over the second (tokens/s per GPU), "
+             "measured and predicted. The software is the same on both sides, so this "
+             "tests the hardware part of the model.", "",
+             "| systems | pairs | measured, median (range) | predicted, median (range) |",
+             "|---|---|---|---|"]
+    for (a, b), sps in sorted(by_systems.items(),
+                              key=lambda kv: (SYSTEM_ORDER.index(kv[0][0]),
+                                              SYSTEM_ORDER.index(kv[0][1]))):
+        m = [sp.measured for sp in sps]
+        q = [sp.predicted for sp in sps]
+        lines.append(f"| {a} / {b} | {len(sps)} | {statistics.median(m):.2f} "
+                     f"({min(m):.2f}-{max(m):.2f}) | {statistics.median(q):.2f} "
+                     f"({min(q):.2f}-{max(q):.2f}) |")
+    lines += ["", "| release | systems | model | recipe | layout (GBS, MBS, seq, TP, PP, CP, "
+              "VP, EP) | measured | predicted |", "|---|---|---|---|---|---|---|"]
+    for sp in sorted(pairs, key=lambda sp: (SYSTEM_ORDER.index(sp.a.row.system),
+                                            SYSTEM_ORDER.index(sp.b.row.system),
+                                            sp.a.row.model, _release_order(sp.a.row.release))):
+        p = sp.a.row
+        lines.append(f"| {p.release} | {p.system} / {sp.b.row.system} | {p.model} | "
+                     f"{p.label} | {' / '.join(p.layout)} | {sp.measured:.2f} | "
+                     f"{sp.predicted:.2f} |")
+    return lines
+
+
 def report(releases: list[Published], dev: list[dict[str, str]]) -> str:
     groups = spreads(releases)
     ratios = [max(p.tokens_per_s for p in v) / min(p.tokens_per_s for p in v) - 1.0
@@ -337,6 +415,7 @@ def report(releases: list[Published], dev: list[dict[str, str]]) -> str:
     infeasible = [q for q in preds if q.predicted is None]
     lines += ["", f"Predicted: {len(preds)} rows ({len(infeasible)} found not to fit in "
               "memory)."]
+    lines += _system_pairs_section(preds)
     return "\n".join(lines) + "\n"
 
 
