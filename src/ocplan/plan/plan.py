@@ -105,8 +105,10 @@ class Plan:
         short="tp_overlap", matters_with="tp")
     ep_overlap: bool = layout_field(
         True, help="Overlap the mixture-of-experts token dispatch and combine with compute "
-                   "(DeepEP-style; the calibrated share); off: the all-to-alls are exposed "
-                   "in full.",
+                   "(DeepEP-style, node-deduplicated; the calibrated share; Megatron-Core "
+                   "--overlap-moe-expert-parallel-comm); off: the all-to-alls are exposed "
+                   "in full, as in a recipe that runs them in line (costly when the expert "
+                   "group spans the scale-out network).",
         short="ep_overlap", matters_with="ep")
     grouped_gemm: bool = layout_field(
         True, help="Run a chip's local experts as one grouped GEMM kernel (Megatron-Core "
