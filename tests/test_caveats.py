@@ -8,6 +8,7 @@ import csv
 import json
 import statistics
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,8 @@ def scored(rows: dict[str, dict[str, str]]) -> dict[str, tuple[Prepared, Estimat
 #: A run of the same kind as each caveat's evidence that the caveat must not cover: the
 #: single-slice twin of R098, a long step, and the Blackwell (not Ultra) DeepSeek-V3 run.
 CONTROLS = {"tpu-multislice": "R097", "short-step": "R098", "blackwell-ultra": "R067",
-            "fp4-training": "R058"}
+            "fp4-training": "R058",
+            "ep-over-scale-out": "26.02:DGX-GB200:GPT OSS 120B:BF16:1280/4/4096/1/1/1/1/64"}
 
 
 def _caveat(name: str) -> Caveat:
@@ -255,3 +257,29 @@ def test_slice_table_shows_what_the_multislice_caveat_says() -> None:
     assert p32.predicted == pytest.approx(scored.tokens_per_s_per_chip, rel=0.01)
     text = ss.report(points)
     assert "| 128B | tpu-v5e | 32 | 8,192 | 17.3 |" in text
+
+
+def test_ep_caveat_quotes_its_evidence(
+        scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
+    """The scale-out all-to-all sentence's figures are its evidence's: the range of the
+    overlapped development runs, the two in-line release rows' errors, and theirs with
+    the plan's ``ep_overlap`` off; the same layout inside one GB200 NVL72 domain (the
+    control) is predicted within 20 %, as the overlapped runs are."""
+    cav = _caveat("ep-over-scale-out")
+    dev = [cid for cid in cav.evidence if cid.startswith("R")]
+    errs = [scored[cid][2] for cid in dev]
+    assert f"scored {min(errs):.0f} to {max(errs):+.0f} %" in cav.text
+    inline = [cid for cid in cav.evidence if not cid.startswith("R")]
+    assert len(inline) == 2
+    quoted = ", ".join(f"{scored[cid][2]:+.0f} %" for cid in inline)
+    assert f"({quoted};" in cav.text
+    off = []
+    for cid in inline:
+        p, _, err = scored[cid]
+        assert err > 100.0
+        plain = predict_prepared(replace(p, plan=replace(p.plan, ep_overlap=False)))
+        measured = scored[cid][1].tokens_per_s_per_chip / (1.0 + err / 100.0)
+        off.append(100.0 * (plain.tokens_per_s_per_chip / measured - 1.0))
+        assert cav.text not in plain.caveats
+    assert f"{off[0]:+.0f} % and {off[1]:+.0f} % with ep_overlap off" in cav.text
+    assert abs(scored[CONTROLS[cav.name]][2]) < 20.0

@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ocplan.catalog.system import System
+from ocplan.collectives.fabric import placement
 from ocplan.plan.plan import Plan
 from ocplan.workloads.workload import Workload
 
-__all__ = ["CAVEATS", "NVFP4_RELEASE_ROWS", "SHORTEST_FITTED_STEP_S", "Caveat", "caveats_for"]
+__all__ = ["CAVEATS", "EP_INLINE_RELEASE_ROWS", "NVFP4_RELEASE_ROWS", "SHORTEST_FITTED_STEP_S",
+           "Caveat", "caveats_for"]
 
 #: Shortest measured step among the development runs the calibration is fitted on
 #: (R019, GPT 1.7B on 48 H100: 0.45 s; shared/validation/training_dev.csv). Below it,
@@ -69,6 +71,24 @@ ULTRA_GAP_PRECISIONS = frozenset({"bf16", "fp16", "fp8"})
 def _blackwell_ultra(workload: Workload, plan: Plan, system: System, step_s: float) -> bool:
     return system.accelerator.id in BLACKWELL_ULTRA \
         and workload.precision in ULTRA_GAP_PRECISIONS
+
+
+def _ep_over_scale_out(workload: Workload, plan: Plan, system: System, step_s: float
+                       ) -> bool:
+    """An overlapped expert group whose members (``etp`` ranks apart, as the engine places
+    them) span more than one scale-up domain."""
+    if not (workload.model.is_moe and plan.ep > 1 and plan.ep_overlap):
+        return False
+    _, domains = placement(plan.ep, plan.etp or plan.tp, system.chips_per_server)
+    return bool(domains > 1)
+
+
+#: Megatron-Bridge 26.02 rows whose recipe (v0.3.0 ``gpt_oss_workload_base_configs.py``:
+#: no ``moe_a2a_overlap``, off by default) runs a scale-out expert all-to-all in line.
+EP_INLINE_RELEASE_ROWS = (
+    "26.02:DGX-B200:GPT OSS 120B:BF16:1280/4/4096/1/1/1/1/64",
+    "26.02:DGX-B300:GPT OSS 120B:BF16:1280/4/4096/1/1/1/1/64",
+)
 
 
 def _fp4_training(workload: Workload, plan: Plan, system: System, step_s: float) -> bool:
@@ -133,6 +153,17 @@ CAVEATS: tuple[Caveat, ...] = (
         "never saw, scored -17 to +16 % (median abs 5 %, mean -2 %); the GB200 405B rows (TP4, "
         "PP16) gained 1.48x over MXFP8 where the model gives 1.21x; read this rate as "
         "within about a fifth either way."),
+    Caveat(
+        "ep-over-scale-out", _ep_over_scale_out,
+        ("R067", "R069", "R241", "R242", "R243", "R247", *EP_INLINE_RELEASE_ROWS),
+        (-20.0, 115.0),
+        "Expert all-to-all across the scale-out network, taken as overlapped: the model "
+        "hides the calibrated share of it behind compute, as DeepEP-style dispatch with "
+        "Megatron-Core's 1F1B overlap does, and development runs of this kind scored -15 "
+        "to +15 % (R067, R069, R241-R243, R247). A stack that runs it in line pays all of "
+        "it: Megatron-Bridge 26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes "
+        "measured about half the predicted rate (+111 %, +109 %; +5 % and +36 % with "
+        "ep_overlap off). Set ep_overlap off unless your stack overlaps the dispatch."),
 )
 
 
