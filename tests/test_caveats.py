@@ -18,7 +18,12 @@ from typer.testing import CliRunner
 
 from ocplan.catalog import load_catalog
 from ocplan.cli.main import app
-from ocplan.plan.caveats import CAVEATS, SHORTEST_FITTED_STEP_S, Caveat
+from ocplan.plan.caveats import (
+    CAVEATS,
+    EP_INLINE_RELEASE_ROWS,
+    SHORTEST_FITTED_STEP_S,
+    Caveat,
+)
 from ocplan.plan.estimate import Estimate
 from ocplan.results.validation import Prepared, predict_prepared, prepare_row
 from ocplan.web.app import create_app
@@ -260,17 +265,16 @@ def test_slice_table_shows_what_the_multislice_caveat_says() -> None:
 
 
 def test_ep_caveat_quotes_its_evidence(
+        rows: dict[str, dict[str, str]],
         scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
     """The scale-out all-to-all sentence's figures are its evidence's: the range of the
     overlapped development runs, the two in-line release rows' errors, and theirs with
     the plan's ``ep_overlap`` off; the same layout inside one GB200 NVL72 domain (the
     control) is predicted within 20 %, as the overlapped runs are."""
     cav = _caveat("ep-over-scale-out")
-    dev = [cid for cid in cav.evidence if cid.startswith("R")]
-    errs = [scored[cid][2] for cid in dev]
+    inline = EP_INLINE_RELEASE_ROWS
+    errs = [scored[cid][2] for cid in cav.evidence if cid not in inline]
     assert f"scored {min(errs):.0f} to {max(errs):+.0f} %" in cav.text
-    inline = [cid for cid in cav.evidence if not cid.startswith("R")]
-    assert len(inline) == 2
     quoted = ", ".join(f"{scored[cid][2]:+.0f} %" for cid in inline)
     assert f"({quoted};" in cav.text
     off = []
@@ -278,7 +282,7 @@ def test_ep_caveat_quotes_its_evidence(
         p, _, err = scored[cid]
         assert err > 100.0
         plain = predict_prepared(replace(p, plan=replace(p.plan, ep_overlap=False)))
-        measured = scored[cid][1].tokens_per_s_per_chip / (1.0 + err / 100.0)
+        measured = float(rows[cid]["measured_tokens_per_s_per_chip"])
         off.append(100.0 * (plain.tokens_per_s_per_chip / measured - 1.0))
         assert cav.text not in plain.caveats
     assert f"{off[0]:+.0f} % and {off[1]:+.0f} % with ep_overlap off" in cav.text
