@@ -9,8 +9,14 @@ input their benchmark's law needs (a STREAM row without its memory speed), becom
 
 Modes (``mode``):
 
-- ``loco`` (default): each CPU's rows are predicted by a fit on the file's *other* CPUs
-  (leave-one-CPU-out), so no row is predicted from a measurement of its own CPU;
+- ``loco`` (default): each CPU's rows are predicted by a fit without any row of that CPU
+  (leave-one-CPU-out), so no row is predicted from a measurement of its own CPU. The fit
+  pools the file's other CPUs with the rows the committed calibration was fitted on
+  (:data:`CALIBRATION_ROWS_FILE`, the modelled rows of ``cpu_dev.csv``): a file of a few
+  CPUs, or of one benchmark only (the SPEC energy rows), is predicted by the same model as
+  the development set, not by a fit on its own handful of rows. A calibration row equal to
+  a file row (same configuration, benchmark, metric and value) counts once, so the
+  development file itself gives the plain leave-one-CPU-out of that file;
 - ``lofo``: the same leaving out each whole family (the unseen-family case);
 - ``in_sample``: the committed calibration as is (fitted on ``cpu_dev.csv``; for those
   rows this measures the fit, not the model).
@@ -18,25 +24,52 @@ Modes (``mode``):
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from ocplan.cpu import calibration as _calibration_module
 from ocplan.cpu.benchmarks import BENCHMARKS, NOT_MODELLED, benchmark
 from ocplan.cpu.calibration import CpuCalibration, load_cpu_calibration
 from ocplan.cpu.config import config_from_row, row_problem
-from ocplan.cpu.crossval import cross_validate, with_interval
-from ocplan.cpu.fitting import Observation
+from ocplan.cpu.crossval import with_interval
+from ocplan.cpu.fitting import Observation, fit
 from ocplan.cpu.predict import CpuPrediction, predict_many
 from ocplan.errors import Problem, SpecError
 from ocplan.results.validation import Summary, read_csv_rows, source_group, summarize
 
-__all__ = ["CPU_REQUIRED", "CpuCase", "is_cpu_csv", "observations", "read_cpu_cases",
-           "run_cpu_validation", "summaries_by_benchmark"]
+__all__ = [
+    "CALIBRATION_ROWS_FILE",
+    "CPU_REQUIRED",
+    "ROW_COLUMNS",
+    "CpuCase",
+    "calibration_observations",
+    "is_cpu_csv",
+    "observations",
+    "read_cpu_cases",
+    "run_cpu_validation",
+    "summaries_by_benchmark",
+    "write_calibration_rows",
+]
 
 CPU_REQUIRED = ("case_id", "benchmark", "metric", "value", "unit", "cpu", "vendor", "family",
                 "isa", "sockets", "cores_per_socket", "base_ghz")
+#: The columns the model reads from a row (configuration, benchmark, measured value): what
+#: :data:`CALIBRATION_ROWS_FILE` keeps of each calibration row.
+ROW_COLUMNS = ("case_id", "benchmark", "metric", "value", "unit", "cpu", "vendor", "family",
+               "isa", "sockets", "cores_per_socket", "threads_per_core", "base_ghz",
+               "boost_ghz", "boost_kind", "max_boost_ghz", "tdp_w",
+               "memory_channels_per_socket", "memory_type", "memory_mts", "memory_gb",
+               "dimms_total")
+#: The modelled rows the committed calibration was fitted on, written with it by
+#: ``scripts/fit_cpu.py`` (its provenance holds the source file's sha256).
+CALIBRATION_ROWS_FILE = Path(_calibration_module.__file__).parent / "data" / \
+    "calibration_rows.csv"
+#: Prefix of the calibration rows' case ids inside a pooled fit (a validation file may
+#: reuse the development set's ids for other rows).
+_POOL_PREFIX = "calibration:"
 #: Columns that only the CPU layout has (the training and serving layouts have none).
 SIGNATURE = {"benchmark", "cores_per_socket", "base_ghz"}
 
@@ -129,24 +162,76 @@ def observations(rows: Iterable[dict[str, str]], source: str = "csv") -> list[Ob
             for n, row in enumerate(rows, start=2) if benchmark(row["benchmark"]) is not None]
 
 
-def _predictions(obs: Sequence[Observation], calibration: CpuCalibration, mode: Mode
-                 ) -> dict[str, CpuPrediction]:
+def write_calibration_rows(rows: Iterable[dict[str, str]], path: Path) -> int:
+    """Write the modelled rows' :data:`ROW_COLUMNS` to ``path`` (CSV); the row count."""
+    kept = [{k: (row.get(k) or "").strip() for k in ROW_COLUMNS} for row in rows
+            if benchmark(row["benchmark"]) is not None]
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=ROW_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(kept)
+    return len(kept)
+
+
+def calibration_observations(path: Path = CALIBRATION_ROWS_FILE) -> list[Observation]:
+    """The committed calibration's rows as observations, case ids prefixed
+    ``calibration:``; SpecError when the file is missing or malformed."""
+    rows = read_cpu_cases(path)
+    return [replace(o, case_id=_POOL_PREFIX + o.case_id)
+            for o in observations(rows, str(path))]
+
+
+def _identity(o: Observation) -> tuple[object, ...]:
+    """What makes two rows the same measurement (the case id aside)."""
+    return (o.config, o.benchmark, o.metric, o.value)
+
+
+def _pooled(obs: Sequence[Observation], pool: Sequence[Observation]) -> list[Observation]:
+    """The file's observations and the calibration rows that repeat none of them."""
+    seen = {_identity(o) for o in obs}
+    return [*obs, *(o for o in pool if _identity(o) not in seen)]
+
+
+def _held_out(test: Sequence[Observation], train: Sequence[Observation], mode: Mode
+              ) -> dict[str, CpuPrediction]:
+    """Predictions of ``test`` by fits on ``train`` without each held-out group (the CPU
+    for ``loco``, the family for ``lofo``), by case id."""
+    def key(o: Observation) -> str:
+        return o.config.cpu if mode == "loco" else o.config.family
+
+    out: dict[str, CpuPrediction] = {}
+    for held in sorted({key(o) for o in test}):
+        calibration = fit([o for o in train if key(o) != held])
+        group = [o for o in test if key(o) == held]
+        preds = predict_many([(o.config, o.benchmark, o.metric) for o in group], calibration)
+        out.update({o.case_id: p for o, p in zip(group, preds, strict=True)})
+    return out
+
+
+def _predictions(obs: Sequence[Observation], calibration: CpuCalibration, mode: Mode,
+                 pool: Sequence[Observation], fit_file_rows: bool) -> dict[str, CpuPrediction]:
     if mode == "in_sample":
         preds = predict_many([(o.config, o.benchmark, o.metric) for o in obs], calibration)
         return {o.case_id: p for o, p in zip(obs, preds, strict=True)}
-    folds = cross_validate(obs, "cpu" if mode == "loco" else "family")
+    folds = _held_out(obs, _pooled(obs, pool) if fit_file_rows else pool, mode)
     # Intervals: the calibration's cross-validated widths (seen / unseen family).
     return {k: with_interval(p, calibration.intervals, unseen=bool(p.flags) or mode == "lofo")
             for k, p in folds.items()}
 
 
 def run_cpu_validation(rows: Sequence[dict[str, str]], calibration: CpuCalibration | None = None,
-                       mode: Mode = "loco") -> list[CpuCase]:
+                       mode: Mode = "loco", pool: Sequence[Observation] | None = None,
+                       fit_file_rows: bool = True) -> list[CpuCase]:
     """Cases for the rows of a CPU validation file, in file order (see the module doc for
-    ``mode``)."""
+    ``mode``). ``pool``: the rows a held-out fit adds to the file's other CPUs (default
+    :func:`calibration_observations`; empty for a fit on the file alone).
+    ``fit_file_rows=False`` fits on the pool alone, so no row of the file informs any
+    prediction (a hold-out set's score)."""
     cal = calibration or load_cpu_calibration()
     obs = observations(rows)
-    preds = _predictions(obs, cal, mode) if obs else {}
+    if pool is None and mode != "in_sample" and obs:
+        pool = calibration_observations()
+    preds = _predictions(obs, cal, mode, pool or (), fit_file_rows) if obs else {}
     return [_case(row, preds.get(row["case_id"]), mode) for row in rows]
 
 
