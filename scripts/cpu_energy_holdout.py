@@ -19,15 +19,16 @@ that part is stale. About 5 s on two cores.
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ocplan.cpu.crossval import spearman
-from ocplan.results.cpu_validation import CpuCase, read_cpu_cases, run_cpu_validation
+from ocplan.cpu.calibration import CpuCalibration
+from ocplan.cpu.crossval import energy_ranking
+from ocplan.cpu.predict import CpuPrediction
+from ocplan.results.cpu_validation import cases_for, observations, predict_rows, read_cpu_cases
 from ocplan.results.validation import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,66 +58,61 @@ def _tester(row: dict[str, str]) -> str:
     return found.group(1).strip()
 
 
-def _rho(cases: Sequence[CpuCase]) -> str:
-    rho = _rho_value(cases)
-    return "-" if rho is None else f"{rho:.2f}"
-
-
-def _per_cpu(cases: Sequence[CpuCase]) -> list[CpuCase]:
-    """One pseudo-case per CPU: geometric means of its results (1P, 2P, submitters)."""
-    groups: dict[str, list[CpuCase]] = defaultdict(list)
-    for c in cases:
-        if c.predicted is not None:
-            groups[c.cpu].append(c)
-    out = []
-    for cpu, group in sorted(groups.items()):
-        pred = math.exp(sum(math.log(c.predicted or 1.0) for c in group) / len(group))
-        meas = math.exp(sum(math.log(c.measured) for c in group) / len(group))
-        out.append(CpuCase(case_id=cpu, source="", cpu=cpu, family=group[0].family,
-                           benchmark=group[0].benchmark, metric="", unit="", measured=meas,
-                           predicted=pred, error_pct=100.0 * (pred / meas - 1.0),
-                           status="ok", reason=None))
-    return out
-
-
-def _rho_value(cases: Sequence[CpuCase]) -> float | None:
-    ok = [c for c in cases if c.predicted is not None]
-    return spearman([c.predicted for c in ok if c.predicted is not None],
-                    [c.measured for c in ok])
-
-
-def ranking() -> dict[str, dict[str, float | int | None]]:
-    """Per suite (``int``, ``fp``): Spearman over all results (``all``, ``n``), over the
-    results the development set does not hold (``new``, ``n_new``) and per CPU
-    (``per_cpu``, ``n_cpu``), each CPU fitted without its rows and no hold-out row fitted."""
+def _scored(calibration: CpuCalibration | None = None
+            ) -> tuple[list[dict[str, str]], dict[str, CpuPrediction]]:
+    """The set's rows and their predictions: each CPU by a fit on the calibration rows
+    without any row of that CPU, no hold-out row in any fit."""
     rows = read_cpu_cases(CSV)
-    by_id = {r["case_id"]: r for r in rows}
-    cases = run_cpu_validation(rows, fit_file_rows=False)
+    preds = predict_rows(rows, calibration, fit_file_rows=False)
+    assert all(p.value is not None for p in preds.values()), \
+        [p.reason for p in preds.values() if p.value is None]
+    return rows, preds
+
+
+def _ranking(rows: Sequence[dict[str, str]], preds: Mapping[str, CpuPrediction]
+             ) -> dict[str, dict[str, float | int | None]]:
+    obs = observations(rows)
+    in_dev = {r["case_id"] for r in rows if _in_dev(r)}
+    every = energy_ranking(obs, preds)
+    new = energy_ranking([o for o in obs if o.case_id not in in_dev], preds)
     out: dict[str, dict[str, float | int | None]] = {}
     for bench in SUITES:
-        group = [c for c in cases if c.benchmark == bench]
-        new = [c for c in group if not _in_dev(by_id[c.case_id])]
-        cpus = _per_cpu(group)
-        out[_suite(bench)] = {"all": _rho_value(group), "n": len(group), "new": _rho_value(new),
-                              "n_new": len(new), "per_cpu": _rho_value(cpus),
-                              "n_cpu": len(cpus)}
+        out[_suite(bench)] = {
+            "all": every[bench]["spearman"], "n": every[bench]["n"],
+            "new": new[bench]["spearman"], "n_new": new[bench]["n"],
+            "per_cpu": every[f"{bench} per CPU"]["spearman"],
+            "n_cpu": every[f"{bench} per CPU"]["n"]}
     return out
 
 
-def ranking_table(rows: Sequence[dict[str, str]], cases: Sequence[CpuCase]) -> str:
-    by_id = {r["case_id"]: r for r in rows}
+def ranking(calibration: CpuCalibration | None = None
+            ) -> dict[str, dict[str, float | int | None]]:
+    """Per suite (``int``, ``fp``): Spearman over all results (``all``, ``n``), over the
+    results the development set does not hold (``new``, ``n_new``) and per CPU
+    (``per_cpu``, ``n_cpu``; :func:`~ocplan.cpu.crossval.energy_ranking`), each CPU fitted
+    without its rows and no hold-out row fitted. ``calibration`` gives the intervals
+    (default: the committed one)."""
+    return _ranking(*_scored(calibration))
+
+
+def _rho(value: float | int | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def ranking_table(rows: Sequence[dict[str, str]], preds: Mapping[str, CpuPrediction]) -> str:
+    cases = cases_for(rows, preds)
+    rho = _ranking(rows, preds)
     lines = ["| suite | rows | median abs error % | p90 % | mean signed % | Spearman, all "
              "results | n | Spearman, results not in the development set | n | Spearman "
              "per CPU | n |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for bench in SUITES:
-        group = [c for c in cases if c.benchmark == bench]
-        new = [c for c in group if not _in_dev(by_id[c.case_id])]
-        cpus = _per_cpu(group)
-        s = summarize(group)
+        f = rho[_suite(bench)]
+        s = summarize([c for c in cases if c.benchmark == bench])
         lines.append(
-            f"| {_suite(bench)} | {len(group)} | {s.median_abs_error_pct:.1f} | "
-            f"{s.p90_abs_error_pct:.1f} | {s.mean_signed_error_pct:+.1f} | {_rho(group)} | "
-            f"{len(group)} | {_rho(new)} | {len(new)} | {_rho(cpus)} | {len(cpus)} |")
+            f"| {_suite(bench)} | {f['n']} | {s.median_abs_error_pct:.1f} | "
+            f"{s.p90_abs_error_pct:.1f} | {s.mean_signed_error_pct:+.1f} | "
+            f"{_rho(f['all'])} | {f['n']} | {_rho(f['new'])} | {f['n_new']} | "
+            f"{_rho(f['per_cpu'])} | {f['n_cpu']} |")
     return "\n".join(lines)
 
 
@@ -160,15 +156,13 @@ def spread_table(rows: Sequence[dict[str, str]]) -> str:
 
 
 def section() -> str:
-    rows = read_cpu_cases(CSV)
-    cases = run_cpu_validation(rows, fit_file_rows=False)
-    assert all(c.status == "ok" for c in cases), [c.reason for c in cases if c.status != "ok"]
+    rows, preds = _scored()
     return "\n".join([
         START, "## Current score", "",
         f"Written by `scripts/cpu_energy_holdout.py` from `{CSV.name}` ({len(rows)} results); "
         "each CPU predicted by a fit on the development rows without any row of that CPU; "
         "no row of this set enters any fit.", "",
-        ranking_table(rows, cases), "",
+        ranking_table(rows, preds), "",
         "### The same processor from two submitters", "",
         "Each submitter's best energy result; nothing in a row's inputs tells them apart "
         "(the power settings of a run are not columns of the layout).", "",
@@ -183,7 +177,8 @@ def rewrite(text: str, body: str) -> str:
 
 def main(argv: list[str]) -> int:
     text = REPORT.read_text(encoding="utf-8")
-    new = rewrite(text, section())
+    body = section()
+    new = rewrite(text, body)
     if "--check" in argv:
         if new != text:
             print(f"{REPORT.relative_to(ROOT)} is stale: run scripts/cpu_energy_holdout.py",
@@ -191,7 +186,7 @@ def main(argv: list[str]) -> int:
             return 1
         return 0
     REPORT.write_text(new, encoding="utf-8")
-    print(section())
+    print(body)
     return 0
 
 

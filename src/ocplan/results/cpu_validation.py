@@ -25,14 +25,13 @@ Modes (``mode``):
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from ocplan.cpu import calibration as _calibration_module
 from ocplan.cpu.benchmarks import BENCHMARKS, NOT_MODELLED, benchmark
-from ocplan.cpu.calibration import CpuCalibration, load_cpu_calibration
+from ocplan.cpu.calibration import CPU_CALIBRATION_FILE, CpuCalibration, load_cpu_calibration
 from ocplan.cpu.config import config_from_row, row_problem
 from ocplan.cpu.crossval import with_interval
 from ocplan.cpu.fitting import Observation, fit
@@ -46,8 +45,10 @@ __all__ = [
     "ROW_COLUMNS",
     "CpuCase",
     "calibration_observations",
+    "cases_for",
     "is_cpu_csv",
     "observations",
+    "predict_rows",
     "read_cpu_cases",
     "run_cpu_validation",
     "summaries_by_benchmark",
@@ -65,8 +66,7 @@ ROW_COLUMNS = ("case_id", "benchmark", "metric", "value", "unit", "cpu", "vendor
                "dimms_total")
 #: The modelled rows the committed calibration was fitted on, written with it by
 #: ``scripts/fit_cpu.py`` (its provenance holds the source file's sha256).
-CALIBRATION_ROWS_FILE = Path(_calibration_module.__file__).parent / "data" / \
-    "calibration_rows.csv"
+CALIBRATION_ROWS_FILE = CPU_CALIBRATION_FILE.parent / "data" / "calibration_rows.csv"
 #: Prefix of the calibration rows' case ids inside a pooled fit (a validation file may
 #: reuse the development set's ids for other rows).
 _POOL_PREFIX = "calibration:"
@@ -208,31 +208,41 @@ def _held_out(test: Sequence[Observation], train: Sequence[Observation], mode: M
     return out
 
 
-def _predictions(obs: Sequence[Observation], calibration: CpuCalibration, mode: Mode,
-                 pool: Sequence[Observation], fit_file_rows: bool) -> dict[str, CpuPrediction]:
+def predict_rows(rows: Sequence[dict[str, str]], calibration: CpuCalibration | None = None,
+                 mode: Mode = "loco", pool: Sequence[Observation] | None = None,
+                 fit_file_rows: bool = True) -> dict[str, CpuPrediction]:
+    """Predictions of the modelled rows of a CPU validation file, by case id (see the
+    module doc for ``mode``). ``pool``: the rows a held-out fit adds to the file's other
+    CPUs (default :func:`calibration_observations`; empty for a fit on the file alone).
+    ``fit_file_rows=False`` fits on the pool alone, so no row of the file informs any
+    prediction (a hold-out set's score)."""
+    cal = calibration or load_cpu_calibration()
+    obs = observations(rows)
+    if not obs:
+        return {}
     if mode == "in_sample":
-        preds = predict_many([(o.config, o.benchmark, o.metric) for o in obs], calibration)
+        preds = predict_many([(o.config, o.benchmark, o.metric) for o in obs], cal)
         return {o.case_id: p for o, p in zip(obs, preds, strict=True)}
+    if pool is None:
+        pool = calibration_observations()
     folds = _held_out(obs, _pooled(obs, pool) if fit_file_rows else pool, mode)
     # Intervals: the calibration's cross-validated widths (seen / unseen family).
-    return {k: with_interval(p, calibration.intervals, unseen=bool(p.flags) or mode == "lofo")
+    return {k: with_interval(p, cal.intervals, unseen=bool(p.flags) or mode == "lofo")
             for k, p in folds.items()}
+
+
+def cases_for(rows: Sequence[dict[str, str]], preds: Mapping[str, CpuPrediction],
+              mode: Mode = "loco") -> list[CpuCase]:
+    """The rows' cases, in file order, from their predictions (:func:`predict_rows`)."""
+    return [_case(row, preds.get(row["case_id"]), mode) for row in rows]
 
 
 def run_cpu_validation(rows: Sequence[dict[str, str]], calibration: CpuCalibration | None = None,
                        mode: Mode = "loco", pool: Sequence[Observation] | None = None,
                        fit_file_rows: bool = True) -> list[CpuCase]:
-    """Cases for the rows of a CPU validation file, in file order (see the module doc for
-    ``mode``). ``pool``: the rows a held-out fit adds to the file's other CPUs (default
-    :func:`calibration_observations`; empty for a fit on the file alone).
-    ``fit_file_rows=False`` fits on the pool alone, so no row of the file informs any
-    prediction (a hold-out set's score)."""
-    cal = calibration or load_cpu_calibration()
-    obs = observations(rows)
-    if pool is None and mode != "in_sample" and obs:
-        pool = calibration_observations()
-    preds = _predictions(obs, cal, mode, pool or (), fit_file_rows) if obs else {}
-    return [_case(row, preds.get(row["case_id"]), mode) for row in rows]
+    """Cases for the rows of a CPU validation file, in file order: :func:`predict_rows`
+    (same arguments), compared with the measured values."""
+    return cases_for(rows, predict_rows(rows, calibration, mode, pool, fit_file_rows), mode)
 
 
 def _case(row: dict[str, str], p: CpuPrediction | None, mode: str) -> CpuCase:
