@@ -42,7 +42,14 @@ import numpy as np
 from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 from ocplan.catalog.catalog import load_catalog
-from ocplan.plan.calibration import CALIBRATION_FILE, Calibration, FamilyCalibration
+from ocplan.plan.calibration import (
+    CALIBRATION_FILE,
+    MIN_RANGE_RUNS,
+    RANGE_PERCENTILES,
+    Calibration,
+    FamilyCalibration,
+    range_from_own_runs,
+)
 from ocplan.results.validation import (
     predict_prepared,
     prepare_row,
@@ -127,7 +134,8 @@ def _unpack(x: np.ndarray) -> Calibration:
     for fam in FAMILIES:
         vals = {f: float(np.clip(x[i + j], 0.05, MAX_EFFICIENCY))
                 for j, f in enumerate(FAMILY_FIELDS)}
-        families[fam] = FamilyCalibration(**vals, runs=FAMILIES[fam])
+        families[fam] = FamilyCalibration(gemm=vals["gemm"], gemm_8bit=vals["gemm_8bit"],
+                                          attention=vals["attention"], runs=FAMILIES[fam])
         i += len(FAMILY_FIELDS)
     glob = {}
     for k in PRIOR_GLOBAL:
@@ -170,7 +178,41 @@ def _typical(cal: Calibration) -> FamilyCalibration:
     vals = {field: _weighted_median(np.array([getattr(cal.families[f], field)
                                               for f in fitted]), weights)
             for field in FAMILY_FIELDS}
-    return FamilyCalibration(**vals, runs=0)
+    return FamilyCalibration(gemm=vals["gemm"], gemm_8bit=vals["gemm_8bit"],
+                             attention=vals["attention"], runs=0)
+
+
+def held_out_ranges(held: dict[str, dict[int, float]], family_of: list[str | None],
+                    families: list[str]) -> dict[str, tuple[float, float]]:
+    """The likely-error range of each family and of ``default``
+    (:attr:`~ocplan.plan.calibration.FamilyCalibration.held_out_range_pct`) from the
+    held-out signed errors of the ``source`` and ``chip`` schemes (row index -> %, NaN
+    for a run not predicted): :data:`RANGE_PERCENTILES` of a family's own runs left out
+    with their publication when it has :data:`MIN_RANGE_RUNS` or more; for a family
+    with fewer, those of every run left out with its chip, widened to its own runs'
+    where they reach further (a handful of runs cannot narrow the range, but can show
+    it is wider); ``default``, every run left out with its chip. Empty unless both
+    schemes ran."""
+    if "source" not in held or "chip" not in held:
+        return {}
+
+    def span(errors: list[float]) -> tuple[float, float]:
+        low, high = np.percentile(np.array(errors), RANGE_PERCENTILES)
+        return round(float(low), 1), round(float(high), 1)
+
+    pooled = span([e for e in held["chip"].values() if not math.isnan(e)])
+    out = {"default": pooled}
+    for fam in families:
+        own = [e for i, e in held["source"].items()
+               if family_of[i] == fam and not math.isnan(e)]
+        if range_from_own_runs(fam, len(own)):
+            out[fam] = span(own)
+        elif own:
+            mine = span(own)
+            out[fam] = (min(pooled[0], mine[0]), max(pooled[1], mine[1]))
+        else:
+            out[fam] = pooled
+    return out
 
 
 def _folds(rows: list[dict[str, str]], scheme: str) -> tuple[list[str], str]:
@@ -321,6 +363,11 @@ def main(argv: list[str]) -> int:
             name: replace(fc, cv_error_pct=round(family_cv[name], 1))
             if name in family_cv and not math.isnan(family_cv[name]) else fc
             for name, fc in cal.families.items()})
+    ranges = held_out_ranges(held_by_scheme, family_of, list(FAMILIES))
+    if ranges:
+        cal = replace(cal, families={
+            name: replace(fc, held_out_range_pct=ranges.get(name))
+            for name, fc in cal.families.items()})
     calibration_file.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
     cases = run_validation(rows, catalog, cal)
     summary = summarize(cases)
@@ -330,12 +377,24 @@ def main(argv: list[str]) -> int:
              f"per chip + {PRIOR_WEIGHT} x squared log distance to the priors. "
              f"Evaluations: {result.nfev}; objective {result.fun:.4f}.", "",
              "## Fitted values", "",
-             "| family | runs | gemm (16-bit) | gemm_8bit | attention | held-out median % |",
-             "|---|---|---|---|---|---|"]
+             "| family | runs | gemm (16-bit) | gemm_8bit | attention | held-out median % "
+             "| likely error range % |",
+             "|---|---|---|---|---|---|---|"]
     for fam, fc in cal.families.items():
         cv = "" if fc.cv_error_pct is None else f"{fc.cv_error_pct:.1f}"
+        span = "" if fc.held_out_range_pct is None else \
+            f"{fc.held_out_range_pct[0]:+.1f} to {fc.held_out_range_pct[1]:+.1f}"
         lines.append(f"| {fam} | {fc.runs} | {fc.gemm:.3f} | {fc.gemm_8bit:.3f} | "
-                     f"{fc.attention:.3f} | {cv} |")
+                     f"{fc.attention:.3f} | {cv} | {span} |")
+    if any(fc.held_out_range_pct for fc in cal.families.values()):
+        p_lo, p_hi = (f"{q:g}" for q in RANGE_PERCENTILES)
+        lines += ["", f"Likely error range: the {p_lo}th to {p_hi}th percentile of the signed "
+                  "errors, 100 (predicted - measured) / measured, of runs predicted by fits "
+                  "without them: a family's own runs left out with their publication when it "
+                  f"has {MIN_RANGE_RUNS} or more; else every run left out with its chip, "
+                  "widened to the family's own runs where they reach further; for `default`, "
+                  "every run left out with its chip. An estimate divides its rate by 1 + each "
+                  "end to give the range its measurement would likely fall in."]
     lines += ["", "| global | value |", "|---|---|"]
     for name in PRIOR_GLOBAL:
         lines.append(f"| {name} | {getattr(cal, name):.4g} |")

@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from ocplan.catalog.catalog import load_catalog
+from ocplan.plan.calibration import RANGE_SHARE_PCT
 from ocplan.results.serving_validation import (
     ServingCase,
     read_serving_cases,
@@ -33,6 +34,7 @@ from ocplan.results.serving_validation import (
 from ocplan.results.validation import (
     Case,
     Summary,
+    range_coverage,
     read_cases,
     run_validation,
     summarize,
@@ -87,6 +89,16 @@ def _cells(s: Summary) -> str:
             f"{s.mean_signed_error_pct:+.1f}")
 
 
+def coverage_line(cases: Sequence[Case]) -> str:
+    """How often the estimates' likely ranges held on a set of runs, in a sentence."""
+    within, judged = range_coverage(cases)
+    if not judged:
+        return "No estimate stated a likely range."
+    return (f"Training runs measured within their estimate's likely range: {within} of {judged} "
+            f"({100.0 * within / judged:.0f} %; each range is where {RANGE_SHARE_PCT:g} % of "
+            "the development runs fell when predicted without them).")
+
+
 def readme_table() -> str:
     """The hold-out table of the top-level README, markers excluded: each set, and the
     training rows in 8- and 16-bit precisions (the set before NVFP4 rows joined it)."""
@@ -100,7 +112,7 @@ def readme_table() -> str:
         f"{_cells(summarize(train))} |",
         f"| training, the {len(before)} rows before NVFP4 | {_cells(summarize(before))} |",
         "| serving (`ocplan validate validation/holdout/inference_holdout.csv`) | "
-        f"{_cells(summarize(serve))} |"])
+        f"{_cells(summarize(serve))} |", "", coverage_line(train)])
 
 
 def section() -> str:
@@ -114,7 +126,7 @@ def section() -> str:
              "(`src/ocplan/plan/calibration.json`, `src/ocplan/serving/calibration.json`); "
              "the metrics are those of the first score below. Reported, never fitted: the "
              "changes that moved these figures, and what was looked at, are listed above.",
-             "", "### Training", "", summary_line(t_sum), ""]
+             "", "### Training", "", summary_line(t_sum), "", coverage_line(train), ""]
     lines += _table([(c.case_id, f"{c.chip} x {t_n[c.case_id]}", c.model,
                       c.measured_tokens_per_s_per_chip, c.predicted_tokens_per_s_per_chip,
                       c.error_pct, c.status if c.reason is None else f"{c.status} ({c.reason})")

@@ -39,8 +39,11 @@ def test_training_layout_that_runs_keeps_numbers(capsys: pytest.CaptureFixture[s
     d = _json(capsys, ["estimate", "--model", "llama3-8b", "--chip", "h100-sxm-80gb",
                        "--chips", "8"], 0)
     assert d["feasible"] is True
+    ranges = ("held_out_range_pct", "likely_tokens_per_s_per_chip")
     assert all(isinstance(d[k], int | float) for k in ABSENT_WHEN_INFEASIBLE
-               if k not in ("calibration_family", "calibration_cv_error_pct"))
+               if k not in ("calibration_family", "calibration_cv_error_pct", *ranges))
+    # the likely range: two numbers, low to high
+    assert all(len(d[k]) == 2 and d[k][0] <= d[k][1] for k in ranges)
     assert d["calibration_family"] == "hopper"
     assert d["step_s"] > 0
 

@@ -28,10 +28,12 @@ def report() -> dict:  # type: ignore[type-arg]
 def test_validate_json_shape(report: dict) -> None:  # type: ignore[type-arg]
     assert set(report) == {"summary", "cases"}
     assert set(report["summary"]) == {"n", "failed", "median_abs_error_pct", "p90_abs_error_pct",
-                                      "max_abs_error_pct", "mean_signed_error_pct"}
+                                      "max_abs_error_pct", "mean_signed_error_pct",
+                                      "within_likely_range", "judged_for_range"}
     for case in report["cases"]:
         assert set(case) == {"case_id", "measured_tokens_per_s_per_chip",
-                             "predicted_tokens_per_s_per_chip", "error_pct", "status", "reason"}
+                             "predicted_tokens_per_s_per_chip", "error_pct", "status", "reason",
+                             "within_likely_range"}
         assert case["status"] in ("ok", "infeasible", "error")
         if case["status"] == "ok":
             want = 100 * (case["predicted_tokens_per_s_per_chip"]

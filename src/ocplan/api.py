@@ -118,6 +118,7 @@ __all__ = [
     "job_system",
     "layout_fields",
     "layout_label",
+    "likely_range_coverage",
     "outlook",
     "pipeline_timeline",
     "read_managed",
@@ -937,6 +938,14 @@ def summarize_runs(cases: Sequence[Scored]) -> Summary:
     from ocplan.results.validation import summarize as summarize_cases
 
     return summarize_cases(cases)
+
+
+def likely_range_coverage(cases: Sequence[Case]) -> tuple[int, int]:
+    """(runs measured within their estimate's likely range, runs judged): how often the
+    range an estimate states held on these runs."""
+    from ocplan.results.validation import range_coverage
+
+    return range_coverage(cases)
 
 
 def is_serving_file(path: Path) -> bool:

@@ -57,7 +57,7 @@ from ocplan.cli import restore_collector
 from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
-from ocplan.plan.calibration import calibration_note
+from ocplan.plan.calibration import RANGE_SHARE_PCT, calibration_note, likely_range_note
 from ocplan.plan.layout import LayoutValue
 from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
@@ -810,6 +810,10 @@ def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
     _row(table, "step time", _q(result.step_s, "s"))
     _row(table, "tokens/s", f"{result.tokens_per_s:,.0f} ({result.tokens_per_s_per_chip:,.1f}"
                               " per chip)")
+    likely = result.likely_tokens_per_s_per_chip
+    if likely is not None:
+        _row(table, "likely measured", likely_range_note(
+            likely, result.calibration_family, result.calibration_runs))
     _row(table, "MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
     _row(table, "bound", result.bound)
     _row(table, "calibration", calibration_note(
@@ -1655,8 +1659,11 @@ def _validate_training(file: Path, fmt: Format) -> list[str]:
     """Published training runs, each predicted with its own layout; the rows' statuses."""
     cases, summary = api.validate_runs(_catalog(), file)
     statuses = [c.status for c in cases]
+    within, judged = api.likely_range_coverage(cases)
     if fmt is Format.json:
-        _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases]})
+        _print_json({"summary": summary.__dict__ | {"within_likely_range": within,
+                                                    "judged_for_range": judged},
+                     "cases": [c.as_json() for c in cases]})
         return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name}"))
     for col in ("case", "chip", "model", "measured tok/s/chip", "predicted", "error %",
@@ -1675,6 +1682,10 @@ def _validate_training(file: Path, fmt: Format) -> list[str]:
               f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
               f"max {_pct(summary.max_abs_error_pct)}% mean signed "
               f"{_pct(summary.mean_signed_error_pct, '+')}%")
+    if judged:
+        out.print(f"measured within the estimate's likely range: {within} of {judged} "
+                  f"({within / judged:.0%}; the range is where {RANGE_SHARE_PCT:g} % of the "
+                  "fitted runs fell when predicted without them)")
     return statuses
 
 

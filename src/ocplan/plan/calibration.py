@@ -50,10 +50,22 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["CALIBRATION_FILE", "Calibration", "FamilyCalibration", "calibration_note",
-           "load_calibration"]
+__all__ = ["CALIBRATION_FILE", "MIN_RANGE_RUNS", "RANGE_PERCENTILES", "RANGE_SHARE_PCT",
+           "Calibration",
+           "FamilyCalibration", "calibration_note", "likely_range_note", "load_calibration",
+           "range_from_own_runs"]
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+#: Percentiles of the held-out signed errors an estimate's likely range spans: the middle
+#: 80 % of the published runs predicted by fits that never saw them.
+RANGE_PERCENTILES = (10.0, 90.0)
+#: Share of those runs the range holds, %.
+RANGE_SHARE_PCT = RANGE_PERCENTILES[1] - RANGE_PERCENTILES[0]
+#: Fewest runs of a family whose own held-out errors give its range; a family with fewer
+#: takes the range of every run predicted with its chip left out (a chip the fit barely
+#: knows is closer to one it has not seen than its handful of runs can show), widened to
+#: its own runs' where they reach further.
+MIN_RANGE_RUNS = 10
 
 
 @dataclass(frozen=True)
@@ -66,12 +78,22 @@ class FamilyCalibration:
     cv_error_pct: float | None = None
     """Median |error| of those runs predicted by fits that left their publication out
     (leave-one-source-out cross-validation), %; None where not computed."""
+    held_out_range_pct: tuple[float, float] | None = None
+    """(low, high): :data:`RANGE_PERCENTILES` of the signed errors, ``100 (predicted -
+    measured) / measured``, of the published runs an estimate of this family is judged
+    by, each predicted by a fit without it: the family's runs left out with their
+    publication when it has :data:`MIN_RANGE_RUNS` or more; else every run left out with
+    its chip, widened to the family's own runs where they reach further (``default``:
+    every run left out with its chip). None where not computed."""
 
     def __post_init__(self) -> None:
         for name in ("gemm", "gemm_8bit", "attention"):
             value = getattr(self, name)
             assert 0.05 <= value <= 1.0, f"calibration {name} = {value} out of (0.05, 1]"
         assert self.runs >= 0
+        if self.held_out_range_pct is not None:
+            low, high = self.held_out_range_pct
+            assert -100.0 < low <= high, f"held-out range {self.held_out_range_pct}"
 
 
 @dataclass(frozen=True)
@@ -118,8 +140,8 @@ class Calibration:
     def from_json(cls, data: dict[str, object]) -> Calibration:
         families_raw = data["families"]
         assert isinstance(families_raw, dict)
-        families = {k: FamilyCalibration(**v) for k, v in families_raw.items()}
-        # (older files have no cv_error_pct: the field's default applies)
+        families = {k: _family_from_json(v) for k, v in families_raw.items()}
+        # (older files have no cv_error_pct or held-out range: the defaults apply)
         assert "default" in families
         return cls(
             families=families,
@@ -136,6 +158,18 @@ class Calibration:
                 data.get("grouped_gemm_efficiency", 1.0)),  # type: ignore[arg-type]
             softmax_overlap=float(data.get("softmax_overlap", 1.0)),  # type: ignore[arg-type]
         )
+
+
+def _family_from_json(data: dict[str, object]) -> FamilyCalibration:
+    """A family's values as ``to_json`` gives them (the range a list once through JSON)."""
+    span = data.get("held_out_range_pct")
+    fields = {k: v for k, v in data.items() if k != "held_out_range_pct"}
+    family = FamilyCalibration(**fields)  # type: ignore[arg-type]
+    if span is None:
+        return family
+    assert isinstance(span, list | tuple), span
+    assert len(span) == 2, span
+    return replace(family, held_out_range_pct=(float(span[0]), float(span[1])))
 
 
 @lru_cache(maxsize=4)
@@ -159,3 +193,25 @@ def calibration_note(used: str, runs: int, cv_error_pct: float | None = None,
     declared = f"family {chip_family}" if chip_family else "this chip's family"
     return (f"typical values of the fitted families ({declared}: no published run of it "
             "was fitted; a physically derived estimate, treat with care)")
+
+
+def range_from_own_runs(family: str, runs: int) -> bool:
+    """Whether a family's likely-error range comes from its own runs (left out with
+    their publication): a fitted family with :data:`MIN_RANGE_RUNS` runs or more; else
+    every run left out with its chip."""
+    return family != "default" and runs >= MIN_RANGE_RUNS
+
+
+def likely_range_note(likely: tuple[float, float], used: str, runs: int) -> str:
+    """The range a measurement of an estimate would likely fall in, in words: its ends in
+    tokens/s per chip and which held-out runs they come from
+    (:attr:`FamilyCalibration.held_out_range_pct`)."""
+    share = f"{RANGE_SHARE_PCT:g} %"
+    if range_from_own_runs(used, runs):
+        basis = (f"where {share} of the {used} family's {runs} published runs fell, each "
+                 "predicted by a fit without its publication")
+    else:
+        basis = (f"where {share} of all published runs fell, each predicted by a fit "
+                 "without its chip" + ("" if used == "default" else
+                                       f"; widened to the {used} family's {runs} runs"))
+    return f"{likely[0]:,.0f} to {likely[1]:,.0f} tokens/s per chip ({basis})"

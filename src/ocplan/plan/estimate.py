@@ -93,7 +93,8 @@ class MemoryBreakdown:
 #: total).
 ABSENT_WHEN_INFEASIBLE = ("step_s", "tokens_per_s", "tokens_per_s_per_chip", "mfu", "hfu",
                           "power_W", "calibration_family", "calibration_runs",
-                          "calibration_cv_error_pct")
+                          "calibration_cv_error_pct", "held_out_range_pct",
+                          "likely_tokens_per_s_per_chip")
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,24 @@ class Estimate:
     caveats: tuple[str, ...] = ()
     """Known limits of the model that apply to this layout (:mod:`ocplan.plan.caveats`):
     kinds of run that published measurements show it predicts less well."""
+    held_out_range_pct: tuple[float, float] | None = None
+    """(low, high) signed error, ``100 (predicted - measured) / measured``, between which
+    80 % of the published runs the family's estimates are judged by fell when each was
+    predicted by a fit without it
+    (:attr:`~ocplan.plan.calibration.FamilyCalibration.held_out_range_pct`); None where
+    the calibration has none."""
+
+    @property
+    def likely_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
+        """(low, high) tokens/s per chip a measurement of this layout would likely show:
+        the estimate divided by ``1 + e/100`` at each end of :attr:`held_out_range_pct`
+        (an over-prediction of +20 % means the run measures ``1/1.2`` of the estimate).
+        None for a layout that cannot run or a calibration without a range."""
+        if not self.feasible or self.held_out_range_pct is None:
+            return None
+        low, high = self.held_out_range_pct
+        rate = self.tokens_per_s_per_chip
+        return rate / (1.0 + high / 100.0), rate / (1.0 + low / 100.0)
 
     def time_to_train_s(self, tokens: float) -> float:
         """Wall time to train on ``tokens`` tokens at this throughput."""
@@ -144,6 +163,9 @@ class Estimate:
         if not self.feasible:
             data.update(dict.fromkeys(ABSENT_WHEN_INFEASIBLE))
         data["plan"] = self.plan.as_dict()
+        if self.feasible:
+            likely = self.likely_tokens_per_s_per_chip
+            data["likely_tokens_per_s_per_chip"] = None if likely is None else list(likely)
         if self.time is not None:
             data["time"]["total_s"] = self.time.total_s
         if self.memory is not None:
@@ -193,7 +215,8 @@ def estimate(workload: Workload, plan: Plan, system: System,
                     cal.used_family(system.accelerator.family),
                     cal.for_family(system.accelerator.family).runs,
                     cal.for_family(system.accelerator.family).cv_error_pct,
-                    caveats_for(workload, plan, system, f["step_s"]))
+                    caveats_for(workload, plan, system, f["step_s"]),
+                    cal.for_family(system.accelerator.family).held_out_range_pct)
 
 
 #: Results that must be strictly positive for a layout that runs: a step takes time, and

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocplan.plan.calibration import calibration_note
+from ocplan.plan.calibration import calibration_note, likely_range_note
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.sensitivity import Sensitivity
 from ocplan.reports.figures import (
@@ -138,8 +138,12 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
                                        "findings below are not accounted for"))
     if not result.feasible:
         return [*rows, ("infeasible", result.reason or "")]
+    likely = result.likely_tokens_per_s_per_chip
     rows += [("step time", f"{result.step_s:.4g} s"),
              ("tokens/s per chip", f"{result.tokens_per_s_per_chip:,.1f}"),
+             *((("likely measured", likely_range_note(likely, result.calibration_family,
+                                                      result.calibration_runs)),)
+               if likely is not None else ()),
              ("MFU", f"{result.mfu:.1%}"), ("bound", result.bound),
              ("calibration", calibration_note(result.calibration_family,
                                               result.calibration_runs,

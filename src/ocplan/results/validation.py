@@ -36,6 +36,7 @@ __all__ = [
     "Case",
     "Scored",
     "Summary",
+    "range_coverage",
     "read_cases",
     "read_csv_rows",
     "run_validation",
@@ -75,12 +76,32 @@ class Case:
     confidence: str = ""
     architecture: str = ""
     """``"dense"`` or ``"moe"`` (the row names routed experts)."""
+    likely_range_pct: tuple[float, float] | None = None
+    """The estimate's held-out error range (:attr:`~ocplan.plan.estimate.Estimate.
+    held_out_range_pct`); None when not predicted or the calibration has none."""
+
+    @property
+    def within_likely_range(self) -> bool | None:
+        """Whether the measurement fell in the estimate's likely range: the error lies
+        between the range's ends (the measured rate between the estimate divided by
+        ``1 + high`` and by ``1 + low``); None without a prediction or a range."""
+        if self.error_pct is None or self.likely_range_pct is None:
+            return None
+        low, high = self.likely_range_pct
+        return low <= self.error_pct <= high
 
     def as_json(self) -> dict[str, object]:
         keys = ("case_id", "measured_tokens_per_s_per_chip", "predicted_tokens_per_s_per_chip",
                 "error_pct", "status", "reason")
         data = asdict(self)
-        return {k: data[k] for k in keys}
+        return {k: data[k] for k in keys} | {"within_likely_range": self.within_likely_range}
+
+
+def range_coverage(cases: Sequence[Case]) -> tuple[int, int]:
+    """(runs measured within their estimate's likely range, runs with a prediction and a
+    range): how often the stated range holds on a set of runs."""
+    judged = [c.within_likely_range for c in cases if c.within_likely_range is not None]
+    return sum(judged), len(judged)
 
 
 @dataclass(frozen=True)
@@ -440,7 +461,7 @@ def run_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
         pred = est.tokens_per_s_per_chip
         cases.append(Case(**base, predicted_tokens_per_s_per_chip=pred,
                           error_pct=100.0 * (pred - measured) / measured, status="ok",
-                          reason=None))
+                          reason=None, likely_range_pct=est.held_out_range_pct))
     return cases
 
 
