@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.clikit import run
-from tests.scriptkit import load_script
 
+from clikit import run
 from ocplan import ModelShape, Plan, Workload, estimate, load_catalog, system_for_chip
 from ocplan.plan.calibration import (
     MIN_RANGE_RUNS,
@@ -32,6 +31,7 @@ from ocplan.plan.calibration import (
 )
 from ocplan.plan.estimate import Estimate
 from ocplan.results.validation import Case, range_coverage, read_cases, run_validation
+from scriptkit import load_script
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "validation" / "training_dev.csv"
 
