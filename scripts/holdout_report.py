@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from ocplan.catalog.catalog import load_catalog
-from ocplan.plan.calibration import RANGE_SHARE_PCT
+from ocplan.plan.calibration import coverage_note
 from ocplan.results.serving_validation import (
     ServingCase,
     read_serving_cases,
@@ -94,9 +94,7 @@ def coverage_line(cases: Sequence[Case]) -> str:
     within, judged = range_coverage(cases)
     if not judged:
         return "No estimate stated a likely range."
-    return (f"Training runs measured within their estimate's likely range: {within} of {judged} "
-            f"({100.0 * within / judged:.0f} %; each range is where {RANGE_SHARE_PCT:g} % of "
-            "the development runs fell when predicted without them).")
+    return f"Training: {coverage_note(within, judged)}."
 
 
 def readme_table() -> str:

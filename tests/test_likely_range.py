@@ -3,10 +3,11 @@
 The range is the 10th to 90th percentile of the signed errors of published runs each
 predicted by a calibration fitted without them (``scripts/fit_calibration.py``), stored
 per family in ``calibration.json``: a family with enough runs takes its own runs left
-out with their publication, the others (and ``default``) every run left out with its
-chip. These tests check how the fit chooses and computes the ranges, that an estimate
-turns the committed range into rates the right way round, that validation reports how
-often the ranges held, and that the CLI, JSON and HTML outputs carry it.
+out with their publication; the others every run left out with its chip, widened to
+their own runs where those reach further; ``default`` every run left out with its chip.
+These tests check how the fit chooses and computes the ranges, that an estimate turns
+the committed range into rates the right way round, that validation reports how often
+the ranges held, and that the CLI and JSON outputs carry it.
 """
 
 from __future__ import annotations

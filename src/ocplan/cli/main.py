@@ -57,7 +57,7 @@ from ocplan.cli import restore_collector
 from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
-from ocplan.plan.calibration import RANGE_SHARE_PCT, calibration_note, likely_range_note
+from ocplan.plan.calibration import calibration_note, coverage_note, likely_range_note
 from ocplan.plan.layout import LayoutValue
 from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
@@ -1683,9 +1683,7 @@ def _validate_training(file: Path, fmt: Format) -> list[str]:
               f"max {_pct(summary.max_abs_error_pct)}% mean signed "
               f"{_pct(summary.mean_signed_error_pct, '+')}%")
     if judged:
-        out.print(f"measured within the estimate's likely range: {within} of {judged} "
-                  f"({within / judged:.0%}; the range is where {RANGE_SHARE_PCT:g} % of the "
-                  "fitted runs fell when predicted without them)")
+        out.print(coverage_note(within, judged))
     return statuses
 
 

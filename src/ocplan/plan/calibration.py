@@ -51,9 +51,8 @@ from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["CALIBRATION_FILE", "MIN_RANGE_RUNS", "RANGE_PERCENTILES", "RANGE_SHARE_PCT",
-           "Calibration",
-           "FamilyCalibration", "calibration_note", "likely_range_note", "load_calibration",
-           "range_from_own_runs"]
+           "Calibration", "FamilyCalibration", "calibration_note", "coverage_note",
+           "likely_range_note", "load_calibration", "range_from_own_runs"]
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 #: Percentiles of the held-out signed errors an estimate's likely range spans: the middle
@@ -162,14 +161,13 @@ class Calibration:
 
 def _family_from_json(data: dict[str, object]) -> FamilyCalibration:
     """A family's values as ``to_json`` gives them (the range a list once through JSON)."""
-    span = data.get("held_out_range_pct")
-    fields = {k: v for k, v in data.items() if k != "held_out_range_pct"}
-    family = FamilyCalibration(**fields)  # type: ignore[arg-type]
-    if span is None:
-        return family
-    assert isinstance(span, list | tuple), span
-    assert len(span) == 2, span
-    return replace(family, held_out_range_pct=(float(span[0]), float(span[1])))
+    fields = dict(data)
+    span = fields.get("held_out_range_pct")
+    if span is not None:
+        assert isinstance(span, list | tuple), span
+        assert len(span) == 2, span
+        fields["held_out_range_pct"] = (float(span[0]), float(span[1]))
+    return FamilyCalibration(**fields)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=4)
@@ -200,6 +198,14 @@ def range_from_own_runs(family: str, runs: int) -> bool:
     their publication): a fitted family with :data:`MIN_RANGE_RUNS` runs or more; else
     every run left out with its chip."""
     return family != "default" and runs >= MIN_RANGE_RUNS
+
+
+def coverage_note(within: int, judged: int) -> str:
+    """How often the likely ranges held on a set of runs, in words: ``within`` of the
+    ``judged`` runs (those with a prediction and a range) measured inside theirs."""
+    return (f"{within} of {judged} runs measured within their estimate's likely range "
+            f"({100.0 * within / judged:.0f} %; each range is where {RANGE_SHARE_PCT:g} % "
+            "of the development runs fell when predicted without them)")
 
 
 def likely_range_note(likely: tuple[float, float], used: str, runs: int) -> str:

@@ -163,9 +163,8 @@ class Estimate:
         if not self.feasible:
             data.update(dict.fromkeys(ABSENT_WHEN_INFEASIBLE))
         data["plan"] = self.plan.as_dict()
-        if self.feasible:
-            likely = self.likely_tokens_per_s_per_chip
-            data["likely_tokens_per_s_per_chip"] = None if likely is None else list(likely)
+        likely = self.likely_tokens_per_s_per_chip  # None for a layout that cannot run
+        data["likely_tokens_per_s_per_chip"] = None if likely is None else list(likely)
         if self.time is not None:
             data["time"]["total_s"] = self.time.total_s
         if self.memory is not None:
@@ -209,14 +208,13 @@ def estimate(workload: Workload, plan: Plan, system: System,
                          f["optimizer_s"])
     budget = power_budget(system)
     power = budget.it_W * plan.chips / system.num_chips
+    family = cal.for_family(system.accelerator.family)
     return Estimate(True, None, plan, plan.chips, f["step_s"],
                     f["tokens_per_s_per_chip"] * plan.chips, f["tokens_per_s_per_chip"],
                     f["mfu"], f["hfu"], time, memory, time.dominant(), power,
-                    cal.used_family(system.accelerator.family),
-                    cal.for_family(system.accelerator.family).runs,
-                    cal.for_family(system.accelerator.family).cv_error_pct,
-                    caveats_for(workload, plan, system, f["step_s"]),
-                    cal.for_family(system.accelerator.family).held_out_range_pct)
+                    cal.used_family(system.accelerator.family), family.runs,
+                    family.cv_error_pct, caveats_for(workload, plan, system, f["step_s"]),
+                    family.held_out_range_pct)
 
 
 #: Results that must be strictly positive for a layout that runs: a step takes time, and
