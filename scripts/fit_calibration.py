@@ -48,7 +48,7 @@ from ocplan.plan.calibration import (
     RANGE_PERCENTILES,
     Calibration,
     FamilyCalibration,
-    range_from_own_runs,
+    held_out_ranges,
 )
 from ocplan.results.validation import (
     predict_prepared,
@@ -180,39 +180,6 @@ def _typical(cal: Calibration) -> FamilyCalibration:
             for field in FAMILY_FIELDS}
     return FamilyCalibration(gemm=vals["gemm"], gemm_8bit=vals["gemm_8bit"],
                              attention=vals["attention"], runs=0)
-
-
-def held_out_ranges(held: dict[str, dict[int, float]], family_of: list[str | None],
-                    families: list[str]) -> dict[str, tuple[float, float]]:
-    """The likely-error range of each family and of ``default``
-    (:attr:`~ocplan.plan.calibration.FamilyCalibration.held_out_range_pct`) from the
-    held-out signed errors of the ``source`` and ``chip`` schemes (row index -> %, NaN
-    for a run not predicted): :data:`RANGE_PERCENTILES` of a family's own runs left out
-    with their publication when it has :data:`MIN_RANGE_RUNS` or more; for a family
-    with fewer, those of every run left out with its chip, widened to its own runs'
-    where they reach further (a handful of runs cannot narrow the range, but can show
-    it is wider); ``default``, every run left out with its chip. Empty unless both
-    schemes ran."""
-    if "source" not in held or "chip" not in held:
-        return {}
-
-    def span(errors: list[float]) -> tuple[float, float]:
-        low, high = np.percentile(np.array(errors), RANGE_PERCENTILES)
-        return round(float(low), 1), round(float(high), 1)
-
-    pooled = span([e for e in held["chip"].values() if not math.isnan(e)])
-    out = {"default": pooled}
-    for fam in families:
-        own = [e for i, e in held["source"].items()
-               if family_of[i] == fam and not math.isnan(e)]
-        if range_from_own_runs(fam, len(own)):
-            out[fam] = span(own)
-        elif own:
-            mine = span(own)
-            out[fam] = (min(pooled[0], mine[0]), max(pooled[1], mine[1]))
-        else:
-            out[fam] = pooled
-    return out
 
 
 def _folds(rows: list[dict[str, str]], scheme: str) -> tuple[list[str], str]:

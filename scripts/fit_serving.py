@@ -37,6 +37,7 @@ import numpy as np
 from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 from ocplan.catalog.catalog import load_catalog
+from ocplan.plan.calibration import MIN_RANGE_RUNS, RANGE_PERCENTILES, held_out_ranges
 from ocplan.results.serving_validation import (
     PreparedServing,
     ServingCase,
@@ -89,14 +90,16 @@ INFEASIBLE_LOG = 2.0
 FAMILIES: list[str] = []
 
 
+def _family_of(rows: list[dict[str, str]]) -> list[str | None]:
+    """The catalog's chip family of each row (None for a chip without one)."""
+    cat = load_catalog()
+    return [cat.accelerator(r["chip"], "csv", "chip").family for r in rows]
+
+
 def _families(rows: list[dict[str, str]]) -> list[str]:
     """Families with at least :data:`FAMILY_MIN_ROWS` rows, sorted."""
-    cat = load_catalog()
-    counts: dict[str, int] = {}
-    for r in rows:
-        fam = cat.accelerator(r["chip"], "csv", "chip").family or ""
-        counts[fam] = counts.get(fam, 0) + 1
-    return sorted(f for f, n in counts.items() if f and n >= FAMILY_MIN_ROWS)
+    family_of = _family_of(rows)
+    return sorted({f for f in family_of if f and family_of.count(f) >= FAMILY_MIN_ROWS})
 
 
 def _specs() -> list[tuple[float, float, float, float]]:
@@ -133,12 +136,15 @@ class Rows:
                                         else r["measured_input_tokens_per_s_per_chip"])
                                   for r in rows])
 
-    def log_errors(self, cal: ServingCalibration, idx: list[int]) -> np.ndarray:
+    def log_errors(self, cal: ServingCalibration, idx: list[int],
+                   infeasible: float = INFEASIBLE_LOG) -> np.ndarray:
+        """Log errors of rows ``idx`` under ``cal``; ``infeasible`` for a row that
+        cannot run (the fit's penalty, NaN where it must count as not predicted)."""
         out = []
         for i in idx:
             value, _, _ = predict_serving_row(self.prepared[i], serving=cal,
                                               plan=self.plans[i])
-            out.append(INFEASIBLE_LOG if value is None or value <= 0
+            out.append(infeasible if value is None or value <= 0
                        else float(np.log(value / self.measured[i])))
         return np.array(out)
 
@@ -199,6 +205,7 @@ def main(argv: list[str]) -> int:
     rows = Rows(raw)
     every = list(range(len(raw)))
     cv: dict[str, np.ndarray] = {}
+    by_row: dict[str, dict[int, float]] = {}
     for scheme in schemes:
         groups = _groups(raw, scheme)
         held = np.full(len(raw), np.nan)
@@ -206,10 +213,13 @@ def main(argv: list[str]) -> int:
             test = [i for i in every if groups[i] == g]
             train = [i for i in every if groups[i] != g]
             cal, _ = fit(rows, train, FOLD_MAX_NFEV)
-            held[test] = rows.log_errors(cal, test)
+            held[test] = rows.log_errors(cal, test, infeasible=np.nan)
             print(f"  {scheme} fold {g}: {len(test)} rows, median |err| "
-                  f"{100 * np.median(np.abs(np.expm1(held[test]))):.1f} %", flush=True)
-        cv[scheme] = 100 * np.expm1(held)
+                  f"{100 * np.nanmedian(np.abs(np.expm1(held[test]))):.1f} %", flush=True)
+        # a held-out row that cannot run: not predicted for its range, the fit's
+        # penalty in the reported errors (a failure must not vanish from them)
+        by_row[scheme] = dict(enumerate((100 * np.expm1(held)).tolist()))
+        cv[scheme] = 100 * np.expm1(np.where(np.isnan(held), INFEASIBLE_LOG, held))
     # Two starts, the better kept: the priors, and the calibration the repository holds
     # (a fit from the priors can stop, at MAX_NFEV, short of a basin the last one found;
     # the objective decides, so the result is the best of both, never worse than either).
@@ -222,13 +232,18 @@ def main(argv: list[str]) -> int:
               f"{value:.4f}", flush=True)
         if value < best:
             cal = again
+    loso = cv.get("source")
+    family_of = _family_of(raw)
+    counts = {f: family_of.count(f) for f in sorted({f for f in family_of if f})}
+    ranges = held_out_ranges(by_row, family_of, list(counts))
+    cal = replace(cal, rows=len(raw),
+                  cv_error_pct=round(float(np.nanmedian(np.abs(loso))), 1)
+                  if loso is not None else None,
+                  held_out_range_pct=tuple(sorted(ranges.items())),
+                  family_rows=tuple(counts.items()))
     cases = run_serving_validation(raw, load_catalog(), serving=cal)
     errs = np.array([c.error_pct if c.error_pct is not None else np.nan for c in cases])
     med = float(np.nanmedian(np.abs(errs)))
-    loso = cv.get("source")
-    cal = replace(cal, rows=len(raw),
-                  cv_error_pct=round(float(np.nanmedian(np.abs(loso))), 1)
-                  if loso is not None else None)
     cal_file.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
     _report(raw, cases, errs, cv, cal, csv_path, schemes, time.time() - t0, report)
     print(f"in sample median {med:.1f} %; written {cal_file}")
@@ -267,6 +282,26 @@ def _report(raw: list[dict[str, str]], cases: list[ServingCase], errs: np.ndarra
     add("in sample", errs)
     for scheme, e in cv.items():
         add({"source": "leave one source group out", "chip": "leave one chip out"}[scheme], e)
+    if cal.held_out_range_pct:
+        p_lo, p_hi = (f"{q:g}" for q in RANGE_PERCENTILES)
+        rows_of = dict(cal.family_rows)
+        lines += ["", "## Likely error range of the throughput, %", "",
+                  f"The {p_lo}th to {p_hi}th percentile of the signed held-out errors, "
+                  "100 (predicted - measured) / measured, of the primary metric (the "
+                  "rule of the training calibration, `held_out_ranges`): a family with "
+                  f"{MIN_RANGE_RUNS} results or more, its own results left out with their "
+                  "source group; a thinner family, every result left out with its chip, "
+                  "widened to its own where they reach further; `default` (a family "
+                  "without results), every result left out with its chip. An estimate divides its "
+                  "throughput by 1 + each end to give the range its measurement would "
+                  "likely fall in.", "", "| family | results | low | high |",
+                  "|---|---|---|---|"]
+        for fam, (low, high) in cal.held_out_range_pct:
+            lines.append(f"| {fam} | {rows_of.get(fam, 0)} | {low:+.1f} | {high:+.1f} |")
+        judged = [c for c in cases if c.within_likely_range is not None]
+        inside = sum(bool(c.within_likely_range) for c in judged)
+        lines += ["", f"In sample, {inside} of {len(judged)} results fall in their "
+                      "estimate's range."]
     tpot = np.array([c.tpot_error_pct for c in cases if c.tpot_error_pct is not None])
     if tpot.size:
         add("TPOT (fixed-batch rows), in sample", tpot)

@@ -89,12 +89,14 @@ def _cells(s: Summary) -> str:
             f"{s.mean_signed_error_pct:+.1f}")
 
 
-def coverage_line(cases: Sequence[Case]) -> str:
-    """How often the estimates' likely ranges held on a set of runs, in a sentence."""
+def coverage_line(cases: Sequence[Case] | Sequence[ServingCase], label: str = "Training",
+                  what: str = "runs") -> str:
+    """How often the estimates' likely ranges held on a set of runs (or serving results:
+    ``what``), in a sentence."""
     within, judged = range_coverage(cases)
     if not judged:
-        return "No estimate stated a likely range."
-    return f"Training: {coverage_note(within, judged)}."
+        return f"{label}: no estimate stated a likely range."
+    return f"{label}: {coverage_note(within, judged, what)}."
 
 
 def readme_table() -> str:
@@ -110,7 +112,8 @@ def readme_table() -> str:
         f"{_cells(summarize(train))} |",
         f"| training, the {len(before)} rows before NVFP4 | {_cells(summarize(before))} |",
         "| serving (`ocplan validate validation/holdout/inference_holdout.csv`) | "
-        f"{_cells(summarize(serve))} |", "", coverage_line(train)])
+        f"{_cells(summarize(serve))} |", "", coverage_line(train), "",
+        coverage_line(serve, "Serving", "results")])
 
 
 def section() -> str:
@@ -129,7 +132,8 @@ def section() -> str:
                       c.measured_tokens_per_s_per_chip, c.predicted_tokens_per_s_per_chip,
                       c.error_pct, c.status if c.reason is None else f"{c.status} ({c.reason})")
                      for c in train])
-    lines += ["", "### Inference", "", summary_line(s_sum), ""]
+    lines += ["", "### Inference", "", summary_line(s_sum), "",
+              coverage_line(serve, "Serving", "results"), ""]
     lines += _table([(c.case_id, f"{c.chip} x {s_n[c.case_id]}",
                       f"{c.model}, {c.scenario}", c.measured, c.predicted, c.error_pct,
                       c.status if c.reason is None else f"{c.status} ({c.reason})")

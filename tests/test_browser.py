@@ -714,6 +714,12 @@ def test_compare_page_with_three_systems(workbench: Page) -> None:
     assert energy
     assert all(e.split(" (")[0].endswith("Wh") for e in energy)
     assert page.inner_text("#cmp-progress-text") == "3 / 3 systems"
+    # each row's likely measured rate reads as a range around its estimate, and one
+    # sentence says whether the fastest row's lead is wider than the model's error
+    likely = page.locator('#cmp-table tr[data-key="likely_tokens_per_s_per_chip"] td')
+    assert [" to " in t for t in likely.all_inner_texts()] == [True] * 3
+    wait_js(page, "!document.querySelector('#cmp-ranking').hidden")
+    assert " leads on tokens/s per chip" in page.inner_text("#cmp-ranking")
     for div in ("#plot-cmp-bars", "#plot-cmp-pareto"):
         assert plot_rendered(page, div) > 0
         height = page.evaluate(f"document.querySelector('{div}').getBoundingClientRect().height")

@@ -5,7 +5,7 @@ predicted by a calibration fitted without them (``scripts/fit_calibration.py``),
 per family in ``calibration.json``: a family with enough runs takes its own runs left
 out with their publication; the others every run left out with its chip, widened to
 their own runs where those reach further; ``default`` every run left out with its chip.
-These tests check how the fit chooses and computes the ranges, that an estimate turns
+These tests check how the fits choose and computes the ranges, that an estimate turns
 the committed range into rates the right way round, that validation reports how often
 the ranges held, and that the CLI and JSON outputs carry it.
 """
@@ -27,12 +27,12 @@ from ocplan.plan.calibration import (
     RANGE_PERCENTILES,
     Calibration,
     FamilyCalibration,
+    held_out_ranges,
     load_calibration,
     range_from_own_runs,
 )
 from ocplan.plan.estimate import Estimate
 from ocplan.results.validation import Case, range_coverage, read_cases, run_validation
-from scriptkit import load_script
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "validation" / "training_dev.csv"
 
@@ -51,9 +51,8 @@ def _synthetic_held() -> tuple[dict[str, dict[int, float]], list[str | None]]:
 
 
 def test_fit_takes_own_runs_only_with_enough_of_them() -> None:
-    fit = load_script("fit_calibration")
     held, family_of = _synthetic_held()
-    ranges = fit.held_out_ranges(held, family_of, ["big", "small", "other"])
+    ranges = held_out_ranges(held, family_of, ["big", "small", "other"])
     pooled = np.percentile([e for e in held["chip"].values() if not math.isnan(e)],
                            RANGE_PERCENTILES)
     own_big = np.percentile([held["source"][i] for i in range(12) if i != 3],
@@ -70,10 +69,10 @@ def test_fit_takes_own_runs_only_with_enough_of_them() -> None:
                                              max(pooled[1], own_small[1])), abs=0.05)
     assert ranges["small"][1] - ranges["small"][0] >= pooled[1] - pooled[0] - 0.1
     # a family with no predicted run takes default's
-    assert fit.held_out_ranges(held, family_of, ["none"])["none"] == ranges["default"]
+    assert held_out_ranges(held, family_of, ["none"])["none"] == ranges["default"]
     assert ranges["big"][0] <= ranges["big"][1]
     # without both schemes there is nothing to compute
-    assert fit.held_out_ranges({"source": held["source"]}, family_of, ["big"]) == {}
+    assert held_out_ranges({"source": held["source"]}, family_of, ["big"]) == {}
 
 
 def test_calibration_file_round_trips_the_ranges(tmp_path: Path) -> None:

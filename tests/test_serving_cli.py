@@ -86,10 +86,15 @@ def test_infer_report_is_written(capsys: pytest.CaptureFixture[str], tmp_path: P
     page = tmp_path / "serving.html"
     rc, out, _ = run(capsys, *INFER, "--tp", "8", "--report", page, "-f", "json")
     assert rc == 0
-    assert json.loads(out)["feasible"]
+    data = json.loads(out)
+    assert data["feasible"]
     text = page.read_text(encoding="utf-8")
     assert "Throughput against latency" in text
     assert "output tokens/s per chip" in text
+    # the page states the likely measured rate with the JSON's ends
+    low, high = data["likely_output_tokens_per_s_per_chip"]
+    assert "likely measured" in text
+    assert f"{low:,.0f} to {high:,.0f} output tokens/s per chip" in text
 
 
 @pytest.mark.skipif(not INFERENCE_CSV.exists(), reason="../shared/validation not beside")
@@ -196,6 +201,11 @@ def test_every_published_serving_result_is_predicted(capsys: pytest.CaptureFixtu
     tpot = data["latency"]["tpot"]
     assert tpot["n"] == 4
     assert tpot["median_abs_error_pct"] <= 15.0
+    # each estimate's likely range (its family's held-out 10th-90th percentile) holds the
+    # measurement at least as often as stated, in sample; the count matches the cases
+    assert s["judged_for_range"] == 74
+    assert s["within_likely_range"] >= 0.8 * s["judged_for_range"]
+    assert s["within_likely_range"] == sum(c["within_likely_range"] for c in data["cases"])
 
 
 def test_serve_prints_its_url(tmp_path: Path) -> None:

@@ -940,9 +940,9 @@ def summarize_runs(cases: Sequence[Scored]) -> Summary:
     return summarize_cases(cases)
 
 
-def likely_range_coverage(cases: Sequence[Case]) -> tuple[int, int]:
-    """(runs measured within their estimate's likely range, runs judged): how often the
-    range an estimate states held on these runs."""
+def likely_range_coverage(cases: Sequence[Case] | Sequence[ServingCase]) -> tuple[int, int]:
+    """(rows measured within their estimate's likely range, rows judged): how often the
+    range an estimate states held on these training runs or serving results."""
     from ocplan.results.validation import range_coverage
 
     return range_coverage(cases)

@@ -66,6 +66,7 @@ from ocplan.plan.search_defaults import (
     SENSITIVITY_FACTOR,
     TIE_TOLERANCE,
 )
+from ocplan.serving.calibration import serving_range_note
 from ocplan.units import (
     DEFAULT_CURRENCY,
     POWER,
@@ -1099,6 +1100,10 @@ def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float |
     _row(table, "layout", result.plan.label())
     _row(table, "output tokens/s", f"{result.output_tokens_per_s:,.0f} "
                                    f"({result.output_tokens_per_s_per_chip:,.1f} per chip)")
+    likely = result.likely_output_tokens_per_s_per_chip
+    if likely is not None:
+        _row(table, "likely measured", serving_range_note(likely, result.range_family,
+                                                          result.range_rows))
     _row(table, "input tokens/s per chip", f"{result.input_tokens_per_s_per_chip:,.1f}")
     _row(table, "requests/s", f"{result.requests_per_s:,.2f}")
     _row(table, "batch per instance", f"{result.batch_per_instance:,.0f} "
@@ -1285,6 +1290,10 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
                                else result.ratios.get(r.name, {}).get(key),
                                result.leaders.get(key) == r.name)
             for r, value in zip(result.systems, values, strict=True)])
+        if key == "output_tokens_per_s_per_chip":  # where the rate would likely measure
+            table.add_row("likely measured", *[
+                "-" if r.best is None or (v := r.best.likely_output_tokens_per_s_per_chip)
+                is None else f"{v[0]:,.0f} to {v[1]:,.0f}" for r in result.systems])
     table.add_row("bound", *[_t(r.best.bound) if r.best else
                              rich_text.Text(f"no: {r.reason}", style="red")
                              for r in result.systems])
@@ -1292,6 +1301,9 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
     note = api.serving_objective_note(result.objective)
     if note:
         out.print(_t(note))
+    ranking = result.ranking_note()
+    if ranking is not None:
+        out.print(_t(ranking), style="yellow" if result.within_reach() else None)
 
 
 @app.command("search")
@@ -1415,6 +1427,7 @@ _COMPARE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("chips", "chips", lambda v: f"{v:,}"),
     ("layout", "best layout", str),
     ("tokens_per_s_per_chip", "tok/s/chip", lambda v: f"{v:,.1f}"),
+    ("likely_tokens_per_s_per_chip", "likely measured", lambda v: f"{v[0]:,.0f} to {v[1]:,.0f}"),
     ("step_s", "step", lambda v: _q(v, "s")),
     ("mfu", "MFU", lambda v: f"{v:.1%}"),
     ("memory_headroom_pct", "HBM free", lambda v: f"{v:.1f}%"),  # as MFU: no space
@@ -1539,6 +1552,11 @@ def compare_cmd(
                                                          for f in found)))
         if r.feasible:
             out.print(_t(f"{i + 1}. calibration: {r.calibration}"))
+    from ocplan.results.compare import ranking_note  # loaded with the result
+
+    ranking = ranking_note(result)
+    if ranking is not None:
+        out.print(_t(ranking), style="yellow" if result.within_reach() else None)
     if result.budget is not None and result.pick is not None:
         out.print(_budget_line(result))
 
@@ -1738,8 +1756,11 @@ def _validate_serving(file: Path, fmt: Format) -> list[str]:
                                           for c in cases
                                           if getattr(c, f"{name}_error_pct") is not None])
                for name in ("ttft", "tpot")}
+    within, judged = api.likely_range_coverage(cases)
     if fmt is Format.json:
-        _print_json({"summary": summary.__dict__, "cases": [c.as_json() for c in cases],
+        _print_json({"summary": summary.__dict__ | {"within_likely_range": within,
+                                                    "judged_for_range": judged},
+                     "cases": [c.as_json() for c in cases],
                      "latency": {k: v.__dict__ for k, v in latency.items()}})
         return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name} (serving)"))
@@ -1762,6 +1783,8 @@ def _validate_serving(file: Path, fmt: Format) -> list[str]:
               f"{_pct(summary.median_abs_error_pct)}% p90 {_pct(summary.p90_abs_error_pct)}% "
               f"max {_pct(summary.max_abs_error_pct)}% mean signed "
               f"{_pct(summary.mean_signed_error_pct, '+')}%")
+    if judged:
+        out.print(coverage_note(within, judged, "results"))
     return statuses
 
 

@@ -46,13 +46,16 @@ Global (framework behaviour, not hardware):
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["CALIBRATION_FILE", "MIN_RANGE_RUNS", "RANGE_PERCENTILES", "RANGE_SHARE_PCT",
            "Calibration", "FamilyCalibration", "calibration_note", "coverage_note",
-           "likely_range_note", "load_calibration", "range_from_own_runs"]
+           "held_out_ranges", "likely_range_note", "likely_rate", "load_calibration",
+           "range_from_own_runs"]
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 #: Percentiles of the held-out signed errors an estimate's likely range spans: the middle
@@ -200,24 +203,80 @@ def range_from_own_runs(family: str, runs: int) -> bool:
     return family != "default" and runs >= MIN_RANGE_RUNS
 
 
-def coverage_note(within: int, judged: int) -> str:
-    """How often the likely ranges held on a set of runs, in words: ``within`` of the
-    ``judged`` runs (those with a prediction and a range) measured inside theirs."""
-    return (f"{within} of {judged} runs measured within their estimate's likely range "
+def _span(errors: Sequence[float]) -> tuple[float, float]:
+    """:data:`RANGE_PERCENTILES` of ``errors`` (linear interpolation between order
+    statistics, as numpy's default), rounded to 0.1 %."""
+    ordered = sorted(errors)
+    assert ordered, "a range needs at least one error"
+
+    def at(pct: float) -> float:
+        pos = pct / 100.0 * (len(ordered) - 1)
+        lo = math.floor(pos)
+        hi = min(lo + 1, len(ordered) - 1)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+    return round(at(RANGE_PERCENTILES[0]), 1), round(at(RANGE_PERCENTILES[1]), 1)
+
+
+def held_out_ranges(held: Mapping[str, Mapping[int, float]],
+                    family_of: Sequence[str | None],
+                    families: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """The likely-error range of each family and of ``default`` from the held-out signed
+    errors, % (row index -> error, NaN for a row not predicted), of the ``source``
+    scheme (each row left out with its publication, or its source group) and the
+    ``chip`` scheme (left out with its chip): :data:`RANGE_PERCENTILES` of a family's
+    own rows under ``source`` when it has :data:`MIN_RANGE_RUNS` or more; for a family
+    with fewer, those of every row under ``chip``, widened to its own rows' where they
+    reach further (a handful of rows cannot narrow the range, but can show it is
+    wider); ``default``, every row under ``chip``. Empty unless both schemes ran. Used
+    by the training and the serving fits alike."""
+    if "source" not in held or "chip" not in held:
+        return {}
+    pooled = _span([e for e in held["chip"].values() if not math.isnan(e)])
+    out = {"default": pooled}
+    for fam in families:
+        own = [e for i, e in held["source"].items()
+               if family_of[i] == fam and not math.isnan(e)]
+        if range_from_own_runs(fam, len(own)):
+            out[fam] = _span(own)
+        elif own:
+            mine = _span(own)
+            out[fam] = (min(pooled[0], mine[0]), max(pooled[1], mine[1]))
+        else:
+            out[fam] = pooled
+    return out
+
+
+def likely_rate(rate: float, range_pct: tuple[float, float]) -> tuple[float, float]:
+    """(low, high) a measurement of an estimated ``rate`` would likely show: the rate
+    divided by ``1 + e/100`` at each end of a held-out signed-error range ``range_pct``
+    (an over-prediction of +20 % means the run measures ``1/1.2`` of the estimate)."""
+    low, high = range_pct
+    return rate / (1.0 + high / 100.0), rate / (1.0 + low / 100.0)
+
+
+def coverage_note(within: int, judged: int, what: str = "runs") -> str:
+    """How often the likely ranges held on a set of runs (or serving results: ``what``),
+    in words: ``within`` of the ``judged`` ones (those with a prediction and a range)
+    measured inside theirs."""
+    return (f"{within} of {judged} {what} measured within their estimate's likely range "
             f"({100.0 * within / judged:.0f} %; each range is where {RANGE_SHARE_PCT:g} % "
-            "of the development runs fell when predicted without them)")
+            f"of the development {what} fell when predicted without them)")
 
 
-def likely_range_note(likely: tuple[float, float], used: str, runs: int) -> str:
+def likely_range_note(likely: tuple[float, float], used: str, runs: int,
+                      unit: str = "tokens/s per chip", what: str = "runs",
+                      group: str = "publication") -> str:
     """The range a measurement of an estimate would likely fall in, in words: its ends in
-    tokens/s per chip and which held-out runs they come from
-    (:attr:`FamilyCalibration.held_out_range_pct`)."""
+    ``unit`` and which held-out ``what`` (runs, serving results) they come from
+    (:func:`held_out_ranges`): the family ``used`` with its ``runs`` rows, each left out
+    with its ``group``, or all rows left out with their chip."""
     share = f"{RANGE_SHARE_PCT:g} %"
     if range_from_own_runs(used, runs):
-        basis = (f"where {share} of the {used} family's {runs} published runs fell, each "
-                 "predicted by a fit without its publication")
+        basis = (f"where {share} of the {used} family's {runs} published {what} fell, each "
+                 f"predicted by a fit without its {group}")
     else:
-        basis = (f"where {share} of all published runs fell, each predicted by a fit "
-                 "without its chip" + ("" if used == "default" else
-                                       f"; widened to the {used} family's {runs} runs"))
-    return f"{likely[0]:,.0f} to {likely[1]:,.0f} tokens/s per chip ({basis})"
+        basis = (f"where {share} of all published {what} fell, each predicted by a fit "
+                 "without its chip" + ("" if used == "default" or not runs else
+                                       f"; widened to the {used} family's {runs} {what}"))
+    return f"{likely[0]:,.0f} to {likely[1]:,.0f} {unit} ({basis})"

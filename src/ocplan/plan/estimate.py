@@ -20,7 +20,7 @@ from typing import Any
 
 from ocplan.catalog.system import System
 from ocplan.errors import Infeasible
-from ocplan.plan.calibration import Calibration, load_calibration
+from ocplan.plan.calibration import Calibration, likely_rate, load_calibration
 from ocplan.plan.caveats import caveats_for
 from ocplan.plan.engine import check_system, evaluate_one, system_model
 from ocplan.plan.plan import Plan
@@ -136,13 +136,11 @@ class Estimate:
     def likely_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
         """(low, high) tokens/s per chip a measurement of this layout would likely show:
         the estimate divided by ``1 + e/100`` at each end of :attr:`held_out_range_pct`
-        (an over-prediction of +20 % means the run measures ``1/1.2`` of the estimate).
-        None for a layout that cannot run or a calibration without a range."""
+        (:func:`~ocplan.plan.calibration.likely_rate`). None for a layout that cannot
+        run or a calibration without a range."""
         if not self.feasible or self.held_out_range_pct is None:
             return None
-        low, high = self.held_out_range_pct
-        rate = self.tokens_per_s_per_chip
-        return rate / (1.0 + high / 100.0), rate / (1.0 + low / 100.0)
+        return likely_rate(self.tokens_per_s_per_chip, self.held_out_range_pct)
 
     def time_to_train_s(self, tokens: float) -> float:
         """Wall time to train on ``tokens`` tokens at this throughput."""

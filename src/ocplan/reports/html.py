@@ -31,6 +31,7 @@ from ocplan.reports.figures import (
     timeline_figure,
     topology_figure,
 )
+from ocplan.serving.calibration import serving_range_note
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
 from ocplan.serving.sensitivity import ServingSensitivity
 from ocplan.units import DEFAULT_CURRENCY, format_energy, format_money
@@ -262,7 +263,11 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
     figures: dict[str, Any] = {}
     rows: list[tuple[str, str]] = [("layout", result.plan.label())]
     if result.feasible:
+        likely = result.likely_output_tokens_per_s_per_chip
         rows += [("output tokens/s per chip", f"{result.output_tokens_per_s_per_chip:,.1f}"),
+                 *((("likely measured", serving_range_note(likely, result.range_family,
+                                                           result.range_rows)),)
+                   if likely is not None else ()),
                  ("requests/s", f"{result.requests_per_s:,.3g}"),
                  ("TTFT, mean", _ms(result.ttft_s)),
                  ("TPOT, mean", _ms(result.tpot_s)),
@@ -301,6 +306,7 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
 _COMPARE_ROWS: tuple[tuple[str, str], ...] = (
     ("chip", "accelerator"), ("chips", "chips"), ("servers", "servers"), ("racks", "racks"),
     ("layout", "best layout"), ("tokens_per_s_per_chip", "tokens/s per chip"),
+    ("likely_tokens_per_s_per_chip", "likely measured tokens/s per chip"),
     ("step_s", "step time"), ("mfu", "MFU"), ("memory_headroom_pct", "HBM left free"),
     ("bound", "bound"), ("time_to_train_s", "time to train"),
     ("goodput", "goodput under failures"),
@@ -349,6 +355,8 @@ def _cell(key: str, value: Any, currency: str) -> str:
         return f"{value:.1%}"
     if key == "pue":
         return f"{value:.2f}"
+    if key.startswith("likely_"):
+        return f"{value[0]:,.0f} to {value[1]:,.0f}"
     if key.startswith("time_to_train"):
         return f"{value / 86400:,.1f} days" if value >= 2 * 86400 else f"{value / 3600:,.1f} h"
     if key == "step_s":
@@ -377,6 +385,9 @@ def render_compare_report(title: str, comparison: dict[str, Any],
     table = (f"<p>Best layout of each system by {html.escape(comparison['objective'])}; "
              f"ratios against {html.escape(comparison['baseline'])}; the best of each row "
              f"in bold.</p><table><tr><th></th>{head}</tr>{body}</table>")
+    ranking = comparison.get("ranking_note")
+    if ranking:
+        table += f'<p class="ranking">{html.escape(ranking)}</p>'
     note = comparison.get("budget_note")
     if note:
         table += f'<p class="budget"><b>{html.escape(note)}</b></p>'
@@ -397,7 +408,9 @@ def render_compare_report(title: str, comparison: dict[str, Any],
 #: Rows of a serving comparison's table: (field, label, how to print a value).
 _SERVING_COMPARE_ROWS: tuple[tuple[str, str], ...] = (
     ("system", "system"), ("layout", "best layout"),
-    ("output_tokens_per_s_per_chip", "output tokens/s per chip"), ("ttft_s", "TTFT"),
+    ("output_tokens_per_s_per_chip", "output tokens/s per chip"),
+    ("likely_output_tokens_per_s_per_chip", "likely measured output tokens/s per chip"),
+    ("ttft_s", "TTFT"),
     ("tpot_s", "TPOT"), ("slo_rate_per_s_per_chip", "SLO goodput, req/s per chip"),
     ("cost_per_mtok", "cost per million output tokens"),
     ("energy_per_mtok_J", "energy per million output tokens"), ("power_W", "IT power"),
@@ -415,6 +428,8 @@ def _serving_cell(key: str, value: Any, currency: str) -> str:
         return format_energy(value)
     if key == "power_W":
         return f"{value / 1e3:,.3g} kW"
+    if key.startswith("likely_"):
+        return f"{value[0]:,.0f} to {value[1]:,.0f}"
     if isinstance(value, float):
         return f"{value:,.4g}" if value < 1e4 else f"{value:,.0f}"
     return str(value)
@@ -437,6 +452,10 @@ def render_serving_compare_report(title: str, comparison: dict[str, Any],
              f"{html.escape(comparison['baseline'])}; the best of each row in bold.</p>"
              f"<table><tr><th></th>{head}</tr>{body}</table>"
              + (f'<p class="note">{html.escape(note)}</p>' if note else ""))
+    ranking = comparison.get("ranking_note")
+    if ranking:
+        table += f'<p class="ranking">{html.escape(ranking)}</p>'
+
     figures = {"serving_compare_bars": compare_bars_figure(comparison,
                                                            SERVING_COMPARE_BARS)}
     divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)

@@ -39,10 +39,14 @@ __all__ = [
     "ComparedSystem",
     "Comparison",
     "Contender",
+    "Ranged",
     "budget_note",
     "compare",
     "measured",
     "pick_within",
+    "ranking_note",
+    "reach_note",
+    "within_reach",
 ]
 
 #: Row measures a comparison divides by the baseline's (each is a plain number or None).
@@ -108,6 +112,11 @@ class ComparedSystem:
     """Expected useful share of the wall time under failures and checkpoints (None
     without tokens to train or without storage in the system file)."""
     time_to_train_with_failures_s: float | None = None
+    likely_tokens_per_s_per_chip: tuple[float, float] | None = None
+    """(low, high) tokens/s per chip a run of the best layout would likely measure
+    (:attr:`~ocplan.plan.estimate.Estimate.likely_tokens_per_s_per_chip`)."""
+    calibration_family: str | None = None
+    """The calibration family the best estimate used (``default``: an unfitted one)."""
     ratios: dict[str, float | None] = field(default_factory=dict)
     """Each of :data:`RATIO_KEYS` divided by the baseline's (None when either is None)."""
 
@@ -248,7 +257,85 @@ class Comparison:
                 "systems": [s.as_json() for s in self.systems], "leaders": self.leaders,
                 "elapsed_s": self.elapsed_s,
                 "budget": None if self.budget is None else dict(self.budget.__dict__),
-                "pick": None if self.pick is None else self.pick.as_json()}
+                "pick": None if self.pick is None else self.pick.as_json(),
+                "ranking_note": ranking_note(self)}
+
+    def within_reach(self) -> tuple[ComparedSystem, ...]:
+        """Rows whose likely throughput range reaches the throughput leader's
+        (:func:`within_reach`); empty without a leader or ranges."""
+        lead = self.throughput_leader()
+        if lead is None:
+            return ()
+        close = {r.name for r in within_reach(_ranged(lead), [_ranged(r) for r in self.systems
+                                                               if r.feasible])}
+        return tuple(r for r in self.systems if r.name in close)
+
+    def throughput_leader(self) -> ComparedSystem | None:
+        """The feasible row with the most tokens/s per chip (None with fewer than two)."""
+        name = self.leaders.get("tokens_per_s_per_chip")
+        return next((r for r in self.systems if r.name == name), None)
+
+
+@dataclass(frozen=True)
+class Ranged:
+    """A compared row's rate as a buyer should read it: the range a run would likely
+    measure, and the calibration family whose held-out errors give that range."""
+
+    name: str
+    likely: tuple[float, float] | None
+    family: str | None
+    """``default`` (or None): no fitted family of its own."""
+
+
+def _ranged(row: ComparedSystem) -> Ranged:
+    return Ranged(row.name, row.likely_tokens_per_s_per_chip, row.calibration_family)
+
+
+def within_reach(lead: Ranged, rows: Sequence[Ranged]) -> tuple[Ranged, ...]:
+    """The rows (other than ``lead``) whose likely range reaches the low end of the
+    leader's: a run on them could measure at least what a run on the leader would at the
+    bottom of its range. Rows of the leader's own fitted family are not counted: their
+    errors come from the same fitted values and move together (the unfitted ``default``
+    is no family). Empty when the leader has no range."""
+    if lead.likely is None:
+        return ()
+    floor = lead.likely[0]
+    same = lead.family not in (None, "default")
+    return tuple(r for r in rows
+                 if r.name != lead.name and r.likely is not None and r.likely[1] >= floor
+                 and not (same and r.family == lead.family))
+
+
+def reach_note(lead: Ranged, close: Sequence[Ranged], measure: str) -> str | None:
+    """Whether the leader's lead on ``measure`` is wider than the model's error, in one
+    sentence for people (``close``: :func:`within_reach`); None when the leader has no
+    range. The CLI, the HTML reports and the workbench all print this one."""
+    if lead.likely is None:
+        return None
+    if not close:
+        return (f"{lead.name} leads on {measure} beyond the likely range of every row of "
+                "another chip family (ranges from published results each predicted "
+                "without it)")
+    reach = "; ".join(f"{r.name} {_span(r.likely)}" for r in close)
+    return (f"{lead.name} leads on {measure}, but within the model's error: its likely "
+            f"range ({_span(lead.likely)}) is reached by {reach} (ranges from published "
+            "results each predicted without it); measure before choosing on throughput "
+            "alone")
+
+
+def _span(likely: tuple[float, float] | None) -> str:
+    assert likely is not None
+    return f"{likely[0]:,.0f} to {likely[1]:,.0f}"
+
+
+def ranking_note(result: Comparison) -> str | None:
+    """:func:`reach_note` of a training comparison's throughput leader; None without a
+    leader or ranges."""
+    lead = result.throughput_leader()
+    if lead is None:
+        return None
+    return reach_note(_ranged(lead), [_ranged(r) for r in result.within_reach()],
+                      "tokens/s per chip")
 
 
 def _calibration(e: Estimate | None, system: System) -> str:
@@ -320,7 +407,9 @@ def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
         else best.cost(tokens, c.price_per_chip_hour),
         allowed_invalid=allowed_invalid, calibration=_calibration(best, system),
         goodput=None if g is None else g.goodput,
-        time_to_train_with_failures_s=None if g is None else g.wall_s)
+        time_to_train_with_failures_s=None if g is None else g.wall_s,
+        likely_tokens_per_s_per_chip=best.likely_tokens_per_s_per_chip,
+        calibration_family=best.calibration_family)
 
 
 def _empty(base: dict[str, Any], reason: str, allowed_invalid: bool, system: System

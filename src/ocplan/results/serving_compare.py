@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocplan.results.compare import Ranged, reach_note, within_reach
 from ocplan.serving.estimate import ServingEstimate
 from ocplan.serving.search import ServingSearch, objective_note
 
@@ -63,7 +64,12 @@ class ServedSystem:
                 "layout": None if self.best is None else self.best.plan.label(),
                 "bound": None if self.best is None else self.best.bound,
                 **{k: self.measure(k) for k in SERVING_MEASURES},
+                "likely_output_tokens_per_s_per_chip": self._likely(),
                 "best": None if self.best is None else self.best.as_dict()}
+
+    def _likely(self) -> list[float] | None:
+        likely = None if self.best is None else self.best.likely_output_tokens_per_s_per_chip
+        return None if likely is None else list(likely)
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,39 @@ class ServingComparison:
         return {"objective": self.objective, "baseline": self.baseline,
                 "systems": [s.as_json() | {"ratios": self.ratios.get(s.name, {})}
                             for s in self.systems],
-                "leaders": self.leaders, "note": objective_note(self.objective)}
+                "leaders": self.leaders, "note": objective_note(self.objective),
+                "ranking_note": self.ranking_note()}
+
+    def within_reach(self) -> tuple[str, ...]:
+        """Rows whose likely output rate reaches the output-rate leader's
+        (:func:`~ocplan.results.compare.within_reach`); empty without a leader."""
+        lead = self._leader()
+        if lead is None:
+            return ()
+        rows = [r for s in self.systems if (r := _ranged(s)) is not None]
+        return tuple(r.name for r in within_reach(lead, rows))
+
+    def ranking_note(self) -> str | None:
+        """Whether the output-rate leader's lead is wider than the model's error
+        (:func:`~ocplan.results.compare.reach_note`); None without a leader or ranges."""
+        lead = self._leader()
+        if lead is None:
+            return None
+        rows = [r for s in self.systems if (r := _ranged(s)) is not None]
+        return reach_note(lead, within_reach(lead, rows), "output tokens/s per chip")
+
+    def _leader(self) -> Ranged | None:
+        name = self.leaders.get("output_tokens_per_s_per_chip")
+        row = next((s for s in self.systems if s.name == name), None)
+        return None if row is None else _ranged(row)
+
+
+def _ranged(row: ServedSystem) -> Ranged | None:
+    """A row's output rate as a likely range with the family it comes from."""
+    e = row.best
+    if e is None:
+        return None
+    return Ranged(row.name, e.likely_output_tokens_per_s_per_chip, e.range_family)
 
 
 @dataclass(frozen=True)

@@ -113,13 +113,27 @@ class ServingCase:
     tpot_error_pct: float | None = None
     confidence: str = ""
     architecture: str = ""
+    likely_range_pct: tuple[float, float] | None = None
+    """The estimate's held-out error range (:attr:`~ocplan.serving.estimate.
+    ServingEstimate.held_out_range_pct`); None when not predicted or the calibration has
+    none."""
+
+    @property
+    def within_likely_range(self) -> bool | None:
+        """Whether the measured primary metric fell in the estimate's likely range (the
+        error lies between the range's ends); None without a prediction or a range."""
+        if self.error_pct is None or self.likely_range_pct is None:
+            return None
+        low, high = self.likely_range_pct
+        return low <= self.error_pct <= high
 
     def as_json(self) -> dict[str, object]:
         return {"case_id": self.case_id, "metric": self.metric, "measured": self.measured,
                 "predicted": self.predicted, "error_pct": self.error_pct,
                 "status": self.status, "reason": self.reason, "layout": self.layout,
                 "layout_source": self.layout_source, "ttft_error_pct": self.ttft_error_pct,
-                "tpot_error_pct": self.tpot_error_pct, "notes": self.notes}
+                "tpot_error_pct": self.tpot_error_pct, "notes": self.notes,
+                "within_likely_range": self.within_likely_range}
 
 
 def _num(row: Mapping[str, str], key: str) -> float | None:
@@ -379,5 +393,5 @@ def run_serving_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
                                          error_pct=_pct(value, measured), status="ok",
                                          reason=None, layout=est.plan.label(),
                                          layout_source=layout_source, notes=notes),
-                             tpot_error_pct=tpot_err))
+                             tpot_error_pct=tpot_err, likely_range_pct=est.held_out_range_pct))
     return cases

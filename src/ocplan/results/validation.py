@@ -97,9 +97,17 @@ class Case:
         return {k: data[k] for k in keys} | {"within_likely_range": self.within_likely_range}
 
 
-def range_coverage(cases: Sequence[Case]) -> tuple[int, int]:
-    """(runs measured within their estimate's likely range, runs with a prediction and a
-    range): how often the stated range holds on a set of runs."""
+class RangeJudged(Protocol):
+    """A validated row that says whether its measurement fell in its estimate's likely
+    range (training :class:`Case`, serving ``ServingCase``)."""
+
+    @property
+    def within_likely_range(self) -> bool | None: ...
+
+
+def range_coverage(cases: Sequence[RangeJudged]) -> tuple[int, int]:
+    """(rows measured within their estimate's likely range, rows with a prediction and a
+    range): how often the stated range holds on a set of runs or serving results."""
     judged = [c.within_likely_range for c in cases if c.within_likely_range is not None]
     return sum(judged), len(judged)
 

@@ -30,6 +30,11 @@ behaviour, one value each for every chip (never per case, model or source):
   1,265-1,426 dense at the same shapes (compute_units.md §2.2-2.3). They are not the
   training path whose fitted factor (:mod:`ocplan.plan.calibration`) also carries
   Megatron's permutation and backward. ``None``: the training factor.
+
+Beside the fitted values it records how far held-out results fell from their
+predictions (``held_out_range_pct``, per chip family): the range an estimate's measured
+throughput would likely fall in, by the rule of the training calibration
+(:func:`~ocplan.plan.calibration.held_out_ranges`).
 """
 
 from __future__ import annotations
@@ -38,10 +43,25 @@ import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["SERVING_CALIBRATION_FILE", "ServingCalibration", "load_serving_calibration"]
+from ocplan.plan.calibration import likely_range_note
+
+__all__ = ["SERVING_CALIBRATION_FILE", "RangeBasis", "ServingCalibration",
+           "load_serving_calibration", "serving_range_note"]
 
 SERVING_CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+
+
+class RangeBasis(NamedTuple):
+    """The likely-error range an estimate states and what it rests on."""
+
+    range_pct: tuple[float, float] | None
+    """(low, high) signed error, %; None when the calibration has no range."""
+    family: str
+    """The chip family whose held-out results give it, or ``default`` (every result)."""
+    rows: int
+    """Published serving results of that family the calibration was fitted on."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,16 @@ class ServingCalibration:
     """Published serving results the values were fitted on (0: priors)."""
     cv_error_pct: float | None = None
     """Median |error| under leave-one-source-out cross-validation, %."""
+    held_out_range_pct: tuple[tuple[str, tuple[float, float]], ...] = ()
+    """(chip family, (low, high)) pairs: :data:`~ocplan.plan.calibration.
+    RANGE_PERCENTILES` of the signed errors, ``100 (predicted - measured) / measured``,
+    of the primary metric of published results predicted by fits without them
+    (:func:`~ocplan.plan.calibration.held_out_ranges`: a family's own results left out
+    with their source group when it has enough, else every result left out with its
+    chip, widened to its own); ``default`` for the families not named. Empty before a
+    fit with both cross-validations."""
+    family_rows: tuple[tuple[str, int], ...] = ()
+    """(chip family, published results of it the values were fitted on) pairs."""
 
     def __post_init__(self) -> None:
         assert 0.0 <= self.iteration_overhead_s < 1.0, self
@@ -70,14 +100,25 @@ class ServingCalibration:
         assert 0.05 <= self.gemm_4bit_ratio <= 2.0, self
         assert all(0.05 <= v <= 1.0 for _, v in self.family_hbm_efficiency), self
         assert self.grouped_ratio is None or 0.05 <= self.grouped_ratio <= 1.0, self
+        assert all(-100.0 < low <= high for _, (low, high) in self.held_out_range_pct), self
+        assert all(n >= 0 for _, n in self.family_rows), self
 
     def hbm_for(self, family: str | None) -> float:
         """Achieved / peak HBM bandwidth of a decode step on a chip of ``family``."""
         return dict(self.family_hbm_efficiency).get(family or "", self.hbm_efficiency)
 
+    def range_for(self, family: str | None) -> RangeBasis:
+        """The likely-error range of an estimate on a chip of ``family``: its own, else
+        ``default``'s (None when the calibration has none), with what it rests on."""
+        ranges = dict(self.held_out_range_pct)
+        used = family if family and family in ranges else "default"
+        return RangeBasis(ranges.get(used), used, dict(self.family_rows).get(used, 0))
+
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         data["family_hbm_efficiency"] = dict(self.family_hbm_efficiency)
+        data["held_out_range_pct"] = {k: list(v) for k, v in self.held_out_range_pct}
+        data["family_rows"] = dict(self.family_rows)
         return data
 
     @classmethod
@@ -86,7 +127,22 @@ class ServingCalibration:
         family = values.pop("family_hbm_efficiency", {})
         assert isinstance(family, dict), family
         pairs = tuple(sorted((str(k), float(v)) for k, v in family.items()))
-        return cls(**values, family_hbm_efficiency=pairs)  # type: ignore[arg-type]
+        spans = values.pop("held_out_range_pct", {})  # absent in files before the ranges
+        assert isinstance(spans, dict), spans
+        ranges = tuple(sorted((str(k), (float(v[0]), float(v[1]))) for k, v in spans.items()))
+        counts = values.pop("family_rows", {})
+        assert isinstance(counts, dict), counts
+        rows = tuple(sorted((str(k), int(v)) for k, v in counts.items()))
+        return cls(**values, family_hbm_efficiency=pairs,  # type: ignore[arg-type]
+                   held_out_range_pct=ranges, family_rows=rows)
+
+
+def serving_range_note(likely: tuple[float, float], family: str, rows: int) -> str:
+    """The output rate a measurement of a serving estimate would likely show, in words
+    (:func:`~ocplan.plan.calibration.likely_range_note` of serving results, each left out
+    with its source group)."""
+    return likely_range_note(likely, family, rows, unit="output tokens/s per chip",
+                             what="serving results", group="source group")
 
 
 @lru_cache(maxsize=4)

@@ -26,7 +26,7 @@ from ocplan.catalog.system import System
 from ocplan.collectives.cost import send_recv
 from ocplan.costmodel.op_time import native_precision
 from ocplan.errors import Infeasible
-from ocplan.plan.calibration import Calibration, load_calibration
+from ocplan.plan.calibration import Calibration, likely_rate, load_calibration
 from ocplan.plan.engine import SystemModel, chip_peaks, system_model
 from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
 from ocplan.serving.memory import ServingMemory, kv_bytes_per_token_per_chip, serving_memory
@@ -91,7 +91,8 @@ BREAKDOWN_LABELS: dict[str, str] = {
 ABSENT_WHEN_INFEASIBLE = ("output_tokens_per_s", "output_tokens_per_s_per_chip",
                           "input_tokens_per_s_per_chip", "requests_per_s",
                           "batch_per_instance", "calibration_family", "calibration_runs",
-                          "serving_calibration_rows", "serving_cv_error_pct")
+                          "serving_calibration_rows", "serving_cv_error_pct",
+                          "held_out_range_pct", "range_family", "range_rows")
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,35 @@ class ServingEstimate:
     loads, an overload, infeasible)."""
     ttft_stat_s: float | None = None
     tpot_stat_s: float | None = None
+    held_out_range_pct: tuple[float, float] | None = None
+    """(low, high) signed error of the throughput, ``100 (predicted - measured) /
+    measured``, between which 80 % of the published serving results of the chip's family
+    fell when each was predicted by a fit without it
+    (:meth:`~ocplan.serving.calibration.ServingCalibration.range_for`); None where the
+    serving calibration has none. Of the throughputs only: latencies were not
+    cross-validated."""
+    range_family: str = "default"
+    """Chip family whose held-out results give :attr:`held_out_range_pct`, or
+    ``default`` (every result left out with its chip)."""
+    range_rows: int = 0
+    """Published serving results of :attr:`range_family` in the fit."""
+
+    @property
+    def likely_output_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
+        """(low, high) output tokens/s per chip a measurement of this deployment would
+        likely show (:func:`~ocplan.plan.calibration.likely_rate` of
+        :attr:`held_out_range_pct`); None for a layout that cannot run or a calibration
+        without a range."""
+        if not self.feasible or self.held_out_range_pct is None:
+            return None
+        return likely_rate(self.output_tokens_per_s_per_chip, self.held_out_range_pct)
+
+    @property
+    def likely_input_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
+        """As :attr:`likely_output_tokens_per_s_per_chip`, of the prompt tokens."""
+        if not self.feasible or self.held_out_range_pct is None:
+            return None
+        return likely_rate(self.input_tokens_per_s_per_chip, self.held_out_range_pct)
 
     def cost_per_mtok(self, price_per_chip_hour: float) -> float | None:
         """Cost of a million output tokens at a price per chip-hour (None when nothing
@@ -159,6 +189,9 @@ class ServingEstimate:
         if not self.feasible:
             data.update(dict.fromkeys(ABSENT_WHEN_INFEASIBLE))
         data["plan"] = self.plan.as_dict()
+        for key in ("likely_output_tokens_per_s_per_chip", "likely_input_tokens_per_s_per_chip"):
+            likely = getattr(self, key)  # None for a layout that cannot run
+            data[key] = None if likely is None else list(likely)
         if self.iteration is not None:
             data["iteration"]["total_s"] = self.iteration.total_s
         bad = _non_finite(data)
@@ -357,7 +390,14 @@ def _result(wl: ServingWorkload, plan: ServingPlan, system: System, point: Opera
         slo_reason, power, energy, notes + _load_notes(wl, plan, point),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         latency_stat=point.latency_stat, ttft_stat_s=point.ttft_stat_s,
-        tpot_stat_s=point.tpot_stat_s)
+        tpot_stat_s=point.tpot_stat_s, **_range_fields(scal, fam))
+
+
+def _range_fields(scal: ServingCalibration, family: str | None) -> dict[str, Any]:
+    """The likely-range fields of a feasible estimate on a chip of ``family``."""
+    basis = scal.range_for(family)
+    return {"held_out_range_pct": basis.range_pct, "range_family": basis.family,
+            "range_rows": basis.rows}
 
 
 def _overload(wl: ServingWorkload, capacity_per_s: float) -> str:
@@ -468,7 +508,8 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
         prefill_input_tokens_per_s_per_chip=prompt_rate * wl.input_len / pre_plan.chips,
         decode_output_tokens_per_s_per_chip=decode_rate * wl.output_len / dec_plan.chips,
         latency_stat=stat, ttft_stat_s=tail,
-        tpot_stat_s=point.tpot_stat_s if stat is not None else None)
+        tpot_stat_s=point.tpot_stat_s if stat is not None else None,
+        **_range_fields(scal, fam))
 
 
 @dataclass(frozen=True)

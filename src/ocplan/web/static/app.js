@@ -60,6 +60,10 @@
       }
       return fmtNum(v) + " " + unit;
     }
+    if (Array.isArray(v) && v.length === 2 && /(^|\.)likely_/.test(key)) {
+      // a likely range: where a measurement of the estimate would likely fall
+      return fmtNum(v[0]) + " to " + fmtNum(v[1]);
+    }
     if (Array.isArray(v)) return v.map((x) => fmtValue(key, x)).join(", ");
     if (typeof v === "object") {
       return Object.entries(v).map(([k, x]) => k + "=" + fmtValue(k, x)).join(" ");
@@ -762,7 +766,9 @@
   /** Rows of the comparison table: field -> label (values formatted by their names). */
   const COMPARE_ROWS = {
     chip: "accelerator", chips: "chips", racks: "racks", layout: "best layout",
-    tokens_per_s_per_chip: "tokens/s per chip", step_s: "step time", mfu: "MFU",
+    tokens_per_s_per_chip: "tokens/s per chip",
+    likely_tokens_per_s_per_chip: "likely measured tokens/s per chip",
+    step_s: "step time", mfu: "MFU",
     memory_headroom_pct: "HBM left free, %", bound: "bound",
     time_to_train_s: "time to train", goodput: "goodput under failures",
     time_to_train_with_failures_s: "time to train with failures",
@@ -780,6 +786,7 @@
       put(table.tBodies[0]);
       put($("#cmp-findings"));
       $("#cmp-budget").hidden = true;
+      $("#cmp-ranking").hidden = true;
       await draw($("#plot-cmp-bars"), null);
       await draw($("#plot-cmp-pareto"), null);
       return;
@@ -797,6 +804,9 @@
     $("#cmp-status").textContent = rows.length + " systems compared in " +
       fmtValue("elapsed_s", result.elapsed_s) + "; ratios against " + result.baseline +
       "; the best of each row is bold";
+    const ranking = $("#cmp-ranking");
+    ranking.textContent = result.ranking_note || "";
+    ranking.hidden = !result.ranking_note;
     const budget = $("#cmp-budget");
     budget.textContent = result.budget_note || "";
     budget.hidden = !result.budget_note;
@@ -1019,7 +1029,9 @@
   /** Rows of a serving comparison: field -> label (values formatted by their names). */
   const SERVING_COMPARE_ROWS = {
     system: "system", layout: "best layout",
-    output_tokens_per_s_per_chip: "output tok/s per chip", ttft_s: "TTFT", tpot_s: "TPOT",
+    output_tokens_per_s_per_chip: "output tok/s per chip",
+    likely_output_tokens_per_s_per_chip: "likely measured output tok/s per chip",
+    ttft_s: "TTFT", tpot_s: "TPOT",
     slo_rate_per_s_per_chip: "SLO goodput, req/s per chip",
     cost_per_mtok: "cost per M output tokens", energy_per_mtok_J: "energy per M output tokens",
     power_W: "IT power", bound: "bound", reason: "why not",
@@ -1050,7 +1062,7 @@
       $("#inf-sensitivity").textContent = "";
       status.textContent = rows.length + " systems compared by " + res.objective +
         "; ratios against " + res.baseline + "; the best of each row is bold" +
-        (res.note ? ". " + res.note : "");
+        (res.note ? ". " + res.note : "") + (res.ranking_note ? ". " + res.ranking_note : "");
     } catch (exc) {
       showErrors($("#inf-errors"), exc);
       status.textContent = "The serving comparison failed (see above).";
