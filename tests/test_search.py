@@ -468,6 +468,10 @@ def test_why_names_the_winner_and_calls_ties() -> None:
     gap = runner.step_s / best.step_s - 1
     assert ("ties with it" in result.why) == (gap < TIE_FRACTION)
     assert ("slower" in result.why) == (gap >= TIE_FRACTION)
+    # and where a run of the winner would likely measure: its estimate's range
+    likely = best.likely_tokens_per_s_per_chip
+    assert likely is not None
+    assert f"likely measure {likely[0]:,.0f} to {likely[1]:,.0f} tokens/s per chip" in result.why
 
 
 def test_search_keeps_memory_headroom_and_names_chips(capsys: pytest.CaptureFixture[str]

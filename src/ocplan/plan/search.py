@@ -545,6 +545,12 @@ def _why(top: tuple[Estimate, ...], refused: Sequence[str] = (),
     p = best.plan
     text = (f"The best layout ({p.label()}) reaches {best.tokens_per_s_per_chip:,.1f} "
             f"tokens/s per chip at {best.mfu:.1%} MFU; its step is {parts}.")
+    likely = best.likely_tokens_per_s_per_chip
+    if likely is not None:  # the calibration's held-out range: what a run would show
+        basis = ("every published run's" if best.calibration_family == "default"
+                 else f"the {best.calibration_family} family's")
+        text += (f" A run of it would likely measure {likely[0]:,.0f} to {likely[1]:,.0f} "
+                 f"tokens/s per chip ({basis} held-out error).")
     if len(top) > 1:
         runner = top[1]
         assert runner.time is not None
