@@ -66,17 +66,27 @@ REPORT = ROOT / "docs" / "calibration.md"
 #: (catalog data) of the chips in the CSV; filled by :func:`main` before fitting.
 FAMILIES: dict[str, int] = {}
 PRIOR = FamilyCalibration(gemm=0.70, gemm_8bit=0.665, attention=0.50)
+#: ``step_overhead_s``'s prior: a few hundred kernel launches and a handful of host
+#: synchronisations per step (gradient-norm and loss reductions, the optimizer's
+#: multi-tensor launches), 10 ms in order of magnitude (compute_units.md §2.7: 3-7 us a
+#: launch, 50-100 us for Python host paths). Megatron-LM's own timers on a small BERT
+#: (github.com/NVIDIA/nccl/issues/743) log per step: copy to main grads 5.7-6.2 ms,
+#: unscale and inf check 3.5-3.7, gradient clipping 1.2-5.1, batch generation 5.2; an
+#: order of magnitude, not a measurement of any fitted run.
+STEP_OVERHEAD_PRIOR_S = 0.01
 #: ``dcn_step_s``'s prior is an order of magnitude, not a measurement: a data-centre round
 #: trip with the data staged through host memory, waiting for the slowest of a slice's
 #: 32-64 hosts, a few hundred microseconds.
 PRIOR_GLOBAL = {"tp_overlap": 0.5, "ep_overlap": 0.5, "dp_overlap": 0.7,
                 "dp_overlap_xla": 0.7, "dcn_step_s": 3e-4, "kernel_overhead_s": 4e-6,
+                "step_overhead_s": STEP_OVERHEAD_PRIOR_S,
                 "memory_efficiency": 1.0, "grouped_gemm_efficiency": 1.0,
                 "softmax_overlap": 0.5}
 #: Parameters are fitted in units that put them all near 1 (the kernel cost in us, the
 #: DCN step in ms).
 GLOBAL_UNIT = {"tp_overlap": 1.0, "ep_overlap": 1.0, "dp_overlap": 1.0,
                "dp_overlap_xla": 1.0, "dcn_step_s": 1e-3, "kernel_overhead_s": 1e-6,
+               "step_overhead_s": 1e-2,
                "memory_efficiency": 1.0, "grouped_gemm_efficiency": 1.0,
                "softmax_overlap": 1.0}
 PRIOR_WEIGHT = 0.02
@@ -104,6 +114,7 @@ GLOBAL_BOUNDS = {"tp_overlap": (0.0, 0.95), "ep_overlap": (0.0, 0.95),
                  "dp_overlap": (0.0, 1.0), "dp_overlap_xla": (0.0, 1.0),
                  "dcn_step_s": (0.0, 5e-3),
                  "kernel_overhead_s": (5e-7, 3e-5),
+                 "step_overhead_s": (0.0, 0.2),
                  "memory_efficiency": (0.1, 1.0), "grouped_gemm_efficiency": (0.1, 1.0),
                  "softmax_overlap": (0.0, 1.0)}
 MIN_EFFICIENCY = 0.05

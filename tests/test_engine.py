@@ -315,3 +315,33 @@ def test_dcn_steps_cost_layers_times_slices_on_tpu_slices_only(slices: int) -> N
     gpu = system_for_chip(CAT, "h100-sxm-80gb", 32 * slices)
     gpu_plan = Plan(tp=8, pp=4, dp=slices, zero=1, recompute="full", micro_batch=1)
     assert dp_s(gpu, gpu_plan, 1e-3) == dp_s(gpu, gpu_plan, 0.0)
+
+
+@pytest.mark.parametrize(("chip", "recompute", "eager"), [
+    ("h100-sxm-80gb", "full", True),      # Megatron/NeMo/torchtitan: an eager step
+    ("h100-sxm-80gb", "full_xla", False),  # MaxText on GPUs: one compiled program
+    ("tpu-v5p", "full", False),            # a chip programmed only through XLA
+])
+def test_step_overhead_is_paid_once_per_eager_step(chip: str, recompute: str,
+                                                   eager: bool) -> None:
+    """``step_overhead_s`` adds exactly itself to the step (in the optimizer term) of a
+    PyTorch-stack layout, whatever its size, and nothing on the XLA stack."""
+    wl = Workload(ModelShape.from_arch(CAT.model("llama3-8b")), 4096, 64, "bf16")
+    system = system_for_chip(CAT, chip, 8)
+    plan = Plan(tp=1, pp=1, dp=8, recompute=recompute)
+    base = estimate(wl, plan, system, CAL.with_values(step_overhead_s=0.0))
+    more = estimate(wl, plan, system, CAL.with_values(step_overhead_s=0.05))
+    assert base.time is not None
+    assert more.time is not None
+    added = 0.05 if eager else 0.0
+    assert more.step_s - base.step_s == pytest.approx(added, abs=1e-12)
+    assert more.time.optimizer_s - base.time.optimizer_s == pytest.approx(added, abs=1e-12)
+    assert more.time.total_s == pytest.approx(more.step_s)
+
+
+def test_calibration_files_without_a_step_overhead_read_as_none() -> None:
+    data = CAL.to_json()
+    assert data["step_overhead_s"] == CAL.step_overhead_s
+    del data["step_overhead_s"]
+    assert type(CAL).from_json(data).step_overhead_s == 0.0
+    assert type(CAL).from_json(CAL.to_json()) == CAL

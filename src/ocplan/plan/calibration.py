@@ -28,6 +28,12 @@ Global (framework behaviour, not hardware):
   (:func:`~ocplan.plan.comm_terms.dcn_steps_s`);
 - ``kernel_overhead_s``: fixed cost per kernel of the operator list (the gap between
   kernels and each kernel's own fixed time; host launch cost where it is not hidden).
+- ``step_overhead_s``: fixed cost per optimizer step of an eagerly run (PyTorch) step:
+  the host work and launches paid once per step however long it is (loss and
+  gradient-norm reductions with their host synchronisations, the optimizer's
+  multi-tensor launches, the next batch's fetch and broadcast, the first launches of
+  the next forward). Not on the XLA stack, where the whole step is one compiled
+  program (:func:`~ocplan.plan.comm_terms.layout_stacks`);
 
 - ``grouped_gemm_efficiency``: a grouped (expert) GEMM's efficiency relative to a dense
   GEMM of the same tiles: grouped kernels (Transformer Engine's per-expert GEMMs on
@@ -109,6 +115,7 @@ class Calibration:
     dp_overlap_xla: float = 0.8
     dcn_step_s: float = 0.0
     kernel_overhead_s: float = 4e-6
+    step_overhead_s: float = 0.0
     memory_efficiency: float = 1.0
     grouped_gemm_efficiency: float = 1.0
     softmax_overlap: float = 1.0
@@ -133,6 +140,7 @@ class Calibration:
             "dp_overlap_xla": self.dp_overlap_xla,
             "dcn_step_s": self.dcn_step_s,
             "kernel_overhead_s": self.kernel_overhead_s,
+            "step_overhead_s": self.step_overhead_s,
             "memory_efficiency": self.memory_efficiency,
             "grouped_gemm_efficiency": self.grouped_gemm_efficiency,
             "softmax_overlap": self.softmax_overlap,
@@ -155,6 +163,8 @@ class Calibration:
                                           data["dp_overlap"])),  # type: ignore[arg-type]
             dcn_step_s=float(data.get("dcn_step_s", 0.0)),  # type: ignore[arg-type]
             kernel_overhead_s=float(data["kernel_overhead_s"]),  # type: ignore[arg-type]
+            # (older files have no per-step cost)
+            step_overhead_s=float(data.get("step_overhead_s", 0.0)),  # type: ignore[arg-type]
             memory_efficiency=float(data.get("memory_efficiency", 1.0)),  # type: ignore[arg-type]
             grouped_gemm_efficiency=float(
                 data.get("grouped_gemm_efficiency", 1.0)),  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ from ocplan.costmodel.op_time import ChipPeaks, Efficiencies
 from ocplan.costmodel.roofline import HBM_EFFICIENCY as ROOFLINE_HBM_EFFICIENCY
 from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, FamilyCalibration
-from ocplan.plan.comm_terms import CommTerms, comm_terms
+from ocplan.plan.comm_terms import CommTerms, comm_terms, layout_stacks
 from ocplan.plan.compute_terms import ComputeTerms, compute_terms
 from ocplan.plan.layer_cost import StageCompute, layer_kinds, stage_compute
 from ocplan.plan.layout_arrays import DerivedLayout, derive_layout
@@ -245,7 +245,8 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     ``step = (m + (p - 1)/v) (t_mb + c_mb) + c_pp + c_dp + t_opt``: ``m`` micro-batches,
     the 1F1B bubble, compute ``t_mb`` (:mod:`~ocplan.plan.compute_terms`) and exposed
     TP/EP/CP communication ``c_mb`` per micro-batch, pipeline and data-parallel
-    communication per step (:mod:`~ocplan.plan.comm_terms`), and the optimizer.
+    communication per step (:mod:`~ocplan.plan.comm_terms`), and the optimizer with the
+    fixed host cost of an eager step (``step_overhead_s``, not on the XLA stack).
 
     Assumes :func:`check_system` passes for the chips of the layouts: it raises
     :class:`~ocplan.errors.Infeasible` itself for a chip without a floating-point matrix
@@ -260,7 +261,8 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     mem = memory_terms(wl, d, params, sc.moe_layers)
     per_mb = c.microbatch_s + comm.per_microbatch_s
     bubble = d.bubble_fraction * per_mb
-    opt = optimizer_time_s(wl, mem.owned_params, sm.hbm_Bps)
+    opt = optimizer_time_s(wl, mem.owned_params, sm.hbm_Bps) \
+        + np.where(layout_stacks(d, sm.family), 0.0, cal.step_overhead_s)
     step = d.micro * per_mb + bubble + comm.pp_s + comm.dp_s + opt
     return _step_arrays(wl, sm, d, c, comm, mem, step, bubble, opt)
 
@@ -279,7 +281,7 @@ def evaluate_one(wl: Workload, sm: SystemModel, cal: Calibration, plan: Plan) ->
     changes a price, a report, a fit that moves other families' values) costs a
     lookup."""
     key = (wl, id(sm), efficiencies(sm, cal), cal.tp_overlap, cal.ep_overlap,
-           cal.dp_overlap, cal.dp_overlap_xla, cal.dcn_step_s, plan)
+           cal.dp_overlap, cal.dp_overlap_xla, cal.dcn_step_s, cal.step_overhead_s, plan)
     hit = _ONE.get(key)
     if hit is not None and hit[0] is sm:
         return dict(hit[1])

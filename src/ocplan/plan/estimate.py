@@ -36,7 +36,9 @@ class TimeBreakdown:
 
     ``compute_s`` is forward + backward of every micro-batch; the other terms are what
     adds to it: recompute, exposed (not overlapped) communication by kind, the pipeline
-    bubble and the optimizer step. They sum to the step time.
+    bubble and the optimizer step (its HBM passes, and on an eagerly run stack the fixed
+    host cost of a step, the calibration's ``step_overhead_s``). They sum to the step
+    time.
     """
 
     compute_s: float
