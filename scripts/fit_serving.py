@@ -96,9 +96,9 @@ def _family_of(rows: list[dict[str, str]]) -> list[str | None]:
     return [cat.accelerator(r["chip"], "csv", "chip").family for r in rows]
 
 
-def _families(rows: list[dict[str, str]]) -> list[str]:
-    """Families with at least :data:`FAMILY_MIN_ROWS` rows, sorted."""
-    family_of = _family_of(rows)
+def _families(family_of: list[str | None]) -> list[str]:
+    """Families with at least :data:`FAMILY_MIN_ROWS` rows (``family_of``: each row's),
+    sorted."""
     return sorted({f for f in family_of if f and family_of.count(f) >= FAMILY_MIN_ROWS})
 
 
@@ -200,7 +200,8 @@ def main(argv: list[str]) -> int:
     csv_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_CSV
     schemes = [s for s in (argv[2].split(",") if len(argv) > 2 else ["source"]) if s]
     raw = read_serving_cases(csv_path)
-    FAMILIES[:] = _families(raw)
+    family_of = _family_of(raw)
+    FAMILIES[:] = _families(family_of)
     t0 = time.time()
     rows = Rows(raw)
     every = list(range(len(raw)))
@@ -233,7 +234,6 @@ def main(argv: list[str]) -> int:
         if value < best:
             cal = again
     loso = cv.get("source")
-    family_of = _family_of(raw)
     counts = {f: family_of.count(f) for f in sorted({f for f in family_of if f})}
     ranges = held_out_ranges(by_row, family_of, list(counts))
     cal = replace(cal, rows=len(raw),

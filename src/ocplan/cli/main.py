@@ -57,7 +57,12 @@ from ocplan.cli import restore_collector
 from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
-from ocplan.plan.calibration import calibration_note, coverage_note, likely_range_note
+from ocplan.plan.calibration import (
+    calibration_note,
+    coverage_note,
+    format_likely,
+    likely_range_note,
+)
 from ocplan.plan.layout import LayoutValue
 from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
@@ -1293,7 +1298,7 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
         if key == "output_tokens_per_s_per_chip":  # where the rate would likely measure
             table.add_row("likely measured", *[
                 "-" if r.best is None or (v := r.best.likely_output_tokens_per_s_per_chip)
-                is None else f"{v[0]:,.0f} to {v[1]:,.0f}" for r in result.systems])
+                is None else format_likely(v) for r in result.systems])
     table.add_row("bound", *[_t(r.best.bound) if r.best else
                              rich_text.Text(f"no: {r.reason}", style="red")
                              for r in result.systems])
@@ -1427,7 +1432,7 @@ _COMPARE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("chips", "chips", lambda v: f"{v:,}"),
     ("layout", "best layout", str),
     ("tokens_per_s_per_chip", "tok/s/chip", lambda v: f"{v:,.1f}"),
-    ("likely_tokens_per_s_per_chip", "likely measured", lambda v: f"{v[0]:,.0f} to {v[1]:,.0f}"),
+    ("likely_tokens_per_s_per_chip", "likely measured", format_likely),
     ("step_s", "step", lambda v: _q(v, "s")),
     ("mfu", "MFU", lambda v: f"{v:.1%}"),
     ("memory_headroom_pct", "HBM free", lambda v: f"{v:.1f}%"),  # as MFU: no space

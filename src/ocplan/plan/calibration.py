@@ -60,8 +60,8 @@ from pathlib import Path
 
 __all__ = ["CALIBRATION_FILE", "MIN_RANGE_RUNS", "RANGE_PERCENTILES", "RANGE_SHARE_PCT",
            "Calibration", "FamilyCalibration", "calibration_note", "coverage_note",
-           "held_out_ranges", "likely_range_note", "likely_rate", "load_calibration",
-           "range_from_own_runs"]
+           "format_likely", "held_out_ranges", "in_likely_range", "likely_range_note",
+           "likely_rate", "load_calibration", "range_from_own_runs"]
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 #: Percentiles of the held-out signed errors an estimate's likely range spans: the middle
@@ -265,6 +265,23 @@ def likely_rate(rate: float, range_pct: tuple[float, float]) -> tuple[float, flo
     return rate / (1.0 + high / 100.0), rate / (1.0 + low / 100.0)
 
 
+def in_likely_range(error_pct: float | None,
+                    range_pct: tuple[float, float] | None) -> bool | None:
+    """Whether a measurement fell in its estimate's likely range: the signed error,
+    ``100 (predicted - measured) / measured``, lies between the range's ends (the measured
+    rate between the estimate divided by ``1 + high`` and by ``1 + low``); None without a
+    prediction or a range."""
+    if error_pct is None or range_pct is None:
+        return None
+    low, high = range_pct
+    return low <= error_pct <= high
+
+
+def format_likely(likely: tuple[float, float]) -> str:
+    """A likely range of rates for people: ``low to high``, whole units."""
+    return f"{likely[0]:,.0f} to {likely[1]:,.0f}"
+
+
 def coverage_note(within: int, judged: int, what: str = "runs") -> str:
     """How often the likely ranges held on a set of runs (or serving results: ``what``),
     in words: ``within`` of the ``judged`` ones (those with a prediction and a range)
@@ -289,4 +306,4 @@ def likely_range_note(likely: tuple[float, float], used: str, runs: int,
         basis = (f"where {share} of all published {what} fell, each predicted by a fit "
                  "without its chip" + ("" if used == "default" or not runs else
                                        f"; widened to the {used} family's {runs} {what}"))
-    return f"{likely[0]:,.0f} to {likely[1]:,.0f} {unit} ({basis})"
+    return f"{format_likely(likely)} {unit} ({basis})"

@@ -32,7 +32,7 @@ import numpy as np
 
 from ocplan.catalog.system import System
 from ocplan.errors import Infeasible, SpecError
-from ocplan.plan.calibration import Calibration, load_calibration
+from ocplan.plan.calibration import Calibration, likely_range_note, load_calibration
 from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
@@ -547,10 +547,8 @@ def _why(top: tuple[Estimate, ...], refused: Sequence[str] = (),
             f"tokens/s per chip at {best.mfu:.1%} MFU; its step is {parts}.")
     likely = best.likely_tokens_per_s_per_chip
     if likely is not None:  # the calibration's held-out range: what a run would show
-        basis = ("every published run's" if best.calibration_family == "default"
-                 else f"the {best.calibration_family} family's")
-        text += (f" A run of it would likely measure {likely[0]:,.0f} to {likely[1]:,.0f} "
-                 f"tokens/s per chip ({basis} held-out error).")
+        text += " A run of it would likely measure " + likely_range_note(
+            likely, best.calibration_family, best.calibration_runs) + "."
     if len(top) > 1:
         runner = top[1]
         assert runner.time is not None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocplan.plan.calibration import calibration_note, likely_range_note
+from ocplan.plan.calibration import calibration_note, format_likely, likely_range_note
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.sensitivity import Sensitivity
 from ocplan.reports.figures import (
@@ -356,7 +356,7 @@ def _cell(key: str, value: Any, currency: str) -> str:
     if key == "pue":
         return f"{value:.2f}"
     if key.startswith("likely_"):
-        return f"{value[0]:,.0f} to {value[1]:,.0f}"
+        return format_likely(value)
     if key.startswith("time_to_train"):
         return f"{value / 86400:,.1f} days" if value >= 2 * 86400 else f"{value / 3600:,.1f} h"
     if key == "step_s":
@@ -429,7 +429,7 @@ def _serving_cell(key: str, value: Any, currency: str) -> str:
     if key == "power_W":
         return f"{value / 1e3:,.3g} kW"
     if key.startswith("likely_"):
-        return f"{value[0]:,.0f} to {value[1]:,.0f}"
+        return format_likely(value)
     if isinstance(value, float):
         return f"{value:,.4g}" if value < 1e4 else f"{value:,.0f}"
     return str(value)

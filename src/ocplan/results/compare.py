@@ -23,7 +23,7 @@ from typing import Any
 from ocplan.catalog.system import System
 from ocplan.checks.rules import Finding, refusal
 from ocplan.facility import facility_plan, system_findings
-from ocplan.plan.calibration import calibration_note, load_calibration
+from ocplan.plan.calibration import calibration_note, format_likely, load_calibration
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.search import search
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM
@@ -260,15 +260,19 @@ class Comparison:
                 "pick": None if self.pick is None else self.pick.as_json(),
                 "ranking_note": ranking_note(self)}
 
-    def within_reach(self) -> tuple[ComparedSystem, ...]:
+    def within_reach(self) -> tuple[str, ...]:
         """Rows whose likely throughput range reaches the throughput leader's
         (:func:`within_reach`); empty without a leader or ranges."""
+        reach = self._reach()
+        return () if reach is None else tuple(r.name for r in reach[1])
+
+    def _reach(self) -> tuple[Ranged, tuple[Ranged, ...]] | None:
+        """The throughput leader and the rows within its reach; None without a leader."""
         lead = self.throughput_leader()
         if lead is None:
-            return ()
-        close = {r.name for r in within_reach(_ranged(lead), [_ranged(r) for r in self.systems
-                                                               if r.feasible])}
-        return tuple(r for r in self.systems if r.name in close)
+            return None
+        lr = _ranged(lead)
+        return lr, within_reach(lr, [_ranged(r) for r in self.systems if r.feasible])
 
     def throughput_leader(self) -> ComparedSystem | None:
         """The feasible row with the most tokens/s per chip (None with fewer than two)."""
@@ -316,26 +320,18 @@ def reach_note(lead: Ranged, close: Sequence[Ranged], measure: str) -> str | Non
         return (f"{lead.name} leads on {measure} beyond the likely range of every row of "
                 "another chip family (ranges from published results each predicted "
                 "without it)")
-    reach = "; ".join(f"{r.name} {_span(r.likely)}" for r in close)
+    reach = "; ".join(f"{r.name} {format_likely(r.likely)}" for r in close if r.likely)
     return (f"{lead.name} leads on {measure}, but within the model's error: its likely "
-            f"range ({_span(lead.likely)}) is reached by {reach} (ranges from published "
+            f"range ({format_likely(lead.likely)}) is reached by {reach} (ranges from published "
             "results each predicted without it); measure before choosing on throughput "
             "alone")
-
-
-def _span(likely: tuple[float, float] | None) -> str:
-    assert likely is not None
-    return f"{likely[0]:,.0f} to {likely[1]:,.0f}"
 
 
 def ranking_note(result: Comparison) -> str | None:
     """:func:`reach_note` of a training comparison's throughput leader; None without a
     leader or ranges."""
-    lead = result.throughput_leader()
-    if lead is None:
-        return None
-    return reach_note(_ranged(lead), [_ranged(r) for r in result.within_reach()],
-                      "tokens/s per chip")
+    reach = result._reach()
+    return None if reach is None else reach_note(*reach, "tokens/s per chip")
 
 
 def _calibration(e: Estimate | None, system: System) -> str:

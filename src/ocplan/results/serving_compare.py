@@ -94,25 +94,21 @@ class ServingComparison:
     def within_reach(self) -> tuple[str, ...]:
         """Rows whose likely output rate reaches the output-rate leader's
         (:func:`~ocplan.results.compare.within_reach`); empty without a leader."""
-        lead = self._leader()
-        if lead is None:
-            return ()
-        rows = [r for s in self.systems if (r := _ranged(s)) is not None]
-        return tuple(r.name for r in within_reach(lead, rows))
+        reach = self._reach()
+        return () if reach is None else tuple(r.name for r in reach[1])
 
     def ranking_note(self) -> str | None:
         """Whether the output-rate leader's lead is wider than the model's error
         (:func:`~ocplan.results.compare.reach_note`); None without a leader or ranges."""
-        lead = self._leader()
-        if lead is None:
-            return None
-        rows = [r for s in self.systems if (r := _ranged(s)) is not None]
-        return reach_note(lead, within_reach(lead, rows), "output tokens/s per chip")
+        reach = self._reach()
+        return None if reach is None else reach_note(*reach, "output tokens/s per chip")
 
-    def _leader(self) -> Ranged | None:
+    def _reach(self) -> tuple[Ranged, tuple[Ranged, ...]] | None:
+        """The output-rate leader and the rows within its reach; None without a leader."""
         name = self.leaders.get("output_tokens_per_s_per_chip")
-        row = next((s for s in self.systems if s.name == name), None)
-        return None if row is None else _ranged(row)
+        ranged = {s.name: r for s in self.systems if (r := _ranged(s)) is not None}
+        lead = ranged.get(name or "")
+        return None if lead is None else (lead, within_reach(lead, list(ranged.values())))
 
 
 def _ranged(row: ServedSystem) -> Ranged | None:

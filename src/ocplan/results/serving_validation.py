@@ -38,7 +38,7 @@ from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.schema import Accelerator
 from ocplan.catalog.system import System, system_for_chip
 from ocplan.errors import OcplanError, Problem, SpecError
-from ocplan.plan.calibration import Calibration
+from ocplan.plan.calibration import Calibration, in_likely_range
 from ocplan.results.validation import (
     MIN_MEASURED,
     REAL_ROUTER_IMBALANCE,
@@ -120,12 +120,9 @@ class ServingCase:
 
     @property
     def within_likely_range(self) -> bool | None:
-        """Whether the measured primary metric fell in the estimate's likely range (the
-        error lies between the range's ends); None without a prediction or a range."""
-        if self.error_pct is None or self.likely_range_pct is None:
-            return None
-        low, high = self.likely_range_pct
-        return low <= self.error_pct <= high
+        """Whether the measured primary metric fell in the estimate's likely range
+        (:func:`~ocplan.plan.calibration.in_likely_range`)."""
+        return in_likely_range(self.error_pct, self.likely_range_pct)
 
     def as_json(self) -> dict[str, object]:
         return {"case_id": self.case_id, "metric": self.metric, "measured": self.measured,

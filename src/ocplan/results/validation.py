@@ -25,7 +25,7 @@ from ocplan.catalog.loader import read_text_file
 from ocplan.catalog.schema import Baseboard, Fabric
 from ocplan.catalog.system import ScaleOutSpec, System, system_for_chip
 from ocplan.errors import OcplanError, Problem, SpecError
-from ocplan.plan.calibration import Calibration
+from ocplan.plan.calibration import Calibration, in_likely_range
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import Plan, stage_layers
 from ocplan.plan.recompute import Stack, whole_layer_mode
@@ -82,13 +82,9 @@ class Case:
 
     @property
     def within_likely_range(self) -> bool | None:
-        """Whether the measurement fell in the estimate's likely range: the error lies
-        between the range's ends (the measured rate between the estimate divided by
-        ``1 + high`` and by ``1 + low``); None without a prediction or a range."""
-        if self.error_pct is None or self.likely_range_pct is None:
-            return None
-        low, high = self.likely_range_pct
-        return low <= self.error_pct <= high
+        """Whether the measurement fell in the estimate's likely range
+        (:func:`~ocplan.plan.calibration.in_likely_range`)."""
+        return in_likely_range(self.error_pct, self.likely_range_pct)
 
     def as_json(self) -> dict[str, object]:
         keys = ("case_id", "measured_tokens_per_s_per_chip", "predicted_tokens_per_s_per_chip",
