@@ -20,9 +20,11 @@ from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.schema import Accelerator, Compute
 from ocplan.costmodel import attention, chip, gemm, roofline
 from ocplan.costmodel.attention import (
+    BACKWARD_EFFICIENCY,
     attention_flops,
     decode_attention_time_s,
     flash_attention_time_s,
+    query_block_waves,
 )
 from ocplan.costmodel.chip import (
     ETA_SOFTWARE_16BIT,
@@ -344,7 +346,37 @@ def test_flash_attention_long_sequence_matches_eta() -> None:
     assert float(attention_flops(b, h, s, d, False)) / t / 1e12 == pytest.approx(648, rel=0.01)
     tb = float(flash_attention_time_s(b, h, h, s, d, False, 0, H100_PEAK_BF16, H100_HBM,
                                       648 / 989.4, None, 2, 0.0, backward=True))
-    assert tb == pytest.approx(2.5 * t)
+    # the backward does 2.5x the FLOPs at BACKWARD_EFFICIENCY of the forward's rate
+    assert tb == pytest.approx(2.5 / BACKWARD_EFFICIENCY * t)
+    assert 2.8 < tb / t < 2.95
+
+
+def test_attention_waves_do_not_follow_the_gemm_library() -> None:
+    """A chip whose GEMM library splits K (stream_k) still runs attention's query blocks
+    a wave at a time: the 133rd block on 132 units takes a second wave."""
+    c = ChipCompute(tile_m=128, tile_n=256, slots=132, k0=110.0, stream_k=True)
+    assert float(query_block_waves(132, c)) == 1.0
+    assert float(query_block_waves(133, c)) == pytest.approx(133 / 264)
+    assert float(query_block_waves(133, GENERIC)) == 1.0      # no unit count: no waves
+    t = [float(flash_attention_time_s(b, 1, 1, 128, 128, False, 0, 989e12, 1e18, 0.5, c,
+                                      2, 0.0)) for b in (132, 133)]
+    assert t[1] == pytest.approx(2.0 * t[0])
+
+
+def test_the_backward_attention_operator_runs_slower_per_flop(cat: Catalog) -> None:
+    from ocplan.costmodel.op_time import ChipPeaks, attention_op_cost
+    from ocplan.workloads.operators import Shard, layer_operators
+    from ocplan.workloads.shape import ModelShape
+    shape = ModelShape.from_arch(cat.model("llama3-8b"))
+    shard = Shard(tp=1, batch=2, seq_len=4096.0)
+    fwd, = (op for op in layer_operators(shape, "forward", shard) if op.kind == "attention")
+    bwd, = (op for op in layer_operators(shape, "backward", shard) if op.kind == "attention")
+    assert (fwd.backward, bwd.backward) == (False, True)
+    peaks = ChipPeaks(peak=(("bf16", 989e12),), path_peak=989e12, hbm_Bps=4.8e12,
+                      compute=chip_compute(cat.accelerator("h200-sxm-141gb").compute))
+    per_flop = [float(attention_op_cost(op, peaks).compute_s) / float(op.flops)
+                for op in (fwd, bwd)]
+    assert per_flop[1] / per_flop[0] == pytest.approx(1.0 / BACKWARD_EFFICIENCY)
 
 
 def test_memory_time() -> None:

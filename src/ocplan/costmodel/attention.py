@@ -33,11 +33,13 @@ from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64
 __all__ = [
     "ATTN_BLOCK",
     "BACKWARD_BYTES_FACTOR",
+    "BACKWARD_EFFICIENCY",
     "BACKWARD_FLOPS_FACTOR",
     "attention_flops",
     "decode_attention_time_s",
     "flash_attention_time_s",
     "keys_per_query",
+    "query_block_waves",
     "softmax_overlapped_s",
 ]
 
@@ -47,6 +49,14 @@ ATTN_BLOCK = 128
 #: Backward FLOPs over forward: five matmuls to the forward's two (FlashAttention-2
 #: §3.1.2; the convention of every source in compute_units.md §2.4).
 BACKWARD_FLOPS_FACTOR = 2.5
+#: Rate of the backward kernel per FLOP relative to the forward's: it runs five matmuls
+#: with two more accumulators in flight and writes dK/dV (and dQ by atomics or a second
+#: pass), so it holds a lower share of the peak. Measured forward+backward over forward
+#: times at S >= 4096, d = 128 on one H200 give 0.84 for cuDNN and 0.90 for
+#: FlashAttention-2 (validation/device/h200_kernels.csv); aiter's backward runs at 0.95
+#: (MI300X) and 0.85 (MI355X) of its causal forward rate (compute_units.md §2.4). The
+#: median of the four, 0.87.
+BACKWARD_EFFICIENCY = 0.87
 #: Backward bytes over forward: it reads Q, K, V, O, dO and writes dQ, dK, dV, twice
 #: the forward's Q, K, V read and O write.
 BACKWARD_BYTES_FACTOR = 2.0
@@ -114,6 +124,27 @@ def _block_pairs(seq: FloatArray, causal: ArrayLike, window: FloatArray) -> Floa
     return f64(np.where(np.asarray(causal, dtype=bool), causal_pairs, full_pairs))
 
 
+def query_block_waves(blocks: ArrayLike, chip: ChipCompute) -> FloatArray:
+    """Busy share of the units running ``blocks`` query blocks ``slots`` at a time:
+    ``blocks / (ceil(blocks / slots) x slots)``; 1 on a chip without a unit count.
+
+    Flash kernels parallelize over batch, heads and query blocks and split no block
+    (FlashAttention-2, Dao 2023 §3.2; FA3's persistent scheduler hands out whole blocks),
+    so a GEMM library's stream-K (:attr:`ChipCompute.stream_k`) does not remove this
+    staircase.
+
+    >>> from ocplan.costmodel.chip import ChipCompute
+    >>> c = ChipCompute(tile_m=128, tile_n=256, slots=132, k0=110.0, stream_k=True)
+    >>> round(float(query_block_waves(256, c)), 3)
+    0.97
+    """
+    b = f64(blocks)
+    if chip.slots <= 1:
+        return np.ones_like(b)
+    return f64(np.where(b > 0, b / np.maximum(np.ceil(b / chip.slots) * chip.slots, 1.0),
+                        1.0))
+
+
 def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLike,
                            seq: ArrayLike, head_dim: ArrayLike, causal: ArrayLike,
                            window: ArrayLike, peak16_flops: ArrayLike, hbm_Bps: ArrayLike,
@@ -147,14 +178,16 @@ def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLi
         Fitted attention efficiency of the family at long sequences, in (0, 1].
     chip
         The ``compute`` block: its unit count sets the wave efficiency of the
-        ``B H ceil(S / BLOCK)`` query blocks (none with ``stream_k`` or no block), its
-        exponential rate ``R_exp`` the softmax floor (none where not published).
+        ``B H ceil(S / BLOCK)`` query blocks (:func:`query_block_waves`; none without a
+        block), its exponential rate ``R_exp`` the softmax floor (none where not
+        published).
     bytes_per_element
         Bytes of one element of Q, K, V, O.
     launch_s
         Fixed per-kernel cost (s), the minimum time of a tiny attention call.
     backward
-        Backward pass: FLOPs x :data:`BACKWARD_FLOPS_FACTOR`, bytes x
+        Backward pass: FLOPs x :data:`BACKWARD_FLOPS_FACTOR` at
+        :data:`BACKWARD_EFFICIENCY` of the forward's rate, bytes x
         :data:`BACKWARD_BYTES_FACTOR`.
     softmax_overlap
         ``omega``: share of the shorter of the matmul and exponential times hidden
@@ -171,12 +204,8 @@ def flash_attention_time_s(batch: ArrayLike, heads: ArrayLike, kv_heads: ArrayLi
     bh = f64(batch) * f64(heads)
     pairs = _block_pairs(s, causal, win)
     padded_flops = bh * pairs * 2.0 * ATTN_BLOCK * ATTN_BLOCK * (dq + dv)
-    f_pass = BACKWARD_FLOPS_FACTOR if backward else 1.0
-    if c.stream_k:
-        eta_wave = f64(1.0)
-    else:
-        q_tiles = bh * np.ceil(s / ATTN_BLOCK)
-        eta_wave = q_tiles / (np.ceil(q_tiles / c.slots) * c.slots)
+    f_pass = BACKWARD_FLOPS_FACTOR / BACKWARD_EFFICIENCY if backward else 1.0
+    eta_wave = query_block_waves(bh * np.ceil(s / ATTN_BLOCK), c)
     compute = padded_flops * f_pass / (f64(peak16_flops) * f64(eta_attn) * eta_wave)
     nbytes = f64(batch) * s * (f64(heads) + f64(kv_heads)) * (dq + dv) * f64(bytes_per_element)
     f_bytes = BACKWARD_BYTES_FACTOR if backward else 1.0

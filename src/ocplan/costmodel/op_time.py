@@ -32,7 +32,12 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ocplan.costmodel.attention import ATTN_BLOCK, softmax_overlapped_s
+from ocplan.costmodel.attention import (
+    ATTN_BLOCK,
+    BACKWARD_EFFICIENCY,
+    query_block_waves,
+    softmax_overlapped_s,
+)
 from ocplan.costmodel.chip import ChipCompute
 from ocplan.costmodel.gemm import gemm_cost
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64, memory_time_s
@@ -40,8 +45,8 @@ from ocplan.workloads.memory import ACT_BYTES
 from ocplan.workloads.operators import GEMM_INPUT_BYTES, Num, Operator, OpKind
 
 __all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "FALLBACK", "ChipPeaks", "Efficiencies", "OpCost",
-           "PassTime", "Profile", "attention_op_cost", "gemm_op_cost", "memory_op_cost",
-           "native_precision", "profile", "softmax_floor_s"]
+           "PassTime", "Profile", "attention_op_cost", "attention_terms", "gemm_op_cost",
+           "memory_op_cost", "native_precision", "profile", "softmax_floor_s"]
 
 #: GEMM input precisions that run on a low-bit matrix path (8-bit fitted on training
 #: runs; 4-bit, :data:`FOUR_BIT`, its own efficiency where serving results fit one).
@@ -331,29 +336,38 @@ def softmax_floor_s(exps: Num, chip: ChipPeaks) -> FloatArray:
     return f64(f64(exps) / rate) if rate > 0 else f64(np.zeros_like(f64(exps)))
 
 
+def attention_terms(flops: Num, nbytes: Num, rows: Num, seq_q: Num, heads: Num,
+                    backward: Num, exps: Num, chip: ChipPeaks
+                    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(compute, memory, softmax floor) seconds of flash-attention kernels, broadcast over
+    their arrays: ``F / (P_path eta_wave eta_pass)``, ``B / (BW_hbm eta_bw)`` and
+    :func:`softmax_floor_s`. ``eta_wave``: the ``b a ceil(s_q / BLOCK)`` query blocks
+    (``rows / s_q`` sequences times ``heads``) run ``slots`` at a time
+    (:func:`~ocplan.costmodel.attention.query_block_waves`); ``eta_pass``:
+    :data:`~ocplan.costmodel.attention.BACKWARD_EFFICIENCY` where ``backward`` is set,
+    else 1."""
+    seq = np.maximum(f64(seq_q), 1.0)
+    blocks = f64(rows) / seq * f64(heads) * np.ceil(seq / ATTN_BLOCK)
+    eta_pass = np.where(f64(backward) > 0.0, BACKWARD_EFFICIENCY, 1.0)
+    compute = f64(flops) / (chip.path_peak * query_block_waves(blocks, chip.compute)
+                            * eta_pass)
+    memory = f64(nbytes) / (chip.hbm_Bps * HBM_EFFICIENCY)
+    return f64(compute), f64(memory), f64(softmax_floor_s(exps, chip))
+
+
 def attention_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     """Flash attention from the operator's FLOPs and bytes:
 
-    ``t = max(overlap(F / (P_path eta_attn eta_wave), E / R_exp), B / (BW_hbm eta_bw))
-    + t_launch``, ``overlap`` as in :class:`Profile` (``E`` the softmax exponentials,
-    :func:`softmax_floor_s`)
+    ``t = max(overlap(F / (P_path eta_attn eta_wave eta_pass), E / R_exp),
+    B / (BW_hbm eta_bw)) + t_launch``, ``overlap`` as in :class:`Profile` (``E`` the
+    softmax exponentials, :func:`softmax_floor_s`; the terms: :func:`attention_terms`).
 
     ``F`` counts the causal, windowed and context-parallel share of the score matrix the
     chip computes (:func:`~ocplan.workloads.operators.keys_per_query`), so no mask logic
-    is repeated here. ``eta_wave``: the ``b a ceil(s_q / BLOCK)`` query blocks run
-    ``slots`` at a time (FlashAttention-2/3 parallelize over batch, heads and query
-    blocks; Dao 2023 §3.2); no staircase on a Stream-K style chip."""
-    c = chip.compute
-    seq_q = np.maximum(f64(op.seq_q), 1.0)
-    blocks = f64(op.m) / seq_q * f64(op.groups) * np.ceil(seq_q / ATTN_BLOCK)
-    if c.stream_k:
-        eta_wave = f64(1.0)
-    else:
-        eta_wave = np.where(blocks > 0, blocks / np.maximum(
-            np.ceil(blocks / c.slots) * c.slots, 1.0), 1.0)
-    compute = f64(op.flops) / (chip.path_peak * eta_wave)
-    memory = f64(op.bytes) / (chip.hbm_Bps * HBM_EFFICIENCY)
-    return OpCost(compute, memory, "attention", "attention", softmax_floor_s(op.exps, chip))
+    is repeated here."""
+    compute, memory, floor = attention_terms(op.flops, op.bytes, op.m, op.seq_q, op.groups,
+                                             float(op.backward), op.exps, chip)
+    return OpCost(compute, memory, "attention", "attention", floor)
 
 
 def memory_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
@@ -425,19 +439,13 @@ def _gemm_costs(ops: list[Operator], chip: ChipPeaks, n: int
 def _attention_costs(ops: list[Operator], chip: ChipPeaks, n: int
                      ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """:func:`attention_op_cost` of several attention operators at once."""
-    c = chip.compute
-    seq_q = np.maximum(_rows([op.seq_q for op in ops], n), 1.0)
-    blocks = _rows([op.m for op in ops], n) / seq_q * _rows([op.groups for op in ops], n) \
-        * np.ceil(seq_q / ATTN_BLOCK)
-    if c.stream_k:
-        eta_wave = f64(1.0)
-    else:
-        eta_wave = np.where(blocks > 0, blocks / np.maximum(
-            np.ceil(blocks / c.slots) * c.slots, 1.0), 1.0)
-    compute = _rows([op.flops for op in ops], n) / (chip.path_peak * eta_wave)
-    memory = _rows([op.bytes for op in ops], n) / (chip.hbm_Bps * HBM_EFFICIENCY)
-    floor = softmax_floor_s(_rows([op.exps for op in ops], n), chip)
-    return f64(compute), f64(memory), floor
+    def col(values: Sequence[float | FloatArray]) -> FloatArray:
+        return _rows(values, n)
+    return attention_terms(col([op.flops for op in ops]), col([op.bytes for op in ops]),
+                           col([op.m for op in ops]), col([op.seq_q for op in ops]),
+                           col([op.groups for op in ops]),
+                           col([float(op.backward) for op in ops]),
+                           col([op.exps for op in ops]), chip)
 
 
 def _memory_costs(ops: list[Operator], chip: ChipPeaks, n: int

@@ -226,6 +226,9 @@ class Operator:
     one_by_one: Num = 0.0
     """Grouped GEMMs: 1 where each group runs as a GEMM kernel of its own, one after
     another (:attr:`Shard.grouped_gemm` off), 0 where one kernel runs them all."""
+    backward: bool = False
+    """Attention: the backward kernel (dQ, dK, dV), which runs its FLOPs at a lower rate
+    than the forward (:data:`~ocplan.costmodel.attention.BACKWARD_EFFICIENCY`)."""
     exps: Num = 0.0
     """Attention: softmax exponentials on this chip, one per score element computed, in
     the forward and again in the backward (which recomputes the probabilities;
@@ -632,7 +635,7 @@ def _attn_op(at: _Attn, backward: bool) -> Operator:
         flops=_out(flops), bytes_read=_out(read), bytes_written=_out(written),
         m=_out(at.rows), groups=_out(at.heads), seq_q=_out(at.seq_q), seq_kv=_out(at.seq_kv),
         head_dim_qk=at.d_qk, head_dim_v=at.d_v, causal=at.causal, window=at.window,
-        exps=_out(scores))
+        backward=backward, exps=_out(scores))
 
 
 def _forward(spec: _Spec) -> Operator:
