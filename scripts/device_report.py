@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import statistics
 import sys
 from collections.abc import Callable, Iterable
@@ -30,7 +31,7 @@ from ocplan.catalog.catalog import load_catalog
 from ocplan.costmodel.attention import flash_attention_time_s
 from ocplan.costmodel.chip import ChipCompute, chip_compute
 from ocplan.costmodel.gemm import gemm_cost
-from ocplan.costmodel.op_time import ChipPeaks, Efficiencies, profile
+from ocplan.costmodel.op_time import ChipPeaks, Efficiencies, imbalance_terms, profile
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, KERNEL_GAP_S
 from ocplan.plan.calibration import Calibration, load_calibration
 from ocplan.workloads.operators import Shard, layer_operators
@@ -142,20 +143,33 @@ def compare_gemms(rows: Iterable[Row], dev: Device) -> list[Compared]:
     return out
 
 
-def compare_grouped(rows: Iterable[Row], dev: Device, eta: float | None = None
-                    ) -> list[Compared]:
-    """Balanced grouped GEMMs (``torch._grouped_mm``, every expert the same tokens) at
-    ``eta`` (default: the engine's grouped efficiency, ``gemm x grouped_gemm_efficiency``)."""
+def max_over_mean(row: Row) -> float:
+    """Tokens of the most loaded expert over the mean, from a grouped row's note."""
+    found = re.search(r"max/mean tokens ([0-9.]+)", row["note"])
+    assert found, row["note"]
+    return float(found.group(1))
+
+
+def compare_grouped(rows: Iterable[Row], dev: Device, eta: float | None = None,
+                    routing: str = "balanced", spread: bool = True) -> list[Compared]:
+    """Grouped GEMMs (``torch._grouped_mm``) with ``balanced`` (every expert the same
+    tokens) or ``routed`` (multinomial) tokens at ``eta`` (default: the engine's grouped
+    efficiency, ``gemm x grouped_gemm_efficiency``), with the engine's imbalance terms
+    (:func:`~ocplan.costmodel.op_time.imbalance_terms`; ``spread`` False drops the
+    ragged groups' padding)."""
     e = dev.eff.grouped_gemm if eta is None else eta
     out = []
     for r in rows:
-        if r["section"] != "grouped" or not r["kernel"].endswith(":balanced"):
+        if r["section"] != "grouped" or not r["kernel"].endswith(f":{routing}"):
             continue
         m, n, k, g = _num(r, "m", "n", "k", "groups")
-        t = gemm_cost(m, n, k, g, dev.peak16_flops, dev.hbm_Bps, dev.compute, 2, 2, e,
-                      dev.cal.kernel_overhead_s).time_s
+        factor, ragged = imbalance_terms(np.array(m), np.array(m * max_over_mean(r)),
+                                         np.array(g))
+        cost = gemm_cost(m, n, k, g, dev.peak16_flops, dev.hbm_Bps, dev.compute, 2, 2, e,
+                         0.0, ragged=ragged & spread)
+        t = float(cost.time_s * factor) + dev.cal.kernel_overhead_s
         bound = "compute-bound" if m >= 256 else "memory-bound"
-        out.append(Compared(f"grouped, {bound}", r, float(t)))
+        out.append(Compared(f"grouped {routing}, {bound}", r, t))
     return out
 
 
@@ -242,8 +256,11 @@ def _table(summaries: list[Summary]) -> list[str]:
 def report(rows: list[Row], dev: Device) -> str:
     fam = dev.cal.for_family("hopper")
     gemms = compare_gemms(rows, dev)
-    grouped = compare_grouped(rows, dev)
-    grouped_dense = compare_grouped(rows, dev, eta=fam.gemm)
+    grouped = compare_grouped(rows, dev) + compare_grouped(rows, dev, routing="routed")
+    grouped_dense = compare_grouped(rows, dev, eta=fam.gemm) + compare_grouped(
+        rows, dev, eta=fam.gemm, routing="routed")
+    flat = [Compared(c.group + ", no ragged padding", c.row, c.predicted_s)
+            for c in compare_grouped(rows, dev, eta=fam.gemm, routing="routed", spread=False)]
     attn = compare_attention(rows, dev) + compare_attention(rows, dev, "flash")
     layers = compare_layers(rows, dev)
     big = [r for r in rows if r["section"] == "gemm" and r["dtype"] == "bf16"
@@ -276,13 +293,18 @@ def report(rows: list[Row], dev: Device) -> str:
         f" of 1979 against a fitted gemm_8bit of {fam.gemm_8bit:.3f}: FP8 training pays "
         "casts and scaling the bare GEMM does not.",
         "",
-        "## Grouped (expert) GEMMs, balanced routing",
+        "## Grouped (expert) GEMMs",
+        "",
+        "Balanced (every expert the same tokens) and routed (multinomial, the most loaded "
+        "expert 1.0-3.0 times the mean) at the engine's grouped efficiency:",
         "",
         *_table(by_group(grouped)),
         "",
-        "The same kernels at the dense efficiency (no `grouped_gemm_efficiency`):",
+        "The same kernels at the dense efficiency (no `grouped_gemm_efficiency`), routed "
+        "ones with and without the ragged groups' padding (`RAGGED_PAD_TILES`):",
         "",
         *_table(by_group(grouped_dense)),
+        *_table(by_group(flat))[2:],
         "",
         "## Attention",
         "",

@@ -127,11 +127,28 @@ def test_grouped_kernel_runs_at_the_dense_rate(rows: list[dict[str, str]], dev: 
     """With 256 or more tokens per expert the grouped kernel itself matches a dense GEMM
     of its tiles, so the fitted grouped_gemm_efficiency is not a kernel property."""
     fam = dev.cal.for_family("hopper")
-    dense = _summary(dr.compare_grouped(rows, dev, eta=fam.gemm), {"grouped, compute-bound"})
+    dense = _summary(dr.compare_grouped(rows, dev, eta=fam.gemm),
+                     {"grouped balanced, compute-bound"})
     assert dense.median_abs_pct <= 8.0, dense
     assert dense.p90_abs_pct <= 15.0, dense
-    fitted = _summary(dr.compare_grouped(rows, dev), {"grouped, compute-bound"})
+    fitted = _summary(dr.compare_grouped(rows, dev), {"grouped balanced, compute-bound"})
     assert fitted.median_signed_pct >= dense.median_signed_pct + 20.0
+
+
+def test_routed_groups_pay_their_own_tile_padding(rows: list[dict[str, str]], dev: Any
+                                                  ) -> None:
+    """Multinomially routed tokens (the most loaded expert only 1.03-1.25 times the mean
+    at 256 or more tokens per expert) run 20-60 % slower than balanced ones at 256 tokens:
+    each ragged group is padded to the tile on its own. With that padding the routed
+    kernels are predicted as well as the balanced ones; without it the tail triples."""
+    fam = dev.cal.for_family("hopper")
+    group = {"grouped routed, compute-bound"}
+    padded = _summary(dr.compare_grouped(rows, dev, eta=fam.gemm, routing="routed"), group)
+    flat = _summary(dr.compare_grouped(rows, dev, eta=fam.gemm, routing="routed",
+                                       spread=False), group)
+    assert padded.median_abs_pct <= 6.0, padded
+    assert padded.p90_abs_pct <= 20.0, padded
+    assert flat.p90_abs_pct >= 1.8 * padded.p90_abs_pct, (flat, padded)
 
 
 def test_attention_backward_to_forward_ratio(rows: list[dict[str, str]], dev: Any) -> None:

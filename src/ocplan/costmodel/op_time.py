@@ -46,7 +46,7 @@ from ocplan.workloads.operators import GEMM_INPUT_BYTES, Num, Operator, OpKind
 
 __all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "FALLBACK", "ChipPeaks", "Efficiencies", "OpCost",
            "PassTime", "Profile", "attention_op_cost", "attention_terms", "gemm_op_cost",
-           "memory_op_cost", "native_precision", "profile", "softmax_floor_s"]
+           "imbalance_terms", "memory_op_cost", "native_precision", "profile", "softmax_floor_s"]
 
 #: GEMM input precisions that run on a low-bit matrix path (8-bit fitted on training
 #: runs; 4-bit, :data:`FOUR_BIT`, its own efficiency where serving results fit one).
@@ -268,9 +268,9 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     16-bit inputs).
 
     Grouped GEMMs under load imbalance: the chip's kernel covers all its local experts
-    in one launch, so its time follows the chip's total tiles; the chip holding the most
-    loaded expert carries ``m_max + (G - 1) m`` rows instead of ``G m`` (its other
-    experts at the mean), and that chip sets the pace of the all-to-all that follows.
+    in one launch, so its time follows the chip's total tiles: more rows on the chip
+    holding the most loaded expert, and each ragged group padded to the tile on its own
+    (:func:`imbalance_terms`).
 
     Experts one by one (``op.one_by_one``: Megatron-Core's ``SequentialMLP``, or the ROCm
     port of the ``grouped_gemm`` package): ``G`` kernels of one expert's shape, each
@@ -284,21 +284,35 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     peak = chip.peak_of(runs_at) if runs_at else chip.path_peak
     assert peak, precision
     groups, m = f64(op.groups), f64(op.m)
-    rank_rows = (f64(op.m_max) + (groups - 1.0) * m) / np.maximum(groups * m, 1e-30)
-    factor = np.where(m > 0, np.maximum(rank_rows, 1.0), 1.0)
+    factor, ragged = imbalance_terms(m, f64(op.m_max), groups)
     # activations are converted to the format the unit runs; weights stored in a format
     # of their own (serving) are streamed as stored and converted in the kernel
     b_in = GEMM_INPUT_BYTES.get(precision, ACT_BYTES)
     b_w = GEMM_INPUT_BYTES.get(op.weight_precision, b_in)
     kernel, turns, wg_kernel = kernel_groups(groups, _weight_groups(op), op.one_by_one)
     cost = gemm_cost(m, op.n, op.k, kernel, peak, chip.hbm_Bps, chip.compute, b_in,
-                     ACT_BYTES, 1.0, 0.0, bytes_per_weight=b_w, weight_groups=wg_kernel)
+                     ACT_BYTES, 1.0, 0.0, bytes_per_weight=b_w, weight_groups=wg_kernel,
+                     ragged=ragged)
     compute_s, memory_s = cost.compute_s * turns, cost.memory_s * turns
     bits = "_4bit" if precision in FOUR_BIT else "_8bit" if precision in EIGHT_BIT else ""
     path: Path = f"gemm{bits}"  # type: ignore[assignment]
     if op.kind == "grouped_gemm":
         path = f"grouped_gemm{bits}"  # type: ignore[assignment]
     return OpCost(compute_s * factor, memory_s * factor, path, "matrix")
+
+
+def imbalance_terms(m: FloatArray, m_max: FloatArray, groups: FloatArray
+                    ) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """Load imbalance of a grouped GEMM: (row factor, ragged).
+
+    Row factor: the chip holding the most loaded expert carries ``m_max + (G - 1) m``
+    rows instead of ``G m`` (its other experts at the mean), and that chip sets the pace
+    of the all-to-all that follows. Ragged: ``m_max > m``, the groups' rows spread
+    around the mean, so each is padded to the tile on its own
+    (:data:`~ocplan.costmodel.gemm.RAGGED_PAD_TILES`)."""
+    rank_rows = (m_max + (groups - 1.0) * m) / np.maximum(groups * m, 1e-30)
+    factor = f64(np.where(m > 0, np.maximum(rank_rows, 1.0), 1.0))
+    return factor, np.asarray((m_max > m) & (m > 0))
 
 
 def _weight_groups(op: Operator) -> Num:
@@ -423,15 +437,14 @@ def _gemm_costs(ops: list[Operator], chip: ChipPeaks, n: int
         groups_l.append(op.groups)
         wg_l.append(_weight_groups(op))
     groups, m = _rows(groups_l, n), _rows([op.m for op in ops], n)
-    rank_rows = (_rows([op.m_max for op in ops], n) + (groups - 1.0) * m) \
-        / np.maximum(groups * m, 1e-30)
-    factor = np.where(m > 0, np.maximum(rank_rows, 1.0), 1.0)
+    factor, ragged = imbalance_terms(m, _rows([op.m_max for op in ops], n), groups)
     kernel, turns, wg_kernel = kernel_groups(groups, _rows(wg_l, n),
                                              _rows([op.one_by_one for op in ops], n))
     cost = gemm_cost(m, _rows([op.n for op in ops], n), _rows([op.k for op in ops], n),
                      kernel, f64(peaks)[:, None], chip.hbm_Bps, chip.compute,
                      f64(b_ins)[:, None], ACT_BYTES, 1.0, 0.0,
-                     bytes_per_weight=f64(b_ws)[:, None], weight_groups=wg_kernel)
+                     bytes_per_weight=f64(b_ws)[:, None], weight_groups=wg_kernel,
+                     ragged=ragged)
     return (f64(cost.compute_s * factor * turns), f64(cost.memory_s * factor * turns),
             paths)
 
