@@ -811,6 +811,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry", action="store_true", help="tiny shapes on the CPU")
     ap.add_argument("--only", default="", help="comma-separated section names")
     args = ap.parse_args(argv)
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = sorted(only - {name for name, _ in SECTIONS})
+    if unknown:
+        sys.stderr.write(f"--only: unknown section {', '.join(unknown)}; allowed: "
+                         f"{', '.join(name for name, _ in SECTIONS)}\n")
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     device = "cpu" if args.dry or not torch.cuda.is_available() else "cuda"
     torch.manual_seed(0)
@@ -824,7 +830,6 @@ def main(argv: list[str] | None = None) -> int:
                    cudnn=torch.backends.cudnn.version())
     warm_up(bench, 3.0)
     env["after_warm_up"] = gpu_state()
-    only = {s.strip() for s in args.only.split(",") if s.strip()}
     timings = {}
     for name, run in SECTIONS:
         if only and name not in only:
