@@ -61,7 +61,7 @@ def test_the_m_staircase_is_flat_as_measured(rows: list[dict[str, str]], dev: An
     assert dev.compute.stream_k
     s = dr.summarize("stair", dr.compare_gemms(stair, dev))
     assert s.p90_abs_pct <= 10.0, s
-    waves = replace(dev, compute=replace(dev.compute, stream_k=False))
+    waves = replace(dev, sm=replace(dev.sm, compute=replace(dev.compute, stream_k=False)))
     w = dr.summarize("stair, waves", dr.compare_gemms(stair, waves))
     assert w.p90_abs_pct >= 2.5 * s.p90_abs_pct, (w, s)
 
@@ -126,7 +126,7 @@ def test_grouped_kernel_runs_at_the_dense_rate(rows: list[dict[str, str]], dev: 
                                                ) -> None:
     """With 256 or more tokens per expert the grouped kernel itself matches a dense GEMM
     of its tiles, so the fitted grouped_gemm_efficiency is not a kernel property."""
-    fam = dev.cal.for_family("hopper")
+    fam = dev.fam
     dense = _summary(dr.compare_grouped(rows, dev, eta=fam.gemm),
                      {"grouped balanced, compute-bound"})
     assert dense.median_abs_pct <= 8.0, dense
@@ -141,7 +141,7 @@ def test_routed_groups_pay_their_own_tile_padding(rows: list[dict[str, str]], de
     at 256 or more tokens per expert) run 20-60 % slower than balanced ones at 256 tokens:
     each ragged group is padded to the tile on its own. With that padding the routed
     kernels are predicted as well as the balanced ones; without it the tail triples."""
-    fam = dev.cal.for_family("hopper")
+    fam = dev.fam
     group = {"grouped routed, compute-bound"}
     padded = _summary(dr.compare_grouped(rows, dev, eta=fam.gemm, routing="routed"), group)
     flat = _summary(dr.compare_grouped(rows, dev, eta=fam.gemm, routing="routed",
@@ -172,7 +172,7 @@ def test_attention_backward_to_forward_ratio(rows: list[dict[str, str]], dev: An
 def test_fitted_efficiencies_do_not_beat_the_hardware(rows: list[dict[str, str]],
                                                       dev: Any) -> None:
     """No fitted hopper value is faster than the best the card did on the same work."""
-    fam = dev.cal.for_family("hopper")
+    fam = dev.fam
     gemm = [r for r in rows if r["section"] == "gemm"]
     best16 = dr.best_fraction(gemm, lambda r: r["dtype"] == "bf16", dev.peak16_flops)
     best8 = dr.best_fraction(gemm, lambda r: r["dtype"] == "fp8", dev.peak8_flops)

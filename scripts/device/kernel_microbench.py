@@ -625,8 +625,9 @@ class Layer(torch.nn.Module):
         self.norm2 = torch.nn.Parameter(torch.ones(hidden, **kw))  # type: ignore[arg-type]
         self.qkv = torch.nn.Linear(hidden, (heads + 2 * kv_heads) * d, bias=False, **kw)
         self.o = torch.nn.Linear(heads * d, hidden, bias=False, **kw)
-        self.gate_up = torch.nn.Linear(hidden, 2 * ffn, bias=False, **kw)
-        self.down = torch.nn.Linear(ffn, hidden, bias=False, **kw)
+        if ffn:  # 0: the MLP is a subclass's (MoELayer)
+            self.gate_up = torch.nn.Linear(hidden, 2 * ffn, bias=False, **kw)
+            self.down = torch.nn.Linear(ffn, hidden, bias=False, **kw)
         pos = torch.arange(seq, device=device, dtype=torch.float32)[:, None]
         inv = 500000.0 ** (-torch.arange(0, d, 2, device=device, dtype=torch.float32) / d)
         ang = torch.cat([pos * inv, pos * inv], dim=-1)
@@ -668,7 +669,7 @@ class MoELayer(Layer):
 
     def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, seq: int,
                  device: torch.device, experts: int, top_k: int, expert_ffn: int) -> None:
-        super().__init__(hidden, heads, kv_heads, 16, seq, device, head_dim)
+        super().__init__(hidden, heads, kv_heads, 0, seq, device, head_dim)
         kw = {"device": device, "dtype": torch.bfloat16}
         self.experts, self.top_k = experts, top_k
         self.router = torch.nn.Linear(hidden, experts, bias=False, **kw)
@@ -706,6 +707,26 @@ class MoELayer(Layer):
         return y.new_zeros(tokens, hidden).index_add(0, order // self.top_k, combined)
 
 
+def _time_layer(bench: Bench, make: Callable[[], Layer], shape: tuple[int, int, int],
+                base: dict[str, object], note: Callable[[Layer], str] = lambda _: "") -> None:
+    """Forward and forward+backward of the layer ``make`` builds on ``(batch, seq,
+    hidden)`` inputs, eager, one row each (``note`` read from the layer after timing)."""
+    batch, seq, hidden = shape
+    try:
+        with freed(bench):
+            layer = make()
+            x = randn(bench, batch, seq, hidden).requires_grad_()
+            gy = randn(bench, batch, seq, hidden)
+            params = [x, *layer.parameters()]
+            for label, fn in (("fwd", lambda: layer(x)),
+                              ("fwd+bwd", lambda: torch.autograd.grad(
+                                  layer(x), params, gy, allow_unused=True))):
+                t, method = bench.time([fn], graph=False, target_s=0.03, reps=3)
+                bench.record(time_s=t, method=method, pass_=label, note=note(layer), **base)
+    except Exception as exc:
+        bench.fail(**base, exc=exc)
+
+
 def section_layer(bench: Bench) -> None:
     """Forward and forward+backward of whole layers, eager, for the composition check."""
     layers = ((LAYERS[0][0], 256, 4, 2, 512, ((1, 256),)),) if bench.dry else LAYERS
@@ -716,20 +737,8 @@ def section_layer(bench: Bench) -> None:
             base = {"section": "layer", "kernel": name, "dtype": "bf16", "m": batch * seq,
                     "n": hidden, "k": ffn, "batch": batch, "heads": heads,
                     "kv_heads": kv_heads, "seq": seq, "head_dim": hidden // heads, "causal": 1}
-            try:
-                with freed(bench):
-                    layer = Layer(hidden, heads, kv_heads, ffn, seq, bench.device)
-                    x = randn(bench, batch, seq, hidden).requires_grad_()
-                    gy = randn(bench, batch, seq, hidden)
-                    params = [x, *layer.parameters()]
-                    for label, fn in (
-                            ("fwd", lambda layer=layer, x=x: layer(x)),
-                            ("fwd+bwd", lambda layer=layer, x=x, gy=gy, p=params:
-                             torch.autograd.grad(layer(x), p, gy))):
-                        t, method = bench.time([fn], graph=False, target_s=0.03, reps=3)
-                        bench.record(time_s=t, method=method, pass_=label, **base)
-            except Exception as exc:
-                bench.fail(**base, exc=exc)
+            _time_layer(bench, lambda h=hidden, a=heads, kv=kv_heads, f=ffn, s=seq:
+                        Layer(h, a, kv, f, s, bench.device), (batch, seq, hidden), base)
 
 
 #: MoE layers (name, hidden, heads, kv heads, head width, experts, top-k, expert width,
@@ -754,23 +763,11 @@ def section_moe_layer(bench: Bench) -> None:
                     "n": hidden, "k": ffn, "groups": experts, "batch": batch,
                     "heads": heads, "kv_heads": kv_heads, "seq": seq, "head_dim": d,
                     "causal": 1}
-            try:
-                with freed(bench):
-                    layer = MoELayer(hidden, heads, kv_heads, d, seq, bench.device, experts,
-                                     top_k, ffn)
-                    x = randn(bench, batch, seq, hidden).requires_grad_()
-                    gy = randn(bench, batch, seq, hidden)
-                    params = [x, *(p for p in layer.parameters() if p.requires_grad)]
-                    for label, fn in (
-                            ("fwd", lambda layer=layer, x=x: layer(x)),
-                            ("fwd+bwd", lambda layer=layer, x=x, gy=gy, p=params:
-                             torch.autograd.grad(layer(x), p, gy, allow_unused=True))):
-                        t, method = bench.time([fn], graph=False, target_s=0.03, reps=3)
-                        bench.record(time_s=t, method=method, pass_=label,
-                                     note=f"top-{top_k}; max/mean tokens "
-                                          f"{layer.last_imbalance:.2f}", **base)
-            except Exception as exc:
-                bench.fail(**base, exc=exc)
+            _time_layer(bench, lambda h=hidden, a=heads, kv=kv_heads, d=d, s=seq, e=experts,
+                        k=top_k, f=ffn: MoELayer(h, a, kv, d, s, bench.device, e, k, f),
+                        (batch, seq, hidden), base,
+                        lambda layer, k=top_k: f"top-{k}; max/mean tokens "
+                                               f"{layer.last_imbalance:.2f}")
 
 
 SECTIONS: tuple[tuple[str, Callable[[Bench], None]], ...] = (

@@ -304,7 +304,7 @@ def gemm_cost(m: ArrayLike, n: ArrayLike, k: ArrayLike, groups: ArrayLike,
     padded = np.ceil(mm / tm) * tm
     granule = np.where(mm < c.tile_m, float(SMALL_TILE_M), tm)
     spread = np.maximum(padded, mm + RAGGED_PAD_TILES * granule) / np.maximum(padded, 1.0)
-    tiles = np.where(np.asarray(ragged, dtype=bool) & (mm > 0), tiles * spread, tiles)
+    tiles = np.where(np.asarray(ragged, dtype=bool), tiles * spread, tiles)
     tile_flops = 2.0 * tm * c.tile_n
     b_w = f64(bytes_per_element_in if bytes_per_weight is None else bytes_per_weight)
     wg = g if weight_groups is None else f64(weight_groups)
