@@ -17,12 +17,13 @@ is fitted: the measurements test the laws, they do not set the calibration.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 import statistics
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from ocplan.catalog.system import system_for_chip
 from ocplan.costmodel.attention import flash_attention_time_s
 from ocplan.costmodel.chip import ChipCompute
 from ocplan.costmodel.gemm import gemm_cost
-from ocplan.costmodel.op_time import ChipPeaks, Efficiencies, imbalance_terms, profile
+from ocplan.costmodel.op_time import ChipPeaks, Efficiencies, PassTime, imbalance_terms, profile
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, KERNEL_GAP_S
 from ocplan.plan.calibration import Calibration, FamilyCalibration, load_calibration
 from ocplan.plan.engine import SystemModel, chip_peaks, efficiencies, system_model
@@ -46,6 +47,12 @@ CHIP = "h200-sxm-141gb"
 #: GEMMs of at least this many FLOPs are compute-bound on H200 at every shape measured
 #: (8 GFLOP: 10 us at the sustained BF16 rate, past the ~5 us kernel floor).
 COMPUTE_BOUND_FLOPS = 2.0 ** 33
+#: The machine's state around run 4 (the sustained layers): its ``after_warm_up`` clock
+#: is a pure GEMM stream's at the 700 W cap.
+ENV_RUN4 = ROOT / "validation" / "device" / "h200_env_run4.json"
+#: How long each sustained layer ran before and while it was timed (the microbench's
+#: SUSTAIN_WARM_S and SUSTAIN_TIME_S).
+SUSTAIN_NOTE = "3 s, then 1.5 s timed"
 
 Row = dict[str, str]
 
@@ -212,23 +219,107 @@ def compare_attention(rows: Iterable[Row], dev: Device, backend: str = "cudnn"
     return out
 
 
-def compare_layers(rows: Iterable[Row], dev: Device) -> list[Compared]:
-    """Whole Llama layers (forward, forward+backward) against the engine's composition:
-    :func:`~ocplan.workloads.operators.layer_operators` timed by
-    :func:`~ocplan.costmodel.op_time.profile` under the hopper efficiencies."""
-    catalog = load_catalog()
-    chip, eff = dev.peaks, dev.eff
+def layer_time(dev: Device, model: str, batch: float, seq: float, backward: bool,
+               eff: Efficiencies | None = None) -> PassTime:
+    """The engine's time of one unsharded layer of catalog ``model`` (forward, plus
+    backward when ``backward``) by category: :func:`~ocplan.workloads.operators.
+    layer_operators` timed by :func:`~ocplan.costmodel.op_time.profile` under ``eff``
+    (default the hopper efficiencies)."""
+    shape = ModelShape.from_arch(load_catalog().model(model))
+    shard = Shard(tp=1, batch=batch, seq_len=seq)
+    phases = ("forward", "backward") if backward else ("forward",)
+    times = [profile(layer_operators(shape, ph, shard, precision="bf16"), dev.peaks, 1)
+             .time(eff or dev.eff) for ph in phases]
+    return times[0] if len(times) == 1 else times[0].plus(times[1])
+
+
+def dense_rate_grouped(dev: Device) -> Efficiencies:
+    """The hopper efficiencies with grouped (expert) GEMMs at the dense GEMM's rate (no
+    ``grouped_gemm_efficiency``): what the grouped kernels measure."""
+    eff = dev.eff
+    return replace(eff, grouped_gemm=eff.gemm, grouped_gemm_8bit=eff.gemm_8bit)
+
+
+def is_moe(model: str) -> bool:
+    return ModelShape.from_arch(load_catalog().model(model)).moe_experts > 0
+
+
+def compare_layers(rows: Iterable[Row], dev: Device, eff: Efficiencies | None = None
+                   ) -> list[Compared]:
+    """Whole layers (forward, forward+backward; dense and MoE) against the engine's
+    composition (:func:`layer_time`)."""
     out = []
     for r in rows:
         if r["section"] != "layer":
             continue
-        shape = ModelShape.from_arch(catalog.model(r["kernel"]))
-        shard = Shard(tp=1, batch=float(r["batch"]), seq_len=float(r["seq"]))
-        phases = ("forward",) if r["pass"] == "fwd" else ("forward", "backward")
-        t = sum(float(profile(layer_operators(shape, ph, shard, precision="bf16"), chip, 1)
-                      .time(eff).total_s[0]) for ph in phases)
-        out.append(Compared(f"layer {r['pass']}", r, t))
+        t = layer_time(dev, r["kernel"], float(r["batch"]), float(r["seq"]),
+                       r["pass"] == "fwd+bwd", eff)
+        kind = "moe" if is_moe(r["kernel"]) else "dense"
+        out.append(Compared(f"{kind} layer {r['pass']}", r, float(t.total_s[0])))
     return out
+
+
+#: Kernel names of the profiler rows by the engine's categories: cuBLAS (nvjet) and
+#: CUTLASS GEMMs with their split-K reductions and grouped-GEMM set-up; cuDNN's fused
+#: attention and its helper kernels. Everything else is memory-bound work.
+MATRIX_KERNELS = re.compile(r"^nvjet|cutlass|splitKreduce|grouped_gemm")
+ATTENTION_KERNELS = re.compile(r"sdpa|cudnn::fusion|flash")
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """Device seconds of one profiled layer (forward+backward) by the engine's
+    categories, and the sustained run's clock note."""
+
+    model: str
+    batch: int
+    seq: int
+    matrix_s: float
+    attention_s: float
+    memory_s: float
+    note: str
+
+    @property
+    def total_s(self) -> float:
+        return self.matrix_s + self.attention_s + self.memory_s
+
+
+def profiled_layers(rows: Iterable[Row], section: str = "profile_sustained"
+                    ) -> list[Profiled]:
+    """Per layer of the profiler ``section``, its kernels' seconds summed by category."""
+    sums: dict[str, list[float]] = {}
+    meta: dict[str, Row] = {}
+    for r in rows:
+        if r["section"] != section:
+            continue
+        model, kernel = r["kernel"].split("|", 1)
+        if kernel == "TOTAL":
+            meta[model] = r
+            continue
+        acc = sums.setdefault(model, [0.0, 0.0, 0.0])
+        i = 0 if MATRIX_KERNELS.search(kernel) else 1 if ATTENTION_KERNELS.search(kernel) \
+            else 2
+        acc[i] += float(r["time_s"])
+    return [Profiled(m, int(meta[m]["batch"]), int(meta[m]["seq"]), *sums[m],
+                     meta[m]["note"].split("after: ")[-1]) for m in sums]
+
+
+def sustained_layers(rows: Iterable[Row], dev: Device) -> list[Compared]:
+    """Layers run back to back for seconds (clocks under the power cap), forward+backward,
+    against the engine at its fitted efficiencies."""
+    out = []
+    for r in rows:
+        if r["section"] == "sustained":
+            t = layer_time(dev, r["kernel"], float(r["batch"]), float(r["seq"]), True)
+            out.append(Compared("sustained", r, float(t.total_s[0])))
+    return out
+
+
+def clock_mhz(note: str) -> float:
+    """The median SM clock in a sustained row's note (``sm 1612 MHz, ...``)."""
+    found = re.search(r"sm (\d+) MHz", note)
+    assert found, note
+    return float(found.group(1))
 
 
 def summarize(group: str, items: list[Compared]) -> Summary:
@@ -350,14 +441,93 @@ def report(rows: list[Row], dev: Device) -> str:
         "",
         "## Whole layers (eager PyTorch, one H200, no communication)",
         "",
-        "| layer | batch x seq | pass | measured ms | predicted ms | error % |",
-        "|---|---|---|---|---|---|",
-        *(f"| {c.row['kernel']} | {c.row['batch']} x {c.row['seq']} | {c.row['pass']} | "
-          f"{c.measured_s * 1e3:.2f} | {c.predicted_s * 1e3:.2f} | "
-          f"{c.log_error * 100:+.1f} |" for c in layers),
+        "Timed for about 0.1 s each (run 2: Llama 3 8B and 70B; run 3 all). MoE layers hold "
+        "every expert (EP 1), route with a real softmax top-k (the note gives the most "
+        "loaded expert over the mean), permute with PyTorch indexing (rows padded to 16 "
+        "per expert) and run `torch._grouped_mm`; Qwen3's layers have per-head QK-norm, "
+        "which the engine's operator list does not name. `dense-rate` is the engine with "
+        "grouped GEMMs at the dense efficiency.",
         "",
+        "| run | layer | batch x seq | pass | measured ms | predicted ms | error % | "
+        "dense-rate error % |",
+        "|---|---|---|---|---|---|---|---|",
+        *(f"| {c.row['run']} | {c.row['kernel']} | {c.row['batch']} x {c.row['seq']} | "
+          f"{c.row['pass']} | {c.measured_s * 1e3:.2f} | {c.predicted_s * 1e3:.2f} | "
+          f"{c.log_error * 100:+.1f} | "
+          + (f"{d.log_error * 100:+.1f} |" if c.group.startswith("moe") else "|")
+          for c, d in zip(layers, compare_layers(rows, dev, dense_rate_grouped(dev)),
+                          strict=True)),
+        "",
+        *_where_time_goes(rows, dev),
+        *_fp8_linears(rows),
     ]
     return "\n".join(lines)
+
+
+def _where_time_goes(rows: list[Row], dev: Device) -> list[str]:
+    """The sustained runs' clocks and the profiled kernels by category beside the
+    engine's categories."""
+    sustained = sustained_layers(rows, dev)
+    warm = json.loads(ENV_RUN4.read_text())["after_warm_up"]
+    stream_mhz = clock_mhz("sm " + warm["clocks.sm"])
+    lines = [
+        "## Where a layer's time goes (sustained, profiled)",
+        "",
+        f"Run 4 ran each layer's forward+backward back to back for {SUSTAIN_NOTE}, sampling "
+        "the SM clock and power with `nvidia-smi`, then profiled three iterations while "
+        f"hot. A pure GEMM stream holds {stream_mhz:.0f} MHz at the 700 W cap (the warm-up "
+        "before the run); whole layers, whose memory-bound kernels and attention draw less "
+        "power, hold higher clocks:",
+        "",
+        "| layer | batch x seq | SM clock MHz | power | measured ms | predicted ms | error % |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {c.row['kernel']} | {c.row['batch']} x {c.row['seq']} | "
+          f"{clock_mhz(c.row['note']):.0f} | {c.row['note'].split(', ')[1].split(' ')[0]} W | "
+          f"{c.measured_s * 1e3:.2f} | {c.predicted_s * 1e3:.2f} | "
+          f"{c.log_error * 100:+.1f} |" for c in sustained),
+        "",
+        "The profiled kernels by the engine's categories (cuBLAS/CUTLASS GEMMs; cuDNN "
+        "attention with its helper kernels; everything else), ms per forward+backward, "
+        "measured / predicted (MoE layers: predicted with grouped GEMMs at the dense rate, "
+        "then at the fitted `grouped_gemm_efficiency`):",
+        "",
+        "| layer | GEMMs | attention | memory-bound and other | total |",
+        "|---|---|---|---|---|",
+    ]
+    dense_rate = dense_rate_grouped(dev)
+    for p in profiled_layers(rows):
+        t = layer_time(dev, p.model, p.batch, p.seq, True, dense_rate)
+        fitted = layer_time(dev, p.model, p.batch, p.seq, True)
+        extra = (f" ({float(fitted.matrix_s[0]) * 1e3:.2f})" if is_moe(p.model) else "")
+        lines.append(
+            f"| {p.model} {p.batch} x {p.seq} | {p.matrix_s * 1e3:.2f} / "
+            f"{float(t.matrix_s[0]) * 1e3:.2f}{extra} | {p.attention_s * 1e3:.2f} / "
+            f"{float(t.attention_s[0]) * 1e3:.2f} | {p.memory_s * 1e3:.2f} / "
+            f"{float(t.memory_s[0]) * 1e3:.2f} | {p.total_s * 1e3:.2f} / "
+            f"{float(t.total_s[0]) * 1e3:.2f} |")
+    return [*lines, ""]
+
+
+def _fp8_linears(rows: list[Row]) -> list[str]:
+    """Forward+backward of one projection in BF16 and in unfused FP8."""
+    fp8 = {(r["kernel"], r["dtype"]): r for r in rows if r["section"] == "fp8linear"}
+    names = dict.fromkeys(k for k, _ in fp8)
+    lines = [
+        "## FP8 linear layers with their casts (eager, unfused)",
+        "",
+        "Forward+backward of the Llama 3 8B projections at 8192 tokens: `F.linear` in BF16 "
+        "against three `_scaled_mm` in e4m3 with each cast and transposed copy a kernel of "
+        "its own (scale 1; a fused recipe such as Transformer Engine's `cast_transpose` "
+        "moves fewer bytes). TFLOP/s count 6 M N K.",
+        "",
+        "| projection | BF16 TFLOP/s | FP8 TFLOP/s | FP8 speed-up |",
+        "|---|---|---|---|",
+    ]
+    for name in names:
+        b, f = fp8[(name, "bf16")], fp8[(name, "fp8")]
+        lines.append(f"| {name} | {float(b['tflops']):.0f} | {float(f['tflops']):.0f} | "
+                     f"{float(b['time_s']) / float(f['time_s']):.2f} |")
+    return [*lines, ""]
 
 
 def main(argv: list[str]) -> int:

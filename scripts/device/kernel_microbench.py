@@ -32,7 +32,13 @@ cannot lose the ones before it):
 - ``layer``: forward and forward+backward of whole Llama 3 8B and 70B layers in plain
   PyTorch (eager, no communication), to check how the operator costs compose;
 - ``moe``: the same for Qwen3-30B-A3B and Mixtral 8x7B layers with every expert on the
-  chip (router, permutation padded per expert, grouped GEMMs, weighted combine).
+  chip (router, permutation padded per expert, grouped GEMMs, weighted combine);
+- ``profile``: the kernels of one forward+backward of a dense, a small and an MoE layer
+  as the PyTorch profiler sees them, summed by kernel name (what the operator list
+  names and what it does not);
+- ``fp8linear``: forward+backward of the Llama 3 8B projections as a BF16 linear and as
+  an FP8 linear with its casts and transposed copies as separate kernels (tensor-wise
+  e4m3, scale 1: the delayed-scaling path without the amax pass).
 
 Timing: each case cycles through enough copies of its inputs to overflow the L2 (so
 weights stream from HBM as they do in a model with many layers), is captured in a CUDA
@@ -48,6 +54,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import json
 import math
 import statistics
@@ -107,6 +114,7 @@ class Bench:
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.dry = dry
+        self.out = out
         self.start = time.monotonic()
         self.budget_s = budget_s
         self.l2_bytes = (torch.cuda.get_device_properties(self.device).L2_cache_size
@@ -604,23 +612,30 @@ def section_optimizer(bench: Bench) -> None:
 
 
 #: Whole transformer layers (name, hidden, heads, kv heads, FFN width, (batch, seq) list):
-#: Llama 3 8B and 70B (Meta's published configs), unsharded, no communication.
+#: Llama 3 8B and 70B, Llama 3.2 1B and 3B (Meta's published configs), unsharded, no
+#: communication. The small ones are the per-chip work the issue found over-predicted.
 LAYERS: tuple[tuple[str, int, int, int, int, tuple[tuple[int, int], ...]], ...] = (
     ("llama3-8b", 4096, 32, 8, 14336, ((1, 8192), (2, 4096), (4, 2048), (1, 4096))),
     ("llama3-70b", 8192, 64, 8, 28672, ((1, 4096), (1, 8192))),
+    ("llama3.2-1b", 2048, 32, 8, 8192, ((1, 2048), (1, 4096), (2, 4096), (1, 8192))),
+    ("llama3.2-3b", 3072, 24, 8, 8192, ((1, 2048), (1, 4096), (1, 8192))),
 )
 
 
 class Layer(torch.nn.Module):
-    """A Llama layer in plain PyTorch: RMSNorm, fused QKV, RoPE, causal SDPA (cuDNN first),
-    output projection, residual, RMSNorm, SwiGLU MLP, residual."""
+    """A Llama layer in plain PyTorch: RMSNorm, fused QKV, (Qwen3's per-head RMSNorm of
+    queries and keys when ``qk_norm``), RoPE, causal SDPA (cuDNN first), output
+    projection, residual, RMSNorm, SwiGLU MLP, residual."""
 
     def __init__(self, hidden: int, heads: int, kv_heads: int, ffn: int, seq: int,
-                 device: torch.device, head_dim: int = 0) -> None:
+                 device: torch.device, head_dim: int = 0, qk_norm: bool = False) -> None:
         super().__init__()
         d = head_dim or hidden // heads
         kw = {"device": device, "dtype": torch.bfloat16}
         self.shape = (hidden, heads, kv_heads, d)
+        self.qk_norm = qk_norm
+        self.q_norm = torch.nn.Parameter(torch.ones(d, **kw))  # type: ignore[arg-type]
+        self.k_norm = torch.nn.Parameter(torch.ones(d, **kw))  # type: ignore[arg-type]
         self.norm1 = torch.nn.Parameter(torch.ones(hidden, **kw))  # type: ignore[arg-type]
         self.norm2 = torch.nn.Parameter(torch.ones(hidden, **kw))  # type: ignore[arg-type]
         self.qkv = torch.nn.Linear(hidden, (heads + 2 * kv_heads) * d, bias=False, **kw)
@@ -644,8 +659,11 @@ class Layer(torch.nn.Module):
         b, s, _ = x.shape
         y = F.rms_norm(x, (hidden,), self.norm1)
         q, k, v = self.qkv(y).split([heads * d, kv_heads * d, kv_heads * d], dim=-1)
-        q = self.rope(q.view(b, s, heads, d).transpose(1, 2))
-        k = self.rope(k.view(b, s, kv_heads, d).transpose(1, 2))
+        q, k = q.view(b, s, heads, d), k.view(b, s, kv_heads, d)
+        if self.qk_norm:
+            q, k = F.rms_norm(q, (d,), self.q_norm), F.rms_norm(k, (d,), self.k_norm)
+        q = self.rope(q.transpose(1, 2))
+        k = self.rope(k.transpose(1, 2))
         v = v.view(b, s, kv_heads, d).transpose(1, 2)
         with sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION],
                          set_priority=True):
@@ -668,8 +686,9 @@ class MoELayer(Layer):
     ALIGN = 16
 
     def __init__(self, hidden: int, heads: int, kv_heads: int, head_dim: int, seq: int,
-                 device: torch.device, experts: int, top_k: int, expert_ffn: int) -> None:
-        super().__init__(hidden, heads, kv_heads, 0, seq, device, head_dim)
+                 device: torch.device, experts: int, top_k: int, expert_ffn: int,
+                 qk_norm: bool = False) -> None:
+        super().__init__(hidden, heads, kv_heads, 0, seq, device, head_dim, qk_norm)
         kw = {"device": device, "dtype": torch.bfloat16}
         self.experts, self.top_k = experts, top_k
         self.router = torch.nn.Linear(hidden, experts, bias=False, **kw)
@@ -742,20 +761,21 @@ def section_layer(bench: Bench) -> None:
 
 
 #: MoE layers (name, hidden, heads, kv heads, head width, experts, top-k, expert width,
-#: (batch, seq) list): Qwen3-30B-A3B and Mixtral 8x7B (their published configs), EP 1.
-MOE_LAYERS: tuple[tuple[str, int, int, int, int, int, int, int, tuple[tuple[int, int], ...]],
-                  ...] = (
-    ("qwen3-30b-a3b", 2048, 32, 4, 128, 128, 8, 768, ((1, 8192), (2, 4096))),
-    ("mixtral-8x7b", 4096, 32, 8, 128, 8, 2, 14336, ((1, 8192), (1, 4096))),
+#: QK-norm, (batch, seq) list): Qwen3-30B-A3B and Mixtral 8x7B (their published
+#: configs), EP 1.
+MOE_LAYERS: tuple[tuple[str, int, int, int, int, int, int, int, bool,
+                        tuple[tuple[int, int], ...]], ...] = (
+    ("qwen3-30b-a3b", 2048, 32, 4, 128, 128, 8, 768, True, ((1, 8192), (2, 4096), (1, 4096))),
+    ("mixtral-8x7b", 4096, 32, 8, 128, 8, 2, 14336, False, ((1, 8192), (1, 4096))),
 )
 
 
 def section_moe_layer(bench: Bench) -> None:
     """Forward and forward+backward of whole MoE layers, eager; the note keeps the
     measured max/mean tokens per expert."""
-    layers = (("qwen3-30b-a3b", 256, 4, 2, 64, 8, 2, 128, ((1, 256),)),) if bench.dry \
-        else MOE_LAYERS
-    for name, hidden, heads, kv_heads, d, experts, top_k, ffn, shapes in layers:
+    layers = (("qwen3-30b-a3b", 256, 4, 2, 64, 8, 2, 128, True, ((1, 256),)),) \
+        if bench.dry else MOE_LAYERS
+    for name, hidden, heads, kv_heads, d, experts, top_k, ffn, qk, shapes in layers:
         for batch, seq in shapes:
             if bench.left_s() < 0:
                 return
@@ -764,10 +784,259 @@ def section_moe_layer(bench: Bench) -> None:
                     "heads": heads, "kv_heads": kv_heads, "seq": seq, "head_dim": d,
                     "causal": 1}
             _time_layer(bench, lambda h=hidden, a=heads, kv=kv_heads, d=d, s=seq, e=experts,
-                        k=top_k, f=ffn: MoELayer(h, a, kv, d, s, bench.device, e, k, f),
+                        k=top_k, f=ffn, q=qk: MoELayer(h, a, kv, d, s, bench.device, e, k, f,
+                                                       q),
                         (batch, seq, hidden), base,
                         lambda layer, k=top_k: f"top-{k}; max/mean tokens "
                                                f"{layer.last_imbalance:.2f}")
+
+
+#: Layers whose forward+backward kernels are listed (name, builder arguments, (batch, seq)).
+PROFILED = ("llama3-8b", "llama3.2-1b", "qwen3-30b-a3b")
+PROFILE_ITERS = 3
+#: Chrome-trace categories of device work (kernels, copies, fills).
+DEVICE_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+
+
+def _profiled_layer(bench: Bench, name: str) -> tuple[Callable[[], Layer], int, int, int]:
+    """(builder, batch, seq, hidden) of a :data:`PROFILED` layer (tiny on a dry run)."""
+    if bench.dry and name not in {m[0] for m in MOE_LAYERS}:
+        return functools.partial(Layer, 256, 4, 2, 512, 256, bench.device), 1, 256, 256
+    for lname, hidden, heads, kv_heads, ffn, shapes in LAYERS:
+        if lname == name:
+            batch, seq = shapes[0] if name != "llama3.2-1b" else shapes[1]
+            return functools.partial(Layer, hidden, heads, kv_heads, ffn, seq,
+                                     bench.device), batch, seq, hidden
+    for lname, hidden, heads, kv_heads, d, experts, top_k, ffn, qk, shapes in MOE_LAYERS:
+        if lname == name:
+            batch, seq = shapes[0]
+            if bench.dry:
+                return functools.partial(MoELayer, 256, 4, 2, 64, 256, bench.device, 8, 2,
+                                         128, qk), 1, 256, 256
+            return functools.partial(MoELayer, hidden, heads, kv_heads, d, seq, bench.device,
+                                     experts, top_k, ffn, qk), batch, seq, hidden
+    raise AssertionError(name)
+
+
+def _fwd_bwd(layer: Layer, x: torch.Tensor, gy: torch.Tensor) -> Callable[[], None]:
+    """One forward+backward of ``layer`` on ``x`` with output gradient ``gy`` (the
+    gradients of the input and every parameter, discarded)."""
+    params = [x, *layer.parameters()]
+
+    def step() -> None:
+        torch.autograd.grad(layer(x), params, gy, allow_unused=True)
+    return step
+
+
+def _kernel_totals(trace: Path, cuda: bool) -> dict[str, tuple[float, int]]:
+    """Seconds and calls per device kernel name in a Chrome trace (CPU ops on a dry run)."""
+    events = json.loads(trace.read_text()).get("traceEvents", [])
+    wanted = DEVICE_CATEGORIES if cuda else ("cpu_op",)
+    totals: dict[str, tuple[float, int]] = {}
+    for e in events:
+        if e.get("cat") in wanted and "dur" in e:
+            t, n = totals.get(e["name"], (0.0, 0))
+            totals[e["name"]] = (t + float(e["dur"]) * 1e-6, n + 1)
+    return totals
+
+
+def section_profile(bench: Bench) -> None:
+    """Device time per kernel name of one layer's forward+backward, averaged over
+    :data:`PROFILE_ITERS` iterations, one row per kernel name; a last row per layer
+    holds the sum and the wall time of the profiled iterations."""
+    from torch.profiler import ProfilerActivity
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.cuda else [])
+    for name in PROFILED:
+        if bench.left_s() < 0:
+            return
+        make, batch, seq, hidden = _profiled_layer(bench, name)
+        base = {"section": "profile", "dtype": "bf16", "batch": batch, "seq": seq,
+                "n": hidden, "pass_": "fwd+bwd"}
+        try:
+            with freed(bench):
+                layer = make()
+                x = randn(bench, batch, seq, hidden).requires_grad_()
+                gy = randn(bench, batch, seq, hidden)
+                step = _fwd_bwd(layer, x, gy)
+                for _ in range(2):
+                    step()
+                bench.sync()
+                _profile_rows(bench, name, step, base, activities)
+        except Exception as exc:
+            bench.fail(kernel=f"{name}|TOTAL", exc=exc, **base)
+
+
+def _profile_rows(bench: Bench, name: str, step: Callable[[], None], base: dict[str, object],
+                  activities: list[object], note: str = "") -> None:
+    """Profile :data:`PROFILE_ITERS` calls of ``step`` and record one row per kernel name
+    and a ``TOTAL`` row (device busy time, calls, wall time per call)."""
+    from torch.profiler import profile
+    with profile(activities=activities) as prof:  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        for _ in range(PROFILE_ITERS):
+            step()
+        bench.sync()
+        wall = (time.perf_counter() - t0) / PROFILE_ITERS
+    trace = bench.out / f"trace_{name}.json"
+    prof.export_chrome_trace(str(trace))
+    totals = _kernel_totals(trace, bench.cuda)
+    trace.unlink()
+    for kernel, (t, n) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
+        bench.record(kernel=f"{name}|{kernel[:160]}", time_s=t / PROFILE_ITERS,
+                     method="profiler", note=f"calls {n / PROFILE_ITERS:g}", **base)
+    busy = sum(t for t, _ in totals.values()) / PROFILE_ITERS
+    calls = sum(n for _, n in totals.values()) / PROFILE_ITERS
+    bench.record(kernel=f"{name}|TOTAL", time_s=busy, method="profiler",
+                 note=f"calls {calls:g}; wall {wall:.6g} s{note}", **base)
+
+
+#: Seconds a layer runs before its sustained timing (clocks settle under the power cap),
+#: and seconds timed.
+SUSTAIN_WARM_S = 3.0
+SUSTAIN_TIME_S = 1.5
+#: Layers timed sustained (PROFILED plus Mixtral).
+SUSTAINED = (*PROFILED, "mixtral-8x7b")
+
+
+class ClockSampler:
+    """``nvidia-smi`` sampling SM clock and power every 100 ms while it is open."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        self.samples: list[tuple[float, float]] = []
+
+    def __enter__(self) -> ClockSampler:
+        try:
+            self.proc = subprocess.Popen(
+                ["nvidia-smi", "--query-gpu=clocks.sm,power.draw",
+                 "--format=csv,noheader,nounits", "-lms", "100"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self.proc = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        for line in out.splitlines():
+            parts = [v.strip() for v in line.split(",")]
+            try:
+                self.samples.append((float(parts[0]), float(parts[1])))
+            except (ValueError, IndexError):
+                continue
+
+    def note(self) -> str:
+        if not self.samples:
+            return "no clock samples"
+        clocks = statistics.median(c for c, _ in self.samples)
+        power = statistics.median(p for _, p in self.samples)
+        return f"sm {clocks:.0f} MHz, {power:.0f} W median of {len(self.samples)} samples"
+
+
+def section_sustained(bench: Bench) -> None:
+    """Forward+backward of a layer run back to back for :data:`SUSTAIN_WARM_S`, then
+    timed over :data:`SUSTAIN_TIME_S` with the clocks sampled (as a training step runs
+    it: under the power cap, not a burst from idle), then profiled while still hot."""
+    from torch.profiler import ProfilerActivity
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.cuda else [])
+    for name in SUSTAINED:
+        if bench.left_s() < 0:
+            return
+        make, batch, seq, hidden = _profiled_layer(bench, name)
+        base = {"section": "sustained", "dtype": "bf16", "batch": batch, "seq": seq,
+                "n": hidden, "pass_": "fwd+bwd"}
+        try:
+            with freed(bench):
+                layer = make()
+                x = randn(bench, batch, seq, hidden).requires_grad_()
+                gy = randn(bench, batch, seq, hidden)
+                step = _fwd_bwd(layer, x, gy)
+                warm_s, time_s = (0.2, 0.2) if bench.dry else (SUSTAIN_WARM_S, SUSTAIN_TIME_S)
+                end = time.monotonic() + warm_s
+                while time.monotonic() < end:
+                    step()
+                    step()
+                    bench.sync()
+                sampler = ClockSampler() if bench.cuda else None
+                with sampler or contextlib.nullcontext():
+                    t0, n = time.perf_counter(), 0
+                    while time.perf_counter() - t0 < time_s:
+                        step()
+                        n += 1
+                    bench.sync()
+                    per = (time.perf_counter() - t0) / n
+                clock = sampler.note() if sampler else "dry"
+                bench.record(kernel=name, time_s=per, method="eager sustained",
+                             note=f"{n} calls; {clock}", **base)
+                base["section"] = "profile_sustained"
+                _profile_rows(bench, name, step, base, activities, f"; after: {clock}")
+        except Exception as exc:
+            bench.fail(kernel=name, exc=exc, **base)
+
+
+#: Llama 3 8B projections (name, N, K) at 8192 tokens for the FP8 linear section.
+FP8_LINEARS = (("qkv", 6144, 4096), ("o", 4096, 4096), ("gate_up", 28672, 4096),
+               ("down", 4096, 14336))
+FP8_LINEAR_TOKENS = 8192
+
+
+class _Fp8Linear(torch.autograd.Function):
+    """``y = x W^T`` in e4m3 with scale 1: the casts, the transposed copies the backward
+    GEMMs need (``_scaled_mm`` takes a row-major first and column-major second operand)
+    and three ``_scaled_mm``, each its own kernel, as an unfused FP8 recipe runs them."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor,
+                w: torch.Tensor) -> torch.Tensor:
+        e4m3 = torch.float8_e4m3fn
+        x8, w8 = x.to(e4m3), w.to(e4m3)
+        one = torch.ones((), device=x.device, dtype=torch.float32)
+        ctx.save_for_backward(x8, w8, one)
+        return torch._scaled_mm(x8, w8.t(), one, one, out_dtype=torch.bfloat16,
+                                use_fast_accum=True)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx,  # type: ignore[override]
+                 gy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x8, w8, one = ctx.saved_tensors  # type: ignore[attr-defined]
+        g8 = gy.to(torch.float8_e4m3fn)
+        dx = torch._scaled_mm(g8, w8.t().contiguous().t(), one, one, out_dtype=torch.bfloat16)
+        dw = torch._scaled_mm(g8.t().contiguous(), x8.t().contiguous().t(), one, one,
+                              out_dtype=torch.bfloat16)
+        return dx, dw
+
+
+def section_fp8_linear(bench: Bench) -> None:
+    """Forward+backward of one projection, BF16 ``F.linear`` against :class:`_Fp8Linear`
+    (eager; ``flops`` = 6 M N K)."""
+    scale = 16 if bench.dry else 1
+    m = FP8_LINEAR_TOKENS // scale
+    for name, n_full, k_full in FP8_LINEARS:
+        n, k = n_full // scale, k_full // scale
+        for dtype in ("bf16", "fp8"):
+            if bench.left_s() < 0:
+                return
+            row = {"section": "fp8linear", "kernel": f"llama8b.{name}", "dtype": dtype,
+                   "m": m, "n": n, "k": k, "groups": 1, "pass_": "fwd+bwd",
+                   "flops": 6.0 * m * n * k}
+            try:
+                with freed(bench):
+                    sets = bench.copies(2 * (m * k + n * k))
+                    xs = [randn(bench, m, k).requires_grad_() for _ in range(sets)]
+                    ws = [randn(bench, n, k).requires_grad_() for _ in range(sets)]
+                    gy = randn(bench, m, n)
+                    fwd: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+                        F.linear if dtype == "bf16" or not bench.cuda
+                        else _Fp8Linear.apply)  # type: ignore[assignment]
+                    calls = [(lambda x=x, w=w, fwd=fwd, gy=gy:
+                              torch.autograd.grad(fwd(x, w), (x, w), gy))
+                             for x, w in zip(xs, ws, strict=True)]
+                    t, method = bench.time(calls, graph=False, target_s=0.03, reps=3)
+                    bench.record(time_s=t, method=method, note=f"{sets} sets", **row)
+            except Exception as exc:
+                bench.fail(**row, exc=exc)
 
 
 SECTIONS: tuple[tuple[str, Callable[[Bench], None]], ...] = (
@@ -781,6 +1050,9 @@ SECTIONS: tuple[tuple[str, Callable[[Bench], None]], ...] = (
     ("gemm fp8", lambda b: section_gemm(b, fp8=True)),
     ("layer", section_layer),
     ("moe", section_moe_layer),
+    ("profile", section_profile),
+    ("fp8linear", section_fp8_linear),
+    ("sustained", section_sustained),
 )
 
 
