@@ -196,6 +196,13 @@ class Compute(Spec):
     attention runs on (NVIDIA ``MUFU.EX2``: 16 per SM from sm_80 to sm_100, 32 on
     Blackwell Ultra). ``None``: not published, and attention has no softmax floor (its
     exp cost stays inside the fitted attention efficiency)."""
+    portable_attention: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    """Rate of a portable FlashAttention-2-class kernel (the previous generation's
+    warp-level ``mma.sync``, no TMA or warpgroup MMA) relative to the chip's native fused
+    attention (cuDNN, FlashAttention-3 on Hopper), forward+backward at head width 128,
+    measured. ``None``: the portable kernel is the chip's native one (A100) or no
+    measurement is published; a plan's ``native_attention = false`` then changes
+    nothing."""
     notes: Annotated[str, Field(max_length=2000)] | None = None
     """Derivations and conflicts behind the numbers above."""
 

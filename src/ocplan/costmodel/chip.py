@@ -67,6 +67,10 @@ class ChipCompute:
     exp_per_s
         Softmax exponentials per second of the whole chip at the clock of its peak
         (:func:`exp_rate`); 0 where the chip's rate is not published.
+    portable_attention
+        Rate of a FlashAttention-2-class kernel relative to the native fused attention
+        (the catalog's ``portable_attention``); 1 where they are the same kernel or
+        unmeasured.
     """
 
     tile_m: int
@@ -76,6 +80,7 @@ class ChipCompute:
     stream_k: bool
     units: int = 0
     exp_per_s: float = 0.0
+    portable_attention: float = 1.0
 
 
 #: What a chip without a compute block gets: 128 x 128 tiles, K0 = 256 and no wave
@@ -116,7 +121,8 @@ def chip_compute(compute: Compute | ChipCompute | None) -> ChipCompute:
     return ChipCompute(tile_m=compute.tile.m, tile_n=compute.tile.n,
                        slots=compute.units // compute.units_per_tile, k0=float(k0),
                        stream_k=compute.stream_k, units=compute.units,
-                       exp_per_s=exp_rate(compute))
+                       exp_per_s=exp_rate(compute),
+                       portable_attention=compute.portable_attention or 1.0)
 
 
 def exp_rate(compute: Compute) -> float:

@@ -36,11 +36,12 @@ from ocplan.collectives.fabric import CommFabric, comm_fabric
 from ocplan.costmodel.chip import GENERIC, ChipCompute, chip_compute, sustained_clock_fraction
 from ocplan.costmodel.op_time import ChipPeaks, Efficiencies
 from ocplan.costmodel.roofline import HBM_EFFICIENCY as ROOFLINE_HBM_EFFICIENCY
+from ocplan.costmodel.roofline import f64
 from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, FamilyCalibration
 from ocplan.plan.comm_terms import CommTerms, comm_terms, layout_stacks
 from ocplan.plan.compute_terms import ComputeTerms, compute_terms
-from ocplan.plan.layer_cost import StageCompute, layer_kinds, stage_compute
+from ocplan.plan.layer_cost import StageCompute, layer_kinds, stage_compute, with_attention_rate
 from ocplan.plan.layout_arrays import DerivedLayout, derive_layout
 from ocplan.plan.memory_terms import RESERVED_BYTES, MemoryTerms, memory_terms, optimizer_time_s
 from ocplan.plan.params import stage_params
@@ -230,11 +231,16 @@ def efficiencies(sm: SystemModel, cal: Calibration) -> Efficiencies:
 
 def _stage_compute(wl: Workload, sm: SystemModel, cal: Calibration,
                    d: DerivedLayout) -> StageCompute:
-    """The slowest stage's layers for the layouts ``d`` (:mod:`ocplan.plan.layer_cost`)."""
-    return stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
-                         efficiencies(sm, cal), wl.seq_len, shard=d.shard_columns(),
-                         per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
-                         imbalance=wl.moe_imbalance)
+    """The slowest stage's layers for the layouts ``d`` (:mod:`ocplan.plan.layer_cost`),
+    attention at the chip's portable-kernel rate where a layout runs no native kernel."""
+    sc = stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
+                       efficiencies(sm, cal), wl.seq_len, shard=d.shard_columns(),
+                       per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
+                       imbalance=wl.moe_imbalance)
+    if np.all(d.native_attention) or sm.compute.portable_attention == 1.0:
+        return sc
+    return with_attention_rate(sc, f64(np.where(d.native_attention, 1.0,
+                                                sm.compute.portable_attention)))
 
 
 def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> StepArrays:

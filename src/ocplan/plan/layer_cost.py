@@ -17,7 +17,7 @@ million layouts times a few hundred layer shapes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
@@ -37,7 +37,7 @@ from ocplan.workloads.operators import (
 from ocplan.workloads.shape import ModelShape
 
 __all__ = ["LAYOUT_SHARD_FIELDS", "LayerKind", "StageCompute", "layer_kinds", "stage_compute",
-           "stage_layers"]
+           "stage_layers", "with_attention_rate"]
 
 #: :class:`~ocplan.workloads.operators.Shard` fields that are not the job's (its sequence,
 #: capacity factor and routing imbalance): what a layout sets, one column each
@@ -88,6 +88,20 @@ class StageCompute:
     not_rerun_s: tuple[FloatArray, ...]
     """Per recompute mode (:data:`~ocplan.plan.recompute.RECOMPUTE_MODES`), the forward
     seconds of the stage's operators the mode does not re-run."""
+
+
+def with_attention_rate(sc: StageCompute, rate: FloatArray) -> StageCompute:
+    """``sc`` with its attention cores run at ``rate`` times the modelled kernel's speed
+    (arrays over layouts, 0 < rate <= 1): the attention seconds of the forward, the
+    backward and the selectively recomputed forward divided by ``rate``. No recompute
+    mode leaves attention out of what it re-runs (:mod:`ocplan.plan.recompute`), so
+    ``not_rerun_s`` is unchanged."""
+    assert np.all((rate > 0) & (rate <= 1)), "attention rate outside (0, 1]"
+
+    def slowed(p: PassTime) -> PassTime:
+        return PassTime(p.matrix_s, p.attention_s / rate, p.memory_s)
+    return replace(sc, forward=slowed(sc.forward), backward=slowed(sc.backward),
+                   attention_fwd_s=sc.attention_fwd_s / rate)
 
 
 def stage_layers(kinds: tuple[LayerKind, ...], per_stage: FloatArray,

@@ -61,6 +61,7 @@ class DerivedLayout:
     ep_overlap: np.ndarray
     grouped_gemm: np.ndarray
     dp_overlap: np.ndarray
+    native_attention: np.ndarray
     micro: FloatArray
     tokens: FloatArray
     per_stage: FloatArray
@@ -116,6 +117,7 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.asarray(lay.offload, dtype=bool),
         np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.ep_overlap, dtype=bool),
         np.asarray(lay.grouped_gemm, dtype=bool), np.asarray(lay.dp_overlap, dtype=bool),
+        np.asarray(lay.native_attention, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
         end_credit(pp, ends),
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,

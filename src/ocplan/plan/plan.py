@@ -119,6 +119,12 @@ class Plan:
     dp_overlap: bool = layout_field(
         True, help="Overlap data-parallel gradient/parameter communication with compute.",
         short="dp_overlap")
+    native_attention: bool = layout_field(
+        True, help="Run attention with the chip's native fused kernel (cuDNN or "
+                   "FlashAttention-3 on Hopper); off: a portable FlashAttention-2-class "
+                   "kernel (PyTorch SDPA's flash backend, the flash-attn 2 package) at the "
+                   "chip's measured portable rate (catalog compute.portable_attention).",
+        short="native_attn", search="fixed")
     shard_group: int | None = layout_field(
         None, help="Hybrid sharding (HSDP): ZeRO shards within groups of this many "
                    "data-parallel ranks (dp x cp) and replicates across groups; default "

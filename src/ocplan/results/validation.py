@@ -159,6 +159,15 @@ KEEPS_QKV = re.compile(r"qkv_proj|q/k/v", re.IGNORECASE)
 #: whose ROCm kernel runs one hipBLASLt GEMM per expert, read as the plan's
 #: ``grouped_gemm`` off.
 NO_PRIMUS_TURBO = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bPrimus-Turbo\b", re.IGNORECASE)
+#: Sources whose runs attend with a portable FlashAttention-2-class kernel rather than the
+#: chip's native fused one, read as the plan's ``native_attention`` off: torchtitan runs
+#: PyTorch's ``scaled_dot_product_attention``, whose default on Hopper was the flash
+#: backend (FlashAttention-2) from 2.5.1, when cuDNN attention was made opt-in
+#: (pytorch/pytorch#138522), until the bundled cuDNN passed 9.15 in 2.11
+#: (``check_prefer_cudnn_attention``, pytorch/pytorch#162073); its published benchmarks
+#: (2024-12, 2025-06) predate that. On a chip whose native kernel is FlashAttention-2
+#: (A100) the flag changes nothing.
+PORTABLE_ATTENTION = re.compile(r"torchtitan", re.IGNORECASE)
 #: Notes saying a MoE run had no overlapped expert dispatch ("no Primus-Turbo/DeepEP
 #: features", "without DeepEP"): the row's published configuration, read as the plan's
 #: ``ep_overlap`` off. Runs whose notes say nothing keep the default (on).
@@ -290,7 +299,8 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 ends_as_layers=ends_in_split(shape.n_layers, pp, vpp),
                 recompute=recompute,  # type: ignore[arg-type]
                 sequence_parallel=sp, offload=offload, ep_overlap=not NO_EP_OVERLAP.search(notes),
-                grouped_gemm=not NO_PRIMUS_TURBO.search(notes))
+                grouped_gemm=not NO_PRIMUS_TURBO.search(notes),
+                native_attention=not PORTABLE_ATTENTION.search(row.get("source") or ""))
 
 
 def ends_in_split(n_layers: int, pp: int, vpp: int) -> bool:
