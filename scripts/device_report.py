@@ -200,7 +200,10 @@ def compare_attention(rows: Iterable[Row], dev: Device, backend: str = "cudnn"
                       ) -> list[Compared]:
     """Self-attention of ``backend`` (cuDNN: what Transformer Engine runs on Hopper)
     against :func:`~ocplan.costmodel.attention.flash_attention_time_s`; forward+backward
-    rows against the forward plus the backward prediction."""
+    rows against the forward plus the backward prediction. FlashAttention-2 (``flash``)
+    is the portable kernel: predicted at the chip's ``portable_attention`` rate, as a
+    plan with ``native_attention`` off runs it."""
+    rate = 1.0 if backend == "cudnn" else dev.compute.portable_attention
     out = []
     for r in rows:
         if r["section"] != "attention" or r["kernel"] != f"sdpa:{backend}":
@@ -214,7 +217,7 @@ def compare_attention(rows: Iterable[Row], dev: Device, backend: str = "cudnn"
                 b, h, hkv, s, d, causal, 0, dev.peak16_flops, dev.hbm_Bps, dev.eff.attention,
                 dev.compute, 2, dev.cal.kernel_overhead_s, backward=backward,
                 softmax_overlap=dev.cal.softmax_overlap))
-        t = one(False) + (one(True) if r["pass"] == "fwd+bwd" else 0.0)
+        t = (one(False) + (one(True) if r["pass"] == "fwd+bwd" else 0.0)) / rate
         out.append(Compared(f"attention {backend} {r['pass']}", r, t))
     return out
 
@@ -415,7 +418,10 @@ def report(rows: list[Row], dev: Device) -> str:
         "## Attention",
         "",
         "cuDNN's fused attention is what Transformer Engine runs on Hopper; `flash` is "
-        "PyTorch's FlashAttention-2 kernel. Predicted by `flash_attention_time_s`, the "
+        "PyTorch's FlashAttention-2 kernel, the portable one, predicted at the chip's "
+        f"`portable_attention` rate ({dev.compute.portable_attention:.2f} of the native "
+        "kernel's, as `native_attention` off runs it). Predicted by "
+        "`flash_attention_time_s`, the "
         "cost model's law for one kernel, which counts the 128 x 128 score blocks a "
         "kernel visits (the engine's operators count the exact causal half: 3 % fewer "
         "FLOPs at 4096 tokens) and covers the non-causal rows the engine's causal "

@@ -36,6 +36,8 @@ cannot lose the ones before it):
 - ``profile``: the kernels of one forward+backward of a dense, a small and an MoE layer
   as the PyTorch profiler sees them, summed by kernel name (what the operator list
   names and what it does not);
+- ``attnpairs``: FlashAttention-2 and cuDNN attention on the same shapes at head widths
+  64 and 256 (the portable kernel's rate beyond d = 128);
 - ``fp8linear``: forward+backward of the Llama 3 8B projections as a BF16 linear and as
   an FP8 linear with its casts and transposed copies as separate kernels (tensor-wise
   e4m3, scale 1: the delayed-scaling path without the amax pass).
@@ -529,6 +531,28 @@ def section_attention(bench: Bench) -> None:
             for backend in [*backends, ("efficient", SDPBackend.EFFICIENT_ATTENTION)]:
                 _decode_case(bench, backend, batch, 32, 8, length // (16 if bench.dry else 1),
                              128)
+
+
+#: Head widths (and heads) of the paired FlashAttention-2 / cuDNN cases beyond d = 128,
+#: and their sequence lengths: the portable kernel's rate is measured at d = 128 by
+#: ``attention``; these say whether it holds at other widths.
+PAIRED_HEAD_DIMS = ((64, 32), (256, 16))
+PAIRED_SEQ = (1024, 4096, 16384)
+
+
+def section_attention_pairs(bench: Bench) -> None:
+    """FlashAttention-2 and cuDNN back to back on the same shapes at d = 64 and 256."""
+    backends = _backends()
+    seqs = PAIRED_SEQ[:1] if bench.dry else PAIRED_SEQ
+    tokens = 256 if bench.dry else ATTN_TOKENS
+    for d, heads in PAIRED_HEAD_DIMS[:1] if bench.dry else PAIRED_HEAD_DIMS:
+        for seq in seqs:
+            for causal in (True, False):
+                if bench.left_s() < 0:
+                    return
+                for backend in backends:
+                    _attention_case(bench, backend, max(1, tokens // seq), heads, heads,
+                                    seq // (4 if bench.dry else 1), d, causal)
 
 
 MemoryCase = tuple[str, float, list[Callable[[], object]], bool]
@@ -1053,6 +1077,7 @@ SECTIONS: tuple[tuple[str, Callable[[Bench], None]], ...] = (
     ("profile", section_profile),
     ("fp8linear", section_fp8_linear),
     ("sustained", section_sustained),
+    ("attnpairs", section_attention_pairs),
 )
 
 
