@@ -319,10 +319,24 @@ def sustained_layers(rows: Iterable[Row], dev: Device) -> list[Compared]:
 
 
 def clock_mhz(note: str) -> float:
-    """The median SM clock in a sustained row's note (``sm 1612 MHz, ...``)."""
+    """The median SM clock in a sustained row's note (``sm 1612 MHz, 620 W ...``)."""
     found = re.search(r"sm (\d+) MHz", note)
     assert found, note
     return float(found.group(1))
+
+
+def power_w(note: str) -> float:
+    """The median power in a sustained row's note."""
+    found = re.search(r"(\d+) W", note)
+    assert found, note
+    return float(found.group(1))
+
+
+def stream_clock_mhz() -> float:
+    """The SM clock after run 4's GEMM warm-up (``after_warm_up`` of its env file, as
+    ``nvidia-smi`` printed it: ``1410 MHz``): a pure GEMM stream at the power cap."""
+    warm = json.loads(ENV_RUN4.read_text())["after_warm_up"]
+    return float(warm["clocks.sm"].removesuffix(" MHz"))
 
 
 def summarize(group: str, items: list[Compared]) -> Summary:
@@ -474,8 +488,7 @@ def _where_time_goes(rows: list[Row], dev: Device) -> list[str]:
     """The sustained runs' clocks and the profiled kernels by category beside the
     engine's categories."""
     sustained = sustained_layers(rows, dev)
-    warm = json.loads(ENV_RUN4.read_text())["after_warm_up"]
-    stream_mhz = clock_mhz("sm " + warm["clocks.sm"])
+    stream_mhz = stream_clock_mhz()
     lines = [
         "## Where a layer's time goes (sustained, profiled)",
         "",
@@ -488,7 +501,7 @@ def _where_time_goes(rows: list[Row], dev: Device) -> list[str]:
         "| layer | batch x seq | SM clock MHz | power | measured ms | predicted ms | error % |",
         "|---|---|---|---|---|---|---|",
         *(f"| {c.row['kernel']} | {c.row['batch']} x {c.row['seq']} | "
-          f"{clock_mhz(c.row['note']):.0f} | {c.row['note'].split(', ')[1].split(' ')[0]} W | "
+          f"{clock_mhz(c.row['note']):.0f} | {power_w(c.row['note']):.0f} W | "
           f"{c.measured_s * 1e3:.2f} | {c.predicted_s * 1e3:.2f} | "
           f"{c.log_error * 100:+.1f} |" for c in sustained),
         "",
@@ -503,8 +516,10 @@ def _where_time_goes(rows: list[Row], dev: Device) -> list[str]:
     dense_rate = dense_rate_grouped(dev)
     for p in profiled_layers(rows):
         t = layer_time(dev, p.model, p.batch, p.seq, True, dense_rate)
-        fitted = layer_time(dev, p.model, p.batch, p.seq, True)
-        extra = (f" ({float(fitted.matrix_s[0]) * 1e3:.2f})" if is_moe(p.model) else "")
+        extra = ""
+        if is_moe(p.model):  # the matrix time again at the fitted grouped efficiency
+            fitted = layer_time(dev, p.model, p.batch, p.seq, True)
+            extra = f" ({float(fitted.matrix_s[0]) * 1e3:.2f})"
         lines.append(
             f"| {p.model} {p.batch} x {p.seq} | {p.matrix_s * 1e3:.2f} / "
             f"{float(t.matrix_s[0]) * 1e3:.2f}{extra} | {p.attention_s * 1e3:.2f} / "

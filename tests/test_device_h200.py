@@ -256,8 +256,7 @@ def test_mixed_layers_hold_higher_clocks_than_a_gemm_stream(rows: list[dict[str,
     stream's at the same 700 W cap (docs/model.md relies on it)."""
     sustained = [r for r in rows if r["section"] == "sustained"]
     assert len(sustained) == 4
-    warm = dr.json.loads(dr.ENV_RUN4.read_text())["after_warm_up"]
-    stream = dr.clock_mhz("sm " + warm["clocks.sm"])
+    stream = dr.stream_clock_mhz()
     assert 1300 <= stream <= 1500
     for r in sustained:
         assert dr.clock_mhz(r["note"]) >= 1.10 * stream, r["kernel"]

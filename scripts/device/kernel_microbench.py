@@ -508,19 +508,32 @@ def _decode_case(bench: Bench, backend: tuple[str, object], batch: int, heads: i
         bench.fail(**row, exc=exc)
 
 
+def _attention_grid(bench: Bench, head_dims: tuple[tuple[int, int], ...],
+                    seqs: tuple[int, ...],
+                    backends: Callable[[int], list[tuple[str, object]]]) -> bool:
+    """Self-attention (no GQA) at each (head width, heads), sequence length and mask,
+    with the ``backends`` of each head width, every case the same tokens; False once the
+    time budget is spent."""
+    tokens = 256 if bench.dry else ATTN_TOKENS
+    for d, heads in head_dims[:1] if bench.dry else head_dims:
+        for seq in seqs:
+            for causal in (True, False):
+                if bench.left_s() < 0:
+                    return False
+                for backend in backends(d):
+                    _attention_case(bench, backend, max(1, tokens // seq), heads, heads,
+                                    seq, d, causal)
+    return True
+
+
 def section_attention(bench: Bench) -> None:
     from torch.nn.attention import SDPBackend
     backends = _backends()
     seqs = ATTN_SEQ[:2] if bench.dry else ATTN_SEQ
     tokens = 256 if bench.dry else ATTN_TOKENS
-    for d, heads in ATTN_HEAD_DIMS[:1] if bench.dry else ATTN_HEAD_DIMS:
-        for seq in seqs:
-            for causal in (True, False):
-                if bench.left_s() < 0:
-                    return
-                for backend in backends if d == 128 else backends[:1]:
-                    _attention_case(bench, backend, max(1, tokens // seq), heads, heads,
-                                    seq, d, causal)
+    if not _attention_grid(bench, ATTN_HEAD_DIMS, seqs,
+                           lambda d: backends if d == 128 else backends[:1]):
+        return
     for seq in seqs[2::2] if not bench.dry else seqs[:1]:   # GQA, Llama 3 70B heads (TP 1)
         for backend in backends:
             _attention_case(bench, backend, max(1, tokens // seq), 64, 8, seq, 128, True)
@@ -543,16 +556,8 @@ PAIRED_SEQ = (1024, 4096, 16384)
 def section_attention_pairs(bench: Bench) -> None:
     """FlashAttention-2 and cuDNN back to back on the same shapes at d = 64 and 256."""
     backends = _backends()
-    seqs = PAIRED_SEQ[:1] if bench.dry else PAIRED_SEQ
-    tokens = 256 if bench.dry else ATTN_TOKENS
-    for d, heads in PAIRED_HEAD_DIMS[:1] if bench.dry else PAIRED_HEAD_DIMS:
-        for seq in seqs:
-            for causal in (True, False):
-                if bench.left_s() < 0:
-                    return
-                for backend in backends:
-                    _attention_case(bench, backend, max(1, tokens // seq), heads, heads,
-                                    seq // (4 if bench.dry else 1), d, causal)
+    _attention_grid(bench, PAIRED_HEAD_DIMS, PAIRED_SEQ[:1] if bench.dry else PAIRED_SEQ,
+                    lambda _: backends)
 
 
 MemoryCase = tuple[str, float, list[Callable[[], object]], bool]
@@ -842,14 +847,25 @@ def _profiled_layer(bench: Bench, name: str) -> tuple[Callable[[], Layer], int, 
     raise AssertionError(name)
 
 
-def _fwd_bwd(layer: Layer, x: torch.Tensor, gy: torch.Tensor) -> Callable[[], None]:
-    """One forward+backward of ``layer`` on ``x`` with output gradient ``gy`` (the
-    gradients of the input and every parameter, discarded)."""
+def _layer_step(bench: Bench, make: Callable[[], Layer], batch: int, seq: int,
+                hidden: int) -> Callable[[], None]:
+    """One forward+backward of the layer ``make`` builds on random ``(batch, seq,
+    hidden)`` inputs with a random output gradient (the gradients of the input and every
+    parameter, discarded)."""
+    layer = make()
+    x = randn(bench, batch, seq, hidden).requires_grad_()
+    gy = randn(bench, batch, seq, hidden)
     params = [x, *layer.parameters()]
 
     def step() -> None:
         torch.autograd.grad(layer(x), params, gy, allow_unused=True)
     return step
+
+
+def _profiler_activities(bench: Bench) -> list[object]:
+    """What the profiler records: the host, and the device's kernels where there is one."""
+    from torch.profiler import ProfilerActivity
+    return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.cuda else [])
 
 
 def _kernel_totals(trace: Path, cuda: bool) -> dict[str, tuple[float, int]]:
@@ -868,8 +884,7 @@ def section_profile(bench: Bench) -> None:
     """Device time per kernel name of one layer's forward+backward, averaged over
     :data:`PROFILE_ITERS` iterations, one row per kernel name; a last row per layer
     holds the sum and the wall time of the profiled iterations."""
-    from torch.profiler import ProfilerActivity
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.cuda else [])
+    activities = _profiler_activities(bench)
     for name in PROFILED:
         if bench.left_s() < 0:
             return
@@ -878,10 +893,7 @@ def section_profile(bench: Bench) -> None:
                 "n": hidden, "pass_": "fwd+bwd"}
         try:
             with freed(bench):
-                layer = make()
-                x = randn(bench, batch, seq, hidden).requires_grad_()
-                gy = randn(bench, batch, seq, hidden)
-                step = _fwd_bwd(layer, x, gy)
+                step = _layer_step(bench, make, batch, seq, hidden)
                 for _ in range(2):
                     step()
                 bench.sync()
@@ -963,8 +975,7 @@ def section_sustained(bench: Bench) -> None:
     """Forward+backward of a layer run back to back for :data:`SUSTAIN_WARM_S`, then
     timed over :data:`SUSTAIN_TIME_S` with the clocks sampled (as a training step runs
     it: under the power cap, not a burst from idle), then profiled while still hot."""
-    from torch.profiler import ProfilerActivity
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.cuda else [])
+    activities = _profiler_activities(bench)
     for name in SUSTAINED:
         if bench.left_s() < 0:
             return
@@ -973,10 +984,7 @@ def section_sustained(bench: Bench) -> None:
                 "n": hidden, "pass_": "fwd+bwd"}
         try:
             with freed(bench):
-                layer = make()
-                x = randn(bench, batch, seq, hidden).requires_grad_()
-                gy = randn(bench, batch, seq, hidden)
-                step = _fwd_bwd(layer, x, gy)
+                step = _layer_step(bench, make, batch, seq, hidden)
                 warm_s, time_s = (0.2, 0.2) if bench.dry else (SUSTAIN_WARM_S, SUSTAIN_TIME_S)
                 end = time.monotonic() + warm_s
                 while time.monotonic() < end:
