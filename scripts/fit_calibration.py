@@ -19,7 +19,8 @@ efficiencies; globally: ``tp_overlap``, ``ep_overlap``, ``dp_overlap`` (and
 fitted per case, model or source. Writes
 ``src/ocplan/plan/calibration.json`` and ``docs/calibration.md`` (and the calibration
 block of ``docs/model.md``); with ``--out DIR`` it writes ``DIR/calibration.json`` and
-``DIR/calibration.md`` instead and leaves the repository alone, which is how a change is
+``DIR/calibration.md`` (and ``DIR/held_out.json``: each run's held-out error per
+scheme) instead and leaves the repository alone, which is how a change is
 tried before it is committed (an in-sample fit, no SCHEMES, takes about a minute).
 Deterministic: the same CSV gives the same file.
 """
@@ -347,6 +348,11 @@ def main(argv: list[str]) -> int:
             name: replace(fc, held_out_range_pct=ranges.get(name))
             for name, fc in cal.families.items()})
     calibration_file.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
+    if out_dir is not None and held_by_scheme:
+        # each run's held-out error by scheme, for comparing a trial with the last fit
+        (out_dir / "held_out.json").write_text(json.dumps(
+            {scheme: {rows[i]["case_id"]: err for i, err in sorted(held.items())}
+             for scheme, held in held_by_scheme.items()}, indent=1) + "\n", encoding="utf-8")
     cases = run_validation(rows, catalog, cal)
     summary = summarize(cases)
     lines = ["# Calibration fit report", "",
