@@ -349,10 +349,13 @@ def main(argv: list[str]) -> int:
             for name, fc in cal.families.items()})
     calibration_file.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
     if out_dir is not None and held_by_scheme:
-        # each run's held-out error by scheme, for comparing a trial with the last fit
+        # each run's held-out error by scheme, for comparing a trial with the last fit;
+        # a run its fold could not predict (NaN) is null, so the file stays valid JSON
         (out_dir / "held_out.json").write_text(json.dumps(
-            {scheme: {rows[i]["case_id"]: err for i, err in sorted(held.items())}
-             for scheme, held in held_by_scheme.items()}, indent=1) + "\n", encoding="utf-8")
+            {scheme: {rows[i]["case_id"]: None if math.isnan(err) else err
+                      for i, err in sorted(held.items())}
+             for scheme, held in held_by_scheme.items()}, indent=1, allow_nan=False) + "\n",
+            encoding="utf-8")
     cases = run_validation(rows, catalog, cal)
     summary = summarize(cases)
     lines = ["# Calibration fit report", "",
