@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python scripts/fit_calibration.py [CSV] [SCHEMES] [--out DIR]
+    .venv/bin/python scripts/fit_calibration.py [CSV] [SCHEMES] [--out DIR] [--source-rho RHO]
 
 SCHEMES is a comma-separated list of cross-validations to run first: ``source`` (leave
 one publication out), ``chip`` (leave one chip out) or an integer K (K-fold). In each,
@@ -10,7 +10,8 @@ every run is predicted by a calibration fitted without its fold, and the held-ou
 go into the report beside the in-sample ones.
 
 Fits, by least squares (scipy's bounded trust-region solver) on the log errors of
-tokens/s per chip plus a weak
+tokens/s per chip (every run alike; ``--source-rho RHO`` weighs each run by how many runs
+its publication has, :func:`source_weights`) plus a weak
 pull towards physically reasonable priors (so a parameter no case constrains stays at
 its prior), per chip family: ``gemm`` (16-bit), ``gemm_8bit`` and ``attention``
 efficiencies; globally: ``tp_overlap``, ``ep_overlap``, ``dp_overlap`` (and
@@ -194,6 +195,39 @@ def _typical(cal: Calibration) -> FamilyCalibration:
                              attention=vals["attention"], runs=0)
 
 
+def source_weights(rows: list[dict[str, str]], rho: float) -> np.ndarray:
+    """Each run's factor on its log error: ``sqrt(w_i)`` with ``w_i = 1 / (1 + rho n_s)``
+    for a run of a publication (:func:`~ocplan.results.validation.source_group`) with
+    ``n_s`` runs in ``rows``, scaled to a mean ``w`` of 1 (so the priors' pull keeps its
+    strength). ``rho = sigma_b^2 / sigma_w^2`` is the ratio of the between- and
+    within-publication variances of the log errors (:func:`variance_components`): a
+    publication's runs share its release, recipe and way of reading a throughput, so
+    ``n`` of them weigh like ``n / (1 + rho n)`` independent runs (the generalized
+    least-squares weight of a random publication effect). ``rho = 0`` weighs every run
+    alike."""
+    groups = [source_group(r.get("source") or "") for r in rows]
+    count = Counter(groups)
+    w = np.array([1.0 / (1.0 + rho * count[g]) for g in groups])
+    return np.sqrt(w / w.mean())
+
+
+def variance_components(errors: dict[str, list[float]]) -> tuple[float, float]:
+    """(sigma_w, sigma_b): the within- and between-group standard deviations of log
+    errors grouped by publication (one-way random effects, method of moments for
+    unequal group sizes; sigma_b 0 where the groups' means spread no more than their
+    runs do)."""
+    groups = [np.array(v) for v in errors.values() if v]
+    n = np.array([g.size for g in groups], dtype=float)
+    total, k = float(n.sum()), len(groups)
+    means = np.array([g.mean() for g in groups])
+    grand = float(np.concatenate(groups).mean())
+    within = sum(float(((g - m) ** 2).sum()) for g, m in zip(groups, means, strict=True))
+    ms_within = within / (total - k)
+    ms_between = float((n * (means - grand) ** 2).sum()) / (k - 1)
+    n0 = (total - float((n ** 2).sum()) / total) / (k - 1)
+    return math.sqrt(ms_within), math.sqrt(max(ms_between - ms_within, 0.0) / n0)
+
+
 def _folds(rows: list[dict[str, str]], scheme: str) -> tuple[list[str], str]:
     """Fold of each row, and a description: ``source`` (leave one publication out),
     ``chip`` (leave one chip out) or an integer K (case i in fold i mod K)."""
@@ -230,6 +264,19 @@ def _map_folds(fn: Callable[[str], list[tuple[int, float]]], folds: list[str]
 
 def main(argv: list[str]) -> int:
     out_dir: Path | None = None
+    rho = 0.0
+    if "--source-rho" in argv:
+        at = argv.index("--source-rho")
+        value = argv[at + 1] if at + 1 < len(argv) else ""
+        try:
+            rho = float(value)
+        except ValueError:
+            rho = -1.0
+        if not 0.0 <= rho < math.inf:
+            print(f"fit_calibration.py: --source-rho {value!r}: allowed a number >= 0 (the "
+                  "ratio of between- to within-publication variance)", file=sys.stderr)
+            return 2
+        argv = argv[:at] + argv[at + 2:]
     if "--out" in argv:
         at = argv.index("--out")
         if at + 1 >= len(argv):
@@ -256,6 +303,7 @@ def main(argv: list[str]) -> int:
                  for r in rows]
     lo, hi = _bounds()
     n_fam = len(FAMILIES) * len(FAMILY_FIELDS)
+    row_weight = source_weights(rows, rho)
 
     def fit(indices: list[int], maxfev: int) -> tuple[np.ndarray, Any]:
         """Least squares on log errors (trust region, bounded), with a weak pull to the
@@ -271,7 +319,7 @@ def main(argv: list[str]) -> int:
             for i in indices:
                 est = predict_prepared(prepared[i], cal)
                 pred = est.tokens_per_s_per_chip if est.feasible else 1e-3 * measured[i]
-                errs.append(math.log(pred / measured[i]))
+                errs.append(row_weight[i] * math.log(pred / measured[i]))
             reg = weight * np.log(np.maximum(x, 1e-9) / np.maximum(prior, 1e-9))
             k = len(FAMILY_FIELDS)
             tie = math.sqrt(TIE_WEIGHT) * np.log(
@@ -361,8 +409,10 @@ def main(argv: list[str]) -> int:
     lines = ["# Calibration fit report", "",
              f"Written by `scripts/fit_calibration.py` from `{csv_path.name}` "
              f"({len(rows)} published runs). Objective: sum of squared log errors of tokens/s "
-             f"per chip + {PRIOR_WEIGHT} x squared log distance to the priors. "
-             f"Evaluations: {result.nfev}; objective {result.fun:.4f}.", "",
+             "per chip" + (f", each run weighted 1 / (1 + {rho:g} n) for a publication of n "
+                           "runs (scaled to a mean of 1)," if rho else "")
+             + f" + {PRIOR_WEIGHT} x squared log distance to the "
+             f"priors. Evaluations: {result.nfev}; objective {result.fun:.4f}.", "",
              "## Fitted values", "",
              "| family | runs | gemm (16-bit) | gemm_8bit | attention | held-out median % "
              "| likely error range % |",
@@ -397,6 +447,15 @@ def main(argv: list[str]) -> int:
         held = held_by_scheme["source"]
         worst = sorted((i for i in held if not math.isnan(held[i])),
                        key=lambda i: -abs(held[i]))[:WORST_HELD_OUT]
+        by_source: dict[str, list[float]] = {}
+        for i, err in held.items():
+            if not math.isnan(err):
+                by_source.setdefault(source_group(rows[i].get("source") or ""), []).append(
+                    math.log1p(err / 100.0))
+        s_w, s_b = variance_components(by_source)
+        lines += ["", f"Held-out log errors by publication (one-way random effects): "
+                  f"within {s_w:.3f}, between {s_b:.3f}, ratio of variances "
+                  f"{s_b ** 2 / s_w ** 2:.2f}."]
         lines += ["", f"Worst {len(worst)} runs left out with their publication (leave one "
                   "source out), against their in-sample error, %:", "",
                   "| case | chip | model | held out | in sample |", "|---|---|---|---|---|"]

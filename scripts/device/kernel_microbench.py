@@ -40,7 +40,11 @@ cannot lose the ones before it):
   64 and 256 (the portable kernel's rate beyond d = 128);
 - ``fp8linear``: forward+backward of the Llama 3 8B projections as a BF16 linear and as
   an FP8 linear with its casts and transposed copies as separate kernels (tensor-wise
-  e4m3, scale 1: the delayed-scaling path without the amax pass).
+  e4m3, scale 1: the delayed-scaling path without the amax pass);
+- ``serve``: whole-model Llama 3.1 8B serving iterations in bf16, captured in a CUDA
+  graph: decode steps of 1 to 512 sequences against a contiguous KV cache (1k-8k tokens
+  each) and prefills of one prompt (512-8192 tokens), logits for each sequence's last
+  token (what the serving step model prices, without an engine's host work).
 
 Timing: each case cycles through enough copies of its inputs to overflow the L2 (so
 weights stream from HBM as they do in a model with many layers), is captured in a CUDA
@@ -1071,6 +1075,164 @@ def section_fp8_linear(bench: Bench) -> None:
                 bench.fail(**row, exc=exc)
 
 
+#: Whole-model serving iterations (name, hidden, heads, kv heads, FFN width, layers,
+#: vocabulary): Llama 3.1 8B's published config, every layer its own weights (16 GB in
+#: bf16, far past the L2).
+SERVE_MODEL = ("llama3.1-8b", 4096, 32, 8, 14336, 32, 128256)
+#: Decode iterations (sequences, context tokens each): batch 1 to 512, the KV cache
+#: (128 KiB a token) up to 69 GB.
+DECODE_GRID = ((1, 1024), (1, 8192), (8, 2048), (32, 2048), (64, 1024), (64, 4096),
+               (128, 2048), (256, 1024), (256, 2048), (512, 1024))
+#: Prefill iterations: one prompt of this many tokens, no cached prefix.
+PREFILL_TOKENS = (512, 2048, 8192)
+#: Decode iterations whose kernels are listed (profiler, eager).
+PROFILED_SERVE = ((1, 1024), (64, 4096), (256, 2048))
+
+
+class ServeModel(torch.nn.Module):
+    """A Llama decoder for serving in plain PyTorch, from the hidden state of the new tokens
+    to the logits of each sequence's last token: per layer RMSNorm, fused QKV, RoPE,
+    the new keys and values written into a contiguous cache (decode), SDPA over the cache
+    (FlashAttention with GQA; causal over the prompt in prefill), output projection,
+    residual, RMSNorm, SwiGLU MLP, residual; then the final RMSNorm and the LM head."""
+
+    def __init__(self, hidden: int, heads: int, kv_heads: int, ffn: int, layers: int,
+                 vocab: int, device: torch.device) -> None:
+        super().__init__()
+        kw = {"device": device, "dtype": torch.bfloat16}
+        d = hidden // heads
+        self.shape = (hidden, heads, kv_heads, d)
+        #: SDPA backend tried first: "flash" (FlashAttention-2) or "cudnn".
+        self.attention = "flash"
+        self.layers = torch.nn.ModuleList()
+        for _ in range(layers):
+            layer = torch.nn.Module()
+            layer.qkv = torch.nn.Linear(hidden, (heads + 2 * kv_heads) * d, bias=False, **kw)
+            layer.o = torch.nn.Linear(heads * d, hidden, bias=False, **kw)
+            layer.gate_up = torch.nn.Linear(hidden, 2 * ffn, bias=False, **kw)
+            layer.down = torch.nn.Linear(ffn, hidden, bias=False, **kw)
+            layer.norm1 = torch.nn.Parameter(torch.ones(hidden, **kw))  # type: ignore[arg-type]
+            layer.norm2 = torch.nn.Parameter(torch.ones(hidden, **kw))  # type: ignore[arg-type]
+            self.layers.append(layer)
+        self.norm = torch.nn.Parameter(torch.ones(hidden, **kw))  # type: ignore[arg-type]
+        self.head = torch.nn.Linear(hidden, vocab, bias=False, **kw)
+        self.caches: list[torch.Tensor] = []
+
+    def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                slot: torch.Tensor | None) -> torch.Tensor:
+        """``x`` (B, S, hidden): S = 1 decodes against :attr:`caches` (the new key and
+        value go to position ``slot``); otherwise causal prefill of S tokens."""
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        hidden, heads, kv_heads, d = self.shape
+        b, s, _ = x.shape
+        for i, layer in enumerate(self.layers):
+            y = F.rms_norm(x, (hidden,), layer.norm1)
+            q, k, v = layer.qkv(y).split([heads * d, kv_heads * d, kv_heads * d], dim=-1)
+            q = self.rope(q.view(b, s, heads, d).transpose(1, 2), cos, sin)
+            k = self.rope(k.view(b, s, kv_heads, d).transpose(1, 2), cos, sin)
+            v = v.view(b, s, kv_heads, d).transpose(1, 2)
+            if slot is not None:
+                cache = self.caches[i]
+                cache[0].index_copy_(2, slot, k)
+                cache[1].index_copy_(2, slot, v)
+                k, v = cache[0], cache[1]
+            first, second = SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION
+            if self.attention == "cudnn":
+                first, second = second, first
+            with sdpa_kernel([first, second, SDPBackend.MATH], set_priority=True):
+                a = F.scaled_dot_product_attention(q, k, v, is_causal=slot is None,
+                                                   enable_gqa=True)
+            x = x + layer.o(a.transpose(1, 2).reshape(b, s, heads * d))
+            g, u = layer.gate_up(F.rms_norm(x, (hidden,), layer.norm2)).chunk(2, dim=-1)
+            x = x + layer.down(F.silu(g) * u)
+        return self.head(F.rms_norm(x[:, -1], (hidden,), self.norm))
+
+
+def _serve_case(bench: Bench, model: ServeModel, batch: int, seq: int, context: int,
+                base: dict[str, object], profiled: bool = False) -> None:
+    """One iteration of ``batch`` sequences of ``seq`` new tokens (``context`` cached
+    tokens each in decode), captured in a CUDA graph and replayed; ``profiled``: its
+    kernels listed instead (eager, :func:`_profile_rows`)."""
+    hidden, heads, kv_heads, d = model.shape
+    decode = context > 0
+    weights = sum(p.numel() for p in model.parameters()) * 2
+    keys = context if decode else seq
+    kv_bytes = len(model.layers) * 2 * batch * kv_heads * keys * d * 2
+    # Useful FLOPs: the weights' 2 per token (the LM head on the last token only) and
+    # attention's 4 s_q s_kv d per head, halved under the causal mask.
+    head = model.head.weight.numel()
+    flops = (2.0 * (weights / 2 - head) * batch * seq + 2.0 * head * batch
+             + len(model.layers) * 4.0 * batch * heads * seq * keys * d
+             * (1.0 if decode else 0.5))
+    row = dict(base, batch=batch, seq=context if decode else seq, m=batch * seq,
+               causal=int(not decode), flops=flops, bytes=weights + kv_bytes)
+    row["pass"] = "decode" if decode else "prefill"
+    if profiled:
+        row["section"] = "serveprofile"
+    try:
+        with freed(bench):
+            if decode:
+                model.caches = [randn(bench, 2, batch, kv_heads, context, d)
+                                for _ in model.layers]
+            x = randn(bench, batch, seq, hidden)
+            ang = torch.rand(seq, d, device=bench.device)
+            cos, sin = ang.cos().to(torch.bfloat16), ang.sin().to(torch.bfloat16)
+            slot = torch.tensor([context - 1], device=bench.device) if decode else None
+            with torch.no_grad():
+                if profiled:
+                    model(x, cos, sin, slot)
+                    bench.sync()
+                    name = f"{base['kernel']}:{row['pass']}:{batch}x{row['seq']}"
+                    kept = {k: v for k, v in row.items()
+                            if k not in ("kernel", "note", "flops", "bytes")}
+                    _profile_rows(bench, name, lambda: model(x, cos, sin, slot), kept,
+                                  _profiler_activities(bench))
+                    return
+                t, method = bench.time([lambda: model(x, cos, sin, slot)], graph=True,
+                                       target_s=0.02, reps=5)
+            bench.record(time_s=t, method=method, **row)
+    except Exception as exc:
+        bench.fail(**row, exc=exc)
+    finally:
+        model.caches = []
+
+
+def section_serve(bench: Bench) -> None:
+    """Whole-model decode and prefill iterations of Llama 3.1 8B (bf16, one chip): what
+    the serving step model predicts, without an engine's scheduler or host work."""
+    name, hidden, heads, kv_heads, ffn, layers, vocab = SERVE_MODEL
+    if bench.dry:
+        hidden, heads, kv_heads, ffn, layers, vocab = 256, 4, 2, 512, 2, 1000
+    grid = ((2, 64), (4, 128)) if bench.dry else DECODE_GRID
+    prompts = (64,) if bench.dry else PREFILL_TOKENS
+    base = {"section": "serve", "kernel": name, "dtype": "bf16", "n": hidden, "k": ffn,
+            "groups": layers, "heads": heads, "kv_heads": kv_heads,
+            "head_dim": hidden // heads}
+    with freed(bench):
+        model = ServeModel(hidden, heads, kv_heads, ffn, layers, vocab, bench.device)
+        for batch, context in grid:
+            if bench.left_s() < 0:
+                return
+            _serve_case(bench, model, batch, 1, context, base)
+        for attention in ("flash", "cudnn"):
+            model.attention = attention
+            for tokens in prompts:
+                if bench.left_s() < 0:
+                    return
+                _serve_case(bench, model, 1, tokens, 0,
+                            dict(base, note=f"{attention} attention first"))
+        model.attention = "flash"
+        for batch, context in ((2, 64),) if bench.dry else PROFILED_SERVE:
+            if bench.left_s() < 0:
+                return
+            _serve_case(bench, model, batch, 1, context, base, profiled=True)
+        del model
+
+
 SECTIONS: tuple[tuple[str, Callable[[Bench], None]], ...] = (
     ("launch", section_launch),
     ("copy", section_copy),
@@ -1086,6 +1248,7 @@ SECTIONS: tuple[tuple[str, Callable[[Bench], None]], ...] = (
     ("fp8linear", section_fp8_linear),
     ("sustained", section_sustained),
     ("attnpairs", section_attention_pairs),
+    ("serve", section_serve),
 )
 
 
