@@ -38,6 +38,7 @@ from ocplan.costmodel.roofline import HBM_EFFICIENCY, KERNEL_GAP_S
 from ocplan.plan.calibration import Calibration, FamilyCalibration, load_calibration
 from ocplan.plan.engine import SystemModel, chip_peaks, efficiencies, system_model
 from ocplan.serving.calibration import load_serving_calibration
+from ocplan.serving.memory import kv_bytes_per_token_per_chip
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.step import IterationTime, StepModel, step_model
 from ocplan.workloads.operators import Shard, layer_operators
@@ -291,6 +292,14 @@ class Profiled:
         return self.matrix_s + self.attention_s + self.memory_s
 
 
+def kernel_category(kernel: str) -> int:
+    """0 matrix, 1 attention, 2 memory-bound or other (:class:`Profiled`'s order) for a
+    profiled CUDA kernel name; attention first: FlashAttention-2's kernel names carry
+    CUTLASS types."""
+    return 1 if ATTENTION_KERNELS.search(kernel) else 0 if MATRIX_KERNELS.search(kernel) \
+        else 2
+
+
 def profiled_layers(rows: Iterable[Row], section: str = "profile_sustained"
                     ) -> list[Profiled]:
     """Per layer of the profiler ``section``, its kernels' seconds summed by category."""
@@ -304,10 +313,7 @@ def profiled_layers(rows: Iterable[Row], section: str = "profile_sustained"
             meta[model] = r
             continue
         acc = sums.setdefault(model, [0.0, 0.0, 0.0])
-        # attention first: FlashAttention-2's kernel names carry CUTLASS types
-        i = 1 if ATTENTION_KERNELS.search(kernel) else 0 if MATRIX_KERNELS.search(kernel) \
-            else 2
-        acc[i] += float(r["time_s"])
+        acc[kernel_category(kernel)] += float(r["time_s"])
     return [Profiled(m, int(meta[m]["batch"]), int(meta[m]["seq"]), *sums[m],
                      meta[m]["note"].split("after: ")[-1]) for m in sums]
 
@@ -404,19 +410,19 @@ def decode_rates(rows: list[Row]) -> DecodeRates:
     """:class:`DecodeRates` of the ``serveprofile`` rows (bytes from the timed rows of
     the same shapes: weights plus cache)."""
     shape = ModelShape.from_arch(load_catalog().model(SERVE_MODEL))
-    kv_per_token = 2.0 * shape.n_layers * shape.n_kv_heads * shape.head_dim * 2.0
+    kv_per_token = kv_bytes_per_token_per_chip(shape, ServingPlan(), "bf16", 0.0)
     prof = {(p.batch, p.seq): p for p in profiled_layers(rows, "serveprofile")}
     one = prof[min(prof)]
     big = max(prof.values(), key=lambda p: p.batch * p.seq)
     weights = next(float(r["bytes"]) - kv_per_token * float(r["batch"]) * float(r["seq"])
                    for r in rows if r["section"] == "serve" and r["pass"] == "decode"
                    and (int(r["batch"]), int(r["seq"])) == (one.batch, one.seq))
-    small = [r for r in rows if r["section"] == "serveprofile"
-             and r["kernel"].startswith(f"{SERVE_KERNEL}:decode:{one.batch}x{one.seq}|")]
-    calls = sum(int(float(r["note"].split()[1].rstrip(";"))) for r in small
-                if not ATTENTION_KERNELS.search(r["kernel"].split("|", 1)[1])
-                and not MATRIX_KERNELS.search(r["kernel"].split("|", 1)[1])
-                and not r["kernel"].endswith("|TOTAL"))
+    step = f"{SERVE_KERNEL}:decode:{one.batch}x{one.seq}"
+    kernels = (r for r in rows if r["section"] == "serveprofile")
+    calls = sum(int(float(r["note"].split()[1].rstrip(";"))) for r in kernels
+                if r["kernel"].split("|", 1)[0] == step
+                and r["kernel"].split("|", 1)[1] != "TOTAL"
+                and kernel_category(r["kernel"].split("|", 1)[1]) == 2)
     return DecodeRates(weights / one.matrix_s,
                        kv_per_token * big.batch * big.seq / big.attention_s,
                        one.memory_s / calls, calls)

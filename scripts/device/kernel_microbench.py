@@ -43,8 +43,9 @@ cannot lose the ones before it):
   e4m3, scale 1: the delayed-scaling path without the amax pass);
 - ``serve``: whole-model Llama 3.1 8B serving iterations in bf16, captured in a CUDA
   graph: decode steps of 1 to 512 sequences against a contiguous KV cache (1k-8k tokens
-  each) and prefills of one prompt (512-8192 tokens), logits for each sequence's last
-  token (what the serving step model prices, without an engine's host work).
+  each) and prefills of one prompt (512-8192 tokens) with FlashAttention-2 and with
+  cuDNN first, logits for each sequence's last token (what the serving step model
+  prices, without an engine's host work); three decode steps profiled by kernel.
 
 Timing: each case cycles through enough copies of its inputs to overflow the L2 (so
 weights stream from HBM as they do in a model with many layers), is captured in a CUDA
@@ -655,6 +656,13 @@ LAYERS: tuple[tuple[str, int, int, int, int, tuple[tuple[int, int], ...]], ...] 
 )
 
 
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of ``x`` (last axis the head width, halves rotated) at the angles
+    whose cosines and sines are given, as unfused elementwise kernels."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+
 class Layer(torch.nn.Module):
     """A Llama layer in plain PyTorch: RMSNorm, fused QKV, (Qwen3's per-head RMSNorm of
     queries and keys when ``qk_norm``), RoPE, causal SDPA (cuDNN first), output
@@ -682,9 +690,7 @@ class Layer(torch.nn.Module):
         self.cos, self.sin = ang.cos().to(torch.bfloat16), ang.sin().to(torch.bfloat16)
 
     def rope(self, x: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-        return x * self.cos + rotated * self.sin
+        return _rope(x, self.cos, self.sin)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -1118,10 +1124,6 @@ class ServeModel(torch.nn.Module):
         self.head = torch.nn.Linear(hidden, vocab, bias=False, **kw)
         self.caches: list[torch.Tensor] = []
 
-    def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
-
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 slot: torch.Tensor | None) -> torch.Tensor:
         """``x`` (B, S, hidden): S = 1 decodes against :attr:`caches` (the new key and
@@ -1132,8 +1134,8 @@ class ServeModel(torch.nn.Module):
         for i, layer in enumerate(self.layers):
             y = F.rms_norm(x, (hidden,), layer.norm1)
             q, k, v = layer.qkv(y).split([heads * d, kv_heads * d, kv_heads * d], dim=-1)
-            q = self.rope(q.view(b, s, heads, d).transpose(1, 2), cos, sin)
-            k = self.rope(k.view(b, s, kv_heads, d).transpose(1, 2), cos, sin)
+            q = _rope(q.view(b, s, heads, d).transpose(1, 2), cos, sin)
+            k = _rope(k.view(b, s, kv_heads, d).transpose(1, 2), cos, sin)
             v = v.view(b, s, kv_heads, d).transpose(1, 2)
             if slot is not None:
                 cache = self.caches[i]
