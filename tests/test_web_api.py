@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any, get_args
 
@@ -508,6 +509,30 @@ def test_scenarios_round_trip(client: httpx.Client) -> None:
     bad(client.get(f"/api/scenarios/{saved['id']}"), saved["id"], status=404)
     bad(client.delete(f"/api/scenarios/{saved['id']}", headers=JSON), saved["id"], status=404)
     assert saved["id"] not in [s["id"] for s in client.get("/api/scenarios").json()]
+
+
+def test_stopping_the_server_leaves_the_scenarios_in_the_database_file(
+        serve_then_stop: Any, tmp_path: Path) -> None:
+    """SQLite in WAL mode keeps recent writes in ``ocplan.db-wal`` until the last
+    connection closes; a server that stops without closing its store leaves them there,
+    so a copy of ``ocplan.db`` alone lacks them. Stopped as Ctrl+C stops it, the
+    workbench folds them into the file and leaves no side files."""
+    db = tmp_path / "ocplan.db"
+    url, stop = serve_then_stop(create_app(f"sqlite:///{db}", job_workers=1))
+    with httpx.Client(base_url=url, timeout=60) as c:
+        resp = c.post("/api/scenarios", json={"name": "kept", "kind": "estimate",
+                                              "request": ESTIMATE, "result": {"a": 1}})
+    assert resp.status_code == 201, resp.text
+    saved = resp.json()["id"]
+    assert db.with_name("ocplan.db-wal").exists()  # the write sits in the log meanwhile
+    stop()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ocplan.db"]
+    copy = tmp_path / "copy" / "ocplan.db"
+    copy.parent.mkdir()
+    copy.write_bytes(db.read_bytes())
+    with closing(sqlite3.connect(copy)) as con:
+        assert con.execute("SELECT name FROM scenarios WHERE id = ?",
+                           (saved,)).fetchall() == [("kept",)]
 
 
 @pytest.mark.parametrize(("body", "needles"), [

@@ -171,6 +171,11 @@ class ScenarioStore:
             rows = session.execute(select(*_RAW).order_by(_Row.created_at)).all()
         return [_decoded(r) for r in rows]
 
+    def close(self) -> None:
+        """Close the database's connections: SQLite folds its write-ahead log into the
+        file when the last one closes, so the file alone then holds every scenario."""
+        self._engine.dispose()
+
     def delete(self, scenario_id: str) -> bool:
         with self._lock, Session(self._engine) as session, session.begin():
             row = session.get(_Row, scenario_id)

@@ -182,6 +182,7 @@ def create_app(db_url: str | None = None, token: str | None = None,
         finally:
             jobs.shutdown()
             await run_in_threadpool(pool.shutdown)
+            scenarios.close()
 
     app = FastAPI(title="ocplan workbench", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None,
