@@ -388,8 +388,10 @@ def compare_serving(rows: Iterable[Row], model: StepModel) -> list[Compared]:
     out = []
     for r in rows:
         if r["section"] == "serve" and r["run"] == SERVE_RUN:
-            group = r["pass"] if r["pass"] == "decode" else \
-                f"prefill, {r['note'].split()[0]} attention"
+            # run 7 timed decode with FlashAttention-2 only (no note); later runs name
+            # the backend tried first, as the prefills always did
+            group = r["pass"] if not r["note"] else \
+                f"{r['pass']}, {r['note'].split()[0]} attention"
             out.append(Compared(group, r, device_s(serve_iteration(model, r))))
     return out
 
