@@ -180,9 +180,12 @@ def create_app(db_url: str | None = None, token: str | None = None,
         try:
             yield
         finally:
-            jobs.shutdown()
-            await run_in_threadpool(pool.shutdown)
-            scenarios.close()
+            try:
+                jobs.shutdown()
+                await run_in_threadpool(pool.shutdown)
+            finally:
+                # closing the last connection folds SQLite's write-ahead log into the file
+                scenarios.close()
 
     app = FastAPI(title="ocplan workbench", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None,
