@@ -43,9 +43,10 @@ cannot lose the ones before it):
   e4m3, scale 1: the delayed-scaling path without the amax pass);
 - ``serve``: whole-model Llama 3.1 8B serving iterations in bf16, captured in a CUDA
   graph: decode steps of 1 to 512 sequences against a contiguous KV cache (1k-8k tokens
-  each) and prefills of one prompt (512-8192 tokens) with FlashAttention-2 and with
-  cuDNN first, logits for each sequence's last token (what the serving step model
-  prices, without an engine's host work); three decode steps profiled by kernel.
+  each) and prefills of one prompt (512-8192 tokens), each with cuDNN and with
+  FlashAttention-2 tried first, logits for each sequence's last token (what the serving
+  step model prices, without an engine's host work); three decode steps profiled by
+  kernel.
 
 Timing: each case cycles through enough copies of its inputs to overflow the L2 (so
 weights stream from HBM as they do in a model with many layers), is captured in a CUDA
@@ -1218,21 +1219,16 @@ def section_serve(bench: Bench) -> None:
             "head_dim": hidden // heads}
     with freed(bench):
         model = ServeModel(hidden, heads, kv_heads, ffn, layers, vocab, bench.device)
+        # (sequences, new tokens, cached tokens): the decode grid, then one prompt each
+        cases = [*((b, 1, c) for b, c in grid), *((1, t, 0) for t in prompts)]
         # cuDNN first: its decode kernel splits the cache across SMs (0.94 of peak in run
         # 1) where PyTorch's FlashAttention-2 path does not (0.52 at batch >= 64, run 7)
         for attention in ("cudnn", "flash"):
             model.attention = attention
-            for batch, context in grid:
+            for batch, seq, context in cases:
                 if bench.left_s() < 0:
                     return
-                _serve_case(bench, model, batch, 1, context,
-                            dict(base, note=f"{attention} attention first"))
-        for attention in ("flash", "cudnn"):
-            model.attention = attention
-            for tokens in prompts:
-                if bench.left_s() < 0:
-                    return
-                _serve_case(bench, model, 1, tokens, 0,
+                _serve_case(bench, model, batch, seq, context,
                             dict(base, note=f"{attention} attention first"))
         model.attention = "flash"
         for batch, context in ((2, 64),) if bench.dry else PROFILED_SERVE:
