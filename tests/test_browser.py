@@ -576,6 +576,46 @@ def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
     assert "storage" in page.inner_text("#est-cluster tr[data-key=goodput] td")
 
 
+def test_a_composed_system_is_estimated_with_the_chips_box_blank(workbench: Page,
+                                                                base: str) -> None:
+    """Session 39: a blank Chips box means every chip of the composed system (the CLI's
+    default for --system), not "chips: required field is missing"."""
+    page = workbench
+    compose_example(page)
+    page.click('#tabs button[data-tab="estimate"]')
+    settings = api(base, "GET", "/api/settings")
+    assert page.get_attribute("#est-chips", "placeholder") == \
+        f"all of the system, else {settings['default_chips']}"
+    page.select_option("#est-model", "llama3-70b")
+    page.check('input[name="est-hw"][value="system"]')
+    page.fill("#est-chips", "")
+    for field, value in (("global-batch", 1024), ("tp", 8), ("pp", 2)):
+        page.fill(f"#est-{field}", str(value))
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    assert page.locator("#est-errors").is_hidden()
+    assert page.inner_text('#est-summary tr[data-key="chips"] td') == "1,024"
+    # dp = 1,024 / (tp 8 x pp 2)
+    assert "dp=64 " in page.inner_text('#est-summary tr[data-key="plan"] td')
+
+
+def test_picking_an_accelerator_runs_on_it(workbench: Page) -> None:
+    """Session 39: the Estimate and Search forms start on the composed system; picking an
+    accelerator switches them to it, so the job is not sent without hardware."""
+    page = workbench
+    for prefix, tab in (("est", "estimate"), ("srch", "search")):
+        page.click(f'#tabs button[data-tab="{tab}"]')
+        assert page.is_checked(f'input[name="{prefix}-hw"][value="system"]')
+        page.select_option(f"#{prefix}-chip", "mi300x")
+        assert page.is_checked(f'input[name="{prefix}-hw"][value="chip"]')
+    page.click('#tabs button[data-tab="estimate"]')
+    page.select_option("#est-model", "llama3-8b")
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    assert page.locator("#est-errors").is_hidden()
+    assert page.inner_text('#est-summary tr[data-key="chips"] td') == "8"
+
+
 def test_estimate_shows_what_each_resource_buys(workbench: Page, base: str) -> None:
     """The estimate page draws the sensitivity the API answers, at the form's factor."""
     page = workbench

@@ -157,15 +157,16 @@ def test_an_infeasible_serving_layout_gets_serving_advice(
 
 
 def test_a_serving_request_without_its_required_fields_says_so() -> None:
-    # the prompt and answer lengths have the CLI's defaults (session 9); model and chips
-    # have none
+    # the prompt and answer lengths have the CLI's defaults (session 9), and so has the
+    # chip count (session 39: tests/test_chip_count_default.py); the model has none
     with pytest.raises(SpecError) as caught:
-        validate_as(api.InferRequest, {"chip": "mi300x", "tp": 8}, "request")
+        validate_as(api.InferRequest, {"chip": "mi300x", "tp": 0}, "request")
     lines = sorted(p.line() for p in caught.value.problems)
     assert len(lines) == 2
-    assert lines[0].startswith("request: chips")
-    assert lines[1].startswith("request: model")
-    assert all("required" in line and "object at 0x" not in line for line in lines)
+    assert lines[0].startswith("request: model")
+    assert lines[1].startswith("request: tp")
+    assert "required" in lines[0]
+    assert all("object at 0x" not in line for line in lines)
 
 
 def test_topology_power_figures_multiply_out(capsys: pytest.CaptureFixture[str]) -> None:

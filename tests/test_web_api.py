@@ -137,12 +137,13 @@ def test_openapi_describes_each_request_body_by_its_model(client: httpx.Client) 
 
     estimate = body("/api/estimate")
     # The request's own fields and every layout field, required as the model requires
-    # (global batch and sequence length have the CLI's defaults).
-    assert {"model", "chips"} <= set(estimate["required"])
-    assert not {"global_batch", "seq_len"} & set(estimate["required"])
+    # (global batch, sequence length and chips have the CLI's defaults).
+    assert estimate["required"] == ["model"]
+    assert {"chips", "global_batch", "seq_len"} <= set(estimate["properties"])
     assert {f.name for f in api.REQUEST_LAYOUT} <= set(estimate["properties"])
     infer = body("/api/infer")
-    assert {"model", "chips"} <= set(infer["required"])
+    assert infer["required"] == ["model"]
+    assert "chips" in infer["properties"]
     # prompt and answer lengths have the CLI's defaults, described with them
     assert not {"input_len", "output_len"} & set(infer["required"])
     assert {"input_len", "output_len"} <= set(infer["properties"])
@@ -418,8 +419,9 @@ def test_infer_sensitivity(client: httpx.Client) -> None:
 
 
 def test_estimate_missing_fields(client: httpx.Client) -> None:
-    lines = bad(client.post("/api/estimate", json={"chip": "mi300x"}), "model", "chips")
-    assert len(lines) == 2  # global_batch and seq_len have defaults
+    lines = bad(client.post("/api/estimate", json={"chip": "mi300x", "chips": 0}), "model",
+                "chips")
+    assert len(lines) == 2  # global_batch, seq_len and a missing chips have defaults
 
 
 @pytest.mark.parametrize("path", ["/api/check", "/api/topology", "/api/estimate",

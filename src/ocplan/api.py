@@ -94,6 +94,7 @@ if TYPE_CHECKING:
 __getattr__ = lazy_names("ocplan.api", {"run_match": "ocplan.matching.run"}, globals())
 
 __all__ = [
+    "DEFAULT_CHIPS",
     "REQUEST_LAYOUT",
     "SERVING_REQUEST_LAYOUT",
     "CompareRequest",
@@ -115,6 +116,7 @@ __all__ = [
     "infeasible_hint",
     "is_cpu_file",
     "is_serving_file",
+    "job_chips",
     "job_system",
     "layout_fields",
     "layout_label",
@@ -155,6 +157,11 @@ __all__ = [
 TIMELINE_MAX_MICRO_BATCHES = 32
 
 
+#: Chips a job runs on when the request gives neither a count nor a system (the chip's
+#: default server): one 8-accelerator baseboard (OAM UBB, HGX).
+DEFAULT_CHIPS = 8
+
+
 class JobRequest(Spec):
     """A training job on chips of a catalog accelerator or of a system."""
 
@@ -162,7 +169,9 @@ class JobRequest(Spec):
     chip: Id | None = None
     system: dict[str, Any] | None = None
     """A system mapping (the content of a system YAML file)."""
-    chips: ChipCount
+    chips: ChipCount | None = None
+    """Chips the job runs on; default: every chip of the system, else
+    :data:`DEFAULT_CHIPS` on the chip's default server."""
     global_batch: BatchSize = DEFAULT_GLOBAL_BATCH
     """Sequences per step (the CLI's default too)."""
     seq_len: SeqLen = DEFAULT_SEQ_LEN
@@ -316,8 +325,6 @@ class CompareRequest(Spec):
         return Budget(self.max_cost, self.max_time_to_train_s, self.max_facility_power_W)
 
 
-#: Chips a comparison gives a chip id when neither ``chips`` nor a system file says.
-COMPARE_DEFAULT_CHIPS = 8
 
 
 def compare_systems(catalog: Catalog, req: CompareRequest,
@@ -327,7 +334,7 @@ def compare_systems(catalog: Catalog, req: CompareRequest,
     id when no such file exists) then ``req.systems``. Every problem at once."""
     problems: list[Problem] = []
     out: list[tuple[str, System]] = []
-    chips = req.chips or COMPARE_DEFAULT_CHIPS
+    chips = req.chips or DEFAULT_CHIPS
     for item in files:
         try:
             path = Path(item)
@@ -448,7 +455,10 @@ class InferJob(Spec):
     model: Id
     chip: Id | None = None
     system: dict[str, Any] | None = None
-    chips: ChipCount
+    """A system mapping (the content of a system YAML file)."""
+    chips: ChipCount | None = None
+    """Chips the job runs on; default: every chip of the system, else
+    :data:`DEFAULT_CHIPS` on the chip's default server."""
     price_per_chip_hour: Price | None = None
     """Price of one chip for one hour, for cost per million tokens."""
     allow_invalid: Flag = False
@@ -524,14 +534,14 @@ def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
     from ocplan.serving.estimate import estimate_serving
     from ocplan.serving.estimate import infeasible_estimate as infeasible_serving
 
-    system, workload = resolve_job(catalog, req, system_file, source,
-                            lambda: serving_workload(catalog, req, source))
+    system, workload, chips = resolve_job(catalog, req, system_file, source,
+                                          lambda: serving_workload(catalog, req, source))
     values = {f.name: getattr(req, f.name) for f in SERVING_REQUEST_LAYOUT}
     plan = ServingPlan(**values)
     stage = plan.tp * plan.pp
-    if req.chips % stage:
-        raise SpecError.one(source, "chips", f"not divisible by tp x pp = {stage}", req.chips)
-    plan = replace(plan, dp=req.chips // stage)
+    if chips % stage:
+        raise SpecError.one(source, "chips", f"not divisible by tp x pp = {stage}", chips)
+    plan = replace(plan, dp=chips // stage)
     refused = refused_reason(system, req.allow_invalid)
     if refused is not None:
         return infeasible_serving(plan, refused), system, workload
@@ -576,10 +586,10 @@ def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None =
     splits when ``disaggregate``)."""
     from ocplan.serving.search import search_serving
 
-    system, workload = resolve_job(catalog, req, system_file, source,
-                            lambda: serving_workload(catalog, req, source))
+    system, workload, chips = resolve_job(catalog, req, system_file, source,
+                                          lambda: serving_workload(catalog, req, source))
     guard(system, req.allow_invalid)
-    found = search_serving(workload, system, req.chips, objective=objective,
+    found = search_serving(workload, system, chips, objective=objective,
                            disaggregate=disaggregate)
     return found, system, workload
 
@@ -624,22 +634,25 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
                                              f"({len(targets)})", ",".join(map(str, prices)))
     problems: list[Problem] = []
     resolved = []
+    chips = req.chips  # the first system's count, once known, for every system
     for i, (chip, file) in enumerate(targets):
         price = None if prices is None else prices[0 if len(prices) == 1 else i]
         # the others run on their own default servers, not the request's system
-        update = {"chip": chip, "price_per_chip_hour": price} | (
+        update = {"chip": chip, "price_per_chip_hour": price, "chips": chips} | (
             {"system": None} if i > 0 else {})
         one = req.model_copy(update=update)
         try:
-            system, workload = resolve_job(catalog, one, file, source,
-                                           functools.partial(serving_workload, catalog, one,
-                                                             source))
+            system, workload, counted = resolve_job(
+                catalog, one, file, source,
+                functools.partial(serving_workload, catalog, one, source))
         except SpecError as exc:
             problems.extend(exc.problems)
             continue
+        chips = counted
         resolved.append((chip, system, workload, price))
     if problems:
         raise SpecError(problems)
+    assert chips is not None
     searched: list[ServedInput] = []
     seen: dict[str, int] = {}
     for chip, system, workload, price in resolved:
@@ -648,9 +661,9 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
         label = name if seen[name] == 1 else f"{name} ({seen[name]})"
         refused = refused_reason(system, req.allow_invalid)
         found = None if refused is not None else search_serving(
-            workload, system, req.chips, objective=objective, disaggregate=disaggregate)
+            workload, system, chips, objective=objective, disaggregate=disaggregate)
         searched.append(ServedInput(label, system.spec.name, system.accelerator.id,
-                                    req.chips, found, price, refused))
+                                    chips, found, price, refused))
     return compare_serving(objective, searched)
 
 
@@ -669,25 +682,36 @@ def system_yaml(mapping: Mapping[str, Any]) -> str:
 
 
 def job_system(catalog: Catalog, chip: str | None, system: Path | dict[str, Any] | None,
-               chips: int, source: str = "request") -> System:
+               chips: int | None, source: str = "request") -> System:
     """The system a job runs on: a system file or mapping, or a chip's default server
-    (a chip given with a system must be the system's). ``source`` names the input in
-    error lines (``"--chip"`` from the CLI)."""
+    for ``chips`` chips (:data:`DEFAULT_CHIPS` when None); a chip given with a system
+    must be the system's. ``source`` names the input in error lines (``"--chip"`` from
+    the CLI)."""
     if isinstance(system, Path):
         resolved = read_system(catalog, system)
     elif system is not None:
         resolved = system_from_mapping(system, catalog)
     elif chip is not None:
-        resolved = system_for_chip(catalog, chip, chips, source)
+        resolved = system_for_chip(catalog, chip, chips or DEFAULT_CHIPS, source)
     else:
         raise SpecError.one(source, "chip", "give a chip id or a system")
     if chip is not None and system is not None and chip != resolved.accelerator.id:
         raise SpecError.one(source, "chip", f"the system runs {resolved.accelerator.id}; "
                                             "give a chip or a system, not both", chip)
-    if chips > resolved.num_chips:
+    if chips is not None and chips > resolved.num_chips:
         raise SpecError.one(source, "chips", f"the system has {resolved.num_chips} chips",
                             chips)
     return resolved
+
+
+def job_chips(chips: int | None, system: Path | dict[str, Any] | None,
+              resolved: System) -> int:
+    """The chips a job runs on: ``chips`` when given, else every chip of its system
+    file or mapping, else :data:`DEFAULT_CHIPS` (a chip's default server may hold more:
+    a GB200 NVL72 rack is built whole)."""
+    if chips is not None:
+        return chips
+    return resolved.num_chips if system is not None else DEFAULT_CHIPS
 
 
 #: The workload type a request builds (training or serving).
@@ -695,14 +719,16 @@ W = TypeVar("W")
 
 
 def resolve_job(catalog: Catalog, req: JobRequest | InferJob, system_file: Path | None,
-                source: str, workload_of: Callable[[], W]) -> tuple[System, W]:
-    """The request's system and workload, with every problem of both raised at once (an
-    unknown chip and an unknown model are two lines of one SpecError, not the first)."""
+                source: str, workload_of: Callable[[], W]) -> tuple[System, W, int]:
+    """The request's system, workload and chips (:func:`job_chips`), with every problem
+    of the system and the workload raised at once (an unknown chip and an unknown model
+    are two lines of one SpecError, not the first)."""
     problems: list[Problem] = []
     system: System | None = None
     workload: W | None = None
+    given = system_file or req.system
     try:
-        system = job_system(catalog, req.chip, system_file or req.system, req.chips, source)
+        system = job_system(catalog, req.chip, given, req.chips, source)
     except SpecError as exc:
         problems.extend(exc.problems)
     try:
@@ -713,7 +739,7 @@ def resolve_job(catalog: Catalog, req: JobRequest | InferJob, system_file: Path 
         raise SpecError(problems)
     assert system is not None
     assert workload is not None
-    return system, workload
+    return system, workload, job_chips(req.chips, given, system)
 
 
 def training_workload(catalog: Catalog, req: JobRequest, source: str = "request") -> Workload:
@@ -725,14 +751,14 @@ def training_workload(catalog: Catalog, req: JobRequest, source: str = "request"
 def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | None = None,
                  source: str = "request") -> tuple[Estimate, System, Workload]:
     """Estimate the layout of an EstimateRequest."""
-    system, workload = resolve_job(catalog, req, system_file, source,
-                            lambda: training_workload(catalog, req, source))
+    system, workload, chips = resolve_job(catalog, req, system_file, source,
+                                          lambda: training_workload(catalog, req, source))
     plan = Plan.from_mapping(req.layout())  # dp = 1 until the chips give it
     per_replica = plan.tp * plan.pp * plan.cp
-    if req.chips % per_replica:
+    if chips % per_replica:
         raise SpecError.one(source, "chips", f"not divisible by tp x pp x cp = "
-                                                f"{per_replica}", req.chips)
-    plan = replace(plan, dp=req.chips // per_replica)
+                                                f"{per_replica}", chips)
+    plan = replace(plan, dp=chips // per_replica)
     refused = refused_reason(system, req.allow_invalid)
     if refused is not None:
         return infeasible_estimate(plan, refused), system, workload
@@ -753,10 +779,10 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
                source: str = "request") -> SearchResult:
     """Search the layouts of a SearchRequest (Infeasible "invalid" for a system that
     fails a check, unless the request allows it)."""
-    system, workload = resolve_job(catalog, req, system_file, source,
-                            lambda: training_workload(catalog, req, source))
+    system, workload, chips = resolve_job(catalog, req, system_file, source,
+                                          lambda: training_workload(catalog, req, source))
     guard(system, req.allow_invalid)
-    return search(workload, system, req.chips, objective=req.objective,
+    return search(workload, system, chips, objective=req.objective,
                   top_k=req.top_k, train_tokens=req.train_tokens,
                   price_per_chip_hour=req.price_per_chip_hour, progress=progress,
                   allow_offload=allow_offload, chip_counts=req.chip_counts,

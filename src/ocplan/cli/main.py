@@ -676,25 +676,10 @@ def _power(text: str | None) -> float | None:
         raise SpecError.one("--max-power", "max_power", str(exc), text) from None
 
 
-#: Chips a command lays the job out on when neither --chips nor --system says.
-DEFAULT_CHIPS = 8
-CHIPS_HELP = (f"Number of chips (default: all chips of --system, else {DEFAULT_CHIPS}).")
+CHIPS_HELP = (f"Number of chips (default: all chips of --system, else {api.DEFAULT_CHIPS}).")
 ChipOpt = Annotated[str | None, typer.Option(
     metavar=ID_METAVAR, help="Accelerator id; implies its default server and fabric.")]
 ChipsOpt = Annotated[int | None, typer.Option(help=CHIPS_HELP)]
-
-
-def _chips(chips: int | None, system: Path | None) -> int:
-    """``--chips``, else every chip of the ``--system`` file, else :data:`DEFAULT_CHIPS`
-    (a system file that cannot be read is reported by the command itself)."""
-    if chips is not None:
-        return chips
-    if system is not None:
-        try:
-            return api.read_system(_catalog(), system).num_chips
-        except SpecError:
-            return DEFAULT_CHIPS
-    return DEFAULT_CHIPS
 
 
 AllowInvalidOpt = Annotated[bool, typer.Option(
@@ -757,7 +742,7 @@ def estimate_cmd(
     """Estimate step time, throughput, MFU and memory of one parallel layout, and what
     each hardware resource would buy it."""
     req = _from_flags(
-        api.EstimateRequest, model=model, chip=chip, chips=_chips(chips, system),
+        api.EstimateRequest, model=model, chip=chip, chips=chips,
         global_batch=global_batch,
         seq_len=seq_len, precision=precision, train_tokens=train_tokens,
         price_per_chip_hour=price, allow_invalid=allow_invalid, sensitivity=sensitivity,
@@ -1004,7 +989,7 @@ def infer_cmd(
     price_one = None if prices is None else prices[0]
     one = {} if search else layout | ({} if sensitivity is None
                                      else {"sensitivity": sensitivity})
-    values = dict(model=model, chip=chip, chips=_chips(chips, system), input_len=input_len,
+    values = dict(model=model, chip=chip, chips=chips, input_len=input_len,
                   output_len=output_len, load=load, rate_per_s=rate, concurrency=concurrency,
                   batch=batch, requests=requests, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s,
                   slo_stat=slo_stat,
@@ -1344,14 +1329,14 @@ def search_cmd(
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
     cat = _catalog()
-    req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=_chips(chips, system),
+    req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=chips,
                       global_batch=global_batch, seq_len=seq_len, precision=precision,
                       objective=objective, top_k=top, train_tokens=train_tokens,
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
                       max_power_W=_power(max_power), memory_headroom=memory_headroom,
                       allow_invalid=allow_invalid)
-    sysm, _ = api.resolve_job(cat, req, system, FLAGS,
-                              lambda: api.training_workload(cat, req, FLAGS))
+    sysm, _, n_chips = api.resolve_job(cat, req, system, FLAGS,
+                                       lambda: api.training_workload(cat, req, FLAGS))
     try:
         api.guard(sysm, allow_invalid)
     except Infeasible as exc:
@@ -1370,7 +1355,7 @@ def search_cmd(
             raise typer.Exit(1)
         return
     _print_trust(sysm, allow_invalid)
-    out.print(_styled((model, "bold"), f" on {_hardware(req.chips, sysm)}, "
+    out.print(_styled((model, "bold"), f" on {_hardware(n_chips, sysm)}, "
                       f"objective {objective}: {result.space_size:,} "
                       f"layouts, {result.evaluated:,} evaluated, {result.feasible:,} fit, "
                       f"{result.elapsed_s:.2f} s"))
@@ -1988,19 +1973,18 @@ def report(
     cat = _catalog()
     search_json = None
     no_fit: str | None = None  # why the search found no layout, when it found none
-    n_chips = _chips(chips, system)
     req = _from_flags(
-        api.EstimateRequest, model=model, chip=chip, chips=n_chips, global_batch=global_batch,
+        api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
         seq_len=seq_len, precision=precision, train_tokens=train_tokens,
         price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
-    sysm = api.job_system(cat, chip, system, n_chips, FLAGS)
+    sysm = api.job_system(cat, chip, system, chips, FLAGS)
     try:
         api.guard(sysm, allow_invalid)  # nothing is written for a refused system
     except Infeasible as exc:
         _refused(exc, sysm.spec.name, Format.table)
     if run_search:
         found = api.run_search(cat, _from_flags(
-            api.SearchRequest, model=model, chip=chip, chips=n_chips,
+            api.SearchRequest, model=model, chip=chip, chips=chips,
             global_batch=global_batch, seq_len=seq_len, precision=req.precision,
             top_k=top, objective=objective, train_tokens=req.train_tokens,
             price_per_chip_hour=price, allow_invalid=allow_invalid), system, source=FLAGS)

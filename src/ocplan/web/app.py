@@ -234,10 +234,12 @@ def create_app(db_url: str | None = None, token: str | None = None,
         return {"status": "ok"}
 
     @app.get("/api/settings")
-    def settings() -> dict[str, str]:
+    def settings() -> dict[str, str | int]:
         """How the server was started: ``currency``, the label of the prices requests
-        give and of the costs answered (the page labels its price inputs with it)."""
-        return {"currency": currency}
+        give and of the costs answered (the page labels its price inputs with it); and
+        ``default_chips``, the chips a job without a count and without a system runs on
+        (the page's Chips boxes say so)."""
+        return {"currency": currency, "default_chips": api.DEFAULT_CHIPS}
 
     @app.get("/api/catalog")
     def catalog_list(kind: str | None = None) -> list[dict[str, Any]]:

@@ -1096,6 +1096,12 @@
     $("#sys-export").addEventListener("click", exportSystem);
     $("#srch-csv").addEventListener("click", exportSearchCsv);
     $("#cmp-csv").addEventListener("click", exportCompareCsv);
+    // picking an accelerator means running on it, not on the composed system
+    for (const p of ["est", "srch", "inf"]) {
+      $("#" + p + "-chip").addEventListener("change", () => {
+        if ($("#" + p + "-chip").value) $(`input[name="${p}-hw"][value="chip"]`).checked = true;
+      });
+    }
     $("#est-form").addEventListener("submit", runEstimate);
     $("#est-save").addEventListener("click", saveEstimate);
     $("#srch-form").addEventListener("submit", startSearch);
@@ -1114,8 +1120,13 @@
       const health = await api("GET", "api/health");
       $("#health").textContent = "server " + health.status;
       // prices are given, and costs answered, in the currency the server runs with
-      serverCurrency = (await api("GET", "api/settings")).currency;
+      const settings = await api("GET", "api/settings");
+      serverCurrency = settings.currency;
       for (const span of $$("[data-currency]")) span.textContent = serverCurrency;
+      // a blank Chips box: every chip of the composed system, else the API's default
+      for (const input of $$("[data-default-chips]")) {
+        input.placeholder = "all of the system, else " + settings.default_chips;
+      }
       await fillChoices();
       await buildLayoutForm("est");
       await buildLayoutForm("inf", "api/serving-layout");
