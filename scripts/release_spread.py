@@ -24,9 +24,10 @@ its source) and the development set. Three things come out, written to
 
 4. **The same configuration on two systems.** Release rows that differ only in the
    system (same release, model, recipe, chip count, FSDP and layout), measured and
-   predicted side by side: what one system gains over another at equal software, which
+   predicted side by side: what one system gains over another in one release, which
    tests the hardware part of the model (peaks, clocks, bandwidths) apart from the
-   software state that moves every system of a release together.
+   software state that moves every system of a release together, as far as the
+   systems' own recipes agree (they differ in settings the tables do not print).
 
 Rows left out of parts 3 and 4: precision not stated (25.09), token-dropping and
 multi-token-prediction variants (their workload is not the development row's), models the
@@ -312,8 +313,13 @@ def _system_pairs_section(preds: list[Predicted]) -> list[str]:
     lines = ["", "## 4. The same configuration on two systems", "",
              "Rows of one release with the same model, recipe, chip count, FSDP and layout "
              "on two systems: what the first gains over the second (tokens/s per GPU), "
-             "measured and predicted. The software is the same on both sides, so this "
-             "tests the hardware part of the model.", "",
+             "measured and predicted. The container release is the same on both "
+             "sides, but each system has its own recipe (Megatron-Bridge's per-GPU "
+             "workload configurations), which may differ in what the layout columns do "
+             "not show: GPT-OSS 120B, for one, runs on GB300 and B300 with CUDA graphs "
+             "and no recompute, on GB200 and B200 recomputing its layer norms and "
+             "expert activations (26.02-26.04.01; docs/model.md, session 39). A ratio "
+             "tests the hardware part of the model only where the recipes agree.", "",
              "| systems | pairs | measured, median (range) | predicted, median (range) |",
              "|---|---|---|---|"]
     for (a, b), sps in sorted(by_systems.items(),

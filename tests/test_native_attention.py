@@ -51,7 +51,7 @@ def test_with_attention_rate_divides_only_the_attention_seconds() -> None:
     assert out.forward.matrix_s.tolist() == [2.0, 2.0]
     assert out.backward.memory_s.tolist() == [5.0, 5.0]
     assert out.head_fwd is sc.head_fwd
-    assert out.not_rerun_s is sc.not_rerun_s
+    assert out.named_s is sc.named_s
 
 
 def test_a_portable_kernel_slows_hopper_attention_by_the_measured_rate() -> None:

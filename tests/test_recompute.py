@@ -19,6 +19,7 @@ from ocplan.plan.memory_terms import OFFLOAD_RESIDENT_LAYERS
 from ocplan.plan.plan import LAYOUT, RECOMPUTE, Plan
 from ocplan.plan.recompute import (
     ATTENTION_PROJECTIONS,
+    NORM_ACT_OPERATORS,
     RECOMPUTE_MODES,
     XLA_DEAD_OPERATORS,
     mode,
@@ -29,7 +30,12 @@ from ocplan.plan.recompute import (
 from ocplan.plan.search import search
 from ocplan.plan.space import training_space
 from ocplan.results.validation import predict_prepared, prepare_row, row_recompute
-from ocplan.workloads.memory import ACT_BYTES, grad_reduce_bytes, qkv_activation_bytes
+from ocplan.workloads.memory import (
+    ACT_BYTES,
+    grad_reduce_bytes,
+    norm_act_bytes,
+    qkv_activation_bytes,
+)
 from ocplan.workloads.operators import Shard, layer_operators
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
@@ -40,6 +46,7 @@ HOLDOUT = ROOT / "validation" / "holdout" / "training_holdout.csv"
 CAT = load_catalog()
 CAL = load_calibration()
 LLAMA70 = ModelShape.from_arch(CAT.model("llama3-70b"))
+LLAMA8 = ModelShape.from_arch(CAT.model("llama3-8b"))
 QWEN = ModelShape.from_arch(CAT.model("qwen3-30b-a3b"))
 DSV3 = ModelShape.from_arch(CAT.model("deepseek-v3"))
 TPU = system_for_chip(CAT, "tpu-v5p", 256)
@@ -64,6 +71,8 @@ def test_declared_operator_names_exist() -> None:
     emitted = (_names(LLAMA70, 0) | _names(DSV3, 0) | _names(DSV3, 10)
                | _names(QWEN, 0))
     assert emitted >= XLA_DEAD_OPERATORS
+    assert emitted >= NORM_ACT_OPERATORS
+    assert "experts_act" not in _names(LLAMA70, 0)  # moe_act: routed experts only
     assert {"qkv", "q_down", "q_up", "kv_down", "kv_up"} <= emitted
     assert ATTENTION_PROJECTIONS - emitted == {"q_proj"}  # MLA without a q LoRA rank
     assert tuple(m.name for m in RECOMPUTE_MODES) == RECOMPUTE
@@ -135,6 +144,56 @@ def test_qkv_xla_keeps_the_projections_on_top_of_the_input() -> None:
         LLAMA70.n_layers * per_layer, rel=1e-9)
 
 
+def test_norm_act_drops_the_norm_and_expert_activation_outputs() -> None:
+    """Korthikanti's terms per token: the two norm outputs (QKV and MLP inputs, 2 h x
+    2 B, replicated without SP) and, in a MoE layer, each routed copy's activation output
+    (f x 2 B, top-k copies, sharded by TP). Qwen3-30B-A3B: h 2048, 8 of 128 experts of
+    f 768."""
+    tokens = 4096 * 2
+    assert (QWEN.hidden, QWEN.moe_top_k, QWEN.moe_ffn) == (2048, 8, 768)
+    dense = norm_act_bytes(QWEN, 4096, 2, 1, False, 1, False)
+    assert dense == tokens * 2 * 2 * 2048
+    moe = norm_act_bytes(QWEN, 4096, 2, 4, True, 1, True)
+    assert moe == pytest.approx(tokens * (2 * 2 * 2048 / 4 + 8 * 2 * 768 / 4), rel=1e-12)
+    # fp8 training saves the 8-bit casts of GEMM inputs: half of it
+    assert norm_act_bytes(QWEN, 4096, 2, 1, False, 1, True, gemm_input_bytes=1.0) == \
+        pytest.approx(norm_act_bytes(QWEN, 4096, 2, 1, False, 1, True) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("shape", [LLAMA8, QWEN], ids=["dense", "moe"])
+def test_norm_act_keeps_that_much_less_and_reruns_those_operators(shape: ModelShape) -> None:
+    """One stage (pp 1), so every layer holds one micro-batch: the activation bytes fall by
+    n_layers x :func:`norm_act_bytes`, and the recompute time is the forward of the norms
+    (and experts' activation) of every layer, a few per cent of a step, on the GPU."""
+    moe = shape.is_moe
+    wl = Workload(shape, 4096, 256, "bf16")
+    plan = Plan(tp=1, pp=1, dp=64, ep=8 if moe else 1, micro_batch=1, zero=3)
+    none = _est(wl, plan, H100)
+    kept = _est(wl, replace(plan, recompute="norm_act"), H100)
+    assert none.memory is not None
+    assert kept.memory is not None
+    dropped = norm_act_bytes(shape, 4096, 1, 1, False, 1, moe)
+    assert none.memory.activations_bytes - kept.memory.activations_bytes == pytest.approx(
+        shape.n_layers * dropped, rel=1e-9)
+    assert none.time.recompute_s == 0.0
+    assert 0.0 < kept.time.recompute_s < 0.06 * kept.step_s
+    assert kept.step_s == pytest.approx(none.step_s + kept.time.recompute_s, rel=0.02)
+    full = _est(wl, replace(plan, recompute="full"), H100)
+    assert kept.time.recompute_s < 0.2 * full.time.recompute_s
+
+
+def test_norm_act_is_a_cli_and_request_choice() -> None:
+    """Declared once: the plan's choices, hence the request, the flags and the form."""
+    from ocplan import api
+    assert "norm_act" in RECOMPUTE
+    req = api.EstimateRequest.model_validate({"model": "qwen3-30b-a3b", "chip": "b200",
+                                              "ep": 8, "recompute": "norm_act"})
+    result, _, _ = api.run_estimate(CAT, req)
+    assert result.plan.recompute == "norm_act"
+    assert result.feasible
+    assert result.time.recompute_s > 0
+
+
 def test_offload_keeps_one_layer_of_what_the_mode_keeps() -> None:
     """Offload with a whole-layer mode: the layer inputs (and projections) go to the
     host, one layer of them stays resident (MaxText's decoder_layer_input offload)."""
@@ -188,7 +247,8 @@ def test_an_unstated_recompute_is_the_stacks_whole_layer_mode() -> None:
 
 def test_the_search_tries_the_chips_stack() -> None:
     """TPUs run XLA: their search tries none, full_xla, qkv_xla and auto (whole layers
-    the XLA way); a GPU's tries none, selective, full and auto."""
+    the XLA way); a GPU's tries none, selective, full and auto, and for a MoE model
+    norm_act too."""
     assert stack_of(system_model(TPU).family) == "xla"
     assert stack_of(system_model(H100).family) == "torch"
     assert whole_layer_mode("xla").name == "full_xla"
@@ -196,11 +256,13 @@ def test_the_search_tries_the_chips_stack() -> None:
     code = LAYOUT["recompute"].code
     for stack, want in (("xla", {"none", "full_xla", "qkv_xla"}),
                         ("torch", {"none", "selective", "full"})):
-        assert {m.name for m in searched_modes(stack)} == want
-        space = training_space(chips=64, n_layers=32, n_heads=32, n_kv_heads=8,
-                               seq_len=4096, global_batch=256, domain=8, stack=stack)
-        (axis,) = (a for a in space.axes if a.name == "recompute")
-        assert set(axis.values) == {code(n) for n in want} | {code("auto")}
+        for experts, extra in ((0, set()), (8, {"norm_act"} if stack == "torch" else set())):
+            assert {m.name for m in searched_modes(stack, moe=experts > 0)} == want | extra
+            space = training_space(chips=64, n_layers=32, n_heads=32, n_kv_heads=8,
+                                   seq_len=4096, global_batch=256, domain=8, stack=stack,
+                                   experts=experts)
+            (axis,) = (a for a in space.axes if a.name == "recompute")
+            assert set(axis.values) == {code(n) for n in want | extra} | {code("auto")}
 
 
 def test_a_tpu_search_recomputes_the_xla_way() -> None:

@@ -216,9 +216,10 @@ def test_scalar_and_vectorized_agree_on_10000_feasible_layouts() -> None:
         assert not bad, f"{job}: {len(bad)} disagree, first {bad[0]}"
         checked += len(fits)
     assert checked == N_AGREE
-    # the sample covers none, full and partial recompute under every ZeRO stage
+    # the sample covers none, full, partial and (in the MoE job) module recompute under
+    # every ZeRO stage
     assert {rc for rc, _ in kinds} == {RECOMPUTE.code("none"), RECOMPUTE.code("full"),
-                                       RECOMPUTE_AUTO}
+                                       RECOMPUTE.code("norm_act"), RECOMPUTE_AUTO}
     assert {z for _, z in kinds} == {0, 1, 2, 3}
 
 

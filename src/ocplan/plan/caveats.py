@@ -143,7 +143,9 @@ CAVEATS: tuple[Caveat, ...] = (
         "Blackwell Ultra (B300, GB300) trains in BF16 and FP8 faster than the model expects "
         "next to Blackwell at the same layout and software release (its NVFP4 rows show no "
         "such gap): Megatron-Bridge's tables put it 1.11x "
-        "(B300/B200) and 1.22x (GB300/GB200) ahead, the model 1.03x and 1.05x, and its "
+        "(B300/B200) and 1.22x (GB300/GB200) ahead, the model 1.03x and 1.05x (in part "
+        "the per-system recipes: GPT-OSS 120B recomputes layer norms and expert "
+        "activations on GB200 and B200, not on the Ultra parts), and its "
         "GB300 FP8 runs (R064, R068, R235) measured 10-25 % faster than predicted; read "
         "this rate as a lower bound."),
     Caveat(

@@ -5,8 +5,9 @@ recompute and the LM head, from the operator cost model.
 the slowest stage are timed operator by operator (:mod:`ocplan.plan.layer_cost`);
 recompute repeats the forward of the recomputed layers (full, Megatron
 ``--recompute-granularity full``; JAX/XLA remat less what the backward never reads,
-:mod:`ocplan.plan.recompute`) or the attention cores (selective; Korthikanti et al.
-2022 §5); activation offload hides its host copies behind compute where they fit.
+:mod:`ocplan.plan.recompute`), the attention cores (selective; Korthikanti et al.
+2022 §5) or named modules (Megatron-Core's layer norms and experts' activation);
+activation offload hides its host copies behind compute where they fit.
 """
 
 from __future__ import annotations
@@ -74,14 +75,16 @@ def head_charge(layers: PassTime, head: PassTime, per_stage: FloatArray,
 
 def recompute_s(sc: StageCompute, d: DerivedLayout) -> FloatArray:
     """Forward seconds re-run before the backward, per micro-batch:
-    ``rho (t_fwd - t_kept) + [selective] t_attn``, ``rho`` the share of the stage's
-    layers recomputed whole, ``t_kept`` the forward of the operators the mode does not
-    re-run (:mod:`ocplan.plan.recompute`: none for Megatron's full recompute, the down
-    projections under JAX/XLA remat), ``t_attn`` the attention cores (Korthikanti et
-    al. 2022 §5)."""
-    kept = np.choose(d.rc_mode.astype(np.intp), sc.not_rerun_s)
-    out: FloatArray = (d.rc_full * (sc.forward.total_s - kept)
-                       + np.where(d.rc_sel, sc.attention_fwd_s, 0.0))
+    ``rho (t_fwd - t_named) + [selective] t_attn + [modules] t_named``, ``rho`` the
+    share of the stage's layers recomputed whole, ``t_named`` the forward of the
+    operators the mode names (:mod:`ocplan.plan.recompute`: for a whole-layer mode those
+    it does not re-run, none for Megatron's full recompute, the down projections under
+    JAX/XLA remat; for a module mode those it re-runs, the layer norms and the experts'
+    activation), ``t_attn`` the attention cores (Korthikanti et al. 2022 §5)."""
+    named = np.choose(d.rc_mode.astype(np.intp), sc.named_s)
+    out: FloatArray = (d.rc_full * (sc.forward.total_s - named)
+                       + np.where(d.rc_sel, sc.attention_fwd_s, 0.0)
+                       + np.where(d.rc_mod, named, 0.0))
     return out
 
 

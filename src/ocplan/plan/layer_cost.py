@@ -85,17 +85,19 @@ class StageCompute:
     head_fwd: PassTime
     head_bwd: PassTime
     moe_layers: FloatArray
-    not_rerun_s: tuple[FloatArray, ...]
+    named_s: tuple[FloatArray, ...]
     """Per recompute mode (:data:`~ocplan.plan.recompute.RECOMPUTE_MODES`), the forward
-    seconds of the stage's operators the mode does not re-run."""
+    seconds of the stage's operators the mode names
+    (:attr:`~ocplan.plan.recompute.RecomputeMode.named`: those a whole-layer mode does
+    not re-run, those a module mode re-runs)."""
 
 
 def with_attention_rate(sc: StageCompute, rate: FloatArray) -> StageCompute:
     """``sc`` with its attention cores run at ``rate`` times the modelled kernel's speed
     (arrays over layouts, 0 < rate <= 1): the attention seconds of the forward, the
     backward and the selectively recomputed forward divided by ``rate``. No recompute
-    mode leaves attention out of what it re-runs (:mod:`ocplan.plan.recompute`), so
-    ``not_rerun_s`` is unchanged."""
+    mode names an attention core (:mod:`ocplan.plan.recompute`), so ``named_s`` is
+    unchanged."""
     assert np.all((rate > 0) & (rate <= 1)), "attention rate outside (0, 1]"
 
     def slowed(p: PassTime) -> PassTime:
@@ -230,13 +232,13 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
         forward, backward = forward.plus(f.scaled(n)), backward.plus(b.scaled(n))
         attention = attention + n * f.attention_s
         moe = moe + (n if kind.moe else 0.0)
-    not_rerun = tuple(
-        sum((n * p.named_s(t, m.not_rerun)
+    named = tuple(
+        sum((n * p.named_s(t, m.named)
              for n, p, t in zip(counts, prof.forward, fwd_ops, strict=True)), zero)
-        if m.not_rerun else zero
+        if m.named else zero
         for m in RECOMPUTE_MODES)
     return StageCompute(forward, backward, attention, prof.head_forward.time(eff),
-                        prof.head_backward.time(eff), moe, not_rerun)
+                        prof.head_backward.time(eff), moe, named)
 
 
 #: The slowest stage's times per job context, calibration (:class:`Efficiencies`) and
@@ -248,8 +250,8 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
 _COMPOSED: dict[tuple[_Context, Efficiencies], dict[_Column, list[float]]] = {}
 _COMPOSED_COLUMNS = 50_000
 #: Numbers per :class:`StageCompute` column: four passes of three categories, the
-#: attention forward and the MoE layers (:data:`_FIXED`), then one not-re-run time per
-#: recompute mode.
+#: attention forward and the MoE layers (:data:`_FIXED`), then one named-operator time
+#: per recompute mode.
 _FIXED = 4 * 3 + 2
 _WIDTH = _FIXED + len(RECOMPUTE_MODES)
 
@@ -263,7 +265,7 @@ def _stage_columns(sc: StageCompute) -> list[FloatArray]:
     for p in (sc.head_fwd, sc.head_bwd):
         out += [p.matrix_s, p.attention_s, p.memory_s]
     out.append(sc.moe_layers)
-    out += sc.not_rerun_s
+    out += sc.named_s
     return out
 
 

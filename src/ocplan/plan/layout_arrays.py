@@ -25,6 +25,7 @@ __all__ = ["DerivedLayout", "derive_layout"]
 _WHOLE = np.array([m.whole_layers for m in RECOMPUTE_MODES])
 _ATTENTION = np.array([m.attention_only for m in RECOMPUTE_MODES])
 _QKV = np.array([m.keeps_qkv for m in RECOMPUTE_MODES])
+_MODULES = np.array([bool(m.modules) for m in RECOMPUTE_MODES])
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class DerivedLayout:
     ``t_sp``: the TP size activations are split by (``tp`` with SP, else 1);
     ``rc_full``: fraction of a stage's layers recomputed whole; ``rc_mode``: the
     recompute code (:data:`~ocplan.plan.recompute.RECOMPUTE_MODES`); ``rc_qkv``: whole
-    layers keep their Q/K/V projections; ``dp_shard``: ranks
+    layers keep their Q/K/V projections; ``rc_mod``: named modules (the layer norms and
+    the experts' activation) are recomputed; ``dp_shard``: ranks
     ZeRO shards over; ``replicas``: HSDP replica groups; ``dp_expert``: expert
     data-parallel size ``dp c t / (e t_e)``."""
 
@@ -55,6 +57,7 @@ class DerivedLayout:
     rc_sel: np.ndarray
     rc_mode: np.ndarray
     rc_qkv: np.ndarray
+    rc_mod: np.ndarray
     sp: np.ndarray
     offload: np.ndarray
     tp_overlap: np.ndarray
@@ -113,7 +116,7 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
     dp_shard = np.where(shard > 0, np.minimum(shard, dp_dense), dp_dense)
     arrays = np.broadcast_arrays(
         tp, pp, dp, cp, ep, etp, vpp, mb, f64(lay.zero), rc_full,
-        _ATTENTION[rc], rc, _QKV[rc] & (rc_full > 0), sp,
+        _ATTENTION[rc], rc, _QKV[rc] & (rc_full > 0), _MODULES[rc], sp,
         np.asarray(lay.offload, dtype=bool),
         np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.ep_overlap, dtype=bool),
         np.asarray(lay.grouped_gemm, dtype=bool), np.asarray(lay.dp_overlap, dtype=bool),

@@ -22,6 +22,7 @@ from ocplan.workloads.memory import (
     ACT_BYTES,
     layer_activation_bytes,
     model_state_bytes,
+    norm_act_bytes,
     qkv_activation_bytes,
 )
 from ocplan.workloads.operators import GEMM_INPUT_BYTES
@@ -74,15 +75,20 @@ def saved_gemm_input_bytes(precision: str) -> float:
 
 def saved_layer_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> FloatArray:
     """Activation bytes one layer of the stage keeps for its backward, per micro-batch:
-    everything (less the attention cores under selective recompute), or for the share
+    everything (less the attention cores under selective recompute, the norm and expert
+    activation outputs under ``norm_act``: :func:`norm_act_bytes`), or for the share
     ``rc_full`` of layers recomputed whole their input, and their Q/K/V projections
     where the recompute mode keeps them; dense and MoE layers mixed as the stage holds
     them."""
     m = wl.model
     g_in = saved_gemm_input_bytes(wl.precision)
     args = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False, d.rc_sel, True)
-    dense = layer_activation_bytes(*args, False, gemm_input_bytes=g_in)
-    moe = layer_activation_bytes(*args, True, 1.0, gemm_input_bytes=g_in) if m.is_moe else 0.0
+    shard = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp)
+    dense = layer_activation_bytes(*args, False, gemm_input_bytes=g_in) - np.where(
+        d.rc_mod, norm_act_bytes(*shard, False, gemm_input_bytes=g_in), 0.0)
+    moe = layer_activation_bytes(*args, True, 1.0, gemm_input_bytes=g_in) - np.where(
+        d.rc_mod, norm_act_bytes(*shard, True, 1.0, gemm_input_bytes=g_in), 0.0) \
+        if m.is_moe else 0.0
     kept_input = layer_activation_bytes(m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, True, False,
                                         True, False)
     kept = kept_input + np.where(d.rc_qkv, qkv_activation_bytes(m, wl.seq_len, d.mb, d.tp,

@@ -24,6 +24,14 @@ layer's forward:
   ``save_qkv_proj`` and ``qkv_proj_offloaded`` also keep the query, key and value
   projections (on the chip or in host memory).
 
+Megatron-Core also recomputes named modules of a layer (``--recompute-granularity
+selective --recompute-modules ...``): its MoE recipes in Megatron-Bridge's performance
+configurations recompute the layer norms and the routed experts' activation function
+(``layernorm``, ``moe_act``; GPT-OSS 120B on GB200, B200 and H100, 26.02-26.04), whose
+outputs are the inputs of the next GEMMs, so the layer keeps neither and re-runs both
+before its backward (``norm_act``; in a dense layer only the norms, as ``moe_act``
+applies to experts alone).
+
 Offload (:class:`~ocplan.plan.plan.Plan` ``offload``) is orthogonal: it moves whatever a
 mode keeps to host memory.
 
@@ -39,6 +47,7 @@ from typing import Literal, get_args
 
 __all__ = [
     "ATTENTION_PROJECTIONS",
+    "NORM_ACT_OPERATORS",
     "RECOMPUTE_MODES",
     "STACKS",
     "XLA_DEAD_OPERATORS",
@@ -53,7 +62,7 @@ __all__ = [
 ]
 
 #: The recompute mode names (checked against :data:`RECOMPUTE_MODES` below).
-Recompute = Literal["none", "selective", "full", "full_xla", "qkv_xla"]
+Recompute = Literal["none", "selective", "full", "full_xla", "qkv_xla", "norm_act"]
 Stack = Literal["torch", "xla"]
 #: The software stacks whose recompute semantics differ: PyTorch (Megatron-LM,
 #: torch.utils.checkpoint) and XLA (JAX, PyTorch/XLA).
@@ -70,6 +79,9 @@ XLA_DEAD_OPERATORS = frozenset({"mlp_down", "shared_down", "residual_mlp"})
 #: The attention input projections (standard and MLA), whose outputs MaxText's
 #: ``save_qkv_proj`` / ``qkv_proj_offloaded`` keep.
 ATTENTION_PROJECTIONS = frozenset({"qkv", "q_proj", "q_down", "q_up", "kv_down", "kv_up"})
+#: The operators Megatron-Core's ``layernorm`` and ``moe_act`` recompute modules re-run:
+#: the two pre-norms and the routed experts' activation function.
+NORM_ACT_OPERATORS = frozenset({"norm_attn", "norm_mlp", "experts_act"})
 
 
 @dataclass(frozen=True)
@@ -79,8 +91,10 @@ class RecomputeMode:
     ``whole_layers``: each recomputed layer keeps only its input (plus ``keeps_qkv``) and
     re-runs its forward before the backward, except the forward operators named in
     ``not_rerun``; ``attention_only``: only the attention cores are recomputed
-    (Megatron's selective recompute, Korthikanti et al. 2022 §5); neither: everything
-    is kept. ``stack``: the software stack that runs it (None: any)."""
+    (Megatron's selective recompute, Korthikanti et al. 2022 §5); ``modules``: only the
+    operators named there are recomputed (Megatron-Core's recompute modules; the memory
+    model knows :data:`NORM_ACT_OPERATORS`); none of these: everything is kept.
+    ``stack``: the software stack that runs it (None: any)."""
 
     name: Recompute
     help: str
@@ -88,11 +102,20 @@ class RecomputeMode:
     attention_only: bool = False
     keeps_qkv: bool = False
     not_rerun: frozenset[str] = frozenset()
+    modules: frozenset[str] = frozenset()
     stack: Stack | None = None
 
     def __post_init__(self) -> None:
-        assert not (self.whole_layers and self.attention_only), self.name
+        assert sum((self.whole_layers, self.attention_only, bool(self.modules))) <= 1, \
+            self.name
         assert self.whole_layers or not (self.keeps_qkv or self.not_rerun), self.name
+        assert self.modules in (frozenset(), NORM_ACT_OPERATORS), self.name
+
+    @property
+    def named(self) -> frozenset[str]:
+        """The operators the mode names: those a whole-layer mode does not re-run, or
+        those a module mode re-runs."""
+        return self.not_rerun or self.modules
 
 
 #: Every recompute mode, in the order of their codes (the first is the default).
@@ -110,6 +133,9 @@ RECOMPUTE_MODES: tuple[RecomputeMode, ...] = (
                              "qkv_proj_offloaded)",
                   whole_layers=True, keeps_qkv=True,
                   not_rerun=XLA_DEAD_OPERATORS | ATTENTION_PROJECTIONS, stack="xla"),
+    RecomputeMode("norm_act", "recompute the layer norms and the experts' activation "
+                              "(Megatron-Core --recompute-modules layernorm moe_act)",
+                  modules=NORM_ACT_OPERATORS, stack="torch"),
 )
 _BY_NAME: dict[str, RecomputeMode] = {m.name: m for m in RECOMPUTE_MODES}
 assert len(_BY_NAME) == len(RECOMPUTE_MODES), "duplicate recompute mode"
@@ -126,9 +152,12 @@ def stack_of(family: str | None) -> Stack:
     return "xla" if family in XLA_FAMILIES else "torch"
 
 
-def searched_modes(stack: Stack) -> tuple[RecomputeMode, ...]:
-    """The modes the layout search tries on ``stack``."""
-    return tuple(m for m in RECOMPUTE_MODES if m.stack in (None, stack))
+def searched_modes(stack: Stack, moe: bool = True) -> tuple[RecomputeMode, ...]:
+    """The modes the layout search tries on ``stack``; a module mode only for a
+    mixture-of-experts model (``moe``): on a dense one ``norm_act`` recomputes the two
+    norms alone, a saving the search leaves to a plan that states it."""
+    return tuple(m for m in RECOMPUTE_MODES
+                 if m.stack in (None, stack) and (moe or not m.modules))
 
 
 def whole_layer_mode(stack: Stack) -> RecomputeMode:

@@ -278,8 +278,8 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     (:data:`~ocplan.plan.plan.LAYOUT_FIELDS`), in their order, named as the field and
     holding encoded values: tp, pp, cp, ep, vpp, the ends split (taken where it does not
     grow the fullest stage, :func:`_ends_pay`), micro-batch, ZeRO stage, the recompute
-    modes of the software ``stack`` (:func:`~ocplan.plan.recompute.searched_modes`, with
-    the search code "auto", :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
+    modes of the software ``stack`` and the model (:func:`~ocplan.plan.recompute.searched_modes`,
+    with the search code "auto", :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
     parallelism, host activation offload (only with ``offload``), TP and DP
     communication overlap, hybrid sharding within a scale-up domain. ``dp`` is derived;
     fields marked ``fixed`` stay at their defaults.
@@ -319,7 +319,8 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         "offload": (0, 1) if offload else (0,),
         # The recompute modes of the stack (ocplan.plan.recompute) and the search code
         # "auto".
-        "recompute": (*(LAYOUT["recompute"].code(m.name) for m in searched_modes(stack)),
+        "recompute": (*(LAYOUT["recompute"].code(m.name)
+                        for m in searched_modes(stack, moe=experts > 0)),
                       *(LAYOUT["recompute"].code(c) for c in LAYOUT["recompute"].search_codes)),
         # Options: 0 off (None), 1 the domain group (resolved below).
         "shard_group": (0, 1),

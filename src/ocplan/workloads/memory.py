@@ -48,6 +48,7 @@ __all__ = [
     "korthikanti_layer_bytes",
     "layer_activation_bytes",
     "model_state_bytes",
+    "norm_act_bytes",
     "qkv_activation_bytes",
 ]
 
@@ -150,6 +151,24 @@ def grad_reduce_bytes(precision: str) -> float:
     ``precision`` (:data:`GRAD_REDUCE_BYTES`). The stored gradients of the memory model
     stay at :data:`GRAD_BYTES` (the ZeRO paper's convention)."""
     return GRAD_REDUCE_BYTES.get(precision, GRAD_REDUCE_BYTES_DEFAULT)
+
+
+def norm_act_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, cp: Num,
+                   moe_layer: bool, ep_tokens_factor: Num = 1.0,
+                   gemm_input_bytes: float = ACT_BYTES) -> Num:
+    """Bytes of one layer and micro-batch on one chip that recomputing the layer norms
+    and the experts' activation (Megatron-Core ``--recompute-modules layernorm moe_act``)
+    does not keep: the two norm outputs, saved as the QKV and MLP inputs (``2 h`` per
+    token, replicated across TP unless SP), and in a MoE layer the activation output of
+    each routed copy, saved as the down projection's input (``f`` per copy, sharded by
+    TP): the matching terms of :func:`layer_activation_bytes` (Korthikanti §4.1), at
+    ``gemm_input_bytes`` each. Shared experts and dense MLPs keep theirs (``moe_act``
+    covers the routed experts only)."""
+    g = gemm_input_bytes
+    norms = g * 2 * shape.hidden
+    act = shape.moe_top_k * ep_tokens_factor * g * shape.moe_ffn if moe_layer else 0.0
+    per_token = np.where(np.asarray(sp, dtype=bool), norms / t, norms) + act / t
+    return s * b / cp * per_token
 
 
 def qkv_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, cp: Num) -> Num:
