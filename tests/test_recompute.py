@@ -19,6 +19,7 @@ from ocplan.plan.memory_terms import OFFLOAD_RESIDENT_LAYERS
 from ocplan.plan.plan import LAYOUT, RECOMPUTE, Plan
 from ocplan.plan.recompute import (
     ATTENTION_PROJECTIONS,
+    MLA_UP_OPERATORS,
     NORM_ACT_OPERATORS,
     RECOMPUTE_MODES,
     XLA_DEAD_OPERATORS,
@@ -33,6 +34,7 @@ from ocplan.results.validation import predict_prepared, prepare_row, row_recompu
 from ocplan.workloads.memory import (
     ACT_BYTES,
     grad_reduce_bytes,
+    mla_up_bytes,
     norm_act_bytes,
     qkv_activation_bytes,
 )
@@ -49,6 +51,7 @@ LLAMA70 = ModelShape.from_arch(CAT.model("llama3-70b"))
 LLAMA8 = ModelShape.from_arch(CAT.model("llama3-8b"))
 QWEN = ModelShape.from_arch(CAT.model("qwen3-30b-a3b"))
 DSV3 = ModelShape.from_arch(CAT.model("deepseek-v3"))
+DSV2LITE = ModelShape.from_arch(CAT.model("deepseek-v2-lite"))
 TPU = system_for_chip(CAT, "tpu-v5p", 256)
 H100 = system_for_chip(CAT, "h100-sxm-80gb", 64)
 
@@ -72,6 +75,7 @@ def test_declared_operator_names_exist() -> None:
                | _names(QWEN, 0))
     assert emitted >= XLA_DEAD_OPERATORS
     assert emitted >= NORM_ACT_OPERATORS
+    assert emitted | _names(DSV2LITE, 1) >= MLA_UP_OPERATORS  # q_proj: no query LoRA
     assert "experts_act" not in _names(LLAMA70, 0)  # moe_act: routed experts only
     assert {"qkv", "q_down", "q_up", "kv_down", "kv_up"} <= emitted
     assert ATTENTION_PROJECTIONS - emitted == {"q_proj"}  # MLA without a q LoRA rank
@@ -182,6 +186,42 @@ def test_norm_act_keeps_that_much_less_and_reruns_those_operators(shape: ModelSh
     assert kept.time.recompute_s < 0.2 * full.time.recompute_s
 
 
+def test_mla_up_drops_the_query_key_and_value_heads() -> None:
+    """DeepSeek-V3: 128 heads, query/key width 192 (128 + 64 rope), value 128: per token
+    2 B x 128 x (192 + 192 + 128) rebuilt from the latents; nothing on a GQA model."""
+    assert (DSV3.n_heads, DSV3.qk_dim, DSV3.v_dim) == (128, 192, 128)
+    assert mla_up_bytes(DSV3, 4096, 1, 1, 1) == 4096 * 2 * 128 * (192 + 192 + 128)
+    assert mla_up_bytes(DSV3, 4096, 1, 4, 2) == 4096 * 2 * 128 * (192 + 192 + 128) / 8
+    assert mla_up_bytes(LLAMA70, 4096, 1, 1, 1) == 0.0
+
+
+def test_mla_up_keeps_less_and_reruns_the_up_projections() -> None:
+    """DeepSeek-V2-Lite in one stage: the activations fall by n_layers x
+    :func:`mla_up_bytes`; the re-run up-projections and RoPE cost under 5 % of a step."""
+    wl = Workload(DSV2LITE, 4096, 256, "bf16")
+    plan = Plan(tp=1, pp=1, dp=64, ep=8, micro_batch=1, zero=3)
+    none = _est(wl, plan, H100)
+    kept = _est(wl, replace(plan, recompute="mla_up"), H100)
+    assert none.memory is not None
+    assert kept.memory is not None
+    assert none.memory.activations_bytes - kept.memory.activations_bytes == pytest.approx(
+        DSV2LITE.n_layers * mla_up_bytes(DSV2LITE, 4096, 1, 1, 1), rel=1e-9)
+    assert 0.0 < kept.time.recompute_s < 0.05 * kept.step_s
+
+
+def test_mla_up_on_a_model_without_latent_attention_is_infeasible() -> None:
+    from ocplan import api
+    wl = Workload(LLAMA70, 4096, 256, "bf16")
+    e = estimate(wl, Plan(tp=8, pp=1, dp=8, recompute="mla_up"), H100, CAL)
+    assert not e.feasible
+    assert e.reason is not None
+    assert e.reason.startswith("recompute: ")
+    assert "multi-head latent attention" in e.reason
+    hint = api.infeasible_hint(e.reason)
+    assert hint is not None
+    assert "mla_up" in hint
+
+
 def test_norm_act_is_a_cli_and_request_choice() -> None:
     """Declared once: the plan's choices, hence the request, the flags and the form."""
     from ocplan import api
@@ -247,8 +287,8 @@ def test_an_unstated_recompute_is_the_stacks_whole_layer_mode() -> None:
 
 def test_the_search_tries_the_chips_stack() -> None:
     """TPUs run XLA: their search tries none, full_xla, qkv_xla and auto (whole layers
-    the XLA way); a GPU's tries none, selective, full and auto, and for a MoE model
-    norm_act too."""
+    the XLA way); a GPU's tries none, selective, full and auto, for a MoE model
+    norm_act too, and for one with latent attention mla_up."""
     assert stack_of(system_model(TPU).family) == "xla"
     assert stack_of(system_model(H100).family) == "torch"
     assert whole_layer_mode("xla").name == "full_xla"
@@ -256,11 +296,14 @@ def test_the_search_tries_the_chips_stack() -> None:
     code = LAYOUT["recompute"].code
     for stack, want in (("xla", {"none", "full_xla", "qkv_xla"}),
                         ("torch", {"none", "selective", "full"})):
-        for experts, extra in ((0, set()), (8, {"norm_act"} if stack == "torch" else set())):
-            assert {m.name for m in searched_modes(stack, moe=experts > 0)} == want | extra
+        for experts, mla, extra in ((0, False, set()), (8, False, {"norm_act"}),
+                                    (8, True, {"norm_act", "mla_up"})):
+            extra = extra if stack == "torch" else set()
+            assert {m.name for m in searched_modes(stack, moe=experts > 0, mla=mla)} == \
+                want | extra
             space = training_space(chips=64, n_layers=32, n_heads=32, n_kv_heads=8,
                                    seq_len=4096, global_batch=256, domain=8, stack=stack,
-                                   experts=experts)
+                                   experts=experts, mla=mla)
             (axis,) = (a for a in space.axes if a.name == "recompute")
             assert set(axis.values) == {code(n) for n in want | extra} | {code("auto")}
 

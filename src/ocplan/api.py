@@ -802,6 +802,8 @@ INFEASIBLE_HINTS: dict[str, str] = {
                  "a floating-point unit and one for this precision (the reason lists this "
                  "chip's)",
     "batch": "make the global batch a multiple of dp x micro-batch",
+    "recompute": "state a recompute mode that names parts the model has (mla_up: "
+                 "multi-head latent attention models only)",
     "invalid": "fix what ocplan check reports (a power profile or cooling the modules "
                "allow, enough supplies), or estimate anyway with --allow-invalid "
                "(allow_invalid in a request); the output then says so",

@@ -39,8 +39,8 @@ class DerivedLayout:
     ``t_sp``: the TP size activations are split by (``tp`` with SP, else 1);
     ``rc_full``: fraction of a stage's layers recomputed whole; ``rc_mode``: the
     recompute code (:data:`~ocplan.plan.recompute.RECOMPUTE_MODES`); ``rc_qkv``: whole
-    layers keep their Q/K/V projections; ``rc_mod``: named modules (the layer norms and
-    the experts' activation) are recomputed; ``dp_shard``: ranks
+    layers keep their Q/K/V projections; ``rc_mod``: named modules are recomputed
+    (:attr:`~ocplan.plan.recompute.RecomputeMode.modules`); ``dp_shard``: ranks
     ZeRO shards over; ``replicas``: HSDP replica groups; ``dp_expert``: expert
     data-parallel size ``dp c t / (e t_e)``."""
 

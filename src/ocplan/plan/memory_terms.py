@@ -18,9 +18,11 @@ import numpy as np
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray
 from ocplan.plan.layout_arrays import DerivedLayout
 from ocplan.plan.params import StageParams
+from ocplan.plan.recompute import MLA_UP_OPERATORS, NORM_ACT_OPERATORS, RECOMPUTE_MODES
 from ocplan.workloads.memory import (
     ACT_BYTES,
     layer_activation_bytes,
+    mla_up_bytes,
     model_state_bytes,
     norm_act_bytes,
     qkv_activation_bytes,
@@ -73,22 +75,41 @@ def saved_gemm_input_bytes(precision: str) -> float:
     return min(GEMM_INPUT_BYTES.get(precision, ACT_BYTES), ACT_BYTES)
 
 
+def module_bytes(wl: Workload, d: DerivedLayout, moe_layer: bool,
+                 gemm_input_bytes: float) -> FloatArray:
+    """Bytes of one layer and micro-batch that the layouts' module-recompute mode does
+    not keep (:func:`~ocplan.workloads.memory.norm_act_bytes`,
+    :func:`~ocplan.workloads.memory.mla_up_bytes`); 0 under every other mode."""
+    m = wl.model
+    out: FloatArray = np.zeros(np.shape(d.mb))
+    if not np.any(d.rc_mod):
+        return out
+    dropped = {
+        NORM_ACT_OPERATORS: lambda: norm_act_bytes(m, wl.seq_len, d.mb, d.tp, d.sp, d.cp,
+                                                   moe_layer, 1.0,
+                                                   gemm_input_bytes=gemm_input_bytes),
+        MLA_UP_OPERATORS: lambda: mla_up_bytes(m, wl.seq_len, d.mb, d.tp, d.cp),
+    }
+    for code, mode in enumerate(RECOMPUTE_MODES):
+        if mode.modules:
+            out = np.where(d.rc_mode == code, dropped[mode.modules](), out)
+    return out
+
+
 def saved_layer_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> FloatArray:
     """Activation bytes one layer of the stage keeps for its backward, per micro-batch:
-    everything (less the attention cores under selective recompute, the norm and expert
-    activation outputs under ``norm_act``: :func:`norm_act_bytes`), or for the share
+    everything (less the attention cores under selective recompute, and what a module
+    mode does not keep: :func:`module_bytes`), or for the share
     ``rc_full`` of layers recomputed whole their input, and their Q/K/V projections
     where the recompute mode keeps them; dense and MoE layers mixed as the stage holds
     them."""
     m = wl.model
     g_in = saved_gemm_input_bytes(wl.precision)
     args = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False, d.rc_sel, True)
-    shard = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp)
-    dense = layer_activation_bytes(*args, False, gemm_input_bytes=g_in) - np.where(
-        d.rc_mod, norm_act_bytes(*shard, False, gemm_input_bytes=g_in), 0.0)
-    moe = layer_activation_bytes(*args, True, 1.0, gemm_input_bytes=g_in) - np.where(
-        d.rc_mod, norm_act_bytes(*shard, True, 1.0, gemm_input_bytes=g_in), 0.0) \
-        if m.is_moe else 0.0
+    dense = layer_activation_bytes(*args, False, gemm_input_bytes=g_in) \
+        - module_bytes(wl, d, False, g_in)
+    moe = layer_activation_bytes(*args, True, 1.0, gemm_input_bytes=g_in) \
+        - module_bytes(wl, d, True, g_in) if m.is_moe else 0.0
     kept_input = layer_activation_bytes(m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, True, False,
                                         True, False)
     kept = kept_input + np.where(d.rc_qkv, qkv_activation_bytes(m, wl.seq_len, d.mb, d.tp,

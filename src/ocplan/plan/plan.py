@@ -24,7 +24,7 @@ from ocplan.plan.layout import (
     layout_label,
     layout_problems,
 )
-from ocplan.plan.recompute import RECOMPUTE_MODES, Recompute, mode
+from ocplan.plan.recompute import FEATURE_NAMES, RECOMPUTE_MODES, Recompute, mode
 from ocplan.workloads.workload import Workload
 
 __all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "LayoutField", "Plan",
@@ -259,6 +259,10 @@ class Plan:
                                              f"dp x cp = {self.dp * self.cp}")
         if self.vpp > 1 and self.pp == 1:
             raise Infeasible("divisibility", "vpp > 1 needs pp > 1")
+        needs = mode(self.recompute).requires
+        if needs is not None and not {"moe": m.is_moe, "mla": m.is_mla}[needs]:
+            raise Infeasible("recompute", f"{self.recompute} needs {FEATURE_NAMES[needs]}, "
+                                          f"which {m.name} has not")
 
 
 def split_places(n_layers: int, pp: ArrayLike, ends: ArrayLike) -> FloatArray:

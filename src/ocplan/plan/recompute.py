@@ -30,7 +30,9 @@ configurations recompute the layer norms and the routed experts' activation func
 (``layernorm``, ``moe_act``; GPT-OSS 120B on GB200, B200 and H100, 26.02-26.04), whose
 outputs are the inputs of the next GEMMs, so the layer keeps neither and re-runs both
 before its backward (``norm_act``; in a dense layer only the norms, as ``moe_act``
-applies to experts alone).
+applies to experts alone). Its DeepSeek-V3 and Kimi K2 recipes recompute the MLA
+up-projections and RoPE (``mla_up_proj``, ``mla_up``): the query, key and value heads are
+rebuilt from the kept latents before the attention backward.
 
 Offload (:class:`~ocplan.plan.plan.Plan` ``offload``) is orthogonal: it moves whatever a
 mode keeps to host memory.
@@ -47,6 +49,8 @@ from typing import Literal, get_args
 
 __all__ = [
     "ATTENTION_PROJECTIONS",
+    "FEATURE_NAMES",
+    "MLA_UP_OPERATORS",
     "NORM_ACT_OPERATORS",
     "RECOMPUTE_MODES",
     "STACKS",
@@ -62,7 +66,7 @@ __all__ = [
 ]
 
 #: The recompute mode names (checked against :data:`RECOMPUTE_MODES` below).
-Recompute = Literal["none", "selective", "full", "full_xla", "qkv_xla", "norm_act"]
+Recompute = Literal["none", "selective", "full", "full_xla", "qkv_xla", "norm_act", "mla_up"]
 Stack = Literal["torch", "xla"]
 #: The software stacks whose recompute semantics differ: PyTorch (Megatron-LM,
 #: torch.utils.checkpoint) and XLA (JAX, PyTorch/XLA).
@@ -82,6 +86,15 @@ ATTENTION_PROJECTIONS = frozenset({"qkv", "q_proj", "q_down", "q_up", "kv_down",
 #: The operators Megatron-Core's ``layernorm`` and ``moe_act`` recompute modules re-run:
 #: the two pre-norms and the routed experts' activation function.
 NORM_ACT_OPERATORS = frozenset({"norm_attn", "norm_mlp", "experts_act"})
+#: The operators Megatron-Core's ``mla_up_proj`` recompute module re-runs: the MLA
+#: query and key/value up-projections (the query projection where there is no query
+#: LoRA rank) and the rotary embedding applied to their outputs.
+MLA_UP_OPERATORS = frozenset({"q_up", "q_proj", "kv_up", "rope"})
+#: Model features a module mode acts on.
+ModelFeature = Literal["moe", "mla"]
+#: What each feature is, as an infeasibility reason names it.
+FEATURE_NAMES: dict[str, str] = {"moe": "mixture-of-experts layers",
+                                 "mla": "multi-head latent attention"}
 
 
 @dataclass(frozen=True)
@@ -93,8 +106,11 @@ class RecomputeMode:
     ``not_rerun``; ``attention_only``: only the attention cores are recomputed
     (Megatron's selective recompute, Korthikanti et al. 2022 §5); ``modules``: only the
     operators named there are recomputed (Megatron-Core's recompute modules; the memory
-    model knows :data:`NORM_ACT_OPERATORS`); none of these: everything is kept.
-    ``stack``: the software stack that runs it (None: any)."""
+    model knows :data:`NORM_ACT_OPERATORS` and :data:`MLA_UP_OPERATORS`); none of these:
+    everything is kept. ``stack``: the software stack that runs it (None: any);
+    ``searched_for``: the model feature without which the search does not try it;
+    ``requires``: the one without which it names nothing the model has (a plan stating
+    it is infeasible)."""
 
     name: Recompute
     help: str
@@ -104,12 +120,15 @@ class RecomputeMode:
     not_rerun: frozenset[str] = frozenset()
     modules: frozenset[str] = frozenset()
     stack: Stack | None = None
+    searched_for: ModelFeature | None = None
+    requires: ModelFeature | None = None
 
     def __post_init__(self) -> None:
         assert sum((self.whole_layers, self.attention_only, bool(self.modules))) <= 1, \
             self.name
         assert self.whole_layers or not (self.keeps_qkv or self.not_rerun), self.name
-        assert self.modules in (frozenset(), NORM_ACT_OPERATORS), self.name
+        assert self.modules in (frozenset(), NORM_ACT_OPERATORS, MLA_UP_OPERATORS), \
+            self.name
 
     @property
     def named(self) -> frozenset[str]:
@@ -135,7 +154,11 @@ RECOMPUTE_MODES: tuple[RecomputeMode, ...] = (
                   not_rerun=XLA_DEAD_OPERATORS | ATTENTION_PROJECTIONS, stack="xla"),
     RecomputeMode("norm_act", "recompute the layer norms and the experts' activation "
                               "(Megatron-Core --recompute-modules layernorm moe_act)",
-                  modules=NORM_ACT_OPERATORS, stack="torch"),
+                  modules=NORM_ACT_OPERATORS, stack="torch", searched_for="moe"),
+    RecomputeMode("mla_up", "recompute the MLA up-projections and RoPE (Megatron-Core "
+                            "--recompute-modules mla_up_proj)",
+                  modules=MLA_UP_OPERATORS, stack="torch", searched_for="mla",
+                  requires="mla"),
 )
 _BY_NAME: dict[str, RecomputeMode] = {m.name: m for m in RECOMPUTE_MODES}
 assert len(_BY_NAME) == len(RECOMPUTE_MODES), "duplicate recompute mode"
@@ -152,12 +175,16 @@ def stack_of(family: str | None) -> Stack:
     return "xla" if family in XLA_FAMILIES else "torch"
 
 
-def searched_modes(stack: Stack, moe: bool = True) -> tuple[RecomputeMode, ...]:
-    """The modes the layout search tries on ``stack``; a module mode only for a
-    mixture-of-experts model (``moe``): on a dense one ``norm_act`` recomputes the two
-    norms alone, a saving the search leaves to a plan that states it."""
-    return tuple(m for m in RECOMPUTE_MODES
-                 if m.stack in (None, stack) and (moe or not m.modules))
+def searched_modes(stack: Stack, moe: bool = True, mla: bool = True
+                   ) -> tuple[RecomputeMode, ...]:
+    """The modes the layout search tries on ``stack`` for a model with mixture-of-experts
+    layers (``moe``) and multi-head latent attention (``mla``) or without: a module mode
+    only where the model has what it names (``searched_for``; on a dense model
+    ``norm_act`` recomputes the two norms alone, a saving the search leaves to a plan
+    that states it, and ``mla_up`` nothing at all)."""
+    has = {"moe": moe, "mla": mla}
+    return tuple(m for m in RECOMPUTE_MODES if m.stack in (None, stack)
+                 and (m.searched_for is None or has[m.searched_for]))
 
 
 def whole_layer_mode(stack: Stack) -> RecomputeMode:

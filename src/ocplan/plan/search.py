@@ -232,7 +232,7 @@ def _space(workload: Workload, system: System, chips: int,
     return training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
                           global_batch=workload.global_batch, domain=system.chips_per_server,
-                          experts=m.moe_experts, offload=allow_offload,
+                          experts=m.moe_experts, mla=m.is_mla, offload=allow_offload,
                           stack=_stack(system), name=f"model '{m.name}' on {chips} chips")
 
 

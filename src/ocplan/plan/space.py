@@ -269,6 +269,7 @@ _SELECTIVE = LAYOUT["recompute"].code("selective")
 
 def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    seq_len: int, global_batch: int, domain: int, experts: int = 0,
+                   mla: bool = False,
                    max_cp: int = 16, max_tp: int | None = None,
                    offload: bool = False, stack: Stack = "torch",
                    name: str = "search space") -> SearchSpace:
@@ -320,7 +321,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         # The recompute modes of the stack (ocplan.plan.recompute) and the search code
         # "auto".
         "recompute": (*(LAYOUT["recompute"].code(m.name)
-                        for m in searched_modes(stack, moe=experts > 0)),
+                        for m in searched_modes(stack, moe=experts > 0, mla=mla)),
                       *(LAYOUT["recompute"].code(c) for c in LAYOUT["recompute"].search_codes)),
         # Options: 0 off (None), 1 the domain group (resolved below).
         "shard_group": (0, 1),

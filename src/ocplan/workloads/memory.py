@@ -47,6 +47,7 @@ __all__ = [
     "grad_reduce_bytes",
     "korthikanti_layer_bytes",
     "layer_activation_bytes",
+    "mla_up_bytes",
     "model_state_bytes",
     "norm_act_bytes",
     "qkv_activation_bytes",
@@ -169,6 +170,18 @@ def norm_act_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, cp: Num,
     act = shape.moe_top_k * ep_tokens_factor * g * shape.moe_ffn if moe_layer else 0.0
     per_token = np.where(np.asarray(sp, dtype=bool), norms / t, norms) + act / t
     return s * b / cp * per_token
+
+
+def mla_up_bytes(shape: ModelShape, s: Num, b: Num, t: Num, cp: Num) -> Num:
+    """Bytes of one layer and micro-batch on one chip that recomputing the MLA
+    up-projections and RoPE (Megatron-Core ``--recompute-modules mla_up_proj``) does not
+    keep: the query, key and value heads (:func:`qkv_activation_bytes`), rebuilt from
+    the latents (which the formula of :func:`layer_activation_bytes` does not count, as
+    the layer keeps them either way); 0 for a model without multi-head latent
+    attention."""
+    if not shape.is_mla:
+        return 0.0
+    return qkv_activation_bytes(shape, s, b, t, cp)
 
 
 def qkv_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, cp: Num) -> Num:
