@@ -583,6 +583,9 @@ def test_a_composed_system_is_estimated_with_the_chips_box_blank(workbench: Page
     page = workbench
     compose_example(page)
     page.click('#tabs button[data-tab="estimate"]')
+    # before an estimate, and for one that cannot run, no section heading over nothing
+    heads = ("#est-sensitivity-head", "#est-cluster-head")
+    assert all(page.locator(h).is_hidden() for h in heads)
     settings = api(base, "GET", "/api/settings")
     assert page.get_attribute("#est-chips", "placeholder") == \
         f"all of the system, else {settings['default_chips']}"
@@ -597,6 +600,13 @@ def test_a_composed_system_is_estimated_with_the_chips_box_blank(workbench: Page
     assert page.inner_text('#est-summary tr[data-key="chips"] td') == "1,024"
     # dp = 1,024 / (tp 8 x pp 2)
     assert "dp=64 " in page.inner_text('#est-summary tr[data-key="plan"] td')
+    assert all(page.locator(h).is_visible() for h in heads)
+    page.fill("#est-tp", "3")  # 64 heads do not split over tp 3: an infeasible layout
+    page.fill("#est-chips", "1020")
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    assert "infeasible" in page.inner_text("#est-status")
+    assert all(page.locator(h).is_hidden() for h in heads)
 
 
 def test_picking_an_accelerator_runs_on_it(workbench: Page) -> None:

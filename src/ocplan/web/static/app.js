@@ -449,6 +449,10 @@
       showCaveats($("#est-caveats"), []);
       for (const id of ["breakdown", "memory", "timeline", "sensitivity"]) draw($("#plot-" + id), null);
       $("#est-sensitivity").textContent = "";
+      put($("#est-cluster"));
+      for (const id of ["power-flow", "goodput"]) draw($("#plot-" + id), null);
+      // no section headings over nothing
+      $("#est-sensitivity-head").hidden = $("#est-cluster-head").hidden = true;
     } finally {
       $("#est-run").disabled = false;
       status.dataset.state = "ready";
@@ -475,8 +479,10 @@
     const figs = res.figures || {};
     for (const id of ["breakdown", "memory", "timeline"]) await draw($("#plot-" + id), figs[id]);
     $("#est-sensitivity").textContent = res.sensitivity ? res.sensitivity.summary : "";
+    $("#est-sensitivity-head").hidden = !res.sensitivity;
     await draw($("#plot-sensitivity"), figs.sensitivity);
     const cl = res.cluster;
+    $("#est-cluster-head").hidden = !(cl && res.feasible);
     if (cl && res.feasible) {
       const f = cl.facility;
       const g = cl.goodput;
