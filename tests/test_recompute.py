@@ -285,6 +285,30 @@ def test_an_unstated_recompute_is_the_stacks_whole_layer_mode() -> None:
     assert e.memory.total_bytes <= e.memory.capacity_bytes
 
 
+@pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/validation")
+def test_an_unstated_recompute_takes_the_fastest_mode_that_fits() -> None:
+    """Megatron-Bridge's DeepSeek-V3 on 256 GB300 (R064, PP2 VP8 EP32, micro-batch 2)
+    states no recompute and does not fit without one; its recipe recomputes the MLA
+    up-projections. The validation takes the fastest that fits of the module modes and
+    the fewest whole layers: a module mode here, faster than the whole layers, while a
+    dense run that does not fit (R058, Llama 3 70B on GB300) keeps whole layers."""
+    rows = _rows(DEV)
+    p = prepare_row(rows["R064"], CAT)
+    assert not p.recompute_stated
+    assert not estimate(p.workload, p.plan, p.system, CAL).feasible
+    e = predict_prepared(p, CAL)
+    assert e.feasible, e.reason
+    assert e.plan.recompute in ("mla_up", "norm_act")
+    layers = [estimate(p.workload, replace(p.plan, recompute="full", recompute_layers=n),
+                       p.system, CAL) for n in range(1, 5)]
+    fastest_whole = min(x.step_s for x in layers if x.feasible and x.step_s is not None)
+    assert e.step_s is not None
+    assert e.step_s < fastest_whole
+    dense = predict_prepared(prepare_row(rows["R058"], CAT), CAL)
+    assert dense.plan.recompute == "full"
+    assert dense.plan.recompute_layers is not None
+
+
 def test_the_search_tries_the_chips_stack() -> None:
     """TPUs run XLA: their search tries none, full_xla, qkv_xla and auto (whole layers
     the XLA way); a GPU's tries none, selective, full and auto, for a MoE model

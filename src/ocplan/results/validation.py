@@ -28,7 +28,7 @@ from ocplan.errors import OcplanError, Problem, SpecError
 from ocplan.plan.calibration import Calibration, in_likely_range
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import Plan, stage_layers
-from ocplan.plan.recompute import Stack, whole_layer_mode
+from ocplan.plan.recompute import Stack, searched_modes, whole_layer_mode
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
@@ -426,21 +426,26 @@ def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Est
     result = estimate(p.workload, p.plan, p.system, calibration)
     if p.recompute_stated or result.feasible:
         return result
-    # Recompute not stated: recompute the fewest layers per stage that make the step fit
-    # (Megatron's --recompute-num-layers, as recipes tune it), whole layers the way the
-    # run's stack does. Memory is linear in the number of recomputed layers, so one
-    # interpolation finds it.
+    # Recompute not stated: what a recipe tuned to fit would run, the fastest of the
+    # module modes the search tries on this model (Megatron-Core's --recompute-modules:
+    # the DeepSeek-V3 recipes' mla_up_proj) and the fewest layers per stage recomputed
+    # whole (Megatron's --recompute-num-layers) the way the run's stack does.
+    model = p.workload.model
+    tried = [estimate(p.workload, replace(p.plan, recompute=m.name), p.system, calibration)
+             for m in searched_modes(p.stack, moe=model.is_moe, mla=model.is_mla)
+             if m.modules]
     whole = whole_layer_mode(p.stack).name
     full = estimate(p.workload, replace(p.plan, recompute=whole), p.system, calibration)
-    if not full.feasible or result.memory is None or full.memory is None:
-        return full
-    per_stage = int(stage_layers(p.workload.model.n_layers, p.plan.pp,
-                                 p.plan.ends_as_layers))
-    excess = result.memory.total_bytes - result.memory.capacity_bytes
-    saved_per_layer = (result.memory.total_bytes - full.memory.total_bytes) / per_stage
-    layers = min(per_stage, math.ceil(excess / saved_per_layer))
-    return estimate(p.workload, replace(p.plan, recompute=whole, recompute_layers=layers),
-                    p.system, calibration)
+    if full.feasible and result.memory is not None and full.memory is not None:
+        # Memory is linear in the number of recomputed layers: one interpolation.
+        per_stage = int(stage_layers(model.n_layers, p.plan.pp, p.plan.ends_as_layers))
+        excess = result.memory.total_bytes - result.memory.capacity_bytes
+        saved_per_layer = (result.memory.total_bytes - full.memory.total_bytes) / per_stage
+        layers = min(per_stage, math.ceil(excess / saved_per_layer))
+        full = estimate(p.workload, replace(p.plan, recompute=whole, recompute_layers=layers),
+                        p.system, calibration)
+    fits = [e for e in (*tried, full) if e.feasible and e.step_s is not None]
+    return min(fits, key=lambda e: e.step_s or math.inf) if fits else full
 
 
 def predict_row(row: dict[str, str], catalog: Catalog,
