@@ -24,6 +24,7 @@ from ocplan.plan.recompute import (
     RECOMPUTE_MODES,
     XLA_DEAD_OPERATORS,
     mode,
+    model_features,
     searched_modes,
     stack_of,
     whole_layer_mode,
@@ -320,14 +321,14 @@ def test_the_search_tries_the_chips_stack() -> None:
     code = LAYOUT["recompute"].code
     for stack, want in (("xla", {"none", "full_xla", "qkv_xla"}),
                         ("torch", {"none", "selective", "full"})):
-        for experts, mla, extra in ((0, False, set()), (8, False, {"norm_act"}),
-                                    (8, True, {"norm_act", "mla_up"})):
+        for shape, extra in ((LLAMA70, set()), (QWEN, {"norm_act"}),
+                             (DSV3, {"norm_act", "mla_up"})):
             extra = extra if stack == "torch" else set()
-            assert {m.name for m in searched_modes(stack, moe=experts > 0, mla=mla)} == \
-                want | extra
+            features = model_features(shape)
+            assert {m.name for m in searched_modes(stack, features)} == want | extra
             space = training_space(chips=64, n_layers=32, n_heads=32, n_kv_heads=8,
                                    seq_len=4096, global_batch=256, domain=8, stack=stack,
-                                   experts=experts, mla=mla)
+                                   experts=8 if shape.is_moe else 0, features=features)
             (axis,) = (a for a in space.axes if a.name == "recompute")
             assert set(axis.values) == {code(n) for n in want | extra} | {code("auto")}
 

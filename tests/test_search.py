@@ -28,6 +28,7 @@ from ocplan.plan.calibration import load_calibration
 from ocplan.plan.engine import evaluate, system_model
 from ocplan.plan.estimate import estimate
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
+from ocplan.plan.recompute import model_features
 from ocplan.plan.search import _eval_columns, pareto_front, search
 from ocplan.plan.space import _ends_pay, training_space
 from ocplan.results.validation import predict_prepared, prepare_row, read_cases
@@ -53,7 +54,7 @@ def _space_for(wl: Workload, system: Any, chips: int, offload: bool = False) -> 
     return training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
                           n_kv_heads=m.n_kv_heads, seq_len=wl.seq_len,
                           global_batch=wl.global_batch, domain=system.chips_per_server,
-                          experts=m.moe_experts, offload=offload)
+                          experts=m.moe_experts, features=model_features(m), offload=offload)
 
 
 # ---- 1. the search beats (or ties) every published layout --------------------------
@@ -216,10 +217,11 @@ def test_scalar_and_vectorized_agree_on_10000_feasible_layouts() -> None:
         assert not bad, f"{job}: {len(bad)} disagree, first {bad[0]}"
         checked += len(fits)
     assert checked == N_AGREE
-    # the sample covers none, full, partial and (in the MoE job) module recompute under
-    # every ZeRO stage
+    # the sample covers none, full, partial and (in the MoE and MLA jobs) module
+    # recompute under every ZeRO stage
     assert {rc for rc, _ in kinds} == {RECOMPUTE.code("none"), RECOMPUTE.code("full"),
-                                       RECOMPUTE.code("norm_act"), RECOMPUTE_AUTO}
+                                       RECOMPUTE.code("norm_act"), RECOMPUTE.code("mla_up"),
+                                       RECOMPUTE_AUTO}
     assert {z for _, z in kinds} == {0, 1, 2, 3}
 
 

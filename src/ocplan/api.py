@@ -325,8 +325,6 @@ class CompareRequest(Spec):
         return Budget(self.max_cost, self.max_time_to_train_s, self.max_facility_power_W)
 
 
-
-
 def compare_systems(catalog: Catalog, req: CompareRequest,
                     files: Sequence[Path | str] = (), source: str = "request"
                     ) -> list[tuple[str, System]]:

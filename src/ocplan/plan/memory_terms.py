@@ -11,14 +11,15 @@ for ``p`` micro-batches in flight under 1F1B, times ``1 + (p - 1)/(p v)`` interl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray
+from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64
 from ocplan.plan.layout_arrays import DerivedLayout
 from ocplan.plan.params import StageParams
-from ocplan.plan.recompute import MLA_UP_OPERATORS, NORM_ACT_OPERATORS, RECOMPUTE_MODES
+from ocplan.plan.recompute import RECOMPUTE_MODES
 from ocplan.workloads.memory import (
     ACT_BYTES,
     layer_activation_bytes,
@@ -75,24 +76,34 @@ def saved_gemm_input_bytes(precision: str) -> float:
     return min(GEMM_INPUT_BYTES.get(precision, ACT_BYTES), ACT_BYTES)
 
 
+def _norm_act(wl: Workload, d: DerivedLayout, moe_layer: bool, g: float) -> FloatArray:
+    return f64(norm_act_bytes(wl.model, wl.seq_len, d.mb, d.tp, d.sp, d.cp, moe_layer, 1.0,
+                              gemm_input_bytes=g))
+
+
+def _mla_up(wl: Workload, d: DerivedLayout, moe_layer: bool, g: float) -> FloatArray:
+    return f64(mla_up_bytes(wl.model, wl.seq_len, d.mb, d.tp, d.cp))
+
+
+#: What each module-recompute mode (:attr:`~ocplan.plan.recompute.RecomputeMode.modules`)
+#: does not keep, by mode name: ``(workload, layouts, MoE layer, saved GEMM-input
+#: bytes) -> bytes per layer and micro-batch``.
+MODULE_BYTES: dict[str, Callable[[Workload, DerivedLayout, bool, float], FloatArray]] = {
+    "norm_act": _norm_act, "mla_up": _mla_up}
+assert set(MODULE_BYTES) == {m.name for m in RECOMPUTE_MODES if m.modules}, \
+    "a module-recompute mode without its bytes"
+
+
 def module_bytes(wl: Workload, d: DerivedLayout, moe_layer: bool,
                  gemm_input_bytes: float) -> FloatArray:
     """Bytes of one layer and micro-batch that the layouts' module-recompute mode does
-    not keep (:func:`~ocplan.workloads.memory.norm_act_bytes`,
-    :func:`~ocplan.workloads.memory.mla_up_bytes`); 0 under every other mode."""
-    m = wl.model
+    not keep (:data:`MODULE_BYTES`); 0 under every other mode."""
     out: FloatArray = np.zeros(np.shape(d.mb))
-    if not np.any(d.rc_mod):
-        return out
-    dropped = {
-        NORM_ACT_OPERATORS: lambda: norm_act_bytes(m, wl.seq_len, d.mb, d.tp, d.sp, d.cp,
-                                                   moe_layer, 1.0,
-                                                   gemm_input_bytes=gemm_input_bytes),
-        MLA_UP_OPERATORS: lambda: mla_up_bytes(m, wl.seq_len, d.mb, d.tp, d.cp),
-    }
     for code, mode in enumerate(RECOMPUTE_MODES):
-        if mode.modules:
-            out = np.where(d.rc_mode == code, dropped[mode.modules](), out)
+        here = d.rc_mode == code
+        if mode.modules and np.any(here):
+            out = np.where(here, MODULE_BYTES[mode.name](wl, d, moe_layer, gemm_input_bytes),
+                           out)
     return out
 
 

@@ -24,7 +24,13 @@ from ocplan.plan.layout import (
     layout_label,
     layout_problems,
 )
-from ocplan.plan.recompute import FEATURE_NAMES, RECOMPUTE_MODES, Recompute, mode
+from ocplan.plan.recompute import (
+    FEATURE_NAMES,
+    RECOMPUTE_MODES,
+    Recompute,
+    mode,
+    model_features,
+)
 from ocplan.workloads.workload import Workload
 
 __all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "LayoutField", "Plan",
@@ -260,7 +266,7 @@ class Plan:
         if self.vpp > 1 and self.pp == 1:
             raise Infeasible("divisibility", "vpp > 1 needs pp > 1")
         needs = mode(self.recompute).requires
-        if needs is not None and not {"moe": m.is_moe, "mla": m.is_mla}[needs]:
+        if needs is not None and needs not in model_features(m):
             raise Infeasible("recompute", f"{self.recompute} needs {FEATURE_NAMES[needs]}, "
                                           f"which {m.name} has not")
 

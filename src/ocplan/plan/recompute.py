@@ -47,7 +47,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from ocplan.workloads.shape import ModelShape
+
 __all__ = [
+    "ALL_FEATURES",
     "ATTENTION_PROJECTIONS",
     "FEATURE_NAMES",
     "MLA_UP_OPERATORS",
@@ -60,6 +63,7 @@ __all__ = [
     "RecomputeMode",
     "Stack",
     "mode",
+    "model_features",
     "searched_modes",
     "stack_of",
     "whole_layer_mode",
@@ -93,8 +97,10 @@ MLA_UP_OPERATORS = frozenset({"q_up", "q_proj", "kv_up", "rope"})
 #: Model features a module mode acts on.
 ModelFeature = Literal["moe", "mla"]
 #: What each feature is, as an infeasibility reason names it.
-FEATURE_NAMES: dict[str, str] = {"moe": "mixture-of-experts layers",
-                                 "mla": "multi-head latent attention"}
+FEATURE_NAMES: dict[ModelFeature, str] = {"moe": "mixture-of-experts layers",
+                                          "mla": "multi-head latent attention"}
+#: Every feature: what the search assumes of a model it is not told about.
+ALL_FEATURES: frozenset[ModelFeature] = frozenset(FEATURE_NAMES)
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ class RecomputeMode:
     ``not_rerun``; ``attention_only``: only the attention cores are recomputed
     (Megatron's selective recompute, Korthikanti et al. 2022 §5); ``modules``: only the
     operators named there are recomputed (Megatron-Core's recompute modules; the memory
-    model knows :data:`NORM_ACT_OPERATORS` and :data:`MLA_UP_OPERATORS`); none of these:
+    model's :func:`~ocplan.plan.memory_terms.module_bytes` knows each by name); none of these:
     everything is kept. ``stack``: the software stack that runs it (None: any);
     ``searched_for``: the model feature without which the search does not try it;
     ``requires``: the one without which it names nothing the model has (a plan stating
@@ -127,8 +133,6 @@ class RecomputeMode:
         assert sum((self.whole_layers, self.attention_only, bool(self.modules))) <= 1, \
             self.name
         assert self.whole_layers or not (self.keeps_qkv or self.not_rerun), self.name
-        assert self.modules in (frozenset(), NORM_ACT_OPERATORS, MLA_UP_OPERATORS), \
-            self.name
 
     @property
     def named(self) -> frozenset[str]:
@@ -175,16 +179,20 @@ def stack_of(family: str | None) -> Stack:
     return "xla" if family in XLA_FAMILIES else "torch"
 
 
-def searched_modes(stack: Stack, moe: bool = True, mla: bool = True
+def model_features(shape: ModelShape) -> frozenset[ModelFeature]:
+    """The features of ``shape`` that module modes act on (:data:`FEATURE_NAMES`)."""
+    has: dict[ModelFeature, bool] = {"moe": shape.is_moe, "mla": shape.is_mla}
+    return frozenset(f for f in ALL_FEATURES if has[f])
+
+
+def searched_modes(stack: Stack, features: frozenset[ModelFeature] = ALL_FEATURES
                    ) -> tuple[RecomputeMode, ...]:
-    """The modes the layout search tries on ``stack`` for a model with mixture-of-experts
-    layers (``moe``) and multi-head latent attention (``mla``) or without: a module mode
-    only where the model has what it names (``searched_for``; on a dense model
-    ``norm_act`` recomputes the two norms alone, a saving the search leaves to a plan
-    that states it, and ``mla_up`` nothing at all)."""
-    has = {"moe": moe, "mla": mla}
+    """The modes the layout search tries on ``stack`` for a model with ``features``
+    (:func:`model_features`): a module mode only where the model has what it names
+    (``searched_for``; on a dense model ``norm_act`` recomputes the two norms alone, a
+    saving the search leaves to a plan that states it, and ``mla_up`` nothing at all)."""
     return tuple(m for m in RECOMPUTE_MODES if m.stack in (None, stack)
-                 and (m.searched_for is None or has[m.searched_for]))
+                 and (m.searched_for is None or m.searched_for in features))
 
 
 def whole_layer_mode(stack: Stack) -> RecomputeMode:

@@ -36,7 +36,7 @@ from ocplan.plan.calibration import Calibration, likely_range_note, load_calibra
 from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
-from ocplan.plan.recompute import Stack, stack_of, whole_layer_mode
+from ocplan.plan.recompute import Stack, model_features, stack_of, whole_layer_mode
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
 from ocplan.plan.space import Columns, SearchSpace, training_space
 from ocplan.topology.power import power_budget
@@ -232,7 +232,8 @@ def _space(workload: Workload, system: System, chips: int,
     return training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
                           global_batch=workload.global_batch, domain=system.chips_per_server,
-                          experts=m.moe_experts, mla=m.is_mla, offload=allow_offload,
+                          experts=m.moe_experts, features=model_features(m),
+                          offload=allow_offload,
                           stack=_stack(system), name=f"model '{m.name}' on {chips} chips")
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from ocplan.errors import SpecError
 from ocplan.plan.layout import LayoutField
 from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS, end_credit, split_places, stage_layers
-from ocplan.plan.recompute import Stack, searched_modes
+from ocplan.plan.recompute import ModelFeature, Stack, searched_modes
 
 __all__ = ["MAX_SPACE_ROWS", "Axis", "Columns", "Constraint", "SearchSpace", "training_space"]
 
@@ -269,7 +269,7 @@ _SELECTIVE = LAYOUT["recompute"].code("selective")
 
 def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    seq_len: int, global_batch: int, domain: int, experts: int = 0,
-                   mla: bool = False,
+                   features: frozenset[ModelFeature] = frozenset(),
                    max_cp: int = 16, max_tp: int | None = None,
                    offload: bool = False, stack: Stack = "torch",
                    name: str = "search space") -> SearchSpace:
@@ -279,8 +279,9 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     (:data:`~ocplan.plan.plan.LAYOUT_FIELDS`), in their order, named as the field and
     holding encoded values: tp, pp, cp, ep, vpp, the ends split (taken where it does not
     grow the fullest stage, :func:`_ends_pay`), micro-batch, ZeRO stage, the recompute
-    modes of the software ``stack`` and the model (:func:`~ocplan.plan.recompute.searched_modes`,
-    with the search code "auto", :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
+    modes of the software ``stack`` for a model with ``features``
+    (:func:`~ocplan.plan.recompute.searched_modes`, with the search code "auto",
+    :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
     parallelism, host activation offload (only with ``offload``), TP and DP
     communication overlap, hybrid sharding within a scale-up domain. ``dp`` is derived;
     fields marked ``fixed`` stay at their defaults.
@@ -321,7 +322,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         # The recompute modes of the stack (ocplan.plan.recompute) and the search code
         # "auto".
         "recompute": (*(LAYOUT["recompute"].code(m.name)
-                        for m in searched_modes(stack, moe=experts > 0, mla=mla)),
+                        for m in searched_modes(stack, features)),
                       *(LAYOUT["recompute"].code(c) for c in LAYOUT["recompute"].search_codes)),
         # Options: 0 off (None), 1 the domain group (resolved below).
         "shard_group": (0, 1),

@@ -28,7 +28,7 @@ from ocplan.errors import OcplanError, Problem, SpecError
 from ocplan.plan.calibration import Calibration, in_likely_range
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import Plan, stage_layers
-from ocplan.plan.recompute import Stack, searched_modes, whole_layer_mode
+from ocplan.plan.recompute import Stack, model_features, searched_modes, whole_layer_mode
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
@@ -432,7 +432,7 @@ def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Est
     # whole (Megatron's --recompute-num-layers) the way the run's stack does.
     model = p.workload.model
     tried = [estimate(p.workload, replace(p.plan, recompute=m.name), p.system, calibration)
-             for m in searched_modes(p.stack, moe=model.is_moe, mla=model.is_mla)
+             for m in searched_modes(p.stack, model_features(model))
              if m.modules]
     whole = whole_layer_mode(p.stack).name
     full = estimate(p.workload, replace(p.plan, recompute=whole), p.system, calibration)
