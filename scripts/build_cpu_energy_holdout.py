@@ -27,6 +27,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from _cli import ScriptParser, bad_input, parse_argv, script_parser, unreadable  # scripts/ sibling
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "validation" / "holdout" / "cpu_energy_holdout.csv"
 DEV = ROOT.parent / "shared" / "validation" / "cpu_dev.csv"
@@ -188,11 +190,23 @@ def rows(dump: Path) -> list[dict[str, str]]:
     return out
 
 
+def parser() -> ScriptParser:
+    """The command line: the results dump."""
+    p = script_parser(__file__, __doc__, f"Writes {OUT.relative_to(ROOT)}.")
+    p.add_argument("dump", type=Path, metavar="DUMP",
+                   help="the spec.org SPEC CPU2017 results dump, cpu2017-results.csv.gz "
+                        "(required)")
+    return p
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__.split("\n\n")[1].strip(), file=sys.stderr)
-        return 2
-    built = rows(Path(argv[1]))
+    args = parse_argv(parser(), argv)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
+    try:
+        built = rows(args.dump)
+    except (OSError, EOFError) as exc:  # one line, as the ocplan CLI prints it
+        return bad_input(__file__, unreadable(args.dump, exc))
     with OUT.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()

@@ -25,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from _cli import ScriptParser, parse_argv, script_parser  # scripts/ sibling
+
 from ocplan.cpu.calibration import CpuCalibration
 from ocplan.cpu.crossval import energy_ranking
 from ocplan.cpu.predict import CpuPrediction
@@ -175,11 +177,24 @@ def rewrite(text: str, body: str) -> str:
     return head + body + tail
 
 
+def parser() -> ScriptParser:
+    """The command line: ``--check`` or nothing."""
+    p = script_parser(__file__, __doc__,
+                      f"Rewrites the current score of {REPORT.relative_to(ROOT)}.")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when the report's current score is stale "
+                        "(default: rewrite it)")
+    return p
+
+
 def main(argv: list[str]) -> int:
+    args = parse_argv(parser(), argv)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
     text = REPORT.read_text(encoding="utf-8")
     body = section()
     new = rewrite(text, body)
-    if "--check" in argv:
+    if args.check:
         if new != text:
             print(f"{REPORT.relative_to(ROOT)} is stale: run scripts/cpu_energy_holdout.py",
                   file=sys.stderr)

@@ -16,7 +16,6 @@ is fitted: the measurements test the laws, they do not set the calibration.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -27,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from _cli import ScriptParser, bad_input, parse_argv, script_parser  # scripts/ sibling
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import system_for_chip
@@ -35,8 +35,10 @@ from ocplan.costmodel.chip import ChipCompute
 from ocplan.costmodel.gemm import gemm_cost
 from ocplan.costmodel.op_time import ChipPeaks, Efficiencies, PassTime, imbalance_terms, profile
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, KERNEL_GAP_S
+from ocplan.errors import SpecError
 from ocplan.plan.calibration import Calibration, FamilyCalibration, load_calibration
 from ocplan.plan.engine import SystemModel, chip_peaks, efficiencies, system_model
+from ocplan.results.validation import read_csv_rows
 from ocplan.serving.calibration import load_serving_calibration
 from ocplan.serving.memory import kv_bytes_per_token_per_chip
 from ocplan.serving.plan import ServingPlan
@@ -48,6 +50,11 @@ from ocplan.workloads.shape import ModelShape
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "validation" / "device" / "h200_kernels.csv"
 REPORT = ROOT / "docs" / "device-h200.md"
+#: The columns of the measurements: those ``scripts/device/kernel_microbench.py`` writes,
+#: and the run each row came from.
+COLUMNS = ("run", "section", "kernel", "dtype", "m", "n", "k", "groups", "batch", "heads",
+           "kv_heads", "seq", "head_dim", "causal", "pass", "flops", "bytes", "time_s",
+           "tflops", "tbps", "method", "note")
 CHIP = "h200-sxm-141gb"
 #: GEMMs of at least this many FLOPs are compute-bound on H200 at every shape measured
 #: (8 GFLOP: 10 us at the sustained BF16 rate, past the ~5 us kernel floor).
@@ -134,9 +141,11 @@ def device() -> Device:
 
 
 def read_rows(path: Path = DATA) -> list[Row]:
-    """The measured rows that have a time (failed cases carry only a note)."""
-    with path.open(newline="") as f:
-        return [r for r in csv.DictReader(f) if r["time_s"]]
+    """The measured rows that have a time (failed cases carry only a note); SpecError
+    naming the file when it cannot be read (missing, not UTF-8, not CSV, a column of
+    :data:`COLUMNS` missing)."""
+    return [r for r in read_csv_rows(path, COLUMNS, lambda source, line, row: None)
+            if r["time_s"]]
 
 
 def _num(row: Row, *names: str) -> tuple[float, ...]:
@@ -701,9 +710,23 @@ def _serving(rows: list[Row], dev: Device) -> list[str]:
     return lines
 
 
+def parser() -> ScriptParser:
+    """The command line: an optional measurements file."""
+    p = script_parser(__file__, __doc__, f"Writes {REPORT.relative_to(ROOT)}.")
+    p.add_argument("csv", nargs="?", type=Path, default=DATA, metavar="CSV",
+                   help=f"the measured kernels (default: {DATA.relative_to(ROOT)})")
+    return p
+
+
 def main(argv: list[str]) -> int:
-    path = Path(argv[1]) if len(argv) > 1 else DATA
-    REPORT.write_text(report(read_rows(path), device()))
+    args = parse_argv(parser(), argv)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
+    try:
+        rows = read_rows(args.csv)
+    except SpecError as exc:  # one line per problem, as the ocplan CLI prints them
+        return bad_input(__file__, exc)
+    REPORT.write_text(report(rows, device()))
     sys.stdout.write(f"wrote {REPORT.relative_to(ROOT)}\n")
     return 0
 

@@ -28,6 +28,7 @@ Deterministic: the same CSV gives the same file.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import multiprocessing
@@ -41,9 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _cli import ScriptParser, bad_input, parse_argv, script_parser  # scripts/ sibling
 from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 from ocplan.catalog.catalog import load_catalog
+from ocplan.errors import SpecError
 from ocplan.plan.calibration import (
     CALIBRATION_FILE,
     MIN_RANGE_RUNS,
@@ -262,41 +265,78 @@ def _map_folds(fn: Callable[[str], list[tuple[int, float]]], folds: list[str]
         yield from pool.map(_run_fold, folds)
 
 
-def main(argv: list[str]) -> int:
-    out_dir: Path | None = None
-    rho = 0.0
-    if "--source-rho" in argv:
-        at = argv.index("--source-rho")
-        value = argv[at + 1] if at + 1 < len(argv) else ""
+def _schemes(text: str) -> list[str]:
+    """The cross-validations of a comma-separated SCHEMES (empty items ignored)."""
+    schemes = [s for s in text.split(",") if s]
+    for scheme in schemes:
+        if scheme in ("source", "chip"):
+            continue
         try:
-            rho = float(value)
+            k = int(scheme)
         except ValueError:
-            rho = -1.0
-        if not 0.0 <= rho < math.inf:
-            print(f"fit_calibration.py: --source-rho {value!r}: allowed a number >= 0 (the "
-                  "ratio of between- to within-publication variance)", file=sys.stderr)
-            return 2
-        argv = argv[:at] + argv[at + 2:]
-    if "--out" in argv:
-        at = argv.index("--out")
-        if at + 1 >= len(argv):
-            print("fit_calibration.py: --out needs a directory", file=sys.stderr)
-            return 2
-        out_dir = Path(argv[at + 1])
-        out_dir.mkdir(parents=True, exist_ok=True)
-        argv = argv[:at] + argv[at + 2:]
+            k = 0
+        if k < 2:
+            raise argparse.ArgumentTypeError(
+                f"{scheme!r}: allowed a comma-separated list of source, chip and whole "
+                "numbers K >= 2 (K-fold), or '' for none")
+    return schemes
+
+
+def parser() -> ScriptParser:
+    """The command line: optional CSV and SCHEMES, ``--out DIR``, ``--source-rho RHO``."""
+    p = script_parser(__file__, __doc__,
+                      f"Writes {CALIBRATION_FILE.relative_to(ROOT)}, "
+                      f"{REPORT.relative_to(ROOT)} and the calibration block of docs/model.md "
+                      "(with --out, DIR/calibration.json, DIR/calibration.md and "
+                      "DIR/held_out.json instead).")
+    p.add_argument("csv", nargs="?", type=Path, metavar="CSV",
+                   default=ROOT.parent / "shared" / "validation" / "training_dev.csv",
+                   help="the published training runs (default: "
+                        "../shared/validation/training_dev.csv)")
+    p.add_argument("schemes", nargs="?", type=_schemes, default=[], metavar="SCHEMES",
+                   help="comma-separated cross-validations to run first: source (leave one "
+                        "publication out), chip (leave one chip out), an integer K >= 2 (K-fold), "
+                        "e.g. source,chip,5 (default: none, an in-sample fit only)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write the calibration, its report and the held-out errors into DIR "
+                        "and leave the repository alone (default: the repository's files)")
+    p.add_argument("--source-rho", nargs="?", const="", default="0", metavar="RHO",
+                   help="weigh each run by how many runs its publication has: the ratio of "
+                        "between- to within-publication variance, a number >= 0 "
+                        "(default: 0, every run alike)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parse_argv(parser(), argv, intermixed=True)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
+    value: str = args.source_rho
+    try:
+        rho = float(value)
+    except ValueError:
+        rho = -1.0
+    if not 0.0 <= rho < math.inf:
+        print(f"fit_calibration.py: --source-rho {value!r}: allowed a number >= 0 (the "
+              "ratio of between- to within-publication variance)", file=sys.stderr)
+        return 2
+    out_dir: Path | None = args.out
     calibration_file = out_dir / "calibration.json" if out_dir else CALIBRATION_FILE
     report = out_dir / "calibration.md" if out_dir else REPORT
-    csv_path = Path(argv[1]) if len(argv) > 1 else ROOT.parent / "shared" / "validation" \
-        / "training_dev.csv"
+    csv_path: Path = args.csv
     catalog = load_catalog()
-    rows = read_cases(csv_path)
-    families = Counter(catalog.accelerator(r["chip"].strip(), str(csv_path), "chip").family
-                       for r in rows)
+    try:
+        rows = read_cases(csv_path)
+        families = Counter(catalog.accelerator(r["chip"].strip(), str(csv_path), "chip").family
+                           for r in rows)
+        prepared = [prepare_row(r, catalog) for r in rows]
+    except SpecError as exc:  # one line per problem, as the ocplan CLI prints them
+        return bad_input(__file__, exc)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
     FAMILIES.clear()
     FAMILIES.update(sorted((f, n) for f, n in families.items() if f is not None))
     measured = np.array([float(r["measured_tokens_per_s_per_chip"]) for r in rows])
-    prepared = [prepare_row(r, catalog) for r in rows]
     prior = _pack(_unpack(_pack(Calibration().with_values(**PRIOR_GLOBAL))))
 
     family_of = [catalog.accelerator(r["chip"].strip(), str(csv_path), "chip").family
@@ -343,7 +383,7 @@ def main(argv: list[str]) -> int:
         res.fun = float(np.sum(res.fun**2))
         return _fill_unseen(res.x, {family_of[i] for i in indices}), res
 
-    schemes = [s for s in (argv[2].split(",") if len(argv) > 2 else []) if s]
+    schemes: list[str] = args.schemes
     cv_lines: list[str] = []
     family_cv: dict[str, float] = {}
     held_by_scheme: dict[str, dict[int, float]] = {}

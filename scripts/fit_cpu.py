@@ -39,6 +39,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from _cli import (  # scripts/ sibling
+    ScriptParser,
+    bad_argument,
+    bad_input,
+    parse_argv,
+    script_parser,
+    unreadable,
+)
 from cpu_energy_holdout import ranking as holdout_ranking  # scripts/ sibling
 from cpu_energy_holdout import submitter_spread
 
@@ -60,6 +68,7 @@ from ocplan.cpu.smt import (
     pair_results,
     write_smt_pairs,
 )
+from ocplan.errors import SpecError
 from ocplan.results.cpu_validation import (
     CALIBRATION_ROWS_FILE,
     observations,
@@ -738,7 +747,11 @@ def smt_results_from_dump(path: Path) -> list[SmtResult]:
 
 
 def smt_main(dump: Path) -> int:
-    pairs = pair_results(smt_results_from_dump(dump))
+    try:
+        results = smt_results_from_dump(dump)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        return bad_input(__file__, unreadable(dump, exc))
+    pairs = pair_results(results)
     write_smt_pairs(pairs)
     for suite in DUMP_SUITES.values():
         for vendor in (None, "Intel", "AMD"):
@@ -750,13 +763,38 @@ def smt_main(dump: Path) -> int:
     return 0
 
 
+def parser() -> ScriptParser:
+    """The command line: an optional CSV, or ``--smt-pairs DUMP``."""
+    p = script_parser(__file__, __doc__,
+                      f"Writes {CPU_CALIBRATION_FILE.relative_to(ROOT)}, "
+                      f"{CALIBRATION_ROWS_FILE.relative_to(ROOT)} and "
+                      f"{REPORT.relative_to(ROOT)}; with --smt-pairs, "
+                      f"{SMT_PAIRS_FILE.relative_to(ROOT)} only.")
+    p.add_argument("csv", nargs="?", type=Path, metavar="CSV",
+                   help="the CPU benchmark rows (default: ../shared/validation/cpu_dev.csv)")
+    p.add_argument("--smt-pairs", type=Path, metavar="DUMP",
+                   help="instead of fitting, pair the SMT on/off results of the spec.org "
+                        "SPEC CPU2017 results dump (cpu2017-results.csv.gz) and write them "
+                        "(default: fit)")
+    return p
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) > 2 and argv[1] == "--smt-pairs":
-        return smt_main(Path(argv[2]))
+    cli = parser()
+    args = parse_argv(cli, argv)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
+    if args.smt_pairs is not None and args.csv is not None:
+        return bad_argument(cli, f"--smt-pairs reads no CSV, got {str(args.csv)!r}")
+    if args.smt_pairs is not None:
+        return smt_main(args.smt_pairs)
     start = time.perf_counter()
-    csv_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_CSV
-    rows = read_cpu_cases(csv_path)
-    obs = observations(rows, str(csv_path))
+    csv_path: Path = args.csv or DEFAULT_CSV
+    try:
+        rows = read_cpu_cases(csv_path)
+        obs = observations(rows, str(csv_path))
+    except SpecError as exc:  # one line per problem, as the ocplan CLI prints them
+        return bad_input(__file__, exc)
     excluded = Counter(r["benchmark"] for r in rows if r["benchmark"] in NOT_MODELLED)
     provenance = {"data": {
         "file": csv_path.name, "sha256": hashlib.sha256(csv_path.read_bytes()).hexdigest(),

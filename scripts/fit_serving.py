@@ -26,6 +26,7 @@ starts from the committed values and keeps the better objective).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -34,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _cli import ScriptParser, bad_input, parse_argv, script_parser  # scripts/ sibling
 from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 from ocplan.catalog.catalog import load_catalog
+from ocplan.errors import SpecError
 from ocplan.plan.calibration import MIN_RANGE_RUNS, RANGE_PERCENTILES, held_out_ranges
 from ocplan.results.serving_validation import (
     PreparedServing,
@@ -187,20 +190,50 @@ def _stats(err: np.ndarray) -> tuple[float, float, float]:
     return float(np.median(a)), float(np.percentile(a, 90)), float(np.mean(err))
 
 
+def _schemes(text: str) -> list[str]:
+    """The cross-validations of a comma-separated SCHEMES (empty items ignored)."""
+    schemes = [s for s in text.split(",") if s]
+    for scheme in schemes:
+        if scheme not in ("source", "chip"):
+            raise argparse.ArgumentTypeError(
+                f"{scheme!r}: allowed a comma-separated list of source and chip, or '' "
+                "for none")
+    return schemes
+
+
+def parser() -> ScriptParser:
+    """The command line: optional CSV and SCHEMES, ``--out DIR``."""
+    p = script_parser(__file__, __doc__,
+                      f"Writes {SERVING_CALIBRATION_FILE.relative_to(ROOT)} and "
+                      f"{REPORT.relative_to(ROOT)} (with --out, DIR/calibration.json "
+                      f"and DIR/{REPORT.name} instead).")
+    p.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSV, metavar="CSV",
+                   help="the serving results (default: ../shared/validation/inference_dev.csv)")
+    p.add_argument("schemes", nargs="?", type=_schemes, default=["source"], metavar="SCHEMES",
+                   help="comma-separated cross-validations to run: source (leave one source "
+                        "group out), chip (leave one chip out); '' for none (default: source)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write the calibration and its report into DIR and leave the "
+                        "repository alone (default: the repository's files)")
+    return p
+
+
 def main(argv: list[str]) -> int:
-    argv = list(argv)
-    out_dir: Path | None = None
-    if "--out" in argv:
-        at = argv.index("--out")
-        out_dir = Path(argv[at + 1])
-        del argv[at:at + 2]
-        out_dir.mkdir(parents=True, exist_ok=True)
+    args = parse_argv(parser(), argv, intermixed=True)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
+    out_dir: Path | None = args.out
     cal_file = SERVING_CALIBRATION_FILE if out_dir is None else out_dir / "calibration.json"
     report = REPORT if out_dir is None else out_dir / REPORT.name
-    csv_path = Path(argv[1]) if len(argv) > 1 else DEFAULT_CSV
-    schemes = [s for s in (argv[2].split(",") if len(argv) > 2 else ["source"]) if s]
-    raw = read_serving_cases(csv_path)
-    family_of = _family_of(raw)
+    csv_path: Path = args.csv
+    schemes: list[str] = args.schemes
+    try:
+        raw = read_serving_cases(csv_path)
+        family_of = _family_of(raw)
+    except SpecError as exc:  # one line per problem, as the ocplan CLI prints them
+        return bad_input(__file__, exc)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
     FAMILIES[:] = _families(family_of)
     t0 = time.time()
     rows = Rows(raw)

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+from _cli import ScriptParser, parse_argv, script_parser  # scripts/ sibling
+
 from ocplan.catalog.catalog import load_catalog
 from ocplan.plan.calibration import coverage_note
 from ocplan.results.serving_validation import (
@@ -148,7 +150,17 @@ def rewrite(text: str, body: str, start: str = START, end: str = END) -> str:
     return text[: text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
 
 
+def parser() -> ScriptParser:
+    """The command line: no arguments (``--help`` only)."""
+    return script_parser(__file__, __doc__,
+                         f"Rewrites {README.relative_to(ROOT)} and the hold-out table of "
+                         f"{TOP_README.relative_to(ROOT)}.")
+
+
 def main(argv: list[str]) -> int:
+    stop = parse_argv(parser(), argv)
+    if isinstance(stop, int):  # --help (0), or a bad argument's one line printed (2)
+        return stop
     body, table = section(), readme_table()
     README.write_text(rewrite(README.read_text(encoding="utf-8"), body), encoding="utf-8")
     TOP_README.write_text(rewrite(TOP_README.read_text(encoding="utf-8"), table,

@@ -23,7 +23,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from _cli import ScriptParser, bad_input, parse_argv, script_parser  # scripts/ sibling
+
 from ocplan.catalog.catalog import load_catalog
+from ocplan.errors import SpecError
 from ocplan.results.validation import predict_prepared, prepare_row, read_cases
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,10 +136,25 @@ def report(points: list[Point]) -> str:
     return "\n".join(lines)
 
 
+def parser() -> ScriptParser:
+    """The command line: an optional development set."""
+    p = script_parser(__file__, __doc__, f"Writes {REPORT.relative_to(ROOT)}.")
+    p.add_argument("dev_csv", nargs="?", type=Path, metavar="DEV_CSV",
+                   default=ROOT.parent / "shared" / "validation" / "training_dev.csv",
+                   help="the training development set (default: "
+                        "../shared/validation/training_dev.csv)")
+    return p
+
+
 def main(argv: list[str]) -> int:
-    dev_path = Path(argv[1]) if len(argv) > 1 else \
-        ROOT.parent / "shared" / "validation" / "training_dev.csv"
-    text = report(predict_points(read_cases(dev_path)))
+    args = parse_argv(parser(), argv)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
+    try:
+        cases = read_cases(args.dev_csv)
+    except SpecError as exc:  # one line per problem, as the ocplan CLI prints them
+        return bad_input(__file__, exc)
+    text = report(predict_points(cases))
     REPORT.write_text(text, encoding="utf-8")
     print(text)
     return 0

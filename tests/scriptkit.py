@@ -12,7 +12,10 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 def load_script(name: str) -> ModuleType:
     """``scripts/<name>.py`` as the module ``name`` (registered in ``sys.modules``, which
-    its dataclasses need)."""
+    its dataclasses need), with ``scripts/`` on ``sys.path`` as when the script runs, so
+    that it imports its siblings (``_cli``, ``cpu_energy_holdout``)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
