@@ -225,7 +225,7 @@ def test_compose_estimate_save_reload(workbench: Page, base: str) -> None:
     # issue 13: where the facility's power goes, and the cluster's racks and CDUs
     assert plot_rendered(page, "#plot-power-flow") > 0
     racks = page.inner_text("#est-cluster tr[data-key=racks] td")
-    assert racks == str(est["cluster"]["facility"]["racks"])
+    assert racks.startswith(f'{est["cluster"]["facility"]["racks"]:,} in ')
     shot(page, "04-estimate-charts")
 
     # save it, reload the page, find it in the scenarios list
@@ -502,17 +502,19 @@ def test_workbench_rough_edges(workbench: Page) -> None:
     assert "infeasible" in page.inner_text("#est-status")
     summary = page.inner_text("#est-summary")
     assert "what to change" in summary
-    assert "optimizer_bytes" in summary
-    assert "step_s" not in summary
-    assert "tokens_per_s" not in summary
+    assert "memory per chip" in summary
+    assert page.locator('#est-summary tr[data-key="optimizer state"]').count() == 1
+    assert "step time" not in summary
+    assert "tokens/s" not in summary
+    assert "optimizer_bytes" in page.text_content("#est-fields")
 
     for field, value in (("chips", 512), ("global-batch", 1536), ("pp", 8)):
         page.fill(f"#est-{field}", str(value))
     page.click("#est-run")
     page.wait_for_selector('#est-status[data-state="ready"]')
-    mfu = page.inner_text('#est-summary tr[data-key="mfu"] td')
+    mfu = page.inner_text('#est-summary tr[data-key="MFU / HFU"] td')
     assert mfu.endswith("%")
-    assert 10 < float(mfu.split()[0]) < 90
+    assert 10 < float(mfu.split("%")[0]) < 90
     title = page.evaluate("document.querySelector('#plot-timeline').layout.title.text")
     assert "first 32 of 192 micro-batches" in title
 
@@ -564,10 +566,10 @@ def test_estimate_form_takes_tokens_and_price(workbench: Page) -> None:
               ("price", 2)))
     page.click("#est-run")
     page.wait_for_selector('#est-status[data-state="ready"]')
-    days = page.inner_text('#est-summary tr[data-key="time_to_train_s"] td')
+    days = page.text_content('#est-fields tr[data-key="time_to_train_s"] td')
     assert days.endswith(" days")
-    cost = page.inner_text('#est-summary tr[data-key="cost_to_train"] td')
-    rate = float(page.inner_text('#est-summary tr[data-key="tokens_per_s"] td')
+    cost = page.text_content('#est-fields tr[data-key="cost_to_train"] td')
+    rate = float(page.text_content('#est-fields tr[data-key="tokens_per_s"] td')
                  .replace(",", ""))
     expected = 64 * 2 * 1e12 / rate / 3600
     assert cost.endswith(" USD")  # the server's currency (test_s9_qa2_web.py)
@@ -597,9 +599,9 @@ def test_a_composed_system_is_estimated_with_the_chips_box_blank(workbench: Page
     page.click("#est-run")
     page.wait_for_selector('#est-status[data-state="ready"]')
     assert page.locator("#est-errors").is_hidden()
-    assert page.inner_text('#est-summary tr[data-key="chips"] td') == "1,024"
+    assert page.text_content('#est-fields tr[data-key="chips"] td') == "1,024"
     # dp = 1,024 / (tp 8 x pp 2)
-    assert "dp=64 " in page.inner_text('#est-summary tr[data-key="plan"] td')
+    assert "dp=64," in page.inner_text('#est-summary tr[data-key="layout"] td')
     assert all(page.locator(h).is_visible() for h in heads)
     page.fill("#est-tp", "3")  # 64 heads do not split over tp 3: an infeasible layout
     page.fill("#est-chips", "1020")
@@ -623,7 +625,44 @@ def test_picking_an_accelerator_runs_on_it(workbench: Page) -> None:
     page.click("#est-run")
     page.wait_for_selector('#est-status[data-state="ready"]')
     assert page.locator("#est-errors").is_hidden()
-    assert page.inner_text('#est-summary tr[data-key="chips"] td') == "8"
+    assert page.text_content('#est-fields tr[data-key="chips"] td') == "8"
+
+
+def test_the_estimate_reads_as_the_cli_table(workbench: Page, base: str) -> None:
+    """Session 40: the Estimate page listed the answer's JSON fields (step_s, mfu,
+    time_to_train_s shown in days); it now shows the rows the CLI table prints, with the
+    step's and the memory's parts under them, and keeps every field one click away."""
+    page = workbench
+    fields = (("chips", 64), ("global-batch", 256), ("seq-len", 4096), ("tp", 2),
+              ("train-tokens", "1T"), ("price", 2))
+    job_form(page, "est", "llama3-8b", "h100-sxm-80gb", fields)
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    est = api(base, "POST", "/api/estimate", {
+        "model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 64, "global_batch": 256,
+        "seq_len": 4096, "tp": 2, "train_tokens": 1e12, "price_per_chip_hour": 2})
+    shown = [(th, td) for th, td in zip(
+        page.locator("#est-summary th").all_inner_texts(),
+        page.locator("#est-summary td").all_inner_texts(), strict=True)]
+    wanted = [(label.strip(), text) for label, text in est["summary"] if label != "caveat"]
+    assert shown == wanted
+    labels = [label for label, _ in shown]
+    assert labels[:2] == ["layout", "step time"]
+    assert {"likely measured", "MFU / HFU", "calibration", "time to train",
+            "cost to train", "TP communication", "optimizer state"} <= set(labels)
+    assert not any("_" in label for label in labels)
+    # the step's parts are indented under it
+    assert page.locator('#est-summary tr.part[data-key="compute"]').count() == 1
+    assert page.locator('#est-summary tr.part[data-key="step time"]').count() == 0
+    # every field of the answer, by its API name, folded away
+    assert page.locator("#est-fields-box").is_visible()
+    assert not page.eval_on_selector("#est-fields-box", "d => d.open")
+    assert page.text_content('#est-fields tr[data-key="step_s"] th') == "step_s"
+    page.click("#est-fields-box summary")
+    assert page.locator('#est-fields tr[data-key="mfu"]').is_visible()
+    cluster = page.locator("#est-cluster th").all_inner_texts()
+    assert cluster == [label for label, _ in est["cluster_summary"]]
+    assert "rack power delivery" in cluster
 
 
 def test_estimate_shows_what_each_resource_buys(workbench: Page, base: str) -> None:
@@ -694,14 +733,15 @@ def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
         "model": "llama3-70b", "chip": "gb300", "chips": 64, "global_batch": 256,
         "seq_len": 8192, "precision": "fp4", "tp": 1, "pp": 4, "vpp": 5})
     assert est["feasible"]
-    shown = page.inner_text('#est-summary tr[data-key="tokens_per_s"] td')
+    shown = page.text_content('#est-fields tr[data-key="tokens_per_s"] td')
     assert float(shown.replace(",", "")) == pytest.approx(est["tokens_per_s"], rel=1e-3)
     assert any(c.startswith("NVFP4 training") for c in est["caveats"])
     # the caveats stand as a list beside the figures, one item each, not a table cell
     items = page.locator("#est-caveats li")
     assert items.count() == len(est["caveats"])
     assert any(t.startswith("NVFP4 training") for t in items.all_inner_texts())
-    assert page.locator('#est-summary tr[data-key="caveats"]').count() == 0
+    assert page.locator('#est-summary tr[data-key="caveat"]').count() == 0
+    assert page.locator('#est-fields tr[data-key="caveats"]').count() == 0
     # a job without caveats hides the list
     page.select_option("#est-chip", "gb200")
     page.fill("#est-tp", "2")
@@ -725,7 +765,7 @@ def test_loading_a_scenario_runs_it_again(workbench: Page, base: str) -> None:
     page.click('#tabs button[data-tab="scenarios"]')
     page.locator(f'#scn-list tr[data-id="{sid}"] .scn-load').click()
     page.wait_for_selector('#est-status[data-state="ready"]')
-    wait_js(page, "document.querySelector('#est-summary tr[data-key=\"step_s\"]') !== null")
+    wait_js(page, "document.querySelector('#est-summary tr[data-key=\"step time\"]') !== null")
     assert "tp=2" in page.inner_text('#est-summary tr[data-key="layout"] td')
     assert plot_rendered(page, "#plot-breakdown") > 0
 

@@ -162,11 +162,13 @@ def test_the_page_prints_costs_and_prices_with_the_currency(base: str) -> None:
                                  ("train-tokens", "1e12"), ("price", PRICE)):
                 page.fill(f"#est-{field}", str(value))
             page.click("#est-run")
-            page.wait_for_selector('#est-summary tr[data-key="cost_to_train"]')
-            cost = page.inner_text('#est-summary tr[data-key="cost_to_train"] td')
+            page.wait_for_selector('#est-summary tr[data-key="cost to train"]')
+            cost = page.text_content('#est-fields tr[data-key="cost_to_train"] td')
             amount, label = cost.rsplit(" ", 1)
             assert label == CURRENCY
             assert float(amount.replace(",", "")) > 0
+            # the row people read prints it with the currency's sign
+            assert page.inner_text('#est-summary tr[data-key="cost to train"] td')[0] == "€"
             # serving: the price input gives the cost of a million output tokens
             page.click('#tabs button[data-tab="inference"]')
             page.select_option("#inf-model", "llama3-8b")
@@ -175,9 +177,11 @@ def test_the_page_prints_costs_and_prices_with_the_currency(base: str) -> None:
             page.fill("#inf-chips", "8")
             page.fill("#inf-price", str(PRICE))
             page.click("#inf-run")
-            page.wait_for_selector('#inf-summary tr[data-key="cost_per_mtok"]')
-            per_mtok = page.inner_text('#inf-summary tr[data-key="cost_per_mtok"] td')
+            page.wait_for_selector('#inf-summary tr[data-key="cost per 1M output tokens"]')
+            per_mtok = page.text_content('#inf-fields tr[data-key="cost_per_mtok"] td')
             assert per_mtok.endswith(f" {CURRENCY}")
+            shown = page.inner_text('#inf-summary tr[data-key="cost per 1M output tokens"] td')
+            assert shown.startswith("€")
             assert errors == []
         finally:
             browser.close()

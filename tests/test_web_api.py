@@ -9,7 +9,10 @@ timeouts: test_web_hardening.py.)
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +26,9 @@ import yaml
 
 from ocplan import api
 from ocplan.catalog.schema import KINDS
+from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
+from ocplan.units import format_money
 from ocplan.web.app import MAX_BODY_BYTES, create_app
 from ocplan.workloads.serving import ACTIVATION_PRECISIONS, KV_PRECISIONS, WEIGHT_PRECISIONS
 
@@ -258,14 +263,16 @@ def test_estimate_example(client: httpx.Client) -> None:
     figs = est["figures"]
     assert set(figs) == {"breakdown", "memory", "timeline", "power_flow", "sensitivity"}
     # the breakdown figure draws the estimate's own numbers, one bar per time term
+    # (named as people read them: TimeBreakdown's and MemoryBreakdown's labels)
     bars = {t["name"]: t["y"][0] for t in figs["breakdown"]["data"]}
-    for name, value in bars.items():
-        assert value == est["time"][f"{name}_s"]
+    assert set(bars) == set(TIME_TERM_LABELS.values())
+    for key, name in TIME_TERM_LABELS.items():
+        assert bars[name] == est["time"][key]
     # memory bars per term, and the capacity drawn at the capacity (not from 0 up to it)
     memory = {t["name"]: t for t in figs["memory"]["data"]}
-    for name, trace in memory.items():
-        if name != "HBM capacity":
-            assert trace["y"] == [est["memory"][f"{name}_bytes"] / 1e9]
+    assert set(memory) == {*MEMORY_PART_LABELS.values(), "HBM capacity"}
+    for key, name in MEMORY_PART_LABELS.items():
+        assert memory[name]["y"] == [est["memory"][key] / 1e9]
     assert memory["HBM capacity"]["y"] == [est["memory"]["capacity_bytes"] / 1e9] * 2
     assert {t["name"] for t in figs["timeline"]["data"]} == {"forward", "backward"}
     # what each resource buys: the figure draws the answer's own changes, in %
@@ -360,6 +367,79 @@ def test_estimate_infeasible_has_a_reason_and_no_figures(client: httpx.Client) -
     assert est["reason"]
     assert est["figures"] == {}
     assert est["timeline"] == []
+
+
+def assert_cli_prints(rows: list[list[str]], *args: str) -> None:
+    """``ocplan ARGS`` (a real process, a terminal wide enough for no wrapping) prints
+    each summary row, its label and its text on one line."""
+    out = subprocess.run([sys.executable, "-m", "ocplan.cli.main", *args],
+                         capture_output=True, text=True, timeout=120,
+                         env=os.environ | {"COLUMNS": "400"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for label, text in rows:
+        assert any(label.strip() in line and text in line for line in lines), (label, text)
+
+
+def test_estimate_summary_reads_as_the_cli_table(client: httpx.Client,
+                                                  tmp_path: Path) -> None:
+    """Session 40: the workbench showed an estimate as its JSON field names (step_s,
+    time_to_train_s in days); the answer now carries the rows a person reads, the same
+    labels and text as the ``ocplan estimate`` table."""
+    job = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 64, "global_batch": 256,
+           "seq_len": 4096, "tp": 2, "train_tokens": 1e12, "price_per_chip_hour": 2.0}
+    resp = client.post("/api/estimate", json=job)
+    assert resp.status_code == 200, resp.text
+    est = resp.json()
+    rows = dict(est["summary"])
+    # every label is words, not a JSON name; the figures are the answer's own
+    assert all("_" not in label for label, _ in est["summary"])
+    assert rows["layout"] == est["layout"]
+    assert rows["tokens/s"].startswith(f"{est['tokens_per_s']:,.0f} (")
+    assert rows["MFU / HFU"] == f"{est['mfu']:.1%} / {est['hfu']:.1%}"
+    low, high = est["likely_tokens_per_s_per_chip"]
+    assert rows["likely measured"].startswith(f"{low:,.0f} to {high:,.0f} tokens/s per chip")
+    assert rows["calibration"].startswith(est["calibration_family"])
+    assert rows["time to train"].endswith(f"{est['time_to_train_s'] / 86400:,.1f} days")
+    assert rows["cost to train"] == format_money(est["cost_to_train"], "USD")
+    assert [label.strip() for label, _ in est["summary"]
+            if label.startswith("  ")][:2] == ["compute", "recompute"]
+    cluster = dict(est["cluster_summary"])
+    assert cluster["racks"].startswith(f"{est['cluster']['facility']['racks']:,} in ")
+    assert "storage" in cluster["goodput"]  # the default server names no checkpoint tier
+    # the CLI prints the same rows for the same job
+    assert_cli_prints(est["summary"], "estimate", "--model", "llama3-8b", "--chip",
+                      "h100-sxm-80gb", "--chips", "64", "--global-batch", "256",
+                      "--seq-len", "4096", "--tp", "2", "--train-tokens", "1e12",
+                      "--price", "2")
+
+
+def test_serving_summary_reads_as_the_cli_table(client: httpx.Client) -> None:
+    """The Inference page's rows are the ``ocplan infer`` table's (session 40)."""
+    job = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 1, "input_len": 1000,
+           "output_len": 500, "price_per_chip_hour": 2.0}
+    est = client.post("/api/infer", json=job).json()
+    rows = dict(est["summary"])
+    assert all("_" not in label for label, _ in est["summary"])
+    assert rows["output tokens/s"].startswith(f"{est['output_tokens_per_s']:,.0f} (")
+    assert rows["cost per 1M output tokens"] == format_money(est["cost_per_mtok"], "USD")
+    assert rows["bound"] == est["bound"]
+    assert_cli_prints(est["summary"], "infer", "--model", "llama3-8b", "--chip",
+                      "h100-sxm-80gb", "--chips", "1", "--input-len", "1000",
+                      "--output-len", "500", "--price", "2")
+
+
+def test_an_infeasible_estimate_summary_says_what_to_change(client: httpx.Client) -> None:
+    resp = client.post("/api/estimate", json={
+        "model": "gpt3-175b", "chip": "mi300x", "chips": 8, "global_batch": 8,
+        "seq_len": 2048})
+    est = resp.json()
+    rows = dict(est["summary"])
+    assert not est["feasible"]
+    assert rows["what to change"] == est["hint"]
+    assert rows["memory per chip"].endswith("of 192 GB")
+    assert "step time" not in rows
+    assert est["cluster_summary"] == []
 
 
 @pytest.mark.parametrize(("change", "needles"), [

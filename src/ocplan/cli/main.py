@@ -58,10 +58,8 @@ from ocplan.cli.layout_options import with_layout_options, with_serving_layout_o
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
 from ocplan.plan.calibration import (
-    calibration_note,
     coverage_note,
     format_likely,
-    likely_range_note,
 )
 from ocplan.plan.layout import LayoutValue
 from ocplan.plan.search_defaults import (
@@ -71,7 +69,6 @@ from ocplan.plan.search_defaults import (
     SENSITIVITY_FACTOR,
     TIE_TOLERANCE,
 )
-from ocplan.serving.calibration import serving_range_note
 from ocplan.units import (
     DEFAULT_CURRENCY,
     POWER,
@@ -769,66 +766,27 @@ def estimate_cmd(
         raise typer.Exit(1)
 
 
-#: Row label of the energy to train: the job's facility power (IT power x PUE) over the
-#: time, not the chips' energy alone (:func:`ocplan.api.to_train`), as the report says.
-ENERGY_TO_TRAIN_LABEL = "energy to train (facility)"
+def _summary_table(rows: list[tuple[str, str]], title: str | None = None
+                   ) -> rich_table.Table:
+    """A two-column table of summary rows (:mod:`ocplan.reports.summary`), labels bold."""
+    table = rich_table.Table(title=None if title is None else _t(title), show_header=False)
+    table.add_column("measure", style="bold")
+    table.add_column("value")
+    for label, text in rows:
+        _row(table, label, text)
+    return table
 
 
 def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
                     chip_family: str | None = None) -> None:
+    from ocplan.reports.summary import estimate_rows
+
+    rows = estimate_rows(result, extra, state.currency, chip_family)
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
-        table = rich_table.Table(show_header=False)
-        table.add_column("measure", style="bold")
-        table.add_column("value")
-        _row(table, "layout", result.plan.label())
-        if result.memory is not None:
-            mem = result.memory
-            _row(table, "memory per chip", f"{_q(mem.total_bytes, 'B')} of "
-                                           f"{_q(mem.capacity_bytes, 'B')}")
-            for key in ("weights_bytes", "grads_bytes", "optimizer_bytes",
-                        "activations_bytes", "logits_bytes", "reserved_bytes"):
-                _row(table, f"  {key.removesuffix('_bytes')}", _q(getattr(mem, key), "B"))
-        hint = api.infeasible_hint(result.reason)
-        if hint is not None:
-            _row(table, "what to change", hint)
-        out.print(table)
+        out.print(_summary_table(rows))
         return
-    table = rich_table.Table(title=_t(title), show_header=False)
-    table.add_column("measure", style="bold")
-    table.add_column("value")
-    _row(table, "layout", result.plan.label())
-    _row(table, "step time", _q(result.step_s, "s"))
-    _row(table, "tokens/s", f"{result.tokens_per_s:,.0f} ({result.tokens_per_s_per_chip:,.1f}"
-                              " per chip)")
-    likely = result.likely_tokens_per_s_per_chip
-    if likely is not None:
-        _row(table, "likely measured", likely_range_note(
-            likely, result.calibration_family, result.calibration_runs))
-    _row(table, "MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}")
-    _row(table, "bound", result.bound)
-    _row(table, "calibration", calibration_note(
-        result.calibration_family, result.calibration_runs,
-        result.calibration_cv_error_pct, chip_family))
-    for caveat in result.caveats:
-        _row(table, "caveat", caveat)
-    assert result.time is not None
-    assert result.memory is not None
-    for key, value in result.time.__dict__.items():
-        share = value / result.step_s if result.step_s else 0.0
-        _row(table, f"  {key.removesuffix('_s')}", f"{_q(value, 's')} ({share:.1%})")
-    mem = result.memory
-    _row(table, "memory per chip", f"{_q(mem.total_bytes, 'B')} of {_q(mem.capacity_bytes, 'B')}")
-    for key in ("weights_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes",
-                "logits_bytes", "reserved_bytes"):
-        _row(table, f"  {key.removesuffix('_bytes')}", _q(getattr(mem, key), "B"))
-    _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
-    if "time_to_train_s" in extra:
-        _row(table, "time to train", format_duration(extra["time_to_train_s"]))
-        _row(table, ENERGY_TO_TRAIN_LABEL, format_energy(extra["energy_to_train_J"]))
-    if "cost_to_train" in extra:
-        _row(table, "cost to train", _money(extra["cost_to_train"]))
-    out.print(table)
+    out.print(_summary_table(rows, title))
 
 
 def _print_sensitivity(sens: Sensitivity) -> None:
@@ -852,48 +810,11 @@ def _print_sensitivity(sens: Sensitivity) -> None:
 
 def _print_cluster(view: ClusterOutlook) -> None:
     """The facility around the system and the job's goodput under failures."""
-    f = view.facility
-    table = rich_table.Table(title="cluster: facility and failures", show_header=False)
-    table.add_column("measure", style="bold")
-    table.add_column("value")
-    least = "at least " if f.rack.racks_per_server is None else ""
-    _row(table, "racks", f"{least}{f.rack.racks:,} in {f.rack.rows:,} rows, "
-                         f"{f.rack.floor_area_m2:,.0f} m2 of floor; "
-                         f"{_q(f.rack.wall_W, 'W')} per {'server' if least else 'rack'}")
-    _row(table, "heat to liquid / air", f"{_q(f.liquid_W, 'W')} / {_q(f.air_W, 'W')}")
-    if f.cooling.cdus:
-        _row(table, "coolant", f"{f.cooling.flow_L_per_min:,.0f} L/min of "
-                               f"{f.cooling.coolant} at dT {f.cooling.delta_T_K:.1f} K; "
-                               f"{f.cooling.cdus} x {f.cooling.cdu}; "
-                               f"water class {f.cooling.water_class}")
-    busbar = f"{f.rack.busbar_current_A:,.0f} A on {f.rack.busbar}"
-    if f.rack.busbar_margin is not None:
-        busbar += f" ({f.rack.busbar_margin:.0%} margin)"
-    _row(table, "rack power delivery", busbar)
-    given = "" if f.pue_given is None else f" (given; derived {f.pue_derived:.2f})"
-    _row(table, "PUE", f"{f.pue:.2f}{given}")
-    _row(table, "facility power (system)", _q(f.facility_W, "W"))
-    g = view.goodput
-    if g is None:
-        _row(table, "goodput", view.goodput_reason or "-")
-    else:
-        fr = g.fractions()
-        _row(table, "goodput", f"{g.goodput:.1%} (checkpoints {fr['checkpoint']:.1%}, lost "
-                               f"work {fr['lost_work']:.1%}, restarts {fr['restart']:.1%})")
-        _row(table, "failures expected", f"{g.expected_failures:,.1f} (MTBF "
-                                         + ("-" if g.mtbf_s is None
-                                            else format_duration(g.mtbf_s)) + ")")
-        if g.interval_s is not None:
-            _row(table, "checkpoint every", format_duration(g.interval_s))
-        if g.wall_s is not None:
-            spread = ("" if g.wall_p10_s is None or g.wall_p90_s is None else
-                      f" (p10 {format_duration(g.wall_p10_s)}, p90 "
-                      f"{format_duration(g.wall_p90_s)})")
-            _row(table, "time to train with failures", format_duration(g.wall_s) + spread)
-        if g.cost is not None:
-            _row(table, "cost with failures", _money(g.cost))
-    out.print(table)
-    for finding in f.findings:
+    from ocplan.reports.summary import cluster_rows
+
+    out.print(_summary_table(cluster_rows(view, state.currency),
+                             "cluster: facility and failures"))
+    for finding in view.facility.findings:
         out.print(_t(f"facility {finding.severity} {finding.rule}: {finding.message}"))
 
 
@@ -1078,68 +999,15 @@ def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | N
 
 def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float | None],
                    chip_family: str | None) -> None:
+    from ocplan.reports.summary import serving_rows
+
+    rows = serving_rows(result, extra.get("cost_per_mtok"), state.currency, chip_family)
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
-        hint = api.infeasible_hint(result.reason, serving=True)
-        if hint:
-            out.print(_t(f"what to change: {hint}"))
+        for label, text in rows[1:]:
+            out.print(_t(f"{label}: {text}"))
         return
-    table = rich_table.Table(title=_t(title), show_header=False)
-    table.add_column("measure", style="bold")
-    table.add_column("value")
-    _row(table, "layout", result.plan.label())
-    _row(table, "output tokens/s", f"{result.output_tokens_per_s:,.0f} "
-                                   f"({result.output_tokens_per_s_per_chip:,.1f} per chip)")
-    likely = result.likely_output_tokens_per_s_per_chip
-    if likely is not None:
-        _row(table, "likely measured", serving_range_note(likely, result.range_family,
-                                                          result.range_rows))
-    _row(table, "input tokens/s per chip", f"{result.input_tokens_per_s_per_chip:,.1f}")
-    _row(table, "requests/s", f"{result.requests_per_s:,.2f}")
-    _row(table, "batch per instance", f"{result.batch_per_instance:,.0f} "
-                                      f"(limit: {result.batch_limit})")
-    _row(table, "TTFT / TPOT, mean", f"{_q(result.ttft_s, 's')} / {_q(result.tpot_s, 's')}")
-    if result.latency_stat is not None:
-        _row(table, f"TTFT / TPOT, {result.latency_stat}",
-             f"{_q(result.ttft_stat_s, 's')} / {_q(result.tpot_stat_s, 's')}")
-    _row(table, "bound", result.bound)
-    if result.reason:  # a result that runs but cannot keep up (an overloaded rate)
-        hint = api.infeasible_hint(result.reason, serving=True)
-        _row(table, "warning", result.reason + (f"; what to change: {hint}" if hint else ""))
-    if result.slo_met is not None:
-        _row(table, "SLO", ("met" if result.slo_met else "not met")
-             + ("" if result.slo_rate_per_s is None
-                else f"; highest rate meeting it {result.slo_rate_per_s:,.2f} req/s")
-            + ("" if result.slo_reason is None else f" ({result.slo_reason})"))
-    if result.iteration is not None:
-        it = result.iteration
-        _row(table, "iteration", _q(it.total_s, "s"))
-        from ocplan.serving.estimate import BREAKDOWN_LABELS  # loaded with the result
-
-        for key, label in BREAKDOWN_LABELS.items():
-            _row(table, f"  {label}", _q(getattr(it, key), "s"))
-    if result.memory is not None:
-        mem = result.memory
-        _row(table, "memory per chip", f"weights {_q(mem.weight_bytes, 'B')}, KV "
-                                       f"{_q(max(mem.kv_bytes, 0.0), 'B')}, reserve "
-                                       f"{_q(mem.reserve_bytes, 'B')} of "
-                                       f"{_q(mem.capacity_bytes, 'B')}")
-    _row(table, "power (IT, TDP)", _q(result.power_W, "W"))
-    _row(table, "energy per 1M output tokens", "-" if result.energy_per_mtok_J is None
-         else format_energy(result.energy_per_mtok_J))
-    cost = extra.get("cost_per_mtok")
-    if cost is not None:
-        _row(table, "cost per 1M output tokens", _money(cost))
-    family = calibration_note(result.calibration_family, result.calibration_runs,
-                              chip_family=chip_family)
-    _row(table, "calibration", f"GEMM/attention efficiencies: {family}; "
-                               f"serving values fitted on {result.serving_calibration_rows} "
-                               "published results"
-                               + ("" if result.serving_cv_error_pct is None else
-                                  f" (held-out median error {result.serving_cv_error_pct:.1f} %)"))
-    for note in result.notes:
-        _row(table, "note", note)
-    out.print(table)
+    out.print(_summary_table(rows, title))
 
 
 def _print_serving_sensitivity(sens: ServingSensitivity) -> None:

@@ -27,7 +27,8 @@ from ocplan.plan.plan import Plan
 from ocplan.topology.power import power_budget
 from ocplan.workloads.workload import Workload
 
-__all__ = ["Estimate", "MemoryBreakdown", "TimeBreakdown", "estimate", "infeasible_estimate"]
+__all__ = ["MEMORY_PART_LABELS", "TIME_TERM_LABELS", "Estimate", "MemoryBreakdown",
+           "TimeBreakdown", "estimate", "infeasible_estimate"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class TimeBreakdown:
     def terms(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    @staticmethod
+    def label(term: str) -> str:
+        """How a person reads the term ``term`` (a field name), as every surface prints it."""
+        return TIME_TERM_LABELS[term]
+
     @property
     def total_s(self) -> float:
         return float(sum(self.terms().values()))
@@ -66,6 +72,18 @@ class TimeBreakdown:
             return "compute"
         terms.pop("compute_s")
         return max(terms, key=lambda k: terms[k]).removesuffix("_s")
+
+
+#: What each term of :class:`TimeBreakdown` is called where people read it (the CLI
+#: table, the workbench, the report, the figures' legends). Communication terms are the
+#: exposed part, the rest being hidden under compute.
+TIME_TERM_LABELS: dict[str, str] = {
+    "compute_s": "compute", "recompute_s": "recompute",
+    "tp_comm_s": "TP communication", "cp_comm_s": "CP communication",
+    "ep_comm_s": "EP communication", "pp_comm_s": "PP communication",
+    "dp_comm_s": "DP communication", "bubble_s": "pipeline bubble",
+    "optimizer_s": "optimizer step"}
+assert list(TIME_TERM_LABELS) == [f.name for f in fields(TimeBreakdown)], "a term unlabelled"
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,21 @@ class MemoryBreakdown:
     @property
     def fits(self) -> bool:
         return self.total_bytes <= self.capacity_bytes
+
+    @staticmethod
+    def label(part: str) -> str:
+        """How a person reads the part ``part`` (a field name), as every surface prints it."""
+        return MEMORY_PART_LABELS[part]
+
+
+#: What each part of :class:`MemoryBreakdown` is called where people read it, in the
+#: order they are listed (the capacity is not a part).
+MEMORY_PART_LABELS: dict[str, str] = {
+    "weights_bytes": "weights", "grads_bytes": "gradients",
+    "optimizer_bytes": "optimizer state", "activations_bytes": "activations",
+    "logits_bytes": "logits", "reserved_bytes": "framework reserve"}
+assert list(MEMORY_PART_LABELS) == [f.name for f in fields(MemoryBreakdown)][:-1], \
+    "a memory part unlabelled"
 
 
 #: Figures of :class:`Estimate` that a layout that cannot run does not have: its JSON

@@ -34,7 +34,7 @@ from ocplan.catalog.system import System
 from ocplan.errors import Infeasible, SpecError
 from ocplan.plan.calibration import Calibration, likely_range_note, load_calibration
 from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
-from ocplan.plan.estimate import Estimate, estimate
+from ocplan.plan.estimate import Estimate, TimeBreakdown, estimate
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
 from ocplan.plan.recompute import Stack, model_features, stack_of, whole_layer_mode
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
@@ -542,7 +542,7 @@ def _why(top: tuple[Estimate, ...], refused: Sequence[str] = (),
     terms = asdict(best.time)
     total = best.step_s
     big = sorted(terms.items(), key=lambda kv: -kv[1])[:3]
-    parts = ", ".join(f"{k.removesuffix('_s')} {v / total:.0%}" for k, v in big if v > 0)
+    parts = ", ".join(f"{TimeBreakdown.label(k)} {v / total:.0%}" for k, v in big if v > 0)
     p = best.plan
     text = (f"The best layout ({p.label()}) reaches {best.tokens_per_s_per_chip:,.1f} "
             f"tokens/s per chip at {best.mfu:.1%} MFU; its step is {parts}.")
@@ -563,6 +563,6 @@ def _why(top: tuple[Estimate, ...], refused: Sequence[str] = (),
                      f"(within {TIE_FRACTION:.2%} of the step): either layout will do.")
         else:
             text += (f" The runner-up ({', '.join(changed) or 'same sizes'}) is {gap:.1%} "
-                     f"slower, mostly in {worst.removesuffix('_s')} "
+                     f"slower, mostly in {TimeBreakdown.label(worst)} "
                      f"(+{diffs[worst] * 1e3:.1f} ms per step).")
     return text

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from ocplan.plan.estimate import Estimate
+from ocplan.plan.estimate import Estimate, MemoryBreakdown, TimeBreakdown
 from ocplan.plan.plan import Plan
 from ocplan.plan.sensitivity import Sensitivity
 from ocplan.serving.estimate import BREAKDOWN_LABELS, ServingCurve, ServingEstimate
@@ -39,9 +39,9 @@ _MEMORY_COLORS = {
 def breakdown_figure(result: Estimate) -> Figure:
     """Stacked bar of the step time by term (seconds)."""
     assert result.time is not None
-    data = [{"type": "bar", "name": k.removesuffix("_s"), "x": ["step"], "y": [v],
+    data = [{"type": "bar", "name": TimeBreakdown.label(k), "x": ["step"], "y": [v],
              "marker": {"color": _TIME_COLORS[k.removesuffix("_s")]},
-             "hovertemplate": f"{k.removesuffix('_s')}: %{{y:.4g}} s<extra></extra>"}
+             "hovertemplate": f"{TimeBreakdown.label(k)}: %{{y:.4g}} s<extra></extra>"}
             for k, v in asdict(result.time).items()]
     return {"data": data, "layout": {"barmode": "stack", "title": {
         "text": f"Step time {result.step_s:.3g} s (bound: {result.bound})"},
@@ -54,7 +54,7 @@ def memory_figure(result: Estimate) -> Figure:
     mem = asdict(result.memory)
     cap = mem.pop("capacity_bytes") / 1e9
     data: list[dict[str, Any]] = [
-        {"type": "bar", "name": k.removesuffix("_bytes"), "x": ["per chip"], "y": [v / 1e9],
+        {"type": "bar", "name": MemoryBreakdown.label(k), "x": ["per chip"], "y": [v / 1e9],
          "marker": {"color": _MEMORY_COLORS[k.removesuffix("_bytes")]}}
         for k, v in mem.items()]
     data.append({"type": "scatter", "mode": "lines", "name": "HBM capacity",
@@ -84,8 +84,8 @@ def timeline_figure(events: list[dict[str, Any]], total: int | None = None) -> F
     shown = len({e["micro_batch"] for e in events})
     title = "Pipeline timeline (micro-batches per stage)"
     if total is not None and total > shown:
-        title = (f"Pipeline timeline: the first {shown} of {total} micro-batches per stage "
-                 "(the rest repeat the steady 1F1B pattern)")
+        title = (f"Pipeline timeline: the first {shown} of {total} micro-batches per stage"
+                 "<br>(the rest repeat the steady 1F1B pattern)")  # two lines: a narrow plot
     return {"data": data, "layout": {
         "title": {"text": title}, "barmode": "overlay",
         "xaxis": {"title": {"text": "seconds"}},

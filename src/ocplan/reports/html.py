@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocplan.plan.calibration import calibration_note, format_likely, likely_range_note
+from ocplan.plan.calibration import format_likely
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.sensitivity import Sensitivity
 from ocplan.reports.figures import (
@@ -31,7 +31,7 @@ from ocplan.reports.figures import (
     timeline_figure,
     topology_figure,
 )
-from ocplan.serving.calibration import serving_range_note
+from ocplan.reports.summary import estimate_rows, serving_rows
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
 from ocplan.serving.sensitivity import ServingSensitivity
 from ocplan.units import DEFAULT_CURRENCY, format_energy, format_money
@@ -133,30 +133,13 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
         # the search found no layout: the estimate is of the flags' layout, which the
         # user did not ask for; the search's row says why nothing fits
         return [("layout", "none fits (see 'search')")]
-    rows: list[tuple[str, str]] = [("layout", result.plan.label())]
+    # the rows the CLI table and the workbench show (ocplan.reports.summary)
+    rows = estimate_rows(result, d.to_train, d.currency)
     if d.allowed_invalid:
-        rows.append(("INVALID SYSTEM", "estimated anyway (--allow-invalid): the check "
-                                       "findings below are not accounted for"))
+        rows.insert(1, ("INVALID SYSTEM", "estimated anyway (--allow-invalid): the check "
+                                          "findings below are not accounted for"))
     if not result.feasible:
-        return [*rows, ("infeasible", result.reason or "")]
-    likely = result.likely_tokens_per_s_per_chip
-    rows += [("step time", f"{result.step_s:.4g} s"),
-             ("tokens/s per chip", f"{result.tokens_per_s_per_chip:,.1f}"),
-             *((("likely measured", likely_range_note(likely, result.calibration_family,
-                                                      result.calibration_runs)),)
-               if likely is not None else ()),
-             ("MFU", f"{result.mfu:.1%}"), ("bound", result.bound),
-             ("calibration", calibration_note(result.calibration_family,
-                                              result.calibration_runs,
-                                              result.calibration_cv_error_pct)),
-             *(("caveat", c) for c in result.caveats)]
-    if "time_to_train_s" in d.to_train:
-        rows.append(("time to train", f"{d.to_train['time_to_train_s'] / 86400:,.2f} days"))
-        # facility power (IT x PUE) over the time, labelled as the CLI table labels it
-        rows.append(("energy to train (facility)",
-                     format_energy(d.to_train["energy_to_train_J"])))
-    if "cost_to_train" in d.to_train:
-        rows.append(("cost to train", format_money(d.to_train["cost_to_train"], d.currency)))
+        return [*rows[:1], ("infeasible", result.reason or ""), *rows[1:]]
     if d.sensitivity is not None:
         rows.append(("what resources buy", d.sensitivity.summary()))
     errors = sum(f.get("severity") == "error" for f in d.findings)
@@ -261,39 +244,17 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
     the iteration breakdown, what each hardware resource buys it and the system's
     topology."""
     figures: dict[str, Any] = {}
-    rows: list[tuple[str, str]] = [("layout", result.plan.label())]
+    # the rows the CLI table and the workbench show (ocplan.reports.summary); a report
+    # carries no price, so no cost row
+    rows = serving_rows(result, None, DEFAULT_CURRENCY)
     if result.feasible:
-        likely = result.likely_output_tokens_per_s_per_chip
-        rows += [("output tokens/s per chip", f"{result.output_tokens_per_s_per_chip:,.1f}"),
-                 *((("likely measured", serving_range_note(likely, result.range_family,
-                                                           result.range_rows)),)
-                   if likely is not None else ()),
-                 ("requests/s", f"{result.requests_per_s:,.3g}"),
-                 ("TTFT, mean", _ms(result.ttft_s)),
-                 ("TPOT, mean", _ms(result.tpot_s)),
-                 *([] if result.latency_stat is None else [
-                     (f"TTFT, {result.latency_stat}", _ms(result.ttft_stat_s)),
-                     (f"TPOT, {result.latency_stat}", _ms(result.tpot_stat_s))]),
-                 ("batch per instance", f"{result.batch_per_instance:,.0f} "
-                                        f"({result.batch_limit})"),
-                 ("bound", result.bound),
-                 ("energy per 1M output tokens",
-                  "-" if result.energy_per_mtok_J is None
-                  else format_energy(result.energy_per_mtok_J)),
-                 ("calibration", "GEMM/attention efficiencies: " + calibration_note(
-                     result.calibration_family, result.calibration_runs))]
-        if result.reason:  # runs, but cannot keep up (an overloaded rate)
-            rows.append(("warning", result.reason))
-        if result.slo_reason is not None:
-            rows.append(("SLO", result.slo_reason))
-        rows += [("note", n) for n in result.notes]
         if result.iteration is not None:
             figures["iteration"] = serving_breakdown_figure(result)
         if sensitivity is not None and sensitivity.feasible:
             rows.append(("what resources buy", sensitivity.summary()))
             figures["sensitivity"] = serving_sensitivity_figure(sensitivity)
     else:
-        rows.append(("infeasible", result.reason or ""))
+        rows.insert(1, ("infeasible", result.reason or ""))
     if curve is not None:
         figures["curve"] = serving_curve_figure(
             curve, result.tpot_s if result.feasible else None,

@@ -46,6 +46,7 @@ from ocplan.catalog.loader import validate_as
 from ocplan.errors import Infeasible, SpecError
 from ocplan.jsonio import dumps
 from ocplan.reports import figures as figures_
+from ocplan.reports import summary
 from ocplan.units import DEFAULT_CURRENCY
 
 __all__ = ["DEFAULT_QUEUE", "DEFAULT_TIMEOUT_S", "DEFAULT_WORKERS", "Answer", "PoolBusy",
@@ -183,9 +184,16 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
         if sens is not None:
             figures["sensitivity"] = figures_.sensitivity_figure(sens)
         out["sensitivity"] = sens.as_dict() if sens is not None else None
-        out |= api.to_train(result, req.train_tokens, req.price_per_chip_hour, system)
-        cluster = api.outlook(result, workload, system, req.train_tokens,
-                              req.price_per_chip_hour).as_json()
+        train = api.to_train(result, req.train_tokens, req.price_per_chip_hour, system)
+        out |= train
+        view = api.outlook(result, workload, system, req.train_tokens,
+                           req.price_per_chip_hour)
+        cluster = view.as_json()
+        # the rows a person reads, as the CLI table and the report label and format them
+        out["summary"] = [list(r) for r in summary.estimate_rows(
+            result, train, currency, system.accelerator.family)]
+        out["cluster_summary"] = ([list(r) for r in summary.cluster_rows(view, currency)]
+                                  if result.feasible else [])
         if result.feasible:
             figures["power_flow"] = figures_.power_flow_figure(
                 cluster["facility"]["power_flow"])
@@ -222,6 +230,9 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...],
         price = req.price_per_chip_hour
         if price is not None:
             out["cost_per_mtok"] = result.cost_per_mtok(price)
+        # the rows a person reads, as the CLI table labels and formats them
+        out["summary"] = [list(r) for r in summary.serving_rows(
+            result, out.get("cost_per_mtok"), currency, system.accelerator.family)]
         return out | api.trust(system, req.allow_invalid) | priced(price, currency)
     return _answer(compute)
 

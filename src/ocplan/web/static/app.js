@@ -89,6 +89,15 @@
       el("tr", { "data-key": k }, el("th", {}, k), el("td", {}, fmtValue(k, v, currency)))));
   }
 
+  /** The rows a person reads of a result, [label, text] pairs as the server words and
+   *  formats them for every surface (ocplan/reports/summary.py); a label indented by two
+   *  spaces is a part of the row above it. */
+  function rowsTable(rows) {
+    return el("table", { className: "kv summary" }, (rows || []).map(([label, text]) =>
+      el("tr", { "data-key": label.trim(), className: label.startsWith("  ") ? "part" : "" },
+        el("th", {}, label.trim()), el("td", {}, text))));
+  }
+
   /** A nested rendering of a catalog entry's fields. */
   function valueNode(key, v) {
     if (isScalar(v)) return document.createTextNode(fmtValue(key, v));
@@ -446,6 +455,8 @@
       showErrors($("#est-errors"), exc);
       status.textContent = "The estimate failed (see above).";
       put($("#est-summary"));
+      put($("#est-fields"));
+      $("#est-fields-box").hidden = true;
       showCaveats($("#est-caveats"), []);
       for (const id of ["breakdown", "memory", "timeline", "sensitivity"]) draw($("#plot-" + id), null);
       $("#est-sensitivity").textContent = "";
@@ -465,17 +476,20 @@
       ? res.system + ": step " + fmtValue("step_s", res.step_s) + ", " + res.bound + "-bound"
       : res.system + ": infeasible — " + (res.reason || "");
     showCaveats($("#est-caveats"), res.feasible ? res.caveats : []);
+    // the caveats stand as their own list above, not as rows
+    put($("#est-summary"), rowsTable((res.summary || []).filter(([label]) => label !== "caveat")));
     if (res.feasible) {
-      put($("#est-summary"), kvTable(res, ["figures", "timeline", "time", "memory", "hint",
-        "cluster", "findings", "caveats", "sensitivity"]));
+      put($("#est-fields"), kvTable(res, ["figures", "timeline", "time", "memory", "hint",
+        "cluster", "findings", "caveats", "sensitivity", "summary", "cluster_summary"]));
     } else {
       // what does not fit and what to change, not a table of zeros
       const mem = res.memory || {};
-      put($("#est-summary"), kvTable({
+      put($("#est-fields"), kvTable({
         layout: res.layout, reason: res.reason, "what to change": res.hint,
         ...Object.fromEntries(Object.entries(mem).filter(([, v]) => v !== null)),
       }));
     }
+    $("#est-fields-box").hidden = false;
     const figs = res.figures || {};
     for (const id of ["breakdown", "memory", "timeline"]) await draw($("#plot-" + id), figs[id]);
     $("#est-sensitivity").textContent = res.sensitivity ? res.sensitivity.summary : "";
@@ -484,18 +498,7 @@
     const cl = res.cluster;
     $("#est-cluster-head").hidden = !(cl && res.feasible);
     if (cl && res.feasible) {
-      const f = cl.facility;
-      const g = cl.goodput;
-      put($("#est-cluster"), kvTable({
-        racks: f.racks, rack_W: f.rack_W, liquid_W: f.liquid_W, air_W: f.air_W,
-        cdus: f.cdus, coolant_flow_L_per_min: f.coolant_flow_L_per_min,
-        water_class: f.water_class, busbar_current_A: f.busbar_current_A,
-        pue: f.pue, pue_derived: f.pue_derived, facility_W: f.facility_W,
-        goodput: g ? g.goodput : cl.goodput_reason,
-        expected_failures: g ? g.expected_failures : null,
-        checkpoint_interval_s: g ? g.interval_s : null,
-        time_to_train_with_failures_s: g ? g.wall_s : null,
-      }));
+      put($("#est-cluster"), rowsTable(res.cluster_summary));
     } else {
       put($("#est-cluster"));
     }
@@ -1012,8 +1015,10 @@
         ? res.system + ": " + fmtNum(res.output_tokens_per_s_per_chip) +
           " output tok/s per chip, TPOT " + fmtValue("tpot_s", res.tpot_s) + ", " + res.bound
         : res.system + ": infeasible — " + (res.reason || "");
-      put($("#inf-summary"), kvTable(res, ["figures", "curve", "iteration", "memory", "plan",
-        "sensitivity"]));
+      put($("#inf-summary"), rowsTable(res.summary));
+      put($("#inf-fields"), kvTable(res, ["figures", "curve", "iteration", "memory", "plan",
+        "sensitivity", "summary"]));
+      $("#inf-fields-box").hidden = false;
       const figs = res.figures || {};
       await draw($("#plot-infer-curve"), figs.curve);
       await draw($("#plot-infer-breakdown"), figs.breakdown);
@@ -1024,6 +1029,8 @@
       showErrors($("#inf-errors"), exc);
       status.textContent = "The serving estimate failed (see above).";
       put($("#inf-summary"));
+      put($("#inf-fields"));
+      $("#inf-fields-box").hidden = true;
       for (const id of INFER_PLOTS) draw($("#plot-" + id), null);
       $("#inf-sensitivity").textContent = "";
     } finally {
@@ -1064,6 +1071,8 @@
       const body = sideBySide(res, SERVING_COMPARE_ROWS, (key, v) => fmtValue(key, v, res.currency));
       put($("#inf-summary"), el("table", { id: "inf-compare-table", className: "grid" },
         el("thead", {}, head), el("tbody", {}, body)));
+      put($("#inf-fields"));
+      $("#inf-fields-box").hidden = true;
       for (const id of INFER_PLOTS) draw($("#plot-" + id), null);
       $("#inf-sensitivity").textContent = "";
       status.textContent = rows.length + " systems compared by " + res.objective +

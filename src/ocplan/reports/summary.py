@@ -1,0 +1,190 @@
+"""What a person reads of an estimate, training or serving: the rows, their labels and
+their units, written once for every surface that shows them (the ``ocplan estimate`` and
+``ocplan infer`` tables, the web workbench's Estimate and Inference pages, the HTML
+reports).
+
+A row is ``(label, text)``: plain text, with units, numbers grouped for reading. A label
+indented by two spaces is a part of the row above it (the parts of the step time and of
+the memory per chip). Nothing here computes a figure: every number comes from the
+estimate, its cost to train (:func:`ocplan.api.to_train`) or the cluster outlook
+(:func:`ocplan.api.outlook`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ocplan import api
+from ocplan.plan.calibration import calibration_note, likely_range_note
+from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS, Estimate
+from ocplan.units import format_duration, format_energy, format_money, format_quantity
+
+if TYPE_CHECKING:  # loaded only where such a result is shown
+    from ocplan.results.cluster import ClusterOutlook
+    from ocplan.serving.estimate import ServingEstimate
+
+__all__ = ["ENERGY_TO_TRAIN_LABEL", "Row", "cluster_rows", "estimate_rows", "serving_rows"]
+
+Row = tuple[str, str]
+#: Row label of the energy to train: the job's facility power (IT power x PUE) over the
+#: time, not the chips' energy alone (:func:`ocplan.api.to_train`).
+ENERGY_TO_TRAIN_LABEL = "energy to train (facility)"
+
+
+def _q(value: float | None, unit: str) -> str:
+    return "-" if value is None else format_quantity(value, unit)
+
+
+def _memory_rows(result: Estimate) -> list[Row]:
+    mem = result.memory
+    if mem is None:
+        return []
+    return [("memory per chip", f"{_q(mem.total_bytes, 'B')} of {_q(mem.capacity_bytes, 'B')}"),
+            *((f"  {label}", _q(getattr(mem, key), "B"))
+              for key, label in MEMORY_PART_LABELS.items())]
+
+
+def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str,
+                  chip_family: str | None = None) -> list[Row]:
+    """The rows of an estimate: its layout; for a layout that runs, the step and its parts,
+    throughput, where a measurement would likely fall, MFU/HFU, the binding resource, the
+    calibration behind it (``chip_family``: the chip's own family, named when the estimate
+    had to use the typical values), its caveats, the memory per chip and its parts,
+    the power and, with ``to_train`` (:func:`ocplan.api.to_train`'s answer), the time,
+    facility energy and cost (in ``currency``) to train; for one that cannot run, its
+    memory and what to change."""
+    rows: list[Row] = [("layout", result.plan.label())]
+    if not result.feasible:
+        hint = api.infeasible_hint(result.reason)
+        return [*rows, *_memory_rows(result),
+                *((("what to change", hint),) if hint is not None else ())]
+    assert result.time is not None
+    rows.append(("step time", _q(result.step_s, "s")))
+    for key, value in result.time.__dict__.items():
+        share = value / result.step_s if result.step_s else 0.0
+        rows.append((f"  {TIME_TERM_LABELS[key]}", f"{_q(value, 's')} ({share:.1%})"))
+    rows.append(("tokens/s", f"{result.tokens_per_s:,.0f} "
+                             f"({result.tokens_per_s_per_chip:,.1f} per chip)"))
+    likely = result.likely_tokens_per_s_per_chip
+    if likely is not None:
+        rows.append(("likely measured", likely_range_note(
+            likely, result.calibration_family, result.calibration_runs)))
+    rows += [("MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}"),
+             ("bound", result.bound),
+             ("calibration", calibration_note(result.calibration_family,
+                                              result.calibration_runs,
+                                              result.calibration_cv_error_pct, chip_family)),
+             *(("caveat", c) for c in result.caveats)]
+    rows += [*_memory_rows(result), ("power (IT, TDP)", _q(result.power_W, "W"))]
+    if "time_to_train_s" in to_train:
+        rows += [("time to train", format_duration(to_train["time_to_train_s"])),
+                 (ENERGY_TO_TRAIN_LABEL, format_energy(to_train["energy_to_train_J"]))]
+    if "cost_to_train" in to_train:
+        rows.append(("cost to train", format_money(to_train["cost_to_train"], currency)))
+    return rows
+
+
+def cluster_rows(view: ClusterOutlook, currency: str) -> list[Row]:
+    """The rows of the facility around a system and of the job's goodput under failures
+    (:func:`ocplan.api.outlook`); costs in ``currency``."""
+    f = view.facility
+    least = "at least " if f.rack.racks_per_server is None else ""
+    rows: list[Row] = [
+        ("racks", f"{least}{f.rack.racks:,} in {f.rack.rows:,} rows, "
+                  f"{f.rack.floor_area_m2:,.0f} m2 of floor; "
+                  f"{_q(f.rack.wall_W, 'W')} per {'server' if least else 'rack'}"),
+        ("heat to liquid / air", f"{_q(f.liquid_W, 'W')} / {_q(f.air_W, 'W')}")]
+    if f.cooling.cdus:
+        rows.append(("coolant", f"{f.cooling.flow_L_per_min:,.0f} L/min of "
+                                f"{f.cooling.coolant} at dT {f.cooling.delta_T_K:.1f} K; "
+                                f"{f.cooling.cdus} x {f.cooling.cdu}; "
+                                f"water class {f.cooling.water_class}"))
+    busbar = f"{f.rack.busbar_current_A:,.0f} A on {f.rack.busbar}"
+    if f.rack.busbar_margin is not None:
+        busbar += f" ({f.rack.busbar_margin:.0%} margin)"
+    given = "" if f.pue_given is None else f" (given; derived {f.pue_derived:.2f})"
+    rows += [("rack power delivery", busbar), ("PUE", f"{f.pue:.2f}{given}"),
+             ("facility power (system)", _q(f.facility_W, "W"))]
+    g = view.goodput
+    if g is None:
+        return [*rows, ("goodput", view.goodput_reason or "-")]
+    fr = g.fractions()
+    rows += [("goodput", f"{g.goodput:.1%} (checkpoints {fr['checkpoint']:.1%}, lost "
+                         f"work {fr['lost_work']:.1%}, restarts {fr['restart']:.1%})"),
+             ("failures expected", f"{g.expected_failures:,.1f} (MTBF "
+                                   + ("-" if g.mtbf_s is None else format_duration(g.mtbf_s))
+                                   + ")")]
+    if g.interval_s is not None:
+        rows.append(("checkpoint every", format_duration(g.interval_s)))
+    if g.wall_s is not None:
+        spread = ("" if g.wall_p10_s is None or g.wall_p90_s is None else
+                  f" (p10 {format_duration(g.wall_p10_s)}, p90 "
+                  f"{format_duration(g.wall_p90_s)})")
+        rows.append(("time to train with failures", format_duration(g.wall_s) + spread))
+    if g.cost is not None:
+        rows.append(("cost with failures", format_money(g.cost, currency)))
+    return rows
+
+
+def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency: str,
+                 chip_family: str | None = None) -> list[Row]:
+    """The rows of a serving estimate: its layout; for one that runs, output and input
+    rates, where a measurement would likely fall, requests, the batch, mean latencies and
+    their statistic, the binding resource, a warning for a rate it cannot keep up with, the
+    SLOs, one engine iteration and its parts, memory per chip, power, energy and (with
+    ``cost_per_mtok``, in ``currency``) cost per million output tokens, the calibration
+    behind it and its notes; for one that cannot run, what to change."""
+    from ocplan.serving.calibration import serving_range_note
+    from ocplan.serving.estimate import BREAKDOWN_LABELS
+
+    rows: list[Row] = [("layout", result.plan.label())]
+    if not result.feasible:
+        hint = api.infeasible_hint(result.reason, serving=True)
+        return [*rows, *((("what to change", hint),) if hint else ())]
+    rows.append(("output tokens/s", f"{result.output_tokens_per_s:,.0f} "
+                                    f"({result.output_tokens_per_s_per_chip:,.1f} per chip)"))
+    likely = result.likely_output_tokens_per_s_per_chip
+    if likely is not None:
+        rows.append(("likely measured", serving_range_note(likely, result.range_family,
+                                                           result.range_rows)))
+    rows += [("input tokens/s per chip", f"{result.input_tokens_per_s_per_chip:,.1f}"),
+             ("requests/s", f"{result.requests_per_s:,.2f}"),
+             ("batch per instance", f"{result.batch_per_instance:,.0f} "
+                                    f"(limit: {result.batch_limit})"),
+             ("TTFT / TPOT, mean", f"{_q(result.ttft_s, 's')} / {_q(result.tpot_s, 's')}")]
+    if result.latency_stat is not None:
+        rows.append((f"TTFT / TPOT, {result.latency_stat}",
+                     f"{_q(result.ttft_stat_s, 's')} / {_q(result.tpot_stat_s, 's')}"))
+    rows.append(("bound", result.bound))
+    if result.reason:  # a result that runs but cannot keep up (an overloaded rate)
+        hint = api.infeasible_hint(result.reason, serving=True)
+        rows.append(("warning", result.reason + (f"; what to change: {hint}" if hint else "")))
+    if result.slo_met is not None:
+        rows.append(("SLO", ("met" if result.slo_met else "not met")
+                     + ("" if result.slo_rate_per_s is None
+                        else f"; highest rate meeting it {result.slo_rate_per_s:,.2f} req/s")
+                     + ("" if result.slo_reason is None else f" ({result.slo_reason})")))
+    if result.iteration is not None:
+        it = result.iteration
+        rows.append(("iteration", _q(it.total_s, "s")))
+        rows += [(f"  {label}", _q(getattr(it, key), "s"))
+                 for key, label in BREAKDOWN_LABELS.items()]
+    if result.memory is not None:
+        mem = result.memory
+        rows.append(("memory per chip", f"weights {_q(mem.weight_bytes, 'B')}, KV "
+                                        f"{_q(max(mem.kv_bytes, 0.0), 'B')}, reserve "
+                                        f"{_q(mem.reserve_bytes, 'B')} of "
+                                        f"{_q(mem.capacity_bytes, 'B')}"))
+    rows += [("power (IT, TDP)", _q(result.power_W, "W")),
+             ("energy per 1M output tokens", "-" if result.energy_per_mtok_J is None
+              else format_energy(result.energy_per_mtok_J))]
+    if cost_per_mtok is not None:
+        rows.append(("cost per 1M output tokens", format_money(cost_per_mtok, currency)))
+    family = calibration_note(result.calibration_family, result.calibration_runs,
+                              chip_family=chip_family)
+    rows.append(("calibration", f"GEMM/attention efficiencies: {family}; serving values "
+                                f"fitted on {result.serving_calibration_rows} published results"
+                 + ("" if result.serving_cv_error_pct is None else
+                    f" (held-out median error {result.serving_cv_error_pct:.1f} %)")))
+    return [*rows, *(("note", note) for note in result.notes)]
