@@ -368,3 +368,8 @@ def test_catalog_show_prints_units(capsys: pytest.CaptureFixture[str]) -> None:
     assert "1.835 PFLOP/s" in out
     assert "e+15" not in out
     assert "e+11" not in out
+    # a count without a unit reads in words (session 40: published_params printed 2.7e+10)
+    assert human_fields(load_catalog().find("gemma-3-27b"))["published_params"] == \
+        "27 billion"
+    assert human_fields(load_catalog().find("llama3-405b"))["published_params"] == \
+        "405 billion"

@@ -37,13 +37,26 @@ def _dimension(annotation: Any, metadata: list[Any]) -> Dimension | None:
     return None
 
 
+#: Words for the size of a large count without a unit (a parameter count), largest first.
+COUNT_WORDS = ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"))
+
+
+def _count(value: float) -> str:
+    """A unitless number as a person reads it: ``27.0 billion`` for ``2.7e10``, plain
+    digits below a million."""
+    for scale, word in COUNT_WORDS:
+        if abs(value) >= scale:
+            return f"{value / scale:.{DIGITS}g} {word}"
+    return f"{value:.{DIGITS}g}"
+
+
 def _text(value: Any, dim: Dimension | None) -> str:
     if isinstance(value, bool) or value is None:
         return str(value).lower() if isinstance(value, bool) else "-"
     if isinstance(value, float) and dim is not None:
         return format_quantity(value, dim.si_unit, DIGITS)
     if isinstance(value, float):
-        return f"{value:.{DIGITS}g}"
+        return _count(value)
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_text(v, dim)}" for k, v in value.items())
     if isinstance(value, list | tuple):
