@@ -688,6 +688,7 @@ def test_inference_shows_what_each_resource_buys(workbench: Page, base: str) -> 
     page = workbench
     job_form(page, "inf", "llama3-8b", "h100-sxm-80gb",
              (("chips", 8), ("sensitivity-factor", 0.5)))
+    assert page.locator("#inf-sensitivity-head").is_hidden()  # no heading over nothing
     page.fill("#inf-tp", "8")
     page.click("#inf-run")
     page.wait_for_selector('#inf-status[data-state="ready"]')
@@ -698,11 +699,13 @@ def test_inference_shows_what_each_resource_buys(workbench: Page, base: str) -> 
     assert "x0.5" in sens["summary"]
     present = [e for e in sens["effects"] if e["present"]]
     assert plot_rendered(page, "#plot-infer-sensitivity") == len(present) + 1
+    assert page.locator("#inf-sensitivity-head").is_visible()
     page.fill("#inf-vs", "b200")
     page.click("#inf-compare")
     page.wait_for_selector("#inf-compare-table")
     page.wait_for_selector('#inf-status[data-state="ready"]')
     assert page.inner_text("#inf-sensitivity") == ""
+    assert page.locator("#inf-sensitivity-head").is_hidden()
     assert page.locator("#inf-errors").is_hidden()
 
 

@@ -1023,6 +1023,7 @@
       await draw($("#plot-infer-curve"), figs.curve);
       await draw($("#plot-infer-breakdown"), figs.breakdown);
       $("#inf-sensitivity").textContent = res.sensitivity ? res.sensitivity.summary : "";
+      $("#inf-sensitivity-head").hidden = !res.sensitivity;
       await draw($("#plot-infer-sensitivity"), figs.sensitivity);
       status.dataset.points = res.curve ? String(res.curve.tpot_s.length) : "0";
     } catch (exc) {
@@ -1033,6 +1034,7 @@
       $("#inf-fields-box").hidden = true;
       for (const id of INFER_PLOTS) draw($("#plot-" + id), null);
       $("#inf-sensitivity").textContent = "";
+      $("#inf-sensitivity-head").hidden = true;
     } finally {
       $("#inf-run").disabled = false;
       status.dataset.state = "ready";
@@ -1075,6 +1077,7 @@
       $("#inf-fields-box").hidden = true;
       for (const id of INFER_PLOTS) draw($("#plot-" + id), null);
       $("#inf-sensitivity").textContent = "";
+      $("#inf-sensitivity-head").hidden = true;
       status.textContent = rows.length + " systems compared by " + res.objective +
         "; ratios against " + res.baseline + "; the best of each row is bold" +
         (res.note ? ". " + res.note : "") + (res.ranking_note ? ". " + res.ranking_note : "");
