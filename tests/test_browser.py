@@ -24,10 +24,11 @@ import yaml
 
 from browserkit import needs_chromium
 from ocplan.cli.main import main
+from ocplan.reports.summary import COMPARE_ROWS, SERVING_COMPARE_ROWS, row_labels
 from ocplan.web.app import create_app
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Route
+    from playwright.sync_api import Browser, Page, Response, Route
 
 pytestmark = needs_chromium
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +116,20 @@ def api(base: str, method: str, path: str, body: Any = None) -> Any:
         resp = c.request(method, path, json=body)
         assert resp.status_code < 300, resp.text
         return resp.json()
+
+
+def side_by_side_rows(page: Page, table: str) -> list[list[str]]:
+    """[data-key, label] of each body row of the comparison ``table`` (a selector)."""
+    rows: list[list[str]] = page.evaluate(
+        f"[...document.querySelectorAll('{table} tbody tr')]"
+        ".map((tr) => [tr.dataset.key, tr.querySelector('th').textContent])")
+    return rows
+
+
+def declared_rows_shown(answer: dict[str, Any]) -> list[list[str]]:
+    """The rows a comparison answer declares (its ``rows``) that some system has."""
+    return [[key, label] for key, label in answer["rows"]
+            if any(r.get(key) is not None for r in answer["systems"])]
 
 
 # ---- the main flow ---------------------------------------------------------------------
@@ -789,9 +804,20 @@ def test_compare_page_with_three_systems(workbench: Page) -> None:
         page.select_option("#cmp-chip", chip)
         page.click("#cmp-add-chip")
     assert page.locator("#cmp-systems li").count() == 3
+    polled: list[Response] = []  # the job's answers, the last one done
+    page.on("response", lambda r: polled.append(r) if "/api/jobs/" in r.url else None)
     page.click("#cmp-run")
     page.wait_for_selector('#cmp-status[data-state="done"]', timeout=90_000)
     wait_js(page, "document.querySelector('#cmp-table tbody tr') !== null")
+    # the rows are the answer's, declared once with the CLI's and the report's
+    # (ocplan.reports.summary), each one some system has, in that order, as labelled
+    answer = next(j["result"] for j in (r.json() for r in reversed(polled))
+                  if j["status"] == "done")
+    assert answer["rows"] == row_labels(COMPARE_ROWS)
+    shown = side_by_side_rows(page, "#cmp-table")
+    assert shown == declared_rows_shown(answer)
+    assert {"chip", "tokens_per_s_per_chip", "likely_tokens_per_s_per_chip", "time_to_train_s",
+            "energy_to_train_J", "cost_to_train", "calibration"} <= {k for k, _ in shown}
     heads = page.locator("#cmp-table thead th").all_inner_texts()
     assert heads[1:] == [EXAMPLE["name"], "h100-sxm-80gb", "mi300x"]
     speed = page.locator('#cmp-table tr[data-key="tokens_per_s_per_chip"] td').all_inner_texts()
@@ -806,6 +832,10 @@ def test_compare_page_with_three_systems(workbench: Page) -> None:
     energy = page.locator('#cmp-table tr[data-key="energy_to_train_J"] td').all_inner_texts()
     assert energy
     assert all(e.split(" (")[0].endswith("Wh") for e in energy)
+    # the HBM left free is a percentage already: its cells say so (the label does not)
+    free = page.locator('#cmp-table tr[data-key="memory_headroom_pct"] td').all_inner_texts()
+    assert free
+    assert all(f.split(" (")[0].endswith(" %") for f in free), free
     assert page.inner_text("#cmp-progress-text") == "3 / 3 systems"
     # each row's likely measured rate reads as a range around its estimate, and one
     # sentence says whether the fastest row's lead is wider than the model's error
@@ -852,8 +882,16 @@ def test_the_inference_page_compares_systems(workbench: Page) -> None:
              (("chips", 8), ("input-len", 1024), ("output-len", 256), ("vs", "mi300x,b200"),
               ("vs-prices", "2.5,2,4")))
     page.fill("#inf-tp", "8")
-    page.click("#inf-compare")
+    with page.expect_response(lambda r: r.url.endswith("/api/infer/compare")) as sent:
+        page.click("#inf-compare")
     page.wait_for_selector("#inf-compare-table")
+    # the rows are the answer's, declared once with the CLI's and the report's
+    answer = sent.value.json()
+    assert answer["rows"] == row_labels(SERVING_COMPARE_ROWS)
+    shown = side_by_side_rows(page, "#inf-compare-table")
+    assert shown == declared_rows_shown(answer)
+    assert {"output_tokens_per_s_per_chip", "likely_output_tokens_per_s_per_chip",
+            "cost_per_mtok"} <= {k for k, _ in shown}
     heads = page.locator("#inf-compare-table thead th").all_inner_texts()
     assert heads[1:] == ["h100-sxm-80gb", "mi300x", "b200"]
     row = '#inf-compare-table tr[data-key="output_tokens_per_s_per_chip"] td'

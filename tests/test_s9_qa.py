@@ -150,7 +150,7 @@ def test_compare_marks_the_best_where_colour_does_not_show(
     rc, out, _ = run(capsys, "compare", "h100-sxm-80gb", "mi300x", "--model", "llama3-8b",
                      "--chips", "8")
     assert rc == 0
-    (row,) = [line for line in out.splitlines() if line.startswith("│ tok/s/chip")]
+    (row,) = [line for line in out.splitlines() if line.startswith("│ tokens/s per chip ")]
     cells = [c.strip() for c in row.strip("│").split("│")][1:]
     names = ["h100-sxm-80gb", "mi300x"]
     starred = [name for name, cell in zip(names, cells, strict=True) if cell.endswith("*")]

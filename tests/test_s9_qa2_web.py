@@ -18,6 +18,7 @@ import pytest
 
 from browserkit import needs_chromium
 from ocplan.cli.main import main
+from ocplan.reports.summary import COMPARE_ROWS, row_labels
 from ocplan.web.app import create_app
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ def test_search_and_compare_jobs_say_their_currency(client: httpx.Client) -> Non
         "price_per_chip_hour": [PRICE]})
     assert compared["currency"] == CURRENCY
     assert all(r["cost_to_train"] > 0 for r in compared["systems"])
+    # the rows the page shows, as the CLI table and the report (ocplan.reports.summary)
+    assert compared["rows"] == row_labels(COMPARE_ROWS)
     assert "currency" not in job_result(client, "/api/search", TRAIN | {"top_k": 1})
 
 
@@ -177,10 +180,10 @@ def test_the_page_prints_costs_and_prices_with_the_currency(base: str) -> None:
             page.fill("#inf-chips", "8")
             page.fill("#inf-price", str(PRICE))
             page.click("#inf-run")
-            page.wait_for_selector('#inf-summary tr[data-key="cost per 1M output tokens"]')
+            page.wait_for_selector('#inf-summary tr[data-key="cost per million output tokens"]')
             per_mtok = page.text_content('#inf-fields tr[data-key="cost_per_mtok"] td')
             assert per_mtok.endswith(f" {CURRENCY}")
-            shown = page.inner_text('#inf-summary tr[data-key="cost per 1M output tokens"] td')
+            shown = page.inner_text('#inf-summary tr[data-key="cost per million output tokens"] td')
             assert shown.startswith("€")
             assert errors == []
         finally:

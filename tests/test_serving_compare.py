@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ocplan.cli.main import main
+from ocplan.reports.summary import SERVING_COMPARE_ROWS, row_labels
 from ocplan.results.serving_compare import SERVING_MEASURES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ def test_the_table_lines_the_systems_up(capsys: pytest.CaptureFixture[str]) -> N
     assert "best serving layout of each system by throughput" in text
     assert "1. h100-sxm-80gb" in text
     assert "2. b200" in text
-    assert "cost per M output tokens" in text
+    assert "cost per million output tokens" in text
 
 
 def test_a_goodput_comparison_says_where_its_latencies_are_taken(
@@ -154,6 +155,8 @@ def test_the_api_answers_what_the_cli_does(base_url: str, compared: dict[str, An
                 cli["output_tokens_per_s_per_chip"])
             assert web["cost_per_mtok"] == pytest.approx(cli["cost_per_mtok"])
         assert data["leaders"] == compared["leaders"]
+        # the rows the page shows, as the CLI table and the report (ocplan.reports.summary)
+        assert data["rows"] == row_labels(SERVING_COMPARE_ROWS)
         # a path in "vs" is a chip id to the web, never a file read on the server
         bad = client.post("/api/infer/compare", json=body | {"vs": ["examples/mx1-8oam-air.yaml"]})
         assert bad.status_code == 422

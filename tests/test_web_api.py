@@ -422,7 +422,7 @@ def test_serving_summary_reads_as_the_cli_table(client: httpx.Client) -> None:
     rows = dict(est["summary"])
     assert all("_" not in label for label, _ in est["summary"])
     assert rows["output tokens/s"].startswith(f"{est['output_tokens_per_s']:,.0f} (")
-    assert rows["cost per 1M output tokens"] == format_money(est["cost_per_mtok"], "USD")
+    assert rows["cost per million output tokens"] == format_money(est["cost_per_mtok"], "USD")
     assert rows["bound"] == est["bound"]
     assert_cli_prints(est["summary"], "infer", "--model", "llama3-8b", "--chip",
                       "h100-sxm-80gb", "--chips", "1", "--input-len", "1000",

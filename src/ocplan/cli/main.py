@@ -59,7 +59,6 @@ from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
 from ocplan.plan.calibration import (
     coverage_note,
-    format_likely,
 )
 from ocplan.plan.layout import LayoutValue
 from ocplan.plan.search_defaults import (
@@ -75,7 +74,6 @@ from ocplan.units import (
     TIME,
     UnitError,
     format_duration,
-    format_energy,
     format_money,
     format_quantity,
     parse_quantity,
@@ -104,6 +102,7 @@ if TYPE_CHECKING:
     from ocplan.plan.estimate import Estimate
     from ocplan.plan.sensitivity import Sensitivity
     from ocplan.redfish.host import CpuNode
+    from ocplan.reports.summary import CompareRow
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.results.compare import Comparison
     from ocplan.results.serving_compare import ServingComparison
@@ -1092,13 +1091,36 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
         f"{_q(e.tpot_s, 's')})" for e in front)))
 
 
-def _side_by_side_cell(text: str, ratio: float | None, lead: bool) -> rich_text.Text:
+def _side_by_side_cell(text: str, ratio: float | None, lead: bool,
+                       style: str = "") -> rich_text.Text:
     """One cell of a comparison table: the value, its ratio to the baseline row, and the
     best of the row in green with a star (the star marks it where colour does not show:
-    a pipe, a file, NO_COLOR)."""
+    a pipe, a file, NO_COLOR); else in ``style``."""
     if ratio is not None:
         text += f" ({ratio:.2f}x)"
-    return rich_text.Text(text + " *" if lead else text, style="green bold" if lead else "")
+    return rich_text.Text(text + " *" if lead else text, style="green bold" if lead else style)
+
+
+def _side_by_side_rows(table: rich_table.Table, rows: tuple[CompareRow, ...],
+                       systems: list[dict[str, Any]], leaders: dict[str, str],
+                       baseline: str) -> None:
+    """The rows of a comparison table (:data:`~ocplan.reports.summary.COMPARE_ROWS`,
+    :data:`~ocplan.reports.summary.SERVING_COMPARE_ROWS`) some system has: a cell per
+    system (its JSON answer) as every surface prints it, its ratio to ``baseline`` and
+    the best of the row marked; why a system has no layout in red."""
+    from ocplan.reports.summary import compare_cell
+
+    for row in rows:
+        key = row.field
+        if all(r.get(key) is None for r in systems):
+            continue
+        table.add_row(row.label, *[
+            _side_by_side_cell(compare_cell(row, r.get(key), state.currency),
+                               None if r["name"] == baseline
+                               else r.get("ratios", {}).get(key),
+                               leaders.get(key) == r["name"],
+                               "red" if key == "reason" else "")
+            for r in systems])
 
 
 def _gathered(problems: list[Problem], parse: Callable[[str | None], R],
@@ -1112,18 +1134,6 @@ def _gathered(problems: list[Problem], parse: Callable[[str | None], R],
         return None
 
 
-#: Measures of a serving comparison's table: (field, heading, how to print it).
-_SERVING_COMPARE_ROWS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("output_tokens_per_s_per_chip", "out tok/s/chip", lambda v: f"{v:,.1f}"),
-    ("ttft_s", "TTFT", lambda v: _q(v, "s")),
-    ("tpot_s", "TPOT", lambda v: _q(v, "s")),
-    ("slo_rate_per_s_per_chip", "SLO goodput req/s/chip", lambda v: f"{v:,.3f}"),
-    ("cost_per_mtok", "cost per M output tokens", lambda v: _money(v)),
-    ("energy_per_mtok_J", "energy per M output tokens", lambda v: format_energy(v)),
-    ("power_W", "IT power", lambda v: _q(v, "W")),
-)
-
-
 def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
                            price: str | None) -> None:
     if fmt is Format.json:
@@ -1135,26 +1145,10 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
     table.add_column("", style="bold")
     for i, r in enumerate(result.systems):
         table.add_column(f"{i + 1}. {r.name}")
-    table.add_row("system", *[_t(r.system) for r in result.systems])
-    table.add_row("best layout", *[_t(r.best.plan.label()) if r.best else "-"
-                                   for r in result.systems])
-    for key, heading, show in _SERVING_COMPARE_ROWS:
-        values = [r.measure(key) for r in result.systems]
-        if all(v is None for v in values):
-            continue
-        table.add_row(heading, *[
-            _side_by_side_cell("-" if value is None else show(value),
-                               None if r.name == result.baseline
-                               else result.ratios.get(r.name, {}).get(key),
-                               result.leaders.get(key) == r.name)
-            for r, value in zip(result.systems, values, strict=True)])
-        if key == "output_tokens_per_s_per_chip":  # where the rate would likely measure
-            table.add_row("likely measured", *[
-                "-" if r.best is None or (v := r.best.likely_output_tokens_per_s_per_chip)
-                is None else format_likely(v) for r in result.systems])
-    table.add_row("bound", *[_t(r.best.bound) if r.best else
-                             rich_text.Text(f"no: {r.reason}", style="red")
-                             for r in result.systems])
+    from ocplan.reports.summary import SERVING_COMPARE_ROWS
+
+    _side_by_side_rows(table, SERVING_COMPARE_ROWS, result.as_json()["systems"],
+                       result.leaders, result.baseline)
     out.print(table)
     note = api.serving_objective_note(result.objective)
     if note:
@@ -1280,28 +1274,6 @@ def _prices(text: str | None) -> tuple[float, ...] | None:
                                                 "per system separated by commas", text) from None
 
 
-#: Measures of a comparison's table: (field, heading, how to print it).
-_COMPARE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("chips", "chips", lambda v: f"{v:,}"),
-    ("layout", "best layout", str),
-    ("tokens_per_s_per_chip", "tok/s/chip", lambda v: f"{v:,.1f}"),
-    ("likely_tokens_per_s_per_chip", "likely measured", format_likely),
-    ("step_s", "step", lambda v: _q(v, "s")),
-    ("mfu", "MFU", lambda v: f"{v:.1%}"),
-    ("memory_headroom_pct", "HBM free", lambda v: f"{v:.1f}%"),  # as MFU: no space
-    ("time_to_train_s", "time to train", format_duration),
-    ("goodput", "goodput (failures)", lambda v: f"{v:.1%}"),
-    ("time_to_train_with_failures_s", "with failures", format_duration),
-    ("energy_to_train_J", "energy (facility)", format_energy),
-    ("cost_to_train", "cost to train", lambda v: _money(v)),
-    ("it_power_W", "IT power", lambda v: _q(v, "W")),
-    ("facility_power_W", "facility power", lambda v: _q(v, "W")),
-    ("pue", "PUE", lambda v: f"{v:.2f}"),
-    ("racks", "racks", lambda v: f"{v:,}"),
-    ("cdus", "CDUs (system)", lambda v: f"{v:,}"),
-)
-
-
 @app.command("compare")
 @handles_bad_input
 def compare_cmd(
@@ -1391,25 +1363,16 @@ def compare_cmd(
     for i, r in enumerate(result.systems):
         table.add_column(f"{i + 1}. {r.name}" + (" (INVALID, allowed)" if r.allowed_invalid
                                                  else ""))
-    for key, heading, show in _COMPARE_COLUMNS:
-        if all(getattr(r, key) is None for r in result.systems):
-            continue
-        table.add_row(heading, *[
-            _side_by_side_cell("-" if getattr(r, key) is None else show(getattr(r, key)),
-                               None if r.name == result.baseline else r.ratios.get(key),
-                               result.leaders.get(key) == r.name)
-            for r in result.systems])
-    table.add_row("feasible", *[rich_text.Text("yes") if r.feasible
-                                else rich_text.Text(f"no: {r.reason}", style="red")
-                                for r in result.systems])
+    from ocplan.reports.summary import COMPARE_ROWS
+
+    _side_by_side_rows(table, COMPARE_ROWS, [r.as_json() for r in result.systems],
+                       result.leaders, result.baseline)
     out.print(table)
     for i, r in enumerate(result.systems):
         found = [f for f in r.findings if f.severity != "info"]
         if found:
             out.print(_t(f"{i + 1}. check: " + "; ".join(f"{f.severity} {f.rule}: {f.message}"
                                                          for f in found)))
-        if r.feasible:
-            out.print(_t(f"{i + 1}. calibration: {r.calibration}"))
     from ocplan.results.compare import ranking_note  # loaded with the result
 
     ranking = ranking_note(result)

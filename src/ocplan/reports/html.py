@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocplan.plan.calibration import format_likely
 from ocplan.plan.estimate import Estimate
 from ocplan.plan.sensitivity import Sensitivity
 from ocplan.reports.figures import (
@@ -31,10 +29,17 @@ from ocplan.reports.figures import (
     timeline_figure,
     topology_figure,
 )
-from ocplan.reports.summary import estimate_rows, serving_rows
+from ocplan.reports.summary import (
+    COMPARE_ROWS,
+    SERVING_COMPARE_ROWS,
+    CompareRow,
+    compare_cell,
+    estimate_rows,
+    serving_rows,
+)
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
 from ocplan.serving.sensitivity import ServingSensitivity
-from ocplan.units import DEFAULT_CURRENCY, format_energy, format_money
+from ocplan.units import DEFAULT_CURRENCY, format_money
 
 __all__ = ["PLOTLY_FILE", "ReportData", "plotly_js_path", "render_compare_report",
            "render_match_report", "render_report", "render_serving_report"]
@@ -233,10 +238,6 @@ def _page(title: str, rows: list[tuple[str, str]], figures: dict[str, Any],
                         data=json.dumps(figures).replace("</", "<\\/"))
 
 
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.4g} ms"
-
-
 def render_serving_report(title: str, result: ServingEstimate, curve: ServingCurve | None,
                           topology: dict[str, Any], plotly_js: Path,
                           sensitivity: ServingSensitivity | None = None) -> str:
@@ -263,34 +264,20 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
     return _page(title, rows, figures, plotly_js)
 
 
-#: Rows of a comparison's table: (field, label); values are printed by :func:`_cell`.
-_COMPARE_ROWS: tuple[tuple[str, str], ...] = (
-    ("chip", "accelerator"), ("chips", "chips"), ("servers", "servers"), ("racks", "racks"),
-    ("layout", "best layout"), ("tokens_per_s_per_chip", "tokens/s per chip"),
-    ("likely_tokens_per_s_per_chip", "likely measured tokens/s per chip"),
-    ("step_s", "step time"), ("mfu", "MFU"), ("memory_headroom_pct", "HBM left free"),
-    ("bound", "bound"), ("time_to_train_s", "time to train"),
-    ("goodput", "goodput under failures"),
-    ("time_to_train_with_failures_s", "time to train with failures"),
-    ("energy_to_train_J", "energy to train (facility)"), ("cost_to_train", "cost to train"),
-    ("it_power_W", "IT power"), ("facility_power_W", "facility power"), ("pue", "PUE"),
-    ("cdus", "CDUs (system)"),
-    ("calibration", "calibration"), ("reason", "why infeasible"))
-
-
-def _side_by_side(systems: list[dict[str, Any]], rows: tuple[tuple[str, str], ...],
-                  leaders: dict[str, str], baseline: str,
-                  cell: Callable[[str, Any], str]) -> str:
-    """The body of a comparison table: a row per measure some system has, a cell per
-    system printed by ``cell``, with its ratio to the ``baseline`` row and the leader of
-    the measure in bold."""
+def _side_by_side(systems: list[dict[str, Any]], rows: tuple[CompareRow, ...],
+                  leaders: dict[str, str], baseline: str, currency: str) -> str:
+    """The body of a comparison table: a row of ``rows`` (:data:`~ocplan.reports.summary.
+    COMPARE_ROWS`, :data:`~ocplan.reports.summary.SERVING_COMPARE_ROWS`) per measure some
+    system has, a cell per system as every surface prints it, with its ratio to the
+    ``baseline`` row and the leader of the measure in bold."""
     body = ""
-    for key, label in rows:
+    for row in rows:
+        key = row.field
         if all(r.get(key) is None for r in systems):
             continue
         cells = ""
         for r in systems:
-            text = cell(key, r.get(key))
+            text = compare_cell(row, r.get(key), currency)
             ratio = r.get("ratios", {}).get(key)
             if ratio is not None and r["name"] != baseline:
                 text += f" ({ratio:.2f}x)"
@@ -298,37 +285,8 @@ def _side_by_side(systems: list[dict[str, Any]], rows: tuple[tuple[str, str], ..
             if leaders.get(key) == r["name"]:
                 text = f"<b>{text}</b>"
             cells += f"<td>{text}</td>"
-        body += f"<tr><th>{html.escape(label)}</th>{cells}</tr>"
+        body += f"<tr><th>{html.escape(row.label)}</th>{cells}</tr>"
     return body
-
-
-def _cell(key: str, value: Any, currency: str) -> str:
-    """A comparison value with its unit, for people."""
-    if value is None:
-        return "-"
-    if key == "cost_to_train":
-        return format_money(value, currency)
-    if key == "mfu":
-        return f"{value:.1%}"
-    if key == "memory_headroom_pct":
-        return f"{value:.1f}%"  # printed as MFU and goodput are: one form per table
-    if key == "goodput":
-        return f"{value:.1%}"
-    if key == "pue":
-        return f"{value:.2f}"
-    if key.startswith("likely_"):
-        return format_likely(value)
-    if key.startswith("time_to_train"):
-        return f"{value / 86400:,.1f} days" if value >= 2 * 86400 else f"{value / 3600:,.1f} h"
-    if key == "step_s":
-        return f"{value:.4g} s"
-    if key == "energy_to_train_J":
-        return format_energy(value)
-    if key.endswith("_W"):
-        return f"{value / 1e6:,.3g} MW" if value >= 1e6 else f"{value / 1e3:,.3g} kW"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if value < 1e4 else f"{value:,.0f}"
-    return str(value)
 
 
 def render_compare_report(title: str, comparison: dict[str, Any],
@@ -341,8 +299,7 @@ def render_compare_report(title: str, comparison: dict[str, Any],
     head = "".join(f"<th>{html.escape(r['name'])}"
                    + (" (INVALID, allowed)" if r.get("allowed_invalid") else "") + "</th>"
                    for r in systems)
-    body = _side_by_side(systems, _COMPARE_ROWS, leaders, comparison["baseline"],
-                         lambda key, value: _cell(key, value, currency))
+    body = _side_by_side(systems, COMPARE_ROWS, leaders, comparison["baseline"], currency)
     table = (f"<p>Best layout of each system by {html.escape(comparison['objective'])}; "
              f"ratios against {html.escape(comparison['baseline'])}; the best of each row "
              f"in bold.</p><table><tr><th></th>{head}</tr>{body}</table>")
@@ -366,36 +323,6 @@ def render_compare_report(title: str, comparison: dict[str, Any],
                         data=json.dumps(figures).replace("</", "<\\/"))
 
 
-#: Rows of a serving comparison's table: (field, label, how to print a value).
-_SERVING_COMPARE_ROWS: tuple[tuple[str, str], ...] = (
-    ("system", "system"), ("layout", "best layout"),
-    ("output_tokens_per_s_per_chip", "output tokens/s per chip"),
-    ("likely_output_tokens_per_s_per_chip", "likely measured output tokens/s per chip"),
-    ("ttft_s", "TTFT"),
-    ("tpot_s", "TPOT"), ("slo_rate_per_s_per_chip", "SLO goodput, req/s per chip"),
-    ("cost_per_mtok", "cost per million output tokens"),
-    ("energy_per_mtok_J", "energy per million output tokens"), ("power_W", "IT power"),
-    ("bound", "bound"), ("reason", "why not"))
-
-
-def _serving_cell(key: str, value: Any, currency: str) -> str:
-    if value is None:
-        return "-"
-    if key in ("ttft_s", "tpot_s"):
-        return _ms(value)
-    if key == "cost_per_mtok":
-        return format_money(value, currency)
-    if key == "energy_per_mtok_J":
-        return format_energy(value)
-    if key == "power_W":
-        return f"{value / 1e3:,.3g} kW"
-    if key.startswith("likely_"):
-        return format_likely(value)
-    if isinstance(value, float):
-        return f"{value:,.4g}" if value < 1e4 else f"{value:,.0f}"
-    return str(value)
-
-
 def render_serving_compare_report(title: str, comparison: dict[str, Any],
                                   plotly_js: Path | None,
                                   currency: str = DEFAULT_CURRENCY) -> str:
@@ -405,8 +332,8 @@ def render_serving_compare_report(title: str, comparison: dict[str, Any],
     systems = comparison["systems"]
     leaders = comparison.get("leaders", {})
     head = "".join(f"<th>{html.escape(r['name'])}</th>" for r in systems)
-    body = _side_by_side(systems, _SERVING_COMPARE_ROWS, leaders, comparison["baseline"],
-                         lambda key, value: _serving_cell(key, value, currency))
+    body = _side_by_side(systems, SERVING_COMPARE_ROWS, leaders, comparison["baseline"],
+                         currency)
     note = comparison.get("note")
     table = (f"<p>Best serving layout of each system by "
              f"{html.escape(comparison['objective'])}; ratios against "

@@ -1,7 +1,9 @@
 """What a person reads of an estimate, training or serving: the rows, their labels and
 their units, written once for every surface that shows them (the ``ocplan estimate`` and
 ``ocplan infer`` tables, the web workbench's Estimate and Inference pages, the HTML
-reports).
+reports); and the rows of the side-by-side comparisons (``ocplan compare``, ``ocplan infer
+--search --vs``, the workbench's Compare and Inference pages, their HTML reports):
+:data:`COMPARE_ROWS` and :data:`SERVING_COMPARE_ROWS`.
 
 A row is ``(label, text)``: plain text, with units, numbers grouped for reading. A label
 indented by two spaces is a part of the row above it (the parts of the step time and of
@@ -12,11 +14,11 @@ estimate, its cost to train (:func:`ocplan.api.to_train`) or the cluster outlook
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ocplan import api
-from ocplan.plan.calibration import calibration_note, likely_range_note
+from ocplan.plan.calibration import calibration_note, format_likely, likely_range_note
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS, Estimate
 from ocplan.units import format_duration, format_energy, format_money, format_quantity
 
@@ -24,7 +26,8 @@ if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.serving.estimate import ServingEstimate
 
-__all__ = ["ENERGY_TO_TRAIN_LABEL", "Row", "cluster_rows", "estimate_rows", "serving_rows"]
+__all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "SERVING_COMPARE_ROWS", "CompareRow", "Row",
+           "cluster_rows", "compare_cell", "estimate_rows", "row_labels", "serving_rows"]
 
 Row = tuple[str, str]
 #: Row label of the energy to train: the job's facility power (IT power x PUE) over the
@@ -177,10 +180,10 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
                                         f"{_q(mem.reserve_bytes, 'B')} of "
                                         f"{_q(mem.capacity_bytes, 'B')}"))
     rows += [("power (IT, TDP)", _q(result.power_W, "W")),
-             ("energy per 1M output tokens", "-" if result.energy_per_mtok_J is None
+             ("energy per million output tokens", "-" if result.energy_per_mtok_J is None
               else format_energy(result.energy_per_mtok_J))]
     if cost_per_mtok is not None:
-        rows.append(("cost per 1M output tokens", format_money(cost_per_mtok, currency)))
+        rows.append(("cost per million output tokens", format_money(cost_per_mtok, currency)))
     family = calibration_note(result.calibration_family, result.calibration_runs,
                               chip_family=chip_family)
     rows.append(("calibration", f"GEMM/attention efficiencies: {family}; serving values "
@@ -188,3 +191,118 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
                  + ("" if result.serving_cv_error_pct is None else
                     f" (held-out median error {result.serving_cv_error_pct:.1f} %)")))
     return [*rows, *(("note", note) for note in result.notes)]
+
+
+# ---- side-by-side comparisons -----------------------------------------------------------
+
+class CompareRow(NamedTuple):
+    """A row of a side-by-side comparison: the field of each compared system's answer
+    (:meth:`~ocplan.results.compare.ComparedSystem.as_json`,
+    :meth:`~ocplan.results.serving_compare.ServedSystem.as_json`), the label a person
+    reads and how a value prints (``show(value, currency)``: plain text with its unit)."""
+
+    field: str
+    label: str
+    show: Callable[[Any, str], str]
+
+
+def _text(value: Any, _currency: str) -> str:
+    return str(value)
+
+
+def _count(value: Any, _currency: str) -> str:
+    return f"{value:,}"
+
+
+def _rate(value: Any, _currency: str) -> str:
+    return f"{value:,.1f}"
+
+
+def _share(value: Any, _currency: str) -> str:
+    """A fraction of a whole as a percentage, "37.4%" (no space: one form per table)."""
+    return f"{value:.1%}"
+
+
+def _likely(value: Any, _currency: str) -> str:
+    low, high = value
+    return format_likely((low, high))
+
+
+def _money(value: Any, currency: str) -> str:
+    return format_money(value, currency)
+
+
+def _energy(value: Any, _currency: str) -> str:
+    return format_energy(value)
+
+
+def _duration(value: Any, _currency: str) -> str:
+    return format_duration(value)
+
+
+def _seconds(value: Any, _currency: str) -> str:
+    return format_quantity(value, "s")
+
+
+def _watts(value: Any, _currency: str) -> str:
+    return format_quantity(value, "W")
+
+
+#: The rows of a training comparison (``ocplan compare``), in the order every surface
+#: shows them; a surface leaves out a row no compared system has a value for.
+COMPARE_ROWS: tuple[CompareRow, ...] = (
+    CompareRow("chip", "accelerator", _text),
+    CompareRow("chips", "chips", _count),
+    CompareRow("servers", "servers", _count),
+    CompareRow("racks", "racks", _count),
+    CompareRow("layout", "best layout", _text),
+    CompareRow("tokens_per_s_per_chip", "tokens/s per chip", _rate),
+    CompareRow("likely_tokens_per_s_per_chip", "likely measured tokens/s per chip", _likely),
+    CompareRow("step_s", "step time", _seconds),
+    CompareRow("mfu", "MFU", _share),
+    CompareRow("memory_headroom_pct", "HBM left free",
+               lambda v, _c: f"{v:.1f}%"),  # already a percentage; printed as MFU is
+    CompareRow("bound", "bound", _text),
+    CompareRow("time_to_train_s", "time to train", _duration),
+    CompareRow("goodput", "goodput under failures", _share),
+    CompareRow("time_to_train_with_failures_s", "time to train with failures", _duration),
+    CompareRow("energy_to_train_J", ENERGY_TO_TRAIN_LABEL, _energy),
+    CompareRow("cost_to_train", "cost to train", _money),
+    CompareRow("it_power_W", "IT power", _watts),
+    CompareRow("facility_power_W", "facility power", _watts),
+    CompareRow("pue", "PUE", lambda v, _c: f"{v:.2f}"),
+    CompareRow("cdus", "CDUs (system)", _count),
+    CompareRow("calibration", "calibration", _text),
+    CompareRow("reason", "why infeasible", _text),
+)
+
+#: The rows of a serving comparison (``ocplan infer --search --vs``), in the order every
+#: surface shows them; a surface leaves out a row no compared system has a value for.
+SERVING_COMPARE_ROWS: tuple[CompareRow, ...] = (
+    CompareRow("system", "system", _text),
+    CompareRow("layout", "best layout", _text),
+    CompareRow("output_tokens_per_s_per_chip", "output tokens/s per chip", _rate),
+    CompareRow("likely_output_tokens_per_s_per_chip",
+               "likely measured output tokens/s per chip", _likely),
+    CompareRow("ttft_s", "TTFT", _seconds),
+    CompareRow("tpot_s", "TPOT", _seconds),
+    CompareRow("slo_rate_per_s_per_chip", "SLO goodput, req/s per chip",
+               lambda v, _c: f"{v:,.3f}"),
+    CompareRow("cost_per_mtok", "cost per million output tokens", _money),
+    CompareRow("energy_per_mtok_J", "energy per million output tokens", _energy),
+    CompareRow("power_W", "IT power", _watts),
+    CompareRow("bound", "bound", _text),
+    CompareRow("reason", "why infeasible", _text),
+)
+
+
+def compare_cell(row: CompareRow, value: Any, currency: str) -> str:
+    """A compared system's value of ``row`` as plain text with its unit ("-" for none);
+    costs in ``currency``. Ratios and the best of a row are each surface's to mark."""
+    return "-" if value is None else row.show(value, currency)
+
+
+def row_labels(rows: Sequence[CompareRow]) -> list[list[str]]:
+    """``[[field, label], ...]`` of ``rows``: what a comparison's JSON answer carries
+    (``rows``) for the workbench to lay its table out by."""
+    return [[row.field, row.label] for row in rows]

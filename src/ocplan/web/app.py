@@ -63,6 +63,7 @@ from ocplan.catalog.schema import KINDS
 from ocplan.errors import SpecError
 from ocplan.jsonio import MAX_JSON_DEPTH, dumps, parse_json
 from ocplan.reports import figures as figures_
+from ocplan.reports import summary
 from ocplan.reports.html import plotly_js_path
 from ocplan.store.scenarios import Scenario, open_scenarios
 from ocplan.units import DEFAULT_CURRENCY
@@ -350,7 +351,9 @@ def create_app(db_url: str | None = None, token: str | None = None,
             found = result.as_json()
             return (found | {"figures": {"bars": figures_.compare_bars_figure(found),
                                          "pareto": figures_.compare_pareto_figure(found)},
-                             "budget_note": budget_note(result, currency)}
+                             "budget_note": budget_note(result, currency),
+                             # the rows a person reads, as the CLI table and the report
+                             "rows": summary.row_labels(summary.COMPARE_ROWS)}
                     | workers.priced(req.price_per_chip_hour, currency))
 
         return _submitted(jobs, work)

@@ -245,7 +245,9 @@ def infer_compare_task(body: object, catalog_dirs: tuple[str, ...],
         req = validate_as(api.InferCompareRequest, body, "request")
         found = api.run_infer_compare(_catalog(catalog_dirs), req, req.vs, req.prices,
                                       files=False)
-        return found.as_json() | priced(req.prices or req.price_per_chip_hour, currency)
+        # the rows a person reads, as the CLI table and the report label them
+        return (found.as_json() | {"rows": summary.row_labels(summary.SERVING_COMPARE_ROWS)}
+                | priced(req.prices or req.price_per_chip_hour, currency))
     return _answer(compute)
 
 

@@ -38,6 +38,7 @@
       return fmtNum(v) + (label ? " " + label : "");
     }
     if (typeof v === "number" && PERCENT.includes(key)) return (100 * v).toFixed(1) + " %";
+    if (typeof v === "number" && key.endsWith("_pct")) return v.toFixed(1) + " %";  // already %
     if (typeof v === "number" && key.endsWith("_s") && !key.endsWith("_per_s")
         && v >= 2 * 3600) {
       // long durations in the largest sensible unit
@@ -752,12 +753,14 @@
   }
 
   /** The body rows of a comparison (training or serving): a row per measure some system
-   *  has, a cell per system printed by ``format(key, value)`` with its ratio to the
-   *  baseline, the leader of the measure marked "lead". */
-  function sideBySide(result, labels, format) {
+   *  has, in the order and with the labels the answer's ``rows`` declare ([field, label],
+   *  from ocplan.reports.summary, as the CLI and the report show them), a cell per system
+   *  printed by ``format(key, value)`` with its ratio to the baseline, the leader of the
+   *  measure marked "lead". */
+  function sideBySide(result, format) {
     const rows = result.systems;
     const body = [];
-    for (const [key, label] of Object.entries(labels)) {
+    for (const [key, label] of result.rows || []) {
       if (rows.every((r) => r[key] === null || r[key] === undefined)) continue;
       body.push(el("tr", { "data-key": key }, el("th", {}, label), rows.map((r) => {
         let text = format(key, r[key]);
@@ -771,22 +774,6 @@
     }
     return body;
   }
-
-  /** Rows of the comparison table: field -> label (values formatted by their names). */
-  const COMPARE_ROWS = {
-    chip: "accelerator", chips: "chips", racks: "racks", layout: "best layout",
-    tokens_per_s_per_chip: "tokens/s per chip",
-    likely_tokens_per_s_per_chip: "likely measured tokens/s per chip",
-    step_s: "step time", mfu: "MFU",
-    memory_headroom_pct: "HBM left free, %", bound: "bound",
-    time_to_train_s: "time to train", goodput: "goodput under failures",
-    time_to_train_with_failures_s: "time to train with failures",
-    energy_to_train_J: "energy to train (facility)",
-    cost_to_train: "cost to train", it_power_W: "IT power",
-    facility_power_W: "facility power", pue: "PUE", cdus: "CDUs (system)",
-    calibration: "calibration",
-    reason: "why infeasible",
-  };
 
   async function renderCompare(result) {
     const table = $("#cmp-table");
@@ -803,7 +790,7 @@
     const rows = result.systems;
     put(table.tHead, el("tr", {}, el("th", {}, ""), rows.map((r) =>
       el("th", { "data-name": r.name }, r.name + (r.allowed_invalid ? " (INVALID, allowed)" : "")))));
-    put(table.tBodies[0], sideBySide(result, COMPARE_ROWS, (key, v) =>
+    put(table.tBodies[0], sideBySide(result, (key, v) =>
       key.endsWith("_w") || key.endsWith("_j")
         ? fmtValue(key.slice(0, -2) + "_" + key.slice(-1).toUpperCase(), v)
         : fmtValue(key, v, result.currency)));
@@ -1041,17 +1028,6 @@
     }
   }
 
-  /** Rows of a serving comparison: field -> label (values formatted by their names). */
-  const SERVING_COMPARE_ROWS = {
-    system: "system", layout: "best layout",
-    output_tokens_per_s_per_chip: "output tok/s per chip",
-    likely_output_tokens_per_s_per_chip: "likely measured output tok/s per chip",
-    ttft_s: "TTFT", tpot_s: "TPOT",
-    slo_rate_per_s_per_chip: "SLO goodput, req/s per chip",
-    cost_per_mtok: "cost per M output tokens", energy_per_mtok_J: "energy per M output tokens",
-    power_W: "IT power", bound: "bound", reason: "why not",
-  };
-
   /** The serving job above on its chip and the "other chips", each at its best layout. */
   async function runInferCompare() {
     const req = jobRequest("inf");
@@ -1070,7 +1046,7 @@
       showErrors($("#inf-errors"), null);
       const rows = res.systems;
       const head = el("tr", {}, el("th", {}, ""), rows.map((r) => el("th", {}, r.name)));
-      const body = sideBySide(res, SERVING_COMPARE_ROWS, (key, v) => fmtValue(key, v, res.currency));
+      const body = sideBySide(res, (key, v) => fmtValue(key, v, res.currency));
       put($("#inf-summary"), el("table", { id: "inf-compare-table", className: "grid" },
         el("thead", {}, head), el("tbody", {}, body)));
       put($("#inf-fields"));
