@@ -1,6 +1,11 @@
-"""Running the CLI in process from a test: the exit code and what it printed."""
+"""Running the CLI from a test, in process or as a real process: the exit code and what
+it printed."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -21,3 +26,14 @@ def one_line(rc: int, out: str, err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1, lines
     return lines[0]
+
+
+def run_wide(*argv: object) -> str:
+    """``ocplan argv...`` as a real process on a 400-column terminal (a table's row on one
+    line), without the caller's catalog or currency; its standard output (exit 0)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OCPLAN_CATALOG", "OCPLAN_CURRENCY")} | {"COLUMNS": "400"}
+    done = subprocess.run([sys.executable, "-m", "ocplan.cli.main", *map(str, argv)],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -24,7 +24,7 @@ import yaml
 
 from browserkit import needs_chromium
 from ocplan.cli.main import main
-from ocplan.reports.summary import COMPARE_ROWS, SERVING_COMPARE_ROWS, row_labels
+from ocplan.reports.summary import COMPARE_ROWS, SEARCH_COLUMNS, SERVING_COMPARE_ROWS, row_labels
 from ocplan.web.app import create_app
 
 if TYPE_CHECKING:
@@ -331,13 +331,16 @@ def test_search_progress_cancel_and_pareto(workbench: Page, base: str) -> None:
 
 def test_compare_two_scenarios(workbench: Page, base: str) -> None:
     page = workbench
-    ids = []
+    ids, summaries = [], []
     for tp in (1, 2):
         req = {"model": "llama3-8b", "chip": "mi300x", "chips": 8, "global_batch": 64,
                "seq_len": 4096, "tp": tp}
         est = api(base, "POST", "/api/estimate", req)
         est.pop("timeline")
         est["figures"].pop("timeline")
+        if tp == 2:  # saved before estimates carried the rows a person reads
+            est.pop("summary")
+        summaries.append(est.get("summary"))
         ids.append(api(base, "POST", "/api/scenarios", {
             "name": f"llama3-8b tp{tp}", "kind": "estimate", "request": req,
             "result": est})["id"])
@@ -358,6 +361,14 @@ def test_compare_two_scenarios(workbench: Page, base: str) -> None:
             height = page.locator(div).bounding_box()
             assert height is not None
             assert height["height"] > 200, (div, height)
+    # a result's rows as the Estimate page shows them (ocplan.reports.summary), else,
+    # saved without them, its fields
+    shown = page.evaluate(
+        "[...document.querySelectorAll('.scn-pane:nth-child(1) table.summary tr')]"
+        ".map((tr) => [tr.querySelector('th').textContent, tr.querySelector('td').textContent])")
+    assert shown == [[label.strip(), text] for label, text in summaries[0]]
+    assert page.locator(".scn-pane:nth-child(2) table.summary").count() == 0
+    assert page.locator('.scn-pane:nth-child(2) tr[data-key="step_s"]').count() == 1
     tp_row = page.locator('#scn-diff-table tr[data-key="plan.tp"] td').all_inner_texts()
     assert tp_row == ["1", "2"]
     step = page.locator('#scn-diff-table tr[data-key="step_s"] td').all_inner_texts()
@@ -482,7 +493,8 @@ def test_report_options_findings_cost_and_top_table(browser: Browser, tmp_path: 
     assert "Top layouts (cost)" in html
     assert "Check findings" in html
     assert "cost to train" in html
-    assert "days to train" in html
+    # the top table's columns, declared once with the CLI's (tests/test_search_columns.py)
+    assert "<th>time to train</th><th>cost to train</th>" in html
     page, watch = open_page(browser, "file://")
     page.goto(single.as_uri())
     assert plot_rendered(page, "#pareto") > 0
@@ -542,6 +554,8 @@ def test_search_form_and_table_for_a_buyer(workbench: Page) -> None:
              (("chips", 64), ("global-batch", 256), ("seq-len", 4096), ("top-k", 3),
               ("train-tokens", "1e12"), ("price", 2), ("memory-headroom", 0.1),
               ("chip-counts", "32,64")))
+    polled: list[Response] = []  # the job's answers, the last one done
+    page.on("response", lambda r: polled.append(r) if "/api/jobs/" in r.url else None)
     page.click("#srch-start")
     page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
     heads = page.locator("#srch-top thead th").all_inner_texts()
@@ -549,6 +563,15 @@ def test_search_form_and_table_for_a_buyer(workbench: Page) -> None:
     assert "time to train" in heads
     assert "cost to train" in heads
     assert len(heads) <= 12
+    # the columns are the answer's, declared once with the CLI's and the report's
+    # (ocplan.reports.summary): here every one, in that order, as headed
+    answer = next(j["result"] for j in (r.json() for r in reversed(polled))
+                  if j["status"] == "done")
+    assert answer["columns"] == row_labels(SEARCH_COLUMNS)
+    keys = page.locator("#srch-top thead th[data-key]")
+    assert [keys.nth(i).get_attribute("data-key") for i in range(keys.count())] == [
+        field for field, _ in answer["columns"]]
+    assert heads == ["#", *(heading for _, heading in answer["columns"])]
     chips = page.locator('#srch-top tbody tr td:nth-child(2)').all_inner_texts()
     assert chips
     assert set(chips) <= {"32", "64"}

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from clikit import run_wide
 from ocplan.reports.summary import COMPARE_ROWS, SERVING_COMPARE_ROWS, CompareRow
 
 COMPARE = ["compare", "b200", "mi355x", "--model", "llama3-8b", "--chips", "8",
@@ -32,16 +30,6 @@ SERVING = ["infer", "--model", "llama3-8b", "--chip", "h100-sxm-80gb", "--chips"
            "--search", "--vs", "mi300x"]
 #: A rich table's cell separator.
 BAR = "\u2502"
-
-
-def _ocplan(*argv: str | Path) -> str:
-    """``ocplan ARGV`` as a real process on a wide terminal; its standard output."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OCPLAN_CATALOG", "OCPLAN_CURRENCY")} | {"COLUMNS": "400"}
-    done = subprocess.run([sys.executable, "-m", "ocplan.cli.main", *map(str, argv)],
-                          capture_output=True, text=True, timeout=120, env=env, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _shown(rows: tuple[CompareRow, ...], answer: dict[str, Any]) -> list[str]:
@@ -72,9 +60,9 @@ def _report_labels(page: Path) -> list[str]:
 def test_the_table_and_the_report_show_the_declared_rows(
         tmp_path: Path, argv: list[str], rows: tuple[CompareRow, ...]) -> None:
     page = tmp_path / "report.html"
-    answer = json.loads(_ocplan(*argv, "--format", "json", "--report", page))
+    answer = json.loads(run_wide(*argv, "--format", "json", "--report", page))
     expected = _shown(rows, answer)
-    assert _table_labels(_ocplan(*argv)) == expected
+    assert _table_labels(run_wide(*argv)) == expected
     assert _report_labels(page) == expected
 
 

@@ -28,6 +28,7 @@ from ocplan import api
 from ocplan.catalog.schema import KINDS
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
+from ocplan.reports.summary import SEARCH_COLUMNS, row_labels
 from ocplan.units import format_money
 from ocplan.web.app import MAX_BODY_BYTES, create_app
 from ocplan.workloads.serving import ACTIVATION_PRECISIONS, KV_PRECISIONS, WEIGHT_PRECISIONS
@@ -532,6 +533,8 @@ def test_search_job(client: httpx.Client) -> None:
     pareto = result["figures"]["pareto"]
     top = next(t for t in pareto["data"] if t["name"] == "top layouts")
     assert top["y"] == [t["step_s"] for t in result["top"]]
+    # the columns the page shows, as the CLI table and the report (ocplan.reports.summary)
+    assert result["columns"] == row_labels(SEARCH_COLUMNS)
 
 
 def test_search_cancel(client: httpx.Client) -> None:

@@ -1057,31 +1057,23 @@ def _elasticity_cell(value: float | None) -> str:
 
 def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
                           price: float | None) -> None:
-    rows = [e for e in found.results if e.feasible]
+    from ocplan.reports.summary import SERVING_SEARCH_COLUMNS
+
+    results = [e.as_dict() | {"layout": e.plan.label()}
+               | ({} if price is None else {"cost_per_mtok": e.cost_per_mtok(price)})
+               for e in found.results]
     if fmt is Format.json:
-        _print_json({"objective": found.objective, "results": [
-            e.as_dict() | ({} if price is None else {"cost_per_mtok": e.cost_per_mtok(price)})
-            for e in found.results], "pareto": [e.plan.label() for e in found.pareto()]}
-            | _priced(price))
+        _print_json({"objective": found.objective, "results": results,
+                     "pareto": [e.plan.label() for e in found.pareto()]} | _priced(price))
         return
+    rows = [r for r in results if r["feasible"]]
     if not rows:
-        reasons = sorted({e.reason or "" for e in found.results})
+        reasons = sorted({r["reason"] or "" for r in results})
         out.print(_styled((title, "bold"), ": ", ("no layout fits", "red"),
                           f": {'; '.join(reasons[:3])}"))
         return
-    goodput = found.objective == "goodput"
-    table = rich_table.Table(title=_t(f"{title}: best serving layouts ({found.objective})"))
-    cols = ["layout", "chips", "out tok/s/chip", "batch", "TTFT", "TPOT", "bound"]
-    for col in cols + (["SLO goodput req/s"] if goodput else []):
-        table.add_column(col)
-    for e in rows[:10]:
-        cells = [e.plan.label(), str(e.chips), f"{e.output_tokens_per_s_per_chip:,.1f}",
-                 f"{e.batch_per_instance:,.0f}", _q(e.ttft_s, "s"), _q(e.tpot_s, "s"),
-                 e.bound]
-        if goodput:
-            cells.append("-" if e.slo_rate_per_s is None else f"{e.slo_rate_per_s:,.2f}")
-        _row(table, *cells)
-    out.print(table)
+    out.print(_search_grid(f"{title}: best serving layouts ({found.objective})",
+                           SERVING_SEARCH_COLUMNS, rows[:10]))
     note = api.serving_objective_note(found.objective)
     if note:  # the TTFT/TPOT columns are not the ones the SLO is judged at
         out.print(_t(note))
@@ -1089,6 +1081,22 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
     out.print(_t("throughput-TPOT front: " + "; ".join(
         f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} tok/s/chip at "
         f"{_q(e.tpot_s, 's')})" for e in front)))
+
+
+def _search_grid(title: str, columns: tuple[CompareRow, ...],
+                 rows: list[dict[str, Any]]) -> rich_table.Table:
+    """A search's table: ``rows`` (its answer's) ranked, in the ``columns`` declared once
+    for every surface (:data:`~ocplan.reports.summary.SEARCH_COLUMNS`,
+    :data:`~ocplan.reports.summary.SERVING_SEARCH_COLUMNS`) that some row has."""
+    from ocplan.reports.summary import search_table
+
+    headings, cells = search_table(columns, rows, state.currency)
+    table = rich_table.Table(title=_t(title))
+    for heading in headings:
+        table.add_column(heading)
+    for row in cells:
+        _row(table, *row)
+    return table
 
 
 def _side_by_side_cell(text: str, ratio: float | None, lead: bool,
@@ -1108,12 +1116,10 @@ def _side_by_side_rows(table: rich_table.Table, rows: tuple[CompareRow, ...],
     :data:`~ocplan.reports.summary.SERVING_COMPARE_ROWS`) some system has: a cell per
     system (its JSON answer) as every surface prints it, its ratio to ``baseline`` and
     the best of the row marked; why a system has no layout in red."""
-    from ocplan.reports.summary import compare_cell
+    from ocplan.reports.summary import compare_cell, present
 
-    for row in rows:
+    for row in present(rows, systems):
         key = row.field
-        if all(r.get(key) is None for r in systems):
-            continue
         table.add_row(row.label, *[
             _side_by_side_cell(compare_cell(row, r.get(key), state.currency),
                                None if r["name"] == baseline
@@ -1224,30 +1230,12 @@ def search_cmd(
     pruned = ", ".join(f"{k} {v:,}" for k, v in sorted(result.pruned.items()))
     out.print(f"pruned: {pruned}; every layout keeps {result.memory_headroom:.0%} of HBM "
               "free (--memory-headroom)")
-    table = rich_table.Table(title=f"top {len(result.top)} (layouts within "
-                                   f"{TIE_TOLERANCE:.1%} of a row's score are its tied "
-                                   "variants)")
-    cols = ["#", "chips", "layout", "tok/s/chip", "MFU", "step", "memory", "bound"]
-    if result.train_tokens is not None:
-        cols.append("time to train")
-        if result.price_per_chip_hour is not None:
-            cols.append("cost to train")
-    for col in cols:
-        table.add_column(col)
-    for i, e in enumerate(result.top):
-        assert e.memory is not None
-        tied = result.tied[i] if i < len(result.tied) else 0
-        label = e.plan.label() + (f" (+{tied} tied)" if tied else "")
-        cells = [str(i + 1), str(e.chips), label, f"{e.tokens_per_s_per_chip:,.1f}",
-                 f"{e.mfu:.1%}", _q(e.step_s, "s"), _q(e.memory.total_bytes, "B"), e.bound]
-        train = result.to_train(e)
-        if "time_to_train_s" in train:
-            cells.append(format_duration(train["time_to_train_s"]))
-        if "cost_to_train" in train:
-            cells.append(_money(train["cost_to_train"]))
-        _row(table, *cells)
+    from ocplan.reports.summary import SEARCH_COLUMNS
+
     if result.top:
-        out.print(table)
+        out.print(_search_grid(f"top {len(result.top)} (layouts within {TIE_TOLERANCE:.1%} "
+                               "of a row's score are its tied variants)",
+                               SEARCH_COLUMNS, result.as_json()["top"]))
     out.print(_t(result.why))
     if result.best is not None:
         for caveat in result.best.caveats:

@@ -31,10 +31,13 @@ from ocplan.reports.figures import (
 )
 from ocplan.reports.summary import (
     COMPARE_ROWS,
+    SEARCH_COLUMNS,
     SERVING_COMPARE_ROWS,
     CompareRow,
     compare_cell,
     estimate_rows,
+    present,
+    search_table,
     serving_rows,
 )
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
@@ -153,21 +156,9 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
 
 
 def _top_table(search: dict[str, Any], currency: str) -> str:
-    header = ["#", "chips", "layout", "tok/s/chip", "MFU", "step s", "memory GB", "tied"]
-    with_time = any("time_to_train_s" in r for r in search["top"])
-    with_cost = any("cost_to_train" in r for r in search["top"])
-    header += ((["days to train"] if with_time else [])
-               + (["cost to train"] if with_cost else []))
-    rows = []
-    for i, r in enumerate(search["top"], 1):
-        row = [str(i), str(r["chips"]), r["layout"], f"{r['tokens_per_s_per_chip']:,.1f}",
-               f"{r['mfu']:.1%}", f"{r['step_s']:.4g}",
-               f"{r['memory_bytes_per_chip'] / 1e9:.1f}", str(r.get("tied", 0))]
-        if with_time:
-            row.append(f"{r['time_to_train_s'] / 86400:,.2f}")
-        if with_cost:
-            row.append(format_money(r["cost_to_train"], currency))
-        rows.append(row)
+    """The search's top layouts, in the columns declared once for every surface
+    (:data:`~ocplan.reports.summary.SEARCH_COLUMNS`) that some row has."""
+    header, rows = search_table(SEARCH_COLUMNS, search["top"], currency)
     return _grid(f"Top layouts ({search['objective']})", header, rows)
 
 
@@ -271,10 +262,8 @@ def _side_by_side(systems: list[dict[str, Any]], rows: tuple[CompareRow, ...],
     system has, a cell per system as every surface prints it, with its ratio to the
     ``baseline`` row and the leader of the measure in bold."""
     body = ""
-    for row in rows:
+    for row in present(rows, systems):
         key = row.field
-        if all(r.get(key) is None for r in systems):
-            continue
         cells = ""
         for r in systems:
             text = compare_cell(row, r.get(key), currency)

@@ -1,9 +1,11 @@
 """What a person reads of an estimate, training or serving: the rows, their labels and
 their units, written once for every surface that shows them (the ``ocplan estimate`` and
 ``ocplan infer`` tables, the web workbench's Estimate and Inference pages, the HTML
-reports); and the rows of the side-by-side comparisons (``ocplan compare``, ``ocplan infer
+reports); the rows of the side-by-side comparisons (``ocplan compare``, ``ocplan infer
 --search --vs``, the workbench's Compare and Inference pages, their HTML reports):
-:data:`COMPARE_ROWS` and :data:`SERVING_COMPARE_ROWS`.
+:data:`COMPARE_ROWS` and :data:`SERVING_COMPARE_ROWS`; and the columns of the search tables
+(``ocplan search``, ``ocplan report --search``, the workbench's Search page; ``ocplan infer
+--search``): :data:`SEARCH_COLUMNS` and :data:`SERVING_SEARCH_COLUMNS`.
 
 A row is ``(label, text)``: plain text, with units, numbers grouped for reading. A label
 indented by two spaces is a part of the row above it (the parts of the step time and of
@@ -26,8 +28,10 @@ if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.serving.estimate import ServingEstimate
 
-__all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "SERVING_COMPARE_ROWS", "CompareRow", "Row",
-           "cluster_rows", "compare_cell", "estimate_rows", "row_labels", "serving_rows"]
+__all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "RANK_HEADING", "SEARCH_COLUMNS",
+           "SERVING_COMPARE_ROWS", "SERVING_SEARCH_COLUMNS", "CompareRow", "Row", "cluster_rows",
+           "compare_cell", "estimate_rows", "present", "row_labels", "search_table",
+           "serving_rows"]
 
 Row = tuple[str, str]
 #: Row label of the energy to train: the job's facility power (IT power x PUE) over the
@@ -196,10 +200,11 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
 # ---- side-by-side comparisons -----------------------------------------------------------
 
 class CompareRow(NamedTuple):
-    """A row of a side-by-side comparison: the field of each compared system's answer
-    (:meth:`~ocplan.results.compare.ComparedSystem.as_json`,
-    :meth:`~ocplan.results.serving_compare.ServedSystem.as_json`), the label a person
-    reads and how a value prints (``show(value, currency)``: plain text with its unit)."""
+    """A row of a side-by-side comparison, or a column of a search table: the field of
+    each compared system's answer (:meth:`~ocplan.results.compare.ComparedSystem.as_json`,
+    :meth:`~ocplan.results.serving_compare.ServedSystem.as_json`) or of each row of a
+    search's answer, the label (a column's heading) a person reads and how a value prints
+    (``show(value, currency)``: plain text with its unit)."""
 
     field: str
     label: str
@@ -246,6 +251,15 @@ def _seconds(value: Any, _currency: str) -> str:
 
 def _watts(value: Any, _currency: str) -> str:
     return format_quantity(value, "W")
+
+
+def _bytes(value: Any, _currency: str) -> str:
+    return format_quantity(value, "B")
+
+
+def _whole(value: Any, _currency: str) -> str:
+    """A count that may come as a float (a batch), "1,024"."""
+    return f"{value:,.0f}"
 
 
 #: The rows of a training comparison (``ocplan compare``), in the order every surface
@@ -304,5 +318,67 @@ def compare_cell(row: CompareRow, value: Any, currency: str) -> str:
 
 def row_labels(rows: Sequence[CompareRow]) -> list[list[str]]:
     """``[[field, label], ...]`` of ``rows``: what a comparison's JSON answer carries
-    (``rows``) for the workbench to lay its table out by."""
+    (``rows``), and a search's (``columns``), for the workbench to lay its table out by."""
     return [[row.field, row.label] for row in rows]
+
+
+# ---- search tables -----------------------------------------------------------------------
+
+#: The first column of a search table: the rank of its row, from 1 (no field: the order of
+#: the answer's rows).
+RANK_HEADING = "#"
+
+#: The columns of a training search's table (``ocplan search``, ``ocplan report --search``,
+#: the workbench's Search page, whose answer carries them as ``columns``), after
+#: :data:`RANK_HEADING`, in order; fields of a row of the answer's ``top``
+#: (:meth:`~ocplan.plan.search.SearchResult.as_json`). A surface leaves out a column no
+#: row has a value for (time and cost to train come with tokens to train and a price).
+#: Headings as the comparison's rows name the same measure ("layout": a row's own).
+SEARCH_COLUMNS: tuple[CompareRow, ...] = (
+    CompareRow("chips", "chips", _count),
+    CompareRow("layout", "layout", _text),
+    CompareRow("tokens_per_s_per_chip", "tokens/s per chip", _rate),
+    CompareRow("mfu", "MFU", _share),
+    CompareRow("step_s", "step time", _seconds),
+    CompareRow("memory_bytes_per_chip", "memory per chip", _bytes),
+    CompareRow("bound", "bound", _text),
+    CompareRow("time_to_train_s", "time to train", _duration),
+    CompareRow("cost_to_train", "cost to train", _money),
+    CompareRow("tied", "tied layouts", _count),
+)
+
+#: The columns of a serving search's table (``ocplan infer --search``), after
+#: :data:`RANK_HEADING`, in order; fields of a row of its answer's ``results`` (a
+#: :meth:`~ocplan.serving.estimate.ServingEstimate.as_dict` with its ``layout`` and, with
+#: a price, ``cost_per_mtok``). A surface leaves out a column no row has a value for (the
+#: SLO goodput comes with SLOs, the cost with a price).
+SERVING_SEARCH_COLUMNS: tuple[CompareRow, ...] = (
+    CompareRow("chips", "chips", _count),
+    CompareRow("layout", "layout", _text),
+    CompareRow("output_tokens_per_s_per_chip", "output tokens/s per chip", _rate),
+    CompareRow("batch_per_instance", "batch per instance", _whole),
+    CompareRow("ttft_s", "TTFT", _seconds),
+    CompareRow("tpot_s", "TPOT", _seconds),
+    CompareRow("slo_rate_per_s", "SLO goodput, req/s", lambda v, _c: f"{v:,.2f}"),
+    CompareRow("cost_per_mtok", "cost per million output tokens", _money),
+    CompareRow("bound", "bound", _text),
+)
+
+
+def present(declared: Sequence[CompareRow],
+            answers: Sequence[Mapping[str, Any]]) -> list[CompareRow]:
+    """The ``declared`` rows (or columns) some of ``answers`` has a value for, in order:
+    those a surface shows."""
+    return [row for row in declared if any(a.get(row.field) is not None for a in answers)]
+
+
+def search_table(columns: Sequence[CompareRow], rows: Sequence[Mapping[str, Any]],
+                 currency: str) -> tuple[list[str], list[list[str]]]:
+    """The headings and the plain-text cells of a search's table: ``rows`` (its answer's)
+    ranked from 1 under :data:`RANK_HEADING`, then each of ``columns``
+    (:data:`SEARCH_COLUMNS`, :data:`SERVING_SEARCH_COLUMNS`) some row has; costs in
+    ``currency``."""
+    shown = present(columns, rows)
+    return ([RANK_HEADING, *(c.label for c in shown)],
+            [[str(i), *(compare_cell(c, r.get(c.field), currency) for c in shown)]
+             for i, r in enumerate(rows, 1)])

@@ -328,7 +328,9 @@ def create_app(db_url: str | None = None, token: str | None = None,
 
         def work(progress: Callable[[int, int], None]) -> dict[str, Any]:
             found = api.run_search(cat, req, progress=progress).as_json()
-            return (found | {"figures": {"pareto": figures_.pareto_figure(found)}}
+            return (found | {"figures": {"pareto": figures_.pareto_figure(found)},
+                             # the columns a person reads, as the CLI table and the report
+                             "columns": summary.row_labels(summary.SEARCH_COLUMNS)}
                     | workers.priced(req.price_per_chip_hour, currency))
 
         return _submitted(jobs, work)

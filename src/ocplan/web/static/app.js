@@ -601,14 +601,6 @@
     // polling goes on until the job reports cancelled (or done, if it won the race)
   }
 
-  /** The columns a buyer reads, in order, with their labels; the rest behind a toggle. */
-  const SEARCH_COLUMNS = {
-    chips: "chips", layout: "layout", tokens_per_s_per_chip: "tokens/s per chip",
-    mfu: "MFU", step_s: "step time", memory_bytes_per_chip: "memory per chip",
-    time_to_train_s: "time to train", cost_to_train: "cost to train", bound: "bound",
-    tied: "tied layouts",
-  };
-
   function renderSearch(result) {
     const table = $("#srch-top");
     if (!result) {
@@ -619,12 +611,17 @@
       draw($("#plot-pareto"), null);
       return;
     }
+    // the columns a buyer reads, in the order and with the headings the answer's
+    // ``columns`` declare ([field, heading], from ocplan.reports.summary, as the CLI and
+    // the report show them), each one some row has; "every column" shows every raw field
     const top = result.top || [];
     const all = top.length ? Object.keys(top[0]).filter((k) => isScalar(top[0][k])) : [];
+    const headings = Object.fromEntries(result.columns || []);
     const cols = $("#srch-all-columns").checked ? all
-      : Object.keys(SEARCH_COLUMNS).filter((k) => all.includes(k));
+      : (result.columns || []).map(([k]) => k)
+        .filter((k) => top.some((t) => t[k] !== null && t[k] !== undefined));
     put(table.tHead, el("tr", {}, el("th", {}, "#"),
-      cols.map((c) => el("th", { "data-key": c }, SEARCH_COLUMNS[c] || c))));
+      cols.map((c) => el("th", { "data-key": c }, headings[c] || c))));
     put(table.tBodies[0], top.map((t, i) => el("tr", {},
       el("td", { className: "num" }, String(i + 1)),
       cols.map((c) => el("td", { className: typeof t[c] === "number" ? "num" : "" },
@@ -967,7 +964,10 @@
         el("h3", {}, s.name),
         el("p", { className: "muted" }, s.kind + " · saved " + new Date(s.created_at).toLocaleString()),
         el("h4", {}, "Request"), kvTable(s.kind === "system" ? s.request : requestSummary(s.request)),
-        el("h4", {}, "Result"), kvTable(metricsOf(s)),
+        // the rows a person reads (ocplan.reports.summary) where the result carries
+        // them (estimates saved since they did), else its fields
+        el("h4", {}, "Result"), (s.result || {}).summary ? rowsTable(s.result.summary)
+          : kvTable(metricsOf(s)),
         figs);
     }));
     put($("#scn-diff"));

@@ -1,0 +1,105 @@
+"""The columns of the search tables are declared once (ocplan.reports.summary's
+SEARCH_COLUMNS and SERVING_SEARCH_COLUMNS) and every surface shows them: the ``ocplan
+search`` and ``ocplan infer --search`` tables, the top table of ``ocplan report --search``
+and the workbench's Search page (whose answer carries them as ``columns``:
+tests/test_browser.py).
+
+Before, each surface spelled its own: the CLI "tok/s/chip", "step", "memory" (the tied
+layouts inside the layout's cell) and, serving, "out tok/s/chip", "batch", "SLO goodput
+req/s"; the report "tok/s/chip", "step s", "memory GB", "tied", "days to train"; the
+workbench a map of its own.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from clikit import run_wide
+from ocplan.reports.summary import (
+    COMPARE_ROWS,
+    RANK_HEADING,
+    SEARCH_COLUMNS,
+    SERVING_COMPARE_ROWS,
+    SERVING_SEARCH_COLUMNS,
+    CompareRow,
+    search_table,
+)
+from ocplan.units import DEFAULT_CURRENCY
+
+JOB = ["--model", "llama3-8b", "--chip", "h100-sxm-80gb", "--chips", "8", "--global-batch",
+       "64", "--seq-len", "4096"]
+#: Jobs whose tables have every declared column (time and cost to train; SLO goodput and
+#: cost per million output tokens).
+SEARCH = ["search", *JOB, "--train-tokens", "1e12", "--price", "2", "--top", "3"]
+SERVING = ["infer", *JOB[:6], "--search", "--slo-tpot", "40ms", "--price", "2"]
+#: A rich table's cell separators: its heading row's, its body rows'.
+HEAD_BAR, BAR = "\u2503", "\u2502"
+
+
+def _headings(out: str) -> list[str]:
+    """The headings of the rich table in ``out`` (one line on a wide terminal)."""
+    line = next(line for line in out.splitlines() if line.startswith(HEAD_BAR))
+    return [cell.strip() for cell in line.split(HEAD_BAR)[1:-1]]
+
+
+def _cells(out: str) -> list[list[str]]:
+    """The cells of the rich table's rows in ``out`` (a row a line on a wide terminal)."""
+    return [[cell.strip() for cell in line.split(BAR)[1:-1]]
+            for line in out.splitlines() if line.startswith(BAR)]
+
+
+@pytest.mark.parametrize(("argv", "columns", "key"),
+                         [(SEARCH, SEARCH_COLUMNS, "top"),
+                          (SERVING, SERVING_SEARCH_COLUMNS, "results")],
+                         ids=["search", "infer-search"])
+def test_the_table_prints_the_declared_columns(argv: list[str],
+                                               columns: tuple[CompareRow, ...],
+                                               key: str) -> None:
+    answer = json.loads(run_wide(*argv, "--format", "json"))
+    rows = [r for r in answer[key] if r.get("feasible", True)][:10]  # those the table lists
+    headings, cells = search_table(columns, rows, DEFAULT_CURRENCY)
+    # every declared column, in order: each a field of the answer's rows
+    assert headings == [RANK_HEADING, *(c.label for c in columns)]
+    out = run_wide(*argv)
+    assert _headings(out) == headings
+    assert _cells(out) == cells  # each cell as the declaration prints it
+
+
+def test_the_report_shows_the_declared_columns(tmp_path: Path) -> None:
+    argv = ["report", *JOB, "--search"]
+    page, data = tmp_path / "search.html", tmp_path / "search.json"
+    run_wide(*argv, "--out", page)
+    run_wide(*argv, "--out", data)
+    headings, cells = search_table(SEARCH_COLUMNS, json.loads(data.read_text())["search"]["top"],
+                                   DEFAULT_CURRENCY)
+    # no tokens to train, no price: no time or cost to train
+    assert headings == ["#", "chips", "layout", "tokens/s per chip", "MFU", "step time",
+                        "memory per chip", "bound", "tied layouts"]
+    table = page.read_text(encoding="utf-8").split("<h2>Top layouts (throughput)</h2>")[1]
+    table = table.split("</table>")[0]
+    assert [html.unescape(h) for h in re.findall(r"<th>([^<]*)</th>", table)] == headings
+    assert [[html.unescape(c) for c in re.findall(r"<td>([^<]*)</td>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]] == cells
+
+
+def test_a_heading_names_a_measure_as_the_other_tables_do() -> None:
+    """A column's heading is the label the comparisons (and the estimate's rows) give the
+    same measure; a search row's layout is its own ("layout", not "best layout")."""
+    compared: dict[str, str] = {r.field: r.label for r in (*COMPARE_ROWS, *SERVING_COMPARE_ROWS)
+                                if r.field != "layout"}
+    for columns in (SEARCH_COLUMNS, SERVING_SEARCH_COLUMNS):
+        assert len({c.field for c in columns}) == len({c.label for c in columns}) == len(columns)
+        for c in columns:
+            assert c.label == compared.get(c.field, c.label), c
+        assert {c.field: c.label for c in columns}["layout"] == "layout"
+    labels = {c.field: c.label for c in SEARCH_COLUMNS}
+    assert [labels[f] for f in ("tokens_per_s_per_chip", "step_s", "mfu", "time_to_train_s",
+                                "cost_to_train", "bound")] == [
+        "tokens/s per chip", "step time", "MFU", "time to train", "cost to train", "bound"]
+    serving = {c.field: c.label for c in SERVING_SEARCH_COLUMNS}
+    assert serving["batch_per_instance"] == "batch per instance"  # as ocplan infer's row
