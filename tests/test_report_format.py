@@ -58,3 +58,18 @@ def test_an_html_report_refuses_a_json_name(capsys: pytest.CaptureFixture[str],
     assert line.startswith("--report: report = '")
     assert "writes an HTML page; give an .html name" in line
     assert not target.exists()
+
+
+def test_the_html_summary_sets_the_parts_in(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    """Session 40: the report's summary is the CLI's rows (ocplan.reports.summary); the
+    step's and the memory's parts are set in under their row, not flush headings."""
+    out = tmp_path / "r.html"
+    rc, _, err = run(capsys, "report", *JOB, "--out", out)
+    assert rc == 0, err
+    text = out.read_text(encoding="utf-8")
+    assert '<tr><th>step time</th>' in text
+    assert '<tr class="part"><th>compute</th>' in text
+    assert '<tr class="part"><th>optimizer state</th>' in text
+    assert '<tr><th>memory per chip</th>' in text
+    assert "<th>  " not in text  # the indent is the row's class, not spaces in the label

@@ -64,6 +64,8 @@ _PAGE = """<!doctype html>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1em; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
+th {{ white-space: nowrap; }}
+tr.part th {{ padding-left: 1.8em; font-weight: normal; color: #555; }}
 .fig {{ margin: 1em 0; }}
 </style>
 {plotly}
@@ -82,7 +84,10 @@ for (const [id, fig] of Object.entries(FIGURES)) {{
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+    """Summary rows as a two-column table; a label indented by two spaces (a part of the
+    row above it, :mod:`ocplan.reports.summary`) is set in from its heading."""
+    body = "".join(("<tr class=\"part\">" if k.startswith("  ") else "<tr>")
+                   + f"<th>{html.escape(k.strip())}</th><td>{html.escape(v)}</td></tr>"
                    for k, v in rows)
     return f"<table>{body}</table>"
 
