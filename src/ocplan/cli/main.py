@@ -1079,7 +1079,7 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
         out.print(_t(note))
     front = found.pareto()
     out.print(_t("throughput-TPOT front: " + "; ".join(
-        f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} tok/s/chip at "
+        f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} output tokens/s per chip at "
         f"{_q(e.tpot_s, 's')})" for e in front)))
 
 
