@@ -358,6 +358,10 @@ def test_sweep_command_table_and_json(clean: tuple[Path, Path, SweepReport], tmp
     text = capsys.readouterr().out
     assert f"{N_TASKS} tasks, {N_TASKS} already stored, 0 run, 0 failed" in text
     assert "best layout per task" in text
+    # the best layout's figures under the comparison's labels (ocplan.reports.summary)
+    for label in ("best layout", "tokens/s per chip", "step time", "MFU"):
+        assert label in text
+    assert "tok/s/chip" not in text
     assert main(["sweep", str(sweep_file), "--db", f"sqlite:///{db}", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["sweep"] == "tiny"

@@ -73,7 +73,6 @@ from ocplan.units import (
     POWER,
     TIME,
     UnitError,
-    format_duration,
     format_money,
     format_quantity,
     parse_quantity,
@@ -1658,30 +1657,26 @@ def sweep_cmd(
                           f"{counts['tasks']} tasks, {counts['skipped']} already stored, "
                           f"{counts['ran']} run, {counts['failed']} failed "
                           f"({report.elapsed_s:.1f} s, backend {backend})"))
+        from ocplan.reports.summary import SWEEP_COLUMNS, compare_cell, present
+
         table = rich_table.Table(title="best layout per task")
-        money = [(key, head) for key, head in (("time_to_train_s", "time to train"),
-                                               ("cost_to_train", "cost to train"))
-                 if any((s.row or {}).get(key) is not None for s in summaries)]
-        for col in ("#", "model", "hardware", "chips", "status", "best layout",
-                    "tok/s/chip", "MFU", "step", *(head for _, head in money),
+        # each task's best layout with its stored comparison columns (time, cost)
+        figures = [(s.row or {}) | (s.best or {}) for s in summaries]
+        layout, *rest = SWEEP_COLUMNS  # the layout's column holds a failed task's reason
+        shown = [layout, *present(rest, [f for f, s in zip(figures, summaries, strict=True)
+                                         if s.best is not None])]
+        for col in ("#", "model", "hardware", "chips", "status", *(c.label for c in shown),
                     "check errors"):
             table.add_column(col)
-        for i, s in enumerate(summaries, 1):
-            b = s.best
-            row = s.row or {}
-            errors = str(sum(f["severity"] == "error" for f in row.get("findings", [])))
-            if b is None:
-                layout = s.error or row.get("reason") or "no layout fits"
-                _row(table, str(i), s.task.workload.model.name, s.task.hardware,
-                     str(s.task.chips), s.status, layout, "-", "-", "-",
-                     *("-" for _ in money), errors)
-                continue
-            cells = [format_duration(row[k]) if k == "time_to_train_s" else _money(row[k])
-                     for k, _ in money]
+        for i, (s, f) in enumerate(zip(summaries, figures, strict=True), 1):
+            errors = str(sum(x["severity"] == "error" for x in (s.row or {}).get("findings", [])))
+            if s.best is None:  # the reason stands where the layout would
+                cells = [s.error or (s.row or {}).get("reason") or "no layout fits",
+                         *("-" for _ in shown[1:])]
+            else:
+                cells = [compare_cell(c, f.get(c.field), state.currency) for c in shown]
             _row(table, str(i), s.task.workload.model.name, s.task.hardware,
-                 str(s.task.chips), s.status, api.layout_label(b),
-                 f"{b['tokens_per_s_per_chip']:,.1f}", f"{b['mfu']:.1%}",
-                 _q(b["step_s"], "s"), *cells, errors)
+                 str(s.task.chips), s.status, *cells, errors)
         out.print(table)
     if report.failed:
         raise typer.Exit(1)

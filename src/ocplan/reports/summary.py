@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.serving.estimate import ServingEstimate
 
 __all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "RANK_HEADING", "SEARCH_COLUMNS",
-           "SERVING_COMPARE_ROWS", "SERVING_SEARCH_COLUMNS", "CompareRow", "Row", "cluster_rows",
+           "SERVING_COMPARE_ROWS", "SERVING_SEARCH_COLUMNS", "SWEEP_COLUMNS", "CompareRow",
+           "Row", "cluster_rows",
            "compare_cell", "estimate_rows", "present", "row_labels", "search_table",
            "serving_rows"]
 
@@ -308,6 +309,16 @@ SERVING_COMPARE_ROWS: tuple[CompareRow, ...] = (
     CompareRow("bound", "bound", _text),
     CompareRow("reason", "why infeasible", _text),
 )
+
+
+#: The columns of a sweep's table (``ocplan sweep``), after the task's model, hardware,
+#: chips and status: its best layout's figures, labelled as the comparison labels them
+#: (a sweep stores each task's best layout in the comparison's columns).
+SWEEP_COLUMNS: tuple[CompareRow, ...] = tuple(
+    row for row in COMPARE_ROWS if row.field in {
+        "layout", "tokens_per_s_per_chip", "step_s", "mfu", "time_to_train_s",
+        "cost_to_train"})
+assert SWEEP_COLUMNS[0].field == "layout", "a failed task's reason stands in the first"
 
 
 def compare_cell(row: CompareRow, value: Any, currency: str) -> str:
