@@ -1492,7 +1492,7 @@ def _validate_training(file: Path, fmt: Format) -> list[str]:
                      "cases": [c.as_json() for c in cases]})
         return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name}"))
-    for col in ("case", "chip", "model", "measured tok/s/chip", "predicted", "error %",
+    for col in ("case", "chip", "model", "measured tokens/s per chip", "predicted", "error %",
                 "status"):
         table.add_column(col)
     for c in cases:
