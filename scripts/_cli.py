@@ -42,6 +42,20 @@ def script_parser(file: str, doc: str | None, epilog: str) -> ScriptParser:
                         epilog=epilog)
 
 
+#: The training development set the scripts read by default (``shared/`` beside the
+#: checkout, as ``make test`` expects it).
+TRAINING_DEV_CSV = Path(__file__).resolve().parents[2] / "shared" / "validation" / \
+    "training_dev.csv"
+
+
+def add_training_dev_csv(parser: argparse.ArgumentParser, what: str) -> None:
+    """The optional positional ``CSV`` of a script that reads the training development
+    set (``args.csv``), defaulting to :data:`TRAINING_DEV_CSV`; ``what`` says what the
+    script takes it for."""
+    parser.add_argument("csv", nargs="?", type=Path, metavar="CSV", default=TRAINING_DEV_CSV,
+                        help=f"{what} (default: ../shared/validation/training_dev.csv)")
+
+
 def _exit_code(exc: SystemExit) -> int:
     """The exit code a parser's ``exit`` asked for (``None`` is 0)."""
     return int(exc.code or 0)

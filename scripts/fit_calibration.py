@@ -42,7 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _cli import ScriptParser, bad_input, parse_argv, script_parser  # scripts/ sibling
+from _cli import (  # scripts/ sibling
+    ScriptParser,
+    add_training_dev_csv,
+    bad_input,
+    parse_argv,
+    script_parser,
+)
 from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 from ocplan.catalog.catalog import load_catalog
@@ -289,10 +295,7 @@ def parser() -> ScriptParser:
                       f"{REPORT.relative_to(ROOT)} and the calibration block of docs/model.md "
                       "(with --out, DIR/calibration.json, DIR/calibration.md and "
                       "DIR/held_out.json instead).")
-    p.add_argument("csv", nargs="?", type=Path, metavar="CSV",
-                   default=ROOT.parent / "shared" / "validation" / "training_dev.csv",
-                   help="the published training runs (default: "
-                        "../shared/validation/training_dev.csv)")
+    add_training_dev_csv(p, "the published training runs")
     p.add_argument("schemes", nargs="?", type=_schemes, default=[], metavar="SCHEMES",
                    help="comma-separated cross-validations to run first: source (leave one "
                         "publication out), chip (leave one chip out), an integer K >= 2 (K-fold), "

@@ -47,7 +47,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from _cli import ScriptParser, bad_input, parse_argv, script_parser  # scripts/ sibling
+from _cli import (  # scripts/ sibling
+    ScriptParser,
+    add_training_dev_csv,
+    bad_input,
+    parse_argv,
+    script_parser,
+)
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.errors import SpecError
@@ -431,10 +437,7 @@ def report(releases: list[Published], dev: list[dict[str, str]]) -> str:
 def parser() -> ScriptParser:
     """The command line: an optional development set."""
     p = script_parser(__file__, __doc__, f"Writes {REPORT.relative_to(ROOT)}.")
-    p.add_argument("dev_csv", nargs="?", type=Path, metavar="DEV_CSV",
-                   default=ROOT.parent / "shared" / "validation" / "training_dev.csv",
-                   help="the training development set (default: "
-                        "../shared/validation/training_dev.csv)")
+    add_training_dev_csv(p, "the training development set")
     return p
 
 
@@ -443,7 +446,7 @@ def main(argv: list[str]) -> int:
     if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
         return args
     try:
-        dev = read_cases(args.dev_csv)
+        dev = read_cases(args.csv)
     except SpecError as exc:  # one line per problem, as the ocplan CLI prints them
         return bad_input(__file__, exc)
     text = report(read_releases(), dev)

@@ -1098,13 +1098,11 @@ def _search_grid(title: str, columns: tuple[CompareRow, ...],
     return table
 
 
-def _side_by_side_cell(text: str, ratio: float | None, lead: bool,
-                       style: str = "") -> rich_text.Text:
-    """One cell of a comparison table: the value, its ratio to the baseline row, and the
-    best of the row in green with a star (the star marks it where colour does not show:
-    a pipe, a file, NO_COLOR); else in ``style``."""
-    if ratio is not None:
-        text += f" ({ratio:.2f}x)"
+def _side_by_side_cell(text: str, lead: bool, style: str = "") -> rich_text.Text:
+    """One cell of a comparison table (its value and ratio to the baseline,
+    :func:`~ocplan.reports.summary.compared_text`): the best of the row in green with a
+    star (the star marks it where colour does not show: a pipe, a file, NO_COLOR); else
+    in ``style``."""
     return rich_text.Text(text + " *" if lead else text, style="green bold" if lead else style)
 
 
@@ -1115,16 +1113,13 @@ def _side_by_side_rows(table: rich_table.Table, rows: tuple[CompareRow, ...],
     :data:`~ocplan.reports.summary.SERVING_COMPARE_ROWS`) some system has: a cell per
     system (its JSON answer) as every surface prints it, its ratio to ``baseline`` and
     the best of the row marked; why a system has no layout in red."""
-    from ocplan.reports.summary import compare_cell, present
+    from ocplan.reports.summary import compared_text, present
 
     for row in present(rows, systems):
         key = row.field
         table.add_row(row.label, *[
-            _side_by_side_cell(compare_cell(row, r.get(key), state.currency),
-                               None if r["name"] == baseline
-                               else r.get("ratios", {}).get(key),
-                               leaders.get(key) == r["name"],
-                               "red" if key == "reason" else "")
+            _side_by_side_cell(compared_text(row, r, baseline, state.currency),
+                               leaders.get(key) == r["name"], "red" if key == "reason" else "")
             for r in systems])
 
 

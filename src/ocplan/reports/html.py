@@ -34,7 +34,7 @@ from ocplan.reports.summary import (
     SEARCH_COLUMNS,
     SERVING_COMPARE_ROWS,
     CompareRow,
-    compare_cell,
+    compared_text,
     estimate_rows,
     present,
     search_table,
@@ -271,11 +271,7 @@ def _side_by_side(systems: list[dict[str, Any]], rows: tuple[CompareRow, ...],
         key = row.field
         cells = ""
         for r in systems:
-            text = compare_cell(row, r.get(key), currency)
-            ratio = r.get("ratios", {}).get(key)
-            if ratio is not None and r["name"] != baseline:
-                text += f" ({ratio:.2f}x)"
-            text = html.escape(text)
+            text = html.escape(compared_text(row, r, baseline, currency))
             if leaders.get(key) == r["name"]:
                 text = f"<b>{text}</b>"
             cells += f"<td>{text}</td>"

@@ -30,9 +30,8 @@ if TYPE_CHECKING:  # loaded only where such a result is shown
 
 __all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "RANK_HEADING", "SEARCH_COLUMNS",
            "SERVING_COMPARE_ROWS", "SERVING_SEARCH_COLUMNS", "SWEEP_COLUMNS", "CompareRow",
-           "Row", "cluster_rows",
-           "compare_cell", "estimate_rows", "present", "row_labels", "search_table",
-           "serving_rows"]
+           "Row", "cluster_rows", "compare_cell", "compared_text", "estimate_rows", "present",
+           "row_labels", "search_table", "serving_rows"]
 
 Row = tuple[str, str]
 #: Row label of the energy to train: the job's facility power (IT power x PUE) over the
@@ -69,7 +68,7 @@ def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str
                 *((("what to change", hint),) if hint is not None else ())]
     assert result.time is not None
     rows.append(("step time", _q(result.step_s, "s")))
-    for key, value in result.time.__dict__.items():
+    for key, value in result.time.terms().items():
         share = value / result.step_s if result.step_s else 0.0
         rows.append((f"  {TIME_TERM_LABELS[key]}", f"{_q(value, 's')} ({share:.1%})"))
     rows.append(("tokens/s", f"{result.tokens_per_s:,.0f} "
@@ -325,6 +324,18 @@ def compare_cell(row: CompareRow, value: Any, currency: str) -> str:
     """A compared system's value of ``row`` as plain text with its unit ("-" for none);
     costs in ``currency``. Ratios and the best of a row are each surface's to mark."""
     return "-" if value is None else row.show(value, currency)
+
+
+def compared_text(row: CompareRow, system: Mapping[str, Any], baseline: str,
+                  currency: str) -> str:
+    """A compared system's cell of ``row``: its value as :func:`compare_cell` prints it
+    and, but for the ``baseline`` system, its ratio to the baseline's (``"1.57 s
+    (1.06x)"``); the best of the row is each surface's to mark."""
+    text = compare_cell(row, system.get(row.field), currency)
+    ratio = system.get("ratios", {}).get(row.field)
+    if ratio is not None and system["name"] != baseline:
+        text += f" ({ratio:.2f}x)"
+    return text
 
 
 def row_labels(rows: Sequence[CompareRow]) -> list[list[str]]:
