@@ -28,11 +28,12 @@ def one_line(rc: int, out: str, err: str) -> str:
     return lines[0]
 
 
-def run_wide(*argv: object) -> str:
-    """``ocplan argv...`` as a real process on a 400-column terminal (a table's row on one
-    line), without the caller's catalog or currency; its standard output (exit 0)."""
+def run_wide(*argv: object, columns: int = 400) -> str:
+    """``ocplan argv...`` as a real process on a ``columns``-wide terminal (400: a table's
+    row on one line), without the caller's catalog or currency; its standard output
+    (exit 0)."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OCPLAN_CATALOG", "OCPLAN_CURRENCY")} | {"COLUMNS": "400"}
+           if k not in ("OCPLAN_CATALOG", "OCPLAN_CURRENCY")} | {"COLUMNS": str(columns)}
     done = subprocess.run([sys.executable, "-m", "ocplan.cli.main", *map(str, argv)],
                           capture_output=True, text=True, timeout=120, env=env, check=False)
     assert done.returncode == 0, done.stderr

@@ -22,12 +22,15 @@ import pytest
 from clikit import run_wide
 from ocplan.reports.summary import (
     COMPARE_ROWS,
+    LAYOUT_HEADING,
+    ONLY_SHARED,
     RANK_HEADING,
     SEARCH_COLUMNS,
     SERVING_COMPARE_ROWS,
     SERVING_SEARCH_COLUMNS,
     CompareRow,
     search_table,
+    shared_cells,
 )
 from ocplan.units import DEFAULT_CURRENCY
 
@@ -106,3 +109,65 @@ def test_a_heading_names_a_measure_as_the_other_tables_do() -> None:
         "tokens/s per chip", "step time", "MFU", "time to train", "cost to train", "bound"]
     serving = {c.field: c.label for c in SERVING_SEARCH_COLUMNS}
     assert serving["batch_per_instance"] == "batch per instance"  # as ocplan infer's row
+
+
+def test_a_narrow_table_states_what_every_row_shares_once() -> None:
+    headings = [RANK_HEADING, "chips", LAYOUT_HEADING, "MFU", "bound"]
+    cells = [["1", "64", "tp=2, pp=1, zero=3, recompute=none", "60.2%", "compute"],
+             ["2", "64", "tp=1, pp=1, zero=3, recompute=full", "59.9%", "compute"],
+             ["3", "64", "tp=4, pp=2, zero=3, recompute=none", "59.4%", "compute"]]
+    narrow, rows, shared = shared_cells(headings, cells)
+    # the columns that read the same in every row leave the table; the rank stays
+    assert narrow == [RANK_HEADING, LAYOUT_HEADING, "MFU"]
+    assert shared == [("chips", "64"), (LAYOUT_HEADING, "zero=3"), ("bound", "compute")]
+    # a field shared by only some rows (pp=1, recompute=none) stays in their cells
+    assert rows == [["1", "tp=2, pp=1, recompute=none", "60.2%"],
+                    ["2", "tp=1, pp=1, recompute=full", "59.9%"],
+                    ["3", "tp=4, pp=2, recompute=none", "59.4%"]]
+    # rows told apart by their chips alone: their layout cells name no field of their own
+    twins = [["1", "8", "tp=8", "40%", "compute"], ["2", "16", "tp=8", "41%", "compute"]]
+    narrow, rows, shared = shared_cells(headings, twins)
+    assert narrow == [RANK_HEADING, "chips", LAYOUT_HEADING, "MFU"]
+    assert [r[2] for r in rows] == [ONLY_SHARED, ONLY_SHARED]
+    assert shared == [(LAYOUT_HEADING, "tp=8"), ("bound", "compute")]
+    # one row: nothing to share
+    assert shared_cells(headings, cells[:1]) == (headings, cells[:1], [])
+
+
+def _folded_rows(out: str) -> list[list[str]]:
+    """The rows of a rich table whose cells wrap over several lines, each cell's lines
+    joined with a space (a new row starts where the rank column is not blank)."""
+    rows: list[list[str]] = []
+    for line in out.splitlines():
+        if not line.startswith(BAR):
+            continue
+        cells = [cell.strip() for cell in line.split(BAR)[1:-1]]
+        if cells[0]:
+            rows.append(cells)
+        else:
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
+    return rows
+
+
+def test_the_search_on_a_narrow_terminal_keeps_every_layout_whole() -> None:
+    argv = ["search", "--model", "llama3-70b", "--chip", "h100-sxm-80gb", "--chips", "64",
+            "--global-batch", "512", "--seq-len", "8192", "--top", "4"]
+    top = json.loads(run_wide(*argv, "--format", "json"))["top"]
+    wide = run_wide(*argv)
+    assert "in every row:" not in wide  # the whole table fits: nothing is taken out
+    out = run_wide(*argv, columns=80)
+    assert all(len(line) <= 80 for line in out.splitlines() if line.startswith(BAR))
+    line = next(line for line in out.splitlines() if line.startswith("in every row: "))
+    shared = dict(part.split(" ", 1) for part in line.removeprefix("in every row: ")
+                  .split("; "))
+    assert shared["chips"] == "64"  # the search ran on 64 chips only
+    rows = _folded_rows(out)
+    assert [r[0] for r in rows] == ["1", "2", "3", "4"]
+    for row, answer in zip(rows, top, strict=True):
+        # a row's own fields and the shared ones make its whole layout, in any order
+        own = row[1].replace(", ", ",").split(",")
+        common = shared[LAYOUT_HEADING].split(", ")
+        assert sorted(own + common) == sorted(answer["layout"].split(", "))
+        assert not set(own) & set(common)
+    # each layout on at most three lines, where the full label wrapped over nine
+    assert len([ln for ln in out.splitlines() if ln.startswith(BAR)]) <= 3 * len(top)

@@ -90,6 +90,7 @@ from ocplan.workloads.workload import PRECISIONS
 
 if TYPE_CHECKING:
     import rich.console as rich_console
+    import rich.measure as rich_measure
     import rich.table as rich_table
     import rich.text as rich_text
     from rich.progress import Progress
@@ -117,6 +118,7 @@ else:
     api = lazy_module("ocplan.api")
     # rich draws tables and styled lines (~30 ms to import); JSON output needs none.
     rich_console = lazy_module("rich.console")
+    rich_measure = lazy_module("rich.measure")
     rich_table = lazy_module("rich.table")
     rich_text = lazy_module("rich.text")
 
@@ -309,6 +311,8 @@ app.add_typer(catalog_app, name="catalog")
 #: Columns of tables written to a file or a pipe, where rich would assume 80 and cut ids,
 #: layouts and reasons short; ``COLUMNS`` still wins.
 PIPE_WIDTH = 160
+#: A width no table reaches: what a table is measured against to learn its natural width.
+UNBOUNDED_WIDTH = 100_000
 
 
 class _LazyConsole:
@@ -1071,8 +1075,8 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
         out.print(_styled((title, "bold"), ": ", ("no layout fits", "red"),
                           f": {'; '.join(reasons[:3])}"))
         return
-    out.print(_search_grid(f"{title}: best serving layouts ({found.objective})",
-                           SERVING_SEARCH_COLUMNS, rows[:10]))
+    _print_search_grid(f"{title}: best serving layouts ({found.objective})",
+                       SERVING_SEARCH_COLUMNS, rows[:10])
     note = api.serving_objective_note(found.objective)
     if note:  # the TTFT/TPOT columns are not the ones the SLO is judged at
         out.print(_t(note))
@@ -1082,14 +1086,29 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
         f"{_q(e.tpot_s, 's')})" for e in front)))
 
 
-def _search_grid(title: str, columns: tuple[CompareRow, ...],
-                 rows: list[dict[str, Any]]) -> rich_table.Table:
-    """A search's table: ``rows`` (its answer's) ranked, in the ``columns`` declared once
-    for every surface (:data:`~ocplan.reports.summary.SEARCH_COLUMNS`,
-    :data:`~ocplan.reports.summary.SERVING_SEARCH_COLUMNS`) that some row has."""
-    from ocplan.reports.summary import search_table
+def _print_search_grid(title: str, columns: tuple[CompareRow, ...],
+                       rows: list[dict[str, Any]]) -> None:
+    """Print a search's table: ``rows`` (its answer's) ranked, in the ``columns`` declared
+    once for every surface (:data:`~ocplan.reports.summary.SEARCH_COLUMNS`,
+    :data:`~ocplan.reports.summary.SERVING_SEARCH_COLUMNS`) that some row has. Where the
+    table is wider than the terminal, what every row shares (a column, a layout's
+    fields) is printed once above it (:func:`~ocplan.reports.summary.shared_cells`)
+    rather than wrapping each layout over a dozen lines."""
+    from ocplan.reports.summary import search_table, shared_cells
 
     headings, cells = search_table(columns, rows, state.currency)
+    table = _grid(title, headings, cells)
+    natural = rich_measure.Measurement.get(out, out.options.update_width(UNBOUNDED_WIDTH),
+                                           table).maximum
+    if natural > out.width:
+        headings, cells, shared = shared_cells(headings, cells)
+        table = _grid(title, headings, cells)
+        if shared:
+            out.print(_t("in every row: " + "; ".join(f"{h} {v}" for h, v in shared)))
+    out.print(table)
+
+
+def _grid(title: str, headings: list[str], cells: list[list[str]]) -> rich_table.Table:
     table = rich_table.Table(title=_t(title))
     for heading in headings:
         table.add_column(heading)
@@ -1227,9 +1246,9 @@ def search_cmd(
     from ocplan.reports.summary import SEARCH_COLUMNS
 
     if result.top:
-        out.print(_search_grid(f"top {len(result.top)} (layouts within {TIE_TOLERANCE:.1%} "
-                               "of a row's score are its tied variants)",
-                               SEARCH_COLUMNS, result.as_json()["top"]))
+        _print_search_grid(f"top {len(result.top)} (layouts within {TIE_TOLERANCE:.1%} "
+                           "of a row's score are its tied variants)",
+                           SEARCH_COLUMNS, result.as_json()["top"])
     out.print(_t(result.why))
     if result.best is not None:
         for caveat in result.best.caveats:

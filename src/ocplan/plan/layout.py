@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-__all__ = ["LayoutField", "LayoutValue", "layout_field", "layout_fields", "layout_label",
-           "layout_problems"]
+__all__ = ["LABEL_SEPARATOR", "LayoutField", "LayoutValue", "layout_field", "layout_fields",
+           "layout_label", "layout_problems"]
 
 Kind = Literal["int", "optional_int", "bool", "choice"]
 SearchRole = Literal["axis", "derived", "fixed"]
@@ -236,8 +236,13 @@ def layout_problems(obj: object, fields: tuple[LayoutField, ...]) -> list[tuple[
     return out
 
 
+#: What separates the fields of a layout's label (``tp=8, pp=1``); a table that states
+#: the fields every row shares once splits its rows' labels at it.
+LABEL_SEPARATOR = ", "
+
+
 def layout_label(obj: object, fields: tuple[LayoutField, ...]) -> str:
     """The one-line label of ``obj``'s declared fields (see :meth:`LayoutField.label`)."""
     values = {f.name: getattr(obj, f.name) for f in fields}
     parts = (f.label(values[f.name], values) for f in fields)
-    return ", ".join(p for p in parts if p is not None)
+    return LABEL_SEPARATOR.join(p for p in parts if p is not None)

@@ -22,18 +22,26 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ocplan import api
 from ocplan.plan.calibration import calibration_note, format_likely, likely_range_note
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS, Estimate
+from ocplan.plan.layout import LABEL_SEPARATOR
 from ocplan.units import format_duration, format_energy, format_money, format_quantity
 
 if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.serving.estimate import ServingEstimate
 
-__all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "RANK_HEADING", "SEARCH_COLUMNS",
+__all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "LAYOUT_HEADING", "ONLY_SHARED",
+           "RANK_HEADING", "SEARCH_COLUMNS",
            "SERVING_COMPARE_ROWS", "SERVING_SEARCH_COLUMNS", "SWEEP_COLUMNS", "CompareRow",
            "Row", "cluster_rows", "compare_cell", "compared_text", "estimate_rows", "present",
-           "row_labels", "search_table", "serving_rows"]
+           "row_labels", "search_table", "serving_rows", "shared_cells"]
 
 Row = tuple[str, str]
+#: The heading of a search table's column of layout labels: :func:`shared_cells` states
+#: the label fields every row shares once rather than the label's cell as a whole.
+LAYOUT_HEADING = "layout"
+#: A narrowed layout cell whose row has no field of its own (rows told apart by another
+#: column: their chips).
+ONLY_SHARED = "(the shared fields)"
 #: Row label of the energy to train: the job's facility power (IT power x PUE) over the
 #: time, not the chips' energy alone (:func:`ocplan.api.to_train`).
 ENERGY_TO_TRAIN_LABEL = "energy to train (facility)"
@@ -358,7 +366,7 @@ RANK_HEADING = "#"
 #: Headings as the comparison's rows name the same measure ("layout": a row's own).
 SEARCH_COLUMNS: tuple[CompareRow, ...] = (
     CompareRow("chips", "chips", _count),
-    CompareRow("layout", "layout", _text),
+    CompareRow("layout", LAYOUT_HEADING, _text),
     CompareRow("tokens_per_s_per_chip", "tokens/s per chip", _rate),
     CompareRow("mfu", "MFU", _share),
     CompareRow("step_s", "step time", _seconds),
@@ -376,7 +384,7 @@ SEARCH_COLUMNS: tuple[CompareRow, ...] = (
 #: SLO goodput comes with SLOs, the cost with a price).
 SERVING_SEARCH_COLUMNS: tuple[CompareRow, ...] = (
     CompareRow("chips", "chips", _count),
-    CompareRow("layout", "layout", _text),
+    CompareRow("layout", LAYOUT_HEADING, _text),
     CompareRow("output_tokens_per_s_per_chip", "output tokens/s per chip", _rate),
     CompareRow("batch_per_instance", "batch per instance", _whole),
     CompareRow("ttft_s", "TTFT", _seconds),
@@ -404,3 +412,34 @@ def search_table(columns: Sequence[CompareRow], rows: Sequence[Mapping[str, Any]
     return ([RANK_HEADING, *(c.label for c in shown)],
             [[str(i), *(compare_cell(c, r.get(c.field), currency) for c in shown)]
              for i, r in enumerate(rows, 1)])
+
+
+def shared_cells(headings: Sequence[str], cells: Sequence[Sequence[str]]
+                 ) -> tuple[list[str], list[list[str]], list[Row]]:
+    """A search table narrowed for a narrow terminal: ``(headings, cells, shared)`` with
+    every column whose cells all read the same left out and given once in ``shared`` as
+    ``(heading, cell)`` (``("chips", "64")``), and the fields every row's layout label
+    shares left out of its cells and given as ``("layout", "ep=1, zero=3, ...")``. The
+    rank column stays; a table of fewer than two rows is as given."""
+    if len(cells) < 2:
+        return list(headings), [list(row) for row in cells], []
+    keep, shared = [0], []
+    labels: list[list[str]] = []
+    for i, heading in enumerate(headings[1:], 1):
+        column = [row[i] for row in cells]
+        if heading == LAYOUT_HEADING:
+            labels = [cell.split(LABEL_SEPARATOR) for cell in column]
+            common = [part for part in labels[0] if all(part in other for other in labels)]
+            if common:
+                shared.append((heading, LABEL_SEPARATOR.join(common)))
+            labels = [[part for part in parts if part not in common] for parts in labels]
+            keep.append(i)
+        elif len(set(column)) == 1:
+            shared.append((heading, column[0]))
+        else:
+            keep.append(i)
+    out = []
+    for r, row in enumerate(cells):
+        out.append([LABEL_SEPARATOR.join(labels[r]) or ONLY_SHARED
+                    if headings[i] == LAYOUT_HEADING else row[i] for i in keep])
+    return [headings[i] for i in keep], out, shared
