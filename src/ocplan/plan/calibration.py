@@ -20,7 +20,7 @@ Global (framework behaviour, not hardware):
   expert all-to-all and data-parallel communication hidden behind compute;
 - ``dp_overlap_xla``: ``dp_overlap`` on the XLA stack (a layout that recomputes the XLA
   way, or any layout of a chip programmed only through XLA,
-  :func:`~ocplan.plan.comm_terms.layout_stacks`): there the compiler, not the framework's
+  :func:`~ocplan.plan.layout_arrays.layout_stacks`): there the compiler, not the framework's
   bucketing and streams, places the gradient reductions and parameter gathers, so how much
   of them hides is that scheduler's behaviour and is fitted apart;
 - ``dcn_step_s``: host-side cost of one ring step of a data-parallel collective over a
@@ -33,7 +33,7 @@ Global (framework behaviour, not hardware):
   gradient-norm reductions with their host synchronisations, the optimizer's
   multi-tensor launches, the next batch's fetch and broadcast, the first launches of
   the next forward). Not on the XLA stack, where the whole step is one compiled
-  program (:func:`~ocplan.plan.comm_terms.layout_stacks`);
+  program (:func:`~ocplan.plan.layout_arrays.layout_stacks`);
 
 - ``grouped_gemm_efficiency``: a grouped (expert) GEMM's efficiency relative to a dense
   GEMM of the same tiles: grouped kernels (Transformer Engine's per-expert GEMMs on

@@ -41,16 +41,15 @@ from ocplan.plan.calibration import Calibration
 from ocplan.plan.compute_terms import ComputeTerms
 from ocplan.plan.distinct import distinct_apply
 from ocplan.plan.layer_cost import StageCompute
-from ocplan.plan.layout_arrays import DerivedLayout
+from ocplan.plan.layout_arrays import DerivedLayout, gathered_per_step, layout_stacks
 from ocplan.plan.params import StageParams
-from ocplan.plan.recompute import RECOMPUTE_MODES, stack_of
 from ocplan.workloads.memory import ACT_BYTES, PARAM_BYTES, grad_reduce_bytes
 from ocplan.workloads.operators import ATTN_BWD_FACTOR, Shard, expert_load
 from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.workload import Workload
 
 __all__ = ["NO_TP_OVERLAP_PRECISIONS", "PP_EXPOSED", "CommTerms", "comm_terms",
-           "last_bucket_share"]
+           "last_bucket_share", "layout_stacks"]
 
 #: Fraction of steady-state pipeline send/receive left on the critical path (Megatron
 #: batches isend/irecv with the next compute; warm-up and cool-down transfers are not).
@@ -300,10 +299,14 @@ def last_bucket_share(d: DerivedLayout, p: StageParams) -> FloatArray:
 
 
 def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: StageParams,
-                 grad_bytes: float, c: ComputeTerms, g: _Layouts) -> FloatArray:
+                 grad_bytes: float, c: ComputeTerms, g: _Layouts,
+                 per_step: np.ndarray) -> FloatArray:
     """Gradient reduction and parameter gathering per ZeRO stage, hidden behind the last
     micro-batch's backward (gradients) and the first's forward (parameters); ZeRO-3 /
-    FSDP gathers and reduces every micro-batch, layer by layer. Gradients move at
+    FSDP gathers and reduces every micro-batch, layer by layer, except where it gathers
+    once per step under a pipeline (``per_step``, :func:`~ocplan.plan.layout_arrays.
+    gathered_per_step`): there the parameters are gathered behind the first forward
+    and the gradients reduced after the stage's last backward, exposed. Gradients move at
     ``grad_bytes`` per element (:func:`~ocplan.workloads.memory.grad_reduce_bytes`),
     parameters at 16 bits; ``overlap`` is the calibrated share of the compute they can hide
     behind, per layout (its stack's: :func:`layout_stacks`); the last bucket stays exposed
@@ -329,24 +332,12 @@ def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: Stag
     z0 = np.maximum(tail * ar, ar - win_b)
     z12 = np.maximum(tail * rs, rs - win_b) + np.maximum(tail * ag, ag - win_f)
     fsdp = 2 * ag + rs
-    z3 = d.micro * np.maximum(0.0, fsdp - o * (c.forward_s + c.backward_s)) \
-        + fsdp / np.maximum(d.per_stage, 1.0)
+    z3 = np.where(per_step, rs + np.maximum(tail * ag, ag - win_f),
+                  d.micro * np.maximum(0.0, fsdp - o * (c.forward_s + c.backward_s))
+                  + fsdp / np.maximum(d.per_stage, 1.0))
     single = d.dp * d.cp <= 1
     out: FloatArray = np.where(single, 0.0, np.where(d.zero >= 3, z3, np.where(
         d.zero >= 1, z12, z0))) + np.where(d.zero >= 1, np.maximum(0.0, replicas - win_b), 0.0)
-    return out
-
-
-#: Whether each recompute mode (by code) is the XLA stack's.
-_XLA_MODE = np.array([m.stack == "xla" for m in RECOMPUTE_MODES])
-
-
-def layout_stacks(d: DerivedLayout, family: str | None) -> np.ndarray:
-    """Whether each layout runs on the XLA stack: it recomputes the XLA way (a JAX run,
-    MaxText on GPUs too), or its chip is programmed only through XLA
-    (:func:`~ocplan.plan.recompute.stack_of`). A layout that recomputes nothing on a GPU
-    states no stack and is read as PyTorch's."""
-    out: np.ndarray = _XLA_MODE[d.rc_mode.astype(np.int64)] | (stack_of(family) == "xla")
     return out
 
 
@@ -382,12 +373,12 @@ def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout
                family: str | None) -> CommTerms:
     """All exposed communication terms of the layouts ``d`` on a chip of ``family``."""
     g = _Layouts(d, sc.moe_layers)
+    xla = layout_stacks(d, family)
     return CommTerms(
         tp_s=tp_exposed_s(wl, fab, cal, d, sc.moe_layers, g),
         ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g, c.forward_s + c.backward_s),
         cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
         pp_s=pp_exposed_s(wl, fab, d, g),
-        dp_s=dp_exposed_s(fab, np.where(layout_stacks(d, family), cal.dp_overlap_xla,
-                                        cal.dp_overlap), d, p,
-                          grad_reduce_bytes(wl.precision), c, g)
+        dp_s=dp_exposed_s(fab, np.where(xla, cal.dp_overlap_xla, cal.dp_overlap), d, p,
+                          grad_reduce_bytes(wl.precision), c, g, gathered_per_step(d, xla))
         + dcn_steps_s(fab, cal.dcn_step_s, d))

@@ -39,10 +39,10 @@ from ocplan.costmodel.roofline import HBM_EFFICIENCY as ROOFLINE_HBM_EFFICIENCY
 from ocplan.costmodel.roofline import f64
 from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, FamilyCalibration
-from ocplan.plan.comm_terms import CommTerms, comm_terms, layout_stacks
+from ocplan.plan.comm_terms import CommTerms, comm_terms
 from ocplan.plan.compute_terms import ComputeTerms, compute_terms
 from ocplan.plan.layer_cost import StageCompute, layer_kinds, stage_compute, with_attention_rate
-from ocplan.plan.layout_arrays import DerivedLayout, derive_layout
+from ocplan.plan.layout_arrays import DerivedLayout, derive_layout, layout_stacks
 from ocplan.plan.memory_terms import RESERVED_BYTES, MemoryTerms, memory_terms, optimizer_time_s
 from ocplan.plan.params import stage_params
 from ocplan.plan.plan import Plan
@@ -264,7 +264,7 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     c = compute_terms(wl, sc, d, sm.host_Bps)
     params = stage_params(wl.model, d, sc.moe_layers)
     comm = comm_terms(wl, sm.fabric, cal, d, sc, c, params, sm.family)
-    mem = memory_terms(wl, d, params, sc.moe_layers)
+    mem = memory_terms(wl, d, params, sc.moe_layers, layout_stacks(d, sm.family))
     per_mb = c.microbatch_s + comm.per_microbatch_s
     bubble = d.bubble_fraction * per_mb
     opt = optimizer_time_s(wl, mem.owned_params, sm.hbm_Bps) \
@@ -319,7 +319,8 @@ def evaluate_memory(wl: Workload, sm: SystemModel, cal: Calibration,
         moe_layers = d.per_stage * float(kinds.pop())
     else:
         moe_layers = _stage_compute(wl, sm, cal, d).moe_layers
-    mem = memory_terms(wl, d, stage_params(wl.model, d, moe_layers), moe_layers)
+    mem = memory_terms(wl, d, stage_params(wl.model, d, moe_layers), moe_layers,
+                       layout_stacks(d, sm.family))
     total = mem.total
     return MemoryArrays(total, np.full_like(total, sm.hbm_bytes))
 

@@ -16,16 +16,18 @@ import numpy as np
 
 from ocplan.costmodel.roofline import FloatArray, f64
 from ocplan.plan.plan import Plan, end_credit, stage_layers
-from ocplan.plan.recompute import RECOMPUTE_MODES
+from ocplan.plan.recompute import RECOMPUTE_MODES, stack_of
 from ocplan.workloads.workload import Workload
 
-__all__ = ["DerivedLayout", "derive_layout"]
+__all__ = ["DerivedLayout", "derive_layout", "gathered_per_step", "layout_stacks"]
 
 # The declared properties of each recompute code, for indexing by an array of codes.
 _WHOLE = np.array([m.whole_layers for m in RECOMPUTE_MODES])
 _ATTENTION = np.array([m.attention_only for m in RECOMPUTE_MODES])
 _QKV = np.array([m.keeps_qkv for m in RECOMPUTE_MODES])
 _MODULES = np.array([bool(m.modules) for m in RECOMPUTE_MODES])
+#: Whether each recompute mode (by code) is the XLA stack's.
+_XLA_MODE = np.array([m.stack == "xla" for m in RECOMPUTE_MODES])
 
 
 @dataclass(frozen=True)
@@ -126,3 +128,30 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
         np.maximum(1.0, dp * cp * tp / (ep * etp)))
     return DerivedLayout(*arrays)
+
+
+def layout_stacks(d: DerivedLayout, family: str | None) -> np.ndarray:
+    """Whether each layout runs on the XLA stack: it recomputes the XLA way (a JAX run,
+    MaxText on GPUs too), or its chip is programmed only through XLA
+    (:func:`~ocplan.plan.recompute.stack_of`). A layout that recomputes nothing on a GPU
+    states no stack and is read as PyTorch's."""
+    out: np.ndarray = _XLA_MODE[d.rc_mode.astype(np.int64)] | (stack_of(family) == "xla")
+    return out
+
+
+def gathered_per_step(d: DerivedLayout, xla: np.ndarray) -> np.ndarray:
+    """Whether each layout's ZeRO-3 gathers its stage's parameters once per step rather
+    than once per micro-batch: sharded data parallelism under a pipeline on the PyTorch
+    stack (``xla`` False). PyTorch's pipeline schedules drive FSDP2 themselves
+    (``torch.distributed.pipelining.stage``, ``backward_maybe_with_nosync``): every
+    backward but a step's last runs without resharding and without gradient sync,
+    gradients accumulate unsharded, and after the last one each parameter group's
+    reduce-scatter is issued; torchtitan and NeMo Automodel also keep the gathered
+    parameters after the forward under a pipeline (``reshard_after_forward=False``,
+    torchtitan ``apply_fsdp``: per-micro-batch gathers "can be expensive and
+    non-overlapped"). Such a stage holds its parameters and gradients whole through the
+    step (ZeRO-1's memory) and communicates once. MaxText's pipeline gathers per
+    iteration unless ``pipeline_fsdp_ag_once`` is set, so the XLA stack keeps the
+    per-micro-batch form; Megatron-LM and DeepSpeed do not run ZeRO-3 under a pipeline."""
+    out: np.ndarray = (d.zero >= 3) & (d.pp > 1) & ~xla
+    return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64
-from ocplan.plan.layout_arrays import DerivedLayout
+from ocplan.plan.layout_arrays import DerivedLayout, gathered_per_step
 from ocplan.plan.params import StageParams
 from ocplan.plan.recompute import RECOMPUTE_MODES
 from ocplan.workloads.memory import (
@@ -46,6 +46,9 @@ OFFLOAD_RESIDENT_LAYERS = 1.0
 #: Bytes the optimizer step moves per locally owned parameter beyond its optimizer
 #: state read and written: the gradient read (2) and the 16-bit parameter written (2).
 OPTIMIZER_EXTRA_RW_BYTES = 4.0
+#: The ZeRO stage whose memory a stage that gathers its parameters once per step holds:
+#: optimizer states sharded, parameters and gradients whole (ZeRO paper Fig. 1, P_os).
+ZERO_OPTIMIZER_ONLY = 1.0
 
 
 @dataclass(frozen=True)
@@ -147,11 +150,15 @@ def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> 
 
 
 def memory_terms(wl: Workload, d: DerivedLayout, p: StageParams,
-                 moe_layers: FloatArray) -> MemoryTerms:
-    """:class:`MemoryTerms` of the layouts ``d``."""
+                 moe_layers: FloatArray, xla: np.ndarray) -> MemoryTerms:
+    """:class:`MemoryTerms` of the layouts ``d`` (``xla``: which run on the XLA stack,
+    :func:`~ocplan.plan.layout_arrays.layout_stacks`). A ZeRO-3 stage that gathers once
+    per step (:func:`~ocplan.plan.layout_arrays.gathered_per_step`) holds its
+    parameters and gradients whole, as ZeRO-1 does."""
     k = wl.optimizer_state_bytes
-    pb_d, gb_d, ob_d = model_state_bytes(p.dense, d.zero, d.dp_shard, k)
-    pb_e, gb_e, ob_e = model_state_bytes(p.expert, d.zero, d.dp_expert, k)
+    zero = np.where(gathered_per_step(d, xla), ZERO_OPTIMIZER_ONLY, d.zero)
+    pb_d, gb_d, ob_d = model_state_bytes(p.dense, zero, d.dp_shard, k)
+    pb_e, gb_e, ob_e = model_state_bytes(p.expert, zero, d.dp_expert, k)
     owned = np.where(d.zero >= 1, p.dense / d.dp_shard + p.expert / d.dp_expert,
                      p.dense + p.expert)
     logits = d.tokens * wl.model.vocab / d.tp * LOGIT_BYTES
