@@ -88,7 +88,9 @@ class Plan:
         short="mb", low=1, high=MAX_GLOBAL_BATCH, always_label=True)
     zero: int = layout_field(
         1, help="ZeRO stage: 0 none, 1 optimizer states, 2 and gradients, 3 and weights "
-                "sharded over the data-parallel ranks.",
+                "sharded over the data-parallel ranks (3 under a pipeline on the "
+                "PyTorch stack: gathered once per step and held, as its pipeline "
+                "schedules run FSDP, so stage 1's memory).",
         short="zero", low=0, high=3, always_label=True)
     recompute: Recompute = layout_field(
         "none", help="Activation recompute: " + "; ".join(
