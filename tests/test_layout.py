@@ -260,6 +260,22 @@ def test_one_label_for_every_client() -> None:
     assert "tp_overlap" not in Plan(tp=1, tp_overlap=False).label()
 
 
+def test_what_a_layout_changes_is_named_as_its_label_names_it() -> None:
+    """The search's runner-up sentence said ``(tp=1, cp=4, sequence_parallel=False)``:
+    field names, and a flag that does nothing at tp = 1."""
+    best = Plan(tp=2, dp=16, cp=2, zero=3)
+    runner = Plan(tp=1, dp=16, cp=4, zero=3, sequence_parallel=False)
+    assert runner.changes_from(best) == ["tp=1", "cp=4"]
+    # each change is the part the runner's own label prints
+    assert set(runner.changes_from(best)) <= set(runner.label().split(", "))
+    # a flag that matters is named as the label names it, whatever its default
+    assert Plan(tp=2, sequence_parallel=False).changes_from(Plan(tp=2)) == ["sp=off"]
+    assert Plan(tp=2).changes_from(Plan(tp=2, sequence_parallel=False)) == ["sp=on"]
+    assert Plan(recompute="full", recompute_layers=2).changes_from(Plan()) == [
+        "recompute=full", "rc_layers=2"]
+    assert Plan().changes_from(Plan()) == []
+
+
 def test_expert_tensor_parallel_size_is_one_declaration() -> None:
     """``etp`` was added by declaring it on Plan (and its rule in Plan.check) only: it is
     a flag, a request field, a form field, part of the label, and fixed in the search."""

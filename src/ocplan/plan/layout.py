@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-__all__ = ["LABEL_SEPARATOR", "LayoutField", "LayoutValue", "layout_field", "layout_fields",
-           "layout_label", "layout_problems"]
+__all__ = ["LABEL_SEPARATOR", "LayoutField", "LayoutValue", "layout_changes", "layout_field",
+           "layout_fields", "layout_label", "layout_problems"]
 
 Kind = Literal["int", "optional_int", "bool", "choice"]
 SearchRole = Literal["axis", "derived", "fixed"]
@@ -186,8 +186,17 @@ class LayoutField:
         (its ``matters_with`` size is 1)."""
         if value == self.default and not self.always_label:
             return None
-        if self.matters_with is not None and values[self.matters_with] == 1:
+        if self.idle(values):
             return None
+        return self.part(value)
+
+    def idle(self, values: Mapping[str, LayoutValue]) -> bool:
+        """Whether this field does nothing in a plan whose fields are ``values``: its
+        ``matters_with`` size is 1 (sequence parallelism at tp = 1)."""
+        return self.matters_with is not None and values[self.matters_with] == 1
+
+    def part(self, value: LayoutValue) -> str:
+        """``short=value`` as a label prints it (a flag as on / off)."""
         if self.kind == "bool":
             return f"{self.short}={'on' if value else 'off'}"
         return f"{self.short}={value}"
@@ -239,6 +248,16 @@ def layout_problems(obj: object, fields: tuple[LayoutField, ...]) -> list[tuple[
 #: What separates the fields of a layout's label (``tp=8, pp=1``); a table that states
 #: the fields every row shares once splits its rows' labels at it.
 LABEL_SEPARATOR = ", "
+
+
+def layout_changes(before: object, after: object, fields: tuple[LayoutField, ...]
+                   ) -> list[str]:
+    """The label parts (``short=value``) of ``after``'s declared fields whose values
+    differ from ``before``'s, leaving out those idle in ``after`` (a changed flag that
+    does nothing there)."""
+    values = {f.name: getattr(after, f.name) for f in fields}
+    return [f.part(values[f.name]) for f in fields
+            if values[f.name] != getattr(before, f.name) and not f.idle(values)]
 
 
 def layout_label(obj: object, fields: tuple[LayoutField, ...]) -> str:

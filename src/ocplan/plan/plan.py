@@ -19,6 +19,7 @@ from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.layout import (
     LayoutField,
     LayoutValue,
+    layout_changes,
     layout_field,
     layout_fields,
     layout_label,
@@ -165,6 +166,11 @@ class Plan:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def changes_from(self, other: Plan) -> list[str]:
+        """This plan's label parts where it differs from ``other`` (``tp=1, cp=4``),
+        without flags it leaves idle: how a search names what its runner-up changes."""
+        return layout_changes(other, self, LAYOUT_FIELDS)
 
     def label(self) -> str:
         """The layout in one line, the same in CLI tables, reports, sweeps and the web:

@@ -555,8 +555,7 @@ def _why(top: tuple[Estimate, ...], refused: Sequence[str] = (),
         assert runner.time is not None
         diffs = {k: getattr(runner.time, k) - v for k, v in terms.items()}
         worst = max(diffs, key=lambda k: diffs[k])
-        changed = [f"{k}={getattr(runner.plan, k)}" for k in p.as_dict()
-                   if getattr(runner.plan, k) != getattr(p, k)]
+        changed = runner.plan.changes_from(p)
         gap = runner.step_s / best.step_s - 1
         if gap < TIE_FRACTION:
             text += (f" The runner-up ({', '.join(changed) or 'same sizes'}) ties with it "
