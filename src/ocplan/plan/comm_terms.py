@@ -49,7 +49,7 @@ from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.workload import Workload
 
 __all__ = ["NO_TP_OVERLAP_PRECISIONS", "PP_EXPOSED", "CommTerms", "comm_terms",
-           "last_bucket_share", "layout_stacks"]
+           "last_bucket_share"]
 
 #: Fraction of steady-state pipeline send/receive left on the critical path (Megatron
 #: batches isend/irecv with the next compute; warm-up and cool-down transfers are not).
@@ -304,9 +304,10 @@ def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: Stag
     """Gradient reduction and parameter gathering per ZeRO stage, hidden behind the last
     micro-batch's backward (gradients) and the first's forward (parameters); ZeRO-3 /
     FSDP gathers and reduces every micro-batch, layer by layer, except where it gathers
-    once per step under a pipeline (``per_step``, :func:`~ocplan.plan.layout_arrays.
-    gathered_per_step`): there the parameters are gathered behind the first forward
-    and the gradients reduced after the stage's last backward, exposed. Gradients move at
+    once per step under a pipeline (``per_step``,
+    :func:`~ocplan.plan.layout_arrays.gathered_per_step`): there the parameters are
+    gathered behind the first forward and the gradients reduced after the stage's last
+    backward, exposed. Gradients move at
     ``grad_bytes`` per element (:func:`~ocplan.workloads.memory.grad_reduce_bytes`),
     parameters at 16 bits; ``overlap`` is the calibrated share of the compute they can hide
     behind, per layout (its stack's: :func:`layout_stacks`); the last bucket stays exposed
