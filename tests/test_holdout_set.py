@@ -45,7 +45,7 @@ def test_readme_reports_the_current_score() -> None:
 
 
 def test_top_readme_reports_the_current_score() -> None:
-    """The top-level README's hold-out table (training, training before NVFP4, serving)
+    """The top-level README's hold-out table (training, training without NVFP4, serving)
     is what the committed calibration gives now: the same rewrite, same equality."""
     report = load_script("holdout_report")
     text = report.TOP_README.read_text(encoding="utf-8")
