@@ -63,6 +63,11 @@ def test_compare_json_has_the_acceptance_shape_and_the_search_best(
         assert row["cost_to_train"] == pytest.approx(8 * price * time_s / 3600)
         assert row["energy_to_train_J"] == pytest.approx(row["facility_power_W"] * time_s)
         assert 0 < row["memory_headroom_pct"] < 100
+        # the power figures multiply out: the PUE takes the IT power at the supplies'
+        # input (the parts at TDP plus their supplies' losses) to the facility's
+        assert row["it_power_W"] < row["supply_input_power_W"]
+        assert row["facility_power_W"] == pytest.approx(row["pue"]
+                                                        * row["supply_input_power_W"])
     # ratios divide by the baseline, and the leader of each measure is its best row
     assert first["ratios"]["tokens_per_s_per_chip"] == pytest.approx(1.0)
     second = out["systems"][1]

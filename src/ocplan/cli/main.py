@@ -608,9 +608,9 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
         ("scale-up diameter", f"{_hops(summary.board_diameter_hops)} (chip to chip within a "
                               "server, scale-up links only)"),
         ("scale-out", f"{summary.scale_out_tiers} tier(s), {summary.scale_out_switches} switches"),
-        ("power", f"{_q(budget.server_W, 'W')} per server, {_q(budget.it_W, 'W')} IT at TDP; "
-                  f"{_q(plan.it_W, 'W')} at the supplies' input with switches, "
-                  f"{_q(plan.facility_W, 'W')} facility at PUE {plan.pue:.2f}"),
+        ("power", f"{_q(budget.server_W, 'W')} per server; IT (servers and switches) "
+                  f"{_q(budget.it_W, 'W')} at TDP, {_q(plan.it_W, 'W')} at the supplies' "
+                  f"input; {_q(plan.facility_W, 'W')} facility at PUE {plan.pue:.2f}"),
     ]
     for k, v in rows:
         _row(table, k, v)

@@ -36,6 +36,9 @@ __all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "LAYOUT_HEADING", "ONLY_SHAR
            "row_labels", "search_table", "serving_rows", "shared_cells"]
 
 Row = tuple[str, str]
+#: Row label of an estimate's power: its chips' share of the system's parts at TDP
+#: (servers and switches), before the servers' supply losses that the facility rows add.
+POWER_LABEL = "IT power at TDP"
 #: The heading of a search table's column of layout labels: :func:`shared_cells` states
 #: the label fields every row shares once rather than the label's cell as a whole.
 LAYOUT_HEADING = "layout"
@@ -91,7 +94,7 @@ def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str
                                               result.calibration_runs,
                                               result.calibration_cv_error_pct, chip_family)),
              *(("caveat", c) for c in result.caveats)]
-    rows += [*_memory_rows(result), ("power (IT, TDP)", _q(result.power_W, "W"))]
+    rows += [*_memory_rows(result), (POWER_LABEL, _q(result.power_W, "W"))]
     if "time_to_train_s" in to_train:
         rows += [("time to train", format_duration(to_train["time_to_train_s"])),
                  (ENERGY_TO_TRAIN_LABEL, format_energy(to_train["energy_to_train_J"]))]
@@ -119,7 +122,9 @@ def cluster_rows(view: ClusterOutlook, currency: str) -> list[Row]:
     if f.rack.busbar_margin is not None:
         busbar += f" ({f.rack.busbar_margin:.0%} margin)"
     given = "" if f.pue_given is None else f" (given; derived {f.pue_derived:.2f})"
-    rows += [("rack power delivery", busbar), ("PUE", f"{f.pue:.2f}{given}"),
+    rows += [("rack power delivery", busbar),
+             ("IT power at the supplies' input (system)", _q(f.it_W, "W")),
+             ("PUE", f"{f.pue:.2f}{given}"),
              ("facility power (system)", _q(f.facility_W, "W"))]
     g = view.goodput
     if g is None:
@@ -191,7 +196,7 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
                                         f"{_q(max(mem.kv_bytes, 0.0), 'B')}, reserve "
                                         f"{_q(mem.reserve_bytes, 'B')} of "
                                         f"{_q(mem.capacity_bytes, 'B')}"))
-    rows += [("power (IT, TDP)", _q(result.power_W, "W")),
+    rows += [(POWER_LABEL, _q(result.power_W, "W")),
              ("energy per million output tokens", "-" if result.energy_per_mtok_J is None
               else format_energy(result.energy_per_mtok_J))]
     if cost_per_mtok is not None:
@@ -290,7 +295,8 @@ COMPARE_ROWS: tuple[CompareRow, ...] = (
     CompareRow("time_to_train_with_failures_s", "time to train with failures", _duration),
     CompareRow("energy_to_train_J", ENERGY_TO_TRAIN_LABEL, _energy),
     CompareRow("cost_to_train", "cost to train", _money),
-    CompareRow("it_power_W", "IT power", _watts),
+    CompareRow("it_power_W", "IT power at TDP", _watts),
+    CompareRow("supply_input_power_W", "IT power at the supplies' input", _watts),
     CompareRow("facility_power_W", "facility power", _watts),
     CompareRow("pue", "PUE", lambda v, _c: f"{v:.2f}"),
     CompareRow("cdus", "CDUs (system)", _count),
@@ -312,7 +318,7 @@ SERVING_COMPARE_ROWS: tuple[CompareRow, ...] = (
                lambda v, _c: f"{v:,.3f}"),
     CompareRow("cost_per_mtok", "cost per million output tokens", _money),
     CompareRow("energy_per_mtok_J", "energy per million output tokens", _energy),
-    CompareRow("power_W", "IT power", _watts),
+    CompareRow("power_W", "IT power at TDP", _watts),
     CompareRow("bound", "bound", _text),
     CompareRow("reason", "why infeasible", _text),
 )

@@ -53,12 +53,13 @@ __all__ = [
 RATIO_KEYS: tuple[str, ...] = (
     "tokens_per_s_per_chip", "tokens_per_s", "step_s", "mfu", "time_to_train_s",
     "time_to_train_with_failures_s", "energy_to_train_J", "cost_to_train", "it_power_W",
-    "facility_power_W")
+    "supply_input_power_W", "facility_power_W")
 #: Which way is better for each measure the comparison names a leader for.
 _LARGER_IS_BETTER: dict[str, bool] = {
     "tokens_per_s_per_chip": True, "tokens_per_s": True, "step_s": False, "mfu": True,
     "memory_headroom_pct": True, "time_to_train_s": False, "energy_to_train_J": False,
-    "cost_to_train": False, "it_power_W": False, "facility_power_W": False,
+    "cost_to_train": False, "it_power_W": False, "supply_input_power_W": False,
+    "facility_power_W": False,
     "goodput": True, "time_to_train_with_failures_s": False, "pue": False}
 
 
@@ -96,7 +97,12 @@ class ComparedSystem:
     energy_to_train_J: float | None
     cost_to_train: float | None
     it_power_W: float
-    """IT power at TDP of the chips' share of the system (servers and switches)."""
+    """IT power at TDP of the chips' share of the system (servers and switches), before
+    the losses of the servers' supplies."""
+    supply_input_power_W: float
+    """IT power at the supplies' input of the chips' share: ``it_power_W`` with the
+    servers' supply losses, what the PUE multiplies (``facility_power_W = pue x
+    supply_input_power_W``)."""
     facility_power_W: float
     """Facility power of the chips' share: IT, supply and distribution losses, cooling
     (:func:`ocplan.facility.facility_plan`; its PUE is derived unless the file gives one)."""
@@ -380,7 +386,9 @@ def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
     facility_w = job_facility_W(system, c.chips)
     base: dict[str, Any] = dict(
         name=c.name, chip=system.accelerator.id, chips=c.chips, servers=servers,
-        racks=_racks(system, servers), it_power_W=it_w, facility_power_W=facility_w,
+        racks=_racks(system, servers), it_power_W=it_w,
+        supply_input_power_W=facility.it_W * c.chips / system.num_chips,
+        facility_power_W=facility_w,
         pue=facility.pue, cdus=facility.cooling.cdus,
         findings=findings)
     if best is None:
