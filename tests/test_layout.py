@@ -278,9 +278,10 @@ def test_what_a_layout_changes_is_named_as_its_label_names_it() -> None:
 
 def test_expert_tensor_parallel_size_is_one_declaration() -> None:
     """``etp`` was added by declaring it on Plan (and its rule in Plan.check) only: it is
-    a flag, a request field, a form field, part of the label, and fixed in the search."""
+    a flag, a request field, a form field, part of the label, and a search axis (unset or
+    1, for a mixture-of-experts model only)."""
     etp = LAYOUT["etp"]
-    assert (etp.kind, etp.default, etp.search) == ("optional_int", None, "fixed")
+    assert (etp.kind, etp.default, etp.search) == ("optional_int", None, "axis")
     assert etp.flag in {o for p in get_command(app).commands["estimate"].params
                         for o in p.opts}
     assert "etp" in api.EstimateRequest.model_fields
@@ -288,9 +289,14 @@ def test_expert_tensor_parallel_size_is_one_declaration() -> None:
     assert "etp=2" in Plan(tp=2, ep=2, etp=2).label()
     assert "etp" not in Plan().label()
     assert int(Plan.columns().etp) == 0                     # None: equal to tp
-    assert "etp" not in [a.name for a in training_space(
-        chips=8, n_layers=4, n_heads=8, n_kv_heads=8, seq_len=64, global_batch=8,
-        domain=8).axes]
+
+    def etp_values(experts: int) -> tuple[int, ...]:
+        space = training_space(chips=8, n_layers=4, n_heads=8, n_kv_heads=8, seq_len=64,
+                               global_batch=8, domain=8, experts=experts)
+        return next(a.values for a in space.axes if a.name == "etp")
+
+    assert etp_values(0) == (0,)        # a dense model: nothing to split
+    assert etp_values(8) == (0, 1)      # unset (tp) or whole experts
 
 
 def test_expert_tensor_parallel_size_must_fit_the_stage() -> None:
@@ -300,6 +306,11 @@ def test_expert_tensor_parallel_size_must_fit_the_stage() -> None:
 
     wl = Workload(ModelShape.from_arch(load_catalog().model("mixtral-8x7b")), 4096, 64, "bf16")
     Plan(tp=2, dp=8, ep=4, etp=2).check(wl)                 # 4 x 2 divides 2 x 8
-    Plan(tp=2, dp=8, ep=8).check(wl)                        # None: today's rule
+    Plan(tp=2, dp=8, ep=8).check(wl)                        # None: tp, 8 x 2 divides 16
     with pytest.raises(Infeasible, match="ep x etp = 32"):
         Plan(tp=2, dp=8, ep=8, etp=4).check(wl)
+    # unset, etp is tp (Megatron-Core's default): 8 experts' groups of 8 x 2 ranks do not
+    # fit a stage of 2 x 4, which Megatron-Core refuses too; whole experts do
+    with pytest.raises(Infeasible, match=r"ep x etp = 16 .* \(etp defaults to tp"):
+        Plan(tp=2, dp=4, ep=8).check(wl)
+    Plan(tp=2, dp=4, ep=8, etp=1).check(wl)

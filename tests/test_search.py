@@ -127,7 +127,10 @@ def _space_point(plan: Plan, n_layers: int) -> dict[str, int]:
     else:
         rc = RECOMPUTE.code("none")          # selective is dominated by none
     ranks = plan.dp * plan.cp
-    return {"tp": plan.tp, "pp": plan.pp, "cp": plan.cp, "ep": plan.ep, "vpp": plan.vpp,
+    # expert TP: unset (tp) or whole experts; whole experts at tp = 1 is unset's duplicate
+    etp = 1 if plan.etp == 1 and plan.tp > 1 else 0
+    return {"tp": plan.tp, "pp": plan.pp, "cp": plan.cp, "ep": plan.ep, "etp": etp,
+            "vpp": plan.vpp,
             "micro_batch": plan.micro_batch, "zero": plan.zero if ranks > 1 else 0,
             "recompute": rc, "sequence_parallel": int(plan.sp),
             "offload": int(plan.offload and rc == 0), "tp_overlap": 1, "ep_overlap": 1,

@@ -46,7 +46,7 @@ from ocplan.lazy import lazy_names
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import REQUEST_LAYOUT, Plan
-from ocplan.plan.recompute import RECOMPUTE_MODES
+from ocplan.plan.recompute import RECOMPUTE_MODES, mode
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import Objective, SearchResult, search
 from ocplan.plan.search_defaults import (
@@ -787,13 +787,25 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
                   max_power_W=req.max_power_W, memory_headroom=req.memory_headroom)
 
 
+#: The remedies of a training layout that does not fit in memory, each with whether it
+#: is still open to a plan: one the plan has taken already (zero 3, full recompute, a
+#: micro-batch of 1, offload) is left out of its hint.
+MEMORY_REMEDIES: tuple[tuple[str, Callable[[Plan], bool]], ...] = (
+    ("raise tp or pp (more chips per replica)", lambda p: True),
+    ("zero 3", lambda p: p.zero < 3),
+    ("recompute full", lambda p: not mode(p.recompute).whole_layers
+     or p.recompute_layers is not None),
+    ("a smaller micro-batch", lambda p: p.micro_batch > 1),
+    ("offload", lambda p: not p.offload),
+    ("more chips (ocplan search finds the layouts that fit)", lambda p: True),
+)
+
 #: What to change, by the key of an infeasible result's reason (training layouts).
 INFEASIBLE_HINTS: dict[str, str] = {
-    "memory": "shard more: raise tp or pp (more chips per replica), zero 3, recompute "
-              "full, a smaller micro-batch, offload, or more chips (ocplan search finds "
-              "the layouts that fit)",
+    "memory": "shard more: " + ", ".join(r for r, _ in MEMORY_REMEDIES),
     "divisibility": "pick sizes that divide the model and the batch: heads by tp, layers "
-                    "by pp x vpp, experts by ep, the global batch by dp x micro-batch",
+                    "by pp x vpp, experts by ep (ep x etp by tp x dp x cp; etp 1 keeps each "
+                    "expert whole), the global batch by dp x micro-batch",
     "network": "keep every parallel group inside one scale-up domain, or give the system "
                "a scale-out fabric (scale_out in the system file)",
     "precision": "train in a precision the chip's matrix units cover, or on a chip that has "
@@ -874,14 +886,19 @@ def to_train(result: Estimate, train_tokens: float | None, price_per_chip_hour: 
     return out
 
 
-def infeasible_hint(reason: str | None, serving: bool = False) -> str | None:
+def infeasible_hint(reason: str | None, serving: bool = False,
+                    plan: Plan | None = None) -> str | None:
     """What to change to make an infeasible layout run (a serving layout's with
     ``serving``), from its reason's key (``None`` for a feasible result or an unknown
-    key)."""
+    key); with the training ``plan``, a memory hint names only the remedies it has not
+    taken (:data:`MEMORY_REMEDIES`)."""
     if not reason:
         return None
+    key = reason.split(":", 1)[0].strip()
+    if key == "memory" and plan is not None and not serving:
+        return "shard more: " + ", ".join(r for r, open_to in MEMORY_REMEDIES if open_to(plan))
     hints = SERVING_INFEASIBLE_HINTS if serving else INFEASIBLE_HINTS
-    return hints.get(reason.split(":", 1)[0].strip())
+    return hints.get(key)
 
 
 def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, Any]]:

@@ -752,7 +752,8 @@ def estimate_cmd(
     sens = api.run_sensitivity(result, workload, sysm, req.sensitivity)
     if fmt is Format.json:
         _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
-                                                "hint": api.infeasible_hint(result.reason)}
+                                                "hint": api.infeasible_hint(
+                                                    result.reason, plan=result.plan)}
                     | api.trust(sysm, allow_invalid) | {"cluster": cluster.as_json()}
                     | {"sensitivity": sens.as_dict() if sens is not None else None}
                     | _priced(price))
@@ -1846,7 +1847,7 @@ def report(
         out.print(_t(no_fit))
         raise typer.Exit(1)
     if not result.feasible:  # the report says why; the exit code too, as estimate's
-        hint = api.infeasible_hint(result.reason)
+        hint = api.infeasible_hint(result.reason, plan=result.plan)
         out.print(_t(f"the layout cannot run: {result.reason}"
                      + (f"; what to change: {hint}" if hint else "")))
         raise typer.Exit(1)

@@ -75,7 +75,7 @@ class Plan:
     etp: int | None = layout_field(
         None, help="Expert tensor-parallel size: each expert's matrices split over this "
                    "many chips; default tp (Megatron-Core --expert-tensor-parallel-size).",
-        short="etp", low=1, high=MAX_CHIPS, search="fixed")
+        short="etp", low=1, high=MAX_CHIPS)
     vpp: int = layout_field(
         1, help="Interleaved pipeline chunks per stage (virtual pipeline size).",
         short="vpp", low=1, high=MAX_CHIPS, always_label=True)
@@ -166,6 +166,12 @@ class Plan:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @property
+    def expert_tp(self) -> int:
+        """The expert tensor-parallel size in effect: ``etp``, or ``tp`` when unset
+        (Megatron-Core's default for ``--expert-tensor-parallel-size``)."""
+        return self.tp if self.etp is None else self.etp
 
     def changes_from(self, other: Plan) -> list[str]:
         """This plan's label parts where it differs from ``other`` (``tp=1, cp=4``),
@@ -261,11 +267,13 @@ class Plan:
                 raise Infeasible("divisibility", f"ep = {self.ep} does not divide the "
                                                  f"tp x dp x cp = {self.dp * self.cp * self.tp}"
                                                  " ranks of a stage")
-            if self.etp is not None and (self.dp * self.cp * self.tp) % (self.ep * self.etp):
-                raise Infeasible("divisibility", f"ep x etp = {self.ep * self.etp} does not "
-                                                 "divide the tp x dp x cp = "
+            if (self.dp * self.cp * self.tp) % (self.ep * self.expert_tp):
+                unset = " (etp defaults to tp; etp 1 splits no expert)" \
+                    if self.etp is None else ""
+                raise Infeasible("divisibility", f"ep x etp = {self.ep * self.expert_tp} "
+                                                 "does not divide the tp x dp x cp = "
                                                  f"{self.dp * self.cp * self.tp} ranks of a "
-                                                 "stage")
+                                                 f"stage{unset}")
         elif self.ep != 1:
             raise Infeasible("divisibility", "ep > 1 needs a mixture-of-experts model")
         if self.shard_group is not None and (self.dp * self.cp) % self.shard_group:

@@ -393,10 +393,12 @@ def search(workload: Workload, system: System, chips: int, *,
         raise SpecError.one("--memory-headroom", "memory_headroom", "must be in [0, 1)",
                             memory_headroom)
     counts = sorted(set(chip_counts or [chips]))
-    for count in [chips, *counts]:
+    named = [("--chips", "chips", chips),
+             *(("--chip-counts", "chip_counts", c) for c in chip_counts or ())]
+    for flag, name, count in named:
         if not 1 <= count <= system.num_chips:
-            raise SpecError.one("--chips", "chips", f"must be between 1 and the system's "
-                                                    f"{system.num_chips} chips", count)
+            raise SpecError.one(flag, name, f"must be between 1 and the system's "
+                                            f"{system.num_chips} chips", count)
     t0 = time.perf_counter()
     cal = calibration or load_calibration()
     tokens = train_tokens or DEFAULT_TRAIN_TOKENS

@@ -277,7 +277,8 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
 
     One axis per layout field the declarations mark ``search="axis"``
     (:data:`~ocplan.plan.plan.LAYOUT_FIELDS`), in their order, named as the field and
-    holding encoded values: tp, pp, cp, ep, vpp, the ends split (taken where it does not
+    holding encoded values: tp, pp, cp, ep, expert TP (unset, i.e. tp, or 1 for a MoE
+    model), vpp, the ends split (taken where it does not
     grow the fullest stage, :func:`_ends_pay`), micro-batch, ZeRO stage, the recompute
     modes of the software ``stack`` for a model with ``features``
     (:func:`~ocplan.plan.recompute.searched_modes`, with the search code "auto",
@@ -313,6 +314,9 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         "pp": _divisors(chips, n_layers),
         "cp": _divisors(chips, max_cp),
         "ep": _divisors(experts, chips) if experts else (1,),
+        # Expert TP: unset (0: tp, Megatron-Core's default) or 1 (whole experts, what MoE
+        # recipes set); nothing to split in a dense model.
+        "etp": (0, 1) if experts else (0,),
         # Every interleave depth whose chunks hold at least one layer each (the "layers"
         # constraint): stages may be uneven, as in Plan.check, so vpp need not divide the
         # layers per stage (published runs use e.g. 94 layers at pp=4, vpp=12).
@@ -339,8 +343,10 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         Constraint("heads", ("tp",), lambda c: (n_heads % c["tp"] == 0) & kv_split(c)),
         Constraint("sequence", ("cp",), lambda c: (c["cp"] == 1) | (seq_len % (2 * c["cp"]) == 0)),
         Constraint("batch", ("tp", "pp", "cp"), lambda c: global_batch % dp(c) == 0),
-        Constraint("experts", ("ep", "tp", "pp", "cp"),
-                   lambda c: (c["ep"] == 1) | ((dp(c) * c["cp"] * c["tp"]) % c["ep"] == 0)),
+        Constraint("experts", ("ep", "etp", "tp", "pp", "cp"),
+                   lambda c: (dp(c) * c["cp"] * c["tp"])
+                   % (c["ep"] * np.where(c["etp"] == 0, c["tp"], c["etp"])) == 0),
+        Constraint("duplicate", ("etp", "tp"), lambda c: (c["etp"] == 0) | (c["tp"] > 1)),
         # Chunks hold a layer each, or the embedding or the loss (ends_as_layers: two
         # more places, checked once that axis exists).
         Constraint("layers", ("pp", "vpp"),

@@ -74,7 +74,7 @@ def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str
     memory and what to change."""
     rows: list[Row] = [("layout", result.plan.label())]
     if not result.feasible:
-        hint = api.infeasible_hint(result.reason)
+        hint = api.infeasible_hint(result.reason, plan=result.plan)
         return [*rows, *_memory_rows(result),
                 *((("what to change", hint),) if hint is not None else ())]
     assert result.time is not None

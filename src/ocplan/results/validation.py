@@ -173,6 +173,13 @@ PORTABLE_ATTENTION = re.compile(r"torchtitan", re.IGNORECASE)
 #: ``ep_overlap`` off. Runs whose notes say nothing keep the default (on).
 NO_EP_OVERLAP = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bDeepEP\b|\bDeepEP\b (?:off|disabled)",
                            re.IGNORECASE)
+#: Sources whose MoE recipes keep every expert whole (expert tensor-parallel size 1),
+#: read as the plan's ``etp`` 1: Megatron-Bridge's performance presets set
+#: ``expert_tensor_parallel_size=1`` in the base config of each MoE family
+#: (``scripts/performance/configs/{deepseek,qwen}/*_workload_base_configs.py``:
+#: ``BASE_DEEPSEEK_V3_CONFIG``, ``BASE_QWEN3_235B_A22B_CONFIG``, ...). Elsewhere an
+#: unstated expert TP is Megatron-Core's default (tp) where the run could have used it.
+WHOLE_EXPERTS = re.compile(r"Megatron-Bridge", re.IGNORECASE)
 
 
 def _notes(row: dict[str, str]) -> str:
@@ -294,7 +301,13 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     sp = sp_text == "yes" or (sp_text == "" and tp > 1)
     zero = _int(row, "zero_stage", 1)
     pp, vpp = _int(row, "pp"), _int(row, "vpp", 1)
-    return Plan(tp=tp, pp=pp, dp=dp, cp=_int(row, "cp"), ep=_int(row, "ep", 1),
+    cp, ep = _int(row, "cp"), _int(row, "ep", 1)
+    # Expert TP is not a column: 1 for recipes that keep experts whole (WHOLE_EXPERTS),
+    # else Megatron-Core's default (tp) where the run could have used it, else 1 (the
+    # expert group must divide a stage's ranks).
+    whole = shape.is_moe and bool(WHOLE_EXPERTS.search(row.get("source") or ""))
+    etp = 1 if whole or (tp * dp * cp) % (ep * tp) else None
+    return Plan(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp,
                 vpp=vpp, micro_batch=micro, zero=zero,
                 ends_as_layers=ends_in_split(shape.n_layers, pp, vpp),
                 recompute=recompute,  # type: ignore[arg-type]

@@ -179,7 +179,8 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
         out: dict[str, Any] = result.as_dict() | {"system": system.spec.name,
                                                   "layout": result.plan.label(),
                                                   "timeline": timeline, "figures": figures,
-                                                  "hint": api.infeasible_hint(result.reason)}
+                                                  "hint": api.infeasible_hint(
+                                                      result.reason, plan=result.plan)}
         sens = api.run_sensitivity(result, workload, system, req.sensitivity)
         if sens is not None:
             figures["sensitivity"] = figures_.sensitivity_figure(sens)

@@ -1,0 +1,60 @@
+"""A layout that does not fit in memory is told only the remedies it has not taken: the
+hint had listed "zero 3" and "a smaller micro-batch" to a ZeRO-3 layout at micro-batch 1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clikit import run
+from ocplan import api
+from ocplan.plan.plan import Plan
+
+MEMORY = "memory: needs 210.8 GB per chip, gb200 has 186.0 GB"
+
+
+def test_the_memory_hint_leaves_out_what_the_plan_took() -> None:
+    taken = api.infeasible_hint(MEMORY, plan=Plan(zero=3, micro_batch=1, recompute="full",
+                                                   offload=True))
+    assert taken is not None
+    for remedy in ("zero 3", "recompute full", "smaller micro-batch", "offload"):
+        assert remedy not in taken
+    assert "raise tp or pp" in taken
+    assert "more chips" in taken
+    # a plan that took none of them is told every one, as the plan-less hint is
+    fresh = api.infeasible_hint(MEMORY, plan=Plan(zero=1, micro_batch=4))
+    assert fresh == api.infeasible_hint(MEMORY)
+    # recomputing only some layers in full leaves recomputing all of them open
+    some = api.infeasible_hint(MEMORY, plan=Plan(recompute="full", recompute_layers=2))
+    assert some is not None
+    assert "recompute full" in some
+    # other reasons and serving keep their hints
+    assert api.infeasible_hint("divisibility: x", plan=Plan()) == \
+        api.INFEASIBLE_HINTS["divisibility"]
+    assert api.infeasible_hint(MEMORY, serving=True, plan=Plan()) == \
+        api.SERVING_INFEASIBLE_HINTS["memory"]
+
+
+def test_the_estimate_answer_carries_the_plans_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "estimate", "--model", "deepseek-v3", "--chip", "gb200",
+                     "--chips", "64", "--tp", "2", "--ep", "32", "--etp", "1",
+                     "--micro-batch", "1", "--zero", "3", "--recompute", "mla_up", "-f", "json")
+    assert rc == 1
+    data = json.loads(out)
+    assert data["feasible"] is False
+    assert data["reason"].startswith("memory")
+    assert "zero 3" not in data["hint"]
+    assert "smaller micro-batch" not in data["hint"]
+    assert "recompute full" in data["hint"]
+
+
+def test_a_chip_count_over_the_system_names_the_option_given(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """It named --chips for a count given in --chip-counts."""
+    from clikit import one_line
+
+    line = one_line(*run(capsys, "search", "--model", "llama3-8b", "--chip", "h100-sxm-80gb",
+                         "--chips", "8", "--chip-counts", "4,16"))
+    assert line.startswith("--chip-counts: chip_counts = 16")
+    assert "8 chips" in line
