@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -233,3 +234,25 @@ def test_validate_recognises_the_cpu_layout(tmp_path: Path,
     assert all(c["predicted"] > 0 for c in ok)
     # a prediction is not the measured value read back
     assert sum(c["predicted"] == c["measured"] for c in ok) < len(ok) / 2
+
+
+@needs_dev
+def test_table_marks_each_run_in_or_out_of_its_likely_range(
+        report: dict) -> None:  # type: ignore[type-arg]
+    """Every case's row says whether its measurement fell in its estimate's likely range,
+    and the yes rows are the ones the coverage sentence counts (a +97 % miss had read
+    only "ok")."""
+    from clikit import run_wide
+
+    out = run_wide("validate", DEV)
+    head = next(ln for ln in out.splitlines() if ln.startswith("\u2503"))
+    cols = [c.strip() for c in head.split("\u2503")[1:-1]]
+    at = cols.index("in likely range")
+    cells = {ln.split("\u2502")[1].strip(): ln.split("\u2502")[1 + at].strip()
+             for ln in out.splitlines() if re.match("\u2502 R[0-9]{3} ", ln)}
+    expected = {c["case_id"]: {True: "yes", False: "no", None: "-"}[c["within_likely_range"]]
+                for c in report["cases"]}
+    assert cells == expected
+    assert "no" in cells.values()
+    yes = sum(1 for v in cells.values() if v == "yes")
+    assert f"{yes} of {len(cells)} runs measured within" in out

@@ -1496,6 +1496,16 @@ def validate(file: Annotated[Path, typer.Argument(metavar="FILE.csv")],
 PASSED_STATUSES = ("ok", "excluded")
 
 
+#: The validate tables' column saying whether a measurement fell in its estimate's
+#: likely range (the range the coverage sentence under the table counts).
+IN_RANGE_HEADING = "in likely range"
+
+
+def _in_range(within: bool | None) -> str:
+    """A case's cell of :data:`IN_RANGE_HEADING` ("-": no range was stated)."""
+    return "-" if within is None else ("yes" if within else "no")
+
+
 def _validate_training(file: Path, fmt: Format) -> list[str]:
     """Published training runs, each predicted with its own layout; the rows' statuses."""
     cases, summary = api.validate_runs(_catalog(), file)
@@ -1508,13 +1518,14 @@ def _validate_training(file: Path, fmt: Format) -> list[str]:
         return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name}"))
     for col in ("case", "chip", "model", "measured tokens/s per chip", "predicted", "error %",
-                "status"):
+                IN_RANGE_HEADING, "status"):
         table.add_column(col)
     for c in cases:
         _row(table, c.case_id, c.chip, c.model[:28], f"{c.measured_tokens_per_s_per_chip:,.1f}",
              "-" if c.predicted_tokens_per_s_per_chip is None
              else f"{c.predicted_tokens_per_s_per_chip:,.1f}",
              "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
+             _in_range(c.within_likely_range),
              c.status if c.reason is None else f"{c.status}: {c.reason}")
     out.print(table)
     _group_tables(cases, (("chip", "by chip"), ("source", "by source"),
@@ -1588,12 +1599,13 @@ def _validate_serving(file: Path, fmt: Format) -> list[str]:
         return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name} (serving)"))
     for col in ("case", "chip", "model", "scenario", "metric", "measured", "predicted",
-                "error %", "layout", "status"):
+                "error %", IN_RANGE_HEADING, "layout", "status"):
         table.add_column(col)
     for c in cases:
         _row(table, c.case_id, c.chip, c.model[:24], c.scenario, c.metric,
              f"{c.measured:,.1f}", "-" if c.predicted is None else f"{c.predicted:,.1f}",
              "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
+             _in_range(c.within_likely_range),
              f"{c.layout} ({c.layout_source})" if c.layout else "-",
              c.status if c.reason is None else f"{c.status}: {c.reason}")
     out.print(table)
