@@ -22,9 +22,11 @@ from ocplan.workloads.workload import Workload
 LLAMA_405B = dict(model="llama3-405b", chip="gb200", chips=256, global_batch=1536,
                   seq_len=8192, precision="fp8", tp=4, pp=16, micro_batch=1,
                   recompute="full")
+# Megatron-Bridge's H100 recipe: experts whole (etp 1), as its EP 32 on a stage of
+# tp 2 x dp 16 requires.
 QWEN_235B = dict(model="qwen3-235b-a22b", chip="h100-sxm-80gb", chips=256,
                  global_batch=8192, seq_len=4096, precision="fp8", tp=2, pp=8, vpp=4, ep=32,
-                 micro_batch=1, recompute="full")
+                 etp=1, micro_batch=1, recompute="full")
 
 
 def _estimate(job: dict[str, object], **layout: object) -> Estimate:

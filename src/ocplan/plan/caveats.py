@@ -164,7 +164,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "Expert all-to-all across the scale-out network, taken as overlapped: the model "
         "hides the calibrated share of it behind compute, as DeepEP-style dispatch with "
         "Megatron-Core's 1F1B overlap does, and development runs of this kind scored -14 "
-        "to +14 % (R067, R069, R241-R243, R247). A stack that runs it in line pays all of "
+        "to +27 % (R067, R069, R241-R243, R247). A stack that runs it in line pays all of "
         "it: Megatron-Bridge 26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes "
         "measured about half the predicted rate (+110 %, +108 %; +5 % and +35 % with "
         "ep_overlap off). Set ep_overlap off unless your stack overlaps the dispatch."),

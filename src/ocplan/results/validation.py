@@ -306,7 +306,7 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     # else Megatron-Core's default (tp) where the run could have used it, else 1 (the
     # expert group must divide a stage's ranks).
     whole = shape.is_moe and bool(WHOLE_EXPERTS.search(row.get("source") or ""))
-    etp = 1 if whole or (tp * dp * cp) % (ep * tp) else None
+    etp = 1 if whole or (ep * tp > 0 and (tp * dp * cp) % (ep * tp)) else None
     return Plan(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp,
                 vpp=vpp, micro_batch=micro, zero=zero,
                 ends_as_layers=ends_in_split(shape.n_layers, pp, vpp),
