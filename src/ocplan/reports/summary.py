@@ -54,6 +54,12 @@ def _q(value: float | None, unit: str) -> str:
     return "-" if value is None else format_quantity(value, unit)
 
 
+def _latency(value: float | None) -> str:
+    """A latency as a person reads it: ms and s, and minutes or hours for the waits of
+    a batch run in waves ("49.8 min", not "2.99 ks")."""
+    return "-" if value is None else format_duration(value)
+
+
 def _memory_rows(result: Estimate) -> list[Row]:
     mem = result.memory
     if mem is None:
@@ -172,10 +178,10 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
              ("requests/s", f"{result.requests_per_s:,.2f}"),
              ("batch per instance", f"{result.batch_per_instance:,.0f} "
                                     f"(limit: {result.batch_limit})"),
-             ("TTFT / TPOT, mean", f"{_q(result.ttft_s, 's')} / {_q(result.tpot_s, 's')}")]
+             ("TTFT / TPOT, mean", f"{_latency(result.ttft_s)} / {_latency(result.tpot_s)}")]
     if result.latency_stat is not None:
         rows.append((f"TTFT / TPOT, {result.latency_stat}",
-                     f"{_q(result.ttft_stat_s, 's')} / {_q(result.tpot_stat_s, 's')}"))
+                     f"{_latency(result.ttft_stat_s)} / {_latency(result.tpot_stat_s)}"))
     rows.append(("bound", result.bound))
     if result.reason:  # a result that runs but cannot keep up (an overloaded rate)
         hint = api.infeasible_hint(result.reason, serving=True)

@@ -414,11 +414,13 @@ def _load_notes(wl: ServingWorkload, plan: ServingPlan, point: OperatingPoint
     """What the load asked for that the instance cannot hold at once."""
     if wl.load == "static" and wl.batch is not None and point.waves > 1:
         return (f"static batch of {wl.batch:,} sequences capped at {point.batch:,.0f} per "
-                f"instance by the {point.limit}: it runs in {point.waves:,} waves",)
+                f"instance by the {point.limit}: it runs in {point.waves:,} waves, and its "
+                "TTFT counts the waves before each sequence's own",)
     if wl.load == "offline" and wl.requests is not None and point.waves > 1:
         return (f"{wl.requests:,} fixed-length requests admitted at once start and finish "
                 f"together; the {point.limit} holds {point.batch:,.0f} per instance at "
-                f"their final length, so they run in {point.waves:,} waves",)
+                f"their final length, so they run in {point.waves:,} waves (the TTFT counts "
+                "the waves before each request's own)",)
     if wl.load == "concurrency" and wl.concurrency is not None:
         c = wl.concurrency / plan.instances
         if c > point.batch:

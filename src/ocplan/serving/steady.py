@@ -13,7 +13,9 @@ and ``K`` the KV capacity in tokens:
   longer) and ``Q / (g + I/D)`` the token budget. Throughput ``B g / t(B)``.
 - **static**: batches of ``b`` run to completion in waves; a wave prefills ``b I``
   tokens in iterations of ``Q`` tokens, then decodes ``D`` steps at mean context
-  ``I + O/2`` (decode time is linear in the context, so the mean is exact). Its sequences
+  ``I + O/2`` (decode time is linear in the context, so the mean is exact). The TTFT is
+  the mean over the batch's sequences: the waves before a sequence's own, then its
+  wave's prefill (one wave: the prefill). Its sequences
   grow together, so a wave holds at most ``K / (I + O)`` of them: the cache must take
   them all at their final length (TensorRT-LLM reserves it at admission; vLLM preempts
   and recomputes what no longer fits, which comes to the same smaller waves). A finite
@@ -275,6 +277,7 @@ def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoi
     steps = wl.output_len / wl.tokens_per_step
     total = 0.0
     its = []
+    first_token = 0.0  # summed over the sequences: the waves before theirs, then a prefill
     for b, count in ((wave, waves - 1), (last, 1)):
         if count == 0:
             continue
@@ -284,13 +287,17 @@ def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoi
         dec = sm.iteration(0.0, 0.0, b / pl.pp, b / pl.pp * _context(sm))
         t_pre = n_chunks * float(pre.total_s[0])
         t_dec = steps * pl.pp * float(dec.total_s[0])
-        total += count * (t_pre + t_dec)
+        # the count waves of b start total, total + T, ..., total + (count - 1) T
+        span = t_pre + t_dec
+        first_token += b * (count * (total + t_pre) + span * count * (count - 1) / 2)
+        total += count * span
         its.append((dec, t_pre, t_dec, b))
     dec, t_pre, t_dec, b = its[0]
     out = size * wl.output_len / total
     whole = "load" if wl.load == "static" else "request count"
-    return OperatingPoint(b, limit, name if wave < size else whole, dec, out, t_pre,
-                          (t_pre + t_dec) / wl.output_len, out / wl.output_len, waves)
+    return OperatingPoint(b, limit, name if wave < size else whole, dec, out,
+                          first_token / size, (t_pre + t_dec) / wl.output_len,
+                          out / wl.output_len, waves)
 
 
 def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPoint:
