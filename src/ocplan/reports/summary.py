@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.serving.estimate import ServingEstimate
 
 __all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "LAYOUT_HEADING", "ONLY_SHARED",
-           "RANK_HEADING", "SEARCH_COLUMNS",
+           "POWER_LABEL", "RANK_HEADING", "SEARCH_COLUMNS",
            "SERVING_COMPARE_ROWS", "SERVING_SEARCH_COLUMNS", "SWEEP_COLUMNS", "CompareRow",
            "Row", "cluster_rows", "compare_cell", "compared_text", "estimate_rows", "present",
            "row_labels", "search_table", "serving_rows", "shared_cells"]
