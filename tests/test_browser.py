@@ -24,7 +24,13 @@ import yaml
 
 from browserkit import needs_chromium
 from ocplan.cli.main import main
-from ocplan.reports.summary import COMPARE_ROWS, SEARCH_COLUMNS, SERVING_COMPARE_ROWS, row_labels
+from ocplan.reports.summary import (
+    COMPARE_ROWS,
+    MFU_LABEL,
+    SEARCH_COLUMNS,
+    SERVING_COMPARE_ROWS,
+    row_labels,
+)
 from ocplan.web.app import create_app
 
 if TYPE_CHECKING:
@@ -539,7 +545,7 @@ def test_workbench_rough_edges(workbench: Page) -> None:
         page.fill(f"#est-{field}", str(value))
     page.click("#est-run")
     page.wait_for_selector('#est-status[data-state="ready"]')
-    mfu = page.inner_text('#est-summary tr[data-key="MFU / HFU"] td')
+    mfu = page.inner_text(f'#est-summary tr[data-key="{MFU_LABEL}"] td')
     assert mfu.endswith("%")
     assert 10 < float(mfu.split("%")[0]) < 90
     title = page.evaluate("document.querySelector('#plot-timeline').layout.title.text")
@@ -686,7 +692,7 @@ def test_the_estimate_reads_as_the_cli_table(workbench: Page, base: str) -> None
     assert shown == wanted
     labels = [label for label, _ in shown]
     assert labels[:2] == ["layout", "step time"]
-    assert {"likely measured", "MFU / HFU", "calibration", "time to train",
+    assert {"likely measured", MFU_LABEL, "calibration", "time to train",
             "cost to train", "TP communication", "optimizer state"} <= set(labels)
     assert not any("_" in label for label in labels)
     # the step's parts are indented under it

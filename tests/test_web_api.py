@@ -28,7 +28,7 @@ from ocplan import api
 from ocplan.catalog.schema import KINDS
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
-from ocplan.reports.summary import SEARCH_COLUMNS, row_labels
+from ocplan.reports.summary import MFU_LABEL, SEARCH_COLUMNS, row_labels
 from ocplan.units import format_money
 from ocplan.web.app import MAX_BODY_BYTES, create_app
 from ocplan.workloads.serving import ACTIVATION_PRECISIONS, KV_PRECISIONS, WEIGHT_PRECISIONS
@@ -397,7 +397,7 @@ def test_estimate_summary_reads_as_the_cli_table(client: httpx.Client,
     assert all("_" not in label for label, _ in est["summary"])
     assert rows["layout"] == est["layout"]
     assert rows["tokens/s"].startswith(f"{est['tokens_per_s']:,.0f} (")
-    assert rows["MFU / HFU"] == f"{est['mfu']:.1%} / {est['hfu']:.1%}"
+    assert rows[MFU_LABEL] == f"{est['mfu']:.1%} / {est['hfu']:.1%}"
     low, high = est["likely_tokens_per_s_per_chip"]
     assert rows["likely measured"].startswith(f"{low:,.0f} to {high:,.0f} tokens/s per chip")
     assert rows["calibration"].startswith(est["calibration_family"])

@@ -29,13 +29,35 @@ if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.serving.estimate import ServingEstimate
 
-__all__ = ["COMPARE_ROWS", "ENERGY_TO_TRAIN_LABEL", "LAYOUT_HEADING", "ONLY_SHARED",
-           "POWER_LABEL", "RANK_HEADING", "SEARCH_COLUMNS",
-           "SERVING_COMPARE_ROWS", "SERVING_SEARCH_COLUMNS", "SWEEP_COLUMNS", "CompareRow",
-           "Row", "cluster_rows", "compare_cell", "compared_text", "estimate_rows", "present",
-           "row_labels", "search_table", "serving_rows", "shared_cells"]
+__all__ = [
+    "COMPARE_ROWS",
+    "ENERGY_TO_TRAIN_LABEL",
+    "LAYOUT_HEADING",
+    "MFU_LABEL",
+    "ONLY_SHARED",
+    "POWER_LABEL",
+    "RANK_HEADING",
+    "SEARCH_COLUMNS",
+    "SERVING_COMPARE_ROWS",
+    "SERVING_SEARCH_COLUMNS",
+    "SWEEP_COLUMNS",
+    "CompareRow",
+    "Row",
+    "cluster_rows",
+    "compare_cell",
+    "compared_text",
+    "estimate_rows",
+    "present",
+    "row_labels",
+    "search_table",
+    "serving_rows",
+    "shared_cells",
+]
 
 Row = tuple[str, str]
+#: Row label of an estimate's utilisation: model and hardware FLOPs over the matrix peak
+#: of the run's precision (an FP8 run's MFU is of the FP8 peak, twice the BF16 one).
+MFU_LABEL = "MFU / HFU (precision's peak)"
 #: Row label of an estimate's power: its chips' share of the system's parts at TDP
 #: (servers and switches), before the servers' supply losses that the facility rows add.
 POWER_LABEL = "IT power at TDP"
@@ -94,7 +116,7 @@ def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str
     if likely is not None:
         rows.append(("likely measured", likely_range_note(
             likely, result.calibration_family, result.calibration_runs)))
-    rows += [("MFU / HFU", f"{result.mfu:.1%} / {result.hfu:.1%}"),
+    rows += [(MFU_LABEL, f"{result.mfu:.1%} / {result.hfu:.1%}"),
              ("bound", result.bound),
              ("calibration", calibration_note(result.calibration_family,
                                               result.calibration_runs,
