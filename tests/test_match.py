@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,21 @@ def test_an_empty_demand_or_a_vanishing_utilization_is_bad_input(
     (problem,) = json.loads(captured.out)["error"]["problems"]
     assert (problem["source"], problem["field"], problem["message"]) == (str(path), field,
                                                                          lines[0])
+
+
+def test_the_ranking_on_a_narrow_terminal_keeps_every_name_whole() -> None:
+    """At 80 columns the table cut every platform id to an ellipsis ("gener…"); a ranking
+    too wide for the terminal prints a line per platform instead, its whole id first."""
+    from clikit import run_wide
+
+    mix = Path(__file__).resolve().parents[1] / "examples" / "cloud-mix.yaml"
+    ranked = [m for m in json.loads(run_wide("match", "--workload", mix, "--format", "json"))
+              ["platforms"] if m["feasible"]]
+    wide = run_wide("match", "--workload", mix)
+    assert "\u2503 platform" in wide  # it fits 400 columns: the table
+    narrow = run_wide("match", "--workload", mix, columns=80)
+    assert "\u2026" not in narrow
+    lines = [ln for ln in narrow.splitlines() if re.match(r"[0-9]+\. ", ln)]
+    assert len(lines) == min(10, len(ranked))
+    for i, (line, m) in enumerate(zip(lines, ranked, strict=False), 1):
+        assert line.startswith(f"{i}. {m['platform']}: servers {m['servers']:,}"), line

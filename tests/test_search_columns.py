@@ -134,40 +134,28 @@ def test_a_narrow_table_states_what_every_row_shares_once() -> None:
     assert shared_cells(headings, cells[:1]) == (headings, cells[:1], [])
 
 
-def _folded_rows(out: str) -> list[list[str]]:
-    """The rows of a rich table whose cells wrap over several lines, each cell's lines
-    joined with a space (a new row starts where the rank column is not blank)."""
-    rows: list[list[str]] = []
-    for line in out.splitlines():
-        if not line.startswith(BAR):
-            continue
-        cells = [cell.strip() for cell in line.split(BAR)[1:-1]]
-        if cells[0]:
-            rows.append(cells)
-        else:
-            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
-    return rows
-
-
 def test_the_search_on_a_narrow_terminal_keeps_every_layout_whole() -> None:
+    """At 80 columns the table wrapped each layout over nine lines; now what every row
+    shares is stated once and, the table still too wide, each row is a line: its rank,
+    its own layout fields, then each column's heading and cell."""
     argv = ["search", "--model", "llama3-70b", "--chip", "h100-sxm-80gb", "--chips", "64",
             "--global-batch", "512", "--seq-len", "8192", "--top", "4"]
     top = json.loads(run_wide(*argv, "--format", "json"))["top"]
     wide = run_wide(*argv)
     assert "in every row:" not in wide  # the whole table fits: nothing is taken out
     out = run_wide(*argv, columns=80)
-    assert all(len(line) <= 80 for line in out.splitlines() if line.startswith(BAR))
+    assert "\u2026" not in out
+    assert HEAD_BAR not in out
     line = next(line for line in out.splitlines() if line.startswith("in every row: "))
     shared = dict(part.split(" ", 1) for part in line.removeprefix("in every row: ")
                   .split("; "))
     assert shared["chips"] == "64"  # the search ran on 64 chips only
-    rows = _folded_rows(out)
-    assert [r[0] for r in rows] == ["1", "2", "3", "4"]
-    for row, answer in zip(rows, top, strict=True):
-        # a row's own fields and the shared ones make its whole layout, in any order
-        own = row[1].replace(", ", ",").split(",")
-        common = shared[LAYOUT_HEADING].split(", ")
-        assert sorted(own + common) == sorted(answer["layout"].split(", "))
-        assert not set(own) & set(common)
-    # each row on at most four lines, where the full label wrapped over nine a row
-    assert len([ln for ln in out.splitlines() if ln.startswith(BAR)]) <= 4 * len(top)
+    common = shared[LAYOUT_HEADING].split(", ")
+    rows = [ln for ln in out.splitlines() if re.match(r"[0-9]+\. ", ln)]
+    assert len(rows) == len(top)
+    for i, (row, answer) in enumerate(zip(rows, top, strict=True), 1):
+        own, _, rest = row.removeprefix(f"{i}. ").partition(": ")
+        # a row's own fields and the shared ones make its whole layout
+        assert sorted(own.split(", ") + common) == sorted(answer["layout"].split(", "))
+        assert not set(own.split(", ")) & set(common)
+        assert f"{SEARCH_COLUMNS[2].label} {answer['tokens_per_s_per_chip']:,.1f}" in rest

@@ -1094,19 +1094,45 @@ def _print_search_grid(title: str, columns: tuple[CompareRow, ...],
     :data:`~ocplan.reports.summary.SERVING_SEARCH_COLUMNS`) that some row has. Where the
     table is wider than the terminal, what every row shares (a column, a layout's
     fields) is printed once above it (:func:`~ocplan.reports.summary.shared_cells`)
-    rather than wrapping each layout over a dozen lines."""
+    rather than wrapping each layout over a dozen lines; if it still does not fit, a
+    line per row (:func:`_print_rows`)."""
     from ocplan.reports.summary import search_table, shared_cells
 
     headings, cells = search_table(columns, rows, state.currency)
-    table = _grid(title, headings, cells)
+    note = None
+    if not _fits(_grid(title, headings, cells)):
+        headings, cells, shared = shared_cells(headings, cells)
+        if shared:
+            note = "in every row: " + "; ".join(f"{h} {v}" for h, v in shared)
+    _print_rows(title, headings, cells, note)
+
+
+def _fits(table: rich_table.Table) -> bool:
+    """Whether ``table`` fits the terminal without wrapping or cutting a cell."""
     natural = rich_measure.Measurement.get(out, out.options.update_width(UNBOUNDED_WIDTH),
                                            table).maximum
-    if natural > out.width:
-        headings, cells, shared = shared_cells(headings, cells)
-        table = _grid(title, headings, cells)
-        if shared:
-            out.print(_t("in every row: " + "; ".join(f"{h} {v}" for h, v in shared)))
-    out.print(table)
+    return natural <= out.width
+
+
+def _print_rows(title: str, headings: list[str], cells: list[list[str]],
+                note: str | None = None) -> None:
+    """Print a ranking: a table where it fits the terminal, else one line per row, its
+    rank and name first and then each other column's heading and value (a table of
+    long names squeezed into 80 columns cuts every name to an ellipsis); ``note`` (what
+    every row shares) goes before the rows."""
+    table = _grid(title, headings, cells)
+    if _fits(table):
+        if note:
+            out.print(_t(note))
+        out.print(table)
+        return
+    out.print(_styled((title, "bold")))
+    if note:
+        out.print(_t(note))
+    for row in cells:
+        rest = "; ".join(f"{h} {v}" for h, v in zip(headings[2:], row[2:], strict=True)
+                         if v not in ("", "-"))
+        out.print(_t(f"{row[0]}. {row[1]}: {rest}"))
 
 
 def _grid(title: str, headings: list[str], cells: list[list[str]]) -> rich_table.Table:
@@ -1430,22 +1456,21 @@ def match_cmd(
     if fmt is Format.json:
         _print_json(result.as_json())
         return
-    table = rich_table.Table(title=_t(f"{result.name}: best {min(top, len(result.ranked))} "
-                                      f"platforms by {result.objective}"))
-    for col in ("#", "platform", "servers", "binding", "power at load", "TCO",
-                "perf/kW", "perf/cost", "notes"):
-        table.add_column(col)
+    headings = ["#", "platform", "servers", "binding", "power at load", "TCO", "perf/kW",
+                "perf/cost", "notes"]
+    cells = []
     feasible = [m for m in result.ranked if m.feasible]
     for i, m in enumerate(feasible[:top], 1):
         notes = "; ".join(m.flags[:2])
         if any(f["severity"] == "warning" for f in m.findings):
             notes = "; ".join(x for x in (notes, "check warnings") if x)
-        _row(table, str(i), m.platform, f"{m.servers:,}", m.binding or "-",
-             _q(m.fleet_power_W, "W"),
-             "-" if m.tco is None else format_money(m.tco, result.currency),
-             "-" if m.perf_per_watt is None else f"{m.perf_per_watt:.3g}",
-             "-" if m.perf_per_cost is None else f"{m.perf_per_cost:.3g}", notes)
-    out.print(table)
+        cells.append([str(i), m.platform, f"{m.servers:,}", m.binding or "-",
+                      _q(m.fleet_power_W, "W"),
+                      "-" if m.tco is None else format_money(m.tco, result.currency),
+                      "-" if m.perf_per_watt is None else f"{m.perf_per_watt:.3g}",
+                      "-" if m.perf_per_cost is None else f"{m.perf_per_cost:.3g}", notes])
+    _print_rows(f"{result.name}: best {min(top, len(result.ranked))} platforms by "
+                f"{result.objective}", headings, cells)
     out.print(_t("perf/kW: the mix's share one server serves per kW at full load; perf/cost: "
                  f"per million {result.currency} of price (one unit = the whole demand)"))
     refused = [m for m in result.ranked if not m.feasible]
