@@ -41,7 +41,7 @@ from ocplan.plan.calibration import Calibration
 from ocplan.plan.compute_terms import ComputeTerms
 from ocplan.plan.distinct import distinct_apply
 from ocplan.plan.layer_cost import StageCompute
-from ocplan.plan.layout_arrays import DerivedLayout, gathered_per_step, layout_stacks
+from ocplan.plan.layout_arrays import DerivedLayout, gathered_per_step
 from ocplan.plan.params import StageParams
 from ocplan.workloads.memory import ACT_BYTES, PARAM_BYTES, grad_reduce_bytes
 from ocplan.workloads.operators import ATTN_BWD_FACTOR, Shard, expert_load
@@ -310,7 +310,8 @@ def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: Stag
     backward, exposed. Gradients move at
     ``grad_bytes`` per element (:func:`~ocplan.workloads.memory.grad_reduce_bytes`),
     parameters at 16 bits; ``overlap`` is the calibrated share of the compute they can hide
-    behind, per layout (its stack's: :func:`layout_stacks`); the last bucket stays exposed
+    behind, per layout (its stack's:
+    :func:`~ocplan.plan.layout_arrays.layout_stacks`); the last bucket stays exposed
     whatever the overlap (:func:`last_bucket_share`): ``max(f C, C - o W)``."""
     g_d, g_e = grad_bytes * p.dense, grad_bytes * p.expert
     has_e = p.expert > 0
@@ -371,10 +372,10 @@ def dcn_steps_s(fab: CommFabric, step_s: float, d: DerivedLayout) -> FloatArray:
 
 def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
                sc: StageCompute, c: ComputeTerms, p: StageParams,
-               family: str | None) -> CommTerms:
-    """All exposed communication terms of the layouts ``d`` on a chip of ``family``."""
+               xla: np.ndarray) -> CommTerms:
+    """All exposed communication terms of the layouts ``d`` (``xla``: which run on the
+    XLA stack, :func:`~ocplan.plan.layout_arrays.layout_stacks`)."""
     g = _Layouts(d, sc.moe_layers)
-    xla = layout_stacks(d, family)
     return CommTerms(
         tp_s=tp_exposed_s(wl, fab, cal, d, sc.moe_layers, g),
         ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g, c.forward_s + c.backward_s),

@@ -263,12 +263,13 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     sc = _stage_compute(wl, sm, cal, d)
     c = compute_terms(wl, sc, d, sm.host_Bps)
     params = stage_params(wl.model, d, sc.moe_layers)
-    comm = comm_terms(wl, sm.fabric, cal, d, sc, c, params, sm.family)
-    mem = memory_terms(wl, d, params, sc.moe_layers, layout_stacks(d, sm.family))
+    xla = layout_stacks(d, sm.family)
+    comm = comm_terms(wl, sm.fabric, cal, d, sc, c, params, xla)
+    mem = memory_terms(wl, d, params, sc.moe_layers, xla)
     per_mb = c.microbatch_s + comm.per_microbatch_s
     bubble = d.bubble_fraction * per_mb
     opt = optimizer_time_s(wl, mem.owned_params, sm.hbm_Bps) \
-        + np.where(layout_stacks(d, sm.family), 0.0, cal.step_overhead_s)
+        + np.where(xla, 0.0, cal.step_overhead_s)
     step = d.micro * per_mb + bubble + comm.pp_s + comm.dp_s + opt
     return _step_arrays(wl, sm, d, c, comm, mem, step, bubble, opt)
 
