@@ -19,6 +19,7 @@ import inspect
 import math
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -36,13 +37,15 @@ from typing import (
 )
 
 import typer
-from typer._click.core import Context, Parameter  # typer vendors click
+from typer._click.core import Command as ClickCommand  # typer vendors click
+from typer._click.core import Context, Parameter
 from typer._click.exceptions import (
     BadOptionUsage,
     BadParameter,
     ClickException,
     NoSuchOption,
 )
+from typer._click.formatting import HelpFormatter
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
@@ -265,10 +268,35 @@ def _one_line(text: str) -> str:
     return " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
 
 
+#: Columns rich's option table spends besides its name and placeholder columns: the
+#: panel's and table's edges, each cell's padding and the required-option marker.
+_HELP_TABLE_FRAME = 16
+#: The narrowest help-text column worth reading (a few words a line).
+_HELP_TEXT_MIN = 24
+
+
+def _option_table_width(params: Sequence[Parameter]) -> int:
+    """Columns rich's ``--help`` option table needs to print every option name whole:
+    its name columns (long, short, negation; a name never wraps, it is cut with an
+    ellipsis) and placeholder column at their widest, plus the frame and a readable
+    help column."""
+    def widest(strings: Sequence[str]) -> int:
+        return max((len(s) for s in strings), default=0)
+
+    longs = [",".join(o for o in p.opts if o.startswith("--")) for p in params]
+    shorts = [",".join(o for o in p.opts if not o.startswith("--")) for p in params]
+    negations = [",".join(p.secondary_opts) for p in params]
+    placeholders = [p.metavar or "" for p in params]
+    return (sum(widest(c) for c in (longs, shorts, negations, placeholders))
+            + _HELP_TABLE_FRAME + _HELP_TEXT_MIN)
+
+
 class _Command(TyperCommand):
     """A command whose flags read as flags in ``--help`` (``--ep-overlap/--no-ep-overlap``,
     not ``<bool>``), whose help is terminal text and whose line in the command list is
-    one sentence, not its docstring's line breaks."""
+    one sentence, not its docstring's line breaks. On a terminal too narrow for rich's
+    option table to print every option name whole, ``--help`` is click's plain list,
+    which wraps the help under each name instead of cutting names to ``--ends-as-laye…``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -278,6 +306,12 @@ class _Command(TyperCommand):
 
     def get_params(self, ctx: Context) -> list[Parameter]:
         return _flags_without_metavar(super().get_params(ctx))
+
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+        if _option_table_width(self.get_params(ctx)) > shutil.get_terminal_size().columns:
+            ClickCommand.format_help(self, ctx, formatter)
+            return
+        super().format_help(ctx, formatter)
 
 
 class _Group(TyperGroup):
