@@ -249,14 +249,21 @@ def test_disaggregated_decode_carries_no_prefill_interference() -> None:
         assert dis.decode_output_tokens_per_s_per_chip is not None
 
 
-def test_static_batch_waves_and_tpot_include_the_prefill() -> None:
-    wl = workload("llama3-70b", load="static", batch=32, input_len=128, output_len=2048,
+def test_static_batch_tpot_is_the_decode_alone() -> None:
+    """A static batch's TPOT is the time per output token after the first (vLLM's and
+    MLPerf's definition): its decode steps, not its prefill; the prefill is the rest of
+    the wave, and the mean TTFT falls within it."""
+    wl = workload("llama3-70b", load="static", batch=32, input_len=4096, output_len=2048,
                   weight_precision="fp8", activation_precision="fp8")
     est = estimate_serving(wl, ServingPlan(tp=8), system_for_chip(CAT, "mi300x", 8))
     assert est.feasible
     assert est.tpot_s is not None
+    assert est.ttft_s is not None
     total = 32 * 2048 / est.output_tokens_per_s
-    assert est.tpot_s * 2048 == pytest.approx(total, rel=1e-6)
+    assert est.iteration is not None
+    assert est.tpot_s == pytest.approx(est.iteration.total_s, rel=1e-9)
+    prefill = total - est.tpot_s * 2048
+    assert 0.0 < est.ttft_s < prefill
 
 
 def test_bad_serving_input_names_every_field() -> None:

@@ -28,7 +28,8 @@ def test_a_batch_in_waves_waits_for_the_waves_before(
     one = _static(capsys, cap)
     assert not any("waves" in note for note in one["notes"])
     prefill, tpot = float(one["ttft_s"]), float(one["tpot_s"])
-    span = tpot * 256  # a wave: its prefill and its 256 decode steps
+    span = cap * 256 / float(one["output_tokens_per_s"])  # a wave: prefill and decode
+    assert span > tpot * 256  # TPOT is the decode alone
     # two equal waves: half the sequences wait one wave first
     two = _static(capsys, 2 * cap)
     assert float(two["ttft_s"]) == pytest.approx(prefill + span / 2, rel=1e-6)

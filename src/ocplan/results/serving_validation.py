@@ -384,8 +384,14 @@ def run_serving_validation(rows: Iterable[dict[str, str]], catalog: Catalog,
                                      notes=notes))
             continue
         tpot = _num(row, "tpot_ms")
-        tpot_err = (_pct(est.tpot_s / MS, tpot)
-                    if row.get("scenario") == "fixed-batch" and est.tpot_s is not None else None)
+        # A fixed-batch row's "TPOT" is its batch's end-to-end latency over the output
+        # length (vLLM's benchmark_latency), its prefill included: compared with the
+        # estimate's batch latency per output token, not with its TPOT (the decode alone).
+        batch_latency_s = (prepared.workload.batch or 1) * prepared.workload.output_len \
+            / est.output_tokens_per_s if est.output_tokens_per_s > 0 else None
+        tpot_err = (_pct(batch_latency_s / prepared.workload.output_len / MS, tpot)
+                    if row.get("scenario") == "fixed-batch" and batch_latency_s is not None
+                    else None)
         cases.append(replace(ServingCase(**base, predicted=value,
                                          error_pct=_pct(value, measured), status="ok",
                                          reason=None, layout=est.plan.label(),

@@ -10,12 +10,14 @@ and ``K`` the KV capacity in tokens:
   ``B I / D`` prompt tokens of ``B / D`` sequences. ``B`` is the largest that fits:
   ``min(S, K / L, Q / (g + I/D))``, ``L`` the mean context of a running sequence
   (``I + O/2``; ``I + E[O^2] / 2E[O]`` for a length distribution, long requests staying
-  longer) and ``Q / (g + I/D)`` the token budget. Throughput ``B g / t(B)``.
+  longer) and ``Q / (g + I/D)`` the token budget. Throughput ``B g / t(B)``; a
+  request's TPOT counts the prompts of the other ``B - 1`` slots, not its own.
 - **static**: batches of ``b`` run to completion in waves; a wave prefills ``b I``
   tokens in iterations of ``Q`` tokens, then decodes ``D`` steps at mean context
   ``I + O/2`` (decode time is linear in the context, so the mean is exact). The TTFT is
-  the mean over the batch's sequences: the waves before a sequence's own, then its
-  wave's prefill (one wave: the prefill). Its sequences
+  the mean over the batch's sequences: the waves before a sequence's own, then the
+  prefill iterations up to its prompt's last chunk and through the pipeline's stages;
+  the TPOT is the decode alone (the time per output token after the first). Its sequences
   grow together, so a wave holds at most ``K / (I + O)`` of them: the cache must take
   them all at their final length (TensorRT-LLM reserves it at admission; vLLM preempts
   and recomputes what no longer fits, which comes to the same smaller waves). A finite
@@ -24,7 +26,8 @@ and ``K`` the KV capacity in tokens:
   ``--num-prompts`` at ``--max-num-seqs``) is such a batch: they start together and
   finish together, never refilled.
 - **poisson** at rate ``lam``: by Little's law the decoding batch solves
-  ``B = lam D t(B)``; TPOT ``t(B)/g``; TTFT from the prompt queue at the token budget
+  ``B = lam D t(B)``; TPOT ``t(B)/g``, from a lone request's decode step at zero load
+  (below one sequence in flight the grid interpolates from there); TTFT from the prompt queue at the token budget
   (:mod:`ocplan.serving.prompt_queue`: the iterations a prompt waits for and rides in,
   beside the decoding batch) plus, when the cache or the sequence cap bounds the batch,
   the wait for one of ``B_max`` slots (M/M/c, :func:`slot_wait_s`).
@@ -96,6 +99,10 @@ BISECTIONS = 40
 #: Halvings of a grid step when the SLO rate is bisected on the TTFT (1/256 of a step:
 #: the grid's batches are about 15 % apart).
 RATE_BISECTIONS = 8
+#: Arrival rate, as a share of the capacity, at which the zero-load grid point's prompt
+#: queue is solved (the queue needs arrivals; at a millionth of the capacity a prompt
+#: finds another in the queue one time in a million).
+ZERO_LOAD_SHARE = 1e-6
 #: Floor of a divisor that may be zero (no prompt chunks, no spread).
 _TINY = 1e-30
 #: Largest feedback elasticity of the step on the batch used for the batch's spread
@@ -205,6 +212,17 @@ class _Mixed:
     chunks_per_prompt: FloatArray
     chunk_s: FloatArray
     """What one more prompt chunk adds to an iteration, s."""
+    decode: IterationTime
+    """The iteration without prompt chunks: what a lone request's answer rides."""
+
+    def tpot_iteration_s(self, batch: FloatArray) -> FloatArray:
+        """The mean iteration of a request's answer in a refilled batch of ``batch``
+        sequences per instance (closed loop or saturated), s: the prompts it sees are
+        those of the other ``B - 1`` slots, each refilled once in its life, not its own
+        (admitted before its first token), so ``1 / B`` of the chunks' share is taken
+        off the mean iteration (all of it for a lone request)."""
+        share = self.mean.total_s - self.decode.total_s
+        return f64(self.mean.total_s - share / np.maximum(f64(batch), 1.0))
 
 
 def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
@@ -222,7 +240,7 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
     ctx = b * _context(sm)
     if sm.decode_only:
         it = sm.iteration(0.0 * b, 0.0 * b, b, ctx)
-        return _Mixed(it, it.total_s, f64(np.ones_like(b)), f64(np.zeros_like(b)))
+        return _Mixed(it, it.total_s, f64(np.ones_like(b)), f64(np.zeros_like(b)), it)
     room = np.maximum(sm.plan.token_budget - b * wl.tokens_per_step, 1.0)
     chunk = np.minimum(wl.prefill_len, room)
     units = b * wl.tokens_per_step / wl.output_len * wl.prefill_len / chunk
@@ -235,12 +253,24 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
     n = b.size
     mean = IterationTime(*(getattr(both, f.name)[:n] * (1.0 - frac)
                            + getattr(both, f.name)[n:] * frac for f in fields(both)))
+    decode = sm.iteration(0.0 * b, 0.0 * b, b, ctx)
     return _Mixed(mean, both.total_s[n:], f64(np.ceil(wl.prefill_len / chunk)),
-                  f64(np.maximum(both.total_s[n:] - both.total_s[:n], 0.0)))
+                  f64(np.maximum(both.total_s[n:] - both.total_s[:n], 0.0)), decode)
 
 
 def _take_at(it: IterationTime, idx: np.ndarray) -> IterationTime:
     return IterationTime(*(getattr(it, f.name)[idx] for f in fields(it)))
+
+
+def _pick(m: _Mixed, idx: np.ndarray) -> _Mixed:
+    """``m`` at the batches ``idx``."""
+    return _Mixed(_take_at(m.mean, idx), m.with_prompt_s[idx], m.chunks_per_prompt[idx],
+                  m.chunk_s[idx], _take_at(m.decode, idx))
+
+
+def _join(first: IterationTime, rest: IterationTime) -> IterationTime:
+    return IterationTime(*(f64(np.concatenate([getattr(first, f.name), getattr(rest, f.name)]))
+                           for f in fields(first)))
 
 
 def _take(it: IterationTime, i: int) -> IterationTime:
@@ -261,15 +291,23 @@ def _saturated(sm: StepModel, limit: float, name: str) -> OperatingPoint:
     wl, p = sm.workload, float(sm.plan.pp)
     mixed = _mixed(sm, f64(np.array([limit])))
     t = float(mixed.mean.total_s[0])
+    answer = float(mixed.tpot_iteration_s(f64(np.array([limit])))[0])
     out = limit * wl.tokens_per_step / (p * t)
     return OperatingPoint(limit, limit, name, mixed.mean, out,
-                          float(_first_token_s(sm, mixed)[0]), p * t / wl.tokens_per_step,
+                          float(_first_token_s(sm, mixed)[0]), p * answer / wl.tokens_per_step,
                           out / wl.output_len)
 
 
 def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoint:
     """Waves of a synchronized batch of ``size`` sequences per instance (see the module
-    docstring)."""
+    docstring).
+
+    A wave prefills its ``b`` prompts in order, ``Q`` tokens an iteration, through the
+    ``p`` pipeline stages: the ``j``-th prompt's last chunk is iteration
+    ``ceil(j I / Q)``, whose output leaves the last stage ``p - 1`` stage times later, so
+    its first token comes ``(ceil(j I / Q) + p - 1)`` prefill iterations into the wave
+    (the wave's TTFT is the mean over ``j``, its prefill the last). Decode follows: ``D``
+    steps of ``p`` stage times; TPOT is the decode alone (the first token is TTFT's)."""
     wl, pl = sm.workload, sm.plan
     wave = min(size, math.floor(limit)) if limit >= 1 else 0.0
     waves = math.ceil(size / wave)
@@ -285,19 +323,30 @@ def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoi
         n_chunks = math.ceil(b * wl.prefill_len / chunk)
         pre = sm.iteration(chunk, chunk / wl.prefill_len, 0.0, 0.0, prefill_keys=wl.input_len)
         dec = sm.iteration(0.0, 0.0, b / pl.pp, b / pl.pp * _context(sm))
-        t_pre = n_chunks * float(pre.total_s[0])
+        stage = float(pre.total_s[0])
+        t_pre = (n_chunks + pl.pp - 1) * stage
+        own = (_mean_last_chunk(b, wl.prefill_len / chunk) + pl.pp - 1) * stage
         t_dec = steps * pl.pp * float(dec.total_s[0])
         # the count waves of b start total, total + T, ..., total + (count - 1) T
         span = t_pre + t_dec
-        first_token += b * (count * (total + t_pre) + span * count * (count - 1) / 2)
+        first_token += b * (count * (total + own) + span * count * (count - 1) / 2)
         total += count * span
-        its.append((dec, t_pre, t_dec, b))
-    dec, t_pre, t_dec, b = its[0]
+        its.append((dec, t_dec, b))
+    dec, t_dec, b = its[0]
     out = size * wl.output_len / total
     whole = "load" if wl.load == "static" else "request count"
     return OperatingPoint(b, limit, name if wave < size else whole, dec, out,
-                          first_token / size, (t_pre + t_dec) / wl.output_len,
+                          first_token / size, t_dec / wl.output_len,
                           out / wl.output_len, waves)
+
+
+def _mean_last_chunk(b: float, tokens_per_prompt: float) -> float:
+    """Mean over a wave's ``b`` prompts of the prefill iteration that ends each, in
+    iterations of one token budget each, when prompts of ``tokens_per_prompt`` budgets
+    are cut into them in order: ``mean_j ceil(j I / Q)``, ``j = 1 .. b`` (a fractional
+    ``b``, a wave of a fractional batch per instance, rounds up)."""
+    j = np.arange(1.0, math.ceil(b) + 1.0)
+    return float(np.mean(np.ceil(j * tokens_per_prompt - 1e-9)))
 
 
 def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPoint:
@@ -329,9 +378,10 @@ def _grid(sm: StepModel, limit: float, name: str) -> _Grid:
 
 def _frozen(g: _Grid) -> _Grid:
     """``g`` with its arrays read-only: it is shared by every estimate of its context."""
-    mean = g.mixed.mean
+    mean, decode = g.mixed.mean, g.mixed.decode
     for a in (g.batch, g.step_s, g.rate, g.mixed.with_prompt_s, g.mixed.chunks_per_prompt,
-              g.mixed.chunk_s, *(getattr(mean, f.name) for f in fields(mean))):
+              g.mixed.chunk_s, *(getattr(mean, f.name) for f in fields(mean)),
+              *(getattr(decode, f.name) for f in fields(decode))):
         a.flags.writeable = False
     return g
 
@@ -362,7 +412,8 @@ class _Grid:
         wl = sm.workload
         grid = f64(np.unique(np.concatenate([np.geomspace(1.0, max(limit, 1.0), GRID_POINTS),
                                              [limit]])))
-        mixed = _mixed(sm, grid)
+        both = _mixed(sm, f64(np.concatenate([[0.0], grid])))
+        zero, mixed = _pick(both, np.arange(1)), _pick(both, np.arange(1, grid.size + 1))
         t = mixed.mean.total_s
         rate = grid * wl.tokens_per_step / (wl.output_len * t * sm.plan.pp)
         # A batch whose rate does not beat every smaller batch's only adds latency (the
@@ -371,10 +422,20 @@ class _Grid:
         # its last point is the capacity.
         keep = rate > np.concatenate([[-np.inf], np.maximum.accumulate(rate)[:-1]])
         idx = np.nonzero(keep)[0]
-        cut = _Mixed(_take_at(mixed.mean, idx), mixed.with_prompt_s[idx],
-                     mixed.chunks_per_prompt[idx], mixed.chunk_s[idx])
-        return _Grid(grid[idx], cut, f64(t[idx]), f64(rate[idx]), float(grid[idx[-1]]),
-                     slots)
+        # Below one sequence in flight the grid starts at zero load: no batch, no rate,
+        # and a lone request answering in iterations of its own (one sequence's decode,
+        # no other prompt beside it); between there and the first batch the prompts a
+        # request sees grow with the rate, so its iteration is linear in it.
+        lone = _take_at(mixed.decode, np.arange(1))  # grid[0] is one sequence
+        cut = _Mixed(_join(lone, _take_at(mixed.mean, idx)),
+                     f64(np.concatenate([zero.with_prompt_s, mixed.with_prompt_s[idx]])),
+                     f64(np.concatenate([zero.chunks_per_prompt,
+                                         mixed.chunks_per_prompt[idx]])),
+                     f64(np.concatenate([zero.chunk_s, mixed.chunk_s[idx]])),
+                     _join(lone, _take_at(mixed.decode, idx)))
+        return _Grid(f64(np.concatenate([[0.0], grid[idx]])), cut,
+                     f64(np.concatenate([lone.total_s, t[idx]])),
+                     f64(np.concatenate([[0.0], rate[idx]])), float(grid[idx[-1]]), slots)
 
     def tpot_s(self, sm: StepModel) -> FloatArray:
         """TPOT statistic (the workload's ``slo_stat``) at each grid batch. The mean is
@@ -453,6 +514,8 @@ class _Grid:
 
     def _ttft_stats(self, sm: StepModel, i: int, stats: tuple[str, ...],
                     rate: float) -> tuple[float, ...]:
+        # the zero-load point's queue is its limit as arrivals vanish
+        rate = max(rate, ZERO_LOAD_SHARE * float(self.rate[-1]))
         first = ((0.0,) * len(stats) if sm.decode_only
                  else first_token_stats(self.queue(sm, i, rate), stats))
         return tuple(f + self.slot_wait_s(sm, i, s) for f, s in zip(first, stats, strict=True))
@@ -637,6 +700,8 @@ def slot_wait_s(slots: float, busy: float, hold_s: float, stat: str) -> float:
     ``C hold_s / (c - A)``, the quantile ``q`` ``hold_s ln(C / (1 - q)) / (c - A)`` (0
     when ``C <= 1 - q``). Many slots barely wait below the capacity, unlike one server
     turning over ``c`` times faster."""
+    if busy <= 0.0:
+        return 0.0  # nothing held, nothing to wait for
     c = max(1, math.floor(slots))
     a = min(busy, c * (1.0 - 1e-9))
     wait = _erlang_c(c, a)
