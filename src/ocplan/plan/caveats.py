@@ -162,12 +162,14 @@ CAVEATS: tuple[Caveat, ...] = (
         ("R067", "R069", "R241", "R242", "R243", "R247", *EP_INLINE_RELEASE_ROWS),
         (-20.0, 115.0),
         "Expert all-to-all across the scale-out network, taken as overlapped: the model "
-        "hides the calibrated share of it behind compute, as DeepEP-style dispatch with "
-        "Megatron-Core's 1F1B overlap does, and development runs of this kind scored -14 "
-        "to +27 % (R067, R069, R241-R243, R247). A stack that runs it in line pays all of "
-        "it: Megatron-Bridge 26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes "
-        "measured about half the predicted rate (+110 %, +108 %; +5 % and +35 % with "
-        "ep_overlap off). Set ep_overlap off unless your stack overlaps the dispatch."),
+        "hides the calibrated share of it behind compute, as Megatron-Core's 1F1B overlap "
+        "does, and development runs of this kind scored -14 to +18 % (R067, R069, "
+        "R241-R243, R247). A stack that runs it in line pays all of it: Megatron-Bridge "
+        "26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes (alltoall "
+        "dispatcher, no overlap) measured about half the predicted rate (+98 %, +108 %; "
+        "+5 % and +35 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
+        "stack overlaps the dispatch, and ep_dedup off unless it deduplicates it per node "
+        "(DeepEP, HybridEP)."),
 )
 
 

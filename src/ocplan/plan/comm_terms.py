@@ -227,17 +227,21 @@ def _kept_fraction(wl: Workload, tp: FloatArray, mb: FloatArray, cp: FloatArray,
 
 
 def ep_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
-                 moe_layers: FloatArray, g: _Layouts, window_s: FloatArray) -> FloatArray:
+                 moe_layers: FloatArray, g: _Layouts, forward_s: FloatArray,
+                 backward_s: FloatArray) -> FloatArray:
     """Token dispatch and combine over the ``e`` ranks of the expert group (members
     ``t_e`` apart), minus what the layout's overlap hides.
 
-    With ``ep_overlap`` (DeepEP-style) the dispatch is node-deduplicated
-    (:func:`~ocplan.collectives.cost.moe_dispatch`: a token crosses scale-out once per
-    remote domain holding one of its experts) and the calibrated share ``o`` of it is
-    hidden, but no more than the compute it can hide behind: one micro-batch's forward
-    and backward on the stage (``window_s``; the 1F1B all-to-all overlap runs one
-    micro-batch's dispatch and combine under another's compute), ``C - min(o C, W)``.
-    Without it: a plain all-to-all of every copy, exposed in full."""
+    The dispatch is node-deduplicated where the layout says so (``ep_dedup``: DeepEP,
+    HybridEP; :func:`~ocplan.collectives.cost.moe_dispatch`: a token crosses scale-out
+    once per remote domain holding one of its experts), else an all-to-all of every
+    routed copy (Megatron-Core's alltoall dispatcher). With ``ep_overlap`` the 1F1B
+    all-to-all overlap runs one micro-batch's forward dispatch and combine (half the
+    ``C`` of a micro-batch) under another's backward ``B`` and its backward ones under
+    the other's forward ``F`` (Megatron-Core ``--overlap-moe-expert-parallel-comm``,
+    DeepSeek-V3 §3.2.1's DualPipe pairing), the calibrated share ``o`` of each, no more
+    than the compute it hides behind: ``C - min(o C / 2, B) - min(o C / 2, F)``. Without
+    it, exposed in full."""
     m = wl.model
     if not m.is_moe:
         return np.zeros_like(d.tp)
@@ -247,13 +251,15 @@ def ep_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayo
     dedup = EP_ALL_TO_ALLS * g.apply(
         _BY_EP, lambda r, n, st: cost.moe_dispatch(fab, r, row_bytes, m.moe_top_k, n, st),
         rows, d.ep, d.etp)
-    if np.all(d.ep_overlap):  # the search's layouts: "off" is pruned as dominated
+    if np.all(d.ep_dedup):  # the search's layouts: the plain dispatch is not an axis
         total = moe_layers * dedup
     else:
         plain = EP_ALL_TO_ALLS * g.apply(_BY_EP, cost.all_to_all, fab,
                                          rows * m.moe_top_k * row_bytes, d.ep, d.etp)
-        total = moe_layers * np.where(d.ep_overlap, dedup, plain)
-    hidden = np.where(d.ep_overlap, np.minimum(cal.ep_overlap * total, window_s), 0.0)
+        total = moe_layers * np.where(d.ep_dedup, dedup, plain)
+    half = cal.ep_overlap * total / 2
+    hidden = np.where(d.ep_overlap, np.minimum(half, backward_s) + np.minimum(half, forward_s),
+                      0.0)
     out: FloatArray = np.where(d.ep > 1, total - hidden, 0.0)
     return out
 
@@ -378,7 +384,7 @@ def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout
     g = _Layouts(d, sc.moe_layers)
     return CommTerms(
         tp_s=tp_exposed_s(wl, fab, cal, d, sc.moe_layers, g),
-        ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g, c.forward_s + c.backward_s),
+        ep_s=ep_exposed_s(wl, fab, cal, d, sc.moe_layers, g, c.forward_s, c.backward_s),
         cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
         pp_s=pp_exposed_s(wl, fab, d, g),
         dp_s=dp_exposed_s(fab, np.where(xla, cal.dp_overlap_xla, cal.dp_overlap), d, p,

@@ -64,6 +64,7 @@ class DerivedLayout:
     offload: np.ndarray
     tp_overlap: np.ndarray
     ep_overlap: np.ndarray
+    ep_dedup: np.ndarray
     grouped_gemm: np.ndarray
     dp_overlap: np.ndarray
     native_attention: np.ndarray
@@ -121,7 +122,8 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         _ATTENTION[rc], rc, _QKV[rc] & (rc_full > 0), _MODULES[rc], sp,
         np.asarray(lay.offload, dtype=bool),
         np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.ep_overlap, dtype=bool),
-        np.asarray(lay.grouped_gemm, dtype=bool), np.asarray(lay.dp_overlap, dtype=bool),
+        np.asarray(lay.ep_dedup, dtype=bool), np.asarray(lay.grouped_gemm, dtype=bool),
+        np.asarray(lay.dp_overlap, dtype=bool),
         np.asarray(lay.native_attention, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
         end_credit(pp, ends),

@@ -114,11 +114,18 @@ class Plan:
         short="tp_overlap", matters_with="tp")
     ep_overlap: bool = layout_field(
         True, help="Overlap the mixture-of-experts token dispatch and combine with compute "
-                   "(DeepEP-style, node-deduplicated; the calibrated share; Megatron-Core "
-                   "--overlap-moe-expert-parallel-comm); off: the all-to-alls are exposed "
-                   "in full, as in a recipe that runs them in line (costly when the expert "
-                   "group spans the scale-out network).",
+                   "(Megatron-Core --overlap-moe-expert-parallel-comm, DualPipe-style): a "
+                   "micro-batch's forward all-to-alls behind another's backward and its "
+                   "backward ones behind the other's forward, the calibrated share; off: "
+                   "exposed in full, as in a recipe that runs them in line (costly when "
+                   "the expert group spans the scale-out network).",
         short="ep_overlap", matters_with="ep")
+    ep_dedup: bool = layout_field(
+        True, help="Node-deduplicated expert dispatch (DeepEP, HybridEP: a token crosses "
+                   "the scale-out network once per remote scale-up domain holding one of "
+                   "its experts and fans out there); off: an all-to-all of every routed "
+                   "copy (Megatron-Core's alltoall dispatcher).",
+        short="ep_dedup", matters_with="ep", search="fixed")
     grouped_gemm: bool = layout_field(
         True, help="Run a chip's local experts as one grouped GEMM kernel (Megatron-Core "
                    "--moe-grouped-gemm); off: one GEMM kernel per expert, one after "

@@ -170,7 +170,8 @@ NO_PRIMUS_TURBO = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bPrimus-Turbo\b", r
 PORTABLE_ATTENTION = re.compile(r"torchtitan", re.IGNORECASE)
 #: Notes saying a MoE run had no overlapped expert dispatch ("no Primus-Turbo/DeepEP
 #: features", "without DeepEP"): the row's published configuration, read as the plan's
-#: ``ep_overlap`` off. Runs whose notes say nothing keep the default (on).
+#: ``ep_overlap`` and ``ep_dedup`` off (no DeepEP: neither its node-deduplicated
+#: dispatch nor an overlap of it). Runs whose notes say nothing keep the defaults (on).
 NO_EP_OVERLAP = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bDeepEP\b|\bDeepEP\b (?:off|disabled)",
                            re.IGNORECASE)
 #: Sources whose MoE recipes keep every expert whole (expert tensor-parallel size 1),
@@ -180,6 +181,25 @@ NO_EP_OVERLAP = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bDeepEP\b|\bDeepEP\b 
 #: ``BASE_DEEPSEEK_V3_CONFIG``, ``BASE_QWEN3_235B_A22B_CONFIG``, ...). Elsewhere an
 #: unstated expert TP is Megatron-Core's default (tp) where the run could have used it.
 WHOLE_EXPERTS = re.compile(r"Megatron-Bridge", re.IGNORECASE)
+#: Megatron-Bridge performance recipes whose experts are dispatched by Megatron-Core's
+#: alltoall dispatcher (every routed copy sent, no DeepEP/HybridEP node deduplication),
+#: by model and chip, read as the plan's ``ep_dedup`` off: ``qwen3_llm_pretrain.py``'s
+#: ``qwen3_235b_a22b_pretrain_config_{h100,b200,b300}`` set
+#: ``moe_token_dispatcher_type = "alltoall"`` and their presets name no flex backend
+#: (v0.4.0, the 26.04 release, ``scripts/performance/configs/qwen/``; the same for H100
+#: in 26.04-alpha.rc1 and in today's ``perf_recipes/qwen/h100/qwen3_moe.py``), where the
+#: GB200 and GB300 ones set ``moe_flex_dispatcher_backend="hybridep"``.
+ALLTOALL_DISPATCH = ((re.compile(r"qwen3[_ -]?235b", re.IGNORECASE),
+                      ("h100-sxm-80gb", "b200", "b300")),)
+
+
+def alltoall_dispatch(row: dict[str, str]) -> bool:
+    """Whether a row's published recipe dispatches experts with a plain all-to-all
+    (:data:`ALLTOALL_DISPATCH`)."""
+    if not WHOLE_EXPERTS.search(row.get("source") or ""):
+        return False
+    return any(model.search(row.get("model") or "") and row.get("chip", "").strip() in chips
+               for model, chips in ALLTOALL_DISPATCH)
 
 
 def _notes(row: dict[str, str]) -> str:
@@ -312,6 +332,7 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 ends_as_layers=ends_in_split(shape.n_layers, pp, vpp),
                 recompute=recompute,  # type: ignore[arg-type]
                 sequence_parallel=sp, offload=offload, ep_overlap=not NO_EP_OVERLAP.search(notes),
+                ep_dedup=not (NO_EP_OVERLAP.search(notes) or alltoall_dispatch(row)),
                 grouped_gemm=not NO_PRIMUS_TURBO.search(notes),
                 native_attention=not PORTABLE_ATTENTION.search(row.get("source") or ""))
 

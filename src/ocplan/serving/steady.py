@@ -27,10 +27,11 @@ and ``K`` the KV capacity in tokens:
   finish together, never refilled.
 - **poisson** at rate ``lam``: by Little's law the decoding batch solves
   ``B = lam D t(B)``; TPOT ``t(B)/g``, from a lone request's decode step at zero load
-  (below one sequence in flight the grid interpolates from there); TTFT from the prompt queue at the token budget
-  (:mod:`ocplan.serving.prompt_queue`: the iterations a prompt waits for and rides in,
-  beside the decoding batch) plus, when the cache or the sequence cap bounds the batch,
-  the wait for one of ``B_max`` slots (M/M/c, :func:`slot_wait_s`).
+  (below one sequence in flight the grid interpolates from there); TTFT from the prompt
+  queue at the token budget (:mod:`ocplan.serving.prompt_queue`: the iterations a prompt
+  waits for and rides in, beside the decoding batch) plus, when the cache or the
+  sequence cap bounds the batch, the wait for one of ``B_max`` slots (M/M/c,
+  :func:`slot_wait_s`).
 - **concurrency** ``c``: ``B = min(c, B_max)``; requests beyond ``B_max`` queue.
 
 Pipeline parallelism (``p`` stages): ``p`` micro-batches of ``B/p`` are in flight; a
