@@ -38,10 +38,10 @@ def test_off_exposes_the_dispatch_and_combine_in_full() -> None:
 
 
 def test_deepep_sends_a_token_once_per_remote_node() -> None:
-    """Across servers the overlapped (DeepEP-style) dispatch crosses scale-out once per
-    remote server holding one of a token's experts; the plain all-to-all sends every
-    copy: less than (1 - hidden) x the plain time is exposed."""
-    on, off = estimate(MOE), estimate(MOE, ep_overlap=False)
+    """Across servers the deduplicated (DeepEP-style) dispatch crosses scale-out once
+    per remote server holding one of a token's experts; the plain all-to-all sends every
+    copy: overlapped, less than (1 - hidden) x the plain in-line time is exposed."""
+    on, off = estimate(MOE), estimate(MOE, ep_overlap=False, ep_dedup=False)
     assert on.time is not None
     assert off.time is not None
     hidden = load_calibration().ep_overlap
@@ -49,8 +49,10 @@ def test_deepep_sends_a_token_once_per_remote_node() -> None:
 
 
 def test_the_overlap_hides_no_more_than_the_compute_beside_it() -> None:
-    """``C - min(o C, W)``: with no compute to hide behind all of it is exposed, with
-    plenty the calibrated share is hidden."""
+    """``C - min(o C / 2, B) - min(o C / 2, F)``: with no compute to hide behind all of
+    it is exposed, with plenty the calibrated share is hidden, and each half hides only
+    behind its own phase (the forward all-to-alls behind another micro-batch's backward,
+    the backward ones behind its forward)."""
     cat = load_catalog()
     wl = api.training_workload(cat, api.EstimateRequest.model_validate(MOE))
     sm = system_model(system_for_chip(cat, "h100-sxm-80gb", 16, "test"))
@@ -61,12 +63,15 @@ def test_the_overlap_hides_no_more_than_the_compute_beside_it() -> None:
                        per_stage=d.per_stage)
     g = _Layouts(d, sc.moe_layers)
 
-    def exposed(window: float) -> float:
+    def exposed(forward: float, backward: float) -> float:
         return float(ep_exposed_s(wl, sm.fabric, cal, d, sc.moe_layers, g,
-                                  np.full_like(d.tp, window)))
+                                  np.full_like(d.tp, forward), np.full_like(d.tp, backward)))
 
-    none, ample = exposed(0.0), exposed(1e9)
+    none, ample = exposed(0.0, 0.0), exposed(1e9, 1e9)
     assert none > 0
     assert ample == pytest.approx((1 - cal.ep_overlap) * none, rel=1e-12)
-    assert exposed(0.5 * cal.ep_overlap * none) == pytest.approx(
-        none * (1 - 0.5 * cal.ep_overlap), rel=1e-12)
+    half = 0.5 * cal.ep_overlap * none
+    # a long backward hides the forward half only; a long forward the backward half only
+    assert exposed(0.0, 1e9) == pytest.approx(none - half, rel=1e-12)
+    assert exposed(1e9, 0.0) == pytest.approx(none - half, rel=1e-12)
+    assert exposed(0.5 * half, 0.5 * half) == pytest.approx(none - half, rel=1e-12)
