@@ -245,6 +245,18 @@ def test_integer_out_of_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "at least 1" in line
 
 
+def test_zero_nics_per_server_is_bad_input(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """QA E: ``nics_per_server: 0`` on a Gaudi system gave the warning "... 37.5 GB/s per
+    chip instead of 37.5 GB/s"; 0 NICs is refused, saying what leaving it out does."""
+    path = system(tmp_path, server="mx1", accelerator="gaudi", servers=1,
+                  scale_out={"fabric": "roce-400g", "nics_per_server": 0})
+    (line,) = bad(*run(capsys, "check", path), path)
+    assert line == (f"{path}: scale_out.nics_per_server = 0: must be at least 1 (and at "
+                    "most 1024); leave nics_per_server out to use the server's NICs or the "
+                    "chip's integrated ports")
+
+
 def test_mapping_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = system(tmp_path, scale_out="roce-400g")
     (line,) = bad(*run(capsys, "check", path), path)
@@ -397,7 +409,7 @@ def test_all_problems_in_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "'air'" in line_for(lines, path, "cooling")
     assert "unknown field" in line_for(lines, path, "colour")
     assert "missing unit" in line_for(lines, path, "rack.power_limit")
-    assert "at least 0" in line_for(lines, path, "scale_out.nics_per_server")
+    assert "at least 1" in line_for(lines, path, "scale_out.nics_per_server")
     assert "at most 3" in line_for(lines, path, "facility.pue")
 
 

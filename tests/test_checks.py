@@ -25,8 +25,9 @@ import yaml
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import load_system
-from ocplan.checks.rules import RULES, Finding, run_rules
+from ocplan.checks.rules import RULES, Finding, refusal, run_rules
 from ocplan.cli.main import main
+from ocplan.errors import SpecError
 
 SOURCE = [{"title": "ocplan test fixture", "covers": ["*"]}]
 
@@ -157,11 +158,95 @@ def test_baseline_meets_every_rule(tmp_path: Path) -> None:
 def test_every_rule_is_covered_here() -> None:
     # A rule added to RULES without a test below should be noticed.
     names = {rule.__name__ for rule in RULES}
-    assert names == {"oam_rail_power", "chassis_cooling", "integrated_nic", "air_cooling",
+    assert names == {"form_factor", "oam_rail_power", "chassis_cooling", "integrated_nic",
+                     "air_cooling", "power_cap",
                      "slot_power",
                      "board_slots",
                      "topology_ports", "link_rate", "host_lanes", "nic_host_bandwidth",
                      "server_power", "rack_power", "scale_out_fabric"}
+
+
+# ---- FORM-FACTOR ---------------------------------------------------------------------
+
+
+def test_sxm_module_on_an_oam_ubb_is_an_error(tmp_path: Path) -> None:
+    """QA A: an SXM module on an OAM UBB passed every rule when its numbers fitted."""
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["form_factor"] = "sxm"
+        del e["accelerator"]["oam_version"]
+
+    found = _of(_findings(tmp_path, edit), "FORM-FACTOR")
+    assert [(f.severity, f.subject) for f in found] == [("error", "t-oam")]
+    assert found[0].message == ("t-oam is an SXM module (NVIDIA's form factor); the t-srv "
+                                "baseboard's slots (t-ubb) take OAM modules (OCP OAM)")
+    assert "OAM base specification" in found[0].section
+
+
+def test_custom_board_names_the_form_factor_it_takes(tmp_path: Path) -> None:
+    """A custom board fixes no form factor: ``module_form_factor`` names it, and a
+    module of that form passes; without it the rule says it could not check."""
+    def named(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["standard"] = "custom"
+        e["baseboard"]["module_form_factor"] = "oam"
+
+    assert _of(_findings(tmp_path, named), "FORM-FACTOR") == []
+
+    def unnamed(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["standard"] = "custom"
+
+    other = tmp_path / "unnamed"
+    other.mkdir()
+    found = _of(_findings(other, unnamed), "FORM-FACTOR")
+    assert [f.severity for f in found] == ["warning"]
+    assert "not checked" in found[0].message
+
+
+def test_board_form_factor_contradicting_its_standard_is_refused(tmp_path: Path) -> None:
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["baseboard"]["module_form_factor"] = "sxm"
+
+    folder, _ = _write(tmp_path, edit)
+    with pytest.raises(SpecError, match="contradicts standard 'ubb'"):
+        load_catalog([folder], use_env=False)
+
+
+@pytest.mark.parametrize(("server", "chip", "takes"), [
+    ("mx1", "a100-sxm-80gb", "OAM modules (OCP OAM 1.0)"),
+    ("amd-mi355x-platform", "h100-sxm-80gb", "OAM modules (OCP OAM 2.0)"),
+    ("mx1", "tpu-v5e", "OAM modules (OCP OAM 1.0)"),
+    ("dgx-h100", "gaudi3", "SXM modules (NVIDIA's form factor)"),
+])
+def test_cli_check_refuses_a_module_the_slots_do_not_take(
+        server: str, chip: str, takes: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """QA A: ``server: mx1`` with ``accelerator: a100-sxm-80gb`` gave 0 errors; H100 or
+    Gaudi 3 on the wrong board was caught only by LINK-RATE, a TPU only by ports."""
+    path = tmp_path / "system.yaml"
+    path.write_text(f"name: t\nserver: {server}\naccelerator: {chip}\nservers: 1\n",
+                    encoding="utf-8")
+    code = main(["check", str(path), "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    found = [f for f in data["findings"] if f["rule"] == "FORM-FACTOR"]
+    assert len(found) == 1
+    assert found[0]["severity"] == "error"
+    assert found[0]["message"].startswith(f"{chip} is ")
+    assert found[0]["message"].endswith(f"take {takes}")
+
+
+def test_every_catalog_server_takes_its_own_module() -> None:
+    """No server of the built-in catalog fails FORM-FACTOR with the module it ships."""
+    from ocplan.catalog.schema import Server
+    from ocplan.catalog.system import system_for_chip
+    from ocplan.checks.rules import form_factor
+
+    catalog = load_catalog(use_env=False)
+    for server in catalog.all("server"):
+        assert isinstance(server, Server)
+        if server.accelerator is None:
+            continue
+        system = system_for_chip(catalog, server.accelerator, 1, server_id=server.id)
+        assert form_factor(system) == [], server.id
 
 
 # ---- CHASSIS-COOLING -----------------------------------------------------------------
@@ -347,6 +432,51 @@ def test_air_cooling_not_checked_when_system_is_liquid(tmp_path: Path) -> None:
         s["cooling"] = "liquid"
 
     assert _of(_findings(tmp_path, edit), "AIR-COOLING") == []
+
+
+# ---- POWER-CAP -----------------------------------------------------------------------
+
+
+def test_power_cap_above_the_module_power_has_no_effect(tmp_path: Path) -> None:
+    """QA I: a cap above TDP (900 W on a 600 W module) was a silent no-op."""
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        s["power_cap"] = "900 W"
+
+    found = _of(_findings(tmp_path, edit), "POWER-CAP")
+    assert [f.severity for f in found] == ["warning"]
+    assert found[0].message == "t-oam: power_cap 900 W has no effect (TDP 600 W)"
+
+
+def test_power_cap_above_the_air_rating_has_no_effect_either(tmp_path: Path) -> None:
+    """Air-cooled, the module runs at its air rating (500 W): a 550 W cap, below TDP,
+    still changes nothing."""
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["accelerator"]["power"]["air_max_tdp"] = "500 W"
+        s["power_cap"] = "550 W"
+
+    found = _of(_findings(tmp_path, edit), "POWER-CAP")
+    assert [f.message for f in found] == [
+        "t-oam: power_cap 550 W has no effect (TDP 600 W; it runs at 500 W in this system)"]
+
+
+def test_power_cap_below_the_lowest_vendor_limit_warns(tmp_path: Path) -> None:
+    """QA I: 5 W on a Gaudi gave no finding. The floor is 20 % of TDP (NVIDIA B200:
+    200 W of 1000 W), 120 W here: 119 W warns, 120 W and 500 W do not."""
+    def cap(watts: str) -> Edit:
+        def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+            s["power_cap"] = watts
+        return edit
+
+    found = _of(_findings(tmp_path, cap("5 W")), "POWER-CAP")
+    assert [f.severity for f in found] == ["warning"]
+    assert found[0].message.startswith("t-oam: power_cap 5 W is below 120 W, 20% of its "
+                                       "600 W TDP")
+    assert "NVIDIA" in found[0].section
+    for i, watts in enumerate(("119 W", "120 W", "500 W")):
+        folder = tmp_path / f"cap{i}"   # a catalog folder of its own (catalogs are cached)
+        folder.mkdir()
+        found = _of(_findings(folder, cap(watts)), "POWER-CAP")
+        assert len(found) == (1 if watts == "119 W" else 0), watts
 
 
 # ---- SLOT-POWER ----------------------------------------------------------------------
@@ -995,6 +1125,21 @@ def test_air_cooling_in_a_liquid_chassis_is_an_error(tmp_path: Path) -> None:
     assert any("liquid-cooled chassis" in f.message for f in found)
 
 
+def test_air_cooling_error_is_not_followed_by_an_unknown_rating_warning(
+        tmp_path: Path) -> None:
+    """QA H1: an air-cooled system on a liquid-only chassis gave the error "no air-cooled
+    configuration" and also the warning "no air-cooling rating is known ... verify"."""
+    def edit(e: dict[str, Any], s: dict[str, Any]) -> None:
+        e["server"]["cooling"] = "liquid"
+        e["server"].pop("air_module_power_max", None)
+        e["accelerator"]["oam_version"] = "1.5"   # no OAM air guidance either
+        s["cooling"] = "air"
+
+    found = _of(_findings(tmp_path, edit), "AIR-COOLING")
+    assert [f.severity for f in found] == ["error"]
+    assert "no air-cooled configuration" in found[0].message
+
+
 # ---- power profiles (issue 11) ---------------------------------------------------------
 
 
@@ -1055,3 +1200,23 @@ def test_a_liquid_gaudi3_runs_its_1200w_profile_faster(tmp_path: Path) -> None:
     fast, slow = estimate(wl, plan, liquid), estimate(wl, plan, air)
     assert fast.tokens_per_s > slow.tokens_per_s
     assert fast.power_W > slow.power_W
+
+
+# ---- the refusal line ----------------------------------------------------------------
+
+
+def test_refusal_counts_checks_and_errors_that_agree_with_the_names() -> None:
+    """QA H2: "fails 5 check(s) (AIR-COOLING, LINK-RATE, SERVER-POWER, SLOT-POWER: ...)"
+    named 4 rules for 5: the count is of the rules named, the errors beside it."""
+    def error(rule: str, message: str = "m") -> Finding:
+        return Finding(rule, "error", message, "s", "x")
+
+    two_air = [error("AIR-COOLING", "first"), error("AIR-COOLING"), error("LINK-RATE"),
+               error("SERVER-POWER"), error("SLOT-POWER"),
+               Finding("NIC-PCIE", "warning", "w", "s", "x")]
+    assert refusal(two_air) == ("invalid: the system fails 4 checks with 5 errors "
+                                "(AIR-COOLING, LINK-RATE, SERVER-POWER, SLOT-POWER: first); "
+                                "see ocplan check")
+    assert refusal([error("SLOT-POWER", "over")]) == (
+        "invalid: the system fails 1 check (SLOT-POWER: over); see ocplan check")
+    assert refusal([Finding("NIC-PCIE", "warning", "w", "s", "x")]) is None

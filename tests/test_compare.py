@@ -249,3 +249,14 @@ def test_costs_print_with_the_currency_setting(capsys: pytest.CaptureFixture[str
     assert " CHF" in capsys.readouterr().out
     assert main(["--currency", "", *argv]) == 2
     assert "--currency" in capsys.readouterr().err
+
+
+def test_a_measure_every_system_ties_on_has_no_leader() -> None:
+    """Two systems of one facility compute the same PUE by two sums (1.599855079373896
+    and ...961): no leader is named for a tie, a real difference still has one."""
+    from ocplan.results.compare import leader
+
+    assert leader([(1.599855079373896, "a"), (1.599855079373961, "b")], larger=False) is None
+    assert leader([(1.6, "a"), (1.3, "b")], larger=False) == "b"
+    assert leader([(1.6, "a"), (1.3, "b")], larger=True) == "a"
+    assert leader([(1.6, "a")], larger=True) is None

@@ -99,6 +99,48 @@ def test_objectives_rank_by_their_measure(capsys: pytest.CaptureFixture[str],
     assert servers == sorted(servers)
 
 
+NO_PRICES: dict[str, Any] = {"name": "x", "demand": {"cloud-throughput": 100}}
+
+
+def test_without_prices_tco_falls_back_to_perf_per_kw(capsys: pytest.CaptureFixture[str],
+                                                      tmp_path: Path) -> None:
+    """QA D: a mix without prices was listed in catalog order as "best by tco" (every
+    TCO '-'; the best perf/kW platform not even in the top 10): it is ranked by perf per
+    kW, and the JSON and one line say so."""
+    data = _match(capsys, tmp_path, NO_PRICES)
+    assert (data["objective"], data["objective_asked"]) == ("perf_per_watt", "tco")
+    assert data["objective_note"] == "no prices given: ranked by perf per kW instead of tco"
+    rows = [r for r in data["platforms"] if r["feasible"]]
+    per_kw = [r["perf_per_watt"] for r in rows]
+    assert per_kw == sorted(per_kw, reverse=True)
+    assert len(set(per_kw[:10])) > 1  # not a tie that any order passes
+    path = tmp_path / "mix.yaml"
+    assert main(["match", "--workload", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "best 10 platforms by perf_per_watt" in out
+    assert "no prices given: ranked by perf per kW instead of tco" in out
+
+
+def test_without_prices_an_electricity_price_ranks_by_energy_cost(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = _match(capsys, tmp_path, NO_PRICES | {"electricity_per_kwh": 0.2},
+                  "--objective", "perf_per_cost")
+    assert (data["objective"], data["objective_asked"]) == ("energy_cost", "perf_per_cost")
+    assert data["objective_note"].startswith("no prices given: ranked by energy cost (")
+    energy = [r["energy_cost"] for r in data["platforms"] if r["feasible"]]
+    assert energy == sorted(energy)
+    assert energy[0] < energy[-1]
+
+
+def test_priced_or_unpriced_objectives_are_kept(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    """A mix with prices keeps TCO; an objective that needs no price keeps its own."""
+    data = _match(capsys, tmp_path, MIX)
+    assert (data["objective"], data["objective_note"]) == ("tco", None)
+    data = _match(capsys, tmp_path, NO_PRICES, "--objective", "servers")
+    assert (data["objective"], data["objective_note"]) == ("servers", None)
+
+
 def test_accelerator_hosts_are_counted_from_cores_and_lanes(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rows = _match(capsys, tmp_path, {"name": "hosts", "demand": {"accelerator-host": 64},

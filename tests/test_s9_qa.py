@@ -36,7 +36,7 @@ def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(("flag", "value", "takes"), [
     ("--chips", "1.5", "expected a whole number"),
     ("--tp", "x", "expected a whole number"),
-    ("--price", "abc", "expected a number"),
+    ("--price", "abc", "one price per chip-hour only, a number from 0 to 10,000 (e.g. 2.5)"),
     ("--recompute", "bogus", "expected one of 'none', 'selective', 'full', "
                                  "'full_xla', 'qkv_xla', 'norm_act', 'mla_up'"),
 ])

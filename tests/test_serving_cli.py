@@ -68,6 +68,59 @@ def test_infer_search_ranks_by_goodput_under_slos(capsys: pytest.CaptureFixture[
     assert rates == sorted(rates, reverse=True)
 
 
+def test_infer_search_where_nothing_fits_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """QA B: a serving search where no layout fits printed 'no layout fits' and exited 0;
+    the README's exit 1 is for "a search where nothing fits", as ``ocplan search``."""
+    args = ["infer", "--model", "llama3-405b", "--chip", "h100-sxm-80gb", "--chips", "8",
+            "--search"]
+    rc, out, _ = run(capsys, *args)
+    assert rc == 1
+    assert "no layout fits" in out
+    rc, out, _ = run(capsys, *args, "-f", "json")
+    assert rc == 1
+    data = json.loads(out)
+    assert data["results"]
+    assert not any(r["feasible"] for r in data["results"])
+
+
+NO_SLO_MET = ["infer", "--model", "llama3-70b", "--chip", "h200-sxm-141gb", "--chips", "8",
+              "--input-len", "1000", "--output-len", "500", "--load", "poisson", "--rate",
+              "0.5", "--slo-ttft", "40ms", "--search"]
+
+
+def test_infer_search_says_when_no_layout_meets_the_slo(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """QA C: with every layout's goodput 0 nothing said the SLO was met by none, and the
+    layout closest to the limit came last: a line says so and names it, with how far each
+    limit is missed (at the SLO's statistic, as the SLO is judged)."""
+    rc, out, _ = run(capsys, *NO_SLO_MET, "-f", "json")
+    assert rc == 0  # the layouts run; the SLO is a target, not a fit
+    data = json.loads(out)
+    runs = [r for r in data["results"] if r["feasible"]]
+    assert len(runs) > 1
+    assert all(r["slo_rate_per_s"] == 0 for r in runs)
+    closest = min(runs, key=lambda r: r["ttft_stat_s"])
+    ratio = closest["ttft_stat_s"] / 0.040
+    assert ratio > 1
+    line = data["slo_shortfall"]
+    assert line.startswith("no layout meets the SLO (p99 TTFT <= 40 ms); the closest is "
+                           f"{closest['layout']}: p99 TTFT ")
+    assert line.endswith(f", {ratio:.2f}x its limit")
+    rc, out, _ = run(capsys, *NO_SLO_MET)
+    assert rc == 0
+    assert line in " ".join(out.split())
+
+
+def test_no_slo_shortfall_when_a_layout_meets_the_slo(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, *INFER, "--load", "poisson", "--rate", "4", "--slo-ttft", "2s",
+                     "--slo-tpot", "40ms", "--search", "-f", "json")
+    assert rc == 0
+    data = json.loads(out)
+    assert any(r["slo_rate_per_s"] for r in data["results"] if r["feasible"])
+    assert data["slo_shortfall"] is None
+
+
 def test_goodput_table_says_where_its_latencies_are_taken(
         capsys: pytest.CaptureFixture[str]) -> None:
     """Under SLOs the table ranks by SLO goodput while its TTFT/TPOT columns are those of
@@ -299,3 +352,39 @@ def test_a_custom_oam_without_a_server_goes_into_the_generic_host(
     system = system_for_chip(load_catalog([folder], use_env=False), "my-oam-1", 8)
     rules = {f.rule for f in run_rules(system) if f.severity == "error"}
     assert "AIR-COOLING" in rules  # a liquid-only 1 kW module in an air chassis
+
+
+def test_infer_search_ranks_layouts_missing_the_slo_by_how_far(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Every goodput 0: the rows came in enumeration order (the closest, tp=8 at 1.75x
+    its TTFT limit, last); they rank by the largest ratio of latency to limit, smallest
+    first, so the first row is the one the shortfall line names."""
+    rc, out, _ = run(capsys, *NO_SLO_MET, "-f", "json")
+    assert rc == 0
+    runs = [r for r in json.loads(out)["results"] if r["feasible"]]
+    misses = [r["ttft_stat_s"] / 0.040 for r in runs]
+    assert misses == sorted(misses)
+    assert runs[0]["layout"].startswith("tp=8, pp=1")
+
+
+def test_a_ttft_limit_no_load_meets_names_the_first_token_not_a_tpot() -> None:
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.catalog.system import system_for_chip
+    from ocplan.serving.estimate import estimate_serving
+    from ocplan.serving.plan import ServingPlan
+    from ocplan.workloads.serving import ServingWorkload
+    from ocplan.workloads.shape import ModelShape
+
+    cat = load_catalog()
+    wl = ServingWorkload(ModelShape.from_arch(cat.model("llama3-70b")), 8000, 200,
+                         load="poisson", rate_per_s=0.1, slo_ttft_s=0.05)
+    est = estimate_serving(wl, ServingPlan(tp=8), system_for_chip(cat, "h200-sxm-141gb", 8))
+    assert est.slo_rate_per_s == 0
+    assert est.slo_reason is not None
+    assert "TTFT limit of 50 ms" in est.slo_reason
+    assert "first token already takes" in est.slo_reason
+    assert "per output token" not in est.slo_reason
+    # the figure it gives is the estimate's floor: the TTFT at this light load is above it
+    taken = float(est.slo_reason.split("already takes ")[1].split(" ms")[0]) / 1e3
+    assert est.ttft_s is not None
+    assert taken <= est.ttft_s <= 1.2 * taken

@@ -140,6 +140,7 @@ __all__ = [
     "serving_layout_fields",
     "serving_objective_note",
     "serving_workload",
+    "slo_shortfall",
     "summarize_runs",
     "system_from_mapping",
     "system_yaml",
@@ -537,8 +538,17 @@ def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
     values = {f.name: getattr(req, f.name) for f in SERVING_REQUEST_LAYOUT}
     plan = ServingPlan(**values)
     stage = plan.tp * plan.pp
+    problems: list[Problem] = []
     if chips % stage:
-        raise SpecError.one(source, "chips", f"not divisible by tp x pp = {stage}", chips)
+        problems.append(Problem(source, "chips", f"not divisible by tp x pp = {stage}",
+                                chips))
+    if plan.prefill_chips is not None and plan.prefill_chips >= chips:
+        # bad input, not a layout that does not fit: no split leaves a decode pool
+        problems.append(Problem(source, "prefill_chips", f"must be less than the chips the "
+                                f"job runs on ({chips:,}), to leave chips for decode",
+                                plan.prefill_chips))
+    if problems:
+        raise SpecError(problems)
     plan = replace(plan, dp=chips // stage)
     refused = refused_reason(system, req.allow_invalid)
     if refused is not None:
@@ -605,6 +615,36 @@ def serving_objective_note(objective: str) -> str | None:
     from ocplan.serving.search import objective_note
 
     return objective_note(objective)
+
+
+def slo_shortfall(found: ServingSearch, workload: ServingWorkload) -> str | None:
+    """The line a serving search under latency limits adds when no layout that runs
+    meets them (its SLO goodput is 0 everywhere): the layout closest to meeting them, by
+    the smallest largest ratio of latency to limit over the limits set, and how far each
+    of its latencies is from its limit, so the user sees which limit to relax. None when
+    the workload sets no limit, some layout meets them, or none runs at all (the search
+    then says no layout fits)."""
+    from ocplan.serving.search import slo_misses
+    from ocplan.units import format_quantity
+
+    if workload.slo_ttft_s is None and workload.slo_tpot_s is None:
+        return None
+    runs = [(e, slo_misses(e, workload)) for e in found.results if e.feasible]
+    for e, misses in runs:
+        # goodput where the estimate has one; a disaggregated layout's latencies otherwise
+        if (e.slo_rate_per_s > 0 if e.slo_rate_per_s is not None else misses[0][0] <= 1):
+            return None
+    if not runs:
+        return None
+    closest, misses = min(runs, key=lambda run: run[1][0][0])
+    limits = " and ".join(f"{workload.slo_stat} {name} <= {format_quantity(limit, 's')}"
+                          for _, name, _, limit in misses)
+    stat = closest.latency_stat or "mean"  # the statistic it has (means under other loads)
+    parts = [f"{name} unbounded (its queue grows)" if got is None else
+             f"{stat} {name} {format_quantity(got, 's')}, {ratio:.2f}x its limit"
+             for ratio, name, got, _ in misses]
+    return (f"no layout meets the SLO ({limits}); the closest is {closest.plan.label()}: "
+            + "; ".join(parts))
 
 
 def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],

@@ -38,6 +38,7 @@ from ocplan.catalog.fields import (
 __all__ = [
     "DDR_BYTES_PER_TRANSFER",
     "KINDS",
+    "STANDARD_FORM_FACTOR",
     "Accelerator",
     "Baseboard",
     "CatalogEntry",
@@ -46,6 +47,7 @@ __all__ = [
     "Cpu",
     "Fabric",
     "FlopPerClock",
+    "FormFactor",
     "HostInterface",
     "ManagementEndpoint",
     "ModelArch",
@@ -64,6 +66,20 @@ __all__ = [
 Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
 Cooling = Literal["air", "liquid"]
 OamVersion = Literal["1.0", "1.1", "1.5", "2.0"]
+#: Mechanical and electrical form of an accelerator module: OCP OAM, NVIDIA SXM, a PCIe
+#: card (PCI-SIG CEM), a Google TPU board, a vendor's own NPU module, a CPU+GPU superchip.
+FormFactor = Literal["oam", "sxm", "pcie", "tpu", "npu-module", "superchip"]
+#: The module form factor a baseboard standard fixes: a UBB (OCP OAI Universal Baseboard,
+#: and AMD's and Intel Gaudi's UBB-class boards) takes OAM modules (OCP OAM base
+#: specification v1.0/1.5 §1: the UBB is the baseboard the OAM spec defines the module
+#: for); an HGX board takes SXM modules (NVIDIA HGX platform); an NVL rack's compute trays
+#: take superchips (NVIDIA GB200/GB300 NVL72: Grace+Blackwell boards); a TPU pod its own
+#: boards; a PCIe board CEM cards. A ``custom`` board names its own
+#: (``Baseboard.module_form_factor``).
+STANDARD_FORM_FACTOR: dict[str, FormFactor] = {
+    "ubb": "oam", "amd-ubb": "oam", "gaudi": "oam", "hgx": "sxm", "nvl": "superchip",
+    "tpu": "tpu", "pcie": "pcie",
+}
 TopologyKind = Literal[
     "fully_connected",
     "hybrid_cube_mesh_6",
@@ -291,7 +307,7 @@ class Accelerator(Entry):
 
     kind: Literal["accelerator"]
     vendor: Annotated[str, Field(min_length=2, max_length=40)]
-    form_factor: Literal["oam", "sxm", "pcie", "tpu", "npu-module", "superchip"]
+    form_factor: FormFactor
     oam_version: OamVersion | None = None
     launch_year: Annotated[int, Field(ge=2010, le=2035, strict=True)]
     dies: Annotated[int, Field(ge=1, le=16, strict=True)] = 1
@@ -523,6 +539,24 @@ class Baseboard(Entry):
     """Module supply rail."""
     in_switch_reduction: Flag = False
     """The switch plane reduces in the network (NVLink SHARP on third-gen NVSwitch+)."""
+    module_form_factor: FormFactor | None = None
+    """Form factor of the modules the slots take, for a ``custom`` board (a standard
+    board's is fixed by its standard, :data:`STANDARD_FORM_FACTOR`); None on a custom
+    board: not published, and the FORM-FACTOR check says it could not check."""
+
+    @property
+    def slot_form_factor(self) -> FormFactor | None:
+        """The form factor of the modules this board's slots take (None: not known)."""
+        return self.module_form_factor or STANDARD_FORM_FACTOR.get(self.standard)
+
+    @model_validator(mode="after")
+    def _form_factor_agrees_with_standard(self) -> Baseboard:
+        fixed = STANDARD_FORM_FACTOR.get(self.standard)
+        if fixed is not None and self.module_form_factor not in (None, fixed):
+            raise ValueError(f"module_form_factor '{self.module_form_factor}' contradicts "
+                             f"standard '{self.standard}', whose slots take '{fixed}' "
+                             "modules; leave module_form_factor out")
+        return self
 
     @model_validator(mode="after")
     def _torus_needs_dims(self) -> Baseboard:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.fields import MAX_CHIPS, ChipCount, Count, Id, Power, Spec, Voltage
@@ -35,14 +35,37 @@ __all__ = ["System", "SystemSpec", "load_system", "resolve_system", "system_for_
 ScaleOutTopology = Literal["rail-optimized-fat-tree", "fat-tree", "none"]
 
 
+#: Fewest scale-out NICs a system file may give a server: 0 would be no scale-out path
+#: at all, while leaving the field out means the server's own NICs (or a chip's
+#: integrated ports), so 0 is refused rather than read as either.
+MIN_NICS_PER_SERVER = 1
+#: Most scale-out NICs per server a system file may give (a rack-scale server's trays).
+MAX_NICS_PER_SERVER = 1024
+
+
 class ScaleOutSpec(Spec):
     fabric: Id
     nic: Id | None = None
     """NIC model; default: the server's NIC, else the fabric's default NIC."""
-    nics_per_server: Annotated[int, Field(ge=0, le=1024, strict=True)] | None = None
+    nics_per_server: Annotated[int, Field(ge=MIN_NICS_PER_SERVER, le=MAX_NICS_PER_SERVER,
+                                          strict=True)] | None = None
+    """Scale-out NICs per server; None: the server's own NICs, or the chip's integrated
+    scale-out ports (Gaudi)."""
     topology: ScaleOutTopology = "rail-optimized-fat-tree"
     oversubscription: Annotated[float, Field(strict=True, ge=1, le=64)] = 1.0
     """Leaf downlink to uplink bandwidth ratio (1 = non-blocking)."""
+
+    @field_validator("nics_per_server", mode="before")
+    @classmethod
+    def _some_nics(cls, value: object) -> object:
+        """Too few NICs says what leaving the field out does instead (0 NICs per server
+        read as 'no NICs' gave a nonsense INTEGRATED-NIC warning)."""
+        if isinstance(value, int) and not isinstance(value, bool) \
+                and value < MIN_NICS_PER_SERVER:
+            raise ValueError(f"must be at least {MIN_NICS_PER_SERVER} (and at most "
+                             f"{MAX_NICS_PER_SERVER}); leave nics_per_server out to use "
+                             "the server's NICs or the chip's integrated ports")
+        return value
 
 
 class RackSpec(Spec):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AIR_GUIDANCE_W", "RAIL_LIMITS", "RailLimit", "rail_limit"]
+__all__ = ["AIR_GUIDANCE_W", "MIN_POWER_CAP_FRACTION", "MIN_POWER_CAP_SOURCE", "RAIL_LIMITS",
+           "RailLimit", "rail_limit"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,19 @@ RAIL_LIMITS: tuple[RailLimit, ...] = (
 #: [V] OAM 1.0 guidance, air up to about 440 W (hardwareluxx 2019). Later versions rely on
 #: the chassis rating (the MX1 air-cools 450 W; Gaudi 3 air-cools 900 W).
 AIR_GUIDANCE_W: dict[str, float] = {"1.0": 440.0, "1.1": 440.0}
+
+
+#: Lowest power cap, as a share of the module's TDP, a vendor's management interface lets
+#: an operator set: [V] NVIDIA DGX B200 User Guide, "Managing Power Capping": a B200's
+#: ``PowerLimitWatts`` reads ``AllowableMin`` 200 W of ``AllowableMax`` 1000 W (0.20; the
+#: H100's is 200 W of 700 W, 0.29). The smallest such ratio found: no per-chip floor is
+#: catalogued, so a cap below this share of any module's TDP is one no vendor is known to
+#: accept (and a clock it could not hold).
+MIN_POWER_CAP_FRACTION = 0.2
+#: Where :data:`MIN_POWER_CAP_FRACTION` comes from (``Finding.section``).
+MIN_POWER_CAP_SOURCE = ("NVIDIA DGX B200 User Guide, Managing Power Capping (GPU power "
+                        "limit AllowableMin 200 W of AllowableMax 1000 W; "
+                        "docs.nvidia.com/dgx/dgxb200-user-guide/power-capping.html)")
 
 
 def rail_limit(version: str, rail_V: float) -> RailLimit | None:

@@ -8,10 +8,17 @@ composition violates a spec or cannot work), ``warning`` (it works with a penalt
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
+from ocplan.catalog.schema import FormFactor
 from ocplan.catalog.system import System
 from ocplan.checks.finding import Finding, Severity
-from ocplan.checks.limits import AIR_GUIDANCE_W, rail_limit
+from ocplan.checks.limits import (
+    AIR_GUIDANCE_W,
+    MIN_POWER_CAP_FRACTION,
+    MIN_POWER_CAP_SOURCE,
+    rail_limit,
+)
 from ocplan.topology.builders import ports_needed
 from ocplan.topology.cluster import PCIE_LANE_Bps, chip_scale_out_Bps, nic_Bps, scale_out_shape
 from ocplan.topology.power import power_budget, psu_capacity_W
@@ -24,6 +31,53 @@ Rule = Callable[[System], list[Finding]]
 
 def _w(value: float) -> str:
     return format_quantity(value, "W")
+
+
+#: How a finding names each module form factor: (with its article, plural, whose form).
+FORM_FACTOR_NAMES: dict[FormFactor, tuple[str, str, str]] = {
+    "oam": ("an OAM module", "OAM modules", "OCP OAM"),
+    "sxm": ("an SXM module", "SXM modules", "NVIDIA's form factor"),
+    "pcie": ("a PCIe card", "PCIe cards", "PCI-SIG CEM"),
+    "tpu": ("a TPU board", "TPU boards", "Google's own form"),
+    "npu-module": ("a vendor-specific module", "vendor-specific modules",
+                   "the board vendor's own form"),
+    "superchip": ("a superchip", "superchips", "NVIDIA's CPU+GPU board"),
+}
+
+#: Where the FORM-FACTOR rule's fact comes from.
+FORM_FACTOR_SECTION = ("OCP OAM base specification v1.0/v1.5 §1-2 (the module, its "
+                       "mezzanine connectors and outline) and OCP OAI UBB design "
+                       "specification v1.0/v1.5 (the baseboard built for OAM modules)")
+
+
+def form_factor(system: System) -> list[Finding]:
+    """A module of another form factor than the baseboard's slots take (an SXM module on
+    an OAM UBB) cannot be seated: the OAM base specification fixes the module's outline,
+    mezzanine connectors and power pins, and the UBB specification builds its slots for
+    exactly those; SXM, TPU and vendor modules use connectors of their own. Power and
+    link rules would otherwise judge a module that does not fit (and pass it when its
+    numbers happen to fit)."""
+    acc, board, server = system.accelerator, system.baseboard, system.server
+    takes = board.slot_form_factor
+    if takes is None:
+        return [Finding("FORM-FACTOR", "warning",
+                        f"{board.id} publishes no module_form_factor; whether "
+                        f"{acc.id} ({acc.form_factor}) fits its slots is not checked",
+                        "catalog", board.id)]
+    if acc.form_factor == takes:
+        return []
+    name, _, whose = FORM_FACTOR_NAMES[acc.form_factor]
+    if acc.form_factor == "oam":
+        whose = f"OCP OAM {acc.oam_version}"
+    elif acc.form_factor == "npu-module":
+        whose = f"{acc.vendor}'s own form"
+    _, slot_name, slot_whose = FORM_FACTOR_NAMES[takes]
+    if takes == "oam" and board.spec_version:
+        slot_whose = f"OCP OAM {board.spec_version}"
+    return [Finding("FORM-FACTOR", "error",
+                    f"{acc.id} is {name} ({whose}); the {server.id} baseboard's slots "
+                    f"({board.id}) take {slot_name} ({slot_whose})",
+                    FORM_FACTOR_SECTION, acc.id)]
 
 
 def oam_rail_power(system: System) -> list[Finding]:
@@ -109,7 +163,7 @@ def air_cooling(system: System) -> list[Finding]:
                                 "air-cooled configuration", f"{system.server.name} datasheet",
                                 system.server.id))
     limits = [(v, src) for v, src in candidates if v is not None]
-    if not limits:
+    if not limits and not findings:  # an error above already says air cannot cool it
         findings.append(Finding(
             "AIR-COOLING", "warning",
             f"{acc.id}: no air-cooling rating is known for a {_w(system.module_power)} module in "
@@ -124,6 +178,37 @@ def air_cooling(system: System) -> list[Finding]:
                 f"{_w(limit)} per module; use liquid cooling or a lower power profile",
                 src, system.server.id))
     return findings
+
+
+def power_cap(system: System) -> list[Finding]:
+    """An operator's ``power_cap`` that does nothing or that no module accepts: a cap at
+    or above the power the module runs at without it (its TDP, or the air rating or
+    power mode the system names) changes nothing, which a planner who set it expects it
+    to; a cap below :data:`~ocplan.checks.limits.MIN_POWER_CAP_FRACTION` of the TDP is
+    below the lowest limit a vendor's management interface is known to accept (NVIDIA:
+    200 W of a 1000 W B200). Both are warnings: the estimate still runs, at the module
+    power the system file implies."""
+    cap = system.spec.power_cap
+    if cap is None:
+        return []
+    acc = system.accelerator
+    tdp = acc.power.tdp
+    uncapped = replace(system, spec=system.spec.model_copy(update={"power_cap": None}))
+    runs_at = uncapped.module_power
+    if cap >= runs_at:
+        profile = "" if runs_at == tdp else f"; it runs at {_w(runs_at)} in this system"
+        return [Finding("POWER-CAP", "warning",
+                        f"{acc.id}: power_cap {_w(cap)} has no effect (TDP {_w(tdp)}"
+                        f"{profile})", "system power_cap", system.spec.name)]
+    floor = MIN_POWER_CAP_FRACTION * tdp
+    if cap < floor:
+        return [Finding("POWER-CAP", "warning",
+                        f"{acc.id}: power_cap {_w(cap)} is below {_w(floor)}, "
+                        f"{MIN_POWER_CAP_FRACTION:.0%} of its {_w(tdp)} TDP, the lowest "
+                        "share a vendor's power limit is known to accept; the estimate "
+                        "runs the module at a power it could not be held to",
+                        MIN_POWER_CAP_SOURCE, acc.id)]
+    return []
 
 
 def slot_power(system: System) -> list[Finding]:
@@ -353,10 +438,12 @@ def scale_out_fabric(system: System) -> list[Finding]:
 
 
 RULES: tuple[Rule, ...] = (
+    form_factor,
     oam_rail_power,
     chassis_cooling,
     integrated_nic,
     air_cooling,
+    power_cap,
     slot_power,
     board_slots,
     topology_ports,
@@ -383,6 +470,11 @@ def refusal(findings: Sequence[Finding]) -> str | None:
     errors = [f for f in findings if f.severity == "error"]
     if not errors:
         return None
-    rules = ", ".join(sorted({f.rule for f in errors}))
-    return (f"invalid: the system fails {len(errors)} check(s) ({rules}: "
+    rules = sorted({f.rule for f in errors})
+    # a rule may give several errors (AIR-COOLING: the chassis and the module): the
+    # count of checks is of the rules named, the errors are counted beside it
+    failed = f"{len(rules)} check{'s' * (len(rules) > 1)}"
+    if len(errors) > len(rules):
+        failed += f" with {len(errors)} errors"
+    return (f"invalid: the system fails {failed} ({', '.join(rules)}: "
             f"{errors[0].message}); see ocplan check")

@@ -52,7 +52,7 @@ from typer.models import CommandFunctionType
 from ocplan import jsonio
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.display import human_fields
-from ocplan.catalog.fields import MAX_TOP_K, Spec
+from ocplan.catalog.fields import MAX_PRICE_PER_CHIP_HOUR, MAX_TOP_K, Spec
 from ocplan.catalog.filekinds import refuse_other_file
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
@@ -976,19 +976,22 @@ def infer_cmd(
 
             _write_linked_report(report_file, render_serving_compare_report(
                 f"ocplan serving comparison: {model}", compared.as_json(), None,
-                state.currency), announce=fmt is not Format.json)
+                state.currency), announce=fmt is not Format.json, flag="--report")
         _print_serving_compare(compared, model, fmt, price)
         return
     if search:
         objective = api.serving_objective(req)
         try:
-            found, sysm, _ = api.run_infer_search(_catalog(), req, system, objective, FLAGS,
-                                                  disaggregate)
+            found, sysm, workload = api.run_infer_search(_catalog(), req, system, objective,
+                                                         FLAGS, disaggregate)
         except Infeasible as exc:
             _refused(exc, model, fmt)
-        _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price_one)
+        _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price_one,
+                              api.slo_shortfall(found, workload))
         if fmt is not Format.json:
             _print_trust(sysm, allow_invalid)
+        if not any(e.feasible for e in found.results):  # nothing fits, as `search` says
+            raise typer.Exit(1)
         return
     if report_file is not None:
         _check_report_page(report_file)
@@ -1002,7 +1005,7 @@ def infer_cmd(
                                      result, view.curve, api.topology_report(sysm),
                                      plotly_js_path(), view.sensitivity)
         # JSON output stays one JSON document: the file is the only sign
-        _write_page(report_file, page, announce=fmt is not Format.json)
+        _write_page(report_file, page, announce=fmt is not Format.json, flag="--report")
     extra: dict[str, float | None] = (
         {} if price_one is None else {"cost_per_mtok": result.cost_per_mtok(price_one)})
     if fmt is Format.json:
@@ -1094,7 +1097,9 @@ def _elasticity_cell(value: float | None) -> str:
 
 
 def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
-                          price: float | None) -> None:
+                          price: float | None, shortfall: str | None = None) -> None:
+    """The ranked layouts; ``shortfall``: the line saying no layout meets the SLO and
+    which comes closest (:func:`ocplan.api.slo_shortfall`)."""
     from ocplan.reports.summary import SERVING_SEARCH_COLUMNS
 
     results = [e.as_dict() | {"layout": e.plan.label()}
@@ -1102,7 +1107,8 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
                for e in found.results]
     if fmt is Format.json:
         _print_json({"objective": found.objective, "results": results,
-                     "pareto": [e.plan.label() for e in found.pareto()]} | _priced(price))
+                     "pareto": [e.plan.label() for e in found.pareto()],
+                     "slo_shortfall": shortfall} | _priced(price))
         return
     rows = [r for r in results if r["feasible"]]
     if not rows:
@@ -1115,6 +1121,9 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
     note = api.serving_objective_note(found.objective)
     if note:  # the TTFT/TPOT columns are not the ones the SLO is judged at
         out.print(_t(note))
+    if shortfall is not None:
+        out.print(_styled(("no layout meets the SLO", "red"),
+                          shortfall.removeprefix("no layout meets the SLO")))
     front = found.pareto()
     out.print(_t("throughput-TPOT front: " + "; ".join(
         f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} output tokens/s per chip at "
@@ -1193,13 +1202,16 @@ def _side_by_side_rows(table: rich_table.Table, rows: tuple[CompareRow, ...],
     :data:`~ocplan.reports.summary.SERVING_COMPARE_ROWS`) some system has: a cell per
     system (its JSON answer) as every surface prints it, its ratio to ``baseline`` and
     the best of the row marked; why a system has no layout in red."""
-    from ocplan.reports.summary import compared_text, present
+    from ocplan.reports.summary import compare_cell, compared_text, present
 
     for row in present(rows, systems):
         key = row.field
+        # a row that shows every system the same value has no best: no star (PUE 1.60 *)
+        tied = len({compare_cell(row, r.get(key), state.currency) for r in systems}) == 1
         table.add_row(row.label, *[
             _side_by_side_cell(compared_text(row, r, baseline, state.currency),
-                               leaders.get(key) == r["name"], "red" if key == "reason" else "")
+                               not tied and leaders.get(key) == r["name"],
+                               "red" if key == "reason" else "")
             for r in systems])
 
 
@@ -1415,7 +1427,7 @@ def compare_cmd(
         _write_linked_report(report_file, render_compare_report(
             f"ocplan compare: {model}", result.as_json()
             | {"budget_note": budget_note(result, state.currency)}, None, state.currency),
-            announce=fmt is not Format.json)
+            announce=fmt is not Format.json, flag="--report")
     if fmt is Format.json:
         _print_json(result.as_json() | _priced(price))
         return
@@ -1481,12 +1493,13 @@ def match_cmd(
     refuse_other_file(workload, "match-workload")
     from ocplan.matching.run import run_match
 
-    result = _in_currency(run_match(_catalog(), workload, objective), workload)
+    result = _in_currency(run_match(_catalog(), workload, objective,
+                                    objective_source="--objective"), workload)
     if report_file is not None:
         from ocplan.reports.html import render_match_report
 
         _write_linked_report(report_file, render_match_report(result.as_json(), None, top),
-                             announce=fmt is not Format.json)
+                             announce=fmt is not Format.json, flag="--report")
     if fmt is Format.json:
         _print_json(result.as_json())
         return
@@ -1505,6 +1518,8 @@ def match_cmd(
                       "-" if m.perf_per_cost is None else f"{m.perf_per_cost:.3g}", notes])
     _print_rows(f"{result.name}: best {min(top, len(result.ranked))} platforms by "
                 f"{result.objective}", headings, cells)
+    if result.objective_note is not None:
+        out.print(_t(result.objective_note))
     out.print(_t("perf/kW: the mix's share one server serves per kW at full load; perf/cost: "
                  f"per million {result.currency} of price (one unit = the whole demand)"))
     refused = [m for m in result.ranked if not m.feasible]
@@ -1929,25 +1944,27 @@ def _to_train(result: Estimate, req: Any, system: System) -> dict[str, float]:
     return api.to_train(result, req.train_tokens, req.price_per_chip_hour, system)
 
 
-def _write_linked_report(out_file: Path, page: str, announce: bool = True) -> None:
+def _write_linked_report(out_file: Path, page: str, announce: bool = True,
+                         flag: str = "--out") -> None:
     """Write a report page that loads Plotly from the shared file beside it, and that
-    file (:data:`~ocplan.reports.html.PLOTLY_FILE`) unless it is already there."""
+    file (:data:`~ocplan.reports.html.PLOTLY_FILE`) unless it is already there; a
+    problem names ``flag``, the option that gave the file."""
     from ocplan.reports.html import PLOTLY_FILE, plotly_js_path
 
-    _check_target(out_file)
+    _check_target(out_file, flag)
     shared = out_file.with_name(PLOTLY_FILE)
-    fresh = _write_shared(shared, plotly_js_path())
-    _write_page(out_file, page, announce=announce)
+    fresh = _write_shared(shared, plotly_js_path(), flag)
+    _write_page(out_file, page, announce=announce, flag=flag)
     if fresh and announce:
         out.print(_t(f"wrote {shared} (Plotly, shared by the reports in that folder)"))
 
 
-def _write_shared(target: Path, source: Path) -> bool:
+def _write_shared(target: Path, source: Path, flag: str = "--out") -> bool:
     """Copy a shared asset beside a report unless the same file is already there;
     whether it was written."""
     if target.exists() and target.stat().st_size == source.stat().st_size:
         return False
-    _write_page(target, source.read_text(encoding="utf-8"), announce=False)
+    _write_page(target, source.read_text(encoding="utf-8"), announce=False, flag=flag)
     return True
 
 
@@ -1999,16 +2016,20 @@ def _check_target(path: Path, flag: str = "--out", folder: bool = True,
         raise SpecError.one(flag, field, f"folder {path.parent} does not exist", str(path))
 
 
-def _write_page(out_file: Path, page: str, announce: bool = True) -> None:
-    """Write a report atomically (a ``.part`` file renamed), or a SpecError naming it."""
-    _check_target(out_file)
+def _write_page(out_file: Path, page: str, announce: bool = True,
+                flag: str = "--out") -> None:
+    """Write a report atomically (a ``.part`` file renamed), or a SpecError naming
+    ``flag``, the option that gave the file, and the file."""
+    _check_target(out_file, flag)
     tmp = out_file.with_name(out_file.name + ".part")
     try:
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(out_file)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise SpecError.one(str(out_file), "--out", f"cannot write the report: {exc}") from None
+        raise SpecError.one(flag, flag.removeprefix("--"),
+                            f"cannot write the report: {exc.strerror or exc}",
+                            str(out_file)) from None
     if announce:
         out.print(_t(f"wrote {out_file} ({format_quantity(len(page.encode()), 'B')})"))
 
@@ -2148,6 +2169,12 @@ def _usage_problem(exc: ClickException, args: Sequence[str], message: str, line:
 
 #: What an option of each Python type takes, for a value typer could not read as one.
 _TAKES: dict[type, str] = {int: "expected a whole number", float: "expected a number"}
+#: What an option takes where its type alone says too little: ``--price`` of a command
+#: that takes one price (estimate, search, report; infer and compare read their own).
+_FLAG_TAKES: dict[str, str] = {
+    "--price": f"one price per chip-hour only, a number from 0 to "
+               f"{MAX_PRICE_PER_CHIP_HOUR:,g} (e.g. 2.5)",
+}
 
 
 def _bad_value(exc: ClickException, args: Sequence[str]) -> Problem | None:
@@ -2164,14 +2191,31 @@ def _bad_value(exc: ClickException, args: Sequence[str]) -> Problem | None:
     annotation = getattr(getattr(exc.param, "type_descriptor", None), "annotation", None)
     kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
     kind = kinds[0] if len(kinds) == 1 else None
+    low, high = getattr(exc.param, "min", None), getattr(exc.param, "max", None)
     if isinstance(kind, type) and issubclass(kind, Enum):
         takes = "expected one of " + ", ".join(repr(str(m.value)) for m in kind)
+    elif kind in (int, float) and (low, high) != (None, None) and _reads_as(kind, value):
+        # a number out of the option's range: say the range, not the type it already is
+        takes = "must be " + " and ".join(
+            f"{word} {bound}" for word, bound in (("at least", low), ("at most", high))
+            if bound is not None)
+    elif flag in _FLAG_TAKES:
+        takes = _FLAG_TAKES[flag]
     elif kind in _TAKES:
         takes = _TAKES[kind]
     else:
         text = " ".join(exc.format_message().split())
         takes = text.removeprefix("Value error, ").rstrip(".")
     return Problem(flag, flag[2:].replace("-", "_"), takes, value)
+
+
+def _reads_as(kind: type, value: str) -> bool:
+    """Whether ``value`` is a valid ``kind`` (int or float) as the command line gives it."""
+    try:
+        kind(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _given(args: Sequence[str], opts: Sequence[str]) -> str | None:

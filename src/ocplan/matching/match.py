@@ -41,8 +41,8 @@ from ocplan.matching.archetypes import (
 from ocplan.matching.platforms import Platform
 from ocplan.units import DEFAULT_CURRENCY
 
-__all__ = ["DEFAULT_PRICE", "Capacity", "MatchRequest", "MatchResult", "Matched", "Predictor",
-           "Query", "match"]
+__all__ = ["DEFAULT_PRICE", "ENERGY_COST", "PRICED_OBJECTIVES", "Capacity", "MatchRequest",
+           "MatchResult", "Matched", "Predictor", "Query", "match", "ranking_objective"]
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 #: The ``prices`` key of the price of every platform not priced by its own or its CPU's id.
@@ -151,12 +151,20 @@ class Matched:
 class MatchResult:
     name: str
     objective: str
+    """What the platforms are ranked by: the request's objective, or the fallback when it
+    cannot be computed (:func:`ranking_objective`)."""
     currency: str
     ranked: tuple[Matched, ...]
     """Feasible platforms best first, then the others with their reasons."""
+    objective_asked: str = ""
+    """The request's objective ('' : the same as :attr:`objective`)."""
+    objective_note: str | None = None
+    """Why the ranking is by another objective than the one asked (None when it is not)."""
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "objective": self.objective, "currency": self.currency,
+        return {"name": self.name, "objective": self.objective,
+                "objective_asked": self.objective_asked or self.objective,
+                "objective_note": self.objective_note, "currency": self.currency,
                 "platforms": [m.as_json() for m in self.ranked]}
 
 
@@ -255,12 +263,43 @@ def _infeasible(base: dict[str, Any], reason: str, capacities: dict[str, Capacit
                    flags=flags)
 
 
+#: Objectives that need a price per server: without one for any platform that can serve
+#: the mix they rank nothing (every TCO and perf/cost is unknown).
+PRICED_OBJECTIVES = ("tco", "perf_per_cost")
+#: The objective a ranking falls back to without server prices when the mix gives an
+#: electricity price: the fleet's energy cost over the horizon (its power at load, the
+#: PUE and that price: the part of TCO that needs no server price).
+ENERGY_COST = "energy_cost"
+
+
+def ranking_objective(req: MatchRequest, feasible: Sequence[Matched]) -> tuple[str, str | None]:
+    """The objective the platforms that can serve the mix are ranked by, and the line
+    that says why when it is not the request's: a priced objective (TCO, perf/cost) with
+    no price for any of them would list them in catalog order under its name; the best
+    objective that can be computed ranks them instead: energy cost when the mix gives an
+    electricity price (``electricity_per_kwh``, above 0), else perf per kW (the default
+    electricity price is no one's bill, and ranks a fleet by its size more than by its
+    efficiency)."""
+    if req.objective not in PRICED_OBJECTIVES or any(m.price_per_server for m in feasible):
+        return req.objective, None
+    electricity = "electricity_per_kwh" in req.model_fields_set and req.electricity_per_kwh > 0
+    used = ENERGY_COST if electricity else "perf_per_watt"
+    why = "no prices given" if not req.prices else \
+        "no price for any platform that can serve the mix"
+    what = (f"energy cost ({req.horizon_years:g} years of power at load, PUE "
+            f"{req.pue:g}, {req.electricity_per_kwh:g} {req.currency}/kWh)"
+            if used == ENERGY_COST else "perf per kW")
+    return used, f"{why}: ranked by {what} instead of {req.objective}"
+
+
 def _key(objective: str) -> Callable[[Matched], tuple[float, ...]]:
     inf = math.inf
 
     def key(m: Matched) -> tuple[float, ...]:
         if objective == "tco":
             return (m.tco if m.tco is not None else inf, m.servers or inf)
+        if objective == ENERGY_COST:
+            return (m.energy_cost if m.energy_cost is not None else inf, m.servers or inf)
         if objective == "perf_per_watt":
             return (-(m.perf_per_watt or 0.0),)
         if objective == "perf_per_cost":
@@ -280,6 +319,9 @@ def match(req: MatchRequest, platforms: Sequence[Platform], predict: Predictor) 
     for (i, archetype), cap in zip(asked, found, strict=True):
         answers[i][archetype] = cap
     rows = [_one(p, req, answers[i]) for i, p in enumerate(platforms)]
-    feasible = sorted((m for m in rows if m.feasible), key=_key(req.objective))
+    served = [m for m in rows if m.feasible]
+    objective, note = ranking_objective(req, served)
+    feasible = sorted(served, key=_key(objective))
     rest = sorted((m for m in rows if not m.feasible), key=lambda m: m.platform)
-    return MatchResult(req.name, req.objective, req.currency, tuple(feasible + rest))
+    return MatchResult(req.name, objective, req.currency, tuple(feasible + rest),
+                       req.objective, note)

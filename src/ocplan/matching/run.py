@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from ocplan.catalog.catalog import Catalog, suggest
 from ocplan.catalog.loader import load_yaml, validate_as
@@ -23,16 +23,29 @@ __all__ = ["run_match"]
 
 
 def run_match(catalog: Catalog, workload: Path | Mapping[str, Any],
-              objective: str | None = None, source: str = "request") -> MatchResult:
+              objective: str | None = None, source: str = "request",
+              objective_source: str = "objective") -> MatchResult:
     """Rank every CPU platform of the catalog for a workload mix (a file or a mapping;
-    see :mod:`ocplan.matching`)."""
+    see :mod:`ocplan.matching`); ``objective`` overrides the mix's, and a bad one is a
+    problem of ``objective_source`` (the flag or field that gave it), not of the mix."""
     if isinstance(workload, Path):
         data, source = load_yaml(workload), str(workload)
     else:
         data = dict(workload)
+    problems: list[Problem] = []
     if objective is not None:
-        data = {**data, "objective": objective}
-    req = validate_as(MatchRequest, data, source)
+        allowed = get_args(MatchRequest.model_fields["objective"].annotation)
+        if objective in allowed:
+            data = {**data, "objective": objective}
+        else:
+            problems.append(Problem(objective_source, "objective", "expected one of "
+                                    + ", ".join(map(repr, allowed)), objective))
+    try:
+        req = validate_as(MatchRequest, data, source)
+    except SpecError as exc:
+        raise SpecError(problems + list(exc.problems)) from None
+    if problems:
+        raise SpecError(problems)
     platforms = catalog_platforms(catalog)
     _check_price_keys(req, platforms, source)
     return match(req, platforms, catalog_predictor(catalog))

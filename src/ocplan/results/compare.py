@@ -34,6 +34,7 @@ from ocplan.workloads.workload import Workload
 
 __all__ = [
     "RATIO_KEYS",
+    "TIE_REL",
     "Budget",
     "BudgetPick",
     "ComparedSystem",
@@ -42,6 +43,7 @@ __all__ = [
     "Ranged",
     "budget_note",
     "compare",
+    "leader",
     "measured",
     "pick_within",
     "ranking_note",
@@ -433,14 +435,30 @@ def _ratios(row: ComparedSystem, base: ComparedSystem) -> dict[str, float | None
     return out
 
 
+#: Values within this share of each other are the same figure (one quantity reached by
+#: two sums differs in its last bits: the PUE of two systems of one facility).
+TIE_REL = 1e-9
+
+
+def leader(scored: Sequence[tuple[float, str]], larger: bool) -> str | None:
+    """The name of the best of two or more (value, name) pairs, larger or smaller being
+    better; None when there are fewer or every value is the same (:data:`TIE_REL`): a
+    row where all systems tie has no best to mark."""
+    if len(scored) < 2:
+        return None
+    values = [v for v, _ in scored]
+    if max(values) - min(values) <= TIE_REL * max(abs(v) for v in values):
+        return None
+    return (max(scored) if larger else min(scored))[1]
+
+
 def _leaders(rows: Sequence[ComparedSystem]) -> dict[str, str]:
     leaders: dict[str, str] = {}
     for key, larger in _LARGER_IS_BETTER.items():
         scored = [(getattr(r, key), r.name) for r in rows
                   if r.feasible and getattr(r, key) is not None]
-        if len(scored) >= 2:
-            pick = max(scored) if larger else min(scored)
-            leaders[key] = pick[1]
+        if (name := leader(scored, larger)) is not None:
+            leaders[key] = name
     return leaders
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocplan.results.compare import Ranged, reach_note, within_reach
+from ocplan.results.compare import Ranged, leader, reach_note, within_reach
 from ocplan.serving.estimate import ServingEstimate
 from ocplan.serving.search import ServingSearch, objective_note
 
@@ -169,8 +169,8 @@ def compare_serving(objective: str, searched: Sequence[ServedInput],
     leaders: dict[str, str] = {}
     for key, larger in SERVING_MEASURES.items():
         scored = [(v, r.name) for r in rows if (v := r.measure(key)) is not None]
-        if len(scored) >= 2:
-            leaders[key] = (max(scored) if larger else min(scored))[1]
+        if (name := leader(scored, larger)) is not None:
+            leaders[key] = name
     base = rows[baseline]
     ratios = {r.name: {k: (a / b if (a := r.measure(k)) is not None
                            and (b := base.measure(k)) else None)

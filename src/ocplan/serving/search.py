@@ -11,6 +11,7 @@ into prefill and decode pools at several ratios.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -24,7 +25,8 @@ from ocplan.serving.plan import ServingPlan
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["SERVING_OBJECTIVES", "ServingSearch", "search_serving", "serving_candidates"]
+__all__ = ["SERVING_OBJECTIVES", "ServingSearch", "search_serving", "serving_candidates",
+           "slo_misses"]
 
 Objective = Literal["throughput", "goodput"]
 #: Disaggregated splits tried per aggregated layout.
@@ -141,12 +143,40 @@ def _tpot(e: ServingEstimate) -> float:
     return e.tpot_s
 
 
-def _score(e: ServingEstimate, objective: str) -> float:
+def slo_misses(e: ServingEstimate, workload: ServingWorkload
+               ) -> list[tuple[float, str, float | None, float]]:
+    """(latency / limit, name, latency, limit) of each latency limit ``workload`` sets,
+    largest ratio first, for a feasible estimate: at the SLO's statistic where the
+    estimate has it, else the means, as the SLO is judged (an unbounded queue, no TTFT,
+    misses by inf)."""
+    pairs = (("TTFT", e.ttft_stat_s if e.ttft_stat_s is not None else e.ttft_s,
+              workload.slo_ttft_s),
+             ("TPOT", e.tpot_stat_s if e.tpot_stat_s is not None else e.tpot_s,
+              workload.slo_tpot_s))
+    misses = [(math.inf if got is None else got / limit, name, got, limit)
+              for name, got, limit in pairs if limit is not None]
+    return sorted(misses, key=lambda m: -m[0])
+
+
+def _worst_miss(e: ServingEstimate, workload: ServingWorkload) -> float:
+    """How far a feasible estimate's latencies are from the limits: the largest ratio
+    (1 or less: within them; 0 without limits)."""
+    misses = slo_misses(e, workload) if e.feasible else []
+    return misses[0][0] if misses else 0.0
+
+
+def _score(e: ServingEstimate, objective: str, workload: ServingWorkload) -> float:
+    """What ranks ``e``, higher first: output tokens/s per chip, or for ``goodput`` the
+    SLO goodput per chip (requests/s): the highest rate within the limits where the
+    estimate has it, else (a disaggregated deployment, judged at the load it is given)
+    the rate it serves if its latencies keep within them, 0 if not."""
     if not e.feasible:
         return -1.0
-    if objective == "goodput" and e.slo_rate_per_s is not None:
+    if objective != "goodput":
+        return e.output_tokens_per_s_per_chip
+    if e.slo_rate_per_s is not None:
         return e.slo_rate_per_s / e.chips
-    return e.output_tokens_per_s_per_chip
+    return e.requests_per_s / e.chips if _worst_miss(e, workload) <= 1.0 else 0.0
 
 
 def search_serving(workload: ServingWorkload, system: System, chips: int,
@@ -164,5 +194,7 @@ def search_serving(workload: ServingWorkload, system: System, chips: int,
         except Infeasible:
             continue
         results.append(estimate_serving(workload, plan, system, calibration, serving))
-    results.sort(key=lambda e: -_score(e, objective))
+    # layouts of equal goodput (none meets the limits: all 0) by how far they miss them
+    results.sort(key=lambda e: (-_score(e, objective, workload),
+                                _worst_miss(e, workload) if objective == "goodput" else 0.0))
     return ServingSearch(objective, tuple(results))
