@@ -388,3 +388,35 @@ def test_a_ttft_limit_no_load_meets_names_the_first_token_not_a_tpot() -> None:
     taken = float(est.slo_reason.split("already takes ")[1].split(" ms")[0]) / 1e3
     assert est.ttft_s is not None
     assert taken <= est.ttft_s <= 1.2 * taken
+
+
+def test_a_disaggregated_goodput_is_a_request_rate_not_tokens() -> None:
+    """A disaggregated layout has no SLO search of its own: under a goodput ranking it
+    had scored its output tokens/s per chip (hundreds) against the others' requests/s
+    per chip (a few) and topped every search; it scores the rate it serves within the
+    limits, requests/s per chip."""
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.catalog.system import system_for_chip
+    from ocplan.serving.search import search_serving
+    from ocplan.workloads.serving import ServingWorkload
+    from ocplan.workloads.shape import ModelShape
+
+    cat = load_catalog()
+    wl = ServingWorkload(ModelShape.from_arch(cat.model("llama3-8b")), 2000, 200,
+                         load="poisson", rate_per_s=8.0, slo_ttft_s=0.5, slo_tpot_s=0.03)
+    found = search_serving(wl, system_for_chip(cat, "h100-sxm-80gb", 8), 8,
+                           objective="goodput", disaggregate=True)
+    split = [e for e in found.results if e.feasible and e.plan.prefill_chips]
+    whole = [e for e in found.results if e.feasible and not e.plan.prefill_chips]
+    assert split
+    assert whole
+    assert found.best.plan.prefill_chips is None
+    assert found.best.slo_rate_per_s is not None
+    # the first disaggregated row comes after every aggregated one whose SLO rate per
+    # chip beats the rate it serves
+    first = found.results.index(split[0])
+    served = split[0].requests_per_s / split[0].chips
+    for e in whole:
+        assert e.slo_rate_per_s is not None
+        if e.slo_rate_per_s / e.chips > served:
+            assert found.results.index(e) < first
