@@ -215,7 +215,9 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
                      + ("" if result.slo_reason is None else f" ({result.slo_reason})")))
     if result.iteration is not None:
         it = result.iteration
-        rows.append(("iteration", _q(it.total_s, "s")))
+        # the mean over the load's iterations, prompt chunks included (a request's TPOT
+        # counts only the others' prompts: it can be shorter)
+        rows.append(("iteration, mean", _q(it.total_s, "s")))
         rows += [(f"  {label}", _q(getattr(it, key), "s"))
                  for key, label in BREAKDOWN_LABELS.items()]
     if result.memory is not None:
