@@ -99,3 +99,22 @@ def test_static_wave_ttft_is_the_mean_over_its_prompts() -> None:
     assert est.ttft_s is not None
     prefill = 64 * 200 / est.output_tokens_per_s - 200 * est.tpot_s
     assert 0.45 * prefill < est.ttft_s < 0.55 * prefill
+
+
+def test_the_simulation_times_a_pipelined_token_over_every_stage() -> None:
+    """A pipelined instance's token takes ``p`` stage times: the simulation had timed it
+    by one stage (pp 8: 6.7 ms against the steady state's 53 ms). A lone request and a
+    light Poisson load now agree with the steady state on TPOT at every depth."""
+    import numpy as np
+
+    from ocplan.serving.dynamics import simulate_serving
+
+    system = system_for_chip(CAT, "h200-sxm-141gb", 8)
+    shape = ModelShape.from_arch(CAT.model("llama3-70b"))
+    for pp in (1, 8):
+        plan = ServingPlan(tp=8 // pp, pp=pp)
+        wl = ServingWorkload(shape, 1000, 200, load="poisson", rate_per_s=0.5)
+        est = estimate_serving(wl, plan, system)
+        sim = simulate_serving(wl, plan, system, requests=300)
+        assert sim is not None
+        assert float(np.nanmean(sim.result.tpot_s)) == pytest.approx(est.tpot_s, rel=0.05)
