@@ -106,6 +106,9 @@ RATE_BISECTIONS = 8
 ZERO_LOAD_SHARE = 1e-6
 #: Floor of a divisor that may be zero (no prompt chunks, no spread).
 _TINY = 1e-30
+#: Slack under a whole count before rounding it up (a prompt that ends exactly at an
+#: iteration's end is that iteration's, not the next: floating-point products).
+_CEIL_SLACK = 1e-9
 #: Largest feedback elasticity of the step on the batch used for the batch's spread
 #: (beyond it the queue is near saturation and the variance formula diverges).
 MAX_ELASTICITY = 0.9
@@ -347,7 +350,7 @@ def _mean_last_chunk(b: float, tokens_per_prompt: float) -> float:
     are cut into them in order: ``mean_j ceil(j I / Q)``, ``j = 1 .. b`` (a fractional
     ``b``, a wave of a fractional batch per instance, rounds up)."""
     j = np.arange(1.0, math.ceil(b) + 1.0)
-    return float(np.mean(np.ceil(j * tokens_per_prompt - 1e-9)))
+    return float(np.mean(np.ceil(j * tokens_per_prompt - _CEIL_SLACK)))
 
 
 def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPoint:
