@@ -159,6 +159,42 @@ def test_a_grown_sweep_runs_only_the_new_tasks(clean: tuple[Path, Path, SweepRep
     assert db_count(copy) == (N_TASKS + 2, N_TASKS + 2)
 
 
+@pytest.mark.parametrize(("stored", "why"), [
+    ("{not json", "its stored JSON does not parse"),
+    ("[]", "its stored result is not a JSON object"),
+    ('{"best": {"tokens_per_s_per_chip": "abc"}}', "its stored tokens_per_s_per_chip is not"),
+])
+def test_a_damaged_stored_row_is_named_not_a_traceback(
+        clean: tuple[Path, Path, SweepReport], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], stored: str, why: str) -> None:
+    """A row edited or damaged in the store (a QA pass wrote three kinds) had crashed
+    ``ocplan sweep`` with a traceback: one line names the store, the row and what to do."""
+    sweep_file, db, report = clean
+    copy = tmp_path / "damaged.db"
+    shutil.copyfile(db, copy)
+    key = report.tasks[0].key
+    with contextlib.closing(sqlite3.connect(copy)) as con:
+        con.execute("UPDATE results SET result = ? WHERE key = ?", (stored, key))
+        con.commit()
+    rc = main(["sweep", str(sweep_file), "--db", f"sqlite:///{copy}"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert f"sqlite:///{copy}" in lines[0]
+    assert key[:20] in lines[0]
+    assert why in lines[0]
+    # deleting the row, as the line says, runs its task again
+    with contextlib.closing(sqlite3.connect(copy)) as con:
+        con.execute("DELETE FROM results WHERE key = ?", (key,))
+        con.commit()
+    with open_store(f"sqlite:///{copy}") as store:
+        again = run_sweep(load_sweep(sweep_file), store, "local", workers=1)
+        assert again.ran == frozenset({key})
+        assert len(again.summaries(store)) == N_TASKS
+
+
 # ---- (b) the Ray backend on a real local cluster ----------------------------------------
 
 def _free_ports(n: int) -> list[int]:

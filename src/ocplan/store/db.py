@@ -30,7 +30,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,11 +51,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ocplan.errors import SpecError
+from ocplan.errors import Problem, SpecError
 from ocplan.version import code_version
 
 __all__ = ["DEFAULT_URL", "Store", "StoredResult", "Transaction", "canonical_json",
-           "content_key", "open_engine", "open_store", "to_json"]
+           "content_key", "damaged_row", "open_engine", "open_store", "to_json"]
 
 DEFAULT_URL = "sqlite:///ocplan.db"
 #: The scheme in front of a URL (RFC 3986 §3.1), which a plain file path lacks.
@@ -230,15 +230,30 @@ class Store:
             return None if row is None else StoredResult._of(row)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, StoredResult]:
-        """The stored rows among ``keys``, by key."""
+        """The stored rows among ``keys``, by key; a SpecError naming the rows whose
+        stored JSON no longer parses (a damaged or hand-edited store)."""
         wanted = list(dict.fromkeys(keys))
         found: dict[str, StoredResult] = {}
-        with Session(self._engine) as session:
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start:start + _IN_CHUNK]
-                for row in session.scalars(select(_ResultRow).where(_ResultRow.key.in_(chunk))):
-                    found[row.key] = StoredResult._of(row)
+        try:
+            with Session(self._engine) as session:
+                for start in range(0, len(wanted), _IN_CHUNK):
+                    chunk = wanted[start:start + _IN_CHUNK]
+                    for row in session.scalars(
+                            select(_ResultRow).where(_ResultRow.key.in_(chunk))):
+                        found[row.key] = StoredResult._of(row)
+        except ValueError:  # json.JSONDecodeError: find which rows, one by one
+            raise SpecError([damaged_row(self.url, key, "its stored JSON does not parse")
+                             for key in self._unparsable(wanted)]) from None
         return found
+
+    def _unparsable(self, keys: Sequence[str]) -> list[str]:
+        bad = []
+        for key in keys:
+            try:
+                self.get(key)
+            except ValueError:
+                bad.append(key)
+        return bad
 
     def stored_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of ``keys`` are stored."""
@@ -262,6 +277,13 @@ class Store:
     def count(self) -> int:
         with Session(self._engine) as session:
             return int(session.scalar(select(func.count()).select_from(_ResultRow)) or 0)
+
+
+def damaged_row(url: str, key: str, why: str) -> Problem:
+    """The problem of a stored row that cannot be used: its store, its key and how to go
+    on (delete the row, and the task that wrote it runs again)."""
+    return Problem(url, "results", f"{why}; delete this row (the task that stored it "
+                   "runs again) or use another store", key)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

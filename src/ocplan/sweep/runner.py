@@ -37,7 +37,7 @@ from ocplan.errors import SpecError
 from ocplan.facility import system_findings
 from ocplan.plan.search import search
 from ocplan.results.compare import Contender, measured
-from ocplan.store.db import Store, StoredResult, to_json
+from ocplan.store.db import Store, StoredResult, damaged_row, to_json
 from ocplan.sweep.spec import Sweep, SweepSpec, SweepTask, expand_sweep
 from ocplan.version import code_version, source_digest
 
@@ -125,17 +125,42 @@ class SweepReport:
                 "failed": len(self.failed)}
 
     def summaries(self, store: Store) -> list[TaskSummary]:
-        """Each task in grid order with its stored best layout."""
+        """Each task in grid order with its stored best layout; a SpecError naming every
+        stored row that is not a sweep result (a damaged or hand-edited store)."""
         stored = store.get_many(t.key for t in self.tasks)
         out: list[TaskSummary] = []
+        damaged = []
         for t in self.tasks:
             row: StoredResult | None = stored.get(t.key)
             status: Status = ("failed" if t.key in self.failed
                               else "new" if t.key in self.ran else "stored")
+            why = None if row is None else _unreadable(row.result)
+            if why is not None:
+                damaged.append(damaged_row(store.url, t.key, why))
+                continue
             best = row.result.get("best") if row is not None else None
             columns = row.result.get("row") if row is not None else None
             out.append(TaskSummary(t, status, self.failed.get(t.key), best, columns))
+        if damaged:
+            raise SpecError(damaged)
         return out
+
+
+#: The figure every stored best layout has, read back as a number.
+_KEY_FIGURE = "tokens_per_s_per_chip"
+
+
+def _unreadable(result: object) -> str | None:
+    """Why a stored result is not a sweep result (None when it is): an object whose
+    ``best`` and ``row`` are objects or null, the best with its rate a number."""
+    if not isinstance(result, dict):
+        return "its stored result is not a JSON object"
+    best, row = result.get("best"), result.get("row")
+    if not isinstance(best, dict | None) or not isinstance(row, dict | None):
+        return "its stored best layout is not a JSON object"
+    if best is not None and not isinstance(best.get(_KEY_FIGURE), int | float):
+        return f"its stored {_KEY_FIGURE} is not a number"
+    return None
 
 
 def _delay_from_env() -> float:
