@@ -199,3 +199,28 @@ def test_the_ranking_on_a_narrow_terminal_keeps_every_name_whole() -> None:
     assert len(lines) == min(10, len(ranked))
     for i, (line, m) in enumerate(zip(lines, ranked, strict=False), 1):
         assert line.startswith(f"{i}. {m['platform']}: servers {m['servers']:,}"), line
+
+
+def test_a_mix_no_platform_can_serve_is_a_no(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    """A mix no platform can serve (a 1 W rack) had printed an empty ranking "by
+    energy_cost", said its prices were missing and exited 0: it says no platform can
+    serve it, keeps the asked objective and exits 1, as every "no" answer does."""
+    from clikit import run
+
+    text = (Path(__file__).resolve().parents[1] / "examples" / "cloud-mix.yaml").read_text(
+        encoding="utf-8").replace("rack_power: 20 kW", "rack_power: 1 W")
+    assert "rack_power: 1 W" in text
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(text, encoding="utf-8")
+    rc, out, _ = run(capsys, "match", "--workload", mix)
+    assert rc == 1
+    assert "no platform can serve the mix" in out
+    assert "instead of" not in out
+    rc, out, _ = run(capsys, "match", "--workload", mix, "-f", "json")
+    assert rc == 1
+    data = json.loads(out)
+    assert data["objective"] == data["objective_asked"]
+    assert data["objective_note"] is None
+    assert data["platforms"]
+    assert not any(m["feasible"] for m in data["platforms"])

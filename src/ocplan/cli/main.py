@@ -1500,8 +1500,11 @@ def match_cmd(
 
         _write_linked_report(report_file, render_match_report(result.as_json(), None, top),
                              announce=fmt is not Format.json, flag="--report")
+    served = any(m.feasible for m in result.ranked)
     if fmt is Format.json:
         _print_json(result.as_json())
+        if not served:  # the answer is "no": no platform serves the mix
+            raise typer.Exit(1)
         return
     headings = ["#", "platform", "servers", "binding", "power at load", "TCO", "perf/kW",
                 "perf/cost", "notes"]
@@ -1516,8 +1519,11 @@ def match_cmd(
                       "-" if m.tco is None else format_money(m.tco, result.currency),
                       "-" if m.perf_per_watt is None else f"{m.perf_per_watt:.3g}",
                       "-" if m.perf_per_cost is None else f"{m.perf_per_cost:.3g}", notes])
-    _print_rows(f"{result.name}: best {min(top, len(result.ranked))} platforms by "
-                f"{result.objective}", headings, cells)
+    if served:
+        _print_rows(f"{result.name}: best {min(top, len(result.ranked))} platforms by "
+                    f"{result.objective}", headings, cells)
+    else:
+        out.print(_styled((f"{result.name}: no platform can serve the mix", "red")))
     if result.objective_note is not None:
         out.print(_t(result.objective_note))
     out.print(_t("perf/kW: the mix's share one server serves per kW at full load; perf/cost: "
@@ -1527,6 +1533,8 @@ def match_cmd(
         out.print(_t(f"{len(refused)} platform(s) cannot serve it: " + "; ".join(
             f"{m.platform} ({m.reason})" for m in refused[:5])
             + (" ..." if len(refused) > 5 else "")))
+    if not served:  # the answer is "no": no platform serves the mix
+        raise typer.Exit(1)
 
 
 def _in_currency(result: MatchResult, workload: Path) -> MatchResult:

@@ -280,8 +280,9 @@ def ranking_objective(req: MatchRequest, feasible: Sequence[Matched]) -> tuple[s
     electricity price (``electricity_per_kwh``, above 0), else perf per kW (the default
     electricity price is no one's bill, and ranks a fleet by its size more than by its
     efficiency)."""
-    if req.objective not in PRICED_OBJECTIVES or any(m.price_per_server for m in feasible):
-        return req.objective, None
+    if (req.objective not in PRICED_OBJECTIVES or not feasible
+            or any(m.price_per_server for m in feasible)):
+        return req.objective, None  # nothing to rank (none can serve the mix) or priced
     electricity = "electricity_per_kwh" in req.model_fields_set and req.electricity_per_kwh > 0
     used = ENERGY_COST if electricity else "perf_per_watt"
     why = "no prices given" if not req.prices else \
