@@ -595,3 +595,26 @@ def test_uneven_rail_groups_agree_between_graph_and_numbers(tmp_path: Path) -> N
     assert numbers.bisection_Bps == pytest.approx(graph.bisection_Bps)
     assert numbers.diameter_hops == graph.diameter_hops
     assert (numbers.nodes, numbers.links) == (graph.nodes, graph.links)
+
+
+def test_a_multi_port_endpoint_takes_a_leaf_port_per_link() -> None:
+    """A Gaudi 3's three 200G ports on a 200G fabric are three leaf ports: a tree that
+    gave each chip one port had 3 x 64 endpoint links on leaves of radix 128 (3:1
+    oversubscribed, silently) and a third of the non-blocking bisection."""
+    system = load_system(EXAMPLES / "gaudi3-1024-air.yaml", load_catalog())
+    shape = scale_out_shape(system)
+    assert shape is not None
+    assert shape.ports_per_endpoint == 3
+    # every leaf fits its radix and is non-blocking
+    assert shape.down_per_leaf * 3 + shape.up_per_leaf <= shape.radix
+    assert shape.up_per_leaf >= shape.down_per_leaf * 3
+    summary = summarize(system)
+    assert summary.bisection_Bps == pytest.approx(1024 * 75e9 / 2, rel=1e-9)
+    # the ports shape: 3072 of them at <= 64 a leaf need 48 leaves or more
+    assert shape.leaf_groups * shape.leaves_per_rail >= 3072 // 64
+
+
+def test_a_port_per_endpoint_keeps_the_single_port_tree() -> None:
+    assert fat_tree_shape(128 * 8, 8, 64, ports=1) == fat_tree_shape(128 * 8, 8, 64)
+    two = fat_tree_shape(128 * 8, 8, 64, ports=2)
+    assert (two.down_per_leaf, two.up_per_leaf) == (16, 32)

@@ -268,7 +268,7 @@ def cluster_size(system: System) -> GraphSize:
         nics, nic_bw = nic_Bps(system)
         nodes += nics
         edges += max(nics, n) + nics
-        links += max(nics, n) + nics * max(1, round(nic_bw / system.fabric.link_bandwidth))
+        links += max(nics, n) + nics * endpoint_links(nic_bw, system.fabric.link_bandwidth)
         rails, per_rail = leaves_per_rail_used(system, shape)
         leaves = rails * per_rail
         fabric_nodes = leaves + shape.spines
@@ -343,7 +343,7 @@ class FatTreeShape:
     endpoints: int
     radix: int
     down_per_leaf: int
-    """Endpoint ports a leaf serves."""
+    """Endpoints a leaf serves (each with :attr:`ports_per_endpoint` leaf ports)."""
     up_per_leaf: int
     """Ports a leaf gives to the spine tier."""
     leaves_per_rail: int
@@ -353,6 +353,9 @@ class FatTreeShape:
     """Rails that share one leaf: a rail of fewer endpoints than a leaf's down ports (a
     rack-scale server's 72 NICs are 72 rails of one endpoint per rack) shares its leaf
     with the next rails, each still reaching its own rail on that leaf."""
+    ports_per_endpoint: int = 1
+    """Fabric links of one endpoint: a NIC or a chip with several ports at the fabric's
+    link rate (a Gaudi 3's three 200G ports on a 200G fabric) takes that many leaf ports."""
 
     @property
     def leaf_groups(self) -> int:
@@ -365,11 +368,15 @@ class FatTreeShape:
 
 
 def fat_tree_shape(endpoints: int, rails: int, radix: int,
-                   oversubscription: float = 1.0) -> FatTreeShape:
-    """Leaves and spines for ``endpoints`` NIC ports spread over ``rails`` rails.
+                   oversubscription: float = 1.0, ports: int = 1) -> FatTreeShape:
+    """Leaves and spines for ``endpoints`` NICs (of ``ports`` fabric links each) spread
+    over ``rails`` rails.
 
-    A leaf serves at most ``radix * o / (1 + o)`` endpoints and gives
-    ``ceil(served / o)`` ports to the spines (o = oversubscription, 1 = non-blocking).
+    A leaf gives at most ``radix * o / (1 + o)`` ports to endpoints, so serves that many
+    over ``ports`` endpoints, and gives ``ceil(served ports / o)`` ports to the spines
+    (o = oversubscription, 1 = non-blocking; session 42: a multi-port endpoint had taken
+    one leaf port, so a Gaudi 3 tree's leaves ran 3:1 oversubscribed and its switches and
+    bisection were a third of the non-blocking tree's).
     Rails with fewer endpoints than that share leaves, as many whole rails per leaf as
     fit (NVIDIA's GB200 SuperPOD puts 8 racks' rails on shared leaves, not 72 rails on
     72 leaves). Everything on one switch needs no spines. The spine tier is one level
@@ -379,18 +386,20 @@ def fat_tree_shape(endpoints: int, rails: int, radix: int,
     assert endpoints >= 1
     assert rails >= 1
     assert radix >= 2
+    assert ports >= 1
     per_rail = -(-endpoints // rails)
-    if rails * per_rail <= radix:
-        return FatTreeShape(rails, endpoints, radix, per_rail, 0, 1, 0, 1, rails)
-    max_down = max(1, int(radix * oversubscription / (1 + oversubscription)))
+    if rails * per_rail * ports <= radix:
+        return FatTreeShape(rails, endpoints, radix, per_rail, 0, 1, 0, 1, rails, ports)
+    max_down = max(1, int(radix * oversubscription / (1 + oversubscription)) // ports)
     group = max(1, min(rails, max_down // per_rail))
     leaves = -(-per_rail // max_down)
     down = -(-per_rail // leaves)
-    up = max(1, math.ceil(group * down / oversubscription))
+    up = max(1, math.ceil(group * down * ports / oversubscription))
     groups = -(-rails // group)
     spines = max(1, -(-(groups * leaves * up) // radix))
     tiers = 2 if groups * leaves <= radix else 3
-    return FatTreeShape(rails, endpoints, radix, down, up, leaves, spines, tiers, group)
+    return FatTreeShape(rails, endpoints, radix, down, up, leaves, spines, tiers, group,
+                        ports)
 
 
 def rail_optimized(system: System) -> bool:
@@ -406,12 +415,19 @@ def scale_out_shape(system: System) -> FatTreeShape | None:
     of a server."""
     spec = system.spec.scale_out
     fabric = system.fabric
-    endpoints, _ = nic_Bps(system)
+    endpoints, each = nic_Bps(system)
     if fabric is None or endpoints == 0 or (spec is not None and spec.topology == "none"):
         return None
     return fat_tree_shape(endpoints * system.num_servers,
                           endpoints if rail_optimized(system) else 1,
-                          fabric.switch.radix, spec.oversubscription if spec else 1.0)
+                          fabric.switch.radix, spec.oversubscription if spec else 1.0,
+                          endpoint_links(each, fabric.link_bandwidth))
+
+
+def endpoint_links(endpoint_Bps: float, link_Bps: float) -> int:
+    """Fabric links one endpoint of ``endpoint_Bps`` uses on links of ``link_Bps`` (at
+    least 1): its ports, each trained to the link rate (:func:`nic_Bps`)."""
+    return max(1, round(endpoint_Bps / link_Bps))
 
 
 def cpu_of_chip(i: int, n: int, sockets: int) -> int:
