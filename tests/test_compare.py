@@ -260,3 +260,17 @@ def test_a_measure_every_system_ties_on_has_no_leader() -> None:
     assert leader([(1.6, "a"), (1.3, "b")], larger=False) == "b"
     assert leader([(1.6, "a"), (1.3, "b")], larger=True) == "a"
     assert leader([(1.6, "a")], larger=True) is None
+
+
+def test_a_budget_names_why_a_row_has_no_estimate(capsys: pytest.CaptureFixture[str]) -> None:
+    """A system that fails its checks has no estimate: the budget line had said it 'has
+    no layout that fits' where its own row said it is invalid."""
+    from clikit import run
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    rc, out, _ = run(capsys, "compare", examples / "mx1-8oam-air.yaml",
+                     examples / "nf5698g7-mi300x.yaml", "--model", "llama3-8b", "--chips", 8,
+                     "--global-batch", 256, "--train-tokens", "100B", "--deadline", "30 days")
+    text = " ".join(out.split())
+    assert "NF5698G7 with 8 x MI300X has no estimate: invalid: the system fails" in text
+    assert "MI300X has no layout that fits" not in text

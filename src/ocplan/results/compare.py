@@ -229,9 +229,8 @@ def budget_note(result: Comparison, currency: str) -> str | None:
               if budget.max_facility_power_W is not None else ""]
     head = "budget (" + ", ".join(x for x in limits if x) + "): "
     if pick.name is None:
-        over = "; ".join(f"{name} has no layout that fits" if b == ("feasible",)
-                         else f"{name} breaks {', '.join(b)}"
-                         for name, b in pick.broken.items())
+        reasons = {r.name: r.reason for r in result.systems}
+        over = "; ".join(_unmet(name, b, reasons.get(name)) for name, b in pick.broken.items())
         return head + f"no row meets it ({over})"
     row = next(r for r in result.systems if r.name == pick.name)
     wall = _wall_s(row)
@@ -241,6 +240,16 @@ def budget_note(result: Comparison, currency: str) -> str | None:
     within = len(result.systems) - len(pick.broken)
     return (head + f"{pick.name}, the {pick.by} of the {within} row(s) within it: "
             + ", ".join(x for x in facts if x))
+
+
+def _unmet(name: str, broken: tuple[str, ...], reason: str | None) -> str:
+    """How a row misses a budget: the limits it breaks, or, with no estimate, why it has
+    none (its own reason: a system that fails its checks, or no layout that fits)."""
+    if broken != ("feasible",):
+        return f"{name} breaks {', '.join(broken)}"
+    if reason is None:
+        return f"{name} has no layout that fits"
+    return f"{name} has no estimate: {reason}"
 
 
 @dataclass(frozen=True)
