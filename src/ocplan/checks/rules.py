@@ -24,7 +24,7 @@ from ocplan.topology.cluster import PCIE_LANE_Bps, chip_scale_out_Bps, nic_Bps, 
 from ocplan.topology.power import power_budget, psu_capacity_W
 from ocplan.units import format_quantity
 
-__all__ = ["RULES", "Finding", "Rule", "Severity", "refusal", "run_rules"]
+__all__ = ["REFUSED", "RULES", "Finding", "Rule", "Severity", "refusal", "run_rules"]
 
 Rule = Callable[[System], list[Finding]]
 
@@ -463,6 +463,11 @@ def run_rules(system: System) -> list[Finding]:
     return sorted(findings, key=lambda f: (order[f.severity], f.rule))
 
 
+#: How every refusal (:func:`refusal`) starts, so a reader of a result can tell a
+#: system refused for its checks from a layout that does not fit.
+REFUSED = "invalid: the system fails "
+
+
 def refusal(findings: Sequence[Finding]) -> str | None:
     """Why a system with error findings is not estimated (None when it has none): the
     reason every estimate, search, comparison and report gives unless the user allows an
@@ -476,5 +481,5 @@ def refusal(findings: Sequence[Finding]) -> str | None:
     failed = f"{len(rules)} check{'s' * (len(rules) > 1)}"
     if len(errors) > len(rules):
         failed += f" with {len(errors)} errors"
-    return (f"invalid: the system fails {failed} ({', '.join(rules)}: "
+    return (f"{REFUSED}{failed} ({', '.join(rules)}: "
             f"{errors[0].message}); see ocplan check")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ocplan.catalog.system import System
-from ocplan.checks.rules import Finding, refusal
+from ocplan.checks.rules import REFUSED, Finding, refusal
 from ocplan.facility import facility_plan, system_findings
 from ocplan.plan.calibration import calibration_note, format_likely, load_calibration
 from ocplan.plan.estimate import Estimate
@@ -244,12 +244,12 @@ def budget_note(result: Comparison, currency: str) -> str | None:
 
 def _unmet(name: str, broken: tuple[str, ...], reason: str | None) -> str:
     """How a row misses a budget: the limits it breaks, or, with no estimate, why it has
-    none (its own reason: a system that fails its checks, or no layout that fits)."""
+    none: a system refused for its checks (its own reason), else no layout that fits."""
     if broken != ("feasible",):
         return f"{name} breaks {', '.join(broken)}"
-    if reason is None:
-        return f"{name} has no layout that fits"
-    return f"{name} has no estimate: {reason}"
+    if reason is not None and reason.startswith(REFUSED):
+        return f"{name} has no estimate: {reason}"
+    return f"{name} has no layout that fits"
 
 
 @dataclass(frozen=True)
