@@ -559,6 +559,10 @@ def test_search_cancel(client: httpx.Client) -> None:
     ({"chip": None}, ["chip"]),
     ({"train_tokens": -5}, ["train_tokens = -5"]),
     ({"tp": 2}, ["tp"]),
+    # a count beyond the system's chips: 422 naming the request's field (it had been a
+    # 202 and then a job error naming the command line's --chip-counts)
+    ({"chip_counts": [16, 128]}, ["request: chip_counts = 128: must be between 1 and the "
+                                  "system's 64 chips"]),
 ])
 def test_search_bad_input_fails_before_the_job(client: httpx.Client, change: dict[str, Any],
                                                needles: list[str]) -> None:
@@ -710,3 +714,11 @@ def test_50_concurrent_scenario_saves(serve: Any, tmp_path: Path) -> None:
     assert sorted(name for (name,) in rows) == sorted(f"scenario {i}" for i in range(50))
     with httpx.Client(base_url=base, timeout=60) as c:
         assert len(c.get("/api/scenarios").json()) == 50
+
+
+def test_compare_chip_counts_fail_before_the_job(client: httpx.Client) -> None:
+    """A comparison's counts beyond a system's chips were found only inside its job."""
+    bad(client.post("/api/compare", json={"model": "llama3-8b",
+                                           "systems": [{"chip": "h100-sxm-80gb"}],
+                                           "chip_counts": [8, 99999]}),
+        "chip_counts = 99999")

@@ -106,6 +106,8 @@ __all__ = [
     "InferView",
     "SearchRequest",
     "SensitivityRequest",
+    "check_chip_counts",
+    "check_compare",
     "check_module",
     "check_system",
     "compare_systems",
@@ -364,6 +366,24 @@ def compare_systems(catalog: Catalog, req: CompareRequest,
     if not out:
         raise SpecError.one(source, "systems", "give at least one system file or chip id")
     return out
+
+
+def check_chip_counts(counts: Sequence[int] | None, system: System,
+                      source: str = "request") -> None:
+    """A SpecError naming every chip count of a search beyond the system's chips, so a
+    request fails when it is read (the workbench answers 422 before it queues a job)."""
+    problems = [Problem(source, "chip_counts", f"must be between 1 and the system's "
+                                               f"{system.num_chips} chips", n)
+                for n in counts or () if n > system.num_chips]
+    if problems:
+        raise SpecError(problems)
+
+
+def check_compare(req: CompareRequest, systems: Sequence[tuple[str, System]],
+                  source: str = "request") -> None:
+    """Every problem of a comparison's chips and prices, raised when it is read (what
+    :func:`run_compare` would find once its job runs)."""
+    _contenders(req, systems, source)
 
 
 def _contenders(req: CompareRequest, systems: Sequence[tuple[str, System]],

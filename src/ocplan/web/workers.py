@@ -258,6 +258,7 @@ def search_check_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
     def compute() -> dict[str, Any]:
         req = validate_as(api.SearchRequest, body, "request")
         system = api.job_system(_catalog(catalog_dirs), req.chip, req.system, req.chips)
+        api.check_chip_counts(req.chip_counts, system)
         api.guard(system, req.allow_invalid)  # an invalid system is refused now
         return {"system": system.spec.name, "chips": system.num_chips}
     return _answer(compute, "request")
@@ -269,6 +270,7 @@ def compare_check_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
     def compute() -> dict[str, Any]:
         req = validate_as(api.CompareRequest, body, "request")
         systems = api.compare_systems(_catalog(catalog_dirs), req)
+        api.check_compare(req, systems)
         return {"systems": [name for name, _ in systems]}
     return _answer(compute, "request")
 
