@@ -105,8 +105,9 @@ def cluster_outlook(result: Estimate, workload: Workload, system: System,
     elif not result.feasible:
         reason = "the layout cannot run"
     elif system.spec.storage is None:
-        reason = ("the system file names no checkpoint storage (storage: kind, "
-                  "write_bandwidth, read_bandwidth); goodput needs its bandwidth")
+        reason = ("no checkpoint storage is named (a system file's storage: kind, "
+                  "write_bandwidth, read_bandwidth; a chip id's default system has none); "
+                  "goodput needs its bandwidth")
     else:
         opts = replace(options or GoodputOptions(), power_W=job_W,
                        price_per_chip_hour=price_per_chip_hour)
