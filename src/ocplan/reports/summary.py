@@ -227,7 +227,8 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
                                         f"{_q(mem.reserve_bytes, 'B')} of "
                                         f"{_q(mem.capacity_bytes, 'B')}"))
     rows += [(POWER_LABEL, _q(result.power_W, "W")),
-             ("energy per million output tokens", "-" if result.energy_per_mtok_J is None
+             ("energy per million output tokens (IT at TDP)",
+              "-" if result.energy_per_mtok_J is None
               else format_energy(result.energy_per_mtok_J))]
     if cost_per_mtok is not None:
         rows.append(("cost per million output tokens", format_money(cost_per_mtok, currency)))
@@ -347,7 +348,7 @@ SERVING_COMPARE_ROWS: tuple[CompareRow, ...] = (
     CompareRow("slo_rate_per_s_per_chip", "SLO goodput, req/s per chip",
                lambda v, _c: f"{v:,.3f}"),
     CompareRow("cost_per_mtok", "cost per million output tokens", _money),
-    CompareRow("energy_per_mtok_J", "energy per million output tokens", _energy),
+    CompareRow("energy_per_mtok_J", "energy per million output tokens (IT at TDP)", _energy),
     CompareRow("power_W", "IT power at TDP", _watts),
     CompareRow("bound", "bound", _text),
     CompareRow("reason", "why infeasible", _text),
