@@ -58,3 +58,21 @@ def test_a_chip_count_over_the_system_names_the_option_given(
                          "--chips", "8", "--chip-counts", "4,16"))
     assert line.startswith("--chip-counts: chip_counts = 16")
     assert "8 chips" in line
+
+
+def test_more_recomputed_layers_than_a_stage_holds_is_said(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--recompute-layers 100`` on a 32-layer model had been taken as all of them and
+    printed ``rc_layers=100``: the layout cannot run as written, and the hint says why."""
+
+    rc, out, _ = run(capsys, "estimate", "--model", "llama3-8b", "--chip", "h100-sxm-80gb",
+                     "--recompute", "full", "--recompute-layers", 100, "-f", "json")
+    assert rc == 1
+    data = json.loads(out)
+    assert data["feasible"] is False
+    assert "recompute_layers 100 is more than the 32 layers a stage holds" in data["reason"]
+    assert "recompute_layers no more than the layers a stage holds" in data["hint"]
+    rc, out, _ = run(capsys, "estimate", "--model", "llama3-8b", "--chip", "h100-sxm-80gb",
+                     "--recompute", "full", "--recompute-layers", 32, "-f", "json")
+    assert rc == 0
+    assert json.loads(out)["feasible"] is True

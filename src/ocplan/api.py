@@ -873,7 +873,8 @@ INFEASIBLE_HINTS: dict[str, str] = {
                  "chip's)",
     "batch": "make the global batch a multiple of dp x micro-batch",
     "recompute": "state a recompute mode that names parts the model has (mla_up: "
-                 "multi-head latent attention models only)",
+                 "multi-head latent attention models only), and recompute_layers no more "
+                 "than the layers a stage holds",
     "invalid": "fix what ocplan check reports (a power profile or cooling the modules "
                "allow, enough supplies), or estimate anyway with --allow-invalid "
                "(allow_invalid in a request); the output then says so",

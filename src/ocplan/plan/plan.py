@@ -292,6 +292,11 @@ class Plan:
         if needs is not None and needs not in model_features(m):
             raise Infeasible("recompute", f"{self.recompute} needs {FEATURE_NAMES[needs]}, "
                                           f"which {m.name} has not")
+        held = int(stage_layers(m.n_layers, self.pp, self.ends_as_layers))
+        if self.recompute_layers is not None and self.recompute_layers > held:
+            # more layers than a stage holds is a typo, not "all of them": say so
+            raise Infeasible("recompute", f"recompute_layers {self.recompute_layers} is more "
+                                          f"than the {held} layers a stage holds")
 
 
 def split_places(n_layers: int, pp: ArrayLike, ends: ArrayLike) -> FloatArray:
