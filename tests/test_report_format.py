@@ -73,3 +73,20 @@ def test_the_html_summary_sets_the_parts_in(capsys: pytest.CaptureFixture[str],
     assert '<tr class="part"><th>optimizer state</th>' in text
     assert '<tr><th>memory per chip</th>' in text
     assert "<th>  " not in text  # the indent is the row's class, not spaces in the label
+
+
+def test_the_report_facility_rows_print_units_and_skip_an_air_loop(tmp_path: Path) -> None:
+    """The estimate report printed 'facility power 0.0693 MW' where the CLI prints
+    69.3 kW, and 'CDUs 0 x ...; 0 L/min' for an air-cooled system."""
+    from clikit import run_wide
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    page = tmp_path / "r.html"
+    run_wide("report", "--system", examples / "mx1-8oam-air.yaml", "--model", "llama3-8b",
+             "--tp", 8, "--global-batch", 64, "--train-tokens", "1e11", "--out", page)
+    html = page.read_text(encoding="utf-8")
+    assert "facility power" in html
+    assert " MW<" not in html  # 69 kW, not 0.0693 MW
+    assert " kW" in html
+    assert "L/min" not in html
+    assert ">CDUs<" not in html

@@ -42,7 +42,7 @@ from ocplan.reports.summary import (
 )
 from ocplan.serving.estimate import ServingCurve, ServingEstimate
 from ocplan.serving.sensitivity import ServingSensitivity
-from ocplan.units import DEFAULT_CURRENCY, format_money
+from ocplan.units import DEFAULT_CURRENCY, format_money, format_quantity
 
 __all__ = ["PLOTLY_FILE", "ReportData", "plotly_js_path", "render_compare_report",
            "render_match_report", "render_report", "render_serving_report"]
@@ -207,14 +207,17 @@ def _cluster_section(cluster: dict[str, Any]) -> str:
     least = "at least " if "racks_per_server" in f and f["racks_per_server"] is None else ""
     rows = [("racks", f"{least}{f['racks']:,} in {f['rows']:,} rows, "
                       f"{f['floor_area_m2']:,.0f} m2; "
-                      f"{f['rack_W'] / 1e3:,.1f} kW per {'server' if least else 'rack'}"),
-            ("heat to liquid / air", f"{f['liquid_W'] / 1e3:,.0f} / {f['air_W'] / 1e3:,.0f} kW"),
-            ("CDUs", f"{f['cdus']} x {f['cdu']}; {f['coolant_flow_L_per_min']:,.0f} L/min of "
-                     f"{f['coolant']} at dT {f['coolant_delta_T_K']:.1f} K; water class "
-                     f"{f['water_class']}"),
-            ("rack busbar", f"{f['busbar_current_A']:,.0f} A on {f['busbar']}"),
-            ("PUE", f"{f['pue']:.2f} (derived {f['pue_derived']:.2f})"),
-            ("facility power", f"{f['facility_W'] / 1e6:,.3g} MW")]
+                      f"{format_quantity(f['rack_W'], 'W')} per "
+                      f"{'server' if least else 'rack'}"),
+            ("heat to liquid / air", f"{format_quantity(f['liquid_W'], 'W')} / "
+                                     f"{format_quantity(f['air_W'], 'W')}")]
+    if f["cdus"]:  # an air-cooled system has no coolant loop to describe
+        rows.append(("CDUs", f"{f['cdus']} x {f['cdu']}; {f['coolant_flow_L_per_min']:,.0f} "
+                             f"L/min of {f['coolant']} at dT {f['coolant_delta_T_K']:.1f} K; "
+                             f"water class {f['water_class']}"))
+    rows += [("rack busbar", f"{f['busbar_current_A']:,.0f} A on {f['busbar']}"),
+             ("PUE", f"{f['pue']:.2f} (derived {f['pue_derived']:.2f})"),
+             ("facility power", format_quantity(f["facility_W"], "W"))]
     g = cluster["goodput"]
     if g is None:
         rows.append(("goodput", cluster.get("goodput_reason") or "-"))
