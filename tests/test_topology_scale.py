@@ -372,8 +372,10 @@ def test_analytic_equals_graph(mid_system: System) -> None:
 def test_mid_size_values_are_not_trivial(builtin: Catalog, tmp_path: Path) -> None:
     # The equality above covers distinct outcomes, not one repeated value.
     gaudi = summarize(_builtin(builtin, "gaudi2", 400), "analytic")
-    # 50 servers per rail fit one leaf: chip - nic - leaf - nic - chip - chip.
-    assert gaudi.diameter_hops == 5
+    # Each chip's three 100G ports take three leaf ports (session 42): a radix-128 leaf
+    # serves 21 chips, so a rail of 50 servers spans 3 leaves and the farthest chips
+    # meet through a spine: chip - nic - leaf - spine - leaf - nic - chip.
+    assert gaudi.diameter_hops == 6
     oversubscribed = summarize(_builtin(builtin, "mi355x", 800, "fat-tree", 3.0,
                                         "amd-mi355x-platform"), "analytic")
     # 800 NICs of 50 GB/s on radix 128 at 3:1: a leaf may serve 96, so 9 leaves of 89
