@@ -9,6 +9,7 @@ timeouts: test_web_hardening.py.)
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -244,6 +245,19 @@ def test_topology_example(client: httpx.Client) -> None:
     assert len(modules["x"]) == 8
     assert topo["board"]["nodes"]
     assert topo["board"]["edges"]
+
+
+def test_topology_answers_what_the_command_line_does(client: httpx.Client) -> None:
+    """``/api/topology`` lacked the PUE and the supplies' input power that ``ocplan
+    topology -f json`` gives: every key the command gives, the workbench gives alike."""
+    from clikit import run_wide
+
+    cli = json.loads(run_wide("topology", ROOT / "examples" / "ubb-1024-liquid.yaml",
+                              "-f", "json"))
+    web = client.post("/api/topology", json=EXAMPLE).json()
+    assert {"pue", "supply_input_power_W", "facility_power_W"} <= set(cli)
+    for key, value in cli.items():
+        assert web[key] == value, key
 
 
 # ---- estimate --------------------------------------------------------------------------

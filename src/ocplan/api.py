@@ -147,6 +147,7 @@ __all__ = [
     "system_from_mapping",
     "system_yaml",
     "to_train",
+    "topology_figures",
     "topology_report",
     "topology_summary",
     "training_workload",
@@ -1027,6 +1028,17 @@ def topology_summary(system: System) -> tuple[TopologySummary, PowerBudget]:
     return summarize(system), power_budget(system)
 
 
+def topology_figures(summary: TopologySummary, budget: PowerBudget,
+                     system: System) -> dict[str, Any]:
+    """The topology summary with the system's power, as every surface gives it (the CLI's
+    ``topology -f json``, the workbench's ``/api/topology``): IT power at TDP, at the
+    supplies' input (with switches), the facility's (PUE x the latter) and the PUE."""
+    plan = facility_plan(system)
+    return summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
+                                "supply_input_power_W": plan.it_W,
+                                "facility_power_W": plan.facility_W, "pue": plan.pue}
+
+
 def validate_runs(catalog: Catalog, path: Path) -> tuple[list[Case], Summary]:
     """Predict the published runs of a validation CSV: each case, and the errors over
     all of them."""
@@ -1138,10 +1150,8 @@ def topology_report(system: System) -> dict[str, Any]:
     nodes = [{"id": str(n), "kind": d.get("kind", "chip")} for n, d in board.nodes(data=True)]
     edges = [{"source": str(a), "target": str(b), "links": d["links"],
               "bandwidth_Bps": d["bandwidth_Bps"]} for a, b, d in board.edges(data=True)]
-    return summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
-                                "facility_power_W": facility_plan(system).facility_W,
-                                "board": {"nodes": nodes, "edges": edges},
-                                "cluster": _cluster_view(system)}
+    return topology_figures(summary, budget, system) | {
+        "board": {"nodes": nodes, "edges": edges}, "cluster": _cluster_view(system)}
 
 
 #: Servers drawn in the cluster view at most (the fabric pattern repeats beyond).

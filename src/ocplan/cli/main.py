@@ -619,10 +619,7 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
     except Infeasible as exc:  # too large to summarize: one line, as for bad input
         raise SpecError.one(str(file), "", exc.detail) from None
     plan = api.facility(system)
-    data = summary.as_dict() | {"server_power_W": budget.server_W, "it_power_W": budget.it_W,
-                                # facility = PUE x the supplies' input (with switches)
-                                "supply_input_power_W": plan.it_W,
-                                "facility_power_W": plan.facility_W, "pue": plan.pue}
+    data = api.topology_figures(summary, budget, system)
     if fmt is Format.json:
         _print_json(data)
         return
