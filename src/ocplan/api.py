@@ -645,17 +645,13 @@ def slo_shortfall(found: ServingSearch, workload: ServingWorkload) -> str | None
     of its latencies is from its limit, so the user sees which limit to relax. None when
     the workload sets no limit, some layout meets them, or none runs at all (the search
     then says no layout fits)."""
-    from ocplan.serving.search import slo_misses
+    from ocplan.serving.search import meets_slo, slo_misses
     from ocplan.units import format_quantity
 
     if workload.slo_ttft_s is None and workload.slo_tpot_s is None:
         return None
     runs = [(e, slo_misses(e, workload)) for e in found.results if e.feasible]
-    for e, misses in runs:
-        # goodput where the estimate has one; a disaggregated layout's latencies otherwise
-        if (e.slo_rate_per_s > 0 if e.slo_rate_per_s is not None else misses[0][0] <= 1):
-            return None
-    if not runs:
+    if not runs or any(meets_slo(e, workload) for e, _ in runs):
         return None
     closest, misses = min(runs, key=lambda run: run[1][0][0])
     limits = " and ".join(f"{workload.slo_stat} {name} <= {format_quantity(limit, 's')}"

@@ -618,7 +618,6 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
         summary, budget = api.topology_summary(system)
     except Infeasible as exc:  # too large to summarize: one line, as for bad input
         raise SpecError.one(str(file), "", exc.detail) from None
-    plan = api.facility(system)
     data = api.topology_figures(summary, budget, system)
     if fmt is Format.json:
         _print_json(data)
@@ -640,8 +639,9 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
                               "server, scale-up links only)"),
         ("scale-out", f"{summary.scale_out_tiers} tier(s), {summary.scale_out_switches} switches"),
         ("power", f"{_q(budget.server_W, 'W')} per server; IT (servers and switches) "
-                  f"{_q(budget.it_W, 'W')} at TDP, {_q(plan.it_W, 'W')} at the supplies' "
-                  f"input; {_q(plan.facility_W, 'W')} facility at PUE {plan.pue:.2f}"),
+                  f"{_q(budget.it_W, 'W')} at TDP, {_q(data['supply_input_power_W'], 'W')} "
+                  f"at the supplies' input; {_q(data['facility_power_W'], 'W')} facility at "
+                  f"PUE {data['pue']:.2f}"),
     ]
     for k, v in rows:
         _row(table, k, v)
@@ -1199,16 +1199,14 @@ def _side_by_side_rows(table: rich_table.Table, rows: tuple[CompareRow, ...],
     :data:`~ocplan.reports.summary.SERVING_COMPARE_ROWS`) some system has: a cell per
     system (its JSON answer) as every surface prints it, its ratio to ``baseline`` and
     the best of the row marked; why a system has no layout in red."""
-    from ocplan.reports.summary import compare_cell, compared_text, present
+    from ocplan.reports.summary import compared_text, present
 
     for row in present(rows, systems):
         key = row.field
-        # a row that shows every system the same value has no best: no star (PUE 1.60 *)
-        tied = len({compare_cell(row, r.get(key), state.currency) for r in systems}) == 1
+        # a row every system ties on has no leader (results.compare.leader): no star
         table.add_row(row.label, *[
             _side_by_side_cell(compared_text(row, r, baseline, state.currency),
-                               not tied and leaders.get(key) == r["name"],
-                               "red" if key == "reason" else "")
+                               leaders.get(key) == r["name"], "red" if key == "reason" else "")
             for r in systems])
 
 

@@ -180,7 +180,8 @@ NO_EP_OVERLAP = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bDeepEP\b|\bDeepEP\b 
 #: (``scripts/performance/configs/{deepseek,qwen}/*_workload_base_configs.py``:
 #: ``BASE_DEEPSEEK_V3_CONFIG``, ``BASE_QWEN3_235B_A22B_CONFIG``, ...). Elsewhere an
 #: unstated expert TP is Megatron-Core's default (tp) where the run could have used it.
-WHOLE_EXPERTS = re.compile(r"Megatron-Bridge", re.IGNORECASE)
+MEGATRON_BRIDGE = re.compile(r"Megatron-Bridge", re.IGNORECASE)
+WHOLE_EXPERTS = MEGATRON_BRIDGE
 #: Megatron-Bridge performance recipes whose experts are dispatched by Megatron-Core's
 #: alltoall dispatcher (every routed copy sent, no DeepEP/HybridEP node deduplication),
 #: by model and chip, read as the plan's ``ep_dedup`` off: ``qwen3_llm_pretrain.py``'s
@@ -196,7 +197,7 @@ ALLTOALL_DISPATCH = ((re.compile(r"qwen3[_ -]?235b", re.IGNORECASE),
 def alltoall_dispatch(row: dict[str, str]) -> bool:
     """Whether a row's published recipe dispatches experts with a plain all-to-all
     (:data:`ALLTOALL_DISPATCH`)."""
-    if not WHOLE_EXPERTS.search(row.get("source") or ""):
+    if not MEGATRON_BRIDGE.search(row.get("source") or ""):
         return False
     return any(model.search(row.get("model") or "") and row.get("chip", "").strip() in chips
                for model, chips in ALLTOALL_DISPATCH)

@@ -34,6 +34,7 @@ from ocplan.serving.plan import ServingPlan
 from ocplan.serving.steady import (
     OperatingPoint,
     latency_curve,
+    lone_first_token_s,
     operating_point,
     prefill_first_token_s,
     slo_rate,
@@ -437,17 +438,12 @@ def _slo_reason(wl: ServingWorkload, rate: tuple[float, str], point: OperatingPo
     if value > 0:
         return (f"highest rate meeting the SLOs is set by the {binding}" if binding != "load"
                 else "the SLOs hold up to the largest batch that fits")
-    pp = model.plan.pp
     if binding == "TTFT limit":
-        # a lone request's prompt, in budget-sized chunks, through every stage
-        chunk = min(float(model.plan.token_budget), wl.prefill_len)
-        pre = model.iteration(chunk, chunk / wl.prefill_len, 0.0, 0.0,
-                              prefill_keys=wl.input_len)
-        first = (math.ceil(wl.prefill_len / chunk) + pp - 1) * float(pre.total_s[0])
         return (f"no load meets the TTFT limit of {(wl.slo_ttft_s or 0) * 1e3:.3g} ms: a "
-                f"lone request's first token already takes {first * 1e3:.3g} ms")
+                f"lone request's first token already takes "
+                f"{lone_first_token_s(model) * 1e3:.3g} ms")
     fastest = model.iteration(0.0, 0.0, 1.0, max(wl.input_len, 1.0))
-    t = float(fastest.total_s[0]) * pp / wl.tokens_per_step
+    t = float(fastest.total_s[0]) * model.plan.pp / wl.tokens_per_step
     return (f"no load meets the {binding} of {(wl.slo_tpot_s or 0) * 1e3:.3g} ms: a single "
             f"sequence already takes {t * 1e3:.3g} ms per output token")
 

@@ -25,8 +25,8 @@ from ocplan.serving.plan import ServingPlan
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["SERVING_OBJECTIVES", "ServingSearch", "search_serving", "serving_candidates",
-           "slo_misses"]
+__all__ = ["SERVING_OBJECTIVES", "ServingSearch", "meets_slo", "search_serving",
+           "serving_candidates", "slo_misses"]
 
 Objective = Literal["throughput", "goodput"]
 #: Disaggregated splits tried per aggregated layout.
@@ -165,18 +165,27 @@ def _worst_miss(e: ServingEstimate, workload: ServingWorkload) -> float:
     return misses[0][0] if misses else 0.0
 
 
+def meets_slo(e: ServingEstimate, workload: ServingWorkload) -> bool:
+    """Whether a feasible estimate serves within the workload's limits: a positive SLO
+    goodput where it has one, else (a disaggregated deployment, judged at the load it is
+    given) its latencies within them."""
+    if e.slo_rate_per_s is not None:
+        return e.slo_rate_per_s > 0
+    return _worst_miss(e, workload) <= 1.0
+
+
 def _score(e: ServingEstimate, objective: str, workload: ServingWorkload) -> float:
     """What ranks ``e``, higher first: output tokens/s per chip, or for ``goodput`` the
     SLO goodput per chip (requests/s): the highest rate within the limits where the
-    estimate has it, else (a disaggregated deployment, judged at the load it is given)
-    the rate it serves if its latencies keep within them, 0 if not."""
+    estimate has it, else the rate it serves if it meets them (:func:`meets_slo`), 0 if
+    not."""
     if not e.feasible:
         return -1.0
     if objective != "goodput":
         return e.output_tokens_per_s_per_chip
     if e.slo_rate_per_s is not None:
         return e.slo_rate_per_s / e.chips
-    return e.requests_per_s / e.chips if _worst_miss(e, workload) <= 1.0 else 0.0
+    return e.requests_per_s / e.chips if meets_slo(e, workload) else 0.0
 
 
 def search_serving(workload: ServingWorkload, system: System, chips: int,

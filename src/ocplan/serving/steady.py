@@ -72,6 +72,7 @@ __all__ = [
     "STAT_QUANTILE",
     "OperatingPoint",
     "batch_limits",
+    "lone_first_token_s",
     "operating_point",
     "prefill_first_token_s",
     "slo_rate",
@@ -342,6 +343,16 @@ def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoi
     return OperatingPoint(b, limit, name if wave < size else whole, dec, out,
                           first_token / size, t_dec / wl.output_len,
                           out / wl.output_len, waves)
+
+
+def lone_first_token_s(sm: StepModel) -> float:
+    """A lone request's time to first token: its prompt in budget-sized chunks through
+    the ``p`` stages, ``ceil(I / Q) + p - 1`` prefill iterations (a static wave of one,
+    :func:`_static`)."""
+    wl, pl = sm.workload, sm.plan
+    chunk = min(float(pl.token_budget), wl.prefill_len)
+    pre = sm.iteration(chunk, chunk / wl.prefill_len, 0.0, 0.0, prefill_keys=wl.input_len)
+    return (math.ceil(wl.prefill_len / chunk) + pl.pp - 1) * float(pre.total_s[0])
 
 
 def _mean_last_chunk(b: float, tokens_per_prompt: float) -> float:
