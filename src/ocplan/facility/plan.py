@@ -335,7 +335,7 @@ def _plan(system: System, it_load_fraction: float) -> FacilityPlan:
     given = spec.pue_given
     pue = given if given is not None else breakdown.pue
     _notes(system, data, server, cooling, breakdown, given, notes)
-    findings = plan_findings(system, data, rack, cooling, breakdown)
+    findings = plan_findings(system, data, rack, cooling, breakdown, given)
     return make(
         FacilityPlan, f, server, rack, cooling, n, switches, it, cluster_liquid,
         it - cluster_liquid, n * loss, breakdown, breakdown.pue, given, pue, it * pue,
@@ -457,9 +457,11 @@ def _notes(system: System, data: FacilityData, server: ServerHeat, cooling: Cool
     else:
         notes.append("air-cooled system: no liquid loop; all heat goes through room units")
     pue_range = data.pue_ranges[system.cooling]
-    if not pue_range.low <= breakdown.pue <= pue_range.high:
-        notes.append(f"derived PUE {breakdown.pue:.3f} is outside the published "
-                     f"{pue_range.low}-{pue_range.high} for {system.cooling}-cooled sites")
+    if given is None and breakdown.pue > pue_range.high:
+        notes.append(f"derived PUE {breakdown.pue:.3f} is above the published annual "
+                     f"averages {pue_range.low:g}-{pue_range.high:g} for "
+                     f"{system.cooling}-cooled sites, as a design day at the code-minimum "
+                     "chiller and fan limits should be; economiser hours lower the year's")
     if given is not None:
         notes.append(f"PUE {given} given in the system file overrides the derived "
                      f"{breakdown.pue:.3f}; power_flow shows the derived split")
