@@ -528,6 +528,17 @@ def test_workbench_rough_edges(workbench: Page) -> None:
     assert page.is_hidden("#sys-errors")
     assert "1 x " in page.inner_text("#sys-status") or "chips" in page.inner_text("#sys-status")
 
+    # a storage bandwidth typed while the kind is still "(none)" is not dropped silently:
+    # the check names the missing kind and its choices; clearing it clears the error
+    page.fill("#sys-storage-write", "500 GB/s")
+    page.wait_for_selector('#sys-status[data-state="ready"]')
+    errors = page.inner_text("#sys-errors")
+    assert "storage.kind" in errors
+    assert "parallel-fs" in errors
+    page.fill("#sys-storage-write", "")
+    page.wait_for_selector('#sys-status[data-state="ready"]')
+    assert page.is_hidden("#sys-errors")
+
     job_form(page, "est", "gpt3-175b", "h100-sxm-80gb",
              (("chips", 8), ("global-batch", 8), ("seq-len", 2048), ("tp", 8)))
     page.click("#est-run")

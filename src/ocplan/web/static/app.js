@@ -251,12 +251,14 @@
     if (v("sys-rack-power")) rack.power_limit = v("sys-rack-power");
     if (Object.keys(rack).length) m.rack = rack;
     if (v("sys-pue")) m.facility = { pue: coerce(v("sys-pue"), "float") };
-    if (v("sys-storage-kind")) {
-      m.storage = { kind: v("sys-storage-kind") };
-      if (v("sys-storage-write")) m.storage.write_bandwidth = v("sys-storage-write");
-      if (v("sys-storage-read")) m.storage.read_bandwidth = v("sys-storage-read");
-      if (v("sys-storage-client")) m.storage.client_bandwidth = v("sys-storage-client");
-    }
+    // any storage field typed sends the block, so a bandwidth given without a kind (or a
+    // kind without bandwidths) comes back as the field's error instead of vanishing
+    const st = {};
+    if (v("sys-storage-kind")) st.kind = v("sys-storage-kind");
+    if (v("sys-storage-write")) st.write_bandwidth = v("sys-storage-write");
+    if (v("sys-storage-read")) st.read_bandwidth = v("sys-storage-read");
+    if (v("sys-storage-client")) st.client_bandwidth = v("sys-storage-client");
+    if (Object.keys(st).length) m.storage = st;
     return m;
   }
 
