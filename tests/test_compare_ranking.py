@@ -20,6 +20,7 @@ from clikit import run
 from ocplan import api
 from ocplan.catalog.catalog import load_catalog
 from ocplan.results.compare import Comparison, ranking_note
+from ocplan.units import format_number
 
 CAT = load_catalog()
 CHIPS = ("h100-sxm-80gb", "b200", "mi355x", "h200-sxm-141gb")
@@ -70,7 +71,7 @@ def test_sentence_names_the_rows_and_a_settled_lead_says_so(result: Comparison) 
     assert "within the model's error" in note
     mi = next(r for r in result.systems if r.name == "mi355x")
     assert mi.likely_tokens_per_s_per_chip is not None
-    assert f"mi355x {mi.likely_tokens_per_s_per_chip[0]:,.0f}" in note
+    assert f"mi355x {format_number(mi.likely_tokens_per_s_per_chip[0])} to" in note
     # shrink the MI355X's range below the leader's floor: the lead is settled
     rows = tuple(replace(r, likely_tokens_per_s_per_chip=(1.0, 2.0)) if r.name == "mi355x"
                  else r for r in result.systems)

@@ -33,6 +33,7 @@ from ocplan.plan.calibration import (
 )
 from ocplan.plan.estimate import Estimate
 from ocplan.results.validation import Case, range_coverage, read_cases, run_validation
+from ocplan.units import format_number
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "validation" / "training_dev.csv"
 
@@ -187,7 +188,7 @@ def test_cli_prints_the_range(capsys: pytest.CaptureFixture[str]) -> None:
     likely = est.likely_tokens_per_s_per_chip
     assert likely is not None
     assert "likely measured" in text
-    assert f"{likely[0]:,.0f} to {likely[1]:,.0f} tokens/s per chip" in text
+    assert f"{format_number(likely[0])} to {format_number(likely[1])} tokens/s per chip" in text
 
 
 @pytest.mark.skipif(not DEV.exists(), reason="../shared/validation is not beside the checkout")

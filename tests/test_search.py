@@ -462,6 +462,7 @@ def test_why_names_the_winner_and_calls_ties() -> None:
     from ocplan.catalog.catalog import load_catalog
     from ocplan.catalog.system import system_for_chip
     from ocplan.plan.search import TIE_FRACTION, search
+    from ocplan.units import format_number
     from ocplan.workloads.shape import ModelShape
     from ocplan.workloads.workload import Workload
 
@@ -477,7 +478,8 @@ def test_why_names_the_winner_and_calls_ties() -> None:
     # and where a run of the winner would likely measure: its estimate's range
     likely = best.likely_tokens_per_s_per_chip
     assert likely is not None
-    assert f"likely measure {likely[0]:,.0f} to {likely[1]:,.0f} tokens/s per chip" in result.why
+    assert (f"likely measure {format_number(likely[0])} to {format_number(likely[1])} "
+            "tokens/s per chip") in result.why
 
 
 def test_search_keeps_memory_headroom_and_names_chips(capsys: pytest.CaptureFixture[str]

@@ -10,6 +10,7 @@ import pytest
 
 from clikit import run
 from ocplan.catalog.catalog import BUILTIN_DIR
+from ocplan.units import format_number
 
 ROOT = Path(__file__).resolve().parents[1]
 INFERENCE_CSV = ROOT.parent / "shared" / "validation" / "inference_dev.csv"
@@ -147,7 +148,7 @@ def test_infer_report_is_written(capsys: pytest.CaptureFixture[str], tmp_path: P
     # the page states the likely measured rate with the JSON's ends
     low, high = data["likely_output_tokens_per_s_per_chip"]
     assert "likely measured" in text
-    assert f"{low:,.0f} to {high:,.0f} output tokens/s per chip" in text
+    assert f"{format_number(low)} to {format_number(high)} output tokens/s per chip" in text
 
 
 @pytest.mark.skipif(not INFERENCE_CSV.exists(), reason="../shared/validation not beside")

@@ -13,6 +13,7 @@ from ocplan.units import (
     POWER,
     TIME,
     UnitError,
+    format_number,
     format_quantity,
     parse_count,
     parse_quantity,
@@ -101,3 +102,15 @@ def test_cli_train_tokens_take_counts(capsys: pytest.CaptureFixture[str]) -> Non
     line = one_line(*run(capsys, "estimate", "--model", "llama3-8b", "--chip",
                          "h100-sxm-80gb", "--train-tokens", "15X"))
     assert line.startswith("--train-tokens: train_tokens = '15X': expected a count")
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (11846.3, "11,850"), (9634.2, "9,634"), (0.512345, "0.5123"), (123.96, "124"),
+    (11846.0, "11,846"), (2.0, "2"), (1.5e-3, "0.0015"), (0.0, "0"), (-2345.67, "-2,346"),
+    (99996.0, "99,996"), (99996.5, "100,000"),
+])
+def test_format_number_is_the_workbench_rule(value: float, text: str) -> None:
+    """Four significant digits, thousands separated, trailing zeros dropped, whole numbers
+    whole: what the workbench's fmtNum prints (toLocaleString, maximumSignificantDigits
+    4), so a range reads alike in a web table and in the server's sentence about it."""
+    assert format_number(value) == text

@@ -30,7 +30,7 @@ from ocplan.catalog.schema import KINDS
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.reports.summary import MFU_LABEL, SEARCH_COLUMNS, row_labels
-from ocplan.units import format_money
+from ocplan.units import format_money, format_number
 from ocplan.web.app import MAX_BODY_BYTES, create_app
 from ocplan.workloads.serving import ACTIVATION_PRECISIONS, KV_PRECISIONS, WEIGHT_PRECISIONS
 
@@ -413,7 +413,8 @@ def test_estimate_summary_reads_as_the_cli_table(client: httpx.Client,
     assert rows["tokens/s"].startswith(f"{est['tokens_per_s']:,.0f} (")
     assert rows[MFU_LABEL] == f"{est['mfu']:.1%} / {est['hfu']:.1%}"
     low, high = est["likely_tokens_per_s_per_chip"]
-    assert rows["likely measured"].startswith(f"{low:,.0f} to {high:,.0f} tokens/s per chip")
+    assert rows["likely measured"].startswith(
+        f"{format_number(low)} to {format_number(high)} tokens/s per chip")
     assert rows["calibration"].startswith(est["calibration_family"])
     assert rows["time to train"].endswith(f"{est['time_to_train_s'] / 86400:,.1f} days")
     assert rows["cost to train"] == format_money(est["cost_to_train"], "USD")

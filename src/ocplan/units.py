@@ -44,6 +44,7 @@ __all__ = [
     "format_duration",
     "format_energy",
     "format_money",
+    "format_number",
     "format_quantity",
     "parse_count",
     "parse_quantity",
@@ -243,6 +244,34 @@ def format_quantity(value: float, si_unit: str, digits: int = 3) -> str:
         if mag >= scale * 0.9995:
             return f"{value / scale:.{digits}g} {prefix}{si_unit}"
     return f"{value:.{digits}g} {si_unit}"
+
+
+#: Significant digits of a bare number for people (a rate, a likely range's ends): the
+#: workbench's ``fmtNum`` prints the same, so a range reads alike in a table and a note.
+NUMBER_DIGITS = 4
+#: Whole numbers below this print whole, as the workbench's ``fmtNum`` does.
+WHOLE_BELOW = 1e15
+
+
+def format_number(value: float, digits: int = NUMBER_DIGITS) -> str:
+    """``value`` to ``digits`` significant digits, thousands separated, no trailing zeros;
+    a whole number whole (the workbench's ``fmtNum`` rule).
+
+    >>> format_number(11846.3)
+    '11,850'
+    >>> format_number(0.512345)
+    '0.5123'
+    >>> format_number(11846.0)
+    '11,846'
+    """
+    if not math.isfinite(value):
+        return f"{value:g}"
+    if value.is_integer() and abs(value) < WHOLE_BELOW:
+        return f"{int(value):,}"
+    rounded = _rounded(value, digits)
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+    text = f"{rounded:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 #: Joules in one watt-hour (1 W for 3600 s).

@@ -58,6 +58,8 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from ocplan.units import format_number
+
 __all__ = ["CALIBRATION_FILE", "MIN_RANGE_RUNS", "RANGE_PERCENTILES", "RANGE_SHARE_PCT",
            "Calibration", "FamilyCalibration", "calibration_note", "coverage_note",
            "format_likely", "held_out_ranges", "in_likely_range", "likely_range_note",
@@ -278,8 +280,9 @@ def in_likely_range(error_pct: float | None,
 
 
 def format_likely(likely: tuple[float, float]) -> str:
-    """A likely range of rates for people: ``low to high``, whole units."""
-    return f"{likely[0]:,.0f} to {likely[1]:,.0f}"
+    """A likely range of rates for people: ``low to high``, each end to
+    :data:`~ocplan.units.NUMBER_DIGITS` significant digits as the workbench prints it."""
+    return f"{format_number(likely[0])} to {format_number(likely[1])}"
 
 
 def coverage_note(within: int, judged: int, what: str = "runs") -> str:
