@@ -884,6 +884,10 @@ def test_compare_page_with_three_systems(workbench: Page) -> None:
     wait_js(page, "!document.querySelector('#cmp-ranking').hidden")
     note = page.inner_text("#cmp-ranking")
     assert " leads on tokens/s per chip" in note
+    # the cost axis names the currency the prices were given in
+    pareto_y = page.evaluate(
+        "document.querySelector('#plot-cmp-pareto').layout.yaxis.title.text")
+    assert pareto_y == "cost to train (USD)"
     for div in ("#plot-cmp-bars", "#plot-cmp-pareto"):
         assert plot_rendered(page, div) > 0
         height = page.evaluate(f"document.querySelector('{div}').getBoundingClientRect().height")

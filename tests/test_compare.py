@@ -147,6 +147,20 @@ def test_compare_report_is_a_page_with_the_table_and_both_charts(
     assert page.stat().st_size < 200_000
 
 
+def test_compare_report_cost_axes_name_the_currency(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Priced in EUR, both charts' cost axes say EUR (they said only "cost to train")."""
+    page = tmp_path / "compare.html"
+    code, _ = _json(capsys, ["--currency", "EUR", "compare", str(VALID), "mi300x", *JOB,
+                             "--train-tokens", "1e11", "--price", "2,3", "--report",
+                             str(page), "--format", "json"])
+    assert code == 0
+    html = page.read_text(encoding="utf-8")
+    # the bar panel's axis and the Pareto chart's
+    assert html.count('{"text": "cost to train (EUR)"}') == 2
+    assert '{"text": "cost to train"}' not in html
+
+
 def test_compare_api_progress_counts_systems() -> None:
     cat = load_catalog()
     wl = Workload(ModelShape.from_arch(cat.model("llama3-8b")), 2048, 64, "bf16")

@@ -16,6 +16,7 @@ from ocplan.plan.plan import Plan
 from ocplan.plan.sensitivity import Sensitivity
 from ocplan.serving.estimate import BREAKDOWN_LABELS, ServingCurve, ServingEstimate
 from ocplan.serving.sensitivity import ServingSensitivity
+from ocplan.units import DEFAULT_CURRENCY
 
 __all__ = ["breakdown_figure", "cluster_figure", "compare_bars_figure",
            "compare_pareto_figure", "goodput_figure", "match_figure", "memory_figure",
@@ -239,11 +240,21 @@ SERVING_COMPARE_BARS: tuple[tuple[str, str, float], ...] = (
 )
 
 
+#: Measures of the comparison figures that are amounts of money: their axis names the
+#: currency the prices were given in.
+COST_FIELDS = frozenset({"cost_to_train", "cost_per_mtok"})
+
+
+def _axis_title(key: str, title: str, currency: str) -> str:
+    return f"{title} ({currency})" if key in COST_FIELDS else title
+
+
 def compare_bars_figure(comparison: dict[str, Any],
-                        bars: tuple[tuple[str, str, float], ...] = COMPARE_BARS) -> Figure:
+                        bars: tuple[tuple[str, str, float], ...] = COMPARE_BARS,
+                        currency: str = DEFAULT_CURRENCY) -> Figure:
     """One bar panel per measure of ``bars`` (:data:`COMPARE_BARS`, or
     :data:`SERVING_COMPARE_BARS` for a serving comparison) a comparison has, a bar per
-    system (infeasible systems have none)."""
+    system (infeasible systems have none); costs in ``currency``."""
     rows = [r for r in comparison["systems"] if r["feasible"]]
     shown = [(k, t, f) for k, t, f in bars if any(r.get(k) is not None for r in rows)]
     data: list[dict[str, Any]] = []
@@ -256,13 +267,14 @@ def compare_bars_figure(comparison: dict[str, Any],
         data.append({"type": "bar", "name": title, "xaxis": f"x{axis}", "yaxis": f"y{axis}",
                      "x": [r["name"] for r in rows],
                      "y": [None if r.get(key) is None else r[key] * scale for r in rows]})
-        layout[f"yaxis{axis}"] = {"title": {"text": title}}
+        layout[f"yaxis{axis}"] = {"title": {"text": _axis_title(key, title, currency)}}
     return {"data": data, "layout": layout}
 
 
-def compare_pareto_figure(comparison: dict[str, Any]) -> Figure:
-    """Cost against time to train, one point per feasible system (lower-left is
-    better); without a price, chip-hours stand for cost."""
+def compare_pareto_figure(comparison: dict[str, Any],
+                          currency: str = DEFAULT_CURRENCY) -> Figure:
+    """Cost (in ``currency``) against time to train, one point per feasible system
+    (lower-left is better); without a price, chip-hours stand for cost."""
     rows = [r for r in comparison["systems"]
             if r["feasible"] and r.get("time_to_train_s") is not None]
     priced = all(r.get("cost_to_train") is not None for r in rows)
@@ -275,7 +287,8 @@ def compare_pareto_figure(comparison: dict[str, Any]) -> Figure:
     return {"data": data, "layout": {
         "title": {"text": "Cost vs time to train"},
         "xaxis": {"title": {"text": "time to train (days)"}},
-        "yaxis": {"title": {"text": "cost to train" if priced else "chip-hours"}},
+        "yaxis": {"title": {"text": _axis_title("cost_to_train", "cost to train", currency)
+                            if priced else "chip-hours"}},
         "height": 420}}
 
 

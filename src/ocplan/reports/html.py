@@ -307,9 +307,9 @@ def render_compare_report(title: str, comparison: dict[str, Any],
                 for r in systems for f in r["findings"] if f["severity"] != "info"]
     extra = _grid("Check findings", ["system", "rule", "severity", "message"], findings) \
         if findings else "<h2>Check findings</h2><p>none</p>"
-    figures = {"compare_bars": compare_bars_figure(comparison)}
+    figures = {"compare_bars": compare_bars_figure(comparison, currency=currency)}
     if any(r.get("time_to_train_s") is not None for r in systems):
-        figures["compare_pareto"] = compare_pareto_figure(comparison)
+        figures["compare_pareto"] = compare_pareto_figure(comparison, currency)
     divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
     return _PAGE.format(title=html.escape(title), plotly=_plotly_tag(plotly_js),
                         summary=table + extra, figures=divs,
@@ -338,7 +338,7 @@ def render_serving_compare_report(title: str, comparison: dict[str, Any],
         table += f'<p class="ranking">{html.escape(ranking)}</p>'
 
     figures = {"serving_compare_bars": compare_bars_figure(comparison,
-                                                           SERVING_COMPARE_BARS)}
+                                                           SERVING_COMPARE_BARS, currency)}
     divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
     return _PAGE.format(title=html.escape(title), plotly=_plotly_tag(plotly_js),
                         summary=table, figures=divs,

@@ -351,8 +351,9 @@ def create_app(db_url: str | None = None, token: str | None = None,
 
             result = api.run_compare(cat, req, progress=progress)
             found = result.as_json()
-            return (found | {"figures": {"bars": figures_.compare_bars_figure(found),
-                                         "pareto": figures_.compare_pareto_figure(found)},
+            return (found | {"figures": {
+                "bars": figures_.compare_bars_figure(found, currency=currency),
+                "pareto": figures_.compare_pareto_figure(found, currency)},
                              "budget_note": budget_note(result, currency),
                              # the rows a person reads, as the CLI table and the report
                              "rows": summary.row_labels(summary.COMPARE_ROWS)}
