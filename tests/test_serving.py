@@ -272,6 +272,26 @@ def test_bad_serving_input_names_every_field() -> None:
                         kv_precision="fp4", prefix_hit=1.5)
     fields = {p.field for p in exc.value.problems}
     assert {"input_len", "rate_per_s", "kv_precision", "prefix_hit"} <= fields
+    # each range in words from the one declaration the API schema also publishes
+    allowed = {p.field: p.message for p in exc.value.problems}
+    assert allowed["input_len"] == "must be from 1 to 16,777,216"
+    assert allowed["prefix_hit"] == "must be from 0 to below 1"
+    assert "required with load poisson" in allowed["rate_per_s"]
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("rate_per_s", 0.0, "must be > 0"), ("spec_tokens", 17, "must be from 0 to 16"),
+    ("moe_imbalance", 0.5, "must be from 1 to 64"), ("slo_tpot_s", -1.0, "must be > 0"),
+    ("length_spread", 4.5, "must be from 0 to 4"), ("requests", 0, "must be >= 1"),
+])
+def test_declared_bounds_are_checked(field: str, value: float, words: str) -> None:
+    load = {"rate_per_s": "poisson", "requests": "offline"}.get(field, "offline")
+    # drafts need an acceptance rate, or that is a second problem
+    other: dict[str, float] = {"spec_acceptance": 0.5} if field == "spec_tokens" else {}
+    with pytest.raises(SpecError) as exc:
+        ServingWorkload(shape("llama3-8b"), input_len=100, output_len=10, load=load,
+                        **{field: value}, **other)
+    assert [(p.field, p.message) for p in exc.value.problems] == [(field, words)]
 
 
 def test_speculative_decoding_gains_tokens_per_step() -> None:

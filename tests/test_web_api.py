@@ -26,13 +26,19 @@ import pytest
 import yaml
 
 from ocplan import api
+from ocplan.catalog.fields import MAX_SEQ_LEN, MAX_TRAIN_TOKENS
 from ocplan.catalog.schema import KINDS
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.reports.summary import MFU_LABEL, SEARCH_COLUMNS, row_labels
 from ocplan.units import format_money, format_number
 from ocplan.web.app import MAX_BODY_BYTES, create_app
-from ocplan.workloads.serving import ACTIVATION_PRECISIONS, KV_PRECISIONS, WEIGHT_PRECISIONS
+from ocplan.workloads.serving import (
+    ACTIVATION_PRECISIONS,
+    FIELD_BOUNDS,
+    KV_PRECISIONS,
+    WEIGHT_PRECISIONS,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "src" / "ocplan" / "web" / "static"
@@ -157,6 +163,43 @@ def test_openapi_describes_each_request_body_by_its_model(client: httpx.Client) 
     assert "demand" in body("/api/match")["properties"]
     assert {"server", "accelerator"} <= set(body("/api/check")["properties"])
     assert body("/api/search")["properties"]["objective"]
+
+
+def test_openapi_states_the_bounds_the_server_checks(client: httpx.Client) -> None:
+    """Every bound is published as JSON Schema's own keywords (pydantic had written
+    ``ge``/``le`` for ``train_tokens``); ``train_tokens`` names its count-text form; the
+    serving request's lengths, rates and shares carry the bounds the workload declares
+    (they had none), and a value beyond one is refused naming the field and its range."""
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+
+    def keys(node: object) -> set[str]:
+        if isinstance(node, dict):
+            return set(node) | {k for v in node.values() for k in keys(v)}
+        if isinstance(node, list):
+            return {k for v in node for k in keys(v)}
+        return set()
+
+    for name in ("EstimateRequest", "CompareRequest", "InferRequest"):
+        assert not {"ge", "le", "gt", "lt"} & keys(schemas[name]), name
+    tokens = schemas["CompareRequest"]["properties"]["train_tokens"]["anyOf"]
+    number = next(t for t in tokens if t.get("type") == "number")
+    assert (number["minimum"], number["maximum"]) == (1, MAX_TRAIN_TOKENS)
+    assert any(t.get("type") == "string" and "15T" in t["description"] for t in tokens)
+
+    infer = schemas["InferRequest"]["properties"]
+    assert set(FIELD_BOUNDS) <= set(infer)
+    for field in FIELD_BOUNDS:
+        assert {"minimum", "exclusiveMinimum"} & set(infer[field]), field
+    assert (infer["input_len"]["minimum"], infer["input_len"]["maximum"]) == (1, MAX_SEQ_LEN)
+    assert infer["prefix_hit"]["exclusiveMaximum"] == 1
+    assert infer["rate_per_s"]["exclusiveMinimum"] == 0  # beside its anyOf with null
+    job = {"model": "llama3-8b", "chip": "h100-sxm-80gb"}
+    # one answer names every problem, the bounds' and the job's own (a poisson load
+    # without its rate)
+    bad(client.post("/api/infer", json=job | {"input_len": 0, "prefix_hit": 1.0,
+                                              "load": "poisson"}),
+        "input_len = 0.0: must be from 1 to 16,777,216", "prefix_hit = 1.0", "rate_per_s")
 
 
 # ---- catalog ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints
 
+from annotated_types import BaseMetadata, Ge, Gt, Le, Lt
 from pydantic import Field, ValidationInfo, create_model, field_validator
 
 from ocplan.catalog.catalog import Catalog
@@ -66,6 +67,7 @@ from ocplan.workloads.serving import (
     ACTIVATION_PRECISIONS,
     DEFAULT_INPUT_LEN,
     DEFAULT_OUTPUT_LEN,
+    FIELD_BOUNDS,
     KV_PRECISIONS,
     WEIGHT_PRECISIONS,
     ServingWorkload,
@@ -507,13 +509,27 @@ class InferCompareJob(InferJob):
     then ``vs`` in order); replaces ``price_per_chip_hour``."""
 
 
+#: JSON Schema's keyword for each kind of bound.
+_SCHEMA_KEYWORDS: dict[type, str] = {Ge: "minimum", Gt: "exclusiveMinimum", Le: "maximum",
+                                     Lt: "exclusiveMaximum"}
+
+
+def _bounds_schema(bounds: tuple[BaseMetadata, ...]) -> dict[str, Any] | None:
+    """A workload field's declared bounds as JSON Schema keywords, for the request's
+    schema only: the workload checks them (every problem of a job at once, which a
+    request model stopping at its own field errors would not)."""
+    return {_SCHEMA_KEYWORDS[type(b)]: getattr(b, type(b).__name__.lower())
+            for b in bounds} or None
+
+
 def _serving_request(name: str, layout: bool,
                      base: type[InferJob] = InferJob) -> type[InferJob]:
     fields: dict[str, Any] = {
         # A workload field without a default (nor a request default) is required.
         f.name: (_WORKLOAD_HINTS[f.name],
                  Field(_REQUEST_DEFAULTS.get(f.name, ...) if f.default is MISSING
-                       else f.default))
+                       else f.default,
+                       json_schema_extra=_bounds_schema(FIELD_BOUNDS.get(f.name, ()))))
         for f in dataclass_fields(ServingWorkload) if f.name != "model"}
     if layout:
         fields |= {f.name: (_layout_annotation(f), Field(f.default, description=f.help))

@@ -31,6 +31,7 @@ __all__ = [
     "BANDWIDTH",
     "BITRATE",
     "BYTES",
+    "COUNT_FORMS",
     "DEFAULT_CURRENCY",
     "DIMENSIONS",
     "FLOPS",
@@ -204,7 +205,9 @@ def parse_quantity(text: object, dim: Dimension) -> float:
 #: "300B"): thousand, million, billion (B, or SI's G), trillion, quadrillion.
 COUNT_SUFFIXES: dict[str, float] = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9,
                                     "G": 1e9, "T": 1e12, "P": 1e15}
-_COUNT_TAKES = "expected a count: a number, optionally with K, M, B or T (e.g. '15T', '3e11')"
+#: The forms a count takes, in words (the error line and the API schema say the same).
+COUNT_FORMS = "a number, optionally with K, M, B or T (e.g. '15T', '3e11')"
+_COUNT_TAKES = f"expected a count: {COUNT_FORMS}"
 #: The noun a count may end with ("300B tokens").
 _COUNT_NOUNS = ("tokens", "token")
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ocplan import units
 from ocplan.units import Dimension
@@ -137,6 +137,12 @@ ChipCount = Annotated[int, Field(ge=1, le=MAX_CHIPS, strict=True)]
 LayerCount = Annotated[int, Field(ge=1, le=MAX_LAYERS, strict=True)]
 SeqLen = Annotated[int, Field(ge=1, le=MAX_SEQ_LEN, strict=True)]
 BatchSize = Annotated[int, Field(ge=1, le=MAX_GLOBAL_BATCH, strict=True)]
-TrainTokens = Annotated[float, BeforeValidator(count_text),
-                        Field(strict=True, ge=1, le=MAX_TRAIN_TOKENS)]
+#: A count of tokens, a number or a count text (``"15T"``); its JSON schema names both
+#: forms with the bounds as ``minimum``/``maximum`` (pydantic's own schema of a parsed
+#: field showed only a number, with non-standard ``ge``/``le`` keys).
+TrainTokens = Annotated[float, Field(strict=True, ge=1, le=MAX_TRAIN_TOKENS),
+                        BeforeValidator(count_text),
+                        WithJsonSchema({"anyOf": [
+                            {"type": "number", "minimum": 1, "maximum": MAX_TRAIN_TOKENS},
+                            {"type": "string", "description": units.COUNT_FORMS}]})]
 Price = Annotated[float, Field(strict=True, ge=0, le=MAX_PRICE_PER_CHIP_HOUR)]

@@ -12,7 +12,9 @@ import itertools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args, get_type_hints
+
+from annotated_types import BaseMetadata, Ge, Gt, Le, Lt
 
 from ocplan.catalog.fields import MAX_SEQ_LEN
 from ocplan.errors import Problem, SpecError
@@ -51,6 +53,16 @@ ACTIVATION_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "fp4")
 KV_PRECISIONS = ("bf16", "fp16", "fp8", "int8")
 #: Most draft tokens per step of speculative decoding / multi-token prediction.
 MAX_SPEC_TOKENS = 16
+#: Widest length spread: a lognormal sigma of 4 puts the mean at e^8 (about 3,000) times
+#: the median; a uniform half-width of 4 x the mean would be negative lengths already.
+MAX_LENGTH_SPREAD = 4.0
+
+# The ranges of the numeric fields, declared once on their annotations: the workload
+# checks them (``__post_init__``) and the API request publishes them (its JSON schema).
+Tokens = Annotated[float, Ge(1), Le(MAX_SEQ_LEN)]
+Positive = Annotated[float, Gt(0)]
+AtLeastOne = Annotated[int, Ge(1)]
+Share = Annotated[float, Ge(0.0), Lt(1.0)]
 
 
 @dataclass(frozen=True)
@@ -62,32 +74,32 @@ class ServingWorkload:
     """
 
     model: ModelShape
-    input_len: float
-    output_len: float
+    input_len: Tokens
+    output_len: Tokens
     load: Load = "offline"
-    rate_per_s: float | None = None
-    concurrency: int | None = None
-    batch: int | None = None
+    rate_per_s: Positive | None = None
+    concurrency: AtLeastOne | None = None
+    batch: AtLeastOne | None = None
     """``static`` load: sequences in the batch."""
-    requests: int | None = None
+    requests: AtLeastOne | None = None
     """Requests of a finite offline run, timed to its last completion; None: an endless
     stream (steady state)."""
     length_distribution: LengthDistribution = "fixed"
-    length_spread: float = 0.0
+    length_spread: Annotated[float, Ge(0.0), Le(MAX_LENGTH_SPREAD)] = 0.0
     """Uniform: half-width / mean; lognormal: sigma of the log."""
-    slo_ttft_s: float | None = None
-    slo_tpot_s: float | None = None
+    slo_ttft_s: Positive | None = None
+    slo_tpot_s: Positive | None = None
     slo_stat: SloStat = "p99"
     weight_precision: str = "bf16"
     activation_precision: str = "bf16"
     kv_precision: str = "bf16"
-    prefix_hit: float = 0.0
+    prefix_hit: Share = 0.0
     """Share of prompt tokens found in the prefix cache (not recomputed)."""
-    spec_tokens: int = 0
+    spec_tokens: Annotated[int, Ge(0), Le(MAX_SPEC_TOKENS)] = 0
     """Draft tokens proposed per decode step (speculative decoding, MTP); 0 = none."""
-    spec_acceptance: float = 0.0
+    spec_acceptance: Share = 0.0
     """Probability each draft token is accepted (independent, Leviathan et al. 2023)."""
-    moe_imbalance: float = 1.0
+    moe_imbalance: Annotated[float, Ge(1.0), Le(MAX_IMBALANCE)] = 1.0
     """Tokens of the most loaded expert / the mean in one step."""
 
     def __post_init__(self) -> None:
@@ -97,30 +109,26 @@ class ServingWorkload:
             if not ok:
                 problems.append(Problem("argument", field, allowed, getattr(self, field)))
 
-        for f in ("input_len", "output_len"):
+        for f, bounds in FIELD_BOUNDS.items():
             v = getattr(self, f)
-            need(isinstance(v, int | float) and 1 <= v <= MAX_SEQ_LEN, f,
-                 f"must be a number of tokens from 1 to {MAX_SEQ_LEN:,}")
+            need(v is None or (isinstance(v, int | float) and not isinstance(v, bool)
+                               and all(_holds(b, v) for b in bounds)),
+                 f, "must be " + bounds_words(bounds))
         need(self.load in LOADS, "load", "expected one of " + ", ".join(LOADS))
-        need(self.load != "poisson" or (self.rate_per_s is not None and self.rate_per_s > 0),
-             "rate_per_s", "must be > 0 requests/s with load poisson")
-        need(self.load != "concurrency" or (self.concurrency or 0) >= 1, "concurrency",
-             "must be a whole number >= 1 with load concurrency")
-        need(self.load != "static" or (self.batch or 0) >= 1, "batch",
-             "must be a whole number >= 1 with load static")
+        need(self.load != "poisson" or self.rate_per_s is not None, "rate_per_s",
+             "is required with load poisson (requests/s)")
+        need(self.load != "concurrency" or self.concurrency is not None, "concurrency",
+             "is required with load concurrency (requests in flight)")
+        need(self.load != "static" or self.batch is not None, "batch",
+             "is required with load static (sequences in the batch)")
         # a load parameter of another load would be silently ignored: refuse it
         for f, load in (("rate_per_s", "poisson"), ("concurrency", "concurrency"),
                         ("batch", "static"), ("requests", "offline")):
             need(getattr(self, f) is None or self.load == load, f,
                  f"applies only with load {load} (the load is {self.load}): leave it out "
                  f"or set load {load}")
-        need(self.requests is None or self.requests >= 1, "requests", "must be >= 1")
         need(self.length_distribution in LENGTH_DISTRIBUTIONS, "length_distribution",
              "expected one of " + ", ".join(LENGTH_DISTRIBUTIONS))
-        need(0.0 <= self.length_spread <= 4.0, "length_spread", "must be from 0 to 4")
-        for f in ("slo_ttft_s", "slo_tpot_s"):
-            v = getattr(self, f)
-            need(v is None or v > 0, f, "must be > 0 seconds (or none)")
         need(self.slo_stat in SLO_STATS, "slo_stat", "expected one of " + ", ".join(SLO_STATS))
         need(self.weight_precision in WEIGHT_PRECISIONS, "weight_precision",
              "expected one of " + ", ".join(WEIGHT_PRECISIONS))
@@ -128,10 +136,6 @@ class ServingWorkload:
              "expected one of " + ", ".join(ACTIVATION_PRECISIONS))
         need(self.kv_precision in KV_PRECISIONS, "kv_precision",
              "expected one of " + ", ".join(KV_PRECISIONS))
-        need(0.0 <= self.prefix_hit < 1.0, "prefix_hit", "must be from 0 to below 1")
-        need(0 <= self.spec_tokens <= MAX_SPEC_TOKENS, "spec_tokens",
-             f"must be a whole number from 0 to {MAX_SPEC_TOKENS}")
-        need(0.0 <= self.spec_acceptance < 1.0, "spec_acceptance", "must be from 0 to below 1")
         # drafts never accepted only cost verification rows; an acceptance without drafts
         # would be ignored
         need(self.spec_tokens == 0 or self.spec_acceptance > 0.0, "spec_acceptance",
@@ -140,8 +144,6 @@ class ServingWorkload:
         need(self.spec_acceptance == 0.0 or self.spec_tokens >= 1, "spec_tokens",
              f"must be >= 1 with spec_acceptance {self.spec_acceptance} (an acceptance "
              "rate needs draft tokens to accept)")
-        need(1.0 <= self.moe_imbalance <= MAX_IMBALANCE, "moe_imbalance",
-             f"must be a number from 1 to {MAX_IMBALANCE:g}")
         if problems:
             raise SpecError(problems)
 
@@ -213,3 +215,57 @@ class ServingWorkload:
     def prefill_len(self) -> float:
         """Prompt tokens computed per request: the input less the prefix-cache hits."""
         return max(1.0, self.input_len * (1.0 - self.prefix_hit))
+
+
+def _bounds_of(hint: object) -> tuple[BaseMetadata, ...]:
+    """The ``Ge``/``Gt``/``Le``/``Lt`` bounds of a field's annotation (inside an
+    optional's union too)."""
+    for arg in (hint, *getattr(hint, "__args__", ())):
+        found = tuple(m for m in getattr(arg, "__metadata__", ())
+                      if isinstance(m, Ge | Gt | Le | Lt))
+        if found:
+            return found
+    return ()
+
+
+#: Each bounded numeric field of :class:`ServingWorkload` and its bounds, read once from
+#: the annotations that declare them.
+FIELD_BOUNDS: dict[str, tuple[BaseMetadata, ...]] = {
+    name: bounds for name, hint in get_type_hints(ServingWorkload, include_extras=True).items()
+    if (bounds := _bounds_of(hint))}
+
+
+def _limit(bound: BaseMetadata) -> float:
+    """The number a ``Ge``/``Gt``/``Le``/``Lt`` bound holds (its one attribute, named
+    after it: ``Ge(1).ge``)."""
+    value = getattr(bound, type(bound).__name__.lower())
+    assert isinstance(value, int | float), bound
+    return value
+
+
+def _holds(bound: BaseMetadata, value: float) -> bool:
+    limit = _limit(bound)
+    if isinstance(bound, Ge):
+        return value >= limit
+    if isinstance(bound, Gt):
+        return value > limit
+    if isinstance(bound, Le):
+        return value <= limit
+    assert isinstance(bound, Lt), bound
+    return value < limit
+
+
+def bounds_words(bounds: tuple[BaseMetadata, ...]) -> str:
+    """A field's range in words: ``from 1 to 16,777,216``, ``> 0``, ``from 0 to below 1``."""
+    low = next((b for b in bounds if isinstance(b, Ge | Gt)), None)
+    high = next((b for b in bounds if isinstance(b, Le | Lt)), None)
+
+    def num(b: BaseMetadata) -> str:
+        value = _limit(b)
+        return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+    if low is not None and high is not None and isinstance(low, Ge):
+        return f"from {num(low)} to {'below ' if isinstance(high, Lt) else ''}{num(high)}"
+    parts = [f"{'>=' if isinstance(low, Ge) else '>'} {num(low)}" if low else "",
+             f"{'<=' if isinstance(high, Le) else '<'} {num(high)}" if high else ""]
+    return " and ".join(p for p in parts if p)
