@@ -130,6 +130,24 @@ def test_search_can_rank_by_time_with_failures(capsys: pytest.CaptureFixture[str
     scores = [300e9 / e.tokens_per_s / (g256 if e.chips == 256 else g1024)
               for e in aware.top]
     assert scores == sorted(scores)
+    # each row shows what it is ranked by: time (and cost) with failures beside the
+    # ideal, from the same goodput; a failure-blind objective's rows have neither
+    rows = aware.as_json()["top"]
+    for e, row in zip(aware.top, rows, strict=True):
+        g = g256 if e.chips == 256 else g1024
+        assert row["time_to_train_with_failures_s"] == pytest.approx(
+            row["time_to_train_s"] / g, rel=1e-12)
+    assert [r["time_to_train_with_failures_s"] for r in rows] == pytest.approx(scores)
+    assert all("time_to_train_with_failures_s" not in r for r in plain.as_json()["top"])
+    priced = search(wl, system, 1024, objective="cost_with_failures", top_k=2,
+                    chip_counts=[256, 1024], train_tokens=300e9, price_per_chip_hour=2.0)
+    for row in priced.as_json()["top"]:
+        assert row["cost_to_train_with_failures"] > row["cost_to_train"] > 0
+    # and the CLI's table has the column
+    assert main(["search", "--system", str(LIQUID), "--model", "llama3-70b", "--chips",
+                 "512", "--global-batch", "1024", "--seq-len", "4096", "--objective",
+                 "time_with_failures", "--train-tokens", "1T", "--top", "2"]) == 0
+    assert "time to train with failures" in capsys.readouterr().out
     # without storage the objective is refused, naming what is missing
     assert main(["search", "--model", "llama3-8b", "--chip", "mi300x",
                  "--objective", "time_with_failures"]) == 2

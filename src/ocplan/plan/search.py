@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -109,14 +109,24 @@ class SearchResult:
     train_tokens: float | None = None
     """Tokens to train on, when given: rows then carry time (and cost) to train."""
     price_per_chip_hour: float | None = None
+    failure_factors: dict[int, float] = field(default_factory=dict)
+    """For the failure-aware objectives: per chip count, the wall time with failures,
+    checkpoints and restarts over the time without (1 / goodput), the factor the
+    ranking used."""
 
     def to_train(self, e: Estimate) -> dict[str, float]:
-        """Time (and, with a price, cost) to train :attr:`train_tokens` at ``e``."""
+        """Time (and, with a price, cost) to train :attr:`train_tokens` at ``e``; for a
+        failure-aware objective, also both with failures (what the rows are ranked by)."""
         if self.train_tokens is None:
             return {}
         out = {"time_to_train_s": e.time_to_train_s(self.train_tokens)}
         if self.price_per_chip_hour is not None:
             out["cost_to_train"] = e.cost(self.train_tokens, self.price_per_chip_hour)
+        factor = self.failure_factors.get(e.chips)
+        if factor is not None:
+            out["time_to_train_with_failures_s"] = out["time_to_train_s"] * factor
+            if "cost_to_train" in out:
+                out["cost_to_train_with_failures"] = out["cost_to_train"] * factor
         return out
 
     def as_json(self) -> dict[str, Any]:
@@ -407,6 +417,7 @@ def search(workload: Workload, system: System, chips: int, *,
     refused: list[str] = []
     pruned: dict[str, int] = {}
     scores: list[np.ndarray] = []
+    factors: dict[int, float] = {}
     size = 0
     for count in counts:
         power = it_W * count / system.num_chips
@@ -445,7 +456,8 @@ def search(workload: Workload, system: System, chips: int, *,
         if objective.endswith("_with_failures"):
             # wall time with failures, checkpoints and restarts = ideal x the count's
             # overhead (goodput under Daly's model at its optimal interval)
-            factor = 1.0 / failure_goodput(workload, system, count, objective)
+            factor = factors[count] = 1.0 / failure_goodput(workload, system, count,
+                                                            objective)
             per_second = {k + "_with_failures": v * factor for k, v in per_second.items()}
         score = -tps if objective == "throughput" else \
             np.where(runs, per_second[objective] * seconds, np.inf)
@@ -490,7 +502,7 @@ def search(workload: Workload, system: System, chips: int, *,
                         _why(top, refused, _least_memory(parts),
                              _usable_bytes(system, memory_headroom)),
                         tuple(pareto), memory_headroom, variants, tied, train_tokens,
-                        price_per_chip_hour if train_tokens is not None else None)
+                        price_per_chip_hour if train_tokens is not None else None, factors)
 
 
 def _tie_groups(scores: np.ndarray, ranked: np.ndarray, top_k: int) -> list[list[int]]:

@@ -411,6 +411,9 @@ SEARCH_COLUMNS: tuple[CompareRow, ...] = (
     CompareRow("bound", "bound", _text),
     CompareRow("time_to_train_s", "time to train", _duration),
     CompareRow("cost_to_train", "cost to train", _money),
+    # a failure-aware search's rows: what they are ranked by
+    CompareRow("time_to_train_with_failures_s", "time to train with failures", _duration),
+    CompareRow("cost_to_train_with_failures", "cost with failures", _money),
     CompareRow("tied", "tied layouts", _count),
 )
 
