@@ -46,7 +46,7 @@ from ocplan.facility import FacilityPlan, facility_plan, system_findings
 from ocplan.lazy import lazy_names
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.plan.plan import REQUEST_LAYOUT, Plan
+from ocplan.plan.plan import REQUEST_LAYOUT, SEARCH_FIXED_LAYOUT, Plan
 from ocplan.plan.recompute import RECOMPUTE_MODES, mode
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import Objective, SearchResult, search
@@ -191,6 +191,10 @@ class JobRequest(Spec):
     """Estimate even when the system fails a compliance check (the result says so)."""
 
 
+#: A request model that gains layout fields (:func:`_with_layout_fields`).
+R = TypeVar("R", bound=Spec)
+
+
 def _layout_annotation(f: LayoutField) -> object:
     """The pydantic type of a layout field: its declared kind and bounds, strict (no
     ``"2"`` for 2, no 1 for true), so requests, flags and forms share the plan's rules."""
@@ -202,14 +206,14 @@ def _layout_annotation(f: LayoutField) -> object:
     return number | None if f.kind == "optional_int" else number
 
 
-def _with_layout_fields(base: type[JobRequest], name: str) -> type[JobRequest]:
-    """``base`` with one field per requested layout field (:data:`LAYOUT_FIELDS`), with
-    the declared bounds, default and help."""
+def _with_layout_fields(base: type[R], name: str,
+                        layout: tuple[LayoutField, ...] = REQUEST_LAYOUT) -> type[R]:
+    """``base`` with one field per layout field of ``layout`` (default every requested
+    one, :data:`REQUEST_LAYOUT`), with the declared bounds, default and help."""
     fields: dict[str, Any] = {
         f.name: (_layout_annotation(f), Field(f.default, description=f.help))
-        for f in REQUEST_LAYOUT}
-    model: type[JobRequest] = create_model(name, __base__=base, __module__=__name__,
-                                           **fields)
+        for f in layout}
+    model: type[R] = create_model(name, __base__=base, __module__=__name__, **fields)
     return model
 
 
@@ -262,7 +266,10 @@ class EstimateRequest(_LayoutRequest, SensitivityRequest):
         return values
 
 
-class SearchRequest(JobRequest):
+class _SearchJob(JobRequest):
+    """A training job whose layout is searched (the fields the search holds fixed are
+    added from their declarations: :data:`SearchRequest`)."""
+
     objective: Objective = "throughput"
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
     chip_counts: Annotated[tuple[ChipCount, ...], Field(min_length=1, max_length=64)] | None \
@@ -271,6 +278,18 @@ class SearchRequest(JobRequest):
     max_power_W: Annotated[float, Field(strict=True, ge=1, le=1e10)] | None = None
     """Most IT power allowed, W (1e10 W is ten times the largest data-centre campus)."""
     memory_headroom: Annotated[float, Field(strict=True, ge=0, lt=1)] = DEFAULT_MEMORY_HEADROOM
+
+    def fixed(self) -> dict[str, LayoutValue]:
+        """The values of the fields the search holds fixed, by name."""
+        return {f.name: getattr(self, f.name) for f in SEARCH_FIXED_LAYOUT}
+
+
+if TYPE_CHECKING:
+    SearchRequest = _SearchJob
+else:
+    SearchRequest = _with_layout_fields(_SearchJob, "SearchRequest", SEARCH_FIXED_LAYOUT)
+    """A training job whose layout is searched, with the fields the search holds fixed
+    (:data:`~ocplan.plan.plan.SEARCH_FIXED_LAYOUT`: what the software stack does)."""
 
 
 class CompareTarget(Spec):
@@ -857,7 +876,8 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
                   top_k=req.top_k, train_tokens=req.train_tokens,
                   price_per_chip_hour=req.price_per_chip_hour, progress=progress,
                   allow_offload=allow_offload, chip_counts=req.chip_counts,
-                  max_power_W=req.max_power_W, memory_headroom=req.memory_headroom)
+                  max_power_W=req.max_power_W, memory_headroom=req.memory_headroom,
+                  fixed=req.fixed())
 
 
 #: The remedies of a training layout that does not fit in memory, each with whether it

@@ -21,10 +21,11 @@ from typing import Annotated, TypeVar
 import typer
 
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.plan.plan import REQUEST_LAYOUT
+from ocplan.plan.plan import REQUEST_LAYOUT, SEARCH_FIXED_LAYOUT
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT
 
-__all__ = ["LAYOUT_PARAMETER", "with_layout_options", "with_serving_layout_options"]
+__all__ = ["LAYOUT_PARAMETER", "with_layout_options", "with_search_fixed_options",
+           "with_serving_layout_options"]
 
 #: The parameter a command declares to receive its layout flags.
 LAYOUT_PARAMETER = "layout"
@@ -73,6 +74,12 @@ def with_layout_options(command: Callable[..., R]) -> Callable[..., R]:
     (typer builds options from the signature); it is called with ``layout``, a dict of
     the flag values by field name."""
     return _with_fields(command, REQUEST_LAYOUT)
+
+
+def with_search_fixed_options(command: Callable[..., R]) -> Callable[..., R]:
+    """The same for the fields a search holds fixed
+    (:data:`~ocplan.plan.plan.SEARCH_FIXED_LAYOUT`: what the software stack does)."""
+    return _with_fields(command, SEARCH_FIXED_LAYOUT)
 
 
 def with_serving_layout_options(command: Callable[..., R]) -> Callable[..., R]:

@@ -57,7 +57,11 @@ from ocplan.catalog.filekinds import refuse_other_file
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
 from ocplan.cli import restore_collector
-from ocplan.cli.layout_options import with_layout_options, with_serving_layout_options
+from ocplan.cli.layout_options import (
+    with_layout_options,
+    with_search_fixed_options,
+    with_serving_layout_options,
+)
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
 from ocplan.plan.calibration import (
@@ -1247,6 +1251,7 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
 
 @app.command("search")
 @handles_bad_input
+@with_search_fixed_options
 def search_cmd(
     model: ModelOpt,
     chip: ChipOpt = None,
@@ -1275,6 +1280,8 @@ def search_cmd(
         help="Fraction of HBM to keep free (0 to below 1).")] = DEFAULT_MEMORY_HEADROOM,
     allow_invalid: AllowInvalidOpt = False,
     fmt: FormatOpt = Format.table,
+    *,
+    layout: LayoutFlags,
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
     cat = _catalog()
@@ -1283,7 +1290,7 @@ def search_cmd(
                       objective=objective, top_k=top, train_tokens=train_tokens,
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
                       max_power_W=_power(max_power), memory_headroom=memory_headroom,
-                      allow_invalid=allow_invalid)
+                      allow_invalid=allow_invalid, **layout)
     sysm, _, n_chips = api.resolve_job(cat, req, system, FLAGS,
                                        lambda: api.training_workload(cat, req, FLAGS))
     try:

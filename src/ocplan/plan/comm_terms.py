@@ -196,11 +196,12 @@ class CommTerms:
 
 #: The layout fields each collective's arguments follow from (d.tokens is mb s / cp,
 #: d.t_sp is tp with sp, the stage's parameters follow from tp, pp, ep, etp and its moe
-#: layers, d.dp_expert and d.replicas from dp, cp, tp, ep, etp and dp_shard).
+#: layers, d.dp_expert and d.replicas from dp, cp, tp, ep, etp and dp_shard; the
+#: gradients' bytes from grad_reduce_bf16).
 _BY_TP = ("mb", "cp", "tp")
 _BY_EP = ("mb", "cp", "tp", "ep", "etp")
 _BY_PP = ("mb", "cp", "tp", "sp", "pp", "dp")
-_BY_DP = ("tp", "pp", "ep", "etp", "moe_layers", "dp", "cp", "dp_shard")
+_BY_DP = ("tp", "pp", "ep", "etp", "moe_layers", "dp", "cp", "dp_shard", "grad_reduce_bf16")
 
 
 def tp_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,
@@ -305,7 +306,7 @@ def last_bucket_share(d: DerivedLayout, p: StageParams) -> FloatArray:
 
 
 def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: StageParams,
-                 grad_bytes: float, c: ComputeTerms, g: _Layouts,
+                 grad_bytes: FloatArray, c: ComputeTerms, g: _Layouts,
                  per_step: np.ndarray) -> FloatArray:
     """Gradient reduction and parameter gathering per ZeRO stage, hidden behind the last
     micro-batch's backward (gradients) and the first's forward (parameters); ZeRO-3 /
@@ -388,5 +389,6 @@ def comm_terms(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout
         cp_s=cp_exposed_s(wl, fab, d, sc.attention_fwd_s, g),
         pp_s=pp_exposed_s(wl, fab, d, g),
         dp_s=dp_exposed_s(fab, np.where(xla, cal.dp_overlap_xla, cal.dp_overlap), d, p,
-                          grad_reduce_bytes(wl.precision), c, g, gathered_per_step(d, xla))
+                          grad_reduce_bytes(wl.precision, d.grad_reduce_bf16), c, g,
+                          gathered_per_step(d, xla))
         + dcn_steps_s(fab, cal.dcn_step_s, d))

@@ -67,6 +67,7 @@ class DerivedLayout:
     ep_dedup: np.ndarray
     grouped_gemm: np.ndarray
     dp_overlap: np.ndarray
+    grad_reduce_bf16: np.ndarray
     native_attention: np.ndarray
     micro: FloatArray
     tokens: FloatArray
@@ -123,7 +124,7 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.asarray(lay.offload, dtype=bool),
         np.asarray(lay.tp_overlap, dtype=bool), np.asarray(lay.ep_overlap, dtype=bool),
         np.asarray(lay.ep_dedup, dtype=bool), np.asarray(lay.grouped_gemm, dtype=bool),
-        np.asarray(lay.dp_overlap, dtype=bool),
+        np.asarray(lay.dp_overlap, dtype=bool), np.asarray(lay.grad_reduce_bf16, dtype=bool),
         np.asarray(lay.native_attention, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
         end_credit(pp, ends),

@@ -34,8 +34,8 @@ from ocplan.plan.recompute import (
 )
 from ocplan.workloads.workload import Workload
 
-__all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "LayoutField", "Plan",
-           "end_credit", "split_places", "stage_layers"]
+__all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "SEARCH_FIXED_LAYOUT",
+           "LayoutField", "Plan", "end_credit", "split_places", "stage_layers"]
 
 #: The recompute choices, from their declarations (:mod:`ocplan.plan.recompute`).
 RECOMPUTE: tuple[str, ...] = tuple(m.name for m in RECOMPUTE_MODES)
@@ -135,6 +135,12 @@ class Plan:
     dp_overlap: bool = layout_field(
         True, help="Overlap data-parallel gradient/parameter communication with compute.",
         short="dp_overlap")
+    grad_reduce_bf16: bool = layout_field(
+        False, help="Reduce gradients over the data-parallel ranks in bf16 (Megatron-LM "
+                    "--grad-reduce-in-bf16; Megatron-Bridge's performance recipes, "
+                    "grad_reduce_in_fp32 false); off: in fp32, Megatron-LM's default for "
+                    "bf16 and 8-bit training (fp16 runs reduce in fp16 either way).",
+        short="grad_bf16", search="fixed")
     native_attention: bool = layout_field(
         True, help="Run attention with the chip's native fused kernel (cuDNN or "
                    "FlashAttention-3 on Hopper); off: a portable FlashAttention-2-class "
@@ -339,6 +345,11 @@ LAYOUT_FIELDS: tuple[LayoutField, ...] = layout_fields(Plan)
 LAYOUT: dict[str, LayoutField] = {f.name: f for f in LAYOUT_FIELDS}
 #: The layout fields a request gives (``dp`` follows from the chips).
 REQUEST_LAYOUT: tuple[LayoutField, ...] = tuple(f for f in LAYOUT_FIELDS if f.requested)
+#: The layout fields a search holds fixed (what the software stack does, not a choice
+#: among layouts: the expert dispatch, grouped GEMMs, the attention kernel, the gradient
+#: reduction's format); a search request may set them, else they keep their defaults.
+SEARCH_FIXED_LAYOUT: tuple[LayoutField, ...] = tuple(
+    f for f in REQUEST_LAYOUT if f.search == "fixed")
 assert all(f.matters_with in LAYOUT for f in LAYOUT_FIELDS if f.matters_with), "unknown field"
 #: The search-only recompute code "auto" (after the choices): the fewest layers per
 #: stage recomputed in full that make the layout fit (Megatron --recompute-num-layers);

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -31,11 +31,12 @@ from typing import Any, Literal
 import numpy as np
 
 from ocplan.catalog.system import System
-from ocplan.errors import Infeasible, SpecError
+from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.calibration import Calibration, likely_range_note, load_calibration
 from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
 from ocplan.plan.estimate import Estimate, TimeBreakdown, estimate
-from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
+from ocplan.plan.layout import LayoutValue
+from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, SEARCH_FIXED_LAYOUT, Plan
 from ocplan.plan.recompute import Stack, model_features, stack_of, whole_layer_mode
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
 from ocplan.plan.space import Columns, SearchSpace, training_space
@@ -252,15 +253,35 @@ def _stack(system: System) -> Stack:
     return stack_of(system_model(system).family)
 
 
+def _fixed_codes(fixed: Mapping[str, LayoutValue]) -> dict[str, int]:
+    """The encoded values of a search's fixed fields; SpecError naming every field that
+    is not one the search holds fixed, or whose value its declaration refuses."""
+    problems = []
+    for name, value in fixed.items():
+        field = next((f for f in SEARCH_FIXED_LAYOUT if f.name == name), None)
+        if field is None:
+            problems.append(Problem("search", name, "is no field a search holds fixed; "
+                                    "expected one of " + ", ".join(
+                                        f.name for f in SEARCH_FIXED_LAYOUT), value))
+        elif (message := field.problem(value)) is not None:
+            problems.append(Problem("search", name, message, value))
+    if problems:
+        raise SpecError(problems)
+    return {name: LAYOUT[name].encode(value) for name, value in fixed.items()}
+
+
 def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips: int,
                     allow_offload: bool, memory_headroom: float,
                     progress: Callable[[int, int], None] | None,
-                    budget: int = MAX_CANDIDATES, threads: int | None = None) -> _Evaluated:
-    """Evaluate the space of one chip count; refuse (SpecError) when it leaves more than
+                    budget: int = MAX_CANDIDATES, threads: int | None = None,
+                    held: Mapping[str, int] | None = None) -> _Evaluated:
+    """Evaluate the space of one chip count, every layout with the encoded fixed fields
+    ``held`` (:func:`_fixed_codes`); refuse (SpecError) when it leaves more than
     ``budget`` layouts (what is left of :data:`MAX_CANDIDATES`) to evaluate."""
     space = _space(workload, system, chips, allow_offload)
     cols, pruned = space.candidates()
     n = len(cols["tp"])
+    cols |= {name: np.full(n, code, dtype=np.int64) for name, code in (held or {}).items()}
     if n > budget:
         raise SpecError.one("search", "space", f"{space.name}: {n:,} layouts to evaluate "
                             f"(with {MAX_CANDIDATES - budget:,} of other chip counts), over "
@@ -368,6 +389,7 @@ def search(workload: Workload, system: System, chips: int, *,
            calibration: Calibration | None = None, allow_offload: bool = False,
            chip_counts: Sequence[int] | None = None, max_power_W: float | None = None,
            memory_headroom: float = DEFAULT_MEMORY_HEADROOM,
+           fixed: Mapping[str, LayoutValue] | None = None,
            progress: Callable[[int, int], None] | None = None) -> SearchResult:
     """Find the best layouts of ``workload`` on ``chips`` chips of ``system``.
 
@@ -391,6 +413,11 @@ def search(workload: Workload, system: System, chips: int, *,
     memory_headroom
         Fraction of HBM to keep free (0.1 = layouts must fit in 90 % of it); default
         :data:`DEFAULT_MEMORY_HEADROOM`.
+    fixed
+        Values of fields the search does not vary
+        (:data:`~ocplan.plan.plan.SEARCH_FIXED_LAYOUT`: what the software stack does,
+        such as ``grad_reduce_bf16`` or ``ep_dedup``); every layout takes them. Fields not
+        given keep their declared defaults.
     progress
         Called with (done, total) candidates after each evaluated chunk.
     """
@@ -402,6 +429,7 @@ def search(workload: Workload, system: System, chips: int, *,
     if not 0.0 <= memory_headroom < 1.0:
         raise SpecError.one("--memory-headroom", "memory_headroom", "must be in [0, 1)",
                             memory_headroom)
+    held = _fixed_codes(fixed or {})
     counts = sorted(set(chip_counts or [chips]))
     named = [("--chips", "chips", chips),
              *(("--chip-counts", "chip_counts", c) for c in chip_counts or ())]
@@ -438,7 +466,8 @@ def search(workload: Workload, system: System, chips: int, *,
             refused.append(str(exc))
             continue
         ev = _evaluate_space(workload, system, cal, count, allow_offload, memory_headroom,
-                             progress, MAX_CANDIDATES - sum(len(p.step) for p in parts))
+                             progress, MAX_CANDIDATES - sum(len(p.step) for p in parts),
+                             held=held)
         parts.append(ev)
         size += ev.size
         for k, v in ev.pruned.items():

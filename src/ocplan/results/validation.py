@@ -182,6 +182,12 @@ NO_EP_OVERLAP = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bDeepEP\b|\bDeepEP\b 
 #: unstated expert TP is Megatron-Core's default (tp) where the run could have used it.
 MEGATRON_BRIDGE = re.compile(r"Megatron-Bridge", re.IGNORECASE)
 WHOLE_EXPERTS = MEGATRON_BRIDGE
+#: Sources whose runs reduce gradients in bf16, read as the plan's ``grad_reduce_bf16``:
+#: every Megatron-Bridge performance config sets ``cfg.ddp.grad_reduce_in_fp32 = False``
+#: (``scripts/performance/configs/{llama,deepseek,qwen,kimi,gpt_oss,nemotronh}/*.py``,
+#: from v0.1.0rc3 to v0.4.0 = 26.04 and in today's ``perf_recipes``), the recipes its
+#: performance tables are measured with.
+BF16_GRAD_REDUCE = MEGATRON_BRIDGE
 #: Megatron-Bridge performance recipes whose experts are dispatched by Megatron-Core's
 #: alltoall dispatcher (every routed copy sent, no DeepEP/HybridEP node deduplication),
 #: by model and chip, read as the plan's ``ep_dedup`` off: ``qwen3_llm_pretrain.py``'s
@@ -335,6 +341,7 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 sequence_parallel=sp, offload=offload, ep_overlap=not NO_EP_OVERLAP.search(notes),
                 ep_dedup=not (NO_EP_OVERLAP.search(notes) or alltoall_dispatch(row)),
                 grouped_gemm=not NO_PRIMUS_TURBO.search(notes),
+                grad_reduce_bf16=bool(BF16_GRAD_REDUCE.search(row.get("source") or "")),
                 native_attention=not PORTABLE_ATTENTION.search(row.get("source") or ""))
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "ACT_BYTES",
     "GRAD_BYTES",
     "GRAD_REDUCE_BYTES",
+    "GRAD_REDUCE_BYTES_BF16",
     "GRAD_REDUCE_BYTES_DEFAULT",
     "MASK_BYTES",
     "OPTIMIZER_BYTES",
@@ -61,13 +62,16 @@ OPTIMIZER_BYTES = 12.0
 #: fp32 unless the run trains in fp16. Megatron-LM forces ``accumulate_allreduce_grads_
 #: in_fp32`` for bf16 ("accumulate and all-reduce gradients in fp32 for bfloat16 data
 #: type", ``megatron/training/arguments.py``; the grad buffer is then float32,
-#: ``param_and_grad_buffer.py``), Megatron-Bridge and NeMo recipes set
-#: ``grad_reduce_in_fp32``, torchtitan's FSDP2 reduces in float32, and MaxText keeps
-#: fp32 weights, so fp32 gradients; fp16 training keeps 16-bit gradients under loss
-#: scaling (Megatron's default without the flag). 8-bit runs reduce their bf16/fp32
-#: master gradients like bf16 runs.
+#: ``param_and_grad_buffer.py``) unless ``--grad-reduce-in-bf16``, Megatron-Bridge's
+#: general recipes and NeMo's set ``grad_reduce_in_fp32``, torchtitan's FSDP2 reduces in
+#: float32, and MaxText keeps fp32 weights, so fp32 gradients; fp16 training keeps 16-bit
+#: gradients under loss scaling (Megatron's default without the flag). 8-bit runs reduce
+#: their bf16/fp32 master gradients like bf16 runs. A layout that reduces in bf16
+#: (``Plan.grad_reduce_bf16``: Megatron-Bridge's performance recipes) moves
+#: :data:`GRAD_REDUCE_BYTES_BF16`.
 GRAD_REDUCE_BYTES = {"fp16": 2.0}
 GRAD_REDUCE_BYTES_DEFAULT = 4.0
+GRAD_REDUCE_BYTES_BF16 = 2.0
 #: Korthikanti §4.1: activations stored in 16-bit, dropout masks in one byte.
 ACT_BYTES = 2.0
 MASK_BYTES = 1.0
@@ -147,11 +151,13 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
     return tokens * per_token
 
 
-def grad_reduce_bytes(precision: str) -> float:
+def grad_reduce_bytes(precision: str, in_bf16: Num = False) -> Num:
     """Bytes per gradient element a data-parallel reduction moves for a run trained in
-    ``precision`` (:data:`GRAD_REDUCE_BYTES`). The stored gradients of the memory model
-    stay at :data:`GRAD_BYTES` (the ZeRO paper's convention)."""
-    return GRAD_REDUCE_BYTES.get(precision, GRAD_REDUCE_BYTES_DEFAULT)
+    ``precision`` (:data:`GRAD_REDUCE_BYTES`), or :data:`GRAD_REDUCE_BYTES_BF16` where
+    the layout reduces in bf16 (``in_bf16``, per layout). The stored gradients of the
+    memory model stay at :data:`GRAD_BYTES` (the ZeRO paper's convention)."""
+    default = GRAD_REDUCE_BYTES.get(precision, GRAD_REDUCE_BYTES_DEFAULT)
+    return np.where(in_bf16, min(default, GRAD_REDUCE_BYTES_BF16), default)
 
 
 def norm_act_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, cp: Num,
