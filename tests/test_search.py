@@ -22,8 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.fields import MAX_TOP_K
 from ocplan.catalog.system import system_for_chip
 from ocplan.cli.main import main
+from ocplan.errors import SpecError
 from ocplan.plan.calibration import load_calibration
 from ocplan.plan.engine import evaluate, system_model
 from ocplan.plan.estimate import estimate
@@ -341,8 +343,8 @@ def test_search_lists_each_layout_once() -> None:
     """A tight job where auto recompute often needs every layer: that is the full-
     recompute layout again and must not be listed (or counted as fitting) twice."""
     wl, system = _job("llama3-8b", "a100-sxm-40gb", 4, 16, 4096, "bf16")
-    result = search(wl, system, 4, top_k=1000)
-    assert 0 < result.feasible < 1000
+    result = search(wl, system, 4, top_k=MAX_TOP_K)
+    assert 0 < len(result.top) < MAX_TOP_K  # every group listed
     # every layout that fits is a row or a tied variant of one, once
     assert len(result.top) + sum(result.tied) == result.feasible
     labels = [e.plan.label() for e in result.top] + [v for vs in result.variants for v in vs]
@@ -527,3 +529,19 @@ def test_search_rows_are_distinct_beyond_the_tie_tolerance(
         days = 300e9 / (r["tokens_per_s_per_chip"] * 512) / 86400
         assert r["time_to_train_s"] / 86400 == pytest.approx(days, rel=1e-9)
         assert r["cost_to_train"] == pytest.approx(512 * 2 * r["time_to_train_s"] / 3600)
+
+
+def test_result_parts_are_read_only_and_top_follows_the_shared_limit() -> None:
+    """A frozen result's counts and front cannot be changed through it; the search lists
+    at most MAX_TOP_K rows, the limit of the CLI, the API request and the workbench (it
+    took 1,000)."""
+    wl, system = _job("llama3-8b", "a100-sxm-40gb", 4, 16, 4096, "bf16")
+    result = search(wl, system, 4, top_k=2)
+    with pytest.raises(TypeError):
+        result.pruned["memory"] = -1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        result.pareto[0]["step_s"] = 0.0  # type: ignore[index]
+    json.dumps(result.as_json())  # still plain JSON
+    with pytest.raises(SpecError) as exc:
+        search(wl, system, 4, top_k=MAX_TOP_K + 1)
+    assert f"between 1 and {MAX_TOP_K}" in str(exc.value)

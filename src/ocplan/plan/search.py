@@ -26,10 +26,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from ocplan.catalog.fields import MAX_TOP_K
 from ocplan.catalog.system import System
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.calibration import Calibration, likely_range_note, load_calibration
@@ -45,6 +47,8 @@ from ocplan.workloads.workload import Workload
 
 __all__ = ["OBJECTIVES", "SearchResult", "failure_goodput", "pareto_front", "search"]
 
+K = TypeVar("K")
+V = TypeVar("V")
 Objective = Literal["throughput", "time", "cost", "energy", "time_with_failures",
                     "cost_with_failures"]
 OBJECTIVES: tuple[str, ...] = ("throughput", "time", "cost", "energy", "time_with_failures",
@@ -94,12 +98,12 @@ class SearchResult:
     best: Estimate | None
     top: tuple[Estimate, ...]
     space_size: int
-    pruned: dict[str, int]
+    pruned: Mapping[str, int]
     evaluated: int
     feasible: int
     elapsed_s: float
     why: str
-    pareto: tuple[dict[str, float], ...]
+    pareto: tuple[Mapping[str, float], ...]
     """Non-dominated layouts for (step time, memory per chip), both minimized."""
     memory_headroom: float = 0.0
     """Fraction of HBM every listed layout leaves free."""
@@ -110,7 +114,7 @@ class SearchResult:
     train_tokens: float | None = None
     """Tokens to train on, when given: rows then carry time (and cost) to train."""
     price_per_chip_hour: float | None = None
-    failure_factors: dict[int, float] = field(default_factory=dict)
+    failure_factors: Mapping[int, float] = field(default_factory=lambda: _frozen({}))
     """For the failure-aware objectives: per chip count, the wall time with failures,
     checkpoints and restarts over the time without (1 / goodput), the factor the
     ranking used."""
@@ -148,14 +152,20 @@ class SearchResult:
             "best": row(self.best, 0) if self.best else None,
             "top": [row(e, i) for i, e in enumerate(self.top)],
             "space_size": self.space_size,
-            "pruned": self.pruned,
+            "pruned": dict(self.pruned),
             "evaluated": self.evaluated,
             "feasible": self.feasible,
             "elapsed_s": self.elapsed_s,
             "why": self.why,
-            "pareto": list(self.pareto),
+            "pareto": [dict(p) for p in self.pareto],
             "memory_headroom": self.memory_headroom,
         }
+
+
+def _frozen(mapping: dict[K, V]) -> Mapping[K, V]:
+    """A read-only view of a mapping the result keeps (a frozen result's parts must not
+    change either)."""
+    return MappingProxyType(mapping)
 
 
 def pareto_front(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -424,8 +434,8 @@ def search(workload: Workload, system: System, chips: int, *,
     if objective not in OBJECTIVES:
         raise SpecError.one("--objective", "objective", f"expected one of "
                                                         f"{', '.join(OBJECTIVES)}", objective)
-    if not 1 <= top_k <= 1000:
-        raise SpecError.one("--top", "top", "must be between 1 and 1000", top_k)
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise SpecError.one("--top", "top", f"must be between 1 and {MAX_TOP_K}", top_k)
     if not 0.0 <= memory_headroom < 1.0:
         raise SpecError.one("--memory-headroom", "memory_headroom", "must be in [0, 1)",
                             memory_headroom)
@@ -526,12 +536,15 @@ def search(workload: Workload, system: System, chips: int, *,
         for j in pareto_front(steps, mems)[:50]:
             pareto.append({"step_s": float(steps[j]), "memory_bytes_per_chip": float(mems[j]),
                            "chips": int(n_chips[j])})
-    return SearchResult(objective, top[0] if top else None, top, size, pruned, evaluated,
+    return SearchResult(objective, top[0] if top else None, top, size, _frozen(pruned),
+                        evaluated,
                         feasible, time.perf_counter() - t0,
                         _why(top, refused, _least_memory(parts),
                              _usable_bytes(system, memory_headroom)),
-                        tuple(pareto), memory_headroom, variants, tied, train_tokens,
-                        price_per_chip_hour if train_tokens is not None else None, factors)
+                        tuple(_frozen(p) for p in pareto), memory_headroom, variants, tied,
+                        train_tokens,
+                        price_per_chip_hour if train_tokens is not None else None,
+                        _frozen(factors))
 
 
 def _tie_groups(scores: np.ndarray, ranked: np.ndarray, top_k: int) -> list[list[int]]:
