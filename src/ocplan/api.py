@@ -340,7 +340,7 @@ class CompareRequest(Spec):
     max_time_to_train_s: Annotated[float, Field(strict=True, gt=0, le=MAX_BUDGET_TIME_S)
                                    ] | None = None
     """Longest the run may take, s (needs ``train_tokens``): alone, the comparison picks
-    the cheapest row that meets it."""
+    the cheapest row that meets it (without prices, the one using the least energy)."""
     max_facility_power_W: Annotated[float, Field(strict=True, gt=0, le=1e10)] | None = None
     """Most facility power the run may draw, W."""
 

@@ -67,7 +67,8 @@ from ocplan.lazy import lazy_module
 from ocplan.plan.calibration import (
     coverage_note,
 )
-from ocplan.plan.layout import LayoutValue
+from ocplan.plan.layout import LayoutField, LayoutValue
+from ocplan.plan.plan import SEARCH_FIXED_LAYOUT
 from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_MEMORY_HEADROOM,
@@ -667,6 +668,8 @@ def _board_topology(summary: TopologySummary) -> str:
 
 #: The source of problems found in flag values; each such line is shown with its flag.
 FLAGS = "command line"
+#: Rows of a report's top-layouts table (``report --search --top``).
+REPORT_TOP = 10
 #: Request fields whose flag is not the field name with dashes.
 FLAG_OF_FIELD = {"top_k": "--top", "price_per_chip_hour": "--price",
                  "max_power_W": "--max-power", "rate_per_s": "--rate",
@@ -686,6 +689,17 @@ def _from_flags(request: type[Req], /, **values: object) -> Req:
     the web share one set of bounds; each problem line names its flag (the source
     FLAGS becomes the flag in :func:`handles_bad_input`)."""
     return validate_as(request, values, FLAGS)
+
+
+def _picked_by_search(layout: LayoutFlags, fields: Sequence[LayoutField],
+                      keep: Sequence[LayoutField] = ()) -> list[Problem]:
+    """With --search: a problem for each layout flag of ``fields`` given away from its
+    default, since the search picks that field and would drop the flag unsaid; the
+    fields of ``keep`` (what a search holds fixed and takes) are allowed."""
+    kept = {f.name for f in keep}
+    return [Problem(FLAGS, f.name, "the search picks it: leave it out with --search",
+                    layout[f.name])
+            for f in fields if f.name not in kept and layout[f.name] != f.default]
 
 
 def _counts(text: str | None) -> tuple[int, ...] | None:
@@ -945,6 +959,11 @@ def infer_cmd(
     if sensitivity is not None and search:
         problems.append(Problem(FLAGS, "sensitivity", "applies to one layout's estimate, "
                                                       "not to a search", sensitivity))
+    if disaggregate and not search:
+        problems.append(Problem(FLAGS, "disaggregate", "tries prefill/decode splits in a "
+                                                       "search: give --search too", True))
+    if search:  # the serving search takes no layout field, fixed ones included
+        problems += _picked_by_search(layout, api.SERVING_REQUEST_LAYOUT)
     price_one = None if prices is None else prices[0]
     one = {} if search else layout | ({} if sensitivity is None
                                      else {"sensitivity": sensitivity})
@@ -1388,7 +1407,7 @@ def compare_cmd(
     deadline: Annotated[str | None, typer.Option(
         metavar="<time>", help="Longest the run may take, e.g. '90 days' (needs "
                                "--train-tokens): alone, pick the cheapest row that meets "
-                               "it.")] = None,
+                               "it (without --price, the least energy).")] = None,
     max_power: Annotated[str | None, typer.Option(
         metavar="<power>", help="Most facility power the run may draw, e.g. '20 MW'.")
     ] = None,
@@ -1874,7 +1893,8 @@ def report(
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES), help="With --search: the best layout by it.")
     ] = "throughput",
-    top: Annotated[int, typer.Option(help="With --search: rows of the top table.")] = 10,
+    top: Annotated[int, typer.Option(help="With --search: rows of the top table.")
+                   ] = REPORT_TOP,
     train_tokens: TrainTokensOpt = None,
     price: Annotated[float | None, typer.Option(
         help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
@@ -1895,6 +1915,15 @@ def report(
 
     report_format = _report_format(out_file, report_format)
     _check_target(out_file)
+    problems = (_picked_by_search(layout, api.REQUEST_LAYOUT, SEARCH_FIXED_LAYOUT)
+                if run_search else
+                [Problem(FLAGS, name, "applies with --search (the layout flags give the "
+                                      "layout otherwise)", value)
+                 for name, value, default in (("objective", objective, "throughput"),
+                                              ("top", top, REPORT_TOP))
+                 if value != default])
+    if problems:
+        raise SpecError(problems)
     cat = _catalog()
     search_json = None
     no_fit: str | None = None  # why the search found no layout, when it found none
@@ -1912,7 +1941,8 @@ def report(
             api.SearchRequest, model=model, chip=chip, chips=chips,
             global_batch=global_batch, seq_len=seq_len, precision=req.precision,
             top_k=top, objective=objective, train_tokens=req.train_tokens,
-            price_per_chip_hour=price, allow_invalid=allow_invalid), system, source=FLAGS)
+            price_per_chip_hour=price, allow_invalid=allow_invalid,
+            **{f.name: layout[f.name] for f in SEARCH_FIXED_LAYOUT}), system, source=FLAGS)
         search_json = found.as_json()
         if found.best is None:
             no_fit = found.why

@@ -1,0 +1,61 @@
+"""Flags a command would drop without a word are refused, each naming itself (a docs
+QA pass, session 43): layout flags beside ``--search`` (the search picks the layout;
+the fields a training search holds fixed, the software stack, are passed on), the
+search's ``--objective`` and ``--top`` without it, ``--disaggregate`` without it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clikit import run
+
+CHIP = ("--model", "llama3-8b", "--chip", "h100-sxm-80gb")
+
+
+def lines(err: str) -> list[str]:
+    return err.strip().splitlines()
+
+
+def test_report_refuses_layout_flags_the_search_would_drop(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    rc, _, err = run(capsys, "report", *CHIP, "--search", "--tp", "8", "--zero", "3",
+                     "--out", out)
+    assert rc == 2
+    assert [line.split(":")[0] for line in lines(err)] == ["--tp", "--zero"]
+    assert "the search picks it" in err
+    assert not out.exists()  # nothing half-written
+
+
+def test_report_search_takes_the_stack_flags(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    rc, _, _ = run(capsys, "report", *CHIP, "--chips", "16", "--search",
+                   "--grad-reduce-bf16", "--top", "2", "--out", out)
+    assert rc == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["search"]["top"]
+    assert all(row["grad_reduce_bf16"] for row in report["search"]["top"])
+
+
+def test_report_refuses_search_flags_without_search(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    rc, _, err = run(capsys, "report", *CHIP, "--objective", "cost", "--top", "3", "--out",
+                     tmp_path / "r.json")
+    assert rc == 2
+    assert [line.split(":")[0] for line in lines(err)] == ["--objective", "--top"]
+    assert "applies with --search" in err
+
+
+def test_infer_refuses_disaggregate_without_search_and_layout_with_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, "infer", *CHIP, "--disaggregate")
+    assert rc == 2
+    assert lines(err)[0].startswith("--disaggregate:")
+    assert "give --search too" in err
+    rc, _, err = run(capsys, "infer", *CHIP, "--search", "--tp", "2")
+    assert rc == 2
+    assert lines(err) == ["--tp: tp = 2: the search picks it: leave it out with --search"]
