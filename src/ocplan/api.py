@@ -1,7 +1,10 @@
 """The façade the CLI, the web workbench and notebooks share.
 
 Requests are pydantic models (unknown fields are errors) so that a JSON body, a YAML
-file and CLI flags all go through the same validation and the same one-line messages.
+file and CLI flags all go through the same validation and the same one-line messages:
+build one with :func:`validate_as` (``validate_as(EstimateRequest, {...}, "request")``),
+which raises a :class:`~ocplan.errors.SpecError` naming every problem; calling a model
+directly raises pydantic's own ``ValidationError``.
 Nothing here computes: it resolves ids and calls the engine.
 """
 
@@ -154,6 +157,7 @@ __all__ = [
     "topology_summary",
     "training_workload",
     "trust",
+    "validate_as",
     "validate_cpu_runs",
     "validate_runs",
     "validate_serving_runs",

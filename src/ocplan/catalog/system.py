@@ -17,6 +17,7 @@ themselves, so later stages never look ids up again.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -400,6 +401,10 @@ def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
     """The system a chip id alone implies: its default server (or ``server_id``, e.g. an
     OAM server to populate with it), enough of them for ``num_chips``, on the server's
     default fabric (or ``scale_out``)."""
+    if not (isinstance(num_chips, numbers.Integral) and not isinstance(num_chips, bool)
+            and 1 <= num_chips <= MAX_CHIPS):
+        raise SpecError.one(source, "chips", f"must be a whole number from 1 to "
+                                             f"{MAX_CHIPS:,}", num_chips)
     accelerator = catalog.accelerator(chip, source, "chip")
     if server_id is None and accelerator.default_server is None:
         generic = GENERIC_SERVERS.get(accelerator.form_factor)

@@ -21,6 +21,7 @@ layouts to evaluate in all is refused before the per-layout arrays are.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -444,7 +445,8 @@ def search(workload: Workload, system: System, chips: int, *,
     named = [("--chips", "chips", chips),
              *(("--chip-counts", "chip_counts", c) for c in chip_counts or ())]
     for flag, name, count in named:
-        if not 1 <= count <= system.num_chips:
+        if not (isinstance(count, numbers.Integral) and not isinstance(count, bool)
+                and 1 <= count <= system.num_chips):
             raise SpecError.one(flag, name, f"must be between 1 and the system's "
                                             f"{system.num_chips} chips", count)
     t0 = time.perf_counter()

@@ -47,6 +47,8 @@ def factor_problem(factor: float) -> str | None:
     :data:`~ocplan.plan.search_defaults.MIN_SENSITIVITY_FACTOR` to
     :data:`~ocplan.plan.search_defaults.MAX_SENSITIVITY_FACTOR` and not be 1. The one
     rule of the library call and of the API request's field."""
+    if not isinstance(factor, int | float) or isinstance(factor, bool):
+        return "must be a number, e.g. 2 (twice as fast) or 0.5 (half)"
     if factor == 1.0:
         return "a factor of 1 scales nothing; use e.g. 2 (twice as fast) or 0.5 (half)"
     if not MIN_SENSITIVITY_FACTOR <= factor <= MAX_SENSITIVITY_FACTOR:

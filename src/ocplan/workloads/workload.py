@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import get_args
 
@@ -44,12 +45,17 @@ class Workload:
 
     def __post_init__(self) -> None:
         problems = []
-        if not 1 <= self.seq_len <= MAX_SEQ_LEN:
-            problems.append(Problem("argument", "seq_len", f"must be between 1 and "
-                                    f"{MAX_SEQ_LEN:,} tokens", self.seq_len))
-        if not 1 <= self.global_batch <= MAX_GLOBAL_BATCH:
-            problems.append(Problem("argument", "global_batch", f"must be between 1 and "
-                                    f"{MAX_GLOBAL_BATCH:,} sequences", self.global_batch))
+        if not isinstance(self.model, ModelShape):
+            problems.append(Problem("argument", "model", "expected a ModelShape "
+                                    "(ModelShape.from_arch(catalog.model(id)))",
+                                    type(self.model).__name__))
+        if not _whole(self.seq_len) or not 1 <= self.seq_len <= MAX_SEQ_LEN:
+            problems.append(Problem("argument", "seq_len", f"must be a whole number from 1 "
+                                    f"to {MAX_SEQ_LEN:,} tokens", self.seq_len))
+        if not _whole(self.global_batch) or not 1 <= self.global_batch <= MAX_GLOBAL_BATCH:
+            problems.append(Problem("argument", "global_batch", f"must be a whole number "
+                                    f"from 1 to {MAX_GLOBAL_BATCH:,} sequences",
+                                    self.global_batch))
         if self.precision not in PRECISIONS:
             problems.append(Problem("argument", "precision", f"expected one of "
                                     f"{', '.join(PRECISIONS)}", self.precision))
@@ -118,3 +124,8 @@ class Workload:
         executed = (6.0 * m.matmul_params_per_token - dropped
                     + 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=True))
         return self.model_flops_per_token / executed
+
+
+def _whole(value: object) -> bool:
+    """A whole number (numpy's too), not a bool (a Python bool is an int) nor text."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
