@@ -59,3 +59,25 @@ def test_infer_refuses_disaggregate_without_search_and_layout_with_it(
     rc, _, err = run(capsys, "infer", *CHIP, "--search", "--tp", "2")
     assert rc == 2
     assert lines(err) == ["--tp: tp = 2: the search picks it: leave it out with --search"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_a_reader_that_leaves_is_not_a_no(fmt: str) -> None:
+    """``ocplan estimate | head -1``: the reader closing the pipe ends the command quietly
+    with 141 (128 + SIGPIPE, as a shell reports for ``yes | head -1``), not 1 (rich's
+    default, which here means "the answer is no"), and prints no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ocplan.cli.main", "estimate", *CHIP, "-f", fmt],
+            stdout=write, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Exception ignored" not in done.stderr

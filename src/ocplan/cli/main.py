@@ -151,8 +151,30 @@ def handles_bad_input(func: Callable[P, R]) -> Callable[P, R]:
             _bad_input(problems, fmt is Format.json if isinstance(fmt, Format)
                        else state.json_errors)
             raise typer.Exit(2) from None
+        except BrokenPipeError:  # written past rich (rich's own: _reader_gone)
+            _reader_gone()
 
     return wrapper
+
+
+#: Exit code when standard output's reader closed the pipe (``ocplan ... | head -1``):
+#: 128 + SIGPIPE (13), what a shell reports for a program SIGPIPE ended
+#: (``yes | head -1``); rich's default, 1, would read as "the answer is no".
+EXIT_READER_GONE = 141
+
+
+def _reader_gone() -> NoReturn:
+    """Stop quietly with :data:`EXIT_READER_GONE`, standard output pointed at /dev/null
+    so that the interpreter's last flush does not fail on the closed pipe as well (the
+    Python documentation's remedy, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real descriptor behind stdout: nothing to flush
+        pass
+    finally:
+        os.close(devnull)
+    raise SystemExit(EXIT_READER_GONE)
 
 
 def _bad_input(problems: Sequence[Problem], as_json: bool) -> None:
@@ -368,6 +390,7 @@ class _LazyConsole:
             if not stream.isatty() and not os.environ.get("COLUMNS"):
                 self._options["width"] = PIPE_WIDTH
             self._console = rich_console.Console(**self._options)
+            self._console.on_broken_pipe = _reader_gone  # type: ignore[method-assign]
         return getattr(self._console, name)
 
 
