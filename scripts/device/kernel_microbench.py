@@ -72,8 +72,17 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn.functional as F
+except ModuleNotFoundError:  # the usage still prints where PyTorch is missing
+    if __name__ == "__main__":
+        asked = bool({"-h", "--help"} & set(sys.argv[1:]))
+        print(__doc__.split("Writes ``DIR")[0].rstrip(), file=sys.stdout if asked else sys.stderr)
+        print("kernel_microbench.py: needs PyTorch (with a CUDA GPU, or CPU-only for --dry); "
+              "this Python has none", file=sys.stderr)
+        sys.exit(0 if asked else 2)
+    raise
 
 COLUMNS = ("section", "kernel", "dtype", "m", "n", "k", "groups", "batch", "heads",
            "kv_heads", "seq", "head_dim", "causal", "pass", "flops", "bytes", "time_s",
