@@ -36,6 +36,7 @@ from ocplan.redfish import (
     read_managed,
     service_tree,
 )
+from ocplan.redfish.odata import dram_bytes
 from ocplan.web import redfish_routes
 from test_redfish import PROFILE, _failures, _of_type, _refs, _validate
 
@@ -124,7 +125,7 @@ def test_memory_lists_every_populated_dimm(modules: dict[str, ComputeModule],
             assert len(devices) == module.sockets
             assert {d["Location"]["PartLocation"]["LocationType"]
                     for d in devices.values()} == {"Embedded"}
-            per_device = mem.capacity
+            per_device = dram_bytes(mem.capacity)  # the sold GB as JEDEC's GiB
         else:
             assert len(devices) == (module.sockets * _channels(catalog, module)
                                     * mem.dimms_per_channel)
@@ -132,7 +133,7 @@ def test_memory_lists_every_populated_dimm(modules: dict[str, ComputeModule],
             assert {s["LocationType"] for s in slots} == {"Slot"}
             assert {tuple(d["AllowedSpeedsMHz"]) for d in devices.values()} == \
                 {(mem.rated_mts,)}
-            per_device = mem.capacity
+            per_device = dram_bytes(mem.capacity)  # the sold GB as JEDEC's GiB
         for body in devices.values():
             assert body["CapacityMiB"] * MIB == pytest.approx(per_device, abs=MIB)
         total_GiB = tree[f"/redfish/v1/Systems/{mid}"]["MemorySummary"]["TotalSystemMemoryGiB"]

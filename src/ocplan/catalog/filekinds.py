@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ocplan.catalog.loader import load_yaml
 from ocplan.errors import SpecError
 
-__all__ = ["OTHER_FILE_KINDS", "SYSTEM_FILE_KEYS", "file_kind", "kind_of",
-           "refuse_other_file"]
+__all__ = ["OTHER_FILE_KINDS", "SYSTEM_FILE_KEYS", "ManagedKind", "file_kind", "kind_of",
+           "managed_kind", "managed_kind_of", "refuse_other_file"]
+
+#: What ``ocplan check`` and ``ocplan serve --system`` read: a system file (it declares no
+#: ``kind:``) or a compute-module file (``kind: compute-module``).
+ManagedKind = Literal["system", "compute-module"]
+#: The one declared kind those commands take.
+MODULE_KIND = "compute-module"
 
 
 #: Files of other commands, by kind: (a top-level key only that kind has, what it is,
@@ -71,3 +77,51 @@ def kind_of(data: Mapping[str, Any]) -> str:
         if key in data:
             return name
     return "system"
+
+
+def managed_kind(path: Path, command: str) -> ManagedKind:
+    """Whether ``path`` holds a system or a compute module, for ``command`` (``ocplan
+    check``, ``ocplan serve --system``), which take either; one SpecError line otherwise
+    (see :func:`managed_kind_of`)."""
+    return managed_kind_of(load_yaml(path), str(path), command)
+
+
+def managed_kind_of(data: Mapping[str, Any], source: str, command: str) -> ManagedKind:
+    """The kind of a parsed file given to ``command``, which reads a system file (no
+    ``kind:``) or a compute-module file.
+
+    Both commands decide with this one function, so that they refuse the same files the
+    same way. Without it a file declaring any other kind was read as a system, and every
+    key of it came back as an unknown system field (17 lines for a misspelt
+    ``compute-module``, one per field of a catalog CPU entry).
+
+    Raises
+    ------
+    SpecError
+        One line: for a workload mix or a sweep, what it is and the command that reads
+        it; for a catalog entry (``kind: cpu``...), that it belongs in a catalog folder
+        (``ocplan --catalog``); for any other ``kind`` value, what is allowed and the
+        nearest kind.
+    """
+    # Imported here: this module stays cheap for commands that only refuse a wrong file.
+    from ocplan.catalog.catalog import suggest
+    from ocplan.catalog.schema import KINDS
+
+    if "kind" not in data:
+        for key, what, reader in OTHER_FILE_KINDS.values():
+            if key in data:
+                raise SpecError.one(source, "", f"this is {what}, not a system or "
+                                                f"compute-module file; run it with "
+                                                f"'{reader} {source}'")
+        return "system"
+    kind = data["kind"]
+    if kind == MODULE_KIND:
+        return "compute-module"
+    allowed = f"expected '{MODULE_KIND}' or a system file (no kind)"
+    if isinstance(kind, str) and kind in KINDS:
+        raise SpecError.one(source, "kind", f"is a catalog entry, not a system or "
+                                            f"compute-module file: give its folder with "
+                                            f"'ocplan --catalog <folder>', not to "
+                                            f"'{command}'", kind)
+    hint = suggest(kind, KINDS) if isinstance(kind, str) else ""
+    raise SpecError.one(source, "kind", allowed + hint, kind)

@@ -47,6 +47,14 @@ MGMT_SECTION = "OCM-6 management: one DC-SCM (or equivalent) controller per host
 
 Limit = Literal["cpu-1dpc", "cpu-2dpc", "cpu-mrdimm", "dimm-rating", "soldered",
                 "unpublished"]
+#: The CPU catalog field (:class:`~ocplan.catalog.schema.Cpu`) that sets a channel's
+#: speed, by :attr:`MemoryBandwidth.limited_by`: the speed a finding cites.
+CPU_SPEED_FIELDS: dict[Limit, str] = {"cpu-1dpc": "memory_mts", "cpu-2dpc": "memory_mts_2dpc",
+                                      "cpu-mrdimm": "memory_mts_mrdimm"}
+#: What each of those fields is the CPU's speed for.
+CPU_SPEED_CASES: dict[Limit, str] = {"cpu-1dpc": "one DIMM per channel",
+                                     "cpu-2dpc": "two DIMMs per channel",
+                                     "cpu-mrdimm": "MRDIMMs"}
 
 
 @dataclass(frozen=True)
@@ -245,6 +253,15 @@ def _speed(module: ComputeModule, catalog: Catalog, cpu: Cpu) -> list[Finding]:
         return [_f("MODULE-MEM-SPEED", "warning", f"{cpu.id} publishes no speed for this "
                    f"population; {format_quantity(bw.bandwidth_Bps, 'B/s')} at "
                    f"{bw.effective_mts} MT/s is an upper bound", section, module)]
+    rated, mts = mem.rated_mts, bw.effective_mts
+    if rated is not None and mts is not None and rated > mts and bw.limited_by in CPU_SPEED_FIELDS:
+        # Faster DIMMs are a valid build (they run down-clocked), but the speed they are
+        # bought for is not the speed the bandwidth is computed at: say so, as the 2DPC
+        # derate above does, rather than "no findings".
+        return [_f("MODULE-MEM-SPEED", "info", f"DIMMs rated {rated:,} MT/s run at the CPU's "
+                   f"{mts:,} MT/s ({cpu.id} {CPU_SPEED_FIELDS[bw.limited_by]}, its speed "
+                   f"with {CPU_SPEED_CASES[bw.limited_by]}): "
+                   f"{format_quantity(bw.bandwidth_Bps, 'B/s')} in all", section, module)]
     return []
 
 

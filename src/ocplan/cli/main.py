@@ -53,7 +53,7 @@ from ocplan import jsonio
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.display import human_fields
 from ocplan.catalog.fields import MAX_PRICE_PER_CHIP_HOUR, MAX_TOP_K, Spec
-from ocplan.catalog.filekinds import refuse_other_file
+from ocplan.catalog.filekinds import managed_kind, refuse_other_file
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
 from ocplan.cli import restore_collector
@@ -603,8 +603,11 @@ def check(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
           fmt: FormatOpt = Format.table) -> None:
     """Check a system file, or a compute-module file (``kind: compute-module``), against
     the OAM/UBB/OCM specs; exit 1 on errors."""
+    # The kind first, as ``serve --system`` decides it: another kind is one line, not
+    # every key of the file as an unknown system field.
+    kind = managed_kind(file, "ocplan check")
     catalog = _catalog()
-    if api.file_kind(file) == "compute-module":
+    if kind == "compute-module":
         module = api.read_module(catalog, file)
         findings = api.check_module(module, catalog)
         name = module.name
@@ -1685,8 +1688,8 @@ def _validate_cpu(file: Path, fmt: Format) -> list[str]:
         _row(table, name, str(sm.n), _pct(sm.median_abs_error_pct), _pct(sm.p90_abs_error_pct),
              _pct(sm.max_abs_error_pct), _pct(sm.mean_signed_error_pct, "+"))
     out.print(table)
-    out.print(f"n={summary.n} failed={summary.failed} excluded={excluded} (benchmarks the "
-              f"model does not predict) median |error| {_pct(summary.median_abs_error_pct)}% "
+    out.print(f"n={summary.n} failed={summary.failed} {excluded_phrase(cases)} "
+              f"median |error| {_pct(summary.median_abs_error_pct)}% "
               f"p90 {_pct(summary.p90_abs_error_pct)}% max {_pct(summary.max_abs_error_pct)}%")
     return statuses
 
@@ -1725,11 +1728,15 @@ def _validate_serving(file: Path, fmt: Format) -> list[str]:
         return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name} (serving)"))
     for col in ("case", "chip", "model", "scenario", "metric", "measured", "predicted",
+    from ocplan.results.cpu_validation import excluded_by_reason, excluded_phrase
+
                 "error %", IN_RANGE_HEADING, "layout", "status"):
         table.add_column(col)
     for c in cases:
         _row(table, c.case_id, c.chip, c.model[:24], c.scenario, c.metric,
              f"{c.measured:,.1f}", "-" if c.predicted is None else f"{c.predicted:,.1f}",
+                                                    "excluded_by_reason":
+                                                        excluded_by_reason(cases),
              "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
              _in_range(c.within_likely_range),
              f"{c.layout} ({c.layout_source})" if c.layout else "-",

@@ -19,11 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ocplan.catalog.catalog import Catalog
+from ocplan.catalog.filekinds import managed_kind_of
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import ComputeModule, Cpu, MemoryModuleType
 from ocplan.catalog.system import System, SystemSpec, resolve_system
 from ocplan.checks.module_rules import module_memory, module_power
 from ocplan.redfish.host import CpuNode, NodeMemory, dimm_device_type
+from ocplan.redfish.odata import dram_bytes
 
 __all__ = ["BASE_MODULE_TYPES", "module_node", "read_managed"]
 
@@ -53,7 +55,9 @@ def module_node(module: ComputeModule, catalog: Catalog, source: str = "") -> Cp
     -------
     CpuNode
         ``dimms_per_socket`` is every populated DIMM of a socket (channels x DIMMs per
-        channel), or 1 for soldered memory (its capacity per socket); ``max_power_W`` is
+        channel), or 1 for soldered memory (its capacity per socket);
+        ``dimm_capacity_bytes`` what each holds, the sold "64 GB" read as JEDEC's 64 GiB
+        (:func:`~ocplan.redfish.odata.dram_bytes`); ``max_power_W`` is
         the module's demand at TDP (``None`` when the CPU publishes no TDP);
         ``power_capacity_W`` its power budget.
 
@@ -78,7 +82,8 @@ def module_node(module: ComputeModule, catalog: Catalog, source: str = "") -> Cp
                             speed.effective_mts)
     return CpuNode(name=module.name, manufacturer=module.vendor, model=module.name,
                    cpu=cpu, sockets=module.sockets, dimms_per_socket=dimms,
-                   dimm_capacity_bytes=mem.capacity, memory=memory, links=module.io,
+                   dimm_capacity_bytes=dram_bytes(mem.capacity), memory=memory,
+                   links=module.io,
                    max_power_W=module_power(module, catalog).demand_W,
                    power_capacity_W=module.power_budget, form="ocm", source=source,
                    entry_id=module.id)
@@ -91,10 +96,13 @@ def read_managed(path: Path, catalog: Catalog) -> System | CpuNode:
     Raises
     ------
     SpecError
-        The file cannot be read, is neither, or names parts ``catalog`` lacks.
+        The file cannot be read, is neither (one line naming what it is:
+        :func:`~ocplan.catalog.filekinds.managed_kind_of`), or names parts ``catalog``
+        lacks.
     """
     data = load_yaml(path)
-    if data.get("kind") == "compute-module":
+    # The same decision as ``ocplan check``'s: another kind is one line naming it.
+    if managed_kind_of(data, str(path), "ocplan serve --system") == "compute-module":
         module = validate_as(ComputeModule, data, str(path))
         return module_node(module, catalog, str(path))
     spec = validate_as(SystemSpec, data, str(path))

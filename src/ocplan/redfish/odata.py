@@ -24,6 +24,7 @@ __all__ = [
     "Resource",
     "Tree",
     "collection",
+    "dram_bytes",
     "gbit_per_s",
     "gibibytes",
     "link",
@@ -117,6 +118,32 @@ def unknown_status() -> dict[str, None]:
     only a management controller watching the part knows them.
     """
     return {"State": None, "Health": None}
+
+
+#: Bytes in one "GB" of memory capacity as DRAM is labelled: JEDEC JESD100B.01 ("Terms,
+#: Definitions, and Letter Symbols for Microcomputers, Microprocessors, and Memory
+#: Integrated Circuits") defines giga, as a prefix to units of semiconductor storage
+#: capacity, as 2**30, so a "64 GB" RDIMM holds 64 GiB.
+JEDEC_GIGA_BYTES = BINARY_PREFIXES["Gi"]
+
+
+def dram_bytes(capacity_bytes: float) -> float:
+    """The bytes a DRAM device (DIMM, soldered memory) holds, from its catalog capacity.
+
+    Catalog and module files write memory as it is sold ("64 GB"), which the loader reads
+    with the SI prefix (64e9 B, :mod:`ocplan.units`); the device holds the JEDEC value
+    (64 x 2**30 B, :data:`JEDEC_GIGA_BYTES`), 7.4 % more. A capacity that is already a
+    whole number of MiB was written in binary units ("64 GiB", "65536 MiB") and is kept:
+    no sold size in decimal gigabytes is one (that needs a multiple of 2048 GB).
+
+    >>> dram_bytes(64e9) == 64 * 2**30
+    True
+    >>> dram_bytes(64 * 2**30) == 64 * 2**30
+    True
+    """
+    if capacity_bytes % BINARY_PREFIXES["Mi"] == 0:
+        return capacity_bytes
+    return capacity_bytes / DECIMAL_PREFIXES["G"] * JEDEC_GIGA_BYTES
 
 
 def mebibytes(size_bytes: float) -> int:

@@ -37,6 +37,7 @@ from ocplan.cpu.crossval import with_interval
 from ocplan.cpu.fitting import Observation, fit
 from ocplan.cpu.predict import CpuPrediction, predict_many
 from ocplan.errors import Problem, SpecError
+from ocplan.results.validation import REQUIRED as TRAINING_REQUIRED
 from ocplan.results.validation import Summary, read_csv_rows, source_group, summarize
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "CpuCase",
     "calibration_observations",
     "cases_for",
+    "excluded_by_reason",
+    "excluded_phrase",
     "is_cpu_csv",
     "observations",
     "predict_rows",
@@ -72,19 +75,58 @@ CALIBRATION_ROWS_FILE = CPU_CALIBRATION_FILE.parent / "data" / "calibration_rows
 _POOL_PREFIX = "calibration:"
 #: Columns that only the CPU layout has (the training and serving layouts have none).
 SIGNATURE = {"benchmark", "cores_per_socket", "base_ghz"}
+#: The CPU layout's columns that the training layout lacks, and the converse: a header
+#: missing some of :data:`SIGNATURE` is read as the layout it shares more of these with.
+CPU_OWN = frozenset(ROW_COLUMNS) - frozenset(TRAINING_REQUIRED)
+TRAINING_OWN = frozenset(TRAINING_REQUIRED) - frozenset(ROW_COLUMNS)
+#: Start of an ``excluded`` case's reason when its row lacks an input its law needs.
+INPUT_NOT_PUBLISHED = "input not published"
+#: Why an ``excluded`` case is left out, as the summary counts them (key: words): a
+#: benchmark the model does not predict (:data:`~ocplan.cpu.benchmarks.NOT_MODELLED`), or
+#: a modelled benchmark's row that lacks an input its law needs (a STREAM row without
+#: its memory speed).
+EXCLUDED_REASONS = {"not_predicted": "of benchmarks the model does not predict",
+                    "input_not_published": "with an input their benchmark needs not published"}
 
 Mode = Literal["loco", "lofo", "in_sample"]
 
 
 def is_cpu_csv(header: Iterable[str]) -> bool:
-    """Whether a CSV header is the CPU validation layout."""
-    return set(header) >= SIGNATURE
+    """Whether a CSV header is the CPU validation layout, or nearer to it than to the
+    training layout (more of :data:`CPU_OWN` than of :data:`TRAINING_OWN`): a CPU file
+    short of columns is then told which CPU columns it lacks, not every training one."""
+    columns = set(header)
+    if columns >= SIGNATURE:
+        return True
+    return len(columns & CPU_OWN) > len(columns & TRAINING_OWN)
+
+
+def _header(path: Path) -> list[str]:
+    """The header of a CSV file; empty when it cannot be read (the reader says why)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 def read_cpu_cases(path: Path) -> list[dict[str, str]]:
     """Rows of a CPU validation CSV; SpecError naming every bad row (file, line, column,
-    value and what is allowed) or repeated case id."""
+    value and what is allowed) or repeated case id; one SpecError line for a header
+    without the CPU layout's columns (naming the layout and what it lacks) or a file
+    with no rows (nothing to predict is not a result)."""
+    header = _header(path)
+    missing = [c for c in CPU_REQUIRED if c not in header]
+    if header and missing:
+        near = ", ".join(c for c in header if c in CPU_OWN) or "none"
+        raise SpecError.one(str(path), "header", f"missing columns of the CPU benchmark "
+                                                 f"layout (cpu_dev.csv's, the nearest to the "
+                                                 f"columns it has: {near}): "
+                                                 f"{', '.join(missing)}")
     rows = read_csv_rows(path, CPU_REQUIRED, _row_problem)
+    if not rows:
+        raise SpecError.one(str(path), "", "no rows: expected at least one benchmark row "
+                                           "under the header")
     first: dict[str, int] = {}
     problems = []
     for line, row in enumerate(rows, start=2):
@@ -148,7 +190,8 @@ class CpuCase:
 
     def as_json(self) -> dict[str, object]:
         return {"case_id": self.case_id, "benchmark": self.benchmark, "metric": self.metric,
-                "cpu": self.cpu, "measured": self.measured, "predicted": self.predicted,
+                "cpu": self.cpu, "measured": self.measured, "unit": self.unit,
+                "predicted": self.predicted,
                 "low": self.low, "high": self.high, "error_pct": self.error_pct,
                 "status": self.status, "reason": self.reason, "bound": self.bound,
                 "level": self.level, "flags": list(self.flags), "mode": self.mode}
@@ -251,7 +294,7 @@ def _case(row: dict[str, str], p: CpuPrediction | None, mode: str) -> CpuCase:
         status, reason = "excluded", NOT_MODELLED.get(row["benchmark"])
     elif p.value is None and p.missing_input:
         # the row's own specs are the model's only inputs: one it lacks is not a failure
-        status, reason = "excluded", f"input not published: {p.reason}"
+        status, reason = "excluded", f"{INPUT_NOT_PUBLISHED}: {p.reason}"
     elif p.value is None:
         status, reason = "error", p.reason
     else:
@@ -266,6 +309,31 @@ def _case(row: dict[str, str], p: CpuPrediction | None, mode: str) -> CpuCase:
         high=None if p is None else p.high, bound=None if p is None else p.bound,
         level=None if p is None else p.level, flags=() if p is None else p.flags,
         notes=() if p is None else p.notes, mode=mode, confidence=row.get("confidence") or "")
+
+
+def excluded_by_reason(cases: Iterable[CpuCase]) -> dict[str, int]:
+    """The ``excluded`` cases counted by why (the keys of :data:`EXCLUDED_REASONS`), the
+    reasons with none left out."""
+    out: dict[str, int] = {}
+    for c in cases:
+        if c.status == "excluded":
+            # only rows of modelled benchmarks are predicted, so only they can lack an input
+            why = "not_predicted" if benchmark(c.benchmark) is None else "input_not_published"
+            out[why] = out.get(why, 0) + 1
+    return {why: out[why] for why in EXCLUDED_REASONS if why in out}
+
+
+def excluded_phrase(cases: Iterable[CpuCase]) -> str:
+    """The summary's count of excluded cases, by reason (:data:`EXCLUDED_REASONS`):
+    ``excluded=22 (19 of benchmarks the model does not predict, 3 with an input their
+    benchmark needs not published)``. One count with one reason had read as if every
+    excluded row were of a benchmark the model does not predict."""
+    counts = excluded_by_reason(cases)
+    total = sum(counts.values())
+    if not total:
+        return "excluded=0"
+    return f"excluded={total} (" + ", ".join(
+        f"{n} {EXCLUDED_REASONS[why]}" for why, n in counts.items()) + ")"
 
 
 def summaries_by_benchmark(cases: Sequence[CpuCase]) -> dict[str, Summary]:
