@@ -15,7 +15,8 @@ import pytest
 
 from clikit import one_line, run
 
-CPU_DEV = Path(__file__).resolve().parents[2] / "shared" / "validation" / "cpu_dev.csv"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "validation"
+CPU_DEV = SHARED / "cpu_dev.csv"
 needs_dev = pytest.mark.skipif(not CPU_DEV.exists(),
                                reason="../shared/validation/cpu_dev.csv absent")
 #: A SPECrate row (predicted), a TPC-E row (a benchmark the model does not predict) and
@@ -52,7 +53,7 @@ def test_a_header_without_rows_is_one_line(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     path = _rows(tmp_path, ())
     assert one_line(*run(capsys, "validate", path)) == (
-        f"{path}: no rows: expected at least one benchmark row under the header")
+        f"{path}: no rows: expected at least one row under the header")
 
 
 @needs_dev
@@ -79,3 +80,17 @@ def test_json_cases_carry_the_unit_of_measured(tmp_path: Path,
         published = {r["case_id"]: r["unit"] for r in csv.DictReader(f) if r["case_id"] in KEPT}
     assert units == published
     assert all(units.values())
+
+
+@pytest.mark.parametrize("name", ["training_dev.csv", "inference_dev.csv"])
+def test_training_and_serving_files_without_rows_are_refused(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str) -> None:
+    """The same rule for the other layouts (they printed n=0 and exited 0)."""
+    source = SHARED / name
+    if not source.exists():
+        pytest.skip("needs ../shared/validation")
+    path = tmp_path / name
+    path.write_text(source.read_text(encoding="utf-8").splitlines()[0] + "\n",
+                    encoding="utf-8")
+    assert one_line(*run(capsys, "validate", str(path))) == (
+        f"{path}: no rows: expected at least one row under the header")

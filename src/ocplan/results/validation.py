@@ -398,7 +398,8 @@ RowCheck = Callable[[str, int, dict[str, str]], Problem | None]
 
 def read_csv_rows(path: Path, required: Sequence[str], check: RowCheck) -> list[dict[str, str]]:
     """Rows of a validation CSV with the ``required`` columns; SpecError when the file or
-    its header is wrong, or naming every row ``check`` (source, line, row) refuses."""
+    its header is wrong, when it has no rows, or naming every row ``check`` (source,
+    line, row) refuses."""
     text = read_text_file(path, MAX_CSV_BYTES, "CSV file")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -408,6 +409,9 @@ def read_csv_rows(path: Path, required: Sequence[str], check: RowCheck) -> list[
         rows = list(reader)
     except csv.Error as exc:
         raise SpecError.one(str(path), "", f"cannot read CSV: {exc}") from None
+    if not rows:  # nothing to predict is not a result of n = 0
+        raise SpecError.one(str(path), "", "no rows: expected at least one row under the "
+                                           "header")
     problems = [p for n, row in enumerate(rows, start=2)
                 if (p := check(str(path), n, row)) is not None]
     if problems:
