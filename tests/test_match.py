@@ -17,7 +17,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cloud-mix.yaml"
 MIX: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
 FIELDS = {"platform", "cpu", "family", "isa", "sockets", "feasible", "reason", "capacities",
           "servers", "binding", "power_per_server_W", "fleet_power_W", "racks", "capex",
-          "energy_cost", "tco", "perf_per_watt", "perf_per_cost", "flags", "findings"}
+          "energy_cost", "tco", "perf_per_kW", "perf_per_cost", "flags", "findings"}
 
 
 def _match(capsys: pytest.CaptureFixture[str], tmp_path: Path, mix: dict[str, Any],
@@ -41,11 +41,14 @@ def test_example_ranks_platforms_with_every_field(capsys: pytest.CaptureFixture[
     tcos = [r["tco"] for r in feasible]
     assert tcos == sorted(tcos)  # ranked by TCO, the file's objective
     best = feasible[0]
-    # the fleet follows N = ceil(sum D_i / c_i / u) from the capacities it reports
-    share = sum(MIX["demand"][k] / best["capacities"][k]["value"] for k in MIX["demand"])
-    assert best["servers"] == math.ceil(share / MIX["target_utilization"] - 1e-9)
-    assert best["binding"] == max(MIX["demand"], key=lambda k: MIX["demand"][k]
-                                  / best["capacities"][k]["value"])
+    # the fleet follows N = ceil(sum D_i / c_i / u_i) from the capacities it reports
+    # (u_i = 1 for the accelerator-host slots, the target utilization for the rest)
+    def taken(k: str) -> float:
+        u = 1.0 if k == "accelerator-host" else MIX["target_utilization"]
+        return float(MIX["demand"][k] / best["capacities"][k]["value"] / u)
+
+    assert best["servers"] == math.ceil(sum(taken(k) for k in MIX["demand"]) - 1e-9)
+    assert best["binding"] == max(MIX["demand"], key=taken)
     # TCO = servers x price + energy at load over the horizon
     assert best["tco"] == pytest.approx(best["capex"] + best["energy_cost"])
     hours = 8766 * MIX["horizon_years"]
@@ -91,7 +94,7 @@ def test_objectives_rank_by_their_measure(capsys: pytest.CaptureFixture[str],
                                           tmp_path: Path) -> None:
     rows = [r for r in _match(capsys, tmp_path, MIX, "--objective", "perf_per_watt")
             ["platforms"] if r["feasible"]]
-    per_watt = [r["perf_per_watt"] for r in rows]
+    per_watt = [r["perf_per_kW"] for r in rows]
     assert per_watt == sorted(per_watt, reverse=True)
     rows = [r for r in _match(capsys, tmp_path, MIX, "--objective", "servers")
             ["platforms"] if r["feasible"]]
@@ -111,7 +114,7 @@ def test_without_prices_tco_falls_back_to_perf_per_kw(capsys: pytest.CaptureFixt
     assert (data["objective"], data["objective_asked"]) == ("perf_per_watt", "tco")
     assert data["objective_note"] == "no prices given: ranked by perf per kW instead of tco"
     rows = [r for r in data["platforms"] if r["feasible"]]
-    per_kw = [r["perf_per_watt"] for r in rows]
+    per_kw = [r["perf_per_kW"] for r in rows]
     assert per_kw == sorted(per_kw, reverse=True)
     assert len(set(per_kw[:10])) > 1  # not a tie that any order passes
     path = tmp_path / "mix.yaml"
@@ -150,7 +153,7 @@ def test_accelerator_hosts_are_counted_from_cores_and_lanes(
             cap = r["capacities"]["accelerator-host"]
             assert cap["source"] == "derived"
             assert cap["value"] >= 1
-            assert r["servers"] == math.ceil(64 / cap["value"] / 0.7 - 1e-9)
+            assert r["servers"] == math.ceil(64 / cap["value"] - 1e-9)  # slots: no headroom
 
 
 def test_bad_mix_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],

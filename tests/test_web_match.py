@@ -65,11 +65,11 @@ def test_endpoint_answers_what_the_api_answers(base: str) -> None:
     traces = found["figures"]["pareto"]["data"]
     plotted = sorted(name for t in traces for name in t["text"])
     assert plotted == sorted(p["platform"] for p in served if p["perf_per_cost"])
-    # the chart plots exactly each platform's perf/price and perf/W
+    # the chart plots exactly each platform's perf/cost and perf/kW
     by_id = {p["platform"]: p for p in served}
     for trace in traces:
         for name, x, y in zip(trace["text"], trace["x"], trace["y"], strict=True):
-            assert (x, y) == (by_id[name]["perf_per_cost"], by_id[name]["perf_per_watt"])
+            assert (x, y) == (by_id[name]["perf_per_cost"], by_id[name]["perf_per_kW"])
 
 
 def test_endpoint_refuses_bad_bodies_with_the_field(base: str) -> None:

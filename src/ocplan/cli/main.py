@@ -1522,66 +1522,123 @@ def _budget_line(result: Comparison) -> rich_text.Text:
 @app.command("match")
 @handles_bad_input
 def match_cmd(
-    workload: Annotated[Path, typer.Option(
-        help="Workload mix file: demand per archetype, constraints, prices.")],
+    workload: Annotated[Path | None, typer.Option(
+        help="Workload mix file: demand per archetype (see --list-archetypes), "
+             "constraints, prices.")] = None,
     objective: Annotated[str | None, typer.Option(
-        metavar=_one_of(MATCH_OBJECTIVES), help="Rank by it (default: the file's, else "
-                                                "tco).")] = None,
-    top: Annotated[int, typer.Option(min=1, max=1000, help="Platforms to list.")] = 10,
+        metavar=_one_of(MATCH_OBJECTIVES),
+        help="Rank by it (default: the file's, else tco); perf_per_watt ranks by "
+             "performance per watt, shown as perf/kW (the share of the mix one server "
+             "serves per kW at full load).")] = None,
+    top: Annotated[int | None, typer.Option(
+        min=1, max=1000, help="Platforms that serve the mix to list, best first (default: "
+                              "10 in the table and report, every one in JSON); those that "
+                              "cannot are always listed with why.")] = None,
     report_file: Annotated[Path | None, typer.Option(
-        "--report", help="Also write an HTML report (ranked table, perf/kW vs perf/price "
+        "--report", help="Also write an HTML report (ranked table, perf/kW vs perf/cost "
                          "chart; Plotly in a shared file beside it).")] = None,
+    list_archetypes: Annotated[bool, typer.Option(
+        "--list-archetypes", help="List the archetypes a mix's demand names, each with its "
+                                  "unit and what it measures, and exit.")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Rank the catalog's CPU platforms (compute modules, and every CPU as a generic
-    module) for a workload mix: fleet size, power at load, TCO, the binding constraint."""
+    module) for a workload mix: fleet size, power at load, TCO, the binding constraint.
+
+    Generic modules have 1 socket, and 2 where the CPU scales to two; a platform whose
+    CPU publishes too little (TDP, memory speed) is listed as not modelled."""
+    if list_archetypes:
+        _match_archetypes(fmt)
+        return
+    if workload is None:
+        raise SpecError.one("--workload", "workload", "missing; expected a workload mix "
+                                                      "file (or --list-archetypes)")
     if report_file is not None:
         _check_report_page(report_file)
     refuse_other_file(workload, "match-workload")
+    from ocplan.matching.match import match_notes
     from ocplan.matching.run import run_match
 
     result = _in_currency(run_match(_catalog(), workload, objective,
                                     objective_source="--objective"), workload)
+    shown_top = MATCH_TOP if top is None else top
     if report_file is not None:
         from ocplan.reports.html import render_match_report
 
-        _write_linked_report(report_file, render_match_report(result.as_json(), None, top),
+        _write_linked_report(report_file, render_match_report(result.as_json(), None,
+                                                              shown_top),
                              announce=fmt is not Format.json, flag="--report")
-    served = any(m.feasible for m in result.ranked)
+    feasible = [m for m in result.ranked if m.feasible]
     if fmt is Format.json:
-        _print_json(result.as_json())
-        if not served:  # the answer is "no": no platform serves the mix
+        _print_json(result.as_json(top))
+        if not feasible:  # the answer is "no": no platform serves the mix
             raise typer.Exit(1)
         return
-    headings = ["#", "platform", "servers", "binding", "power at load", "TCO", "perf/kW",
-                "perf/cost", "notes"]
+    headings = ["#", "platform", "servers", "binding", "power at load", "energy cost",
+                "TCO", "perf/kW", "perf/cost", "notes"]
     cells = []
-    feasible = [m for m in result.ranked if m.feasible]
-    for i, m in enumerate(feasible[:top], 1):
-        notes = "; ".join(m.flags[:2])
-        if any(f["severity"] == "warning" for f in m.findings):
-            notes = "; ".join(x for x in (notes, "check warnings") if x)
+    for i, m in enumerate(feasible[:shown_top], 1):
         cells.append([str(i), m.platform, f"{m.servers:,}", m.binding or "-",
-                      _q(m.fleet_power_W, "W"),
-                      "-" if m.tco is None else format_money(m.tco, result.currency),
-                      "-" if m.perf_per_watt is None else f"{m.perf_per_watt:.3g}",
-                      "-" if m.perf_per_cost is None else f"{m.perf_per_cost:.3g}", notes])
-    if served:
-        _print_rows(f"{result.name}: best {min(top, len(result.ranked))} platforms by "
-                    f"{result.objective}", headings, cells)
+                      _q(m.fleet_power_W, "W"), _match_money(m.energy_cost, result.currency),
+                      _match_money(m.tco, result.currency),
+                      "-" if m.perf_per_kW is None else f"{m.perf_per_kW:.3g}",
+                      "-" if m.perf_per_cost is None else f"{m.perf_per_cost:.3g}",
+                      match_notes(m.flags, m.findings)])
+    if feasible:
+        _print_rows(_match_title(result.name, result.objective, len(cells), len(feasible)),
+                    headings, cells)
     else:
         out.print(_styled((f"{result.name}: no platform can serve the mix", "red")))
     if result.objective_note is not None:
         out.print(_t(result.objective_note))
     out.print(_t("perf/kW: the mix's share one server serves per kW at full load; perf/cost: "
                  f"per million {result.currency} of price (one unit = the whole demand)"))
-    refused = [m for m in result.ranked if not m.feasible]
-    if refused:
-        out.print(_t(f"{len(refused)} platform(s) cannot serve it: " + "; ".join(
-            f"{m.platform} ({m.reason})" for m in refused[:5])
-            + (" ..." if len(refused) > 5 else "")))
-    if not served:  # the answer is "no": no platform serves the mix
+    for status, said in (("cannot serve", "cannot serve it"), ("not modelled", "not modelled")):
+        refused = [m for m in result.ranked if m.status == status]
+        if refused:
+            out.print(_t(f"{len(refused)} platform(s) {said}: " + "; ".join(
+                f"{m.platform} ({(m.reason or '').removeprefix('not modelled: ')})"
+                for m in refused[:MATCH_REASONS_SHOWN])
+                + (" ..." if len(refused) > MATCH_REASONS_SHOWN else "")))
+    if not feasible:  # the answer is "no": no platform serves the mix
         raise typer.Exit(1)
+
+
+#: Platforms that serve the mix a table and a report list when --top is not given.
+MATCH_TOP = 10
+#: Platforms that cannot serve the mix named in each line under the table (JSON and the
+#: report list all of them).
+MATCH_REASONS_SHOWN = 5
+
+
+def _match_title(name: str, objective: str, shown: int, served: int) -> str:
+    """The ranking's title, saying what it shows: ``best 10 platforms by tco (of 62 that
+    serve the mix)`` or ``best 4 platforms by tco (all that serve the mix)``."""
+    which = "all" if shown == served else f"of {served}"
+    return f"{name}: best {shown} platforms by {objective} ({which} that serve the mix)"
+
+
+def _match_archetypes(fmt: Format) -> None:
+    """``match --list-archetypes``: each archetype's id, demand unit and what it
+    measures (JSON: the registry's fields)."""
+    from ocplan.matching.archetypes import ARCHETYPES
+
+    def sizing(slots: bool) -> str:
+        return "slots (no headroom)" if slots else "throughput (with headroom)"
+
+    if fmt is Format.json:
+        _print_json({"archetypes": [
+            {"id": a.id, "unit": a.unit, "benchmark": a.benchmark, "metric": a.metric,
+             "summary": a.summary, "sizing": sizing(a.slots)} for a in ARCHETYPES.values()]})
+        return
+    _print_rows("archetypes of a mix's demand (demand: {id: amount in its unit})",
+                ["#", "id", "unit", "sizing", "what it measures"],
+                [[str(i), a.id, a.unit, sizing(a.slots), a.summary]
+                 for i, a in enumerate(ARCHETYPES.values(), 1)])
+
+
+def _match_money(amount: float | None, currency: str) -> str:
+    return "-" if amount is None else format_money(amount, currency)
 
 
 def _in_currency(result: MatchResult, workload: Path) -> MatchResult:
@@ -1671,11 +1728,15 @@ def _validate_training(file: Path, fmt: Format) -> list[str]:
 def _validate_cpu(file: Path, fmt: Format) -> list[str]:
     """CPU benchmark rows, each predicted from its own specs by a calibration fitted
     without its CPU; the rows' statuses."""
+    from ocplan.results.cpu_validation import excluded_by_reason, excluded_phrase
+
     cases, summary, by_benchmark = api.validate_cpu_runs(file)
     statuses = [c.status for c in cases]
     excluded = sum(c.status == "excluded" for c in cases)
     if fmt is Format.json:
         _print_json({"summary": summary.__dict__ | {"excluded": excluded,
+                                                    "excluded_by_reason":
+                                                        excluded_by_reason(cases),
                                                     "mode": "leave one CPU out"},
                      "by_benchmark": {k: v.__dict__ for k, v in by_benchmark.items()},
                      "cases": [c.as_json() for c in cases]})
@@ -1728,15 +1789,11 @@ def _validate_serving(file: Path, fmt: Format) -> list[str]:
         return statuses
     table = rich_table.Table(title=_t(f"ocplan validate {file.name} (serving)"))
     for col in ("case", "chip", "model", "scenario", "metric", "measured", "predicted",
-    from ocplan.results.cpu_validation import excluded_by_reason, excluded_phrase
-
                 "error %", IN_RANGE_HEADING, "layout", "status"):
         table.add_column(col)
     for c in cases:
         _row(table, c.case_id, c.chip, c.model[:24], c.scenario, c.metric,
              f"{c.measured:,.1f}", "-" if c.predicted is None else f"{c.predicted:,.1f}",
-                                                    "excluded_by_reason":
-                                                        excluded_by_reason(cases),
              "-" if c.error_pct is None else f"{c.error_pct:+.1f}",
              _in_range(c.within_likely_range),
              f"{c.layout} ({c.layout_source})" if c.layout else "-",

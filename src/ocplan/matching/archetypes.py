@@ -4,7 +4,8 @@ published benchmark that stands for it (the benchmarks of ``cpu_dev.csv``).
 A demand is counted in its archetype's unit: SPECrate2017_int_base units for cloud
 throughput (a fleet of ``N`` servers that each score ``s`` serves ``N x s``), jOPS for JVM
 services, GB/s of sustained memory bandwidth for memory-bound analytics, and accelerators
-for the host side of an accelerator server. The registry is data: adding an archetype is
+for the host side of an accelerator server (a count of slots, sized without the
+utilization headroom of the throughput archetypes). The registry is data: adding an archetype is
 adding an entry here, and the request, the CLI and the web form read it.
 """
 
@@ -33,6 +34,10 @@ class Archetype:
     metric: str | None
     unit: str
     summary: str
+    slots: bool = False
+    """The demand is a count of hard slots (accelerators a host holds), not a throughput:
+    every slot of a server can be filled, so the fleet is not sized with the utilization
+    headroom that throughput demands get."""
 
 
 ARCHETYPES: dict[str, Archetype] = {a.id: a for a in (
@@ -52,5 +57,6 @@ ARCHETYPES: dict[str, Archetype] = {a.id: a for a in (
               "memory-bandwidth-bound scans, joins and shuffles (STREAM triad)"),
     Archetype("accelerator-host", "", None, "accelerators",
               f"the host side of accelerator servers: {CORES_PER_ACCELERATOR:g} cores "
-              f"and {LANES_PER_ACCELERATOR} PCIe lanes per accelerator (DGX H100 ratio)"),
+              f"and {LANES_PER_ACCELERATOR} PCIe lanes per accelerator (DGX H100 ratio)",
+              slots=True),
 )}

@@ -5,10 +5,14 @@ For each platform (:mod:`ocplan.matching.platforms`) and each archetype of the m
 (:mod:`ocplan.matching.archetypes`), a server's capacity ``c_i`` comes from the CPU
 performance model (or the accelerator-host count from cores and lanes). The fleet is
 
-    N = ceil( sum_i D_i / c_i / u )
+    N = ceil( sum_i D_i / c_i / u_i )
 
-servers for demands ``D_i`` at target utilization ``u``; the archetype with the largest
-share ``D_i / c_i`` is the binding one. Power at load follows the linear server power
+servers for demands ``D_i``, where ``u_i`` is the target utilization ``u`` for a
+throughput archetype and 1 for a slot archetype (the accelerator host: ``c_i``
+accelerators a server can hold): slots are a hard count, all of which can be filled, not
+a throughput that needs headroom for peaks. The binding archetype is the one that takes
+the most servers, ``D_i / c_i / u_i``.
+Power at load follows the linear server power
 curve ``P(x) = P_idle + (P_max - P_idle) x`` at the fleet's mean load
 ``x = sum_i D_i / c_i / N`` (Barroso and Hoelzle, "The case for energy-proportional
 computing", IEEE Computer 40(12), 2007, Figure 1: server power rises about linearly from
@@ -16,18 +20,19 @@ its idle floor with utilization); ``P_max`` is the module's power at TDP and the
 share is the request's ``idle_fraction``. TCO over the horizon is the servers' price plus
 their energy at the facility's PUE and the electricity price.
 
-Per platform the result names performance per watt and per unit cost (mix units: one mix
-unit is the whole demand, so a server serves ``1 / sum_i D_i / c_i`` of them), the
+Per platform the result names performance per kW and per million of price (mix units:
+one mix unit is the whole demand, so a server serves ``1 / sum_i D_i / c_i`` of them), the
 binding archetype or constraint, the compliance findings of the module, and where every
 capacity came from (model, measured, derived; flagged when the CPU's family has no
-fitted data).
+fitted data). A platform whose CPU does not publish what it needs (TDP, memory speed) is
+listed as not modelled, with what is missing, never left out.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -38,13 +43,18 @@ from ocplan.matching.archetypes import (
     CORES_PER_ACCELERATOR,
     LANES_PER_ACCELERATOR,
 )
-from ocplan.matching.platforms import Platform
-from ocplan.units import DEFAULT_CURRENCY
+from ocplan.matching.platforms import Platform, Unmodelled
+from ocplan.units import DECIMAL_PREFIXES, DEFAULT_CURRENCY, format_quantity
 
 __all__ = ["DEFAULT_PRICE", "ENERGY_COST", "PRICED_OBJECTIVES", "Capacity", "MatchRequest",
-           "MatchResult", "Matched", "Predictor", "Query", "match", "ranking_objective"]
+           "MatchResult", "Matched", "Predictor", "Query", "match", "match_notes",
+           "ranking_objective"]
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
+#: Watts per kilowatt: energy is priced per kWh and efficiency is stated per kW.
+W_PER_KW = DECIMAL_PREFIXES["k"]
+#: Perf per cost is per million of the currency (a server's price is thousands).
+PRICE_PER_MILLION = DECIMAL_PREFIXES["M"]
 #: The ``prices`` key of the price of every platform not priced by its own or its CPU's id.
 DEFAULT_PRICE = "default"
 #: Lowest target utilization a request may set: below 1 % a fleet is sized for a hundred
@@ -72,6 +82,8 @@ Query = tuple[dict[str, str], str, str | None]
 #: call for the whole catalog costs what one row costs.
 Predictor = Callable[[Sequence[Query]], list[Capacity | None]]
 
+#: What a platform's row of a match is (:attr:`Matched.status`).
+Status = Literal["serves", "cannot serve", "not modelled"]
 ArchetypeId = Literal["cloud-throughput", "latency-services", "jvm-services", "analytics",
                       "big-data", "accelerator-host"]
 
@@ -131,12 +143,17 @@ class Matched:
     capex: float | None
     energy_cost: float | None
     tco: float | None
-    perf_per_watt: float | None
-    """Mix units per kW of server power at full load (one mix unit = the whole demand)."""
+    perf_per_kW: float | None
+    """Mix units per kW of server power at full load (one mix unit = the whole demand);
+    the objective ``perf_per_watt`` ranks by it (the same order as per watt)."""
     perf_per_cost: float | None
     """Mix units per million of price."""
     flags: tuple[str, ...]
     findings: tuple[dict[str, str], ...]
+    status: Status = "serves"
+    """``serves`` (ranked), ``cannot serve`` (a constraint, a failed check or a missing
+    prediction; :attr:`reason` says which) or ``not modelled`` (its CPU does not publish
+    what the model needs, and nothing is guessed; :attr:`reason` names what)."""
 
     def as_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -161,11 +178,21 @@ class MatchResult:
     objective_note: str | None = None
     """Why the ranking is by another objective than the one asked (None when it is not)."""
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, top: int | None = None) -> dict[str, Any]:
+        """The result as JSON: the best ``top`` platforms that serve the mix (every one
+        when None), then every platform that cannot, with its reason. ``served`` counts
+        all that serve it, ``left_out`` those beyond ``top``, ``not_modelled`` those
+        whose CPU publishes too little to model."""
+        served = [m for m in self.ranked if m.feasible]
+        shown = served if top is None else served[:top]
+        rest = [m for m in self.ranked if not m.feasible]
         return {"name": self.name, "objective": self.objective,
                 "objective_asked": self.objective_asked or self.objective,
                 "objective_note": self.objective_note, "currency": self.currency,
-                "platforms": [m.as_json() for m in self.ranked]}
+                "served": len(served), "left_out": len(served) - len(shown),
+                "cannot_serve": sum(m.status == "cannot serve" for m in rest),
+                "not_modelled": sum(m.status == "not modelled" for m in rest),
+                "platforms": [m.as_json() for m in shown + rest]}
 
 
 def _derived(archetype: str) -> bool:
@@ -191,19 +218,63 @@ def _capacity(p: Platform, archetype: str, found: Capacity | None) -> Capacity |
     return found
 
 
+def _either(values: Sequence[object]) -> str:
+    """``1``, ``1 or 2``, ``1, 2 or 4``."""
+    *head, last = (str(v) for v in values)
+    return f"{', '.join(head)} or {last}" if head else last
+
+
+def _design_problem(isa: str, sockets: int, c: MatchConstraints) -> str | None:
+    """The constraint an ISA and socket count break (known without any model)."""
+    if c.isa is not None and isa not in c.isa:
+        return f"isa {isa} is not one of {', '.join(c.isa)}"
+    if c.sockets is not None and sockets not in c.sockets:
+        return f"{sockets} sockets, the mix allows {_either(sorted(c.sockets))}"
+    return None
+
+
 def _constraint_problem(p: Platform, c: MatchConstraints) -> str | None:
-    if c.isa is not None and p.cpu.isa not in c.isa:
-        return f"isa {p.cpu.isa} is not one of {', '.join(c.isa)}"
-    if c.sockets is not None and p.module.sockets not in c.sockets:
-        return f"{p.module.sockets} sockets, not {c.sockets}"
+    design = _design_problem(p.cpu.isa, p.module.sockets, c)
+    if design is not None:
+        return design
     if c.min_memory_per_core is not None and p.memory_bytes / p.cores < c.min_memory_per_core:
         return (f"memory per core {p.memory_bytes / p.cores / 1e9:.1f} GB < "
                 f"{c.min_memory_per_core / 1e9:.1f} GB")
     if c.min_lanes is not None and p.lanes < c.min_lanes:
         return f"{p.lanes} lanes exported < {c.min_lanes}"
     if c.rack_power is not None and p.power_max_W > c.rack_power:
-        return f"one server ({p.power_max_W:.0f} W) exceeds the rack power"
+        return (f"one server ({format_quantity(p.power_max_W, 'W')} at full load) exceeds "
+                f"the rack power ({format_quantity(c.rack_power, 'W')})")
     return None
+
+
+def _failed_checks(findings: Sequence[Mapping[str, str]]) -> str | None:
+    """``the module fails check MODULE-SOCKETS (2 sockets but ...)``: the rules a module
+    fails and what each says (None when it fails none)."""
+    errors = [f for f in findings if f["severity"] == "error"]
+    if not errors:
+        return None
+    said = "; ".join(f"{f['rule']} ({_without_subject(f)})" for f in errors)
+    return f"the module fails check{'s' if len(errors) > 1 else ''} {said}"
+
+
+def _without_subject(finding: Mapping[str, str]) -> str:
+    """A finding's message without the ``<module id>: `` it opens with (the row names
+    the module already)."""
+    message, subject = finding["message"], finding.get("subject") or ""
+    return message.removeprefix(f"{subject}: ") if subject else message
+
+
+def match_notes(flags: Sequence[str], findings: Sequence[Mapping[str, str]],
+                most_flags: int = 2) -> str:
+    """A platform's notes for a table: its first ``most_flags`` capacity flags, then the
+    check rules its module warns about or fails (``check warnings: MODULE-SOCKETS``)."""
+    notes = list(flags[:most_flags])
+    for severity, label in (("error", "check errors"), ("warning", "check warnings")):
+        rules = sorted({f["rule"] for f in findings if f["severity"] == severity})
+        if rules:
+            notes.append(f"{label}: {', '.join(rules)}")
+    return "; ".join(notes)
 
 
 def _one(p: Platform, req: MatchRequest, answers: Mapping[str, Capacity | None]) -> Matched:
@@ -222,25 +293,27 @@ def _one(p: Platform, req: MatchRequest, answers: Mapping[str, Capacity | None])
             capacities[archetype] = cap
     flags = tuple(sorted({f for c in capacities.values() for f in c.flags
                           if f not in ("cores", "lanes")}))
-    problem = _constraint_problem(p, req.constraints)
-    if any(f["severity"] == "error" for f in findings):
-        problem = problem or "the module fails a check"
+    problem = _constraint_problem(p, req.constraints) or _failed_checks(findings)
     if missing:
         problem = problem or (f"no prediction for {', '.join(missing)} on this CPU")
     if problem is not None:
         return _infeasible(base, problem, capacities, price, flags)
     shares = {k: req.demand[k] / capacities[k].value for k in req.demand}
     total = sum(shares.values())
-    servers = max(1, math.ceil(total / req.target_utilization - 1e-9))
+    # Servers each archetype takes: a throughput's share with the headroom, a slot
+    # count's share as it is (every slot can be filled).
+    taken = {k: v if ARCHETYPES[k].slots else v / req.target_utilization
+             for k, v in shares.items()}
+    servers = max(1, math.ceil(sum(taken.values()) - 1e-9))
     load = total / servers
-    binding = max(shares, key=lambda k: shares[k])
+    binding = max(taken, key=lambda k: taken[k])
     p_server = p.power_max_W * (req.idle_fraction + (1 - req.idle_fraction) * load)
     fleet_W = p_server * servers
     racks = None
     if req.constraints.rack_power is not None:
         per_rack = max(1, int(req.constraints.rack_power // p.power_max_W))
         racks = math.ceil(servers / per_rack)
-    energy = (fleet_W * req.pue / 1e3 * HOURS_PER_YEAR * req.horizon_years
+    energy = (fleet_W * req.pue / W_PER_KW * HOURS_PER_YEAR * req.horizon_years
               * req.electricity_per_kwh)
     capex = None if price is None else price * servers
     mix_per_server = 1.0 / total
@@ -249,8 +322,8 @@ def _one(p: Platform, req: MatchRequest, answers: Mapping[str, Capacity | None])
         binding=binding, load=load, power_per_server_W=p_server, fleet_power_W=fleet_W,
         racks=racks, price_per_server=price, capex=capex, energy_cost=energy,
         tco=None if capex is None else capex + energy,
-        perf_per_watt=mix_per_server / p.power_max_W * 1e3,
-        perf_per_cost=None if not price else mix_per_server / price * 1e6,
+        perf_per_kW=mix_per_server / (p.power_max_W / W_PER_KW),
+        perf_per_cost=None if not price else mix_per_server / price * PRICE_PER_MILLION,
         flags=flags)
 
 
@@ -259,8 +332,21 @@ def _infeasible(base: dict[str, Any], reason: str, capacities: dict[str, Capacit
     return Matched(**base, feasible=False, reason=reason, capacities=capacities,
                    servers=None, binding=None, load=None, power_per_server_W=None,
                    fleet_power_W=None, racks=None, price_per_server=price, capex=None,
-                   energy_cost=None, tco=None, perf_per_watt=None, perf_per_cost=None,
-                   flags=flags)
+                   energy_cost=None, tco=None, perf_per_kW=None, perf_per_cost=None,
+                   flags=flags, status="cannot serve")
+
+
+def _not_modelled(u: Unmodelled, req: MatchRequest) -> Matched:
+    """The row of a platform the model cannot size, nothing computed: not modelled and
+    why, unless the mix's ISA or sockets exclude it anyway (then that is its reason)."""
+    price = req.prices.get(u.id, req.prices.get(u.cpu.id, req.prices.get(DEFAULT_PRICE)))
+    base: dict[str, Any] = dict(platform=u.id, kind=u.kind, cpu=u.cpu.id,
+                                family=u.cpu.family or "", isa=u.cpu.isa, sockets=u.sockets,
+                                findings=())
+    excluded = _design_problem(u.cpu.isa, u.sockets, req.constraints)
+    if excluded is not None:
+        return _infeasible(base, excluded, {}, price, ())
+    return replace(_infeasible(base, u.reason, {}, price, ()), status="not modelled")
 
 
 #: Objectives that need a price per server: without one for any platform that can serve
@@ -301,16 +387,19 @@ def _key(objective: str) -> Callable[[Matched], tuple[float, ...]]:
             return (m.tco if m.tco is not None else inf, m.servers or inf)
         if objective == ENERGY_COST:
             return (m.energy_cost if m.energy_cost is not None else inf, m.servers or inf)
-        if objective == "perf_per_watt":
-            return (-(m.perf_per_watt or 0.0),)
+        if objective == "perf_per_watt":  # per kW ranks as per W does
+            return (-(m.perf_per_kW or 0.0),)
         if objective == "perf_per_cost":
             return (-(m.perf_per_cost or 0.0),)
         return (float(m.servers or inf), m.fleet_power_W or inf)
     return key
 
 
-def match(req: MatchRequest, platforms: Sequence[Platform], predict: Predictor) -> MatchResult:
-    """Every platform's fleet for the request's mix, best first by its objective."""
+def match(req: MatchRequest, platforms: Sequence[Platform], predict: Predictor,
+          unmodelled: Sequence[Unmodelled] = ()) -> MatchResult:
+    """Every platform's fleet for the request's mix, best first by its objective, then
+    the platforms that cannot serve it and the ``unmodelled`` ones, each with its
+    reason."""
     asked = [(i, archetype) for i in range(len(platforms)) for archetype in req.demand
              if not _derived(archetype)]
     found = predict([(platforms[i].row, ARCHETYPES[a].benchmark, ARCHETYPES[a].metric)
@@ -323,6 +412,8 @@ def match(req: MatchRequest, platforms: Sequence[Platform], predict: Predictor) 
     served = [m for m in rows if m.feasible]
     objective, note = ranking_objective(req, served)
     feasible = sorted(served, key=_key(objective))
-    rest = sorted((m for m in rows if not m.feasible), key=lambda m: m.platform)
+    rows += [_not_modelled(u, req) for u in unmodelled]
+    rest = sorted((m for m in rows if not m.feasible),
+                  key=lambda m: (m.status == "not modelled", m.platform))
     return MatchResult(req.name, objective, req.currency, tuple(feasible + rest),
                        req.objective, note)

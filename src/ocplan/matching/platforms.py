@@ -1,5 +1,6 @@
 """Platforms a CPU workload can be matched to: every compute module of the catalog, and
-every CPU of the catalog as a generic 1- or 2-socket module.
+every CPU of the catalog as a generic module of each socket count it supports up to two
+(1S always; 2S where its ``max_sockets`` allows).
 
 A generic module is composed the way the catalog's illustrative OCM modules are: all
 memory channels populated with one DIMM each at the CPU's rated speed, the CPU's lanes
@@ -8,6 +9,11 @@ exported, a management endpoint, and the module power of its parts
 configuration row the CPU performance model predicts from: the columns of
 ``cpu_dev.csv`` (sockets, cores, clocks, TDP, memory channels, type and speed as
 populated), so a platform is predicted exactly as a published result of it would be.
+
+A platform whose CPU does not publish what its power or bandwidth needs (TDP, memory
+speed, memory channels) is not modelled rather than guessed: it is an
+:class:`Unmodelled` entry naming the missing fields (:func:`unmodelled_platforms`), so
+that a match lists every platform of the catalog.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from ocplan.catalog.schema import ComputeModule, Cpu
 from ocplan.checks.finding import Finding
 from ocplan.checks.module_rules import module_findings, module_memory, module_power
 
-__all__ = ["GENERIC_DIMM", "Platform", "catalog_platforms", "config_row"]
+__all__ = ["GENERIC_DIMM", "GENERIC_MAX_SOCKETS", "Platform", "Unmodelled", "catalog_platforms",
+           "config_row", "generic_socket_counts", "unmodelled_platforms"]
 
 #: DIMM a generic module populates each channel with: 64 GB RDIMM, one per channel at
 #: the CPU's rated speed (the population the catalog's illustrative modules use).
@@ -28,6 +35,10 @@ GENERIC_DIMM = {"capacity": "64 GB", "module_type": "rdimm", "dimm_power": "12 W
 #: management controller, fans), per socket: the catalog's illustrative modules reserve
 #: 150 W for two sockets.
 GENERIC_OTHER_W_PER_SOCKET = 75.0
+#: Most sockets of a generic module: the catalog's illustrative OCM modules (DC-MHS
+#: M-FLW / M-DNO host processor modules) hold one or two; a 4- or 8-socket system is
+#: not a module of that kind and is not composed.
+GENERIC_MAX_SOCKETS = 2
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,58 @@ class Platform:
     @property
     def cores(self) -> int:
         return self.cpu.cores * self.module.sockets
+
+
+@dataclass(frozen=True)
+class Unmodelled:
+    """A platform of the catalog the matcher cannot model: its CPU does not publish a
+    value its power or memory bandwidth needs, and none is guessed."""
+
+    id: str
+    kind: str
+    """``module`` or ``cpu``, as :attr:`Platform.kind`."""
+    cpu: Cpu
+    sockets: int
+    missing: tuple[str, ...]
+    """What is not published, e.g. ``("TDP", "memory speed")``."""
+
+    @property
+    def reason(self) -> str:
+        """``not modelled: no published TDP`` (the missing values joined by "or")."""
+        *head, last = self.missing
+        what = f"{', '.join(head)} or {last}" if head else last
+        return f"not modelled: no published {what}"
+
+
+def generic_socket_counts(cpu: Cpu) -> tuple[int, ...]:
+    """The socket counts a generic module of ``cpu`` is composed with: every count from
+    one to the CPU's ``max_sockets`` (the schema's "most sockets one coherent system may
+    hold", so any smaller count is a valid system too), at most
+    :data:`GENERIC_MAX_SOCKETS`; one socket only when the CPU publishes no socket count
+    (a second socket would be unchecked)."""
+    return tuple(range(1, min(cpu.max_sockets or 1, GENERIC_MAX_SOCKETS) + 1))
+
+
+def _generic_id(cpu: Cpu, sockets: int) -> str:
+    return f"generic-{cpu.id}-{sockets}s"
+
+
+def _cpu_missing(cpu: Cpu) -> tuple[str, ...]:
+    """What a generic module of ``cpu`` needs and the CPU does not publish."""
+    needs = (("memory channel count", cpu.memory_channels), ("memory speed", cpu.memory_mts),
+             ("TDP", cpu.tdp))
+    return tuple(name for name, value in needs if value is None)
+
+
+def _module_missing(module: ComputeModule, catalog: Catalog) -> tuple[str, ...]:
+    """What the platform of a catalog module needs and its CPU does not publish: the TDP
+    (its power) and the memory speed (the performance model's input)."""
+    missing = []
+    if module_power(module, catalog).demand_W is None:
+        missing.append("TDP")
+    if module_memory(module, catalog).effective_mts is None:
+        missing.append("memory speed")
+    return tuple(missing)
 
 
 def _num(value: float | None, scale: float = 1.0) -> str:
@@ -82,16 +145,16 @@ def config_row(cpu: Cpu, module: ComputeModule, memory_mts: float) -> dict[str, 
     }
 
 
-def _generic(cpu: Cpu) -> ComputeModule | None:
-    """A generic module of ``cpu``: up to two sockets, every channel populated once."""
+def _generic(cpu: Cpu, sockets: int) -> ComputeModule | None:
+    """A generic ``sockets``-socket module of ``cpu``, every channel populated once; None
+    when the CPU does not publish enough to compose (and predict) it."""
     if cpu.memory_channels is None or cpu.memory_mts is None or cpu.tdp is None:
-        return None  # not enough published to compose (and predict) it
-    sockets = min(cpu.max_sockets or 1, 2)
+        return None
     link = 0 if sockets == 1 else (cpu.socket_link_lanes or 0)
     lanes = sockets * max(0, (cpu.pcie_lanes or 0) - link)
     demand = sockets * (cpu.tdp + cpu.memory_channels * 12.0 + GENERIC_OTHER_W_PER_SOCKET)
     return ComputeModule.model_validate({
-        "kind": "compute-module", "id": f"generic-{cpu.id}-{sockets}s",
+        "kind": "compute-module", "id": _generic_id(cpu, sockets),
         "name": f"generic {sockets}S {cpu.name} module", "vendor": "ocplan",
         "form_factor": "dc-mhs-m-flw", "illustrative": True, "cpu": cpu.id,
         "sockets": sockets,
@@ -129,7 +192,9 @@ def _platform(module: ComputeModule, cpu: Cpu, kind: str,
 
 def catalog_platforms(catalog: Catalog) -> list[Platform]:
     """Every compute module of the catalog, then a generic module of every CPU that
-    publishes its channels, memory speed and TDP (in id order)."""
+    publishes its channels, memory speed and TDP, of each socket count it supports
+    (:func:`generic_socket_counts`), in id order. The others are
+    :func:`unmodelled_platforms`."""
     out: list[Platform] = []
     for entry in catalog.all("compute-module"):
         assert isinstance(entry, ComputeModule)
@@ -138,8 +203,29 @@ def catalog_platforms(catalog: Catalog) -> list[Platform]:
             out.append(found)
     for entry in catalog.all("cpu"):
         assert isinstance(entry, Cpu)
-        module = _generic(entry)
-        found = None if module is None else _platform(module, entry, "cpu", catalog)
-        if found is not None:
-            out.append(found)
+        for sockets in generic_socket_counts(entry):
+            module = _generic(entry, sockets)
+            found = None if module is None else _platform(module, entry, "cpu", catalog)
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def unmodelled_platforms(catalog: Catalog) -> list[Unmodelled]:
+    """The platforms :func:`catalog_platforms` leaves out, each with what its CPU does not
+    publish: compute modules whose CPU has no TDP or memory speed, and the generic
+    modules of CPUs without a channel count, memory speed or TDP."""
+    out: list[Unmodelled] = []
+    for entry in catalog.all("compute-module"):
+        assert isinstance(entry, ComputeModule)
+        missing = _module_missing(entry, catalog)
+        if missing:
+            out.append(Unmodelled(entry.id, "module", catalog.get(Cpu, entry.cpu),
+                                  entry.sockets, missing))
+    for entry in catalog.all("cpu"):
+        assert isinstance(entry, Cpu)
+        missing = _cpu_missing(entry)
+        if missing:
+            out.extend(Unmodelled(_generic_id(entry, n), "cpu", entry, n, missing)
+                       for n in generic_socket_counts(entry))
     return out

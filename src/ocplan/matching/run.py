@@ -16,7 +16,7 @@ from ocplan.catalog.catalog import Catalog, suggest
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.errors import Problem, SpecError
 from ocplan.matching.match import DEFAULT_PRICE, MatchRequest, MatchResult, match
-from ocplan.matching.platforms import Platform, catalog_platforms
+from ocplan.matching.platforms import Platform, Unmodelled, catalog_platforms, unmodelled_platforms
 from ocplan.matching.predictor import catalog_predictor
 
 __all__ = ["run_match"]
@@ -47,13 +47,16 @@ def run_match(catalog: Catalog, workload: Path | Mapping[str, Any],
     if problems:
         raise SpecError(problems)
     platforms = catalog_platforms(catalog)
-    _check_price_keys(req, platforms, source)
-    return match(req, platforms, catalog_predictor(catalog))
+    unmodelled = unmodelled_platforms(catalog)
+    _check_price_keys(req, [*platforms, *unmodelled], source)
+    return match(req, platforms, catalog_predictor(catalog), unmodelled)
 
 
-def _check_price_keys(req: MatchRequest, platforms: Sequence[Platform], source: str) -> None:
+def _check_price_keys(req: MatchRequest, platforms: Sequence[Platform | Unmodelled],
+                      source: str) -> None:
     """Every key of ``prices`` names a platform, a CPU or ``default``: a mistyped id would
-    silently price that platform at the default and move it in the ranking."""
+    silently price that platform at the default and move it in the ranking (a platform
+    that is not modelled may be priced too: its price is shown, nothing is ranked by it)."""
     known = {p.id for p in platforms} | {p.cpu.id for p in platforms} | {DEFAULT_PRICE}
     problems = [Problem(source, f"prices.{key}", "names no platform or CPU of the catalog"
                         f"{suggest(key, known)}", key)

@@ -350,17 +350,26 @@ def serving_sensitivity_figure(sens: ServingSensitivity) -> Figure:
 
 
 def match_figure(match: dict[str, Any]) -> Figure:
-    """Performance per kW against performance per unit of price, one point per platform
-    that can serve the mix (upper right is better), coloured by ISA."""
-    rows = [r for r in match["platforms"] if r["feasible"] and r.get("perf_per_cost")]
+    """Performance per kW against performance per million of price, one point per
+    platform that can serve the mix and has a price (upper right is better), coloured by
+    ISA. Without such a platform the chart has no points and says why in its middle."""
+    served = [r for r in match["platforms"] if r["feasible"]]
+    rows = [r for r in served if r.get("perf_per_cost")]
     data = []
     for isa in sorted({r["isa"] for r in rows}):
         pick = [r for r in rows if r["isa"] == isa]
         data.append({"type": "scatter", "mode": "markers", "name": isa,
                      "x": [r["perf_per_cost"] for r in pick],
-                     "y": [r["perf_per_watt"] for r in pick],
+                     "y": [r["perf_per_kW"] for r in pick],
                      "text": [r["platform"] for r in pick], "marker": {"size": 10}})
-    return {"data": data, "layout": {
-        "title": {"text": "Performance per kW vs per unit of price"},
-        "xaxis": {"title": {"text": f"mix per million {match['currency']}"}},
-        "yaxis": {"title": {"text": "mix per kW (full load)"}}, "height": 460}}
+    layout: dict[str, Any] = {
+        "title": {"text": "Performance per kW vs per million of price"},
+        "xaxis": {"title": {"text": f"mix per million {match['currency']} (perf/cost)"}},
+        "yaxis": {"title": {"text": "mix per kW at full load (perf/kW)"}}, "height": 460}
+    if not rows:
+        why = ("no platform can serve the mix" if not served else
+               "no platform that serves the mix has a price (the mix's prices), so its "
+               "perf per million of price is unknown")
+        layout["annotations"] = [{"text": f"No points: {why}", "showarrow": False,
+                                  "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]
+    return {"data": data, "layout": layout}

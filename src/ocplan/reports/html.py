@@ -347,25 +347,43 @@ def render_serving_compare_report(title: str, comparison: dict[str, Any],
 
 def render_match_report(match: dict[str, Any], plotly_js: Path | None, top: int = 15) -> str:
     """A CPU platform match (:meth:`~ocplan.matching.MatchResult.as_json`) as a report
-    page: the ranked platforms with fleet, power, TCO and efficiency, why the others
-    cannot serve the mix, and the perf/kW against perf/price chart."""
+    page: the best ``top`` platforms with fleet, power, energy cost, TCO and efficiency
+    (and the line saying why they are ranked by another objective than the one asked),
+    the notes of each (capacity flags, module check warnings), why the others cannot
+    serve the mix or are not modelled, and the perf/kW against perf/cost chart (or why
+    it has no points)."""
+    from ocplan.matching.match import match_notes
+
     cur = match["currency"]
+    served = [r for r in match["platforms"] if r["feasible"]]
     rows = [[str(i), r["platform"], r["isa"], str(r["sockets"]), f"{r['servers']:,}",
-             r["binding"] or "-", f"{r['fleet_power_W'] / 1e3:,.1f} kW",
-             "-" if r["tco"] is None else format_money(r["tco"], cur),
-             f"{r['perf_per_watt']:.3g}",
+             r["binding"] or "-", format_quantity(r["fleet_power_W"], "W"),
+             _match_money(r["energy_cost"], cur), _match_money(r["tco"], cur),
+             f"{r['perf_per_kW']:.3g}",
              "-" if r["perf_per_cost"] is None else f"{r['perf_per_cost']:.3g}",
-             "; ".join(r["flags"][:2])]
-            for i, r in enumerate([r for r in match["platforms"] if r["feasible"]][:top], 1)]
-    table = _grid(f"Best platforms by {match['objective']}",
+             match_notes(r["flags"], r["findings"])]
+            for i, r in enumerate(served[:top], 1)]
+    total = len(served) + match.get("left_out", 0)
+    which = "all" if len(rows) == total else f"of {total}"
+    table = _grid(f"Best {len(rows)} platforms by {match['objective']} ({which} that serve "
+                  "the mix)",
                   ["#", "platform", "ISA", "sockets", "servers", "binding", "power at load",
-                   "TCO", "perf/kW", "perf/price", "flags"], rows)
+                   "energy cost", "TCO", "perf/kW", "perf/cost", "notes"], rows)
+    if match.get("objective_note"):
+        table += f"<p>{html.escape(match['objective_note'])}</p>"
+    table += ("<p>perf/kW: the share of the whole mix one server serves per kW at full "
+              f"load; perf/cost: per million {html.escape(cur)} of its price.</p>")
     refused = [[r["platform"], r["reason"] or ""] for r in match["platforms"]
                if not r["feasible"]]
     if refused:
-        table += _grid("Platforms that cannot serve the mix", ["platform", "why"], refused)
+        table += _grid("Platforms that cannot serve the mix or are not modelled",
+                       ["platform", "why"], refused)
     figures = {"match": match_figure(match)}
     divs = "\n".join(f'<div class="fig" id="{name}"></div>' for name in figures)
     return _PAGE.format(title=html.escape(f"ocplan match: {match['name']}"),
                         plotly=_plotly_tag(plotly_js), summary=table, figures=divs,
                         data=json.dumps(figures).replace("</", "<\\/"))
+
+
+def _match_money(amount: float | None, currency: str) -> str:
+    return "-" if amount is None else format_money(amount, currency)

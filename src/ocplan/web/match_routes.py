@@ -11,14 +11,17 @@ A thin client of :func:`ocplan.api.run_match`; no formula or model constant live
   read and checked as a request; answered with the mapping as written (units kept as
   typed, so the form shows ``20 kW``), or 422 with the one-line problems.
 - ``POST /api/match``: a match request (the mapping of a mix file); answered with
-  :meth:`~ocplan.matching.MatchResult.as_json` plus ``figures.pareto``, the performance
-  per watt against performance per unit of price chart of the ``ocplan match --report``
-  page (:func:`ocplan.reports.figures.match_figure`).
+  :meth:`~ocplan.matching.MatchResult.as_json` (every platform: those that serve the
+  mix, those that cannot and those not modelled, each with its reason) plus
+  ``figures.pareto``, the performance per kW against performance per million of price
+  chart of the ``ocplan match --report`` page
+  (:func:`ocplan.reports.figures.match_figure`; without points it says why).
 - ``GET /match``: the page (``static/match.html``, ``static/match.js``).
 
 Bodies that are not JSON get 400, bad requests 422, as on the other routes of the
 workbench (its guard and exception handlers apply). A match over the whole catalog takes
-0.1-0.4 s with the catalog's loading (measured on the 37 platforms of the catalog), so it
+0.1-0.4 s with the catalog's loading (measured on the 37 platforms of the catalog; about
+0.1 s on its 85, generic 1- and 2-socket modules and those not modelled included), so it
 runs on a worker thread of the server rather than in the computation pool.
 """
 
@@ -136,7 +139,8 @@ def _form(catalog: Catalog) -> dict[str, Any]:
         example = parse_yaml(EXAMPLE_MIX.read_text(encoding="utf-8"), str(EXAMPLE_MIX))
     return {
         "archetypes": [{"id": a.id, "benchmark": a.benchmark, "metric": a.metric,
-                        "unit": a.unit, "summary": a.summary} for a in ARCHETYPES.values()],
+                        "unit": a.unit, "summary": a.summary, "slots": a.slots}
+                       for a in ARCHETYPES.values()],
         "constraints": [field_declaration(n, f)
                         for n, f in MatchConstraints.model_fields.items()],
         "settings": [field_declaration(n, fields[n]) for n in SETTINGS],
@@ -196,7 +200,7 @@ def match_router(catalog_dirs: tuple[str, ...] = (),
     async def run(request: Request) -> Response:
         """Rank every CPU platform of the catalog for a workload mix (a mix file's
         mapping): fleet, power at load, TCO, binding constraint, findings, and the
-        perf/kW against perf/price figure."""
+        perf/kW against perf/cost figure."""
         try:
             body = await body_of(request)
         except _NotJson as exc:

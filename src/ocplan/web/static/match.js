@@ -184,7 +184,7 @@
     servers: ["servers", null], binding: ["binding", null],
     load: ["mean load", (v) => (100 * v).toFixed(1) + " %"],
     fleet_power_W: ["power at load", (v) => fmtUnit(v, "W")],
-    perf_per_watt: ["perf per kW", null], perf_per_cost: ["perf per million", null],
+    perf_per_kW: ["perf per kW", null], perf_per_cost: ["perf per million", null],
     capex: ["servers' price", null], energy_cost: ["energy", null], tco: ["TCO", null],
     racks: ["racks", null],
   };
@@ -242,8 +242,9 @@
     return rows.length;
   }
 
+  // A chart without points is still drawn when its layout says why (an annotation).
   function draw(div, fig) {
-    if (!fig || !fig.data.length) {
+    if (!fig || (!fig.data.length && !(fig.layout.annotations || []).length)) {
       Plotly.purge(div);
       put(div);
       return Promise.resolve();
@@ -264,7 +265,8 @@
       showErrors($("#mt-errors"), null);
       const served = await render(result);
       status.textContent = result.name + ": " + served + " platforms serve the mix, " +
-        (result.platforms.length - served) + " cannot; ranked by " + result.objective;
+        result.cannot_serve + " cannot, " + result.not_modelled + " not modelled; ranked by " +
+        result.objective;
       $("#mt-csv").disabled = false;
       status.dataset.state = "done";
     } catch (exc) {
