@@ -150,6 +150,24 @@ def test_the_cli_sizes_hosts_without_headroom(capsys: pytest.CaptureFixture[str]
         assert r["servers"] == math.ceil(64 / r["capacities"]["accelerator-host"]["value"])
 
 
+def test_a_host_counted_from_unpublished_socket_links_says_so(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A 2-socket module whose socket links' lanes no source gives exports every lane in
+    the count, an upper bound: its row carries the flag (the Altra Max 2S had ranked
+    first for hosting on 256 unverified lanes); a 2S EPYC, whose xGMI lanes are
+    published, and any 1S module do not."""
+    from ocplan.matching.match import LANES_UNVERIFIED
+
+    rows = {r["platform"]: r for r in _json(
+        capsys, tmp_path, {"name": "hosts", "demand": {"accelerator-host": 64},
+                           "prices": {"default": 1}})["platforms"]}
+    altra = rows["generic-ampere-altra-max-m128-30-2s"]
+    assert LANES_UNVERIFIED in altra["capacities"]["accelerator-host"]["flags"]
+    assert LANES_UNVERIFIED in altra["flags"]
+    for unflagged in ("generic-epyc-9654-2s", "generic-ampere-altra-max-m128-30-1s"):
+        assert LANES_UNVERIFIED not in rows[unflagged]["flags"], unflagged
+
+
 # ---- 3. per kW is named per kW ---------------------------------------------------------------
 
 def test_perf_per_kw_is_named_and_valued_per_kw(capsys: pytest.CaptureFixture[str],

@@ -195,6 +195,11 @@ class MatchResult:
                 "platforms": [m.as_json() for m in shown + rest]}
 
 
+#: Flag of an accelerator-host capacity counted from an upper bound of the lanes (a
+#: multi-socket module whose socket links' lanes are unpublished).
+LANES_UNVERIFIED = "lanes unverified (socket links unpublished: an upper bound)"
+
+
 def _derived(archetype: str) -> bool:
     """Whether an archetype's capacity is counted from the platform, not predicted."""
     return archetype == "accelerator-host"
@@ -207,8 +212,10 @@ def _capacity(p: Platform, archetype: str, found: Capacity | None) -> Capacity |
         by_cores = p.cores / CORES_PER_ACCELERATOR
         by_lanes = p.lanes / LANES_PER_ACCELERATOR
         value = math.floor(min(by_cores, by_lanes))
-        return Capacity(float(value), float(value), float(value), "derived",
-                        ("lanes" if by_lanes < by_cores else "cores",))
+        flags = ("lanes" if by_lanes < by_cores else "cores",)
+        if p.lanes_upper_bound:  # a buyer must not pick a winner on an unchecked count
+            flags += (LANES_UNVERIFIED,)
+        return Capacity(float(value), float(value), float(value), "derived", flags)
     if found is None:
         return None
     if archetype == "latency-services":  # capacity = cores x single-copy speed

@@ -59,6 +59,9 @@ class Platform:
     row: dict[str, str]
     """The configuration as a row of ``cpu_dev.csv`` (what the performance model reads)."""
     findings: tuple[Finding, ...] = ()
+    lanes_upper_bound: bool = False
+    """The lane count is an upper bound: a multi-socket module whose socket links'
+    lanes no source gives (nor the module file), so none are taken off."""
 
     @property
     def cores(self) -> int:
@@ -187,7 +190,9 @@ def _platform(module: ComputeModule, cpu: Cpu, kind: str,
         memory_bytes=capacity, power_max_W=power,
         lanes=sum(link.lanes for link in module.io),
         row=config_row(cpu, module, memory.effective_mts),
-        findings=tuple(module_findings(module, catalog)))
+        findings=tuple(module_findings(module, catalog)),
+        lanes_upper_bound=module.sockets > 1 and module.socket_link_lanes is None
+        and cpu.socket_link_lanes is None)
 
 
 def catalog_platforms(catalog: Catalog) -> list[Platform]:
