@@ -212,7 +212,7 @@ def _capacity(p: Platform, archetype: str, found: Capacity | None) -> Capacity |
         by_cores = p.cores / CORES_PER_ACCELERATOR
         by_lanes = p.lanes / LANES_PER_ACCELERATOR
         value = math.floor(min(by_cores, by_lanes))
-        flags = ("lanes" if by_lanes < by_cores else "cores",)
+        flags: tuple[str, ...] = ("lanes" if by_lanes < by_cores else "cores",)
         if p.lanes_upper_bound:  # a buyer must not pick a winner on an unchecked count
             flags += (LANES_UNVERIFIED,)
         return Capacity(float(value), float(value), float(value), "derived", flags)
