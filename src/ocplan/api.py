@@ -10,7 +10,6 @@ Nothing here computes: it resolves ids and calls the engine.
 
 from __future__ import annotations
 
-import csv
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, replace
@@ -1104,24 +1103,17 @@ def is_serving_file(path: Path) -> bool:
     """Whether a validation CSV is in the serving layout (its header names a primary
     metric); unreadable files are left to the readers, which say why."""
     from ocplan.results.serving_validation import is_serving_csv
+    from ocplan.results.validation import csv_header
 
-    return is_serving_csv(_csv_header(path))
-
-
-def _csv_header(path: Path) -> list[str]:
-    """The header of a CSV file; empty when it cannot be read (the readers say why)."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return []
+    return is_serving_csv(csv_header(path))
 
 
 def is_cpu_file(path: Path) -> bool:
     """Whether a validation CSV is in the CPU benchmark layout (``cpu_dev.csv``)."""
     from ocplan.results.cpu_validation import is_cpu_csv
+    from ocplan.results.validation import csv_header
 
-    return is_cpu_csv(_csv_header(path))
+    return is_cpu_csv(csv_header(path))
 
 
 def validate_cpu_runs(path: Path) -> tuple[list[Any], Summary, dict[str, Summary]]:

@@ -38,7 +38,13 @@ from ocplan.cpu.fitting import Observation, fit
 from ocplan.cpu.predict import CpuPrediction, predict_many
 from ocplan.errors import Problem, SpecError
 from ocplan.results.validation import REQUIRED as TRAINING_REQUIRED
-from ocplan.results.validation import Summary, read_csv_rows, source_group, summarize
+from ocplan.results.validation import (
+    Summary,
+    csv_header,
+    read_csv_rows,
+    source_group,
+    summarize,
+)
 
 __all__ = [
     "CALIBRATION_ROWS_FILE",
@@ -101,21 +107,12 @@ def is_cpu_csv(header: Iterable[str]) -> bool:
     return len(columns & CPU_OWN) > len(columns & TRAINING_OWN)
 
 
-def _header(path: Path) -> list[str]:
-    """The header of a CSV file; empty when it cannot be read (the reader says why)."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return []
-
-
 def read_cpu_cases(path: Path) -> list[dict[str, str]]:
     """Rows of a CPU validation CSV; SpecError naming every bad row (file, line, column,
     value and what is allowed) or repeated case id; one SpecError line for a header
     without the CPU layout's columns (naming the layout and what it lacks) or a file
     with no rows (nothing to predict is not a result)."""
-    header = _header(path)
+    header = csv_header(path)
     missing = [c for c in CPU_REQUIRED if c not in header]
     if header and missing:
         near = ", ".join(c for c in header if c in CPU_OWN) or "none"

@@ -396,6 +396,15 @@ MAX_CSV_BYTES = 16 * 2**20
 RowCheck = Callable[[str, int, dict[str, str]], Problem | None]
 
 
+def csv_header(path: Path) -> list[str]:
+    """The header of a CSV file; empty when it cannot be read (the readers say why)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+
 def read_csv_rows(path: Path, required: Sequence[str], check: RowCheck) -> list[dict[str, str]]:
     """Rows of a validation CSV with the ``required`` columns; SpecError when the file or
     its header is wrong, when it has no rows, or naming every row ``check`` (source,
