@@ -10,6 +10,7 @@ import json
 import math
 import multiprocessing
 import os
+import pickle
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -542,6 +543,9 @@ def test_result_parts_are_read_only_and_top_follows_the_shared_limit() -> None:
     with pytest.raises(TypeError):
         result.pareto[0]["step_s"] = 0.0  # type: ignore[index]
     json.dumps(result.as_json())  # still plain JSON
+    # and it pickles (results cross process pools: a sweep's searches)
+    again = pickle.loads(pickle.dumps(result))
+    assert dict(again.pruned) == dict(result.pruned)
     with pytest.raises(SpecError) as exc:
         search(wl, system, 4, top_k=MAX_TOP_K + 1)
     assert f"between 1 and {MAX_TOP_K}" in str(exc.value)

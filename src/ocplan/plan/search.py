@@ -24,10 +24,9 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -163,10 +162,29 @@ class SearchResult:
         }
 
 
-def _frozen(mapping: dict[K, V]) -> Mapping[K, V]:
-    """A read-only view of a mapping the result keeps (a frozen result's parts must not
-    change either)."""
-    return MappingProxyType(mapping)
+class FrozenMap(Mapping[K, V]):
+    """A read-only mapping (a frozen result's parts must not change either) that, unlike
+    ``types.MappingProxyType``, pickles: results cross process pools (searches of a
+    sweep, the robustness tests' workers)."""
+
+    def __init__(self, data: Mapping[K, V]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+def _frozen(mapping: Mapping[K, V]) -> Mapping[K, V]:
+    return FrozenMap(mapping)
 
 
 def pareto_front(a: np.ndarray, b: np.ndarray) -> np.ndarray:
