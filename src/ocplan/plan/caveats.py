@@ -126,7 +126,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "Data parallelism across TPU slices over the datacenter network: the model counts "
         "a fitted host-side cost per layer and slice for the cross-slice reductions "
         "(MaxText's v5e table loses 0, 2, 5, 9 and 17 % of its per-chip rate at 2, 4, 8, 16 "
-        "and 32 slices; the model 1, 2, 4, 8 and 15 %), but the published runs of this "
+        "and 32 slices; the model 1, 2, 4, 8 and 14 %), but the published runs of this "
         "kind scored -3 to +28 % (two-slice v6e runs R122 +23 % and HT016 +28 %, R098 +11 %, "
         "R123 -3 %; the same 128B layout on one slice, R097: +8 %), and two v5p-4096 "
         "slices lose 6 % where the model sees 1 %; read this rate as optimistic."),
@@ -163,10 +163,10 @@ CAVEATS: tuple[Caveat, ...] = (
         (-20.0, 115.0),
         "Expert all-to-all across the scale-out network, taken as overlapped: the model "
         "hides the calibrated share of it behind compute, as Megatron-Core's 1F1B overlap "
-        "does, and development runs of this kind scored -14 to +18 % (R067, R069, "
+        "does, and development runs of this kind scored -15 to +18 % (R067, R069, "
         "R241-R243, R247). A stack that runs it in line pays all of it: Megatron-Bridge "
         "26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes (alltoall "
-        "dispatcher, no overlap) measured about half the predicted rate (+98 %, +108 %; "
+        "dispatcher, no overlap) measured about half the predicted rate (+98 %, +107 %; "
         "+5 % and +35 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
         "stack overlaps the dispatch, and ep_dedup off unless it deduplicates it per node "
         "(DeepEP, HybridEP)."),
