@@ -14,7 +14,7 @@ One instance is simulated; deployment rates are the instance's times the instanc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -60,9 +60,9 @@ class ExactStepTime:
     (session 42: it had been one stage's, a pp 8 instance's TPOT an eighth of its
     steady state's). Its prompt tokens are spread over the micro-batches like its
     decodes, which keeps the throughput of a prefill-heavy load (a prompt's chunk in one
-    micro-batch, timed as ``p`` stage times of the whole chunk, halved it and more); so
-    a pipelined instance's simulated TTFT leaves out a prompt's own trip through the
-    stages (a lone 1,000-token prompt on 8 stages: 55 ms where it takes 237)."""
+    micro-batch, timed as ``p`` stage times of the whole chunk, halved it and more). A
+    prompt's own trip through the stages is added to its first token afterwards
+    (:meth:`trip_s`, :func:`simulate_serving`)."""
 
     def __init__(self, model: StepModel, max_rows: int, max_seqs: int) -> None:
         self.model = model
@@ -97,6 +97,19 @@ class ExactStepTime:
         if p > 1.0:
             return p * self._stage(prefill_tokens / p, decode_seqs / p, decode_context / p)
         return self._stage(prefill_tokens, decode_seqs, decode_context)
+
+    def trip_s(self, chunk_tokens: float) -> float:
+        """What a prompt's last chunk adds to its first token beyond the iteration that
+        computes it, s: ``(p - 1)`` stage times of the chunk's own rows. A chunk rides in
+        one micro-batch whole (a vLLM virtual engine's), so it takes ``p`` stage times of
+        its micro-batch where the iteration, the pipeline's period, spreads its work
+        over ``p`` micro-batches; for a stage time affine in the rows the difference is
+        ``(p - 1) (t(c) - t(0))`` whatever else shares the iteration (a lone 1,000-token
+        prompt on 8 stages: 237 ms, not the 55 ms period). 0 without pipelining."""
+        p = self._stages
+        if p <= 1.0 or chunk_tokens <= 0:
+            return 0.0
+        return (p - 1.0) * (self._stage(chunk_tokens, 0.0, 0.0) - self._stage(0.0, 0.0, 0.0))
 
     def _stage(self, prefill_tokens: float, decode_seqs: float,
                decode_context: float) -> float:
@@ -169,7 +182,22 @@ def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
     step = ExactStepTime(model, math.ceil((scheduler.max_batched_tokens + seqs
                                            * workload.tokens_per_step) / model.ranks) + 1,
                          math.ceil(seqs / model.ranks) + 1)
-    result = simulate(_requests(workload, plan, n, seed), step, scheduler,
-                      concurrency=concurrency)
+    reqs = _requests(workload, plan, n, seed)
+    result = _with_pipeline_trip(simulate(reqs, step, scheduler, concurrency=concurrency),
+                                 step, reqs.input_len, scheduler.max_batched_tokens)
     return SimulatedServing(est, result, plan.instances,
                             result.output_tokens_per_s * plan.instances)
+
+
+def _with_pipeline_trip(result: SimResult, step: ExactStepTime, prompts: np.ndarray,
+                        budget: int) -> SimResult:
+    """``result`` with each request's first token (and so its end) later by its last
+    chunk's trip through the pipeline (:meth:`ExactStepTime.trip_s`); the last chunk of a
+    prompt of ``I`` tokens cut into ``budget``-token chunks is ``I - budget floor((I - 1) /
+    budget)``. The rates keep the iterations' timing: the trip is latency, not work."""
+    if step.trip_s(1.0) == 0.0:
+        return result
+    last = prompts - budget * np.floor((prompts - 1) / budget)
+    trips = {c: step.trip_s(float(c)) for c in np.unique(last)}
+    extra = np.array([trips[c] for c in last])
+    return replace(result, ttft_s=result.ttft_s + extra, e2e_s=result.e2e_s + extra)
