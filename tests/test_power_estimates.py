@@ -238,3 +238,23 @@ def test_builtin_switch_law_names_its_basis(builtin: Catalog) -> None:
     assert set(law.basis) <= sourced
     assert "per Tb/s" in law.describe()
     assert all(i in law.describe() for i in law.basis)
+
+
+def test_a_systems_budget_is_remembered_per_object_not_per_equal_content() -> None:
+    """Every estimate asks for its system's power budget; it is worked out once per
+    system object (the fat tree's switch count was most of a repeated estimate), and a
+    changed copy of the system gets its own."""
+    from dataclasses import replace
+
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.catalog.system import system_for_chip
+    from ocplan.topology.power import power_budget
+
+    system = system_for_chip(load_catalog(), "h100-sxm-80gb", 512)
+    first = power_budget(system)
+    assert power_budget(system) is first
+    facility = system.spec.facility.model_copy(update={"pue": 1.5})
+    other = replace(system, spec=system.spec.model_copy(update={"facility": facility}))
+    assert power_budget(other) is not first
+    assert power_budget(other).facility_W == pytest.approx(first.it_W * 1.5)
+    assert power_budget(other).it_W == pytest.approx(first.it_W)
