@@ -38,6 +38,7 @@ from ocplan.costmodel.op_time import ChipPeaks, Efficiencies
 from ocplan.costmodel.roofline import HBM_EFFICIENCY as ROOFLINE_HBM_EFFICIENCY
 from ocplan.costmodel.roofline import f64
 from ocplan.errors import Infeasible
+from ocplan.memo import ByIdentity
 from ocplan.plan.calibration import Calibration, FamilyCalibration
 from ocplan.plan.comm_terms import CommTerms, comm_terms
 from ocplan.plan.compute_terms import ComputeTerms, compute_terms
@@ -107,23 +108,10 @@ class SystemModel:
     """Sustained / peak clock of a dense GEMM (1.0 where not published)."""
 
 
-#: Systems whose model was built, by object identity: hashing a frozen pydantic system
-#: walks its whole tree (about half a millisecond), so repeated estimates on the same
-#: object look it up by ``id`` and check the object is the one cached.
-_BY_ID: dict[int, tuple[System, SystemModel]] = {}
-_BY_ID_MAX = 4096
-
-
 def system_model(system: System) -> SystemModel:
-    """The numbers of ``system`` the step model reads (cached per system)."""
-    hit = _BY_ID.get(id(system))
-    if hit is not None and hit[0] is system:
-        return hit[1]
-    sm = _system_model(system)
-    if len(_BY_ID) >= _BY_ID_MAX:
-        _BY_ID.clear()
-    _BY_ID[id(system)] = (system, sm)
-    return sm
+    """The numbers of ``system`` the step model reads (remembered per system object:
+    hashing a frozen pydantic system walks its whole tree, about half a millisecond)."""
+    return _BY_OBJECT(system)
 
 
 @lru_cache(maxsize=4096)
@@ -145,6 +133,10 @@ def _system_model(system: System) -> SystemModel:
         clock_fraction=sustained_clock_fraction(acc.compute, system.module_power,
                                                 acc.power.tdp),
     )
+
+
+#: Models already built, by system object (:mod:`ocplan.memo`).
+_BY_OBJECT: ByIdentity[System, SystemModel] = ByIdentity(_system_model)
 
 
 def _peak_names(sm: SystemModel) -> str:

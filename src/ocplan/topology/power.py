@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ocplan.catalog.system import System
+from ocplan.memo import ByIdentity
 from ocplan.topology.cluster import host_share, scale_out_shape
 from ocplan.topology.power_estimates import PowerEstimate, estimate_nic, estimate_switch
 
@@ -56,28 +57,14 @@ def psu_capacity_W(count: int, rating_W: float, redundancy: str) -> float:
     return max(0, count - reserve) * rating_W
 
 
-#: Budgets already worked out, by system object identity (a frozen system never changes;
-#: hashing one walks its whole tree): every estimate asks for its system's budget, and
-#: the fat tree's switch count alone took about 30 us of a 42 us repeated estimate.
-_BY_ID: dict[int, tuple[System, PowerBudget]] = {}
-_BY_ID_MAX = 4096
-
-
 def power_budget(system: System) -> PowerBudget:
     """Nameplate power of one server, of all servers and of the whole cluster.
 
     O(1) in the number of servers: one server's parts times the server count, plus the
     switch count of the fat tree's shape (no graph is built); remembered per system
-    object.
+    object (:data:`_BUDGETS`).
     """
-    hit = _BY_ID.get(id(system))
-    if hit is not None and hit[0] is system:
-        return hit[1]
-    budget = _power_budget(system)
-    if len(_BY_ID) >= _BY_ID_MAX:
-        _BY_ID.clear()
-    _BY_ID[id(system)] = (system, budget)
-    return budget
+    return _BUDGETS(system)
 
 
 def _power_budget(system: System) -> PowerBudget:
@@ -120,3 +107,9 @@ def _part_W(published_W: float | None, part: str, estimate: PowerEstimate | None
     if estimate not in estimated:
         estimated.append(estimate)
     return estimate.power_W
+
+
+#: Budgets already worked out, by system object: every estimate asks for its system's
+#: budget, and the fat tree's switch count alone took about 30 us of a 42 us repeated
+#: estimate.
+_BUDGETS: ByIdentity[System, PowerBudget] = ByIdentity(_power_budget)
