@@ -1519,6 +1519,13 @@ def _budget_line(result: Comparison) -> rich_text.Text:
                    rest.removeprefix(pick.name))
 
 
+#: Platforms that serve the mix a table and a report list when --top is not given.
+MATCH_TOP = 10
+#: Platforms that cannot serve the mix named in each line under the table (JSON and the
+#: report list all of them).
+MATCH_REASONS_SHOWN = 5
+
+
 @app.command("match")
 @handles_bad_input
 def match_cmd(
@@ -1531,9 +1538,10 @@ def match_cmd(
              "performance per watt, shown as perf/kW (the share of the mix one server "
              "serves per kW at full load).")] = None,
     top: Annotated[int | None, typer.Option(
-        min=1, max=1000, help="Platforms that serve the mix to list, best first (default: "
-                              "10 in the table and report, every one in JSON); those that "
-                              "cannot are always listed with why.")] = None,
+        min=1, max=MAX_TOP_K, help="Platforms that serve the mix to list, best first "
+                                   f"(default: {MATCH_TOP} in the table and report, every "
+                                   "one in JSON); those that cannot are always listed "
+                                   "with why.")] = None,
     report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write an HTML report (ranked table, perf/kW vs perf/cost "
                          "chart; Plotly in a shared file beside it).")] = None,
@@ -1602,13 +1610,6 @@ def match_cmd(
                 + (" ..." if len(refused) > MATCH_REASONS_SHOWN else "")))
     if not feasible:  # the answer is "no": no platform serves the mix
         raise typer.Exit(1)
-
-
-#: Platforms that serve the mix a table and a report list when --top is not given.
-MATCH_TOP = 10
-#: Platforms that cannot serve the mix named in each line under the table (JSON and the
-#: report list all of them).
-MATCH_REASONS_SHOWN = 5
 
 
 def _match_title(name: str, objective: str, shown: int, served: int) -> str:
