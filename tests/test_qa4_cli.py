@@ -50,13 +50,33 @@ def test_report_refuses_search_flags_without_search(capsys: pytest.CaptureFixtur
     assert "applies with --search" in err
 
 
-def test_infer_refuses_disaggregate_without_search_and_layout_with_it(
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_infer_refuses_disaggregate_without_search(capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = run(capsys, "infer", *CHIP, "--disaggregate")
     assert rc == 2
     assert lines(err)[0].startswith("--disaggregate:")
     assert "give --search too" in err
-    rc, _, err = run(capsys, "infer", *CHIP, "--search", "--tp", "2")
+
+
+def test_infer_search_pins_the_layout_flags_given(capsys: pytest.CaptureFixture[str]) -> None:
+    """``infer --search --tp 8 --max-seqs 64`` searches only layouts with those values (the
+    flags had been dropped unsaid); pins that leave no layout are one line, exit 2; a
+    comparison (--vs) searches every system freely and refuses them."""
+    job = ("infer", "--model", "llama3-70b", "--chip", "h100-sxm-80gb", "--chips", "8",
+           "--search")
+    rc, out, _ = run(capsys, *job, "--max-seqs", "64", "-f", "json")
+    assert rc == 0
+    free = json.loads(out)["results"]
+    assert len(free) > 1
+    rc, out, _ = run(capsys, *job, "--tp", "8", "--max-seqs", "64", "-f", "json")
+    assert rc == 0
+    pinned = json.loads(out)["results"]
+    assert pinned
+    assert all(r["layout"].startswith("tp=8,") for r in pinned)
+    assert all("max_seqs=64" in r["layout"] for r in pinned + free)
+    rc, _, err = run(capsys, *job, "--tp", "3")
+    assert rc == 2
+    assert "no layout of 8 chips takes tp=3" in err
+    rc, _, err = run(capsys, *job, "--tp", "2", "--vs", "mi300x")
     assert rc == 2
     assert lines(err) == ["--tp: tp = 2: the search picks it: leave it out with --search"]
 

@@ -647,16 +647,21 @@ def serving_layout_fields() -> list[dict[str, object]]:
 
 def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None = None,
                      objective: str = "throughput", source: str = "request",
-                     disaggregate: bool = False
+                     disaggregate: bool = False,
+                     fixed: Mapping[str, LayoutValue] | None = None
                      ) -> tuple[ServingSearch, System, ServingWorkload]:
     """Every serving layout of the request's chips, best first (with prefill/decode
-    splits when ``disaggregate``)."""
-    from ocplan.serving.search import search_serving
+    splits when ``disaggregate``), each with the fields of ``fixed`` as given
+    (:data:`~ocplan.serving.search.FIXABLE`: ``tp`` 8, the engine's ``max_seqs``)."""
+    from ocplan.serving.search import fixed_problems, search_serving
 
+    problems = fixed_problems(fixed or {}, source)
+    if problems:
+        raise SpecError(problems)
     system, workload, chips = resolve_job(catalog, req, system_file, source,
                                           lambda: serving_workload(catalog, req, source))
     guard(system, req.allow_invalid)
-    found = search_serving(workload, system, chips, objective=objective,
+    found = search_serving(workload, system, chips, fixed=fixed, objective=objective,
                            disaggregate=disaggregate)
     return found, system, workload
 

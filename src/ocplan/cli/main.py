@@ -988,7 +988,10 @@ def infer_cmd(
     if disaggregate and not search:
         problems.append(Problem(FLAGS, "disaggregate", "tries prefill/decode splits in a "
                                                        "search: give --search too", True))
-    if search:  # the serving search takes no layout field, fixed ones included
+    # with --search, a layout flag given pins that field in every layout searched
+    pinned = {f.name: layout[f.name] for f in api.SERVING_REQUEST_LAYOUT
+              if layout[f.name] != f.default} if search else {}
+    if vs:  # a comparison searches each system freely
         problems += _picked_by_search(layout, api.SERVING_REQUEST_LAYOUT)
     price_one = None if prices is None else prices[0]
     one = {} if search else layout | ({} if sensitivity is None
@@ -1029,7 +1032,7 @@ def infer_cmd(
         objective = api.serving_objective(req)
         try:
             found, sysm, workload = api.run_infer_search(_catalog(), req, system, objective,
-                                                         FLAGS, disaggregate)
+                                                         FLAGS, disaggregate, pinned)
         except Infeasible as exc:
             _refused(exc, model, fmt)
         _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price_one,

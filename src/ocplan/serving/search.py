@@ -17,22 +17,26 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from ocplan.catalog.system import System
-from ocplan.errors import Infeasible
+from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.calibration import Calibration
 from ocplan.serving.calibration import ServingCalibration
 from ocplan.serving.estimate import ServingEstimate, estimate_serving
-from ocplan.serving.plan import ServingPlan
+from ocplan.serving.plan import SERVING_LAYOUT, ServingPlan
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["SERVING_OBJECTIVES", "ServingSearch", "meets_slo", "search_serving",
-           "serving_candidates", "slo_misses"]
+__all__ = ["FIXABLE", "SERVING_OBJECTIVES", "ServingSearch", "fixed_problems", "meets_slo",
+           "search_serving", "serving_candidates", "slo_misses"]
 
 Objective = Literal["throughput", "goodput"]
 #: Disaggregated splits tried per aggregated layout.
 MAX_SPLITS = 6
 #: Fields a caller may fix that are not search axes: held as given in every candidate.
 PASSED_THROUGH = ("overlap", "max_seqs", "chunk_tokens", "prefill_chips")
+#: Search axes a caller may pin to one value.
+PINNED_AXES = ("tp", "pp", "ep", "attention_dp")
+#: Every field a serving search takes as given (``fixed``); ``dp`` follows from the chips.
+FIXABLE = PINNED_AXES + PASSED_THROUGH
 SERVING_OBJECTIVES: tuple[str, ...] = ("throughput", "goodput")
 
 
@@ -188,16 +192,40 @@ def _score(e: ServingEstimate, objective: str, workload: ServingWorkload) -> flo
     return e.requests_per_s / e.chips if meets_slo(e, workload) else 0.0
 
 
+def fixed_problems(fixed: Mapping[str, object], source: str = "search") -> list[Problem]:
+    """What is wrong with the fields a caller fixes (:data:`FIXABLE`, each value as its
+    declaration allows: :data:`~ocplan.serving.plan.SERVING_LAYOUT`)."""
+    problems = []
+    for name, value in fixed.items():
+        if name not in FIXABLE:
+            problems.append(Problem(source, name, "is no field a serving search takes as "
+                                    "given; expected one of " + ", ".join(FIXABLE), value))
+        elif (message := SERVING_LAYOUT[name].problem(value)) is not None:
+            problems.append(Problem(source, name, message, value))
+    return problems
+
+
 def search_serving(workload: ServingWorkload, system: System, chips: int,
                    fixed: Mapping[str, object] | None = None, objective: str = "throughput",
                    calibration: Calibration | None = None,
                    serving: ServingCalibration | None = None,
                    disaggregate: bool = False) -> ServingSearch:
-    """Estimate every candidate layout; best first by ``objective``."""
+    """Estimate every candidate layout; best first by ``objective``. ``fixed`` pins
+    fields (:data:`FIXABLE`) in every candidate; SpecError naming each bad one."""
     assert objective in SERVING_OBJECTIVES, objective
+    problems = fixed_problems(fixed or {})
+    if problems:
+        raise SpecError(problems)
+    candidates = serving_candidates(workload.model, chips, system.chips_per_server, fixed,
+                                    disaggregate)
+    if fixed and not candidates:  # the pins themselves leave nothing to search: bad input
+        pins = ", ".join(f"{k}={v}" for k, v in fixed.items())
+        raise SpecError.one("search", "fixed", f"no layout of {chips:,} chips takes {pins} "
+                                              f"(tp x pp must divide the chips, tp at most "
+                                              f"the {system.chips_per_server}-chip server)",
+                            pins)
     results = []
-    for plan in serving_candidates(workload.model, chips, system.chips_per_server, fixed,
-                                   disaggregate):
+    for plan in candidates:
         try:
             plan.check(workload.model)
         except Infeasible:
