@@ -114,7 +114,7 @@ class SearchResult:
     train_tokens: float | None = None
     """Tokens to train on, when given: rows then carry time (and cost) to train."""
     price_per_chip_hour: float | None = None
-    failure_factors: Mapping[int, float] = field(default_factory=lambda: _frozen({}))
+    failure_factors: Mapping[int, float] = field(default_factory=lambda: FrozenMap({}))
     """For the failure-aware objectives: per chip count, the wall time with failures,
     checkpoints and restarts over the time without (1 / goodput), the factor the
     ranking used."""
@@ -181,10 +181,6 @@ class FrozenMap(Mapping[K, V]):
 
     def __repr__(self) -> str:
         return f"FrozenMap({self._data!r})"
-
-
-def _frozen(mapping: Mapping[K, V]) -> Mapping[K, V]:
-    return FrozenMap(mapping)
 
 
 def pareto_front(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -556,15 +552,15 @@ def search(workload: Workload, system: System, chips: int, *,
         for j in pareto_front(steps, mems)[:50]:
             pareto.append({"step_s": float(steps[j]), "memory_bytes_per_chip": float(mems[j]),
                            "chips": int(n_chips[j])})
-    return SearchResult(objective, top[0] if top else None, top, size, _frozen(pruned),
+    return SearchResult(objective, top[0] if top else None, top, size, FrozenMap(pruned),
                         evaluated,
                         feasible, time.perf_counter() - t0,
                         _why(top, refused, _least_memory(parts),
                              _usable_bytes(system, memory_headroom)),
-                        tuple(_frozen(p) for p in pareto), memory_headroom, variants, tied,
+                        tuple(FrozenMap(p) for p in pareto), memory_headroom, variants, tied,
                         train_tokens,
                         price_per_chip_hour if train_tokens is not None else None,
-                        _frozen(factors))
+                        FrozenMap(factors))
 
 
 def _tie_groups(scores: np.ndarray, ranked: np.ndarray, top_k: int) -> list[list[int]]:
