@@ -256,3 +256,28 @@ def test_the_workbench_links_to_the_match_page(page: Page, base: str) -> None:
     page.wait_for_selector('body[data-ready="1"]')
     assert page.url == base + "/match"
     assert page.input_value("#mt-name") == MIX["name"]
+
+
+#: A mix without prices (a match QA pass, session 43).
+UNPRICED: dict[str, Any] = {"name": "unpriced mix", "demand": {"cloud-throughput": 100},
+                            "electricity_per_kwh": 0.12}
+
+
+@needs_chromium
+def test_an_unpriced_match_shows_per_kw_and_says_why_the_chart_is_empty(
+        page: Page, tmp_path: Path) -> None:
+    """The per-kW column under its own key, the platforms not modelled counted in the
+    status line, and a chart without points that says why."""
+    path = tmp_path / "unpriced.yaml"
+    path.write_text(yaml.safe_dump(UNPRICED), encoding="utf-8")
+    page.set_input_files("#mt-upload", str(path))
+    page.wait_for_selector("#mt-status:has-text('Loaded unpriced.yaml')")
+    page.evaluate("document.querySelector('#mt-status').dataset.state = ''")
+    page.click("#mt-run")
+    page.wait_for_selector('#mt-status[data-state="done"]')
+    per_kw = page.locator('#mt-table tbody td[data-key="perf_per_kW"]').first
+    assert float(per_kw.get_attribute("data-value") or "nan") > 0
+    assert page.locator('#mt-table td[data-key="perf_per_watt"]').count() == 0
+    assert "not modelled" in page.inner_text("#mt-status")
+    page.wait_for_selector("#plot-match .main-svg")
+    assert "No points" in page.inner_text("#plot-match")

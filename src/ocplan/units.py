@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ __all__ = [
     "format_money",
     "format_number",
     "format_quantity",
+    "is_whole",
     "parse_count",
     "parse_quantity",
 ]
@@ -159,6 +161,12 @@ def _unit_factor(unit: str, dim: Dimension) -> float | None:
             if prefix in prefixes:
                 return prefixes[prefix] * factor
     return None
+
+
+def is_whole(value: object) -> bool:
+    """Whether ``value`` is a whole number (numpy's too), not a bool (a Python bool is an
+    int) nor text: what a count of chips, tokens or sequences must be."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def parse_quantity(text: object, dim: Dimension) -> float:

@@ -17,7 +17,6 @@ themselves, so later stages never look ids up again.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,6 +29,7 @@ from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import Accelerator, Baseboard, Cpu, Fabric, Nic, Server
 from ocplan.catalog.storage import StorageSpec
 from ocplan.errors import Problem, SpecError
+from ocplan.units import is_whole
 
 __all__ = ["System", "SystemSpec", "load_system", "resolve_system", "system_for_chip"]
 
@@ -401,8 +401,7 @@ def system_for_chip(catalog: Catalog, chip: str, num_chips: int,
     """The system a chip id alone implies: its default server (or ``server_id``, e.g. an
     OAM server to populate with it), enough of them for ``num_chips``, on the server's
     default fabric (or ``scale_out``)."""
-    if not (isinstance(num_chips, numbers.Integral) and not isinstance(num_chips, bool)
-            and 1 <= num_chips <= MAX_CHIPS):
+    if not (is_whole(num_chips) and 1 <= num_chips <= MAX_CHIPS):
         raise SpecError.one(source, "chips", f"must be a whole number from 1 to "
                                              f"{MAX_CHIPS:,}", num_chips)
     accelerator = catalog.accelerator(chip, source, "chip")

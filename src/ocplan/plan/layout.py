@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-__all__ = ["LABEL_SEPARATOR", "LayoutField", "LayoutValue", "layout_changes", "layout_field",
+__all__ = ["LABEL_SEPARATOR", "LayoutField", "LayoutValue", "given_problems", "layout_changes",
+           "layout_field",
            "layout_fields", "layout_label", "layout_problems"]
 
 Kind = Literal["int", "optional_int", "bool", "choice"]
@@ -242,6 +243,23 @@ def layout_problems(obj: object, fields: tuple[LayoutField, ...]) -> list[tuple[
         message = f.problem(getattr(obj, f.name))
         if message is not None:
             out.append((f.name, message))
+    return out
+
+
+def given_problems(values: Mapping[str, object], fields: tuple[LayoutField, ...],
+                   what: str) -> list[tuple[str, str]]:
+    """(field, message) for every entry of ``values`` that names none of ``fields`` (which
+    ``what`` takes) or holds a value its declaration refuses: the fields a search is
+    given to hold (the training search's stack, the serving search's pins)."""
+    by_name = {f.name: f for f in fields}
+    out = []
+    for name, value in values.items():
+        field = by_name.get(name)
+        if field is None:
+            out.append((name, f"is no field {what}; expected one of "
+                        + ", ".join(by_name)))
+        elif (message := field.problem(value)) is not None:
+            out.append((name, message))
     return out
 
 

@@ -21,7 +21,6 @@ layouts to evaluate in all is refused before the per-layout arrays are.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,12 +36,13 @@ from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.calibration import Calibration, likely_range_note, load_calibration
 from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
 from ocplan.plan.estimate import Estimate, TimeBreakdown, estimate
-from ocplan.plan.layout import LayoutValue
+from ocplan.plan.layout import LayoutValue, given_problems
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, SEARCH_FIXED_LAYOUT, Plan
 from ocplan.plan.recompute import Stack, model_features, stack_of, whole_layer_mode
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
 from ocplan.plan.space import Columns, SearchSpace, training_space
 from ocplan.topology.power import power_budget
+from ocplan.units import is_whole
 from ocplan.workloads.workload import Workload
 
 __all__ = ["OBJECTIVES", "SearchResult", "failure_goodput", "pareto_front", "search"]
@@ -281,17 +281,10 @@ def _stack(system: System) -> Stack:
 def _fixed_codes(fixed: Mapping[str, LayoutValue]) -> dict[str, int]:
     """The encoded values of a search's fixed fields; SpecError naming every field that
     is not one the search holds fixed, or whose value its declaration refuses."""
-    problems = []
-    for name, value in fixed.items():
-        field = next((f for f in SEARCH_FIXED_LAYOUT if f.name == name), None)
-        if field is None:
-            problems.append(Problem("search", name, "is no field a search holds fixed; "
-                                    "expected one of " + ", ".join(
-                                        f.name for f in SEARCH_FIXED_LAYOUT), value))
-        elif (message := field.problem(value)) is not None:
-            problems.append(Problem("search", name, message, value))
+    problems = given_problems(fixed, SEARCH_FIXED_LAYOUT, "a search holds fixed")
     if problems:
-        raise SpecError(problems)
+        raise SpecError([Problem("search", name, message, fixed[name])
+                         for name, message in problems])
     return {name: LAYOUT[name].encode(value) for name, value in fixed.items()}
 
 
@@ -459,8 +452,7 @@ def search(workload: Workload, system: System, chips: int, *,
     named = [("--chips", "chips", chips),
              *(("--chip-counts", "chip_counts", c) for c in chip_counts or ())]
     for flag, name, count in named:
-        if not (isinstance(count, numbers.Integral) and not isinstance(count, bool)
-                and 1 <= count <= system.num_chips):
+        if not (is_whole(count) and 1 <= count <= system.num_chips):
             raise SpecError.one(flag, name, f"must be between 1 and the system's "
                                             f"{system.num_chips} chips", count)
     t0 = time.perf_counter()

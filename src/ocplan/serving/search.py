@@ -19,6 +19,7 @@ from typing import Literal
 from ocplan.catalog.system import System
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.plan.calibration import Calibration
+from ocplan.plan.layout import given_problems
 from ocplan.serving.calibration import ServingCalibration
 from ocplan.serving.estimate import ServingEstimate, estimate_serving
 from ocplan.serving.plan import SERVING_LAYOUT, ServingPlan
@@ -195,14 +196,9 @@ def _score(e: ServingEstimate, objective: str, workload: ServingWorkload) -> flo
 def fixed_problems(fixed: Mapping[str, object], source: str = "search") -> list[Problem]:
     """What is wrong with the fields a caller fixes (:data:`FIXABLE`, each value as its
     declaration allows: :data:`~ocplan.serving.plan.SERVING_LAYOUT`)."""
-    problems = []
-    for name, value in fixed.items():
-        if name not in FIXABLE:
-            problems.append(Problem(source, name, "is no field a serving search takes as "
-                                    "given; expected one of " + ", ".join(FIXABLE), value))
-        elif (message := SERVING_LAYOUT[name].problem(value)) is not None:
-            problems.append(Problem(source, name, message, value))
-    return problems
+    fields = tuple(SERVING_LAYOUT[name] for name in FIXABLE)
+    return [Problem(source, name, message, fixed[name]) for name, message
+            in given_problems(fixed, fields, "a serving search takes as given")]
 
 
 def search_serving(workload: ServingWorkload, system: System, chips: int,

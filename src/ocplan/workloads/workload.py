@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import get_args
 
 from ocplan.catalog.fields import MAX_GLOBAL_BATCH, MAX_SEQ_LEN
 from ocplan.errors import Problem, SpecError
+from ocplan.units import is_whole
 from ocplan.workloads.operators import keys_per_query, windowed_layer_count
 from ocplan.workloads.recipes import TrainingPrecision
 from ocplan.workloads.shape import ModelShape
@@ -49,10 +49,10 @@ class Workload:
             problems.append(Problem("argument", "model", "expected a ModelShape "
                                     "(ModelShape.from_arch(catalog.model(id)))",
                                     type(self.model).__name__))
-        if not _whole(self.seq_len) or not 1 <= self.seq_len <= MAX_SEQ_LEN:
+        if not is_whole(self.seq_len) or not 1 <= self.seq_len <= MAX_SEQ_LEN:
             problems.append(Problem("argument", "seq_len", f"must be a whole number from 1 "
                                     f"to {MAX_SEQ_LEN:,} tokens", self.seq_len))
-        if not _whole(self.global_batch) or not 1 <= self.global_batch <= MAX_GLOBAL_BATCH:
+        if not is_whole(self.global_batch) or not 1 <= self.global_batch <= MAX_GLOBAL_BATCH:
             problems.append(Problem("argument", "global_batch", f"must be a whole number "
                                     f"from 1 to {MAX_GLOBAL_BATCH:,} sequences",
                                     self.global_batch))
@@ -124,8 +124,3 @@ class Workload:
         executed = (6.0 * m.matmul_params_per_token - dropped
                     + 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=True))
         return self.model_flops_per_token / executed
-
-
-def _whole(value: object) -> bool:
-    """A whole number (numpy's too), not a bool (a Python bool is an int) nor text."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
