@@ -696,6 +696,8 @@ def _board_topology(summary: TopologySummary) -> str:
 FLAGS = "command line"
 #: Rows of a report's top-layouts table (``report --search --top``).
 REPORT_TOP = 10
+#: What ``report --search`` ranks by unless told (a search's own default).
+REPORT_OBJECTIVE = "throughput"
 #: Request fields whose flag is not the field name with dashes.
 FLAG_OF_FIELD = {"top_k": "--top", "price_per_chip_hour": "--price",
                  "max_power_W": "--max-power", "rate_per_s": "--rate",
@@ -1983,7 +1985,7 @@ def report(
                          "layout flags).")] = False,
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES), help="With --search: the best layout by it.")
-    ] = "throughput",
+    ] = REPORT_OBJECTIVE,
     top: Annotated[int, typer.Option(help="With --search: rows of the top table.")
                    ] = REPORT_TOP,
     train_tokens: TrainTokensOpt = None,
@@ -2010,7 +2012,7 @@ def report(
                 if run_search else
                 [Problem(FLAGS, name, "applies with --search (the layout flags give the "
                                       "layout otherwise)", value)
-                 for name, value, default in (("objective", objective, "throughput"),
+                 for name, value, default in (("objective", objective, REPORT_OBJECTIVE),
                                               ("top", top, REPORT_TOP))
                  if value != default])
     if problems:
