@@ -43,7 +43,7 @@ from ocplan.matching.archetypes import (
     CORES_PER_ACCELERATOR,
     LANES_PER_ACCELERATOR,
 )
-from ocplan.matching.platforms import Platform, Unmodelled
+from ocplan.matching.platforms import Platform, Unmodelled, either
 from ocplan.units import DECIMAL_PREFIXES, DEFAULT_CURRENCY, format_quantity
 
 __all__ = ["DEFAULT_PRICE", "ENERGY_COST", "PRICED_OBJECTIVES", "Capacity", "MatchRequest",
@@ -225,18 +225,12 @@ def _capacity(p: Platform, archetype: str, found: Capacity | None) -> Capacity |
     return found
 
 
-def _either(values: Sequence[object]) -> str:
-    """``1``, ``1 or 2``, ``1, 2 or 4``."""
-    *head, last = (str(v) for v in values)
-    return f"{', '.join(head)} or {last}" if head else last
-
-
 def _design_problem(isa: str, sockets: int, c: MatchConstraints) -> str | None:
     """The constraint an ISA and socket count break (known without any model)."""
     if c.isa is not None and isa not in c.isa:
         return f"isa {isa} is not one of {', '.join(c.isa)}"
     if c.sockets is not None and sockets not in c.sockets:
-        return f"{sockets} sockets, the mix allows {_either(sorted(c.sockets))}"
+        return f"{sockets} sockets, the mix allows {either(sorted(c.sockets))}"
     return None
 
 

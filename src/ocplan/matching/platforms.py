@@ -18,6 +18,7 @@ that a match lists every platform of the catalog.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ocplan.catalog.catalog import Catalog
@@ -26,7 +27,7 @@ from ocplan.checks.finding import Finding
 from ocplan.checks.module_rules import module_findings, module_memory, module_power
 
 __all__ = ["GENERIC_DIMM", "GENERIC_MAX_SOCKETS", "Platform", "Unmodelled", "catalog_platforms",
-           "config_row", "generic_socket_counts", "unmodelled_platforms"]
+           "config_row", "either", "generic_socket_counts", "unmodelled_platforms"]
 
 #: DIMM a generic module populates each channel with: 64 GB RDIMM, one per channel at
 #: the CPU's rated speed (the population the catalog's illustrative modules use).
@@ -84,9 +85,13 @@ class Unmodelled:
     @property
     def reason(self) -> str:
         """``not modelled: no published TDP`` (the missing values joined by "or")."""
-        *head, last = self.missing
-        what = f"{', '.join(head)} or {last}" if head else last
-        return f"not modelled: no published {what}"
+        return f"not modelled: no published {either(self.missing)}"
+
+
+def either(values: Sequence[object]) -> str:
+    """Alternatives in words: ``1``, ``1 or 2``, ``TDP, memory speed or channels``."""
+    *head, last = (str(v) for v in values)
+    return f"{', '.join(head)} or {last}" if head else last
 
 
 def generic_socket_counts(cpu: Cpu) -> tuple[int, ...]:
