@@ -603,6 +603,34 @@ def test_search_form_and_table_for_a_buyer(workbench: Page) -> None:
     assert page.locator("#srch-top thead th").count() > len(heads)
 
 
+def test_search_form_pins_the_layout_fields_given(workbench: Page) -> None:
+    """The search form's layout inputs come from GET /api/search-layout: blank means
+    searched, a value pins it in every layout searched (tp 2 here), as ``ocplan search
+    --tp 2`` does; a value the space lacks is the API's one-line refusal."""
+    page = workbench
+    job_form(page, "srch", "llama3-8b", "h100-sxm-80gb",
+             (("chips", 16), ("global-batch", 256), ("seq-len", 4096), ("top-k", 3),
+              ("chip-counts", "")))
+    page.click("#srch-layout >> xpath=..")  # open the layout section
+    assert page.get_attribute("#srch-tp", "placeholder") == "searched"
+    assert page.inner_text("#srch-sequence-parallel option[value='']") == "(searched)"
+    assert page.inner_text("#srch-grad-reduce-bf16 option[value='']") == "(default)"
+    page.fill("#srch-tp", "2")
+    polled: list[Response] = []
+    page.on("response", lambda r: polled.append(r) if "/api/jobs/" in r.url else None)
+    page.click("#srch-start")
+    page.wait_for_selector('#srch-status[data-state="done"]', timeout=90_000)
+    answer = next(j["result"] for j in (r.json() for r in reversed(polled))
+                  if j["status"] == "done")
+    assert answer["top"]
+    assert all(row["tp"] == 2 for row in answer["top"])
+    page.fill("#srch-tp", "16")
+    page.click("#srch-start")
+    page.wait_for_selector("#srch-errors:not([hidden])")
+    assert "the search tries tp 1, 2, 4, 8 only" in page.inner_text("#srch-errors")
+    page.fill("#srch-tp", "")
+
+
 def test_search_shows_the_best_layouts_caveats(workbench: Page) -> None:
     """Two TPU v5e pods over the datacenter network: the best layout carries the
     multi-slice caveat, and the search page lists it under the reason the winner wins."""

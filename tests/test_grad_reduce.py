@@ -122,10 +122,10 @@ def test_a_search_keeps_the_stack_it_is_given(capsys: pytest.CaptureFixture[str]
     assert not any(e.plan.grad_reduce_bf16 for e in plain.top)
     assert bf16.best.tokens_per_s_per_chip >= plain.best.tokens_per_s_per_chip
     with pytest.raises(SpecError) as exc:
-        search(wl, H100_64, 64, fixed={"tp": 2, "ep_dedup": "yes"})
+        search(wl, H100_64, 64, fixed={"offload": True, "ep_dedup": "yes"})
     fields = {p.field: p.message for p in exc.value.problems}
-    assert "no field a search holds fixed" in fields["tp"]
-    assert "grad_reduce_bf16" in fields["tp"]  # the allowed ones are named
+    assert "no field a search takes as given" in fields["offload"]
+    assert "grad_reduce_bf16" in fields["offload"]  # the allowed ones are named
     assert "ep_dedup" in fields
     # the CLI's flag, from the same declaration
     rc, out, _ = run(capsys, "search", "--model", "llama3-8b", "--chip", "h100-sxm-80gb",

@@ -1,6 +1,7 @@
 """Flags a command would drop without a word are refused, each naming itself (a docs
-QA pass, session 43): layout flags beside ``--search`` (the search picks the layout;
-the fields a training search holds fixed, the software stack, are passed on), the
+QA pass, session 43): layout flags beside ``--search`` that the search cannot take
+(the fields a training search holds fixed, the software stack, are passed on, and a
+pinnable axis given pins it: ``tests/test_search_pins.py``), the
 search's ``--objective`` and ``--top`` without it, ``--disaggregate`` without it."""
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ def lines(err: str) -> list[str]:
 def test_report_refuses_layout_flags_the_search_would_drop(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    rc, _, err = run(capsys, "report", *CHIP, "--search", "--tp", "8", "--zero", "3",
+    rc, _, err = run(capsys, "report", *CHIP, "--search", "--offload", "--shard-group", "2",
                      "--out", out)
     assert rc == 2
-    assert [line.split(":")[0] for line in lines(err)] == ["--tp", "--zero"]
+    assert [line.split(":")[0] for line in lines(err)] == ["--offload", "--shard-group"]
     assert "the search picks it" in err
     assert not out.exists()  # nothing half-written
 

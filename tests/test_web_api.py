@@ -616,7 +616,9 @@ def test_search_cancel(client: httpx.Client) -> None:
     ({"chip": None, "system": EXAMPLE, "chips": 2048}, ["chips = 2048"]),
     ({"chip": None}, ["chip"]),
     ({"train_tokens": -5}, ["train_tokens = -5"]),
-    ({"tp": 2}, ["tp"]),
+    ({"offload": True}, ["offload"]),
+    # a pinned value the search's space lacks (tp across the 8-GPU servers)
+    ({"tp": 16}, ["request: tp = 16", "the search tries tp 1, 2, 4, 8 only"]),
     # a count beyond the system's chips: 422 naming the request's field (it had been a
     # 202 and then a job error naming the command line's --chip-counts)
     ({"chip_counts": [16, 128]}, ["request: chip_counts = 128: must be between 1 and the "

@@ -48,7 +48,13 @@ from ocplan.facility import FacilityPlan, facility_plan, system_findings
 from ocplan.lazy import lazy_names
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.plan.plan import REQUEST_LAYOUT, SEARCH_FIXED_LAYOUT, Plan
+from ocplan.plan.plan import (
+    REQUEST_LAYOUT,
+    SEARCH_FIXED_LAYOUT,
+    SEARCH_GIVEN_LAYOUT,
+    SEARCH_PINNABLE_LAYOUT,
+    Plan,
+)
 from ocplan.plan.recompute import RECOMPUTE_MODES, mode
 from ocplan.plan.schedule import one_f_one_b
 from ocplan.plan.search import Objective, SearchResult, search
@@ -198,15 +204,18 @@ class JobRequest(Spec):
 R = TypeVar("R", bound=Spec)
 
 
-def _layout_annotation(f: LayoutField) -> object:
+def _layout_annotation(f: LayoutField, optional: bool = False) -> object:
     """The pydantic type of a layout field: its declared kind and bounds, strict (no
-    ``"2"`` for 2, no 1 for true), so requests, flags and forms share the plan's rules."""
+    ``"2"`` for 2, no 1 for true), so requests, flags and forms share the plan's rules;
+    with ``optional``, None too."""
+    kind: Any  # a typing form built at run time
     if f.kind == "bool":
-        return Flag
-    if f.kind == "choice":
-        return Literal[f.choices]  # the Literal of the declared tuple
-    number = Annotated[int, Field(ge=f.low, le=f.high, strict=True)]
-    return number | None if f.kind == "optional_int" else number
+        kind = Flag
+    elif f.kind == "choice":
+        kind = Literal[f.choices]  # the Literal of the declared tuple
+    else:
+        kind = Annotated[int, Field(ge=f.low, le=f.high, strict=True)]
+    return kind | None if optional or f.kind == "optional_int" else kind
 
 
 def _with_layout_fields(base: type[R], name: str,
@@ -283,16 +292,34 @@ class _SearchJob(JobRequest):
     memory_headroom: Annotated[float, Field(strict=True, ge=0, lt=1)] = DEFAULT_MEMORY_HEADROOM
 
     def fixed(self) -> dict[str, LayoutValue]:
-        """The values of the fields the search holds fixed, by name."""
-        return {f.name: getattr(self, f.name) for f in SEARCH_FIXED_LAYOUT}
+        """The values the search is given, by name: every field the search holds fixed
+        and each pinnable axis the request gives (not None)."""
+        given = {f.name: getattr(self, f.name) for f in SEARCH_PINNABLE_LAYOUT}
+        return {f.name: getattr(self, f.name) for f in SEARCH_FIXED_LAYOUT} | {
+            name: value for name, value in given.items() if value is not None}
+
+
+def _with_pin_fields(base: type[R], name: str) -> type[R]:
+    """``base`` with one optional field per pinnable axis
+    (:data:`~ocplan.plan.plan.SEARCH_PINNABLE_LAYOUT`): None (the default) searches it,
+    a value pins it in every layout searched."""
+    fields: dict[str, Any] = {
+        f.name: (_layout_annotation(f, optional=True),
+                 Field(None, description=f"{f.help} Given: every layout searched takes "
+                                         "this value; default: searched."))
+        for f in SEARCH_PINNABLE_LAYOUT}
+    model: type[R] = create_model(name, __base__=base, __module__=__name__, **fields)
+    return model
 
 
 if TYPE_CHECKING:
     SearchRequest = _SearchJob
 else:
-    SearchRequest = _with_layout_fields(_SearchJob, "SearchRequest", SEARCH_FIXED_LAYOUT)
+    SearchRequest = _with_pin_fields(_with_layout_fields(
+        _SearchJob, "_SearchStackRequest", SEARCH_FIXED_LAYOUT), "SearchRequest")
     """A training job whose layout is searched, with the fields the search holds fixed
-    (:data:`~ocplan.plan.plan.SEARCH_FIXED_LAYOUT`: what the software stack does)."""
+    (:data:`~ocplan.plan.plan.SEARCH_FIXED_LAYOUT`: what the software stack does) and
+    the axes it may be given (:data:`~ocplan.plan.plan.SEARCH_PINNABLE_LAYOUT`)."""
 
 
 class CompareTarget(Spec):
@@ -402,6 +429,19 @@ def check_chip_counts(counts: Sequence[int] | None, system: System,
                 for n in counts or () if n > system.num_chips]
     if problems:
         raise SpecError(problems)
+
+
+def check_search(catalog: Catalog, req: SearchRequest, system: System,
+                 source: str = "request") -> None:
+    """Every problem of a search request's chip counts and given fields (a pinned value
+    no searched space holds), raised when it is read (what :func:`run_search` would
+    find once its job runs)."""
+    from ocplan.plan.search import check_given
+
+    check_chip_counts(req.chip_counts, system, source)
+    check_given(training_workload(catalog, req, source), system,
+                req.chip_counts or [req.chips or system.num_chips], req.fixed(),
+                source=source)
 
 
 def check_compare(req: CompareRequest, systems: Sequence[tuple[str, System]],
@@ -885,7 +925,7 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
                   price_per_chip_hour=req.price_per_chip_hour, progress=progress,
                   allow_offload=allow_offload, chip_counts=req.chip_counts,
                   max_power_W=req.max_power_W, memory_headroom=req.memory_headroom,
-                  fixed=req.fixed())
+                  fixed=req.fixed(), source=source)
 
 
 #: The remedies of a training layout that does not fit in memory, each with whether it
@@ -1159,6 +1199,14 @@ def field_choices() -> dict[str, list[str]]:
 def layout_fields() -> list[dict[str, object]]:
     """The layout fields a request takes, as JSON data (the web form is built from them)."""
     return [f.as_json() for f in REQUEST_LAYOUT]
+
+
+def search_layout_fields() -> list[dict[str, object]]:
+    """The layout fields a search request takes, as JSON data (the web's search form):
+    each field's declaration and ``searched``, whether leaving it out searches it (a
+    pinnable axis) rather than keeping its default (the software stack's)."""
+    pins = {f.name for f in SEARCH_PINNABLE_LAYOUT}
+    return [f.as_json() | {"searched": f.name in pins} for f in SEARCH_GIVEN_LAYOUT]
 
 
 def layout_label(values: Mapping[str, object]) -> str:

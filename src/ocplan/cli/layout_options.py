@@ -21,7 +21,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.plan.plan import REQUEST_LAYOUT, SEARCH_FIXED_LAYOUT
+from ocplan.plan.plan import REQUEST_LAYOUT, SEARCH_FIXED_LAYOUT, SEARCH_PINNABLE_LAYOUT
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT
 
 __all__ = ["LAYOUT_PARAMETER", "with_layout_options", "with_search_fixed_options",
@@ -41,20 +41,28 @@ def _choices(f: LayoutField) -> type[StrEnum]:
     return members
 
 
-def _parameter(f: LayoutField, kind: inspect._ParameterKind) -> inspect.Parameter:
-    """The typer option of one layout field."""
-    help_text = f.help
+#: What a pinnable flag's help adds (:func:`with_search_fixed_options`).
+PIN_HELP = " Given: every layout searched takes it; default: searched."
+
+
+def _parameter(f: LayoutField, kind: inspect._ParameterKind,
+               pin: bool = False) -> inspect.Parameter:
+    """The typer option of one layout field; with ``pin``, one that defaults to None
+    (not given: the search picks the field)."""
+    help_text = f.help + (PIN_HELP if pin else "")
     annotation: object
-    default: object = f.default
+    default: object = None if pin else f.default
     if f.kind == "bool":
         name = f.name.replace("_", "-")
-        annotation = Annotated[bool, typer.Option(f"--{name}/--no-{name}", help=help_text)]
+        flag = typer.Option(f"--{name}/--no-{name}", help=help_text)
+        annotation = Annotated[bool | None, flag] if pin else Annotated[bool, flag]
     elif f.kind == "choice":
         enum = _choices(f)
-        annotation = Annotated[enum, typer.Option(f.flag, help=f.help)]
+        option = typer.Option(f.flag, help=help_text)
+        annotation = Annotated[enum | None, option] if pin else Annotated[enum, option]
         assert isinstance(f.default, str)
-        default = enum(f.default)
-    elif f.kind == "optional_int":
+        default = None if pin else enum(f.default)
+    elif f.kind == "optional_int" or pin:
         annotation = Annotated[int | None, typer.Option(f.flag, help=help_text)]
     else:
         annotation = Annotated[int, typer.Option(f.flag, help=help_text)]
@@ -77,9 +85,11 @@ def with_layout_options(command: Callable[..., R]) -> Callable[..., R]:
 
 
 def with_search_fixed_options(command: Callable[..., R]) -> Callable[..., R]:
-    """The same for the fields a search holds fixed
-    (:data:`~ocplan.plan.plan.SEARCH_FIXED_LAYOUT`: what the software stack does)."""
-    return _with_fields(command, SEARCH_FIXED_LAYOUT)
+    """The same for the fields a search is given: those it holds fixed
+    (:data:`~ocplan.plan.plan.SEARCH_FIXED_LAYOUT`: what the software stack does) and
+    the axes it may be given (:data:`~ocplan.plan.plan.SEARCH_PINNABLE_LAYOUT`, None
+    when not given)."""
+    return _with_fields(command, SEARCH_FIXED_LAYOUT, SEARCH_PINNABLE_LAYOUT)
 
 
 def with_serving_layout_options(command: Callable[..., R]) -> Callable[..., R]:
@@ -87,14 +97,15 @@ def with_serving_layout_options(command: Callable[..., R]) -> Callable[..., R]:
     return _with_fields(command, SERVING_REQUEST_LAYOUT)
 
 
-def _with_fields(command: Callable[..., R], fields: tuple[LayoutField, ...]
-                 ) -> Callable[..., R]:
+def _with_fields(command: Callable[..., R], fields: tuple[LayoutField, ...],
+                 pins: tuple[LayoutField, ...] = ()) -> Callable[..., R]:
     signature = inspect.signature(command, eval_str=True)
-    names = [f.name for f in fields]
+    names = [f.name for f in fields + pins]
     params: list[inspect.Parameter] = []
     for param in signature.parameters.values():
         if param.name == LAYOUT_PARAMETER:
             params.extend(_parameter(f, param.kind) for f in fields)
+            params.extend(_parameter(f, param.kind, pin=True) for f in pins)
         else:
             assert param.name not in names, f"{command.__name__}: {param.name} is a layout flag"
             params.append(param)

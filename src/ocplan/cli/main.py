@@ -68,7 +68,7 @@ from ocplan.plan.calibration import (
     coverage_note,
 )
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.plan.plan import SEARCH_FIXED_LAYOUT
+from ocplan.plan.plan import SEARCH_FIXED_LAYOUT, SEARCH_PINNABLE_LAYOUT
 from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_MEMORY_HEADROOM,
@@ -1981,8 +1981,8 @@ def report(
     precision: PrecisionOpt = "bf16",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     run_search: Annotated[bool, typer.Option(
-        "--search", help="Search the layouts and report the best one (instead of the "
-                         "layout flags).")] = False,
+        "--search", help="Search the layouts and report the best one; a layout flag "
+                         "given pins that field in every layout searched.")] = False,
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES), help="With --search: the best layout by it.")
     ] = REPORT_OBJECTIVE,
@@ -2008,7 +2008,8 @@ def report(
 
     report_format = _report_format(out_file, report_format)
     _check_target(out_file)
-    problems = (_picked_by_search(layout, api.REQUEST_LAYOUT, SEARCH_FIXED_LAYOUT)
+    problems = (_picked_by_search(layout, api.REQUEST_LAYOUT,
+                                  SEARCH_FIXED_LAYOUT + SEARCH_PINNABLE_LAYOUT)
                 if run_search else
                 [Problem(FLAGS, name, "applies with --search (the layout flags give the "
                                       "layout otherwise)", value)
@@ -2035,7 +2036,10 @@ def report(
             global_batch=global_batch, seq_len=seq_len, precision=req.precision,
             top_k=top, objective=objective, train_tokens=req.train_tokens,
             price_per_chip_hour=price, allow_invalid=allow_invalid,
-            **{f.name: layout[f.name] for f in SEARCH_FIXED_LAYOUT}), system, source=FLAGS)
+            **{f.name: layout[f.name] for f in SEARCH_FIXED_LAYOUT},
+            # a layout flag given (away from its default) pins that field in the search
+            **{f.name: layout[f.name] for f in SEARCH_PINNABLE_LAYOUT
+               if layout[f.name] != f.default}), system, source=FLAGS)
         search_json = found.as_json()
         if found.best is None:
             no_fit = found.why

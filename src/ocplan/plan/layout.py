@@ -23,7 +23,9 @@ candidate columns and :meth:`~ocplan.plan.plan.Plan.columns` hold values:
 How the search treats a field (``search``): ``axis`` (its values are an axis of
 :func:`~ocplan.plan.space.training_space`, which holds the rule for which values),
 ``derived`` (computed from the axes or after evaluation: ``dp``, ``recompute_layers``)
-or ``fixed`` (held at its default).
+or ``fixed`` (held at its default unless a search is given its value). An axis field is
+``pinnable`` unless declared otherwise: a search given its value searches that value
+alone (``ocplan search --tp 8``).
 """
 
 from __future__ import annotations
@@ -82,6 +84,9 @@ class LayoutField:
     matters_with
         A size field without which this option does nothing while it is 1 (sequence
         parallelism without ``tp``): the label leaves the option out then.
+    pinnable
+        For an ``axis`` field: whether a search may be given its value, its axis then
+        holding that value alone.
     """
 
     name: str
@@ -97,6 +102,7 @@ class LayoutField:
     requested: bool = True
     always_label: bool = False
     matters_with: str | None = None
+    pinnable: bool = True
 
     def __post_init__(self) -> None:
         numeric = self.kind in ("int", "optional_int")
@@ -212,7 +218,7 @@ def layout_field(default: T, *, help: str, short: str, low: int | None = None,
                  high: int | None = None, choices: tuple[str, ...] = (),
                  search: SearchRole = "axis", search_codes: tuple[str, ...] = (),
                  requested: bool = True, always_label: bool = False,
-                 matters_with: str | None = None) -> T:
+                 matters_with: str | None = None, pinnable: bool = True) -> T:
     """A dataclass field declaring a layout field: the kind follows the default (a bool,
     a string of ``choices``, None for an optional number, else a number); the name is
     filled in by :func:`layout_fields`. Typed as the default, so that the dataclass
@@ -220,7 +226,7 @@ def layout_field(default: T, *, help: str, short: str, low: int | None = None,
     kind: Kind = ("bool" if isinstance(default, bool) else "choice" if isinstance(default, str)
                   else "optional_int" if default is None else "int")
     meta = LayoutField("", kind, default, help, short, low, high, choices, search,
-                       search_codes, requested, always_label, matters_with)
+                       search_codes, requested, always_label, matters_with, pinnable)
     return dataclasses.field(default=default, metadata={METADATA_KEY: meta})
 
 

@@ -35,6 +35,7 @@ from ocplan.plan.recompute import (
 from ocplan.workloads.workload import Workload
 
 __all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "SEARCH_FIXED_LAYOUT",
+           "SEARCH_GIVEN_LAYOUT", "SEARCH_PINNABLE_LAYOUT",
            "LayoutField", "Plan", "end_credit", "split_places", "stage_layers"]
 
 #: The recompute choices, from their declarations (:mod:`ocplan.plan.recompute`).
@@ -103,7 +104,8 @@ class Plan:
     offload: bool = layout_field(
         False, help="Keep the saved activations (what the recompute mode keeps) in host "
                     "memory (MaxText/JAX offload remat policies).",
-        short="offload")
+        # the search's own switch (allow_offload, ``search --offload``) opens this axis
+        short="offload", pinnable=False)
     recompute_layers: int | None = layout_field(
         None, help="With a whole-layer recompute (full, full_xla, qkv_xla): layers per "
                    "stage recomputed (default all).",
@@ -151,7 +153,8 @@ class Plan:
         None, help="Hybrid sharding (HSDP): ZeRO shards within groups of this many "
                    "data-parallel ranks (dp x cp) and replicates across groups; default "
                    "all of them.",
-        short="hsdp", low=1, high=MAX_CHIPS)
+        # its axis holds options (off, one scale-up domain) resolved per layout, not sizes
+        short="hsdp", low=1, high=MAX_CHIPS, pinnable=False)
 
     def recompute_fraction(self, n_layers: int) -> float:
         """Fraction of a stage's layers recomputed whole (from their input)."""
@@ -350,6 +353,13 @@ REQUEST_LAYOUT: tuple[LayoutField, ...] = tuple(f for f in LAYOUT_FIELDS if f.re
 #: reduction's format); a search request may set them, else they keep their defaults.
 SEARCH_FIXED_LAYOUT: tuple[LayoutField, ...] = tuple(
     f for f in REQUEST_LAYOUT if f.search == "fixed")
+#: The layout fields whose axis a search may be given a value of (``tp``, ``recompute``,
+#: ...): given one, every layout it searches takes that value.
+SEARCH_PINNABLE_LAYOUT: tuple[LayoutField, ...] = tuple(
+    f for f in REQUEST_LAYOUT if f.search == "axis" and f.pinnable)
+#: Every field a search may be given: the stack's (held in every layout) and the
+#: pinnable axes (searched at the given value alone).
+SEARCH_GIVEN_LAYOUT = SEARCH_FIXED_LAYOUT + SEARCH_PINNABLE_LAYOUT
 assert all(f.matters_with in LAYOUT for f in LAYOUT_FIELDS if f.matters_with), "unknown field"
 #: The search-only recompute code "auto" (after the choices): the fewest layers per
 #: stage recomputed in full that make the layout fit (Megatron --recompute-num-layers);

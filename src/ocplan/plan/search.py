@@ -20,6 +20,7 @@ layouts to evaluate in all is refused before the per-layout arrays are.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -37,15 +38,22 @@ from ocplan.plan.calibration import Calibration, likely_range_note, load_calibra
 from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
 from ocplan.plan.estimate import Estimate, TimeBreakdown, estimate
 from ocplan.plan.layout import LayoutValue, given_problems
-from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, SEARCH_FIXED_LAYOUT, Plan
+from ocplan.plan.plan import (
+    LAYOUT,
+    RECOMPUTE_AUTO,
+    SEARCH_GIVEN_LAYOUT,
+    SEARCH_PINNABLE_LAYOUT,
+    Plan,
+)
 from ocplan.plan.recompute import Stack, model_features, stack_of, whole_layer_mode
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM, TIE_TOLERANCE
-from ocplan.plan.space import Columns, SearchSpace, training_space
+from ocplan.plan.space import PREFERENCE_REASONS, Columns, SearchSpace, training_space
 from ocplan.topology.power import power_budget
 from ocplan.units import is_whole
 from ocplan.workloads.workload import Workload
 
-__all__ = ["OBJECTIVES", "SearchResult", "failure_goodput", "pareto_front", "search"]
+__all__ = ["OBJECTIVES", "SearchResult", "check_given", "failure_goodput", "pareto_front",
+           "search"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -263,14 +271,15 @@ class _Evaluated:
 
 
 def _space(workload: Workload, system: System, chips: int,
-           allow_offload: bool) -> SearchSpace:
+           allow_offload: bool, pinned: Mapping[str, int] | None = None) -> SearchSpace:
     m = workload.model
     return training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
                           global_batch=workload.global_batch, domain=system.chips_per_server,
                           experts=m.moe_experts, features=model_features(m),
                           offload=allow_offload,
-                          stack=_stack(system), name=f"model '{m.name}' on {chips} chips")
+                          stack=_stack(system), pinned=pinned,
+                          name=f"model '{m.name}' on {chips} chips")
 
 
 def _stack(system: System) -> Stack:
@@ -278,25 +287,32 @@ def _stack(system: System) -> Stack:
     return stack_of(system_model(system).family)
 
 
-def _fixed_codes(fixed: Mapping[str, LayoutValue]) -> dict[str, int]:
-    """The encoded values of a search's fixed fields; SpecError naming every field that
-    is not one the search holds fixed, or whose value its declaration refuses."""
-    problems = given_problems(fixed, SEARCH_FIXED_LAYOUT, "a search holds fixed")
+def _given_codes(fixed: Mapping[str, LayoutValue], source: str
+                 ) -> tuple[dict[str, int], dict[str, int]]:
+    """The encoded values of a search's given fields: (held stack fields, pinned axes);
+    SpecError naming every field a search does not take, or whose value its declaration
+    refuses."""
+    problems = given_problems(fixed, SEARCH_GIVEN_LAYOUT, "a search takes as given")
     if problems:
-        raise SpecError([Problem("search", name, message, fixed[name])
+        raise SpecError([Problem(source, name, message, fixed[name])
                          for name, message in problems])
-    return {name: LAYOUT[name].encode(value) for name, value in fixed.items()}
+    codes = {name: LAYOUT[name].encode(value) for name, value in fixed.items()}
+    axes = {f.name for f in SEARCH_PINNABLE_LAYOUT}
+    return ({k: v for k, v in codes.items() if k not in axes},
+            {k: v for k, v in codes.items() if k in axes})
 
 
 def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips: int,
                     allow_offload: bool, memory_headroom: float,
                     progress: Callable[[int, int], None] | None,
                     budget: int = MAX_CANDIDATES, threads: int | None = None,
-                    held: Mapping[str, int] | None = None) -> _Evaluated:
+                    held: Mapping[str, int] | None = None,
+                    pinned: Mapping[str, int] | None = None) -> _Evaluated:
     """Evaluate the space of one chip count, every layout with the encoded fixed fields
-    ``held`` (:func:`_fixed_codes`); refuse (SpecError) when it leaves more than
-    ``budget`` layouts (what is left of :data:`MAX_CANDIDATES`) to evaluate."""
-    space = _space(workload, system, chips, allow_offload)
+    ``held`` and the ``pinned`` axis values (:func:`_given_codes`); refuse (SpecError)
+    when it leaves more than ``budget`` layouts (what is left of
+    :data:`MAX_CANDIDATES`) to evaluate."""
+    space = _space(workload, system, chips, allow_offload, pinned)
     cols, pruned = space.candidates()
     n = len(cols["tp"])
     cols |= {name: np.full(n, code, dtype=np.int64) for name, code in (held or {}).items()}
@@ -408,7 +424,8 @@ def search(workload: Workload, system: System, chips: int, *,
            chip_counts: Sequence[int] | None = None, max_power_W: float | None = None,
            memory_headroom: float = DEFAULT_MEMORY_HEADROOM,
            fixed: Mapping[str, LayoutValue] | None = None,
-           progress: Callable[[int, int], None] | None = None) -> SearchResult:
+           progress: Callable[[int, int], None] | None = None,
+           source: str = "search") -> SearchResult:
     """Find the best layouts of ``workload`` on ``chips`` chips of ``system``.
 
     Parameters
@@ -438,6 +455,9 @@ def search(workload: Workload, system: System, chips: int, *,
         given keep their declared defaults.
     progress
         Called with (done, total) candidates after each evaluated chunk.
+    source
+        Where ``fixed`` came from, named by the SpecError of a bad one (``request``,
+        the CLI's flags).
     """
     if objective not in OBJECTIVES:
         raise SpecError.one("--objective", "objective", f"expected one of "
@@ -447,7 +467,6 @@ def search(workload: Workload, system: System, chips: int, *,
     if not 0.0 <= memory_headroom < 1.0:
         raise SpecError.one("--memory-headroom", "memory_headroom", "must be in [0, 1)",
                             memory_headroom)
-    held = _fixed_codes(fixed or {})
     counts = sorted(set(chip_counts or [chips]))
     named = [("--chips", "chips", chips),
              *(("--chip-counts", "chip_counts", c) for c in chip_counts or ())]
@@ -455,12 +474,14 @@ def search(workload: Workload, system: System, chips: int, *,
         if not (is_whole(count) and 1 <= count <= system.num_chips):
             raise SpecError.one(flag, name, f"must be between 1 and the system's "
                                             f"{system.num_chips} chips", count)
+    held, pinned, counts, unpinnable = _check_given(workload, system, counts, fixed or {},
+                                                    allow_offload, source)
     t0 = time.perf_counter()
     cal = calibration or load_calibration()
     tokens = train_tokens or DEFAULT_TRAIN_TOKENS
     it_W = power_budget(system).it_W
     parts: list[_Evaluated] = []
-    refused: list[str] = []
+    refused: list[str] = list(unpinnable)
     pruned: dict[str, int] = {}
     scores: list[np.ndarray] = []
     factors: dict[int, float] = {}
@@ -468,7 +489,7 @@ def search(workload: Workload, system: System, chips: int, *,
     for count in counts:
         power = it_W * count / system.num_chips
         if max_power_W is not None and power > max_power_W:
-            sp = _space(workload, system, count, allow_offload)
+            sp = _space(workload, system, count, allow_offload, pinned)
             pruned["power"] = pruned.get("power", 0) + sp.size
             size += sp.size
             refused.append(f"power: {count} chips draw {power / 1e3:,.1f} kW of IT power at "
@@ -478,14 +499,14 @@ def search(workload: Workload, system: System, chips: int, *,
             check_system(workload, system_model(system), count)
         except Infeasible as exc:
             # No layout of this count can run (the scalar estimate refuses each alike).
-            sp = _space(workload, system, count, allow_offload)
+            sp = _space(workload, system, count, allow_offload, pinned)
             pruned[exc.reason] = pruned.get(exc.reason, 0) + sp.size
             size += sp.size
             refused.append(str(exc))
             continue
         ev = _evaluate_space(workload, system, cal, count, allow_offload, memory_headroom,
                              progress, MAX_CANDIDATES - sum(len(p.step) for p in parts),
-                             held=held)
+                             held=held, pinned=pinned)
         parts.append(ev)
         size += ev.size
         for k, v in ev.pruned.items():
@@ -510,6 +531,13 @@ def search(workload: Workload, system: System, chips: int, *,
             np.where(runs, per_second[objective] * seconds, np.inf)
         scores.append(score)
     evaluated = sum(len(ev.step) for ev in parts)
+    if pinned and parts and not evaluated:  # the pins leave no layout: bad input
+        rules = sorted({k for ev in parts for k in ev.pruned if k not in PREFERENCE_REASONS})
+        given = ", ".join(f"{k}={(fixed or {})[k]}" for k in pinned)
+        raise SpecError.one(source, next(iter(pinned)),
+                            f"no layout of {_counted(counts)} chips takes "
+                            f"{given}: every one breaks a rule ({', '.join(rules)})",
+                            given)
     feasible = sum(int(ev.fits.sum()) for ev in parts)
     if parts:
         all_scores = np.concatenate(scores)
@@ -553,6 +581,50 @@ def search(workload: Workload, system: System, chips: int, *,
                         train_tokens,
                         price_per_chip_hour if train_tokens is not None else None,
                         FrozenMap(factors))
+
+
+def check_given(workload: Workload, system: System, chip_counts: Sequence[int],
+                fixed: Mapping[str, LayoutValue], allow_offload: bool = False,
+                source: str = "search") -> None:
+    """The SpecError :func:`search` raises for its ``fixed`` fields (a field it does not
+    take, a bad value, a pinned value no chip count's space holds), raised without
+    searching: a request is refused when it is read."""
+    _check_given(workload, system, sorted(set(chip_counts)), fixed, allow_offload, source)
+
+
+def _check_given(workload: Workload, system: System, counts: list[int],
+                 fixed: Mapping[str, LayoutValue], allow_offload: bool, source: str
+                 ) -> tuple[dict[str, int], dict[str, int], list[int], tuple[str, ...]]:
+    """(held codes, pinned codes, the counts whose spaces hold the pins, why each other
+    count is left out) of a search's given fields; SpecError as :func:`check_given`."""
+    held, pinned = _given_codes(fixed, source)
+    kept, why = _pinnable_counts(workload, system, counts, allow_offload, pinned, source)
+    return held, pinned, kept, why
+
+
+def _pinnable_counts(workload: Workload, system: System, counts: list[int],
+                     allow_offload: bool, pinned: Mapping[str, int], source: str
+                     ) -> tuple[list[int], tuple[str, ...]]:
+    """The chip counts whose spaces hold every ``pinned`` value, and why each other count
+    is left out; SpecError (every count's problems, from ``source``) when none does."""
+    if not pinned:
+        return counts, ()
+    kept: list[int] = []
+    problems: list[Problem] = []
+    for count in counts:
+        try:
+            _space(workload, system, count, allow_offload, pinned)
+            kept.append(count)
+        except SpecError as exc:
+            problems += [dataclasses.replace(p, source=source) for p in exc.problems]
+    if not kept:
+        raise SpecError(problems)
+    return kept, tuple(f"pinned {p.field}={p.value}: {p.message}" for p in problems)
+
+
+def _counted(counts: Sequence[int]) -> str:
+    """``8``, or ``8 or 16`` for several chip counts."""
+    return " or ".join(f"{c:,}" for c in counts)
 
 
 def _tie_groups(scores: np.ndarray, ranked: np.ndarray, top_k: int) -> list[list[int]]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ocplan.errors import SpecError
+from ocplan.errors import Problem, SpecError
 from ocplan.plan.layout import LayoutField
 from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS, end_credit, split_places, stage_layers
 from ocplan.plan.recompute import ModelFeature, Stack, searched_modes
@@ -37,6 +37,11 @@ from ocplan.plan.recompute import ModelFeature, Stack, searched_modes
 __all__ = ["MAX_SPACE_ROWS", "Axis", "Columns", "Constraint", "SearchSpace", "training_space"]
 
 Columns = dict[str, np.ndarray]
+
+#: Why a constraint removes layouts that would run: the same as another layout
+#: (``duplicate``) or never better than one (``dominated``); every other reason is a
+#: rule a layout must keep.
+PREFERENCE_REASONS = ("duplicate", "dominated")
 
 #: Most candidate rows one growth step of :meth:`SearchSpace.candidates` may hold. At its
 #: peak a step holds the rows before its constraints prune them: the new axis, the
@@ -66,11 +71,18 @@ class Axis:
 @dataclass(frozen=True)
 class Constraint:
     """Keep the candidates for which ``keep(columns)`` is true; count the rest as
-    ``reason``."""
+    ``reason``. A constraint that removes values of one axis as duplicates or dominated
+    options names it ``subject``: a space that pins that axis drops the constraint, since
+    the pinned value is then the only one, however it compares with the others."""
 
     reason: str
     axes: tuple[str, ...]
     keep: Callable[[Columns], np.ndarray]
+    subject: str | None = None
+
+    def __post_init__(self) -> None:
+        assert (self.subject is not None) == (self.reason in PREFERENCE_REASONS), self.reason
+        assert self.subject is None or self.subject in self.axes, self.subject
 
 
 @dataclass(frozen=True)
@@ -272,6 +284,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    features: frozenset[ModelFeature] = frozenset(),
                    max_cp: int = 16, max_tp: int | None = None,
                    offload: bool = False, stack: Stack = "torch",
+                   pinned: Mapping[str, int] | None = None,
                    name: str = "search space") -> SearchSpace:
     """The layout space of one training job on ``chips`` chips.
 
@@ -285,10 +298,15 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
     parallelism, host activation offload (only with ``offload``), TP and DP
     communication overlap, hybrid sharding within a scale-up domain. ``dp`` is derived;
-    fields marked ``fixed`` stay at their defaults.
-    Constraints mirror :meth:`ocplan.plan.plan.Plan.check`, plus TP inside the scale-up
-    domain and duplicates (options that change nothing) removed. ``name`` says what the
-    space is of in the size guard's message (see :meth:`SearchSpace.candidates`).
+    fields marked ``fixed`` stay at their defaults. ``pinned`` holds encoded values of
+    axis fields (:data:`~ocplan.plan.plan.SEARCH_PINNABLE_LAYOUT`) each of whose axes
+    then holds that value alone, without the constraints that would drop it as a
+    duplicate or dominated option (:attr:`Constraint.subject`); SpecError naming every
+    pinned value its axis does not hold (tp across servers, a recompute mode of another
+    stack), with the values it does. Constraints mirror
+    :meth:`ocplan.plan.plan.Plan.check`, plus TP inside the scale-up domain and
+    duplicates (options that change nothing) removed. ``name`` says what the space is
+    of in the size guard's message (see :meth:`SearchSpace.candidates`).
     """
     tp_limit = min(domain, max_tp or domain)
 
@@ -334,8 +352,8 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     resolve = {"shard_group": lambda c: np.where(c["shard_group"] == 1, domain_group(c), 0)}
     fields = [f for f in LAYOUT_FIELDS if f.search == "axis"]
     assert set(rules) | set(resolve) <= {f.name for f in fields}, "rule for no axis"
-    axes = tuple(Axis(f.name, rules[f.name] if f.name in rules else _declared_values(f),
-                      resolve.get(f.name)) for f in fields)
+    axes = _pin(tuple(Axis(f.name, rules[f.name] if f.name in rules else _declared_values(f),
+                           resolve.get(f.name)) for f in fields), pinned or {}, name)
 
     constraints = (
         Constraint("chips", ("tp", "pp", "cp"),
@@ -346,7 +364,8 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         Constraint("experts", ("ep", "etp", "tp", "pp", "cp"),
                    lambda c: (dp(c) * c["cp"] * c["tp"])
                    % (c["ep"] * np.where(c["etp"] == 0, c["tp"], c["etp"])) == 0),
-        Constraint("duplicate", ("etp", "tp"), lambda c: (c["etp"] == 0) | (c["tp"] > 1)),
+        Constraint("duplicate", ("etp", "tp"), lambda c: (c["etp"] == 0) | (c["tp"] > 1),
+                   "etp"),
         # Chunks hold a layer each, or the embedding or the loss (ends_as_layers: two
         # more places, checked once that axis exists).
         Constraint("layers", ("pp", "vpp"),
@@ -359,37 +378,73 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         # is never slower and needs no more memory: the head costs only its excess over
         # a layer) or adds one (then it is never faster); with p <= 2 it changes nothing.
         Constraint("dominated", ("ends_as_layers", "pp"),
-                   lambda c: c["ends_as_layers"] == _ends_pay(n_layers, c["pp"])),
+                   lambda c: c["ends_as_layers"] == _ends_pay(n_layers, c["pp"]),
+                   "ends_as_layers"),
         # An interleave depth whose largest chunk is that of a smaller depth (24 layers
         # in 11 chunks: chunks of 3, as in 8) has its bubble and more chunk transfers
         # (DerivedLayout.bubble_fraction); only the smallest depth of each chunk size is
         # kept, so the depths searched are the even splits and the most even others.
         # (Its in-flight activations are (p - 1) / (p v) x smaller at most: ignored.)
-        Constraint("dominated", ("pp", "vpp"), lambda c: _least_depth(n_layers, c)),
+        Constraint("dominated", ("pp", "vpp"), lambda c: _least_depth(n_layers, c), "vpp"),
         Constraint("batch", ("micro_batch", "tp", "pp", "cp"),
                    lambda c: global_batch % (dp(c) * c["micro_batch"]) == 0),
         Constraint("duplicate", ("zero", "tp", "pp", "cp"),
-                   lambda c: (c["zero"] == 0) | (dp(c) * c["cp"] > 1)),
+                   lambda c: (c["zero"] == 0) | (dp(c) * c["cp"] > 1), "zero"),
         Constraint("duplicate", ("sequence_parallel", "tp"),
-                   lambda c: (c["sequence_parallel"] == 0) | (c["tp"] > 1)),
+                   lambda c: (c["sequence_parallel"] == 0) | (c["tp"] > 1),
+                   "sequence_parallel"),
         Constraint("duplicate", ("tp_overlap", "tp"),
-                   lambda c: (c["tp_overlap"] == 1) | (c["tp"] > 1)),
+                   lambda c: (c["tp_overlap"] == 1) | (c["tp"] > 1), "tp_overlap"),
         Constraint("duplicate", ("dp_overlap", "tp", "pp", "cp"),
-                   lambda c: (c["dp_overlap"] == 1) | (dp(c) * c["cp"] > 1)),
+                   lambda c: (c["dp_overlap"] == 1) | (dp(c) * c["cp"] > 1), "dp_overlap"),
         # Dominated options, pruned with a reason instead of evaluated: in the engine,
         # overlapping communication has no cost, so "off" can only be slower; and with
         # flash attention selective recompute saves no memory but costs time.
-        Constraint("dominated", ("tp_overlap",), lambda c: c["tp_overlap"] == 1),
-        Constraint("dominated", ("dp_overlap",), lambda c: c["dp_overlap"] == 1),
-        Constraint("dominated", ("ep_overlap",), lambda c: c["ep_overlap"] == 1),
-        Constraint("dominated", ("recompute",), lambda c: c["recompute"] != _SELECTIVE),
+        Constraint("dominated", ("tp_overlap",), lambda c: c["tp_overlap"] == 1,
+                   "tp_overlap"),
+        Constraint("dominated", ("dp_overlap",), lambda c: c["dp_overlap"] == 1,
+                   "dp_overlap"),
+        Constraint("dominated", ("ep_overlap",), lambda c: c["ep_overlap"] == 1,
+                   "ep_overlap"),
+        Constraint("dominated", ("recompute",), lambda c: c["recompute"] != _SELECTIVE,
+                   "recompute"),
         # Hybrid sharding (a group, not 0): only with ZeRO, only when the domain group is
         # smaller than all data-parallel ranks, and only when it divides them.
         Constraint("duplicate", ("shard_group", "zero", "tp", "pp", "cp"),
                    lambda c: (c["shard_group"] == 0)
-                   | ((c["zero"] >= 1) & (c["shard_group"] < dp(c) * c["cp"]))),
+                   | ((c["zero"] >= 1) & (c["shard_group"] < dp(c) * c["cp"])),
+                   "shard_group"),
         Constraint("divisibility", ("shard_group", "tp", "pp", "cp"),
                    lambda c: (c["shard_group"] == 0)
                    | ((dp(c) * c["cp"]) % np.maximum(c["shard_group"], 1) == 0)),
     )
-    return SearchSpace(axes, constraints, {"dp": dp}, name)
+    held = set(pinned or ())
+    return SearchSpace(axes, tuple(c for c in constraints if c.subject not in held),
+                       {"dp": dp}, name)
+
+
+def _pin(axes: tuple[Axis, ...], pinned: Mapping[str, int], name: str) -> tuple[Axis, ...]:
+    """``axes`` with each pinned one holding its pinned code alone; SpecError naming
+    every pinned code an axis does not hold, with the values it does."""
+    problems = []
+    out = []
+    for axis in axes:
+        code = pinned.get(axis.name)
+        if code is None:
+            out.append(axis)
+            continue
+        f = LAYOUT[axis.name]
+        assert f.pinnable, f"{axis.name} is no pinnable axis"
+        assert axis.resolve is None, f"{axis.name}: a resolved axis holds options"
+        if code not in axis.values:
+            # a search code ("auto") is no value a caller can give
+            tried = ", ".join(str(f.decode(v)) for v in axis.values
+                              if f.kind != "choice" or v < len(f.choices))
+            problems.append(Problem("search", axis.name, f"{name}: the search tries "
+                                    f"{f.name} {tried} only", f.decode(code)))
+        out.append(Axis(axis.name, (code,)))
+    assert set(pinned) <= {a.name for a in axes}, f"pinned no axis: {set(pinned)}"
+    if problems:
+        raise SpecError(problems)
+    return tuple(out)
+

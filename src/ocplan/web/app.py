@@ -292,6 +292,12 @@ def create_app(db_url: str | None = None, token: str | None = None,
         choices, help): the workbench builds its layout form from them."""
         return api.layout_fields()
 
+    @app.get("/api/search-layout")
+    def search_layout_fields() -> list[dict[str, object]]:
+        """The layout fields a search request takes (blank: searched, or the stack's
+        default): the workbench builds its search form's layout inputs from them."""
+        return api.search_layout_fields()
+
     @app.post("/api/estimate")
     async def estimate(request: Request) -> Response:
         return _computed(await pool.run(

@@ -257,8 +257,9 @@ def search_check_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
     search job is queued (the search itself runs as a job with progress)."""
     def compute() -> dict[str, Any]:
         req = validate_as(api.SearchRequest, body, "request")
-        system = api.job_system(_catalog(catalog_dirs), req.chip, req.system, req.chips)
-        api.check_chip_counts(req.chip_counts, system)
+        catalog = _catalog(catalog_dirs)
+        system = api.job_system(catalog, req.chip, req.system, req.chips)
+        api.check_search(catalog, req, system)
         api.guard(system, req.allow_invalid)  # an invalid system is refused now
         return {"system": system.spec.name, "chips": system.num_chips}
     return _answer(compute, "request")

@@ -370,23 +370,25 @@
 
   /** The layout inputs of a form, one per field the API declares (GET api/layout):
    *  numbers as text boxes, flags and choices as selects, blank meaning the API's
-   *  default. Ids are prefix-field-name (est-micro-batch), values go to data-field. */
+   *  default (or, for a field a search varies, that the search picks it). Ids are
+   *  prefix-field-name (est-micro-batch), values go to data-field. */
   async function buildLayoutForm(prefix, path = "api/layout") {
     const fields = await api("GET", path);
     const box = $("#" + prefix + "-layout");
     put(box, fields.map((f) => {
       const id = prefix + "-" + f.name.replaceAll("_", "-");
       const attrs = { id, "data-field": f.name, title: f.help + " (" + f.allowed + ")" };
+      const blank = f.searched ? "(searched)" : "(default)";
       let input;
       if (f.kind === "bool" || f.kind === "choice") {
         const options = f.kind === "bool"
           ? [el("option", { value: "true" }, "on"), el("option", { value: "false" }, "off")]
           : f.choices.map((c) => el("option", { value: c }, c));
         input = el("select", { ...attrs, "data-type": f.kind === "bool" ? "bool" : undefined },
-          el("option", { value: "" }, "(default)"), options);
+          el("option", { value: "" }, blank), options);
       } else {
         input = el("input", { ...attrs, "data-type": "int", type: "text", inputMode: "numeric",
-          placeholder: f.default === null ? "" : String(f.default) });
+          placeholder: f.searched ? "searched" : f.default === null ? "" : String(f.default) });
       }
       return el("label", { "data-layout": f.name }, f.name.replaceAll("_", " "), " ", input);
     }));
@@ -1126,6 +1128,7 @@
       await fillChoices();
       await buildLayoutForm("est");
       await buildLayoutForm("inf", "api/serving-layout");
+      await buildLayoutForm("srch", "api/search-layout");
       await loadCatalog();
     } catch (exc) {
       $("#health").textContent = "server unreachable";
