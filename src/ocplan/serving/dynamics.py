@@ -85,7 +85,7 @@ class ExactStepTime:
         ).time.total_s[0])
         self._ranks = float(model.ranks)
         self._stages = float(model.plan.pp)
-        self._g = wl.tokens_per_step
+        self._g = float(wl.verified_per_step)
         self._prompt = wl.prefill_len
         self._overlap = model.plan.overlap
         self._host = model.serving.iteration_overhead_s
@@ -123,7 +123,8 @@ class ExactStepTime:
         prompts = prefill_tokens / self._prompt
         if prefill_tokens > 0:
             device += self._prefill * prompts / r
-        device += self._head[min(round((decode_seqs + prompts) / r), len(self._head) - 1)]
+        device += self._head[min(round((decode_seqs * self._g + prompts) / r),
+                                 len(self._head) - 1)]
         if self._overlap:
             comm = max(comm - device, 0.0)
         return float(device + comm + self._host + self._per_seq * (decode_seqs + prompts) / r)
@@ -138,7 +139,8 @@ class SimulatedServing:
     result: SimResult
     instances: int
     output_tokens_per_s: float
-    """Deployment: the instance's simulated rate times the instances."""
+    """Deployment: the instance's simulated rate times the instances (a finite load:
+    the whole load at the pace of the busiest instance, which is the one simulated)."""
 
 
 def _lengths(wl: ServingWorkload, mean: float) -> int | LengthDistribution:
@@ -160,33 +162,58 @@ def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
                      calibration: Calibration | None = None,
                      serving: ServingCalibration | None = None) -> SimulatedServing | None:
     """Simulate ``requests`` requests (default: the workload's count, else
-    :data:`DEFAULT_REQUESTS`) through one instance of ``plan``; None when the layout is
-    infeasible or disaggregated (the estimate says why)."""
+    :data:`DEFAULT_REQUESTS`) through one instance of ``plan``: of a finite load (a
+    static batch, a closed loop, a counted offline run), the busiest instance's share;
+    None when the layout is infeasible or disaggregated (the estimate says why), or the
+    workload speculates (the simulated scheduler gains one token per step, and its
+    cache one token per sequence: the estimate models speculation)."""
     cal = calibration or load_calibration()
     scal = serving or load_serving_calibration()
     est = estimate_serving(workload, plan, system, cal, scal)
-    if not est.feasible or plan.prefill_chips is not None or est.memory is None:
+    if not est.feasible or plan.prefill_chips is not None or est.memory is None \
+            or workload.spec_tokens > 0:
         return None
     sm = system_model(system)
     model = step_model(workload, plan, sm, chip_peaks(sm, "bf16"), cal, scal)
     seqs = plan.max_seqs if plan.max_seqs is not None else DEFAULT_MAX_SEQS * model.ranks
     n = requests or workload.requests or DEFAULT_REQUESTS
+    # a finite load (a static batch, a counted offline run, a closed loop) is shared
+    # out over the instances: the busiest one, which holds the most, is simulated, and
+    # the deployment serves the whole load at its pace
+    total = _finite_total(workload, requests)
+    share = 0
+    if total is not None:
+        share = math.ceil(total / min(plan.instances, total))
     if workload.load == "static":
-        n = max(1, (workload.batch or 1) // plan.instances)
+        n = share
         seqs = min(seqs, n)
+    elif workload.load == "offline" and total is not None:
+        n = share
     scheduler = Scheduler(max_seqs=seqs, max_batched_tokens=max(plan.token_budget, seqs),
                           kv_capacity_tokens=est.memory.kv_tokens)
-    concurrency = None
-    if workload.load == "concurrency":
-        concurrency = max(1, (workload.concurrency or 1) // plan.instances)
+    concurrency = share if workload.load == "concurrency" else None
     step = ExactStepTime(model, math.ceil((scheduler.max_batched_tokens + seqs
-                                           * workload.tokens_per_step) / model.ranks) + 1,
+                                           * workload.verified_per_step) / model.ranks) + 1,
                          math.ceil(seqs / model.ranks) + 1)
     reqs = _requests(workload, plan, n, seed)
     result = _with_pipeline_trip(simulate(reqs, step, scheduler, concurrency=concurrency),
                                  step, reqs.input_len, scheduler.max_batched_tokens)
-    return SimulatedServing(est, result, plan.instances,
-                            result.output_tokens_per_s * plan.instances)
+    scale = plan.instances if total is None else total / share
+    return SimulatedServing(est, result, plan.instances, result.output_tokens_per_s * scale)
+
+
+def _finite_total(wl: ServingWorkload, requests: int | None) -> int | None:
+    """Sequences of a finite load shared out over the instances: a static batch, a
+    closed loop's concurrency, an offline run's request count (the workload's; a
+    ``requests`` given for the simulation alone is a sample size); None for a stream
+    (Poisson, an endless offline run), which every instance serves alike."""
+    if wl.load == "static":
+        return wl.batch or 1
+    if wl.load == "concurrency":
+        return wl.concurrency or 1
+    if wl.load == "offline" and requests is None:
+        return wl.requests
+    return None
 
 
 def _with_pipeline_trip(result: SimResult, step: ExactStepTime, prompts: np.ndarray,

@@ -33,6 +33,7 @@ from ocplan.serving.memory import ServingMemory, kv_bytes_per_token_per_chip, se
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.steady import (
     OperatingPoint,
+    busy_instances,
     latency_curve,
     lone_first_token_s,
     operating_point,
@@ -372,7 +373,8 @@ def _no_room(wl: ServingWorkload, mem: ServingMemory) -> str:
 def _result(wl: ServingWorkload, plan: ServingPlan, system: System, point: OperatingPoint,
             mem: ServingMemory, model: StepModel, cal: Calibration, scal: ServingCalibration,
             notes: tuple[str, ...]) -> ServingEstimate:
-    out = point.output_tokens_per_s * plan.instances
+    busy = busy_instances(model)
+    out = point.output_tokens_per_s * busy
     rate = slo_rate(model, mem.kv_tokens)
     slo_met, slo_reason = None, None
     if rate is not None:
@@ -381,14 +383,13 @@ def _result(wl: ServingWorkload, plan: ServingPlan, system: System, point: Opera
     power = power_budget(system).it_W * plan.chips / system.num_chips
     energy = power / out * TOKENS_PER_REPORT if out > 0 else None
     fam = system.accelerator.family
-    reason = _overload(wl, point.requests_per_s * plan.instances) \
-        if point.queueing else None
+    reason = _overload(wl, point.requests_per_s * busy) if point.queueing else None
     return ServingEstimate(
         True, reason, plan, plan.chips, out, out / plan.chips,
-        out * wl.input_len / wl.output_len / plan.chips, point.requests_per_s * plan.instances,
+        out * wl.input_len / wl.output_len / plan.chips, point.requests_per_s * busy,
         point.batch, point.limit, point.ttft_s, point.tpot_s, _breakdown(point), mem,
         _bound(point), slo_met, None if rate is None else rate[0] * plan.instances,
-        slo_reason, power, energy, notes + _load_notes(wl, plan, point),
+        slo_reason, power, energy, notes + _load_notes(wl, plan, point, busy),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         latency_stat=point.latency_stat, ttft_stat_s=point.ttft_stat_s,
         tpot_stat_s=point.tpot_stat_s, **_range_fields(scal, fam))
@@ -410,9 +411,15 @@ def _overload(wl: ServingWorkload, capacity_per_s: float) -> str:
             f"{capacity_per_s:.3g} req/s: the queue grows without bound (no TTFT)")
 
 
-def _load_notes(wl: ServingWorkload, plan: ServingPlan, point: OperatingPoint
+def _load_notes(wl: ServingWorkload, plan: ServingPlan, point: OperatingPoint, busy: int
                 ) -> tuple[str, ...]:
-    """What the load asked for that the instance cannot hold at once."""
+    """What the load asked for that the instance cannot hold at once, or that leaves
+    instances idle."""
+    if busy < plan.instances:
+        run = f"static batch of {wl.batch:,}" if wl.load == "static" \
+            else f"run of {wl.requests:,} requests"
+        return (f"a {run} keeps {busy:,} of the {plan.instances:,} instances busy; the "
+                "others idle (their chips count in the per-chip rates, power and cost)",)
     if wl.load == "static" and wl.batch is not None and point.waves > 1:
         return (f"static batch of {wl.batch:,} sequences capped at {point.batch:,.0f} per "
                 f"instance by the {point.limit}: it runs in {point.waves:,} waves, and its "
@@ -480,7 +487,8 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
     point = operating_point(dec_model, dec_mem.kv_tokens)
     if point is None:
         return infeasible_estimate(plan, _no_room(wl, dec_mem), dec_mem, notes)
-    decode_rate = point.requests_per_s * dec_plan.instances
+    busy = busy_instances(dec_model)
+    decode_rate = point.requests_per_s * busy
     rate = min(prompt_rate, decode_rate)
     out = rate * wl.output_len
     transfer = _kv_transfer_s(wl, plan, sm)
@@ -509,7 +517,7 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
         rate * wl.input_len / plan.chips, rate, point.batch, point.limit, ttft, point.tpot_s,
         _breakdown(point), dec_mem, bound, None, None, None, power,
         power / out * TOKENS_PER_REPORT if out > 0 else None,
-        notes + _load_notes(wl, dec_plan, point),
+        notes + _load_notes(wl, dec_plan, point, busy),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         prefill_input_tokens_per_s_per_chip=prompt_rate * wl.input_len / pre_plan.chips,
         decode_output_tokens_per_s_per_chip=decode_rate * wl.output_len / dec_plan.chips,

@@ -208,8 +208,10 @@ def search_serving(workload: ServingWorkload, system: System, chips: int,
                    disaggregate: bool = False) -> ServingSearch:
     """Estimate every candidate layout; best first by ``objective``. ``fixed`` pins
     fields (:data:`FIXABLE`) in every candidate; SpecError naming each bad one."""
-    assert objective in SERVING_OBJECTIVES, objective
     problems = fixed_problems(fixed or {})
+    if objective not in SERVING_OBJECTIVES:
+        problems.append(Problem("search", "objective",
+                                f"expected one of {', '.join(SERVING_OBJECTIVES)}", objective))
     if problems:
         raise SpecError(problems)
     candidates = serving_candidates(workload.model, chips, system.chips_per_server, fixed,
@@ -221,12 +223,20 @@ def search_serving(workload: ServingWorkload, system: System, chips: int,
                                               f"the {system.chips_per_server}-chip server)",
                             pins)
     results = []
+    refused: dict[str, None] = {}  # why the model refuses layouts, each reason once
     for plan in candidates:
         try:
             plan.check(workload.model)
-        except Infeasible:
+        except Infeasible as exc:
+            refused[str(exc)] = None
             continue
         results.append(estimate_serving(workload, plan, system, calibration, serving))
+    if fixed and not results:  # the pins leave no layout the model takes: bad input
+        pins = ", ".join(f"{k}={v}" for k, v in fixed.items())
+        first = next(iter(fixed))
+        raise SpecError.one("search", first,
+                            f"no layout of {chips:,} chips with {pins} suits "
+                            f"{workload.model.name}: {'; '.join(refused)}", fixed[first])
     # layouts of equal goodput (none meets the limits: all 0) by how far they miss them
     results.sort(key=lambda e: (-_score(e, objective, workload),
                                 _worst_miss(e, workload) if objective == "goodput" else 0.0))

@@ -72,6 +72,7 @@ __all__ = [
     "STAT_QUANTILE",
     "OperatingPoint",
     "batch_limits",
+    "busy_instances",
     "lone_first_token_s",
     "operating_point",
     "prefill_first_token_s",
@@ -173,16 +174,27 @@ def _sequence_cap(sm: StepModel) -> float:
     return float(pl.max_seqs if pl.max_seqs is not None else DEFAULT_MAX_SEQS * sm.ranks)
 
 
-def synchronized_size(sm: StepModel, kv_tokens: float) -> float | None:
-    """Sequences per instance of a run whose requests start together and finish
-    together (see the module docstring): a static batch, or a finite offline run of
-    fixed-length requests all admitted at once; None for a run that refills its batch."""
+def busy_instances(sm: StepModel) -> int:
+    """Instances a finite load keeps busy: a static batch or a finite offline run of
+    fewer sequences than instances leaves the others idle (one sequence on four
+    instances is one busy instance, not four); every instance otherwise."""
     wl, pl = sm.workload, sm.plan
+    total = (wl.batch or 1) if wl.load == "static" else \
+        wl.requests if wl.load == "offline" else None
+    return pl.instances if total is None else min(pl.instances, total)
+
+
+def synchronized_size(sm: StepModel, kv_tokens: float) -> float | None:
+    """Sequences per busy instance (:func:`busy_instances`) of a run whose requests
+    start together and finish together (see the module docstring): a static batch, or a
+    finite offline run of fixed-length requests all admitted at once; None for a run
+    that refills its batch."""
+    wl = sm.workload
     if wl.load == "static":
-        return max(1.0, float(wl.batch or 1) / pl.instances)
+        return float(wl.batch or 1) / busy_instances(sm)
     if wl.load != "offline" or wl.requests is None or wl.length_distribution != "fixed":
         return None
-    n = max(1.0, wl.requests / pl.instances)
+    n = wl.requests / busy_instances(sm)
     if n <= _sequence_cap(sm) and n * wl.prefill_len <= kv_tokens:
         return n
     return None
@@ -196,10 +208,10 @@ def batch_limits(sm: StepModel, kv_tokens: float) -> tuple[float, str]:
     synchronized = synchronized_size(sm, kv_tokens) is not None
     held = wl.input_len + wl.output_len if synchronized else _context(sm)
     limits = {"sequence cap": _sequence_cap(sm), "KV capacity": kv_tokens / held,
-              "token budget": pl.token_budget / (wl.tokens_per_step + prompt)}
+              "token budget": pl.token_budget / (wl.verified_per_step + prompt)}
     if wl.load == "offline" and wl.requests is not None:
         # a finite run never has more sequences in flight than it has requests
-        limits["request count"] = max(1.0, wl.requests / pl.instances)
+        limits["request count"] = wl.requests / busy_instances(sm)
     name = min(limits, key=lambda k: limits[k])
     return limits[name], name
 
@@ -246,7 +258,7 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
     if sm.decode_only:
         it = sm.iteration(0.0 * b, 0.0 * b, b, ctx)
         return _Mixed(it, it.total_s, f64(np.ones_like(b)), f64(np.zeros_like(b)), it)
-    room = np.maximum(sm.plan.token_budget - b * wl.tokens_per_step, 1.0)
+    room = np.maximum(sm.plan.token_budget - b * wl.verified_per_step, 1.0)
     chunk = np.minimum(wl.prefill_len, room)
     units = b * wl.tokens_per_step / wl.output_len * wl.prefill_len / chunk
     n0 = np.floor(units)
@@ -311,13 +323,15 @@ def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoi
     ``p`` pipeline stages: the ``j``-th prompt's last chunk is iteration
     ``ceil(j I / Q)``, whose output leaves the last stage ``p - 1`` stage times later, so
     its first token comes ``(ceil(j I / Q) + p - 1)`` prefill iterations into the wave
-    (the wave's TTFT is the mean over ``j``, its prefill the last). Decode follows: ``D``
-    steps of ``p`` stage times; TPOT is the decode alone (the first token is TTFT's)."""
+    (the wave's TTFT is the mean over ``j``, its prefill the last). Decode follows: the
+    prefill samples each sequence's first token, so ``(O - 1) / g`` steps of ``p`` stage
+    times give the other ``O - 1``; TPOT is one step's time per token gained (the first
+    token is TTFT's; a one-token answer has no decode)."""
     wl, pl = sm.workload, sm.plan
     wave = min(size, math.floor(limit)) if limit >= 1 else 0.0
     waves = math.ceil(size / wave)
     last = size - (waves - 1) * wave
-    steps = wl.output_len / wl.tokens_per_step
+    steps = (wl.output_len - 1) / wl.tokens_per_step
     total = 0.0
     its = []
     first_token = 0.0  # summed over the sequences: the waves before theirs, then a prefill
@@ -336,12 +350,12 @@ def _static(sm: StepModel, limit: float, name: str, size: float) -> OperatingPoi
         span = t_pre + t_dec
         first_token += b * (count * (total + own) + span * count * (count - 1) / 2)
         total += count * span
-        its.append((dec, t_dec, b))
-    dec, t_dec, b = its[0]
+        its.append((dec, b))
+    dec, b = its[0]
     out = size * wl.output_len / total
     whole = "load" if wl.load == "static" else "request count"
     return OperatingPoint(b, limit, name if wave < size else whole, dec, out,
-                          first_token / size, t_dec / wl.output_len,
+                          first_token / size, pl.pp * float(dec.total_s[0]) / wl.tokens_per_step,
                           out / wl.output_len, waves)
 
 
@@ -572,7 +586,7 @@ def _prompt_tables(sm: StepModel, batch: FloatArray) -> list[tuple[FloatArray, f
     and the unit's tokens, read-only; one vectorised pass of the step model over all the
     batches at :func:`_probes`, interpolated between them."""
     wl = sm.workload
-    room = np.maximum(sm.plan.token_budget - batch * wl.tokens_per_step, 1.0)
+    room = np.maximum(sm.plan.token_budget - batch * wl.verified_per_step, 1.0)
     shapes = [units(wl.prefill_len, float(r)) for r in room]
     probes = [_probes(k) for _, k in shapes]
     tokens = f64(np.concatenate([m * u for (u, _), m in zip(shapes, probes, strict=True)]))
@@ -759,7 +773,24 @@ def operating_point(sm: StepModel, kv_tokens: float) -> OperatingPoint | None:
         return _poisson(sm, sm.workload.rate_per_s / sm.plan.instances, limit, name)
     if load == "concurrency":
         return _closed(sm, limit, name)
-    return _saturated(sm, limit, name)
+    point = _saturated(sm, limit, name)
+    if load == "offline" and sm.workload.requests is not None:
+        return _finite_queue(sm, point)
+    return point
+
+
+def _finite_queue(sm: StepModel, point: OperatingPoint) -> OperatingPoint:
+    """A finite offline run of ``N`` requests per busy instance, all queued at once,
+    served by a refilled batch of ``B``: the first ``B`` start at once, the ``k``-th of
+    the others when the ``k``-th slot frees, ``k / X`` later at the completion rate
+    ``X``, so the mean first token also waits ``(N - B)(N - B + 1) / (2 N X)``."""
+    assert sm.workload.requests is not None
+    n = sm.workload.requests / busy_instances(sm)
+    late = n - point.batch
+    if late <= 0 or point.ttft_s is None or point.requests_per_s <= 0:
+        return point
+    wait = late * (late + 1.0) / (2.0 * n * point.requests_per_s)
+    return replace(point, ttft_s=point.ttft_s + wait)
 
 
 def slo_rate(sm: StepModel, kv_tokens: float) -> tuple[float, str] | None:

@@ -221,8 +221,8 @@ class StepModel:
         """:meth:`iteration` of 1-D count arrays, ``keys`` resolved."""
         wl = self.workload
         r = float(self.ranks)
-        rows = (P + B * wl.tokens_per_step) / r
-        q_dec = float(wl.spec_tokens + 1)
+        q_dec = float(wl.verified_per_step)
+        rows = (P + B * q_dec) / r
         chunk = np.maximum(P / np.maximum(n_p, 1.0), 1.0)
         # fewer prefill sequences than one per rank: a share of a whole prompt's attention
         pre_share = f64((P > 0) * np.minimum(n_p / r, 1.0))
@@ -231,7 +231,7 @@ class StepModel:
                                        np.maximum(C / np.maximum(B, 1.0), q_dec)),
             (B > 0).astype(np.float64)).plus(
             self.prefill_attention_part(np.maximum(n_p / r, 1.0), chunk, keys), pre_share).plus(
-            self.head_part(np.maximum((B + n_p) / r, 1.0)), 1.0)
+            self.head_part(np.maximum((B * q_dec + n_p) / r, 1.0)), 1.0)
         if self.overlap_slowdown > 1.0:
             slow = f64(np.where(P > 0, self.overlap_slowdown, 1.0))
             t = part.time

@@ -162,6 +162,14 @@ class ServingWorkload:
         return 1.0 if k == 0 else (1.0 - a ** (k + 1)) / (1.0 - a)
 
     @property
+    def verified_per_step(self) -> int:
+        """Tokens a decoding sequence runs through the model per step: its ``k`` draft
+        tokens and the one after them, scored in one pass whatever is accepted
+        (Leviathan et al. 2023, §2.3); 1 without speculation. The step's GEMM rows, LM
+        head rows and token budget count these, not the :attr:`tokens_per_step` kept."""
+        return self.spec_tokens + 1
+
+    @property
     def length_moment_factor(self) -> float:
         """``E[X^2] / E[X]^2`` of a length under the named distribution (``1 + cv^2``):
         fixed 1; uniform on ``m(1 +- s)`` ``1 + s^2/3``; exponential 2; lognormal with
