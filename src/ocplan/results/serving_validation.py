@@ -42,24 +42,71 @@ from ocplan.plan.calibration import Calibration, in_likely_range
 from ocplan.results.validation import (
     MIN_MEASURED,
     REAL_ROUTER_IMBALANCE,
+    csv_header,
     read_csv_rows,
     shape_from_row,
     source_group,
 )
+from ocplan.results.validation import REQUIRED as TRAINING_REQUIRED
 from ocplan.serving.calibration import ServingCalibration
 from ocplan.serving.estimate import ServingEstimate, estimate_serving
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.search import search_serving
-from ocplan.workloads.serving import ServingWorkload
+from ocplan.workloads.serving import (
+    ACTIVATION_PRECISIONS,
+    KV_PRECISIONS,
+    WEIGHT_PRECISIONS,
+    ServingWorkload,
+)
 from ocplan.workloads.shape import ModelShape
 
 __all__ = ["SERVING_REQUIRED", "PreparedServing", "ServingCase", "is_serving_csv",
            "predict_serving_row", "prepare_serving_row", "published_plan",
-           "read_serving_cases", "run_serving_validation"]
+           "read_serving_cases", "run_serving_validation", "serving_row_problems"]
 
 SERVING_REQUIRED = ("case_id", "model", "chip", "num_chips", "scenario", "input_len_mean",
-                    "primary_metric", "measured_output_tokens_per_s_per_chip",
+                    "output_len_mean", "primary_metric",
+                    "measured_output_tokens_per_s_per_chip",
                     "measured_input_tokens_per_s_per_chip")
+#: Columns only the serving layout has (neither the training nor the CPU layout): a
+#: header without ``primary_metric`` that has more of these than of :data:`TRAINING_OWN`
+#: is a serving file short of columns, told which serving columns it lacks.
+SERVING_OWN = frozenset((
+    "source_group", "source_date", "model_catalog_id", "attention", "kv_lora_rank",
+    "qk_rope_head_dim", "framework", "weight_precision", "activation_precision",
+    "kv_precision", "attention_dp", "scenario", "dataset", "input_len_mean",
+    "output_len_mean", "batch_or_concurrency", "batch_kind", "primary_metric",
+    "measured_output_tokens_per_s_per_chip", "measured_output_tokens_per_s_total",
+    "measured_input_tokens_per_s_per_chip", "ttft_ms", "ttft_stat", "tpot_ms", "tpot_stat",
+    "slo_ttft_ms", "slo_tpot_ms"))
+#: The parallel layout's columns, filled together or not at all.
+LAYOUT_COLUMNS = ("tp", "pp", "dp")
+#: The training layout's required columns that the serving layout lacks (both have the
+#: model shape's and the layout's).
+TRAINING_OWN = (frozenset(TRAINING_REQUIRED) - frozenset(SERVING_REQUIRED)
+                - frozenset(LAYOUT_COLUMNS) - {"n_layers", "hidden_size", "n_heads", "mlp"})
+#: ``scenario`` (the README's closed vocabulary).
+SCENARIOS = ("offline", "server", "interactive", "max-load", "fixed-batch", "disagg-prefill",
+             "disagg-decode")
+#: The role of a disaggregated deployment each disaggregated scenario measures (the
+#: other scenarios are aggregated serving).
+DISAGG_ROLES = {"disagg-prefill": "prefill", "disagg-decode": "decode"}
+#: ``batch_kind`` (the README's vocabulary), what ``batch_or_concurrency`` means.
+BATCH_KINDS = ("max_batch_per_instance", "max_num_seqs", "requests_queued", "static_batch",
+               "per_chip_batch", "tokens_per_chip_step", "target_qps")
+#: ``attention_dp``: DP attention used or not (empty: not known).
+ATTENTION_DP = ("yes", "no")
+#: Formats each precision column takes (those a serving workload accepts).
+PRECISION_COLUMNS = {"weight_precision": WEIGHT_PRECISIONS,
+                     "activation_precision": ACTIVATION_PRECISIONS,
+                     "kv_precision": KV_PRECISIONS}
+#: Optional numeric columns read from a row, each a positive number where given (what).
+OPTIONAL_NUMBERS = {"batch_or_concurrency": "number (the load setting of batch_kind)",
+                    "slo_ttft_ms": "number of milliseconds",
+                    "slo_tpot_ms": "number of milliseconds",
+                    "tpot_ms": "number of milliseconds"}
+#: A plain whole number (the README: integer columns hold plain integers).
+WHOLE = re.compile(r"[0-9]+")
 #: Column of each primary metric.
 METRIC_COLUMN = {"output": "measured_output_tokens_per_s_per_chip",
                  "input": "measured_input_tokens_per_s_per_chip"}
@@ -88,8 +135,14 @@ MLPERF_LENGTH_CV = {"llama2-70b": 0.787, "mixtral-8x7b": 0.778, "llama3.1-405b":
 
 
 def is_serving_csv(header: Iterable[str]) -> bool:
-    """Whether a CSV header is the serving layout (it names a primary metric)."""
-    return "primary_metric" in set(header)
+    """Whether a CSV header is the serving layout (it names a primary metric), or nearer
+    to it than to the training layout (more of :data:`SERVING_OWN` than of
+    :data:`TRAINING_OWN`): a serving file short of columns is then told which serving
+    columns it lacks, not every training one."""
+    columns = set(header)
+    if "primary_metric" in columns:
+        return True
+    return len(columns & SERVING_OWN) > len(columns & TRAINING_OWN)
 
 
 @dataclass(frozen=True)
@@ -134,23 +187,114 @@ class ServingCase:
 
 
 def _num(row: Mapping[str, str], key: str) -> float | None:
+    """An optional number cell (checked by :func:`serving_row_problems`); None if empty."""
     text = (row.get(key) or "").strip()
     return float(text) if text else None
 
 
 def _int(row: Mapping[str, str], key: str) -> int | None:
-    value = _num(row, key)
-    return None if value is None else int(value)
+    """An optional whole-number cell (checked by :func:`serving_row_problems`); None if
+    empty."""
+    text = (row.get(key) or "").strip()
+    return int(text) if text else None
 
 
 def read_serving_cases(path: Path) -> list[dict[str, str]]:
-    """Rows of a serving validation CSV; SpecError naming every bad measured value."""
-    return read_csv_rows(path, SERVING_REQUIRED, _measured_problem)
+    """Rows of a serving validation CSV; SpecError naming every bad cell of every row
+    (file, line and case id, column, value and what is allowed:
+    :func:`serving_row_problems`), one line for a header without the serving layout's
+    columns (naming those it lacks) or a file with no rows."""
+    header = csv_header(path)
+    missing = [c for c in SERVING_REQUIRED if c not in header]
+    if header and missing:
+        near = "" if "primary_metric" in header else (
+            ", the nearest to the columns it has: "
+            + ", ".join(c for c in header if c in SERVING_OWN))
+        raise SpecError.one(str(path), "header", f"missing columns of the serving results "
+                                                 f"layout (inference_dev.csv's{near}): "
+                                                 f"{', '.join(missing)}")
+    problems: list[Problem] = []
+
+    def check(source: str, line: int, row: dict[str, str]) -> None:
+        where = f"line {line} ({(row.get('case_id') or '').strip() or '?'})"
+        measured = _measured_problem(source, where, row)
+        if measured is not None:
+            problems.append(measured)
+        problems.extend(serving_row_problems(source, where, row))
+
+    rows = read_csv_rows(path, SERVING_REQUIRED, check)  # refuses a file of no rows
+    if problems:
+        raise SpecError(problems)
+    return rows
 
 
-def _measured_problem(source: str, line: int, row: dict[str, str]) -> Problem | None:
+def serving_row_problems(source: str, where: str, row: Mapping[str, str]) -> list[Problem]:
+    """Every cell of a serving row the predictor reads that holds what it cannot read:
+    ``num_chips`` (a whole number, at least 1), the prompt length and, on
+    aggregated-serving rows, the output length (positive numbers), the vocabularies
+    (``scenario``, ``batch_kind``, ``attention_dp``, the precisions), the layout (``tp``,
+    ``pp``, ``dp`` whole numbers given together or not at all; ``ep``) and the optional
+    numbers. ``where`` names the row in each problem's field (``line 2 (INF001)``); empty
+    when the row is fine. The measured value is checked by the file's reader."""
+    problems = []
+
+    def cell(key: str) -> str:
+        return (row.get(key) or "").strip()
+
+    def add(key: str, message: str) -> None:
+        problems.append(Problem(source, f"{where}.{key}", message, cell(key)))
+
+    if not WHOLE.fullmatch(cell("num_chips")) or int(cell("num_chips")) < 1:
+        add("num_chips", "expected a whole number of chips, at least 1 (always filled)")
+    scenario = cell("scenario")
+    if scenario not in SCENARIOS:
+        add("scenario", f"expected one of {', '.join(SCENARIOS)}")
+    if not _positive(cell("input_len_mean")):
+        add("input_len_mean", "expected a positive number of tokens (the mean prompt "
+                              "length, always filled)")
+    osl = cell("output_len_mean")
+    if osl and not _positive(osl):
+        add("output_len_mean", "expected a positive number of tokens (the mean generated "
+                               "length)")
+    elif not osl and scenario in SCENARIOS and scenario not in DISAGG_ROLES:
+        add("output_len_mean", f"expected a positive number of tokens (the mean generated "
+                               f"length): required where scenario = {scenario} "
+                               f"(aggregated serving), empty only on "
+                               f"{' and '.join(DISAGG_ROLES)} rows")
+    vocabularies = {"batch_kind": BATCH_KINDS, "attention_dp": ATTENTION_DP,
+                    **PRECISION_COLUMNS}
+    for key, allowed in vocabularies.items():
+        if cell(key) and cell(key) not in allowed:
+            add(key, f"expected one of {', '.join(allowed)}, or empty (not published)")
+    for key in (*LAYOUT_COLUMNS, "ep"):
+        if cell(key) and (not WHOLE.fullmatch(cell(key)) or int(cell(key)) < 1):
+            add(key, "expected a whole number, at least 1, or empty (not published)")
+    given = [k for k in LAYOUT_COLUMNS if cell(k)]
+    if given and len(given) < len(LAYOUT_COLUMNS):
+        empty = [k for k in LAYOUT_COLUMNS if k not in given]
+        stated = ", ".join(f"{k} = {cell(k)}" for k in given)
+        problems.append(Problem(
+            source, f"{where}.{', '.join(empty)}",
+            f"empty beside {stated}: tp, pp and dp are filled together (the published "
+            f"layout) or all left empty (the best layout for num_chips is searched); fill "
+            f"{' and '.join(empty)}"))
+    for key, what in OPTIONAL_NUMBERS.items():
+        if cell(key) and not _positive(cell(key)):
+            add(key, f"expected a positive {what}, or empty (not published)")
+    return problems
+
+
+def _positive(text: str) -> bool:
+    """Whether a cell is a positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value > 0
+
+
+def _measured_problem(source: str, where: str, row: Mapping[str, str]) -> Problem | None:
     metric = (row.get("primary_metric") or "").strip()
-    where = f"line {line} ({row.get('case_id') or '?'})"
     if metric not in METRIC_COLUMN:
         return Problem(source, f"{where}.primary_metric", "expected output or input", metric)
     column = METRIC_COLUMN[metric]
@@ -208,16 +352,21 @@ class PreparedServing:
 
 
 def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServing:
+    """The model inputs of a serving row; SpecError (source ``csv``) naming every cell
+    :func:`serving_row_problems` refuses, before anything is defaulted."""
+    problems = serving_row_problems("csv", (row.get("case_id") or "").strip() or "?", row)
+    if problems:
+        raise SpecError(problems)
     shape = _shape(row, catalog)
     chip = row["chip"].strip()
     acc = catalog.accelerator(chip, "csv", "chip")
-    chips = _int(row, "num_chips") or 1
+    chips = int(row["num_chips"])
     w, a, kv, notes = _formats(row, acc)
     scenario = row["scenario"].strip()
-    isl = _num(row, "input_len_mean") or 1.0
+    isl = float(row["input_len_mean"])
     osl = _num(row, "output_len_mean")
-    role = {"disagg-prefill": "prefill", "disagg-decode": "decode"}.get(scenario, "aggregated")
-    if osl is None:
+    role = DISAGG_ROLES.get(scenario, "aggregated")
+    if osl is None:  # a disaggregated role only (required on the other rows)
         osl = 1.0
         if role == "decode":
             notes.append("output length not published: context = the prompt")
