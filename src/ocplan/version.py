@@ -39,8 +39,11 @@ def __getattr__(name: str) -> str:
     raise AttributeError(f"module 'ocplan.version' has no attribute {name!r}")
 
 _PACKAGE_DIR = Path(__file__).parent
-#: Sub-packages that only present or store results: they cannot change one.
-_NOT_HASHED = frozenset({"cli", "store", "sweep", "results", "__pycache__"})
+#: Sub-packages that only present or store results: they cannot change one. (``results``
+#: and ``sweep`` are hashed: a stored sweep row's energy, cost and goodput are computed
+#: there, by ``results.compare.measured``; session 44, a changed formula had kept the old
+#: version and served stale rows.)
+_NOT_HASHED = frozenset({"cli", "store", "web", "__pycache__"})
 _HASHED_SUFFIXES = frozenset({".py", ".json", ".yaml", ".yml", ".csv", ".toml"})
 
 
@@ -52,7 +55,7 @@ CODE_VERSION_ENV = "OCPLAN_CODE_VERSION"
 @lru_cache(maxsize=1)
 def source_digest() -> str:
     """12 hex digits of a SHA-256 of the package's own source and data files (``cli``,
-    ``store``, ``sweep`` and ``results`` excluded), as they are on disk now."""
+    ``store`` and ``web`` excluded), as they are on disk now."""
     digest = hashlib.sha256()
     files = sorted(p for p in _PACKAGE_DIR.rglob("*")
                    if p.is_file() and p.suffix in _HASHED_SUFFIXES

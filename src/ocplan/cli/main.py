@@ -1041,7 +1041,16 @@ def infer_cmd(
                               api.slo_shortfall(found, workload))
         if fmt is not Format.json:
             _print_trust(sysm, allow_invalid)
-        if not any(e.feasible for e in found.results):  # nothing fits, as `search` says
+        runs = [e for e in found.results if e.feasible]
+        if not runs:  # nothing fits, as `search` says
+            raise typer.Exit(1)
+        if all(e.reason for e in runs):  # every layout falls behind the arrival rate
+            if fmt is not Format.json:
+                best = max(runs, key=lambda e: e.requests_per_s)
+                out.print(_t(f"no layout keeps up with {workload.rate_per_s:.3g} req/s: the "
+                             f"most any serves is {best.requests_per_s:.3g} req/s "
+                             f"({best.plan.label()}); more chips or a lower rate"),
+                          style="red")
             raise typer.Exit(1)
         return
     if report_file is not None:
@@ -1357,8 +1366,8 @@ def search_cmd(
                                 source=FLAGS)
     if fmt is Format.json:
         _print_json(result.as_json() | api.trust(sysm, allow_invalid) | _priced(price))
-        if result.best is None:  # nothing fits: exit 1, as an estimate that cannot run
-            raise typer.Exit(1)
+        if not result.best_ends:  # nothing fits, or no run of it ends: exit 1, as an
+            raise typer.Exit(1)   # estimate that cannot run
         return
     _print_trust(sysm, allow_invalid)
     out.print(_styled((model, "bold"), f" on {_hardware(n_chips, sysm)}, "
@@ -1378,7 +1387,7 @@ def search_cmd(
     if result.best is not None:
         for caveat in result.best.caveats:
             out.print(_t(f"caveat: {caveat}"))
-    if result.best is None:
+    if not result.best_ends:
         raise typer.Exit(1)
 
 
@@ -2149,6 +2158,9 @@ def _check_target(path: Path, flag: str = "--out", folder: bool = True,
                             str(path)) from None
     if not path.name or is_dir:
         raise SpecError.one(flag, field, "expected the path of a file to write", str(path))
+    if path.exists() and not path.is_file():  # a pipe, a device, a socket (links followed)
+        raise SpecError.one(flag, field, "is no regular file (a pipe, device or socket); "
+                                         "expected the path of a file to write", str(path))
     if not folder_ok:
         raise SpecError.one(flag, field, f"folder {path.parent} does not exist", str(path))
 
@@ -2158,10 +2170,12 @@ def _write_page(out_file: Path, page: str, announce: bool = True,
     """Write a report atomically (a ``.part`` file renamed), or a SpecError naming
     ``flag``, the option that gave the file, and the file."""
     _check_target(out_file, flag)
-    tmp = out_file.with_name(out_file.name + ".part")
+    # through a link to the file it names (renaming onto the link would replace it)
+    target = out_file.resolve() if out_file.is_symlink() else out_file
+    tmp = target.with_name(target.name + ".part")
     try:
         tmp.write_text(page, encoding="utf-8")
-        tmp.replace(out_file)
+        tmp.replace(target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise SpecError.one(flag, flag.removeprefix("--"),

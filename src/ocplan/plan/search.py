@@ -125,21 +125,33 @@ class SearchResult:
     failure_factors: Mapping[int, float] = field(default_factory=lambda: FrozenMap({}))
     """For the failure-aware objectives: per chip count, the wall time with failures,
     checkpoints and restarts over the time without (1 / goodput), the factor the
-    ranking used."""
+    ranking used; ``inf`` where a run makes no progress."""
 
-    def to_train(self, e: Estimate) -> dict[str, float]:
+    @property
+    def best_ends(self) -> bool:
+        """Whether there is a best layout and a run of it ends: not when failures come
+        faster than checkpoints (its failure factor is infinite)."""
+        if self.best is None:
+            return False
+        return math.isfinite(self.failure_factors.get(self.best.chips, 1.0))
+
+    def to_train(self, e: Estimate) -> dict[str, float | None]:
         """Time (and, with a price, cost) to train :attr:`train_tokens` at ``e``; for a
-        failure-aware objective, also both with failures (what the rows are ranked by)."""
+        failure-aware objective, also both with failures (what the rows are ranked by;
+        None where a run makes no progress, so never ends)."""
         if self.train_tokens is None:
             return {}
-        out = {"time_to_train_s": e.time_to_train_s(self.train_tokens)}
+        time_s = e.time_to_train_s(self.train_tokens)
+        out: dict[str, float | None] = {"time_to_train_s": time_s}
+        cost = None
         if self.price_per_chip_hour is not None:
-            out["cost_to_train"] = e.cost(self.train_tokens, self.price_per_chip_hour)
+            cost = out["cost_to_train"] = e.cost(self.train_tokens, self.price_per_chip_hour)
         factor = self.failure_factors.get(e.chips)
         if factor is not None:
-            out["time_to_train_with_failures_s"] = out["time_to_train_s"] * factor
-            if "cost_to_train" in out:
-                out["cost_to_train_with_failures"] = out["cost_to_train"] * factor
+            ends = math.isfinite(factor)
+            out["time_to_train_with_failures_s"] = time_s * factor if ends else None
+            if cost is not None:
+                out["cost_to_train_with_failures"] = cost * factor if ends else None
         return out
 
     def as_json(self) -> dict[str, Any]:
@@ -414,7 +426,7 @@ def failure_goodput(workload: Workload, system: System, chips: int,
                             objective)
     found = goodput(_OVERHEAD_PROBE_S, counts_for_chips(system, chips),
                     checkpoint_bytes(workload.model.total_params), storage)
-    return found.goodput if found.goodput > 0 else 1e-9
+    return max(found.goodput, 0.0)
 
 
 def search(workload: Workload, system: System, chips: int, *,
@@ -524,9 +536,16 @@ def search(workload: Workload, system: System, chips: int, *,
         if objective.endswith("_with_failures"):
             # wall time with failures, checkpoints and restarts = ideal x the count's
             # overhead (goodput under Daly's model at its optimal interval)
-            factor = factors[count] = 1.0 / failure_goodput(workload, system, count,
-                                                            objective)
-            per_second = {k + "_with_failures": v * factor for k, v in per_second.items()}
+            found = failure_goodput(workload, system, count, objective)
+            # no progress (failures outpace checkpoints): the run never ends, ranked last
+            factor = factors[count] = 1.0 / found if found > 0 else math.inf
+            if not math.isfinite(factor):
+                refused.append(f"{count} chips: failures come faster than checkpoints can "
+                               "be written and read back, so a run makes no progress "
+                               "(faster checkpoint storage, or fewer chips)")
+            # (never 0 x inf: a price of 0 must not make a run that never ends NaN)
+            per_second = {k + "_with_failures": v * factor if math.isfinite(factor)
+                          else math.inf for k, v in per_second.items()}
         score = -tps if objective == "throughput" else \
             np.where(runs, per_second[objective] * seconds, np.inf)
         scores.append(score)
@@ -544,8 +563,11 @@ def search(workload: Workload, system: System, chips: int, *,
         which = np.concatenate([np.full(len(ev.step), j) for j, ev in enumerate(parts)])
         index = np.concatenate([np.arange(len(ev.step)) for ev in parts])
         fit_all = np.concatenate([ev.fits for ev in parts])
-        # Only layouts that fit are ranked (the others sort last whatever their score).
-        ranked = np.argsort(np.where(fit_all, all_scores, np.inf), kind="stable")[:feasible]
+        # Only layouts that fit are ranked (the others sort last whatever their score);
+        # equal scores (runs that never end with failures score inf alike) go by the
+        # step, the faster first.
+        steps = np.concatenate([ev.step for ev in parts])
+        ranked = np.lexsort((steps, all_scores, ~fit_all))[:feasible]
         groups = _tie_groups(all_scores, ranked, top_k)
     else:
         which = index = np.array([], dtype=np.int64)
@@ -700,4 +722,6 @@ def _why(top: tuple[Estimate, ...], refused: Sequence[str] = (),
             text += (f" The runner-up ({', '.join(changed) or 'same sizes'}) is {gap:.1%} "
                      f"slower, mostly in {TimeBreakdown.label(worst)} "
                      f"(+{diffs[worst] * 1e3:.1f} ms per step).")
+    if refused:  # chip counts set aside or ranked last, and why
+        text += " Chip counts set aside or ranked last: " + " ".join(dict.fromkeys(refused))
     return text
