@@ -782,3 +782,13 @@ def test_compare_chip_counts_fail_before_the_job(client: httpx.Client) -> None:
                                            "systems": [{"chip": "h100-sxm-80gb"}],
                                            "chip_counts": [8, 99999]}),
         "chip_counts = 99999")
+
+
+def test_compare_budget_without_its_inputs_fails_before_the_job(client: httpx.Client
+                                                                ) -> None:
+    """A cost limit needs the tokens to train and a price: 422 when read (a QA pass,
+    session 44: it was 202 and the queued job failed)."""
+    bad(client.post("/api/compare", json={"model": "llama3-8b",
+                                           "systems": [{"chip": "h100-sxm-80gb"}],
+                                           "max_cost": 100}),
+        "max_cost = 100", "needs train_tokens", "needs a price")

@@ -446,8 +446,9 @@ def check_search(catalog: Catalog, req: SearchRequest, system: System,
 
 def check_compare(req: CompareRequest, systems: Sequence[tuple[str, System]],
                   source: str = "request") -> None:
-    """Every problem of a comparison's chips and prices, raised when it is read (what
-    :func:`run_compare` would find once its job runs)."""
+    """Every problem of a comparison's budget, chips and prices, raised when it is read
+    (what :func:`run_compare` would find once its job runs)."""
+    _check_budget(req, source)
     _contenders(req, systems, source)
 
 
