@@ -49,6 +49,7 @@ from ocplan.lazy import lazy_names
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import (
+    PIN_HELP,
     REQUEST_LAYOUT,
     SEARCH_FIXED_LAYOUT,
     SEARCH_GIVEN_LAYOUT,
@@ -219,12 +220,17 @@ def _layout_annotation(f: LayoutField, optional: bool = False) -> object:
 
 
 def _with_layout_fields(base: type[R], name: str,
-                        layout: tuple[LayoutField, ...] = REQUEST_LAYOUT) -> type[R]:
+                        layout: tuple[LayoutField, ...] = REQUEST_LAYOUT,
+                        pins: tuple[LayoutField, ...] = ()) -> type[R]:
     """``base`` with one field per layout field of ``layout`` (default every requested
-    one, :data:`REQUEST_LAYOUT`), with the declared bounds, default and help."""
+    one, :data:`REQUEST_LAYOUT`), with the declared bounds, default and help, and one per
+    field of ``pins`` that defaults to None (a search picks it unless given)."""
     fields: dict[str, Any] = {
         f.name: (_layout_annotation(f), Field(f.default, description=f.help))
-        for f in layout}
+        for f in layout} | {
+        f.name: (_layout_annotation(f, optional=True), Field(None, description=f.help
+                                                             + PIN_HELP))
+        for f in pins}
     model: type[R] = create_model(name, __base__=base, __module__=__name__, **fields)
     return model
 
@@ -299,24 +305,11 @@ class _SearchJob(JobRequest):
             name: value for name, value in given.items() if value is not None}
 
 
-def _with_pin_fields(base: type[R], name: str) -> type[R]:
-    """``base`` with one optional field per pinnable axis
-    (:data:`~ocplan.plan.plan.SEARCH_PINNABLE_LAYOUT`): None (the default) searches it,
-    a value pins it in every layout searched."""
-    fields: dict[str, Any] = {
-        f.name: (_layout_annotation(f, optional=True),
-                 Field(None, description=f"{f.help} Given: every layout searched takes "
-                                         "this value; default: searched."))
-        for f in SEARCH_PINNABLE_LAYOUT}
-    model: type[R] = create_model(name, __base__=base, __module__=__name__, **fields)
-    return model
-
-
 if TYPE_CHECKING:
     SearchRequest = _SearchJob
 else:
-    SearchRequest = _with_pin_fields(_with_layout_fields(
-        _SearchJob, "_SearchStackRequest", SEARCH_FIXED_LAYOUT), "SearchRequest")
+    SearchRequest = _with_layout_fields(_SearchJob, "SearchRequest", SEARCH_FIXED_LAYOUT,
+                                        SEARCH_PINNABLE_LAYOUT)
     """A training job whose layout is searched, with the fields the search holds fixed
     (:data:`~ocplan.plan.plan.SEARCH_FIXED_LAYOUT`: what the software stack does) and
     the axes it may be given (:data:`~ocplan.plan.plan.SEARCH_PINNABLE_LAYOUT`)."""

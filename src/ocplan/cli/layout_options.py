@@ -21,7 +21,12 @@ from typing import Annotated, TypeVar
 import typer
 
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.plan.plan import REQUEST_LAYOUT, SEARCH_FIXED_LAYOUT, SEARCH_PINNABLE_LAYOUT
+from ocplan.plan.plan import (
+    PIN_HELP,
+    REQUEST_LAYOUT,
+    SEARCH_FIXED_LAYOUT,
+    SEARCH_PINNABLE_LAYOUT,
+)
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT
 
 __all__ = ["LAYOUT_PARAMETER", "with_layout_options", "with_search_fixed_options",
@@ -39,10 +44,6 @@ def _choices(f: LayoutField) -> type[StrEnum]:
     name = "".join(part.title() for part in f.name.split("_"))
     members: type[StrEnum] = StrEnum(name, {c: c for c in f.choices})  # type: ignore[misc]
     return members
-
-
-#: What a pinnable flag's help adds (:func:`with_search_fixed_options`).
-PIN_HELP = " Given: every layout searched takes it; default: searched."
 
 
 def _parameter(f: LayoutField, kind: inspect._ParameterKind,

@@ -34,7 +34,8 @@ from ocplan.plan.recompute import (
 )
 from ocplan.workloads.workload import Workload
 
-__all__ = ["LAYOUT", "LAYOUT_FIELDS", "RECOMPUTE", "RECOMPUTE_AUTO", "SEARCH_FIXED_LAYOUT",
+__all__ = ["LAYOUT", "LAYOUT_FIELDS", "PIN_HELP", "RECOMPUTE", "RECOMPUTE_AUTO",
+           "SEARCH_FIXED_LAYOUT",
            "SEARCH_GIVEN_LAYOUT", "SEARCH_PINNABLE_LAYOUT",
            "LayoutField", "Plan", "end_credit", "split_places", "stage_layers"]
 
@@ -357,6 +358,8 @@ SEARCH_FIXED_LAYOUT: tuple[LayoutField, ...] = tuple(
 #: ...): given one, every layout it searches takes that value.
 SEARCH_PINNABLE_LAYOUT: tuple[LayoutField, ...] = tuple(
     f for f in REQUEST_LAYOUT if f.search == "axis" and f.pinnable)
+#: What a pinnable field's help adds where a search takes it (request field, CLI flag).
+PIN_HELP = " Given: every layout searched takes it; default: searched."
 #: Every field a search may be given: the stack's (held in every layout) and the
 #: pinnable axes (searched at the given value alone).
 SEARCH_GIVEN_LAYOUT = SEARCH_FIXED_LAYOUT + SEARCH_PINNABLE_LAYOUT

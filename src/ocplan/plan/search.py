@@ -486,8 +486,9 @@ def search(workload: Workload, system: System, chips: int, *,
         if not (is_whole(count) and 1 <= count <= system.num_chips):
             raise SpecError.one(flag, name, f"must be between 1 and the system's "
                                             f"{system.num_chips} chips", count)
-    held, pinned, counts, unpinnable = _check_given(workload, system, counts, fixed or {},
-                                                    allow_offload, source)
+    held, pinned = _given_codes(fixed or {}, source)
+    counts, unpinnable = _pinnable_counts(workload, system, counts, allow_offload, pinned,
+                                          source)
     t0 = time.perf_counter()
     cal = calibration or load_calibration()
     tokens = train_tokens or DEFAULT_TRAIN_TOKENS
@@ -611,17 +612,8 @@ def check_given(workload: Workload, system: System, chip_counts: Sequence[int],
     """The SpecError :func:`search` raises for its ``fixed`` fields (a field it does not
     take, a bad value, a pinned value no chip count's space holds), raised without
     searching: a request is refused when it is read."""
-    _check_given(workload, system, sorted(set(chip_counts)), fixed, allow_offload, source)
-
-
-def _check_given(workload: Workload, system: System, counts: list[int],
-                 fixed: Mapping[str, LayoutValue], allow_offload: bool, source: str
-                 ) -> tuple[dict[str, int], dict[str, int], list[int], tuple[str, ...]]:
-    """(held codes, pinned codes, the counts whose spaces hold the pins, why each other
-    count is left out) of a search's given fields; SpecError as :func:`check_given`."""
-    held, pinned = _given_codes(fixed, source)
-    kept, why = _pinnable_counts(workload, system, counts, allow_offload, pinned, source)
-    return held, pinned, kept, why
+    _, pinned = _given_codes(fixed, source)
+    _pinnable_counts(workload, system, sorted(set(chip_counts)), allow_offload, pinned, source)
 
 
 def _pinnable_counts(workload: Workload, system: System, counts: list[int],

@@ -203,17 +203,13 @@ def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
 
 
 def _finite_total(wl: ServingWorkload, requests: int | None) -> int | None:
-    """Sequences of a finite load shared out over the instances: a static batch, a
-    closed loop's concurrency, an offline run's request count (the workload's; a
-    ``requests`` given for the simulation alone is a sample size); None for a stream
-    (Poisson, an endless offline run), which every instance serves alike."""
-    if wl.load == "static":
-        return wl.batch or 1
+    """Sequences of a finite load shared out over the instances: the workload's
+    :attr:`~ocplan.workloads.serving.ServingWorkload.finite_sequences` (an offline count
+    only when ``requests``, a sample size for the simulation alone, is not given), or a
+    closed loop's concurrency; None for a stream."""
     if wl.load == "concurrency":
         return wl.concurrency or 1
-    if wl.load == "offline" and requests is None:
-        return wl.requests
-    return None
+    return None if wl.load == "offline" and requests is not None else wl.finite_sequences
 
 
 def _with_pipeline_trip(result: SimResult, step: ExactStepTime, prompts: np.ndarray,

@@ -178,10 +178,8 @@ def busy_instances(sm: StepModel) -> int:
     """Instances a finite load keeps busy: a static batch or a finite offline run of
     fewer sequences than instances leaves the others idle (one sequence on four
     instances is one busy instance, not four); every instance otherwise."""
-    wl, pl = sm.workload, sm.plan
-    total = (wl.batch or 1) if wl.load == "static" else \
-        wl.requests if wl.load == "offline" else None
-    return pl.instances if total is None else min(pl.instances, total)
+    total = sm.workload.finite_sequences
+    return sm.plan.instances if total is None else min(sm.plan.instances, total)
 
 
 def synchronized_size(sm: StepModel, kv_tokens: float) -> float | None:

@@ -162,6 +162,15 @@ class ServingWorkload:
         return 1.0 if k == 0 else (1.0 - a ** (k + 1)) / (1.0 - a)
 
     @property
+    def finite_sequences(self) -> int | None:
+        """Sequences of a run that ends, shared out over the instances: a static batch,
+        a counted offline run; None for a stream (Poisson, an endless offline run) or a
+        closed loop, which every instance serves alike."""
+        if self.load == "static":
+            return self.batch or 1
+        return self.requests if self.load == "offline" else None
+
+    @property
     def verified_per_step(self) -> int:
         """Tokens a decoding sequence runs through the model per step: its ``k`` draft
         tokens and the one after them, scored in one pass whatever is accepted
