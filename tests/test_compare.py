@@ -13,6 +13,7 @@ from ocplan import api
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import load_system
 from ocplan.cli.main import main
+from ocplan.errors import SpecError
 from ocplan.plan.search import search
 from ocplan.results.compare import Contender, compare
 from ocplan.workloads.shape import ModelShape
@@ -167,12 +168,21 @@ def test_compare_api_progress_counts_systems() -> None:
     system = load_system(VALID, cat)
     seen: list[tuple[int, int]] = []
     result = compare(wl, [Contender("a", system, 8), Contender("b", system, 8, 2.0)],
+                     train_tokens=1e9,
                      progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 2), (2, 2)]
     a, b = result.systems
     assert a.tokens_per_s_per_chip == pytest.approx(b.tokens_per_s_per_chip)
     assert a.cost_to_train is None
-    assert b.cost_to_train is None
+    assert b.cost_to_train == pytest.approx(2.0 * 8 * b.time_to_train_s / 3600)
+
+
+def test_compare_refuses_a_price_without_the_tokens_it_prices() -> None:
+    cat = load_catalog()
+    wl = Workload(ModelShape.from_arch(cat.model("llama3-8b")), 2048, 64, "bf16")
+    system = load_system(VALID, cat)
+    with pytest.raises(SpecError, match=r"price_per_chip_hour = 2\.0: needs train_tokens"):
+        compare(wl, [Contender("a", system, 8), Contender("b", system, 8, 2.0)])
 
 
 # ---- trust on the other surfaces -------------------------------------------------------

@@ -37,8 +37,8 @@ def plain() -> dict[str, Any]:
     return data
 
 
-def _run(capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, Any]:
-    assert main([*JOB, *extra]) == 0
+def _run(capsys: pytest.CaptureFixture[str], *extra: str, code: int = 0) -> dict[str, Any]:
+    assert main([*JOB, *extra]) == code
     out: dict[str, Any] = json.loads(capsys.readouterr().out)
     return out
 
@@ -92,10 +92,12 @@ def test_a_power_limit_keeps_the_smaller_systems(
 def test_no_row_within_the_budget_is_an_answer(
         plain: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     cheapest = min(r["cost_to_train"] for r in plain["systems"])
-    data = _run(capsys, "--max-cost", str(cheapest / 2), "--deadline", "1 day")
+    # no row meets it: the answer is still printed whole, and the exit is 1 (as a search
+    # with no layout that fits)
+    data = _run(capsys, "--max-cost", str(cheapest / 2), "--deadline", "1 day", code=1)
     assert data["pick"]["name"] is None
     assert all(set(b) == {"cost", "time"} for b in data["pick"]["broken"].values())
-    assert main([*JOB[:-2], "--max-cost", str(cheapest / 2)]) == 0  # the table form
+    assert main([*JOB[:-2], "--max-cost", str(cheapest / 2)]) == 1  # the table form
     text = capsys.readouterr().out
     assert "no row meets it" in text
     assert "breaks cost" in text
@@ -143,9 +145,9 @@ def test_a_row_that_cannot_run_is_named_so(capsys: pytest.CaptureFixture[str]) -
     argv = ["compare", "h100-sxm-80gb", "--chips", "1", "--model", "llama3-70b",
             "--global-batch", "8", "--seq-len", "4096", "--train-tokens", "1e11",
             "--price", "2", "--max-cost", "1e9"]
-    assert main([*argv, "--format", "json"]) == 0
+    assert main([*argv, "--format", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["pick"] == {"name": None, "by": "fastest",
-                            "broken": {"h100-sxm-80gb": ["feasible"]}}
-    assert main(argv) == 0
+                            "broken": {"h100-sxm-80gb": ["feasible"]}, "with_failures": False}
+    assert main(argv) == 1
     assert "no row meets it (h100-sxm-80gb has no layout that fits)" in capsys.readouterr().out

@@ -160,3 +160,17 @@ def html_unescaped(text: str) -> str:
     import html
 
     return html.unescape(text)
+
+
+def test_no_sentence_when_every_row_shares_the_leaders_family(result: Comparison) -> None:
+    """Rows of one fitted family only (one chip at several counts): their errors move
+    together, so no row is a rival and the lead is not called "beyond the likely range
+    of every row of another chip family" (there was none; a QA pass, session 45)."""
+    lead = result.throughput_leader()
+    assert lead is not None
+    same = tuple(replace(r, calibration_family=lead.calibration_family)
+                 for r in result.systems)
+    assert ranking_note(replace(result, systems=same)) is None
+    # one row of another family is enough for the sentence to come back
+    mixed = (*same[:-1], replace(same[-1], calibration_family="elsewhere"))
+    assert ranking_note(replace(result, systems=mixed)) is not None

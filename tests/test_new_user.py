@@ -63,14 +63,20 @@ def test_compare_baseline_is_a_row_number_from_one(capsys: pytest.CaptureFixture
                               "from 1 to 2")
 
 
-def test_compare_chip_counts_beyond_a_chip_ids_system_blame_chip_counts(
+def test_compare_chip_counts_of_a_chip_id_build_a_system_of_each_count(
         capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _, err = run(capsys, "compare", "--model", "llama3-8b", "mi300x", "--chip-counts",
-                     "8,16")
-    assert rc == 2
-    line = _one_line(err)
-    assert line.startswith("--chip-counts: chip_counts = 16")
-    assert "chips" in line.split(":", 2)[2]  # says how to get a larger system
+    """A chip id at several counts: each count on its own default system (it had been
+    refused beyond the 8 chips of one default system, then, given --chips 16, the 8-chip
+    row drew a share of the 16-chip system's switch)."""
+    rc, out, _ = run(capsys, "compare", "--model", "llama3-8b", "mi300x", "--chip-counts",
+                     "8,16", "-f", "json")
+    assert rc == 0
+    rows = {r["chips"]: r for r in json.loads(out)["systems"]}
+    assert sorted(rows) == [8, 16]
+    assert (rows[8]["servers"], rows[16]["servers"]) == (1, 2)
+    # one server has no scale-out switch to share: the 16-chip row draws more than
+    # twice the 8-chip row's IT power
+    assert rows[16]["it_power_W"] > 2 * rows[8]["it_power_W"]
 
 
 def test_search_prints_no_cost_without_a_price(capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,7 +97,8 @@ def test_search_prints_no_cost_without_a_price(capsys: pytest.CaptureFixture[str
 
 def test_the_failure_objective_error_names_the_objective_given(
         capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _, err = run(capsys, "search", *SMALL_JOB, "--objective", "cost_with_failures")
+    rc, _, err = run(capsys, "search", *SMALL_JOB, "--objective", "cost_with_failures",
+                     "--train-tokens", "1e12")
     assert rc == 2
     assert "'cost_with_failures'" in _one_line(err)
 

@@ -777,11 +777,17 @@ def test_50_concurrent_scenario_saves(serve: Any, tmp_path: Path) -> None:
 
 
 def test_compare_chip_counts_fail_before_the_job(client: httpx.Client) -> None:
-    """A comparison's counts beyond a system's chips were found only inside its job."""
+    """A comparison's counts beyond a system's chips were found only inside its job (a
+    chip id's system is built at each count, so only a system mapping has a limit; a
+    count given twice is refused too)."""
     bad(client.post("/api/compare", json={"model": "llama3-8b",
-                                           "systems": [{"chip": "h100-sxm-80gb"}],
+                                           "systems": [{"system": EXAMPLE}],
                                            "chip_counts": [8, 99999]}),
         "chip_counts = 99999")
+    bad(client.post("/api/compare", json={"model": "llama3-8b",
+                                           "systems": [{"chip": "h100-sxm-80gb"}],
+                                           "chip_counts": [8, 16, 8]}),
+        "chip_counts = 8: listed twice")
 
 
 def test_compare_budget_without_its_inputs_fails_before_the_job(client: httpx.Client

@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, get_type_hints
 
 from annotated_types import BaseMetadata, Ge, Gt, Le, Lt
 from pydantic import Field, ValidationInfo, create_model, field_validator
 
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.fields import (
+    MAX_PRICE_PER_CHIP_HOUR,
     MAX_TOP_K,
     BatchSize,
     ChipCount,
@@ -58,7 +59,7 @@ from ocplan.plan.plan import (
 )
 from ocplan.plan.recompute import RECOMPUTE_MODES, mode
 from ocplan.plan.schedule import one_f_one_b
-from ocplan.plan.search import Objective, SearchResult, search
+from ocplan.plan.search import Objective, SearchResult, run_inputs_problems, search
 from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
     DEFAULT_MEMORY_HEADROOM,
@@ -110,6 +111,7 @@ __all__ = [
     "SERVING_REQUEST_LAYOUT",
     "CompareRequest",
     "CompareTarget",
+    "ComparedTarget",
     "EstimateRequest",
     "InferOneJob",
     "InferRequest",
@@ -373,23 +375,36 @@ class CompareRequest(Spec):
         return Budget(self.max_cost, self.max_time_to_train_s, self.max_facility_power_W)
 
 
+class ComparedTarget(NamedTuple):
+    """A system of a comparison, by the name its rows carry."""
+
+    name: str
+    system: System
+    chip: str | None = None
+    """The chip id whose default system this is (None for a system file or mapping): at
+    each of a request's chip counts the comparison builds that chip's own system of that
+    many chips, so a count's power and servers are its own, not a larger system's share."""
+    where: str = "request"
+    """Where the chip id was given (for the SpecError of a count it cannot build)."""
+
+
 def compare_systems(catalog: Catalog, req: CompareRequest,
                     files: Sequence[Path | str] = (), source: str = "request"
-                    ) -> list[tuple[str, System]]:
+                    ) -> list[ComparedTarget]:
     """The named systems of a comparison: ``files`` (each a system file path, or a chip
     id when no such file exists) then ``req.systems``. Every problem at once."""
     problems: list[Problem] = []
-    out: list[tuple[str, System]] = []
-    chips = req.chips or DEFAULT_CHIPS
+    out: list[ComparedTarget] = []
+    chips = req.chips or (max(req.chip_counts) if req.chip_counts else DEFAULT_CHIPS)
     for item in files:
         try:
             path = Path(item)
             if path.suffix in (".yaml", ".yml", ".json") or path.exists():
                 sysm = read_system(catalog, path)
-                out.append((sysm.spec.name, sysm))
+                out.append(ComparedTarget(sysm.spec.name, sysm))
             else:
                 sysm = system_for_chip(catalog, str(item), chips, source, name=None)
-                out.append((str(item), sysm))
+                out.append(ComparedTarget(str(item), sysm, str(item), source))
         except SpecError as exc:
             problems.extend(exc.problems)
     for i, target in enumerate(req.systems):
@@ -399,11 +414,12 @@ def compare_systems(catalog: Catalog, req: CompareRequest,
                 raise SpecError.one(where, "system", "give exactly one of chip or system")
             if target.system is not None:
                 sysm = system_from_mapping(target.system, catalog, where)
-                out.append((target.name or sysm.spec.name, sysm))
+                out.append(ComparedTarget(target.name or sysm.spec.name, sysm))
             else:
                 assert target.chip is not None
                 sysm = system_for_chip(catalog, target.chip, chips, where)
-                out.append((target.name or target.chip, sysm))
+                out.append(ComparedTarget(target.name or target.chip, sysm, target.chip,
+                                          where))
         except SpecError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -432,20 +448,24 @@ def check_search(catalog: Catalog, req: SearchRequest, system: System,
     from ocplan.plan.search import check_given
 
     check_chip_counts(req.chip_counts, system, source)
+    if problems := run_inputs_problems(req.objective, req.train_tokens,
+                                       req.price_per_chip_hour,
+                                       [(system.spec.name, system)], source):
+        raise SpecError(problems)
     check_given(training_workload(catalog, req, source), system,
                 req.chip_counts or [req.chips or system.num_chips], req.fixed(),
                 source=source)
 
 
-def check_compare(req: CompareRequest, systems: Sequence[tuple[str, System]],
-                  source: str = "request") -> None:
+def check_compare(catalog: Catalog, req: CompareRequest,
+                  systems: Sequence[ComparedTarget], source: str = "request") -> None:
     """Every problem of a comparison's budget, chips and prices, raised when it is read
     (what :func:`run_compare` would find once its job runs)."""
-    _check_budget(req, source)
-    _contenders(req, systems, source)
+    _check_budget(req, systems, source)
+    _contenders(catalog, req, systems, source)
 
 
-def _contenders(req: CompareRequest, systems: Sequence[tuple[str, System]],
+def _contenders(catalog: Catalog, req: CompareRequest, systems: Sequence[ComparedTarget],
                 source: str) -> list[Contender]:
     from ocplan.results.compare import Contender
 
@@ -455,20 +475,24 @@ def _contenders(req: CompareRequest, systems: Sequence[tuple[str, System]],
                                              f"({len(systems)})", ",".join(map(str, prices)))
     counts_given = req.chip_counts
     out: list[Contender] = []
-    problems: list[Problem] = []
-    for i, (name, sysm) in enumerate(systems):
+    problems: list[Problem] = [
+        Problem(source, "chip_counts", "listed twice", n)
+        for k, n in enumerate(counts_given or ()) if n in (counts_given or ())[:k]]
+    for i, (name, sysm, chip, where) in enumerate(systems):
         price = None if prices is None else prices[0 if len(prices) == 1 else i]
-        counts = counts_given or (req.chips or sysm.num_chips,)
+        counts = tuple(dict.fromkeys(counts_given or (req.chips or sysm.num_chips,)))
         for n in counts:
-            if n > sysm.num_chips:
+            if chip is not None and counts_given and n != sysm.num_chips:
+                sysm_n = system_for_chip(catalog, chip, n, where, name=None)
+            elif n > sysm.num_chips:
                 field = "chip_counts" if counts_given else "chips"
-                hint = ("; a chip id's system has the chips of 'chips' (8 by default)"
-                        if counts_given else "")
                 problems.append(Problem(source, field, f"{name} has {sysm.num_chips} "
-                                                       f"chips{hint}", n))
+                                                       "chips", n))
                 continue
+            else:
+                sysm_n = sysm
             label = name if len(counts) == 1 else f"{name} @ {n} chips"
-            out.append(Contender(label, sysm, n, price))
+            out.append(Contender(label, sysm_n, n, price))
     if problems:
         raise SpecError(problems)
     names = [c.name for c in out]
@@ -490,9 +514,9 @@ def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | st
     :func:`ocplan.results.compare.compare`)."""
     from ocplan.results.compare import compare
 
-    _check_budget(req, source)
     systems = compare_systems(catalog, req, files, source)
-    contenders = _contenders(req, systems, source)
+    _check_budget(req, systems, source)
+    contenders = _contenders(catalog, req, systems, source)
     arch = catalog.model(req.model, source, "model")
     workload = Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch,
                         req.precision)
@@ -502,10 +526,13 @@ def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | st
                    budget=req.budget(), progress=progress)
 
 
-def _check_budget(req: CompareRequest, source: str) -> None:
+def _check_budget(req: CompareRequest, systems: Sequence[ComparedTarget],
+                  source: str) -> None:
     """A cost or time limit is judged on the time and cost to train: it needs the tokens
-    to train, and a cost limit the prices. Every problem at once."""
-    problems: list[Problem] = []
+    to train, and a cost limit the prices; the prices and the objective need what
+    :func:`~ocplan.plan.search.run_inputs_problems` names. Every problem at once."""
+    problems = run_inputs_problems(req.objective, req.train_tokens, req.price_per_chip_hour,
+                                   [(t.name, t.system) for t in systems], source)
     for field, value in (("max_cost", req.max_cost),
                          ("max_time_to_train_s", req.max_time_to_train_s)):
         if value is not None and req.train_tokens is None:
@@ -764,7 +791,11 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
     if prices is not None and len(prices) not in (1, len(targets)):
         raise SpecError.one(source, "price", f"give one price or one per system "
                                              f"({len(targets)})", ",".join(map(str, prices)))
-    problems: list[Problem] = []
+    # the per-system copies below are not validated again: their prices are checked here
+    problems: list[Problem] = [
+        Problem(source, "price", f"must be at least 0 and at most "
+                                 f"{MAX_PRICE_PER_CHIP_HOUR:,.0f} per chip-hour", p)
+        for p in prices or () if not 0 <= p <= MAX_PRICE_PER_CHIP_HOUR]
     resolved = []
     chips = req.chips  # the first system's count, once known, for every system
     for i, (chip, file) in enumerate(targets):
@@ -778,7 +809,10 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
                 catalog, one, file, source,
                 functools.partial(serving_workload, catalog, one, source))
         except SpecError as exc:
-            problems.extend(exc.problems)
+            # an unknown id among the others is the --vs value's, not the request's chip
+            problems.extend(exc.problems if i == 0 else
+                            [replace(p, field="vs") if p.field in ("chip", "system") else p
+                             for p in exc.problems])
             continue
         chips = counted
         resolved.append((chip, system, workload, price))
@@ -885,6 +919,9 @@ def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | Non
     """Estimate the layout of an EstimateRequest."""
     system, workload, chips = resolve_job(catalog, req, system_file, source,
                                           lambda: training_workload(catalog, req, source))
+    if problems := run_inputs_problems("throughput", req.train_tokens,
+                                       req.price_per_chip_hour, (), source):
+        raise SpecError(problems)
     plan = Plan.from_mapping(req.layout())  # dp = 1 until the chips give it
     per_replica = plan.tp * plan.pp * plan.cp
     if chips % per_replica:

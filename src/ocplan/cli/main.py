@@ -1235,7 +1235,9 @@ def _print_rows(title: str, headings: list[str], cells: list[list[str]],
     for row in cells:
         rest = "; ".join(f"{h} {v}" for h, v in zip(headings[2:], row[2:], strict=True)
                          if v not in ("", "-"))
-        out.print(_t(f"{row[0]}. {row[1]}: {rest}"))
+        # a bare number beside the rank ("1. 8:") reads as a second rank: name it
+        name = f"{headings[1]} {row[1]}" if row[1].replace(",", "").isdigit() else row[1]
+        out.print(_t(f"{row[0]}. {name}: {rest}"))
 
 
 def _grid(title: str, headings: list[str], cells: list[list[str]]) -> rich_table.Table:
@@ -1300,7 +1302,7 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
     _side_by_side_rows(table, SERVING_COMPARE_ROWS, result.as_json()["systems"],
                        result.leaders, result.baseline)
     out.print(table)
-    note = api.serving_objective_note(result.objective)
+    note = result.note()
     if note:
         out.print(_t(note))
     ranking = result.ranking_note()
@@ -1489,8 +1491,12 @@ def compare_cmd(
             f"ocplan compare: {model}", result.as_json()
             | {"budget_note": budget_note(result, state.currency)}, None, state.currency),
             announce=fmt is not Format.json, flag="--report")
+    # a budget no row meets has no answer: exit 1, as a search with no layout does
+    unmet = result.pick is not None and result.pick.name is None
     if fmt is Format.json:
         _print_json(result.as_json() | _priced(price))
+        if unmet:
+            raise typer.Exit(1)
         return
     table = rich_table.Table(title=_t(f"{model}: best layout of each system by {objective}; "
                                       f"(x) = ratio to {result.baseline}; * (green) = best"))
@@ -1515,6 +1521,8 @@ def compare_cmd(
         out.print(_t(ranking), style="yellow" if result.within_reach() else None)
     if result.budget is not None and result.pick is not None:
         out.print(_budget_line(result))
+    if unmet:
+        raise typer.Exit(1)
 
 
 def _budget_line(result: Comparison) -> rich_text.Text:

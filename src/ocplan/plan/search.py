@@ -52,8 +52,8 @@ from ocplan.topology.power import power_budget
 from ocplan.units import is_whole
 from ocplan.workloads.workload import Workload
 
-__all__ = ["OBJECTIVES", "SearchResult", "check_given", "failure_goodput", "pareto_front",
-           "search"]
+__all__ = ["FAILURE_OBJECTIVES", "OBJECTIVES", "SearchResult", "check_given",
+           "failure_goodput", "pareto_front", "run_inputs_problems", "search"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -409,6 +409,41 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     return _Evaluated(chips, cols, step, mem, fits, pruned, space.size)
 
 
+#: The objectives that rank by time or cost with failures, checkpoints and restarts.
+FAILURE_OBJECTIVES: tuple[str, ...] = tuple(o for o in OBJECTIVES if o.endswith("_with_failures"))
+
+
+def run_inputs_problems(objective: str, train_tokens: float | None,
+                        price_per_chip_hour: float | Sequence[float] | None,
+                        systems: Sequence[tuple[str, System]], source: str) -> list[Problem]:
+    """What a training run's money inputs and objective lack, every problem at once: a
+    price prices the tokens to train (without them no cost is shown, and the ranking
+    is the same at any price), so it needs them; a failure-aware objective counts the
+    failures of that run, so it needs its tokens and each system's checkpoint storage
+    (no bandwidth is invented). ``systems``: (name, system) pairs. Shared by the
+    search, the comparison, the sweep and the API's request checks, so a request is
+    refused when it is read, not when its job runs."""
+    problems: list[Problem] = []
+    if price_per_chip_hour is not None and train_tokens is None:
+        prices = ((price_per_chip_hour,) if isinstance(price_per_chip_hour, float | int)
+                  else tuple(price_per_chip_hour))
+        shown = prices[0] if len(prices) == 1 else ",".join(map(str, prices))
+        problems.append(Problem(source, "price_per_chip_hour",
+                                "needs train_tokens (the run it prices)", shown))
+    if objective in FAILURE_OBJECTIVES:
+        if train_tokens is None:
+            problems.append(Problem(source, "objective", "needs train_tokens (the run whose "
+                                                         "failures it counts)", objective))
+        bare = sorted({name for name, s in systems if s.spec.storage is None})
+        if bare:
+            problems.append(Problem(
+                source, "objective", f"the failure-aware objectives need each system's "
+                f"checkpoint storage; {', '.join(bare)} names none (add storage: kind, "
+                "write_bandwidth, read_bandwidth to its system file; a chip id's default "
+                "system has none)", objective))
+    return problems
+
+
 def failure_goodput(workload: Workload, system: System, chips: int,
                     objective: str = "time_with_failures") -> float:
     """Goodput of a job on ``chips`` chips of ``system`` under failures, checkpoints and
@@ -486,6 +521,9 @@ def search(workload: Workload, system: System, chips: int, *,
         if not (is_whole(count) and 1 <= count <= system.num_chips):
             raise SpecError.one(flag, name, f"must be between 1 and the system's "
                                             f"{system.num_chips} chips", count)
+    if problems := run_inputs_problems(objective, train_tokens, price_per_chip_hour,
+                                       [(system.spec.name, system)], source):
+        raise SpecError(problems)
     held, pinned = _given_codes(fixed or {}, source)
     counts, unpinnable = _pinnable_counts(workload, system, counts, allow_offload, pinned,
                                           source)
@@ -534,7 +572,7 @@ def search(workload: Workload, system: System, chips: int, *,
         price = 1.0 if price_per_chip_hour is None else price_per_chip_hour
         per_second = {"time": 1.0, "cost": count * price / 3600.0,
                       "energy": power}
-        if objective.endswith("_with_failures"):
+        if objective in FAILURE_OBJECTIVES:
             # wall time with failures, checkpoints and restarts = ideal x the count's
             # overhead (goodput under Daly's model at its optimal interval)
             found = failure_goodput(workload, system, count, objective)

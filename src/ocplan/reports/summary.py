@@ -325,7 +325,9 @@ COMPARE_ROWS: tuple[CompareRow, ...] = (
     CompareRow("goodput", "goodput under failures", _share),
     CompareRow("time_to_train_with_failures_s", "time to train with failures", _duration),
     CompareRow("energy_to_train_J", ENERGY_TO_TRAIN_LABEL, _energy),
+    CompareRow("energy_to_train_with_failures_J", "energy with failures", _energy),
     CompareRow("cost_to_train", "cost to train", _money),
+    CompareRow("cost_to_train_with_failures", "cost with failures", _money),
     CompareRow("it_power_W", "IT power at TDP", _watts),
     CompareRow("supply_input_power_W", "IT power at the supplies' input", _watts),
     CompareRow("facility_power_W", "facility power", _watts),
@@ -361,7 +363,7 @@ SERVING_COMPARE_ROWS: tuple[CompareRow, ...] = (
 SWEEP_COLUMNS: tuple[CompareRow, ...] = tuple(
     row for row in COMPARE_ROWS if row.field in {
         "layout", "tokens_per_s_per_chip", "step_s", "mfu", "time_to_train_s",
-        "cost_to_train"})
+        "cost_to_train", "time_to_train_with_failures_s", "cost_to_train_with_failures"})
 assert SWEEP_COLUMNS[0].field == "layout", "a failed task's reason stands in the first"
 
 

@@ -22,10 +22,11 @@ from typing import Any
 
 from ocplan.catalog.system import System
 from ocplan.checks.rules import REFUSED, Finding, refusal
+from ocplan.errors import SpecError
 from ocplan.facility import facility_plan, system_findings
 from ocplan.plan.calibration import calibration_note, format_likely, load_calibration
 from ocplan.plan.estimate import Estimate
-from ocplan.plan.search import search
+from ocplan.plan.search import run_inputs_problems, search
 from ocplan.plan.search_defaults import DEFAULT_MEMORY_HEADROOM
 from ocplan.results.cluster import cluster_outlook, job_facility_W
 from ocplan.topology.power import power_budget
@@ -48,21 +49,25 @@ __all__ = [
     "pick_within",
     "ranking_note",
     "reach_note",
+    "rivals",
     "within_reach",
 ]
 
 #: Row measures a comparison divides by the baseline's (each is a plain number or None).
 RATIO_KEYS: tuple[str, ...] = (
     "tokens_per_s_per_chip", "tokens_per_s", "step_s", "mfu", "time_to_train_s",
-    "time_to_train_with_failures_s", "energy_to_train_J", "cost_to_train", "it_power_W",
-    "supply_input_power_W", "facility_power_W")
+    "time_to_train_with_failures_s", "energy_to_train_J", "energy_to_train_with_failures_J",
+    "cost_to_train", "cost_to_train_with_failures", "it_power_W", "supply_input_power_W",
+    "facility_power_W")
 #: Which way is better for each measure the comparison names a leader for.
 _LARGER_IS_BETTER: dict[str, bool] = {
     "tokens_per_s_per_chip": True, "tokens_per_s": True, "step_s": False, "mfu": True,
     "memory_headroom_pct": True, "time_to_train_s": False, "energy_to_train_J": False,
     "cost_to_train": False, "it_power_W": False, "supply_input_power_W": False,
     "facility_power_W": False,
-    "goodput": True, "time_to_train_with_failures_s": False, "pue": False}
+    "goodput": True, "time_to_train_with_failures_s": False,
+    "energy_to_train_with_failures_J": False, "cost_to_train_with_failures": False,
+    "pue": False}
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,12 @@ class ComparedSystem:
     """Expected useful share of the wall time under failures and checkpoints (None
     without tokens to train or without storage in the system file)."""
     time_to_train_with_failures_s: float | None = None
+    """Expected wall time to train with failures, checkpoints and restarts, s (None as
+    :attr:`goodput`, and where failures come faster than checkpoints: goodput 0)."""
+    energy_to_train_with_failures_J: float | None = None
+    """Facility energy over that wall time, J."""
+    cost_to_train_with_failures: float | None = None
+    """Price x chips x that wall time (None without a price)."""
     likely_tokens_per_s_per_chip: tuple[float, float] | None = None
     """(low, high) tokens/s per chip a run of the best layout would likely measure
     (:attr:`~ocplan.plan.estimate.Estimate.likely_tokens_per_s_per_chip`)."""
@@ -149,13 +160,14 @@ class Budget:
         return any(v is not None for v in (self.max_cost, self.max_time_to_train_s,
                                            self.max_facility_power_W))
 
-    def broken(self, row: ComparedSystem) -> tuple[str, ...]:
-        """The limits ``row`` breaks (``"cost"``, ``"time"``, ``"power"``); an
+    def broken(self, row: ComparedSystem, with_failures: bool = False) -> tuple[str, ...]:
+        """The limits ``row`` breaks (``"cost"``, ``"time"``, ``"power"``), its time and
+        cost to train taken with failures or failure-free (:func:`failures_counted`); an
         infeasible row breaks ``"feasible"``."""
         if not row.feasible:
             return ("feasible",)
         out: list[str] = []
-        cost, time_s = row.cost_to_train, _wall_s(row)
+        cost, time_s = _cost(row, with_failures), _wall_s(row, with_failures)
         if self.max_cost is not None and (cost is None or cost > self.max_cost):
             out.append("cost")
         if self.max_time_to_train_s is not None and (
@@ -179,39 +191,57 @@ class BudgetPick:
     ``"least energy"`` (a deadline without prices)."""
     broken: dict[str, tuple[str, ...]]
     """Row name -> the limits it breaks, for the rows that break any."""
+    with_failures: bool = False
+    """Whether the rows were judged on their time, cost and energy to train with
+    failures (:func:`failures_counted`), else failure-free."""
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "by": self.by, "broken": self.broken}
+        return {"name": self.name, "by": self.by, "broken": self.broken,
+                "with_failures": self.with_failures}
 
 
-def _wall_s(row: ComparedSystem) -> float | None:
-    """A row's time to train: with failures where known, else failure-free."""
-    if row.time_to_train_with_failures_s is not None:
-        return row.time_to_train_with_failures_s
-    return row.time_to_train_s
+def failures_counted(rows: Sequence[ComparedSystem]) -> bool:
+    """Whether a budget judges ``rows`` with failures: only when every feasible row with a
+    time to train has its failures counted (its system names checkpoint storage).
+    Otherwise all are judged failure-free, so a system whose file leaves storage out
+    cannot beat the same hardware with storage by having its failures ignored."""
+    timed = [r for r in rows if r.feasible and r.time_to_train_s is not None]
+    return bool(timed) and all(r.goodput is not None for r in timed)
+
+
+def _wall_s(row: ComparedSystem, with_failures: bool) -> float | None:
+    return row.time_to_train_with_failures_s if with_failures else row.time_to_train_s
+
+
+def _cost(row: ComparedSystem, with_failures: bool) -> float | None:
+    return row.cost_to_train_with_failures if with_failures else row.cost_to_train
+
+
+def _energy_J(row: ComparedSystem, with_failures: bool) -> float | None:
+    return row.energy_to_train_with_failures_J if with_failures else row.energy_to_train_J
 
 
 def pick_within(rows: Sequence[ComparedSystem], budget: Budget) -> BudgetPick:
     """The best row that meets every limit of ``budget``: with a cost (or only a power)
     limit the fastest, since the money is spent either way and time is what it buys;
-    with a deadline alone the cheapest, or the least energy when no row has a cost."""
+    with a deadline alone the cheapest, or the least energy when no row has a cost.
+    Times, costs and energies are all with failures or all failure-free
+    (:func:`failures_counted`); a run that never ends (failures faster than checkpoints)
+    breaks any time or cost limit."""
     assert budget.given, "a pick needs a limit"
-    broken = {r.name: b for r in rows if (b := budget.broken(r))}
+    fails = failures_counted(rows)
+    broken = {r.name: b for r in rows if (b := budget.broken(r, fails))}
     ok = [r for r in rows if r.name not in broken]
+    best: ComparedSystem | None
     if budget.max_cost is not None or budget.max_time_to_train_s is None:
-        by = "fastest"
-        timed = [r for r in ok if _wall_s(r) is not None]
-        best = min(timed, key=lambda r: (_wall_s(r), r.name)) if timed else None
+        by, measure = "fastest", _wall_s
     elif any(r.cost_to_train is not None for r in rows):
-        by = "cheapest"
-        priced = [r for r in ok if r.cost_to_train is not None]
-        best = min(priced, key=lambda r: (r.cost_to_train, r.name)) if priced else None
+        by, measure = "cheapest", _cost
     else:
-        by = "least energy"
-        with_energy = [r for r in ok if r.energy_to_train_J is not None]
-        best = min(with_energy, key=lambda r: (r.energy_to_train_J, r.name)) \
-            if with_energy else None
-    return BudgetPick(None if best is None else best.name, by, broken)
+        by, measure = "least energy", _energy_J
+    scored = [(v, r.name, r) for r in ok if (v := measure(r, fails)) is not None]
+    best = min(scored, key=lambda t: (t[0], t[1]))[2] if scored else None
+    return BudgetPick(None if best is None else best.name, by, broken, fails)
 
 
 def budget_note(result: Comparison, currency: str) -> str | None:
@@ -231,15 +261,27 @@ def budget_note(result: Comparison, currency: str) -> str | None:
     if pick.name is None:
         reasons = {r.name: r.reason for r in result.systems}
         over = "; ".join(_unmet(name, b, reasons.get(name)) for name, b in pick.broken.items())
-        return head + f"no row meets it ({over})"
+        return head + f"no row meets it ({over})" + _basis_note(result.systems, pick)
     row = next(r for r in result.systems if r.name == pick.name)
-    wall = _wall_s(row)
-    facts = [f"{format_duration(wall)} to train" if wall is not None else "",
-             format_money(row.cost_to_train, currency) if row.cost_to_train is not None
-             else "", f"{format_quantity(row.facility_power_W, 'W')} facility"]
+    wall, cost = _wall_s(row, pick.with_failures), _cost(row, pick.with_failures)
+    failures = " with failures" if pick.with_failures else ""
+    facts = [f"{format_duration(wall)} to train{failures}" if wall is not None else "",
+             format_money(cost, currency) if cost is not None else "",
+             f"{format_quantity(row.facility_power_W, 'W')} facility"]
     within = len(result.systems) - len(pick.broken)
     return (head + f"{pick.name}, the {pick.by} of the {within} row(s) within it: "
-            + ", ".join(x for x in facts if x))
+            + ", ".join(x for x in facts if x) + _basis_note(result.systems, pick))
+
+
+def _basis_note(rows: Sequence[ComparedSystem], pick: BudgetPick) -> str:
+    """Why a budget judged failure-free although some rows count their failures: the
+    rows whose systems name no checkpoint storage."""
+    if pick.with_failures or not any(r.goodput is not None for r in rows):
+        return ""
+    bare = [r.name for r in rows if r.feasible and r.goodput is None
+            and r.time_to_train_s is not None]
+    return (f" (judged failure-free, as {', '.join(bare)} name(s) no checkpoint storage "
+            "to count failures with)")
 
 
 def _unmet(name: str, broken: tuple[str, ...], reason: str | None) -> str:
@@ -284,12 +326,15 @@ class Comparison:
         return () if reach is None else tuple(r.name for r in reach[1])
 
     def _reach(self) -> tuple[Ranged, tuple[Ranged, ...]] | None:
-        """The throughput leader and the rows within its reach; None without a leader."""
+        """The throughput leader and the rows within its reach; None without a leader, or
+        when every other row shares its fitted family (their errors move together, so
+        the model's error says nothing of the lead)."""
         lead = self.throughput_leader()
         if lead is None:
             return None
         lr = _ranged(lead)
-        return lr, within_reach(lr, [_ranged(r) for r in self.systems if r.feasible])
+        rows = [_ranged(r) for r in self.systems if r.feasible]
+        return (lr, within_reach(lr, rows)) if rivals(lr, rows) else None
 
     def throughput_leader(self) -> ComparedSystem | None:
         """The feasible row with the most tokens/s per chip (None with fewer than two)."""
@@ -321,10 +366,15 @@ def within_reach(lead: Ranged, rows: Sequence[Ranged]) -> tuple[Ranged, ...]:
     if lead.likely is None:
         return ()
     floor = lead.likely[0]
+    return tuple(r for r in rivals(lead, rows) if r.likely is not None and r.likely[1] >= floor)
+
+
+def rivals(lead: Ranged, rows: Sequence[Ranged]) -> tuple[Ranged, ...]:
+    """The rows other than ``lead`` whose errors do not move with the leader's: all but
+    those of the leader's own fitted family (the unfitted ``default`` is no family)."""
     same = lead.family not in (None, "default")
     return tuple(r for r in rows
-                 if r.name != lead.name and r.likely is not None and r.likely[1] >= floor
-                 and not (same and r.family == lead.family))
+                 if r.name != lead.name and not (same and r.family == lead.family))
 
 
 def reach_note(lead: Ranged, close: Sequence[Ranged], measure: str) -> str | None:
@@ -423,6 +473,8 @@ def measured(c: Contender, workload: Workload, findings: tuple[Finding, ...],
         allowed_invalid=allowed_invalid, calibration=_calibration(best, system),
         goodput=None if g is None else g.goodput,
         time_to_train_with_failures_s=None if g is None else g.wall_s,
+        energy_to_train_with_failures_J=None if g is None else g.energy_J,
+        cost_to_train_with_failures=None if g is None else g.cost,
         likely_tokens_per_s_per_chip=best.likely_tokens_per_s_per_chip,
         calibration_family=best.calibration_family)
 
@@ -493,6 +545,10 @@ def compare(workload: Workload, contenders: Sequence[Contender], *,
     assert contenders, "compare needs at least one contender"
     assert 0 <= baseline < len(contenders)
     assert len({c.name for c in contenders}) == len(contenders), "contender names repeat"
+    prices = [c.price_per_chip_hour for c in contenders if c.price_per_chip_hour is not None]
+    if problems := run_inputs_problems(objective, train_tokens, prices or None,
+                                       [(c.name, c.system) for c in contenders], "compare"):
+        raise SpecError(problems)
     start = time.perf_counter()
     rows: list[ComparedSystem] = []
     for c in contenders:

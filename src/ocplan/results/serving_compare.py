@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocplan.results.compare import Ranged, leader, reach_note, within_reach
+from ocplan.results.compare import Ranged, leader, reach_note, rivals, within_reach
 from ocplan.serving.estimate import ServingEstimate
 from ocplan.serving.search import ServingSearch, objective_note
 
@@ -27,6 +27,12 @@ SERVING_MEASURES: dict[str, bool] = {
     "output_tokens_per_s_per_chip": True, "ttft_s": False, "tpot_s": False,
     "slo_rate_per_s_per_chip": True, "cost_per_mtok": False, "energy_per_mtok_J": False,
     "power_W": False}
+#: Measures per output token: taken at the SLO goodput rate when the comparison ranks
+#: by goodput (:meth:`ServedSystem.measure`).
+PER_TOKEN_MEASURES: tuple[str, ...] = ("cost_per_mtok", "energy_per_mtok_J")
+#: What a goodput comparison adds to the search's note.
+GOODPUT_COST_NOTE = ("Cost and energy per million output tokens: at the SLO goodput rate "
+                     "(the deployment run as fast as its latency limits allow).")
 
 
 @dataclass(frozen=True)
@@ -43,19 +49,34 @@ class ServedSystem:
     reason: str | None
     """Why no layout fits (the first reasons of the search), else None."""
     price_per_chip_hour: float | None
+    objective: str = "throughput"
+    """What the comparison ranks by: with ``goodput`` the cost and energy per token are
+    taken at the SLO goodput rate (:meth:`measure`)."""
 
     def measure(self, key: str) -> float | None:
-        """The value of one of :data:`SERVING_MEASURES` (None when absent)."""
+        """The value of one of :data:`SERVING_MEASURES` (None when absent). Ranked by
+        goodput, cost and energy per million output tokens are those of the deployment
+        run at its SLO goodput rate (the rate it would be sold at), not at the most load
+        it sustains: the same hours and power over fewer tokens, ``x r / r_slo``; None
+        when no rate meets the SLOs."""
         e = self.best
         if e is None:
             return None
         if key == "slo_rate_per_s_per_chip":
             return None if e.slo_rate_per_s is None else e.slo_rate_per_s / e.chips
         if key == "cost_per_mtok":
-            return None if self.price_per_chip_hour is None \
+            value = None if self.price_per_chip_hour is None \
                 else e.cost_per_mtok(self.price_per_chip_hour)
-        value = getattr(e, key)
-        return None if value is None else float(value)
+        else:
+            value = getattr(e, key)
+        if value is None:
+            return None
+        if key in PER_TOKEN_MEASURES and self.objective == "goodput":
+            slo = e.slo_rate_per_s
+            if slo is None or slo <= 0 or e.requests_per_s <= 0:
+                return None
+            return float(value) * e.requests_per_s / slo
+        return float(value)
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "system": self.system, "chip": self.chip,
@@ -88,8 +109,13 @@ class ServingComparison:
         return {"objective": self.objective, "baseline": self.baseline,
                 "systems": [s.as_json() | {"ratios": self.ratios.get(s.name, {})}
                             for s in self.systems],
-                "leaders": self.leaders, "note": objective_note(self.objective),
+                "leaders": self.leaders, "note": self.note(),
                 "ranking_note": self.ranking_note()}
+
+    def note(self) -> str | None:
+        """The sentence the comparison's table needs beside it (None: none)."""
+        note = objective_note(self.objective)
+        return None if note is None else f"{note} {GOODPUT_COST_NOTE}"
 
     def within_reach(self) -> tuple[str, ...]:
         """Rows whose likely output rate reaches the output-rate leader's
@@ -108,7 +134,9 @@ class ServingComparison:
         name = self.leaders.get("output_tokens_per_s_per_chip")
         ranged = {s.name: r for s in self.systems if (r := _ranged(s)) is not None}
         lead = ranged.get(name or "")
-        return None if lead is None else (lead, within_reach(lead, list(ranged.values())))
+        if lead is None or not rivals(lead, list(ranged.values())):
+            return None  # no leader, or every other row moves with it (one family)
+        return lead, within_reach(lead, list(ranged.values()))
 
 
 def _ranged(row: ServedSystem) -> Ranged | None:
@@ -165,7 +193,7 @@ def compare_serving(objective: str, searched: Sequence[ServedInput],
     for s in searched:
         best, reason = _best(s)
         rows.append(ServedSystem(s.name, s.system, s.chip, s.chips, best, reason,
-                                 s.price_per_chip_hour))
+                                 s.price_per_chip_hour, objective))
     leaders: dict[str, str] = {}
     for key, larger in SERVING_MEASURES.items():
         scored = [(v, r.name) for r in rows if (v := r.measure(key)) is not None]

@@ -483,7 +483,13 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
     t_pre = float(pre_model.iteration(chunk, chunk / wl.prefill_len, 0.0, 0.0,
                                       prefill_keys=wl.input_len).total_s[0])
     prompt_rate = pre_plan.instances * chunk / wl.prefill_len / t_pre      # requests/s
-    dec_model = replace(step_model(wl, dec_plan, sm, chip, cal, scal), decode_only=True)
+    # The decode pool sees what the prefill pool delivers: a Poisson stream beyond the
+    # prefill pool's capacity reaches it at that capacity, so its batch and TPOT are
+    # those of the delivered rate (Little's law), not of the offered one.
+    delivered = wl if wl.rate_per_s is None else replace(
+        wl, rate_per_s=min(wl.rate_per_s, prompt_rate))
+    dec_model = replace(step_model(delivered, dec_plan, sm, chip, cal, scal),
+                        decode_only=True)
     point = operating_point(dec_model, dec_mem.kv_tokens)
     if point is None:
         return infeasible_estimate(plan, _no_room(wl, dec_mem), dec_mem, notes)

@@ -46,7 +46,7 @@ from ocplan.catalog.fields import (
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.system import System, load_system, system_for_chip
 from ocplan.errors import Problem, SpecError
-from ocplan.plan.search import Objective
+from ocplan.plan.search import Objective, run_inputs_problems
 from ocplan.store.db import canonical_json, content_key
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import TrainingPrecision, Workload
@@ -224,6 +224,9 @@ def expand_sweep(sweep: Sweep | SweepSpec, catalog: Catalog,
                                               ("cluster_sizes", spec.cluster_sizes))
              for k, v in enumerate(values) if v in values[:k]]
     problems.extend(Problem(source, field, "listed twice", v) for field, v in dupes)
+    problems.extend(run_inputs_problems(
+        spec.objective, spec.train_tokens, spec.price_per_chip_hour,
+        [(name, systems[0]) for name, systems in hardware], source))
     if problems:
         raise SpecError(problems)
     tasks: dict[str, SweepTask] = {}

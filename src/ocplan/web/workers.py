@@ -270,9 +270,10 @@ def compare_check_task(body: object, catalog_dirs: tuple[str, ...]) -> Answer:
     comparison job is queued."""
     def compute() -> dict[str, Any]:
         req = validate_as(api.CompareRequest, body, "request")
-        systems = api.compare_systems(_catalog(catalog_dirs), req)
-        api.check_compare(req, systems)
-        return {"systems": [name for name, _ in systems]}
+        catalog = _catalog(catalog_dirs)
+        systems = api.compare_systems(catalog, req)
+        api.check_compare(catalog, req, systems)
+        return {"systems": [t.name for t in systems]}
     return _answer(compute, "request")
 
 

@@ -43,6 +43,8 @@ Load = Literal["offline", "static", "poisson", "concurrency"]
 #: ``concurrency``: a closed loop keeping ``concurrency`` requests in flight.
 LOADS: tuple[str, ...] = get_args(Load)
 LengthDistribution = Literal["fixed", "uniform", "exponential", "lognormal"]
+#: The length distributions :attr:`ServingWorkload.length_spread` shapes.
+SPREAD_DISTRIBUTIONS: tuple[str, ...] = ("uniform", "lognormal")
 LENGTH_DISTRIBUTIONS: tuple[str, ...] = get_args(LengthDistribution)
 SloStat = Literal["mean", "p50", "p90", "p99"]
 SLO_STATS: tuple[str, ...] = get_args(SloStat)
@@ -144,6 +146,15 @@ class ServingWorkload:
         need(self.spec_acceptance == 0.0 or self.spec_tokens >= 1, "spec_tokens",
              f"must be >= 1 with spec_acceptance {self.spec_acceptance} (an acceptance "
              "rate needs draft tokens to accept)")
+        # a spread or an imbalance the model would not use: refuse it, as a load's
+        spread = self.length_distribution in SPREAD_DISTRIBUTIONS
+        need(self.length_spread == 0.0 or spread, "length_spread",
+             f"applies only with length_distribution {' or '.join(SPREAD_DISTRIBUTIONS)} "
+             f"(fixed lengths have none, exponential ones their own; the distribution is "
+             f"{self.length_distribution})")
+        need(self.moe_imbalance == 1.0 or self.model.moe_experts > 0, "moe_imbalance",
+             "applies only to a mixture-of-experts model (this one is dense): leave it "
+             "out or 1")
         if problems:
             raise SpecError(problems)
 
