@@ -286,10 +286,14 @@ def test_bad_serving_input_names_every_field() -> None:
 ])
 def test_declared_bounds_are_checked(field: str, value: float, words: str) -> None:
     load = {"rate_per_s": "poisson", "requests": "offline"}.get(field, "offline")
-    # drafts need an acceptance rate, or that is a second problem
-    other: dict[str, float] = {"spec_acceptance": 0.5} if field == "spec_tokens" else {}
+    # drafts need an acceptance rate, an imbalance experts, a spread a distribution
+    # with one, or that is a second problem
+    other: dict[str, object] = {"spec_tokens": {"spec_acceptance": 0.5},
+                                "length_spread": {"length_distribution": "lognormal"}
+                                }.get(field, {})
+    model = "mixtral-8x7b" if field == "moe_imbalance" else "llama3-8b"
     with pytest.raises(SpecError) as exc:
-        ServingWorkload(shape("llama3-8b"), input_len=100, output_len=10, load=load,
+        ServingWorkload(shape(model), input_len=100, output_len=10, load=load,
                         **{field: value}, **other)
     assert [(p.field, p.message) for p in exc.value.problems] == [(field, words)]
 

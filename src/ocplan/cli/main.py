@@ -942,6 +942,10 @@ def infer_cmd(
     spec_acceptance: Annotated[float, typer.Option(
         help="Probability each draft token is accepted, a fraction from 0 to below 1 "
              "(above 0 with --spec-tokens).")] = 0.0,
+    draft_layers: Annotated[int, typer.Option(
+        help="Layers of the model's shape each draft token runs through before the LM "
+             "head: 1 for MTP or a one-layer draft head (EAGLE), 0 for free drafts "
+             "(n-gram), a draft model's parameters over one layer's.")] = 1,
     price: Annotated[str | None, typer.Option(
         metavar="<price[,price...]>",
         help=f"Price {PRICE_UNIT}, e.g. 2.5; with --vs one per system separated by commas "
@@ -1005,7 +1009,8 @@ def infer_cmd(
                   weight_precision=weight_precision,
                   activation_precision=activation_precision, kv_precision=kv_precision,
                   prefix_hit=prefix_hit, spec_tokens=spec_tokens,
-                  spec_acceptance=spec_acceptance, price_per_chip_hour=price_one,
+                  spec_acceptance=spec_acceptance, draft_layers=draft_layers,
+                  price_per_chip_hour=price_one,
                   allow_invalid=allow_invalid)
     try:
         req = _from_flags(api.InferSearchRequest if search else api.InferRequest, **values,

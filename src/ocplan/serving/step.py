@@ -232,12 +232,21 @@ class StepModel:
             (B > 0).astype(np.float64)).plus(
             self.prefill_attention_part(np.maximum(n_p / r, 1.0), chunk, keys), pre_share).plus(
             self.head_part(np.maximum((B * q_dec + n_p) / r, 1.0)), 1.0)
+        comm = self.comm_s(rows)
+        if wl.spec_tokens:
+            drafting = (B > 0).astype(np.float64)
+            seqs = np.maximum(B / r, 1.0)
+            part = part.plus(self.draft_part(seqs, np.maximum(C / np.maximum(B, 1.0), 1.0)),
+                             drafting)
+            # each draft layer's collectives, at the same 1/p charge as its device time
+            comm = comm + drafting * wl.spec_tokens * wl.draft_layers \
+                * self.comm_s(seqs) / wl.model.n_layers
         if self.overlap_slowdown > 1.0:
             slow = f64(np.where(P > 0, self.overlap_slowdown, 1.0))
             t = part.time
             part = Part(PassTime(t.matrix_s * slow, t.attention_s * slow, t.memory_s),
                         part.flops_s * slow, part.bytes_s)
-        return self.finish(part, rows, B + n_p)
+        return self.finish(part, rows, B + n_p, comm)
 
     @cached_property
     def overlap_slowdown(self) -> float:
@@ -302,6 +311,29 @@ class StepModel:
         return self._attention_part("decode", dec, int(np.broadcast(seqs, context).size),
                                     self.decode_eff)
 
+    def draft_part(self, seqs: FloatArray, context: FloatArray) -> Part:
+        """The drafts of one decode step, ``seqs`` sequences per rank at mean ``context``:
+        ``k`` draft tokens one after the other, each through ``draft_layers`` layers of
+        the model's shape (a layer: the mean of the stage's, one row per sequence, and
+        its attention to the context) and the LM head, on the last stage and charged at
+        ``1/p`` per stage as the head is (their collectives: :meth:`_iteration`). The
+        drafts' own weights and KV are not counted in memory (an MTP module or a
+        one-layer head is a layer's worth). Leviathan et al. 2023 (walltime analysis) cost a
+        draft pass as a share ``c`` of a target pass; here ``c`` follows from the layers
+        it runs."""
+        return self._memoized("draft", self._draft_part, seqs, context)
+
+    def _draft_part(self, seqs: FloatArray, context: FloatArray) -> Part:
+        wl = self.workload
+        layer = 1.0 / wl.model.n_layers  # a stage's parts hold n_layers / p layers
+        attention = self._attention_part("decode", self._split().shard(seqs, 1.0, context),
+                                         int(np.broadcast(seqs, context).size),
+                                         self.decode_eff)
+        one = self.rows_part(seqs).plus(attention, 1.0)
+        passes = float(wl.spec_tokens if wl.draft_layers else 0)  # n-gram drafts: no head
+        return Part.zeros(seqs.size).plus(one, wl.spec_tokens * wl.draft_layers * layer) \
+            .plus(self.head_part(seqs), passes)
+
     @cached_property
     def decode_eff(self) -> Efficiencies:
         """The efficiencies of decode attention: the family's attention efficiency capped
@@ -360,7 +392,7 @@ class StepModel:
         # the model, the formats, the speculation and the expert imbalance; not the
         # load, the lengths or the SLOs, so a sweep of rates or SLOs shares the memo.
         reads = (wl.model, wl.activation_precision, wl.weight_precision, wl.kv_precision,
-                 wl.spec_tokens, wl.spec_acceptance, wl.moe_imbalance)
+                 wl.spec_tokens, wl.spec_acceptance, wl.draft_layers, wl.moe_imbalance)
         key = (reads, self.plan, self.chip, self.eff, self.serving, self.family, self.ranks,
                id(self.fabric))
         hit = _PARTS.get(key)

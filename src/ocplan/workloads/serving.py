@@ -55,6 +55,9 @@ ACTIVATION_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "fp4")
 KV_PRECISIONS = ("bf16", "fp16", "fp8", "int8")
 #: Most draft tokens per step of speculative decoding / multi-token prediction.
 MAX_SPEC_TOKENS = 16
+#: Most layers a draft token runs through (a separate draft model of a tenth of a
+#: 128-layer target is 13 layers' worth).
+MAX_DRAFT_LAYERS = 64
 #: Widest length spread: a lognormal sigma of 4 puts the mean at e^8 (about 3,000) times
 #: the median; a uniform half-width of 4 x the mean would be negative lengths already.
 MAX_LENGTH_SPREAD = 4.0
@@ -101,6 +104,12 @@ class ServingWorkload:
     """Draft tokens proposed per decode step (speculative decoding, MTP); 0 = none."""
     spec_acceptance: Share = 0.0
     """Probability each draft token is accepted (independent, Leviathan et al. 2023)."""
+    draft_layers: Annotated[int, Ge(0), Le(MAX_DRAFT_LAYERS)] = 1
+    """Layers of the model's own shape each draft token runs through, then the LM head,
+    one draft token after the other: 1 for multi-token prediction (DeepSeek-V3's MTP
+    module is one transformer layer sharing the head) and one-layer draft heads
+    (EAGLE); 0 for drafts that cost no model pass (n-gram, prompt lookup); a separate
+    draft model: its parameters over one layer's, rounded."""
     moe_imbalance: Annotated[float, Ge(1.0), Le(MAX_IMBALANCE)] = 1.0
     """Tokens of the most loaded expert / the mean in one step."""
 
@@ -146,6 +155,8 @@ class ServingWorkload:
         need(self.spec_acceptance == 0.0 or self.spec_tokens >= 1, "spec_tokens",
              f"must be >= 1 with spec_acceptance {self.spec_acceptance} (an acceptance "
              "rate needs draft tokens to accept)")
+        need(self.draft_layers == 1 or self.spec_tokens >= 1, "draft_layers",
+             "applies only with spec_tokens >= 1 (it prices the draft tokens)")
         # a spread or an imbalance the model would not use: refuse it, as a load's
         spread = self.length_distribution in SPREAD_DISTRIBUTIONS
         need(self.length_spread == 0.0 or spread, "length_spread",
