@@ -798,3 +798,18 @@ def test_compare_budget_without_its_inputs_fails_before_the_job(client: httpx.Cl
                                            "systems": [{"chip": "h100-sxm-80gb"}],
                                            "max_cost": 100}),
         "max_cost = 100", "needs train_tokens", "needs a price")
+
+
+def test_money_inputs_a_run_would_ignore_fail_before_the_job(client: httpx.Client) -> None:
+    """A price without tokens, or a failure-aware objective without tokens or storage:
+    422 when read (session 44's QA pass: the search and the comparison were queued and
+    their jobs failed, or ran without the figures asked for)."""
+    bad(client.post("/api/search", json=SMALL_SEARCH | {"price_per_chip_hour": 2.0}),
+        "price_per_chip_hour = 2.0: needs train_tokens")
+    bad(client.post("/api/search", json=SMALL_SEARCH | {"objective": "time_with_failures"}),
+        "needs train_tokens (the run whose failures it counts)", "names none")
+    bad(client.post("/api/compare", json={"model": "llama3-8b",
+                                           "systems": [{"chip": "h100-sxm-80gb"}],
+                                           "objective": "cost_with_failures",
+                                           "train_tokens": 1e11}),
+        "h100-sxm-80gb names none")
