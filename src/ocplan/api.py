@@ -480,7 +480,7 @@ def _contenders(catalog: Catalog, req: CompareRequest, systems: Sequence[Compare
         for k, n in enumerate(counts_given or ()) if n in (counts_given or ())[:k]]
     for i, (name, sysm, chip, where) in enumerate(systems):
         price = None if prices is None else prices[0 if len(prices) == 1 else i]
-        counts = tuple(dict.fromkeys(counts_given or (req.chips or sysm.num_chips,)))
+        counts = counts_given or (req.chips or sysm.num_chips,)
         for n in counts:
             if chip is not None and counts_given and n != sysm.num_chips:
                 sysm_n = system_for_chip(catalog, chip, n, where, name=None)

@@ -436,12 +436,17 @@ def run_inputs_problems(objective: str, train_tokens: float | None,
                                                          "failures it counts)", objective))
         bare = sorted({name for name, s in systems if s.spec.storage is None})
         if bare:
-            problems.append(Problem(
-                source, "objective", f"the failure-aware objectives need each system's "
-                f"checkpoint storage; {', '.join(bare)} names none (add storage: kind, "
-                "write_bandwidth, read_bandwidth to its system file; a chip id's default "
-                "system has none)", objective))
+            problems.append(_no_storage(objective, bare, source))
     return problems
+
+
+def _no_storage(objective: str, names: Sequence[str], source: str) -> Problem:
+    """A failure-aware ``objective`` on the systems ``names``, which name no checkpoint
+    storage."""
+    return Problem(source, "objective", f"the failure-aware objectives need each system's "
+                   f"checkpoint storage; {', '.join(names)} names none (add storage: kind, "
+                   "write_bandwidth, read_bandwidth to its system file; a chip id's default "
+                   "system has none)", objective)
 
 
 def failure_goodput(workload: Workload, system: System, chips: int,
@@ -453,12 +458,8 @@ def failure_goodput(workload: Workload, system: System, chips: int,
     from ocplan.reliability import checkpoint_bytes, counts_for_chips, goodput
 
     storage = system.spec.storage
-    if storage is None:
-        raise SpecError.one("--objective", "objective",
-                            f"the failure-aware objectives need the system's checkpoint "
-                            f"storage; {system.spec.name} names none (add storage: kind, "
-                            "write_bandwidth, read_bandwidth to its system file)",
-                            objective)
+    if storage is None:  # search() refuses it first (run_inputs_problems)
+        raise SpecError([_no_storage(objective, [system.spec.name], "--objective")])
     found = goodput(_OVERHEAD_PROBE_S, counts_for_chips(system, chips),
                     checkpoint_bytes(workload.model.total_params), storage)
     return max(found.goodput, 0.0)

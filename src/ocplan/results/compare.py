@@ -48,8 +48,8 @@ __all__ = [
     "measured",
     "pick_within",
     "ranking_note",
+    "reach",
     "reach_note",
-    "rivals",
     "within_reach",
 ]
 
@@ -322,8 +322,8 @@ class Comparison:
     def within_reach(self) -> tuple[str, ...]:
         """Rows whose likely throughput range reaches the throughput leader's
         (:func:`within_reach`); empty without a leader or ranges."""
-        reach = self._reach()
-        return () if reach is None else tuple(r.name for r in reach[1])
+        found = self._reach()
+        return () if found is None else tuple(r.name for r in found[1])
 
     def _reach(self) -> tuple[Ranged, tuple[Ranged, ...]] | None:
         """The throughput leader and the rows within its reach; None without a leader, or
@@ -332,9 +332,7 @@ class Comparison:
         lead = self.throughput_leader()
         if lead is None:
             return None
-        lr = _ranged(lead)
-        rows = [_ranged(r) for r in self.systems if r.feasible]
-        return (lr, within_reach(lr, rows)) if rivals(lr, rows) else None
+        return reach(_ranged(lead), [_ranged(r) for r in self.systems if r.feasible])
 
     def throughput_leader(self) -> ComparedSystem | None:
         """The feasible row with the most tokens/s per chip (None with fewer than two)."""
@@ -366,10 +364,18 @@ def within_reach(lead: Ranged, rows: Sequence[Ranged]) -> tuple[Ranged, ...]:
     if lead.likely is None:
         return ()
     floor = lead.likely[0]
-    return tuple(r for r in rivals(lead, rows) if r.likely is not None and r.likely[1] >= floor)
+    return tuple(r for r in _rivals(lead, rows) if r.likely is not None and r.likely[1] >= floor)
 
 
-def rivals(lead: Ranged, rows: Sequence[Ranged]) -> tuple[Ranged, ...]:
+def reach(lead: Ranged, rows: Sequence[Ranged]) -> tuple[Ranged, tuple[Ranged, ...]] | None:
+    """The leader and the rows within its reach (:func:`within_reach`), what
+    :func:`reach_note` takes; None when every other row shares the leader's fitted
+    family (their errors move together, so the model's error says nothing of the
+    lead)."""
+    return (lead, within_reach(lead, rows)) if _rivals(lead, rows) else None
+
+
+def _rivals(lead: Ranged, rows: Sequence[Ranged]) -> tuple[Ranged, ...]:
     """The rows other than ``lead`` whose errors do not move with the leader's: all but
     those of the leader's own fitted family (the unfitted ``default`` is no family)."""
     same = lead.family not in (None, "default")
@@ -387,9 +393,9 @@ def reach_note(lead: Ranged, close: Sequence[Ranged], measure: str) -> str | Non
         return (f"{lead.name} leads on {measure} beyond the likely range of every row of "
                 "another chip family (ranges from published results each predicted "
                 "without it)")
-    reach = "; ".join(f"{r.name} {format_likely(r.likely)}" for r in close if r.likely)
+    reached = "; ".join(f"{r.name} {format_likely(r.likely)}" for r in close if r.likely)
     return (f"{lead.name} leads on {measure}, but within the model's error: its likely "
-            f"range ({format_likely(lead.likely)}) is reached by {reach} (ranges from published "
+            f"range ({format_likely(lead.likely)}) is reached by {reached} (ranges from published "
             "results each predicted without it); measure before choosing on throughput "
             "alone")
 
@@ -397,8 +403,8 @@ def reach_note(lead: Ranged, close: Sequence[Ranged], measure: str) -> str | Non
 def ranking_note(result: Comparison) -> str | None:
     """:func:`reach_note` of a training comparison's throughput leader; None without a
     leader or ranges."""
-    reach = result._reach()
-    return None if reach is None else reach_note(*reach, "tokens/s per chip")
+    found = result._reach()
+    return None if found is None else reach_note(*found, "tokens/s per chip")
 
 
 def _calibration(e: Estimate | None, system: System) -> str:

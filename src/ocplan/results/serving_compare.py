@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocplan.results.compare import Ranged, leader, reach_note, rivals, within_reach
+from ocplan.results.compare import Ranged, leader, reach, reach_note
 from ocplan.serving.estimate import ServingEstimate
 from ocplan.serving.search import ServingSearch, objective_note
 
@@ -120,23 +120,21 @@ class ServingComparison:
     def within_reach(self) -> tuple[str, ...]:
         """Rows whose likely output rate reaches the output-rate leader's
         (:func:`~ocplan.results.compare.within_reach`); empty without a leader."""
-        reach = self._reach()
-        return () if reach is None else tuple(r.name for r in reach[1])
+        found = self._reach()
+        return () if found is None else tuple(r.name for r in found[1])
 
     def ranking_note(self) -> str | None:
         """Whether the output-rate leader's lead is wider than the model's error
         (:func:`~ocplan.results.compare.reach_note`); None without a leader or ranges."""
-        reach = self._reach()
-        return None if reach is None else reach_note(*reach, "output tokens/s per chip")
+        found = self._reach()
+        return None if found is None else reach_note(*found, "output tokens/s per chip")
 
     def _reach(self) -> tuple[Ranged, tuple[Ranged, ...]] | None:
         """The output-rate leader and the rows within its reach; None without a leader."""
         name = self.leaders.get("output_tokens_per_s_per_chip")
         ranged = {s.name: r for s in self.systems if (r := _ranged(s)) is not None}
         lead = ranged.get(name or "")
-        if lead is None or not rivals(lead, list(ranged.values())):
-            return None  # no leader, or every other row moves with it (one family)
-        return lead, within_reach(lead, list(ranged.values()))
+        return None if lead is None else reach(lead, list(ranged.values()))
 
 
 def _ranged(row: ServedSystem) -> Ranged | None:
