@@ -12,6 +12,7 @@ from ocplan import api
 from ocplan.catalog.catalog import load_catalog
 from ocplan.cli.main import main
 from ocplan.errors import SpecError
+from ocplan.workloads.shape import ModelShape
 
 CAT = load_catalog()
 JOB = dict(model="llama3-70b", chip="h100-sxm-80gb", chips=8, tp=8, load="static",
@@ -70,3 +71,35 @@ def test_cli_takes_draft_layers(capsys: pytest.CaptureFixture[str]) -> None:
         assert main([*base, "--draft-layers", d]) == 0
         tpots.append(json.loads(capsys.readouterr().out)["tpot_s"])
     assert tpots[1] > tpots[0]
+
+
+def _memory(**changes: object) -> tuple[float, float, float]:
+    """Weights per chip, KV bytes per token per chip and cached tokens of the job."""
+    req = api.InferRequest(**(JOB | changes))
+    result, _, _ = api.run_infer(CAT, req)
+    mem = result.memory
+    assert mem is not None
+    return mem.weight_bytes, mem.kv_bytes_per_token, mem.kv_tokens
+
+
+def test_drafts_hold_their_weights_and_cache() -> None:
+    """A draft of d layers holds d of the target's layers (weights split by TP like the
+    target's) and caches every token in each of them (a QA pass, session 46: they
+    were left out of memory)."""
+    shape = ModelShape.from_arch(CAT.model("llama3-70b"))
+    tp = JOB["chips"]
+    assert isinstance(tp, int)
+    layer_bytes = (shape.attn_params + shape.dense_mlp_params) / tp * 2  # bf16
+    kv_layer = 2 * (shape.n_kv_heads / tp) * shape.head_dim * 2  # K and V, bf16
+    w0, kv0, tokens0 = _memory(draft_layers=0)
+    w1, kv1, tokens1 = _memory(draft_layers=1)
+    w4, kv4, tokens4 = _memory(draft_layers=4)
+    assert w1 - w0 == pytest.approx(layer_bytes, rel=1e-9)
+    assert w4 - w0 == pytest.approx(4 * layer_bytes, rel=1e-9)
+    assert kv1 - kv0 == pytest.approx(kv_layer, rel=1e-9)
+    assert kv4 - kv0 == pytest.approx(4 * kv_layer, rel=1e-9)
+    assert kv0 == pytest.approx(shape.n_layers * kv_layer, rel=1e-9)
+    # fewer tokens fit: less room and more bytes a token
+    assert tokens4 < tokens1 < tokens0
+    # n-gram drafts, like no speculation, hold nothing
+    assert _memory(spec_tokens=0, spec_acceptance=0.0) == (w0, kv0, tokens0)

@@ -319,9 +319,11 @@ def _ms(seconds: float) -> str:
 
 def _kv_transfer_s(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> float:
     """One prompt's KV cache from a prefill to a decode instance: every layer's cache of
-    ``input_len`` tokens, over scale-up when both pools fit one domain, else RDMA."""
+    ``input_len`` tokens (a draft's layers too), over scale-up when both pools fit one
+    domain, else RDMA."""
     per_token = kv_bytes_per_token_per_chip(wl.model, replace(plan, tp=1, pp=1),
-                                            wl.kv_precision, wl.input_len)
+                                            wl.kv_precision, wl.input_len,
+                                            wl.draft_model_layers)
     crosses = float(plan.chips > sm.domain)
     return float(send_recv(sm.fabric, wl.input_len * per_token, crosses))
 

@@ -14,6 +14,13 @@ of the chip's KV heads; replicated when ``t > k``); MLA ``(r_kv + d_r) b_kv`` pe
 (the latent and the RoPE key, read whole by every TP rank: SGLang/vLLM MLA kernels);
 windowed layers hold at most ``w`` tokens of a sequence.
 
+Speculative drafts from a model pass (an MTP module, an EAGLE head, a draft model of
+``d`` layers' worth: :attr:`~ocplan.workloads.serving.ServingWorkload.draft_layers`)
+hold their own weights and KV cache: ``d`` mean layers of the target's shape and their
+cache of every token, full attention, on the last stage beside the LM head they share
+(vLLM and SGLang keep the draft's cache in the same pool, a page per token of each draft
+layer; DeepSeek-V3's MTP module is one layer with its own cache, Liu et al. 2024 §2.2).
+
 Free HBM for the cache = capacity x (1 - reserve) - weights (never negative: what the
 weights lack is the shortfall).
 """
@@ -32,8 +39,10 @@ __all__ = ["ServingMemory", "kv_bytes_per_token_per_chip", "serving_memory",
            "weight_bytes_per_chip"]
 
 
-def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision: str) -> float:
-    """Weight bytes on the most loaded chip of an instance (see the module docstring)."""
+def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision: str,
+                          draft_layers: int = 0) -> float:
+    """Weight bytes on the most loaded chip of an instance (see the module docstring),
+    with ``draft_layers`` mean layers of a draft on the last stage."""
     b_w = GEMM_INPUT_BYTES[weight_precision]
     t = float(plan.tp)
     per_stage = shape.n_layers / plan.pp
@@ -47,7 +56,8 @@ def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision
         routed = -(-shape.moe_experts // plan.ep) * shape.expert_params / plan.etp
         shared = shape.moe_shared * shape.expert_params / t
         moe = (routed + shared) * b_w + shape.hidden * shape.moe_experts * ACT_BYTES
-    layers = per_stage * (attn + dense_share * mlp + moe_share * moe)
+    layer = attn + dense_share * mlp + moe_share * moe
+    layers = (per_stage + draft_layers) * layer
     vocab = (shape.embedding_params + shape.head_params) / t * ACT_BYTES
     # the first and last stages hold the embedding and the head (one each with pp > 1)
     ends = vocab if plan.pp == 1 else max(shape.embedding_params,
@@ -56,9 +66,10 @@ def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision
 
 
 def kv_bytes_per_token_per_chip(shape: ModelShape, plan: ServingPlan, kv_precision: str,
-                                context: float) -> float:
+                                context: float, draft_layers: int = 0) -> float:
     """KV bytes per cached token on one chip, averaged over a sequence of ``context``
-    tokens (windowed layers keep at most their window)."""
+    tokens (windowed layers keep at most their window), on the last stage when
+    ``draft_layers`` layers of a draft cache it too."""
     b = KV_BYTES[kv_precision]
     if shape.is_mla:
         per_layer = float(shape.mla_kv_rank + shape.mla_rope_dim) * b
@@ -69,7 +80,7 @@ def kv_bytes_per_token_per_chip(shape: ModelShape, plan: ServingPlan, kv_precisi
     for i in range(shape.n_layers):
         w = shape.sliding_window if is_windowed_layer(shape, i) else 0
         kept += min(1.0, w / context) if w else 1.0
-    return per_layer * kept / plan.pp
+    return per_layer * (kept / plan.pp + draft_layers)
 
 
 @dataclass(frozen=True)
@@ -99,10 +110,11 @@ def serving_memory(wl: ServingWorkload, plan: ServingPlan, hbm_bytes: float,
     """The :class:`ServingMemory` of one chip of an instance of ``plan`` for sequences
     of mean ``context`` tokens."""
     reserve = hbm_bytes * reserve_fraction
-    weights = weight_bytes_per_chip(wl.model, plan, wl.weight_precision)
+    draft = wl.draft_model_layers
+    weights = weight_bytes_per_chip(wl.model, plan, wl.weight_precision, draft)
     free = hbm_bytes - reserve - weights
     kv = max(0.0, free)
-    per_token = kv_bytes_per_token_per_chip(wl.model, plan, wl.kv_precision, context)
+    per_token = kv_bytes_per_token_per_chip(wl.model, plan, wl.kv_precision, context, draft)
     ranks = plan.dp if plan.attention_dp else 1
     return ServingMemory(capacity_bytes=hbm_bytes, reserve_bytes=reserve, weight_bytes=weights,
                          kv_bytes=kv, kv_bytes_per_token=per_token,

@@ -2,8 +2,12 @@
 
 Per instance, with ``I`` prompt tokens computed per request (after prefix-cache hits),
 ``O`` output tokens, ``g`` tokens gained per decode step (speculation), ``D = O / g``
-decode steps per request, ``Q`` the token budget of an iteration, ``S`` the sequence cap
-and ``K`` the KV capacity in tokens:
+iterations a request holds its slot, ``Q`` the token budget of an iteration, ``S`` the
+sequence cap and ``K`` the KV capacity in tokens. ``D`` counts the iteration carrying the
+prompt's last chunk, which samples the first token, as one of ``O`` one-token steps: the
+same as ``1 + (O - 1) / g`` without speculation, one decode row per admitted prompt too
+many (under 1 % of the rows from ``O`` of 100 on), and short by ``(1 - 1/g)`` of an
+iteration with it (the static waves count the ``(O - 1) / g`` decode steps exactly):
 
 - **offline / saturated** (continuous batching, Orca, Yu et al. OSDI 2022; vLLM): ``B``
   sequences decode while finished ones are replaced, so each iteration also prefills

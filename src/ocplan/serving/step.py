@@ -316,11 +316,10 @@ class StepModel:
         ``k`` draft tokens one after the other, each through ``draft_layers`` layers of
         the model's shape (a layer: the mean of the stage's, one row per sequence, and
         its attention to the context) and the LM head, on the last stage and charged at
-        ``1/p`` per stage as the head is (their collectives: :meth:`_iteration`). The
-        drafts' own weights and KV are not counted in memory (an MTP module or a
-        one-layer head is a layer's worth). Leviathan et al. 2023 (walltime analysis) cost a
-        draft pass as a share ``c`` of a target pass; here ``c`` follows from the layers
-        it runs."""
+        ``1/p`` per stage as the head is (their collectives: :meth:`_iteration`); their
+        weights and cache are in :mod:`ocplan.serving.memory`. Leviathan et al. 2023
+        (walltime analysis) cost a draft pass as a share ``c`` of a target pass; here
+        ``c`` follows from the layers it runs."""
         return self._memoized("draft", self._draft_part, seqs, context)
 
     def _draft_part(self, seqs: FloatArray, context: FloatArray) -> Part:

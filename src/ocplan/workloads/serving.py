@@ -193,6 +193,13 @@ class ServingWorkload:
         return self.requests if self.load == "offline" else None
 
     @property
+    def draft_model_layers(self) -> int:
+        """Layers of draft model the instance holds beside the target's:
+        :attr:`draft_layers` when it speculates, else none (the field's default of 1
+        prices a draft head only when there are draft tokens)."""
+        return self.draft_layers if self.spec_tokens >= 1 else 0
+
+    @property
     def verified_per_step(self) -> int:
         """Tokens a decoding sequence runs through the model per step: its ``k`` draft
         tokens and the one after them, scored in one pass whatever is accepted
