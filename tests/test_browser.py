@@ -1047,3 +1047,105 @@ def test_match_report_renders_its_chart_offline(browser: Browser, tmp_path: Path
     page.context.close()
     assert watch.blocked == []
     assert watch.errors == []
+
+
+def test_serving_answers_are_saved_opened_and_loaded(workbench: Page, base: str) -> None:
+    """A serving estimate and a serving comparison are saved from the Inference page as
+    their own kinds, open side by side, and Load fills the form and runs them again (a
+    QA pass, session 46: only training estimates, searches and systems could be saved)."""
+    page = workbench
+    job_form(page, "inf", "llama3-8b", "h100-sxm-80gb",
+             (("chips", 8), ("input-len", 1024), ("output-len", 256)))
+    page.fill("#inf-tp", "2")
+    assert page.is_disabled("#inf-save")
+    page.click("#inf-run")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    status = page.inner_text("#inf-status")
+    page.fill("#inf-save-name", "serve 8b")
+    page.click("#inf-save")
+    page.wait_for_selector("#inf-saved[data-saved-id]")
+    one = page.get_attribute("#inf-saved", "data-saved-id")
+    stored = api(base, "GET", f"/api/scenarios/{one}")
+    assert stored["kind"] == "infer"
+    assert stored["request"]["tp"] == 2
+    assert stored["result"]["output_tokens_per_s_per_chip"] > 0
+
+    page.fill("#inf-vs", "mi300x")
+    page.fill("#inf-vs-prices", "2.5,2")
+    page.click("#inf-compare")
+    page.wait_for_selector("#inf-compare-table")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    page.fill("#inf-save-name", "serve 8b vs mi300x")
+    page.click("#inf-save")
+    wait_js(page, f"document.querySelector('#inf-saved').dataset.savedId !== '{one}'")
+    two = page.get_attribute("#inf-saved", "data-saved-id")
+    stored = api(base, "GET", f"/api/scenarios/{two}")
+    assert stored["kind"] == "infer-compare"
+    assert stored["request"]["vs"] == ["mi300x"]
+    assert [r["name"] for r in stored["result"]["systems"]] == ["h100-sxm-80gb", "mi300x"]
+
+    # opened together: the comparison as its side-by-side table, the estimate's rows
+    page.click('#tabs button[data-tab="scenarios"]')
+    for sid in (one, two):
+        page.locator(f'#scn-list tr[data-id="{sid}"] .scn-pick').check()
+    page.click("#scn-compare")
+    page.wait_for_selector("#scn-diff-table")
+    heads = page.locator(".scn-pane:nth-child(2) table.scn-compare thead th").all_inner_texts()
+    assert heads[1:] == ["h100-sxm-80gb", "mi300x"]
+    cells = page.locator('.scn-pane:nth-child(2) tr[data-key="output_tokens_per_s_per_chip"] td')
+    assert cells.count() == 2
+    assert page.locator('#scn-diff-table tr[data-key="mi300x.output_tokens_per_s_per_chip"]'
+                        ).count() == 1
+
+    # loaded into a fresh page: the form is the comparison's again and it runs
+    page.reload()
+    page.wait_for_selector('body[data-ready="1"]')
+    page.click('#tabs button[data-tab="scenarios"]')
+    page.locator(f'#scn-list tr[data-id="{two}"] .scn-load').click()
+    page.wait_for_selector("#inf-compare-table")
+    assert page.input_value("#inf-vs") == "mi300x"
+    assert page.input_value("#inf-vs-prices") == "2.5,2"
+    # and the estimate: its layout back in the form, the comparison's inputs cleared
+    page.click('#tabs button[data-tab="scenarios"]')
+    page.locator(f'#scn-list tr[data-id="{one}"] .scn-load').click()
+    wait_js(page, "document.querySelector('#inf-compare-table') === null")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    assert page.input_value("#inf-tp") == "2"
+    assert page.input_value("#inf-vs") == ""
+    assert page.inner_text("#inf-status") == status
+
+
+def test_a_training_comparison_is_saved_and_loaded(workbench: Page, base: str) -> None:
+    """The compare page saves its comparison (kind ``compare``); Load puts the job, the
+    deadline in days and the systems back in the form and runs it again."""
+    page = workbench
+    page.click('#tabs button[data-tab="compare"]')
+    page.select_option("#cmp-model", "llama3-8b")
+    for field, value in (("global-batch", 256), ("seq-len", 4096), ("chips", 16),
+                         ("train-tokens", "1e12"), ("price", "2,2.5"), ("deadline", "75")):
+        page.fill(f"#cmp-{field}", str(value))
+    for chip in ("h100-sxm-80gb", "mi300x"):
+        page.select_option("#cmp-chip", chip)
+        page.click("#cmp-add-chip")
+    assert page.is_disabled("#cmp-save")
+    page.click("#cmp-run")
+    page.wait_for_selector('#cmp-status[data-state="done"]', timeout=90_000)
+    page.fill("#cmp-save-name", "8b on two chips")
+    page.click("#cmp-save")
+    page.wait_for_selector("#cmp-saved[data-saved-id]")
+    sid = page.get_attribute("#cmp-saved", "data-saved-id")
+    stored = api(base, "GET", f"/api/scenarios/{sid}")
+    assert stored["kind"] == "compare"
+    assert stored["request"]["max_time_to_train_s"] == 75 * 86400
+    assert [s["chip"] for s in stored["request"]["systems"]] == ["h100-sxm-80gb", "mi300x"]
+    assert stored["result"]["pick"]["name"] == "h100-sxm-80gb"
+
+    page.reload()
+    page.wait_for_selector('body[data-ready="1"]')
+    page.click('#tabs button[data-tab="scenarios"]')
+    page.locator(f'#scn-list tr[data-id="{sid}"] .scn-load').click()
+    page.wait_for_selector('#cmp-status[data-state="done"]', timeout=90_000)
+    assert page.locator("#cmp-systems li").count() == 2
+    assert page.input_value("#cmp-deadline") == "75"
+    assert page.input_value("#cmp-price") == "2,2.5"
+    assert page.get_attribute("#cmp-budget", "data-pick") == "h100-sxm-80gb"

@@ -686,7 +686,8 @@ def test_stopping_the_server_leaves_the_scenarios_in_the_database_file(
 
 @pytest.mark.parametrize(("body", "needles"), [
     ({"name": "", "kind": "estimate", "request": {}, "result": {}}, ["name = ''"]),
-    ({"name": "x", "kind": "poem", "request": {}, "result": {}}, ["kind = 'poem'"]),
+    ({"name": "x", "kind": "poem", "request": {}, "result": {}},
+     ["kind = 'poem'", "'compare'", "'infer-compare'"]),
     ({"name": "x", "kind": "search", "request": [1], "result": {}}, ["request"]),
     ({"name": "x", "kind": "search", "request": {}}, ["result"]),
     ({"name": "x" * 201, "kind": "search", "request": {}, "result": {}}, ["name"]),

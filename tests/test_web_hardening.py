@@ -171,6 +171,11 @@ def test_store_refuses_what_it_could_not_serve_back(tmp_path: Path) -> None:
         store.save("surrogate", "estimate", {}, {"s": "\ud800"})
     with pytest.raises(SpecError, match="name: not JSON data"):
         store.save("\udcff", "estimate", {}, {})
+    # a kind the workbench cannot open or load again, named with the ones it can
+    with pytest.raises(SpecError, match="kind = 'poem': unknown kind; expected one of "
+                                        "estimate, search, system, compare, infer, "
+                                        "infer-compare"):
+        store.save("poem", "poem", {}, {})
     assert store.all() == []
     ok = store.save("ok", "estimate", {"a": nested(MAX_JSON_DEPTH - 1)}, {})
     assert store.all() == [ok]

@@ -1,8 +1,8 @@
 """Saved scenarios: named requests and their results, for the workbench to list and compare.
 
-A scenario row holds a name, a kind (``estimate``, ``search``, ``system``), the request
-and the result as JSON, and when it was saved. It lives in the same database as the
-results store (``sqlite:///ocplan.db`` by default). Saves are single transactions.
+A scenario row holds a name, a kind (:data:`SCENARIO_KINDS`: what the workbench ran to
+get it), the request and the result as JSON, and when it was saved. It lives in the same
+database as the results store (``sqlite:///ocplan.db`` by default). Saves are single transactions.
 
 What is saved is checked first (JSON data, nested at most
 :data:`~ocplan.jsonio.MAX_JSON_DEPTH` levels), so every row can be served back. Reading is
@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, DateTime, String, Text, cast, select
 from sqlalchemy.engine import Engine
@@ -29,7 +29,14 @@ from ocplan.errors import SpecError
 from ocplan.jsonio import MAX_JSON_DEPTH, dumps, nesting_depth, parse_json
 from ocplan.store.db import open_engine
 
-__all__ = ["MAX_STORED_JSON_BYTES", "Scenario", "ScenarioStore", "open_scenarios"]
+__all__ = ["MAX_STORED_JSON_BYTES", "SCENARIO_KINDS", "Scenario", "ScenarioKind",
+           "ScenarioStore", "open_scenarios"]
+
+#: What a scenario's request is for, named by the run that answers it: a training
+#: estimate, a layout search, a system composition, a training comparison of systems, a
+#: serving estimate, a serving comparison.
+ScenarioKind = Literal["estimate", "search", "system", "compare", "infer", "infer-compare"]
+SCENARIO_KINDS: tuple[str, ...] = get_args(ScenarioKind)
 
 #: Largest JSON text of a stored request or result that is read back. The workbench
 #: saves bodies of at most 256 KiB; a row far beyond that was not written by it, and
@@ -149,7 +156,9 @@ class ScenarioStore:
             or a value is not JSON data or not Unicode text (nothing is stored then).
         """
         _checked("name", name)
-        _checked("kind", kind)
+        if kind not in SCENARIO_KINDS:
+            raise SpecError.one("scenario", "kind", f"unknown kind; expected one of "
+                                                    f"{', '.join(SCENARIO_KINDS)}", kind)
         _checked("request", request)
         _checked("result", result)
         row = _Row(id=str(uuid.uuid4()), name=name, kind=kind, request=request, result=result,

@@ -65,7 +65,7 @@ from ocplan.jsonio import MAX_JSON_DEPTH, dumps, parse_json
 from ocplan.reports import figures as figures_
 from ocplan.reports import summary
 from ocplan.reports.html import plotly_js_path
-from ocplan.store.scenarios import Scenario, open_scenarios
+from ocplan.store.scenarios import Scenario, ScenarioKind, open_scenarios
 from ocplan.units import DEFAULT_CURRENCY
 from ocplan.web import workers
 from ocplan.web.guard import DEFAULT_ALLOWED_HOSTS, Guard
@@ -473,6 +473,6 @@ def with_request_bodies(schema: dict[str, Any], models: dict[str, type[BaseModel
 
 class _ScenarioIn(Spec):
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    kind: Literal["estimate", "search", "system"]
+    kind: ScenarioKind
     request: dict[str, Any]
     result: dict[str, Any]

@@ -37,7 +37,7 @@
       const label = currency || serverCurrency;
       return fmtNum(v) + (label ? " " + label : "");
     }
-    if (typeof v === "number" && PERCENT.includes(key)) return (100 * v).toFixed(1) + " %";
+    if (typeof v === "number" && PERCENT.includes(key.replace(/^.*\./, ""))) return (100 * v).toFixed(1) + " %";
     if (typeof v === "number" && key.endsWith("_pct")) return v.toFixed(1) + " %";  // already %
     if (typeof v === "number" && key.endsWith("_s") && !key.endsWith("_per_s")
         && v >= 2 * 3600) {
@@ -650,6 +650,27 @@
   /** The systems to compare, in order: {name, chip} or {name, system}. */
   const cmpSystems = [];
   let cmpJob = null;
+  let cmpSent = null;  // the request of the comparison running
+  let cmpRequest = null;  // the request of the comparison shown (lastCompare)
+
+  /** Fill the compare form with a saved request (fields in the form's units). */
+  function setCompareForm(req) {
+    for (const input of $$("#cmp-form [data-field]")) {
+      let v = req[input.dataset.field];
+      if (input.dataset.scale && typeof v === "number") v /= Number(input.dataset.scale);
+      input.value = v === undefined || v === null ? "" : String(v);
+    }
+    $("#cmp-allow-invalid").checked = Boolean(req.allow_invalid);
+    cmpSystems.splice(0, cmpSystems.length, ...(req.systems || []).map((t) => (t.chip
+      ? { name: t.name, chip: t.chip } : { name: t.name, system: t.system })));
+    renderCmpSystems();
+  }
+
+  function saveCompare() {
+    if (!lastCompare || !cmpRequest) return;
+    return saveScenario($("#cmp-save-name").value, "compare", cmpRequest, lastCompare,
+      $("#cmp-saved"));
+  }
 
   function renderCmpSystems() {
     put($("#cmp-systems"), cmpSystems.map((t, i) => el("li", { "data-index": String(i) },
@@ -701,9 +722,13 @@
   async function runCompare(ev) {
     ev.preventDefault();
     renderCompare(null);
+    const req = compareRequest();
+    cmpRequest = null;
+    $("#cmp-save").disabled = true;
+    $("#cmp-saved").textContent = "";
     let started;
     try {
-      started = await api("POST", "api/compare", compareRequest());
+      started = await api("POST", "api/compare", req);
     } catch (exc) {
       showErrors($("#cmp-errors"), exc);
       $("#cmp-status").textContent = "The comparison did not start (see above).";
@@ -711,6 +736,7 @@
     }
     showErrors($("#cmp-errors"), null);
     cmpJob = started.id;
+    cmpSent = req;
     $("#cmp-run").disabled = true;
     showCmpJob(started);
     setTimeout(() => pollCompare(started.id), POLL_MS);
@@ -742,7 +768,9 @@
       $("#cmp-run").disabled = false;
       if (j.status === "done") {
         lastCompare = j.result;
+        cmpRequest = cmpSent;
         $("#cmp-csv").disabled = false;
+        $("#cmp-save").disabled = false;
         await renderCompare(j.result);
       }
       if (j.status === "error") {
@@ -776,6 +804,14 @@
     return body;
   }
 
+  /** A training comparison's cell printer: a facility total named ``_w``/``_j`` reads
+   *  in watts/joules as ``_W``/``_J`` do. */
+  function compareCell(result) {
+    return (key, v) => (key.endsWith("_w") || key.endsWith("_j")
+      ? fmtValue(key.slice(0, -2) + "_" + key.slice(-1).toUpperCase(), v)
+      : fmtValue(key, v, result.currency));
+  }
+
   async function renderCompare(result) {
     const table = $("#cmp-table");
     if (!result) {
@@ -791,10 +827,7 @@
     const rows = result.systems;
     put(table.tHead, el("tr", {}, el("th", {}, ""), rows.map((r) =>
       el("th", { "data-name": r.name }, r.name + (r.allowed_invalid ? " (INVALID, allowed)" : "")))));
-    put(table.tBodies[0], sideBySide(result, (key, v) =>
-      key.endsWith("_w") || key.endsWith("_j")
-        ? fmtValue(key.slice(0, -2) + "_" + key.slice(-1).toUpperCase(), v)
-        : fmtValue(key, v, result.currency)));
+    put(table.tBodies[0], sideBySide(result, compareCell(result)));
     put($("#cmp-findings"), rows.flatMap((r) => r.findings.filter((f) => f.severity !== "info")
       .map((f) => el("li", { className: "sev-" + f.severity },
         r.name + ": " + f.severity + " " + f.rule + ": " + f.message))));
@@ -927,6 +960,17 @@
       setJobForm("est", s.request);
       showTab("estimate");
       runEstimate({ preventDefault() {} });
+    } else if (s.kind === "compare") {
+      setCompareForm(s.request);
+      showTab("compare");
+      runCompare({ preventDefault() {} });
+    } else if (s.kind === "infer" || s.kind === "infer-compare") {
+      setJobForm("inf", s.request);
+      const many = s.kind === "infer-compare";
+      $("#inf-vs").value = many ? (s.request.vs || []).join(",") : "";
+      $("#inf-vs-prices").value = many ? (s.request.prices || []).join(",") : "";
+      showTab("inference");
+      if (many) runInferCompare(); else runInference({ preventDefault() {} });
     }
   }
 
@@ -935,6 +979,9 @@
     const r = s.result || {};
     const scalars = (o, prefix) => Object.entries(o || {}).filter(([, v]) => isScalar(v))
       .map(([k, v]) => [prefix + k, v]);
+    if (s.kind === "compare" || s.kind === "infer-compare") {
+      return Object.fromEntries((r.systems || []).flatMap((row) => scalars(row, row.name + ".")));
+    }
     if (s.kind === "search") {
       return Object.fromEntries([...scalars(r, ""), ...scalars(r.best, "best.")]
         .filter(([k]) => k !== "why"));
@@ -946,6 +993,19 @@
     const shown = Object.fromEntries(Object.entries(req || {}).filter(([k]) => k !== "system"));
     if (req && req.system) shown.system = req.system.name || req.system.server;
     return shown;
+  }
+
+  /** What a saved result shows: a comparison as its side-by-side table, an answer with
+   *  the rows a person reads (ocplan.reports.summary) as those, else its fields. */
+  function resultView(s) {
+    const r = s.result || {};
+    if ((s.kind === "compare" || s.kind === "infer-compare") && r.systems) {
+      const cell = s.kind === "compare" ? compareCell(r) : (key, v) => fmtValue(key, v, r.currency);
+      return el("table", { className: "grid scn-compare" },
+        el("thead", {}, el("tr", {}, el("th", {}, ""), r.systems.map((row) => el("th", {}, row.name)))),
+        el("tbody", {}, sideBySide(r, cell)));
+    }
+    return r.summary ? rowsTable(r.summary) : kvTable(metricsOf(s));
   }
 
   async function openScenarios(ids) {
@@ -970,8 +1030,7 @@
         el("h4", {}, "Request"), kvTable(s.kind === "system" ? s.request : requestSummary(s.request)),
         // the rows a person reads (ocplan.reports.summary) where the result carries
         // them (estimates saved since they did), else its fields
-        el("h4", {}, "Result"), (s.result || {}).summary ? rowsTable(s.result.summary)
-          : kvTable(metricsOf(s)),
+        el("h4", {}, "Result"), resultView(s),
         figs);
     }));
     put($("#scn-diff"));
@@ -992,15 +1051,31 @@
   /** The plots of one serving estimate (a comparison clears them). */
   const INFER_PLOTS = ["infer-curve", "infer-breakdown", "infer-sensitivity"];
 
+  let lastInfer = null;  // {kind, request, result} of the serving answer shown
+
+  function inferShown(kind, request, result) {
+    lastInfer = result ? { kind, request, result } : null;
+    $("#inf-save").disabled = !lastInfer;
+  }
+
+  function saveInfer() {
+    if (!lastInfer) return;
+    return saveScenario($("#inf-save-name").value, lastInfer.kind, lastInfer.request,
+      lastInfer.result, $("#inf-saved"));
+  }
+
   async function runInference(ev) {
     ev.preventDefault();
     const req = jobRequest("inf");
+    inferShown(null);
+    $("#inf-saved").textContent = "";
     const status = $("#inf-status");
     status.textContent = "estimating…";
     status.dataset.state = "busy";
     $("#inf-run").disabled = true;
     try {
       const res = await api("POST", "api/infer", req);
+      inferShown("infer", req, res);
       showErrors($("#inf-errors"), null);
       status.textContent = res.feasible
         ? res.system + ": " + fmtNum(res.output_tokens_per_s_per_chip) +
@@ -1041,12 +1116,15 @@
     req.vs = $("#inf-vs").value.split(",").map((x) => x.trim()).filter(Boolean);
     const prices = $("#inf-vs-prices").value.trim();
     if (prices) req.prices = coerce(prices, "floats");
+    inferShown(null);
+    $("#inf-saved").textContent = "";
     const status = $("#inf-status");
     status.textContent = "comparing…";
     status.dataset.state = "busy";
     $("#inf-compare").disabled = true;
     try {
       const res = await api("POST", "api/infer/compare", req);
+      inferShown("infer-compare", req, res);
       showErrors($("#inf-errors"), null);
       const rows = res.systems;
       const head = el("tr", {}, el("th", {}, ""), rows.map((r) => el("th", {}, r.name)));
@@ -1107,6 +1185,8 @@
       () => renderSearch(lastSearch && lastSearch.result));
     $("#inf-form").addEventListener("submit", runInference);
     $("#inf-compare").addEventListener("click", runInferCompare);
+    $("#inf-save").addEventListener("click", saveInfer);
+    $("#cmp-save").addEventListener("click", saveCompare);
     $("#cmp-form").addEventListener("submit", runCompare);
     $("#cmp-add-chip").addEventListener("click", addCmpChip);
     $("#cmp-add-system").addEventListener("click", addCmpSystem);
