@@ -1190,9 +1190,10 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
         out.print(_styled(("no layout meets the SLO", "red"),
                           shortfall.removeprefix("no layout meets the SLO")))
     front = found.pareto()
-    out.print(_t("throughput-TPOT front: " + "; ".join(
-        f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} output tokens/s per chip at "
-        f"{_q(e.tpot_s, 's')})" for e in front)))
+    if front:  # one-token answers have no TPOT
+        out.print(_t("throughput-TPOT front: " + "; ".join(
+            f"{e.plan.label()} ({e.output_tokens_per_s_per_chip:,.0f} output tokens/s per chip "
+            f"at {_q(e.tpot_s, 's')})" for e in front)))
 
 
 def _print_search_grid(title: str, columns: tuple[CompareRow, ...],

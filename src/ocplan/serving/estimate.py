@@ -389,12 +389,13 @@ def _result(wl: ServingWorkload, plan: ServingPlan, system: System, point: Opera
     return ServingEstimate(
         True, reason, plan, plan.chips, out, out / plan.chips,
         out * wl.input_len / wl.output_len / plan.chips, point.requests_per_s * busy,
-        point.batch, point.limit, point.ttft_s, point.tpot_s, _breakdown(point), mem,
+        point.batch, point.limit, point.ttft_s, point.tpot_s if wl.decodes else None,
+        _breakdown(point), mem,
         _bound(point), slo_met, None if rate is None else rate[0] * plan.instances,
         slo_reason, power, energy, notes + _load_notes(wl, plan, point, busy),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         latency_stat=point.latency_stat, ttft_stat_s=point.ttft_stat_s,
-        tpot_stat_s=point.tpot_stat_s, **_range_fields(scal, fam))
+        tpot_stat_s=point.tpot_stat_s if wl.decodes else None, **_range_fields(scal, fam))
 
 
 def _range_fields(scal: ServingCalibration, family: str | None) -> dict[str, Any]:
@@ -522,15 +523,16 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
         stat = tail = None
     return ServingEstimate(
         True, reason, plan, plan.chips, out, out / plan.chips,
-        rate * wl.input_len / plan.chips, rate, point.batch, point.limit, ttft, point.tpot_s,
-        _breakdown(point), dec_mem, bound, None, None, None, power,
+        rate * wl.input_len / plan.chips, rate, point.batch, point.limit, ttft,
+        point.tpot_s if wl.decodes else None, _breakdown(point), dec_mem, bound, None, None,
+        None, power,
         power / out * TOKENS_PER_REPORT if out > 0 else None,
         notes + _load_notes(wl, dec_plan, point, busy),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         prefill_input_tokens_per_s_per_chip=prompt_rate * wl.input_len / pre_plan.chips,
         decode_output_tokens_per_s_per_chip=decode_rate * wl.output_len / dec_plan.chips,
         latency_stat=stat, ttft_stat_s=tail,
-        tpot_stat_s=point.tpot_stat_s if stat is not None else None,
+        tpot_stat_s=point.tpot_stat_s if stat is not None and wl.decodes else None,
         **_range_fields(scal, fam))
 
 
@@ -552,7 +554,8 @@ def serving_curve(workload: ServingWorkload, plan: ServingPlan, system: System,
                   calibration: Calibration | None = None,
                   serving: ServingCalibration | None = None) -> ServingCurve | None:
     """Throughput per chip against TPOT and TTFT as the load rises, for an aggregated
-    layout (None when it cannot serve: :func:`estimate_serving` says why)."""
+    layout (None when it cannot serve: :func:`estimate_serving` says why, and for
+    one-token answers, which have no TPOT)."""
     cal = calibration or load_calibration()
     scal = serving or load_serving_calibration()
     sm = system_model(system)
@@ -561,7 +564,7 @@ def serving_curve(workload: ServingWorkload, plan: ServingPlan, system: System,
         mem = _memory(workload, plan, sm, scal)
     except Infeasible:
         return None
-    if plan.prefill_chips is not None:
+    if plan.prefill_chips is not None or not workload.decodes:
         return None
     model = step_model(workload, plan, sm, chip_peaks(sm, "bf16"), cal, scal)
     curve = latency_curve(model, mem.kv_tokens)

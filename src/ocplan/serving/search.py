@@ -131,10 +131,11 @@ class ServingSearch:
 
     def pareto(self) -> tuple[ServingEstimate, ...]:
         """The feasible layouts no other beats on both output tokens/s per chip and TPOT
-        (the throughput-latency front), by rising TPOT."""
+        (the throughput-latency front), by rising TPOT; none for one-token answers
+        (no TPOT)."""
         front: list[ServingEstimate] = []
         best = -1.0
-        for e in sorted((e for e in self.results if e.feasible),
+        for e in sorted((e for e in self.results if e.feasible and e.tpot_s is not None),
                         key=lambda e: (_tpot(e), -e.output_tokens_per_s_per_chip)):
             if e.output_tokens_per_s_per_chip > best:
                 front.append(e)
@@ -143,7 +144,7 @@ class ServingSearch:
 
 
 def _tpot(e: ServingEstimate) -> float:
-    """TPOT of a feasible estimate (every feasible estimate has one)."""
+    """TPOT of a feasible estimate of answers longer than one token."""
     assert e.tpot_s is not None, e.plan
     return e.tpot_s
 

@@ -157,6 +157,12 @@ class ServingWorkload:
              "rate needs draft tokens to accept)")
         need(self.draft_layers == 1 or self.spec_tokens >= 1, "draft_layers",
              "applies only with spec_tokens >= 1 (it prices the draft tokens)")
+        # a one-token answer comes from the prefill: no decode step to time or speculate
+        need(self.decodes or self.slo_tpot_s is None, "slo_tpot_s",
+             "needs output_len above 1 (a one-token answer has no time per output token; "
+             "its latency is the TTFT)")
+        need(self.decodes or self.spec_tokens == 0, "spec_tokens",
+             "needs output_len above 1 (a one-token answer has no decode step to draft for)")
         # a spread or an imbalance the model would not use: refuse it, as a load's
         spread = self.length_distribution in SPREAD_DISTRIBUTIONS
         need(self.length_spread == 0.0 or spread, "length_spread",
@@ -191,6 +197,13 @@ class ServingWorkload:
         if self.load == "static":
             return self.batch or 1
         return self.requests if self.load == "offline" else None
+
+    @property
+    def decodes(self) -> bool:
+        """Whether an answer has tokens after the first: the prefill samples the first
+        token, so a one-token answer (scoring, classification, a prefill benchmark) has
+        no decode step and no TPOT."""
+        return self.output_len > 1.0
 
     @property
     def draft_model_layers(self) -> int:
