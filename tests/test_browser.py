@@ -928,11 +928,9 @@ def test_compare_page_with_three_systems(workbench: Page) -> None:
     shot(page, "compare-three-systems")
 
 
-def test_compare_page_picks_within_a_deadline(workbench: Page) -> None:
-    """A deadline typed in days reaches the API in seconds and picks the row that meets
-    it: llama3-8b on 16 chips, 1e12 tokens, takes about 70 days on H100 and 79 on MI300X,
-    so 75 days leaves the H100 row alone (a deadline sent as 75 s would leave none)."""
-    page = workbench
+def deadline_comparison(page: Page) -> None:
+    """Fill the compare page: llama3-8b on 16 H100 and on 16 MI300X, 1e12 tokens,
+    priced 2 and 2.5 a chip-hour, within 75 days."""
     page.click('#tabs button[data-tab="compare"]')
     page.select_option("#cmp-model", "llama3-8b")
     for field, value in (("global-batch", 256), ("seq-len", 4096), ("chips", 16),
@@ -941,6 +939,14 @@ def test_compare_page_picks_within_a_deadline(workbench: Page) -> None:
     for chip in ("h100-sxm-80gb", "mi300x"):
         page.select_option("#cmp-chip", chip)
         page.click("#cmp-add-chip")
+
+
+def test_compare_page_picks_within_a_deadline(workbench: Page) -> None:
+    """A deadline typed in days reaches the API in seconds and picks the row that meets
+    it: llama3-8b on 16 chips, 1e12 tokens, takes about 70 days on H100 and 79 on MI300X,
+    so 75 days leaves the H100 row alone (a deadline sent as 75 s would leave none)."""
+    page = workbench
+    deadline_comparison(page)
     page.click("#cmp-run")
     page.wait_for_selector('#cmp-status[data-state="done"]', timeout=90_000)
     wait_js(page, "!document.querySelector('#cmp-budget').hidden")
@@ -1119,14 +1125,7 @@ def test_a_training_comparison_is_saved_and_loaded(workbench: Page, base: str) -
     """The compare page saves its comparison (kind ``compare``); Load puts the job, the
     deadline in days and the systems back in the form and runs it again."""
     page = workbench
-    page.click('#tabs button[data-tab="compare"]')
-    page.select_option("#cmp-model", "llama3-8b")
-    for field, value in (("global-batch", 256), ("seq-len", 4096), ("chips", 16),
-                         ("train-tokens", "1e12"), ("price", "2,2.5"), ("deadline", "75")):
-        page.fill(f"#cmp-{field}", str(value))
-    for chip in ("h100-sxm-80gb", "mi300x"):
-        page.select_option("#cmp-chip", chip)
-        page.click("#cmp-add-chip")
+    deadline_comparison(page)
     assert page.is_disabled("#cmp-save")
     page.click("#cmp-run")
     page.wait_for_selector('#cmp-status[data-state="done"]', timeout=90_000)
