@@ -1055,6 +1055,19 @@ def test_match_report_renders_its_chart_offline(browser: Browser, tmp_path: Path
     assert watch.errors == []
 
 
+def save_shown(page: Page, base: str, prefix: str, name: str) -> tuple[str, Any]:
+    """Save what a page shows under ``name`` (its ``#<prefix>-save`` button): the new
+    scenario's id and the scenario as the API serves it back."""
+    before = page.get_attribute(f"#{prefix}-saved", "data-saved-id")
+    page.fill(f"#{prefix}-save-name", name)
+    page.click(f"#{prefix}-save")
+    wait_js(page, f"(document.querySelector('#{prefix}-saved').dataset.savedId || '') "
+                  f"!== '{before or ''}'")
+    sid = page.get_attribute(f"#{prefix}-saved", "data-saved-id")
+    assert sid
+    return sid, api(base, "GET", f"/api/scenarios/{sid}")
+
+
 def test_serving_answers_are_saved_opened_and_loaded(workbench: Page, base: str) -> None:
     """A serving estimate and a serving comparison are saved from the Inference page as
     their own kinds, open side by side, and Load fills the form and runs them again (a
@@ -1067,11 +1080,7 @@ def test_serving_answers_are_saved_opened_and_loaded(workbench: Page, base: str)
     page.click("#inf-run")
     page.wait_for_selector('#inf-status[data-state="ready"]')
     status = page.inner_text("#inf-status")
-    page.fill("#inf-save-name", "serve 8b")
-    page.click("#inf-save")
-    page.wait_for_selector("#inf-saved[data-saved-id]")
-    one = page.get_attribute("#inf-saved", "data-saved-id")
-    stored = api(base, "GET", f"/api/scenarios/{one}")
+    one, stored = save_shown(page, base, "inf", "serve 8b")
     assert stored["kind"] == "infer"
     assert stored["request"]["tp"] == 2
     assert stored["result"]["output_tokens_per_s_per_chip"] > 0
@@ -1081,11 +1090,7 @@ def test_serving_answers_are_saved_opened_and_loaded(workbench: Page, base: str)
     page.click("#inf-compare")
     page.wait_for_selector("#inf-compare-table")
     page.wait_for_selector('#inf-status[data-state="ready"]')
-    page.fill("#inf-save-name", "serve 8b vs mi300x")
-    page.click("#inf-save")
-    wait_js(page, f"document.querySelector('#inf-saved').dataset.savedId !== '{one}'")
-    two = page.get_attribute("#inf-saved", "data-saved-id")
-    stored = api(base, "GET", f"/api/scenarios/{two}")
+    two, stored = save_shown(page, base, "inf", "serve 8b vs mi300x")
     assert stored["kind"] == "infer-compare"
     assert stored["request"]["vs"] == ["mi300x"]
     assert [r["name"] for r in stored["result"]["systems"]] == ["h100-sxm-80gb", "mi300x"]
@@ -1129,11 +1134,7 @@ def test_a_training_comparison_is_saved_and_loaded(workbench: Page, base: str) -
     assert page.is_disabled("#cmp-save")
     page.click("#cmp-run")
     page.wait_for_selector('#cmp-status[data-state="done"]', timeout=90_000)
-    page.fill("#cmp-save-name", "8b on two chips")
-    page.click("#cmp-save")
-    page.wait_for_selector("#cmp-saved[data-saved-id]")
-    sid = page.get_attribute("#cmp-saved", "data-saved-id")
-    stored = api(base, "GET", f"/api/scenarios/{sid}")
+    sid, stored = save_shown(page, base, "cmp", "8b on two chips")
     assert stored["kind"] == "compare"
     assert stored["request"]["max_time_to_train_s"] == 75 * 86400
     assert [s["chip"] for s in stored["request"]["systems"]] == ["h100-sxm-80gb", "mi300x"]

@@ -414,11 +414,18 @@
     return req;
   }
 
-  function setJobForm(prefix, req) {
-    for (const input of $$("#" + prefix + "-form [data-field]")) {
-      const v = req[input.dataset.field];
+  /** Fill a form's [data-field] inputs from a request (a field typed in a human unit,
+   *  data-scale, shown in it: days, MW). */
+  function fillFields(form, req) {
+    for (const input of $$(form + " [data-field]")) {
+      let v = req[input.dataset.field];
+      if (input.dataset.scale && typeof v === "number") v /= Number(input.dataset.scale);
       input.value = v === undefined || v === null ? "" : String(v);
     }
+  }
+
+  function setJobForm(prefix, req) {
+    fillFields("#" + prefix + "-form", req);
     const hw = req.system ? "system" : "chip";
     $(`input[name="${prefix}-hw"][value="${hw}"]`).checked = true;
     if (req.system) setComposer(req.system);
@@ -655,11 +662,7 @@
 
   /** Fill the compare form with a saved request (fields in the form's units). */
   function setCompareForm(req) {
-    for (const input of $$("#cmp-form [data-field]")) {
-      let v = req[input.dataset.field];
-      if (input.dataset.scale && typeof v === "number") v /= Number(input.dataset.scale);
-      input.value = v === undefined || v === null ? "" : String(v);
-    }
+    fillFields("#cmp-form", req);
     $("#cmp-allow-invalid").checked = Boolean(req.allow_invalid);
     cmpSystems.splice(0, cmpSystems.length, ...(req.systems || []).map((t) => (t.chip
       ? { name: t.name, chip: t.chip } : { name: t.name, system: t.system })));
