@@ -809,6 +809,7 @@ def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
     for sel, field in (("#est-precision", "precision"), ("#srch-precision", "precision"),
                        ("#cmp-precision", "precision"),
                        ("#inf-weight-precision", "weight_precision"),
+                       ("#inf-expert-weight-precision", "weight_precision"),
                        ("#inf-activation-precision", "activation_precision"),
                        ("#inf-kv-precision", "kv_precision")):
         values = page.eval_on_selector_all(f"{sel} option", "os => os.map(o => o.value)")

@@ -672,7 +672,8 @@ def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
     plan = replace(plan, dp=chips // stage)
     refused = refused_reason(system, req.allow_invalid)
     if refused is not None:
-        return infeasible_serving(plan, refused), system, workload
+        return replace(infeasible_serving(plan, refused), formats=workload.formats), system, \
+            workload
     return estimate_serving(workload, plan, system), system, workload
 
 

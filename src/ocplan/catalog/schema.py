@@ -40,6 +40,7 @@ __all__ = [
     "KINDS",
     "STANDARD_FORM_FACTOR",
     "Accelerator",
+    "ActivationFormat",
     "Baseboard",
     "CatalogEntry",
     "Compute",
@@ -57,13 +58,21 @@ __all__ = [
     "Nic",
     "PeakFlops",
     "Precision",
+    "ReleasedWeights",
     "Server",
     "Source",
     "Tile",
     "TopologyKind",
+    "WeightFormat",
 ]
 
 Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
+#: Number formats of served weights (fp4 as MXFP4 or NVFP4, int4 as AWQ/GPTQ-style
+#: group-quantized int4): a released checkpoint's and a serving job's.
+WeightFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4", "int4"]
+#: Number formats of a served GEMM's activations (int4 activations are not a serving
+#: practice).
+ActivationFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
 Cooling = Literal["air", "liquid"]
 OamVersion = Literal["1.0", "1.1", "1.5", "2.0"]
 #: Mechanical and electrical form of an accelerator module: OCP OAM, NVIDIA SXM, a PCIe
@@ -796,6 +805,21 @@ class MlaSpec(Spec):
     v_head_dim: Width
 
 
+class ReleasedWeights(Spec):
+    """The number formats of a model's released checkpoint, which a serving job takes
+    unless it names its own (most open checkpoints are 16-bit and give none)."""
+
+    weights: WeightFormat
+    """Format of the quantized matrix weights (DeepSeek-V3: FP8 in 128 x 128 blocks;
+    gpt-oss: MXFP4)."""
+    activations: ActivationFormat = "bf16"
+    """Format the checkpoint's own inference quantizes the GEMM inputs to (DeepSeek-V3:
+    FP8, scaled per 1 x 128 tile at run time); bf16 for weight-only formats."""
+    experts_only: Flag = False
+    """Only the routed experts' matrices are in :attr:`weights`; attention, the router,
+    shared experts, dense layers, embeddings and head stay 16-bit (gpt-oss)."""
+
+
 class ModelArch(Entry):
     """A transformer language model's shape."""
 
@@ -825,6 +849,9 @@ class ModelArch(Entry):
     is windowed."""
     published_params: Annotated[float, Field(strict=True, gt=0, le=1e14)] | None = None
     """Total parameter count as the source states it (checked against our count)."""
+    released: ReleasedWeights | None = None
+    """Formats of the released checkpoint; absent: 16-bit weights (bf16), as most open
+    checkpoints and every unreleased model."""
 
     @model_validator(mode="after")
     def _shape_is_consistent(self) -> ModelArch:
@@ -838,6 +865,9 @@ class ModelArch(Entry):
             or self.moe.layer_freq > 1
         if dense_layers_exist and self.ffn_hidden is None:
             raise ValueError("ffn_hidden is required when the model has dense MLP layers")
+        if self.released is not None and self.released.experts_only and self.moe is None:
+            raise ValueError("released.experts_only needs moe: a dense model has no routed "
+                             "experts to quantize")
         if self.full_attention_every is not None and self.sliding_window is None:
             raise ValueError("full_attention_every needs sliding_window: without a window "
                              "every layer attends the whole context")

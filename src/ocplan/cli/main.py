@@ -928,10 +928,18 @@ def infer_cmd(
         metavar="<time>", help="Time-per-output-token limit, e.g. 40ms.")] = None,
     slo_stat: Annotated[str, typer.Option(metavar=_one_of(SLO_STATS),
                                           help="Statistic the limits hold for.")] = "p99",
-    weight_precision: Annotated[str, typer.Option(metavar=_one_of(WEIGHT_PRECISIONS),
-                                                  help="Format of the weights.")] = "bf16",
-    activation_precision: Annotated[str, typer.Option(
-        metavar=_one_of(ACTIVATION_PRECISIONS), help="Format of the GEMM inputs.")] = "bf16",
+    weight_precision: Annotated[str | None, typer.Option(
+        metavar=_one_of(WEIGHT_PRECISIONS),
+        help="Format of the weights; default the format the model's checkpoint is released "
+             "in (its catalog entry's `released`), else bf16.")] = None,
+    expert_weight_precision: Annotated[str | None, typer.Option(
+        metavar=_one_of(WEIGHT_PRECISIONS),
+        help="Format of the routed experts' weights (MoE models); default "
+             "--weight-precision, else the release's.")] = None,
+    activation_precision: Annotated[str | None, typer.Option(
+        metavar=_one_of(ACTIVATION_PRECISIONS),
+        help="Format of the GEMM inputs; default the release's while its weights are "
+             "served, else bf16.")] = None,
     kv_precision: Annotated[str, typer.Option(metavar=_one_of(KV_PRECISIONS),
                                               help="Format of the KV cache.")] = "bf16",
     prefix_hit: Annotated[float, typer.Option(
@@ -1007,6 +1015,7 @@ def infer_cmd(
                   batch=batch, requests=requests, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s,
                   slo_stat=slo_stat,
                   weight_precision=weight_precision,
+                  expert_weight_precision=expert_weight_precision,
                   activation_precision=activation_precision, kv_precision=kv_precision,
                   prefix_hit=prefix_hit, spec_tokens=spec_tokens,
                   spec_acceptance=spec_acceptance, draft_layers=draft_layers,

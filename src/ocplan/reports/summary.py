@@ -28,6 +28,7 @@ from ocplan.units import format_duration, format_energy, format_money, format_qu
 if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.serving.estimate import ServingEstimate
+    from ocplan.workloads.serving import ServingFormats
 
 __all__ = [
     "COMPARE_ROWS",
@@ -187,6 +188,8 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
     from ocplan.serving.estimate import BREAKDOWN_LABELS
 
     rows: list[Row] = [("layout", result.plan.label())]
+    if result.formats is not None:
+        rows.append(("number formats", _formats_text(result.formats)))
     if not result.feasible:
         hint = api.infeasible_hint(result.reason, serving=True)
         return [*rows, *((("what to change", hint),) if hint else ())]
@@ -239,6 +242,14 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
                  + ("" if result.serving_cv_error_pct is None else
                     f" (held-out median error {result.serving_cv_error_pct:.1f} %)")))
     return [*rows, *(("note", note) for note in result.notes)]
+
+
+def _formats_text(f: ServingFormats) -> str:
+    """The formats a serving job runs in, as a line: weights (the routed experts' where
+    they differ), GEMM inputs, KV cache, and whether the release gave some."""
+    experts = "" if f.expert_weights in (None, f.weights) else f", experts {f.expert_weights}"
+    return (f"weights {f.weights}{experts}, GEMM inputs {f.activations}, KV cache {f.kv}"
+            + (" (the release's where not given)" if f.released else ""))
 
 
 # ---- side-by-side comparisons -----------------------------------------------------------

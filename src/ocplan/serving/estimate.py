@@ -42,7 +42,7 @@ from ocplan.serving.steady import (
 )
 from ocplan.serving.step import StepModel, step_model
 from ocplan.topology.power import power_budget
-from ocplan.workloads.serving import ServingWorkload
+from ocplan.workloads.serving import ServingFormats, ServingWorkload
 
 __all__ = ["BREAKDOWN_LABELS", "IterationBreakdown", "ServingCurve", "ServingEstimate",
            "estimate_on_model", "estimate_serving", "infeasible_estimate", "serving_curve"]
@@ -158,6 +158,9 @@ class ServingEstimate:
     ``default`` (every result left out with its chip)."""
     range_rows: int = 0
     """Published serving results of :attr:`range_family` in the fit."""
+    formats: ServingFormats | None = None
+    """The number formats the job runs in (None only where the estimate read no
+    workload)."""
 
     @property
     def likely_output_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
@@ -228,7 +231,7 @@ def precision_notes(wl: ServingWorkload, sm: SystemModel) -> tuple[str, ...]:
         return ()
     at = runs or "its floating-point path"
     return (f"{sm.chip} has no {wl.gemm_precision} matrix unit: GEMMs run at the {at} rate "
-            f"(weights stay {wl.weight_precision} in memory)",)
+            f"(weights stay {wl.weight_format} in memory)",)
 
 
 #: What the published serving results say about MLA (DeepSeek-class) decode against this
@@ -347,6 +350,13 @@ def estimate_on_model(workload: ServingWorkload, plan: ServingPlan, system: Syst
     """:func:`estimate_serving` on the engine's model ``sm`` of ``system`` (the chip and
     fabric the iterations are timed on; ``system`` gives power and calibration family):
     what a sensitivity re-times with one resource scaled."""
+    return replace(_estimate_on_model(workload, plan, system, sm, cal, scal),
+                   formats=workload.formats)
+
+
+def _estimate_on_model(workload: ServingWorkload, plan: ServingPlan, system: System,
+                       sm: SystemModel, cal: Calibration, scal: ServingCalibration
+                       ) -> ServingEstimate:
     notes = precision_notes(workload, sm) + model_notes(workload)
     try:
         _check(workload, plan, sm)

@@ -5,8 +5,8 @@ Weights per chip (bytes), for the ``L/p`` layers of a stage:
 - attention: ``P_attn / t`` in the weight format (heads split by TP; with DP attention
   ``t`` is the attention TP, usually 1, so each rank holds the whole attention);
 - dense MLP layers: ``P_mlp / t``;
-- MoE layers: routed experts ``E P_e / (e t_e)``, shared experts ``S P_e / t``, router
-  ``h E`` in 16-bit;
+- MoE layers: routed experts ``E P_e / (e t_e)`` in the experts' format (gpt-oss ships
+  them alone in MXFP4), shared experts ``S P_e / t``, router ``h E`` in 16-bit;
 - embedding and LM head in 16-bit, split by TP (vocab parallel) on the first/last stage.
 
 KV cache per token per chip (bytes): GQA ``2 (k / min(t, k)) d b_kv`` per layer (K and V
@@ -40,10 +40,13 @@ __all__ = ["ServingMemory", "kv_bytes_per_token_per_chip", "serving_memory",
 
 
 def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision: str,
-                          draft_layers: int = 0) -> float:
+                          draft_layers: int = 0, expert_weight_precision: str | None = None
+                          ) -> float:
     """Weight bytes on the most loaded chip of an instance (see the module docstring),
-    with ``draft_layers`` mean layers of a draft on the last stage."""
+    with ``draft_layers`` mean layers of a draft on the last stage; the routed experts
+    in ``expert_weight_precision`` (default ``weight_precision``)."""
     b_w = GEMM_INPUT_BYTES[weight_precision]
+    b_e = GEMM_INPUT_BYTES[expert_weight_precision or weight_precision]
     t = float(plan.tp)
     per_stage = shape.n_layers / plan.pp
     dense_share = shape.n_dense_layers / shape.n_layers
@@ -55,7 +58,7 @@ def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision
         # ceil: with ep not dividing the experts the busiest rank holds one more
         routed = -(-shape.moe_experts // plan.ep) * shape.expert_params / plan.etp
         shared = shape.moe_shared * shape.expert_params / t
-        moe = (routed + shared) * b_w + shape.hidden * shape.moe_experts * ACT_BYTES
+        moe = routed * b_e + shared * b_w + shape.hidden * shape.moe_experts * ACT_BYTES
     layer = attn + dense_share * mlp + moe_share * moe
     layers = (per_stage + draft_layers) * layer
     vocab = (shape.embedding_params + shape.head_params) / t * ACT_BYTES
@@ -111,7 +114,8 @@ def serving_memory(wl: ServingWorkload, plan: ServingPlan, hbm_bytes: float,
     of mean ``context`` tokens."""
     reserve = hbm_bytes * reserve_fraction
     draft = wl.draft_model_layers
-    weights = weight_bytes_per_chip(wl.model, plan, wl.weight_precision, draft)
+    weights = weight_bytes_per_chip(wl.model, plan, wl.weight_format, draft,
+                                    wl.expert_weight_format)
     free = hbm_bytes - reserve - weights
     kv = max(0.0, free)
     per_token = kv_bytes_per_token_per_chip(wl.model, plan, wl.kv_precision, context, draft)

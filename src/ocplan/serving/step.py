@@ -278,7 +278,8 @@ class StepModel:
 
     def _fmt(self) -> dict[str, str]:
         wl = self.workload
-        return dict(precision=wl.gemm_precision, weight_precision=wl.weight_precision,
+        return dict(precision=wl.gemm_precision, weight_precision=wl.weight_format,
+                    expert_weight_precision=wl.expert_weight_format,
                     kv_precision=wl.kv_precision)
 
     def _split(self) -> _Split:
@@ -390,8 +391,9 @@ class StepModel:
         # What an iteration reads of the workload (keep in step with the methods above):
         # the model, the formats, the speculation and the expert imbalance; not the
         # load, the lengths or the SLOs, so a sweep of rates or SLOs shares the memo.
-        reads = (wl.model, wl.activation_precision, wl.weight_precision, wl.kv_precision,
-                 wl.spec_tokens, wl.spec_acceptance, wl.draft_layers, wl.moe_imbalance)
+        reads = (wl.model, wl.gemm_precision, wl.weight_format, wl.expert_weight_format,
+                 wl.kv_precision, wl.spec_tokens, wl.spec_acceptance, wl.draft_layers,
+                 wl.moe_imbalance)
         key = (reads, self.plan, self.chip, self.eff, self.serving, self.family, self.ranks,
                id(self.fabric))
         hit = _PARTS.get(key)

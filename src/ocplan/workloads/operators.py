@@ -948,7 +948,8 @@ def _check(shape: ModelShape, phase: str, shard: Shard, precision: str,
 
 def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int = 0,
                     precision: str = "bf16", weight_precision: str | None = None,
-                    kv_precision: str | None = None) -> tuple[Operator, ...]:
+                    kv_precision: str | None = None,
+                    expert_weight_precision: str | None = None) -> tuple[Operator, ...]:
     """The operators of transformer layer ``layer`` (0-based) on one chip.
 
     ``phase``: ``"forward"`` and ``"prefill"`` (the same forward operators; prefill keys
@@ -963,7 +964,9 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     the engine's per-layer formula (docs/model.md).
 
     Serving formats: ``weight_precision`` (default ``precision``) sets the bytes of the
-    GEMM weights read (weight-only quantization: int4 weights into a bf16 GEMM);
+    GEMM weights read (weight-only quantization: int4 weights into a bf16 GEMM),
+    ``expert_weight_precision`` (default ``weight_precision``) those of the routed
+    experts' grouped GEMMs (MXFP4 experts beside 16-bit attention, as gpt-oss ships);
     ``kv_precision`` (default 16-bit) the bytes of the KV cache a decode step reads.
 
     Raises
@@ -974,6 +977,7 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     """
     _check(shape, phase, shard, precision, layer)
     _check_formats(weight_precision, kv_precision)
+    _check_formats(expert_weight_precision, None)
     fwd_phase: Phase = "forward" if phase == "backward" else phase
     specs = _attention_specs(shape, fwd_phase, shard, is_windowed_layer(shape, layer),
                              precision)
@@ -981,7 +985,8 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
         specs += _moe_specs(shape, shard, precision, fused=phase in ("prefill", "decode"))
     else:
         specs += _dense_mlp_specs(shape, shard, precision)
-    return _emit(_with_formats(specs, phase, weight_precision, kv_precision), phase)
+    return _emit(_with_formats(specs, phase, weight_precision, kv_precision,
+                               expert_weight_precision), phase)
 
 
 def attention_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int = 0,
@@ -1011,15 +1016,19 @@ def _check_formats(weight_precision: str | None, kv_precision: str | None) -> No
 
 
 def _with_formats(specs: list[_Spec], phase: Phase, weight_precision: str | None,
-                  kv_precision: str | None) -> list[_Spec]:
+                  kv_precision: str | None, expert_weight_precision: str | None = None
+                  ) -> list[_Spec]:
     """The specs with the serving formats applied: weights of the workload-precision
-    GEMMs (not the 16-bit router and head) in ``weight_precision``; the cached K/V a
-    decode step reads in ``kv_precision`` (prefill attends its own fresh 16-bit K/V)."""
+    GEMMs (not the 16-bit router and head) in ``weight_precision``, the routed experts'
+    in ``expert_weight_precision`` where given; the cached K/V a decode step reads in
+    ``kv_precision`` (prefill attends its own fresh 16-bit K/V)."""
     out: list[_Spec] = []
     kv_scale = KV_BYTES[kv_precision] / ACT_BYTES if kv_precision else 1.0
     for spec in specs:
-        if isinstance(spec, _Gemm) and weight_precision and spec.kind != "router":
-            spec = replace(spec, weight_precision=weight_precision)
+        own = expert_weight_precision if isinstance(spec, _Gemm) \
+            and spec.kind == "grouped_gemm" and expert_weight_precision else weight_precision
+        if isinstance(spec, _Gemm) and own and spec.kind != "router":
+            spec = replace(spec, weight_precision=own)
         elif isinstance(spec, _Attn) and phase == "decode" and kv_scale != 1.0:
             spec = replace(spec, kv_read_bytes=spec.kv_read_bytes * kv_scale)
         out.append(spec)

@@ -17,13 +17,14 @@ from typing import Annotated, Literal, get_args, get_type_hints
 from annotated_types import BaseMetadata, Ge, Gt, Le, Lt
 
 from ocplan.catalog.fields import MAX_SEQ_LEN
+from ocplan.catalog.schema import ActivationFormat, WeightFormat
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import MAX_IMBALANCE
 
 __all__ = ["ACTIVATION_PRECISIONS", "DEFAULT_INPUT_LEN", "DEFAULT_OUTPUT_LEN", "KV_PRECISIONS",
            "LENGTH_CLASS_EDGES", "LENGTH_DISTRIBUTIONS", "LOADS", "SLO_STATS", "WEIGHT_PRECISIONS",
-           "ServingWorkload"]
+           "ServingFormats", "ServingWorkload"]
 
 #: Prompt and answer tokens of a serving job that names none (CLI flags and API requests
 #: alike; the engine's workload always names both): 1,024 prompt tokens, the random-dataset
@@ -48,10 +49,10 @@ SPREAD_DISTRIBUTIONS: tuple[str, ...] = ("uniform", "lognormal")
 LENGTH_DISTRIBUTIONS: tuple[str, ...] = get_args(LengthDistribution)
 SloStat = Literal["mean", "p50", "p90", "p99"]
 SLO_STATS: tuple[str, ...] = get_args(SloStat)
-#: Weight formats (int4/fp4 as MXFP4/NVFP4 or AWQ/GPTQ-style group-quantized int4).
-WEIGHT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "fp4", "int4")
-#: GEMM activation formats (int4 activations are not a serving practice).
-ACTIVATION_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "fp4")
+#: Weight formats (declared with the catalog's released checkpoints).
+WEIGHT_PRECISIONS: tuple[str, ...] = get_args(WeightFormat)
+#: GEMM activation formats.
+ACTIVATION_PRECISIONS: tuple[str, ...] = get_args(ActivationFormat)
 KV_PRECISIONS = ("bf16", "fp16", "fp8", "int8")
 #: Most draft tokens per step of speculative decoding / multi-token prediction.
 MAX_SPEC_TOKENS = 16
@@ -68,6 +69,21 @@ Tokens = Annotated[float, Ge(1), Le(MAX_SEQ_LEN)]
 Positive = Annotated[float, Gt(0)]
 AtLeastOne = Annotated[int, Ge(1)]
 Share = Annotated[float, Ge(0.0), Lt(1.0)]
+
+
+@dataclass(frozen=True)
+class ServingFormats:
+    """The number formats a serving job runs in, each resolved from what the job gives
+    and the model's released checkpoint (:class:`ServingWorkload`)."""
+
+    weights: str
+    expert_weights: str | None
+    """The routed experts' weights; None for a dense model."""
+    activations: str
+    """The GEMM inputs."""
+    kv: str
+    released: bool
+    """Whether a format the job left out is the released checkpoint's."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +111,16 @@ class ServingWorkload:
     slo_ttft_s: Positive | None = None
     slo_tpot_s: Positive | None = None
     slo_stat: SloStat = "p99"
-    weight_precision: str = "bf16"
-    activation_precision: str = "bf16"
+    weight_precision: str | None = None
+    """Format of the matrix weights; None: the released checkpoint's
+    (:attr:`ModelShape.released <ocplan.workloads.shape.ModelShape.released>`), 16-bit
+    where it gives none or quantizes only the experts (:attr:`weight_format`)."""
+    expert_weight_precision: str | None = None
+    """Format of the routed experts' weights (NVFP4 experts beside FP8 attention); None:
+    :attr:`weight_precision` when given, else the release's (:attr:`expert_weight_format`)."""
+    activation_precision: str | None = None
+    """Format of the GEMM inputs; None: the release's when the weights are the release's,
+    else bf16 (:attr:`gemm_precision`)."""
     kv_precision: str = "bf16"
     prefix_hit: Share = 0.0
     """Share of prompt tokens found in the prefix cache (not recomputed)."""
@@ -141,10 +165,14 @@ class ServingWorkload:
         need(self.length_distribution in LENGTH_DISTRIBUTIONS, "length_distribution",
              "expected one of " + ", ".join(LENGTH_DISTRIBUTIONS))
         need(self.slo_stat in SLO_STATS, "slo_stat", "expected one of " + ", ".join(SLO_STATS))
-        need(self.weight_precision in WEIGHT_PRECISIONS, "weight_precision",
-             "expected one of " + ", ".join(WEIGHT_PRECISIONS))
-        need(self.activation_precision in ACTIVATION_PRECISIONS, "activation_precision",
-             "expected one of " + ", ".join(ACTIVATION_PRECISIONS))
+        for f, allowed in (("weight_precision", WEIGHT_PRECISIONS),
+                           ("expert_weight_precision", WEIGHT_PRECISIONS),
+                           ("activation_precision", ACTIVATION_PRECISIONS)):
+            need(getattr(self, f) in (None, *allowed), f, "expected one of "
+                 + ", ".join(allowed) + " (or none: the model's released format)")
+        need(self.expert_weight_precision is None or self.model.is_moe,
+             "expert_weight_precision", "applies only to a mixture-of-experts model (this "
+             "one is dense): give weight_precision")
         need(self.kv_precision in KV_PRECISIONS, "kv_precision",
              "expected one of " + ", ".join(KV_PRECISIONS))
         # drafts never accepted only cost verification rows; an acceptance without drafts
@@ -176,10 +204,51 @@ class ServingWorkload:
             raise SpecError(problems)
 
     @property
+    def weight_format(self) -> str:
+        """Format of the matrix weights other than the routed experts':
+        :attr:`weight_precision`, else the release's unless it quantizes only experts,
+        else bf16."""
+        if self.weight_precision is not None:
+            return self.weight_precision
+        release = self.model.released
+        return "bf16" if release is None or release.experts_only else release.weights
+
+    @property
+    def expert_weight_format(self) -> str:
+        """Format of the routed experts' weights: :attr:`expert_weight_precision`, else
+        :attr:`weight_precision`, else the release's, else bf16."""
+        given = self.expert_weight_precision or self.weight_precision
+        if given is not None:
+            return given
+        return "bf16" if self.model.released is None else self.model.released.weights
+
+    @property
     def gemm_precision(self) -> str:
         """The format the GEMMs compute in: the activations' (weights in a narrower
-        format are converted in the kernel; a 16-bit activation means a 16-bit GEMM)."""
-        return self.activation_precision
+        format are converted in the kernel; a 16-bit activation means a 16-bit GEMM);
+        not given, the release's while its weights are served, else bf16."""
+        if self.activation_precision is not None:
+            return self.activation_precision
+        release = self.model.released
+        own = self.weight_precision is None and self.expert_weight_precision is None
+        return release.activations if release is not None and own else "bf16"
+
+    @property
+    def released_formats(self) -> bool:
+        """Whether a format comes from the model's released checkpoint: one the job
+        leaves out where the release names it."""
+        release = self.model.released
+        if release is None:
+            return False
+        own_weights = self.weight_precision is None and self.expert_weight_precision is None
+        return own_weights or (self.weight_precision is None and not release.experts_only)
+
+    @property
+    def formats(self) -> ServingFormats:
+        """Every format the job runs in, resolved."""
+        return ServingFormats(self.weight_format,
+                              self.expert_weight_format if self.model.is_moe else None,
+                              self.gemm_precision, self.kv_precision, self.released_formats)
 
     @property
     def tokens_per_step(self) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ocplan.catalog.schema import ModelArch
+from ocplan.catalog.schema import ModelArch, ReleasedWeights
 from ocplan.errors import Problem, SpecError
 
 __all__ = ["ModelShape"]
@@ -63,6 +63,9 @@ class ModelShape:
     max_seq_len: int = 0
     """Context window the model was trained for (tokens; 0 = not known): longer
     sequences are estimated all the same, with a note."""
+    released: ReleasedWeights | None = None
+    """Number formats of the released checkpoint (catalog ``released``), a serving job's
+    defaults; None: 16-bit."""
 
     def __post_init__(self) -> None:
         """Refuse shapes no formula can read (SpecError naming every bad field): widths and
@@ -131,6 +134,7 @@ class ModelShape:
             full_attention_every=arch.full_attention_every or 0,
             dropout=arch.mlp == "gelu",
             max_seq_len=arch.max_seq_len,
+            released=arch.released,
         )
 
     # ---- derived widths -------------------------------------------------------------
