@@ -997,8 +997,9 @@ INFEASIBLE_HINTS: dict[str, str] = {
 SERVING_INFEASIBLE_HINTS: dict[str, str] = INFEASIBLE_HINTS | {
     "memory": "shard the weights over more chips: raise tp or pp (or ep for a "
               "mixture-of-experts model), store weights or the KV cache in fewer bits "
-              "(--weight-precision, --kv-precision), or give more chips (ocplan infer "
-              "--search finds the layouts that fit)",
+              "(--weight-precision, --kv-precision), let the engine fill more of the "
+              "HBM (--memory-percent), or give more chips (ocplan infer --search finds "
+              "the layouts that fit)",
     "divisibility": "pick sizes that divide the model: heads by tp, layers by pp, "
                     "experts by ep, and the chips by tp x pp",
     "queueing": "lower the arrival rate, or serve it with more replicas (chips)",

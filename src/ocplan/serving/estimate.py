@@ -272,7 +272,7 @@ def _check(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> None:
 
 def _memory(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel,
             serving: ServingCalibration) -> ServingMemory:
-    mem = serving_memory(wl, plan, sm.hbm_bytes, serving.reserve_fraction,
+    mem = serving_memory(wl, plan, sm.hbm_bytes, plan.reserve_fraction(serving.reserve_fraction),
                          wl.running_context)
     if not mem.fits:
         # Infeasible prefixes its key ("memory: ")

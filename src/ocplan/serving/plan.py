@@ -71,6 +71,12 @@ class ServingPlan:
                    "max_num_batched_tokens); default 8,192 per scheduler (per "
                    "attention-DP rank).",
         short="chunk", low=1, high=1 << 20, search="fixed")
+    memory_percent: int | None = layout_field(
+        None, help="Percent of each chip's HBM the weights and KV cache may fill; the rest "
+                   "is the engine's (workspace, activations, graphs). vLLM's "
+                   "--gpu-memory-utilization 0.9 leaves about 85-88 after its activations; "
+                   "default the reserve fitted to published results.",
+        short="mem", low=1, high=100, search="fixed")
     prefill_chips: int | None = layout_field(
         None, help="Disaggregated serving: chips of the prefill pool (the rest decode); "
                    "default aggregated.",
@@ -101,6 +107,11 @@ class ServingPlan:
         if self.chunk_tokens is not None:
             return self.chunk_tokens
         return DEFAULT_CHUNK_TOKENS * (self.dp if self.attention_dp else 1)
+
+    def reserve_fraction(self, fitted: float) -> float:
+        """Share of a chip's HBM kept from the weights and KV cache: what
+        :attr:`memory_percent` leaves, else ``fitted`` (the serving calibration's)."""
+        return fitted if self.memory_percent is None else 1.0 - self.memory_percent / 100.0
 
     @property
     def instances(self) -> int:

@@ -33,7 +33,7 @@ Objective = Literal["throughput", "goodput"]
 #: Disaggregated splits tried per aggregated layout.
 MAX_SPLITS = 6
 #: Fields a caller may fix that are not search axes: held as given in every candidate.
-PASSED_THROUGH = ("overlap", "max_seqs", "chunk_tokens", "prefill_chips")
+PASSED_THROUGH = ("overlap", "max_seqs", "chunk_tokens", "memory_percent", "prefill_chips")
 #: Search axes a caller may pin to one value.
 PINNED_AXES = ("tp", "pp", "ep", "attention_dp")
 #: Every field a serving search takes as given (``fixed``); ``dp`` follows from the chips.
@@ -53,8 +53,9 @@ def serving_candidates(model: ModelShape, chips: int, domain: int,
                        fixed: Mapping[str, object] | None = None,
                        disaggregate: bool = False) -> list[ServingPlan]:
     """Layouts of ``chips`` chips (see the module docstring); ``fixed`` holds fields
-    (``tp``, ``pp``, ``ep``, ``attention_dp``, ``max_seqs``, ``chunk_tokens``) the
-    caller gives; ``disaggregate`` adds prefill/decode splits of each layout."""
+    (``tp``, ``pp``, ``ep``, ``attention_dp``, ``max_seqs``, ``chunk_tokens``,
+    ``memory_percent``) the caller gives; ``disaggregate`` adds prefill/decode splits of
+    each layout."""
     fixed = dict(fixed or {})
     out: list[ServingPlan] = []
     for tp in _choices(fixed, "tp", _powers_of_two(min(chips, domain))):
