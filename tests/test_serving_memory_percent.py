@@ -1,7 +1,7 @@
 """The HBM share a serving engine may fill is a layout field (vLLM's
 ``--gpu-memory-utilization``, SGLang's ``--mem-fraction-static``): given, it replaces the
 reserve fitted to published results, which keeps about 30 % of every chip back and so
-turned gpt-oss-120b on one 80 GB H100 (OpenAI's own single-GPU claim; 68.8 GB of weights
+turned gpt-oss-120b on one 80 GB H100 (OpenAI's own single-GPU claim; 65.2 GB of weights
 here) away as not fitting."""
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def test_catalog_names_the_released_formats() -> None:
     assert (ds.weights, ds.activations, ds.experts_only) == ("fp8", "fp8", False)
     oss = CAT.model("gpt-oss-120b", "test", "model").released
     assert oss is not None
-    assert (oss.weights, oss.activations, oss.experts_only) == ("fp4", "bf16", True)
+    assert (oss.weights, oss.activations, oss.experts_only) == ("mxfp4", "bf16", True)
     assert CAT.model("llama3-70b", "test", "model").released is None
 
 
@@ -50,7 +50,7 @@ def test_experts_only_release_needs_experts() -> None:
 @pytest.mark.parametrize(("model", "given", "weights", "experts", "gemm", "released"), [
     # nothing given: the release's formats
     ("deepseek-v3", {}, "fp8", "fp8", "fp8", True),
-    ("gpt-oss-120b", {}, "bf16", "fp4", "bf16", True),
+    ("gpt-oss-120b", {}, "bf16", "mxfp4", "bf16", True),
     ("llama3-8b", {}, "bf16", "bf16", "bf16", False),
     # weights given: every matrix in them, GEMM inputs 16-bit unless given
     ("deepseek-v3", {"weight_precision": "bf16"}, "bf16", "bf16", "bf16", False),
@@ -82,7 +82,8 @@ def test_expert_format_of_a_dense_model_is_refused() -> None:
 
 def test_expert_weights_are_held_and_read_in_their_own_format() -> None:
     """gpt-oss-120b on one chip: the routed experts in 4 bits, the rest 16-bit; the
-    grouped expert GEMMs read 4-bit weights, the attention projections 16-bit ones."""
+    grouped expert GEMMs read 4-bit weights, the attention projections 16-bit ones. As
+    released (MXFP4 experts) the weights come to the checkpoint's 65 GB."""
     s = _shape("gpt-oss-120b")
     plan = ServingPlan()
     mixed = weight_bytes_per_chip(s, plan, "bf16", 0, "fp4")
@@ -93,6 +94,9 @@ def test_expert_weights_are_held_and_read_in_their_own_format() -> None:
     # the experts hold most of the weights: mixed is far below bf16, above all-fp4
     assert weight_bytes_per_chip(s, plan, "fp4") < mixed < 0.4 * weight_bytes_per_chip(
         s, plan, "bf16")
+    released = weight_bytes_per_chip(s, plan, "bf16", 0, "mxfp4")
+    assert released == pytest.approx(65.2e9, rel=0.01)
+    assert released < mixed  # a scale byte per 32 values, not per 16
     ops = layer_operators(s, "decode", Shard(tp=1.0, batch=64.0, seq_len=1.0, kv_len=1000.0),
                           weight_precision="bf16", expert_weight_precision="fp4")
     grouped = [op for op in ops if op.kind == "grouped_gemm"]
@@ -125,10 +129,10 @@ def test_one_estimate_shows_its_formats(capsys: pytest.CaptureFixture[str]) -> N
     e, _, _ = api.run_infer(CAT, req)
     assert e.feasible
     assert e.formats is not None
-    assert (e.formats.weights, e.formats.expert_weights) == ("bf16", "fp4")
+    assert (e.formats.weights, e.formats.expert_weights) == ("bf16", "mxfp4")
     assert main(["infer", "--model", "gpt-oss-20b", "--chip", "h100-sxm-80gb", "--chips",
                  "1"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines()
                if "number formats" in line)
-    assert "weights bf16, experts fp4, GEMM inputs bf16, KV cache bf16 (the release's " \
+    assert "weights bf16, experts mxfp4, GEMM inputs bf16, KV cache bf16 (the release's " \
            "where not given)" in row

@@ -67,9 +67,10 @@ __all__ = [
 ]
 
 Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
-#: Number formats of served weights (fp4 as MXFP4 or NVFP4, int4 as AWQ/GPTQ-style
-#: group-quantized int4): a released checkpoint's and a serving job's.
-WeightFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4", "int4"]
+#: Number formats of served weights (fp4: NVFP4, a scale byte per 16 values; mxfp4: OCP
+#: MXFP4, one per 32; int4: AWQ/GPTQ-style group-quantized int4): a released checkpoint's
+#: and a serving job's.
+WeightFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4", "mxfp4", "int4"]
 #: Number formats of a served GEMM's activations (int4 activations are not a serving
 #: practice).
 ActivationFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4"]

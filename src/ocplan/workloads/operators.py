@@ -98,9 +98,12 @@ PHASES: tuple[str, ...] = get_args(Phase)
 #: NVFP4 block: 16 E2M1 values share one E4M3 scale byte (NVIDIA, "Introducing NVFP4 for
 #: efficient and accurate low-precision inference", developer blog, 2025; the per-tensor
 #: fp32 second-level scale is negligible). ``fp4`` in ocplan is NVFP4, as in the published
-#: serving data (shared/validation/inference_README.md); OCP MXFP4 (32 values per E8M0
-#: byte, OCP Microscaling Formats v1.0 §5) would be 0.53 B per element.
+#: serving data (shared/validation/inference_README.md).
 NVFP4_BLOCK = 16
+#: OCP MXFP4 block: 32 E2M1 values share one E8M0 scale byte (OCP Microscaling Formats
+#: (MX) v1.0 §5.1, Table 1), 4.25 bits a value; the weight format ``mxfp4`` (gpt-oss's
+#: released experts), computed on the chip's 4-bit unit like ``fp4``.
+MXFP4_BLOCK = 32
 #: 4-bit integer weights (AWQ, GPTQ): one fp16 scale and one 4-bit zero point per group of
 #: 128 (Lin et al. 2024, AWQ §4 "group size 128"; the GPTQ default).
 INT4_GROUP = 128
@@ -112,6 +115,7 @@ INT4_GROUP_META_BYTES = 2.5
 #: carry their block scales, which are read with the values.
 GEMM_INPUT_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
                                       "fp4": 0.5 + 1.0 / NVFP4_BLOCK,
+                                      "mxfp4": 0.5 + 1.0 / MXFP4_BLOCK,
                                       "int4": 0.5 + INT4_GROUP_META_BYTES / INT4_GROUP}
 #: Bytes per element of a KV-cache format (serving); block scales of fp8 caches are
 #: per-tensor or per-head and negligible per element.
