@@ -488,6 +488,21 @@ def test_serving_summary_reads_as_the_cli_table(client: httpx.Client) -> None:
                       "--output-len", "500", "--price", "2")
 
 
+def test_serving_formats_default_to_the_release(client: httpx.Client) -> None:
+    """A job naming no format runs in the model's released ones, and the answer says
+    which: gpt-oss-20b's MXFP4 experts beside 16-bit attention; a format given wins."""
+    job = {"model": "gpt-oss-20b", "chip": "h100-sxm-80gb", "chips": 1}
+    est = client.post("/api/infer", json=job).json()
+    assert est["formats"] == {"weights": "bf16", "expert_weights": "mxfp4",
+                              "activations": "bf16", "kv": "bf16", "released": True}
+    assert dict(est["summary"])["number formats"].startswith("weights bf16, experts mxfp4")
+    given = client.post("/api/infer", json=job | {"weight_precision": "fp8"}).json()
+    assert given["formats"]["expert_weights"] == "fp8"
+    assert not given["formats"]["released"]
+    # the experts in 8 bits hold more than in 4
+    assert given["memory"]["weight_bytes"] > est["memory"]["weight_bytes"]
+
+
 def test_an_infeasible_estimate_summary_says_what_to_change(client: httpx.Client) -> None:
     resp = client.post("/api/estimate", json={
         "model": "gpt3-175b", "chip": "mi300x", "chips": 8, "global_batch": 8,
