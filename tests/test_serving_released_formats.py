@@ -122,6 +122,11 @@ def test_a_released_fp8_model_is_served_in_fp8_by_default(
     assert main([*args, "--weight-precision", "bf16"]) == 1
     bf16 = json.loads(capsys.readouterr().out)
     assert not any(r["feasible"] for r in bf16["results"])
+    # the table says in which formats nothing fits
+    assert main(args[:-2] + ["--weight-precision", "bf16"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "no layout fits" in lines[0]
+    assert lines[1] == "number formats: weights bf16, GEMM inputs bf16, KV cache bf16"
 
 
 def test_one_estimate_shows_its_formats(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1174,7 +1174,7 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
                           price: float | None, shortfall: str | None = None) -> None:
     """The ranked layouts; ``shortfall``: the line saying no layout meets the SLO and
     which comes closest (:func:`ocplan.api.slo_shortfall`)."""
-    from ocplan.reports.summary import SERVING_SEARCH_COLUMNS
+    from ocplan.reports.summary import SERVING_SEARCH_COLUMNS, formats_text
 
     results = [e.as_dict() | {"layout": e.plan.label()}
                | ({} if price is None else {"cost_per_mtok": e.cost_per_mtok(price)})
@@ -1185,13 +1185,19 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
                      "slo_shortfall": shortfall} | _priced(price))
         return
     rows = [r for r in results if r["feasible"]]
+    # one workload: every layout runs in the same formats
+    formats = next((e.formats for e in found.results if e.formats is not None), None)
     if not rows:
         reasons = sorted({r["reason"] or "" for r in results})
         out.print(_styled((title, "bold"), ": ", ("no layout fits", "red"),
                           f": {'; '.join(reasons[:3])}"))
+        if formats is not None:
+            out.print(_t(f"number formats: {formats_text(formats)}"))
         return
     _print_search_grid(f"{title}: best serving layouts ({found.objective})",
                        SERVING_SEARCH_COLUMNS, rows[:10])
+    if formats is not None:
+        out.print(_t(f"number formats: {formats_text(formats)}"))
     note = api.serving_objective_note(found.objective)
     if note:  # the TTFT/TPOT columns are not the ones the SLO is judged at
         out.print(_t(note))
@@ -1317,6 +1323,13 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
     _side_by_side_rows(table, SERVING_COMPARE_ROWS, result.as_json()["systems"],
                        result.leaders, result.baseline)
     out.print(table)
+    # one workload: every system runs in the same formats
+    formats = next((r.best.formats for r in result.systems
+                    if r.best is not None and r.best.formats is not None), None)
+    if formats is not None:
+        from ocplan.reports.summary import formats_text
+
+        out.print(_t(f"number formats: {formats_text(formats)}"))
     note = result.note()
     if note:
         out.print(_t(note))

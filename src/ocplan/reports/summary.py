@@ -48,6 +48,7 @@ __all__ = [
     "compare_cell",
     "compared_text",
     "estimate_rows",
+    "formats_text",
     "present",
     "row_labels",
     "search_table",
@@ -189,7 +190,7 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
 
     rows: list[Row] = [("layout", result.plan.label())]
     if result.formats is not None:
-        rows.append(("number formats", _formats_text(result.formats)))
+        rows.append(("number formats", formats_text(result.formats)))
     if not result.feasible:
         hint = api.infeasible_hint(result.reason, serving=True)
         return [*rows, *((("what to change", hint),) if hint else ())]
@@ -244,7 +245,7 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
     return [*rows, *(("note", note) for note in result.notes)]
 
 
-def _formats_text(f: ServingFormats) -> str:
+def formats_text(f: ServingFormats) -> str:
     """The formats a serving job runs in, as a line: weights (the routed experts' where
     they differ), GEMM inputs, KV cache, and whether the release gave some."""
     experts = "" if f.expert_weights in (None, f.weights) else f", experts {f.expert_weights}"
