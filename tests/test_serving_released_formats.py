@@ -123,7 +123,7 @@ def test_a_released_fp8_model_is_served_in_fp8_by_default(
     bf16 = json.loads(capsys.readouterr().out)
     assert not any(r["feasible"] for r in bf16["results"])
     # the table says in which formats nothing fits
-    assert main(args[:-2] + ["--weight-precision", "bf16"]) == 1
+    assert main([*args[:-2], "--weight-precision", "bf16"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert "no layout fits" in lines[0]
     assert lines[1] == "number formats: weights bf16, GEMM inputs bf16, KV cache bf16"
