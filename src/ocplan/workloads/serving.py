@@ -230,8 +230,8 @@ class ServingWorkload:
         if self.activation_precision is not None:
             return self.activation_precision
         release = self.model.released
-        own = self.weight_precision is None and self.expert_weight_precision is None
-        return release.activations if release is not None and own else "bf16"
+        as_released = self.weight_precision is None and self.expert_weight_precision is None
+        return release.activations if release is not None and as_released else "bf16"
 
     @property
     def released_formats(self) -> bool:
@@ -240,8 +240,8 @@ class ServingWorkload:
         release = self.model.released
         if release is None:
             return False
-        own_weights = self.weight_precision is None and self.expert_weight_precision is None
-        return own_weights or (self.weight_precision is None and not release.experts_only)
+        as_released = self.weight_precision is None and self.expert_weight_precision is None
+        return as_released or (self.weight_precision is None and not release.experts_only)
 
     @property
     def formats(self) -> ServingFormats:
