@@ -22,7 +22,7 @@ from ocplan.plan.calibration import Calibration
 from ocplan.plan.layout import given_problems
 from ocplan.serving.calibration import ServingCalibration
 from ocplan.serving.estimate import ServingEstimate, estimate_serving
-from ocplan.serving.plan import SERVING_LAYOUT, ServingPlan
+from ocplan.serving.plan import SERVING_LAYOUT, SERVING_LAYOUT_FIELDS, ServingPlan
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 
@@ -32,8 +32,13 @@ __all__ = ["FIXABLE", "SERVING_OBJECTIVES", "ServingSearch", "fixed_problems", "
 Objective = Literal["throughput", "goodput"]
 #: Disaggregated splits tried per aggregated layout.
 MAX_SPLITS = 6
-#: Fields a caller may fix that are not search axes: held as given in every candidate.
-PASSED_THROUGH = ("overlap", "max_seqs", "chunk_tokens", "memory_percent", "prefill_chips")
+#: Fields a caller may fix that the search does not try: held as given in every
+#: candidate. The scheduler and memory limits declared ``search="fixed"`` (a new one needs
+#: only its declaration), two-batch overlap, and the prefill pool (``disaggregate`` tries
+#: pools instead).
+PASSED_THROUGH: tuple[str, ...] = tuple(
+    f.name for f in SERVING_LAYOUT_FIELDS
+    if f.search == "fixed" or f.name in ("overlap", "prefill_chips"))
 #: Search axes a caller may pin to one value.
 PINNED_AXES = ("tp", "pp", "ep", "attention_dp")
 #: Every field a serving search takes as given (``fixed``); ``dp`` follows from the chips.
@@ -53,8 +58,7 @@ def serving_candidates(model: ModelShape, chips: int, domain: int,
                        fixed: Mapping[str, object] | None = None,
                        disaggregate: bool = False) -> list[ServingPlan]:
     """Layouts of ``chips`` chips (see the module docstring); ``fixed`` holds fields
-    (``tp``, ``pp``, ``ep``, ``attention_dp``, ``max_seqs``, ``chunk_tokens``,
-    ``memory_percent``) the caller gives; ``disaggregate`` adds prefill/decode splits of
+    (:data:`FIXABLE`) the caller gives; ``disaggregate`` adds prefill/decode splits of
     each layout."""
     fixed = dict(fixed or {})
     out: list[ServingPlan] = []
