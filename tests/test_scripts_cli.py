@@ -29,6 +29,7 @@ MISSING_INPUT: dict[str, list[list[str]]] = {
     "fit_serving.py": [["{missing}.csv", "--out", "{out}"],
                        ["--out", "{out}", "{missing}.csv", "source,chip"]],
     "holdout_report.py": [],
+    "hybrid_spotcheck.py": [],
     "release_spread.py": [["{missing}.csv"]],
     "slice_scaling.py": [["{missing}.csv"]],
 }

@@ -806,6 +806,47 @@ class MlaSpec(Spec):
     v_head_dim: Width
 
 
+#: Linear-time token mixers of hybrid models' non-attention layers; each has its cost law
+#: in :data:`ocplan.workloads.mixers.MIXERS`.
+MixerKind = Literal["gated-deltanet", "mamba2"]
+
+
+class LinearMixerSpec(Spec):
+    """The recurrent token mixer of a hybrid model's layers that do not attend: a state of
+    ``key_dim x value_dim`` per head, updated once per token, instead of a KV cache.
+
+    Gated DeltaNet (Yang, Kautz and Hatamizadeh, arXiv:2412.06464; Qwen3-Next) and Mamba-2
+    (Dao and Gu, arXiv:2405.21060; Granite 4.0-H, Nemotron-H) share one shape: queries and
+    keys of ``key_dim`` in ``key_heads`` groups (Mamba-2: C and B, ``n_groups`` of width
+    ``d_state``), values of ``value_dim`` in ``heads`` heads (Mamba-2: x, ``d_head``), a
+    gate of the values' width (z), a short causal convolution over q, k and v, and an
+    output projection."""
+
+    kind: MixerKind
+    heads: HeadCount
+    """Value heads (GDN ``linear_num_value_heads``; Mamba-2 ``n_heads``)."""
+    key_heads: HeadCount
+    """Query/key groups (GDN ``linear_num_key_heads``; Mamba-2 ``n_groups``)."""
+    key_dim: Width
+    """Width of a key (GDN ``linear_key_head_dim``; Mamba-2 ``d_state``)."""
+    value_dim: Width
+    """Width of a value head (GDN ``linear_value_head_dim``; Mamba-2 ``d_head``)."""
+    conv_kernel: Annotated[int, Field(ge=1, le=64, strict=True)] = 4
+    """Taps of the causal convolution (GDN ``linear_conv_kernel_dim``; Mamba-2 ``d_conv``)."""
+    attention_layers: tuple[Annotated[int, Field(ge=0, lt=MAX_LAYERS, strict=True)], ...]
+    """0-based layers that keep softmax attention; every other layer runs this mixer
+    (Qwen3-Next: every fourth, 3, 7, ..., 47)."""
+
+    @model_validator(mode="after")
+    def _groups_and_layers(self) -> LinearMixerSpec:
+        if self.heads % self.key_heads:
+            raise ValueError(f"heads = {self.heads} is not a multiple of key_heads = "
+                             f"{self.key_heads}")
+        if list(self.attention_layers) != sorted(set(self.attention_layers)):
+            raise ValueError("attention_layers must be increasing, without repeats")
+        return self
+
+
 class ReleasedWeights(Spec):
     """The number formats of a model's released checkpoint, which a serving job takes
     unless it names its own (most open checkpoints are 16-bit and give none)."""
@@ -848,6 +889,12 @@ class ModelArch(Entry):
     ``(i + 1) % k == 0`` and only the window otherwise (gpt-oss: 2, Hugging Face
     ``layer_types`` alternating sliding and full from layer 0); 0 or absent: every layer
     is windowed."""
+    linear_mixer: LinearMixerSpec | None = None
+    """Hybrid models: the recurrent mixer of every layer not in its ``attention_layers``
+    (the attention fields above describe those layers)."""
+    attention_output_gate: Flag = False
+    """The attention output is scaled by a sigmoid gate of the layer input, projected with
+    the queries (Qwen3-Next ``attn_output_gate``: the query projection is twice as wide)."""
     published_params: Annotated[float, Field(strict=True, gt=0, le=1e14)] | None = None
     """Total parameter count as the source states it (checked against our count)."""
     released: ReleasedWeights | None = None
@@ -872,6 +919,14 @@ class ModelArch(Entry):
         if self.full_attention_every is not None and self.sliding_window is None:
             raise ValueError("full_attention_every needs sliding_window: without a window "
                              "every layer attends the whole context")
+        if self.linear_mixer is not None:
+            if self.sliding_window is not None:
+                raise ValueError("linear_mixer with sliding_window is not modelled: give "
+                                 "one or the other")
+            late = [i for i in self.linear_mixer.attention_layers if i >= self.n_layers]
+            if late:
+                raise ValueError(f"linear_mixer.attention_layers {late} are beyond the "
+                                 f"{self.n_layers} layers (0-based)")
         return self
 
     @property

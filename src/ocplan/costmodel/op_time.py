@@ -7,6 +7,7 @@ if-chain), giving its compute term at unit efficiency and its memory term:
   wave and small-K quantization against the HBM roofline) at the operator's precision;
 - ``attention``: :func:`attention_time_s`, the operator's own FLOPs (causal, windowed and
   context-parallel work already counted by the operator list) at the 16-bit path;
+- ``scan``: :func:`scan_op_cost`, a hybrid model's recurrent core, on the attention law;
 - ``elementwise``, ``norm``, ``permute``, ``embedding``: memory-bound,
   :func:`~ocplan.costmodel.roofline.memory_time_s`.
 
@@ -46,7 +47,8 @@ from ocplan.workloads.operators import GEMM_INPUT_BYTES, Num, Operator, OpKind
 
 __all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "FALLBACK", "ChipPeaks", "Efficiencies", "OpCost",
            "PassTime", "Profile", "attention_op_cost", "attention_terms", "gemm_op_cost",
-           "imbalance_terms", "memory_op_cost", "native_precision", "profile", "softmax_floor_s"]
+           "imbalance_terms", "memory_op_cost", "native_precision", "profile", "scan_op_cost",
+           "softmax_floor_s"]
 
 #: GEMM input precisions that run on a low-bit matrix path (8-bit fitted on training
 #: runs; 4-bit, :data:`FOUR_BIT`, its own efficiency where serving results fit one).
@@ -384,6 +386,19 @@ def attention_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     return OpCost(compute, memory, "attention", "attention", floor)
 
 
+def scan_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
+    """A recurrent mixer's core (chunked scan or decode step) on the attention law
+    (:func:`attention_terms`, no softmax): like flash attention it is one fused kernel
+    of small 16-bit matmuls over tiles of a sequence (chunks of 64-256 tokens for each
+    head), so its rate is taken to be attention's, waves of ``sequences x heads x
+    chunks`` included, and it is calibrated with attention (no published run of a
+    hybrid model fits it; an assumption, docs/model.md). Decode steps are bound by the
+    state they read and write."""
+    compute, memory, _ = attention_terms(op.flops, op.bytes, op.m, op.seq_q, op.groups,
+                                         float(op.backward), 0.0, chip)
+    return OpCost(compute, memory, "attention", "attention")
+
+
 def memory_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     """A memory-bound kernel: its bytes at the achieved HBM bandwidth
     (:func:`~ocplan.costmodel.roofline.memory_time_s` without the launch)."""
@@ -397,6 +412,7 @@ COSTERS: dict[OpKind, Coster] = {
     "grouped_gemm": gemm_op_cost,
     "router": gemm_op_cost,
     "attention": attention_op_cost,
+    "scan": scan_op_cost,
     "elementwise": memory_op_cost,
     "norm": memory_op_cost,
     "permute": memory_op_cost,

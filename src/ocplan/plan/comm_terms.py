@@ -267,11 +267,14 @@ def ep_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayo
 
 def cp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout,
                  attention_fwd_s: FloatArray, g: _Layouts) -> FloatArray:
-    """Ring exchange of K/V chunks, hidden behind the attention it feeds."""
+    """Ring exchange of K/V chunks, hidden behind the attention it feeds, in the stage's
+    attention layers (a hybrid's recurrent layers pass one state between ranks,
+    negligible beside it)."""
     m = wl.model
     kv = d.tokens * 2 * m.kv_width * ACT_BYTES / np.minimum(d.tp, m.n_kv_heads)
     _, cp_out = placement(d.cp, d.tp, fab.domain)
-    ring = (d.cp - 1.0) * g.apply(_BY_TP, cost.send_recv, fab, kv, cp_out > 1) * d.per_stage
+    attending = d.per_stage * m.n_attention_layers / m.n_layers
+    ring = (d.cp - 1.0) * g.apply(_BY_TP, cost.send_recv, fab, kv, cp_out > 1) * attending
     out: FloatArray = np.where(d.cp > 1, np.maximum(0.0, ring - attention_fwd_s)
                                + np.maximum(0.0, 2 * ring - ATTN_BWD_FACTOR * attention_fwd_s),
                                0.0)

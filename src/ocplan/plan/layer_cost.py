@@ -1,8 +1,9 @@
 """Compute time of one pipeline stage's layers, from the operator list and the cost model.
 
-A model's layers come in at most four kinds (dense or MoE MLP, full or sliding-window
-attention; :func:`layer_kinds`). For each kind the operators of one layer on one chip
-(:func:`~ocplan.workloads.operators.layer_operators`) are timed forward and backward by
+A model's layers come in at most six kinds (dense or MoE MLP; full or sliding-window
+attention or a hybrid's recurrent mixer; :func:`layer_kinds`). For each kind the
+operators of one layer on one chip (:func:`~ocplan.workloads.operators.layer_operators`)
+are timed forward and backward by
 :func:`~ocplan.costmodel.op_time.profile`, and the slowest stage's ``ceil(L / p)``
 layers are filled with the slowest kinds first (:func:`stage_layers`): with DeepSeek-V3's
 three dense layers on 16 stages, the slowest stage holds four MoE layers, not a blend.
@@ -30,6 +31,7 @@ from ocplan.workloads.operators import (
     Shard,
     embedding_operators,
     head_operators,
+    is_mixer_layer,
     is_moe_layer,
     is_windowed_layer,
     layer_operators,
@@ -58,15 +60,19 @@ class LayerKind:
     count: int
     moe: bool
     windowed: bool
+    mixer: bool = False
+    """A hybrid model's recurrent-mixer layer (no attention)."""
 
 
 @lru_cache(maxsize=256)
 def layer_kinds(shape: ModelShape) -> tuple[LayerKind, ...]:
-    """The distinct (MoE, windowed) kinds of ``shape``'s layers with their counts."""
-    seen: dict[tuple[bool, bool], list[int]] = {}
+    """The distinct (MoE, windowed, mixer) kinds of ``shape``'s layers with their
+    counts."""
+    seen: dict[tuple[bool, bool, bool], list[int]] = {}
     for i in range(shape.n_layers):
-        seen.setdefault((is_moe_layer(shape, i), is_windowed_layer(shape, i)), []).append(i)
-    return tuple(LayerKind(v[0], len(v), k[0], k[1]) for k, v in seen.items())
+        key = (is_moe_layer(shape, i), is_windowed_layer(shape, i), is_mixer_layer(shape, i))
+        seen.setdefault(key, []).append(i)
+    return tuple(LayerKind(v[0], len(v), *k) for k, v in seen.items())
 
 
 @dataclass(frozen=True)

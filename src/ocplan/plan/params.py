@@ -25,9 +25,10 @@ class StageParams:
 
 
 def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) -> StageParams:
-    """``P_dense = (n_L P_attn + n_dense P_mlp + n_moe (S P_e + h E) + P_edge) / t`` and
+    """``P_dense = (n_L P_mix + n_dense P_mlp + n_moe (S P_e + h E) + P_edge) / t`` and
     ``P_expert = n_moe E P_e / (e t_e)`` for a stage of ``n_L`` layers, ``n_moe`` of them
-    MoE; ``P_edge`` is the larger of the embedding and the LM head (the end stages hold
+    MoE, ``P_mix`` the attention (or a hybrid's mean attention and recurrent mixer) per
+    layer; ``P_edge`` is the larger of the embedding and the LM head (the end stages hold
     one each; with p = 1 the one chip holds both). Where the end stages hold one layer
     fewer (:func:`~ocplan.plan.plan.end_credit`), the larger of ``n`` average layers and
     ``n - 1`` layers plus the edge."""
@@ -36,7 +37,7 @@ def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) ->
     moe_dense = shape.moe_shared * shape.expert_params + shape.hidden * shape.moe_experts
     edge = np.where(d.pp > 1, max(shape.embedding_params, shape.head_params),
                     shape.embedding_params + shape.head_params)
-    layers_dense = (n * shape.attn_params + dense_layers * shape.dense_mlp_params
+    layers_dense = (n * shape.mean_token_mixer_params + dense_layers * shape.dense_mlp_params
                     + moe_layers * moe_dense) / d.tp
     layers_expert = moe_layers * shape.moe_experts * shape.expert_params / (d.ep * d.etp)
     # End stages a layer short (end credit): the end stage or a middle one, whichever

@@ -81,7 +81,7 @@ class IterationBreakdown:
 #: What each term of :class:`IterationBreakdown` holds, for tables and figures.
 BREAKDOWN_LABELS: dict[str, str] = {
     "matrix_s": "GEMMs (incl. weight reads)",
-    "attention_s": "attention (incl. KV-cache reads)",
+    "attention_s": "attention / recurrent mixer (incl. cache reads)",
     "memory_s": "norms, activations, other elementwise",
     "comm_s": "communication",
     "host_s": "host overhead",

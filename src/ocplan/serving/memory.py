@@ -31,7 +31,13 @@ from dataclasses import dataclass
 
 from ocplan.serving.plan import ServingPlan
 from ocplan.workloads.memory import ACT_BYTES
-from ocplan.workloads.operators import GEMM_INPUT_BYTES, KV_BYTES, is_windowed_layer
+from ocplan.workloads.operators import (
+    GEMM_INPUT_BYTES,
+    KV_BYTES,
+    is_mixer_layer,
+    is_windowed_layer,
+    mixer_state_bytes,
+)
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 
@@ -51,7 +57,7 @@ def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision
     per_stage = shape.n_layers / plan.pp
     dense_share = shape.n_dense_layers / shape.n_layers
     moe_share = shape.n_moe_layers / shape.n_layers
-    attn = shape.attn_params / t * b_w
+    attn = shape.mean_token_mixer_params / t * b_w
     mlp = shape.dense_mlp_params / t * b_w
     moe = 0.0
     if shape.is_moe:
@@ -71,8 +77,10 @@ def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision
 def kv_bytes_per_token_per_chip(shape: ModelShape, plan: ServingPlan, kv_precision: str,
                                 context: float, draft_layers: int = 0) -> float:
     """KV bytes per cached token on one chip, averaged over a sequence of ``context``
-    tokens (windowed layers keep at most their window), on the last stage when
-    ``draft_layers`` layers of a draft cache it too."""
+    tokens (windowed layers keep at most their window, a hybrid's recurrent layers their
+    fixed state, :func:`~ocplan.workloads.operators.mixer_state_bytes`, over the
+    ``context`` tokens), on the last stage when ``draft_layers`` layers of a draft cache
+    it too."""
     b = KV_BYTES[kv_precision]
     if shape.is_mla:
         per_layer = float(shape.mla_kv_rank + shape.mla_rope_dim) * b
@@ -81,9 +89,13 @@ def kv_bytes_per_token_per_chip(shape: ModelShape, plan: ServingPlan, kv_precisi
         per_layer = 2.0 * heads * shape.head_dim * b
     kept = 0.0
     for i in range(shape.n_layers):
+        if is_mixer_layer(shape, i):
+            continue
         w = shape.sliding_window if is_windowed_layer(shape, i) else 0
         kept += min(1.0, w / context) if w else 1.0
-    return per_layer * (kept / plan.pp + draft_layers)
+    # a hybrid's recurrent layers hold a fixed state per sequence, spread over its tokens
+    state = mixer_state_bytes(shape, float(plan.tp)) / max(context, 1.0)
+    return (per_layer * kept + state) / plan.pp + per_layer * draft_layers
 
 
 @dataclass(frozen=True)

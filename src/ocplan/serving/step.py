@@ -69,6 +69,7 @@ from ocplan.workloads.operators import (
     embedding_operators,
     head_operators,
     layer_operators,
+    mixer_operator,
 )
 from ocplan.workloads.serving import ServingWorkload
 
@@ -76,6 +77,9 @@ __all__ = ["IterationTime", "StepModel", "step_model"]
 
 T = TypeVar("T")
 
+#: Operator kinds whose cost follows each sequence's context or state rather than the
+#: batch's token rows: the attention part of a step (:meth:`StepModel._attention_part`).
+_PER_SEQUENCE_KINDS = frozenset({"attention", "scan"})
 #: Bytes per element of the MoE combine (expert outputs return in 16-bit; DeepEP and
 #: the vLLM/SGLang all-to-all kernels combine in bf16 even with fp8 dispatch).
 COMBINE_BYTES = ACT_BYTES
@@ -298,7 +302,8 @@ class StepModel:
         out = Part.zeros(rows.size)
         for kind in layer_kinds(shape):
             ops = [op for op in layer_operators(shape, "decode", dense, layer=kind.index,
-                                                **self._fmt()) if op.kind != "attention"]
+                                                **self._fmt())
+                   if op.kind not in _PER_SEQUENCE_KINDS]
             out = out.plus(self._part(ops, rows.size), self._share(kind.count))
         return out
 
@@ -347,14 +352,17 @@ class StepModel:
         kinds differing only in MoE share one attention)."""
         wl = self.workload
         out = Part.zeros(n)
-        counts: dict[bool, int] = {}
-        first: dict[bool, int] = {}
+        counts: dict[tuple[bool, bool], int] = {}
+        first: dict[tuple[bool, bool], int] = {}
         for kind in layer_kinds(wl.model):
-            counts[kind.windowed] = counts.get(kind.windowed, 0) + kind.count
-            first.setdefault(kind.windowed, kind.index)
-        for windowed, count in counts.items():
-            op = attention_operator(wl.model, phase, shard, layer=first[windowed],
-                                    precision=wl.gemm_precision, kv_precision=wl.kv_precision)
+            key = (kind.mixer, kind.windowed)
+            counts[key] = counts.get(key, 0) + kind.count
+            first.setdefault(key, kind.index)
+        for (mixer, _), count in counts.items():
+            layer = first[mixer, _]
+            op = mixer_operator(wl.model, phase, shard, layer=layer) if mixer else \
+                attention_operator(wl.model, phase, shard, layer=layer,
+                                   precision=wl.gemm_precision, kv_precision=wl.kv_precision)
             out = out.plus(self._part([op], n, eff), self._share(count))
         return out
 

@@ -26,7 +26,7 @@ size; all problems reported at once) and gives each task its content key
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -133,7 +133,7 @@ def search_inputs(workload: Workload, system: System, chips: int, objective: str
     return money | {
         "kind": "search",
         "model": workload.model.name,
-        "model_shape": asdict(workload.model),
+        "model_shape": workload.model.as_json(),
         "chip": system.accelerator.id,
         "system": system.spec.model_dump(mode="json"),
         "hardware_sha256": hashlib.sha256(canonical_json(hardware).encode()).hexdigest(),

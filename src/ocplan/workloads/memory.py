@@ -48,6 +48,7 @@ __all__ = [
     "grad_reduce_bytes",
     "korthikanti_layer_bytes",
     "layer_activation_bytes",
+    "mixer_activation_bytes_per_token",
     "mla_up_bytes",
     "model_state_bytes",
     "norm_act_bytes",
@@ -119,7 +120,10 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
       (GeLU: 8h + 8h at f = 4h); MoE: the same per routed copy of the token (top-k) and
       per shared expert, plus the dispatched input ``2h`` per copy;
     - attention scores (not with flash attention, and dropped by selective recompute):
-      ``5*a*s`` per token (softmax 2, dropout mask 1, dropout output 2).
+      ``5*a*s`` per token (softmax 2, dropout mask 1, dropout output 2);
+    - an attention output gate: its ``a*d_v`` gate values;
+    - a hybrid model: the attention terms at the attention layers' share of the layers,
+      the recurrent mixer's (:func:`mixer_activation_bytes_per_token`) at the rest.
 
     ``cp`` context-parallel ranks each hold ``s/cp`` tokens. Full recompute keeps only
     the layer input (``2h``, divided by t with SP). ``recompute_*`` and ``sp`` may be
@@ -133,7 +137,9 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
     mask = MASK_BYTES if shape.dropout else 0.0
     g = gemm_input_bytes
     replicated = ACT_BYTES * 2 * h + g * (h + h) + 2 * mask * h
-    attn = ACT_BYTES * (a * d_qk + k * d_qk + k * d_v) + g * a * d_v
+    attn = ACT_BYTES * (a * d_qk + k * d_qk + k * d_v) + g * a * d_v \
+        + (ACT_BYTES * a * d_v if shape.attn_gate else 0.0)
+    share = shape.n_attention_layers / shape.n_layers
     if moe_layer:
         m, f = shape.mlp_mats, shape.moe_ffn
         per_copy = g * h + ACT_BYTES * (m - 1) * f + g * f
@@ -141,7 +147,9 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
     else:
         m, f = shape.mlp_mats, shape.ffn
         mlp = ACT_BYTES * (m - 1) * f + g * f
-    scores = 0.0 if flash else 5.0 * a * (s / cp)
+    if shape.mixer is not None:
+        attn = share * attn + (1.0 - share) * mixer_activation_bytes_per_token(shape, g)
+    scores = 0.0 if flash else 5.0 * a * (s / cp) * share
     sp_ = np.asarray(sp, dtype=bool)
     stored = np.where(sp_, (replicated + attn + mlp) / t, replicated + (attn + mlp) / t)
     scores_stored = np.where(np.asarray(recompute_selective, dtype=bool), 0.0, scores / t)
@@ -149,6 +157,23 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
     per_token = np.where(np.asarray(recompute_full, dtype=bool), full_input,
                          stored + scores_stored)
     return tokens * per_token
+
+
+def mixer_activation_bytes_per_token(shape: ModelShape,
+                                     gemm_input_bytes: float = ACT_BYTES) -> float:
+    """Bytes per token (before the TP split) a hybrid model's recurrent-mixer layer saves
+    for its backward besides the norm and residual terms it shares with attention: the
+    input projection's output (q, k, v, z and the per-head scalars, the convolution's
+    input), the convolution's output (the scan's q, k, v), the scan's output (the gated
+    norm's input), all 16-bit, and the gated norm's output at ``gemm_input_bytes`` (the
+    output projection's input). The chunked kernels recompute their chunk states in
+    the backward rather than save them (:data:`~ocplan.workloads.mixers.SCAN_BWD_FACTOR`).
+    0 without a mixer."""
+    mx = shape.mixer
+    if mx is None:
+        return 0.0
+    return ACT_BYTES * (mx.in_proj_width + mx.conv_channels + mx.value_width) \
+        + gemm_input_bytes * mx.value_width
 
 
 def grad_reduce_bytes(precision: str, in_bf16: Num = False) -> Num:

@@ -53,6 +53,7 @@ import numpy.typing as npt
 
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.memory import ACT_BYTES
+from ocplan.workloads.mixers import SCAN_BWD_FACTOR, STATE_BYTES
 from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.shape import ModelShape
 
@@ -74,6 +75,7 @@ __all__ = [
     "embedding_operators",
     "expert_load",
     "head_operators",
+    "is_mixer_layer",
     "is_moe_layer",
     "is_windowed_layer",
     "keys_per_query",
@@ -82,6 +84,8 @@ __all__ = [
     "kv_cache_bytes_per_token_per_layer",
     "layer_operators",
     "layer_totals",
+    "mixer_operator",
+    "mixer_state_bytes",
     "windowed_layer_count",
 ]
 
@@ -90,8 +94,8 @@ FloatArray = npt.NDArray[np.float64]
 Num = float | FloatArray
 BoolLike = bool | npt.NDArray[np.bool_]
 
-OpKind = Literal["gemm", "grouped_gemm", "attention", "elementwise", "norm", "router",
-                 "permute", "embedding"]
+OpKind = Literal["gemm", "grouped_gemm", "attention", "scan", "elementwise", "norm",
+                 "router", "permute", "embedding"]
 Phase = Literal["forward", "backward", "prefill", "decode"]
 PHASES: tuple[str, ...] = get_args(Phase)
 
@@ -147,6 +151,10 @@ SWIGLU_FLOPS_PER_ELEMENT = 5.0
 GELU_FLOPS_PER_ELEMENT = 9.0
 #: FLOPs per element of a rotary embedding: x cos + rotate(x) sin (two multiplies, one add).
 ROPE_FLOPS_PER_ELEMENT = 3.0
+#: FLOPs per element of a sigmoid output gate, sigmoid(g) * o: exp, add, divide, multiply.
+GATE_FLOPS_PER_ELEMENT = 4.0
+#: FLOPs per element of a recurrent mixer's gated RMSNorm, norm(y) * silu(z).
+GATED_NORM_FLOPS_PER_ELEMENT = NORM_FLOPS_PER_ELEMENT + SWIGLU_FLOPS_PER_ELEMENT
 #: FLOPs per element of the MoE combine: scale each expert output by its gate and add.
 COMBINE_FLOPS_PER_ELEMENT = 2.0
 #: FLOPs per logit of a fused cross-entropy: running max, exp, sum, subtract.
@@ -416,6 +424,12 @@ def is_windowed_layer(shape: ModelShape, layer: int) -> bool:
     return shape.sliding_window > 0 and not (every > 0 and (layer + 1) % every == 0)
 
 
+def is_mixer_layer(shape: ModelShape, layer: int) -> bool:
+    """Whether layer ``layer`` (0-based) runs a hybrid model's recurrent mixer: the model
+    has one and the layer is not in its ``attention_layers``."""
+    return shape.mixer is not None and layer not in shape.attention_layers
+
+
 def windowed_layer_count(shape: ModelShape) -> int:
     """Layers that attend only a sliding window (:func:`is_windowed_layer`): all of them
     with a window and no full layers, all but every ``full_attention_every``-th
@@ -469,20 +483,45 @@ def kv_cache_bytes_per_token_per_layer(shape: ModelShape, kv_bytes: int = 2) -> 
 
 
 def kv_cache_bytes_per_token(shape: ModelShape, kv_bytes: int = 2) -> int:
-    """KV-cache bytes one token adds over all ``L`` layers (sliding windows ignored: the
-    rate while the context is shorter than the window; :func:`kv_cache_bytes` caps it)."""
-    return shape.n_layers * kv_cache_bytes_per_token_per_layer(shape, kv_bytes)
+    """KV-cache bytes one token adds over the attention layers (all ``L`` but a hybrid's
+    recurrent ones; sliding windows ignored: the rate while the context is shorter than
+    the window; :func:`kv_cache_bytes` caps it)."""
+    return shape.n_attention_layers * kv_cache_bytes_per_token_per_layer(shape, kv_bytes)
+
+
+def mixer_state_bytes(shape: ModelShape, tp: float = 1.0) -> float:
+    """Bytes of one sequence's recurrent state over a hybrid model's mixer layers, on one
+    of ``tp`` chips: per layer ``n_v d_k d_v / t`` state values at
+    :data:`~ocplan.workloads.mixers.STATE_BYTES` and the convolution's last ``w - 1``
+    inputs of its ``(2 n_k d_k / min(t, n_k) + n_v d_v / t)`` channels at 16 bits. 0
+    without a mixer: the whole cache grows with the context."""
+    mx = shape.mixer
+    if mx is None:
+        return 0.0
+    nv, nk = mx.heads / tp, mx.key_heads / min(tp, float(mx.key_heads))
+    return shape.n_mixer_layers * float(_cached_state_bytes(shape, _f(nv), _f(nk)))
+
+
+def _cached_state_bytes(shape: ModelShape, nv: FloatArray, nk: FloatArray) -> FloatArray:
+    """One sequence's cached state in one mixer layer on a chip holding ``nv`` value heads
+    and ``nk`` key groups: the ``nv d_k d_v`` state and the convolution's last ``w - 1``
+    inputs of its ``2 nk d_k + nv d_v`` channels."""
+    mx = shape.mixer
+    assert mx is not None, "a cached state without a mixer"
+    channels = 2.0 * nk * mx.key_dim + nv * mx.value_dim
+    return nv * mx.key_dim * mx.value_dim * STATE_BYTES + (mx.conv - 1) * channels * ACT_BYTES
 
 
 def kv_cache_bytes(shape: ModelShape, context: Num, kv_bytes: int = 2) -> Num:
-    """KV-cache bytes of one sequence of ``context`` tokens over all layers: full layers
-    hold ``context`` tokens, windowed layers ``min(context, w)`` (a ring buffer)."""
+    """Cache bytes of one sequence of ``context`` tokens over all layers: full layers
+    hold ``context`` tokens, windowed layers ``min(context, w)`` (a ring buffer), a
+    hybrid's recurrent layers their fixed state (:func:`mixer_state_bytes`)."""
     per_layer = float(kv_cache_bytes_per_token_per_layer(shape, kv_bytes))
     windowed = windowed_layer_count(shape)
     ctx = _f(context)
-    held = (shape.n_layers - windowed) * ctx + windowed * np.minimum(
+    held = (shape.n_attention_layers - windowed) * ctx + windowed * np.minimum(
         ctx, float(shape.sliding_window))
-    return _out(per_layer * held)
+    return _out(per_layer * held + mixer_state_bytes(shape))
 
 
 # ---- operator specs (shape only), then forward and backward forms ---------------------
@@ -546,7 +585,19 @@ class _Attn:
     window: float
 
 
-_Spec = _Gemm | _Elem | _Permute | _Attn
+@dataclass(frozen=True)
+class _Scan:
+    """A recurrent mixer's core (the chunked scan, or one recurrent step in decode)."""
+
+    rows: FloatArray
+    heads: FloatArray
+    flops: FloatArray
+    bytes_read: FloatArray
+    bytes_written: FloatArray
+    seq_q: FloatArray
+
+
+_Spec = _Gemm | _Elem | _Permute | _Attn | _Scan
 
 
 def _gemm_forward(g: _Gemm) -> Operator:
@@ -642,6 +693,20 @@ def _attn_op(at: _Attn, backward: bool) -> Operator:
         backward=backward, exps=_out(scores))
 
 
+def _scan_op(sc: _Scan, backward: bool) -> Operator:
+    """A recurrent mixer's core: the spec's FLOPs and bytes forward; backward
+    :data:`~ocplan.workloads.mixers.SCAN_BWD_FACTOR` x the FLOPs, reading what the
+    forward read and wrote (inputs, outputs' gradients) and writing the inputs'
+    gradients and the recomputed chunk states (taken as the forward's bytes again)."""
+    moved = sc.bytes_read + sc.bytes_written
+    flops, read, written = (SCAN_BWD_FACTOR * sc.flops, moved, moved) if backward \
+        else (sc.flops, sc.bytes_read, sc.bytes_written)
+    return Operator(
+        name="scan.bwd" if backward else "scan", kind="scan", precision=HIGH_PRECISION,
+        flops=_out(flops), bytes_read=_out(read), bytes_written=_out(written),
+        m=_out(sc.rows), groups=_out(sc.heads), seq_q=_out(sc.seq_q), backward=backward)
+
+
 def _forward(spec: _Spec) -> Operator:
     if isinstance(spec, _Gemm):
         return _gemm_forward(spec)
@@ -649,6 +714,8 @@ def _forward(spec: _Spec) -> Operator:
         return _elem_forward(spec)
     if isinstance(spec, _Permute):
         return _permute_op(spec, backward=False)
+    if isinstance(spec, _Scan):
+        return _scan_op(spec, backward=False)
     return _attn_op(spec, backward=False)
 
 
@@ -659,6 +726,8 @@ def _backward(spec: _Spec) -> tuple[Operator, ...]:
         return (_elem_backward(spec),)
     if isinstance(spec, _Permute):
         return (_permute_op(spec, backward=True),)
+    if isinstance(spec, _Scan):
+        return (_scan_op(spec, backward=True),)
     return (_attn_op(spec, backward=True),)
 
 
@@ -737,14 +806,18 @@ def _attention_specs(shape: ModelShape, phase: Phase, shard: Shard, windowed: bo
     else:
         d = float(shape.head_dim)
         kv_heads = shape.n_kv_heads / np.minimum(tp, float(shape.n_kv_heads))
-        specs.append(_Gemm("qkv", "gemm", T, (heads + 2 * kv_heads) * d, _f(h), precision,
-                           input_fused=True))
+        gate = heads if shape.attn_gate else 0.0 * heads
+        specs.append(_Gemm("qkv", "gemm", T, (heads + gate + 2 * kv_heads) * d, _f(h),
+                           precision, input_fused=True))
         rope_width, d_qk, d_v = (heads + kv_heads) * d, d, d
         kv_key_bytes = kv_heads * 2 * d * ACT_BYTES
     specs.append(_Elem("rope", "elementwise", T * rope_width, 1.0, ROPE_FLOPS_PER_ELEMENT))
     specs.append(_attention_core(shape, phase, shard, windowed, heads, d_qk, d_v,
                                  kv_key_bytes))
     o_width = heads * (shape.mla_v_dim if shape.is_mla else shape.head_dim)
+    if shape.attn_gate:
+        specs.append(_Elem("attn_gate", "elementwise", T * o_width, 2.0,
+                           GATE_FLOPS_PER_ELEMENT))
     if shape.is_mla and phase == "decode":
         specs.append(_Gemm("o_absorb", "gemm", _f(shard.batch) + 0 * tp,
                            _f(float(shape.mla_v_dim)), _f(float(shape.mla_kv_rank)),
@@ -810,6 +883,64 @@ def _attention_core(shape: ModelShape, phase: Phase, shard: Shard, windowed: boo
     return _Attn(rows=_f(shard.tokens), heads=heads, keys=keys, d_qk=d_qk, d_v=d_v,
                  kv_read_bytes=_f(shard.batch) * span * kv_key_bytes,
                  seq_q=seq / cp, seq_kv=skv, causal=causal, window=window)
+
+
+def _mixer_specs(shape: ModelShape, phase: Phase, shard: Shard, precision: str
+                 ) -> list[_Spec]:
+    """Norm, input projection (``h -> 2 n_k d_k + 2 n_v d_v + g n_v``, column parallel:
+    value heads split by ``t``, key groups by ``min(t, n_k)``, replicated beyond),
+    causal convolution, the recurrent core (:func:`_scan_core`), gated RMSNorm, output
+    projection (``n_v d_v -> h``, row parallel) and residual of one hybrid layer
+    (:mod:`ocplan.workloads.mixers`)."""
+    mx = shape.mixer
+    assert mx is not None, "a mixer layer without a mixer"
+    h, tp, T = float(shape.hidden), _f(shard.tp), _f(shard.tokens)
+    rows_sp = T / _t_sp(shard)
+    nv, nk = mx.heads / tp, mx.key_heads / np.minimum(tp, float(mx.key_heads))
+    channels = 2.0 * nk * mx.key_dim + nv * mx.value_dim
+    width = channels + nv * mx.value_dim + mx.law.head_scalars * nv
+    return [
+        _Elem("norm_attn", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT),
+        _Gemm("mixer_in", "gemm", T, width, _f(h), precision, input_fused=True),
+        # depthwise causal convolution of w taps and its SiLU (causal_conv1d)
+        _Elem("conv", "elementwise", T * channels, 1.0,
+              2.0 * mx.conv + SWIGLU_FLOPS_PER_ELEMENT),
+        _scan_core(shape, phase, shard, nv, nk),
+        _Elem("mixer_norm", "elementwise", T * nv * mx.value_dim, 2.0,
+              GATED_NORM_FLOPS_PER_ELEMENT),
+        _Gemm("mixer_out", "gemm", T, _f(h), nv * mx.value_dim, precision),
+        _Elem("residual_attn", "elementwise", rows_sp * h, 2.0, RESIDUAL_FLOPS_PER_ELEMENT),
+    ]
+
+
+def _scan_core(shape: ModelShape, phase: Phase, shard: Shard, nv: FloatArray,
+               nk: FloatArray) -> _Scan:
+    """The recurrent core on ``T`` token rows of ``b`` sequences, ``n_v / t`` heads.
+
+    Training and prefill run the chunked kernel (:meth:`MixerLaw.parallel_flops`), which
+    reads q, k, v and the per-head scalars, writes the output, and writes and reads
+    back one ``n_v d_k d_v / t`` state per chunk of ``C`` tokens; decode runs one
+    recurrent step per token (:meth:`MixerLaw.step_flops`). Serving phases also read
+    and write each sequence's cached state and convolution inputs
+    (:func:`mixer_state_bytes` per layer)."""
+    mx = shape.mixer
+    assert mx is not None, "a scan without a mixer"
+    law = mx.law
+    T, b = _f(shard.tokens), _f(shard.batch)
+    state = nv * mx.key_dim * mx.value_dim
+    per_head = (law.step_flops_per_state * mx.key_dim * mx.value_dim if phase == "decode"
+                else law.parallel_flops(mx) / mx.heads)
+    inputs = T * (2.0 * nk * mx.key_dim + nv * mx.value_dim + law.head_scalars * nv)
+    read = inputs * ACT_BYTES
+    written = T * nv * mx.value_dim * ACT_BYTES
+    if phase != "decode":
+        chunk_states = T / law.chunk * state * ACT_BYTES
+        read, written = read + chunk_states, written + chunk_states
+    if phase in ("prefill", "decode"):
+        cached = b * _cached_state_bytes(shape, nv, nk)
+        read, written = read + cached, written + cached
+    return _Scan(rows=T, heads=nv, flops=T * nv * per_head, bytes_read=read,
+                 bytes_written=written, seq_q=_f(shard.seq_len) / _f(shard.cp))
 
 
 def _dense_mlp_specs(shape: ModelShape, shard: Shard, precision: str) -> list[_Spec]:
@@ -940,6 +1071,9 @@ def _check(shape: ModelShape, phase: str, shard: Shard, precision: str,
     if _any_above(shard.tp, shape.n_heads):
         problems.append(Problem(_WHERE, "tp", f"must be at most n_heads = {shape.n_heads}",
                                 shard.tp))
+    if shape.mixer is not None and _any_above(shard.tp, shape.mixer.heads):
+        problems.append(Problem(_WHERE, "tp", f"must be at most the mixer's heads = "
+                                f"{shape.mixer.heads}", shard.tp))
     if shape.is_moe and _any_above(shard.ep, shape.moe_experts):
         problems.append(Problem(_WHERE, "ep", f"must be at most moe_experts = "
                                 f"{shape.moe_experts}", shard.ep))
@@ -983,8 +1117,9 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     _check_formats(weight_precision, kv_precision)
     _check_formats(expert_weight_precision, None)
     fwd_phase: Phase = "forward" if phase == "backward" else phase
-    specs = _attention_specs(shape, fwd_phase, shard, is_windowed_layer(shape, layer),
-                             precision)
+    specs = _mixer_specs(shape, fwd_phase, shard, precision) \
+        if is_mixer_layer(shape, layer) else _attention_specs(
+            shape, fwd_phase, shard, is_windowed_layer(shape, layer), precision)
     if is_moe_layer(shape, layer):
         specs += _moe_specs(shape, shard, precision, fused=phase in ("prefill", "decode"))
     else:
@@ -1003,6 +1138,20 @@ def attention_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: 
         shape, phase, shard, is_windowed_layer(shape, layer), precision)
         if isinstance(spec, _Attn)]
     (op,) = _emit(_with_formats(specs, phase, None, kv_precision), phase)
+    return op
+
+
+def mixer_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
+                   ) -> Operator:
+    """The recurrent core of :func:`layer_operators` alone (``phase`` ``"prefill"`` or
+    ``"decode"``) for a hybrid model's mixer layer ``layer``."""
+    _check(shape, phase, shard, HIGH_PRECISION, layer)
+    assert is_mixer_layer(shape, layer), f"layer {layer} attends"
+    mx = shape.mixer
+    assert mx is not None
+    tp = _f(shard.tp)
+    (op,) = _emit([_scan_core(shape, phase, shard, mx.heads / tp,
+                              mx.key_heads / np.minimum(tp, float(mx.key_heads)))], phase)
     return op
 
 

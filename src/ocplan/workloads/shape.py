@@ -9,6 +9,9 @@ Parameter counts (norms and biases are left out: under 0.1 % of any model here):
 - attention, standard/GQA: ``h*a*d`` (Q) + ``2*h*k*d`` (K, V) + ``a*d*h`` (O);
 - attention, MLA (DeepSeek-V2/V3, arXiv:2412.19437 §2.1.1): ``h*r_q + r_q*a*(d_n + d_r)
   + h*(r_kv + d_r) + r_kv*a*(d_n + d_v) + a*d_v*h``;
+- an attention output gate (Qwen3-Next): ``h*a*d`` more in the query projection;
+- a hybrid model's recurrent-mixer layers: :meth:`~ocplan.workloads.mixers.MixerDims.params`
+  in place of the attention;
 - MLP: ``m*h*f`` with m = 2 (GeLU-shaped) or 3 (SwiGLU);
 - MoE layer: ``E*m*h*f_e`` routed + ``S*m*h*f_e`` shared + ``h*E`` router;
 - embeddings ``V*h``, plus the LM head ``V*h`` when untied.
@@ -16,10 +19,11 @@ Parameter counts (norms and biases are left out: under 0.1 % of any model here):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from ocplan.catalog.schema import ModelArch, ReleasedWeights
 from ocplan.errors import Problem, SpecError
+from ocplan.workloads.mixers import MIXERS, MixerDims
 
 __all__ = ["ModelShape"]
 
@@ -66,6 +70,13 @@ class ModelShape:
     released: ReleasedWeights | None = None
     """Number formats of the released checkpoint (catalog ``released``), a serving job's
     defaults; None: 16-bit."""
+    mixer: MixerDims | None = None
+    """A hybrid model's recurrent mixer (catalog ``linear_mixer``), run by every layer
+    not in :attr:`attention_layers`; None: every layer attends."""
+    attention_layers: tuple[int, ...] = ()
+    """With :attr:`mixer`: the 0-based layers that keep softmax attention."""
+    attn_gate: bool = False
+    """Sigmoid output gate on attention, projected with the queries (Qwen3-Next)."""
 
     def __post_init__(self) -> None:
         """Refuse shapes no formula can read (SpecError naming every bad field): widths and
@@ -90,6 +101,17 @@ class ModelShape:
             value = getattr(self, field)
             need(isinstance(value, int) and value >= 0, field, "must be a whole number >= 0")
         need(self.mlp_mats in (2, 3), "mlp_mats", "must be 2 (GeLU-shaped) or 3 (SwiGLU)")
+        need(all(isinstance(i, int) and 0 <= i < self.n_layers
+                 for i in self.attention_layers), "attention_layers",
+             f"must be layer indices from 0 to {self.n_layers - 1}")
+        need(not self.attention_layers or self.mixer is not None, "attention_layers",
+             "needs a mixer: without one every layer attends")
+        mx = self.mixer
+        need(mx is None or (mx.kind in MIXERS and min(mx.heads, mx.key_heads, mx.key_dim,
+                                                      mx.value_dim, mx.conv) >= 1
+                            and mx.heads % mx.key_heads == 0), "mixer",
+             f"must be one of {', '.join(MIXERS)} with widths >= 1 and heads a multiple "
+             "of key_heads")
         if problems:  # the relations below assume the numbers above
             raise SpecError(problems)
         need(self.n_heads % self.n_kv_heads == 0, "n_kv_heads",
@@ -135,7 +157,18 @@ class ModelShape:
             dropout=arch.mlp == "gelu",
             max_seq_len=arch.max_seq_len,
             released=arch.released,
+            mixer=_mixer_dims(arch),
+            attention_layers=arch.linear_mixer.attention_layers if arch.linear_mixer else (),
+            attn_gate=arch.attention_output_gate,
         )
+
+    def as_json(self) -> dict[str, object]:
+        """The fields as JSON data (lists for tuples, the release's formats as a
+        mapping): what a stored result's inputs record of the model."""
+        data = asdict(self)
+        data["released"] = self.released.model_dump(mode="json") if self.released else None
+        data["attention_layers"] = list(self.attention_layers)
+        return data
 
     # ---- derived widths -------------------------------------------------------------
 
@@ -154,6 +187,16 @@ class ModelShape:
             return 0
         rest = self.n_layers - self.moe_first_dense
         return (rest + self.moe_layer_freq - 1) // self.moe_layer_freq
+
+    @property
+    def n_mixer_layers(self) -> int:
+        """Layers that run the recurrent mixer instead of attention (0 without one)."""
+        return self.n_layers - len(self.attention_layers) if self.mixer is not None else 0
+
+    @property
+    def n_attention_layers(self) -> int:
+        """Layers with softmax attention (all of them without a mixer)."""
+        return self.n_layers - self.n_mixer_layers
 
     @property
     def n_dense_layers(self) -> int:
@@ -183,7 +226,25 @@ class ModelShape:
             dn, dr, dv = self.mla_nope_dim, self.mla_rope_dim, self.mla_v_dim
             q = (h * rq + rq * a * (dn + dr)) if rq else h * a * (dn + dr)
             return q + h * (rkv + dr) + rkv * a * (dn + dv) + a * dv * h
-        return h * a * d + 2 * h * k * d + a * d * h
+        gate = h * a * d if self.attn_gate else 0
+        return h * a * d + gate + 2 * h * k * d + a * d * h
+
+    @property
+    def mixer_params(self) -> int:
+        """One recurrent-mixer layer's token mixer (0 without one)."""
+        return self.mixer.params(self.hidden) if self.mixer is not None else 0
+
+    @property
+    def token_mixer_params(self) -> int:
+        """Attention and recurrent-mixer parameters over all layers."""
+        return self.n_attention_layers * self.attn_params \
+            + self.n_mixer_layers * self.mixer_params
+
+    @property
+    def mean_token_mixer_params(self) -> float:
+        """:attr:`token_mixer_params` per layer (:attr:`attn_params` without a mixer): a
+        stage of ``n`` layers holds ``n`` times it, as it holds the average MLP."""
+        return self.token_mixer_params / self.n_layers
 
     @property
     def dense_mlp_params(self) -> int:
@@ -211,7 +272,7 @@ class ModelShape:
 
     @property
     def total_params(self) -> int:
-        layers = (self.n_layers * self.attn_params + self.n_dense_layers * self.dense_mlp_params
+        layers = (self.token_mixer_params + self.n_dense_layers * self.dense_mlp_params
                   + self.n_moe_layers * self.moe_layer_params)
         return layers + self.embedding_params + self.head_params
 
@@ -220,7 +281,7 @@ class ModelShape:
         """Parameters one token touches (routed experts: top-k of them)."""
         moe_active = ((self.moe_top_k + self.moe_shared) * self.expert_params
                       + self.hidden * self.moe_experts)
-        layers = (self.n_layers * self.attn_params + self.n_dense_layers * self.dense_mlp_params
+        layers = (self.token_mixer_params + self.n_dense_layers * self.dense_mlp_params
                   + self.n_moe_layers * moe_active)
         return layers + self.embedding_params + self.head_params
 
@@ -230,3 +291,11 @@ class ModelShape:
         plus the LM head when tied (it is still a matmul)."""
         return self.active_params - self.embedding_params + (
             self.vocab * self.hidden if self.tied_embeddings else 0)
+
+
+def _mixer_dims(arch: ModelArch) -> MixerDims | None:
+    spec = arch.linear_mixer
+    if spec is None:
+        return None
+    return MixerDims(kind=spec.kind, heads=spec.heads, key_heads=spec.key_heads,
+                     key_dim=spec.key_dim, value_dim=spec.value_dim, conv=spec.conv_kernel)

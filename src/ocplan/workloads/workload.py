@@ -91,7 +91,7 @@ class Workload:
         windowed = windowed_layer_count(m)
         full = float(keys_per_query(s, s, 0.0, causal))
         banded = float(keys_per_query(s, s, float(m.sliding_window), causal)) if windowed else 0.0
-        return (m.n_layers - windowed) * full + windowed * banded
+        return (m.n_attention_layers - windowed) * full + windowed * banded
 
     @property
     def model_flops_per_token(self) -> float:
@@ -103,10 +103,24 @@ class Workload:
         causal-halved) score matrix is counted, as PaLM, Megatron-LM and the validation
         set's "6N+attn" route do, so a step dominated by causal attention can show an
         MFU above 1 (:attr:`mfu_ceiling`); a windowed layer counts its window, the keys
-        the model can attend, not the sequence."""
+        the model can attend, not the sequence. A hybrid model's recurrent layers count
+        ``3 x`` the FLOPs of their recurrence per token
+        (:meth:`~ocplan.workloads.mixers.MixerLaw.step_flops`), as attention counts
+        ``3 x`` its forward: the work the model defines, not its chunked kernel's."""
         m = self.model
         attn = 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=False)
-        return 6.0 * m.matmul_params_per_token + attn
+        return 6.0 * m.matmul_params_per_token + attn + self._mixer_flops_per_token(False)
+
+    def _mixer_flops_per_token(self, executed: bool) -> float:
+        """Forward + backward FLOPs per token of a hybrid's recurrent cores, ``3 x`` the
+        forward over its mixer layers: the recurrence (``executed=False``) or the chunked
+        kernel that runs it."""
+        mx = self.model.mixer
+        if mx is None:
+            return 0.0
+        law = mx.law
+        fwd = law.parallel_flops(mx) if executed else law.step_flops(mx)
+        return 3.0 * self.model.n_mixer_layers * fwd
 
     @property
     def mfu_ceiling(self) -> float:
@@ -122,5 +136,6 @@ class Workload:
         routed = 6.0 * m.n_moe_layers * m.moe_top_k * m.expert_params
         dropped = routed * (1.0 - min(1.0, cf)) if cf is not None else 0.0
         executed = (6.0 * m.matmul_params_per_token - dropped
-                    + 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=True))
+                    + 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=True)
+                    + self._mixer_flops_per_token(True))
         return self.model_flops_per_token / executed

@@ -1,0 +1,154 @@
+"""Recurrent token mixers of hybrid models: parameters, state and FLOPs of one layer.
+
+A hybrid model (Qwen3-Next, Granite 4.0-H, Nemotron-H, Kimi Linear) replaces softmax
+attention in most layers by a linear-time mixer that keeps a fixed state per sequence
+instead of a KV cache. Both kinds here have one shape (catalog
+:class:`~ocplan.catalog.schema.LinearMixerSpec`): ``n_k`` query/key groups of width
+``d_k``, ``n_v`` value heads of width ``d_v``, a state of ``d_k x d_v`` per value head, an
+output gate ``z`` of the values' width, a causal convolution of ``w`` taps over q, k and
+v, and per-head scalars (gates, step sizes) from the same input projection:
+
+- input projection ``h -> 2 n_k d_k + 2 n_v d_v + g n_v`` (q, k, v, z and ``g`` scalars
+  per head), convolution ``(2 n_k d_k + n_v d_v) w``, output projection ``n_v d_v -> h``.
+
+Each kind is a :class:`MixerLaw` in :data:`MIXERS` (a registry keyed by the catalog's
+:data:`~ocplan.catalog.schema.MixerKind`): what differs is the scalars per head, the
+chunk length of the parallel (training and prefill) kernel and its FLOPs, and the
+FLOPs of one recurrent step.
+
+Symbols as above, ``C`` the chunk length. Norms, biases, ``A_log``, ``D`` and ``dt_bias``
+(``n_v`` or ``d_v`` values per layer) are left out of the parameter count, as the
+attention count leaves out its norms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import get_args
+
+from ocplan.catalog.schema import MixerKind
+
+__all__ = ["MIXERS", "SCAN_BWD_FACTOR", "STATE_BYTES", "MixerDims", "MixerLaw"]
+
+#: Bytes per element of the recurrent state a serving engine caches: the model's 16-bit
+#: dtype (vLLM ``--mamba-ssm-cache-dtype auto``, ``MambaStateDtypeCalculator``: the model
+#: dtype unless float32 is asked for); a KV-cache format does not apply to it.
+STATE_BYTES = 2.0
+#: Backward / forward FLOPs of a chunked scan kernel: the gradients of each of the
+#: forward's matmuls (two each) plus the chunk states recomputed rather than saved
+#: (flash-linear-attention's ``chunk_gated_delta_rule`` and mamba_ssm's
+#: ``mamba_chunk_scan_combined`` keep only their inputs); the same 2.5 as
+#: FlashAttention-2's five matmuls against two.
+SCAN_BWD_FACTOR = 2.5
+
+
+@dataclass(frozen=True)
+class MixerDims:
+    """One recurrent mixer's widths (counts): ``heads`` ``n_v``, ``key_heads`` ``n_k``,
+    ``key_dim`` ``d_k``, ``value_dim`` ``d_v``, ``conv`` ``w``."""
+
+    kind: str
+    heads: int
+    key_heads: int
+    key_dim: int
+    value_dim: int
+    conv: int
+
+    @property
+    def law(self) -> MixerLaw:
+        return MIXERS[self.kind]
+
+    @property
+    def qk_width(self) -> int:
+        """``n_k d_k``: the queries' (and the keys') width."""
+        return self.key_heads * self.key_dim
+
+    @property
+    def value_width(self) -> int:
+        """``n_v d_v``: the values', the gate's and the output's width."""
+        return self.heads * self.value_dim
+
+    @property
+    def in_proj_width(self) -> int:
+        """``2 n_k d_k + 2 n_v d_v + g n_v``."""
+        return 2 * self.qk_width + 2 * self.value_width + self.law.head_scalars * self.heads
+
+    @property
+    def conv_channels(self) -> int:
+        """``2 n_k d_k + n_v d_v``: q, k and v go through the convolution."""
+        return 2 * self.qk_width + self.value_width
+
+    def params(self, hidden: int) -> int:
+        """Input projection, convolution taps and output projection of one layer."""
+        return (hidden * self.in_proj_width + self.conv_channels * self.conv
+                + self.value_width * hidden)
+
+    @property
+    def state_elements(self) -> int:
+        """``n_v d_k d_v``: the recurrent state of one sequence in one layer."""
+        return self.heads * self.key_dim * self.value_dim
+
+    @property
+    def conv_state_elements(self) -> int:
+        """``(w - 1)(2 n_k d_k + n_v d_v)``: the inputs the convolution still needs."""
+        return (self.conv - 1) * self.conv_channels
+
+
+@dataclass(frozen=True)
+class MixerLaw:
+    """What one mixer kind computes beyond the shared shape."""
+
+    head_scalars: int
+    """Scalars per value head the input projection produces (GDN: beta and the decay
+    gate alpha; Mamba-2: the step dt)."""
+    chunk: int
+    """Chunk length ``C`` of the parallel kernel that training and prefill run."""
+    step_flops_per_state: float
+    """FLOPs per state element of one recurrent step (a decoded token)."""
+    chunk_flops: Callable[[MixerDims, int], float]
+    """Forward FLOPs per token of the chunked kernel, all heads, for ``C``."""
+
+    def step_flops(self, d: MixerDims) -> float:
+        """FLOPs of one recurrent step per token, all heads: ``c_step n_v d_k d_v``."""
+        return self.step_flops_per_state * d.state_elements
+
+    def parallel_flops(self, d: MixerDims) -> float:
+        """Forward FLOPs per token of the chunked kernel (:attr:`chunk_flops`)."""
+        return self.chunk_flops(d, self.chunk)
+
+
+def _deltanet_chunk_flops(d: MixerDims, c: int) -> float:
+    """Chunked gated delta rule per token (Yang et al. 2024, arXiv:2412.06464 §3.3, with
+    the WY form of Yang et al. 2024, arXiv:2406.06484 §3.2), per value head: per chunk
+    ``K K^T`` (``2 C^2 d_k``), the triangular solve (``2 C^3 / 3``), ``W = T K``
+    (``2 C^2 d_k``) and ``U = T V`` (``2 C^2 d_v``), ``U - W S`` (``2 C d_k d_v``),
+    ``Q K^T`` (``2 C^2 d_k``) times it (``2 C^2 d_v``), ``Q S`` and the state update
+    (``2 C d_k d_v`` each); per token ``2 C (3 d_k + 2 d_v) + 6 d_k d_v + 2 C^2 / 3``.
+    Queries and keys are repeated to the value heads (grouped value attention)."""
+    dk, dv = float(d.key_dim), float(d.value_dim)
+    per_head = 2.0 * c * (3.0 * dk + 2.0 * dv) + 6.0 * dk * dv + 2.0 * c * c / 3.0
+    return d.heads * per_head
+
+
+def _ssd_chunk_flops(d: MixerDims, c: int) -> float:
+    """Mamba-2's state-space dual per token (Dao and Gu 2024, arXiv:2405.21060 §6): per
+    group the chunk's ``C B^T`` (``2 C d_k``), per head its masked product with ``x``
+    (``2 C d_v``), the chunk states ``B^T x`` and the outputs from the states
+    (``2 d_k d_v`` each); per token ``2 C d_k n_k + n_v (2 C d_v + 4 d_k d_v)``."""
+    dk, dv = float(d.key_dim), float(d.value_dim)
+    return 2.0 * c * dk * d.key_heads + d.heads * (2.0 * c * dv + 4.0 * dk * dv)
+
+
+#: Each catalog mixer kind's law. Gated DeltaNet: chunk 64 (flash-linear-attention's
+#: ``chunk_gated_delta_rule``, ``BT = 64``); a step reads ``S^T k`` (2), subtracts the
+#: rank-one delta update (2), decays (1) and reads the query (2): 7 per state element.
+#: Mamba-2: chunk 256 (mamba_ssm ``Mamba2(chunk_size=256)``); a step decays (1), adds
+#: ``dt x B^T`` (2) and reads ``C`` (2): 5.
+MIXERS: dict[str, MixerLaw] = {
+    "gated-deltanet": MixerLaw(head_scalars=2, chunk=64, step_flops_per_state=7.0,
+                               chunk_flops=_deltanet_chunk_flops),
+    "mamba2": MixerLaw(head_scalars=1, chunk=256, step_flops_per_state=5.0,
+                       chunk_flops=_ssd_chunk_flops),
+}
+assert set(MIXERS) == set(get_args(MixerKind)), "a catalog mixer kind without its law"

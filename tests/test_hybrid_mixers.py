@@ -1,0 +1,273 @@
+"""Hybrid models: recurrent token mixers (Gated DeltaNet, Mamba-2) beside attention.
+
+Before (session 48) a model had attention in every layer, so Qwen3-Next (Gated DeltaNet
+in 36 of 48 layers) or Granite 4.0-H (Mamba-2 in 36 of 40) could not be described: a
+catalog entry would count 48 layers of KV cache, attention FLOPs that grow with the
+context, and the wrong parameters. These tests check the counts against the models'
+published module shapes and that the physics the mixer changes shows in training and
+serving: a fixed state per sequence instead of a cache that grows with the context."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from ocplan import api
+from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.schema import ModelArch
+from ocplan.catalog.system import system_for_chip
+from ocplan.cli.main import main
+from ocplan.estimators import estimate
+from ocplan.plan.layer_cost import layer_kinds
+from ocplan.serving.memory import kv_bytes_per_token_per_chip
+from ocplan.serving.plan import ServingPlan
+from ocplan.store.db import canonical_json
+from ocplan.sweep.spec import search_inputs
+from ocplan.workloads.memory import layer_activation_bytes, mixer_activation_bytes_per_token
+from ocplan.workloads.mixers import MIXERS, STATE_BYTES
+from ocplan.workloads.operators import (
+    Shard,
+    is_mixer_layer,
+    kv_cache_bytes,
+    layer_operators,
+    mixer_operator,
+    mixer_state_bytes,
+)
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import Workload
+
+CAT = load_catalog()
+
+
+def _shape(model: str) -> ModelShape:
+    return ModelShape.from_arch(CAT.model(model, "test", "model"))
+
+
+def _attending_twin(shape: ModelShape) -> ModelShape:
+    """The same model with attention in every layer."""
+    return replace(shape, mixer=None, attention_layers=())
+
+
+def test_qwen3_next_layers_and_mixer_params_match_its_modules() -> None:
+    s = _shape("qwen3-next-80b-a3b")
+    assert (s.n_attention_layers, s.n_mixer_layers) == (12, 36)
+    assert [i for i in range(48) if not is_mixer_layer(s, i)] == list(range(3, 48, 4))
+    # Qwen3NextGatedDeltaNet's weights: in_proj_qkvz (2048 -> 2*16*128 + 2*32*128),
+    # in_proj_ba (2048 -> 2*32), depthwise conv1d over q, k, v (8192 channels x 4 taps),
+    # out_proj (32*128 -> 2048)
+    modules = 2048 * 12288 + 2048 * 64 + 8192 * 4 + 4096 * 2048
+    assert s.mixer_params == modules
+    # gated attention: q_proj emits queries and gates (2 x 16 x 256), k/v 2 x 256, o_proj
+    assert s.attn_params == 2048 * 8192 + 2 * 2048 * 512 + 4096 * 2048
+    # the whole count within 1 % of the model card's 80B (norms, A_log, dt_bias left out)
+    assert s.total_params == pytest.approx(80e9, rel=0.01)
+
+
+def test_granite_mamba2_params_match_mamba_ssm_projection() -> None:
+    arch = CAT.model("granite-4.0-h-small", "test", "model")
+    mx = arch.linear_mixer
+    assert mx is not None
+    assert mx.kind == "mamba2"
+    s = ModelShape.from_arch(arch)
+    d_inner = mx.heads * mx.value_dim
+    # mamba_ssm Mamba2: d_in_proj = 2 d_inner + 2 ngroups d_state + nheads; conv over
+    # d_inner + 2 ngroups d_state channels; out_proj d_inner -> d_model
+    d_in_proj = 2 * d_inner + 2 * mx.key_heads * mx.key_dim + mx.heads
+    conv_dim = d_inner + 2 * mx.key_heads * mx.key_dim
+    assert s.mixer_params == arch.hidden * d_in_proj + conv_dim * mx.conv_kernel \
+        + d_inner * arch.hidden
+    assert s.n_attention_layers == len(mx.attention_layers)
+    assert arch.published_params is not None
+    assert s.total_params == pytest.approx(arch.published_params, rel=0.03)
+
+
+def test_the_schema_refuses_what_no_formula_reads() -> None:
+    data = CAT.model("qwen3-next-80b-a3b", "test", "model").model_dump()
+    bad = json.loads(json.dumps(data))
+    bad["linear_mixer"]["attention_layers"] = [3, 48]
+    with pytest.raises(ValidationError, match=r"\[48\] are beyond the 48 layers"):
+        ModelArch.model_validate(bad)
+    bad = json.loads(json.dumps(data))
+    bad["linear_mixer"]["key_heads"] = 5
+    with pytest.raises(ValidationError, match="not a multiple of key_heads"):
+        ModelArch.model_validate(bad)
+    bad = json.loads(json.dumps(data))
+    bad["linear_mixer"]["attention_layers"] = [7, 3]
+    with pytest.raises(ValidationError, match="increasing"):
+        ModelArch.model_validate(bad)
+    bad = json.loads(json.dumps(data))
+    bad["sliding_window"] = 4096
+    with pytest.raises(ValidationError, match="not modelled"):
+        ModelArch.model_validate(bad)
+
+
+def test_a_mixer_layer_has_no_attention_and_its_gemms_are_its_params() -> None:
+    s = _shape("qwen3-next-80b-a3b")
+    shard = Shard(tp=1, batch=2, seq_len=4096)
+    ops = layer_operators(s, "forward", shard, layer=0)
+    kinds = {op.kind for op in ops}
+    assert "attention" not in kinds
+    assert "scan" in kinds
+    mixer_gemms = sum(op.flops for op in ops if op.name in ("mixer_in", "mixer_out"))
+    tokens = 2 * 4096
+    assert mixer_gemms == pytest.approx(2 * tokens * (s.mixer_params
+                                                      - s.mixer.conv_channels * s.mixer.conv))
+    attn_ops = layer_operators(s, "forward", shard, layer=3)
+    assert "attention" in {op.kind for op in attn_ops}
+    assert "scan" not in {op.kind for op in attn_ops}
+    # TP splits the value heads: each of 4 chips runs a quarter of the scan
+    quarter = layer_operators(s, "forward", replace(shard, tp=4.0), layer=0)
+    scan1 = next(op for op in ops if op.kind == "scan")
+    scan4 = next(op for op in quarter if op.kind == "scan")
+    assert scan4.flops == pytest.approx(scan1.flops / 4)
+
+
+def test_chunked_scan_flops_follow_the_published_algorithms() -> None:
+    gdn = _shape("qwen3-next-80b-a3b").mixer
+    assert gdn is not None
+    c, dk, dv = MIXERS["gated-deltanet"].chunk, 128, 128
+    per_head = 2 * c * (3 * dk + 2 * dv) + 6 * dk * dv + 2 * c * c / 3
+    assert MIXERS["gated-deltanet"].parallel_flops(gdn) == pytest.approx(32 * per_head)
+    # the chunked kernel does more than the recurrence it stands for (intra-chunk work)
+    assert MIXERS["gated-deltanet"].parallel_flops(gdn) > \
+        MIXERS["gated-deltanet"].step_flops(gdn)
+    ssd = _shape("granite-4.0-h-small").mixer
+    assert ssd is not None
+    q = MIXERS["mamba2"].chunk
+    expect = 2 * q * ssd.key_dim * ssd.key_heads \
+        + ssd.heads * (2 * q * ssd.value_dim + 4 * ssd.key_dim * ssd.value_dim)
+    assert MIXERS["mamba2"].parallel_flops(ssd) == pytest.approx(expect)
+
+
+def test_the_state_is_fixed_per_sequence_and_the_cache_grows_only_in_attention() -> None:
+    s = _shape("qwen3-next-80b-a3b")
+    mx = s.mixer
+    assert mx is not None
+    state = 36 * (32 * 128 * 128 * STATE_BYTES + 3 * 8192 * 2)
+    assert mixer_state_bytes(s) == pytest.approx(state)
+    grow = float(kv_cache_bytes(s, 20_000)) - float(kv_cache_bytes(s, 10_000))
+    assert grow == pytest.approx(10_000 * 12 * 2 * 2 * 256 * 2)  # 12 layers of K and V
+    twin = _attending_twin(s)
+    # at 32K tokens the hybrid holds about a quarter of its all-attention twin's cache
+    ratio = float(kv_cache_bytes(s, 32_768)) / float(kv_cache_bytes(twin, 32_768))
+    assert 0.25 < ratio < 0.30
+    # per chip in serving: the per-token rate falls with the context as the state spreads
+    plan = ServingPlan(tp=4)
+    short = kv_bytes_per_token_per_chip(s, plan, "bf16", 1_000)
+    long = kv_bytes_per_token_per_chip(s, plan, "bf16", 100_000)
+    assert short > long
+    assert short * 1_000 - long * 100_000 == pytest.approx(
+        -99_000 * 12 * 2 * 1 * 256 * 2)  # KV heads 2 over tp 4: one per chip
+
+
+def test_decode_step_reads_the_state_whatever_the_context() -> None:
+    s = _shape("qwen3-next-80b-a3b")
+    short = mixer_operator(s, "decode", Shard(tp=1, batch=8, seq_len=1, kv_len=100), layer=0)
+    long = mixer_operator(s, "decode", Shard(tp=1, batch=8, seq_len=1, kv_len=100_000),
+                          layer=0)
+    assert short.bytes == long.bytes
+    assert short.flops == long.flops
+    # read and written once: each sequence's state, at least
+    assert short.bytes >= 2 * 8 * 32 * 128 * 128 * STATE_BYTES
+    assert float(np.asarray(short.bytes)) < 2.2 * 8 * 32 * 128 * 128 * STATE_BYTES
+
+
+def test_layer_kinds_split_mixer_and_attention_layers() -> None:
+    kinds = layer_kinds(_shape("qwen3-next-80b-a3b"))
+    assert sorted((k.mixer, k.count) for k in kinds) == [(False, 12), (True, 36)]
+
+
+def test_model_flops_count_the_recurrence_not_the_context() -> None:
+    s = _shape("qwen3-next-80b-a3b")
+    wl = Workload(model=s, seq_len=4096, global_batch=64)
+    mx = s.mixer
+    assert mx is not None
+    attn = 6 * 16 * (256 + 256) * 12 * 4096
+    rec = 3 * 36 * MIXERS["gated-deltanet"].step_flops(mx)
+    assert wl.model_flops_per_token == pytest.approx(6 * s.matmul_params_per_token
+                                                     + attn + rec)
+    long = Workload(model=s, seq_len=65_536, global_batch=4)
+    twin_short = Workload(model=_attending_twin(s), seq_len=4096, global_batch=64)
+    twin_long = Workload(model=_attending_twin(s), seq_len=65_536, global_batch=4)
+    # the hybrid's per-token work grows with the context 4x slower than its twin's
+    hybrid_growth = long.model_flops_per_token - wl.model_flops_per_token
+    twin_growth = twin_long.model_flops_per_token - twin_short.model_flops_per_token
+    assert hybrid_growth == pytest.approx(twin_growth / 4)
+
+
+def test_training_estimate_hybrid_beats_its_twin_at_long_context() -> None:
+    req = dict(model="qwen3-next-80b-a3b", chip="h100-sxm-80gb", chips=64, tp=2, ep=8,
+               zero=3, recompute="full", micro_batch=1, global_batch=64, seq_len=32_768,
+               cp=4)
+    est, system, wl = api.run_estimate(CAT, api.EstimateRequest(**req))
+    assert est.feasible, est.reason
+    assert 0.05 < est.mfu < 0.6
+    twin = estimate(replace(wl, model=_attending_twin(wl.model)), est.plan, system)
+    assert twin.feasible
+    # 36 layers of causal attention over 32K tokens cost more than 36 chunked scans,
+    # in compute and in the context-parallel ring (12 attention layers exchange K/V)
+    assert est.time is not None
+    assert twin.time is not None
+    assert est.time.compute_s < 0.7 * twin.time.compute_s
+    assert est.time.cp_comm_s <= twin.time.cp_comm_s
+    assert est.step_s < twin.step_s
+
+
+def test_serving_hybrid_holds_more_sequences_at_long_context() -> None:
+    job = dict(model="qwen3-next-80b-a3b", chip="h200-sxm-141gb", chips=4, tp=4,
+               input_len=30_000, output_len=2_000, memory_percent=90)
+    est, _, _ = api.run_infer(CAT, api.InferRequest(**job))
+    assert est.feasible, est.reason
+    per_seq = est.memory.kv_bytes_per_token * (30_000 + 1_000)
+    assert per_seq < 0.35 * 12 * 4 * 1 * 256 * 2 * 31_000 * 48 / 12  # far below 48 layers
+    assert est.batch_per_instance > 100
+
+
+def test_cli_infer_json_names_the_hybrid_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["infer", "--model", "granite-4.0-h-small", "--chip", "h100-sxm-80gb",
+                 "--chips", "1", "--memory-percent", "90", "-f", "json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["feasible"] is True
+    assert data["output_tokens_per_s_per_chip"] > 0
+
+
+def test_only_attention_layers_keep_score_matrices() -> None:
+    s = _shape("qwen3-next-80b-a3b")
+    twin = _attending_twin(s)
+
+    def scores(shape: ModelShape) -> float:
+        args = (shape, 8192, 1, 1, True, 1, False, False)
+        unfused = layer_activation_bytes(*args, False, True)  # flash off, MoE layer
+        return float(unfused - layer_activation_bytes(*args, True, True))
+    # unfused attention keeps 5 a s bytes per token in 12 of 48 layers, not in all
+    assert scores(twin) == pytest.approx(8192 * 5 * 16 * 8192)
+    assert scores(s) == pytest.approx(scores(twin) * 12 / 48)
+    # the mixer layers' saved tensors: in_proj, conv and scan outputs, gated-norm output
+    mx = s.mixer
+    assert mx is not None
+    assert mixer_activation_bytes_per_token(s) == 2 * (12352 + 8192 + 4096) + 2 * 4096
+
+
+@pytest.mark.parametrize("model", ["qwen3-next-80b-a3b", "deepseek-v3"])
+def test_a_sweep_records_the_shape_as_json(model: str) -> None:
+    """A stored search's inputs name the model's whole shape as JSON data: the mixer and
+    its attention layers, and the release's formats (a sweep over DeepSeek-V3 raised
+    'not JSON data: ReleasedWeights' before)."""
+    s = _shape(model)
+    wl = Workload(model=s, seq_len=4096, global_batch=64)
+    system = system_for_chip(CAT, "h100-sxm-80gb", 8)
+    inputs = search_inputs(wl, system, 8, "throughput", 3)
+    back = json.loads(canonical_json(inputs))
+    assert back["model_shape"] == inputs["model_shape"]
+    shape = back["model_shape"]
+    if s.mixer is not None:
+        assert shape["attention_layers"] == list(range(3, 48, 4))
+        assert shape["mixer"]["kind"] == "gated-deltanet"
+    else:
+        assert shape["released"]["weights"] == "fp8"
