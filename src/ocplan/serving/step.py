@@ -348,8 +348,9 @@ class StepModel:
 
     def _attention_part(self, phase: Phase, shard: Shard, n: int,
                         eff: Efficiencies | None = None) -> Part:
-        """The attention operator of every layer kind at its share of the stage (layer
-        kinds differing only in MoE share one attention)."""
+        """The attention operator (a hybrid's mixer layers: their recurrent core) of every
+        layer kind at its share of the stage (layer kinds differing only in MoE share
+        one)."""
         wl = self.workload
         out = Part.zeros(n)
         counts: dict[tuple[bool, bool], int] = {}
@@ -358,8 +359,8 @@ class StepModel:
             key = (kind.mixer, kind.windowed)
             counts[key] = counts.get(key, 0) + kind.count
             first.setdefault(key, kind.index)
-        for (mixer, _), count in counts.items():
-            layer = first[mixer, _]
+        for (mixer, windowed), count in counts.items():
+            layer = first[mixer, windowed]
             op = mixer_operator(wl.model, phase, shard, layer=layer) if mixer else \
                 attention_operator(wl.model, phase, shard, layer=layer,
                                    precision=wl.gemm_precision, kv_precision=wl.kv_precision)
