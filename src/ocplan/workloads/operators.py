@@ -53,7 +53,7 @@ import numpy.typing as npt
 
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.memory import ACT_BYTES
-from ocplan.workloads.mixers import SCAN_BWD_FACTOR, STATE_BYTES
+from ocplan.workloads.mixers import SCAN_BWD_FACTOR, STATE_BYTES, MixerDims
 from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.shape import ModelShape
 
@@ -495,21 +495,33 @@ def mixer_state_bytes(shape: ModelShape, tp: float = 1.0) -> float:
     :data:`~ocplan.workloads.mixers.STATE_BYTES` and the convolution's last ``w - 1``
     inputs of its ``(2 n_k d_k / min(t, n_k) + n_v d_v / t)`` channels at 16 bits. 0
     without a mixer: the whole cache grows with the context."""
-    mx = shape.mixer
-    if mx is None:
+    if shape.mixer is None:
         return 0.0
-    nv, nk = mx.heads / tp, mx.key_heads / min(tp, float(mx.key_heads))
-    return shape.n_mixer_layers * float(_cached_state_bytes(shape, _f(nv), _f(nk)))
+    split = _mixer_split(shape.mixer, _f(tp))
+    return shape.n_mixer_layers * float(_cached_state_bytes(shape.mixer, split))
 
 
-def _cached_state_bytes(shape: ModelShape, nv: FloatArray, nk: FloatArray) -> FloatArray:
-    """One sequence's cached state in one mixer layer on a chip holding ``nv`` value heads
-    and ``nk`` key groups: the ``nv d_k d_v`` state and the convolution's last ``w - 1``
-    inputs of its ``2 nk d_k + nv d_v`` channels."""
-    mx = shape.mixer
-    assert mx is not None, "a cached state without a mixer"
-    channels = 2.0 * nk * mx.key_dim + nv * mx.value_dim
-    return nv * mx.key_dim * mx.value_dim * STATE_BYTES + (mx.conv - 1) * channels * ACT_BYTES
+@dataclass(frozen=True)
+class _MixerSplit:
+    """What one of ``t`` chips holds of a recurrent mixer: ``nv = n_v / t`` value heads,
+    ``nk = n_k / min(t, n_k)`` key groups (replicated beyond ``n_k``, as KV heads are)
+    and the ``2 nk d_k + nv d_v`` channels of q, k and v."""
+
+    nv: FloatArray
+    nk: FloatArray
+    channels: FloatArray
+
+
+def _mixer_split(mx: MixerDims, tp: FloatArray) -> _MixerSplit:
+    nv, nk = mx.heads / tp, mx.key_heads / np.minimum(tp, float(mx.key_heads))
+    return _MixerSplit(nv, nk, 2.0 * nk * mx.key_dim + nv * mx.value_dim)
+
+
+def _cached_state_bytes(mx: MixerDims, split: _MixerSplit) -> FloatArray:
+    """One sequence's cached state in one mixer layer on one chip: the ``nv d_k d_v``
+    state and the convolution's last ``w - 1`` inputs of its channels."""
+    return split.nv * mx.key_dim * mx.value_dim * STATE_BYTES \
+        + (mx.conv - 1) * split.channels * ACT_BYTES
 
 
 def kv_cache_bytes(shape: ModelShape, context: Num, kv_bytes: int = 2) -> Num:
@@ -894,27 +906,25 @@ def _mixer_specs(shape: ModelShape, phase: Phase, shard: Shard, precision: str
     (:mod:`ocplan.workloads.mixers`)."""
     mx = shape.mixer
     assert mx is not None, "a mixer layer without a mixer"
-    h, tp, T = float(shape.hidden), _f(shard.tp), _f(shard.tokens)
+    h, T = float(shape.hidden), _f(shard.tokens)
     rows_sp = T / _t_sp(shard)
-    nv, nk = mx.heads / tp, mx.key_heads / np.minimum(tp, float(mx.key_heads))
-    channels = 2.0 * nk * mx.key_dim + nv * mx.value_dim
-    width = channels + nv * mx.value_dim + mx.law.head_scalars * nv
+    split = _mixer_split(mx, _f(shard.tp))
+    values = split.nv * mx.value_dim
+    width = split.channels + values + mx.law.head_scalars * split.nv
     return [
         _Elem("norm_attn", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT),
         _Gemm("mixer_in", "gemm", T, width, _f(h), precision, input_fused=True),
         # depthwise causal convolution of w taps and its SiLU (causal_conv1d)
-        _Elem("conv", "elementwise", T * channels, 1.0,
+        _Elem("conv", "elementwise", T * split.channels, 1.0,
               2.0 * mx.conv + SWIGLU_FLOPS_PER_ELEMENT),
-        _scan_core(shape, phase, shard, nv, nk),
-        _Elem("mixer_norm", "elementwise", T * nv * mx.value_dim, 2.0,
-              GATED_NORM_FLOPS_PER_ELEMENT),
-        _Gemm("mixer_out", "gemm", T, _f(h), nv * mx.value_dim, precision),
+        _scan_core(mx, phase, shard, split),
+        _Elem("mixer_norm", "elementwise", T * values, 2.0, GATED_NORM_FLOPS_PER_ELEMENT),
+        _Gemm("mixer_out", "gemm", T, _f(h), values, precision),
         _Elem("residual_attn", "elementwise", rows_sp * h, 2.0, RESIDUAL_FLOPS_PER_ELEMENT),
     ]
 
 
-def _scan_core(shape: ModelShape, phase: Phase, shard: Shard, nv: FloatArray,
-               nk: FloatArray) -> _Scan:
+def _scan_core(mx: MixerDims, phase: Phase, shard: Shard, split: _MixerSplit) -> _Scan:
     """The recurrent core on ``T`` token rows of ``b`` sequences, ``n_v / t`` heads.
 
     Training and prefill run the chunked kernel (:meth:`MixerLaw.parallel_flops`), which
@@ -923,21 +933,18 @@ def _scan_core(shape: ModelShape, phase: Phase, shard: Shard, nv: FloatArray,
     recurrent step per token (:meth:`MixerLaw.step_flops`). Serving phases also read
     and write each sequence's cached state and convolution inputs
     (:func:`mixer_state_bytes` per layer)."""
-    mx = shape.mixer
-    assert mx is not None, "a scan without a mixer"
-    law = mx.law
+    law, nv = mx.law, split.nv
     T, b = _f(shard.tokens), _f(shard.batch)
     state = nv * mx.key_dim * mx.value_dim
     per_head = (law.step_flops_per_state * mx.key_dim * mx.value_dim if phase == "decode"
                 else law.parallel_flops(mx) / mx.heads)
-    inputs = T * (2.0 * nk * mx.key_dim + nv * mx.value_dim + law.head_scalars * nv)
-    read = inputs * ACT_BYTES
+    read = T * (split.channels + law.head_scalars * nv) * ACT_BYTES
     written = T * nv * mx.value_dim * ACT_BYTES
     if phase != "decode":
         chunk_states = T / law.chunk * state * ACT_BYTES
         read, written = read + chunk_states, written + chunk_states
     if phase in ("prefill", "decode"):
-        cached = b * _cached_state_bytes(shape, nv, nk)
+        cached = b * _cached_state_bytes(mx, split)
         read, written = read + cached, written + cached
     return _Scan(rows=T, heads=nv, flops=T * nv * per_head, bytes_read=read,
                  bytes_written=written, seq_q=_f(shard.seq_len) / _f(shard.cp))
@@ -1149,9 +1156,7 @@ def mixer_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     assert is_mixer_layer(shape, layer), f"layer {layer} attends"
     mx = shape.mixer
     assert mx is not None
-    tp = _f(shard.tp)
-    (op,) = _emit([_scan_core(shape, phase, shard, mx.heads / tp,
-                              mx.key_heads / np.minimum(tp, float(mx.key_heads)))], phase)
+    (op,) = _emit([_scan_core(mx, phase, shard, _mixer_split(mx, _f(shard.tp)))], phase)
     return op
 
 
