@@ -1,10 +1,12 @@
-"""Qwen3-Next-80B-A3B serving, predicted against published measurements (out of sample).
+"""Hybrid models predicted against published measurements (out of sample).
 
-No hybrid model is in the serving development set, so the recurrent mixer's cost law
+No hybrid model is in the development sets, so the recurrent mixer's cost law
 (docs/model.md, "Hybrid models") was fitted on nothing; these are the measured points
-found for it (engine pull requests' benchmark runs and one provider's page, single runs
-each, mostly while tuning kernels). Prints one row per point: the engine's output tokens
-per second, the model's, and the signed error.
+found for it: Qwen3-Next-80B-A3B serving (engine pull requests' benchmark runs and one
+provider's page, single runs each, mostly while tuning kernels), and Nemotron-H-56B and
+Nemotron 3 Nano training (NVIDIA's dgxc-benchmarking tables and Megatron-Bridge's
+performance summary). Prints one row per point: the measured rate (output tokens/s of
+the engine; training tokens/s per GPU), the model's, and the signed error.
 
 Usage: .venv/bin/python scripts/hybrid_spotcheck.py
 """
@@ -12,6 +14,7 @@ Usage: .venv/bin/python scripts/hybrid_spotcheck.py
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from _cli import ScriptParser, parse_argv, script_parser  # scripts/ sibling
@@ -21,8 +24,11 @@ from ocplan.catalog.catalog import load_catalog
 
 MODEL = "qwen3-next-80b-a3b"
 
+#: (source, job fields, measured rate).
+Point = tuple[str, dict[str, Any], float]
+
 #: (source, job fields, measured output tokens/s over all chips).
-POINTS: tuple[tuple[str, dict[str, Any], float], ...] = (
+SERVING_POINTS: tuple[Point, ...] = (
     ("vLLM PR #26887 (v0.11.0, default MoE config), 2x H100, FP8 checkpoint, 128/1024, "
      "concurrency 64",
      dict(chip="h100-sxm-80gb", chips=2, tp=2, weight_precision="fp8",
@@ -53,6 +59,53 @@ POINTS: tuple[tuple[str, dict[str, Any], float], ...] = (
 )
 
 
+_NANO = dict(model="nemotron-3-nano-30b-a3b", tp=1, ep=8, seq_len=8192, precision="fp8")
+_H56 = dict(model="nemotron-h-56b", seq_len=8192, precision="fp8", sequence_parallel=True,
+            micro_batch=1, tp_overlap=False)
+#: (source, training job fields, measured tokens/s per GPU). Megatron-Bridge force-balances
+#: the MoE routing; the Nemotron-H-56B recipe trains in FP8 current scaling with its TP
+#: collectives not overlapped (Megatron-Bridge nemotronh_56b_pretrain_config: "comm
+#: overlap disabled ... with FP8 current scaling").
+TRAINING_POINTS: tuple[Point, ...] = (
+    ("Megatron-Bridge perf summary 26.06, Nemotron 3 Nano, 16 H100, FP8, EP 8, MBS 1, "
+     "GBS 1024", dict(_NANO, chip="h100-sxm-80gb", chips=16, micro_batch=1,
+                      global_batch=1024), 14719.0),
+    ("Megatron-Bridge perf summary 26.08, Nemotron 3 Nano, 8 GB300, MXFP8, EP 8, MBS 4, "
+     "GBS 512", dict(_NANO, chip="gb300", chips=8, micro_batch=4, global_batch=512), 39936.0),
+    ("Megatron-Bridge perf summary 26.06.01, Nemotron 3 Nano, 8 GB200, MXFP8, EP 8, MBS 2, "
+     "GBS 512", dict(_NANO, chip="gb200", chips=8, micro_batch=2, global_batch=512), 34816.0),
+    ("Megatron-Bridge perf summary 26.06, Nemotron 3 Nano, 8 B300, MXFP8, EP 8, MBS 4, "
+     "GBS 512", dict(_NANO, chip="b300", chips=8, micro_batch=4, global_batch=512), 37316.0),
+    ("Megatron-Bridge perf summary 26.04.01, Nemotron 3 Nano, 8 B200, MXFP8, EP 8, MBS 2, "
+     "GBS 512", dict(_NANO, chip="b200", chips=8, micro_batch=2, global_batch=512), 32768.0),
+    ("dgxc-benchmarking v25.05, Nemotron-H 56B, 32 H100, FP8, TP 8, GBS 96",
+     dict(_H56, chip="h100-sxm-80gb", chips=32, tp=8, global_batch=96), 1626.0),
+    ("dgxc-benchmarking v25.05, Nemotron-H 56B, 256 H100, FP8, TP 8, GBS 768",
+     dict(_H56, chip="h100-sxm-80gb", chips=256, tp=8, global_batch=768), 1546.0),
+    ("dgxc-benchmarking v25.05, Nemotron-H 56B, 2048 H100, FP8, TP 8, GBS 6144",
+     dict(_H56, chip="h100-sxm-80gb", chips=2048, tp=8, global_batch=6144), 1563.0),
+    ("dgxc-benchmarking v25.10 example output, Nemotron-H 56B, 128 GB200, FP8, TP 4, MBS 2, "
+     "GBS 384 (5.310 s a step)",
+     dict(_H56, chip="gb200", chips=128, tp=4, micro_batch=2, global_batch=384), 4628.0),
+)
+
+
+def _table(title: str, points: tuple[Point, ...], predict: Callable[[dict[str, Any]], float]
+           ) -> None:
+    """Print each point's signed error, predicted and measured rate, then the summary."""
+    print(title)
+    errors = []
+    for source, job, measured in points:
+        predicted = predict(job)
+        error = 100.0 * (predicted - measured) / measured
+        errors.append(error)
+        print(f"{error:+6.1f} %  predicted {predicted:7,.0f}  measured {measured:7,.0f}  "
+              f"{source}")
+    ranked = sorted(errors, key=abs)
+    print(f"median |error| {abs(ranked[len(ranked) // 2]):.1f} %, "
+          f"mean signed {sum(errors) / len(errors):+.1f} %, n = {len(errors)}")
+
+
 def parser() -> ScriptParser:
     """The command line: no arguments (``--help`` only)."""
     return script_parser(__file__, __doc__, "Writes nothing; prints the table.")
@@ -63,17 +116,19 @@ def main(argv: list[str]) -> int:
     if isinstance(stop, int):  # --help (0), or a bad argument's one line printed (2)
         return stop
     catalog = load_catalog()
-    errors = []
-    for source, job, measured in POINTS:
+
+    def serve(job: dict[str, Any]) -> float:
         est, _, _ = api.run_infer(catalog, api.InferRequest(model=MODEL, **job))
-        assert est.feasible, (source, est.reason)
-        error = 100.0 * (est.output_tokens_per_s - measured) / measured
-        errors.append(error)
-        print(f"{error:+6.1f} %  predicted {est.output_tokens_per_s:7,.0f}  measured "
-              f"{measured:7,.0f}  {source}")
-    errors.sort(key=abs)
-    print(f"median |error| {abs(errors[len(errors) // 2]):.1f} %, "
-          f"mean signed {sum(errors) / len(errors):+.1f} %, n = {len(errors)}")
+        assert est.feasible, (job, est.reason)
+        return est.output_tokens_per_s
+
+    def train(job: dict[str, Any]) -> float:
+        run, _, _ = api.run_estimate(catalog, api.EstimateRequest(**job))
+        assert run.feasible, (job, run.reason)
+        return run.tokens_per_s_per_chip
+
+    _table("Serving, Qwen3-Next-80B-A3B (output tokens/s, all chips)", SERVING_POINTS, serve)
+    _table("\nTraining, Nemotron-H and Nemotron 3 (tokens/s per GPU)", TRAINING_POINTS, train)
     return 0
 
 

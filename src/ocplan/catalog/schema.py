@@ -12,6 +12,7 @@ see :mod:`ocplan.units`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -36,8 +37,10 @@ from ocplan.catalog.fields import (
 )
 
 __all__ = [
+    "BLOCK_SYMBOL",
     "DDR_BYTES_PER_TRANSFER",
     "KINDS",
+    "LAYER_BLOCKS",
     "STANDARD_FORM_FACTOR",
     "Accelerator",
     "ActivationFormat",
@@ -810,6 +813,13 @@ class MlaSpec(Spec):
 #: in :data:`ocplan.workloads.mixers.MIXERS`.
 MixerKind = Literal["gated-deltanet", "mamba2"]
 
+#: The symbols of a model's ``layer_pattern`` and the one block each such layer holds
+#: (Megatron-LM ``hybrid_override_pattern``, megatron/core/ssm/mamba_hybrid_layer_allocation.py:
+#: Nemotron-H counts every block as a layer, each with its own norm and residual).
+LAYER_BLOCKS: dict[str, str] = {"M": "mixer", "*": "attention", "-": "mlp", "E": "moe"}
+#: Each block's symbol in a ``layer_pattern`` (the inverse of :data:`LAYER_BLOCKS`).
+BLOCK_SYMBOL: dict[str, str] = {block: symbol for symbol, block in LAYER_BLOCKS.items()}
+
 
 class LinearMixerSpec(Spec):
     """The recurrent token mixer of a hybrid model's layers that do not attend: a state of
@@ -833,9 +843,10 @@ class LinearMixerSpec(Spec):
     """Width of a value head (GDN ``linear_value_head_dim``; Mamba-2 ``d_head``)."""
     conv_kernel: Annotated[int, Field(ge=1, le=64, strict=True)] = 4
     """Taps of the causal convolution (GDN ``linear_conv_kernel_dim``; Mamba-2 ``d_conv``)."""
-    attention_layers: tuple[Annotated[int, Field(ge=0, lt=MAX_LAYERS, strict=True)], ...]
+    attention_layers: tuple[Annotated[int, Field(ge=0, lt=MAX_LAYERS, strict=True)], ...] = ()
     """0-based layers that keep softmax attention; every other layer runs this mixer
-    (Qwen3-Next: every fourth, 3, 7, ..., 47)."""
+    (Qwen3-Next: every fourth, 3, 7, ..., 47). Empty with a model's ``layer_pattern``,
+    which places the attention layers itself."""
 
     @model_validator(mode="after")
     def _groups_and_layers(self) -> LinearMixerSpec:
@@ -892,6 +903,13 @@ class ModelArch(Entry):
     linear_mixer: LinearMixerSpec | None = None
     """Hybrid models: the recurrent mixer of every layer not in its ``attention_layers``
     (the attention fields above describe those layers)."""
+    layer_pattern: Annotated[str, Field(min_length=1, max_length=MAX_LAYERS,
+                                        pattern=f"^[{re.escape(''.join(LAYER_BLOCKS))}]+$")
+                             ] | None = None
+    """Models whose layers each hold one block (Nemotron-H): one symbol per layer, ``M``
+    the recurrent mixer, ``*`` attention, ``-`` the dense MLP, ``E`` the MoE block
+    (Megatron-LM ``hybrid_override_pattern``); absent: every layer is a token mixer and
+    an MLP."""
     attention_output_gate: Flag = False
     """The attention output is scaled by a sigmoid gate of the layer input, projected with
     the queries (Qwen3-Next ``attn_output_gate``: the query projection is twice as wide)."""
@@ -911,6 +929,8 @@ class ModelArch(Entry):
                              f"{self.n_heads}; give head_dim")
         dense_layers_exist = self.moe is None or self.moe.first_dense_layers > 0 \
             or self.moe.layer_freq > 1
+        if self.layer_pattern is not None:  # the pattern says (checked in _pattern_fits)
+            dense_layers_exist = False
         if dense_layers_exist and self.ffn_hidden is None:
             raise ValueError("ffn_hidden is required when the model has dense MLP layers")
         if self.released is not None and self.released.experts_only and self.moe is None:
@@ -927,6 +947,33 @@ class ModelArch(Entry):
             if late:
                 raise ValueError(f"linear_mixer.attention_layers {late} are beyond the "
                                  f"{self.n_layers} layers (0-based)")
+        return self
+
+    @model_validator(mode="after")
+    def _pattern_fits(self) -> ModelArch:
+        pattern = self.layer_pattern
+        if pattern is None:
+            return self
+        if len(pattern) != self.n_layers:
+            raise ValueError(f"layer_pattern has {len(pattern)} layers, n_layers = "
+                             f"{self.n_layers}")
+        symbol = BLOCK_SYMBOL
+        if (symbol["mixer"] in pattern) != (self.linear_mixer is not None):
+            raise ValueError("layer_pattern has M (mixer) layers exactly when linear_mixer "
+                             "is given")
+        if self.linear_mixer is not None and self.linear_mixer.attention_layers:
+            raise ValueError("linear_mixer.attention_layers must be empty with a "
+                             "layer_pattern: its * layers are the attention layers")
+        if (symbol["moe"] in pattern) != (self.moe is not None):
+            raise ValueError("layer_pattern has E (MoE) layers exactly when moe is given")
+        if self.moe is not None and (self.moe.first_dense_layers or self.moe.layer_freq != 1):
+            raise ValueError("moe.first_dense_layers and moe.layer_freq must keep their "
+                             "defaults (0, 1) with a layer_pattern, which places the MoE "
+                             "layers itself")
+        if symbol["mlp"] in pattern and self.ffn_hidden is None:
+            raise ValueError("ffn_hidden is required: layer_pattern has - (MLP) layers")
+        if not set(pattern) & {symbol["mixer"], symbol["attention"]}:
+            raise ValueError("layer_pattern needs a token mixer: at least one M or * layer")
         return self
 
     @property

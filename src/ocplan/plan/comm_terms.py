@@ -58,12 +58,15 @@ PP_EXPOSED = 0.5
 #: (``DistributedDataParallelConfig.bucket_size``).
 BUCKET_MIN_PARAMS = 4.0e7
 BUCKET_PARAMS_PER_RANK = 1.0e6
-#: Collectives per layer per micro-batch (forward + backward) of TP on a dense layer's
-#: attention and MLP blocks, and of a MoE layer's attention block alone.
-TP_COLLECTIVES_DENSE = 4.0
-TP_COLLECTIVES_MOE = 2.0
+#: Collectives per block (attention or mixer, dense MLP, shared experts) per micro-batch
+#: of TP, forward and backward: a dense layer has two blocks, a MoE layer's routed
+#: experts none (they split over EP), a layer pattern's layers one block each.
+TP_COLLECTIVES_PER_BLOCK = 2.0
 #: All-to-alls per MoE layer per micro-batch: dispatch and combine, forward and backward.
 EP_ALL_TO_ALLS = 4.0
+#: Each of a recurrent mixer layer's two context-parallel all-to-alls (input to
+#: head-sharded, output back) per micro-batch: forward and backward.
+MIXER_CP_ALL_TO_ALLS = 2.0
 #: Training precisions whose recipe runs the tensor-parallel collectives without
 #: overlapping them with the GEMMs, whatever the layout asks
 #: (:attr:`~ocplan.workloads.recipes.Recipe.tp_overlap`: NVFP4).
@@ -208,9 +211,11 @@ def tp_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayo
                  moe_layers: FloatArray, g: _Layouts) -> FloatArray:
     """TP collectives of the stage's layers, minus the calibrated overlap."""
     act = d.tokens * wl.model.hidden * ACT_BYTES
-    shared = TP_COLLECTIVES_MOE if wl.model.moe_shared else 0.0
-    n_coll = (d.per_stage - moe_layers) * TP_COLLECTIVES_DENSE \
-        + moe_layers * (TP_COLLECTIVES_MOE + shared)
+    m = wl.model
+    shared = 1.0 if m.moe_shared else 0.0
+    n_coll = TP_COLLECTIVES_PER_BLOCK * (
+        (d.per_stage - moe_layers) * (m.token_share(False) + m.mlp_share(False))
+        + moe_layers * (m.token_share(True) + shared))
     one = np.where(d.sp, 2.0 * g.apply(_BY_TP, cost.all_gather, fab, act, d.tp, 1),
                    g.apply(_BY_TP, cost.all_reduce, fab, act, d.tp, 1))
     overlap = cal.tp_overlap if wl.precision not in NO_TP_OVERLAP_PRECISIONS else 0.0
@@ -268,8 +273,8 @@ def ep_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayo
 def cp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout,
                  attention_fwd_s: FloatArray, g: _Layouts) -> FloatArray:
     """Ring exchange of K/V chunks, hidden behind the attention it feeds, in the stage's
-    attention layers (a hybrid's recurrent layers pass one state between ranks,
-    negligible beside it)."""
+    attention layers, and a hybrid's recurrent layers' all-to-alls
+    (:func:`mixer_cp_s`)."""
     m = wl.model
     kv = d.tokens * 2 * m.kv_width * ACT_BYTES / np.minimum(d.tp, m.n_kv_heads)
     _, cp_out = placement(d.cp, d.tp, fab.domain)
@@ -278,6 +283,25 @@ def cp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout,
     out: FloatArray = np.where(d.cp > 1, np.maximum(0.0, ring - attention_fwd_s)
                                + np.maximum(0.0, 2 * ring - ATTN_BWD_FACTOR * attention_fwd_s),
                                0.0)
+    return out + mixer_cp_s(wl, fab, d, g)
+
+
+def mixer_cp_s(wl: Workload, fab: CommFabric, d: DerivedLayout, g: _Layouts) -> FloatArray:
+    """A recurrent mixer under context parallelism: its core needs whole sequences, so
+    each layer turns its input projection's output from sequence- to head-sharded with
+    an all-to-all over the ``cp`` ranks before the convolution and scan, and its output
+    back after, forward and backward (Megatron-Core ``MambaContextParallel``), on the
+    critical path: ``2 n_mix (A2A(T w_in / t) + A2A(T n_v d_v / t))`` for ``T`` tokens a
+    rank holds, ``w_in`` the projection's width (:attr:`MixerDims.in_proj_width`)."""
+    m, mx = wl.model, wl.model.mixer
+    if mx is None or m.n_mixer_layers == 0:
+        return np.zeros_like(d.cp)
+    layers = d.per_stage * m.n_mixer_layers / m.n_layers
+    moved = (g.apply(_BY_TP, cost.all_to_all, fab,
+                     d.tokens * mx.in_proj_width * ACT_BYTES / d.tp, d.cp, d.tp)
+             + g.apply(_BY_TP, cost.all_to_all, fab,
+                       d.tokens * mx.value_width * ACT_BYTES / d.tp, d.cp, d.tp))
+    out: FloatArray = np.where(d.cp > 1, MIXER_CP_ALL_TO_ALLS * layers * moved, 0.0)
     return out
 
 

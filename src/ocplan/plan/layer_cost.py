@@ -1,7 +1,8 @@
 """Compute time of one pipeline stage's layers, from the operator list and the cost model.
 
 A model's layers come in at most six kinds (dense or MoE MLP; full or sliding-window
-attention or a hybrid's recurrent mixer; :func:`layer_kinds`). For each kind the
+attention or a hybrid's recurrent mixer; :func:`layer_kinds`), or four with a layer
+pattern (a mixer, attention, a dense MLP or a MoE block alone). For each kind the
 operators of one layer on one chip (:func:`~ocplan.workloads.operators.layer_operators`)
 are timed forward and backward by
 :func:`~ocplan.costmodel.op_time.profile`, and the slowest stage's ``ceil(L / p)``
@@ -30,7 +31,9 @@ from ocplan.plan.recompute import RECOMPUTE_MODES
 from ocplan.workloads.operators import (
     Shard,
     embedding_operators,
+    has_mlp,
     head_operators,
+    is_attention_layer,
     is_mixer_layer,
     is_moe_layer,
     is_windowed_layer,
@@ -62,15 +65,22 @@ class LayerKind:
     windowed: bool
     mixer: bool = False
     """A hybrid model's recurrent-mixer layer (no attention)."""
+    attention: bool = True
+    """The layer has softmax attention (not a mixer layer, nor an MLP-only layer of a
+    layer pattern)."""
+    mlp: bool = True
+    """The layer ends in an MLP, dense or MoE (not a token-mixer-only layer of a layer
+    pattern)."""
 
 
 @lru_cache(maxsize=256)
 def layer_kinds(shape: ModelShape) -> tuple[LayerKind, ...]:
-    """The distinct (MoE, windowed, mixer) kinds of ``shape``'s layers with their
-    counts."""
-    seen: dict[tuple[bool, bool, bool], list[int]] = {}
+    """The distinct (MoE, windowed, mixer, attention, MLP) kinds of ``shape``'s layers
+    with their counts."""
+    seen: dict[tuple[bool, bool, bool, bool, bool], list[int]] = {}
     for i in range(shape.n_layers):
-        key = (is_moe_layer(shape, i), is_windowed_layer(shape, i), is_mixer_layer(shape, i))
+        key = (is_moe_layer(shape, i), is_windowed_layer(shape, i), is_mixer_layer(shape, i),
+               is_attention_layer(shape, i), has_mlp(shape, i))
         seen.setdefault(key, []).append(i)
     return tuple(LayerKind(v[0], len(v), *k) for k, v in seen.items())
 
@@ -230,7 +240,10 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
     fwd = [p.time(eff, t) for p, t in zip(prof.forward, fwd_ops, strict=True)]
     bwd = [p.time(eff) for p in prof.backward]
     totals = [f.total_s + b.total_s for f, b in zip(fwd, bwd, strict=True)]
-    counts = stage_layers(kinds, per_stage, totals)
+    # A layer pattern interleaves its blocks (Nemotron-H: M-M-M-M*-...), so a stage's
+    # contiguous run of layers holds each in about the pattern's proportion.
+    counts = [per_stage * (k.count / shape.n_layers) for k in kinds] \
+        if shape.layer_pattern else stage_layers(kinds, per_stage, totals)
     zero = np.zeros_like(per_stage)
     forward, backward = PassTime(zero, zero, zero), PassTime(zero, zero, zero)
     attention, moe = zero, zero

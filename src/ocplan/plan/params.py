@@ -27,13 +27,14 @@ class StageParams:
 def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) -> StageParams:
     """``P_dense = (n_L P_mix + n_dense P_mlp + n_moe (S P_e + h E) + P_edge) / t`` and
     ``P_expert = n_moe E P_e / (e t_e)`` for a stage of ``n_L`` layers, ``n_moe`` of them
-    MoE, ``P_mix`` the attention (or a hybrid's mean attention and recurrent mixer) per
+    MoE and ``n_dense`` of the rest with a dense MLP (all, or a layer pattern's share of
+    ``-`` layers), ``P_mix`` the attention (or a hybrid's mean attention and recurrent mixer) per
     layer; ``P_edge`` is the larger of the embedding and the LM head (the end stages hold
     one each; with p = 1 the one chip holds both). Where the end stages hold one layer
     fewer (:func:`~ocplan.plan.plan.end_credit`), the larger of ``n`` average layers and
     ``n - 1`` layers plus the edge."""
     n = d.per_stage
-    dense_layers = n - moe_layers
+    dense_layers = (n - moe_layers) * shape.mlp_share(False)
     moe_dense = shape.moe_shared * shape.expert_params + shape.hidden * shape.moe_experts
     edge = np.where(d.pp > 1, max(shape.embedding_params, shape.head_params),
                     shape.embedding_params + shape.head_params)

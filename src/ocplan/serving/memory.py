@@ -34,7 +34,7 @@ from ocplan.workloads.memory import ACT_BYTES
 from ocplan.workloads.operators import (
     GEMM_INPUT_BYTES,
     KV_BYTES,
-    is_mixer_layer,
+    is_attention_layer,
     is_windowed_layer,
     mixer_state_bytes,
 )
@@ -89,7 +89,7 @@ def kv_bytes_per_token_per_chip(shape: ModelShape, plan: ServingPlan, kv_precisi
         per_layer = 2.0 * heads * shape.head_dim * b
     kept = 0.0
     for i in range(shape.n_layers):
-        if is_mixer_layer(shape, i):
+        if not is_attention_layer(shape, i):
             continue
         w = shape.sliding_window if is_windowed_layer(shape, i) else 0
         kept += min(1.0, w / context) if w else 1.0

@@ -356,6 +356,8 @@ class StepModel:
         counts: dict[tuple[bool, bool], int] = {}
         first: dict[tuple[bool, bool], int] = {}
         for kind in layer_kinds(wl.model):
+            if not (kind.mixer or kind.attention):
+                continue  # an MLP-only layer of a layer pattern
             key = (kind.mixer, kind.windowed)
             counts[key] = counts.get(key, 0) + kind.count
             first.setdefault(key, kind.index)
@@ -472,8 +474,9 @@ class StepModel:
 
     def comm_s(self, rows: FloatArray) -> FloatArray:
         """Per stage: TP all-reduces of the ``rows x h`` activations after attention and
-        after the MLP (2 per layer), the MoE all-to-all (dispatch in the GEMM format,
-        combine in 16-bit) over EP, and the activations sent to the next stage.
+        after the MLP (2 per layer; 1 per layer of a layer pattern), the MoE all-to-all
+        (dispatch in the GEMM format, combine in 16-bit) over EP, and the activations
+        sent to the next stage.
 
         With DP attention and experts split over ``t_e > 1`` ranks (``etp``), each MoE
         layer also gathers the ``t_e`` ranks' tokens before the expert GEMMs and
@@ -486,7 +489,7 @@ class StepModel:
         out = f64(np.zeros_like(rows))
         if pl.tp > 1:
             ar = all_reduce(self.fabric, rows * h * ACT_BYTES, pl.tp)
-            out = out + 2.0 * per_stage * f64(ar)
+            out = out + shape.blocks_per_layer * per_stage * f64(ar)
         if shape.is_moe and pl.ep > 1:
             moe_share = shape.n_moe_layers / shape.n_layers * per_stage
             # dispatch in the GEMM format (8-bit at most: DeepEP's fp8 dispatch), combine

@@ -123,7 +123,11 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
       ``5*a*s`` per token (softmax 2, dropout mask 1, dropout output 2);
     - an attention output gate: its ``a*d_v`` gate values;
     - a hybrid model: the attention terms at the attention layers' share of the layers,
-      the recurrent mixer's (:func:`mixer_activation_bytes_per_token`) at the rest.
+      the recurrent mixer's (:func:`mixer_activation_bytes_per_token`) at the rest;
+    - a model with a layer pattern (one block per layer): each block's terms (its norm,
+      residual input, GEMM input and mask; its attention, mixer or MLP terms) at the share
+      of the MoE or the other layers that hold it
+      (:meth:`~ocplan.workloads.shape.ModelShape.token_share`, ``mlp_share``).
 
     ``cp`` context-parallel ranks each hold ``s/cp`` tokens. Full recompute keeps only
     the layer input (``2h``, divided by t with SP). ``recompute_*`` and ``sp`` may be
@@ -136,19 +140,19 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
     tokens = s * b / cp
     mask = MASK_BYTES if shape.dropout else 0.0
     g = gemm_input_bytes
-    replicated = ACT_BYTES * 2 * h + g * (h + h) + 2 * mask * h
+    tok, mlp_w = shape.token_share(moe_layer), shape.mlp_share(moe_layer)
+    replicated = (tok + mlp_w) * (ACT_BYTES * h + g * h + mask * h)
     attn = ACT_BYTES * (a * d_qk + k * d_qk + k * d_v) + g * a * d_v \
         + (ACT_BYTES * a * d_v if shape.attn_gate else 0.0)
-    share = shape.n_attention_layers / shape.n_layers
+    share = tok * shape.attention_fraction
     if moe_layer:
         m, f = shape.mlp_mats, shape.moe_ffn
         per_copy = g * h + ACT_BYTES * (m - 1) * f + g * f
         mlp = (shape.moe_top_k * ep_tokens_factor + shape.moe_shared) * per_copy
     else:
         m, f = shape.mlp_mats, shape.ffn
-        mlp = ACT_BYTES * (m - 1) * f + g * f
-    if shape.mixer is not None:
-        attn = share * attn + (1.0 - share) * mixer_activation_bytes_per_token(shape, g)
+        mlp = mlp_w * (ACT_BYTES * (m - 1) * f + g * f)
+    attn = share * attn + (tok - share) * mixer_activation_bytes_per_token(shape, g)
     scores = 0.0 if flash else 5.0 * a * (s / cp) * share
     sp_ = np.asarray(sp, dtype=bool)
     stored = np.where(sp_, (replicated + attn + mlp) / t, replicated + (attn + mlp) / t)
@@ -197,7 +201,7 @@ def norm_act_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, cp: Num,
     ``gemm_input_bytes`` each. Shared experts and dense MLPs keep theirs (``moe_act``
     covers the routed experts only)."""
     g = gemm_input_bytes
-    norms = g * 2 * shape.hidden
+    norms = g * (shape.token_share(moe_layer) + shape.mlp_share(moe_layer)) * shape.hidden
     act = shape.moe_top_k * ep_tokens_factor * g * shape.moe_ffn if moe_layer else 0.0
     per_token = np.where(np.asarray(sp, dtype=bool), norms / t, norms) + act / t
     return s * b / cp * per_token
@@ -219,9 +223,10 @@ def qkv_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, cp: Num) -> 
     """Bytes of one layer's query, key and value projections for one micro-batch on one
     chip, ``s b / c * 2 (a d_qk + k d_qk + k d_v) / t``: the Q, K, V term of
     :func:`layer_activation_bytes` (Korthikanti §4.1), what a recompute mode keeping the
-    projections saves beyond the layer input (MaxText ``save_qkv_proj``)."""
+    projections saves beyond the layer input (MaxText ``save_qkv_proj``); with a layer
+    pattern, at the share of its non-MoE layers that hold a token mixer."""
     h_qkv = shape.n_heads * shape.qk_dim + shape.n_kv_heads * (shape.qk_dim + shape.v_dim)
-    return s * b / cp * ACT_BYTES * h_qkv / t
+    return s * b / cp * ACT_BYTES * h_qkv / t * shape.token_share(False)
 
 
 def model_state_bytes(params: Num, zero_stage: Num, dp: Num,

@@ -27,9 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import get_args
 
+import numpy as np
+from numpy.typing import NDArray
+
 from ocplan.catalog.schema import MixerKind
 
-__all__ = ["MIXERS", "SCAN_BWD_FACTOR", "STATE_BYTES", "MixerDims", "MixerLaw"]
+__all__ = ["MIXERS", "SCAN_BWD_FACTOR", "STATE_BYTES", "KernelTraffic", "MixerDims",
+           "MixerLaw"]
 
 #: Bytes per element of the recurrent state a serving engine caches: the model's 16-bit
 #: dtype (vLLM ``--mamba-ssm-cache-dtype auto``, ``MambaStateDtypeCalculator``: the model
@@ -41,6 +45,9 @@ STATE_BYTES = 2.0
 #: ``mamba_chunk_scan_combined`` keep only their inputs); the same 2.5 as
 #: FlashAttention-2's five matmuls against two.
 SCAN_BWD_FACTOR = 2.5
+
+#: A count per chip: a number or an array over layouts.
+Num = float | NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,22 @@ class MixerDims:
 
 
 @dataclass(frozen=True)
+class KernelTraffic:
+    """HBM bytes a chunked-scan implementation moves, per element of the four tensors its
+    kernels pass to each other: each kernel's reads and writes of that tensor summed, at
+    the dtype it is kept in. Per token on one chip the tensors hold ``r d_k`` key
+    elements (Mamba-2's B and C, GDN's q, k and w: ``r`` key rows,
+    :meth:`MixerLaw.key_rows`), ``n_v d_v`` value elements (x or v, the output, their
+    gradients), ``r C`` intra-chunk elements (the ``C x C`` matrix per key row) and
+    ``n_v d_k d_v / C`` state elements (one state per chunk)."""
+
+    keys: float
+    values: float
+    chunk: float
+    state: float
+
+
+@dataclass(frozen=True)
 class MixerLaw:
     """What one mixer kind computes beyond the shared shape."""
 
@@ -108,6 +131,17 @@ class MixerLaw:
     """FLOPs per state element of one recurrent step (a decoded token)."""
     chunk_flops: Callable[[MixerDims, int], float]
     """Forward FLOPs per token of the chunked kernel, all heads, for ``C``."""
+    expand_keys: bool
+    """Whether the kernels repeat the key groups to the value heads (GDN) rather than
+    read them per group (Mamba-2's B and C)."""
+    forward_traffic: KernelTraffic
+    """Bytes the forward kernels move (training and prefill)."""
+    backward_traffic: KernelTraffic
+    """Bytes the backward kernels move, the forward's chunk states recomputed."""
+    recompute_conv: bool
+    """Whether the backward recomputes the causal convolution's output rather than keep
+    it (mamba_ssm's ``mamba_split_conv1d_scan_combined``, the path Megatron-LM trains
+    Mamba-2 layers with)."""
 
     def step_flops(self, d: MixerDims) -> float:
         """FLOPs of one recurrent step per token, all heads: ``c_step n_v d_k d_v``."""
@@ -116,6 +150,22 @@ class MixerLaw:
     def parallel_flops(self, d: MixerDims) -> float:
         """Forward FLOPs per token of the chunked kernel (:attr:`chunk_flops`)."""
         return self.chunk_flops(d, self.chunk)
+
+    def key_rows(self, value_heads: Num, key_groups: Num) -> Num:
+        """Rows of keys per token the kernels read: the value heads with
+        :attr:`expand_keys`, the key groups otherwise (per chip: the split's counts)."""
+        return value_heads if self.expand_keys else key_groups
+
+    def chunked_bytes(self, d: MixerDims, value_heads: Num, key_groups: Num,
+                      backward: bool) -> Num:
+        """HBM bytes per token of the chunked kernels on one chip holding ``value_heads``
+        heads and ``key_groups`` key groups: :class:`KernelTraffic` times the elements
+        per token of each tensor."""
+        tr = self.backward_traffic if backward else self.forward_traffic
+        r = self.key_rows(value_heads, key_groups)
+        return (tr.keys * r * d.key_dim + tr.values * value_heads * d.value_dim
+                + tr.chunk * r * self.chunk
+                + tr.state * value_heads * d.key_dim * d.value_dim / self.chunk)
 
 
 def _deltanet_chunk_flops(d: MixerDims, c: int) -> float:
@@ -140,6 +190,30 @@ def _ssd_chunk_flops(d: MixerDims, c: int) -> float:
     return 2.0 * c * dk * d.key_heads + d.heads * (2.0 * c * dv + 4.0 * dk * dv)
 
 
+#: flash-linear-attention ``chunk_gated_delta_rule`` (fla/ops/gated_delta_rule/chunk.py),
+#: 16-bit tensors but the fp32 ``K K^T`` block. Forward: ``chunk_scaled_dot_kkt`` (reads
+#: k, writes A in fp32), ``solve_tril`` (A in fp32, out 16-bit), ``recompute_w_u`` (k,
+#: v, A in; w, u out), ``chunk_gated_delta_rule_fwd_h`` (k, w, u in; states h and v_new
+#: out), ``chunk_fwd_o`` (q, k, v_new, h in; o out): keys 14, values 12, chunk 12, state
+#: 4 bytes per element. Backward: w, u and h recomputed as above, ``chunk_bwd_dv_local``,
+#: ``chunk_gated_delta_rule_bwd_dhu`` (dh out), ``chunk_bwd_dqkwg`` (h and dh in; dq, dk,
+#: dw out), ``prepare_wy_repr_bwd``: keys 34, values 30, chunk 4, state 8.
+GDN_TRAFFIC = (KernelTraffic(keys=14.0, values=12.0, chunk=12.0, state=4.0),
+               KernelTraffic(keys=34.0, values=30.0, chunk=4.0, state=8.0))
+#: mamba_ssm ``mamba_chunk_scan_combined`` (mamba_ssm/ops/triton/ssd_combined.py), no z
+#: (Megatron-LM gates in its own norm). Forward: ``_chunk_state_fwd`` (B, x in; chunk
+#: states out in fp32), ``_state_passing_fwd`` (fp32 in, 16-bit out), ``_bmm_chunk_fwd``
+#: (C, B in; ``C B^T`` out in fp32), ``_chunk_scan_fwd`` (``C B^T``, x, C, states in; out):
+#: keys 8, values 6, chunk 8, state 12. Backward: ``C B^T`` and the states recomputed
+#: (state passing in fp32), ``_chunk_scan_bwd_dstates`` (dout, C in; dstates out in
+#: fp32), ``_state_passing_bwd`` (states, dstates in fp32; both out 16-bit),
+#: ``_chunk_scan_chunk_state_bwd_dx`` (x, dout twice, ``C B^T``, B, dstates in; dx out),
+#: ``_chunk_scan_bwd_dC``, ``_chunk_state_bwd_db``, ``_chunk_scan_bwd_dcb`` (dCB out in
+#: fp32), ``_bmm_chunk_bwd`` and the two ``ddAcs`` kernels: keys 32, values 26, chunk
+#: 24, state 36.
+SSD_TRAFFIC = (KernelTraffic(keys=8.0, values=6.0, chunk=8.0, state=12.0),
+               KernelTraffic(keys=32.0, values=26.0, chunk=24.0, state=36.0))
+
 #: Each catalog mixer kind's law. Gated DeltaNet: chunk 64 (flash-linear-attention's
 #: ``chunk_gated_delta_rule``, ``BT = 64``); a step reads ``S^T k`` (2), subtracts the
 #: rank-one delta update (2), decays (1) and reads the query (2): 7 per state element.
@@ -147,8 +221,12 @@ def _ssd_chunk_flops(d: MixerDims, c: int) -> float:
 #: ``dt x B^T`` (2) and reads ``C`` (2): 5.
 MIXERS: dict[str, MixerLaw] = {
     "gated-deltanet": MixerLaw(head_scalars=2, chunk=64, step_flops_per_state=7.0,
-                               chunk_flops=_deltanet_chunk_flops),
+                               chunk_flops=_deltanet_chunk_flops, expand_keys=True,
+                               forward_traffic=GDN_TRAFFIC[0],
+                               backward_traffic=GDN_TRAFFIC[1], recompute_conv=False),
     "mamba2": MixerLaw(head_scalars=1, chunk=256, step_flops_per_state=5.0,
-                       chunk_flops=_ssd_chunk_flops),
+                       chunk_flops=_ssd_chunk_flops, expand_keys=False,
+                       forward_traffic=SSD_TRAFFIC[0], backward_traffic=SSD_TRAFFIC[1],
+                       recompute_conv=True),
 }
 assert set(MIXERS) == set(get_args(MixerKind)), "a catalog mixer kind without its law"

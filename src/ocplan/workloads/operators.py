@@ -51,6 +51,7 @@ from typing import Literal, cast, get_args
 import numpy as np
 import numpy.typing as npt
 
+from ocplan.catalog.schema import LAYER_BLOCKS
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.memory import ACT_BYTES
 from ocplan.workloads.mixers import SCAN_BWD_FACTOR, STATE_BYTES, MixerDims
@@ -74,7 +75,9 @@ __all__ = [
     "cast_layouts",
     "embedding_operators",
     "expert_load",
+    "has_mlp",
     "head_operators",
+    "is_attention_layer",
     "is_mixer_layer",
     "is_moe_layer",
     "is_windowed_layer",
@@ -411,7 +414,9 @@ def _t_sp(shard: Shard) -> FloatArray:
 def is_moe_layer(shape: ModelShape, layer: int) -> bool:
     """Whether layer ``layer`` (0-based) is MoE: every ``moe_layer_freq``-th layer after
     the ``moe_first_dense`` leading dense ones (as :attr:`ModelShape.n_moe_layers`
-    counts them)."""
+    counts them), or an ``E`` layer of a layer pattern."""
+    if shape.layer_pattern:
+        return LAYER_BLOCKS[shape.layer_pattern[layer]] == "moe"
     first = shape.moe_first_dense
     return shape.is_moe and layer >= first and (layer - first) % shape.moe_layer_freq == 0
 
@@ -426,8 +431,25 @@ def is_windowed_layer(shape: ModelShape, layer: int) -> bool:
 
 def is_mixer_layer(shape: ModelShape, layer: int) -> bool:
     """Whether layer ``layer`` (0-based) runs a hybrid model's recurrent mixer: the model
-    has one and the layer is not in its ``attention_layers``."""
+    has one and the layer is not in its ``attention_layers``, or the layer is an ``M``
+    layer of a layer pattern."""
+    if shape.layer_pattern:
+        return LAYER_BLOCKS[shape.layer_pattern[layer]] == "mixer"
     return shape.mixer is not None and layer not in shape.attention_layers
+
+
+def is_attention_layer(shape: ModelShape, layer: int) -> bool:
+    """Whether layer ``layer`` (0-based) has softmax attention: every layer that does not
+    run a recurrent mixer, or a ``*`` layer of a layer pattern."""
+    if shape.layer_pattern:
+        return LAYER_BLOCKS[shape.layer_pattern[layer]] == "attention"
+    return not is_mixer_layer(shape, layer)
+
+
+def has_mlp(shape: ModelShape, layer: int) -> bool:
+    """Whether layer ``layer`` (0-based) ends in an MLP (dense or MoE): every layer, or
+    a ``-`` or ``E`` layer of a layer pattern."""
+    return not shape.layer_pattern or LAYER_BLOCKS[shape.layer_pattern[layer]] in ("mlp", "moe")
 
 
 def windowed_layer_count(shape: ModelShape) -> int:
@@ -572,6 +594,8 @@ class _Elem:
     """Elements read per output element."""
     flops_per_element: float
     outputs: float = 1.0
+    recomputed: bool = False
+    """The backward runs the forward again first (its output was not kept)."""
 
 
 @dataclass(frozen=True)
@@ -607,6 +631,9 @@ class _Scan:
     bytes_read: FloatArray
     bytes_written: FloatArray
     seq_q: FloatArray
+    bwd_read: FloatArray
+    """What the backward kernels read (the forward's states recomputed)."""
+    bwd_written: FloatArray
 
 
 _Spec = _Gemm | _Elem | _Permute | _Attn | _Scan
@@ -665,12 +692,14 @@ def _elem_forward(e: _Elem) -> Operator:
 
 def _elem_backward(e: _Elem) -> Operator:
     """Reads the saved inputs and the output gradients, writes the input gradients;
-    :data:`ELEMENTWISE_BWD_FACTOR` x the forward FLOPs."""
+    :data:`ELEMENTWISE_BWD_FACTOR` x the forward FLOPs; a recomputed operator also runs
+    its forward (its FLOPs and bytes) again."""
+    again = 1.0 if e.recomputed else 0.0
     return Operator(
         name=f"{e.name}.bwd", kind=e.kind, precision=HIGH_PRECISION,
-        flops=_out(ELEMENTWISE_BWD_FACTOR * e.elements * e.flops_per_element),
-        bytes_read=_out(e.elements * (e.inputs + e.outputs) * ACT_BYTES),
-        bytes_written=_out(e.elements * e.inputs * ACT_BYTES))
+        flops=_out((ELEMENTWISE_BWD_FACTOR + again) * e.elements * e.flops_per_element),
+        bytes_read=_out(e.elements * (e.inputs * (1.0 + again) + e.outputs) * ACT_BYTES),
+        bytes_written=_out(e.elements * (e.inputs + again * e.outputs) * ACT_BYTES))
 
 
 def _permute_op(p: _Permute, backward: bool) -> Operator:
@@ -707,12 +736,10 @@ def _attn_op(at: _Attn, backward: bool) -> Operator:
 
 def _scan_op(sc: _Scan, backward: bool) -> Operator:
     """A recurrent mixer's core: the spec's FLOPs and bytes forward; backward
-    :data:`~ocplan.workloads.mixers.SCAN_BWD_FACTOR` x the FLOPs, reading what the
-    forward read and wrote (inputs, outputs' gradients) and writing the inputs'
-    gradients and the recomputed chunk states (taken as the forward's bytes again)."""
-    moved = sc.bytes_read + sc.bytes_written
-    flops, read, written = (SCAN_BWD_FACTOR * sc.flops, moved, moved) if backward \
-        else (sc.flops, sc.bytes_read, sc.bytes_written)
+    :data:`~ocplan.workloads.mixers.SCAN_BWD_FACTOR` x the FLOPs and the backward
+    kernels' bytes."""
+    flops, read, written = (SCAN_BWD_FACTOR * sc.flops, sc.bwd_read, sc.bwd_written) \
+        if backward else (sc.flops, sc.bytes_read, sc.bytes_written)
     return Operator(
         name="scan.bwd" if backward else "scan", kind="scan", precision=HIGH_PRECISION,
         flops=_out(flops), bytes_read=_out(read), bytes_written=_out(written),
@@ -916,7 +943,7 @@ def _mixer_specs(shape: ModelShape, phase: Phase, shard: Shard, precision: str
         _Gemm("mixer_in", "gemm", T, width, _f(h), precision, input_fused=True),
         # depthwise causal convolution of w taps and its SiLU (causal_conv1d)
         _Elem("conv", "elementwise", T * split.channels, 1.0,
-              2.0 * mx.conv + SWIGLU_FLOPS_PER_ELEMENT),
+              2.0 * mx.conv + SWIGLU_FLOPS_PER_ELEMENT, recomputed=mx.law.recompute_conv),
         _scan_core(mx, phase, shard, split),
         _Elem("mixer_norm", "elementwise", T * values, 2.0, GATED_NORM_FLOPS_PER_ELEMENT),
         _Gemm("mixer_out", "gemm", T, _f(h), values, precision),
@@ -927,27 +954,31 @@ def _mixer_specs(shape: ModelShape, phase: Phase, shard: Shard, precision: str
 def _scan_core(mx: MixerDims, phase: Phase, shard: Shard, split: _MixerSplit) -> _Scan:
     """The recurrent core on ``T`` token rows of ``b`` sequences, ``n_v / t`` heads.
 
-    Training and prefill run the chunked kernel (:meth:`MixerLaw.parallel_flops`), which
-    reads q, k, v and the per-head scalars, writes the output, and writes and reads
-    back one ``n_v d_k d_v / t`` state per chunk of ``C`` tokens; decode runs one
-    recurrent step per token (:meth:`MixerLaw.step_flops`). Serving phases also read
-    and write each sequence's cached state and convolution inputs
-    (:func:`mixer_state_bytes` per layer)."""
+    Training and prefill run the chunked kernels (:meth:`MixerLaw.parallel_flops`),
+    moving what their implementation passes between kernels
+    (:meth:`MixerLaw.chunked_bytes`: inputs read more than once, chunk states and the
+    intra-chunk matrix written and read back, some in fp32); decode runs one recurrent
+    step per token (:meth:`MixerLaw.step_flops`), reading q, k, v and the per-head
+    scalars and writing the output. Serving phases also read and write each sequence's
+    cached state and convolution inputs (:func:`mixer_state_bytes` per layer). Each
+    byte count is split into what the kernels write (the output, or the inputs'
+    gradients) and read (the rest)."""
     law, nv = mx.law, split.nv
     T, b = _f(shard.tokens), _f(shard.batch)
-    state = nv * mx.key_dim * mx.value_dim
     per_head = (law.step_flops_per_state * mx.key_dim * mx.value_dim if phase == "decode"
                 else law.parallel_flops(mx) / mx.heads)
-    read = T * (split.channels + law.head_scalars * nv) * ACT_BYTES
+    inputs = T * (split.channels + law.head_scalars * nv) * ACT_BYTES
     written = T * nv * mx.value_dim * ACT_BYTES
+    read = inputs
     if phase != "decode":
-        chunk_states = T / law.chunk * state * ACT_BYTES
-        read, written = read + chunk_states, written + chunk_states
+        read = T * law.chunked_bytes(mx, nv, split.nk, backward=False) - written
+    bwd_read = T * law.chunked_bytes(mx, nv, split.nk, backward=True) - inputs
     if phase in ("prefill", "decode"):
         cached = b * _cached_state_bytes(mx, split)
         read, written = read + cached, written + cached
     return _Scan(rows=T, heads=nv, flops=T * nv * per_head, bytes_read=read,
-                 bytes_written=written, seq_q=_f(shard.seq_len) / _f(shard.cp))
+                 bytes_written=written, seq_q=_f(shard.seq_len) / _f(shard.cp),
+                 bwd_read=bwd_read, bwd_written=inputs)
 
 
 def _dense_mlp_specs(shape: ModelShape, shard: Shard, precision: str) -> list[_Spec]:
@@ -1101,8 +1132,10 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     may include a cached prefix), ``"backward"`` (in reverse order; each GEMM as a
     ``.dgrad`` and a ``.wgrad`` of the forward FLOPs, attention 2.5x, elementwise
     operators 2x), ``"decode"`` (``seq_len`` new tokens per sequence attending a cache of
-    ``kv_len``; MLA in its absorbed form). Whether the layer is MoE and whether it is
-    windowed follow :func:`is_moe_layer` and :func:`is_windowed_layer`.
+    ``kv_len``; MLA in its absorbed form). Whether the layer is MoE, windowed or a
+    recurrent mixer follows :func:`is_moe_layer`, :func:`is_windowed_layer` and
+    :func:`is_mixer_layer`; a layer of a layer pattern holds its one block
+    (:func:`is_attention_layer`, :func:`has_mlp`).
 
     Forward GEMM FLOPs of a layer with ``t = 1`` (and no capacity drops) sum to
     ``2 T (P_attn + P_mlp)``, with ``P_mlp`` the active MLP parameters (router included):
@@ -1124,13 +1157,15 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     _check_formats(weight_precision, kv_precision)
     _check_formats(expert_weight_precision, None)
     fwd_phase: Phase = "forward" if phase == "backward" else phase
-    specs = _mixer_specs(shape, fwd_phase, shard, precision) \
-        if is_mixer_layer(shape, layer) else _attention_specs(
-            shape, fwd_phase, shard, is_windowed_layer(shape, layer), precision)
-    if is_moe_layer(shape, layer):
-        specs += _moe_specs(shape, shard, precision, fused=phase in ("prefill", "decode"))
-    else:
-        specs += _dense_mlp_specs(shape, shard, precision)
+    specs: list[_Spec] = []
+    if is_mixer_layer(shape, layer):
+        specs += _mixer_specs(shape, fwd_phase, shard, precision)
+    elif is_attention_layer(shape, layer):
+        specs += _attention_specs(shape, fwd_phase, shard, is_windowed_layer(shape, layer),
+                                  precision)
+    if has_mlp(shape, layer):
+        specs += _moe_specs(shape, shard, precision, fused=phase in ("prefill", "decode")) \
+            if is_moe_layer(shape, layer) else _dense_mlp_specs(shape, shard, precision)
     return _emit(_with_formats(specs, phase, weight_precision, kv_precision,
                                expert_weight_precision), phase)
 

@@ -15,13 +15,17 @@ Parameter counts (norms and biases are left out: under 0.1 % of any model here):
 - MLP: ``m*h*f`` with m = 2 (GeLU-shaped) or 3 (SwiGLU);
 - MoE layer: ``E*m*h*f_e`` routed + ``S*m*h*f_e`` shared + ``h*E`` router;
 - embeddings ``V*h``, plus the LM head ``V*h`` when untied.
+
+A model with a :attr:`~ModelShape.layer_pattern` (Nemotron-H) has layers of one block
+each, and the counts above are per block: its ``M`` layers hold a mixer, ``*`` layers
+attention, ``-`` layers the dense MLP, ``E`` layers the MoE block.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ocplan.catalog.schema import ModelArch, ReleasedWeights
+from ocplan.catalog.schema import BLOCK_SYMBOL, LAYER_BLOCKS, ModelArch, ReleasedWeights
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.mixers import MIXERS, MixerDims
 
@@ -72,11 +76,16 @@ class ModelShape:
     defaults; None: 16-bit."""
     mixer: MixerDims | None = None
     """A hybrid model's recurrent mixer (catalog ``linear_mixer``), run by every layer
-    not in :attr:`attention_layers`; None: every layer attends."""
+    not in :attr:`attention_layers` (by the ``M`` layers of a :attr:`layer_pattern`);
+    None: every layer attends."""
     attention_layers: tuple[int, ...] = ()
     """With :attr:`mixer`: the 0-based layers that keep softmax attention."""
     attn_gate: bool = False
     """Sigmoid output gate on attention, projected with the queries (Qwen3-Next)."""
+    layer_pattern: str = ""
+    """One block per layer, a symbol of :data:`~ocplan.catalog.schema.LAYER_BLOCKS` each
+    (catalog ``layer_pattern``, Nemotron-H); empty: every layer is a token mixer (attention
+    or :attr:`mixer`) and an MLP (dense or MoE)."""
 
     def __post_init__(self) -> None:
         """Refuse shapes no formula can read (SpecError naming every bad field): widths and
@@ -106,6 +115,18 @@ class ModelShape:
              f"must be layer indices from 0 to {self.n_layers - 1}")
         need(not self.attention_layers or self.mixer is not None, "attention_layers",
              "needs a mixer: without one every layer attends")
+        pattern = self.layer_pattern
+        need(not pattern or (len(pattern) == self.n_layers
+                             and set(pattern) <= set(LAYER_BLOCKS)
+                             and bool(set(pattern) & {BLOCK_SYMBOL["mixer"],
+                                                      BLOCK_SYMBOL["attention"]})),
+             "layer_pattern",
+             f"must be {self.n_layers} symbols of {''.join(LAYER_BLOCKS)} (one per layer), "
+             "with an M or * layer")
+        need(not pattern or not self.attention_layers, "attention_layers",
+             "must be empty with a layer_pattern (its * layers attend)")
+        need(not pattern or self.sliding_window == 0, "sliding_window",
+             "is not modelled with a layer_pattern: leave it 0")
         mx = self.mixer
         need(mx is None or (mx.kind in MIXERS and min(mx.heads, mx.key_heads, mx.key_dim,
                                                       mx.value_dim, mx.conv) >= 1
@@ -122,7 +143,14 @@ class ModelShape:
             need(self.moe_ffn >= 1, "moe_ffn", "must be >= 1 in a mixture-of-experts model")
             need(self.moe_first_dense < self.n_layers, "moe_first_dense",
                  f"must leave MoE layers among the {self.n_layers}")
-        if not self.moe_experts or self.moe_first_dense or self.moe_layer_freq > 1:
+        if pattern:
+            need((BLOCK_SYMBOL["mixer"] in pattern) == (self.mixer is not None), "mixer",
+                 "must be given exactly when layer_pattern has M layers")
+            need((BLOCK_SYMBOL["moe"] in pattern) == self.is_moe, "moe_experts",
+                 "must be > 0 exactly when layer_pattern has E layers")
+            need(self.moe_first_dense == 0 and self.moe_layer_freq == 1, "moe_layer_freq",
+                 "must keep its default with a layer_pattern (which places the MoE layers)")
+        if self.n_dense_layers:
             need(self.ffn >= 1, "ffn", "must be >= 1: the model has dense MLP layers")
         if problems:
             raise SpecError(problems)
@@ -160,6 +188,7 @@ class ModelShape:
             mixer=_mixer_dims(arch),
             attention_layers=arch.linear_mixer.attention_layers if arch.linear_mixer else (),
             attn_gate=arch.attention_output_gate,
+            layer_pattern=arch.layer_pattern or "",
         )
 
     def as_json(self) -> dict[str, object]:
@@ -182,7 +211,10 @@ class ModelShape:
 
     @property
     def n_moe_layers(self) -> int:
-        """MoE layers: every ``moe_layer_freq``-th layer after the leading dense ones."""
+        """MoE layers: every ``moe_layer_freq``-th layer after the leading dense ones (a
+        pattern's ``E`` layers)."""
+        if self.layer_pattern:
+            return self.layer_pattern.count(BLOCK_SYMBOL["moe"])
         if not self.is_moe:
             return 0
         rest = self.n_layers - self.moe_first_dense
@@ -190,17 +222,57 @@ class ModelShape:
 
     @property
     def n_mixer_layers(self) -> int:
-        """Layers that run the recurrent mixer instead of attention (0 without one)."""
+        """Layers that run the recurrent mixer instead of attention (0 without one; a
+        pattern's ``M`` layers)."""
+        if self.layer_pattern:
+            return self.layer_pattern.count(BLOCK_SYMBOL["mixer"])
         return self.n_layers - len(self.attention_layers) if self.mixer is not None else 0
 
     @property
     def n_attention_layers(self) -> int:
-        """Layers with softmax attention (all of them without a mixer)."""
+        """Layers with softmax attention (all of them without a mixer; a pattern's ``*``
+        layers)."""
+        if self.layer_pattern:
+            return self.layer_pattern.count(BLOCK_SYMBOL["attention"])
         return self.n_layers - self.n_mixer_layers
 
     @property
     def n_dense_layers(self) -> int:
+        """Layers with a dense MLP (a pattern's ``-`` layers)."""
+        if self.layer_pattern:
+            return self.layer_pattern.count(BLOCK_SYMBOL["mlp"])
         return self.n_layers - self.n_moe_layers
+
+    def token_share(self, moe_layer: bool) -> float:
+        """Share of the MoE (``moe_layer``) or the other layers that hold a token mixer
+        (attention or a recurrent mixer): 1, or with a :attr:`layer_pattern` 0 for its
+        ``E`` layers and its ``M`` and ``*`` layers among the ``M``, ``*`` and ``-``."""
+        if not self.layer_pattern:
+            return 1.0
+        if moe_layer:
+            return 0.0
+        other = self.n_layers - self.n_moe_layers
+        return (self.n_attention_layers + self.n_mixer_layers) / other
+
+    def mlp_share(self, moe_layer: bool) -> float:
+        """Share of the MoE (``moe_layer``) or the other layers that hold an MLP: 1, or
+        with a :attr:`layer_pattern` its ``-`` layers among the ``M``, ``*`` and ``-``
+        (its ``E`` layers: 1)."""
+        if not self.layer_pattern or moe_layer:
+            return 1.0
+        return self.n_dense_layers / (self.n_layers - self.n_moe_layers)
+
+    @property
+    def attention_fraction(self) -> float:
+        """Share of the token mixers that are softmax attention (1 without a recurrent
+        mixer)."""
+        return self.n_attention_layers / (self.n_attention_layers + self.n_mixer_layers)
+
+    @property
+    def blocks_per_layer(self) -> int:
+        """Blocks (token mixer, MLP) in a layer, each ending in its residual add and, under
+        tensor parallelism, its all-reduce: 2, or 1 with a :attr:`layer_pattern`."""
+        return 1 if self.layer_pattern else 2
 
     @property
     def qk_dim(self) -> int:
