@@ -24,6 +24,7 @@ from ocplan.plan.layer_cost import layer_kinds
 from ocplan.plan.plan import Plan
 from ocplan.serving.estimate import estimate_serving
 from ocplan.serving.plan import ServingPlan
+from ocplan.workloads.memory import mixer_activation_bytes_per_token
 from ocplan.workloads.operators import Shard, layer_operators
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
@@ -168,6 +169,14 @@ def test_mamba2_chunked_scan_moves_what_its_kernels_pass() -> None:
     gdn_bwd = {op.name: op for op in layer_operators(qwen, "backward", shard, layer=0)}
     assert conv_bwd / conv == pytest.approx(float(gdn_bwd["conv.bwd"].bytes)
                                             / float(gdn["conv"].bytes) + 1.0, rel=1e-9)
+    # and so does not keep that output for the backward (GDN keeps it)
+    mx, gx = shape.mixer, qwen.mixer
+    assert mx is not None
+    assert gx is not None
+    assert mixer_activation_bytes_per_token(shape) == 2 * (mx.in_proj_width
+                                                           + 2 * mx.value_width)
+    assert mixer_activation_bytes_per_token(qwen) == 2 * (
+        gx.in_proj_width + gx.conv_channels + 2 * gx.value_width)
 
 
 def test_nemotron_h_56b_matches_its_published_h100_run() -> None:

@@ -171,12 +171,14 @@ def mixer_activation_bytes_per_token(shape: ModelShape,
     input), the convolution's output (the scan's q, k, v), the scan's output (the gated
     norm's input), all 16-bit, and the gated norm's output at ``gemm_input_bytes`` (the
     output projection's input). The chunked kernels recompute their chunk states in
-    the backward rather than save them (:data:`~ocplan.workloads.mixers.SCAN_BWD_FACTOR`).
-    0 without a mixer."""
+    the backward rather than save them (:data:`~ocplan.workloads.mixers.SCAN_BWD_FACTOR`),
+    and a kind whose backward recomputes the convolution (``recompute_conv``: Mamba-2)
+    does not keep its output. 0 without a mixer."""
     mx = shape.mixer
     if mx is None:
         return 0.0
-    return ACT_BYTES * (mx.in_proj_width + mx.conv_channels + mx.value_width) \
+    conv_out = 0 if mx.law.recompute_conv else mx.conv_channels
+    return ACT_BYTES * (mx.in_proj_width + conv_out + mx.value_width) \
         + gemm_input_bytes * mx.value_width
 
 
