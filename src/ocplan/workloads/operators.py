@@ -972,7 +972,9 @@ def _scan_core(mx: MixerDims, phase: Phase, shard: Shard, split: _MixerSplit) ->
     read = inputs
     if phase != "decode":
         read = T * law.chunked_bytes(mx, nv, split.nk, backward=False) - written
-    bwd_read = T * law.chunked_bytes(mx, nv, split.nk, backward=True) - inputs
+    # only a training forward has a backward (serving phases never emit one)
+    bwd_read = T * law.chunked_bytes(mx, nv, split.nk, backward=True) - inputs \
+        if phase == "forward" else 0.0 * inputs
     if phase in ("prefill", "decode"):
         cached = b * _cached_state_bytes(mx, split)
         read, written = read + cached, written + cached
