@@ -3,7 +3,9 @@
 No hybrid model is in the development sets, so the recurrent mixer's cost law
 (docs/model.md, "Hybrid models") was fitted on nothing; these are the measured points
 found for it: Qwen3-Next-80B-A3B serving (engine pull requests' benchmark runs and one
-provider's page, single runs each, mostly while tuning kernels), and Nemotron-H-56B and
+provider's page, single runs each, mostly while tuning kernels), Nemotron 3 Nano serving
+(one provider's vLLM concurrency sweep, its recurrent state cached in float32 as the
+release's config asks), and Nemotron-H-56B and
 Nemotron 3 Nano training (NVIDIA's dgxc-benchmarking tables and Megatron-Bridge's
 performance summary). Prints one row per point: the measured rate (output tokens/s of
 the engine; training tokens/s per GPU), the model's, and the signed error.
@@ -23,11 +25,12 @@ from ocplan import api
 from ocplan.catalog.catalog import load_catalog
 
 MODEL = "qwen3-next-80b-a3b"
+NANO = "nemotron-3-nano-30b-a3b"
 
 #: (source, job fields, measured rate).
 Point = tuple[str, dict[str, Any], float]
 
-#: (source, job fields, measured output tokens/s over all chips).
+#: (source, job fields, measured output tokens/s over all chips), Qwen3-Next.
 SERVING_POINTS: tuple[Point, ...] = (
     ("vLLM PR #26887 (v0.11.0, default MoE config), 2x H100, FP8 checkpoint, 128/1024, "
      "concurrency 64",
@@ -59,7 +62,20 @@ SERVING_POINTS: tuple[Point, ...] = (
 )
 
 
-_NANO = dict(model="nemotron-3-nano-30b-a3b", tp=1, ep=8, seq_len=8192, precision="fp8")
+_VULTR = dict(model=NANO, chip="b200", chips=2, tp=2, weight_precision="fp8",
+              activation_precision="fp8", input_len=2048, output_len=512, load="concurrency")
+#: Nemotron 3 Nano served by vLLM 0.16.0 on HGX B200 (Vultr inference cookbook,
+#: "Concurrency tuning", the FP8 checkpoint at TP 2, random 2,048 / 512, vllm bench serve;
+#: the number of prompts is not given, and the TTFTs of 0.5-2.6 s say the runs start as a
+#: burst, which a steady closed loop does not count). No --mamba-ssm-cache-dtype: vLLM's
+#: NemotronH hook takes float32 from the model's config, the catalog's state_format.
+NANO_SERVING_POINTS: tuple[Point, ...] = tuple(
+    (f"Vultr cookbook, vLLM 0.16.0, 2x B200, FP8 TP 2, 2048/512, concurrency {c}",
+     dict(_VULTR, concurrency=c), measured)
+    for c, measured in ((128, 11556.0), (256, 15552.0), (512, 18746.0)))
+
+
+_NANO = dict(model=NANO, tp=1, ep=8, seq_len=8192, precision="fp8")
 _H56 = dict(model="nemotron-h-56b", seq_len=8192, precision="fp8", sequence_parallel=True,
             micro_batch=1, tp_overlap=False)
 #: (source, training job fields, measured tokens/s per GPU). Megatron-Bridge force-balances
@@ -118,7 +134,7 @@ def main(argv: list[str]) -> int:
     catalog = load_catalog()
 
     def serve(job: dict[str, Any]) -> float:
-        est, _, _ = api.run_infer(catalog, api.InferRequest(model=MODEL, **job))
+        est, _, _ = api.run_infer(catalog, api.InferRequest(**{"model": MODEL, **job}))
         assert est.feasible, (job, est.reason)
         return est.output_tokens_per_s
 
@@ -128,6 +144,8 @@ def main(argv: list[str]) -> int:
         return run.tokens_per_s_per_chip
 
     _table("Serving, Qwen3-Next-80B-A3B (output tokens/s, all chips)", SERVING_POINTS, serve)
+    _table("\nServing, Nemotron 3 Nano (output tokens/s, all chips)", NANO_SERVING_POINTS,
+           serve)
     _table("\nTraining, Nemotron-H and Nemotron 3 (tokens/s per GPU)", TRAINING_POINTS, train)
     return 0
 

@@ -811,7 +811,8 @@ def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
                        ("#inf-weight-precision", "weight_precision"),
                        ("#inf-expert-weight-precision", "weight_precision"),
                        ("#inf-activation-precision", "activation_precision"),
-                       ("#inf-kv-precision", "kv_precision")):
+                       ("#inf-kv-precision", "kv_precision"),
+                       ("#inf-state-precision", "state_precision")):
         values = page.eval_on_selector_all(f"{sel} option", "os => os.map(o => o.value)")
         assert values == ["", *choices[field]], sel
     job_form(page, "est", "llama3-70b", "gb300",

@@ -22,15 +22,17 @@ from ocplan.catalog.schema import ModelArch
 from ocplan.catalog.system import system_for_chip
 from ocplan.cli.main import main
 from ocplan.collectives import cost
+from ocplan.errors import SpecError
 from ocplan.estimators import estimate
 from ocplan.plan.engine import system_model
 from ocplan.plan.layer_cost import layer_kinds
+from ocplan.plan.space import SearchSpace, training_space
 from ocplan.serving.memory import kv_bytes_per_token_per_chip
 from ocplan.serving.plan import ServingPlan
 from ocplan.store.db import canonical_json
 from ocplan.sweep.spec import search_inputs
 from ocplan.workloads.memory import layer_activation_bytes, mixer_activation_bytes_per_token
-from ocplan.workloads.mixers import MIXERS, STATE_BYTES
+from ocplan.workloads.mixers import MIXERS, STATE_BYTES, MixerDims
 from ocplan.workloads.operators import (
     Shard,
     is_mixer_layer,
@@ -149,7 +151,7 @@ def test_the_state_is_fixed_per_sequence_and_the_cache_grows_only_in_attention()
     s = _shape("qwen3-next-80b-a3b")
     mx = s.mixer
     assert mx is not None
-    state = 36 * (32 * 128 * 128 * STATE_BYTES + 3 * 8192 * 2)
+    state = 36 * (32 * 128 * 128 * STATE_BYTES["bf16"] + 3 * 8192 * 2)
     assert mixer_state_bytes(s) == pytest.approx(state)
     grow = float(kv_cache_bytes(s, 20_000)) - float(kv_cache_bytes(s, 10_000))
     assert grow == pytest.approx(10_000 * 12 * 2 * 2 * 256 * 2)  # 12 layers of K and V
@@ -174,8 +176,8 @@ def test_decode_step_reads_the_state_whatever_the_context() -> None:
     assert short.bytes == long.bytes
     assert short.flops == long.flops
     # read and written once: each sequence's state, at least
-    assert short.bytes >= 2 * 8 * 32 * 128 * 128 * STATE_BYTES
-    assert float(np.asarray(short.bytes)) < 2.2 * 8 * 32 * 128 * 128 * STATE_BYTES
+    assert short.bytes >= 2 * 8 * 32 * 128 * 128 * STATE_BYTES["bf16"]
+    assert float(np.asarray(short.bytes)) < 2.2 * 8 * 32 * 128 * 128 * STATE_BYTES["bf16"]
 
 
 def test_layer_kinds_split_mixer_and_attention_layers() -> None:
@@ -282,3 +284,135 @@ def test_a_sweep_records_the_shape_as_json(model: str) -> None:
         assert shape["mixer"]["kind"] == "gated-deltanet"
     else:
         assert shape["released"]["weights"] == "fp8"
+
+
+# ---- the format of the cached recurrent state -------------------------------------------
+
+NANO = "nemotron-3-nano-30b-a3b"
+#: Nemotron 3 Nano on two B200 as Vultr's vLLM cookbook served it (FP8, TP 2, 2048 / 512).
+NANO_JOB: dict[str, object] = dict(
+    model=NANO, chip="b200", chips=2, tp=2, weight_precision="fp8",
+    activation_precision="fp8", input_len=2048, output_len=512, load="concurrency",
+    concurrency=512)
+
+
+def test_the_state_format_sets_the_state_bytes_and_nothing_else() -> None:
+    """fp32 doubles the ``n_v d_k d_v`` state values of every mixer layer and leaves the
+    convolution's cached inputs and the attention layers' KV as they were."""
+    s = _shape(NANO)
+    mx = s.mixer
+    assert mx is not None
+    values = s.n_mixer_layers * mx.heads * mx.key_dim * mx.value_dim / 2  # on 2 chips
+    fp32 = mixer_state_bytes(s, 2.0, "fp32")
+    bf16 = mixer_state_bytes(s, 2.0, "bf16")
+    assert fp32 - bf16 == pytest.approx(values * (4 - 2))
+    assert mixer_state_bytes(s, 2.0, "fp16") == bf16
+    grow = float(kv_cache_bytes(s, 9_000, state_precision="fp32")) - float(
+        kv_cache_bytes(s, 1_000, state_precision="fp32"))
+    assert grow == pytest.approx(float(kv_cache_bytes(s, 9_000, state_precision="bf16"))
+                                 - float(kv_cache_bytes(s, 1_000, state_precision="bf16")))
+    # a decode step reads and writes each sequence's state: b (fp32 - bf16) more bytes
+    shard = Shard(tp=2, batch=64, seq_len=1, kv_len=2_000)
+    wide = mixer_operator(s, "decode", shard, layer=0, state_precision="fp32")
+    narrow = mixer_operator(s, "decode", shard, layer=0, state_precision="bf16")
+    per_layer = (fp32 - bf16) / s.n_mixer_layers
+    assert wide.bytes - narrow.bytes == pytest.approx(64 * 2 * per_layer)
+    assert wide.flops == narrow.flops
+
+
+def test_the_release_names_the_state_format_and_a_job_may_name_another() -> None:
+    """Nemotron's config asks for a float32 state (vLLM's NemotronH hook reads it), Qwen3-
+    Next's leaves the model dtype: a job without ``state_precision`` serves the release's,
+    the same as naming it; a 16-bit state holds more sequences and serves faster."""
+    assert CAT.model(NANO).linear_mixer.state_format == "fp32"  # type: ignore[union-attr]
+    assert CAT.model("qwen3-next-80b-a3b").linear_mixer.state_format == "bf16"  # type: ignore[union-attr]
+    released, _, _ = api.run_infer(CAT, api.InferRequest(**NANO_JOB))
+    named, _, _ = api.run_infer(CAT, api.InferRequest(**NANO_JOB, state_precision="fp32"))
+    narrow, _, _ = api.run_infer(CAT, api.InferRequest(**NANO_JOB, state_precision="bf16"))
+    assert released.formats is not None
+    assert released.formats.state == "fp32"
+    assert narrow.formats is not None
+    assert narrow.formats.state == "bf16"
+    assert released.output_tokens_per_s == named.output_tokens_per_s
+    assert narrow.output_tokens_per_s > 1.05 * released.output_tokens_per_s
+    assert narrow.memory.kv_tokens > released.memory.kv_tokens
+    assert narrow.tpot_s < released.tpot_s
+    dense, _, _ = api.run_infer(CAT, api.InferRequest(
+        model="llama3-8b", chip="h100-sxm-80gb", chips=1, input_len=1000, output_len=100))
+    assert dense.formats is not None
+    assert dense.formats.state is None
+
+
+def test_a_state_format_without_a_mixer_or_unknown_is_refused(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SpecError) as dense:
+        api.run_infer(CAT, api.InferRequest(model="llama3-8b", chip="h100-sxm-80gb",
+                                            chips=1, input_len=1000, output_len=100,
+                                            state_precision="fp32"))
+    assert [p.field for p in dense.value.problems] == ["state_precision"]
+    assert "recurrent mixer" in dense.value.problems[0].message
+    code = main(["infer", "--model", NANO, "--chip", "b200", "--chips", "2", "--tp", "2",
+                 "--state-precision", "fp64", "-f", "json"])
+    out = capsys.readouterr()
+    assert code == 2
+    problems = json.loads(out.out)["error"]["problems"]
+    assert [p["field"] for p in problems] == ["state_precision"]
+    assert "bf16, fp16, fp32" in problems[0]["allowed"]
+
+
+def test_cli_infer_names_the_state_format(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["infer", "--model", NANO, "--chip", "b200", "--chips", "2", "--tp", "2",
+                 "--state-precision", "bf16", "--input-len", "2048", "--output-len", "512",
+                 "-f", "json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert json.loads(out)["formats"]["state"] == "bf16"
+    assert main(["infer", "--model", NANO, "--chip", "b200", "--chips", "2", "--tp",
+                 "2"]) == 0
+    assert "recurrent state fp32" in capsys.readouterr().out
+
+
+# ---- how a recurrent mixer's heads split -------------------------------------------------
+
+def test_mixer_heads_split_as_megatron_and_vllm_allow() -> None:
+    """Value heads split over tp x cp; key groups over tp like KV heads (replicated when
+    tp is a multiple); each rank's groups over cp, or cp a multiple of them."""
+    mx = MixerDims("mamba2", heads=48, key_heads=6, key_dim=128, value_dim=64, conv=4)
+    assert mx.splits(3)
+    assert mx.splits(6)
+    assert mx.splits(12)                                       # groups replicated x2
+    assert not mx.splits(4)                                    # 6 groups over 4
+    assert not mx.splits(5)                                    # 48 heads over 5
+    assert mx.splits(3, 2)                                     # 2 groups per rank, cp 2
+    assert not mx.splits(2, 2)                                 # 3 groups per rank, cp 2
+    assert mx.splits(6, 4)                                     # 1 group repeated over 4
+    assert not mx.splits(6, 16)                                # 48 heads over 96 ranks
+    tp, cp = np.array([3, 4, 2, 6]), np.array([2, 1, 2, 4])
+    assert mx.splits(tp, cp).tolist() == [True, False, False, True]
+
+
+def search_space_for(s: ModelShape, chips: int, seq_len: int) -> SearchSpace:
+    return training_space(chips=chips, n_layers=s.n_layers, n_heads=s.n_heads,
+                          n_kv_heads=s.n_kv_heads, seq_len=seq_len, global_batch=64,
+                          domain=8, experts=s.moe_experts, mixer=s.mixer)
+
+
+def test_a_layout_the_mixer_cannot_split_is_infeasible_and_never_searched() -> None:
+    """Qwen3-Next's 16 attention heads split over tp 8, its 32 GDN heads not over tp 8 x
+    cp 8: the estimate says so, and the search space holds no such layout while it holds
+    tp 8 with cp 4."""
+    est, _, _ = api.run_estimate(CAT, api.EstimateRequest(
+        model="qwen3-next-80b-a3b", chip="h100-sxm-80gb", chips=64, tp=8, cp=8,
+        global_batch=64, seq_len=65_536, micro_batch=1))
+    assert not est.feasible
+    assert "recurrent mixer's 32 heads (16 groups)" in (est.reason or "")
+    s = _shape("qwen3-next-80b-a3b")
+    space = search_space_for(s, chips=64, seq_len=65_536)
+    layouts, _ = space.candidates()
+    pairs = set(zip(layouts["tp"].tolist(), layouts["cp"].tolist(), strict=True))
+    assert (8, 4) in pairs
+    assert (8, 8) not in pairs
+    assert (4, 8) in pairs  # 32 heads over 32 ranks, 4 groups per tp rank over cp 8: x2
+    assert s.mixer is not None
+    tp, cp = layouts["tp"], layouts["cp"]
+    assert bool(np.all(s.mixer.splits(tp, cp)))

@@ -37,6 +37,7 @@ from ocplan.workloads.serving import (
     ACTIVATION_PRECISIONS,
     FIELD_BOUNDS,
     KV_PRECISIONS,
+    STATE_PRECISIONS,
     WEIGHT_PRECISIONS,
 )
 
@@ -368,6 +369,7 @@ def test_format_choices_are_the_declarations(client: httpx.Client) -> None:
     assert served["weight_precision"] == list(WEIGHT_PRECISIONS)
     assert served["activation_precision"] == list(ACTIVATION_PRECISIONS)
     assert served["kv_precision"] == list(KV_PRECISIONS)
+    assert served["state_precision"] == list(STATE_PRECISIONS)
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     for field in served:
         assert f'data-choices="{field}"' in page
@@ -494,7 +496,8 @@ def test_serving_formats_default_to_the_release(client: httpx.Client) -> None:
     job = {"model": "gpt-oss-20b", "chip": "h100-sxm-80gb", "chips": 1}
     est = client.post("/api/infer", json=job).json()
     assert est["formats"] == {"weights": "bf16", "expert_weights": "mxfp4",
-                              "activations": "bf16", "kv": "bf16", "released": True}
+                              "activations": "bf16", "kv": "bf16", "released": True,
+                              "state": None}
     assert dict(est["summary"])["number formats"].startswith("weights bf16, experts mxfp4")
     given = client.post("/api/infer", json=job | {"weight_precision": "fp8"}).json()
     assert given["formats"]["expert_weights"] == "fp8"

@@ -79,6 +79,7 @@ from ocplan.workloads.serving import (
     DEFAULT_OUTPUT_LEN,
     FIELD_BOUNDS,
     KV_PRECISIONS,
+    STATE_PRECISIONS,
     WEIGHT_PRECISIONS,
     ServingWorkload,
 )
@@ -1222,11 +1223,11 @@ def validate_serving_runs(catalog: Catalog, path: Path) -> tuple[list[ServingCas
 
 def field_choices() -> dict[str, list[str]]:
     """The values each format field of a request takes, from their declarations: the
-    training ``precision`` and the serving ``weight_precision``, ``activation_precision``
-    and ``kv_precision`` (the web form fills its selects with them)."""
+    training ``precision`` and the serving ``weight_precision``, ``activation_precision``,
+    ``kv_precision`` and ``state_precision`` (the web form fills its selects with them)."""
     return {"precision": list(PRECISIONS), "weight_precision": list(WEIGHT_PRECISIONS),
             "activation_precision": list(ACTIVATION_PRECISIONS),
-            "kv_precision": list(KV_PRECISIONS)}
+            "kv_precision": list(KV_PRECISIONS), "state_precision": list(STATE_PRECISIONS)}
 
 
 def layout_fields() -> list[dict[str, object]]:

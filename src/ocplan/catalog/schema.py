@@ -64,6 +64,7 @@ __all__ = [
     "ReleasedWeights",
     "Server",
     "Source",
+    "StateFormat",
     "Tile",
     "TopologyKind",
     "WeightFormat",
@@ -77,6 +78,9 @@ WeightFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4", "mxfp4", "int4"]
 #: Number formats of a served GEMM's activations (int4 activations are not a serving
 #: practice).
 ActivationFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
+#: Number formats a serving engine caches a recurrent mixer's state in (vLLM
+#: ``--mamba-ssm-cache-dtype``: the model's 16-bit dtype, or float32 for accuracy).
+StateFormat = Literal["bf16", "fp16", "fp32"]
 Cooling = Literal["air", "liquid"]
 OamVersion = Literal["1.0", "1.1", "1.5", "2.0"]
 #: Mechanical and electrical form of an accelerator module: OCP OAM, NVIDIA SXM, a PCIe
@@ -847,6 +851,10 @@ class LinearMixerSpec(Spec):
     """0-based layers that keep softmax attention; every other layer runs this mixer
     (Qwen3-Next: every fourth, 3, 7, ..., 47). Empty with a model's ``layer_pattern``,
     which places the attention layers itself."""
+    state_format: StateFormat = "bf16"
+    """Format the release has a serving engine cache the state in: its config's
+    ``mamba_ssm_cache_dtype`` (Nemotron: float32, which vLLM's NemotronH hook also
+    defaults to), else the model's 16-bit dtype (vLLM ``auto``)."""
 
     @model_validator(mode="after")
     def _groups_and_layers(self) -> LinearMixerSpec:

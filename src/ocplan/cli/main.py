@@ -92,6 +92,7 @@ from ocplan.workloads.serving import (
     KV_PRECISIONS,
     LOADS,
     SLO_STATS,
+    STATE_PRECISIONS,
     WEIGHT_PRECISIONS,
 )
 from ocplan.workloads.workload import PRECISIONS
@@ -942,6 +943,11 @@ def infer_cmd(
              "served, else bf16.")] = None,
     kv_precision: Annotated[str, typer.Option(metavar=_one_of(KV_PRECISIONS),
                                               help="Format of the KV cache.")] = "bf16",
+    state_precision: Annotated[str | None, typer.Option(
+        metavar=_one_of(STATE_PRECISIONS),
+        help="Format of a hybrid model's cached recurrent state (vLLM "
+             "--mamba-ssm-cache-dtype); default the release's (its catalog entry's "
+             "linear_mixer.state_format).")] = None,
     prefix_hit: Annotated[float, typer.Option(
         help="Share of prompt tokens found in the prefix cache, a fraction from 0 to below "
              "1 (0.3 = 30%).")] = 0.0,
@@ -1017,6 +1023,7 @@ def infer_cmd(
                   weight_precision=weight_precision,
                   expert_weight_precision=expert_weight_precision,
                   activation_precision=activation_precision, kv_precision=kv_precision,
+                  state_precision=state_precision,
                   prefix_hit=prefix_hit, spec_tokens=spec_tokens,
                   spec_acceptance=spec_acceptance, draft_layers=draft_layers,
                   price_per_chip_hour=price_one,

@@ -273,6 +273,10 @@ class Plan:
         if m.n_heads % self.tp or not kv_split:
             raise Infeasible("divisibility", f"{m.n_heads} heads ({m.n_kv_heads} kv) do not "
                                              f"split over tp = {self.tp}")
+        if m.mixer is not None and not m.mixer.splits(self.tp, self.cp):
+            raise Infeasible("divisibility", f"the recurrent mixer's {m.mixer.heads} heads "
+                                             f"({m.mixer.key_heads} groups) do not split over "
+                                             f"tp = {self.tp} x cp = {self.cp}")
         if workload.seq_len % (2 * self.cp) and self.cp > 1:
             raise Infeasible("divisibility", f"sequence {workload.seq_len} does not split into "
                                              f"2 x cp = {2 * self.cp} load-balanced chunks")

@@ -289,7 +289,7 @@ def _space(workload: Workload, system: System, chips: int,
                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
                           global_batch=workload.global_batch, domain=system.chips_per_server,
                           experts=m.moe_experts, features=model_features(m),
-                          offload=allow_offload,
+                          mixer=m.mixer, offload=allow_offload,
                           stack=_stack(system), pinned=pinned,
                           name=f"model '{m.name}' on {chips} chips")
 

@@ -33,6 +33,7 @@ from ocplan.errors import Problem, SpecError
 from ocplan.plan.layout import LayoutField
 from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS, end_credit, split_places, stage_layers
 from ocplan.plan.recompute import ModelFeature, Stack, searched_modes
+from ocplan.workloads.mixers import MixerDims
 
 __all__ = ["MAX_SPACE_ROWS", "Axis", "Columns", "Constraint", "SearchSpace", "training_space"]
 
@@ -282,7 +283,7 @@ _SELECTIVE = LAYOUT["recompute"].code("selective")
 def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    seq_len: int, global_batch: int, domain: int, experts: int = 0,
                    features: frozenset[ModelFeature] = frozenset(),
-                   max_cp: int = 16, max_tp: int | None = None,
+                   mixer: MixerDims | None = None, max_cp: int = 16, max_tp: int | None = None,
                    offload: bool = False, stack: Stack = "torch",
                    pinned: Mapping[str, int] | None = None,
                    name: str = "search space") -> SearchSpace:
@@ -304,9 +305,10 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     duplicate or dominated option (:attr:`Constraint.subject`); SpecError naming every
     pinned value its axis does not hold (tp across servers, a recompute mode of another
     stack), with the values it does. Constraints mirror
-    :meth:`ocplan.plan.plan.Plan.check`, plus TP inside the scale-up domain and
-    duplicates (options that change nothing) removed. ``name`` says what the space is
-    of in the size guard's message (see :meth:`SearchSpace.candidates`).
+    :meth:`ocplan.plan.plan.Plan.check` (a hybrid ``mixer``'s heads included), plus TP
+    inside the scale-up domain and duplicates (options that change nothing) removed.
+    ``name`` says what the space is of in the size guard's message (see
+    :meth:`SearchSpace.candidates`).
     """
     tp_limit = min(domain, max_tp or domain)
 
@@ -355,7 +357,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     axes = _pin(tuple(Axis(f.name, rules[f.name] if f.name in rules else _declared_values(f),
                            resolve.get(f.name)) for f in fields), pinned or {}, name)
 
-    constraints = (
+    constraints: tuple[Constraint, ...] = (
         Constraint("chips", ("tp", "pp", "cp"),
                    lambda c: chips % (c["tp"] * c["pp"] * c["cp"]) == 0),
         Constraint("heads", ("tp",), lambda c: (n_heads % c["tp"] == 0) & kv_split(c)),
@@ -418,6 +420,10 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    lambda c: (c["shard_group"] == 0)
                    | ((dp(c) * c["cp"]) % np.maximum(c["shard_group"], 1) == 0)),
     )
+    if mixer is not None:  # a hybrid's recurrent mixer splits its heads over tp x cp
+        split = mixer.splits
+        constraints += (Constraint("heads", ("tp", "cp"),
+                                   lambda c: split(c["tp"], c["cp"])),)
     held = set(pinned or ())
     return SearchSpace(axes, tuple(c for c in constraints if c.subject not in held),
                        {"dp": dp}, name)

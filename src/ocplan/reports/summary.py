@@ -247,10 +247,12 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
 
 def formats_text(f: ServingFormats) -> str:
     """The formats a serving job runs in, as a line: weights (the routed experts' where
-    they differ), GEMM inputs, KV cache, and whether the release gave some."""
+    they differ), GEMM inputs, KV cache, a hybrid's recurrent state, and whether the
+    release gave some."""
     experts = "" if f.expert_weights in (None, f.weights) else f", experts {f.expert_weights}"
+    state = "" if f.state is None else f", recurrent state {f.state}"
     return (f"weights {f.weights}{experts}, GEMM inputs {f.activations}, KV cache {f.kv}"
-            + (" (the release's where not given)" if f.released else ""))
+            + state + (" (the release's where not given)" if f.released else ""))
 
 
 # ---- side-by-side comparisons -----------------------------------------------------------

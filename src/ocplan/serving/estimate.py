@@ -326,7 +326,7 @@ def _kv_transfer_s(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> f
     domain, else RDMA."""
     per_token = kv_bytes_per_token_per_chip(wl.model, replace(plan, tp=1, pp=1),
                                             wl.kv_precision, wl.input_len,
-                                            wl.draft_model_layers)
+                                            wl.draft_model_layers, wl.state_format)
     crosses = float(plan.chips > sm.domain)
     return float(send_recv(sm.fabric, wl.input_len * per_token, crosses))
 

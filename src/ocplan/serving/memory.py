@@ -75,10 +75,12 @@ def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision
 
 
 def kv_bytes_per_token_per_chip(shape: ModelShape, plan: ServingPlan, kv_precision: str,
-                                context: float, draft_layers: int = 0) -> float:
+                                context: float, draft_layers: int = 0,
+                                state_precision: str | None = None) -> float:
     """KV bytes per cached token on one chip, averaged over a sequence of ``context``
     tokens (windowed layers keep at most their window, a hybrid's recurrent layers their
-    fixed state, :func:`~ocplan.workloads.operators.mixer_state_bytes`, over the
+    fixed state in ``state_precision`` (default the release's),
+    :func:`~ocplan.workloads.operators.mixer_state_bytes`, over the
     ``context`` tokens), on the last stage when ``draft_layers`` layers of a draft cache
     it too."""
     b = KV_BYTES[kv_precision]
@@ -94,7 +96,7 @@ def kv_bytes_per_token_per_chip(shape: ModelShape, plan: ServingPlan, kv_precisi
         w = shape.sliding_window if is_windowed_layer(shape, i) else 0
         kept += min(1.0, w / context) if w else 1.0
     # a hybrid's recurrent layers hold a fixed state per sequence, spread over its tokens
-    state = mixer_state_bytes(shape, float(plan.tp)) / max(context, 1.0)
+    state = mixer_state_bytes(shape, float(plan.tp), state_precision) / max(context, 1.0)
     return (per_layer * kept + state) / plan.pp + per_layer * draft_layers
 
 
@@ -130,7 +132,8 @@ def serving_memory(wl: ServingWorkload, plan: ServingPlan, hbm_bytes: float,
                                     wl.expert_weight_format)
     free = hbm_bytes - reserve - weights
     kv = max(0.0, free)
-    per_token = kv_bytes_per_token_per_chip(wl.model, plan, wl.kv_precision, context, draft)
+    per_token = kv_bytes_per_token_per_chip(wl.model, plan, wl.kv_precision, context, draft,
+                                            wl.state_format)
     ranks = plan.dp if plan.attention_dp else 1
     return ServingMemory(capacity_bytes=hbm_bytes, reserve_bytes=reserve, weight_bytes=weights,
                          kv_bytes=kv, kv_bytes_per_token=per_token,

@@ -131,6 +131,10 @@ class ServingPlan:
         if model.n_heads % self.tp or not kv_split:
             raise Infeasible("divisibility", f"{model.n_heads} heads ({model.n_kv_heads} kv) "
                                              f"do not split over tp = {self.tp}")
+        if model.mixer is not None and not model.mixer.splits(self.tp):
+            raise Infeasible("divisibility", f"the recurrent mixer's {model.mixer.heads} heads "
+                                             f"({model.mixer.key_heads} groups) do not split "
+                                             f"over tp = {self.tp}")
         if model.n_layers < self.pp:
             raise Infeasible("divisibility", f"{model.n_layers} layers cannot fill "
                                              f"pp = {self.pp} stages")

@@ -363,7 +363,8 @@ class StepModel:
             first.setdefault(key, kind.index)
         for (mixer, windowed), count in counts.items():
             layer = first[mixer, windowed]
-            op = mixer_operator(wl.model, phase, shard, layer=layer) if mixer else \
+            op = mixer_operator(wl.model, phase, shard, layer=layer,
+                                state_precision=wl.state_format) if mixer else \
                 attention_operator(wl.model, phase, shard, layer=layer,
                                    precision=wl.gemm_precision, kv_precision=wl.kv_precision)
             out = out.plus(self._part([op], n, eff), self._share(count))
@@ -403,8 +404,8 @@ class StepModel:
         # the model, the formats, the speculation and the expert imbalance; not the
         # load, the lengths or the SLOs, so a sweep of rates or SLOs shares the memo.
         reads = (wl.model, wl.gemm_precision, wl.weight_format, wl.expert_weight_format,
-                 wl.kv_precision, wl.spec_tokens, wl.spec_acceptance, wl.draft_layers,
-                 wl.moe_imbalance)
+                 wl.kv_precision, wl.state_format, wl.spec_tokens, wl.spec_acceptance,
+                 wl.draft_layers, wl.moe_imbalance)
         key = (reads, self.plan, self.chip, self.eff, self.serving, self.family, self.ranks,
                id(self.fabric))
         hit = _PARTS.get(key)

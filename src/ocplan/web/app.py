@@ -283,7 +283,8 @@ def create_app(db_url: str | None = None, token: str | None = None,
     @app.get("/api/choices")
     def choices() -> dict[str, list[str]]:
         """The values of the format fields (training precision, serving weight,
-        activation and KV formats): the workbench fills its selects with them."""
+        activation, KV and recurrent-state formats): the workbench fills its selects
+        with them."""
         return api.field_choices()
 
     @app.get("/api/layout")

@@ -30,15 +30,16 @@ from typing import get_args
 import numpy as np
 from numpy.typing import NDArray
 
-from ocplan.catalog.schema import MixerKind
+from ocplan.catalog.schema import MixerKind, StateFormat
 
 __all__ = ["MIXERS", "SCAN_BWD_FACTOR", "STATE_BYTES", "KernelTraffic", "MixerDims",
            "MixerLaw"]
 
-#: Bytes per element of the recurrent state a serving engine caches: the model's 16-bit
-#: dtype (vLLM ``--mamba-ssm-cache-dtype auto``, ``MambaStateDtypeCalculator``: the model
-#: dtype unless float32 is asked for); a KV-cache format does not apply to it.
-STATE_BYTES = 2.0
+#: Bytes per element of the recurrent state a serving engine caches, by its format
+#: (:data:`~ocplan.catalog.schema.StateFormat`; vLLM ``--mamba-ssm-cache-dtype``:
+#: ``auto`` is the model's 16-bit dtype); a KV-cache format does not apply to it.
+STATE_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp32": 4.0}
+assert set(STATE_BYTES) == set(get_args(StateFormat)), "a state format without its bytes"
 #: Backward / forward FLOPs of a chunked scan kernel: the gradients of each of the
 #: forward's matmuls (two each) plus the chunk states recomputed rather than saved
 #: (flash-linear-attention's ``chunk_gated_delta_rule`` and mamba_ssm's
@@ -53,7 +54,9 @@ Num = float | NDArray[np.float64]
 @dataclass(frozen=True)
 class MixerDims:
     """One recurrent mixer's widths (counts): ``heads`` ``n_v``, ``key_heads`` ``n_k``,
-    ``key_dim`` ``d_k``, ``value_dim`` ``d_v``, ``conv`` ``w``."""
+    ``key_dim`` ``d_k``, ``value_dim`` ``d_v``, ``conv`` ``w``; ``state_format``: the
+    format the release has a serving engine cache the state in (a job may name another,
+    :attr:`~ocplan.workloads.serving.ServingWorkload.state_precision`)."""
 
     kind: str
     heads: int
@@ -61,6 +64,7 @@ class MixerDims:
     key_dim: int
     value_dim: int
     conv: int
+    state_format: str = "bf16"
 
     @property
     def law(self) -> MixerLaw:
@@ -85,6 +89,23 @@ class MixerDims:
     def conv_channels(self) -> int:
         """``2 n_k d_k + n_v d_v``: q, k and v go through the convolution."""
         return 2 * self.qk_width + self.value_width
+
+    def splits(self, tp: Num, cp: Num = 1.0) -> np.ndarray:
+        """Whether ``tp`` x ``cp`` ranks can share this mixer's heads (elementwise over
+        arrays of layouts): the value heads split evenly over ``tp cp``; the key groups
+        split over ``tp`` as KV heads do (or are replicated when ``tp`` is a multiple of
+        them); each rank's ``g`` groups then split over ``cp``, or ``cp`` is a multiple
+        of ``g`` and the groups are repeated (Megatron-Core ``MambaContextParallel`` and
+        ``GDNContextParallel``: "ngroups must be evenly divisible by tp_size * cp_size",
+        else "cp_size must be evenly divisible by ngroups/tp_size")."""
+        tp_a, cp_a = np.asarray(tp, dtype=np.int64), np.asarray(cp, dtype=np.int64)
+        nk = self.key_heads
+        heads = self.heads % (tp_a * cp_a) == 0
+        groups = np.where(tp_a <= nk, nk % tp_a == 0, tp_a % nk == 0)
+        local = np.maximum(nk // tp_a, 1)
+        context = np.where(local < cp_a, cp_a % local == 0, local % cp_a == 0)
+        ok: np.ndarray = heads & groups & context
+        return ok
 
     def params(self, hidden: int) -> int:
         """Input projection, convolution taps and output projection of one layer."""

@@ -511,16 +511,25 @@ def kv_cache_bytes_per_token(shape: ModelShape, kv_bytes: int = 2) -> int:
     return shape.n_attention_layers * kv_cache_bytes_per_token_per_layer(shape, kv_bytes)
 
 
-def mixer_state_bytes(shape: ModelShape, tp: float = 1.0) -> float:
+def mixer_state_bytes(shape: ModelShape, tp: float = 1.0,
+                      state_precision: str | None = None) -> float:
     """Bytes of one sequence's recurrent state over a hybrid model's mixer layers, on one
-    of ``tp`` chips: per layer ``n_v d_k d_v / t`` state values at
-    :data:`~ocplan.workloads.mixers.STATE_BYTES` and the convolution's last ``w - 1``
-    inputs of its ``(2 n_k d_k / min(t, n_k) + n_v d_v / t)`` channels at 16 bits. 0
-    without a mixer: the whole cache grows with the context."""
+    of ``tp`` chips: per layer ``n_v d_k d_v / t`` state values in ``state_precision``
+    (default the release's, :attr:`MixerDims.state_format
+    <ocplan.workloads.mixers.MixerDims>`; bytes :data:`~ocplan.workloads.mixers.STATE_BYTES`)
+    and the convolution's last ``w - 1`` inputs of its ``(2 n_k d_k / min(t, n_k) + n_v
+    d_v / t)`` channels at 16 bits. 0 without a mixer: the whole cache grows with the
+    context."""
     if shape.mixer is None:
         return 0.0
     split = _mixer_split(shape.mixer, _f(tp))
-    return shape.n_mixer_layers * float(_cached_state_bytes(shape.mixer, split))
+    return shape.n_mixer_layers * float(_cached_state_bytes(
+        shape.mixer, split, _state_bytes(shape.mixer, state_precision)))
+
+
+def _state_bytes(mx: MixerDims, state_precision: str | None) -> float:
+    """Bytes per cached state value: ``state_precision``'s, else the release's format's."""
+    return STATE_BYTES[state_precision or mx.state_format]
 
 
 @dataclass(frozen=True)
@@ -539,23 +548,27 @@ def _mixer_split(mx: MixerDims, tp: FloatArray) -> _MixerSplit:
     return _MixerSplit(nv, nk, 2.0 * nk * mx.key_dim + nv * mx.value_dim)
 
 
-def _cached_state_bytes(mx: MixerDims, split: _MixerSplit) -> FloatArray:
+def _cached_state_bytes(mx: MixerDims, split: _MixerSplit, state_bytes: float
+                        ) -> FloatArray:
     """One sequence's cached state in one mixer layer on one chip: the ``nv d_k d_v``
-    state and the convolution's last ``w - 1`` inputs of its channels."""
-    return split.nv * mx.key_dim * mx.value_dim * STATE_BYTES \
+    state at ``state_bytes`` each and the convolution's last ``w - 1`` inputs of its
+    channels."""
+    return split.nv * mx.key_dim * mx.value_dim * state_bytes \
         + (mx.conv - 1) * split.channels * ACT_BYTES
 
 
-def kv_cache_bytes(shape: ModelShape, context: Num, kv_bytes: int = 2) -> Num:
+def kv_cache_bytes(shape: ModelShape, context: Num, kv_bytes: int = 2,
+                   state_precision: str | None = None) -> Num:
     """Cache bytes of one sequence of ``context`` tokens over all layers: full layers
     hold ``context`` tokens, windowed layers ``min(context, w)`` (a ring buffer), a
-    hybrid's recurrent layers their fixed state (:func:`mixer_state_bytes`)."""
+    hybrid's recurrent layers their fixed state (:func:`mixer_state_bytes`, in
+    ``state_precision``)."""
     per_layer = float(kv_cache_bytes_per_token_per_layer(shape, kv_bytes))
     windowed = windowed_layer_count(shape)
     ctx = _f(context)
     held = (shape.n_attention_layers - windowed) * ctx + windowed * np.minimum(
         ctx, float(shape.sliding_window))
-    return _out(per_layer * held + mixer_state_bytes(shape))
+    return _out(per_layer * held + mixer_state_bytes(shape, state_precision=state_precision))
 
 
 # ---- operator specs (shape only), then forward and backward forms ---------------------
@@ -924,13 +937,14 @@ def _attention_core(shape: ModelShape, phase: Phase, shard: Shard, windowed: boo
                  seq_q=seq / cp, seq_kv=skv, causal=causal, window=window)
 
 
-def _mixer_specs(shape: ModelShape, phase: Phase, shard: Shard, precision: str
-                 ) -> list[_Spec]:
+def _mixer_specs(shape: ModelShape, phase: Phase, shard: Shard, precision: str,
+                 state_precision: str | None = None) -> list[_Spec]:
     """Norm, input projection (``h -> 2 n_k d_k + 2 n_v d_v + g n_v``, column parallel:
     value heads split by ``t``, key groups by ``min(t, n_k)``, replicated beyond),
     causal convolution, the recurrent core (:func:`_scan_core`), gated RMSNorm, output
     projection (``n_v d_v -> h``, row parallel) and residual of one hybrid layer
-    (:mod:`ocplan.workloads.mixers`)."""
+    (:mod:`ocplan.workloads.mixers`); serving phases cache the state in
+    ``state_precision`` (default the release's)."""
     mx = shape.mixer
     assert mx is not None, "a mixer layer without a mixer"
     h, T = float(shape.hidden), _f(shard.tokens)
@@ -944,14 +958,15 @@ def _mixer_specs(shape: ModelShape, phase: Phase, shard: Shard, precision: str
         # depthwise causal convolution of w taps and its SiLU (causal_conv1d)
         _Elem("conv", "elementwise", T * split.channels, 1.0,
               2.0 * mx.conv + SWIGLU_FLOPS_PER_ELEMENT, recomputed=mx.law.recompute_conv),
-        _scan_core(mx, phase, shard, split),
+        _scan_core(mx, phase, shard, split, _state_bytes(mx, state_precision)),
         _Elem("mixer_norm", "elementwise", T * values, 2.0, GATED_NORM_FLOPS_PER_ELEMENT),
         _Gemm("mixer_out", "gemm", T, _f(h), values, precision),
         _Elem("residual_attn", "elementwise", rows_sp * h, 2.0, RESIDUAL_FLOPS_PER_ELEMENT),
     ]
 
 
-def _scan_core(mx: MixerDims, phase: Phase, shard: Shard, split: _MixerSplit) -> _Scan:
+def _scan_core(mx: MixerDims, phase: Phase, shard: Shard, split: _MixerSplit,
+               state_bytes: float) -> _Scan:
     """The recurrent core on ``T`` token rows of ``b`` sequences, ``n_v / t`` heads.
 
     Training and prefill run the chunked kernels (:meth:`MixerLaw.parallel_flops`),
@@ -960,7 +975,8 @@ def _scan_core(mx: MixerDims, phase: Phase, shard: Shard, split: _MixerSplit) ->
     intra-chunk matrix written and read back, some in fp32); decode runs one recurrent
     step per token (:meth:`MixerLaw.step_flops`), reading q, k, v and the per-head
     scalars and writing the output. Serving phases also read and write each sequence's
-    cached state and convolution inputs (:func:`mixer_state_bytes` per layer). Each
+    cached state (``state_bytes`` a value) and convolution inputs
+    (:func:`mixer_state_bytes` per layer). Each
     byte count is split into what the kernels write (the output, or the inputs'
     gradients) and read (the rest)."""
     law, nv = mx.law, split.nv
@@ -976,7 +992,7 @@ def _scan_core(mx: MixerDims, phase: Phase, shard: Shard, split: _MixerSplit) ->
     bwd_read = T * law.chunked_bytes(mx, nv, split.nk, backward=True) - inputs \
         if phase == "forward" else 0.0 * inputs
     if phase in ("prefill", "decode"):
-        cached = b * _cached_state_bytes(mx, split)
+        cached = b * _cached_state_bytes(mx, split, state_bytes)
         read, written = read + cached, written + cached
     return _Scan(rows=T, heads=nv, flops=T * nv * per_head, bytes_read=read,
                  bytes_written=written, seq_q=_f(shard.seq_len) / _f(shard.cp),
@@ -1127,7 +1143,8 @@ def _check(shape: ModelShape, phase: str, shard: Shard, precision: str,
 def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int = 0,
                     precision: str = "bf16", weight_precision: str | None = None,
                     kv_precision: str | None = None,
-                    expert_weight_precision: str | None = None) -> tuple[Operator, ...]:
+                    expert_weight_precision: str | None = None,
+                    state_precision: str | None = None) -> tuple[Operator, ...]:
     """The operators of transformer layer ``layer`` (0-based) on one chip.
 
     ``phase``: ``"forward"`` and ``"prefill"`` (the same forward operators; prefill keys
@@ -1147,7 +1164,9 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     GEMM weights read (weight-only quantization: int4 weights into a bf16 GEMM),
     ``expert_weight_precision`` (default ``weight_precision``) those of the routed
     experts' grouped GEMMs (MXFP4 experts beside 16-bit attention, as gpt-oss ships);
-    ``kv_precision`` (default 16-bit) the bytes of the KV cache a decode step reads.
+    ``kv_precision`` (default 16-bit) the bytes of the KV cache a decode step reads,
+    ``state_precision`` (default the release's) those of a recurrent mixer's cached state
+    that prefill and decode read and write.
 
     Raises
     ------
@@ -1156,12 +1175,12 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
         ``ep > moe_experts``, or ``cp > 1`` in decode.
     """
     _check(shape, phase, shard, precision, layer)
-    _check_formats(weight_precision, kv_precision)
+    _check_formats(weight_precision, kv_precision, state_precision)
     _check_formats(expert_weight_precision, None)
     fwd_phase: Phase = "forward" if phase == "backward" else phase
     specs: list[_Spec] = []
     if is_mixer_layer(shape, layer):
-        specs += _mixer_specs(shape, fwd_phase, shard, precision)
+        specs += _mixer_specs(shape, fwd_phase, shard, precision, state_precision)
     elif is_attention_layer(shape, layer):
         specs += _attention_specs(shape, fwd_phase, shard, is_windowed_layer(shape, layer),
                                   precision)
@@ -1185,19 +1204,23 @@ def attention_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: 
     return op
 
 
-def mixer_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
-                   ) -> Operator:
+def mixer_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int,
+                   state_precision: str | None = None) -> Operator:
     """The recurrent core of :func:`layer_operators` alone (``phase`` ``"prefill"`` or
-    ``"decode"``) for a hybrid model's mixer layer ``layer``."""
+    ``"decode"``) for a hybrid model's mixer layer ``layer``, its state cached in
+    ``state_precision`` (default the release's)."""
     _check(shape, phase, shard, HIGH_PRECISION, layer)
+    _check_formats(None, None, state_precision)
     assert is_mixer_layer(shape, layer), f"layer {layer} attends"
     mx = shape.mixer
     assert mx is not None
-    (op,) = _emit([_scan_core(mx, phase, shard, _mixer_split(mx, _f(shard.tp)))], phase)
+    (op,) = _emit([_scan_core(mx, phase, shard, _mixer_split(mx, _f(shard.tp)),
+                              _state_bytes(mx, state_precision))], phase)
     return op
 
 
-def _check_formats(weight_precision: str | None, kv_precision: str | None) -> None:
+def _check_formats(weight_precision: str | None, kv_precision: str | None,
+                   state_precision: str | None = None) -> None:
     problems = []
     if weight_precision is not None and weight_precision not in GEMM_INPUT_BYTES:
         problems.append(Problem("argument", "weight_precision",
@@ -1206,6 +1229,9 @@ def _check_formats(weight_precision: str | None, kv_precision: str | None) -> No
     if kv_precision is not None and kv_precision not in KV_BYTES:
         problems.append(Problem("argument", "kv_precision",
                                 f"expected one of {', '.join(KV_BYTES)}", kv_precision))
+    if state_precision is not None and state_precision not in STATE_BYTES:
+        problems.append(Problem("argument", "state_precision",
+                                f"expected one of {', '.join(STATE_BYTES)}", state_precision))
     if problems:
         raise SpecError(problems)
 

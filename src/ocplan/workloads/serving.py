@@ -17,7 +17,7 @@ from typing import Annotated, Literal, get_args, get_type_hints
 from annotated_types import BaseMetadata, Ge, Gt, Le, Lt
 
 from ocplan.catalog.fields import MAX_SEQ_LEN
-from ocplan.catalog.schema import ActivationFormat, WeightFormat
+from ocplan.catalog.schema import ActivationFormat, StateFormat, WeightFormat
 from ocplan.errors import Problem, SpecError
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import MAX_IMBALANCE
@@ -54,6 +54,8 @@ WEIGHT_PRECISIONS: tuple[str, ...] = get_args(WeightFormat)
 #: GEMM activation formats.
 ACTIVATION_PRECISIONS: tuple[str, ...] = get_args(ActivationFormat)
 KV_PRECISIONS = ("bf16", "fp16", "fp8", "int8")
+#: Formats of a hybrid model's cached recurrent state (declared with the catalog's mixer).
+STATE_PRECISIONS: tuple[str, ...] = get_args(StateFormat)
 #: Most draft tokens per step of speculative decoding / multi-token prediction.
 MAX_SPEC_TOKENS = 16
 #: Most layers a draft token runs through (a separate draft model of a tenth of a
@@ -84,6 +86,8 @@ class ServingFormats:
     kv: str
     released: bool
     """Whether a format the job left out is the released checkpoint's."""
+    state: str | None = None
+    """A hybrid model's cached recurrent state; None without a recurrent mixer."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,9 @@ class ServingWorkload:
     """Format of the GEMM inputs; None: the release's when the weights are the release's,
     else bf16 (:attr:`gemm_precision`)."""
     kv_precision: str = "bf16"
+    state_precision: str | None = None
+    """Format a hybrid model's recurrent state is cached in (vLLM
+    ``--mamba-ssm-cache-dtype``); None: the release's (:attr:`state_format`)."""
     prefix_hit: Share = 0.0
     """Share of prompt tokens found in the prefix cache (not recomputed)."""
     spec_tokens: Annotated[int, Ge(0), Le(MAX_SPEC_TOKENS)] = 0
@@ -175,6 +182,12 @@ class ServingWorkload:
              "one is dense): give weight_precision")
         need(self.kv_precision in KV_PRECISIONS, "kv_precision",
              "expected one of " + ", ".join(KV_PRECISIONS))
+        need(self.state_precision in (None, *STATE_PRECISIONS), "state_precision",
+             "expected one of " + ", ".join(STATE_PRECISIONS)
+             + " (or none: the model's released format)")
+        need(self.state_precision is None or self.model.mixer is not None, "state_precision",
+             "applies only to a hybrid model with a recurrent mixer (this one caches "
+             "keys and values only): leave it out")
         # drafts never accepted only cost verification rows; an acceptance without drafts
         # would be ignored
         need(self.spec_tokens == 0 or self.spec_acceptance > 0.0, "spec_acceptance",
@@ -223,6 +236,14 @@ class ServingWorkload:
         return "bf16" if self.model.released is None else self.model.released.weights
 
     @property
+    def state_format(self) -> str | None:
+        """Format of the cached recurrent state: :attr:`state_precision`, else the
+        release's (:attr:`MixerDims.state_format
+        <ocplan.workloads.mixers.MixerDims>`); None without a recurrent mixer."""
+        mixer = self.model.mixer
+        return None if mixer is None else self.state_precision or mixer.state_format
+
+    @property
     def gemm_precision(self) -> str:
         """The format the GEMMs compute in: the activations' (weights in a narrower
         format are converted in the kernel; a 16-bit activation means a 16-bit GEMM);
@@ -248,7 +269,8 @@ class ServingWorkload:
         """Every format the job runs in, resolved."""
         return ServingFormats(self.weight_format,
                               self.expert_weight_format if self.model.is_moe else None,
-                              self.gemm_precision, self.kv_precision, self.released_formats)
+                              self.gemm_precision, self.kv_precision, self.released_formats,
+                              self.state_format)
 
     @property
     def tokens_per_step(self) -> float:

@@ -370,4 +370,5 @@ def _mixer_dims(arch: ModelArch) -> MixerDims | None:
     if spec is None:
         return None
     return MixerDims(kind=spec.kind, heads=spec.heads, key_heads=spec.key_heads,
-                     key_dim=spec.key_dim, value_dim=spec.value_dim, conv=spec.conv_kernel)
+                     key_dim=spec.key_dim, value_dim=spec.value_dim, conv=spec.conv_kernel,
+                     state_format=spec.state_format)
