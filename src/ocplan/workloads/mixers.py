@@ -95,9 +95,8 @@ class MixerDims:
         arrays of layouts): the value heads split evenly over ``tp cp``; the key groups
         split over ``tp`` as KV heads do (or are replicated when ``tp`` is a multiple of
         them); each rank's ``g`` groups then split over ``cp``, or ``cp`` is a multiple
-        of ``g`` and the groups are repeated (Megatron-Core ``MambaContextParallel`` and
-        ``GDNContextParallel``: "ngroups must be evenly divisible by tp_size * cp_size",
-        else "cp_size must be evenly divisible by ngroups/tp_size")."""
+        of ``g`` and the groups are repeated (the two cases Megatron-Core's
+        ``MambaContextParallel`` and ``GDNContextParallel`` accept)."""
         tp_a, cp_a = np.asarray(tp, dtype=np.int64), np.asarray(cp, dtype=np.int64)
         nk = self.key_heads
         heads = self.heads % (tp_a * cp_a) == 0
