@@ -345,6 +345,10 @@ def test_the_release_names_the_state_format_and_a_job_may_name_another() -> None
 
 def test_a_state_format_without_a_mixer_or_unknown_is_refused(
         capsys: pytest.CaptureFixture[str]) -> None:
+    s = _shape(NANO)
+    assert s.mixer is not None
+    with pytest.raises(SpecError, match="state format of bf16, fp16, fp32"):
+        replace(s, mixer=replace(s.mixer, state_format="fp64"))
     with pytest.raises(SpecError) as dense:
         api.run_infer(CAT, api.InferRequest(model="llama3-8b", chip="h100-sxm-80gb",
                                             chips=1, input_len=1000, output_len=100,

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 from ocplan.catalog.schema import BLOCK_SYMBOL, LAYER_BLOCKS, ModelArch, ReleasedWeights
 from ocplan.errors import Problem, SpecError
-from ocplan.workloads.mixers import MIXERS, MixerDims
+from ocplan.workloads.mixers import MIXERS, STATE_BYTES, MixerDims
 
 __all__ = ["ModelShape"]
 
@@ -130,9 +130,10 @@ class ModelShape:
         mx = self.mixer
         need(mx is None or (mx.kind in MIXERS and min(mx.heads, mx.key_heads, mx.key_dim,
                                                       mx.value_dim, mx.conv) >= 1
-                            and mx.heads % mx.key_heads == 0), "mixer",
-             f"must be one of {', '.join(MIXERS)} with widths >= 1 and heads a multiple "
-             "of key_heads")
+                            and mx.heads % mx.key_heads == 0
+                            and mx.state_format in STATE_BYTES), "mixer",
+             f"must be one of {', '.join(MIXERS)} with widths >= 1, heads a multiple "
+             f"of key_heads and a state format of {', '.join(STATE_BYTES)}")
         if problems:  # the relations below assume the numbers above
             raise SpecError(problems)
         need(self.n_heads % self.n_kv_heads == 0, "n_kv_heads",
