@@ -4,8 +4,8 @@ No hybrid model is in the development sets, so the recurrent mixer's cost law
 (docs/model.md, "Hybrid models") was fitted on nothing; these are the measured points
 found for it: Qwen3-Next-80B-A3B serving (engine pull requests' benchmark runs and one
 provider's page, single runs each, mostly while tuning kernels), Nemotron 3 Nano serving
-(one provider's vLLM concurrency sweep, its recurrent state cached in float32 as the
-release's config asks), and Nemotron-H-56B and
+(one provider's vLLM concurrency sweep of finite runs, its recurrent state cached in
+float32 as the release's config asks), and Nemotron-H-56B and
 Nemotron 3 Nano training (NVIDIA's dgxc-benchmarking tables and Megatron-Bridge's
 performance summary). Prints one row per point: the measured rate (output tokens/s of
 the engine; training tokens/s per GPU), the model's, and the signed error.
@@ -65,14 +65,20 @@ SERVING_POINTS: tuple[Point, ...] = (
 _VULTR = dict(model=NANO, chip="b200", chips=2, tp=2, weight_precision="fp8",
               activation_precision="fp8", input_len=2048, output_len=512, load="concurrency")
 #: Nemotron 3 Nano served by vLLM 0.16.0 on HGX B200 (Vultr inference cookbook,
-#: "Concurrency tuning", the FP8 checkpoint at TP 2, random 2,048 / 512, vllm bench serve;
-#: the number of prompts is not given, and the TTFTs of 0.5-2.6 s say the runs start as a
-#: burst, which a steady closed loop does not count). No --mamba-ssm-cache-dtype: vLLM's
-#: NemotronH hook takes float32 from the model's config, the catalog's state_format.
+#: "Concurrency tuning", https://docs.vultr.com/inference-cookbook/cuda/optimization/
+#: concurrency-tuning: the FP8 checkpoint at TP 2, random 2,048 / 512, vllm bench serve).
+#: Each run is finite and starts at once: the cookbook's methodology page
+#: (https://docs.vultr.com/inference-cookbook/cuda/benchmarks/methodology) gives 50
+#: prompts at concurrency 1 and 400 above, so the runs at 512 and 1,024 are the same
+#: 400 prompts started together (their published rates, 18,746 and 18,829, agree). No
+#: --mamba-ssm-cache-dtype: vLLM's NemotronH hook takes float32 from the model's config,
+#: the catalog's state_format.
 NANO_SERVING_POINTS: tuple[Point, ...] = tuple(
-    (f"Vultr cookbook, vLLM 0.16.0, 2x B200, FP8 TP 2, 2048/512, concurrency {c}",
-     dict(_VULTR, concurrency=c), measured)
-    for c, measured in ((128, 11556.0), (256, 15552.0), (512, 18746.0)))
+    (f"Vultr cookbook, vLLM 0.16.0, 2x B200, FP8 TP 2, 2048/512, concurrency {c}, "
+     f"{n} prompts", dict(_VULTR, concurrency=c, requests=n), measured)
+    for c, n, measured in ((1, 50, 277.0), (8, 400, 1881.0), (16, 400, 3455.0),
+                           (32, 400, 3798.0), (64, 400, 8120.0), (128, 400, 11556.0),
+                           (256, 400, 15552.0), (512, 400, 18746.0), (1024, 400, 18829.0)))
 
 
 _NANO = dict(model=NANO, tp=1, ep=8, seq_len=8192, precision="fp8")

@@ -575,6 +575,23 @@ def test_infer_sensitivity(client: httpx.Client) -> None:
     bad(client.post("/api/infer/compare", json=compare | {"sensitivity": 2}), "sensitivity")
 
 
+def test_infer_finite_closed_loop(client: httpx.Client) -> None:
+    """The workbench's "requests of a finite run" now goes with a concurrency load (a
+    benchmark run started at once): slower than the endless loop, and its note says how
+    the run was counted; with a Poisson load it is still refused, the field named."""
+    job = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 1, "input_len": 2048,
+           "output_len": 512, "load": "concurrency", "concurrency": 128}
+    endless = client.post("/api/infer", json=job)
+    finite = client.post("/api/infer", json=job | {"requests": 256})
+    assert endless.status_code == 200, endless.text
+    assert finite.status_code == 200, finite.text
+    assert finite.json()["output_tokens_per_s"] < endless.json()["output_tokens_per_s"]
+    assert any("a run of 256 requests started at once" in n for n in finite.json()["notes"])
+    bad(client.post("/api/infer", json=job | {"load": "poisson", "rate_per_s": 1,
+                                             "concurrency": None, "requests": 256}),
+        "requests", "offline or concurrency")
+
+
 def test_estimate_missing_fields(client: httpx.Client) -> None:
     lines = bad(client.post("/api/estimate", json={"chip": "mi300x", "chips": 0}), "model",
                 "chips")

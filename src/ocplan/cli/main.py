@@ -920,9 +920,10 @@ def infer_cmd(
         help="Requests in flight with --load concurrency.")] = None,
     batch: Annotated[int | None, typer.Option(help="Sequences with --load static.")] = None,
     requests: Annotated[int | None, typer.Option(
-        help="Requests of a finite --load offline run (vllm bench throughput "
-             "--num-prompts, trtllm-bench's dataset size), timed to its last completion; "
-             "default an endless stream.")] = None,
+        help="Requests of a finite run, timed to its last completion: --load offline "
+             "(vllm bench throughput --num-prompts, trtllm-bench's dataset size) or "
+             "--load concurrency started at once (vllm bench serve --num-prompts with "
+             "--max-concurrency); default an endless stream.")] = None,
     slo_ttft: Annotated[str | None, typer.Option(
         metavar="<time>", help="Time-to-first-token limit, e.g. 2s or 450ms.")] = None,
     slo_tpot: Annotated[str | None, typer.Option(

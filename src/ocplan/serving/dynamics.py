@@ -163,9 +163,9 @@ def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
                      serving: ServingCalibration | None = None) -> SimulatedServing | None:
     """Simulate ``requests`` requests (default: the workload's count, else
     :data:`DEFAULT_REQUESTS`) through one instance of ``plan``: of a finite load (a
-    static batch, a closed loop, a counted offline run), the busiest instance's share;
-    None when the layout is infeasible or disaggregated (the estimate says why), or the
-    workload speculates (the simulated scheduler gains one token per step, and its
+    static batch, a closed loop, a counted offline run or loop), the busiest instance's
+    share; None when the layout is infeasible or disaggregated (the estimate says why),
+    or the workload speculates (the simulated scheduler gains one token per step, and its
     cache one token per sequence: the estimate models speculation)."""
     cal = calibration or load_calibration()
     scal = serving or load_serving_calibration()
@@ -189,6 +189,10 @@ def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
         seqs = min(seqs, n)
     elif workload.load == "offline" and total is not None:
         n = share
+    elif workload.load == "concurrency" and requests is None and workload.requests:
+        assert total is not None
+        # a finite loop's requests are shared out over the instances its loop keeps busy
+        n = math.ceil(workload.requests / min(plan.instances, total))
     scheduler = Scheduler(max_seqs=seqs, max_batched_tokens=max(plan.token_budget, seqs),
                           kv_capacity_tokens=est.memory.kv_tokens)
     concurrency = share if workload.load == "concurrency" else None

@@ -443,11 +443,23 @@ def _load_notes(wl: ServingWorkload, plan: ServingPlan, point: OperatingPoint, b
                 f"their final length, so they run in {point.waves:,} waves (the TTFT counts "
                 "the waves before each request's own)",)
     if wl.load == "concurrency" and wl.concurrency is not None:
+        notes: tuple[str, ...] = ()
+        if wl.requests is not None and wl.requests <= wl.concurrency:
+            notes = (f"a run of {wl.requests:,} requests, all started at once: prefilled "
+                     "as a burst, then decoded (timed to the last completion)",)
+        elif wl.requests is not None:
+            notes = (f"a run of {wl.requests:,} requests started at once: the first "
+                     f"{wl.concurrency:,} arrive together and are prefilled as a burst, the "
+                     f"other {wl.requests - wl.concurrency:,} replace finished ones at the "
+                     "loop's steady rate (timed to the last completion; their TTFT is the "
+                     "endless loop's, a lower bound: replacements of requests that "
+                     "finished together arrive together)",)
         c = wl.concurrency / plan.instances
         if c > point.batch:
-            return (f"concurrency {wl.concurrency:,} is {c:,.0f} requests per instance, "
-                    f"the {point.limit} runs {point.batch:,.0f} at once: the rest "
-                    "wait for a slot (their wait is in the TTFT)",)
+            notes += (f"concurrency {wl.concurrency:,} is {c:,.0f} requests per instance, "
+                      f"the {point.limit} runs {point.batch:,.0f} at once: the rest "
+                      "wait for a slot (their wait is in the TTFT)",)
+        return notes
     return ()
 
 

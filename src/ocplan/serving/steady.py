@@ -36,7 +36,10 @@ iteration with it (the static waves count the ``(O - 1) / g`` decode steps exact
   waits for and rides in, beside the decoding batch) plus, when the cache or the
   sequence cap bounds the batch, the wait for one of ``B_max`` slots (M/M/c,
   :func:`slot_wait_s`).
-- **concurrency** ``c``: ``B = min(c, B_max)``; requests beyond ``B_max`` queue.
+- **concurrency** ``c``: ``B = min(c, B_max)``; requests beyond ``B_max`` queue. A
+  finite loop of ``N`` requests started at once (a serving benchmark's burst start)
+  runs its first ``c`` as a finite offline run of ``c`` and the other ``N - c`` at the
+  loop's steady rate (:func:`_finite_closed`).
 
 Pipeline parallelism (``p`` stages): ``p`` micro-batches of ``B/p`` are in flight; a
 stage takes ``t(B/p)``, a token ``p t(B/p)``.
@@ -774,11 +777,75 @@ def operating_point(sm: StepModel, kv_tokens: float) -> OperatingPoint | None:
         assert sm.workload.rate_per_s is not None
         return _poisson(sm, sm.workload.rate_per_s / sm.plan.instances, limit, name)
     if load == "concurrency":
-        return _closed(sm, limit, name)
+        point = _closed(sm, limit, name)
+        return point if sm.workload.requests is None else _finite_closed(sm, kv_tokens, point)
     point = _saturated(sm, limit, name)
     if load == "offline" and sm.workload.requests is not None:
         return _finite_queue(sm, point)
     return point
+
+
+def _finite_closed(sm: StepModel, kv_tokens: float, steady: OperatingPoint
+                   ) -> OperatingPoint:
+    """A closed loop of ``c`` in flight that serves ``N`` requests, started at once
+    (``vllm bench serve --max-concurrency c --num-prompts N``), per instance.
+
+    Its first ``m`` requests arrive together (:func:`_burst`), taking
+    ``t_1 = m O / X_1`` at their run's output rate ``X_1``. Each later request replaces
+    one that finished, so the other ``N - m`` are served at the loop's steady rate ``X``:
+    ``T = t_1 + (N - m) O / X``, and the run's rate is ``N O / T``. Its TTFT and TPOT are
+    the means over the requests of the two parts'. Checked against the discrete-event
+    simulation of the same rules (``tests/test_serving_finite_loop.py``): within 1.5 % in
+    the rate from ``N = c`` to ``10 c`` where the loop fits its batch limit; the later
+    requests' TTFT comes out short (requests that finished together are replaced
+    together, so the burst's bunching lasts, which the steady loop spreads out)."""
+    wl, instances = sm.workload, sm.plan.instances
+    n = wl.requests
+    assert n is not None
+    first, busy, burst = _burst(sm, kv_tokens)
+    # neither a finite offline run nor a closed loop ever queues without bound
+    assert burst.ttft_s is not None
+    assert steady.ttft_s is not None
+    t_first = first / busy * wl.output_len / burst.output_tokens_per_s
+    rest = (n - first) / instances
+    total = t_first + rest * wl.output_len / steady.output_tokens_per_s
+    out = n / instances * wl.output_len / total
+
+    def mean(a: float, b: float) -> float:
+        return (first * a + (n - first) * b) / n
+
+    return replace(steady, output_tokens_per_s=out, requests_per_s=out / wl.output_len,
+                   ttft_s=mean(burst.ttft_s, steady.ttft_s),
+                   tpot_s=mean(burst.tpot_s, steady.tpot_s))
+
+
+def _burst(sm: StepModel, kv_tokens: float) -> tuple[int, int, OperatingPoint]:
+    """The requests a finite closed loop starts with, the instances they keep busy, and
+    their run: ``m = min(N, c)`` arriving together are the finite offline run of ``m``
+    (prefilled as a burst, then decoded). For fixed lengths that run is a synchronized
+    wave, so ``m`` is at most one wave, what the sequence cap, the cache at the
+    requests' final length and the token budget hold; the loop's steady state (slot
+    waits and all) takes the rest."""
+    wl = sm.workload
+    assert wl.requests is not None
+    assert wl.concurrency is not None
+    first = min(wl.requests, wl.concurrency)
+    if wl.length_distribution == "fixed":
+        wave = min(_sequence_cap(sm), kv_tokens / (wl.input_len + wl.output_len))
+        first = min(first, max(math.floor(wave), 1) * sm.plan.instances)
+    while True:
+        model = replace(sm, workload=replace(wl, load="offline", concurrency=None,
+                                             requests=first))
+        point = operating_point(model, kv_tokens)
+        # the burst has the loop's memory and at least one request: it fits where the
+        # loop does
+        assert point is not None
+        busy = busy_instances(model)
+        if point.waves == 1:
+            return first, busy, point
+        smaller = math.floor(point.batch) * busy  # a wave the token budget cuts smaller
+        assert 1 <= smaller < first
+        first = smaller
 
 
 def _finite_queue(sm: StepModel, point: OperatingPoint) -> OperatingPoint:

@@ -41,7 +41,8 @@ Load = Literal["offline", "static", "poisson", "concurrency"]
 #: ``offline``: every request queued at once, the engine batches as memory allows
 #: (MLPerf Offline, ``trtllm-bench`` at an infinite rate); ``static``: one batch of
 #: ``batch`` sequences run to completion together; ``poisson``: arrivals at ``rate_per_s``;
-#: ``concurrency``: a closed loop keeping ``concurrency`` requests in flight.
+#: ``concurrency``: a closed loop keeping ``concurrency`` requests in flight (endless, or
+#: ``requests`` of them started at once).
 LOADS: tuple[str, ...] = get_args(Load)
 LengthDistribution = Literal["fixed", "uniform", "exponential", "lognormal"]
 #: The length distributions :attr:`ServingWorkload.length_spread` shapes.
@@ -107,8 +108,10 @@ class ServingWorkload:
     batch: AtLeastOne | None = None
     """``static`` load: sequences in the batch."""
     requests: AtLeastOne | None = None
-    """Requests of a finite offline run, timed to its last completion; None: an endless
-    stream (steady state)."""
+    """Requests of a finite run, timed to its last completion: an offline run (all
+    queued at once), or a closed loop started at once (``vllm bench serve
+    --max-concurrency c --num-prompts N``: the first ``c`` arrive together); None: an
+    endless stream or loop (steady state)."""
     length_distribution: LengthDistribution = "fixed"
     length_spread: Annotated[float, Ge(0.0), Le(MAX_LENGTH_SPREAD)] = 0.0
     """Uniform: half-width / mean; lognormal: sigma of the log."""
@@ -164,11 +167,11 @@ class ServingWorkload:
         need(self.load != "static" or self.batch is not None, "batch",
              "is required with load static (sequences in the batch)")
         # a load parameter of another load would be silently ignored: refuse it
-        for f, load in (("rate_per_s", "poisson"), ("concurrency", "concurrency"),
-                        ("batch", "static"), ("requests", "offline")):
-            need(getattr(self, f) is None or self.load == load, f,
-                 f"applies only with load {load} (the load is {self.load}): leave it out "
-                 f"or set load {load}")
+        for f, loads in (("rate_per_s", ("poisson",)), ("concurrency", ("concurrency",)),
+                         ("batch", ("static",)), ("requests", ("offline", "concurrency"))):
+            need(getattr(self, f) is None or self.load in loads, f,
+                 f"applies only with load {' or '.join(loads)} (the load is {self.load}): "
+                 f"leave it out or set load {loads[0]}")
         need(self.length_distribution in LENGTH_DISTRIBUTIONS, "length_distribution",
              "expected one of " + ", ".join(LENGTH_DISTRIBUTIONS))
         need(self.slo_stat in SLO_STATS, "slo_stat", "expected one of " + ", ".join(SLO_STATS))
