@@ -797,6 +797,41 @@ def test_inference_shows_what_each_resource_buys(workbench: Page, base: str) -> 
     assert page.locator("#inf-errors").is_hidden()
 
 
+def test_inference_simulates_the_run_on_request(workbench: Page, base: str) -> None:
+    """"Simulate the run" shows the simulated run's rows as the API answers them (a
+    finite closed loop of 64 requests, 16 in flight); a comparison, which has no
+    simulation, clears them and is not refused for the field."""
+    page = workbench
+    job_form(page, "inf", "llama3-8b", "h100-sxm-80gb", (("chips", 1),))
+    assert page.locator("#inf-simulation-head").is_hidden()
+    page.select_option("#inf-load", "concurrency")
+    page.fill("#inf-concurrency", "16")
+    page.fill("#inf-requests", "64")
+    page.select_option("#inf-simulate", "true")
+    page.click("#inf-run")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    answer = api(base, "POST", "/api/infer", {
+        "model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 1, "load": "concurrency",
+        "concurrency": 16, "requests": 64, "simulate": True})
+    rows = page.locator("#inf-simulation tr")
+    shown = [(r.locator("th").inner_text(), r.locator("td").inner_text()) for r in rows.all()]
+    assert shown == [tuple(r) for r in answer["simulation_summary"]]
+    assert answer["simulation"]["requests"] == 64
+    assert page.locator("#inf-simulation-head").is_visible()
+    page.fill("#inf-vs", "b200")
+    page.click("#inf-compare")
+    page.wait_for_selector("#inf-compare-table")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    assert page.locator("#inf-errors").is_hidden()
+    assert page.locator("#inf-simulation-head").is_hidden()
+    assert page.locator("#inf-simulation tr").count() == 0
+    page.fill("#inf-vs", "")
+    page.select_option("#inf-simulate", "")
+    page.select_option("#inf-load", "")
+    page.fill("#inf-concurrency", "")
+    page.fill("#inf-requests", "")
+
+
 def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
                                                              base: str) -> None:
     """The precision selects of the training and serving forms hold the values the API

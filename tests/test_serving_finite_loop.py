@@ -136,3 +136,52 @@ def test_cli_finite_loop_json_and_refusal() -> None:
     problems = json.loads(bad.stdout)["error"]["problems"]
     assert [p["field"] for p in problems] == ["requests"]
     assert "offline or concurrency" in problems[0]["allowed"]
+
+
+def test_simulate_on_request_reports_the_run() -> None:
+    """``simulate`` on one layout's request adds the simulated run (API and CLI): its
+    rate is the simulation's, its percentiles ordered, and a run too long to simulate
+    while a request waits is refused with its size, the field named."""
+    from ocplan import api
+
+    req = api.InferRequest(model="llama3-8b", chip="h100-sxm-80gb", chips=1,
+                           input_len=1024.0, output_len=256.0, load="concurrency",
+                           concurrency=16, requests=64, simulate=True)
+    view = api.run_infer_view(CAT, req)
+    run = view.simulation
+    assert run is not None
+    direct = simulate_serving(loop(LLAMA8, 16, 64, 1024.0, 256.0), view.result.plan,
+                              H100_1)
+    assert direct is not None
+    assert run.output_tokens_per_s == pytest.approx(direct.output_tokens_per_s, rel=1e-12)
+    assert run.requests == 64
+    assert run.tpot_s is not None
+    for stats in (run.ttft_s, run.tpot_s):
+        assert 0 < stats.p50 <= stats.p90 <= stats.p99
+    assert api.run_infer_view(CAT, req.model_copy(update={"simulate": False})
+                              ).simulation is None
+    huge = req.model_copy(update={"concurrency": 1, "requests": 100_000})
+    with pytest.raises(SpecError, match="simulate = True: a run of 100,000 requests"):
+        api.run_infer_view(CAT, huge)
+
+
+def test_cli_simulate_json_table_and_refusals() -> None:
+    runner = CliRunner()
+    base = ["infer", "--model", "llama3-8b", "--chip", "h100-sxm-80gb", "--chips", "1",
+            "--load", "concurrency", "--concurrency", "16", "--requests", "64", "--simulate"]
+    res = runner.invoke(app, [*base, "-f", "json"])
+    assert res.exit_code == 0, res.output
+    sim = json.loads(res.stdout)["simulation"]
+    assert sim["requests"] == 64
+    assert sim["ttft_s"]["p99"] >= sim["ttft_s"]["p50"] > 0
+    table = runner.invoke(app, base)
+    assert table.exit_code == 0, table.output
+    assert "simulated run" in table.stdout
+    assert "TTFT mean / p50 / p90 / p99" in table.stdout
+    plain = runner.invoke(app, [*base[:-1], "-f", "json"])
+    assert "simulation" not in json.loads(plain.stdout)
+    for extra in (["--search"], ["--requests", "1000000", "--concurrency", "1"]):
+        bad = runner.invoke(app, [*base, *extra, "-f", "json"])
+        assert bad.exit_code == 2, bad.output
+        problems = json.loads(bad.stdout)["error"]["problems"]
+        assert [p["field"] for p in problems] == ["simulate"]

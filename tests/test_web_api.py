@@ -590,6 +590,14 @@ def test_infer_finite_closed_loop(client: httpx.Client) -> None:
     bad(client.post("/api/infer", json=job | {"load": "poisson", "rate_per_s": 1,
                                              "concurrency": None, "requests": 256}),
         "requests", "offline or concurrency")
+    # on request, the simulated run beside the estimate, as rows a person reads
+    simulated = client.post("/api/infer", json=job | {"requests": 256, "simulate": True})
+    assert simulated.status_code == 200, simulated.text
+    answer = simulated.json()
+    assert answer["simulation"]["requests"] == 256
+    assert [r[0] for r in answer["simulation_summary"]][:3] == [
+        "requests simulated", "output tokens/s", "TTFT mean / p50 / p90 / p99"]
+    assert finite.json()["simulation"] is None
 
 
 def test_estimate_missing_fields(client: httpx.Client) -> None:

@@ -94,6 +94,7 @@ if TYPE_CHECKING:
     from ocplan.results.serving_compare import ServedInput, ServingComparison
     from ocplan.results.serving_validation import ServingCase
     from ocplan.results.validation import Case, Scored, Summary
+    from ocplan.serving.dynamics import RunSummary
     from ocplan.serving.estimate import ServingCurve, ServingEstimate
     from ocplan.serving.search import ServingSearch
     from ocplan.serving.sensitivity import ServingSensitivity
@@ -575,6 +576,11 @@ class InferOneJob(InferJob, SensitivityRequest):
     """A serving job with one layout (the layout fields are added from their
     declarations: :data:`InferRequest`)."""
 
+    simulate: bool = False
+    """Also run the job request by request through the discrete-event simulation
+    (:func:`ocplan.serving.dynamics.simulate_serving`: the workload's requests, else
+    2,000): latency percentiles, preemptions, the ramp and drain of a finite run."""
+
 
 #: Request defaults of the workload fields the engine requires (the CLI shows the same).
 _REQUEST_DEFAULTS: dict[str, object] = {"input_len": DEFAULT_INPUT_LEN,
@@ -688,19 +694,58 @@ class InferView:
     curve: ServingCurve | None
     sensitivity: ServingSensitivity | None
     system: System
+    simulation: RunSummary | None = None
+    """The simulated run when the request asks for it (None: not asked, the layout
+    cannot serve, or it is one the simulation does not run, disaggregated or
+    speculative)."""
 
 
 def run_infer_view(catalog: Catalog, req: InferOneJob, system_file: Path | None = None,
                    source: str = "request") -> InferView:
     """The request's estimate, its layout's throughput-latency curve and its sensitivity
     at the request's factor."""
+    from ocplan.serving.dynamics import simulate_serving
     from ocplan.serving.estimate import serving_curve
     from ocplan.serving.sensitivity import serving_sensitivity
 
     result, system, workload = run_infer(catalog, req, system_file, source)
     sens = serving_sensitivity(workload, result.plan, system, req.sensitivity) \
         if result.feasible else None
-    return InferView(result, serving_curve(workload, result.plan, system), sens, system)
+    simulated = None
+    if req.simulate and result.feasible:
+        _check_simulation_size(workload, result, source)
+        run = simulate_serving(workload, result.plan, system)
+        simulated = run.summary() if run is not None else None
+    return InferView(result, serving_curve(workload, result.plan, system), sens, system,
+                     simulated)
+
+
+#: Most iterations a requested simulation may run: about 10 s at the simulator's 1-3 us
+#: an iteration on the 2-core development machine (bench/), the answer a request waits
+#: for; longer runs are refused with their size.
+MAX_SIMULATED_ITERATIONS = 4_000_000
+
+
+def _check_simulation_size(workload: ServingWorkload, result: ServingEstimate,
+                           source: str) -> None:
+    """SpecError on ``simulate`` when the run would take more than
+    :data:`MAX_SIMULATED_ITERATIONS`: each of an instance's ``n`` requests holds a slot
+    for ``O / g`` iterations beside ``B - 1`` others, so ``n O / (g B)`` of them."""
+    from ocplan.serving.dynamics import DEFAULT_REQUESTS
+
+    # as the simulation shares them out: a counted load over the instances, a stream's
+    # sample of DEFAULT_REQUESTS in each
+    counted = workload.batch if workload.load == "static" else workload.requests
+    per_instance = float(DEFAULT_REQUESTS) if counted is None \
+        else counted / min(result.plan.instances, counted)
+    batch = max(result.batch_per_instance, 1.0)
+    iterations = per_instance * workload.output_len / workload.tokens_per_step / batch
+    if iterations > MAX_SIMULATED_ITERATIONS:
+        raise SpecError.one(source, "simulate", f"a run of {per_instance:,.0f} requests per "
+                            f"instance at a batch of {batch:,.0f} is about "
+                            f"{iterations:,.0f} iterations, more than the "
+                            f"{MAX_SIMULATED_ITERATIONS:,} a request may simulate: give "
+                            "fewer requests", True)
 
 
 def serving_layout_fields() -> list[dict[str, object]]:

@@ -117,6 +117,7 @@ if TYPE_CHECKING:
     from ocplan.results.serving_compare import ServingComparison
     from ocplan.results.serving_validation import ServingCase
     from ocplan.results.validation import Case
+    from ocplan.serving.dynamics import RunSummary
     from ocplan.serving.estimate import ServingEstimate
     from ocplan.serving.search import ServingSearch
     from ocplan.serving.sensitivity import ServingSensitivity
@@ -981,6 +982,11 @@ def infer_cmd(
     sensitivity: Annotated[float | None, typer.Option(help=SENSITIVITY_HELP.format(
         what="the deployment", default=f"; default {SENSITIVITY_FACTOR:g}, one layout "
                                        "only (not with --search)"))] = None,
+    simulate: Annotated[bool, typer.Option(
+        "--simulate", help="Also run the job request by request (discrete-event "
+                           "simulation of the scheduler: the --requests given, else "
+                           "2,000): TTFT and TPOT percentiles, preemptions, a finite "
+                           "run's ramp and drain; one layout only.")] = False,
     allow_invalid: AllowInvalidOpt = False,
     fmt: FormatOpt = Format.table,
     *,
@@ -1006,6 +1012,9 @@ def infer_cmd(
     if sensitivity is not None and search:
         problems.append(Problem(FLAGS, "sensitivity", "applies to one layout's estimate, "
                                                       "not to a search", sensitivity))
+    if simulate and search:
+        problems.append(Problem(FLAGS, "simulate", "runs one layout's job, not a search's",
+                                True))
     if disaggregate and not search:
         problems.append(Problem(FLAGS, "disaggregate", "tries prefill/decode splits in a "
                                                        "search: give --search too", True))
@@ -1016,7 +1025,8 @@ def infer_cmd(
         problems += _picked_by_search(layout, api.SERVING_REQUEST_LAYOUT)
     price_one = None if prices is None else prices[0]
     one = {} if search else layout | ({} if sensitivity is None
-                                     else {"sensitivity": sensitivity})
+                                     else {"sensitivity": sensitivity}) \
+        | ({"simulate": True} if simulate else {})
     values = dict(model=model, chip=chip, chips=chips, input_len=input_len,
                   output_len=output_len, load=load, rate_per_s=rate, concurrency=concurrency,
                   batch=batch, requests=requests, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s,
@@ -1097,14 +1107,29 @@ def infer_cmd(
                                                                             serving=True)}
                     | api.trust(sysm, allow_invalid)
                     | {"sensitivity": sens.as_dict() if sens is not None else None}
+                    | ({"simulation": view.simulation.as_dict()
+                        if view.simulation is not None else None} if simulate else {})
                     | _priced(price_one))
     else:
         _print_serving(result, f"{model} on {sysm.spec.name}", extra, sysm.accelerator.family)
         if view.sensitivity is not None:
             _print_serving_sensitivity(view.sensitivity)
+        if simulate:
+            _print_simulation(view.simulation, result.feasible)
         _print_trust(sysm, allow_invalid)
     if not result.feasible or result.reason:  # cannot run, or cannot keep up
         raise typer.Exit(1)
+
+
+def _print_simulation(run: RunSummary | None, feasible: bool) -> None:
+    """The simulated run's rows, or why there is none."""
+    from ocplan.reports.summary import simulation_rows
+
+    if run is not None:
+        out.print(_summary_table(simulation_rows(run), "simulated run"))
+    elif feasible:
+        out.print(_t("no simulation: disaggregated and speculative layouts are not "
+                     "simulated (the estimate above models them)"))
 
 
 def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | None:

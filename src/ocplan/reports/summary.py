@@ -27,6 +27,7 @@ from ocplan.units import format_duration, format_energy, format_money, format_qu
 
 if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.results.cluster import ClusterOutlook
+    from ocplan.serving.dynamics import LatencyStats, RunSummary
     from ocplan.serving.estimate import ServingEstimate
     from ocplan.workloads.serving import ServingFormats
 
@@ -54,6 +55,7 @@ __all__ = [
     "search_table",
     "serving_rows",
     "shared_cells",
+    "simulation_rows",
 ]
 
 Row = tuple[str, str]
@@ -243,6 +245,25 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
                  + ("" if result.serving_cv_error_pct is None else
                     f" (held-out median error {result.serving_cv_error_pct:.1f} %)")))
     return [*rows, *(("note", note) for note in result.notes)]
+
+
+def simulation_rows(run: RunSummary) -> list[Row]:
+    """A simulated serving run as a person reads it (``ocplan infer --simulate``, the
+    workbench): its size, rates, latency statistics and preemptions."""
+    def stats(s: LatencyStats) -> str:
+        return " / ".join(_latency(v) for v in (s.mean, s.p50, s.p90, s.p99))
+
+    rows: list[Row] = [
+        ("requests simulated", f"{run.requests:,} on the busiest of {run.instances:,} "
+                               f"instance(s), {_latency(run.duration_s)}"),
+        ("output tokens/s", f"{run.output_tokens_per_s:,.0f} "
+                            f"({run.output_tokens_per_s_per_chip:,.1f} per chip)"),
+        ("TTFT mean / p50 / p90 / p99", stats(run.ttft_s))]
+    if run.tpot_s is not None:
+        rows.append(("TPOT mean / p50 / p90 / p99", stats(run.tpot_s)))
+    rows += [("decoding batch, mean", f"{run.mean_batch:,.1f}"),
+             ("preemptions", f"{run.preemptions:,}")]
+    return rows
 
 
 def formats_text(f: ServingFormats) -> str:

@@ -14,7 +14,8 @@ One instance is simulated; deployment rates are the instance's times the instanc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import get_args
 
 import numpy as np
 
@@ -27,9 +28,11 @@ from ocplan.serving.estimate import ServingEstimate, estimate_serving
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.simulate import (
     LengthDistribution,
+    Metric,
     Requests,
     Scheduler,
     SimResult,
+    Statistic,
     offline_requests,
     poisson_requests,
     simulate,
@@ -38,7 +41,8 @@ from ocplan.serving.steady import DEFAULT_MAX_SEQS
 from ocplan.serving.step import StepModel, step_model
 from ocplan.workloads.serving import ServingWorkload
 
-__all__ = ["DEFAULT_REQUESTS", "ExactStepTime", "SimulatedServing", "simulate_serving"]
+__all__ = ["DEFAULT_REQUESTS", "ExactStepTime", "LatencyStats", "RunSummary", "SimulatedServing",
+           "simulate_serving"]
 
 #: Requests simulated when the workload names no count.
 DEFAULT_REQUESTS = 2000
@@ -141,6 +145,56 @@ class SimulatedServing:
     output_tokens_per_s: float
     """Deployment: the instance's simulated rate times the instances (a finite load:
     the whole load at the pace of the busiest instance, which is the one simulated)."""
+
+    def summary(self) -> RunSummary:
+        """What the run shows a reader: rates, latency statistics, preemptions."""
+        r = self.result
+
+        def stats(metric: Metric) -> LatencyStats | None:
+            values = [r.stat(metric, s) for s in get_args(Statistic)]
+            return None if math.isnan(values[0]) else LatencyStats(*values)
+
+        ttft = stats("ttft")
+        assert ttft is not None  # every request has a first token
+        return RunSummary(r.n, self.instances, r.duration_s, self.output_tokens_per_s,
+                          self.output_tokens_per_s / self.estimate.chips, ttft,
+                          stats("tpot"), r.mean_batch, r.preemptions)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """One latency over a run's requests, s (percentiles linearly interpolated)."""
+
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A simulated run as a reader sees it (:meth:`SimulatedServing.summary`)."""
+
+    requests: int
+    """Requests simulated: the busiest instance's (the deployment runs the others
+    alike)."""
+    instances: int
+    duration_s: float
+    """First arrival to last completion."""
+    output_tokens_per_s: float
+    """The deployment's."""
+    output_tokens_per_s_per_chip: float
+    ttft_s: LatencyStats
+    tpot_s: LatencyStats | None
+    """None for one-token answers (no token after the first)."""
+    mean_batch: float
+    """Decoding sequences per iteration, mean."""
+    preemptions: int
+    """Sequences preempted for cache room and recomputed (one preempted twice counts
+    twice)."""
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 def _lengths(wl: ServingWorkload, mean: float) -> int | LengthDistribution:

@@ -234,6 +234,10 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...],
         # the rows a person reads, as the CLI table labels and formats them
         out["summary"] = [list(r) for r in summary.serving_rows(
             result, out.get("cost_per_mtok"), currency, system.accelerator.family)]
+        run = view.simulation
+        out["simulation"] = None if run is None else run.as_dict()
+        out["simulation_summary"] = None if run is None \
+            else [list(r) for r in summary.simulation_rows(run)]
         return out | api.trust(system, req.allow_invalid) | priced(price, currency)
     return _answer(compute)
 

@@ -1086,7 +1086,9 @@
         : res.system + ": infeasible — " + (res.reason || "");
       put($("#inf-summary"), rowsTable(res.summary));
       put($("#inf-fields"), kvTable(res, ["figures", "curve", "iteration", "memory", "plan",
-        "sensitivity", "summary"]));
+        "sensitivity", "summary", "simulation", "simulation_summary"]));
+      put($("#inf-simulation"), res.simulation_summary ? rowsTable(res.simulation_summary) : null);
+      $("#inf-simulation-head").hidden = !res.simulation_summary;
       $("#inf-fields-box").hidden = false;
       const figs = res.figures || {};
       await draw($("#plot-infer-curve"), figs.curve);
@@ -1104,6 +1106,8 @@
       for (const id of INFER_PLOTS) draw($("#plot-" + id), null);
       $("#inf-sensitivity").textContent = "";
       $("#inf-sensitivity-head").hidden = true;
+      put($("#inf-simulation"));
+      $("#inf-simulation-head").hidden = true;
     } finally {
       $("#inf-run").disabled = false;
       status.dataset.state = "ready";
@@ -1115,7 +1119,8 @@
     const req = jobRequest("inf");
     // a comparison searches the layouts: the layout fields do not apply
     for (const input of $$("#inf-layout [data-field]")) delete req[input.dataset.field];
-    delete req.sensitivity;  // one layout's question, not a comparison's
+    delete req.sensitivity;  // one layout's questions, not a comparison's
+    delete req.simulate;
     req.vs = $("#inf-vs").value.split(",").map((x) => x.trim()).filter(Boolean);
     const prices = $("#inf-vs-prices").value.trim();
     if (prices) req.prices = coerce(prices, "floats");
@@ -1139,6 +1144,8 @@
       for (const id of INFER_PLOTS) draw($("#plot-" + id), null);
       $("#inf-sensitivity").textContent = "";
       $("#inf-sensitivity-head").hidden = true;
+      put($("#inf-simulation"));
+      $("#inf-simulation-head").hidden = true;
       status.textContent = rows.length + " systems compared by " + res.objective +
         "; ratios against " + res.baseline + "; the best of each row is bold" +
         (res.note ? ". " + res.note : "") + (res.ranking_note ? ". " + res.ranking_note : "");
