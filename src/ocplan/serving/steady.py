@@ -38,8 +38,9 @@ iteration with it (the static waves count the ``(O - 1) / g`` decode steps exact
   :func:`slot_wait_s`).
 - **concurrency** ``c``: ``B = min(c, B_max)``; requests beyond ``B_max`` queue. A
   finite loop of ``N`` requests started at once (a serving benchmark's burst start)
-  runs its first ``c`` as a finite offline run of ``c`` and the other ``N - c`` at the
-  loop's steady rate (:func:`_finite_closed`).
+  runs its first ``m = min(N, c)`` (at most one wave the cache holds) as a finite
+  offline run of ``m`` and the other ``N - m`` at the loop's steady rate
+  (:func:`_finite_closed`).
 
 Pipeline parallelism (``p`` stages): ``p`` micro-batches of ``B/p`` are in flight; a
 stage takes ``t(B/p)``, a token ``p t(B/p)``.
