@@ -731,13 +731,9 @@ def _check_simulation_size(workload: ServingWorkload, result: ServingEstimate,
     """SpecError on ``simulate`` when the run would take more than
     :data:`MAX_SIMULATED_ITERATIONS`: each of an instance's ``n`` requests holds a slot
     for ``O / g`` iterations beside ``B - 1`` others, so ``n O / (g B)`` of them."""
-    from ocplan.serving.dynamics import DEFAULT_REQUESTS
+    from ocplan.serving.dynamics import instance_requests
 
-    # as the simulation shares them out: a counted load over the instances, a stream's
-    # sample of DEFAULT_REQUESTS in each
-    counted = workload.batch if workload.load == "static" else workload.requests
-    per_instance = float(DEFAULT_REQUESTS) if counted is None \
-        else counted / min(result.plan.instances, counted)
+    per_instance, _ = instance_requests(workload, result.plan)
     batch = max(result.batch_per_instance, 1.0)
     iterations = per_instance * workload.output_len / workload.tokens_per_step / batch
     if iterations > MAX_SIMULATED_ITERATIONS:

@@ -42,7 +42,7 @@ from ocplan.serving.step import StepModel, step_model
 from ocplan.workloads.serving import ServingWorkload
 
 __all__ = ["DEFAULT_REQUESTS", "ExactStepTime", "LatencyStats", "RunSummary", "SimulatedServing",
-           "simulate_serving"]
+           "instance_requests", "simulate_serving"]
 
 #: Requests simulated when the workload names no count.
 DEFAULT_REQUESTS = 2000
@@ -230,23 +230,10 @@ def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
     sm = system_model(system)
     model = step_model(workload, plan, sm, chip_peaks(sm, "bf16"), cal, scal)
     seqs = plan.max_seqs if plan.max_seqs is not None else DEFAULT_MAX_SEQS * model.ranks
-    n = requests or workload.requests or DEFAULT_REQUESTS
-    # a finite load (a static batch, a counted offline run, a closed loop) is shared
-    # out over the instances: the busiest one, which holds the most, is simulated, and
-    # the deployment serves the whole load at its pace
+    n, share = instance_requests(workload, plan, requests)
     total = _finite_total(workload, requests)
-    share = 0
-    if total is not None:
-        share = math.ceil(total / min(plan.instances, total))
     if workload.load == "static":
-        n = share
         seqs = min(seqs, n)
-    elif workload.load == "offline" and total is not None:
-        n = share
-    elif workload.load == "concurrency" and requests is None and workload.requests:
-        assert total is not None
-        # a finite loop's requests are shared out over the instances its loop keeps busy
-        n = math.ceil(workload.requests / min(plan.instances, total))
     scheduler = Scheduler(max_seqs=seqs, max_batched_tokens=max(plan.token_budget, seqs),
                           kv_capacity_tokens=est.memory.kv_tokens)
     concurrency = share if workload.load == "concurrency" else None
@@ -258,6 +245,25 @@ def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
                                  step, reqs.input_len, scheduler.max_batched_tokens)
     scale = plan.instances if total is None else total / share
     return SimulatedServing(est, result, plan.instances, result.output_tokens_per_s * scale)
+
+
+def instance_requests(workload: ServingWorkload, plan: ServingPlan,
+                      requests: int | None = None) -> tuple[int, int]:
+    """The requests :func:`simulate_serving` runs through its one instance, and that
+    instance's share of a finite load (its static batch, counted run or loop's
+    concurrency; 0 for a stream). A finite load is shared out over the instances: the
+    busiest one, which holds the most, is simulated, and the deployment serves the whole
+    load at its pace. ``requests``: a sample size for the simulation alone (default the
+    workload's count, else :data:`DEFAULT_REQUESTS`)."""
+    total = _finite_total(workload, requests)
+    share = 0 if total is None else math.ceil(total / min(plan.instances, total))
+    if workload.load == "static" or (workload.load == "offline" and total is not None):
+        return share, share
+    if workload.load == "concurrency" and requests is None and workload.requests:
+        assert total is not None
+        # a finite loop's requests are shared out over the instances its loop keeps busy
+        return math.ceil(workload.requests / min(plan.instances, total)), share
+    return requests or workload.requests or DEFAULT_REQUESTS, share
 
 
 def _finite_total(wl: ServingWorkload, requests: int | None) -> int | None:
