@@ -52,6 +52,7 @@ from ocplan.serving.calibration import ServingCalibration
 from ocplan.serving.estimate import ServingEstimate, estimate_serving
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.search import search_serving
+from ocplan.serving.trtllm_bench import trtllm_bench_limits
 from ocplan.workloads.serving import (
     ACTIVATION_PRECISIONS,
     KV_PRECISIONS,
@@ -396,6 +397,15 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
     wl = ServingWorkload(shape, isl, osl, weight_precision=w, activation_precision=a,
                          kv_precision=kv, moe_imbalance=imbalance, **load, **slo, **lengths)
     fixed = _layout(row, shape, kind, amount)
+    tp, pp = fixed.get("tp"), fixed.get("pp")
+    if "trtllm-bench" in text and isinstance(tp, int) and isinstance(pp, int):
+        # the run's engine was sized by the benchmark itself (see the module)
+        batch, budget = trtllm_bench_limits(shape, w, kv, acc.memory.hbm_capacity, tp, pp,
+                                            isl, osl)
+        fixed.setdefault("max_seqs", batch * pp)
+        fixed.setdefault("chunk_tokens", budget)
+        notes.append(f"trtllm-bench engine limits: {batch * pp} sequences, "
+                     f"{budget} tokens an iteration")
     if shape.is_moe and any(k in text for k in OVERLAP_WORDS):
         fixed["overlap"] = True
     system = system_for_chip(catalog, chip, chips * (2 if role != "aggregated" else 1), "csv",
