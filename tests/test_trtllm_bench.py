@@ -12,7 +12,7 @@ import pytest
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.results.serving_validation import prepare_serving_row
-from ocplan.serving.trtllm_bench import MAX_BATCH, trtllm_bench_limits
+from ocplan.serving.trtllm_bench import MAX_BATCH, rule_applies, trtllm_bench_limits
 from ocplan.workloads.shape import ModelShape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,3 +81,13 @@ def test_a_trtllm_bench_row_runs_with_the_benchmarks_limits() -> None:
     mlperf = prepare_serving_row(_dev_row("INF003"), CAT)
     assert "chunk_tokens" not in mlperf.fixed
     assert not any("trtllm-bench" in n for n in mlperf.notes)
+
+
+def test_mla_and_hybrid_models_keep_the_engine_defaults() -> None:
+    """The benchmark sizes MLA caches and recurrent states by rules not reproduced here:
+    DeepSeek-V3 and Nemotron 3 Nano are outside the rule, Llama and Qwen3's MoE inside."""
+    inside = [ModelShape.from_arch(CAT.model(m)) for m in ("llama3-70b", "qwen3-235b-a22b")]
+    outside = [ModelShape.from_arch(CAT.model(m))
+               for m in ("deepseek-v3", "nemotron-3-nano-30b-a3b")]
+    assert all(rule_applies(s) for s in inside)
+    assert not any(rule_applies(s) for s in outside)

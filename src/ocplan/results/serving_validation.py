@@ -52,7 +52,7 @@ from ocplan.serving.calibration import ServingCalibration
 from ocplan.serving.estimate import ServingEstimate, estimate_serving
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.search import search_serving
-from ocplan.serving.trtllm_bench import trtllm_bench_limits
+from ocplan.serving.trtllm_bench import rule_applies, trtllm_bench_limits
 from ocplan.workloads.serving import (
     ACTIVATION_PRECISIONS,
     KV_PRECISIONS,
@@ -398,7 +398,8 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
                          kv_precision=kv, moe_imbalance=imbalance, **load, **slo, **lengths)
     fixed = _layout(row, shape, kind, amount)
     tp, pp = fixed.get("tp"), fixed.get("pp")
-    if "trtllm-bench" in text and isinstance(tp, int) and isinstance(pp, int):
+    if ("trtllm-bench" in text and isinstance(tp, int) and isinstance(pp, int)
+            and rule_applies(shape)):
         # the run's engine was sized by the benchmark itself (see the module)
         batch, budget = trtllm_bench_limits(shape, w, kv, acc.memory.hbm_capacity, tp, pp,
                                             isl, osl)

@@ -23,7 +23,7 @@ import math
 
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["KV_CACHE_FRACTION", "trtllm_bench_limits"]
+__all__ = ["KV_CACHE_FRACTION", "rule_applies", "trtllm_bench_limits"]
 
 #: ``kv_cache_gpu_mem_fraction`` default of ``calc_engine_setting``.
 KV_CACHE_FRACTION = 0.95
@@ -49,6 +49,15 @@ def _round_up(value: float, steps: tuple[tuple[float, int], ...]) -> int:
     return int(step * math.ceil(value / step))
 
 
+def rule_applies(shape: ModelShape) -> bool:
+    """Whether :func:`trtllm_bench_limits` is the benchmark's rule for ``shape``: a model
+    whose every layer caches keys and values per head. The benchmark sizes an MLA model
+    from its configuration's head counts and a hybrid's recurrent state by rules of its
+    own (no optimistic rounding), neither reproduced here, so such a run keeps the
+    engine's defaults."""
+    return not shape.is_mla and shape.n_attention_layers == shape.n_layers
+
+
 def trtllm_bench_limits(shape: ModelShape, weight_format: str, kv_format: str,
                         hbm_bytes: float, tp: int, pp: int, input_len: float,
                         output_len: float) -> tuple[int, int]:
@@ -61,6 +70,7 @@ def trtllm_bench_limits(shape: ModelShape, weight_format: str, kv_format: str,
     KV heads of ``d`` channels (a TP shard holds at least one); the batch
     ``B = min(R, 4096) / pp`` rounded up (at least 64) and the budget
     ``min(B (1 + I / O), 32768)`` rounded up (at least 2,048)."""
+    assert rule_applies(shape), "an MLA or hybrid model: not the benchmark's rule"
     assert tp >= 1, tp
     assert pp >= 1, pp
     assert input_len > 0, input_len
