@@ -34,6 +34,7 @@ from ocplan.serving.plan import ServingPlan
 from ocplan.serving.steady import (
     OperatingPoint,
     busy_instances,
+    held_tokens,
     latency_curve,
     lone_first_token_s,
     operating_point,
@@ -371,12 +372,12 @@ def _estimate_on_model(workload: ServingWorkload, plan: ServingPlan, system: Sys
     model = step_model(workload, plan, sm, chip, cal, scal)
     point = operating_point(model, mem.kv_tokens)
     if point is None:
-        return infeasible_estimate(plan, _no_room(workload, mem), mem, notes)
+        return infeasible_estimate(plan, _no_room(workload, plan, mem), mem, notes)
     return _result(workload, plan, system, point, mem, model, cal, scal, notes)
 
 
-def _no_room(wl: ServingWorkload, mem: ServingMemory) -> str:
-    need = wl.running_context * mem.kv_bytes_per_token
+def _no_room(wl: ServingWorkload, plan: ServingPlan, mem: ServingMemory) -> str:
+    need = held_tokens(wl, plan) * mem.kv_bytes_per_token
     return (f"KV capacity: one request of {wl.input_len + wl.output_len:,.0f} tokens needs "
             f"{need / 1e9:.2f} GB of cache per chip, {mem.kv_bytes / 1e9:.2f} GB is "
             "left after the weights")
@@ -517,7 +518,7 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
                         decode_only=True)
     point = operating_point(dec_model, dec_mem.kv_tokens)
     if point is None:
-        return infeasible_estimate(plan, _no_room(wl, dec_mem), dec_mem, notes)
+        return infeasible_estimate(plan, _no_room(wl, dec_plan, dec_mem), dec_mem, notes)
     busy = busy_instances(dec_model)
     decode_rate = point.requests_per_s * busy
     rate = min(prompt_rate, decode_rate)

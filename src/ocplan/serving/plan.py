@@ -15,6 +15,7 @@ KV cache to the rest, which only decode (DistServe, Zhong et al. OSDI 2024; Spli
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Literal
 
 from ocplan.catalog.fields import MAX_CHIPS, MAX_GLOBAL_BATCH
 from ocplan.errors import Infeasible, Problem, SpecError
@@ -27,12 +28,16 @@ from ocplan.plan.layout import (
 )
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["DEFAULT_CHUNK_TOKENS", "SERVING_LAYOUT", "SERVING_LAYOUT_FIELDS", "ServingPlan"]
+__all__ = ["ADMISSIONS", "DEFAULT_CHUNK_TOKENS", "SERVING_LAYOUT", "SERVING_LAYOUT_FIELDS",
+           "Admission", "ServingPlan"]
 
 #: Token budget per engine iteration by default: vLLM V1's ``max_num_batched_tokens``
 #: for online serving on data-centre GPUs (8,192) and TensorRT-LLM's default
 #: ``max_num_tokens`` (8,192).
 DEFAULT_CHUNK_TOKENS = 8192
+#: KV-cache admission policies (:attr:`ServingPlan.admission`).
+Admission = Literal["refill", "reserve"]
+ADMISSIONS: tuple[Admission, ...] = ("refill", "reserve")
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,14 @@ class ServingPlan:
                    "--gpu-memory-utilization 0.9 leaves about 85-88 after its activations; "
                    "default the reserve fitted to published results.",
         short="mem", low=1, high=100, search="fixed")
+    admission: Admission = layout_field(
+        "refill", help="How the engine admits a request to the KV cache: refill (as "
+                       "vLLM, SGLang and TensorRT-LLM's MAX_UTILIZATION: when the cache "
+                       "holds its prompt; the batch refills the cache as sequences grow "
+                       "and finish) or reserve (TensorRT-LLM's default "
+                       "GUARANTEED_NO_EVICT: only when the cache holds its prompt and "
+                       "its whole output, so nothing is ever preempted).",
+        short="admit", choices=ADMISSIONS, search="fixed")
     prefill_chips: int | None = layout_field(
         None, help="Disaggregated serving: chips of the prefill pool (the rest decode); "
                    "default aggregated.",

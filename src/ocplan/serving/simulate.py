@@ -160,12 +160,19 @@ class Scheduler:
         ``True``: a prompt may be split across iterations. ``False``: a prompt is
         prefilled whole in one iteration; it may exceed the budget only as the sole
         prefill of its iteration.
+    reserve_output
+        ``False``: admission by the room the prompt needs now, growth met by preemption
+        (rule 1). ``True``: TensorRT-LLM's ``GUARANTEED_NO_EVICT``: a request is
+        admitted only if the cache also holds what every running request and it will
+        hold at their last decode (``input_len + output_len - 1`` each), so nothing is
+        ever preempted.
     """
 
     max_seqs: int
     max_batched_tokens: int
     kv_capacity_tokens: float
     chunked_prefill: bool = True
+    reserve_output: bool = False
 
     def __post_init__(self) -> None:
         problems: list[Problem] = []
@@ -184,9 +191,10 @@ class Scheduler:
         if not _is_real(cap) or not float(cap) > 0.0:
             problems.append(Problem(_SOURCE, "kv_capacity_tokens",
                                     "must be a number > 0 (math.inf for unlimited)", cap))
-        if not isinstance(self.chunked_prefill, bool):
-            problems.append(Problem(_SOURCE, "chunked_prefill", "must be True or False",
-                                    self.chunked_prefill))
+        for name in ("chunked_prefill", "reserve_output"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(Problem(_SOURCE, name, "must be True or False",
+                                        getattr(self, name)))
         if problems:
             raise SpecError(problems)
 
@@ -548,6 +556,8 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
     max_tokens = int(scheduler.max_batched_tokens)
     cap = float(scheduler.kv_capacity_tokens)
     chunked = scheduler.chunked_prefill
+    reserve = scheduler.reserve_output
+    reserved = 0  # with reserve_output: final contexts of the running requests
     step = step_time
     inf = math.inf
     nan = math.nan
@@ -655,6 +665,8 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                 tgt = target[r]
                 if kv + tgt > cap:
                     break
+                if reserve and reserved + inp[r] + out[r] - 1 > cap:
+                    break
                 if chunked:
                     if budget <= 0:
                         break
@@ -664,6 +676,8 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                 running[r] = None
                 room -= 1
                 kv += tgt
+                if reserve:
+                    reserved += inp[r] + out[r] - 1
                 if first_sched[r] != first_sched[r]:  # NaN: never scheduled before
                     first_sched[r] = t
                 if chunked and tgt > budget:
@@ -698,6 +712,8 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                 del running[r]
                 n_dec -= 1
                 sum_ctx -= inp[r] + out[r] - 1
+                if reserve:
+                    reserved -= inp[r] + out[r] - 1
                 finish[r] = t
                 completed += 1
                 if issued < n:
@@ -710,6 +726,8 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                 first_tok[r] = t
             if g >= out[r]:
                 del running[r]
+                if reserve:
+                    reserved -= inp[r] + out[r] - 1
                 finish[r] = t
                 completed += 1
                 if issued < n:

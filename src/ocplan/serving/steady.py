@@ -63,6 +63,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from ocplan.costmodel.roofline import FloatArray, f64
+from ocplan.serving.plan import ServingPlan
 from ocplan.serving.prompt_queue import (
     MAX_CAPACITY,
     POISSON_SPAN_SD,
@@ -74,6 +75,7 @@ from ocplan.serving.prompt_queue import (
     units,
 )
 from ocplan.serving.step import IterationTime, StepModel
+from ocplan.workloads.serving import ServingWorkload
 
 __all__ = [
     "DEFAULT_MAX_SEQS",
@@ -81,6 +83,7 @@ __all__ = [
     "OperatingPoint",
     "batch_limits",
     "busy_instances",
+    "held_tokens",
     "lone_first_token_s",
     "operating_point",
     "prefill_first_token_s",
@@ -177,6 +180,26 @@ def _context(sm: StepModel) -> float:
     return wl.running_context
 
 
+def held_tokens(wl: ServingWorkload, plan: ServingPlan) -> float:
+    """Cache tokens a running sequence keeps from others on average: its context under
+    the ``refill`` admission; under ``reserve`` its prompt and whole output from
+    admission on, ``I + E[O^2] / E[O]`` (length-biased, as the context; ``I + O`` for
+    fixed lengths), which is what caps the batch of an engine that never preempts
+    (TensorRT-LLM's ``GUARANTEED_NO_EVICT``)."""
+    if plan.admission == "reserve":
+        return wl.input_len + wl.output_second_moment / wl.output_len
+    return wl.running_context
+
+
+def _admitted_tokens(sm: StepModel) -> float:
+    """Free cache a request needs to be admitted: its prompt (``refill``), or its
+    prompt and whole output (``reserve``)."""
+    wl = sm.workload
+    if sm.plan.admission == "reserve":
+        return wl.input_len + wl.output_len
+    return wl.prefill_len
+
+
 def _sequence_cap(sm: StepModel) -> float:
     pl = sm.plan
     return float(pl.max_seqs if pl.max_seqs is not None else DEFAULT_MAX_SEQS * sm.ranks)
@@ -201,7 +224,7 @@ def synchronized_size(sm: StepModel, kv_tokens: float) -> float | None:
     if wl.load != "offline" or wl.requests is None or wl.length_distribution != "fixed":
         return None
     n = wl.requests / busy_instances(sm)
-    if n <= _sequence_cap(sm) and n * wl.prefill_len <= kv_tokens:
+    if n <= _sequence_cap(sm) and n * _admitted_tokens(sm) <= kv_tokens:
         return n
     return None
 
@@ -212,7 +235,7 @@ def batch_limits(sm: StepModel, kv_tokens: float) -> tuple[float, str]:
     steps = wl.output_len / wl.tokens_per_step
     prompt = 0.0 if sm.decode_only else wl.prefill_len / steps
     synchronized = synchronized_size(sm, kv_tokens) is not None
-    held = wl.input_len + wl.output_len if synchronized else _context(sm)
+    held = wl.input_len + wl.output_len if synchronized else held_tokens(wl, pl)
     limits = {"sequence cap": _sequence_cap(sm), "KV capacity": kv_tokens / held,
               "token budget": pl.token_budget / (wl.verified_per_step + prompt)}
     if wl.load == "offline" and wl.requests is not None:
