@@ -149,6 +149,28 @@ def test_kv_pressure_preempts_and_still_completes_everything() -> None:
     assert ample.duration_s < res.duration_s
 
 
+def test_reused_preemptions_compute_only_what_was_not_cached() -> None:
+    """With ``reuse_preempted`` a preempted sequence's context is found again: a decoding
+    victim computes one token when re-admitted, a partial prefill resumes where it was,
+    so the prefill work is the prompts plus at most one token a preemption, and the run
+    is never slower than the recomputing one under the same pressure."""
+    n, prompt, output = 32, 100, 100
+    reqs = offline_requests(n, prompt, output)
+    capacity = 4000
+    recompute = simulate(reqs, linear_step, Scheduler(n, 4096, capacity), trace=True)
+    reuse = simulate(reqs, linear_step, Scheduler(n, 4096, capacity, reuse_preempted=True),
+                     trace=True)
+    assert reuse.trace is not None
+    assert reuse.preemptions > 0
+    assert int(reuse.trace.tokens_out.sum()) == n * output
+    assert int(reuse.trace.kv_tokens.max()) <= capacity
+    work = int(reuse.trace.prefill_tokens.sum())
+    assert n * prompt <= work <= n * prompt + reuse.preemptions
+    assert recompute.trace is not None
+    assert int(recompute.trace.prefill_tokens.sum()) > work
+    assert reuse.duration_s < recompute.duration_s
+
+
 def test_admission_waits_for_kv_room() -> None:
     # Room for exactly two prompts: the third request starts when one finishes.
     reqs = offline_requests(3, 100, 1)

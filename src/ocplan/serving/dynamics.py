@@ -236,7 +236,8 @@ def simulate_serving(workload: ServingWorkload, plan: ServingPlan, system: Syste
         seqs = min(seqs, n)
     scheduler = Scheduler(max_seqs=seqs, max_batched_tokens=max(plan.token_budget, seqs),
                           kv_capacity_tokens=est.memory.kv_tokens,
-                          reserve_output=plan.admission == "reserve")
+                          reserve_output=plan.admission == "reserve",
+                          reuse_preempted=True)
     concurrency = share if workload.load == "concurrency" else None
     step = ExactStepTime(model, math.ceil((scheduler.max_batched_tokens + seqs
                                            * workload.verified_per_step) / model.ranks) + 1,

@@ -19,10 +19,11 @@ Scheduling rules, applied at the start of every iteration at clock ``t``
    exceeds :attr:`Scheduler.kv_capacity_tokens` because the decodes grew, the most
    recently admitted running sequence is preempted, recompute style, until it fits: its
    KV is freed, it goes to the *front* of the waiting queue, and its generated tokens
-   are kept and become part of the prompt it must prefill again. Every preempted
-   sequence counts in :attr:`SimResult.preemptions`. An iteration that preempts admits
-   nobody (as in vLLM V1): the head of the queue is then the last victim, which by
-   construction does not fit.
+   are kept and become part of the prompt it must prefill again (all of it, or with
+   :attr:`Scheduler.reuse_preempted` only what the prefix cache did not keep). Every
+   preempted sequence counts in :attr:`SimResult.preemptions`. An iteration that
+   preempts admits nobody (as in vLLM V1): the head of the queue is then the last
+   victim, which by construction does not fit.
 2. *Decode.* Every running sequence whose prefill is complete generates one token; it
    costs one token of the budget :attr:`Scheduler.max_batched_tokens`.
 3. *Prefill, first come first served.* The rest of the budget goes first to the
@@ -166,6 +167,13 @@ class Scheduler:
         admitted only if the cache also holds what every running request and it will
         hold at their last decode (``input_len + output_len - 1`` each), so nothing is
         ever preempted.
+    reuse_preempted
+        ``False``: a preempted sequence recomputes its whole context when re-admitted.
+        ``True``: its KV is found again in the prefix cache (vLLM's prefix caching and
+        TensorRT-LLM's block reuse keep a freed sequence's blocks reusable until they
+        are handed out again; here they always are found): its re-admission needs the
+        room of its whole context but computes only what was not cached (its last
+        token; a preempted partial prefill keeps what it had prefilled).
     """
 
     max_seqs: int
@@ -173,6 +181,7 @@ class Scheduler:
     kv_capacity_tokens: float
     chunked_prefill: bool = True
     reserve_output: bool = False
+    reuse_preempted: bool = False
 
     def __post_init__(self) -> None:
         problems: list[Problem] = []
@@ -191,7 +200,7 @@ class Scheduler:
         if not _is_real(cap) or not float(cap) > 0.0:
             problems.append(Problem(_SOURCE, "kv_capacity_tokens",
                                     "must be a number > 0 (math.inf for unlimited)", cap))
-        for name in ("chunked_prefill", "reserve_output"):
+        for name in ("chunked_prefill", "reserve_output", "reuse_preempted"):
             if not isinstance(getattr(self, name), bool):
                 problems.append(Problem(_SOURCE, name, "must be True or False",
                                         getattr(self, name)))
@@ -557,6 +566,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
     cap = float(scheduler.kv_capacity_tokens)
     chunked = scheduler.chunked_prefill
     reserve = scheduler.reserve_output
+    reuse = scheduler.reuse_preempted
     reserved = 0  # with reserve_output: final contexts of the running requests
     step = step_time
     inf = math.inf
@@ -565,6 +575,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
     # Per-request state (Python lists: scalar access to them is several times faster
     # than to numpy arrays, and the loop touches one request at a time).
     target = inp[:]       # prompt tokens to prefill when (re)admitted
+    cached = [0] * n      # of them, found in the prefix cache (reuse_preempted)
     gen = [0] * n         # tokens generated, valid as of iteration base[r]
     base = [0] * n        # while decoding: generated now = gen[r] + it - base[r]
     fin_it = [-1] * n     # iteration in which a decoding request finishes, else -1
@@ -604,6 +615,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
             r = running.popitem()[0]
             if r == partial:
                 kv -= target[r]
+                cached[r] = partial_done if reuse else 0
                 partial = -1
             else:
                 g = gen[r] + it - base[r]
@@ -613,6 +625,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                 n_dec -= 1
                 gen[r] = g
                 target[r] = ctx
+                cached[r] = ctx - 1 if reuse else 0
                 fin_it[r] = -1
             waiting.appendleft(r)
             preempted += 1
@@ -663,6 +676,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
             while waiting and room > 0:
                 r = waiting[0]
                 tgt = target[r]
+                work = tgt - cached[r]  # tokens to compute
                 if kv + tgt > cap:
                     break
                 if reserve and reserved + inp[r] + out[r] - 1 > cap:
@@ -670,7 +684,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                 if chunked:
                     if budget <= 0:
                         break
-                elif tgt > budget and prefill > 0:
+                elif work > budget and prefill > 0:
                     break
                 waiting.popleft()
                 running[r] = None
@@ -680,14 +694,14 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                     reserved += inp[r] + out[r] - 1
                 if first_sched[r] != first_sched[r]:  # NaN: never scheduled before
                     first_sched[r] = t
-                if chunked and tgt > budget:
+                if chunked and work > budget:
                     partial = r
-                    partial_done = budget
+                    partial_done = cached[r] + budget
                     prefill += budget
                     budget = 0
                 else:
-                    prefill += tgt
-                    budget -= tgt
+                    prefill += work
+                    budget -= work
                     completing.append(r)
 
         # Rule 4: run the iteration. It always has work: a queue head that fits alone
