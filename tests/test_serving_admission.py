@@ -14,6 +14,7 @@ from clikit import run
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import system_for_chip
 from ocplan.errors import SpecError
+from ocplan.results.serving_validation import prepare_serving_row
 from ocplan.serving.dynamics import simulate_serving
 from ocplan.serving.estimate import estimate_serving
 from ocplan.serving.plan import ServingPlan
@@ -25,6 +26,20 @@ CAT = load_catalog()
 LLAMA8 = ModelShape.from_arch(CAT.model("llama3-8b"))
 H100 = system_for_chip(CAT, "h100-sxm-80gb", 1)
 RESERVE = ServingPlan(admission="reserve")
+#: A published serving row (INF072 of inference_dev.csv, Llama 3.1 8B FP8 on one H200,
+#: notes shortened), its framework the cases' own.
+ROW = {"case_id": "INF072", "source": "TensorRT-LLM perf-overview",
+       "source_group": "NVIDIA TensorRT-LLM perf-overview", "model": "Llama-3.1-8B-Instruct",
+       "model_catalog_id": "llama3-8b", "n_layers": "32", "hidden_size": "4096",
+       "n_heads": "32", "n_kv_heads": "8", "head_dim": "128", "ffn_hidden": "14336",
+       "mlp": "swiglu", "vocab_size": "128256", "attention": "gqa", "chip": "h200-sxm-141gb",
+       "num_chips": "1", "chips_per_node": "8", "framework": "TensorRT-LLM (PyTorch backend)",
+       "weight_precision": "fp8", "activation_precision": "fp8", "kv_precision": "fp8",
+       "tp": "1", "pp": "1", "ep": "1", "dp": "1", "scenario": "max-load",
+       "input_len_mean": "1000", "output_len_mean": "1000", "batch_or_concurrency": "3000",
+       "batch_kind": "requests_queued", "primary_metric": "output",
+       "measured_output_tokens_per_s_per_chip": "8000", "measured_from": "reported_total",
+       "confidence": "high"}
 REFILL = ServingPlan()
 
 
@@ -145,3 +160,15 @@ def test_scheduler_refuses_a_non_boolean_reservation() -> None:
     with pytest.raises(SpecError, match="reserve_output"):
         Scheduler(max_seqs=8, max_batched_tokens=64, kv_capacity_tokens=1e4,
                   reserve_output="yes")  # type: ignore[arg-type]
+
+
+def test_a_trtllm_serve_row_reserves() -> None:
+    """A published row served by ``trtllm-serve`` runs with its default admission
+    (GUARANTEED_NO_EVICT), unless its notes say MAX_UTILIZATION; other rows refill."""
+    row = dict(ROW, framework="TensorRT-LLM 1.0 (trtllm-serve)")
+    prepared = prepare_serving_row(row, CAT)
+    assert prepared.fixed["admission"] == "reserve"
+    assert any("GUARANTEED_NO_EVICT" in n for n in prepared.notes)
+    tuned = dict(row, measured_from="reported_total; capacity_scheduler_policy max_utilization")
+    assert "admission" not in prepare_serving_row(tuned, CAT).fixed
+    assert "admission" not in prepare_serving_row(ROW, CAT).fixed

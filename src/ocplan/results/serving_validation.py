@@ -407,6 +407,10 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
         fixed.setdefault("chunk_tokens", budget)
         notes.append(f"trtllm-bench engine limits: {batch * pp} sequences, "
                      f"{budget} tokens an iteration")
+    if "trtllm-serve" in text and "max_util" not in text:
+        # TensorRT-LLM's LLM API default, GUARANTEED_NO_EVICT, which trtllm-serve keeps
+        fixed.setdefault("admission", "reserve")
+        notes.append("admission reserve (trtllm-serve's default GUARANTEED_NO_EVICT)")
     if shape.is_moe and any(k in text for k in OVERLAP_WORDS):
         fixed["overlap"] = True
     system = system_for_chip(catalog, chip, chips * (2 if role != "aggregated" else 1), "csv",
