@@ -600,6 +600,24 @@ def test_infer_finite_closed_loop(client: httpx.Client) -> None:
     assert finite.json()["simulation"] is None
 
 
+def test_infer_admission(client: httpx.Client) -> None:
+    """The admission field reaches the web API from its declaration: reserve holds fewer
+    sequences of a loop beyond the cache than refill, its simulation preempts nothing, and
+    an unknown policy is refused with the field named."""
+    job = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 1, "input_len": 1024,
+           "output_len": 1024, "load": "concurrency", "concurrency": 512}
+    refill = client.post("/api/infer", json=job)
+    reserve = client.post("/api/infer", json=job | {"admission": "reserve", "requests": 1024,
+                                                   "simulate": True})
+    assert refill.status_code == 200, refill.text
+    assert reserve.status_code == 200, reserve.text
+    assert refill.json()["plan"]["admission"] == "refill"
+    assert reserve.json()["plan"]["admission"] == "reserve"
+    assert reserve.json()["batch_per_instance"] < 0.8 * refill.json()["batch_per_instance"]
+    assert reserve.json()["simulation"]["preemptions"] == 0
+    bad(client.post("/api/infer", json=job | {"admission": "evict"}), "admission")
+
+
 def test_estimate_missing_fields(client: httpx.Client) -> None:
     lines = bad(client.post("/api/estimate", json={"chip": "mi300x", "chips": 0}), "model",
                 "chips")
