@@ -190,8 +190,8 @@ class RunSummary:
     mean_batch: float
     """Decoding sequences per iteration, mean."""
     preemptions: int
-    """Sequences preempted for cache room and recomputed (one preempted twice counts
-    twice)."""
+    """Sequences preempted for cache room and re-admitted, their context found again in
+    the prefix cache (one preempted twice counts twice)."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

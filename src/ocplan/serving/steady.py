@@ -24,7 +24,7 @@ iteration with it (the static waves count the ``(O - 1) / g`` decode steps exact
   the TPOT is the decode alone (the time per output token after the first). Its sequences
   grow together, so a wave holds at most ``K / (I + O)`` of them: the cache must take
   them all at their final length (TensorRT-LLM reserves it at admission; vLLM preempts
-  and recomputes what no longer fits, which comes to the same smaller waves). A finite
+  what no longer fits, which comes to the same smaller waves). A finite
   offline run of fixed-length requests that are all admitted at once (no more than the
   sequence cap, their prompts within the cache: ``vllm bench throughput`` with
   ``--num-prompts`` at ``--max-num-seqs``) is such a batch: they start together and
