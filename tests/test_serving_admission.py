@@ -15,8 +15,8 @@ from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import system_for_chip
 from ocplan.errors import SpecError
 from ocplan.results.serving_validation import prepare_serving_row
-from ocplan.serving.dynamics import simulate_serving
-from ocplan.serving.estimate import estimate_serving
+from ocplan.serving.dynamics import SimulatedServing, simulate_serving
+from ocplan.serving.estimate import ServingEstimate, estimate_serving
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.simulate import Scheduler
 from ocplan.workloads.serving import ServingWorkload
@@ -59,36 +59,40 @@ CASES = [(512, 1024.0, 1024.0, "fixed", 5), (1024, 128.0, 2048.0, "fixed", 5),
          (512, 2048.0, 128.0, "fixed", 5), (512, 1000.0, 1000.0, "lognormal", 20)]
 
 
+Case = tuple[int, float, float, str, int]
+
+
+def against_simulation(case: Case, plan: ServingPlan) -> tuple[ServingEstimate,
+                                                              SimulatedServing]:
+    """The estimate and the simulated run of ``case`` under ``plan``, a cache-bound loop."""
+    c, isl, osl, dist, loops = case
+    wl = loop(c, isl, osl, dist, loops)
+    est = estimate_serving(wl, plan, H100)
+    sim = simulate_serving(wl, plan, H100)
+    assert sim is not None
+    assert est.batch_limit == "KV capacity"
+    return est, sim
+
+
 @pytest.mark.parametrize("case", CASES, ids=["1k-1k", "decode-heavy", "prefill-heavy",
                                              "lognormal"])
-def test_reserve_matches_its_simulation(case: tuple[int, float, float, str, int]) -> None:
+def test_reserve_matches_its_simulation(case: Case) -> None:
     """Rate within 2 % of the simulated run (observed within 1 %) and the steady batch
     within 6 % of the run's mean (which counts its ramp and drain: 2-5 % below), and the
     simulation preempts nothing."""
-    c, isl, osl, dist, loops = case
-    wl = loop(c, isl, osl, dist, loops)
-    est = estimate_serving(wl, RESERVE, H100)
-    sim = simulate_serving(wl, RESERVE, H100)
-    assert sim is not None
-    assert est.batch_limit == "KV capacity"
+    est, sim = against_simulation(case, RESERVE)
     assert sim.result.preemptions == 0
     assert est.output_tokens_per_s == pytest.approx(sim.output_tokens_per_s, rel=0.02)
     assert est.batch_per_instance == pytest.approx(sim.result.mean_batch, rel=0.06)
 
 
 @pytest.mark.parametrize("case", CASES[:2], ids=["1k-1k", "decode-heavy"])
-def test_refill_beyond_the_cache_matches_its_simulation(
-        case: tuple[int, float, float, str, int]) -> None:
+def test_refill_beyond_the_cache_matches_its_simulation(case: Case) -> None:
     """Refill beyond the cache preempts in the simulation, which finds a preempted
     sequence's context again in the prefix cache (as the engines do; recomputing it
     all was 14-20 % slower here and fitted the published runs far worse): the steady
     state's rate is within 3 % of the run's (observed within 1.6 %)."""
-    c, isl, osl, dist, loops = case
-    wl = loop(c, isl, osl, dist, loops)
-    est = estimate_serving(wl, REFILL, H100)
-    sim = simulate_serving(wl, REFILL, H100)
-    assert sim is not None
-    assert est.batch_limit == "KV capacity"
+    est, sim = against_simulation(case, REFILL)
     assert sim.result.preemptions > 0
     assert est.output_tokens_per_s == pytest.approx(sim.output_tokens_per_s, rel=0.03)
 
