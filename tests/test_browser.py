@@ -832,6 +832,33 @@ def test_inference_simulates_the_run_on_request(workbench: Page, base: str) -> N
     page.fill("#inf-requests", "")
 
 
+def test_inference_admission_select_comes_from_the_declaration(workbench: Page,
+                                                                base: str) -> None:
+    """The serving form's admission select is built from the layout declaration (the
+    page's HTML has none): its options are the declared choices, and a run with reserve
+    shows the API's answer for that layout, its batch capped by whole requests."""
+    page = workbench
+    job_form(page, "inf", "llama3-8b", "h100-sxm-80gb",
+             (("chips", 1), ("input-len", 1024), ("output-len", 1024)))
+    values = page.eval_on_selector_all("#inf-admission option", "os => os.map(o => o.value)")
+    assert values == ["", "refill", "reserve"]
+    page.select_option("#inf-load", "concurrency")
+    page.fill("#inf-concurrency", "512")
+    page.select_option("#inf-admission", "reserve")
+    page.click("#inf-run")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    job = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 1, "input_len": 1024,
+           "output_len": 1024, "load": "concurrency", "concurrency": 512}
+    reserve = api(base, "POST", "/api/infer", job | {"admission": "reserve"})
+    refill = api(base, "POST", "/api/infer", job)
+    status = page.inner_text("#inf-status")
+    assert reserve["bound"] in status
+    assert reserve["bound"] != refill["bound"]
+    page.select_option("#inf-admission", "")
+    page.select_option("#inf-load", "")
+    page.fill("#inf-concurrency", "")
+
+
 def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
                                                              base: str) -> None:
     """The precision selects of the training and serving forms hold the values the API
