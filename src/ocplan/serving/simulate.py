@@ -576,6 +576,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
     # than to numpy arrays, and the loop touches one request at a time).
     target = inp[:]       # prompt tokens to prefill when (re)admitted
     cached = [0] * n      # of them, found in the prefix cache (reuse_preempted)
+    last = [i + o - 1 for i, o in zip(inp, out, strict=True)]  # context at the last decode
     gen = [0] * n         # tokens generated, valid as of iteration base[r]
     base = [0] * n        # while decoding: generated now = gen[r] + it - base[r]
     fin_it = [-1] * n     # iteration in which a decoding request finishes, else -1
@@ -679,7 +680,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                 work = tgt - cached[r]  # tokens to compute
                 if kv + tgt > cap:
                     break
-                if reserve and reserved + inp[r] + out[r] - 1 > cap:
+                if reserve and reserved + last[r] > cap:
                     break
                 if chunked:
                     if budget <= 0:
@@ -691,7 +692,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                 room -= 1
                 kv += tgt
                 if reserve:
-                    reserved += inp[r] + out[r] - 1
+                    reserved += last[r]
                 if first_sched[r] != first_sched[r]:  # NaN: never scheduled before
                     first_sched[r] = t
                 if chunked and work > budget:
@@ -725,9 +726,9 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
                 fin_it[r] = -1
                 del running[r]
                 n_dec -= 1
-                sum_ctx -= inp[r] + out[r] - 1
+                sum_ctx -= last[r]
                 if reserve:
-                    reserved -= inp[r] + out[r] - 1
+                    reserved -= last[r]
                 finish[r] = t
                 completed += 1
                 if issued < n:
@@ -741,7 +742,7 @@ def simulate(requests: Requests, step_time: StepTime, scheduler: Scheduler, *,
             if g >= out[r]:
                 del running[r]
                 if reserve:
-                    reserved -= inp[r] + out[r] - 1
+                    reserved -= last[r]
                 finish[r] = t
                 completed += 1
                 if issued < n:
