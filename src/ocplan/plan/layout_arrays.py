@@ -83,7 +83,8 @@ class DerivedLayout:
         field (:data:`~ocplan.plan.layer_cost.LAYOUT_SHARD_FIELDS`): the one place the
         layout's names meet the operators'."""
         return {"tp": self.tp, "batch": self.mb, "cp": self.cp, "ep": self.ep,
-                "etp": self.etp, "sp": self.sp, "grouped_gemm": self.grouped_gemm}
+                "etp": self.etp, "sp": self.sp, "grouped_gemm": self.grouped_gemm,
+                "ep_dedup": self.ep_dedup}
 
     @property
     def chips(self) -> FloatArray:

@@ -124,10 +124,11 @@ class Plan:
                    "the expert group spans the scale-out network).",
         short="ep_overlap", matters_with="ep")
     ep_dedup: bool = layout_field(
-        True, help="Node-deduplicated expert dispatch (DeepEP, HybridEP: a token crosses "
-                   "the scale-out network once per remote scale-up domain holding one of "
-                   "its experts and fans out there); off: an all-to-all of every routed "
-                   "copy (Megatron-Core's alltoall dispatcher).",
+        True, help="Fused, node-deduplicated expert dispatch (DeepEP, HybridEP: a token "
+                   "crosses the scale-out network once per remote scale-up domain holding "
+                   "one of its experts and fans out there, and only the receiving side "
+                   "permutes it); off: an all-to-all of every routed copy, permuted before "
+                   "and after (Megatron-Core's alltoall dispatcher).",
         short="ep_dedup", matters_with="ep", search="fixed")
     grouped_gemm: bool = layout_field(
         True, help="Run a chip's local experts as one grouped GEMM kernel (Megatron-Core "

@@ -195,9 +195,22 @@ BF16_GRAD_REDUCE = MEGATRON_BRIDGE
 #: ``moe_token_dispatcher_type = "alltoall"`` and their presets name no flex backend
 #: (v0.4.0, the 26.04 release, ``scripts/performance/configs/qwen/``; the same for H100
 #: in 26.04-alpha.rc1 and in today's ``perf_recipes/qwen/h100/qwen3_moe.py``), where the
-#: GB200 and GB300 ones set ``moe_flex_dispatcher_backend="hybridep"``.
+#: GB200 and GB300 ones set ``moe_flex_dispatcher_backend="hybridep"``. The GPT-OSS 120B
+#: presets of that release (``gpt_oss_workload_base_configs.py``, ``*_V1``, v0.4.0 to
+#: v0.4.2 = 26.04 and 26.04.01) name no flex backend on any chip, so
+#: ``gpt_oss_llm_pretrain.py`` never calls ``apply_flex_dispatcher_backend`` and the model
+#: recipe's ``moe_token_dispatcher_type = "alltoall"`` stands.
 ALLTOALL_DISPATCH = ((re.compile(r"qwen3[_ -]?235b", re.IGNORECASE),
-                      ("h100-sxm-80gb", "b200", "b300")),)
+                      ("h100-sxm-80gb", "b200", "b300")),
+                     (re.compile(r"gpt[_ -]?oss[_ -]?120b", re.IGNORECASE),
+                      ("h100-sxm-80gb", "b200", "b300", "gb200", "gb300")))
+#: Megatron-Bridge performance presets that recompute named modules, by model and chip,
+#: read as the plan's recompute mode where the row records none: the GPT-OSS 120B
+#: presets for GB200, B200 and H100 set ``recompute_modules=["layernorm", "moe_act"]``
+#: (``gpt_oss_workload_base_configs.py``, ``*_BF16_V1``, v0.4.0 to v0.4.2), those for
+#: GB300 and B300 none.
+RECIPE_RECOMPUTE = ((re.compile(r"gpt[_ -]?oss[_ -]?120b", re.IGNORECASE),
+                     ("h100-sxm-80gb", "b200", "gb200"), "norm_act"),)
 
 
 def alltoall_dispatch(row: dict[str, str]) -> bool:
@@ -207,6 +220,17 @@ def alltoall_dispatch(row: dict[str, str]) -> bool:
         return False
     return any(model.search(row.get("model") or "") and row.get("chip", "").strip() in chips
                for model, chips in ALLTOALL_DISPATCH)
+
+
+def recipe_recompute(row: dict[str, str]) -> str | None:
+    """The recompute mode a row's published recipe sets (:data:`RECIPE_RECOMPUTE`) when
+    the row records none, else None."""
+    if (row.get("recompute") or "").strip() or not MEGATRON_BRIDGE.search(
+            row.get("source") or ""):
+        return None
+    return next((mode for model, chips, mode in RECIPE_RECOMPUTE
+                 if model.search(row.get("model") or "")
+                 and row.get("chip", "").strip() in chips), None)
 
 
 def _notes(row: dict[str, str]) -> str:
@@ -307,7 +331,7 @@ def row_recompute(row: dict[str, str]) -> tuple[str, bool]:
     host keeps its layer inputs there (MaxText ``custom`` policies always keep
     ``decoder_layer_input``) and recomputes the rest: ``qkv_xla`` where the notes name
     the Q/K/V projections among the kept tensors, else ``full_xla``."""
-    recompute = (row.get("recompute") or "").strip() or "none"
+    recompute = (row.get("recompute") or "").strip() or recipe_recompute(row) or "none"
     notes = row.get("measured_from") or ""
     offload = "offload" in notes
     if row_stack(row) != "xla":
@@ -473,6 +497,8 @@ def prepare_row(row: dict[str, str], catalog: Catalog) -> Prepared:
     system = system_from_row(row, catalog)
     if "hybrid" in (row.get("measured_from") or ""):
         plan = replace(plan, shard_group=_hybrid_group(plan, system.chips_per_server))
+    # A recipe's recompute is where the estimate starts, not a statement of the run: a
+    # release whose preset differed (and did not fit with it) still gets the fitting rule.
     return Prepared(workload, plan, system, bool((row.get("recompute") or "").strip()),
                     row_stack(row))
 
@@ -491,11 +517,15 @@ def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Est
              if m.modules]
     whole = whole_layer_mode(p.stack).name
     full = estimate(p.workload, replace(p.plan, recompute=whole), p.system, calibration)
-    if full.feasible and result.memory is not None and full.memory is not None:
+    # the layers a whole-layer mode leaves alone keep every activation (a recipe's module
+    # mode, where the plan started from one, is not kept beside it)
+    kept = result if p.plan.recompute == "none" else estimate(
+        p.workload, replace(p.plan, recompute="none"), p.system, calibration)
+    if full.feasible and kept.memory is not None and full.memory is not None:
         # Memory is linear in the number of recomputed layers: one interpolation.
         per_stage = int(stage_layers(model.n_layers, p.plan.pp, p.plan.ends_as_layers))
-        excess = result.memory.total_bytes - result.memory.capacity_bytes
-        saved_per_layer = (result.memory.total_bytes - full.memory.total_bytes) / per_stage
+        excess = kept.memory.total_bytes - kept.memory.capacity_bytes
+        saved_per_layer = (kept.memory.total_bytes - full.memory.total_bytes) / per_stage
         layers = min(per_stage, math.ceil(excess / saved_per_layer))
         full = estimate(p.workload, replace(p.plan, recompute=whole, recompute_layers=layers),
                         p.system, calibration)

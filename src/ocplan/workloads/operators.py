@@ -286,6 +286,13 @@ class Shard:
         The local experts' GEMMs run as one grouped kernel; off: one kernel per expert,
         one after another (Megatron-Core ``SequentialMLP``; the ROCm port of the
         ``grouped_gemm`` package, Primus' ``moe_use_legacy_grouped_gemm``).
+    ep_dedup
+        The token dispatch is a fused communication kernel (DeepEP, HybridEP: Megatron-Core's
+        ``flex`` dispatcher) that reads the tokens where they are and lands them on the
+        expert's rank, so only the receiving side permutes them into local-expert order
+        (and back before the combine kernel sums a token's copies); off: Megatron-Core's
+        ``alltoall`` dispatcher, which also permutes every routed copy on the sending side
+        before the all-to-all and unpermutes it after.
     capacity_factor
         Expert capacity / mean load (GShard, Switch); token copies beyond it are dropped.
         ``None`` = dropless.
@@ -304,6 +311,7 @@ class Shard:
     etp: Num = 1.0
     sp: BoolLike = True
     grouped_gemm: BoolLike = True
+    ep_dedup: BoolLike = True
     capacity_factor: float | None = None
     imbalance: Num = 1.0
 
@@ -1058,6 +1066,13 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
     """Norm, router (``h -> E`` on ``T/t`` rows), dispatch, grouped expert GEMMs, combine,
     shared experts (TP-split dense MLP of width ``S f_e``), residual.
 
+    Training permutes (``R`` copies received, ``S`` sent, ``T/t`` token rows): a fused
+    dispatch kernel (``shard.ep_dedup``) leaves the receiving side's sort into
+    local-expert order, ``R`` rows read and written each way; Megatron-Core's
+    ``alltoall`` dispatcher adds the sender's permute of every copy (dispatch ``R + S``
+    read and written) and its unpermute with the gate-weighted sum (combine ``R + S``
+    read, ``R + T/t`` written).
+
     ``fused`` (serving): the inference MoE kernels (vLLM ``fused_moe``, TensorRT-LLM,
     SGLang) gather each expert's rows by index inside the grouped GEMM, so there is no
     dispatch permutation; the combine reads each token's ``K`` expert outputs and writes
@@ -1083,19 +1098,23 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
     m_max = np.maximum(rank_rows - (groups - 1.0) * m, m)
     up, down = (shape.mlp_mats - 1) * f_e, f_e
     one_by_one = 1.0 - np.asarray(shard.grouped_gemm, dtype=np.float64)
+    plain = 1.0 - np.asarray(shard.ep_dedup, dtype=np.float64)
     specs: list[_Spec] = [
         _Elem("norm_mlp", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT),
         _Gemm("router", "router", rows_moe, _f(float(shape.moe_experts)), _f(h), HIGH_PRECISION),
-        # permute before the all-to-all, then sort by local expert after it
-        *([] if fused else [_Permute("dispatch", sent + received, sent + received, h)]),
+        # alltoall: permute before the all-to-all, then sort by local expert after it;
+        # a fused dispatch kernel: the receiving side's sort alone
+        *([] if fused else [_Permute("dispatch", received + plain * sent,
+                                     received + plain * sent, h)]),
         _Gemm("experts_up", "grouped_gemm", m, up, _f(h), precision, groups=groups,
               weight_groups=active, m_max=m_max, one_by_one=one_by_one, grad_fused=True),
         _activation("experts_act", shape, received * f_e),
         _Gemm("experts_down", "grouped_gemm", m, _f(h), down, precision, groups=groups,
               weight_groups=active, m_max=m_max, one_by_one=one_by_one, input_fused=True),
-        # unsort, then unpermute with the gate-weighted sum of each token's copies
-        _Permute("combine", sent if fused else received + sent,
-                 rows_moe if fused else received + rows_moe, h,
+        # unsort; alltoall: then unpermute with the gate-weighted sum of each token's
+        # copies (a fused combine kernel sums them itself)
+        _Permute("combine", sent if fused else received + plain * sent,
+                 rows_moe if fused else received + plain * rows_moe, h,
                  flops=COMBINE_FLOPS_PER_ELEMENT * sent * h),
     ]
     if shape.moe_shared:
