@@ -62,3 +62,34 @@ def test_a_bad_source_rho_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[s
         assert "--source-rho" in err
         assert ">= 0" in err
 
+
+
+def test_pinned_values_survive_the_solver_and_the_committed_file_holds_them() -> None:
+    """Hopper's GEMM efficiencies are held at the values the H200 kernel checks accept
+    (``PINNED``): whatever the solver leaves in their slots, the calibration it unpacks
+    carries the pins, the other families keep the solver's values, and the committed
+    calibration is a fit under the same pins."""
+    import json
+
+    from ocplan.plan.calibration import CALIBRATION_FILE
+
+    saved = dict(fc.FAMILIES)
+    try:
+        fc.FAMILIES.clear()
+        fc.FAMILIES.update({"ampere": 3, "hopper": 5})
+        k = len(fc.FAMILY_FIELDS)
+        x = np.full(2 * k + len(fc.PRIOR_GLOBAL), 0.5)
+        cal = fc._unpack(x)
+        pinned = fc._pin(x)
+    finally:
+        fc.FAMILIES.clear()
+        fc.FAMILIES.update(saved)
+    for (family, field), value in fc.PINNED.items():
+        assert family == "hopper"
+        assert getattr(cal.families[family], field) == value
+        assert pinned[k + fc.FAMILY_FIELDS.index(field)] == value
+    assert cal.families["ampere"].gemm == 0.5
+    assert cal.families["hopper"].attention == 0.5
+    committed = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))["families"]
+    for (family, field), value in fc.PINNED.items():
+        assert committed[family][field] == pytest.approx(value, abs=1e-12)

@@ -212,10 +212,11 @@ def test_training_estimate_hybrid_beats_its_twin_at_long_context() -> None:
     assert 0.05 < est.mfu < 0.6
     twin = estimate(replace(wl, model=_attending_twin(wl.model)), est.plan, system)
     assert twin.feasible
-    # 36 layers of causal attention over 32K tokens cost more than 36 chunked scans
+    # 36 layers of causal attention over 32K tokens cost more than 36 chunked scans: a
+    # quarter of the twin's compute and more (both share the same 48 MoE blocks)
     assert est.time is not None
     assert twin.time is not None
-    assert est.time.compute_s < 0.7 * twin.time.compute_s
+    assert est.time.compute_s < 0.75 * twin.time.compute_s
     assert est.step_s < twin.step_s
     # the K/V ring hides behind 32K-token attention in both; the hybrid's 36 mixer layers
     # each turn their projection's output to head-sharded and back with all-to-alls over
