@@ -158,11 +158,22 @@ def _bounds() -> tuple[np.ndarray, np.ndarray]:
     return np.array(lo), np.array(hi)
 
 
+def _pin(x: np.ndarray) -> np.ndarray:
+    """``x`` with the :data:`PINNED` values in place of whatever the solver left there."""
+    x = x.copy()
+    k = len(FAMILY_FIELDS)
+    for j, fam in enumerate(FAMILIES):
+        for f, field in enumerate(FAMILY_FIELDS):
+            x[j * k + f] = PINNED.get((fam, field), x[j * k + f])
+    return x
+
+
 def _unpack(x: np.ndarray) -> Calibration:
     families = {"default": PRIOR}
+    x = _pin(x)
     i = 0
     for fam in FAMILIES:
-        vals = {f: PINNED.get((fam, f), float(np.clip(x[i + j], 0.05, MAX_EFFICIENCY)))
+        vals = {f: float(np.clip(x[i + j], 0.05, MAX_EFFICIENCY))
                 for j, f in enumerate(FAMILY_FIELDS)}
         families[fam] = FamilyCalibration(gemm=vals["gemm"], gemm_8bit=vals["gemm_8bit"],
                                           attention=vals["attention"], runs=FAMILIES[fam])
@@ -173,16 +184,6 @@ def _unpack(x: np.ndarray) -> Calibration:
         glob[k] = float(np.clip(x[i] * GLOBAL_UNIT[k], lo, hi))
         i += 1
     return Calibration(families=families, **glob)
-
-
-def _pin(x: np.ndarray) -> np.ndarray:
-    """``x`` with the :data:`PINNED` values in place of whatever the solver left there."""
-    x = x.copy()
-    k = len(FAMILY_FIELDS)
-    for j, fam in enumerate(FAMILIES):
-        for f, field in enumerate(FAMILY_FIELDS):
-            x[j * k + f] = PINNED.get((fam, field), x[j * k + f])
-    return x
 
 
 def _fill_unseen(x: np.ndarray, seen: set[str | None]) -> np.ndarray:

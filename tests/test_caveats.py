@@ -281,7 +281,8 @@ def test_ep_caveat_quotes_its_evidence(
     off = []
     for cid in inline:
         p, _, err = scored[cid]
-        assert err > 60.0  # "0.5-0.6 of the predicted rate"
+        # "measured 0.5-0.6 of the predicted rate", both ends
+        assert 0.5 <= 1.0 / (1.0 + err / 100.0) <= 0.6
         plain = predict_prepared(replace(p, plan=replace(p.plan, ep_overlap=False,
                                                          ep_dedup=False)))
         measured = float(rows[cid]["measured_tokens_per_s_per_chip"])

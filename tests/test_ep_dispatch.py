@@ -9,6 +9,7 @@ every routed copy over InfiniBand. ``ep_dedup`` is the dispatch, declared once.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,7 @@ def test_the_field_is_declared_once_and_the_search_keeps_the_deduplicated_dispat
     assert "ep_dedup" not in Plan(ep=1, ep_dedup=False).label()  # idle without experts
 
 
+@cache
 def _dev_rows() -> dict[str, dict[str, str]]:
     return {r["case_id"]: r for r in read_cases(DEV)}
 

@@ -22,9 +22,11 @@ from ocplan.catalog.schema import ModelArch
 from ocplan.catalog.system import system_for_chip
 from ocplan.cli.main import main
 from ocplan.collectives import cost
+from ocplan.costmodel.op_time import profile
 from ocplan.errors import SpecError
 from ocplan.estimators import estimate
-from ocplan.plan.engine import system_model
+from ocplan.plan.calibration import load_calibration
+from ocplan.plan.engine import chip_peaks, efficiencies, system_model
 from ocplan.plan.layer_cost import layer_kinds
 from ocplan.plan.space import SearchSpace, training_space
 from ocplan.serving.memory import kv_bytes_per_token_per_chip
@@ -210,13 +212,29 @@ def test_training_estimate_hybrid_beats_its_twin_at_long_context() -> None:
     est, system, wl = api.run_estimate(CAT, api.EstimateRequest(**req))
     assert est.feasible, est.reason
     assert 0.05 < est.mfu < 0.6
-    twin = estimate(replace(wl, model=_attending_twin(wl.model)), est.plan, system)
+    twin_shape = _attending_twin(wl.model)
+    twin = estimate(replace(wl, model=twin_shape), est.plan, system)
     assert twin.feasible
     # 36 layers of causal attention over 32K tokens cost more than 36 chunked scans: a
-    # quarter of the twin's compute and more (both share the same 48 MoE blocks)
+    # mixer layer, forward and backward, under 0.7 of its attending twin's, and the two
+    # estimates differ by exactly those 36 layers in each of the 8 micro-batches
     assert est.time is not None
     assert twin.time is not None
-    assert est.time.compute_s < 0.75 * twin.time.compute_s
+    sm = system_model(system)
+    chip, eff = chip_peaks(sm, wl.precision), efficiencies(sm, load_calibration())
+    shard = Shard(tp=2, batch=1, seq_len=32_768, cp=4, ep=8, etp=2)
+
+    def layer_s(shape: ModelShape) -> float:
+        ops = [op for phase in ("forward", "backward")
+               for op in layer_operators(shape, phase, shard, layer=0,
+                                         precision=wl.precision)]
+        return float(profile(ops, chip, 1).op_s(eff).sum())
+
+    mixer_s, attending_s = layer_s(wl.model), layer_s(twin_shape)
+    assert mixer_s < 0.7 * attending_s
+    assert twin.time.compute_s - est.time.compute_s == pytest.approx(
+        8 * 36 * (attending_s - mixer_s), rel=1e-9)
+    assert est.time.compute_s < twin.time.compute_s
     assert est.step_s < twin.step_s
     # the K/V ring hides behind 32K-token attention in both; the hybrid's 36 mixer layers
     # each turn their projection's output to head-sharded and back with all-to-alls over
