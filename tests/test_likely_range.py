@@ -12,6 +12,7 @@ the ranges held, and that the CLI and JSON outputs carry it.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from dataclasses import replace
@@ -32,7 +33,13 @@ from ocplan.plan.calibration import (
     range_from_own_runs,
 )
 from ocplan.plan.estimate import Estimate
-from ocplan.results.validation import Case, range_coverage, read_cases, run_validation
+from ocplan.results.validation import (
+    Case,
+    range_coverage,
+    read_cases,
+    run_validation,
+    source_group,
+)
 from ocplan.units import format_number
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "validation" / "training_dev.csv"
@@ -199,3 +206,18 @@ def test_validate_json_counts_the_runs_within_range(capsys: pytest.CaptureFixtur
     flags = [c["within_likely_range"] for c in data["cases"]]
     assert data["summary"]["judged_for_range"] == sum(f is not None for f in flags)
     assert data["summary"]["within_likely_range"] == sum(f is True for f in flags)
+    # each case carries what the table prints and groups by, and the range it was judged by
+    with DEV.open(encoding="utf-8") as handle:
+        rows = {r["case_id"]: r for r in csv.DictReader(handle)}
+    assert [c["case_id"] for c in data["cases"]] == list(rows)
+    for case in data["cases"]:
+        row = rows[case["case_id"]]
+        assert (case["chip"], case["model"]) == (row["chip"], row["model"])
+        assert case["source"] == source_group(row["source"])
+        assert case["architecture"] == ("moe" if row["moe_num_experts"] not in ("", "0")
+                                        else "dense")
+        low_high = case["likely_range_pct"]
+        if case["within_likely_range"] is not None:
+            low, high = low_high
+            assert low < 0 < high
+            assert case["within_likely_range"] == (low <= case["error_pct"] <= high)

@@ -32,9 +32,10 @@ def test_validate_json_shape(report: dict) -> None:  # type: ignore[type-arg]
                                       "max_abs_error_pct", "mean_signed_error_pct",
                                       "within_likely_range", "judged_for_range"}
     for case in report["cases"]:
-        assert set(case) == {"case_id", "measured_tokens_per_s_per_chip",
+        assert set(case) == {"case_id", "chip", "model", "source", "architecture",
+                             "confidence", "measured_tokens_per_s_per_chip",
                              "predicted_tokens_per_s_per_chip", "error_pct", "status", "reason",
-                             "within_likely_range"}
+                             "likely_range_pct", "within_likely_range"}
         assert case["status"] in ("ok", "infeasible", "error")
         if case["status"] == "ok":
             want = 100 * (case["predicted_tokens_per_s_per_chip"]

@@ -87,10 +87,15 @@ class Case:
         return in_likely_range(self.error_pct, self.likely_range_pct)
 
     def as_json(self) -> dict[str, object]:
-        keys = ("case_id", "measured_tokens_per_s_per_chip", "predicted_tokens_per_s_per_chip",
+        """The case as JSON: what the table form prints (chip, model) and groups by
+        (source, architecture), the likely range as ``[low, high]`` or null."""
+        keys = ("case_id", "chip", "model", "source", "architecture", "confidence",
+                "measured_tokens_per_s_per_chip", "predicted_tokens_per_s_per_chip",
                 "error_pct", "status", "reason")
         data = asdict(self)
-        return {k: data[k] for k in keys} | {"within_likely_range": self.within_likely_range}
+        likely = None if self.likely_range_pct is None else list(self.likely_range_pct)
+        return {k: data[k] for k in keys} | {"likely_range_pct": likely,
+                                             "within_likely_range": self.within_likely_range}
 
 
 class RangeJudged(Protocol):
