@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -67,9 +68,13 @@ DEV_SOURCE = "NVIDIA-NeMo/Megatron-Bridge"
 SYSTEM_CHIP = {"DGX-H100": "h100-sxm-80gb", "DGX-B200": "b200", "DGX-B300": "b300",
                "DGX-GB200": "gb200", "DGX-GB300": "gb300"}
 #: Model-name suffixes whose workload is the base model's (the development set's
-#: "DeepSeekV3 (dropless)" is the force-balanced dropless run every table row is).
-SAME_WORKLOAD = ("(dropless)", "(w/o MTP)")
+#: "DeepSeekV3 (dropless)" is the force-balanced dropless run every table row is); the
+#: MTP labels keep the base model's shape, and the row's model name, which the
+#: validation reads for the module (``results.validation.mtp_depth``), says which.
+SAME_WORKLOAD = ("(dropless)", "(w/o MTP)", "(w/ MTP)")
 LAYOUT = ("global_batch", "micro_batch", "seq_len", "tp", "pp", "cp", "vpp", "ep")
+#: The release a development row's source names.
+RELEASE_NAME = re.compile(r"'\d{2}\.\d{2}(?:\.\d{2})? NeMo Container'")
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,10 @@ def _row_for(p: Published, template: dict[str, str], chip_row: dict[str, str]
         row[k] = chip_row[k]
     row.update(dict(zip(LAYOUT, p.layout, strict=True)))
     tp, pp, cp = (int(row[k]) for k in ("tp", "pp", "cp"))
+    # the row's own release and model name: the recipe facts the validation reads
+    # (dispatcher, prediction modules) depend on them
+    row["source"] = RELEASE_NAME.sub(f"'{p.release} NeMo Container'", row["source"])
+    row["model"] = p.model
     row.update(case_id=f"{p.release}:{p.system}:{p.model}", num_chips=str(p.chips),
                precision=p.precision, dp=str(p.chips // (tp * pp * cp)),
                zero_stage="3" if p.fsdp else "1", recompute="", sequence_parallel="",

@@ -20,6 +20,7 @@ from ocplan.plan.calibration import Calibration, load_calibration
 from ocplan.plan.estimate import estimate
 from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.results.validation import (
+    megatron_bridge_release,
     plan_from_row,
     predict_prepared,
     prepare_row,
@@ -103,9 +104,46 @@ def test_the_validation_reads_the_dispatcher() -> None:
     # Primus without DeepEP: neither
     assert not plan("R204").ep_dedup
     assert not plan("R204").ep_overlap
-    # GPT-OSS 120B's presets of that release name no flex backend: alltoall everywhere
-    for case in ("R226", "R227", "R228"):
+    # GPT-OSS 120B's 26.04.01 presets name no flex backend on GB300 and GB200 (alltoall);
+    # B300's names HybridEP
+    for case in ("R226", "R227"):
         assert not plan(case).ep_dedup, case
+    assert plan("R228").ep_dedup
+    # Qwen3-235B on B300: HybridEP from 26.04.01 on
+    assert plan("R233").ep_dedup
+
+
+def _at_release(case: str, release: str) -> Plan:
+    """The plan of development row ``case`` had its table named ``release``."""
+    row = dict(_dev_rows()[case])
+    assert "'26.04.01 NeMo Container'" in row["source"], row["source"]
+    row["source"] = row["source"].replace("26.04.01 NeMo", f"{release} NeMo")
+    return plan_from_row(row, shape_from_row(row))
+
+
+@pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/validation")
+def test_the_dispatcher_follows_the_rows_release() -> None:
+    # B300's Qwen3-235B recipe ran alltoall up to 26.04, HybridEP after (#3675)
+    assert megatron_bridge_release(_dev_rows()["R233"]) == (26, 4, 1)
+    assert not _at_release("R233", "26.04").ep_dedup
+    assert not _at_release("R233", "26.02.01").ep_dedup
+    assert _at_release("R233", "26.06").ep_dedup
+    # GPT-OSS on B300: HybridEP at EP 8 from 26.02.01, alltoall at EP 64 in 26.02
+    assert _at_release("R228", "26.02.01").ep_dedup
+    assert not _at_release("R228", "26.02").ep_dedup
+    # GPT-OSS on GB200: HybridEP in 26.04 alone; its MXFP8 preset from 26.06 on
+    assert _at_release("R227", "26.04").ep_dedup
+    assert not _at_release("R227", "26.02.01").ep_dedup
+    assert not _at_release("R227", "26.06").ep_dedup
+    fp8 = dict(_dev_rows()["R227"], precision="fp8")
+    fp8["source"] = fp8["source"].replace("26.04.01 NeMo", "26.06 NeMo")
+    assert plan_from_row(fp8, shape_from_row(fp8)).ep_dedup
+    # H100's Qwen3-235B recipe stays alltoall whatever the release
+    assert not _at_release("R069", "26.06").ep_dedup
+    # a row of another source is never read from these recipes
+    other = dict(_dev_rows()["R233"], source="a blog post, '26.04 NeMo Container'")
+    assert megatron_bridge_release(other) is None
+    assert plan_from_row(other, shape_from_row(other)).ep_dedup
 
 
 @pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/validation")

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_CHIPS",
     "MAX_GLOBAL_BATCH",
     "MAX_LAYERS",
+    "MAX_MTP_DEPTH",
     "MAX_PRICE_PER_CHIP_HOUR",
     "MAX_SEQ_LEN",
     "MAX_TOP_K",
@@ -118,6 +119,9 @@ MAX_CHIPS = 2**20
 #: Most transformer blocks: 1,024. The deepest published LLMs have 118-126 (PaLM 540B: 118,
 #: Llama 3.1 405B: 126).
 MAX_LAYERS = 1024
+#: Most multi-token prediction modules: 16. DeepSeek-V3 trains one (§2.2; its ablations
+#: go to D = 2), Meta's multi-token prediction study (Gloeckle et al. 2024) up to 8 heads.
+MAX_MTP_DEPTH = 16
 #: Longest training or serving sequence: 2**24 tokens. The longest published context
 #: window is 10 M tokens (Llama 4 Scout, 2025).
 MAX_SEQ_LEN = 2**24

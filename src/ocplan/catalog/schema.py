@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 
 from ocplan.catalog.fields import (
     MAX_LAYERS,
+    MAX_MTP_DEPTH,
     Bandwidth,
     BitRate,
     Bytes,
@@ -921,6 +922,11 @@ class ModelArch(Entry):
     attention_output_gate: Flag = False
     """The attention output is scaled by a sigmoid gate of the layer input, projected with
     the queries (Qwen3-Next ``attn_output_gate``: the query projection is twice as wide)."""
+    mtp_depth: Annotated[int, Field(ge=0, le=MAX_MTP_DEPTH, strict=True)] = 0
+    """Multi-token prediction modules the model was trained with (DeepSeek-V3 §2.2,
+    config.json ``num_nextn_predict_layers``): each a projection, one layer like the last
+    and the shared output head. Not counted in ``published_params`` (DeepSeek-V3's 671B
+    leaves its MTP module out)."""
     published_params: Annotated[float, Field(strict=True, gt=0, le=1e14)] | None = None
     """Total parameter count as the source states it (checked against our count)."""
     released: ReleasedWeights | None = None
@@ -982,6 +988,8 @@ class ModelArch(Entry):
             raise ValueError("ffn_hidden is required: layer_pattern has - (MLP) layers")
         if not set(pattern) & {symbol["mixer"], symbol["attention"]}:
             raise ValueError("layer_pattern needs a token mixer: at least one M or * layer")
+        if self.mtp_depth:
+            raise ValueError("mtp_depth is not modelled with a layer_pattern: leave it 0")
         return self
 
     @property

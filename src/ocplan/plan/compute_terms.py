@@ -61,16 +61,17 @@ def _offload_exposed_s(wl: Workload, d: DerivedLayout, host_Bps: float, moe_laye
 
 
 def head_charge(layers: PassTime, head: PassTime, per_stage: FloatArray,
-                credit: FloatArray) -> PassTime:
-    """The embedding, LM head and loss as the slowest stage pays for them: in full, or,
-    where the end stages hold one layer fewer (``credit``,
-    :func:`~ocplan.plan.plan.end_credit`), only what they exceed one of the stage's
-    ``n`` layers by. The slowest of a middle stage (``n t_L``) and an end stage
-    (``(n - 1) t_L + t_H``) is ``n t_L + max(0, t_H - t_L)``."""
+                places: FloatArray) -> PassTime:
+    """The embedding, LM head and loss (and any multi-token prediction modules) as the
+    slowest stage pays for them: in full, or, where the stage holding them has ``c``
+    layers fewer than the fullest (``places``,
+    :attr:`~ocplan.plan.layout_arrays.DerivedLayout.head_places`), only what they exceed
+    ``c`` of the stage's ``n`` layers by. The slowest of a full stage (``n t_L``) and
+    the head's (``(n - c) t_L + t_H``) is ``n t_L + max(0, t_H - c t_L)``."""
     h = head.total_s
-    excess = np.maximum(0.0, h - layers.total_s / np.maximum(per_stage, 1.0))
+    excess = np.maximum(0.0, h - places * layers.total_s / np.maximum(per_stage, 1.0))
     share = np.where(h > 0, excess / np.where(h > 0, h, 1.0), 0.0)
-    return head.scaled(np.where(credit > 0, share, 1.0))
+    return head.scaled(np.where(places > 0, share, 1.0))
 
 
 def recompute_s(sc: StageCompute, d: DerivedLayout) -> FloatArray:
@@ -91,8 +92,8 @@ def recompute_s(sc: StageCompute, d: DerivedLayout) -> FloatArray:
 def compute_terms(wl: Workload, sc: StageCompute, d: DerivedLayout,
                   host_Bps: float) -> ComputeTerms:
     """:class:`ComputeTerms` of the layouts ``d`` from the stage's timed operators."""
-    head_f = head_charge(sc.forward, sc.head_fwd, d.per_stage, d.end_credit)
-    head_b = head_charge(sc.backward, sc.head_bwd, d.per_stage, d.end_credit)
+    head_f = head_charge(sc.forward, sc.head_fwd, d.per_stage, d.head_places)
+    head_b = head_charge(sc.backward, sc.head_bwd, d.per_stage, d.head_places)
     fwd = sc.forward.total_s + head_f.total_s
     bwd = sc.backward.total_s + head_b.total_s
     recompute = recompute_s(sc, d)

@@ -38,6 +38,7 @@ from ocplan.workloads.operators import (
     is_moe_layer,
     is_windowed_layer,
     layer_operators,
+    mtp_operators,
 )
 from ocplan.workloads.shape import ModelShape
 
@@ -91,8 +92,9 @@ class StageCompute:
 
     ``forward``/``backward``: the stage's layers; ``attention_fwd_s``: the attention
     cores of those layers forward (what selective recompute repeats); ``head_fwd`` and
-    ``head_bwd``: embedding, final norm, LM head and loss (charged to the slowest stage,
-    which holds them when p = 1 and is the last stage otherwise); ``moe_layers``: MoE
+    ``head_bwd``: embedding, final norm, LM head and loss, and any multi-token
+    prediction modules (charged to the slowest stage, which holds them when p = 1 and is
+    the last stage otherwise); ``moe_layers``: MoE
     layers in the stage."""
 
     forward: PassTime
@@ -169,10 +171,13 @@ def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
                                         precision=precision), chip, n) for k in kinds)
     bwd = tuple(profile(layer_operators(shape, "backward", shard, layer=k.index,
                                         precision=precision), chip, n) for k in kinds)
+    # the multi-token prediction modules sit with the output head on the last stage
     head_f = profile(embedding_operators(shape, "forward", shard)
-                     + head_operators(shape, "forward", shard), chip, n)
+                     + head_operators(shape, "forward", shard)
+                     + mtp_operators(shape, "forward", shard, precision), chip, n)
     head_b = profile(embedding_operators(shape, "backward", shard)
-                     + head_operators(shape, "backward", shard), chip, n)
+                     + head_operators(shape, "backward", shard)
+                     + mtp_operators(shape, "backward", shard, precision), chip, n)
     return _Profiles(fwd, bwd, head_f, head_b)
 
 

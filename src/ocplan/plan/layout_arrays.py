@@ -77,6 +77,12 @@ class DerivedLayout:
     dp_shard: FloatArray
     replicas: FloatArray
     dp_expert: FloatArray
+    head_places: FloatArray
+    """Layers fewer than the fullest stage's that the stage holding the LM head (and any
+    multi-token prediction modules) has, in whose places they run: ``1 + D`` where the
+    end stages have their credit (``p > 2``), ``D`` with the ends counted at ``p = 2``
+    (both stages hold ``ceil(S / 2) - 1`` layers, the last ``D`` fewer again for its
+    modules), else 0 (:func:`~ocplan.plan.compute_terms.head_charge`)."""
 
     def shard_columns(self) -> dict[str, np.ndarray]:
         """What each layout holds of a layer, by :class:`~ocplan.workloads.operators.Shard`
@@ -111,7 +117,7 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
     rc = np.asarray(lay.recompute)
     assert np.all((rc >= 0) & (rc < len(RECOMPUTE_MODES))), "recompute code is no mode"
     ends = np.asarray(lay.ends_as_layers, dtype=bool)
-    per_stage = stage_layers(wl.model.n_layers, pp, ends)
+    per_stage = stage_layers(wl.model.n_layers, pp, ends, wl.model.mtp_depth)
     layers = f64(lay.recompute_layers)
     rc_full = np.where(_WHOLE[rc], np.where(layers > 0, np.minimum(1.0, layers / per_stage),
                                             1.0), 0.0)
@@ -130,8 +136,15 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
         end_credit(pp, ends),
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
-        np.maximum(1.0, dp * cp * tp / (ep * etp)))
+        np.maximum(1.0, dp * cp * tp / (ep * etp)),
+        _head_places(end_credit(pp, ends), ends & (pp == 2), wl.model.mtp_depth))
     return DerivedLayout(*arrays)
+
+
+def _head_places(credit: FloatArray, ends_of_two: np.ndarray, mtp: int) -> FloatArray:
+    """:attr:`DerivedLayout.head_places`: ``credit (1 + D) + [ends, p = 2] D``."""
+    out: FloatArray = credit * (1.0 + mtp) + np.where(ends_of_two, float(mtp), 0.0)
+    return out
 
 
 def layout_stacks(d: DerivedLayout, family: str | None) -> np.ndarray:

@@ -136,7 +136,8 @@ def saved_layer_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) ->
 
 def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> FloatArray:
     """Saved activations of the first stage: its layers for the micro-batches in flight
-    (or one layer when offloaded to the host)."""
+    (or one layer when offloaded to the host); with one stage, the multi-token prediction
+    modules' layers with them."""
     per_layer = saved_layer_bytes(wl, d, moe_layers)
     in_flight = np.minimum(d.pp, d.micro) * np.where(
         d.vpp > 1, 1 + (d.pp - 1) / (d.pp * d.vpp), 1.0)
@@ -144,6 +145,9 @@ def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> 
     # the most micro-batches in flight, the second n layers for (p - 1)/p of them.
     layers_held = np.where(d.end_credit > 0, np.maximum(
         d.per_stage - 1.0, d.per_stage * (d.pp - 1.0) / d.pp), d.per_stage)
+    # One stage holds the multi-token prediction modules' layers too; under a pipeline
+    # they sit on the last stage, which has one micro-batch in flight, not the first.
+    layers_held = layers_held + np.where(d.pp == 1, wl.model.mtp_depth, 0.0)
     out: FloatArray = np.where(d.offload, OFFLOAD_RESIDENT_LAYERS * per_layer,
                                per_layer * layers_held * in_flight)
     return out

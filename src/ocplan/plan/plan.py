@@ -261,12 +261,13 @@ class Plan:
         if workload.global_batch % (self.dp * self.micro_batch):
             raise Infeasible("batch", f"global batch {workload.global_batch} is not a multiple "
                                       f"of dp x micro_batch = {self.dp * self.micro_batch}")
-        slots = int(split_places(m.n_layers, self.pp, self.ends_as_layers))
+        slots = int(split_places(m.n_layers, self.pp, self.ends_as_layers, m.mtp_depth))
         if slots < self.pp * self.vpp:
             # Uneven stages are allowed (Megatron's first/last-stage layer counts); the
             # slowest stage then holds ceil(layers / pp) layers (stage_layers).
             what = f"{m.n_layers} layers" + (" with the embedding and the loss"
-                                            if slots > m.n_layers else "")
+                                            if slots > m.n_layers else "") + (
+                " and the MTP modules" if slots > m.n_layers + 2 else "")
             raise Infeasible("divisibility", f"{what} cannot fill "
                                              f"pp x vpp = {self.pp * self.vpp} chunks")
         kv_split = (m.n_kv_heads % self.tp == 0 if self.tp <= m.n_kv_heads
@@ -307,22 +308,24 @@ class Plan:
         if needs is not None and needs not in model_features(m):
             raise Infeasible("recompute", f"{self.recompute} needs {FEATURE_NAMES[needs]}, "
                                           f"which {m.name} has not")
-        held = int(stage_layers(m.n_layers, self.pp, self.ends_as_layers))
+        held = int(stage_layers(m.n_layers, self.pp, self.ends_as_layers, m.mtp_depth))
         if self.recompute_layers is not None and self.recompute_layers > held:
             # more layers than a stage holds is a typo, not "all of them": say so
             raise Infeasible("recompute", f"recompute_layers {self.recompute_layers} is more "
                                           f"than the {held} layers a stage holds")
 
 
-def split_places(n_layers: int, pp: ArrayLike, ends: ArrayLike) -> FloatArray:
+def split_places(n_layers: int, pp: ArrayLike, ends: ArrayLike, mtp: int = 0) -> FloatArray:
     """Places the pipeline split fills: the ``L`` layers, and with ``ends`` (and
-    ``p > 1``) the embedding and the loss, one place each (:func:`stage_layers`)."""
+    ``p > 1``) the embedding, the loss and each of the ``mtp`` multi-token prediction
+    modules, one place each (:func:`stage_layers`; Megatron-Core's pipeline layouts give
+    an MTP module a place of its own on the last stage, DeepSeek-V3's ``...tmL``)."""
     e = np.asarray(ends, dtype=bool) & (np.asarray(pp) > 1)
-    out: FloatArray = np.asarray(n_layers + 2.0 * e, dtype=np.float64)
+    out: FloatArray = np.asarray(n_layers + (2.0 + mtp) * e, dtype=np.float64)
     return out
 
 
-def stage_layers(n_layers: int, pp: ArrayLike, ends: ArrayLike) -> FloatArray:
+def stage_layers(n_layers: int, pp: ArrayLike, ends: ArrayLike, mtp: int = 0) -> FloatArray:
     """Transformer layers on the fullest pipeline stage (numbers or arrays).
 
     ``ceil(L / p)``; with ``ends`` (and ``p > 1``) the embedding and the loss take one
@@ -331,9 +334,11 @@ def stage_layers(n_layers: int, pp: ArrayLike, ends: ArrayLike) -> FloatArray:
     ``--account-for-embedding-in-pipeline-split`` and ``...-loss-in-...``; Llama 3, Dubey
     et al. 2024 §3.3.2: the first chunk holds only the embedding, the last only the output
     projection and the loss). With ``p = 2`` both stages are end stages; with ``p > 2``
-    the fullest is a middle stage of ``ceil(S / p)`` layers (:func:`end_credit`)."""
+    the fullest is a middle stage of ``ceil(S / p)`` layers (:func:`end_credit`). The
+    ``mtp`` multi-token prediction modules add a place each (``S = L + 2 + D``), which
+    the last stage's modules fill."""
     p = np.asarray(pp, dtype=np.float64)
-    full = np.ceil(split_places(n_layers, p, ends) / p)
+    full = np.ceil(split_places(n_layers, p, ends, mtp) / p)
     out: FloatArray = np.where(np.asarray(ends, dtype=bool) & (p == 2), full - 1.0, full)
     return out
 

@@ -290,7 +290,7 @@ def _space(workload: Workload, system: System, chips: int,
                           global_batch=workload.global_batch, domain=system.chips_per_server,
                           experts=m.moe_experts, features=model_features(m),
                           mixer=m.mixer, offload=allow_offload,
-                          stack=_stack(system), pinned=pinned,
+                          stack=_stack(system), pinned=pinned, mtp_depth=m.mtp_depth,
                           name=f"model '{m.name}' on {chips} chips")
 
 

@@ -268,12 +268,13 @@ def _least_depth(n_layers: int, c: Columns) -> np.ndarray:
     return least
 
 
-def _ends_pay(n_layers: int, pp: np.ndarray) -> np.ndarray:
-    """Where counting the embedding and the loss as layers leaves the fullest stage's
-    layer count unchanged (:func:`~ocplan.plan.plan.stage_layers` with and without) and
-    gives the end stages their credit (``p > 2``)."""
+def _ends_pay(n_layers: int, pp: np.ndarray, mtp: int = 0) -> np.ndarray:
+    """Where counting the embedding and the loss (and ``mtp`` prediction modules) as
+    layers leaves the fullest stage's layer count unchanged
+    (:func:`~ocplan.plan.plan.stage_layers` with and without) and gives the end stages
+    their credit (``p > 2``)."""
     pays: np.ndarray = (end_credit(pp, True) > 0) & (
-        stage_layers(n_layers, pp, True) == stage_layers(n_layers, pp, False))
+        stage_layers(n_layers, pp, True, mtp) == stage_layers(n_layers, pp, False, mtp))
     return pays.astype(np.int64)
 
 
@@ -285,9 +286,11 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    features: frozenset[ModelFeature] = frozenset(),
                    mixer: MixerDims | None = None, max_cp: int = 16, max_tp: int | None = None,
                    offload: bool = False, stack: Stack = "torch",
-                   pinned: Mapping[str, int] | None = None,
+                   pinned: Mapping[str, int] | None = None, mtp_depth: int = 0,
                    name: str = "search space") -> SearchSpace:
-    """The layout space of one training job on ``chips`` chips.
+    """The layout space of one training job on ``chips`` chips (a model of ``n_layers``
+    layers and ``mtp_depth`` multi-token prediction modules, which take places of the
+    pipeline split as the layers do).
 
     One axis per layout field the declarations mark ``search="axis"``
     (:data:`~ocplan.plan.plan.LAYOUT_FIELDS`), in their order, named as the field and
@@ -371,16 +374,17 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         # Chunks hold a layer each, or the embedding or the loss (ends_as_layers: two
         # more places, checked once that axis exists).
         Constraint("layers", ("pp", "vpp"),
-                   lambda c: (c["pp"] * c["vpp"] <= split_places(n_layers, c["pp"], True))
+                   lambda c: (c["pp"] * c["vpp"]
+                              <= split_places(n_layers, c["pp"], True, mtp_depth))
                    & ((c["vpp"] == 1) | (c["pp"] > 1))),
         Constraint("layers", ("pp", "vpp", "ends_as_layers"),
                    lambda c: c["pp"] * c["vpp"]
-                   <= split_places(n_layers, c["pp"], c["ends_as_layers"])),
+                   <= split_places(n_layers, c["pp"], c["ends_as_layers"], mtp_depth)),
         # Counting the ends as layers either keeps the fullest stage's layers (then it
         # is never slower and needs no more memory: the head costs only its excess over
         # a layer) or adds one (then it is never faster); with p <= 2 it changes nothing.
         Constraint("dominated", ("ends_as_layers", "pp"),
-                   lambda c: c["ends_as_layers"] == _ends_pay(n_layers, c["pp"]),
+                   lambda c: c["ends_as_layers"] == _ends_pay(n_layers, c["pp"], mtp_depth),
                    "ends_as_layers"),
         # An interleave depth whose largest chunk is that of a smaller depth (24 layers
         # in 11 chunks: chunks of 3, as in 8) has its bubble and more chunk transfers

@@ -193,38 +193,118 @@ WHOLE_EXPERTS = MEGATRON_BRIDGE
 #: from v0.1.0rc3 to v0.4.0 = 26.04 and in today's ``perf_recipes``), the recipes its
 #: performance tables are measured with.
 BF16_GRAD_REDUCE = MEGATRON_BRIDGE
-#: Megatron-Bridge performance recipes whose experts are dispatched by Megatron-Core's
-#: alltoall dispatcher (every routed copy sent, no DeepEP/HybridEP node deduplication),
-#: by model and chip, read as the plan's ``ep_dedup`` off: ``qwen3_llm_pretrain.py``'s
-#: ``qwen3_235b_a22b_pretrain_config_{h100,b200,b300}`` set
-#: ``moe_token_dispatcher_type = "alltoall"`` and their presets name no flex backend
-#: (v0.4.0, the 26.04 release, ``scripts/performance/configs/qwen/``; the same for H100
-#: in 26.04-alpha.rc1 and in today's ``perf_recipes/qwen/h100/qwen3_moe.py``), where the
-#: GB200 and GB300 ones set ``moe_flex_dispatcher_backend="hybridep"``. The GPT-OSS 120B
-#: presets of that release (``gpt_oss_workload_base_configs.py``, ``*_V1``, v0.4.0 to
-#: v0.4.2 = 26.04 and 26.04.01) name no flex backend on any chip, so
-#: ``gpt_oss_llm_pretrain.py`` never calls ``apply_flex_dispatcher_backend`` and the model
-#: recipe's ``moe_token_dispatcher_type = "alltoall"`` stands.
-ALLTOALL_DISPATCH = ((re.compile(r"qwen3[_ -]?235b", re.IGNORECASE),
-                      ("h100-sxm-80gb", "b200", "b300")),
-                     (re.compile(r"gpt[_ -]?oss[_ -]?120b", re.IGNORECASE),
-                      ("h100-sxm-80gb", "b200", "b300", "gb200", "gb300")))
+#: The Megatron-Bridge release a row was measured with: the NeMo container its table
+#: names ("'26.04.01 NeMo Container'").
+MEGATRON_BRIDGE_RELEASE = re.compile(r"\b(\d{2}\.\d{2}(?:\.\d{2})?) NeMo Container")
+
+
+def megatron_bridge_release(row: dict[str, str]) -> tuple[int, ...] | None:
+    """The release of a Megatron-Bridge row as numbers (``(26, 4, 1)``), or None where
+    the row is not Megatron-Bridge's or names no release."""
+    source = row.get("source") or ""
+    if not MEGATRON_BRIDGE.search(source):
+        return None
+    found = MEGATRON_BRIDGE_RELEASE.search(source)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else None
+
+
+@dataclass(frozen=True)
+class DispatchFact:
+    """The token dispatcher a Megatron-Bridge performance recipe sets for a model on some
+    systems, in a range of releases: ``fused`` for the ``flex`` dispatcher with a DeepEP
+    or HybridEP backend (the plan's ``ep_dedup`` on), else Megatron-Core's ``alltoall``
+    (``ep_dedup`` off). ``precision`` (the row's column) None: every precision;
+    ``first`` / ``last`` None: no bound on the releases."""
+
+    model: re.Pattern[str]
+    chips: tuple[str, ...]
+    fused: bool
+    precision: str | None = None
+    first: tuple[int, ...] | None = None
+    last: tuple[int, ...] | None = None
+
+    def holds_for(self, row: dict[str, str]) -> bool:
+        if not (self.model.search(row.get("model") or "")
+                and row.get("chip", "").strip() in self.chips):
+            return False
+        if self.precision is not None and row.get("precision", "").strip() != self.precision:
+            return False
+        if self.first is None and self.last is None:
+            return True
+        release = megatron_bridge_release(row)
+        return release is not None and (self.first is None or release >= self.first) \
+            and (self.last is None or release <= self.last)
+
+
+_QWEN3_235B = re.compile(r"qwen3[_ -]?235b", re.IGNORECASE)
+_GPT_OSS_120B = re.compile(r"gpt[_ -]?oss[_ -]?120b", re.IGNORECASE)
+#: What Megatron-Bridge's performance recipes set as the expert token dispatcher, read at
+#: the release tags (v0.3.1 = 26.02.01, v0.4.0 = 26.04, v0.4.2 = 26.04.01, v0.5.0 = 26.06,
+#: v0.5.1 = 26.06.01; ``scripts/performance/configs/{qwen,gpt_oss}/``), the first fact
+#: that holds for a row deciding; rows no fact covers keep the plan's default (fused).
+#:
+#: - Qwen3-235B-A22B: ``qwen3_235b_a22b_pretrain_config_{h100,b200}`` set
+#:   ``moe_token_dispatcher_type = "alltoall"`` and their presets name no flex backend in
+#:   every release read, where the GB200 and GB300 ones run ``flex`` with
+#:   ``moe_flex_dispatcher_backend="hybridep"``. B300's ran ``alltoall`` to 26.04
+#:   (v0.3.1-v0.4.1) and ``flex`` with HybridEP from 26.04.01 (NVIDIA-NeMo/Megatron-Bridge
+#:   #3490, cherry-picked as #3675 into v0.4.2: "Use HybridEP flex dispatcher for Qwen3
+#:   235B B300 perf configs"); the release table shows the step, 4,865 tokens/s per GPU in
+#:   26.04 against 5,936 in 26.04.01 at one layout.
+#: - GPT-OSS 120B (``gpt_oss_workload_base_configs.py``; the published rows, at global
+#:   batch 1280, are the ``*_V2`` presets): ``gpt_oss_llm_pretrain.py`` calls
+#:   ``apply_flex_dispatcher_backend`` only where the preset names a backend, else the
+#:   model recipe's ``alltoall`` stands. B300's V2 preset names EP 8 with ``hybridep``
+#:   from v0.4.0 to v0.5.1 (the tables' B300 rows run EP 8 from 26.02.01 on, EP 64 with
+#:   the V1 preset's alltoall in 26.02, v0.3.0); B200's and
+#:   GB200's named it in v0.4.0 (26.04) alone; GB200's and GB300's MXFP8 presets name it
+#:   from v0.5.0 (26.06, GB300 at EP 16). Every other GPT-OSS preset names none.
+DISPATCH_FACTS: tuple[DispatchFact, ...] = (
+    DispatchFact(_QWEN3_235B, ("h100-sxm-80gb", "b200"), fused=False),
+    DispatchFact(_QWEN3_235B, ("b300",), fused=False, last=(26, 4)),
+    DispatchFact(_GPT_OSS_120B, ("b300",), fused=True, first=(26, 2, 1)),
+    DispatchFact(_GPT_OSS_120B, ("b200", "gb200"), fused=True, first=(26, 4), last=(26, 4)),
+    DispatchFact(_GPT_OSS_120B, ("gb200", "gb300"), fused=True, precision="fp8",
+                 first=(26, 6)),
+    DispatchFact(_GPT_OSS_120B, ("h100-sxm-80gb", "b200", "b300", "gb200", "gb300"),
+                 fused=False),
+)
 #: Megatron-Bridge performance presets that recompute named modules, by model and chip,
 #: read as the plan's recompute mode where the row records none: the GPT-OSS 120B
 #: presets for GB200, B200 and H100 set ``recompute_modules=["layernorm", "moe_act"]``
 #: (``gpt_oss_workload_base_configs.py``, ``*_BF16_V1``, v0.4.0 to v0.4.2), those for
 #: GB300 and B300 none.
-RECIPE_RECOMPUTE = ((re.compile(r"gpt[_ -]?oss[_ -]?120b", re.IGNORECASE),
-                     ("h100-sxm-80gb", "b200", "gb200"), "norm_act"),)
+RECIPE_RECOMPUTE = ((_GPT_OSS_120B, ("h100-sxm-80gb", "b200", "gb200"), "norm_act"),)
+
+
+#: Megatron-Bridge rows that train DeepSeek-V3's multi-token prediction module: the
+#: DeepSeek-V3 recipe sets ``mtp_num_layers = 1`` (``recipes/deepseek/deepseek_v3.py``,
+#: from v0.1.0rc3 on) and the performance presets' pipeline layouts give it its place
+#: (``...tmL``). The tables' model FLOPs per token say so: 1,298 TFLOP/s at 4,992 tokens/s
+#: per GPU (GB300, 26.04.01) and 864 at 3,328 (B200) are 260 GFLOP a token, 338 at 1,297
+#: (H100, 25.09) 261, where 25.11's rows labelled "w/o MTP" give 250 (1,088 at 4,357).
+#: Rows whose model says "w/o MTP" train none.
+MTP_TRAINED = re.compile(r"deepseek[_ -]?v3", re.IGNORECASE)
+WITHOUT_MTP = re.compile(r"w/o MTP", re.IGNORECASE)
+#: DeepSeek-V3's prediction depth (technical report §2.2, config.json
+#: ``num_nextn_predict_layers``).
+DEEPSEEK_MTP_DEPTH = 1
+
+
+def mtp_depth(row: dict[str, str]) -> int:
+    """Multi-token prediction modules a row's run trained (:data:`MTP_TRAINED`)."""
+    model = row.get("model") or ""
+    trained = MEGATRON_BRIDGE.search(row.get("source") or "") and MTP_TRAINED.search(model) \
+        and not WITHOUT_MTP.search(model)
+    return DEEPSEEK_MTP_DEPTH if trained else 0
 
 
 def alltoall_dispatch(row: dict[str, str]) -> bool:
-    """Whether a row's published recipe dispatches experts with a plain all-to-all
-    (:data:`ALLTOALL_DISPATCH`)."""
+    """Whether a row's published recipe dispatches experts with a plain all-to-all: the
+    first of :data:`DISPATCH_FACTS` that holds for it says so."""
     if not MEGATRON_BRIDGE.search(row.get("source") or ""):
         return False
-    return any(model.search(row.get("model") or "") and row.get("chip", "").strip() in chips
-               for model, chips in ALLTOALL_DISPATCH)
+    return next((not fact.fused for fact in DISPATCH_FACTS if fact.holds_for(row)), False)
 
 
 def recipe_recompute(row: dict[str, str]) -> str | None:
@@ -297,10 +377,12 @@ def optimizer_states(row: dict[str, str]) -> str:
 
 def shape_from_row(row: dict[str, str]) -> ModelShape:
     """The model shape of a validation row, with the MLA and sliding-window fields its
-    notes name (the columns cannot carry them)."""
+    notes name and the prediction modules its recipe trains (the columns cannot carry
+    them)."""
     hidden, heads = _int(row, "hidden_size", minimum=1), _int(row, "n_heads", minimum=1)
     experts = _int(row, "moe_num_experts", 0)
-    extra: dict[str, Any] = {**_mla(_notes(row)), **_window(row)}  # ints, by name
+    extra: dict[str, Any] = {**_mla(_notes(row)), **_window(row),  # ints, by name
+                             "mtp_depth": mtp_depth(row)}
     return replace(ModelShape(
         name=row["model"],
         n_layers=_int(row, "n_layers"),
@@ -365,7 +447,7 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     etp = 1 if whole or (ep * tp > 0 and (tp * dp * cp) % (ep * tp)) else None
     return Plan(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp,
                 vpp=vpp, micro_batch=micro, zero=zero,
-                ends_as_layers=ends_in_split(shape.n_layers, pp, vpp),
+                ends_as_layers=ends_in_split(shape.n_layers, pp, vpp, shape.mtp_depth),
                 recompute=recompute,  # type: ignore[arg-type]
                 sequence_parallel=sp, offload=offload, ep_overlap=not NO_EP_OVERLAP.search(notes),
                 ep_dedup=not (NO_EP_OVERLAP.search(notes) or alltoall_dispatch(row)),
@@ -374,7 +456,7 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 native_attention=not PORTABLE_ATTENTION.search(row.get("source") or ""))
 
 
-def ends_in_split(n_layers: int, pp: int, vpp: int) -> bool:
+def ends_in_split(n_layers: int, pp: int, vpp: int, mtp: int = 0) -> bool:
     """Whether a run's pipeline split must have counted the embedding and the loss as
     layers: its layers do not fill the ``pp x vpp`` chunks evenly and two more do.
     Megatron-Core splits layers evenly unless told otherwise, and the two published
@@ -382,9 +464,11 @@ def ends_in_split(n_layers: int, pp: int, vpp: int) -> bool:
     Qwen3-235B-A22B recipes set ``account_for_embedding_in_pipeline_split`` and
     ``account_for_loss_in_pipeline_split`` (126 + 2 = 128 and 94 + 2 = 96 places), and
     Llama 3 (Dubey et al. 2024, §3.3.2) takes one layer off the first and the last stage
-    for the same reason."""
+    for the same reason. ``mtp`` multi-token prediction modules take a place each
+    beside the loss (Megatron-Bridge's DeepSeek-V3 layouts: ``Et*4|(t*4|)*14tmL``, 61 + 3
+    places in 16 chunks)."""
     chunks = pp * vpp
-    return pp > 1 and n_layers % chunks != 0 and (n_layers + 2) % chunks == 0
+    return pp > 1 and n_layers % chunks != 0 and (n_layers + 2 + mtp) % chunks == 0
 
 
 def _hybrid_group(plan: Plan, domain: int) -> int | None:
@@ -528,7 +612,8 @@ def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Est
         p.workload, replace(p.plan, recompute="none"), p.system, calibration)
     if full.feasible and kept.memory is not None and full.memory is not None:
         # Memory is linear in the number of recomputed layers: one interpolation.
-        per_stage = int(stage_layers(model.n_layers, p.plan.pp, p.plan.ends_as_layers))
+        per_stage = int(stage_layers(model.n_layers, p.plan.pp, p.plan.ends_as_layers,
+                                     model.mtp_depth))
         excess = kept.memory.total_bytes - kept.memory.capacity_bytes
         saved_per_layer = (kept.memory.total_bytes - full.memory.total_bytes) / per_stage
         layers = min(per_stage, math.ceil(excess / saved_per_layer))

@@ -89,6 +89,7 @@ __all__ = [
     "layer_totals",
     "mixer_operator",
     "mixer_state_bytes",
+    "mtp_operators",
     "windowed_layer_count",
 ]
 
@@ -1310,6 +1311,37 @@ def head_operators(shape: ModelShape, phase: Phase, shard: Shard,
         specs.append(_Elem("loss", "elementwise", rows * vocab, 1.0,
                            CROSS_ENTROPY_FLOPS_PER_LOGIT, outputs=0.0))
     return _emit(specs, phase)
+
+
+def mtp_operators(shape: ModelShape, phase: Phase, shard: Shard,
+                  precision: str = "bf16") -> tuple[Operator, ...]:
+    """The multi-token prediction modules of a training step (``shape.mtp_depth`` of
+    them; DeepSeek-V3 technical report §2.2, Eq. 21-23), each named ``mtp<k>.``: the
+    embedding of the tokens ``k`` ahead (the model's table), the RMSNorms of that
+    embedding and of the previous depth's hidden state, their concatenation projected
+    ``2h -> h`` (column parallel, ``2 T h^2 / t`` FLOPs forward), one layer like the
+    model's last (:func:`layer_operators`) and the shared output head with its own loss
+    (:func:`head_operators`). Empty outside training and for a model without them.
+
+    Their forward FLOPs sum to ``2 T N_mtp / t`` over the module's matmul parameters
+    (:attr:`~ocplan.workloads.shape.ModelShape.mtp_matmul_params_per_token`, the output
+    head counted again) plus the extra layer's attention."""
+    _check(shape, phase, shard, precision)
+    if not shape.mtp_depth or phase not in ("forward", "backward"):
+        return ()
+    h, tp, T = float(shape.hidden), _f(shard.tp), _f(shard.tokens)
+    rows = T / _t_sp(shard)
+    own = _emit([_Elem("norm_hidden", "norm", rows * h, 1.0, NORM_FLOPS_PER_ELEMENT),
+                 _Elem("norm_embed", "norm", rows * h, 1.0, NORM_FLOPS_PER_ELEMENT),
+                 _Gemm("proj", "gemm", T, _f(h) / tp, _f(2.0 * h), precision)], phase)
+    block = layer_operators(shape, phase, shard, layer=shape.n_layers - 1,
+                            precision=precision)
+    head = head_operators(shape, phase, shard, precision)
+    embed = embedding_operators(shape, phase, shard, precision)
+    # the backward runs the module's operators in reverse, as it runs the layers'
+    one = (*embed, *own, *block, *head) if phase == "forward" else (*head, *block, *own, *embed)
+    return tuple(replace(op, name=f"mtp{k}.{op.name}")
+                 for k in range(1, shape.mtp_depth + 1) for op in one)
 
 
 def layer_totals(ops: Iterable[Operator]) -> tuple[Num, Num]:

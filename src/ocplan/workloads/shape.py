@@ -86,6 +86,13 @@ class ModelShape:
     """One block per layer, a symbol of :data:`~ocplan.catalog.schema.LAYER_BLOCKS` each
     (catalog ``layer_pattern``, Nemotron-H); empty: every layer is a token mixer (attention
     or :attr:`mixer`) and an MLP (dense or MoE)."""
+    mtp_depth: int = 0
+    """Multi-token prediction modules trained beside the model (catalog ``mtp_depth``;
+    DeepSeek-V3 §2.2, config.json ``num_nextn_predict_layers``): each normalizes the
+    previous depth's hidden state and the next token's embedding, projects the two
+    (``2h -> h``), runs one more layer like the model's last and the shared output head
+    with its own loss. Training runs them on the last pipeline stage; serving ignores
+    them (its draft tokens are the serving workload's)."""
 
     def __post_init__(self) -> None:
         """Refuse shapes no formula can read (SpecError naming every bad field): widths and
@@ -106,7 +113,7 @@ class ModelShape:
         for field in ("ffn", "moe_experts", "moe_top_k", "moe_ffn", "moe_shared",
                       "moe_first_dense", "mla_q_rank", "mla_kv_rank", "mla_nope_dim",
                       "mla_rope_dim", "mla_v_dim", "sliding_window", "full_attention_every",
-                      "max_seq_len"):
+                      "max_seq_len", "mtp_depth"):
             value = getattr(self, field)
             need(isinstance(value, int) and value >= 0, field, "must be a whole number >= 0")
         need(self.mlp_mats in (2, 3), "mlp_mats", "must be 2 (GeLU-shaped) or 3 (SwiGLU)")
@@ -126,6 +133,8 @@ class ModelShape:
         need(not pattern or not self.attention_layers, "attention_layers",
              "must be empty with a layer_pattern (its * layers attend)")
         need(not pattern or self.sliding_window == 0, "sliding_window",
+             "is not modelled with a layer_pattern: leave it 0")
+        need(not pattern or self.mtp_depth == 0, "mtp_depth",
              "is not modelled with a layer_pattern: leave it 0")
         mx = self.mixer
         need(mx is None or (mx.kind in MIXERS and min(mx.heads, mx.key_heads, mx.key_dim,
@@ -190,6 +199,7 @@ class ModelShape:
             attention_layers=arch.linear_mixer.attention_layers if arch.linear_mixer else (),
             attn_gate=arch.attention_output_gate,
             layer_pattern=arch.layer_pattern or "",
+            mtp_depth=arch.mtp_depth,
         )
 
     def as_json(self) -> dict[str, object]:
@@ -342,6 +352,51 @@ class ModelShape:
     def head_params(self) -> int:
         """LM head (0 when tied to the input embedding)."""
         return 0 if self.tied_embeddings else self.vocab * self.hidden
+
+    @property
+    def _last_layer_moe(self) -> bool:
+        """Whether the last layer (the one a multi-token prediction module copies) is MoE:
+        every ``moe_layer_freq``-th after the leading dense ones (no layer pattern: a
+        shape with one has no MTP modules)."""
+        first, last = self.moe_first_dense, self.n_layers - 1
+        return self.is_moe and last >= first and (last - first) % self.moe_layer_freq == 0
+
+    @property
+    def mtp_dense_params(self) -> int:
+        """Parameters of the multi-token prediction modules outside routed experts: per
+        module two RMSNorms (``2h``), the projection (``2h x h``) and one layer like the
+        last one (its token mixer and its dense MLP, or its MoE layer's shared experts
+        and router); embedding and output head are the model's (DeepSeek-V3 §2.2)."""
+        if not self.mtp_depth:
+            return 0
+        h, last = self.hidden, self.n_layers - 1
+        mixer = self.mixer_params if self.mixer is not None and last not in \
+            self.attention_layers else self.attn_params
+        mlp = (self.moe_shared * self.expert_params + h * self.moe_experts) \
+            if self._last_layer_moe else self.dense_mlp_params
+        return self.mtp_depth * (2 * h + 2 * h * h + mixer + mlp)
+
+    @property
+    def mtp_expert_params(self) -> int:
+        """Routed experts of the multi-token prediction modules (0 unless the last layer
+        is a MoE layer)."""
+        if not self.mtp_depth or not self._last_layer_moe:
+            return 0
+        return self.mtp_depth * self.moe_experts * self.expert_params
+
+    @property
+    def mtp_matmul_params_per_token(self) -> int:
+        """Matmul parameters one token passes through in the multi-token prediction
+        modules: per module the projection, the layer's active part and the output head
+        again."""
+        if not self.mtp_depth:
+            return 0
+        h, last = self.hidden, self.n_layers - 1
+        mixer = self.mixer_params if self.mixer is not None and last not in \
+            self.attention_layers else self.attn_params
+        mlp = ((self.moe_top_k + self.moe_shared) * self.expert_params + h * self.moe_experts) \
+            if self._last_layer_moe else self.dense_mlp_params
+        return self.mtp_depth * (2 * h * h + mixer + mlp + self.vocab * h)
 
     @property
     def total_params(self) -> int:

@@ -106,10 +106,26 @@ class Workload:
         the model can attend, not the sequence. A hybrid model's recurrent layers count
         ``3 x`` the FLOPs of their recurrence per token
         (:meth:`~ocplan.workloads.mixers.MixerLaw.step_flops`), as attention counts
-        ``3 x`` its forward: the work the model defines, not its chunked kernel's."""
+        ``3 x`` its forward: the work the model defines, not its chunked kernel's. Multi-
+        token prediction modules add theirs (:meth:`_mtp_flops_per_token`): trained with
+        the model, they are its work too."""
         m = self.model
         attn = 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=False)
-        return 6.0 * m.matmul_params_per_token + attn + self._mixer_flops_per_token(False)
+        return (6.0 * m.matmul_params_per_token + attn + self._mixer_flops_per_token(False)
+                + self._mtp_flops_per_token(causal=False))
+
+    def _mtp_flops_per_token(self, causal: bool) -> float:
+        """Forward + backward FLOPs per token of the multi-token prediction modules
+        (:attr:`~ocplan.workloads.shape.ModelShape.mtp_depth`): ``6 N_mtp`` over their
+        matmul parameters, the output head counted again, plus one attention layer's
+        score matrix each (full or ``causal``-halved, as the model's are counted; Megatron's
+        model-FLOPs formula counts them the same way). 0 without modules."""
+        m = self.model
+        if not m.mtp_depth:
+            return 0.0
+        keys = float(keys_per_query(float(self.seq_len), float(self.seq_len), 0.0, causal))
+        attn = 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * keys * m.mtp_depth
+        return 6.0 * m.mtp_matmul_params_per_token + attn
 
     def _mixer_flops_per_token(self, executed: bool) -> float:
         """Forward + backward FLOPs per token of a hybrid's recurrent cores, ``3 x`` the
@@ -137,5 +153,5 @@ class Workload:
         dropped = routed * (1.0 - min(1.0, cf)) if cf is not None else 0.0
         executed = (6.0 * m.matmul_params_per_token - dropped
                     + 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=True)
-                    + self._mixer_flops_per_token(True))
+                    + self._mixer_flops_per_token(True) + self._mtp_flops_per_token(True))
         return self.model_flops_per_token / executed
