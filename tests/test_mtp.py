@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import system_for_chip
@@ -162,9 +163,15 @@ def test_shapes_refuse_what_is_not_modelled() -> None:
     m = _deepseek()
     with pytest.raises(SpecError, match="mtp_depth"):
         replace(m, mtp_depth=-1)
-    nemotron = ModelShape.from_arch(load_catalog().model("nemotron-h-8b"))
-    with pytest.raises(SpecError, match="mtp_depth"):
-        replace(nemotron, mtp_depth=1)
+    for hybrid in ("nemotron-h-8b", "qwen3-next-80b-a3b"):  # a layer pattern, a mixer
+        shape = ModelShape.from_arch(load_catalog().model(hybrid))
+        with pytest.raises(SpecError, match="mtp_depth"):
+            replace(shape, mtp_depth=1)
+    # the catalog refuses the same, naming the field
+    for hybrid in ("nemotron-h-8b", "qwen3-next-80b-a3b"):
+        arch = load_catalog().model(hybrid)
+        with pytest.raises(ValidationError, match="mtp_depth"):
+            type(arch).model_validate(arch.model_dump() | {"mtp_depth": 1})
     assert np.isfinite(float(split_places(61, 1, True, 1)))
 
 

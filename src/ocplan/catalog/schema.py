@@ -953,6 +953,9 @@ class ModelArch(Entry):
         if self.full_attention_every is not None and self.sliding_window is None:
             raise ValueError("full_attention_every needs sliding_window: without a window "
                              "every layer attends the whole context")
+        if self.mtp_depth and self.linear_mixer is not None:
+            raise ValueError("mtp_depth is modelled for attention models only: leave it 0 "
+                             "with linear_mixer")
         if self.linear_mixer is not None:
             if self.sliding_window is not None:
                 raise ValueError("linear_mixer with sliding_window is not modelled: give "

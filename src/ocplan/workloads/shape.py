@@ -134,8 +134,8 @@ class ModelShape:
              "must be empty with a layer_pattern (its * layers attend)")
         need(not pattern or self.sliding_window == 0, "sliding_window",
              "is not modelled with a layer_pattern: leave it 0")
-        need(not pattern or self.mtp_depth == 0, "mtp_depth",
-             "is not modelled with a layer_pattern: leave it 0")
+        need(self.mtp_depth == 0 or (not pattern and self.mixer is None), "mtp_depth",
+             "is modelled for attention models only (no layer_pattern, no mixer): leave it 0")
         mx = self.mixer
         need(mx is None or (mx.kind in MIXERS and min(mx.heads, mx.key_heads, mx.key_dim,
                                                       mx.value_dim, mx.conv) >= 1
@@ -356,8 +356,8 @@ class ModelShape:
     @property
     def _last_layer_moe(self) -> bool:
         """Whether the last layer (the one a multi-token prediction module copies) is MoE:
-        every ``moe_layer_freq``-th after the leading dense ones (no layer pattern: a
-        shape with one has no MTP modules)."""
+        every ``moe_layer_freq``-th after the leading dense ones (a shape with MTP modules
+        has no layer pattern)."""
         first, last = self.moe_first_dense, self.n_layers - 1
         return self.is_moe and last >= first and (last - first) % self.moe_layer_freq == 0
 
@@ -365,16 +365,14 @@ class ModelShape:
     def mtp_dense_params(self) -> int:
         """Parameters of the multi-token prediction modules outside routed experts: per
         module two RMSNorms (``2h``), the projection (``2h x h``) and one layer like the
-        last one (its token mixer and its dense MLP, or its MoE layer's shared experts
-        and router); embedding and output head are the model's (DeepSeek-V3 §2.2)."""
+        last one (its attention and its dense MLP, or its MoE layer's shared experts and
+        router); embedding and output head are the model's (DeepSeek-V3 §2.2)."""
         if not self.mtp_depth:
             return 0
-        h, last = self.hidden, self.n_layers - 1
-        mixer = self.mixer_params if self.mixer is not None and last not in \
-            self.attention_layers else self.attn_params
+        h = self.hidden
         mlp = (self.moe_shared * self.expert_params + h * self.moe_experts) \
             if self._last_layer_moe else self.dense_mlp_params
-        return self.mtp_depth * (2 * h + 2 * h * h + mixer + mlp)
+        return self.mtp_depth * (2 * h + 2 * h * h + self.attn_params + mlp)
 
     @property
     def mtp_expert_params(self) -> int:
@@ -391,12 +389,10 @@ class ModelShape:
         again."""
         if not self.mtp_depth:
             return 0
-        h, last = self.hidden, self.n_layers - 1
-        mixer = self.mixer_params if self.mixer is not None and last not in \
-            self.attention_layers else self.attn_params
+        h = self.hidden
         mlp = ((self.moe_top_k + self.moe_shared) * self.expert_params + h * self.moe_experts) \
             if self._last_layer_moe else self.dense_mlp_params
-        return self.mtp_depth * (2 * h * h + mixer + mlp + self.vocab * h)
+        return self.mtp_depth * (2 * h * h + self.attn_params + mlp + self.vocab * h)
 
     @property
     def total_params(self) -> int:
