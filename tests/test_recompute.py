@@ -292,7 +292,8 @@ def test_an_unstated_recompute_takes_the_fastest_mode_that_fits() -> None:
     states no recompute and does not fit without one; its recipe recomputes the MLA
     up-projections. The validation takes the fastest that fits of the module modes and
     the fewest whole layers: a module mode here, faster than the whole layers, while a
-    dense run that does not fit (R058, Llama 3 70B on GB300) keeps whole layers."""
+    dense run that does not fit (R058, Llama 3 70B on GB300, without the 20 layers of
+    activation offload its recipe sets) keeps whole layers."""
     rows = _rows(DEV)
     p = prepare_row(rows["R064"], CAT)
     assert not p.recompute_stated
@@ -305,7 +306,12 @@ def test_an_unstated_recompute_takes_the_fastest_mode_that_fits() -> None:
     fastest_whole = min(x.step_s for x in layers if x.feasible and x.step_s is not None)
     assert e.step_s is not None
     assert e.step_s < fastest_whole
-    dense = predict_prepared(prepare_row(rows["R058"], CAT), CAL)
+    r058 = prepare_row(rows["R058"], CAT)
+    assert r058.plan.offload_layers == 20
+    assert predict_prepared(r058, CAL).plan.recompute == "none"
+    unloaded = replace(r058, plan=replace(r058.plan, offload=False, offload_layers=None))
+    assert not estimate(unloaded.workload, unloaded.plan, unloaded.system, CAL).feasible
+    dense = predict_prepared(unloaded, CAL)
     assert dense.plan.recompute == "full"
     assert dense.plan.recompute_layers is not None
 

@@ -281,6 +281,15 @@ class EstimateRequest(_LayoutRequest, SensitivityRequest):
                              f"{' or '.join(map(repr, whole))}, not {recompute!r}")
         return value
 
+    @field_validator("offload_layers")
+    @classmethod
+    def _offload_layers_need_offload(cls, value: int | None,
+                                     info: ValidationInfo) -> int | None:
+        if value is not None and not info.data.get("offload"):
+            raise ValueError("counts layers whose activations are offloaded, so it needs "
+                             "offload = true")
+        return value
+
     def layout(self) -> dict[str, LayoutValue]:
         """The request's layout fields by name."""
         values: dict[str, LayoutValue] = {f.name: getattr(self, f.name)

@@ -126,7 +126,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "Data parallelism across TPU slices over the datacenter network: the model counts "
         "a fitted host-side cost per layer and slice for the cross-slice reductions "
         "(MaxText's v5e table loses 0, 2, 5, 9 and 17 % of its per-chip rate at 2, 4, 8, 16 "
-        "and 32 slices; the model 1, 2, 4, 8 and 14 %), but the published runs of this "
+        "and 32 slices; the model 1, 2, 4, 8 and 15 %), but the published runs of this "
         "kind scored -3 to +28 % (two-slice v6e runs R122 +23 % and HT016 +28 %, R098 +11 %, "
         "R123 -3 %; the same 128B layout on one slice, R097: +8 %), and two v5p-4096 "
         "slices lose 6 % where the model sees 1 %; read this rate as optimistic."),

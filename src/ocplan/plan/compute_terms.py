@@ -50,13 +50,14 @@ def _offload_exposed_s(wl: Workload, d: DerivedLayout, host_Bps: float, moe_laye
                        fwd_layer: FloatArray, bwd_layer: FloatArray) -> FloatArray:
     """Offloaded activations (what the recompute mode keeps,
     :func:`~ocplan.plan.memory_terms.saved_layer_bytes`) go to the host in forward and
-    come back in backward; each copy hides behind the layer's compute and the rest is
-    exposed."""
+    come back in backward, for the stage's offloaded layers
+    (:attr:`~ocplan.plan.layout_arrays.DerivedLayout.offloaded`); each copy hides behind
+    the layer's compute and the rest is exposed."""
     if not np.any(d.offload):
         return f64(np.zeros_like(fwd_layer))
     copy = saved_layer_bytes(wl, d, moe_layers) / host_Bps
     out: FloatArray = np.where(d.offload, np.maximum(0.0, copy - fwd_layer)
-                               + np.maximum(0.0, copy - bwd_layer), 0.0) * d.per_stage
+                               + np.maximum(0.0, copy - bwd_layer), 0.0) * d.offloaded
     return out
 
 

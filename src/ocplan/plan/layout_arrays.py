@@ -77,6 +77,10 @@ class DerivedLayout:
     dp_shard: FloatArray
     replicas: FloatArray
     dp_expert: FloatArray
+    offloaded: FloatArray
+    """Layers of the fullest stage whose saved activations go to host memory: none
+    without offload, else ``offload_layers`` (at most the stage's), all of them when that
+    is unset."""
     head_places: FloatArray
     """Layers fewer than the fullest stage's that the stage holding the LM head (and any
     multi-token prediction modules) has, in whose places they run: ``1 + D`` where the
@@ -137,8 +141,16 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         end_credit(pp, ends),
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
         np.maximum(1.0, dp * cp * tp / (ep * etp)),
+        _offloaded(np.asarray(lay.offload, dtype=bool), f64(lay.offload_layers), per_stage),
         _head_places(end_credit(pp, ends), ends & (pp == 2), wl.model.mtp_depth))
     return DerivedLayout(*arrays)
+
+
+def _offloaded(offload: np.ndarray, layers: FloatArray, per_stage: FloatArray) -> FloatArray:
+    """:attr:`DerivedLayout.offloaded` (``layers`` 0 encodes unset: all of them)."""
+    out: FloatArray = np.where(offload, np.where(layers > 0, np.minimum(layers, per_stage),
+                                                 per_stage), 0.0)
+    return out
 
 
 def _head_places(credit: FloatArray, ends_of_two: np.ndarray, mtp: int) -> FloatArray:

@@ -135,9 +135,9 @@ def saved_layer_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) ->
 
 
 def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> FloatArray:
-    """Saved activations of the first stage: its layers for the micro-batches in flight
-    (or one layer when offloaded to the host); with one stage, the multi-token prediction
-    modules' layers with them."""
+    """Saved activations of the first stage: its layers for the micro-batches in flight,
+    less those offloaded to the host (which keep one layer resident); with one stage, the
+    multi-token prediction modules' layers with them."""
     per_layer = saved_layer_bytes(wl, d, moe_layers)
     in_flight = np.minimum(d.pp, d.micro) * np.where(
         d.vpp > 1, 1 + (d.pp - 1) / (d.pp * d.vpp), 1.0)
@@ -148,8 +148,11 @@ def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> 
     # One stage holds the multi-token prediction modules' layers too; under a pipeline
     # they sit on the last stage, which has one micro-batch in flight, not the first.
     layers_held = layers_held + np.where(d.pp == 1, wl.model.mtp_depth, 0.0)
-    out: FloatArray = np.where(d.offload, OFFLOAD_RESIDENT_LAYERS * per_layer,
-                               per_layer * layers_held * in_flight)
+    # Offloaded layers leave one layer's activations resident, whatever their number;
+    # the rest of the stage keeps its in-flight micro-batches in HBM.
+    kept = np.maximum(layers_held - d.offloaded, 0.0)
+    out: FloatArray = per_layer * (kept * in_flight
+                                   + np.where(d.offloaded > 0, OFFLOAD_RESIDENT_LAYERS, 0.0))
     return out
 
 

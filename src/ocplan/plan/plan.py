@@ -107,6 +107,11 @@ class Plan:
                     "memory (MaxText/JAX offload remat policies).",
         # the search's own switch (allow_offload, ``search --offload``) opens this axis
         short="offload", pinnable=False)
+    offload_layers: int | None = layout_field(
+        None, help="With offload: layers per stage whose saved activations go to host "
+                   "memory, the others kept in HBM (Megatron-Core "
+                   "--cpu-offloading-num-layers); default all.",
+        short="offload_layers", low=1, high=MAX_LAYERS, search="fixed")
     recompute_layers: int | None = layout_field(
         None, help="With a whole-layer recompute (full, full_xla, qkv_xla): layers per "
                    "stage recomputed (default all).",
@@ -313,6 +318,9 @@ class Plan:
             # more layers than a stage holds is a typo, not "all of them": say so
             raise Infeasible("recompute", f"recompute_layers {self.recompute_layers} is more "
                                           f"than the {held} layers a stage holds")
+        if self.offload_layers is not None and self.offload_layers > held:
+            raise Infeasible("offload", f"offload_layers {self.offload_layers} is more than "
+                                        f"the {held} layers a stage holds")
 
 
 def split_places(n_layers: int, pp: ArrayLike, ends: ArrayLike, mtp: int = 0) -> FloatArray:

@@ -291,6 +291,34 @@ WITHOUT_MTP = re.compile(r"w/o MTP", re.IGNORECASE)
 DEEPSEEK_MTP_DEPTH = 1
 
 
+#: Megatron-Bridge presets that offload activations to the host, by model, chip and
+#: recipe (``bf16``; ``fp8`` = FP8 current scaling, the FP8 rows whose notes do not say
+#: MXFP8), read as the plan's ``offload`` with ``offload_layers``: Llama 3 70B's FSDP
+#: presets set ``cpu_offloading_num_layers`` (``llama3_workload_base_configs.py``, the
+#: same at v0.2.0 = 25.11, v0.3.1 and v0.4.2 = 26.04.01; ``set_recompute_overrides``
+#: turns on ``cpu_offloading`` of activations, not weights): GB300 30 (BF16) and 20
+#: (FP8), GB200 20 and 40, B200 5 (FP8). They run with FSDP, so rows without it are not
+#: these presets.
+OFFLOAD_LAYERS = ((re.compile(r"llama[_ -]?3[_ -]70b", re.IGNORECASE),
+                   {("gb300", "bf16"): 30, ("gb300", "fp8"): 20, ("gb200", "bf16"): 20,
+                    ("gb200", "fp8"): 40, ("b200", "fp8"): 5}),)
+MXFP8 = re.compile(r"MXFP8")
+
+
+def offload_layers(row: dict[str, str]) -> int | None:
+    """Layers per stage a row's recipe offloads (:data:`OFFLOAD_LAYERS`), else None."""
+    if not MEGATRON_BRIDGE.search(row.get("source") or "") \
+            or (row.get("zero_stage") or "").strip() != "3":
+        return None
+    precision = (row.get("precision") or "").strip()
+    if precision == "fp8" and MXFP8.search(_notes(row)):
+        return None
+    chip = (row.get("chip") or "").strip()
+    return next((layers[(chip, precision)] for model, layers in OFFLOAD_LAYERS
+                 if model.search(row.get("model") or "") and (chip, precision) in layers),
+                None)
+
+
 def mtp_depth(row: dict[str, str]) -> int:
     """Multi-token prediction modules a row's run trained (:data:`MTP_TRAINED`)."""
     model = row.get("model") or ""
@@ -420,7 +448,7 @@ def row_recompute(row: dict[str, str]) -> tuple[str, bool]:
     the Q/K/V projections among the kept tensors, else ``full_xla``."""
     recompute = (row.get("recompute") or "").strip() or recipe_recompute(row) or "none"
     notes = row.get("measured_from") or ""
-    offload = "offload" in notes
+    offload = "offload" in notes or offload_layers(row) is not None
     if row_stack(row) != "xla":
         return recompute, offload
     if recompute == "full" or (recompute == "selective" and offload):
@@ -449,7 +477,8 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 vpp=vpp, micro_batch=micro, zero=zero,
                 ends_as_layers=ends_in_split(shape.n_layers, pp, vpp, shape.mtp_depth),
                 recompute=recompute,  # type: ignore[arg-type]
-                sequence_parallel=sp, offload=offload, ep_overlap=not NO_EP_OVERLAP.search(notes),
+                sequence_parallel=sp, offload=offload, offload_layers=offload_layers(row),
+                ep_overlap=not NO_EP_OVERLAP.search(notes),
                 ep_dedup=not (NO_EP_OVERLAP.search(notes) or alltoall_dispatch(row)),
                 grouped_gemm=not NO_PRIMUS_TURBO.search(notes),
                 grad_reduce_bf16=bool(BF16_GRAD_REDUCE.search(row.get("source") or "")),
