@@ -104,7 +104,8 @@ class Plan:
         short="sp", matters_with="tp")
     offload: bool = layout_field(
         False, help="Keep the saved activations (what the recompute mode keeps) in host "
-                    "memory (MaxText/JAX offload remat policies).",
+                    "memory (MaxText/JAX offload remat policies; Megatron-Core "
+                    "--cpu-offloading, with offload_layers).",
         # the search's own switch (allow_offload, ``search --offload``) opens this axis
         short="offload", pinnable=False)
     offload_layers: int | None = layout_field(
