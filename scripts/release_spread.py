@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 import statistics
 import sys
 from collections import defaultdict
@@ -58,7 +57,12 @@ from _cli import (  # scripts/ sibling
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.errors import SpecError
-from ocplan.results.validation import predict_prepared, prepare_row, read_cases
+from ocplan.results.validation import (
+    MEGATRON_BRIDGE_RELEASE,
+    predict_prepared,
+    prepare_row,
+    read_cases,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASES = ROOT / "validation" / "releases" / "megatron_bridge_releases.csv"
@@ -73,8 +77,6 @@ SYSTEM_CHIP = {"DGX-H100": "h100-sxm-80gb", "DGX-B200": "b200", "DGX-B300": "b30
 #: validation reads for the module (``results.validation.mtp_depth``), says which.
 SAME_WORKLOAD = ("(dropless)", "(w/o MTP)", "(w/ MTP)")
 LAYOUT = ("global_batch", "micro_batch", "seq_len", "tp", "pp", "cp", "vpp", "ep")
-#: The release a development row's source names.
-RELEASE_NAME = re.compile(r"'\d{2}\.\d{2}(?:\.\d{2})? NeMo Container'")
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,8 @@ def _row_for(p: Published, template: dict[str, str], chip_row: dict[str, str]
     tp, pp, cp = (int(row[k]) for k in ("tp", "pp", "cp"))
     # the row's own release and model name: the recipe facts the validation reads
     # (dispatcher, prediction modules) depend on them
-    row["source"] = RELEASE_NAME.sub(f"'{p.release} NeMo Container'", row["source"])
+    row["source"] = MEGATRON_BRIDGE_RELEASE.sub(f"{p.release} NeMo Container",
+                                                row["source"])
     row["model"] = p.model
     row.update(case_id=f"{p.release}:{p.system}:{p.model}", num_chips=str(p.chips),
                precision=p.precision, dp=str(p.chips // (tp * pp * cp)),

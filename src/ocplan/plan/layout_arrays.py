@@ -121,6 +121,7 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
     rc = np.asarray(lay.recompute)
     assert np.all((rc >= 0) & (rc < len(RECOMPUTE_MODES))), "recompute code is no mode"
     ends = np.asarray(lay.ends_as_layers, dtype=bool)
+    credit = end_credit(pp, ends)
     per_stage = stage_layers(wl.model.n_layers, pp, ends, wl.model.mtp_depth)
     layers = f64(lay.recompute_layers)
     rc_full = np.where(_WHOLE[rc], np.where(layers > 0, np.minimum(1.0, layers / per_stage),
@@ -138,11 +139,11 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.asarray(lay.dp_overlap, dtype=bool), np.asarray(lay.grad_reduce_bf16, dtype=bool),
         np.asarray(lay.native_attention, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
-        end_credit(pp, ends),
+        credit,
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
         np.maximum(1.0, dp * cp * tp / (ep * etp)),
         _offloaded(np.asarray(lay.offload, dtype=bool), f64(lay.offload_layers), per_stage),
-        _head_places(end_credit(pp, ends), ends & (pp == 2), wl.model.mtp_depth))
+        _head_places(credit, ends & (pp == 2), wl.model.mtp_depth))
     return DerivedLayout(*arrays)
 
 

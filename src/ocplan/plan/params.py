@@ -36,7 +36,6 @@ def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) ->
     larger of ``n`` average layers and ``n - 1`` layers plus the edge."""
     n = d.per_stage
     dense_layers = (n - moe_layers) * shape.mlp_share(False)
-    moe_dense = shape.moe_shared * shape.expert_params + shape.hidden * shape.moe_experts
     # The last stage's edge is the LM head and any multi-token prediction modules, whose
     # routed experts are sharded as the layers' are; p = 1: one chip holds both edges.
     mtp_expert = shape.mtp_expert_params / (d.ep * d.etp)
@@ -47,7 +46,7 @@ def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) ->
                     shape.embedding_params + last_dense)
     edge_expert = np.where(last_is_edge, mtp_expert, 0.0)
     layers_dense = (n * shape.mean_token_mixer_params + dense_layers * shape.dense_mlp_params
-                    + moe_layers * moe_dense) / d.tp
+                    + moe_layers * shape.moe_dense_params) / d.tp
     layers_expert = moe_layers * shape.moe_experts * shape.expert_params / (d.ep * d.etp)
     # End stages a layer short (end credit): the end stage or a middle one, whichever
     # holds more per chip (a middle stage when one layer outweighs the edge).

@@ -421,13 +421,8 @@ def _t_sp(shard: Shard) -> FloatArray:
 
 
 def is_moe_layer(shape: ModelShape, layer: int) -> bool:
-    """Whether layer ``layer`` (0-based) is MoE: every ``moe_layer_freq``-th layer after
-    the ``moe_first_dense`` leading dense ones (as :attr:`ModelShape.n_moe_layers`
-    counts them), or an ``E`` layer of a layer pattern."""
-    if shape.layer_pattern:
-        return LAYER_BLOCKS[shape.layer_pattern[layer]] == "moe"
-    first = shape.moe_first_dense
-    return shape.is_moe and layer >= first and (layer - first) % shape.moe_layer_freq == 0
+    """Whether layer ``layer`` (0-based) is MoE (:meth:`ModelShape.is_moe_layer`)."""
+    return shape.is_moe_layer(layer)
 
 
 def is_windowed_layer(shape: ModelShape, layer: int) -> bool:

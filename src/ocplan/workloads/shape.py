@@ -231,6 +231,15 @@ class ModelShape:
         rest = self.n_layers - self.moe_first_dense
         return (rest + self.moe_layer_freq - 1) // self.moe_layer_freq
 
+    def is_moe_layer(self, layer: int) -> bool:
+        """Whether layer ``layer`` (0-based) is MoE: every ``moe_layer_freq``-th layer
+        after the ``moe_first_dense`` leading dense ones (as :attr:`n_moe_layers` counts
+        them), or an ``E`` layer of a layer pattern."""
+        if self.layer_pattern:
+            return LAYER_BLOCKS[self.layer_pattern[layer]] == "moe"
+        first = self.moe_first_dense
+        return self.is_moe and layer >= first and (layer - first) % self.moe_layer_freq == 0
+
     @property
     def n_mixer_layers(self) -> int:
         """Layers that run the recurrent mixer instead of attention (0 without one; a
@@ -345,6 +354,17 @@ class ModelShape:
                 + self.hidden * self.moe_experts)
 
     @property
+    def moe_dense_params(self) -> int:
+        """One MoE layer outside its routed experts: shared experts and router."""
+        return self.moe_shared * self.expert_params + self.hidden * self.moe_experts
+
+    @property
+    def moe_active_params(self) -> int:
+        """One MoE layer as one token passes through it: top-k routed experts, the shared
+        ones and the router."""
+        return self.moe_top_k * self.expert_params + self.moe_dense_params
+
+    @property
     def embedding_params(self) -> int:
         return self.vocab * self.hidden
 
@@ -352,14 +372,6 @@ class ModelShape:
     def head_params(self) -> int:
         """LM head (0 when tied to the input embedding)."""
         return 0 if self.tied_embeddings else self.vocab * self.hidden
-
-    @property
-    def _last_layer_moe(self) -> bool:
-        """Whether the last layer (the one a multi-token prediction module copies) is MoE:
-        every ``moe_layer_freq``-th after the leading dense ones (a shape with MTP modules
-        has no layer pattern)."""
-        first, last = self.moe_first_dense, self.n_layers - 1
-        return self.is_moe and last >= first and (last - first) % self.moe_layer_freq == 0
 
     @property
     def mtp_dense_params(self) -> int:
@@ -370,15 +382,15 @@ class ModelShape:
         if not self.mtp_depth:
             return 0
         h = self.hidden
-        mlp = (self.moe_shared * self.expert_params + h * self.moe_experts) \
-            if self._last_layer_moe else self.dense_mlp_params
+        mlp = self.moe_dense_params if self.is_moe_layer(self.n_layers - 1) \
+            else self.dense_mlp_params
         return self.mtp_depth * (2 * h + 2 * h * h + self.attn_params + mlp)
 
     @property
     def mtp_expert_params(self) -> int:
         """Routed experts of the multi-token prediction modules (0 unless the last layer
         is a MoE layer)."""
-        if not self.mtp_depth or not self._last_layer_moe:
+        if not self.mtp_depth or not self.is_moe_layer(self.n_layers - 1):
             return 0
         return self.mtp_depth * self.moe_experts * self.expert_params
 
@@ -390,8 +402,8 @@ class ModelShape:
         if not self.mtp_depth:
             return 0
         h = self.hidden
-        mlp = ((self.moe_top_k + self.moe_shared) * self.expert_params + h * self.moe_experts) \
-            if self._last_layer_moe else self.dense_mlp_params
+        mlp = self.moe_active_params if self.is_moe_layer(self.n_layers - 1) \
+            else self.dense_mlp_params
         return self.mtp_depth * (2 * h * h + self.attn_params + mlp + self.vocab * h)
 
     @property
@@ -403,10 +415,8 @@ class ModelShape:
     @property
     def active_params(self) -> int:
         """Parameters one token touches (routed experts: top-k of them)."""
-        moe_active = ((self.moe_top_k + self.moe_shared) * self.expert_params
-                      + self.hidden * self.moe_experts)
         layers = (self.token_mixer_params + self.n_dense_layers * self.dense_mlp_params
-                  + self.n_moe_layers * moe_active)
+                  + self.n_moe_layers * self.moe_active_params)
         return layers + self.embedding_params + self.head_params
 
     @property
