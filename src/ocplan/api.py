@@ -290,6 +290,15 @@ class EstimateRequest(_LayoutRequest, SensitivityRequest):
                              "offload = true")
         return value
 
+    @field_validator("first_stage_layers", "last_stage_layers")
+    @classmethod
+    def _stage_layers_replace_ends(cls, value: int | None,
+                                   info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("ends_as_layers"):
+            raise ValueError("sets the pipeline split itself, so it needs ends_as_layers = "
+                             "false")
+        return value
+
     def layout(self) -> dict[str, LayoutValue]:
         """The request's layout fields by name."""
         values: dict[str, LayoutValue] = {f.name: getattr(self, f.name)

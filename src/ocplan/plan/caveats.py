@@ -139,14 +139,14 @@ CAVEATS: tuple[Caveat, ...] = (
         "the backward pass is all of it but the last bucket. Held-out runs of this kind "
         "scored +6 to +59 % (HT006, 0.09 s measured: +59 %)."),
     Caveat(
-        "blackwell-ultra", _blackwell_ultra, ("R064", "R068", "R235"), (-25.0, -10.0),
+        "blackwell-ultra", _blackwell_ultra, ("R064", "R068", "R235"), (-20.0, -10.0),
         "Blackwell Ultra (B300, GB300) trains in BF16 and FP8 faster than the model expects "
         "next to Blackwell at the same layout and software release (its NVFP4 rows show no "
         "such gap): Megatron-Bridge's tables put it 1.11x "
         "(B300/B200) and 1.22x (GB300/GB200) ahead, the model 1.03x and 1.05x (in part "
         "the per-system recipes: GPT-OSS 120B recomputes layer norms and expert "
         "activations on GB200 and B200, not on the Ultra parts), and its "
-        "GB300 FP8 runs (R064, R068, R235) measured 10-25 % faster than predicted; read "
+        "GB300 FP8 runs (R064, R068, R235) measured 12-21 % faster than predicted; read "
         "this rate as a lower bound."),
     Caveat(
         "fp4-training", _fp4_training, NVFP4_RELEASE_ROWS, (-20.0, 20.0),
@@ -154,8 +154,8 @@ CAVEATS: tuple[Caveat, ...] = (
         "family's fitted 8-bit efficiency of the 4-bit peak, and the tensor-parallel "
         "collectives are not overlapped (the recipe cannot). Megatron-Bridge's NVFP4 rows "
         "(Llama 3 70B and 3.1 405B on GB200 and GB300, releases 26.02-26.06), which the fit "
-        "never saw, scored -17 to +13 % (median abs 7 %, mean -4 %); the GB200 405B rows (TP4, "
-        "PP16) gained 1.48x over MXFP8 where the model gives 1.19x; read this rate as "
+        "never saw, scored -18 to +13 % (median abs 8 %, mean -5 %); the GB200 405B rows (TP4, "
+        "PP16) gained 1.48x over MXFP8 where the model gives 1.20x; read this rate as "
         "within about a fifth either way."),
     Caveat(
         "ep-over-scale-out", _ep_over_scale_out,
@@ -163,11 +163,11 @@ CAVEATS: tuple[Caveat, ...] = (
         (-20.0, 115.0),
         "Expert all-to-all across the scale-out network, taken as overlapped: the model "
         "hides the calibrated share of it behind compute, as Megatron-Core's 1F1B overlap "
-        "does, and development runs of this kind scored -14 to +10 % (R067, R069, "
+        "does, and development runs of this kind scored -15 to +8 % (R067, R069, "
         "R241-R243, R247). A stack that runs it in line pays all of it: Megatron-Bridge "
         "26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes (alltoall "
-        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+71 %, +96 %; "
-        "+3 % and +34 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
+        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+68 %, +91 %; "
+        "+2 % and +33 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
         "stack overlaps the dispatch, and ep_dedup off unless it deduplicates it per node "
         "(DeepEP, HybridEP)."),
 )

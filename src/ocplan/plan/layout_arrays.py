@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ocplan.costmodel.roofline import FloatArray, f64
-from ocplan.plan.plan import Plan, end_credit, stage_layers
+from ocplan.plan.plan import Plan, stage_split
 from ocplan.plan.recompute import RECOMPUTE_MODES, stack_of
 from ocplan.workloads.workload import Workload
 
@@ -35,13 +35,12 @@ class DerivedLayout:
     """Float arrays (broadcast to one shape) the step terms read.
 
     ``micro``: micro-batches per step ``B / (dp b)``; ``tokens``: token rows per chip per
-    micro-batch ``b s / c``; ``per_stage``: layers of the fullest stage ``ceil(L / p)``
-    (:func:`~ocplan.plan.plan.stage_layers`); ``end_credit``: 1 where the end stages
-    hold a layer fewer than that (:func:`~ocplan.plan.plan.end_credit`);
-    ``t_sp``: the TP size activations are split by (``tp`` with SP, else 1);
-    ``rc_full``: fraction of a stage's layers recomputed whole; ``rc_mode``: the
-    recompute code (:data:`~ocplan.plan.recompute.RECOMPUTE_MODES`); ``rc_qkv``: whole
-    layers keep their Q/K/V projections; ``rc_mod``: named modules are recomputed
+    micro-batch ``b s / c``; ``per_stage``, ``first_layers``, ``last_layers``: the
+    pipeline split (:func:`~ocplan.plan.plan.stage_split`); ``t_sp``: the TP size
+    activations are split by (``tp`` with SP, else 1); ``rc_full``: fraction of a
+    stage's layers recomputed whole; ``rc_mode``: the recompute code
+    (:data:`~ocplan.plan.recompute.RECOMPUTE_MODES`); ``rc_qkv``: whole layers keep
+    their Q/K/V projections; ``rc_mod``: named modules are recomputed
     (:attr:`~ocplan.plan.recompute.RecomputeMode.modules`); ``dp_shard``: ranks
     ZeRO shards over; ``replicas``: HSDP replica groups; ``dp_expert``: expert
     data-parallel size ``dp c t / (e t_e)``."""
@@ -72,7 +71,12 @@ class DerivedLayout:
     micro: FloatArray
     tokens: FloatArray
     per_stage: FloatArray
-    end_credit: FloatArray
+    first_layers: FloatArray
+    """Transformer layers of the first stage, which holds the embedding and the most
+    micro-batches in flight."""
+    last_layers: FloatArray
+    """Transformer layers of the last stage, which holds the LM head, the loss and any
+    multi-token prediction modules."""
     t_sp: FloatArray
     dp_shard: FloatArray
     replicas: FloatArray
@@ -83,10 +87,9 @@ class DerivedLayout:
     is unset."""
     head_places: FloatArray
     """Layers fewer than the fullest stage's that the stage holding the LM head (and any
-    multi-token prediction modules) has, in whose places they run: ``1 + D`` where the
-    end stages have their credit (``p > 2``), ``D`` with the ends counted at ``p = 2``
-    (both stages hold ``ceil(S / 2) - 1`` layers, the last ``D`` fewer again for its
-    modules), else 0 (:func:`~ocplan.plan.compute_terms.head_charge`)."""
+    multi-token prediction modules) has, in whose places they run: ``per_stage -
+    last_layers`` (``1 + D`` where the ends are counted at ``p > 2``, ``D`` at ``p = 2``,
+    0 for an even split; :func:`~ocplan.plan.compute_terms.head_charge`)."""
 
     def shard_columns(self) -> dict[str, np.ndarray]:
         """What each layout holds of a layer, by :class:`~ocplan.workloads.operators.Shard`
@@ -121,8 +124,9 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
     rc = np.asarray(lay.recompute)
     assert np.all((rc >= 0) & (rc < len(RECOMPUTE_MODES))), "recompute code is no mode"
     ends = np.asarray(lay.ends_as_layers, dtype=bool)
-    credit = end_credit(pp, ends)
-    per_stage = stage_layers(wl.model.n_layers, pp, ends, wl.model.mtp_depth)
+    split = stage_split(wl.model.n_layers, pp, ends, wl.model.mtp_depth,
+                        f64(lay.first_stage_layers), f64(lay.last_stage_layers))
+    per_stage = split.fullest
     layers = f64(lay.recompute_layers)
     rc_full = np.where(_WHOLE[rc], np.where(layers > 0, np.minimum(1.0, layers / per_stage),
                                             1.0), 0.0)
@@ -139,11 +143,11 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.asarray(lay.dp_overlap, dtype=bool), np.asarray(lay.grad_reduce_bf16, dtype=bool),
         np.asarray(lay.native_attention, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
-        credit,
+        split.first, split.last,
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
         np.maximum(1.0, dp * cp * tp / (ep * etp)),
         _offloaded(np.asarray(lay.offload, dtype=bool), f64(lay.offload_layers), per_stage),
-        _head_places(credit, ends & (pp == 2), wl.model.mtp_depth))
+        per_stage - split.last)
     return DerivedLayout(*arrays)
 
 
@@ -151,12 +155,6 @@ def _offloaded(offload: np.ndarray, layers: FloatArray, per_stage: FloatArray) -
     """:attr:`DerivedLayout.offloaded` (``layers`` 0 encodes unset: all of them)."""
     out: FloatArray = np.where(offload, np.where(layers > 0, np.minimum(layers, per_stage),
                                                  per_stage), 0.0)
-    return out
-
-
-def _head_places(credit: FloatArray, ends_of_two: np.ndarray, mtp: int) -> FloatArray:
-    """:attr:`DerivedLayout.head_places`: ``credit (1 + D) + [ends, p = 2] D``."""
-    out: FloatArray = credit * (1.0 + mtp) + np.where(ends_of_two, float(mtp), 0.0)
     return out
 
 

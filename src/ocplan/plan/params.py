@@ -32,27 +32,37 @@ def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) ->
     layer; ``P_edge`` is the larger of the embedding and the LM head with any multi-token
     prediction modules (the end stages hold one each; with p = 1 the one chip holds
     both; the modules' routed experts join ``P_expert``, sharded as the layers' are).
-    Where the end stages hold one layer fewer (:func:`~ocplan.plan.plan.end_credit`), the
-    larger of ``n`` average layers and ``n - 1`` layers plus the edge."""
+    Where the end stages' layer counts differ from the fullest stage's ``n``
+    (:class:`~ocplan.plan.plan.StageSplit`), the largest per chip of the first stage's
+    layers with the embedding, the last stage's with the head and modules, and ``n``
+    layers."""
     n = d.per_stage
     dense_layers = (n - moe_layers) * shape.mlp_share(False)
     # The last stage's edge is the LM head and any multi-token prediction modules, whose
     # routed experts are sharded as the layers' are; p = 1: one chip holds both edges.
     mtp_expert = shape.mtp_expert_params / (d.ep * d.etp)
     last_dense = float(shape.head_params + shape.mtp_dense_params)
-    last_is_edge = (d.pp == 1) | (last_dense / d.tp + mtp_expert
-                                  >= shape.embedding_params / d.tp)
-    edge = np.where(d.pp > 1, np.where(last_is_edge, last_dense, shape.embedding_params),
-                    shape.embedding_params + last_dense)
-    edge_expert = np.where(last_is_edge, mtp_expert, 0.0)
+    one = d.pp == 1
+    first_edge = shape.embedding_params + np.where(one, last_dense, 0.0)
+    last_edge = np.where(one, first_edge, last_dense)
     layers_dense = (n * shape.mean_token_mixer_params + dense_layers * shape.dense_mlp_params
                     + moe_layers * shape.moe_dense_params) / d.tp
     layers_expert = moe_layers * shape.moe_experts * shape.expert_params / (d.ep * d.etp)
-    # End stages a layer short (end credit): the end stage or a middle one, whichever
-    # holds more per chip (a middle stage when one layer outweighs the edge).
-    layer = (layers_dense + layers_expert) / np.maximum(n, 1.0)
-    end_stage = (d.end_credit == 0) | (edge / d.tp + edge_expert >= layer)
-    keep = np.where((d.end_credit > 0) & end_stage, (n - 1.0) / np.maximum(n, 1.0), 1.0)
-    dense = layers_dense * keep + np.where(end_stage, edge / d.tp, 0.0)
-    expert = layers_expert * keep + np.where(end_stage, edge_expert, 0.0)
+    # Per stage: (layers' share of the fullest stage's dense, expert) parameters plus the
+    # stage's edge; the largest per chip is the one held.
+    per_layer = 1.0 / np.maximum(n, 1.0)
+    first = (d.first_layers * per_layer, first_edge / d.tp, 0.0)
+    last = (d.last_layers * per_layer, last_edge / d.tp, mtp_expert)
+    full = (np.ones_like(n), 0.0, 0.0)
+
+    def held(stage: tuple[FloatArray, FloatArray | float, FloatArray | float]
+             ) -> tuple[FloatArray, FloatArray]:
+        keep, edge, edge_expert = stage
+        return layers_dense * keep + edge, layers_expert * keep + edge_expert
+
+    dense, expert = held(full)
+    for stage in (first, last):
+        s_dense, s_expert = held(stage)
+        larger = s_dense + s_expert > dense + expert
+        dense, expert = np.where(larger, s_dense, dense), np.where(larger, s_expert, expert)
     return StageParams(np.asarray(dense, dtype=np.float64), np.asarray(expert, np.float64))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -37,7 +38,8 @@ from ocplan.workloads.workload import Workload
 __all__ = ["LAYOUT", "LAYOUT_FIELDS", "PIN_HELP", "RECOMPUTE", "RECOMPUTE_AUTO",
            "SEARCH_FIXED_LAYOUT",
            "SEARCH_GIVEN_LAYOUT", "SEARCH_PINNABLE_LAYOUT",
-           "LayoutField", "Plan", "end_credit", "split_places", "stage_layers"]
+           "LayoutField", "Plan", "StageSplit", "end_credit", "split_places", "stage_layers",
+           "stage_split"]
 
 #: The recompute choices, from their declarations (:mod:`ocplan.plan.recompute`).
 RECOMPUTE: tuple[str, ...] = tuple(m.name for m in RECOMPUTE_MODES)
@@ -86,6 +88,18 @@ class Plan:
                     "in the pipeline split, so the first and last stages hold a layer fewer "
                     "(Megatron-Core --account-for-embedding/loss-in-pipeline-split).",
         short="ends", matters_with="pp")
+    first_stage_layers: int | None = layout_field(
+        None, help="Transformer layers on the first pipeline stage (its chunks together), "
+                   "the embedding's stage (Megatron-Core --decoder-first-pipeline-num-layers, "
+                   "or a --pipeline-model-parallel-layout's first-stage chunks); default: "
+                   "the even split (or the ends counted).",
+        short="first_layers", low=1, high=MAX_LAYERS, search="derived", matters_with="pp")
+    last_stage_layers: int | None = layout_field(
+        None, help="Transformer layers on the last pipeline stage (its chunks together), "
+                   "the LM head's, loss's and MTP modules' stage (Megatron-Core "
+                   "--decoder-last-pipeline-num-layers, or a pipeline layout's last-stage "
+                   "chunks); the stages not given split the rest evenly.",
+        short="last_layers", low=1, high=MAX_LAYERS, search="derived", matters_with="pp")
     micro_batch: int = layout_field(
         1, help="Sequences per data-parallel rank per micro-step.",
         short="mb", low=1, high=MAX_GLOBAL_BATCH, always_label=True)
@@ -163,15 +177,6 @@ class Plan:
                    "all of them.",
         # its axis holds options (off, one scale-up domain) resolved per layout, not sizes
         short="hsdp", low=1, high=MAX_CHIPS, pinnable=False)
-
-    def recompute_fraction(self, n_layers: int) -> float:
-        """Fraction of a stage's layers recomputed whole (from their input)."""
-        if not mode(self.recompute).whole_layers:
-            return 0.0
-        if self.recompute_layers is None:
-            return 1.0
-        per_stage = float(stage_layers(n_layers, self.pp, self.ends_as_layers))
-        return min(1.0, self.recompute_layers / per_stage)
 
     def __post_init__(self) -> None:
         """Check every field against its declaration; all problems in one SpecError."""
@@ -257,6 +262,42 @@ class Plan:
                 values[f.name] = f.decode(int(column if column.ndim == 0 else column[i]))
         return cls._of(values)
 
+    def stage_split(self, n_layers: int, mtp: int = 0) -> StageSplit:
+        """This plan's :class:`StageSplit` of ``n_layers`` layers (and ``mtp`` prediction
+        modules) over its pipeline stages (0-d arrays)."""
+        return stage_split(n_layers, self.pp, self.ends_as_layers, mtp,
+                           self.first_stage_layers or 0, self.last_stage_layers or 0)
+
+    def _check_split(self, n_layers: int) -> None:
+        """Raise :class:`Infeasible` when the first- and last-stage layer counts do not
+        split ``n_layers``: no pipeline to split, the ends counted besides (two splits
+        of one pipeline), more layers than the model has, or a stage left with none."""
+        given = {f: v for f, v in (("first_stage_layers", self.first_stage_layers),
+                                   ("last_stage_layers", self.last_stage_layers))
+                 if v is not None}
+        if not given:
+            return
+        named = " and ".join(f"{f} {v}" for f, v in given.items())
+        if self.pp == 1:
+            raise Infeasible("divisibility", f"{named} needs pp > 1")
+        if self.ends_as_layers:
+            raise Infeasible("divisibility", f"{named} and ends_as_layers both set the "
+                                             "pipeline split; give one")
+        rest = n_layers - sum(given.values())
+        shared = self.pp - len(given)
+        if rest < 0:
+            raise Infeasible("divisibility", f"{named} {'are' if len(given) > 1 else 'is'} "
+                                             f"more than the model's {n_layers} layers")
+        if shared == 0 and rest != 0:
+            raise Infeasible("divisibility", f"{named} hold {n_layers - rest} layers, not "
+                                             f"the model's {n_layers} (pp = {self.pp}: no "
+                                             "other stage)")
+        if rest < shared:
+            verb = "leave" if len(given) > 1 else "leaves"
+            raise Infeasible("divisibility", f"{named} {verb} {rest} of the {n_layers} "
+                                             f"layers for the other {shared} stages, fewer "
+                                             "than one each")
+
     def micro_batches(self, workload: Workload) -> int:
         """Micro-batches per step per pipeline: ``global_batch / (dp * micro_batch)``."""
         return workload.global_batch // (self.dp * self.micro_batch)
@@ -314,7 +355,8 @@ class Plan:
         if needs is not None and needs not in model_features(m):
             raise Infeasible("recompute", f"{self.recompute} needs {FEATURE_NAMES[needs]}, "
                                           f"which {m.name} has not")
-        held = int(stage_layers(m.n_layers, self.pp, self.ends_as_layers, m.mtp_depth))
+        self._check_split(m.n_layers)
+        held = int(self.stage_split(m.n_layers, m.mtp_depth).fullest)
         if self.recompute_layers is not None and self.recompute_layers > held:
             # more layers than a stage holds is a typo, not "all of them": say so
             raise Infeasible("recompute", f"recompute_layers {self.recompute_layers} is more "
@@ -359,6 +401,48 @@ def end_credit(pp: ArrayLike, ends: ArrayLike) -> FloatArray:
     p = np.asarray(pp, dtype=np.float64)
     out: FloatArray = (np.asarray(ends, dtype=bool) & (p > 2)).astype(np.float64)
     return out
+
+
+class StageSplit(NamedTuple):
+    """Transformer layers per pipeline stage (numbers or arrays): the first stage's (it
+    holds the embedding and the most micro-batches in flight), the fullest stage's and
+    the last stage's (it holds the LM head, the loss and any multi-token prediction
+    modules)."""
+
+    first: FloatArray
+    fullest: FloatArray
+    last: FloatArray
+
+
+def stage_split(n_layers: int, pp: ArrayLike, ends: ArrayLike, mtp: int = 0,
+                first: ArrayLike = 0, last: ArrayLike = 0) -> StageSplit:
+    """:class:`StageSplit` of ``L = n_layers`` over ``p`` stages.
+
+    Given first- or last-stage counts ``f``, ``l`` (0: not given; ``p > 1``), the ``k``
+    stages not given share the rest evenly, ``s = ceil((L - f - l) / k)`` each, and the
+    fullest holds ``max(f, l, s)`` (Megatron-Core's ``--decoder-first/last-pipeline-num-
+    layers``; a hand-written ``--pipeline-model-parallel-layout`` counted per stage, as
+    Megatron-Bridge's DeepSeek-V3 ``Et*4|(t*4|)*14tmL``: 16 chunks, at p = 8 the first
+    stage 8 layers, the last 5 and the modules). Else the split of :func:`stage_layers`:
+    with the ends counted (``S = L + 2 + D`` places, ``ceil(S / p)`` a stage) the first
+    stage holds ``ceil(S / p) - 1`` layers and the last ``ceil(S / p) - 1 - D``; without,
+    every stage ``ceil(L / p)``."""
+    p = np.asarray(pp, dtype=np.float64)
+    f = np.asarray(first, dtype=np.float64)
+    lst = np.asarray(last, dtype=np.float64)
+    e = np.asarray(ends, dtype=bool) & (p > 1)
+    places = np.ceil(split_places(n_layers, p, ends, mtp) / p)
+    rule = stage_layers(n_layers, p, ends, mtp)
+    rule_first = np.where(e, places - 1.0, rule)
+    rule_last = np.where(e, places - 1.0 - mtp, rule)
+    given = (p > 1) & ((f > 0) | (lst > 0))
+    shared = np.maximum(p - (f > 0) - (lst > 0), 0.0)
+    share = np.where(shared > 0, np.ceil((n_layers - f - lst) / np.maximum(shared, 1.0)), 0.0)
+    f_eff = np.where(f > 0, f, share)
+    l_eff = np.where(lst > 0, lst, share)
+    return StageSplit(np.where(given, f_eff, rule_first),
+                      np.where(given, np.maximum(np.maximum(f_eff, l_eff), share), rule),
+                      np.where(given, l_eff, rule_last))
 
 
 #: Every layout field, in declaration order: what requests, flags, forms, labels and the

@@ -27,7 +27,7 @@ from ocplan.catalog.system import ScaleOutSpec, System, system_for_chip
 from ocplan.errors import OcplanError, Problem, SpecError
 from ocplan.plan.calibration import Calibration, in_likely_range
 from ocplan.plan.estimate import Estimate, estimate
-from ocplan.plan.plan import Plan, stage_layers
+from ocplan.plan.plan import Plan
 from ocplan.plan.recompute import Stack, model_features, searched_modes, whole_layer_mode
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
@@ -319,6 +319,69 @@ def offload_layers(row: dict[str, str]) -> int | None:
                 None)
 
 
+#: Megatron-Bridge's hand-written pipeline layouts for its two 61-layer MLA models, by
+#: the number of model chunks ``pp x vpp``, in Megatron-Core's layout notation (``E``
+#: embedding, ``t`` a layer, ``m`` an MTP module, ``L`` the loss, ``|`` between chunks;
+#: chunk ``i`` runs on stage ``i mod pp``). DeepSeek-V3:
+#: ``set_deepseek_v3_pipeline_model_parallel_layout`` (recipes/deepseek/deepseek_v3.py,
+#: the same from v0.2.0 = 25.11 to v0.5.1 = 26.06.01) maps (pp, vpp) (4, 1) to 4 chunks,
+#: (8, 1) and (4, 2) to 8, (16, 1), (8, 2) and (4, 4) to 16, each 4 layers but the last
+#: (1 layer, the module and the loss); the GB300 and B200 MXFP8 presets name the 16-chunk
+#: string at PP2 VP8 and PP8 VP2, the H100 preset a 32-chunk one at PP8 VP4
+#: (scripts/performance/configs/deepseek/deepseek_workload_base_configs.py). Kimi-K2
+#: (``_get_kimi_k2_pipeline_layout``, recipes/kimi/kimi_k2.py, v0.3.1 to v0.5.1): the
+#: same chunks with the loss alone at the end, (2, 8) among the 16-chunk ones, and its
+#: H100 preset's 32 chunks at PP16 VP2. The stage split they give is the plan's
+#: first and last stage layers (:func:`pipeline_layout_stages`).
+LAYOUT_MODELS = re.compile(r"deepseek[_ -]?v3|kimi[_ -]?k2", re.IGNORECASE)
+PIPELINE_LAYOUTS = {4: "Et*16|t*16|t*16|t*13", 8: "Et*8|(t*8|)*6t*5",
+                    16: "Et*4|(t*4|)*14t", 32: "Et|(tt|)*30"}
+
+
+def _expand_layout(text: str, i: int = 0) -> tuple[str, int]:
+    """``text`` from ``i`` with its ``x*N`` and ``(...)*N`` repeats written out, up to
+    its end or the ``)`` closing a group; and where it stopped."""
+    out = []
+    while i < len(text) and text[i] != ")":
+        if text[i] == "(":
+            item, i = _expand_layout(text, i + 1)
+            assert text[i] == ")", f"unclosed group in layout {text!r}"
+        else:
+            item = text[i]
+        i += 1
+        count = re.match(r"\*(\d+)", text[i:])
+        if count:
+            item *= int(count.group(1))
+            i += count.end()
+        out.append(item)
+    return "".join(out), i
+
+
+def pipeline_layout_stages(layout: str, pp: int) -> tuple[int, int]:
+    """(first stage's, last stage's) transformer layers of a Megatron-Core pipeline
+    layout (``Et*4|(t*4|)*14tmL``) over ``pp`` stages: chunk ``i`` of ``|``-separated
+    chunks runs on stage ``i mod pp``, each ``t`` a layer."""
+    expanded, end = _expand_layout(layout)
+    assert end == len(layout), f"unbalanced layout {layout!r}"
+    chunks = expanded.split("|")
+    assert len(chunks) % pp == 0, f"layout {layout!r}: {len(chunks)} chunks over pp {pp}"
+    per_stage = [sum(c.count("t") for c in chunks[s::pp]) for s in range(pp)]
+    return per_stage[0], per_stage[-1]
+
+
+def recipe_stage_layers(row: dict[str, str], n_layers: int, pp: int,
+                        vpp: int) -> tuple[int, int] | None:
+    """(first, last) stage layers of a row whose recipe writes its pipeline layout
+    (:data:`PIPELINE_LAYOUTS`), else None."""
+    layout = PIPELINE_LAYOUTS.get(pp * vpp)
+    if (layout is None or pp == 1 or not MEGATRON_BRIDGE.search(row.get("source") or "")
+            or not LAYOUT_MODELS.search(row.get("model") or "")):
+        return None
+    first, last = pipeline_layout_stages(layout, pp)
+    assert _expand_layout(layout)[0].count("t") == n_layers, f"{layout!r}: {n_layers} layers"
+    return first, last
+
+
 def mtp_depth(row: dict[str, str]) -> int:
     """Multi-token prediction modules a row's run trained (:data:`MTP_TRAINED`)."""
     model = row.get("model") or ""
@@ -473,9 +536,12 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     # expert group must divide a stage's ranks).
     whole = shape.is_moe and bool(WHOLE_EXPERTS.search(row.get("source") or ""))
     etp = 1 if whole or (ep * tp > 0 and (tp * dp * cp) % (ep * tp)) else None
+    first, last = recipe_stage_layers(row, shape.n_layers, pp, vpp) or (None, None)
     return Plan(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp,
                 vpp=vpp, micro_batch=micro, zero=zero,
-                ends_as_layers=ends_in_split(shape.n_layers, pp, vpp, shape.mtp_depth),
+                ends_as_layers=first is None and ends_in_split(shape.n_layers, pp, vpp,
+                                                               shape.mtp_depth),
+                first_stage_layers=first, last_stage_layers=last,
                 recompute=recompute,  # type: ignore[arg-type]
                 sequence_parallel=sp, offload=offload, offload_layers=offload_layers(row),
                 ep_overlap=not NO_EP_OVERLAP.search(notes),
@@ -641,8 +707,7 @@ def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Est
         p.workload, replace(p.plan, recompute="none"), p.system, calibration)
     if full.feasible and kept.memory is not None and full.memory is not None:
         # Memory is linear in the number of recomputed layers: one interpolation.
-        per_stage = int(stage_layers(model.n_layers, p.plan.pp, p.plan.ends_as_layers,
-                                     model.mtp_depth))
+        per_stage = int(p.plan.stage_split(model.n_layers, model.mtp_depth).fullest)
         excess = kept.memory.total_bytes - kept.memory.capacity_bytes
         saved_per_layer = (kept.memory.total_bytes - full.memory.total_bytes) / per_stage
         layers = min(per_stage, math.ceil(excess / saved_per_layer))
