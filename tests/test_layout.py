@@ -149,7 +149,10 @@ def test_search_columns_are_the_plan_fields() -> None:
     axes = [a.name for a in space.axes]
     assert axes == [f.name for f in LAYOUT_FIELDS if f.search == "axis"]
     cols, _ = space.candidates()
-    assert set(cols) == set(axes) | {"dp"}
+    # derived columns: dp from the chips, the last stage's layers from the split rule
+    assert set(space.derived) == {"dp", "last_stage_layers"}
+    assert all(LAYOUT[name].search == "derived" for name in space.derived)
+    assert set(cols) == set(axes) | set(space.derived)
     assert set(cols) <= set(LAYOUT)
     fixed = [f.name for f in LAYOUT_FIELDS if f.search == "fixed"]
     assert not set(fixed) & set(cols)

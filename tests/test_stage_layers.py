@@ -10,6 +10,7 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -20,6 +21,8 @@ from ocplan.errors import Infeasible
 from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.layout_arrays import derive_layout
 from ocplan.plan.plan import LAYOUT, Plan, stage_split
+from ocplan.plan.search import search
+from ocplan.plan.space import _head_stage, training_space
 from ocplan.results.validation import (
     PIPELINE_LAYOUTS,
     pipeline_layout_stages,
@@ -163,3 +166,49 @@ def test_the_validation_reads_megatron_bridge_layouts() -> None:
     assert split("R242") == (None, None, False)   # NeMo Automodel: not these recipes
     assert split("R069")[:2] == (None, None)      # Qwen3-235B: the ends counted
     assert split("R069")[2]
+
+
+def test_the_search_gives_the_head_stage_what_the_even_share_leaves() -> None:
+    # 61 layers: at p 16 four a stage and the last one (Megatron-Bridge's DeepSeek-V3
+    # and Kimi-K2 layouts), p 8 eight and five, p 4 sixteen and thirteen, p 2 31 and
+    # 30 (Megatron-Bridge's own chunks of four give 32 and 29 there); an even
+    # split, one stage, or a last stage with fewer layers than chunks keep it unset
+    pp = np.array([16, 8, 4, 2, 1, 16, 8])
+    vpp = np.array([1, 2, 4, 8, 1, 2, 1])
+    assert list(_head_stage(61, pp, vpp)) == [1, 5, 13, 30, 0, 0, 5]
+    assert list(_head_stage(64, pp, vpp)) == [0] * 7
+    space = training_space(chips=256, n_layers=61, n_heads=128, n_kv_heads=128,
+                           seq_len=4096, global_batch=4096, domain=8, experts=256,
+                           mtp_depth=1)
+    cols, pruned = space.candidates()
+    assert pruned["dominated"] > 0
+    ends, last, p16 = cols["ends_as_layers"], cols["last_stage_layers"], cols["pp"] == 16
+    assert not np.any((ends == 1) & (last > 0))          # one split rule per layout
+    # where counting the ends pays (64 places in 16 stages) both splits are searched:
+    # neither dominates (the ends relieve the first stage, the slack the head's)
+    assert np.any(p16 & (ends == 1))
+    assert np.any(p16 & (ends == 0) & (last == 1))
+    assert not np.any((cols["pp"] == 1) & (last > 0))
+
+
+def test_a_searched_split_estimates_as_it_was_searched() -> None:
+    """DeepSeek-V3 on 256 B200 at Megatron-Bridge's p 8 x v 2: the best layout gives the
+    head's stage five layers (its head and MTP module outweigh two layers, so the slack
+    beats counting the ends), its label says so, and its scalar estimate is the
+    vectorized one (the search asserts that) and faster than the even split's."""
+    ds = ModelShape.from_arch(CAT.model("deepseek-v3"))
+    wl = Workload(ds, 4096, 4096, "fp8")
+    system = system_for_chip(CAT, "b200", 256)
+    result = search(wl, system, 256, fixed={"pp": 8, "vpp": 2}, top_k=3)
+    best = result.best
+    assert best is not None
+    assert best.plan.last_stage_layers == 5
+    assert not best.plan.ends_as_layers
+    assert "last_layers=5" in best.plan.label()
+    even = estimate(wl, replace(best.plan, last_stage_layers=None), system)
+    ends = estimate(wl, replace(best.plan, last_stage_layers=None, ends_as_layers=True),
+                    system)
+    assert best.step_s is not None
+    assert even.step_s is not None
+    assert ends.step_s is not None
+    assert best.step_s < ends.step_s < even.step_s

@@ -198,13 +198,15 @@ class CommTerms:
 
 
 #: The layout fields each collective's arguments follow from (d.tokens is mb s / cp,
-#: d.t_sp is tp with sp, the stage's parameters follow from tp, pp, ep, etp and its moe
-#: layers, d.dp_expert and d.replicas from dp, cp, tp, ep, etp and dp_shard; the
-#: gradients' bytes from grad_reduce_bf16).
+#: d.t_sp is tp with sp, the stage's parameters follow from tp, pp, ep, etp, its moe
+#: layers and the pipeline split (the fullest, first and last stages' layers: the end
+#: stages hold the embedding and the head), d.dp_expert and d.replicas from dp, cp, tp,
+#: ep, etp and dp_shard; the gradients' bytes from grad_reduce_bf16).
 _BY_TP = ("mb", "cp", "tp")
 _BY_EP = ("mb", "cp", "tp", "ep", "etp")
 _BY_PP = ("mb", "cp", "tp", "sp", "pp", "dp")
-_BY_DP = ("tp", "pp", "ep", "etp", "moe_layers", "dp", "cp", "dp_shard", "grad_reduce_bf16")
+_BY_DP = ("tp", "pp", "ep", "etp", "moe_layers", "per_stage", "first_layers", "last_layers",
+          "dp", "cp", "dp_shard", "grad_reduce_bf16")
 
 
 def tp_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayout,

@@ -7,6 +7,7 @@ and the label are all derived from the declarations (:data:`LAYOUT_FIELDS`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -262,11 +263,11 @@ class Plan:
                 values[f.name] = f.decode(int(column if column.ndim == 0 else column[i]))
         return cls._of(values)
 
-    def stage_split(self, n_layers: int, mtp: int = 0) -> StageSplit:
-        """This plan's :class:`StageSplit` of ``n_layers`` layers (and ``mtp`` prediction
-        modules) over its pipeline stages (0-d arrays)."""
-        return stage_split(n_layers, self.pp, self.ends_as_layers, mtp,
-                           self.first_stage_layers or 0, self.last_stage_layers or 0)
+    def stage_split(self, n_layers: int, mtp: int = 0) -> tuple[int, int, int]:
+        """This plan's (first, fullest, last) stages' layers of ``n_layers`` layers (and
+        ``mtp`` prediction modules): :func:`stage_split` as whole numbers."""
+        return _stage_counts(n_layers, self.pp, self.ends_as_layers, mtp,
+                             self.first_stage_layers or 0, self.last_stage_layers or 0)
 
     def _check_split(self, n_layers: int) -> None:
         """Raise :class:`Infeasible` when the first- and last-stage layer counts do not
@@ -356,7 +357,7 @@ class Plan:
             raise Infeasible("recompute", f"{self.recompute} needs {FEATURE_NAMES[needs]}, "
                                           f"which {m.name} has not")
         self._check_split(m.n_layers)
-        held = int(self.stage_split(m.n_layers, m.mtp_depth).fullest)
+        held = self.stage_split(m.n_layers, m.mtp_depth)[1]
         if self.recompute_layers is not None and self.recompute_layers > held:
             # more layers than a stage holds is a typo, not "all of them": say so
             raise Infeasible("recompute", f"recompute_layers {self.recompute_layers} is more "
@@ -443,6 +444,15 @@ def stage_split(n_layers: int, pp: ArrayLike, ends: ArrayLike, mtp: int = 0,
     return StageSplit(np.where(given, f_eff, rule_first),
                       np.where(given, np.maximum(np.maximum(f_eff, l_eff), share), rule),
                       np.where(given, l_eff, rule_last))
+
+
+@functools.lru_cache(maxsize=4096)
+def _stage_counts(n_layers: int, pp: int, ends: bool, mtp: int, first: int,
+                  last: int) -> tuple[int, int, int]:
+    """:func:`stage_split` of one layout as whole numbers, remembered: a plan's checks
+    ask it on every estimate, and the numpy rule costs more than the rest of the check."""
+    split = stage_split(n_layers, pp, ends, mtp, first, last)
+    return int(split.first), int(split.fullest), int(split.last)
 
 
 #: Every layout field, in declaration order: what requests, flags, forms, labels and the

@@ -278,6 +278,20 @@ def _ends_pay(n_layers: int, pp: np.ndarray, mtp: int = 0) -> np.ndarray:
     return pays.astype(np.int64)
 
 
+def _head_stage(n_layers: int, pp: np.ndarray, vpp: np.ndarray) -> np.ndarray:
+    """The last stage's layers where the even share ``n = ceil(L / p)`` leaves slack
+    (``p n > L``): what the other stages leave, ``L - (p - 1) n``, at least one a chunk;
+    0 (unset) elsewhere. The fullest stage keeps its ``n`` layers and the LM head and
+    any modules run in the slack's places, so the split is never slower and never holds
+    more than all stages at ``n`` (which also overcounts the layers); Megatron-Bridge's
+    DeepSeek-V3 and Kimi-K2 layouts are this split (61 layers at p 16: 4 a stage, the
+    last 1)."""
+    n = -(-n_layers // pp)
+    last = n_layers - (pp - 1) * n
+    out: np.ndarray = np.where((pp > 1) & (last < n) & (last >= vpp), last, 0)
+    return out
+
+
 _SELECTIVE = LAYOUT["recompute"].code("selective")
 
 
@@ -296,8 +310,10 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     (:data:`~ocplan.plan.plan.LAYOUT_FIELDS`), in their order, named as the field and
     holding encoded values: tp, pp, cp, ep, expert TP (unset, i.e. tp, or 1 for a MoE
     model), vpp, the ends split (taken where it does not
-    grow the fullest stage, :func:`_ends_pay`), micro-batch, ZeRO stage, the recompute
-    modes of the software ``stack`` for a model with ``features``
+    grow the fullest stage, :func:`_ends_pay`; without it the last stage holds what the
+    even share leaves, :func:`_head_stage`, a derived ``last_stage_layers``),
+    micro-batch, ZeRO stage, the recompute modes of the software ``stack`` for a model
+    with ``features``
     (:func:`~ocplan.plan.recompute.searched_modes`, with the search code "auto",
     :data:`~ocplan.plan.plan.RECOMPUTE_AUTO`), sequence
     parallelism, host activation offload (only with ``offload``), TP and DP
@@ -381,10 +397,16 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    lambda c: c["pp"] * c["vpp"]
                    <= split_places(n_layers, c["pp"], c["ends_as_layers"], mtp_depth)),
         # Counting the ends as layers either keeps the fullest stage's layers (then it
-        # is never slower and needs no more memory: the head costs only its excess over
-        # a layer) or adds one (then it is never faster); with p <= 2 it changes nothing.
-        Constraint("dominated", ("ends_as_layers", "pp"),
-                   lambda c: c["ends_as_layers"] == _ends_pay(n_layers, c["pp"], mtp_depth),
+        # is never slower and needs no more memory than the even split: the head costs
+        # only its excess over a layer) or adds one (then it is never faster); with
+        # p <= 2 it changes nothing. Without it the last stage holds what the others
+        # leave (_head_stage), which gives the head more places but the first stage no
+        # credit: neither dominates the other, so both stay where both exist.
+        Constraint("dominated", ("ends_as_layers", "pp", "vpp"),
+                   lambda c: np.where(c["ends_as_layers"] == 1,
+                                      _ends_pay(n_layers, c["pp"], mtp_depth) == 1,
+                                      (_ends_pay(n_layers, c["pp"], mtp_depth) == 0)
+                                      | (_head_stage(n_layers, c["pp"], c["vpp"]) > 0)),
                    "ends_as_layers"),
         # An interleave depth whose largest chunk is that of a smaller depth (24 layers
         # in 11 chunks: chunks of 3, as in 8) has its bubble and more chunk transfers
@@ -429,8 +451,14 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         constraints += (Constraint("heads", ("tp", "cp"),
                                    lambda c: split(c["tp"], c["cp"])),)
     held = set(pinned or ())
+    def last_stage(c: Columns) -> np.ndarray:
+        """The last stage's layers of a split without the ends counted (_head_stage)."""
+        out: np.ndarray = np.where(c["ends_as_layers"] == 0,
+                                   _head_stage(n_layers, c["pp"], c["vpp"]), 0)
+        return out
+
     return SearchSpace(axes, tuple(c for c in constraints if c.subject not in held),
-                       {"dp": dp}, name)
+                       {"dp": dp, "last_stage_layers": last_stage}, name)
 
 
 def _pin(axes: tuple[Axis, ...], pinned: Mapping[str, int], name: str) -> tuple[Axis, ...]:

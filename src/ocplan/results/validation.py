@@ -707,7 +707,7 @@ def predict_prepared(p: Prepared, calibration: Calibration | None = None) -> Est
         p.workload, replace(p.plan, recompute="none"), p.system, calibration)
     if full.feasible and kept.memory is not None and full.memory is not None:
         # Memory is linear in the number of recomputed layers: one interpolation.
-        per_stage = int(p.plan.stage_split(model.n_layers, model.mtp_depth).fullest)
+        per_stage = p.plan.stage_split(model.n_layers, model.mtp_depth)[1]
         excess = kept.memory.total_bytes - kept.memory.capacity_bytes
         saved_per_layer = (kept.memory.total_bytes - full.memory.total_bytes) / per_stage
         layers = min(per_stage, math.ceil(excess / saved_per_layer))
