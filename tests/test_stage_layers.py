@@ -23,6 +23,7 @@ from ocplan.plan.layout_arrays import derive_layout
 from ocplan.plan.plan import LAYOUT, Plan, stage_split
 from ocplan.plan.search import search
 from ocplan.plan.space import _head_stage, training_space
+from ocplan.reports.summary import estimate_rows
 from ocplan.results.validation import (
     PIPELINE_LAYOUTS,
     pipeline_layout_stages,
@@ -212,3 +213,22 @@ def test_a_searched_split_estimates_as_it_was_searched() -> None:
     assert even.step_s is not None
     assert ends.step_s is not None
     assert best.step_s < ends.step_s < even.step_s
+
+
+def test_an_estimate_states_its_split_and_the_table_shows_it() -> None:
+    light = Plan(tp=1, pp=4, dp=2, micro_batch=1, last_stage_layers=5)
+    est = _est(WL8, light)
+    assert est.stage_layers == (9, 9, 5)
+    assert tuple(est.as_dict()["stage_layers"]) == (9, 9, 5)
+    assert _est(WL8, Plan(tp=1, pp=4, dp=2)).stage_layers == (8, 8, 8)
+    assert _est(WL8, Plan(tp=1, pp=1, dp=8)).stage_layers is None
+    rows = dict(estimate_rows(est, {}, "USD"))
+    assert rows["pipeline stages"].startswith("9 / 9 / 5 layers")
+    # a split that cannot be has none; one that does not fit in memory keeps it
+    assert _est(WL8, Plan(pp=4, dp=2, last_stage_layers=40)).stage_layers is None
+    big = Workload(ModelShape.from_arch(CAT.model("llama3-70b")), 8192, 64, "bf16")
+    short = _est(big, Plan(tp=1, pp=2, dp=4, last_stage_layers=30))
+    assert not short.feasible
+    assert short.reason is not None
+    assert short.reason.startswith("memory")
+    assert short.stage_layers == (50, 50, 30)

@@ -166,6 +166,11 @@ class Estimate:
     predicted by a fit without it
     (:attr:`~ocplan.plan.calibration.FamilyCalibration.held_out_range_pct`); None where
     the calibration has none."""
+    stage_layers: tuple[int, int, int] | None = None
+    """Transformer layers on the first, the fullest and the last pipeline stage
+    (:meth:`~ocplan.plan.plan.Plan.stage_split`: the first holds the embedding, the last
+    the LM head, the loss and any multi-token prediction modules); None for one stage
+    or a split that cannot be."""
 
     @property
     def likely_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
@@ -205,12 +210,12 @@ class Estimate:
         return data
 
 
-def infeasible_estimate(plan: Plan, reason: str, memory: MemoryBreakdown | None = None
-                        ) -> Estimate:
+def infeasible_estimate(plan: Plan, reason: str, memory: MemoryBreakdown | None = None,
+                        stage_layers: tuple[int, int, int] | None = None) -> Estimate:
     """The result of a layout that cannot run: zeros, the reason, and the memory
-    breakdown when memory is what refused it."""
+    breakdown (and pipeline split) when memory is what refused it."""
     return Estimate(False, reason, plan, plan.chips, 0.0, 0.0, 0.0, 0.0, 0.0, None, memory,
-                    "infeasible", 0.0)
+                    "infeasible", 0.0, stage_layers=stage_layers)
 
 
 def estimate(workload: Workload, plan: Plan, system: System,
@@ -227,6 +232,8 @@ def estimate(workload: Workload, plan: Plan, system: System,
         check_system(workload, sm, plan.chips)
     except Infeasible as exc:
         return infeasible_estimate(plan, str(exc))
+    m = workload.model
+    stages = plan.stage_split(m.n_layers, m.mtp_depth) if plan.pp > 1 else None
     f = evaluate_one(workload, sm, cal, plan)
     _assert_finite(f, system, workload, plan)
     memory = MemoryBreakdown(f["weights_bytes"], f["grads_bytes"], f["optimizer_bytes"],
@@ -235,7 +242,8 @@ def estimate(workload: Workload, plan: Plan, system: System,
     if not memory.fits:
         return infeasible_estimate(
             plan, f"memory: needs {memory.total_bytes / 1e9:.1f} GB per chip, "
-                  f"{system.accelerator.id} has {memory.capacity_bytes / 1e9:.1f} GB", memory)
+                  f"{system.accelerator.id} has {memory.capacity_bytes / 1e9:.1f} GB", memory,
+            stages)
     time = TimeBreakdown(f["compute_s"], f["recompute_s"], f["tp_comm_s"], f["cp_comm_s"],
                          f["ep_comm_s"], f["pp_comm_s"], f["dp_comm_s"], f["bubble_s"],
                          f["optimizer_s"])
@@ -247,7 +255,7 @@ def estimate(workload: Workload, plan: Plan, system: System,
                     f["mfu"], f["hfu"], time, memory, time.dominant(), power,
                     cal.used_family(system.accelerator.family), family.runs,
                     family.cv_error_pct, caveats_for(workload, plan, system, f["step_s"]),
-                    family.held_out_range_pct)
+                    family.held_out_range_pct, stages)
 
 
 #: Results that must be strictly positive for a layout that runs: a step takes time, and

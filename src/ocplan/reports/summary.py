@@ -95,6 +95,17 @@ def _memory_rows(result: Estimate) -> list[Row]:
               for key, label in MEMORY_PART_LABELS.items())]
 
 
+def _stage_rows(result: Estimate) -> list[Row]:
+    """The pipeline split of a layout with stages: layers on the first, fullest and last
+    stage and what the end stages hold besides."""
+    if result.stage_layers is None:
+        return []
+    first, fullest, last = result.stage_layers
+    return [("pipeline stages", f"{first} / {fullest} / {last} layers (first, fullest, "
+                                "last; the embedding on the first, the LM head, the loss "
+                                "and any MTP modules on the last)")]
+
+
 def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str,
                   chip_family: str | None = None) -> list[Row]:
     """The rows of an estimate: its layout; for a layout that runs, the step and its parts,
@@ -104,7 +115,7 @@ def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str
     the power and, with ``to_train`` (:func:`ocplan.api.to_train`'s answer), the time,
     facility energy and cost (in ``currency``) to train; for one that cannot run, its
     memory and what to change."""
-    rows: list[Row] = [("layout", result.plan.label())]
+    rows: list[Row] = [("layout", result.plan.label()), *_stage_rows(result)]
     if not result.feasible:
         hint = api.infeasible_hint(result.reason, plan=result.plan)
         return [*rows, *_memory_rows(result),
