@@ -167,6 +167,9 @@ def test_the_validation_reads_megatron_bridge_layouts() -> None:
     assert split("R242") == (None, None, False)   # NeMo Automodel: not these recipes
     assert split("R069")[:2] == (None, None)      # Qwen3-235B: the ends counted
     assert split("R069")[2]
+    # a reduced-depth variant is not the 61-layer recipe's layout: the ends rule decides
+    short = dict(rows["R067"], n_layers="29")
+    assert plan_from_row(short, shape_from_row(short)).last_stage_layers is None
 
 
 def test_the_search_gives_the_head_stage_what_the_even_share_leaves() -> None:

@@ -29,13 +29,13 @@ def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) ->
     ``P_expert = n_moe E P_e / (e t_e)`` for a stage of ``n_L`` layers, ``n_moe`` of them
     MoE and ``n_dense`` of the rest with a dense MLP (all, or a layer pattern's share of
     ``-`` layers), ``P_mix`` the attention (or a hybrid's mean attention and recurrent mixer) per
-    layer; ``P_edge`` is the larger of the embedding and the LM head with any multi-token
-    prediction modules (the end stages hold one each; with p = 1 the one chip holds
+    layer; ``P_edge`` is a stage's edge: the embedding on the first stage, the LM head
+    with any multi-token prediction modules on the last (with p = 1 the one chip holds
     both; the modules' routed experts join ``P_expert``, sharded as the layers' are).
-    Where the end stages' layer counts differ from the fullest stage's ``n``
-    (:class:`~ocplan.plan.plan.StageSplit`), the largest per chip of the first stage's
-    layers with the embedding, the last stage's with the head and modules, and ``n``
-    layers."""
+    The stage held is the largest per chip of the first stage's layers with its edge, the
+    last stage's with its edge, and the fullest stage's ``n`` layers
+    (:class:`~ocplan.plan.plan.StageSplit`; an end stage's layers are that share of the
+    fullest stage's)."""
     n = d.per_stage
     dense_layers = (n - moe_layers) * shape.mlp_share(False)
     # The last stage's edge is the LM head and any multi-token prediction modules, whose

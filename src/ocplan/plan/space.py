@@ -450,13 +450,13 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         split = mixer.splits
         constraints += (Constraint("heads", ("tp", "cp"),
                                    lambda c: split(c["tp"], c["cp"])),)
-    held = set(pinned or ())
     def last_stage(c: Columns) -> np.ndarray:
         """The last stage's layers of a split without the ends counted (_head_stage)."""
         out: np.ndarray = np.where(c["ends_as_layers"] == 0,
                                    _head_stage(n_layers, c["pp"], c["vpp"]), 0)
         return out
 
+    held = set(pinned or ())
     return SearchSpace(axes, tuple(c for c in constraints if c.subject not in held),
                        {"dp": dp, "last_stage_layers": last_stage}, name)
 

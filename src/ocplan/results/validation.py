@@ -333,7 +333,7 @@ def offload_layers(row: dict[str, str]) -> int | None:
 #: same chunks with the loss alone at the end, (2, 8) among the 16-chunk ones, and its
 #: H100 preset's 32 chunks at PP16 VP2. The stage split they give is the plan's
 #: first and last stage layers (:func:`pipeline_layout_stages`).
-LAYOUT_MODELS = re.compile(r"deepseek[_ -]?v3|kimi[_ -]?k2", re.IGNORECASE)
+LAYOUT_STRING_MODELS = re.compile(r"deepseek[_ -]?v3|kimi[_ -]?k2", re.IGNORECASE)
 PIPELINE_LAYOUTS = {4: "Et*16|t*16|t*16|t*13", 8: "Et*8|(t*8|)*6t*5",
                     16: "Et*4|(t*4|)*14t", 32: "Et|(tt|)*30"}
 
@@ -372,14 +372,14 @@ def pipeline_layout_stages(layout: str, pp: int) -> tuple[int, int]:
 def recipe_stage_layers(row: dict[str, str], n_layers: int, pp: int,
                         vpp: int) -> tuple[int, int] | None:
     """(first, last) stage layers of a row whose recipe writes its pipeline layout
-    (:data:`PIPELINE_LAYOUTS`), else None."""
+    (:data:`PIPELINE_LAYOUTS`), else None; a row of another depth (a reduced-layer
+    variant of the model) is not that recipe's."""
     layout = PIPELINE_LAYOUTS.get(pp * vpp)
     if (layout is None or pp == 1 or not MEGATRON_BRIDGE.search(row.get("source") or "")
-            or not LAYOUT_MODELS.search(row.get("model") or "")):
+            or not LAYOUT_STRING_MODELS.search(row.get("model") or "")
+            or _expand_layout(layout)[0].count("t") != n_layers):
         return None
-    first, last = pipeline_layout_stages(layout, pp)
-    assert _expand_layout(layout)[0].count("t") == n_layers, f"{layout!r}: {n_layers} layers"
-    return first, last
+    return pipeline_layout_stages(layout, pp)
 
 
 def mtp_depth(row: dict[str, str]) -> int:
