@@ -26,6 +26,7 @@ from ocplan.plan.space import _head_stage, training_space
 from ocplan.reports.summary import estimate_rows
 from ocplan.results.validation import (
     PIPELINE_LAYOUTS,
+    automodel_stage_layers,
     pipeline_layout_stages,
     plan_from_row,
     shape_from_row,
@@ -164,7 +165,14 @@ def test_the_validation_reads_megatron_bridge_layouts() -> None:
     assert split("R067") == (8, 5, False)     # B200 DeepSeek-V3, PP8 VP2
     assert split("R235") == (16, 13, False)   # GB300 Kimi-K2, PP4 VP4
     assert split("R241") == (7, 6, False)     # H100 DeepSeek-V3, PP8 VP4: 32 chunks
-    assert split("R242") == (None, None, False)   # NeMo Automodel: not these recipes
+    # NeMo Automodel splits its own way: 61 layers over 32 virtual stages by divmod,
+    # the first 29 of 2 layers and the last 3 of 1; rank r runs r, r + 4, ...
+    assert split("R242") == (16, 15, False)
+    assert split("R243") == (16, 15, False)
+    assert automodel_stage_layers(61, 4, 1) == (16, 15)
+    assert automodel_stage_layers(10, 2, 2) == (5, 5)
+    assert automodel_stage_layers(62, 4, 8) == (16, 15)   # 30 of 2, 2 of 1
+    assert split("R246")[:2] == (None, None)      # Automodel, no pipeline
     assert split("R069")[:2] == (None, None)      # Qwen3-235B: the ends counted
     assert split("R069")[2]
     # a reduced-depth variant is not the 61-layer recipe's layout: the ends rule decides

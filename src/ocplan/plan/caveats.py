@@ -154,7 +154,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "family's fitted 8-bit efficiency of the 4-bit peak, and the tensor-parallel "
         "collectives are not overlapped (the recipe cannot). Megatron-Bridge's NVFP4 rows "
         "(Llama 3 70B and 3.1 405B on GB200 and GB300, releases 26.02-26.06), which the fit "
-        "never saw, scored -18 to +13 % (median abs 8 %, mean -5 %); the GB200 405B rows (TP4, "
+        "never saw, scored -17 to +13 % (median abs 7 %, mean -4 %); the GB200 405B rows (TP4, "
         "PP16) gained 1.48x over MXFP8 where the model gives 1.20x; read this rate as "
         "within about a fifth either way."),
     Caveat(
@@ -163,7 +163,7 @@ CAVEATS: tuple[Caveat, ...] = (
         (-20.0, 115.0),
         "Expert all-to-all across the scale-out network, taken as overlapped: the model "
         "hides the calibrated share of it behind compute, as Megatron-Core's 1F1B overlap "
-        "does, and development runs of this kind scored -15 to +8 % (R067, R069, "
+        "does, and development runs of this kind scored -13 to +7 % (R067, R069, "
         "R241-R243, R247). A stack that runs it in line pays all of it: Megatron-Bridge "
         "26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes (alltoall "
         "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+68 %, +91 %; "

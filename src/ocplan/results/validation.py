@@ -369,11 +369,36 @@ def pipeline_layout_stages(layout: str, pp: int) -> tuple[int, int]:
     return per_stage[0], per_stage[-1]
 
 
+#: NeMo Automodel's own split (``generate_hf_model_fqn_per_model_part`` and the "loop"
+#: ``stage_ids_this_rank`` of nemo_automodel/components/distributed/pipelining): the L
+#: layers over the ``pp x vpp`` virtual stages by ``divmod``, the first ``L mod (pp
+#: vpp)`` of them one layer more, and rank ``r`` runs virtual stages ``r, r + pp, ...``
+#: (:func:`automodel_stage_layers`).
+AUTOMODEL = re.compile(r"NeMo/Automodel", re.IGNORECASE)
+
+
+def automodel_stage_layers(n_layers: int, pp: int, vpp: int) -> tuple[int, int]:
+    """(first, last) stage layers of NeMo Automodel's split (:data:`AUTOMODEL`): 61
+    layers over PP 4 x VP 8 give virtual stages of 2 layers but the last three of 1, so
+    the first rank holds 16 and the last 15."""
+    chunks = pp * vpp
+    base, extra = divmod(n_layers, chunks)
+
+    def held(rank: int) -> int:
+        return sum(base + (v < extra) for v in range(rank, chunks, pp))
+
+    return held(0), held(pp - 1)
+
+
 def recipe_stage_layers(row: dict[str, str], n_layers: int, pp: int,
                         vpp: int) -> tuple[int, int] | None:
-    """(first, last) stage layers of a row whose recipe writes its pipeline layout
-    (:data:`PIPELINE_LAYOUTS`), else None; a row of another depth (a reduced-layer
-    variant of the model) is not that recipe's."""
+    """(first, last) stage layers of a row whose software splits the layers its own
+    uneven way: NeMo Automodel's (:func:`automodel_stage_layers`, where the layers do
+    not fill the virtual stages evenly) or a Megatron-Bridge recipe that writes its
+    layout (:data:`PIPELINE_LAYOUTS`; a row of another depth, a reduced-layer variant of
+    the model, is not that recipe's); else None."""
+    if pp > 1 and n_layers % (pp * vpp) and AUTOMODEL.search(row.get("source") or ""):
+        return automodel_stage_layers(n_layers, pp, vpp)
     layout = PIPELINE_LAYOUTS.get(pp * vpp)
     if (layout is None or pp == 1 or not MEGATRON_BRIDGE.search(row.get("source") or "")
             or not LAYOUT_STRING_MODELS.search(row.get("model") or "")
