@@ -71,8 +71,9 @@ def head_charge(layers: PassTime, head: PassTime, per_stage: FloatArray,
     the head's (``(n - c) t_L + t_H``) is ``n t_L + max(0, t_H - c t_L)``."""
     h = head.total_s
     excess = np.maximum(0.0, h - places * layers.total_s / np.maximum(per_stage, 1.0))
+    # no places given up (c = 0): the excess is the whole head, its share 1
     share = np.where(h > 0, excess / np.where(h > 0, h, 1.0), 0.0)
-    return head.scaled(np.where(places > 0, share, 1.0))
+    return head.scaled(share)
 
 
 def recompute_s(sc: StageCompute, d: DerivedLayout) -> FloatArray:

@@ -141,11 +141,10 @@ def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> 
     per_layer = saved_layer_bytes(wl, d, moe_layers)
     in_flight = np.minimum(d.pp, d.micro) * np.where(
         d.vpp > 1, 1 + (d.pp - 1) / (d.pp * d.vpp), 1.0)
-    # A first stage short of the fullest (the ends counted, or a given split) holds its
-    # layers for the most micro-batches in flight, the next the fullest's for (p - 1)/p
-    # of them.
-    layers_held = np.where(d.first_layers < d.per_stage, np.maximum(
-        d.first_layers, d.per_stage * (d.pp - 1.0) / d.pp), d.per_stage)
+    # The first stage holds its layers for the most micro-batches in flight; where it is
+    # short of the fullest (the ends counted, or a given split), the next stage's
+    # fullest count for (p - 1)/p of them may hold more.
+    layers_held = np.maximum(d.first_layers, d.per_stage * (d.pp - 1.0) / d.pp)
     # One stage holds the multi-token prediction modules' layers too; under a pipeline
     # they sit on the last stage, which has one micro-batch in flight, not the first.
     layers_held = layers_held + np.where(d.pp == 1, wl.model.mtp_depth, 0.0)

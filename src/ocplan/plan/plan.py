@@ -312,7 +312,7 @@ class Plan:
         slots = int(split_places(m.n_layers, self.pp, self.ends_as_layers, m.mtp_depth))
         if slots < self.pp * self.vpp:
             # Uneven stages are allowed (Megatron's first/last-stage layer counts); the
-            # slowest stage then holds ceil(layers / pp) layers (stage_layers).
+            # fullest stage's layers are stage_split's.
             what = f"{m.n_layers} layers" + (" with the embedding and the loss"
                                             if slots > m.n_layers else "") + (
                 " and the MTP modules" if slots > m.n_layers + 2 else "")
