@@ -156,8 +156,8 @@ def test_sustained_clock_is_below_peak_clock() -> None:
 def test_chip_compute_resolution(cat: Catalog) -> None:
     b200 = chip_compute(cat.accelerator("b200").compute)
     assert (b200.tile_m, b200.tile_n, b200.slots, b200.k0) == (256, 128, 74, 540.0)
-    a100 = chip_compute(cat.accelerator("a100-sxm-80gb").compute)
-    assert a100.k0 == 280.0  # no fit published: the SM default
+    h20 = chip_compute(cat.accelerator("h20").compute)
+    assert h20.k0 == 280.0  # no K0 in its block: the SM default
     assert chip_compute(None) is GENERIC
     assert GENERIC.stream_k
     assert sustained_clock_fraction(cat.accelerator("mi300x").compute) == \
@@ -692,3 +692,19 @@ def test_operator_profile_takes_the_softmax_floor(cat: Catalog) -> None:
     # slows the exponentials as it slows the matmuls
     capped = prof.time(replace(eff, clock=0.8))
     assert float(capped.attention_s[0]) == pytest.approx(exp_s / 0.8, rel=1e-9)
+
+
+@pytest.mark.parametrize("chip", ["a100-sxm-80gb", "a100-sxm-40gb"])
+def test_a100_k0_is_the_h200_measurement_scaled_by_flop_per_byte(cat: Catalog,
+                                                                 chip: str) -> None:
+    """No K sweep is published for the A100: its K0 (``t0 / t_k``, the tile's fixed
+    memory-bound prologue and epilogue over its MMA time per unit of K) is the H200's
+    measured one scaled by the ratio of 16-bit peak to HBM bandwidth."""
+    def flop_per_byte(acc: str) -> float:
+        a = cat.accelerator(acc)
+        assert a.peak_flops.bf16 is not None
+        return a.peak_flops.bf16 / a.memory.hbm_bandwidth
+    h200 = chip_compute(cat.accelerator("h200-sxm-141gb").compute).k0
+    a100 = chip_compute(cat.accelerator(chip).compute).k0
+    assert a100 == pytest.approx(h200 * flop_per_byte(chip) / flop_per_byte("h200-sxm-141gb"),
+                                 abs=1.0)

@@ -6,11 +6,18 @@ micro-batch on one pipeline stage, so the difference of two of its predicted ste
 divided by the 48 layers, is a difference of predicted layer times: head, loss and
 optimizer cancel. Each test compares one such difference with the table's.
 
-Two differences are known to be wrong and are marked as such (strict: a change that
-fixes one makes its test pass, and the mark must then go): the fitted memory-bound
-efficiency charges the replicated norms and residuals about three times what the run's
-fused kernels took, and the model costs the attention core as flash attention where
-Megatron of 2022 materialized the scores (docs/model.md, "Per-layer check").
+The table timed one layer, which fits in memory whatever the setting; the whole 48-layer
+model without recompute keeps the unfused core's scores of every layer (Korthikanti Table
+2: 110 GB a chip) and does not, so the steps are the engine's terms (:func:`evaluate`)
+without the memory check.
+
+One difference is known to be wrong and is marked as such (strict: a change that fixes
+it makes its test pass, and the mark must then go): the fitted memory-bound efficiency
+charges the replicated norms and residuals about three times what the run's fused
+kernels took (docs/model.md, "Per-layer check"). The other, the selective recompute of
+the attention core, was wrong while the model costed the core as flash attention; with
+the unfused core of 2022 (the plan's ``fused_attention`` off, which the validation reads
+for this paper) it holds.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from pathlib import Path
 import pytest
 
 from ocplan.catalog.catalog import load_catalog
-from ocplan.results.validation import predict_row
+from ocplan.plan.calibration import load_calibration
+from ocplan.plan.engine import evaluate, system_model
+from ocplan.results.validation import prepare_row
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "validation" / "layers" / "korthikanti_2022_table4.csv"
@@ -63,8 +72,11 @@ def _template() -> dict[str, str]:
 def _model_layer_s(sp: str, recompute: str) -> float:
     """Predicted step of the template row with ``sp`` and ``recompute``, per layer."""
     row = dict(_template(), sequence_parallel=sp, recompute=recompute)
-    est, _ = predict_row(row, load_catalog())
-    return est.step_s / LAYERS
+    job = prepare_row(row, load_catalog())
+    assert not job.plan.fused_attention, "the 2022 run's core is unfused"
+    terms = evaluate(job.workload, system_model(job.system), load_calibration(),
+                     job.plan.encoded())
+    return float(terms["step_s"]) / LAYERS
 
 
 def _difference(a: tuple[str, str], b: tuple[str, str]) -> tuple[float, float]:
@@ -87,15 +99,27 @@ def test_full_recompute_costs_one_more_forward_as_measured() -> None:
     assert abs(model / measured - 1.0) <= FULL_RECOMPUTE_TOLERANCE, (model, measured)
 
 
+#: The share of the table's selective-recompute overhead (re-running the attention core,
+#: 1.3 ms a layer) the model must reproduce within.
+SELECTIVE_RECOMPUTE_TOLERANCE = 0.25
+
+
+@needs_dev
+def test_selective_recompute_reruns_the_unfused_core_as_measured() -> None:
+    """Re-running the attention cores: 1.3 ms a layer measured (7 %), the scores written,
+    soft-maxed, dropped out and read back again."""
+    measured, model = _difference(("no", "selective"), ("no", "none"))
+    assert measured > 0
+    assert model > 0
+    assert abs(model / measured - 1.0) <= SELECTIVE_RECOMPUTE_TOLERANCE, (model, measured)
+
+
 #: Differences the model gets wrong, with why: (a, b, reason) for ``a`` minus ``b``.
 KNOWN_WRONG = (
     (("no", "none"), ("yes", "none"),
-     "the fitted memory-bound efficiency (0.35 of streaming) prices the norms and residuals "
+     "the fitted memory-bound efficiency (0.31 of streaming) prices the norms and residuals "
      "that sequence parallelism stops replicating at about 3x the fused kernels of the run: "
-     "the model saves 4.0 ms a layer, the table 0.6 ms"),
-    (("no", "selective"), ("no", "none"),
-     "the model re-runs the attention core as flash attention (0.3 ms a layer); Megatron of "
-     "2022 materialized the s x s scores (softmax, dropout), 1.3 ms in the table"),
+     "the model saves 4.5 ms a layer, the table 0.6 ms"),
 )
 
 
@@ -106,7 +130,7 @@ KNOWN_WRONG = (
     for a, b, why in KNOWN_WRONG])
 def test_known_wrong_differences_within_half_of_measured(a: tuple[str, str],
                                                          b: tuple[str, str]) -> None:
-    """Sequence parallelism's saving; the selective recompute of the attention core."""
+    """Sequence parallelism's saving."""
     measured, model = _difference(a, b)
     assert measured > 0
     assert model > 0

@@ -9,7 +9,9 @@ if-chain), giving its compute term at unit efficiency and its memory term:
   context-parallel work already counted by the operator list) at the 16-bit path;
 - ``scan``: :func:`scan_op_cost`, a hybrid model's recurrent core, on the attention law;
 - ``elementwise``, ``norm``, ``permute``, ``embedding``: memory-bound,
-  :func:`~ocplan.costmodel.roofline.memory_time_s`.
+  :func:`~ocplan.costmodel.roofline.memory_time_s`, at the calibrated memory efficiency;
+- ``score``: a pass over an unfused attention core's score matrix (Megatron's fused
+  softmax, dropout), :func:`score_op_cost`: memory-bound at the streaming rate.
 
 A :class:`Profile` stacks those terms for a list of operators; :meth:`Profile.time`
 applies a calibration (:class:`Efficiencies`): each operator takes
@@ -48,7 +50,7 @@ from ocplan.workloads.operators import GEMM_INPUT_BYTES, Num, Operator, OpKind
 __all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "FALLBACK", "ChipPeaks", "Efficiencies", "OpCost",
            "PassTime", "Profile", "attention_op_cost", "attention_terms", "gemm_op_cost",
            "imbalance_terms", "memory_op_cost", "native_precision", "profile", "scan_op_cost",
-           "softmax_floor_s"]
+           "score_op_cost", "softmax_floor_s"]
 
 #: GEMM input precisions that run on a low-bit matrix path (8-bit fitted on training
 #: runs; 4-bit, :data:`FOUR_BIT`, its own efficiency where serving results fit one).
@@ -155,7 +157,7 @@ class PassTime:
 
 #: Which calibrated efficiency divides an operator's compute term.
 Path = Literal["gemm", "gemm_8bit", "gemm_4bit", "grouped_gemm", "grouped_gemm_8bit",
-               "grouped_gemm_4bit", "attention", "memory"]
+               "grouped_gemm_4bit", "attention", "memory", "stream"]
 #: The path an efficiency left at 0 falls back to (a chain: grouped 4-bit -> grouped
 #: 8-bit -> 8-bit).
 _BASE_PATH = {"grouped_gemm": "gemm", "grouped_gemm_8bit": "gemm_8bit",
@@ -254,7 +256,8 @@ def _weights(paths: tuple[Path, ...], categories: tuple[str, ...],
              eff: Efficiencies) -> _Weights:
     """:class:`_Weights` of an operator list (paths and categories) under ``eff``: built
     once per list and calibration, not on every :meth:`Profile.time`."""
-    etas = f64([_eta(eff, p) for p in paths])[:, None]
+    # a streaming pass has no compute term and no calibrated efficiency
+    etas = f64([1.0 if p == "stream" else _eta(eff, p) for p in paths])[:, None]
     bw = np.array([eff.memory if p == "memory" else 1.0 for p in paths])[:, None]
     rows = tuple(np.nonzero(np.array([c == cat for c in categories], dtype=bool))[0]
                  for cat in CATEGORIES)
@@ -405,6 +408,19 @@ def memory_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     return OpCost(f64(0.0), memory_time_s(op.bytes, chip.hbm_Bps, 0.0), "memory", "memory")
 
 
+def score_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
+    """A pass over an unfused attention core's score matrix (Megatron's fused
+    scale-mask-softmax, the attention dropout and their backward kernels): its bytes at
+    the streaming bandwidth (:data:`~ocplan.costmodel.roofline.HBM_EFFICIENCY`), not
+    scaled by the calibrated ``memory_efficiency``. Each is one kernel that reads and
+    writes a tensor of ``b a s^2 / t`` values once, far larger than any cache, as a
+    copy does (a residual add of 256 MiB moves 0.91 of the H200's peak,
+    docs/device-h200.md); the calibrated efficiency stands for the passes a layer's
+    per-token elementwise work makes that its operator list does not name, which do
+    not grow with the score matrix."""
+    return OpCost(f64(0.0), memory_time_s(op.bytes, chip.hbm_Bps, 0.0), "stream", "memory")
+
+
 Coster = Callable[[Operator, ChipPeaks], OpCost]
 #: The cost function of each operator kind.
 COSTERS: dict[OpKind, Coster] = {
@@ -417,6 +433,7 @@ COSTERS: dict[OpKind, Coster] = {
     "norm": memory_op_cost,
     "permute": memory_op_cost,
     "embedding": memory_op_cost,
+    "score": score_op_cost,
 }
 
 
@@ -487,7 +504,9 @@ def _memory_costs(ops: list[Operator], chip: ChipPeaks, n: int
 #: Operator kinds costed together by one batched coster (the per-operator
 #: :data:`COSTERS` vectorized over a stack of operators; the same formulas).
 _GEMM_KINDS = frozenset({"gemm", "grouped_gemm", "router"})
-_MEMORY_KINDS = frozenset({"elementwise", "norm", "permute", "embedding"})
+_MEMORY_KINDS = frozenset({"elementwise", "norm", "permute", "embedding", "score"})
+#: The memory-bound kinds streamed at the full achieved rate (:func:`score_op_cost`).
+_STREAM_KINDS = frozenset({"score"})
 
 
 def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
@@ -509,7 +528,7 @@ def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
             groups["gemm"].append(i)
         elif kind == "attention" and COSTERS[kind] is attention_op_cost:
             groups["attention"].append(i)
-        elif kind in _MEMORY_KINDS and COSTERS[kind] is memory_op_cost:
+        elif kind in _MEMORY_KINDS and COSTERS[kind] in (memory_op_cost, score_op_cost):
             groups["memory"].append(i)
         else:
             groups["other"].append(i)
@@ -529,7 +548,8 @@ def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
         idx = groups["memory"]
         compute[idx], memory[idx] = _memory_costs([ops[i] for i in idx], chip, n)
         for i in idx:
-            paths[i], categories[i] = "memory", "memory"
+            paths[i] = "stream" if ops[i].kind in _STREAM_KINDS else "memory"
+            categories[i] = "memory"
     for i in groups["other"]:
         cost = COSTERS[ops[i].kind](ops[i], chip)
         compute[i], memory[i], floor[i] = cost.compute_s, cost.memory_s, cost.floor_s

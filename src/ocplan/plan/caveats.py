@@ -127,8 +127,8 @@ CAVEATS: tuple[Caveat, ...] = (
         "a fitted host-side cost per layer and slice for the cross-slice reductions "
         "(MaxText's v5e table loses 0, 2, 5, 9 and 17 % of its per-chip rate at 2, 4, 8, 16 "
         "and 32 slices; the model 1, 2, 4, 8 and 15 %), but the published runs of this "
-        "kind scored -3 to +28 % (two-slice v6e runs R122 +23 % and HT016 +28 %, R098 +11 %, "
-        "R123 -3 %; the same 128B layout on one slice, R097: +8 %), and two v5p-4096 "
+        "kind scored -4 to +28 % (two-slice v6e runs R122 +21 % and HT016 +28 %, R098 +11 %, "
+        "R123 -4 %; the same 128B layout on one slice, R097: +8 %), and two v5p-4096 "
         "slices lose 6 % where the model sees 1 %; read this rate as optimistic."),
     Caveat(
         "short-step", _short_step, ("HT006", "HT005", "HT002"), (0.0, 70.0),
@@ -137,7 +137,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "gradient-norm launches, host work) is one fitted constant that no fitted run "
         "resolves at this scale, and the fitted share of gradient reduction hidden behind "
         "the backward pass is all of it but the last bucket. Held-out runs of this kind "
-        "scored +6 to +59 % (HT006, 0.09 s measured: +59 %)."),
+        "scored +6 to +68 % (HT006, 0.09 s measured: +68 %)."),
     Caveat(
         "blackwell-ultra", _blackwell_ultra, ("R064", "R068", "R235"), (-20.0, -10.0),
         "Blackwell Ultra (B300, GB300) trains in BF16 and FP8 faster than the model expects "
@@ -166,7 +166,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "does, and development runs of this kind scored -13 to +7 % (R067, R069, "
         "R241-R243, R247). A stack that runs it in line pays all of it: Megatron-Bridge "
         "26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes (alltoall "
-        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+68 %, +91 %; "
+        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+67 %, +90 %; "
         "+2 % and +33 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
         "stack overlaps the dispatch, and ep_dedup off unless it deduplicates it per node "
         "(DeepEP, HybridEP)."),

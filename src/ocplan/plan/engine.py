@@ -42,7 +42,13 @@ from ocplan.memo import ByIdentity
 from ocplan.plan.calibration import Calibration, FamilyCalibration
 from ocplan.plan.comm_terms import CommTerms, comm_terms
 from ocplan.plan.compute_terms import ComputeTerms, compute_terms
-from ocplan.plan.layer_cost import StageCompute, layer_kinds, stage_compute, with_attention_rate
+from ocplan.plan.layer_cost import (
+    StageCompute,
+    layer_kinds,
+    select_compute,
+    stage_compute,
+    with_attention_rate,
+)
 from ocplan.plan.layout_arrays import DerivedLayout, derive_layout, layout_stacks
 from ocplan.plan.memory_terms import RESERVED_BYTES, MemoryTerms, memory_terms, optimizer_time_s
 from ocplan.plan.params import stage_params
@@ -224,15 +230,23 @@ def efficiencies(sm: SystemModel, cal: Calibration) -> Efficiencies:
 def _stage_compute(wl: Workload, sm: SystemModel, cal: Calibration,
                    d: DerivedLayout) -> StageCompute:
     """The slowest stage's layers for the layouts ``d`` (:mod:`ocplan.plan.layer_cost`),
-    attention at the chip's portable-kernel rate where a layout runs no native kernel."""
-    sc = stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
-                       efficiencies(sm, cal), wl.seq_len, shard=d.shard_columns(),
-                       per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
-                       imbalance=wl.moe_imbalance)
-    if np.all(d.native_attention) or sm.compute.portable_attention == 1.0:
+    attention at the chip's portable-kernel rate where a layout runs a fused core but no
+    native kernel (an unfused core runs no attention kernel at all)."""
+    def timed(fused: bool) -> StageCompute:
+        return stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
+                             efficiencies(sm, cal), wl.seq_len, shard=d.shard_columns(),
+                             per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
+                             imbalance=wl.moe_imbalance, fused_attention=fused)
+    fused = d.fused_attention
+    if np.all(fused) or not np.any(fused):
+        sc = timed(bool(np.all(fused)))
+    else:
+        sc = select_compute(fused, timed(True), timed(False))
+    portable = ~d.native_attention & fused
+    if not np.any(portable) or sm.compute.portable_attention == 1.0:
         return sc
-    return with_attention_rate(sc, f64(np.where(d.native_attention, 1.0,
-                                                sm.compute.portable_attention)))
+    return with_attention_rate(sc, f64(np.where(portable, sm.compute.portable_attention,
+                                                1.0)))
 
 
 def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> StepArrays:

@@ -29,6 +29,7 @@ from ocplan.costmodel.roofline import FloatArray
 from ocplan.plan.distinct import distinct_columns
 from ocplan.plan.recompute import RECOMPUTE_MODES
 from ocplan.workloads.operators import (
+    UNFUSED_CORE_OPERATORS,
     Shard,
     embedding_operators,
     has_mlp,
@@ -42,14 +43,17 @@ from ocplan.workloads.operators import (
 )
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["LAYOUT_SHARD_FIELDS", "LayerKind", "StageCompute", "layer_kinds", "stage_compute",
-           "stage_layers", "with_attention_rate"]
+__all__ = ["LAYOUT_SHARD_FIELDS", "LayerKind", "StageCompute", "layer_kinds", "select_compute",
+           "stage_compute", "stage_layers", "with_attention_rate"]
 
 #: :class:`~ocplan.workloads.operators.Shard` fields that are not the job's (its sequence,
-#: capacity factor and routing imbalance): what a layout sets, one column each
+#: capacity factor and routing imbalance) nor the attention kernel (which changes which
+#: operators a layer has, so it is one value per call, :func:`stage_compute`): what a
+#: layout sets, one column each
 #: (:meth:`~ocplan.plan.layout_arrays.DerivedLayout.shard_columns`). A layout field that
 #: changes a layer's operators is a Shard field; nothing here names it.
-_JOB_SHARD_FIELDS = frozenset({"seq_len", "kv_len", "capacity_factor", "imbalance"})
+_JOB_SHARD_FIELDS = frozenset({"seq_len", "kv_len", "capacity_factor", "imbalance",
+                               "fused_attention"})
 LAYOUT_SHARD_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(Shard) if f.name not in _JOB_SHARD_FIELDS)
 #: Shard fields that are flags (their defaults are bools): columns of 0/1, passed as bools.
@@ -91,7 +95,9 @@ class StageCompute:
     """Compute of the slowest stage for one micro-batch, per layout (s).
 
     ``forward``/``backward``: the stage's layers; ``attention_fwd_s``: the attention
-    cores of those layers forward (what selective recompute repeats); ``head_fwd`` and
+    cores of those layers forward (what selective recompute repeats: the fused kernel,
+    or an unfused core's operators, :data:`~ocplan.workloads.operators.
+    UNFUSED_CORE_OPERATORS`); ``head_fwd`` and
     ``head_bwd``: embedding, final norm, LM head and loss, and any multi-token
     prediction modules (charged to the slowest stage, which holds them when p = 1 and is
     the last stage otherwise); ``moe_layers``: MoE
@@ -122,6 +128,23 @@ def with_attention_rate(sc: StageCompute, rate: FloatArray) -> StageCompute:
         return PassTime(p.matrix_s, p.attention_s / rate, p.memory_s)
     return replace(sc, forward=slowed(sc.forward), backward=slowed(sc.backward),
                    attention_fwd_s=sc.attention_fwd_s / rate)
+
+
+def select_compute(where: np.ndarray, a: StageCompute, b: StageCompute) -> StageCompute:
+    """Per layout, ``a`` where ``where`` holds and ``b`` elsewhere (two calls of
+    :func:`stage_compute` over the same layouts, e.g. with and without fused attention)."""
+    def pick(x: FloatArray, y: FloatArray) -> FloatArray:
+        out: FloatArray = np.where(where, x, y)
+        return out
+
+    def pick_p(x: PassTime, y: PassTime) -> PassTime:
+        return PassTime(pick(x.matrix_s, y.matrix_s), pick(x.attention_s, y.attention_s),
+                        pick(x.memory_s, y.memory_s))
+    return StageCompute(pick_p(a.forward, b.forward), pick_p(a.backward, b.backward),
+                        pick(a.attention_fwd_s, b.attention_fwd_s),
+                        pick_p(a.head_fwd, b.head_fwd), pick_p(a.head_bwd, b.head_bwd),
+                        pick(a.moe_layers, b.moe_layers),
+                        tuple(pick(x, y) for x, y in zip(a.named_s, b.named_s, strict=True)))
 
 
 def stage_layers(kinds: tuple[LayerKind, ...], per_stage: FloatArray,
@@ -159,13 +182,13 @@ class _Profiles:
 
 def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
                  cols: FloatArray, capacity_factor: float | None,
-                 imbalance: float) -> _Profiles:
+                 imbalance: float, fused_attention: bool) -> _Profiles:
     """Profiles of the layer shapes ``cols`` (one row per :data:`LAYOUT_SHARD_FIELDS`)."""
     n = cols.shape[1]
     per_layout = {name: row.astype(bool) if name in _FLAG_FIELDS else row
                   for name, row in zip(LAYOUT_SHARD_FIELDS, cols, strict=True)}
     shard = Shard(seq_len=float(seq), capacity_factor=capacity_factor, imbalance=imbalance,
-                  **per_layout)
+                  fused_attention=fused_attention, **per_layout)
     kinds = layer_kinds(shape)
     fwd = tuple(profile(layer_operators(shape, "forward", shard, layer=k.index,
                                         precision=precision), chip, n) for k in kinds)
@@ -181,7 +204,7 @@ def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
     return _Profiles(fwd, bwd, head_f, head_b)
 
 
-_Context = tuple[ModelShape, str, ChipPeaks, int, float | None, float]
+_Context = tuple[ModelShape, str, ChipPeaks, int, float | None, float, bool]
 _Column = tuple[float, ...]
 #: Unit-efficiency costs per job context and layer shape: the operator lists and their
 #: costs do not depend on the calibration or on the other layout fields, so a search or a
@@ -197,10 +220,12 @@ def _all(p: _Profiles) -> list[Profile]:
 
 
 def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols: FloatArray,
-              capacity_factor: float | None, imbalance: float) -> _Profiles:
+              capacity_factor: float | None, imbalance: float,
+              fused_attention: bool) -> _Profiles:
     """Profiles of the layer shapes ``cols`` (rows :data:`LAYOUT_SHARD_FIELDS`), each shape
     costed once per job context."""
-    context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance)
+    context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance,
+                         fused_attention)
     if sum(map(len, list(_CACHE.values()))) > _CACHE_COLUMNS:
         _CACHE.clear()
         _META.clear()
@@ -211,7 +236,7 @@ def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols
     missing = [i for i, r in enumerate(found) if r is None or known is None]
     if missing:
         fresh = _profiles_of(shape, precision, chip, seq, cols[:, missing], capacity_factor,
-                             imbalance)
+                             imbalance, fused_attention)
         known = _META.setdefault(context, fresh)
         for j, i in enumerate(missing):
             found[i] = store[keys[i]] = [
@@ -252,9 +277,10 @@ def _compose(shape: ModelShape, prof: _Profiles, eff: Efficiencies,
     zero = np.zeros_like(per_stage)
     forward, backward = PassTime(zero, zero, zero), PassTime(zero, zero, zero)
     attention, moe = zero, zero
-    for kind, n, f, b in zip(kinds, counts, fwd, bwd, strict=True):
+    for kind, n, f, b, p, t in zip(kinds, counts, fwd, bwd, prof.forward, fwd_ops,
+                                   strict=True):
         forward, backward = forward.plus(f.scaled(n)), backward.plus(b.scaled(n))
-        attention = attention + n * f.attention_s
+        attention = attention + n * (f.attention_s + p.named_s(t, UNFUSED_CORE_OPERATORS))
         moe = moe + (n if kind.moe else 0.0)
     named = tuple(
         sum((n * p.named_s(t, m.named)
@@ -296,11 +322,12 @@ def _stage_columns(sc: StageCompute) -> list[FloatArray]:
 def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Efficiencies,
                   seq: int, *, shard: Mapping[str, FloatArray | np.ndarray],
                   per_stage: FloatArray, capacity_factor: float | None = None,
-                  imbalance: float = 1.0) -> StageCompute:
+                  imbalance: float = 1.0, fused_attention: bool = True) -> StageCompute:
     """:class:`StageCompute` of every layout (arrays broadcast to one shape), timing each
     distinct layer shape (``shard``: one array per :data:`LAYOUT_SHARD_FIELDS`) and stage
     depth (``per_stage``) once (and once per job context and calibration: the results are
-    remembered)."""
+    remembered). ``fused_attention``: every layout's attention cores are fused kernels,
+    or none are (:attr:`~ocplan.workloads.operators.Shard.fused_attention`)."""
     assert set(shard) == set(LAYOUT_SHARD_FIELDS), sorted(set(shard) ^ set(LAYOUT_SHARD_FIELDS))
     arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (
         *(shard[name] for name in LAYOUT_SHARD_FIELDS), per_stage)))
@@ -308,7 +335,8 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
     stacked = np.stack([a.ravel() for a in arrays])
     unique, inverse = distinct_columns(stacked)
     n = unique.shape[1]
-    context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance)
+    context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance,
+                         fused_attention)
     if sum(map(len, list(_COMPOSED.values()))) > _COMPOSED_COLUMNS:
         _COMPOSED.clear()
     memo = _COMPOSED.setdefault((context, eff), {})
@@ -318,7 +346,8 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
     if missing:
         sub = unique[:, missing]
         k = len(LAYOUT_SHARD_FIELDS)
-        prof = _profiles(shape, precision, chip, seq, sub[:k], capacity_factor, imbalance)
+        prof = _profiles(shape, precision, chip, seq, sub[:k], capacity_factor, imbalance,
+                         fused_attention)
         sc = _compose(shape, prof, eff, sub[k])
         table = np.stack([np.broadcast_to(x, (len(missing),)) for x in _stage_columns(sc)],
                          axis=1).tolist()

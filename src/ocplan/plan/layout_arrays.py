@@ -68,6 +68,7 @@ class DerivedLayout:
     dp_overlap: np.ndarray
     grad_reduce_bf16: np.ndarray
     native_attention: np.ndarray
+    fused_attention: np.ndarray
     micro: FloatArray
     tokens: FloatArray
     per_stage: FloatArray
@@ -142,6 +143,7 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.asarray(lay.ep_dedup, dtype=bool), np.asarray(lay.grouped_gemm, dtype=bool),
         np.asarray(lay.dp_overlap, dtype=bool), np.asarray(lay.grad_reduce_bf16, dtype=bool),
         np.asarray(lay.native_attention, dtype=bool),
+        np.asarray(lay.fused_attention, dtype=bool),
         np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
         split.first, split.last,
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,

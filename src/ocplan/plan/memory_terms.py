@@ -119,7 +119,7 @@ def saved_layer_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) ->
     them."""
     m = wl.model
     g_in = saved_gemm_input_bytes(wl.precision)
-    args = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False, d.rc_sel, True)
+    args = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False, d.rc_sel, d.fused_attention)
     dense = layer_activation_bytes(*args, False, gemm_input_bytes=g_in) \
         - module_bytes(wl, d, False, g_in)
     moe = layer_activation_bytes(*args, True, 1.0, gemm_input_bytes=g_in) \

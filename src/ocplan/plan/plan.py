@@ -172,6 +172,14 @@ class Plan:
                    "kernel (PyTorch SDPA's flash backend, the flash-attn 2 package) at the "
                    "chip's measured portable rate (catalog compute.portable_attention).",
         short="native_attn", search="fixed")
+    fused_attention: bool = layout_field(
+        True, help="Run each attention core as one fused kernel (FlashAttention-class: the "
+                   "score matrix stays on chip); off: the unfused core of Megatron-LM before "
+                   "FlashAttention (runs of 2022 and earlier): a batched GEMM writes the "
+                   "b x a x s x s scores to memory, a fused scale-mask-softmax and the "
+                   "attention dropout pass over them, a second batched GEMM reads them, and "
+                   "the backward keeps them unless recompute is selective.",
+        short="fused_attn", search="fixed")
     shard_group: int | None = layout_field(
         None, help="Hybrid sharding (HSDP): ZeRO shards within groups of this many "
                    "data-parallel ranks (dp x cp) and replicates across groups; default "

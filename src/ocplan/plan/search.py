@@ -283,14 +283,20 @@ class _Evaluated:
 
 
 def _space(workload: Workload, system: System, chips: int,
-           allow_offload: bool, pinned: Mapping[str, int] | None = None) -> SearchSpace:
+           allow_offload: bool, pinned: Mapping[str, int] | None = None,
+           held: Mapping[str, int] | None = None) -> SearchSpace:
+    """The layout space of one chip count; ``held``: the encoded fields the search holds
+    fixed (an unfused attention core makes selective recompute worth searching)."""
     m = workload.model
+    fused = LAYOUT["fused_attention"]
     return training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
                           global_batch=workload.global_batch, domain=system.chips_per_server,
                           experts=m.moe_experts, features=model_features(m),
                           mixer=m.mixer, offload=allow_offload,
                           stack=_stack(system), pinned=pinned, mtp_depth=m.mtp_depth,
+                          fused_attention=bool((held or {}).get(
+                              fused.name, fused.encode(fused.default))),
                           name=f"model '{m.name}' on {chips} chips")
 
 
@@ -324,7 +330,7 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     ``held`` and the ``pinned`` axis values (:func:`_given_codes`); refuse (SpecError)
     when it leaves more than ``budget`` layouts (what is left of
     :data:`MAX_CANDIDATES`) to evaluate."""
-    space = _space(workload, system, chips, allow_offload, pinned)
+    space = _space(workload, system, chips, allow_offload, pinned, held)
     cols, pruned = space.candidates()
     n = len(cols["tp"])
     cols |= {name: np.full(n, code, dtype=np.int64) for name, code in (held or {}).items()}
@@ -541,7 +547,7 @@ def search(workload: Workload, system: System, chips: int, *,
     for count in counts:
         power = it_W * count / system.num_chips
         if max_power_W is not None and power > max_power_W:
-            sp = _space(workload, system, count, allow_offload, pinned)
+            sp = _space(workload, system, count, allow_offload, pinned, held)
             pruned["power"] = pruned.get("power", 0) + sp.size
             size += sp.size
             refused.append(f"power: {count} chips draw {power / 1e3:,.1f} kW of IT power at "
@@ -551,7 +557,7 @@ def search(workload: Workload, system: System, chips: int, *,
             check_system(workload, system_model(system), count)
         except Infeasible as exc:
             # No layout of this count can run (the scalar estimate refuses each alike).
-            sp = _space(workload, system, count, allow_offload, pinned)
+            sp = _space(workload, system, count, allow_offload, pinned, held)
             pruned[exc.reason] = pruned.get(exc.reason, 0) + sp.size
             size += sp.size
             refused.append(str(exc))

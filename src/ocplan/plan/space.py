@@ -301,6 +301,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    mixer: MixerDims | None = None, max_cp: int = 16, max_tp: int | None = None,
                    offload: bool = False, stack: Stack = "torch",
                    pinned: Mapping[str, int] | None = None, mtp_depth: int = 0,
+                   fused_attention: bool = True,
                    name: str = "search space") -> SearchSpace:
     """The layout space of one training job on ``chips`` chips (a model of ``n_layers``
     layers and ``mtp_depth`` multi-token prediction modules, which take places of the
@@ -326,8 +327,10 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     stack), with the values it does. Constraints mirror
     :meth:`ocplan.plan.plan.Plan.check` (a hybrid ``mixer``'s heads included), plus TP
     inside the scale-up domain and duplicates (options that change nothing) removed.
-    ``name`` says what the space is of in the size guard's message (see
-    :meth:`SearchSpace.candidates`).
+    ``fused_attention``: the layouts' attention cores are fused kernels (the plan's field,
+    which a search holds fixed); then selective recompute saves no memory and is dropped
+    as dominated, while an unfused core's scores are what it saves. ``name`` says what
+    the space is of in the size guard's message (see :meth:`SearchSpace.candidates`).
     """
     tp_limit = min(domain, max_tp or domain)
 
@@ -427,15 +430,16 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    lambda c: (c["dp_overlap"] == 1) | (dp(c) * c["cp"] > 1), "dp_overlap"),
         # Dominated options, pruned with a reason instead of evaluated: in the engine,
         # overlapping communication has no cost, so "off" can only be slower; and with
-        # flash attention selective recompute saves no memory but costs time.
+        # fused attention selective recompute saves no memory but costs time (an unfused
+        # core keeps its scores unless recomputed: below).
         Constraint("dominated", ("tp_overlap",), lambda c: c["tp_overlap"] == 1,
                    "tp_overlap"),
         Constraint("dominated", ("dp_overlap",), lambda c: c["dp_overlap"] == 1,
                    "dp_overlap"),
         Constraint("dominated", ("ep_overlap",), lambda c: c["ep_overlap"] == 1,
                    "ep_overlap"),
-        Constraint("dominated", ("recompute",), lambda c: c["recompute"] != _SELECTIVE,
-                   "recompute"),
+        *([Constraint("dominated", ("recompute",), lambda c: c["recompute"] != _SELECTIVE,
+                      "recompute")] if fused_attention else []),
         # Hybrid sharding (a group, not 0): only with ZeRO, only when the domain group is
         # smaller than all data-parallel ranks, and only when it divides them.
         Constraint("duplicate", ("shard_group", "zero", "tp", "pp", "cp"),

@@ -173,6 +173,15 @@ NO_PRIMUS_TURBO = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bPrimus-Turbo\b", r
 #: (2024-12, 2025-06) predate that. On a chip whose native kernel is FlashAttention-2
 #: (A100) the flag changes nothing.
 PORTABLE_ATTENTION = re.compile(r"torchtitan", re.IGNORECASE)
+#: FlashAttention's arXiv identifier (Dao et al., "FlashAttention: Fast and
+#: Memory-Efficient Exact Attention with IO-Awareness", arXiv:2205.14135, May 2022). A run
+#: published in a paper that came out before it ran no fused attention kernel: Megatron-LM's
+#: core attention was the unfused one (two batched GEMMs around a fused scale-mask-softmax
+#: and dropout, ``CoreAttention``) until its ``--use-flash-attn`` option (2023), and
+#: DeepSpeed's Megatron fork ran the same. Read as the plan's ``fused_attention`` off.
+FLASH_ATTENTION_ARXIV = (2205, 14135)
+#: An arXiv identifier (``arXiv:2104.04473``): year-month and number.
+ARXIV_ID = re.compile(r"arXiv:\s*(\d{4})\.(\d{4,5})", re.IGNORECASE)
 #: Notes saying a MoE run had no overlapped expert dispatch ("no Primus-Turbo/DeepEP
 #: features", "without DeepEP"): the row's published configuration, read as the plan's
 #: ``ep_overlap`` and ``ep_dedup`` off (no DeepEP: neither its node-deduplicated
@@ -573,7 +582,17 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 ep_dedup=not (NO_EP_OVERLAP.search(notes) or alltoall_dispatch(row)),
                 grouped_gemm=not NO_PRIMUS_TURBO.search(notes),
                 grad_reduce_bf16=bool(BF16_GRAD_REDUCE.search(row.get("source") or "")),
-                native_attention=not PORTABLE_ATTENTION.search(row.get("source") or ""))
+                native_attention=not PORTABLE_ATTENTION.search(row.get("source") or ""),
+                fused_attention=not predates_flash_attention(row.get("source") or ""))
+
+
+def predates_flash_attention(source: str) -> bool:
+    """Whether the paper a row's source cites first (its first arXiv identifier) came
+    out before FlashAttention (:data:`FLASH_ATTENTION_ARXIV`): its runs attended with
+    an unfused core. A source without an arXiv identifier says nothing either way."""
+    found = ARXIV_ID.search(source)
+    return found is not None \
+        and (int(found.group(1)), int(found.group(2))) < FLASH_ATTENTION_ARXIV
 
 
 def ends_in_split(n_layers: int, pp: int, vpp: int, mtp: int = 0) -> bool:

@@ -106,7 +106,7 @@ def korthikanti_layer_bytes(s: Num, b: Num, h: Num, a: Num, t: Num = 1,
 
 
 def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, cp: Num,
-                           recompute_full: Num, recompute_selective: Num, flash: bool,
+                           recompute_full: Num, recompute_selective: Num, flash: Num,
                            moe_layer: bool, ep_tokens_factor: Num = 1.0,
                            gemm_input_bytes: float = ACT_BYTES) -> Num:
     """Activation bytes one chip stores for one layer of one micro-batch.
@@ -120,7 +120,8 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
       (GeLU: 8h + 8h at f = 4h); MoE: the same per routed copy of the token (top-k) and
       per shared expert, plus the dispatched input ``2h`` per copy;
     - attention scores (not with flash attention, and dropped by selective recompute):
-      ``5*a*s`` per token (softmax 2, dropout mask 1, dropout output 2);
+      ``5*a*s`` per token (softmax 2, dropout mask 1, dropout output 2), ``2*a*s`` without
+      dropout (the softmax output alone);
     - an attention output gate: its ``a*d_v`` gate values;
     - a hybrid model: the attention terms at the attention layers' share of the layers,
       the recurrent mixer's (:func:`mixer_activation_bytes_per_token`) at the rest;
@@ -130,10 +131,10 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
       (:meth:`~ocplan.workloads.shape.ModelShape.token_share`, ``mlp_share``).
 
     ``cp`` context-parallel ranks each hold ``s/cp`` tokens. Full recompute keeps only
-    the layer input (``2h``, divided by t with SP). ``recompute_*`` and ``sp`` may be
-    boolean arrays. ``gemm_input_bytes`` is the width of the tensors saved only as GEMM
-    inputs (QKV and MLP inputs, attention output, activation output): 1 in fp8 training,
-    where Transformer Engine saves the 8-bit cast for the backward GEMM.
+    the layer input (``2h``, divided by t with SP). ``recompute_*``, ``sp`` and ``flash``
+    may be boolean arrays. ``gemm_input_bytes`` is the width of the tensors saved only as
+    GEMM inputs (QKV and MLP inputs, attention output, activation output): 1 in fp8
+    training, where Transformer Engine saves the 8-bit cast for the backward GEMM.
     """
     h, a, k = shape.hidden, shape.n_heads, shape.n_kv_heads
     d_qk, d_v = shape.qk_dim, shape.v_dim
@@ -153,7 +154,8 @@ def layer_activation_bytes(shape: ModelShape, s: Num, b: Num, t: Num, sp: Num, c
         m, f = shape.mlp_mats, shape.ffn
         mlp = mlp_w * (ACT_BYTES * (m - 1) * f + g * f)
     attn = share * attn + (tok - share) * mixer_activation_bytes_per_token(shape, g)
-    scores = 0.0 if flash else 5.0 * a * (s / cp) * share
+    per_score = ACT_BYTES + (mask + ACT_BYTES if shape.dropout else 0.0)
+    scores = np.where(np.asarray(flash, dtype=bool), 0.0, per_score * a * (s / cp) * share)
     sp_ = np.asarray(sp, dtype=bool)
     stored = np.where(sp_, (replicated + attn + mlp) / t, replicated + (attn + mlp) / t)
     scores_stored = np.where(np.asarray(recompute_selective, dtype=bool), 0.0, scores / t)

@@ -53,7 +53,7 @@ import numpy.typing as npt
 
 from ocplan.catalog.schema import LAYER_BLOCKS
 from ocplan.errors import Problem, SpecError
-from ocplan.workloads.memory import ACT_BYTES
+from ocplan.workloads.memory import ACT_BYTES, MASK_BYTES
 from ocplan.workloads.mixers import SCAN_BWD_FACTOR, STATE_BYTES, MixerDims
 from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.shape import ModelShape
@@ -64,6 +64,7 @@ __all__ = [
     "KV_BYTES",
     "PHASES",
     "PRODUCER_QUANTIZED",
+    "UNFUSED_CORE_OPERATORS",
     "WGRAD_PRECISION",
     "ExpertLoad",
     "Num",
@@ -99,7 +100,7 @@ Num = float | FloatArray
 BoolLike = bool | npt.NDArray[np.bool_]
 
 OpKind = Literal["gemm", "grouped_gemm", "attention", "scan", "elementwise", "norm",
-                 "router", "permute", "embedding"]
+                 "router", "permute", "embedding", "score"]
 Phase = Literal["forward", "backward", "prefill", "decode"]
 PHASES: tuple[str, ...] = get_args(Phase)
 
@@ -159,6 +160,12 @@ ROPE_FLOPS_PER_ELEMENT = 3.0
 GATE_FLOPS_PER_ELEMENT = 4.0
 #: FLOPs per element of a recurrent mixer's gated RMSNorm, norm(y) * silu(z).
 GATED_NORM_FLOPS_PER_ELEMENT = NORM_FLOPS_PER_ELEMENT + SWIGLU_FLOPS_PER_ELEMENT
+#: FLOPs per score element of Megatron's fused scale-mask-softmax (forward): scale, mask,
+#: running max, subtract, exp, sum, divide; a transcendental counts as one.
+SOFTMAX_FLOPS_PER_ELEMENT = 7.0
+#: FLOPs per element of dropout: draw a random number, compare it with the keep
+#: probability, scale the kept value.
+DROPOUT_FLOPS_PER_ELEMENT = 3.0
 #: FLOPs per element of the MoE combine: scale each expert output by its gate and add.
 COMBINE_FLOPS_PER_ELEMENT = 2.0
 #: FLOPs per logit of a fused cross-entropy: running max, exp, sum, subtract.
@@ -301,6 +308,11 @@ class Shard:
         Tokens of the most loaded expert / mean tokens per expert, >= 1; 1.0 = force
         balanced. Drops under a capacity factor assume loads falling linearly from the
         most loaded expert (:func:`expert_load`).
+    fused_attention
+        Each attention core is one fused kernel (FlashAttention-class); off: Megatron-LM's
+        unfused core of before FlashAttention, its score matrix written to memory between
+        two batched GEMMs (:func:`_unfused_core`; training phases only). One value for
+        every layout of a list: it changes which operators the list holds.
     """
 
     tp: Num
@@ -315,6 +327,7 @@ class Shard:
     ep_dedup: BoolLike = True
     capacity_factor: float | None = None
     imbalance: Num = 1.0
+    fused_attention: bool = True
 
     def __post_init__(self) -> None:
         problems: list[Problem] = []
@@ -599,6 +612,10 @@ class _Gemm:
     quantized, so no cast kernel precedes it (:func:`_casts`)."""
     grad_fused: bool = False
     """The same for the gradient of its output in the backward pass."""
+    activations: bool = False
+    """The second operand is an activation of each group (an unfused attention core's
+    keys or values), not a weight: 16-bit, and its gradient is written as an activation
+    gradient, not accumulated into fp32 main grads."""
 
 
 @dataclass(frozen=True)
@@ -613,6 +630,9 @@ class _Elem:
     outputs: float = 1.0
     recomputed: bool = False
     """The backward runs the forward again first (its output was not kept)."""
+    bwd_read: float | None = None
+    """16-bit elements the backward reads per output element; None: the saved inputs and
+    the output gradients (``inputs + outputs``)."""
 
 
 @dataclass(frozen=True)
@@ -676,7 +696,8 @@ def _gemm_forward(g: _Gemm) -> Operator:
 def _gemm_backward(g: _Gemm) -> tuple[Operator, Operator]:
     """dgrad ``dX = dY W^T`` (m x n @ n x k) and wgrad ``dW = X^T dY`` (k x m @ m x n),
     each ``2 m n k`` FLOPs per group; wgrad accumulates into fp32 main grads, at the
-    precision :data:`WGRAD_PRECISION` gives it."""
+    precision :data:`WGRAD_PRECISION` gives it (an activation operand's gradient,
+    :attr:`_Gemm.activations`, is written once in 16-bit)."""
     b_in = GEMM_INPUT_BYTES.get(g.precision, ACT_BYTES)
     flops = _out(2.0 * g.groups * g.m * g.n * g.k)
     weights = g.weight_groups * g.k * g.n
@@ -689,10 +710,13 @@ def _gemm_backward(g: _Gemm) -> tuple[Operator, Operator]:
         one_by_one=_out(_f(g.one_by_one)))
     w_prec = WGRAD_PRECISION.get(g.precision, g.precision)
     w_in = GEMM_INPUT_BYTES.get(w_prec, ACT_BYTES)
+    # an activation operand's gradient is written once, in 16-bit, with nothing to add to
+    acc_read, acc_written = (0.0, ACT_BYTES) if g.activations \
+        else (WGRAD_ACCUM_BYTES, WGRAD_ACCUM_BYTES)
     wgrad = Operator(
         name=f"{g.name}.wgrad", kind=g.kind, precision=w_prec, flops=flops,
-        bytes_read=_out(g.groups * g.m * (g.k + g.n) * w_in + weights * WGRAD_ACCUM_BYTES),
-        bytes_written=_out(weights * WGRAD_ACCUM_BYTES),
+        bytes_read=_out(g.groups * g.m * (g.k + g.n) * w_in + weights * acc_read),
+        bytes_written=_out(weights * acc_written),
         m=_out(g.k), n=_out(g.n), k=_out(g.m), groups=_out(_f(g.groups)),
         m_max=_out(g.k), one_by_one=_out(_f(g.one_by_one)))
     return dgrad, wgrad
@@ -712,10 +736,11 @@ def _elem_backward(e: _Elem) -> Operator:
     :data:`ELEMENTWISE_BWD_FACTOR` x the forward FLOPs; a recomputed operator also runs
     its forward (its FLOPs and bytes) again."""
     again = 1.0 if e.recomputed else 0.0
+    read = e.inputs + e.outputs if e.bwd_read is None else e.bwd_read
     return Operator(
         name=f"{e.name}.bwd", kind=e.kind, precision=HIGH_PRECISION,
         flops=_out((ELEMENTWISE_BWD_FACTOR + again) * e.elements * e.flops_per_element),
-        bytes_read=_out(e.elements * (e.inputs * (1.0 + again) + e.outputs) * ACT_BYTES),
+        bytes_read=_out(e.elements * (read + again * e.inputs) * ACT_BYTES),
         bytes_written=_out(e.elements * (e.inputs + again * e.outputs) * ACT_BYTES))
 
 
@@ -868,8 +893,8 @@ def _attention_specs(shape: ModelShape, phase: Phase, shard: Shard, windowed: bo
         rope_width, d_qk, d_v = (heads + kv_heads) * d, d, d
         kv_key_bytes = kv_heads * 2 * d * ACT_BYTES
     specs.append(_Elem("rope", "elementwise", T * rope_width, 1.0, ROPE_FLOPS_PER_ELEMENT))
-    specs.append(_attention_core(shape, phase, shard, windowed, heads, d_qk, d_v,
-                                 kv_key_bytes))
+    core = _attention_core(shape, phase, shard, windowed, heads, d_qk, d_v, kv_key_bytes)
+    specs += [core] if shard.fused_attention else _unfused_core(shape, core)
     o_width = heads * (shape.mla_v_dim if shape.is_mla else shape.head_dim)
     if shape.attn_gate:
         specs.append(_Elem("attn_gate", "elementwise", T * o_width, 2.0,
@@ -939,6 +964,44 @@ def _attention_core(shape: ModelShape, phase: Phase, shard: Shard, windowed: boo
     return _Attn(rows=_f(shard.tokens), heads=heads, keys=keys, d_qk=d_qk, d_v=d_v,
                  kv_read_bytes=_f(shard.batch) * span * kv_key_bytes,
                  seq_q=seq / cp, seq_kv=skv, causal=causal, window=window)
+
+
+def _unfused_core(shape: ModelShape, at: _Attn) -> list[_Spec]:
+    """Megatron-LM's core attention before FlashAttention (``CoreAttention``, 2019-2022;
+    Korthikanti et al. 2022 §4.1 count its stored tensors), per (sequence, head) on the
+    chip:
+
+    - ``attn_scores``: a batched GEMM ``Q K^T``, ``(s_q x d_qk) @ (d_qk x s_kv)``, whose
+      scores are written to memory; the whole square is computed and the causal mask
+      applied after, so no causal saving;
+    - ``attn_softmax``: the fused scale-mask-softmax, reading and writing every score
+      (kind ``score``: one streaming pass of its own kernel over a matrix far larger than
+      any cache, :func:`~ocplan.costmodel.op_time.score_op_cost`);
+    - ``attn_dropout`` where the recipe uses dropout: writes the kept values and a
+      one-byte mask (its backward reads the gradient and the mask);
+    - ``attn_values``: a batched GEMM ``P V``, ``(s_q x s_kv) @ (s_kv x d_v)``.
+
+    Keys and values are each group's second operand (:attr:`_Gemm.activations`)."""
+    groups = at.rows / at.seq_q * at.heads
+    scores = groups * at.seq_q * at.seq_kv
+    specs: list[_Spec] = [
+        _Gemm("attn_scores", "gemm", at.seq_q, at.seq_kv, _f(at.d_qk), HIGH_PRECISION,
+              groups=groups, weight_groups=groups, activations=True),
+        _Elem("attn_softmax", "score", scores, 1.0, SOFTMAX_FLOPS_PER_ELEMENT)]
+    if shape.dropout:
+        mask = MASK_BYTES / ACT_BYTES
+        specs.append(_Elem("attn_dropout", "score", scores, 1.0,
+                           DROPOUT_FLOPS_PER_ELEMENT, outputs=1.0 + mask,
+                           bwd_read=1.0 + mask))
+    specs.append(_Gemm("attn_values", "gemm", at.seq_q, _f(at.d_v), at.seq_kv,
+                       HIGH_PRECISION, groups=groups, weight_groups=groups, activations=True))
+    return specs
+
+
+#: The operators of an unfused attention core (:func:`_unfused_core`): what Megatron's
+#: selective recompute re-runs when attention is not one fused kernel.
+UNFUSED_CORE_OPERATORS = frozenset({"attn_scores", "attn_softmax", "attn_dropout",
+                                    "attn_values"})
 
 
 def _mixer_specs(shape: ModelShape, phase: Phase, shard: Shard, precision: str,
@@ -1148,6 +1211,10 @@ def _check(shape: ModelShape, phase: str, shard: Shard, precision: str,
     if shape.is_moe and _any_above(shard.ep, shape.moe_experts):
         problems.append(Problem(_WHERE, "ep", f"must be at most moe_experts = "
                                 f"{shape.moe_experts}", shard.ep))
+    if not shard.fused_attention and phase in ("prefill", "decode"):
+        problems.append(Problem(_WHERE, "fused_attention", "the unfused attention core is "
+                                "modelled for training only; use true in serving",
+                                shard.fused_attention))
     if phase == "decode" and _any_other(shard.cp, 1.0):
         problems.append(Problem(_WHERE, "cp", "context parallelism is not modelled in "
                                 "decode; use cp = 1", shard.cp))
