@@ -52,10 +52,10 @@ __all__ = ["LAYOUT_SHARD_FIELDS", "LayerKind", "StageCompute", "layer_kinds", "s
 #: layout sets, one column each
 #: (:meth:`~ocplan.plan.layout_arrays.DerivedLayout.shard_columns`). A layout field that
 #: changes a layer's operators is a Shard field; nothing here names it.
-_JOB_SHARD_FIELDS = frozenset({"seq_len", "kv_len", "capacity_factor", "imbalance",
-                               "fused_attention"})
+_PER_CALL_SHARD_FIELDS = frozenset({"seq_len", "kv_len", "capacity_factor", "imbalance",
+                                    "fused_attention"})
 LAYOUT_SHARD_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in fields(Shard) if f.name not in _JOB_SHARD_FIELDS)
+    f.name for f in fields(Shard) if f.name not in _PER_CALL_SHARD_FIELDS)
 #: Shard fields that are flags (their defaults are bools): columns of 0/1, passed as bools.
 _FLAG_FIELDS = frozenset(f.name for f in fields(Shard) if isinstance(f.default, bool))
 
