@@ -15,8 +15,10 @@ its publication has, :func:`source_weights`) plus a weak
 pull towards physically reasonable priors (so a parameter no case constrains stays at
 its prior), per chip family: ``gemm`` (16-bit), ``gemm_8bit`` and ``attention``
 efficiencies; globally: ``tp_overlap``, ``ep_overlap``, ``dp_overlap`` (and
-``dp_overlap_xla``, the same for the XLA stack), ``dcn_step_s``, ``kernel_overhead_s``,
-``memory_efficiency``, ``grouped_gemm_efficiency`` and ``softmax_overlap``. Nothing is
+``dp_overlap_xla``, the same for the XLA stack), ``dcn_step_s``,
+``memory_efficiency``, ``grouped_gemm_efficiency`` and ``softmax_overlap``; values the
+measured H200 kernels fix better than the runs (:data:`PINNED`, :data:`PINNED_GLOBAL`:
+Hopper's GEMM efficiencies, ``kernel_overhead_s``) are held. Nothing is
 fitted per case, model or source. Writes
 ``src/ocplan/plan/calibration.json`` and ``docs/calibration.md`` (and the calibration
 block of ``docs/model.md``); with ``--out DIR`` it writes ``DIR/calibration.json`` and
@@ -109,6 +111,12 @@ PRIOR_WEIGHT = 0.02
 #: the runs (session 41's finding, made a rule in session 53).
 PINNED: dict[tuple[str, str], float] = {("hopper", "gemm"): 0.704,
                                         ("hopper", "gemm_8bit"): 0.606}
+#: Global values held fixed by the same rule. ``kernel_overhead_s``: the published runs
+#: cannot place it (their objective moves 0.4 % between 3.8 and 6.0 us, the H200's small-K
+#: constant K0 refit beside each), the measured kernels can: the H200 K sweep pairs K0 =
+#: 170 (the catalog's) with 3.5-4.0 us, and at 6.0 us with K0 = 60 the memory-bound layer
+#: GEMMs miss by 15 % at the median (9 % at 3.8) and whole-model prefills by 16 % (session 57).
+PINNED_GLOBAL: dict[str, float] = {"kernel_overhead_s": 3.8e-6}
 #: Rows listed in the report's worst held-out table.
 WORST_HELD_OUT = 12
 FULL_MAXFEV = 60
@@ -159,12 +167,17 @@ def _bounds() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pin(x: np.ndarray) -> np.ndarray:
-    """``x`` with the :data:`PINNED` values in place of whatever the solver left there."""
+    """``x`` with the :data:`PINNED` and :data:`PINNED_GLOBAL` values in place of whatever
+    the solver left there."""
     x = x.copy()
     k = len(FAMILY_FIELDS)
     for j, fam in enumerate(FAMILIES):
         for f, field in enumerate(FAMILY_FIELDS):
             x[j * k + f] = PINNED.get((fam, field), x[j * k + f])
+    start = len(FAMILIES) * k
+    for i, name in enumerate(PRIOR_GLOBAL):
+        if name in PINNED_GLOBAL:
+            x[start + i] = PINNED_GLOBAL[name] / GLOBAL_UNIT[name]
     return x
 
 

@@ -286,6 +286,34 @@ DISPATCH_FACTS: tuple[DispatchFact, ...] = (
 RECIPE_RECOMPUTE = ((_GPT_OSS_120B, ("h100-sxm-80gb", "b200", "gb200"), "norm_act"),)
 
 
+#: Narayanan et al.'s SC'21 paper (arXiv:2104.04473), the source of its Table 1 runs.
+SC21_ARXIV = (2104, 4473)
+#: Micro-batch and layers per virtual pipeline stage (None: no interleaving) of those
+#: runs, by (layers, hidden size), as the authors' script that reproduces the table sets
+#: them (NVIDIA/Megatron-LM ``examples/sc21/run_table_1.sh``: ``MBS`` and
+#: ``--num-layers-per-virtual-pipeline-stage``); the paper's table states neither, and
+#: an unstated micro-batch read as 1 costs the small models a GEMM wave (1.7B: 2048-row
+#: GEMMs on 108 SMs).
+SC21_TABLE1_SCRIPT: dict[tuple[int, int], tuple[int, int | None]] = {
+    (24, 2304): (16, None), (30, 3072): (16, None), (36, 4096): (16, None),
+    (40, 6144): (8, None), (48, 8192): (4, None), (60, 10240): (2, 5),
+    (80, 12288): (2, 5), (96, 16384): (1, 3), (105, 20480): (1, 1), (128, 25600): (1, None)}
+
+
+def script_batching(row: dict[str, str], shape: ModelShape) -> tuple[int, int]:
+    """(micro-batch, virtual stages) of a row: its columns where stated, else the
+    published script's (:data:`SC21_TABLE1_SCRIPT`) for the runs it reproduces (its
+    layers a virtual stage only where they split the row's stages evenly), else
+    (1, 1)."""
+    pp = _int(row, "pp", 1, minimum=1)
+    script = SC21_TABLE1_SCRIPT.get((shape.n_layers, shape.hidden)) \
+        if first_arxiv(row.get("source") or "") == SC21_ARXIV else None
+    micro_default, per_chunk = script or (1, None)
+    even = per_chunk is not None and shape.n_layers % (pp * per_chunk) == 0
+    vpp_default = shape.n_layers // (pp * per_chunk) if per_chunk and even else 1
+    return _int(row, "micro_batch", micro_default), _int(row, "vpp", vpp_default)
+
+
 #: Megatron-Bridge rows that train DeepSeek-V3's multi-token prediction module: the
 #: DeepSeek-V3 recipe sets ``mtp_num_layers = 1`` (``recipes/deepseek/deepseek_v3.py``,
 #: from v0.1.0rc3 on) and the performance presets' pipeline layouts give it its place
@@ -556,14 +584,14 @@ def row_recompute(row: dict[str, str]) -> tuple[str, bool]:
 def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     tp = _int(row, "tp")
     dp = _int(row, "dp")
-    micro = _int(row, "micro_batch", 1)
+    micro, vpp = script_batching(row, shape)
     recompute, offload = row_recompute(row)
     notes = row.get("measured_from") or ""
     sp_text = (row.get("sequence_parallel") or "").strip()
     # Unstated SP: Megatron/NeMo recipes turn it on with TP (the README's inference rule).
     sp = sp_text == "yes" or (sp_text == "" and tp > 1)
     zero = _int(row, "zero_stage", 1)
-    pp, vpp = _int(row, "pp"), _int(row, "vpp", 1)
+    pp = _int(row, "pp")
     cp, ep = _int(row, "cp"), _int(row, "ep", 1)
     # Expert TP is not a column: 1 for recipes that keep experts whole (WHOLE_EXPERTS),
     # else Megatron-Core's default (tp) where the run could have used it, else 1 (the
@@ -590,9 +618,14 @@ def predates_flash_attention(source: str) -> bool:
     """Whether the paper a row's source cites first (its first arXiv identifier) came
     out before FlashAttention (:data:`FLASH_ATTENTION_ARXIV`): its runs attended with
     an unfused core. A source without an arXiv identifier says nothing either way."""
+    first = first_arxiv(source)
+    return first is not None and first < FLASH_ATTENTION_ARXIV
+
+
+def first_arxiv(source: str) -> tuple[int, int] | None:
+    """The first arXiv identifier a source cites, as (year-month, number), or None."""
     found = ARXIV_ID.search(source)
-    return found is not None \
-        and (int(found.group(1)), int(found.group(2))) < FLASH_ATTENTION_ARXIV
+    return None if found is None else (int(found.group(1)), int(found.group(2)))
 
 
 def ends_in_split(n_layers: int, pp: int, vpp: int, mtp: int = 0) -> bool:
