@@ -290,7 +290,8 @@ RECIPE_RECOMPUTE = ((_GPT_OSS_120B, ("h100-sxm-80gb", "b200", "gb200"), "norm_ac
 SC21_ARXIV = (2104, 4473)
 #: Micro-batch and layers per virtual pipeline stage (None: no interleaving) of those
 #: runs, by (layers, hidden size), as the authors' script that reproduces the table sets
-#: them (NVIDIA/Megatron-LM ``examples/sc21/run_table_1.sh``: ``MBS`` and
+#: them (NVIDIA/Megatron-LM ``examples/sc21/run_table_1.sh``, today
+#: ``examples/academic_paper_scripts/sc21/``: ``MBS`` and
 #: ``--num-layers-per-virtual-pipeline-stage``); the paper's table states neither, and
 #: an unstated micro-batch read as 1 costs the small models a GEMM wave (1.7B: 2048-row
 #: GEMMs on 108 SMs).
