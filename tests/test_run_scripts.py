@@ -1,6 +1,6 @@
 """Batching a row leaves unstated, read from the script its authors published to
 reproduce it (Narayanan et al. SC'21 Table 1: NVIDIA/Megatron-LM
-``examples/sc21/run_table_1.sh``)."""
+``examples/sc21/run_table_1.sh``, today under ``examples/academic_paper_scripts/``)."""
 
 from __future__ import annotations
 
@@ -72,10 +72,10 @@ def test_every_script_entry_splits_its_layers_evenly() -> None:
     """A layers-per-virtual-stage entry must divide the layers of each pipeline stage
     of the table's runs (the script would refuse the run otherwise)."""
     table_pp = {(60, 10240): 4, (80, 12288): 8, (96, 16384): 16, (105, 20480): 35}
-    for (layers, _), (micro, per_chunk) in SC21_TABLE1_SCRIPT.items():
+    for (layers, hidden), (micro, per_chunk) in SC21_TABLE1_SCRIPT.items():
         assert micro >= 1
         if per_chunk is not None:
-            pp = table_pp[(layers, _)]
+            pp = table_pp[(layers, hidden)]
             assert layers % (pp * per_chunk) == 0, (layers, pp, per_chunk)
 
 
