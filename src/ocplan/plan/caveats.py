@@ -126,8 +126,8 @@ CAVEATS: tuple[Caveat, ...] = (
         "Data parallelism across TPU slices over the datacenter network: the model counts "
         "a fitted host-side cost per layer and slice for the cross-slice reductions "
         "(MaxText's v5e table loses 0, 2, 5, 9 and 17 % of its per-chip rate at 2, 4, 8, 16 "
-        "and 32 slices; the model 1, 2, 4, 8 and 15 %), but the published runs of this "
-        "kind scored -4 to +28 % (two-slice v6e runs R122 +21 % and HT016 +28 %, R098 +11 %, "
+        "and 32 slices; the model 1, 2, 4, 8 and 14 %), but the published runs of this "
+        "kind scored -4 to +28 % (two-slice v6e runs R122 +20 % and HT016 +28 %, R098 +11 %, "
         "R123 -4 %; the same 128B layout on one slice, R097: +8 %), and two v5p-4096 "
         "slices lose 6 % where the model sees 1 %; read this rate as optimistic."),
     Caveat(
@@ -137,7 +137,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "gradient-norm launches, host work) is one fitted constant that no fitted run "
         "resolves at this scale, and the fitted share of gradient reduction hidden behind "
         "the backward pass is all of it but the last bucket. Held-out runs of this kind "
-        "scored +5 to +68 % (HT006, 0.09 s measured: +68 %)."),
+        "scored +4 to +66 % (HT006, 0.09 s measured: +66 %)."),
     Caveat(
         "blackwell-ultra", _blackwell_ultra, ("R064", "R068", "R235"), (-20.0, -10.0),
         "Blackwell Ultra (B300, GB300) trains in BF16 and FP8 faster than the model expects "
@@ -146,7 +146,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "(B300/B200) and 1.22x (GB300/GB200) ahead, the model 1.08x and 1.06x (in part "
         "the per-system recipes: GPT-OSS 120B recomputes layer norms and expert "
         "activations on GB200 and B200, not on the Ultra parts), and its "
-        "GB300 FP8 runs (R064, R068, R235) measured 12-21 % faster than predicted; read "
+        "GB300 FP8 runs (R064, R068, R235) measured 13-22 % faster than predicted; read "
         "this rate as a lower bound."),
     Caveat(
         "fp4-training", _fp4_training, NVFP4_RELEASE_ROWS, (-20.0, 20.0),
@@ -154,8 +154,8 @@ CAVEATS: tuple[Caveat, ...] = (
         "family's fitted 8-bit efficiency of the 4-bit peak, and the tensor-parallel "
         "collectives are not overlapped (the recipe cannot). Megatron-Bridge's NVFP4 rows "
         "(Llama 3 70B and 3.1 405B on GB200 and GB300, releases 26.02-26.06), which the fit "
-        "never saw, scored -18 to +13 % (median abs 8 %, mean -4 %); the GB200 405B rows (TP4, "
-        "PP16) gained 1.48x over MXFP8 where the model gives 1.20x; read this rate as "
+        "never saw, scored -17 to +12 % (median abs 8 %, mean -4 %); the GB200 405B rows (TP4, "
+        "PP16) gained 1.48x over MXFP8 where the model gives 1.19x; read this rate as "
         "within about a fifth either way."),
     Caveat(
         "ep-over-scale-out", _ep_over_scale_out,
@@ -163,10 +163,10 @@ CAVEATS: tuple[Caveat, ...] = (
         (-20.0, 115.0),
         "Expert all-to-all across the scale-out network, taken as overlapped: the model "
         "hides the calibrated share of it behind compute, as Megatron-Core's 1F1B overlap "
-        "does, and development runs of this kind scored -12 to +8 % (R067, R069, "
+        "does, and development runs of this kind scored -14 to +8 % (R067, R069, "
         "R241-R243, R247). A stack that runs it in line pays all of it: Megatron-Bridge "
         "26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes (alltoall "
-        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+68 %, +91 %; "
+        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+69 %, +92 %; "
         "+2 % and +33 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
         "stack overlaps the dispatch, and ep_dedup off unless it deduplicates it per node "
         "(DeepEP, HybridEP)."),
