@@ -105,7 +105,7 @@ GLOBAL_UNIT = {"tp_overlap": 1.0, "ep_overlap": 1.0, "dp_overlap": 1.0,
                "softmax_overlap": 1.0}
 PRIOR_WEIGHT = 0.02
 #: The same pull for the per-family efficiencies, stronger: a family is fitted on a few
-#: runs of one or two publications (Gaudi 3, MI355X 6, Ascend 7 of one), and a value its
+#: runs of one or two publications (Gaudi 2 3, MI355X 6, Ascend 7 of one), and a value its
 #: own runs push far from the others (Blackwell attention at the 0.90 cap, Ascend's at
 #: 0.19) does not carry to a publication the fit has not seen. Chosen by leaving one
 #: publication out (session 57; in sample / held out, median / p90 %): 0.02 gave
