@@ -53,19 +53,19 @@ def _row(layers: int, hidden: int, source: str = SC21, **cols: str) -> dict[str,
 def test_unstated_batching_of_the_sc21_runs_is_their_scripts(
         layers: int, hidden: int, pp: int, expected: tuple[int, int]) -> None:
     row = _row(layers, hidden, pp=str(pp))
-    assert script_batching(row, shape_from_row(row)) == expected
+    assert script_batching(row, shape_from_row(row), pp) == expected
 
 
 def test_stated_columns_and_other_sources_are_not_overridden() -> None:
     stated = _row(24, 2304, micro_batch="4", vpp="2")
-    assert script_batching(stated, shape_from_row(stated)) == (4, 2)
+    assert script_batching(stated, shape_from_row(stated), int(stated["pp"])) == (4, 2)
     other = _row(24, 2304, source="Jiang et al. (arXiv:2402.15032); cites arXiv:2104.04473")
     assert first_arxiv(other["source"]) == (2402, 15032)
-    assert script_batching(other, shape_from_row(other)) == (1, 1)
+    assert script_batching(other, shape_from_row(other), int(other["pp"])) == (1, 1)
     unknown = _row(25, 2304)        # not a Table 1 shape
-    assert script_batching(unknown, shape_from_row(unknown)) == (1, 1)
+    assert script_batching(unknown, shape_from_row(unknown), int(unknown["pp"])) == (1, 1)
     uneven = _row(60, 10240, pp="8")  # 76B on 8 stages: 5-layer chunks do not fit
-    assert script_batching(uneven, shape_from_row(uneven)) == (2, 1)
+    assert script_batching(uneven, shape_from_row(uneven), int(uneven["pp"])) == (2, 1)
 
 
 def test_every_script_entry_splits_its_layers_evenly() -> None:

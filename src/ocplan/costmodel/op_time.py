@@ -505,8 +505,8 @@ def _memory_costs(ops: list[Operator], chip: ChipPeaks, n: int
 #: :data:`COSTERS` vectorized over a stack of operators; the same formulas).
 _GEMM_KINDS = frozenset({"gemm", "grouped_gemm", "router"})
 _MEMORY_KINDS = frozenset({"elementwise", "norm", "permute", "embedding", "score"})
-#: The memory-bound kinds streamed at the full achieved rate (:func:`score_op_cost`).
-_STREAM_KINDS = frozenset({"score"})
+#: The memory-bound costers the batched path reproduces, with the path each gives.
+_MEMORY_PATHS: dict[Coster, Path] = {memory_op_cost: "memory", score_op_cost: "stream"}
 
 
 def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
@@ -528,7 +528,7 @@ def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
             groups["gemm"].append(i)
         elif kind == "attention" and COSTERS[kind] is attention_op_cost:
             groups["attention"].append(i)
-        elif kind in _MEMORY_KINDS and COSTERS[kind] in (memory_op_cost, score_op_cost):
+        elif kind in _MEMORY_KINDS and COSTERS[kind] in _MEMORY_PATHS:
             groups["memory"].append(i)
         else:
             groups["other"].append(i)
@@ -548,8 +548,7 @@ def profile(ops: Iterable[Operator], chip: ChipPeaks, n: int) -> Profile:
         idx = groups["memory"]
         compute[idx], memory[idx] = _memory_costs([ops[i] for i in idx], chip, n)
         for i in idx:
-            paths[i] = "stream" if ops[i].kind in _STREAM_KINDS else "memory"
-            categories[i] = "memory"
+            paths[i], categories[i] = _MEMORY_PATHS[COSTERS[ops[i].kind]], "memory"
     for i in groups["other"]:
         cost = COSTERS[ops[i].kind](ops[i], chip)
         compute[i], memory[i], floor[i] = cost.compute_s, cost.memory_s, cost.floor_s

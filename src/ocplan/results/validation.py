@@ -301,17 +301,17 @@ SC21_TABLE1_SCRIPT: dict[tuple[int, int], tuple[int, int | None]] = {
     (80, 12288): (2, 5), (96, 16384): (1, 3), (105, 20480): (1, 1), (128, 25600): (1, None)}
 
 
-def script_batching(row: dict[str, str], shape: ModelShape) -> tuple[int, int]:
-    """(micro-batch, virtual stages) of a row: its columns where stated, else the
-    published script's (:data:`SC21_TABLE1_SCRIPT`) for the runs it reproduces (its
-    layers a virtual stage only where they split the row's stages evenly), else
+def script_batching(row: dict[str, str], shape: ModelShape, pp: int) -> tuple[int, int]:
+    """(micro-batch, virtual stages) of a row of ``pp`` pipeline stages: its columns where
+    stated, else the published script's (:data:`SC21_TABLE1_SCRIPT`) for the runs it
+    reproduces (its layers a virtual stage only where they split the stages evenly), else
     (1, 1)."""
-    pp = _int(row, "pp", 1, minimum=1)
     script = SC21_TABLE1_SCRIPT.get((shape.n_layers, shape.hidden)) \
         if first_arxiv(row.get("source") or "") == SC21_ARXIV else None
     micro_default, per_chunk = script or (1, None)
-    even = per_chunk is not None and shape.n_layers % (pp * per_chunk) == 0
-    vpp_default = shape.n_layers // (pp * per_chunk) if per_chunk and even else 1
+    vpp_default = 1
+    if per_chunk is not None and pp > 0 and shape.n_layers % (pp * per_chunk) == 0:
+        vpp_default = shape.n_layers // (pp * per_chunk)
     return _int(row, "micro_batch", micro_default), _int(row, "vpp", vpp_default)
 
 
@@ -585,7 +585,6 @@ def row_recompute(row: dict[str, str]) -> tuple[str, bool]:
 def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     tp = _int(row, "tp")
     dp = _int(row, "dp")
-    micro, vpp = script_batching(row, shape)
     recompute, offload = row_recompute(row)
     notes = row.get("measured_from") or ""
     sp_text = (row.get("sequence_parallel") or "").strip()
@@ -593,6 +592,7 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     sp = sp_text == "yes" or (sp_text == "" and tp > 1)
     zero = _int(row, "zero_stage", 1)
     pp = _int(row, "pp")
+    micro, vpp = script_batching(row, shape, pp)
     cp, ep = _int(row, "cp"), _int(row, "ep", 1)
     # Expert TP is not a column: 1 for recipes that keep experts whole (WHOLE_EXPERTS),
     # else Megatron-Core's default (tp) where the run could have used it, else 1 (the
