@@ -20,7 +20,9 @@ efficiencies; globally: ``tp_overlap``, ``ep_overlap``, ``dp_overlap`` (and
 ``memory_efficiency``, ``grouped_gemm_efficiency`` and ``softmax_overlap``; values the
 measured H200 kernels fix better than the runs (:data:`PINNED`, :data:`PINNED_GLOBAL`:
 Hopper's GEMM efficiencies, ``kernel_overhead_s``) are held. Nothing is
-fitted per case, model or source. Writes
+fitted per case, model or source. A fit that leaves a family's GEMM efficiency above a
+chip's measured matmul ceiling (catalog ``compute.measured_matmul``,
+:func:`~ocplan.plan.calibration.ceiling_violations`) writes nothing and exits 1. Writes
 ``src/ocplan/plan/calibration.json`` and ``docs/calibration.md`` (and the calibration
 block of ``docs/model.md``); with ``--out DIR`` it writes ``DIR/calibration.json`` and
 ``DIR/calibration.md`` (and ``DIR/held_out.json``: each run's held-out error per
@@ -62,6 +64,7 @@ from ocplan.plan.calibration import (
     RANGE_PERCENTILES,
     Calibration,
     FamilyCalibration,
+    ceiling_violations,
     held_out_ranges,
 )
 from ocplan.results.validation import (
@@ -481,6 +484,14 @@ def main(argv: list[str]) -> int:
         cal = replace(cal, families={
             name: replace(fc, held_out_range_pct=ranges.get(name))
             for name, fc in cal.families.items()})
+    unphysical = ceiling_violations(cal, [catalog.accelerator(i)
+                                          for i in catalog.ids("accelerator")])
+    if unphysical:
+        # a value above a chip's best measured matmul is the fit trading GEMM time for
+        # something the operator list lacks: find that, do not commit the values
+        for line in unphysical:
+            print(f"fit_calibration: {line}", file=sys.stderr)
+        return 1
     calibration_file.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
     if out_dir is not None and held_by_scheme:
         # each run's held-out error by scheme, for comparing a trial with the last fit;

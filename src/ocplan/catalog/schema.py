@@ -230,6 +230,13 @@ class Compute(Spec):
     attention runs on (NVIDIA ``MUFU.EX2``: 16 per SM from sm_80 to sm_100, 32 on
     Blackwell Ultra). ``None``: not published, and attention has no softmax floor (its
     exp cost stays inside the fitted attention efficiency)."""
+    measured_matmul: PeakFlops | None = None
+    """Best dense matmul rate measured on the shipping part, per input precision: a
+    search over GEMM shapes with the vendor library at the default power limit (the
+    ml-engineering "maximum achievable matmul FLOPS" table; AMD's hipBLASLt MAF runs,
+    whose clock is the ``sustained_clock``; ``compute_units.md`` §2.1.1-2.1.2). Data, not
+    a model input: no fitted large-GEMM efficiency of the chip's family may exceed it
+    (:func:`ocplan.costmodel.chip.measured_gemm_ceiling`)."""
     portable_attention: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     """Rate of a portable FlashAttention-2-class kernel (the previous generation's
     warp-level ``mma.sync``, no TMA or warpgroup MMA) relative to the chip's native fused
@@ -359,6 +366,15 @@ class Accelerator(Entry):
         if self.peak_flops.bf16 is None and self.peak_flops.fp16 is None \
                 and self.peak_flops.int8 is None:
             raise ValueError("peak_flops needs at least one of bf16, fp16, int8")
+        measured = self.compute.measured_matmul if self.compute else None
+        for precision, rate in (measured.model_dump(exclude_none=True).items()
+                                if measured else ()):
+            peak = self.peak_flops.get(precision)
+            # a measured rate above the datasheet peak means a unit or a row mix-up
+            if peak is None or rate > peak:
+                raise ValueError(f"compute.measured_matmul.{precision} {rate / 1e12:g} "
+                                 f"TFLOP/s needs a peak_flops.{precision} at least as large "
+                                 f"(peak: {'none' if peak is None else f'{peak / 1e12:g}'})")
         return self
 
 

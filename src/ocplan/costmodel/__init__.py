@@ -19,7 +19,13 @@ from ocplan.costmodel.attention import (
     decode_attention_time_s,
     flash_attention_time_s,
 )
-from ocplan.costmodel.chip import GENERIC, ChipCompute, chip_compute, sustained_clock_fraction
+from ocplan.costmodel.chip import (
+    GENERIC,
+    ChipCompute,
+    chip_compute,
+    measured_gemm_ceiling,
+    sustained_clock_fraction,
+)
 from ocplan.costmodel.gemm import (
     GemmCost,
     gemm_cost,
@@ -51,6 +57,7 @@ __all__ = [
     "gemm_flops",
     "gemm_time_s",
     "k_efficiency",
+    "measured_gemm_ceiling",
     "memory_time_s",
     "sustained_clock_fraction",
     "tile_efficiency",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ocplan.catalog.schema import Compute
+from ocplan.catalog.schema import Accelerator, Compute
 
 __all__ = [
     "DEFAULT_K0",
@@ -24,6 +24,7 @@ __all__ = [
     "ChipCompute",
     "chip_compute",
     "exp_rate",
+    "measured_gemm_ceiling",
     "power_capped_clock",
     "sustained_clock_fraction",
 ]
@@ -194,3 +195,23 @@ def sustained_clock_fraction(compute: Compute | None, power: float | None = None
         # the clock the peak assumes
         clock = min(compute.clock, power_capped_clock(clock, power, reference))
     return clock / compute.clock
+
+
+def measured_gemm_ceiling(accelerator: Accelerator, precision: str) -> float | None:
+    """Highest large-GEMM efficiency the chip's measurements allow at ``precision``:
+    ``R_meas / (P_peak x f_sustained / f_peak)``, the best measured dense matmul rate
+    (``compute.measured_matmul``, FLOP/s) over the peak at the clock a dense GEMM sustains
+    (:func:`sustained_clock_fraction`), the quantity the calibrated ``gemm`` (16-bit) and
+    ``gemm_8bit`` efficiencies stand for at large shapes. ``None`` without a measurement.
+
+    A shape search finds the library's best tile fit, so a run's mixed shapes, framework
+    and power draw stay below it (the fitted Ampere and Hopper values sit at 0.86-0.88 of
+    theirs; compute_units.md §2.1.1); a fitted value above it is unphysical.
+    """
+    compute = accelerator.compute
+    measured = compute.measured_matmul.get(precision) \
+        if compute and compute.measured_matmul else None
+    peak = accelerator.peak_flops.get(precision)
+    if measured is None or not peak:
+        return None
+    return measured / (peak * sustained_clock_fraction(compute))

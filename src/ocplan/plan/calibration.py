@@ -58,12 +58,15 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from ocplan.catalog.schema import Accelerator
+from ocplan.costmodel.chip import measured_gemm_ceiling
 from ocplan.units import format_number
 
-__all__ = ["CALIBRATION_FILE", "MIN_RANGE_RUNS", "RANGE_PERCENTILES", "RANGE_SHARE_PCT",
-           "Calibration", "FamilyCalibration", "calibration_note", "coverage_note",
-           "format_likely", "held_out_ranges", "in_likely_range", "likely_range_note",
-           "likely_rate", "load_calibration", "range_from_own_runs"]
+__all__ = ["CALIBRATION_FILE", "GEMM_FIELD_PRECISIONS", "MIN_RANGE_RUNS",
+           "RANGE_PERCENTILES", "RANGE_SHARE_PCT", "Calibration", "FamilyCalibration",
+           "calibration_note", "ceiling_violations", "coverage_note", "format_likely",
+           "held_out_ranges", "in_likely_range", "likely_range_note", "likely_rate",
+           "load_calibration", "range_from_own_runs"]
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 #: Percentiles of the held-out signed errors an estimate's likely range spans: the middle
@@ -183,6 +186,32 @@ def _family_from_json(data: dict[str, object]) -> FamilyCalibration:
         assert len(span) == 2, span
         fields["held_out_range_pct"] = (float(span[0]), float(span[1]))
     return FamilyCalibration(**fields)  # type: ignore[arg-type]
+
+
+#: The precisions whose measured matmul rate bounds each calibrated GEMM field, first
+#: found first used: ``gemm`` is the 16-bit efficiency, ``gemm_8bit`` the 8-bit one.
+GEMM_FIELD_PRECISIONS: dict[str, tuple[str, ...]] = {"gemm": ("bf16", "fp16"),
+                                                     "gemm_8bit": ("fp8", "int8")}
+
+
+def ceiling_violations(calibration: Calibration,
+                       accelerators: Sequence[Accelerator]) -> list[str]:
+    """One line for each large-GEMM efficiency ``calibration`` gives a chip (its family's,
+    or ``default``'s) above the chip's measured ceiling
+    (:func:`~ocplan.costmodel.chip.measured_gemm_ceiling`): a value no run of that chip
+    can reach, which a fit must not produce. Empty when every value is physical."""
+    problems = []
+    for chip in accelerators:
+        used = calibration.used_family(chip.family)
+        values = calibration.families[used]
+        for name, precisions in GEMM_FIELD_PRECISIONS.items():
+            ceiling = next((c for p in precisions
+                            if (c := measured_gemm_ceiling(chip, p)) is not None), None)
+            value = float(getattr(values, name))
+            if ceiling is not None and value > ceiling:
+                problems.append(f"{used}.{name} = {value:.3f} exceeds {chip.id}'s measured "
+                                f"matmul ceiling {ceiling:.3f} (compute.measured_matmul)")
+    return problems
 
 
 @lru_cache(maxsize=4)
