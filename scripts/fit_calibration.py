@@ -63,7 +63,9 @@ from ocplan.plan.calibration import (
     MIN_RANGE_RUNS,
     RANGE_PERCENTILES,
     Calibration,
+    CeilingShare,
     FamilyCalibration,
+    ceiling_shares,
     ceiling_violations,
     held_out_ranges,
 )
@@ -484,8 +486,8 @@ def main(argv: list[str]) -> int:
         cal = replace(cal, families={
             name: replace(fc, held_out_range_pct=ranges.get(name))
             for name, fc in cal.families.items()})
-    unphysical = ceiling_violations(cal, [catalog.accelerator(i)
-                                          for i in catalog.ids("accelerator")])
+    chips = [catalog.accelerator(i) for i in catalog.ids("accelerator")]
+    unphysical = ceiling_violations(cal, chips)
     if unphysical:
         # a value above a chip's best measured matmul is the fit trading GEMM time for
         # something the operator list lacks: find that, do not commit the values
@@ -533,6 +535,25 @@ def main(argv: list[str]) -> int:
     lines += ["", "| global | value |", "|---|---|"]
     for name in PRIOR_GLOBAL:
         lines.append(f"| {name} | {getattr(cal, name):.4g} |")
+    shares = ceiling_shares(cal, chips)
+    if shares:
+        lines += ["", "Large-GEMM efficiencies against each chip's measured matmul ceiling "
+                  "(catalog `compute.measured_matmul` over the peak at the sustained clock; "
+                  "a value above 1 is refused):", "",
+                  "| chip | family used | gemm / gemm_8bit | gemm ceiling | share | "
+                  "gemm_8bit ceiling | share |", "|---|---|---|---|---|---|---|"]
+        by_chip: dict[str, dict[str, CeilingShare]] = {}
+        for sh in shares:
+            by_chip.setdefault(sh.chip, {})[sh.field] = sh
+        for chip_id, fields in by_chip.items():
+            cells = []
+            for field in ("gemm", "gemm_8bit"):
+                sh = fields.get(field)
+                cells += ["", ""] if sh is None else [f"{sh.ceiling:.3f}", f"{sh.share:.2f}"]
+            used = next(iter(fields.values())).family
+            fc = cal.families[used]
+            lines.append(f"| {chip_id} | {used} | {fc.gemm:.3f} / {fc.gemm_8bit:.3f} | "
+                         + " | ".join(cells) + " |")
     if cv_lines:
         lines += ["", "## Cross-validation", "",
                   "Each run predicted by a calibration fitted without its fold "

@@ -21,6 +21,7 @@ from ocplan.costmodel.chip import measured_gemm_ceiling
 from ocplan.plan.calibration import (
     GEMM_FIELD_PRECISIONS,
     FamilyCalibration,
+    ceiling_shares,
     ceiling_violations,
     load_calibration,
 )
@@ -66,6 +67,18 @@ def test_the_sustained_clock_raises_the_ceiling() -> None:
 
 def test_the_committed_calibration_stays_below_every_measured_ceiling() -> None:
     assert ceiling_violations(load_calibration(), _accelerators()) == []
+
+
+def test_shares_name_the_family_each_chip_uses() -> None:
+    """MI300X and MI325X (CDNA3, no published run) use the ``default`` values; every
+    chip with a measurement appears once per field it has a ceiling for."""
+    shares = ceiling_shares(load_calibration(), _accelerators())
+    used = {(s.chip, s.field): s.family for s in shares}
+    assert used[("mi300x", "gemm")] == "default"
+    assert used[("b300", "gemm_8bit")] == "blackwell"
+    assert ("h200-sxm-141gb", "gemm") not in used  # no BF16 row in the table
+    assert {s.chip for s in shares} == {a.id for a in _measured()}
+    assert all(s.share == pytest.approx(s.value / s.ceiling) for s in shares)
 
 
 def test_a_family_value_above_a_chip_ceiling_is_named() -> None:

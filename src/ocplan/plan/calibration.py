@@ -62,11 +62,27 @@ from ocplan.catalog.schema import Accelerator
 from ocplan.costmodel.chip import measured_gemm_ceiling
 from ocplan.units import format_number
 
-__all__ = ["CALIBRATION_FILE", "GEMM_FIELD_PRECISIONS", "MIN_RANGE_RUNS",
-           "RANGE_PERCENTILES", "RANGE_SHARE_PCT", "Calibration", "FamilyCalibration",
-           "calibration_note", "ceiling_violations", "coverage_note", "format_likely",
-           "held_out_ranges", "in_likely_range", "likely_range_note", "likely_rate",
-           "load_calibration", "range_from_own_runs"]
+__all__ = [
+    "CALIBRATION_FILE",
+    "GEMM_FIELD_PRECISIONS",
+    "MIN_RANGE_RUNS",
+    "RANGE_PERCENTILES",
+    "RANGE_SHARE_PCT",
+    "Calibration",
+    "CeilingShare",
+    "FamilyCalibration",
+    "calibration_note",
+    "ceiling_shares",
+    "ceiling_violations",
+    "coverage_note",
+    "format_likely",
+    "held_out_ranges",
+    "in_likely_range",
+    "likely_range_note",
+    "likely_rate",
+    "load_calibration",
+    "range_from_own_runs",
+]
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 #: Percentiles of the held-out signed errors an estimate's likely range spans: the middle
@@ -194,24 +210,50 @@ GEMM_FIELD_PRECISIONS: dict[str, tuple[str, ...]] = {"gemm": ("bf16", "fp16"),
                                                      "gemm_8bit": ("fp8", "int8")}
 
 
-def ceiling_violations(calibration: Calibration,
-                       accelerators: Sequence[Accelerator]) -> list[str]:
-    """One line for each large-GEMM efficiency ``calibration`` gives a chip (its family's,
-    or ``default``'s) above the chip's measured ceiling
-    (:func:`~ocplan.costmodel.chip.measured_gemm_ceiling`): a value no run of that chip
-    can reach, which a fit must not produce. Empty when every value is physical."""
-    problems = []
+@dataclass(frozen=True)
+class CeilingShare:
+    """A large-GEMM efficiency a chip gets from ``calibration`` against its measured
+    ceiling (:func:`~ocplan.costmodel.chip.measured_gemm_ceiling`)."""
+
+    chip: str
+    family: str
+    """The family whose values the chip uses (its own, or ``default``)."""
+    field: str
+    """``gemm`` (16-bit) or ``gemm_8bit``."""
+    value: float
+    ceiling: float
+
+    @property
+    def share(self) -> float:
+        return self.value / self.ceiling
+
+
+def ceiling_shares(calibration: Calibration,
+                   accelerators: Sequence[Accelerator]) -> list[CeilingShare]:
+    """Each large-GEMM efficiency ``calibration`` gives a chip with a measured matmul
+    rate (``compute.measured_matmul``), against that chip's ceiling, in catalog order."""
+    shares = []
     for chip in accelerators:
         used = calibration.used_family(chip.family)
         values = calibration.families[used]
         for name, precisions in GEMM_FIELD_PRECISIONS.items():
             ceiling = next((c for p in precisions
                             if (c := measured_gemm_ceiling(chip, p)) is not None), None)
-            value = float(getattr(values, name))
-            if ceiling is not None and value > ceiling:
-                problems.append(f"{used}.{name} = {value:.3f} exceeds {chip.id}'s measured "
-                                f"matmul ceiling {ceiling:.3f} (compute.measured_matmul)")
-    return problems
+            if ceiling is not None:
+                shares.append(CeilingShare(chip.id, used, name,
+                                           float(getattr(values, name)), ceiling))
+    return shares
+
+
+def ceiling_violations(calibration: Calibration,
+                       accelerators: Sequence[Accelerator]) -> list[str]:
+    """One line for each large-GEMM efficiency ``calibration`` gives a chip (its family's,
+    or ``default``'s) above the chip's measured ceiling (:func:`ceiling_shares`): a value
+    no run of that chip can reach, which a fit must not produce. Empty when every value
+    is physical."""
+    return [f"{s.family}.{s.field} = {s.value:.3f} exceeds {s.chip}'s measured matmul "
+            f"ceiling {s.ceiling:.3f} (compute.measured_matmul)"
+            for s in ceiling_shares(calibration, accelerators) if s.share > 1.0]
 
 
 @lru_cache(maxsize=4)
