@@ -205,7 +205,7 @@ def measured_gemm_ceiling(accelerator: Accelerator, precision: str) -> float | N
     ``gemm_8bit`` efficiencies stand for at large shapes. ``None`` without a measurement.
 
     A shape search finds the library's best tile fit, so a run's mixed shapes, framework
-    and power draw stay below it (the fitted Ampere and Hopper values sit at 0.86-0.88 of
+    and power draw stay below it (the fitted Ampere and Hopper values sit at 0.78-0.88 of
     theirs; compute_units.md §2.1.1); a fitted value above it is unphysical.
     """
     compute = accelerator.compute
