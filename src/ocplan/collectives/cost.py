@@ -29,8 +29,9 @@ import numpy as np
 from ocplan.collectives import algorithms as alg
 from ocplan.collectives.fabric import CommFabric, placement
 
-__all__ = ["all_gather", "all_reduce", "all_to_all", "bus_bandwidth", "moe_dispatch",
-           "reduce_scatter", "send_recv"]
+__all__ = ["LIBRARY_HALF_BANDWIDTH_BYTES", "all_gather", "all_reduce", "all_to_all",
+           "bus_bandwidth", "library_all_reduce", "moe_dispatch", "reduce_scatter",
+           "send_recv"]
 
 Num = Any
 
@@ -55,6 +56,27 @@ def all_reduce(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
     t_hier = 2 * alg.ring_all_gather(nbytes, n_in, up, a_up) + t_cross
     t_flat = alg.ring_all_reduce(nbytes, n_in * n_out, _striped(fab, up, n_in), a_out)
     return np.where(n_out > 1, np.minimum(t_hier, t_flat), t_in)
+
+
+#: Message size at which NCCL's and RCCL's all-reduce reaches half its large-message bus
+#: bandwidth (bytes): the chunked pipeline fills and the protocol switches (LL, LL128,
+#: Simple) cost a fixed share of the bandwidth time of this many bytes whatever the
+#: message. From rccl-tests / nccl-tests ``all_reduce_perf`` tables (Azure
+#: AI-benchmarking-guide ``Azure_Results/ND_*_results.md``; hardware.md §8), busbw(S) /
+#: busbw(8 GB) = S / (S + S_half) solved at each size from 1 to 33 MB: 8 x MI300X (RCCL
+#: 2.22) 12-14 MB at every size to 1 GB, 8 x H100 (NVLS) 10-21 MB, 4 x GB200 (ring) 8-20
+#: MB; 16 MB, the middle of the three.
+LIBRARY_HALF_BANDWIDTH_BYTES = 16e6
+
+
+def library_all_reduce(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
+    """All-reduce of ``nbytes`` as NCCL/RCCL run it at mid sizes: the time of
+    :func:`all_reduce` on ``nbytes + S_half`` bytes (:data:`LIBRARY_HALF_BANDWIDTH_BYTES`),
+    i.e. ``t(S) = alpha + k (S + S_half) / busbw``, which reproduces the measured bus
+    bandwidth ``busbw S / (S + S_half)``. :func:`all_reduce` itself is the large-message
+    rate with a per-step latency, what a latency-optimised one-shot or two-shot kernel
+    (TensorRT-LLM's and vLLM's custom all-reduce) reaches on small messages."""
+    return all_reduce(fab, nbytes + LIBRARY_HALF_BANDWIDTH_BYTES, n, stride)
 
 
 def _no_scale_out(n_out: Num, t_in: Num) -> Num:
@@ -146,6 +168,8 @@ def bus_bandwidth(fab: CommFabric, op: str, nbytes: float, n: int, stride: int =
     """nccl-tests bus bandwidth the model predicts for one collective (B/s)."""
     if op == "all_reduce":
         t, factor = all_reduce(fab, nbytes, n, stride), 2 * (n - 1) / n
+    elif op == "library_all_reduce":
+        t, factor = library_all_reduce(fab, nbytes, n, stride), 2 * (n - 1) / n
     elif op in ("all_gather", "reduce_scatter"):
         t, factor = all_gather(fab, nbytes, n, stride), (n - 1) / n
     elif op == "all_to_all":

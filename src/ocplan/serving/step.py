@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike
 from ocplan.collectives.cost import (
     all_gather,
     all_reduce,
+    library_all_reduce,
     moe_dispatch,
     reduce_scatter,
     send_recv,
@@ -73,7 +74,8 @@ from ocplan.workloads.operators import (
 )
 from ocplan.workloads.serving import ServingWorkload
 
-__all__ = ["IterationTime", "StepModel", "step_model"]
+__all__ = ["CUSTOM_ALLREDUCE_MAX_BYTES", "CUSTOM_ALLREDUCE_MAX_BYTES_TP2", "IterationTime",
+           "StepModel", "step_model", "tp_all_reduce_s"]
 
 T = TypeVar("T")
 
@@ -86,6 +88,16 @@ COMBINE_BYTES = ACT_BYTES
 #: Narrowest dispatch format: DeepEP and the vLLM/SGLang all-to-all kernels send fp8
 #: (with scales) at most, even when the expert GEMMs run in fp4.
 DISPATCH_MIN_BYTES = 1.0
+#: Largest tensor-parallel all-reduce (bytes) the serving engines run with their own
+#: latency-optimised one-shot / two-shot kernels; larger ones go to NCCL/RCCL
+#: (:func:`~ocplan.collectives.cost.library_all_reduce`). TensorRT-LLM sizes the custom
+#: all-reduce workspace at 8 MB for more than two ranks and 16 MB for two
+#: (``getMaxRequiredWorkspaceSize``, cpp/tensorrt_llm/common/customAllReduceUtils.h), and
+#: its strategy table picks NCCL from 8 MB messages on at TP 8 (hidden 4096 from 1,024
+#: tokens, 8192 from 512); vLLM's ``CustomAllreduce`` stops at 8 MiB (``max_size``).
+CUSTOM_ALLREDUCE_MAX_BYTES = 8e6
+#: The same limit for two ranks (TensorRT-LLM's 16 MB workspace).
+CUSTOM_ALLREDUCE_MAX_BYTES_TP2 = 16e6
 #: Best achieved / peak 16-bit rate of a compute-bound decode attention kernel: FlashMLA,
 #: 660 TFLOP/s on an H800 SXM5 (989 TFLOP/s dense bf16), deepseek-ai/FlashMLA README,
 #: "Performance Update (2025.04.22)". Decode attention reads one query row per sequence
@@ -475,7 +487,8 @@ class StepModel:
 
     def comm_s(self, rows: FloatArray) -> FloatArray:
         """Per stage: TP all-reduces of the ``rows x h`` activations after attention and
-        after the MLP (2 per layer; 1 per layer of a layer pattern), the MoE all-to-all
+        after the MLP (2 per layer; 1 per layer of a layer pattern; :func:`tp_all_reduce_s`),
+        the MoE all-to-all
         (dispatch in the GEMM format, combine in 16-bit) over EP, and the activations
         sent to the next stage.
 
@@ -489,8 +502,8 @@ class StepModel:
         per_stage = shape.n_layers / pl.pp
         out = f64(np.zeros_like(rows))
         if pl.tp > 1:
-            ar = all_reduce(self.fabric, rows * h * ACT_BYTES, pl.tp)
-            out = out + shape.blocks_per_layer * per_stage * f64(ar)
+            out = out + shape.blocks_per_layer * per_stage * tp_all_reduce_s(
+                self.fabric, rows * h * ACT_BYTES, pl.tp)
         if shape.is_moe and pl.ep > 1:
             moe_share = shape.n_moe_layers / shape.n_layers * per_stage
             # dispatch in the GEMM format (8-bit at most: DeepEP's fp8 dispatch), combine
@@ -510,6 +523,17 @@ class StepModel:
             out = out + f64(send_recv(self.fabric, rows * h * ACT_BYTES,
                                       float(pl.tp * pl.pp > self.fabric.domain)))
         return out
+
+
+def tp_all_reduce_s(fabric: CommFabric, nbytes: FloatArray, tp: int) -> FloatArray:
+    """One tensor-parallel all-reduce of ``nbytes`` per rank as a serving engine runs it:
+    its custom kernel (:func:`~ocplan.collectives.cost.all_reduce`, latency-bound) up to
+    :data:`CUSTOM_ALLREDUCE_MAX_BYTES` (:data:`CUSTOM_ALLREDUCE_MAX_BYTES_TP2` on two
+    ranks), NCCL/RCCL above (:func:`~ocplan.collectives.cost.library_all_reduce`)."""
+    limit = CUSTOM_ALLREDUCE_MAX_BYTES_TP2 if tp <= 2 else CUSTOM_ALLREDUCE_MAX_BYTES
+    nbytes = f64(nbytes)
+    return f64(np.where(nbytes > limit, library_all_reduce(fabric, nbytes, tp),
+                        all_reduce(fabric, nbytes, tp)))
 
 
 #: What a remembered derived value (a batch grid of about a hundred points) counts for
