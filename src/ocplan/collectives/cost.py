@@ -64,7 +64,7 @@ def all_reduce(fab: CommFabric, nbytes: Num, n: Num, stride: Num = 1) -> Num:
 #: message. From rccl-tests / nccl-tests ``all_reduce_perf`` tables (Azure
 #: AI-benchmarking-guide ``Azure_Results/ND_*_results.md``; hardware.md §8), busbw(S) /
 #: busbw(8 GB) = S / (S + S_half) solved at each size from 1 to 33 MB: 8 x MI300X (RCCL
-#: 2.22) 12-14 MB at every size to 1 GB, 8 x H100 (NVLS) 10-21 MB, 4 x GB200 (ring) 8-20
+#: 2.22) 12-14 MB (the same to 134 MB), 8 x H100 (NVLS) 10-21 MB, 4 x GB200 (ring) 8-20
 #: MB; 16 MB, the middle of the three.
 LIBRARY_HALF_BANDWIDTH_BYTES = 16e6
 

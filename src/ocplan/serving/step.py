@@ -529,7 +529,8 @@ def tp_all_reduce_s(fabric: CommFabric, nbytes: FloatArray, tp: int) -> FloatArr
     """One tensor-parallel all-reduce of ``nbytes`` per rank as a serving engine runs it:
     its custom kernel (:func:`~ocplan.collectives.cost.all_reduce`, latency-bound) up to
     :data:`CUSTOM_ALLREDUCE_MAX_BYTES` (:data:`CUSTOM_ALLREDUCE_MAX_BYTES_TP2` on two
-    ranks), NCCL/RCCL above (:func:`~ocplan.collectives.cost.library_all_reduce`)."""
+    ranks), NCCL/RCCL above (:func:`~ocplan.collectives.cost.library_all_reduce`). Gaudi's
+    engines all-reduce through HCCL, whose curve is not published; taken the same way."""
     limit = CUSTOM_ALLREDUCE_MAX_BYTES_TP2 if tp <= 2 else CUSTOM_ALLREDUCE_MAX_BYTES
     nbytes = f64(nbytes)
     return f64(np.where(nbytes > limit, library_all_reduce(fabric, nbytes, tp),
