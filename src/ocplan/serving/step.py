@@ -489,8 +489,16 @@ class StepModel:
         """Per stage: TP all-reduces of the ``rows x h`` activations after attention and
         after the MLP (2 per layer; 1 per layer of a layer pattern; :func:`tp_all_reduce_s`),
         the MoE all-to-all
-        (dispatch in the GEMM format, combine in 16-bit) over EP, and the activations
-        sent to the next stage.
+        (dispatch in the GEMM format, combine in 16-bit) over EP under DP attention, and
+        the activations sent to the next stage.
+
+        Without DP attention every rank of the expert group already holds all the
+        instance's token rows (the group is carved out of the TP ranks, whose attention
+        all-reduce leaves each with the full activations), so nothing is dispatched: each
+        rank runs its local experts on the rows routed to them and the partial outputs
+        are summed by the MLP's all-reduce (vLLM ``--enable-expert-parallel`` at one DP
+        rank, SGLang ``--ep-size`` without an all-to-all backend, TensorRT-LLM without
+        attention DP).
 
         With DP attention and experts split over ``t_e > 1`` ranks (``etp``), each MoE
         layer also gathers the ``t_e`` ranks' tokens before the expert GEMMs and
@@ -504,7 +512,7 @@ class StepModel:
         if pl.tp > 1:
             out = out + shape.blocks_per_layer * per_stage * tp_all_reduce_s(
                 self.fabric, rows * h * ACT_BYTES, pl.tp)
-        if shape.is_moe and pl.ep > 1:
+        if shape.is_moe and pl.ep > 1 and pl.attention_dp:
             moe_share = shape.n_moe_layers / shape.n_layers * per_stage
             # dispatch in the GEMM format (8-bit at most: DeepEP's fp8 dispatch), combine
             # in 16-bit
