@@ -226,7 +226,8 @@ def test_a_chip_without_fp4_runs_fp4_at_its_fp8_rate_and_says_so() -> None:
     assert est.feasible
     assert any("no fp4 matrix unit" in n and "fp8" in n for n in est.notes)
     b200 = estimate_serving(wl, ServingPlan(tp=8), system_for_chip(CAT, "b200", 8))
-    assert b200.notes == ()
+    # nothing but the HBM-bound decode note (tests/test_serving_hbm_note.py) of its family
+    assert [n for n in b200.notes if not n.startswith("HBM-bound")] == []
 
 
 def test_disaggregated_decode_carries_no_prefill_interference() -> None:

@@ -250,6 +250,35 @@ MLA_DECODE_NOTE = ("MLA decode: published TensorRT-LLM DeepSeek-R1 runs (MLPerf 
                    "the decode rate as optimistic")
 
 
+#: Streaming rate a chip family's decode kernels are known to reach, as a share of peak
+#: HBM bandwidth, where the serving fit cannot pin its own value: (share, evidence).
+#: Blackwell: CUDA's ``bandwidthTest`` device-to-device copy moves over 6,000 GB/s on a
+#: B200 (TogetherAI's HGX B200, newmind.ai journal 18, April 2025) of its 8 TB/s: 0.75.
+#: Every published Blackwell serving result runs at large batches, where the fitted HBM
+#: efficiency trades against the 4-bit GEMM ratio, and most of them do not publish their
+#: formats (docs/model.md, session 59), so the fit leaves Blackwell's below it.
+DECODE_HBM_SHARE: dict[str, tuple[float, str]] = {
+    "blackwell": (0.75, "a B200 copy moves 75 % of peak"),
+}
+
+
+def hbm_notes(family: str | None, point: OperatingPoint, scal: ServingCalibration
+              ) -> tuple[str, ...]:
+    """Where an HBM-bound iteration rests on a fitted decode HBM efficiency below what the
+    chip's memory is known to stream (:data:`DECODE_HBM_SHARE`): how pessimistic the
+    memory-bound rate may be."""
+    known = DECODE_HBM_SHARE.get(family or "")
+    fitted = scal.hbm_for(family)
+    if (known is None or point.queueing or known[0] <= fitted
+            or point.iteration.bound() != "HBM bandwidth"):
+        return ()
+    share, evidence = known
+    return (f"HBM-bound: the {family} family's fitted decode HBM efficiency ({fitted:.2f} "
+            f"of peak) is below what its memory streams ({evidence}); its published "
+            "large-batch results trade it against the 4-bit GEMM rate, so read this rate as "
+            f"up to {share / fitted:.1f}x pessimistic",)
+
+
 def model_notes(wl: ServingWorkload) -> tuple[str, ...]:
     """Where the request leaves the model's trained context, and what the validation data
     say about this kind of model where the estimate is weak."""
@@ -403,7 +432,8 @@ def _result(wl: ServingWorkload, plan: ServingPlan, system: System, point: Opera
         point.batch, point.limit, point.ttft_s, point.tpot_s if wl.decodes else None,
         _breakdown(point), mem,
         _bound(point), slo_met, None if rate is None else rate[0] * plan.instances,
-        slo_reason, power, energy, notes + _load_notes(wl, plan, point, busy),
+        slo_reason, power, energy,
+        notes + _load_notes(wl, plan, point, busy) + hbm_notes(fam, point, scal),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         latency_stat=point.latency_stat, ttft_stat_s=point.ttft_stat_s,
         tpot_stat_s=point.tpot_stat_s if wl.decodes else None, **_range_fields(scal, fam))
@@ -550,7 +580,8 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
         point.tpot_s if wl.decodes else None, _breakdown(point), dec_mem, bound, None, None,
         None, power,
         power / out * TOKENS_PER_REPORT if out > 0 else None,
-        notes + _load_notes(wl, dec_plan, point, busy),
+        notes + _load_notes(wl, dec_plan, point, busy)
+        + (hbm_notes(fam, point, scal) if decode_rate <= prompt_rate else ()),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         prefill_input_tokens_per_s_per_chip=prompt_rate * wl.input_len / pre_plan.chips,
         decode_output_tokens_per_s_per_chip=decode_rate * wl.output_len / dec_plan.chips,
