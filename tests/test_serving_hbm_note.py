@@ -52,8 +52,8 @@ def test_blackwell_decode_at_batch_one_says_how_pessimistic_it_may_be() -> None:
 
 def test_no_note_where_compute_binds_or_the_family_has_no_known_share() -> None:
     """A prompt-heavy offline load on a B200 (2,048-token prompts, 128-token answers) is
-    compute-bound; an H200 decoding one sequence is HBM-bound, but Hopper's fit is not
-    below a known share: neither says it."""
+    compute-bound; an H200 decoding one sequence is HBM-bound, but no streaming share is
+    recorded for Hopper (whose fit sits at the top of its range): neither says it."""
     prompt_heavy = _estimate("b200", None, input_len=2048.0, output_len=128.0)
     assert not prompt_heavy.bound.startswith("HBM bandwidth")
     assert _hbm_notes(prompt_heavy) == []
