@@ -91,3 +91,31 @@ def test_mla_and_hybrid_models_keep_the_engine_defaults() -> None:
                for m in ("deepseek-v3", "nemotron-3-nano-30b-a3b")]
     assert all(rule_applies(s) for s in inside)
     assert not any(rule_applies(s) for s in outside)
+
+
+def _adp_bench_row(adp: str) -> dict[str, str]:
+    """Qwen3-235B (GQA MoE, inside the rule) under ``trtllm-bench`` on 8 B200, published
+    as DP attention over 8 ranks of one chip each (or, without it, 8 replicas)."""
+    return dict(_dev_row("INF077"), tp="1", pp="1", dp="8", ep="8", attention_dp=adp)
+
+
+def test_attention_dp_sizes_the_benchmark_over_its_whole_group() -> None:
+    """The benchmark's mapping is ``--tp 8`` with attention DP as a mode of it: the
+    engine is sized over all 8 chips (their HBM, one KV head a rank), and each DP rank's
+    executor holds the caps, so the instance holds 8 of each. Without attention DP the
+    8 ranks are one-chip replicas, each sized on its own chip."""
+    row = _adp_bench_row("yes")
+    shape = ModelShape.from_arch(CAT.model("qwen3-235b-a22b"))
+    hbm = CAT.accelerator("b200", "test", "chip").memory.hbm_capacity
+    isl, osl = float(row["input_len_mean"]), float(row["output_len_mean"])
+    fmt = row["weight_precision"] or "fp4"
+    adp = prepare_serving_row(row, CAT)
+    kv = "fp8"  # the KV format the row leaves to the default of an fp4 GEMM
+    batch, budget = trtllm_bench_limits(shape, fmt, kv, hbm, 8, 1, isl, osl)
+    assert adp.fixed["max_seqs"] == 8 * batch
+    assert adp.fixed["chunk_tokens"] == 8 * budget
+    one = trtllm_bench_limits(shape, fmt, kv, hbm, 1, 1, isl, osl)
+    assert one != (batch, budget)  # one chip's sizing differs: the group's is the one read
+    replicas = prepare_serving_row(_adp_bench_row("no"), CAT)
+    assert replicas.fixed["max_seqs"] == one[0]
+    assert replicas.fixed["chunk_tokens"] == one[1]

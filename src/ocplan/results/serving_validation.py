@@ -400,13 +400,19 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
     tp, pp = fixed.get("tp"), fixed.get("pp")
     if ("trtllm-bench" in text and isinstance(tp, int) and isinstance(pp, int)
             and rule_applies(shape)):
-        # the run's engine was sized by the benchmark itself (see the module)
-        batch, budget = trtllm_bench_limits(shape, w, kv, acc.memory.hbm_capacity, tp, pp,
-                                            isl, osl)
-        fixed.setdefault("max_seqs", batch * pp)
-        fixed.setdefault("chunk_tokens", budget)
-        notes.append(f"trtllm-bench engine limits: {batch * pp} sequences, "
-                     f"{budget} tokens an iteration")
+        # the run's engine was sized by the benchmark itself (see the module), over its
+        # mapping's whole tensor-parallel group: with attention DP that is the instance's
+        # tp x dp ranks, and each rank's own executor then holds the caps (TensorRT-LLM
+        # divides neither by the DP ranks: _torch/pyexecutor/_util.py sizes the
+        # scheduler from max_batch_size x pp per rank)
+        dp = fixed.get("dp")
+        ranks = dp if fixed.get("attention_dp") and isinstance(dp, int) else 1
+        batch, budget = trtllm_bench_limits(shape, w, kv, acc.memory.hbm_capacity,
+                                            tp * ranks, pp, isl, osl)
+        fixed.setdefault("max_seqs", batch * pp * ranks)
+        fixed.setdefault("chunk_tokens", budget * ranks)
+        notes.append(f"trtllm-bench engine limits: {batch * pp * ranks} sequences, "
+                     f"{budget * ranks} tokens an iteration")
     if "trtllm-serve" in text and "max_util" not in text:
         # TensorRT-LLM's LLM API default, GUARANTEED_NO_EVICT, which trtllm-serve keeps
         fixed.setdefault("admission", "reserve")
