@@ -405,8 +405,7 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
         # tp x dp ranks, and each rank's own executor then holds the caps (TensorRT-LLM
         # divides neither by the DP ranks: _torch/pyexecutor/_util.py sizes the
         # scheduler from max_batch_size x pp per rank)
-        dp = fixed.get("dp")
-        ranks = dp if fixed.get("attention_dp") and isinstance(dp, int) else 1
+        ranks = _schedulers(fixed.get("attention_dp"), fixed.get("dp"))
         batch, budget = trtllm_bench_limits(shape, w, kv, acc.memory.hbm_capacity,
                                             tp * ranks, pp, isl, osl)
         fixed.setdefault("max_seqs", batch * pp * ranks)
@@ -437,6 +436,12 @@ def _length_distribution(dataset: str) -> dict[str, Any]:
     return {"length_distribution": "lognormal", "length_spread": math.sqrt(math.log1p(cv * cv))}
 
 
+def _schedulers(attention_dp: object, dp: object) -> int:
+    """Schedulers one instance runs, each with its own engine caps: one per rank under
+    attention DP (every rank runs its own executor), else one."""
+    return dp if attention_dp and isinstance(dp, int) and dp > 0 else 1
+
+
 def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | None
             ) -> dict[str, object]:
     notes = row.get("measured_from") or ""
@@ -450,7 +455,7 @@ def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | N
     adp = (row.get("attention_dp") or "").strip()
     if adp in ("yes", "no") and shape.is_moe:
         fixed["attention_dp"] = adp == "yes"
-    ranks = dp if fixed.get("attention_dp") and dp else 1
+    ranks = _schedulers(fixed.get("attention_dp"), dp)
     inst = (tp or 1) * (pp or 1) * ranks
     if amount and kind == "max_batch_per_instance":
         # an engine cap holds per scheduler, and with attention DP every rank runs its
