@@ -252,6 +252,9 @@ def test_every_published_serving_result_is_predicted(capsys: pytest.CaptureFixtu
     assert abs(s["mean_signed_error_pct"]) <= 5.0
     searched = [c for c in data["cases"] if c["layout_source"] == "searched"]
     assert len(searched) == 15  # the rows without a published layout say so
+    # the cache's floor share sits below every published result (KV_FLOOR_SHARE): none
+    # of them is an extrapolation
+    assert not any("tight memory" in c["notes"] for c in data["cases"])
     tpot = data["latency"]["tpot"]
     assert tpot["n"] == 4
     assert tpot["median_abs_error_pct"] <= 15.0

@@ -19,12 +19,14 @@ import pytest
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import System, system_for_chip
 from ocplan.errors import SpecError
+from ocplan.serving.calibration import load_serving_calibration
 from ocplan.serving.estimate import (
     BREAKDOWN_LABELS,
     IterationBreakdown,
     ServingEstimate,
     estimate_serving,
 )
+from ocplan.serving.memory import ENGINE_RESERVE_FRACTION
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.search import search_serving
 from ocplan.workloads.serving import ServingWorkload
@@ -147,9 +149,15 @@ def test_weights_that_fit_leave_no_shortfall() -> None:
     est = estimate_serving(workload(), ServingPlan(tp=8), system())
     assert est.memory is not None
     assert est.memory.shortfall_bytes == 0.0
-    assert est.memory.kv_bytes == pytest.approx(est.memory.capacity_bytes
-                                                - est.memory.reserve_bytes
-                                                - est.memory.weight_bytes)
+    mem = est.memory
+    # the fitted reserve holds back its share beyond the engine's own where the weights
+    # leave plenty; the cache is the rest
+    fitted = load_serving_calibration().reserve_fraction
+    assert not mem.on_floor
+    assert mem.held_back_bytes == pytest.approx(
+        (fitted - ENGINE_RESERVE_FRACTION) * mem.capacity_bytes)
+    assert mem.kv_bytes == pytest.approx(mem.capacity_bytes - mem.reserve_bytes
+                                         - mem.held_back_bytes - mem.weight_bytes)
 
 
 @pytest.mark.parametrize("kw", [

@@ -239,9 +239,11 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
                  for key, label in BREAKDOWN_LABELS.items()]
     if result.memory is not None:
         mem = result.memory
+        held = (f", held back by the fitted reserve {_q(mem.held_back_bytes, 'B')}"
+                if mem.held_back_bytes > 0 else "")
         rows.append(("memory per chip", f"weights {_q(mem.weight_bytes, 'B')}, KV "
-                                        f"{_q(max(mem.kv_bytes, 0.0), 'B')}, reserve "
-                                        f"{_q(mem.reserve_bytes, 'B')} of "
+                                        f"{_q(max(mem.kv_bytes, 0.0), 'B')}, engine reserve "
+                                        f"{_q(mem.reserve_bytes, 'B')}{held} of "
                                         f"{_q(mem.capacity_bytes, 'B')}"))
     rows += [(POWER_LABEL, _q(result.power_W, "W")),
              ("energy per million output tokens (IT at TDP)",

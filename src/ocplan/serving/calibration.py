@@ -16,9 +16,12 @@ behaviour, one value each for every chip (never per case, model or source):
   generation and the decode GEMM kernels differ by vendor: MI300X-class parts reach a
   smaller share of their peak in streaming kernels than Hopper or Blackwell), the others
   take ``hbm_efficiency``;
-- ``reserve_fraction``: HBM share not available to weights and KV cache (framework
-  workspace, activations of the largest chunk, graphs, communication buffers; vLLM's
-  ``gpu_memory_utilization`` defaults to 0.9);
+- ``reserve_fraction``: HBM share not available to the KV cache beside the weights
+  (framework workspace, activations of the largest chunk, graphs, communication buffers;
+  vLLM's ``gpu_memory_utilization`` defaults to 0.9; the rest of the fitted value stands
+  in for batch caps the published results leave unstated). The weights need only fit
+  beside the engine's own share, and the cache keeps a floor share of what they leave
+  (:mod:`ocplan.serving.memory`);
 - ``gemm_4bit_ratio``: efficiency of 4-bit (NVFP4/MXFP4) GEMMs relative to the family's
   8-bit efficiency, each against its own peak (block-scale handling and the activation
   quantization keep 4-bit kernels further from their doubled peak). A precision-level

@@ -29,7 +29,12 @@ from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, likely_rate, load_calibration
 from ocplan.plan.engine import SystemModel, chip_peaks, system_model
 from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
-from ocplan.serving.memory import ServingMemory, kv_bytes_per_token_per_chip, serving_memory
+from ocplan.serving.memory import (
+    KV_FLOOR_SHARE,
+    ServingMemory,
+    kv_bytes_per_token_per_chip,
+    serving_memory,
+)
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.steady import (
     OperatingPoint,
@@ -279,6 +284,19 @@ def hbm_notes(family: str | None, point: OperatingPoint, scal: ServingCalibratio
             f"up to {share / fitted:.1f}x pessimistic",)
 
 
+def memory_notes(mem: ServingMemory) -> tuple[str, ...]:
+    """Where the weights leave the cache less room than any published result the
+    reserve was fitted on (:attr:`~ocplan.serving.memory.ServingMemory.on_floor`)."""
+    if not mem.on_floor:
+        return ()
+    left = mem.kv_bytes + mem.held_back_bytes
+    return (f"tight memory: the weights leave {left / 1e9:.1f} GB per chip beyond the "
+            "engine's reserve, less than any published result the reserve was fitted "
+            f"on; the cache takes {KV_FLOOR_SHARE:.0%} of it ({mem.kv_bytes / 1e9:.1f} GB), "
+            "an extrapolation: the layout's memory share (memory_percent, the engine's "
+            "setting) sizes it",)
+
+
 def model_notes(wl: ServingWorkload) -> tuple[str, ...]:
     """Where the request leaves the model's trained context, and what the validation data
     say about this kind of model where the estimate is weak."""
@@ -302,8 +320,7 @@ def _check(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel) -> None:
 
 def _memory(wl: ServingWorkload, plan: ServingPlan, sm: SystemModel,
             serving: ServingCalibration) -> ServingMemory:
-    mem = serving_memory(wl, plan, sm.hbm_bytes, plan.reserve_fraction(serving.reserve_fraction),
-                         wl.running_context)
+    mem = serving_memory(wl, plan, sm.hbm_bytes, serving.reserve_fraction, wl.running_context)
     if not mem.fits:
         # Infeasible prefixes its key ("memory: ")
         raise _MemoryError(mem, f"the weights need {mem.weight_bytes / 1e9:.1f} GB per chip, "
@@ -433,7 +450,8 @@ def _result(wl: ServingWorkload, plan: ServingPlan, system: System, point: Opera
         _breakdown(point), mem,
         _bound(point), slo_met, None if rate is None else rate[0] * plan.instances,
         slo_reason, power, energy,
-        notes + _load_notes(wl, plan, point, busy) + hbm_notes(fam, point, scal),
+        notes + memory_notes(mem) + _load_notes(wl, plan, point, busy)
+        + hbm_notes(fam, point, scal),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         latency_stat=point.latency_stat, ttft_stat_s=point.ttft_stat_s,
         tpot_stat_s=point.tpot_stat_s if wl.decodes else None, **_range_fields(scal, fam))
@@ -580,7 +598,7 @@ def _disaggregated(wl: ServingWorkload, plan: ServingPlan, system: System, sm: S
         point.tpot_s if wl.decodes else None, _breakdown(point), dec_mem, bound, None, None,
         None, power,
         power / out * TOKENS_PER_REPORT if out > 0 else None,
-        notes + _load_notes(wl, dec_plan, point, busy)
+        notes + memory_notes(dec_mem) + _load_notes(wl, dec_plan, point, busy)
         + (hbm_notes(fam, point, scal) if decode_rate <= prompt_rate else ()),
         cal.used_family(fam), cal.for_family(fam).runs, scal.rows, scal.cv_error_pct,
         prefill_input_tokens_per_s_per_chip=prompt_rate * wl.input_len / pre_plan.chips,

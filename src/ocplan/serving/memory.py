@@ -21,8 +21,18 @@ cache of every token, full attention, on the last stage beside the LM head they 
 (vLLM and SGLang keep the draft's cache in the same pool, a page per token of each draft
 layer; DeepSeek-V3's MTP module is one layer with its own cache, Liu et al. 2024 §2.2).
 
-Free HBM for the cache = capacity x (1 - reserve) - weights (never negative: what the
-weights lack is the shortfall).
+Where the cache goes. The engine keeps ``r_e`` of the HBM for itself
+(:data:`ENGINE_RESERVE_FRACTION`, its workspace, activations and graphs), so the weights
+must fit in ``F_0 = C (1 - r_e)``; ``F = F_0 - W`` is left for the cache. The fitted
+``reserve_fraction`` ``r`` is larger (about 0.3): it also stands in for the batch caps the
+published results leave unstated, a cache ``R = C (r - r_e)`` smaller than ``F``.
+:func:`kv_room_bytes` takes ``max(F - R, phi F)``: the fitted line wherever published
+results were fitted, and never less than the share ``phi`` (:data:`KV_FLOOR_SHARE`) of
+``F``, so a deployment the engine runs (weights within ``F_0``) is never refused for
+memory the fit only stood in for. A layout's ``memory_percent`` states the engine's
+setting: then the cache is all of ``C m - W``.
+
+What the weights lack of ``F_0`` (or of ``C m``) is the shortfall.
 """
 
 from __future__ import annotations
@@ -41,8 +51,29 @@ from ocplan.workloads.operators import (
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["ServingMemory", "kv_bytes_per_token_per_chip", "serving_memory",
-           "weight_bytes_per_chip"]
+__all__ = [
+    "ENGINE_RESERVE_FRACTION",
+    "KV_FLOOR_SHARE",
+    "ServingMemory",
+    "kv_bytes_per_token_per_chip",
+    "kv_room_bytes",
+    "serving_memory",
+    "weight_bytes_per_chip",
+]
+
+#: Share of a chip's HBM a serving engine keeps from the weights and the KV cache by
+#: default: vLLM's ``--gpu-memory-utilization`` (``CacheConfig.gpu_memory_utilization``)
+#: defaults to 0.9, the share weights, activations and cache may fill together;
+#: TensorRT-LLM's ``KvCacheConfig.free_gpu_memory_fraction`` gives the cache 0.9 of what
+#: the weights leave. The weights of a deployment these engines run fit in the rest.
+ENGINE_RESERVE_FRACTION = 0.10
+#: Least share of what the weights leave of the engine's HBM that the cache keeps under
+#: the fitted reserve. The published results reach down to about a quarter (Llama 3.1
+#: 405B FP8 at TP 8 on H100-class parts and the like, weights 64 % of HBM: the fitted line
+#: leaves their cache 0.25-0.28 of it); below that share the fit has no data, so the
+#: cache keeps it rather than vanish. Set at 0.2 so that no published result sits on it:
+#: an estimate that does says it extrapolates (:attr:`ServingMemory.on_floor`).
+KV_FLOOR_SHARE = 0.2
 
 
 def weight_bytes_per_chip(shape: ModelShape, plan: ServingPlan, weight_precision: str,
@@ -116,25 +147,51 @@ class ServingMemory:
     shortfall_bytes: float = 0.0
     """HBM the weights lack on one chip, beyond the capacity less the reserve (0 when
     they fit)."""
+    held_back_bytes: float = 0.0
+    """HBM left after the weights and the engine's reserve that the fitted reserve keeps
+    from the cache (it stands in for unstated batch caps; 0 under ``memory_percent``)."""
+    on_floor: bool = False
+    """The cache is the floor share :data:`KV_FLOOR_SHARE` of what the weights leave:
+    tighter than any published result the reserve was fitted on."""
 
     @property
     def fits(self) -> bool:
         return self.kv_bytes > 0
 
 
+def kv_room_bytes(free_bytes: float, fitted_bytes: float) -> float:
+    """KV-cache bytes of one chip, ``max(F - R, phi F)`` (0 at ``F <= 0``), where ``F`` =
+    ``free_bytes`` is what the weights leave of the engine's share, ``F - R`` =
+    ``fitted_bytes`` what they leave of the fitted one (``C (1 - r) - W``) and ``phi`` =
+    :data:`KV_FLOOR_SHARE` (module docstring). Increasing in ``F``; ``F`` when the two
+    shares are one."""
+    assert fitted_bytes <= free_bytes, (fitted_bytes, free_bytes)
+    if free_bytes <= 0.0:
+        return 0.0
+    return max(fitted_bytes, KV_FLOOR_SHARE * free_bytes)
+
+
 def serving_memory(wl: ServingWorkload, plan: ServingPlan, hbm_bytes: float,
                    reserve_fraction: float, context: float) -> ServingMemory:
     """The :class:`ServingMemory` of one chip of an instance of ``plan`` for sequences
-    of mean ``context`` tokens."""
-    reserve = hbm_bytes * reserve_fraction
+    of mean ``context`` tokens, under the fitted ``reserve_fraction`` (the plan's
+    ``memory_percent``, when it states one, instead: all it leaves is the cache's)."""
+    fitted = plan.reserve_fraction(reserve_fraction)
+    engine = fitted if plan.memory_percent is not None else min(ENGINE_RESERVE_FRACTION,
+                                                                fitted)
+    reserve = hbm_bytes * engine
     draft = wl.draft_model_layers
     weights = weight_bytes_per_chip(wl.model, plan, wl.weight_format, draft,
                                     wl.expert_weight_format)
     free = hbm_bytes - reserve - weights
-    kv = max(0.0, free)
+    # the fitted line as before the engine's share was told apart (bit for bit)
+    line = hbm_bytes - hbm_bytes * fitted - weights
+    kv = kv_room_bytes(free, line)
     per_token = kv_bytes_per_token_per_chip(wl.model, plan, wl.kv_precision, context, draft,
                                             wl.state_format)
     ranks = plan.dp if plan.attention_dp else 1
     return ServingMemory(capacity_bytes=hbm_bytes, reserve_bytes=reserve, weight_bytes=weights,
                          kv_bytes=kv, kv_bytes_per_token=per_token,
-                         kv_tokens=kv / per_token * ranks, shortfall_bytes=max(0.0, -free))
+                         kv_tokens=kv / per_token * ranks, shortfall_bytes=max(0.0, -free),
+                         held_back_bytes=max(0.0, free) - kv,
+                         on_floor=free > 0.0 and line < KV_FLOOR_SHARE * free)
