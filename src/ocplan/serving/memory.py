@@ -69,9 +69,9 @@ __all__ = [
 ENGINE_RESERVE_FRACTION = 0.10
 #: Least share of what the weights leave of the engine's HBM that the cache keeps under
 #: the fitted reserve. The published results reach down to about a quarter (Llama 3.1
-#: 405B FP8 at TP 8 on H100-class parts and the like, weights 64 % of HBM: the fitted line
-#: leaves their cache 0.25-0.28 of it); below that share the fit has no data, so the
-#: cache keeps it rather than vanish. Set at 0.2 so that no published result sits on it:
+#: 405B and Llama 4 Maverick, FP8 at TP 8 on H100s, weights 63-64 % of HBM: the fitted
+#: line leaves their cache 0.245-0.28 of it); below that share the fit has no data, so
+#: the cache keeps it rather than vanish. Set at 0.2 so that no published result sits on it:
 #: an estimate that does says it extrapolates (:attr:`ServingMemory.on_floor`).
 KV_FLOOR_SHARE = 0.2
 
