@@ -80,7 +80,7 @@ def test_a_search_holds_the_share_it_is_given(capsys: pytest.CaptureFixture[str]
     runs = [r for r in found["results"] if r["feasible"]]
     assert runs
     assert {r["plan"]["memory_percent"] for r in runs} == {92}
-    # one-chip instances fit only with the share given
+    # one-chip instances fit (beside the engine reserve, and at the share given)
     assert any(r["plan"]["tp"] * r["plan"]["pp"] == 1 for r in runs)
 
 
