@@ -194,4 +194,4 @@ def serving_memory(wl: ServingWorkload, plan: ServingPlan, hbm_bytes: float,
                          kv_bytes=kv, kv_bytes_per_token=per_token,
                          kv_tokens=kv / per_token * ranks, shortfall_bytes=max(0.0, -free),
                          held_back_bytes=max(0.0, free) - kv,
-                         on_floor=free > 0.0 and line < KV_FLOOR_SHARE * free)
+                         on_floor=free > 0.0 and kv > line)
