@@ -86,12 +86,15 @@ def test_the_declaration_reaches_the_api_label_and_search() -> None:
     assert all(e.plan.native_attention for e in found.top)
 
 
-def test_torchtitan_rows_run_the_portable_kernel() -> None:
-    """The development set's torchtitan rows (R088-R090, R093) read as portable attention;
-    Megatron-Bridge's (R076) and MLPerf's (R124) as native."""
+def test_torchtitan_and_llm_foundry_rows_run_the_portable_kernel() -> None:
+    """The development set's torchtitan rows (R088-R090, R093) and llm-foundry's MPT rows
+    (R078, R079 on H100, R081 on A100; FlashAttention-2 through ``attn_impl: flash``) read
+    as portable attention; Megatron-Bridge's (R076) and MLPerf's (R124) as native."""
     rows = {r["case_id"]: r
             for r in csv.DictReader(DEV.read_text(encoding="utf-8").splitlines())}
+    ids = ("R088", "R089", "R090", "R093", "R078", "R079", "R081", "R076", "R124")
     flags = {cid: plan_from_row(rows[cid], shape_from_row(rows[cid])).native_attention
-             for cid in ("R088", "R089", "R090", "R093", "R076", "R124")}
+             for cid in ids}
     assert flags == {"R088": False, "R089": False, "R090": False, "R093": False,
+                     "R078": False, "R079": False, "R081": False,
                      "R076": True, "R124": True}

@@ -154,7 +154,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "family's fitted 8-bit efficiency of the 4-bit peak, and the tensor-parallel "
         "collectives are not overlapped (the recipe cannot). Megatron-Bridge's NVFP4 rows "
         "(Llama 3 70B and 3.1 405B on GB200 and GB300, releases 26.02-26.06), which the fit "
-        "never saw, scored -17 to +12 % (median abs 8 %, mean -4 %); the GB200 405B rows (TP4, "
+        "never saw, scored -17 to +13 % (median abs 8 %, mean -4 %); the GB200 405B rows (TP4, "
         "PP16) gained 1.48x over MXFP8 where the model gives 1.19x; read this rate as "
         "within about a fifth either way."),
     Caveat(

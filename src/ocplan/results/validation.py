@@ -170,9 +170,13 @@ NO_PRIMUS_TURBO = re.compile(r"\b(?:no|without)\b[^;,]{0,40}\bPrimus-Turbo\b", r
 #: backend (FlashAttention-2) from 2.5.1, when cuDNN attention was made opt-in
 #: (pytorch/pytorch#138522), until the bundled cuDNN passed 9.15 in 2.11
 #: (``check_prefer_cudnn_attention``, pytorch/pytorch#162073); its published benchmarks
-#: (2024-12, 2025-06) predate that. On a chip whose native kernel is FlashAttention-2
+#: (2024-12, 2025-06) predate that. MosaicML's llm-foundry benchmark tables ran MPT with
+#: ``attn_impl: flash`` (``scripts/train/benchmarking/submit_benchmarks.py``: the default,
+#: installed as ``.[gpu-flash2]``, flash-attn 2.4.2 on the ``pytorch:2.1.0_cu121`` image of
+#: ``sweep.sh``), FlashAttention-2 on Hopper: the tables were last updated 2024-04-22,
+#: before FlashAttention-3 (2024-07). On a chip whose native kernel is FlashAttention-2
 #: (A100) the flag changes nothing.
-PORTABLE_ATTENTION = re.compile(r"torchtitan", re.IGNORECASE)
+PORTABLE_ATTENTION = re.compile(r"torchtitan|llm-foundry", re.IGNORECASE)
 #: FlashAttention's arXiv identifier (Dao et al., "FlashAttention: Fast and
 #: Memory-Efficient Exact Attention with IO-Awareness", arXiv:2205.14135, May 2022). A run
 #: published in a paper that came out before it ran no fused attention kernel: Megatron-LM's
