@@ -16,6 +16,8 @@ from scriptkit import load_script
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
 
+pytestmark = pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/validation")
+
 
 @pytest.fixture(scope="module")
 def fs() -> ModuleType:
