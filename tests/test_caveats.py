@@ -21,6 +21,7 @@ from ocplan.cli.main import app
 from ocplan.plan.caveats import (
     CAVEATS,
     EP_INLINE_RELEASE_ROWS,
+    PORTABLE_LONG_CONTEXT_TOKENS,
     SHORTEST_FITTED_STEP_S,
     Caveat,
 )
@@ -32,6 +33,7 @@ from scriptkit import load_script
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
 HOLDOUT = ROOT / "validation" / "holdout" / "training_holdout.csv"
+SWEEP = ROOT / "validation" / "sweeps" / "llm_foundry_mpt.csv"
 
 pytestmark = pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/validation")
 
@@ -43,11 +45,11 @@ def _rows(path: Path) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def rows() -> dict[str, dict[str, str]]:
-    """Development, hold-out and Megatron-Bridge release rows by case id (release rows
-    built as scripts/release_spread.py builds them)."""
+    """Development, hold-out, llm-foundry sweep and Megatron-Bridge release rows by case
+    id (release rows built as scripts/release_spread.py builds them)."""
     rs = load_script("release_spread")
     releases = rs.release_rows(rs.read_releases(), list(_rows(DEV).values()))
-    return _rows(DEV) | _rows(HOLDOUT) | releases
+    return _rows(DEV) | _rows(HOLDOUT) | _rows(SWEEP) | releases
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +67,10 @@ def scored(rows: dict[str, dict[str, str]]) -> dict[str, tuple[Prepared, Estimat
 
 
 #: A run of the same kind as each caveat's evidence that the caveat must not cover: the
-#: single-slice twin of R098, a long step, and the Blackwell (not Ultra) DeepSeek-V3 run.
+#: single-slice twin of R098, a long step, the Blackwell (not Ultra) DeepSeek-V3 run, and
+#: an llm-foundry run at 64K tokens on A100 (whose native kernel is the portable one).
 CONTROLS = {"tpu-multislice": "R097", "short-step": "R098", "blackwell-ultra": "R067",
-            "fp4-training": "R058",
+            "fp4-training": "R058", "portable-attention-long-context": "LF084",
             "ep-over-scale-out": "26.02:DGX-GB200:GPT OSS 120B:BF16:1280/4/4096/1/1/1/1/64"}
 
 
@@ -164,6 +167,28 @@ def test_gb300_fp4_rows_carry_no_blackwell_ultra_caveat(
         assert ultra.text not in est.caveats
         assert fp4.text in est.caveats
         assert not _applies(ultra, p, est)
+
+
+def test_portable_long_context_caveat_quotes_its_evidence_and_threshold(
+        rows: dict[str, dict[str, str]],
+        scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
+    """The sentence's range is its evidence's, the evidence is every H100 sweep run from
+    the threshold up, and the caveat spares the same runs below it (8K tokens) and a
+    native kernel at long context (R030: Llama 3.1 405B at 131K tokens on H100)."""
+    cav = _caveat("portable-attention-long-context")
+    errs = [scored[cid][2] for cid in cav.evidence]
+    assert f"scoring {min(errs):+.0f} to {max(errs):+.0f} %" in cav.text
+    assert f"({len(errs)} runs" in cav.text
+    long_h100 = {cid for cid, r in rows.items() if cid.startswith("LF")
+                 and r["chip"] == "h100-sxm-80gb"
+                 and int(r["seq_len"]) >= PORTABLE_LONG_CONTEXT_TOKENS}
+    assert long_h100 == set(cav.evidence)
+    catalog = load_catalog()
+    for cid in ("LF037", "LF054", "R030"):
+        p = prepare_row(rows[cid], catalog)
+        est = predict_prepared(p)
+        assert not _applies(cav, p, est), cid
+        assert cav.text not in est.caveats
 
 
 def _estimate_args(chip: str) -> list[str]:

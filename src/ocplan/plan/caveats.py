@@ -22,8 +22,9 @@ from ocplan.collectives.fabric import placement
 from ocplan.plan.plan import Plan
 from ocplan.workloads.workload import Workload
 
-__all__ = ["CAVEATS", "EP_INLINE_RELEASE_ROWS", "NVFP4_RELEASE_ROWS", "SHORTEST_FITTED_STEP_S",
-           "Caveat", "caveats_for"]
+__all__ = ["CAVEATS", "EP_INLINE_RELEASE_ROWS", "NVFP4_RELEASE_ROWS",
+           "PORTABLE_LONG_CONTEXT_ROWS", "PORTABLE_LONG_CONTEXT_TOKENS",
+           "SHORTEST_FITTED_STEP_S", "Caveat", "caveats_for"]
 
 #: Shortest measured step among the development runs the calibration is fitted on
 #: (R019, GPT 1.7B on 48 H100: 0.45 s; shared/validation/training_dev.csv). Below it,
@@ -47,7 +48,8 @@ class Caveat:
     """Whether the caveat applies to ``(workload, plan, system, step_s)``."""
     evidence: tuple[str, ...]
     """Validation case ids (``R...``: shared/validation/training_dev.csv; ``HT...``:
-    validation/holdout/training_holdout.csv; ``<release>:<system>:<model>:<recipe>:
+    validation/holdout/training_holdout.csv; ``LF...``:
+    validation/sweeps/llm_foundry_mpt.csv; ``<release>:<system>:<model>:<recipe>:
     <layout>``: a row of validation/releases/megatron_bridge_releases.csv, as
     ``scripts/release_spread.py`` names it) that show the limit."""
     error_range_pct: tuple[float, float]
@@ -90,6 +92,28 @@ EP_INLINE_RELEASE_ROWS = (
     "26.02:DGX-B200:GPT OSS 120B:BF16:1280/4/4096/1/1/1/1/64",
     "26.02:DGX-B300:GPT OSS 120B:BF16:1280/4/4096/1/1/1/1/64",
 )
+
+
+#: Tokens a sequence from which a portable attention kernel's published runs on Hopper
+#: fall clearly short of the model: llm-foundry's MPT runs (flash-attn 2.4.2) scored +5 to
+#: +14 % at 2-8K tokens and +11 to +36 % from 16K (validation/sweeps/, docs/
+#: llm-foundry-sweep.md).
+PORTABLE_LONG_CONTEXT_TOKENS = 16384
+
+
+def _portable_long_context(workload: Workload, plan: Plan, system: System, step_s: float
+                           ) -> bool:
+    """A portable attention kernel on a chip where it is slower than the native one (a
+    measured ``portable_attention`` rate), at long sequences."""
+    compute = system.accelerator.compute
+    return not plan.native_attention and compute is not None \
+        and compute.portable_attention is not None \
+        and workload.seq_len >= PORTABLE_LONG_CONTEXT_TOKENS
+
+
+#: llm-foundry's H100 runs at 16K tokens a sequence and more (MPT-760M to 13B).
+PORTABLE_LONG_CONTEXT_ROWS = ("LF027", "LF028", "LF035", "LF036", "LF041", "LF042", "LF043",
+                              "LF051", "LF052", "LF053", "LF062", "LF063")
 
 
 def _fp4_training(workload: Workload, plan: Plan, system: System, step_s: float) -> bool:
@@ -157,6 +181,15 @@ CAVEATS: tuple[Caveat, ...] = (
         "never saw, scored -17 to +13 % (median abs 8 %, mean -4 %); the GB200 405B rows (TP4, "
         "PP16) gained 1.48x over MXFP8 where the model gives 1.19x; read this rate as "
         "within about a fifth either way."),
+    Caveat(
+        "portable-attention-long-context", _portable_long_context,
+        PORTABLE_LONG_CONTEXT_ROWS, (10.0, 40.0),
+        "Portable attention kernel (FlashAttention-2) on Hopper at 16K tokens a sequence or "
+        "more: the model runs it at the rate PyTorch's flash backend measured on an H200 "
+        "(about 320 TFLOP/s forward and backward at 8-32K tokens), but llm-foundry's MPT "
+        "runs on H100 with flash-attn 2.4.2 (2023) measured below this estimate at these "
+        "lengths, scoring +11 to +36 % (12 runs of 760M to 13B parameters, 16-64K tokens); "
+        "with a kernel of that era read this rate as up to a third optimistic."),
     Caveat(
         "ep-over-scale-out", _ep_over_scale_out,
         ("R067", "R069", "R241", "R242", "R243", "R247", *EP_INLINE_RELEASE_ROWS),
