@@ -28,6 +28,7 @@ MISSING_INPUT: dict[str, list[list[str]]] = {
     "fit_cpu.py": [["{missing}.csv"], ["--smt-pairs", "{missing}.csv.gz"]],
     "fit_serving.py": [["{missing}.csv", "--out", "{out}"],
                        ["--out", "{out}", "{missing}.csv", "source,chip"]],
+    "dgxc_sweep.py": [["--build", "{missing}"]],
     "foundry_sweep.py": [["--build", "{missing}.md"]],
     "holdout_report.py": [],
     "hybrid_spotcheck.py": [],

@@ -1,0 +1,335 @@
+"""NVIDIA's DGX Cloud benchmarking recipes (dgxc-benchmarking) for Llama 3.1 8B, 70B and
+405B, Nemotron-4 15B and 340B and GPT-3 175B as a sweep: four releases of the recipes (NeMo
+24.05 to 25.04) on H100 and GB200, weak-scaled from 8 to 2,304 GPUs, predicted with the
+committed calibration. Never fitted.
+
+Usage::
+
+    .venv/bin/python scripts/dgxc_sweep.py            # writes docs/dgxc-sweep.md
+    .venv/bin/python scripts/dgxc_sweep.py --build GIT_DIR   # rebuilds the CSV
+
+Reads ``validation/sweeps/dgxc_nemo.csv`` (every row of the recipes' "Expected
+Performance" tables, in the training CSV's columns; ``--build`` writes it from a git
+directory of github.com/NVIDIA/dgxc-benchmarking, reading the README of each release in
+:data:`READMES`). The recipes publish step times for one layout at several GPU counts
+(global batch growing with the GPUs), so each table is a weak-scaling series of one
+software release; the same configurations recur across releases. What the sweep shows
+that the development set cannot: the data-parallel scaling of one layout to thousands of
+GPUs, and the releases' spread at fixed layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from _cli import ScriptParser, bad_input, parse_argv, script_parser
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.errors import SpecError
+from ocplan.results.validation import predict_row, read_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEP = ROOT / "validation" / "sweeps" / "dgxc_nemo.csv"
+REPORT = ROOT / "docs" / "dgxc-sweep.md"
+DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
+REPO = "NVIDIA/dgxc-benchmarking"
+#: The README of each release that carries measured step times (later releases print the
+#: layouts only), with the NeMo container its README or ``setup.sh`` names:
+#: (git tag, README path, container).
+READMES: tuple[tuple[str, str, str], ...] = (
+    ("v24.11.1", "llama3.1/README_8b.md", "24.09"),
+    ("v24.11.1", "llama3.1/README_70b.md", "24.09"),
+    ("v24.11.1", "llama3.1/README_405b.md", "24.09"),
+    ("v24.11.1", "nemotron/README_15b.md", "24.09"),
+    ("v24.11.1", "nemotron/README_340b.md", "24.09"),
+    ("v24.11.1", "nemo_megatron/README_175b.md", "24.05"),
+    ("v25.02", "llama3.1/README_8b.md", "24.12"),
+    ("v25.02", "llama3.1/README_70b.md", "24.12"),
+    ("v25.02", "llama3.1/README_405b.md", "24.12"),
+    ("v25.02", "nemotron/README_15b.md", "24.12 or 24.09"),
+    ("v25.02", "nemotron/README_340b.md", "24.12 or 24.09"),
+    ("v25.02", "nemo_megatron/README_175b.md", "24.12"),
+    ("v25.04", "llama3.1/README.md", "25.02.01"),
+    ("v25.04", "nemotron/README.md", "25.02.01"),
+    ("v25.05.01", "llama3.1/README.md", "25.04.01"),
+    ("v25.05.01", "nemotron/README.md", "25.04.00"),
+)
+#: The models by size as the tables name them: label, layers, hidden, heads, KV heads,
+#: FFN, MLP as the training CSV writes it, vocabulary ("" for the reader's default),
+#: tokens a sequence. Llama 3.1: Meta's config.json (SwiGLU). Nemotron-4: arXiv
+#: 2402.16819 (15B) and 2406.11704 Table 1 (340B); squared ReLU, a non-gated
+#: two-matrix MLP, written ``gelu`` as the development set writes it. GPT-3 175B: Brown et
+#: al. 2020 Table 2.1; the vocabulary left to the reader, as the development set's NeMo
+#: GPT3-175B row leaves it.
+MODELS: dict[str, tuple[str, int, int, int, int, int, str, str, int]] = {
+    "8b": ("Llama 3.1 8B", 32, 4096, 32, 8, 14336, "swiglu", "128256", 8192),
+    "70b": ("Llama 3.1 70B", 80, 8192, 64, 8, 28672, "swiglu", "128256", 8192),
+    "405b": ("Llama 3.1 405B", 126, 16384, 128, 8, 53248, "swiglu", "128256", 8192),
+    "15b": ("Nemotron-4 15B", 32, 6144, 48, 8, 24576, "gelu", "256000", 4096),
+    "340b": ("Nemotron-4 340B", 96, 18432, 96, 8, 73728, "gelu", "256000", 4096),
+    "175b": ("GPT-3 175B", 96, 12288, 96, 96, 49152, "gelu", "", 2048),
+}
+#: Layout values a README prints wrong, by (tag, path, size), with what the release's
+#: launch script sets: v25.04's Nemotron README prints VP "NA" for 340B, where its
+#: ``nemotron/launch.sh`` passes ``-vp 12`` (as every other release's table states).
+LAYOUT_FIXES: dict[tuple[str, str, str], dict[str, str]] = {
+    ("v25.04", "nemotron/README.md", "340b"): {"VP": "12"},
+}
+#: The recipes' systems: catalog chip, GPUs a node, scale-out as the development set
+#: writes them for DGX H100 and GB200 NVL72 (8 and 4 400G InfiniBand NICs a node).
+SYSTEMS = {"H100": ("h100-sxm-80gb", 8, "8x400G-IB"),
+           "GB200": ("gb200", 4, "NVL72/4x400G-IB")}
+#: A performance table's title: the model (GPT-3's tables are titled "NeMo Megatron"),
+#: an optional release, the precision, an optional system and layout.
+TITLE = re.compile(r"(?:Llama ?3\.1 |Nemotron4? |(NeMo Megatron))(\d+b)?(?: [\d.]+)? "
+                   r"(BF16|FP8)\b[^(]*(?:\(([^)]*)\))?", re.I)
+COLUMN = re.compile(r"(\d+)x? (H100|GB200) GPUs(?: \(GBS=(\d+)\))?")
+CHIP_MARK = re.compile(r"^(?:\*\*|#+ )(H100|GB200)s?\b")
+#: Columns that identify one run across releases: a later release that republishes a
+#: run's step time is the same run.
+KEY = ("model", "chip", "num_chips", "precision", "n_layers",
+       "measured_tokens_per_s_per_chip")
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _number(text: str) -> float:
+    """A table number; the 24.09 405B table writes one step time as ``8.7  5``."""
+    return float(re.sub(r"\s+", "", text))
+
+
+def _layout(text: str) -> dict[str, str]:
+    """``TP=8, PP=9, CP=2, VP=7, MBS=1, GA=63`` as a dict (upper-case keys)."""
+    return {k.upper(): v for k, v in re.findall(r"(\w+)=(\w+)", text)}
+
+
+def config_tables(text: str) -> dict[tuple[str, str, str, int], dict[str, str]]:
+    """The layouts of a README's configuration tables, by (size, precision, chip, GPUs);
+    size or precision ``""`` where the table has no such column (the 405B-only README of
+    25.04.01) and ``BF16/FP8`` rows entered under both precisions."""
+    out: dict[tuple[str, str, str, int], dict[str, str]] = {}
+    head: list[str] = []
+    chip = "H100"
+    for line in text.splitlines():
+        mark = CHIP_MARK.match(line.strip())
+        if mark:
+            chip = mark[1]
+        if not line.startswith("|"):
+            head = []
+            continue
+        cells = _cells(line)
+        if "GPUs" in cells and "TP" in cells:
+            head = cells
+            continue
+        if not head or cells[0].startswith("-") or len(cells) != len(head):
+            continue
+        r = dict(zip(head, cells, strict=True))
+        size = r.get("Size", "").lower().replace("-proxy", "")
+        for precision in r.get("Precision", "").split("/"):
+            out[(size, precision, chip, int(r["GPUs"]))] = r
+    return out
+
+
+def rows_from_readme(text: str, tag: str, path: str, container: str) -> list[dict[str, str]]:
+    """Every run of a README's performance tables, in the training CSV's columns (no
+    ``case_id``). A table's layout comes from its title (24.09, 24.12), its per-column
+    rows (the 405B proxies' layers, batch, PP and VP) or the README's configuration
+    tables (25.02.01, 25.04.01), in that order."""
+    configs = config_tables(text)
+    rows: list[dict[str, str]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        cells = _cells(lines[i]) if lines[i].startswith("|") else []
+        title = TITLE.match(cells[0]) if cells else None
+        if not title:
+            i += 1
+            continue
+        size = "175b" if title[1] else title[2].lower()
+        precision = title[3].upper()
+        label, n, d, heads, kv, ffn, mlp, vocab, seq = MODELS[size]
+        columns = [COLUMN.search(c) for c in cells[1:] if c]
+        per_column: dict[str, list[str]] = {}
+        i += 1
+        # the 25.04 Nemotron tables leave the body rows' leading bar out
+        while i < len(lines) and "|" in lines[i]:
+            body = _cells(lines[i])
+            if not body[0].startswith("-"):
+                per_column[body[0]] = body[1:]
+            i += 1
+        steps = next(v for k, v in per_column.items() if k.startswith("Training step time"))
+        for j, col in enumerate(columns):
+            assert col, f"{tag} {path}: column {j} of '{cells[0]}' names no GPUs"
+            gpus, system = int(col[1]), col[2]
+            chip, per_node, scale_out = SYSTEMS[system]
+            cfg = configs.get((size, precision, system, gpus)) or configs.get(
+                ("", "", system, gpus)) or {}
+            lay = {**cfg, **_layout(title[4] or "")}
+            for name in ("Layers", "GBS", "PP", "VP"):
+                if name in per_column:
+                    lay[name] = per_column[name][j]
+            lay.update(LAYOUT_FIXES.get((tag, path, size), {}))
+            layers = int(lay.get("Layers", n))
+            seq = int(lay.get("SEQ") or lay.get("SeqLen") or seq)
+            tp, pp, cp = int(lay["TP"]), int(lay["PP"]), int(lay.get("CP", 1))
+            mbs = int(lay["MBS"])
+            dp = gpus // (tp * pp * cp)
+            gbs = int(col[3] or lay.get("GBS") or int(lay["GA"]) * mbs * dp)
+            vp = lay.get("VP", "")
+            vp = vp if vp.isdigit() and int(vp) > 1 else ""
+            step_s = _number(steps[j])
+            proxy = f" proxy, {layers} of {n} layers" if layers != n else ""
+            rows.append(dict(
+                source=f"{REPO}@{tag} {path} (NeMo {container}) | table '{cells[0]}'",
+                model=f"{label}{proxy}", n_layers=str(layers),
+                hidden_size=str(d), n_heads=str(heads), n_kv_heads=str(kv),
+                ffn_hidden=str(ffn), mlp=mlp, vocab_size=vocab, seq_len=str(seq),
+                chip=chip, num_chips=str(gpus), chips_per_node=str(per_node),
+                scale_out=scale_out, precision=precision.lower(), tp=str(tp), pp=str(pp),
+                dp=str(dp), cp=str(cp), ep="1", vpp=vp,
+                sequence_parallel="yes" if tp > 1 else "no", zero_stage="1",
+                micro_batch=str(mbs), global_batch=str(gbs), recompute="",
+                measured_tokens_per_s_per_chip=f"{seq * gbs / step_s / gpus:.1f}",
+                measured_from=(
+                    f"step_time: seq_len x global_batch / step time / GPUs, step time "
+                    f"{steps[j].replace(' ', '')} s from the table; dp derived = GPUs / "
+                    "(tp pp cp); zero_stage 1 assumed (NeMo's distributed optimizer); "
+                    "sequence parallelism inferred (NeMo default with TP); recompute not "
+                    "stated; scale_out inferred from the standard system spec"
+                    + ("; mlp: squared-ReLU (relu2), non-gated 2-matrix shape recorded as "
+                       "gelu" if size in ("15b", "340b") else "")),
+                confidence="high"))
+    return rows
+
+
+def build(git_dir: Path, out: Path = SWEEP) -> int:
+    """Write the sweep CSV from the READMEs of :data:`READMES` in ``git_dir`` (a git
+    directory of dgxc-benchmarking), each run once: a later release that republishes a
+    run's step time (:data:`KEY`) adds nothing. Returns the
+    row count; SpecError (nothing written) when ``git_dir`` lacks a README."""
+    if not (git_dir / "HEAD").is_file():
+        raise SpecError.one(str(git_dir), "", "not a git directory (a clone or mirror of "
+                            f"github.com/{REPO} with its release tags)")
+    header = DEV.read_text(encoding="utf-8").splitlines()[0].split(",")
+    rows: list[dict[str, str]] = []
+    seen: set[tuple[str, ...]] = set()
+    for tag, path, container in READMES:
+        shown = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{tag}:{path}"],
+                               capture_output=True, text=True, check=False)
+        if shown.returncode:
+            raise SpecError.one(str(git_dir), f"{tag}:{path}",
+                                "not found (a git directory of NVIDIA/dgxc-benchmarking "
+                                "with its release tags)")
+        for r in rows_from_readme(shown.stdout, tag, path, container):
+            key = tuple(r[k] for k in KEY)
+            if key not in seen:
+                seen.add(key)
+                rows.append({"case_id": f"DG{len(rows) + 1:03d}", **r})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=header, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    return len(rows)
+
+
+def _tag(source: str) -> str:
+    """The recipes' release tag a row's source cites (``v25.02``)."""
+    match = re.search(r"@(v[\d.]+) ", source)
+    assert match, source
+    return match[1]
+
+
+def report(sweep: Path = SWEEP) -> str:
+    """The report: every run predicted once; the error by model, precision, chip and
+    release, and how it moves from the smallest to the largest GPU count of a series."""
+    rows = read_cases(sweep)
+    catalog = load_catalog()
+    errs: list[float] = []
+    cells: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(list))
+    series: dict[tuple[str, ...], list[tuple[int, float]]] = defaultdict(list)
+    for r in rows:
+        est = predict_row(r, catalog)[0]
+        assert est.feasible, f"{r['case_id']}: {est.reason}"
+        err = 100.0 * (est.tokens_per_s_per_chip
+                       / float(r["measured_tokens_per_s_per_chip"]) - 1.0)
+        errs.append(err)
+        release = _tag(r["source"])
+        base = r["model"].split(" proxy")[0]
+        cells[(base, r["precision"], r["chip"])][release].append(err)
+        if "proxy" not in r["model"]:
+            series[(release, base, r["precision"], r["chip"], r["tp"], r["pp"],
+                    r["cp"])].append((int(r["num_chips"]), err))
+    releases = sorted({c for v in cells.values() for c in v},
+                      key=lambda s: tuple(int(x) for x in s[1:].split(".")))
+    a = np.abs(errs)
+    drift = [max(s)[1] - min(s)[1] for s in series.values() if len(s) > 1]
+    lines = [
+        "# NVIDIA's DGX Cloud NeMo recipes as a sweep",
+        "",
+        f"Written by `scripts/dgxc_sweep.py` from `validation/sweeps/dgxc_nemo.csv` "
+        f"({len(rows)} runs of Llama 3.1 8B-405B, Nemotron-4 15B and 340B and GPT-3 175B: "
+        f"the \"Expected Performance\" tables of github.com/{REPO} at the release tags "
+        f"{', '.join(sorted({t for t, _, _ in READMES}))}; each row's source names the NeMo "
+        "container it ran), each predicted with the committed calibration. Never fitted; "
+        "no development or hold-out row comes from this source.",
+        "",
+        f"Median |error| {np.median(a):.1f} %, p90 {np.percentile(a, 90):.1f} %, mean "
+        f"signed {statistics.fmean(errs):+.1f} %.",
+        "",
+        f"Weak scaling: over the {len(drift)} series of one layout at several GPU counts "
+        "(the proxies of fewer layers apart), the signed error at the most GPUs less that "
+        f"at the fewest has median {statistics.median(drift):+.1f} points (range "
+        f"{min(drift):+.1f} to {max(drift):+.1f}): what the model's data-parallel "
+        "communication gets wrong with scale.",
+        "",
+        "Median signed error, % (100 (predicted - measured) / measured; runs in the "
+        "cell), by release of the recipes:",
+        "",
+        "| model | precision | chip | " + " | ".join(releases) + " |",
+        "|---|---|---|" + "---|" * len(releases),
+    ]
+    for (model, precision, chip), by_release in sorted(cells.items()):
+        out = [f"{statistics.median(v):+.1f} ({len(v)})" if (v := by_release.get(rel))
+               else "" for rel in releases]
+        lines.append(f"| {model} | {precision} | {chip} | " + " | ".join(out) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def parser() -> ScriptParser:
+    p = script_parser(__file__, __doc__, "writes docs/dgxc-sweep.md, or the CSV with "
+                      "--build")
+    p.add_argument("--build", type=Path, metavar="GIT_DIR",
+                   help="rebuild validation/sweeps/dgxc_nemo.csv from a git directory "
+                        "of NVIDIA/dgxc-benchmarking")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parse_argv(parser(), argv)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
+    try:
+        if args.build is not None:
+            print(f"{build(args.build)} rows -> {SWEEP.relative_to(ROOT)}")
+            return 0
+        REPORT.write_text(report(), encoding="utf-8")
+    except SpecError as exc:
+        return bad_input(__file__, exc)
+    print(f"wrote {REPORT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
