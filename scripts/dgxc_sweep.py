@@ -268,8 +268,10 @@ def report(sweep: Path = SWEEP) -> str:
         base = r["model"].split(" proxy")[0]
         cells[(base, r["precision"], r["chip"])][release].append(err)
         if "proxy" not in r["model"]:
-            series[(release, base, r["precision"], r["chip"], r["tp"], r["pp"],
-                    r["cp"])].append((int(r["num_chips"]), err))
+            # a weak-scaling series: one layout, the batch a fixed multiple of the GPUs
+            per_gpu = f"{int(r['global_batch']) / int(r['num_chips']):.6g}"
+            series[(release, base, r["precision"], r["chip"], r["tp"], r["pp"], r["cp"],
+                    per_gpu)].append((int(r["num_chips"]), err))
     releases = sorted({c for v in cells.values() for c in v},
                       key=lambda s: tuple(int(x) for x in s[1:].split(".")))
     a = np.abs(errs)
