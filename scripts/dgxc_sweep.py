@@ -139,6 +139,65 @@ def config_tables(text: str) -> dict[tuple[str, str, str, int], dict[str, str]]:
     return out
 
 
+def _table(lines: list[str], i: int) -> tuple[dict[str, list[str]], int]:
+    """The body of the table whose header is ``lines[i]``: its rows by first cell (the
+    separator left out), and the index past it. The 25.04 Nemotron tables leave the body
+    rows' leading bar out, so a row is any line with a bar."""
+    body: dict[str, list[str]] = {}
+    i += 1
+    while i < len(lines) and "|" in lines[i]:
+        cells = _cells(lines[i])
+        if not cells[0].startswith("-"):
+            body[cells[0]] = cells[1:]
+        i += 1
+    return body, i
+
+
+def _column_layout(title: re.Match[str], size: str, precision: str, system: str,
+                   gpus: int, j: int, body: dict[str, list[str]],
+                   configs: dict[tuple[str, str, str, int], dict[str, str]],
+                   fix: dict[str, str]) -> dict[str, str]:
+    """The layout of column ``j``: the configuration table's row, over it the title's
+    ``KEY=value`` list, over that the column's own rows, over all :data:`LAYOUT_FIXES`."""
+    cfg = configs.get((size, precision, system, gpus)) or configs.get(
+        ("", "", system, gpus)) or {}
+    lay = {**cfg, **_layout(title[4] or "")}
+    lay.update({name: body[name][j] for name in ("Layers", "GBS", "PP", "VP") if name in body})
+    return {**lay, **fix}
+
+
+def _csv_row(source: str, size: str, precision: str, system: str, gpus: int,
+             gbs_column: str | None, lay: dict[str, str], step: str) -> dict[str, str]:
+    """One run in the training CSV's columns, its rate ``seq x GBS / step / GPUs``."""
+    label, n, d, heads, kv, ffn, mlp, vocab, seq = MODELS[size]
+    chip, per_node, scale_out = SYSTEMS[system]
+    layers = int(lay.get("Layers", n))
+    seq = int(lay.get("SEQ") or lay.get("SeqLen") or seq)
+    tp, pp, cp, mbs = int(lay["TP"]), int(lay["PP"]), int(lay.get("CP", 1)), int(lay["MBS"])
+    dp = gpus // (tp * pp * cp)
+    gbs = int(gbs_column or lay.get("GBS") or int(lay["GA"]) * mbs * dp)
+    vp = lay.get("VP", "")
+    proxy = f" proxy, {layers} of {n} layers" if layers != n else ""
+    relu2 = "; mlp: squared-ReLU (relu2), non-gated 2-matrix shape recorded as gelu"
+    return dict(
+        source=source, model=f"{label}{proxy}", n_layers=str(layers), hidden_size=str(d),
+        n_heads=str(heads), n_kv_heads=str(kv), ffn_hidden=str(ffn), mlp=mlp,
+        vocab_size=vocab, seq_len=str(seq), chip=chip, num_chips=str(gpus),
+        chips_per_node=str(per_node), scale_out=scale_out, precision=precision.lower(),
+        tp=str(tp), pp=str(pp), dp=str(dp), cp=str(cp), ep="1",
+        vpp=vp if vp.isdigit() and int(vp) > 1 else "",
+        sequence_parallel="yes" if tp > 1 else "no", zero_stage="1", micro_batch=str(mbs),
+        global_batch=str(gbs), recompute="",
+        measured_tokens_per_s_per_chip=f"{seq * gbs / _number(step) / gpus:.1f}",
+        measured_from=(
+            f"step_time: seq_len x global_batch / step time / GPUs, step time "
+            f"{step.replace(' ', '')} s from the table; dp derived = GPUs / (tp pp cp); "
+            "zero_stage 1 assumed (NeMo's distributed optimizer); sequence parallelism "
+            "inferred (NeMo default with TP); recompute not stated; scale_out inferred "
+            "from the standard system spec" + (relu2 if size in ("15b", "340b") else "")),
+        confidence="high")
+
+
 def rows_from_readme(text: str, tag: str, path: str, container: str) -> list[dict[str, str]]:
     """Every run of a README's performance tables, in the training CSV's columns (no
     ``case_id``). A table's layout comes from its title (24.09, 24.12), its per-column
@@ -156,58 +215,16 @@ def rows_from_readme(text: str, tag: str, path: str, container: str) -> list[dic
             continue
         size = "175b" if title[1] else title[2].lower()
         precision = title[3].upper()
-        label, n, d, heads, kv, ffn, mlp, vocab, seq = MODELS[size]
-        columns = [COLUMN.search(c) for c in cells[1:] if c]
-        per_column: dict[str, list[str]] = {}
-        i += 1
-        # the 25.04 Nemotron tables leave the body rows' leading bar out
-        while i < len(lines) and "|" in lines[i]:
-            body = _cells(lines[i])
-            if not body[0].startswith("-"):
-                per_column[body[0]] = body[1:]
-            i += 1
-        steps = next(v for k, v in per_column.items() if k.startswith("Training step time"))
-        for j, col in enumerate(columns):
+        body, i = _table(lines, i)
+        steps = next(v for k, v in body.items() if k.startswith("Training step time"))
+        source = f"{REPO}@{tag} {path} (NeMo {container}) | table '{cells[0]}'"
+        fix = LAYOUT_FIXES.get((tag, path, size), {})
+        for j, col in enumerate(COLUMN.search(c) for c in cells[1:] if c):
             assert col, f"{tag} {path}: column {j} of '{cells[0]}' names no GPUs"
             gpus, system = int(col[1]), col[2]
-            chip, per_node, scale_out = SYSTEMS[system]
-            cfg = configs.get((size, precision, system, gpus)) or configs.get(
-                ("", "", system, gpus)) or {}
-            lay = {**cfg, **_layout(title[4] or "")}
-            for name in ("Layers", "GBS", "PP", "VP"):
-                if name in per_column:
-                    lay[name] = per_column[name][j]
-            lay.update(LAYOUT_FIXES.get((tag, path, size), {}))
-            layers = int(lay.get("Layers", n))
-            seq = int(lay.get("SEQ") or lay.get("SeqLen") or seq)
-            tp, pp, cp = int(lay["TP"]), int(lay["PP"]), int(lay.get("CP", 1))
-            mbs = int(lay["MBS"])
-            dp = gpus // (tp * pp * cp)
-            gbs = int(col[3] or lay.get("GBS") or int(lay["GA"]) * mbs * dp)
-            vp = lay.get("VP", "")
-            vp = vp if vp.isdigit() and int(vp) > 1 else ""
-            step_s = _number(steps[j])
-            proxy = f" proxy, {layers} of {n} layers" if layers != n else ""
-            rows.append(dict(
-                source=f"{REPO}@{tag} {path} (NeMo {container}) | table '{cells[0]}'",
-                model=f"{label}{proxy}", n_layers=str(layers),
-                hidden_size=str(d), n_heads=str(heads), n_kv_heads=str(kv),
-                ffn_hidden=str(ffn), mlp=mlp, vocab_size=vocab, seq_len=str(seq),
-                chip=chip, num_chips=str(gpus), chips_per_node=str(per_node),
-                scale_out=scale_out, precision=precision.lower(), tp=str(tp), pp=str(pp),
-                dp=str(dp), cp=str(cp), ep="1", vpp=vp,
-                sequence_parallel="yes" if tp > 1 else "no", zero_stage="1",
-                micro_batch=str(mbs), global_batch=str(gbs), recompute="",
-                measured_tokens_per_s_per_chip=f"{seq * gbs / step_s / gpus:.1f}",
-                measured_from=(
-                    f"step_time: seq_len x global_batch / step time / GPUs, step time "
-                    f"{steps[j].replace(' ', '')} s from the table; dp derived = GPUs / "
-                    "(tp pp cp); zero_stage 1 assumed (NeMo's distributed optimizer); "
-                    "sequence parallelism inferred (NeMo default with TP); recompute not "
-                    "stated; scale_out inferred from the standard system spec"
-                    + ("; mlp: squared-ReLU (relu2), non-gated 2-matrix shape recorded as "
-                       "gelu" if size in ("15b", "340b") else "")),
-                confidence="high"))
+            lay = _column_layout(title, size, precision, system, gpus, j, body, configs, fix)
+            rows.append(_csv_row(source, size, precision, system, gpus, col[3], lay,
+                                 steps[j]))
     return rows
 
 
@@ -292,8 +309,8 @@ def report(sweep: Path = SWEEP) -> str:
         f"Weak scaling: over the {len(drift)} series of one layout at several GPU counts "
         "(the proxies of fewer layers apart), the signed error at the most GPUs less that "
         f"at the fewest has median {statistics.median(drift):+.1f} points (range "
-        f"{min(drift):+.1f} to {max(drift):+.1f}): what the model's data-parallel "
-        "communication gets wrong with scale.",
+        f"{min(drift):+.1f} to {max(drift):+.1f}): what the model gets wrong about "
+        "scale (data-parallel communication, per-step costs).",
         "",
         "Median signed error, % (100 (predicted - measured) / measured; runs in the "
         "cell), by release of the recipes:",
