@@ -18,8 +18,9 @@ for the tests).
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -46,6 +47,19 @@ def script_parser(file: str, doc: str | None, epilog: str) -> ScriptParser:
 #: checkout, as ``make test`` expects it).
 TRAINING_DEV_CSV = Path(__file__).resolve().parents[2] / "shared" / "validation" / \
     "training_dev.csv"
+
+
+def write_training_rows(rows: Sequence[Mapping[str, object]], out: Path) -> int:
+    """Write ``rows`` to ``out`` in the training development set's columns (its header,
+    read from :data:`TRAINING_DEV_CSV`; a column a row lacks is empty): how a published
+    sweep becomes a CSV ``ocplan validate`` reads. Returns the row count."""
+    header = TRAINING_DEV_CSV.read_text(encoding="utf-8").splitlines()[0].split(",")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=header, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    return len(rows)
 
 
 def add_training_dev_csv(parser: argparse.ArgumentParser, what: str) -> None:

@@ -20,7 +20,6 @@ GPUs, and the releases' spread at fixed layout.
 
 from __future__ import annotations
 
-import csv
 import re
 import statistics
 import subprocess
@@ -29,7 +28,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from _cli import ScriptParser, bad_input, parse_argv, script_parser
+from _cli import (  # scripts/ sibling
+    ScriptParser,
+    bad_input,
+    parse_argv,
+    script_parser,
+    write_training_rows,
+)
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.errors import SpecError
@@ -38,7 +43,6 @@ from ocplan.results.validation import predict_row, read_cases
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "validation" / "sweeps" / "dgxc_nemo.csv"
 REPORT = ROOT / "docs" / "dgxc-sweep.md"
-DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
 REPO = "NVIDIA/dgxc-benchmarking"
 #: The README of each release that carries measured step times (later releases print the
 #: layouts only), with the NeMo container its README or ``setup.sh`` names:
@@ -236,7 +240,6 @@ def build(git_dir: Path, out: Path = SWEEP) -> int:
     if not (git_dir / "HEAD").is_file():
         raise SpecError.one(str(git_dir), "", "not a git directory (a clone or mirror of "
                             f"github.com/{REPO} with its release tags)")
-    header = DEV.read_text(encoding="utf-8").splitlines()[0].split(",")
     rows: list[dict[str, str]] = []
     seen: set[tuple[str, ...]] = set()
     for tag, path, container in READMES:
@@ -251,12 +254,7 @@ def build(git_dir: Path, out: Path = SWEEP) -> int:
             if key not in seen:
                 seen.add(key)
                 rows.append({"case_id": f"DG{len(rows) + 1:03d}", **r})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=header, restval="")
-        w.writeheader()
-        w.writerows(rows)
-    return len(rows)
+    return write_training_rows(rows, out)
 
 
 def _tag(source: str) -> str:

@@ -24,7 +24,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from _cli import ScriptParser, bad_input, parse_argv, script_parser
+from _cli import (  # scripts/ sibling
+    TRAINING_DEV_CSV,
+    ScriptParser,
+    bad_input,
+    parse_argv,
+    script_parser,
+    write_training_rows,
+)
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.errors import SpecError
@@ -33,7 +40,6 @@ from ocplan.results.validation import predict_row, read_cases
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "validation" / "sweeps" / "llm_foundry_mpt.csv"
 REPORT = ROOT / "docs" / "llm-foundry-sweep.md"
-DEV = ROOT.parent / "shared" / "validation" / "training_dev.csv"
 HOLDOUT = ROOT / "validation" / "holdout" / "training_holdout.csv"
 #: Where the tables are: mosaicml/llm-foundry, last changed in 4952183 (2024-04-22).
 SOURCE = ("mosaicml/llm-foundry@4952183 scripts/train/benchmarking/README.md; model dims "
@@ -58,7 +64,6 @@ def build(readme: Path, out: Path = SWEEP) -> int:
     row count. SpecError (nothing written) when ``readme`` cannot be read."""
     if not readme.is_file():
         raise SpecError.one(str(readme), "", "file not found")
-    header = DEV.read_text(encoding="utf-8").splitlines()[0].split(",")
     rows: list[dict[str, object]] = []
     table, cols = "", []
     for line in readme.read_text(encoding="utf-8").splitlines():
@@ -92,12 +97,7 @@ def build(readme: Path, out: Path = SWEEP) -> int:
                            f"FSDP mixed precision {r['MP Mode']}, "
                            f"{r['Sharding Strategy']}"),
             confidence="high"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=header, restval="")
-        w.writeheader()
-        w.writerows(rows)
-    return len(rows)
+    return write_training_rows(rows, out)
 
 
 def _keys(path: Path) -> dict[tuple[str, ...], str]:
@@ -113,7 +113,7 @@ def report(sweep: Path = SWEEP) -> str:
     """The report: every row predicted once, the signed error by chip and sequence length
     and the fullest run's memory."""
     rows = read_cases(sweep)
-    known = {**_keys(DEV), **_keys(HOLDOUT)}
+    known = {**_keys(TRAINING_DEV_CSV), **_keys(HOLDOUT)}
     catalog = load_catalog()
     cells: dict[tuple[str, int], list[float]] = defaultdict(list)
     errs: list[float] = []
