@@ -49,6 +49,7 @@ from ocplan.facility import FacilityPlan, facility_plan, system_findings
 from ocplan.lazy import lazy_names
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
+from ocplan.plan.pipeline_schedules import schedule
 from ocplan.plan.plan import (
     PIN_HELP,
     REQUEST_LAYOUT,
@@ -1139,8 +1140,11 @@ def infeasible_hint(reason: str | None, serving: bool = False,
 def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, Any]]:
     """Gantt events (stage, micro-batch, chunk, F/B, start, end) of the estimate's
     pipeline: one micro-batch's compute (and recompute) split 1:2 between forward and
-    backward (the GEMM ratio), at most TIMELINE_MAX_MICRO_BATCHES micro-batches."""
-    if not result.feasible or result.time is None:
+    backward (the GEMM ratio), at most TIMELINE_MAX_MICRO_BATCHES micro-batches. None
+    for a bidirectional schedule (:mod:`ocplan.plan.pipeline_schedules`), which this
+    1F1B timeline would misdraw."""
+    if not result.feasible or result.time is None \
+            or (result.plan.pp > 1 and schedule(result.plan.pp_schedule).bidirectional):
         return []
     p = result.plan
     m = p.micro_batches(workload)

@@ -62,15 +62,21 @@ def _offload_exposed_s(wl: Workload, d: DerivedLayout, host_Bps: float, moe_laye
 
 
 def head_charge(layers: PassTime, head: PassTime, per_stage: FloatArray,
-                places: FloatArray) -> PassTime:
+                places: FloatArray, paired: np.ndarray | bool = False) -> PassTime:
     """The embedding, LM head and loss (and any multi-token prediction modules) as the
     slowest stage pays for them: in full, or, where the stage holding them has ``c``
     layers fewer than the fullest (``places``,
     :attr:`~ocplan.plan.layout_arrays.DerivedLayout.head_places`), only what they exceed
     ``c`` of the stage's ``n`` layers by. The slowest of a full stage (``n t_L``) and
-    the head's (``(n - c) t_L + t_H``) is ``n t_L + max(0, t_H - c t_L)``."""
+    the head's (``(n - c) t_L + t_H``) is ``n t_L + max(0, t_H - c t_L)``.
+
+    ``paired`` (a bidirectional schedule, :mod:`ocplan.plan.pipeline_schedules`): one
+    rank holds the embedding's stage and the head's and runs each for half the
+    micro-batches, so per micro-batch it pays ``n t_L + (t_H - c t_L) / 2``, ``c`` the
+    layers both end stages have fewer than the fullest (the caller's ``places``)."""
     h = head.total_s
     excess = np.maximum(0.0, h - places * layers.total_s / np.maximum(per_stage, 1.0))
+    excess = np.where(paired, 0.5 * excess, excess)
     # no places given up (c = 0): the excess is the whole head, its share 1
     share = np.where(h > 0, excess / np.where(h > 0, h, 1.0), 0.0)
     return head.scaled(share)
@@ -94,8 +100,10 @@ def recompute_s(sc: StageCompute, d: DerivedLayout) -> FloatArray:
 def compute_terms(wl: Workload, sc: StageCompute, d: DerivedLayout,
                   host_Bps: float) -> ComputeTerms:
     """:class:`ComputeTerms` of the layouts ``d`` from the stage's timed operators."""
-    head_f = head_charge(sc.forward, sc.head_fwd, d.per_stage, d.head_places)
-    head_b = head_charge(sc.backward, sc.head_bwd, d.per_stage, d.head_places)
+    # A bidirectional schedule's first rank holds both end stages: their places add up.
+    places = d.head_places + np.where(d.paired, d.per_stage - d.first_layers, 0.0)
+    head_f = head_charge(sc.forward, sc.head_fwd, d.per_stage, places, d.paired)
+    head_b = head_charge(sc.backward, sc.head_bwd, d.per_stage, places, d.paired)
     fwd = sc.forward.total_s + head_f.total_s
     bwd = sc.backward.total_s + head_b.total_s
     recompute = recompute_s(sc, d)

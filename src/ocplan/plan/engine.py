@@ -52,6 +52,7 @@ from ocplan.plan.layer_cost import (
 from ocplan.plan.layout_arrays import DerivedLayout, derive_layout, layout_stacks
 from ocplan.plan.memory_terms import RESERVED_BYTES, MemoryTerms, memory_terms, optimizer_time_s
 from ocplan.plan.params import stage_params
+from ocplan.plan.pipeline_schedules import bidirectional_bubble
 from ocplan.plan.plan import Plan
 from ocplan.topology.cluster import pcie_Bps
 from ocplan.workloads.recipes import RECIPES
@@ -255,7 +256,9 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     element per layout; one plan via :meth:`~ocplan.plan.plan.Plan.encoded`).
 
     ``step = (m + (p - 1)/v) (t_mb + c_mb) + c_pp + c_dp + t_opt``: ``m`` micro-batches,
-    the 1F1B bubble, compute ``t_mb`` (:mod:`~ocplan.plan.compute_terms`) and exposed
+    the 1F1B bubble (a bidirectional schedule's instead,
+    :func:`~ocplan.plan.pipeline_schedules.bidirectional_bubble`), compute ``t_mb``
+    (:mod:`~ocplan.plan.compute_terms`) and exposed
     TP/EP/CP communication ``c_mb`` per micro-batch, pipeline and data-parallel
     communication per step (:mod:`~ocplan.plan.comm_terms`), and the optimizer with the
     fixed host cost of an eager step (``step_overhead_s``, not on the XLA stack).
@@ -273,7 +276,10 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     comm = comm_terms(wl, sm.fabric, cal, d, sc, c, params, xla)
     mem = memory_terms(wl, d, params, sc.moe_layers, xla)
     per_mb = c.microbatch_s + comm.per_microbatch_s
-    bubble = d.bubble_fraction * per_mb
+    bubble = np.where(d.paired, bidirectional_bubble(d.pp, d.stage_share, d.per_stage,
+                                                     c.forward_s, c.backward_s,
+                                                     c.recompute_s),
+                      d.bubble_fraction) * per_mb
     opt = optimizer_time_s(wl, mem.owned_params, sm.hbm_Bps) \
         + np.where(xla, 0.0, cal.step_overhead_s)
     step = d.micro * per_mb + bubble + comm.pp_s + comm.dp_s + opt

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ocplan.costmodel.roofline import FloatArray, f64
+from ocplan.plan.pipeline_schedules import PIPELINE_SCHEDULES
 from ocplan.plan.plan import Plan, stage_split
 from ocplan.plan.recompute import RECOMPUTE_MODES, stack_of
 from ocplan.workloads.workload import Workload
@@ -28,6 +29,11 @@ _QKV = np.array([m.keeps_qkv for m in RECOMPUTE_MODES])
 _MODULES = np.array([bool(m.modules) for m in RECOMPUTE_MODES])
 #: Whether each recompute mode (by code) is the XLA stack's.
 _XLA_MODE = np.array([m.stack == "xla" for m in RECOMPUTE_MODES])
+# The declared properties of each pipeline schedule code.
+_BIDIRECTIONAL = np.array([s.bidirectional for s in PIPELINE_SCHEDULES])
+_STAGE_SHARE = np.array([s.stage_share for s in PIPELINE_SCHEDULES])
+_PARAM_COPIES = np.array([float(s.param_copies) for s in PIPELINE_SCHEDULES])
+_EXTRA_IN_FLIGHT = np.array([s.extra_in_flight for s in PIPELINE_SCHEDULES])
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,10 @@ class DerivedLayout:
     their Q/K/V projections; ``rc_mod``: named modules are recomputed
     (:attr:`~ocplan.plan.recompute.RecomputeMode.modules`); ``dp_shard``: ranks
     ZeRO shards over; ``replicas``: HSDP replica groups; ``dp_expert``: expert
-    data-parallel size ``dp c t / (e t_e)``."""
+    data-parallel size ``dp c t / (e t_e)``; ``paired``: a bidirectional pipeline
+    schedule with a pipeline (:mod:`ocplan.plan.pipeline_schedules`), whose
+    ``stage_share``, ``param_copies`` and ``extra_in_flight`` are its declared ones (1,
+    1 and 0 for the rest)."""
 
     tp: FloatArray
     pp: FloatArray
@@ -86,6 +95,10 @@ class DerivedLayout:
     """Layers of the fullest stage whose saved activations go to host memory: none
     without offload, else ``offload_layers`` (at most the stage's), all of them when that
     is unset."""
+    paired: np.ndarray
+    stage_share: FloatArray
+    param_copies: FloatArray
+    extra_in_flight: FloatArray
     head_places: FloatArray
     """Layers fewer than the fullest stage's that the stage holding the LM head (and any
     multi-token prediction modules) has, in whose places they run: ``per_stage -
@@ -111,7 +124,9 @@ class DerivedLayout:
         one model chunk, ``(p - 1) / v`` for chunks of equal size (Narayanan et al. SC'21
         §2.2). The schedule advances at the pace of the largest chunk, ceil(L_s / v) of a
         stage's L_s layers, so chunks of unequal size (24 layers in 11) cost the bubble
-        of their largest: (p - 1) x ceil(L_s / v) / L_s."""
+        of their largest: (p - 1) x ceil(L_s / v) / L_s. (A bidirectional schedule's
+        bubble depends on its chunks' forward and backward times:
+        :func:`~ocplan.plan.pipeline_schedules.bidirectional_bubble`.)"""
         out: FloatArray = (self.pp - 1.0) * np.ceil(self.per_stage / self.vpp) / self.per_stage
         return out
 
@@ -120,6 +135,9 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
     """:class:`DerivedLayout` of the encoded layouts ``lay`` for ``wl``."""
     tp, pp, dp, cp = f64(lay.tp), f64(lay.pp), f64(lay.dp), f64(lay.cp)
     ep, vpp, mb = f64(lay.ep), f64(lay.vpp), f64(lay.micro_batch)
+    sched = np.asarray(lay.pp_schedule).astype(np.intp)
+    assert np.all((sched >= 0) & (sched < len(PIPELINE_SCHEDULES))), "schedule code"
+    paired = _BIDIRECTIONAL[sched] & (pp > 1)
     etp_raw = f64(lay.etp)
     etp = np.where(etp_raw > 0, etp_raw, tp) if wl.model.is_moe else np.ones_like(tp)
     rc = np.asarray(lay.recompute)
@@ -149,6 +167,9 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
         np.maximum(1.0, dp * cp * tp / (ep * etp)),
         _offloaded(np.asarray(lay.offload, dtype=bool), f64(lay.offload_layers), per_stage),
+        paired, np.where(paired, _STAGE_SHARE[sched], 1.0),
+        np.where(paired, _PARAM_COPIES[sched], 1.0),
+        np.where(paired, _EXTRA_IN_FLIGHT[sched], 0.0),
         per_stage - split.last)
     return DerivedLayout(*arrays)
 

@@ -6,7 +6,7 @@ Model states: :func:`~ocplan.workloads.memory.model_state_bytes` (ZeRO paper §3
 the optimizer-state bytes per parameter of the workload's recipe. Activations:
 :func:`~ocplan.workloads.memory.layer_activation_bytes` (Korthikanti et al. 2022 §4)
 for ``p`` micro-batches in flight under 1F1B, times ``1 + (p - 1)/(p v)`` interleaved
-(§4.2.3).
+(§4.2.3), ``p + 1`` under DualPipe (``p + 1/2`` DualPipeV).
 """
 
 from __future__ import annotations
@@ -141,10 +141,14 @@ def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> 
     per_layer = saved_layer_bytes(wl, d, moe_layers)
     in_flight = np.minimum(d.pp, d.micro) * np.where(
         d.vpp > 1, 1 + (d.pp - 1) / (d.pp * d.vpp), 1.0)
+    # A bidirectional schedule holds p + 1 of a stage's micro-batches (DualPipe README,
+    # "Activation Per Device"; DualPipeV's 2p + 1 half stages), over a rank's layers.
+    in_flight = np.where(d.paired, d.pp + d.extra_in_flight, in_flight)
     # The first stage holds its layers for the most micro-batches in flight; where it is
     # short of the fullest (the ends counted, or a given split), the next stage's
     # fullest count for (p - 1)/p of them may hold more.
-    layers_held = np.maximum(d.first_layers, d.per_stage * (d.pp - 1.0) / d.pp)
+    layers_held = np.where(d.paired, d.per_stage,
+                           np.maximum(d.first_layers, d.per_stage * (d.pp - 1.0) / d.pp))
     # One stage holds the multi-token prediction modules' layers too; under a pipeline
     # they sit on the last stage, which has one micro-batch in flight, not the first.
     layers_held = layers_held + np.where(d.pp == 1, wl.model.mtp_depth, 0.0)

@@ -65,4 +65,15 @@ def stage_params(shape: ModelShape, d: DerivedLayout, moe_layers: FloatArray) ->
         s_dense, s_expert = held(stage)
         larger = s_dense + s_expert > dense + expert
         dense, expert = np.where(larger, s_dense, dense), np.where(larger, s_expert, expert)
+    if np.any(d.paired):
+        # A bidirectional schedule's rank holds k copies of a rank's layers (DualPipe 2,
+        # DualPipeV 1); its first rank holds half of each end stage per copy with both
+        # edges (DeepSeek-V3 §3.2.1: the embedding and the head on one rank).
+        k = d.param_copies
+        ends = 0.5 * k * (d.first_layers + d.last_layers) * per_layer
+        pair_dense = layers_dense * ends + (first_edge + last_edge) / d.tp
+        pair_expert = layers_expert * ends + mtp_expert
+        larger = pair_dense + pair_expert > k * (layers_dense + layers_expert)
+        dense = np.where(d.paired, np.where(larger, pair_dense, k * layers_dense), dense)
+        expert = np.where(d.paired, np.where(larger, pair_expert, k * layers_expert), expert)
     return StageParams(np.asarray(dense, dtype=np.float64), np.asarray(expert, np.float64))

@@ -27,6 +27,7 @@ from ocplan.plan.layout import (
     layout_label,
     layout_problems,
 )
+from ocplan.plan.pipeline_schedules import PIPELINE_SCHEDULES, PpSchedule, schedule
 from ocplan.plan.recompute import (
     FEATURE_NAMES,
     RECOMPUTE_MODES,
@@ -36,7 +37,7 @@ from ocplan.plan.recompute import (
 )
 from ocplan.workloads.workload import Workload
 
-__all__ = ["LAYOUT", "LAYOUT_FIELDS", "PIN_HELP", "RECOMPUTE", "RECOMPUTE_AUTO",
+__all__ = ["LAYOUT", "LAYOUT_FIELDS", "PIN_HELP", "PP_SCHEDULES", "RECOMPUTE", "RECOMPUTE_AUTO",
            "SEARCH_FIXED_LAYOUT",
            "SEARCH_GIVEN_LAYOUT", "SEARCH_PINNABLE_LAYOUT",
            "LayoutField", "Plan", "StageSplit", "end_credit", "split_places", "stage_layers",
@@ -44,6 +45,8 @@ __all__ = ["LAYOUT", "LAYOUT_FIELDS", "PIN_HELP", "RECOMPUTE", "RECOMPUTE_AUTO",
 
 #: The recompute choices, from their declarations (:mod:`ocplan.plan.recompute`).
 RECOMPUTE: tuple[str, ...] = tuple(m.name for m in RECOMPUTE_MODES)
+#: The pipeline schedules, from their declarations (:mod:`ocplan.plan.pipeline_schedules`).
+PP_SCHEDULES: tuple[str, ...] = tuple(s.name for s in PIPELINE_SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,12 @@ class Plan:
     vpp: int = layout_field(
         1, help="Interleaved pipeline chunks per stage (virtual pipeline size).",
         short="vpp", low=1, high=MAX_CHIPS, always_label=True)
+    pp_schedule: PpSchedule = layout_field(
+        "1f1b", help="Pipeline schedule: " + "; ".join(
+            f"{s.name}: {s.help}" for s in PIPELINE_SCHEDULES) + ".",
+        # what the stack implements (Megatron-LM runs 1F1B; DualPipe is DeepSeek's own,
+        # DualPipeV torch.distributed.pipelining's), so a search holds it as given
+        short="schedule", choices=PP_SCHEDULES, search="fixed", matters_with="pp")
     ends_as_layers: bool = layout_field(
         False, help="Count the embedding and the loss (with the LM head) as one layer each "
                     "in the pipeline split, so the first and last stages hold a layer fewer "
@@ -307,6 +316,30 @@ class Plan:
                                              f"layers for the other {shared} stages, fewer "
                                              "than one each")
 
+    def _check_schedule(self, workload: Workload) -> None:
+        """Raise :class:`Infeasible` when the pipeline schedule cannot run this split
+        (:mod:`ocplan.plan.pipeline_schedules`; idle without a pipeline)."""
+        s = schedule(self.pp_schedule)
+        if self.pp == 1 or not s.bidirectional:
+            return
+        m = self.micro_batches(workload)
+        need = s.min_micro_batches_per_stage * self.pp
+        wrong = ([f"vpp = {self.vpp} (it chunks the stages itself: vpp 1)"]
+                 if self.vpp > 1 else []) \
+            + ([f"pp = {self.pp} (an even pp)"] if s.even_stages and self.pp % 2 else []) \
+            + ([f"{m} micro-batches (at least {need})"] if m < need else []) \
+            + ([f"{m} micro-batches (an even number)"]
+               if s.even_micro_batches and m % 2 else [])
+        if wrong:
+            raise Infeasible("divisibility", f"pp_schedule {s.name} cannot run "
+                                             + ", ".join(wrong))
+        slots = int(split_places(workload.model.n_layers, self.pp, self.ends_as_layers,
+                                 workload.model.mtp_depth))
+        if slots * s.stage_share < self.pp:
+            raise Infeasible("divisibility", f"{workload.model.n_layers} layers cannot fill "
+                                             f"the {round(self.pp / s.stage_share)} stages "
+                                             f"of pp_schedule {s.name}")
+
     def micro_batches(self, workload: Workload) -> int:
         """Micro-batches per step per pipeline: ``global_batch / (dp * micro_batch)``."""
         return workload.global_batch // (self.dp * self.micro_batch)
@@ -360,6 +393,7 @@ class Plan:
                                              f"dp x cp = {self.dp * self.cp}")
         if self.vpp > 1 and self.pp == 1:
             raise Infeasible("divisibility", "vpp > 1 needs pp > 1")
+        self._check_schedule(workload)
         needs = mode(self.recompute).requires
         if needs is not None and needs not in model_features(m):
             raise Infeasible("recompute", f"{self.recompute} needs {FEATURE_NAMES[needs]}, "

@@ -38,6 +38,7 @@ from ocplan.plan.calibration import Calibration, likely_range_note, load_calibra
 from ocplan.plan.engine import check_system, evaluate, evaluate_memory, system_model
 from ocplan.plan.estimate import Estimate, TimeBreakdown, estimate
 from ocplan.plan.layout import LayoutValue, given_problems
+from ocplan.plan.pipeline_schedules import schedule
 from ocplan.plan.plan import (
     LAYOUT,
     RECOMPUTE_AUTO,
@@ -289,6 +290,8 @@ def _space(workload: Workload, system: System, chips: int,
     fixed (an unfused attention core makes selective recompute worth searching)."""
     m = workload.model
     fused = LAYOUT["fused_attention"]
+    sched = LAYOUT["pp_schedule"]
+    schedule_name = sched.decode((held or {}).get(sched.name, sched.encode(sched.default)))
     return training_space(chips=chips, n_layers=m.n_layers, n_heads=m.n_heads,
                           n_kv_heads=m.n_kv_heads, seq_len=workload.seq_len,
                           global_batch=workload.global_batch, domain=system.chips_per_server,
@@ -297,6 +300,7 @@ def _space(workload: Workload, system: System, chips: int,
                           stack=_stack(system), pinned=pinned, mtp_depth=m.mtp_depth,
                           fused_attention=bool((held or {}).get(
                               fused.name, fused.encode(fused.default))),
+                          pp_schedule=schedule(str(schedule_name)),
                           name=f"model '{m.name}' on {chips} chips")
 
 

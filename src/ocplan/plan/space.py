@@ -31,6 +31,7 @@ import numpy as np
 
 from ocplan.errors import Problem, SpecError
 from ocplan.plan.layout import LayoutField
+from ocplan.plan.pipeline_schedules import PipelineSchedule
 from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS, end_credit, split_places, stage_layers
 from ocplan.plan.recompute import ModelFeature, Stack, searched_modes
 from ocplan.workloads.mixers import MixerDims
@@ -302,6 +303,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    offload: bool = False, stack: Stack = "torch",
                    pinned: Mapping[str, int] | None = None, mtp_depth: int = 0,
                    fused_attention: bool = True,
+                   pp_schedule: PipelineSchedule | None = None,
                    name: str = "search space") -> SearchSpace:
     """The layout space of one training job on ``chips`` chips (a model of ``n_layers``
     layers and ``mtp_depth`` multi-token prediction modules, which take places of the
@@ -329,7 +331,9 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     inside the scale-up domain and duplicates (options that change nothing) removed.
     ``fused_attention``: the layouts' attention cores are fused kernels (the plan's field,
     which a search holds fixed); then selective recompute saves no memory and is dropped
-    as dominated, while an unfused core's scores are what it saves. ``name`` says what
+    as dominated, while an unfused core's scores are what it saves. ``pp_schedule``: the
+    pipeline schedule the layouts run (the plan's field, held fixed; None for 1F1B),
+    whose own conditions on a pipeline then apply (:meth:`Plan.check`). ``name`` says what
     the space is of in the size guard's message (see :meth:`SearchSpace.candidates`).
     """
     tp_limit = min(domain, max_tp or domain)
@@ -450,6 +454,11 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    lambda c: (c["shard_group"] == 0)
                    | ((dp(c) * c["cp"]) % np.maximum(c["shard_group"], 1) == 0)),
     )
+    if pp_schedule is not None and pp_schedule.bidirectional:
+        constraints += (Constraint("divisibility", ("micro_batch", "tp", "pp", "cp", "vpp",
+                                                    "ends_as_layers"),
+                                   _schedule_fits(pp_schedule, n_layers, mtp_depth,
+                                                  global_batch, dp)),)
     if mixer is not None:  # a hybrid's recurrent mixer splits its heads over tp x cp
         split = mixer.splits
         constraints += (Constraint("heads", ("tp", "cp"),
@@ -463,6 +472,27 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     held = set(pinned or ())
     return SearchSpace(axes, tuple(c for c in constraints if c.subject not in held),
                        {"dp": dp, "last_stage_layers": last_stage}, name)
+
+
+def _schedule_fits(s: PipelineSchedule, n_layers: int, mtp_depth: int, global_batch: int,
+                   dp: Callable[[Columns], np.ndarray]) -> Callable[[Columns], np.ndarray]:
+    """Which layouts a bidirectional schedule ``s`` can run (as :meth:`Plan.check`
+    says): without a pipeline any (it is idle); else vpp 1, pp even where ``s`` needs
+    it, enough micro-batches (an even number where it needs one) and layers for its
+    stages."""
+    def keep(c: Columns) -> np.ndarray:
+        pp = c["pp"]
+        m = global_batch // (dp(c) * c["micro_batch"])
+        ok = ((c["vpp"] == 1) & (m >= s.min_micro_batches_per_stage * pp)
+              & (split_places(n_layers, pp, c["ends_as_layers"], mtp_depth) * s.stage_share
+                 >= pp))
+        if s.even_stages:
+            ok &= pp % 2 == 0
+        if s.even_micro_batches:
+            ok &= m % 2 == 0
+        out: np.ndarray = (pp == 1) | ok
+        return out
+    return keep
 
 
 def _pin(axes: tuple[Axis, ...], pinned: Mapping[str, int], name: str) -> tuple[Axis, ...]:
