@@ -49,7 +49,7 @@ def test_plan_attribute_types_follow_the_kinds() -> None:
         assert hints[f.name] == expected, f.name
     assert (hints["tp"], hints["micro_batch"], hints["sequence_parallel"]) == (int, int, bool)
     assert hints["recompute"] == Literal["none", "selective", "full", "full_xla", "qkv_xla",
-                                         "norm_act", "mla_up"]
+                                         "norm_act", "mla_up", "norm_act_mla_up"]
     assert hints["shard_group"] == int | None
 
 
@@ -83,7 +83,7 @@ def test_every_bad_field_is_one_problem_naming_field_value_and_allowed() -> None
     assert problems["zero"].message == "must be 0, 1, 2 or 3"
     assert problems["tp"].message == "must be a whole number from 1 to 1,048,576"
     assert problems["recompute"].message == ("must be one of none, selective, full, full_xla, "
-                                             "qkv_xla, norm_act or mla_up")
+                                             "qkv_xla, norm_act, mla_up or norm_act_mla_up")
 
 
 @pytest.mark.parametrize("value", [True, 2.0, "2", None])

@@ -210,6 +210,25 @@ def test_mla_up_keeps_less_and_reruns_the_up_projections() -> None:
     assert 0.0 < kept.time.recompute_s < 0.05 * kept.step_s
 
 
+def test_norm_act_mla_up_keeps_what_neither_keeps_and_reruns_both() -> None:
+    """DeepSeek-V3's own recipe (its report §3.2.3, §3.3.3) names disjoint operators:
+    the activations it drops are the sum of what norm_act and mla_up drop, and its
+    re-run forward the sum of theirs."""
+    assert not NORM_ACT_OPERATORS & MLA_UP_OPERATORS
+    wl = Workload(DSV2LITE, 4096, 256, "bf16")
+    plan = Plan(tp=1, pp=1, dp=64, ep=8, micro_batch=1, zero=3)
+    none, na, up, both = (_est(wl, replace(plan, recompute=r), H100)  # type: ignore[arg-type]
+                          for r in ("none", "norm_act", "mla_up", "norm_act_mla_up"))
+    act = [e.memory.activations_bytes for e in (none, na, up, both)
+           if e.memory is not None]
+    assert len(act) == 4
+    assert act[0] - act[3] == pytest.approx((act[0] - act[1]) + (act[0] - act[2]), rel=1e-9)
+    assert both.time.recompute_s == pytest.approx(na.time.recompute_s + up.time.recompute_s,
+                                                  rel=1e-9)
+    assert na.time.recompute_s > 0.0
+    assert up.time.recompute_s > 0.0
+
+
 def test_mla_up_on_a_model_without_latent_attention_is_infeasible() -> None:
     from ocplan import api
     wl = Workload(LLAMA70, 4096, 256, "bf16")
@@ -319,7 +338,7 @@ def test_an_unstated_recompute_takes_the_fastest_mode_that_fits() -> None:
 def test_the_search_tries_the_chips_stack() -> None:
     """TPUs run XLA: their search tries none, full_xla, qkv_xla and auto (whole layers
     the XLA way); a GPU's tries none, selective, full and auto, for a MoE model
-    norm_act too, and for one with latent attention mla_up."""
+    norm_act too, and for one with latent attention mla_up and the two together."""
     assert stack_of(system_model(TPU).family) == "xla"
     assert stack_of(system_model(H100).family) == "torch"
     assert whole_layer_mode("xla").name == "full_xla"
@@ -328,7 +347,7 @@ def test_the_search_tries_the_chips_stack() -> None:
     for stack, want in (("xla", {"none", "full_xla", "qkv_xla"}),
                         ("torch", {"none", "selective", "full"})):
         for shape, extra in ((LLAMA70, set()), (QWEN, {"norm_act"}),
-                             (DSV3, {"norm_act", "mla_up"})):
+                             (DSV3, {"norm_act", "mla_up", "norm_act_mla_up"})):
             extra = extra if stack == "torch" else set()
             features = model_features(shape)
             assert {m.name for m in searched_modes(stack, features)} == want | extra

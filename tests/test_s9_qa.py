@@ -38,7 +38,8 @@ def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
     ("--tp", "x", "expected a whole number"),
     ("--price", "abc", "one price per chip-hour only, a number from 0 to 10,000 (e.g. 2.5)"),
     ("--recompute", "bogus", "expected one of 'none', 'selective', 'full', "
-                                 "'full_xla', 'qkv_xla', 'norm_act', 'mla_up'"),
+                                 "'full_xla', 'qkv_xla', 'norm_act', 'mla_up', "
+                                 "'norm_act_mla_up'"),
 ])
 def test_a_value_of_the_wrong_type_names_the_flag_the_value_and_what_it_takes(
         capsys: pytest.CaptureFixture[str], flag: str, value: str, takes: str) -> None:

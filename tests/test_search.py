@@ -229,7 +229,7 @@ def test_scalar_and_vectorized_agree_on_10000_feasible_layouts() -> None:
     # recompute under every ZeRO stage
     assert {rc for rc, _ in kinds} == {RECOMPUTE.code("none"), RECOMPUTE.code("full"),
                                        RECOMPUTE.code("norm_act"), RECOMPUTE.code("mla_up"),
-                                       RECOMPUTE_AUTO}
+                                       RECOMPUTE.code("norm_act_mla_up"), RECOMPUTE_AUTO}
     assert {z for _, z in kinds} == {0, 1, 2, 3}
 
 

@@ -92,7 +92,9 @@ def _mla_up(wl: Workload, d: DerivedLayout, moe_layer: bool, g: float) -> FloatA
 #: does not keep, by mode name: ``(workload, layouts, MoE layer, saved GEMM-input
 #: bytes) -> bytes per layer and micro-batch``.
 MODULE_BYTES: dict[str, Callable[[Workload, DerivedLayout, bool, float], FloatArray]] = {
-    "norm_act": _norm_act, "mla_up": _mla_up}
+    "norm_act": _norm_act, "mla_up": _mla_up,
+    # the two name disjoint operators (NORM_ACT_OPERATORS, MLA_UP_OPERATORS)
+    "norm_act_mla_up": lambda wl, d, moe, g: _norm_act(wl, d, moe, g) + _mla_up(wl, d, moe, g)}
 assert set(MODULE_BYTES) == {m.name for m in RECOMPUTE_MODES if m.modules}, \
     "a module-recompute mode without its bytes"
 

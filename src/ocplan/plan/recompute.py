@@ -70,7 +70,8 @@ __all__ = [
 ]
 
 #: The recompute mode names (checked against :data:`RECOMPUTE_MODES` below).
-Recompute = Literal["none", "selective", "full", "full_xla", "qkv_xla", "norm_act", "mla_up"]
+Recompute = Literal["none", "selective", "full", "full_xla", "qkv_xla", "norm_act", "mla_up",
+                    "norm_act_mla_up"]
 Stack = Literal["torch", "xla"]
 #: The software stacks whose recompute semantics differ: PyTorch (Megatron-LM,
 #: torch.utils.checkpoint) and XLA (JAX, PyTorch/XLA).
@@ -163,6 +164,13 @@ RECOMPUTE_MODES: tuple[RecomputeMode, ...] = (
                             "--recompute-modules mla_up_proj)",
                   modules=MLA_UP_OPERATORS, stack="torch", searched_for="mla",
                   requires="mla"),
+    RecomputeMode("norm_act_mla_up", "both of the last two (Megatron-Core "
+                                     "--recompute-modules layernorm moe_act mla_up_proj; "
+                                     "DeepSeek-V3's recipe, its report §3.2.3 and §3.3.3: "
+                                     "RMSNorm, the MLA up-projections and the SwiGLU "
+                                     "output)",
+                  modules=NORM_ACT_OPERATORS | MLA_UP_OPERATORS, stack="torch",
+                  searched_for="mla", requires="mla"),
 )
 _BY_NAME: dict[str, RecomputeMode] = {m.name: m for m in RECOMPUTE_MODES}
 assert len(_BY_NAME) == len(RECOMPUTE_MODES), "duplicate recompute mode"
