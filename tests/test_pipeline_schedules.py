@@ -304,3 +304,28 @@ def test_deepseek_v3_recipe_fits_an_h800() -> None:
                 last_stage_layers=1, pp_schedule="dualpipe")
     up_only = evaluate(wl, system_model(system), CAL, plan.encoded())
     assert float(up_only["memory_bytes"]) > float(up_only["capacity_bytes"])
+
+
+# ---- 5. the timeline a person sees ---------------------------------------------------
+
+@pytest.mark.parametrize("name", ["dualpipe", "dualpipev"])
+def test_the_timeline_draws_the_schedule_with_its_weight_gradients(name: str) -> None:
+    """The workbench's and the report's Gantt chart of a bidirectional layout is that
+    schedule's (:func:`ocplan.plan.schedule.bidirectional`): every rank, the first 32
+    micro-batches, forwards and backwards in both phases, and the weight gradients it
+    splits off drawn on their own."""
+    from ocplan import api
+    from ocplan.reports.figures import timeline_figure
+    req = EstimateRequest(model="llama3-70b", chip="h100-sxm-80gb", chips=64,
+                          global_batch=256, seq_len=4096, tp=8, pp=8, micro_batch=1,
+                          recompute="full", pp_schedule=name)  # type: ignore[arg-type]
+    result, _, wl = api.run_estimate(CAT, req)
+    assert result.feasible, result.reason
+    events = api.pipeline_timeline(result, wl)
+    assert {e["stage"] for e in events} == set(range(8))
+    assert {e["kind"] for e in events} == {"F", "B", "W"}
+    assert {e["chunk"] for e in events} == {0, 1}
+    assert {e["micro_batch"] for e in events if e["kind"] != "W"} == set(range(32))
+    fig = timeline_figure(events, result.plan.micro_batches(wl))
+    assert [t["name"] for t in fig["data"]] == ["forward", "backward", "weight gradients"]
+    assert "first 32 of 256" in fig["layout"]["title"]["text"]

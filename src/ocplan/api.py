@@ -49,7 +49,7 @@ from ocplan.facility import FacilityPlan, facility_plan, system_findings
 from ocplan.lazy import lazy_names
 from ocplan.plan.estimate import Estimate, estimate, infeasible_estimate
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.plan.pipeline_schedules import schedule
+from ocplan.plan.pipeline_schedules import WGRAD_SHARE, schedule
 from ocplan.plan.plan import (
     PIN_HELP,
     REQUEST_LAYOUT,
@@ -59,7 +59,7 @@ from ocplan.plan.plan import (
     Plan,
 )
 from ocplan.plan.recompute import RECOMPUTE_MODES, mode
-from ocplan.plan.schedule import one_f_one_b
+from ocplan.plan.schedule import bidirectional, one_f_one_b
 from ocplan.plan.search import Objective, SearchResult, run_inputs_problems, search
 from ocplan.plan.search_defaults import (
     DEFAULT_GLOBAL_BATCH,
@@ -1138,21 +1138,29 @@ def infeasible_hint(reason: str | None, serving: bool = False,
 
 
 def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, Any]]:
-    """Gantt events (stage, micro-batch, chunk, F/B, start, end) of the estimate's
-    pipeline: one micro-batch's compute (and recompute) split 1:2 between forward and
-    backward (the GEMM ratio), at most TIMELINE_MAX_MICRO_BATCHES micro-batches. None
-    for a bidirectional schedule (:mod:`ocplan.plan.pipeline_schedules`), which this
-    1F1B timeline would misdraw."""
-    if not result.feasible or result.time is None \
-            or (result.plan.pp > 1 and schedule(result.plan.pp_schedule).bidirectional):
+    """Gantt events (stage, micro-batch, chunk, F/B/W, start, end) of the estimate's
+    pipeline schedule: one micro-batch's compute (and recompute) split 1:2 between
+    forward and backward (the GEMM ratio), at most TIMELINE_MAX_MICRO_BATCHES
+    micro-batches (a bidirectional schedule at least the 2 pp it needs; its weight
+    gradients split off at WGRAD_SHARE of a backward, :mod:`ocplan.plan.schedule`)."""
+    if not result.feasible or result.time is None:
         return []
     p = result.plan
     m = p.micro_batches(workload)
-    shown = min(m, TIMELINE_MAX_MICRO_BATCHES)
-    if p.vpp > 1:
-        shown = max(p.pp, shown - shown % p.pp)
     per_mb = (result.time.compute_s + result.time.recompute_s) / m
-    events, _ = one_f_one_b(p.pp, shown, per_mb / 3, 2 * per_mb / 3, p.vpp)
+    shown = min(m, TIMELINE_MAX_MICRO_BATCHES)
+    s = schedule(p.pp_schedule)
+    if p.pp > 1 and s.bidirectional:
+        shown = max(shown, s.min_micro_batches_per_stage * p.pp)
+        shown -= shown % 2 if s.even_micro_batches else 0
+        t_f, t_b = s.stage_share * per_mb / 3, s.stage_share * 2 * per_mb / 3
+        # a V's stages are half a rank's (stage_share 1/2); DualPipe's are whole ones
+        events, _ = bidirectional(p.pp, shown, t_f, t_b, WGRAD_SHARE * t_b,
+                                  v_shape=s.stage_share < 1.0)
+    else:
+        if p.vpp > 1:
+            shown = max(p.pp, shown - shown % p.pp)
+        events, _ = one_f_one_b(p.pp, shown, per_mb / 3, 2 * per_mb / 3, p.vpp)
     return [dict(stage=e.stage, micro_batch=e.micro_batch, chunk=e.chunk, kind=e.kind,
                  start_s=e.start_s, end_s=e.end_s) for e in events]
 

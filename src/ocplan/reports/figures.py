@@ -73,20 +73,23 @@ def timeline_figure(events: list[dict[str, Any]], total: int | None = None) -> F
     """Gantt chart of micro-batches per pipeline stage (forward and backward); when the
     step has more micro-batches than drawn (``total``), the title says so."""
     data = []
-    for kind, color in (("F", "#4c78a8"), ("B", "#f58518")):
+    for kind, name, color in (("F", "forward", "#4c78a8"), ("B", "backward", "#f58518"),
+                              ("W", "weight gradients", "#54a24b")):
         mine = [e for e in events if e["kind"] == kind]
+        if not mine and kind == "W":  # only bidirectional schedules split them off
+            continue
         data.append({
-            "type": "bar", "orientation": "h", "name": "forward" if kind == "F" else "backward",
+            "type": "bar", "orientation": "h", "name": name,
             "y": [f"stage {e['stage']}" for e in mine],
             "x": [e["end_s"] - e["start_s"] for e in mine],
             "base": [e["start_s"] for e in mine],
-            "text": [str(e["micro_batch"]) for e in mine], "textposition": "inside",
-            "marker": {"color": color}})
-    shown = len({e["micro_batch"] for e in events})
+            "text": [str(e["micro_batch"]) if e["micro_batch"] >= 0 else "" for e in mine],
+            "textposition": "inside", "marker": {"color": color}})
+    shown = len({e["micro_batch"] for e in events if e["micro_batch"] >= 0})
     title = "Pipeline timeline (micro-batches per stage)"
     if total is not None and total > shown:
         title = (f"Pipeline timeline: the first {shown} of {total} micro-batches per stage"
-                 "<br>(the rest repeat the steady 1F1B pattern)")  # two lines: a narrow plot
+                 "<br>(the rest repeat its steady state)")  # two lines: a narrow plot
     return {"data": data, "layout": {
         "title": {"text": title}, "barmode": "overlay",
         "xaxis": {"title": {"text": "seconds"}},

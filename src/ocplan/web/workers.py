@@ -173,10 +173,9 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
         figures = {}
         if result.feasible:
             figures = {"breakdown": figures_.breakdown_figure(result),
-                       "memory": figures_.memory_figure(result)}
-            if timeline:
-                figures["timeline"] = figures_.timeline_figure(
-                    timeline, result.plan.micro_batches(workload))
+                       "memory": figures_.memory_figure(result),
+                       "timeline": figures_.timeline_figure(
+                           timeline, result.plan.micro_batches(workload))}
         out: dict[str, Any] = result.as_dict() | {"system": system.spec.name,
                                                   "layout": result.plan.label(),
                                                   "timeline": timeline, "figures": figures,
