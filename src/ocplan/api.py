@@ -85,7 +85,13 @@ from ocplan.workloads.serving import (
     ServingWorkload,
 )
 from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import PRECISIONS, TrainingPrecision, Workload
+from ocplan.workloads.workload import (
+    OPTIMIZER_STATES,
+    PRECISIONS,
+    OptimizerStates,
+    TrainingPrecision,
+    Workload,
+)
 
 if TYPE_CHECKING:
     from ocplan.matching.run import run_match
@@ -198,6 +204,8 @@ class JobRequest(Spec):
     seq_len: SeqLen = DEFAULT_SEQ_LEN
     """Tokens per sequence (the CLI's default too)."""
     precision: TrainingPrecision = "bf16"
+    optimizer_states: OptimizerStates = "fp32"
+    """Adam's state recipe (:data:`~ocplan.workloads.workload.OPTIMIZER_STATES`)."""
     train_tokens: TrainTokens | None = None
     """Tokens to train on, for time, energy and cost to train."""
     price_per_chip_hour: Price | None = None
@@ -369,6 +377,7 @@ class CompareRequest(Spec):
     global_batch: BatchSize = DEFAULT_GLOBAL_BATCH
     seq_len: SeqLen = DEFAULT_SEQ_LEN
     precision: TrainingPrecision = "bf16"
+    optimizer_states: OptimizerStates = "fp32"
     objective: Objective = "throughput"
     train_tokens: TrainTokens | None = None
     price_per_chip_hour: Annotated[tuple[Price, ...], Field(min_length=1,
@@ -540,7 +549,7 @@ def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | st
     contenders = _contenders(catalog, req, systems, source)
     arch = catalog.model(req.model, source, "model")
     workload = Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch,
-                        req.precision)
+                        req.precision, optimizer_states=req.optimizer_states)
     return compare(workload, contenders, objective=req.objective,
                    train_tokens=req.train_tokens, memory_headroom=req.memory_headroom,
                    baseline=req.baseline, allow_invalid=req.allow_invalid,
@@ -973,7 +982,8 @@ def resolve_job(catalog: Catalog, req: JobRequest | InferJob, system_file: Path 
 def training_workload(catalog: Catalog, req: JobRequest, source: str = "request") -> Workload:
     """The training workload of a request (its model from the catalog)."""
     arch = catalog.model(req.model, source, "model")
-    return Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch, req.precision)
+    return Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch, req.precision,
+                    optimizer_states=req.optimizer_states)
 
 
 def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | None = None,
@@ -1294,9 +1304,11 @@ def validate_serving_runs(catalog: Catalog, path: Path) -> tuple[list[ServingCas
 
 def field_choices() -> dict[str, list[str]]:
     """The values each format field of a request takes, from their declarations: the
-    training ``precision`` and the serving ``weight_precision``, ``activation_precision``,
-    ``kv_precision`` and ``state_precision`` (the web form fills its selects with them)."""
-    return {"precision": list(PRECISIONS), "weight_precision": list(WEIGHT_PRECISIONS),
+    training ``precision`` and ``optimizer_states``, the serving ``weight_precision``,
+    ``activation_precision``, ``kv_precision`` and ``state_precision`` (the web form
+    fills its selects with them)."""
+    return {"precision": list(PRECISIONS), "optimizer_states": list(OPTIMIZER_STATES),
+            "weight_precision": list(WEIGHT_PRECISIONS),
             "activation_precision": list(ACTIVATION_PRECISIONS),
             "kv_precision": list(KV_PRECISIONS), "state_precision": list(STATE_PRECISIONS)}
 

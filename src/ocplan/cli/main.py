@@ -95,7 +95,7 @@ from ocplan.workloads.serving import (
     STATE_PRECISIONS,
     WEIGHT_PRECISIONS,
 )
-from ocplan.workloads.workload import PRECISIONS
+from ocplan.workloads.workload import OPTIMIZER_STATES, PRECISIONS
 
 if TYPE_CHECKING:
     import rich.console as rich_console
@@ -479,6 +479,12 @@ ModelOpt = Annotated[str, typer.Option(metavar=ID_METAVAR,
                                        help="Model id (ocplan catalog list --kind model).")]
 PrecisionOpt = Annotated[str, typer.Option(metavar=_one_of(PRECISIONS),
                                            help="Precision of the matrix multiplications.")]
+OptimizerStatesOpt = Annotated[str, typer.Option(
+    metavar=_one_of(OPTIMIZER_STATES),
+    help="Adam's states: fp32 (an fp32 master copy, momentum and variance: 12 bytes a "
+         "parameter), bf16_moments (the fp32 master, BF16 moments: 8; DeepSeek-V3, "
+         "Megatron-LM --exp-avg-dtype bf16), bf16 (BF16 moments, no master: 4; MaxText "
+         "with bf16 weights).")]
 #: What a --price is counted in (the help of every command that takes one).
 PRICE_UNIT = f"in the --currency (default {DEFAULT_CURRENCY}) per chip-hour"
 #: Tokens to train on, as people write them ("15T", "300B", "3e11"): the request models
@@ -806,6 +812,7 @@ def estimate_cmd(
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
     precision: PrecisionOpt = "bf16",
+    optimizer_states: OptimizerStatesOpt = "fp32",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: TrainTokensOpt = None,
     price: Annotated[float | None, typer.Option(
@@ -822,9 +829,9 @@ def estimate_cmd(
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=chips,
         global_batch=global_batch,
-        seq_len=seq_len, precision=precision, train_tokens=train_tokens,
-        price_per_chip_hour=price, allow_invalid=allow_invalid, sensitivity=sensitivity,
-        **layout)
+        seq_len=seq_len, precision=precision, optimizer_states=optimizer_states,
+        train_tokens=train_tokens, price_per_chip_hour=price, allow_invalid=allow_invalid,
+        sensitivity=sensitivity, **layout)
     result, sysm, workload = api.run_estimate(_catalog(), req, system, FLAGS)
     extra = _to_train(result, req, sysm)
     cluster = api.outlook(result, workload, sysm, req.train_tokens, price)
@@ -1382,6 +1389,7 @@ def search_cmd(
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
     precision: PrecisionOpt = "bf16",
+    optimizer_states: OptimizerStatesOpt = "fp32",
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES),
         help="What the best layout has most (throughput) or least of; the *_with_failures "
@@ -1409,6 +1417,7 @@ def search_cmd(
     cat = _catalog()
     req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=chips,
                       global_batch=global_batch, seq_len=seq_len, precision=precision,
+                      optimizer_states=optimizer_states,
                       objective=objective, top_k=top, train_tokens=train_tokens,
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
                       max_power_W=_power(max_power), memory_headroom=memory_headroom,
@@ -1489,6 +1498,7 @@ def compare_cmd(
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
     precision: PrecisionOpt = "bf16",
+    optimizer_states: OptimizerStatesOpt = "fp32",
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES), help="The best layout of each system by it.")
     ] = "throughput",
@@ -1532,7 +1542,8 @@ def compare_cmd(
     try:
         req = _from_flags(api.CompareRequest, model=model, chips=chips,
                           chip_counts=counts, global_batch=global_batch,
-                          seq_len=seq_len, precision=precision, objective=objective,
+                          seq_len=seq_len, precision=precision,
+                          optimizer_states=optimizer_states, objective=objective,
                           train_tokens=train_tokens, price_per_chip_hour=_prices(price),
                           memory_headroom=memory_headroom, baseline=baseline - 1,
                           allow_invalid=allow_invalid, max_cost=max_cost,
@@ -2057,6 +2068,7 @@ def report(
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
     precision: PrecisionOpt = "bf16",
+    optimizer_states: OptimizerStatesOpt = "fp32",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     run_search: Annotated[bool, typer.Option(
         "--search", help="Search the layouts and report the best one; a layout flag "
@@ -2101,8 +2113,9 @@ def report(
     no_fit: str | None = None  # why the search found no layout, when it found none
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
-        seq_len=seq_len, precision=precision, train_tokens=train_tokens,
-        price_per_chip_hour=price, allow_invalid=allow_invalid, **layout)
+        seq_len=seq_len, precision=precision, optimizer_states=optimizer_states,
+        train_tokens=train_tokens, price_per_chip_hour=price, allow_invalid=allow_invalid,
+        **layout)
     sysm = api.job_system(cat, chip, system, chips, FLAGS)
     try:
         api.guard(sysm, allow_invalid)  # nothing is written for a refused system
@@ -2112,6 +2125,7 @@ def report(
         found = api.run_search(cat, _from_flags(
             api.SearchRequest, model=model, chip=chip, chips=chips,
             global_batch=global_batch, seq_len=seq_len, precision=req.precision,
+            optimizer_states=req.optimizer_states,
             top_k=top, objective=objective, train_tokens=req.train_tokens,
             price_per_chip_hour=price, allow_invalid=allow_invalid,
             **{f.name: layout[f.name] for f in SEARCH_FIXED_LAYOUT},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
+from typing import Literal, get_args
 
 from ocplan.catalog.fields import MAX_GLOBAL_BATCH, MAX_SEQ_LEN
 from ocplan.errors import Problem, SpecError
@@ -12,16 +12,23 @@ from ocplan.workloads.operators import keys_per_query, windowed_layer_count
 from ocplan.workloads.recipes import TrainingPrecision
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["OPTIMIZER_STATES", "PRECISIONS", "TrainingPrecision", "Workload"]
+__all__ = ["OPTIMIZER_STATES", "PRECISIONS", "OptimizerStates", "TrainingPrecision", "Workload"]
 
 #: Training precisions (:data:`~ocplan.workloads.recipes.TrainingPrecision`, each with its
 #: :class:`~ocplan.workloads.recipes.Recipe`).
 PRECISIONS: tuple[str, ...] = get_args(TrainingPrecision)
+#: The Adam optimizer-state recipes (the keys of :data:`OPTIMIZER_STATES`).
+OptimizerStates = Literal["fp32", "bf16_moments", "bf16"]
 #: Adam optimizer-state bytes per parameter by recipe: ``fp32`` keeps an fp32 master
 #: copy, momentum and variance (12; ZeRO paper §3, Megatron, DeepSpeed, FSDP mixed
-#: precision); ``bf16`` keeps momentum and variance in the 16-bit weight dtype and no
-#: master (4; MaxText with ``weight_dtype: bfloat16``, whose ``mu_dtype`` inherits it).
-OPTIMIZER_STATES: dict[str, float] = {"fp32": 12.0, "bf16": 4.0}
+#: precision); ``bf16_moments`` the fp32 master with momentum and variance in BF16 (8;
+#: DeepSeek-V3 technical report §3.3.3, "Low-Precision Optimizer States"; Megatron-LM
+#: ``--use-precision-aware-optimizer --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16``);
+#: ``bf16`` keeps momentum and
+#: variance in the 16-bit weight dtype and no master (4; MaxText with ``weight_dtype:
+#: bfloat16``, whose ``mu_dtype`` inherits it).
+OPTIMIZER_STATES: dict[str, float] = {"fp32": 12.0, "bf16_moments": 8.0, "bf16": 4.0}
+assert set(OPTIMIZER_STATES) == set(get_args(OptimizerStates)), "OptimizerStates out of date"
 #: Largest routing imbalance accepted (most loaded expert / mean).
 MAX_IMBALANCE = 64.0
 
