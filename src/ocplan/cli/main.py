@@ -481,10 +481,11 @@ PrecisionOpt = Annotated[str, typer.Option(metavar=_one_of(PRECISIONS),
                                            help="Precision of the matrix multiplications.")]
 OptimizerStatesOpt = Annotated[str, typer.Option(
     metavar=_one_of(OPTIMIZER_STATES),
-    help="Adam's states: fp32 (an fp32 master copy, momentum and variance: 12 bytes a "
-         "parameter), bf16_moments (the fp32 master, BF16 moments: 8; DeepSeek-V3, "
-         "Megatron-LM --exp-avg-dtype bf16), bf16 (BF16 moments, no master: 4; MaxText "
-         "with bf16 weights).")]
+    help="Adam's state recipe, bytes a parameter: " + ", ".join(
+        f"{name} {size:g}" for name, size in OPTIMIZER_STATES.items())
+    + " (fp32: an fp32 master copy, momentum and variance; bf16_moments: the fp32 master "
+      "with BF16 moments, as DeepSeek-V3 and Megatron-LM's precision-aware optimizer; "
+      "bf16: BF16 moments and no master, as MaxText with bf16 weights).")]
 #: What a --price is counted in (the help of every command that takes one).
 PRICE_UNIT = f"in the --currency (default {DEFAULT_CURRENCY}) per chip-hour"
 #: Tokens to train on, as people write them ("15T", "300B", "3e11"): the request models
