@@ -277,6 +277,8 @@ def test_what_a_layout_changes_is_named_as_its_label_names_it() -> None:
     assert Plan(recompute="full", recompute_layers=2).changes_from(Plan()) == [
         "recompute=full", "rc_layers=2"]
     assert Plan().changes_from(Plan()) == []
+    # an optional size the other layout set is named by what unset means, not None
+    assert Plan(tp=2, ep=2).changes_from(Plan(tp=2, ep=2, etp=1)) == ["etp=default"]
 
 
 def test_expert_tensor_parallel_size_is_one_declaration() -> None:

@@ -203,10 +203,11 @@ class LayoutField:
         return self.matters_with is not None and values[self.matters_with] == 1
 
     def part(self, value: LayoutValue) -> str:
-        """``short=value`` as a label prints it (a flag as on / off)."""
+        """``short=value`` as a label prints it (a flag as on / off; an optional number
+        left unset, which only a change from a set one shows, as ``default``)."""
         if self.kind == "bool":
             return f"{self.short}={'on' if value else 'off'}"
-        return f"{self.short}={value}"
+        return f"{self.short}={'default' if value is None else value}"
 
 
 def _listed(items: tuple[str, ...] | list[str]) -> str:
