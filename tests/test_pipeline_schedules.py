@@ -169,6 +169,7 @@ def test_a_schedule_refuses_what_it_cannot_run(layout: dict[str, Any], words: st
     plan = Plan(**layout)
     with pytest.raises(Infeasible) as err:
         plan.check(wl)
+    assert err.value.reason == "schedule"
     assert words in str(err.value)
     assert layout["pp_schedule"] in str(err.value)
 
@@ -177,7 +178,7 @@ def test_dualpipev_needs_two_layers_a_rank() -> None:
     """80 layers on 64 ranks fill 1F1B's stages but not DualPipeV's 128 half stages."""
     plan = Plan(pp=64, micro_batch=1, pp_schedule="dualpipev")
     Plan(pp=64, micro_batch=1).check(Workload(LLAMA.model, 4096, 1024, "bf16"))
-    with pytest.raises(Infeasible, match="128 stages"):
+    with pytest.raises(Infeasible, match=r"^schedule: .*128 stages"):
         plan.check(Workload(LLAMA.model, 4096, 1024, "bf16"))
 
 
@@ -243,6 +244,23 @@ def test_a_search_given_dualpipe_returns_its_own_scalar_estimates() -> None:
         again = estimate(wl, e.plan, system, CAL)
         assert again.feasible
         assert math.isclose(again.step_s, e.step_s, rel_tol=1e-9)
+
+
+def test_the_estimate_says_what_the_schedule_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    """An odd pp under DualPipe is a result with its reason and the schedule's own hint
+    (exit 1, valid JSON), not the sizes' divisibility hint."""
+    import json
+
+    from clikit import run
+    rc, out, _ = run(capsys, "estimate", "--model", "llama3-70b", "--chip", "h100-sxm-80gb",
+                     "--chips", "56", "--tp", "8", "--pp", "7", "--global-batch", "56",
+                     "--pp-schedule", "dualpipe", "-f", "json")
+    assert rc == 1
+    data = json.loads(out)
+    assert data["feasible"] is False
+    assert data["reason"] == "schedule: pp_schedule dualpipe cannot run pp = 7 (an even pp)"
+    assert "an even pp" in data["hint"]
+    assert "pp_schedule 1f1b" in data["hint"]
 
 
 # ---- 4. DeepSeek-V3 on 2,048 H800s ---------------------------------------------------

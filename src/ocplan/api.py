@@ -1056,6 +1056,10 @@ INFEASIBLE_HINTS: dict[str, str] = {
                  "a floating-point unit and one for this precision (the reason lists this "
                  "chip's)",
     "batch": "make the global batch a multiple of dp x micro-batch",
+    "schedule": "give the pipeline schedule what it runs on: vpp 1 and at least 2 x pp "
+                "micro-batches (a smaller micro-batch or a larger global batch), for "
+                "DualPipe an even pp and an even number of micro-batches, for DualPipeV "
+                "two layers a pipeline rank; or pp_schedule 1f1b",
     "recompute": "state a recompute mode that names parts the model has (mla_up: "
                  "multi-head latent attention models only), and recompute_layers no more "
                  "than the layers a stage holds",

@@ -331,14 +331,14 @@ class Plan:
             + ([f"{m} micro-batches (an even number)"]
                if s.even_micro_batches and m % 2 else [])
         if wrong:
-            raise Infeasible("divisibility", f"pp_schedule {s.name} cannot run "
-                                             + ", ".join(wrong))
+            raise Infeasible("schedule", f"pp_schedule {s.name} cannot run "
+                                         + ", ".join(wrong))
         slots = int(split_places(workload.model.n_layers, self.pp, self.ends_as_layers,
                                  workload.model.mtp_depth))
         if slots * s.stage_share < self.pp:
-            raise Infeasible("divisibility", f"{workload.model.n_layers} layers cannot fill "
-                                             f"the {round(self.pp / s.stage_share)} stages "
-                                             f"of pp_schedule {s.name}")
+            raise Infeasible("schedule", f"{workload.model.n_layers} layers cannot fill "
+                                         f"the {round(self.pp / s.stage_share)} stages "
+                                         f"of pp_schedule {s.name}")
 
     def micro_batches(self, workload: Workload) -> int:
         """Micro-batches per step per pipeline: ``global_batch / (dp * micro_batch)``."""

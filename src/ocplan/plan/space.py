@@ -455,8 +455,8 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    | ((dp(c) * c["cp"]) % np.maximum(c["shard_group"], 1) == 0)),
     )
     if pp_schedule is not None and pp_schedule.bidirectional:
-        constraints += (Constraint("divisibility", ("micro_batch", "tp", "pp", "cp", "vpp",
-                                                    "ends_as_layers"),
+        constraints += (Constraint("schedule", ("micro_batch", "tp", "pp", "cp", "vpp",
+                                                "ends_as_layers"),
                                    _schedule_fits(pp_schedule, n_layers, mtp_depth,
                                                   global_batch, dp)),)
     if mixer is not None:  # a hybrid's recurrent mixer splits its heads over tp x cp
