@@ -581,3 +581,25 @@ def test_a_system_file_sweep_stores_the_compare_columns(tmp_path: Path,
     stored = db_rows(db)
     assert all("row" in result for _, result in stored.values())
     assert all(inputs["train_tokens"] == 1e11 for inputs, _ in stored.values())
+
+
+def test_a_sweep_states_its_optimizer_states(tmp_path: Path) -> None:
+    """A sweep's Adam state recipe reaches every task's workload and its stored inputs,
+    so fp32 and BF16-moment sweeps of one grid are different results; an unknown recipe
+    is refused naming the file, the field and the recipes."""
+    cat = load_catalog()
+    base = SweepSpec(name="states", models=["llama3-8b"], chips=["h100-sxm-80gb"],
+                     cluster_sizes=[8], global_batch=64, seq_len=4096, top_k=1)
+    fp32 = expand_sweep(base, cat, code="test")
+    moments = expand_sweep(base.model_copy(update={"optimizer_states": "bf16_moments"}),
+                           cat, code="test")
+    assert [t.workload.optimizer_states for t in fp32] == ["fp32"]
+    assert [t.workload.optimizer_states for t in moments] == ["bf16_moments"]
+    assert [t.inputs["optimizer_states"] for t in moments] == ["bf16_moments"]
+    assert {t.key for t in fp32}.isdisjoint({t.key for t in moments})
+    with pytest.raises(SpecError) as info:
+        load_sweep(write_sweep(tmp_path, optimizer_states="fp8"))
+    line = info.value.problems[0].line()
+    assert "sweep.yaml" in line
+    assert "optimizer_states" in line
+    assert "bf16_moments" in line

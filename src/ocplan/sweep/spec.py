@@ -49,7 +49,7 @@ from ocplan.errors import Problem, SpecError
 from ocplan.plan.search import Objective, run_inputs_problems
 from ocplan.store.db import canonical_json, content_key
 from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import TrainingPrecision, Workload
+from ocplan.workloads.workload import OptimizerStates, TrainingPrecision, Workload
 
 __all__ = ["Sweep", "SweepSpec", "SweepTask", "expand_sweep", "load_sweep", "search_inputs"]
 
@@ -73,6 +73,8 @@ class SweepSpec(Spec):
     global_batch: BatchSize
     seq_len: SeqLen
     precision: TrainingPrecision = "bf16"
+    optimizer_states: OptimizerStates = "fp32"
+    """Adam's state recipe (:data:`~ocplan.workloads.workload.OPTIMIZER_STATES`)."""
     objective: Objective = "throughput"
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
     train_tokens: TrainTokens | None = None
@@ -141,6 +143,7 @@ def search_inputs(workload: Workload, system: System, chips: int, objective: str
         "global_batch": workload.global_batch,
         "seq_len": workload.seq_len,
         "precision": workload.precision,
+        "optimizer_states": workload.optimizer_states,
         "objective": objective,
         "top_k": top_k,
     }
@@ -231,7 +234,8 @@ def expand_sweep(sweep: Sweep | SweepSpec, catalog: Catalog,
         raise SpecError(problems)
     tasks: dict[str, SweepTask] = {}
     for shape in shapes:
-        workload = Workload(shape, spec.seq_len, spec.global_batch, spec.precision)
+        workload = Workload(shape, spec.seq_len, spec.global_batch, spec.precision,
+                            optimizer_states=spec.optimizer_states)
         for name, systems in hardware:
             for n, system in zip(spec.cluster_sizes, systems, strict=True):
                 inputs = search_inputs(workload, system, n, spec.objective, spec.top_k,
