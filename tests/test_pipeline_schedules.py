@@ -283,20 +283,22 @@ DEEPSEEK_V3_REQUEST = dict(model="deepseek-v3", chip="h800-sxm-80gb", chips=2048
                            optimizer_states="bf16_moments")
 
 
-def _deepseek_v3() -> tuple[Any, Any]:
-    req = EstimateRequest(**DEEPSEEK_V3_REQUEST)  # type: ignore[arg-type]
-    system, wl, _ = resolve_job(CAT, req, None, "request",
-                                lambda: training_workload(CAT, req))
-    plan = Plan(tp=1, pp=16, dp=128, ep=64, micro_batch=1, recompute="norm_act_mla_up",
-                last_stage_layers=1, pp_schedule="dualpipe")
-    return evaluate(wl, system_model(system), CAL, plan.encoded()), system
+def _deepseek_v3(**changes: Any) -> Any:
+    """Every step term of the report's recipe (with ``changes`` to its layout), its
+    memory not checked: the engine's arrays, as the estimate reads them."""
+    req = EstimateRequest(**DEEPSEEK_V3_REQUEST | changes)  # type: ignore[arg-type]
+    system, wl, chips = resolve_job(CAT, req, None, "request",
+                                    lambda: training_workload(CAT, req))
+    layout = req.layout()
+    plan = Plan(**layout, dp=chips // (layout["tp"] * layout["pp"] * layout["cp"]))
+    return evaluate(wl, system_model(system), CAL, plan.encoded())
 
 
 def test_deepseek_v3_on_2048_h800s_lands_in_the_hopper_range() -> None:
     """Never fitted: the step time of the report's recipe falls in the range the hopper
     family's published runs fall in when predicted without their publication (the
     calibration's likely range), against the report's 1,543 tokens/s per GPU."""
-    t, _ = _deepseek_v3()
+    t = _deepseek_v3()
     err = float(t["tokens_per_s_per_chip"]) / DEEPSEEK_V3_TOKENS_PER_S_PER_GPU - 1.0
     span = CAL.for_family("hopper").held_out_range_pct
     assert span is not None
@@ -304,11 +306,7 @@ def test_deepseek_v3_on_2048_h800s_lands_in_the_hopper_range() -> None:
     assert low / 100 <= err <= high / 100, err
     # the schedule is what gets it there: 1F1B at the same split idles 15 micro-batch
     # times of 120, DualPipe about 5
-    plan = Plan(tp=1, pp=16, dp=128, ep=64, micro_batch=1, recompute="norm_act_mla_up",
-                last_stage_layers=1)
-    _, system = _deepseek_v3()
-    wl = training_workload(CAT, EstimateRequest(**DEEPSEEK_V3_REQUEST))  # type: ignore[arg-type]
-    one = evaluate(wl, system_model(system), CAL, plan.encoded())
+    one = _deepseek_v3(pp_schedule="1f1b")
     assert float(one["bubble_s"]) > 2.5 * float(t["bubble_s"])
 
 
@@ -317,12 +315,9 @@ def test_deepseek_v3_recipe_fits_an_h800() -> None:
     report's recompute and optimizer states, fit the H800's 80 GB (the memory model
     keeps the SwiGLU input in BF16 where the report caches it in FP8, so the run had
     more room than this); without the norms and SwiGLU recomputed they do not."""
-    t, system = _deepseek_v3()
+    t = _deepseek_v3()
     assert float(t["memory_bytes"]) <= float(t["capacity_bytes"])
-    wl = training_workload(CAT, EstimateRequest(**DEEPSEEK_V3_REQUEST))  # type: ignore[arg-type]
-    plan = Plan(tp=1, pp=16, dp=128, ep=64, micro_batch=1, recompute="mla_up",
-                last_stage_layers=1, pp_schedule="dualpipe")
-    up_only = evaluate(wl, system_model(system), CAL, plan.encoded())
+    up_only = _deepseek_v3(recompute="mla_up")
     assert float(up_only["memory_bytes"]) > float(up_only["capacity_bytes"])
 
 

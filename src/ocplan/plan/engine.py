@@ -276,10 +276,12 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     comm = comm_terms(wl, sm.fabric, cal, d, sc, c, params, xla)
     mem = memory_terms(wl, d, params, sc.moe_layers, xla)
     per_mb = c.microbatch_s + comm.per_microbatch_s
-    bubble = np.where(d.paired, bidirectional_bubble(d.pp, d.stage_share, d.per_stage,
-                                                     c.forward_s, c.backward_s,
-                                                     c.recompute_s),
-                      d.bubble_fraction) * per_mb
+    fraction = d.bubble_fraction
+    if np.any(d.paired):  # most searches hold 1F1B: skip the law's arrays there
+        fraction = np.where(d.paired, bidirectional_bubble(d.pp, d.stage_share, d.per_stage,
+                                                           c.forward_s, c.backward_s,
+                                                           c.recompute_s), fraction)
+    bubble = fraction * per_mb
     opt = optimizer_time_s(wl, mem.owned_params, sm.hbm_Bps) \
         + np.where(xla, 0.0, cal.step_overhead_s)
     step = d.micro * per_mb + bubble + comm.pp_s + comm.dp_s + opt

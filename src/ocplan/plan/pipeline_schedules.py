@@ -34,11 +34,12 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ocplan.costmodel.roofline import FloatArray
 
 __all__ = ["PIPELINE_SCHEDULES", "WGRAD_SHARE", "PipelineSchedule", "PpSchedule",
-           "bidirectional_bubble", "schedule"]
+           "bidirectional_bubble", "schedule", "unmet"]
 
 #: The schedule names, for the plan field's type.
 PpSchedule = Literal["1f1b", "dualpipe", "dualpipev"]
@@ -108,6 +109,24 @@ assert set(_BY_NAME) == set(get_args(PpSchedule)), "PpSchedule literal out of da
 def schedule(name: str) -> PipelineSchedule:
     """The declared schedule ``name`` (the plan validates names against the choices)."""
     return _BY_NAME[name]
+
+
+def unmet(s: PipelineSchedule, pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike,
+          places: ArrayLike) -> dict[str, np.ndarray]:
+    """Where (numbers or arrays over layouts) a pipeline of ``pp`` ranks misses each
+    condition ``s`` states, by condition: ``vpp`` (the schedule chunks the stages
+    itself: vpp 1), ``even_pp``, ``micro_batches`` (at least
+    ``min_micro_batches_per_stage x pp``), ``even_micro_batches`` and ``stages`` (the
+    ``places`` of the split, :func:`~ocplan.plan.plan.split_places`, fill its ``pp /
+    stage_share`` stages). Nothing is missed without a pipeline (the schedule is idle)
+    or under 1F1B. The plan's check and the search's constraint both read this."""
+    p, v, m = np.asarray(pp), np.asarray(vpp), np.asarray(micro_batches)
+    pipe = (p > 1) & s.bidirectional
+    return {"vpp": pipe & (v > 1),
+            "even_pp": pipe & s.even_stages & (p % 2 == 1),
+            "micro_batches": pipe & (m < s.min_micro_batches_per_stage * p),
+            "even_micro_batches": pipe & s.even_micro_batches & (m % 2 == 1),
+            "stages": pipe & (np.asarray(places) * s.stage_share < p)}
 
 
 def bidirectional_bubble(pp: FloatArray, share: FloatArray, per_stage: FloatArray,

@@ -27,7 +27,7 @@ from ocplan.plan.layout import (
     layout_label,
     layout_problems,
 )
-from ocplan.plan.pipeline_schedules import PIPELINE_SCHEDULES, PpSchedule, schedule
+from ocplan.plan.pipeline_schedules import PIPELINE_SCHEDULES, PpSchedule, schedule, unmet
 from ocplan.plan.recompute import (
     FEATURE_NAMES,
     RECOMPUTE_MODES,
@@ -317,28 +317,24 @@ class Plan:
                                              "than one each")
 
     def _check_schedule(self, workload: Workload) -> None:
-        """Raise :class:`Infeasible` when the pipeline schedule cannot run this split
-        (:mod:`ocplan.plan.pipeline_schedules`; idle without a pipeline)."""
+        """Raise :class:`Infeasible` naming each condition of the pipeline schedule this
+        split misses (:func:`~ocplan.plan.pipeline_schedules.unmet`)."""
         s = schedule(self.pp_schedule)
-        if self.pp == 1 or not s.bidirectional:
-            return
-        m = self.micro_batches(workload)
-        need = s.min_micro_batches_per_stage * self.pp
-        wrong = ([f"vpp = {self.vpp} (it chunks the stages itself: vpp 1)"]
-                 if self.vpp > 1 else []) \
-            + ([f"pp = {self.pp} (an even pp)"] if s.even_stages and self.pp % 2 else []) \
-            + ([f"{m} micro-batches (at least {need})"] if m < need else []) \
-            + ([f"{m} micro-batches (an even number)"]
-               if s.even_micro_batches and m % 2 else [])
+        m, n_layers = self.micro_batches(workload), workload.model.n_layers
+        places = split_places(n_layers, self.pp, self.ends_as_layers,
+                              workload.model.mtp_depth)
+        said = {"vpp": f"vpp = {self.vpp} (it chunks the stages itself: vpp 1)",
+                "even_pp": f"pp = {self.pp} (an even pp)",
+                "micro_batches": f"{m} micro-batches (at least "
+                                 f"{s.min_micro_batches_per_stage * self.pp})",
+                "even_micro_batches": f"{m} micro-batches (an even number)",
+                "stages": f"{n_layers} layers in its {round(self.pp / s.stage_share)} "
+                          "stages"}
+        wrong = [said[name] for name, miss in unmet(s, self.pp, self.vpp, m, places).items()
+                 if miss]
         if wrong:
             raise Infeasible("schedule", f"pp_schedule {s.name} cannot run "
                                          + ", ".join(wrong))
-        slots = int(split_places(workload.model.n_layers, self.pp, self.ends_as_layers,
-                                 workload.model.mtp_depth))
-        if slots * s.stage_share < self.pp:
-            raise Infeasible("schedule", f"{workload.model.n_layers} layers cannot fill "
-                                         f"the {round(self.pp / s.stage_share)} stages "
-                                         f"of pp_schedule {s.name}")
 
     def micro_batches(self, workload: Workload) -> int:
         """Micro-batches per step per pipeline: ``global_batch / (dp * micro_batch)``."""

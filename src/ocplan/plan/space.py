@@ -31,7 +31,7 @@ import numpy as np
 
 from ocplan.errors import Problem, SpecError
 from ocplan.plan.layout import LayoutField
-from ocplan.plan.pipeline_schedules import PipelineSchedule
+from ocplan.plan.pipeline_schedules import PipelineSchedule, unmet
 from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS, end_credit, split_places, stage_layers
 from ocplan.plan.recompute import ModelFeature, Stack, searched_modes
 from ocplan.workloads.mixers import MixerDims
@@ -454,7 +454,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    lambda c: (c["shard_group"] == 0)
                    | ((dp(c) * c["cp"]) % np.maximum(c["shard_group"], 1) == 0)),
     )
-    if pp_schedule is not None and pp_schedule.bidirectional:
+    if pp_schedule is not None and pp_schedule.bidirectional:  # 1F1B states no condition
         constraints += (Constraint("schedule", ("micro_batch", "tp", "pp", "cp", "vpp",
                                                 "ends_as_layers"),
                                    _schedule_fits(pp_schedule, n_layers, mtp_depth,
@@ -476,21 +476,12 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
 
 def _schedule_fits(s: PipelineSchedule, n_layers: int, mtp_depth: int, global_batch: int,
                    dp: Callable[[Columns], np.ndarray]) -> Callable[[Columns], np.ndarray]:
-    """Which layouts a bidirectional schedule ``s`` can run (as :meth:`Plan.check`
-    says): without a pipeline any (it is idle); else vpp 1, pp even where ``s`` needs
-    it, enough micro-batches (an even number where it needs one) and layers for its
-    stages."""
+    """Which layouts the schedule ``s`` can run: those missing none of its conditions
+    (:func:`~ocplan.plan.pipeline_schedules.unmet`, as :meth:`Plan.check` reads them)."""
     def keep(c: Columns) -> np.ndarray:
-        pp = c["pp"]
-        m = global_batch // (dp(c) * c["micro_batch"])
-        ok = ((c["vpp"] == 1) & (m >= s.min_micro_batches_per_stage * pp)
-              & (split_places(n_layers, pp, c["ends_as_layers"], mtp_depth) * s.stage_share
-                 >= pp))
-        if s.even_stages:
-            ok &= pp % 2 == 0
-        if s.even_micro_batches:
-            ok &= m % 2 == 0
-        out: np.ndarray = (pp == 1) | ok
+        misses = unmet(s, c["pp"], c["vpp"], global_batch // (dp(c) * c["micro_batch"]),
+                       split_places(n_layers, c["pp"], c["ends_as_layers"], mtp_depth))
+        out: np.ndarray = ~np.logical_or.reduce(list(misses.values()))
         return out
     return keep
 
