@@ -1,7 +1,8 @@
 """NVIDIA's DGX Cloud benchmarking recipes (dgxc-benchmarking) for Llama 3.1 8B, 70B and
-405B, Nemotron-4 15B and 340B and GPT-3 175B as a sweep: four releases of the recipes (NeMo
-24.05 to 25.04) on H100 and GB200, weak-scaled from 8 to 2,304 GPUs, predicted with the
-committed calibration. Never fitted.
+405B, Nemotron-4 15B and 340B, GPT-3 175B and the mixture-of-experts Grok-1 314B and
+DeepSeek-V3 671B as a sweep: four releases of the recipes (NeMo 24.05 to 25.04) on H100
+and GB200, weak-scaled from 8 to 2,304 GPUs, predicted with the committed calibration.
+Never fitted.
 
 Usage::
 
@@ -15,7 +16,10 @@ directory of github.com/NVIDIA/dgxc-benchmarking, reading the README of each rel
 (global batch growing with the GPUs), so each table is a weak-scaling series of one
 software release; the same configurations recur across releases. What the sweep shows
 that the development set cannot: the data-parallel scaling of one layout to thousands of
-GPUs, and the releases' spread at fixed layout.
+GPUs, and the releases' spread at fixed layout. The MoE recipes state more than their
+tables (dispatcher, capacity, expert TP, recompute modules, pipeline split): what each
+release's configuration files and the NeMo commit its ``setup.sh`` checks out set is
+written into the rows' notes (:func:`recipe`), in the words the validation reader reads.
 """
 
 from __future__ import annotations
@@ -64,6 +68,11 @@ READMES: tuple[tuple[str, str, str], ...] = (
     ("v25.04", "nemotron/README.md", "25.02.01"),
     ("v25.05.01", "llama3.1/README.md", "25.04.01"),
     ("v25.05.01", "nemotron/README.md", "25.04.00"),
+    ("v24.11.1", "grok1/README_314b.md", "dev"),
+    ("v25.02", "grok1/README_314b.md", "24.12"),
+    ("v25.04", "grok1/README_314b.md", "24.12"),
+    ("v25.05.01", "grok1/README.md", "25.04.00"),
+    ("v25.05.01", "deepseek_v3/pretraining/README.md", "25.04.01"),
 )
 #: The models by size as the tables name them: label, layers, hidden, heads, KV heads,
 #: FFN, MLP as the training CSV writes it, vocabulary ("" for the reader's default),
@@ -79,7 +88,77 @@ MODELS: dict[str, tuple[str, int, int, int, int, int, str, str, int]] = {
     "15b": ("Nemotron-4 15B", 32, 6144, 48, 8, 24576, "gelu", "256000", 4096),
     "340b": ("Nemotron-4 340B", 96, 18432, 96, 8, 73728, "gelu", "256000", 4096),
     "175b": ("GPT-3 175B", 96, 12288, 96, 96, 49152, "gelu", "", 2048),
+    "314b": ("Grok-1 314B", 64, 6144, 48, 8, 32768, "swiglu", "128256", 8192),
+    "671b": ("DeepSeek-V3 671B", 61, 7168, 128, 128, 18432, "swiglu", "129280", 4096),
 }
+#: The mixture-of-experts models' expert columns (experts, top-k, expert FFN, shared
+#: experts, leading dense layers) and what the notes say of their architecture.
+MOE: dict[str, tuple[tuple[int, int, int, int, int], str]] = {
+    "314b": ((8, 2, 32768, 0, 0),
+             "architecture: Grok-1 (github.com/xai-org/grok-1 run.py: 64 layers, 48 query "
+             "and 8 KV heads of 128, 8 experts top-2 in every layer, a gated MLP of FFN "
+             "32768, its ffn_size at widening factor 8); the recipes' GeGLU (NeMo 1 "
+             "fast-geglu) and SwiGLU (NeMo 2's MixtralConfig) have the same three "
+             "matrices, recorded swiglu; vocabulary 128,256, as the recipes tokenize with "
+             "Llama 3's tokenizer (their README); the README's 4.27e15 model FLOPs a "
+             "sequence is 6 x 83.7B active parameters x 8192 tokens plus causal attention"),
+    "671b": ((256, 8, 2048, 1, 3),
+             "architecture: DeepSeek-V3 config.json; attention: MLA (kv_lora_rank 512, "
+             "q_lora_rank 1536, qk head dim 192, v head dim 128), n_kv_heads set = n_heads "
+             "because K/V are up-projected per head; first 3 layers dense (ffn 18432), 58 "
+             "MoE layers of 256 experts top-8 (FFN 2048) and 1 shared expert"),
+}
+#: What the MoE recipes set beyond their tables' sizes, in the words the validation
+#: reader reads (``ocplan.results.validation``: "without DeepEP", "capacity factor",
+#: "moe_grouped_gemm false", "gradients reduced in bf16", "NVTE_FUSED_ATTN=0", "ETP n",
+#: "first/last pipeline stage n layers", "mtp_num_layers n"), by release tag and model.
+#: Grok-1 up to v25.04 runs NeMo 1 with the release's ``grok1/grok1_314b.yaml`` and
+#: ``configure.sh``; v25.05.01 runs NeMo 2's ``scripts/performance/llm/
+#: pretrain_grok1_314b.py`` and DeepSeek-V3 its ``pretrain_deepseek_v3.py``, at the NeMo
+#: commits the releases' ``setup.sh`` check out (6f2c6fd and 7a8f1cc). Both token-drop at
+#: capacity factor 1 with every expert's input padded to its capacity, so each expert
+#: computes its capacity whatever the router does.
+GROK_NEMO1 = (
+    "recipe (NeMo 1 grok1_314b.yaml, configure.sh): moe_token_dispatcher_type alltoall, "
+    "without DeepEP (no dispatch overlap); moe_grouped_gemm false; capacity factor 1.0 "
+    "with moe_pad_expert_input_to_capacity (token-dropping, each expert padded to its "
+    "capacity); no recompute (activations_checkpoint_granularity null); gradients reduced "
+    "in bf16 (optim.grad_sync_dtype bf16); NVTE_FUSED_ATTN=0 (configure.sh); expert "
+    "tensor parallelism the TP (Megatron-Core's default); fp8: fp8_hybrid, fp8_params")
+GROK_NEMO2 = (
+    "recipe (NeMo 2 pretrain_grok1_314b.py at NeMo 6f2c6fd, launch.sh): MixtralConfig "
+    "(SwiGLU), moe_token_dispatcher_type alltoall, without DeepEP (no dispatch overlap); "
+    "moe_grouped_gemm false (Megatron-Core's default, not set); capacity factor 1.0 with "
+    "padding to capacity (MegatronTokenDropCallback); no recompute; gradients reduced in "
+    "bf16 (performance mode: grad_reduce_in_fp32 False); TP communication overlap on; "
+    "ETP {etp}")
+DEEPSEEK_NEMO2 = (
+    "recipe (NeMo 2 pretrain_deepseek_v3.py at NeMo 7a8f1cc, launch.sh): "
+    "moe_token_dispatcher_type alltoall (DeepSeekV3Config), without DeepEP (no dispatch "
+    "overlap); grouped GEMM; capacity factor 1.0 with padding to capacity "
+    "(MegatronTokenDropCallback); selective recompute of modules {modules} (launch.sh); "
+    "first pipeline stage {first} layers, last pipeline stage {last} layers (64/pp - 1 "
+    "and 64/pp - 2); mtp_num_layers 1 (the recipe's use_mtp); gradients reduced in fp32 "
+    "(a BF16 run: the precision plugin's default); ETP {etp}")
+#: DeepSeek-V3's recompute modules by system (v25.05.01 ``launch.sh``: ``RM``), with the
+#: recompute mode the training CSV writes for them.
+DEEPSEEK_RECOMPUTE = {"H100": ("mla_up_proj", "mla_up"), "GB200": ("core_attn", "selective")}
+
+
+def recipe(tag: str, size: str, system: str, lay: dict[str, str]) -> tuple[str, str]:
+    """(notes, recompute column) of a MoE model's recipe at release ``tag``
+    (:data:`GROK_NEMO1`, :data:`GROK_NEMO2`, :data:`DEEPSEEK_NEMO2`); ``("", "")`` for
+    the dense models, whose notes say "recompute not stated"."""
+    if size == "314b":
+        if tag == "v25.05.01":
+            return GROK_NEMO2.format(etp=lay["ETP"]), "none"
+        return GROK_NEMO1, "none"
+    if size == "671b":
+        modules, mode = DEEPSEEK_RECOMPUTE[system]
+        middle = 64 // int(lay["PP"])
+        return DEEPSEEK_NEMO2.format(modules=modules, first=middle - 1, last=middle - 2,
+                                     etp=lay["ETP"]), mode
+    return "", ""
 #: Layout values a README prints wrong, by (tag, path, size), with what the release's
 #: launch script sets: v25.04's Nemotron README prints VP "NA" for 340B, where its
 #: ``nemotron/launch.sh`` passes ``-vp 12`` (as every other release's table states).
@@ -94,6 +173,9 @@ SYSTEMS = {"H100": ("h100-sxm-80gb", 8, "8x400G-IB"),
 #: an optional release, the precision, an optional system and layout.
 TITLE = re.compile(r"(?:Llama ?3\.1 |Nemotron4? |(NeMo Megatron))(\d+b)?(?: [\d.]+)? "
                    r"(BF16|FP8)\b[^(]*(?:\(([^)]*)\))?", re.I)
+#: A MoE table's title: Grok-1's ("Grok 1 314b Dev BF16", "Grok1 314b FP8") or
+#: DeepSeek-V3's ("Deepseek V3 BF16 H100"), the model's size key and the precision.
+MOE_TITLE = re.compile(r"(?:Grok ?1 (314b)|Deepseek V3)(?: Dev)? (BF16|FP8)\b", re.I)
 COLUMN = re.compile(r"(\d+)x? (H100|GB200) GPUs(?: \(GBS=(\d+)\))?")
 CHIP_MARK = re.compile(r"^(?:\*\*|#+ )(H100|GB200)s?\b")
 #: Columns that identify one run across releases: a later release that republishes a
@@ -157,7 +239,19 @@ def _table(lines: list[str], i: int) -> tuple[dict[str, list[str]], int]:
     return body, i
 
 
-def _column_layout(title: re.Match[str], size: str, precision: str, system: str,
+def _title(cell: str) -> tuple[str, str, str] | None:
+    """(model size key, precision, the title's ``KEY=value`` list) of a performance
+    table's title cell (:data:`TITLE`, :data:`MOE_TITLE`), or None for another cell."""
+    dense = TITLE.match(cell)
+    if dense:
+        return ("175b" if dense[1] else dense[2].lower()), dense[3].upper(), dense[4] or ""
+    moe = MOE_TITLE.match(cell)
+    if moe:
+        return (moe[1] or "671b").lower(), moe[2].upper(), ""
+    return None
+
+
+def _column_layout(title_layout: str, size: str, precision: str, system: str,
                    gpus: int, j: int, body: dict[str, list[str]],
                    configs: dict[tuple[str, str, str, int], dict[str, str]],
                    fix: dict[str, str]) -> dict[str, str]:
@@ -165,14 +259,15 @@ def _column_layout(title: re.Match[str], size: str, precision: str, system: str,
     ``KEY=value`` list, over that the column's own rows, over all :data:`LAYOUT_FIXES`."""
     cfg = configs.get((size, precision, system, gpus)) or configs.get(
         ("", "", system, gpus)) or {}
-    lay = {**cfg, **_layout(title[4] or "")}
+    lay = {**cfg, **_layout(title_layout)}
     lay.update({name: body[name][j] for name in ("Layers", "GBS", "PP", "VP") if name in body})
     return {**lay, **fix}
 
 
-def _csv_row(source: str, size: str, precision: str, system: str, gpus: int,
+def _csv_row(source: str, tag: str, size: str, precision: str, system: str, gpus: int,
              gbs_column: str | None, lay: dict[str, str], step: str) -> dict[str, str]:
-    """One run in the training CSV's columns, its rate ``seq x GBS / step / GPUs``."""
+    """One run in the training CSV's columns, its rate ``seq x GBS / step / GPUs``; a MoE
+    model's with its expert columns, expert-parallel size and :func:`recipe`."""
     label, n, d, heads, kv, ffn, mlp, vocab, seq = MODELS[size]
     chip, per_node, scale_out = SYSTEMS[system]
     layers = int(lay.get("Layers", n))
@@ -183,21 +278,31 @@ def _csv_row(source: str, size: str, precision: str, system: str, gpus: int,
     vp = lay.get("VP", "")
     proxy = f" proxy, {layers} of {n} layers" if layers != n else ""
     relu2 = "; mlp: squared-ReLU (relu2), non-gated 2-matrix shape recorded as gelu"
+    notes, recompute = recipe(tag, size, system, lay)
+    experts: dict[str, str] = {}
+    if size in MOE:
+        (count, top_k, expert_ffn, shared, dense), arch = MOE[size]
+        experts = dict(moe_num_experts=str(count), moe_top_k=str(top_k),
+                       moe_expert_ffn=str(expert_ffn), moe_shared_experts=str(shared),
+                       moe_layer_freq="1", moe_first_dense_layers=str(dense))
+        notes = f"EP carved out of dp; {notes}; {arch}"
+    else:
+        notes = "recompute not stated"
     return dict(
         source=source, model=f"{label}{proxy}", n_layers=str(layers), hidden_size=str(d),
         n_heads=str(heads), n_kv_heads=str(kv), ffn_hidden=str(ffn), mlp=mlp,
-        vocab_size=vocab, seq_len=str(seq), chip=chip, num_chips=str(gpus),
+        vocab_size=vocab, seq_len=str(seq), **experts, chip=chip, num_chips=str(gpus),
         chips_per_node=str(per_node), scale_out=scale_out, precision=precision.lower(),
-        tp=str(tp), pp=str(pp), dp=str(dp), cp=str(cp), ep="1",
+        tp=str(tp), pp=str(pp), dp=str(dp), cp=str(cp), ep=lay["EP"] if experts else "1",
         vpp=vp if vp.isdigit() and int(vp) > 1 else "",
         sequence_parallel="yes" if tp > 1 else "no", zero_stage="1", micro_batch=str(mbs),
-        global_batch=str(gbs), recompute="",
+        global_batch=str(gbs), recompute=recompute,
         measured_tokens_per_s_per_chip=f"{seq * gbs / _number(step) / gpus:.1f}",
         measured_from=(
             f"step_time: seq_len x global_batch / step time / GPUs, step time "
             f"{step.replace(' ', '')} s from the table; dp derived = GPUs / (tp pp cp); "
             "zero_stage 1 assumed (NeMo's distributed optimizer); sequence parallelism "
-            "inferred (NeMo default with TP); recompute not stated; scale_out inferred "
+            f"inferred (NeMo default with TP); {notes}; scale_out inferred "
             "from the standard system spec" + (relu2 if size in ("15b", "340b") else "")),
         confidence="high")
 
@@ -213,12 +318,11 @@ def rows_from_readme(text: str, tag: str, path: str, container: str) -> list[dic
     i = 0
     while i < len(lines):
         cells = _cells(lines[i]) if lines[i].startswith("|") else []
-        title = TITLE.match(cells[0]) if cells else None
+        title = _title(cells[0]) if cells else None
         if not title:
             i += 1
             continue
-        size = "175b" if title[1] else title[2].lower()
-        precision = title[3].upper()
+        size, precision, title_layout = title
         body, i = _table(lines, i)
         steps = next(v for k, v in body.items() if k.startswith("Training step time"))
         source = f"{REPO}@{tag} {path} (NeMo {container}) | table '{cells[0]}'"
@@ -226,8 +330,9 @@ def rows_from_readme(text: str, tag: str, path: str, container: str) -> list[dic
         for j, col in enumerate(COLUMN.search(c) for c in cells[1:] if c):
             assert col, f"{tag} {path}: column {j} of '{cells[0]}' names no GPUs"
             gpus, system = int(col[1]), col[2]
-            lay = _column_layout(title, size, precision, system, gpus, j, body, configs, fix)
-            rows.append(_csv_row(source, size, precision, system, gpus, col[3], lay,
+            lay = _column_layout(title_layout, size, precision, system, gpus, j, body,
+                                 configs, fix)
+            rows.append(_csv_row(source, tag, size, precision, system, gpus, col[3], lay,
                                  steps[j]))
     return rows
 
@@ -264,12 +369,21 @@ def _tag(source: str) -> str:
     return match[1]
 
 
+def _summary(label: str, errs: list[float]) -> str:
+    """One line of a group's errors: median and 90th percentile of the absolute, mean
+    of the signed, in %."""
+    a = np.abs(errs)
+    return (f"{label}: median |error| {np.median(a):.1f} %, p90 "
+            f"{np.percentile(a, 90):.1f} %, mean signed {statistics.fmean(errs):+.1f} %.")
+
+
 def report(sweep: Path = SWEEP) -> str:
     """The report: every run predicted once; the error by model, precision, chip and
     release, and how it moves from the smallest to the largest GPU count of a series."""
     rows = read_cases(sweep)
     catalog = load_catalog()
     errs: list[float] = []
+    moe_errs: list[float] = []
     cells: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(
         lambda: defaultdict(list))
     series: dict[tuple[str, ...], list[tuple[int, float]]] = defaultdict(list)
@@ -278,7 +392,7 @@ def report(sweep: Path = SWEEP) -> str:
         assert est.feasible, f"{r['case_id']}: {est.reason}"
         err = 100.0 * (est.tokens_per_s_per_chip
                        / float(r["measured_tokens_per_s_per_chip"]) - 1.0)
-        errs.append(err)
+        (moe_errs if (r.get("moe_num_experts") or "").strip() else errs).append(err)
         release = _tag(r["source"])
         base = r["model"].split(" proxy")[0]
         cells[(base, r["precision"], r["chip"])][release].append(err)
@@ -289,20 +403,22 @@ def report(sweep: Path = SWEEP) -> str:
                     per_gpu)].append((int(r["num_chips"]), err))
     releases = sorted({c for v in cells.values() for c in v},
                       key=lambda s: tuple(int(x) for x in s[1:].split(".")))
-    a = np.abs(errs)
     drift = [max(s)[1] - min(s)[1] for s in series.values() if len(s) > 1]
     lines = [
         "# NVIDIA's DGX Cloud NeMo recipes as a sweep",
         "",
         f"Written by `scripts/dgxc_sweep.py` from `validation/sweeps/dgxc_nemo.csv` "
-        f"({len(rows)} runs of Llama 3.1 8B-405B, Nemotron-4 15B and 340B and GPT-3 175B: "
+        f"({len(rows)} runs of Llama 3.1 8B-405B, Nemotron-4 15B and 340B, GPT-3 175B, "
+        f"and the mixture-of-experts Grok-1 314B and DeepSeek-V3 671B: "
         f"the \"Expected Performance\" tables of github.com/{REPO} at the release tags "
         f"{', '.join(sorted({t for t, _, _ in READMES}))}; each row's source names the NeMo "
         "container it ran), each predicted with the committed calibration. Never fitted; "
         "no development or hold-out row comes from this source.",
         "",
-        f"Median |error| {np.median(a):.1f} %, p90 {np.percentile(a, 90):.1f} %, mean "
-        f"signed {statistics.fmean(errs):+.1f} %.",
+        _summary(f"Dense ({len(errs)} runs)", errs),
+        "",
+        _summary(f"Mixture of experts ({len(moe_errs)} runs; their recipes pad every "
+                 "expert's input to a capacity factor of 1)", moe_errs),
         "",
         f"Weak scaling: over the {len(drift)} series of one layout at several GPU counts "
         "(the proxies of fewer layers apart), the signed error at the most GPUs less that "

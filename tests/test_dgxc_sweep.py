@@ -32,7 +32,7 @@ def test_each_rate_is_the_step_time_it_cites(dg: ModuleType) -> None:
     its data-parallel size fills the GPUs, and a run appears once (a release that
     republishes a step time adds no row)."""
     rows = _rows(dg.SWEEP)
-    assert len(rows) == 211
+    assert len(rows) == 259
     seen = set()
     for r in rows.values():
         step = float(re.search(r"step time ([\d.]+) s", r["measured_from"])[1])
@@ -102,6 +102,83 @@ def test_the_parser_reads_each_table_form(dg: ModuleType) -> None:
         8192 * 252 / 11.24 / 576, abs=0.06)
     assert (rows[2]["tp"], rows[2]["cp"], rows[2]["precision"]) == ("4", "2", "bf16")
     assert (rows[2]["scale_out"], rows[2]["chips_per_node"]) == ("NVL72/4x400G-IB", "4")
+
+
+MOE_README = """
+| GPUs | SeqLen | Layers | TP  | PP  | CP  | EP  | DP  | VP  | MBS | GBS  | GA  |
+|------|:------:|:------:|:---:|:---:|:---:|:---:|:---:|:---:|:---:|:----:|:---:|
+| 8    | 4096   | 2      | 4   | 1   | 1   | 2   | 1   | NA  | 1   | 1024 | 128 |
+| 512  | 8192   | 64     | 4   | 8   | 2   | 8   | 1   | 8   | 1   | 1024 | 128 |
+
+| Grok 1 314b Dev BF16 | Throughput on 8x H100 GPUs | Throughput on 512 H100 GPUs |
+|---|:---:|:---:|
+| Training step time (seconds per step) | 24.03 | 20.83
+| Throughput in tokens per second       | 174544 | 402718
+"""
+DEEPSEEK_README = """
+# GB200 specifications
+
+| Size | Precision | GPUs | SeqLen | Layers | TP | PP | CP | EP | ETP | DP | VP | MBS | GBS | GA |
+|------|:---------:|:----:|:------:|:------:|:--:|:--:|:--:|:--:|:---:|:--:|:--:|:---:|:---:|:--:|
+| 671B | BF16 | 128 | 4096 | 61 | 2 | 4 | 1 | 32 | 1 | 16 | 1 | 1 | 1024 | 64 |
+
+| Deepseek V3 BF16 GB200 | 128x GB200 GPUs  |
+|---|:---:|
+Training step time (seconds per step)| 34.168 |
+"""
+
+
+def test_the_parser_reads_the_moe_tables(dg: ModuleType) -> None:
+    """Grok-1's tables (a proxy of 2 layers at 4,096 tokens, the whole model at 8,192,
+    the configuration table's expert-parallel size) and DeepSeek-V3's (its GB200
+    configuration table by size and precision): expert columns, EP, and the recipe's
+    notes and recompute (DeepSeek-V3's 64/pp - 1 and 64/pp - 2 layers at the ends)."""
+    grok = dg.rows_from_readme(MOE_README, "v25.02", "grok1/README_314b.md", "24.12")
+    deepseek = dg.rows_from_readme(DEEPSEEK_README, "v25.05.01",
+                                   "deepseek_v3/pretraining/README.md", "25.04.01")
+    assert [(r["model"], r["num_chips"], r["n_layers"], r["seq_len"], r["ep"], r["dp"])
+            for r in grok[:2]] == [
+        ("Grok-1 314B proxy, 2 of 64 layers", "8", "2", "4096", "2", "2"),
+        ("Grok-1 314B", "512", "64", "8192", "8", "8")]
+    assert float(grok[1]["measured_tokens_per_s_per_chip"]) == pytest.approx(
+        8192 * 1024 / 20.83 / 512, abs=0.06)
+    assert (grok[0]["moe_num_experts"], grok[0]["moe_top_k"], grok[0]["recompute"]) == (
+        "8", "2", "none")
+    assert "capacity factor 1.0" in grok[0]["measured_from"]
+    assert "moe_grouped_gemm false" in grok[0]["measured_from"]
+    assert [(r["chip"], r["pp"], r["ep"], r["recompute"]) for r in deepseek] == [
+        ("gb200", "4", "32", "selective")]
+    notes = deepseek[0]["measured_from"]
+    assert "first pipeline stage 15 layers, last pipeline stage 14 layers" in notes
+    assert "ETP 1" in notes
+    assert "mtp_num_layers 1" in notes
+    assert "kv_lora_rank 512" in notes
+
+
+@pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/validation")
+def test_the_moe_rows_read_as_their_recipes(dg: ModuleType) -> None:
+    """The sweep's MoE rows become the plans their recipes ran: Grok-1 (NeMo 1) with
+    per-expert GEMMs, the alltoall dispatch without overlap, bf16 gradient reduction and
+    the flash-attn kernel; DeepSeek-V3 on H100 with its recompute module, uneven ends,
+    whole experts and its prediction module; both padded to a capacity of 1."""
+    from ocplan.catalog.catalog import load_catalog
+    from ocplan.results.validation import prepare_row
+    catalog = load_catalog()
+    rows = _rows(dg.SWEEP)
+    grok = prepare_row(next(r for r in rows.values() if r["model"] == "Grok-1 314B"
+                            and "v24.11.1" in r["source"]), catalog)
+    assert (grok.plan.grouped_gemm, grok.plan.ep_dedup, grok.plan.ep_overlap,
+            grok.plan.grad_reduce_bf16, grok.plan.native_attention) == (
+        False, False, False, True, False)
+    assert (grok.workload.moe_capacity_factor, grok.workload.moe_dispatch) == (1.0,
+                                                                            "permute")
+    ds = prepare_row(next(r for r in rows.values() if r["model"] == "DeepSeek-V3 671B"
+                          and r["chip"] == "h100-sxm-80gb"), catalog)
+    assert (ds.plan.recompute, ds.plan.first_stage_layers, ds.plan.last_stage_layers,
+            ds.plan.etp) == ("mla_up", 3, 2, 1)
+    assert ds.workload.model.mtp_depth == 1
+    assert ds.workload.model.is_mla
+    assert ds.workload.moe_capacity_factor == 1.0
 
 
 @pytest.mark.skipif(not DEV.exists(), reason="needs ../shared/validation")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +270,11 @@ def test_imbalance_scales_the_most_loaded_expert_only() -> None:
 
 
 def test_capacity_factor_caps_and_drops() -> None:
+    """Routing under a capacity: the most loaded expert keeps C = cf mu copies and the
+    rest are dropped; the experts' input is padded to the capacity, so every expert
+    computes (and the dispatch moves) its C slots whatever the router did, as the
+    recipes with a capacity factor run (GShard, MaxText's dense path, Megatron-Core's
+    pad-to-capacity)."""
     m = shape("deepseek-v3")
     base = Shard(tp=1, batch=1, seq_len=S, ep=8, imbalance=2.0)
     free = expert_load(m, base)
@@ -279,18 +285,38 @@ def test_capacity_factor_caps_and_drops() -> None:
     assert load.kept_max == pytest.approx(1.25 * mu)
     # linear loads from 2 mu down to 0: (2 mu - 1.25 mu)^2 / (2 * 2 mu) dropped per expert
     assert load.kept_mean == pytest.approx(mu - (0.75 * mu) ** 2 / (4 * mu))
-    assert experts(m, capped, 5).flops == pytest.approx(
-        experts(m, base, 5).flops * float(load.kept_fraction), rel=1e-12)
-    assert experts(m, capped, 5).flops < experts(m, base, 5).flops
-    # balanced routing under capacity 1.0 keeps everything; under 0.5 half
+    padded = experts(m, capped, 5)
+    assert padded.m == padded.m_max == pytest.approx(1.25 * mu)
+    assert padded.flops == pytest.approx(experts(m, base, 5).flops * 1.25, rel=1e-12)
+    # balanced routing under capacity 1.0 keeps everything; under 0.5 half, and the
+    # experts compute half the rows
     assert expert_load(m, Shard(tp=1, batch=1, seq_len=S, capacity_factor=1.0)) \
         .kept_fraction == pytest.approx(1.0)
-    assert expert_load(m, Shard(tp=1, batch=1, seq_len=S, capacity_factor=0.5)) \
-        .kept_fraction == pytest.approx(0.5)
-    # dropped copies are not dispatched either
+    half = Shard(tp=1, batch=1, seq_len=S, capacity_factor=0.5)
+    assert expert_load(m, half).kept_fraction == pytest.approx(0.5)
+    assert experts(m, half, 5).flops == pytest.approx(
+        0.5 * experts(m, Shard(tp=1, batch=1, seq_len=S), 5).flops, rel=1e-12)
+    # the dispatch sorts the C slots of each local expert, kept or padding
     d_free = by_name(layer_operators(m, "forward", base, layer=5))["dispatch"]
     d_cap = by_name(layer_operators(m, "forward", capped, layer=5))["dispatch"]
-    assert d_cap.bytes_written < d_free.bytes_written
+    assert d_cap.bytes_written == pytest.approx(1.25 * d_free.bytes_written, rel=1e-12)
+
+
+def test_padded_experts_run_as_dense_gemms_and_dropless_as_grouped() -> None:
+    """Padded to capacity the experts are one static-shape GEMM each (the dense path and
+    its efficiency); dropless they are the grouped kernel's ragged groups (the calibrated
+    grouped-GEMM efficiency carries their per-step costs), at the same FLOPs when the
+    capacity is the balanced load."""
+    m = shape("grok-1")
+    dropless = Shard(tp=4, batch=1, seq_len=8192, cp=2, ep=8, etp=4)
+    padded = replace(dropless, capacity_factor=1.0)
+    for phase in ("forward", "backward"):
+        a = {op.name: op for op in layer_operators(m, phase, dropless, layer=0)}
+        b = {op.name: op for op in layer_operators(m, phase, padded, layer=0)}
+        for name in [n for n in a if n.startswith("experts_") and a[n].kind != "elementwise"]:
+            if a[name].kind in GEMM_KINDS:
+                assert (a[name].kind, b[name].kind) == ("grouped_gemm", "gemm"), name
+                assert b[name].flops == pytest.approx(a[name].flops, rel=1e-12)
 
 
 def test_decode_reads_only_the_experts_that_get_tokens() -> None:

@@ -96,7 +96,7 @@ EP_INLINE_RELEASE_ROWS = (
 
 #: Tokens a sequence from which a portable attention kernel's published runs on Hopper
 #: fall clearly short of the model: llm-foundry's MPT runs (flash-attn 2.4.2) scored +5 to
-#: +14 % at 2-8K tokens and +11 to +36 % from 16K (validation/sweeps/, docs/
+#: +14 % at 2-8K tokens and +11 to +37 % from 16K (validation/sweeps/, docs/
 #: llm-foundry-sweep.md).
 PORTABLE_LONG_CONTEXT_TOKENS = 16384
 
@@ -146,13 +146,13 @@ NVFP4_RELEASE_ROWS = (
 
 CAVEATS: tuple[Caveat, ...] = (
     Caveat(
-        "tpu-multislice", _tpu_multislice, ("R098", "R122", "R123", "HT016"), (-5.0, 30.0),
+        "tpu-multislice", _tpu_multislice, ("R098", "R122", "R123", "HT016"), (-5.0, 32.0),
         "Data parallelism across TPU slices over the datacenter network: the model counts "
         "a fitted host-side cost per layer and slice for the cross-slice reductions "
         "(MaxText's v5e table loses 0, 2, 5, 9 and 17 % of its per-chip rate at 2, 4, 8, 16 "
-        "and 32 slices; the model 1, 2, 4, 8 and 14 %), but the published runs of this "
-        "kind scored -4 to +28 % (two-slice v6e runs R122 +20 % and HT016 +28 %, R098 +11 %, "
-        "R123 -4 %; the same 128B layout on one slice, R097: +8 %), and two v5p-4096 "
+        "and 32 slices; the model 1, 2, 4, 8 and 15 %), but the published runs of this "
+        "kind scored -3 to +30 % (two-slice v6e runs R122 +22 % and HT016 +30 %, R098 +11 %, "
+        "R123 -3 %; the same 128B layout on one slice, R097: +8 %), and two v5p-4096 "
         "slices lose 6 % where the model sees 1 %; read this rate as optimistic."),
     Caveat(
         "short-step", _short_step, ("HT006", "HT005", "HT002"), (0.0, 70.0),
@@ -178,7 +178,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "family's fitted 8-bit efficiency of the 4-bit peak, and the tensor-parallel "
         "collectives are not overlapped (the recipe cannot). Megatron-Bridge's NVFP4 rows "
         "(Llama 3 70B and 3.1 405B on GB200 and GB300, releases 26.02-26.06), which the fit "
-        "never saw, scored -17 to +13 % (median abs 8 %, mean -4 %); the GB200 405B rows (TP4, "
+        "never saw, scored -17 to +13 % (median abs 7 %, mean -4 %); the GB200 405B rows (TP4, "
         "PP16) gained 1.48x over MXFP8 where the model gives 1.19x; read this rate as "
         "within about a fifth either way."),
     Caveat(
@@ -188,7 +188,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "more: the model runs it at the rate PyTorch's flash backend measured on an H200 "
         "(about 320 TFLOP/s forward and backward at 8-32K tokens), but llm-foundry's MPT "
         "runs on H100 with flash-attn 2.4.2 (2023) measured below this estimate at these "
-        "lengths, scoring +11 to +36 % (12 runs of 760M to 13B parameters, 16-64K tokens); "
+        "lengths, scoring +11 to +37 % (12 runs of 760M to 13B parameters, 16-64K tokens); "
         "with a kernel of that era read this rate as up to a third optimistic."),
     Caveat(
         "ep-over-scale-out", _ep_over_scale_out,
@@ -199,7 +199,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "does, and development runs of this kind scored -14 to +8 % (R067, R069, "
         "R241-R243, R247). A stack that runs it in line pays all of it: Megatron-Bridge "
         "26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes (alltoall "
-        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+69 %, +92 %; "
+        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+70 %, +94 %; "
         "+2 % and +33 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
         "stack overlaps the dispatch, and ep_dedup off unless it deduplicates it per node "
         "(DeepEP, HybridEP)."),

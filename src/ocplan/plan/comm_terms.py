@@ -228,8 +228,13 @@ def tp_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayo
 
 def _kept_fraction(wl: Workload, tp: FloatArray, mb: FloatArray, cp: FloatArray,
                    ep: FloatArray, etp: FloatArray) -> FloatArray:
+    """Token copies the dispatch moves, over those routed: the kept share dropless, the
+    capacity factor where every expert's input is padded to its capacity (the padded
+    slots travel with the kept ones: the all-to-all's splits are the capacity)."""
+    if wl.moe_capacity_factor is not None:
+        return np.full(np.shape(tp), wl.moe_capacity_factor, dtype=np.float64)
     shard = Shard(tp=tp, batch=mb, seq_len=float(wl.seq_len), cp=cp, ep=ep, etp=etp,
-                  capacity_factor=wl.moe_capacity_factor, imbalance=wl.moe_imbalance)
+                  imbalance=wl.moe_imbalance)
     out: FloatArray = np.asarray(expert_load(wl.model, shard).kept_fraction, dtype=np.float64)
     return out
 

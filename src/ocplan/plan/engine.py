@@ -237,7 +237,8 @@ def _stage_compute(wl: Workload, sm: SystemModel, cal: Calibration,
         return stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
                              efficiencies(sm, cal), wl.seq_len, shard=d.shard_columns(),
                              per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
-                             imbalance=wl.moe_imbalance, fused_attention=fused)
+                             imbalance=wl.moe_imbalance, fused_attention=fused,
+                             einsum_dispatch=wl.moe_dispatch == "einsum")
     fused = d.fused_attention
     if np.all(fused) or not np.any(fused):
         sc = timed(bool(np.all(fused)))

@@ -53,7 +53,7 @@ __all__ = ["LAYOUT_SHARD_FIELDS", "LayerKind", "StageCompute", "layer_kinds", "s
 #: (:meth:`~ocplan.plan.layout_arrays.DerivedLayout.shard_columns`). A layout field that
 #: changes a layer's operators is a Shard field; nothing here names it.
 _PER_CALL_SHARD_FIELDS = frozenset({"seq_len", "kv_len", "capacity_factor", "imbalance",
-                                    "fused_attention"})
+                                    "fused_attention", "einsum_dispatch"})
 LAYOUT_SHARD_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(Shard) if f.name not in _PER_CALL_SHARD_FIELDS)
 #: Shard fields that are flags (their defaults are bools): columns of 0/1, passed as bools.
@@ -182,13 +182,15 @@ class _Profiles:
 
 def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
                  cols: FloatArray, capacity_factor: float | None,
-                 imbalance: float, fused_attention: bool) -> _Profiles:
+                 imbalance: float, fused_attention: bool,
+                 einsum_dispatch: bool = False) -> _Profiles:
     """Profiles of the layer shapes ``cols`` (one row per :data:`LAYOUT_SHARD_FIELDS`)."""
     n = cols.shape[1]
     per_layout = {name: row.astype(bool) if name in _FLAG_FIELDS else row
                   for name, row in zip(LAYOUT_SHARD_FIELDS, cols, strict=True)}
     shard = Shard(seq_len=float(seq), capacity_factor=capacity_factor, imbalance=imbalance,
-                  fused_attention=fused_attention, **per_layout)
+                  fused_attention=fused_attention, einsum_dispatch=einsum_dispatch,
+                  **per_layout)
     kinds = layer_kinds(shape)
     fwd = tuple(profile(layer_operators(shape, "forward", shard, layer=k.index,
                                         precision=precision), chip, n) for k in kinds)
@@ -204,7 +206,7 @@ def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
     return _Profiles(fwd, bwd, head_f, head_b)
 
 
-_Context = tuple[ModelShape, str, ChipPeaks, int, float | None, float, bool]
+_Context = tuple[ModelShape, str, ChipPeaks, int, float | None, float, bool, bool]
 _Column = tuple[float, ...]
 #: Unit-efficiency costs per job context and layer shape: the operator lists and their
 #: costs do not depend on the calibration or on the other layout fields, so a search or a
@@ -221,11 +223,11 @@ def _all(p: _Profiles) -> list[Profile]:
 
 def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols: FloatArray,
               capacity_factor: float | None, imbalance: float,
-              fused_attention: bool) -> _Profiles:
+              fused_attention: bool, einsum_dispatch: bool = False) -> _Profiles:
     """Profiles of the layer shapes ``cols`` (rows :data:`LAYOUT_SHARD_FIELDS`), each shape
     costed once per job context."""
     context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance,
-                         fused_attention)
+                         fused_attention, einsum_dispatch)
     if sum(map(len, list(_CACHE.values()))) > _CACHE_COLUMNS:
         _CACHE.clear()
         _META.clear()
@@ -236,7 +238,7 @@ def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols
     missing = [i for i, r in enumerate(found) if r is None or known is None]
     if missing:
         fresh = _profiles_of(shape, precision, chip, seq, cols[:, missing], capacity_factor,
-                             imbalance, fused_attention)
+                             imbalance, fused_attention, einsum_dispatch)
         known = _META.setdefault(context, fresh)
         for j, i in enumerate(missing):
             found[i] = store[keys[i]] = [
@@ -322,12 +324,15 @@ def _stage_columns(sc: StageCompute) -> list[FloatArray]:
 def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Efficiencies,
                   seq: int, *, shard: Mapping[str, FloatArray | np.ndarray],
                   per_stage: FloatArray, capacity_factor: float | None = None,
-                  imbalance: float = 1.0, fused_attention: bool = True) -> StageCompute:
+                  imbalance: float = 1.0, fused_attention: bool = True,
+                  einsum_dispatch: bool = False) -> StageCompute:
     """:class:`StageCompute` of every layout (arrays broadcast to one shape), timing each
     distinct layer shape (``shard``: one array per :data:`LAYOUT_SHARD_FIELDS`) and stage
     depth (``per_stage``) once (and once per job context and calibration: the results are
     remembered). ``fused_attention``: every layout's attention cores are fused kernels,
-    or none are (:attr:`~ocplan.workloads.operators.Shard.fused_attention`)."""
+    or none are (:attr:`~ocplan.workloads.operators.Shard.fused_attention`);
+    ``einsum_dispatch``: the MoE layers route with one-hot einsums
+    (:attr:`~ocplan.workloads.operators.Shard.einsum_dispatch`)."""
     assert set(shard) == set(LAYOUT_SHARD_FIELDS), sorted(set(shard) ^ set(LAYOUT_SHARD_FIELDS))
     arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (
         *(shard[name] for name in LAYOUT_SHARD_FIELDS), per_stage)))
@@ -336,7 +341,7 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
     unique, inverse = distinct_columns(stacked)
     n = unique.shape[1]
     context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance,
-                         fused_attention)
+                         fused_attention, einsum_dispatch)
     if sum(map(len, list(_COMPOSED.values()))) > _COMPOSED_COLUMNS:
         _COMPOSED.clear()
     memo = _COMPOSED.setdefault((context, eff), {})
@@ -347,7 +352,7 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
         sub = unique[:, missing]
         k = len(LAYOUT_SHARD_FIELDS)
         prof = _profiles(shape, precision, chip, seq, sub[:k], capacity_factor, imbalance,
-                         fused_attention)
+                         fused_attention, einsum_dispatch)
         sc = _compose(shape, prof, eff, sub[k])
         table = np.stack([np.broadcast_to(x, (len(missing),)) for x in _stage_columns(sc)],
                          axis=1).tolist()

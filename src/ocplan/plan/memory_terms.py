@@ -80,8 +80,8 @@ def saved_gemm_input_bytes(precision: str) -> float:
 
 
 def _norm_act(wl: Workload, d: DerivedLayout, moe_layer: bool, g: float) -> FloatArray:
-    return f64(norm_act_bytes(wl.model, wl.seq_len, d.mb, d.tp, d.sp, d.cp, moe_layer, 1.0,
-                              gemm_input_bytes=g))
+    return f64(norm_act_bytes(wl.model, wl.seq_len, d.mb, d.tp, d.sp, d.cp, moe_layer,
+                              expert_rows_factor(wl), gemm_input_bytes=g))
 
 
 def _mla_up(wl: Workload, d: DerivedLayout, moe_layer: bool, g: float) -> FloatArray:
@@ -97,6 +97,14 @@ MODULE_BYTES: dict[str, Callable[[Workload, DerivedLayout, bool, float], FloatAr
     "norm_act_mla_up": lambda wl, d, moe, g: _norm_act(wl, d, moe, g) + _mla_up(wl, d, moe, g)}
 assert set(MODULE_BYTES) == {m.name for m in RECOMPUTE_MODES if m.modules}, \
     "a module-recompute mode without its bytes"
+
+
+def expert_rows_factor(wl: Workload) -> float:
+    """Rows each routed expert saves activations for, over the balanced ``T K / E``: the
+    capacity factor where the experts' input is padded to capacity (it computes and keeps
+    ``C`` rows, padding or dropping; :attr:`~ocplan.workloads.operators.Shard.
+    capacity_factor`), else 1 (dropless, balanced: the force-balanced benchmarks)."""
+    return wl.moe_capacity_factor if wl.moe_capacity_factor is not None else 1.0
 
 
 def module_bytes(wl: Workload, d: DerivedLayout, moe_layer: bool,
@@ -124,7 +132,7 @@ def saved_layer_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) ->
     args = (m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, False, d.rc_sel, d.fused_attention)
     dense = layer_activation_bytes(*args, False, gemm_input_bytes=g_in) \
         - module_bytes(wl, d, False, g_in)
-    moe = layer_activation_bytes(*args, True, 1.0, gemm_input_bytes=g_in) \
+    moe = layer_activation_bytes(*args, True, expert_rows_factor(wl), gemm_input_bytes=g_in) \
         - module_bytes(wl, d, True, g_in) if m.is_moe else 0.0
     kept_input = layer_activation_bytes(m, wl.seq_len, d.mb, d.tp, d.sp, d.cp, True, False,
                                         True, False)

@@ -30,7 +30,7 @@ from ocplan.plan.estimate import Estimate, estimate
 from ocplan.plan.plan import Plan
 from ocplan.plan.recompute import Stack, model_features, searched_modes, whole_layer_mode
 from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import Workload
+from ocplan.workloads.workload import MoeDispatch, Workload
 
 __all__ = [
     "Case",
@@ -206,6 +206,24 @@ WHOLE_EXPERTS = MEGATRON_BRIDGE
 #: from v0.1.0rc3 to v0.4.0 = 26.04 and in today's ``perf_recipes``), the recipes its
 #: performance tables are measured with.
 BF16_GRAD_REDUCE = MEGATRON_BRIDGE
+#: Recipe facts a row's notes may state in these words, whatever its source (the sweeps
+#: built from published recipes write them; :func:`plan_from_row` reads them):
+#: ``moe_grouped_gemm false`` (one GEMM kernel per local expert, Megatron-Core's
+#: SequentialMLP: the plan's ``grouped_gemm`` off), ``gradients reduced in bf16``
+#: (``grad_reduce_bf16``), ``NVTE_FUSED_ATTN=0`` (Transformer Engine's cuDNN fused
+#: attention turned off, so it runs the flash-attn package's FlashAttention-2 kernel:
+#: ``native_attention`` off), ``ETP n`` (the expert tensor-parallel size), and ``first
+#: pipeline stage n layers`` / ``last pipeline stage n layers`` (Megatron-Core
+#: ``num_layers_in_first/last_pipeline_stage``).
+SEQUENTIAL_EXPERTS = re.compile(r"\bmoe_grouped_gemm:? false\b", re.IGNORECASE)
+GRAD_REDUCE_BF16_NOTE = re.compile(r"\bgradients reduced in bf16\b", re.IGNORECASE)
+FUSED_ATTENTION_OFF = re.compile(r"\bNVTE_FUSED_ATTN=0\b")
+ETP_NOTE = re.compile(r"\bETP (\d+)\b")
+STAGE_LAYERS_NOTE = {end: re.compile(rf"\b{end} pipeline stage (\d+) layers?\b",
+                                     re.IGNORECASE) for end in ("first", "last")}
+#: The multi-token prediction modules a row's notes say the run trained
+#: (``mtp_num_layers n``, Megatron-Core's option).
+MTP_NOTE = re.compile(r"\bmtp_num_layers (\d+)\b")
 #: The Megatron-Bridge release a row was measured with: the NeMo container its table
 #: names ("'26.04.01 NeMo Container'").
 MEGATRON_BRIDGE_RELEASE = re.compile(r"\b(\d{2}\.\d{2}(?:\.\d{2})?) NeMo Container")
@@ -435,10 +453,14 @@ def automodel_stage_layers(n_layers: int, pp: int, vpp: int) -> tuple[int, int]:
 def recipe_stage_layers(row: dict[str, str], n_layers: int, pp: int,
                         vpp: int) -> tuple[int, int] | None:
     """(first, last) stage layers of a row whose software splits the layers its own
-    uneven way: NeMo Automodel's (:func:`automodel_stage_layers`, where the layers do
-    not fill the virtual stages evenly) or a Megatron-Bridge recipe that writes its
+    uneven way: as its notes state them (:data:`STAGE_LAYERS_NOTE`), NeMo Automodel's
+    (:func:`automodel_stage_layers`, where the layers do not fill the virtual stages
+    evenly) or a Megatron-Bridge recipe that writes its
     layout (:data:`PIPELINE_LAYOUTS`; a row of another depth, a reduced-layer variant of
     the model, is not that recipe's); else None."""
+    stated = [STAGE_LAYERS_NOTE[end].search(_notes(row)) for end in ("first", "last")]
+    if pp > 1 and stated[0] and stated[1]:
+        return int(stated[0].group(1)), int(stated[1].group(1))
     if pp > 1 and n_layers % (pp * vpp) and AUTOMODEL.search(row.get("source") or ""):
         return automodel_stage_layers(n_layers, pp, vpp)
     layout = PIPELINE_LAYOUTS.get(pp * vpp)
@@ -450,7 +472,11 @@ def recipe_stage_layers(row: dict[str, str], n_layers: int, pp: int,
 
 
 def mtp_depth(row: dict[str, str]) -> int:
-    """Multi-token prediction modules a row's run trained (:data:`MTP_TRAINED`)."""
+    """Multi-token prediction modules a row's run trained: as its notes state
+    (:data:`MTP_NOTE`), else :data:`MTP_TRAINED`."""
+    stated = MTP_NOTE.search(_notes(row))
+    if stated:
+        return int(stated.group(1))
     model = row.get("model") or ""
     trained = MEGATRON_BRIDGE.search(row.get("source") or "") and MTP_TRAINED.search(model) \
         and not WITHOUT_MTP.search(model)
@@ -516,6 +542,21 @@ def moe_routing(row: dict[str, str]) -> tuple[float | None, float]:
     experts = _int(row, "moe_num_experts", 0)
     return (float(cf.group(1)) if cf and experts else None,
             REAL_ROUTER_IMBALANCE if real and experts else 1.0)
+
+
+#: Notes naming MaxText's dense MoE path (``dense_matmul``, ``sparse_matmul: False``).
+DENSE_MATMUL = re.compile(r"\bdense_matmul\b")
+
+
+def moe_dispatch(row: dict[str, str], capacity_factor: float | None) -> MoeDispatch:
+    """How a MoE row routes: ``einsum`` where it has a capacity factor and runs MaxText's
+    dense path (its notes say ``dense_matmul``, or a JAX run, :data:`XLA_REMAT`, whose
+    capacity factor selects that path in training: ``RoutedMoE`` calls ``dense_matmul``
+    unless ``sparse_matmul``, and drops tokens only there), else ``permute``."""
+    if capacity_factor is None:
+        return "permute"
+    einsum = DENSE_MATMUL.search(_notes(row)) or row_stack(row) == "xla"
+    return "einsum" if einsum else "permute"
 
 
 #: Models whose MaxText GPU configuration sets ``weight_dtype: bfloat16`` (AMD-AGI/
@@ -598,11 +639,14 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     pp = _int(row, "pp")
     micro, vpp = script_batching(row, shape, pp)
     cp, ep = _int(row, "cp"), _int(row, "ep", 1)
-    # Expert TP is not a column: 1 for recipes that keep experts whole (WHOLE_EXPERTS),
-    # else Megatron-Core's default (tp) where the run could have used it, else 1 (the
-    # expert group must divide a stage's ranks).
+    # Expert TP is not a column: as the notes state it (ETP_NOTE), else 1 for recipes
+    # that keep experts whole (WHOLE_EXPERTS), else Megatron-Core's default (tp) where the
+    # run could have used it, else 1 (the expert group must divide a stage's ranks).
     whole = shape.is_moe and bool(WHOLE_EXPERTS.search(row.get("source") or ""))
     etp = 1 if whole or (ep * tp > 0 and (tp * dp * cp) % (ep * tp)) else None
+    stated_etp = ETP_NOTE.search(notes) if shape.is_moe else None
+    if stated_etp:
+        etp = int(stated_etp.group(1))
     first, last = recipe_stage_layers(row, shape.n_layers, pp, vpp) or (None, None)
     return Plan(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp,
                 vpp=vpp, micro_batch=micro, zero=zero,
@@ -613,9 +657,12 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
                 sequence_parallel=sp, offload=offload, offload_layers=offload_layers(row),
                 ep_overlap=not NO_EP_OVERLAP.search(notes),
                 ep_dedup=not (NO_EP_OVERLAP.search(notes) or alltoall_dispatch(row)),
-                grouped_gemm=not NO_PRIMUS_TURBO.search(notes),
-                grad_reduce_bf16=bool(BF16_GRAD_REDUCE.search(row.get("source") or "")),
-                native_attention=not PORTABLE_ATTENTION.search(row.get("source") or ""),
+                grouped_gemm=not (NO_PRIMUS_TURBO.search(notes)
+                                  or SEQUENTIAL_EXPERTS.search(notes)),
+                grad_reduce_bf16=bool(BF16_GRAD_REDUCE.search(row.get("source") or "")
+                                      or GRAD_REDUCE_BF16_NOTE.search(notes)),
+                native_attention=not (PORTABLE_ATTENTION.search(row.get("source") or "")
+                                      or FUSED_ATTENTION_OFF.search(notes)),
                 fused_attention=not predates_flash_attention(row.get("source") or ""))
 
 
@@ -758,7 +805,7 @@ def prepare_row(row: dict[str, str], catalog: Catalog) -> Prepared:
     workload = Workload(shape, _int(row, "seq_len"), _int(row, "global_batch"),
                         row["precision"].strip(), optimizer_states=optimizer_states(row),
                         moe_capacity_factor=cf,
-                        moe_imbalance=imbalance)
+                        moe_imbalance=imbalance, moe_dispatch=moe_dispatch(row, cf))
     plan = plan_from_row(row, shape)
     system = system_from_row(row, catalog)
     if "hybrid" in (row.get("measured_from") or ""):

@@ -168,6 +168,12 @@ SOFTMAX_FLOPS_PER_ELEMENT = 7.0
 DROPOUT_FLOPS_PER_ELEMENT = 3.0
 #: FLOPs per element of the MoE combine: scale each expert output by its gate and add.
 COMBINE_FLOPS_PER_ELEMENT = 2.0
+#: FLOPs per element of an einsum dispatch's masks (:func:`_einsum_dispatch_specs`): the
+#: slot's one-hot compare and its gate product (memory-bound either way).
+DISPATCH_MASK_FLOPS_PER_ELEMENT = 2.0
+#: 16-bit elements written per mask element: the gate-weighted combine mask (16-bit)
+#: and the boolean dispatch mask cast from it (1 byte).
+DISPATCH_MASK_OUTPUTS = 1.0 + MASK_BYTES / ACT_BYTES
 #: FLOPs per logit of a fused cross-entropy: running max, exp, sum, subtract.
 CROSS_ENTROPY_FLOPS_PER_LOGIT = 4.0
 #: Elementwise backward / forward FLOPs: each gradient costs about what the value did.
@@ -302,8 +308,10 @@ class Shard:
         ``alltoall`` dispatcher, which also permutes every routed copy on the sending side
         before the all-to-all and unpermutes it after.
     capacity_factor
-        Expert capacity / mean load (GShard, Switch); token copies beyond it are dropped.
-        ``None`` = dropless.
+        Expert capacity / mean load (GShard, Switch); token copies beyond it are dropped
+        and each expert's input is padded to the capacity, so every expert computes
+        ``C`` rows in static shapes (GShard's dispatch tensor, MaxText's dense matmul,
+        Megatron-Core ``--moe-pad-expert-input-to-capacity``). ``None`` = dropless.
     imbalance
         Tokens of the most loaded expert / mean tokens per expert, >= 1; 1.0 = force
         balanced. Drops under a capacity factor assume loads falling linearly from the
@@ -313,6 +321,11 @@ class Shard:
         unfused core of before FlashAttention, its score matrix written to memory between
         two batched GEMMs (:func:`_unfused_core`; training phases only). One value for
         every layout of a list: it changes which operators the list holds.
+    einsum_dispatch
+        The MoE layer dispatches and combines with one-hot einsums over a capacity
+        dimension rather than permutations (GShard; MaxText's ``dense_matmul``, its
+        training path with a capacity factor): :func:`_einsum_dispatch_specs`. One value
+        for every layout of a list.
     """
 
     tp: Num
@@ -328,6 +341,7 @@ class Shard:
     capacity_factor: float | None = None
     imbalance: Num = 1.0
     fused_attention: bool = True
+    einsum_dispatch: bool = False
 
     def __post_init__(self) -> None:
         problems: list[Problem] = []
@@ -345,6 +359,8 @@ class Shard:
             cf = self.capacity_factor
             need(bool(np.isfinite(cf)) and cf > 0, "capacity_factor",
                  "must be finite and > 0 (None = dropless)")
+        need(not self.einsum_dispatch or self.capacity_factor is not None, "einsum_dispatch",
+             "needs a capacity factor (the masks have a capacity dimension)")
         if problems:
             raise SpecError(problems)
 
@@ -616,6 +632,9 @@ class _Gemm:
     """The second operand is an activation of each group (an unfused attention core's
     keys or values), not a weight: 16-bit, and its gradient is written as an activation
     gradient, not accumulated into fp32 main grads."""
+    operand_grad: bool = True
+    """The backward computes the second operand's gradient (off: a boolean mask, which
+    has none, so only the dgrad runs)."""
 
 
 @dataclass(frozen=True)
@@ -802,7 +821,8 @@ def _forward(spec: _Spec) -> Operator:
 
 def _backward(spec: _Spec) -> tuple[Operator, ...]:
     if isinstance(spec, _Gemm):
-        return _gemm_backward(spec)
+        dgrad, wgrad = _gemm_backward(spec)
+        return (dgrad, wgrad) if spec.operand_grad else (dgrad,)
     if isinstance(spec, _Elem):
         return (_elem_backward(spec),)
     if isinstance(spec, _Permute):
@@ -1120,6 +1140,52 @@ def expert_load(shape: ModelShape, shard: Shard) -> ExpertLoad:
         local_experts=_out(local), active_experts=_out(active))
 
 
+#: The routed experts' GEMM kind by whether their input is padded to capacity. Dropless
+#: routing gives each expert a different, data-dependent row count every step: the
+#: grouped kernel's ragged groups, the token counts copied to the host to size them
+#: (measured at 22-45 % of a Qwen3-30B-A3B layer at 4,096 tokens, ``docs/model.md``
+#: session 35) and the wait for the busiest rank, which the calibrated grouped-GEMM
+#: efficiency carries. Padded to capacity, every expert computes the same ``C`` rows in
+#: static shapes (one batched GEMM over the experts), so that overhead has no cause and
+#: the experts run at the dense GEMM's efficiency.
+EXPERT_KIND: dict[bool, OpKind] = {False: "grouped_gemm", True: "gemm"}
+
+
+def _einsum_dispatch_specs(shape: ModelShape, shard: Shard, rows: FloatArray
+                           ) -> tuple[list[_Spec], list[_Spec]]:
+    """(dispatch, combine) of a MoE layer that routes with one-hot einsums (GShard,
+    Lepikhin et al. 2020 §2.2; MaxText ``RoutedMoE.dense_matmul`` with a capacity
+    factor, training): per sequence of ``S`` tokens (``s/c`` on the chip) the ``E x C``
+    capacity slots, ``E C = S K cf`` (``C = ceil(S K / E) cf``, the ceiling left out):
+
+    - ``dispatch_masks``: the gate-weighted combine mask and the boolean dispatch mask,
+      ``S x E C`` each (:data:`DISPATCH_MASK_OUTPUTS`), written;
+    - ``dispatch_einsum``: ``BSM,BSEC -> EBCM``, a GEMM ``(h x S) @ (S x E C)`` per
+      sequence; its mask operand is boolean, so the backward runs the dgrad only;
+    - ``combine_einsum``: ``EBCM,BSEC -> BSM``, ``(S x E C) @ (E C x h)`` per sequence;
+      the combine mask carries the gates, so the backward computes both gradients.
+
+    Both einsums are dense (the one-hot zeros are multiplied), ``2 S h S K cf`` FLOPs per
+    sequence each: per token ``2 h S K cf``, which grows with the sequence and can pass
+    the experts' own (DeepSeek-V3 at 4,096 tokens: 587 MFLOP a token each against 880
+    for the capacity-padded expert GEMMs). In 16-bit. ``rows``: the token rows the layer
+    routes on the chip (``T/t``)."""
+    assert shard.capacity_factor is not None, "an einsum dispatch needs a capacity factor"
+    seq = _f(shard.seq_len) / _f(shard.cp)
+    slots = seq * shape.moe_top_k * shard.capacity_factor
+    groups = rows / seq
+    h = _f(float(shape.hidden))
+    masks = _Elem("dispatch_masks", "elementwise", groups * seq * slots, 0.0,
+                  DISPATCH_MASK_FLOPS_PER_ELEMENT, outputs=DISPATCH_MASK_OUTPUTS)
+    # the tokens as the first operand, so the dgrad is their gradient and the mask's
+    # (the second operand's) is the one not computed
+    dispatch = _Gemm("dispatch_einsum", "gemm", h, slots, seq, HIGH_PRECISION, groups=groups,
+                     weight_groups=groups, activations=True, operand_grad=False)
+    combine = _Gemm("combine_einsum", "gemm", seq, h, slots, HIGH_PRECISION, groups=groups,
+                    weight_groups=groups, activations=True)
+    return [masks, dispatch], [combine]
+
+
 def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
                fused: bool = False) -> list[_Spec]:
     """Norm, router (``h -> E`` on ``T/t`` rows), dispatch, grouped expert GEMMs, combine,
@@ -1155,6 +1221,20 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
     others = np.maximum(E * _f(load.kept_mean) - hot, 0.0) / max(E - 1.0, 1.0)
     rank_rows = hot + (local - 1.0) * others
     m_max = np.maximum(rank_rows - (groups - 1.0) * m, m)
+    # Padded to capacity: every local expert computes its C rows, the same on every rank
+    # and every step, as one dense GEMM of static shape, and its C slots, kept copies or
+    # padding, are what the permutes and the all-to-all move; dropless: the ragged groups
+    # of the grouped-GEMM path (:data:`EXPERT_KIND`).
+    cf = shard.capacity_factor
+    padded = cf is not None
+    if cf is not None:
+        groups = np.maximum(local, 1.0)
+        m = m_max = cf * _f(load.routed_mean)
+        received = groups * m
+        sent = rows_moe * shape.moe_top_k * cf
+    kind: OpKind = EXPERT_KIND[padded]
+    einsums = _einsum_dispatch_specs(shape, shard, rows_moe) \
+        if shard.einsum_dispatch and not fused else None
     up, down = (shape.mlp_mats - 1) * f_e, f_e
     one_by_one = 1.0 - np.asarray(shard.grouped_gemm, dtype=np.float64)
     plain = 1.0 - np.asarray(shard.ep_dedup, dtype=np.float64)
@@ -1162,19 +1242,20 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
         _Elem("norm_mlp", "norm", rows_sp * h, 1.0, NORM_FLOPS_PER_ELEMENT),
         _Gemm("router", "router", rows_moe, _f(float(shape.moe_experts)), _f(h), HIGH_PRECISION),
         # alltoall: permute before the all-to-all, then sort by local expert after it;
-        # a fused dispatch kernel: the receiving side's sort alone
-        *([] if fused else [_Permute("dispatch", received + plain * sent,
-                                     received + plain * sent, h)]),
-        _Gemm("experts_up", "grouped_gemm", m, up, _f(h), precision, groups=groups,
+        # a fused dispatch kernel: the receiving side's sort alone; one-hot einsums
+        *(einsums[0] if einsums else [] if fused else [
+            _Permute("dispatch", received + plain * sent, received + plain * sent, h)]),
+        _Gemm("experts_up", kind, m, up, _f(h), precision, groups=groups,
               weight_groups=active, m_max=m_max, one_by_one=one_by_one, grad_fused=True),
         _activation("experts_act", shape, received * f_e),
-        _Gemm("experts_down", "grouped_gemm", m, _f(h), down, precision, groups=groups,
+        _Gemm("experts_down", kind, m, _f(h), down, precision, groups=groups,
               weight_groups=active, m_max=m_max, one_by_one=one_by_one, input_fused=True),
         # unsort; alltoall: then unpermute with the gate-weighted sum of each token's
         # copies (a fused combine kernel sums them itself)
-        _Permute("combine", sent if fused else received + plain * sent,
-                 rows_moe if fused else received + plain * rows_moe, h,
-                 flops=COMBINE_FLOPS_PER_ELEMENT * sent * h),
+        *(einsums[1] if einsums else [
+            _Permute("combine", sent if fused else received + plain * sent,
+                     rows_moe if fused else received + plain * rows_moe, h,
+                     flops=COMBINE_FLOPS_PER_ELEMENT * sent * h)]),
     ]
     if shape.moe_shared:
         f_s = shape.moe_shared * float(shape.moe_ffn) / tp

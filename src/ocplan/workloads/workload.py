@@ -31,6 +31,18 @@ OPTIMIZER_STATES: dict[str, float] = {"fp32": 12.0, "bf16_moments": 8.0, "bf16":
 assert set(OPTIMIZER_STATES) == set(get_args(OptimizerStates)), "OptimizerStates out of date"
 #: Largest routing imbalance accepted (most loaded expert / mean).
 MAX_IMBALANCE = 64.0
+#: How the MoE layers route token copies to their experts.
+MoeDispatch = Literal["permute", "einsum"]
+#: The routings and what each is: ``permute`` sorts each routed copy to its expert's
+#: rows and back (Megatron-Core's dispatchers, DeepEP, MegaBlocks, MaxText's
+#: ``sparse_matmul``); ``einsum`` multiplies the tokens by one-hot dispatch and combine
+#: masks over a capacity dimension (GShard; MaxText's ``dense_matmul``, its training
+#: path with a capacity factor), dense GEMMs whose work grows with the sequence.
+MOE_DISPATCH: dict[str, str] = {
+    "permute": "sort each routed token copy to its expert and back",
+    "einsum": "one-hot dispatch and combine einsums over the capacity (GShard, MaxText "
+              "dense_matmul); needs a capacity factor"}
+assert set(MOE_DISPATCH) == set(get_args(MoeDispatch)), "MoeDispatch out of date"
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,8 @@ class Workload:
     moe_imbalance: float = 1.0
     """Tokens of the most loaded expert / the mean: 1.0 for force-balanced benchmarks;
     real routers with an auxiliary balancing loss run above it."""
+    moe_dispatch: MoeDispatch = "permute"
+    """How the MoE layers route token copies to experts (:data:`MOE_DISPATCH`)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -77,6 +91,14 @@ class Workload:
         if not (isinstance(r, int | float) and 1.0 <= r <= MAX_IMBALANCE):
             problems.append(Problem("argument", "moe_imbalance",
                                     f"must be a number from 1 to {MAX_IMBALANCE:g}", r))
+        if self.moe_dispatch not in MOE_DISPATCH:
+            problems.append(Problem("argument", "moe_dispatch",
+                                    f"expected one of {', '.join(MOE_DISPATCH)}",
+                                    self.moe_dispatch))
+        elif self.moe_dispatch == "einsum" and cf is None:
+            problems.append(Problem("argument", "moe_dispatch", "einsum needs a capacity "
+                                    "factor (moe_capacity_factor): its masks have one slot "
+                                    "per unit of capacity", self.moe_dispatch))
         if problems:
             raise SpecError(problems)
 
@@ -149,15 +171,16 @@ class Workload:
     def mfu_ceiling(self) -> float:
         """The largest MFU a chip running at its peak can show: model FLOPs
         (:attr:`model_flops_per_token`) over the fewest FLOPs a step must execute per
-        token, causal attention (:meth:`attention_keys`) and, with a capacity factor
-        below 1, routed-expert GEMMs of only the kept share of token copies. Just above 1
-        for a dense model at short sequence (Llama 3 70B at 4K tokens: 1.04), towards 2
-        where causal attention dominates and beyond where a capacity factor drops most
-        token copies (PaLM's formula counts work the kernels skip)."""
+        token, causal attention (:meth:`attention_keys`) and, with a capacity factor,
+        routed-expert GEMMs of the capacity's slots (every expert's input is padded to
+        it: fewer copies than routed below 1, padding above). Just above 1 for a dense
+        model at short sequence (Llama 3 70B at 4K tokens: 1.04), towards 2 where causal
+        attention dominates and beyond where a capacity factor drops most token copies
+        (PaLM's formula counts work the kernels skip)."""
         m = self.model
         cf = self.moe_capacity_factor
         routed = 6.0 * m.n_moe_layers * m.moe_top_k * m.expert_params
-        dropped = routed * (1.0 - min(1.0, cf)) if cf is not None else 0.0
+        dropped = routed * (1.0 - cf) if cf is not None else 0.0
         executed = (6.0 * m.matmul_params_per_token - dropped
                     + 6.0 * m.n_heads * (m.qk_dim + m.v_dim) * self.attention_keys(causal=True)
                     + self._mixer_flops_per_token(True) + self._mtp_flops_per_token(True))
