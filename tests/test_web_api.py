@@ -875,3 +875,18 @@ def test_money_inputs_a_run_would_ignore_fail_before_the_job(client: httpx.Clien
                                            "objective": "cost_with_failures",
                                            "train_tokens": 1e11}),
         "h100-sxm-80gb names none")
+
+
+def test_moe_routing_reaches_the_estimate(client: httpx.Client) -> None:
+    """The MoE routing fields of the form reach the workload: a capacity factor moves a
+    Mixtral estimate, and an einsum dispatch without one is refused (422) naming the
+    field."""
+    job = {"model": "mixtral-8x7b", "chip": "h100-sxm-80gb", "chips": 16, "global_batch": 64,
+           "seq_len": 4096, "tp": 2, "ep": 8, "recompute": "full"}
+    dropless = client.post("/api/estimate", json=job)
+    padded = client.post("/api/estimate", json=job | {"moe_capacity_factor": 1.0})
+    assert dropless.status_code == padded.status_code == 200
+    assert padded.json()["tokens_per_s_per_chip"] > dropless.json()["tokens_per_s_per_chip"]
+    bad = client.post("/api/estimate", json=job | {"moe_dispatch": "einsum"})
+    assert bad.status_code == 422
+    assert "moe_dispatch" in bad.text

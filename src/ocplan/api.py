@@ -86,8 +86,12 @@ from ocplan.workloads.serving import (
 )
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import (
+    MAX_CAPACITY_FACTOR,
+    MIN_CAPACITY_FACTOR,
+    MOE_DISPATCH,
     OPTIMIZER_STATES,
     PRECISIONS,
+    MoeDispatch,
     OptimizerStates,
     TrainingPrecision,
     Workload,
@@ -189,6 +193,11 @@ TIMELINE_MAX_MICRO_BATCHES = 32
 DEFAULT_CHIPS = 8
 
 
+#: A MoE capacity factor (:attr:`~ocplan.workloads.workload.Workload.moe_capacity_factor`).
+CapacityFactor = Annotated[float, Field(strict=True, ge=MIN_CAPACITY_FACTOR,
+                                        le=MAX_CAPACITY_FACTOR)]
+
+
 class JobRequest(Spec):
     """A training job on chips of a catalog accelerator or of a system."""
 
@@ -206,6 +215,12 @@ class JobRequest(Spec):
     precision: TrainingPrecision = "bf16"
     optimizer_states: OptimizerStates = "fp32"
     """Adam's state recipe (:data:`~ocplan.workloads.workload.OPTIMIZER_STATES`)."""
+    moe_capacity_factor: CapacityFactor | None = None
+    """MoE: expert capacity over the balanced load; copies beyond it are dropped and each
+    expert's input is padded to it. None: dropless."""
+    moe_dispatch: MoeDispatch = "permute"
+    """MoE: how tokens reach their experts (:data:`~ocplan.workloads.workload.
+    MOE_DISPATCH`)."""
     train_tokens: TrainTokens | None = None
     """Tokens to train on, for time, energy and cost to train."""
     price_per_chip_hour: Price | None = None
@@ -378,6 +393,8 @@ class CompareRequest(Spec):
     seq_len: SeqLen = DEFAULT_SEQ_LEN
     precision: TrainingPrecision = "bf16"
     optimizer_states: OptimizerStates = "fp32"
+    moe_capacity_factor: CapacityFactor | None = None
+    moe_dispatch: MoeDispatch = "permute"
     objective: Objective = "throughput"
     train_tokens: TrainTokens | None = None
     price_per_chip_hour: Annotated[tuple[Price, ...], Field(min_length=1,
@@ -549,7 +566,9 @@ def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | st
     contenders = _contenders(catalog, req, systems, source)
     arch = catalog.model(req.model, source, "model")
     workload = Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch,
-                        req.precision, optimizer_states=req.optimizer_states)
+                        req.precision, optimizer_states=req.optimizer_states,
+                        moe_capacity_factor=req.moe_capacity_factor,
+                        moe_dispatch=req.moe_dispatch)
     return compare(workload, contenders, objective=req.objective,
                    train_tokens=req.train_tokens, memory_headroom=req.memory_headroom,
                    baseline=req.baseline, allow_invalid=req.allow_invalid,
@@ -983,7 +1002,8 @@ def training_workload(catalog: Catalog, req: JobRequest, source: str = "request"
     """The training workload of a request (its model from the catalog)."""
     arch = catalog.model(req.model, source, "model")
     return Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch, req.precision,
-                    optimizer_states=req.optimizer_states)
+                    optimizer_states=req.optimizer_states,
+                    moe_capacity_factor=req.moe_capacity_factor, moe_dispatch=req.moe_dispatch)
 
 
 def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | None = None,
@@ -1308,10 +1328,12 @@ def validate_serving_runs(catalog: Catalog, path: Path) -> tuple[list[ServingCas
 
 def field_choices() -> dict[str, list[str]]:
     """The values each format field of a request takes, from their declarations: the
-    training ``precision`` and ``optimizer_states``, the serving ``weight_precision``,
+    training ``precision``, ``optimizer_states`` and ``moe_dispatch``, the serving
+    ``weight_precision``,
     ``activation_precision``, ``kv_precision`` and ``state_precision`` (the web form
     fills its selects with them)."""
     return {"precision": list(PRECISIONS), "optimizer_states": list(OPTIMIZER_STATES),
+            "moe_dispatch": list(MOE_DISPATCH),
             "weight_precision": list(WEIGHT_PRECISIONS),
             "activation_precision": list(ACTIVATION_PRECISIONS),
             "kv_precision": list(KV_PRECISIONS), "state_precision": list(STATE_PRECISIONS)}

@@ -95,7 +95,7 @@ from ocplan.workloads.serving import (
     STATE_PRECISIONS,
     WEIGHT_PRECISIONS,
 )
-from ocplan.workloads.workload import OPTIMIZER_STATES, PRECISIONS
+from ocplan.workloads.workload import MOE_DISPATCH, OPTIMIZER_STATES, PRECISIONS
 
 if TYPE_CHECKING:
     import rich.console as rich_console
@@ -486,6 +486,16 @@ OptimizerStatesOpt = Annotated[str, typer.Option(
     + " (fp32: an fp32 master copy, momentum and variance; bf16_moments: the fp32 master "
       "with BF16 moments, as DeepSeek-V3 and Megatron-LM's precision-aware optimizer; "
       "bf16: BF16 moments and no master, as MaxText with bf16 weights).")]
+CapacityFactorOpt = Annotated[float | None, typer.Option(
+    "--moe-capacity-factor", metavar="<factor>",
+    help="MoE: expert capacity over the balanced load; token copies beyond it are dropped "
+         "and each expert's input is padded to it (GShard; Megatron-Core "
+         "--moe-expert-capacity-factor with --moe-pad-expert-input-to-capacity). Default: "
+         "dropless.")]
+MoeDispatchOpt = Annotated[str, typer.Option(
+    "--moe-dispatch", metavar=_one_of(MOE_DISPATCH),
+    help="MoE: how tokens reach their experts: " + "; ".join(
+        f"{name}: {what}" for name, what in MOE_DISPATCH.items()) + ".")]
 #: What a --price is counted in (the help of every command that takes one).
 PRICE_UNIT = f"in the --currency (default {DEFAULT_CURRENCY}) per chip-hour"
 #: Tokens to train on, as people write them ("15T", "300B", "3e11"): the request models
@@ -814,6 +824,8 @@ def estimate_cmd(
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
     precision: PrecisionOpt = "bf16",
     optimizer_states: OptimizerStatesOpt = "fp32",
+    moe_capacity_factor: CapacityFactorOpt = None,
+    moe_dispatch: MoeDispatchOpt = "permute",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: TrainTokensOpt = None,
     price: Annotated[float | None, typer.Option(
@@ -831,6 +843,7 @@ def estimate_cmd(
         api.EstimateRequest, model=model, chip=chip, chips=chips,
         global_batch=global_batch,
         seq_len=seq_len, precision=precision, optimizer_states=optimizer_states,
+        moe_capacity_factor=moe_capacity_factor, moe_dispatch=moe_dispatch,
         train_tokens=train_tokens, price_per_chip_hour=price, allow_invalid=allow_invalid,
         sensitivity=sensitivity, **layout)
     result, sysm, workload = api.run_estimate(_catalog(), req, system, FLAGS)
@@ -1391,6 +1404,8 @@ def search_cmd(
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
     precision: PrecisionOpt = "bf16",
     optimizer_states: OptimizerStatesOpt = "fp32",
+    moe_capacity_factor: CapacityFactorOpt = None,
+    moe_dispatch: MoeDispatchOpt = "permute",
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES),
         help="What the best layout has most (throughput) or least of; the *_with_failures "
@@ -1419,6 +1434,7 @@ def search_cmd(
     req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=chips,
                       global_batch=global_batch, seq_len=seq_len, precision=precision,
                       optimizer_states=optimizer_states,
+                      moe_capacity_factor=moe_capacity_factor, moe_dispatch=moe_dispatch,
                       objective=objective, top_k=top, train_tokens=train_tokens,
                       price_per_chip_hour=price, chip_counts=_counts(chip_counts),
                       max_power_W=_power(max_power), memory_headroom=memory_headroom,
@@ -1500,6 +1516,8 @@ def compare_cmd(
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
     precision: PrecisionOpt = "bf16",
     optimizer_states: OptimizerStatesOpt = "fp32",
+    moe_capacity_factor: CapacityFactorOpt = None,
+    moe_dispatch: MoeDispatchOpt = "permute",
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES), help="The best layout of each system by it.")
     ] = "throughput",
@@ -1544,7 +1562,9 @@ def compare_cmd(
         req = _from_flags(api.CompareRequest, model=model, chips=chips,
                           chip_counts=counts, global_batch=global_batch,
                           seq_len=seq_len, precision=precision,
-                          optimizer_states=optimizer_states, objective=objective,
+                          optimizer_states=optimizer_states,
+                          moe_capacity_factor=moe_capacity_factor,
+                          moe_dispatch=moe_dispatch, objective=objective,
                           train_tokens=train_tokens, price_per_chip_hour=_prices(price),
                           memory_headroom=memory_headroom, baseline=baseline - 1,
                           allow_invalid=allow_invalid, max_cost=max_cost,
@@ -2070,6 +2090,8 @@ def report(
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
     precision: PrecisionOpt = "bf16",
     optimizer_states: OptimizerStatesOpt = "fp32",
+    moe_capacity_factor: CapacityFactorOpt = None,
+    moe_dispatch: MoeDispatchOpt = "permute",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     run_search: Annotated[bool, typer.Option(
         "--search", help="Search the layouts and report the best one; a layout flag "
@@ -2115,6 +2137,7 @@ def report(
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
         seq_len=seq_len, precision=precision, optimizer_states=optimizer_states,
+        moe_capacity_factor=moe_capacity_factor, moe_dispatch=moe_dispatch,
         train_tokens=train_tokens, price_per_chip_hour=price, allow_invalid=allow_invalid,
         **layout)
     sysm = api.job_system(cat, chip, system, chips, FLAGS)
@@ -2127,6 +2150,7 @@ def report(
             api.SearchRequest, model=model, chip=chip, chips=chips,
             global_batch=global_batch, seq_len=seq_len, precision=req.precision,
             optimizer_states=req.optimizer_states,
+            moe_capacity_factor=req.moe_capacity_factor, moe_dispatch=req.moe_dispatch,
             top_k=top, objective=objective, train_tokens=req.train_tokens,
             price_per_chip_hour=price, allow_invalid=allow_invalid,
             **{f.name: layout[f.name] for f in SEARCH_FIXED_LAYOUT},

@@ -12,7 +12,8 @@ from ocplan.workloads.operators import keys_per_query, windowed_layer_count
 from ocplan.workloads.recipes import TrainingPrecision
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["OPTIMIZER_STATES", "PRECISIONS", "OptimizerStates", "TrainingPrecision", "Workload"]
+__all__ = ["MOE_DISPATCH", "OPTIMIZER_STATES", "PRECISIONS", "MoeDispatch", "OptimizerStates",
+           "TrainingPrecision", "Workload"]
 
 #: Training precisions (:data:`~ocplan.workloads.recipes.TrainingPrecision`, each with its
 #: :class:`~ocplan.workloads.recipes.Recipe`).
@@ -31,6 +32,9 @@ OPTIMIZER_STATES: dict[str, float] = {"fp32": 12.0, "bf16_moments": 8.0, "bf16":
 assert set(OPTIMIZER_STATES) == set(get_args(OptimizerStates)), "OptimizerStates out of date"
 #: Largest routing imbalance accepted (most loaded expert / mean).
 MAX_IMBALANCE = 64.0
+#: Capacity factors accepted (expert capacity / balanced load): from dropping nine
+#: copies in ten to padding to 64 times the load.
+MIN_CAPACITY_FACTOR, MAX_CAPACITY_FACTOR = 0.1, 64.0
 #: How the MoE layers route token copies to their experts.
 MoeDispatch = Literal["permute", "einsum"]
 #: The routings and what each is: ``permute`` sorts each routed copy to its expert's
@@ -84,9 +88,11 @@ class Workload:
             problems.append(Problem("argument", "optimizer_states", f"expected one of "
                                     f"{', '.join(OPTIMIZER_STATES)}", self.optimizer_states))
         cf = self.moe_capacity_factor
-        if cf is not None and not (isinstance(cf, int | float) and 0.1 <= cf <= 64.0):
+        if cf is not None and not (isinstance(cf, int | float)
+                                   and MIN_CAPACITY_FACTOR <= cf <= MAX_CAPACITY_FACTOR):
             problems.append(Problem("argument", "moe_capacity_factor",
-                                    "must be a number from 0.1 to 64 (or none: dropless)", cf))
+                                    f"must be a number from {MIN_CAPACITY_FACTOR:g} to "
+                                    f"{MAX_CAPACITY_FACTOR:g} (or none: dropless)", cf))
         r = self.moe_imbalance
         if not (isinstance(r, int | float) and 1.0 <= r <= MAX_IMBALANCE):
             problems.append(Problem("argument", "moe_imbalance",
