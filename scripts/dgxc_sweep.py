@@ -147,8 +147,8 @@ DEEPSEEK_RECOMPUTE = {"H100": ("mla_up_proj", "mla_up"), "GB200": ("core_attn", 
 
 def recipe(tag: str, size: str, system: str, lay: dict[str, str]) -> tuple[str, str]:
     """(notes, recompute column) of a MoE model's recipe at release ``tag``
-    (:data:`GROK_NEMO1`, :data:`GROK_NEMO2`, :data:`DEEPSEEK_NEMO2`); ``("", "")`` for
-    the dense models, whose notes say "recompute not stated"."""
+    (:data:`GROK_NEMO1`, :data:`GROK_NEMO2`, :data:`DEEPSEEK_NEMO2`); for the dense
+    models, whose tables and launch scripts name no recompute, that it is not stated."""
     if size == "314b":
         if tag == "v25.05.01":
             return GROK_NEMO2.format(etp=lay["ETP"]), "none"
@@ -158,7 +158,7 @@ def recipe(tag: str, size: str, system: str, lay: dict[str, str]) -> tuple[str, 
         middle = 64 // int(lay["PP"])
         return DEEPSEEK_NEMO2.format(modules=modules, first=middle - 1, last=middle - 2,
                                      etp=lay["ETP"]), mode
-    return "", ""
+    return "recompute not stated", ""
 #: Layout values a README prints wrong, by (tag, path, size), with what the release's
 #: launch script sets: v25.04's Nemotron README prints VP "NA" for 340B, where its
 #: ``nemotron/launch.sh`` passes ``-vp 12`` (as every other release's table states).
@@ -286,8 +286,6 @@ def _csv_row(source: str, tag: str, size: str, precision: str, system: str, gpus
                        moe_expert_ffn=str(expert_ffn), moe_shared_experts=str(shared),
                        moe_layer_freq="1", moe_first_dense_layers=str(dense))
         notes = f"EP carved out of dp; {notes}; {arch}"
-    else:
-        notes = "recompute not stated"
     return dict(
         source=source, model=f"{label}{proxy}", n_layers=str(layers), hidden_size=str(d),
         n_heads=str(heads), n_kv_heads=str(kv), ffn_hidden=str(ffn), mlp=mlp,

@@ -564,12 +564,7 @@ def run_compare(catalog: Catalog, req: CompareRequest, files: Sequence[Path | st
     systems = compare_systems(catalog, req, files, source)
     _check_budget(req, systems, source)
     contenders = _contenders(catalog, req, systems, source)
-    arch = catalog.model(req.model, source, "model")
-    workload = Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch,
-                        req.precision, optimizer_states=req.optimizer_states,
-                        moe_capacity_factor=req.moe_capacity_factor,
-                        moe_dispatch=req.moe_dispatch)
-    return compare(workload, contenders, objective=req.objective,
+    return compare(training_workload(catalog, req, source), contenders, objective=req.objective,
                    train_tokens=req.train_tokens, memory_headroom=req.memory_headroom,
                    baseline=req.baseline, allow_invalid=req.allow_invalid,
                    budget=req.budget(), progress=progress)
@@ -998,7 +993,8 @@ def resolve_job(catalog: Catalog, req: JobRequest | InferJob, system_file: Path 
     return system, workload, job_chips(req.chips, given, system)
 
 
-def training_workload(catalog: Catalog, req: JobRequest, source: str = "request") -> Workload:
+def training_workload(catalog: Catalog, req: JobRequest | CompareRequest,
+                      source: str = "request") -> Workload:
     """The training workload of a request (its model from the catalog)."""
     arch = catalog.model(req.model, source, "model")
     return Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch, req.precision,

@@ -226,16 +226,13 @@ def tp_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayo
     return out
 
 
-def _kept_fraction(wl: Workload, tp: FloatArray, mb: FloatArray, cp: FloatArray,
+def _slot_fraction(wl: Workload, tp: FloatArray, mb: FloatArray, cp: FloatArray,
                    ep: FloatArray, etp: FloatArray) -> FloatArray:
-    """Token copies the dispatch moves, over those routed: the kept share dropless, the
-    capacity factor where every expert's input is padded to its capacity (the padded
-    slots travel with the kept ones: the all-to-all's splits are the capacity)."""
-    if wl.moe_capacity_factor is not None:
-        return np.full(np.shape(tp), wl.moe_capacity_factor, dtype=np.float64)
+    """Token copies the dispatch moves, over those routed
+    (:attr:`~ocplan.workloads.operators.ExpertLoad.slot_fraction`)."""
     shard = Shard(tp=tp, batch=mb, seq_len=float(wl.seq_len), cp=cp, ep=ep, etp=etp,
-                  imbalance=wl.moe_imbalance)
-    out: FloatArray = np.asarray(expert_load(wl.model, shard).kept_fraction, dtype=np.float64)
+                  capacity_factor=wl.moe_capacity_factor, imbalance=wl.moe_imbalance)
+    out: FloatArray = np.asarray(expert_load(wl.model, shard).slot_fraction, dtype=np.float64)
     return out
 
 
@@ -258,8 +255,8 @@ def ep_exposed_s(wl: Workload, fab: CommFabric, cal: Calibration, d: DerivedLayo
     m = wl.model
     if not m.is_moe:
         return np.zeros_like(d.tp)
-    kept = g.apply(_BY_EP, lambda *a: _kept_fraction(wl, *a), d.tp, d.mb, d.cp, d.ep, d.etp)
-    rows = d.tokens / d.tp * kept
+    moved = g.apply(_BY_EP, lambda *a: _slot_fraction(wl, *a), d.tp, d.mb, d.cp, d.ep, d.etp)
+    rows = d.tokens / d.tp * moved
     row_bytes = m.hidden * ACT_BYTES
     dedup = EP_ALL_TO_ALLS * g.apply(
         _BY_EP, lambda r, n, st: cost.moe_dispatch(fab, r, row_bytes, m.moe_top_k, n, st),

@@ -101,9 +101,9 @@ assert set(MODULE_BYTES) == {m.name for m in RECOMPUTE_MODES if m.modules}, \
 
 def expert_rows_factor(wl: Workload) -> float:
     """Rows each routed expert saves activations for, over the balanced ``T K / E``: the
-    capacity factor where the experts' input is padded to capacity (it computes and keeps
-    ``C`` rows, padding or dropping; :attr:`~ocplan.workloads.operators.Shard.
-    capacity_factor`), else 1 (dropless, balanced: the force-balanced benchmarks)."""
+    balanced load's :attr:`~ocplan.workloads.operators.ExpertLoad.slot_fraction`, which
+    needs no layout: the capacity factor where the experts' input is padded to capacity
+    (it computes and keeps ``C`` rows, padding or dropping), else 1 (dropless)."""
     return wl.moe_capacity_factor if wl.moe_capacity_factor is not None else 1.0
 
 

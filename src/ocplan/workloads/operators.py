@@ -389,6 +389,11 @@ class ExpertLoad:
         Copies the most loaded expert processes: ``min(r*mu, C)``.
     kept_fraction
         ``kept_mean / routed_mean``.
+    slot_fraction
+        Slots each expert computes and the dispatch moves, over ``routed_mean``: the kept
+        share dropless; the capacity factor under one, every expert's input being padded
+        to its capacity ``C = cf mu`` (kept copies or padding; :attr:`Shard.
+        capacity_factor`).
     local_experts
         ``E/e``.
     active_experts
@@ -399,6 +404,7 @@ class ExpertLoad:
     kept_mean: Num
     kept_max: Num
     kept_fraction: Num
+    slot_fraction: Num
     local_experts: Num
     active_experts: Num
 
@@ -1134,9 +1140,12 @@ def expert_load(shape: ModelShape, shard: Shard) -> ExpertLoad:
     kept = mu - dropped
     local = E / _f(shard.ep)
     active = local * (1.0 - (1.0 - K / E) ** n_tokens)
+    kept_fraction = np.where(mu > 0, kept / np.where(mu > 0, mu, 1.0), 1.0)
+    cf = shard.capacity_factor
     return ExpertLoad(
         routed_mean=_out(mu), kept_mean=_out(kept), kept_max=_out(np.minimum(hot, cap)),
-        kept_fraction=_out(np.where(mu > 0, kept / np.where(mu > 0, mu, 1.0), 1.0)),
+        kept_fraction=_out(kept_fraction),
+        slot_fraction=_out(kept_fraction if cf is None else np.full_like(kept_fraction, cf)),
         local_experts=_out(local), active_experts=_out(active))
 
 
@@ -1207,7 +1216,7 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
     load = expert_load(shape, shard)
     local, active = _f(load.local_experts), _f(load.active_experts)
     f_e = float(shape.moe_ffn) / _f(shard.etp)
-    sent = rows_moe * shape.moe_top_k * _f(load.kept_fraction)  # copies leaving the chip
+    sent = rows_moe * shape.moe_top_k * _f(load.slot_fraction)  # copies leaving the chip
     received = local * _f(load.kept_mean)                          # copies it computes
     # Experts that receive no token are skipped by the grouped kernel (small decode
     # batches); in training every local expert is hit and this is ``E/e`` at mean load.
@@ -1225,13 +1234,11 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
     # and every step, as one dense GEMM of static shape, and its C slots, kept copies or
     # padding, are what the permutes and the all-to-all move; dropless: the ragged groups
     # of the grouped-GEMM path (:data:`EXPERT_KIND`).
-    cf = shard.capacity_factor
-    padded = cf is not None
-    if cf is not None:
+    padded = shard.capacity_factor is not None
+    if padded:
         groups = np.maximum(local, 1.0)
-        m = m_max = cf * _f(load.routed_mean)
+        m = m_max = _f(load.slot_fraction) * _f(load.routed_mean)
         received = groups * m
-        sent = rows_moe * shape.moe_top_k * cf
     kind: OpKind = EXPERT_KIND[padded]
     einsums = _einsum_dispatch_specs(shape, shard, rows_moe) \
         if shard.einsum_dispatch and not fused else None
