@@ -907,6 +907,45 @@ def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
     assert page.locator("#est-caveats").is_hidden()
 
 
+def test_training_option_inputs_follow_the_declaration(workbench: Page, base: str) -> None:
+    """Each training form holds one input per declared option (GET
+    /api/training-options), under its label and with its choices; a Mixtral estimate
+    padded to a capacity with one-hot einsums, typed into the generated inputs, answers
+    the API's figure for the same request."""
+    page = workbench
+    declared = api(base, "GET", "/api/training-options")
+    for prefix in ("est", "cmp", "srch"):
+        labels = page.eval_on_selector_all(
+            f"#{prefix}-options label", "ls => ls.map(l => [l.dataset.option, "
+            "l.firstChild.textContent.trim()])")
+        assert labels == [[f["name"], f["label"]] for f in declared], prefix
+        for f in declared:
+            sel = f"#{prefix}-{f['name'].replace('_', '-')}"
+            if f["kind"] == "choice":
+                values = page.eval_on_selector_all(f"{sel} option",
+                                                   "os => os.map(o => o.value)")
+                assert values == ["", *f["choices"]], sel
+            else:
+                assert page.get_attribute(sel, "data-type") == "float", sel
+    job_form(page, "est", "mixtral-8x7b", "h100-sxm-80gb",
+             (("chips", 16), ("global-batch", 64), ("seq-len", 4096), ("tp", 2), ("ep", 8),
+              ("moe-capacity-factor", 1.25)))
+    page.select_option("#est-recompute", "full")
+    page.select_option("#est-moe-dispatch", "einsum")
+    page.click("#est-run")
+    page.wait_for_selector('#est-status[data-state="ready"]')
+    est = api(base, "POST", "/api/estimate", {
+        "model": "mixtral-8x7b", "chip": "h100-sxm-80gb", "chips": 16, "global_batch": 64,
+        "seq_len": 4096, "tp": 2, "ep": 8, "recompute": "full",
+        "moe_capacity_factor": 1.25, "moe_dispatch": "einsum"})
+    plain = api(base, "POST", "/api/estimate", {
+        "model": "mixtral-8x7b", "chip": "h100-sxm-80gb", "chips": 16, "global_batch": 64,
+        "seq_len": 4096, "tp": 2, "ep": 8, "recompute": "full"})
+    assert est["tokens_per_s"] != pytest.approx(plain["tokens_per_s"], rel=1e-3)
+    shown = page.text_content('#est-fields tr[data-key="tokens_per_s"] td')
+    assert float(shown.replace(",", "")) == pytest.approx(est["tokens_per_s"], rel=1e-3)
+
+
 def test_loading_a_scenario_runs_it_again(workbench: Page, base: str) -> None:
     """Issue 11: "Load" of a scenario filled the form but did not re-run it."""
     page = workbench

@@ -33,6 +33,7 @@ from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.reports.summary import MFU_LABEL, SEARCH_COLUMNS, row_labels
 from ocplan.units import format_money, format_number
 from ocplan.web.app import MAX_BODY_BYTES, create_app
+from ocplan.workloads.options import option_fields
 from ocplan.workloads.serving import (
     ACTIVATION_PRECISIONS,
     FIELD_BOUNDS,
@@ -371,8 +372,14 @@ def test_format_choices_are_the_declarations(client: httpx.Client) -> None:
     assert served["kv_precision"] == list(KV_PRECISIONS)
     assert served["state_precision"] == list(STATE_PRECISIONS)
     page = (STATIC / "index.html").read_text(encoding="utf-8")
-    for field in served:
-        assert f'data-choices="{field}"' in page
+    options = {f.name: f for f in option_fields()}
+    for field, values in served.items():
+        if field in options:
+            # a training option's select is built from GET /api/training-options
+            assert values == list(options[field].choices)
+            assert f'data-field="{field}"' not in page
+        else:
+            assert f'data-choices="{field}"' in page
     assert "<option>fp8</option>" not in page
     bad = client.post("/api/estimate", json=ESTIMATE | {"precision": "fp6"})
     assert bad.status_code == 422

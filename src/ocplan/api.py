@@ -74,6 +74,7 @@ from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
 from ocplan.units import SECONDS_PER_YEAR
+from ocplan.workloads.options import TrainingOptions, option_fields
 from ocplan.workloads.serving import (
     ACTIVATION_PRECISIONS,
     DEFAULT_INPUT_LEN,
@@ -85,17 +86,7 @@ from ocplan.workloads.serving import (
     ServingWorkload,
 )
 from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import (
-    MAX_CAPACITY_FACTOR,
-    MIN_CAPACITY_FACTOR,
-    MOE_DISPATCH,
-    OPTIMIZER_STATES,
-    PRECISIONS,
-    MoeDispatch,
-    OptimizerStates,
-    TrainingPrecision,
-    Workload,
-)
+from ocplan.workloads.workload import Workload
 
 if TYPE_CHECKING:
     from ocplan.matching.run import run_match
@@ -176,6 +167,7 @@ __all__ = [
     "topology_figures",
     "topology_report",
     "topology_summary",
+    "training_option_fields",
     "training_workload",
     "trust",
     "validate_as",
@@ -193,13 +185,9 @@ TIMELINE_MAX_MICRO_BATCHES = 32
 DEFAULT_CHIPS = 8
 
 
-#: A MoE capacity factor (:attr:`~ocplan.workloads.workload.Workload.moe_capacity_factor`).
-CapacityFactor = Annotated[float, Field(strict=True, ge=MIN_CAPACITY_FACTOR,
-                                        le=MAX_CAPACITY_FACTOR)]
-
-
-class JobRequest(Spec):
-    """A training job on chips of a catalog accelerator or of a system."""
+class JobRequest(TrainingOptions):
+    """A training job on chips of a catalog accelerator or of a system, with its options
+    (:class:`~ocplan.workloads.options.TrainingOptions`)."""
 
     model: Id
     chip: Id | None = None
@@ -212,15 +200,6 @@ class JobRequest(Spec):
     """Sequences per step (the CLI's default too)."""
     seq_len: SeqLen = DEFAULT_SEQ_LEN
     """Tokens per sequence (the CLI's default too)."""
-    precision: TrainingPrecision = "bf16"
-    optimizer_states: OptimizerStates = "fp32"
-    """Adam's state recipe (:data:`~ocplan.workloads.workload.OPTIMIZER_STATES`)."""
-    moe_capacity_factor: CapacityFactor | None = None
-    """MoE: expert capacity over the balanced load; copies beyond it are dropped and each
-    expert's input is padded to it. None: dropless."""
-    moe_dispatch: MoeDispatch = "permute"
-    """MoE: how tokens reach their experts (:data:`~ocplan.workloads.workload.
-    MOE_DISPATCH`)."""
     train_tokens: TrainTokens | None = None
     """Tokens to train on, for time, energy and cost to train."""
     price_per_chip_hour: Price | None = None
@@ -378,8 +357,8 @@ MAX_BUDGET_COST = 1e12
 MAX_BUDGET_TIME_S = 100 * SECONDS_PER_YEAR
 
 
-class CompareRequest(Spec):
-    """One training job on several systems, each at its best layout."""
+class CompareRequest(TrainingOptions):
+    """One training job, with its options, on several systems, each at its best layout."""
 
     model: Id
     systems: Annotated[tuple[CompareTarget, ...], Field(max_length=MAX_COMPARED)] = ()
@@ -391,10 +370,6 @@ class CompareRequest(Spec):
     """Compare each system at each of these chip counts (each at most its chips)."""
     global_batch: BatchSize = DEFAULT_GLOBAL_BATCH
     seq_len: SeqLen = DEFAULT_SEQ_LEN
-    precision: TrainingPrecision = "bf16"
-    optimizer_states: OptimizerStates = "fp32"
-    moe_capacity_factor: CapacityFactor | None = None
-    moe_dispatch: MoeDispatch = "permute"
     objective: Objective = "throughput"
     train_tokens: TrainTokens | None = None
     price_per_chip_hour: Annotated[tuple[Price, ...], Field(min_length=1,
@@ -997,9 +972,7 @@ def training_workload(catalog: Catalog, req: JobRequest | CompareRequest,
                       source: str = "request") -> Workload:
     """The training workload of a request (its model from the catalog)."""
     arch = catalog.model(req.model, source, "model")
-    return Workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch, req.precision,
-                    optimizer_states=req.optimizer_states,
-                    moe_capacity_factor=req.moe_capacity_factor, moe_dispatch=req.moe_dispatch)
+    return req.workload(ModelShape.from_arch(arch), req.seq_len, req.global_batch)
 
 
 def run_estimate(catalog: Catalog, req: EstimateRequest, system_file: Path | None = None,
@@ -1324,15 +1297,20 @@ def validate_serving_runs(catalog: Catalog, path: Path) -> tuple[list[ServingCas
 
 def field_choices() -> dict[str, list[str]]:
     """The values each format field of a request takes, from their declarations: the
-    training ``precision``, ``optimizer_states`` and ``moe_dispatch``, the serving
-    ``weight_precision``,
-    ``activation_precision``, ``kv_precision`` and ``state_precision`` (the web form
-    fills its selects with them)."""
-    return {"precision": list(PRECISIONS), "optimizer_states": list(OPTIMIZER_STATES),
-            "moe_dispatch": list(MOE_DISPATCH),
+    training options that are choices (:func:`~ocplan.workloads.options.option_fields`:
+    ``precision``, ``optimizer_states``, ``moe_dispatch``), the serving
+    ``weight_precision``, ``activation_precision``, ``kv_precision`` and
+    ``state_precision`` (the web form fills its selects with them)."""
+    return {f.name: list(f.choices) for f in option_fields() if f.kind == "choice"} | {
             "weight_precision": list(WEIGHT_PRECISIONS),
             "activation_precision": list(ACTIVATION_PRECISIONS),
             "kv_precision": list(KV_PRECISIONS), "state_precision": list(STATE_PRECISIONS)}
+
+
+def training_option_fields() -> list[dict[str, object]]:
+    """The options a training request takes (precision, optimizer states, MoE routing), as
+    JSON data (the web forms are built from them)."""
+    return [f.as_json() for f in option_fields()]
 
 
 def layout_fields() -> list[dict[str, object]]:

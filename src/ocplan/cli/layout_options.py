@@ -8,6 +8,12 @@ plan's declarations), so a new layout field is a new flag without editing a comm
 ``--sequence-parallel/--no-sequence-parallel``, ``--shard-group``. The command receives
 their values as ``layout``, a mapping by field name, to give to the request model, which
 checks them (bounds, strictness, cross-field rules) with the API's messages.
+
+A training command takes its job's options the same way: it declares ``options`` and
+:func:`with_training_options` gives it one flag per option of
+:class:`~ocplan.workloads.options.TrainingOptions` (``--precision``,
+``--optimizer-states``, ``--moe-capacity-factor``, ``--moe-dispatch``), whose values it
+receives as ``options`` for the request model.
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ from ocplan.plan.plan import (
     SEARCH_PINNABLE_LAYOUT,
 )
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT
+from ocplan.workloads.options import OptionField, OptionValue, option_fields
 
-__all__ = ["LAYOUT_PARAMETER", "with_layout_options", "with_search_fixed_options",
-           "with_serving_layout_options"]
+__all__ = ["LAYOUT_PARAMETER", "OPTIONS_PARAMETER", "with_layout_options",
+           "with_search_fixed_options", "with_serving_layout_options",
+           "with_training_options"]
 
 #: The parameter a command declares to receive its layout flags.
 LAYOUT_PARAMETER = "layout"
+#: The parameter a training command declares to receive its option flags.
+OPTIONS_PARAMETER = "options"
 
 R = TypeVar("R")
 
@@ -100,23 +110,64 @@ def with_serving_layout_options(command: Callable[..., R]) -> Callable[..., R]:
 
 def _with_fields(command: Callable[..., R], fields: tuple[LayoutField, ...],
                  pins: tuple[LayoutField, ...] = ()) -> Callable[..., R]:
+    def flags(kind: inspect._ParameterKind) -> list[inspect.Parameter]:
+        return [*(_parameter(f, kind) for f in fields),
+                *(_parameter(f, kind, pin=True) for f in pins)]
+
+    return _replacing(command, LAYOUT_PARAMETER, flags, _plain)
+
+
+def _option_parameter(f: OptionField, kind: inspect._ParameterKind) -> inspect.Parameter:
+    """The typer option of one training option: a choice as text the request model
+    checks (its message lists the choices), a number as a float, None when not given."""
+    if f.kind == "choice":
+        metavar = "<" + "|".join(f.choices) + ">"
+        annotation: object = Annotated[str, typer.Option(f.flag, metavar=metavar,
+                                                         help=f.help)]
+    else:
+        annotation = Annotated[float | None, typer.Option(f.flag, metavar="<number>",
+                                                          help=f.help)]
+    return inspect.Parameter(f.name, kind, default=f.default, annotation=annotation)
+
+
+def _option_value(value: object) -> OptionValue:
+    assert value is None or isinstance(value, str | float), value
+    return value
+
+
+def with_training_options(command: Callable[..., R]) -> Callable[..., R]:
+    """``command`` with its ``options`` parameter replaced by one flag per training option
+    (:func:`~ocplan.workloads.options.option_fields`); it is called with ``options``, a
+    dict of the flag values by option name."""
+    return _replacing(command, OPTIONS_PARAMETER,
+                      lambda kind: [_option_parameter(f, kind) for f in option_fields()],
+                      _option_value)
+
+
+def _replacing(command: Callable[..., R], parameter: str,
+               flags: Callable[[inspect._ParameterKind], list[inspect.Parameter]],
+               plain: Callable[[object], object]) -> Callable[..., R]:
+    """``command`` with its parameter ``parameter`` replaced by the typer options
+    ``flags`` builds (of that parameter's kind); it is called with ``parameter``, a dict
+    of their values (each through ``plain``) by name."""
     signature = inspect.signature(command, eval_str=True)
-    names = [f.name for f in fields + pins]
     params: list[inspect.Parameter] = []
+    names: list[str] = []
     for param in signature.parameters.values():
-        if param.name == LAYOUT_PARAMETER:
-            params.extend(_parameter(f, param.kind) for f in fields)
-            params.extend(_parameter(f, param.kind, pin=True) for f in pins)
+        if param.name == parameter:
+            added = flags(param.kind)
+            params.extend(added)
+            names = [p.name for p in added]
         else:
-            assert param.name not in names, f"{command.__name__}: {param.name} is a layout flag"
             params.append(param)
-    assert len(params) > len(signature.parameters) - 1, \
-        f"{command.__name__} has no '{LAYOUT_PARAMETER}' parameter"
+    assert names, f"{command.__name__} has no '{parameter}' parameter"
+    taken = [p.name for p in params]
+    assert len(taken) == len(set(taken)), f"{command.__name__}: a flag given twice: {taken}"
 
     @functools.wraps(command)
     def wrapper(**kwargs: object) -> R:
-        layout = {name: _plain(kwargs.pop(name)) for name in names}
-        return command(**kwargs, **{LAYOUT_PARAMETER: layout})
+        values = {name: plain(kwargs.pop(name)) for name in names}
+        return command(**kwargs, **{parameter: values})
 
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params} | {

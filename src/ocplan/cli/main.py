@@ -61,6 +61,7 @@ from ocplan.cli.layout_options import (
     with_layout_options,
     with_search_fixed_options,
     with_serving_layout_options,
+    with_training_options,
 )
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
@@ -85,6 +86,7 @@ from ocplan.units import (
     format_quantity,
     parse_quantity,
 )
+from ocplan.workloads.options import OptionValue
 from ocplan.workloads.serving import (
     ACTIVATION_PRECISIONS,
     DEFAULT_INPUT_LEN,
@@ -95,7 +97,6 @@ from ocplan.workloads.serving import (
     STATE_PRECISIONS,
     WEIGHT_PRECISIONS,
 )
-from ocplan.workloads.workload import MOE_DISPATCH, OPTIMIZER_STATES, PRECISIONS
 
 if TYPE_CHECKING:
     import rich.console as rich_console
@@ -477,25 +478,6 @@ CatalogOpt = Annotated[list[Path] | None, typer.Option(
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 ModelOpt = Annotated[str, typer.Option(metavar=ID_METAVAR,
                                        help="Model id (ocplan catalog list --kind model).")]
-PrecisionOpt = Annotated[str, typer.Option(metavar=_one_of(PRECISIONS),
-                                           help="Precision of the matrix multiplications.")]
-OptimizerStatesOpt = Annotated[str, typer.Option(
-    metavar=_one_of(OPTIMIZER_STATES),
-    help="Adam's state recipe, bytes a parameter: " + ", ".join(
-        f"{name} {size:g}" for name, size in OPTIMIZER_STATES.items())
-    + " (fp32: an fp32 master copy, momentum and variance; bf16_moments: the fp32 master "
-      "with BF16 moments, as DeepSeek-V3 and Megatron-LM's precision-aware optimizer; "
-      "bf16: BF16 moments and no master, as MaxText with bf16 weights).")]
-CapacityFactorOpt = Annotated[float | None, typer.Option(
-    "--moe-capacity-factor", metavar="<factor>",
-    help="MoE: expert capacity over the balanced load; token copies beyond it are dropped "
-         "and each expert's input is padded to it (GShard; Megatron-Core "
-         "--moe-expert-capacity-factor with --moe-pad-expert-input-to-capacity). Default: "
-         "dropless.")]
-MoeDispatchOpt = Annotated[str, typer.Option(
-    "--moe-dispatch", metavar=_one_of(MOE_DISPATCH),
-    help="MoE: how tokens reach their experts: " + "; ".join(
-        f"{name}: {what}" for name, what in MOE_DISPATCH.items()) + ".")]
 #: What a --price is counted in (the help of every command that takes one).
 PRICE_UNIT = f"in the --currency (default {DEFAULT_CURRENCY}) per chip-hour"
 #: Tokens to train on, as people write them ("15T", "300B", "3e11"): the request models
@@ -810,11 +792,14 @@ def _refused(exc: Infeasible, system_name: str, fmt: Format) -> NoReturn:
 
 #: The layout flags' values as a command receives them (see :mod:`.layout_options`).
 LayoutFlags = dict[str, LayoutValue]
+#: The training option flags' values, the same way (:func:`.with_training_options`).
+OptionFlags = dict[str, OptionValue]
 
 
 @app.command("estimate")
 @handles_bad_input
 @with_layout_options
+@with_training_options
 def estimate_cmd(
     model: ModelOpt,
     chip: ChipOpt = None,
@@ -822,10 +807,6 @@ def estimate_cmd(
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
-    precision: PrecisionOpt = "bf16",
-    optimizer_states: OptimizerStatesOpt = "fp32",
-    moe_capacity_factor: CapacityFactorOpt = None,
-    moe_dispatch: MoeDispatchOpt = "permute",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     train_tokens: TrainTokensOpt = None,
     price: Annotated[float | None, typer.Option(
@@ -836,16 +817,15 @@ def estimate_cmd(
     fmt: FormatOpt = Format.table,
     *,
     layout: LayoutFlags,
+    options: OptionFlags,
 ) -> None:
     """Estimate step time, throughput, MFU and memory of one parallel layout, and what
     each hardware resource would buy it."""
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=chips,
         global_batch=global_batch,
-        seq_len=seq_len, precision=precision, optimizer_states=optimizer_states,
-        moe_capacity_factor=moe_capacity_factor, moe_dispatch=moe_dispatch,
-        train_tokens=train_tokens, price_per_chip_hour=price, allow_invalid=allow_invalid,
-        sensitivity=sensitivity, **layout)
+        seq_len=seq_len, train_tokens=train_tokens, price_per_chip_hour=price,
+        allow_invalid=allow_invalid, sensitivity=sensitivity, **options, **layout)
     result, sysm, workload = api.run_estimate(_catalog(), req, system, FLAGS)
     extra = _to_train(result, req, sysm)
     cluster = api.outlook(result, workload, sysm, req.train_tokens, price)
@@ -1395,6 +1375,7 @@ def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
 @app.command("search")
 @handles_bad_input
 @with_search_fixed_options
+@with_training_options
 def search_cmd(
     model: ModelOpt,
     chip: ChipOpt = None,
@@ -1402,10 +1383,6 @@ def search_cmd(
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
-    precision: PrecisionOpt = "bf16",
-    optimizer_states: OptimizerStatesOpt = "fp32",
-    moe_capacity_factor: CapacityFactorOpt = None,
-    moe_dispatch: MoeDispatchOpt = "permute",
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES),
         help="What the best layout has most (throughput) or least of; the *_with_failures "
@@ -1428,17 +1405,16 @@ def search_cmd(
     fmt: FormatOpt = Format.table,
     *,
     layout: LayoutFlags,
+    options: OptionFlags,
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
     cat = _catalog()
     req = _from_flags(api.SearchRequest, model=model, chip=chip, chips=chips,
-                      global_batch=global_batch, seq_len=seq_len, precision=precision,
-                      optimizer_states=optimizer_states,
-                      moe_capacity_factor=moe_capacity_factor, moe_dispatch=moe_dispatch,
-                      objective=objective, top_k=top, train_tokens=train_tokens,
-                      price_per_chip_hour=price, chip_counts=_counts(chip_counts),
-                      max_power_W=_power(max_power), memory_headroom=memory_headroom,
-                      allow_invalid=allow_invalid, **layout)
+                      global_batch=global_batch, seq_len=seq_len, objective=objective,
+                      top_k=top, train_tokens=train_tokens, price_per_chip_hour=price,
+                      chip_counts=_counts(chip_counts), max_power_W=_power(max_power),
+                      memory_headroom=memory_headroom, allow_invalid=allow_invalid,
+                      **options, **layout)
     sysm, _, n_chips = api.resolve_job(cat, req, system, FLAGS,
                                        lambda: api.training_workload(cat, req, FLAGS))
     try:
@@ -1500,6 +1476,7 @@ def _prices(text: str | None) -> tuple[float, ...] | None:
 
 @app.command("compare")
 @handles_bad_input
+@with_training_options
 def compare_cmd(
     systems: Annotated[list[str], typer.Argument(
         metavar="SYSTEM.yaml|CHIP...", help="System files (or accelerator ids, on their "
@@ -1514,10 +1491,6 @@ def compare_cmd(
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
-    precision: PrecisionOpt = "bf16",
-    optimizer_states: OptimizerStatesOpt = "fp32",
-    moe_capacity_factor: CapacityFactorOpt = None,
-    moe_dispatch: MoeDispatchOpt = "permute",
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES), help="The best layout of each system by it.")
     ] = "throughput",
@@ -1547,6 +1520,8 @@ def compare_cmd(
         "--report", help="Also write an HTML report (table, findings, bars, cost vs time; "
                          "Plotly in a shared file beside it).")] = None,
     fmt: FormatOpt = Format.table,
+    *,
+    options: OptionFlags,
 ) -> None:
     """Compare one training job on several systems, each at its best layout; with a
     budget (--max-cost, --deadline, --max-power), pick the row that meets it best."""
@@ -1561,14 +1536,12 @@ def compare_cmd(
     try:
         req = _from_flags(api.CompareRequest, model=model, chips=chips,
                           chip_counts=counts, global_batch=global_batch,
-                          seq_len=seq_len, precision=precision,
-                          optimizer_states=optimizer_states,
-                          moe_capacity_factor=moe_capacity_factor,
-                          moe_dispatch=moe_dispatch, objective=objective,
+                          seq_len=seq_len, objective=objective,
                           train_tokens=train_tokens, price_per_chip_hour=_prices(price),
                           memory_headroom=memory_headroom, baseline=baseline - 1,
                           allow_invalid=allow_invalid, max_cost=max_cost,
-                          max_time_to_train_s=deadline_s, max_facility_power_W=power_W)
+                          max_time_to_train_s=deadline_s, max_facility_power_W=power_W,
+                          **options)
     except SpecError as exc:  # with the budget flags' problems: every bad flag at once
         raise SpecError(problems + list(exc.problems)) from None
     if problems:
@@ -2080,6 +2053,7 @@ def serve_url(host: str, port: int) -> str:
 @app.command()
 @handles_bad_input
 @with_layout_options
+@with_training_options
 def report(
     model: ModelOpt,
     out_file: Annotated[Path, typer.Option("--out", help="File to write (HTML or JSON).")],
@@ -2088,10 +2062,6 @@ def report(
     global_batch: Annotated[int, typer.Option(help="Sequences per step.")
                             ] = DEFAULT_GLOBAL_BATCH,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
-    precision: PrecisionOpt = "bf16",
-    optimizer_states: OptimizerStatesOpt = "fp32",
-    moe_capacity_factor: CapacityFactorOpt = None,
-    moe_dispatch: MoeDispatchOpt = "permute",
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
     run_search: Annotated[bool, typer.Option(
         "--search", help="Search the layouts and report the best one; a layout flag "
@@ -2114,6 +2084,7 @@ def report(
     allow_invalid: AllowInvalidOpt = False,
     *,
     layout: LayoutFlags,
+    options: OptionFlags,
 ) -> None:
     """Write a report (HTML whose plots work offline, or JSON): the estimate, the
     system's check findings, time, energy and cost to train, the top layouts."""
@@ -2136,10 +2107,8 @@ def report(
     no_fit: str | None = None  # why the search found no layout, when it found none
     req = _from_flags(
         api.EstimateRequest, model=model, chip=chip, chips=chips, global_batch=global_batch,
-        seq_len=seq_len, precision=precision, optimizer_states=optimizer_states,
-        moe_capacity_factor=moe_capacity_factor, moe_dispatch=moe_dispatch,
-        train_tokens=train_tokens, price_per_chip_hour=price, allow_invalid=allow_invalid,
-        **layout)
+        seq_len=seq_len, train_tokens=train_tokens, price_per_chip_hour=price,
+        allow_invalid=allow_invalid, **options, **layout)
     sysm = api.job_system(cat, chip, system, chips, FLAGS)
     try:
         api.guard(sysm, allow_invalid)  # nothing is written for a refused system
@@ -2148,10 +2117,8 @@ def report(
     if run_search:
         found = api.run_search(cat, _from_flags(
             api.SearchRequest, model=model, chip=chip, chips=chips,
-            global_batch=global_batch, seq_len=seq_len, precision=req.precision,
-            optimizer_states=req.optimizer_states,
-            moe_capacity_factor=req.moe_capacity_factor, moe_dispatch=req.moe_dispatch,
-            top_k=top, objective=objective, train_tokens=req.train_tokens,
+            global_batch=global_batch, seq_len=seq_len, **req.options(), top_k=top,
+            objective=objective, train_tokens=req.train_tokens,
             price_per_chip_hour=price, allow_invalid=allow_invalid,
             **{f.name: layout[f.name] for f in SEARCH_FIXED_LAYOUT},
             # a layout flag given (away from its default) pins that field in the search

@@ -40,7 +40,6 @@ from ocplan.catalog.fields import (
     Id,
     Price,
     SeqLen,
-    Spec,
     TrainTokens,
 )
 from ocplan.catalog.loader import load_yaml, validate_as
@@ -48,16 +47,18 @@ from ocplan.catalog.system import System, load_system, system_for_chip
 from ocplan.errors import Problem, SpecError
 from ocplan.plan.search import Objective, run_inputs_problems
 from ocplan.store.db import canonical_json, content_key
+from ocplan.workloads.options import TrainingOptions, option_fields
 from ocplan.workloads.shape import ModelShape
-from ocplan.workloads.workload import OptimizerStates, TrainingPrecision, Workload
+from ocplan.workloads.workload import Workload
 
 __all__ = ["Sweep", "SweepSpec", "SweepTask", "expand_sweep", "load_sweep", "search_inputs"]
 
 _Ids = Annotated[list[Id], Field(min_length=1, max_length=1000)]
 
 
-class SweepSpec(Spec):
-    """A grid of searches: models x hardware (chips or systems) x cluster sizes."""
+class SweepSpec(TrainingOptions):
+    """A grid of searches: models x hardware (chips or systems) x cluster sizes, every
+    search with the same options (:class:`~ocplan.workloads.options.TrainingOptions`)."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     models: _Ids
@@ -72,9 +73,6 @@ class SweepSpec(Spec):
     cluster_sizes: Annotated[list[ChipCount], Field(min_length=1, max_length=1000)]
     global_batch: BatchSize
     seq_len: SeqLen
-    precision: TrainingPrecision = "bf16"
-    optimizer_states: OptimizerStates = "fp32"
-    """Adam's state recipe (:data:`~ocplan.workloads.workload.OPTIMIZER_STATES`)."""
     objective: Objective = "throughput"
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
     train_tokens: TrainTokens | None = None
@@ -142,8 +140,7 @@ def search_inputs(workload: Workload, system: System, chips: int, objective: str
         "chips": chips,
         "global_batch": workload.global_batch,
         "seq_len": workload.seq_len,
-        "precision": workload.precision,
-        "optimizer_states": workload.optimizer_states,
+        **{f.name: getattr(workload, f.name) for f in option_fields()},
         "objective": objective,
         "top_k": top_k,
     }
@@ -234,8 +231,7 @@ def expand_sweep(sweep: Sweep | SweepSpec, catalog: Catalog,
         raise SpecError(problems)
     tasks: dict[str, SweepTask] = {}
     for shape in shapes:
-        workload = Workload(shape, spec.seq_len, spec.global_batch, spec.precision,
-                            optimizer_states=spec.optimizer_states)
+        workload = spec.workload(shape, spec.seq_len, spec.global_batch)
         for name, systems in hardware:
             for n, system in zip(spec.cluster_sizes, systems, strict=True):
                 inputs = search_inputs(workload, system, n, spec.objective, spec.top_k,

@@ -287,6 +287,13 @@ def create_app(db_url: str | None = None, token: str | None = None,
         with them."""
         return api.field_choices()
 
+    @app.get("/api/training-options")
+    def training_options() -> list[dict[str, object]]:
+        """The options a training request takes (name, label, kind, default, bounds,
+        choices, help): the workbench builds each training form's option inputs from
+        them."""
+        return api.training_option_fields()
+
     @app.get("/api/layout")
     def layout_fields() -> list[dict[str, object]]:
         """The layout fields an estimate request takes (name, kind, default, bounds,

@@ -368,30 +368,39 @@
     }
   }
 
-  /** The layout inputs of a form, one per field the API declares (GET api/layout):
-   *  numbers as text boxes, flags and choices as selects, blank meaning the API's
-   *  default (or, for a field a search varies, that the search picks it). Ids are
-   *  prefix-field-name (est-micro-batch), values go to data-field. */
+  /** The input of one declared field (a layout field or a training option): numbers as
+   *  text boxes, flags and choices as selects, blank meaning the API's default (or, for
+   *  a field a search varies, that the search picks it). Its id is
+   *  prefix-field-name (est-micro-batch), its value goes to data-field. */
+  function fieldInput(prefix, f) {
+    const id = prefix + "-" + f.name.replaceAll("_", "-");
+    const attrs = { id, "data-field": f.name, title: f.help + " (" + f.allowed + ")" };
+    const blank = f.searched ? "(searched)" : "(default)";
+    if (f.kind === "bool" || f.kind === "choice") {
+      const options = f.kind === "bool"
+        ? [el("option", { value: "true" }, "on"), el("option", { value: "false" }, "off")]
+        : f.choices.map((c) => el("option", { value: c }, c));
+      return el("select", { ...attrs, "data-type": f.kind === "bool" ? "bool" : undefined },
+        el("option", { value: "" }, blank), options);
+    }
+    const number = f.kind === "number";
+    return el("input", { ...attrs, "data-type": number ? "float" : "int", type: "text",
+      inputMode: number ? "decimal" : "numeric",
+      placeholder: f.searched ? "searched" : f.default === null ? "" : String(f.default) });
+  }
+
+  /** The layout inputs of a form, one per field the API declares (GET api/layout). */
   async function buildLayoutForm(prefix, path = "api/layout") {
     const fields = await api("GET", path);
-    const box = $("#" + prefix + "-layout");
-    put(box, fields.map((f) => {
-      const id = prefix + "-" + f.name.replaceAll("_", "-");
-      const attrs = { id, "data-field": f.name, title: f.help + " (" + f.allowed + ")" };
-      const blank = f.searched ? "(searched)" : "(default)";
-      let input;
-      if (f.kind === "bool" || f.kind === "choice") {
-        const options = f.kind === "bool"
-          ? [el("option", { value: "true" }, "on"), el("option", { value: "false" }, "off")]
-          : f.choices.map((c) => el("option", { value: c }, c));
-        input = el("select", { ...attrs, "data-type": f.kind === "bool" ? "bool" : undefined },
-          el("option", { value: "" }, blank), options);
-      } else {
-        input = el("input", { ...attrs, "data-type": "int", type: "text", inputMode: "numeric",
-          placeholder: f.searched ? "searched" : f.default === null ? "" : String(f.default) });
-      }
-      return el("label", { "data-layout": f.name }, f.name.replaceAll("_", " "), " ", input);
-    }));
+    put($("#" + prefix + "-layout"), fields.map((f) => el("label", { "data-layout": f.name },
+      f.name.replaceAll("_", " "), " ", fieldInput(prefix, f))));
+  }
+
+  /** A training form's option inputs (precision, optimizer states, MoE routing), one per
+   *  option the API declares (GET api/training-options), under the option's label. */
+  function buildOptionsForm(prefix, fields) {
+    put($("#" + prefix + "-options"), fields.map((f) => el("label", { "data-option": f.name },
+      f.label, " ", fieldInput(prefix, f))));
   }
 
 
@@ -1216,6 +1225,8 @@
         input.placeholder = "all of the system, else " + settings.default_chips;
       }
       await fillChoices();
+      const options = await api("GET", "api/training-options");
+      for (const prefix of ["est", "cmp", "srch"]) buildOptionsForm(prefix, options);
       await buildLayoutForm("est");
       await buildLayoutForm("inf", "api/serving-layout");
       await buildLayoutForm("srch", "api/search-layout");

@@ -1,0 +1,146 @@
+"""A training job's options, declared once: its precision and recipes beside its model,
+batch and sequence.
+
+:class:`TrainingOptions` holds them as request fields (strict pydantic, with bounds and
+help). Every client derives from it rather than spelling a field again: the training
+requests and the sweep spec inherit it (:class:`~ocplan.api.JobRequest`,
+:class:`~ocplan.api.CompareRequest`, :class:`~ocplan.sweep.spec.SweepSpec`); the CLI's
+flags (:func:`~ocplan.cli.layout_options.with_training_options`), the web forms' inputs
+(``GET api/training-options``), the API's choices and a sweep's content key read
+:func:`option_fields`; and :meth:`TrainingOptions.workload` hands each value to the
+:class:`~ocplan.workloads.workload.Workload` attribute of the same name, where the engine
+term that uses it reads it. Adding an option is one field here and that attribute.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal, Union, get_args, get_origin
+
+from annotated_types import Ge, Le
+from pydantic import Field, ValidationInfo, field_validator
+
+from ocplan.catalog.fields import Spec
+from ocplan.workloads.recipes import RECIPES, TrainingPrecision
+from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import (
+    MAX_CAPACITY_FACTOR,
+    MIN_CAPACITY_FACTOR,
+    MOE_DISPATCH,
+    OPTIMIZER_STATES,
+    MoeDispatch,
+    OptimizerStates,
+    Workload,
+)
+
+__all__ = ["OptionField", "OptionValue", "TrainingOptions", "option_fields"]
+
+OptionValue = str | float | None
+"""An option's value as a request holds it."""
+
+
+class TrainingOptions(Spec):
+    """The options of a training job (a request mixin; see the module docstring)."""
+
+    precision: TrainingPrecision = Field("bf16", title="Precision", description=(
+        "Precision of the matrix multiplications, with its framework recipe: "
+        + "; ".join(f"{p}: {r.name}" for p, r in RECIPES.items()) + "."))
+    optimizer_states: OptimizerStates = Field("fp32", title="Optimizer states", description=(
+        "Adam's state recipe, bytes a parameter: "
+        + ", ".join(f"{name} {size:g}" for name, size in OPTIMIZER_STATES.items())
+        + " (fp32: an fp32 master copy, momentum and variance; bf16_moments: the fp32 "
+          "master with BF16 moments, as DeepSeek-V3 and Megatron-LM's precision-aware "
+          "optimizer; bf16: BF16 moments and no master, as MaxText with bf16 weights)."))
+    moe_capacity_factor: float | None = Field(
+        None, strict=True, ge=MIN_CAPACITY_FACTOR, le=MAX_CAPACITY_FACTOR,
+        title="MoE capacity factor", description=(
+            "MoE: expert capacity over the balanced load; token copies beyond it are "
+            "dropped and each expert's input is padded to it (GShard; Megatron-Core "
+            "--moe-expert-capacity-factor with --moe-pad-expert-input-to-capacity). "
+            "Empty: dropless."))
+    moe_dispatch: MoeDispatch = Field("permute", title="MoE dispatch", description=(
+        "MoE: how tokens reach their experts: "
+        + "; ".join(f"{name}: {what}" for name, what in MOE_DISPATCH.items()) + "."))
+
+    @field_validator("moe_dispatch")
+    @classmethod
+    def _einsum_needs_capacity(cls, value: str, info: ValidationInfo) -> str:
+        # the same rule as Workload's, here so that the message names the request field
+        if value == "einsum" and info.data.get("moe_capacity_factor") is None:
+            raise ValueError("einsum needs a capacity factor (moe_capacity_factor): its "
+                             "masks have one slot per unit of capacity")
+        return value
+
+    def options(self) -> dict[str, OptionValue]:
+        """The options by name (:func:`option_fields`)."""
+        return {f.name: getattr(self, f.name) for f in option_fields()}
+
+    def workload(self, model: ModelShape, seq_len: int, global_batch: int) -> Workload:
+        """The training workload of ``model`` with these options, each given to the
+        workload attribute of its name."""
+        values: dict[str, Any] = self.options()  # checked again by Workload
+        return Workload(model, seq_len, global_batch, **values)
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """What a client needs to know about one option (read from its request field)."""
+
+    name: str
+    label: str
+    kind: Literal["choice", "number"]
+    default: OptionValue
+    help: str
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    optional: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The CLI option: ``--moe-dispatch`` for ``moe_dispatch``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def allowed(self) -> str:
+        """What the option accepts, in words."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        return (f"a number from {self.low:g} to {self.high:g}"
+                + (", or empty" if self.optional else ""))
+
+    def as_json(self) -> dict[str, object]:
+        """The declaration as JSON data (served to the web form)."""
+        return {"name": self.name, "label": self.label, "kind": self.kind, "default": self.default,
+                "help": self.help, "choices": list(self.choices), "low": self.low,
+                "high": self.high, "optional": self.optional, "flag": self.flag,
+                "allowed": self.allowed}
+
+
+def _option_field(name: str) -> OptionField:
+    info = TrainingOptions.model_fields[name]
+    annotation = info.annotation
+    assert info.description, f"{name}: an option needs its help"
+    assert info.title, f"{name}: an option needs its label"
+    optional = get_origin(annotation) in (Union, types.UnionType) \
+        and type(None) in get_args(annotation)
+    if optional:
+        (annotation,) = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is Literal:
+        return OptionField(name, info.title, "choice", info.default, info.description,
+                           choices=tuple(get_args(annotation)), optional=optional)
+    assert annotation is float, f"{name}: an option is a choice or a number"
+    low = next(m.ge for m in info.metadata if isinstance(m, Ge))
+    high = next(m.le for m in info.metadata if isinstance(m, Le))
+    assert isinstance(low, float), name
+    assert isinstance(high, float), name
+    return OptionField(name, info.title, "number", info.default, info.description, low=low,
+                       high=high, optional=optional)
+
+
+@cache
+def option_fields() -> tuple[OptionField, ...]:
+    """Every option of :class:`TrainingOptions`, in declaration order."""
+    return tuple(_option_field(name) for name in TrainingOptions.model_fields)
