@@ -14,7 +14,7 @@ from ocplan.catalog.system import system_for_chip
 from ocplan.plan.calibration import load_calibration
 from ocplan.plan.comm_terms import _Layouts, ep_exposed_s
 from ocplan.plan.engine import chip_peaks, efficiencies, system_model
-from ocplan.plan.layer_cost import stage_compute
+from ocplan.plan.layer_cost import job_shard, stage_compute
 from ocplan.plan.layout_arrays import derive_layout
 from ocplan.plan.plan import Plan
 
@@ -59,7 +59,7 @@ def test_the_overlap_hides_no_more_than_the_compute_beside_it() -> None:
     cal = load_calibration()
     d = derive_layout(wl, Plan(tp=2, dp=8, ep=8).encoded())
     sc = stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
-                       efficiencies(sm, cal), wl.seq_len, shard=d.shard_columns(),
+                       efficiencies(sm, cal), job_shard(wl), shard=d.shard_columns(),
                        per_stage=d.per_stage)
     g = _Layouts(d, sc.moe_layers)
 

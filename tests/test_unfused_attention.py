@@ -19,7 +19,7 @@ from ocplan.errors import SpecError
 from ocplan.plan.calibration import load_calibration
 from ocplan.plan.engine import chip_peaks, efficiencies, evaluate, system_model
 from ocplan.plan.estimate import estimate
-from ocplan.plan.layer_cost import stage_compute
+from ocplan.plan.layer_cost import job_shard, stage_compute
 from ocplan.plan.layout_arrays import derive_layout
 from ocplan.plan.plan import LAYOUT, Plan
 from ocplan.plan.space import training_space
@@ -200,10 +200,11 @@ def test_stage_compute_names_the_core_as_the_attention_forward() -> None:
     wl = _workload(gpt(layers=8))
     d = derive_layout(wl, Plan(tp=8, pp=1, dp=1, micro_batch=1).encoded())
     eff = efficiencies(sm, load_calibration())
-    args = (wl.model, wl.precision, chip_peaks(sm, wl.precision), eff, S)
-    fused = stage_compute(*args, shard=d.shard_columns(), per_stage=d.per_stage)
-    unfused = stage_compute(*args, shard=d.shard_columns(), per_stage=d.per_stage,
-                            fused_attention=False)
+    args = (wl.model, wl.precision, chip_peaks(sm, wl.precision), eff)
+    fused = stage_compute(*args, job_shard(wl), shard=d.shard_columns(),
+                          per_stage=d.per_stage)
+    unfused = stage_compute(*args, job_shard(wl, fused_attention=False),
+                            shard=d.shard_columns(), per_stage=d.per_stage)
     assert float(unfused.forward.attention_s) == 0.0
     assert float(fused.attention_fwd_s) == pytest.approx(float(fused.forward.attention_s))
     assert float(unfused.attention_fwd_s) > 2 * float(fused.attention_fwd_s)

@@ -44,6 +44,7 @@ from ocplan.plan.comm_terms import CommTerms, comm_terms
 from ocplan.plan.compute_terms import ComputeTerms, compute_terms
 from ocplan.plan.layer_cost import (
     StageCompute,
+    job_shard,
     layer_kinds,
     select_compute,
     stage_compute,
@@ -235,10 +236,8 @@ def _stage_compute(wl: Workload, sm: SystemModel, cal: Calibration,
     native kernel (an unfused core runs no attention kernel at all)."""
     def timed(fused: bool) -> StageCompute:
         return stage_compute(wl.model, wl.precision, chip_peaks(sm, wl.precision),
-                             efficiencies(sm, cal), wl.seq_len, shard=d.shard_columns(),
-                             per_stage=d.per_stage, capacity_factor=wl.moe_capacity_factor,
-                             imbalance=wl.moe_imbalance, fused_attention=fused,
-                             einsum_dispatch=wl.moe_dispatch == "einsum")
+                             efficiencies(sm, cal), job_shard(wl, fused),
+                             shard=d.shard_columns(), per_stage=d.per_stage)
     fused = d.fused_attention
     if np.all(fused) or not np.any(fused):
         sc = timed(bool(np.all(fused)))

@@ -19,7 +19,7 @@ million layouts times a few hundred layer shapes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
@@ -42,20 +42,42 @@ from ocplan.workloads.operators import (
     mtp_operators,
 )
 from ocplan.workloads.shape import ModelShape
+from ocplan.workloads.workload import Workload
 
-__all__ = ["LAYOUT_SHARD_FIELDS", "LayerKind", "StageCompute", "layer_kinds", "select_compute",
-           "stage_compute", "stage_layers", "with_attention_rate"]
+__all__ = ["LAYOUT_SHARD_FIELDS", "JobShard", "LayerKind", "StageCompute", "job_shard",
+           "layer_kinds", "select_compute", "stage_compute", "stage_layers",
+           "with_attention_rate"]
 
-#: :class:`~ocplan.workloads.operators.Shard` fields that are not the job's (its sequence,
-#: capacity factor and routing imbalance) nor the attention kernel (which changes which
-#: operators a layer has, so it is one value per call, :func:`stage_compute`): what a
-#: layout sets, one column each
+
+@dataclass(frozen=True)
+class JobShard:
+    """The :class:`~ocplan.workloads.operators.Shard` fields one call of
+    :func:`stage_compute` gives every layout: the job's sequence and MoE routing, and the
+    attention kernel (which changes which operators a layer has, so it is one value per
+    call). Hashable: with the model, precision and chip it keys the cost caches."""
+
+    seq_len: int
+    capacity_factor: float | None = None
+    imbalance: float = 1.0
+    fused_attention: bool = True
+    einsum_dispatch: bool = False
+
+
+def job_shard(wl: Workload, fused_attention: bool = True) -> JobShard:
+    """The per-call Shard fields of the training workload ``wl``."""
+    return JobShard(wl.seq_len, wl.moe_capacity_factor, wl.moe_imbalance, fused_attention,
+                    wl.moe_dispatch == "einsum")
+
+
+#: Shard fields a training call leaves at their defaults: the key length of a decode step.
+_SERVING_ONLY_SHARD_FIELDS = frozenset({"kv_len"})
+#: :class:`~ocplan.workloads.operators.Shard` fields that are neither :class:`JobShard`'s
+#: nor serving's: what a layout sets, one column each
 #: (:meth:`~ocplan.plan.layout_arrays.DerivedLayout.shard_columns`). A layout field that
 #: changes a layer's operators is a Shard field; nothing here names it.
-_PER_CALL_SHARD_FIELDS = frozenset({"seq_len", "kv_len", "capacity_factor", "imbalance",
-                                    "fused_attention", "einsum_dispatch"})
 LAYOUT_SHARD_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in fields(Shard) if f.name not in _PER_CALL_SHARD_FIELDS)
+    f.name for f in fields(Shard)
+    if f.name not in {g.name for g in fields(JobShard)} | _SERVING_ONLY_SHARD_FIELDS)
 #: Shard fields that are flags (their defaults are bools): columns of 0/1, passed as bools.
 _FLAG_FIELDS = frozenset(f.name for f in fields(Shard) if isinstance(f.default, bool))
 
@@ -180,17 +202,13 @@ class _Profiles:
     head_backward: Profile
 
 
-def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
-                 cols: FloatArray, capacity_factor: float | None,
-                 imbalance: float, fused_attention: bool,
-                 einsum_dispatch: bool = False) -> _Profiles:
+def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, job: JobShard,
+                 cols: FloatArray) -> _Profiles:
     """Profiles of the layer shapes ``cols`` (one row per :data:`LAYOUT_SHARD_FIELDS`)."""
     n = cols.shape[1]
     per_layout = {name: row.astype(bool) if name in _FLAG_FIELDS else row
                   for name, row in zip(LAYOUT_SHARD_FIELDS, cols, strict=True)}
-    shard = Shard(seq_len=float(seq), capacity_factor=capacity_factor, imbalance=imbalance,
-                  fused_attention=fused_attention, einsum_dispatch=einsum_dispatch,
-                  **per_layout)
+    shard = Shard(**(asdict(job) | {"seq_len": float(job.seq_len)}), **per_layout)
     kinds = layer_kinds(shape)
     fwd = tuple(profile(layer_operators(shape, "forward", shard, layer=k.index,
                                         precision=precision), chip, n) for k in kinds)
@@ -206,7 +224,7 @@ def _profiles_of(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int,
     return _Profiles(fwd, bwd, head_f, head_b)
 
 
-_Context = tuple[ModelShape, str, ChipPeaks, int, float | None, float, bool, bool]
+_Context = tuple[ModelShape, str, ChipPeaks, JobShard]
 _Column = tuple[float, ...]
 #: Unit-efficiency costs per job context and layer shape: the operator lists and their
 #: costs do not depend on the calibration or on the other layout fields, so a search or a
@@ -221,13 +239,9 @@ def _all(p: _Profiles) -> list[Profile]:
     return [*p.forward, *p.backward, p.head_forward, p.head_backward]
 
 
-def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols: FloatArray,
-              capacity_factor: float | None, imbalance: float,
-              fused_attention: bool, einsum_dispatch: bool = False) -> _Profiles:
+def _profiles(context: _Context, cols: FloatArray) -> _Profiles:
     """Profiles of the layer shapes ``cols`` (rows :data:`LAYOUT_SHARD_FIELDS`), each shape
     costed once per job context."""
-    context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance,
-                         fused_attention, einsum_dispatch)
     if sum(map(len, list(_CACHE.values()))) > _CACHE_COLUMNS:
         _CACHE.clear()
         _META.clear()
@@ -237,8 +251,7 @@ def _profiles(shape: ModelShape, precision: str, chip: ChipPeaks, seq: int, cols
     known = _META.get(context)
     missing = [i for i, r in enumerate(found) if r is None or known is None]
     if missing:
-        fresh = _profiles_of(shape, precision, chip, seq, cols[:, missing], capacity_factor,
-                             imbalance, fused_attention, einsum_dispatch)
+        fresh = _profiles_of(*context, cols[:, missing])
         known = _META.setdefault(context, fresh)
         for j, i in enumerate(missing):
             found[i] = store[keys[i]] = [
@@ -322,17 +335,13 @@ def _stage_columns(sc: StageCompute) -> list[FloatArray]:
 
 
 def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Efficiencies,
-                  seq: int, *, shard: Mapping[str, FloatArray | np.ndarray],
-                  per_stage: FloatArray, capacity_factor: float | None = None,
-                  imbalance: float = 1.0, fused_attention: bool = True,
-                  einsum_dispatch: bool = False) -> StageCompute:
+                  job: JobShard, *, shard: Mapping[str, FloatArray | np.ndarray],
+                  per_stage: FloatArray) -> StageCompute:
     """:class:`StageCompute` of every layout (arrays broadcast to one shape), timing each
     distinct layer shape (``shard``: one array per :data:`LAYOUT_SHARD_FIELDS`) and stage
     depth (``per_stage``) once (and once per job context and calibration: the results are
-    remembered). ``fused_attention``: every layout's attention cores are fused kernels,
-    or none are (:attr:`~ocplan.workloads.operators.Shard.fused_attention`);
-    ``einsum_dispatch``: the MoE layers route with one-hot einsums
-    (:attr:`~ocplan.workloads.operators.Shard.einsum_dispatch`)."""
+    remembered); ``job`` gives every layout the same sequence, MoE routing and attention
+    kernel (:class:`JobShard`)."""
     assert set(shard) == set(LAYOUT_SHARD_FIELDS), sorted(set(shard) ^ set(LAYOUT_SHARD_FIELDS))
     arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (
         *(shard[name] for name in LAYOUT_SHARD_FIELDS), per_stage)))
@@ -340,8 +349,7 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
     stacked = np.stack([a.ravel() for a in arrays])
     unique, inverse = distinct_columns(stacked)
     n = unique.shape[1]
-    context: _Context = (shape, precision, chip, seq, capacity_factor, imbalance,
-                         fused_attention, einsum_dispatch)
+    context: _Context = (shape, precision, chip, job)
     if sum(map(len, list(_COMPOSED.values()))) > _COMPOSED_COLUMNS:
         _COMPOSED.clear()
     memo = _COMPOSED.setdefault((context, eff), {})
@@ -351,8 +359,7 @@ def stage_compute(shape: ModelShape, precision: str, chip: ChipPeaks, eff: Effic
     if missing:
         sub = unique[:, missing]
         k = len(LAYOUT_SHARD_FIELDS)
-        prof = _profiles(shape, precision, chip, seq, sub[:k], capacity_factor, imbalance,
-                         fused_attention, einsum_dispatch)
+        prof = _profiles(context, sub[:k])
         sc = _compose(shape, prof, eff, sub[k])
         table = np.stack([np.broadcast_to(x, (len(missing),)) for x in _stage_columns(sc)],
                          axis=1).tolist()
