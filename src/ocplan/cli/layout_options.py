@@ -122,8 +122,9 @@ def _option_parameter(f: OptionField, kind: inspect._ParameterKind) -> inspect.P
     checks (its message lists the choices), a number as a float, None when not given."""
     if f.kind == "choice":
         metavar = "<" + "|".join(f.choices) + ">"
-        annotation: object = Annotated[str, typer.Option(f.flag, metavar=metavar,
-                                                         help=f.help)]
+        option = typer.Option(f.flag, metavar=metavar, help=f.help)
+        annotation: object = Annotated[str | None, option] if f.optional \
+            else Annotated[str, option]
     else:
         annotation = Annotated[float | None, typer.Option(f.flag, metavar="<number>",
                                                           help=f.help)]

@@ -107,9 +107,10 @@ class OptionField:
     def allowed(self) -> str:
         """What the option accepts, in words."""
         if self.kind == "choice":
-            return "one of " + ", ".join(self.choices)
-        return (f"a number from {self.low:g} to {self.high:g}"
-                + (", or empty" if self.optional else ""))
+            text = "one of " + ", ".join(self.choices)
+        else:
+            text = f"a number from {self.low:g} to {self.high:g}"
+        return text + (", or empty" if self.optional else "")
 
     def as_json(self) -> dict[str, object]:
         """The declaration as JSON data (served to the web form)."""
