@@ -7,6 +7,7 @@ attribute of its name."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,27 @@ def test_a_sweep_carries_the_options_into_its_tasks(tmp_path: Path) -> None:
     (problem,) = info.value.problems
     assert (problem.source, problem.field, problem.value) == (str(bad),
                                                               "moe_capacity_factor", 0.0)
+
+
+@pytest.mark.parametrize("command", ["estimate", "search", "compare", "report"])
+def test_json_answers_name_their_job(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     command: str) -> None:
+    """Every training command's JSON answer carries the job it was computed for (model,
+    batch, sequence, every option): a saved answer says what it answers."""
+    given = _all_other() | {"precision": "bf16"}  # every chip in the catalog trains bf16
+    flags = [arg for f in option_fields() for arg in (f.flag, str(given[f.name]))]
+    job = ["--model", "mixtral-8x7b", "--global-batch", "64", "--seq-len", "4096", *flags]
+    if command == "compare":
+        args = ["compare", "h100-sxm-80gb", *job, "--chips", "16", "--format", "json"]
+    elif command == "report":
+        args = ["report", *job, "--chip", "h100-sxm-80gb", "--chips", "16", "--tp", "2",
+                "--ep", "8", "--recompute", "full", "--out", str(tmp_path / "r.json")]
+    else:
+        args = [command, *job, "--chip", "h100-sxm-80gb", "--chips", "16", "--format",
+                "json"] + (["--tp", "2", "--ep", "8", "--recompute", "full"]
+                           if command == "estimate" else [])
+    _, out, _ = run(capsys, *args)
+    data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8")
+                      if command == "report" else out)
+    assert data["job"] == {"model": "mixtral-8x7b", "global_batch": 64, "seq_len": 4096,
+                           **given}

@@ -663,6 +663,27 @@ def test_search_job(client: httpx.Client) -> None:
     assert result["columns"] == row_labels(SEARCH_COLUMNS)
 
 
+def test_answers_name_their_job(client: httpx.Client) -> None:
+    """An estimate, a search and a comparison answer with the job they were computed
+    for: model, batch, sequence and every training option, as given or defaulted."""
+    options = {"optimizer_states": "bf16_moments", "moe_capacity_factor": 1.25}
+    want = {"model": "llama3-8b", "global_batch": 256, "seq_len": 4096, "precision": "bf16",
+            "optimizer_states": "bf16_moments", "moe_capacity_factor": 1.25,
+            "moe_dispatch": "permute"}
+    assert set(want) == {"model", "global_batch", "seq_len"} | {
+        f.name for f in option_fields()}
+    body = {k: v for k, v in SMALL_SEARCH.items() if k != "top_k"} | options
+    answer = client.post("/api/estimate", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["job"] == want
+    started = client.post("/api/search", json=SMALL_SEARCH | options).json()
+    assert wait_job(client, started["id"])["result"]["job"] == want
+    compare = {"model": "llama3-8b", "systems": [{"chip": "mi355x"}], "chips": 64,
+               "global_batch": 256, "seq_len": 4096} | options
+    started = client.post("/api/compare", json=compare).json()
+    assert wait_job(client, started["id"])["result"]["job"] == want
+
+
 def test_search_cancel(client: httpx.Client) -> None:
     running = client.post("/api/search", json=LONG_SEARCH).json()
     queued = client.post("/api/search", json=LONG_SEARCH).json()

@@ -136,6 +136,7 @@ __all__ = [
     "is_cpu_file",
     "is_serving_file",
     "job_chips",
+    "job_json",
     "job_system",
     "layout_fields",
     "layout_label",
@@ -966,6 +967,14 @@ def resolve_job(catalog: Catalog, req: JobRequest | InferJob, system_file: Path 
     assert system is not None
     assert workload is not None
     return system, workload, job_chips(req.chips, given, system)
+
+
+def job_json(req: JobRequest | CompareRequest) -> dict[str, object]:
+    """What a training answer was computed for, as JSON data: the model, the batch, the
+    sequence and every option (:func:`~ocplan.workloads.options.option_fields`), so that
+    a saved estimate, search or comparison names its job."""
+    return {"model": req.model, "global_batch": req.global_batch, "seq_len": req.seq_len,
+            **req.options()}
 
 
 def training_workload(catalog: Catalog, req: JobRequest | CompareRequest,

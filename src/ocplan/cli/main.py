@@ -836,7 +836,7 @@ def estimate_cmd(
                                                     result.reason, plan=result.plan)}
                     | api.trust(sysm, allow_invalid) | {"cluster": cluster.as_json()}
                     | {"sensitivity": sens.as_dict() if sens is not None else None}
-                    | _priced(price))
+                    | {"job": api.job_json(req)} | _priced(price))
     else:
         _print_estimate(result, f"{model} on {sysm.spec.name}", extra,
                         sysm.accelerator.family)
@@ -1430,7 +1430,8 @@ def search_cmd(
         result = api.run_search(cat, req, system, progress=tick, allow_offload=offload,
                                 source=FLAGS)
     if fmt is Format.json:
-        _print_json(result.as_json() | api.trust(sysm, allow_invalid) | _priced(price))
+        _print_json(result.as_json() | api.trust(sysm, allow_invalid)
+                    | {"job": api.job_json(req)} | _priced(price))
         if not result.best_ends:  # nothing fits, or no run of it ends: exit 1, as an
             raise typer.Exit(1)   # estimate that cannot run
         return
@@ -1560,7 +1561,7 @@ def compare_cmd(
     # a budget no row meets has no answer: exit 1, as a search with no layout does
     unmet = result.pick is not None and result.pick.name is None
     if fmt is Format.json:
-        _print_json(result.as_json() | _priced(price))
+        _print_json(result.as_json() | {"job": api.job_json(req)} | _priced(price))
         if unmet:
             raise typer.Exit(1)
         return
@@ -2133,6 +2134,7 @@ def report(
                                          for f in api.REQUEST_LAYOUT})
     result, sysm, workload = api.run_estimate(cat, req, system, FLAGS)
     data = ReportData(title=f"ocplan report: {model} on {sysm.spec.name}", result=result,
+                      job=api.job_json(req),
                       timeline=api.pipeline_timeline(result, workload),
                       topology=api.topology_report(sysm),
                       findings=[f.as_dict() for f in api.check_system(sysm)],

@@ -130,9 +130,12 @@ class ReportData:
     """Label of the prices' currency, printed with costs."""
     sensitivity: Sensitivity | None = None
     """What each hardware resource buys the step (None: the layout cannot run)."""
+    job: dict[str, object] | None = None
+    """The job the report answers (:func:`ocplan.api.job_json`: model, batch, sequence,
+    options)."""
 
     def as_json(self) -> dict[str, Any]:
-        return {"title": self.title, "currency": self.currency,
+        return {"title": self.title, "currency": self.currency, "job": self.job,
                 "estimate": self.result.as_dict(),
                 "sensitivity": None if self.sensitivity is None else self.sensitivity.as_dict(),
                 "allowed_invalid": self.allowed_invalid, "cluster": self.cluster,

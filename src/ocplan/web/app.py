@@ -344,7 +344,8 @@ def create_app(db_url: str | None = None, token: str | None = None,
             found = api.run_search(cat, req, progress=progress).as_json()
             return (found | {"figures": {"pareto": figures_.pareto_figure(found)},
                              # the columns a person reads, as the CLI table and the report
-                             "columns": summary.row_labels(summary.SEARCH_COLUMNS)}
+                             "columns": summary.row_labels(summary.SEARCH_COLUMNS),
+                             "job": api.job_json(req)}
                     | workers.priced(req.price_per_chip_hour, currency))
 
         return _submitted(jobs, work)
@@ -370,7 +371,8 @@ def create_app(db_url: str | None = None, token: str | None = None,
                 "pareto": figures_.compare_pareto_figure(found, currency)},
                              "budget_note": budget_note(result, currency),
                              # the rows a person reads, as the CLI table and the report
-                             "rows": summary.row_labels(summary.COMPARE_ROWS)}
+                             "rows": summary.row_labels(summary.COMPARE_ROWS),
+                             "job": api.job_json(req)}
                     | workers.priced(req.price_per_chip_hour, currency))
 
         return _submitted(jobs, work)

@@ -201,7 +201,7 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
         if cluster["goodput"] is not None:
             figures["goodput"] = figures_.goodput_figure(cluster["goodput"]["fractions"])
         return (out | api.trust(system, req.allow_invalid) | {"cluster": cluster}
-                | priced(req.price_per_chip_hour, currency))
+                | {"job": api.job_json(req)} | priced(req.price_per_chip_hour, currency))
     return _answer(compute)
 
 
