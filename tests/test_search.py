@@ -271,9 +271,13 @@ def cli_json() -> dict[str, Any]:
 
 def test_search_json_has_the_documented_keys(cli_json: dict[str, Any]) -> None:
     required = {"best", "top", "space_size", "pruned", "evaluated", "feasible", "elapsed_s"}
+    required = required | {"job"}
     assert required <= set(cli_json) <= required | {"objective", "why", "pareto",
                                                      "memory_headroom", "tie_tolerance",
                                                      "findings", "allowed_invalid"}
+    assert cli_json["job"] == {"model": "gpt3-175b", "global_batch": 1536, "seq_len": 2048,
+                               "precision": "bf16", "optimizer_states": "fp32",
+                               "moe_capacity_factor": None, "moe_dispatch": "permute"}
     layout = {"tp", "pp", "dp", "cp", "ep", "vpp", "micro_batch", "zero", "recompute",
               "tokens_per_s_per_chip", "mfu", "step_s", "memory_bytes_per_chip"}
     assert layout <= set(cli_json["best"])
