@@ -927,6 +927,8 @@ def test_training_option_inputs_follow_the_declaration(workbench: Page, base: st
                 assert values == ["", *f["choices"]], sel
             else:
                 assert page.get_attribute(sel, "data-type") == "float", sel
+                # an option left out says what that means (a capacity: dropless)
+                assert page.get_attribute(sel, "placeholder") == (f["empty"] or ""), sel
     job_form(page, "est", "mixtral-8x7b", "h100-sxm-80gb",
              (("chips", 16), ("global-batch", 64), ("seq-len", 4096), ("tp", 2), ("ep", 8),
               ("moe-capacity-factor", 1.25)))

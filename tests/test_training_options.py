@@ -51,7 +51,7 @@ def test_the_declaration_reads_back() -> None:
     assert fields["precision"].kind == "choice"
     assert "fp4" in fields["precision"].choices
     cf = fields["moe_capacity_factor"]
-    assert (cf.kind, cf.default, cf.optional) == ("number", None, True)
+    assert (cf.kind, cf.default, cf.optional, cf.empty) == ("number", None, True, "dropless")
     assert cf.low is not None
     assert cf.high is not None
     assert cf.low < 1.0 < cf.high

@@ -55,7 +55,7 @@ class TrainingOptions(Spec):
           "optimizer; bf16: BF16 moments and no master, as MaxText with bf16 weights)."))
     moe_capacity_factor: float | None = Field(
         None, strict=True, ge=MIN_CAPACITY_FACTOR, le=MAX_CAPACITY_FACTOR,
-        title="MoE capacity factor", description=(
+        title="MoE capacity factor", json_schema_extra={"empty": "dropless"}, description=(
             "MoE: expert capacity over the balanced load; token copies beyond it are "
             "dropped and each expert's input is padded to it (GShard; Megatron-Core "
             "--moe-expert-capacity-factor with --moe-pad-expert-input-to-capacity). "
@@ -97,6 +97,8 @@ class OptionField:
     low: float | None = None
     high: float | None = None
     optional: bool = False
+    empty: str | None = None
+    """What leaving an optional option out means, in a word or two (``dropless``)."""
 
     @property
     def flag(self) -> str:
@@ -116,7 +118,8 @@ class OptionField:
         """The declaration as JSON data (served to the web form)."""
         return {"name": self.name, "label": self.label, "kind": self.kind, "default": self.default,
                 "help": self.help, "choices": list(self.choices), "low": self.low,
-                "high": self.high, "optional": self.optional, "flag": self.flag,
+                "high": self.high, "optional": self.optional, "empty": self.empty,
+                "flag": self.flag,
                 "allowed": self.allowed}
 
 
@@ -127,18 +130,23 @@ def _option_field(name: str) -> OptionField:
     assert info.title, f"{name}: an option needs its label"
     optional = get_origin(annotation) in (Union, types.UnionType) \
         and type(None) in get_args(annotation)
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    said = extra.get("empty")
+    assert isinstance(said, str) == optional, f"{name}: say what leaving it out means"
+    empty = said if isinstance(said, str) else None
     if optional:
         (annotation,) = [a for a in get_args(annotation) if a is not type(None)]
     if get_origin(annotation) is Literal:
         return OptionField(name, info.title, "choice", info.default, info.description,
-                           choices=tuple(get_args(annotation)), optional=optional)
+                           choices=tuple(get_args(annotation)), optional=optional,
+                           empty=empty)
     assert annotation is float, f"{name}: an option is a choice or a number"
     low = next(m.ge for m in info.metadata if isinstance(m, Ge))
     high = next(m.le for m in info.metadata if isinstance(m, Le))
     assert isinstance(low, float), name
     assert isinstance(high, float), name
     return OptionField(name, info.title, "number", info.default, info.description, low=low,
-                       high=high, optional=optional)
+                       high=high, optional=optional, empty=empty)
 
 
 @cache

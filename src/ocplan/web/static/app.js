@@ -386,7 +386,8 @@
     const number = f.kind === "number";
     return el("input", { ...attrs, "data-type": number ? "float" : "int", type: "text",
       inputMode: number ? "decimal" : "numeric",
-      placeholder: f.searched ? "searched" : f.default === null ? "" : String(f.default) });
+      placeholder: f.searched ? "searched" : f.empty ? f.empty
+        : f.default === null ? "" : String(f.default) });
   }
 
   /** The layout inputs of a form, one per field the API declares (GET api/layout). */
