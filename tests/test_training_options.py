@@ -172,3 +172,21 @@ def test_json_answers_name_their_job(capsys: pytest.CaptureFixture[str], tmp_pat
                       if command == "report" else out)
     assert data["job"] == {"model": "mixtral-8x7b", "global_batch": 64, "seq_len": 4096,
                            **given}
+
+
+def test_the_estimate_table_names_its_job(capsys: pytest.CaptureFixture[str]) -> None:
+    """The table's first row is the job in words: batch and sequence, the precision, and
+    each option away from its default by its declared label (none at their defaults)."""
+    base = ["estimate", "--model", "mixtral-8x7b", "--chip", "h100-sxm-80gb", "--chips",
+            "16", "--global-batch", "64", "--seq-len", "4096", "--tp", "2", "--ep", "8",
+            "--recompute", "full"]
+    _, out, _ = run(capsys, *base, "--moe-capacity-factor", "1.25", "--moe-dispatch",
+                    "einsum")
+    (row,) = [line for line in out.splitlines() if " job " in line]
+    assert ("64 sequences x 4,096 tokens a step; Precision: bf16; MoE capacity factor: "
+            "1.25; MoE dispatch: einsum") in row
+    _, out, _ = run(capsys, *base)
+    (row,) = [line for line in out.splitlines() if " job " in line]
+    assert "Precision: bf16 " in row
+    assert "MoE" not in row
+    assert "Optimizer" not in row

@@ -839,7 +839,7 @@ def estimate_cmd(
                     | {"job": api.job_json(req)} | _priced(price))
     else:
         _print_estimate(result, f"{model} on {sysm.spec.name}", extra,
-                        sysm.accelerator.family)
+                        sysm.accelerator.family, api.job_json(req))
         if result.feasible:
             _print_cluster(cluster)
         if sens is not None:
@@ -861,10 +861,11 @@ def _summary_table(rows: list[tuple[str, str]], title: str | None = None
 
 
 def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
-                    chip_family: str | None = None) -> None:
+                    chip_family: str | None = None,
+                    job: dict[str, object] | None = None) -> None:
     from ocplan.reports.summary import estimate_rows
 
-    rows = estimate_rows(result, extra, state.currency, chip_family)
+    rows = estimate_rows(result, extra, state.currency, chip_family, job)
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
         out.print(_summary_table(rows))

@@ -150,12 +150,14 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
         # user did not ask for; the search's row says why nothing fits
         return [("layout", "none fits (see 'search')")]
     # the rows the CLI table and the workbench show (ocplan.reports.summary)
-    rows = estimate_rows(result, d.to_train, d.currency)
+    rows = estimate_rows(result, d.to_train, d.currency, job=d.job)
+    # the report's own rows go after the layout's (the job's, when given, comes first)
+    at = 2 if d.job is not None else 1
     if d.allowed_invalid:
-        rows.insert(1, ("INVALID SYSTEM", "estimated anyway (--allow-invalid): the check "
+        rows.insert(at, ("INVALID SYSTEM", "estimated anyway (--allow-invalid): the check "
                                           "findings below are not accounted for"))
     if not result.feasible:
-        return [*rows[:1], ("infeasible", result.reason or ""), *rows[1:]]
+        return [*rows[:at], ("infeasible", result.reason or ""), *rows[at:]]
     if d.sensitivity is not None:
         rows.append(("what resources buy", d.sensitivity.summary()))
     errors = sum(f.get("severity") == "error" for f in d.findings)

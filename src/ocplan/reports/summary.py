@@ -24,6 +24,7 @@ from ocplan.plan.calibration import calibration_note, format_likely, likely_rang
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS, Estimate
 from ocplan.plan.layout import LABEL_SEPARATOR
 from ocplan.units import format_duration, format_energy, format_money, format_quantity
+from ocplan.workloads.options import option_fields
 
 if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.results.cluster import ClusterOutlook
@@ -106,16 +107,28 @@ def _stage_rows(result: Estimate) -> list[Row]:
                                 "and any MTP modules on the last)")]
 
 
+def job_text(job: Mapping[str, object]) -> str:
+    """A training job (:func:`ocplan.api.job_json`) in words: its batch and sequence, its
+    precision, and each other option away from its default, by its declared label."""
+    parts = [f"{job['global_batch']:,} sequences x {job['seq_len']:,} tokens a step"]
+    parts += [f"{f.label}: {job[f.name]}" for f in option_fields()
+              if f.name == "precision" or job[f.name] != f.default]
+    return "; ".join(parts)
+
+
 def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str,
-                  chip_family: str | None = None) -> list[Row]:
-    """The rows of an estimate: its layout; for a layout that runs, the step and its parts,
+                  chip_family: str | None = None,
+                  job: Mapping[str, object] | None = None) -> list[Row]:
+    """The rows of an estimate: with ``job``, the job (:func:`job_text`); its layout; for
+    a layout that runs, the step and its parts,
     throughput, where a measurement would likely fall, MFU/HFU, the binding resource, the
     calibration behind it (``chip_family``: the chip's own family, named when the estimate
     had to use the typical values), its caveats, the memory per chip and its parts,
     the power and, with ``to_train`` (:func:`ocplan.api.to_train`'s answer), the time,
     facility energy and cost (in ``currency``) to train; for one that cannot run, its
     memory and what to change."""
-    rows: list[Row] = [("layout", result.plan.label()), *_stage_rows(result)]
+    rows: list[Row] = [*((("job", job_text(job)),) if job is not None else ()),
+                       ("layout", result.plan.label()), *_stage_rows(result)]
     if not result.feasible:
         hint = api.infeasible_hint(result.reason, plan=result.plan)
         return [*rows, *_memory_rows(result),

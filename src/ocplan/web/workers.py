@@ -192,7 +192,7 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
         cluster = view.as_json()
         # the rows a person reads, as the CLI table and the report label and format them
         out["summary"] = [list(r) for r in summary.estimate_rows(
-            result, train, currency, system.accelerator.family)]
+            result, train, currency, system.accelerator.family, api.job_json(req))]
         out["cluster_summary"] = ([list(r) for r in summary.cluster_rows(view, currency)]
                                   if result.feasible else [])
         if result.feasible:
