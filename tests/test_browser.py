@@ -735,7 +735,9 @@ def test_the_estimate_reads_as_the_cli_table(workbench: Page, base: str) -> None
     wanted = [(label.strip(), text) for label, text in est["summary"] if label != "caveat"]
     assert shown == wanted
     labels = [label for label, _ in shown]
-    assert labels[:2] == ["layout", "step time"]
+    # the job in words first (as the CLI table), then the layout and its step
+    assert labels[:3] == ["job", "layout", "step time"]
+    assert shown[0][1] == "256 sequences x 4,096 tokens a step; Precision: bf16"
     assert {"likely measured", MFU_LABEL, "calibration", "time to train",
             "cost to train", "TP communication", "optimizer state"} <= set(labels)
     assert not any("_" in label for label in labels)
