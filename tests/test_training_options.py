@@ -190,3 +190,16 @@ def test_the_estimate_table_names_its_job(capsys: pytest.CaptureFixture[str]) ->
     assert "Precision: bf16 " in row
     assert "MoE" not in row
     assert "Optimizer" not in row
+
+
+def test_a_report_whose_search_fits_nothing_still_names_its_job(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    page = tmp_path / "r.html"
+    rc, _, _ = run(capsys, "report", "--model", "mixtral-8x7b", "--chip", "h100-sxm-80gb",
+                   "--chips", "1", "--search", "--optimizer-states", "bf16", "--out",
+                   str(page))
+    assert rc == 1
+    html = page.read_text(encoding="utf-8")
+    assert ("<th>job</th><td>512 sequences x 4,096 tokens a step; Precision: bf16; "
+            "Optimizer states: bf16</td>") in html
+    assert html.index("<th>job</th>") < html.index("none fits")

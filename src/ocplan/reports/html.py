@@ -36,6 +36,7 @@ from ocplan.reports.summary import (
     CompareRow,
     compared_text,
     estimate_rows,
+    job_text,
     present,
     search_table,
     serving_rows,
@@ -148,7 +149,8 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
     if d.search is not None and d.search.get("best") is None:
         # the search found no layout: the estimate is of the flags' layout, which the
         # user did not ask for; the search's row says why nothing fits
-        return [("layout", "none fits (see 'search')")]
+        return [*((("job", job_text(d.job)),) if d.job is not None else ()),
+                ("layout", "none fits (see 'search')")]
     # the rows the CLI table and the workbench show (ocplan.reports.summary)
     rows = estimate_rows(result, d.to_train, d.currency, job=d.job)
     # the report's own rows go after the layout's (the job's, when given, comes first)
