@@ -26,6 +26,7 @@ from ocplan.catalog.fields import Spec
 from ocplan.workloads.recipes import RECIPES, TrainingPrecision
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import (
+    EINSUM_NEEDS_CAPACITY,
     MAX_CAPACITY_FACTOR,
     MIN_CAPACITY_FACTOR,
     MOE_DISPATCH,
@@ -67,10 +68,9 @@ class TrainingOptions(Spec):
     @field_validator("moe_dispatch")
     @classmethod
     def _einsum_needs_capacity(cls, value: str, info: ValidationInfo) -> str:
-        # the same rule as Workload's, here so that the message names the request field
+        # Workload's rule, checked with the request's fields so its message names the field
         if value == "einsum" and info.data.get("moe_capacity_factor") is None:
-            raise ValueError("einsum needs a capacity factor (moe_capacity_factor): its "
-                             "masks have one slot per unit of capacity")
+            raise ValueError(EINSUM_NEEDS_CAPACITY)
         return value
 
     def options(self) -> dict[str, OptionValue]:

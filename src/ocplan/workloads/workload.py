@@ -12,8 +12,8 @@ from ocplan.workloads.operators import keys_per_query, windowed_layer_count
 from ocplan.workloads.recipes import TrainingPrecision
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["MOE_DISPATCH", "OPTIMIZER_STATES", "PRECISIONS", "MoeDispatch", "OptimizerStates",
-           "TrainingPrecision", "Workload"]
+__all__ = ["EINSUM_NEEDS_CAPACITY", "MOE_DISPATCH", "OPTIMIZER_STATES", "PRECISIONS",
+           "MoeDispatch", "OptimizerStates", "TrainingPrecision", "Workload"]
 
 #: Training precisions (:data:`~ocplan.workloads.recipes.TrainingPrecision`, each with its
 #: :class:`~ocplan.workloads.recipes.Recipe`).
@@ -47,6 +47,10 @@ MOE_DISPATCH: dict[str, str] = {
     "einsum": "one-hot dispatch and combine einsums over the capacity (GShard, MaxText "
               "dense_matmul); needs a capacity factor"}
 assert set(MOE_DISPATCH) == set(get_args(MoeDispatch)), "MoeDispatch out of date"
+#: Why the einsum dispatch needs a capacity factor (the workload's and the requests' one
+#: rule, :class:`~ocplan.workloads.options.TrainingOptions`).
+EINSUM_NEEDS_CAPACITY = ("einsum needs a capacity factor (moe_capacity_factor): its masks "
+                         "have one slot per unit of capacity")
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,8 @@ class Workload:
                                     f"expected one of {', '.join(MOE_DISPATCH)}",
                                     self.moe_dispatch))
         elif self.moe_dispatch == "einsum" and cf is None:
-            problems.append(Problem("argument", "moe_dispatch", "einsum needs a capacity "
-                                    "factor (moe_capacity_factor): its masks have one slot "
-                                    "per unit of capacity", self.moe_dispatch))
+            problems.append(Problem("argument", "moe_dispatch", EINSUM_NEEDS_CAPACITY,
+                                    self.moe_dispatch))
         if problems:
             raise SpecError(problems)
 
