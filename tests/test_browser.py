@@ -950,6 +950,60 @@ def test_training_option_inputs_follow_the_declaration(workbench: Page, base: st
     assert float(shown.replace(",", "")) == pytest.approx(est["tokens_per_s"], rel=1e-3)
 
 
+def test_serving_inputs_follow_the_declaration(workbench: Page, base: str) -> None:
+    """The serving form holds one input per declared field of a serving job (GET
+    /api/serving-options), under its label and unit, with its choices, its id from its
+    flag and a blank that says what leaving it out means; a job typed into them (a
+    closed loop of uniform lengths with an FP8 cache, half of each prompt cached)
+    answers the API's figure for the same request and names the job first."""
+    page = workbench
+    declared = api(base, "GET", "/api/serving-options")
+    labels = page.eval_on_selector_all(
+        "#inf-options label", "ls => ls.map(l => [l.dataset.option, "
+        "l.firstChild.textContent.trim()])")
+    assert labels == [[f["name"], f["label"] + (", " + f["unit"] if f["unit"] else "")]
+                      for f in declared]
+    for f in declared:
+        sel = "#inf-" + f["flag"].removeprefix("--")
+        assert page.get_attribute(sel, "data-field") == f["name"], sel
+        if f["kind"] == "choice":
+            values = page.eval_on_selector_all(f"{sel} option", "os => os.map(o => o.value)")
+            assert values == ["", *f["choices"]], sel
+            blank = page.inner_text(f"{sel} option[value='']")
+            assert blank == f"({f['empty'] or f['default']})", sel
+        else:
+            kind = "float" if f["kind"] == "number" else "int"
+            assert page.get_attribute(sel, "data-type") == kind, sel
+            shown = f["empty"] or ("" if f["default"] is None else f"{f['default']:g}")
+            assert page.get_attribute(sel, "placeholder") == shown, sel
+    given = {"load": "concurrency", "concurrency": 32, "length_distribution": "uniform",
+             "length_spread": 0.3, "kv_precision": "fp8", "prefix_hit": 0.5}
+    job_form(page, "inf", "llama3-8b", "h100-sxm-80gb", (("chips", 1),))
+    for name, value in given.items():  # each field's flag is its name here
+        sel = "#inf-" + name.replace("_", "-")
+        if isinstance(value, str):
+            page.select_option(sel, value)
+        else:
+            page.fill(sel, str(value))
+    page.click("#inf-run")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    body = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 1}
+    est = api(base, "POST", "/api/infer", body | given)
+    plain = api(base, "POST", "/api/infer", body)
+    assert est["output_tokens_per_s_per_chip"] != pytest.approx(
+        plain["output_tokens_per_s_per_chip"], rel=1e-3)
+    shown = page.text_content('#inf-fields tr[data-key="output_tokens_per_s_per_chip"] td')
+    assert float(shown.replace(",", "")) == pytest.approx(est["output_tokens_per_s_per_chip"],
+                                                          rel=1e-3)
+    assert page.text_content('#inf-summary tr[data-key="job"] td') == est["summary"][0][1]
+    for name, value in given.items():  # the form as the next test expects it
+        sel = "#inf-" + name.replace("_", "-")
+        if isinstance(value, str):
+            page.select_option(sel, "")
+        else:
+            page.fill(sel, "")
+
+
 def test_loading_a_scenario_runs_it_again(workbench: Page, base: str) -> None:
     """Issue 11: "Load" of a scenario filled the form but did not re-run it."""
     page = workbench

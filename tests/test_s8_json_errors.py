@@ -91,7 +91,8 @@ def test_infer_reports_every_bad_flag_in_json(capsys: pytest.CaptureFixture[str]
                                    "--slo-ttft", "2x", "--kv-precision", "fp4",
                                    "--format", "json"))
     assert {"--slo-ttft", "--kv-precision"} <= {p["source"] for p in problems}
-    assert {"slo_ttft", "kv_precision"} <= {p["field"] for p in problems}
+    # each problem names the request field its flag sets (--slo-ttft sets slo_ttft_s)
+    assert {"slo_ttft_s", "kv_precision"} <= {p["field"] for p in problems}
 
 
 def test_search_bad_objective_in_json(capsys: pytest.CaptureFixture[str]) -> None:

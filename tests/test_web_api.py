@@ -33,7 +33,7 @@ from ocplan.plan.plan import LAYOUT_FIELDS, Plan
 from ocplan.reports.summary import MFU_LABEL, SEARCH_COLUMNS, row_labels
 from ocplan.units import format_money, format_number
 from ocplan.web.app import MAX_BODY_BYTES, create_app
-from ocplan.workloads.options import option_fields
+from ocplan.workloads.options import option_fields, serving_option_fields
 from ocplan.workloads.serving import (
     ACTIVATION_PRECISIONS,
     FIELD_BOUNDS,
@@ -360,9 +360,10 @@ def test_layout_fields_build_the_form(client: httpx.Client) -> None:
 
 
 def test_format_choices_are_the_declarations(client: httpx.Client) -> None:
-    """The page's precision selects are filled from GET /api/choices, which answers the
-    request fields' declarations: the training precisions the request model accepts
-    (NVFP4 among them) and the serving formats; the page itself lists none."""
+    """GET /api/choices answers the request fields' declarations: the training
+    precisions the request model accepts (NVFP4 among them) and the serving job's
+    choices (its formats, load and latency statistic); the page itself lists none, its
+    selects being built from the training and serving options."""
     served = client.get("/api/choices").json()
     assert served["precision"] == list(get_args(
         api.EstimateRequest.model_fields["precision"].annotation))
@@ -372,15 +373,14 @@ def test_format_choices_are_the_declarations(client: httpx.Client) -> None:
     assert served["kv_precision"] == list(KV_PRECISIONS)
     assert served["state_precision"] == list(STATE_PRECISIONS)
     page = (STATIC / "index.html").read_text(encoding="utf-8")
-    options = {f.name: f for f in option_fields()}
+    options = {f.name: f for f in (*option_fields(), *serving_option_fields())}
+    assert {"load", "slo_stat", "length_distribution"} <= set(served)
     for field, values in served.items():
-        if field in options:
-            # a training option's select is built from GET /api/training-options
-            assert values == list(options[field].choices)
-            assert f'data-field="{field}"' not in page
-        else:
-            assert f'data-choices="{field}"' in page
+        # each select is built from GET /api/training-options or /api/serving-options
+        assert values == list(options[field].choices)
+        assert f'data-field="{field}"' not in page
     assert "<option>fp8</option>" not in page
+    assert "data-choices" not in page
     bad = client.post("/api/estimate", json=ESTIMATE | {"precision": "fp6"})
     assert bad.status_code == 422
 
@@ -682,6 +682,25 @@ def test_answers_name_their_job(client: httpx.Client) -> None:
                "global_batch": 256, "seq_len": 4096} | options
     started = client.post("/api/compare", json=compare).json()
     assert wait_job(client, started["id"])["result"]["job"] == want
+
+
+def test_serving_answers_name_their_job(client: httpx.Client) -> None:
+    """A serving estimate and a serving comparison answer with their job: the model and
+    every field of the serving job, as given or defaulted; the estimate's rows open with
+    it in words."""
+    given = {"output_len": 128, "load": "concurrency", "concurrency": 8, "kv_precision": "fp8"}
+    want = {"model": "llama3-8b"} | {f.name: f.default for f in serving_option_fields()} \
+        | given
+    body = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 1} | given
+    answer = client.post("/api/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["job"] == want
+    assert answer.json()["summary"][0] == [
+        "job", "1,024 prompt + 128 output tokens a request; load concurrency; "
+               "Concurrency: 8; KV cache: fp8"]
+    compared = client.post("/api/infer/compare", json=body | {"vs": ["mi300x"]})
+    assert compared.status_code == 200, compared.text
+    assert compared.json()["job"] == want
 
 
 def test_search_cancel(client: httpx.Client) -> None:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, replace
-from dataclasses import fields as dataclass_fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, get_type_hints
 
@@ -74,15 +73,9 @@ from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
 from ocplan.units import SECONDS_PER_YEAR
-from ocplan.workloads.options import TrainingOptions, option_fields
+from ocplan.workloads.options import TrainingOptions, option_fields, serving_option_fields
 from ocplan.workloads.serving import (
-    ACTIVATION_PRECISIONS,
-    DEFAULT_INPUT_LEN,
-    DEFAULT_OUTPUT_LEN,
     FIELD_BOUNDS,
-    KV_PRECISIONS,
-    STATE_PRECISIONS,
-    WEIGHT_PRECISIONS,
     ServingWorkload,
 )
 from ocplan.workloads.shape import ModelShape
@@ -157,8 +150,10 @@ __all__ = [
     "run_match",
     "run_search",
     "run_sensitivity",
+    "serving_job_json",
     "serving_layout_fields",
     "serving_objective_note",
+    "serving_option_json",
     "serving_workload",
     "slo_shortfall",
     "summarize_runs",
@@ -570,8 +565,7 @@ def _check_budget(req: CompareRequest, systems: Sequence[ComparedTarget],
 #: Fields of :class:`~ocplan.workloads.serving.ServingWorkload` a request gives (all but
 #: the model, which a request names by id); their bounds are the workload's own checks.
 _WORKLOAD_HINTS = get_type_hints(ServingWorkload)
-SERVING_WORKLOAD_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in dataclass_fields(ServingWorkload) if f.name != "model")
+SERVING_WORKLOAD_FIELDS: tuple[str, ...] = tuple(f.name for f in serving_option_fields())
 
 
 class InferJob(Spec):
@@ -598,11 +592,6 @@ class InferOneJob(InferJob, SensitivityRequest):
     """Also run the job request by request through the discrete-event simulation
     (:func:`ocplan.serving.dynamics.simulate_serving`: the workload's requests, else
     2,000): latency percentiles, preemptions, the ramp and drain of a finite run."""
-
-
-#: Request defaults of the workload fields the engine requires (the CLI shows the same).
-_REQUEST_DEFAULTS: dict[str, object] = {"input_len": DEFAULT_INPUT_LEN,
-                                        "output_len": DEFAULT_OUTPUT_LEN}
 
 
 class InferCompareJob(InferJob):
@@ -632,13 +621,12 @@ def _bounds_schema(bounds: tuple[BaseMetadata, ...]) -> dict[str, Any] | None:
 
 def _serving_request(name: str, layout: bool,
                      base: type[InferJob] = InferJob) -> type[InferJob]:
+    # each workload field with its declared request default, label and help
     fields: dict[str, Any] = {
-        # A workload field without a default (nor a request default) is required.
         f.name: (_WORKLOAD_HINTS[f.name],
-                 Field(_REQUEST_DEFAULTS.get(f.name, ...) if f.default is MISSING
-                       else f.default,
+                 Field(f.default, title=f.label, description=f.help,
                        json_schema_extra=_bounds_schema(FIELD_BOUNDS.get(f.name, ()))))
-        for f in dataclass_fields(ServingWorkload) if f.name != "model"}
+        for f in serving_option_fields()}
     if layout:
         fields |= {f.name: (_layout_annotation(f), Field(f.default, description=f.help))
                    for f in SERVING_REQUEST_LAYOUT}
@@ -659,6 +647,13 @@ else:
     declarations)."""
     InferSearchRequest = _serving_request("InferSearchRequest", layout=False)
     """A serving job whose layout is searched."""
+
+
+def serving_job_json(req: InferJob) -> dict[str, object]:
+    """What a serving answer was computed for, as JSON data: the model and every field of
+    the job (:func:`~ocplan.workloads.options.serving_option_fields`), as given or
+    defaulted, so that a saved estimate, search or comparison names its job."""
+    return {"model": req.model} | {name: getattr(req, name) for name in SERVING_WORKLOAD_FIELDS}
 
 
 def serving_workload(catalog: Catalog, req: InferJob, source: str = "request"
@@ -1305,21 +1300,25 @@ def validate_serving_runs(catalog: Catalog, path: Path) -> tuple[list[ServingCas
 
 
 def field_choices() -> dict[str, list[str]]:
-    """The values each format field of a request takes, from their declarations: the
-    training options that are choices (:func:`~ocplan.workloads.options.option_fields`:
-    ``precision``, ``optimizer_states``, ``moe_dispatch``), the serving
-    ``weight_precision``, ``activation_precision``, ``kv_precision`` and
-    ``state_precision`` (the web form fills its selects with them)."""
-    return {f.name: list(f.choices) for f in option_fields() if f.kind == "choice"} | {
-            "weight_precision": list(WEIGHT_PRECISIONS),
-            "activation_precision": list(ACTIVATION_PRECISIONS),
-            "kv_precision": list(KV_PRECISIONS), "state_precision": list(STATE_PRECISIONS)}
+    """The values each choice field of a job takes, from their declarations: the
+    training options' (:func:`~ocplan.workloads.options.option_fields`: ``precision``,
+    ``optimizer_states``, ``moe_dispatch``) and the serving job's
+    (:func:`~ocplan.workloads.options.serving_option_fields`: ``load``, ``slo_stat``,
+    the weight, activation, KV and recurrent-state formats, ...)."""
+    return {f.name: list(f.choices) for f in (*option_fields(), *serving_option_fields())
+            if f.kind == "choice"}
 
 
 def training_option_fields() -> list[dict[str, object]]:
     """The options a training request takes (precision, optimizer states, MoE routing), as
     JSON data (the web forms are built from them)."""
     return [f.as_json() for f in option_fields()]
+
+
+def serving_option_json() -> list[dict[str, object]]:
+    """The fields of a serving job, as JSON data (the web's serving form is built from
+    them): :func:`~ocplan.workloads.options.serving_option_fields`."""
+    return [f.as_json() for f in serving_option_fields()]
 
 
 def layout_fields() -> list[dict[str, object]]:

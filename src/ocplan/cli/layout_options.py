@@ -14,6 +14,13 @@ A training command takes its job's options the same way: it declares ``options``
 :class:`~ocplan.workloads.options.TrainingOptions` (``--precision``,
 ``--optimizer-states``, ``--moe-capacity-factor``, ``--moe-dispatch``), whose values it
 receives as ``options`` for the request model.
+
+A serving command takes its job's workload alike: it declares ``job`` and
+:func:`with_serving_options` gives it one flag per field of the serving job
+(:func:`~ocplan.workloads.options.serving_option_fields`: ``--input-len``, ``--load``,
+``--rate``, ``--slo-ttft``, ``--kv-precision``, ...). A field with a unit takes a
+quantity in any unit of its dimension (``--slo-ttft 450ms``); :func:`serving_values`
+reads those into SI at this boundary.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from ocplan.errors import Problem
 from ocplan.plan.layout import LayoutField, LayoutValue
 from ocplan.plan.plan import (
     PIN_HELP,
@@ -34,16 +42,32 @@ from ocplan.plan.plan import (
     SEARCH_PINNABLE_LAYOUT,
 )
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT
-from ocplan.workloads.options import OptionField, OptionValue, option_fields
+from ocplan.units import DIMENSIONS, Dimension, UnitError, parse_quantity
+from ocplan.workloads.options import (
+    OptionField,
+    OptionValue,
+    option_fields,
+    serving_option_fields,
+)
 
-__all__ = ["LAYOUT_PARAMETER", "OPTIONS_PARAMETER", "with_layout_options",
-           "with_search_fixed_options", "with_serving_layout_options",
-           "with_training_options"]
+__all__ = [
+    "JOB_PARAMETER",
+    "LAYOUT_PARAMETER",
+    "OPTIONS_PARAMETER",
+    "serving_values",
+    "with_layout_options",
+    "with_search_fixed_options",
+    "with_serving_layout_options",
+    "with_serving_options",
+    "with_training_options",
+]
 
 #: The parameter a command declares to receive its layout flags.
 LAYOUT_PARAMETER = "layout"
 #: The parameter a training command declares to receive its option flags.
 OPTIONS_PARAMETER = "options"
+#: The parameter a serving command declares to receive its job's workload flags.
+JOB_PARAMETER = "job"
 
 R = TypeVar("R")
 
@@ -118,21 +142,38 @@ def _with_fields(command: Callable[..., R], fields: tuple[LayoutField, ...],
 
 
 def _option_parameter(f: OptionField, kind: inspect._ParameterKind) -> inspect.Parameter:
-    """The typer option of one training option: a choice as text the request model
-    checks (its message lists the choices), a number as a float, None when not given."""
+    """The typer option of one declared option: a choice as text the request model
+    checks (its message lists the choices), a quantity with a unit as text read at this
+    boundary (:func:`serving_values`), a number as a float or an int; an optional one
+    None when not given."""
+    python: type
     if f.kind == "choice":
-        metavar = "<" + "|".join(f.choices) + ">"
-        option = typer.Option(f.flag, metavar=metavar, help=f.help)
-        annotation: object = Annotated[str | None, option] if f.optional \
-            else Annotated[str, option]
+        metavar, python = "<" + "|".join(f.choices) + ">", str
+    elif (dim := _dimension(f)) is not None:
+        assert f.optional, f"{f.name}: a quantity's flag is given or not"
+        metavar, python = f"<{dim.name}>", str
     else:
-        annotation = Annotated[float | None, typer.Option(f.flag, metavar="<number>",
-                                                          help=f.help)]
+        metavar = "<integer>" if f.kind == "integer" else "<number>"
+        python = int if f.kind == "integer" else float
+    option = typer.Option(f.flag, metavar=metavar, help=f.help)
+    annotation: object = Annotated[python | None, option] if f.optional \
+        else Annotated[python, option]
     return inspect.Parameter(f.name, kind, default=f.default, annotation=annotation)
+
+
+def _dimension(f: OptionField) -> Dimension | None:
+    """The dimension whose SI unit an option is declared in (its flag takes any unit of
+    it), or None (a plain number)."""
+    return next((d for d in DIMENSIONS.values() if d.si_unit == f.unit), None)
 
 
 def _option_value(value: object) -> OptionValue:
     assert value is None or isinstance(value, str | float), value
+    return value
+
+
+def _serving_value(value: object) -> object:
+    assert value is None or isinstance(value, str | int | float), value
     return value
 
 
@@ -143,6 +184,35 @@ def with_training_options(command: Callable[..., R]) -> Callable[..., R]:
     return _replacing(command, OPTIONS_PARAMETER,
                       lambda kind: [_option_parameter(f, kind) for f in option_fields()],
                       _option_value)
+
+
+def with_serving_options(command: Callable[..., R]) -> Callable[..., R]:
+    """``command`` with its ``job`` parameter replaced by one flag per field of the
+    serving job (:func:`~ocplan.workloads.options.serving_option_fields`); it is called
+    with ``job``, a dict of the flag values by field name, quantities still as
+    typed (:func:`serving_values` reads them)."""
+    return _replacing(command, JOB_PARAMETER,
+                      lambda kind: [_option_parameter(f, kind)
+                                    for f in serving_option_fields()],
+                      _serving_value)
+
+
+def serving_values(given: dict[str, object], source: str, problems: list[Problem]
+                   ) -> dict[str, object]:
+    """The serving flags' values for the request: each quantity read into its SI unit
+    (``450ms`` to 0.45); one that does not read is added to ``problems`` (named by
+    ``source`` and its field) and left out."""
+    values = dict(given)
+    for f in serving_option_fields():
+        text, dim = values.get(f.name), _dimension(f)
+        if dim is None or text is None:
+            continue
+        try:
+            values[f.name] = parse_quantity(text, dim)
+        except UnitError as exc:
+            problems.append(Problem(source, f.name, str(exc), text))
+            del values[f.name]
+    return values
 
 
 def _replacing(command: Callable[..., R], parameter: str,

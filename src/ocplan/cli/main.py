@@ -58,9 +58,11 @@ from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
 from ocplan.cli import restore_collector
 from ocplan.cli.layout_options import (
+    serving_values,
     with_layout_options,
     with_search_fixed_options,
     with_serving_layout_options,
+    with_serving_options,
     with_training_options,
 )
 from ocplan.errors import Infeasible, Problem, SpecError
@@ -86,17 +88,7 @@ from ocplan.units import (
     format_quantity,
     parse_quantity,
 )
-from ocplan.workloads.options import OptionValue
-from ocplan.workloads.serving import (
-    ACTIVATION_PRECISIONS,
-    DEFAULT_INPUT_LEN,
-    DEFAULT_OUTPUT_LEN,
-    KV_PRECISIONS,
-    LOADS,
-    SLO_STATS,
-    STATE_PRECISIONS,
-    WEIGHT_PRECISIONS,
-)
+from ocplan.workloads.options import OptionValue, serving_option_fields
 
 if TYPE_CHECKING:
     import rich.console as rich_console
@@ -699,11 +691,12 @@ FLAGS = "command line"
 REPORT_TOP = 10
 #: What ``report --search`` ranks by unless told (a search's own default).
 REPORT_OBJECTIVE = "throughput"
-#: Request fields whose flag is not the field name with dashes.
+#: Request fields whose flag is not the field name with dashes (the serving workload's
+#: declare theirs).
 FLAG_OF_FIELD = {"top_k": "--top", "price_per_chip_hour": "--price",
-                 "max_power_W": "--max-power", "rate_per_s": "--rate",
-                 "max_time_to_train_s": "--deadline", "max_facility_power_W": "--max-power",
-                 "slo_ttft_s": "--slo-ttft", "slo_tpot_s": "--slo-tpot"}
+                 "max_power_W": "--max-power", "max_time_to_train_s": "--deadline",
+                 "max_facility_power_W": "--max-power"} | {
+    f.name: f.flag for f in serving_option_fields() if f.cli is not None}
 
 Req = TypeVar("Req", bound=Spec)
 
@@ -794,6 +787,8 @@ def _refused(exc: Infeasible, system_name: str, fmt: Format) -> NoReturn:
 LayoutFlags = dict[str, LayoutValue]
 #: The training option flags' values, the same way (:func:`.with_training_options`).
 OptionFlags = dict[str, OptionValue]
+#: The serving job's workload flags' values, the same way (:func:`.with_serving_options`).
+JobFlags = dict[str, object]
 
 
 @app.command("estimate")
@@ -905,65 +900,12 @@ def _print_cluster(view: ClusterOutlook) -> None:
 @app.command("infer")
 @handles_bad_input
 @with_serving_layout_options
+@with_serving_options
 def infer_cmd(
     model: ModelOpt,
     chip: ChipOpt = None,
     chips: ChipsOpt = None,
     system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
-    input_len: Annotated[float, typer.Option(help="Prompt tokens per request (mean).")
-                         ] = DEFAULT_INPUT_LEN,
-    output_len: Annotated[float, typer.Option(help="Generated tokens per request (mean).")
-                          ] = DEFAULT_OUTPUT_LEN,
-    load: Annotated[str, typer.Option(metavar=_one_of(LOADS),
-                                      help="offline (all queued), static (one batch), poisson "
-                                           "(--rate) or concurrency (--concurrency).")
-                    ] = "offline",
-    rate: Annotated[float | None, typer.Option(help="Requests/s with --load poisson.")] = None,
-    concurrency: Annotated[int | None, typer.Option(
-        help="Requests in flight with --load concurrency.")] = None,
-    batch: Annotated[int | None, typer.Option(help="Sequences with --load static.")] = None,
-    requests: Annotated[int | None, typer.Option(
-        help="Requests of a finite run, timed to its last completion: --load offline "
-             "(vllm bench throughput --num-prompts, trtllm-bench's dataset size) or "
-             "--load concurrency started at once (vllm bench serve --num-prompts with "
-             "--max-concurrency); default an endless stream.")] = None,
-    slo_ttft: Annotated[str | None, typer.Option(
-        metavar="<time>", help="Time-to-first-token limit, e.g. 2s or 450ms.")] = None,
-    slo_tpot: Annotated[str | None, typer.Option(
-        metavar="<time>", help="Time-per-output-token limit, e.g. 40ms.")] = None,
-    slo_stat: Annotated[str, typer.Option(metavar=_one_of(SLO_STATS),
-                                          help="Statistic the limits hold for.")] = "p99",
-    weight_precision: Annotated[str | None, typer.Option(
-        metavar=_one_of(WEIGHT_PRECISIONS),
-        help="Format of the weights; default the format the model's checkpoint is released "
-             "in (its catalog entry's `released`), else bf16.")] = None,
-    expert_weight_precision: Annotated[str | None, typer.Option(
-        metavar=_one_of(WEIGHT_PRECISIONS),
-        help="Format of the routed experts' weights (MoE models); default "
-             "--weight-precision, else the release's.")] = None,
-    activation_precision: Annotated[str | None, typer.Option(
-        metavar=_one_of(ACTIVATION_PRECISIONS),
-        help="Format of the GEMM inputs; default the release's while its weights are "
-             "served, else bf16.")] = None,
-    kv_precision: Annotated[str, typer.Option(metavar=_one_of(KV_PRECISIONS),
-                                              help="Format of the KV cache.")] = "bf16",
-    state_precision: Annotated[str | None, typer.Option(
-        metavar=_one_of(STATE_PRECISIONS),
-        help="Format of a hybrid model's cached recurrent state (vLLM "
-             "--mamba-ssm-cache-dtype); default the release's (its catalog entry's "
-             "linear_mixer.state_format).")] = None,
-    prefix_hit: Annotated[float, typer.Option(
-        help="Share of prompt tokens found in the prefix cache, a fraction from 0 to below "
-             "1 (0.3 = 30%).")] = 0.0,
-    spec_tokens: Annotated[int, typer.Option(help="Draft tokens per step (speculative "
-                                                  "decoding, MTP).")] = 0,
-    spec_acceptance: Annotated[float, typer.Option(
-        help="Probability each draft token is accepted, a fraction from 0 to below 1 "
-             "(above 0 with --spec-tokens).")] = 0.0,
-    draft_layers: Annotated[int, typer.Option(
-        help="Layers of the model's shape each draft token runs through before the LM "
-             "head: 1 for MTP or a one-layer draft head (EAGLE), 0 for free drafts "
-             "(n-gram), a draft model's parameters over one layer's.")] = 1,
     price: Annotated[str | None, typer.Option(
         metavar="<price[,price...]>",
         help=f"Price {PRICE_UNIT}, e.g. 2.5; with --vs one per system separated by commas "
@@ -992,14 +934,14 @@ def infer_cmd(
     allow_invalid: AllowInvalidOpt = False,
     fmt: FormatOpt = Format.table,
     *,
+    job: JobFlags,
     layout: LayoutFlags,
 ) -> None:
     """Estimate serving throughput, latency, memory and cost of one layout, and what each
     hardware resource would buy it (or search; --vs compares the best layouts of several
     systems)."""
     problems: list[Problem] = []
-    ttft_s = _duration(slo_ttft, "--slo-ttft", problems)
-    tpot_s = _duration(slo_tpot, "--slo-tpot", problems)
+    given = serving_values(job, FLAGS, problems)
     prices = _gathered(problems, _prices, price)
     if vs and not search:
         problems.append(Problem(FLAGS, "vs", "compares the best layouts: give --search too",
@@ -1029,18 +971,8 @@ def infer_cmd(
     one = {} if search else layout | ({} if sensitivity is None
                                      else {"sensitivity": sensitivity}) \
         | ({"simulate": True} if simulate else {})
-    values = dict(model=model, chip=chip, chips=chips, input_len=input_len,
-                  output_len=output_len, load=load, rate_per_s=rate, concurrency=concurrency,
-                  batch=batch, requests=requests, slo_ttft_s=ttft_s, slo_tpot_s=tpot_s,
-                  slo_stat=slo_stat,
-                  weight_precision=weight_precision,
-                  expert_weight_precision=expert_weight_precision,
-                  activation_precision=activation_precision, kv_precision=kv_precision,
-                  state_precision=state_precision,
-                  prefix_hit=prefix_hit, spec_tokens=spec_tokens,
-                  spec_acceptance=spec_acceptance, draft_layers=draft_layers,
-                  price_per_chip_hour=price_one,
-                  allow_invalid=allow_invalid)
+    values = dict(model=model, chip=chip, chips=chips, price_per_chip_hour=price_one,
+                  allow_invalid=allow_invalid) | given
     try:
         req = _from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
                           **one)
@@ -1062,7 +994,7 @@ def infer_cmd(
             _write_linked_report(report_file, render_serving_compare_report(
                 f"ocplan serving comparison: {model}", compared.as_json(), None,
                 state.currency), announce=fmt is not Format.json, flag="--report")
-        _print_serving_compare(compared, model, fmt, price)
+        _print_serving_compare(compared, model, fmt, price, api.serving_job_json(req))
         return
     if search:
         objective = api.serving_objective(req)
@@ -1072,7 +1004,7 @@ def infer_cmd(
         except Infeasible as exc:
             _refused(exc, model, fmt)
         _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price_one,
-                              api.slo_shortfall(found, workload))
+                              api.slo_shortfall(found, workload), api.serving_job_json(req))
         if fmt is not Format.json:
             _print_trust(sysm, allow_invalid)
         runs = [e for e in found.results if e.feasible]
@@ -1097,14 +1029,16 @@ def infer_cmd(
 
         page = render_serving_report(f"ocplan serving report: {model} on {sysm.spec.name}",
                                      result, view.curve, api.topology_report(sysm),
-                                     plotly_js_path(), view.sensitivity)
+                                     plotly_js_path(), view.sensitivity,
+                                     api.serving_job_json(req))
         # JSON output stays one JSON document: the file is the only sign
         _write_page(report_file, page, announce=fmt is not Format.json, flag="--report")
     extra: dict[str, float | None] = (
         {} if price_one is None else {"cost_per_mtok": result.cost_per_mtok(price_one)})
     if fmt is Format.json:
         sens = view.sensitivity
-        _print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
+        _print_json(result.as_dict() | extra | {"model": model, "job": api.serving_job_json(req),
+                                                "system": sysm.spec.name,
                                                 "hint": api.infeasible_hint(result.reason,
                                                                             serving=True)}
                     | api.trust(sysm, allow_invalid)
@@ -1113,7 +1047,8 @@ def infer_cmd(
                         if view.simulation is not None else None} if simulate else {})
                     | _priced(price_one))
     else:
-        _print_serving(result, f"{model} on {sysm.spec.name}", extra, sysm.accelerator.family)
+        _print_serving(result, f"{model} on {sysm.spec.name}", extra, sysm.accelerator.family,
+                       api.serving_job_json(req))
         if view.sensitivity is not None:
             _print_serving_sensitivity(view.sensitivity)
         if simulate:
@@ -1147,13 +1082,13 @@ def _duration(text: str | None, flag: str, problems: list[Problem]) -> float | N
 
 
 def _print_serving(result: ServingEstimate, title: str, extra: dict[str, float | None],
-                   chip_family: str | None) -> None:
+                   chip_family: str | None, job: dict[str, object]) -> None:
     from ocplan.reports.summary import serving_rows
 
-    rows = serving_rows(result, extra.get("cost_per_mtok"), state.currency, chip_family)
+    rows = serving_rows(result, extra.get("cost_per_mtok"), state.currency, chip_family, job)
     if not result.feasible:
         out.print(_styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
-        for label, text in rows[1:]:
+        for label, text in rows:
             out.print(_t(f"{label}: {text}"))
         return
     out.print(_summary_table(rows, title))
@@ -1206,16 +1141,18 @@ def _elasticity_cell(value: float | None) -> str:
 
 
 def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
-                          price: float | None, shortfall: str | None = None) -> None:
+                          price: float | None, shortfall: str | None,
+                          job: dict[str, object]) -> None:
     """The ranked layouts; ``shortfall``: the line saying no layout meets the SLO and
-    which comes closest (:func:`ocplan.api.slo_shortfall`)."""
+    which comes closest (:func:`ocplan.api.slo_shortfall`); ``job``: what was searched
+    (:func:`ocplan.api.serving_job_json`)."""
     from ocplan.reports.summary import SERVING_SEARCH_COLUMNS, formats_text
 
     results = [e.as_dict() | {"layout": e.plan.label()}
                | ({} if price is None else {"cost_per_mtok": e.cost_per_mtok(price)})
                for e in found.results]
     if fmt is Format.json:
-        _print_json({"objective": found.objective, "results": results,
+        _print_json({"objective": found.objective, "job": job, "results": results,
                      "pareto": [e.plan.label() for e in found.pareto()],
                      "slo_shortfall": shortfall} | _priced(price))
         return
@@ -1343,9 +1280,9 @@ def _gathered(problems: list[Problem], parse: Callable[[str | None], R],
 
 
 def _print_serving_compare(result: ServingComparison, model: str, fmt: Format,
-                           price: str | None) -> None:
+                           price: str | None, job: dict[str, object]) -> None:
     if fmt is Format.json:
-        _print_json(result.as_json() | _priced(price))
+        _print_json(result.as_json() | {"job": job} | _priced(price))
         return
     table = rich_table.Table(title=_t(f"{model}: best serving layout of each system by "
                                       f"{result.objective}; (x) = ratio to {result.baseline}; "

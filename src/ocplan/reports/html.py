@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,14 +247,15 @@ def _page(title: str, rows: list[tuple[str, str]], figures: dict[str, Any],
 
 def render_serving_report(title: str, result: ServingEstimate, curve: ServingCurve | None,
                           topology: dict[str, Any], plotly_js: Path,
-                          sensitivity: ServingSensitivity | None = None) -> str:
-    """The serving section as a report page: the estimate, its throughput-latency curve,
-    the iteration breakdown, what each hardware resource buys it and the system's
-    topology."""
+                          sensitivity: ServingSensitivity | None = None,
+                          job: Mapping[str, object] | None = None) -> str:
+    """The serving section as a report page: the job (``job``:
+    :func:`ocplan.api.serving_job_json`), the estimate, its throughput-latency curve, the
+    iteration breakdown, what each hardware resource buys it and the system's topology."""
     figures: dict[str, Any] = {}
     # the rows the CLI table and the workbench show (ocplan.reports.summary); a report
     # carries no price, so no cost row
-    rows = serving_rows(result, None, DEFAULT_CURRENCY)
+    rows = serving_rows(result, None, DEFAULT_CURRENCY, job=job)
     if result.feasible:
         if result.iteration is not None:
             figures["iteration"] = serving_breakdown_figure(result)

@@ -23,8 +23,14 @@ from ocplan import api
 from ocplan.plan.calibration import calibration_note, format_likely, likely_range_note
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS, Estimate
 from ocplan.plan.layout import LABEL_SEPARATOR
-from ocplan.units import format_duration, format_energy, format_money, format_quantity
-from ocplan.workloads.options import option_fields
+from ocplan.units import (
+    DIMENSIONS,
+    format_duration,
+    format_energy,
+    format_money,
+    format_quantity,
+)
+from ocplan.workloads.options import option_fields, serving_option_fields
 
 if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.results.cluster import ClusterOutlook
@@ -203,9 +209,36 @@ def cluster_rows(view: ClusterOutlook, currency: str) -> list[Row]:
     return rows
 
 
+#: The serving job's fields :func:`serving_job_text` opens with, whatever their value.
+_SERVING_JOB_LEAD = ("input_len", "output_len", "load")
+
+
+def _option_text(value: object, unit: str | None) -> str:
+    """An option's value in words, a quantity in its unit (``450 ms``, ``4 requests/s``)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    if unit in {d.si_unit for d in DIMENSIONS.values()}:
+        return format_quantity(value, unit)
+    return f"{value:,g}" + (f" {unit}" if unit else "")
+
+
+def serving_job_text(job: Mapping[str, object]) -> str:
+    """A serving job (:func:`ocplan.api.serving_job_json`) in words: its mean prompt and
+    answer lengths, its load, and each other field away from its default, by its
+    declared label."""
+    parts = [f"{_option_text(job['input_len'], None)} prompt + "
+             f"{_option_text(job['output_len'], None)} output tokens a request",
+             f"load {job['load']}"]
+    parts += [f"{f.label}: {_option_text(job[f.name], f.unit)}" for f in serving_option_fields()
+              if f.name not in _SERVING_JOB_LEAD and job[f.name] != f.default]
+    return "; ".join(parts)
+
+
 def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency: str,
-                 chip_family: str | None = None) -> list[Row]:
-    """The rows of a serving estimate: its layout; for one that runs, output and input
+                 chip_family: str | None = None,
+                 job: Mapping[str, object] | None = None) -> list[Row]:
+    """The rows of a serving estimate: with ``job``, the job (:func:`serving_job_text`);
+    its layout; for one that runs, output and input
     rates, where a measurement would likely fall, requests, the batch, mean latencies and
     their statistic, the binding resource, a warning for a rate it cannot keep up with, the
     SLOs, one engine iteration and its parts, memory per chip, power, energy and (with
@@ -214,7 +247,8 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
     from ocplan.serving.calibration import serving_range_note
     from ocplan.serving.estimate import BREAKDOWN_LABELS
 
-    rows: list[Row] = [("layout", result.plan.label())]
+    rows: list[Row] = [*((("job", serving_job_text(job)),) if job is not None else ()),
+                       ("layout", result.plan.label())]
     if result.formats is not None:
         rows.append(("number formats", formats_text(result.formats)))
     if not result.feasible:

@@ -294,6 +294,13 @@ def create_app(db_url: str | None = None, token: str | None = None,
         them."""
         return api.training_option_fields()
 
+    @app.get("/api/serving-options")
+    def serving_options() -> list[dict[str, object]]:
+        """The fields of a serving job (lengths, load, latency limits, formats,
+        speculation), each with its label, kind, default, bounds, unit, choices and help:
+        the workbench builds the serving form's job inputs from them."""
+        return api.serving_option_json()
+
     @app.get("/api/layout")
     def layout_fields() -> list[dict[str, object]]:
         """The layout fields an estimate request takes (name, kind, default, bounds,

@@ -223,8 +223,9 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...],
             figures["curve"] = figures_.serving_curve_figure(
                 curve, result.tpot_s if result.feasible else None,
                 result.output_tokens_per_s_per_chip if result.feasible else None)
+        job = api.serving_job_json(req)
         out: dict[str, Any] = result.as_dict() | {
-            "system": system.spec.name, "layout": result.plan.label(),
+            "job": job, "system": system.spec.name, "layout": result.plan.label(),
             "curve": None if curve is None else curve.as_dict(), "figures": figures,
             "sensitivity": None if sens is None else sens.as_dict(),
             "hint": api.infeasible_hint(result.reason, serving=True)}
@@ -233,7 +234,7 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...],
             out["cost_per_mtok"] = result.cost_per_mtok(price)
         # the rows a person reads, as the CLI table labels and formats them
         out["summary"] = [list(r) for r in summary.serving_rows(
-            result, out.get("cost_per_mtok"), currency, system.accelerator.family)]
+            result, out.get("cost_per_mtok"), currency, system.accelerator.family, job)]
         run = view.simulation
         out["simulation"] = None if run is None else run.as_dict()
         out["simulation_summary"] = None if run is None \
@@ -251,7 +252,8 @@ def infer_compare_task(body: object, catalog_dirs: tuple[str, ...],
         found = api.run_infer_compare(_catalog(catalog_dirs), req, req.vs, req.prices,
                                       files=False)
         # the rows a person reads, as the CLI table and the report label them
-        return (found.as_json() | {"rows": summary.row_labels(summary.SERVING_COMPARE_ROWS)}
+        return (found.as_json() | {"job": api.serving_job_json(req),
+                                   "rows": summary.row_labels(summary.SERVING_COMPARE_ROWS)}
                 | priced(req.prices or req.price_per_chip_hour, currency))
     return _answer(compute)
 

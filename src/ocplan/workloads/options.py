@@ -10,20 +10,33 @@ flags (:func:`~ocplan.cli.layout_options.with_training_options`), the web forms'
 :func:`option_fields`; and :meth:`TrainingOptions.workload` hands each value to the
 :class:`~ocplan.workloads.workload.Workload` attribute of the same name, where the engine
 term that uses it reads it. Adding an option is one field here and that attribute.
+
+A serving job's fields are declared on :class:`~ocplan.workloads.serving.ServingWorkload`
+itself (type, bounds, and a :class:`~ocplan.workloads.serving.Declared` in each field's
+metadata); :func:`serving_option_fields` reads them into the same :class:`OptionField`,
+from which the serving requests, the ``infer`` flags and the serving form derive.
 """
 
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
+from dataclasses import Field as DataclassField
 from functools import cache
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from annotated_types import Ge, Le
+from annotated_types import Ge, Gt, Le, Lt
 from pydantic import Field, ValidationInfo, field_validator
 
 from ocplan.catalog.fields import Spec
 from ocplan.workloads.recipes import RECIPES, TrainingPrecision
+from ocplan.workloads.serving import (
+    DECLARED,
+    FIELD_BOUNDS,
+    Declared,
+    ServingWorkload,
+    bound_limit,
+)
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import (
     EINSUM_NEEDS_CAPACITY,
@@ -36,7 +49,8 @@ from ocplan.workloads.workload import (
     Workload,
 )
 
-__all__ = ["OptionField", "OptionValue", "TrainingOptions", "option_fields"]
+__all__ = ["OptionField", "OptionValue", "TrainingOptions", "option_fields",
+           "serving_option_fields"]
 
 OptionValue = str | float | None
 """An option's value as a request holds it."""
@@ -86,11 +100,11 @@ class TrainingOptions(Spec):
 
 @dataclass(frozen=True)
 class OptionField:
-    """What a client needs to know about one option (read from its request field)."""
+    """What a client needs to know about one option (read from its declaration)."""
 
     name: str
     label: str
-    kind: Literal["choice", "number"]
+    kind: Literal["choice", "number", "integer"]
     default: OptionValue
     help: str
     choices: tuple[str, ...] = ()
@@ -99,11 +113,21 @@ class OptionField:
     optional: bool = False
     empty: str | None = None
     """What leaving an optional option out means, in a word or two (``dropless``)."""
+    low_open: bool = False
+    """Whether ``low`` itself is refused (the value must be above it)."""
+    high_open: bool = False
+    """Whether ``high`` itself is refused (the value must be below it)."""
+    unit: str | None = None
+    """The unit of the value (``requests/s``, ``s``); where it is the SI unit of a
+    dimension (:data:`ocplan.units.DIMENSIONS`), a client may read the value in another
+    unit of it."""
+    cli: str | None = None
+    """The command-line name where it is not the field's name with dashes."""
 
     @property
     def flag(self) -> str:
         """The CLI option: ``--moe-dispatch`` for ``moe_dispatch``."""
-        return "--" + self.name.replace("_", "-")
+        return "--" + (self.cli or self.name.replace("_", "-"))
 
     @property
     def allowed(self) -> str:
@@ -111,16 +135,32 @@ class OptionField:
         if self.kind == "choice":
             text = "one of " + ", ".join(self.choices)
         else:
-            text = f"a number from {self.low:g} to {self.high:g}"
+            text = ("a whole number" if self.kind == "integer" else "a number") \
+                + " " + self._range() + (f" ({self.unit})" if self.unit else "")
         return text + (", or empty" if self.optional else "")
+
+    def _range(self) -> str:
+        low, high = self.low, self.high
+        if low is not None and high is not None and not self.low_open:
+            return f"from {_number(low)} to {'below ' if self.high_open else ''}{_number(high)}"
+        parts = [] if low is None \
+            else [f"{'above' if self.low_open else 'at least'} {_number(low)}"]
+        if high is not None:
+            parts.append(f"{'below' if self.high_open else 'at most'} {_number(high)}")
+        return " and ".join(parts)
 
     def as_json(self) -> dict[str, object]:
         """The declaration as JSON data (served to the web form)."""
         return {"name": self.name, "label": self.label, "kind": self.kind, "default": self.default,
                 "help": self.help, "choices": list(self.choices), "low": self.low,
-                "high": self.high, "optional": self.optional, "empty": self.empty,
-                "flag": self.flag,
-                "allowed": self.allowed}
+                "high": self.high, "low_open": self.low_open, "high_open": self.high_open,
+                "optional": self.optional, "empty": self.empty, "unit": self.unit,
+                "flag": self.flag, "allowed": self.allowed}
+
+
+def _number(value: float) -> str:
+    """A bound in words: ``16,777,216``, ``0.1``."""
+    return f"{int(value):,}" if value.is_integer() else f"{value:g}"
 
 
 def _option_field(name: str) -> OptionField:
@@ -128,8 +168,7 @@ def _option_field(name: str) -> OptionField:
     annotation = info.annotation
     assert info.description, f"{name}: an option needs its help"
     assert info.title, f"{name}: an option needs its label"
-    optional = get_origin(annotation) in (Union, types.UnionType) \
-        and type(None) in get_args(annotation)
+    optional = _is_optional(annotation)
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     said = extra.get("empty")
     assert isinstance(said, str) == optional, f"{name}: say what leaving it out means"
@@ -153,3 +192,47 @@ def _option_field(name: str) -> OptionField:
 def option_fields() -> tuple[OptionField, ...]:
     """Every option of :class:`TrainingOptions`, in declaration order."""
     return tuple(_option_field(name) for name in TrainingOptions.model_fields)
+
+
+def _serving_option(f: DataclassField[object], hint: object) -> OptionField:
+    """One :class:`~ocplan.workloads.serving.ServingWorkload` field as an option: its
+    :class:`~ocplan.workloads.serving.Declared` metadata, type and bounds."""
+    about = f.metadata.get(DECLARED)
+    assert isinstance(about, Declared), f"{f.name}: a serving field needs its declaration"
+    optional = _is_optional(hint)
+    assert (about.empty is not None) == optional, f"{f.name}: say what leaving it out means"
+    default = about.request_default if f.default is MISSING else f.default
+    assert default is None or isinstance(default, str | int | float), f.name
+    (base,) = [a for a in get_args(hint) if a is not type(None)] if optional else [hint]
+    if base is str or get_origin(base) is Literal:
+        # a Literal's type names its choices; a text field's declaration does
+        choices = get_args(base) if base is not str else about.choices
+        assert bool(about.choices) == (base is str), f"{f.name}: its choices, once"
+        return OptionField(f.name, about.label, "choice", default, about.help,
+                           choices=choices, optional=optional, empty=about.empty,
+                           cli=about.flag)
+    assert base in (int, float), f"{f.name}: a serving field is a choice or a number"
+    bounds = FIELD_BOUNDS.get(f.name, ())
+    low = next((b for b in bounds if isinstance(b, Ge | Gt)), None)
+    high = next((b for b in bounds if isinstance(b, Le | Lt)), None)
+    return OptionField(f.name, about.label, "integer" if base is int else "number",
+                       default, about.help,
+                       low=None if low is None else float(bound_limit(low)),
+                       high=None if high is None else float(bound_limit(high)),
+                       optional=optional, empty=about.empty, low_open=isinstance(low, Gt),
+                       high_open=isinstance(high, Lt), unit=about.unit, cli=about.flag)
+
+
+def _is_optional(annotation: object) -> bool:
+    return get_origin(annotation) in (Union, types.UnionType) \
+        and type(None) in get_args(annotation)
+
+
+@cache
+def serving_option_fields() -> tuple[OptionField, ...]:
+    """Every field of a serving job (:class:`~ocplan.workloads.serving.ServingWorkload`
+    less its model), in declaration order: the serving requests, the ``infer`` flags and
+    the serving form derive from these."""
+    hints = get_type_hints(ServingWorkload)
+    return tuple(_serving_option(f, hints[f.name]) for f in fields(ServingWorkload)
+                 if f.name != "model")

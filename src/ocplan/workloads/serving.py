@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Annotated, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 from annotated_types import BaseMetadata, Ge, Gt, Le, Lt
 
@@ -72,6 +72,10 @@ Tokens = Annotated[float, Ge(1), Le(MAX_SEQ_LEN)]
 Positive = Annotated[float, Gt(0)]
 AtLeastOne = Annotated[int, Ge(1)]
 Share = Annotated[float, Ge(0.0), Lt(1.0)]
+Spread = Annotated[float, Ge(0.0), Le(MAX_LENGTH_SPREAD)]
+SpecTokens = Annotated[int, Ge(0), Le(MAX_SPEC_TOKENS)]
+DraftLayers = Annotated[int, Ge(0), Le(MAX_DRAFT_LAYERS)]
+Imbalance = Annotated[float, Ge(1.0), Le(MAX_IMBALANCE)]
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,37 @@ class ServingFormats:
     """A hybrid model's cached recurrent state; None without a recurrent mixer."""
 
 
+#: The key under which a :class:`ServingWorkload` field's metadata holds its
+#: :class:`Declared` (read by :func:`ocplan.workloads.options.serving_option_fields`).
+DECLARED = "declared"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a client needs beside a serving field's type and bounds: its label and help,
+    the choices of a text field, and the unit, flag and empty meaning where they differ
+    from the obvious."""
+
+    label: str
+    help: str
+    choices: tuple[str, ...] = ()
+    unit: str | None = None
+    """The unit the field's value is in (``requests/s``; ``s``); where it is the SI unit
+    of a dimension ocplan reads (:data:`ocplan.units.DIMENSIONS`), a client may take
+    the value in another unit of it (``--slo-ttft 450ms``)."""
+    flag: str | None = None
+    """The command-line name where it is not the field's (``rate`` for ``rate_per_s``)."""
+    empty: str | None = None
+    """What leaving an optional field out means (``as released``, ``no limit``)."""
+    request_default: float | None = None
+    """A request's value for a field the engine requires but a request may leave out."""
+
+
+def _about(**about: Any) -> dict[str, Declared]:
+    """A serving field's metadata: its :class:`Declared`."""
+    return {DECLARED: Declared(**about)}
+
+
 @dataclass(frozen=True)
 class ServingWorkload:
     """Requests to serve with one model.
@@ -100,52 +135,93 @@ class ServingWorkload:
     """
 
     model: ModelShape
-    input_len: Tokens
-    output_len: Tokens
-    load: Load = "offline"
-    rate_per_s: Positive | None = None
-    concurrency: AtLeastOne | None = None
-    batch: AtLeastOne | None = None
-    """``static`` load: sequences in the batch."""
-    requests: AtLeastOne | None = None
-    """Requests of a finite run, timed to its last completion: an offline run (all
-    queued at once), or a closed loop started at once (``vllm bench serve
-    --max-concurrency c --num-prompts N``: the first ``c`` arrive together); None: an
-    endless stream or loop (steady state)."""
-    length_distribution: LengthDistribution = "fixed"
-    length_spread: Annotated[float, Ge(0.0), Le(MAX_LENGTH_SPREAD)] = 0.0
-    """Uniform: half-width / mean; lognormal: sigma of the log."""
-    slo_ttft_s: Positive | None = None
-    slo_tpot_s: Positive | None = None
-    slo_stat: SloStat = "p99"
-    weight_precision: str | None = None
-    """Format of the matrix weights; None: the released checkpoint's
-    (:attr:`ModelShape.released <ocplan.workloads.shape.ModelShape.released>`), 16-bit
-    where it gives none or quantizes only the experts (:attr:`weight_format`)."""
-    expert_weight_precision: str | None = None
-    """Format of the routed experts' weights (NVFP4 experts beside FP8 attention); None:
-    :attr:`weight_precision` when given, else the release's (:attr:`expert_weight_format`)."""
-    activation_precision: str | None = None
-    """Format of the GEMM inputs; None: the release's when the weights are the release's,
-    else bf16 (:attr:`gemm_precision`)."""
-    kv_precision: str = "bf16"
-    state_precision: str | None = None
-    """Format a hybrid model's recurrent state is cached in (vLLM
-    ``--mamba-ssm-cache-dtype``); None: the release's (:attr:`state_format`)."""
-    prefix_hit: Share = 0.0
-    """Share of prompt tokens found in the prefix cache (not recomputed)."""
-    spec_tokens: Annotated[int, Ge(0), Le(MAX_SPEC_TOKENS)] = 0
-    """Draft tokens proposed per decode step (speculative decoding, MTP); 0 = none."""
-    spec_acceptance: Share = 0.0
-    """Probability each draft token is accepted (independent, Leviathan et al. 2023)."""
-    draft_layers: Annotated[int, Ge(0), Le(MAX_DRAFT_LAYERS)] = 1
-    """Layers of the model's own shape each draft token runs through, then the LM head,
-    one draft token after the other: 1 for multi-token prediction (DeepSeek-V3's MTP
-    module is one transformer layer sharing the head) and one-layer draft heads
-    (EAGLE); 0 for drafts that cost no model pass (n-gram, prompt lookup); a separate
-    draft model: its parameters over one layer's, rounded."""
-    moe_imbalance: Annotated[float, Ge(1.0), Le(MAX_IMBALANCE)] = 1.0
-    """Tokens of the most loaded expert / the mean in one step."""
+    input_len: Tokens = field(metadata=_about(
+        label="Input tokens", help="Prompt tokens per request (mean).",
+        request_default=DEFAULT_INPUT_LEN))
+    output_len: Tokens = field(metadata=_about(
+        label="Output tokens", help="Generated tokens per request (mean).",
+        request_default=DEFAULT_OUTPUT_LEN))
+    load: Load = field(default="offline", metadata=_about(
+        label="Load",
+        help="offline (all queued at once), static (one batch run to completion), poisson "
+             "(arrivals at the rate) or concurrency (a closed loop of that many requests in "
+             "flight)."))
+    rate_per_s: Positive | None = field(default=None, metadata=_about(
+        label="Rate", unit="requests/s", flag="rate", empty="for poisson",
+        help="Requests/s arriving with load poisson."))
+    concurrency: AtLeastOne | None = field(default=None, metadata=_about(
+        label="Concurrency", empty="for concurrency",
+        help="Requests in flight with load concurrency."))
+    batch: AtLeastOne | None = field(default=None, metadata=_about(
+        label="Static batch", empty="for static",
+        help="Sequences in the batch with load static."))
+    requests: AtLeastOne | None = field(default=None, metadata=_about(
+        label="Requests of a finite run", empty="endless",
+        help="Requests of a finite run, timed to its last completion: load offline (vllm "
+             "bench throughput --num-prompts, trtllm-bench's dataset size) or load "
+             "concurrency started at once (vllm bench serve --num-prompts with "
+             "--max-concurrency: the first requests arrive together); empty: an endless "
+             "stream or loop (steady state)."))
+    length_distribution: LengthDistribution = field(default="fixed", metadata=_about(
+        label="Length distribution",
+        help="How input and output lengths spread around their means (the spread of "
+             "uniform and lognormal is the length spread)."))
+    length_spread: Spread = field(default=0.0, metadata=_about(
+        label="Length spread",
+        help="Uniform: half-width over the mean; lognormal: sigma of the log."))
+    slo_ttft_s: Positive | None = field(default=None, metadata=_about(
+        label="TTFT limit", unit="s", flag="slo-ttft", empty="no limit",
+        help="Time-to-first-token limit (e.g. 2s or 450ms)."))
+    slo_tpot_s: Positive | None = field(default=None, metadata=_about(
+        label="TPOT limit", unit="s", flag="slo-tpot", empty="no limit",
+        help="Time-per-output-token limit (e.g. 40ms)."))
+    slo_stat: SloStat = field(default="p99", metadata=_about(
+        label="Latency statistic",
+        help="Statistic the latency limits hold for."))
+    weight_precision: str | None = field(default=None, metadata=_about(
+        label="Weights", choices=WEIGHT_PRECISIONS, empty="as released",
+        help="Format of the matrix weights; empty: the format the model's checkpoint is "
+             "released in (its catalog entry's `released`), 16-bit where it gives none or "
+             "quantizes only the experts."))
+    expert_weight_precision: str | None = field(default=None, metadata=_about(
+        label="Expert weights", choices=WEIGHT_PRECISIONS, empty="as weights",
+        help="Format of the routed experts' weights (mixture-of-experts models: NVFP4 "
+             "experts beside FP8 attention); empty: the weights' format when given, else "
+             "the release's."))
+    activation_precision: str | None = field(default=None, metadata=_about(
+        label="Activations", choices=ACTIVATION_PRECISIONS, empty="as released",
+        help="Format of the GEMM inputs; empty: the release's while its weights are "
+             "served, else bf16."))
+    kv_precision: str = field(default="bf16", metadata=_about(
+        label="KV cache", choices=KV_PRECISIONS, help="Format of the KV cache."))
+    state_precision: str | None = field(default=None, metadata=_about(
+        label="Recurrent state", choices=STATE_PRECISIONS, empty="as released",
+        help="Format a hybrid model's recurrent state is cached in (Mamba-2, Gated "
+             "DeltaNet; vLLM --mamba-ssm-cache-dtype); empty: the release's (its catalog "
+             "entry's linear_mixer.state_format)."))
+    prefix_hit: Share = field(default=0.0, metadata=_about(
+        label="Prefix-cache hits",
+        help="Share of prompt tokens found in the prefix cache, a fraction from 0 to "
+             "below 1 (0.3 = 30%); those are not recomputed."))
+    spec_tokens: SpecTokens = field(default=0, metadata=_about(
+        label="Draft tokens",
+        help="Draft tokens proposed per decode step (speculative decoding, multi-token "
+             "prediction); 0: none."))
+    spec_acceptance: Share = field(default=0.0, metadata=_about(
+        label="Draft acceptance",
+        help="Probability each draft token is accepted, a fraction from 0 to below 1 "
+             "(above 0 with draft tokens; independent draws, Leviathan et al. 2023)."))
+    draft_layers: DraftLayers = field(default=1, metadata=_about(
+        label="Draft layers",
+        help="Layers of the model's own shape each draft token runs through before the LM "
+             "head: 1 for multi-token prediction (DeepSeek-V3's MTP module is one "
+             "transformer layer sharing the head) and one-layer draft heads (EAGLE), 0 for "
+             "drafts that cost no model pass (n-gram, prompt lookup), a separate draft "
+             "model's parameters over one layer's, rounded."))
+    moe_imbalance: Imbalance = field(default=1.0, metadata=_about(
+        label="MoE imbalance",
+        help="Mixture-of-experts models: tokens of the most loaded expert over the mean in "
+             "one step (1: balanced)."))
 
     def __post_init__(self) -> None:
         problems: list[Problem] = []
@@ -388,7 +464,7 @@ FIELD_BOUNDS: dict[str, tuple[BaseMetadata, ...]] = {
     if (bounds := _bounds_of(hint))}
 
 
-def _limit(bound: BaseMetadata) -> float:
+def bound_limit(bound: BaseMetadata) -> float:
     """The number a ``Ge``/``Gt``/``Le``/``Lt`` bound holds (its one attribute, named
     after it: ``Ge(1).ge``)."""
     value = getattr(bound, type(bound).__name__.lower())
@@ -397,7 +473,7 @@ def _limit(bound: BaseMetadata) -> float:
 
 
 def _holds(bound: BaseMetadata, value: float) -> bool:
-    limit = _limit(bound)
+    limit = bound_limit(bound)
     if isinstance(bound, Ge):
         return value >= limit
     if isinstance(bound, Gt):
@@ -414,7 +490,7 @@ def bounds_words(bounds: tuple[BaseMetadata, ...]) -> str:
     high = next((b for b in bounds if isinstance(b, Le | Lt)), None)
 
     def num(b: BaseMetadata) -> str:
-        value = _limit(b)
+        value = bound_limit(b)
         return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
     if low is not None and high is not None and isinstance(low, Ge):

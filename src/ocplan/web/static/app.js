@@ -357,25 +357,16 @@
 
   // ---- estimate and search forms ---------------------------------------------------
 
-  /** The options of every select that names its field's choices (data-choices), as the
-   *  API declares them (GET api/choices); the blank option the HTML holds stays first. */
-  async function fillChoices() {
-    const choices = await api("GET", "api/choices");
-    for (const select of $$("select[data-choices]")) {
-      for (const c of choices[select.dataset.choices]) {
-        select.append(el("option", { value: c }, c));
-      }
-    }
-  }
-
-  /** The input of one declared field (a layout field or a training option): numbers as
-   *  text boxes, flags and choices as selects, blank meaning the API's default (or, for
-   *  a field a search varies, that the search picks it). Its id is
-   *  prefix-field-name (est-micro-batch), its value goes to data-field. */
+  /** The input of one declared field (a layout field, a training or serving option):
+   *  numbers as text boxes, flags and choices as selects, blank meaning the API's default
+   *  (or, for a field a search varies, that the search picks it), which the blank shows.
+   *  Its id is prefix-flag (est-micro-batch; inf-rate for rate_per_s, whose flag is
+   *  --rate), its value goes to data-field. */
   function fieldInput(prefix, f) {
-    const id = prefix + "-" + f.name.replaceAll("_", "-");
+    const id = prefix + "-" + f.flag.slice(2);
     const attrs = { id, "data-field": f.name, title: f.help + " (" + f.allowed + ")" };
-    const blank = f.searched ? "(searched)" : "(default)";
+    const blank = f.searched ? "(searched)" : f.empty ? "(" + f.empty + ")"
+      : f.kind === "choice" ? "(" + f.default + ")" : "(default)";
     if (f.kind === "bool" || f.kind === "choice") {
       const options = f.kind === "bool"
         ? [el("option", { value: "true" }, "on"), el("option", { value: "false" }, "off")]
@@ -397,11 +388,13 @@
       f.name.replaceAll("_", " "), " ", fieldInput(prefix, f))));
   }
 
-  /** A training form's option inputs (precision, optimizer states, MoE routing), one per
-   *  option the API declares (GET api/training-options), under the option's label. */
+  /** A form's job inputs, one per option the API declares, under the option's label
+   *  and unit: a training job's (GET api/training-options: precision, optimizer states,
+   *  MoE routing) or a serving job's (GET api/serving-options: lengths, load, limits,
+   *  formats). */
   function buildOptionsForm(prefix, fields) {
     put($("#" + prefix + "-options"), fields.map((f) => el("label", { "data-option": f.name },
-      f.label, " ", fieldInput(prefix, f))));
+      f.label + (f.unit ? ", " + f.unit : ""), " ", fieldInput(prefix, f))));
   }
 
 
@@ -1225,9 +1218,9 @@
       for (const input of $$("[data-default-chips]")) {
         input.placeholder = "all of the system, else " + settings.default_chips;
       }
-      await fillChoices();
       const options = await api("GET", "api/training-options");
       for (const prefix of ["est", "cmp", "srch"]) buildOptionsForm(prefix, options);
+      buildOptionsForm("inf", await api("GET", "api/serving-options"));
       await buildLayoutForm("est");
       await buildLayoutForm("inf", "api/serving-layout");
       await buildLayoutForm("srch", "api/search-layout");
