@@ -79,7 +79,7 @@ N_HOSTILE = 110
 N_GETS = 70
 
 SYSTEMS = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8"))
-           for p in (ROOT / "examples").glob("*.yaml") if p.stem != "sweep-small"}
+           for p in (ROOT / "examples").glob("*.yaml") if not p.stem.startswith("sweep-")}
 SMALL_SYSTEM = SYSTEMS["nf5698g7-mi300x"]
 VALID: dict[str, list[dict[str, Any]]] = {
     "/api/check": [SYSTEMS["mx1-8oam-air"], SMALL_SYSTEM, SYSTEMS["ubb-1024-liquid"]],

@@ -141,7 +141,9 @@ def test_a_mistyped_price_key_of_a_workload_mix_is_refused(
 
 
 @pytest.mark.parametrize(("name", "command"), [("cloud-mix.yaml", "ocplan match --workload"),
-                                               ("sweep-small.yaml", "ocplan sweep")])
+                                               ("sweep-small.yaml", "ocplan sweep"),
+                                               # a serving sweep declares its kind
+                                               ("sweep-serving.yaml", "ocplan sweep")])
 def test_another_commands_file_is_named_as_such(capsys: pytest.CaptureFixture[str],
                                                 name: str, command: str) -> None:
     for argv in (["check", EXAMPLES / name],

@@ -603,3 +603,30 @@ def test_a_sweep_states_its_optimizer_states(tmp_path: Path) -> None:
     assert "sweep.yaml" in line
     assert "optimizer_states" in line
     assert "bf16_moments" in line
+
+
+#: A serving sweep: 2 models x 2 chips at 8 chips, under a TPOT limit (ranked by goodput).
+SERVING_SWEEP: dict[str, Any] = {
+    "name": "serve-tiny", "kind": "serving", "models": ["llama3-8b", "qwen3-30b-a3b"],
+    "chips": ["h100-sxm-80gb", "mi300x"], "cluster_sizes": [8], "input_len": 2048,
+    "output_len": 256, "slo_tpot_s": 0.05, "price_per_chip_hour": 2.5, "top_k": 2}
+
+
+def test_a_serving_sweep_stores_the_same_rows_on_ray_as_locally(
+        ray_cluster: str, tmp_path: Path) -> None:
+    """The serving tasks run through the same backends: Ray's rows equal a local run's,
+    stored under their own kind."""
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(SERVING_SWEEP), encoding="utf-8")
+    dbs = {backend: tmp_path / f"{backend}.db" for backend in ("local", "ray")}
+    for backend, db in dbs.items():
+        with open_store(f"sqlite:///{db}") as store:
+            report = run_sweep(load_sweep(path), store, backend, workers=2,
+                               address=ray_cluster if backend == "ray" else None)
+            assert report.counts() == {"tasks": 4, "skipped": 0, "ran": 4, "failed": 0}, \
+                report.failed
+    local, on_ray = db_rows(dbs["local"]), db_rows(dbs["ray"])
+    assert local == on_ray
+    assert {inputs["kind"] for inputs, _ in local.values()} == {"serving-search"}
+    with sqlite3.connect(dbs["ray"]) as con:
+        assert {k for (k,) in con.execute("SELECT kind FROM results")} == {"serving-search"}

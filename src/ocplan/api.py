@@ -14,9 +14,8 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar
 
-from annotated_types import BaseMetadata, Ge, Gt, Le, Lt
 from pydantic import Field, ValidationInfo, create_model, field_validator
 
 from ocplan.catalog.catalog import Catalog
@@ -73,9 +72,13 @@ from ocplan.serving.plan import SERVING_REQUEST_LAYOUT, ServingPlan
 from ocplan.topology.analysis import TopologySummary, summarize
 from ocplan.topology.power import PowerBudget, power_budget
 from ocplan.units import SECONDS_PER_YEAR
-from ocplan.workloads.options import TrainingOptions, option_fields, serving_option_fields
+from ocplan.workloads.options import (
+    TrainingOptions,
+    option_fields,
+    serving_option_fields,
+    serving_request_fields,
+)
 from ocplan.workloads.serving import (
-    FIELD_BOUNDS,
     ServingWorkload,
 )
 from ocplan.workloads.shape import ModelShape
@@ -564,7 +567,6 @@ def _check_budget(req: CompareRequest, systems: Sequence[ComparedTarget],
 
 #: Fields of :class:`~ocplan.workloads.serving.ServingWorkload` a request gives (all but
 #: the model, which a request names by id); their bounds are the workload's own checks.
-_WORKLOAD_HINTS = get_type_hints(ServingWorkload)
 SERVING_WORKLOAD_FIELDS: tuple[str, ...] = tuple(f.name for f in serving_option_fields())
 
 
@@ -606,27 +608,9 @@ class InferCompareJob(InferJob):
     then ``vs`` in order); replaces ``price_per_chip_hour``."""
 
 
-#: JSON Schema's keyword for each kind of bound.
-_SCHEMA_KEYWORDS: dict[type, str] = {Ge: "minimum", Gt: "exclusiveMinimum", Le: "maximum",
-                                     Lt: "exclusiveMaximum"}
-
-
-def _bounds_schema(bounds: tuple[BaseMetadata, ...]) -> dict[str, Any] | None:
-    """A workload field's declared bounds as JSON Schema keywords, for the request's
-    schema only: the workload checks them (every problem of a job at once, which a
-    request model stopping at its own field errors would not)."""
-    return {_SCHEMA_KEYWORDS[type(b)]: getattr(b, type(b).__name__.lower())
-            for b in bounds} or None
-
-
 def _serving_request(name: str, layout: bool,
                      base: type[InferJob] = InferJob) -> type[InferJob]:
-    # each workload field with its declared request default, label and help
-    fields: dict[str, Any] = {
-        f.name: (_WORKLOAD_HINTS[f.name],
-                 Field(f.default, title=f.label, description=f.help,
-                       json_schema_extra=_bounds_schema(FIELD_BOUNDS.get(f.name, ()))))
-        for f in serving_option_fields()}
+    fields = serving_request_fields()
     if layout:
         fields |= {f.name: (_layout_annotation(f), Field(f.default, description=f.help))
                    for f in SERVING_REQUEST_LAYOUT}
@@ -784,10 +768,13 @@ def run_infer_search(catalog: Catalog, req: InferJob, system_file: Path | None =
 
 
 def serving_objective(req: InferJob) -> str:
-    """What a serving search ranks by: ``goodput`` (the request rate that meets the SLOs)
-    when the job sets a latency limit, else ``throughput``."""
+    """What a serving search ranks by
+    (:func:`~ocplan.serving.search.default_objective`: goodput when the job sets a
+    latency limit, else throughput)."""
+    from ocplan.serving.search import default_objective
+
     fields = req.model_dump()
-    return "goodput" if fields.get("slo_ttft_s") or fields.get("slo_tpot_s") else "throughput"
+    return default_objective(fields.get("slo_ttft_s"), fields.get("slo_tpot_s"))
 
 
 def serving_objective_note(objective: str) -> str | None:

@@ -25,7 +25,8 @@ MODULE_KIND = "compute-module"
 
 
 #: Files of other commands, by kind: (a top-level key only that kind has, what it is,
-#: the command that reads it). Neither declares ``kind:``, as system files do not.
+#: the command that reads it). A workload mix declares no ``kind:``, as system files do
+#: not; a sweep may declare its own (``training``, ``serving``), so the key decides.
 OTHER_FILE_KINDS: dict[str, tuple[str, str, str]] = {
     "match-workload": ("demand", "a workload mix", "ocplan match --workload"),
     "sweep": ("cluster_sizes", "a sweep", "ocplan sweep"),
@@ -70,13 +71,11 @@ def file_kind(path: Path) -> str:
 
 def kind_of(data: Mapping[str, Any]) -> str:
     """The kind of a parsed spec file (see :func:`file_kind`)."""
-    kind = data.get("kind")
-    if isinstance(kind, str):
-        return kind
     for name, (key, _, _) in OTHER_FILE_KINDS.items():
         if key in data:
             return name
-    return "system"
+    kind = data.get("kind")
+    return kind if isinstance(kind, str) else "system"
 
 
 def managed_kind(path: Path, command: str) -> ManagedKind:
@@ -107,12 +106,12 @@ def managed_kind_of(data: Mapping[str, Any], source: str, command: str) -> Manag
     from ocplan.catalog.catalog import suggest
     from ocplan.catalog.schema import KINDS
 
+    for key, what, reader in OTHER_FILE_KINDS.values():  # a sweep may declare its kind
+        if key in data:
+            raise SpecError.one(source, "", f"this is {what}, not a system or "
+                                            f"compute-module file; run it with "
+                                            f"'{reader} {source}'")
     if "kind" not in data:
-        for key, what, reader in OTHER_FILE_KINDS.values():
-            if key in data:
-                raise SpecError.one(source, "", f"this is {what}, not a system or "
-                                                f"compute-module file; run it with "
-                                                f"'{reader} {source}'")
         return "system"
     kind = data["kind"]
     if kind == MODULE_KIND:

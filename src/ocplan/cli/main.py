@@ -1871,8 +1871,8 @@ def sweep_cmd(
              "sqlite:///ocplan.db).")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Run a grid of layout searches, skipping those already stored; exit 1 if any
-    task failed."""
+    """Run a grid of layout searches (training, or serving with kind: serving), skipping
+    those already stored; exit 1 if any task failed."""
     from ocplan.store.db import open_store
     from ocplan.sweep.runner import check_options, run_sweep
     from ocplan.sweep.spec import expand_sweep, load_sweep
@@ -1894,7 +1894,8 @@ def sweep_cmd(
         url = store.url
     counts = report.counts()
     if fmt is Format.json:
-        _print_json({"sweep": report.name, "db": url, "backend": backend} | counts
+        _print_json({"sweep": report.name, "kind": sweep.spec.kind, "db": url,
+                     "backend": backend} | counts
                     | {"elapsed_s": report.elapsed_s,
                        "results": [s.as_json() for s in summaries]})
     else:
@@ -1902,12 +1903,14 @@ def sweep_cmd(
                           f"{counts['tasks']} tasks, {counts['skipped']} already stored, "
                           f"{counts['ran']} run, {counts['failed']} failed "
                           f"({report.elapsed_s:.1f} s, backend {backend})"))
-        from ocplan.reports.summary import SWEEP_COLUMNS, compare_cell, present
+        from ocplan.reports.summary import SWEEP_COLUMNS_BY_KIND, compare_cell, present
 
         table = rich_table.Table(title="best layout per task")
-        # each task's best layout with its stored comparison columns (time, cost)
-        figures = [(s.row or {}) | (s.best or {}) for s in summaries]
-        layout, *rest = SWEEP_COLUMNS  # the layout's column holds a failed task's reason
+        # each task's best layout with its stored comparison columns (time, cost; at the
+        # SLO goodput where a serving sweep ranks by it): the comparison's values first
+        figures = [(s.best or {}) | (s.row or {}) for s in summaries]
+        # the layout's column holds a failed task's reason
+        layout, *rest = SWEEP_COLUMNS_BY_KIND[sweep.spec.kind]
         shown = [layout, *present(rest, [f for f, s in zip(figures, summaries, strict=True)
                                          if s.best is not None])]
         for col in ("#", "model", "hardware", "chips", "status", *(c.label for c in shown),
@@ -1920,9 +1923,12 @@ def sweep_cmd(
                          *("-" for _ in shown[1:])]
             else:
                 cells = [compare_cell(c, f.get(c.field), state.currency) for c in shown]
-            _row(table, str(i), s.task.workload.model.name, s.task.hardware,
+            _row(table, str(i), s.task.model_name, s.task.hardware,
                  str(s.task.chips), s.status, *cells, errors)
         out.print(table)
+        # what the columns mean where the kind says (a serving sweep ranked by goodput)
+        for note in dict.fromkeys(n for s in summaries if (n := (s.row or {}).get("note"))):
+            out.print(_t(str(note)))
     if report.failed:
         raise typer.Exit(1)
 

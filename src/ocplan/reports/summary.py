@@ -49,7 +49,9 @@ __all__ = [
     "SEARCH_COLUMNS",
     "SERVING_COMPARE_ROWS",
     "SERVING_SEARCH_COLUMNS",
+    "SERVING_SWEEP_COLUMNS",
     "SWEEP_COLUMNS",
+    "SWEEP_COLUMNS_BY_KIND",
     "CompareRow",
     "Row",
     "cluster_rows",
@@ -459,7 +461,18 @@ SWEEP_COLUMNS: tuple[CompareRow, ...] = tuple(
     row for row in COMPARE_ROWS if row.field in {
         "layout", "tokens_per_s_per_chip", "step_s", "mfu", "time_to_train_s",
         "cost_to_train", "time_to_train_with_failures_s", "cost_to_train_with_failures"})
-assert SWEEP_COLUMNS[0].field == "layout", "a failed task's reason stands in the first"
+#: The columns of a serving sweep's table: its best layout's figures, labelled as the
+#: serving comparison labels them (a serving sweep stores each task's best layout in the
+#: comparison's columns, cost and energy per token at the SLO goodput under goodput).
+SERVING_SWEEP_COLUMNS: tuple[CompareRow, ...] = tuple(
+    row for row in SERVING_COMPARE_ROWS if row.field in {
+        "layout", "output_tokens_per_s_per_chip", "ttft_s", "tpot_s",
+        "slo_rate_per_s_per_chip", "cost_per_mtok", "energy_per_mtok_J"})
+#: Each kind of sweep (a sweep file's ``kind``) and the columns of its table.
+SWEEP_COLUMNS_BY_KIND: dict[str, tuple[CompareRow, ...]] = {
+    "training": SWEEP_COLUMNS, "serving": SERVING_SWEEP_COLUMNS}
+assert all(c[0].field == "layout" for c in SWEEP_COLUMNS_BY_KIND.values()), \
+    "a failed task's reason stands in the first"
 
 
 def compare_cell(row: CompareRow, value: Any, currency: str) -> str:

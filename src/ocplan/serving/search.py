@@ -26,7 +26,8 @@ from ocplan.serving.plan import SERVING_LAYOUT, SERVING_LAYOUT_FIELDS, ServingPl
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 
-__all__ = ["FIXABLE", "SERVING_OBJECTIVES", "ServingSearch", "fixed_problems", "meets_slo",
+__all__ = ["FIXABLE", "SERVING_OBJECTIVES", "ServingSearch", "default_objective",
+           "fixed_problems", "meets_slo",
            "search_serving", "serving_candidates", "slo_misses"]
 
 Objective = Literal["throughput", "goodput"]
@@ -116,6 +117,12 @@ def _flags(fixed: Mapping[str, object], name: str, default: list[bool]) -> list[
 GOODPUT_NOTE = ("throughput, TTFT and TPOT at the most load each layout sustains; SLO "
                 "goodput: the highest request rate whose latencies keep within the limits, "
                 "which ranks the layouts.")
+
+
+def default_objective(slo_ttft_s: float | None, slo_tpot_s: float | None) -> str:
+    """What a serving search ranks by unless told: ``goodput`` (the request rate that
+    meets the SLOs) when a latency limit is set, else ``throughput``."""
+    return "goodput" if slo_ttft_s or slo_tpot_s else "throughput"
 
 
 def objective_note(objective: str) -> str | None:

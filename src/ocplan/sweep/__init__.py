@@ -1,7 +1,16 @@
 """Sweeps: grids of layout searches, run in parallel and stored by content key."""
 
 from ocplan.sweep.runner import BACKENDS, SweepReport, TaskSummary, run_sweep
-from ocplan.sweep.spec import Sweep, SweepSpec, SweepTask, expand_sweep, load_sweep
+from ocplan.sweep.spec import (
+    ServingSweepSpec,
+    ServingSweepTask,
+    Sweep,
+    SweepSpec,
+    SweepTask,
+    expand_sweep,
+    load_sweep,
+)
 
-__all__ = ["BACKENDS", "Sweep", "SweepReport", "SweepSpec", "SweepTask", "TaskSummary",
+__all__ = ["BACKENDS", "ServingSweepSpec", "ServingSweepTask", "Sweep", "SweepReport",
+           "SweepSpec", "SweepTask", "TaskSummary",
            "expand_sweep", "load_sweep", "run_sweep"]

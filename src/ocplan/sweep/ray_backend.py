@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ocplan.errors import SpecError
-from ocplan.sweep.spec import SweepTask
+from ocplan.sweep.spec import Task
 
 if TYPE_CHECKING:
     from ocplan.sweep.runner import OnDone
@@ -61,7 +61,7 @@ def _unreachable(address: str, timeout_s: float = 5.0) -> str | None:
         return exc.strerror or str(exc) or type(exc).__name__
 
 
-def run_ray(tasks: Sequence[SweepTask], on_done: OnDone, *, address: str | None,
+def run_ray(tasks: Sequence[Task], on_done: OnDone, *, address: str | None,
             workers: int | None, delay_s: float, stall_s: float = RAY_STALL_S) -> None:
     """Run ``tasks`` as Ray remote tasks, calling ``on_done`` for each as it finishes.
 
@@ -91,7 +91,7 @@ def run_ray(tasks: Sequence[SweepTask], on_done: OnDone, *, address: str | None,
         remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
         limit = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         queue = list(reversed(tasks))
-        pending: dict[Any, SweepTask] = {}
+        pending: dict[Any, Task] = {}
         while queue or pending:
             while queue and len(pending) < limit:
                 task = queue.pop()

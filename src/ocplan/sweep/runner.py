@@ -32,13 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ocplan.catalog.catalog import Catalog, load_catalog
-from ocplan.checks.rules import refusal
 from ocplan.errors import SpecError
-from ocplan.facility import system_findings
-from ocplan.plan.search import search
-from ocplan.results.compare import Contender, measured
-from ocplan.store.db import Store, StoredResult, damaged_row, to_json
-from ocplan.sweep.spec import Sweep, SweepSpec, SweepTask, expand_sweep
+from ocplan.store.db import Store, StoredResult, damaged_row
+from ocplan.sweep.spec import AnySweepSpec, Sweep, Task, expand_sweep
 from ocplan.version import code_version, source_digest
 
 __all__ = ["BACKENDS", "DELAY_ENV", "SweepReport", "TaskOutput", "TaskSummary",
@@ -46,7 +42,6 @@ __all__ = ["BACKENDS", "DELAY_ENV", "SweepReport", "TaskOutput", "TaskSummary",
 
 BACKENDS: tuple[str, ...] = ("local", "ray")
 DELAY_ENV = "OCPLAN_SWEEP_TASK_DELAY_S"
-KIND = "search"
 
 
 @dataclass(frozen=True)
@@ -60,26 +55,18 @@ class TaskOutput:
 
 
 #: Called with (task, output, None) on success or (task, None, error message) on failure.
-OnDone = Callable[[SweepTask, TaskOutput | None, str | None], None]
+OnDone = Callable[[Task, TaskOutput | None, str | None], None]
 
 
-def run_task(task: SweepTask, delay_s: float = 0.0) -> TaskOutput:
-    """Run one task's search (in a worker process). The result is
-    :meth:`~ocplan.plan.search.SearchResult.as_json` less ``elapsed_s``, plus ``row``:
-    the best layout in the columns of ``ocplan compare`` (time, energy and cost to
-    train, power, racks, the system's check findings)."""
+def run_task(task: Task, delay_s: float = 0.0) -> TaskOutput:
+    """Run one task's search (in a worker process): its result (:meth:`Task.run
+    <ocplan.sweep.spec.Task.run>`) less its wall time, which the store keeps apart."""
     if delay_s > 0:
         time.sleep(delay_s)
-    found = search(task.workload, task.system, task.chips, objective=task.objective,
-                   top_k=task.top_k, train_tokens=task.train_tokens,
-                   price_per_chip_hour=task.price_per_chip_hour)
-    findings = tuple(system_findings(task.system))
-    row = measured(Contender(task.label, task.system, task.chips, task.price_per_chip_hour),
-                   task.workload, findings, found.best, found.why,
-                   task.train_tokens, allowed_invalid=refusal(findings) is not None)
-    result = found.as_json() | {"row": row.as_json()}
-    elapsed = float(result.pop("elapsed_s"))
-    return TaskOutput(to_json(result), elapsed, source_digest())
+    t0 = time.perf_counter()
+    result = task.run()
+    result.pop("elapsed_s", None)  # a search's own timer: the row would differ run to run
+    return TaskOutput(result, time.perf_counter() - t0, source_digest())
 
 
 Status = Literal["stored", "new", "failed"]
@@ -89,7 +76,7 @@ Status = Literal["stored", "new", "failed"]
 class TaskSummary:
     """One task of a finished sweep, for display: its status and best layout."""
 
-    task: SweepTask
+    task: Task
     status: Status
     """``stored`` (found in the store, not run), ``new`` (run now) or ``failed``."""
     error: str | None
@@ -99,7 +86,7 @@ class TaskSummary:
     """The best layout in the columns of ``ocplan compare`` (None when failed)."""
 
     def as_json(self) -> dict[str, Any]:
-        return {"key": self.task.key, "model": self.task.workload.model.name,
+        return {"key": self.task.key, "model": self.task.model_name,
                 "hardware": self.task.hardware, "chip": self.task.system.accelerator.id,
                 "chips": self.task.chips, "status": self.status, "error": self.error,
                 "best": self.best, "row": self.row}
@@ -111,7 +98,7 @@ class SweepReport:
 
     name: str
     backend: str
-    tasks: tuple[SweepTask, ...]
+    tasks: tuple[Task, ...]
     skipped: frozenset[str]
     """Keys found in the store (not run)."""
     ran: frozenset[str]
@@ -134,7 +121,7 @@ class SweepReport:
             row: StoredResult | None = stored.get(t.key)
             status: Status = ("failed" if t.key in self.failed
                               else "new" if t.key in self.ran else "stored")
-            why = None if row is None else _unreadable(row.result)
+            why = None if row is None else _unreadable(row.result, t.key_figure)
             if why is not None:
                 damaged.append(damaged_row(store.url, t.key, why))
                 continue
@@ -146,20 +133,17 @@ class SweepReport:
         return out
 
 
-#: The figure every stored best layout has, read back as a number.
-_KEY_FIGURE = "tokens_per_s_per_chip"
-
-
-def _unreadable(result: object) -> str | None:
+def _unreadable(result: object, key_figure: str) -> str | None:
     """Why a stored result is not a sweep result (None when it is): an object whose
-    ``best`` and ``row`` are objects or null, the best with its rate a number."""
+    ``best`` and ``row`` are objects or null, the best with its rate (``key_figure``,
+    the task kind's) a number."""
     if not isinstance(result, dict):
         return "its stored result is not a JSON object"
     best, row = result.get("best"), result.get("row")
     if not isinstance(best, dict | None) or not isinstance(row, dict | None):
         return "its stored best layout is not a JSON object"
-    if best is not None and not isinstance(best.get(_KEY_FIGURE), int | float):
-        return f"its stored {_KEY_FIGURE} is not a number"
+    if best is not None and not isinstance(best.get(key_figure), int | float):
+        return f"its stored {key_figure} is not a number"
     return None
 
 
@@ -182,13 +166,13 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _run_local(tasks: Sequence[SweepTask], workers: int, delay_s: float,
+def _run_local(tasks: Sequence[Task], workers: int, delay_s: float,
                on_done: OnDone) -> None:
     # spawn: fresh interpreters, as on a Ray cluster (no state inherited from the driver).
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx)
     try:
-        pending: dict[Future[TaskOutput], SweepTask] = {
+        pending: dict[Future[TaskOutput], Task] = {
             pool.submit(run_task, t, delay_s): t for t in tasks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -218,7 +202,7 @@ def check_options(backend: str, address: str | None, workers: int | None) -> Non
     _delay_from_env()
 
 
-def run_sweep(sweep: Sweep | SweepSpec, store: Store, backend: str = "local",
+def run_sweep(sweep: Sweep | AnySweepSpec, store: Store, backend: str = "local",
               address: str | None = None, workers: int | None = None, *,
               catalog: Catalog | None = None,
               progress: Callable[[int, int], None] | None = None,
@@ -258,7 +242,7 @@ def run_sweep(sweep: Sweep | SweepSpec, store: Store, backend: str = "local",
     ran: set[str] = set()
     failed: dict[str, str] = {}
 
-    def on_done(task: SweepTask, output: TaskOutput | None, error: str | None) -> None:
+    def on_done(task: Task, output: TaskOutput | None, error: str | None) -> None:
         if output is not None and output.source != source:
             error = (f"the worker runs other ocplan code (source digest {output.source}, "
                      f"this driver {source}): install the same code on both")
@@ -266,7 +250,7 @@ def run_sweep(sweep: Sweep | SweepSpec, store: Store, backend: str = "local",
         if output is None:
             failed[task.key] = error or "failed"
         else:
-            store.put(task.key, kind=KIND, inputs=task.inputs, result=output.result,
+            store.put(task.key, kind=task.store_kind, inputs=task.inputs, result=output.result,
                       elapsed_s=output.elapsed_s, code=code, sweep=sweep.spec.name)
             ran.add(task.key)
         if progress is not None:

@@ -13,6 +13,21 @@ A sweep YAML names models, hardware and cluster sizes; every combination is one
     objective: throughput
     top_k: 3
 
+A serving sweep says ``kind: serving`` and gives a serving job's fields instead of a
+batch and sequence (every field of :class:`~ocplan.workloads.serving.ServingWorkload`, as
+``ocplan infer`` takes them, in SI units); every combination is then one serving layout
+search (:func:`~ocplan.serving.search.search_serving`)::
+
+    name: serve
+    kind: serving
+    models: [llama3-70b]
+    chips: [h100-sxm-80gb, mi300x]
+    cluster_sizes: [8]
+    input_len: 2048
+    output_len: 256
+    slo_tpot_s: 0.05          # ranked by SLO goodput (a latency limit is set)
+    price_per_chip_hour: 2.5  # cost per million output tokens in each row
+
 ``servers`` (with ``chips``) lists server ids to populate with each chip, which sweeps
 boards (a fully connected against a hybrid-cube-mesh UBB, say). Instead of ``chips``,
 ``systems`` lists system files (paths relative to the sweep file); each cluster size is
@@ -20,17 +35,20 @@ then searched on that system, which must have enough chips.
 
 :func:`expand_sweep` checks the whole grid before anything runs (every id, file and
 size; all problems reported at once) and gives each task its content key
-(:func:`search_inputs` hashed by :func:`~ocplan.store.db.content_key`).
+(:func:`search_inputs` or :func:`serving_search_inputs` hashed by
+:func:`~ocplan.store.db.content_key`). A task runs itself (:meth:`SweepTask.run`,
+:meth:`ServingSweepTask.run`), so the runner and both backends treat the kinds alike.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.fields import (
@@ -40,25 +58,40 @@ from ocplan.catalog.fields import (
     Id,
     Price,
     SeqLen,
+    Spec,
     TrainTokens,
 )
 from ocplan.catalog.loader import load_yaml, validate_as
 from ocplan.catalog.system import System, load_system, system_for_chip
+from ocplan.checks.rules import refusal
 from ocplan.errors import Problem, SpecError
-from ocplan.plan.search import Objective, run_inputs_problems
-from ocplan.store.db import canonical_json, content_key
-from ocplan.workloads.options import TrainingOptions, option_fields
+from ocplan.facility import system_findings
+from ocplan.plan.search import Objective, run_inputs_problems, search
+from ocplan.results.compare import Contender, measured
+from ocplan.results.serving_compare import ServedInput, compare_serving
+from ocplan.serving.search import Objective as ServingObjective
+from ocplan.serving.search import default_objective, search_serving
+from ocplan.store.db import canonical_json, content_key, to_json
+from ocplan.workloads.options import (
+    TrainingOptions,
+    option_fields,
+    serving_option_fields,
+    serving_request_fields,
+)
+from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
-__all__ = ["Sweep", "SweepSpec", "SweepTask", "expand_sweep", "load_sweep", "search_inputs"]
+__all__ = ["SWEEP_KINDS", "ServingSweepSpec", "ServingSweepTask", "Sweep", "SweepSpec",
+           "SweepTask", "Task", "expand_sweep", "load_sweep", "search_inputs",
+           "serving_search_inputs"]
 
 _Ids = Annotated[list[Id], Field(min_length=1, max_length=1000)]
 
 
-class SweepSpec(TrainingOptions):
-    """A grid of searches: models x hardware (chips or systems) x cluster sizes, every
-    search with the same options (:class:`~ocplan.workloads.options.TrainingOptions`)."""
+class _Grid(Spec):
+    """What every sweep names: the models, the hardware (chips or systems) and the
+    cluster sizes its tasks are the combinations of, and how many layouts each keeps."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     models: _Ids
@@ -71,17 +104,10 @@ class SweepSpec(TrainingOptions):
                        Field(min_length=1, max_length=1000)] | None = None
     """System files (relative to the sweep file), instead of ``chips``."""
     cluster_sizes: Annotated[list[ChipCount], Field(min_length=1, max_length=1000)]
-    global_batch: BatchSize
-    seq_len: SeqLen
-    objective: Objective = "throughput"
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = 5
-    train_tokens: TrainTokens | None = None
-    """Tokens to train on: each stored row then has time and energy to train."""
-    price_per_chip_hour: Price | None = None
-    """With ``train_tokens``: each stored row has the cost to train."""
 
     @model_validator(mode="after")
-    def _one_kind_of_hardware(self) -> SweepSpec:
+    def _one_kind_of_hardware(self) -> _Grid:
         if (self.chips is None) == (self.systems is None):
             raise ValueError("give exactly one of 'chips' (accelerator ids) or 'systems' "
                              "(system files)")
@@ -90,20 +116,68 @@ class SweepSpec(TrainingOptions):
         return self
 
 
+class SweepSpec(TrainingOptions, _Grid):
+    """A grid of training searches: models x hardware (chips or systems) x cluster sizes,
+    every search with the same options
+    (:class:`~ocplan.workloads.options.TrainingOptions`)."""
+
+    kind: Literal["training"] = "training"
+    global_batch: BatchSize
+    seq_len: SeqLen
+    objective: Objective = "throughput"
+    train_tokens: TrainTokens | None = None
+    """Tokens to train on: each stored row then has time and energy to train."""
+    price_per_chip_hour: Price | None = None
+    """With ``train_tokens``: each stored row has the cost to train."""
+
+
+class _ServingGrid(_Grid):
+    """A grid of serving searches (its job's fields are added from their declarations:
+    :data:`ServingSweepSpec`)."""
+
+    kind: Literal["serving"]
+    objective: ServingObjective | None = None
+    """What each search ranks by; default goodput when the job sets a latency limit,
+    else throughput (as ``ocplan infer --search``)."""
+    price_per_chip_hour: Price | None = None
+    """Each stored row then has the cost per million output tokens."""
+
+
+if TYPE_CHECKING:
+    ServingSweepSpec = _ServingGrid
+else:
+    ServingSweepSpec = create_model("ServingSweepSpec", __base__=_ServingGrid,
+                                    __module__=__name__, **serving_request_fields())
+    """A grid of serving layout searches: models x hardware x cluster sizes, every
+    search of the same serving job (the fields of
+    :class:`~ocplan.workloads.serving.ServingWorkload`)."""
+
+#: The kinds of sweep a file may name (``kind``), each with its spec.
+SWEEP_KINDS: dict[str, type[_Grid]] = {"training": SweepSpec, "serving": ServingSweepSpec}
+AnySweepSpec = SweepSpec | _ServingGrid
+
+
 @dataclass(frozen=True)
 class Sweep:
     """A sweep spec and where it was read from (system paths are relative to it)."""
 
-    spec: SweepSpec
+    spec: AnySweepSpec
     source: str = "sweep"
     base_dir: Path = Path()
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """Read and validate a sweep YAML file (ids and files are checked by
-    :func:`expand_sweep`)."""
+    """Read and validate a sweep YAML file, a training sweep unless it says ``kind:
+    serving`` (ids and files are checked by :func:`expand_sweep`)."""
     path = Path(path)
-    spec = validate_as(SweepSpec, load_yaml(path), str(path))
+    data = load_yaml(path)
+    kind = data.get("kind", "training") if isinstance(data, dict) else "training"
+    spec_type = SWEEP_KINDS.get(kind) if isinstance(kind, str) else None
+    if spec_type is None:
+        raise SpecError.one(str(path), "kind", "expected one of " + ", ".join(SWEEP_KINDS),
+                            kind)
+    spec = validate_as(spec_type, data, str(path))
+    assert isinstance(spec, SweepSpec | _ServingGrid)
     return Sweep(spec, str(path), path.parent)
 
 
@@ -111,15 +185,10 @@ def _entry_json(entry: Any) -> Any:
     return entry.model_dump(mode="json", exclude={"sources", "notes"})
 
 
-def search_inputs(workload: Workload, system: System, chips: int, objective: str,
-                  top_k: int, train_tokens: float | None = None,
-                  price_per_chip_hour: float | None = None) -> dict[str, Any]:
-    """Everything a search's result depends on, as JSON data (hashed into its key).
-
-    The model is given by id and full shape; the system by its spec and a digest of
-    the catalog entries it resolves to, so that an edited catalog entry (a user
-    catalog overriding a chip, say) gives a new key.
-    """
+def _hardware_inputs(system: System) -> dict[str, Any]:
+    """The system a task runs on, as key inputs: its spec and a digest of the catalog
+    entries it resolves to, so that an edited catalog entry (a user catalog overriding a
+    chip, say) gives a new key."""
     hardware = {
         "accelerator": _entry_json(system.accelerator), "server": _entry_json(system.server),
         "baseboard": _entry_json(system.baseboard), "cpu": _entry_json(system.cpu),
@@ -128,15 +197,23 @@ def search_inputs(workload: Workload, system: System, chips: int, objective: str
         "server_nics": [[_entry_json(n), count, attach]
                         for n, count, attach in system.server_nics],
     }
+    return {"chip": system.accelerator.id, "system": system.spec.model_dump(mode="json"),
+            "hardware_sha256": hashlib.sha256(canonical_json(hardware).encode()).hexdigest()}
+
+
+def search_inputs(workload: Workload, system: System, chips: int, objective: str,
+                  top_k: int, train_tokens: float | None = None,
+                  price_per_chip_hour: float | None = None) -> dict[str, Any]:
+    """Everything a search's result depends on, as JSON data (hashed into its key): the
+    model by id and full shape, the system (:func:`_hardware_inputs`), the job and the
+    search's settings."""
     money = {k: v for k, v in (("train_tokens", train_tokens),
                                ("price_per_chip_hour", price_per_chip_hour)) if v is not None}
     return money | {
-        "kind": "search",
+        "kind": SweepTask.store_kind,
         "model": workload.model.name,
         "model_shape": workload.model.as_json(),
-        "chip": system.accelerator.id,
-        "system": system.spec.model_dump(mode="json"),
-        "hardware_sha256": hashlib.sha256(canonical_json(hardware).encode()).hexdigest(),
+        **_hardware_inputs(system),
         "chips": chips,
         "global_batch": workload.global_batch,
         "seq_len": workload.seq_len,
@@ -146,9 +223,60 @@ def search_inputs(workload: Workload, system: System, chips: int, objective: str
     }
 
 
+def serving_search_inputs(workload: ServingWorkload, system: System, chips: int,
+                          objective: str, top_k: int,
+                          price_per_chip_hour: float | None = None) -> dict[str, Any]:
+    """Everything a serving search's result depends on, as JSON data (hashed into its
+    key): as :func:`search_inputs`, with the serving job's fields."""
+    money = {} if price_per_chip_hour is None else {"price_per_chip_hour": price_per_chip_hour}
+    return money | {
+        "kind": ServingSweepTask.store_kind,
+        "model": workload.model.name,
+        "model_shape": workload.model.as_json(),
+        **_hardware_inputs(system),
+        "chips": chips,
+        **{f.name: getattr(workload, f.name) for f in serving_option_fields()},
+        "objective": objective,
+        "top_k": top_k,
+    }
+
+
+class Task(Protocol):
+    """One search of a grid, with everything a worker needs (picklable): what the runner
+    and both backends know of a task of any kind."""
+
+    store_kind: ClassVar[str]
+    """The kind its result is stored as (``search``, ``serving-search``)."""
+    key_figure: ClassVar[str]
+    """The rate every stored best layout of the kind has (read back as a number)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def inputs(self) -> dict[str, Any]: ...
+    @property
+    def system(self) -> System: ...
+    @property
+    def chips(self) -> int: ...
+    @property
+    def hardware(self) -> str: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+
+    def run(self) -> dict[str, Any]:
+        """The search's result as JSON data with ``best`` (the best layout, None when
+        none fits) and ``row`` (it in the columns of the kind's comparison)."""
+        ...
+
+
 @dataclass(frozen=True)
 class SweepTask:
-    """One search of the grid, with everything a worker needs (all picklable)."""
+    """One training search of the grid, with everything a worker needs (all picklable)."""
+
+    store_kind: ClassVar[str] = "search"
+    key_figure: ClassVar[str] = "tokens_per_s_per_chip"
 
     key: str
     inputs: dict[str, Any]
@@ -163,32 +291,85 @@ class SweepTask:
     price_per_chip_hour: float | None = None
 
     @property
+    def model_name(self) -> str:
+        return self.workload.model.name
+
+    @property
     def label(self) -> str:
-        return f"{self.workload.model.name} on {self.chips} x {self.hardware}"
+        return f"{self.model_name} on {self.chips} x {self.hardware}"
+
+    def run(self) -> dict[str, Any]:
+        """The search's result (:meth:`~ocplan.plan.search.SearchResult.as_json`, its
+        wall time kept apart in ``elapsed_s``), plus ``row``: the best layout in the
+        columns of ``ocplan compare`` (time, energy and cost to train, power, racks, the
+        system's check findings)."""
+        found = search(self.workload, self.system, self.chips, objective=self.objective,
+                       top_k=self.top_k, train_tokens=self.train_tokens,
+                       price_per_chip_hour=self.price_per_chip_hour)
+        findings = tuple(system_findings(self.system))
+        row = measured(Contender(self.label, self.system, self.chips,
+                                 self.price_per_chip_hour),
+                       self.workload, findings, found.best, found.why, self.train_tokens,
+                       allowed_invalid=refusal(findings) is not None)
+        result: dict[str, Any] = to_json(found.as_json() | {"row": row.as_json()})
+        return result
 
 
-def expand_sweep(sweep: Sweep | SweepSpec, catalog: Catalog,
-                 code: str | None = None) -> list[SweepTask]:
-    """The grid's tasks in file order (models, then hardware, then sizes), one per
-    distinct key.
+@dataclass(frozen=True)
+class ServingSweepTask:
+    """One serving layout search of the grid (all picklable)."""
 
-    Raises
-    ------
-    SpecError
-        Listing every unknown model or chip id, bad system file, and cluster size a
-        system cannot hold, naming the sweep file and field.
-    """
-    if isinstance(sweep, SweepSpec):
-        sweep = Sweep(sweep)
+    store_kind: ClassVar[str] = "serving-search"
+    key_figure: ClassVar[str] = "output_tokens_per_s_per_chip"
+
+    key: str
+    inputs: dict[str, Any]
+    workload: ServingWorkload
+    system: System
+    chips: int
+    objective: str
+    top_k: int
+    hardware: str
+    price_per_chip_hour: float | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.workload.model.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_name} on {self.chips} x {self.hardware}"
+
+    def run(self) -> dict[str, Any]:
+        """The search's ``top_k`` layouts (as ``ocplan infer --search`` lists them), its
+        ``best`` feasible one, and ``row``: that one in the columns of a serving
+        comparison (``ocplan infer --search --vs``: rates, latencies, SLO goodput, cost
+        and energy per million output tokens, power) with the system's check findings and
+        the comparison's note (what a goodput ranking's columns mean)."""
+        found = search_serving(self.workload, self.system, self.chips,
+                               objective=self.objective)
+        compared = compare_serving(self.objective, [ServedInput(
+            self.label, self.system.spec.name, self.system.accelerator.id, self.chips, found,
+            self.price_per_chip_hour)])
+        (row,) = compared.systems
+        findings = [f.as_dict() for f in system_findings(self.system)]
+        best = next((e for e in found.results if e.feasible), None)
+        result: dict[str, Any] = to_json({
+            "objective": found.objective,
+            "top": [e.as_dict() | {"layout": e.plan.label()}
+                    for e in found.results[:self.top_k]],
+            "best": None if best is None else best.as_dict() | {"layout": best.plan.label()},
+            # the row without its estimate again: that is the task's best
+            "row": {k: v for k, v in row.as_json().items() if k != "best"}
+            | {"findings": findings, "note": compared.note()}})
+        return result
+
+
+def _hardware(sweep: Sweep, catalog: Catalog, problems: list[Problem]
+              ) -> list[tuple[str, list[System]]]:
+    """Each hardware the grid names (a chip on each server, or a system file) with its
+    system at each cluster size; every bad id, file and size added to ``problems``."""
     spec, source = sweep.spec, sweep.source
-    problems: list[Problem] = []
-    shapes: list[ModelShape] = []
-    for i, model_id in enumerate(spec.models):
-        try:
-            shapes.append(ModelShape.from_arch(catalog.model(model_id, source,
-                                                             f"models[{i}]")))
-        except SpecError as exc:
-            problems.extend(exc.problems)
     hardware: list[tuple[str, list[System]]] = []
     boards: list[tuple[int, str | None]] = list(enumerate(spec.servers or [None]))
     for i, chip in enumerate(spec.chips or []):
@@ -217,28 +398,98 @@ def expand_sweep(sweep: Sweep | SweepSpec, catalog: Catalog,
                                         f"system file '{file}' has only {system.num_chips} "
                                         "chips", n))
         hardware.append((file, [system] * len(spec.cluster_sizes)))
+    return hardware
+
+
+def _shapes(sweep: Sweep, catalog: Catalog, problems: list[Problem]) -> list[ModelShape]:
+    shapes: list[ModelShape] = []
+    for i, model_id in enumerate(sweep.spec.models):
+        try:
+            shapes.append(ModelShape.from_arch(catalog.model(model_id, sweep.source,
+                                                             f"models[{i}]")))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    return shapes
+
+
+def _duplicates(spec: AnySweepSpec, source: str) -> list[Problem]:
     dupes = [(field, v) for field, values in (("models", spec.models),
                                               ("chips", spec.chips or []),
                                               ("servers", spec.servers or []),
                                               ("systems", spec.systems or []),
                                               ("cluster_sizes", spec.cluster_sizes))
              for k, v in enumerate(values) if v in values[:k]]
-    problems.extend(Problem(source, field, "listed twice", v) for field, v in dupes)
-    problems.extend(run_inputs_problems(
-        spec.objective, spec.train_tokens, spec.price_per_chip_hour,
-        [(name, systems[0]) for name, systems in hardware], source))
+    return [Problem(source, field, "listed twice", v) for field, v in dupes]
+
+
+def expand_sweep(sweep: Sweep | AnySweepSpec, catalog: Catalog,
+                 code: str | None = None) -> Sequence[Task]:
+    """The grid's tasks in file order (models, then hardware, then sizes), one per
+    distinct key.
+
+    Raises
+    ------
+    SpecError
+        Listing every unknown model or chip id, bad system file, cluster size a system
+        cannot hold, and bad serving job, naming the sweep file and field.
+    """
+    if not isinstance(sweep, Sweep):
+        sweep = Sweep(sweep)
+    spec, source = sweep.spec, sweep.source
+    problems: list[Problem] = []
+    shapes = _shapes(sweep, catalog, problems)
+    hardware = _hardware(sweep, catalog, problems)
+    problems.extend(_duplicates(spec, source))
+    if isinstance(spec, SweepSpec):
+        problems.extend(run_inputs_problems(
+            spec.objective, spec.train_tokens, spec.price_per_chip_hour,
+            [(name, systems[0]) for name, systems in hardware], source))
+    else:
+        workloads = [_serving_workload(spec, shape, source, problems) for shape in shapes]
     if problems:
         raise SpecError(problems)
-    tasks: dict[str, SweepTask] = {}
-    for shape in shapes:
-        workload = spec.workload(shape, spec.seq_len, spec.global_batch)
+    found: dict[str, Task] = {}
+    for i, shape in enumerate(shapes):
         for name, systems in hardware:
             for n, system in zip(spec.cluster_sizes, systems, strict=True):
-                inputs = search_inputs(workload, system, n, spec.objective, spec.top_k,
-                                       spec.train_tokens, spec.price_per_chip_hour)
-                key = content_key(inputs, code)
-                if key not in tasks:
-                    tasks[key] = SweepTask(key, inputs, workload, system, n, spec.objective,
-                                           spec.top_k, name, spec.train_tokens,
-                                           spec.price_per_chip_hour)
-    return list(tasks.values())
+                task: Task
+                if isinstance(spec, SweepSpec):
+                    task = _training_task(spec, shape, system, n, name, code)
+                else:
+                    workload = workloads[i]
+                    assert workload is not None, "a bad serving job was refused above"
+                    task = _serving_task(spec, workload, system, n, name, code)
+                found.setdefault(task.key, task)
+    return list(found.values())
+
+
+def _training_task(spec: SweepSpec, shape: ModelShape, system: System, chips: int,
+                   hardware: str, code: str | None) -> SweepTask:
+    workload = spec.workload(shape, spec.seq_len, spec.global_batch)
+    inputs = search_inputs(workload, system, chips, spec.objective, spec.top_k,
+                           spec.train_tokens, spec.price_per_chip_hour)
+    return SweepTask(content_key(inputs, code), inputs, workload, system, chips,
+                     spec.objective, spec.top_k, hardware, spec.train_tokens,
+                     spec.price_per_chip_hour)
+
+
+def _serving_workload(spec: _ServingGrid, shape: ModelShape, source: str,
+                      problems: list[Problem]) -> ServingWorkload | None:
+    """The sweep's serving job on one model, or None with its problems (a bound, a
+    format the model has no use for) added to ``problems`` naming the sweep file."""
+    values = {f.name: getattr(spec, f.name) for f in serving_option_fields()}
+    try:
+        return ServingWorkload(shape, **values)
+    except SpecError as exc:
+        problems.extend(Problem(source, p.field, f"{p.message} (model {shape.name})",
+                                p.value) for p in exc.problems)
+        return None
+
+
+def _serving_task(spec: _ServingGrid, workload: ServingWorkload, system: System,
+                  chips: int, hardware: str, code: str | None) -> ServingSweepTask:
+    objective = spec.objective or default_objective(workload.slo_ttft_s, workload.slo_tpot_s)
+    inputs = serving_search_inputs(workload, system, chips, objective, spec.top_k,
+                                   spec.price_per_chip_hour)
+    return ServingSweepTask(content_key(inputs, code), inputs, workload, system, chips,
+                            objective, spec.top_k, hardware, spec.price_per_chip_hour)

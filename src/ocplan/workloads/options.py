@@ -50,7 +50,7 @@ from ocplan.workloads.workload import (
 )
 
 __all__ = ["OptionField", "OptionValue", "TrainingOptions", "option_fields",
-           "serving_option_fields"]
+           "serving_option_fields", "serving_request_fields"]
 
 OptionValue = str | float | None
 """An option's value as a request holds it."""
@@ -236,3 +236,27 @@ def serving_option_fields() -> tuple[OptionField, ...]:
     hints = get_type_hints(ServingWorkload)
     return tuple(_serving_option(f, hints[f.name]) for f in fields(ServingWorkload)
                  if f.name != "model")
+
+
+#: JSON Schema's keyword for each kind of bound.
+_SCHEMA_KEYWORDS: dict[type, str] = {Ge: "minimum", Gt: "exclusiveMinimum", Le: "maximum",
+                                     Lt: "exclusiveMaximum"}
+
+
+def _bounds_schema(name: str) -> dict[str, Any] | None:
+    """A serving field's declared bounds as JSON Schema keywords, for a request's schema
+    only: the workload checks them (every problem of a job at once, which a request
+    model stopping at its own field errors would not)."""
+    return {_SCHEMA_KEYWORDS[type(b)]: bound_limit(b) for b in FIELD_BOUNDS.get(name, ())} \
+        or None
+
+
+def serving_request_fields() -> dict[str, Any]:
+    """The serving job's fields as pydantic field definitions (type, declared request
+    default, label, help, bounds in the schema), for :func:`pydantic.create_model`: the
+    serving requests (:data:`ocplan.api.InferRequest`) and a serving sweep
+    (:class:`~ocplan.sweep.spec.ServingSweepSpec`) take them so."""
+    hints = get_type_hints(ServingWorkload)
+    return {f.name: (hints[f.name], Field(f.default, title=f.label, description=f.help,
+                                          json_schema_extra=_bounds_schema(f.name)))
+            for f in serving_option_fields()}
