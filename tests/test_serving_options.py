@@ -185,3 +185,17 @@ def test_an_infeasible_estimate_names_its_job_and_layout(
                         "KV cache: fp8")
     assert lines[2] == "layout: tp=1, pp=1, dp=8, ep=1"
     assert lines[-1].startswith("what to change: ")
+
+
+@pytest.mark.parametrize(("command", "job_panel", "job_flag"), [
+    ("infer", "Serving job", "--slo-ttft"), ("estimate", "Training job", "--precision")])
+def test_help_groups_the_job_and_the_layout(command: str, job_panel: str,
+                                            job_flag: str) -> None:
+    """On a terminal wide enough for rich's tables, the generated flags stand under their
+    panels: the job's, then the layout's, after the command's own options."""
+    text = run_wide(command, "--help")
+    own, job, layout = (text.index(f"╭─ {p} ") for p in ("Options", job_panel, "Layout"))
+    assert own < job < layout
+    assert job < text.index(job_flag) < layout
+    assert layout < text.index("--tp ")
+    assert text.index("--model") < job

@@ -69,6 +69,12 @@ OPTIONS_PARAMETER = "options"
 #: The parameter a serving command declares to receive its job's workload flags.
 JOB_PARAMETER = "job"
 
+#: The help panels (rich ``--help``) the generated flags are grouped under, so a
+#: command of forty flags reads as its job, its layout and the rest.
+TRAINING_JOB_PANEL = "Training job"
+SERVING_JOB_PANEL = "Serving job"
+LAYOUT_PANEL = "Layout"
+
 R = TypeVar("R")
 
 
@@ -89,18 +95,19 @@ def _parameter(f: LayoutField, kind: inspect._ParameterKind,
     default: object = None if pin else f.default
     if f.kind == "bool":
         name = f.name.replace("_", "-")
-        flag = typer.Option(f"--{name}/--no-{name}", help=help_text)
+        flag = typer.Option(f"--{name}/--no-{name}", help=help_text,
+                            rich_help_panel=LAYOUT_PANEL)
         annotation = Annotated[bool | None, flag] if pin else Annotated[bool, flag]
     elif f.kind == "choice":
         enum = _choices(f)
-        option = typer.Option(f.flag, help=help_text)
+        option = typer.Option(f.flag, help=help_text, rich_help_panel=LAYOUT_PANEL)
         annotation = Annotated[enum | None, option] if pin else Annotated[enum, option]
         assert isinstance(f.default, str)
         default = None if pin else enum(f.default)
-    elif f.kind == "optional_int" or pin:
-        annotation = Annotated[int | None, typer.Option(f.flag, help=help_text)]
     else:
-        annotation = Annotated[int, typer.Option(f.flag, help=help_text)]
+        option = typer.Option(f.flag, help=help_text, rich_help_panel=LAYOUT_PANEL)
+        annotation = Annotated[int | None, option] if f.kind == "optional_int" or pin \
+            else Annotated[int, option]
     return inspect.Parameter(f.name, kind, default=default, annotation=annotation)
 
 
@@ -141,7 +148,8 @@ def _with_fields(command: Callable[..., R], fields: tuple[LayoutField, ...],
     return _replacing(command, LAYOUT_PARAMETER, flags, _plain)
 
 
-def _option_parameter(f: OptionField, kind: inspect._ParameterKind) -> inspect.Parameter:
+def _option_parameter(f: OptionField, kind: inspect._ParameterKind,
+                      panel: str) -> inspect.Parameter:
     """The typer option of one declared option: a choice as text the request model
     checks (its message lists the choices), a quantity with a unit as text read at this
     boundary (:func:`serving_values`), a number as a float or an int; an optional one
@@ -155,7 +163,7 @@ def _option_parameter(f: OptionField, kind: inspect._ParameterKind) -> inspect.P
     else:
         metavar = "<integer>" if f.kind == "integer" else "<number>"
         python = int if f.kind == "integer" else float
-    option = typer.Option(f.flag, metavar=metavar, help=f.help)
+    option = typer.Option(f.flag, metavar=metavar, help=f.help, rich_help_panel=panel)
     annotation: object = Annotated[python | None, option] if f.optional \
         else Annotated[python, option]
     return inspect.Parameter(f.name, kind, default=f.default, annotation=annotation)
@@ -182,7 +190,8 @@ def with_training_options(command: Callable[..., R]) -> Callable[..., R]:
     (:func:`~ocplan.workloads.options.option_fields`); it is called with ``options``, a
     dict of the flag values by option name."""
     return _replacing(command, OPTIONS_PARAMETER,
-                      lambda kind: [_option_parameter(f, kind) for f in option_fields()],
+                      lambda kind: [_option_parameter(f, kind, TRAINING_JOB_PANEL)
+                                    for f in option_fields()],
                       _option_value)
 
 
@@ -192,7 +201,7 @@ def with_serving_options(command: Callable[..., R]) -> Callable[..., R]:
     with ``job``, a dict of the flag values by field name, quantities still as
     typed (:func:`serving_values` reads them)."""
     return _replacing(command, JOB_PARAMETER,
-                      lambda kind: [_option_parameter(f, kind)
+                      lambda kind: [_option_parameter(f, kind, SERVING_JOB_PANEL)
                                     for f in serving_option_fields()],
                       _serving_value)
 

@@ -811,8 +811,8 @@ def estimate_cmd(
         what="the step", default=""))] = SENSITIVITY_FACTOR,
     fmt: FormatOpt = Format.table,
     *,
-    layout: LayoutFlags,
     options: OptionFlags,
+    layout: LayoutFlags,
 ) -> None:
     """Estimate step time, throughput, MFU and memory of one parallel layout, and what
     each hardware resource would buy it."""
@@ -1342,8 +1342,8 @@ def search_cmd(
     allow_invalid: AllowInvalidOpt = False,
     fmt: FormatOpt = Format.table,
     *,
-    layout: LayoutFlags,
     options: OptionFlags,
+    layout: LayoutFlags,
 ) -> None:
     """Search the parallel layouts of a training job for the best one."""
     cat = _catalog()
@@ -2028,8 +2028,8 @@ def report(
                                 "instead of a shared plotly file beside it.")] = False,
     allow_invalid: AllowInvalidOpt = False,
     *,
-    layout: LayoutFlags,
     options: OptionFlags,
+    layout: LayoutFlags,
 ) -> None:
     """Write a report (HTML whose plots work offline, or JSON): the estimate, the
     system's check findings, time, energy and cost to train, the top layouts."""
