@@ -159,6 +159,11 @@ def test_search_and_compare_name_their_job(capsys: pytest.CaptureFixture[str]) -
         answer = json.loads(out)["job"]
         assert (answer["model"], answer["output_len"], answer["slo_tpot_s"]) == (
             "llama3-8b", 128, pytest.approx(0.04))
+    # the search's text names it too, under the table
+    rc, out, err = run(capsys, *job, "--search")
+    assert rc == 0, err
+    assert ("job: 1,024 prompt + 128 output tokens a request; load offline; TPOT limit: 40 "
+            "ms") in " ".join(out.split())
 
 
 def test_the_web_form_is_built_from_the_declaration() -> None:

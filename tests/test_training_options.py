@@ -192,6 +192,15 @@ def test_the_estimate_table_names_its_job(capsys: pytest.CaptureFixture[str]) ->
     assert "Optimizer" not in row
 
 
+def test_the_search_text_names_its_job(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "search", "--model", "mixtral-8x7b", "--chip", "h100-sxm-80gb",
+                       "--chips", "16", "--global-batch", "64", "--seq-len", "4096", "--top",
+                       "2", "--optimizer-states", "bf16_moments")
+    assert rc == 0, err
+    assert ("job: 64 sequences x 4,096 tokens a step; Precision: bf16; Optimizer states: "
+            "bf16_moments") in " ".join(out.split())
+
+
 def test_a_report_whose_search_fits_nothing_still_names_its_job(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     page = tmp_path / "r.html"

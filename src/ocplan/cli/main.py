@@ -1146,7 +1146,7 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
     """The ranked layouts; ``shortfall``: the line saying no layout meets the SLO and
     which comes closest (:func:`ocplan.api.slo_shortfall`); ``job``: what was searched
     (:func:`ocplan.api.serving_job_json`)."""
-    from ocplan.reports.summary import SERVING_SEARCH_COLUMNS, formats_text
+    from ocplan.reports.summary import SERVING_SEARCH_COLUMNS, formats_text, serving_job_text
 
     results = [e.as_dict() | {"layout": e.plan.label()}
                | ({} if price is None else {"cost_per_mtok": e.cost_per_mtok(price)})
@@ -1163,11 +1163,13 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
         reasons = sorted({r["reason"] or "" for r in results})
         out.print(_styled((title, "bold"), ": ", ("no layout fits", "red"),
                           f": {'; '.join(reasons[:3])}"))
+        out.print(_t("job: " + serving_job_text(job)))
         if formats is not None:
             out.print(_t(f"number formats: {formats_text(formats)}"))
         return
     _print_search_grid(f"{title}: best serving layouts ({found.objective})",
                        SERVING_SEARCH_COLUMNS, rows[:10])
+    out.print(_t("job: " + serving_job_text(job)))
     if formats is not None:
         out.print(_t(f"number formats: {formats_text(formats)}"))
     note = api.serving_objective_note(found.objective)
@@ -1378,10 +1380,12 @@ def search_cmd(
                       f"objective {objective}: {result.space_size:,} "
                       f"layouts, {result.evaluated:,} evaluated, {result.feasible:,} fit, "
                       f"{result.elapsed_s:.2f} s"))
+    from ocplan.reports.summary import SEARCH_COLUMNS, job_text
+
+    out.print(_t("job: " + job_text(api.job_json(req))))
     pruned = ", ".join(f"{k} {v:,}" for k, v in sorted(result.pruned.items()))
     out.print(f"pruned: {pruned}; every layout keeps {result.memory_headroom:.0%} of HBM "
               "free (--memory-headroom)")
-    from ocplan.reports.summary import SEARCH_COLUMNS
 
     if result.top:
         _print_search_grid(f"top {len(result.top)} (layouts within {TIE_TOLERANCE:.1%} "
