@@ -1165,6 +1165,18 @@ def test_the_inference_page_compares_systems(workbench: Page) -> None:
     status = page.inner_text("#inf-status")
     assert "compared by goodput" in status
     assert "TTFT and TPOT at the most load each layout sustains" in status
+    # a target rate sizes each system's fleet: its rows appear, with the request's figures
+    page.fill("#inf-target-rate", "200")
+    with page.expect_response(lambda r: r.url.endswith("/api/infer/compare")) as sent:
+        page.click("#inf-compare")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    answer = sent.value.json()
+    assert answer["target_rate_per_s"] == 200
+    chips = page.locator('#inf-compare-table tr[data-key="fleet_chips"] td').all_inner_texts()
+    assert [c.split(" ")[0].replace(",", "") for c in chips] == [
+        f"{r['fleet_chips']:.0f}" for r in answer["systems"]]
+    assert "together serve 200 requests/s" in page.inner_text("#inf-status")
+    page.fill("#inf-target-rate", "")
     page.fill("#inf-slo-tpot", "")
 
 

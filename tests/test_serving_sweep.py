@@ -33,10 +33,12 @@ CAT = load_catalog()
 SERVING: dict[str, Any] = {
     "name": "serve", "kind": "serving", "models": ["llama3-8b", "llama3-70b"],
     "chips": ["h100-sxm-80gb", "mi300x"], "cluster_sizes": [8], "input_len": 2048,
-    "output_len": 256, "slo_tpot_s": 0.05, "price_per_chip_hour": 2.5, "top_k": 3}
+    "output_len": 256, "slo_tpot_s": 0.05, "price_per_chip_hour": 2.5, "top_k": 3,
+    "target_rate_per_s": 150}
 #: Measures of a serving comparison's row that a sweep's row must repeat exactly.
 MEASURES = ("layout", "output_tokens_per_s_per_chip", "ttft_s", "tpot_s",
-            "slo_rate_per_s_per_chip", "cost_per_mtok", "energy_per_mtok_J", "power_W")
+            "slo_rate_per_s_per_chip", "cost_per_mtok", "energy_per_mtok_J", "power_W",
+            "fleet_replicas", "fleet_chips", "fleet_cost_per_hour", "fleet_cost_per_mtok")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -77,14 +79,17 @@ def test_rows_repeat_the_serving_comparison_and_a_rerun_runs_nothing(
         assert s.task.objective == "goodput"  # a latency limit is set
         req = api.InferCompareRequest(
             model=s.task.model_name, chip=s.task.hardware, chips=8, input_len=2048,
-            output_len=256, slo_tpot_s=0.05, vs=["b200"], prices=[2.5])
-        compared = api.run_infer_compare(CAT, req, req.vs, req.prices, files=False)
+            output_len=256, slo_tpot_s=0.05, vs=["b200"], prices=[2.5],
+            target_rate_per_s=150)
+        compared = api.run_infer_compare(CAT, req, req.vs, req.prices, files=False,
+                                         target_rate_per_s=req.target_rate_per_s)
         want = compared.as_json()["systems"][0]
         assert s.row is not None
         assert s.best is not None
         assert {m: s.row[m] for m in MEASURES} == {m: want[m] for m in MEASURES}, s.task.label
         assert s.best["output_tokens_per_s_per_chip"] == want["output_tokens_per_s_per_chip"]
         assert s.row["note"] == compared.note()
+        assert s.row["fleet_chips"] >= 8
 
 
 def test_keys_follow_the_job_and_the_kind() -> None:

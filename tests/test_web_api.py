@@ -10,6 +10,7 @@ timeouts: test_web_hardening.py.)
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import subprocess
@@ -701,6 +702,23 @@ def test_serving_answers_name_their_job(client: httpx.Client) -> None:
     compared = client.post("/api/infer/compare", json=body | {"vs": ["mi300x"]})
     assert compared.status_code == 200, compared.text
     assert compared.json()["job"] == want
+
+
+def test_the_serving_comparison_sizes_a_fleet(client: httpx.Client) -> None:
+    """A target rate in the comparison's request gives each system's fleet for it; one
+    out of bounds is a 422 naming the field."""
+    body = {"model": "llama3-8b", "chip": "h100-sxm-80gb", "chips": 8, "slo_tpot_s": 0.05,
+            "vs": ["b200"], "prices": [2.5, 4.0], "target_rate_per_s": 120}
+    answer = client.post("/api/infer/compare", json=body)
+    assert answer.status_code == 200, answer.text
+    rows = answer.json()["systems"]
+    for row in rows:
+        replicas = math.ceil(120 / (row["slo_rate_per_s_per_chip"] * row["chips"]))
+        assert (row["fleet_replicas"], row["fleet_chips"]) == (replicas,
+                                                               replicas * row["chips"])
+    bad = client.post("/api/infer/compare", json=body | {"target_rate_per_s": -1})
+    assert bad.status_code == 422
+    assert "target_rate_per_s" in bad.text
 
 
 def test_search_cancel(client: httpx.Client) -> None:

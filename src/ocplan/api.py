@@ -21,6 +21,7 @@ from pydantic import Field, ValidationInfo, create_model, field_validator
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.fields import (
     MAX_PRICE_PER_CHIP_HOUR,
+    MAX_TARGET_RATE_PER_S,
     MAX_TOP_K,
     BatchSize,
     ChipCount,
@@ -29,6 +30,7 @@ from ocplan.catalog.fields import (
     Price,
     SeqLen,
     Spec,
+    TargetRate,
     TrainTokens,
 )
 from ocplan.catalog.filekinds import (
@@ -606,6 +608,10 @@ class InferCompareJob(InferJob):
         | None = None
     """Price per chip-hour: one for every system, or one per system (the request's first,
     then ``vs`` in order); replaces ``price_per_chip_hour``."""
+    target_rate_per_s: TargetRate | None = None
+    """A load to plan for, requests/s: each system's row then says how many deployments
+    of its best layout serve it within the latency limits, and their chips, power and
+    cost (:mod:`ocplan.results.fleet`)."""
 
 
 def _serving_request(name: str, layout: bool,
@@ -814,12 +820,14 @@ def slo_shortfall(found: ServingSearch, workload: ServingWorkload) -> str | None
 def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
                       prices: Sequence[float] | None = None,
                       system_file: Path | None = None, source: str = "request",
-                      disaggregate: bool = False, files: bool = True) -> ServingComparison:
+                      disaggregate: bool = False, files: bool = True,
+                      target_rate_per_s: float | None = None) -> ServingComparison:
     """The request's serving job on its chip (or system file or mapping) and on each of
     ``others`` (chip ids; with ``files``, system files where such a file exists: never
     for a web request), each at its best serving layout by :func:`serving_objective`,
     side by side; ``prices`` per chip-hour: one for all or one per system, in order
-    (default: the request's own price for all). Every problem at once."""
+    (default: the request's own price for all); ``target_rate_per_s``: a load to size
+    each system's fleet for. Every problem at once."""
     from ocplan.results.serving_compare import ServedInput, compare_serving
     from ocplan.serving.search import search_serving
 
@@ -839,6 +847,9 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
         Problem(source, "price", f"must be at least 0 and at most "
                                  f"{MAX_PRICE_PER_CHIP_HOUR:,.0f} per chip-hour", p)
         for p in prices or () if not 0 <= p <= MAX_PRICE_PER_CHIP_HOUR]
+    if target_rate_per_s is not None and not 0 < target_rate_per_s <= MAX_TARGET_RATE_PER_S:
+        problems.append(Problem(source, "target_rate_per_s", f"must be above 0 and at most "
+                                f"{MAX_TARGET_RATE_PER_S:,.0f} requests/s", target_rate_per_s))
     resolved = []
     chips = req.chips  # the first system's count, once known, for every system
     for i, (chip, file) in enumerate(targets):
@@ -873,7 +884,7 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
             workload, system, chips, objective=objective, disaggregate=disaggregate)
         searched.append(ServedInput(label, system.spec.name, system.accelerator.id,
                                     chips, found, price, refused))
-    return compare_serving(objective, searched)
+    return compare_serving(objective, searched, target_rate_per_s=target_rate_per_s)
 
 
 def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> System:

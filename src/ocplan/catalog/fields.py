@@ -150,3 +150,7 @@ TrainTokens = Annotated[float, Field(strict=True, ge=1, le=MAX_TRAIN_TOKENS),
                             {"type": "number", "minimum": 1, "maximum": MAX_TRAIN_TOKENS},
                             {"type": "string", "description": units.COUNT_FORMS}]})]
 Price = Annotated[float, Field(strict=True, ge=0, le=MAX_PRICE_PER_CHIP_HOUR)]
+#: Most requests/s a serving fleet is planned for: a bound that refuses a typo (a rate in
+#: requests per day, say), not a planning limit.
+MAX_TARGET_RATE_PER_S = 1e7
+TargetRate = Annotated[float, Field(strict=True, gt=0, le=MAX_TARGET_RATE_PER_S)]

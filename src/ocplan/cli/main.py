@@ -695,7 +695,8 @@ REPORT_OBJECTIVE = "throughput"
 #: declare theirs).
 FLAG_OF_FIELD = {"top_k": "--top", "price_per_chip_hour": "--price",
                  "max_power_W": "--max-power", "max_time_to_train_s": "--deadline",
-                 "max_facility_power_W": "--max-power"} | {
+                 "max_facility_power_W": "--max-power",
+                 "target_rate_per_s": "--target-rate"} | {
     f.name: f.flag for f in serving_option_fields() if f.cli is not None}
 
 Req = TypeVar("Req", bound=Spec)
@@ -920,6 +921,11 @@ def infer_cmd(
     disaggregate: Annotated[bool, typer.Option(
         "--disaggregate", help="With --search: also try prefill/decode pool splits.")
     ] = False,
+    target_rate: Annotated[float | None, typer.Option(
+        metavar="<requests/s>",
+        help="With --vs: a load to plan for; each system's row then says how many "
+             "deployments of its best layout serve it within the latency limits (each its "
+             "share of the arrivals), and their chips, power and cost.")] = None,
     report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write a self-contained HTML report (curve, breakdown, "
                          "topology) to this file.")] = None,
@@ -959,6 +965,10 @@ def infer_cmd(
     if simulate and search:
         problems.append(Problem(FLAGS, "simulate", "runs one layout's job, not a search's",
                                 True))
+    if target_rate is not None and not vs:
+        problems.append(Problem(FLAGS, "target_rate", "plans a fleet for each compared "
+                                                      "system: give --search and --vs too",
+                                target_rate))
     if disaggregate and not search:
         problems.append(Problem(FLAGS, "disaggregate", "tries prefill/decode splits in a "
                                                        "search: give --search too", True))
@@ -987,7 +997,7 @@ def infer_cmd(
         if report_file is not None:
             _check_report_page(report_file)
         compared = api.run_infer_compare(_catalog(), req, vs, prices, system, FLAGS,
-                                         disaggregate)
+                                         disaggregate, target_rate_per_s=target_rate)
         if report_file is not None:
             from ocplan.reports.html import render_serving_compare_report
 
@@ -1163,15 +1173,15 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
         reasons = sorted({r["reason"] or "" for r in results})
         out.print(_styled((title, "bold"), ": ", ("no layout fits", "red"),
                           f": {'; '.join(reasons[:3])}"))
-        out.print(_t("job: " + serving_job_text(job)))
         if formats is not None:
             out.print(_t(f"number formats: {formats_text(formats)}"))
+        out.print(_t("job: " + serving_job_text(job)))
         return
     _print_search_grid(f"{title}: best serving layouts ({found.objective})",
                        SERVING_SEARCH_COLUMNS, rows[:10])
-    out.print(_t("job: " + serving_job_text(job)))
     if formats is not None:
         out.print(_t(f"number formats: {formats_text(formats)}"))
+    out.print(_t("job: " + serving_job_text(job)))
     note = api.serving_objective_note(found.objective)
     if note:  # the TTFT/TPOT columns are not the ones the SLO is judged at
         out.print(_t(note))

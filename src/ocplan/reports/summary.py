@@ -449,6 +449,12 @@ SERVING_COMPARE_ROWS: tuple[CompareRow, ...] = (
     CompareRow("cost_per_mtok", "cost per million output tokens", _money),
     CompareRow("energy_per_mtok_J", "energy per million output tokens (IT at TDP)", _energy),
     CompareRow("power_W", "IT power at TDP", _watts),
+    CompareRow("fleet_replicas", "fleet: deployments for the target rate",
+               lambda v, _c: f"{v:,.0f}"),
+    CompareRow("fleet_chips", "fleet: chips", lambda v, _c: f"{v:,.0f}"),
+    CompareRow("fleet_power_W", "fleet: IT power at TDP", _watts),
+    CompareRow("fleet_cost_per_hour", "fleet: cost per hour", _money),
+    CompareRow("fleet_cost_per_mtok", "fleet: cost per million output tokens", _money),
     CompareRow("bound", "bound", _text),
     CompareRow("reason", "why infeasible", _text),
 )
@@ -467,7 +473,8 @@ SWEEP_COLUMNS: tuple[CompareRow, ...] = tuple(
 SERVING_SWEEP_COLUMNS: tuple[CompareRow, ...] = tuple(
     row for row in SERVING_COMPARE_ROWS if row.field in {
         "layout", "output_tokens_per_s_per_chip", "ttft_s", "tpot_s",
-        "slo_rate_per_s_per_chip", "cost_per_mtok", "energy_per_mtok_J"})
+        "slo_rate_per_s_per_chip", "cost_per_mtok", "energy_per_mtok_J", "fleet_chips",
+        "fleet_cost_per_hour"})
 #: Each kind of sweep (a sweep file's ``kind``) and the columns of its table.
 SWEEP_COLUMNS_BY_KIND: dict[str, tuple[CompareRow, ...]] = {
     "training": SWEEP_COLUMNS, "serving": SERVING_SWEEP_COLUMNS}

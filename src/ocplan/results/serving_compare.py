@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocplan.results.compare import Ranged, leader, reach, reach_note
+from ocplan.results.fleet import Fleet, fleet
 from ocplan.serving.estimate import ServingEstimate
 from ocplan.serving.search import ServingSearch, objective_note
 
@@ -26,7 +27,17 @@ __all__ = ["SERVING_MEASURES", "ServedInput", "ServedSystem", "ServingComparison
 SERVING_MEASURES: dict[str, bool] = {
     "output_tokens_per_s_per_chip": True, "ttft_s": False, "tpot_s": False,
     "slo_rate_per_s_per_chip": True, "cost_per_mtok": False, "energy_per_mtok_J": False,
-    "power_W": False}
+    "power_W": False, "fleet_replicas": False, "fleet_chips": False, "fleet_power_W": False,
+    "fleet_cost_per_hour": False, "fleet_cost_per_mtok": False}
+#: The measures of the fleet a target rate needs (:mod:`ocplan.results.fleet`), each
+#: the :class:`~ocplan.results.fleet.Fleet` attribute after its prefix.
+FLEET_PREFIX = "fleet_"
+#: What a fleet's rows mean, with the target rate and what one deployment sustains.
+FLEET_NOTE = ("Fleet: the deployments of each best layout that together serve {rate:,.4g} "
+              "requests/s, each taking an equal share of the arrivals {within}; their "
+              "chips, IT power and cost per hour, and that cost over the output tokens the "
+              "target asks for.")
+FLEET_WITHIN = {"goodput": "within its SLO goodput", "throughput": "within the most it serves"}
 #: Measures per output token: taken at the SLO goodput rate when the comparison ranks
 #: by goodput (:meth:`ServedSystem.measure`).
 PER_TOKEN_MEASURES: tuple[str, ...] = ("cost_per_mtok", "energy_per_mtok_J")
@@ -52,6 +63,21 @@ class ServedSystem:
     objective: str = "throughput"
     """What the comparison ranks by: with ``goodput`` the cost and energy per token are
     taken at the SLO goodput rate (:meth:`measure`)."""
+    target_rate_per_s: float | None = None
+    """The load to plan a fleet for, requests/s (:meth:`fleet`); None: no fleet."""
+
+    def fleet(self) -> Fleet | None:
+        """The replicas of the best layout's deployment that serve the target rate, each
+        within what one sustains by the objective: its SLO goodput under ``goodput``,
+        the most it serves under ``throughput``; None without a target, a layout that
+        runs, or (under goodput) a rate that meets the SLOs."""
+        e = self.best
+        if e is None or self.target_rate_per_s is None or e.requests_per_s <= 0:
+            return None
+        per_replica = e.slo_rate_per_s if self.objective == "goodput" else e.requests_per_s
+        if per_replica is None or per_replica <= 0:
+            return None
+        return fleet(e, self.target_rate_per_s, per_replica, self.price_per_chip_hour)
 
     def measure(self, key: str) -> float | None:
         """The value of one of :data:`SERVING_MEASURES` (None when absent). Ranked by
@@ -62,6 +88,11 @@ class ServedSystem:
         e = self.best
         if e is None:
             return None
+        if key.startswith(FLEET_PREFIX):
+            planned = self.fleet()
+            value = None if planned is None else getattr(planned,
+                                                         key.removeprefix(FLEET_PREFIX))
+            return None if value is None else float(value)
         if key == "slo_rate_per_s_per_chip":
             return None if e.slo_rate_per_s is None else e.slo_rate_per_s / e.chips
         if key == "cost_per_mtok":
@@ -104,18 +135,26 @@ class ServingComparison:
     """Name of the best row for each measure two or more rows have."""
     ratios: dict[str, dict[str, float | None]] = field(default_factory=dict)
     """Row name -> measure -> value divided by the baseline's."""
+    target_rate_per_s: float | None = None
+    """The load each row's fleet is sized for (requests/s), if any."""
 
     def as_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "baseline": self.baseline,
+                "target_rate_per_s": self.target_rate_per_s,
                 "systems": [s.as_json() | {"ratios": self.ratios.get(s.name, {})}
                             for s in self.systems],
                 "leaders": self.leaders, "note": self.note(),
                 "ranking_note": self.ranking_note()}
 
     def note(self) -> str | None:
-        """The sentence the comparison's table needs beside it (None: none)."""
-        note = objective_note(self.objective)
-        return None if note is None else f"{note} {GOODPUT_COST_NOTE}"
+        """The sentences the comparison's table needs beside it (None: none)."""
+        notes = []
+        if (said := objective_note(self.objective)) is not None:
+            notes.append(f"{said} {GOODPUT_COST_NOTE}")
+        if self.target_rate_per_s is not None:
+            notes.append(FLEET_NOTE.format(rate=self.target_rate_per_s,
+                                           within=FLEET_WITHIN[self.objective]))
+        return " ".join(notes) or None
 
     def within_reach(self) -> tuple[str, ...]:
         """Rows whose likely output rate reaches the output-rate leader's
@@ -172,7 +211,8 @@ def _best(s: ServedInput) -> tuple[ServingEstimate | None, str | None]:
 
 
 def compare_serving(objective: str, searched: Sequence[ServedInput],
-                    baseline: int = 0) -> ServingComparison:
+                    baseline: int = 0,
+                    target_rate_per_s: float | None = None) -> ServingComparison:
     """Line up each system's best serving layout.
 
     Parameters
@@ -183,6 +223,8 @@ def compare_serving(objective: str, searched: Sequence[ServedInput],
         The systems, in order; names must be distinct.
     baseline
         Index of the row the ratios divide by.
+    target_rate_per_s
+        A load to size each system's fleet for (requests/s): the ``fleet_`` measures.
     """
     assert searched, "a comparison needs at least one system"
     assert 0 <= baseline < len(searched)
@@ -191,7 +233,7 @@ def compare_serving(objective: str, searched: Sequence[ServedInput],
     for s in searched:
         best, reason = _best(s)
         rows.append(ServedSystem(s.name, s.system, s.chip, s.chips, best, reason,
-                                 s.price_per_chip_hour, objective))
+                                 s.price_per_chip_hour, objective, target_rate_per_s))
     leaders: dict[str, str] = {}
     for key, larger in SERVING_MEASURES.items():
         scored = [(v, r.name) for r in rows if (v := r.measure(key)) is not None]
@@ -201,4 +243,5 @@ def compare_serving(objective: str, searched: Sequence[ServedInput],
     ratios = {r.name: {k: (a / b if (a := r.measure(k)) is not None
                            and (b := base.measure(k)) else None)
                        for k in SERVING_MEASURES} for r in rows}
-    return ServingComparison(objective, base.name, tuple(rows), leaders, ratios)
+    return ServingComparison(objective, base.name, tuple(rows), leaders, ratios,
+                             target_rate_per_s)

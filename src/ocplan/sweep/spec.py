@@ -59,6 +59,7 @@ from ocplan.catalog.fields import (
     Price,
     SeqLen,
     Spec,
+    TargetRate,
     TrainTokens,
 )
 from ocplan.catalog.loader import load_yaml, validate_as
@@ -82,8 +83,8 @@ from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
-__all__ = ["SWEEP_KINDS", "ServingSweepSpec", "ServingSweepTask", "Sweep", "SweepSpec",
-           "SweepTask", "Task", "expand_sweep", "load_sweep", "search_inputs",
+__all__ = ["SWEEP_KINDS", "AnySweepSpec", "ServingSweepSpec", "ServingSweepTask", "Sweep",
+           "SweepSpec", "SweepTask", "Task", "expand_sweep", "load_sweep", "search_inputs",
            "serving_search_inputs"]
 
 _Ids = Annotated[list[Id], Field(min_length=1, max_length=1000)]
@@ -141,6 +142,9 @@ class _ServingGrid(_Grid):
     else throughput (as ``ocplan infer --search``)."""
     price_per_chip_hour: Price | None = None
     """Each stored row then has the cost per million output tokens."""
+    target_rate_per_s: TargetRate | None = None
+    """A load to plan for, requests/s: each stored row then has the fleet of its best
+    layout that serves it (deployments, chips, IT power, cost per hour)."""
 
 
 if TYPE_CHECKING:
@@ -154,6 +158,7 @@ else:
 
 #: The kinds of sweep a file may name (``kind``), each with its spec.
 SWEEP_KINDS: dict[str, type[_Grid]] = {"training": SweepSpec, "serving": ServingSweepSpec}
+#: A sweep spec of either kind.
 AnySweepSpec = SweepSpec | _ServingGrid
 
 
@@ -225,10 +230,12 @@ def search_inputs(workload: Workload, system: System, chips: int, objective: str
 
 def serving_search_inputs(workload: ServingWorkload, system: System, chips: int,
                           objective: str, top_k: int,
-                          price_per_chip_hour: float | None = None) -> dict[str, Any]:
+                          price_per_chip_hour: float | None = None,
+                          target_rate_per_s: float | None = None) -> dict[str, Any]:
     """Everything a serving search's result depends on, as JSON data (hashed into its
     key): as :func:`search_inputs`, with the serving job's fields."""
-    money = {} if price_per_chip_hour is None else {"price_per_chip_hour": price_per_chip_hour}
+    money = {k: v for k, v in (("price_per_chip_hour", price_per_chip_hour),
+                               ("target_rate_per_s", target_rate_per_s)) if v is not None}
     return money | {
         "kind": ServingSweepTask.store_kind,
         "model": workload.model.name,
@@ -331,6 +338,7 @@ class ServingSweepTask:
     top_k: int
     hardware: str
     price_per_chip_hour: float | None = None
+    target_rate_per_s: float | None = None
 
     @property
     def model_name(self) -> str:
@@ -350,7 +358,7 @@ class ServingSweepTask:
                                objective=self.objective)
         compared = compare_serving(self.objective, [ServedInput(
             self.label, self.system.spec.name, self.system.accelerator.id, self.chips, found,
-            self.price_per_chip_hour)])
+            self.price_per_chip_hour)], target_rate_per_s=self.target_rate_per_s)
         (row,) = compared.systems
         findings = [f.as_dict() for f in system_findings(self.system)]
         best = next((e for e in found.results if e.feasible), None)
@@ -490,6 +498,7 @@ def _serving_task(spec: _ServingGrid, workload: ServingWorkload, system: System,
                   chips: int, hardware: str, code: str | None) -> ServingSweepTask:
     objective = spec.objective or default_objective(workload.slo_ttft_s, workload.slo_tpot_s)
     inputs = serving_search_inputs(workload, system, chips, objective, spec.top_k,
-                                   spec.price_per_chip_hour)
+                                   spec.price_per_chip_hour, spec.target_rate_per_s)
     return ServingSweepTask(content_key(inputs, code), inputs, workload, system, chips,
-                            objective, spec.top_k, hardware, spec.price_per_chip_hour)
+                            objective, spec.top_k, hardware, spec.price_per_chip_hour,
+                            spec.target_rate_per_s)

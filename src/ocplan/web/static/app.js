@@ -975,6 +975,8 @@
       const many = s.kind === "infer-compare";
       $("#inf-vs").value = many ? (s.request.vs || []).join(",") : "";
       $("#inf-vs-prices").value = many ? (s.request.prices || []).join(",") : "";
+      $("#inf-target-rate").value = many && s.request.target_rate_per_s != null
+        ? String(s.request.target_rate_per_s) : "";
       showTab("inference");
       if (many) runInferCompare(); else runInference({ preventDefault() {} });
     }
@@ -1127,6 +1129,8 @@
     req.vs = $("#inf-vs").value.split(",").map((x) => x.trim()).filter(Boolean);
     const prices = $("#inf-vs-prices").value.trim();
     if (prices) req.prices = coerce(prices, "floats");
+    const target = $("#inf-target-rate").value.trim();
+    if (target) req.target_rate_per_s = coerce(target, "float");
     inferShown(null);
     $("#inf-saved").textContent = "";
     const status = $("#inf-status");
