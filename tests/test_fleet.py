@@ -62,12 +62,19 @@ def test_a_fleet_costs_its_chip_hours_over_the_tokens_asked_for() -> None:
 def test_no_fleet_without_a_target_or_a_rate_within_the_limits() -> None:
     _, e = _best()
     assert ServedSystem("a", "a", "h100-sxm-80gb", 8, e, None, 2.0, "goodput").fleet() is None
-    # a throughput ranking sizes by the most one deployment serves
+    # a throughput ranking sizes by the rate one deployment serves (offline: the most)
     row = ServedSystem("a", "a", "h100-sxm-80gb", 8, e, None, None, "throughput", 1000.0)
     planned = row.fleet()
     assert planned is not None
     assert planned.replicas == math.ceil(1000.0 / e.requests_per_s)
     assert row.measure("fleet_cost_per_hour") is None  # no price
+    # under a Poisson load each deployment is planned at that load's rate, not its most
+    req = api.InferRequest(**JOB | {"tp": 1, "load": "poisson", "rate_per_s": 5.0,
+                                    "slo_tpot_s": None})
+    paced, _, _ = api.run_infer(CAT, req)
+    assert paced.requests_per_s == pytest.approx(5.0)
+    row = ServedSystem("a", "a", "h100-sxm-80gb", 8, paced, None, None, "throughput", 100.0)
+    assert row.measure("fleet_replicas") == 20
 
 
 def test_the_comparison_sizes_each_systems_fleet(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,8 @@ best layout); a buyer plans for a load: "1,000 requests/s of this job within its
 limits". Replicas of the deployment behind a load balancer each take an equal share of
 the arrivals (a Poisson stream split at random is Poisson again, Feller vol. 1 §XVII),
 so each meets the limits while its share stays within what one deployment sustains
-within them: its SLO goodput, or without limits the most it serves.
+within them: its SLO goodput; without limits, the rate one serves under the job's load
+(offline: the most it serves; a Poisson rate or a closed loop: that load's).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Fleet:
 def fleet(best: ServingEstimate, target_rate_per_s: float, rate_per_replica_s: float,
           price_per_chip_hour: float | None) -> Fleet:
     """The fleet of ``best``'s deployment that serves ``target_rate_per_s``, each replica
-    sustaining ``rate_per_replica_s`` (its SLO goodput, or the most it serves);
+    sustaining ``rate_per_replica_s`` (its SLO goodput, or the rate it serves);
     output tokens per request are the estimate's own (its output over its request
     rate)."""
     assert best.feasible

@@ -37,7 +37,8 @@ FLEET_NOTE = ("Fleet: the deployments of each best layout that together serve {r
               "requests/s, each taking an equal share of the arrivals {within}; their "
               "chips, IT power and cost per hour, and that cost over the output tokens the "
               "target asks for.")
-FLEET_WITHIN = {"goodput": "within its SLO goodput", "throughput": "within the most it serves"}
+FLEET_WITHIN = {"goodput": "within its SLO goodput",
+                "throughput": "at the rate one serves under the job's load (offline: the most)"}
 #: Measures per output token: taken at the SLO goodput rate when the comparison ranks
 #: by goodput (:meth:`ServedSystem.measure`).
 PER_TOKEN_MEASURES: tuple[str, ...] = ("cost_per_mtok", "energy_per_mtok_J")
@@ -69,7 +70,8 @@ class ServedSystem:
     def fleet(self) -> Fleet | None:
         """The replicas of the best layout's deployment that serve the target rate, each
         within what one sustains by the objective: its SLO goodput under ``goodput``,
-        the most it serves under ``throughput``; None without a target, a layout that
+        under ``throughput`` the rate it serves under the job's load (offline: the most
+        it serves); None without a target, a layout that
         runs, or (under goodput) a rate that meets the SLOs."""
         e = self.best
         if e is None or self.target_rate_per_s is None or e.requests_per_s <= 0:
