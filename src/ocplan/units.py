@@ -43,6 +43,7 @@ __all__ = [
     "VOLTAGE",
     "Dimension",
     "UnitError",
+    "dimension_of",
     "format_duration",
     "format_energy",
     "format_money",
@@ -139,6 +140,12 @@ _EXAMPLES = {
 DIMENSIONS: dict[str, Dimension] = {
     d.name: d for d in (BYTES, BANDWIDTH, BITRATE, FLOPS, POWER, VOLTAGE, TIME, FREQUENCY, LENGTH)
 }
+
+
+def dimension_of(si_unit: str | None) -> Dimension | None:
+    """The dimension whose SI unit is ``si_unit`` (``s``: time), or None (a plain number
+    or a unit ocplan does not read, ``requests/s``)."""
+    return next((d for d in DIMENSIONS.values() if d.si_unit == si_unit), None)
 
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s\d].*?)?\s*$")
 

@@ -42,7 +42,7 @@ from ocplan.plan.plan import (
     SEARCH_PINNABLE_LAYOUT,
 )
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT
-from ocplan.units import DIMENSIONS, Dimension, UnitError, parse_quantity
+from ocplan.units import UnitError, dimension_of, parse_quantity
 from ocplan.workloads.options import (
     OptionField,
     OptionValue,
@@ -157,7 +157,7 @@ def _option_parameter(f: OptionField, kind: inspect._ParameterKind,
     python: type
     if f.kind == "choice":
         metavar, python = "<" + "|".join(f.choices) + ">", str
-    elif (dim := _dimension(f)) is not None:
+    elif (dim := dimension_of(f.unit)) is not None:
         assert f.optional, f"{f.name}: a quantity's flag is given or not"
         metavar, python = f"<{dim.name}>", str
     else:
@@ -169,18 +169,7 @@ def _option_parameter(f: OptionField, kind: inspect._ParameterKind,
     return inspect.Parameter(f.name, kind, default=f.default, annotation=annotation)
 
 
-def _dimension(f: OptionField) -> Dimension | None:
-    """The dimension whose SI unit an option is declared in (its flag takes any unit of
-    it), or None (a plain number)."""
-    return next((d for d in DIMENSIONS.values() if d.si_unit == f.unit), None)
-
-
 def _option_value(value: object) -> OptionValue:
-    assert value is None or isinstance(value, str | float), value
-    return value
-
-
-def _serving_value(value: object) -> object:
     assert value is None or isinstance(value, str | int | float), value
     return value
 
@@ -203,7 +192,7 @@ def with_serving_options(command: Callable[..., R]) -> Callable[..., R]:
     return _replacing(command, JOB_PARAMETER,
                       lambda kind: [_option_parameter(f, kind, SERVING_JOB_PANEL)
                                     for f in serving_option_fields()],
-                      _serving_value)
+                      _option_value)
 
 
 def serving_values(given: dict[str, object], source: str, problems: list[Problem]
@@ -213,7 +202,7 @@ def serving_values(given: dict[str, object], source: str, problems: list[Problem
     ``source`` and its field) and left out."""
     values = dict(given)
     for f in serving_option_fields():
-        text, dim = values.get(f.name), _dimension(f)
+        text, dim = values.get(f.name), dimension_of(f.unit)
         if dim is None or text is None:
             continue
         try:

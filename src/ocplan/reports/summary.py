@@ -24,7 +24,7 @@ from ocplan.plan.calibration import calibration_note, format_likely, likely_rang
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS, Estimate
 from ocplan.plan.layout import LABEL_SEPARATOR
 from ocplan.units import (
-    DIMENSIONS,
+    dimension_of,
     format_duration,
     format_energy,
     format_money,
@@ -219,7 +219,7 @@ def _option_text(value: object, unit: str | None) -> str:
     """An option's value in words, a quantity in its unit (``450 ms``, ``4 requests/s``)."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return str(value)
-    if unit in {d.si_unit for d in DIMENSIONS.values()}:
+    if unit is not None and dimension_of(unit) is not None:
         return format_quantity(value, unit)
     return f"{value:,g}" + (f" {unit}" if unit else "")
 

@@ -278,8 +278,25 @@ class Task(Protocol):
         ...
 
 
+class _Named:
+    """What a task of either kind says of itself: its model and its label (``llama3-8b
+    on 8 x h100-sxm-80gb``), from the fields its dataclass declares."""
+
+    workload: Workload | ServingWorkload
+    chips: int
+    hardware: str
+
+    @property
+    def model_name(self) -> str:
+        return self.workload.model.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_name} on {self.chips} x {self.hardware}"
+
+
 @dataclass(frozen=True)
-class SweepTask:
+class SweepTask(_Named):
     """One training search of the grid, with everything a worker needs (all picklable)."""
 
     store_kind: ClassVar[str] = "search"
@@ -296,14 +313,6 @@ class SweepTask:
     """The chip id, or the system file, as the sweep names it."""
     train_tokens: float | None = None
     price_per_chip_hour: float | None = None
-
-    @property
-    def model_name(self) -> str:
-        return self.workload.model.name
-
-    @property
-    def label(self) -> str:
-        return f"{self.model_name} on {self.chips} x {self.hardware}"
 
     def run(self) -> dict[str, Any]:
         """The search's result (:meth:`~ocplan.plan.search.SearchResult.as_json`, its
@@ -323,7 +332,7 @@ class SweepTask:
 
 
 @dataclass(frozen=True)
-class ServingSweepTask:
+class ServingSweepTask(_Named):
     """One serving layout search of the grid (all picklable)."""
 
     store_kind: ClassVar[str] = "serving-search"
@@ -339,14 +348,6 @@ class ServingSweepTask:
     hardware: str
     price_per_chip_hour: float | None = None
     target_rate_per_s: float | None = None
-
-    @property
-    def model_name(self) -> str:
-        return self.workload.model.name
-
-    @property
-    def label(self) -> str:
-        return f"{self.model_name} on {self.chips} x {self.hardware}"
 
     def run(self) -> dict[str, Any]:
         """The search's ``top_k`` layouts (as ``ocplan infer --search`` lists them), its
