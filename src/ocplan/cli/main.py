@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -114,6 +114,7 @@ if TYPE_CHECKING:
     from ocplan.serving.estimate import ServingEstimate
     from ocplan.serving.search import ServingSearch
     from ocplan.serving.sensitivity import ServingSensitivity
+    from ocplan.sweep.runner import TaskSummary
     from ocplan.topology.analysis import TopologySummary
 else:
     # The API imports every estimator; a command loads it when it first calls it, so
@@ -1866,6 +1867,43 @@ def _pct(value: float | None, sign: str = "") -> str:
     return "-" if value is None else f"{value:{sign}.1f}"
 
 
+def _sweep_figures(summary: TaskSummary) -> dict[str, Any]:
+    """A task's best layout with its stored comparison columns (time, cost; at the SLO
+    goodput where a serving sweep ranks by it): the comparison's values first."""
+    return (summary.best or {}) | (summary.row or {})
+
+
+def _print_sweep_table(kind: str, summaries: Sequence[TaskSummary]) -> None:
+    """A sweep's tasks as a table: model, hardware, chips, status, the kind's columns
+    (:data:`~ocplan.reports.summary.SWEEP_COLUMNS_BY_KIND`) and the check errors, with
+    the notes saying what the columns mean."""
+    from ocplan.reports.summary import SWEEP_COLUMNS_BY_KIND, compare_cell, present
+
+    table = rich_table.Table(title="best layout per task")
+    figures = [_sweep_figures(s) for s in summaries]
+    # the layout's column holds a failed task's reason
+    layout, *rest = SWEEP_COLUMNS_BY_KIND[kind]
+    shown = [layout, *present(rest, [f for f, s in zip(figures, summaries, strict=True)
+                                     if s.best is not None])]
+    for col in ("#", "model", "hardware", "chips", "status", *(c.label for c in shown),
+                "check errors"):
+        table.add_column(col)
+    for i, (s, f) in enumerate(zip(summaries, figures, strict=True), 1):
+        errors = str(sum(x["severity"] == "error" for x in (s.row or {}).get("findings", [])))
+        if s.best is None:  # the reason stands where the layout would
+            why = ("no result stored (it failed or never ran)" if s.status == "missing"
+                   else s.error or (s.row or {}).get("reason") or "no layout fits")
+            cells = [why, *("-" for _ in shown[1:])]
+        else:
+            cells = [compare_cell(c, f.get(c.field), state.currency) for c in shown]
+        _row(table, str(i), s.task.model_name, s.task.hardware, str(s.task.chips), s.status,
+             *cells, errors)
+    out.print(table)
+    # what the columns mean where the kind says (a serving sweep ranked by goodput)
+    for note in dict.fromkeys(n for s in summaries if (n := (s.row or {}).get("note"))):
+        out.print(_t(str(note)))
+
+
 @app.command("sweep")
 @handles_bad_input
 def sweep_cmd(
@@ -1917,34 +1955,88 @@ def sweep_cmd(
                           f"{counts['tasks']} tasks, {counts['skipped']} already stored, "
                           f"{counts['ran']} run, {counts['failed']} failed "
                           f"({report.elapsed_s:.1f} s, backend {backend})"))
-        from ocplan.reports.summary import SWEEP_COLUMNS_BY_KIND, compare_cell, present
-
-        table = rich_table.Table(title="best layout per task")
-        # each task's best layout with its stored comparison columns (time, cost; at the
-        # SLO goodput where a serving sweep ranks by it): the comparison's values first
-        figures = [(s.best or {}) | (s.row or {}) for s in summaries]
-        # the layout's column holds a failed task's reason
-        layout, *rest = SWEEP_COLUMNS_BY_KIND[sweep.spec.kind]
-        shown = [layout, *present(rest, [f for f, s in zip(figures, summaries, strict=True)
-                                         if s.best is not None])]
-        for col in ("#", "model", "hardware", "chips", "status", *(c.label for c in shown),
-                    "check errors"):
-            table.add_column(col)
-        for i, (s, f) in enumerate(zip(summaries, figures, strict=True), 1):
-            errors = str(sum(x["severity"] == "error" for x in (s.row or {}).get("findings", [])))
-            if s.best is None:  # the reason stands where the layout would
-                cells = [s.error or (s.row or {}).get("reason") or "no layout fits",
-                         *("-" for _ in shown[1:])]
-            else:
-                cells = [compare_cell(c, f.get(c.field), state.currency) for c in shown]
-            _row(table, str(i), s.task.model_name, s.task.hardware,
-                 str(s.task.chips), s.status, *cells, errors)
-        out.print(table)
-        # what the columns mean where the kind says (a serving sweep ranked by goodput)
-        for note in dict.fromkeys(n for s in summaries if (n := (s.row or {}).get("note"))):
-            out.print(_t(str(note)))
+        _print_sweep_table(sweep.spec.kind, summaries)
     if report.failed:
         raise typer.Exit(1)
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command("sweeps")
+@handles_bad_input
+def sweeps_cmd(
+    name: Annotated[str | None, typer.Argument(
+        metavar="[NAME]", help="A stored sweep to show (none: list every stored sweep).",
+        show_default=False)] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", metavar="<url|file>",
+        help="Results store: an SQLAlchemy URL, or a file path for SQLite (default "
+             "sqlite:///ocplan.db).")] = None,
+    fmt: Annotated[ListFormat, typer.Option(
+        "--format", "-f", help="Output format; csv: one row per task, values in SI units "
+                               "under their field names.")] = ListFormat.table,
+) -> None:
+    """List the sweeps in a results store, or show one: each task's best layout as its
+    last run stored it (nothing is run)."""
+    from ocplan.store.db import open_store
+    from ocplan.sweep.stored import list_sweeps, read_sweep
+
+    with open_store(db) as store:
+        url = store.url
+        if name is None:
+            listing = list_sweeps(store)
+        else:
+            view = read_sweep(store, name)
+    if name is None:
+        if fmt is ListFormat.json:
+            _print_json({"db": url, "sweeps": [s.as_json() for s in listing]})
+        elif fmt is ListFormat.csv:
+            _print_csv(["name", "kind", "tasks", "stored", "missing", "code", "updated_at"],
+                       [list(s.as_json().values()) for s in listing])
+        else:
+            table = rich_table.Table(title=f"sweeps in {url}")
+            for col in ("name", "kind", "tasks", "stored", "missing", "last run (UTC)",
+                        "code"):
+                table.add_column(col)
+            for s in listing:
+                _row(table, s.name, s.kind, str(s.tasks), str(s.stored),
+                     str(s.tasks - s.stored), s.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+                     s.code)
+            out.print(table if listing else _t(f"no sweeps in {url} yet: run one with "
+                                               "'ocplan sweep FILE'"))
+        return
+    if fmt is ListFormat.json:
+        _print_json({"db": url} | view.as_json())
+    elif fmt is ListFormat.csv:
+        from ocplan.reports.summary import SWEEP_COLUMNS_BY_KIND
+
+        fields = [c.field for c in SWEEP_COLUMNS_BY_KIND[view.kind]]
+        _print_csv(["model", "hardware", "chip", "chips", "status", *fields, "reason"],
+                   [[s.task.model_name, s.task.hardware, s.task.chip, s.task.chips,
+                     s.status, *(_sweep_figures(s).get(f) if s.best is not None else None
+                                 for f in fields),
+                     (s.row or {}).get("reason")] for s in view.summaries])
+    else:
+        counts = view.counts()
+        out.print(_styled((f"sweep {view.name}", "bold"),
+                          f" ({view.kind}) in {url}: {counts['tasks']} tasks, "
+                          f"{counts['stored']} stored, {counts['missing']} missing; last run "
+                          f"{view.updated_at:%Y-%m-%d %H:%M:%S} UTC by code {view.code}"))
+        _print_sweep_table(view.kind, view.summaries)
+
+
+def _print_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Rows as CSV on stdout: numbers as Python writes them (SI units), none as empty."""
+    import csv
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
 
 
 @app.command()
@@ -1955,7 +2047,8 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     db: Annotated[str | None, typer.Option(
         metavar="<url|file>",
-        help="Scenarios database: an SQLAlchemy URL, or a file path for SQLite.")] = None,
+        help="Database of saved scenarios and stored results (the sweeps of 'ocplan sweep "
+             "--db'): an SQLAlchemy URL, or a file path for SQLite.")] = None,
     token: Annotated[str | None, typer.Option(
         metavar="<token>",
         help="Required on every request; mandatory when not bound to loopback.")] = None,

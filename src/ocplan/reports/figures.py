@@ -22,7 +22,7 @@ __all__ = ["breakdown_figure", "cluster_figure", "compare_bars_figure",
            "compare_pareto_figure", "goodput_figure", "match_figure", "memory_figure",
            "pareto_figure",
            "power_flow_figure", "sensitivity_figure", "serving_sensitivity_figure",
-           "timeline_figure", "topology_figure"]
+           "sweep_figure", "timeline_figure", "topology_figure"]
 
 Figure = dict[str, Any]
 
@@ -374,5 +374,47 @@ def match_figure(match: dict[str, Any]) -> Figure:
                "no platform that serves the mix has a price (the mix's prices), so its "
                "perf per million of price is unknown")
         layout["annotations"] = [{"text": f"No points: {why}", "showarrow": False,
+                                  "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]
+    return {"data": data, "layout": layout}
+
+
+def sweep_figure(view: dict[str, Any], title: str) -> Figure:
+    """A stored sweep's key figure (``view["key_figure"]``, called ``title``) per task:
+    against cluster size, a line per model and hardware, where the sweep has several
+    sizes (how each scales); else grouped bars, the hardware along the axis and a bar per
+    model. Tasks with no best layout (none fits, failed, missing) have no point; without
+    any point the chart says why in its middle."""
+    key = view["key_figure"]
+    done = [r for r in view["results"] if r.get("best") and r["best"].get(key) is not None]
+    sizes = sorted({r["chips"] for r in view["results"]})
+    data: list[dict[str, Any]] = []
+    if len(sizes) > 1:
+        for model, hardware in dict.fromkeys((r["model"], r["hardware"]) for r in done):
+            pick = sorted((r for r in done if (r["model"], r["hardware"]) == (model, hardware)),
+                          key=lambda r: r["chips"])
+            data.append({"type": "scatter", "mode": "lines+markers",
+                         "name": f"{model} on {hardware}",
+                         "x": [r["chips"] for r in pick], "y": [r["best"][key] for r in pick],
+                         "hovertext": [r["best"].get("layout", "") for r in pick]})
+        # a grid of powers of two reads best on a log axis; a handful of sizes on a linear one
+        log = sizes[-1] >= 8 * sizes[0]
+        xaxis: dict[str, Any] = {"title": {"text": "chips"},
+                                 "type": "log" if log else "linear"}
+        if log:
+            xaxis |= {"tickvals": sizes, "ticktext": [f"{s:,}" for s in sizes]}
+    else:
+        for model in dict.fromkeys(r["model"] for r in done):
+            pick = [r for r in done if r["model"] == model]
+            data.append({"type": "bar", "name": model, "x": [r["hardware"] for r in pick],
+                         "y": [r["best"][key] for r in pick],
+                         "hovertext": [r["best"].get("layout", "") for r in pick]})
+        xaxis = {"title": {"text": f"hardware ({sizes[0]:,} chips)" if sizes else "hardware"}}
+    layout: dict[str, Any] = {
+        "title": {"text": f"Sweep {view['sweep']}: {title}"}, "xaxis": xaxis,
+        "yaxis": {"title": {"text": title}, "rangemode": "tozero"}, "height": 440,
+        "barmode": "group", "hovermode": "closest"}
+    if not done:
+        layout["annotations"] = [{"text": "No points: no task of this sweep has a stored "
+                                          "layout that fits", "showarrow": False,
                                   "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]
     return {"data": data, "layout": layout}

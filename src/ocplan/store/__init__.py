@@ -4,11 +4,12 @@ from ocplan.store.db import (
     DEFAULT_URL,
     Store,
     StoredResult,
+    StoredSweep,
     Transaction,
     canonical_json,
     content_key,
     open_store,
 )
 
-__all__ = ["DEFAULT_URL", "Store", "StoredResult", "Transaction", "canonical_json",
+__all__ = ["DEFAULT_URL", "Store", "StoredResult", "StoredSweep", "Transaction", "canonical_json",
            "content_key", "open_store"]

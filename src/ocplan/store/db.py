@@ -14,6 +14,11 @@ sweep      the name of the sweep that first computed it, if any
 created_at when it was stored (UTC)
 ========== ==========================================================================
 
+A second table, ``sweeps``, names each sweep's tasks (one row per sweep name, written
+by the sweep's last run): its kind, its spec as JSON, its tasks in grid order (each task's
+key, model, hardware, chip and cluster size) and the code version that ran it, so a sweep
+can be shown again from the store alone (:mod:`ocplan.sweep.stored`).
+
 Writes are transactional: :meth:`Store.put` inserts one row or none, and
 :meth:`Store.transaction` groups several puts that are committed together or not at
 all. A put of a key already stored is ignored (insert-or-ignore), so reruns and
@@ -54,7 +59,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from ocplan.errors import Problem, SpecError
 from ocplan.version import code_version
 
-__all__ = ["DEFAULT_URL", "Store", "StoredResult", "Transaction", "canonical_json",
+__all__ = ["DEFAULT_URL", "Store", "StoredResult", "StoredSweep", "Transaction", "canonical_json",
            "content_key", "damaged_row", "open_engine", "open_store", "to_json"]
 
 DEFAULT_URL = "sqlite:///ocplan.db"
@@ -79,6 +84,17 @@ class _ResultRow(_Base):
     code: Mapped[str] = mapped_column(String(80))
     sweep: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class _SweepRow(_Base):
+    __tablename__ = "sweeps"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tasks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    code: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # ---- canonical JSON and keys ----------------------------------------------------------
@@ -150,6 +166,29 @@ class StoredResult:
     def _of(cls, row: _ResultRow) -> StoredResult:
         return cls(row.key, row.kind, row.inputs, row.result, row.elapsed_s, row.code,
                    row.sweep, row.created_at)
+
+
+def _utc(when: datetime) -> datetime:
+    """A stored time as UTC (SQLite gives back the naive UTC time it was given)."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StoredSweep:
+    """One stored sweep: what its last run named (its spec and tasks), not its results."""
+
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    tasks: tuple[dict[str, Any], ...]
+    """Each task in grid order: ``key``, ``model``, ``hardware``, ``chip``, ``chips``."""
+    code: str
+    updated_at: datetime
+
+    @classmethod
+    def _of(cls, row: _SweepRow) -> StoredSweep:
+        return cls(row.name, row.kind, row.spec, tuple(row.tasks), row.code,
+                   _utc(row.updated_at))
 
 
 class Transaction:
@@ -273,6 +312,29 @@ class Store:
             stmt = stmt.where(_ResultRow.sweep == sweep)
         with Session(self._engine) as session:
             return [StoredResult._of(r) for r in session.scalars(stmt)]
+
+    def put_sweep(self, name: str, *, kind: str, spec: Mapping[str, Any],
+                  tasks: Sequence[Mapping[str, Any]], code: str | None = None) -> None:
+        """Record sweep ``name``'s spec and tasks (replacing what an earlier run of the
+        same name recorded), in one transaction."""
+        values = {"name": name, "kind": kind, "spec": json.loads(canonical_json(spec)),
+                  "tasks": json.loads(canonical_json(list(tasks))),
+                  "code": code_version() if code is None else code,
+                  "updated_at": datetime.now(UTC)}
+        with Session(self._engine) as session, session.begin():
+            session.merge(_SweepRow(**values))
+
+    def sweeps(self) -> list[StoredSweep]:
+        """Every recorded sweep, the most recently run first."""
+        stmt = select(_SweepRow).order_by(_SweepRow.updated_at.desc(), _SweepRow.name)
+        with Session(self._engine) as session:
+            return [StoredSweep._of(r) for r in session.scalars(stmt)]
+
+    def sweep(self, name: str) -> StoredSweep | None:
+        """Sweep ``name`` as its last run recorded it, or None."""
+        with Session(self._engine) as session:
+            row = session.get(_SweepRow, name)
+            return None if row is None else StoredSweep._of(row)
 
     def count(self) -> int:
         with Session(self._engine) as session:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.errors import SpecError
@@ -37,7 +37,8 @@ from ocplan.store.db import Store, StoredResult, damaged_row
 from ocplan.sweep.spec import AnySweepSpec, Sweep, Task, expand_sweep
 from ocplan.version import code_version, source_digest
 
-__all__ = ["BACKENDS", "DELAY_ENV", "SweepReport", "TaskOutput", "TaskSummary",
+__all__ = ["BACKENDS", "DELAY_ENV", "SweepReport", "TaskOutput", "TaskRecord", "TaskRef",
+           "TaskSummary",
            "check_options", "run_sweep", "run_task"]
 
 BACKENDS: tuple[str, ...] = ("local", "ray")
@@ -69,16 +70,66 @@ def run_task(task: Task, delay_s: float = 0.0) -> TaskOutput:
     return TaskOutput(result, time.perf_counter() - t0, source_digest())
 
 
-Status = Literal["stored", "new", "failed"]
+Status = Literal["stored", "new", "failed", "missing"]
+
+
+class TaskRef(Protocol):
+    """What a sweep's table shows of a task: a :class:`~ocplan.sweep.spec.Task` just
+    run, or a :class:`TaskRecord` read back from the store."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def hardware(self) -> str: ...
+    @property
+    def chip(self) -> str: ...
+    @property
+    def chips(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task as a sweep's record in the store names it (:meth:`Store.put_sweep
+    <ocplan.store.db.Store.put_sweep>`): enough to show its row, not to run it."""
+
+    key: str
+    model_name: str
+    hardware: str
+    chip: str
+    chips: int
+
+    @classmethod
+    def of(cls, task: TaskRef) -> TaskRecord:
+        return cls(task.key, task.model_name, task.hardware, task.chip, task.chips)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.key, "model": self.model_name, "hardware": self.hardware,
+                "chip": self.chip, "chips": self.chips}
+
+    @classmethod
+    def from_json(cls, data: object) -> TaskRecord | None:
+        """The record, or None when ``data`` is not one (a hand-edited store)."""
+        if not isinstance(data, dict):
+            return None
+        key, model, hardware, chip, chips = (data.get(k) for k in (
+            "key", "model", "hardware", "chip", "chips"))
+        if not (isinstance(key, str) and isinstance(model, str) and isinstance(hardware, str)
+                and isinstance(chip, str) and isinstance(chips, int)
+                and not isinstance(chips, bool)):
+            return None
+        return cls(key, model, hardware, chip, chips)
 
 
 @dataclass(frozen=True)
 class TaskSummary:
-    """One task of a finished sweep, for display: its status and best layout."""
+    """One task of a sweep, for display: its status and best layout."""
 
-    task: Task
+    task: TaskRef
     status: Status
-    """``stored`` (found in the store, not run), ``new`` (run now) or ``failed``."""
+    """``stored`` (found in the store, not run), ``new`` (run now), ``failed``, or
+    ``missing`` (a stored sweep's task with no stored result: it failed or never ran)."""
     error: str | None
     best: dict[str, Any] | None
     """The best layout with its figures (None when failed or nothing fits)."""
@@ -87,9 +138,22 @@ class TaskSummary:
 
     def as_json(self) -> dict[str, Any]:
         return {"key": self.task.key, "model": self.task.model_name,
-                "hardware": self.task.hardware, "chip": self.task.system.accelerator.id,
+                "hardware": self.task.hardware, "chip": self.task.chip,
                 "chips": self.task.chips, "status": self.status, "error": self.error,
                 "best": self.best, "row": self.row}
+
+
+def stored_results(store: Store, tasks: Sequence[TaskRef], key_figure: str
+                   ) -> list[StoredResult | None]:
+    """Each task's stored row (None where none is stored), in order; a SpecError naming
+    every stored row that is not a sweep result (a damaged or hand-edited store)."""
+    stored = store.get_many(t.key for t in tasks)
+    damaged = [damaged_row(store.url, t.key, why) for t in tasks
+               if (row := stored.get(t.key)) is not None
+               and (why := _unreadable(row.result, key_figure)) is not None]
+    if damaged:
+        raise SpecError(damaged)
+    return [stored.get(t.key) for t in tasks]
 
 
 @dataclass(frozen=True)
@@ -114,22 +178,16 @@ class SweepReport:
     def summaries(self, store: Store) -> list[TaskSummary]:
         """Each task in grid order with its stored best layout; a SpecError naming every
         stored row that is not a sweep result (a damaged or hand-edited store)."""
-        stored = store.get_many(t.key for t in self.tasks)
+        if not self.tasks:
+            return []
+        rows = stored_results(store, self.tasks, self.tasks[0].key_figure)
         out: list[TaskSummary] = []
-        damaged = []
-        for t in self.tasks:
-            row: StoredResult | None = stored.get(t.key)
+        for t, row in zip(self.tasks, rows, strict=True):
             status: Status = ("failed" if t.key in self.failed
                               else "new" if t.key in self.ran else "stored")
-            why = None if row is None else _unreadable(row.result, t.key_figure)
-            if why is not None:
-                damaged.append(damaged_row(store.url, t.key, why))
-                continue
-            best = row.result.get("best") if row is not None else None
-            columns = row.result.get("row") if row is not None else None
-            out.append(TaskSummary(t, status, self.failed.get(t.key), best, columns))
-        if damaged:
-            raise SpecError(damaged)
+            out.append(TaskSummary(t, status, self.failed.get(t.key),
+                                   None if row is None else row.result.get("best"),
+                                   None if row is None else row.result.get("row")))
         return out
 
 
@@ -263,5 +321,9 @@ def run_sweep(sweep: Sweep | AnySweepSpec, store: Store, backend: str = "local",
             from ocplan.sweep.ray_backend import RAY_STALL_S, run_ray
             run_ray(todo, on_done, address=address, workers=workers, delay_s=delay_s,
                     stall_s=RAY_STALL_S if ray_stall_s is None else ray_stall_s)
+    # what the sweep names, for showing it again from the store (ocplan.sweep.stored)
+    store.put_sweep(sweep.spec.name, kind=sweep.spec.kind,
+                    spec=sweep.spec.model_dump(mode="json"),
+                    tasks=[TaskRecord.of(t).as_json() for t in tasks], code=code)
     return SweepReport(sweep.spec.name, backend, tuple(tasks), frozenset(stored),
                        frozenset(ran), failed, time.perf_counter() - t0)

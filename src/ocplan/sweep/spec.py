@@ -62,7 +62,7 @@ from ocplan.catalog.fields import (
     TargetRate,
     TrainTokens,
 )
-from ocplan.catalog.loader import load_yaml, validate_as
+from ocplan.catalog.loader import load_yaml, parse_yaml, validate_as
 from ocplan.catalog.system import System, load_system, system_for_chip
 from ocplan.checks.rules import refusal
 from ocplan.errors import Problem, SpecError
@@ -83,9 +83,9 @@ from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import Workload
 
-__all__ = ["SWEEP_KINDS", "AnySweepSpec", "ServingSweepSpec", "ServingSweepTask", "Sweep",
-           "SweepSpec", "SweepTask", "Task", "expand_sweep", "load_sweep", "search_inputs",
-           "serving_search_inputs"]
+__all__ = ["SWEEP_KINDS", "TASK_KINDS", "AnySweepSpec", "ServingSweepSpec", "ServingSweepTask",
+           "Sweep", "SweepSpec", "SweepTask", "Task", "expand_sweep", "grid_size", "load_sweep",
+           "parse_sweep", "search_inputs", "serving_search_inputs", "sweep_from_data"]
 
 _Ids = Annotated[list[Id], Field(min_length=1, max_length=1000)]
 
@@ -175,15 +175,33 @@ def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep YAML file, a training sweep unless it says ``kind:
     serving`` (ids and files are checked by :func:`expand_sweep`)."""
     path = Path(path)
-    data = load_yaml(path)
+    return sweep_from_data(load_yaml(path), str(path), path.parent)
+
+
+def parse_sweep(text: str, source: str) -> Sweep:
+    """A sweep from YAML (or JSON) text, as :func:`load_sweep` reads a file; system
+    files it names are relative to the working directory."""
+    return sweep_from_data(parse_yaml(text, source), source, Path())
+
+
+def sweep_from_data(data: Any, source: str, base_dir: Path) -> Sweep:
+    """A sweep from parsed YAML data: a training sweep unless it says ``kind: serving``."""
     kind = data.get("kind", "training") if isinstance(data, dict) else "training"
     spec_type = SWEEP_KINDS.get(kind) if isinstance(kind, str) else None
     if spec_type is None:
-        raise SpecError.one(str(path), "kind", "expected one of " + ", ".join(SWEEP_KINDS),
+        raise SpecError.one(source, "kind", "expected one of " + ", ".join(SWEEP_KINDS),
                             kind)
-    spec = validate_as(spec_type, data, str(path))
+    spec = validate_as(spec_type, data, source)
     assert isinstance(spec, SweepSpec | _ServingGrid)
-    return Sweep(spec, str(path), path.parent)
+    return Sweep(spec, source, base_dir)
+
+
+def grid_size(spec: AnySweepSpec) -> int:
+    """How many tasks the grid names at most (models x hardware x cluster sizes), known
+    before anything is expanded."""
+    hardware = (len(spec.chips) * len(spec.servers or [None]) if spec.chips is not None
+                else len(spec.systems or []))
+    return len(spec.models) * hardware * len(spec.cluster_sizes)
 
 
 def _entry_json(entry: Any) -> Any:
@@ -271,6 +289,8 @@ class Task(Protocol):
     def model_name(self) -> str: ...
     @property
     def label(self) -> str: ...
+    @property
+    def chip(self) -> str: ...
 
     def run(self) -> dict[str, Any]:
         """The search's result as JSON data with ``best`` (the best layout, None when
@@ -279,10 +299,11 @@ class Task(Protocol):
 
 
 class _Named:
-    """What a task of either kind says of itself: its model and its label (``llama3-8b
-    on 8 x h100-sxm-80gb``), from the fields its dataclass declares."""
+    """What a task of either kind says of itself: its model, chip and label
+    (``llama3-8b on 8 x h100-sxm-80gb``), from the fields its dataclass declares."""
 
     workload: Workload | ServingWorkload
+    system: System
     chips: int
     hardware: str
 
@@ -293,6 +314,11 @@ class _Named:
     @property
     def label(self) -> str:
         return f"{self.model_name} on {self.chips} x {self.hardware}"
+
+    @property
+    def chip(self) -> str:
+        """The accelerator's catalog id."""
+        return self.system.accelerator.id
 
 
 @dataclass(frozen=True)
@@ -372,6 +398,13 @@ class ServingSweepTask(_Named):
             "row": {k: v for k, v in row.as_json().items() if k != "best"}
             | {"findings": findings, "note": compared.note()}})
         return result
+
+
+#: The task of each kind of sweep (a sweep file's ``kind``): what it stores, under which
+#: store kind, and its key figure.
+TASK_KINDS: dict[str, type[SweepTask] | type[ServingSweepTask]] = {
+    "training": SweepTask, "serving": ServingSweepTask}
+assert TASK_KINDS.keys() == SWEEP_KINDS.keys(), "each kind of sweep has its task"
 
 
 def _hardware(sweep: Sweep, catalog: Catalog, problems: list[Problem]

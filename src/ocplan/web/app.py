@@ -65,13 +65,15 @@ from ocplan.jsonio import MAX_JSON_DEPTH, dumps, parse_json
 from ocplan.reports import figures as figures_
 from ocplan.reports import summary
 from ocplan.reports.html import plotly_js_path
+from ocplan.store.db import open_store
 from ocplan.store.scenarios import Scenario, ScenarioKind, open_scenarios
 from ocplan.units import DEFAULT_CURRENCY
 from ocplan.web import workers
 from ocplan.web.guard import DEFAULT_ALLOWED_HOSTS, Guard
-from ocplan.web.jobs import DEFAULT_JOB_QUEUE, JobRunner, JobsBusy
+from ocplan.web.jobs import DEFAULT_JOB_QUEUE, JobRunner, JobsBusy, spec_problems
 from ocplan.web.match_routes import match_router
 from ocplan.web.redfish_routes import Managed, redfish_router
+from ocplan.web.sweep_routes import SweepFile, sweep_router
 from ocplan.web.workers import (
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT_S,
@@ -117,17 +119,10 @@ async def _json_body(request: Request, source: str, max_bytes: int) -> Any:
         raise BadBody([p.line() for p in exc.problems]) from None
 
 
-def _job_problems(exc: Exception) -> list[str] | None:
-    """A job's failure as one-line problems when it is bad input (else None: a bug)."""
-    if isinstance(exc, SpecError):
-        return [p.line() for p in exc.problems]
-    return None
-
-
 def _submitted(jobs: JobRunner, work: Callable[[Callable[[int, int], None]], dict[str, Any]]
                ) -> JSONResponse:
     """Start ``work`` as a background job with progress; 202 with the job's state."""
-    job = jobs.submit(work, _job_problems)
+    job = jobs.submit(work, spec_problems)
     return JSONResponse(job.as_dict(), status_code=202)
 
 
@@ -160,7 +155,8 @@ def create_app(db_url: str | None = None, token: str | None = None,
                allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS,
                redfish_systems: Sequence[Managed] = (),
                currency: str = DEFAULT_CURRENCY) -> FastAPI:
-    """Build the app. ``db_url`` is the scenarios database (default ``sqlite:///ocplan.db``).
+    """Build the app. ``db_url`` is the database of scenarios and of stored results, sweeps
+    among them (default ``sqlite:///ocplan.db``).
 
     ``pool_workers``, ``pool_queue`` and ``request_timeout_s`` size the computation pool;
     ``job_workers`` and ``job_queue`` the search jobs; ``allowed_hosts`` are the host
@@ -171,6 +167,7 @@ def create_app(db_url: str | None = None, token: str | None = None,
     answer holding a cost carries it as ``currency``, as the CLI's JSON answers do.
     """
     scenarios = open_scenarios(db_url)
+    results = open_store(db_url)
     jobs = JobRunner(workers=job_workers, queue=job_queue)
     pool = WorkerPool(catalog_dirs, workers=pool_workers, queue=pool_queue,
                       timeout_s=request_timeout_s)
@@ -187,6 +184,7 @@ def create_app(db_url: str | None = None, token: str | None = None,
             finally:
                 # closing the last connection folds SQLite's write-ahead log into the file
                 scenarios.close()
+                results.close()
 
     app = FastAPI(title="ocplan workbench", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None,
@@ -206,6 +204,9 @@ def create_app(db_url: str | None = None, token: str | None = None,
 
     async def body_of(request: Request, source: str) -> Any:
         return await _json_body(request, source, max_body_bytes)
+
+    # the results store's sweeps, shown and run (ocplan.web.sweep_routes)
+    app.include_router(sweep_router(results, jobs, catalog, body_of, pool_workers))
 
     @app.exception_handler(SpecError)
     async def spec_error(_request: Request, exc: SpecError) -> JSONResponse:
@@ -469,7 +470,8 @@ def request_models() -> dict[str, type[BaseModel]]:
             "/api/topology": SystemSpec, "/api/estimate": api.EstimateRequest,
             "/api/infer": api.InferRequest, "/api/infer/compare": api.InferCompareRequest,
             "/api/search": api.SearchRequest,
-            "/api/compare": api.CompareRequest, "/api/match": MatchRequest}
+            "/api/compare": api.CompareRequest, "/api/match": MatchRequest,
+            "/api/sweeps": SweepFile}
 
 
 def with_request_bodies(schema: dict[str, Any], models: dict[str, type[BaseModel]]

@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_JOB_QUEUE", "Cancelled", "Job", "JobRunner", "JobsBusy"]
+from ocplan.errors import SpecError
+
+__all__ = ["DEFAULT_JOB_QUEUE", "Cancelled", "Job", "JobRunner", "JobsBusy", "spec_problems"]
 
 #: Jobs that may wait for a job worker. A search takes seconds; eight waiting ones are a
 #: minute's work for two workers, which is as far ahead as anyone should queue.
@@ -44,6 +46,13 @@ class Job:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "status": self.status, "done": self.done, "total": self.total,
                 "result": self.result, "error": self.error}
+
+
+def spec_problems(exc: Exception) -> list[str] | None:
+    """A job's failure as one-line problems when it is bad input (else None: a bug)."""
+    if isinstance(exc, SpecError):
+        return [p.line() for p in exc.problems]
+    return None
 
 
 class JobRunner:

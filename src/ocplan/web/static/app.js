@@ -8,7 +8,8 @@
 
 (function () {
   const { TOKEN, $, $$, el, put, ApiError, api, showErrors, fmtNum } = window.ocplanUI;
-  const TABS = ["catalog", "composer", "estimate", "search", "compare", "inference", "scenarios"];
+  const TABS = ["catalog", "composer", "estimate", "search", "compare", "inference", "sweeps",
+    "scenarios"];
   const POLL_MS = 250;
 
   // ---- small helpers ---------------------------------------------------------------
@@ -158,6 +159,7 @@
     history.replaceState(null, "", location.pathname + location.search + "#" + name);
     for (const div of $$("#tab-" + name + " .js-plotly-plot")) Plotly.Plots.resize(div);
     if (name === "scenarios") loadScenarios();
+    if (name === "sweeps") loadSweeps();
   }
 
   // ---- catalog ---------------------------------------------------------------------
@@ -905,6 +907,193 @@
     download("compare.csv", "text/csv", toCsv(rows, cols));
   }
 
+  // ---- sweeps ----------------------------------------------------------------------
+
+  let sweepJob = null;
+  let shownSweep = null;
+
+  /** The stored sweeps in the picker (keeping ``pick``, or the one shown); the example
+   *  sweep file in an empty editor. */
+  async function loadSweeps(pick) {
+    let list;
+    try {
+      list = await api("GET", "api/sweeps");
+    } catch (exc) {
+      showErrors($("#swp-errors"), exc);
+      return;
+    }
+    if (!$("#swp-text").value && list.example) {
+      $("#swp-text").value = list.example.text;
+      $("#swp-name").value = list.example.name;
+    }
+    const select = $("#swp-pick");
+    const keep = pick || select.value;
+    put(select, el("option", { value: "" }, list.sweeps.length ? "(pick one)" : "(none stored yet)"),
+      list.sweeps.map((s) => el("option", { value: s.name },
+        s.name + " (" + s.kind + ", " + s.stored + " of " + s.tasks + " stored)")));
+    if (keep && list.sweeps.some((s) => s.name === keep)) {
+      select.value = keep;
+      if (!shownSweep || shownSweep.sweep !== keep || pick) await showSweep(keep);
+    }
+    if (!sweepJob && !select.value) {
+      $("#swp-status").textContent = list.sweeps.length + " sweeps stored in " + list.db +
+        "; pick one, or run one.";
+    }
+  }
+
+  async function showSweep(name) {
+    if (!name) {
+      renderSweep(null);
+      return;
+    }
+    try {
+      renderSweep(await api("GET", "api/sweeps/" + encodeURIComponent(name)));
+      showErrors($("#swp-errors"), null);
+    } catch (exc) {
+      showErrors($("#swp-errors"), exc);
+    }
+  }
+
+  /** What a task's layout cell says when it has no best layout. */
+  function sweepReason(r) {
+    if (r.status === "missing") return "no result stored (it failed or never ran)";
+    return r.error || (r.row || {}).reason || "no layout fits";
+  }
+
+  /** A stored sweep as the CLI's ``ocplan sweeps NAME`` shows it: a row per task with
+   *  the columns its answer declares (``columns``: [field, heading], from
+   *  ocplan.reports.summary), those no task has left out, and its figure. */
+  function renderSweep(view) {
+    shownSweep = view;
+    const table = $("#swp-table");
+    $("#swp-csv").disabled = !view;
+    if (!view) {
+      put(table.tHead);
+      put(table.tBodies[0]);
+      showCaveats($("#swp-notes"), []);
+      draw($("#plot-sweep"), null);
+      return;
+    }
+    const figures = view.results.map((r) => Object.assign({}, r.best || {}, r.row || {}));
+    const [layout, ...rest] = view.columns;
+    const cols = [layout, ...rest.filter(([k]) => view.results.some((r, i) =>
+      r.best && figures[i][k] !== null && figures[i][k] !== undefined))];
+    put(table.tHead, el("tr", {}, ["#", "model", "hardware", "chips", "status"]
+      .map((h) => el("th", {}, h)), cols.map(([k, h]) => el("th", { "data-key": k }, h))));
+    put(table.tBodies[0], view.results.map((r, i) => el("tr", { "data-status": r.status },
+      el("td", { className: "num" }, String(i + 1)), el("td", {}, r.model),
+      el("td", {}, r.hardware), el("td", { className: "num" }, fmtNum(r.chips)),
+      el("td", {}, r.status),
+      r.best ? cols.map(([k]) => el("td", { className: typeof figures[i][k] === "number" ? "num" : "" },
+        fmtValue(k, figures[i][k], (r.row || {}).currency)))
+        : [el("td", { className: "reason" }, sweepReason(r)),
+          ...cols.slice(1).map(() => el("td", {}, "–"))])));
+    showCaveats($("#swp-notes"), [...new Set(view.results.map((r) => (r.row || {}).note)
+      .filter(Boolean))]);
+    if (!sweepJob) {
+      $("#swp-status").textContent = "sweep " + view.sweep + " (" + view.kind + "): " +
+        fmtNum(view.tasks) + " tasks, " + fmtNum(view.stored) + " stored, " +
+        fmtNum(view.missing) + " missing; last run " + new Date(view.updated_at).toLocaleString() +
+        " by code " + view.code;
+    }
+    draw($("#plot-sweep"), (view.figures || {}).sweep);
+  }
+
+  function showSweepJob(j) {
+    const bar = $("#swp-progress");
+    bar.max = Math.max(j.total, 1);
+    bar.value = j.done;
+    $("#swp-progress-text").textContent = j.total ? fmtNum(j.done) + " / " + fmtNum(j.total) + " tasks run" : "";
+    const status = $("#swp-status");
+    status.textContent = "sweep " + j.status;
+    status.dataset.state = j.status;
+  }
+
+  async function startSweep(ev) {
+    ev.preventDefault();
+    if (sweepJob) return;
+    let started;
+    try {
+      started = await api("POST", "api/sweeps",
+        { name: $("#swp-name").value || "sweep", text: $("#swp-text").value });
+    } catch (exc) {
+      showErrors($("#swp-errors"), exc);
+      $("#swp-status").textContent = "The sweep did not start (see above).";
+      return;
+    }
+    showErrors($("#swp-errors"), null);
+    sweepJob = started.id;
+    $("#swp-start").disabled = true;
+    $("#swp-cancel").disabled = false;
+    showSweepJob(started);
+    setTimeout(() => pollSweep(started.id), POLL_MS);
+  }
+
+  async function pollSweep(id) {
+    if (sweepJob !== id) return;
+    let j;
+    try {
+      j = await api("GET", "api/jobs/" + encodeURIComponent(id));
+    } catch (exc) {
+      showErrors($("#swp-errors"), exc);
+      finishSweep();
+      return;
+    }
+    showSweepJob(j);
+    if (j.status === "queued" || j.status === "running") {
+      setTimeout(() => pollSweep(id), POLL_MS);
+      return;
+    }
+    finishSweep();
+    if (j.status === "error") {
+      showErrors($("#swp-errors"), new ApiError(422, j.error || ["the sweep failed"]));
+    } else if (j.status === "done") {
+      const res = j.result;
+      renderSweep(res);
+      await loadSweeps(res.sweep);
+      const failed = (res.errors || []).map((e) => e.key.slice(0, 12) + ": " + e.error);
+      showErrors($("#swp-errors"), failed.length ? new Error(failed.join("; ")) : null);
+      $("#swp-status").textContent = "sweep " + res.sweep + " done: " + fmtNum(res.tasks) +
+        " tasks, " + fmtNum(res.skipped) + " already stored, " + fmtNum(res.ran) + " run, " +
+        fmtNum(res.failed) + " failed, in " + fmtValue("elapsed_s", res.elapsed_s);
+    }
+  }
+
+  function finishSweep() {
+    sweepJob = null;
+    $("#swp-start").disabled = false;
+    $("#swp-cancel").disabled = true;
+  }
+
+  async function cancelSweep() {
+    if (!sweepJob) return;
+    try {
+      showSweepJob(await api("DELETE", "api/jobs/" + encodeURIComponent(sweepJob)));
+    } catch (exc) {
+      showErrors($("#swp-errors"), exc);
+    }
+  }
+
+  /** The sweep file picked from disk, into the editor (read here, sent as its text). */
+  async function openSweepFile() {
+    const file = $("#swp-file").files[0];
+    if (!file) return;
+    $("#swp-text").value = await file.text();
+    $("#swp-name").value = file.name;
+  }
+
+  function exportSweepCsv() {
+    if (!shownSweep) return;
+    const fields = shownSweep.columns.map(([k]) => k);
+    const rows = shownSweep.results.map((r) => Object.assign(
+      { model: r.model, hardware: r.hardware, chip: r.chip, chips: r.chips, status: r.status },
+      Object.fromEntries(fields.map((k) => [k, r.best
+        ? Object.assign({}, r.best, r.row || {})[k] : null])),
+      { reason: r.best ? null : sweepReason(r) }));
+    download("sweep-" + shownSweep.sweep + ".csv", "text/csv",
+      toCsv(rows, ["model", "hardware", "chip", "chips", "status", ...fields, "reason"]));
+  }
+
   // ---- scenarios -------------------------------------------------------------------
 
   async function loadScenarios() {
@@ -1210,6 +1399,12 @@
     $("#srch-cancel").addEventListener("click", cancelSearch);
     $("#srch-save").addEventListener("click", saveSearch);
     $("#scn-refresh").addEventListener("click", loadScenarios);
+    $("#swp-form").addEventListener("submit", startSweep);
+    $("#swp-cancel").addEventListener("click", cancelSweep);
+    $("#swp-refresh").addEventListener("click", () => loadSweeps());
+    $("#swp-pick").addEventListener("change", () => showSweep($("#swp-pick").value));
+    $("#swp-file").addEventListener("change", openSweepFile);
+    $("#swp-csv").addEventListener("click", exportSweepCsv);
     $("#scn-compare").addEventListener("click", () => openScenarios(picked()));
     try {
       const health = await api("GET", "api/health");
