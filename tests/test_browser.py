@@ -1176,6 +1176,20 @@ def test_the_inference_page_compares_systems(workbench: Page) -> None:
     assert [c.split(" ")[0].replace(",", "") for c in chips] == [
         f"{r['fleet_chips']:.0f}" for r in answer["systems"]]
     assert "together serve 200 requests/s" in page.inner_text("#inf-status")
+    # an availability goal and a repair time in hours: spares, the request in seconds
+    page.fill("#inf-availability", "0.9999")
+    page.fill("#inf-repair", "48")
+    with page.expect_response(lambda r: r.url.endswith("/api/infer/compare")) as sent:
+        page.click("#inf-compare")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    answer = sent.value.json()
+    assert (answer["availability"], answer["repair_s"]) == (0.9999, 48 * 3600.0)
+    spares = page.locator('#inf-compare-table tr[data-key="fleet_spares"] td').all_inner_texts()
+    assert [c.split(" ")[0] for c in spares] == [
+        f"{r['fleet_spares']:.0f}" for r in answer["systems"]]
+    assert "99.99 % of the time" in page.inner_text("#inf-status")
+    page.fill("#inf-availability", "")
+    page.fill("#inf-repair", "")
     page.fill("#inf-target-rate", "")
     page.fill("#inf-slo-tpot", "")
 

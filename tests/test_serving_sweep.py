@@ -34,11 +34,12 @@ SERVING: dict[str, Any] = {
     "name": "serve", "kind": "serving", "models": ["llama3-8b", "llama3-70b"],
     "chips": ["h100-sxm-80gb", "mi300x"], "cluster_sizes": [8], "input_len": 2048,
     "output_len": 256, "slo_tpot_s": 0.05, "price_per_chip_hour": 2.5, "top_k": 3,
-    "target_rate_per_s": 150}
+    "target_rate_per_s": 150, "availability": 0.9999, "repair_s": 86400.0}
 #: Measures of a serving comparison's row that a sweep's row must repeat exactly.
 MEASURES = ("layout", "output_tokens_per_s_per_chip", "ttft_s", "tpot_s",
             "slo_rate_per_s_per_chip", "cost_per_mtok", "energy_per_mtok_J", "power_W",
-            "fleet_replicas", "fleet_chips", "fleet_cost_per_hour", "fleet_cost_per_mtok")
+            "fleet_replicas", "fleet_spares", "fleet_chips", "fleet_cost_per_hour",
+            "fleet_cost_per_mtok")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -80,9 +81,11 @@ def test_rows_repeat_the_serving_comparison_and_a_rerun_runs_nothing(
         req = api.InferCompareRequest(
             model=s.task.model_name, chip=s.task.hardware, chips=8, input_len=2048,
             output_len=256, slo_tpot_s=0.05, vs=["b200"], prices=[2.5],
-            target_rate_per_s=150)
+            target_rate_per_s=150, availability=0.9999, repair_s=86400.0)
         compared = api.run_infer_compare(CAT, req, req.vs, req.prices, files=False,
-                                         target_rate_per_s=req.target_rate_per_s)
+                                         target_rate_per_s=req.target_rate_per_s,
+                                         availability=req.availability,
+                                         repair_s=req.repair_s)
         want = compared.as_json()["systems"][0]
         assert s.row is not None
         assert s.best is not None
@@ -90,6 +93,7 @@ def test_rows_repeat_the_serving_comparison_and_a_rerun_runs_nothing(
         assert s.best["output_tokens_per_s_per_chip"] == want["output_tokens_per_s_per_chip"]
         assert s.row["note"] == compared.note()
         assert s.row["fleet_chips"] >= 8
+        assert s.row["fleet_spares"] is not None
 
 
 def test_keys_follow_the_job_and_the_kind() -> None:

@@ -719,6 +719,21 @@ def test_the_serving_comparison_sizes_a_fleet(client: httpx.Client) -> None:
     bad = client.post("/api/infer/compare", json=body | {"target_rate_per_s": -1})
     assert bad.status_code == 422
     assert "target_rate_per_s" in bad.text
+    # an availability goal adds the spares it takes to every fleet's chips
+    spared = client.post("/api/infer/compare", json=body | {"availability": 0.9999,
+                                                             "repair_s": 3 * 86400.0})
+    assert spared.status_code == 200, spared.text
+    assert spared.json()["availability"] == 0.9999
+    for row, plain in zip(spared.json()["systems"], rows, strict=True):
+        assert row["fleet_replicas"] == plain["fleet_replicas"]
+        assert row["fleet_spares"] >= 1
+        assert row["fleet_chips"] == (row["fleet_replicas"] + row["fleet_spares"]) * row["chips"]
+    for wrong, field in (({"availability": 1.0}, "availability"),
+                         ({"availability": 0.99, "target_rate_per_s": None}, "availability"),
+                         ({"availability": 0.99, "repair_s": -5}, "repair_s")):
+        bad = client.post("/api/infer/compare", json=body | wrong)
+        assert bad.status_code == 422, (wrong, bad.text)
+        assert field in bad.text
 
 
 def test_search_cancel(client: httpx.Client) -> None:

@@ -20,14 +20,18 @@ from pydantic import Field, ValidationInfo, create_model, field_validator
 
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.fields import (
+    MAX_AVAILABILITY,
     MAX_PRICE_PER_CHIP_HOUR,
+    MAX_REPAIR_S,
     MAX_TARGET_RATE_PER_S,
     MAX_TOP_K,
+    Availability,
     BatchSize,
     ChipCount,
     Flag,
     Id,
     Price,
+    RepairTime,
     SeqLen,
     Spec,
     TargetRate,
@@ -612,6 +616,13 @@ class InferCompareJob(InferJob):
     """A load to plan for, requests/s: each system's row then says how many deployments
     of its best layout serve it within the latency limits, and their chips, power and
     cost (:mod:`ocplan.results.fleet`)."""
+    availability: Availability | None = None
+    """With ``target_rate_per_s``: the share of time each fleet must serve the whole
+    target through failures; each row then counts the spare deployments that takes
+    (:func:`ocplan.results.fleet.spares_needed`)."""
+    repair_s: RepairTime = 0.0
+    """With ``availability``: how much longer a hardware failure keeps a deployment out
+    than detection and restart, s (0: swapped at once from a healthy pool)."""
 
 
 def _serving_request(name: str, layout: bool,
@@ -817,17 +828,40 @@ def slo_shortfall(found: ServingSearch, workload: ServingWorkload) -> str | None
             + "; ".join(parts))
 
 
+def fleet_problems(target_rate_per_s: float | None, availability: float | None,
+                   repair_s: float | None, source: str) -> list[Problem]:
+    """What is out of bounds among a fleet's target rate, availability goal and repair
+    time (each checked by its request type too; the CLI's flags and the per-system copies
+    of a comparison are checked here)."""
+    problems = []
+    if target_rate_per_s is not None and not 0 < target_rate_per_s <= MAX_TARGET_RATE_PER_S:
+        problems.append(Problem(source, "target_rate_per_s", f"must be above 0 and at most "
+                                f"{MAX_TARGET_RATE_PER_S:,.0f} requests/s", target_rate_per_s))
+    if availability is not None and not 0 < availability <= MAX_AVAILABILITY:
+        problems.append(Problem(source, "availability", f"must be above 0 and at most "
+                                f"{MAX_AVAILABILITY} (six nines)", availability))
+    if repair_s is not None and not 0 <= repair_s <= MAX_REPAIR_S:
+        problems.append(Problem(source, "repair_s", f"must be at least 0 and at most "
+                                f"{MAX_REPAIR_S:,.0f} s (a year)", repair_s))
+    return problems
+
+
 def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
                       prices: Sequence[float] | None = None,
                       system_file: Path | None = None, source: str = "request",
                       disaggregate: bool = False, files: bool = True,
-                      target_rate_per_s: float | None = None) -> ServingComparison:
+                      target_rate_per_s: float | None = None,
+                      availability: float | None = None,
+                      repair_s: float = 0.0) -> ServingComparison:
     """The request's serving job on its chip (or system file or mapping) and on each of
     ``others`` (chip ids; with ``files``, system files where such a file exists: never
     for a web request), each at its best serving layout by :func:`serving_objective`,
     side by side; ``prices`` per chip-hour: one for all or one per system, in order
     (default: the request's own price for all); ``target_rate_per_s``: a load to size
-    each system's fleet for. Every problem at once."""
+    each system's fleet for; ``availability`` and ``repair_s``: what its spares must
+    survive (:func:`~ocplan.results.serving_compare.compare_serving`). Every problem at
+    once."""
+    from ocplan.results.fleet import deployment_failures
     from ocplan.results.serving_compare import ServedInput, compare_serving
     from ocplan.serving.search import search_serving
 
@@ -847,9 +881,10 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
         Problem(source, "price", f"must be at least 0 and at most "
                                  f"{MAX_PRICE_PER_CHIP_HOUR:,.0f} per chip-hour", p)
         for p in prices or () if not 0 <= p <= MAX_PRICE_PER_CHIP_HOUR]
-    if target_rate_per_s is not None and not 0 < target_rate_per_s <= MAX_TARGET_RATE_PER_S:
-        problems.append(Problem(source, "target_rate_per_s", f"must be above 0 and at most "
-                                f"{MAX_TARGET_RATE_PER_S:,.0f} requests/s", target_rate_per_s))
+    problems += fleet_problems(target_rate_per_s, availability, repair_s, source)
+    if availability is not None and target_rate_per_s is None:
+        problems.append(Problem(source, "availability", "sizes the spares of a fleet: give "
+                                "target_rate_per_s too", availability))
     resolved = []
     chips = req.chips  # the first system's count, once known, for every system
     for i, (chip, file) in enumerate(targets):
@@ -883,8 +918,10 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
         found = None if refused is not None else search_serving(
             workload, system, chips, objective=objective, disaggregate=disaggregate)
         searched.append(ServedInput(label, system.spec.name, system.accelerator.id,
-                                    chips, found, price, refused))
-    return compare_serving(objective, searched, target_rate_per_s=target_rate_per_s)
+                                    chips, found, price, refused,
+                                    deployment_failures(system, chips)))
+    return compare_serving(objective, searched, target_rate_per_s=target_rate_per_s,
+                           availability=availability, repair_s=repair_s)
 
 
 def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> System:

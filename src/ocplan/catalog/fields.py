@@ -154,3 +154,12 @@ Price = Annotated[float, Field(strict=True, ge=0, le=MAX_PRICE_PER_CHIP_HOUR)]
 #: requests per day, say), not a planning limit.
 MAX_TARGET_RATE_PER_S = 1e7
 TargetRate = Annotated[float, Field(strict=True, gt=0, le=MAX_TARGET_RATE_PER_S)]
+#: Highest availability goal a fleet is planned for: six nines (32 s a year). Beyond it
+#: the failure rates' own uncertainty (one 54-day snapshot) is larger than the goal's
+#: gap to 1, and the binomial tail is below a float's resolution near 1.
+MAX_AVAILABILITY = 0.999999
+Availability = Annotated[float, Field(strict=True, gt=0, le=MAX_AVAILABILITY)]
+#: Longest extra outage of a hardware failure a fleet is planned with: a year (a typo in
+#: seconds for minutes is refused, not planned for).
+MAX_REPAIR_S = units.SECONDS_PER_YEAR
+RepairTime = Annotated[float, Field(strict=True, ge=0, le=MAX_REPAIR_S)]

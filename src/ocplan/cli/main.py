@@ -697,7 +697,7 @@ REPORT_OBJECTIVE = "throughput"
 FLAG_OF_FIELD = {"top_k": "--top", "price_per_chip_hour": "--price",
                  "max_power_W": "--max-power", "max_time_to_train_s": "--deadline",
                  "max_facility_power_W": "--max-power",
-                 "target_rate_per_s": "--target-rate"} | {
+                 "target_rate_per_s": "--target-rate", "repair_s": "--repair"} | {
     f.name: f.flag for f in serving_option_fields() if f.cli is not None}
 
 Req = TypeVar("Req", bound=Spec)
@@ -927,6 +927,17 @@ def infer_cmd(
         help="With --vs: a load to plan for; each system's row then says how many "
              "deployments of its best layout serve it within the latency limits (each its "
              "share of the arrivals), and their chips, power and cost.")] = None,
+    availability: Annotated[float | None, typer.Option(
+        metavar="<fraction>",
+        help="With --target-rate: the share of time each fleet must serve the whole "
+             "target through failures, e.g. 0.999; the rows then count the spare "
+             "deployments that takes (in chips, power and cost too).")] = None,
+    repair: Annotated[str | None, typer.Option(
+        metavar="<time>",
+        help="With --availability: how much longer a hardware failure keeps a deployment "
+             "out than detection and restart (the comparison's note says how long those "
+             "take), e.g. '3 days' for repair in place. Default 0: swapped at once from a "
+             "healthy pool.")] = None,
     report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write a self-contained HTML report (curve, breakdown, "
                          "topology) to this file.")] = None,
@@ -970,6 +981,14 @@ def infer_cmd(
         problems.append(Problem(FLAGS, "target_rate", "plans a fleet for each compared "
                                                       "system: give --search and --vs too",
                                 target_rate))
+    repair_s = _duration(repair, "--repair", problems)
+    problems += api.fleet_problems(target_rate, availability, repair_s, FLAGS)
+    if availability is not None and target_rate is None:
+        problems.append(Problem(FLAGS, "availability", "sizes the spares of a fleet: give "
+                                                       "--target-rate too", availability))
+    if repair is not None and availability is None:
+        problems.append(Problem(FLAGS, "repair", "sizes the spares of a fleet: give "
+                                                 "--availability too", repair))
     if disaggregate and not search:
         problems.append(Problem(FLAGS, "disaggregate", "tries prefill/decode splits in a "
                                                        "search: give --search too", True))
@@ -998,7 +1017,9 @@ def infer_cmd(
         if report_file is not None:
             _check_report_page(report_file)
         compared = api.run_infer_compare(_catalog(), req, vs, prices, system, FLAGS,
-                                         disaggregate, target_rate_per_s=target_rate)
+                                         disaggregate, target_rate_per_s=target_rate,
+                                         availability=availability,
+                                         repair_s=repair_s or 0.0)
         if report_file is not None:
             from ocplan.reports.html import render_serving_compare_report
 

@@ -16,6 +16,7 @@ from ocplan.errors import Problem, SpecError
 
 __all__ = [
     "DEFAULT_OPTIONS",
+    "DETECT_AND_RESTART_S",
     "MEGASCALE_DETECT_DIAGNOSE_S",
     "MEGASCALE_INIT_S",
     "GoodputOptions",
@@ -30,6 +31,9 @@ MEGASCALE_DETECT_DIAGNOSE_S = 600.0
 #: Job (NCCL group) initialisation on more than 10,000 GPUs: "under 30 seconds"
 #: (MegaScale, Section 3.5), taken at its bound.
 MEGASCALE_INIT_S = 30.0
+#: What every failure costs before work resumes, without waiting for a server: detection
+#: and diagnosis plus job start-up, both at MegaScale's bounds.
+DETECT_AND_RESTART_S = MEGASCALE_DETECT_DIAGNOSE_S + MEGASCALE_INIT_S
 
 IntervalRule = Literal["optimal", "daly", "young"]
 

@@ -451,6 +451,8 @@ SERVING_COMPARE_ROWS: tuple[CompareRow, ...] = (
     CompareRow("power_W", "IT power at TDP", _watts),
     CompareRow("fleet_replicas", "fleet: deployments for the target rate",
                lambda v, _c: f"{v:,.0f}"),
+    CompareRow("fleet_spares", "fleet: spare deployments for the availability",
+               lambda v, _c: f"{v:,.0f}"),
     CompareRow("fleet_chips", "fleet: chips", lambda v, _c: f"{v:,.0f}"),
     CompareRow("fleet_power_W", "fleet: IT power at TDP", _watts),
     CompareRow("fleet_cost_per_hour", "fleet: cost per hour", _money),
@@ -473,8 +475,8 @@ SWEEP_COLUMNS: tuple[CompareRow, ...] = tuple(
 SERVING_SWEEP_COLUMNS: tuple[CompareRow, ...] = tuple(
     row for row in SERVING_COMPARE_ROWS if row.field in {
         "layout", "output_tokens_per_s_per_chip", "ttft_s", "tpot_s",
-        "slo_rate_per_s_per_chip", "cost_per_mtok", "energy_per_mtok_J", "fleet_chips",
-        "fleet_cost_per_hour"})
+        "slo_rate_per_s_per_chip", "cost_per_mtok", "energy_per_mtok_J", "fleet_spares",
+        "fleet_chips", "fleet_cost_per_hour"})
 #: Each kind of sweep (a sweep file's ``kind``) and the columns of its table.
 SWEEP_COLUMNS_BY_KIND: dict[str, tuple[CompareRow, ...]] = {
     "training": SWEEP_COLUMNS, "serving": SERVING_SWEEP_COLUMNS}

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocplan.results.compare import Ranged, leader, reach, reach_note
-from ocplan.results.fleet import Fleet, fleet
+from ocplan.results.fleet import (
+    BASE_OUTAGE_S,
+    DeploymentFailures,
+    Fleet,
+    FleetAvailability,
+    failure_rates_name,
+    fleet,
+)
 from ocplan.serving.estimate import ServingEstimate
 from ocplan.serving.search import ServingSearch, objective_note
 
@@ -27,8 +34,8 @@ __all__ = ["SERVING_MEASURES", "ServedInput", "ServedSystem", "ServingComparison
 SERVING_MEASURES: dict[str, bool] = {
     "output_tokens_per_s_per_chip": True, "ttft_s": False, "tpot_s": False,
     "slo_rate_per_s_per_chip": True, "cost_per_mtok": False, "energy_per_mtok_J": False,
-    "power_W": False, "fleet_replicas": False, "fleet_chips": False, "fleet_power_W": False,
-    "fleet_cost_per_hour": False, "fleet_cost_per_mtok": False}
+    "power_W": False, "fleet_replicas": False, "fleet_spares": False, "fleet_chips": False,
+    "fleet_power_W": False, "fleet_cost_per_hour": False, "fleet_cost_per_mtok": False}
 #: The measures of the fleet a target rate needs (:mod:`ocplan.results.fleet`), each
 #: the :class:`~ocplan.results.fleet.Fleet` attribute after its prefix.
 FLEET_PREFIX = "fleet_"
@@ -37,6 +44,14 @@ FLEET_NOTE = ("Fleet: the deployments of each best layout that together serve {r
               "requests/s, each taking an equal share of the arrivals {within}; their "
               "chips, IT power and cost per hour, and that cost over the output tokens the "
               "target asks for.")
+#: What the spares of a fleet are for, with the availability goal and the extra outage of
+#: a hardware failure.
+FLEET_SPARES_NOTE = ("Spares: the fewest more deployments that keep the target served "
+                     "{availability_pct:.6g} % of the time through failures, each deployment "
+                     "failing at the rates of {rates} (its chips and hosts; scale-out NICs and "
+                     "links when it spans hosts) and out {outage_min:.3g} min a failure (detection "
+                     "and restart, MegaScale's bounds){repair}; chips, power and cost "
+                     "include them.")
 FLEET_WITHIN = {"goodput": "within its SLO goodput",
                 "throughput": "at the rate one serves under the job's load (offline: the most)"}
 #: Measures per output token: taken at the SLO goodput rate when the comparison ranks
@@ -66,6 +81,8 @@ class ServedSystem:
     taken at the SLO goodput rate (:meth:`measure`)."""
     target_rate_per_s: float | None = None
     """The load to plan a fleet for, requests/s (:meth:`fleet`); None: no fleet."""
+    availability: FleetAvailability | None = None
+    """What the fleet must survive (spares); None: no spares counted."""
 
     def fleet(self) -> Fleet | None:
         """The replicas of the best layout's deployment that serve the target rate, each
@@ -79,7 +96,8 @@ class ServedSystem:
         per_replica = e.slo_rate_per_s if self.objective == "goodput" else e.requests_per_s
         if per_replica is None or per_replica <= 0:
             return None
-        return fleet(e, self.target_rate_per_s, per_replica, self.price_per_chip_hour)
+        return fleet(e, self.target_rate_per_s, per_replica, self.price_per_chip_hour,
+                     self.availability)
 
     def measure(self, key: str) -> float | None:
         """The value of one of :data:`SERVING_MEASURES` (None when absent). Ranked by
@@ -139,10 +157,15 @@ class ServingComparison:
     """Row name -> measure -> value divided by the baseline's."""
     target_rate_per_s: float | None = None
     """The load each row's fleet is sized for (requests/s), if any."""
+    availability: float | None = None
+    """The availability goal the fleets' spares are sized for, if any."""
+    repair_s: float = 0.0
+    """The extra outage of a hardware failure the spares were sized with."""
 
     def as_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "baseline": self.baseline,
                 "target_rate_per_s": self.target_rate_per_s,
+                "availability": self.availability, "repair_s": self.repair_s,
                 "systems": [s.as_json() | {"ratios": self.ratios.get(s.name, {})}
                             for s in self.systems],
                 "leaders": self.leaders, "note": self.note(),
@@ -156,6 +179,13 @@ class ServingComparison:
         if self.target_rate_per_s is not None:
             notes.append(FLEET_NOTE.format(rate=self.target_rate_per_s,
                                            within=FLEET_WITHIN[self.objective]))
+            if self.availability is not None:
+                repair = ("" if self.repair_s == 0 else
+                          f", plus {self.repair_s / 3600:,.4g} h for a hardware failure's "
+                          "repair or replacement")
+                notes.append(FLEET_SPARES_NOTE.format(
+                    availability_pct=100 * self.availability, rates=failure_rates_name(),
+                    outage_min=BASE_OUTAGE_S / 60, repair=repair))
         return " ".join(notes) or None
 
     def within_reach(self) -> tuple[str, ...]:
@@ -199,6 +229,9 @@ class ServedInput:
     price_per_chip_hour: float | None
     refused: str | None = None
     """Why estimates on the system are refused (a failed compliance check), else None."""
+    failures: DeploymentFailures | None = None
+    """How often one deployment fails (:func:`~ocplan.results.fleet.deployment_failures`);
+    needed for spares."""
 
 
 def _best(s: ServedInput) -> tuple[ServingEstimate | None, str | None]:
@@ -214,7 +247,9 @@ def _best(s: ServedInput) -> tuple[ServingEstimate | None, str | None]:
 
 def compare_serving(objective: str, searched: Sequence[ServedInput],
                     baseline: int = 0,
-                    target_rate_per_s: float | None = None) -> ServingComparison:
+                    target_rate_per_s: float | None = None,
+                    availability: float | None = None,
+                    repair_s: float = 0.0) -> ServingComparison:
     """Line up each system's best serving layout.
 
     Parameters
@@ -227,15 +262,23 @@ def compare_serving(objective: str, searched: Sequence[ServedInput],
         Index of the row the ratios divide by.
     target_rate_per_s
         A load to size each system's fleet for (requests/s): the ``fleet_`` measures.
+    availability, repair_s
+        With a target: the share of time each fleet must serve it through failures, and
+        the extra outage of a hardware failure (s), which size its spares
+        (:func:`~ocplan.results.fleet.spares_needed`); every system needs ``failures``.
     """
+    assert availability is None or all(s.failures is not None for s in searched)
     assert searched, "a comparison needs at least one system"
     assert 0 <= baseline < len(searched)
     assert len({s.name for s in searched}) == len(searched), "row names repeat"
     rows = []
     for s in searched:
         best, reason = _best(s)
+        survive = (None if availability is None or s.failures is None
+                   else FleetAvailability(availability, s.failures, repair_s))
         rows.append(ServedSystem(s.name, s.system, s.chip, s.chips, best, reason,
-                                 s.price_per_chip_hour, objective, target_rate_per_s))
+                                 s.price_per_chip_hour, objective, target_rate_per_s,
+                                 survive))
     leaders: dict[str, str] = {}
     for key, larger in SERVING_MEASURES.items():
         scored = [(v, r.name) for r in rows if (v := r.measure(key)) is not None]
@@ -246,4 +289,5 @@ def compare_serving(objective: str, searched: Sequence[ServedInput],
                            and (b := base.measure(k)) else None)
                        for k in SERVING_MEASURES} for r in rows}
     return ServingComparison(objective, base.name, tuple(rows), leaders, ratios,
-                             target_rate_per_s)
+                             target_rate_per_s, availability if target_rate_per_s else None,
+                             repair_s)

@@ -53,10 +53,12 @@ from pydantic import Field, create_model, model_validator
 from ocplan.catalog.catalog import Catalog
 from ocplan.catalog.fields import (
     MAX_TOP_K,
+    Availability,
     BatchSize,
     ChipCount,
     Id,
     Price,
+    RepairTime,
     SeqLen,
     Spec,
     TargetRate,
@@ -69,6 +71,7 @@ from ocplan.errors import Problem, SpecError
 from ocplan.facility import system_findings
 from ocplan.plan.search import Objective, run_inputs_problems, search
 from ocplan.results.compare import Contender, measured
+from ocplan.results.fleet import deployment_failures
 from ocplan.results.serving_compare import ServedInput, compare_serving
 from ocplan.serving.search import Objective as ServingObjective
 from ocplan.serving.search import default_objective, search_serving
@@ -145,6 +148,18 @@ class _ServingGrid(_Grid):
     target_rate_per_s: TargetRate | None = None
     """A load to plan for, requests/s: each stored row then has the fleet of its best
     layout that serves it (deployments, chips, IT power, cost per hour)."""
+    availability: Availability | None = None
+    """With ``target_rate_per_s``: the share of time each fleet serves the whole target
+    through failures; each stored row then counts its spare deployments."""
+    repair_s: RepairTime = 0.0
+    """With ``availability``: the extra outage of a hardware failure, s."""
+
+    @model_validator(mode="after")
+    def _availability_needs_a_target(self) -> _ServingGrid:
+        if self.availability is not None and self.target_rate_per_s is None:
+            raise ValueError("'availability' sizes the spares of a fleet: give "
+                             "'target_rate_per_s' too")
+        return self
 
 
 if TYPE_CHECKING:
@@ -249,11 +264,17 @@ def search_inputs(workload: Workload, system: System, chips: int, objective: str
 def serving_search_inputs(workload: ServingWorkload, system: System, chips: int,
                           objective: str, top_k: int,
                           price_per_chip_hour: float | None = None,
-                          target_rate_per_s: float | None = None) -> dict[str, Any]:
+                          target_rate_per_s: float | None = None,
+                          availability: float | None = None,
+                          repair_s: float = 0.0) -> dict[str, Any]:
     """Everything a serving search's result depends on, as JSON data (hashed into its
-    key): as :func:`search_inputs`, with the serving job's fields."""
-    money = {k: v for k, v in (("price_per_chip_hour", price_per_chip_hour),
-                               ("target_rate_per_s", target_rate_per_s)) if v is not None}
+    key): as :func:`search_inputs`, with the serving job's fields (a fleet's target,
+    availability and repair time only when given, so other keys keep their value)."""
+    survive = {} if availability is None else {"availability": availability,
+                                               "repair_s": repair_s}
+    money = survive | {k: v for k, v in (("price_per_chip_hour", price_per_chip_hour),
+                                         ("target_rate_per_s", target_rate_per_s))
+                       if v is not None}
     return money | {
         "kind": ServingSweepTask.store_kind,
         "model": workload.model.name,
@@ -374,6 +395,8 @@ class ServingSweepTask(_Named):
     hardware: str
     price_per_chip_hour: float | None = None
     target_rate_per_s: float | None = None
+    availability: float | None = None
+    repair_s: float = 0.0
 
     def run(self) -> dict[str, Any]:
         """The search's ``top_k`` layouts (as ``ocplan infer --search`` lists them), its
@@ -385,7 +408,9 @@ class ServingSweepTask(_Named):
                                objective=self.objective)
         compared = compare_serving(self.objective, [ServedInput(
             self.label, self.system.spec.name, self.system.accelerator.id, self.chips, found,
-            self.price_per_chip_hour)], target_rate_per_s=self.target_rate_per_s)
+            self.price_per_chip_hour, failures=deployment_failures(self.system, self.chips))],
+            target_rate_per_s=self.target_rate_per_s, availability=self.availability,
+            repair_s=self.repair_s)
         (row,) = compared.systems
         findings = [f.as_dict() for f in system_findings(self.system)]
         best = next((e for e in found.results if e.feasible), None)
@@ -532,7 +557,8 @@ def _serving_task(spec: _ServingGrid, workload: ServingWorkload, system: System,
                   chips: int, hardware: str, code: str | None) -> ServingSweepTask:
     objective = spec.objective or default_objective(workload.slo_ttft_s, workload.slo_tpot_s)
     inputs = serving_search_inputs(workload, system, chips, objective, spec.top_k,
-                                   spec.price_per_chip_hour, spec.target_rate_per_s)
+                                   spec.price_per_chip_hour, spec.target_rate_per_s,
+                                   spec.availability, spec.repair_s)
     return ServingSweepTask(content_key(inputs, code), inputs, workload, system, chips,
                             objective, spec.top_k, hardware, spec.price_per_chip_hour,
-                            spec.target_rate_per_s)
+                            spec.target_rate_per_s, spec.availability, spec.repair_s)

@@ -250,7 +250,8 @@ def infer_compare_task(body: object, catalog_dirs: tuple[str, ...],
     def compute() -> dict[str, Any]:
         req = validate_as(api.InferCompareRequest, body, "request")
         found = api.run_infer_compare(_catalog(catalog_dirs), req, req.vs, req.prices,
-                                      files=False, target_rate_per_s=req.target_rate_per_s)
+                                      files=False, target_rate_per_s=req.target_rate_per_s,
+                                      availability=req.availability, repair_s=req.repair_s)
         # the rows a person reads, as the CLI table and the report label them
         return (found.as_json() | {"job": api.serving_job_json(req),
                                    "rows": summary.row_labels(summary.SERVING_COMPARE_ROWS)}

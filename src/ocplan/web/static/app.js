@@ -1166,6 +1166,10 @@
       $("#inf-vs-prices").value = many ? (s.request.prices || []).join(",") : "";
       $("#inf-target-rate").value = many && s.request.target_rate_per_s != null
         ? String(s.request.target_rate_per_s) : "";
+      $("#inf-availability").value = many && s.request.availability != null
+        ? String(s.request.availability) : "";
+      $("#inf-repair").value = many && s.request.repair_s != null
+        ? String(s.request.repair_s / Number($("#inf-repair").dataset.scale)) : "";
       showTab("inference");
       if (many) runInferCompare(); else runInference({ preventDefault() {} });
     }
@@ -1320,6 +1324,14 @@
     if (prices) req.prices = coerce(prices, "floats");
     const target = $("#inf-target-rate").value.trim();
     if (target) req.target_rate_per_s = coerce(target, "float");
+    const availability = $("#inf-availability").value.trim();
+    if (availability) req.availability = coerce(availability, "float");
+    const repair = $("#inf-repair");
+    if (repair.value.trim()) {
+      // hours in the form, seconds in the request (data-scale)
+      const v = coerce(repair.value.trim(), "float");
+      req.repair_s = typeof v === "number" ? v * Number(repair.dataset.scale) : v;
+    }
     inferShown(null);
     $("#inf-saved").textContent = "";
     const status = $("#inf-status");
