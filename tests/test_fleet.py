@@ -197,7 +197,8 @@ def test_the_comparison_counts_spares_for_an_availability(
         assert row["fleet_cost_per_hour"] == pytest.approx(deployed * 8 * price)
         assert row["fleet_power_W"] == pytest.approx(deployed * row["power_W"])
     assert "99.99 % of the time" in answer["note"]
-    assert "48 h for a hardware failure" in answer["note"]
+    assert "2.0 days for a hardware failure" in answer["note"]
+    assert "out 10.5 min a failure" in answer["note"]
     # without a repair time a healthy pool swaps at once: fewer spares, never more
     rc, out, _ = run(capsys, *args[:-4], "-f", "json")
     swapped = json.loads(out)["systems"]

@@ -24,6 +24,7 @@ from ocplan.results.fleet import (
 )
 from ocplan.serving.estimate import ServingEstimate
 from ocplan.serving.search import ServingSearch, objective_note
+from ocplan.units import format_duration
 
 __all__ = ["SERVING_MEASURES", "ServedInput", "ServedSystem", "ServingComparison",
            "compare_serving"]
@@ -49,9 +50,9 @@ FLEET_NOTE = ("Fleet: the deployments of each best layout that together serve {r
 FLEET_SPARES_NOTE = ("Spares: the fewest more deployments that keep the target served "
                      "{availability_pct:.6g} % of the time through failures, each deployment "
                      "failing at the rates of {rates} (its chips and hosts; scale-out NICs and "
-                     "links when it spans hosts) and out {outage_min:.3g} min a failure (detection "
-                     "and restart, MegaScale's bounds){repair}; chips, power and cost "
-                     "include them.")
+                     "links when it spans hosts) and out {outage} a failure (detection and "
+                     "restart, MegaScale's bounds){repair}; chips, power and cost include "
+                     "them.")
 FLEET_WITHIN = {"goodput": "within its SLO goodput",
                 "throughput": "at the rate one serves under the job's load (offline: the most)"}
 #: Measures per output token: taken at the SLO goodput rate when the comparison ranks
@@ -181,11 +182,11 @@ class ServingComparison:
                                            within=FLEET_WITHIN[self.objective]))
             if self.availability is not None:
                 repair = ("" if self.repair_s == 0 else
-                          f", plus {self.repair_s / 3600:,.4g} h for a hardware failure's "
-                          "repair or replacement")
+                          f", plus {format_duration(self.repair_s)} for a hardware "
+                          "failure's repair or replacement")
                 notes.append(FLEET_SPARES_NOTE.format(
                     availability_pct=100 * self.availability, rates=failure_rates_name(),
-                    outage_min=BASE_OUTAGE_S / 60, repair=repair))
+                    outage=format_duration(BASE_OUTAGE_S), repair=repair))
         return " ".join(notes) or None
 
     def within_reach(self) -> tuple[str, ...]:
