@@ -178,6 +178,34 @@ def test_an_unknown_or_damaged_sweep_is_one_line(tmp_path: Path,
                      (json.dumps([{"key": 5}]),))
     line = one_line(*run(capsys, "sweeps", "pair", "--db", db))
     assert "sweeps = 'pair': task 1 is not a task record" in line
+    # the list still lists it, saying why it cannot be shown
+    with open_store(str(db)) as store:
+        (listed,) = list_sweeps(store)
+    assert listed.error is not None
+    assert "task 1 is not a task record" in listed.error
+    assert "unreadable: task 1 is not a task record" in run_wide("sweeps", "--db", db)
+
+
+def test_a_forgotten_sweep_leaves_its_results(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "results.db"
+    with open_store(str(db)) as store:
+        run_sweep(load_sweep(write(tmp_path)), store, workers=2, catalog=load_catalog())
+        results = store.count()
+    assert results == 2
+    line = one_line(*run(capsys, "sweeps", "--delete", "--db", db))
+    assert line == "--delete: delete = True: forgets one sweep: give its NAME"
+    rc, out, err = run(capsys, "sweeps", "pair", "--delete", "--db", db, "-f", "json")
+    assert rc == 0, err
+    assert json.loads(out) == {"db": f"sqlite:///{db}", "deleted": "pair"}
+    with open_store(str(db)) as store:
+        assert store.sweeps() == []
+        assert store.count() == results  # a rerun finds every result stored
+        again = run_sweep(load_sweep(write(tmp_path)), store, workers=1,
+                          catalog=load_catalog())
+        assert again.counts()["skipped"] == 2
+    assert "recorded: pair" in one_line(*run(capsys, "sweeps", "nope", "--delete",
+                                             "--db", db))
 
 
 def test_the_grid_size_and_a_sweep_from_text(tmp_path: Path) -> None:

@@ -103,6 +103,9 @@ def test_a_sweep_of_the_command_line_shows_as_it_ran(client: httpx.Client, db: P
     assert trace["x"] == [8, 16]
     assert trace["y"] == [r["best"]["tokens_per_s_per_chip"] for r in want["results"]]
 
+    # its file, as the editor opens it, is the spec it ran
+    assert parse_sweep(shown["text"], "pair.yaml").spec.model_dump() == want["spec"] | {
+        "servers": None, "systems": None}
     missing = client.get("/api/sweeps/nope")
     assert missing.status_code == 404
     assert missing.json() == {"detail": ["no sweep nope"]}
@@ -143,6 +146,23 @@ def test_a_sweep_run_here_skips_what_is_stored_and_shows_in_the_cli(
     rc, out, err = run(capsys, "sweeps", "more", "--db", db, "-f", "json")
     assert rc == 0, err
     assert json.loads(out)["results"] == result["results"]
+
+
+def test_a_sweep_is_forgotten_but_its_results_stay(client: httpx.Client, db: Path) -> None:
+    started = client.post("/api/sweeps", json={"text": text_of(name="brief",
+                                                                cluster_sizes=[8])})
+    assert finished(client, started.json())["status"] == "done"
+    with open_store(str(db)) as store:
+        results = store.count()
+    gone = client.request("DELETE", "/api/sweeps/brief", headers=JSON)
+    assert gone.status_code == 200
+    assert gone.json() == {"deleted": "brief"}
+    assert client.get("/api/sweeps/brief").status_code == 404
+    again = client.request("DELETE", "/api/sweeps/brief", headers=JSON)
+    assert again.status_code == 404
+    with open_store(str(db)) as store:
+        assert store.count() == results
+    assert "pair" in {s["name"] for s in client.get("/api/sweeps").json()["sweeps"]}
 
 
 def test_a_running_sweep_can_be_cancelled(client: httpx.Client,
@@ -203,5 +223,13 @@ def test_the_sweeps_tab_shows_and_runs_sweeps(base: str, client: httpx.Client,
         assert page.locator("#swp-table tbody tr").count() == 1
         assert page.locator("#swp-errors").is_hidden()
         page.screenshot(path=str(tmp_path / "sweeps.png"), full_page=True)
+        # its file back in the editor, then forgotten: gone from the list
+        page.fill("#swp-text", "")
+        page.click("#swp-edit")
+        assert "name: browser" in page.input_value("#swp-text")
+        assert page.input_value("#swp-name") == "browser.yaml"
+        page.click("#swp-forget")
+        page.wait_for_selector("#swp-status:has-text('forgot sweep browser')")
+        page.wait_for_selector("#swp-pick option[value='browser']", state="detached")
         browser.close()
     assert errors == []

@@ -2000,12 +2000,27 @@ def sweeps_cmd(
     fmt: Annotated[ListFormat, typer.Option(
         "--format", "-f", help="Output format; csv: one row per task, values in SI units "
                                "under their field names.")] = ListFormat.table,
+    delete: Annotated[bool, typer.Option(
+        "--delete", help="Forget the sweep NAME's record; its tasks' results stay stored "
+                         "(other sweeps may name them, and a rerun finds them).")] = False,
 ) -> None:
     """List the sweeps in a results store, or show one: each task's best layout as its
     last run stored it (nothing is run)."""
     from ocplan.store.db import open_store
-    from ocplan.sweep.stored import list_sweeps, read_sweep
+    from ocplan.sweep.stored import forget_sweep, list_sweeps, read_sweep
 
+    if delete and name is None:
+        raise SpecError.one(FLAGS, "delete", "forgets one sweep: give its NAME", True)
+    if delete:
+        assert name is not None
+        with open_store(db) as store:
+            forget_sweep(store, name)
+            url = store.url
+        if fmt is ListFormat.json:
+            _print_json({"db": url, "deleted": name})
+        else:
+            out.print(_t(f"forgot sweep {name} in {url} (its tasks' results stay stored)"))
+        return
     with open_store(db) as store:
         url = store.url
         if name is None:
@@ -2016,17 +2031,19 @@ def sweeps_cmd(
         if fmt is ListFormat.json:
             _print_json({"db": url, "sweeps": [s.as_json() for s in listing]})
         elif fmt is ListFormat.csv:
-            _print_csv(["name", "kind", "tasks", "stored", "missing", "code", "updated_at"],
-                       [list(s.as_json().values()) for s in listing])
+            columns = ["name", "kind", "tasks", "stored", "missing", "code", "updated_at",
+                       "error"]
+            _print_csv(columns, [[s.as_json()[c] for c in columns] for s in listing])
         else:
             table = rich_table.Table(title=f"sweeps in {url}")
             for col in ("name", "kind", "tasks", "stored", "missing", "last run (UTC)",
                         "code"):
                 table.add_column(col)
-            for s in listing:
-                _row(table, s.name, s.kind, str(s.tasks), str(s.stored),
-                     str(s.tasks - s.stored), s.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
-                     s.code)
+            for s in listing:  # a damaged record says why where its counts would be
+                shown = ((str(s.stored), str(s.tasks - s.stored)) if s.error is None
+                         else ("-", f"unreadable: {s.error}"))
+                _row(table, s.name, s.kind, str(s.tasks), *shown,
+                     s.updated_at.strftime("%Y-%m-%d %H:%M:%S"), s.code)
             out.print(table if listing else _t(f"no sweeps in {url} yet: run one with "
                                                "'ocplan sweep FILE'"))
         return

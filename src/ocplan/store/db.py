@@ -330,6 +330,16 @@ class Store:
         with Session(self._engine) as session:
             return [StoredSweep._of(r) for r in session.scalars(stmt)]
 
+    def delete_sweep(self, name: str) -> bool:
+        """Forget sweep ``name``'s record (True when there was one). Its tasks' results
+        stay: another sweep may name them, and a rerun finds them stored."""
+        with Session(self._engine) as session, session.begin():
+            row = session.get(_SweepRow, name)
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
     def sweep(self, name: str) -> StoredSweep | None:
         """Sweep ``name`` as its last run recorded it, or None."""
         with Session(self._engine) as session:

@@ -19,7 +19,7 @@ from ocplan.store.db import Store, StoredSweep
 from ocplan.sweep.runner import TaskRecord, TaskSummary, stored_results
 from ocplan.sweep.spec import TASK_KINDS
 
-__all__ = ["SweepListing", "SweepView", "list_sweeps", "read_sweep"]
+__all__ = ["SweepListing", "SweepView", "forget_sweep", "list_sweeps", "read_sweep"]
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,15 @@ class SweepListing:
     """Tasks whose result is stored."""
     code: str
     updated_at: datetime
+    error: str | None = None
+    """Why the record cannot be shown (a hand-edited store), else None; a damaged
+    record is listed with it rather than failing the list."""
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "tasks": self.tasks,
                 "stored": self.stored, "missing": self.tasks - self.stored,
-                "code": self.code, "updated_at": self.updated_at.isoformat()}
+                "code": self.code, "updated_at": self.updated_at.isoformat(),
+                "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -82,15 +86,34 @@ def _records(store: Store, sweep: StoredSweep) -> list[TaskRecord]:
 
 def list_sweeps(store: Store) -> list[SweepListing]:
     """Every sweep recorded in ``store``, the most recently run first, with how many of
-    its tasks have a stored result."""
+    its tasks have a stored result (a damaged record with its ``error``)."""
     out = []
     for sweep in store.sweeps():
-        records = _records(store, sweep)
+        try:
+            records = _records(store, sweep)
+        except SpecError as exc:
+            out.append(SweepListing(sweep.name, sweep.kind, len(sweep.tasks), 0, sweep.code,
+                                    sweep.updated_at, exc.problems[0].message))
+            continue
         stored = store.stored_keys(r.key for r in records)
         out.append(SweepListing(sweep.name, sweep.kind, len(records),
                                 sum(r.key in stored for r in records), sweep.code,
                                 sweep.updated_at))
     return out
+
+
+def _unknown(store: Store, name: str) -> SpecError:
+    """The problem of a sweep name with no record, naming those recorded."""
+    names: Sequence[str] = [s.name for s in store.sweeps()]
+    allowed = ("recorded: " + ", ".join(names)) if names else "none is recorded yet"
+    return SpecError.one(store.url, "sweep", f"no sweep of this name; {allowed}", name)
+
+
+def forget_sweep(store: Store, name: str) -> None:
+    """Forget sweep ``name``'s record; its tasks' results stay stored (another sweep may
+    name them, and a rerun finds them). A SpecError when none is recorded."""
+    if not store.delete_sweep(name):
+        raise _unknown(store, name)
 
 
 def read_sweep(store: Store, name: str) -> SweepView:
@@ -104,9 +127,7 @@ def read_sweep(store: Store, name: str) -> SweepView:
     """
     sweep = store.sweep(name)
     if sweep is None:
-        names: Sequence[str] = [s.name for s in store.sweeps()]
-        allowed = ("recorded: " + ", ".join(names)) if names else "none is recorded yet"
-        raise SpecError.one(store.url, "sweep", f"no sweep of this name; {allowed}", name)
+        raise _unknown(store, name)
     records = _records(store, sweep)
     key_figure = TASK_KINDS[sweep.kind].key_figure
     rows = stored_results(store, records, key_figure)

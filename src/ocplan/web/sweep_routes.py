@@ -9,11 +9,14 @@ from the command line shows here and one run here shows in ``ocplan sweeps``.
   (:func:`~ocplan.sweep.stored.list_sweeps`: name, kind, tasks, how many are stored),
   and ``example``: the example sweep file of a source checkout (``{"name", "text"}``,
   null in an installed package), which the page offers to edit and run.
+- ``DELETE /api/sweeps/{name}``: forget a sweep's record (404 when none); its tasks'
+  results stay stored, since another sweep may name them and a rerun finds them.
 - ``GET /api/sweeps/{name}``: one sweep as its last run stored it
   (:meth:`~ocplan.sweep.stored.SweepView.as_json`: its spec and each task's best layout
   with its comparison columns), plus ``columns`` (``[field, heading]`` of its kind's
-  table, as ``ocplan sweeps NAME`` prints them) and ``figures.sweep`` (its key figure
-  per task, :func:`~ocplan.reports.figures.sweep_figure`); 404 when none is recorded.
+  table, as ``ocplan sweeps NAME`` prints them), ``figures.sweep`` (its key figure per
+  task, :func:`~ocplan.reports.figures.sweep_figure`) and ``text`` (its spec as a sweep
+  file, for the editor); 404 when none is recorded.
 - ``POST /api/sweeps``: ``{"name": FILE, "text": YAML or JSON}``, a sweep file's text.
   The whole grid is checked first (422 with every problem, as ``ocplan sweep`` names
   them); then a job (202; poll ``/api/jobs/{id}``, cancel with ``DELETE``) runs the
@@ -32,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
@@ -72,12 +76,15 @@ class SweepFile(Spec):
 
 
 def _view_json(view: SweepView) -> dict[str, Any]:
-    """A stored sweep as the page draws it: the view, its table's columns and figure."""
+    """A stored sweep as the page draws it: the view, its table's columns and figure,
+    and its spec as the text of a sweep file (what the page's editor opens)."""
     columns = summary.SWEEP_COLUMNS_BY_KIND[view.kind]
     data = view.as_json()
     key_label = next((c.label for c in columns if c.field == view.key_figure),
                      view.key_figure)
-    return data | {"columns": summary.row_labels(columns),
+    text = yaml.safe_dump({k: v for k, v in view.spec.items() if v is not None},
+                          sort_keys=False)
+    return data | {"columns": summary.row_labels(columns), "text": text,
                    "figures": {"sweep": figures_.sweep_figure(data, key_label)}}
 
 
@@ -121,6 +128,14 @@ def sweep_router(store: Store, jobs: JobRunner, catalog: Callable[[], Catalog],
             return JSONResponse({"detail": [f"no sweep {name}"]}, status_code=404)
         view = await run_in_threadpool(read_sweep, store, name)
         return Response(dumps(_view_json(view)), media_type="application/json")
+
+    @router.delete("/api/sweeps/{name:path}")
+    async def forget(name: str) -> Response:
+        """Forget a sweep's record; its tasks' results stay stored (others may name
+        them, and a rerun finds them)."""
+        if not await run_in_threadpool(store.delete_sweep, name):
+            return JSONResponse({"detail": [f"no sweep {name}"]}, status_code=404)
+        return JSONResponse({"deleted": name})
 
     @router.post("/api/sweeps", status_code=202)
     async def start(request: Request) -> Response:

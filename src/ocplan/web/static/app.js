@@ -929,8 +929,9 @@
     const select = $("#swp-pick");
     const keep = pick || select.value;
     put(select, el("option", { value: "" }, list.sweeps.length ? "(pick one)" : "(none stored yet)"),
-      list.sweeps.map((s) => el("option", { value: s.name },
-        s.name + " (" + s.kind + ", " + s.stored + " of " + s.tasks + " stored)")));
+      list.sweeps.map((s) => el("option", { value: s.name }, s.name + (s.error
+        ? " (unreadable: " + s.error + ")"
+        : " (" + s.kind + ", " + s.stored + " of " + s.tasks + " stored)"))));
     if (keep && list.sweeps.some((s) => s.name === keep)) {
       select.value = keep;
       if (!shownSweep || shownSweep.sweep !== keep || pick) await showSweep(keep);
@@ -966,7 +967,7 @@
   function renderSweep(view) {
     shownSweep = view;
     const table = $("#swp-table");
-    $("#swp-csv").disabled = !view;
+    for (const id of ["#swp-csv", "#swp-edit", "#swp-forget"]) $(id).disabled = !view;
     if (!view) {
       put(table.tHead);
       put(table.tBodies[0]);
@@ -1072,6 +1073,29 @@
     } catch (exc) {
       showErrors($("#swp-errors"), exc);
     }
+  }
+
+  /** The shown sweep's file (as its last run read it) into the editor. */
+  function editSweep() {
+    if (!shownSweep) return;
+    $("#swp-text").value = shownSweep.text;
+    $("#swp-name").value = shownSweep.sweep + ".yaml";
+  }
+
+  /** Forget the shown sweep's record (its tasks' results stay stored). */
+  async function forgetSweep() {
+    if (!shownSweep) return;
+    const name = shownSweep.sweep;
+    try {
+      await api("DELETE", "api/sweeps/" + encodeURIComponent(name));
+    } catch (exc) {
+      showErrors($("#swp-errors"), exc);
+      return;
+    }
+    renderSweep(null);
+    $("#swp-pick").value = "";
+    await loadSweeps();
+    $("#swp-status").textContent = "forgot sweep " + name + " (its tasks' results stay stored)";
   }
 
   /** The sweep file picked from disk, into the editor (read here, sent as its text). */
@@ -1417,6 +1441,8 @@
     $("#swp-pick").addEventListener("change", () => showSweep($("#swp-pick").value));
     $("#swp-file").addEventListener("change", openSweepFile);
     $("#swp-csv").addEventListener("click", exportSweepCsv);
+    $("#swp-edit").addEventListener("click", editSweep);
+    $("#swp-forget").addEventListener("click", forgetSweep);
     $("#scn-compare").addEventListener("click", () => openScenarios(picked()));
     try {
       const health = await api("GET", "api/health");
