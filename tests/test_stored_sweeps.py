@@ -246,3 +246,27 @@ def test_the_figure_draws_scaling_lines_or_bars() -> None:
     empty = sweep_figure(_view([_task("a", "x", 8, None), _task("a", "x", 16, None)]), "rate")
     assert empty["data"] == []
     assert "No points" in empty["layout"]["annotations"][0]["text"]
+
+
+def test_a_stored_serving_sweep_shows_its_serving_columns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = ("name: serve\nkind: serving\nmodels: [llama3-8b]\nchips: [h100-sxm-80gb]\n"
+            "cluster_sizes: [8]\noutput_len: 128\nslo_tpot_s: 0.05\ntop_k: 1\n")
+    db = tmp_path / "results.db"
+    with open_store(str(db)) as store:
+        report = run_sweep(parse_sweep(text, "serve.yaml"), store, workers=1,
+                           catalog=load_catalog())
+        (ran,) = report.summaries(store)
+        view = read_sweep(store, "serve")
+    assert view.kind == "serving"
+    assert view.key_figure == "output_tokens_per_s_per_chip"
+    (shown,) = view.summaries
+    assert (shown.best, shown.row) == (ran.best, ran.row)
+    assert shown.best is not None
+    assert shown.best["output_tokens_per_s_per_chip"] > 0
+    rc, out, err = run(capsys, "sweeps", "serve", "--db", db, "-f", "csv")
+    assert rc == 0, err
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert float(row["output_tokens_per_s_per_chip"]) == shown.best[
+        "output_tokens_per_s_per_chip"]
+    assert float(row["slo_rate_per_s_per_chip"]) == shown.row["slo_rate_per_s_per_chip"]
