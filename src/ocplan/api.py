@@ -919,7 +919,8 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
             workload, system, chips, objective=objective, disaggregate=disaggregate)
         searched.append(ServedInput(label, system.spec.name, system.accelerator.id,
                                     chips, found, price, refused,
-                                    deployment_failures(system, chips)))
+                                    None if availability is None
+                                    else deployment_failures(system, chips)))
     return compare_serving(objective, searched, target_rate_per_s=target_rate_per_s,
                            availability=availability, repair_s=repair_s)
 

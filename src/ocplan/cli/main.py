@@ -1912,8 +1912,7 @@ def _print_sweep_table(kind: str, summaries: Sequence[TaskSummary]) -> None:
     for i, (s, f) in enumerate(zip(summaries, figures, strict=True), 1):
         errors = str(sum(x["severity"] == "error" for x in (s.row or {}).get("findings", [])))
         if s.best is None:  # the reason stands where the layout would
-            why = ("no result stored (it failed or never ran)" if s.status == "missing"
-                   else s.error or (s.row or {}).get("reason") or "no layout fits")
+            why = s.error or (s.row or {}).get("reason") or "no layout fits"
             cells = [why, *("-" for _ in shown[1:])]
         else:
             cells = [compare_cell(c, f.get(c.field), state.currency) for c in shown]

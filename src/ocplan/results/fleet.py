@@ -24,6 +24,7 @@ Planned maintenance is left out: it is drained and scheduled at low load.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -67,6 +68,7 @@ class DeploymentFailures:
 BASE_OUTAGE_S = DETECT_AND_RESTART_S
 
 
+@functools.cache
 def failure_rates_name() -> str:
     """What the deployment failure rates come from (the built-in set's name)."""
     return rate_set().name
@@ -191,10 +193,11 @@ def fleet(best: ServingEstimate, target_rate_per_s: float, rate_per_replica_s: f
         u = replica_unavailability(f.hardware_per_s + f.software_per_s,
                                    mean_outage_s(f, availability.repair_s))
         spares = spares_needed(k, u, availability.availability)
-    chips = (k + (spares or 0)) * best.chips
+    deployed = k + (spares or 0)
+    chips = deployed * best.chips
     cost_h = None if price_per_chip_hour is None else chips * price_per_chip_hour
     tokens_per_request = best.output_tokens_per_s / best.requests_per_s
     tokens_per_hour = target_rate_per_s * tokens_per_request * SECONDS_PER_HOUR
-    power = None if best.power_W is None else (k + (spares or 0)) * best.power_W
+    power = None if best.power_W is None else deployed * best.power_W
     return Fleet(k, spares, chips, power, cost_h,
                  None if cost_h is None else cost_h / tokens_per_hour * TOKENS_PER_REPORT)

@@ -408,7 +408,8 @@ class ServingSweepTask(_Named):
                                objective=self.objective)
         compared = compare_serving(self.objective, [ServedInput(
             self.label, self.system.spec.name, self.system.accelerator.id, self.chips, found,
-            self.price_per_chip_hour, failures=deployment_failures(self.system, self.chips))],
+            self.price_per_chip_hour, failures=None if self.availability is None
+            else deployment_failures(self.system, self.chips))],
             target_rate_per_s=self.target_rate_per_s, availability=self.availability,
             repair_s=self.repair_s)
         (row,) = compared.systems

@@ -19,7 +19,11 @@ from ocplan.store.db import Store, StoredSweep
 from ocplan.sweep.runner import TaskRecord, TaskSummary, stored_results
 from ocplan.sweep.spec import TASK_KINDS
 
-__all__ = ["SweepListing", "SweepView", "forget_sweep", "list_sweeps", "read_sweep"]
+__all__ = ["MISSING", "SweepListing", "SweepView", "forget_sweep", "list_sweeps", "read_sweep",
+           "sweep_view"]
+
+#: What a stored sweep's task with no stored result says (its ``error``), on every surface.
+MISSING = "no result stored (it failed or never ran)"
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,17 @@ def read_sweep(store: Store, name: str) -> SweepView:
     sweep = store.sweep(name)
     if sweep is None:
         raise _unknown(store, name)
+    return sweep_view(store, sweep)
+
+
+def sweep_view(store: Store, sweep: StoredSweep) -> SweepView:
+    """A recorded sweep with each task's stored best layout (:data:`MISSING` where none
+    is stored); a SpecError when the record or a stored row is damaged."""
     records = _records(store, sweep)
     key_figure = TASK_KINDS[sweep.kind].key_figure
     rows = stored_results(store, records, key_figure)
     summaries = tuple(
-        TaskSummary(r, "missing", None, None, None) if row is None
+        TaskSummary(r, "missing", MISSING, None, None) if row is None
         else TaskSummary(r, "stored", None, row.result.get("best"), row.result.get("row"))
         for r, row in zip(records, rows, strict=True))
     return SweepView(sweep.name, sweep.kind, sweep.spec, sweep.code, sweep.updated_at,

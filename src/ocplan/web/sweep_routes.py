@@ -51,7 +51,7 @@ from ocplan.reports import summary
 from ocplan.store.db import Store
 from ocplan.sweep.runner import run_sweep
 from ocplan.sweep.spec import Sweep, expand_sweep, grid_size, parse_sweep
-from ocplan.sweep.stored import SweepView, list_sweeps, read_sweep
+from ocplan.sweep.stored import SweepView, list_sweeps, read_sweep, sweep_view
 from ocplan.web.jobs import JobRunner, spec_problems
 
 __all__ = ["EXAMPLE_SWEEP", "MAX_SWEEP_TEXT_CHARS", "MAX_WEB_SWEEP_TASKS", "SweepFile",
@@ -124,9 +124,10 @@ def sweep_router(store: Store, jobs: JobRunner, catalog: Callable[[], Catalog],
     @router.get("/api/sweeps/{name:path}")
     async def one(name: str) -> Response:
         """One stored sweep: each task's best layout, its columns and its figure."""
-        if await run_in_threadpool(store.sweep, name) is None:
+        found = await run_in_threadpool(store.sweep, name)
+        if found is None:
             return JSONResponse({"detail": [f"no sweep {name}"]}, status_code=404)
-        view = await run_in_threadpool(read_sweep, store, name)
+        view = await run_in_threadpool(sweep_view, store, found)
         return Response(dumps(_view_json(view)), media_type="application/json")
 
     @router.delete("/api/sweeps/{name:path}")

@@ -955,9 +955,9 @@
     }
   }
 
-  /** What a task's layout cell says when it has no best layout. */
+  /** What a task's layout cell says when it has no best layout (a missing or failed
+   *  task's ``error``, as the server words it, else why no layout fits). */
   function sweepReason(r) {
-    if (r.status === "missing") return "no result stored (it failed or never ran)";
     return r.error || (r.row || {}).reason || "no layout fits";
   }
 
