@@ -754,6 +754,13 @@ ChipOpt = Annotated[str | None, typer.Option(
 ChipsOpt = Annotated[int | None, typer.Option(help=CHIPS_HELP)]
 
 
+#: A training job's size, on every training command (estimate, search, compare, report);
+#: the defaults are the API's (``search_defaults``).
+GlobalBatchOpt = Annotated[int, typer.Option(help="Sequences per step.")]
+SeqLenOpt = Annotated[int, typer.Option(help="Tokens per sequence.")]
+SystemFileOpt = Annotated[Path | None, typer.Option(help="System file instead of --chip.")]
+
+
 AllowInvalidOpt = Annotated[bool, typer.Option(
     "--allow-invalid", help="Estimate even when the system fails a compliance check "
                             "(ocplan check); the output then says so.")]
@@ -801,10 +808,9 @@ def estimate_cmd(
     model: ModelOpt,
     chip: ChipOpt = None,
     chips: ChipsOpt = None,
-    global_batch: Annotated[int, typer.Option(help="Sequences per step.")
-                            ] = DEFAULT_GLOBAL_BATCH,
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
-    system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
+    global_batch: GlobalBatchOpt = DEFAULT_GLOBAL_BATCH,
+    seq_len: SeqLenOpt = DEFAULT_SEQ_LEN,
+    system: SystemFileOpt = None,
     train_tokens: TrainTokensOpt = None,
     price: Annotated[float | None, typer.Option(
         help=f"Price {PRICE_UNIT}, e.g. 2.5.")] = None,
@@ -907,7 +913,7 @@ def infer_cmd(
     model: ModelOpt,
     chip: ChipOpt = None,
     chips: ChipsOpt = None,
-    system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
+    system: SystemFileOpt = None,
     price: Annotated[str | None, typer.Option(
         metavar="<price[,price...]>",
         help=f"Price {PRICE_UNIT}, e.g. 2.5; with --vs one per system separated by commas "
@@ -1352,15 +1358,14 @@ def search_cmd(
     model: ModelOpt,
     chip: ChipOpt = None,
     chips: ChipsOpt = None,
-    global_batch: Annotated[int, typer.Option(help="Sequences per step.")
-                            ] = DEFAULT_GLOBAL_BATCH,
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
+    global_batch: GlobalBatchOpt = DEFAULT_GLOBAL_BATCH,
+    seq_len: SeqLenOpt = DEFAULT_SEQ_LEN,
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES),
         help="What the best layout has most (throughput) or least of; the *_with_failures "
              "ones need the system file's storage.")] = "throughput",
     top: Annotated[int, typer.Option(help=f"Layouts to list (at most {MAX_TOP_K}).")] = 5,
-    system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
+    system: SystemFileOpt = None,
     train_tokens: TrainTokensOpt = None,
     price: Annotated[float | None, typer.Option(
         help=f"Price {PRICE_UNIT}, for cost to train (without one, the cost objective "
@@ -1463,9 +1468,8 @@ def compare_cmd(
     chip_counts: Annotated[str | None, typer.Option(
         metavar="<n,n,...>", help="Comma-separated chip counts: compare each system at each.")
     ] = None,
-    global_batch: Annotated[int, typer.Option(help="Sequences per step.")
-                            ] = DEFAULT_GLOBAL_BATCH,
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
+    global_batch: GlobalBatchOpt = DEFAULT_GLOBAL_BATCH,
+    seq_len: SeqLenOpt = DEFAULT_SEQ_LEN,
     objective: Annotated[str, typer.Option(
         metavar=_one_of(TRAINING_OBJECTIVES), help="The best layout of each system by it.")
     ] = "throughput",
@@ -2148,10 +2152,9 @@ def report(
     out_file: Annotated[Path, typer.Option("--out", help="File to write (HTML or JSON).")],
     chip: ChipOpt = None,
     chips: ChipsOpt = None,
-    global_batch: Annotated[int, typer.Option(help="Sequences per step.")
-                            ] = DEFAULT_GLOBAL_BATCH,
-    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = DEFAULT_SEQ_LEN,
-    system: Annotated[Path | None, typer.Option(help="System file instead of --chip.")] = None,
+    global_batch: GlobalBatchOpt = DEFAULT_GLOBAL_BATCH,
+    seq_len: SeqLenOpt = DEFAULT_SEQ_LEN,
+    system: SystemFileOpt = None,
     run_search: Annotated[bool, typer.Option(
         "--search", help="Search the layouts and report the best one; a layout flag "
                          "given pins that field in every layout searched.")] = False,
