@@ -861,6 +861,28 @@ def test_inference_admission_select_comes_from_the_declaration(workbench: Page,
     page.fill("#inf-concurrency", "")
 
 
+def test_training_forms_show_the_apis_defaults_and_objectives(workbench: Page,
+                                                              base: str) -> None:
+    """Session 68: the training forms' empty number boxes show what the API takes for
+    them (global batch, sequence length, top K, memory headroom), and the Objective
+    selects of the search and comparison list every objective the API declares, the
+    failure-aware ones included (the page had listed four by hand)."""
+    page = workbench
+    settings = api(base, "GET", "/api/settings")
+    defaults = settings["job_defaults"]
+    for prefix in ("est", "srch", "cmp"):
+        for field in ("global-batch", "seq-len"):
+            shown = page.get_attribute(f"#{prefix}-{field}", "placeholder")
+            assert shown == str(defaults[field.replace("-", "_")]), (prefix, field)
+    assert page.get_attribute("#srch-top-k", "placeholder") == str(defaults["top_k"])
+    for box in ("#srch-memory-headroom", "#cmp-memory-headroom"):
+        assert page.get_attribute(box, "placeholder") == str(defaults["memory_headroom"])
+    for sel in ("#srch-objective", "#cmp-objective"):
+        values = page.eval_on_selector_all(f"{sel} option", "os => os.map(o => o.value)")
+        assert values == ["", *settings["objectives"]], sel
+    assert "time_with_failures" in settings["objectives"]
+
+
 def test_format_selects_are_the_apis_choices_and_fp4_trains(workbench: Page,
                                                              base: str) -> None:
     """The precision selects of the training and serving forms hold the values the API

@@ -386,6 +386,40 @@ def test_format_choices_are_the_declarations(client: httpx.Client) -> None:
     assert bad.status_code == 422
 
 
+def test_settings_give_the_job_defaults_and_objectives(client: httpx.Client) -> None:
+    """GET /api/settings answers what a training request takes for a number left out
+    and what a search may rank by, each from the request models' declarations: the
+    page shows the defaults in its empty boxes and builds its Objective selects from
+    the list, so the failure-aware objectives reach the workbench (its selects had
+    listed four by hand)."""
+    settings = client.get("/api/settings").json()
+    declared = {name: api.SearchRequest.model_fields[name].default
+                for name in ("global_batch", "seq_len", "top_k", "memory_headroom")}
+    assert settings["job_defaults"] == declared
+    assert declared["global_batch"] == api.JobRequest.model_fields["global_batch"].default
+    assert (api.CompareRequest.model_fields["memory_headroom"].default
+            == declared["memory_headroom"])
+    objectives = settings["objectives"]
+    assert objectives == list(get_args(api.SearchRequest.model_fields["objective"].annotation))
+    assert {"time_with_failures", "cost_with_failures"} <= set(objectives)
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    assert "<option>time</option>" not in page
+    assert 'placeholder="0.05"' not in page
+    assert page.count("data-objectives") == 2
+
+
+def test_pages_name_an_icon_the_server_has(client: httpx.Client) -> None:
+    """Both pages link their icon, and the server answers it: a browser no longer asks
+    for /favicon.ico and logs a 404 on every load."""
+    for path in ("/", "/match"):
+        page = client.get(path).text
+        assert '<link rel="icon" href="static/favicon.svg"' in page, path
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.startswith("<svg")
+
+
 def test_train_tokens_take_a_written_count(client: httpx.Client) -> None:
     """The workbench's tokens field sends what was typed when it is not a plain number:
     "15T" is read as 15e12 tokens (the same time to train), "15X" is refused in one line."""

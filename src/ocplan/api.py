@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, get_args
 
 from pydantic import Field, ValidationInfo, create_model, field_validator
 
@@ -138,6 +138,7 @@ __all__ = [
     "is_cpu_file",
     "is_serving_file",
     "job_chips",
+    "job_defaults",
     "job_json",
     "job_system",
     "layout_fields",
@@ -172,6 +173,7 @@ __all__ = [
     "topology_figures",
     "topology_report",
     "topology_summary",
+    "training_objectives",
     "training_option_fields",
     "training_workload",
     "trust",
@@ -1343,6 +1345,34 @@ def field_choices() -> dict[str, list[str]]:
     the weight, activation, KV and recurrent-state formats, ...)."""
     return {f.name: list(f.choices) for f in (*option_fields(), *serving_option_fields())
             if f.kind == "choice"}
+
+
+def training_objectives() -> list[str]:
+    """What a training search or comparison may rank by (:data:`~ocplan.plan.search.
+    Objective`), as the requests' ``objective`` takes it."""
+    return list(get_args(Objective))
+
+
+#: Requests whose numeric defaults :func:`job_defaults` reports.
+_DEFAULTED_REQUESTS: tuple[type[Spec], ...] = (JobRequest, _SearchJob, CompareRequest)
+
+
+def job_defaults() -> dict[str, int | float]:
+    """What a training request takes when a number is left out, from the requests'
+    declarations: ``global_batch``, ``seq_len``, ``top_k``, ``memory_headroom``, ...
+    (the layout fields' defaults are the layout declarations', :func:`layout_fields`;
+    ``baseline``, an index into the answer, is not a quantity a form asks for)."""
+    layout = {f.name for f in REQUEST_LAYOUT}
+    found: dict[str, int | float] = {}
+    for request in _DEFAULTED_REQUESTS:
+        for name, info in request.model_fields.items():
+            value = info.default
+            if (name in layout or name == "baseline" or isinstance(value, bool)
+                    or not isinstance(value, int | float)):
+                continue
+            assert found.get(name, value) == value, f"{name}: two defaults"
+            found[name] = value
+    return found
 
 
 def training_option_fields() -> list[dict[str, object]]:

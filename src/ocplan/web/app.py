@@ -236,12 +236,17 @@ def create_app(db_url: str | None = None, token: str | None = None,
         return {"status": "ok"}
 
     @app.get("/api/settings")
-    def settings() -> dict[str, str | int]:
+    def settings() -> dict[str, object]:
         """How the server was started: ``currency``, the label of the prices requests
-        give and of the costs answered (the page labels its price inputs with it); and
+        give and of the costs answered (the page labels its price inputs with it);
         ``default_chips``, the chips a job without a count and without a system runs on
-        (the page's Chips boxes say so)."""
-        return {"currency": currency, "default_chips": api.DEFAULT_CHIPS}
+        (the page's Chips boxes say so); ``job_defaults``, what a training request takes
+        for a number left out (:func:`ocplan.api.job_defaults`; the page shows them in its
+        empty boxes); and ``objectives``, what a training search or comparison may rank by
+        (:func:`ocplan.api.training_objectives`; the page's Objective selects list them)."""
+        return {"currency": currency, "default_chips": api.DEFAULT_CHIPS,
+                "job_defaults": api.job_defaults(),
+                "objectives": api.training_objectives()}
 
     @app.get("/api/catalog")
     def catalog_list(kind: str | None = None) -> list[dict[str, Any]]:

@@ -1455,6 +1455,16 @@
       for (const input of $$("[data-default-chips]")) {
         input.placeholder = "all of the system, else " + settings.default_chips;
       }
+      // an empty number box of a training form shows what the API takes for it
+      for (const input of $$("#est-form [data-field], #cmp-form [data-field], " +
+                             "#srch-form [data-field]")) {
+        const given = settings.job_defaults[input.dataset.field];
+        if (given !== undefined && !input.placeholder) input.placeholder = String(given);
+      }
+      // what a search or comparison ranks by, as the API declares it
+      for (const select of $$("select[data-objectives]")) {
+        for (const o of settings.objectives) select.append(el("option", { value: o }, o));
+      }
       const options = await api("GET", "api/training-options");
       for (const prefix of ["est", "cmp", "srch"]) buildOptionsForm(prefix, options);
       buildOptionsForm("inf", await api("GET", "api/serving-options"));
