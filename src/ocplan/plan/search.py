@@ -337,7 +337,8 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     space = _space(workload, system, chips, allow_offload, pinned, held)
     cols, pruned = space.candidates()
     n = len(cols["tp"])
-    cols |= {name: np.full(n, code, dtype=np.int64) for name, code in (held or {}).items()}
+    # a held field is one value for every row: a read-only view, not n copies of it
+    cols |= {name: np.broadcast_to(np.int64(code), (n,)) for name, code in (held or {}).items()}
     if n > budget:
         raise SpecError.one("search", "space", f"{space.name}: {n:,} layouts to evaluate "
                             f"(with {MAX_CANDIDATES - budget:,} of other chip counts), over "
@@ -610,25 +611,37 @@ def search(workload: Workload, system: System, chips: int, *,
     feasible = sum(int(ev.fits.sum()) for ev in parts)
     if parts:
         all_scores = np.concatenate(scores)
-        which = np.concatenate([np.full(len(ev.step), j) for j, ev in enumerate(parts)])
-        index = np.concatenate([np.arange(len(ev.step)) for ev in parts])
-        fit_all = np.concatenate([ev.fits for ev in parts])
-        # Only layouts that fit are ranked (the others sort last whatever their score);
-        # equal scores (runs that never end with failures score inf alike) go by the
-        # step, the faster first.
+        # where each part's rows start in the concatenation (a row's part and index in
+        # it are looked up for the few rows listed, not laid out for every row)
+        starts = np.cumsum([0, *(len(ev.step) for ev in parts)])
+        # Only layouts that fit are ranked, so only they are sorted (a MoE space holds
+        # several times more that do not); equal scores (runs that never end with
+        # failures score inf alike) go by the step, the faster first, then by position,
+        # as the sort is stable.
+        fit_rows = np.flatnonzero(np.concatenate([ev.fits for ev in parts]))
         steps = np.concatenate([ev.step for ev in parts])
-        ranked = np.lexsort((steps, all_scores, ~fit_all))[:feasible]
+        ranked = fit_rows[np.lexsort((steps[fit_rows], all_scores[fit_rows]))]
         groups = _tie_groups(all_scores, ranked, top_k)
     else:
-        which = index = np.array([], dtype=np.int64)
+        starts = np.zeros(1, dtype=np.int64)
         groups = []
+
+    def located(o: int) -> tuple[_Evaluated, int]:
+        """The part a concatenated row ``o`` belongs to, and its index there."""
+        j = int(np.searchsorted(starts, o, side="right")) - 1
+        return parts[j], o - int(starts[j])
+
+    def row_plan(o: int) -> Plan:
+        ev, i = located(o)
+        return Plan.decode_row(ev.cols, i)
+
     order = [g[0] for g in groups]
-    variants = tuple(tuple(Plan.decode_row(parts[int(which[o])].cols, int(index[o])).label()
-                           for o in g[1:1 + MAX_VARIANTS]) for g in groups)
+    variants = tuple(tuple(row_plan(o).label() for o in g[1:1 + MAX_VARIANTS])
+                     for g in groups)
     tied = tuple(len(g) - 1 for g in groups)
     top_list = []
     for o in order:
-        ev, i = parts[int(which[o])], int(index[o])
+        ev, i = located(o)
         assert ev.fits[i]
         e = estimate(workload, Plan.decode_row(ev.cols, i), system, cal)
         assert e.feasible, f"a searched layout failed its scalar estimate: {e.plan}: {e.reason}"
