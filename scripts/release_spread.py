@@ -339,7 +339,7 @@ def _system_pairs_section(preds: list[Predicted]) -> list[str]:
              "workload configurations), which may differ in what the layout columns do "
              "not show: GPT-OSS 120B, for one, runs on GB300 and B300 with CUDA graphs "
              "and no recompute, on GB200 and B200 recomputing its layer norms and "
-             "expert activations (26.02-26.04.01; docs/model.md, session 39). A ratio "
+             "expert activations (26.02-26.04.01; docs/experiments.md, session 39). A ratio "
              "tests the hardware part of the model only where the recipes agree.", "",
              "| systems | pairs | measured, median (range) | predicted, median (range) |",
              "|---|---|---|---|"]

@@ -266,7 +266,7 @@ MLA_DECODE_NOTE = ("MLA decode: published TensorRT-LLM DeepSeek-R1 runs (MLPerf 
 #: on a B200 (TogetherAI's HGX B200, newmind.ai journal 18, April 2025).
 #: Every published Blackwell serving result runs at large batches, where the fitted HBM
 #: efficiency trades against the 4-bit GEMM ratio, and most of them do not publish their
-#: formats (docs/model.md, session 59), so the fit leaves Blackwell's below it.
+#: formats (docs/experiments.md, session 59), so the fit leaves Blackwell's below it.
 DECODE_HBM_SHARE: dict[str, tuple[float, str]] = {
     "blackwell": (0.92, "a GB200 streams 92 % of peak, Azure's measurement"),
 }
