@@ -397,6 +397,11 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
     wl = ServingWorkload(shape, isl, osl, weight_precision=w, activation_precision=a,
                          kv_precision=kv, moe_imbalance=imbalance, **load, **slo, **lengths)
     fixed = _layout(row, shape, kind, amount)
+    if _schedulers_unknown(fixed, shape) and (
+            (amount and kind == "max_batch_per_instance")
+            or TOKEN_BUDGET.search(row.get("measured_from") or "")):
+        notes.append("engine caps (sequences, token budget) not applied: they hold per "
+                     "scheduler, and no published layout says how many the instance runs")
     tp, pp = fixed.get("tp"), fixed.get("pp")
     if ("trtllm-bench" in text and isinstance(tp, int) and isinstance(pp, int)
             and rule_applies(shape)):
@@ -442,6 +447,17 @@ def _schedulers(attention_dp: object, dp: object) -> int:
     return dp if attention_dp and isinstance(dp, int) and dp > 0 else 1
 
 
+def _schedulers_unknown(fixed: Mapping[str, object], shape: ModelShape) -> bool:
+    """Whether a row's per-scheduler engine cap cannot be turned into its instance's:
+    a MoE model whose layout is not published and whose attention DP is not stated, so
+    the searched layout may run one scheduler per rank (attention DP) or one for the
+    instance. Pinned as one instance's cap, the cap of one rank (its sequences or its
+    token budget) would throttle every attention-DP layout the search tries (NVIDIA's
+    MLPerf v6.0 DeepSeek-R1 configs on GB200 and GB300 NVL72 give 512 and 1,536
+    sequences, per rank)."""
+    return shape.is_moe and "tp" not in fixed and "attention_dp" not in fixed
+
+
 def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | None
             ) -> dict[str, object]:
     notes = row.get("measured_from") or ""
@@ -457,7 +473,9 @@ def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | N
         fixed["attention_dp"] = adp == "yes"
     ranks = _schedulers(fixed.get("attention_dp"), dp)
     inst = (tp or 1) * (pp or 1) * ranks
-    if amount and kind == "max_batch_per_instance":
+    if amount and kind == "max_batch_per_instance" and _schedulers_unknown(fixed, shape):
+        pass  # the cap cannot be placed: prepare_serving_row says so in the row's notes
+    elif amount and kind == "max_batch_per_instance":
         # an engine cap holds per scheduler, and with attention DP every rank runs its
         # own scheduler and KV cache (TensorRT-LLM attention DP; NVIDIA's MLPerf v5.1
         # DeepSeek-R1 configs capture CUDA graphs for 128-512 sequences under a
@@ -471,7 +489,7 @@ def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | N
     elif amount and kind == "tokens_per_chip_step":
         fixed["chunk_tokens"] = int(amount * inst)
     budget = TOKEN_BUDGET.search(notes)
-    if budget and "chunk_tokens" not in fixed:
+    if budget and "chunk_tokens" not in fixed and not _schedulers_unknown(fixed, shape):
         fixed["chunk_tokens"] = int(budget.group(1)) * ranks
     return fixed
 
