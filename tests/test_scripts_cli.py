@@ -32,6 +32,7 @@ MISSING_INPUT: dict[str, list[list[str]]] = {
     "foundry_sweep.py": [["--build", "{missing}.md"]],
     "holdout_report.py": [],
     "hybrid_spotcheck.py": [],
+    "mlperf_inference_sweep.py": [],
     "release_spread.py": [["{missing}.csv"]],
     "slice_scaling.py": [["{missing}.csv"]],
     "tail_bound.py": [["{missing}.csv"]],
