@@ -473,15 +473,16 @@ def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | N
         fixed["attention_dp"] = adp == "yes"
     ranks = _schedulers(fixed.get("attention_dp"), dp)
     inst = (tp or 1) * (pp or 1) * ranks
-    if amount and kind == "max_batch_per_instance" and _schedulers_unknown(fixed, shape):
-        pass  # the cap cannot be placed: prepare_serving_row says so in the row's notes
-    elif amount and kind == "max_batch_per_instance":
+    # a cap per scheduler that cannot be placed is left out (the row's notes say so)
+    per_scheduler = not _schedulers_unknown(fixed, shape)
+    if amount and kind == "max_batch_per_instance":
         # an engine cap holds per scheduler, and with attention DP every rank runs its
         # own scheduler and KV cache (TensorRT-LLM attention DP; NVIDIA's MLPerf v5.1
         # DeepSeek-R1 configs capture CUDA graphs for 128-512 sequences under a
         # gpu_batch_size of 512, mlcommons/inference_results_v5.1
         # closed/NVIDIA/configs/B200-SXM-180GBx8/Offline/deepseek-r1.py)
-        fixed["max_seqs"] = int(amount * ranks)
+        if per_scheduler:
+            fixed["max_seqs"] = int(amount * ranks)
     elif amount and kind == "max_num_seqs":
         fixed["max_seqs"] = int(amount)
     elif amount and kind == "per_chip_batch":
@@ -489,7 +490,7 @@ def _layout(row: dict[str, str], shape: ModelShape, kind: str, amount: float | N
     elif amount and kind == "tokens_per_chip_step":
         fixed["chunk_tokens"] = int(amount * inst)
     budget = TOKEN_BUDGET.search(notes)
-    if budget and "chunk_tokens" not in fixed and not _schedulers_unknown(fixed, shape):
+    if budget and "chunk_tokens" not in fixed and per_scheduler:
         fixed["chunk_tokens"] = int(budget.group(1)) * ranks
     return fixed
 
