@@ -18,7 +18,7 @@ from ocplan import api
 from ocplan.catalog.catalog import load_catalog
 from ocplan.errors import SpecError
 from ocplan.store.db import open_store
-from ocplan.sweep.runner import DELAY_ENV, run_sweep
+from ocplan.sweep.runner import run_sweep
 from ocplan.sweep.spec import (
     ServingSweepSpec,
     ServingSweepTask,
@@ -26,8 +26,8 @@ from ocplan.sweep.spec import (
     expand_sweep,
     load_sweep,
 )
-from ocplan.version import CODE_VERSION_ENV
 from ocplan.workloads.options import serving_option_fields
+from sweepkit import pinned_sweep_env
 
 CAT = load_catalog()
 SERVING: dict[str, Any] = {
@@ -44,10 +44,7 @@ MEASURES = ("layout", "output_tokens_per_s_per_chip", "ttft_s", "tpot_s",
 
 @pytest.fixture(scope="module", autouse=True)
 def _clean_env() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("OCPLAN_CATALOG", raising=False)
-        mp.delenv(DELAY_ENV, raising=False)
-        mp.setenv(CODE_VERSION_ENV, "test-serving-sweep")
+    with pinned_sweep_env("test-serving-sweep"):
         yield
 
 

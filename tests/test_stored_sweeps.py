@@ -26,10 +26,10 @@ from ocplan.errors import SpecError
 from ocplan.reports.figures import sweep_figure
 from ocplan.reports.summary import SWEEP_COLUMNS_BY_KIND
 from ocplan.store.db import open_store
-from ocplan.sweep.runner import DELAY_ENV, run_sweep
+from ocplan.sweep.runner import run_sweep
 from ocplan.sweep.spec import grid_size, load_sweep, parse_sweep
 from ocplan.sweep.stored import list_sweeps, read_sweep
-from ocplan.version import CODE_VERSION_ENV
+from sweepkit import pinned_sweep_env
 
 #: 1 model x 1 chip x 2 sizes: two searches of well under a second each.
 SWEEP: dict[str, Any] = {
@@ -39,11 +39,7 @@ SWEEP: dict[str, Any] = {
 
 @pytest.fixture(scope="module", autouse=True)
 def _clean_env() -> Iterator[None]:
-    """No user catalog, no task delay, a pinned code version (see test_sweep.py)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("OCPLAN_CATALOG", raising=False)
-        mp.delenv(DELAY_ENV, raising=False)
-        mp.setenv(CODE_VERSION_ENV, "test-stored-sweeps")
+    with pinned_sweep_env("test-stored-sweeps"):
         yield
 
 

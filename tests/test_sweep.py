@@ -32,7 +32,7 @@ from ocplan.errors import SpecError
 from ocplan.store.db import open_store
 from ocplan.sweep.runner import DELAY_ENV, SweepReport, run_sweep
 from ocplan.sweep.spec import Sweep, SweepSpec, expand_sweep, load_sweep
-from ocplan.version import CODE_VERSION_ENV
+from sweepkit import pinned_sweep_env
 
 ROOT = Path(__file__).resolve().parents[1]
 #: 2 models x 2 chips x 2 sizes: 8 searches of well under a second each.
@@ -54,13 +54,7 @@ Rows = dict[str, tuple[dict[str, Any], dict[str, Any]]]
 
 @pytest.fixture(scope="module", autouse=True)
 def _clean_env() -> Iterator[None]:
-    """No user catalog, no task delay, and a pinned code version: the source digest
-    would change under a developer who edits the model while these tests run, and
-    every run here (in-process, subprocess, Ray driver) must key tasks alike."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("OCPLAN_CATALOG", raising=False)
-        mp.delenv(DELAY_ENV, raising=False)
-        mp.setenv(CODE_VERSION_ENV, "test-sweep")
+    with pinned_sweep_env("test-sweep"):
         yield
 
 

@@ -27,9 +27,9 @@ from ocplan.store.db import open_store
 from ocplan.sweep.runner import DELAY_ENV, run_sweep
 from ocplan.sweep.spec import parse_sweep
 from ocplan.sweep.stored import read_sweep
-from ocplan.version import CODE_VERSION_ENV
 from ocplan.web.app import create_app
 from ocplan.web.sweep_routes import MAX_WEB_SWEEP_TASKS
+from sweepkit import pinned_sweep_env
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -43,11 +43,7 @@ JSON = {"content-type": "application/json"}
 
 @pytest.fixture(scope="module", autouse=True)
 def _clean_env() -> Iterator[None]:
-    """No user catalog, no task delay, a pinned code version (see test_sweep.py)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("OCPLAN_CATALOG", raising=False)
-        mp.delenv(DELAY_ENV, raising=False)
-        mp.setenv(CODE_VERSION_ENV, "test-web-sweeps")
+    with pinned_sweep_env("test-web-sweeps"):
         yield
 
 
