@@ -219,12 +219,26 @@ def test_weights_that_do_not_fit_are_infeasible_with_the_reason() -> None:
     assert est.memory.weight_bytes > 141e9
 
 
-def test_a_chip_without_fp4_runs_fp4_at_its_fp8_rate_and_says_so() -> None:
+def test_a_chip_without_fp4_runs_fp4_weights_weight_only_and_says_so() -> None:
+    """4-bit weights on a chip with no 4-bit unit run as W4A16 (weight-only kernels,
+    op_time.FALLBACK): the same estimate as stating 16-bit activations, and slower than
+    a W4A8 deployment that states 8-bit ones."""
     wl = workload("llama3-70b", weight_precision="fp4", activation_precision="fp4",
                   kv_precision="fp8")
     est = estimate_serving(wl, ServingPlan(tp=8), h200())
     assert est.feasible
-    assert any("no fp4 matrix unit" in n and "fp8" in n for n in est.notes)
+    assert any("no fp4 matrix unit" in n and "bf16 rate" in n for n in est.notes)
+    w4a16 = estimate_serving(replace(wl, activation_precision="bf16"), ServingPlan(tp=8),
+                             h200())
+    assert est.output_tokens_per_s == pytest.approx(w4a16.output_tokens_per_s, rel=1e-12)
+    assert est.memory is not None
+    assert w4a16.memory is not None
+    assert est.memory.weight_bytes == w4a16.memory.weight_bytes
+    w4a8 = estimate_serving(replace(wl, activation_precision="fp8"), ServingPlan(tp=8),
+                            h200())
+    assert est.iteration is not None
+    assert w4a8.iteration is not None
+    assert w4a8.iteration.matrix_s < 0.75 * est.iteration.matrix_s
     b200 = estimate_serving(wl, ServingPlan(tp=8), system_for_chip(CAT, "b200", 8))
     # nothing but the HBM-bound decode note (tests/test_serving_hbm_note.py) of its family
     assert [n for n in b200.notes if not n.startswith("HBM-bound")] == []

@@ -55,10 +55,14 @@ __all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "FALLBACK", "ChipPeaks", "Effic
 #: GEMM input precisions that run on a low-bit matrix path (8-bit fitted on training
 #: runs; 4-bit, :data:`FOUR_BIT`, its own efficiency where serving results fit one).
 EIGHT_BIT = frozenset({"fp8", "int8", "fp4", "int4"})
-#: The next matrix rate a chip without a unit for a format runs it at: 4-bit formats on
-#: the 8-bit unit of their kind, 8-bit formats on the 16-bit path (a Hopper runs NVFP4
-#: weights in FP8, an A100 runs FP8 in BF16).
-FALLBACK: dict[str, str] = {"fp4": "fp8", "int4": "int8", "fp8": "bf16", "int8": "bf16",
+#: The next matrix rate a chip without a unit for a format runs it at. 4-bit weights on
+#: a chip with no 4-bit unit go through weight-only kernels that widen them to 16 bits in
+#: registers (W4A16: vLLM's Marlin path, whose startup warning on such a GPU reads
+#: "Weight-only FP4 compression will be used leveraging the Marlin kernel",
+#: vllm-project/vllm#31085; its MXFP4 MoE on Hopper is Triton's W4A16 kernel); running
+#: them on the 8-bit unit (W4A8) is a choice a deployment states as 8-bit activations.
+#: 8-bit formats run on the 16-bit path (an A100 runs FP8 weights in BF16, W8A16).
+FALLBACK: dict[str, str] = {"fp4": "bf16", "int4": "bf16", "fp8": "bf16", "int8": "bf16",
                             "fp16": "bf16"}
 
 
