@@ -469,6 +469,32 @@ def test_inference_page_draws_a_monotone_throughput_latency_curve(workbench: Pag
     assert "input_len" in page.inner_text("#inf-errors")
 
 
+def test_inference_lists_the_serving_caveats(workbench: Page, base: str) -> None:
+    """A gpt-oss-120b deployment on B200 shows its serving caveat as a list above the
+    summary (the API's own sentences, not summary rows); a dense model's hides it."""
+    page = workbench
+    job_form(page, "inf", "gpt-oss-120b", "b200",
+             (("chips", 8), ("input-len", 5000), ("output-len", 1300)))
+    page.fill("#inf-tp", "1")
+    page.click("#inf-run")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    res = api(base, "POST", "/api/infer", {
+        "model": "gpt-oss-120b", "chip": "b200", "chips": 8, "tp": 1, "input_len": 5000,
+        "output_len": 1300})
+    assert res["feasible"]
+    assert res["caveats"]
+    items = page.locator("#inf-caveats li")
+    assert items.all_inner_texts() == res["caveats"]
+    assert page.locator("#inf-caveats").is_visible()
+    assert page.locator('#inf-summary tr[data-key="caveat"]').count() == 0
+    page.select_option("#inf-model", "llama3-70b")
+    page.fill("#inf-tp", "8")
+    page.click("#inf-run")
+    page.wait_for_selector('#inf-status[data-state="ready"]')
+    assert "infeasible" not in page.inner_text("#inf-status")
+    assert page.locator("#inf-caveats").is_hidden()
+
+
 def test_api_docs_render_offline(browser: Browser, base: str) -> None:
     """Issue 11: /docs was blank without the internet (Swagger UI came from a CDN). With
     every request off this server blocked, the page lists the API's operations."""

@@ -245,7 +245,7 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
     their statistic, the binding resource, a warning for a rate it cannot keep up with, the
     SLOs, one engine iteration and its parts, memory per chip, power, energy and (with
     ``cost_per_mtok``, in ``currency``) cost per million output tokens, the calibration
-    behind it and its notes; for one that cannot run, what to change."""
+    behind it, its caveats and its notes; for one that cannot run, what to change."""
     from ocplan.serving.calibration import serving_range_note
     from ocplan.serving.estimate import BREAKDOWN_LABELS
 
@@ -306,7 +306,8 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
                                 f"fitted on {result.serving_calibration_rows} published results"
                  + ("" if result.serving_cv_error_pct is None else
                     f" (held-out median error {result.serving_cv_error_pct:.1f} %)")))
-    return [*rows, *(("note", note) for note in result.notes)]
+    return [*rows, *(("caveat", c) for c in result.caveats),
+            *(("note", note) for note in result.notes)]
 
 
 def simulation_rows(run: RunSummary) -> list[Row]:

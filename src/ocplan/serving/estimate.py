@@ -29,6 +29,7 @@ from ocplan.errors import Infeasible
 from ocplan.plan.calibration import Calibration, likely_rate, load_calibration
 from ocplan.plan.engine import SystemModel, chip_peaks, system_model
 from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
+from ocplan.serving.caveats import serving_caveats_for
 from ocplan.serving.memory import (
     KV_FLOOR_SHARE,
     ServingMemory,
@@ -167,6 +168,10 @@ class ServingEstimate:
     formats: ServingFormats | None = None
     """The number formats the job runs in (None only where the estimate read no
     workload)."""
+    caveats: tuple[str, ...] = ()
+    """Known limits of the model that apply to this deployment, with the published
+    results that show them (:mod:`ocplan.serving.caveats`); none for one that cannot
+    run."""
 
     @property
     def likely_output_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
@@ -402,8 +407,10 @@ def estimate_on_model(workload: ServingWorkload, plan: ServingPlan, system: Syst
     """:func:`estimate_serving` on the engine's model ``sm`` of ``system`` (the chip and
     fabric the iterations are timed on; ``system`` gives power and calibration family):
     what a sensitivity re-times with one resource scaled."""
-    return replace(_estimate_on_model(workload, plan, system, sm, cal, scal),
-                   formats=workload.formats)
+    est = _estimate_on_model(workload, plan, system, sm, cal, scal)
+    return replace(est, formats=workload.formats,
+                   caveats=serving_caveats_for(workload, plan, system) if est.feasible
+                   else ())
 
 
 def _estimate_on_model(workload: ServingWorkload, plan: ServingPlan, system: System,

@@ -1306,9 +1306,11 @@
         ? res.system + ": " + fmtNum(res.output_tokens_per_s_per_chip) +
           " output tok/s per chip, TPOT " + fmtValue("tpot_s", res.tpot_s) + ", " + res.bound
         : res.system + ": infeasible — " + (res.reason || "");
-      put($("#inf-summary"), rowsTable(res.summary));
+      showCaveats($("#inf-caveats"), res.feasible ? res.caveats : []);
+      // the caveats stand as their own list above, not as rows
+      put($("#inf-summary"), rowsTable((res.summary || []).filter(([label]) => label !== "caveat")));
       put($("#inf-fields"), kvTable(res, ["figures", "curve", "iteration", "memory", "plan",
-        "sensitivity", "summary", "simulation", "simulation_summary"]));
+        "caveats", "sensitivity", "summary", "simulation", "simulation_summary"]));
       put($("#inf-simulation"), res.simulation_summary ? rowsTable(res.simulation_summary) : null);
       $("#inf-simulation-head").hidden = !res.simulation_summary;
       $("#inf-fields-box").hidden = false;
@@ -1322,6 +1324,7 @@
     } catch (exc) {
       showErrors($("#inf-errors"), exc);
       status.textContent = "The serving estimate failed (see above).";
+      showCaveats($("#inf-caveats"), []);
       put($("#inf-summary"));
       put($("#inf-fields"));
       $("#inf-fields-box").hidden = true;
