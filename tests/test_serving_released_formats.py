@@ -7,7 +7,9 @@ that no layout fits until ``--weight-precision fp8`` was given."""
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -16,7 +18,9 @@ from ocplan import api
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.schema import ModelArch
 from ocplan.cli.main import main
+from ocplan.costmodel.op_time import native_precision
 from ocplan.errors import SpecError
+from ocplan.results.serving_validation import prepare_serving_row
 from ocplan.serving.memory import weight_bytes_per_chip
 from ocplan.serving.plan import ServingPlan
 from ocplan.workloads.operators import GEMM_INPUT_BYTES, Shard, layer_operators
@@ -142,3 +146,44 @@ def test_one_estimate_shows_its_formats(capsys: pytest.CaptureFixture[str]) -> N
                if "number formats" in line)
     assert "weights bf16, experts mxfp4, GEMM inputs bf16, KV cache bf16 (the release's " \
            "where not given)" in row
+
+
+SWEEP = Path(__file__).resolve().parents[1] / "validation" / "sweeps" \
+    / "mlperf_inference_v6.csv"
+
+
+def _sweep_row(case_id: str) -> dict[str, str]:
+    path = SWEEP
+    with path.open(newline="", encoding="utf-8") as f:
+        return next(r for r in csv.DictReader(f) if r["case_id"] == case_id)
+
+
+@pytest.mark.parametrize(("chip", "gemm", "runs_at"), [
+    # NVIDIA's stacks run MXFP4 weights as W4A8 (TensorRT-LLM, vLLM's FlashInfer path)
+    ("b300", "fp8", "fp8"),
+    ("gb200", "fp8", "fp8"),
+    # AMD's recipe states MXFP4 activations; its chips' 4-bit unit is an MX one
+    ("mi355x", "fp4", "fp4"),
+    # no 4-bit unit: the weights run weight-only at the 16-bit rate (W4A16)
+    ("h200-sxm-141gb", "fp4", "bf16"),
+])
+def test_a_result_in_released_mxfp4_without_activations_runs_its_stacks_format(
+        chip: str, gemm: str, runs_at: str) -> None:
+    """A serving result of gpt-oss that publishes 4-bit weights and no activation format
+    (MLPerf Inference v6.0 B300, NVIDIA's own config) is read per the chip's stacks."""
+    row = _sweep_row("M6018") | {"chip": chip, "num_chips": "8", "chips_per_node": "8"}
+    assert row["weight_precision"] == "fp4"
+    assert row["activation_precision"] == ""
+    p = prepare_serving_row(row, CAT)
+    assert p.workload.gemm_precision == gemm
+    acc = CAT.accelerator(chip, "test", "chip")
+    assert native_precision(gemm, lambda q: acc.peak_flops.get(q)) == runs_at
+    assert any(n.startswith(f"activation format not published: {gemm}") for n in p.notes)
+
+
+def test_a_4bit_result_of_a_16bit_release_keeps_w4a4() -> None:
+    """NVFP4 Llama results (no MX release) keep 4-bit activations on Blackwell."""
+    row = _sweep_row("M6018") | {"model": "Llama-2-70B-chat",
+                                 "model_catalog_id": "llama2-70b"}
+    p = prepare_serving_row(row, CAT)
+    assert p.workload.gemm_precision == "fp4"

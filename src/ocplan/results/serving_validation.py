@@ -12,7 +12,9 @@ Defaults for what a row leaves empty (each stated in the case's ``notes``):
 - weight and activation formats: the narrowest floating-point format the chip has a
   matrix unit for among fp4 and fp8 (the README: NVIDIA's Blackwell submissions use
   FP4, Hopper, AMD and Gaudi FP8); activations empty beside stated weights: the
-  weights' format (W4A4 NVFP4, W8A8 FP8);
+  weights' format (W4A4 NVFP4, W8A8 FP8), except 4-bit weights of a model released in
+  MXFP4 (gpt-oss) on an NVIDIA chip with a 4-bit unit: 8-bit activations (W4A8,
+  :data:`MX_WEIGHT_ACTIVATIONS`);
 - KV cache: fp8 when the GEMMs run in 8 or 4 bits (TensorRT-LLM and vLLM FP8 recipes
   quantize the cache with the same calibration), else bf16;
 - disaggregated decode rows without an output length: context = the prompt;
@@ -112,6 +114,17 @@ WHOLE = re.compile(r"[0-9]+")
 METRIC_COLUMN = {"output": "measured_output_tokens_per_s_per_chip",
                  "input": "measured_input_tokens_per_s_per_chip"}
 MS = 1e-3
+#: GEMM inputs of a model released in MXFP4 (OCP MX 4-bit, gpt-oss), by the vendor of
+#: the chip whose stacks serve it, where a result publishes 4-bit weights but no
+#: activation format, on a chip with a 4-bit unit. NVIDIA's stacks pair MX 4-bit weights
+#: with 8-bit activations, W4A4 being NVFP4's: TensorRT-LLM's MoE backends take MXFP4
+#: weights only as W4A8_MXFP4_FP8 or W4A8_MXFP4_MXFP8 on SM100/SM103 (W4A16_MXFP4 on
+#: SM90; the quantization table of tensorrt_llm/_torch/modules/fused_moe), vLLM's
+#: FlashInfer path on Blackwell as MXFP4 x MXFP8. A vendor absent keeps the weights'
+#: format: AMD's MLPerf gpt-oss-120b recipe quantizes weights and activations to MXFP4
+#: (Quark; MLPerf Inference v6.0 closed/AMD/documentation/calibration.md), CDNA 4's
+#: 4-bit unit being an MX one.
+MX_WEIGHT_ACTIVATIONS: dict[str, str] = {"NVIDIA": "fp8"}
 #: An engine's per-iteration token budget named in a row's notes (vLLM
 #: ``max_num_batched_tokens``, TensorRT-LLM ``max_num_tokens``): the row's published
 #: configuration, read as the plan's ``chunk_tokens`` (per scheduler: with attention DP
@@ -319,8 +332,20 @@ def _shape(row: dict[str, str], catalog: Catalog) -> ModelShape:
     return shape_from_row({**row, "mlp": row.get("mlp") or "swiglu"})
 
 
-def _formats(row: dict[str, str], acc: Accelerator) -> tuple[str, str, str, list[str]]:
-    """(weight, activation, KV) formats with the module docstring's defaults."""
+def _released_weights(row: dict[str, str], catalog: Catalog) -> str | None:
+    """Weight format of the released checkpoint of the row's catalog model (None: a
+    16-bit release, or a model given by its shape alone)."""
+    model_id = (row.get("model_catalog_id") or "").strip()
+    if not model_id:
+        return None
+    released = catalog.model(model_id, "csv", "model_catalog_id").released
+    return None if released is None else released.weights
+
+
+def _formats(row: dict[str, str], acc: Accelerator, released: str | None
+             ) -> tuple[str, str, str, list[str]]:
+    """(weight, activation, KV) formats with the module docstring's defaults;
+    ``released`` is the format of the model's released checkpoint (None: 16-bit)."""
     notes = []
     w = (row.get("weight_precision") or "").strip()
     a = (row.get("activation_precision") or "").strip()
@@ -328,6 +353,11 @@ def _formats(row: dict[str, str], acc: Accelerator) -> tuple[str, str, str, list
     if not w and not a:
         w = a = next((p for p in ("fp4", "fp8") if acc.peak_flops.get(p)), "bf16")
         notes.append(f"formats not published: {w} (narrowest float unit of {acc.id})")
+    elif not a and w == "fp4" and released == "mxfp4" and acc.peak_flops.get("fp4") \
+            and acc.vendor in MX_WEIGHT_ACTIVATIONS:
+        a = MX_WEIGHT_ACTIVATIONS[acc.vendor]
+        notes.append(f"activation format not published: {a} ({acc.vendor}'s stacks run "
+                     f"MXFP4 weights as W4A8)")
     elif not a:
         a = w if w in ("fp4", "fp8", "bf16", "fp16", "int8") else "bf16"
         notes.append(f"activation format not published: {a}")
@@ -362,7 +392,7 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
     chip = row["chip"].strip()
     acc = catalog.accelerator(chip, "csv", "chip")
     chips = int(row["num_chips"])
-    w, a, kv, notes = _formats(row, acc)
+    w, a, kv, notes = _formats(row, acc, _released_weights(row, catalog))
     scenario = row["scenario"].strip()
     isl = float(row["input_len_mean"])
     osl = _num(row, "output_len_mean")
