@@ -34,6 +34,7 @@ MISSING_INPUT: dict[str, list[list[str]]] = {
     "hybrid_spotcheck.py": [],
     "mlperf_inference_sweep.py": [],
     "release_spread.py": [["{missing}.csv"]],
+    "serving_latency.py": [],
     "slice_scaling.py": [["{missing}.csv"]],
     "tail_bound.py": [["{missing}.csv"]],
 }

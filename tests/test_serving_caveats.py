@@ -27,7 +27,12 @@ from ocplan.results.serving_validation import (
     prepare_serving_row,
     published_plan,
 )
-from ocplan.serving.caveats import SERVING_CAVEATS, TIGHT_TPOT_S, ServingCaveat
+from ocplan.serving.caveats import (
+    LATENCY_AT_LOAD,
+    SERVING_CAVEATS,
+    TIGHT_TPOT_S,
+    ServingCaveat,
+)
 from ocplan.serving.estimate import ServingEstimate
 from ocplan.web.app import create_app
 
@@ -261,4 +266,6 @@ def test_web_infer_answers_the_caveats_of_a_tight_tpot_job(
     text = _caveat("tight-tpot").text
     assert text in tight.json()["caveats"]
     assert ["caveat", text] in tight.json()["summary"]
-    assert loose.json()["caveats"] == []
+    # both run at a given rate: their latencies carry the at-load sentence
+    assert loose.json()["caveats"] == [LATENCY_AT_LOAD]
+    assert tight.json()["caveats"] == [text, LATENCY_AT_LOAD]

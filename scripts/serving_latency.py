@@ -1,0 +1,245 @@
+"""Serving latencies at a published load: every MLPerf Server and Interactive result with a
+published layout whose log gives its mean TTFT and TPOT (the development set, the serving
+hold-out and the MLPerf Inference v6 sweep), estimated at the result's own arrival rate
+and compared with the measured means and 99th percentiles.
+
+Usage::
+
+    .venv/bin/python scripts/serving_latency.py   # writes docs/serving-latency.md
+
+The serving calibration is fitted on throughputs (the highest rate meeting a result's
+SLOs); the latencies the model gives at a load were never fitted. Here each result's
+measured rate (output tokens/s over the chips, divided by its mean answer length, as
+Poisson arrivals) is given to the estimate of its published layout, and the mean TTFT and
+TPOT it answers are set against the log's (``means TTFT / TPOT ms`` in the row's
+``measured_from``), the p99s against the row's ``ttft_ms`` and ``tpot_ms``. A result
+whose rate the model says its layout cannot keep up with is counted as ``overloaded``
+(the model's capacity is below the measured rate), with no latency.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from _cli import ScriptParser, bad_input, parse_argv, script_parser  # scripts/ sibling
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.errors import SpecError
+from ocplan.results.serving_validation import prepare_serving_row, published_plan
+from ocplan.serving.estimate import estimate_serving
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT.parent / "shared" / "validation" / "inference_dev.csv"
+HOLDOUT = ROOT / "validation" / "holdout" / "inference_holdout.csv"
+SWEEP = ROOT / "validation" / "sweeps" / "mlperf_inference_v6.csv"
+REPORT = ROOT / "docs" / "serving-latency.md"
+#: The means a row's source notes read from its MLPerf log: TTFT, then TPOT, ms.
+MEANS = re.compile(r"means ([\d.]+) / ([\d.]+) ms")
+#: Scenarios run at an arrival rate (MLPerf Server and Interactive: Poisson).
+LOADED = ("server", "interactive")
+MS = 1e-3
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One result: its measured latencies, ms, and the estimate's at its rate (None
+    where the model's layout cannot keep up with it)."""
+
+    case_id: str
+    chip: str
+    model: str
+    scenario: str
+    rate_per_s: float
+    """Requests/s of the whole deployment, as measured."""
+    ttft_mean_ms: float
+    tpot_mean_ms: float
+    ttft_p99_ms: float | None
+    tpot_p99_ms: float | None
+    predicted_ttft_mean_ms: float | None
+    predicted_tpot_mean_ms: float | None
+    predicted_ttft_p99_ms: float | None
+    predicted_tpot_p99_ms: float | None
+    status: str
+    """``ok``, or ``overloaded``: the model serves less than the measured rate."""
+
+
+def _num(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+def _pct(pred: float | None, meas: float | None) -> float | None:
+    return None if pred is None or not meas else 100.0 * (pred / meas - 1.0)
+
+
+def rows(paths: Iterable[Path] = (DEV, HOLDOUT, SWEEP)) -> list[dict[str, str]]:
+    """The rows of ``paths`` run at a rate whose source gives mean TTFT and TPOT."""
+    out = []
+    for path in paths:
+        with path.open(newline="", encoding="utf-8") as f:
+            out += [r for r in csv.DictReader(f)
+                    if r["scenario"] in LOADED and MEANS.search(r["measured_from"])]
+    return out
+
+
+def measure(rows: Iterable[dict[str, str]]) -> list[Latency]:
+    """Every row with a published layout, estimated at its measured rate."""
+    catalog = load_catalog()
+    out = []
+    for r in rows:
+        p = prepare_serving_row(r, catalog)
+        plan = published_plan(p)
+        if plan is None or p.role != "aggregated":
+            continue
+        means = MEANS.search(r["measured_from"])
+        assert means is not None, r["case_id"]
+        rate = float(r["measured_output_tokens_per_s_per_chip"]) * p.chips \
+            / p.workload.output_len
+        est = estimate_serving(replace(p.workload, load="poisson", rate_per_s=rate), plan,
+                               p.system)
+        ok = est.feasible and est.bound != "queueing"
+
+        def ms(value: float | None, ok: bool = ok) -> float | None:
+            return None if not ok or value is None else value / MS
+
+        out.append(Latency(
+            r["case_id"], r["chip"], r["model"], r["scenario"], rate,
+            float(means.group(1)), float(means.group(2)), _num(r["ttft_ms"]),
+            _num(r["tpot_ms"]), ms(est.ttft_s), ms(est.tpot_s), ms(est.ttft_stat_s),
+            ms(est.tpot_stat_s), "ok" if ok else "overloaded"))
+    return out
+
+
+#: The four comparisons: label, predicted and measured of a result.
+MEASURES: tuple[tuple[str, Callable[[Latency], float | None],
+                      Callable[[Latency], float | None]], ...] = (
+    ("TPOT, mean", lambda x: x.predicted_tpot_mean_ms, lambda x: x.tpot_mean_ms),
+    ("TPOT, p99", lambda x: x.predicted_tpot_p99_ms, lambda x: x.tpot_p99_ms),
+    ("TTFT, mean", lambda x: x.predicted_ttft_mean_ms, lambda x: x.ttft_mean_ms),
+    ("TTFT, p99", lambda x: x.predicted_ttft_p99_ms, lambda x: x.ttft_p99_ms),
+)
+
+
+def _summary(ls: Sequence[Latency]) -> list[str]:
+    """Per measure: results compared, median |error|, p90 |error|, median signed, %."""
+    lines = ["| measure | results | median abs % | p90 abs % | median signed % |",
+             "|---|---|---|---|---|"]
+    for label, pred, meas in MEASURES:
+        errs = [e for x in ls if (e := _pct(pred(x), meas(x))) is not None]
+        if not errs:
+            continue
+        a = sorted(abs(e) for e in errs)
+        p90 = a[min(len(a) - 1, round(0.9 * (len(a) - 1)))]
+        lines.append(f"| {label} | {len(errs)} | {statistics.median(a):.1f} | {p90:.1f} | "
+                     f"{statistics.median(errs):+.1f} |")
+    return lines
+
+
+def _by_group(ls: Sequence[Latency]) -> list[str]:
+    """Median signed error of the mean TPOT and TTFT per benchmark, scenario and chip."""
+    groups: dict[tuple[str, str, str], list[Latency]] = defaultdict(list)
+    for x in ls:
+        groups[(x.model, x.scenario, x.chip)].append(x)
+    lines = ["| benchmark | scenario | chip | results | overloaded | TPOT mean, median "
+             "signed % | TTFT mean, median signed % |", "|---|---|---|---|---|---|---|"]
+    for (model, scenario, chip), xs in sorted(groups.items()):
+        tpot = [e for x in xs if (e := _pct(x.predicted_tpot_mean_ms, x.tpot_mean_ms))
+                is not None]
+        ttft = [e for x in xs if (e := _pct(x.predicted_ttft_mean_ms, x.ttft_mean_ms))
+                is not None]
+        lines.append(f"| {model} | {scenario} | {chip} | {len(xs)} | "
+                     f"{sum(x.status == 'overloaded' for x in xs)} | "
+                     + (_signed(statistics.median(tpot)) if tpot else "") + " | "
+                     + (_signed(statistics.median(ttft)) if ttft else "") + " |")
+    return lines
+
+
+#: Signed errors from this many % up are printed as a bound (a queue near capacity).
+LARGEST_SHOWN_PCT = 1e4
+
+
+def _signed(pct: float) -> str:
+    return f"{pct:+.1f}" if pct < LARGEST_SHOWN_PCT else f"> +{LARGEST_SHOWN_PCT:,.0f}"
+
+
+#: Latencies from this many ms up are printed as a bound: a rate a hair below the
+#: layout's capacity queues for hours in the model.
+LONGEST_SHOWN_MS = 1e6
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.1f}" if value < LONGEST_SHOWN_MS else f"> {LONGEST_SHOWN_MS:,.0f}"
+
+
+def _row(x: Latency) -> str:
+    return (f"| {x.case_id} | {x.chip} | {x.model} | {x.scenario} | {x.rate_per_s:,.2f} | "
+            f"{_cell(x.tpot_mean_ms)} | {_cell(x.predicted_tpot_mean_ms)} | "
+            f"{_cell(x.tpot_p99_ms)} | {_cell(x.predicted_tpot_p99_ms)} | "
+            f"{_cell(x.ttft_mean_ms)} | {_cell(x.predicted_ttft_mean_ms)} | "
+            f"{_cell(x.ttft_p99_ms)} | {_cell(x.predicted_ttft_p99_ms)} | {x.status} |")
+
+
+def render(ls: Sequence[Latency]) -> str:
+    """The report: the error of each latency overall, by benchmark, scenario and chip,
+    and every result."""
+    ok = [x for x in ls if x.status == "ok"]
+    over = len(ls) - len(ok)
+    return "\n".join([
+        "# Serving latencies at a published load",
+        "",
+        "Written by `scripts/serving_latency.py`. Every MLPerf Server and Interactive "
+        "result with a published layout whose log gives its mean TTFT and TPOT "
+        "(`../shared/validation/inference_dev.csv`, "
+        "`validation/holdout/inference_holdout.csv`, "
+        "`validation/sweeps/mlperf_inference_v6.csv`), estimated at its own measured "
+        "rate (Poisson arrivals) with its published layout. The serving calibration is "
+        "fitted on throughputs; these latencies never were. Error: 100 (predicted - "
+        "measured) / measured.",
+        "",
+        f"{len(ls)} results; the model keeps up with the measured rate on {len(ok)} "
+        f"and not on {over} (its capacity for the layout is below the rate: no latency).",
+        "",
+        *_summary(ok),
+        "",
+        "## By benchmark, scenario and chip",
+        "",
+        *_by_group(ls),
+        "",
+        "## Every result",
+        "",
+        "| case | chip | benchmark | scenario | requests/s | TPOT mean, measured ms | "
+        "predicted | TPOT p99, measured | predicted | TTFT mean, measured ms | predicted "
+        "| TTFT p99, measured | predicted | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *[_row(x) for x in ls],
+        "",
+    ])
+
+
+def parser() -> ScriptParser:
+    return script_parser(__file__, __doc__, "writes docs/serving-latency.md")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_argv(parser(), argv)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
+    try:
+        text = render(measure(rows()))
+    except SpecError as exc:
+        return bad_input(__file__, exc)
+    REPORT.write_text(text, encoding="utf-8")
+    print(f"wrote {REPORT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
