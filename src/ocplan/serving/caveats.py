@@ -113,7 +113,7 @@ SERVING_CAVEATS: tuple[ServingCaveat, ...] = (
     ServingCaveat(
         "windowed-moe", _windowed_moe, WINDOWED_MOE_ROWS, (-8.0, 22.0),
         "MoE with short sliding-window layers (gpt-oss: 128-token windows with attention "
-        "sinks, 128 small MXFP4 experts): no result the serving calibration was fitted on "
+        "sinks, many small MXFP4 experts): no result the serving calibration was fitted on "
         "serves one. MLPerf Inference v6.0 and v6.1's gpt-oss-120b Offline and Server "
         "results on Blackwell with a published layout scored -6 to +20 % (median +6 %, "
         "20 results), and those without one -12 to +48 %; on an H200 +89 to +115 % (vLLM, "
