@@ -32,8 +32,17 @@ from _cli import ScriptParser, bad_input, parse_argv, script_parser  # scripts/ 
 
 from ocplan.catalog.catalog import load_catalog
 from ocplan.errors import SpecError
-from ocplan.results.serving_validation import prepare_serving_row, published_plan
+from ocplan.plan.calibration import load_calibration
+from ocplan.plan.engine import chip_peaks, system_model
+from ocplan.results.serving_validation import (
+    PreparedServing,
+    prepare_serving_row,
+    published_plan,
+)
+from ocplan.serving.calibration import load_serving_calibration
 from ocplan.serving.estimate import estimate_serving
+from ocplan.serving.plan import ServingPlan
+from ocplan.serving.step import step_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "validation" / "inference_dev.csv"
@@ -68,6 +77,10 @@ class Latency:
     predicted_tpot_p99_ms: float | None
     status: str
     """``ok``, or ``overloaded``: the model serves less than the measured rate."""
+    iteration_ms: float | None = None
+    """The measured iteration, the mean TPOT (one stage, no speculation; else None)."""
+    predicted_iteration_ms: float | None = None
+    """The model's iteration at the measured operating point (:func:`operating_point`)."""
 
 
 def _num(text: str) -> float | None:
@@ -108,17 +121,52 @@ def measure(rows: Iterable[dict[str, str]]) -> list[Latency]:
         def ms(value: float | None, ok: bool = ok) -> float | None:
             return None if not ok or value is None else value / MS
 
+        tpot_ms = float(means.group(2))
+        iteration = _iteration_at(p, plan, rate, tpot_ms * MS)
         out.append(Latency(
             r["case_id"], r["chip"], r["model"], r["scenario"], rate,
-            float(means.group(1)), float(means.group(2)), _num(r["ttft_ms"]),
+            float(means.group(1)), tpot_ms, _num(r["ttft_ms"]),
             _num(r["tpot_ms"]), ms(est.ttft_s), ms(est.tpot_s), ms(est.ttft_stat_s),
-            ms(est.tpot_stat_s), "ok" if ok else "overloaded"))
+            ms(est.tpot_stat_s), "ok" if ok else "overloaded",
+            None if iteration is None else tpot_ms,
+            None if iteration is None else iteration / MS))
     return out
 
 
-#: The four comparisons: label, predicted and measured of a result.
+def operating_point(p: PreparedServing, plan: ServingPlan, rate_per_s: float,
+                    iteration_s: float) -> tuple[float, float, float]:
+    """(prompt tokens, prompts, decoding sequences) of one instance's mean iteration
+    where requests arrive at ``rate_per_s`` over the deployment and an iteration takes
+    ``iteration_s``, by Little's law: a request decodes for ``O`` iterations, so
+    ``lambda O t`` sequences decode at once, and ``lambda t`` prompts of ``I`` tokens
+    (less prefix hits) enter each iteration (``lambda`` per instance)."""
+    wl = p.workload
+    lam = rate_per_s / plan.instances
+    prompts = lam * iteration_s
+    return prompts * wl.prefill_len, prompts, lam * wl.output_len * iteration_s
+
+
+def _iteration_at(p: PreparedServing, plan: ServingPlan, rate_per_s: float,
+                  tpot_s: float) -> float | None:
+    """The model's iteration, s, at the operating point the measured mean TPOT gives
+    (:func:`operating_point`); None for several stages or speculation, whose TPOT is
+    not one iteration."""
+    wl = p.workload
+    if plan.pp != 1 or wl.spec_tokens:
+        return None
+    sm = system_model(p.system)
+    model = step_model(wl, plan, sm, chip_peaks(sm, "bf16"), load_calibration(),
+                       load_serving_calibration())
+    tokens, prompts, seqs = operating_point(p, plan, rate_per_s, tpot_s)
+    it = model.iteration(tokens, max(prompts, 1.0), seqs, seqs * wl.running_context)
+    return float(it.total_s[0])
+
+
+#: The comparisons: label, predicted and measured of a result.
 MEASURES: tuple[tuple[str, Callable[[Latency], float | None],
                       Callable[[Latency], float | None]], ...] = (
+    ("iteration at the measured operating point", lambda x: x.predicted_iteration_ms,
+     lambda x: x.iteration_ms),
     ("TPOT, mean", lambda x: x.predicted_tpot_mean_ms, lambda x: x.tpot_mean_ms),
     ("TPOT, p99", lambda x: x.predicted_tpot_p99_ms, lambda x: x.tpot_p99_ms),
     ("TTFT, mean", lambda x: x.predicted_ttft_mean_ms, lambda x: x.ttft_mean_ms),
@@ -127,11 +175,14 @@ MEASURES: tuple[tuple[str, Callable[[Latency], float | None],
 
 
 def _summary(ls: Sequence[Latency]) -> list[str]:
-    """Per measure: results compared, median |error|, p90 |error|, median signed, %."""
+    """Per measure: results compared, median |error|, p90 |error|, median signed, %
+    (the latencies at the measured rate where the model keeps up with it; the iteration
+    at the measured operating point everywhere)."""
     lines = ["| measure | results | median abs % | p90 abs % | median signed % |",
              "|---|---|---|---|---|"]
     for label, pred, meas in MEASURES:
-        errs = [e for x in ls if (e := _pct(pred(x), meas(x))) is not None]
+        errs = [e for x in ls if (e := _pct(pred(x), meas(x))) is not None
+                and (x.status == "ok" or pred is MEASURES[0][1])]
         if not errs:
             continue
         a = sorted(abs(e) for e in errs)
@@ -146,15 +197,19 @@ def _by_group(ls: Sequence[Latency]) -> list[str]:
     groups: dict[tuple[str, str, str], list[Latency]] = defaultdict(list)
     for x in ls:
         groups[(x.model, x.scenario, x.chip)].append(x)
-    lines = ["| benchmark | scenario | chip | results | overloaded | TPOT mean, median "
-             "signed % | TTFT mean, median signed % |", "|---|---|---|---|---|---|---|"]
+    lines = ["| benchmark | scenario | chip | results | overloaded | iteration at the "
+             "operating point, median signed % | TPOT mean, median signed % | TTFT mean, "
+             "median signed % |", "|---|---|---|---|---|---|---|---|"]
     for (model, scenario, chip), xs in sorted(groups.items()):
+        its = [e for x in xs
+               if (e := _pct(x.predicted_iteration_ms, x.iteration_ms)) is not None]
         tpot = [e for x in xs if (e := _pct(x.predicted_tpot_mean_ms, x.tpot_mean_ms))
                 is not None]
         ttft = [e for x in xs if (e := _pct(x.predicted_ttft_mean_ms, x.ttft_mean_ms))
                 is not None]
         lines.append(f"| {model} | {scenario} | {chip} | {len(xs)} | "
                      f"{sum(x.status == 'overloaded' for x in xs)} | "
+                     + (_signed(statistics.median(its)) if its else "") + " | "
                      + (_signed(statistics.median(tpot)) if tpot else "") + " | "
                      + (_signed(statistics.median(ttft)) if ttft else "") + " |")
     return lines
@@ -207,7 +262,15 @@ def render(ls: Sequence[Latency]) -> str:
         f"{len(ls)} results; the model keeps up with the measured rate on {len(ok)} "
         f"and not on {over} (its capacity for the layout is below the rate: no latency).",
         "",
-        *_summary(ok),
+        *_summary(ls),
+        "",
+        "The first line is the well-conditioned check: the model's iteration at the "
+        "operating point the measured rate and mean TPOT give by Little's law "
+        "(`lambda O t` sequences decoding, `lambda t` prompts entering each iteration of "
+        "`t` = the mean TPOT; one stage, no speculation). The latencies at the measured "
+        "rate are not: MLPerf results run close to their layout's capacity, where the "
+        "batch a rate holds, `lambda O t(B)`, turns a small error of the iteration's "
+        "slope into a large one of the batch and so of the latency.",
         "",
         "## By benchmark, scenario and chip",
         "",

@@ -25,6 +25,8 @@ from ocplan.serving.caveats import (
     LOADED_TPOT_MEDIAN_PCT,
     LOADED_TPOT_RANGE_PCT,
     LOADED_TTFT_MEDIAN_PCT,
+    OPERATING_POINT_ERROR_PCT,
+    OPERATING_POINTS,
 )
 from ocplan.serving.estimate import estimate_serving
 from scriptkit import load_script
@@ -131,8 +133,16 @@ def test_the_latency_caveat_quotes_the_report(measured: list[Any]) -> None:
     assert round(statistics.median(tpot), 1) == LOADED_TPOT_MEDIAN_PCT
     assert round(statistics.median(ttft), 1) == LOADED_TTFT_MEDIAN_PCT
     assert (round(min(tpot), 1), round(max(tpot), 1)) == LOADED_TPOT_RANGE_PCT
-    assert f"{LOADED_RESULTS} MLPerf Server and Interactive" in LATENCY_AT_LOAD
+    assert f"({LOADED_RESULTS} the model keeps up with)" in LATENCY_AT_LOAD
     assert f"TPOT was {-LOADED_TPOT_MEDIAN_PCT:.0f} %" in LATENCY_AT_LOAD
+    its = [abs(100.0 * (x.predicted_iteration_ms / x.iteration_ms - 1.0)) for x in measured
+           if x.iteration_ms is not None]
+    assert len(its) == OPERATING_POINTS
+    assert round(statistics.median(its), 1) == OPERATING_POINT_ERROR_PCT[0]
+    a = sorted(its)
+    assert round(a[round(0.9 * (len(a) - 1))], 1) == OPERATING_POINT_ERROR_PCT[1]
+    assert f"{OPERATING_POINTS} MLPerf Server and Interactive" in LATENCY_AT_LOAD
+    assert f"within {OPERATING_POINT_ERROR_PCT[0]:.0f} % at the median" in LATENCY_AT_LOAD
 
 
 def test_an_estimate_at_a_rate_carries_the_latency_caveat() -> None:
@@ -145,3 +155,26 @@ def test_an_estimate_at_a_rate_carries_the_latency_caveat() -> None:
     offline = runner.invoke(app, args)
     assert offline.exit_code == 0, offline.output
     assert LATENCY_AT_LOAD not in json.loads(offline.output)["caveats"]
+
+
+def test_the_operating_point_follows_littles_law(sl: ModuleType,
+                                                 measured: list[Any]) -> None:
+    """M6060: 258.3 requests/s over 8 instances at a 31.8 ms mean TPOT and 273.8-token
+    answers hold about 281 decoding sequences an instance, and about one prompt (of the
+    mean input) enters each iteration; the model's iteration there is the one the report
+    lists, and a longer iteration holds more sequences."""
+    x = next(x for x in measured if x.case_id == "M6060")
+    with sl.SWEEP.open(newline="", encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["case_id"] == "M6060")
+    p = prepare_serving_row(row, load_catalog())
+    plan = published_plan(p)
+    assert plan is not None
+    tokens, prompts, seqs = sl.operating_point(p, plan, x.rate_per_s, 0.0318)
+    assert seqs == pytest.approx(x.rate_per_s / 8 * p.workload.output_len * 0.0318)
+    assert seqs == pytest.approx(281, abs=1.5)
+    assert prompts == pytest.approx(x.rate_per_s / 8 * 0.0318)
+    assert tokens == pytest.approx(prompts * p.workload.prefill_len)
+    assert x.iteration_ms == x.tpot_mean_ms
+    assert x.predicted_iteration_ms is not None
+    assert 0.5 * x.iteration_ms < x.predicted_iteration_ms < 1.5 * x.iteration_ms
+    assert sl.operating_point(p, plan, x.rate_per_s, 0.05)[2] > seqs
