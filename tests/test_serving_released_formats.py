@@ -153,8 +153,7 @@ SWEEP = Path(__file__).resolve().parents[1] / "validation" / "sweeps" \
 
 
 def _sweep_row(case_id: str) -> dict[str, str]:
-    path = SWEEP
-    with path.open(newline="", encoding="utf-8") as f:
+    with SWEEP.open(newline="", encoding="utf-8") as f:
         return next(r for r in csv.DictReader(f) if r["case_id"] == case_id)
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ocplan.catalog.catalog import Catalog
-from ocplan.catalog.schema import Accelerator
+from ocplan.catalog.schema import Accelerator, ModelArch
 from ocplan.catalog.system import System, system_for_chip
 from ocplan.errors import OcplanError, Problem, SpecError
 from ocplan.plan.calibration import Calibration, in_likely_range
@@ -325,21 +325,16 @@ def _measured_problem(source: str, where: str, row: Mapping[str, str]) -> Proble
     return None
 
 
-def _shape(row: dict[str, str], catalog: Catalog) -> ModelShape:
+def _arch(row: dict[str, str], catalog: Catalog) -> ModelArch | None:
+    """The catalog model a row names (None: a model given by its shape alone)."""
     model_id = (row.get("model_catalog_id") or "").strip()
-    if model_id:
-        return ModelShape.from_arch(catalog.model(model_id, "csv", "model_catalog_id"))
+    return catalog.model(model_id, "csv", "model_catalog_id") if model_id else None
+
+
+def _shape(row: dict[str, str], arch: ModelArch | None) -> ModelShape:
+    if arch is not None:
+        return ModelShape.from_arch(arch)
     return shape_from_row({**row, "mlp": row.get("mlp") or "swiglu"})
-
-
-def _released_weights(row: dict[str, str], catalog: Catalog) -> str | None:
-    """Weight format of the released checkpoint of the row's catalog model (None: a
-    16-bit release, or a model given by its shape alone)."""
-    model_id = (row.get("model_catalog_id") or "").strip()
-    if not model_id:
-        return None
-    released = catalog.model(model_id, "csv", "model_catalog_id").released
-    return None if released is None else released.weights
 
 
 def _formats(row: dict[str, str], acc: Accelerator, released: str | None
@@ -388,11 +383,13 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
     problems = serving_row_problems("csv", (row.get("case_id") or "").strip() or "?", row)
     if problems:
         raise SpecError(problems)
-    shape = _shape(row, catalog)
+    arch = _arch(row, catalog)
+    shape = _shape(row, arch)
     chip = row["chip"].strip()
     acc = catalog.accelerator(chip, "csv", "chip")
     chips = int(row["num_chips"])
-    w, a, kv, notes = _formats(row, acc, _released_weights(row, catalog))
+    released = None if arch is None or arch.released is None else arch.released.weights
+    w, a, kv, notes = _formats(row, acc, released)
     scenario = row["scenario"].strip()
     isl = float(row["input_len_mean"])
     osl = _num(row, "output_len_mean")
