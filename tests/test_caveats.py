@@ -22,6 +22,7 @@ from ocplan.plan.caveats import (
     CAVEATS,
     EP_INLINE_RELEASE_ROWS,
     PORTABLE_LONG_CONTEXT_TOKENS,
+    SHORT_STEP_ROWS,
     SHORTEST_FITTED_STEP_S,
     Caveat,
 )
@@ -109,6 +110,52 @@ def test_shortest_fitted_step_is_the_development_sets() -> None:
              / (int(r["num_chips"]) * float(r["measured_tokens_per_s_per_chip"]))
              for r in _rows(DEV).values()]
     assert round(min(steps), 2) == SHORTEST_FITTED_STEP_S
+
+
+def _measured_step_s(row: dict[str, str]) -> float:
+    return int(row["global_batch"]) * int(row["seq_len"]) / (
+        int(row["num_chips"]) * float(row["measured_tokens_per_s_per_chip"]))
+
+
+def test_short_step_evidence_is_every_published_run_it_covers(
+        rows: dict[str, dict[str, str]],
+        scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
+    """The caveat's evidence is every development and hold-out run it applies to (none
+    picked by hand), and its sentence quotes their count, range and median, and the
+    range of those measured under 0.1 s."""
+    cav = _caveat("short-step")
+    catalog = load_catalog()
+    covered = set()
+    for cid, row in {**_rows(DEV), **_rows(HOLDOUT)}.items():
+        p = prepare_row(row, catalog)
+        est = predict_prepared(p)
+        if est.feasible and _applies(cav, p, est):
+            covered.add(cid)
+    assert covered == set(SHORT_STEP_ROWS)
+    errs = [scored[cid][2] for cid in SHORT_STEP_ROWS]
+    held = sum(cid.startswith("HT") for cid in SHORT_STEP_ROWS)
+    assert len(errs) - held == 1
+    assert f"({len(errs)}, all but one held out)" in cav.text
+    assert f"scored {min(errs):.0f} to {max(errs):+.0f} %, median " \
+           f"{statistics.median(errs):+.0f} %" in cav.text
+    shortest = [scored[cid][2] for cid in SHORT_STEP_ROWS
+                if _measured_step_s(rows[cid]) < 0.1]
+    assert len(shortest) == 4
+    assert f"{min(shortest):+.0f} to {max(shortest):+.0f} %: read" in cav.text
+
+
+def test_blackwell_ultra_quotes_the_mlperf_deepseek_runs(
+        rows: dict[str, dict[str, str]],
+        scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
+    """The hold-out's DeepSeek-V3 runs on GB300 (MLPerf Training v6.0) are the sentence's
+    "24-37 % faster": every one of them is evidence, and their errors span that range."""
+    cav = _caveat("blackwell-ultra")
+    gb300_dsv3 = {cid for cid, r in _rows(HOLDOUT).items()
+                  if r["chip"] == "gb300" and "DeepSeek-V3" in r["model"]}
+    assert len(gb300_dsv3) == 5
+    assert gb300_dsv3 <= set(cav.evidence)
+    errs = [-scored[cid][2] for cid in gb300_dsv3]
+    assert f"{min(errs):.0f}-{max(errs):.0f} % faster" in cav.text
 
 
 def test_blackwell_ultra_bias_holds_in_release_rows_the_fit_did_not_use() -> None:
