@@ -103,7 +103,7 @@ def coverage_line(cases: Sequence[Case] | Sequence[ServingCase], label: str = "T
 
 def readme_table() -> str:
     """The hold-out table of the top-level README, markers excluded: each set, and the
-    training rows in 8- and 16-bit precisions (without the NVFP4 rows)."""
+    training rows in 8- and 16-bit precisions (without the NVFP4 and MXFP4 rows)."""
     t_rows, _, train, serve = _scored()
     fp4 = {r["case_id"] for r in t_rows if r["precision"].strip() == "fp4"}
     before = [c for c in train if c.case_id not in fp4]
@@ -112,7 +112,7 @@ def readme_table() -> str:
         "|---|---|---|---|---|",
         "| training (`ocplan validate validation/holdout/training_holdout.csv`) | "
         f"{_cells(summarize(train))} |",
-        f"| training, the {len(before)} rows in 8 and 16 bits (no NVFP4) | "
+        f"| training, the {len(before)} rows in 8 and 16 bits (no NVFP4 or MXFP4) | "
         f"{_cells(summarize(before))} |",
         "| serving (`ocplan validate validation/holdout/inference_holdout.csv`) | "
         f"{_cells(summarize(serve))} |", "", coverage_line(train), "",
