@@ -24,6 +24,7 @@ from ocplan.plan.caveats import (
     PORTABLE_LONG_CONTEXT_TOKENS,
     SHORT_STEP_ROWS,
     SHORTEST_FITTED_STEP_S,
+    ULTRA_MOE_FP8_ROWS,
     Caveat,
 )
 from ocplan.plan.estimate import Estimate
@@ -157,6 +158,86 @@ def test_blackwell_ultra_quotes_the_mlperf_deepseek_runs(
     assert f"{min(errs):.0f}-{max(errs):.0f} % faster" in cav.text
 
 
+def _covered(cav: Caveat) -> dict[str, tuple[Prepared, Estimate]]:
+    """Every development and hold-out run the caveat ``cav`` applies to."""
+    catalog = load_catalog()
+    out = {}
+    for cid, row in {**_rows(DEV), **_rows(HOLDOUT)}.items():
+        p = prepare_row(row, catalog)
+        est = predict_prepared(p)
+        if est.feasible and _applies(cav, p, est):
+            out[cid] = (p, est)
+    return out
+
+
+def test_blackwell_ultra_evidence_is_every_moe_fp8_run_it_covers(
+        rows: dict[str, dict[str, str]],
+        scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
+    """The caveat's evidence is every development and hold-out run it applies to (MoE in
+    FP8 on B300 or GB300, a step the fitted runs reach), and its sentence quotes their
+    count, how many were fitted, their range and median; the same kind of run on B200 and
+    GB200 scores about 0 % (median within 3 points)."""
+    cav = _caveat("blackwell-ultra")
+    assert set(_covered(cav)) == set(ULTRA_MOE_FP8_ROWS)
+    errs = [scored[cid][2] for cid in ULTRA_MOE_FP8_ROWS]
+    fitted = sum(cid.startswith("R") for cid in ULTRA_MOE_FP8_ROWS)
+    assert f"the {len(errs)} published runs of this kind (MXFP8, {fitted} fitted and " \
+           f"{len(errs) - fitted} held out)" in cav.text
+    assert f"scored {min(errs):.0f} to {max(errs):+.0f} %, median " \
+           f"{statistics.median(errs):+.0f} %" in cav.text
+    catalog = load_catalog()
+    siblings = []
+    for row in {**_rows(DEV), **_rows(HOLDOUT)}.values():
+        if row["chip"] in ("b200", "gb200") and row["precision"] == "fp8" \
+                and row["moe_num_experts"]:
+            est = predict_prepared(prepare_row(row, catalog))
+            if est.feasible and est.step_s >= SHORTEST_FITTED_STEP_S:
+                siblings.append(100.0 * (est.tokens_per_s_per_chip
+                                         / float(row["measured_tokens_per_s_per_chip"]) - 1))
+    assert len(siblings) >= 8
+    assert abs(statistics.median(siblings)) < 3.0, statistics.median(siblings)
+    assert "on B200 and GB200 score about 0 %" in cav.text
+
+
+def test_blackwell_ultra_spares_dense_fp8_and_moe_bf16_runs(
+        rows: dict[str, dict[str, str]]) -> None:
+    """The Ultra parts' dense FP8 runs and MoE BF16 runs (development and hold-out, steps
+    the fitted runs reach) show no gap: their median error is within the usual few per
+    cent, none is 10 % pessimistic or worse, and the caveat covers none of them."""
+    cav = _caveat("blackwell-ultra")
+    catalog = load_catalog()
+    errs = {}
+    for cid, row in {**_rows(DEV), **_rows(HOLDOUT)}.items():
+        moe = bool(row["moe_num_experts"])
+        if row["chip"] in ("b300", "gb300") and (
+                (row["precision"] == "fp8" and not moe) or (row["precision"] == "bf16" and moe)):
+            p = prepare_row(row, catalog)
+            est = predict_prepared(p)
+            if est.feasible and est.step_s >= SHORTEST_FITTED_STEP_S:
+                assert not _applies(cav, p, est), cid
+                errs[cid] = 100.0 * (est.tokens_per_s_per_chip
+                                     / float(row["measured_tokens_per_s_per_chip"]) - 1)
+    assert len(errs) >= 4, errs
+    assert min(errs.values()) > -10.0, errs
+    assert abs(statistics.median(errs.values())) < 5.0, errs
+
+
+def test_blackwell_ultra_fp8_matmul_rate_is_blackwells() -> None:
+    """The sentence's "B300's measured 8-bit matmul rate is B200's": the catalog's
+    measured FP8 matmul ceilings agree within 3 %."""
+    catalog = load_catalog()
+    rate = {}
+    for chip in ("b200", "b300"):
+        compute = catalog.accelerator(chip).compute
+        assert compute is not None
+        assert compute.measured_matmul is not None
+        fp8 = compute.measured_matmul.get("fp8")
+        assert fp8 is not None
+        rate[chip] = fp8
+    assert abs(rate["b300"] / rate["b200"] - 1.0) < 0.03, rate
+    assert "B300's measured 8-bit matmul rate is B200's" in _caveat("blackwell-ultra").text
+
+
 def test_blackwell_ultra_bias_holds_in_release_rows_the_fit_did_not_use() -> None:
     """Release rows of the development set's software era (26.02.01 - 26.04.01): the
     Ultra systems' median error sits at least 5 points below their Blackwell siblings'."""
@@ -202,7 +283,7 @@ def test_fp4_caveat_quotes_its_evidence(
 
 def test_gb300_fp4_rows_carry_no_blackwell_ultra_caveat(
         scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
-    """The Blackwell Ultra gap is an FP8/BF16 finding: the GB300 NVFP4 rows, which the
+    """The Blackwell Ultra gap is an FP8 MoE finding: the GB300 NVFP4 rows, which the
     model predicts within a few percent, carry the NVFP4 caveat alone."""
     ultra, fp4 = _caveat("blackwell-ultra"), _caveat("fp4-training")
     gb300 = [cid for cid in fp4.evidence if ":DGX-GB300:" in cid]
@@ -237,9 +318,13 @@ def test_portable_long_context_caveat_quotes_its_evidence_and_threshold(
         assert cav.text not in est.caveats
 
 
-def _estimate_args(chip: str) -> list[str]:
-    return ["estimate", "--model", "llama3-70b", "--chip", chip, "--chips", "64", "--tp", "4",
-            "--pp", "1", "--micro-batch", "1", "--global-batch", "64"]
+def _estimate_args(chip: str, moe: bool = True) -> list[str]:
+    """An FP8 job on 64 chips of ``chip``: a MoE model (the ``blackwell-ultra`` caveat's
+    kind), or a dense one."""
+    layout = ["--model", "qwen3-30b-a3b", "--ep", "8", "--global-batch", "512"] if moe \
+        else ["--model", "llama3-70b", "--tp", "4", "--global-batch", "64"]
+    return ["estimate", *layout, "--chip", chip, "--chips", "64", "--pp", "1",
+            "--micro-batch", "1", "--precision", "fp8"]
 
 
 def test_estimate_json_and_table_carry_the_caveat() -> None:
@@ -256,6 +341,10 @@ def test_estimate_json_and_table_carry_the_caveat() -> None:
     other = runner.invoke(app, [*_estimate_args("gb200"), "--format", "json"])
     assert other.exit_code == 0, other.output
     assert json.loads(other.output)["caveats"] == []
+    dense = runner.invoke(app, [*_estimate_args("gb300", moe=False), "--format", "json"])
+    assert dense.exit_code == 0, dense.output
+    assert json.loads(dense.output)["feasible"]
+    assert json.loads(dense.output)["caveats"] == []
 
 
 def test_web_estimate_answers_the_caveats_of_a_multislice_tpu_job(
