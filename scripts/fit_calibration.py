@@ -65,6 +65,7 @@ from ocplan.plan.calibration import (
     Calibration,
     CeilingShare,
     FamilyCalibration,
+    VariantCalibration,
     ceiling_shares,
     ceiling_violations,
     held_out_ranges,
@@ -84,6 +85,12 @@ REPORT = ROOT / "docs" / "calibration.md"
 #: Families fitted, with the number of runs of each: the accelerators' ``family`` field
 #: (catalog data) of the chips in the CSV; filled by :func:`main` before fitting.
 FAMILIES: dict[str, int] = {}
+#: Family variants fitted (catalog ``family_variant``), with the number of runs of each;
+#: filled by :func:`main`. Each adds one value, its factor on the family's grouped 8-bit
+#: GEMM efficiency, pulled to 1 (the family's) as the family values are to their priors.
+VARIANTS: dict[str, int] = {}
+#: Bounds of that factor in a fit: half to three times the family's.
+VARIANT_BOUNDS = (0.5, 3.0)
 PRIOR = FamilyCalibration(gemm=0.70, gemm_8bit=0.665, attention=0.50)
 #: ``step_overhead_s``'s prior: a few hundred kernel launches and a handful of host
 #: synchronisations per step (gradient-norm and loss reductions, the optimizer's
@@ -167,6 +174,7 @@ def _pack(cal: Calibration) -> np.ndarray:
         fc = cal.families.get(fam, PRIOR)
         values += [getattr(fc, f) for f in FAMILY_FIELDS]
     values += [getattr(cal, k) / GLOBAL_UNIT[k] for k in PRIOR_GLOBAL]
+    values += [cal.grouped_8bit_factor(v) for v in VARIANTS]
     return np.array(values)
 
 
@@ -177,6 +185,8 @@ def _bounds() -> tuple[np.ndarray, np.ndarray]:
         a, b = GLOBAL_BOUNDS[k]
         lo.append(a / GLOBAL_UNIT[k])
         hi.append(b / GLOBAL_UNIT[k])
+    lo += [VARIANT_BOUNDS[0]] * len(VARIANTS)
+    hi += [VARIANT_BOUNDS[1]] * len(VARIANTS)
     return np.array(lo), np.array(hi)
 
 
@@ -210,13 +220,23 @@ def _unpack(x: np.ndarray) -> Calibration:
         lo, hi = GLOBAL_BOUNDS[k]
         glob[k] = float(np.clip(x[i] * GLOBAL_UNIT[k], lo, hi))
         i += 1
-    return Calibration(families=families, **glob)
+    variants = {}
+    for v in VARIANTS:
+        variants[v] = VariantCalibration(float(np.clip(x[i], *VARIANT_BOUNDS)), VARIANTS[v])
+        i += 1
+    return Calibration(families=families, variants=variants, **glob)
 
 
-def _fill_unseen(x: np.ndarray, seen: set[str | None]) -> np.ndarray:
+def _fill_unseen(x: np.ndarray, seen: set[str | None],
+                 seen_variants: set[str | None] | None = None) -> np.ndarray:
     """Families with no run in the fit take the run-weighted median of the fitted
-    families' values instead of the priors: what the runs say a typical chip reaches."""
+    families' values instead of the priors: what the runs say a typical chip reaches. A
+    variant with no run in the fit (``seen_variants``) takes 1, its family's value."""
     x = x.copy()
+    start = len(x) - len(VARIANTS)
+    for j, v in enumerate(VARIANTS):
+        if seen_variants is not None and v not in seen_variants:
+            x[start + j] = 1.0
     k = len(FAMILY_FIELDS)
     fams = list(FAMILIES)
     fitted = [j for j, f in enumerate(fams) if f in seen]
@@ -386,19 +406,22 @@ def main(argv: list[str]) -> int:
     FAMILIES.clear()
     FAMILIES.update(sorted((f, n) for f, n in families.items() if f is not None))
     measured = np.array([float(r["measured_tokens_per_s_per_chip"]) for r in rows])
-    prior = _pack(_unpack(_pack(Calibration().with_values(**PRIOR_GLOBAL))))
-
     family_of = [catalog.accelerator(r["chip"].strip(), str(csv_path), "chip").family
                  for r in rows]
+    variant_of = [catalog.accelerator(r["chip"].strip(), str(csv_path), "chip").family_variant
+                  for r in rows]
+    VARIANTS.clear()
+    VARIANTS.update(sorted((v, n) for v, n in Counter(variant_of).items() if v is not None))
+    prior = _pack(_unpack(_pack(Calibration().with_values(**PRIOR_GLOBAL))))
     lo, hi = _bounds()
     n_fam = len(FAMILIES) * len(FAMILY_FIELDS)
     row_weight = source_weights(rows, rho)
 
     def fit(indices: list[int], maxfev: int) -> tuple[np.ndarray, Any]:
         """Least squares on log errors (trust region, bounded), with a weak pull to the
-        priors. A run depends only on its family's values and the globals; telling the
-        solver so (``jac_sparsity``) lets one finite-difference pass perturb every
-        family at once."""
+        priors. A run depends only on its family's values, its variant's and the
+        globals; telling the solver so (``jac_sparsity``) lets one finite-difference pass
+        perturb every family at once."""
         weight = math.sqrt(PRIOR_WEIGHT)
         family_weight = math.sqrt(FAMILY_PRIOR_WEIGHT / PRIOR_WEIGHT)
         x0 = np.clip(prior, lo + 1e-9, hi - 1e-9)
@@ -412,6 +435,7 @@ def main(argv: list[str]) -> int:
                 errs.append(row_weight[i] * math.log(pred / measured[i]))
             reg = weight * np.log(np.maximum(x, 1e-9) / np.maximum(prior, 1e-9))
             reg[:n_fam] *= family_weight
+            reg[len(x) - len(VARIANTS):] *= family_weight
             k = len(FAMILY_FIELDS)
             tie = math.sqrt(TIE_WEIGHT) * np.log(
                 np.maximum(x[1:n_fam:k], 1e-9) / (TIE_RATIO * np.maximum(x[0:n_fam:k], 1e-9)))
@@ -420,11 +444,14 @@ def main(argv: list[str]) -> int:
         n_tie = len(FAMILIES)
         sparsity = np.zeros((len(indices) + len(x0) + n_tie, len(x0)), dtype=int)
         fams = list(FAMILIES)
+        variants = list(VARIANTS)
         for r, i in enumerate(indices):
-            sparsity[r, n_fam:] = 1
+            sparsity[r, n_fam:len(x0) - len(variants)] = 1
             if family_of[i] in FAMILIES:
                 j = fams.index(str(family_of[i])) * len(FAMILY_FIELDS)
                 sparsity[r, j:j + len(FAMILY_FIELDS)] = 1
+            if variant_of[i] in VARIANTS:
+                sparsity[r, len(x0) - len(variants) + variants.index(str(variant_of[i]))] = 1
         sparsity[len(indices):len(indices) + len(x0), :] = np.eye(len(x0), dtype=int)
         for f in range(n_tie):
             row = len(indices) + len(x0) + f
@@ -432,7 +459,8 @@ def main(argv: list[str]) -> int:
         res = least_squares(residuals, x0, bounds=(lo, hi), jac_sparsity=sparsity,
                             diff_step=1e-3, max_nfev=maxfev, xtol=1e-6, ftol=1e-8)
         res.fun = float(np.sum(res.fun**2))
-        return _fill_unseen(_pin(res.x), {family_of[i] for i in indices}), res
+        return _fill_unseen(_pin(res.x), {family_of[i] for i in indices},
+                            {variant_of[i] for i in indices}), res
 
     schemes: list[str] = args.schemes
     cv_lines: list[str] = []
@@ -535,6 +563,14 @@ def main(argv: list[str]) -> int:
     lines += ["", "| global | value |", "|---|---|"]
     for name in PRIOR_GLOBAL:
         lines.append(f"| {name} | {getattr(cal, name):.4g} |")
+    if cal.variants:
+        lines += ["", "Family variants (catalog `family_variant`): the factor on the family's "
+                  "grouped (expert) GEMM efficiency with 8-bit inputs, pulled to 1 as the "
+                  "family values are to their priors; a variant whose runs a fold leaves out "
+                  "takes 1 there.", "",
+                  "| variant | runs | grouped 8-bit factor |", "|---|---|---|"]
+        for name, vc in cal.variants.items():
+            lines.append(f"| {name} | {vc.runs} | {vc.grouped_gemm_8bit:.3f} |")
     shares = ceiling_shares(cal, chips)
     if shares:
         lines += ["", "Large-GEMM efficiencies against each chip's measured matmul ceiling "

@@ -355,6 +355,12 @@ class Accelerator(Entry):
     """Calibration family: chips of one micro-architecture share the fitted efficiencies
     (``hopper`` for H100/H200/H800/H20). None, or a family no published run has fitted,
     uses the ``default`` priors, and estimates say so."""
+    family_variant: Id | None = None
+    """A variant of the family whose published runs differ from the family's in one
+    fitted value, the efficiency of grouped (expert) GEMMs with 8-bit inputs
+    (``blackwell-ultra``: B300 and GB300, compute capability 10.3, in ``blackwell``); every
+    other fitted value is the family's. None, or a variant no published run has fitted:
+    the family's values throughout."""
 
     @model_validator(mode="after")
     def _oam_version_only_for_oam(self) -> Accelerator:

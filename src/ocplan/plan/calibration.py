@@ -71,6 +71,7 @@ __all__ = [
     "Calibration",
     "CeilingShare",
     "FamilyCalibration",
+    "VariantCalibration",
     "calibration_note",
     "ceiling_shares",
     "ceiling_violations",
@@ -125,11 +126,35 @@ class FamilyCalibration:
             assert -100.0 < low <= high, f"held-out range {self.held_out_range_pct}"
 
 
+#: Bounds of a variant's factor on its family's grouped 8-bit GEMM efficiency: a fifth to
+#: five times the family's (the fit's own bounds are narrower).
+VARIANT_FACTOR_BOUNDS = (0.2, 5.0)
+
+
+@dataclass(frozen=True)
+class VariantCalibration:
+    """The value a family variant (catalog ``family_variant``) is fitted apart from its
+    family: ``grouped_gemm_8bit``, the factor on the family's grouped (expert) GEMM
+    efficiency with 8-bit inputs (1: the family's)."""
+
+    grouped_gemm_8bit: float = 1.0
+    runs: int = 0
+    """Published runs of the variant's chips the value was fitted on (0: the prior, 1)."""
+
+    def __post_init__(self) -> None:
+        low, high = VARIANT_FACTOR_BOUNDS
+        assert low <= self.grouped_gemm_8bit <= high, \
+            f"variant grouped_gemm_8bit = {self.grouped_gemm_8bit} out of [{low}, {high}]"
+        assert self.runs >= 0
+
+
 @dataclass(frozen=True)
 class Calibration:
     families: dict[str, FamilyCalibration] = field(
         default_factory=lambda: {"default": FamilyCalibration()})
     """Fitted families by name, and ``default`` (the priors)."""
+    variants: dict[str, VariantCalibration] = field(default_factory=dict)
+    """Fitted family variants by name (a variant not here uses its family's values)."""
     tp_overlap: float = 0.3
     ep_overlap: float = 0.3
     dp_overlap: float = 0.8
@@ -149,12 +174,19 @@ class Calibration:
     def for_family(self, family: str | None) -> FamilyCalibration:
         return self.families[self.used_family(family)]
 
+    def grouped_8bit_factor(self, variant: str | None) -> float:
+        """The factor a chip of family variant ``variant`` puts on its family's grouped
+        8-bit GEMM efficiency: the variant's fitted value, else 1."""
+        found = self.variants.get(variant) if variant is not None else None
+        return found.grouped_gemm_8bit if found is not None else 1.0
+
     def with_values(self, **changes: float) -> Calibration:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def to_json(self) -> dict[str, object]:
         return {
             "families": {k: asdict(v) for k, v in sorted(self.families.items())},
+            "variants": {k: asdict(v) for k, v in sorted(self.variants.items())},
             "tp_overlap": self.tp_overlap,
             "ep_overlap": self.ep_overlap,
             "dp_overlap": self.dp_overlap,
@@ -174,8 +206,11 @@ class Calibration:
         families = {k: _family_from_json(v) for k, v in families_raw.items()}
         # (older files have no cv_error_pct or held-out range: the defaults apply)
         assert "default" in families
+        variants_raw = data.get("variants", {})  # (older files have none)
+        assert isinstance(variants_raw, dict)
         return cls(
             families=families,
+            variants={k: VariantCalibration(**v) for k, v in variants_raw.items()},
             tp_overlap=float(data["tp_overlap"]),  # type: ignore[arg-type]
             ep_overlap=float(data["ep_overlap"]),  # type: ignore[arg-type]
             dp_overlap=float(data["dp_overlap"]),  # type: ignore[arg-type]

@@ -110,6 +110,8 @@ class SystemModel:
     family: str | None = None
     """The chip's calibration family (catalog data; None: the default values, the fitted
     families' median)."""
+    family_variant: str | None = None
+    """The chip's family variant (catalog data; None: the family's values throughout)."""
     compute: ChipCompute = GENERIC
     """Tile, concurrent tiles and K0 of the chip's matrix units (cost model)."""
     clock_fraction: float = 1.0
@@ -130,6 +132,7 @@ def _system_model(system: System) -> SystemModel:
     return SystemModel(
         chip=acc.id,
         family=acc.family,
+        family_variant=acc.family_variant,
         peak=peaks,
         hbm_Bps=acc.memory.hbm_bandwidth,
         hbm_bytes=acc.memory.hbm_capacity,
@@ -216,17 +219,22 @@ def chip_peaks(sm: SystemModel, precision: str) -> ChipPeaks:
 def efficiencies(sm: SystemModel, cal: Calibration) -> Efficiencies:
     """The family's fitted efficiencies times the chip's sustained-clock fraction (a
     fitted value is the software efficiency at the clock a dense GEMM holds;
-    compute_units.md §2.1.2), and the calibrated per-kernel cost."""
+    compute_units.md §2.1.2), and the calibrated per-kernel cost. A family variant's
+    factor (:meth:`~ocplan.plan.calibration.Calibration.grouped_8bit_factor`) moves the
+    grouped 8-bit GEMMs alone: the 4-bit ones keep the family's value, which no variant
+    run measured."""
     fam: FamilyCalibration = cal.for_family(sm.family)
     clock = sm.clock_fraction
+    grouped_8bit = min(1.0, fam.gemm_8bit * clock * cal.grouped_gemm_efficiency)
+    factor = cal.grouped_8bit_factor(sm.family_variant)
     return Efficiencies(gemm=min(1.0, fam.gemm * clock),
                         gemm_8bit=min(1.0, fam.gemm_8bit * clock),
                         attention=min(1.0, fam.attention * clock),
                         launch_s=cal.kernel_overhead_s, memory=cal.memory_efficiency,
                         softmax_overlap=cal.softmax_overlap, clock=clock,
                         grouped_gemm=min(1.0, fam.gemm * clock * cal.grouped_gemm_efficiency),
-                        grouped_gemm_8bit=min(1.0, fam.gemm_8bit * clock
-                                              * cal.grouped_gemm_efficiency))
+                        grouped_gemm_8bit=min(1.0, grouped_8bit * factor),
+                        grouped_gemm_4bit=grouped_8bit if factor != 1.0 else 0.0)
 
 
 def _stage_compute(wl: Workload, sm: SystemModel, cal: Calibration,
