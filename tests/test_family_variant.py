@@ -11,9 +11,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from clikit import run_wide
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import system_for_chip
-from ocplan.plan.calibration import Calibration, VariantCalibration, load_calibration
+from ocplan.plan.calibration import (
+    Calibration,
+    VariantCalibration,
+    calibration_note,
+    load_calibration,
+)
 from ocplan.plan.engine import efficiencies, system_model
 from ocplan.plan.estimate import estimate
 from ocplan.plan.plan import Plan
@@ -129,3 +135,33 @@ def test_a_fold_without_the_variants_runs_gives_it_the_familys_value() -> None:
         fc.FAMILIES.update(saved[0])
         fc.VARIANTS.clear()
         fc.VARIANTS.update(saved[1])
+
+
+def test_an_estimate_names_the_variant_it_used() -> None:
+    """An estimate on a variant chip carries the variant's name, factor and runs (JSON
+    too), and its calibration note says what the variant changes; a chip without a
+    fitted variant carries none and its note does not mention one."""
+    catalog = load_catalog()
+    cal = _with_factor(load_calibration(), 1.5)
+    wl = Workload(ModelShape.from_arch(catalog.model("qwen3-30b-a3b")), 4096, 512, "fp8")
+    plan = Plan(tp=1, pp=1, dp=8, ep=8, micro_batch=1)
+    ultra = estimate(wl, plan, system_for_chip(catalog, "b300", 8), cal)
+    assert ultra.calibration_variant == (ULTRA, 1.5, 5)
+    assert json.loads(json.dumps(ultra.as_dict()))["calibration_variant"] == [ULTRA, 1.5, 5]
+    note = calibration_note(ultra.calibration_family, ultra.calibration_runs,
+                            ultra.calibration_cv_error_pct, "blackwell",
+                            ultra.calibration_variant)
+    assert f"its {ULTRA} variant's grouped 8-bit (MoE expert) GEMMs at 1.50x the " \
+           "family's, fitted on 5 run(s)" in note
+    plain = estimate(wl, plan, system_for_chip(catalog, "b200", 8), cal)
+    assert plain.calibration_variant is None
+    assert "variant" not in calibration_note(plain.calibration_family, plain.calibration_runs,
+                                             plain.calibration_cv_error_pct, "blackwell",
+                                             plain.calibration_variant)
+    # the committed calibration fitted the variant: the CLI's table names it
+    committed = estimate(wl, plan, system_for_chip(catalog, "gb300", 8))
+    assert committed.calibration_variant is not None
+    assert committed.calibration_variant[0] == ULTRA
+    table = run_wide("estimate", "--model", "qwen3-30b-a3b", "--chip", "gb300", "--chips",
+                     "8", "--ep", "8", "--global-batch", "512", "--precision", "fp8")
+    assert f"its {ULTRA} variant's grouped 8-bit" in table

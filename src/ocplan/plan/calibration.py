@@ -300,18 +300,23 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
 
 
 def calibration_note(used: str, runs: int, cv_error_pct: float | None = None,
-                     chip_family: str | None = None) -> str:
+                     chip_family: str | None = None,
+                     variant: tuple[str, float, int] | None = None) -> str:
     """What an estimate's GEMM/attention calibration rests on, in words: the family
     ``used`` with its published runs (and held-out error), or, where the chip's family has
     no fitted run (``used`` is ``"default"``), that the values are the fitted families'
-    typical ones and the estimate a physically derived one."""
+    typical ones and the estimate a physically derived one; with the chip's family
+    ``variant`` (name, factor, runs: :attr:`Calibration.variants`), what it changes."""
+    extra = "" if variant is None else (
+        f"; its {variant[0]} variant's grouped 8-bit (MoE expert) GEMMs at "
+        f"{variant[1]:.2f}x the family's, fitted on {variant[2]} run(s)")
     if used != "default":
         held = f"; held-out median error {cv_error_pct:.1f} %" \
             if cv_error_pct is not None else ""
-        return f"{used} (fitted on {runs} published run(s){held})"
+        return f"{used} (fitted on {runs} published run(s){held}{extra})"
     declared = f"family {chip_family}" if chip_family else "this chip's family"
     return (f"typical values of the fitted families ({declared}: no published run of it "
-            "was fitted; a physically derived estimate, treat with care)")
+            f"was fitted; a physically derived estimate, treat with care{extra})")
 
 
 def range_from_own_runs(family: str, runs: int) -> bool:

@@ -171,6 +171,10 @@ class Estimate:
     (:meth:`~ocplan.plan.plan.Plan.stage_split`: the first holds the embedding, the last
     the LM head, the loss and any multi-token prediction modules); None for one stage
     or a split that cannot be."""
+    calibration_variant: tuple[str, float, int] | None = None
+    """(name, factor, runs) of the chip's family variant where the calibration fitted one
+    (:attr:`~ocplan.plan.calibration.Calibration.variants`: the factor on the family's
+    grouped 8-bit GEMM efficiency and the runs it was fitted on); None otherwise."""
 
     @property
     def likely_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
@@ -250,12 +254,15 @@ def estimate(workload: Workload, plan: Plan, system: System,
     budget = power_budget(system)
     power = budget.it_W * plan.chips / system.num_chips
     family = cal.for_family(system.accelerator.family)
+    variant = cal.variants.get(system.accelerator.family_variant or "")
     return Estimate(True, None, plan, plan.chips, f["step_s"],
                     f["tokens_per_s_per_chip"] * plan.chips, f["tokens_per_s_per_chip"],
                     f["mfu"], f["hfu"], time, memory, time.dominant(), power,
                     cal.used_family(system.accelerator.family), family.runs,
                     family.cv_error_pct, caveats_for(workload, plan, system, f["step_s"]),
-                    family.held_out_range_pct, stages)
+                    family.held_out_range_pct, stages,
+                    None if variant is None else (str(system.accelerator.family_variant),
+                                                  variant.grouped_gemm_8bit, variant.runs))
 
 
 #: Results that must be strictly positive for a layout that runs: a step takes time, and

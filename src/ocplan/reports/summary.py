@@ -156,7 +156,8 @@ def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str
              ("bound", result.bound),
              ("calibration", calibration_note(result.calibration_family,
                                               result.calibration_runs,
-                                              result.calibration_cv_error_pct, chip_family)),
+                                              result.calibration_cv_error_pct, chip_family,
+                                              result.calibration_variant)),
              *(("caveat", c) for c in result.caveats)]
     rows += [*_memory_rows(result), (POWER_LABEL, _q(result.power_W, "W"))]
     if "time_to_train_s" in to_train:

@@ -417,7 +417,8 @@ def _calibration(e: Estimate | None, system: System) -> str:
         return calibration_note(cal.used_family(family), fitted.runs, fitted.cv_error_pct,
                                 family)
     return calibration_note(e.calibration_family, e.calibration_runs,
-                            e.calibration_cv_error_pct, system.accelerator.family)
+                            e.calibration_cv_error_pct, system.accelerator.family,
+                            e.calibration_variant)
 
 
 def _racks(system: System, servers: int) -> int | None:
