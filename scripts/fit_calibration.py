@@ -15,8 +15,9 @@ its publication has, :func:`source_weights`) plus a weak
 pull towards physically reasonable priors (so a parameter no case constrains stays at
 its prior; four times stronger for the family values, :data:`FAMILY_PRIOR_WEIGHT`), per
 chip family: ``gemm`` (16-bit), ``gemm_8bit`` and ``attention``
-efficiencies; globally: ``tp_overlap``, ``ep_overlap``, ``dp_overlap`` (and
-``dp_overlap_xla``, the same for the XLA stack), ``dcn_step_s``,
+efficiencies; per family variant (catalog ``family_variant``, :data:`VARIANTS`): a factor
+on the family's grouped 8-bit GEMM efficiency; globally: ``tp_overlap``, ``ep_overlap``,
+``dp_overlap`` (and ``dp_overlap_xla``, the same for the XLA stack), ``dcn_step_s``,
 ``memory_efficiency``, ``grouped_gemm_efficiency`` and ``softmax_overlap``; values the
 measured H200 kernels fix better than the runs (:data:`PINNED`, :data:`PINNED_GLOBAL`:
 Hopper's GEMM efficiencies, ``kernel_overhead_s``) are held. Nothing is
