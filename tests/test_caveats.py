@@ -29,7 +29,13 @@ from ocplan.plan.caveats import (
     Caveat,
 )
 from ocplan.plan.estimate import Estimate
-from ocplan.results.validation import Prepared, predict_prepared, prepare_row, source_group
+from ocplan.results.validation import (
+    MEASURED,
+    Prepared,
+    predict_prepared,
+    prepare_row,
+    source_group,
+)
 from ocplan.web.app import create_app
 from scriptkit import load_script
 
@@ -64,8 +70,7 @@ def scored(rows: dict[str, dict[str, str]]) -> dict[str, tuple[Prepared, Estimat
     for cid in sorted(wanted):
         p = prepare_row(rows[cid], catalog)
         est = predict_prepared(p)
-        measured = float(rows[cid]["measured_tokens_per_s_per_chip"])
-        out[cid] = (p, est, 100.0 * (est.tokens_per_s_per_chip / measured - 1.0))
+        out[cid] = (p, est, _error_pct(est, rows[cid]))
     return out
 
 
@@ -107,6 +112,27 @@ def test_caveat_spares_its_control(
     assert caveat.text not in est.caveats
 
 
+@pytest.fixture(scope="module")
+def every_run() -> dict[str, tuple[Prepared, Estimate]]:
+    """Every development and hold-out run, predicted once: what the caveats may cover."""
+    catalog = load_catalog()
+    out = {}
+    for cid, row in {**_rows(DEV), **_rows(HOLDOUT)}.items():
+        p = prepare_row(row, catalog)
+        out[cid] = (p, predict_prepared(p))
+    return out
+
+
+def _covered(cav: Caveat, runs: dict[str, tuple[Prepared, Estimate]]) -> set[str]:
+    """The runs of ``runs`` the caveat ``cav`` applies to."""
+    return {cid for cid, (p, est) in runs.items() if est.feasible and _applies(cav, p, est)}
+
+
+def _error_pct(est: Estimate, row: dict[str, str]) -> float:
+    """The estimate's error against the row's measured rate, %."""
+    return 100.0 * (est.tokens_per_s_per_chip / float(row[MEASURED]) - 1.0)
+
+
 def _measured_step_s(row: dict[str, str]) -> float:
     return int(row["global_batch"]) * int(row["seq_len"]) / (
         int(row["num_chips"]) * float(row["measured_tokens_per_s_per_chip"]))
@@ -118,20 +144,13 @@ def test_shortest_fitted_step_is_the_development_sets() -> None:
 
 
 def test_short_step_evidence_is_every_published_run_it_covers(
-        rows: dict[str, dict[str, str]],
+        rows: dict[str, dict[str, str]], every_run: dict[str, tuple[Prepared, Estimate]],
         scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
     """The caveat's evidence is every development and hold-out run it applies to (none
     picked by hand), and its sentence quotes their count, range and median, and the
     range of those measured under 0.1 s."""
     cav = _caveat("short-step")
-    catalog = load_catalog()
-    covered = set()
-    for cid, row in {**_rows(DEV), **_rows(HOLDOUT)}.items():
-        p = prepare_row(row, catalog)
-        est = predict_prepared(p)
-        if est.feasible and _applies(cav, p, est):
-            covered.add(cid)
-    assert covered == set(SHORT_STEP_ROWS)
+    assert _covered(cav, every_run) == set(SHORT_STEP_ROWS)
     errs = [scored[cid][2] for cid in SHORT_STEP_ROWS]
     held = sum(cid.startswith("HT") for cid in SHORT_STEP_ROWS)
     assert len(errs) - held == 1
@@ -159,20 +178,8 @@ def test_blackwell_ultra_quotes_the_mlperf_deepseek_runs(
     assert f"{min(errs):.0f}-{max(errs):.0f} % faster" in cav.text
 
 
-def _covered(cav: Caveat) -> dict[str, tuple[Prepared, Estimate]]:
-    """Every development and hold-out run the caveat ``cav`` applies to."""
-    catalog = load_catalog()
-    out = {}
-    for cid, row in {**_rows(DEV), **_rows(HOLDOUT)}.items():
-        p = prepare_row(row, catalog)
-        est = predict_prepared(p)
-        if est.feasible and _applies(cav, p, est):
-            out[cid] = (p, est)
-    return out
-
-
 def test_blackwell_ultra_evidence_is_every_moe_fp8_run_it_covers(
-        rows: dict[str, dict[str, str]],
+        every_run: dict[str, tuple[Prepared, Estimate]],
         scored: dict[str, tuple[Prepared, Estimate, float]]) -> None:
     """The caveat's evidence is every development and hold-out run it applies to (MoE in
     FP8 on B300 or GB300, a step the fitted runs reach), and its sentence quotes their
@@ -180,7 +187,7 @@ def test_blackwell_ultra_evidence_is_every_moe_fp8_run_it_covers(
     factor with the runs it was fitted on: every development run of B300 and GB300, all
     of one publication."""
     cav = _caveat("blackwell-ultra")
-    assert set(_covered(cav)) == set(ULTRA_MOE_FP8_ROWS)
+    assert _covered(cav, every_run) == set(ULTRA_MOE_FP8_ROWS)
     errs = [scored[cid][2] for cid in ULTRA_MOE_FP8_ROWS]
     fitted = sum(cid.startswith("R") for cid in ULTRA_MOE_FP8_ROWS)
     assert f"The {len(errs)} published runs of this kind (MXFP8, {fitted} fitted " \
@@ -196,23 +203,21 @@ def test_blackwell_ultra_evidence_is_every_moe_fp8_run_it_covers(
 
 
 def test_blackwell_ultra_spares_dense_fp8_and_moe_bf16_runs(
-        rows: dict[str, dict[str, str]]) -> None:
+        rows: dict[str, dict[str, str]],
+        every_run: dict[str, tuple[Prepared, Estimate]]) -> None:
     """The Ultra parts' dense FP8 runs and MoE BF16 runs (development and hold-out, steps
     the fitted runs reach) show no gap: their median error is within the usual few per
     cent, none is 10 % pessimistic or worse, and the caveat covers none of them."""
     cav = _caveat("blackwell-ultra")
-    catalog = load_catalog()
     errs = {}
-    for cid, row in {**_rows(DEV), **_rows(HOLDOUT)}.items():
+    for cid, (p, est) in every_run.items():
+        row = rows[cid]
         moe = bool(row["moe_num_experts"])
-        if row["chip"] in ("b300", "gb300") and (
-                (row["precision"] == "fp8" and not moe) or (row["precision"] == "bf16" and moe)):
-            p = prepare_row(row, catalog)
-            est = predict_prepared(p)
-            if est.feasible and est.step_s >= SHORTEST_FITTED_STEP_S:
-                assert not _applies(cav, p, est), cid
-                errs[cid] = 100.0 * (est.tokens_per_s_per_chip
-                                     / float(row["measured_tokens_per_s_per_chip"]) - 1)
+        kind = (row["precision"] == "fp8" and not moe) or (row["precision"] == "bf16" and moe)
+        if row["chip"] in ("b300", "gb300") and kind and est.feasible \
+                and est.step_s >= SHORTEST_FITTED_STEP_S:
+            assert not _applies(cav, p, est), cid
+            errs[cid] = _error_pct(est, row)
     assert len(errs) >= 4, errs
     assert min(errs.values()) > -10.0, errs
     assert abs(statistics.median(errs.values())) < 5.0, errs
@@ -241,23 +246,23 @@ def test_blackwell_ultra_variant_holds_in_release_rows_the_fit_did_not_use() -> 
     5 % of zero and their median absolute error at most half."""
     rs = load_script("release_spread")
     dev = list(_rows(DEV).values())
-    fitted = {rs.release_id(q.row) for q in rs.predict_releases(rs.read_releases(), dev)
+    releases = rs.read_releases()
+    fitted = {rs.release_id(q.row) for q in rs.predict_releases(releases, dev)
               if q.in_dev is not None}
     catalog = load_catalog()
     cal = load_calibration()
     family_only = replace(cal, variants={})
     with_variant, without = [], []
-    for cid, row in rs.release_rows(rs.read_releases(), dev).items():
+    for cid, row in rs.release_rows(releases, dev).items():
         if cid in fitted or row["chip"] not in ("b300", "gb300") \
                 or not row["moe_num_experts"] or row["precision"] != "fp8":
             continue
         p = prepare_row(row, catalog)
-        measured = float(row["measured_tokens_per_s_per_chip"])
         a, b = predict_prepared(p, cal), predict_prepared(p, family_only)
         assert a.feasible, cid
         assert b.feasible, cid
-        with_variant.append(100.0 * (a.tokens_per_s_per_chip / measured - 1.0))
-        without.append(100.0 * (b.tokens_per_s_per_chip / measured - 1.0))
+        with_variant.append(_error_pct(a, row))
+        without.append(_error_pct(b, row))
     assert len(with_variant) >= 20
     assert statistics.median(without) < -10.0
     assert abs(statistics.median(with_variant)) < 5.0
@@ -463,8 +468,7 @@ def test_ep_caveat_quotes_its_evidence(
         assert 0.5 <= 1.0 / (1.0 + err / 100.0) <= 0.6
         plain = predict_prepared(replace(p, plan=replace(p.plan, ep_overlap=False,
                                                          ep_dedup=False)))
-        measured = float(rows[cid]["measured_tokens_per_s_per_chip"])
-        off.append(100.0 * (plain.tokens_per_s_per_chip / measured - 1.0))
+        off.append(_error_pct(plain, rows[cid]))
         assert cav.text not in plain.caveats
     assert f"{off[0]:+.0f} % and {off[1]:+.0f} % with ep_overlap and ep_dedup off" in cav.text
     assert abs(scored[CONTROLS[cav.name]][2]) < 20.0

@@ -234,7 +234,7 @@ def efficiencies(sm: SystemModel, cal: Calibration) -> Efficiencies:
                         softmax_overlap=cal.softmax_overlap, clock=clock,
                         grouped_gemm=min(1.0, fam.gemm * clock * cal.grouped_gemm_efficiency),
                         grouped_gemm_8bit=min(1.0, grouped_8bit * factor),
-                        grouped_gemm_4bit=grouped_8bit if factor != 1.0 else 0.0)
+                        grouped_gemm_4bit=grouped_8bit)
 
 
 def _stage_compute(wl: Workload, sm: SystemModel, cal: Calibration,
