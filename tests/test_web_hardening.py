@@ -95,10 +95,14 @@ def pid_task(body: object, catalog_dirs: tuple[str, ...]) -> workers.Answer:
 
 
 def alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie waiting to be reaped does not)."""
+    """Whether process ``pid`` runs (a zombie waiting to be reaped does not).
+
+    A process that ends between the open and the read of its status file makes the
+    read fail with ESRCH (ProcessLookupError) rather than ENOENT; both mean gone.
+    """
     try:
         status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
     return re.search(r"^State:\s+Z", status, re.MULTILINE) is None
 
