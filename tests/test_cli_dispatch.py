@@ -99,7 +99,7 @@ def test_tables_written_to_a_pipe_are_wide_enough_for_whole_ids() -> None:
     import sys
 
     from ocplan.catalog.catalog import load_catalog
-    from ocplan.cli.main import PIPE_WIDTH
+    from ocplan.cli.render import PIPE_WIDTH
 
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     done = subprocess.run([sys.executable, "-m", "ocplan.cli.main", "catalog", "list",
@@ -123,3 +123,4 @@ def test_start_up_raises_the_collector_thresholds_and_they_can_be_restored() -> 
         assert gc.get_threshold() == cli_package.INTERPRETER_THRESHOLDS
     finally:
         gc.set_threshold(*saved)
+

@@ -79,7 +79,8 @@ from ocplan import api, jsonio
 from ocplan.catalog.catalog import BUILTIN_DIR, load_catalog
 from ocplan.catalog.loader import validate_as
 from ocplan.catalog.schema import KINDS
-from ocplan.cli.main import format_is_json, main
+from ocplan.cli.app import format_is_json
+from ocplan.cli.main import main
 from ocplan.errors import SpecError
 from ocplan.sweep.spec import expand_sweep, load_sweep
 from ocplan.workloads.workload import PRECISIONS as TRAINING_PRECISIONS

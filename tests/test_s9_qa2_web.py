@@ -129,7 +129,7 @@ def test_serve_runs_the_app_in_the_currency_given(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(web_app, "create_app", app_of)
     # a served process restores the collector's thresholds: not this test process's
-    monkeypatch.setattr("ocplan.cli.main.restore_collector", lambda: None)
+    monkeypatch.setattr("ocplan.cli.reporting.restore_collector", lambda: None)
     monkeypatch.setattr(uvicorn, "run", lambda app, **_: given.setdefault("ran", app))
     assert main([*argv, "serve"]) == 0
     assert given["ran"] == "app"

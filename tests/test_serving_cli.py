@@ -275,7 +275,7 @@ def test_serve_prints_its_url(tmp_path: Path) -> None:
 
     import httpx
 
-    from ocplan.cli.main import serve_url
+    from ocplan.cli.reporting import serve_url
 
     assert serve_url("::1", 9000) == "http://[::1]:9000/"
     assert serve_url("0.0.0.0", 8080) == "http://127.0.0.1:8080/"

@@ -1,4 +1,12 @@
-"""ocplan.cli: the ``ocplan`` command (:mod:`ocplan.cli.main`).
+"""ocplan.cli: the ``ocplan`` command (:mod:`ocplan.cli.main`, which registers each
+command from the module of its family: :mod:`~ocplan.cli.hardware` (catalog, check,
+topology), :mod:`~ocplan.cli.training` (estimate, search, compare),
+:mod:`~ocplan.cli.serving` (infer), :mod:`~ocplan.cli.matching`,
+:mod:`~ocplan.cli.validating`, :mod:`~ocplan.cli.sweeping` and
+:mod:`~ocplan.cli.reporting` (serve, report); what they share sits below them:
+:mod:`~ocplan.cli.app` (the application, help and bad input), :mod:`~ocplan.cli.options`,
+:mod:`~ocplan.cli.layout_options`, :mod:`~ocplan.cli.pages` (files written),
+:mod:`~ocplan.cli.render` (consoles and tables) and :mod:`~ocplan.cli.state`).
 
 Importing the package tunes the cycle collector for a command-line process, before the
 command's modules load: starting a command builds a few hundred thousand long-lived

@@ -35,20 +35,10 @@ import typer
 
 from ocplan.errors import Problem
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.plan.plan import (
-    PIN_HELP,
-    REQUEST_LAYOUT,
-    SEARCH_FIXED_LAYOUT,
-    SEARCH_PINNABLE_LAYOUT,
-)
+from ocplan.plan.plan import PIN_HELP, REQUEST_LAYOUT, SEARCH_FIXED_LAYOUT, SEARCH_PINNABLE_LAYOUT
 from ocplan.serving.plan import SERVING_REQUEST_LAYOUT
 from ocplan.units import UnitError, dimension_of, parse_quantity
-from ocplan.workloads.options import (
-    OptionField,
-    OptionValue,
-    option_fields,
-    serving_option_fields,
-)
+from ocplan.workloads.options import OptionField, OptionValue, option_fields, serving_option_fields
 
 __all__ = [
     "JOB_PARAMETER",
