@@ -124,3 +124,21 @@ def test_start_up_raises_the_collector_thresholds_and_they_can_be_restored() -> 
     finally:
         gc.set_threshold(*saved)
 
+
+def test_each_run_in_process_measures_its_own_width(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich fixes a console's width when the console is made: a second command run in the
+    same process, in another environment, prints at its own width, not the first one's."""
+    from ocplan.cli.render import PIPE_WIDTH
+
+    def widest(columns: str | None) -> int:
+        if columns is None:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        else:
+            monkeypatch.setenv("COLUMNS", columns)
+        assert cli.main(["catalog", "list", "--kind", "accelerator"]) == 0
+        return max(len(line) for line in capsys.readouterr().out.splitlines())
+
+    assert widest("60") <= 60
+    assert 80 < widest(None) <= PIPE_WIDTH  # captured stdout is not a terminal
+    assert widest("70") <= 70

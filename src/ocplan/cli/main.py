@@ -35,7 +35,7 @@ from ocplan.cli.app import (
     print_json,
     problem_json,
 )
-from ocplan.cli.render import err, printable
+from ocplan.cli.render import err, printable, reset_consoles
 from ocplan.cli.state import state
 from ocplan.errors import Problem
 
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> int:
+    reset_consoles()
     state.json_errors = asks_json(args)
     try:
         code = _app_for(args)(args=args, prog_name="ocplan", standalone_mode=False)

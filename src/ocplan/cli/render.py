@@ -66,12 +66,20 @@ class _LazyConsole:
         self._options: dict[str, Any] = dict(options)
         self._console: rich_console.Console | None = None
 
+    def reset(self) -> None:
+        """Forget the console made, so that the next use measures its stream and
+        ``COLUMNS`` again: rich fixes a console's width when it is made, and one process
+        may run several commands in different environments (``main(argv)`` called by a
+        program, or by tests one after another)."""
+        self._console = None
+
     def __getattr__(self, name: str) -> Any:
         if self._console is None:
-            stream = sys.stderr if self._options.get("stderr") else sys.stdout
+            options = dict(self._options)
+            stream = sys.stderr if options.get("stderr") else sys.stdout
             if not stream.isatty() and not os.environ.get("COLUMNS"):
-                self._options["width"] = PIPE_WIDTH
-            self._console = rich_console.Console(**self._options)
+                options["width"] = PIPE_WIDTH
+            self._console = rich_console.Console(**options)
             self._console.on_broken_pipe = reader_gone  # type: ignore[method-assign]
         return getattr(self._console, name)
 
@@ -80,6 +88,13 @@ out = cast("rich_console.Console",
            _LazyConsole(soft_wrap=True, markup=False, emoji=False, highlight=False))
 err = cast("rich_console.Console", _LazyConsole(stderr=True, soft_wrap=True, markup=False,
                                                 emoji=False, highlight=False))
+
+
+def reset_consoles() -> None:
+    """Make :data:`out` and :data:`err` anew on their next use (:meth:`_LazyConsole.reset`),
+    at the start of each command run."""
+    for console in (out, err):
+        cast(_LazyConsole, console).reset()
 
 
 def printable(value: object) -> str:
