@@ -41,7 +41,7 @@ from ocplan.results.serving_validation import (
     read_serving_cases,
 )
 from ocplan.serving.calibration import load_serving_calibration
-from ocplan.serving.estimate import estimate_serving
+from ocplan.serving.estimate import estimate_serving, with_latency_range
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.step import step_model
 
@@ -82,6 +82,25 @@ class Latency:
     """The measured iteration, the mean TPOT (one stage, no speculation; else None)."""
     predicted_iteration_ms: float | None = None
     """The model's iteration at the measured operating point (:func:`operating_point`)."""
+    likely_ttft_mean_ms: tuple[float | None, float | None] | None = None
+    """The estimate's likely mean TTFT at the rate (:mod:`ocplan.serving.latency_range`:
+    the iteration at the fast and the slow end of the family's held-out range; None at
+    an end the rate overloads); None without a range."""
+    likely_tpot_mean_ms: tuple[float | None, float | None] | None = None
+    """As :attr:`likely_ttft_mean_ms`, of the mean TPOT."""
+
+    def within_likely(self, which: str) -> bool | None:
+        """Whether the logged mean (``which``: ``ttft`` or ``tpot``) lies in the
+        estimate's likely range: at or above its fast end, and at or below its slow end
+        unless the slow end overloads (unbounded); outside where even the fast end
+        overloads (the layout served a rate the range says it cannot). None without a
+        range."""
+        span = getattr(self, f"likely_{which}_mean_ms")
+        if span is None:
+            return None
+        low, high = span
+        value = getattr(self, f"{which}_mean_ms")
+        return low is not None and low <= value and (high is None or value <= high)
 
 
 def _num(text: str) -> float | None:
@@ -112,8 +131,8 @@ def measure(rows: Iterable[dict[str, str]]) -> list[Latency]:
         assert means is not None, r["case_id"]
         rate = float(r["measured_output_tokens_per_s_per_chip"]) * p.chips \
             / p.workload.output_len
-        est = estimate_serving(replace(p.workload, load="poisson", rate_per_s=rate), plan,
-                               p.system)
+        loaded = replace(p.workload, load="poisson", rate_per_s=rate)
+        est = with_latency_range(estimate_serving(loaded, plan, p.system), loaded, p.system)
         ok = est.feasible and est.bound != "queueing"
 
         def ms(value: float | None, ok: bool = ok) -> float | None:
@@ -121,13 +140,20 @@ def measure(rows: Iterable[dict[str, str]]) -> list[Latency]:
 
         tpot_ms = float(means.group(2))
         iteration = _iteration_at(p, plan, rate, tpot_ms * MS)
+        span = est.latency_range
+
+        def ends(pair: tuple[float | None, float | None]) -> tuple[float | None, float | None]:
+            return ms(pair[0], True), ms(pair[1], True)
+
         out.append(Latency(
             r["case_id"], r["chip"], r["model"], r["scenario"], rate,
             float(means.group(1)), tpot_ms, _num(r["ttft_ms"]),
             _num(r["tpot_ms"]), ms(est.ttft_s), ms(est.tpot_s), ms(est.ttft_stat_s),
             ms(est.tpot_stat_s), "ok" if ok else "overloaded",
             None if iteration is None else tpot_ms,
-            None if iteration is None else iteration / MS))
+            None if iteration is None else iteration / MS,
+            None if span is None else ends(span.ttft_s),
+            None if span is None else ends(span.tpot_s)))
     return out
 
 
@@ -240,9 +266,43 @@ def _cell(value: float | None) -> str:
     return f"{value:,.1f}" if value < LONGEST_SHOWN_MS else f"> {LONGEST_SHOWN_MS:,.0f}"
 
 
+def _span(span: tuple[float | None, float | None] | None) -> str:
+    """A likely range's two ends, ms; "overloaded" at an end the rate overloads."""
+    if span is None:
+        return ""
+    return " to ".join("overloaded" if v is None else _cell(v) for v in span)
+
+
+def likely_counts(ls: Sequence[Latency], which: str) -> tuple[int, int, int, int, int]:
+    """Of the results with a likely range for ``which`` (``ttft`` or ``tpot``): those
+    whose logged mean it holds, those below its fast end, above its slow end, those
+    whose fast end already overloads, and those whose slow end does (unbounded above)."""
+    spans = [(getattr(x, f"{which}_mean_ms"), getattr(x, f"likely_{which}_mean_ms"), x)
+             for x in ls]
+    spans = [(v, s, x) for v, s, x in spans if s is not None]
+    return (sum(bool(x.within_likely(which)) for _, _, x in spans),
+            sum(s[0] is not None and v < s[0] for v, s, _ in spans),
+            sum(s[1] is not None and v > s[1] for v, s, _ in spans),
+            sum(s[0] is None for _, s, _ in spans),
+            sum(s[1] is None for _, s, _ in spans))
+
+
+def _likely_lines(ls: Sequence[Latency]) -> list[str]:
+    """How often the estimate's likely latency range at the rate held the logged mean."""
+    judged = sum(x.likely_tpot_mean_ms is not None for x in ls)
+    lines = ["| mean | results | held | below the fast end | above the slow end | fast end "
+             "overloaded | slow end overloaded |", "|---|---|---|---|---|---|---|"]
+    for which, label in (("tpot", "TPOT"), ("ttft", "TTFT")):
+        held, below, above, fast_over, slow_over = likely_counts(ls, which)
+        lines.append(f"| {label} | {judged} | {held} | {below} | {above} | {fast_over} | "
+                     f"{slow_over} |")
+    return lines
+
+
 def _row(x: Latency) -> str:
     return (f"| {x.case_id} | {x.chip} | {x.model} | {x.scenario} | {x.rate_per_s:,.2f} | "
             f"{_cell(x.tpot_mean_ms)} | {_cell(x.predicted_tpot_mean_ms)} | "
+            f"{_span(x.likely_tpot_mean_ms)} | "
             f"{_cell(x.tpot_p99_ms)} | {_cell(x.predicted_tpot_p99_ms)} | "
             f"{_cell(x.ttft_mean_ms)} | {_cell(x.predicted_ttft_mean_ms)} | "
             f"{_cell(x.ttft_p99_ms)} | {_cell(x.predicted_ttft_p99_ms)} | {x.status} |")
@@ -278,6 +338,18 @@ def render(ls: Sequence[Latency]) -> str:
         "batch a rate holds, `lambda O t(B)`, turns a small error of the iteration's "
         "slope into a large one of the batch and so of the latency.",
         "",
+        "## The likely range at the rate",
+        "",
+        "What an estimate at a Poisson rate shows beside its latencies "
+        "(`ocplan.serving.latency_range`): the operating point solved again with every "
+        "iteration term at either end of the chip family's held-out throughput error "
+        "range (where 80 % of its published serving results fell, each predicted by a fit "
+        "without its source group). An end where the rate reaches the layout's capacity "
+        "is overloaded: past a slow end so, the range is unbounded above; a result whose "
+        "fast end already overloads is outside it (it was served).",
+        "",
+        *_likely_lines(ls),
+        "",
         "## By benchmark, scenario and chip",
         "",
         *_by_group(ls),
@@ -285,9 +357,9 @@ def render(ls: Sequence[Latency]) -> str:
         "## Every result",
         "",
         "| case | chip | benchmark | scenario | requests/s | TPOT mean, measured ms | "
-        "predicted | TPOT p99, measured | predicted | TTFT mean, measured ms | predicted "
-        "| TTFT p99, measured | predicted | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "predicted | likely | TPOT p99, measured | predicted | TTFT mean, measured ms | "
+        "predicted | TTFT p99, measured | predicted | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row(x) for x in ls],
         "",
     ])

@@ -21,6 +21,7 @@ from ocplan.cli.main import app
 from ocplan.results.serving_validation import prepare_serving_row, published_plan
 from ocplan.serving.caveats import (
     LATENCY_AT_LOAD,
+    LIKELY_RANGE_HELD,
     LOADED_RESULTS,
     LOADED_TPOT_MEDIAN_PCT,
     LOADED_TPOT_RANGE_PCT,
@@ -143,6 +144,16 @@ def test_the_latency_caveat_quotes_the_report(measured: list[Any]) -> None:
     assert round(a[round(0.9 * (len(a) - 1))], 1) == OPERATING_POINT_ERROR_PCT[1]
     assert f"{OPERATING_POINTS} MLPerf Server and Interactive" in LATENCY_AT_LOAD
     assert f"within {OPERATING_POINT_ERROR_PCT[0]:.0f} % at the median" in LATENCY_AT_LOAD
+    held = tuple(sum(bool(x.within_likely(w)) for x in measured) for w in ("tpot", "ttft"))
+    assert held == LIKELY_RANGE_HELD
+    assert all(x.likely_tpot_mean_ms is not None for x in measured)
+    assert (f"held {held[0]} of those {OPERATING_POINTS} logged mean TPOTs and {held[1]} of "
+            "their mean TTFTs") in LATENCY_AT_LOAD
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert (f"That range held {held[0]} of the {OPERATING_POINTS} logged mean TPOTs and "
+            f"{held[1]} of their mean TTFTs.") in readme
+    guide = " ".join((ROOT / "docs" / "serving.md").read_text(encoding="utf-8").split())
+    assert f"it held {held[0]} logged mean TPOTs and {held[1]} mean TTFTs" in guide
 
 
 def test_an_estimate_at_a_rate_carries_the_latency_caveat() -> None:

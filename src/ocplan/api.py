@@ -673,7 +673,7 @@ def serving_workload(catalog: Catalog, req: InferJob, source: str = "request"
 def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
               source: str = "request") -> tuple[ServingEstimate, System, ServingWorkload]:
     """Estimate serving with the request's layout (``dp`` from the chips)."""
-    from ocplan.serving.estimate import estimate_serving
+    from ocplan.serving.estimate import estimate_serving, with_latency_range
     from ocplan.serving.estimate import infeasible_estimate as infeasible_serving
 
     system, workload, chips = resolve_job(catalog, req, system_file, source,
@@ -697,7 +697,8 @@ def run_infer(catalog: Catalog, req: InferJob, system_file: Path | None = None,
     if refused is not None:
         return replace(infeasible_serving(plan, refused), formats=workload.formats), system, \
             workload
-    return estimate_serving(workload, plan, system), system, workload
+    return with_latency_range(estimate_serving(workload, plan, system), workload, system), \
+        system, workload
 
 
 @dataclass(frozen=True)

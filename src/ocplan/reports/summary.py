@@ -20,7 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ocplan import api
-from ocplan.plan.calibration import calibration_note, format_likely, likely_range_note
+from ocplan.plan.calibration import (
+    RANGE_SHARE_PCT,
+    calibration_note,
+    format_likely,
+    likely_range_note,
+)
 from ocplan.plan.estimate import MEMORY_PART_LABELS, TIME_TERM_LABELS, Estimate
 from ocplan.plan.layout import LABEL_SEPARATOR
 from ocplan.units import (
@@ -36,6 +41,7 @@ if TYPE_CHECKING:  # loaded only where such a result is shown
     from ocplan.results.cluster import ClusterOutlook
     from ocplan.serving.dynamics import LatencyStats, RunSummary
     from ocplan.serving.estimate import ServingEstimate
+    from ocplan.serving.latency_range import LatencyRange
     from ocplan.workloads.serving import ServingFormats
 
 __all__ = [
@@ -93,6 +99,29 @@ def _latency(value: float | None) -> str:
     """A latency as a person reads it: ms and s, and minutes or hours for the waits of
     a batch run in waves ("49.8 min", not "2.99 ks")."""
     return "-" if value is None else format_duration(value)
+
+
+def _latency_span(low: float | None, high: float | None) -> str:
+    """A latency range's two ends; an end where the rate overloads the layout reads
+    "unbounded"."""
+    def end(value: float | None) -> str:
+        return "unbounded (overloaded)" if value is None else _latency(value)
+
+    return f"{end(low)} to {end(high)}"
+
+
+def _latency_range_rows(lr: LatencyRange, family: str, rows: int) -> list[Row]:
+    """The latencies at the rate with the iteration at either end of the family's
+    held-out range (:mod:`ocplan.serving.latency_range`): means, and the SLO statistic."""
+    basis = (f"iterations {lr.time_scales[0]:.2f}x to {lr.time_scales[1]:.2f}x the "
+             f"model's, as {RANGE_SHARE_PCT:g} % of the {family} family's {rows} serving "
+             "results fell held out")
+    out = [("likely TTFT / TPOT at this rate, mean",
+            f"{_latency_span(*lr.ttft_s)} / {_latency_span(*lr.tpot_s)} ({basis})")]
+    if lr.latency_stat is not None:
+        out.append((f"likely TTFT / TPOT at this rate, {lr.latency_stat}",
+                    f"{_latency_span(*lr.ttft_stat_s)} / {_latency_span(*lr.tpot_stat_s)}"))
+    return out
 
 
 def _memory_rows(result: Estimate) -> list[Row]:
@@ -271,6 +300,9 @@ def serving_rows(result: ServingEstimate, cost_per_mtok: float | None, currency:
     if result.latency_stat is not None:
         rows.append((f"TTFT / TPOT, {result.latency_stat}",
                      f"{_latency(result.ttft_stat_s)} / {_latency(result.tpot_stat_s)}"))
+    if result.latency_range is not None:
+        rows += _latency_range_rows(result.latency_range, result.range_family,
+                                    result.range_rows)
     rows.append(("bound", result.bound))
     if result.reason:  # a result that runs but cannot keep up (an overloaded rate)
         hint = api.infeasible_hint(result.reason, serving=True)

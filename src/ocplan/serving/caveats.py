@@ -26,7 +26,7 @@ from ocplan.catalog.system import System
 from ocplan.serving.plan import ServingPlan
 from ocplan.workloads.serving import ServingWorkload
 
-__all__ = ["LATENCY_AT_LOAD", "LOADED_RESULTS", "LOADED_TPOT_MEDIAN_PCT",
+__all__ = ["LATENCY_AT_LOAD", "LIKELY_RANGE_HELD", "LOADED_RESULTS", "LOADED_TPOT_MEDIAN_PCT",
            "LOADED_TPOT_RANGE_PCT", "LOADED_TTFT_MEDIAN_PCT", "OPERATING_POINTS",
            "OPERATING_POINT_ERROR_PCT", "SERVING_CAVEATS",
            "SHORT_WINDOW_TOKENS", "TIGHT_TPOT_S", "ServingCaveat", "serving_caveats_for"]
@@ -163,6 +163,9 @@ LOADED_TTFT_MEDIAN_PCT = -46.8
 #: point (Little's law on its rate and mean TPOT), %.
 OPERATING_POINTS = 99
 OPERATING_POINT_ERROR_PCT = (7.3, 36.6)
+#: The same report's likely ranges at the rates (:mod:`ocplan.serving.latency_range`):
+#: how many of the :data:`OPERATING_POINTS` logged mean TPOTs and mean TTFTs they held.
+LIKELY_RANGE_HELD = (76, 70)
 
 #: The sentence of an estimate at a given arrival rate (a Poisson load): its figures
 #: are latencies, which no fit has seen.
@@ -177,7 +180,10 @@ LATENCY_AT_LOAD = (
     f"with) its mean TPOT was {-LOADED_TPOT_MEDIAN_PCT:.0f} % and its mean TTFT "
     f"{-LOADED_TTFT_MEDIAN_PCT:.0f} % below the logged means at the median, the TPOT "
     f"ranging from {LOADED_TPOT_RANGE_PCT[0]:+.0f} to {LOADED_TPOT_RANGE_PCT[1]:+.0f} % "
-    "(docs/serving-latency.md); near capacity, read them as optimistic.")
+    "(docs/serving-latency.md); near capacity, read them as optimistic. The likely range "
+    "beside them (the iteration at either end of the family's held-out throughput range) "
+    f"held {LIKELY_RANGE_HELD[0]} of those {OPERATING_POINTS} logged mean TPOTs and "
+    f"{LIKELY_RANGE_HELD[1]} of their mean TTFTs.")
 
 
 def serving_caveats_for(workload: ServingWorkload, plan: ServingPlan, system: System

@@ -30,6 +30,7 @@ from ocplan.plan.calibration import Calibration, likely_rate, load_calibration
 from ocplan.plan.engine import SystemModel, chip_peaks, system_model
 from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
 from ocplan.serving.caveats import serving_caveats_for
+from ocplan.serving.latency_range import LatencyRange, latency_range
 from ocplan.serving.memory import (
     KV_FLOOR_SHARE,
     ServingMemory,
@@ -52,7 +53,8 @@ from ocplan.topology.power import power_budget
 from ocplan.workloads.serving import ServingFormats, ServingWorkload
 
 __all__ = ["BREAKDOWN_LABELS", "IterationBreakdown", "ServingCurve", "ServingEstimate",
-           "estimate_on_model", "estimate_serving", "infeasible_estimate", "serving_curve"]
+           "estimate_on_model", "estimate_serving", "infeasible_estimate", "serving_curve",
+           "with_latency_range"]
 
 #: Joules per MJ-scale report unit: energy is reported per million output tokens.
 TOKENS_PER_REPORT = 1e6
@@ -172,6 +174,11 @@ class ServingEstimate:
     """Known limits of the model that apply to this deployment, with the published
     results that show them (:mod:`ocplan.serving.caveats`); none for one that cannot
     run."""
+    latency_range: LatencyRange | None = None
+    """The latencies at a Poisson rate with the iteration at either end of the family's
+    held-out error range (:func:`with_latency_range`); None until asked for (an estimate
+    leaves it out: a search times many layouts and ranks none by it), and for other
+    loads."""
 
     @property
     def likely_output_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
@@ -213,6 +220,18 @@ class ServingEstimate:
         bad = _non_finite(data)
         assert not bad, f"non-finite figures in a serving result: {bad}"
         return data
+
+
+def with_latency_range(result: ServingEstimate, workload: ServingWorkload, system: System,
+                       calibration: Calibration | None = None,
+                       serving: ServingCalibration | None = None) -> ServingEstimate:
+    """``result`` with its :attr:`~ServingEstimate.latency_range` (unchanged where the
+    layout cannot run or the load is not a Poisson rate)."""
+    if not result.feasible or result.memory is None:
+        return result
+    found = latency_range(workload, result.plan, system, result.held_out_range_pct,
+                          result.memory.kv_tokens, calibration, serving)
+    return result if found is None else replace(result, latency_range=found)
 
 
 def _non_finite(data: object, path: str = "") -> list[str]:

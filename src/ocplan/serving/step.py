@@ -200,6 +200,11 @@ class StepModel:
     cache, so its iterations run no prefill."""
     family: str | None = None
     """The chip's calibration family (its serving HBM efficiency)."""
+    time_scale: float = 1.0
+    """Factor on every term of an iteration: 1 for the model as fitted; a what-if of a
+    chip whose iterations run that much slower or faster than the model says
+    (:mod:`ocplan.serving.latency_range`: the latencies at a rate were the real
+    iteration at either end of the family's held-out error range)."""
 
     def iteration(self, prefill_tokens: ArrayLike, prefill_seqs: ArrayLike,
                   decode_seqs: ArrayLike, decode_context: ArrayLike,
@@ -288,9 +293,10 @@ class StepModel:
             comm = np.maximum(comm - t.total_s, 0.0)
         host = self.serving.iteration_overhead_s \
             + self.serving.seq_overhead_s * seqs / float(self.ranks)
-        return IterationTime(t.matrix_s, t.attention_s, t.memory_s, f64(comm),
-                             f64(np.broadcast_to(host, np.shape(comm))), part.flops_s,
-                             part.bytes_s)
+        k = self.time_scale
+        return IterationTime(t.matrix_s * k, t.attention_s * k, t.memory_s * k, f64(comm) * k,
+                             f64(np.broadcast_to(host, np.shape(comm))) * k,
+                             part.flops_s * k, part.bytes_s * k)
 
     def _fmt(self) -> dict[str, str]:
         wl = self.workload
@@ -419,7 +425,7 @@ class StepModel:
                  wl.kv_precision, wl.state_format, wl.spec_tokens, wl.spec_acceptance,
                  wl.draft_layers, wl.moe_imbalance)
         key = (reads, self.plan, self.chip, self.eff, self.serving, self.family, self.ranks,
-               id(self.fabric))
+               self.time_scale, id(self.fabric))
         hit = _PARTS.get(key)
         if hit is not None and hit[0] is self.fabric:
             return hit[1]

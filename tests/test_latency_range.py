@@ -1,0 +1,193 @@
+"""The likely latencies at a Poisson rate (ocplan.serving.latency_range): the operating
+point solved again with the iteration at either end of the family's held-out range.
+The step model's time scale multiplies every term and keeps its own memo; the range
+brackets the estimate, widens towards the capacity and overloads past it; other loads,
+searches and layouts that cannot run carry none; the CLI shows it and its JSON holds it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+
+import numpy as np
+import pytest
+
+from clikit import run
+from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.system import System, system_for_chip
+from ocplan.plan.calibration import load_calibration
+from ocplan.plan.engine import chip_peaks, system_model
+from ocplan.serving.calibration import load_serving_calibration
+from ocplan.serving.estimate import ServingEstimate, estimate_serving, with_latency_range
+from ocplan.serving.latency_range import latency_range
+from ocplan.serving.plan import ServingPlan
+from ocplan.serving.search import search_serving
+from ocplan.serving.step import step_model
+from ocplan.workloads.serving import ServingWorkload
+from ocplan.workloads.shape import ModelShape
+
+PLAN = ServingPlan(tp=8, dp=1)
+ARGS = ["infer", "--model", "llama3-70b", "--chip", "h100-sxm-80gb", "--chips", "8",
+        "--tp", "8", "--input-len", "2000", "--output-len", "500"]
+
+
+@pytest.fixture(scope="module")
+def system() -> System:
+    return system_for_chip(load_catalog(), "h100-sxm-80gb", 8)
+
+
+@pytest.fixture(scope="module")
+def model() -> ModelShape:
+    return ModelShape.from_arch(load_catalog().model("llama3-70b"))
+
+
+def _at(model: ModelShape, rate: float | None, load: str = "poisson") -> ServingWorkload:
+    return ServingWorkload(model, input_len=2000, output_len=500, load=load,
+                           rate_per_s=rate)
+
+
+def _ranged(wl: ServingWorkload, system: System) -> ServingEstimate:
+    return with_latency_range(estimate_serving(wl, PLAN, system), wl, system)
+
+
+def _capacity(model: ModelShape, system: System) -> float:
+    """Requests/s the layout serves at most (a rate far beyond it queues at this)."""
+    over = estimate_serving(_at(model, 1e4), PLAN, system)
+    assert over.reason is not None
+    assert over.reason.startswith("queueing")
+    return over.requests_per_s
+
+
+def test_the_time_scale_multiplies_every_term_and_keeps_its_own_memo(
+        model: ModelShape, system: System) -> None:
+    sm = system_model(system)
+    base = step_model(_at(model, 4.0), PLAN, sm, chip_peaks(sm, "bf16"), load_calibration(),
+                      load_serving_calibration())
+    counts = (np.array([0.0, 2000.0]), np.array([0.0, 1.0]), np.array([64.0, 64.0]),
+              np.array([64 * 1500.0, 64 * 1500.0]))
+    slow = replace(base, time_scale=1.3)
+    scaled = slow.iteration(*counts)  # the scaled model first: the base must not see it
+    plain = base.iteration(*counts)
+    for f in fields(plain):
+        np.testing.assert_allclose(getattr(scaled, f.name), 1.3 * getattr(plain, f.name),
+                                   rtol=1e-12)
+    assert float(plain.total_s[1]) > float(plain.total_s[0]) > 0.0
+    again = replace(base, time_scale=1.3).iteration(*counts)
+    np.testing.assert_allclose(again.total_s, scaled.total_s, rtol=1e-12)
+
+
+def test_the_range_brackets_the_estimate_and_widens_towards_the_capacity(
+        model: ModelShape, system: System) -> None:
+    cap = _capacity(model, system)
+    widths = []
+    for share in (0.3, 0.7):
+        est = _ranged(_at(model, share * cap), system)
+        lr = est.latency_range
+        assert lr is not None
+        assert est.ttft_s is not None
+        assert est.tpot_s is not None
+        assert lr.range_pct == est.held_out_range_pct
+        assert lr.time_scales == pytest.approx(
+            tuple(1.0 + e / 100.0 for e in lr.range_pct), rel=1e-12)
+        assert lr.time_scales[0] < 1.0 < lr.time_scales[1]
+        (t_fast, t_slow), (p_fast, p_slow) = lr.ttft_s, lr.tpot_s
+        assert t_fast is not None
+        assert t_slow is not None
+        assert p_fast is not None
+        assert p_slow is not None
+        assert t_fast < est.ttft_s < t_slow
+        assert p_fast < est.tpot_s < p_slow
+        # the statistic of the SLOs' kind, where the estimate models one
+        assert lr.latency_stat == est.latency_stat
+        widths.append(p_slow / p_fast)
+    # the same iteration error moves the latencies more near the capacity
+    assert widths[1] > widths[0] > 1.0
+
+
+def test_a_range_without_width_is_the_estimate(model: ModelShape, system: System) -> None:
+    wl = _at(model, 3.0)
+    est = estimate_serving(wl, PLAN, system)
+    assert est.memory is not None
+    assert est.tpot_s is not None
+    lr = latency_range(wl, PLAN, system, (0.0, 0.0), est.memory.kv_tokens)
+    assert lr is not None
+    assert lr.tpot_s == (pytest.approx(est.tpot_s, rel=1e-12),) * 2
+    assert lr.ttft_s == (pytest.approx(est.ttft_s, rel=1e-12),) * 2
+
+
+def test_near_the_capacity_the_slow_end_overloads(model: ModelShape, system: System) -> None:
+    cap = _capacity(model, system)
+    est = _ranged(_at(model, 0.97 * cap), system)
+    lr = est.latency_range
+    assert est.reason is None  # the estimate itself keeps up
+    assert lr is not None
+    assert lr.overloaded_at_slow_end
+    assert lr.ttft_s[1] is None
+    assert lr.tpot_s[1] is None
+    assert lr.ttft_s[0] is not None
+    assert est.ttft_s is not None
+    assert lr.ttft_s[0] < est.ttft_s
+    # beyond the capacity the estimate queues; at the fast end the rate can still be met
+    over = _ranged(_at(model, 1.05 * cap), system)
+    assert over.reason is not None
+    assert over.latency_range is not None
+    assert over.latency_range.tpot_s[0] is not None
+    assert over.latency_range.tpot_s[1] is None
+
+
+def test_other_loads_searches_and_layouts_that_cannot_run_carry_none(
+        model: ModelShape, system: System) -> None:
+    offline = _at(model, None, load="offline")
+    assert _ranged(offline, system).latency_range is None
+    assert latency_range(offline, PLAN, system, (-10.0, 10.0), 1e6) is None
+    poisson = _at(model, 2.0)
+    assert latency_range(poisson, PLAN, system, None, 1e6) is None
+    # a search ranks many layouts at the rate and times none twice more
+    found = search_serving(poisson, system, 8)
+    assert found.results
+    assert all(r.latency_range is None for r in found.results)
+    # a layout whose weights do not fit on its chips
+    cramped = with_latency_range(estimate_serving(poisson, ServingPlan(tp=1, dp=1), system),
+                                 poisson, system)
+    assert not cramped.feasible
+    assert cramped.latency_range is None
+
+
+def test_the_cli_table_and_json_show_it(capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # each row of the table on one line
+    rc, out, _ = run(capsys, *ARGS, "--load", "poisson", "--rate", "3", "--format", "json")
+    assert rc == 0
+    data = json.loads(out)
+    lr = data["latency_range"]
+    assert len(lr["time_scales"]) == 2
+    assert lr["time_scales"][0] < 1.0 < lr["time_scales"][1]
+    assert lr["tpot_s"][0] < data["tpot_s"] < lr["tpot_s"][1]
+    rc, out, _ = run(capsys, *ARGS, "--load", "poisson", "--rate", "3")
+    assert rc == 0
+    (row,) = [line for line in out.splitlines()
+              if "likely TTFT / TPOT at this rate, mean" in line]
+    assert row.count("ms to ") == 2  # TTFT and TPOT, each from its fast to its slow end
+    rc, out, _ = run(capsys, *ARGS, "--format", "json")  # offline: no rate, no range
+    assert rc == 0
+    assert json.loads(out)["latency_range"] is None
+
+
+def test_the_rows_say_where_the_range_comes_from(model: ModelShape, system: System) -> None:
+    from ocplan.reports.summary import serving_rows
+
+    wl = _at(model, 0.5 * _capacity(model, system))
+    est = _ranged(wl, system)
+    lr = est.latency_range
+    assert lr is not None
+    rows = dict(serving_rows(est, None, "USD", "hopper"))
+    text = rows["likely TTFT / TPOT at this rate, mean"]
+    assert text.endswith(f"(iterations {lr.time_scales[0]:.2f}x to {lr.time_scales[1]:.2f}x "
+                         f"the model's, as 80 % of the {est.range_family} family's "
+                         f"{est.range_rows} serving results fell held out)")
+    assert est.range_rows > 0
+    assert f"likely TTFT / TPOT at this rate, {est.latency_stat}" in rows
+    # an end the rate overloads reads as unbounded
+    near = _ranged(_at(model, 0.97 * _capacity(model, system)), system)
+    near_rows = dict(serving_rows(near, None, "USD", "hopper"))
+    assert "to unbounded (overloaded) / " in near_rows["likely TTFT / TPOT at this rate, mean"]
