@@ -18,8 +18,13 @@ from ocplan.catalog.system import System, system_for_chip
 from ocplan.plan.calibration import load_calibration
 from ocplan.plan.engine import chip_peaks, system_model
 from ocplan.serving.calibration import load_serving_calibration
-from ocplan.serving.estimate import ServingEstimate, estimate_serving, with_latency_range
-from ocplan.serving.latency_range import latency_range
+from ocplan.serving.estimate import (
+    ServingEstimate,
+    estimate_serving,
+    with_latency_range,
+    with_likely_slo_rate,
+)
+from ocplan.serving.latency_range import latency_range, likely_slo_rates
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.search import search_serving
 from ocplan.serving.step import step_model
@@ -191,3 +196,53 @@ def test_the_rows_say_where_the_range_comes_from(model: ModelShape, system: Syst
     near = _ranged(_at(model, 0.97 * _capacity(model, system)), system)
     near_rows = dict(serving_rows(near, None, "USD", "hopper"))
     assert "to unbounded (overloaded) / " in near_rows["likely TTFT / TPOT at this rate, mean"]
+
+
+def test_the_likely_slo_goodput_brackets_the_estimates(model: ModelShape,
+                                                      system: System) -> None:
+    wl = replace(_at(model, None, load="offline"), slo_ttft_s=2.0, slo_tpot_s=0.05)
+    est = with_likely_slo_rate(estimate_serving(wl, PLAN, system), wl, system)
+    assert est.slo_rate_per_s is not None
+    assert est.likely_slo_rate_per_s is not None
+    low, high = est.likely_slo_rate_per_s
+    assert 0.0 < low < est.slo_rate_per_s < high
+    # a job without latency limits has no SLO goodput, likely or not
+    free = _at(model, None, load="offline")
+    assert with_likely_slo_rate(estimate_serving(free, PLAN, system), free,
+                                system).likely_slo_rate_per_s is None
+    assert est.memory is not None
+    assert likely_slo_rates(wl, PLAN, system, None, est.memory.kv_tokens) is None
+
+
+def test_a_fleet_counts_its_likely_deployments() -> None:
+    from ocplan.results.fleet import fleet
+
+    est = ServingEstimate(True, None, PLAN, 8, 1000.0, 125.0, 500.0, 2.0, 64.0, "load",
+                          None, None, None, None, "compute", None, None, None, 1e4, None)
+    planned = fleet(est, 50.0, 6.0, None, None, (5.0, 10.0))
+    assert planned.replicas == 9
+    assert planned.likely_replicas == (5, 10)
+    assert fleet(est, 50.0, 6.0, None, None, (0.0, 10.0)).likely_replicas == (5, None)
+    assert fleet(est, 50.0, 6.0, None).likely_replicas is None
+
+
+@pytest.mark.parametrize("objective", ["goodput", "throughput"])
+def test_a_comparison_sizes_a_likely_fleet(objective: str) -> None:
+    from ocplan import api
+
+    body = {"model": "llama3-70b", "chip": "h100-sxm-80gb", "chips": 8, "input_len": 2000,
+            "output_len": 500}
+    if objective == "goodput":
+        body |= {"slo_ttft_s": 2.0, "slo_tpot_s": 0.05}
+    req = api.InferRequest.model_validate(body)
+    cat = load_catalog()
+    result = api.run_infer_compare(cat, req, ["h200-sxm-141gb"], target_rate_per_s=50.0)
+    assert result.objective == objective
+    for row in result.as_json()["systems"]:
+        fewest, most = row["fleet_likely_replicas"]
+        assert most is not None
+        assert fewest < row["fleet_replicas"] < most
+    alone = api.run_infer_compare(cat, req, ["h200-sxm-141gb"])
+    assert all(r["fleet_likely_replicas"] is None for r in alone.as_json()["systems"])
+    assert "Likely deployments" not in (alone.note() or "")
+    assert "Likely deployments" in (result.note() or "")

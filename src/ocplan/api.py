@@ -920,12 +920,29 @@ def run_infer_compare(catalog: Catalog, req: InferJob, others: Sequence[str],
         refused = refused_reason(system, req.allow_invalid)
         found = None if refused is not None else search_serving(
             workload, system, chips, objective=objective, disaggregate=disaggregate)
+        if found is not None and target_rate_per_s is not None:
+            found = _with_likely_best(found, workload, system)
         searched.append(ServedInput(label, system.spec.name, system.accelerator.id,
                                     chips, found, price, refused,
                                     None if availability is None
                                     else deployment_failures(system, chips)))
     return compare_serving(objective, searched, target_rate_per_s=target_rate_per_s,
                            availability=availability, repair_s=repair_s)
+
+
+def _with_likely_best(found: ServingSearch, workload: ServingWorkload, system: System
+                      ) -> ServingSearch:
+    """``found`` with its best feasible layout's likely SLO goodput
+    (:func:`~ocplan.serving.estimate.with_likely_slo_rate`), what its likely fleet is
+    sized by; the other layouts as they are."""
+    from ocplan.serving.estimate import with_likely_slo_rate
+
+    i = next((i for i, e in enumerate(found.results) if e.feasible), None)
+    if i is None:
+        return found
+    results = list(found.results)
+    results[i] = with_likely_slo_rate(results[i], workload, system)
+    return replace(found, results=tuple(results))
 
 
 def system_from_mapping(data: Any, catalog: Catalog, source: str = "system") -> System:

@@ -408,6 +408,14 @@ def _likely(value: Any, _currency: str) -> str:
     return format_likely((low, high))
 
 
+def _likely_count(value: Any, _currency: str) -> str:
+    """(fewest, most) of a count, "7 to 9"; most None: "7 or more" (at the slow end no
+    rate meets the limits)."""
+    low, high = value
+    return f"{low:,} or more (at the slow end none meets the SLOs)" if high is None \
+        else f"{low:,} to {high:,}"
+
+
 def _money(value: Any, currency: str) -> str:
     return format_money(value, currency)
 
@@ -485,6 +493,7 @@ SERVING_COMPARE_ROWS: tuple[CompareRow, ...] = (
     CompareRow("power_W", "IT power at TDP", _watts),
     CompareRow("fleet_replicas", "fleet: deployments for the target rate",
                lambda v, _c: f"{v:,.0f}"),
+    CompareRow("fleet_likely_replicas", "fleet: likely deployments", _likely_count),
     CompareRow("fleet_spares", "fleet: spare deployments for the availability",
                lambda v, _c: f"{v:,.0f}"),
     CompareRow("fleet_chips", "fleet: chips", lambda v, _c: f"{v:,.0f}"),

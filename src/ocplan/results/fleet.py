@@ -174,16 +174,22 @@ class Fleet:
     cost_per_mtok: float | None
     """The fleet's hourly cost over the output tokens the target rate asks for in an
     hour, per million: above one deployment's own where rounding up leaves headroom."""
+    likely_replicas: tuple[int, int | None] | None = None
+    """(fewest, most) deployments the target likely needs, spares not counted: with each
+    sustaining the high and the low end of its likely rate; most is None where at the low
+    end no rate meets the SLOs. None without a likely rate."""
 
 
 def fleet(best: ServingEstimate, target_rate_per_s: float, rate_per_replica_s: float,
           price_per_chip_hour: float | None,
-          availability: FleetAvailability | None = None) -> Fleet:
+          availability: FleetAvailability | None = None,
+          likely_rate_per_replica_s: tuple[float, float] | None = None) -> Fleet:
     """The fleet of ``best``'s deployment that serves ``target_rate_per_s``, each replica
     sustaining ``rate_per_replica_s`` (its SLO goodput, or the rate it serves), with the
     spares ``availability`` asks for; chips, power and cost count the spares (they are
     bought and powered), the output tokens only the target's. Output tokens per request
-    are the estimate's own (its output over its request rate)."""
+    are the estimate's own (its output over its request rate). With
+    ``likely_rate_per_replica_s`` (low, high), the replicas at each end too."""
     assert best.feasible
     assert best.requests_per_s > 0
     k = replicas_needed(target_rate_per_s, rate_per_replica_s)
@@ -199,5 +205,13 @@ def fleet(best: ServingEstimate, target_rate_per_s: float, rate_per_replica_s: f
     tokens_per_request = best.output_tokens_per_s / best.requests_per_s
     tokens_per_hour = target_rate_per_s * tokens_per_request * SECONDS_PER_HOUR
     power = None if best.power_W is None else deployed * best.power_W
+    likely = None
+    if likely_rate_per_replica_s is not None:
+        low, high = likely_rate_per_replica_s
+        assert 0.0 <= low <= high, likely_rate_per_replica_s
+        assert high > 0.0, likely_rate_per_replica_s
+        likely = (replicas_needed(target_rate_per_s, high),
+                  replicas_needed(target_rate_per_s, low) if low > 0.0 else None)
     return Fleet(k, spares, chips, power, cost_h,
-                 None if cost_h is None else cost_h / tokens_per_hour * TOKENS_PER_REPORT)
+                 None if cost_h is None else cost_h / tokens_per_hour * TOKENS_PER_REPORT,
+                 likely)

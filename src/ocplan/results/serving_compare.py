@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocplan.plan.calibration import likely_rate
 from ocplan.results.compare import Ranged, leader, reach, reach_note
 from ocplan.results.fleet import (
     BASE_OUTAGE_S,
@@ -44,7 +45,13 @@ FLEET_PREFIX = "fleet_"
 FLEET_NOTE = ("Fleet: the deployments of each best layout that together serve {rate:,.4g} "
               "requests/s, each taking an equal share of the arrivals {within}; their "
               "chips, IT power and cost per hour, and that cost over the output tokens the "
-              "target asks for.")
+              "target asks for. Likely deployments: as many as the target needs if each "
+              "sustains the high or the low end of what a real one likely would ({likely}).")
+#: How a deployment's likely rate is found, by objective.
+FLEET_LIKELY = {"goodput": "its SLO goodput with the iteration at either end of its "
+                           "family's held-out throughput range",
+                "throughput": "the rate it serves over either end of its family's held-out "
+                              "throughput range"}
 #: What the spares of a fleet are for, with the availability goal and the extra outage of
 #: a hardware failure.
 FLEET_SPARES_NOTE = ("Spares: the fewest more deployments that keep the target served "
@@ -98,7 +105,20 @@ class ServedSystem:
         if per_replica is None or per_replica <= 0:
             return None
         return fleet(e, self.target_rate_per_s, per_replica, self.price_per_chip_hour,
-                     self.availability)
+                     self.availability, self._likely_per_replica())
+
+    def _likely_per_replica(self) -> tuple[float, float] | None:
+        """(low, high) rate one deployment would likely sustain: its SLO goodput with the
+        iteration at either end of its family's held-out range under ``goodput``
+        (:attr:`~ocplan.serving.estimate.ServingEstimate.likely_slo_rate_per_s`), the
+        rate it serves scaled as its likely throughput under ``throughput``."""
+        e = self.best
+        assert e is not None
+        if self.objective == "goodput":
+            return e.likely_slo_rate_per_s
+        if e.held_out_range_pct is None:
+            return None
+        return likely_rate(e.requests_per_s, e.held_out_range_pct)
 
     def measure(self, key: str) -> float | None:
         """The value of one of :data:`SERVING_MEASURES` (None when absent). Ranked by
@@ -138,7 +158,13 @@ class ServedSystem:
                 "bound": None if self.best is None else self.best.bound,
                 **{k: self.measure(k) for k in SERVING_MEASURES},
                 "likely_output_tokens_per_s_per_chip": self._likely(),
+                "fleet_likely_replicas": self._likely_replicas(),
                 "best": None if self.best is None else self.best.as_dict()}
+
+    def _likely_replicas(self) -> list[int | None] | None:
+        planned = self.fleet()
+        span = None if planned is None else planned.likely_replicas
+        return None if span is None else list(span)
 
     def _likely(self) -> list[float] | None:
         likely = None if self.best is None else self.best.likely_output_tokens_per_s_per_chip
@@ -179,7 +205,8 @@ class ServingComparison:
             notes.append(f"{said} {GOODPUT_COST_NOTE}")
         if self.target_rate_per_s is not None:
             notes.append(FLEET_NOTE.format(rate=self.target_rate_per_s,
-                                           within=FLEET_WITHIN[self.objective]))
+                                           within=FLEET_WITHIN[self.objective],
+                                           likely=FLEET_LIKELY[self.objective]))
             if self.availability is not None:
                 repair = ("" if self.repair_s == 0 else
                           f", plus {format_duration(self.repair_s)} for a hardware "

@@ -30,7 +30,7 @@ from ocplan.plan.calibration import Calibration, likely_rate, load_calibration
 from ocplan.plan.engine import SystemModel, chip_peaks, system_model
 from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
 from ocplan.serving.caveats import serving_caveats_for
-from ocplan.serving.latency_range import LatencyRange, latency_range
+from ocplan.serving.latency_range import LatencyRange, latency_range, likely_slo_rates
 from ocplan.serving.memory import (
     KV_FLOOR_SHARE,
     ServingMemory,
@@ -54,7 +54,7 @@ from ocplan.workloads.serving import ServingFormats, ServingWorkload
 
 __all__ = ["BREAKDOWN_LABELS", "IterationBreakdown", "ServingCurve", "ServingEstimate",
            "estimate_on_model", "estimate_serving", "infeasible_estimate", "serving_curve",
-           "with_latency_range"]
+           "with_latency_range", "with_likely_slo_rate"]
 
 #: Joules per MJ-scale report unit: energy is reported per million output tokens.
 TOKENS_PER_REPORT = 1e6
@@ -179,6 +179,11 @@ class ServingEstimate:
     held-out error range (:func:`with_latency_range`); None until asked for (an estimate
     leaves it out: a search times many layouts and ranks none by it), and for other
     loads."""
+    likely_slo_rate_per_s: tuple[float, float] | None = None
+    """(low, high) SLO goodput of the deployment a real one would likely sustain, req/s:
+    :attr:`slo_rate_per_s` with the iteration at the slow and the fast end of the
+    family's held-out range (:func:`with_likely_slo_rate`; a comparison's best layouts
+    when it sizes fleets); None until asked for, and without SLOs."""
 
     @property
     def likely_output_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
@@ -232,6 +237,18 @@ def with_latency_range(result: ServingEstimate, workload: ServingWorkload, syste
     found = latency_range(workload, result.plan, system, result.held_out_range_pct,
                           result.memory.kv_tokens, calibration, serving)
     return result if found is None else replace(result, latency_range=found)
+
+
+def with_likely_slo_rate(result: ServingEstimate, workload: ServingWorkload, system: System,
+                         calibration: Calibration | None = None,
+                         serving: ServingCalibration | None = None) -> ServingEstimate:
+    """``result`` with its :attr:`~ServingEstimate.likely_slo_rate_per_s` (unchanged where
+    the layout cannot run or the job has no SLOs)."""
+    if not result.feasible or result.memory is None:
+        return result
+    found = likely_slo_rates(workload, result.plan, system, result.held_out_range_pct,
+                             result.memory.kv_tokens, calibration, serving)
+    return result if found is None else replace(result, likely_slo_rate_per_s=found)
 
 
 def _non_finite(data: object, path: str = "") -> list[str]:

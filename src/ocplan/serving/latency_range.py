@@ -16,8 +16,10 @@ too high is an iteration ``1 + e`` times longer in reality, so the operating poi
 solved again with every iteration term scaled by ``1 + e_lo`` and by ``1 + e_hi``
 (:attr:`~ocplan.serving.step.StepModel.time_scale`): the latencies at the rate a real
 deployment would likely show lie between the two, or past the slow end the rate
-overloads the layout. Means, and the SLO statistic where the estimate has one.
-Aggregated layouts only (a disaggregated one's two pools would need a range each).
+overloads the layout. Means, and the SLO statistic where the estimate has one. The same
+two ends give the SLO goodput a real deployment would likely sustain
+(:func:`likely_slo_rates`), which sizes the likely fleet of a target rate. Aggregated
+layouts only (a disaggregated one's two pools would need a range each).
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from ocplan.plan.calibration import Calibration, load_calibration
 from ocplan.plan.engine import chip_peaks, system_model
 from ocplan.serving.calibration import ServingCalibration, load_serving_calibration
 from ocplan.serving.plan import ServingPlan
-from ocplan.serving.steady import OperatingPoint, operating_point
-from ocplan.serving.step import step_model
+from ocplan.serving.steady import OperatingPoint, operating_point, slo_rate
+from ocplan.serving.step import StepModel, step_model
 from ocplan.workloads.serving import ServingWorkload
 
-__all__ = ["LatencyRange", "latency_range"]
+__all__ = ["LatencyRange", "latency_range", "likely_slo_rates"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,20 @@ def _served(point: OperatingPoint | None) -> OperatingPoint | None:
     return None if point is None or point.queueing else point
 
 
+def _scaled(workload: ServingWorkload, plan: ServingPlan, system: System,
+            range_pct: tuple[float, float], calibration: Calibration | None,
+            serving: ServingCalibration | None) -> tuple[StepModel, StepModel]:
+    """The instance's step model with its iteration at the fast and the slow end of
+    ``range_pct``: every term times ``1 + e / 100``."""
+    cal = calibration or load_calibration()
+    scal = serving or load_serving_calibration()
+    sm = system_model(system)
+    base = step_model(workload, plan, sm, chip_peaks(sm, "bf16"), cal, scal)
+    low, high = (1.0 + e / 100.0 for e in range_pct)
+    assert 0.0 < low <= high, range_pct
+    return replace(base, time_scale=low), replace(base, time_scale=high)
+
+
 def latency_range(workload: ServingWorkload, plan: ServingPlan, system: System,
                   range_pct: tuple[float, float] | None, kv_tokens: float,
                   calibration: Calibration | None = None,
@@ -80,14 +96,9 @@ def latency_range(workload: ServingWorkload, plan: ServingPlan, system: System,
     disaggregated layout, and without a range."""
     if workload.load != "poisson" or range_pct is None or plan.prefill_chips is not None:
         return None
-    cal = calibration or load_calibration()
-    scal = serving or load_serving_calibration()
-    sm = system_model(system)
-    base = step_model(workload, plan, sm, chip_peaks(sm, "bf16"), cal, scal)
-    scales = (1.0 + range_pct[0] / 100.0, 1.0 + range_pct[1] / 100.0)
-    assert 0.0 < scales[0] <= scales[1], range_pct
-    fast, slow = (_served(operating_point(replace(base, time_scale=k), kv_tokens))
-                  for k in scales)
+    ends = _scaled(workload, plan, system, range_pct, calibration, serving)
+    scales = (ends[0].time_scale, ends[1].time_scale)
+    fast, slow = (_served(operating_point(m, kv_tokens)) for m in ends)
 
     def pair(attr: str) -> tuple[float | None, float | None]:
         low, high = (None if p is None else getattr(p, attr) for p in (fast, slow))
@@ -96,3 +107,22 @@ def latency_range(workload: ServingWorkload, plan: ServingPlan, system: System,
     stat = next((p.latency_stat for p in (fast, slow) if p is not None), None)
     return LatencyRange(scales, range_pct, pair("ttft_s"), pair("tpot_s"), stat,
                         pair("ttft_stat_s"), pair("tpot_stat_s"))
+
+
+def likely_slo_rates(workload: ServingWorkload, plan: ServingPlan, system: System,
+                     range_pct: tuple[float, float] | None, kv_tokens: float,
+                     calibration: Calibration | None = None,
+                     serving: ServingCalibration | None = None
+                     ) -> tuple[float, float] | None:
+    """(low, high) SLO goodput of the deployment, requests/s: the highest rate meeting
+    ``workload``'s SLOs with the iteration at the slow and at the fast end of
+    ``range_pct`` (0 where no rate meets them). None without SLOs or a range, and for a
+    disaggregated layout."""
+    if range_pct is None or plan.prefill_chips is not None \
+            or (workload.slo_ttft_s is None and workload.slo_tpot_s is None):
+        return None
+    fast, slow = (slo_rate(m, kv_tokens)
+                  for m in _scaled(workload, plan, system, range_pct, calibration, serving))
+    assert fast is not None, "the workload has SLOs"
+    assert slow is not None, "the workload has SLOs"
+    return slow[0] * plan.instances, fast[0] * plan.instances
