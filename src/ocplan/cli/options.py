@@ -18,7 +18,7 @@ from ocplan.cli.state import Format, state
 from ocplan.errors import Infeasible, Problem, SpecError
 from ocplan.lazy import lazy_module
 from ocplan.plan.layout import LayoutField, LayoutValue
-from ocplan.units import DEFAULT_CURRENCY, POWER, TIME, UnitError, format_money, parse_quantity
+from ocplan.units import DEFAULT_CURRENCY, POWER, TIME, UnitError, parse_quantity
 from ocplan.workloads.options import OptionValue
 
 if TYPE_CHECKING:
@@ -66,11 +66,6 @@ def priced(price: object) -> dict[str, str]:
     """``{"currency": label}`` for a JSON answer holding costs (a price was given), so a
     reader knows what the cost numbers count; nothing without a price."""
     return {} if price is None else {"currency": state.currency}
-
-
-def _money(value: float) -> str:
-    """A cost in the ``--currency``, for people (:func:`~ocplan.units.format_money`)."""
-    return format_money(value, state.currency)
 
 
 Req = TypeVar("Req", bound=Spec)
