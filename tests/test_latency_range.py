@@ -246,3 +246,29 @@ def test_a_comparison_sizes_a_likely_fleet(objective: str) -> None:
     assert all(r["fleet_likely_replicas"] is None for r in alone.as_json()["systems"])
     assert "Likely deployments" not in (alone.note() or "")
     assert "Likely deployments" in (result.note() or "")
+
+
+def test_the_curve_marks_the_likely_tpot_at_the_rate(model: ModelShape, system: System) -> None:
+    from ocplan.reports.figures import serving_curve_figure
+    from ocplan.serving.estimate import serving_curve
+
+    cap = _capacity(model, system)
+    for share, overloads in ((0.3, False), (0.97, True)):
+        wl = _at(model, share * cap)
+        est = _ranged(wl, system)
+        curve = serving_curve(wl, PLAN, system)
+        assert curve is not None
+        assert est.latency_range is not None
+        assert est.tpot_s is not None
+        fast, slow = est.latency_range.tpot_s
+        assert fast is not None
+        assert (slow is None) is overloads
+        fig = serving_curve_figure(curve, est.tpot_s, est.output_tokens_per_s_per_chip,
+                                   est.latency_range.tpot_s)
+        bar = fig["data"][-1]["error_x"]
+        high = max(curve.tpot_s) if slow is None else slow
+        assert bar["arrayminus"][0] == pytest.approx((est.tpot_s - fast) * 1e3, rel=1e-9)
+        assert bar["array"][0] == pytest.approx((high - est.tpot_s) * 1e3, rel=1e-9)
+        assert ("to overloaded" in fig["data"][-1]["hovertemplate"]) is overloads
+        plain = serving_curve_figure(curve, est.tpot_s, est.output_tokens_per_s_per_chip)
+        assert "error_x" not in plain["data"][-1]

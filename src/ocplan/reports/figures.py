@@ -187,9 +187,14 @@ def cluster_figure(report: dict[str, Any]) -> Figure:
 
 
 def serving_curve_figure(curve: ServingCurve, point_tpot_s: float | None = None,
-                         point_tokens_per_s: float | None = None) -> Figure:
+                         point_tokens_per_s: float | None = None,
+                         likely_tpot_s: tuple[float | None, float | None] | None = None
+                         ) -> Figure:
     """Output tokens/s per chip against mean TPOT (ms) as the load rises: the
-    throughput-latency curve, with the estimate's operating point marked."""
+    throughput-latency curve, with the estimate's operating point marked and, with
+    ``likely_tpot_s`` (its likely range at the rate:
+    :class:`~ocplan.serving.latency_range.LatencyRange`), a bar across the TPOT a real
+    deployment would likely show, drawn to the curve's end where the slow end overloads."""
     tpot_ms = [t * 1e3 for t in curve.tpot_s]
     data: list[dict[str, Any]] = [{
         "type": "scatter", "mode": "lines+markers", "name": "Poisson load",
@@ -201,9 +206,22 @@ def serving_curve_figure(curve: ServingCurve, point_tpot_s: float | None = None,
                           "<br>%{customdata[1]:.3g} req/s<br>TTFT %{customdata[2]:.3g} ms"
                           "<extra></extra>")}]
     if point_tpot_s is not None and point_tokens_per_s is not None:
-        data.append({"type": "scatter", "mode": "markers", "name": "this estimate",
-                     "x": [point_tpot_s * 1e3], "y": [point_tokens_per_s],
-                     "marker": {"size": 12, "symbol": "star", "color": "#d62728"}})
+        point: dict[str, Any] = {
+            "type": "scatter", "mode": "markers", "name": "this estimate",
+            "x": [point_tpot_s * 1e3], "y": [point_tokens_per_s],
+            "marker": {"size": 12, "symbol": "star", "color": "#d62728"}}
+        fast, slow = likely_tpot_s if likely_tpot_s is not None else (None, None)
+        if fast is not None:
+            # an end the rate overloads has no TPOT: the bar runs to the curve's last point
+            high_ms = max(tpot_ms) if slow is None else slow * 1e3
+            point["error_x"] = {"type": "data", "symmetric": False,
+                                "array": [max(high_ms - point_tpot_s * 1e3, 0.0)],
+                                "arrayminus": [max(point_tpot_s * 1e3 - fast * 1e3, 0.0)]}
+            point["hovertemplate"] = (
+                f"TPOT %{{x:.3g}} ms, likely {fast * 1e3:.3g} to "
+                + ("overloaded" if slow is None else f"{slow * 1e3:.3g} ms")
+                + "<br>%{y:,.0f} tok/s/chip<extra>this estimate</extra>")
+        data.append(point)
     return {"data": data, "layout": {
         "title": {"text": "Throughput against latency"},
         "xaxis": {"title": {"text": "mean time per output token (ms)"}},

@@ -267,7 +267,8 @@ def render_serving_report(title: str, result: ServingEstimate, curve: ServingCur
     if curve is not None:
         figures["curve"] = serving_curve_figure(
             curve, result.tpot_s if result.feasible else None,
-            result.output_tokens_per_s_per_chip if result.feasible else None)
+            result.output_tokens_per_s_per_chip if result.feasible else None,
+            None if result.latency_range is None else result.latency_range.tpot_s)
     figures["topology"] = topology_figure(topology)
     return _page(title, rows, figures, plotly_js)
 

@@ -222,7 +222,8 @@ def infer_task(body: object, catalog_dirs: tuple[str, ...],
         if curve is not None:
             figures["curve"] = figures_.serving_curve_figure(
                 curve, result.tpot_s if result.feasible else None,
-                result.output_tokens_per_s_per_chip if result.feasible else None)
+                result.output_tokens_per_s_per_chip if result.feasible else None,
+                None if result.latency_range is None else result.latency_range.tpot_s)
         job = api.serving_job_json(req)
         out: dict[str, Any] = result.as_dict() | {
             "job": job, "system": system.spec.name, "layout": result.plan.label(),
