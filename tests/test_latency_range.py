@@ -272,3 +272,24 @@ def test_the_curve_marks_the_likely_tpot_at_the_rate(model: ModelShape, system: 
         assert ("to overloaded" in fig["data"][-1]["hovertemplate"]) is overloads
         plain = serving_curve_figure(curve, est.tpot_s, est.output_tokens_per_s_per_chip)
         assert "error_x" not in plain["data"][-1]
+
+
+def test_a_rate_the_arrivals_set_has_no_likely_fleet_by_throughput() -> None:
+    """Ranked by throughput under a Poisson load a deployment keeps up with, one serves
+    the arrivals' rate whatever its iteration takes: no likely count; offline, its
+    capacity, which is as uncertain as its throughput."""
+    from ocplan import api
+
+    base = {"model": "llama3-70b", "chip": "h100-sxm-80gb", "chips": 8, "input_len": 2000,
+            "output_len": 500}
+    cat = load_catalog()
+    loaded = api.InferRequest.model_validate(base | {"load": "poisson", "rate_per_s": 1.0})
+    rows = api.run_infer_compare(cat, loaded, ["h200-sxm-141gb"],
+                                 target_rate_per_s=20.0).as_json()["systems"]
+    assert all(r["best"]["latency_stat"] is not None for r in rows)  # they keep up
+    assert all(r["fleet_replicas"] == 20 for r in rows)  # one request/s each
+    assert all(r["fleet_likely_replicas"] is None for r in rows)
+    offline = api.InferRequest.model_validate(base)
+    rows = api.run_infer_compare(cat, offline, ["h200-sxm-141gb"],
+                                 target_rate_per_s=20.0).as_json()["systems"]
+    assert all(r["fleet_likely_replicas"] is not None for r in rows)

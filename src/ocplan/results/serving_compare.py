@@ -111,12 +111,14 @@ class ServedSystem:
         """(low, high) rate one deployment would likely sustain: its SLO goodput with the
         iteration at either end of its family's held-out range under ``goodput``
         (:attr:`~ocplan.serving.estimate.ServingEstimate.likely_slo_rate_per_s`), the
-        rate it serves scaled as its likely throughput under ``throughput``."""
+        rate it serves scaled as its likely throughput under ``throughput``; None where
+        that rate is its load's (a rate or a batch it keeps up with: a faster or slower
+        iteration does not change it)."""
         e = self.best
         assert e is not None
         if self.objective == "goodput":
             return e.likely_slo_rate_per_s
-        if e.held_out_range_pct is None:
+        if e.held_out_range_pct is None or e.rate_set_by_arrivals:
             return None
         return likely_rate(e.requests_per_s, e.held_out_range_pct)
 

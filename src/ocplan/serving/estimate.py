@@ -186,6 +186,13 @@ class ServingEstimate:
     when it sizes fleets); None until asked for, and without SLOs."""
 
     @property
+    def rate_set_by_arrivals(self) -> bool:
+        """A Poisson load the deployment keeps up with: its request rate is the
+        arrivals', whatever its iteration takes (the estimate then carries the SLO
+        statistic of its latencies, :attr:`latency_stat`, which no other load has)."""
+        return self.feasible and self.latency_stat is not None
+
+    @property
     def likely_output_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
         """(low, high) output tokens/s per chip a measurement of this deployment would
         likely show (:func:`~ocplan.plan.calibration.likely_rate` of
