@@ -16,7 +16,7 @@ MIX = str(ROOT / "examples" / "cloud-mix.yaml")
 
 
 def _names(app: object) -> list[str]:
-    return [cli._command_name(c) for c in app.registered_commands]  # type: ignore[attr-defined]
+    return [c.name for c in app.registered_commands]  # type: ignore[attr-defined]
 
 
 def test_a_named_command_is_built_alone_with_the_root_options_and_groups() -> None:

@@ -40,7 +40,7 @@ from ocplan.cli.state import state
 from ocplan.errors import Problem
 
 if TYPE_CHECKING:
-    from typer.models import CommandInfo
+    pass
 
 __all__ = ["app", "main"]
 
@@ -73,14 +73,6 @@ def _register() -> None:
 _register()
 
 
-def _command_name(info: CommandInfo) -> str:
-    """The name a registered command is called by (typer's rule for unnamed ones)."""
-    if info.name:
-        return info.name
-    assert info.callback is not None
-    return info.callback.__name__.lower().replace("_", "-")
-
-
 def _app_for(args: Sequence[str]) -> typer.Typer:
     """The application with only the command being run registered (plus the root
     options and the sub-groups, which keep it a group), when the first word names a
@@ -94,7 +86,7 @@ def _app_for(args: Sequence[str]) -> typer.Typer:
     first = next((a for a in args if not a.startswith("-")), None)
     if first is None or any(a in ("--help", "-h") for a in args[:args.index(first)]):
         return app
-    chosen = [c for c in app.registered_commands if _command_name(c) == first]
+    chosen = [c for c in app.registered_commands if c.name == first]  # COMMANDS names each
     if not chosen:
         return app
     narrow = new_app()

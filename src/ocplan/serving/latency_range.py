@@ -46,9 +46,8 @@ class LatencyRange:
     the requests served is that of the full batch)."""
 
     time_scales: tuple[float, float]
-    """Factors on the iteration at the fast and the slow end, ``1 + e / 100``."""
-    range_pct: tuple[float, float]
-    """The held-out signed error range of the throughput they come from, %."""
+    """Factors on the iteration at the fast and the slow end, ``1 + e / 100`` of the
+    estimate's held-out signed error range ``e`` (its ``held_out_range_pct``)."""
     ttft_s: tuple[float | None, float | None]
     """Mean TTFT at the fast and the slow end."""
     tpot_s: tuple[float | None, float | None]
@@ -105,7 +104,7 @@ def latency_range(workload: ServingWorkload, plan: ServingPlan, system: System,
         return low, high
 
     stat = next((p.latency_stat for p in (fast, slow) if p is not None), None)
-    return LatencyRange(scales, range_pct, pair("ttft_s"), pair("tpot_s"), stat,
+    return LatencyRange(scales, pair("ttft_s"), pair("tpot_s"), stat,
                         pair("ttft_stat_s"), pair("tpot_stat_s"))
 
 
