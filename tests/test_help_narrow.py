@@ -8,6 +8,8 @@ help wrapped beneath; a terminal wide enough keeps rich's table.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import typer.main
 
@@ -54,3 +56,36 @@ def test_estimate_plain_when_narrow_rich_when_wide(capsys: pytest.CaptureFixture
     wide = help_at(capsys, monkeypatch, 240, "estimate")
     assert "╭" in wide
     assert "…" not in wide
+
+
+def description(text: str) -> list[list[str]]:
+    """The paragraphs of a help page's description (between its usage line and its
+    first option heading or box), each as its lines stripped of the frame."""
+    lines = [line.strip(" │") for line in text.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("Usage:")) + 1
+    paragraphs: list[list[str]] = [[]]
+    for line in lines[start:]:
+        if line.startswith(("╭", "Options:", "Arguments:", "Commands:")):
+            break
+        if line:
+            paragraphs[-1].append(line)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return [p for p in paragraphs if p]
+
+
+@pytest.mark.parametrize("columns", [70, 80])
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "ocplan")
+def test_description_fills_its_lines(capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch, words: list[str],
+                                     columns: int) -> None:
+    """Each description line but a paragraph's last is filled to within its next word of
+    the edge: rich kept the docstring's 88-column line breaks, so at 80 columns
+    'validate' printed 'benchmarks' on a line of its own."""
+    text = help_at(capsys, monkeypatch, columns, *words)
+    paragraphs = description(text)
+    assert paragraphs, text
+    for para in paragraphs:
+        for line, following in itertools.pairwise(para):
+            room = columns - len(line) - 4  # the frame's and the indent's columns
+            assert room < len(following.split()[0]) + 1, (line, following)

@@ -162,9 +162,15 @@ _LITERAL = re.compile(r"``([^`]+)``")
 
 
 def _terminal_help(text: str | None) -> str | None:
-    """A command's docstring as terminal text: its reST literals quoted ('x'), the
-    backquotes being markup for the API docs, not for a shell."""
-    return None if text is None else _LITERAL.sub(r"'\1'", text)
+    """A command's docstring as terminal text: each paragraph on one line, for the
+    terminal to wrap at its own width (rich keeps a docstring's line breaks, so at 80
+    columns an 88-column source line left one word on a line of its own), and its reST
+    literals quoted ('x'), the backquotes being markup for the API docs, not for a
+    shell. No command's help is a list, whose line breaks would matter."""
+    if text is None:
+        return None
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return _LITERAL.sub(r"'\1'", "\n\n".join(" ".join(p.split()) for p in paragraphs))
 
 
 def _one_line(text: str) -> str:
