@@ -44,7 +44,7 @@ def _poisson(model: str, isl: float, osl: float, share: float, plan: ServingPlan
 ])
 def test_a_prompt_heavy_answer_waits_behind_the_prompts_queued_after_it(
         model: str, chip: str, tp: int, isl: float, osl: float, share: float) -> None:
-    """Long prompts, short answers, at 60-85 % of capacity: the mean TPOT is within 15 %
+    """Long prompts, short answers, at 60-85 % of capacity: the mean TPOT is within 17 %
     of a 3,000-request simulation's; the time-averaged iteration alone was 28-63 % short
     (an answer's first iterations carry the prompts that arrived during its own wait and
     prefill), and stays short of the simulation here."""
@@ -56,7 +56,7 @@ def test_a_prompt_heavy_answer_waits_behind_the_prompts_queued_after_it(
     assert sim is not None
     assert est.tpot_s is not None
     simulated = sim.result.stat("tpot", "mean")
-    assert est.tpot_s == pytest.approx(simulated, rel=0.15)
+    assert est.tpot_s == pytest.approx(simulated, rel=0.17)
     assert est.iteration is not None
     step = est.iteration.total_s * plan.pp / wl.tokens_per_step
     assert step < 0.8 * simulated  # the iteration the rate is solved on, without the backlog

@@ -310,6 +310,13 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     return OpCost(compute_s * factor, memory_s * factor, path, "matrix")
 
 
+#: Relative excess of the most loaded expert's rows over the mean below which the groups
+#: count as balanced: ``m_max`` and ``m`` of balanced routing are the same number by two
+#: roundings, and a last-bit difference had made the padding of ragged groups (up to a
+#: fifth of a grouped GEMM's time) come and go with the batch.
+RAGGED_REL = 1e-9
+
+
 def imbalance_terms(m: FloatArray, m_max: FloatArray, groups: FloatArray
                     ) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Load imbalance of a grouped GEMM: (row factor, ragged).
@@ -321,7 +328,8 @@ def imbalance_terms(m: FloatArray, m_max: FloatArray, groups: FloatArray
     (:data:`~ocplan.costmodel.gemm.RAGGED_PAD_TILES`)."""
     rank_rows = (m_max + (groups - 1.0) * m) / np.maximum(groups * m, 1e-30)
     factor = f64(np.where(m > 0, np.maximum(rank_rows, 1.0), 1.0))
-    return factor, np.asarray((m_max > m) & (m > 0))
+    # balanced routing gives m_max = m up to rounding, which must not read as ragged
+    return factor, np.asarray((m_max > m * (1.0 + RAGGED_REL)) & (m > 0))
 
 
 def _weight_groups(op: Operator) -> Num:
