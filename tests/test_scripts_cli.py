@@ -35,6 +35,7 @@ MISSING_INPUT: dict[str, list[list[str]]] = {
     "mlperf_inference_sweep.py": [],
     "release_spread.py": [["{missing}.csv"]],
     "serving_latency.py": [],
+    "serving_vs_simulation.py": [],
     "slice_scaling.py": [["{missing}.csv"]],
     "tail_bound.py": [["{missing}.csv"]],
 }

@@ -1,0 +1,171 @@
+"""The analytical serving steady state against the discrete-event simulation, under
+Poisson arrivals.
+
+Usage::
+
+    .venv/bin/python scripts/serving_vs_simulation.py    # writes docs/serving-simulation.md
+
+The simulation (:mod:`ocplan.serving.simulate`) schedules one instance request by request
+with the same step model: what it gives is the queueing the analytical path
+(:mod:`ocplan.serving.steady`) approximates, with no hardware question in between. Each
+load of a grid (three models on one chip each, prompt and answer lengths from
+answer-heavy to prompt-heavy, at three shares of the layout's offline capacity) is
+estimated and simulated (:data:`REQUESTS` requests, fixed lengths, one seed), and the
+report gives each latency's error, estimate over simulation.
+
+The mean TPOT is also given without the prompt backlog a request's answer starts behind
+(``steady._answer_s``): the time-averaged iteration alone, what the model answered until
+session 73, read from the estimate's batch and rate by Little's law.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from _cli import ScriptParser, parse_argv, script_parser
+
+from ocplan.catalog.catalog import load_catalog
+from ocplan.catalog.system import system_for_chip
+from ocplan.serving.dynamics import simulate_serving
+from ocplan.serving.estimate import estimate_serving
+from ocplan.serving.plan import ServingPlan
+from ocplan.workloads.serving import ServingWorkload
+from ocplan.workloads.shape import ModelShape
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "serving-simulation.md"
+#: (model, chip, tensor-parallel size): a dense model on a server, a small one on one
+#: GPU, a mixture of experts on one OAM.
+INSTANCES = (("llama3-70b", "h200-sxm-141gb", 8), ("llama3-8b", "h100-sxm-80gb", 1),
+             ("mixtral-8x7b", "mi300x", 1))
+#: (prompt, answer) tokens, from answer-heavy to prompt-heavy.
+LENGTHS = ((500, 1000), (1000, 300), (4000, 200), (2000, 50), (8000, 100), (16000, 64))
+#: Arrival rates as shares of the layout's offline capacity.
+SHARES = (0.3, 0.6, 0.85)
+#: Requests simulated per load (a run of thousands reaches its steady batch below 85 %).
+REQUESTS = 3000
+SEED = 1
+
+
+@dataclass(frozen=True)
+class Load:
+    """One load: its estimate's and its simulation's latencies, s."""
+
+    model: str
+    chip: str
+    input_len: int
+    output_len: int
+    share: float
+    tpot_mean: float
+    tpot_mean_iteration: float
+    """The time-averaged iteration alone (no backlog), as TPOT: the estimate's batch
+    and rate by Little's law (:func:`_little_tpot`)."""
+    tpot_p99: float
+    ttft_mean: float
+    ttft_p99: float
+    sim_tpot_mean: float
+    sim_tpot_p99: float
+    sim_ttft_mean: float
+    sim_ttft_p99: float
+
+
+def measure() -> list[Load]:
+    """Every load of the grid, estimated and simulated."""
+    catalog = load_catalog()
+    out = []
+    for model, chip, tp in INSTANCES:
+        shape = ModelShape.from_arch(catalog.model(model))
+        system, plan = system_for_chip(catalog, chip, tp), ServingPlan(tp=tp)
+        for isl, osl in LENGTHS:
+            capacity = estimate_serving(ServingWorkload(shape, isl, osl), plan,
+                                        system).requests_per_s
+            for share in SHARES:
+                wl = ServingWorkload(shape, isl, osl, load="poisson",
+                                     rate_per_s=share * capacity, slo_stat="p99")
+                est = estimate_serving(wl, plan, system)
+                sim = simulate_serving(wl, plan, system, requests=REQUESTS, seed=SEED)
+                assert sim is not None
+                assert est.tpot_s is not None
+                assert est.ttft_s is not None
+                assert est.tpot_stat_s is not None
+                assert est.ttft_stat_s is not None
+                r = sim.result
+                out.append(Load(
+                    model, chip, isl, osl, share, est.tpot_s,
+                    _little_tpot(est.batch_per_instance, share * capacity / plan.instances,
+                                 osl),
+                    est.tpot_stat_s, est.ttft_s, est.ttft_stat_s,
+                    r.stat("tpot", "mean"), r.stat("tpot", "p99"), r.stat("ttft", "mean"),
+                    r.stat("ttft", "p99")))
+    return out
+
+
+def _little_tpot(batch: float, rate_per_s: float, output_len: float) -> float:
+    """Mean TPOT of the time-averaged iteration, s: by Little's law ``B`` sequences
+    decoding at ``lam`` requests/s each live ``B / lam``, over ``O`` tokens."""
+    return batch / (rate_per_s * output_len)
+
+
+def _err(model: float, sim: float) -> float:
+    return 100.0 * (model / sim - 1.0)
+
+
+#: The report's columns: (heading, estimate, simulation).
+MEASURES = (("TPOT mean", "tpot_mean", "sim_tpot_mean"),
+            ("TPOT mean, iteration alone", "tpot_mean_iteration", "sim_tpot_mean"),
+            ("TPOT p99", "tpot_p99", "sim_tpot_p99"),
+            ("TTFT mean", "ttft_mean", "sim_ttft_mean"),
+            ("TTFT p99", "ttft_p99", "sim_ttft_p99"))
+
+
+def errors(loads: list[Load], model: str, sim: str) -> list[float]:
+    """Each load's error of one measure, %."""
+    return [_err(getattr(x, model), getattr(x, sim)) for x in loads]
+
+
+def render(loads: list[Load]) -> str:
+    lines = ["# The serving steady state against the simulation", "",
+             f"Written by `scripts/serving_vs_simulation.py`: {len(loads)} Poisson loads, "
+             "each estimated (`ocplan.serving.steady`) and simulated request by request "
+             f"(`ocplan.serving.simulate`, {REQUESTS:,} requests of fixed lengths, seed "
+             f"{SEED}) with the same step model; error = estimate / simulation - 1. "
+             "'Iteration alone' is the mean TPOT without the prompt backlog a request's "
+             "answer starts behind (`steady._answer_s`): the estimate's batch over its "
+             "rate and answer length (Little's law), the time-averaged iteration.", "",
+             "| measure | loads | median abs % | p90 abs % | median signed % |",
+             "|---|---|---|---|---|"]
+    for name, model, sim in MEASURES:
+        e = np.array(errors(loads, model, sim))
+        lines.append(f"| {name} | {e.size} | {np.median(np.abs(e)):.1f} | "
+                     f"{np.percentile(np.abs(e), 90):.1f} | {np.median(e):+.1f} |")
+    lines += ["", "| model | chip | prompt | answer | load | TPOT mean ms, sim | model | "
+              "iteration alone | TPOT p99 sim | model | TTFT mean sim | model | "
+              "TTFT p99 sim | model |", "|" + "---|" * 14]
+    for x in loads:
+        lines.append(
+            f"| {x.model} | {x.chip} | {x.input_len:,} | {x.output_len:,} | "
+            f"{x.share:.0%} | {1e3 * x.sim_tpot_mean:.1f} | {1e3 * x.tpot_mean:.1f} | "
+            f"{1e3 * x.tpot_mean_iteration:.1f} | {1e3 * x.sim_tpot_p99:.1f} | "
+            f"{1e3 * x.tpot_p99:.1f} | {1e3 * x.sim_ttft_mean:.0f} | {1e3 * x.ttft_mean:.0f} | "
+            f"{1e3 * x.sim_ttft_p99:.0f} | {1e3 * x.ttft_p99:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def parser() -> ScriptParser:
+    return script_parser(__file__, __doc__, f"Writes {REPORT.relative_to(ROOT)}.")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_argv(parser(), argv)
+    if isinstance(args, int):  # --help (0), or a bad argument's one line printed (2)
+        return args
+    REPORT.write_text(render(measure()), encoding="utf-8")
+    print(f"wrote {REPORT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
