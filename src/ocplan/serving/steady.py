@@ -645,9 +645,10 @@ class _Grid:
         because its wait is far from linear in the rate: on a prefill-heavy load the
         first grid batch (one sequence decoding) is already at half the capacity, and a
         straight line from zero load to there had a faster chip's TTFT limit met at a
-        lower rate (its line ends at a higher rate, and higher). Rising in the rate
-        (both queues and the weight rise, the larger batch's queue the slower) and
-        falling with any faster resource."""
+        lower rate (its line ends at a higher rate, and higher). It rises with the
+        rate (both queues and the weight do, the larger batch's queue being the slower),
+        and each queue falls with a faster resource; a quantile can still step the other
+        way where a wait first reaches it (``tests/test_serving_monotone.py``)."""
         stat = stat or sm.workload.slo_stat
         key = (rate, stat)
         if key not in self._at_rate:
