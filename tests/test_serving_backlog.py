@@ -26,13 +26,12 @@ CAT = load_catalog()
 
 
 def _poisson(model: str, isl: float, osl: float, share: float, plan: ServingPlan,
-             chip: str) -> tuple[ServingWorkload, float]:
-    """A Poisson load at ``share`` of the layout's capacity, and that capacity."""
+             chip: str) -> ServingWorkload:
+    """A Poisson load at ``share`` of the layout's offline capacity."""
     shape = ModelShape.from_arch(CAT.model(model))
     system = system_for_chip(CAT, chip, plan.chips)
     capacity = estimate_serving(ServingWorkload(shape, isl, osl), plan, system).requests_per_s
-    return ServingWorkload(shape, isl, osl, load="poisson",
-                           rate_per_s=share * capacity), capacity
+    return ServingWorkload(shape, isl, osl, load="poisson", rate_per_s=share * capacity)
 
 
 @pytest.mark.parametrize(("model", "chip", "tp", "isl", "osl", "share"), [
@@ -49,7 +48,7 @@ def test_a_prompt_heavy_answer_waits_behind_the_prompts_queued_after_it(
     (an answer's first iterations carry the prompts that arrived during its own wait and
     prefill), and stays short of the simulation here."""
     plan = ServingPlan(tp=tp)
-    wl, _ = _poisson(model, isl, osl, share, plan, chip)
+    wl = _poisson(model, isl, osl, share, plan, chip)
     system = system_for_chip(CAT, chip, tp)
     est = estimate_serving(wl, plan, system)
     sim = simulate_serving(wl, plan, system, requests=3000, seed=1)
@@ -67,7 +66,7 @@ def test_an_answer_heavy_load_has_no_backlog_to_speak_of(isl: float, osl: float)
     """Short prompts, long answers: the backlog is a fraction of one iteration among
     hundreds, and the mean TPOT stays within 3 % of the simulation's at 60 % load."""
     plan = ServingPlan(tp=1)
-    wl, _ = _poisson("llama3-8b", isl, osl, 0.6, plan, "h100-sxm-80gb")
+    wl = _poisson("llama3-8b", isl, osl, 0.6, plan, "h100-sxm-80gb")
     system = system_for_chip(CAT, "h100-sxm-80gb", 1)
     est = estimate_serving(wl, plan, system)
     sim = simulate_serving(wl, plan, system, requests=3000, seed=1)
