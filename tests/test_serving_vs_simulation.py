@@ -45,3 +45,16 @@ def test_the_mean_tpot_follows_the_simulation(script: ModuleType, loads: list[An
     assert np.median(np.abs(alone[heavy])) > 25.0
     assert np.median(np.abs(with_backlog[heavy])) <= 12.0
     assert np.max(np.abs(with_backlog[heavy])) <= 35.0
+
+
+def test_the_readme_quotes_the_report(script: ModuleType, loads: list[Any]) -> None:
+    text = " ".join((script.ROOT / "README.md").read_text(encoding="utf-8").split())
+
+    def figures(model: str, sim: str) -> tuple[str, str]:
+        e = np.abs(script.errors(loads, model, sim))
+        return f"{np.median(e):.1f}", f"{np.percentile(e, 90):.1f}"
+
+    tpot, ttft = figures("tpot_mean", "sim_tpot_mean"), figures("ttft_mean", "sim_ttft_mean")
+    assert (f"the analytical mean TPOT is within {tpot[0]} % at the median (p90 {tpot[1]} %)"
+            in text)
+    assert f"the mean TTFT within {ttft[0]} % (p90 {ttft[1]} %)" in text
