@@ -312,8 +312,9 @@ def gemm_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
 
 #: Relative excess of the most loaded expert's rows over the mean below which the groups
 #: count as balanced: ``m_max`` and ``m`` of balanced routing are the same number by two
-#: roundings, and a last-bit difference had made the padding of ragged groups (up to a
-#: fifth of a grouped GEMM's time) come and go with the batch.
+#: roundings, and a last-bit difference had made the padding of ragged groups come and
+#: go with the batch (gpt-oss-120b's prompt iteration on two H100s alternating between
+#: 0.106 and 0.120 s as the batch moved by 0.02 of a sequence).
 RAGGED_REL = 1e-9
 
 
