@@ -502,7 +502,8 @@ def _grid(sm: StepModel, limit: float, name: str) -> _Grid:
 def _frozen(g: _Grid) -> _Grid:
     """``g`` with its arrays read-only: it is shared by every estimate of its context."""
     mean, decode = g.mixed.mean, g.mixed.decode
-    for a in (g.batch, g.step_s, g.rate, g.mixed.with_prompt_s, g.mixed.chunks_per_prompt,
+    for a in (g.batch, g.step_s, g.rate, g.answer_s, g.full_s, *g.answer_tail_s.values(),
+              g.mixed.with_prompt_s, g.mixed.chunks_per_prompt,
               g.mixed.chunk_s, *(getattr(mean, f.name) for f in fields(mean)),
               *(getattr(decode, f.name) for f in fields(decode))):
         a.flags.writeable = False
