@@ -14,7 +14,7 @@ from ocplan.catalog.filekinds import managed_kind
 from ocplan.catalog.schema import KINDS, Accelerator, Entry
 from ocplan.cli.app import handles_bad_input, print_json, session_catalog
 from ocplan.cli.options import FormatOpt, one_of
-from ocplan.cli.render import add_row, out, printable, quantity, styled
+from ocplan.cli.render import add_row, out, printable, quantity, styled, summary_table
 from ocplan.cli.state import Format
 from ocplan.errors import Infeasible, SpecError
 from ocplan.lazy import lazy_module
@@ -86,12 +86,8 @@ def catalog_show(entry_id: Annotated[str, typer.Argument(metavar="ID")],
     if fmt is Format.json:
         print_json(data)
         return
-    table = rich_table.Table(title=printable(f"{entry.name} ({entry.id})"), show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    for key, value in human_fields(entry, skip=("sources", "name", "id")).items():
-        add_row(table, key, value)
-    out.print(table)
+    fields = human_fields(entry, skip=("sources", "name", "id"))
+    out.print(summary_table(list(fields.items()), f"{entry.name} ({entry.id})"))
     out.print(styled(("Sources", "bold")))
     for src in entry.sources:
         where = f" ({src.locator})" if src.locator else ""
@@ -154,9 +150,6 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
     if fmt is Format.json:
         print_json(data)
         return
-    table = rich_table.Table(title=printable(f"{summary.name}: topology"), show_header=False)
-    table.add_column("measure", style="bold")
-    table.add_column("value")
     rows = [
         ("chips", f"{summary.chips} ({summary.servers} servers x {summary.chips_per_server})"),
         ("board topology", _board_topology(summary)),
@@ -175,9 +168,7 @@ def topology(file: Annotated[Path, typer.Argument(metavar="SYSTEM.yaml")],
                   f"{quantity(data['supply_input_power_W'], 'W')} at the supplies' input; "
                   f"{quantity(data['facility_power_W'], 'W')} facility at PUE {data['pue']:.2f}"),
     ]
-    for k, v in rows:
-        add_row(table, k, v)
-    out.print(table)
+    out.print(summary_table(rows, f"{summary.name}: topology"))
     out.print(styled(("bandwidths are per direction", "dim")))
 
 
