@@ -327,21 +327,28 @@ def _take(it: IterationTime, i: int) -> IterationTime:
     return IterationTime(*(np.atleast_1d(getattr(it, f.name))[i:i + 1] for f in fields(it)))
 
 
+def _room(sm: StepModel, batch: FloatArray) -> FloatArray:
+    """Prompt tokens a stage's iteration has budget for beside ``batch`` sequences
+    decoding (per instance)."""
+    b = batch / float(sm.plan.pp)
+    return f64(np.maximum(sm.plan.token_budget - b * sm.workload.verified_per_step, 1.0))
+
+
 def _full_budget_s(sm: StepModel, batch: FloatArray) -> FloatArray:
     """Iteration carrying a full budget of prompt tokens beside ``batch`` sequences
     decoding (per instance), s per stage: the longest a request's answer rides."""
     wl = sm.workload
-    b = batch / float(sm.plan.pp)
-    room = f64(np.maximum(sm.plan.token_budget - b * wl.verified_per_step, 1.0))
+    b, room = batch / float(sm.plan.pp), _room(sm, batch)
     return f64(sm.iteration(room, room / wl.prefill_len, b, b * _context(sm),
                             prefill_keys=wl.input_len).total_s)
 
 
 def _answer_s(sm: StepModel, batch: FloatArray, mixed: _Mixed, rate: FloatArray,
-              q: float | None = None) -> FloatArray:
+              full: FloatArray, q: float | None = None) -> FloatArray:
     """Mean iteration a request's answer rides under Poisson arrivals at ``rate`` per
     instance with ``batch`` sequences decoding (arrays over grid points), s per stage;
-    with ``q``, that of a request whose first token came at the ``q`` quantile.
+    ``full`` is :func:`_full_budget_s` there; with ``q``, the answer of a request whose
+    first token came at the ``q`` quantile.
 
     The mean iteration ``t`` is a time average; a request's answer is not a random
     sample of it. Its first token comes when its own prompt is done, and every prompt
@@ -371,8 +378,7 @@ def _answer_s(sm: StepModel, batch: FloatArray, mixed: _Mixed, rate: FloatArray,
     if sm.decode_only:
         return f64(t)
     wl, p = sm.workload, float(sm.plan.pp)
-    room = f64(np.maximum(sm.plan.token_budget - batch / p * wl.verified_per_step, 1.0))
-    full = _full_budget_s(sm, batch)
+    room = _room(sm, batch)
     service = wl.prefill_len * full / room
     rho = rate * service
     busy = rho < 1.0
@@ -576,14 +582,15 @@ class _Grid:
         def at_zero(values: FloatArray, zero: FloatArray = lone.total_s) -> FloatArray:
             return f64(np.concatenate([zero, values]))
 
-        tails = {stat: at_zero(_answer_s(sm, batches, kept, rates, STAT_QUANTILE[stat]))
-                 for stat in NORMAL_Z}
         full = (f64(np.full(batches.shape, np.inf)) if sm.decode_only
-                else np.maximum(_full_budget_s(sm, batches), kept.mean.total_s))
+                else f64(np.maximum(_full_budget_s(sm, batches), kept.mean.total_s)))
+        tails = {stat: at_zero(_answer_s(sm, batches, kept, rates, full,
+                                         STAT_QUANTILE[stat]))
+                 for stat in NORMAL_Z}
         return _Grid(at_zero(grid[idx], f64(np.zeros(1))), cut, at_zero(t[idx]),
                      at_zero(rates, f64(np.zeros(1))), float(grid[idx[-1]]),
-                     at_zero(_answer_s(sm, batches, kept, rates)), tails,
-                     at_zero(f64(full), f64(np.full(1, np.inf))), slots)
+                     at_zero(_answer_s(sm, batches, kept, rates, full)), tails,
+                     at_zero(full, f64(np.full(1, np.inf))), slots)
 
     def tpot_s(self, sm: StepModel) -> FloatArray:
         """TPOT statistic (the workload's ``slo_stat``) at each grid batch. The mean is
