@@ -30,7 +30,9 @@ iteration with it (the static waves count the ``(O - 1) / g`` decode steps exact
   ``--num-prompts`` at ``--max-num-seqs``) is such a batch: they start together and
   finish together, never refilled.
 - **poisson** at rate ``lam``: by Little's law the decoding batch solves
-  ``B = lam D t(B)``; TPOT ``t(B)/g`` plus the prompt backlog a request's answer starts
+  ``B = lam D t(B)``, with the prompt chunks of an iteration a Poisson count capped by
+  the budget (:func:`_chunk_count_law`) and, where the rate dips, the batch past the dip
+  (:func:`_settling`); TPOT ``t(B)/g`` plus the prompt backlog a request's answer starts
   behind (:func:`_answer_s`), from a lone request's decode step at zero load
   (below one sequence in flight the grid interpolates from there); TTFT from the prompt
   queue at the token budget (:mod:`ocplan.serving.prompt_queue`: the iterations a prompt
@@ -137,6 +139,15 @@ SPREAD_UNITS = 4
 #: Points of prompt work beyond the first unit at which the prompt queue's iteration is
 #: evaluated.
 TABLE_PROBES = 6
+#: Prompt chunks per iteration up to which the law of the count under Poisson arrivals
+#: is evaluated exactly (:func:`_chunk_count_law`); where that law reaches beyond, its
+#: spread is small beside its mean and the two counts around the mean stand for it.
+ARRIVAL_CHUNKS_MAX = 12
+#: Probability beyond :data:`ARRIVAL_CHUNKS_MAX` chunks under which the exact law is used.
+ARRIVAL_TAIL = 1e-6
+#: Newton steps solving the Poisson mean of the chunk count before the budget caps it
+#: (the function is concave and increasing: the steps rise monotonically to the root).
+CAP_NEWTON_STEPS = 20
 #: Batch limits that are sequence slots a request may wait for (the token budget's wait
 #: is the prompt queue's, :mod:`ocplan.serving.prompt_queue`).
 SLOT_LIMITS = ("KV capacity", "sequence cap")
@@ -254,8 +265,8 @@ class _Mixed:
     """Saturated continuous batching at some decoding batches (arrays over them)."""
 
     mean: IterationTime
-    """The mean iteration: a two-point mixture of iterations carrying ``n0`` and
-    ``n0 + 1`` prompt chunks, ``u = n0 + f`` chunks per iteration on average."""
+    """The mean iteration: a mixture of iterations by the prompt chunks they carry,
+    ``u`` per iteration on average (:func:`_mixed`)."""
     with_prompt_s: FloatArray
     """An iteration carrying one chunk of a newly admitted prompt, s (what its first
     token waits for, chunk by chunk)."""
@@ -275,15 +286,21 @@ class _Mixed:
         return f64(self.mean.total_s - share / np.maximum(f64(batch), 1.0))
 
 
-def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
+def _mixed(sm: StepModel, batch: FloatArray, arrivals: bool = False) -> _Mixed:
     """Saturated continuous batching at decoding batch ``batch`` (per stage).
 
     Each iteration admits ``a = b g / O`` prompts on average, ``c = min(I, room)``
     tokens of a prompt per chunk (``room``: the token budget the decodes leave), so
     ``u = a I / c`` chunks. Prompts arrive whole, not as fractions: a decode-heavy
     iteration without a prompt is cheaper than one with, and the iteration time is not
-    linear in its rows (weights are read once either way), so the mean iteration is the
-    mixture ``(1 - f) t(n0) + f t(n0 + 1)`` rather than ``t(u)``."""
+    linear in its rows (weights are read once either way), so the mean iteration is a
+    mixture of whole chunk counts rather than ``t(u)``. Refilled slots (offline, closed
+    loop) admit as sequences finish, evenly: the two counts ``n0 = floor(u)`` and
+    ``n0 + 1``, ``(1 - f) t(n0) + f t(n0 + 1)``. With ``arrivals`` (Poisson) the count
+    is random (:func:`_chunk_count_law`): an iteration with no prompt is more frequent
+    than the even mixture has it, one with several too, and since the first chunk costs
+    the most (it turns a weight-reading decode into a compute-bound iteration) the
+    mean iteration is shorter."""
     wl = sm.workload
     p = float(sm.plan.pp)
     b = f64(batch) / p
@@ -303,9 +320,64 @@ def _mixed(sm: StepModel, batch: FloatArray) -> _Mixed:
     n = b.size
     mean = IterationTime(*(getattr(both, f.name)[:n] * (1.0 - frac)
                            + getattr(both, f.name)[n:] * frac for f in fields(both)))
+    if arrivals:
+        mean = _arrival_mean(sm, mean, units, np.floor(room / chunk), chunk, b, ctx)
     decode = sm.iteration(0.0 * b, 0.0 * b, b, ctx)
     return _Mixed(mean, both.total_s[n:], f64(np.ceil(wl.prefill_len / chunk)),
                   f64(np.maximum(both.total_s[n:] - both.total_s[:n], 0.0)), decode)
+
+
+def _arrival_mean(sm: StepModel, even: IterationTime, units: FloatArray, cap: FloatArray,
+                  chunk: FloatArray, b: FloatArray, ctx: FloatArray) -> IterationTime:
+    """The mean iteration when prompts arrive as a Poisson stream: the mixture over the
+    chunk count's law (:func:`_chunk_count_law`) where it is exact, ``even`` (the mixture
+    of the two counts around the mean) elsewhere."""
+    weights, exact = _chunk_count_law(units, np.maximum(cap, 1.0))
+    if not exact.any():
+        return even
+    k, n = weights.shape[0], b.size
+    counts = np.repeat(np.arange(k, dtype=np.float64), n)
+    tokens = counts * np.tile(chunk, k)
+    every = sm.iteration(tokens, tokens / sm.workload.prefill_len, np.tile(b, k),
+                         np.tile(ctx, k), prefill_keys=sm.workload.input_len)
+    return IterationTime(*(f64(np.where(exact, np.sum(getattr(every, f.name).reshape(k, n)
+                                                      * weights, axis=0),
+                                        getattr(even, f.name)))
+                           for f in fields(every)))
+
+
+def _chunk_count_law(units: FloatArray, cap: FloatArray) -> tuple[FloatArray, np.ndarray]:
+    """Law of the prompt chunks an iteration carries under Poisson arrivals: weights of
+    0 to ``k`` chunks (rows) at each point (columns), and where the law is exact.
+
+    The prompts that arrived during an iteration are admitted into the next, so their
+    count ``N`` is Poisson; the budget takes at most ``cap`` chunks (``floor(room / c)``),
+    the rest wait their turn: ``K = min(N, cap)``. The Poisson mean ``nu`` is set so
+    that ``E[K] = u``, the chunks per iteration the batch's rate brings (Newton on the
+    concave ``E[min(N, cap)]``, whose slope is ``P(N < cap)``). A prompt that fills the
+    room (``cap`` 1) gives ``P(K = 1) = u``, the even mixture. Exact where ``u < cap``
+    and the law ends within :data:`ARRIVAL_CHUNKS_MAX` chunks (``cap`` within it, or
+    the mass beyond under :data:`ARRIVAL_TAIL`). ``k`` is the largest count needed."""
+    u = f64(np.minimum(units, cap * (1.0 - _CEIL_SLACK)))
+    k = int(min(ARRIVAL_CHUNKS_MAX, max(1.0, float(np.max(cap)))))
+    counts = np.arange(k + 1, dtype=np.float64)[:, None]
+    log_fact = np.array([math.lgamma(c + 1.0) for c in range(k + 1)])[:, None]
+    below = counts < cap
+
+    def pmf(nu: FloatArray) -> FloatArray:
+        return f64(np.exp(counts * np.log(np.maximum(nu, _TINY)) - nu - log_fact))
+
+    nu = u.copy()
+    for _ in range(CAP_NEWTON_STEPS):
+        w = pmf(nu) * below
+        under = np.sum(w, axis=0)  # P(N < cap), within the counts evaluated
+        mean = np.sum(counts * w, axis=0) + cap * (1.0 - under)
+        nu = f64(np.maximum(nu + (u - mean) / np.maximum(under, _TINY), 0.0))
+    w = pmf(nu) * below
+    capped = np.minimum(cap, float(k))
+    w = f64(w + (counts == capped) * (1.0 - np.sum(w, axis=0)))
+    exact = (units < cap) & ((cap <= k) | (1.0 - np.sum(pmf(nu), axis=0) < ARRIVAL_TAIL))
+    return w, exact
 
 
 def _take_at(it: IterationTime, idx: np.ndarray) -> IterationTime:
@@ -497,6 +569,45 @@ def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPo
                           tpot_stat_s=float(np.interp(rate, g.rate, g.tpot_s(sm))))
 
 
+def _settling(batch: FloatArray, rate: FloatArray) -> np.ndarray:
+    """Indices of the grid batches a Poisson stream settles at, rates rising along them
+    and the last one the capacity (the largest rate).
+
+    The decoding batch is a birth-death process: arrivals at ``lam``, completions at
+    ``mu(n) = n g / (O p t(n))``, every sequence in flight advancing together (a
+    symmetric queue, whose stationary law depends on the answer lengths only through
+    their mean: Kelly, "Reversibility and Stochastic Networks", 1979, sec. 3.3). Its law
+    is ``pi(n) ~ exp(n ln lam - M(n))``, ``M(n)`` the sum of ``ln mu`` up to ``n``,
+    peaked at serving batches: the batch settles where ``M(n) - n ln lam`` is least, a
+    batch on the lower convex hull of ``M``. Where the rate dips (the rows cross into
+    another wave of tiles) ``M`` bends down, and the batch does not stop below the dip
+    at the first rate that matches ``lam``: a fluctuation into the dip, where the step
+    outgrows the batch, carries it past, and it settles beyond (Maxwell's equal-area
+    rule). Llama 3 70B on eight H200 at 500 / 1,000 tokens and 85 % of capacity: the
+    simulation's batch is 695 sequences, the first crossing 502, the hull's 665. Past
+    the capacity (the step outgrows the batch) the grid ends; ``M`` is summed by the
+    trapezoid rule between the grid's batches."""
+    top = int(np.argmax(rate))
+    b, log_rate = batch[:top + 1], np.log(np.maximum(rate[:top + 1], _TINY))
+    m = np.concatenate([[0.0], np.cumsum(np.diff(b) * 0.5 * (log_rate[1:] + log_rate[:-1]))])
+    hull: list[int] = []
+    for i in range(b.size):
+        while len(hull) >= 2 and _cross(b, m, hull[-2], hull[-1], i) <= 0.0:
+            hull.pop()
+        hull.append(i)
+    kept = np.array(hull)
+    rising = rate[kept] > np.concatenate([[-np.inf],
+                                           np.maximum.accumulate(rate[kept])[:-1]])
+    settled: np.ndarray = kept[rising]
+    return settled
+
+
+def _cross(x: FloatArray, y: FloatArray, a: int, b: int, c: int) -> float:
+    """Cross product of ``b - a`` and ``c - a``: positive when ``a, b, c`` turn left
+    (``b`` lies below the chord from ``a`` to ``c``)."""
+    return float((x[b] - x[a]) * (y[c] - y[a]) - (y[b] - y[a]) * (x[c] - x[a]))
+
+
 def _grid(sm: StepModel, limit: float, name: str) -> _Grid:
     """:meth:`_Grid.of` for the batch limit ``limit`` set by ``name``, built once per
     model context and limit (the operating point and the SLO search of one estimate
@@ -556,16 +667,11 @@ class _Grid:
         wl = sm.workload
         grid = f64(np.unique(np.concatenate([np.geomspace(1.0, max(limit, 1.0), GRID_POINTS),
                                              [limit]])))
-        both = _mixed(sm, f64(np.concatenate([[0.0], grid])))
+        both = _mixed(sm, f64(np.concatenate([[0.0], grid])), arrivals=True)
         zero, mixed = _pick(both, np.arange(1)), _pick(both, np.arange(1, grid.size + 1))
         t = mixed.mean.total_s
         rate = grid * wl.tokens_per_step / (wl.output_len * t * sm.plan.pp)
-        # A batch whose rate does not beat every smaller batch's only adds latency (the
-        # rows cross a tile boundary; past the capacity the step outgrows the batch):
-        # the grid keeps the batches that raise the rate, so it rises along the grid and
-        # its last point is the capacity.
-        keep = rate > np.concatenate([[-np.inf], np.maximum.accumulate(rate)[:-1]])
-        idx = np.nonzero(keep)[0]
+        idx = _settling(grid, rate)
         # Below one sequence in flight the grid starts at zero load: no batch, no rate,
         # and a lone request answering in iterations of its own (one sequence's decode,
         # no other prompt beside it); between there and the first batch the prompts a
@@ -630,7 +736,7 @@ class _Grid:
             if stat in NORMAL_Z and b.size >= 2:
                 slope = np.maximum(np.gradient(t, b), 0.0)
                 eta = np.clip(b * slope / t, 0.0, MAX_ELASTICITY)
-                sd_batch = slope * np.sqrt(b / (1.0 - eta))
+                sd_batch = slope * np.sqrt(_life_averaged(1.0 - eta) * b / (1.0 - eta))
                 dev = f64(NORMAL_Z[stat] * sd_batch
                           + _prompt_deviation(sm, self, STAT_QUANTILE[stat]))
             if stat in self.answer_tail_s:
@@ -746,6 +852,18 @@ class _Grid:
             else:
                 hi = mid
         return lo
+
+
+def _life_averaged(x: FloatArray) -> FloatArray:
+    """Share of the batch's variance a request's answer keeps by averaging the batch
+    over its own life ``T``: the batch relaxes to its mean in ``T / x`` (one life,
+    lengthened by the feedback of a longer step on a longer stay, ``x = 1 - eta``), and
+    the mean over a window ``T`` of a process with that correlation time keeps
+    ``2 (x - 1 + exp(-x)) / x^2`` of its variance (the variance of a time average of an
+    Ornstein-Uhlenbeck process; Papoulis, "Probability, Random Variables and Stochastic
+    Processes", the mean-ergodic variance). Without feedback (``x`` 1) 0.74, near the
+    capacity (``x`` to 0) 1: a request lives through a fraction of one slow swing."""
+    return f64(2.0 * (x - 1.0 + np.exp(-x)) / (x * x))
 
 
 def _prompt_tables(sm: StepModel, batch: FloatArray) -> list[tuple[FloatArray, float]]:
