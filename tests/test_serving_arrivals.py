@@ -8,6 +8,8 @@ enough to reach its steady state (its first fifth left out as the warm-up).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -153,3 +155,19 @@ def test_a_life_average_keeps_an_ornstein_uhlenbeck_time_average_s_share() -> No
     shares = steady._life_averaged(f64(np.array([1e-3, 0.1, 0.5, 1.0])))
     assert np.all(np.diff(shares) < 0.0)
     assert shares[0] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_slots_held_are_the_rate_times_the_hold() -> None:
+    """Mixtral 8x7B on one MI300X, 16,000-token prompts, 64-token answers, 85 % of
+    capacity: the cache bounds the batch, so a prompt may wait for a slot. The slots held
+    are the rate times a request's hold (Little's law), its answer starting behind the
+    prompt backlog; the grid's batch, the rate times the time-averaged iteration, was
+    under half of that, and the p99 TTFT came out at 42 % of a 100,000-request
+    simulation's; with the offered load, 62 %."""
+    wl, plan, system = _load("mixtral-8x7b", "mi300x", 1, 16000, 64, 0.85)
+    est = estimate_serving(replace(wl, slo_stat="p99"), plan, system)
+    sim = simulate_serving(wl, plan, system, requests=100_000, seed=1)
+    assert sim is not None
+    assert est.ttft_stat_s is not None
+    ttft = sim.result.ttft_s[int(WARMUP * sim.result.n):]
+    assert est.ttft_stat_s > 0.55 * float(np.percentile(ttft, 99))

@@ -765,16 +765,22 @@ class _Grid:
             self._tables.extend(_prompt_tables(sm, f64(self.batch / sm.plan.pp)))
         return self._tables
 
-    def slot_wait_s(self, sm: StepModel, i: int, stat: str) -> float:
-        """Wait for a sequence slot at grid batch ``i`` when the cache or the sequence
-        cap bounds the batch (0 when the token budget bounds it: the prompt queue is that
-        wait): :func:`slot_wait_s` with ``B_max`` slots, the grid's batch offered and a
-        request holding its slot for ``D`` iterations."""
+    def slot_wait_s(self, sm: StepModel, i: int, stat: str, rate: float | None = None
+                    ) -> float:
+        """Wait for a sequence slot at grid batch ``i`` under ``rate`` arrivals per
+        second (default the grid's there) when the cache or the sequence cap bounds the
+        batch (0 when the token budget bounds it: the prompt queue is that wait):
+        :func:`slot_wait_s` with ``B_max`` slots and a request holding its slot for its
+        ``D`` iterations of the answer's iteration (:attr:`answer_s`). The slots held are
+        the offered load, the rate times that hold (Little's law), not the grid's batch:
+        that one is the rate times the time-averaged iteration, which a request's answer,
+        starting behind the prompt backlog, outlasts."""
         if not self.slots:
             return 0.0
         wl = sm.workload
         hold = wl.output_len / wl.tokens_per_step * float(self.answer_s[i]) * sm.plan.pp
-        return slot_wait_s(self.limit, float(self.batch[i]), hold, stat)
+        offered = (float(self.rate[i]) if rate is None else rate) * hold
+        return slot_wait_s(self.limit, offered, hold, stat)
 
     def ttft_at(self, sm: StepModel, i: int, stat: str, rate: float | None = None) -> float:
         """TTFT statistic ``stat`` at grid batch ``i`` (under the grid's rate there
@@ -799,7 +805,8 @@ class _Grid:
         rate = max(rate, ZERO_LOAD_SHARE * float(self.rate[-1]))
         first = ((0.0,) * len(stats) if sm.decode_only
                  else first_token_stats(self.queue(sm, i, rate), stats))
-        return tuple(f + self.slot_wait_s(sm, i, s) for f, s in zip(first, stats, strict=True))
+        return tuple(f + self.slot_wait_s(sm, i, s, rate)
+                     for f, s in zip(first, stats, strict=True))
 
     def ttft_s(self, sm: StepModel, rate: float, stat: str | None = None) -> float:
         """TTFT statistic ``stat`` (default the workload's) at arrival rate ``rate``
