@@ -22,6 +22,13 @@ for the report. Writes ``src/ocplan/serving/calibration.json`` and
 ``serving-calibration.md`` in ``DIR``, to compare a change before keeping it);
 deterministic given the CSV and the calibration it starts from (the final fit also
 starts from the committed values and keeps the better objective).
+
+The two starts need not agree. On the model of session 74 the start from the priors
+reaches a lower objective (1.656 against 1.722 from the committed values) with other
+overheads, and cross-validates worse (leave one source group out 11.9 / 35.6 % against
+10.4 / 33.5 %): the committed calibration, fitted on the model before, was kept, and
+this script as it stands would replace it. Compare with ``--out`` first
+(docs/experiments.md, session 74).
 """
 
 from __future__ import annotations

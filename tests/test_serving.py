@@ -400,7 +400,6 @@ def test_search_with_disaggregation_and_its_pareto_front() -> None:
     assert front[0].plan.prefill_chips is not None
 
 
-
 @pytest.mark.parametrize(("model", "chip", "tp", "isl", "osl", "rate"), [
     ("llama2-70b", "mi300x", 1, 222, 294, 8.0),
     ("llama3-70b", "h200-sxm-141gb", 8, 1000, 300, 12.0),
