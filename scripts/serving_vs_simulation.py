@@ -16,7 +16,7 @@ report gives each latency's error, estimate over simulation.
 
 The mean TPOT is also given without the prompt backlog a request's answer starts behind
 (``steady._answer_s``): the time-averaged iteration alone, what the model answered until
-session 73, read from the estimate's batch and rate by Little's law.
+session 73, the estimate's mean iteration (the one its rate is solved on) as TPOT.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from _cli import ScriptParser, parse_argv, script_parser
 from ocplan.catalog.catalog import load_catalog
 from ocplan.catalog.system import system_for_chip
 from ocplan.serving.dynamics import simulate_serving
-from ocplan.serving.estimate import estimate_serving
+from ocplan.serving.estimate import ServingEstimate, estimate_serving
 from ocplan.serving.plan import ServingPlan
 from ocplan.workloads.serving import ServingWorkload
 from ocplan.workloads.shape import ModelShape
@@ -71,8 +71,8 @@ class Load:
     share: float
     tpot_mean: float
     tpot_mean_iteration: float
-    """The time-averaged iteration alone (no backlog), as TPOT: the estimate's batch
-    and rate by Little's law (:func:`_little_tpot`)."""
+    """The time-averaged iteration alone (no backlog), as TPOT: the estimate's mean
+    iteration (:func:`_iteration_tpot`)."""
     tpot_p99: float
     ttft_mean: float
     ttft_p99: float
@@ -106,8 +106,7 @@ def measure() -> list[Load]:
                 tpot, ttft = _steady(sim.result.tpot_s), _steady(sim.result.ttft_s)
                 out.append(Load(
                     model, chip, isl, osl, share, est.tpot_s,
-                    _little_tpot(est.batch_per_instance, share * capacity / plan.instances,
-                                 osl),
+                    _iteration_tpot(est, wl, plan),
                     est.tpot_stat_s, est.ttft_s, est.ttft_stat_s,
                     float(np.mean(tpot)), float(np.percentile(tpot, 99)),
                     float(np.mean(ttft)), float(np.percentile(ttft, 99))))
@@ -120,10 +119,12 @@ def _steady(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return values[int(WARMUP * values.size):]
 
 
-def _little_tpot(batch: float, rate_per_s: float, output_len: float) -> float:
-    """Mean TPOT of the time-averaged iteration, s: by Little's law ``B`` sequences
-    decoding at ``lam`` requests/s each live ``B / lam``, over ``O`` tokens."""
-    return batch / (rate_per_s * output_len)
+def _iteration_tpot(est: ServingEstimate, wl: ServingWorkload, plan: ServingPlan) -> float:
+    """Mean TPOT of the time-averaged iteration, s: the estimate's mean iteration (at
+    the grid batch its rate reaches) per token. The estimate's batch no longer gives it:
+    that is the rate times a request's answer, backlog included (Little's law)."""
+    assert est.iteration is not None
+    return est.iteration.total_s * plan.pp / wl.tokens_per_step
 
 
 def _err(model: float, sim: float) -> float:
@@ -152,8 +153,8 @@ def render(loads: list[Load]) -> str:
              + f" of capacity, the first {WARMUP:.0%} of each run left out as its warm-up) "
              "with the same step model; error = estimate / simulation - 1. "
              "'Iteration alone' is the mean TPOT without the prompt backlog a request's "
-             "answer starts behind (`steady._answer_s`): the estimate's batch over its "
-             "rate and answer length (Little's law), the time-averaged iteration.", "",
+             "answer starts behind (`steady._answer_s`): the estimate's mean iteration, "
+             "the one its rate is solved on, per token.", "",
              "| measure | loads | median abs % | p90 abs % | median signed % |",
              "|---|---|---|---|---|"]
     for name, model, sim in MEASURES:

@@ -561,8 +561,11 @@ def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPo
     if not math.isfinite(tail):
         return replace(_saturated(sm, limit, name), ttft_s=None)
     i = min(int(np.searchsorted(g.rate, rate)), g.batch.size - 1)
-    b = float(np.interp(rate, g.rate, g.batch))
     answer = float(np.interp(rate, g.rate, g.answer_s))
+    # the sequences decoding are the rate times a request's answer (Little's law), which
+    # the prompt backlog makes longer than the time-averaged iteration the grid solves
+    decoding = min(rate * wl.output_len / wl.tokens_per_step * p * answer, limit)
+    b = max(float(np.interp(rate, g.rate, g.batch)), decoding)
     return OperatingPoint(b, limit, "load", _take(g.mixed.mean, i), rate * wl.output_len,
                           g.ttft_s(sm, rate, "mean"), p * answer / wl.tokens_per_step, rate,
                           latency_stat=wl.slo_stat, ttft_stat_s=tail,
