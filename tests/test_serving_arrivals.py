@@ -1,9 +1,12 @@
 """Under Poisson arrivals the prompts an iteration carries are a random count
-(``steady._chunk_count_law``), and the decoding batch settles where its birth-death law
-peaks, past a dip of the rate (``steady._settling``).
+(``steady._chunk_count_law``); the decoding batch settles where its birth-death law
+peaks, past a dip of the rate (``steady._settling``); a TPOT quantile's batch deviation
+is the batch averaged over a request's life (``steady._life_averaged``); and the slots
+held and the batch reported are the rate times a request's answer (Little's law).
 
-Both are checked against the discrete-event simulation of the same instance, run long
-enough to reach its steady state (its first fifth left out as the warm-up).
+Each is checked against the discrete-event simulation of the same instance, run long
+enough to reach its steady state (its first fifth left out as the warm-up), or against
+its own definition.
 """
 
 from __future__ import annotations
