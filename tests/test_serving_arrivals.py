@@ -44,12 +44,16 @@ def _load(model: str, chip: str, tp: int, isl: int, osl: int,
             plan, system)
 
 
+def _steady(values: np.ndarray) -> np.ndarray:
+    """A simulated run's per-request latencies past its warm-up, in request order."""
+    return values[int(WARMUP * values.size):]
+
+
 def _steady_tpot(wl: ServingWorkload, plan: ServingPlan, system: System,
                  requests: int) -> float:
     sim = simulate_serving(wl, plan, system, requests=requests, seed=1)
     assert sim is not None
-    tpot = sim.result.tpot_s
-    return float(np.mean(tpot[int(WARMUP * tpot.size):]))
+    return float(np.mean(_steady(sim.result.tpot_s)))
 
 
 @pytest.mark.parametrize(("cap", "units"), [
@@ -172,7 +176,7 @@ def test_the_slots_held_are_the_rate_times_the_hold() -> None:
     sim = simulate_serving(wl, plan, system, requests=100_000, seed=1)
     assert sim is not None
     assert est.ttft_stat_s is not None
-    ttft = sim.result.ttft_s[int(WARMUP * sim.result.n):]
+    ttft = _steady(sim.result.ttft_s)
     assert est.ttft_stat_s > 0.55 * float(np.percentile(ttft, 99))
 
 
@@ -187,6 +191,6 @@ def test_the_batch_reported_is_the_rate_times_a_request_s_answer() -> None:
     sim = simulate_serving(wl, plan, system, requests=50_000, seed=1)
     assert sim is not None
     assert wl.rate_per_s is not None
-    tpot = sim.result.tpot_s[int(WARMUP * sim.result.n):]
+    tpot = _steady(sim.result.tpot_s)
     simulated = wl.rate_per_s * (wl.output_len - 1) * float(np.mean(tpot))
     assert est.batch_per_instance == pytest.approx(simulated, rel=0.2)

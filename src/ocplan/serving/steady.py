@@ -564,12 +564,20 @@ def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPo
     answer = float(np.interp(rate, g.rate, g.answer_s))
     # the sequences decoding are the rate times a request's answer (Little's law), which
     # the prompt backlog makes longer than the time-averaged iteration the grid solves
-    decoding = min(rate * wl.output_len / wl.tokens_per_step * p * answer, limit)
+    # (the grid's batch stays the floor: the two are interpolated apart between points)
+    decoding = min(rate * _decode_hold_s(sm, answer), limit)
     b = max(float(np.interp(rate, g.rate, g.batch)), decoding)
     return OperatingPoint(b, limit, "load", _take(g.mixed.mean, i), rate * wl.output_len,
                           g.ttft_s(sm, rate, "mean"), p * answer / wl.tokens_per_step, rate,
                           latency_stat=wl.slo_stat, ttft_stat_s=tail,
                           tpot_stat_s=float(np.interp(rate, g.rate, g.tpot_s(sm))))
+
+
+def _decode_hold_s(sm: StepModel, answer_s: float) -> float:
+    """Time a request decodes, s: its ``D = O / g`` iterations of the answer's iteration
+    ``answer_s`` (per stage), ``p`` stage times each."""
+    wl = sm.workload
+    return wl.output_len / wl.tokens_per_step * answer_s * float(sm.plan.pp)
 
 
 def _settling(batch: FloatArray, rate: FloatArray) -> np.ndarray:
@@ -780,8 +788,7 @@ class _Grid:
         starting behind the prompt backlog, outlasts."""
         if not self.slots:
             return 0.0
-        wl = sm.workload
-        hold = wl.output_len / wl.tokens_per_step * float(self.answer_s[i]) * sm.plan.pp
+        hold = _decode_hold_s(sm, float(self.answer_s[i]))
         offered = (float(self.rate[i]) if rate is None else rate) * hold
         return slot_wait_s(self.limit, offered, hold, stat)
 
