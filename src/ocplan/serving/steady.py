@@ -133,6 +133,12 @@ MAX_ELASTICITY = 0.9
 RATES_REMEMBERED = 256
 #: Points of the batch grid the Poisson and SLO searches evaluate at once.
 GRID_POINTS = 48
+#: Steps of the grid between zero load and its first batch (one sequence in flight):
+#: rates at ``1/n .. (n-1)/n`` of the first batch's (:meth:`_Grid.of`). A prompt-heavy
+#: load reaches one sequence in flight at well over half its capacity (Llama 3 70B on
+#: eight H200 at 16,000 / 64 tokens: 60 %), and a request's prompt backlog grows as
+#: ``rho / (1 - rho)`` over that span, far from the straight line between its ends.
+BELOW_ONE_POINTS = 8
 #: Units a prompt of the mean length is cut into at least when lengths spread (so that
 #: short prompts are not rounded up to a long one's work).
 SPREAD_UNITS = 4
@@ -390,6 +396,29 @@ def _pick(m: _Mixed, idx: np.ndarray) -> _Mixed:
                   m.chunk_s[idx], _take_at(m.decode, idx))
 
 
+def _lerp_mixed(a: _Mixed, b: _Mixed, f: FloatArray) -> _Mixed:
+    """The straight line from ``a`` to ``b`` (each at one batch) at the fractions ``f``."""
+    def line(x: FloatArray, y: FloatArray) -> FloatArray:
+        return f64(x[0] + f * (y[0] - x[0]))
+
+    def it(x: IterationTime, y: IterationTime) -> IterationTime:
+        return IterationTime(*(line(getattr(x, n.name), getattr(y, n.name))
+                               for n in fields(x)))
+
+    return _Mixed(it(a.mean, b.mean), line(a.with_prompt_s, b.with_prompt_s),
+                  line(a.chunks_per_prompt, b.chunks_per_prompt),
+                  line(a.chunk_s, b.chunk_s), it(a.decode, b.decode))
+
+
+def _concat_mixed(first: _Mixed, rest: _Mixed) -> _Mixed:
+    """``first``'s batches, then ``rest``'s."""
+    return _Mixed(_join(first.mean, rest.mean),
+                  f64(np.concatenate([first.with_prompt_s, rest.with_prompt_s])),
+                  f64(np.concatenate([first.chunks_per_prompt, rest.chunks_per_prompt])),
+                  f64(np.concatenate([first.chunk_s, rest.chunk_s])),
+                  _join(first.decode, rest.decode))
+
+
 def _join(first: IterationTime, rest: IterationTime) -> IterationTime:
     return IterationTime(*(f64(np.concatenate([getattr(first, f.name), getattr(rest, f.name)]))
                            for f in fields(first)))
@@ -434,12 +463,15 @@ def _answer_s(sm: StepModel, batch: FloatArray, mixed: _Mixed, rate: FloatArray,
     first token plus the Pollaczek-Khinchine mean wait of deterministic service,
     ``rho s / (2 (1 - rho))`` with ``s = I t_R / R`` (Kleinrock 1975, Queueing Systems
     I, eq. 5.105), so the grid needs no queue solve per point; at ``rho >= 1`` every
-    iteration carries a full budget. Against the discrete-event simulation
-    (:mod:`ocplan.serving.simulate`) of 54 loads (3 models, prompts of 500 to 16,000
-    tokens, answers of 50 to 1,000, at 30 to 85 % of capacity;
-    ``scripts/serving_vs_simulation.py``), the mean TPOT's median error is 2.4 % and its
-    90th percentile 23 %, against 8.0 and 57 % for ``t`` alone: a prompt-heavy load's
-    answer spends a quarter to three quarters of its time behind prompts.
+    iteration carries a full budget. The mean takes the cap ``D`` inside
+    (:func:`_mean_capped_backlog`): the waits spread, and near the capacity of a
+    prompt-heavy load many of them alone would fill the answer. Against the
+    discrete-event simulation (:mod:`ocplan.serving.simulate`) of 54 loads (3 models,
+    prompts of 500 to 16,000 tokens, answers of 50 to 1,000, at 30 to 85 % of capacity;
+    ``scripts/serving_vs_simulation.py``), the mean TPOT's median error is 2.3 % and its
+    90th percentile 14 % (with the size-biased batch, :func:`_size_biased_s`), against
+    8.2 and 48 % for ``t`` alone: a prompt-heavy load's answer spends a quarter to three
+    quarters of its time behind prompts.
 
     A request that waited longer has more prompts behind it: at the quantile ``q`` the
     wait is that of the exponential tail with the M/D/1 wait's mean ``W`` and chance of
@@ -459,11 +491,31 @@ def _answer_s(sm: StepModel, batch: FloatArray, mixed: _Mixed, rate: FloatArray,
     if q is not None:
         chance = np.maximum(rho, _TINY)
         wait = np.where(rho > 1.0 - q, wait / chance * np.log(chance / (1.0 - q)), 0.0)
-    first = _first_token_s(sm, mixed) + wait
-    backlog = rate * first * wl.prefill_len / (p * room * free)
+    per_s = rate * wl.prefill_len / (p * room * free)   # backlog iterations per second waited
     d = wl.output_len / wl.tokens_per_step
-    k = np.where(busy, np.minimum(backlog, d), d)
+    if q is None:
+        k = _mean_capped_backlog(per_s * _first_token_s(sm, mixed), per_s * wait, rho, d)
+    else:
+        k = np.minimum(per_s * (_first_token_s(sm, mixed) + wait), d)
+    k = np.where(busy, k, d)
     return f64(t + k * np.maximum(full - t, 0.0) / d)
+
+
+def _mean_capped_backlog(base: FloatArray, mean_extra: FloatArray, rho: FloatArray,
+                         d: float) -> FloatArray:
+    """Mean over requests of ``min(k, D)``, the backlog iterations an answer of ``D``
+    iterations spends behind prompts, ``k = base + c W`` growing with the request's wait
+    ``W``: 0 with probability ``1 - rho``, else exponential of mean ``W-bar / rho`` (the
+    tail :func:`_answer_s` takes for its quantiles), ``mean_extra = c W-bar``. The cap
+    is taken inside the mean: ``E[min(k, D)]`` falls short of ``min(E[k], D)`` wherever
+    the waits reach ``D`` (the cap is concave), which near the capacity of a
+    prompt-heavy load is most of them: ``(1 - rho) min(a, D) + rho (a + s (1 -
+    exp(-(D - a) / s)))`` for ``a = base < D`` (``s = mean_extra / rho``), ``D`` beyond."""
+    a = np.minimum(base, d)
+    chance = np.maximum(rho, _TINY)
+    s = np.maximum(mean_extra / chance, _TINY)
+    waited = a + s * -np.expm1(-(d - a) / s)
+    return f64((1.0 - rho) * a + rho * np.minimum(waited, d))
 
 
 def _first_token_s(sm: StepModel, mixed: _Mixed, i: int | slice = slice(None)) -> FloatArray:
@@ -686,28 +738,32 @@ class _Grid:
         # Below one sequence in flight the grid starts at zero load: no batch, no rate,
         # and a lone request answering in iterations of its own (one sequence's decode,
         # no other prompt beside it); between there and the first batch the prompts a
-        # request sees grow with the rate, so its iteration is linear in it.
+        # request sees grow with the rate, so its iteration is linear in it, while its
+        # backlog is not (_answer_s at each rate): BELOW_ONE_POINTS steps between them.
         lone = _take_at(mixed.decode, np.arange(1))  # grid[0] is one sequence
-        cut = _Mixed(_join(lone, _take_at(mixed.mean, idx)),
-                     f64(np.concatenate([zero.with_prompt_s, mixed.with_prompt_s[idx]])),
-                     f64(np.concatenate([zero.chunks_per_prompt,
-                                         mixed.chunks_per_prompt[idx]])),
-                     f64(np.concatenate([zero.chunk_s, mixed.chunk_s[idx]])),
-                     _join(lone, _take_at(mixed.decode, idx)))
-        kept, batches, rates = _pick(mixed, idx), f64(grid[idx]), f64(rate[idx])
+        start = _Mixed(lone, zero.with_prompt_s, zero.chunks_per_prompt, zero.chunk_s, lone)
+        kept = _pick(mixed, idx)
+        f = f64(np.arange(1.0, BELOW_ONE_POINTS) / BELOW_ONE_POINTS)
+        ahead = _concat_mixed(_lerp_mixed(start, _pick(kept, np.arange(1)), f), kept)
+        on = np.concatenate([np.zeros(f.size, dtype=np.intp), np.arange(idx.size)])
+        batches = f64(np.concatenate([[0.0], f * grid[idx[0]], grid[idx]]))
+        rates = f64(np.concatenate([[0.0], f * rate[idx[0]], rate[idx]]))
+        full = (f64(np.full(idx.shape, np.inf)) if sm.decode_only
+                else f64(np.maximum(_full_budget_s(sm, f64(grid[idx])), kept.mean.total_s)))
 
-        def at_zero(values: FloatArray, zero: FloatArray = lone.total_s) -> FloatArray:
-            return f64(np.concatenate([zero, values]))
+        step = f64(np.concatenate([lone.total_s, ahead.mean.total_s]))
+        biased = _size_biased_s(batches, step, f64(np.concatenate(
+            [lone.total_s, ahead.decode.total_s])))
 
-        full = (f64(np.full(batches.shape, np.inf)) if sm.decode_only
-                else f64(np.maximum(_full_budget_s(sm, batches), kept.mean.total_s)))
-        tails = {stat: at_zero(_answer_s(sm, batches, kept, rates, full,
-                                         STAT_QUANTILE[stat]))
-                 for stat in NORMAL_Z}
-        return _Grid(at_zero(grid[idx], f64(np.zeros(1))), cut, at_zero(t[idx]),
-                     at_zero(rates, f64(np.zeros(1))), float(grid[idx[-1]]),
-                     at_zero(_answer_s(sm, batches, kept, rates, full)), tails,
-                     at_zero(full, f64(np.full(1, np.inf))), slots)
+        def answers(q: float | None = None) -> FloatArray:
+            # below the first batch its room: one sequence's decode beside the prompts
+            return f64(biased + np.concatenate([lone.total_s, _answer_s(
+                sm, f64(grid[idx][on]), ahead, rates[1:], full[on], q)]))
+
+        return _Grid(batches, _concat_mixed(start, ahead), step, rates,
+                     float(grid[idx[-1]]), answers(),
+                     {stat: answers(STAT_QUANTILE[stat]) for stat in NORMAL_Z},
+                     f64(np.concatenate([[np.inf], full[on]])), slots)
 
     def tpot_s(self, sm: StepModel) -> FloatArray:
         """TPOT statistic (the workload's ``slo_stat``) at each grid batch. The mean is
@@ -745,8 +801,7 @@ class _Grid:
             b, t = self.batch, self.step_s
             dev = f64(np.zeros_like(t))
             if stat in NORMAL_Z and b.size >= 2:
-                slope = np.maximum(np.gradient(t, b), 0.0)
-                eta = np.clip(b * slope / t, 0.0, MAX_ELASTICITY)
+                slope, eta = _elasticity(b, t)
                 sd_batch = slope * np.sqrt(_life_averaged(1.0 - eta) * b / (1.0 - eta))
                 dev = f64(NORMAL_Z[stat] * sd_batch
                           + _prompt_deviation(sm, self, STAT_QUANTILE[stat]))
@@ -773,8 +828,15 @@ class _Grid:
         """:func:`_prompt_tables` of the grid's batches per stage, remembered on the
         grid."""
         if not self._tables:
-            self._tables.extend(_prompt_tables(sm, f64(self.batch / sm.plan.pp)))
+            self._tables.extend(_prompt_tables(sm, f64(self.decoding(sm) / sm.plan.pp)))
         return self._tables
+
+    def decoding(self, sm: StepModel) -> FloatArray:
+        """Sequences decoding at each grid batch's rate: the rate times a request's
+        decode hold (Little's law, :func:`_decode_hold_s`), within the limit and at least
+        the grid's batch."""
+        hold = f64(_decode_hold_s(sm, 1.0) * self.answer_s)  # the hold is linear in it
+        return f64(np.maximum(self.batch, np.minimum(self.rate * hold, self.limit)))
 
     def slot_wait_s(self, sm: StepModel, i: int, stat: str, rate: float | None = None
                     ) -> float:
@@ -869,6 +931,39 @@ class _Grid:
             else:
                 hi = mid
         return lo
+
+
+def _elasticity(batch: FloatArray, step: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``(t'(B), eta)`` along a grid: the mean iteration's slope in the batch, s per
+    sequence (at least 0), and its elasticity ``eta = B t'(B) / t(B)``, capped at
+    :data:`MAX_ELASTICITY` (the feedback of a longer step on a longer stay)."""
+    slope = f64(np.maximum(np.gradient(step, batch), 0.0))
+    return slope, f64(np.clip(batch * slope / step, 0.0, MAX_ELASTICITY))
+
+
+def _size_biased_s(batch: FloatArray, step: FloatArray, decode: FloatArray) -> FloatArray:
+    """What the batch a request decodes in adds to the iteration it rides, beyond the
+    time-averaged batch ``B``, s (arrays along a grid).
+
+    A request sees the batch size-biased: its own slot and the others in flight. With
+    the batch Poisson-like around ``B``, variance ``B / (1 - eta)`` (:meth:`_Grid.tpot_s`),
+    the batch a request lives in is ``B + Var / B = B + 1 / (1 - eta)`` on average (the
+    inspection paradox: Feller, *An Introduction to Probability Theory and Its
+    Applications* II, 1971, sec. XI.4); below one sequence in flight, where the grid's
+    iterations decode one, it is ``1 + B`` (the others, Poisson of mean ``B``, beside
+    its own). The decode iteration ``decode`` is read there against where the grid
+    reads it; beyond the grid's last batch (the limit) nothing is added. It matters at
+    a few sequences in flight and where a sequence more costs much (a mixture of
+    experts at small batches reads the weights of more experts)."""
+    _, eta = _elasticity(batch, step)
+    at = np.maximum(batch, 1.0)
+    seen = np.where(batch < 1.0, 1.0 + batch, batch + 1.0 / (1.0 - eta))
+    grid = batch >= 1.0
+    b, d = batch[grid], decode[grid]
+    if b.size == 0:
+        return f64(np.zeros_like(batch))
+    extra = np.interp(np.minimum(seen, b[-1]), b, d) - np.interp(np.minimum(at, b[-1]), b, d)
+    return f64(np.maximum(extra, 0.0))
 
 
 def _life_averaged(x: FloatArray) -> FloatArray:

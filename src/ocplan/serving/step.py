@@ -138,9 +138,20 @@ _PARTS_ENTRIES = 200_000
 #: Entries held in :data:`_PARTS` (all contexts; a list, so that it can be updated in
 #: place): past :data:`_PARTS_ENTRIES` (tens of megabytes) every context is dropped.
 _PARTS_HELD = [0]
+#: Smallest share of a prompt an iteration's prompt tokens are taken to be (it keeps an
+#: iteration with no prompt, ``n_p = 0``, from dividing by zero; its attention share is 0).
+_PROMPT_SHARE_MIN = 1e-12
 #: The fields of :class:`IterationTime`, in order.
 _ITERATION_FIELDS = ("matrix_s", "attention_s", "memory_s", "comm_s", "host_s", "flops_s",
                      "bytes_s")
+
+
+def _prompt_tokens(P: FloatArray, n_p: FloatArray) -> FloatArray:
+    """Tokens of each prompt of an iteration carrying ``P`` prompt tokens of ``n_p``
+    prompts: ``P / n_p``, at least 1. A share of one prompt (``n_p < 1``, a chunk) gives
+    the whole prompt, whose attention the iteration is charged ``n_p`` of, not all of
+    its chunk's at the end of the prompt (:meth:`StepModel.iteration`)."""
+    return f64(np.maximum(P / np.maximum(n_p, _PROMPT_SHARE_MIN), 1.0))
 
 
 def decode_attention_cap(family: str | None) -> float:
@@ -211,11 +222,15 @@ class StepModel:
                   prefill_keys: ArrayLike | None = None) -> IterationTime:
         """One iteration of the instance (see the module docstring); the counts are
         for the whole instance and are split over its ``ranks``. ``prefill_keys``: keys
-        each prefill sequence's queries see on average at the end of its chunk (its
-        earlier chunks and cached prefix included); default the chunk itself."""
+        each prefill sequence's queries see at the end of its prompt (its cached prefix
+        included); default the prompt itself. Fewer prompt tokens than one prompt
+        (``n_p < 1``: a chunk of a prompt longer than the budget) are charged ``n_p`` of
+        the whole prompt's attention: over the chunks of a prompt its attention sums to
+        the whole prompt's, whichever chunk an iteration carries (the simulator charges
+        it so too, :class:`~ocplan.serving.dynamics.ExactStepTime`)."""
         P, n_p, B, C = (f64(np.atleast_1d(x)) for x in np.broadcast_arrays(
             prefill_tokens, prefill_seqs, decode_seqs, decode_context))
-        chunk = np.maximum(P / np.maximum(n_p, 1.0), 1.0)
+        chunk = _prompt_tokens(P, n_p)
         keys = chunk if prefill_keys is None else np.maximum(f64(prefill_keys), chunk)
         arrays = np.broadcast_arrays(P, n_p, B, C, keys)
         shape = arrays[0].shape
@@ -244,7 +259,7 @@ class StepModel:
         r = float(self.ranks)
         q_dec = float(wl.verified_per_step)
         rows = (P + B * q_dec) / r
-        chunk = np.maximum(P / np.maximum(n_p, 1.0), 1.0)
+        chunk = _prompt_tokens(P, n_p)
         # fewer prefill sequences than one per rank: a share of a whole prompt's attention
         pre_share = f64((P > 0) * np.minimum(n_p / r, 1.0))
         part = self.rows_part(rows).plus(
