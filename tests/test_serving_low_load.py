@@ -94,29 +94,27 @@ def test_the_capped_backlog_is_the_mean_of_the_capped_backlogs(base: float, extr
     assert closed <= min(base + extra, d) + 1e-12
 
 
-def test_a_prompt_heavy_load_below_one_sequence_follows_the_simulation() -> None:
-    """Llama 3 70B on eight H200 at 16,000 / 64 tokens and 30 % of capacity: one
-    sequence in flight is already 60 % of capacity, and the mean TPOT interpolated
-    along a straight line from zero load to there was 66 % above a 20,000-request
-    simulation's (the backlog at 30 % is a fifth of its value at 60 %, not a half). With
-    the grid's points below one sequence it is within 20 % (+15 %)."""
-    wl, plan, system = _load("llama3-70b", "h200-sxm-141gb", 8, _PROMPT, _ANSWER, 0.3)
+@pytest.mark.parametrize(("model", "chip", "tp", "tol"), [
+    ("llama3-70b", "h200-sxm-141gb", 8, 0.2), ("mixtral-8x7b", "mi300x", 1, 0.1)],
+    ids=["below-one-sequence", "size-biased-batch"])
+def test_a_low_prompt_heavy_load_follows_the_simulation(model: str, chip: str, tp: int,
+                                                        tol: float) -> None:
+    """The mean TPOT at 16,000 / 64 tokens and 30 % of capacity against a
+    20,000-request simulation.
+
+    - Llama 3 70B on eight H200: one sequence in flight is already 60 % of capacity,
+      and the mean TPOT interpolated along a straight line from zero load to there was
+      66 % above the simulation's (the backlog at 30 % is a fifth of its value at 60 %,
+      not a half); with the grid's points below one sequence it is within 20 % (+15 %).
+    - Mixtral 8x7B on one MI300X: a request decodes beside the others in flight
+      (``1 + B`` below one sequence), and each more sequence reads the weights of more
+      experts; read at the time-averaged batch the mean TPOT was 13 % below the
+      simulation's, it is within 10 % (-3 %)."""
+    wl, plan, system = _load(model, chip, tp, _PROMPT, _ANSWER, 0.3)
     est = estimate_serving(wl, plan, system)
     tpot, _ = _simulated(wl, plan, system, 20_000)
     assert est.tpot_s is not None
-    assert est.tpot_s == pytest.approx(tpot, rel=0.2)
-
-
-def test_a_mixture_of_experts_decodes_in_the_size_biased_batch() -> None:
-    """Mixtral 8x7B on one MI300X at 16,000 / 64 tokens and 30 % of capacity: a request
-    decodes beside the others in flight (``1 + B`` below one sequence), and each more
-    sequence reads the weights of more experts; read at the time-averaged batch the
-    mean TPOT was 13 % below a 20,000-request simulation's, it is within 10 % (-3 %)."""
-    wl, plan, system = _load("mixtral-8x7b", "mi300x", 1, _PROMPT, _ANSWER, 0.3)
-    est = estimate_serving(wl, plan, system)
-    tpot, _ = _simulated(wl, plan, system, 20_000)
-    assert est.tpot_s is not None
-    assert est.tpot_s == pytest.approx(tpot, rel=0.1)
+    assert est.tpot_s == pytest.approx(tpot, rel=tol)
 
 
 def test_the_size_bias_follows_its_definition() -> None:

@@ -701,7 +701,8 @@ class _Grid:
     limit: float
     answer_s: FloatArray
     """The mean iteration a request's answer rides (:func:`_answer_s`), s: the mean
-    iteration and the prompt backlog queued behind the request's own prompt."""
+    iteration and the prompt backlog queued behind the request's own prompt, in the
+    size-biased batch (:func:`_size_biased_s`)."""
     answer_tail_s: dict[str, FloatArray]
     """:attr:`answer_s` of a request whose first token came at each tail statistic's
     quantile (:data:`NORMAL_Z`), s."""
