@@ -54,7 +54,7 @@ def test_a_prompt_s_chunks_are_charged_its_whole_attention() -> None:
     whole prompt's attention, which they sum to. Each chunk had been charged a share of
     the last chunk's attention (queries at the end of the prompt, 12,000 keys on
     average where the prompt's average is 8,000): three quarters of the attention at
-    two chunks a prompt, a sixteenth of it at 128,000 tokens in 8,192-token chunks."""
+    two chunks a prompt, an eighth of it at 128,000 tokens in 8,192-token chunks."""
     wl, plan, system = _load("llama3-8b", "h100-sxm-80gb", 1, _PROMPT, _ANSWER, 0.3)
     sm = _step_model(wl, plan, system)
     whole = _prefill_attention_s(sm, float(_PROMPT))
