@@ -33,8 +33,10 @@ iteration with it (the static waves count the ``(O - 1) / g`` decode steps exact
   ``B = lam D t(B)``, with the prompt chunks of an iteration a Poisson count capped by
   the budget (:func:`_chunk_count_law`) and, where the rate dips, the batch past the dip
   (:func:`_settling`); TPOT ``t(B)/g`` plus the prompt backlog a request's answer starts
-  behind (:func:`_answer_s`), from a lone request's decode step at zero load
-  (below one sequence in flight the grid interpolates from there); TTFT from the prompt
+  behind (:func:`_answer_s`), in the size-biased batch (:func:`_size_biased_s`), from a
+  lone request's decode step at zero load (below one sequence in flight the iteration
+  is interpolated from there, the backlog solved at :data:`BELOW_ONE_POINTS` rates);
+  TTFT from the prompt
   queue at the token budget (:mod:`ocplan.serving.prompt_queue`: the iterations a prompt
   waits for and rides in, beside the decoding batch) plus, when the cache or the
   sequence cap bounds the batch, the wait for one of ``B_max`` slots (M/M/c,
@@ -614,11 +616,8 @@ def _poisson(sm: StepModel, rate: float, limit: float, name: str) -> OperatingPo
         return replace(_saturated(sm, limit, name), ttft_s=None)
     i = min(int(np.searchsorted(g.rate, rate)), g.batch.size - 1)
     answer = float(np.interp(rate, g.rate, g.answer_s))
-    # the sequences decoding are the rate times a request's answer (Little's law), which
-    # the prompt backlog makes longer than the time-averaged iteration the grid solves
-    # (the grid's batch stays the floor: the two are interpolated apart between points)
-    decoding = min(rate * _decode_hold_s(sm, answer), limit)
-    b = max(float(np.interp(rate, g.rate, g.batch)), decoding)
+    # the two are interpolated apart between grid points: the floor may bind here alone
+    b = float(_decoding(sm, rate, answer, float(np.interp(rate, g.rate, g.batch)), limit)[0])
     return OperatingPoint(b, limit, "load", _take(g.mixed.mean, i), rate * wl.output_len,
                           g.ttft_s(sm, rate, "mean"), p * answer / wl.tokens_per_step, rate,
                           latency_stat=wl.slo_stat, ttft_stat_s=tail,
@@ -630,6 +629,17 @@ def _decode_hold_s(sm: StepModel, answer_s: float) -> float:
     ``answer_s`` (per stage), ``p`` stage times each."""
     wl = sm.workload
     return wl.output_len / wl.tokens_per_step * answer_s * float(sm.plan.pp)
+
+
+def _decoding(sm: StepModel, rate: FloatArray | float, answer_s: FloatArray | float,
+              batch: FloatArray | float, limit: float) -> FloatArray:
+    """Sequences decoding under ``rate`` arrivals per second: the rate times a request's
+    decode hold (Little's law, :func:`_decode_hold_s`; the hold is linear in the
+    answer's iteration ``answer_s``), within ``limit`` and at least the grid's ``batch``
+    (the rate times the time-averaged iteration, which the answer outlasts behind the
+    prompt backlog)."""
+    held = f64(np.atleast_1d(rate)) * _decode_hold_s(sm, 1.0) * f64(np.atleast_1d(answer_s))
+    return f64(np.maximum(batch, np.minimum(held, limit)))
 
 
 def _settling(batch: FloatArray, rate: FloatArray) -> np.ndarray:
@@ -833,11 +843,8 @@ class _Grid:
         return self._tables
 
     def decoding(self, sm: StepModel) -> FloatArray:
-        """Sequences decoding at each grid batch's rate: the rate times a request's
-        decode hold (Little's law, :func:`_decode_hold_s`), within the limit and at least
-        the grid's batch."""
-        hold = f64(_decode_hold_s(sm, 1.0) * self.answer_s)  # the hold is linear in it
-        return f64(np.maximum(self.batch, np.minimum(self.rate * hold, self.limit)))
+        """Sequences decoding at each grid batch's rate (:func:`_decoding`)."""
+        return _decoding(sm, self.rate, self.answer_s, self.batch, self.limit)
 
     def slot_wait_s(self, sm: StepModel, i: int, stat: str, rate: float | None = None
                     ) -> float:
