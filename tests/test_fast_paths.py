@@ -92,6 +92,36 @@ def test_iteration_memo_equals_a_cold_evaluation_and_each_element_alone() -> Non
             assert getattr(one, f.name)[0] == getattr(cold, f.name)[i]
 
 
+@pytest.mark.parametrize(("shape", "phase", "layer", "chip"), [
+    (DSV3, "decode", 5, "b200"),         # MoE: a dozen memory-bound operators
+    (MIXTRAL, "prefill", 0, "h200-sxm-141gb"),
+])
+def test_a_layout_alone_sums_to_the_same_bits_as_in_a_batch(shape: ModelShape, phase: str,
+                                                             layer: int, chip: str) -> None:
+    """numpy sums one column pairwise and several row by row; a layout's seconds must not
+    depend on the layouts costed beside it, or a memo filled by a batch and one filled
+    by single layouts disagree in the last bit and a fit's discrete choices follow its
+    history (docs/experiments.md, session 76)."""
+    sm = system_model(system_for_chip(CAT, chip, 8))
+    peaks, eff = chip_peaks(sm, "bf16"), engine.efficiencies(sm, load_calibration())
+    batch = np.array([3.0, 37.0, 250.0, 1.0, 96.0])
+
+    def times(b: np.ndarray) -> tuple[np.ndarray, ...]:
+        shard = Shard(tp=2.0, batch=b, seq_len=1.0 if phase == "decode" else 700.0,
+                      kv_len=1500.0 if phase == "decode" else None,
+                      ep=8.0 if shape.is_moe else 1.0, sp=False)
+        ops = layer_operators(shape, phase, shard, layer=layer, precision="fp8")  # type: ignore[arg-type]
+        prof = profile(ops, peaks, b.size)
+        t = prof.time(eff)
+        return (t.matrix_s, t.attention_s, t.memory_s, *prof.work(eff),
+                prof.named_s(prof.op_s(eff), frozenset(op.name for op in ops)))
+
+    together = times(batch)
+    for i, b in enumerate(batch):
+        for got, alone in zip(together, times(np.array([b])), strict=True):
+            assert np.broadcast_to(got, batch.shape)[i] == np.ravel(alone)[0]
+
+
 def test_serving_memo_keeps_fabrics_apart() -> None:
     """The same chips on two scale-out fabrics, an instance whose pipeline stages talk
     across servers: each estimate is what it is alone, whatever was estimated before in

@@ -43,7 +43,7 @@ from ocplan.costmodel.attention import (
 )
 from ocplan.costmodel.chip import ChipCompute
 from ocplan.costmodel.gemm import gemm_cost
-from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64, memory_time_s
+from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64, memory_time_s, sum_rows
 from ocplan.workloads.memory import ACT_BYTES
 from ocplan.workloads.operators import GEMM_INPUT_BYTES, Num, Operator, OpKind
 
@@ -222,7 +222,7 @@ class Profile:
         """(sum of the compute terms at the calibrated efficiencies, sum of the HBM
         terms), s: which of the two a list of operators is bound by."""
         w = _weights(self.paths, self.categories, eff)
-        return f64(self._compute(w, eff).sum(axis=0)), f64(self.memory_s.sum(axis=0))
+        return sum_rows(self._compute(w, eff)), sum_rows(self.memory_s)
 
     def op_s(self, eff: Efficiencies) -> FloatArray:
         """Seconds of each operator (operators x layouts), launch included."""
@@ -235,13 +235,13 @@ class Profile:
         ``eff``, when the caller has them already."""
         w = _weights(self.paths, self.categories, eff)
         t = self.op_s(eff) if op_s is None else op_s
-        return PassTime(*(t[rows].sum(axis=0) for rows in w.rows))
+        return PassTime(*(sum_rows(t[rows]) for rows in w.rows))
 
     def named_s(self, op_s: FloatArray, names: frozenset[str]) -> FloatArray:
         """Seconds of the operators called one of ``names``, from their :meth:`op_s`
         (0 where the list has none)."""
         rows = [i for i, name in enumerate(self.names) if name in names]
-        return f64(op_s[rows].sum(axis=0))
+        return sum_rows(op_s[rows])
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ __all__ = [
     "KERNEL_GAP_S",
     "FloatArray",
     "memory_time_s",
+    "sum_rows",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -33,6 +34,21 @@ def f64(x: object) -> FloatArray:
         return cast(FloatArray, x)  # what asarray returns, without the call
     out: FloatArray = np.asarray(x, dtype=np.float64)
     return out
+
+def sum_rows(a: FloatArray) -> FloatArray:
+    """The sum over the first axis of ``a`` (operators x layouts), added in row order
+    whatever the number of layouts.
+
+    numpy sums a single column pairwise and several columns row by row, so ``a.sum(0)``
+    of one layout can differ in the last bit from the same layout's column in a batch.
+    The serving memos keep values computed either way and a fit's discrete choices
+    (a ceiling, a hull, a bisection) can flip on that bit, so the order is fixed:
+    ``cumsum`` adds row by row for every shape.
+    """
+    if a.shape[0] == 0:
+        return f64(np.zeros(a.shape[1:]))
+    return f64(np.cumsum(a, axis=0)[-1])
+
 
 #: Achieved / peak HBM bandwidth of a memory-bound kernel: DeepGEMM's M = 64 FP8 GEMMs
 #: stream weights at 2.67 of 3.35 TB/s on H800 (80 %) and MI300X STREAM reaches 80 % of

@@ -67,7 +67,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from ocplan.costmodel.roofline import FloatArray, f64
+from ocplan.costmodel.roofline import FloatArray, f64, sum_rows
 from ocplan.serving.plan import ServingPlan
 from ocplan.serving.prompt_queue import (
     MAX_CAPACITY,
@@ -348,8 +348,8 @@ def _arrival_mean(sm: StepModel, even: IterationTime, units: FloatArray, cap: Fl
     tokens = counts * np.tile(chunk, k)
     every = sm.iteration(tokens, tokens / sm.workload.prefill_len, np.tile(b, k),
                          np.tile(ctx, k), prefill_keys=sm.workload.input_len)
-    return IterationTime(*(f64(np.where(exact, np.sum(getattr(every, f.name).reshape(k, n)
-                                                      * weights, axis=0),
+    return IterationTime(*(f64(np.where(exact, sum_rows(getattr(every, f.name).reshape(k, n)
+                                                        * weights),
                                         getattr(even, f.name)))
                            for f in fields(every)))
 
@@ -378,13 +378,13 @@ def _chunk_count_law(units: FloatArray, cap: FloatArray) -> tuple[FloatArray, np
     nu = u.copy()
     for _ in range(CAP_NEWTON_STEPS):
         w = pmf(nu) * below
-        under = np.sum(w, axis=0)  # P(N < cap), within the counts evaluated
-        mean = np.sum(counts * w, axis=0) + cap * (1.0 - under)
+        under = sum_rows(w)  # P(N < cap), within the counts evaluated
+        mean = sum_rows(counts * w) + cap * (1.0 - under)
         nu = f64(np.maximum(nu + (u - mean) / np.maximum(under, _TINY), 0.0))
     w = pmf(nu) * below
     capped = np.minimum(cap, float(k))
-    w = f64(w + (counts == capped) * (1.0 - np.sum(w, axis=0)))
-    exact = (units < cap) & ((cap <= k) | (1.0 - np.sum(pmf(nu), axis=0) < ARRIVAL_TAIL))
+    w = f64(w + (counts == capped) * (1.0 - sum_rows(w)))
+    exact = (units < cap) & ((cap <= k) | (1.0 - sum_rows(pmf(nu)) < ARRIVAL_TAIL))
     return w, exact
 
 
