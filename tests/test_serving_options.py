@@ -21,6 +21,7 @@ from ocplan.cli.main import app
 from ocplan.reports.summary import serving_job_text
 from ocplan.workloads.options import OptionField, serving_option_fields
 from ocplan.workloads.serving import (
+    ATTENTION_PRECISIONS,
     FIELD_BOUNDS,
     KV_PRECISIONS,
     LOADS,
@@ -41,7 +42,8 @@ AWAY = {"input_len": 2000.0, "output_len": 300.0, "load": "poisson", "rate_per_s
         "length_distribution": "lognormal", "length_spread": 0.5, "slo_ttft_s": 0.45,
         "slo_tpot_s": 0.04, "slo_stat": "p90", "weight_precision": "fp8",
         "expert_weight_precision": "fp4", "activation_precision": "fp8",
-        "kv_precision": "fp8", "state_precision": "fp32", "prefix_hit": 0.25,
+        "kv_precision": "fp8", "attention_precision": "fp8", "state_precision": "fp32",
+        "prefix_hit": 0.25,
         "spec_tokens": 2, "spec_acceptance": 0.7, "draft_layers": 3,
         "moe_imbalance": 1.2}
 #: The fields of the other loads, away from their defaults.
@@ -65,6 +67,7 @@ def test_every_field_of_the_workload_is_declared() -> None:
     assert all(f.label and f.help for f in declared.values())
     assert declared["load"].choices == LOADS
     assert declared["kv_precision"].choices == KV_PRECISIONS
+    assert declared["attention_precision"].choices == ATTENTION_PRECISIONS
     assert declared["weight_precision"].choices == WEIGHT_PRECISIONS
     assert declared["state_precision"].choices == STATE_PRECISIONS
     assert {n for n, f in declared.items() if f.kind != "choice"} == set(FIELD_BOUNDS)

@@ -123,7 +123,7 @@ def test_a_released_fp8_model_is_served_in_fp8_by_default(
     assert best["feasible"]
     assert best["formats"] == {"weights": "fp8", "expert_weights": "fp8",
                                "activations": "fp8", "kv": "bf16", "released": True,
-                               "state": None}
+                               "state": None, "attention": "bf16"}
     assert main([*args, "--weight-precision", "bf16"]) == 1
     bf16 = json.loads(capsys.readouterr().out)
     assert not any(r["feasible"] for r in bf16["results"])

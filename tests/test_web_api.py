@@ -539,7 +539,7 @@ def test_serving_formats_default_to_the_release(client: httpx.Client) -> None:
     est = client.post("/api/infer", json=job).json()
     assert est["formats"] == {"weights": "bf16", "expert_weights": "mxfp4",
                               "activations": "bf16", "kv": "bf16", "released": True,
-                              "state": None}
+                              "state": None, "attention": "bf16"}
     assert dict(est["summary"])["number formats"].startswith("weights bf16, experts mxfp4")
     given = client.post("/api/infer", json=job | {"weight_precision": "fp8"}).json()
     assert given["formats"]["expert_weights"] == "fp8"

@@ -5,8 +5,9 @@ if-chain), giving its compute term at unit efficiency and its memory term:
 
 - ``gemm``, ``grouped_gemm``, ``router``: :func:`~ocplan.costmodel.gemm.gemm_cost` (tile,
   wave and small-K quantization against the HBM roofline) at the operator's precision;
-- ``attention``: :func:`attention_time_s`, the operator's own FLOPs (causal, windowed and
-  context-parallel work already counted by the operator list) at the 16-bit path;
+- ``attention``: :func:`attention_op_cost`, the operator's own FLOPs (causal, windowed
+  and context-parallel work already counted by the operator list) at the rate of its
+  format (:func:`attention_peak`: the 16-bit path, or FP8 in serving);
 - ``scan``: :func:`scan_op_cost`, a hybrid model's recurrent core, on the attention law;
 - ``elementwise``, ``norm``, ``permute``, ``embedding``: memory-bound,
   :func:`~ocplan.costmodel.roofline.memory_time_s`, at the calibrated memory efficiency;
@@ -47,10 +48,11 @@ from ocplan.costmodel.roofline import HBM_EFFICIENCY, FloatArray, f64, memory_ti
 from ocplan.workloads.memory import ACT_BYTES
 from ocplan.workloads.operators import GEMM_INPUT_BYTES, Num, Operator, OpKind
 
-__all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "FALLBACK", "ChipPeaks", "Efficiencies", "OpCost",
-           "PassTime", "Profile", "attention_op_cost", "attention_terms", "gemm_op_cost",
-           "imbalance_terms", "memory_op_cost", "native_precision", "profile", "scan_op_cost",
-           "score_op_cost", "softmax_floor_s"]
+__all__ = ["CATEGORIES", "COSTERS", "EIGHT_BIT", "FALLBACK", "FP8_ATTENTION_SHARE", "ChipPeaks",
+           "Efficiencies", "OpCost", "PassTime", "Profile", "attention_op_cost",
+           "attention_peak", "attention_terms", "gemm_op_cost", "imbalance_terms",
+           "memory_op_cost", "native_precision", "profile", "scan_op_cost", "score_op_cost",
+           "softmax_floor_s"]
 
 #: GEMM input precisions that run on a low-bit matrix path (8-bit fitted on training
 #: runs; 4-bit, :data:`FOUR_BIT`, its own efficiency where serving results fit one).
@@ -64,6 +66,16 @@ EIGHT_BIT = frozenset({"fp8", "int8", "fp4", "int4"})
 #: 8-bit formats run on the 16-bit path (an A100 runs FP8 weights in BF16, W8A16).
 FALLBACK: dict[str, str] = {"fp4": "bf16", "int4": "bf16", "fp8": "bf16", "int8": "bf16",
                             "fp16": "bf16"}
+
+
+#: Share of its peak an FP8 flash-attention kernel holds, over the share the 16-bit
+#: kernel holds on the same shape: FlashAttention-3 forward, non-causal, d = 256,
+#: S = 16k on H100 SXM5 reaches 1,171 TFLOP/s in FP8 (59.2 % of 1,979) and 756 in BF16
+#: (76.4 % of 989), Shah et al., arXiv 2407.08608, Fig. 5 and 6 (compute_units.md §2.4):
+#: 0.592 / 0.764. The FP8 kernel transposes V in registers (its matmul unit reads FP8
+#: operands K-major only) and requantizes P, work the 16-bit kernel does not do; the
+#: softmax exponentials, a fixed rate, are the model's floor beside it.
+FP8_ATTENTION_SHARE = (1171.0 / 1978.9) / (756.0 / 989.4)
 
 
 def native_precision(precision: str, peak_of: Callable[[str], float | None]) -> str | None:
@@ -368,21 +380,32 @@ def softmax_floor_s(exps: Num, chip: ChipPeaks) -> FloatArray:
     return f64(f64(exps) / rate) if rate > 0 else f64(np.zeros_like(f64(exps)))
 
 
+def attention_peak(precision: str, chip: ChipPeaks) -> float:
+    """The rate an attention kernel's matmuls in ``precision`` run at, FLOP/s: the 8-bit
+    peak times :data:`FP8_ATTENTION_SHARE` where the format is 8-bit and the chip has
+    the unit, else the floating-point path's peak (a chip without 8-bit units runs FP8
+    attention at 16 bits)."""
+    runs_at = native_precision(precision, chip.peak_of)
+    peak = chip.peak_of(runs_at) if runs_at in EIGHT_BIT else None
+    return peak * FP8_ATTENTION_SHARE if peak else chip.path_peak
+
+
 def attention_terms(flops: Num, nbytes: Num, rows: Num, seq_q: Num, heads: Num,
-                    backward: Num, exps: Num, chip: ChipPeaks
+                    backward: Num, exps: Num, chip: ChipPeaks, peak: Num | None = None
                     ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(compute, memory, softmax floor) seconds of flash-attention kernels, broadcast over
-    their arrays: ``F / (P_path eta_wave eta_pass)``, ``B / (BW_hbm eta_bw)`` and
-    :func:`softmax_floor_s`. ``eta_wave``: the ``b a ceil(s_q / BLOCK)`` query blocks
-    (``rows / s_q`` sequences times ``heads``) run ``slots`` at a time
-    (:func:`~ocplan.costmodel.attention.query_block_waves`); ``eta_pass``:
-    :data:`~ocplan.costmodel.attention.BACKWARD_EFFICIENCY` where ``backward`` is set,
-    else 1."""
+    their arrays: ``F / (P_attn eta_wave eta_pass)``, ``B / (BW_hbm eta_bw)`` and
+    :func:`softmax_floor_s`. ``P_attn``: ``peak`` (:func:`attention_peak` of each
+    kernel's format), default the floating-point path's; ``eta_wave``: the
+    ``b a ceil(s_q / BLOCK)`` query blocks (``rows / s_q`` sequences times ``heads``) run
+    ``slots`` at a time (:func:`~ocplan.costmodel.attention.query_block_waves`);
+    ``eta_pass``: :data:`~ocplan.costmodel.attention.BACKWARD_EFFICIENCY` where
+    ``backward`` is set, else 1."""
     seq = np.maximum(f64(seq_q), 1.0)
     blocks = f64(rows) / seq * f64(heads) * np.ceil(seq / ATTN_BLOCK)
     eta_pass = np.where(f64(backward) > 0.0, BACKWARD_EFFICIENCY, 1.0)
-    compute = f64(flops) / (chip.path_peak * query_block_waves(blocks, chip.compute)
-                            * eta_pass)
+    rate = chip.path_peak if peak is None else f64(peak)
+    compute = f64(flops) / (rate * query_block_waves(blocks, chip.compute) * eta_pass)
     memory = f64(nbytes) / (chip.hbm_Bps * HBM_EFFICIENCY)
     return f64(compute), f64(memory), f64(softmax_floor_s(exps, chip))
 
@@ -390,15 +413,17 @@ def attention_terms(flops: Num, nbytes: Num, rows: Num, seq_q: Num, heads: Num,
 def attention_op_cost(op: Operator, chip: ChipPeaks) -> OpCost:
     """Flash attention from the operator's FLOPs and bytes:
 
-    ``t = max(overlap(F / (P_path eta_attn eta_wave eta_pass), E / R_exp),
+    ``t = max(overlap(F / (P_attn eta_attn eta_wave eta_pass), E / R_exp),
     B / (BW_hbm eta_bw)) + t_launch``, ``overlap`` as in :class:`Profile` (``E`` the
-    softmax exponentials, :func:`softmax_floor_s`; the terms: :func:`attention_terms`).
+    softmax exponentials, :func:`softmax_floor_s`; ``P_attn`` the rate of the
+    operator's format, :func:`attention_peak`; the terms: :func:`attention_terms`).
 
     ``F`` counts the causal, windowed and context-parallel share of the score matrix the
     chip computes (:func:`~ocplan.workloads.operators.keys_per_query`), so no mask logic
     is repeated here."""
     compute, memory, floor = attention_terms(op.flops, op.bytes, op.m, op.seq_q, op.groups,
-                                             float(op.backward), op.exps, chip)
+                                             float(op.backward), op.exps, chip,
+                                             attention_peak(op.precision, chip))
     return OpCost(compute, memory, "attention", "attention", floor)
 
 
@@ -504,7 +529,8 @@ def _attention_costs(ops: list[Operator], chip: ChipPeaks, n: int
                            col([op.m for op in ops]), col([op.seq_q for op in ops]),
                            col([op.groups for op in ops]),
                            col([float(op.backward) for op in ops]),
-                           col([op.exps for op in ops]), chip)
+                           col([op.exps for op in ops]), chip,
+                           col([attention_peak(op.precision, chip) for op in ops]))
 
 
 def _memory_costs(ops: list[Operator], chip: ChipPeaks, n: int

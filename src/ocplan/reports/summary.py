@@ -364,12 +364,14 @@ def simulation_rows(run: RunSummary) -> list[Row]:
 
 def formats_text(f: ServingFormats) -> str:
     """The formats a serving job runs in, as a line: weights (the routed experts' where
-    they differ), GEMM inputs, KV cache, a hybrid's recurrent state, and whether the
-    release gave some."""
+    they differ), GEMM inputs, KV cache, the attention where it is not 16-bit, a hybrid's
+    recurrent state, and whether the release gave some."""
     experts = "" if f.expert_weights in (None, f.weights) else f", experts {f.expert_weights}"
+    attention = "" if f.attention == "bf16" else f", attention {f.attention}"
     state = "" if f.state is None else f", recurrent state {f.state}"
     return (f"weights {f.weights}{experts}, GEMM inputs {f.activations}, KV cache {f.kv}"
-            + state + (" (the release's where not given)" if f.released else ""))
+            + attention + state + (" (the release's where not given)" if f.released
+                                   else ""))
 
 
 # ---- side-by-side comparisons -----------------------------------------------------------

@@ -103,6 +103,17 @@ ATTENTION_DP = ("yes", "no")
 PRECISION_COLUMNS = {"weight_precision": WEIGHT_PRECISIONS,
                      "activation_precision": ACTIVATION_PRECISIONS,
                      "kv_precision": KV_PRECISIONS}
+#: Serving stacks (lower-case words of the ``framework`` column) whose FP8 KV cache brings
+#: FP8 context attention: TensorRT-LLM, and NVIDIA's MLPerf harness built on it. Its
+#: PyTorch backend asks the attention op for an FP8 output when an FP8 or NVFP4 model
+#: runs over an FP8 cache (``tensorrt_llm/_torch/attention_backend/trtllm.py``), and the
+#: op then runs the FP8 context FMHA, as it does for any FP8 cache read by the paged
+#: (chunked) context kernel (``mFP8ContextFMHA`` in ``cpp/tensorrt_llm/thop/
+#: attentionOp.cpp``); ``trtllm-bench``'s engine builds set ``use_fp8_context_fmha``
+#: for FP8 weights or an FP8 cache (NVIDIA/TensorRT-LLM). Other stacks are not assumed
+#: to: vLLM's FP8 attention is a FlashAttention-3 path on Hopper only, and the ROCm and
+#: SGLang rows do not say which kernel they ran.
+FP8_ATTENTION_STACKS = ("tensorrt", "trt-llm", "trtllm")
 #: Optional numeric columns read from a row, each a positive number where given (what).
 OPTIONAL_NUMBERS = {"batch_or_concurrency": "number (the load setting of batch_kind)",
                     "slo_ttft_ms": "number of milliseconds",
@@ -340,7 +351,8 @@ def _shape(row: dict[str, str], arch: ModelArch | None) -> ModelShape:
 def _formats(row: dict[str, str], acc: Accelerator, released: str | None
              ) -> tuple[str, str, str, list[str]]:
     """(weight, activation, KV) formats with the module docstring's defaults;
-    ``released`` is the format of the model's released checkpoint (None: 16-bit)."""
+    ``released`` is the format of the model's released checkpoint (None: 16-bit). The
+    attention's is :func:`_attention_format` of these."""
     notes = []
     w = (row.get("weight_precision") or "").strip()
     a = (row.get("activation_precision") or "").strip()
@@ -362,6 +374,15 @@ def _formats(row: dict[str, str], acc: Accelerator, released: str | None
         kv = "fp8" if a in ("fp8", "fp4") else "bf16"
         notes.append(f"KV format not published: {kv}")
     return w, a, kv, notes
+
+
+def _attention_format(row: dict[str, str], acc: Accelerator, kv: str) -> str:
+    """``fp8`` for a row of an :data:`FP8_ATTENTION_STACKS` stack over an FP8 cache on a
+    chip with 8-bit units, else ``bf16``."""
+    stack = (row.get("framework") or "").lower()
+    fp8 = kv == "fp8" and bool(acc.peak_flops.get("fp8")) \
+        and any(name in stack for name in FP8_ATTENTION_STACKS)
+    return "fp8" if fp8 else "bf16"
 
 
 @dataclass(frozen=True)
@@ -390,6 +411,9 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
     chips = int(row["num_chips"])
     released = None if arch is None or arch.released is None else arch.released.weights
     w, a, kv, notes = _formats(row, acc, released)
+    attention = _attention_format(row, acc, kv)
+    if attention != "bf16":
+        notes.append(f"attention {attention} (the stack's context FMHA over an FP8 cache)")
     scenario = row["scenario"].strip()
     isl = float(row["input_len_mean"])
     osl = _num(row, "output_len_mean")
@@ -422,7 +446,8 @@ def prepare_serving_row(row: dict[str, str], catalog: Catalog) -> PreparedServin
         notes.append(f"lengths lognormal, spread {lengths['length_spread']:.2f} "
                      "(the dataset's)")
     wl = ServingWorkload(shape, isl, osl, weight_precision=w, activation_precision=a,
-                         kv_precision=kv, moe_imbalance=imbalance, **load, **slo, **lengths)
+                         kv_precision=kv, attention_precision=attention,
+                         moe_imbalance=imbalance, **load, **slo, **lengths)
     fixed = _layout(row, shape, kind, amount)
     if _schedulers_unknown(fixed, shape) and (
             (amount and kind == "max_batch_per_instance")

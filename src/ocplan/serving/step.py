@@ -317,7 +317,8 @@ class StepModel:
         wl = self.workload
         return dict(precision=wl.gemm_precision, weight_precision=wl.weight_format,
                     expert_weight_precision=wl.expert_weight_format,
-                    kv_precision=wl.kv_precision)
+                    kv_precision=wl.kv_precision,
+                    attention_precision=wl.attention_precision)
 
     def _split(self) -> _Split:
         pl = self.plan
@@ -399,7 +400,8 @@ class StepModel:
             op = mixer_operator(wl.model, phase, shard, layer=layer,
                                 state_precision=wl.state_format) if mixer else \
                 attention_operator(wl.model, phase, shard, layer=layer,
-                                   precision=wl.gemm_precision, kv_precision=wl.kv_precision)
+                                   precision=wl.gemm_precision, kv_precision=wl.kv_precision,
+                                   attention_precision=wl.attention_precision)
             out = out.plus(self._part([op], n, eff), self._share(count))
         return out
 
@@ -437,8 +439,8 @@ class StepModel:
         # the model, the formats, the speculation and the expert imbalance; not the
         # load, the lengths or the SLOs, so a sweep of rates or SLOs shares the memo.
         reads = (wl.model, wl.gemm_precision, wl.weight_format, wl.expert_weight_format,
-                 wl.kv_precision, wl.state_format, wl.spec_tokens, wl.spec_acceptance,
-                 wl.draft_layers, wl.moe_imbalance)
+                 wl.kv_precision, wl.attention_precision, wl.state_format, wl.spec_tokens,
+                 wl.spec_acceptance, wl.draft_layers, wl.moe_imbalance)
         key = (reads, self.plan, self.chip, self.eff, self.serving, self.family, self.ranks,
                self.time_scale, id(self.fabric))
         hit = _PARTS.get(key)

@@ -59,6 +59,7 @@ from ocplan.workloads.recipes import RECIPES
 from ocplan.workloads.shape import ModelShape
 
 __all__ = [
+    "ATTENTION_FORMATS",
     "ATTN_BWD_FACTOR",
     "GEMM_INPUT_BYTES",
     "KV_BYTES",
@@ -129,6 +130,9 @@ GEMM_INPUT_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int
 #: Bytes per element of a KV-cache format (serving); block scales of fp8 caches are
 #: per-tensor or per-head and negligible per element.
 KV_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+#: Formats the prefill attention kernels' matmuls (QK^T and PV) run in: 16-bit, or FP8
+#: over an FP8 KV cache (TensorRT-LLM's FP8 context FMHA, FlashAttention-3's FP8 path).
+ATTENTION_FORMATS: tuple[str, ...] = ("bf16", "fp8")
 #: Precision of the operators that stay in 16-bit whatever the GEMM precision: attention
 #: (FlashAttention-2 in bf16), norms, activations, permutations, the router and the LM
 #: head (fp8 recipes keep the first and last layers and the router in 16-bit; the engine
@@ -681,6 +685,8 @@ class _Attn:
     seq_kv: FloatArray
     causal: bool
     window: float
+    precision: str = HIGH_PRECISION
+    """The format QK^T and PV run in (serving may run them in FP8)."""
 
 
 @dataclass(frozen=True)
@@ -794,7 +800,7 @@ def _attn_op(at: _Attn, backward: bool) -> Operator:
     else:
         read, written = q + at.kv_read_bytes, o
     return Operator(
-        name="attn.bwd" if backward else "attn", kind="attention", precision=HIGH_PRECISION,
+        name="attn.bwd" if backward else "attn", kind="attention", precision=at.precision,
         flops=_out(flops), bytes_read=_out(read), bytes_written=_out(written),
         m=_out(at.rows), groups=_out(at.heads), seq_q=_out(at.seq_q), seq_kv=_out(at.seq_kv),
         head_dim_qk=at.d_qk, head_dim_v=at.d_v, causal=at.causal, window=at.window,
@@ -1314,7 +1320,8 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
                     precision: str = "bf16", weight_precision: str | None = None,
                     kv_precision: str | None = None,
                     expert_weight_precision: str | None = None,
-                    state_precision: str | None = None) -> tuple[Operator, ...]:
+                    state_precision: str | None = None,
+                    attention_precision: str | None = None) -> tuple[Operator, ...]:
     """The operators of transformer layer ``layer`` (0-based) on one chip.
 
     ``phase``: ``"forward"`` and ``"prefill"`` (the same forward operators; prefill keys
@@ -1336,7 +1343,8 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
     experts' grouped GEMMs (MXFP4 experts beside 16-bit attention, as gpt-oss ships);
     ``kv_precision`` (default 16-bit) the bytes of the KV cache a decode step reads,
     ``state_precision`` (default the release's) those of a recurrent mixer's cached state
-    that prefill and decode read and write.
+    that prefill and decode read and write; ``attention_precision`` (default 16-bit) the
+    format the prefill attention's matmuls run in.
 
     Raises
     ------
@@ -1345,7 +1353,7 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
         ``ep > moe_experts``, or ``cp > 1`` in decode.
     """
     _check(shape, phase, shard, precision, layer)
-    _check_formats(weight_precision, kv_precision, state_precision)
+    _check_formats(weight_precision, kv_precision, state_precision, attention_precision)
     _check_formats(expert_weight_precision, None)
     fwd_phase: Phase = "forward" if phase == "backward" else phase
     specs: list[_Spec] = []
@@ -1358,19 +1366,21 @@ def layer_operators(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int
         specs += _moe_specs(shape, shard, precision, fused=phase in ("prefill", "decode")) \
             if is_moe_layer(shape, layer) else _dense_mlp_specs(shape, shard, precision)
     return _emit(_with_formats(specs, phase, weight_precision, kv_precision,
-                               expert_weight_precision), phase)
+                               expert_weight_precision, attention_precision), phase)
 
 
 def attention_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int = 0,
-                       precision: str = "bf16", kv_precision: str | None = None) -> Operator:
+                       precision: str = "bf16", kv_precision: str | None = None,
+                       attention_precision: str | None = None) -> Operator:
     """The attention operator of :func:`layer_operators` alone (``phase`` ``"prefill"``
     or ``"decode"``), without building the layer's other operators."""
     _check(shape, phase, shard, precision, layer)
-    _check_formats(None, kv_precision)
+    _check_formats(None, kv_precision, None, attention_precision)
     specs: list[_Spec] = [spec for spec in _attention_specs(
         shape, phase, shard, is_windowed_layer(shape, layer), precision)
         if isinstance(spec, _Attn)]
-    (op,) = _emit(_with_formats(specs, phase, None, kv_precision), phase)
+    (op,) = _emit(_with_formats(specs, phase, None, kv_precision, None,
+                                attention_precision), phase)
     return op
 
 
@@ -1390,7 +1400,8 @@ def mixer_operator(shape: ModelShape, phase: Phase, shard: Shard, *, layer: int,
 
 
 def _check_formats(weight_precision: str | None, kv_precision: str | None,
-                   state_precision: str | None = None) -> None:
+                   state_precision: str | None = None,
+                   attention_precision: str | None = None) -> None:
     problems = []
     if weight_precision is not None and weight_precision not in GEMM_INPUT_BYTES:
         problems.append(Problem("argument", "weight_precision",
@@ -1399,6 +1410,10 @@ def _check_formats(weight_precision: str | None, kv_precision: str | None,
     if kv_precision is not None and kv_precision not in KV_BYTES:
         problems.append(Problem("argument", "kv_precision",
                                 f"expected one of {', '.join(KV_BYTES)}", kv_precision))
+    if attention_precision is not None and attention_precision not in ATTENTION_FORMATS:
+        problems.append(Problem("argument", "attention_precision",
+                                f"expected one of {', '.join(ATTENTION_FORMATS)}",
+                                attention_precision))
     if state_precision is not None and state_precision not in STATE_BYTES:
         problems.append(Problem("argument", "state_precision",
                                 f"expected one of {', '.join(STATE_BYTES)}", state_precision))
@@ -1407,12 +1422,15 @@ def _check_formats(weight_precision: str | None, kv_precision: str | None,
 
 
 def _with_formats(specs: list[_Spec], phase: Phase, weight_precision: str | None,
-                  kv_precision: str | None, expert_weight_precision: str | None = None
-                  ) -> list[_Spec]:
+                  kv_precision: str | None, expert_weight_precision: str | None = None,
+                  attention_precision: str | None = None) -> list[_Spec]:
     """The specs with the serving formats applied: weights of the workload-precision
     GEMMs (not the 16-bit router and head) in ``weight_precision``, the routed experts'
     in ``expert_weight_precision`` where given; the cached K/V a decode step reads in
-    ``kv_precision`` (prefill attends its own fresh 16-bit K/V)."""
+    ``kv_precision`` (prefill attends its own fresh K/V, counted at 16 bits whatever the
+    attention's format: its matmuls bind it); the prefill attention's matmuls in
+    ``attention_precision`` where given (a decode step's attention is timed on the 16-bit
+    path: it is bound by the cache it reads)."""
     out: list[_Spec] = []
     kv_scale = KV_BYTES[kv_precision] / ACT_BYTES if kv_precision else 1.0
     for spec in specs:
@@ -1420,8 +1438,11 @@ def _with_formats(specs: list[_Spec], phase: Phase, weight_precision: str | None
             and spec.kind == "grouped_gemm" and expert_weight_precision else weight_precision
         if isinstance(spec, _Gemm) and own and spec.kind != "router":
             spec = replace(spec, weight_precision=own)
-        elif isinstance(spec, _Attn) and phase == "decode" and kv_scale != 1.0:
-            spec = replace(spec, kv_read_bytes=spec.kv_read_bytes * kv_scale)
+        elif isinstance(spec, _Attn):
+            if phase == "decode" and kv_scale != 1.0:
+                spec = replace(spec, kv_read_bytes=spec.kv_read_bytes * kv_scale)
+            if phase == "prefill" and attention_precision:
+                spec = replace(spec, precision=attention_precision)
         out.append(spec)
     return out
 

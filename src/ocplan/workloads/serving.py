@@ -19,12 +19,13 @@ from annotated_types import BaseMetadata, Ge, Gt, Le, Lt
 from ocplan.catalog.fields import MAX_SEQ_LEN
 from ocplan.catalog.schema import ActivationFormat, StateFormat, WeightFormat
 from ocplan.errors import Problem, SpecError
+from ocplan.workloads.operators import ATTENTION_FORMATS
 from ocplan.workloads.shape import ModelShape
 from ocplan.workloads.workload import MAX_IMBALANCE
 
-__all__ = ["ACTIVATION_PRECISIONS", "DEFAULT_INPUT_LEN", "DEFAULT_OUTPUT_LEN", "KV_PRECISIONS",
-           "LENGTH_CLASS_EDGES", "LENGTH_DISTRIBUTIONS", "LOADS", "SLO_STATS", "WEIGHT_PRECISIONS",
-           "ServingFormats", "ServingWorkload"]
+__all__ = ["ACTIVATION_PRECISIONS", "ATTENTION_PRECISIONS", "DEFAULT_INPUT_LEN",
+           "DEFAULT_OUTPUT_LEN", "KV_PRECISIONS", "LENGTH_CLASS_EDGES", "LENGTH_DISTRIBUTIONS",
+           "LOADS", "SLO_STATS", "WEIGHT_PRECISIONS", "ServingFormats", "ServingWorkload"]
 
 #: Prompt and answer tokens of a serving job that names none (CLI flags and API requests
 #: alike; the engine's workload always names both): 1,024 prompt tokens, the random-dataset
@@ -55,6 +56,8 @@ WEIGHT_PRECISIONS: tuple[str, ...] = get_args(WeightFormat)
 #: GEMM activation formats.
 ACTIVATION_PRECISIONS: tuple[str, ...] = get_args(ActivationFormat)
 KV_PRECISIONS = ("bf16", "fp16", "fp8", "int8")
+#: Formats the prefill attention's matmuls run in (declared with the operators).
+ATTENTION_PRECISIONS: tuple[str, ...] = ATTENTION_FORMATS
 #: Formats of a hybrid model's cached recurrent state (declared with the catalog's mixer).
 STATE_PRECISIONS: tuple[str, ...] = get_args(StateFormat)
 #: Most draft tokens per step of speculative decoding / multi-token prediction.
@@ -93,6 +96,8 @@ class ServingFormats:
     """Whether a format the job left out is the released checkpoint's."""
     state: str | None = None
     """A hybrid model's cached recurrent state; None without a recurrent mixer."""
+    attention: str = "bf16"
+    """The prefill attention's matmuls (:attr:`ServingWorkload.attention_precision`)."""
 
 
 #: The key under which a :class:`ServingWorkload` field's metadata holds its
@@ -194,6 +199,13 @@ class ServingWorkload:
              "served, else bf16."))
     kv_precision: str = field(default="bf16", metadata=_about(
         label="KV cache", choices=KV_PRECISIONS, help="Format of the KV cache."))
+    attention_precision: str = field(default="bf16", metadata=_about(
+        label="Attention", choices=ATTENTION_PRECISIONS,
+        help="Format the prefill (context) attention's matmuls run in: fp8 needs an FP8 "
+             "KV cache and runs QK^T and PV on the 8-bit units (TensorRT-LLM's FP8 "
+             "context FMHA, on with an FP8 cache; FlashAttention-3 FP8 in vLLM and "
+             "SGLang); bf16: the 16-bit path. A chip without 8-bit units runs it at 16 "
+             "bits; decode attention, bound by the cache it reads, is timed at 16 bits."))
     state_precision: str | None = field(default=None, metadata=_about(
         label="Recurrent state", choices=STATE_PRECISIONS, empty="as released",
         help="Format a hybrid model's recurrent state is cached in (Mamba-2, Gated "
@@ -261,6 +273,12 @@ class ServingWorkload:
              "one is dense): give weight_precision")
         need(self.kv_precision in KV_PRECISIONS, "kv_precision",
              "expected one of " + ", ".join(KV_PRECISIONS))
+        need(self.attention_precision in ATTENTION_PRECISIONS, "attention_precision",
+             "expected one of " + ", ".join(ATTENTION_PRECISIONS))
+        # the FP8 attention kernels take their K and V from an FP8 cache
+        need(self.attention_precision != "fp8" or self.kv_precision == "fp8",
+             "attention_precision", f"fp8 needs kv_precision fp8 (the FP8 attention "
+             f"kernels read K and V from an FP8 cache; it is {self.kv_precision})")
         need(self.state_precision in (None, *STATE_PRECISIONS), "state_precision",
              "expected one of " + ", ".join(STATE_PRECISIONS)
              + " (or none: the model's released format)")
@@ -349,7 +367,7 @@ class ServingWorkload:
         return ServingFormats(self.weight_format,
                               self.expert_weight_format if self.model.is_moe else None,
                               self.gemm_precision, self.kv_precision, self.released_formats,
-                              self.state_format)
+                              self.state_format, self.attention_precision)
 
     @property
     def tokens_per_step(self) -> float:
