@@ -21,7 +21,7 @@ from ocplan.plan.calibration import load_calibration
 from ocplan.plan.engine import chip_peaks, evaluate, evaluate_one, system_model
 from ocplan.plan.plan import LAYOUT, RECOMPUTE_AUTO, Plan
 from ocplan.plan.search import _space
-from ocplan.serving import step
+from ocplan.serving import steady, step
 from ocplan.serving.calibration import load_serving_calibration
 from ocplan.serving.estimate import estimate_serving
 from ocplan.serving.plan import ServingPlan
@@ -99,9 +99,9 @@ def test_iteration_memo_equals_a_cold_evaluation_and_each_element_alone() -> Non
 def test_a_layout_alone_sums_to_the_same_bits_as_in_a_batch(shape: ModelShape, phase: str,
                                                              layer: int, chip: str) -> None:
     """numpy sums one column pairwise and several row by row; a layout's seconds must not
-    depend on the layouts costed beside it, or a memo filled by a batch and one filled
-    by single layouts disagree in the last bit and a fit's discrete choices follow its
-    history (docs/experiments.md, session 76)."""
+    depend on the layouts costed beside it, or an estimate and a search (or a memo filled
+    by either) disagree in the last bit, and a ceiling or a bisection downstream with
+    them (docs/experiments.md, session 76)."""
     sm = system_model(system_for_chip(CAT, chip, 8))
     peaks, eff = chip_peaks(sm, "bf16"), engine.efficiencies(sm, load_calibration())
     batch = np.array([3.0, 37.0, 250.0, 1.0, 96.0])
@@ -120,6 +120,21 @@ def test_a_layout_alone_sums_to_the_same_bits_as_in_a_batch(shape: ModelShape, p
     for i, b in enumerate(batch):
         for got, alone in zip(together, times(np.array([b])), strict=True):
             assert np.broadcast_to(got, batch.shape)[i] == np.ravel(alone)[0]
+
+
+def test_the_chunk_count_law_of_one_point_is_its_column_in_a_batch() -> None:
+    """The Poisson law of the prompt chunks an iteration carries (rows 0 to ``k``, ``k``
+    the largest cap of the batch) is the same alone as beside other points, to the bit:
+    rows past a point's own cap are exact zeros, which a row-by-row sum passes over and
+    a pairwise one does not."""
+    units, cap = np.array([0.3, 2.5, 6.0, 11.0, 0.9]), np.array([12.0, 12.0, 12.0, 16.0, 3.0])
+    weights, exact = steady._chunk_count_law(units, cap)
+    for i in range(units.size):
+        alone, exact_alone = steady._chunk_count_law(units[i:i + 1], cap[i:i + 1])
+        rows = alone.shape[0]
+        np.testing.assert_array_equal(weights[:rows, i], alone[:, 0])
+        assert not weights[rows:, i].any()
+        assert exact[i] == exact_alone[0]
 
 
 def test_serving_memo_keeps_fabrics_apart() -> None:
