@@ -35,15 +35,16 @@ def f64(x: object) -> FloatArray:
     out: FloatArray = np.asarray(x, dtype=np.float64)
     return out
 
+
 def sum_rows(a: FloatArray) -> FloatArray:
     """The sum over the first axis of ``a`` (operators x layouts), added in row order
     whatever the number of layouts.
 
     numpy sums a single column pairwise and several columns row by row, so ``a.sum(0)``
     of one layout can differ in the last bit from the same layout's column in a batch.
-    The serving memos keep values computed either way and a fit's discrete choices
-    (a ceiling, a hull, a bisection) can flip on that bit, so the order is fixed:
-    ``cumsum`` adds row by row for every shape.
+    An estimate and a search of the same layout, and the memos either fills, must agree,
+    and so must the discrete choices downstream (a ceiling, a hull, a bisection), so the
+    order is fixed: ``cumsum`` adds row by row for every shape.
     """
     if a.shape[0] == 0:
         return f64(np.zeros(a.shape[1:]))
