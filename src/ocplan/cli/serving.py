@@ -4,6 +4,7 @@ the fleet a load needs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     import rich.table as rich_table
 
     from ocplan import api
+    from ocplan.plan.layout import LayoutValue
     from ocplan.results.serving_compare import ServingComparison
     from ocplan.serving.dynamics import RunSummary
     from ocplan.serving.estimate import ServingEstimate
@@ -131,6 +133,50 @@ def infer_cmd(
     problems: list[Problem] = []
     given = serving_values(job, FLAGS, problems)
     prices = gathered(problems, parse_prices, price)
+    repair_s = _check_infer_flags(problems, search=search, vs=vs, report_file=report_file,
+                                  prices=prices, price=price, sensitivity=sensitivity,
+                                  simulate=simulate, target_rate=target_rate,
+                                  availability=availability, repair=repair,
+                                  disaggregate=disaggregate)
+    # with --search, a layout flag given pins that field in every layout searched
+    pinned = {f.name: layout[f.name] for f in api.SERVING_REQUEST_LAYOUT
+              if layout[f.name] != f.default} if search else {}
+    if vs:  # a comparison searches each system freely
+        problems += picked_by_search(layout, api.SERVING_REQUEST_LAYOUT)
+    price_one = None if prices is None else prices[0]
+    one = {} if search else layout | ({} if sensitivity is None
+                                      else {"sensitivity": sensitivity}) \
+        | ({"simulate": True} if simulate else {})
+    values = dict(model=model, chip=chip, chips=chips, price_per_chip_hour=price_one,
+                  allow_invalid=allow_invalid) | given
+    try:
+        req = from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
+                         **one)
+        # the workload's own bounds and the chip or system, now and all at once
+        api.resolve_job(session_catalog(), req, system, FLAGS,
+                        lambda: api.serving_workload(session_catalog(), req, FLAGS))
+    except SpecError as exc:
+        raise SpecError(problems + list(exc.problems)) from None
+    if problems:
+        raise SpecError(problems)
+    if search and vs:
+        _infer_compare(req, model, vs, prices, price, system, disaggregate, target_rate,
+                       availability, repair_s, report_file, fmt)
+    elif search:
+        _infer_search(req, model, system, disaggregate, pinned, price_one, allow_invalid,
+                      fmt)
+    else:
+        assert isinstance(req, api.InferOneJob)
+        _infer_one(req, model, system, report_file, price_one, allow_invalid, simulate, fmt)
+
+
+def _check_infer_flags(problems: list[Problem], *, search: bool, vs: list[str] | None,
+                       report_file: Path | None, prices: tuple[float, ...] | None,
+                       price: str | None, sensitivity: float | None, simulate: bool,
+                       target_rate: float | None, availability: float | None,
+                       repair: str | None, disaggregate: bool) -> float | None:
+    """Add to ``problems`` each flag given without the mode or the flag it needs (so a
+    command reports them all at once); return ``--repair`` in seconds."""
     if vs and not search:
         problems.append(Problem(FLAGS, "vs", "compares the best layouts: give --search too",
                                 ",".join(vs)))
@@ -162,68 +208,65 @@ def infer_cmd(
     if disaggregate and not search:
         problems.append(Problem(FLAGS, "disaggregate", "tries prefill/decode splits in a "
                                                        "search: give --search too", True))
-    # with --search, a layout flag given pins that field in every layout searched
-    pinned = {f.name: layout[f.name] for f in api.SERVING_REQUEST_LAYOUT
-              if layout[f.name] != f.default} if search else {}
-    if vs:  # a comparison searches each system freely
-        problems += picked_by_search(layout, api.SERVING_REQUEST_LAYOUT)
-    price_one = None if prices is None else prices[0]
-    one = {} if search else layout | ({} if sensitivity is None
-                                      else {"sensitivity": sensitivity}) \
-        | ({"simulate": True} if simulate else {})
-    values = dict(model=model, chip=chip, chips=chips, price_per_chip_hour=price_one,
-                  allow_invalid=allow_invalid) | given
-    try:
-        req = from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
-                         **one)
-        # the workload's own bounds and the chip or system, now and all at once
-        api.resolve_job(session_catalog(), req, system, FLAGS,
-                        lambda: api.serving_workload(session_catalog(), req, FLAGS))
-    except SpecError as exc:
-        raise SpecError(problems + list(exc.problems)) from None
-    if problems:
-        raise SpecError(problems)
-    if search and vs:
-        if report_file is not None:
-            check_report_page(report_file)
-        compared = api.run_infer_compare(session_catalog(), req, vs, prices, system, FLAGS,
-                                         disaggregate, target_rate_per_s=target_rate,
-                                         availability=availability,
-                                         repair_s=repair_s or 0.0)
-        if report_file is not None:
-            from ocplan.reports.html import render_serving_compare_report
+    return repair_s
 
-            write_linked_report(report_file, render_serving_compare_report(
-                f"ocplan serving comparison: {model}", compared.as_json(), None,
-                state.currency), announce=fmt is not Format.json, flag="--report")
-        _print_serving_compare(compared, model, fmt, price, api.serving_job_json(req))
-        return
-    if search:
-        objective = api.serving_objective(req)
-        try:
-            found, sysm, workload = api.run_infer_search(session_catalog(), req, system, objective,
-                                                         FLAGS, disaggregate, pinned)
-        except Infeasible as exc:
-            exit_refused(exc, model, fmt)
-        _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price_one,
-                              api.slo_shortfall(found, workload), api.serving_job_json(req))
-        if fmt is not Format.json:
-            print_trust(sysm, allow_invalid)
-        runs = [e for e in found.results if e.feasible]
-        if not runs:  # nothing fits, as `search` says
-            raise typer.Exit(1)
-        if all(e.reason for e in runs):  # every layout falls behind the arrival rate
-            if fmt is not Format.json:
-                best = max(runs, key=lambda e: e.requests_per_s)
-                out.print(printable(f"no layout keeps up with {workload.rate_per_s:.3g} req/s: the "
-                                    f"most any serves is {best.requests_per_s:.3g} req/s "
-                                    f"({best.plan.label()}); more chips or a lower rate"),
-                          style="red")
-            raise typer.Exit(1)
-        return
+
+def _infer_compare(req: api.InferJob, model: str, vs: list[str],
+                   prices: tuple[float, ...] | None, price: str | None, system: Path | None,
+                   disaggregate: bool, target_rate: float | None,
+                   availability: float | None, repair_s: float | None,
+                   report_file: Path | None, fmt: Format) -> None:
+    """``--search --vs``: the best layout of each system side by side (and the fleet each
+    needs for ``--target-rate``), optionally as an HTML report."""
     if report_file is not None:
         check_report_page(report_file)
-    assert isinstance(req, api.InferOneJob)
+    compared = api.run_infer_compare(session_catalog(), req, vs, prices, system, FLAGS,
+                                     disaggregate, target_rate_per_s=target_rate,
+                                     availability=availability, repair_s=repair_s or 0.0)
+    if report_file is not None:
+        from ocplan.reports.html import render_serving_compare_report
+
+        write_linked_report(report_file, render_serving_compare_report(
+            f"ocplan serving comparison: {model}", compared.as_json(), None,
+            state.currency), announce=fmt is not Format.json, flag="--report")
+    _print_serving_compare(compared, model, fmt, price, api.serving_job_json(req))
+
+
+def _infer_search(req: api.InferJob, model: str, system: Path | None, disaggregate: bool,
+                  pinned: Mapping[str, LayoutValue], price_one: float | None,
+                  allow_invalid: bool, fmt: Format) -> None:
+    """``--search``: the best serving layouts of one system; exit 1 where none fits or
+    none keeps up with the arrival rate."""
+    objective = api.serving_objective(req)
+    try:
+        found, sysm, workload = api.run_infer_search(session_catalog(), req, system, objective,
+                                                     FLAGS, disaggregate, pinned)
+    except Infeasible as exc:
+        exit_refused(exc, model, fmt)
+    _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price_one,
+                          api.slo_shortfall(found, workload), api.serving_job_json(req))
+    if fmt is not Format.json:
+        print_trust(sysm, allow_invalid)
+    runs = [e for e in found.results if e.feasible]
+    if not runs:  # nothing fits, as `search` says
+        raise typer.Exit(1)
+    if all(e.reason for e in runs):  # every layout falls behind the arrival rate
+        if fmt is not Format.json:
+            best = max(runs, key=lambda e: e.requests_per_s)
+            out.print(printable(f"no layout keeps up with {workload.rate_per_s:.3g} req/s: the "
+                                f"most any serves is {best.requests_per_s:.3g} req/s "
+                                f"({best.plan.label()}); more chips or a lower rate"),
+                      style="red")
+        raise typer.Exit(1)
+
+
+def _infer_one(req: api.InferOneJob, model: str, system: Path | None,
+               report_file: Path | None, price_one: float | None, allow_invalid: bool,
+               simulate: bool, fmt: Format) -> None:
+    """One layout: its estimate (with its sensitivity and simulation where asked), as a
+    table or JSON and optionally an HTML report; exit 1 where it cannot run or keep up."""
+    if report_file is not None:
+        check_report_page(report_file)
     view = api.run_infer_view(session_catalog(), req, system, FLAGS)
     result, sysm = view.result, view.system
     if report_file is not None:
