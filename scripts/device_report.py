@@ -230,7 +230,7 @@ def compare_attention(rows: Iterable[Row], dev: Device, backend: str = "cudnn"
             return float(flash_attention_time_s(
                 b, h, hkv, s, d, causal, 0, dev.peak16_flops, dev.hbm_Bps, dev.eff.attention,
                 dev.compute, 2, dev.cal.kernel_overhead_s, backward=backward,
-                softmax_overlap=dev.eff.softmax_overlap))
+                softmax_overlap=dev.cal.softmax_overlap))
         t = (one(False) + (one(True) if r["pass"] == "fwd+bwd" else 0.0)) / rate
         out.append(Compared(f"attention {backend} {r['pass']}", r, t))
     return out

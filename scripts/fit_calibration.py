@@ -18,11 +18,9 @@ chip family: ``gemm`` (16-bit), ``gemm_8bit`` and ``attention``
 efficiencies; per family variant (catalog ``family_variant``, :data:`VARIANTS`): a factor
 on the family's grouped 8-bit GEMM efficiency; globally: ``tp_overlap``, ``ep_overlap``,
 ``dp_overlap`` (and ``dp_overlap_xla``, the same for the XLA stack), ``dcn_step_s``,
-``memory_efficiency`` and ``grouped_gemm_efficiency``; values the
+``memory_efficiency``, ``grouped_gemm_efficiency`` and ``softmax_overlap``; values the
 measured H200 kernels fix better than the runs (:data:`PINNED`, :data:`PINNED_GLOBAL`:
-Hopper's GEMM efficiencies, ``kernel_overhead_s``) are held, and how much of the softmax
-exponentials attention hides is each chip's catalog data (``compute.softmax_overlap``,
-read from measured head-width sweeps), not a fitted value. Nothing is
+Hopper's GEMM efficiencies, ``kernel_overhead_s``) are held. Nothing is
 fitted per case, model or source. A fit that leaves a family's GEMM efficiency above a
 chip's measured matmul ceiling (catalog ``compute.measured_matmul``,
 :func:`~ocplan.plan.calibration.ceiling_violations`) writes nothing and exits 1. Writes
@@ -109,13 +107,15 @@ STEP_OVERHEAD_PRIOR_S = 0.01
 PRIOR_GLOBAL = {"tp_overlap": 0.5, "ep_overlap": 0.5, "dp_overlap": 0.7,
                 "dp_overlap_xla": 0.7, "dcn_step_s": 3e-4, "kernel_overhead_s": 4e-6,
                 "step_overhead_s": STEP_OVERHEAD_PRIOR_S,
-                "memory_efficiency": 1.0, "grouped_gemm_efficiency": 1.0}
+                "memory_efficiency": 1.0, "grouped_gemm_efficiency": 1.0,
+                "softmax_overlap": 0.5}
 #: Parameters are fitted in units that put them all near 1 (the kernel cost in us, the
 #: DCN step in ms).
 GLOBAL_UNIT = {"tp_overlap": 1.0, "ep_overlap": 1.0, "dp_overlap": 1.0,
                "dp_overlap_xla": 1.0, "dcn_step_s": 1e-3, "kernel_overhead_s": 1e-6,
                "step_overhead_s": 1e-2,
-               "memory_efficiency": 1.0, "grouped_gemm_efficiency": 1.0}
+               "memory_efficiency": 1.0, "grouped_gemm_efficiency": 1.0,
+               "softmax_overlap": 1.0}
 PRIOR_WEIGHT = 0.02
 #: The same pull for the per-family efficiencies, stronger: a family is fitted on a few
 #: runs of one or two publications (Gaudi 2 3, MI355X 6, Ascend 7 of one), and a value its
@@ -164,7 +164,8 @@ GLOBAL_BOUNDS = {"tp_overlap": (0.0, 0.95), "ep_overlap": (0.0, 0.95),
                  "dcn_step_s": (0.0, 5e-3),
                  "kernel_overhead_s": (5e-7, 3e-5),
                  "step_overhead_s": (0.0, 0.2),
-                 "memory_efficiency": (0.1, 1.0), "grouped_gemm_efficiency": (0.1, 1.0)}
+                 "memory_efficiency": (0.1, 1.0), "grouped_gemm_efficiency": (0.1, 1.0),
+                 "softmax_overlap": (0.0, 1.0)}
 MIN_EFFICIENCY = 0.05
 
 

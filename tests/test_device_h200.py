@@ -167,36 +167,6 @@ def test_native_and_portable_attention_land_on_the_fitted_efficiency(
         assert abs(float(np.median([c.log_error for c in items]))) <= 0.10, backend
 
 
-def _width_gap(rows: list[dict[str, str]], dev: Any, d: str) -> float:
-    """Median log error of cuDNN forward attention at head width ``d`` minus that at
-    128, over sequences of at least 1,024 tokens: how far the model's head-width law
-    bends from the kernel's."""
-    items = [c for c in dr.compare_attention(rows, dev, "cudnn")
-             if c.row["pass"] == "fwd" and int(c.row["seq"]) >= 1024]
-
-    def median(width: str) -> float:
-        errors = [c.log_error for c in items if c.row["head_dim"] == width]
-        assert len(errors) >= 3, width
-        return float(np.median(errors))
-
-    return median(d) - median("128")
-
-
-def test_head_width_law_follows_the_cudnn_sweep(rows: list[dict[str, str]], dev: Any
-                                                ) -> None:
-    """cuDNN's forward loses a quarter of its rate from d = 128 to d = 64 (455 against
-    610 TFLOP/s): the softmax exponentials, one per score element, run in series with the
-    matmuls (the catalog's ``softmax_overlap`` 0 on Hopper). The model's d = 64 and
-    d = 256 forwards sit within 12 % of the d = 128 one's error; with the pipes
-    overlapped the d = 64 one would be 20 % or more faster than measured, relative (the
-    fitted global overlap, 0.59, that this replaced: 19 %)."""
-    for d in ("64", "256"):
-        assert abs(_width_gap(rows, dev, d)) <= 0.12, d
-    compute = replace(dev.sm.compute, softmax_overlap=1.0)
-    overlapped = replace(dev, sm=replace(dev.sm, compute=compute))
-    assert _width_gap(rows, overlapped, "64") <= -0.20
-
-
 def test_attention_backward_to_forward_ratio(rows: list[dict[str, str]], dev: Any) -> None:
     """The model's forward+backward / forward time at long sequences is within 12 % of
     the measured ratio of both kernels (cuDNN and FlashAttention-2)."""

@@ -230,12 +230,6 @@ class Compute(Spec):
     attention runs on (NVIDIA ``MUFU.EX2``: 16 per SM from sm_80 to sm_100, 32 on
     Blackwell Ultra). ``None``: not published, and attention has no softmax floor (its
     exp cost stays inside the fitted attention efficiency)."""
-    softmax_overlap: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    """Share of the shorter of the native attention kernel's two pipes, its matmuls and
-    its softmax exponentials, hidden behind the longer (0: they add; 1: the slower one
-    alone sets the time), read from a head-width sweep of the kernel: its time per score
-    element is ``a d + b``, and ``b`` against one exponential's time says whether the
-    exponentials run in series with the matmuls. Required with ``exp_per_clock``."""
     measured_matmul: PeakFlops | None = None
     """Best dense matmul rate measured on the shipping part, per input precision: a
     search over GEMM shapes with the vendor library at the default power limit (the
@@ -260,10 +254,6 @@ class Compute(Spec):
         if self.sustained_clock is not None and self.sustained_clock > self.clock:
             raise ValueError(f"sustained_clock {self.sustained_clock / 1e6:g} MHz exceeds "
                              f"clock {self.clock / 1e6:g} MHz (the clock the peak assumes)")
-        if (self.exp_per_clock is None) != (self.softmax_overlap is None):
-            raise ValueError("exp_per_clock and softmax_overlap go together: the rate of "
-                             "the softmax pipe and how much of it the attention kernel "
-                             "hides (give both, or neither)")
         if self.units % self.units_per_tile:
             raise ValueError(f"units = {self.units} is not a multiple of units_per_tile = "
                              f"{self.units_per_tile}")

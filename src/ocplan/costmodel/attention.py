@@ -49,16 +49,14 @@ ATTN_BLOCK = 128
 #: Backward FLOPs over forward: five matmuls to the forward's two (FlashAttention-2
 #: §3.1.2; the convention of every source in compute_units.md §2.4).
 BACKWARD_FLOPS_FACTOR = 2.5
-#: Rate of the backward kernel's matmuls per FLOP relative to the forward's: it runs five
-#: matmuls with two more accumulators in flight and writes dK/dV (and dQ by atomics or a
-#: second pass), so it holds a lower share of the peak. On the H200
-#: (validation/device/h200_kernels.csv, non-causal, S >= 4096, d = 128, medians per score
-#: element), with one exponential (0.26 ps) in series in each pass as the Hopper law has
-#: it (catalog ``softmax_overlap`` 0): cuDNN 0.845 ps forward and 2.445 ps backward give
-#: 2.5 x 0.586 / 2.186 = 0.67; FlashAttention-2 1.473 and 4.14 ps give 0.78. aiter's
-#: backward runs at 0.95 (MI300X) and 0.85 (MI355X) of its causal forward rate
-#: (compute_units.md §2.4; no exponential term on AMD). The median of the four, 0.82.
-BACKWARD_EFFICIENCY = 0.82
+#: Rate of the backward kernel per FLOP relative to the forward's: it runs five matmuls
+#: with two more accumulators in flight and writes dK/dV (and dQ by atomics or a second
+#: pass), so it holds a lower share of the peak. Measured forward+backward over forward
+#: times at S >= 4096, d = 128 on one H200 give 0.84 for cuDNN and 0.90 for
+#: FlashAttention-2 (validation/device/h200_kernels.csv); aiter's backward runs at 0.95
+#: (MI300X) and 0.85 (MI355X) of its causal forward rate (compute_units.md §2.4). The
+#: median of the four, 0.87.
+BACKWARD_EFFICIENCY = 0.87
 #: Backward bytes over forward: it reads Q, K, V, O, dO and writes dQ, dK, dV, twice
 #: the forward's Q, K, V read and O write.
 BACKWARD_BYTES_FACTOR = 2.0

@@ -72,10 +72,6 @@ class ChipCompute:
         Rate of a FlashAttention-2-class kernel relative to the native fused attention
         (the catalog's ``portable_attention``); 1 where they are the same kernel or
         unmeasured.
-    softmax_overlap
-        Share of the shorter of the native attention kernel's matmul and exponential
-        times hidden behind the longer (the catalog's ``softmax_overlap``); 1 where no
-        exponential rate is published, so there is no floor to hide.
     """
 
     tile_m: int
@@ -86,7 +82,6 @@ class ChipCompute:
     units: int = 0
     exp_per_s: float = 0.0
     portable_attention: float = 1.0
-    softmax_overlap: float = 1.0
 
 
 #: What a chip without a compute block gets: 128 x 128 tiles, K0 = 256 and no wave
@@ -128,9 +123,7 @@ def chip_compute(compute: Compute | ChipCompute | None) -> ChipCompute:
                        slots=compute.units // compute.units_per_tile, k0=float(k0),
                        stream_k=compute.stream_k, units=compute.units,
                        exp_per_s=exp_rate(compute),
-                       portable_attention=compute.portable_attention or 1.0,
-                       softmax_overlap=(1.0 if compute.softmax_overlap is None
-                                        else compute.softmax_overlap))
+                       portable_attention=compute.portable_attention or 1.0)
 
 
 def exp_rate(compute: Compute) -> float:
@@ -146,7 +139,7 @@ def exp_rate(compute: Compute) -> float:
 
     >>> from ocplan.catalog.schema import Compute
     >>> c = Compute(units=132, unit_name="sm", clock="1830 MHz", tile={"m": 128, "n": 256},
-    ...             exp_per_clock=16, softmax_overlap=0.0)
+    ...             exp_per_clock=16)
     >>> round(exp_rate(c) / 1e12, 2)
     3.86
     """

@@ -140,8 +140,7 @@ class Efficiencies:
     """Grouped GEMMs with 4-bit inputs; 0: as ``grouped_gemm_8bit``."""
     softmax_overlap: float = 1.0
     """Share of the shorter of attention's matmul and exponential times hidden behind the
-    longer (:meth:`Profile.time`); 1: the slower pipe alone sets the time. The chip's
-    (:attr:`~ocplan.costmodel.chip.ChipCompute.softmax_overlap`), not fitted."""
+    longer (:meth:`Profile.time`); 1: the slower pipe alone sets the time."""
     clock: float = 1.0
     """Sustained-clock fraction of the chip (:func:`~ocplan.costmodel.chip.
     sustained_clock_fraction`): the rate limits in ``floor_s`` are at the peak's clock and
@@ -213,7 +212,7 @@ class Profile:
     """The costs of a list of operators, stacked: ``compute_s``, ``memory_s`` and
     ``floor_s`` of shape (operators, layouts). :meth:`time` applies a calibration:
     ``t = sum_i max(overlap(c_i / eta_path(i), f_i), m_i) + launch`` per category, where
-    ``overlap(a, b) = max(a, b) + (1 - omega) min(a, b)`` (``omega`` the chip's
+    ``overlap(a, b) = max(a, b) + (1 - omega) min(a, b)`` (``omega`` the calibrated
     ``softmax_overlap``)."""
 
     compute_s: FloatArray
@@ -367,15 +366,10 @@ def softmax_floor_s(exps: Num, chip: ChipPeaks) -> FloatArray:
     exponentials: ``E / R_exp`` (:func:`~ocplan.costmodel.chip.exp_rate`); 0 where the
     rate is not published.
 
-    How much of it shows depends on the chip's kernel (:class:`Profile`, the catalog's
-    ``softmax_overlap``), read from head-width sweeps, whose time per score element is
-    ``a d + b``: FlashAttention-2 runs the exponentials between its matmuls, so the two
-    add; on Hopper, FlashAttention-3 (Shah et al. 2024, Fig. 5: 497 / 648 / 756 TFLOP/s at
-    d = 64 / 128 / 256) and cuDNN (455 / 610 at d = 64 / 128 on the H200,
-    ``validation/device/h200_kernels.csv``) pay ``b`` = 0.24-0.29 ps, about one
-    exponential (0.26 ps), beside matmuls near the peak, in series despite FA3's ping-pong;
-    FlashAttention-4 on Blackwell runs d = 64 faster than a serial sum could at any matmul
-    rate under the peak, so there the slower pipe sets the time. Fully overlapped, the
+    How much of it shows depends on the kernel (:class:`Profile`, ``softmax_overlap``):
+    FlashAttention-2 runs the exponentials between its matmuls, so the two add;
+    FlashAttention-3's ping-pong schedule (Shah et al. 2024 §3.1) and FlashAttention-4 on
+    Blackwell overlap them, so the slower pipe sets the time. Fully overlapped, the
     exponentials bind at d = 64 on Blackwell (one per ``2 (d_qk + d_v) = 256`` FLOPs:
     4.9e12/s against 2.5e15 FLOP/s on a GB200 caps the kernel at 50 % of peak, 47 % at its
     sustained clock; FA4 measures 43-50 %, compute_units.md §2.4) but not at d = 128 (FA4:

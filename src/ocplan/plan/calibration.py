@@ -41,11 +41,12 @@ Global (framework behaviour, not hardware):
   per-group prologues, which tiles and waves alone do not capture;
 - ``memory_efficiency``: achieved bandwidth of the memory-bound kernels (norms,
   activations, residuals, permutations) relative to streaming copies; their bytes come
-  from the operator list (:mod:`ocplan.workloads.operators`).
-
-How much of the softmax exponentials an attention kernel hides behind its matmuls is not
-fitted: it is each chip's catalog data (``compute.softmax_overlap``), read from measured
-head-width sweeps of its native kernel (:func:`~ocplan.costmodel.op_time.softmax_floor_s`).
+  from the operator list (:mod:`ocplan.workloads.operators`);
+- ``softmax_overlap``: share of the shorter of an attention kernel's two pipes (its
+  matmuls, its softmax exponentials on the special-function units) hidden behind the
+  longer: 0 for FlashAttention-2's loop, which runs them one after the other; near 1 for
+  FlashAttention-3/4's ping-pong and warp-specialized schedules
+  (:func:`~ocplan.costmodel.op_time.softmax_floor_s`).
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class Calibration:
     step_overhead_s: float = 0.0
     memory_efficiency: float = 1.0
     grouped_gemm_efficiency: float = 1.0
+    softmax_overlap: float = 1.0
 
     def used_family(self, family: str | None) -> str:
         """The family whose values a chip of ``family`` uses: itself when fitted, else
@@ -194,6 +196,7 @@ class Calibration:
             "step_overhead_s": self.step_overhead_s,
             "memory_efficiency": self.memory_efficiency,
             "grouped_gemm_efficiency": self.grouped_gemm_efficiency,
+            "softmax_overlap": self.softmax_overlap,
         }
 
     @classmethod
@@ -221,7 +224,7 @@ class Calibration:
             memory_efficiency=float(data.get("memory_efficiency", 1.0)),  # type: ignore[arg-type]
             grouped_gemm_efficiency=float(
                 data.get("grouped_gemm_efficiency", 1.0)),  # type: ignore[arg-type]
-            # (older files fitted a global softmax_overlap: now the chip's, ignored here)
+            softmax_overlap=float(data.get("softmax_overlap", 1.0)),  # type: ignore[arg-type]
         )
 
 

@@ -177,14 +177,14 @@ CAVEATS: tuple[Caveat, ...] = (
         "gradient-norm launches, host work) is one fitted constant that no fitted run "
         "resolves at this scale, and the fitted share of gradient reduction hidden behind "
         "the backward pass is all of it but the last bucket. Published runs of this kind "
-        "(22, all but one held out) scored -16 to +99 %, median +5 %; the shortest, "
+        "(22, all but one held out) scored -17 to +98 %, median +4 %; the shortest, "
         "MLPerf's strong-scaling points of 0.07-0.09 s on 512 and 1,024 GB200 and GB300 "
-        "(Llama 3.1 8B, GPT-OSS 20B), +45 to +99 %: read such a rate as up to twice "
+        "(Llama 3.1 8B, GPT-OSS 20B), +45 to +98 %: read such a rate as up to twice "
         "optimistic."),
     Caveat(
         "blackwell-ultra", _blackwell_ultra, ULTRA_MOE_FP8_ROWS, (-30.0, 3.0),
         "Blackwell Ultra (B300, GB300) training a mixture-of-experts model in FP8: the "
-        "calibration gives these chips' grouped 8-bit GEMMs a factor of their own, 1.74x "
+        "calibration gives these chips' grouped 8-bit GEMMs a factor of their own, 1.73x "
         "Blackwell's, fitted on the 8 Megatron-Bridge runs of B300 and GB300 (one "
         "publication; no chip-level term separates the generations, B300's measured 8-bit "
         "matmul rate being B200's). The 14 published runs of this kind (MXFP8, 5 fitted "
@@ -197,7 +197,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "family's fitted 8-bit efficiency of the 4-bit peak, and the tensor-parallel "
         "collectives are not overlapped (the recipe cannot). Megatron-Bridge's NVFP4 rows "
         "(Llama 3 70B and 3.1 405B on GB200 and GB300, releases 26.02-26.06), which the fit "
-        "never saw, scored -19 to +10 % (median abs 9 %, mean -7 %); the GB200 405B rows (TP4, "
+        "never saw, scored -19 to +9 % (median abs 9 %, mean -7 %); the GB200 405B rows (TP4, "
         "PP16) gained 1.48x over MXFP8 where the model gives 1.20x; read this rate as "
         "within about a fifth either way."),
     Caveat(
@@ -207,7 +207,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "more: the model runs it at the rate PyTorch's flash backend measured on an H200 "
         "(about 320 TFLOP/s forward and backward at 8-32K tokens), but llm-foundry's MPT "
         "runs on H100 with flash-attn 2.4.2 (2023) measured below this estimate at these "
-        "lengths, scoring +11 to +38 % (12 runs of 760M to 13B parameters, 16-64K tokens); "
+        "lengths, scoring +12 to +40 % (12 runs of 760M to 13B parameters, 16-64K tokens); "
         "with a kernel of that era read this rate as up to 40 % optimistic."),
     Caveat(
         "ep-over-scale-out", _ep_over_scale_out,
@@ -215,10 +215,10 @@ CAVEATS: tuple[Caveat, ...] = (
         (-20.0, 115.0),
         "Expert all-to-all across the scale-out network, taken as overlapped: the model "
         "hides the calibrated share of it behind compute, as Megatron-Core's 1F1B overlap "
-        "does, and development runs of this kind scored -16 to +8 % (R067, R069, "
+        "does, and development runs of this kind scored -17 to +8 % (R067, R069, "
         "R241-R243, R247). A stack that runs it in line pays all of it: Megatron-Bridge "
         "26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes (alltoall "
-        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+70 %, +91 %; "
+        "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+70 %, +92 %; "
         "+1 % and +30 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
         "stack overlaps the dispatch, and ep_dedup off unless it deduplicates it per node "
         "(DeepEP, HybridEP)."),

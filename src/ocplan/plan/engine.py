@@ -222,8 +222,7 @@ def efficiencies(sm: SystemModel, cal: Calibration) -> Efficiencies:
     compute_units.md §2.1.2), and the calibrated per-kernel cost. A family variant's
     factor (:meth:`~ocplan.plan.calibration.Calibration.grouped_8bit_factor`) moves the
     grouped 8-bit GEMMs alone: the 4-bit ones keep the family's value, which no variant
-    run measured. How much of the softmax floor attention hides is the chip's (catalog
-    ``compute.softmax_overlap``), not fitted."""
+    run measured."""
     fam: FamilyCalibration = cal.for_family(sm.family)
     clock = sm.clock_fraction
     grouped_8bit = min(1.0, fam.gemm_8bit * clock * cal.grouped_gemm_efficiency)
@@ -232,7 +231,7 @@ def efficiencies(sm: SystemModel, cal: Calibration) -> Efficiencies:
                         gemm_8bit=min(1.0, fam.gemm_8bit * clock),
                         attention=min(1.0, fam.attention * clock),
                         launch_s=cal.kernel_overhead_s, memory=cal.memory_efficiency,
-                        softmax_overlap=sm.compute.softmax_overlap, clock=clock,
+                        softmax_overlap=cal.softmax_overlap, clock=clock,
                         grouped_gemm=min(1.0, fam.gemm * clock * cal.grouped_gemm_efficiency),
                         grouped_gemm_8bit=min(1.0, grouped_8bit * factor),
                         grouped_gemm_4bit=grouped_8bit)

@@ -116,8 +116,8 @@ SERVING_CAVEATS: tuple[ServingCaveat, ...] = (
         "MoE with short sliding-window layers (gpt-oss: 128-token windows with attention "
         "sinks, many small MXFP4 experts): no result the serving calibration was fitted on "
         "serves one. MLPerf Inference v6.0 and v6.1's gpt-oss-120b Offline and Server "
-        "results on Blackwell with a published layout scored -5 to +12 % (median +4 %, "
-        "20 results), and those without one -13 to +49 %; on an H200 +88 to +115 % (vLLM, "
+        "results on Blackwell with a published layout scored -6 to +11 % (median +4 %, "
+        "20 results), and those without one -13 to +48 %; on an H200 +89 to +117 % (vLLM, "
         "the experts weight-only); read this rate as up to a tenth optimistic on "
         "Blackwell."),
     ServingCaveat(
@@ -127,24 +127,24 @@ SERVING_CAVEATS: tuple[ServingCaveat, ...] = (
         "chips' Llama 2 70B results (MXFP4 too) fall within a few per cent. MLPerf "
         "Inference v6.0 and v6.1's gpt-oss-120b Offline and Server results on MI355X with "
         "AMD's published layout (vLLM, MXFP4 weights and activations) scored +94 to "
-        "+129 %, v6.1's MI355X results without a layout +48 to +65 % (MI350X +79 to +96 %, "
-        "an FP8 stack +10 to +14 %) and at the 15 ms limit +115 to +203 %; read this rate "
+        "+128 %, v6.1's MI355X results without a layout +48 to +65 % (MI350X +79 to +95 %, "
+        "an FP8 stack +9 to +13 %) and at the 15 ms limit +115 to +202 %; read this rate "
         "as about 2x optimistic."),
     ServingCaveat(
         "mla-blackwell", _mla_blackwell, MLA_BLACKWELL_ROWS, (-40.0, 105.0),
         "MLA (DeepSeek-V3/R1) on Blackwell: its decode rests on kernels that changed "
         "fast. MLPerf Inference v6.0's DeepSeek-R1 Offline results (TensorRT-LLM, 2026) "
-        "ran 30-37 % faster than this model predicts, while v5.1's GB300 Server result "
-        "ran at half its rate (HI013, +103 %); published results of this kind scored "
-        "-37 to +103 % (32 results with a published layout); read this rate as uncertain "
+        "ran 31-38 % faster than this model predicts, while v5.1's GB300 Server result "
+        "ran at half its rate (HI013, +100 %); published results of this kind scored "
+        "-38 to +100 % (32 results with a published layout); read this rate as uncertain "
         "by up to 2x either way."),
     ServingCaveat(
         "tight-tpot", _tight_tpot, TIGHT_TPOT_ROWS, (-65.0, 44.0),
         f"A p99 TPOT limit of {TIGHT_TPOT_S * 1e3:.0f} ms or less (MLPerf's Interactive "
         "scenarios): the rate meeting it rests on the modelled tail of a request's TPOT "
         "under load, where the batch it lives through and the prompts admitted beside it "
-        "dominate. Published results of this kind scored -63 to +41 % (Llama 2 70B at "
-        "40 ms -6 to +41 % on every chip; gpt-oss-120b and DeepSeek-R1 at 15 ms -9 to "
+        "dominate. Published results of this kind scored -63 to +40 % (Llama 2 70B at "
+        "40 ms -5 to +40 % on every chip; gpt-oss-120b and DeepSeek-R1 at 15 ms -9 to "
         "-63 %); read this rate as within about half either way."),
 )
 
@@ -155,17 +155,17 @@ SERVING_CAVEATS: tuple[ServingCaveat, ...] = (
 #: (median, and the lowest and highest for TPOT). ``tests/test_serving_latency.py``
 #: checks them against the report.
 LOADED_RESULTS = 81
-LOADED_TPOT_MEDIAN_PCT = -25.7
-LOADED_TPOT_RANGE_PCT = (-78.4, 166.8)
-LOADED_TTFT_MEDIAN_PCT = -52.2
+LOADED_TPOT_MEDIAN_PCT = -26.4
+LOADED_TPOT_RANGE_PCT = (-78.9, 145.6)
+LOADED_TTFT_MEDIAN_PCT = -50.0
 #: The same report's iteration check: results, and the median and 90th percentile of
 #: the absolute error of the model's iteration at each result's measured operating
 #: point (Little's law on its rate and mean TPOT), %.
 OPERATING_POINTS = 99
-OPERATING_POINT_ERROR_PCT = (7.4, 35.1)
+OPERATING_POINT_ERROR_PCT = (7.1, 36.6)
 #: The same report's likely ranges at the rates (:mod:`ocplan.serving.latency_range`):
 #: how many of the :data:`OPERATING_POINTS` logged mean TPOTs and mean TTFTs they held.
-LIKELY_RANGE_HELD = (77, 70)
+LIKELY_RANGE_HELD = (76, 70)
 
 #: The sentence of an estimate at a given arrival rate (a Poisson load): its figures
 #: are latencies, which no fit has seen.
