@@ -47,29 +47,29 @@ def test_validate_json_shape(report: dict) -> None:  # type: ignore[type-arg]
 @needs_dev
 def test_every_published_run_is_predicted_within_goal(report: dict) -> None:  # type: ignore[type-arg]
     """All 98 development runs predicted (none failed, none infeasible), in sample:
-    median |error| <= 8 %, p90 <= 20 %; MoE runs and MI355X runs median <= 10 % (issue
-    9's own bounds for those two groups); the original 69 runs (issue 3) median <= 10 %,
-    p90 <= 25 %. Issue 9 asks for 5 % / 12 % overall; the first two bounds hold what the
-    operator-level engine reaches today (7.2 / 17.6, MoE 8.6, MI355X 9.7,
-    docs/calibration.md) so that a regression fails."""
+    median |error| <= 6 %, p90 <= 17 %; MoE runs median <= 8 % and MI355X runs <= 9 %
+    (issue 9 asks for 10 % in both groups); the original 69 runs (issue 3) median <= 6 %,
+    p90 <= 14 %. Issue 9 asks for 5 % / 12 % overall. The bounds sit a point or two above
+    what the committed calibration reaches (5.3 / 15.5, MoE 6.3, MI355X 7.4, the 69 runs
+    5.0 / 12.5; docs/calibration.md), so that a regression fails and a refit has room."""
     cases = report["cases"]
     assert len(cases) == 98
     assert all(c["status"] == "ok" for c in cases), [c for c in cases if c["status"] != "ok"]
     errs = np.abs([c["error_pct"] for c in cases])
-    assert float(np.median(errs)) <= 8.0
-    assert float(np.percentile(errs, 90)) <= 20.0
+    assert float(np.median(errs)) <= 6.0
+    assert float(np.percentile(errs, 90)) <= 17.0
     rows = _rows()
     moe = np.abs([c["error_pct"] for c in cases if rows[c["case_id"]]["moe_num_experts"]
                   not in ("", "0")])
     assert len(moe) == 27
-    assert float(np.median(moe)) <= 10.0
+    assert float(np.median(moe)) <= 8.0
     mi355x = np.abs([c["error_pct"] for c in cases if rows[c["case_id"]]["chip"] == "mi355x"])
     assert len(mi355x) == 6
-    assert float(np.median(mi355x)) <= 10.0
+    assert float(np.median(mi355x)) <= 9.0
     original = np.abs([c["error_pct"] for c in cases if _original(c["case_id"])])
     assert len(original) == 69
-    assert float(np.median(original)) <= 10.0
-    assert float(np.percentile(original, 90)) <= 25.0
+    assert float(np.median(original)) <= 6.0
+    assert float(np.percentile(original, 90)) <= 14.0
     s = report["summary"]
     assert s["n"] == len(cases)
     assert s["max_abs_error_pct"] == pytest.approx(float(errs.max()))
