@@ -476,6 +476,25 @@ def failure_goodput(workload: Workload, system: System, chips: int,
     return max(found.goodput, 0.0)
 
 
+@dataclass
+class _Sweep:
+    """What the chip counts of one search gave, gathered count by count: the evaluated
+    spaces and their scores (lower is better), the layouts pruned by reason, the reasons
+    whole counts were refused or ranked last, each count's failure factor and the full
+    space size."""
+
+    parts: list[_Evaluated] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    pruned: dict[str, int] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+    factors: dict[int, float] = field(default_factory=dict)
+    size: int = 0
+
+    def prune(self, reason: str, n: int) -> None:
+        """Count ``n`` layouts as pruned for ``reason``."""
+        self.pruned[reason] = self.pruned.get(reason, 0) + n
+
+
 def search(workload: Workload, system: System, chips: int, *,
            objective: str = "throughput", top_k: int = 5,
            train_tokens: float | None = None, price_per_chip_hour: float | None = None,
@@ -518,21 +537,7 @@ def search(workload: Workload, system: System, chips: int, *,
         Where ``fixed`` came from, named by the SpecError of a bad one (``request``,
         the CLI's flags).
     """
-    if objective not in OBJECTIVES:
-        raise SpecError.one("--objective", "objective", f"expected one of "
-                                                        f"{', '.join(OBJECTIVES)}", objective)
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise SpecError.one("--top", "top", f"must be between 1 and {MAX_TOP_K}", top_k)
-    if not 0.0 <= memory_headroom < 1.0:
-        raise SpecError.one("--memory-headroom", "memory_headroom", "must be in [0, 1)",
-                            memory_headroom)
-    counts = sorted(set(chip_counts or [chips]))
-    named = [("--chips", "chips", chips),
-             *(("--chip-counts", "chip_counts", c) for c in chip_counts or ())]
-    for flag, name, count in named:
-        if not (is_whole(count) and 1 <= count <= system.num_chips):
-            raise SpecError.one(flag, name, f"must be between 1 and the system's "
-                                            f"{system.num_chips} chips", count)
+    counts = _checked_counts(system, chips, chip_counts, objective, top_k, memory_headroom)
     if problems := run_inputs_problems(objective, train_tokens, price_per_chip_hour,
                                        [(system.spec.name, system)], source):
         raise SpecError(problems)
@@ -541,131 +546,202 @@ def search(workload: Workload, system: System, chips: int, *,
                                           source)
     t0 = time.perf_counter()
     cal = calibration or load_calibration()
-    tokens = train_tokens or DEFAULT_TRAIN_TOKENS
+    sweep = _Sweep(refused=list(unpinnable))
     it_W = power_budget(system).it_W
-    parts: list[_Evaluated] = []
-    refused: list[str] = list(unpinnable)
-    pruned: dict[str, int] = {}
-    scores: list[np.ndarray] = []
-    factors: dict[int, float] = {}
-    size = 0
     for count in counts:
-        power = it_W * count / system.num_chips
-        if max_power_W is not None and power > max_power_W:
-            sp = _space(workload, system, count, allow_offload, pinned, held)
-            pruned["power"] = pruned.get("power", 0) + sp.size
-            size += sp.size
-            refused.append(f"power: {count} chips draw {power / 1e3:,.1f} kW of IT power at "
-                           f"TDP, over the limit of {max_power_W / 1e3:,.1f} kW")
+        power_W = it_W * count / system.num_chips
+        if not _count_runs(sweep, workload, system, count, power_W, max_power_W,
+                           allow_offload, pinned, held):
             continue
+        ev = _evaluate_space(workload, system, cal, count, allow_offload, memory_headroom,
+                             progress, MAX_CANDIDATES - sum(len(p.step) for p in sweep.parts),
+                             held=held, pinned=pinned)
+        sweep.parts.append(ev)
+        sweep.size += ev.size
+        for reason, n in ev.pruned.items():
+            sweep.prune(reason, n)
+        sweep.scores.append(_scores(sweep, workload, system, ev, objective,
+                                    train_tokens or DEFAULT_TRAIN_TOKENS,
+                                    price_per_chip_hour, power_W))
+    parts = sweep.parts
+    if pinned and parts and not sum(len(ev.step) for ev in parts):
+        raise _pins_leave_nothing(parts, pinned, fixed or {}, counts, source)
+    starts, groups = _ranked_groups(parts, sweep.scores, top_k)
+    top = _scalar_top(workload, system, cal, parts, starts, [g[0] for g in groups])
+    variants = tuple(tuple(_row_plan(parts, starts, o).label() for o in g[1:1 + MAX_VARIANTS])
+                     for g in groups)
+    return SearchResult(objective, top[0] if top else None, top, sweep.size,
+                        FrozenMap(sweep.pruned), sum(len(ev.step) for ev in parts),
+                        sum(int(ev.fits.sum()) for ev in parts), time.perf_counter() - t0,
+                        _why(top, sweep.refused, _least_memory(parts),
+                             _usable_bytes(system, memory_headroom)),
+                        _pareto(parts), memory_headroom, variants,
+                        tuple(len(g) - 1 for g in groups), train_tokens,
+                        price_per_chip_hour if train_tokens is not None else None,
+                        FrozenMap(sweep.factors))
+
+
+def _checked_counts(system: System, chips: int, chip_counts: Sequence[int] | None,
+                    objective: str, top_k: int, memory_headroom: float) -> list[int]:
+    """The sorted chip counts a search covers; SpecError (the first problem, named by its
+    flag) for an unknown objective, a ``top_k`` or ``memory_headroom`` out of bounds, or a
+    count that is not a whole number of the system's chips."""
+    if objective not in OBJECTIVES:
+        raise SpecError.one("--objective", "objective", f"expected one of "
+                                                        f"{', '.join(OBJECTIVES)}", objective)
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise SpecError.one("--top", "top", f"must be between 1 and {MAX_TOP_K}", top_k)
+    if not 0.0 <= memory_headroom < 1.0:
+        raise SpecError.one("--memory-headroom", "memory_headroom", "must be in [0, 1)",
+                            memory_headroom)
+    named = [("--chips", "chips", chips),
+             *(("--chip-counts", "chip_counts", c) for c in chip_counts or ())]
+    for flag, name, count in named:
+        if not (is_whole(count) and 1 <= count <= system.num_chips):
+            raise SpecError.one(flag, name, f"must be between 1 and the system's "
+                                            f"{system.num_chips} chips", count)
+    return sorted(set(chip_counts or [chips]))
+
+
+def _count_runs(sweep: _Sweep, workload: Workload, system: System, count: int,
+                power_W: float, max_power_W: float | None, allow_offload: bool,
+                pinned: Mapping[str, int], held: Mapping[str, int]) -> bool:
+    """Whether any layout of ``count`` chips can run: not when the count's IT power at
+    TDP (``power_W``) is over ``max_power_W``, nor when the system refuses every layout
+    of it (:func:`~ocplan.plan.engine.check_system`, as the scalar estimate would). A
+    refused count's whole space is pruned in ``sweep`` under its reason, with the
+    reason's sentence."""
+    reason = sentence = ""
+    if max_power_W is not None and power_W > max_power_W:
+        reason = "power"
+        sentence = (f"power: {count} chips draw {power_W / 1e3:,.1f} kW of IT power at "
+                    f"TDP, over the limit of {max_power_W / 1e3:,.1f} kW")
+    else:
         try:
             check_system(workload, system_model(system), count)
         except Infeasible as exc:
-            # No layout of this count can run (the scalar estimate refuses each alike).
-            sp = _space(workload, system, count, allow_offload, pinned, held)
-            pruned[exc.reason] = pruned.get(exc.reason, 0) + sp.size
-            size += sp.size
-            refused.append(str(exc))
-            continue
-        ev = _evaluate_space(workload, system, cal, count, allow_offload, memory_headroom,
-                             progress, MAX_CANDIDATES - sum(len(p.step) for p in parts),
-                             held=held, pinned=pinned)
-        parts.append(ev)
-        size += ev.size
-        for k, v in ev.pruned.items():
-            pruned[k] = pruned.get(k, 0) + v
-        with np.errstate(divide="ignore"):
-            tps = workload.tokens_per_step / ev.step
-        runs = tps > 0
-        seconds = tokens / np.where(runs, tps, 1.0)  # time to train at each layout
-        # Layouts that do not run score +inf whatever the price (a price of 0 must not
-        # turn 0 x inf into NaN).
-        # Without a price, cost ranks by chip-hours (a price of 1) and prints no cost.
-        price = 1.0 if price_per_chip_hour is None else price_per_chip_hour
-        per_second = {"time": 1.0, "cost": count * price / 3600.0,
-                      "energy": power}
-        if objective in FAILURE_OBJECTIVES:
-            # wall time with failures, checkpoints and restarts = ideal x the count's
-            # overhead (goodput under Daly's model at its optimal interval)
-            found = failure_goodput(workload, system, count, objective)
-            # no progress (failures outpace checkpoints): the run never ends, ranked last
-            factor = factors[count] = 1.0 / found if found > 0 else math.inf
-            if not math.isfinite(factor):
-                refused.append(f"{count} chips: failures come faster than checkpoints can "
-                               "be written and read back, so a run makes no progress "
-                               "(faster checkpoint storage, or fewer chips)")
-            # (never 0 x inf: a price of 0 must not make a run that never ends NaN)
-            per_second = {k + "_with_failures": v * factor if math.isfinite(factor)
-                          else math.inf for k, v in per_second.items()}
-        score = -tps if objective == "throughput" else \
-            np.where(runs, per_second[objective] * seconds, np.inf)
-        scores.append(score)
-    evaluated = sum(len(ev.step) for ev in parts)
-    if pinned and parts and not evaluated:  # the pins leave no layout: bad input
-        rules = sorted({k for ev in parts for k in ev.pruned if k not in PREFERENCE_REASONS})
-        given = ", ".join(f"{k}={(fixed or {})[k]}" for k in pinned)
-        raise SpecError.one(source, next(iter(pinned)),
-                            f"no layout of {_counted(counts)} chips takes "
-                            f"{given}: every one breaks a rule ({', '.join(rules)})",
-                            given)
-    feasible = sum(int(ev.fits.sum()) for ev in parts)
-    if parts:
-        all_scores = np.concatenate(scores)
-        # where each part's rows start in the concatenation (a row's part and index in
-        # it are looked up for the few rows listed, not laid out for every row)
-        starts = np.cumsum([0, *(len(ev.step) for ev in parts)])
-        # Only layouts that fit are ranked, so only they are sorted (a MoE space holds
-        # several times more that do not); equal scores (runs that never end with
-        # failures score inf alike) go by the step, the faster first, then by position,
-        # as the sort is stable.
-        fit_rows = np.flatnonzero(np.concatenate([ev.fits for ev in parts]))
-        steps = np.concatenate([ev.step for ev in parts])
-        ranked = fit_rows[np.lexsort((steps[fit_rows], all_scores[fit_rows]))]
-        groups = _tie_groups(all_scores, ranked, top_k)
-    else:
-        starts = np.zeros(1, dtype=np.int64)
-        groups = []
+            reason, sentence = exc.reason, str(exc)
+    if not reason:
+        return True
+    n = _space(workload, system, count, allow_offload, pinned, held).size
+    sweep.prune(reason, n)
+    sweep.size += n
+    sweep.refused.append(sentence)
+    return False
 
-    def located(o: int) -> tuple[_Evaluated, int]:
-        """The part a concatenated row ``o`` belongs to, and its index there."""
-        j = int(np.searchsorted(starts, o, side="right")) - 1
-        return parts[j], o - int(starts[j])
 
-    def row_plan(o: int) -> Plan:
-        ev, i = located(o)
-        return Plan.decode_row(ev.cols, i)
+def _scores(sweep: _Sweep, workload: Workload, system: System, ev: _Evaluated,
+            objective: str, tokens: float, price_per_chip_hour: float | None,
+            power_W: float) -> np.ndarray:
+    """Each evaluated layout's score under ``objective``, lower is better: minus its
+    tokens/s for ``throughput``; else its rate of time, cost (``count x price / 3600``
+    per second; chip-hours without a price) or energy (``power_W``) times the seconds to
+    train ``tokens``, times the count's failure factor (wall / ideal time, recorded in
+    ``sweep``) for the failure-aware objectives. A layout that does not run scores
+    +inf whatever the price (a price of 0 must not turn 0 x inf into NaN)."""
+    with np.errstate(divide="ignore"):
+        tps = workload.tokens_per_step / ev.step
+    if objective == "throughput":
+        return -tps
+    runs = tps > 0
+    seconds = tokens / np.where(runs, tps, 1.0)
+    price = 1.0 if price_per_chip_hour is None else price_per_chip_hour
+    per_second = {"time": 1.0, "cost": ev.chips * price / 3600.0, "energy": power_W}
+    if objective in FAILURE_OBJECTIVES:
+        factor = sweep.factors[ev.chips] = _failure_factor(sweep, workload, system,
+                                                           ev.chips, objective)
+        rate = per_second[objective.removesuffix("_with_failures")]
+        return np.where(runs, rate * factor * seconds, np.inf) if math.isfinite(factor) \
+            else np.full(len(ev.step), np.inf)
+    return np.where(runs, per_second[objective] * seconds, np.inf)
 
-    order = [g[0] for g in groups]
-    variants = tuple(tuple(row_plan(o).label() for o in g[1:1 + MAX_VARIANTS])
-                     for g in groups)
-    tied = tuple(len(g) - 1 for g in groups)
-    top_list = []
+
+def _failure_factor(sweep: _Sweep, workload: Workload, system: System, count: int,
+                    objective: str) -> float:
+    """Wall time with failures, checkpoints and restarts over the ideal time of ``count``
+    chips (1 / goodput under Daly's model at its optimal interval,
+    :func:`failure_goodput`); ``inf`` when failures outpace checkpoints, so a run never
+    ends (the reason goes to ``sweep``)."""
+    found = failure_goodput(workload, system, count, objective)
+    if found > 0:
+        return 1.0 / found
+    sweep.refused.append(f"{count} chips: failures come faster than checkpoints can be "
+                         "written and read back, so a run makes no progress (faster "
+                         "checkpoint storage, or fewer chips)")
+    return math.inf
+
+
+def _pins_leave_nothing(parts: Sequence[_Evaluated], pinned: Mapping[str, int],
+                        fixed: Mapping[str, LayoutValue], counts: Sequence[int],
+                        source: str) -> SpecError:
+    """The SpecError for pinned fields that leave no layout to evaluate (bad input, not
+    an infeasible design): every layout broke a rule of the space, named here."""
+    rules = sorted({k for ev in parts for k in ev.pruned if k not in PREFERENCE_REASONS})
+    given = ", ".join(f"{k}={fixed[k]}" for k in pinned)
+    return SpecError.one(source, next(iter(pinned)),
+                         f"no layout of {_counted(counts)} chips takes {given}: every one "
+                         f"breaks a rule ({', '.join(rules)})", given)
+
+
+def _ranked_groups(parts: Sequence[_Evaluated], scores: Sequence[np.ndarray], top_k: int
+                   ) -> tuple[np.ndarray, list[list[int]]]:
+    """Where each part's rows start in the concatenation of all parts, and the first
+    ``top_k`` tie groups of the layouts that fit (:func:`_tie_groups`), best first. Only
+    the layouts that fit are sorted (a MoE space holds several times more that do not);
+    equal scores (runs that never end with failures score inf alike) go by the step, the
+    faster first, then by position, as the sort is stable."""
+    starts = np.cumsum([0, *(len(ev.step) for ev in parts)])
+    if not parts:
+        return starts, []
+    all_scores = np.concatenate(scores)
+    fit_rows = np.flatnonzero(np.concatenate([ev.fits for ev in parts]))
+    steps = np.concatenate([ev.step for ev in parts])
+    ranked = fit_rows[np.lexsort((steps[fit_rows], all_scores[fit_rows]))]
+    return starts, _tie_groups(all_scores, ranked, top_k)
+
+
+def _located(parts: Sequence[_Evaluated], starts: np.ndarray, o: int
+             ) -> tuple[_Evaluated, int]:
+    """The part a concatenated row ``o`` belongs to, and its index there (looked up for
+    the few rows listed, not laid out for every row)."""
+    j = int(np.searchsorted(starts, o, side="right")) - 1
+    return parts[j], o - int(starts[j])
+
+
+def _row_plan(parts: Sequence[_Evaluated], starts: np.ndarray, o: int) -> Plan:
+    """The layout of concatenated row ``o``."""
+    ev, i = _located(parts, starts, o)
+    return Plan.decode_row(ev.cols, i)
+
+
+def _scalar_top(workload: Workload, system: System, cal: Calibration,
+                parts: Sequence[_Evaluated], starts: np.ndarray, order: Sequence[int]
+                ) -> tuple[Estimate, ...]:
+    """The full estimates of the listed rows, each asserted to agree with the vectorized
+    evaluation on feasibility and step time (the two paths are one engine)."""
+    top = []
     for o in order:
-        ev, i = located(o)
+        ev, i = _located(parts, starts, o)
         assert ev.fits[i]
         e = estimate(workload, Plan.decode_row(ev.cols, i), system, cal)
         assert e.feasible, f"a searched layout failed its scalar estimate: {e.plan}: {e.reason}"
         assert math.isclose(e.step_s, ev.step[i], rel_tol=1e-9), (
             f"scalar and vectorized disagree on {e.plan}: {e.step_s} s against {ev.step[i]} s")
-        top_list.append(e)
-    top = tuple(top_list)
-    pareto: list[dict[str, float]] = []
-    if feasible:
-        steps = np.concatenate([ev.step[ev.fits] for ev in parts])
-        mems = np.concatenate([ev.mem[ev.fits] for ev in parts])
-        n_chips = np.concatenate([np.full(int(ev.fits.sum()), ev.chips) for ev in parts])
-        for j in pareto_front(steps, mems)[:50]:
-            pareto.append({"step_s": float(steps[j]), "memory_bytes_per_chip": float(mems[j]),
-                           "chips": int(n_chips[j])})
-    return SearchResult(objective, top[0] if top else None, top, size, FrozenMap(pruned),
-                        evaluated,
-                        feasible, time.perf_counter() - t0,
-                        _why(top, refused, _least_memory(parts),
-                             _usable_bytes(system, memory_headroom)),
-                        tuple(FrozenMap(p) for p in pareto), memory_headroom, variants, tied,
-                        train_tokens,
-                        price_per_chip_hour if train_tokens is not None else None,
-                        FrozenMap(factors))
+        top.append(e)
+    return tuple(top)
+
+
+def _pareto(parts: Sequence[_Evaluated]) -> tuple[Mapping[str, float], ...]:
+    """The first 50 layouts that fit on the (step time, memory per chip) front, both
+    minimized, over every chip count."""
+    if not any(ev.fits.any() for ev in parts):
+        return ()
+    steps = np.concatenate([ev.step[ev.fits] for ev in parts])
+    mems = np.concatenate([ev.mem[ev.fits] for ev in parts])
+    n_chips = np.concatenate([np.full(int(ev.fits.sum()), ev.chips) for ev in parts])
+    return tuple(FrozenMap({"step_s": float(steps[j]), "memory_bytes_per_chip": float(mems[j]),
+                            "chips": int(n_chips[j])})
+                 for j in pareto_front(steps, mems)[:50])
 
 
 def check_given(workload: Workload, system: System, chip_counts: Sequence[int],
