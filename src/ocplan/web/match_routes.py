@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Gt, Le, Lt
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from pydantic import Field
 from pydantic.fields import FieldInfo
 from starlette.concurrency import run_in_threadpool
@@ -44,10 +44,11 @@ from ocplan.catalog.catalog import Catalog, load_catalog
 from ocplan.catalog.fields import Spec, dimension_of
 from ocplan.catalog.loader import parse_yaml, validate_as
 from ocplan.errors import SpecError
-from ocplan.jsonio import MAX_JSON_DEPTH, dumps, parse_json
+from ocplan.jsonio import dumps
 from ocplan.matching import ARCHETYPES, MatchRequest, catalog_platforms
 from ocplan.matching.match import MatchConstraints
 from ocplan.reports.figures import match_figure
+from ocplan.web.answers import json_body
 
 __all__ = ["EXAMPLE_MIX", "SETTINGS", "field_declaration", "match_router"]
 
@@ -173,11 +174,8 @@ def match_router(catalog_dirs: tuple[str, ...] = (),
     router = APIRouter()
 
     async def body_of(request: Request) -> Any:
-        try:
-            return parse_json(await request.body(), "request", max_bytes=max_body_bytes,
-                              max_depth=MAX_JSON_DEPTH)
-        except SpecError as exc:
-            raise _NotJson([p.line() for p in exc.problems]) from None
+        # not JSON: BadBody, answered 400 by the app as every route's bad body
+        return await json_body(request, "request", max_body_bytes)
 
     @router.get("/api/match/form")
     def form() -> Response:
@@ -189,10 +187,7 @@ def match_router(catalog_dirs: tuple[str, ...] = (),
     @router.post("/api/match/parse")
     async def parse(request: Request) -> Response:
         """An uploaded mix file (``{"name", "text"}``) as a request mapping."""
-        try:
-            body = await body_of(request)
-        except _NotJson as exc:
-            return JSONResponse({"detail": exc.lines}, status_code=400)
+        body = await body_of(request)
         return Response(dumps(await run_in_threadpool(_parse, body)),
                         media_type="application/json")
 
@@ -201,10 +196,7 @@ def match_router(catalog_dirs: tuple[str, ...] = (),
         """Rank every CPU platform of the catalog for a workload mix (a mix file's
         mapping): fleet, power at load, TCO, binding constraint, findings, and the
         perf/kW against perf/cost figure."""
-        try:
-            body = await body_of(request)
-        except _NotJson as exc:
-            return JSONResponse({"detail": exc.lines}, status_code=400)
+        body = await body_of(request)
         text = await run_in_threadpool(lambda: _match(load_catalog(catalog_dirs), body))
         return Response(text, media_type="application/json")
 
@@ -214,8 +206,3 @@ def match_router(catalog_dirs: tuple[str, ...] = (),
 
     return router
 
-
-class _NotJson(Exception):
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("; ".join(lines))
-        self.lines = lines

@@ -52,7 +52,8 @@ from ocplan.store.db import Store
 from ocplan.sweep.runner import run_sweep
 from ocplan.sweep.spec import Sweep, expand_sweep, grid_size, parse_sweep
 from ocplan.sweep.stored import SweepView, list_sweeps, read_sweep, sweep_view
-from ocplan.web.jobs import JobRunner, spec_problems
+from ocplan.web.answers import BodyOf, not_found, submitted
+from ocplan.web.jobs import JobRunner
 
 __all__ = ["EXAMPLE_SWEEP", "MAX_SWEEP_TEXT_CHARS", "MAX_WEB_SWEEP_TASKS", "SweepFile",
            "sweep_router"]
@@ -107,7 +108,7 @@ def _checked(body: object, catalog: Catalog) -> Sweep:
 
 
 def sweep_router(store: Store, jobs: JobRunner, catalog: Callable[[], Catalog],
-                 body_of: Callable[[Request, str], Any], workers: int) -> APIRouter:
+                 body_of: BodyOf, workers: int) -> APIRouter:
     """The routes above over ``store``; sweeps run as ``jobs`` on ``workers`` processes."""
     router = APIRouter()
 
@@ -126,7 +127,7 @@ def sweep_router(store: Store, jobs: JobRunner, catalog: Callable[[], Catalog],
         """One stored sweep: each task's best layout, its columns and its figure."""
         found = await run_in_threadpool(store.sweep, name)
         if found is None:
-            return JSONResponse({"detail": [f"no sweep {name}"]}, status_code=404)
+            return not_found(f"sweep {name}")
         view = await run_in_threadpool(sweep_view, store, found)
         return Response(dumps(_view_json(view)), media_type="application/json")
 
@@ -135,7 +136,7 @@ def sweep_router(store: Store, jobs: JobRunner, catalog: Callable[[], Catalog],
         """Forget a sweep's record; its tasks' results stay stored (others may name
         them, and a rerun finds them)."""
         if not await run_in_threadpool(store.delete_sweep, name):
-            return JSONResponse({"detail": [f"no sweep {name}"]}, status_code=404)
+            return not_found(f"sweep {name}")
         return JSONResponse({"deleted": name})
 
     @router.post("/api/sweeps", status_code=202)
@@ -151,7 +152,6 @@ def sweep_router(store: Store, jobs: JobRunner, catalog: Callable[[], Catalog],
                 "elapsed_s": report.elapsed_s,
                 "errors": [{"key": k, "error": e} for k, e in report.failed.items()]}
 
-        job = jobs.submit(work, spec_problems)
-        return JSONResponse(job.as_dict(), status_code=202)
+        return submitted(jobs, work)
 
     return router
