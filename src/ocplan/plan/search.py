@@ -383,34 +383,7 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
                 f"{system.accelerator.id} fits but has a non-finite step time")
         return int(dup.sum()), int((~ok & ~dup).sum())
 
-    chunks = [slice(start, min(n, start + CHUNK)) for start in range(0, n, CHUNK)]
-    workers = min(threads if threads is not None else SEARCH_THREADS, len(chunks))
-    counts: dict[int, tuple[int, int]] = {}
-    if workers > 1:
-        # numpy releases the GIL inside its array loops, where a chunk spends most of
-        # its time, so chunks run side by side on several cores. Chunks write disjoint
-        # rows and the counts are summed in chunk order, so the result is the sequential
-        # one, bit for bit (tested).
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(run, sl): i for i, sl in enumerate(chunks)}
-            done = 0
-            try:
-                for future in as_completed(futures):
-                    i = futures[future]
-                    counts[i] = future.result()
-                    done += chunks[i].stop - chunks[i].start
-                    if progress is not None:
-                        progress(done, n)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-    else:
-        for i, sl in enumerate(chunks):
-            counts[i] = run(sl)
-            if progress is not None:
-                progress(sl.stop, n)
-    for i in range(len(chunks)):
-        dups, over = counts[i]
+    for dups, over in _run_chunks(run, n, threads, progress):
         pruned["duplicate"] = pruned.get("duplicate", 0) + dups
         pruned["memory"] = pruned.get("memory", 0) + over
     # The auto rows kept are full recompute of so many layers; the others never fit.
@@ -418,6 +391,41 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
         cols["recompute"].dtype)
     cols["recompute_layers"] = rc_layers
     return _Evaluated(chips, cols, step, mem, fits, pruned, space.size)
+
+
+def _run_chunks(run: Callable[[slice], tuple[int, int]], n: int, threads: int | None,
+                progress: Callable[[int, int], None] | None) -> list[tuple[int, int]]:
+    """``run`` over ``n`` rows in chunks of :data:`CHUNK`, on up to ``threads`` threads
+    (default :data:`SEARCH_THREADS`), calling ``progress(done, n)`` as chunks finish;
+    each chunk's counts, in chunk order.
+
+    numpy releases the GIL inside its array loops, where a chunk spends most of its time,
+    so chunks run side by side on several cores. Chunks write disjoint rows and the counts
+    come back in chunk order, so the result is the sequential one, bit for bit (tested)."""
+    chunks = [slice(start, min(n, start + CHUNK)) for start in range(0, n, CHUNK)]
+    workers = min(threads if threads is not None else SEARCH_THREADS, len(chunks))
+    if workers <= 1:
+        counts = []
+        for sl in chunks:
+            counts.append(run(sl))
+            if progress is not None:
+                progress(sl.stop, n)
+        return counts
+    found: dict[int, tuple[int, int]] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run, sl): i for i, sl in enumerate(chunks)}
+        done = 0
+        try:
+            for future in as_completed(futures):
+                i = futures[future]
+                found[i] = future.result()
+                done += chunks[i].stop - chunks[i].start
+                if progress is not None:
+                    progress(done, n)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return [found[i] for i in range(len(chunks))]
 
 
 #: The objectives that rank by time or cost with failures, checkpoints and restarts.
