@@ -31,7 +31,7 @@ from ocplan.reports import summary
 from ocplan.web import workers
 from ocplan.web.answers import BodyOf, computed, not_found, submitted
 from ocplan.web.jobs import JobRunner
-from ocplan.web.workers import WorkerPool
+from ocplan.web.workers import Task, WorkerPool
 
 __all__ = ["job_router"]
 
@@ -62,26 +62,28 @@ def job_router(catalog: Callable[[], Catalog], body_of: BodyOf, pool: WorkerPool
             functools.partial(workers.infer_compare_task, currency=currency),
             await body_of(request, "request")))
 
-    @router.post("/api/search", status_code=202)
-    async def start_search(request: Request) -> Response:
+    async def started(request: Request, check: Task, build: Callable[[Any], Work]
+                      ) -> Response:
+        """A job of the request's body: checked in the pool first, so bad input (a field,
+        an unknown id, a system too small) is a 422 now, not a failed job; then
+        ``build(body)``'s work started (202)."""
         body = await body_of(request, "request")
-        # bad input (a field, an unknown id, a system too small) fails now, not in the job
-        checked = await pool.run(workers.search_check_task, body)
+        checked = await pool.run(check, body)
         if checked.problems:
             return computed(checked)
-        return submitted(jobs, _search_work(catalog(), validate_as(
-            api.SearchRequest, body, "request"), currency))
+        return submitted(jobs, build(body))
+
+    @router.post("/api/search", status_code=202)
+    async def start_search(request: Request) -> Response:
+        return await started(request, workers.search_check_task, lambda body: _search_work(
+            catalog(), validate_as(api.SearchRequest, body, "request"), currency))
 
     @router.post("/api/compare", status_code=202)
     async def start_compare(request: Request) -> Response:
         """One training job on several systems, each at its best layout: a job whose
         progress counts the systems done."""
-        body = await body_of(request, "request")
-        checked = await pool.run(workers.compare_check_task, body)
-        if checked.problems:
-            return computed(checked)
-        return submitted(jobs, _compare_work(catalog(), validate_as(
-            api.CompareRequest, body, "request"), currency))
+        return await started(request, workers.compare_check_task, lambda body: _compare_work(
+            catalog(), validate_as(api.CompareRequest, body, "request"), currency))
 
     @router.get("/api/jobs/{job_id}")
     def job_status(job_id: str) -> Response:
