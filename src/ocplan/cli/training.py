@@ -357,8 +357,17 @@ def compare_cmd(
         if unmet:
             raise typer.Exit(1)
         return
-    table = rich_table.Table(title=printable(f"{model}: best layout of each system by {objective}; "
-                                             f"(x) = ratio to {result.baseline}; * (green) = best"))
+    _print_comparison(result, f"{model}: best layout of each system by {objective}")
+    if unmet:
+        raise typer.Exit(1)
+
+
+def _print_comparison(result: Comparison, title: str) -> None:
+    """The comparison as a table, one column per system (ratios to the baseline, the
+    best of each row marked), then each system's check findings, the ranking's note and
+    the budget's sentence."""
+    table = rich_table.Table(title=printable(f"{title}; (x) = ratio to {result.baseline}; "
+                                             "* (green) = best"))
     table.add_column("", style="bold")
     for i, r in enumerate(result.systems):
         table.add_column(f"{i + 1}. {r.name}" + (" (INVALID, allowed)" if r.allowed_invalid
@@ -380,8 +389,6 @@ def compare_cmd(
         out.print(printable(ranking), style="yellow" if result.within_reach() else None)
     if result.budget is not None and result.pick is not None:
         out.print(_budget_line(result))
-    if unmet:
-        raise typer.Exit(1)
 
 
 def _budget_line(result: Comparison) -> rich_text.Text:
