@@ -145,6 +145,25 @@ def test_unknown_option_in_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert p["message"].startswith("ocplan: No such option")
 
 
+def test_an_unknown_command_lists_its_group(capsys: pytest.CaptureFixture[str]) -> None:
+    """``ocplan catalog models`` names the commands ``ocplan catalog`` has (one line, exit
+    2, the same line in the JSON document); a typo of a top-level command keeps click's
+    suggestion and lists the top level's commands."""
+    (p,) = error_problems(*run(capsys, "catalog", "models", "--format", "json"))
+    assert p["message"] == ("ocplan: No such command 'models'. 'ocplan catalog' has: list, "
+                            "show.")
+    rc, _, err = run(capsys, "estmate")
+    assert rc == 2
+    line = err.strip()
+    assert "\n" not in line
+    assert line.startswith("ocplan: No such command 'estmate'. Did you mean 'estimate'?")
+    listed = line.split("'ocplan' has: ")[1].rstrip(".").split(", ")
+    assert {"estimate", "infer", "search", "catalog", "validate"} <= set(listed)
+    rc, _, err = run(capsys, "estimate", *SMALL, "--bogus")
+    assert rc == 2
+    assert "has:" not in err  # an unknown option is not an unknown command
+
+
 def test_not_a_number_in_json(capsys: pytest.CaptureFixture[str]) -> None:
     (p,) = error_problems(*run(capsys, "search", "--model", "llama3-8b", "--chip",
                                "h100-sxm-80gb", "--chips", "eight", "--format", "json"))

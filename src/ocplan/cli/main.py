@@ -21,7 +21,13 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, get_args
 
 import typer
-from typer._click.exceptions import BadOptionUsage, BadParameter, ClickException, NoSuchOption
+from typer._click.exceptions import (
+    BadOptionUsage,
+    BadParameter,
+    ClickException,
+    NoSuchOption,
+    UsageError,
+)
 
 from ocplan.catalog.fields import MAX_PRICE_PER_CHIP_HOUR
 from ocplan.cli import hardware, matching, reporting, serving, sweeping, training, validating
@@ -127,7 +133,7 @@ def _run(args: list[str]) -> int:
                 print_json(error_document(exc.exit_code, [problem_json(
                     bad.source, bad.field, bad.value, bad.message, line)]))
             return exc.exit_code
-        message = " ".join(exc.format_message().split())
+        message = " ".join(exc.format_message().split()) + _commands_of(exc)
         if message:  # a bare command prints its help and has no message
             line = printable(f"ocplan: {message}")
             err.print(line)
@@ -145,6 +151,19 @@ def _run(args: list[str]) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     return code if isinstance(code, int) else 0
+
+
+def _commands_of(exc: ClickException) -> str:
+    """For an unknown command, the commands its group has (`` 'ocplan catalog' has: list,
+    show.``; click adds "Did you mean" where one is close); else nothing."""
+    ctx = getattr(exc, "ctx", None)
+    if not (isinstance(exc, UsageError) and ctx is not None
+            and exc.format_message().startswith("No such command")):
+        return ""
+    list_commands = getattr(ctx.command, "list_commands", None)
+    if list_commands is None:
+        return ""
+    return f" '{ctx.command_path}' has: {', '.join(list_commands(ctx))}."
 
 
 def _usage_problem(exc: ClickException, args: Sequence[str], message: str, line: str
