@@ -1220,31 +1220,11 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
     h, tp, T = float(shape.hidden), _f(shard.tp), _f(shard.tokens)
     rows_sp, rows_moe = T / _t_sp(shard), T / tp
     load = expert_load(shape, shard)
-    local, active = _f(load.local_experts), _f(load.active_experts)
+    active = _f(load.active_experts)
     f_e = float(shape.moe_ffn) / _f(shard.etp)
     sent = rows_moe * shape.moe_top_k * _f(load.slot_fraction)  # copies leaving the chip
-    received = local * _f(load.kept_mean)                          # copies it computes
-    # Experts that receive no token are skipped by the grouped kernel (small decode
-    # batches); in training every local expert is hit and this is ``E/e`` at mean load.
-    groups = np.maximum(active, np.minimum(local, 1.0))
-    m = received / groups
-    # The busiest rank holds the most loaded expert and G - 1 others that share what is
-    # left of the E experts' copies; the cost model reads ``m_max + (G - 1) m`` as that
-    # rank's rows, so m_max carries the difference (all E local: exactly E m).
-    E = float(shape.moe_experts)
-    hot = _f(load.kept_max)
-    others = np.maximum(E * _f(load.kept_mean) - hot, 0.0) / max(E - 1.0, 1.0)
-    rank_rows = hot + (local - 1.0) * others
-    m_max = np.maximum(rank_rows - (groups - 1.0) * m, m)
-    # Padded to capacity: every local expert computes its C rows, the same on every rank
-    # and every step, as one dense GEMM of static shape, and its C slots, kept copies or
-    # padding, are what the permutes and the all-to-all move; dropless: the ragged groups
-    # of the grouped-GEMM path (:data:`EXPERT_KIND`).
     padded = shard.capacity_factor is not None
-    if padded:
-        groups = np.maximum(local, 1.0)
-        m = m_max = _f(load.slot_fraction) * _f(load.routed_mean)
-        received = groups * m
+    received, groups, m, m_max = _expert_rows(shape, load, padded)
     kind: OpKind = EXPERT_KIND[padded]
     einsums = _einsum_dispatch_specs(shape, shard, rows_moe) \
         if shard.einsum_dispatch and not fused else None
@@ -1281,6 +1261,37 @@ def _moe_specs(shape: ModelShape, shard: Shard, precision: str,
     specs.append(_Elem("residual_mlp", "elementwise", rows_sp * h, 2.0,
                        RESIDUAL_FLOPS_PER_ELEMENT))
     return specs
+
+
+def _expert_rows(shape: ModelShape, load: ExpertLoad, padded: bool
+                 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """(routed copies a chip computes, expert groups its grouped GEMM runs, rows per
+    group at mean load, rows of the busiest rank's hot group) for the expert GEMMs.
+
+    Dropless: the ragged groups of the grouped-GEMM path. Experts that receive no token
+    are skipped by the grouped kernel (small decode batches); in training every local
+    expert is hit and the groups are ``E/e`` at mean load. The busiest rank holds the
+    most loaded expert and ``G - 1`` others that share what is left of the ``E``
+    experts' copies; the cost model reads ``m_max + (G - 1) m`` as that rank's rows, so
+    ``m_max`` carries the difference (all ``E`` local: exactly ``E m``).
+
+    ``padded`` to capacity: every local expert computes its ``C`` rows, the same on every
+    rank and every step, as one dense GEMM of static shape, and its ``C`` slots, kept
+    copies or padding, are what the permutes and the all-to-all move
+    (:data:`EXPERT_KIND`)."""
+    local = _f(load.local_experts)
+    if padded:
+        groups = np.maximum(local, 1.0)
+        m = _f(load.slot_fraction) * _f(load.routed_mean)
+        return groups * m, groups, m, m
+    received = local * _f(load.kept_mean)
+    groups = np.maximum(_f(load.active_experts), np.minimum(local, 1.0))
+    m = received / groups
+    E = float(shape.moe_experts)
+    hot = _f(load.kept_max)
+    others = np.maximum(E * _f(load.kept_mean) - hot, 0.0) / max(E - 1.0, 1.0)
+    rank_rows = hot + (local - 1.0) * others
+    return received, groups, m, np.maximum(rank_rows - (groups - 1.0) * m, m)
 
 
 def _check(shape: ModelShape, phase: str, shard: Shard, precision: str,
