@@ -137,14 +137,15 @@ def create_app(db_url: str | None = None, token: str | None = None,
                        allowed_hosts=allowed_hosts)
     # read-only Redfish view (ocplan.web.redfish_routes); no systems: the catalog's OAMs
     app.include_router(redfish_router(redfish_systems, catalog_dirs))
-    # CPU platform matching and its page (ocplan.web.match_routes)
-    app.include_router(match_router(catalog_dirs, max_body_bytes))
 
     def catalog() -> Catalog:
         return load_catalog(catalog_dirs)
 
     async def body_of(request: Request, source: str) -> Any:
         return await json_body(request, source, max_body_bytes)
+
+    # CPU platform matching and its page (ocplan.web.match_routes)
+    app.include_router(match_router(catalog_dirs, body_of))
 
     # the results store's sweeps, shown and run (ocplan.web.sweep_routes)
     app.include_router(sweep_router(results, jobs, catalog, body_of, pool_workers))

@@ -30,7 +30,7 @@ from ocplan.reports import figures as figures_
 from ocplan.reports import summary
 from ocplan.web import workers
 from ocplan.web.answers import BodyOf, computed, not_found, submitted
-from ocplan.web.jobs import JobRunner
+from ocplan.web.jobs import Job, JobRunner
 from ocplan.web.workers import Task, WorkerPool
 
 __all__ = ["job_router"]
@@ -87,22 +87,21 @@ def job_router(catalog: Callable[[], Catalog], body_of: BodyOf, pool: WorkerPool
 
     @router.get("/api/jobs/{job_id}")
     def job_status(job_id: str) -> Response:
-        job = jobs.get(job_id)
-        if job is None:
-            return not_found(f"job {job_id}")
-        return JSONResponse(job.as_dict())
+        return _job_answer(jobs.get(job_id), job_id)
 
     @router.delete("/api/jobs/{job_id}")
     def job_cancel(job_id: str) -> Response:
-        job = jobs.cancel(job_id)
-        if job is None:
-            return not_found(f"job {job_id}")
-        return JSONResponse(job.as_dict())
+        return _job_answer(jobs.cancel(job_id), job_id)
 
     return router
 
 
 Work = Callable[[Callable[[int, int], None]], dict[str, Any]]
+
+
+def _job_answer(job: Job | None, job_id: str) -> Response:
+    """A job's state, or 404 when there is no job ``job_id``."""
+    return not_found(f"job {job_id}") if job is None else JSONResponse(job.as_dict())
 
 
 def _search_work(cat: Catalog, req: api.SearchRequest, currency: str) -> Work:

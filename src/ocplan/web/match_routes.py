@@ -48,7 +48,7 @@ from ocplan.jsonio import dumps
 from ocplan.matching import ARCHETYPES, MatchRequest, catalog_platforms
 from ocplan.matching.match import MatchConstraints
 from ocplan.reports.figures import match_figure
-from ocplan.web.answers import json_body
+from ocplan.web.answers import BodyOf
 
 __all__ = ["EXAMPLE_MIX", "SETTINGS", "field_declaration", "match_router"]
 
@@ -167,15 +167,10 @@ def _parse(body: Any) -> Any:
     return data
 
 
-def match_router(catalog_dirs: tuple[str, ...] = (),
-                 max_body_bytes: int = 256 * 1024) -> APIRouter:
-    """The match routes, on the catalog with ``catalog_dirs``; bodies over
-    ``max_body_bytes`` are refused (the guard refuses them first)."""
+def match_router(catalog_dirs: tuple[str, ...], body_of: BodyOf) -> APIRouter:
+    """The match routes, on the catalog with ``catalog_dirs``, reading bodies with the
+    app's ``body_of`` (bounded in size and depth; not JSON: a 400, as on every route)."""
     router = APIRouter()
-
-    async def body_of(request: Request) -> Any:
-        # not JSON: BadBody, answered 400 by the app as every route's bad body
-        return await json_body(request, "request", max_body_bytes)
 
     @router.get("/api/match/form")
     def form() -> Response:
@@ -187,7 +182,7 @@ def match_router(catalog_dirs: tuple[str, ...] = (),
     @router.post("/api/match/parse")
     async def parse(request: Request) -> Response:
         """An uploaded mix file (``{"name", "text"}``) as a request mapping."""
-        body = await body_of(request)
+        body = await body_of(request, "request")
         return Response(dumps(await run_in_threadpool(_parse, body)),
                         media_type="application/json")
 
@@ -196,7 +191,7 @@ def match_router(catalog_dirs: tuple[str, ...] = (),
         """Rank every CPU platform of the catalog for a workload mix (a mix file's
         mapping): fleet, power at load, TCO, binding constraint, findings, and the
         perf/kW against perf/cost figure."""
-        body = await body_of(request)
+        body = await body_of(request, "request")
         text = await run_in_threadpool(lambda: _match(load_catalog(catalog_dirs), body))
         return Response(text, media_type="application/json")
 
