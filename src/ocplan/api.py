@@ -1211,7 +1211,8 @@ def pipeline_timeline(result: Estimate, workload: Workload) -> list[dict[str, An
     p = result.plan
     m = p.micro_batches(workload)
     per_mb = (result.time.compute_s + result.time.recompute_s) / m
-    shown = min(m, TIMELINE_MAX_MICRO_BATCHES)
+    # a step of several runs repeats the first (Plan.local_batch)
+    shown = min(p.micro_batches_per_run(workload), TIMELINE_MAX_MICRO_BATCHES)
     s = schedule(p.pp_schedule)
     if p.pp > 1 and s.bidirectional:
         shown = max(shown, s.min_micro_batches_per_stage * p.pp)

@@ -202,7 +202,7 @@ CAVEATS: tuple[Caveat, ...] = (
         "within about a fifth either way."),
     Caveat(
         "portable-attention-long-context", _portable_long_context,
-        PORTABLE_LONG_CONTEXT_ROWS, (10.0, 40.0),
+        PORTABLE_LONG_CONTEXT_ROWS, (10.0, 41.0),
         "Portable attention kernel (FlashAttention-2) on Hopper at 16K tokens a sequence or "
         "more: the model runs it at the rate PyTorch's flash backend measured on an H200 "
         "(about 320 TFLOP/s forward and backward at 8-32K tokens), but llm-foundry's MPT "
@@ -215,11 +215,11 @@ CAVEATS: tuple[Caveat, ...] = (
         (-20.0, 115.0),
         "Expert all-to-all across the scale-out network, taken as overlapped: the model "
         "hides the calibrated share of it behind compute, as Megatron-Core's 1F1B overlap "
-        "does, and development runs of this kind scored -17 to +8 % (R067, R069, "
+        "does, and development runs of this kind scored -16 to +8 % (R067, R069, "
         "R241-R243, R247). A stack that runs it in line pays all of it: Megatron-Bridge "
         "26.02's GPT-OSS 120B at EP64 over eight DGX B200 or B300 nodes (alltoall "
         "dispatcher, no overlap) measured 0.5-0.6 of the predicted rate (+70 %, +92 %; "
-        "+1 % and +30 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
+        "+1 % and +31 % with ep_overlap and ep_dedup off). Set ep_overlap off unless your "
         "stack overlaps the dispatch, and ep_dedup off unless it deduplicates it per node "
         "(DeepEP, HybridEP)."),
 )

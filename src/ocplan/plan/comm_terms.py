@@ -310,11 +310,13 @@ def mixer_cp_s(wl: Workload, fab: CommFabric, d: DerivedLayout, g: _Layouts) -> 
 
 
 def pp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout, g: _Layouts) -> FloatArray:
-    """Activations sent to the next stage and gradients back, per micro-batch and chunk."""
+    """Activations sent to the next stage and gradients back, per micro-batch and chunk,
+    and per fill and drain of each of the step's runs of the schedule."""
     act = d.tokens * wl.model.hidden * ACT_BYTES / d.t_sp
     _, pp_out = placement(d.pp, d.tp * d.cp * d.dp, fab.domain)
     p2p = g.apply(_BY_PP, cost.send_recv, fab, act, pp_out > 1)
-    out: FloatArray = np.where(d.pp > 1, 2 * d.vpp * p2p * (d.micro + d.pp - 1) * PP_EXPOSED,
+    out: FloatArray = np.where(d.pp > 1, 2 * d.vpp * p2p * (d.micro + d.runs * (d.pp - 1))
+                               * PP_EXPOSED,
                                0.0)
     return out
 
@@ -350,7 +352,13 @@ def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: Stag
     parameters at 16 bits; ``overlap`` is the calibrated share of the compute they can hide
     behind, per layout (its stack's:
     :func:`~ocplan.plan.layout_arrays.layout_stacks`); the last bucket stays exposed
-    whatever the overlap (:func:`last_bucket_share`): ``max(f C, C - o W)``."""
+    whatever the overlap (:func:`last_bucket_share`): ``max(f C, C - o W)``. A step of
+    several runs of a PyTorch pipeline schedule (:attr:`~ocplan.plan.layout_arrays.
+    DerivedLayout.runs`) still reduces once: NeMo AutoModel patches the stage's
+    ``backward_maybe_with_nosync`` so that only the step's last backward syncs and
+    reshards (``nemo_automodel/components/moe/fsdp_mixin.py``, ``MoEFSDPSyncMixin``),
+    where stock ``torch.distributed.pipelining`` would sync at each run's last backward
+    (not counted)."""
     g_d, g_e = grad_bytes * p.dense, grad_bytes * p.expert
     has_e = p.expert > 0
 

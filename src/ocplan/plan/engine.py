@@ -263,9 +263,11 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
     (a :meth:`~ocplan.plan.plan.Plan.columns` plan: numpy arrays of encoded values, one
     element per layout; one plan via :meth:`~ocplan.plan.plan.Plan.encoded`).
 
-    ``step = (m + (p - 1)/v) (t_mb + c_mb) + c_pp + c_dp + t_opt``: ``m`` micro-batches,
+    ``step = (m + r (p - 1)/v) (t_mb + c_mb) + c_pp + c_dp + t_opt``: ``m`` micro-batches,
     the 1F1B bubble (a bidirectional schedule's instead,
-    :func:`~ocplan.plan.pipeline_schedules.bidirectional_bubble`), compute ``t_mb``
+    :func:`~ocplan.plan.pipeline_schedules.bidirectional_bubble`) once per each of the
+    ``r`` runs of the schedule (:attr:`~ocplan.plan.layout_arrays.DerivedLayout.runs`),
+    compute ``t_mb``
     (:mod:`~ocplan.plan.compute_terms`) and exposed
     TP/EP/CP communication ``c_mb`` per micro-batch, pipeline and data-parallel
     communication per step (:mod:`~ocplan.plan.comm_terms`), and the optimizer with the
@@ -289,7 +291,7 @@ def evaluate(wl: Workload, sm: SystemModel, cal: Calibration, lay: Plan) -> Step
         fraction = np.where(d.paired, bidirectional_bubble(d.pp, d.stage_share, d.per_stage,
                                                            c.forward_s, c.backward_s,
                                                            c.recompute_s), fraction)
-    bubble = fraction * per_mb
+    bubble = d.runs * fraction * per_mb
     opt = optimizer_time_s(wl, mem.owned_params, sm.hbm_Bps) \
         + np.where(xla, 0.0, cal.step_overhead_s)
     step = d.micro * per_mb + bubble + comm.pp_s + comm.dp_s + opt

@@ -40,7 +40,9 @@ _EXTRA_IN_FLIGHT = np.array([s.extra_in_flight for s in PIPELINE_SCHEDULES])
 class DerivedLayout:
     """Float arrays (broadcast to one shape) the step terms read.
 
-    ``micro``: micro-batches per step ``B / (dp b)``; ``tokens``: token rows per chip per
+    ``micro``: micro-batches per step ``B / (dp b)``; ``runs``: runs of the pipeline
+    schedule per step, ``B / (dp l)`` for a local batch ``l`` under a pipeline, else 1
+    (:attr:`~ocplan.plan.plan.Plan.local_batch`); ``tokens``: token rows per chip per
     micro-batch ``b s / c``; ``per_stage``, ``first_layers``, ``last_layers``: the
     pipeline split (:func:`~ocplan.plan.plan.stage_split`); ``t_sp``: the TP size
     activations are split by (``tp`` with SP, else 1); ``rc_full``: fraction of a
@@ -79,6 +81,7 @@ class DerivedLayout:
     native_attention: np.ndarray
     fused_attention: np.ndarray
     micro: FloatArray
+    runs: FloatArray
     tokens: FloatArray
     per_stage: FloatArray
     first_layers: FloatArray
@@ -162,7 +165,9 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.asarray(lay.dp_overlap, dtype=bool), np.asarray(lay.grad_reduce_bf16, dtype=bool),
         np.asarray(lay.native_attention, dtype=bool),
         np.asarray(lay.fused_attention, dtype=bool),
-        np.floor(wl.global_batch / (dp * mb)), mb * wl.seq_len / cp, per_stage,
+        np.floor(wl.global_batch / (dp * mb)), _runs(wl.global_batch, dp, pp,
+                                                     f64(lay.local_batch)),
+        mb * wl.seq_len / cp, per_stage,
         split.first, split.last,
         np.where(sp, tp, 1.0), dp_shard, dp_dense / dp_shard,
         np.maximum(1.0, dp * cp * tp / (ep * etp)),
@@ -172,6 +177,17 @@ def derive_layout(wl: Workload, lay: Plan) -> DerivedLayout:
         np.where(paired, _EXTRA_IN_FLIGHT[sched], 0.0),
         per_stage - split.last)
     return DerivedLayout(*arrays)
+
+
+def _runs(global_batch: int, dp: FloatArray, pp: FloatArray, local: FloatArray) -> FloatArray:
+    """:attr:`DerivedLayout.runs`: ``B / (dp l)`` runs of the schedule per step where a
+    local batch ``l`` is set (encoded 0 when unset) under a pipeline, else 1. PyTorch's
+    pipeline schedules (``torch.distributed.pipelining``, ``PipelineSchedule.step``) run
+    the micro-batches of one call, and torchtitan and NeMo AutoModel call them once per
+    local batch, accumulating gradients over the calls."""
+    out: FloatArray = np.where((local > 0) & (pp > 1),
+                               np.floor(global_batch / (dp * np.maximum(local, 1.0))), 1.0)
+    return out
 
 
 def _offloaded(offload: np.ndarray, layers: FloatArray, per_stage: FloatArray) -> FloatArray:

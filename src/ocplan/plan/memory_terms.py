@@ -149,7 +149,7 @@ def activation_bytes(wl: Workload, d: DerivedLayout, moe_layers: FloatArray) -> 
     less those offloaded to the host (which keep one layer resident); with one stage, the
     multi-token prediction modules' layers with them."""
     per_layer = saved_layer_bytes(wl, d, moe_layers)
-    in_flight = np.minimum(d.pp, d.micro) * np.where(
+    in_flight = np.minimum(d.pp, d.micro / d.runs) * np.where(
         d.vpp > 1, 1 + (d.pp - 1) / (d.pp * d.vpp), 1.0)
     # A bidirectional schedule holds p + 1 of a stage's micro-batches (DualPipe README,
     # "Activation Per Device"; DualPipeV's 2p + 1 half stages), over a rank's layers.

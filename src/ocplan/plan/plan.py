@@ -113,6 +113,15 @@ class Plan:
     micro_batch: int = layout_field(
         1, help="Sequences per data-parallel rank per micro-step.",
         short="mb", low=1, high=MAX_GLOBAL_BATCH, always_label=True)
+    local_batch: int | None = layout_field(
+        None, help="Sequences per data-parallel rank in one run of the pipeline schedule "
+                   "(PyTorch pipelining's local batch: torchtitan, NeMo AutoModel); a step "
+                   "of more runs the schedule once per local batch (gradient accumulation), "
+                   "each run with its own fill and drain, the gradients reduced once a "
+                   "step; default: the step's whole batch in one run (Megatron-LM).",
+        # what the stack and its recipe set (a pipeline of more micro-batches per run is
+        # never slower), so a search holds it as given
+        short="lbs", low=1, high=MAX_GLOBAL_BATCH, search="fixed", matters_with="pp")
     zero: int = layout_field(
         1, help="ZeRO stage: 0 none, 1 optimizer states, 2 and gradients, 3 and weights "
                 "sharded over the data-parallel ranks (3 under a pipeline on the "
@@ -316,11 +325,27 @@ class Plan:
                                              f"layers for the other {shared} stages, fewer "
                                              "than one each")
 
+    def _check_local_batch(self, workload: Workload) -> None:
+        """Raise :class:`Infeasible` when a pipeline's local batch is no whole number of
+        micro-batches or does not split a rank's batch of the step into whole runs."""
+        lbs = self.local_batch
+        if lbs is None or self.pp == 1:
+            return
+        if lbs % self.micro_batch:
+            raise Infeasible("batch", f"local_batch {lbs} is not a multiple of micro_batch "
+                                      f"{self.micro_batch}")
+        per_rank = workload.global_batch // self.dp
+        if per_rank % lbs:
+            raise Infeasible("batch", f"local_batch {lbs} does not split a data-parallel "
+                                      f"rank's {per_rank} sequences of the step (global "
+                                      f"batch {workload.global_batch} / dp {self.dp}) into "
+                                      "whole runs")
+
     def _check_schedule(self, workload: Workload) -> None:
         """Raise :class:`Infeasible` naming each condition of the pipeline schedule this
         split misses (:func:`~ocplan.plan.pipeline_schedules.unmet`)."""
         s = schedule(self.pp_schedule)
-        m, n_layers = self.micro_batches(workload), workload.model.n_layers
+        m, n_layers = self.micro_batches_per_run(workload), workload.model.n_layers
         places = split_places(n_layers, self.pp, self.ends_as_layers,
                               workload.model.mtp_depth)
         said = {"vpp": f"vpp = {self.vpp} (it chunks the stages itself: vpp 1)",
@@ -340,12 +365,21 @@ class Plan:
         """Micro-batches per step per pipeline: ``global_batch / (dp * micro_batch)``."""
         return workload.global_batch // (self.dp * self.micro_batch)
 
+    def micro_batches_per_run(self, workload: Workload) -> int:
+        """Micro-batches in one run of the pipeline schedule: ``local_batch /
+        micro_batch`` where a local batch splits the step into runs (with a pipeline),
+        else the step's (:meth:`micro_batches`)."""
+        if self.local_batch is None or self.pp == 1:
+            return self.micro_batches(workload)
+        return self.local_batch // self.micro_batch
+
     def check(self, workload: Workload) -> None:
         """Raise :class:`Infeasible` when the layout cannot run this workload."""
         m = workload.model
         if workload.global_batch % (self.dp * self.micro_batch):
             raise Infeasible("batch", f"global batch {workload.global_batch} is not a multiple "
                                       f"of dp x micro_batch = {self.dp * self.micro_batch}")
+        self._check_local_batch(workload)
         slots = int(split_places(m.n_layers, self.pp, self.ends_as_layers, m.mtp_depth))
         if slots < self.pp * self.vpp:
             # Uneven stages are allowed (Megatron's first/last-stage layer counts); the

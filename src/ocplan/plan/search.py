@@ -301,6 +301,8 @@ def _space(workload: Workload, system: System, chips: int,
                           fused_attention=bool((held or {}).get(
                               fused.name, fused.encode(fused.default))),
                           pp_schedule=schedule(str(schedule_name)),
+                          # an optional number's code is itself, 0 for None
+                          local_batch=(held or {}).get("local_batch", 0) or None,
                           name=f"model '{m.name}' on {chips} chips")
 
 

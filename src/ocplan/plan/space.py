@@ -304,6 +304,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
                    pinned: Mapping[str, int] | None = None, mtp_depth: int = 0,
                    fused_attention: bool = True,
                    pp_schedule: PipelineSchedule | None = None,
+                   local_batch: int | None = None,
                    name: str = "search space") -> SearchSpace:
     """The layout space of one training job on ``chips`` chips (a model of ``n_layers``
     layers and ``mtp_depth`` multi-token prediction modules, which take places of the
@@ -333,7 +334,10 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
     which a search holds fixed); then selective recompute saves no memory and is dropped
     as dominated, while an unfused core's scores are what it saves. ``pp_schedule``: the
     pipeline schedule the layouts run (the plan's field, held fixed; None for 1F1B),
-    whose own conditions on a pipeline then apply (:meth:`Plan.check`). ``name`` says what
+    whose own conditions on a pipeline then apply (:meth:`Plan.check`). ``local_batch``:
+    the sequences per rank in one run of a pipeline schedule (the plan's field, held
+    fixed; None: the step's in one run), which pipelined layouts must split into whole
+    micro-batches and whose runs must make up a rank's batch. ``name`` says what
     the space is of in the size guard's message (see :meth:`SearchSpace.candidates`).
     """
     tp_limit = min(domain, max_tp or domain)
@@ -423,6 +427,11 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         Constraint("dominated", ("pp", "vpp"), lambda c: _least_depth(n_layers, c), "vpp"),
         Constraint("batch", ("micro_batch", "tp", "pp", "cp"),
                    lambda c: global_batch % (dp(c) * c["micro_batch"]) == 0),
+        *([Constraint("batch", ("micro_batch", "tp", "pp", "cp"),
+                      lambda c: (c["pp"] == 1) | ((local_batch % c["micro_batch"] == 0)
+                                                  & (global_batch % (dp(c) * local_batch)
+                                                     == 0)))]
+          if local_batch is not None else []),
         Constraint("duplicate", ("zero", "tp", "pp", "cp"),
                    lambda c: (c["zero"] == 0) | (dp(c) * c["cp"] > 1), "zero"),
         Constraint("duplicate", ("sequence_parallel", "tp"),
@@ -458,7 +467,7 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
         constraints += (Constraint("schedule", ("micro_batch", "tp", "pp", "cp", "vpp",
                                                 "ends_as_layers"),
                                    _schedule_fits(pp_schedule, n_layers, mtp_depth,
-                                                  global_batch, dp)),)
+                                                  global_batch, dp, local_batch)),)
     if mixer is not None:  # a hybrid's recurrent mixer splits its heads over tp x cp
         split = mixer.splits
         constraints += (Constraint("heads", ("tp", "cp"),
@@ -475,11 +484,14 @@ def training_space(*, chips: int, n_layers: int, n_heads: int, n_kv_heads: int,
 
 
 def _schedule_fits(s: PipelineSchedule, n_layers: int, mtp_depth: int, global_batch: int,
-                   dp: Callable[[Columns], np.ndarray]) -> Callable[[Columns], np.ndarray]:
+                   dp: Callable[[Columns], np.ndarray], local_batch: int | None
+                   ) -> Callable[[Columns], np.ndarray]:
     """Which layouts the schedule ``s`` can run: those missing none of its conditions
-    (:func:`~ocplan.plan.pipeline_schedules.unmet`, as :meth:`Plan.check` reads them)."""
+    (:func:`~ocplan.plan.pipeline_schedules.unmet`, as :meth:`Plan.check` reads them)
+    with the micro-batches of one run of it."""
     def keep(c: Columns) -> np.ndarray:
-        misses = unmet(s, c["pp"], c["vpp"], global_batch // (dp(c) * c["micro_batch"]),
+        batch = global_batch // dp(c) if local_batch is None else local_batch
+        misses = unmet(s, c["pp"], c["vpp"], batch // c["micro_batch"],
                        split_places(n_layers, c["pp"], c["ends_as_layers"], mtp_depth))
         out: np.ndarray = ~np.logical_or.reduce(list(misses.values()))
         return out

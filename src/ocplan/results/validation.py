@@ -221,6 +221,11 @@ FUSED_ATTENTION_OFF = re.compile(r"\bNVTE_FUSED_ATTN=0\b")
 ETP_NOTE = re.compile(r"\bETP (\d+)\b")
 STAGE_LAYERS_NOTE = {end: re.compile(rf"\b{end} pipeline stage (\d+) layers?\b",
                                      re.IGNORECASE) for end in ("first", "last")}
+#: A run's local batch as its notes state it (``LBS n``: sequences per data-parallel
+#: rank in one run of a PyTorch pipeline schedule, NeMo AutoModel's and torchtitan's
+#: ``local_batch_size``), read as the plan's ``local_batch``: such a step of ``GA`` runs
+#: fills and drains its pipeline ``GA`` times.
+LOCAL_BATCH_NOTE = re.compile(r"\bLBS (\d+)\b")
 #: The multi-token prediction modules a row's notes say the run trained
 #: (``mtp_num_layers n``, Megatron-Core's option).
 MTP_NOTE = re.compile(r"\bmtp_num_layers (\d+)\b")
@@ -648,8 +653,10 @@ def plan_from_row(row: dict[str, str], shape: ModelShape) -> Plan:
     if stated_etp:
         etp = int(stated_etp.group(1))
     first, last = recipe_stage_layers(row, shape.n_layers, pp, vpp) or (None, None)
+    local = LOCAL_BATCH_NOTE.search(notes)
     return Plan(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, etp=etp,
                 vpp=vpp, micro_batch=micro, zero=zero,
+                local_batch=int(local.group(1)) if local and pp > 1 else None,
                 ends_as_layers=first is None and ends_in_split(shape.n_layers, pp, vpp,
                                                                shape.mtp_depth),
                 first_stage_layers=first, last_stage_layers=last,

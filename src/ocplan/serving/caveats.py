@@ -155,9 +155,9 @@ SERVING_CAVEATS: tuple[ServingCaveat, ...] = (
 #: (median, and the lowest and highest for TPOT). ``tests/test_serving_latency.py``
 #: checks them against the report.
 LOADED_RESULTS = 81
-LOADED_TPOT_MEDIAN_PCT = -26.4
-LOADED_TPOT_RANGE_PCT = (-78.9, 145.6)
-LOADED_TTFT_MEDIAN_PCT = -50.0
+LOADED_TPOT_MEDIAN_PCT = -26.3
+LOADED_TPOT_RANGE_PCT = (-78.8, 147.7)
+LOADED_TTFT_MEDIAN_PCT = -49.5
 #: The same report's iteration check: results, and the median and 90th percentile of
 #: the absolute error of the model's iteration at each result's measured operating
 #: point (Little's law on its rate and mean TPOT), %.
