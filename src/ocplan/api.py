@@ -1081,16 +1081,18 @@ def run_search(catalog: Catalog, req: SearchRequest, system_file: Path | None = 
 
 
 #: The remedies of a training layout that does not fit in memory, each with whether it
-#: is still open to a plan: one the plan has taken already (zero 3, full recompute, a
-#: micro-batch of 1, offload) is left out of its hint.
-MEMORY_REMEDIES: tuple[tuple[str, Callable[[Plan], bool]], ...] = (
-    ("raise tp or pp (more chips per replica)", lambda p: True),
-    ("zero 3", lambda p: p.zero < 3),
-    ("recompute full", lambda p: not mode(p.recompute).whole_layers
+#: is still open to a plan of a model with so many routed experts: one the plan has taken
+#: already (zero 3, full recompute, a micro-batch of 1, offload, every expert on its own
+#: chip) is left out of its hint, and a dense model is not told to raise ep.
+MEMORY_REMEDIES: tuple[tuple[str, Callable[[Plan, int], bool]], ...] = (
+    ("raise tp or pp (more chips per replica)", lambda p, e: True),
+    ("raise ep (a mixture-of-experts model's experts over more chips)", lambda p, e: e > p.ep),
+    ("zero 3", lambda p, e: p.zero < 3),
+    ("recompute full", lambda p, e: not mode(p.recompute).whole_layers
      or p.recompute_layers is not None),
-    ("a smaller micro-batch", lambda p: p.micro_batch > 1),
-    ("offload", lambda p: not p.offload),
-    ("more chips (ocplan search finds the layouts that fit)", lambda p: True),
+    ("a smaller micro-batch", lambda p, e: p.micro_batch > 1),
+    ("offload", lambda p, e: not p.offload),
+    ("more chips (ocplan search finds the layouts that fit)", lambda p, e: True),
 )
 
 #: What to change, by the key of an infeasible result's reason (training layouts).
@@ -1186,16 +1188,18 @@ def to_train(result: Estimate, train_tokens: float | None, price_per_chip_hour: 
 
 
 def infeasible_hint(reason: str | None, serving: bool = False,
-                    plan: Plan | None = None) -> str | None:
+                    plan: Plan | None = None, experts: int = 0) -> str | None:
     """What to change to make an infeasible layout run (a serving layout's with
     ``serving``), from its reason's key (``None`` for a feasible result or an unknown
-    key); with the training ``plan``, a memory hint names only the remedies it has not
-    taken (:data:`MEMORY_REMEDIES`)."""
+    key); with the training ``plan`` (of a model with ``experts`` routed experts, 0 for a
+    dense one), a memory hint names only the remedies open to it
+    (:data:`MEMORY_REMEDIES`)."""
     if not reason:
         return None
     key = reason.split(":", 1)[0].strip()
     if key == "memory" and plan is not None and not serving:
-        return "shard more: " + ", ".join(r for r, open_to in MEMORY_REMEDIES if open_to(plan))
+        return "shard more: " + ", ".join(r for r, open_to in MEMORY_REMEDIES
+                                          if open_to(plan, experts))
     hints = SERVING_INFEASIBLE_HINTS if serving else INFEASIBLE_HINTS
     return hints.get(key)
 

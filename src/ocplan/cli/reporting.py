@@ -208,6 +208,7 @@ def report(
                       findings=[f.as_dict() for f in api.check_system(sysm)],
                       search=search_json, to_train=train_figures(result, req, sysm),
                       micro_batches=result.plan.micro_batches(workload),
+                      experts=workload.model.moe_experts,
                       allowed_invalid=bool(api.trust(sysm, allow_invalid)["allowed_invalid"]),
                       cluster=api.outlook(result, workload, sysm, req.train_tokens,
                                           price).as_json(),
@@ -224,7 +225,8 @@ def report(
         out.print(printable(no_fit))
         raise typer.Exit(1)
     if not result.feasible:  # the report says why; the exit code too, as estimate's
-        hint = api.infeasible_hint(result.reason, plan=result.plan)
+        hint = api.infeasible_hint(result.reason, plan=result.plan,
+                                   experts=workload.model.moe_experts)
         out.print(printable(f"the layout cannot run: {result.reason}"
                             + (f"; what to change: {hint}" if hint else "")))
         raise typer.Exit(1)

@@ -119,13 +119,15 @@ def estimate_cmd(
     if fmt is Format.json:
         print_json(result.as_dict() | extra | {"model": model, "system": sysm.spec.name,
                                                "hint": api.infeasible_hint(
-                                                    result.reason, plan=result.plan)}
+                                                    result.reason, plan=result.plan,
+                                                    experts=workload.model.moe_experts)}
                    | api.trust(sysm, allow_invalid) | {"cluster": cluster.as_json()}
                    | {"sensitivity": sens.as_dict() if sens is not None else None}
                    | {"job": api.job_json(req)} | priced(price))
     else:
         _print_estimate(result, f"{model} on {sysm.spec.name}", extra,
-                        sysm.accelerator.family, api.job_json(req))
+                        sysm.accelerator.family, api.job_json(req),
+                        workload.model.moe_experts)
         if result.feasible:
             _print_cluster(cluster)
         if sens is not None:
@@ -137,10 +139,10 @@ def estimate_cmd(
 
 def _print_estimate(result: Estimate, title: str, extra: dict[str, float],
                     chip_family: str | None = None,
-                    job: dict[str, object] | None = None) -> None:
+                    job: dict[str, object] | None = None, experts: int = 0) -> None:
     from ocplan.reports.summary import estimate_rows
 
-    rows = estimate_rows(result, extra, state.currency, chip_family, job)
+    rows = estimate_rows(result, extra, state.currency, chip_family, job, experts)
     if not result.feasible:
         out.print(styled((title, "bold"), ": ", ("infeasible", "red"), f": {result.reason}"))
         out.print(summary_table(rows))

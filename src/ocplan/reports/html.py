@@ -135,6 +135,8 @@ class ReportData:
     job: dict[str, object] | None = None
     """The job the report answers (:func:`ocplan.api.job_json`: model, batch, sequence,
     options)."""
+    experts: int = 0
+    """The model's routed experts (0 for a dense model): what a memory hint may name."""
 
     def as_json(self) -> dict[str, Any]:
         return {"title": self.title, "currency": self.currency, "job": self.job,
@@ -153,7 +155,7 @@ def _summary_rows(d: ReportData) -> list[tuple[str, str]]:
         return [*((("job", job_text(d.job)),) if d.job is not None else ()),
                 ("layout", "none fits (see 'search')")]
     # the rows the CLI table and the workbench show (ocplan.reports.summary)
-    rows = estimate_rows(result, d.to_train, d.currency, job=d.job)
+    rows = estimate_rows(result, d.to_train, d.currency, job=d.job, experts=d.experts)
     # the report's own rows go after the layout's (the job's, when given, comes first)
     at = 2 if d.job is not None else 1
     if d.allowed_invalid:

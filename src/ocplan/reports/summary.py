@@ -155,7 +155,7 @@ def job_text(job: Mapping[str, object]) -> str:
 
 def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str,
                   chip_family: str | None = None,
-                  job: Mapping[str, object] | None = None) -> list[Row]:
+                  job: Mapping[str, object] | None = None, experts: int = 0) -> list[Row]:
     """The rows of an estimate: with ``job``, the job (:func:`job_text`); its layout; for
     a layout that runs, the step and its parts,
     throughput, where a measurement would likely fall, MFU/HFU, the binding resource, the
@@ -163,11 +163,12 @@ def estimate_rows(result: Estimate, to_train: Mapping[str, float], currency: str
     had to use the typical values), its caveats, the memory per chip and its parts,
     the power and, with ``to_train`` (:func:`ocplan.api.to_train`'s answer), the time,
     facility energy and cost (in ``currency``) to train; for one that cannot run, its
-    memory and what to change."""
+    memory and what to change (the model's ``experts``: its routed experts, for the
+    memory hint, :func:`ocplan.api.infeasible_hint`)."""
     rows: list[Row] = [*((("job", job_text(job)),) if job is not None else ()),
                        ("layout", result.plan.label()), *_stage_rows(result)]
     if not result.feasible:
-        hint = api.infeasible_hint(result.reason, plan=result.plan)
+        hint = api.infeasible_hint(result.reason, plan=result.plan, experts=experts)
         return [*rows, *_memory_rows(result),
                 *((("what to change", hint),) if hint is not None else ())]
     assert result.time is not None

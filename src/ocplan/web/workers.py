@@ -180,7 +180,8 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
                                                   "layout": result.plan.label(),
                                                   "timeline": timeline, "figures": figures,
                                                   "hint": api.infeasible_hint(
-                                                      result.reason, plan=result.plan)}
+                                                      result.reason, plan=result.plan,
+                                                      experts=workload.model.moe_experts)}
         sens = api.run_sensitivity(result, workload, system, req.sensitivity)
         if sens is not None:
             figures["sensitivity"] = figures_.sensitivity_figure(sens)
@@ -192,7 +193,8 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
         cluster = view.as_json()
         # the rows a person reads, as the CLI table and the report label and format them
         out["summary"] = [list(r) for r in summary.estimate_rows(
-            result, train, currency, system.accelerator.family, api.job_json(req))]
+            result, train, currency, system.accelerator.family, api.job_json(req),
+            workload.model.moe_experts)]
         out["cluster_summary"] = ([list(r) for r in summary.cluster_rows(view, currency)]
                                   if result.feasible else [])
         if result.feasible:
