@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ocplan.catalog.catalog import load_catalog
@@ -185,3 +187,31 @@ def test_the_cli_takes_the_field_and_says_why_a_value_cannot_run() -> None:
     assert wrong.exit_code == 2
     assert "local_batch" in wrong.output
     assert "Traceback" not in wrong.output
+
+
+@settings(max_examples=40, deadline=None)
+@given(tp=st.sampled_from([1, 2, 4, 8]), pp=st.sampled_from([2, 4, 8]),
+       vpp=st.sampled_from([1, 2]), mb=st.sampled_from([1, 2]),
+       zero=st.sampled_from([0, 1, 2, 3]), halvings=st.integers(0, 4))
+def test_shorter_runs_never_speed_a_step_or_add_memory(tp: int, pp: int, vpp: int, mb: int,
+                                                       zero: int, halvings: int) -> None:
+    """Over random pipelined layouts: splitting a step into more runs never makes it
+    faster, never holds more activations, and leaves every other term alone."""
+    dp = 64 // (tp * pp)
+    wl = Workload(LLAMA70, 4096, 32 * dp, "bf16")
+    plan = Plan(tp=tp, pp=pp, dp=dp, vpp=vpp, micro_batch=mb, zero=zero, recompute="full")
+    local = max(mb, 32 >> halvings)
+    whole, runs = _est(plan, wl), _est(replace(plan, local_batch=local), wl)
+    if not whole.feasible:
+        return
+    assert runs.feasible, runs.reason
+    assert whole.time is not None
+    assert runs.time is not None
+    assert whole.memory is not None
+    assert runs.memory is not None
+    assert runs.step_s >= whole.step_s * (1 - 1e-12)
+    assert runs.time.bubble_s == pytest.approx(32 // local * whole.time.bubble_s, rel=1e-9)
+    assert runs.memory.activations_bytes <= whole.memory.activations_bytes * (1 + 1e-12)
+    for term in ("compute_s", "recompute_s", "tp_comm_s", "ep_comm_s", "dp_comm_s",
+                 "optimizer_s"):
+        assert getattr(runs.time, term) == getattr(whole.time, term), term
