@@ -357,8 +357,8 @@ def dp_exposed_s(fab: CommFabric, overlap: FloatArray, d: DerivedLayout, p: Stag
     DerivedLayout.runs`) still reduces once: NeMo AutoModel patches the stage's
     ``backward_maybe_with_nosync`` so that only the step's last backward syncs and
     reshards (``nemo_automodel/components/moe/fsdp_mixin.py``, ``MoEFSDPSyncMixin``),
-    where stock ``torch.distributed.pipelining`` would sync at each run's last backward
-    (not counted)."""
+    and torchtitan's trainer passes the schedule ``finalize_gradients`` on the step's last
+    run only; a loop that does neither syncs at each run's last backward (not counted)."""
     g_d, g_e = grad_bytes * p.dense, grad_bytes * p.expert
     has_e = p.expert > 0
 
