@@ -59,6 +59,7 @@ def test_a_step_of_runs_is_that_many_simulated_schedules(vpp: int, local: int) -
     assert e.time is not None
     m, m_run = plan.micro_batches(WL), plan.micro_batches_per_run(WL)
     assert (m, m_run) == (32, local)
+    assert plan.pipeline_runs(WL) == 32 // local
     per_mb = _per_micro_batch_s(e, m)
     _, makespan = one_f_one_b(plan.pp, m_run, per_mb / 3, 2 * per_mb / 3, vpp)
     runs = m // m_run
@@ -215,3 +216,24 @@ def test_shorter_runs_never_speed_a_step_or_add_memory(tp: int, pp: int, vpp: in
     for term in ("compute_s", "recompute_s", "tp_comm_s", "ep_comm_s", "dp_comm_s",
                  "optimizer_s"):
         assert getattr(runs.time, term) == getattr(whole.time, term), term
+
+
+def test_the_timeline_draws_one_run_and_says_so() -> None:
+    """The workbench's and the report's Gantt chart of a step of four runs draws the
+    first run's 8 micro-batches, and its title says the step has four runs, each filling
+    and draining the pipeline."""
+    from ocplan import api
+    from ocplan.reports.figures import timeline_figure
+
+    plan = replace(BASE, local_batch=8)
+    e = _est(plan)
+    events = api.pipeline_timeline(e, WL)
+    assert {ev["micro_batch"] for ev in events} == set(range(8))
+    title = timeline_figure(events, plan.micro_batches(WL), plan.pipeline_runs(WL))[
+        "layout"]["title"]["text"]
+    assert "the first of the step's 4 runs, its 8 micro-batches" in title
+    whole = _est(BASE)
+    one = timeline_figure(api.pipeline_timeline(whole, WL), BASE.micro_batches(WL),
+                          BASE.pipeline_runs(WL))["layout"]["title"]["text"]
+    assert "runs" not in one
+    assert "first 32 of 32" not in one

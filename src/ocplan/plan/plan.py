@@ -373,6 +373,11 @@ class Plan:
             return self.micro_batches(workload)
         return self.local_batch // self.micro_batch
 
+    def pipeline_runs(self, workload: Workload) -> int:
+        """Runs of the pipeline schedule a step: :meth:`micro_batches` over
+        :meth:`micro_batches_per_run` (1 unless a local batch splits the step)."""
+        return self.micro_batches(workload) // self.micro_batches_per_run(workload)
+
     def check(self, workload: Workload) -> None:
         """Raise :class:`Infeasible` when the layout cannot run this workload."""
         m = workload.model

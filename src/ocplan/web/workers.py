@@ -175,7 +175,8 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
             figures = {"breakdown": figures_.breakdown_figure(result),
                        "memory": figures_.memory_figure(result),
                        "timeline": figures_.timeline_figure(
-                           timeline, result.plan.micro_batches(workload))}
+                           timeline, result.plan.micro_batches(workload),
+                           result.plan.pipeline_runs(workload))}
         out: dict[str, Any] = result.as_dict() | {"system": system.spec.name,
                                                   "layout": result.plan.label(),
                                                   "timeline": timeline, "figures": figures,
