@@ -237,3 +237,16 @@ def test_the_timeline_draws_one_run_and_says_so() -> None:
                           BASE.pipeline_runs(WL))["layout"]["title"]["text"]
     assert "runs" not in one
     assert "first 32 of 32" not in one
+
+
+def test_the_estimate_and_its_rows_say_how_many_runs() -> None:
+    from ocplan.reports.summary import estimate_rows
+
+    four, whole = _est(replace(BASE, local_batch=8)), _est(BASE)
+    assert four.pipeline_runs == (4, 8)
+    assert four.as_dict()["pipeline_runs"] == (4, 8)
+    assert whole.pipeline_runs is None
+    assert _est(replace(BASE, local_batch=32)).pipeline_runs is None  # one run
+    rows = dict(estimate_rows(four, {}, "USD"))
+    assert rows["pipeline runs"].startswith("4 a step of 8 micro-batches each")
+    assert "pipeline runs" not in dict(estimate_rows(whole, {}, "USD"))

@@ -175,6 +175,10 @@ class Estimate:
     """(name, factor, runs) of the chip's family variant where the calibration fitted one
     (:attr:`~ocplan.plan.calibration.Calibration.variants`: the factor on the family's
     grouped 8-bit GEMM efficiency and the runs it was fitted on); None otherwise."""
+    pipeline_runs: tuple[int, int] | None = None
+    """(runs of the pipeline schedule a step, micro-batches in each) where a local batch
+    splits the step into several runs (:meth:`~ocplan.plan.plan.Plan.pipeline_runs`);
+    None for one run."""
 
     @property
     def likely_tokens_per_s_per_chip(self) -> tuple[float, float] | None:
@@ -255,6 +259,7 @@ def estimate(workload: Workload, plan: Plan, system: System,
     power = budget.it_W * plan.chips / system.num_chips
     family = cal.for_family(system.accelerator.family)
     variant = cal.variants.get(system.accelerator.family_variant or "")
+    runs = plan.pipeline_runs(workload)
     return Estimate(True, None, plan, plan.chips, f["step_s"],
                     f["tokens_per_s_per_chip"] * plan.chips, f["tokens_per_s_per_chip"],
                     f["mfu"], f["hfu"], time, memory, time.dominant(), power,
@@ -262,7 +267,8 @@ def estimate(workload: Workload, plan: Plan, system: System,
                     family.cv_error_pct, caveats_for(workload, plan, system, f["step_s"]),
                     family.held_out_range_pct, stages,
                     None if variant is None else (str(system.accelerator.family_variant),
-                                                  variant.grouped_gemm_8bit, variant.runs))
+                                                  variant.grouped_gemm_8bit, variant.runs),
+                    (runs, plan.micro_batches_per_run(workload)) if runs > 1 else None)
 
 
 #: Results that must be strictly positive for a layout that runs: a step takes time, and

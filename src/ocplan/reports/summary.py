@@ -135,13 +135,21 @@ def _memory_rows(result: Estimate) -> list[Row]:
 
 def _stage_rows(result: Estimate) -> list[Row]:
     """The pipeline split of a layout with stages: layers on the first, fullest and last
-    stage and what the end stages hold besides."""
+    stage and what the end stages hold besides; and the runs of the schedule a step of
+    several makes."""
     if result.stage_layers is None:
         return []
     first, fullest, last = result.stage_layers
-    return [("pipeline stages", f"{first} / {fullest} / {last} layers (first, fullest, "
-                                "last; the embedding on the first, the LM head, the loss "
-                                "and any MTP modules on the last)")]
+    rows: list[Row] = [("pipeline stages", f"{first} / {fullest} / {last} layers (first, "
+                                           "fullest, last; the embedding on the first, the "
+                                           "LM head, the loss and any MTP modules on the "
+                                           "last)")]
+    if result.pipeline_runs is not None:
+        runs, each = result.pipeline_runs
+        rows.append(("pipeline runs", f"{runs} a step of {each} micro-batches each (the "
+                                      "local batch), each filling and draining the "
+                                      "pipeline"))
+    return rows
 
 
 def job_text(job: Mapping[str, object]) -> str:
