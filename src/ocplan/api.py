@@ -1106,7 +1106,9 @@ INFEASIBLE_HINTS: dict[str, str] = {
     "precision": "train in a precision the chip's matrix units cover, or on a chip that has "
                  "a floating-point unit and one for this precision (the reason lists this "
                  "chip's)",
-    "batch": "make the global batch a multiple of dp x micro-batch",
+    "batch": "make the global batch a multiple of dp x micro-batch, and a pipeline's "
+             "local batch a multiple of the micro-batch that divides a data-parallel "
+             "rank's share of the global batch (global batch / dp)",
     "schedule": "give the pipeline schedule what it runs on: vpp 1 and at least 2 x pp "
                 "micro-batches (a smaller micro-batch or a larger global batch), for "
                 "DualPipe an even pp and an even number of micro-batches, for DualPipeV "

@@ -374,9 +374,12 @@ class Plan:
         return self.local_batch // self.micro_batch
 
     def pipeline_runs(self, workload: Workload) -> int:
-        """Runs of the pipeline schedule a step: :meth:`micro_batches` over
-        :meth:`micro_batches_per_run` (1 unless a local batch splits the step)."""
-        return self.micro_batches(workload) // self.micro_batches_per_run(workload)
+        """Runs of the pipeline schedule a step: ``global_batch / (dp * local_batch)``
+        where a local batch splits the step (with a pipeline), else 1; at least 1 for a
+        layout that cannot run (reports still draw one)."""
+        if self.local_batch is None or self.pp == 1:
+            return 1
+        return max(1, workload.global_batch // (self.dp * self.local_batch))
 
     def check(self, workload: Workload) -> None:
         """Raise :class:`Infeasible` when the layout cannot run this workload."""
