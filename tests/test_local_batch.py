@@ -229,12 +229,12 @@ def test_the_timeline_draws_one_run_and_says_so() -> None:
     e = _est(plan)
     events = api.pipeline_timeline(e, WL)
     assert {ev["micro_batch"] for ev in events} == set(range(8))
-    title = timeline_figure(events, plan.micro_batches(WL), plan.pipeline_runs(WL))[
+    title = timeline_figure(events, plan.micro_batches(WL), e.pipeline_runs)[
         "layout"]["title"]["text"]
     assert "the first of the step's 4 runs, its 8 micro-batches" in title
     whole = _est(BASE)
     one = timeline_figure(api.pipeline_timeline(whole, WL), BASE.micro_batches(WL),
-                          BASE.pipeline_runs(WL))["layout"]["title"]["text"]
+                          whole.pipeline_runs)["layout"]["title"]["text"]
     assert "runs" not in one
     assert "first 32 of 32" not in one
 

@@ -208,7 +208,6 @@ def report(
                       findings=[f.as_dict() for f in api.check_system(sysm)],
                       search=search_json, to_train=train_figures(result, req, sysm),
                       micro_batches=result.plan.micro_batches(workload),
-                      pipeline_runs=result.plan.pipeline_runs(workload),
                       experts=workload.model.moe_experts,
                       allowed_invalid=bool(api.trust(sysm, allow_invalid)["allowed_invalid"]),
                       cluster=api.outlook(result, workload, sysm, req.train_tokens,

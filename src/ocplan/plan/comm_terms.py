@@ -315,9 +315,8 @@ def pp_exposed_s(wl: Workload, fab: CommFabric, d: DerivedLayout, g: _Layouts) -
     act = d.tokens * wl.model.hidden * ACT_BYTES / d.t_sp
     _, pp_out = placement(d.pp, d.tp * d.cp * d.dp, fab.domain)
     p2p = g.apply(_BY_PP, cost.send_recv, fab, act, pp_out > 1)
-    out: FloatArray = np.where(d.pp > 1, 2 * d.vpp * p2p * (d.micro + d.runs * (d.pp - 1))
-                               * PP_EXPOSED,
-                               0.0)
+    transfers = d.micro + d.runs * (d.pp - 1)
+    out: FloatArray = np.where(d.pp > 1, 2 * d.vpp * p2p * transfers * PP_EXPOSED, 0.0)
     return out
 
 

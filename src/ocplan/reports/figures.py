@@ -70,11 +70,11 @@ def memory_figure(result: Estimate) -> Figure:
 
 
 def timeline_figure(events: list[dict[str, Any]], total: int | None = None,
-                    runs: int = 1) -> Figure:
+                    runs: tuple[int, int] | None = None) -> Figure:
     """Gantt chart of micro-batches per pipeline stage (forward and backward); when the
     step has more micro-batches than drawn (``total``), the title says so, and a step of
-    several ``runs`` of the schedule (:attr:`~ocplan.plan.plan.Plan.local_batch`) is
-    drawn as its first run."""
+    several runs of the schedule (``runs``: the estimate's
+    :attr:`~ocplan.plan.estimate.Estimate.pipeline_runs`) is drawn as its first run."""
     data = []
     for kind, name, color in (("F", "forward", "#4c78a8"), ("B", "backward", "#f58518"),
                               ("W", "weight gradients", "#54a24b")):
@@ -90,10 +90,10 @@ def timeline_figure(events: list[dict[str, Any]], total: int | None = None,
             "textposition": "inside", "marker": {"color": color}})
     shown = len({e["micro_batch"] for e in events if e["micro_batch"] >= 0})
     title = "Pipeline timeline (micro-batches per stage)"
-    if total is not None and runs > 1:
-        per_run = total // runs
+    if runs is not None:
+        count, per_run = runs
         drawn = f"the first {shown} of its {per_run}" if per_run > shown else f"its {per_run}"
-        title = (f"Pipeline timeline: the first of the step's {runs} runs, {drawn} "
+        title = (f"Pipeline timeline: the first of the step's {count} runs, {drawn} "
                  "micro-batches per stage<br>(each run fills and drains the pipeline)")
     elif total is not None and total > shown:
         title = (f"Pipeline timeline: the first {shown} of {total} micro-batches per stage"

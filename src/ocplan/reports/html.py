@@ -124,8 +124,6 @@ class ReportData:
     """``time_to_train_s``, ``energy_to_train_J``, ``cost_to_train`` when asked for."""
     micro_batches: int | None = None
     """Micro-batches of a step (the timeline draws at most the first 32)."""
-    pipeline_runs: int = 1
-    """Runs of the pipeline schedule a step (the timeline draws the first)."""
     allowed_invalid: bool = False
     """The system fails a check and was estimated because the user asked for it."""
     cluster: dict[str, Any] | None = None
@@ -189,7 +187,7 @@ def render_report(d: ReportData, plotly_js: Path | None) -> str:
         figures["memory"] = memory_figure(result)
         if d.timeline:
             figures["timeline"] = timeline_figure(d.timeline, d.micro_batches,
-                                                  d.pipeline_runs)
+                                                  result.pipeline_runs)
         if d.sensitivity is not None:
             figures["sensitivity"] = sensitivity_figure(d.sensitivity)
     figures["topology"] = topology_figure(d.topology)

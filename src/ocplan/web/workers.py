@@ -176,7 +176,7 @@ def estimate_task(body: object, catalog_dirs: tuple[str, ...],
                        "memory": figures_.memory_figure(result),
                        "timeline": figures_.timeline_figure(
                            timeline, result.plan.micro_batches(workload),
-                           result.plan.pipeline_runs(workload))}
+                           result.pipeline_runs)}
         out: dict[str, Any] = result.as_dict() | {"system": system.spec.name,
                                                   "layout": result.plan.label(),
                                                   "timeline": timeline, "figures": figures,
