@@ -74,8 +74,13 @@ def test_published_405b_layout_fits_only_with_the_ends_counted() -> None:
     fill 128 chunks, 126 + embedding + loss can."""
     arch = load_catalog().model("llama3-405b")
     workload = Workload(ModelShape.from_arch(arch), 8192, 1536, "fp8")
-    with pytest.raises(Infeasible, match="126 layers cannot fill"):
+    with pytest.raises(Infeasible, match="126 layers cannot fill pp x vpp = 128 chunks; "
+                       r"with the embedding and the loss counted as layers \(ends_as_layers\) "
+                       "the 128 places would"):
         Plan(tp=4, pp=16, dp=4, vpp=8).check(workload)
+    # where counting the ends would not fill them either, the reason does not offer it
+    with pytest.raises(Infeasible, match=r"126 layers cannot fill pp x vpp = 144 chunks$"):
+        Plan(tp=4, pp=16, dp=4, vpp=9).check(workload)
     Plan(tp=4, pp=16, dp=4, vpp=8, ends_as_layers=True).check(workload)
     with pytest.raises(Infeasible, match="with the embedding and the loss"):
         Plan(tp=4, pp=16, dp=4, vpp=65, ends_as_layers=True).check(workload)

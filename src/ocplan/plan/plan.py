@@ -395,8 +395,13 @@ class Plan:
             what = f"{m.n_layers} layers" + (" with the embedding and the loss"
                                             if slots > m.n_layers else "") + (
                 " and the MTP modules" if slots > m.n_layers + 2 else "")
+            # the published way out for such models (Llama 3.1 405B at pp 16, vpp 8)
+            ends = int(split_places(m.n_layers, self.pp, True, m.mtp_depth))
+            fix = (f"; with the embedding and the loss counted as layers (ends_as_layers) "
+                   f"the {ends} places would"
+                   if not self.ends_as_layers and ends >= self.pp * self.vpp else "")
             raise Infeasible("divisibility", f"{what} cannot fill "
-                                             f"pp x vpp = {self.pp * self.vpp} chunks")
+                                             f"pp x vpp = {self.pp * self.vpp} chunks{fix}")
         kv_split = (m.n_kv_heads % self.tp == 0 if self.tp <= m.n_kv_heads
                     else self.tp % m.n_kv_heads == 0)  # tp > kv heads replicates K/V
         if m.n_heads % self.tp or not kv_split:
