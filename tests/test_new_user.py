@@ -44,6 +44,26 @@ def test_a_chip_given_with_a_system_of_another_chip_is_refused(
     assert rc == 0
 
 
+def test_an_id_typed_in_capitals_is_refused_with_its_lower_case_spelling(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Ids are lower case; a chip or model typed as a datasheet prints it ("MI300X") is
+    one line that gives the spelling, and that spelling then resolves or is suggested."""
+    rc, out, err = run(capsys, "estimate", "--model", "llama3-8b", "--chip", "MI300X",
+                       "--chips", "8")
+    assert (rc, out) == (2, "")
+    assert _one_line(err).endswith("; in lower case: 'mi300x'")
+    rc, _, err = run(capsys, "infer", "--model", "Llama 3.1-8B", "--chip", "mi300x")
+    assert rc == 2
+    assert _one_line(err).endswith("; in lower case: 'llama-3.1-8b'")
+    rc, _, err = run(capsys, "infer", "--model", "llama-3.1-8b", "--chip", "mi300x")
+    assert rc == 2
+    assert "did you mean 'llama3.1-8b'" in _one_line(err)
+    # no id is spelled that way: no spelling offered
+    rc, _, err = run(capsys, "infer", "--model", "Llama/3", "--chip", "mi300x")
+    assert rc == 2
+    assert "in lower case" not in _one_line(err)
+
+
 def test_suggestions_prefer_the_ids_that_contain_what_was_typed() -> None:
     ids = load_catalog().ids("accelerator")
     assert "'h100-sxm-80gb'" in suggest("h100", ids)

@@ -444,6 +444,9 @@ def problems_from_validation(source: str, exc: ValidationError, prefix: str = ""
             limit = ctx.get("min_length" if kind == "string_too_short" else "max_length")
             msg = (f"must have {'at least' if kind == 'string_too_short' else 'at most'} "
                    f"{limit} character(s)")
+        elif kind == "string_pattern_mismatch" and ctx.get("pattern") == _ID_PATTERN \
+                and isinstance(value, str):
+            msg += _id_spelling(value)
         elif kind == "union_tag_invalid":
             expected = ctx.get("expected_tags", "")
             msg = f"unknown kind; expected one of {expected}"
@@ -458,6 +461,14 @@ def problems_from_validation(source: str, exc: ValidationError, prefix: str = ""
             value = None  # too big to echo on one line; the field path says where
         problems.append(Problem(source, path, msg, value))
     return _one_line_per_field(problems)
+
+
+def _id_spelling(value: str) -> str:
+    """The id ``value`` may have meant, lower case with blanks as hyphens ("MI300X" ->
+    'mi300x'), as a clause, when that spelling is an id at all; whether the catalog has
+    it is the lookup's to say (with its own suggestions)."""
+    spelled = "-".join(value.lower().split())
+    return f"; in lower case: '{spelled}'" if re.fullmatch(_ID_PATTERN, spelled) else ""
 
 
 #: How a literal's message starts; inside a union it reads as one more allowed form.
