@@ -248,3 +248,13 @@ def test_durations_of_years_are_given_in_years() -> None:
     assert format_duration(7.4 * SECONDS_PER_YEAR) == "7.4 years (2,703 days)"
     assert format_duration(30 * 86400.0) == "30.0 days"
     assert format_duration(5400.0) == "90.0 min"
+
+
+def test_report_takes_o_for_its_out_file(capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    """``-o`` is ``--out``, as in most tools that write a file."""
+    out = tmp_path / "r.json"
+    rc, printed, _ = run(capsys, "report", *SMALL_JOB, "--tp", "8", "-o", out)
+    assert rc == 0
+    assert str(out) in printed
+    assert json.loads(out.read_text(encoding="utf-8"))["estimate"]["feasible"] is True

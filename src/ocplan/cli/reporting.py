@@ -127,7 +127,7 @@ def serve_url(host: str, port: int) -> str:
 @with_training_options
 def report(
     model: ModelOpt,
-    out_file: Annotated[Path, typer.Option("--out", help="File to write (HTML or JSON).")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="File to write (HTML or JSON).")],
     chip: ChipOpt = None,
     chips: ChipsOpt = None,
     global_batch: GlobalBatchOpt = DEFAULT_GLOBAL_BATCH,
