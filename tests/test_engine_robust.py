@@ -22,6 +22,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -47,7 +48,7 @@ from ocplan.errors import SpecError
 from ocplan.plan import search as search_module
 from ocplan.plan import space as space_module
 from ocplan.plan.estimate import Estimate
-from ocplan.plan.plan import RECOMPUTE
+from ocplan.plan.plan import LAYOUT, RECOMPUTE
 from ocplan.plan.recompute import mode
 from ocplan.plan.search import SearchResult, search
 from ocplan.workloads.shape import ModelShape
@@ -480,6 +481,34 @@ def test_candidate_guard_counts_every_chip_count(monkeypatch: pytest.MonkeyPatch
         search(wl, system, 16, chip_counts=[8, 16], top_k=1)
     assert "model 'llama3-8b' on 16 chips" in str(info.value)
     assert f"over the limit of {one + 1:,}" in str(info.value)
+
+
+def test_candidate_guard_names_the_fields_whose_value_shrinks_the_space_most(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused search says which layout fields take the most values among its
+    candidates; holding the first to one value searches within the limit."""
+    wl = Workload(ModelShape.from_arch(CAT.model("llama3-8b")), 2048, 256)
+    system = system_for_chip(CAT, "h100-sxm-80gb", 64)
+    whole = search(wl, system, 64, top_k=1).evaluated
+    monkeypatch.setattr(search_module, "MAX_CANDIDATES", whole // 4)
+    with pytest.raises(SpecError) as info:
+        search(wl, system, 64, top_k=1)
+    message = str(info.value)
+    found = re.search(r"give one value of (\w+) \((\d+) values\), (\w+) \((\d+) values\) "
+                      r"or (\w+) \((\d+) values\) to search within it", message)
+    assert found is not None, message
+    counts = [int(found.group(i)) for i in (2, 4, 6)]
+    assert counts == sorted(counts, reverse=True)
+    assert counts[0] >= 4
+    field = found.group(1)
+    assert field in LAYOUT
+    # the widest field held to the best layout's value: within the limit
+    monkeypatch.setattr(search_module, "MAX_CANDIDATES", 10**9)
+    best = search(wl, system, 64, top_k=1).best
+    assert best is not None
+    monkeypatch.setattr(search_module, "MAX_CANDIDATES", whole // 4)
+    held = search(wl, system, 64, top_k=1, fixed={field: getattr(best.plan, field)})
+    assert 0 < held.evaluated <= whole // 4
 
 
 def test_narrow_columns_keep_products_exact() -> None:

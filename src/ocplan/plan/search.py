@@ -326,6 +326,18 @@ def _given_codes(fixed: Mapping[str, LayoutValue], source: str
             {k: v for k, v in codes.items() if k in axes})
 
 
+def _values_taken(cols: Mapping[str, np.ndarray], space: SearchSpace) -> dict[str, int]:
+    """How many values each searched layout field takes among the candidates ``cols``
+    (their codes are small non-negative integers, so a count per code is cheap at
+    millions of rows)."""
+    def taken(col: np.ndarray) -> int:
+        codes = col.astype(np.int64)
+        return int(np.count_nonzero(np.bincount(codes - codes.min()))) if codes.size else 0
+
+    return {a.name: taken(cols[a.name]) for a in space.axes
+            if a.name in cols and len(a.values) > 1}
+
+
 def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips: int,
                     allow_offload: bool, memory_headroom: float,
                     progress: Callable[[int, int], None] | None,
@@ -344,8 +356,9 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     if n > budget:
         raise SpecError.one("search", "space", f"{space.name}: {n:,} layouts to evaluate "
                             f"(with {MAX_CANDIDATES - budget:,} of other chip counts), over "
-                            f"the limit of {MAX_CANDIDATES:,}; fewer layers, chips or chip "
-                            "counts make it smaller")
+                            f"the limit of {MAX_CANDIDATES:,}; "
+                            f"{space.narrowing(_values_taken(cols, space))}, or fewer "
+                            "chip counts")
     step = np.full(n, np.inf)
     mem = np.full(n, np.inf)
     rc_layers = np.zeros(n, dtype=np.int16)
