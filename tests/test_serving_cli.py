@@ -424,3 +424,33 @@ def test_a_disaggregated_goodput_is_a_request_rate_not_tokens() -> None:
         assert e.slo_rate_per_s is not None
         if e.slo_rate_per_s / e.chips > served:
             assert found.results.index(e) < first
+
+
+def test_a_serving_search_lists_top_layouts(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--top`` sets how many layouts the table lists (10 unless told); JSON carries
+    every layout whatever it says; without --search, or with --vs, it is refused."""
+    job = [*INFER[:5], "--chips", "16"]  # 13 layouts fit 16 H200s
+    rc, out, _ = run(capsys, *job, "--search", "-f", "json")
+    assert rc == 0
+    feasible = sum(r["feasible"] for r in json.loads(out)["results"])
+    assert feasible > 10
+
+    def ranked(text: str) -> list[int]:
+        return [int(line.split(".")[0]) for line in text.splitlines()
+                if line[:1].isdigit() and ". " in line[:5]]
+
+    rc, out, _ = run(capsys, *job, "--search")
+    assert rc == 0
+    assert ranked(out) == list(range(1, 11))
+    rc, out, _ = run(capsys, *job, "--search", "--top", "3")
+    assert rc == 0
+    assert ranked(out) == [1, 2, 3]
+    rc, out, _ = run(capsys, *job, "--search", "--top", "3", "-f", "json")
+    assert rc == 0
+    assert sum(r["feasible"] for r in json.loads(out)["results"]) == feasible
+    for bad in (["--top", "3"], ["--search", "--vs", "mi300x", "--top", "3"],
+                ["--search", "--top", "0"]):
+        rc, out, err = run(capsys, *job, *bad)
+        assert (rc, out) == (2, "")
+        assert len(err.strip().splitlines()) == 1
+        assert err.startswith("--top: top_k = ")

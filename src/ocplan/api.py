@@ -121,6 +121,7 @@ __all__ = [
     "EstimateRequest",
     "InferOneJob",
     "InferRequest",
+    "InferSearchJob",
     "InferSearchRequest",
     "InferView",
     "SearchRequest",
@@ -604,6 +605,18 @@ class InferOneJob(InferJob, SensitivityRequest):
     2,000): latency percentiles, preemptions, the ramp and drain of a finite run."""
 
 
+#: Serving layouts the table of a serving search lists unless told (``top_k``).
+SERVING_SEARCH_TOP = 10
+
+
+class InferSearchJob(InferJob):
+    """A serving job whose layouts are searched (the workload fields are added from
+    their declarations: :data:`InferSearchRequest`)."""
+
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, strict=True)] = SERVING_SEARCH_TOP
+    """Layouts a table lists, best first; a JSON answer carries every layout."""
+
+
 class InferCompareJob(InferJob):
     """A serving job on its chip (or system) and on other chips, each at its best serving
     layout, side by side."""
@@ -639,7 +652,7 @@ def _serving_request(name: str, layout: bool,
 
 if TYPE_CHECKING:
     InferRequest = InferOneJob
-    InferSearchRequest = InferJob
+    InferSearchRequest = InferSearchJob
     InferCompareRequest = InferCompareJob
 else:
     InferCompareRequest = _serving_request("InferCompareRequest", layout=False,
@@ -648,7 +661,8 @@ else:
     InferRequest = _serving_request("InferRequest", layout=True, base=InferOneJob)
     """A serving job and one layout (workload and layout fields generated from their
     declarations)."""
-    InferSearchRequest = _serving_request("InferSearchRequest", layout=False)
+    InferSearchRequest = _serving_request("InferSearchRequest", layout=False,
+                                          base=InferSearchJob)
     """A serving job whose layout is searched."""
 
 

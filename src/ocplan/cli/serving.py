@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ocplan.catalog.fields import MAX_TOP_K
 from ocplan.cli.app import FLAGS, handles_bad_input, print_json, session_catalog
 from ocplan.cli.layout_options import (
     serving_values,
@@ -94,6 +95,10 @@ def infer_cmd(
     disaggregate: Annotated[bool, typer.Option(
         "--disaggregate", help="With --search: also try prefill/decode pool splits.")
     ] = False,
+    top: Annotated[int | None, typer.Option(
+        "--top", help=f"With --search: layouts the table lists (at most {MAX_TOP_K}; "
+                      f"default {api.SERVING_SEARCH_TOP}; JSON carries every layout).")
+    ] = None,
     target_rate: Annotated[float | None, typer.Option(
         metavar="<requests/s>",
         help="With --vs: a load to plan for; each system's row then says how many "
@@ -138,6 +143,9 @@ def infer_cmd(
                                   simulate=simulate, target_rate=target_rate,
                                   availability=availability, repair=repair,
                                   disaggregate=disaggregate)
+    if top is not None and (not search or vs):
+        problems.append(Problem(FLAGS, "top_k", "lists one search's layouts: give --search "
+                                              "(and no --vs) too", top))
     # with --search, a layout flag given pins that field in every layout searched
     pinned = {f.name: layout[f.name] for f in api.SERVING_REQUEST_LAYOUT
               if layout[f.name] != f.default} if search else {}
@@ -148,7 +156,8 @@ def infer_cmd(
                                       else {"sensitivity": sensitivity}) \
         | ({"simulate": True} if simulate else {})
     values = dict(model=model, chip=chip, chips=chips, price_per_chip_hour=price_one,
-                  allow_invalid=allow_invalid) | given
+                  allow_invalid=allow_invalid) | given \
+        | ({"top_k": top} if top is not None and search and not vs else {})
     try:
         req = from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
                          **one)
@@ -243,8 +252,10 @@ def _infer_search(req: api.InferJob, model: str, system: Path | None, disaggrega
                                                      FLAGS, disaggregate, pinned)
     except Infeasible as exc:
         exit_refused(exc, model, fmt)
+    assert isinstance(req, api.InferSearchJob)
     _print_serving_search(found, f"{model} on {sysm.spec.name}", fmt, price_one,
-                          api.slo_shortfall(found, workload), api.serving_job_json(req))
+                          api.slo_shortfall(found, workload), api.serving_job_json(req),
+                          req.top_k)
     if fmt is not Format.json:
         print_trust(sysm, allow_invalid)
     runs = [e for e in found.results if e.feasible]
@@ -356,9 +367,10 @@ def _print_serving_sensitivity(sens: ServingSensitivity) -> None:
 
 def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
                           price: float | None, shortfall: str | None,
-                          job: dict[str, object]) -> None:
-    """The ranked layouts; ``shortfall``: the line saying no layout meets the SLO and
-    which comes closest (:func:`ocplan.api.slo_shortfall`); ``job``: what was searched
+                          job: dict[str, object], top: int) -> None:
+    """The ranked layouts (the ``top`` best in a table, every one in JSON);
+    ``shortfall``: the line saying no layout meets the SLO and which comes closest
+    (:func:`ocplan.api.slo_shortfall`); ``job``: what was searched
     (:func:`ocplan.api.serving_job_json`)."""
     from ocplan.reports.summary import SERVING_SEARCH_COLUMNS, formats_text, serving_job_text
 
@@ -382,7 +394,7 @@ def _print_serving_search(found: ServingSearch, title: str, fmt: Format,
         out.print(printable("job: " + serving_job_text(job)))
         return
     print_search_grid(f"{title}: best serving layouts ({found.objective})",
-                      SERVING_SEARCH_COLUMNS, rows[:10])
+                      SERVING_SEARCH_COLUMNS, rows[:top])
     if formats is not None:
         out.print(printable(f"number formats: {formats_text(formats)}"))
     out.print(printable("job: " + serving_job_text(job)))
