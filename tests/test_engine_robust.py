@@ -523,3 +523,14 @@ def test_narrow_columns_keep_products_exact() -> None:
     cols, pruned = sp.candidates()
     assert cols["b"].tolist() == [2**12]
     assert pruned == {"overflow": 1}
+
+
+def test_narrowing_lists_the_widest_fields_and_nothing_when_none_has_two_values() -> None:
+    """The size guards' advice: the fields with the most values, widest first (counted
+    among the candidates when given), or nothing to give a value of."""
+    axis, space = space_module.Axis, space_module.SearchSpace
+    sp = space(axes=(axis("a", (1,)), axis("b", (1, 2, 3)), axis("c", (1, 2))),
+               constraints=(), derived={})
+    assert sp.narrowing() == "give one value of b (3 values) or c (2 values) to search within it"
+    assert sp.narrowing({"b": 1, "c": 5}) == "give one value of c (5 values) to search within it"
+    assert space(axes=(axis("a", (1,)),), constraints=(), derived={}).narrowing() == ""

@@ -328,8 +328,8 @@ def _given_codes(fixed: Mapping[str, LayoutValue], source: str
 
 def _values_taken(cols: Mapping[str, np.ndarray], space: SearchSpace) -> dict[str, int]:
     """How many values each searched layout field takes among the candidates ``cols``
-    (their codes are small non-negative integers, so a count per code is cheap at
-    millions of rows)."""
+    (integers of a modest range, codes and sizes, so a count per value from the
+    smallest is cheap at millions of rows)."""
     def taken(col: np.ndarray) -> int:
         codes = col.astype(np.int64)
         return int(np.count_nonzero(np.bincount(codes - codes.min()))) if codes.size else 0
@@ -354,11 +354,12 @@ def _evaluate_space(workload: Workload, system: System, cal: Calibration, chips:
     # a held field is one value for every row: a read-only view, not n copies of it
     cols |= {name: np.broadcast_to(np.int64(code), (n,)) for name, code in (held or {}).items()}
     if n > budget:
+        narrower = space.narrowing(_values_taken(cols, space))
         raise SpecError.one("search", "space", f"{space.name}: {n:,} layouts to evaluate "
                             f"(with {MAX_CANDIDATES - budget:,} of other chip counts), over "
                             f"the limit of {MAX_CANDIDATES:,}; "
-                            f"{space.narrowing(_values_taken(cols, space))}, or fewer "
-                            "chip counts")
+                            + (f"{narrower}, or fewer chip counts" if narrower
+                               else "fewer chip counts make it smaller"))
     step = np.full(n, np.inf)
     mem = np.full(n, np.inf)
     rc_layers = np.zeros(n, dtype=np.int16)

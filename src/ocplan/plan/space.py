@@ -98,16 +98,17 @@ class SearchSpace:
     """What the space is of (model and chips), for the size guard's message."""
 
     def narrowing(self, values: Mapping[str, int] | None = None, most: int = 3) -> str:
-        """What would shrink the space most, for the size guards' messages: the searched
-        layout fields with the most values (held to one, each divides the space by about
-        its count), ``most`` of them, widest first; ``values`` counts each field's values
-        among the candidates where they are known, else each axis's options count."""
+        """What would shrink the space most, for the size guards' messages: give one
+        value of the searched layout fields with the most values (held to one, each
+        divides the space by about its count), ``most`` of them, widest first; ``values``
+        counts each field's values among the candidates where they are known, else each
+        axis's options count. Empty when no field has two values."""
         counts = values if values is not None else {a.name: len(a.values) for a in self.axes}
         wide = sorted(((n, name) for name, n in counts.items() if n > 1),
                       key=lambda c: -c[0])[:most]
-        if not wide:
-            return "fewer chip counts make it smaller"
         names = [f"{name} ({n} values)" for n, name in wide]
+        if not names:
+            return ""
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
         return f"give one value of {listed} to search within it"
 
@@ -137,7 +138,7 @@ class SearchSpace:
                 raise SpecError.one(
                     "search", "space", f"{self.name}: {rows:,} layouts to hold at once when "
                     f"adding axis '{axis.name}' ({len(values):,} values), over the limit of "
-                    f"{MAX_SPACE_ROWS:,}; {self.narrowing()}")
+                    f"{MAX_SPACE_ROWS:,}; {self.narrowing() or 'fewer chips make it smaller'}")
             remaining //= len(values)
             # Constraints on this axis alone prune its values before they are paired with
             # every earlier row (the same rows and counts as pruning the pairs).
