@@ -75,9 +75,11 @@ SEARCH_THREADS = min(4, os.cpu_count() or 1)
 #: bytes for the whole search (its columns in narrow integer types, step time, memory,
 #: recompute layers, fit flag, then score, order and index when ranking; measured: the
 #: largest validation search, Qwen3-235B on 256 chips, evaluates 5.05 million layouts at a
-#: tracemalloc peak of 0.55 GiB), so 8 million keeps a search under ~1 GiB with margin
-#: over the largest in use.
-MAX_CANDIDATES = 8_000_000
+#: tracemalloc peak of 0.55 GiB), so 24 million keeps a search under ~3 GiB. It admits
+#: the whole space of DeepSeek-V3 on 2,048 chips (global batch 15,360: 20.9 million
+#: layouts, 22 s on two cores at a peak RSS of 1.85 GB, session 80), which 8 million,
+#: the earlier limit, refused.
+MAX_CANDIDATES = 24_000_000
 #: Step-time difference under which two layouts are called a tie in the "why" text (well
 #: below the model's accuracy).
 TIE_FRACTION = 0.0005
