@@ -258,3 +258,21 @@ def test_report_takes_o_for_its_out_file(capsys: pytest.CaptureFixture[str],
     assert rc == 0
     assert str(out) in printed
     assert json.loads(out.read_text(encoding="utf-8"))["estimate"]["feasible"] is True
+
+
+def test_a_file_given_by_position_to_a_command_without_arguments_names_its_file_flags(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``ocplan match mix.yaml`` (as ``ocplan check system.yaml`` takes it) is one line
+    that names the flags the command takes files with; a command that takes files by
+    position (check) gets no such clause, only the count it got wrong."""
+    rc, out, err = run(capsys, "match", EXAMPLES / "cloud-mix.yaml")
+    assert (rc, out) == (2, "")
+    assert _one_line(err).endswith("; 'ocplan match' takes files with --workload or --report")
+    rc, _, err = run(capsys, "estimate", EXAMPLES / "ubb-1024-liquid.yaml", "--model",
+                     "llama3-8b")
+    assert rc == 2
+    assert "'ocplan estimate' takes files with --system" in _one_line(err)
+    rc, _, err = run(capsys, "topology", EXAMPLES / "ubb-1024-liquid.yaml",
+                     EXAMPLES / "mx1-8oam-air.yaml")
+    assert rc == 2
+    assert "takes files with" not in _one_line(err)

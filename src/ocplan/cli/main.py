@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 import typer
@@ -28,6 +29,7 @@ from typer._click.exceptions import (
     NoSuchOption,
     UsageError,
 )
+from typer.core import TyperArgument
 
 from ocplan.catalog.fields import MAX_PRICE_PER_CHIP_HOUR
 from ocplan.cli import hardware, matching, reporting, serving, sweeping, training, validating
@@ -133,7 +135,8 @@ def _run(args: list[str]) -> int:
                 print_json(error_document(exc.exit_code, [problem_json(
                     bad.source, bad.field, bad.value, bad.message, line)]))
             return exc.exit_code
-        message = " ".join(exc.format_message().split()) + _commands_of(exc)
+        message = " ".join(exc.format_message().split()) + _commands_of(exc) \
+            + _file_flags_of(exc)
         if message:  # a bare command prints its help and has no message
             line = printable(f"ocplan: {message}")
             err.print(line)
@@ -164,6 +167,25 @@ def _commands_of(exc: ClickException) -> str:
     if list_commands is None:
         return ""
     return f" '{ctx.command_path}' has: {', '.join(list_commands(ctx))}."
+
+
+def _file_flags_of(exc: ClickException) -> str:
+    """For an argument given by position to a command that takes none (``ocplan match
+    mix.yaml``), the flags it takes files with (``; 'ocplan match' takes files with
+    --workload or --report``); else nothing."""
+    ctx = getattr(exc, "ctx", None)
+    if not (isinstance(exc, UsageError) and ctx is not None and ctx.command is not None
+            and exc.format_message().startswith("Got unexpected extra argument")):
+        return ""
+    params = ctx.command.params
+    if any(isinstance(p, TyperArgument) for p in params):
+        return ""  # it takes some by position: the count was wrong, not the form
+    flags = [next((o for o in p.opts if o.startswith("--")), p.opts[0]) for p in params
+             if getattr(getattr(p, "type_descriptor", None), "annotation", None) is Path]
+    if not flags:
+        return ""
+    listed = flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " or " + flags[-1]
+    return f"; '{ctx.command_path}' takes files with {listed}"
 
 
 def _usage_problem(exc: ClickException, args: Sequence[str], message: str, line: str
