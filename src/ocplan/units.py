@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -243,6 +244,11 @@ def parse_count(text: object) -> float:
     if not math.isfinite(value):
         raise UnitError(f"not a finite number: {_COUNT_TAKES}")
     return value
+
+
+def or_listed(items: Sequence[str]) -> str:
+    """Choices in words: ``a``, ``a or b``, ``a, b or c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def format_quantity(value: float, si_unit: str, digits: int = 3) -> str:

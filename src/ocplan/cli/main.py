@@ -46,6 +46,7 @@ from ocplan.cli.app import (
 from ocplan.cli.render import err, printable, reset_consoles
 from ocplan.cli.state import state
 from ocplan.errors import Problem
+from ocplan.units import or_listed
 
 if TYPE_CHECKING:
     pass
@@ -184,8 +185,7 @@ def _file_flags_of(exc: ClickException) -> str:
              if getattr(getattr(p, "type_descriptor", None), "annotation", None) is Path]
     if not flags:
         return ""
-    listed = flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " or " + flags[-1]
-    return f"; '{ctx.command_path}' takes files with {listed}"
+    return f"; '{ctx.command_path}' takes files with {or_listed(flags)}"
 
 
 def _usage_problem(exc: ClickException, args: Sequence[str], message: str, line: str

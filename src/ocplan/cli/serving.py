@@ -157,7 +157,7 @@ def infer_cmd(
         | ({"simulate": True} if simulate else {})
     values = dict(model=model, chip=chip, chips=chips, price_per_chip_hour=price_one,
                   allow_invalid=allow_invalid) | given \
-        | ({"top_k": top} if top is not None and search and not vs else {})
+        | ({"top_k": top} if top is not None and search else {})
     try:
         req = from_flags(api.InferSearchRequest if search else api.InferRequest, **values,
                          **one)

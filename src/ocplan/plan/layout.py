@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from ocplan.units import or_listed
+
 __all__ = ["LABEL_SEPARATOR", "LayoutField", "LayoutValue", "given_problems", "layout_changes",
            "layout_field",
            "layout_fields", "layout_label", "layout_problems"]
@@ -129,10 +131,10 @@ class LayoutField:
         if self.kind == "bool":
             return "true or false"
         if self.kind == "choice":
-            return "one of " + _listed(self.choices)
+            return "one of " + or_listed(self.choices)
         low, high = self._bounds
         if high - low < _LISTED_RANGE:
-            text = _listed([str(v) for v in range(low, high + 1)])
+            text = or_listed([str(v) for v in range(low, high + 1)])
         else:
             text = f"a whole number from {low:,} to {high:,}"
         return text + (", or None" if self.kind == "optional_int" else "")
@@ -208,11 +210,6 @@ class LayoutField:
         if self.kind == "bool":
             return f"{self.short}={'on' if value else 'off'}"
         return f"{self.short}={'default' if value is None else value}"
-
-
-def _listed(items: tuple[str, ...] | list[str]) -> str:
-    """``a, b or c``."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def layout_field(default: T, *, help: str, short: str, low: int | None = None,

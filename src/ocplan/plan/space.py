@@ -34,6 +34,7 @@ from ocplan.plan.layout import LayoutField
 from ocplan.plan.pipeline_schedules import PipelineSchedule, unmet
 from ocplan.plan.plan import LAYOUT, LAYOUT_FIELDS, end_credit, split_places, stage_layers
 from ocplan.plan.recompute import ModelFeature, Stack, searched_modes
+from ocplan.units import or_listed
 from ocplan.workloads.mixers import MixerDims
 
 __all__ = ["MAX_SPACE_ROWS", "Axis", "Columns", "Constraint", "SearchSpace", "training_space"]
@@ -109,8 +110,7 @@ class SearchSpace:
         names = [f"{name} ({n} values)" for n, name in wide]
         if not names:
             return ""
-        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-        return f"give one value of {listed} to search within it"
+        return f"give one value of {or_listed(names)} to search within it"
 
     @property
     def size(self) -> int:
